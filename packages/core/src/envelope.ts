@@ -1,0 +1,111 @@
+import { Type, type Static } from '@sinclair/typebox'
+import { TypeCompiler } from '@sinclair/typebox/compiler'
+import { type EventData, DEFAULT_MAX_DATA_BYTES, validateData } from './data.ts'
+import { InvalidEnvelope } from './errors.ts'
+import { NAME_LIMITS, validateCategory, validateStreamId, validateTenant, validateType } from './names.ts'
+import type { SchemaRegistry } from './schema-registry.ts'
+
+export const EVENT_KINDS = ['intent', 'fact', 'internal'] as const
+export type EventKind = (typeof EVENT_KINDS)[number]
+
+const Uuid = Type.String({ pattern: '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' })
+const MAX_CAUSED_BY = 200
+
+/** The wire and storage form of an event, before the store records it (DESIGN §2). */
+export const EventEnvelopeSchema = Type.Object(
+  {
+    event_id: Uuid,
+    tenant_id: Type.String({ minLength: 1, maxLength: NAME_LIMITS.tenant }),
+    kind: Type.Union(EVENT_KINDS.map((k) => Type.Literal(k))),
+    stream: Type.Object(
+      {
+        category: Type.String({ minLength: 1, maxLength: NAME_LIMITS.category }),
+        id: Type.String({ minLength: 1, maxLength: NAME_LIMITS['stream id'] }),
+      },
+      { additionalProperties: false },
+    ),
+    type: Type.String({ minLength: 1, maxLength: NAME_LIMITS.type }),
+    schema_version: Type.Integer({ minimum: 1, maximum: 32767 }),
+    data: Type.Record(Type.String(), Type.Unknown()),
+    correlation_id: Uuid,
+    causation_id: Type.Union([Uuid, Type.Null()]),
+    caused_by: Type.String({ minLength: 1, maxLength: MAX_CAUSED_BY, pattern: '^[\\x21-\\x7e]+$' }),
+    occurred_at: Type.String({ minLength: 20, maxLength: 40 }),
+  },
+  { additionalProperties: false },
+)
+
+export type EventEnvelope<D extends EventData = EventData> = Omit<Static<typeof EventEnvelopeSchema>, 'data'> & {
+  data: D
+}
+
+/** An envelope as the store recorded it. Positions are bigints, never floats. */
+export type RecordedEvent<D extends EventData = EventData> = EventEnvelope<D> & {
+  stream_version: number
+  global_position: bigint
+  tx_id: bigint
+  recorded_at: string
+}
+
+const compiledEnvelope = TypeCompiler.Compile(EventEnvelopeSchema)
+const ISO_INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$/
+
+export interface EnvelopeCheckOptions {
+  maxDataBytes?: number
+  /** When given, `type@schema_version` must be registered and `data` must match it. */
+  registry?: SchemaRegistry
+}
+
+/**
+ * Checks an envelope that crossed a boundary (store, gateway, import): shape,
+ * names, lineage, data. Throws a typed error; returns the same envelope typed.
+ */
+export function validateEnvelope(value: unknown, options: EnvelopeCheckOptions = {}): EventEnvelope {
+  if (!compiledEnvelope.Check(value)) {
+    const first = compiledEnvelope.Errors(value).First()
+    const where = first ? `${first.path || '/'}: ${first.message}` : 'invalid'
+    throw new InvalidEnvelope(`malformed event envelope at ${where}`)
+  }
+  const e = value as EventEnvelope
+  validateTenant(e.tenant_id)
+  validateCategory(e.stream.category)
+  validateStreamId(e.stream.id)
+  validateType(e.type)
+  if (!ISO_INSTANT.test(e.occurred_at) || Number.isNaN(Date.parse(e.occurred_at))) {
+    throw new InvalidEnvelope('occurred_at must be an ISO-8601 instant')
+  }
+  if (e.causation_id === null && e.correlation_id !== e.event_id) {
+    throw new InvalidEnvelope('a root event (no causation_id) must have correlation_id = event_id')
+  }
+  if (e.causation_id === e.event_id) throw new InvalidEnvelope('an event cannot cause itself')
+  validateData(e.data, options.maxDataBytes ?? DEFAULT_MAX_DATA_BYTES)
+  options.registry?.validate(e.type, e.schema_version, e.data)
+  return e
+}
+
+/** Whether two envelopes carry the same content (used for idempotent retries). */
+export function sameEnvelope(a: EventEnvelope, b: EventEnvelope): boolean {
+  return (
+    a.event_id === b.event_id &&
+    a.tenant_id === b.tenant_id &&
+    a.kind === b.kind &&
+    a.stream.category === b.stream.category &&
+    a.stream.id === b.stream.id &&
+    a.type === b.type &&
+    a.schema_version === b.schema_version &&
+    a.correlation_id === b.correlation_id &&
+    a.causation_id === b.causation_id &&
+    a.caused_by === b.caused_by &&
+    Date.parse(a.occurred_at) === Date.parse(b.occurred_at) &&
+    canonicalJson(a.data) === canonicalJson(b.data)
+  )
+}
+
+/** JSON with object keys sorted, so equal data has one text (jsonb reorders keys). */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)))
+      : v,
+  )
+}

@@ -1,0 +1,159 @@
+/**
+ * Typed errors with stable string codes. Callers match on `code` (see
+ * `isEventplaneError`), never on message text; evtctl maps codes to exit codes.
+ */
+export type ErrorCode =
+  | 'core.invalid_name'
+  | 'core.invalid_envelope'
+  | 'core.invalid_data'
+  | 'core.payload_too_large'
+  | 'core.schema_violation'
+  | 'core.unknown_schema'
+  | 'core.tenant_mismatch'
+  | 'core.stream_mismatch'
+  | 'store.wrong_expected_version'
+  | 'store.idempotency_conflict'
+  | 'store.forbidden'
+  | 'store.unavailable'
+  | 'store.migration_failed'
+  | 'bus.unavailable'
+  | 'bus.forbidden'
+  | 'bus.bad_request'
+  | 'bus.timeout'
+  | 'runtime.unknown_projection'
+  | 'runtime.unknown_controller'
+  | 'runtime.handler_failed'
+  | 'cli.bad_usage'
+  | 'cli.config'
+
+export interface EventplaneErrorOptions {
+  cause?: unknown
+  details?: Record<string, unknown>
+}
+
+/** Base class of every error eventplane throws on purpose. */
+export class EventplaneError extends Error {
+  readonly code: ErrorCode
+  readonly details: Record<string, unknown>
+
+  constructor(code: ErrorCode, message: string, options: EventplaneErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.name = new.target.name
+    this.code = code
+    this.details = options.details ?? {}
+  }
+
+  /** The wire form used by the gateway and `--json` output. */
+  toJSON(): { code: ErrorCode; message: string; details?: Record<string, unknown> } {
+    return Object.keys(this.details).length > 0
+      ? { code: this.code, message: this.message, details: this.details }
+      : { code: this.code, message: this.message }
+  }
+}
+
+/** A name (tenant, category, stream id, type) broke the naming rules. */
+export class InvalidName extends EventplaneError {
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super('core.invalid_name', message, { details })
+  }
+}
+
+/** An envelope is malformed: missing fields, wrong types, impossible lineage. */
+export class InvalidEnvelope extends EventplaneError {
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super('core.invalid_envelope', message, { details })
+  }
+}
+
+/** Event data is not a JSON object that PostgreSQL's jsonb can store verbatim. */
+export class InvalidData extends EventplaneError {
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super('core.invalid_data', message, { details })
+  }
+}
+
+export class PayloadTooLarge extends EventplaneError {
+  constructor(readonly size: number, readonly limit: number) {
+    super('core.payload_too_large', `event data is ${size} bytes, over the ${limit} byte limit`, {
+      details: { size, limit },
+    })
+  }
+}
+
+export class SchemaViolation extends EventplaneError {
+  constructor(type: string, version: number, errors: string[]) {
+    super('core.schema_violation', `data does not match schema ${type}@v${version}: ${errors[0] ?? 'invalid'}`, {
+      details: { type, schema_version: version, errors },
+    })
+  }
+}
+
+export class UnknownSchema extends EventplaneError {
+  constructor(type: string, version: number) {
+    super('core.unknown_schema', `no schema registered for ${type}@v${version}`, {
+      details: { type, schema_version: version },
+    })
+  }
+}
+
+export class TenantMismatch extends EventplaneError {
+  constructor(expected: string, actual: string) {
+    super('core.tenant_mismatch', `event belongs to tenant ${actual}, expected ${expected}`, {
+      details: { expected, actual },
+    })
+  }
+}
+
+export class StreamMismatch extends EventplaneError {
+  constructor(expected: string, actual: string) {
+    super('core.stream_mismatch', `event belongs to stream ${actual}, expected ${expected}`, {
+      details: { expected, actual },
+    })
+  }
+}
+
+export class WrongExpectedVersion extends EventplaneError {
+  constructor(
+    readonly stream: string,
+    readonly expected: number | 'no_stream' | 'any',
+    readonly actual: number,
+    options: { cause?: unknown } = {},
+  ) {
+    super('store.wrong_expected_version', `stream ${stream} is at version ${actual}, expected ${expected}`, {
+      cause: options.cause,
+      details: { stream, expected, actual },
+    })
+  }
+}
+
+export class IdempotencyConflict extends EventplaneError {
+  constructor(eventIds: string[], options: { cause?: unknown } = {}) {
+    super('store.idempotency_conflict', `event id ${eventIds[0] ?? '?'} is already stored with different content`, {
+      cause: options.cause,
+      details: { event_ids: eventIds },
+    })
+  }
+}
+
+/** A dependency (PostgreSQL, NATS) cannot be reached; the operation may be retried with the same ids. */
+export class Unavailable extends EventplaneError {
+  constructor(code: 'store.unavailable' | 'bus.unavailable', message: string, options: { cause?: unknown } = {}) {
+    super(code, message, options)
+  }
+}
+
+export class Forbidden extends EventplaneError {
+  constructor(code: 'store.forbidden' | 'bus.forbidden', message: string, options: { cause?: unknown } = {}) {
+    super(code, message, options)
+  }
+}
+
+/** True when `e` is an eventplane error, and has `code` if one is given. */
+export function isEventplaneError(e: unknown, code?: ErrorCode): e is EventplaneError {
+  return e instanceof EventplaneError && (code === undefined || e.code === code)
+}
+
+/** Rebuilds a typed error from its wire form (gateway replies), keeping the stable code. */
+export function errorFromWire(wire: { code: string; message: string; details?: Record<string, unknown> }): EventplaneError {
+  return new EventplaneError(wire.code as ErrorCode, wire.message, { details: wire.details ?? {} })
+}

@@ -1,0 +1,31 @@
+export { EventFactory } from './event-factory.ts'
+export type { EventFactoryOptions, NewEventOptions } from './event-factory.ts'
+export { EVENT_KINDS, EventEnvelopeSchema, canonicalJson, sameEnvelope, validateEnvelope } from './envelope.ts'
+export type { EnvelopeCheckOptions, EventEnvelope, EventKind, RecordedEvent } from './envelope.ts'
+export { DEFAULT_MAX_DATA_BYTES, validateData } from './data.ts'
+export type { EventData, JsonValue } from './data.ts'
+export { NAME_LIMITS, validateCategory, validateName, validateStreamId, validateTenant, validateType } from './names.ts'
+export type { NameKind } from './names.ts'
+export { formatStream, parseStream, streamRef } from './stream.ts'
+export type { StreamRef } from './stream.ts'
+export { SchemaRegistry } from './schema-registry.ts'
+export { START, compareCheckpoints, formatCheckpoint, parseCheckpoint } from './checkpoint.ts'
+export type { Checkpoint } from './checkpoint.ts'
+export {
+  EventplaneError,
+  Forbidden,
+  IdempotencyConflict,
+  InvalidData,
+  InvalidEnvelope,
+  InvalidName,
+  PayloadTooLarge,
+  SchemaViolation,
+  StreamMismatch,
+  TenantMismatch,
+  Unavailable,
+  UnknownSchema,
+  WrongExpectedVersion,
+  errorFromWire,
+  isEventplaneError,
+} from './errors.ts'
+export type { ErrorCode, EventplaneErrorOptions } from './errors.ts'

@@ -1,0 +1,217 @@
+import type { Sql } from 'postgres'
+import {
+  type Checkpoint,
+  type EnvelopeCheckOptions,
+  type EventEnvelope,
+  type RecordedEvent,
+  type SchemaRegistry,
+  type StreamRef,
+  InvalidEnvelope,
+  START,
+  StreamMismatch,
+  TenantMismatch,
+  WrongExpectedVersion,
+  formatStream,
+  streamRef,
+  validateEnvelope,
+  validateTenant,
+} from '@eventplane/core'
+import { mapPgError } from './pg-errors.ts'
+import { toRecordedEvent } from './rows.ts'
+import { appendSql } from './sql/append.ts'
+import { readAllSql } from './sql/read-all.ts'
+import { readCorrelationSql } from './sql/read-correlation.ts'
+import { readStreamSql } from './sql/read-stream.ts'
+
+export type ExpectedVersion = number | 'no_stream' | 'any'
+
+export interface AppendOptions {
+  /** Exact last version, `no_stream` (the stream must be empty) or `any` (default). */
+  expectedVersion?: ExpectedVersion
+}
+
+export interface AppendedEvent {
+  eventId: string
+  streamVersion: number
+  position: bigint
+  txId: bigint
+  recordedAt: string
+}
+
+export interface AppendResult {
+  /** The stream's last version after this append: the next `expectedVersion`. */
+  nextExpectedVersion: number
+  events: AppendedEvent[]
+  /** True when every event was already stored identically (an idempotent retry). */
+  replayed: boolean
+}
+
+export interface ReadStreamOptions {
+  direction?: 'forward' | 'backward'
+  /** First version to return (forward, default 1) or last (backward, default the end). */
+  fromVersion?: number
+  maxCount?: number
+  batchSize?: number
+  signal?: AbortSignal
+}
+
+export interface ReadAllOptions {
+  from?: Checkpoint
+  batchSize?: number
+  /** Limit to one tenant (RLS-scoped); omit only with a cross-tenant role. */
+  tenant?: string
+  signal?: AbortSignal
+}
+
+export interface EventStoreOptions extends EnvelopeCheckOptions {
+  /** Largest batch accepted by one append. */
+  maxBatchSize?: number
+  registry?: SchemaRegistry
+}
+
+const DEFAULT_MAX_BATCH = 1000
+const DEFAULT_BATCH = 500
+
+/**
+ * The append-only log on PostgreSQL. Takes a postgres.js client connected as
+ * the role the caller is allowed to act as (intent_writer, fact_writer,
+ * reader, relay, operator); the database enforces what that role may do.
+ */
+export class PgEventStore {
+  readonly sql: Sql
+  readonly #options: EventStoreOptions
+
+  constructor(sql: Sql, options: EventStoreOptions = {}) {
+    this.sql = sql
+    this.#options = options
+  }
+
+  /**
+   * Appends `events` to `stream` atomically in one round trip. A retry with
+   * the same event ids and content returns the first result; the same ids
+   * with other content fail with `IdempotencyConflict`; a lost race fails
+   * with `WrongExpectedVersion`. Nothing is written when validation fails.
+   */
+  async append(stream: StreamRef, events: readonly EventEnvelope[], options: AppendOptions = {}): Promise<AppendResult> {
+    const ref = streamRef(stream.tenant, stream.category, stream.id)
+    const expected = options.expectedVersion ?? 'any'
+    this.#checkBatch(ref, events, expected)
+    try {
+      const rows = await appendSql(this.sql, ref.tenant, ref.category, ref.id, expectedCode(expected), events)
+      const appended = rows.map((r) => ({
+        eventId: r.event_id,
+        streamVersion: Number(r.stream_version),
+        position: BigInt(r.global_position),
+        txId: BigInt(r.tx_id),
+        recordedAt: r.recorded_at.toISOString(),
+      }))
+      return {
+        nextExpectedVersion: appended.at(-1)!.streamVersion,
+        events: appended,
+        replayed: rows.every((r) => r.replayed),
+      }
+    } catch (e) {
+      const pg = e as { code?: string; detail?: string; constraint_name?: string }
+      if (pg.code === 'EPWEV') throw new WrongExpectedVersion(formatStream(ref), expected, Number(pg.detail), { cause: e })
+      if (pg.code === '23505' && pg.constraint_name === 'events_stream_version_key') {
+        throw new WrongExpectedVersion(formatStream(ref), expected, -1, { cause: e })
+      }
+      throw mapPgError(e)
+    }
+  }
+
+  /** A stream's events in batches, forward or backward. */
+  async *readStream(stream: StreamRef, options: ReadStreamOptions = {}): AsyncGenerator<RecordedEvent[]> {
+    const ref = streamRef(stream.tenant, stream.category, stream.id)
+    const backward = options.direction === 'backward'
+    const batchSize = positive(options.batchSize ?? DEFAULT_BATCH, 'batchSize')
+    let remaining = options.maxCount ?? Number.POSITIVE_INFINITY
+    let next = options.fromVersion ?? (backward ? Number.MAX_SAFE_INTEGER : 1)
+    while (remaining > 0 && next >= 1) {
+      options.signal?.throwIfAborted()
+      const limit = Math.min(batchSize, remaining)
+      const rows = await this.#run(() => readStreamSql(this.sql, ref.tenant, ref.category, ref.id, next, backward, limit))
+      if (rows.length === 0) return
+      const batch = rows.map(toRecordedEvent)
+      yield batch
+      remaining -= batch.length
+      if (batch.length < limit) return
+      next = batch.at(-1)!.stream_version + (backward ? -1 : 1)
+    }
+  }
+
+  /** Every event of a stream, forward (convenience over `readStream`). */
+  async readStreamToArray(stream: StreamRef, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {
+    const out: RecordedEvent[] = []
+    for await (const batch of this.readStream(stream, options)) out.push(...batch)
+    return out
+  }
+
+  /**
+   * The gap-safe global order after `from`, in batches, until caught up.
+   * Events of a transaction still open are held back, never skipped.
+   */
+  async *readAll(options: ReadAllOptions = {}): AsyncGenerator<RecordedEvent[]> {
+    const tenant = options.tenant === undefined ? undefined : validateTenant(options.tenant)
+    const batchSize = positive(options.batchSize ?? DEFAULT_BATCH, 'batchSize')
+    let after = options.from ?? START
+    for (;;) {
+      options.signal?.throwIfAborted()
+      const rows = await this.#run(() => readAllSql(this.sql, after, batchSize, tenant))
+      if (rows.length === 0) return
+      const batch = rows.map(toRecordedEvent)
+      yield batch
+      const last = batch.at(-1)!
+      after = { txId: last.tx_id, position: last.global_position }
+      if (batch.length < batchSize) return
+    }
+  }
+
+  /** Every event of one correlation chain of one tenant, in log order. */
+  async readCorrelation(tenant: string, correlationId: string, limit = 10_000): Promise<RecordedEvent[]> {
+    validateTenant(tenant)
+    if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(correlationId)) {
+      throw new InvalidEnvelope(`correlation id must be a lowercase UUID, got ${JSON.stringify(correlationId)}`)
+    }
+    const rows = await this.#run(() => readCorrelationSql(this.sql, tenant, correlationId, limit))
+    return rows.map(toRecordedEvent)
+  }
+
+  #checkBatch(ref: StreamRef, events: readonly EventEnvelope[], expected: ExpectedVersion): void {
+    if (!Array.isArray(events) || events.length === 0) throw new InvalidEnvelope('append needs at least one event')
+    const max = this.#options.maxBatchSize ?? DEFAULT_MAX_BATCH
+    if (events.length > max) throw new InvalidEnvelope(`append takes at most ${max} events, got ${events.length}`)
+    if (expected !== 'any' && expected !== 'no_stream' && !(Number.isSafeInteger(expected) && expected >= 0)) {
+      throw new InvalidEnvelope(`expectedVersion must be a non-negative integer, 'no_stream' or 'any'`)
+    }
+    const ids = new Set<string>()
+    for (const event of events) {
+      validateEnvelope(event, this.#options)
+      if (event.tenant_id !== ref.tenant) throw new TenantMismatch(ref.tenant, event.tenant_id)
+      if (event.stream.category !== ref.category || event.stream.id !== ref.id) {
+        throw new StreamMismatch(formatStream(ref), formatStream({ tenant: event.tenant_id, ...event.stream }))
+      }
+      if (ids.has(event.event_id)) throw new InvalidEnvelope(`event id ${event.event_id} appears twice in one append`)
+      ids.add(event.event_id)
+    }
+  }
+
+  async #run<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn()
+    } catch (e) {
+      throw mapPgError(e)
+    }
+  }
+}
+
+function expectedCode(expected: ExpectedVersion): number {
+  if (expected === 'any') return -1
+  if (expected === 'no_stream') return 0
+  return expected
+}
+
+function positive(n: number, name: string): number {
+  if (!Number.isSafeInteger(n) || n < 1) throw new RangeError(`${name} must be a positive integer`)
+  return n
+}

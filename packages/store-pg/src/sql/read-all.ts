@@ -1,0 +1,22 @@
+import type { Sql } from 'postgres'
+import type { Checkpoint } from '@eventplane/core'
+import type { EventRow } from '../rows.ts'
+
+/**
+ * One batch of the gap-safe global order after `after`: only rows whose
+ * transaction is older than every transaction still running (so a slow
+ * transaction is never skipped), ordered by (tx_id, global_position).
+ * Without a tenant this needs a cross-tenant role (relay, operator).
+ */
+export function readAllSql(sql: Sql, after: Checkpoint, limit: number, tenant?: string): Promise<EventRow[]> {
+  if (tenant !== undefined) {
+    return sql<EventRow[]>`
+      select * from eventplane.read_all_for_tenant(${tenant}, ${after.txId.toString()}::xid8, ${after.position.toString()}::bigint, ${limit})`
+  }
+  return sql<EventRow[]>`
+    select * from eventplane.events
+     where (tx_id, global_position) > (${after.txId.toString()}::xid8, ${after.position.toString()}::bigint)
+       and tx_id < pg_snapshot_xmin(pg_current_snapshot())
+     order by tx_id, global_position
+     limit ${limit}`
+}

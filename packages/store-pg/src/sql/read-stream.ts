@@ -1,0 +1,16 @@
+import type { Sql } from 'postgres'
+import type { EventRow } from '../rows.ts'
+
+/** One batch of a stream, in one round trip with the tenant set for that statement only. */
+export function readStreamSql(
+  sql: Sql,
+  tenant: string,
+  category: string,
+  streamId: string,
+  from: number,
+  backward: boolean,
+  limit: number,
+): Promise<EventRow[]> {
+  return sql<EventRow[]>`
+    select * from eventplane.read_stream(${tenant}, ${category}, ${streamId}, ${from}, ${backward}, ${limit})`
+}
