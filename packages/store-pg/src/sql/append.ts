@@ -1,3 +1,4 @@
+import type postgres from 'postgres'
 import type { Sql } from 'postgres'
 import type { EventEnvelope } from '@eventplane/core'
 
@@ -26,7 +27,7 @@ export async function appendSql(
   expected: ExpectedVersionCode,
   events: readonly EventEnvelope[],
 ): Promise<AppendedRow[]> {
-  const payload = JSON.stringify(
+  const payload = sql.json(
     events.map((e) => ({
       event_id: e.event_id,
       kind: e.kind,
@@ -37,9 +38,9 @@ export async function appendSql(
       causation_id: e.causation_id,
       caused_by: e.caused_by,
       occurred_at: e.occurred_at,
-    })),
+    })) as unknown as postgres.JSONValue,
   )
   return sql<AppendedRow[]>`
     select event_id, stream_version::text, global_position::text, tx_id::text, recorded_at, replayed
-      from eventplane.append_to_stream(${tenant}, ${category}, ${streamId}, ${expected}, ${payload}::jsonb)`
+      from eventplane.append_to_stream(${tenant}, ${category}, ${streamId}, ${expected}, ${payload})`
 }

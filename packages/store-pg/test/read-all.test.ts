@@ -1,0 +1,100 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { type RecordedEvent, START } from '@eventplane/core'
+import { PgEventStore, ROLES } from '@eventplane/store-pg'
+import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
+import { factoryFor, stream } from './helpers.ts'
+
+async function readEverything(store: PgEventStore, batchSize = 2): Promise<RecordedEvent[]> {
+  const out: RecordedEvent[] = []
+  for await (const batch of store.readAll({ from: START, batchSize })) out.push(...batch)
+  return out
+}
+
+/** Other databases' transactions on this server can hold the read back for a moment too. */
+async function eventually(fn: () => Promise<boolean>, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!(await fn())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time')
+    await sleep(50)
+  }
+}
+
+describe('readAll, the gap-safe global read', () => {
+  let db: TestDatabase
+  let writer: PgEventStore
+  let relay: PgEventStore
+  before(async () => {
+    db = await createTestDatabase('ep_readall')
+    writer = new PgEventStore(db.connect(ROLES.intentWriter))
+    relay = new PgEventStore(db.connect(ROLES.relay))
+  })
+  after(() => db.drop())
+
+  test('a transaction that inserted first but commits last is never skipped', async () => {
+    const f = factoryFor('acme')
+    const before = f.intent(stream('acme', 'a'), 'created', { n: 0 })
+    await writer.append(stream('acme', 'a'), [before])
+
+    const slowConn = await db.connect(ROLES.intentWriter, 1).reserve()
+    await slowConn.unsafe('begin')
+    const slow = f.intent(stream('acme', 'slow'), 'created', { n: 1 })
+    await new PgEventStore(slowConn as never).append(stream('acme', 'slow'), [slow])
+
+    const fast = f.intent(stream('acme', 'fast'), 'created', { n: 2 })
+    await writer.append(stream('acme', 'fast'), [fast])
+
+    const whileOpen = await readEverything(relay)
+    assert.ok(whileOpen.every((e) => e.event_id !== fast.event_id), 'a later commit must wait for the open transaction')
+    assert.ok(whileOpen.every((e) => e.event_id !== slow.event_id))
+
+    await slowConn.unsafe('commit')
+    slowConn.release()
+    let all: RecordedEvent[] = []
+    await eventually(async () => {
+      all = await readEverything(relay)
+      return all.some((e) => e.event_id === fast.event_id)
+    })
+    const ids = all.map((e) => e.event_id)
+    assert.ok(ids.indexOf(slow.event_id) >= 0, 'the slow transaction is delivered')
+    assert.ok(ids.indexOf(slow.event_id) < ids.indexOf(fast.event_id), 'in (tx_id, position) order')
+    const keys = all.map((e) => [e.tx_id, e.global_position] as const)
+    const sorted = [...keys].sort((x, y) => (x[0] === y[0] ? Number(x[1] - y[1]) : x[0] < y[0] ? -1 : 1))
+    assert.deepEqual(keys, sorted)
+  })
+
+  test('a rolled-back transaction leaves a gap that is passed over', async () => {
+    const f = factoryFor('acme')
+    const conn = await db.connect(ROLES.intentWriter, 1).reserve()
+    await conn.unsafe('begin')
+    const lost = f.intent(stream('acme', 'lost'), 'created', {})
+    await new PgEventStore(conn as never).append(stream('acme', 'lost'), [lost])
+    await conn.unsafe('rollback')
+    conn.release()
+    const kept = f.intent(stream('acme', 'kept'), 'created', {})
+    await writer.append(stream('acme', 'kept'), [kept])
+    await eventually(async () => (await readEverything(relay)).some((e) => e.event_id === kept.event_id))
+    assert.ok((await readEverything(relay)).every((e) => e.event_id !== lost.event_id))
+  })
+
+  test('reading from a checkpoint continues exactly after it, batch by batch', async () => {
+    const f = factoryFor('globex')
+    const s = stream('globex', 'many')
+    await writer.append(s, Array.from({ length: 9 }, (_, i) => f.intent(s, 'scaled', { i })))
+    let all: RecordedEvent[] = []
+    await eventually(async () => (all = await readEverything(relay, 100)).filter((e) => e.tenant_id === 'globex').length === 9)
+    const mid = all[3]!
+    const rest: RecordedEvent[] = []
+    for await (const batch of relay.readAll({ from: { txId: mid.tx_id, position: mid.global_position }, batchSize: 2 })) rest.push(...batch)
+    assert.deepEqual(rest.map((e) => e.event_id), all.slice(4).map((e) => e.event_id))
+  })
+
+  test('a tenant-scoped readAll sees only that tenant', async () => {
+    const reader = new PgEventStore(db.connect(ROLES.reader, 2))
+    const seen: RecordedEvent[] = []
+    for await (const batch of reader.readAll({ tenant: 'globex' })) seen.push(...batch)
+    assert.ok(seen.length >= 9)
+    assert.ok(seen.every((e) => e.tenant_id === 'globex'))
+  })
+})
