@@ -1,0 +1,86 @@
+/** Shared helpers for the benchmarks: timing, percentiles, rounds and the printed table. */
+
+export interface Measurement {
+  ops: number
+  events: number
+  seconds: number
+  latenciesMs: number[]
+}
+
+export function percentile(values: number[], p: number): number {
+  if (values.length === 0) return Number.NaN
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
+}
+
+export const median = (values: number[]): number => percentile(values, 50)
+
+/** Runs `ops` operations on `concurrency` loops and records each one's latency. */
+export async function measure(ops: number, concurrency: number, eventsPerOp: number, op: (i: number) => Promise<unknown>): Promise<Measurement> {
+  const latenciesMs: number[] = []
+  let next = 0
+  const start = performance.now()
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      for (let i = next++; i < ops; i = next++) {
+        const t = performance.now()
+        await op(i)
+        latenciesMs.push(performance.now() - t)
+      }
+    }),
+  )
+  const seconds = (performance.now() - start) / 1000
+  return { ops, events: ops * eventsPerOp, seconds, latenciesMs }
+}
+
+export interface Comparison {
+  name: string
+  target: number
+  raw: Measurement[]
+  ours: Measurement[]
+}
+
+/** Alternates baseline and ours for `rounds` rounds, so drift and noise hit both. */
+export async function compare(name: string, target: number, rounds: number, raw: () => Promise<Measurement>, ours: () => Promise<Measurement>): Promise<Comparison> {
+  const result: Comparison = { name, target, raw: [], ours: [] }
+  for (let r = 0; r < rounds; r++) {
+    result.raw.push(await raw())
+    result.ours.push(await ours())
+    const last = result.ours.at(-1)!.events / result.ours.at(-1)!.seconds / (result.raw.at(-1)!.events / result.raw.at(-1)!.seconds)
+    process.stderr.write(`  ${name}: round ${r + 1}/${rounds} ratio ${last.toFixed(2)}\n`)
+  }
+  return result
+}
+
+const rate = (m: Measurement) => m.events / m.seconds
+
+export function summarize(c: Comparison): Record<string, string | number | boolean> {
+  const ratios = c.ours.map((m, i) => rate(m) / rate(c.raw[i]!))
+  const ratio = median(ratios)
+  const lat = (ms: Measurement[], p: number) => median(ms.map((m) => percentile(m.latenciesMs, p)))
+  return {
+    benchmark: c.name,
+    'raw ev/s': Math.round(median(c.raw.map(rate))),
+    'ours ev/s': Math.round(median(c.ours.map(rate))),
+    'raw p50 ms': +lat(c.raw, 50).toFixed(2),
+    'ours p50 ms': +lat(c.ours, 50).toFixed(2),
+    'raw p99 ms': +lat(c.raw, 99).toFixed(2),
+    'ours p99 ms': +lat(c.ours, 99).toFixed(2),
+    'median ratio': +ratio.toFixed(2),
+    target: c.target,
+    meets: ratio >= c.target,
+  }
+}
+
+export function printTable(rows: Record<string, string | number | boolean>[]): void {
+  console.table(rows)
+  console.log('\nmarkdown:')
+  const cols = Object.keys(rows[0] ?? {})
+  console.log(`| ${cols.join(' | ')} |\n|${cols.map(() => '---').join('|')}|`)
+  for (const row of rows) console.log(`| ${cols.map((c) => String(row[c])).join(' | ')} |`)
+}
+
+export function argValue(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`)
+  return i >= 0 ? Number(process.argv[i + 1]) : fallback
+}

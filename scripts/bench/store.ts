@@ -1,0 +1,104 @@
+/**
+ * pnpm bench:store — raw PostgreSQL vs PgEventStore in the same run, on the same
+ * database, alternating rounds; prints events/s, p50/p99 and the median ratio.
+ */
+import { randomUUID } from 'node:crypto'
+import { EventFactory, START } from '@eventplane/core'
+import { PgEventStore, ROLES } from '@eventplane/store-pg'
+import { createTestDatabase } from '@eventplane/store-pg/testing'
+import { argValue, compare, measure, printTable, summarize } from './lib.ts'
+
+const ROUNDS = argValue('rounds', 5)
+const SINGLE_OPS = argValue('single-ops', 1500)
+const BATCH_OPS = argValue('batch-ops', 150)
+const READ_EVENTS = argValue('read-events', 100_000)
+
+const db = await createTestDatabase('ep_bench_store')
+try {
+  const admin = db.connect('postgres' as never, 8)
+  await db.admin`create table raw_events (
+    global_position bigint generated always as identity primary key, event_id uuid not null unique,
+    tenant_id text not null, kind text not null, category text not null, stream_id text not null,
+    stream_version bigint not null, type text not null, schema_version smallint not null, data jsonb not null,
+    correlation_id uuid not null, causation_id uuid, caused_by text not null, occurred_at timestamptz not null,
+    recorded_at timestamptz not null default now())`
+  const store = new PgEventStore(db.connect(ROLES.intentWriter, 8))
+  const factory = EventFactory.forTenant('bench', { causedBy: 'user:bench' })
+  const data = { image: 'registry.example/web:1.2.3', replicas: 3, labels: { team: 'platform', tier: 'web' } }
+  let round = 0
+
+  const rawInsert = (sql: typeof admin, n: number) => {
+    const rows = Array.from({ length: n }, () => {
+      const id = randomUUID()
+      return { id, data: JSON.stringify(data) }
+    })
+    return sql`insert into raw_events (event_id, tenant_id, kind, category, stream_id, stream_version, type,
+        schema_version, data, correlation_id, causation_id, caused_by, occurred_at)
+      select u.id, 'bench', 'intent', 'deployment', 'raw', 1, 'created', 1, u.data::jsonb, u.id, null, 'user:bench', now()
+        from unnest(${rows.map((r) => r.id)}::uuid[], ${rows.map((r) => r.data)}::text[]) as u(id, data)`
+  }
+  const rawSingle = (sql: typeof admin) =>
+    sql`insert into raw_events (event_id, tenant_id, kind, category, stream_id, stream_version, type, schema_version,
+        data, correlation_id, causation_id, caused_by, occurred_at)
+      values (${randomUUID()}, 'bench', 'intent', 'deployment', 'raw', 1, 'created', 1, ${sql.json(data)}, ${randomUUID()},
+        null, 'user:bench', now())`
+
+  const results = []
+  for (const writers of [1, 8]) {
+    results.push(
+      await compare(`append 1 event, ${writers} writer(s)`, 0.8, ROUNDS,
+        () => measure(SINGLE_OPS, writers, 1, () => rawSingle(admin)),
+        () => {
+          round++
+          return measure(SINGLE_OPS, writers, 1, (i) => {
+            const s = { tenant: 'bench', category: 'deployment', id: `s${round}-${i % (writers * 4)}` }
+            return store.append(s, [factory.intent(s, 'created', data)])
+          })
+        }),
+    )
+  }
+  results.push(
+    await compare('append 100 events', 0.7, ROUNDS,
+      () => measure(BATCH_OPS, 1, 100, () => rawInsert(admin, 100)),
+      () => {
+        round++
+        return measure(BATCH_OPS, 1, 100, (i) => {
+          const s = { tenant: 'bench', category: 'deployment', id: `b${round}-${i}` }
+          return store.append(s, Array.from({ length: 100 }, () => factory.intent(s, 'created', data)))
+        })
+      }),
+  )
+
+  const [{ n }] = (await db.admin`select count(*)::int as n from eventplane.events`) as unknown as [{ n: number }]
+  for (let i = n; i < READ_EVENTS; i += 1000) {
+    const s = { tenant: 'bench', category: 'deployment', id: `r${i}` }
+    await store.append(s, Array.from({ length: Math.min(1000, READ_EVENTS - i) }, () => factory.intent(s, 'created', data)))
+  }
+  await db.admin`vacuum analyze eventplane.events`
+  const relay = new PgEventStore(db.connect(ROLES.relay, 2))
+  const readRounds = Math.max(3, Math.ceil(ROUNDS / 2))
+  results.push(
+    await compare(`readAll ${READ_EVENTS} events`, 0.6, readRounds,
+      async () => {
+        const t = performance.now()
+        let count = 0
+        await admin`select * from eventplane.events order by tx_id, global_position limit ${READ_EVENTS}`.cursor(1000, (rows) => {
+          count += rows.length
+        })
+        return { ops: 1, events: count, seconds: (performance.now() - t) / 1000, latenciesMs: [performance.now() - t] }
+      },
+      async () => {
+        const t = performance.now()
+        let count = 0
+        for await (const batch of relay.readAll({ from: START, batchSize: 1000 })) {
+          count += batch.length
+          if (count >= READ_EVENTS) break
+        }
+        return { ops: 1, events: count, seconds: (performance.now() - t) / 1000, latenciesMs: [performance.now() - t] }
+      }),
+  )
+  console.log(`\nbench:store on ${new Date().toISOString().slice(0, 10)}, PostgreSQL ${(await db.admin`show server_version`)[0]!.server_version}, ${ROUNDS} rounds (median of per-round ratios)`)
+  printTable(results.map(summarize))
+} finally {
+  await db.drop()
+}
