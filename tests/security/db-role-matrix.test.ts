@@ -1,0 +1,97 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import { EventFactory } from '@eventplane/core'
+import { PgEventStore, ROLES } from '@eventplane/store-pg'
+import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
+
+type Action = 'select_own' | 'select_other' | 'insert_own_intent' | 'insert_own_fact' | 'insert_other_intent' | 'insert_other_fact' | 'update' | 'delete' | 'truncate'
+
+/** The expected allow table: every (role, action) not listed is denied. */
+const ALLOWED: Record<string, Action[]> = {
+  eventplane_owner: ['select_own'],
+  eventplane_intent_writer: ['select_own', 'insert_own_intent'],
+  eventplane_fact_writer: ['select_own', 'insert_own_fact'],
+  eventplane_reader: ['select_own'],
+  eventplane_relay: ['select_own', 'select_other'],
+  eventplane_operator: ['select_own', 'select_other', 'insert_own_intent', 'insert_own_fact'],
+  eventplane_projector: ['select_own', 'select_other'],
+}
+
+const insert = (tenant: string, kind: string) => `
+  insert into eventplane.events (event_id, tenant_id, kind, category, stream_id, stream_version, type,
+    schema_version, data, correlation_id, causation_id, caused_by, occurred_at)
+  values (gen_random_uuid(), '${tenant}', '${kind}', 'deployment', 'm-' || md5(random()::text), 1, 't', 1, '{}',
+    gen_random_uuid(), null, 'user:x', now())`
+
+const STATEMENTS: Record<Action, string> = {
+  select_own: `select 1 from eventplane.events where tenant_id = 'acme'`,
+  select_other: `select 1 from eventplane.events where tenant_id = 'globex'`,
+  insert_own_intent: insert('acme', 'intent'),
+  insert_own_fact: insert('acme', 'fact'),
+  insert_other_intent: insert('globex', 'intent'),
+  insert_other_fact: insert('globex', 'fact'),
+  update: `update eventplane.events set type = 'x'`,
+  delete: `delete from eventplane.events`,
+  truncate: `truncate eventplane.events`,
+}
+
+describe('database role × action matrix (tenant set to acme, RLS forced)', () => {
+  let db: TestDatabase
+  before(async () => {
+    db = await createTestDatabase('ep_matrix')
+    const writer = new PgEventStore(db.connect(ROLES.intentWriter, 1))
+    for (const tenant of ['acme', 'globex']) {
+      const s = { tenant, category: 'deployment', id: 'seed' }
+      await writer.append(s, [EventFactory.forTenant(tenant, { causedBy: 'user:seed' }).intent(s, 'create', {})])
+    }
+  })
+  after(() => db.drop())
+
+  /** Runs one statement as `role` in a transaction that is always rolled back. */
+  async function allowed(role: string, action: Action): Promise<boolean> {
+    let ok = false
+    await db.admin
+      .begin(async (tx) => {
+        await tx.unsafe(`set local role ${role}`)
+        await tx`select set_config('eventplane.tenant', 'acme', true)`
+        const rows = await tx.unsafe(STATEMENTS[action])
+        ok = action.startsWith('select') ? rows.length > 0 : true
+        throw new Error('rollback')
+      })
+      .catch((e: Error) => {
+        if (e.message !== 'rollback' && !['42501', 'EPAPO'].includes((e as { code?: string }).code ?? '')) throw e
+      })
+    return ok
+  }
+
+  test('every role is allowed exactly what the table says, nothing more', async () => {
+    const roles = (await db.admin<{ rolname: string }[]>`select rolname from pg_roles where rolname like 'eventplane_%'`).map((r) => r.rolname)
+    assert.deepEqual(roles.filter((r) => !(r in ALLOWED)), [], 'every eventplane role is in the table')
+    const mismatches: string[] = []
+    for (const role of roles) {
+      for (const action of Object.keys(STATEMENTS) as Action[]) {
+        const expected = ALLOWED[role]!.includes(action)
+        const actual = await allowed(role, action)
+        if (expected !== actual) mismatches.push(`${role} ${action}: expected ${expected ? 'allow' : 'deny'}, got ${actual ? 'allow' : 'deny'}`)
+      }
+    }
+    assert.deepEqual(mismatches, [])
+  })
+
+  test('every view in the eventplane schema runs with security_invoker', async () => {
+    const views = await db.admin<{ relname: string; options: string[] | null }[]>`
+      select c.relname, c.reloptions as options from pg_class c join pg_namespace n on n.oid = c.relnamespace
+       where n.nspname = 'eventplane' and c.relkind = 'v'`
+    for (const v of views) assert.ok((v.options ?? []).includes('security_invoker=true'), v.relname)
+  })
+
+  test('every table holding tenant_id has row level security enabled and forced', async () => {
+    const tables = await db.admin<{ relname: string; relrowsecurity: boolean; relforcerowsecurity: boolean }[]>`
+      select c.relname, c.relrowsecurity, c.relforcerowsecurity from pg_class c
+        join pg_namespace n on n.oid = c.relnamespace
+       where n.nspname = 'eventplane' and c.relkind in ('r', 'p')
+         and exists (select 1 from pg_attribute a where a.attrelid = c.oid and a.attname = 'tenant_id' and not a.attisdropped)`
+    assert.ok(tables.length >= 1)
+    for (const t of tables) assert.deepEqual([t.relname, t.relrowsecurity, t.relforcerowsecurity], [t.relname, true, true])
+  })
+})
