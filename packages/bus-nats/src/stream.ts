@@ -1,0 +1,127 @@
+import { EventplaneError, Forbidden, Unavailable } from '@eventplane/core'
+import { JetStreamApiError, RetentionPolicy, StorageType } from '@nats-io/jetstream'
+import type { JetStreamManager, StreamConfig, StreamInfo } from '@nats-io/jetstream'
+import { PermissionViolationError, nanos } from '@nats-io/transport-node'
+import { LOG_SUBJECTS, STREAM_NAME } from './subjects.ts'
+
+export interface EnsureStreamOptions {
+  /** How long JetStream remembers a `Nats-Msg-Id` (= event_id) to drop a republished event; default 2 minutes. */
+  duplicateWindowMs?: number
+  /** Replicas (R3 in a cluster); default 1. */
+  replicas?: number
+  /** Maximum message age; default 0, keep forever (PostgreSQL is the source of truth, the bus its replica). */
+  maxAgeMs?: number
+}
+
+export const DEFAULT_DUPLICATE_WINDOW_MS = 2 * 60 * 1000
+
+/** JetStream API error codes we act on (nats-server `server/errors.json`). */
+const STREAM_NOT_FOUND = 10059
+const STREAM_NAME_IN_USE = 10058
+
+/** The stream config eventplane requires; the single source for create and check. */
+export function eventplaneStreamConfig(options: EnsureStreamOptions = {}): Partial<StreamConfig> & { name: string } {
+  return {
+    name: STREAM_NAME,
+    subjects: [LOG_SUBJECTS],
+    storage: StorageType.File,
+    retention: RetentionPolicy.Limits,
+    deny_delete: true,
+    deny_purge: true,
+    allow_rollup_hdrs: false,
+    duplicate_window: nanos(options.duplicateWindowMs ?? DEFAULT_DUPLICATE_WINDOW_MS),
+    num_replicas: options.replicas ?? 1,
+    max_age: nanos(options.maxAgeMs ?? 0),
+  }
+}
+
+/**
+ * Settings JetStream cannot change on an existing stream (or that would make
+ * it another stream): a difference is reported, never "fixed" by recreating,
+ * because recreating would drop the log.
+ */
+function immutableMismatches(actual: StreamConfig): string[] {
+  const problems: string[] = []
+  if (actual.storage !== StorageType.File) problems.push(`storage is ${actual.storage}, expected file`)
+  if (actual.retention !== RetentionPolicy.Limits) problems.push(`retention is ${actual.retention}, expected limits`)
+  const subjects = actual.subjects ?? []
+  if (subjects.length !== 1 || subjects[0] !== LOG_SUBJECTS) problems.push(`subjects are ${JSON.stringify(subjects)}, expected ["${LOG_SUBJECTS}"]`)
+  if (actual.sealed) problems.push('stream is sealed')
+  if (actual.mirror) problems.push('stream is a mirror')
+  return problems
+}
+
+/** Fields that may be updated in place and differ from what we want. */
+function updatableDifferences(actual: StreamConfig, wanted: Partial<StreamConfig>): Partial<StreamConfig> {
+  const delta: Partial<StreamConfig> = {}
+  // deny_delete / deny_purge can go false → true but never back; allow_rollup_hdrs may be turned off.
+  if (!actual.deny_delete) delta.deny_delete = true
+  if (!actual.deny_purge) delta.deny_purge = true
+  if (actual.allow_rollup_hdrs) delta.allow_rollup_hdrs = false
+  if (actual.duplicate_window !== wanted.duplicate_window) delta.duplicate_window = wanted.duplicate_window
+  if (actual.max_age !== wanted.max_age) delta.max_age = wanted.max_age
+  if (actual.num_replicas !== wanted.num_replicas) delta.num_replicas = wanted.num_replicas
+  return delta
+}
+
+/** Maps a NATS failure to eventplane's codes: refused by permissions, or not reachable / not answering. */
+function mapBusError(action: string, e: unknown): EventplaneError {
+  if (e instanceof EventplaneError) return e
+  // nats.js rejects a refused request with a RequestError whose cause is the PermissionViolationError.
+  const violation = e instanceof PermissionViolationError ? e : e instanceof Error && e.cause instanceof PermissionViolationError ? e.cause : undefined
+  if (violation !== undefined) {
+    return new Forbidden('bus.forbidden', `not permitted to ${action} (${violation.operation} to ${violation.subject})`, { cause: e })
+  }
+  if (e instanceof JetStreamApiError) {
+    return new EventplaneError('bus.stream_mismatch', `JetStream refused to ${action}: ${e.message}`, {
+      cause: e,
+      details: { stream: STREAM_NAME, api_code: e.code },
+    })
+  }
+  return new Unavailable('bus.unavailable', `could not ${action}: ${e instanceof Error ? e.message : String(e)}`, { cause: e })
+}
+
+async function streamInfo(jsm: JetStreamManager): Promise<StreamInfo | undefined> {
+  try {
+    return await jsm.streams.info(STREAM_NAME)
+  } catch (e) {
+    if (e instanceof JetStreamApiError && e.code === STREAM_NOT_FOUND) return undefined
+    throw mapBusError(`read stream ${STREAM_NAME}`, e)
+  }
+}
+
+/**
+ * Creates the `EVENTPLANE` stream, or checks an existing one: updatable
+ * settings (duplicate window, max age, replicas, turning deny_delete /
+ * deny_purge on, rollups off) are brought in line; anything else that differs
+ * fails with `bus.stream_mismatch` and the existing stream is left untouched.
+ * Safe to call from every relay at startup, concurrently. Returns the
+ * stream's info after the call.
+ */
+export async function ensureStream(jsm: JetStreamManager, options: EnsureStreamOptions = {}): Promise<StreamInfo> {
+  const wanted = eventplaneStreamConfig(options)
+  let info = await streamInfo(jsm)
+  if (info === undefined) {
+    try {
+      return await jsm.streams.add(wanted)
+    } catch (e) {
+      // Another process created it between our info and add: check theirs instead.
+      if (!(e instanceof JetStreamApiError && e.code === STREAM_NAME_IN_USE)) throw mapBusError(`create stream ${STREAM_NAME}`, e)
+      info = await streamInfo(jsm)
+      if (info === undefined) throw mapBusError(`create stream ${STREAM_NAME}`, e)
+    }
+  }
+  const problems = immutableMismatches(info.config)
+  if (problems.length > 0) {
+    throw new EventplaneError('bus.stream_mismatch', `stream ${STREAM_NAME} exists with settings that cannot be updated: ${problems.join('; ')}`, {
+      details: { stream: STREAM_NAME, problems },
+    })
+  }
+  const delta = updatableDifferences(info.config, wanted)
+  if (Object.keys(delta).length === 0) return info
+  try {
+    return await jsm.streams.update(STREAM_NAME, delta)
+  } catch (e) {
+    throw mapBusError(`update stream ${STREAM_NAME} (${Object.keys(delta).join(', ')})`, e)
+  }
+}

@@ -1,0 +1,2 @@
+export { findNatsServerBinary, startNatsServer } from './nats-server.ts'
+export type { NatsCredentials, StartNatsServerOptions, TestNatsServer } from './nats-server.ts'

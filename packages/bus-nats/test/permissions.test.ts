@@ -1,0 +1,255 @@
+import { after, before, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { AckPolicy, JetStreamApiError, jetstream, jetstreamManager } from '@nats-io/jetstream'
+import type { JetStreamManager } from '@nats-io/jetstream'
+import { PermissionViolationError } from '@nats-io/transport-node'
+import type { NatsConnection } from '@nats-io/transport-node'
+import { ensureStream } from '../src/stream.ts'
+import { STREAM_NAME, logFilter, logSubject, submitSubject } from '../src/subjects.ts'
+import { startNatsServer } from '../src/testing/index.ts'
+import type { TestNatsServer } from '../src/testing/index.ts'
+
+/** nats.js v3 rejects a refused request with a RequestError whose `cause` is the violation. */
+function violationOf(e: unknown): PermissionViolationError | undefined {
+  if (e instanceof PermissionViolationError) return e
+  return e instanceof Error && e.cause instanceof PermissionViolationError ? e.cause : undefined
+}
+
+async function assertPublishRefused(attempt: Promise<unknown>, subject: string): Promise<void> {
+  await assert.rejects(attempt, (e) => {
+    const v = violationOf(e)
+    assert.ok(v, `expected a permission violation, got ${String(e)}`)
+    assert.equal(v.operation, 'publish')
+    assert.equal(v.subject, subject)
+    return true
+  })
+}
+
+/** A refused SUB closes the subscription: `closed` resolves to the violation (and the status iterator reports it). */
+async function assertSubscribeRefused(nc: NatsConnection, subject: string): Promise<void> {
+  const sub = nc.subscribe(subject)
+  const closed = await Promise.race([sub.closed, sleep(3000, 'still open', { ref: false })])
+  assert.ok(closed instanceof PermissionViolationError, `subscription to ${subject} was not refused: ${String(closed)}`)
+  assert.equal(closed.operation, 'subscription')
+  assert.equal(closed.subject, subject)
+  assert.equal(sub.isClosed(), true)
+}
+
+/**
+ * A plain PUB gets no reply: the only signal is the `-ERR` the server sends,
+ * which nats.js v3 reports on the connection's status iterator.
+ */
+function watchViolations(nc: NatsConnection): (subject: string) => Promise<PermissionViolationError> {
+  const seen: PermissionViolationError[] = []
+  void (async () => {
+    for await (const s of nc.status()) if (s.type === 'error' && s.error instanceof PermissionViolationError) seen.push(s.error)
+  })()
+  return async (subject) => {
+    for (let i = 0; i < 60; i++) {
+      const hit = seen.find((v) => v.subject === subject)
+      if (hit) return hit
+      await sleep(50)
+    }
+    assert.fail(`no permission violation reported for ${subject}`)
+  }
+}
+
+describe('tiered NATS credentials (tenants acme and globex)', () => {
+  let server: TestNatsServer
+  let operator: JetStreamManager
+  let relay: NatsConnection
+  const acmeFilter = logFilter({ tenant: 'acme' })
+  const globexFilter = logFilter({ tenant: 'globex' })
+
+  before(async () => {
+    server = await startNatsServer({ tenants: ['acme', 'globex'] })
+    operator = await jetstreamManager(await server.connect('operator'))
+    relay = await server.connect('relay')
+    await ensureStream(await jetstreamManager(relay))
+    const globex = await jetstreamManager(await server.connect('globex'))
+    await globex.consumers.add(STREAM_NAME, { name: 'globex_tail', filter_subject: globexFilter, ack_policy: AckPolicy.Explicit })
+  })
+  after(async () => {
+    await server?.stop()
+  })
+
+  test("a tenant cannot submit intents on another tenant's subject", async () => {
+    const acme = await server.connect('acme')
+    const subject = submitSubject('globex', 'x', 'y')
+    await assertPublishRefused(acme.request(subject, '{}', { timeout: 2000 }), subject)
+  })
+
+  test("a tenant cannot tail another tenant's log subjects, nor the whole log", async () => {
+    const acme = await server.connect('acme')
+    await assertSubscribeRefused(acme, `eventplane.*.globex.>`)
+    await assertSubscribeRefused(acme, 'eventplane.>')
+    await assertSubscribeRefused(acme, 'eventplane.*.*.>')
+    await assertSubscribeRefused(acme, '>')
+  })
+
+  test("a tenant cannot listen on the shared inbox or another tenant's inbox, so never sees their replies", async () => {
+    const acme = await server.connect('acme')
+    await assertSubscribeRefused(acme, '_INBOX.>')
+    await assertSubscribeRefused(acme, '_INBOX_globex.>')
+  })
+
+  test('a tenant client without its inbox prefix cannot even make requests', async () => {
+    const acme = await server.connect('acme', { inboxPrefix: '_INBOX' })
+    await assert.rejects(acme.request(submitSubject('acme', 'x', 'y'), '{}', { timeout: 2000 }), (e) => violationOf(e)?.operation === 'subscription')
+  })
+
+  test('a tenant cannot publish log subjects, not even its own (no forged facts)', async () => {
+    const acme = await server.connect('acme')
+    const refused = watchViolations(acme)
+    const watcher = await server.connect('operator')
+    const spy = watcher.subscribe('eventplane.>')
+    await watcher.flush()
+    const before = (await operator.streams.info(STREAM_NAME)).state.messages
+    const subject = logSubject('fact', 'acme', 'x', 'y')
+    acme.publish(subject, '{"forged":true}')
+    await acme.flush()
+    assert.equal((await refused(subject)).operation, 'publish')
+    await watcher.flush()
+    assert.equal(spy.getReceived(), 0)
+    assert.equal((await operator.streams.info(STREAM_NAME)).state.messages, before)
+  })
+
+  test("a tenant cannot create a consumer on another tenant's subjects, with an unlisted name, or without a filter", async () => {
+    const acme = await jetstreamManager(await server.connect('acme'))
+    const attempts: Array<[Parameters<JetStreamManager['consumers']['add']>[1], string]> = [
+      [{ name: 'acme_tail', filter_subject: globexFilter }, `$JS.API.CONSUMER.CREATE.EVENTPLANE.acme_tail.${globexFilter}`],
+      [{ name: 'globex_proj', filter_subject: globexFilter }, `$JS.API.CONSUMER.CREATE.EVENTPLANE.globex_proj.${globexFilter}`],
+      [{ name: 'acme_other', filter_subject: acmeFilter }, `$JS.API.CONSUMER.CREATE.EVENTPLANE.acme_other.${acmeFilter}`],
+      [{ name: 'acme_tail' }, '$JS.API.CONSUMER.CREATE.EVENTPLANE.acme_tail'],
+      [{ name: 'acme_tail', filter_subject: 'eventplane.>' }, '$JS.API.CONSUMER.CREATE.EVENTPLANE.acme_tail.eventplane.>'],
+    ]
+    for (const [config, subject] of attempts) {
+      await assertPublishRefused(acme.consumers.add(STREAM_NAME, { ...config, ack_policy: AckPolicy.Explicit }), subject)
+    }
+    const nc = await server.connect('acme')
+    await assertPublishRefused(nc.request('$JS.API.CONSUMER.DURABLE.CREATE.EVENTPLANE.acme_tail', '{}'), '$JS.API.CONSUMER.DURABLE.CREATE.EVENTPLANE.acme_tail')
+  })
+
+  test("an allowed create subject paired with a body that filters on another tenant or names another consumer is refused by JetStream", async () => {
+    const nc = await server.connect('acme')
+    const subject = `$JS.API.CONSUMER.CREATE.EVENTPLANE.acme_tail.${acmeFilter}`
+    const forged: Array<[Record<string, unknown>, number]> = [
+      [{ name: 'acme_tail', filter_subject: globexFilter }, 10131],
+      [{ name: 'acme_tail', filter_subject: 'eventplane.>' }, 10131],
+      [{ name: 'acme_tail' }, 10131],
+      [{ durable_name: 'globex_tail', filter_subject: acmeFilter }, 10017],
+    ]
+    for (const [config, errCode] of forged) {
+      const reply = await nc.request(subject, JSON.stringify({ stream_name: STREAM_NAME, config: { ...config, ack_policy: 'explicit' } }))
+      assert.equal(reply.json<{ error?: { err_code: number } }>().error?.err_code, errCode, JSON.stringify(config))
+    }
+  })
+
+  test('a filter that passes the permission token match but is not a subset of the stream is refused by JetStream itself', async () => {
+    const acme = await jetstreamManager(await server.connect('acme'))
+    await assert.rejects(
+      acme.consumers.add(STREAM_NAME, { name: 'acme_proj', filter_subject: 'eventplane.>.acme.>', ack_policy: AckPolicy.Explicit }),
+      (e) => e instanceof JetStreamApiError && e.code === 10093,
+    )
+  })
+
+  test("a tenant cannot read or pull from another tenant's consumer", async () => {
+    const nc = await server.connect('acme')
+    await assertPublishRefused(jetstream(nc).consumers.get(STREAM_NAME, 'globex_tail'), '$JS.API.CONSUMER.INFO.EVENTPLANE.globex_tail')
+    const next = '$JS.API.CONSUMER.MSG.NEXT.EVENTPLANE.globex_tail'
+    await assertPublishRefused(nc.request(next, '{"batch":1}', { timeout: 2000 }), next)
+  })
+
+  test('a tenant cannot delete or purge the stream, nor delete a message', async () => {
+    const acme = await jetstreamManager(await server.connect('acme'))
+    await assertPublishRefused(acme.streams.purge(STREAM_NAME), '$JS.API.STREAM.PURGE.EVENTPLANE')
+    await assertPublishRefused(acme.streams.delete(STREAM_NAME), '$JS.API.STREAM.DELETE.EVENTPLANE')
+    await assertPublishRefused(acme.streams.deleteMessage(STREAM_NAME, 1), '$JS.API.STREAM.MSG.DELETE.EVENTPLANE')
+  })
+
+  test("a tenant's listed consumer and core tail receive exactly its own messages from a mixed log the relay publishes", async () => {
+    const nc = await server.connect('acme')
+    const jsm = await jetstreamManager(nc)
+    await jsm.consumers.add(STREAM_NAME, { name: 'acme_tail', filter_subject: acmeFilter, ack_policy: AckPolicy.Explicit })
+    const tail = nc.subscribe(acmeFilter)
+    await nc.flush()
+    const js = jetstream(relay)
+    const published: string[] = []
+    for (let i = 0; i < 4; i++) {
+      for (const tenant of ['acme', 'globex']) {
+        const subject = logSubject(i % 2 === 0 ? 'fact' : 'intent', tenant, 'orders', `o-${i}`)
+        await js.publish(subject, JSON.stringify({ i }), { msgID: `${tenant}-${i}` })
+        published.push(subject)
+      }
+    }
+    const acmeSubjects = published.filter((s) => s.split('.')[2] === 'acme')
+    const consumer = await jetstream(nc).consumers.get(STREAM_NAME, 'acme_tail')
+    const pulled: string[] = []
+    for await (const m of await consumer.fetch({ max_messages: 20, expires: 1000 })) {
+      pulled.push(m.subject)
+      m.ack()
+    }
+    assert.deepEqual(pulled, acmeSubjects)
+    const tailed: string[] = []
+    for await (const m of tail) {
+      tailed.push(m.subject)
+      if (tailed.length === acmeSubjects.length) break
+    }
+    await nc.flush()
+    assert.deepEqual(tailed, acmeSubjects)
+    assert.equal(tail.getPending(), 0)
+    assert.equal((await consumer.info()).num_ack_pending, 0)
+  })
+
+  test('the gateway serves eventplane-api.submit.> and its replies reach a tenant on _INBOX_<tenant>', async () => {
+    const gateway = await server.connect('gateway')
+    const served = gateway.subscribe('eventplane-api.submit.>', {
+      queue: 'gateway',
+      callback: (_err, msg) => {
+        msg.respond(JSON.stringify({ subject: msg.subject, reply: msg.reply }))
+      },
+    })
+    await gateway.flush()
+    const acme = await server.connect('acme')
+    const subject = submitSubject('acme', 'orders', 'o-1')
+    const answer = (await acme.request(subject, '{}', { timeout: 2000 })).json<{ subject: string; reply: string }>()
+    assert.equal(answer.subject, subject)
+    assert.match(answer.reply, /^_INBOX_acme\./)
+    served.unsubscribe()
+  })
+
+  test('the gateway publishes nothing but replies to requests it received', async () => {
+    const gateway = await server.connect('gateway')
+    const refused = watchViolations(gateway)
+    gateway.publish(logSubject('fact', 'acme', 'x', 'y'), '{}')
+    gateway.publish('_INBOX_acme.unsolicited', '{}')
+    await gateway.flush()
+    await refused(logSubject('fact', 'acme', 'x', 'y'))
+    await refused('_INBOX_acme.unsolicited')
+  })
+
+  test('a controller consumes across tenants but cannot publish log subjects or delete the stream', async () => {
+    const nc = await server.connect('controller')
+    const jsm = await jetstreamManager(nc)
+    await jsm.consumers.add(STREAM_NAME, { durable_name: 'orders_ctl', filter_subject: logFilter({ kind: 'intent' }), ack_policy: AckPolicy.Explicit })
+    const consumer = await jetstream(nc).consumers.get(STREAM_NAME, 'orders_ctl')
+    const first = await consumer.next({ expires: 1000 })
+    assert.equal(first?.subject.split('.')[1], 'intent')
+    first?.ack()
+    const subject = logSubject('fact', 'acme', 'orders', 'o-1')
+    await assertPublishRefused(jetstream(nc).publish(subject, '{}'), subject)
+    await assertPublishRefused(jsm.streams.delete(STREAM_NAME), '$JS.API.STREAM.DELETE.EVENTPLANE')
+  })
+
+  test('the relay publishes the log but cannot delete or purge it', async () => {
+    const jsm = await jetstreamManager(relay)
+    await assertPublishRefused(jsm.streams.purge(STREAM_NAME), '$JS.API.STREAM.PURGE.EVENTPLANE')
+    await assertPublishRefused(jsm.streams.delete(STREAM_NAME), '$JS.API.STREAM.DELETE.EVENTPLANE')
+  })
+
+  test('only the operator can delete the stream', async () => {
+    assert.equal(await operator.streams.delete(STREAM_NAME), true)
+    await assert.rejects(operator.streams.info(STREAM_NAME), (e) => e instanceof JetStreamApiError && e.code === 10059)
+  })
+})

@@ -1,0 +1,122 @@
+import { after, before, beforeEach, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { isEventplaneError } from '@eventplane/core'
+import { JetStreamApiError, StorageType, jetstream, jetstreamManager } from '@nats-io/jetstream'
+import type { JetStreamManager } from '@nats-io/jetstream'
+import { nanos } from '@nats-io/transport-node'
+import { DEFAULT_DUPLICATE_WINDOW_MS, ensureStream } from '../src/stream.ts'
+import { LOG_SUBJECTS, STREAM_NAME, logSubject } from '../src/subjects.ts'
+import { startNatsServer } from '../src/testing/index.ts'
+import type { TestNatsServer } from '../src/testing/index.ts'
+
+describe('ensureStream', () => {
+  let server: TestNatsServer
+  let operator: JetStreamManager
+
+  before(async () => {
+    server = await startNatsServer({ tenants: ['acme'] })
+    operator = await jetstreamManager(await server.connect('operator'))
+  })
+  after(async () => {
+    await server?.stop()
+  })
+  beforeEach(async () => {
+    await operator.streams.delete(STREAM_NAME).catch(() => false)
+  })
+
+  test('creates EVENTPLANE on eventplane.> as a file stream with deny_delete, deny_purge, no rollups and a 2 minute duplicate window', async () => {
+    const info = await ensureStream(operator)
+    assert.equal(info.config.name, STREAM_NAME)
+    assert.deepEqual(info.config.subjects, [LOG_SUBJECTS])
+    assert.equal(info.config.storage, StorageType.File)
+    assert.equal(info.config.deny_delete, true)
+    assert.equal(info.config.deny_purge, true)
+    assert.equal(info.config.allow_rollup_hdrs, false)
+    assert.equal(info.config.duplicate_window, nanos(DEFAULT_DUPLICATE_WINDOW_MS))
+  })
+
+  test('a second call returns the same stream unchanged (idempotent)', async () => {
+    const first = await ensureStream(operator)
+    const second = await ensureStream(operator)
+    assert.equal(second.created, first.created)
+    assert.deepEqual(second.config, first.config)
+  })
+
+  test('relays starting at once all get the one stream', async () => {
+    const relays = await Promise.all([1, 2, 3].map(async () => jetstreamManager(await server.connect('relay'))))
+    const infos = await Promise.all(relays.map((jsm) => ensureStream(jsm)))
+    assert.equal(new Set(infos.map((i) => i.created)).size, 1)
+  })
+
+  test('the relay credentials are enough to create the stream', async () => {
+    const info = await ensureStream(await jetstreamManager(await server.connect('relay')))
+    assert.equal(info.config.deny_purge, true)
+  })
+
+  test('a republished Nats-Msg-Id within the duplicate window is stored once', async () => {
+    await ensureStream(operator)
+    const js = jetstream(await server.connect('relay'))
+    const subject = logSubject('fact', 'acme', 'orders', 'o-1')
+    const first = await js.publish(subject, '{"n":1}', { msgID: '0190f0c2-0000-7000-8000-000000000001' })
+    const again = await js.publish(subject, '{"n":1}', { msgID: '0190f0c2-0000-7000-8000-000000000001' })
+    assert.equal(first.duplicate, false)
+    assert.equal(again.duplicate, true)
+    assert.equal(again.seq, first.seq)
+    assert.equal((await operator.streams.info(STREAM_NAME)).state.messages, 1)
+  })
+
+  test('an existing stream gets deny flags turned on and the wanted duplicate window and max age', async () => {
+    await operator.streams.add({
+      name: STREAM_NAME,
+      subjects: [LOG_SUBJECTS],
+      storage: StorageType.File,
+      deny_delete: false,
+      deny_purge: false,
+      duplicate_window: nanos(10_000),
+    })
+    const info = await ensureStream(operator, { duplicateWindowMs: 30_000, maxAgeMs: 3_600_000 })
+    assert.equal(info.config.deny_delete, true)
+    assert.equal(info.config.deny_purge, true)
+    assert.equal(info.config.duplicate_window, nanos(30_000))
+    assert.equal(info.config.max_age, nanos(3_600_000))
+  })
+
+  test('a stream with settings that cannot be updated fails with bus.stream_mismatch and is left as it was', async () => {
+    const created = await operator.streams.add({ name: STREAM_NAME, subjects: [LOG_SUBJECTS], storage: StorageType.Memory })
+    await assert.rejects(ensureStream(operator), (e) => isEventplaneError(e, 'bus.stream_mismatch') && /storage is memory/.test(e.message))
+    const now = await operator.streams.info(STREAM_NAME)
+    assert.equal(now.created, created.created)
+    assert.equal(now.config.storage, StorageType.Memory)
+  })
+
+  test('a stream with other subjects fails with bus.stream_mismatch', async () => {
+    await operator.streams.add({ name: STREAM_NAME, subjects: [LOG_SUBJECTS, 'other.>'], storage: StorageType.File })
+    await assert.rejects(ensureStream(operator), (e) => isEventplaneError(e, 'bus.stream_mismatch'))
+  })
+
+  test('a tenant, who may not read stream info, gets bus.forbidden', async () => {
+    await ensureStream(operator)
+    const tenant = await jetstreamManager(await server.connect('acme'))
+    await assert.rejects(ensureStream(tenant), (e) => isEventplaneError(e, 'bus.forbidden'))
+  })
+
+  test('deny_purge and deny_delete refuse even the operator; only deleting the whole stream is left to it', async () => {
+    await ensureStream(operator)
+    const js = jetstream(await server.connect('relay'))
+    const ack = await js.publish(logSubject('fact', 'acme', 'orders', 'o-2'), '{}', { msgID: '0190f0c2-0000-7000-8000-000000000002' })
+    await assert.rejects(operator.streams.purge(STREAM_NAME), JetStreamApiError)
+    await assert.rejects(operator.streams.deleteMessage(STREAM_NAME, ack.seq), JetStreamApiError)
+    assert.equal((await operator.streams.info(STREAM_NAME)).state.messages, 1)
+  })
+
+  test('the stream and its messages survive a SIGKILL of the server', async () => {
+    await ensureStream(operator)
+    const js = jetstream(await server.connect('relay'))
+    await js.publish(logSubject('intent', 'acme', 'orders', 'o-3'), '{}', { msgID: '0190f0c2-0000-7000-8000-000000000003' })
+    await server.kill()
+    await server.restart()
+    operator = await jetstreamManager(await server.connect('operator'))
+    const info = await ensureStream(operator)
+    assert.equal(info.state.messages, 1)
+  })
+})
