@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { EventFactory, isEventplaneError } from '@eventplane/core'
 import { PgEventStore, REDACTED_ACTOR, ROLES, exportEvents, importEvents } from '@eventplane/store-pg'
-import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
+import { createTestDatabase, eventually, type TestDatabase } from '@eventplane/store-pg/testing'
 
 async function collect(it: AsyncIterable<string>): Promise<string[]> {
   const out: string[] = []
@@ -35,7 +35,8 @@ describe('export and import', () => {
 
   test('an export redacts caused_by by default, keeps lineage, and holds only the selected tenant', async () => {
     const operator = new PgEventStore(source.connect(ROLES.operator, 2))
-    const lines = await collect(exportEvents(operator, { tenant: 'acme' }))
+    let lines: string[] = []
+    await eventually(async () => (lines = await collect(exportEvents(operator, { tenant: 'acme' }))).length === 3, 30_000, 'export sees 3 events')
     const events = lines.map((l) => JSON.parse(l))
     assert.equal(events.length, 3)
     assert.ok(events.every((e) => e.tenant_id === 'acme' && e.caused_by === REDACTED_ACTOR))

@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { type RecordedEvent, START } from '@eventplane/core'
 import { PgEventStore, ROLES } from '@eventplane/store-pg'
-import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
+import { createTestDatabase, eventually, type TestDatabase } from '@eventplane/store-pg/testing'
 import { factoryFor, stream } from './helpers.ts'
 
 async function readEverything(store: PgEventStore, batchSize = 2): Promise<RecordedEvent[]> {
@@ -12,14 +11,6 @@ async function readEverything(store: PgEventStore, batchSize = 2): Promise<Recor
   return out
 }
 
-/** Other databases' transactions on this server can hold the read back for a moment too. */
-async function eventually(fn: () => Promise<boolean>, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!(await fn())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time')
-    await sleep(50)
-  }
-}
 
 describe('readAll, the gap-safe global read', () => {
   let db: TestDatabase

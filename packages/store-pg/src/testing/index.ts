@@ -1,2 +1,3 @@
 export { createTestDatabase } from './test-database.ts'
 export type { TestDatabase } from './test-database.ts'
+export { eventually } from './eventually.ts'

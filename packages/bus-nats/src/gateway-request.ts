@@ -1,0 +1,131 @@
+import {
+  type ErrorCode,
+  type EventEnvelope,
+  type SchemaRegistry,
+  DEFAULT_MAX_DATA_BYTES,
+  EventplaneError,
+  Forbidden,
+  PayloadTooLarge,
+  StreamMismatch,
+  TenantMismatch,
+  formatStream,
+  validateEnvelope,
+} from '@eventplane/core'
+import type { ExpectedVersion, PgEventStore } from '@eventplane/store-pg'
+import { type SubmitTarget, parseSubmitSubject } from './subjects.ts'
+
+/** Header a client may set to name who it acts for; the gateway scopes it under the tenant it authenticated. */
+export const PRINCIPAL_HEADER = 'Eventplane-Principal'
+
+/** The request body sent to `eventplane-api.submit.<tenant>.<category>.<id>`. */
+export interface SubmitRequest {
+  event: EventEnvelope
+  expectedVersion?: ExpectedVersion
+}
+
+/** What the gateway recorded; `position` is the global position as a decimal string. */
+export interface SubmitResult {
+  event_id: string
+  correlation_id: string
+  stream_version: number
+  position: string
+}
+
+export interface WireError {
+  code: ErrorCode
+  message: string
+  details?: Record<string, unknown>
+}
+
+export type SubmitReply = { ok: SubmitResult } | { error: WireError }
+
+/** Everything one submit needs besides the message itself. */
+export interface SubmitContext {
+  store: PgEventStore
+  registry?: SchemaRegistry
+  maxPayloadBytes: number
+  maxDataBytes: number
+  /** The principal to stamp as `caused_by`. */
+  principal(target: SubmitTarget, claimed: string | undefined): string
+}
+
+/** Room for the envelope around the largest allowed data. */
+export const DEFAULT_MAX_REQUEST_BYTES = DEFAULT_MAX_DATA_BYTES + 16 * 1024
+const CLAIMED_PRINCIPAL = /^[\x21-\x7e]{1,120}$/
+const utf8 = new TextDecoder('utf-8', { fatal: true })
+
+/**
+ * The default `caused_by`: `nats:<tenant>`, or `nats:<tenant>/<claimed>` when
+ * the client named a principal in the header. The header is the client's own
+ * claim, so it is kept under the tenant the NATS permissions vouch for (the
+ * subject) and can never pass for a controller or another tenant's user.
+ */
+export function defaultPrincipal(target: SubmitTarget, claimed: string | undefined): string {
+  if (claimed === undefined || claimed === '') return `nats:${target.tenant}`
+  if (!CLAIMED_PRINCIPAL.test(claimed)) throw badRequest(`${PRINCIPAL_HEADER} must be 1-120 printable ASCII characters without spaces`)
+  return `nats:${target.tenant}/${claimed}`
+}
+
+function badRequest(message: string): EventplaneError {
+  return new EventplaneError('bus.bad_request', message)
+}
+
+function parseBody(payload: Uint8Array): SubmitRequest {
+  let body: unknown
+  try {
+    body = JSON.parse(utf8.decode(payload))
+  } catch {
+    throw badRequest('request body is not UTF-8 JSON')
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw badRequest('request body must be a JSON object')
+  const { event, expectedVersion, ...rest } = body as Record<string, unknown>
+  const extra = Object.keys(rest)
+  if (extra.length > 0) throw badRequest(`unknown request field ${JSON.stringify(extra[0])}`)
+  if (typeof event !== 'object' || event === null || Array.isArray(event)) throw badRequest('request needs an "event" object')
+  if (
+    expectedVersion !== undefined &&
+    expectedVersion !== 'any' &&
+    expectedVersion !== 'no_stream' &&
+    !(typeof expectedVersion === 'number' && Number.isSafeInteger(expectedVersion) && expectedVersion >= 0)
+  ) {
+    throw badRequest(`expectedVersion must be a non-negative integer, 'no_stream' or 'any'`)
+  }
+  return { event: event as EventEnvelope, ...(expectedVersion === undefined ? {} : { expectedVersion }) }
+}
+
+/**
+ * Validates and records one submitted intent. Checks, in order: size, the
+ * subject's names, the body, the envelope (names, lineage, data, schema),
+ * kind = intent, tenant and stream against the subject; then stamps
+ * `caused_by` and appends. Nothing is written unless every check passed.
+ * Throws typed errors; the caller turns them into the reply.
+ */
+export async function submit(subject: string, payload: Uint8Array, claimed: string | undefined, ctx: SubmitContext): Promise<SubmitResult> {
+  if (payload.byteLength > ctx.maxPayloadBytes) throw new PayloadTooLarge(payload.byteLength, ctx.maxPayloadBytes)
+  const target = parseSubmitSubject(subject)
+  const request = parseBody(payload)
+  const stamped = { ...request.event, caused_by: ctx.principal(target, claimed) }
+  const event = validateEnvelope(stamped, { registry: ctx.registry, maxDataBytes: ctx.maxDataBytes })
+  if (event.kind !== 'intent') throw new Forbidden('bus.forbidden', `the gateway accepts intents only, not ${event.kind} events`)
+  if (event.tenant_id !== target.tenant) throw new TenantMismatch(target.tenant, event.tenant_id)
+  if (event.stream.category !== target.category || event.stream.id !== target.id) {
+    throw new StreamMismatch(formatStream(target), formatStream({ tenant: event.tenant_id, ...event.stream }))
+  }
+  const result = await ctx.store.append(target, [event], { expectedVersion: request.expectedVersion ?? 'any' })
+  const recorded = result.events[0]!
+  return {
+    event_id: recorded.eventId,
+    correlation_id: event.correlation_id,
+    stream_version: recorded.streamVersion,
+    position: recorded.position.toString(),
+  }
+}
+
+/** The reply for an error: a typed error keeps its code and first message line; anything else is `bus.internal`. */
+export function errorReply(e: unknown): { error: WireError } {
+  if (e instanceof EventplaneError) {
+    const wire = e.toJSON()
+    return { error: { ...wire, message: wire.message.split('\n')[0]! } }
+  }
+  return { error: { code: 'bus.internal', message: 'the gateway failed to handle the request' } }
+}

@@ -1,0 +1,35 @@
+export {
+  API_ROOT,
+  LOG_ROOT,
+  LOG_SUBJECTS,
+  STREAM_NAME,
+  SUBMIT_SUBJECTS,
+  logFilter,
+  logSubject,
+  parseSubmitSubject,
+  submitSubject,
+  tenantInboxPrefix,
+} from './subjects.ts'
+export type { LogFilterOptions, SubmitTarget } from './subjects.ts'
+export { DEFAULT_DUPLICATE_WINDOW_MS, ensureStream, eventplaneStreamConfig } from './stream.ts'
+export type { EnsureStreamOptions } from './stream.ts'
+export { EVENT_HEADERS, decodeEvent, encodeEvent, eventHeaders, readEventHeaders } from './codec.ts'
+export type { EventHeaderValues } from './codec.ts'
+export { Relay } from './relay.ts'
+export type { RelayOptions, RelayState, RelayStats } from './relay.ts'
+export { loadRelayCheckpoint } from './relay-lease.ts'
+export { resolveRelayConfig, runRelayProcess } from './relay-process.ts'
+export type { RelayProcessConfig } from './relay-process.ts'
+export { EVENTS_CHANNEL, LogWaker } from './pg-listener.ts'
+export type { WakeReason } from './pg-listener.ts'
+export { startGateway, submitIntent } from './gateway.ts'
+export type { Gateway, GatewayOptions, SubmitIntentOptions } from './gateway.ts'
+export { DEFAULT_MAX_REQUEST_BYTES, PRINCIPAL_HEADER, defaultPrincipal } from './gateway-request.ts'
+export type { SubmitReply, SubmitRequest, SubmitResult, WireError } from './gateway-request.ts'
+export { ensureConsumer, subscribe } from './subscription.ts'
+export type { Delivery, EnsureConsumerOptions, SubscribeOptions, Subscription } from './subscription.ts'
+export { tail } from './tail.ts'
+export type { LiveIterable } from './live-iterable.ts'
+export type { Tail, TailOptions } from './tail.ts'
+export { errorFields, silentLogger } from './logger.ts'
+export type { Logger } from './logger.ts'

@@ -1,0 +1,101 @@
+import postgres, { type Options, type Sql } from 'postgres'
+import { type Checkpoint, START } from '@eventplane/core'
+
+/**
+ * The relay's hold on its name: a session-level advisory lock on a session
+ * of its own. PostgreSQL releases the lock when that session ends (the
+ * process died, the network dropped), which is how a standby relay takes
+ * over. The checkpoint is written through the same session and only while it
+ * holds the lock, so a relay that lost its lease can never move the checkpoint.
+ *
+ * The session is a dedicated one-connection client cloned from the caller's
+ * pool options, not `sql.reserve()`: postgres.js 3.4.9 throws an uncatchable
+ * error when a reserved connection is used again after its backend was
+ * terminated (porsager/postgres#1208), while a pool reconnects cleanly and
+ * the fence below notices that the new session holds no lock.
+ */
+export class RelayLease {
+  readonly #session: Sql
+  readonly #name: string
+  readonly #key: string
+  /** The lock key as pg_locks shows a bigint key: high half in classid, low half in objid. */
+  readonly #classid: string
+  readonly #objid: string
+
+  constructor(sql: Sql, name: string) {
+    const options = { ...sql.options, max: 1, idle_timeout: null, max_lifetime: null } as unknown as Options<{}>
+    this.#session = postgres(options)
+    this.#name = name
+    const key = lockKey(`eventplane.relay/${name}`)
+    this.#key = key.toString()
+    const unsigned = BigInt.asUintN(64, key)
+    this.#classid = (unsigned >> 32n).toString()
+    this.#objid = (unsigned & 0xffffffffn).toString()
+  }
+
+  /** Tries once to take the lock; false when another session holds it. Throws when PostgreSQL is unreachable. */
+  async tryAcquire(): Promise<boolean> {
+    const [row] = await this.#session<{ locked: boolean }[]>`select pg_try_advisory_lock(${this.#key}::bigint) as locked`
+    return row?.locked === true
+  }
+
+  /** True while this relay's session holds the lock (false once the session was lost and replaced). */
+  async held(): Promise<boolean> {
+    const rows = await this.#session`
+      select 1 from pg_locks
+       where locktype = 'advisory' and granted and pid = pg_backend_pid() and objsubid = 1
+         and classid = ${this.#classid}::oid and objid = ${this.#objid}::oid`
+    return rows.length === 1
+  }
+
+  /**
+   * Stores the checkpoint if this session holds the lock; never moves it
+   * backwards. Returns false when the lease is gone (nothing was written).
+   */
+  async storeCheckpoint(c: Checkpoint): Promise<boolean> {
+    const rows = await this.#session`
+      insert into eventplane.relay_checkpoints as rc (name, tx_id, global_position, updated_at)
+      select ${this.#name}, ${c.txId.toString()}::xid8, ${c.position.toString()}::bigint, now()
+       where exists (
+         select 1 from pg_locks
+          where locktype = 'advisory' and granted and pid = pg_backend_pid() and objsubid = 1
+            and classid = ${this.#classid}::oid and objid = ${this.#objid}::oid)
+      on conflict (name) do update
+         set tx_id = excluded.tx_id, global_position = excluded.global_position, updated_at = excluded.updated_at
+       where (rc.tx_id, rc.global_position) <= (excluded.tx_id, excluded.global_position)
+      returning 1`
+    return rows.length === 1
+  }
+
+  /** Gives the lock up; when the session is already gone, so is the lock. Never throws. */
+  async release(): Promise<void> {
+    try {
+      await this.#session`select pg_advisory_unlock_all()`
+    } catch {
+      // The session is gone, and its locks with it.
+    }
+  }
+
+  /** Releases the lock and closes the session. */
+  async close(): Promise<void> {
+    await this.release()
+    await this.#session.end({ timeout: 5 })
+  }
+}
+
+/** The stored checkpoint of relay `name`, or START when it has none yet. */
+export async function loadRelayCheckpoint(sql: Sql, name: string): Promise<Checkpoint> {
+  const [row] = await sql<{ tx_id: string; global_position: string }[]>`
+    select tx_id::text, global_position::text from eventplane.relay_checkpoints where name = ${name}`
+  return row === undefined ? START : { txId: BigInt(row.tx_id), position: BigInt(row.global_position) }
+}
+
+/** A stable signed 64-bit lock key for a name (FNV-1a), the same in every relay process. */
+function lockKey(text: string): bigint {
+  let hash = 0xcbf29ce484222325n
+  for (const byte of new TextEncoder().encode(text)) {
+    hash ^= BigInt(byte)
+    hash = BigInt.asUintN(64, hash * 0x100000001b3n)
+  }
+  return BigInt.asIntN(64, hash)
+}

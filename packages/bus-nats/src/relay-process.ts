@@ -1,0 +1,96 @@
+import { EventplaneError } from '@eventplane/core'
+import { DEFAULT_DATABASE_URL, ROLES, connectPg, redactUrl, roleUrl } from '@eventplane/store-pg'
+import { connect } from '@nats-io/transport-node'
+import { pino } from 'pino'
+import { errorFields } from './logger.ts'
+import { Relay } from './relay.ts'
+
+export interface RelayProcessConfig {
+  databaseUrl: string
+  natsUrl: string
+  natsUser?: string
+  natsPassword?: string
+  name: string
+  batchSize?: number
+  maxInFlight?: number
+  pollIntervalMs?: number
+}
+
+/**
+ * Settings of a relay process, from the environment: `EVENTPLANE_DATABASE_URL_RELAY`,
+ * else `EVENTPLANE_DATABASE_URL` when it already names the relay role, else that
+ * (admin) URL with the relay role as user; `EVENTPLANE_NATS_URL` (default the
+ * local server), `EVENTPLANE_NATS_USER` / `EVENTPLANE_NATS_PASSWORD`, `EVENTPLANE_RELAY_NAME`,
+ * and the tuning knobs `EVENTPLANE_RELAY_BATCH_SIZE`, `EVENTPLANE_RELAY_MAX_IN_FLIGHT`,
+ * `EVENTPLANE_RELAY_POLL_MS`.
+ */
+export function resolveRelayConfig(env: NodeJS.ProcessEnv = process.env): RelayProcessConfig {
+  const base = env.EVENTPLANE_DATABASE_URL ?? DEFAULT_DATABASE_URL
+  const databaseUrl = decodeURIComponent(new URL(base).username) === ROLES.relay ? base : roleUrl(base, ROLES.relay, env)
+  return {
+    databaseUrl,
+    natsUrl: env.EVENTPLANE_NATS_URL ?? 'nats://127.0.0.1:4222',
+    natsUser: env.EVENTPLANE_NATS_USER || undefined,
+    natsPassword: env.EVENTPLANE_NATS_PASSWORD || undefined,
+    name: env.EVENTPLANE_RELAY_NAME || 'default',
+    batchSize: intFromEnv(env, 'EVENTPLANE_RELAY_BATCH_SIZE'),
+    maxInFlight: intFromEnv(env, 'EVENTPLANE_RELAY_MAX_IN_FLIGHT'),
+    pollIntervalMs: intFromEnv(env, 'EVENTPLANE_RELAY_POLL_MS'),
+  }
+}
+
+function intFromEnv(env: NodeJS.ProcessEnv, key: string): number | undefined {
+  const text = env[key]
+  if (text === undefined || text === '') return undefined
+  if (!/^[1-9]\d{0,8}$/.test(text)) throw new EventplaneError('cli.config', `${key} must be a positive integer, got ${JSON.stringify(text)}`)
+  return Number(text)
+}
+
+/**
+ * Runs one relay until SIGTERM or SIGINT (graceful stop) and returns the exit
+ * code: 0 after a stop, 1 after a fatal error, 2 for invalid settings. Logs
+ * JSON lines to stdout (ids, types, positions; never event data).
+ */
+export async function runRelayProcess(env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const logger = pino({ name: 'eventplane-relay', level: env.EVENTPLANE_LOG_LEVEL ?? 'info' })
+  let config: RelayProcessConfig
+  try {
+    config = resolveRelayConfig(env)
+  } catch (e) {
+    logger.error(errorFields(e), 'relay configuration is invalid')
+    return 2
+  }
+  logger.info({ database: redactUrl(config.databaseUrl), nats: config.natsUrl, relay: config.name }, 'relay process starting')
+  const sql = connectPg(config.databaseUrl, { max: 4, applicationName: `eventplane-relay:${config.name}` })
+  const nc = await connect({
+    servers: config.natsUrl,
+    name: `eventplane-relay:${config.name}`,
+    ...(config.natsUser === undefined ? {} : { user: config.natsUser, pass: config.natsPassword ?? '' }),
+    waitOnFirstConnect: true,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+  })
+  const relay = new Relay({
+    sql,
+    nc,
+    name: config.name,
+    logger,
+    batchSize: config.batchSize,
+    maxInFlight: config.maxInFlight,
+    pollIntervalMs: config.pollIntervalMs,
+  })
+  const stop = (): void => void relay.stop()
+  process.once('SIGTERM', stop)
+  process.once('SIGINT', stop)
+  relay.start()
+  let code = 0
+  try {
+    await relay.closed
+  } catch (e) {
+    logger.error(errorFields(e), 'relay failed')
+    code = 1
+  }
+  await nc.drain().catch(() => {})
+  await sql.end({ timeout: 5 })
+  return code
+}

@@ -1,0 +1,282 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Sql } from 'postgres'
+import { type Checkpoint, type RecordedEvent, EventplaneError, InvalidName, Unavailable, formatCheckpoint, isEventplaneError } from '@eventplane/core'
+import { PgEventStore, mapPgError } from '@eventplane/store-pg'
+import { type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream'
+import { type NatsConnection, PermissionViolationError } from '@nats-io/transport-node'
+import { type Logger, errorFields, silentLogger } from './logger.ts'
+import { LogWaker } from './pg-listener.ts'
+import { RelayLease, loadRelayCheckpoint } from './relay-lease.ts'
+import { OrderedPublisher, isOrderBreak } from './relay-publisher.ts'
+import { type EnsureStreamOptions, ensureStream } from './stream.ts'
+
+export interface RelayOptions {
+  /** postgres.js pool connected as eventplane_relay (reads every tenant, writes only its checkpoint). */
+  sql: Sql
+  nc: NatsConnection
+  /** Checkpoint and lock name; relays with the same name take turns, one active at a time. Default 'default'. */
+  name?: string
+  /** Events read from PostgreSQL per batch; the checkpoint is stored after each batch's acks. Default 500. */
+  batchSize?: number
+  /** Bound on un-acked publishes. Default 256. */
+  maxInFlight?: number
+  /** Polling fallback when no notification arrives (also how often the lease is checked). Default 1000 ms. */
+  pollIntervalMs?: number
+  /** How often a standby relay retries the lock. Default `pollIntervalMs`. */
+  lockRetryMs?: number
+  /** How long to wait for one publish ack. Default 5000 ms. */
+  publishTimeoutMs?: number
+  /** Upper bound of the retry backoff after a failure (NATS or PostgreSQL down). Default 5000 ms. */
+  maxBackoffMs?: number
+  /** Passed to ensureStream (duplicate window, replicas, max age). */
+  stream?: EnsureStreamOptions
+  logger?: Logger
+}
+
+export type RelayState = 'new' | 'standby' | 'starting' | 'active' | 'retrying' | 'stopped'
+
+export interface RelayStats {
+  /** Events acked by JetStream since start (duplicates included). */
+  published: number
+  /** Acks that said JetStream already held the event (a republish after a crash or retry). */
+  duplicates: number
+}
+
+/** The lease was lost: another relay may be active now, so this one must stand by. */
+class LeaseLost extends Error {}
+
+/** JetStream refused a publish whose predecessor is not the stream's last message. */
+class OrderBreak extends Error {}
+
+const NAME = /^[A-Za-z0-9_-]{1,64}$/
+const QUICK_POLL_MS = 25
+const MAX_ORDER_BREAKS = 3
+
+/**
+ * The only publisher of log subjects (DESIGN §4). Holds a PostgreSQL advisory
+ * lock per name (standby relays wait and take over when the holder's session
+ * dies), reads the gap-safe global order from its checkpoint, publishes each
+ * event with `Nats-Msg-Id = event_id` keeping at most `maxInFlight` acks
+ * outstanding, and stores its checkpoint only over the acked prefix of each
+ * batch, so a crash republishes (deduplicated by JetStream) but never skips.
+ * Woken by LISTEN, with polling as the fallback; retries with backoff when
+ * NATS or PostgreSQL are down. Logs ids, types and positions, never data.
+ */
+export class Relay {
+  readonly name: string
+  /** Settles when the relay stopped: resolves after `stop()`, rejects on a fatal error (a permission refusal). */
+  readonly closed: Promise<void>
+  readonly #sql: Sql
+  readonly #nc: NatsConnection
+  readonly #store: PgEventStore
+  readonly #publisher: OrderedPublisher
+  readonly #waker: LogWaker
+  readonly #logger: Logger
+  readonly #abort = new AbortController()
+  readonly #o: Required<Omit<RelayOptions, 'sql' | 'nc' | 'name' | 'logger' | 'stream'>> & { stream: EnsureStreamOptions }
+  #jsm: JetStreamManager | undefined
+  readonly #lease: RelayLease
+  #holding = false
+  #checkpoint: Checkpoint | undefined
+  #state: RelayState = 'new'
+  #stopping = false
+  #stats: RelayStats = { published: 0, duplicates: 0 }
+  #settle!: { resolve: () => void; reject: (e: unknown) => void }
+
+  constructor(options: RelayOptions) {
+    this.name = options.name ?? 'default'
+    if (!NAME.test(this.name)) throw new InvalidName(`relay name ${JSON.stringify(this.name)} may only contain ASCII letters, digits, _ and - (1-64)`)
+    this.#sql = options.sql
+    this.#nc = options.nc
+    this.#store = new PgEventStore(options.sql)
+    this.#logger = options.logger ?? silentLogger
+    this.#waker = new LogWaker(options.sql, this.#logger)
+    this.#lease = new RelayLease(options.sql, this.name)
+    const poll = positive(options.pollIntervalMs ?? 1000, 'pollIntervalMs')
+    this.#o = {
+      batchSize: positive(options.batchSize ?? 500, 'batchSize'),
+      maxInFlight: positive(options.maxInFlight ?? 256, 'maxInFlight'),
+      pollIntervalMs: poll,
+      lockRetryMs: positive(options.lockRetryMs ?? poll, 'lockRetryMs'),
+      publishTimeoutMs: positive(options.publishTimeoutMs ?? 5000, 'publishTimeoutMs'),
+      maxBackoffMs: positive(options.maxBackoffMs ?? 5000, 'maxBackoffMs'),
+      stream: options.stream ?? {},
+    }
+    this.#publisher = new OrderedPublisher(jetstream(options.nc), this.#o.maxInFlight, this.#o.publishTimeoutMs)
+    this.closed = new Promise<void>((resolve, reject) => (this.#settle = { resolve, reject }))
+    this.closed.catch(() => {})
+  }
+
+  get state(): RelayState {
+    return this.#state
+  }
+
+  /** The last checkpoint this relay stored (or loaded when it became active). */
+  get checkpoint(): Checkpoint | undefined {
+    return this.#checkpoint
+  }
+
+  get stats(): Readonly<RelayStats> {
+    return { ...this.#stats }
+  }
+
+  /** Starts the relay loop in the background and returns at once; watch `state` and `closed`. */
+  start(): void {
+    if (this.#state !== 'new') throw new Error('a relay starts once')
+    this.#state = 'standby'
+    this.#run().then(this.#settle.resolve, this.#settle.reject)
+  }
+
+  /**
+   * Stops gracefully: the batch being published finishes (its acks are
+   * awaited and the checkpoint stored), then the lock is released. Resolves
+   * once stopped, also after a fatal error.
+   */
+  async stop(): Promise<void> {
+    this.#stopping = true
+    this.#abort.abort()
+    if (this.#state === 'new') {
+      this.#state = 'stopped'
+      this.#settle.resolve()
+    }
+    await this.closed.catch(() => {})
+  }
+
+  async #run(): Promise<void> {
+    let failures = 0
+    try {
+      while (!this.#stopping) {
+        try {
+          if (!this.#holding && !(await this.#acquire())) break
+          this.#state = 'starting'
+          this.#jsm ??= await jetstreamManager(this.#nc)
+          await ensureStream(this.#jsm, this.#o.stream)
+          this.#checkpoint = await loadRelayCheckpoint(this.#sql, this.name)
+          await this.#waker.listen()
+          this.#state = 'active'
+          this.#logger.info({ relay: this.name, checkpoint: formatCheckpoint(this.#checkpoint) }, 'relay active')
+          await this.#pump(() => (failures = 0))
+        } catch (e) {
+          const err = mapPgError(e)
+          if (isEventplaneError(err, 'bus.forbidden') || isEventplaneError(err, 'store.forbidden')) throw err
+          if (this.#nc.isClosed()) throw new Unavailable('bus.unavailable', 'the NATS connection was closed', { cause: err })
+          failures++
+          this.#state = 'retrying'
+          this.#logger.warn({ relay: this.name, failures, ...errorFields(err) }, 'relay interrupted; retrying')
+          await this.#keepLeaseIfHeld(err instanceof LeaseLost)
+          const backoff = Math.min(this.#o.maxBackoffMs, 100 * 2 ** Math.min(failures - 1, 16))
+          await sleep(backoff * (0.8 + Math.random() * 0.4), undefined, { signal: this.#abort.signal }).catch(() => {})
+        }
+      }
+    } finally {
+      await this.#waker.unlisten()
+      this.#holding = false
+      await this.#lease.close()
+      this.#state = 'stopped'
+      this.#logger.info({ relay: this.name, checkpoint: this.#checkpoint && formatCheckpoint(this.#checkpoint) }, 'relay stopped')
+    }
+  }
+
+  /** Waits for the lock; false when stopped first. Throws when PostgreSQL is unreachable. */
+  async #acquire(): Promise<boolean> {
+    let announced = false
+    while (!this.#stopping) {
+      this.#state = 'standby'
+      this.#holding = await this.#lease.tryAcquire()
+      if (this.#holding) return true
+      if (!announced) this.#logger.info({ relay: this.name }, 'another relay is active; standing by')
+      announced = true
+      await sleep(this.#o.lockRetryMs, undefined, { signal: this.#abort.signal }).catch(() => {})
+    }
+    return false
+  }
+
+  /** After a failure: keep the lease only if its session provably still holds the lock. */
+  async #keepLeaseIfHeld(knownLost: boolean): Promise<void> {
+    if (!this.#holding) return
+    const held = knownLost ? false : await this.#lease.held().catch(() => false)
+    if (held) return
+    this.#holding = false
+    await this.#lease.release()
+    this.#logger.warn({ relay: this.name }, 'relay lost its lock; standing by')
+  }
+
+  /** Publishes until stopped: drain, then wait for a notification or the poll interval. */
+  async #pump(onProgress: () => void): Promise<void> {
+    let quickMs = 0
+    let leaseCheckedAt = Date.now()
+    while (!this.#stopping) {
+      await this.#drain()
+      onProgress()
+      if (this.#stopping) return
+      // After a notification, re-read soon and then less often: the new rows
+      // may be held back by an older transaction still open elsewhere.
+      const reason = await this.#waker.wait(quickMs || this.#o.pollIntervalMs, this.#abort.signal)
+      if (reason === 'notified') quickMs = QUICK_POLL_MS
+      else if (reason === 'timeout' && quickMs > 0) quickMs = quickMs * 2 >= this.#o.pollIntervalMs ? 0 : quickMs * 2
+      if (Date.now() - leaseCheckedAt >= this.#o.pollIntervalMs) {
+        if (!(await this.#lease.held())) throw new LeaseLost('the relay lock session is gone')
+        leaseCheckedAt = Date.now()
+      }
+    }
+  }
+
+  /** Reads and publishes from the checkpoint until caught up (or stopping, after the current batch). */
+  async #drain(): Promise<void> {
+    for (let breaks = 0; ; ) {
+      this.#publisher.resetChain()
+      try {
+        for await (const batch of this.#store.readAll({ from: this.#checkpoint, batchSize: this.#o.batchSize })) {
+          await this.#publishBatch(batch)
+          breaks = 0
+          if (this.#stopping) return
+        }
+        return
+      } catch (e) {
+        // A refused order check is not an outage: retry at once, unless it keeps happening without progress.
+        if (!(e instanceof OrderBreak) || ++breaks > MAX_ORDER_BREAKS) throw e
+      }
+    }
+  }
+
+  /**
+   * Publishes a batch (see OrderedPublisher), then stores the checkpoint at
+   * the end of the acked prefix; the events after the first un-acked one are
+   * republished on retry (JetStream drops copies it holds by `Nats-Msg-Id`).
+   */
+  async #publishBatch(batch: RecordedEvent[]): Promise<void> {
+    const outcome = await this.#publisher.publishBatch(batch)
+    this.#stats.published += outcome.acked
+    this.#stats.duplicates += outcome.duplicates
+    if (outcome.acked > 0) await this.#advance(batch[outcome.acked - 1]!)
+    this.#logger.debug({ relay: this.name, events: outcome.acked, duplicates: outcome.duplicates, checkpoint: formatCheckpoint(this.#checkpoint!) }, 'batch published')
+    if (outcome.failure === undefined) return
+    const stuck = batch[outcome.acked]!
+    const where = { relay: this.name, event_id: stuck.event_id, type: stuck.type, position: stuck.global_position.toString() }
+    if (isOrderBreak(outcome.failure)) {
+      this.#logger.info({ ...where, ...errorFields(outcome.failure) }, 'stream order check refused a publish; republishing from the checkpoint')
+      throw new OrderBreak()
+    }
+    this.#logger.warn({ ...where, ...errorFields(outcome.failure) }, 'publish failed')
+    throw busError(outcome.failure)
+  }
+
+  async #advance(last: RecordedEvent): Promise<void> {
+    const next = { txId: last.tx_id, position: last.global_position }
+    if (!(await this.#lease.storeCheckpoint(next))) throw new LeaseLost('the relay lock was lost before the checkpoint was stored')
+    this.#checkpoint = next
+  }
+}
+
+function busError(e: unknown): EventplaneError {
+  if (e instanceof EventplaneError) return e
+  if (e instanceof PermissionViolationError) {
+    return new EventplaneError('bus.forbidden', `not permitted to publish ${e.subject}`, { cause: e })
+  }
+  return new Unavailable('bus.unavailable', `publish failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e })
+}
+
+function positive(n: number, name: string): number {
+  if (!Number.isSafeInteger(n) || n < 1) throw new RangeError(`${name} must be a positive integer`)
+  return n
+}

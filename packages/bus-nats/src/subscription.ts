@@ -1,0 +1,136 @@
+import { type RecordedEvent, EventplaneError, validateName } from '@eventplane/core'
+import {
+  type ConsumerInfo,
+  type ConsumerMessages,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+  AckPolicy,
+  DeliverPolicy,
+  JetStreamApiError,
+} from '@nats-io/jetstream'
+import { nanos } from '@nats-io/transport-node'
+import { decodeEvent } from './codec.ts'
+import { type LiveIterable, liveIterable } from './live-iterable.ts'
+import { type Logger, errorFields, silentLogger } from './logger.ts'
+import { type LogFilterOptions, STREAM_NAME, logFilter } from './subjects.ts'
+
+export interface EnsureConsumerOptions {
+  /** Durable name; ASCII letters, digits, `_` and `-` (tenants may only use the names listed for them). */
+  name: string
+  /** What the consumer sees: one filter subject over the log, e.g. `{ tenant: 'acme' }` → `eventplane.*.acme.>`. */
+  filter: LogFilterOptions
+  /** 'all' (default) starts at the first event; 'new' at events published after creation. */
+  deliver?: 'all' | 'new'
+  /** Time to process a message before it is redelivered. Default 30 s. */
+  ackWaitMs?: number
+  /** Deliveries before the server gives up on a message; default unlimited (-1). */
+  maxDeliver?: number
+  /** Un-acked messages the server hands out at once. Default 1000. */
+  maxAckPending?: number
+}
+
+/** JetStream API error: a consumer with this name exists with another config (nats-server errors.json). */
+const CONSUMER_EXISTS = 10148
+const CONSUMER_NAME_EXISTS = 10013
+
+/**
+ * Creates (or finds) a durable pull consumer on EVENTPLANE with explicit acks
+ * and one filter subject. Uses the filtered create subject
+ * `$JS.API.CONSUMER.CREATE.EVENTPLANE.<name>.<filter>`, the only one a tenant
+ * may use. An existing consumer with the same name and filter is returned as
+ * is; one with another filter fails with `bus.bad_request`.
+ */
+export async function ensureConsumer(jsm: JetStreamManager, options: EnsureConsumerOptions): Promise<ConsumerInfo> {
+  const name = validateName('consumer', options.name)
+  const filter = logFilter(options.filter)
+  try {
+    return await jsm.consumers.add(STREAM_NAME, {
+      durable_name: name,
+      filter_subject: filter,
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: options.deliver === 'new' ? DeliverPolicy.New : DeliverPolicy.All,
+      ack_wait: nanos(options.ackWaitMs ?? 30_000),
+      max_deliver: options.maxDeliver ?? -1,
+      max_ack_pending: options.maxAckPending ?? 1000,
+    })
+  } catch (e) {
+    if (!(e instanceof JetStreamApiError && (e.code === CONSUMER_EXISTS || e.code === CONSUMER_NAME_EXISTS))) throw e
+    const info = await jsm.consumers.info(STREAM_NAME, name)
+    if (info.config.filter_subject !== filter) {
+      throw new EventplaneError('bus.bad_request', `consumer ${name} exists with filter ${info.config.filter_subject ?? '(none)'}, not ${filter}`, { cause: e })
+    }
+    return info
+  }
+}
+
+/** One delivered event. Ack after processing; an un-acked delivery comes back after the consumer's ack wait. */
+export interface Delivery {
+  event: RecordedEvent
+  /** Stream sequence of the message. */
+  seq: number
+  /** 1 on the first delivery. */
+  deliveryCount: number
+  redelivered: boolean
+  /** Acks and waits for the server to confirm it (a lost ack would mean a redelivery). */
+  ack(): Promise<void>
+  /** Asks for redelivery, after `delayMs` if given. */
+  nak(delayMs?: number): void
+  /** Never deliver this message again. */
+  term(): void
+  /** Extends the ack wait while a slow handler works. */
+  working(): void
+}
+
+/** Deliveries in stream order; `stop()` stops fetching (un-acked deliveries are redelivered later), `closed` resolves once ended. */
+export type Subscription = LiveIterable<Delivery>
+
+export interface SubscribeOptions {
+  /** Name of an existing consumer (see ensureConsumer). */
+  consumer: string
+  signal?: AbortSignal
+  /** Messages requested per pull. Default 100. */
+  batch?: number
+  logger?: Logger
+}
+
+/**
+ * Consumes a durable pull consumer as an async iterable of deliveries, in
+ * stream order. A message that does not decode as a recorded event is
+ * terminated and logged (by sequence, never by content), not yielded.
+ */
+export async function subscribe(js: JetStreamClient, options: SubscribeOptions): Promise<Subscription> {
+  const name = validateName('consumer', options.consumer)
+  const logger = options.logger ?? silentLogger
+  const consumer = await js.consumers.get(STREAM_NAME, name)
+  const messages: ConsumerMessages = await consumer.consume({ max_messages: options.batch ?? 100 })
+  return liveIterable(messages, {
+    map(msg: JsMsg): Delivery | undefined {
+      try {
+        return toDelivery(msg, decodeEvent(msg.data))
+      } catch (e) {
+        logger.error({ consumer: name, seq: msg.seq, subject: msg.subject, ...errorFields(e) }, 'undecodable log message terminated')
+        msg.term('undecodable')
+        return undefined
+      }
+    },
+    halt: () => messages.stop(),
+    sourceClosed: messages.closed(),
+    signal: options.signal,
+  })
+}
+
+function toDelivery(msg: JsMsg, event: RecordedEvent): Delivery {
+  return {
+    event,
+    seq: msg.seq,
+    deliveryCount: msg.info.deliveryCount,
+    redelivered: msg.redelivered,
+    async ack() {
+      await msg.ackAck()
+    },
+    nak: (delayMs) => msg.nak(delayMs),
+    term: () => msg.term(),
+    working: () => msg.working(),
+  }
+}

@@ -1,0 +1,46 @@
+import assert from 'node:assert/strict'
+import { describe, test } from 'node:test'
+import { type RecordedEvent, EventFactory, isEventplaneError } from '@eventplane/core'
+import { EVENT_HEADERS, decodeEvent, encodeEvent, eventHeaders, readEventHeaders } from '../src/codec.ts'
+
+function recorded(): RecordedEvent {
+  const root = EventFactory.forTenant('acme', { causedBy: 'user:alice' }).intent({ category: 'deployment', id: 'd:1' }, 'deploy_requested', { replicas: 3, tags: ['a'], nested: { ok: true } })
+  const child = EventFactory.fromEvent(root, { causedBy: 'controller:deployer' }).fact({ category: 'deployment', id: 'd:1' }, 'deploy_started', { step: 1 })
+  return { ...child, stream_version: 7, global_position: 9_007_199_254_740_993n, tx_id: 18_446_744_073_709_551_615n, recorded_at: '2025-01-02T03:04:05.678Z' }
+}
+
+describe('codec', () => {
+  test('an event survives encode and decode with every field, lineage and bigint positions exact', () => {
+    const e = recorded()
+    assert.deepEqual(decodeEvent(encodeEvent(e)), e)
+    const wire = JSON.parse(new TextDecoder().decode(encodeEvent(e)))
+    assert.equal(wire.global_position, '9007199254740993', 'positions travel as decimal strings, never floats')
+    assert.equal(wire.tx_id, '18446744073709551615')
+  })
+
+  test('headers carry the event id as Nats-Msg-Id and the position, tx id and tenant', () => {
+    const e = recorded()
+    const h = eventHeaders(e)
+    assert.equal(h.get(EVENT_HEADERS.msgId), e.event_id)
+    assert.deepEqual(readEventHeaders(h), { eventId: e.event_id, txId: e.tx_id, position: e.global_position, tenant: 'acme' })
+  })
+
+  test('decode refuses anything that is not a complete recorded event', () => {
+    const good = JSON.parse(new TextDecoder().decode(encodeEvent(recorded())))
+    const bad: unknown[] = [
+      'not json',
+      [],
+      { ...good, global_position: 12 },
+      { ...good, tx_id: '1.5' },
+      { ...good, stream_version: 0 },
+      { ...good, recorded_at: 'yesterday' },
+      { ...good, tenant_id: 'a.b' },
+      { ...good, correlation_id: undefined },
+      { ...good, extra: true },
+    ]
+    for (const value of bad) {
+      const bytes = new TextEncoder().encode(typeof value === 'string' ? value : JSON.stringify(value))
+      assert.throws(() => decodeEvent(bytes), (e: unknown) => isEventplaneError(e), JSON.stringify(value).slice(0, 80))
+    }
+  })
+})

@@ -1,0 +1,199 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { type EventEnvelope, type RecordedEvent, EventFactory, START } from '@eventplane/core'
+import { PgEventStore, ROLES } from '@eventplane/store-pg'
+import { createTestDatabase, eventually as eventuallyWithin, type TestDatabase } from '@eventplane/store-pg/testing'
+import { type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream'
+import { type MsgHdrs, type NatsConnection, connect } from '@nats-io/transport-node'
+import { decodeEvent } from '../src/codec.ts'
+import { STREAM_NAME } from '../src/subjects.ts'
+import { startNatsServer, type TestNatsServer } from '../src/testing/index.ts'
+
+export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url))
+const RELAY_BIN = fileURLToPath(new URL('../src/bin/relay.ts', import.meta.url))
+
+/** Polls `fn` until it is true; fails after `timeoutMs` (PG's gap-safe read may be held back by other tests' transactions). */
+export function eventually(fn: () => Promise<boolean> | boolean, what: string, timeoutMs = 20_000): Promise<void> {
+  return eventuallyWithin(fn, timeoutMs, what)
+}
+
+/** Rejects when `p` does not settle in time, so no test can hang on it. */
+export async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms)
+  })
+  try {
+    return await Promise.race([p, timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+export interface StoredMessage {
+  seq: number
+  subject: string
+  headers: MsgHdrs | undefined
+  event: RecordedEvent
+}
+
+/** Every message of the EVENTPLANE stream, in stream order (read with an ordered consumer). */
+export async function streamMessages(nc: NatsConnection): Promise<StoredMessage[]> {
+  const jsm = await jetstreamManager(nc)
+  const total = await streamCount(jsm)
+  if (total === 0) return []
+  const consumer = await jetstream(nc).consumers.get(STREAM_NAME)
+  const out: StoredMessage[] = []
+  const deadline = Date.now() + 20_000
+  while (out.length < total) {
+    if (Date.now() > deadline) throw new Error(`read ${out.length} of ${total} stream messages in time`)
+    const batch = await consumer.fetch({ max_messages: Math.min(500, total - out.length), expires: 2000 })
+    for await (const m of batch) out.push({ seq: m.seq, subject: m.subject, headers: m.headers, event: decodeEvent(m.data) })
+  }
+  return out
+}
+
+export async function streamCount(jsm: JetStreamManager): Promise<number> {
+  try {
+    return (await jsm.streams.info(STREAM_NAME)).state.messages
+  } catch {
+    return 0
+  }
+}
+
+/** The whole log in the gap-safe global order, as the relay role sees it. */
+export async function pgLog(store: PgEventStore): Promise<RecordedEvent[]> {
+  const out: RecordedEvent[] = []
+  for await (const batch of store.readAll({ from: START, batchSize: 1000 })) out.push(...batch)
+  return out
+}
+
+/** A test database, a project-run nats-server and the handles most tests need; `cleanup()` tears all down. */
+export interface BusEnv {
+  db: TestDatabase
+  server: TestNatsServer
+  intents: PgEventStore
+  facts: PgEventStore
+  relayStore: PgEventStore
+  /** A connection as `user` that keeps reconnecting (it outlives `server.restart()`); closed by cleanup. */
+  natsAs(user: string): Promise<NatsConnection>
+  cleanup(): Promise<void>
+}
+
+export async function createBusEnv(prefix: string, tenants: string[] = ['acme', 'globex']): Promise<BusEnv> {
+  const db = await createTestDatabase(prefix)
+  let server: TestNatsServer
+  try {
+    server = await startNatsServer({ tenants })
+  } catch (e) {
+    await db.drop()
+    throw e
+  }
+  const connections: NatsConnection[] = []
+  const cleanups: Array<() => Promise<unknown>> = []
+  return {
+    db,
+    server,
+    intents: new PgEventStore(db.connect(ROLES.intentWriter, 4)),
+    facts: new PgEventStore(db.connect(ROLES.factWriter, 4)),
+    relayStore: new PgEventStore(db.connect(ROLES.relay, 2)),
+    async natsAs(user) {
+      const creds = server.credentials[user]
+      const nc = await connect({
+        servers: server.url,
+        ...(creds ? { user: creds.user, pass: creds.pass } : {}),
+        name: `test-${user}`,
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 100,
+      })
+      connections.push(nc)
+      return nc
+    },
+    async cleanup() {
+      await Promise.allSettled(cleanups.map((c) => c()))
+      await Promise.allSettled(connections.map((nc) => nc.close()))
+      await Promise.allSettled([server.stop(), db.drop()])
+    },
+  }
+}
+
+/** Appends `count` intents for `tenant` in appends of `perAppend` events, on streams `<prefix>-0..`. */
+export async function appendIntents(store: PgEventStore, tenant: string, count: number, perAppend = 50, prefix = 's'): Promise<EventEnvelope[]> {
+  const f = EventFactory.forTenant(tenant, { causedBy: 'user:test' })
+  const all: EventEnvelope[] = []
+  for (let i = 0; i < count; i += perAppend) {
+    const stream = { tenant, category: 'deployment', id: `${prefix}-${i / perAppend}` }
+    const events = Array.from({ length: Math.min(perAppend, count - i) }, (_, j) => f.intent(stream, 'scaled', { n: i + j }))
+    await store.append(stream, events)
+    all.push(...events)
+  }
+  return all
+}
+
+/** A relay running as a child process (`src/bin/relay.ts`), so a test can SIGKILL it. */
+export interface RelayChild {
+  process: ChildProcess
+  /** Parsed JSON log lines so far. */
+  logs: Array<{ msg?: string; [key: string]: unknown }>
+  waitForLog(msg: string, timeoutMs?: number): Promise<void>
+  hasLogged(msg: string): boolean
+  kill(signal?: NodeJS.Signals): Promise<void>
+}
+
+const children = new Set<ChildProcess>()
+process.on('exit', () => {
+  for (const child of children) child.kill('SIGKILL')
+})
+
+export function spawnRelay(env: BusEnv, name: string, extraEnv: Record<string, string> = {}): RelayChild {
+  const creds = env.server.credentials.relay!
+  const child = spawn(process.execPath, ['--import', 'tsx', RELAY_BIN], {
+    cwd: REPO_ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: {
+      PATH: process.env.PATH,
+      EVENTPLANE_DATABASE_URL: env.db.roleUrl(ROLES.relay),
+      EVENTPLANE_NATS_URL: env.server.url,
+      EVENTPLANE_NATS_USER: creds.user,
+      EVENTPLANE_NATS_PASSWORD: creds.pass,
+      EVENTPLANE_RELAY_NAME: name,
+      EVENTPLANE_RELAY_POLL_MS: '200',
+      ...extraEnv,
+    },
+  })
+  children.add(child)
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  void exited.then(() => children.delete(child))
+  const logs: RelayChild['logs'] = []
+  let buffered = ''
+  child.stdout!.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString('utf8')
+    const lines = buffered.split('\n')
+    buffered = lines.pop() ?? ''
+    for (const line of lines) {
+      try {
+        logs.push(JSON.parse(line))
+      } catch {
+        logs.push({ msg: line })
+      }
+    }
+  })
+  let stderr = ''
+  child.stderr!.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString('utf8')).slice(-2000)))
+  const hasLogged = (msg: string): boolean => logs.some((l) => l.msg === msg)
+  return {
+    process: child,
+    logs,
+    hasLogged,
+    async waitForLog(msg, timeoutMs = 20_000) {
+      await eventually(() => {
+        if (child.exitCode !== null && !hasLogged(msg)) throw new Error(`relay ${name} exited (${child.exitCode}) before logging "${msg}": ${stderr}`)
+        return hasLogged(msg)
+      }, `relay ${name} to log "${msg}"`, timeoutMs)
+    },
+    async kill(signal = 'SIGKILL') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal)
+      await within(exited, 10_000, `relay ${name} to exit`)
+    },
+  }
+}

@@ -1,0 +1,109 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { EventFactory } from '@eventplane/core'
+import { PgEventStore, ROLES } from '@eventplane/store-pg'
+import { type JetStreamManager, jetstreamManager } from '@nats-io/jetstream'
+import type { NatsConnection } from '@nats-io/transport-node'
+import { EVENT_HEADERS } from '../src/codec.ts'
+import { Relay } from '../src/relay.ts'
+import { loadRelayCheckpoint } from '../src/relay-lease.ts'
+import { type BusEnv, appendIntents, createBusEnv, eventually, pgLog, streamCount, streamMessages, within } from './fixtures.ts'
+
+describe('relay', () => {
+  let env: BusEnv
+  let relay: Relay
+  let operator: NatsConnection
+  let jsm: JetStreamManager
+
+  before(async () => {
+    env = await createBusEnv('ep_relay')
+    operator = await env.natsAs('operator')
+    jsm = await jetstreamManager(operator)
+    relay = new Relay({ sql: env.db.connect(ROLES.relay, 4), nc: await env.natsAs('relay'), name: 'main', pollIntervalMs: 200 })
+    relay.start()
+  })
+  after(async () => {
+    await within(relay?.stop() ?? Promise.resolve(), 15_000, 'relay stop').catch(() => {})
+    await env?.cleanup()
+  })
+
+  test('appended events appear on their log subjects in log order with event_id, correlation and causation intact', async () => {
+    const user = EventFactory.forTenant('acme', { causedBy: 'user:alice' })
+    const d1 = { tenant: 'acme', category: 'deployment', id: 'd1' }
+    const root = user.intent(d1, 'deploy_requested', { replicas: 3 })
+    await env.intents.append(d1, [root])
+    const controller = EventFactory.fromEvent(root, { causedBy: 'controller:deployer' })
+    const started = controller.fact(d1, 'deploy_started', { step: 1 })
+    await env.facts.append(d1, [started])
+    const s1 = { tenant: 'globex', category: 'service', id: 'svc:a' }
+    const other = EventFactory.forTenant('globex', { causedBy: 'user:bob' }).intent(s1, 'created', { name: 'a' })
+    await env.intents.append(s1, [other])
+
+    await eventually(async () => (await streamCount(jsm)) === 3, 'three messages in the stream')
+    const messages = await streamMessages(operator)
+    const log = await pgLog(env.relayStore)
+    assert.deepEqual(messages.map((m) => m.event), log, 'the stream holds the recorded events, byte for byte, in the gap-safe order')
+    assert.deepEqual(
+      messages.map((m) => m.subject),
+      ['eventplane.intent.acme.deployment.d1', 'eventplane.fact.acme.deployment.d1', 'eventplane.intent.globex.service.svc:a'],
+    )
+    for (const m of messages) {
+      assert.equal(m.headers?.get(EVENT_HEADERS.msgId), m.event.event_id)
+      assert.equal(m.headers?.get(EVENT_HEADERS.txId), m.event.tx_id.toString())
+      assert.equal(m.headers?.get(EVENT_HEADERS.position), m.event.global_position.toString())
+      assert.equal(m.headers?.get(EVENT_HEADERS.tenant), m.event.tenant_id)
+    }
+    const [r, f] = messages.map((m) => m.event)
+    assert.equal(r!.event_id, root.event_id)
+    assert.equal(r!.correlation_id, root.event_id)
+    assert.equal(r!.causation_id, null)
+    assert.equal(r!.caused_by, 'user:alice')
+    assert.equal(f!.event_id, started.event_id)
+    assert.equal(f!.correlation_id, root.event_id, 'the child keeps the chain')
+    assert.equal(f!.causation_id, root.event_id, 'the child points at its cause')
+    assert.equal(f!.caused_by, 'controller:deployer')
+  })
+
+  test('a transaction that inserted first and committed last is published, and nothing after it is skipped', async () => {
+    const before = await streamCount(jsm)
+    const f = EventFactory.forTenant('acme', { causedBy: 'user:test' })
+    const slowConn = await env.db.connect(ROLES.intentWriter, 1).reserve()
+    try {
+      await slowConn.unsafe('begin')
+      const slowStream = { tenant: 'acme', category: 'deployment', id: 'slow' }
+      const slow = f.intent(slowStream, 'created', {})
+      await new PgEventStore(slowConn as never).append(slowStream, [slow])
+      const fast = await appendIntents(env.intents, 'acme', 5, 5, 'fast')
+      await sleep(600)
+      assert.equal(await streamCount(jsm), before, 'nothing committed after the open transaction is published while it is open')
+      await slowConn.unsafe('commit')
+      await eventually(async () => (await streamCount(jsm)) === before + 6, 'the slow and the fast events in the stream')
+      const ids = (await streamMessages(operator)).map((m) => m.event.event_id)
+      assert.ok(ids.indexOf(slow.event_id) < ids.indexOf(fast[0]!.event_id), 'the slow transaction first: it has the older tx id')
+      assert.deepEqual(ids, (await pgLog(env.relayStore)).map((e) => e.event_id))
+    } finally {
+      await slowConn.unsafe('rollback').catch(() => {})
+      slowConn.release()
+    }
+  })
+
+  test('a relay stopped gracefully stores its checkpoint at the last acked event, and its successor publishes only what is new', async () => {
+    const appended = await appendIntents(env.intents, 'globex', 120, 40, 'graceful')
+    await eventually(async () => (await streamMessages(operator)).some((m) => m.event.event_id === appended.at(-1)!.event_id), 'the last event published')
+    await within(relay.stop(), 15_000, 'graceful stop')
+    assert.equal(relay.state, 'stopped')
+    const last = (await pgLog(env.relayStore)).at(-1)!
+    assert.deepEqual(await loadRelayCheckpoint(env.relayStore.sql, 'main'), { txId: last.tx_id, position: last.global_position })
+
+    relay = new Relay({ sql: env.db.connect(ROLES.relay, 4), nc: await env.natsAs('relay'), name: 'main', pollIntervalMs: 200 })
+    relay.start()
+    await eventually(() => relay.state === 'active', 'the successor to become active')
+    const more = await appendIntents(env.intents, 'globex', 10, 10, 'after')
+    await eventually(async () => (await pgLog(env.relayStore)).some((e) => e.event_id === more.at(-1)!.event_id), 'the new events to be visible')
+    const total = (await pgLog(env.relayStore)).length
+    await eventually(async () => (await streamCount(jsm)) === total, 'the new events in the stream')
+    assert.equal(relay.stats.published, more.length, 'the successor republished nothing')
+    assert.equal(relay.stats.duplicates, 0)
+  })
+})

@@ -1,0 +1,89 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import { ROLES } from '@eventplane/store-pg'
+import { jetstream, jetstreamManager } from '@nats-io/jetstream'
+import type { NatsConnection } from '@nats-io/transport-node'
+import { Relay } from '../src/relay.ts'
+import { type Delivery, ensureConsumer, subscribe } from '../src/subscription.ts'
+import { tail } from '../src/tail.ts'
+import { type BusEnv, appendIntents, createBusEnv, eventually, within } from './fixtures.ts'
+
+/** Pulls the next delivery or fails after `ms`. */
+async function next(it: AsyncIterator<Delivery>, ms = 15_000): Promise<Delivery> {
+  const r = await within(it.next(), ms, 'the next delivery')
+  assert.ok(!r.done, 'the subscription ended early')
+  return r.value
+}
+
+describe('subscriptions', () => {
+  let env: BusEnv
+  let relay: Relay
+  let acme: NatsConnection
+
+  before(async () => {
+    env = await createBusEnv('ep_sub')
+    relay = new Relay({ sql: env.db.connect(ROLES.relay, 4), nc: await env.natsAs('relay'), name: 'sub', pollIntervalMs: 200 })
+    relay.start()
+    await eventually(() => relay.state === 'active', 'the relay to create the stream and become active')
+    acme = await env.server.connect('acme')
+  })
+  after(async () => {
+    await within(relay?.stop() ?? Promise.resolve(), 10_000, 'relay stop').catch(() => {})
+    await env?.cleanup()
+  })
+
+  test('a tenant subscription receives its events in order, acks them, and gets an un-acked one redelivered', async () => {
+    await ensureConsumer(await jetstreamManager(acme), { name: 'acme_ctl', filter: { tenant: 'acme' }, ackWaitMs: 1000 })
+    await appendIntents(env.intents, 'globex', 3, 3, 'other')
+    const appended = await appendIntents(env.intents, 'acme', 3, 3, 'mine')
+    const sub = await subscribe(jetstream(acme), { consumer: 'acme_ctl', batch: 10 })
+    const it = sub[Symbol.asyncIterator]()
+    try {
+      const first = await next(it)
+      assert.equal(first.event.event_id, appended[0]!.event_id, 'only the tenant\'s events, in log order')
+      assert.equal(first.deliveryCount, 1)
+      assert.equal(first.redelivered, false)
+      await first.ack()
+
+      const second = await next(it)
+      assert.equal(second.event.event_id, appended[1]!.event_id)
+      // second is not acked: it must come back after the 1 s ack wait.
+      const third = await next(it)
+      assert.equal(third.event.event_id, appended[2]!.event_id)
+      await third.ack()
+
+      const again = await next(it)
+      assert.equal(again.event.event_id, appended[1]!.event_id, 'the un-acked event is redelivered')
+      assert.equal(again.redelivered, true)
+      assert.equal(again.deliveryCount, 2)
+      assert.equal(again.seq, second.seq)
+      await again.ack()
+    } finally {
+      await within(sub.stop(), 5000, 'subscription stop')
+    }
+    await within(sub.closed, 5000, 'subscription closed')
+  })
+
+  test('a consumer is refused a filter outside its tenant, and an existing one keeps its filter', async () => {
+    const jsm = await jetstreamManager(acme)
+    await assert.rejects(ensureConsumer(jsm, { name: 'acme_tail', filter: { tenant: 'globex' } }))
+    const info = await ensureConsumer(jsm, { name: 'acme_ctl', filter: { tenant: 'acme' } })
+    assert.equal(info.config.filter_subject, 'eventplane.*.acme.>')
+    await assert.rejects(ensureConsumer(jsm, { name: 'bad.name', filter: { tenant: 'acme' } }), { code: 'core.invalid_name' })
+  })
+
+  test('tail yields live events of the tenant as they are published', async () => {
+    const live = await tail(acme, { tenant: 'acme' })
+    const it = live[Symbol.asyncIterator]()
+    try {
+      const [event] = await appendIntents(env.intents, 'acme', 1, 1, 'tailed')
+      const r = await within(it.next(), 15_000, 'a tailed event')
+      assert.equal(r.done, false)
+      assert.equal(r.value!.event_id, event!.event_id)
+      assert.equal(r.value!.correlation_id, event!.correlation_id)
+    } finally {
+      await live.stop()
+    }
+    await within(live.closed, 5000, 'tail closed')
+  })
+})

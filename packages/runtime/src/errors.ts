@@ -1,0 +1,33 @@
+import { type Checkpoint, EventplaneError, formatCheckpoint } from '@eventplane/core'
+
+/**
+ * The stored checkpoint is not the one this worker last wrote: another runner
+ * or a rebuild moved it. The worker discards what it staged and catches up
+ * from PostgreSQL again; nothing was written.
+ */
+export class CheckpointMoved extends EventplaneError {
+  constructor(projection: string, expected: Checkpoint, actual: Checkpoint | undefined) {
+    super('runtime.checkpoint_moved', `checkpoint of projection ${projection} moved`, {
+      details: { projection, expected: formatCheckpoint(expected), actual: actual ? formatCheckpoint(actual) : null },
+    })
+  }
+}
+
+/** Deletion cannot complete while finalizers are left (or was never requested). */
+export class FinalizersPending extends EventplaneError {
+  constructor(stream: string, finalizers: string[]) {
+    super('runtime.finalizers_pending', `stream ${stream} cannot be deleted while finalizers are left: ${finalizers.join(', ') || '(deletion not requested)'}`, {
+      details: { stream, finalizers },
+    })
+  }
+}
+
+/** A projection's reducer or SQL apply threw on an event; the runner stops at that event. */
+export class ProjectionFailed extends EventplaneError {
+  constructor(projection: string, eventId: string, position: Checkpoint, cause: unknown) {
+    super('runtime.handler_failed', `projection ${projection} failed on event ${eventId} at ${formatCheckpoint(position)}`, {
+      cause,
+      details: { projection, event_id: eventId, checkpoint: formatCheckpoint(position) },
+    })
+  }
+}

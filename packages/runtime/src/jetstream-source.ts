@@ -1,0 +1,83 @@
+import type { EventKind } from '@eventplane/core'
+import { type LogFilterOptions, ensureConsumer, subscribe } from '@eventplane/bus-nats'
+import { jetstream, jetstreamManager } from '@nats-io/jetstream'
+import type { NatsConnection } from '@nats-io/transport-node'
+import type { LiveSource, LiveSubscription } from './live-source.ts'
+import type { Logger } from './logger.ts'
+
+export interface JetStreamSourceOptions {
+  nc: NatsConnection
+  /** Durable consumer name (kept across restarts; tenants may only use their listed names). */
+  consumer: string
+  filter: LogFilterOptions
+  /** Where a newly created consumer starts: 'new' for projections (they catch up from PostgreSQL), 'all' by default. */
+  deliver?: 'all' | 'new'
+  ackWaitMs?: number
+  maxDeliver?: number
+  maxAckPending?: number
+  /** Messages requested per pull. */
+  batch?: number
+  logger?: Logger
+}
+
+/** A live source on a durable JetStream pull consumer of the EVENTPLANE stream. */
+export function jetStreamSource(options: JetStreamSourceOptions): LiveSource {
+  return {
+    async prepare() {
+      const jsm = await jetstreamManager(options.nc)
+      await ensureConsumer(jsm, {
+        name: options.consumer,
+        filter: options.filter,
+        ...(options.deliver ? { deliver: options.deliver } : {}),
+        ...(options.ackWaitMs ? { ackWaitMs: options.ackWaitMs } : {}),
+        ...(options.maxDeliver ? { maxDeliver: options.maxDeliver } : {}),
+        ...(options.maxAckPending ? { maxAckPending: options.maxAckPending } : {}),
+      })
+    },
+    async open(signal): Promise<LiveSubscription> {
+      return subscribe(jetstream(options.nc), {
+        consumer: options.consumer,
+        signal,
+        ...(options.batch ? { batch: options.batch } : {}),
+        ...(options.logger ? { logger: options.logger } : {}),
+      })
+    },
+  }
+}
+
+/**
+ * The one consumer filter covering a set of kinds, categories and a tenant
+ * (a consumer has one filter subject): a dimension with several values is
+ * left open, and the runtime filters the rest in code.
+ */
+export function coveringFilter(f: { kinds?: readonly EventKind[]; categories?: readonly string[]; tenant?: string }): LogFilterOptions {
+  return {
+    ...(f.kinds?.length === 1 ? { kind: f.kinds[0]! } : {}),
+    ...(f.tenant !== undefined ? { tenant: f.tenant } : {}),
+    ...(f.categories?.length === 1 ? { category: f.categories[0]! } : {}),
+  }
+}
+
+/**
+ * The live source of a projection: a durable consumer `proj_<name>` (or
+ * `consumer`) over the projection's covering filter, created with
+ * `deliver: 'new'` because the runner catches up from PostgreSQL after creating it.
+ */
+export function projectionLiveSource(
+  nc: NatsConnection,
+  projection: { name: string; filter?: { kinds?: readonly EventKind[]; categories?: readonly string[]; tenant?: string } },
+  options: Omit<JetStreamSourceOptions, 'nc' | 'consumer' | 'filter' | 'deliver'> & { consumer?: string } = {},
+): LiveSource {
+  const { consumer, ...rest } = options
+  return jetStreamSource({ ...rest, nc, consumer: consumer ?? `proj_${projection.name}`, filter: coveringFilter(projection.filter ?? {}), deliver: 'new' })
+}
+
+/** The live source of a controller: a durable consumer `ctl_<name>` (or `consumer`) from the first event on. */
+export function controllerLiveSource(
+  nc: NatsConnection,
+  controller: { name: string; kinds?: readonly EventKind[]; categories?: readonly string[] },
+  options: Omit<JetStreamSourceOptions, 'nc' | 'consumer' | 'filter'> & { consumer?: string } = {},
+): LiveSource {
+  const { consumer, ...rest } = options
+  return jetStreamSource({ deliver: 'all', ...rest, nc, consumer: consumer ?? `ctl_${controller.name}`, filter: coveringFilter(controller) })
+}

@@ -1,0 +1,69 @@
+import type { RecordedEvent } from '@eventplane/core'
+
+/** One event handed over by the bus; settle it exactly once. */
+export interface LiveDelivery {
+  event: RecordedEvent
+  /** How many times the bus has delivered it (1 the first time). */
+  deliveryCount: number
+  redelivered: boolean
+  ack(): void | Promise<void>
+  /** Asks for redelivery, after `delayMs` when given. */
+  nak(delayMs?: number): void
+  /** Never deliver it again. */
+  term(): void
+  /** Extends the ack wait while a slow handler works. */
+  working?(): void
+}
+
+/** An open live subscription: deliveries in log order, until stopped. */
+export interface LiveSubscription extends AsyncIterable<LiveDelivery> {
+  stop(): Promise<void>
+  /** Settles when the subscription ends. */
+  closed: Promise<unknown>
+}
+
+/**
+ * Where a runner's live events come from (JetStream in production, see
+ * `jetStreamSource`). `prepare` creates or checks the durable consumer and is
+ * called before the runner catches up from PostgreSQL, so that nothing
+ * appended after the catch-up began is missed.
+ */
+export interface LiveSource {
+  prepare(): Promise<void>
+  open(signal: AbortSignal): Promise<LiveSubscription>
+}
+
+/**
+ * Groups deliveries into batches: waits for one, then takes whatever else
+ * arrives within `lingerMs`, up to `max`. The pending read is carried over
+ * between batches, never dropped.
+ */
+export async function* batchDeliveries<T>(source: AsyncIterable<T>, max: number, lingerMs: number): AsyncGenerator<T[]> {
+  const it = source[Symbol.asyncIterator]()
+  let pending: Promise<IteratorResult<T>> | undefined
+  for (;;) {
+    const first = await (pending ?? it.next())
+    pending = undefined
+    if (first.done) return
+    const batch = [first.value]
+    let done = false
+    while (batch.length < max) {
+      const next = it.next()
+      let timer: NodeJS.Timeout | undefined
+      const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(resolve, lingerMs, 'timeout')))
+      const r = await Promise.race([next, timeout])
+      clearTimeout(timer)
+      if (r === 'timeout') {
+        pending = next
+        break
+      }
+      if (r.done) {
+        done = true
+        break
+      }
+      batch.push(r.value)
+    }
+    yield batch
+    if (done) return
+  }
+}

@@ -1,0 +1,22 @@
+/**
+ * The slice of a pino logger the runtime uses (a pino `Logger` fits). The
+ * runtime passes ids, types, positions and error codes only, never event data.
+ */
+export interface Logger {
+  debug(obj: object, msg?: string): void
+  info(obj: object, msg?: string): void
+  warn(obj: object, msg?: string): void
+  error(obj: object, msg?: string): void
+}
+
+const noop = (): void => {}
+
+/** Drops everything; the default when no logger is given. */
+export const silentLogger: Logger = { debug: noop, info: noop, warn: noop, error: noop }
+
+/** Loggable fields of an error: its code and the first line of its message (never event data). */
+export function errorFields(e: unknown): { code?: string; err: string } {
+  const code = typeof e === 'object' && e !== null && 'code' in e ? String((e as { code: unknown }).code) : undefined
+  const message = e instanceof Error ? e.message : String(e)
+  return { ...(code === undefined ? {} : { code }), err: message.split('\n')[0]!.slice(0, 300) }
+}

@@ -1,0 +1,143 @@
+import type { RecordedEvent } from '@eventplane/core'
+import type postgres from 'postgres'
+import type { Sql, TransactionSql } from 'postgres'
+import { ProjectionFailed } from '../errors.ts'
+import type { ProjectionSink } from './sink.ts'
+import { type ReducerProjection, checkpointOf, matchesFilter } from './types.ts'
+
+interface Entry<S> {
+  tenant: string
+  key: string
+  state: S
+}
+
+export interface ReducerSinkOptions {
+  /** Clean states kept in memory between commits (default 10,000). */
+  cacheSize?: number
+}
+
+const SEP = '\u0000'
+
+/**
+ * Applies a reducer in memory and writes only the states that changed, once
+ * per commit, in one statement. Clean states are kept in a bounded LRU, so a
+ * replay reloads a state from PostgreSQL only after it was evicted; memory is
+ * bounded by the cache size plus the dirty states of one commit.
+ */
+export class ReducerSink<S> implements ProjectionSink {
+  readonly #projection: ReducerProjection<S>
+  readonly #cacheSize: number
+  readonly #cache = new Map<string, Entry<S>>()
+  #dirty = new Map<string, Entry<S>>()
+  /** Sealed states being written by the commit in flight; never mutated. */
+  #committing = new Map<string, Entry<S>>()
+  /** True when every stored state of this projection is in the cache (after a drop, until an eviction). */
+  #complete = false
+
+  constructor(projection: ReducerProjection<S>, options: ReducerSinkOptions = {}) {
+    this.#projection = projection
+    this.#cacheSize = options.cacheSize ?? 10_000
+  }
+
+  async stage(sql: Sql, events: readonly RecordedEvent[]): Promise<void> {
+    const p = this.#projection
+    // After a drop every state is in memory or initial: no lookups, no extra pass.
+    if (!this.#complete) await this.#loadMissing(sql, events)
+    for (const event of events) {
+      if (!matchesFilter(p.filter, event)) continue
+      const key = this.#keyOf(event)
+      if (key === null) continue
+      const id = event.tenant_id + SEP + key
+      let current = this.#dirty.get(id)
+      if (current === undefined) {
+        const sealed = this.#committing.get(id)
+        current = sealed ? { ...sealed } : this.#cache.get(id)
+        if (current !== undefined) this.#cache.delete(id)
+        else current = { tenant: event.tenant_id, key, state: p.initial() }
+        this.#dirty.set(id, current)
+      }
+      try {
+        current.state = p.apply(current.state, event)
+      } catch (cause) {
+        throw new ProjectionFailed(p.name, event.event_id, checkpointOf(event), cause)
+      }
+    }
+  }
+
+  async #loadMissing(sql: Sql, events: readonly RecordedEvent[]): Promise<void> {
+    const missing = new Map<string, { tenant: string; key: string }>()
+    for (const event of events) {
+      if (!matchesFilter(this.#projection.filter, event)) continue
+      const key = this.#keyOf(event)
+      if (key === null) continue
+      const id = event.tenant_id + SEP + key
+      if (!this.#dirty.has(id) && !this.#committing.has(id) && !this.#cache.has(id)) missing.set(id, { tenant: event.tenant_id, key })
+    }
+    if (missing.size > 0) await this.#load(sql, [...missing.values()])
+  }
+
+  pending(): number {
+    return this.#dirty.size
+  }
+
+  seal(): void {
+    this.#committing = this.#dirty
+    this.#dirty = new Map()
+  }
+
+  async commit(tx: TransactionSql): Promise<void> {
+    if (this.#committing.size === 0) return
+    const rows = [...this.#committing.values()].map((e) => ({ t: e.tenant, k: e.key, s: e.state }))
+    await tx`
+      insert into eventplane.projection_state (projection, tenant_id, key, state)
+      select ${this.#projection.name}, x.t, x.k, x.s
+        from jsonb_to_recordset(${tx.json(rows as unknown as postgres.JSONValue)}) as x(t text, k text, s jsonb)
+      on conflict (projection, tenant_id, key) do update set state = excluded.state`
+  }
+
+  committed(): void {
+    for (const [id, entry] of this.#committing) if (!this.#dirty.has(id)) this.#cache.set(id, entry)
+    this.#committing = new Map()
+    for (const id of this.#cache.keys()) {
+      if (this.#cache.size <= this.#cacheSize) break
+      this.#cache.delete(id)
+      this.#complete = false
+    }
+  }
+
+  reset(): void {
+    this.#cache.clear()
+    this.#dirty = new Map()
+    this.#committing = new Map()
+    this.#complete = false
+  }
+
+  async setup(): Promise<void> {}
+
+  async drop(tx: TransactionSql): Promise<void> {
+    await tx`delete from eventplane.projection_state where projection = ${this.#projection.name}`
+  }
+
+  /** After a drop committed: nothing is stored, so a key never seen is at its initial state. */
+  markEmpty(): void {
+    this.reset()
+    this.#complete = true
+  }
+
+  #keyOf(event: RecordedEvent): string | null {
+    try {
+      return this.#projection.key(event)
+    } catch (cause) {
+      throw new ProjectionFailed(this.#projection.name, event.event_id, checkpointOf(event), cause)
+    }
+  }
+
+  async #load(sql: Sql, keys: { tenant: string; key: string }[]): Promise<void> {
+    const rows = await sql<{ tenant_id: string; key: string; state: S }[]>`
+      select s.tenant_id, s.key, s.state from eventplane.projection_state s
+        join unnest(${sql.array(keys.map((k) => k.tenant))}::text[], ${sql.array(keys.map((k) => k.key))}::text[]) as w(t, k)
+          on s.tenant_id = w.t and s.key = w.k
+       where s.projection = ${this.#projection.name}`
+    for (const r of rows) this.#cache.set(r.tenant_id + SEP + r.key, { tenant: r.tenant_id, key: r.key, state: r.state })
+  }
+}

@@ -1,0 +1,172 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import { type Checkpoint, formatCheckpoint, isEventplaneError } from '@eventplane/core'
+import type { Sql } from 'postgres'
+import { type Deferred, deferred } from '../deferred.ts'
+import { type LiveDelivery, type LiveSource, type LiveSubscription, batchDeliveries } from '../live-source.ts'
+import { type Logger, errorFields, silentLogger } from '../logger.ts'
+import { type EngineOptions, ProjectionEngine } from './engine.ts'
+import type { Projection } from './types.ts'
+
+export interface ProjectionRunnerOptions extends EngineOptions {
+  projection: Projection
+  /** A pool connected as `eventplane_projector` (reads every tenant, writes projection output); at least 3 connections. */
+  sql: Sql
+  /** Live events (JetStream, see `jetStreamSource`). Without it the runner polls PostgreSQL. */
+  live?: LiveSource
+  /** Poll interval without a live source (default 250 ms). */
+  pollIntervalMs?: number
+  /** Drop the output and checkpoint and replay from the start before going live. */
+  rebuild?: boolean
+  /** Most deliveries applied in one transaction (default 256). */
+  liveBatchSize?: number
+  /** How long to wait for more deliveries to fill a batch (default 5 ms). */
+  lingerMs?: number
+  /** First delay before retrying after a transient failure (default 250 ms, doubling to 10 s). */
+  retryDelayMs?: number
+}
+
+const RECOVERABLE = new Set(['store.unavailable', 'bus.unavailable', 'bus.timeout', 'runtime.checkpoint_moved'])
+const isRecoverable = (e: unknown): boolean => isEventplaneError(e) && RECOVERABLE.has(e.code)
+
+/** Thrown inside the live loop when the bus itself failed (not our transaction): reconnect. */
+class LiveSourceFailed extends Error {}
+
+/**
+ * Keeps one projection up to date. On start it ensures the durable consumer
+ * first, then catches up from PostgreSQL (optionally after a rebuild), then
+ * applies live deliveries, skipping any at or before its checkpoint; a
+ * delivery is acknowledged only after the transaction holding its effect and
+ * the checkpoint committed. Transient failures and a moved checkpoint make it
+ * catch up from PostgreSQL again; anything else stops it and rejects `closed`.
+ */
+export class ProjectionRunner {
+  readonly engine: ProjectionEngine
+  /** Settles when the runner stops: resolves after `stop()`, rejects on a fatal error. */
+  readonly closed: Promise<void>
+  readonly #options: ProjectionRunnerOptions
+  readonly #log: Logger
+  readonly #abort = new AbortController()
+  readonly #ready: Deferred<void> = deferred()
+  readonly #runWhenStarted: () => Promise<void>
+  #live = false
+  #started = false
+
+  constructor(options: ProjectionRunnerOptions) {
+    this.#options = options
+    this.#log = options.logger ?? silentLogger
+    this.engine = new ProjectionEngine(options.projection, options.sql, options)
+    const { promise, resolve, reject } = deferred<void>()
+    this.closed = promise
+    this.#runWhenStarted = () => this.#run().then(resolve, (e: unknown) => {
+      this.#ready.reject(e)
+      reject(e)
+    })
+    this.closed.catch(() => {})
+    this.#ready.promise.catch(() => {})
+  }
+
+  get checkpoint(): Checkpoint {
+    return this.engine.checkpoint
+  }
+
+  /** True once caught up and consuming live. */
+  get isLive(): boolean {
+    return this.#live
+  }
+
+  /** Starts the runner; resolves once it has caught up and is live, rejects if it failed before. */
+  start(): Promise<void> {
+    if (!this.#started) {
+      this.#started = true
+      void this.#runWhenStarted()
+    }
+    return this.#ready.promise
+  }
+
+  /** Stops after the current transaction; resolves when stopped (never rejects). */
+  async stop(): Promise<void> {
+    this.#abort.abort()
+    if (!this.#started) return
+    await this.closed.catch(() => {})
+  }
+
+  async #run(): Promise<void> {
+    const { projection, live, rebuild } = this.#options
+    const signal = this.#abort.signal
+    const name = projection.name
+    await live?.prepare()
+    const { rebuilt } = await this.engine.init()
+    if (rebuild && !rebuilt) await this.engine.drop()
+    let phase: 'rebuild' | 'catch-up' = rebuild || rebuilt ? 'rebuild' : 'catch-up'
+    let failures = 0
+    let resync = false
+    while (!signal.aborted) {
+      try {
+        if (resync) await this.engine.resync()
+        resync = false
+        const read = await this.engine.catchUp(phase, signal)
+        this.#log.info({ projection: name, phase, events: read, checkpoint: formatCheckpoint(this.checkpoint) }, 'projection caught up')
+        phase = 'catch-up'
+        failures = 0
+        this.#live = true
+        this.#ready.resolve()
+        if (live) await this.#consumeLive(live, signal)
+        else await sleep(this.#options.pollIntervalMs ?? 250, undefined, { signal })
+      } catch (e) {
+        this.#live = false
+        if (signal.aborted) break
+        if (!isRecoverable(e) && !(e instanceof LiveSourceFailed)) throw e
+        resync = true
+        const delay = Math.min((this.#options.retryDelayMs ?? 250) * 2 ** failures++, 10_000)
+        this.#log.warn({ projection: name, ...errorFields(e), retry_in_ms: delay }, 'projection resyncing from PostgreSQL')
+        await sleep(delay, undefined, { signal }).catch(() => {})
+      }
+    }
+    this.#live = false
+  }
+
+  async #consumeLive(live: LiveSource, signal: AbortSignal): Promise<void> {
+    const { liveBatchSize = 256, lingerMs = 5, onProgress, projection } = this.#options
+    const started = performance.now()
+    let events = 0
+    let sub: LiveSubscription
+    try {
+      sub = await live.open(signal)
+    } catch (e) {
+      throw new LiveSourceFailed(`live source failed: ${errorFields(e).err}`, { cause: e })
+    }
+    try {
+      const batches = batchDeliveries(sub, liveBatchSize, lingerMs)
+      for (;;) {
+        let next: IteratorResult<LiveDelivery[]>
+        try {
+          next = await batches.next()
+        } catch (e) {
+          if (signal.aborted) return
+          throw new LiveSourceFailed(`live source failed: ${errorFields(e).err}`, { cause: e })
+        }
+        if (next.done) break
+        const batch = next.value
+        try {
+          await this.engine.applyLive(batch.map((d) => d.event))
+        } catch (e) {
+          // Not acknowledged: redelivered later and skipped once PostgreSQL catch-up passed it.
+          if (isRecoverable(e)) for (const d of batch) d.nak()
+          throw e
+        }
+        try {
+          await Promise.all(batch.map((d) => d.ack()))
+        } catch (e) {
+          // The effect is committed; a redelivery is skipped by the checkpoint.
+          throw new LiveSourceFailed(`ack failed: ${errorFields(e).err}`, { cause: e })
+        }
+        events += batch.length
+        const seconds = (performance.now() - started) / 1000
+        onProgress?.({ projection: projection.name, phase: 'live', events, rate: seconds > 0 ? events / seconds : 0, checkpoint: this.checkpoint })
+      }
+    } finally {
+      await sub.stop()
+    }
+    if (!signal.aborted) throw new LiveSourceFailed('live subscription ended')
+  }
+}

@@ -1,0 +1,88 @@
+import assert from 'node:assert/strict'
+import { describe, test } from 'node:test'
+import { EventFactory, type EventEnvelope, type RecordedEvent, isEventplaneError } from '@eventplane/core'
+import { KeyedQueue } from '../src/controller/keyed-queue.ts'
+import { factId } from '../src/controller/fact-ids.ts'
+import { deploymentRegistry } from '../src/examples/deployments/schemas.ts'
+import { addFinalizer, completeDeletion, removeFinalizer, requestDeletion, setStatus } from '../src/mutate.ts'
+import { readyToDelete, resourceStateOf } from '../src/resource-state.ts'
+
+let position = 0n
+const recorded = (e: EventEnvelope, version: number): RecordedEvent => ({
+  ...e,
+  stream_version: version,
+  global_position: ++position,
+  tx_id: position,
+  recorded_at: new Date().toISOString(),
+})
+const log = (events: EventEnvelope[]): RecordedEvent[] => events.map((e, i) => recorded(e, i + 1))
+
+describe('mutate: status and finalizers only through facts', () => {
+  const f = EventFactory.forTenant('acme', { causedBy: 'controller:test', registry: deploymentRegistry() })
+  const s = { category: 'deployment', id: 'web' }
+
+  test('the resource state is a reduction of the mutate facts', () => {
+    const state = resourceStateOf(log([
+      setStatus(f, s, 'pending'),
+      addFinalizer(f, s, 'dns-cleanup'),
+      addFinalizer(f, s, 'volume-cleanup'),
+      addFinalizer(f, s, 'dns-cleanup'),
+      setStatus(f, s, 'running', 'scheduled'),
+    ]))
+    assert.deepEqual(state, { status: 'running', reason: 'scheduled', finalizers: ['dns-cleanup', 'volume-cleanup'], deletionRequested: false, deleted: false })
+  })
+
+  test('deletion completes only when deletion was requested and no finalizer is left', () => {
+    const events = [addFinalizer(f, s, 'dns-cleanup'), addFinalizer(f, s, 'volume-cleanup')]
+    assert.throws(() => completeDeletion(f, s, resourceStateOf(log(events))), (e) => isEventplaneError(e, 'runtime.finalizers_pending'))
+    events.push(requestDeletion(f, s), removeFinalizer(f, s, 'dns-cleanup'))
+    const waiting = resourceStateOf(log(events))
+    assert.equal(readyToDelete(waiting), false)
+    assert.throws(() => completeDeletion(f, s, waiting), /volume-cleanup/)
+    events.push(removeFinalizer(f, s, 'volume-cleanup'))
+    const ready = resourceStateOf(log(events))
+    assert.equal(readyToDelete(ready), true)
+    events.push(completeDeletion(f, s, ready))
+    const gone = resourceStateOf(log([...events, setStatus(f, s, 'running')]))
+    assert.equal(gone.deleted, true)
+    assert.equal(gone.status, null, 'nothing changes after deleted')
+    assert.throws(() => completeDeletion(f, s, gone), (e) => isEventplaneError(e, 'runtime.finalizers_pending'))
+  })
+
+  test('mutate facts are checked against their schemas and the factory tenant', () => {
+    assert.throws(() => setStatus(f, s, 'bad status'), (e) => isEventplaneError(e, 'core.invalid_name'))
+    assert.throws(() => addFinalizer(f, { ...s, tenant: 'globex' }, 'x'), (e) => isEventplaneError(e, 'core.tenant_mismatch'))
+    assert.throws(() => addFinalizer(f, s, 'a.b'), (e) => isEventplaneError(e, 'core.invalid_name'))
+  })
+})
+
+describe('controller building blocks', () => {
+  test('fact ids are UUIDv5 of controller, trigger and step: stable, and distinct per step', () => {
+    const trigger = '0190f0a0-0000-7000-8000-000000000001'
+    assert.equal(factId('deployments', trigger, 'scheduled'), factId('deployments', trigger, 'scheduled'))
+    assert.notEqual(factId('deployments', trigger, 'scheduled'), factId('deployments', trigger, 'scaled'))
+    assert.notEqual(factId('deployments', trigger, 'scheduled'), factId('other', trigger, 'scheduled'))
+    assert.match(factId('deployments', trigger, 'x'), /^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
+  })
+
+  test('a keyed queue keeps each key in order and bounds concurrency across keys', async () => {
+    const q = new KeyedQueue(2)
+    const seen: string[] = []
+    let running = 0
+    let peak = 0
+    for (let i = 0; i < 5; i++) {
+      for (const key of ['a', 'b', 'c']) {
+        q.push(key, async () => {
+          running++
+          peak = Math.max(peak, running)
+          await new Promise((r) => setTimeout(r, Math.random() * 5))
+          seen.push(`${key}${i}`)
+          running--
+        })
+      }
+    }
+    await q.idle()
+    assert.equal(peak, 2)
+    for (const key of ['a', 'b', 'c']) assert.deepEqual(seen.filter((s) => s[0] === key), [0, 1, 2, 3, 4].map((i) => `${key}${i}`))
+  })
+})

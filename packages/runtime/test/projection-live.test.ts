@@ -1,0 +1,128 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import { compareCheckpoints } from '@eventplane/core'
+import type { LiveDelivery, LiveSource } from '../src/live-source.ts'
+import { projectionLiveSource } from '../src/jetstream-source.ts'
+import { projectionDigest } from '../src/projection/digest.ts'
+import { rebuildProjection } from '../src/projection/rebuild.ts'
+import { ProjectionRunner } from '../src/projection/runner.ts'
+import type { Projection, ProjectionProgress } from '../src/projection/types.ts'
+import { categoryTotals, streamCounter } from './fixtures.ts'
+import { type LiveHarness, startHarness } from './harness.ts'
+import { eventually, factoryFor, stream } from './helpers.ts'
+
+describe('projections live on JetStream', () => {
+  let h: LiveHarness
+  let appended = 0
+  const runners: ProjectionRunner[] = []
+
+  async function appendMany(n: number, tag: string): Promise<void> {
+    for (let i = 0; i < n; i++) {
+      const tenant = i % 3 === 0 ? 'globex' : 'acme'
+      const s = stream(tenant, `${tag}${i % 4}`, i % 2 ? 'deployment' : 'volume')
+      await h.intents.append(s, [factoryFor(tenant).intent(s, i % 5 ? 'scaled' : 'created', { i })])
+      appended++
+    }
+  }
+
+  function runner(projection: Projection, consumer: string, extra: Partial<ConstructorParameters<typeof ProjectionRunner>[0]> = {}, wrap = (s: LiveSource) => s): ProjectionRunner {
+    const live = wrap(projectionLiveSource(h.nc, projection, { consumer, ackWaitMs: 1000 }))
+    const r = new ProjectionRunner({ projection, sql: h.projector, live, batchSize: 5, ...extra })
+    runners.push(r)
+    return r
+  }
+
+  const reachesEnd = async (r: ProjectionRunner): Promise<void> => {
+    const end = await h.logEnd()
+    await eventually(() => compareCheckpoints(r.checkpoint, end) >= 0, 60_000, `${r.engine.projection.name} reaches the end of the log`)
+  }
+
+  before(async () => {
+    h = await startHarness('ep_proj_live')
+  })
+  after(async () => {
+    await Promise.all(runners.map((r) => r.stop()))
+    await h?.stop()
+  })
+
+  test('a projection run live, then rebuilt from scratch, has the same digest; rebuilt twice, too', async () => {
+    await appendMany(12, 'a')
+    const live: ProjectionProgress[] = []
+    const counter = runner(streamCounter, 'proj_counter', { onProgress: (p) => p.phase === 'live' && live.push(p) })
+    const totals = runner(categoryTotals, 'proj_totals')
+    await Promise.all([counter.start(), totals.start()])
+    await appendMany(20, 'b')
+    await Promise.all([reachesEnd(counter), reachesEnd(totals)])
+    assert.ok(live.length > 0, 'some events were applied from JetStream')
+    await Promise.all([counter.stop(), totals.stop()])
+
+    for (const projection of [streamCounter, categoryTotals]) {
+      const liveDigest = await projectionDigest(h.projector, projection)
+      const first = await rebuildProjection({ projection, sql: h.projector, batchSize: 3 })
+      const second = await rebuildProjection({ projection, sql: h.projector })
+      assert.equal(first.digest?.sha256, liveDigest.sha256, `${projection.name}: rebuilt equals live`)
+      assert.equal(second.digest?.sha256, liveDigest.sha256, `${projection.name}: rebuilt twice, same digest`)
+    }
+    const [sum] = await h.db.admin<{ n: number }[]>`
+      select sum((state->>'count')::int)::int as n from eventplane.projection_state where projection = ${streamCounter.name}`
+    assert.equal(sum!.n, appended)
+  })
+
+  test('a runner started with rebuild drops its output, replays and goes live with the same digest', async () => {
+    const before = await projectionDigest(h.projector, streamCounter)
+    const progress: ProjectionProgress[] = []
+    const r = runner(streamCounter, 'proj_counter', { rebuild: true, onProgress: (p) => progress.push(p) })
+    await r.start()
+    await reachesEnd(r)
+    assert.equal((await projectionDigest(h.projector, streamCounter)).sha256, before.sha256)
+    const rebuild = progress.filter((p) => p.phase === 'rebuild')
+    assert.ok(rebuild.length > 0 && rebuild.at(-1)!.events === appended && rebuild.at(-1)!.total === appended, 'progress reports done / total')
+    await appendMany(5, 'c')
+    await reachesEnd(r)
+    await r.stop()
+  })
+
+  test('a worker killed after its commit and before its ack applies nothing twice after restart', async () => {
+    let redelivered = 0
+    const countRedeliveries = (s: LiveSource): LiveSource => ({
+      prepare: () => s.prepare(),
+      async open(signal) {
+        const sub = await s.open(signal)
+        return {
+          stop: () => sub.stop(),
+          closed: sub.closed,
+          async *[Symbol.asyncIterator](): AsyncGenerator<LiveDelivery> {
+            for await (const d of sub) {
+              if (d.redelivered) redelivered++
+              yield d
+            }
+          },
+        }
+      },
+    })
+    let crashed = false
+    const doomed = runner(streamCounter, 'proj_counter', {
+      afterCommit: (info) => {
+        if (info.phase === 'live' && !crashed) {
+          crashed = true
+          throw new Error('simulated crash between commit and ack')
+        }
+      },
+    })
+    await doomed.start()
+    await appendMany(6, 'd')
+    await assert.rejects(doomed.closed, /simulated crash/)
+
+    const survivor = runner(streamCounter, 'proj_counter', {}, countRedeliveries)
+    await survivor.start()
+    await appendMany(6, 'e')
+    await reachesEnd(survivor)
+    await eventually(() => redelivered > 0, 15_000, 'the unacked deliveries come back')
+    await survivor.stop()
+    const [sum] = await h.db.admin<{ n: number }[]>`
+      select sum((state->>'count')::int)::int as n from eventplane.projection_state where projection = ${streamCounter.name}`
+    assert.equal(sum!.n, appended, 'every event counted exactly once')
+    const live = await projectionDigest(h.projector, streamCounter)
+    assert.equal((await rebuildProjection({ projection: streamCounter, sql: h.projector })).digest?.sha256, live.sha256)
+  })
+})

@@ -1,0 +1,14 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+
+/**
+ * Polls `fn` until it returns true or `ms` pass. The gap-safe read waits for
+ * every older open transaction in the whole cluster (other test databases
+ * too), so tests that read the global order poll with a deadline.
+ */
+export async function eventually(fn: () => Promise<boolean> | boolean, ms = 30_000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!(await fn())) {
+    if (Date.now() > deadline) throw new Error(`${what} not met within ${ms} ms`)
+    await sleep(50)
+  }
+}

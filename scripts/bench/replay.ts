@@ -1,0 +1,115 @@
+/**
+ * Replay benchmark: rebuilding a reducer projection vs a raw ordered read of
+ * the same rows, in one run, alternating rounds.
+ *
+ *   pnpm bench:replay [--events 1000000] [--rounds 5] [--streams 10000]
+ *
+ * Creates its own database (EVENTPLANE_DATABASE_URL's server), loads the
+ * events with one INSERT … SELECT generate_series per chunk as the superuser,
+ * and drops the database at the end. Targets: rebuild ≥ 0.6× raw read, peak RSS < 200 MB.
+ */
+import { parseArgs } from 'node:util'
+import type { RecordedEvent } from '@eventplane/core'
+import { createTestDatabase } from '@eventplane/store-pg/testing'
+import { PROJECTOR_ROLE, defineReducerProjection, projectionDigest, rebuildProjection } from '@eventplane/runtime'
+import { median } from './lib.ts'
+
+const { values } = parseArgs({
+  options: {
+    events: { type: 'string', default: '1000000' },
+    rounds: { type: 'string', default: '5' },
+    streams: { type: 'string', default: '10000' },
+  },
+})
+const EVENTS = Number(values.events)
+const ROUNDS = Number(values.rounds)
+const STREAMS = Math.max(10, Math.round(Number(values.streams) / 10) * 10)
+const CHUNK = 100_000
+const TARGET_RATIO = 0.6
+const TARGET_RSS_MB = 200
+
+/** A typical per-stream reducer: counts, last replicas, last version. */
+const perStream = defineReducerProjection({
+  name: 'bench_per_stream',
+  version: 1,
+  initial: () => ({ events: 0, replicas: 0, version: 0 }),
+  apply: (s, e: RecordedEvent) => ({ events: s.events + 1, replicas: Number(e.data.replicas ?? s.replicas), version: e.stream_version }),
+  key: (e) => e.stream.id,
+})
+
+const peakRssMb = (): number => process.resourceUsage().maxRSS / 1024
+const fmt = (n: number): string => Math.round(n).toLocaleString('en-US')
+
+async function main(): Promise<number> {
+  const db = await createTestDatabase('ep_bench_replay')
+  try {
+    process.stderr.write(`loading ${fmt(EVENTS)} events over ${fmt(STREAMS)} streams…\n`)
+    const loadStart = performance.now()
+    for (let from = 1; from <= EVENTS; from += CHUNK) {
+      const to = Math.min(EVENTS, from + CHUNK - 1)
+      // Stream and version follow from g, so (tenant, category, stream, version) is unique.
+      await db.admin`
+        insert into eventplane.events (event_id, tenant_id, kind, category, stream_id, stream_version, type,
+          schema_version, data, correlation_id, causation_id, caused_by, occurred_at)
+        select u, 'tenant' || (g % 10), 'intent', 'deployment', 'd' || (g % ${STREAMS}), g / ${STREAMS} + 1, 'scaled',
+               1, jsonb_build_object('replicas', g % 7, 'image', 'nginx:1.27'), u, null, 'user:bench', now()
+          from (select g, gen_random_uuid() as u from generate_series(${from}::bigint, ${to}::bigint) g) x`
+    }
+    await db.admin`vacuum analyze eventplane.events`
+    process.stderr.write(`loaded in ${((performance.now() - loadStart) / 1000).toFixed(1)} s\n`)
+
+    const sql = db.connect(PROJECTOR_ROLE, 4)
+    const raw = async (): Promise<number> => {
+      const start = performance.now()
+      let rows = 0
+      const cursor = sql`
+        select * from eventplane.events where tx_id < pg_snapshot_xmin(pg_current_snapshot())
+         order by tx_id, global_position`.cursor(2000)
+      for await (const batch of cursor) rows += batch.length
+      if (rows !== EVENTS) throw new Error(`raw read saw ${rows} rows, expected ${EVENTS}`)
+      return rows / ((performance.now() - start) / 1000)
+    }
+    const rebuild = async (): Promise<{ rate: number }> => {
+      const r = await rebuildProjection({ projection: perStream, sql, digest: false })
+      if (r.events !== EVENTS) throw new Error(`rebuild saw ${r.events} events, expected ${EVENTS}`)
+      return { rate: r.rate }
+    }
+
+    const ratios: number[] = []
+    const rawRates: number[] = []
+    const rebuildRates: number[] = []
+    for (let round = 1; round <= ROUNDS; round++) {
+      const rawRate = await raw()
+      const { rate } = await rebuild()
+      rawRates.push(rawRate)
+      rebuildRates.push(rate)
+      ratios.push(rate / rawRate)
+      process.stderr.write(`  round ${round}/${ROUNDS}: raw ${fmt(rawRate)} ev/s, rebuild ${fmt(rate)} ev/s, ratio ${(rate / rawRate).toFixed(2)}\n`)
+    }
+    const digestStart = performance.now()
+    const digest = await projectionDigest(sql, perStream)
+    const digestSeconds = (performance.now() - digestStart) / 1000
+
+    const ratio = median(ratios)
+    const rss = peakRssMb()
+    console.log(`replay benchmark: ${fmt(EVENTS)} events, ${fmt(STREAMS)} streams, ${ROUNDS} rounds`)
+    console.log(`  raw ordered read     median ${fmt(median(rawRates))} events/s`)
+    console.log(`  reducer rebuild      median ${fmt(median(rebuildRates))} events/s`)
+    console.log(`  ratio rebuild/raw    median ${ratio.toFixed(2)} (target >= ${TARGET_RATIO})  ${ratio >= TARGET_RATIO ? 'ok' : 'MISSED'}`)
+    console.log(`  peak RSS             ${rss.toFixed(0)} MB (target < ${TARGET_RSS_MB})  ${rss < TARGET_RSS_MB ? 'ok' : 'MISSED'}`)
+    console.log(`  output digest        ${digest.sha256.slice(0, 16)}… over ${fmt(digest.rows)} rows in ${digestSeconds.toFixed(1)} s`)
+    return ratio >= TARGET_RATIO && rss < TARGET_RSS_MB ? 0 : 1
+  } finally {
+    await db.drop()
+  }
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code
+  },
+  (e: unknown) => {
+    console.error(`bench:replay failed: ${e instanceof Error ? e.message : String(e)}`)
+    process.exitCode = 1
+  },
+)
