@@ -26,7 +26,7 @@ export class RelayLease {
     const options = { ...sql.options, max: 1, idle_timeout: null, max_lifetime: null } as unknown as Options<{}>
     this.#session = postgres(options)
     this.#name = name
-    const key = lockKey(`eventplane.relay/${name}`)
+    const key = relayLockKey(name)
     this.#key = key.toString()
     const unsigned = BigInt.asUintN(64, key)
     this.#classid = (unsigned >> 32n).toString()
@@ -49,20 +49,23 @@ export class RelayLease {
   }
 
   /**
-   * Stores the checkpoint if this session holds the lock; never moves it
-   * backwards. Returns false when the lease is gone (nothing was written).
+   * Stores the checkpoint, and the `created` timestamp of the stream it refers
+   * to, if this session holds the lock. Never moves the checkpoint backwards,
+   * unless `reset` (the stream was replaced, see Relay). Returns false when
+   * the lease is gone (nothing was written).
    */
-  async storeCheckpoint(c: Checkpoint): Promise<boolean> {
+  async storeCheckpoint(c: Checkpoint, streamCreated: string, options: { reset?: boolean } = {}): Promise<boolean> {
     const rows = await this.#session`
-      insert into eventplane.relay_checkpoints as rc (name, tx_id, global_position, updated_at)
-      select ${this.#name}, ${c.txId.toString()}::xid8, ${c.position.toString()}::bigint, now()
+      insert into eventplane.relay_checkpoints as rc (name, tx_id, global_position, updated_at, stream_created)
+      select ${this.#name}, ${c.txId.toString()}::xid8, ${c.position.toString()}::bigint, now(), ${streamCreated}
        where exists (
          select 1 from pg_locks
           where locktype = 'advisory' and granted and pid = pg_backend_pid() and objsubid = 1
             and classid = ${this.#classid}::oid and objid = ${this.#objid}::oid)
       on conflict (name) do update
-         set tx_id = excluded.tx_id, global_position = excluded.global_position, updated_at = excluded.updated_at
-       where (rc.tx_id, rc.global_position) <= (excluded.tx_id, excluded.global_position)
+         set tx_id = excluded.tx_id, global_position = excluded.global_position, updated_at = excluded.updated_at,
+             stream_created = excluded.stream_created
+       where ${options.reset === true} or (rc.tx_id, rc.global_position) <= (excluded.tx_id, excluded.global_position)
       returning 1`
     return rows.length === 1
   }
@@ -85,15 +88,30 @@ export class RelayLease {
 
 /** The stored checkpoint of relay `name`, or START when it has none yet. */
 export async function loadRelayCheckpoint(sql: Sql, name: string): Promise<Checkpoint> {
-  const [row] = await sql<{ tx_id: string; global_position: string }[]>`
-    select tx_id::text, global_position::text from eventplane.relay_checkpoints where name = ${name}`
-  return row === undefined ? START : { txId: BigInt(row.tx_id), position: BigInt(row.global_position) }
+  return (await loadRelayRecord(sql, name))?.checkpoint ?? START
 }
 
-/** A stable signed 64-bit lock key for a name (FNV-1a), the same in every relay process. */
-function lockKey(text: string): bigint {
+/** A relay's stored checkpoint and the `created` timestamp of the stream it refers to (null on rows older than migration 0004). */
+export interface RelayRecord {
+  checkpoint: Checkpoint
+  streamCreated: string | null
+}
+
+/** The stored row of relay `name`, or undefined when it has none yet. */
+export async function loadRelayRecord(sql: Sql, name: string): Promise<RelayRecord | undefined> {
+  const [row] = await sql<{ tx_id: string; global_position: string; stream_created: string | null }[]>`
+    select tx_id::text, global_position::text, stream_created from eventplane.relay_checkpoints where name = ${name}`
+  if (row === undefined) return undefined
+  return { checkpoint: { txId: BigInt(row.tx_id), position: BigInt(row.global_position) }, streamCreated: row.stream_created }
+}
+
+/**
+ * The advisory lock key of relay `name`: a stable signed 64-bit FNV-1a hash of
+ * `eventplane.relay/<name>`, the same in every relay process (and in `status`).
+ */
+export function relayLockKey(name: string): bigint {
   let hash = 0xcbf29ce484222325n
-  for (const byte of new TextEncoder().encode(text)) {
+  for (const byte of new TextEncoder().encode(`eventplane.relay/${name}`)) {
     hash ^= BigInt(byte)
     hash = BigInt.asUintN(64, hash * 0x100000001b3n)
   }

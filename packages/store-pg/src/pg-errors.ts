@@ -37,6 +37,10 @@ export function mapPgError(e: unknown): unknown {
   if (CONNECTION_CODES.has(code) || isUnavailableState(code)) {
     return new Unavailable('store.unavailable', `PostgreSQL is unavailable (${code})`, { cause: e })
   }
+  if (code === '3D000') return new Unavailable('store.unavailable', 'the PostgreSQL database does not exist', { cause: e })
+  if (code.startsWith('28')) {
+    return new EventplaneError('store.auth_failed', `PostgreSQL refused the login (${code})`, { cause: e })
+  }
   if (code === 'EPIDC') return new IdempotencyConflict([err.detail ?? '?'], { cause: e })
   if (code === '23505' && err.constraint_name === 'events_event_id_key') {
     return new IdempotencyConflict(['?'], { cause: e })

@@ -1,0 +1,101 @@
+import type { Command } from 'commander'
+import { type EventKind, type RecordedEvent, validateName } from '@eventplane/core'
+import { STREAM_NAME, decodeEvent, ensureConsumer, subscribe } from '@eventplane/bus-nats'
+import { jetstream, jetstreamManager } from '@nats-io/jetstream'
+import { eventRecord, liveLine } from '../format.ts'
+import { filterOptions, logFilterFrom } from '../log-filter.ts'
+import { type CommandKit, intOption, tenantOption } from '../program.ts'
+import type { Session } from '../session.ts'
+import { CONTROLLERS, PROJECTIONS, findRunnable } from '../domain.ts'
+import { aborted, startController, startProjection } from '../runners.ts'
+
+interface SubscribeOptions {
+  kind?: EventKind
+  category?: string
+  consumer?: string
+  count?: number
+  showActor?: boolean
+}
+
+/** How long one pull waits for a message in counted mode, so SIGINT is noticed within it. */
+const PULL_EXPIRES_MS = 1000
+
+/**
+ * Without a name: a raw durable consumer (`<tenant>_tail` by default, one of
+ * the names a tenant user may use), printing and acking each event, history
+ * first; the next run resumes after the last acked event. With `--count n`
+ * it pulls one message at a time, so no extra message is left un-acked (and
+ * held back from the next run until its ack wait expires).
+ */
+async function rawConsumer(session: Session, opts: SubscribeOptions): Promise<void> {
+  const filter = logFilterFrom(session.config, opts)
+  const name = validateName('consumer', opts.consumer ?? `${session.config.tenant ?? 'evtctl'}_tail`)
+  const view = { showActor: opts.showActor === true }
+  const nc = await session.nats()
+  await ensureConsumer(await jetstreamManager(nc), { name, filter })
+  const js = jetstream(nc)
+  const show = (event: RecordedEvent, seq: number, redelivered: boolean): void =>
+    session.out.emit({ ...eventRecord(event, view), seq, redelivered }, () => liveLine(event, view))
+  session.log.info({ consumer: name, filter }, 'subscription ready')
+
+  if (opts.count !== undefined) {
+    const consumer = await js.consumers.get(STREAM_NAME, name)
+    for (let seen = 0; seen < opts.count && !session.signal?.aborted; ) {
+      const msg = await consumer.next({ expires: PULL_EXPIRES_MS })
+      if (msg === null) continue
+      show(decodeEvent(msg.data), msg.seq, msg.redelivered)
+      await msg.ackAck()
+      seen += 1
+    }
+    return
+  }
+  const subscription = await subscribe(js, { consumer: name, logger: session.log, ...(session.signal ? { signal: session.signal } : {}) })
+  session.onClose(() => subscription.stop())
+  for await (const delivery of subscription) {
+    show(delivery.event, delivery.seq, delivery.redelivered)
+    await delivery.ack()
+  }
+}
+
+/** Runs a projection or controller of the example domain until SIGINT/SIGTERM (or until it fails). */
+async function runNamed(session: Session, name: string): Promise<void> {
+  const runnable = findRunnable(name)
+  const part = runnable.kind === 'projection' ? await startProjection(session, runnable.projection) : await startController(session, runnable.controller)
+  session.out.emit({ ready: true, kind: runnable.kind, name: part.name }, () => `ready: ${part.detail}; Ctrl-C to stop`)
+  await Promise.race([aborted(session.signal), part.failed])
+  await part.stop()
+  session.out.emit({ stopped: true, name: part.name }, () => 'stopped')
+}
+
+/** `evtctl subscribe [name]`: run a named projection or controller, or tail through a durable consumer. */
+export function registerSubscribe(program: Command, kit: CommandKit): void {
+  const command = program
+    .command('subscribe')
+    .description('run a projection or controller of the example domain by name; without a name, consume the log through a durable consumer')
+    .argument('[name]', 'projection or controller name (see `evtctl subscribe --help`)')
+    .addOption(tenantOption())
+    .option('--consumer <name>', 'durable consumer name for the raw mode (default <tenant>_tail)')
+    .option('--count <n>', 'exit after n events (raw mode)', intOption('--count', 1))
+    .option('--show-actor', 'include caused_by (the principal) in raw mode')
+  for (const option of filterOptions()) command.addOption(option)
+  command
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Examples:',
+        '  $ evtctl subscribe --tenant acme --consumer acme_tail --count 10',
+        '  $ evtctl subscribe deployment_status',
+        '  $ evtctl subscribe deployments',
+        '',
+        `Names: ${[...PROJECTIONS.keys(), ...CONTROLLERS.keys()].join(', ')} (the example deployments domain).`,
+      ].join('\n'),
+    )
+    .action(
+      kit.action(async (session, cmd) => {
+        const name = cmd.args[0]
+        if (name === undefined) return rawConsumer(session, cmd.opts<SubscribeOptions>())
+        await runNamed(session, name)
+      }),
+    )
+}

@@ -1,0 +1,87 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Command } from 'commander'
+import { EventplaneError, validateName } from '@eventplane/core'
+import { PgEventStore, ROLES } from '@eventplane/store-pg'
+import { Relay, SUBMIT_SUBJECTS, startGateway } from '@eventplane/bus-nats'
+import type { CommandKit } from '../program.ts'
+import { CONTROLLERS, PROJECTIONS, domainRegistry } from '../domain.ts'
+import { type RunningPart, aborted, startController, startProjection } from '../runners.ts'
+import { DEFAULT_RELAY_NAME } from './status.ts'
+
+const READY_TIMEOUT_MS = 15_000
+
+/** How long a relay may stay in standby before `up` reports it as waiting behind another relay. */
+const STANDBY_GRACE_MS = 1500
+
+/**
+ * Waits until the relay holds its lock, or has stood by behind another relay
+ * for a moment (a second `up`); rejects if it fails first.
+ */
+async function relayStarted(relay: Relay): Promise<void> {
+  const started = Date.now()
+  let failure: unknown
+  relay.closed.catch((e: unknown) => (failure = e))
+  while (relay.state !== 'active') {
+    if (failure !== undefined) throw failure
+    if (relay.state === 'stopped') throw new EventplaneError('bus.unavailable', 'the relay stopped while starting')
+    if (relay.state === 'standby' && Date.now() - started > STANDBY_GRACE_MS) return
+    if (Date.now() - started > READY_TIMEOUT_MS) throw new EventplaneError('bus.unavailable', `the relay did not start within ${READY_TIMEOUT_MS} ms (state ${relay.state})`)
+    await sleep(20)
+  }
+}
+
+/** `evtctl up`: gateway, relay and the example runtime in one process, for local use. */
+export function registerUp(program: Command, kit: CommandKit): void {
+  program
+    .command('up')
+    .description('run the gateway, the relay and the example controller and projections in one process (local use); stops cleanly on Ctrl-C')
+    .option('--relay-name <name>', 'relay checkpoint and lock name', DEFAULT_RELAY_NAME)
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Prints one "ready" line on stdout once everything serves. Uses one NATS connection with the',
+        'configured user (an open server or the operator user); production runs each part separately.',
+        '',
+        'Examples:',
+        '  $ evtctl migrate && evtctl up',
+        '  $ EVENTPLANE_NATS_URL=nats://127.0.0.1:4222 evtctl up --log-level info',
+      ].join('\n'),
+    )
+    .action(
+      kit.action(async (session, cmd) => {
+        if (cmd.getOptionValueSourceWithGlobals('logLevel') === 'default') session.log.level = 'info'
+        const relayName = validateName('consumer', cmd.opts<{ relayName: string }>().relayName)
+        const nc = await session.nats()
+        const registry = domainRegistry()
+        const gateway = await startGateway({ nc, store: new PgEventStore(session.pg(ROLES.intentWriter, 4), { registry }), registry, logger: session.log })
+        session.onClose(() => gateway.stop())
+        const relay = new Relay({ sql: session.pg(ROLES.relay, 4), nc, name: relayName, logger: session.log })
+        relay.start()
+        session.onClose(() => relay.stop())
+        await relayStarted(relay)
+        const runtime: RunningPart[] = []
+        for (const controller of CONTROLLERS.values()) runtime.push(await startController(session, controller))
+        for (const projection of PROJECTIONS.values()) runtime.push(await startProjection(session, projection))
+        const parts = { gateway: SUBMIT_SUBJECTS, relay: relayName, relay_state: relay.state, runtime: runtime.map((p) => p.name) }
+        session.out.emit({ ready: true, ...parts }, () =>
+          `ready: gateway on ${parts.gateway}, relay ${relayName} (${relay.state})${parts.runtime.length ? `, ${parts.runtime.join(', ')}` : ''}; Ctrl-C to stop`,
+        )
+        const relayFailed = relay.closed.then(() => {
+          throw new EventplaneError('bus.unavailable', 'the relay stopped')
+        })
+        const gatewayClosed = gateway.closed.then(() => {
+          throw new EventplaneError('bus.unavailable', 'the gateway subscription closed')
+        })
+        await Promise.race([aborted(session.signal), relayFailed, gatewayClosed, ...runtime.map((p) => p.failed)])
+        relayFailed.catch(() => {})
+        gatewayClosed.catch(() => {})
+        // Stop taking intents first, let the relay publish what was recorded, then the runtime.
+        session.log.info({}, 'shutting down')
+        await gateway.stop()
+        await relay.stop()
+        for (const part of runtime) await part.stop()
+        session.out.emit({ stopped: true }, () => 'stopped')
+      }),
+    )
+}

@@ -1,0 +1,174 @@
+import { existsSync, readFileSync } from 'node:fs'
+import { dirname, resolve } from 'node:path'
+import { EventplaneError, validateTenant } from '@eventplane/core'
+import { DEFAULT_DATABASE_URL } from '@eventplane/store-pg'
+
+/** The local NATS server; only a default, never a credential. */
+export const DEFAULT_NATS_URL = 'nats://127.0.0.1:4222'
+/** Read when neither `--config` nor `EVENTPLANE_CONFIG` names a file and it exists in the working directory. */
+export const DEFAULT_CONFIG_FILE = 'eventplane.json'
+
+/** Connection flags as commander parsed them (all optional). */
+export interface ConfigFlags {
+  config?: string
+  databaseUrl?: string
+  natsUrl?: string
+  natsUser?: string
+  natsPasswordFile?: string
+  tenant?: string
+}
+
+/** Where a setting came from, shown by `status --json` and in debug logs. */
+export type ConfigSource = 'flag' | 'env' | 'file' | 'default' | 'unset'
+
+/** The settings one evtctl run uses, and where each came from. */
+export interface ResolvedConfig {
+  /** Admin URL (used by `migrate`); per-role URLs are derived from it with roleUrl(). */
+  databaseUrl: string
+  natsUrl: string
+  natsUser: string | undefined
+  natsPassword: string | undefined
+  tenant: string | undefined
+  /** The config file that was read, if any. */
+  configFile: string | undefined
+  sources: Record<'databaseUrl' | 'natsUrl' | 'natsUser' | 'natsPassword' | 'tenant', ConfigSource>
+}
+
+/** The JSON config file's keys; anything else is rejected so typos are caught. */
+interface ConfigFile {
+  databaseUrl?: string
+  natsUrl?: string
+  natsUser?: string
+  natsPasswordFile?: string
+  tenant?: string
+}
+const FILE_KEYS = new Set(['databaseUrl', 'natsUrl', 'natsUser', 'natsPasswordFile', 'tenant'])
+
+/** The environment resolveConfig reads (injected for tests). */
+export interface ResolveOptions {
+  env: NodeJS.ProcessEnv
+  /** Directory relative paths are resolved against (default process.cwd()). */
+  cwd?: string
+}
+
+const configError = (message: string): EventplaneError => new EventplaneError('cli.config', message)
+
+/**
+ * The one place settings are resolved, per setting: flag, then `EVENTPLANE_*`
+ * env, then the JSON config file, then the built-in local default. Passwords
+ * come only from a file (`--nats-password-file`, `EVENTPLANE_NATS_PASSWORD_FILE`,
+ * `natsPasswordFile` in the config file) or `EVENTPLANE_NATS_PASSWORD`; never
+ * a flag (it would show in `ps`) and never a default.
+ */
+export function resolveConfig(flags: ConfigFlags, options: ResolveOptions): ResolvedConfig {
+  const env = options.env
+  const cwd = options.cwd ?? process.cwd()
+  const { file, path: configFile } = loadConfigFile(flags.config ?? nonEmpty(env.EVENTPLANE_CONFIG), cwd)
+  const fileDir = configFile === undefined ? cwd : dirname(configFile)
+
+  const pick = (flag: string | undefined, envValue: string | undefined, fileValue: string | undefined, fallback?: string) => {
+    if (flag !== undefined) return { value: flag, source: 'flag' as const }
+    if (nonEmpty(envValue) !== undefined) return { value: envValue!, source: 'env' as const }
+    if (fileValue !== undefined) return { value: fileValue, source: 'file' as const }
+    if (fallback !== undefined) return { value: fallback, source: 'default' as const }
+    return { value: undefined, source: 'unset' as const }
+  }
+
+  const databaseUrl = pick(flags.databaseUrl, env.EVENTPLANE_DATABASE_URL, file.databaseUrl, DEFAULT_DATABASE_URL)
+  const natsUrl = pick(flags.natsUrl, env.EVENTPLANE_NATS_URL, file.natsUrl, DEFAULT_NATS_URL)
+  const natsUser = pick(flags.natsUser, env.EVENTPLANE_NATS_USER, file.natsUser)
+  const tenant = pick(flags.tenant, env.EVENTPLANE_TENANT, file.tenant)
+  const password = resolvePassword(flags, env, file, cwd, fileDir)
+
+  checkUrl('database URL', databaseUrl.value!, ['postgres:', 'postgresql:'])
+  checkUrl('NATS URL', natsUrl.value!, ['nats:', 'tls:', 'ws:', 'wss:'])
+  if (tenant.value !== undefined) validateTenant(tenant.value)
+
+  return {
+    databaseUrl: databaseUrl.value!,
+    natsUrl: natsUrl.value!,
+    natsUser: natsUser.value,
+    natsPassword: password.value,
+    tenant: tenant.value,
+    configFile,
+    sources: {
+      databaseUrl: databaseUrl.source,
+      natsUrl: natsUrl.source,
+      natsUser: natsUser.source,
+      natsPassword: password.source,
+      tenant: tenant.source,
+    },
+  }
+}
+
+function nonEmpty(s: string | undefined): string | undefined {
+  return s === undefined || s === '' ? undefined : s
+}
+
+function loadConfigFile(named: string | undefined, cwd: string): { file: ConfigFile; path: string | undefined } {
+  const path = resolve(cwd, named ?? DEFAULT_CONFIG_FILE)
+  if (named === undefined && !existsSync(path)) return { file: {}, path: undefined }
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (e) {
+    throw configError(`cannot read config file ${path} (${(e as NodeJS.ErrnoException).code ?? 'error'})`)
+  }
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(text)
+  } catch (e) {
+    throw configError(`config file ${path} is not valid JSON: ${(e as Error).message}`)
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw configError(`config file ${path} must hold a JSON object`)
+  for (const [key, value] of Object.entries(parsed)) {
+    if (!FILE_KEYS.has(key)) {
+      const hint = key === 'natsPassword' ? ' (put the password in a file and use natsPasswordFile)' : ''
+      throw configError(`config file ${path}: unknown key ${JSON.stringify(key)}${hint}`)
+    }
+    if (typeof value !== 'string' || value === '') throw configError(`config file ${path}: ${key} must be a non-empty string`)
+  }
+  return { file: parsed as ConfigFile, path }
+}
+
+function resolvePassword(
+  flags: ConfigFlags,
+  env: NodeJS.ProcessEnv,
+  file: ConfigFile,
+  cwd: string,
+  fileDir: string,
+): { value: string | undefined; source: ConfigSource } {
+  if (flags.natsPasswordFile !== undefined) return { value: readSecret(resolve(cwd, flags.natsPasswordFile)), source: 'flag' }
+  const envFile = nonEmpty(env.EVENTPLANE_NATS_PASSWORD_FILE)
+  const envPlain = nonEmpty(env.EVENTPLANE_NATS_PASSWORD)
+  if (envFile !== undefined && envPlain !== undefined) {
+    throw configError('both EVENTPLANE_NATS_PASSWORD_FILE and EVENTPLANE_NATS_PASSWORD are set; set only one')
+  }
+  if (envFile !== undefined) return { value: readSecret(resolve(cwd, envFile)), source: 'env' }
+  if (envPlain !== undefined) return { value: envPlain, source: 'env' }
+  if (file.natsPasswordFile !== undefined) return { value: readSecret(resolve(fileDir, file.natsPasswordFile)), source: 'file' }
+  return { value: undefined, source: 'unset' }
+}
+
+/** A password file's content without its trailing newline; its path (not content) appears in errors. */
+function readSecret(path: string): string {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (e) {
+    throw configError(`cannot read password file ${path} (${(e as NodeJS.ErrnoException).code ?? 'error'})`)
+  }
+  const secret = text.replace(/\r?\n$/, '')
+  if (secret === '') throw configError(`password file ${path} is empty`)
+  return secret
+}
+
+function checkUrl(what: string, value: string, protocols: string[]): void {
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    throw configError(`${what} is not a URL`)
+  }
+  if (!protocols.includes(url.protocol)) throw configError(`${what} must start with ${protocols.map((p) => `${p}//`).join(' or ')}`)
+}

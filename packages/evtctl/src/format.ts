@@ -1,0 +1,47 @@
+import { type RecordedEvent, formatStream } from '@eventplane/core'
+
+/** How events are shown. */
+export interface EventViewOptions {
+  /** Include `caused_by` (a principal: personal data in most deployments). */
+  showActor: boolean
+}
+
+/** `tenant/category/id` of a recorded event. */
+export function streamOf(e: RecordedEvent): string {
+  return formatStream({ tenant: e.tenant_id, category: e.stream.category, id: e.stream.id })
+}
+
+/** The machine form of an event: every field, bigints as strings, `caused_by` only when asked for. */
+export function eventRecord(e: RecordedEvent, options: EventViewOptions): Record<string, unknown> {
+  const { caused_by, global_position, tx_id, ...rest } = e
+  return {
+    ...rest,
+    stream: streamOf(e),
+    global_position: global_position.toString(),
+    tx_id: tx_id.toString(),
+    ...(options.showActor ? { caused_by } : {}),
+  }
+}
+
+/** One human line: version, position, kind, type, time, id, data (and actor when asked). */
+export function eventLine(e: RecordedEvent, options: EventViewOptions): string {
+  const cols = [
+    `v${e.stream_version}`,
+    `@${e.global_position}`,
+    e.kind.padEnd(8),
+    e.type,
+    e.occurred_at,
+    e.event_id,
+  ]
+  if (options.showActor) cols.push(`by ${e.caused_by}`)
+  cols.push(JSON.stringify(e.data))
+  return cols.join('  ')
+}
+
+/** One human line of a live event: position, kind, stream and version, type, time, id (and actor). */
+export function liveLine(e: RecordedEvent, options: EventViewOptions): string {
+  const cols = [`@${e.global_position}`, e.kind.padEnd(8), `${streamOf(e)} v${e.stream_version}`, e.type, e.occurred_at, e.event_id]
+  if (options.showActor) cols.push(`by ${e.caused_by}`)
+  cols.push(JSON.stringify(e.data))
+  return cols.join('  ')
+}

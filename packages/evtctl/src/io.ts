@@ -1,0 +1,65 @@
+/** A writable evtctl prints to; process.stdout/stderr or a test buffer. */
+export interface Writer {
+  write(chunk: string): unknown
+  /** True when a terminal is attached (progress bars, colours). */
+  isTTY?: boolean
+  columns?: number
+}
+
+/**
+ * Everything evtctl touches outside its own code, injected so the CLI can run
+ * in-process in tests: output writers, the environment, stdin for `--data -`,
+ * and a signal that stops long-running commands (SIGINT/SIGTERM in main.ts).
+ */
+export interface CliIo {
+  stdout: Writer
+  stderr: Writer
+  env: NodeJS.ProcessEnv
+  stdin?: AsyncIterable<Buffer | string>
+  signal?: AbortSignal
+  cwd?: string
+}
+
+/** JSON with bigints as decimal strings (positions must never pass through a float). */
+export function toJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))
+}
+
+/** Line-oriented output for one command: human text or one JSON document per line. */
+export class Output {
+  constructor(
+    readonly io: CliIo,
+    readonly json: boolean,
+  ) {}
+
+  /** A human line; ignored in `--json` mode. */
+  line(text = ''): void {
+    if (!this.json) this.io.stdout.write(`${text}\n`)
+  }
+
+  /** A machine record; ignored in human mode. */
+  record(value: unknown): void {
+    if (this.json) this.io.stdout.write(`${toJson(value)}\n`)
+  }
+
+  /** Either form of one result: `human()` is only called in human mode. */
+  emit(value: unknown, human: () => string | string[]): void {
+    if (this.json) return this.record(value)
+    const text = human()
+    for (const l of Array.isArray(text) ? text : [text]) this.line(l)
+  }
+}
+
+/** Reads all of stdin (for `--data -`), bounded so a runaway pipe cannot exhaust memory. */
+export async function readAllStdin(io: CliIo, maxBytes: number): Promise<string> {
+  if (!io.stdin) throw new Error('stdin is not available')
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of io.stdin) {
+    const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
+    size += buf.byteLength
+    if (size > maxBytes) throw new RangeError(`stdin holds more than ${maxBytes} bytes`)
+    chunks.push(buf)
+  }
+  return Buffer.concat(chunks).toString('utf8')
+}

@@ -1,0 +1,36 @@
+import { pino, type Logger, type LevelWithSilent } from 'pino'
+import type { Writer } from './io.ts'
+
+/** Accepted `--log-level` values. */
+export const LOG_LEVELS: readonly LevelWithSilent[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
+
+/**
+ * Paths pino censors: event `data` (may hold personal data) and `caused_by`
+ * (a principal) wherever an event or envelope is logged (DESIGN §1.9).
+ * Logs should carry ids, types and positions; this is the safety net.
+ */
+export const REDACT_PATHS = [
+  'data',
+  'caused_by',
+  '*.data',
+  '*.caused_by',
+  '*.*.data',
+  '*.*.caused_by',
+  'password',
+  '*.password',
+  'pass',
+  '*.pass',
+]
+
+/** A pino logger writing JSON lines to `destination` (stderr), with redaction on. */
+export function createLogger(level: LevelWithSilent, destination: Writer): Logger {
+  return pino(
+    {
+      name: 'evtctl',
+      level,
+      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      base: { pid: process.pid },
+    },
+    { write: (line: string) => destination.write(line) },
+  )
+}

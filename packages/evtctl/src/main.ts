@@ -1,0 +1,27 @@
+import { EventplaneError } from '@eventplane/core'
+import { run } from './program.ts'
+
+// The process edge: the only place evtctl touches process.exit and signals.
+const controller = new AbortController()
+let interrupts = 0
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    interrupts += 1
+    // A second Ctrl-C means "now": skip the clean shutdown.
+    if (interrupts > 1) process.exit(130)
+    controller.abort(new EventplaneError('cli.interrupted', `interrupted by ${signal}`))
+  })
+}
+
+const code = await run(process.argv.slice(2), {
+  stdout: process.stdout,
+  stderr: process.stderr,
+  env: process.env,
+  // Lazy: touching process.stdin opens a handle, and only `publish --data -` needs it.
+  get stdin() {
+    return process.stdin
+  },
+  signal: controller.signal,
+})
+// Exit once stdout is flushed, so a lingering socket can never keep the CLI alive.
+process.stdout.write('', () => process.exit(code))

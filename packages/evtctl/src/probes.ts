@@ -1,0 +1,41 @@
+import { performance } from 'node:perf_hooks'
+import { submitSubject } from '@eventplane/bus-nats'
+import { RequestError } from '@nats-io/transport-node'
+import { toEventplaneError } from './exit-codes.ts'
+import type { Session } from './session.ts'
+
+/** What the gateway probe found. */
+export interface GatewayProbe {
+  /** true: a gateway answered; false: NATS is up but no gateway answered; null: NATS itself is unreachable. */
+  alive: boolean | null
+  detail: string
+  ms?: number
+}
+
+const PROBE_TIMEOUT_MS = 2000
+
+/**
+ * Asks the gateway something it must refuse: an empty request on a submit
+ * subject. Any reply (a `bus.bad_request` error) proves a gateway is serving;
+ * nothing can be written, because an empty body never passes validation.
+ */
+export async function probeGateway(session: Session): Promise<GatewayProbe> {
+  let nc
+  try {
+    nc = await session.nats()
+  } catch (e) {
+    return { alive: null, detail: toEventplaneError(e).message }
+  }
+  const subject = submitSubject(session.config.tenant ?? 'evtctl-probe', 'evtctl', 'status')
+  const started = performance.now()
+  try {
+    await nc.request(subject, new Uint8Array(0), { timeout: PROBE_TIMEOUT_MS })
+    const ms = Math.round(performance.now() - started)
+    return { alive: true, detail: `answered on ${subject} in ${ms} ms`, ms }
+  } catch (e) {
+    if (e instanceof RequestError && e.isNoResponders()) return { alive: false, detail: 'no gateway is serving (no responders)' }
+    const typed = toEventplaneError(e instanceof RequestError && e.cause !== undefined ? e.cause : e)
+    if (typed.code === 'bus.timeout') return { alive: false, detail: `no answer within ${PROBE_TIMEOUT_MS} ms` }
+    return { alive: false, detail: typed.message }
+  }
+}

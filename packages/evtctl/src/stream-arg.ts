@@ -1,0 +1,29 @@
+import { EventplaneError, type StreamRef, TenantMismatch, parseStream } from '@eventplane/core'
+import type { ResolvedConfig } from './config.ts'
+
+/**
+ * The stream a command names: `tenant/category/id`, or `category/id` with
+ * the tenant from `--tenant`, env or config. A `--tenant` flag that
+ * contradicts the stream's own tenant is an error, not a silent override.
+ */
+export function resolveStreamArg(text: string, config: ResolvedConfig): StreamRef {
+  const parts = text.split('/')
+  if (parts.length === 2) {
+    if (config.tenant === undefined) {
+      throw new EventplaneError('cli.bad_usage', `stream ${JSON.stringify(text)} has no tenant: write tenant/category/id or pass --tenant`)
+    }
+    return parseStream(`${config.tenant}/${text}`)
+  }
+  if (parts.length < 3) throw new EventplaneError('cli.bad_usage', `stream must look like tenant/category/id, got ${JSON.stringify(text)}`)
+  const ref = parseStream(text)
+  if (config.sources.tenant === 'flag' && config.tenant !== ref.tenant) throw new TenantMismatch(config.tenant!, ref.tenant)
+  return ref
+}
+
+/** The tenant a tenant-scoped command acts for; required. */
+export function requireTenant(config: ResolvedConfig, command: string): string {
+  if (config.tenant === undefined) {
+    throw new EventplaneError('cli.bad_usage', `${command} needs a tenant: pass --tenant or set EVENTPLANE_TENANT`)
+  }
+  return config.tenant
+}

@@ -1,0 +1,104 @@
+import assert from 'node:assert/strict'
+import { after, describe, test } from 'node:test'
+import { EventplaneError, type ErrorCode } from '@eventplane/core'
+import { EXIT, exitCodeFor, toEventplaneError } from '../src/exit-codes.ts'
+import { createLogger } from '../src/logger.ts'
+import { run } from '../src/program.ts'
+import { failureLine, killAll, runCli } from './helpers.ts'
+
+const COMMANDS = ['migrate', 'publish', 'read', 'tail', 'subscribe', 'replay', 'trace', 'status', 'up']
+
+describe('evtctl usage, help and exit codes', () => {
+  after(killAll)
+
+  test('--help lists every command, the exit codes and examples, and exits 0', async () => {
+    const r = await runCli(['--help'])
+    assert.equal(r.code, 0)
+    for (const c of COMMANDS) assert.match(r.stdout, new RegExp(`^  ${c}\\b`, 'm'), c)
+    assert.match(r.stdout, /Exit codes:/)
+    assert.match(r.stdout, /Examples:/)
+    assert.equal(r.stderr, '')
+  })
+
+  test('every command has its own help with an example', async () => {
+    for (const c of COMMANDS) {
+      const r = await runCli([c, '--help'])
+      assert.equal(r.code, 0, c)
+      assert.match(r.stdout, /Examples:\n\s+\$ .*evtctl /, c)
+    }
+  })
+
+  test('no command prints the help on stderr and exits 1', async () => {
+    const r = await runCli([])
+    assert.equal(r.code, 1)
+    assert.match(r.stderr, /Usage: evtctl/)
+  })
+
+  test('unknown commands, options and log levels are one-line usage errors', async () => {
+    for (const args of [['frobnicate'], ['status', '--frob'], ['--log-level', 'loud', 'status'], ['read']]) {
+      const r = await runCli(args)
+      assert.equal(r.code, 1, args.join(' '))
+      assert.equal(failureLine(r).code, 'cli.bad_usage', args.join(' '))
+    }
+  })
+
+  test('--version prints the version', async () => {
+    const r = await runCli(['--version'])
+    assert.equal(r.code, 0)
+    assert.match(r.stdout, /^\d+\.\d+\.\d+\n$/)
+  })
+})
+
+describe('exit code table', () => {
+  const cases: [ErrorCode, number][] = [
+    ['core.invalid_name', EXIT.usage],
+    ['core.invalid_data', EXIT.usage],
+    ['core.schema_violation', EXIT.usage],
+    ['cli.bad_usage', EXIT.usage],
+    ['cli.config', EXIT.usage],
+    ['runtime.unknown_projection', EXIT.usage],
+    ['store.wrong_expected_version', EXIT.conflict],
+    ['store.idempotency_conflict', EXIT.conflict],
+    ['store.unavailable', EXIT.unavailable],
+    ['bus.unavailable', EXIT.unavailable],
+    ['bus.timeout', EXIT.unavailable],
+    ['store.auth_failed', EXIT.denied],
+    ['bus.auth_failed', EXIT.denied],
+    ['store.forbidden', EXIT.denied],
+    ['bus.forbidden', EXIT.denied],
+    ['runtime.handler_failed', EXIT.internal],
+    ['cli.internal', EXIT.internal],
+    ['cli.interrupted', EXIT.interrupted],
+  ]
+  test('each stable code maps to its documented exit code', () => {
+    for (const [code, exit] of cases) assert.equal(exitCodeFor(new EventplaneError(code, 'x')), exit, code)
+    assert.deepEqual([EXIT.ok, EXIT.usage, EXIT.conflict, EXIT.unavailable, EXIT.denied], [0, 1, 2, 3, 4])
+  })
+
+  test('untyped errors are classified by code, never by message', () => {
+    assert.equal(toEventplaneError(Object.assign(new Error('x'), { code: '28P01' })).code, 'store.auth_failed')
+    assert.equal(toEventplaneError(Object.assign(new Error('x'), { code: 'ECONNREFUSED' })).code, 'store.unavailable')
+    assert.equal(toEventplaneError(new Error('connection refused')).code, 'cli.internal')
+  })
+
+  test('run() returns the code and writes one line instead of exiting', async () => {
+    let out = ''
+    let err = ''
+    const io = { stdout: { write: (s: string) => (out += s) }, stderr: { write: (s: string) => (err += s) }, env: {} }
+    assert.equal(await run(['read', 'a.b/c/d'], io), EXIT.usage)
+    assert.equal(out, '')
+    assert.match(err, /^evtctl: core\.invalid_name: tenant "a\.b" may only contain .*\n$/)
+  })
+})
+
+describe('logs', () => {
+  test('event data and caused_by are redacted; ids, types and positions stay', () => {
+    let out = ''
+    const log = createLogger('info', { write: (s: string) => (out += s) })
+    log.info({ event_id: 'e1', type: 'created', position: '42', data: { email: 'a@b.c' }, caused_by: 'user:alice' }, 'appended')
+    log.info({ event: { event_id: 'e2', data: { ssn: '1' }, caused_by: 'user:bob' } }, 'nested')
+    assert.doesNotMatch(out, /a@b\.c|alice|ssn|bob/)
+    assert.match(out, /"event_id":"e1".*"type":"created".*"position":"42"/)
+    assert.match(out, /"data":"\[redacted\]"/)
+  })
+})

@@ -1,0 +1,132 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+
+/** The launcher under test, run exactly as `pnpm exec evtctl` would. */
+export const BIN = fileURLToPath(new URL('../bin/evtctl.js', import.meta.url))
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url))
+
+export interface CliResult {
+  code: number | null
+  signal: NodeJS.Signals | null
+  stdout: string
+  stderr: string
+}
+
+export interface RunOptions {
+  /** EVENTPLANE_* settings; the parent's EVENTPLANE_* are never inherited. */
+  env?: Record<string, string | undefined>
+  input?: string
+  cwd?: string
+  /** Kill (SIGKILL) and fail after this many ms. Default 30 s. */
+  timeoutMs?: number
+}
+
+const children = new Set<ChildProcess>()
+
+/** The parent env without any EVENTPLANE_* (so a developer's settings cannot leak into a test). */
+function baseEnv(): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('EVENTPLANE_')))
+}
+
+/** A running evtctl subprocess whose output is buffered from the start. */
+export interface CliProcess {
+  child: ChildProcess
+  readonly stdout: string
+  readonly stderr: string
+  /** Resolves once `predicate(output)` holds for stdout (or stderr); rejects after `timeoutMs` or if the process exits first. */
+  waitFor(predicate: (output: string) => boolean, timeoutMs?: number, stream?: 'stdout' | 'stderr'): Promise<string>
+  /** Resolves when the process exits; SIGKILLs it and rejects after `timeoutMs`. */
+  done(timeoutMs?: number): Promise<CliResult>
+}
+
+/** Starts evtctl as a subprocess; tracked so `killAll()` can reap it. */
+export function startCli(args: readonly string[], options: RunOptions = {}): CliProcess {
+  const env = { ...baseEnv(), ...options.env }
+  for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k]
+  const child = spawn(process.execPath, [BIN, ...args], { cwd: options.cwd ?? ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] })
+  children.add(child)
+  let stdout = ''
+  let stderr = ''
+  const listeners = new Set<() => void>()
+  let isClosed = false
+  child.stdout!.setEncoding('utf8').on('data', (s: string) => {
+    stdout += s
+    for (const l of listeners) l()
+  })
+  child.stderr!.setEncoding('utf8').on('data', (s: string) => {
+    stderr += s
+    for (const l of listeners) l()
+  })
+  const closed = new Promise<CliResult>((resolve) =>
+    child.once('close', (code, signal) => {
+      children.delete(child)
+      isClosed = true
+      for (const l of listeners) l()
+      resolve({ code, signal, stdout, stderr })
+    }),
+  )
+  if (options.input !== undefined) child.stdin!.end(options.input)
+  else child.stdin!.end()
+  return {
+    child,
+    get stdout() {
+      return stdout
+    },
+    get stderr() {
+      return stderr
+    },
+    waitFor(predicate, timeoutMs = 20_000, stream = 'stdout') {
+      const output = (): string => (stream === 'stdout' ? stdout : stderr)
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => finish(new Error(`timed out waiting for output; stdout=${stdout} stderr=${stderr}`)), timeoutMs)
+        const check = (): void => {
+          if (predicate(output())) finish()
+          else if (isClosed) finish(new Error(`evtctl exited first; stdout=${stdout} stderr=${stderr}`))
+        }
+        const finish = (err?: Error): void => {
+          clearTimeout(timer)
+          listeners.delete(check)
+          if (err) reject(err)
+          else resolve(output())
+        }
+        listeners.add(check)
+        check()
+      })
+    },
+    done(timeoutMs = options.timeoutMs ?? 30_000) {
+      let timer: NodeJS.Timeout | undefined
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          child.kill('SIGKILL')
+          reject(new Error(`evtctl did not exit within ${timeoutMs} ms; stdout=${stdout} stderr=${stderr}`))
+        }, timeoutMs)
+      })
+      return Promise.race([closed, timeout]).finally(() => clearTimeout(timer))
+    },
+  }
+}
+
+/** Runs evtctl to completion. */
+export function runCli(args: readonly string[], options: RunOptions = {}): Promise<CliResult> {
+  return startCli(args, options).done()
+}
+
+/** SIGKILLs every evtctl child still running (call in `after`). */
+export function killAll(): void {
+  for (const child of children) child.kill('SIGKILL')
+  children.clear()
+}
+
+/** Asserts the failure contract: exactly one stderr line `evtctl: <code>: …`, nothing on stdout. */
+export function failureLine(result: CliResult): { code: string; message: string } {
+  const lines = result.stderr.split('\n').filter((l) => l !== '')
+  if (lines.length !== 1) throw new Error(`expected one stderr line, got ${lines.length}: ${result.stderr}`)
+  const m = /^evtctl: ([a-z_]+\.[a-z_]+): (.+)$/.exec(lines[0]!)
+  if (!m) throw new Error(`stderr line does not look like "evtctl: <code>: <message>": ${lines[0]}`)
+  if (result.stdout !== '') throw new Error(`a failure printed to stdout: ${result.stdout}`)
+  return { code: m[1]!, message: m[2]! }
+}
+
+/** A URL on a loopback port where nothing listens (port 1 is never a PostgreSQL or NATS server). */
+export const UNREACHABLE_PG = 'postgres://postgres@127.0.0.1:1/nothing'
+export const UNREACHABLE_NATS = 'nats://127.0.0.1:1'

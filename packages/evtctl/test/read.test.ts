@@ -1,0 +1,106 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import { EventFactory } from '@eventplane/core'
+import { PgEventStore, ROLES } from '@eventplane/store-pg'
+import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
+import { failureLine, killAll, runCli } from './helpers.ts'
+
+describe('evtctl read', () => {
+  let db: TestDatabase
+  const env = (extra: Record<string, string> = {}) => ({ EVENTPLANE_DATABASE_URL: db.url, ...extra })
+  const ids: string[] = []
+
+  before(async () => {
+    db = await createTestDatabase('ep_cli_read')
+    const store = new PgEventStore(db.connect(ROLES.intentWriter, 1))
+    const acme = EventFactory.forTenant('acme', { causedBy: 'user:alice' })
+    for (let i = 1; i <= 5; i++) {
+      const e = acme.intent({ category: 'deployment', id: 'web-1' }, 'scaled', { replicas: i })
+      ids.push(e.event_id)
+      await store.append({ tenant: 'acme', category: 'deployment', id: 'web-1' }, [e])
+    }
+    const globex = EventFactory.forTenant('globex', { causedBy: 'user:bob' })
+    await store.append({ tenant: 'globex', category: 'deployment', id: 'web-1' }, [globex.intent({ category: 'deployment', id: 'web-1' }, 'scaled', { replicas: 99 })])
+  })
+  after(async () => {
+    killAll()
+    await db.drop()
+  })
+
+  test('prints a stream oldest first, one line per event, without the actor', async () => {
+    const r = await runCli(['read', 'acme/deployment/web-1'], { env: env() })
+    assert.equal(r.code, 0, r.stderr)
+    const lines = r.stdout.trim().split('\n')
+    assert.equal(lines.length, 5)
+    assert.match(lines[0]!, /^v1 {2}@\d+ {2}intent +scaled {2}\S+Z {2}[0-9a-f-]{36} {2}\{"replicas":1\}$/)
+    assert.ok(lines[4]!.includes(ids[4]!))
+    assert.doesNotMatch(r.stdout, /alice/)
+    assert.equal(r.stderr, '')
+  })
+
+  test('--json prints one object per event with positions as strings; --show-actor adds caused_by', async () => {
+    const r = await runCli(['read', 'acme/deployment/web-1', '--json', '--show-actor'], { env: env() })
+    assert.equal(r.code, 0, r.stderr)
+    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
+    assert.equal(events.length, 5)
+    assert.equal(typeof events[0]!.global_position, 'string')
+    assert.equal(typeof events[0]!.tx_id, 'string')
+    assert.equal(events[0]!.stream, 'acme/deployment/web-1')
+    assert.equal(events[0]!.caused_by, 'user:alice')
+    assert.deepEqual(events.map((e) => e.event_id), ids)
+    const plain = await runCli(['read', 'acme/deployment/web-1', '--json'], { env: env() })
+    assert.equal('caused_by' in (JSON.parse(plain.stdout.split('\n')[0]!) as object), false)
+  })
+
+  test('--backward, --from and --limit select a window', async () => {
+    const r = await runCli(['read', 'acme/deployment/web-1', '--backward', '--from', '4', '--limit', '2', '--json'], { env: env() })
+    assert.equal(r.code, 0, r.stderr)
+    const versions = r.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { stream_version: number }).stream_version)
+    assert.deepEqual(versions, [4, 3])
+    const fwd = await runCli(['read', 'acme/deployment/web-1', '--from', '5', '--json'], { env: env() })
+    assert.equal(fwd.stdout.trim().split('\n').length, 1)
+  })
+
+  test('category/id takes the tenant from --tenant or EVENTPLANE_TENANT; other tenants stay invisible', async () => {
+    const viaFlag = await runCli(['read', 'deployment/web-1', '--tenant', 'globex', '--json'], { env: env() })
+    assert.equal(viaFlag.code, 0, viaFlag.stderr)
+    assert.equal(viaFlag.stdout.trim().split('\n').length, 1)
+    assert.match(viaFlag.stdout, /"replicas":99/)
+    const viaEnv = await runCli(['read', 'deployment/web-1', '--json'], { env: env({ EVENTPLANE_TENANT: 'acme' }) })
+    assert.equal(viaEnv.stdout.trim().split('\n').length, 5)
+  })
+
+  test('an empty or unknown stream prints nothing and succeeds', async () => {
+    const r = await runCli(['read', 'acme/deployment/nope'], { env: env() })
+    assert.equal(r.code, 0)
+    assert.equal(r.stdout, '')
+  })
+
+  test('bad stream names are exit 1 with one line', async () => {
+    for (const bad of ['acme/deploy.ment/x', 'ac*me/deployment/x', 'acme/deployment/a b', 'acme/deployment/x/y', 'acme/>/x', 'acme']) {
+      const r = await runCli(['read', bad], { env: env() })
+      assert.equal(r.code, 1, `${bad}: ${r.stderr}`)
+      assert.match(failureLine(r).code, /^(core\.invalid_name|cli\.bad_usage)$/, bad)
+    }
+  })
+
+  test('a --tenant that contradicts the stream is refused', async () => {
+    const r = await runCli(['read', 'acme/deployment/web-1', '--tenant', 'globex'], { env: env() })
+    assert.equal(r.code, 1)
+    assert.equal(failureLine(r).code, 'core.tenant_mismatch')
+  })
+
+  test('category/id without any tenant is a usage error', async () => {
+    const r = await runCli(['read', 'deployment/web-1'], { env: env() })
+    assert.equal(r.code, 1)
+    assert.equal(failureLine(r).code, 'cli.bad_usage')
+  })
+
+  test('bad option values are usage errors', async () => {
+    for (const args of [['--limit', '-1'], ['--limit', 'ten'], ['--from', '0'], ['--bogus']]) {
+      const r = await runCli(['read', 'acme/deployment/web-1', ...args], { env: env() })
+      assert.equal(r.code, 1, args.join(' '))
+      assert.equal(failureLine(r).code, 'cli.bad_usage')
+    }
+  })
+})

@@ -1,0 +1,119 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import { EventFactory } from '@eventplane/core'
+import { PgEventStore, ROLES } from '@eventplane/store-pg'
+import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
+import type { StatusReport } from '../src/commands/status.ts'
+import { relayLockKey } from '../src/relay-lock.ts'
+import { UNREACHABLE_NATS, UNREACHABLE_PG, failureLine, killAll, runCli } from './helpers.ts'
+
+describe('evtctl status (PostgreSQL side)', () => {
+  let db: TestDatabase
+  let store: PgEventStore
+  const env = () => ({ EVENTPLANE_DATABASE_URL: db.url, EVENTPLANE_NATS_URL: UNREACHABLE_NATS })
+  const acme = EventFactory.forTenant('acme', { causedBy: 'user:alice' })
+  const append = (id: string) => store.append({ tenant: 'acme', category: 'deployment', id }, [acme.intent({ category: 'deployment', id }, 'created', {})])
+  const status = async (): Promise<StatusReport> => {
+    const r = await runCli(['status', '--json'], { env: env() })
+    assert.equal(r.code, 0, r.stderr)
+    return JSON.parse(r.stdout) as StatusReport
+  }
+
+  before(async () => {
+    db = await createTestDatabase('ep_cli_status')
+    store = new PgEventStore(db.connect(ROLES.intentWriter, 2))
+  })
+  after(async () => {
+    killAll()
+    await db.drop()
+  })
+
+  test('an empty log has no head, an idle relay and no projections', async () => {
+    const r = await status()
+    assert.equal(r.log.head_position, null)
+    assert.equal(r.log.waiting, '0')
+    assert.deepEqual(r.relays.map((x) => [x.name, x.active, x.checkpoint, x.lag]), [['default', false, null, '0']])
+    assert.deepEqual(r.projections, [])
+    assert.equal(r.gateway?.alive, null, 'NATS down does not fail status; the gateway is reported unknown')
+    const pgOnly = await runCli(['status', '--json', '--no-nats'], { env: env() })
+    assert.equal('gateway' in (JSON.parse(pgOnly.stdout) as object), false)
+  })
+
+  test('relay lag is the events after its checkpoint; it is active while its advisory lock is held', async () => {
+    const results = []
+    for (let i = 0; i < 5; i++) results.push(await append(`s${i}`))
+    const second = results[1]!.events[0]!
+    const relaySql = db.connect(ROLES.relay, 1)
+    await relaySql`insert into eventplane.relay_checkpoints (name, tx_id, global_position)
+                   values ('default', ${second.txId.toString()}::xid8, ${second.position.toString()})`
+    const lock = await relaySql.reserve()
+    try {
+      await lock`select pg_advisory_lock(${relayLockKey('default').key.toString()}::bigint)`
+      const [{ pid }] = (await lock`select pg_backend_pid() as pid`) as unknown as [{ pid: number }]
+      const r = await status()
+      assert.equal(r.log.head_position, results[4]!.events[0]!.position.toString())
+      const relay = r.relays.find((x) => x.name === 'default')!
+      assert.equal(relay.lag, '3')
+      assert.equal(relay.checkpoint, `${second.txId}:${second.position}`)
+      assert.equal(relay.active, true)
+      assert.equal(relay.pid, pid)
+      const human = await runCli(['status'], { env: env() })
+      assert.match(human.stdout, new RegExp(`^relay +default: active \\(pid ${pid}\\), checkpoint \\d+:\\d+ at \\S+, lag 3$`, 'm'))
+    } finally {
+      await lock`select pg_advisory_unlock_all()`
+      lock.release()
+    }
+    assert.equal((await status()).relays[0]!.active, false)
+  })
+
+  test('projection checkpoints are listed with their lag', async () => {
+    await db.admin`insert into eventplane.projection_checkpoints (projection, version, tx_id, global_position)
+                   values ('deployment_status', 2, '0'::xid8, 0)`
+    const r = await status()
+    const head = BigInt(r.log.head_position!)
+    assert.deepEqual(r.projections.map((p) => [p.name, p.version, p.checkpoint]), [['deployment_status', 2, '0:0']])
+    assert.equal(BigInt(r.projections[0]!.lag) > 0n && BigInt(r.projections[0]!.lag) <= head, true)
+    const human = await runCli(['status'], { env: env() })
+    assert.match(human.stdout, /^projection +deployment_status v2: checkpoint 0:0 at \S+, lag \d+$/m)
+  })
+
+  test('shows that and by which transaction the gap-safe read is held back', async () => {
+    const holder = await db.admin.reserve()
+    try {
+      await holder`begin`
+      const [{ xid }] = (await holder`select pg_current_xact_id()::text as xid`) as unknown as [{ xid: string }]
+      await append('late')
+      const r = await status()
+      assert.ok(Number(r.log.waiting) >= 1, JSON.stringify(r.log))
+      assert.ok(r.log.oldest_transaction !== null)
+      assert.ok(BigInt(r.log.snapshot_xmin) <= BigInt(xid))
+      const human = await runCli(['status'], { env: env() })
+      assert.match(human.stdout, /^held back +\d+ committed events wait behind xid \d+ \(pid \d+/m)
+    } finally {
+      await holder`rollback`
+      holder.release()
+    }
+  })
+
+  test('an unreachable server is exit 3; an unknown operator role is exit 4', async () => {
+    const down = await runCli(['status'], { env: { EVENTPLANE_DATABASE_URL: UNREACHABLE_PG } })
+    assert.equal(down.code, 3)
+    assert.equal(failureLine(down).code, 'store.unavailable')
+    const url = new URL(db.url)
+    url.username = 'evtctl_no_such_operator'
+    const denied = await runCli(['status'], { env: { ...env(), EVENTPLANE_DATABASE_URL_OPERATOR: url.toString() } })
+    assert.equal(denied.code, 4)
+    assert.equal(failureLine(denied).code, 'store.auth_failed')
+  })
+
+  test('a database without the eventplane schema says to run migrate (exit 3)', async () => {
+    const bare = await createTestDatabase('ep_cli_status_bare', { migrate: false })
+    try {
+      const r = await runCli(['status'], { env: { EVENTPLANE_DATABASE_URL: bare.url } })
+      assert.equal(r.code === 3 || r.code === 4, true, r.stderr)
+      assert.match(failureLine(r).message, /migrate|does not exist|denied/)
+    } finally {
+      await bare.drop()
+    }
+  })
+})
