@@ -6,10 +6,13 @@ import { EXIT, exitCodeFor, formatFailure, toEventplaneError } from './exit-code
 import { type CliIo, Output } from './io.ts'
 import { LOG_LEVELS, createLogger } from './logger.ts'
 import { Session } from './session.ts'
+import { registerExport } from './commands/export.ts'
+import { registerImport } from './commands/import.ts'
 import { registerMigrate } from './commands/migrate.ts'
 import { registerPublish } from './commands/publish.ts'
 import { registerRead } from './commands/read.ts'
 import { registerReplay } from './commands/replay.ts'
+import { registerState } from './commands/state.ts'
 import { registerStatus } from './commands/status.ts'
 import { registerSubscribe } from './commands/subscribe.ts'
 import { registerTail } from './commands/tail.ts'
@@ -138,7 +141,10 @@ export function buildProgram(io: CliIo): Command {
   registerSubscribe(program, kit)
   registerReplay(program, kit)
   registerTrace(program, kit)
+  registerState(program, kit)
   registerStatus(program, kit)
+  registerExport(program, kit)
+  registerImport(program, kit)
   registerUp(program, kit)
   return program
 }

@@ -1,0 +1,40 @@
+import type { Command } from 'commander'
+import { EventplaneError } from '@eventplane/core'
+import { ROLES, withTenant } from '@eventplane/store-pg'
+import { isSqlProjection } from '@eventplane/runtime'
+import { toJson } from '../io.ts'
+import { findProjection } from '../domain.ts'
+import { type CommandKit, tenantOption } from '../program.ts'
+import { requireTenant } from '../stream-arg.ts'
+
+/**
+ * `evtctl state <projection>`: the current state a reducer projection holds for
+ * one tenant, read as the reader role (RLS shows only that tenant's rows).
+ */
+export function registerState(program: Command, kit: CommandKit): void {
+  program
+    .command('state')
+    .description("print a reducer projection's current state for one tenant, one line per key")
+    .argument('<projection>', 'projection name (deployment_status, audit)')
+    .option('--key <key>', 'only this key (e.g. a stream id)')
+    .addOption(tenantOption())
+    .addHelpText('after', ['', 'Examples:', '  $ evtctl state deployment_status --tenant acme', '  $ evtctl state audit --tenant acme --json'].join('\n'))
+    .action(
+      kit.action(async (session, command) => {
+        const projection = findProjection(command.args[0]!)
+        if (isSqlProjection(projection)) {
+          throw new EventplaneError('cli.bad_usage', `${projection.name} is a SQL projection: query its tables directly`)
+        }
+        const tenant = requireTenant(session.config, 'state')
+        const key = command.opts<{ key?: string }>().key ?? null
+        const rows = await withTenant(session.pg(ROLES.reader), tenant, (tx) => tx<{ key: string; state: unknown }[]>`
+          select key, state from eventplane.projection_state
+           where projection = ${projection.name} and tenant_id = ${tenant} and (${key}::text is null or key = ${key})
+           order by key`)
+        for (const row of rows) {
+          session.out.emit({ projection: projection.name, tenant, key: row.key, state: row.state }, () => `${row.key}  ${toJson(row.state)}`)
+        }
+        if (rows.length === 0) session.out.line(`(no state for tenant ${tenant})`)
+      }),
+    )
+}
