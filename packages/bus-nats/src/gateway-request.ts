@@ -101,7 +101,7 @@ function parseBody(payload: Uint8Array): SubmitRequest {
  * Throws typed errors; the caller turns them into the reply.
  */
 export async function submit(subject: string, payload: Uint8Array, claimed: string | undefined, ctx: SubmitContext): Promise<SubmitResult> {
-  if (payload.byteLength > ctx.maxPayloadBytes) throw new PayloadTooLarge(payload.byteLength, ctx.maxPayloadBytes)
+  if (payload.byteLength > ctx.maxPayloadBytes) throw new PayloadTooLarge(payload.byteLength, ctx.maxPayloadBytes, 'the request body')
   const target = parseSubmitSubject(subject)
   const request = parseBody(payload)
   const stamped = { ...request.event, caused_by: ctx.principal(target, claimed) }

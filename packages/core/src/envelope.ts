@@ -48,7 +48,23 @@ export type RecordedEvent<D extends EventData = EventData> = EventEnvelope<D> & 
 }
 
 const compiledEnvelope = TypeCompiler.Compile(EventEnvelopeSchema)
-const ISO_INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$/
+const ISO_INSTANT = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{1,6})?(Z|[+-](\d{2}):(\d{2}))$/
+
+/**
+ * Whether `text` is an ISO-8601 instant naming a real moment: Date.parse rolls
+ * 2024-02-30 over to March and PostgreSQL refuses it, so the fields are
+ * checked one by one (year 1..9999, real day of month, offset under 16 h).
+ */
+export function isIsoInstant(text: string): boolean {
+  const m = ISO_INSTANT.exec(text)
+  if (!m) return false
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number]
+  const daysInMonth = new Date(Date.UTC(2000, month, 0)).getUTCDate() - (month === 2 && !isLeap(year) ? 1 : 0)
+  const offsetOk = m[8] === 'Z' || (Number(m[9]) <= 15 && Number(m[10]) <= 59)
+  return year >= 1 && month >= 1 && month <= 12 && day >= 1 && day <= daysInMonth && hour <= 23 && minute <= 59 && second <= 59 && offsetOk
+}
+
+const isLeap = (y: number): boolean => (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0
 
 export interface EnvelopeCheckOptions {
   maxDataBytes?: number
@@ -71,7 +87,7 @@ export function validateEnvelope(value: unknown, options: EnvelopeCheckOptions =
   validateCategory(e.stream.category)
   validateStreamId(e.stream.id)
   validateType(e.type)
-  if (!ISO_INSTANT.test(e.occurred_at) || Number.isNaN(Date.parse(e.occurred_at))) {
+  if (!isIsoInstant(e.occurred_at)) {
     throw new InvalidEnvelope('occurred_at must be an ISO-8601 instant')
   }
   if (e.causation_id === null && e.correlation_id !== e.event_id) {

@@ -82,8 +82,9 @@ export class InvalidData extends EventplaneError {
 }
 
 export class PayloadTooLarge extends EventplaneError {
-  constructor(readonly size: number, readonly limit: number) {
-    super('core.payload_too_large', `event data is ${size} bytes, over the ${limit} byte limit`, {
+  /** `what` names the measured thing: the event's data (default) or a whole request body. */
+  constructor(readonly size: number, readonly limit: number, what = 'event data') {
+    super('core.payload_too_large', `${what} is ${size} bytes, over the ${limit} byte limit`, {
       details: { size, limit },
     })
   }

@@ -1,4 +1,4 @@
-import { EventplaneError, Forbidden, IdempotencyConflict, Unavailable } from '@eventplane/core'
+import { EventplaneError, Forbidden, IdempotencyConflict, InvalidEnvelope, Unavailable } from '@eventplane/core'
 
 /** Error codes postgres.js gives to connection failures (not SQLSTATEs). */
 const CONNECTION_CODES = new Set([
@@ -40,6 +40,9 @@ export function mapPgError(e: unknown): unknown {
   if (code === '3D000') return new Unavailable('store.unavailable', 'the PostgreSQL database does not exist', { cause: e })
   if (code.startsWith('28')) {
     return new EventplaneError('store.auth_failed', `PostgreSQL refused the login (${code})`, { cause: e })
+  }
+  if (code.startsWith('22')) {
+    return new InvalidEnvelope(`PostgreSQL refused a value of the event (${code})`, { sqlstate: code })
   }
   if (code === 'EPIDC') return new IdempotencyConflict([err.detail ?? '?'], { cause: e })
   if (code === '23505' && err.constraint_name === 'events_event_id_key') {
