@@ -5,6 +5,14 @@ export interface Measurement {
   events: number
   seconds: number
   latenciesMs: number[]
+  /** CPU time (user + system) this process spent, when recorded: less sensitive to a busy machine than wall time. */
+  cpuMs?: number
+}
+
+/** CPU time (user + system, ms) this process spent since `since` (a `process.cpuUsage()` reading). */
+export function cpuMsSince(since: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(since)
+  return (used.user + used.system) / 1000
 }
 
 export function percentile(values: number[], p: number): number {
@@ -19,6 +27,7 @@ export const median = (values: number[]): number => percentile(values, 50)
 export async function measure(ops: number, concurrency: number, eventsPerOp: number, op: (i: number) => Promise<unknown>): Promise<Measurement> {
   const latenciesMs: number[] = []
   let next = 0
+  const cpu = process.cpuUsage()
   const start = performance.now()
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
@@ -30,7 +39,7 @@ export async function measure(ops: number, concurrency: number, eventsPerOp: num
     }),
   )
   const seconds = (performance.now() - start) / 1000
-  return { ops, events: ops * eventsPerOp, seconds, latenciesMs }
+  return { ops, events: ops * eventsPerOp, seconds, latenciesMs, cpuMs: cpuMsSince(cpu) }
 }
 
 export interface Comparison {

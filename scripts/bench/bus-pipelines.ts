@@ -1,0 +1,177 @@
+/**
+ * The two append → subscriber paths bench:bus times (see bus-latency.ts):
+ * eventplane's (append, Relay, subscribe()) and a bare one.
+ */
+import { randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Sql } from 'postgres'
+import { type Checkpoint, EventFactory, START, compareCheckpoints } from '@eventplane/core'
+import { PgEventStore } from '@eventplane/store-pg'
+import { type Subscription, Relay, ensureConsumer, subscribe } from '@eventplane/bus-nats'
+import { type ConsumerMessages, AckPolicy, DeliverPolicy, RetentionPolicy, StorageType, jetstream, jetstreamManager } from '@nats-io/jetstream'
+import { type NatsConnection, type Subscription as NatsSubscription, nanos } from '@nats-io/transport-node'
+import { BENCH_DATA, freshEventplaneStream } from './bus-relay.ts'
+import type { Tracker } from './bus-tracker.ts'
+
+/** One append path and its receiving end; `send` calls `tracker.sending(id)` just before the write. */
+export interface Pipeline {
+  tracker: Tracker | undefined
+  send(tracker: Tracker, i: number): Promise<void>
+  stop(): Promise<void>
+}
+
+export interface PipelineSetup {
+  /** Superuser pool on the bench database (DDL, checkpoint seed). */
+  admin: Sql
+  /** Superuser pool for the bare INSERTs. */
+  rawSql: Sql
+  /** Superuser pool whose LISTEN connection feeds the bare publisher. */
+  listenSql: Sql
+  /** eventplane_intent_writer pool for the appends. */
+  writerSql: Sql
+  /** eventplane_relay pool. */
+  relaySql: Sql
+  /** Publishing side (relay / bare publisher). */
+  relayNc: NatsConnection
+  /** Consuming side (subscribe() / bare consumer) and stream setup. */
+  subNc: NatsConnection
+  /** Core subscriptions timing when messages reach the bus. */
+  busNc: NatsConnection
+}
+
+const STREAM_IDS = 100
+
+function countError(p: Pipeline): void {
+  if (p.tracker !== undefined) p.tracker.errors++
+}
+
+/** A core NATS subscription on the pipeline's subjects: when each message reached the bus, by its Nats-Msg-Id. */
+function watchBus(nc: NatsConnection, subject: string, p: Pipeline): NatsSubscription {
+  return nc.subscribe(subject, {
+    callback: (err, msg) => {
+      const id = msg?.headers?.get('Nats-Msg-Id')
+      if (err === null && id) p.tracker?.onBus(id)
+    },
+  })
+}
+
+export async function eventplanePipeline(o: PipelineSetup): Promise<Pipeline> {
+  const jsm = await jetstreamManager(o.subNc)
+  await freshEventplaneStream(jsm)
+  const relay = new Relay({ sql: o.relaySql, nc: o.relayNc, name: 'bench_latency' })
+  relay.start()
+  let sub: Subscription
+  try {
+    // Catch up first (part 1 left the log full; the stream is fresh), so the measurement sees a relay at the head.
+    const [head] = await o.admin<{ tx_id: string; global_position: string }[]>`
+      select tx_id::text, global_position::text from eventplane.events order by tx_id desc, global_position desc limit 1`
+    const target: Checkpoint = head === undefined ? START : { txId: BigInt(head.tx_id), position: BigInt(head.global_position) }
+    while (relay.state !== 'active' || compareCheckpoints(relay.checkpoint ?? START, target) < 0) {
+      if (relay.state === 'stopped') throw new Error('the latency relay stopped', { cause: await relay.closed.catch((e: unknown) => e) })
+      await sleep(5)
+    }
+    await ensureConsumer(jsm, { name: 'bench_latency', filter: { kind: 'intent', tenant: 'benchlat' } })
+    sub = await subscribe(jetstream(o.subNc), { consumer: 'bench_latency' })
+  } catch (e) {
+    await relay.stop()
+    throw e
+  }
+  const store = new PgEventStore(o.writerSql)
+  const factory = EventFactory.forTenant('benchlat', { causedBy: 'user:bench' })
+  const pipeline: Pipeline = {
+    tracker: undefined,
+    async send(tracker, i) {
+      const stream = { tenant: 'benchlat', category: 'deployment', id: `l${i % STREAM_IDS}` }
+      const event = factory.intent(stream, 'scaled', BENCH_DATA)
+      tracker.sending(event.event_id)
+      try {
+        await store.append(stream, [event])
+        tracker.appended(event.event_id)
+      } catch {
+        tracker.errors++
+      }
+    },
+    async stop() {
+      bus.unsubscribe()
+      await sub.stop()
+      await relay.stop()
+    },
+  }
+  const bus = watchBus(o.busNc, 'eventplane.intent.benchlat.>', pipeline)
+  void (async () => {
+    for await (const delivery of sub) {
+      const at = performance.now()
+      pipeline.tracker?.receive(delivery.event.event_id, at)
+      delivery.ack().catch(() => countError(pipeline))
+    }
+  })()
+  return pipeline
+}
+
+const RAW_STREAM = 'BENCH_RAW'
+const RAW_CHANNEL = 'bench_raw_events'
+
+export async function barePipeline(o: PipelineSetup): Promise<Pipeline> {
+  await o.admin.unsafe(`
+    create table bench_raw_events (
+      id bigint generated always as identity primary key, event_id uuid not null unique, tenant_id text not null,
+      category text not null, stream_id text not null, type text not null, data jsonb not null,
+      recorded_at timestamptz not null default now());
+    create function bench_raw_notify() returns trigger language plpgsql as $$
+    begin
+      perform pg_notify('${RAW_CHANNEL}', row_to_json(new)::text);
+      return null;
+    end $$;
+    create trigger bench_raw_notify after insert on bench_raw_events for each row execute function bench_raw_notify();`)
+  const jsm = await jetstreamManager(o.subNc)
+  await jsm.streams.add({
+    name: RAW_STREAM,
+    subjects: ['benchraw.>'],
+    storage: StorageType.File,
+    retention: RetentionPolicy.Limits,
+    duplicate_window: nanos(2 * 60 * 1000),
+  })
+  await jsm.consumers.add(RAW_STREAM, { durable_name: 'bench_raw', ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All, filter_subject: 'benchraw.>' })
+  const pubJs = jetstream(o.relayNc)
+  const encoder = new TextEncoder()
+  const decoder = new TextDecoder()
+  const consumer = await jetstream(o.subNc).consumers.get(RAW_STREAM, 'bench_raw')
+  const messages: ConsumerMessages = await consumer.consume({ max_messages: 100 })
+  let unlisten: (() => Promise<void>) | undefined
+  const pipeline: Pipeline = {
+    tracker: undefined,
+    async send(t, i) {
+      const id = randomUUID()
+      t.sending(id)
+      try {
+        await o.rawSql`insert into bench_raw_events (event_id, tenant_id, category, stream_id, type, data)
+          values (${id}, 'benchlat', 'deployment', ${`l${i % STREAM_IDS}`}, 'scaled', ${o.rawSql.json(BENCH_DATA)})`
+        t.appended(id)
+      } catch {
+        t.errors++
+      }
+    },
+    async stop() {
+      bus.unsubscribe()
+      messages.stop()
+      await unlisten?.()
+    },
+  }
+  const bus = watchBus(o.busNc, 'benchraw.>', pipeline)
+  const listening = await o.listenSql.listen(RAW_CHANNEL, (payload) => {
+    const row = JSON.parse(payload) as { event_id: string; tenant_id: string; category: string; stream_id: string }
+    pubJs
+      .publish(`benchraw.${row.tenant_id}.${row.category}.${row.stream_id}`, encoder.encode(payload), { msgID: row.event_id })
+      .catch(() => countError(pipeline))
+  })
+  unlisten = () => listening.unlisten()
+  void (async () => {
+    for await (const msg of messages) {
+      const at = performance.now()
+      const { event_id } = JSON.parse(decoder.decode(msg.data)) as { event_id: string }
+      pipeline.tracker?.receive(event_id, at)
+      msg.ack()
+    }
+  })()
+  return pipeline
+}

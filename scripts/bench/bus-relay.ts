@@ -1,0 +1,156 @@
+/**
+ * bench:bus part 1 — the relay draining the whole log into a fresh EVENTPLANE
+ * stream vs raw JetStream publishes of the same encoded messages, with the
+ * same in-flight window, into a fresh stream of the same config.
+ */
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Sql } from 'postgres'
+import { type Checkpoint, EventFactory, START } from '@eventplane/core'
+import { PgEventStore } from '@eventplane/store-pg'
+import { Relay, STREAM_NAME, encodeEvent, ensureStream, logSubject } from '@eventplane/bus-nats'
+import { type JetStreamClient, type JetStreamManager, JetStreamApiError, jetstream, jetstreamManager } from '@nats-io/jetstream'
+import type { NatsConnection } from '@nats-io/transport-node'
+import { type Comparison, type Measurement, compare, cpuMsSince } from './lib.ts'
+
+/** The relay's default window (RelayOptions.maxInFlight); the raw side uses the same. */
+export const WINDOW = 256
+const STREAM_NOT_FOUND = 10059
+export const BENCH_DATA = { image: 'registry.example/web:1.2.3', replicas: 3, labels: { team: 'platform', tier: 'web' } }
+
+interface RawMessage {
+  subject: string
+  bytes: Uint8Array
+  id: string
+}
+
+/** Appends `events` intents as one-stream batches of 1000 (the store's maximum batch) through PgEventStore. */
+export async function prefillLog(writer: PgEventStore, events: number): Promise<void> {
+  const factory = EventFactory.forTenant('bench', { causedBy: 'user:bench' })
+  for (let done = 0, batch = 0; done < events; batch++) {
+    const n = Math.min(1000, events - done)
+    const stream = { tenant: 'bench', category: 'deployment', id: `p${batch}` }
+    await writer.append(stream, Array.from({ length: n }, () => factory.intent(stream, 'scaled', BENCH_DATA)))
+    done += n
+  }
+}
+
+/** Deletes the EVENTPLANE stream (if any) and creates it again: no messages, no duplicate-window memory. */
+export async function freshEventplaneStream(jsm: JetStreamManager): Promise<void> {
+  try {
+    await jsm.streams.delete(STREAM_NAME)
+  } catch (e) {
+    if (!(e instanceof JetStreamApiError && e.code === STREAM_NOT_FOUND)) throw e
+  }
+  await ensureStream(jsm)
+}
+
+/** `js.publish` with a msgID for every message, at most `window` un-acked; returns the duplicate acks seen. */
+async function publishWindowed(js: JetStreamClient, messages: readonly RawMessage[], window: number): Promise<number> {
+  let inFlight = 0
+  let duplicates = 0
+  let failure: unknown
+  let wake: (() => void) | undefined
+  const settled = (): void => {
+    inFlight--
+    const w = wake
+    wake = undefined
+    w?.()
+  }
+  for (const m of messages) {
+    while (inFlight >= window) await new Promise<void>((resolve) => (wake = resolve))
+    if (failure !== undefined) break
+    inFlight++
+    js.publish(m.subject, m.bytes, { msgID: m.id }).then(
+      (ack) => {
+        if (ack.duplicate) duplicates++
+        settled()
+      },
+      (e: unknown) => {
+        failure ??= e
+        settled()
+      },
+    )
+  }
+  while (inFlight > 0) await new Promise<void>((resolve) => (wake = resolve))
+  if (failure !== undefined) throw failure
+  return duplicates
+}
+
+async function streamMessages(jsm: JetStreamManager): Promise<number> {
+  return (await jsm.streams.info(STREAM_NAME)).state.messages
+}
+
+export interface RelayThroughputOptions {
+  /** A pool connected as eventplane_relay. */
+  relaySql: Sql
+  nc: NatsConnection
+  events: number
+  rounds: number
+  target: number
+}
+
+/**
+ * Alternates rounds of raw publishing and of a fresh relay (new checkpoint
+ * name, fresh stream) draining the log from the start; a relay round ends when
+ * its stored checkpoint reaches the log's head. Each round checks that the
+ * stream holds exactly `events` messages and that no ack was a duplicate.
+ */
+export async function benchRelayThroughput(o: RelayThroughputOptions): Promise<Comparison> {
+  const jsm = await jetstreamManager(o.nc)
+  const js = jetstream(o.nc)
+  const reader = new PgEventStore(o.relaySql)
+  const messages: RawMessage[] = []
+  let head: Checkpoint = START
+  for await (const batch of reader.readAll({ from: START, batchSize: 1000 })) {
+    for (const e of batch) {
+      messages.push({ subject: logSubject(e.kind, e.tenant_id, e.stream.category, e.stream.id), bytes: encodeEvent(e), id: e.event_id })
+      head = { txId: e.tx_id, position: e.global_position }
+    }
+  }
+  if (messages.length !== o.events) throw new Error(`the log holds ${messages.length} events, expected ${o.events}`)
+  const checkStored = async (side: string): Promise<void> => {
+    const stored = await streamMessages(jsm)
+    if (stored !== o.events) throw new Error(`${side}: the stream holds ${stored} messages, expected ${o.events}`)
+  }
+  let round = 0
+
+  const raw = async (): Promise<Measurement> => {
+    await freshEventplaneStream(jsm)
+    const cpu = process.cpuUsage()
+    const start = performance.now()
+    const duplicates = await publishWindowed(js, messages, WINDOW)
+    const seconds = (performance.now() - start) / 1000
+    const cpuMs = cpuMsSince(cpu)
+    if (duplicates > 0) throw new Error(`raw publish: ${duplicates} acks were duplicates on a fresh stream`)
+    await checkStored('raw publish')
+    return { ops: 1, events: messages.length, seconds, latenciesMs: [], cpuMs }
+  }
+
+  const ours = async (): Promise<Measurement> => {
+    await freshEventplaneStream(jsm)
+    const relay = new Relay({ sql: o.relaySql, nc: o.nc, name: `bench_tp_${++round}`, maxInFlight: WINDOW })
+    const cpu = process.cpuUsage()
+    const start = performance.now()
+    let seconds = 0
+    let cpuMs = 0
+    relay.start()
+    try {
+      for (;;) {
+        const c = relay.checkpoint
+        if (c !== undefined && c.txId === head.txId && c.position === head.position) break
+        if (relay.state === 'stopped') throw new Error('the relay stopped before reaching the head', { cause: await relay.closed.catch((e: unknown) => e) })
+        await sleep(1)
+      }
+      seconds = (performance.now() - start) / 1000
+      cpuMs = cpuMsSince(cpu)
+    } finally {
+      await relay.stop()
+    }
+    const { published, duplicates } = relay.stats
+    if (published !== o.events || duplicates > 0) throw new Error(`relay: ${published} published, ${duplicates} duplicates; expected ${o.events}, 0`)
+    await checkStored('relay')
+    return { ops: 1, events: messages.length, seconds, latenciesMs: [], cpuMs }
+  }
+
+  return compare(`relay drains ${o.events} events vs raw js.publish (window ${WINDOW})`, o.target, o.rounds, raw, ours)
+}

@@ -1,0 +1,94 @@
+/** Per-event bookkeeping for the bench:bus latency runs: send, append, bus and receive times by event id. */
+import { type HoldbackSample, NO_HOLDBACK, mergeHoldback } from './bus-holdback.ts'
+
+/** Counts and latencies of one measured run of a pipeline. */
+export interface LatencyResult {
+  latenciesMs: number[]
+  /** How long each successful append (INSERT) took, for telling the write from the delivery. */
+  appendMs: number[]
+  /** Append call → the message seen on the bus by a core NATS subscriber (before JetStream delivery). */
+  busMs: number[]
+  /** Appends (INSERTs) called. */
+  sent: number
+  /** Distinct sent events received. */
+  received: number
+  /** Appended successfully but never received (must be 0). */
+  skipped: number
+  /** Deliveries of an event already received. */
+  duplicates: number
+  /** Appends that failed, plus publish/ack failures seen by the pipeline. */
+  errors: number
+  /** Deliveries of events this run did not send. */
+  unexpected: number
+  /** Write transactions of other databases seen while sending (they hold the relay's read back). */
+  holdback: HoldbackSample
+}
+
+/** Send times by event id, and what came back. */
+export class Tracker {
+  readonly #sentAt = new Map<string, number>()
+  readonly #appended = new Set<string>()
+  readonly #received = new Set<string>()
+  readonly latenciesMs: number[] = []
+  readonly appendMs: number[] = []
+  readonly busMs: number[] = []
+  readonly #onBus = new Set<string>()
+  duplicates = 0
+  errors = 0
+  unexpected = 0
+
+  sending(id: string): void {
+    this.#sentAt.set(id, performance.now())
+  }
+
+  appended(id: string): void {
+    this.#appended.add(id)
+    this.appendMs.push(performance.now() - this.#sentAt.get(id)!)
+  }
+
+  onBus(id: string, at = performance.now()): void {
+    const sentAt = this.#sentAt.get(id)
+    if (sentAt === undefined || this.#onBus.has(id)) return
+    this.#onBus.add(id)
+    this.busMs.push(at - sentAt)
+  }
+
+  receive(id: string, at = performance.now()): void {
+    const sentAt = this.#sentAt.get(id)
+    if (sentAt === undefined) this.unexpected++
+    else if (this.#received.has(id)) this.duplicates++
+    else {
+      this.#received.add(id)
+      this.latenciesMs.push(at - sentAt)
+    }
+  }
+
+  get caughtUp(): boolean {
+    for (const id of this.#appended) if (!this.#received.has(id)) return false
+    return true
+  }
+
+  result(holdback: HoldbackSample): LatencyResult {
+    let skipped = 0
+    for (const id of this.#appended) if (!this.#received.has(id)) skipped++
+    const { latenciesMs, appendMs, busMs, duplicates, errors, unexpected } = this
+    return { latenciesMs, appendMs, busMs, sent: this.#sentAt.size, received: this.#received.size, skipped, duplicates, errors, unexpected, holdback }
+  }
+}
+
+/** Sums the counts of several runs and pools their samples. */
+export function mergeResults(results: LatencyResult[]): LatencyResult {
+  const sum = (k: Exclude<keyof LatencyResult, 'latenciesMs' | 'appendMs' | 'busMs' | 'holdback'>): number => results.reduce((n, r) => n + r[k], 0)
+  return {
+    latenciesMs: results.flatMap((r) => r.latenciesMs),
+    appendMs: results.flatMap((r) => r.appendMs),
+    busMs: results.flatMap((r) => r.busMs),
+    sent: sum('sent'),
+    received: sum('received'),
+    skipped: sum('skipped'),
+    duplicates: sum('duplicates'),
+    errors: sum('errors'),
+    unexpected: sum('unexpected'),
+    holdback: results.map((r) => r.holdback).reduce(mergeHoldback, NO_HOLDBACK),
+  }
+}

@@ -1,0 +1,193 @@
+/**
+ * pnpm bench:bus — the NATS side of eventplane against bare baselines built in
+ * the same run, alternating rounds; prints markdown tables.
+ *
+ *   pnpm bench:bus [--rounds 5] [--events 50000] [--latency-seconds 30] [--rate 1000] [--requests 2000]
+ *                  [--parts relay,latency,gateway]
+ *
+ * 1. relay throughput: a fresh Relay drains `--events` from the log into a
+ *    fresh EVENTPLANE stream vs raw `js.publish(subject, bytes, { msgID })` of
+ *    the same encoded messages with the same in-flight window (target ≥ 0.7×);
+ * 2. append → subscriber latency at `--rate` events/s (target p99 ≤ 10 ms)
+ *    vs INSERT + trigger NOTIFY + LISTEN/publish + plain pull consumer;
+ * 3. gateway submitIntent vs direct PgEventStore.append at concurrency 1 and 16.
+ *
+ * Uses its own database (createTestDatabase) and its own nats-server; both
+ * are removed at the end, also on failure.
+ */
+import { readFileSync } from 'node:fs'
+import { loadavg } from 'node:os'
+import { EventplaneError } from '@eventplane/core'
+import { PgEventStore, ROLES } from '@eventplane/store-pg'
+import { createTestDatabase } from '@eventplane/store-pg/testing'
+import { startNatsServer } from '@eventplane/bus-nats/testing'
+import { benchGateway } from './bus-gateway.ts'
+import { type LatencyComparison, benchLatency } from './bus-latency.ts'
+import type { LatencyResult } from './bus-tracker.ts'
+import { benchRelayThroughput, prefillLog } from './bus-relay.ts'
+import { type Comparison, type Measurement, argValue, median, percentile, printTable } from './lib.ts'
+
+const ROUNDS = argValue('rounds', 5)
+const EVENTS = argValue('events', 50_000)
+const LATENCY_SECONDS = argValue('latency-seconds', 30)
+const RATE = argValue('rate', 1000)
+const REQUESTS = argValue('requests', 2000)
+const RELAY_TARGET = 0.7
+const P99_TARGET_MS = 10
+const PARTS = new Set(argString('parts', 'relay,latency,gateway').split(','))
+
+function argString(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`)
+  return i >= 0 ? (process.argv[i + 1] ?? fallback) : fallback
+}
+
+const rate = (m: Measurement): number => m.events / m.seconds
+/** Median CPU time of this process per event (µs), '–' when not recorded. */
+function cpuPerOp(side: Measurement[]): string {
+  const per = side.filter((m) => m.cpuMs !== undefined).map((m) => (m.cpuMs! * 1000) / m.events)
+  return per.length === 0 ? '–' : median(per).toFixed(0)
+}
+
+const ms = (n: number): string => (Number.isFinite(n) ? n.toFixed(2) : '–')
+
+function throughputRow(c: Comparison): Record<string, string | number | boolean> {
+  const lat = (side: Measurement[], p: number) => ms(median(side.map((m) => percentile(m.latenciesMs, p))))
+  const hasTarget = Number.isFinite(c.target)
+  const ratios = c.ours.map((m, i) => rate(m) / rate(c.raw[i]!))
+  const ratio = median(ratios)
+  return {
+    benchmark: c.name,
+    'baseline /s': Math.round(median(c.raw.map(rate))),
+    'ours /s': Math.round(median(c.ours.map(rate))),
+    'baseline p50 ms': lat(c.raw, 50),
+    'ours p50 ms': lat(c.ours, 50),
+    'baseline p99 ms': lat(c.raw, 99),
+    'ours p99 ms': lat(c.ours, 99),
+    'baseline CPU µs/op': cpuPerOp(c.raw),
+    'ours CPU µs/op': cpuPerOp(c.ours),
+    'median ratio': +ratio.toFixed(2),
+    'ratio range': `${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}`,
+    target: hasTarget ? `≥ ${c.target}` : '–',
+    meets: hasTarget ? ratio >= c.target : '–',
+  }
+}
+
+function latencyRow(name: string, r: LatencyResult, target: boolean): Record<string, string | number | boolean> {
+  const p99 = percentile(r.latenciesMs, 99)
+  return {
+    pipeline: name,
+    'p50 ms': ms(percentile(r.latenciesMs, 50)),
+    'p90 ms': ms(percentile(r.latenciesMs, 90)),
+    'p99 ms': ms(p99),
+    'max ms': ms(r.latenciesMs.length === 0 ? Number.NaN : r.latenciesMs.reduce((a, b) => Math.max(a, b))),
+    'append p50 ms': ms(percentile(r.appendMs, 50)),
+    'append p99 ms': ms(percentile(r.appendMs, 99)),
+    'on bus p50 ms': ms(percentile(r.busMs, 50)),
+    'on bus p99 ms': ms(percentile(r.busMs, 99)),
+    sent: r.sent,
+    received: r.received,
+    skipped: r.skipped,
+    duplicates: r.duplicates,
+    errors: r.errors,
+    unexpected: r.unexpected,
+    'other-DB xacts': `${((100 * r.holdback.held) / Math.max(1, r.holdback.samples)).toFixed(0)}% of samples, ≤ ${r.holdback.longestMs.toFixed(0)} ms`,
+    target: target ? `p99 ≤ ${P99_TARGET_MS} ms, 0 skipped` : '–',
+    meets: target ? p99 <= P99_TARGET_MS && r.skipped === 0 : '–',
+  }
+}
+
+function natsJsVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../node_modules/@nats-io/jetstream/package.json', import.meta.url), 'utf8')) as { version: string }
+    return pkg.version
+  } catch {
+    return '?'
+  }
+}
+
+async function main(): Promise<void> {
+  const load = loadavg().map((n) => n.toFixed(2)).join(' ')
+  const db = await createTestDatabase('ep_bench_bus')
+  const nats = await startNatsServer({ withAuth: false }).catch(async (e: unknown) => {
+    await db.drop()
+    throw e
+  })
+  try {
+    const relaySql = db.connect(ROLES.relay, 4)
+    const pubNc = await nats.connect('relay', { name: 'bench-relay' })
+    const subNc = await nats.connect('operator', { name: 'bench-subscriber' })
+    const serverVersion = pubNc.info?.version ?? '?'
+
+    let relay: Comparison | undefined
+    if (PARTS.has('relay')) {
+      process.stderr.write(`prefilling ${EVENTS} events…\n`)
+      await prefillLog(new PgEventStore(db.connect(ROLES.intentWriter, 2)), EVENTS)
+      await db.admin`vacuum analyze eventplane.events`
+      process.stderr.write('1. relay throughput\n')
+      relay = await benchRelayThroughput({ relaySql, nc: pubNc, events: EVENTS, rounds: ROUNDS, target: RELAY_TARGET })
+    }
+
+    let latency: LatencyComparison | undefined
+    if (PARTS.has('latency')) {
+      process.stderr.write(`2. append → subscriber latency at ${RATE} events/s for ${LATENCY_SECONDS} s each\n`)
+      latency = await benchLatency({
+        admin: db.admin,
+        rawSql: db.connect('postgres' as never, 8),
+        listenSql: db.connect('postgres' as never, 1),
+        writerSql: db.connect(ROLES.intentWriter, 8),
+        relaySql,
+        relayNc: pubNc,
+        subNc,
+        busNc: await nats.connect('operator', { name: 'bench-bus-watch' }),
+        rate: RATE,
+        seconds: LATENCY_SECONDS,
+        segments: Math.max(1, Math.round(LATENCY_SECONDS / 10)),
+        warmupSeconds: 1,
+      })
+    }
+
+    let gateway: Comparison[] = []
+    if (PARTS.has('gateway')) {
+      process.stderr.write('3. gateway request throughput\n')
+      gateway = await benchGateway({
+        gatewaySql: db.connect(ROLES.intentWriter, 16),
+        directSql: db.connect(ROLES.intentWriter, 16),
+        gatewayNc: await nats.connect('gateway', { name: 'bench-gateway' }),
+        clientNc: await nats.connect('operator', { name: 'bench-client' }),
+        requests: REQUESTS,
+        rounds: ROUNDS,
+        concurrency: [1, 16],
+      })
+    }
+
+    const pg = (await db.admin`show server_version`)[0]!.server_version as string
+    console.log(
+      `\nbench:bus on ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, PostgreSQL ${pg}, nats-server ${serverVersion}, ` +
+        `nats.js ${natsJsVersion()}; ${ROUNDS} rounds (median of per-round ratios), load average at start ${load}`,
+    )
+    const throughput = [...(relay ? [throughputRow(relay)] : []), ...gateway.map(throughputRow)]
+    if (throughput.length > 0) {
+      console.log(`\nthroughput (relay: ${EVENTS} events per round; gateway: ${REQUESTS} requests per round)`)
+      printTable(throughput)
+      if (relay) console.log(`\nrelay rounds checked: each raw and relay round left exactly ${EVENTS} messages in a fresh EVENTPLANE stream, with 0 duplicate acks.`)
+    }
+    if (latency) {
+      console.log(`\nappend → subscriber latency at ${RATE} events/s, ${LATENCY_SECONDS} s per pipeline (alternating slices, after 1 s warm-up)`)
+      printTable([
+        latencyRow('ours: append → NOTIFY → Relay → JetStream → subscribe()', latency.ours, true),
+        latencyRow('bare: INSERT → trigger NOTIFY → LISTEN + js.publish → pull consumer', latency.bare, false),
+      ])
+      if (latency.ours.skipped > 0 || latency.bare.skipped > 0) process.exitCode = 1
+    }
+  } finally {
+    await nats.stop()
+    await db.drop()
+  }
+}
+
+main().catch((e: unknown) => {
+  // A typed error (a missing nats-server, PostgreSQL down) says what to do in one line; anything else needs its stack.
+  const detail = e instanceof EventplaneError ? e.message : e instanceof Error ? (e.stack ?? e.message) : String(e)
+  console.error(`bench:bus failed: ${detail}`)
+  process.exitCode = 1
+})
