@@ -69,6 +69,32 @@ try {
       }),
   )
 
+  // The same batch as a raw INSERT into the log table itself (its indexes, checks and
+  // NOTIFY trigger, as superuser without RLS): separates what our code costs from
+  // what the log's schema costs.
+  const rawLogInsert = (n: number, stream: string) => {
+    const ids = Array.from({ length: n }, () => randomUUID())
+    return admin`insert into eventplane.events (event_id, tenant_id, kind, category, stream_id, stream_version, type,
+        schema_version, data, correlation_id, causation_id, caused_by, occurred_at)
+      select u.id, 'bench', 'intent', 'deployment', ${stream}, u.v, 'created', 1, ${admin.json(data)}, u.id, null,
+             'user:bench', now()
+        from unnest(${ids}::uuid[]) with ordinality as u(id, v)`
+  }
+  results.push(
+    await compare('append 100 events vs raw INSERT into the log table', 0.7, ROUNDS,
+      () => {
+        round++
+        return measure(BATCH_OPS, 1, 100, (i) => rawLogInsert(100, `raw${round}-${i}`))
+      },
+      () => {
+        round++
+        return measure(BATCH_OPS, 1, 100, (i) => {
+          const s = { tenant: 'bench', category: 'deployment', id: `c${round}-${i}` }
+          return store.append(s, Array.from({ length: 100 }, () => factory.intent(s, 'created', data)))
+        })
+      }),
+  )
+
   const [{ n }] = (await db.admin`select count(*)::int as n from eventplane.events`) as unknown as [{ n: number }]
   for (let i = n; i < READ_EVENTS; i += 1000) {
     const s = { tenant: 'bench', category: 'deployment', id: `r${i}` }
