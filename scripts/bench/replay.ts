@@ -9,9 +9,11 @@
  * and drops the database at the end. Targets: rebuild ≥ 0.6× raw read, peak RSS < 200 MB.
  */
 import { parseArgs } from 'node:util'
-import type { RecordedEvent } from '@eventplane/core'
+import { spawnSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
 import { createTestDatabase } from '@eventplane/store-pg/testing'
-import { PROJECTOR_ROLE, defineReducerProjection, projectionDigest, rebuildProjection } from '@eventplane/runtime'
+import { PROJECTOR_ROLE, projectionDigest, rebuildProjection } from '@eventplane/runtime'
+import { perStream } from './replay-projection.ts'
 import { median } from './lib.ts'
 
 const { values } = parseArgs({
@@ -27,15 +29,6 @@ const STREAMS = Math.max(10, Math.round(Number(values.streams) / 10) * 10)
 const CHUNK = 100_000
 const TARGET_RATIO = 0.6
 const TARGET_RSS_MB = 200
-
-/** A typical per-stream reducer: counts, last replicas, last version. */
-const perStream = defineReducerProjection({
-  name: 'bench_per_stream',
-  version: 1,
-  initial: () => ({ events: 0, replicas: 0, version: 0 }),
-  apply: (s, e: RecordedEvent) => ({ events: s.events + 1, replicas: Number(e.data.replicas ?? s.replicas), version: e.stream_version }),
-  key: (e) => e.stream.id,
-})
 
 const peakRssMb = (): number => process.resourceUsage().maxRSS / 1024
 const fmt = (n: number): string => Math.round(n).toLocaleString('en-US')
@@ -91,12 +84,20 @@ async function main(): Promise<number> {
     const digestSeconds = (performance.now() - digestStart) / 1000
 
     const ratio = median(ratios)
-    const rss = peakRssMb()
+    // The peak RSS of a rebuild on its own, in a fresh process: the raw reads
+    // above inflate this process's high-water mark and are not the rebuild's.
+    const child = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./replay-child.ts', import.meta.url))], {
+      env: { ...process.env, EVENTPLANE_BENCH_URL: db.roleUrl(PROJECTOR_ROLE as never) },
+      encoding: 'utf8',
+    })
+    if (child.status !== 0) throw new Error(`rebuild child failed: ${child.stderr}`)
+    const isolated = JSON.parse(child.stdout) as { events: number; rate: number; maxRssMb: number; idleRssMb: number }
+    const rss = isolated.maxRssMb
     console.log(`replay benchmark: ${fmt(EVENTS)} events, ${fmt(STREAMS)} streams, ${ROUNDS} rounds`)
     console.log(`  raw ordered read     median ${fmt(median(rawRates))} events/s`)
     console.log(`  reducer rebuild      median ${fmt(median(rebuildRates))} events/s`)
     console.log(`  ratio rebuild/raw    median ${ratio.toFixed(2)} (target >= ${TARGET_RATIO})  ${ratio >= TARGET_RATIO ? 'ok' : 'MISSED'}`)
-    console.log(`  peak RSS             ${rss.toFixed(0)} MB (target < ${TARGET_RSS_MB})  ${rss < TARGET_RSS_MB ? 'ok' : 'MISSED'}`)
+    console.log(`  peak RSS (rebuild)   ${rss.toFixed(0)} MB in its own process (target < ${TARGET_RSS_MB})  ${rss < TARGET_RSS_MB ? 'ok' : 'MISSED'}; that process idles at ${isolated.idleRssMb.toFixed(0)} MB, this one peaked at ${peakRssMb().toFixed(0)} MB`)
     console.log(`  output digest        ${digest.sha256.slice(0, 16)}… over ${fmt(digest.rows)} rows in ${digestSeconds.toFixed(1)} s`)
     return ratio >= TARGET_RATIO && rss < TARGET_RSS_MB ? 0 : 1
   } finally {
