@@ -1,22 +1,7 @@
 /**
- * The slice of a pino logger the runtime uses (a pino `Logger` fits). The
- * runtime passes ids, types, positions and error codes only, never event data.
+ * The runtime logs through the same slice of pino as the bus: ids, types,
+ * positions and error codes only, never event data (validation messages are
+ * logged by code alone, see bus-nats `errorFields`).
  */
-export interface Logger {
-  debug(obj: object, msg?: string): void
-  info(obj: object, msg?: string): void
-  warn(obj: object, msg?: string): void
-  error(obj: object, msg?: string): void
-}
-
-const noop = (): void => {}
-
-/** Drops everything; the default when no logger is given. */
-export const silentLogger: Logger = { debug: noop, info: noop, warn: noop, error: noop }
-
-/** Loggable fields of an error: its code and the first line of its message (never event data). */
-export function errorFields(e: unknown): { code?: string; err: string } {
-  const code = typeof e === 'object' && e !== null && 'code' in e ? String((e as { code: unknown }).code) : undefined
-  const message = e instanceof Error ? e.message : String(e)
-  return { ...(code === undefined ? {} : { code }), err: message.split('\n')[0]!.slice(0, 300) }
-}
+export { errorFields, silentLogger } from '@eventplane/bus-nats'
+export type { Logger } from '@eventplane/bus-nats'
