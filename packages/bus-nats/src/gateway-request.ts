@@ -8,6 +8,7 @@ import {
   PayloadTooLarge,
   StreamMismatch,
   TenantMismatch,
+  Unavailable,
   formatStream,
   validateEnvelope,
 } from '@eventplane/core'
@@ -112,7 +113,10 @@ export async function submit(subject: string, payload: Uint8Array, claimed: stri
     throw new StreamMismatch(formatStream(target), formatStream({ tenant: event.tenant_id, ...event.stream }))
   }
   const result = await ctx.store.append(target, [event], { expectedVersion: request.expectedVersion ?? 'any' })
-  const recorded = result.events[0]!
+  const recorded = result.events.find((e) => e !== undefined && e.eventId === event.event_id)
+  // postgres.js 3.4.9 can hand the next query on a connection a result with holes after a query
+  // failed mid-result (porsager/postgres#1181): the append may have been stored, a retry replays it.
+  if (recorded === undefined) throw new Unavailable('store.unavailable', 'the store answered without the appended event; retry with the same event id')
   return {
     event_id: recorded.eventId,
     correlation_id: event.correlation_id,

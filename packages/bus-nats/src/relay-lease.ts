@@ -1,5 +1,8 @@
 import postgres, { type Options, type Sql } from 'postgres'
-import { type Checkpoint, START } from '@eventplane/core'
+import { type Checkpoint, START, Unavailable } from '@eventplane/core'
+
+/** How long one statement on the lock session may take before the session is given up. */
+const SESSION_TIMEOUT_MS = 5000
 
 /**
  * The relay's hold on its name: a session-level advisory lock on a session
@@ -13,9 +16,17 @@ import { type Checkpoint, START } from '@eventplane/core'
  * error when a reserved connection is used again after its backend was
  * terminated (porsager/postgres#1208), while a pool reconnects cleanly and
  * the fence below notices that the new session holds no lock.
+ *
+ * Every statement on the session is bounded in time, and a statement that
+ * fails or times out replaces the session with a fresh client: after its
+ * backend was terminated, postgres.js 3.4.9 can leave a one-connection client
+ * waiting forever on its next query (seen here with pg_terminate_backend).
+ * The lock lived in the old session, so it is gone either way, and callers
+ * already treat a failed statement as a lost lease.
  */
 export class RelayLease {
-  readonly #session: Sql
+  readonly #options: Options<{}>
+  #session: Sql
   readonly #name: string
   readonly #key: string
   /** The lock key as pg_locks shows a bigint key: high half in classid, low half in objid. */
@@ -23,8 +34,8 @@ export class RelayLease {
   readonly #objid: string
 
   constructor(sql: Sql, name: string) {
-    const options = { ...sql.options, max: 1, idle_timeout: null, max_lifetime: null } as unknown as Options<{}>
-    this.#session = postgres(options)
+    this.#options = { ...sql.options, max: 1, idle_timeout: null, max_lifetime: null } as unknown as Options<{}>
+    this.#session = postgres(this.#options)
     this.#name = name
     const key = relayLockKey(name)
     this.#key = key.toString()
@@ -35,16 +46,16 @@ export class RelayLease {
 
   /** Tries once to take the lock; false when another session holds it. Throws when PostgreSQL is unreachable. */
   async tryAcquire(): Promise<boolean> {
-    const [row] = await this.#session<{ locked: boolean }[]>`select pg_try_advisory_lock(${this.#key}::bigint) as locked`
+    const [row] = await this.#run((session) => session<{ locked: boolean }[]>`select pg_try_advisory_lock(${this.#key}::bigint) as locked`)
     return row?.locked === true
   }
 
   /** True while this relay's session holds the lock (false once the session was lost and replaced). */
   async held(): Promise<boolean> {
-    const rows = await this.#session`
+    const rows = await this.#run((session) => session`
       select 1 from pg_locks
        where locktype = 'advisory' and granted and pid = pg_backend_pid() and objsubid = 1
-         and classid = ${this.#classid}::oid and objid = ${this.#objid}::oid`
+         and classid = ${this.#classid}::oid and objid = ${this.#objid}::oid`)
     return rows.length === 1
   }
 
@@ -55,7 +66,7 @@ export class RelayLease {
    * the lease is gone (nothing was written).
    */
   async storeCheckpoint(c: Checkpoint, streamCreated: string, options: { reset?: boolean } = {}): Promise<boolean> {
-    const rows = await this.#session`
+    const rows = await this.#run((session) => session`
       insert into eventplane.relay_checkpoints as rc (name, tx_id, global_position, updated_at, stream_created)
       select ${this.#name}, ${c.txId.toString()}::xid8, ${c.position.toString()}::bigint, now(), ${streamCreated}
        where exists (
@@ -66,14 +77,14 @@ export class RelayLease {
          set tx_id = excluded.tx_id, global_position = excluded.global_position, updated_at = excluded.updated_at,
              stream_created = excluded.stream_created
        where ${options.reset === true} or (rc.tx_id, rc.global_position) <= (excluded.tx_id, excluded.global_position)
-      returning 1`
+      returning 1`)
     return rows.length === 1
   }
 
   /** Gives the lock up; when the session is already gone, so is the lock. Never throws. */
   async release(): Promise<void> {
     try {
-      await this.#session`select pg_advisory_unlock_all()`
+      await this.#run((session) => session`select pg_advisory_unlock_all()`)
     } catch {
       // The session is gone, and its locks with it.
     }
@@ -83,6 +94,26 @@ export class RelayLease {
   async close(): Promise<void> {
     await this.release()
     await this.#session.end({ timeout: 5 })
+  }
+
+  /** Runs one statement on the session, bounded in time; on failure the session is replaced (see the class comment). */
+  async #run<T>(statement: (session: Sql) => Promise<T>): Promise<T> {
+    const session = this.#session
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Unavailable('store.unavailable', `the relay lock session did not answer within ${SESSION_TIMEOUT_MS} ms`)), SESSION_TIMEOUT_MS)
+    })
+    try {
+      return await Promise.race([statement(session), late])
+    } catch (e) {
+      if (this.#session === session) {
+        this.#session = postgres(this.#options)
+        void session.end({ timeout: 0 }).catch(() => {})
+      }
+      throw e
+    } finally {
+      clearTimeout(timer)
+    }
   }
 }
 

@@ -3,6 +3,7 @@ import { DEFAULT_DATABASE_URL, ROLES, connectPg, redactUrl, roleUrl } from '@eve
 import { connect } from '@nats-io/transport-node'
 import { pino } from 'pino'
 import { errorFields } from './logger.ts'
+import { surviveDroppedPgConnections } from './pg-startup-guard.ts'
 import { Relay } from './relay.ts'
 
 export interface RelayProcessConfig {
@@ -14,6 +15,7 @@ export interface RelayProcessConfig {
   batchSize?: number
   maxInFlight?: number
   pollIntervalMs?: number
+  duplicateWindowMs?: number
 }
 
 /**
@@ -22,7 +24,7 @@ export interface RelayProcessConfig {
  * (admin) URL with the relay role as user; `EVENTPLANE_NATS_URL` (default the
  * local server), `EVENTPLANE_NATS_USER` / `EVENTPLANE_NATS_PASSWORD`, `EVENTPLANE_RELAY_NAME`,
  * and the tuning knobs `EVENTPLANE_RELAY_BATCH_SIZE`, `EVENTPLANE_RELAY_MAX_IN_FLIGHT`,
- * `EVENTPLANE_RELAY_POLL_MS`.
+ * `EVENTPLANE_RELAY_POLL_MS`, and `EVENTPLANE_RELAY_DUPLICATE_WINDOW_MS` (the stream's duplicate window, see ensureStream).
  */
 export function resolveRelayConfig(env: NodeJS.ProcessEnv = process.env): RelayProcessConfig {
   const base = env.EVENTPLANE_DATABASE_URL ?? DEFAULT_DATABASE_URL
@@ -36,6 +38,7 @@ export function resolveRelayConfig(env: NodeJS.ProcessEnv = process.env): RelayP
     batchSize: intFromEnv(env, 'EVENTPLANE_RELAY_BATCH_SIZE'),
     maxInFlight: intFromEnv(env, 'EVENTPLANE_RELAY_MAX_IN_FLIGHT'),
     pollIntervalMs: intFromEnv(env, 'EVENTPLANE_RELAY_POLL_MS'),
+    duplicateWindowMs: intFromEnv(env, 'EVENTPLANE_RELAY_DUPLICATE_WINDOW_MS'),
   }
 }
 
@@ -61,6 +64,7 @@ export async function runRelayProcess(env: NodeJS.ProcessEnv = process.env): Pro
     return 2
   }
   logger.info({ database: redactUrl(config.databaseUrl), nats: config.natsUrl, relay: config.name }, 'relay process starting')
+  surviveDroppedPgConnections(logger)
   const sql = connectPg(config.databaseUrl, { max: 4, applicationName: `eventplane-relay:${config.name}` })
   const nc = await connect({
     servers: config.natsUrl,
@@ -78,6 +82,7 @@ export async function runRelayProcess(env: NodeJS.ProcessEnv = process.env): Pro
     batchSize: config.batchSize,
     maxInFlight: config.maxInFlight,
     pollIntervalMs: config.pollIntervalMs,
+    ...(config.duplicateWindowMs === undefined ? {} : { stream: { duplicateWindowMs: config.duplicateWindowMs } }),
   })
   const stop = (): void => void relay.stop()
   process.once('SIGTERM', stop)

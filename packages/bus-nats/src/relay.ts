@@ -1,14 +1,15 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Sql } from 'postgres'
-import { type Checkpoint, type RecordedEvent, EventplaneError, InvalidName, Unavailable, formatCheckpoint, isEventplaneError } from '@eventplane/core'
+import { type Checkpoint, type RecordedEvent, EventplaneError, InvalidName, START, Unavailable, compareCheckpoints, formatCheckpoint, isEventplaneError } from '@eventplane/core'
 import { PgEventStore, mapPgError } from '@eventplane/store-pg'
-import { type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream'
+import { type JetStreamManager, type StreamInfo, JetStreamApiError, jetstream, jetstreamManager } from '@nats-io/jetstream'
 import { type NatsConnection, PermissionViolationError } from '@nats-io/transport-node'
 import { type Logger, errorFields, silentLogger } from './logger.ts'
 import { LogWaker } from './pg-listener.ts'
-import { RelayLease, loadRelayCheckpoint } from './relay-lease.ts'
+import { RelayLease, loadRelayRecord } from './relay-lease.ts'
 import { OrderedPublisher, isOrderBreak } from './relay-publisher.ts'
 import { type EnsureStreamOptions, ensureStream } from './stream.ts'
+import { STREAM_NAME } from './subjects.ts'
 
 export interface RelayOptions {
   /** postgres.js pool connected as eventplane_relay (reads every tenant, writes only its checkpoint). */
@@ -48,6 +49,12 @@ class LeaseLost extends Error {}
 /** JetStream refused a publish whose predecessor is not the stream's last message. */
 class OrderBreak extends Error {}
 
+/** The stream the checkpoint refers to is gone or was replaced: re-ensure it and reconcile the checkpoint. */
+class StreamReplaced extends Error {}
+
+/** JetStream API error: stream not found (nats-server errors.json). */
+const STREAM_NOT_FOUND = 10059
+
 const NAME = /^[A-Za-z0-9_-]{1,64}$/
 const QUICK_POLL_MS = 25
 const MAX_ORDER_BREAKS = 3
@@ -78,6 +85,8 @@ export class Relay {
   readonly #lease: RelayLease
   #holding = false
   #checkpoint: Checkpoint | undefined
+  /** `created` of the stream this relay publishes to; stored with every checkpoint. */
+  #streamCreated = ''
   #state: RelayState = 'new'
   #stopping = false
   #stats: RelayStats = { published: 0, duplicates: 0 }
@@ -150,8 +159,7 @@ export class Relay {
           if (!this.#holding && !(await this.#acquire())) break
           this.#state = 'starting'
           this.#jsm ??= await jetstreamManager(this.#nc)
-          await ensureStream(this.#jsm, this.#o.stream)
-          this.#checkpoint = await loadRelayCheckpoint(this.#sql, this.name)
+          this.#checkpoint = await this.#checkpointFor(await ensureStream(this.#jsm, this.#o.stream))
           await this.#waker.listen()
           this.#state = 'active'
           this.#logger.info({ relay: this.name, checkpoint: formatCheckpoint(this.#checkpoint) }, 'relay active')
@@ -175,6 +183,40 @@ export class Relay {
       this.#state = 'stopped'
       this.#logger.info({ relay: this.name, checkpoint: this.#checkpoint && formatCheckpoint(this.#checkpoint) }, 'relay stopped')
     }
+  }
+
+  /**
+   * The checkpoint to publish from into `stream`. A checkpoint stored for
+   * another stream (its `created` differs: the stream was deleted and
+   * recreated) means nothing in this one, so it is reset to START and the
+   * whole log is republished. A row from before the stream was recorded is
+   * trusted unless the stream is empty. Records the stream with the checkpoint.
+   */
+  async #checkpointFor(stream: StreamInfo): Promise<Checkpoint> {
+    this.#streamCreated = stream.created
+    const stored = await loadRelayRecord(this.#sql, this.name)
+    if (stored === undefined) return START
+    if (stored.streamCreated === stream.created) return stored.checkpoint
+    const published = compareCheckpoints(stored.checkpoint, START) > 0
+    const replaced = published && (stored.streamCreated !== null || stream.state.messages === 0)
+    if (replaced) {
+      this.#logger.warn({ relay: this.name, checkpoint: formatCheckpoint(stored.checkpoint), stream: STREAM_NAME }, 'the stream is not the one the checkpoint refers to; republishing the log from the start')
+    }
+    const checkpoint = replaced ? START : stored.checkpoint
+    if (!(await this.#lease.storeCheckpoint(checkpoint, stream.created, { reset: replaced }))) throw new LeaseLost('the relay lock was lost before the checkpoint was stored')
+    return checkpoint
+  }
+
+  /** Throws StreamReplaced when the stream is gone or is not the one this relay publishes to. */
+  async #checkStream(): Promise<void> {
+    let created: string
+    try {
+      created = (await this.#jsm!.streams.info(STREAM_NAME)).created
+    } catch (e) {
+      if (e instanceof JetStreamApiError && e.code === STREAM_NOT_FOUND) throw new StreamReplaced(`stream ${STREAM_NAME} was deleted`)
+      throw busError(e)
+    }
+    if (created !== this.#streamCreated) throw new StreamReplaced(`stream ${STREAM_NAME} was replaced`)
   }
 
   /** Waits for the lock; false when stopped first. Throws when PostgreSQL is unreachable. */
@@ -216,6 +258,8 @@ export class Relay {
       else if (reason === 'timeout' && quickMs > 0) quickMs = quickMs * 2 >= this.#o.pollIntervalMs ? 0 : quickMs * 2
       if (Date.now() - leaseCheckedAt >= this.#o.pollIntervalMs) {
         if (!(await this.#lease.held())) throw new LeaseLost('the relay lock session is gone')
+        // An idle relay would otherwise notice a deleted stream only at its next publish.
+        await this.#checkStream()
         leaseCheckedAt = Date.now()
       }
     }
@@ -233,8 +277,10 @@ export class Relay {
         }
         return
       } catch (e) {
-        // A refused order check is not an outage: retry at once, unless it keeps happening without progress.
+        // A refused order check is not an outage: retry at once, unless it keeps happening without progress
+        // or the stream was replaced under us (its new copy must be filled from the start).
         if (!(e instanceof OrderBreak) || ++breaks > MAX_ORDER_BREAKS) throw e
+        await this.#checkStream()
       }
     }
   }
@@ -263,7 +309,7 @@ export class Relay {
 
   async #advance(last: RecordedEvent): Promise<void> {
     const next = { txId: last.tx_id, position: last.global_position }
-    if (!(await this.#lease.storeCheckpoint(next))) throw new LeaseLost('the relay lock was lost before the checkpoint was stored')
+    if (!(await this.#lease.storeCheckpoint(next, this.#streamCreated))) throw new LeaseLost('the relay lock was lost before the checkpoint was stored')
     this.#checkpoint = next
   }
 }

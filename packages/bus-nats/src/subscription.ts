@@ -82,7 +82,10 @@ export interface Delivery {
   working(): void
 }
 
-/** Deliveries in stream order; `stop()` stops fetching (un-acked deliveries are redelivered later), `closed` resolves once ended. */
+/**
+ * Deliveries in stream order; `stop()` stops fetching (un-acked deliveries are redelivered later), `closed`
+ * resolves once ended. Iteration throws when the consumer or its stream is deleted.
+ */
 export type Subscription = LiveIterable<Delivery>
 
 export interface SubscribeOptions {
@@ -103,7 +106,11 @@ export async function subscribe(js: JetStreamClient, options: SubscribeOptions):
   const name = validateName('consumer', options.consumer)
   const logger = options.logger ?? silentLogger
   const consumer = await js.consumers.get(STREAM_NAME, name)
-  const messages: ConsumerMessages = await consumer.consume({ max_messages: options.batch ?? 100 })
+  // Without abort_on_missing_resource nats.js waits silently forever for a deleted consumer (a deleted
+  // stream takes its consumers with it); ending the iterable with an error lets the caller recreate it.
+  // When the deletion is not announced (a pull in flight meets no responder), only two missed idle
+  // heartbeats reveal it: 10 s pulls (5 s heartbeats) bound that at ~10 s instead of nats.js's 30 s.
+  const messages: ConsumerMessages = await consumer.consume({ max_messages: options.batch ?? 100, expires: 10_000, abort_on_missing_resource: true })
   return liveIterable(messages, {
     map(msg: JsMsg): Delivery | undefined {
       try {

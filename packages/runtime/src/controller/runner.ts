@@ -98,6 +98,8 @@ export class ControllerRunner {
     while (!signal.aborted) {
       let sub: LiveSubscription | undefined
       try {
+        // The consumer may be gone after a failure (deleted, or with its stream): ensure it again.
+        if (failures > 0) await this.#o.live.prepare()
         sub = await this.#o.live.open(signal)
         this.#ready.resolve()
         for await (const d of sub) {

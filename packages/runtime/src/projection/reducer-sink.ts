@@ -41,8 +41,15 @@ export class ReducerSink<S> implements ProjectionSink {
 
   async stage(sql: Sql, events: readonly RecordedEvent[]): Promise<void> {
     const p = this.#projection
-    // After a drop every state is in memory or initial: no lookups, no extra pass.
-    if (!this.#complete) await this.#loadMissing(sql, events)
+    // Stored states of keys neither dirty, sealed nor cached (null: none stored). A commit finishing
+    // during a load may evict cached states or retire sealed ones counted on before it, so look
+    // again until nothing is missing. From that last look on nothing is awaited, so what it found is
+    // what is applied; a loaded state stays valid, as only a commit writes states and none holds these.
+    const loaded = new Map<string, Entry<S> | null>()
+    for (let missing = this.#missing(events, loaded); missing.size > 0; missing = this.#missing(events, loaded)) {
+      const rows = await this.#load(sql, [...missing.values()])
+      for (const id of missing.keys()) loaded.set(id, rows.get(id) ?? null)
+    }
     for (const event of events) {
       if (!matchesFilter(p.filter, event)) continue
       const key = this.#keyOf(event)
@@ -51,9 +58,11 @@ export class ReducerSink<S> implements ProjectionSink {
       let current = this.#dirty.get(id)
       if (current === undefined) {
         const sealed = this.#committing.get(id)
-        current = sealed ? { ...sealed } : this.#cache.get(id)
-        if (current !== undefined) this.#cache.delete(id)
-        else current = { tenant: event.tenant_id, key, state: p.initial() }
+        const cached = this.#cache.get(id)
+        const stored = loaded.get(id)
+        current = sealed ? { ...sealed } : (cached ?? (stored ? { ...stored } : undefined))
+        if (cached !== undefined) this.#cache.delete(id)
+        current ??= { tenant: event.tenant_id, key, state: p.initial() }
         this.#dirty.set(id, current)
       }
       try {
@@ -64,16 +73,18 @@ export class ReducerSink<S> implements ProjectionSink {
     }
   }
 
-  async #loadMissing(sql: Sql, events: readonly RecordedEvent[]): Promise<void> {
+  /** Keys of `events` whose state is neither dirty, sealed, cached nor `loaded`; none after a drop (every state is in memory or initial). */
+  #missing(events: readonly RecordedEvent[], loaded: ReadonlyMap<string, unknown>): Map<string, { tenant: string; key: string }> {
     const missing = new Map<string, { tenant: string; key: string }>()
+    if (this.#complete) return missing
     for (const event of events) {
       if (!matchesFilter(this.#projection.filter, event)) continue
       const key = this.#keyOf(event)
       if (key === null) continue
       const id = event.tenant_id + SEP + key
-      if (!this.#dirty.has(id) && !this.#committing.has(id) && !this.#cache.has(id)) missing.set(id, { tenant: event.tenant_id, key })
+      if (!this.#dirty.has(id) && !this.#committing.has(id) && !this.#cache.has(id) && !loaded.has(id)) missing.set(id, { tenant: event.tenant_id, key })
     }
-    if (missing.size > 0) await this.#load(sql, [...missing.values()])
+    return missing
   }
 
   pending(): number {
@@ -132,12 +143,12 @@ export class ReducerSink<S> implements ProjectionSink {
     }
   }
 
-  async #load(sql: Sql, keys: { tenant: string; key: string }[]): Promise<void> {
+  async #load(sql: Sql, keys: { tenant: string; key: string }[]): Promise<Map<string, Entry<S>>> {
     const rows = await sql<{ tenant_id: string; key: string; state: S }[]>`
       select s.tenant_id, s.key, s.state from eventplane.projection_state s
         join unnest(${sql.array(keys.map((k) => k.tenant))}::text[], ${sql.array(keys.map((k) => k.key))}::text[]) as w(t, k)
           on s.tenant_id = w.t and s.key = w.k
        where s.projection = ${this.#projection.name}`
-    for (const r of rows) this.#cache.set(r.tenant_id + SEP + r.key, { tenant: r.tenant_id, key: r.key, state: r.state })
+    return new Map(rows.map((r) => [r.tenant_id + SEP + r.key, { tenant: r.tenant_id, key: r.key, state: r.state }]))
   }
 }

@@ -100,8 +100,13 @@ export class ProjectionRunner {
     let phase: 'rebuild' | 'catch-up' = rebuild || rebuilt ? 'rebuild' : 'catch-up'
     let failures = 0
     let resync = false
+    let prepared = true
     while (!signal.aborted) {
       try {
+        // After a live failure the consumer may be gone (deleted, or with its stream): ensure it
+        // again before catching up, so nothing appended meanwhile is missed.
+        if (live && !prepared) await this.#prepareAgain(live)
+        prepared = true
         if (resync) await this.engine.resync()
         resync = false
         const read = await this.engine.catchUp(phase, signal)
@@ -116,6 +121,7 @@ export class ProjectionRunner {
         this.#live = false
         if (signal.aborted) break
         if (!isRecoverable(e) && !(e instanceof LiveSourceFailed)) throw e
+        if (e instanceof LiveSourceFailed) prepared = false
         resync = true
         const delay = Math.min((this.#options.retryDelayMs ?? 250) * 2 ** failures++, 10_000)
         this.#log.warn({ projection: name, ...errorFields(e), retry_in_ms: delay }, 'projection resyncing from PostgreSQL')
@@ -123,6 +129,14 @@ export class ProjectionRunner {
       }
     }
     this.#live = false
+  }
+
+  async #prepareAgain(live: LiveSource): Promise<void> {
+    try {
+      await live.prepare()
+    } catch (e) {
+      throw new LiveSourceFailed(`live source could not be prepared: ${errorFields(e).err}`, { cause: e })
+    }
   }
 
   async #consumeLive(live: LiveSource, signal: AbortSignal): Promise<void> {

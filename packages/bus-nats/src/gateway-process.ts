@@ -1,0 +1,80 @@
+import { DEFAULT_DATABASE_URL, PgEventStore, ROLES, connectPg, redactUrl, roleUrl } from '@eventplane/store-pg'
+import { connect } from '@nats-io/transport-node'
+import { pino } from 'pino'
+import { startGateway } from './gateway.ts'
+import { errorFields } from './logger.ts'
+import { surviveDroppedPgConnections } from './pg-startup-guard.ts'
+
+export interface GatewayProcessConfig {
+  databaseUrl: string
+  natsUrl: string
+  natsUser?: string
+  natsPassword?: string
+  /** Queue group shared by the gateways. */
+  queue?: string
+}
+
+/** The application name of a gateway's PostgreSQL sessions (pg_stat_activity). */
+export const GATEWAY_APPLICATION_NAME = 'eventplane-gateway'
+
+/**
+ * Settings of a gateway process, from the environment: `EVENTPLANE_DATABASE_URL_INTENT_WRITER`,
+ * else `EVENTPLANE_DATABASE_URL` when it already names the intent writer role, else that
+ * (admin) URL with the intent writer role as user; `EVENTPLANE_NATS_URL` (default the local
+ * server), `EVENTPLANE_NATS_USER` / `EVENTPLANE_NATS_PASSWORD`, `EVENTPLANE_GATEWAY_QUEUE`.
+ */
+export function resolveGatewayConfig(env: NodeJS.ProcessEnv = process.env): GatewayProcessConfig {
+  const base = env.EVENTPLANE_DATABASE_URL ?? DEFAULT_DATABASE_URL
+  const databaseUrl = decodeURIComponent(new URL(base).username) === ROLES.intentWriter ? base : roleUrl(base, ROLES.intentWriter, env)
+  return {
+    databaseUrl,
+    natsUrl: env.EVENTPLANE_NATS_URL ?? 'nats://127.0.0.1:4222',
+    natsUser: env.EVENTPLANE_NATS_USER || undefined,
+    natsPassword: env.EVENTPLANE_NATS_PASSWORD || undefined,
+    queue: env.EVENTPLANE_GATEWAY_QUEUE || undefined,
+  }
+}
+
+/**
+ * Runs one intent gateway (no schema registry: envelopes and names are
+ * validated, data is not checked against a schema) until SIGTERM or SIGINT,
+ * when it stops taking requests and answers the ones it has. Returns the exit
+ * code: 0 after a stop, 1 when the subscription failed, 2 for invalid
+ * settings. Logs JSON lines to stdout (ids and error codes, never event data).
+ */
+export async function runGatewayProcess(env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const logger = pino({ name: 'eventplane-gateway', level: env.EVENTPLANE_LOG_LEVEL ?? 'info' })
+  let config: GatewayProcessConfig
+  try {
+    config = resolveGatewayConfig(env)
+  } catch (e) {
+    logger.error(errorFields(e), 'gateway configuration is invalid')
+    return 2
+  }
+  logger.info({ database: redactUrl(config.databaseUrl), nats: config.natsUrl }, 'gateway process starting')
+  surviveDroppedPgConnections(logger)
+  const sql = connectPg(config.databaseUrl, { applicationName: GATEWAY_APPLICATION_NAME })
+  const nc = await connect({
+    servers: config.natsUrl,
+    name: GATEWAY_APPLICATION_NAME,
+    ...(config.natsUser === undefined ? {} : { user: config.natsUser, pass: config.natsPassword ?? '' }),
+    waitOnFirstConnect: true,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+  })
+  let code = 0
+  try {
+    const gateway = await startGateway({ nc, store: new PgEventStore(sql), logger, ...(config.queue ? { queue: config.queue } : {}) })
+    const stop = (): void => void gateway.stop()
+    process.once('SIGTERM', stop)
+    process.once('SIGINT', stop)
+    await gateway.closed
+    logger.info({}, 'gateway stopped')
+  } catch (e) {
+    logger.error(errorFields(e), 'gateway failed')
+    code = 1
+  }
+  await nc.drain().catch(() => {})
+  await sql.end({ timeout: 5 })
+  return code
+}

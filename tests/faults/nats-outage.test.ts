@@ -1,0 +1,117 @@
+import assert from 'node:assert/strict'
+import { after, describe, test } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { EventFactory } from '@eventplane/core'
+import { ensureConsumer, subscribe } from '@eventplane/bus-nats'
+import { jetstream, jetstreamManager } from '@nats-io/jetstream'
+import { appendIntents, eventually, streamCount, within } from '../../packages/bus-nats/test/fixtures.ts'
+import { assertProjectionOnce, assertStreamCarriesLog, assertVersionsContiguous, checkpointedCount, endOf, logRows, reachesEnd } from './support/checks.ts'
+import { freezeMidBatch } from './support/children.ts'
+import { type FaultSystem, TENANTS, startFaultSystem } from './support/system.ts'
+
+const N = 500
+
+describe('faults: the nats-server goes down under load', () => {
+  const systems: FaultSystem[] = []
+  const start = async (prefix: string): Promise<FaultSystem> => {
+    const sys = await startFaultSystem(prefix)
+    systems.push(sys)
+    return sys
+  }
+  after(async () => {
+    await Promise.allSettled(systems.map((s) => s.cleanup()))
+  })
+
+  test(`a nats-server killed and restarted during ${N} appends leaves a live projection with all ${N}, each applied once`, { timeout: 60_000 }, async (t) => {
+    const sys = await start('ep_fault_natsdown')
+    const relay = await sys.startRelay({ name: 'main' })
+    await eventually(() => relay.state === 'active', 'the relay to be active')
+    let liveAfterLoad = 0
+    let loadDone = false
+    const runner = await sys.projection('proj_fault_natsdown', { onProgress: (p) => p.phase === 'live' && loadDone && liveAfterLoad++ })
+    await runner.start()
+
+    // One event per append, paced so the load spans the outage; the last ones once the projection is live again.
+    let appended = 0
+    const append = async (): Promise<void> => {
+      const tenant = TENANTS[appended % 2]!
+      const stream = { tenant, category: 'deployment', id: `d-${appended % 7}` }
+      await sys.env.intents.append(stream, [EventFactory.forTenant(tenant, { causedBy: 'user:load' }).intent(stream, 'scaled', { n: appended })])
+      appended++
+    }
+    const load = (async () => {
+      while (appended < N - 10) {
+        await append()
+        await sleep(4)
+      }
+    })()
+    await eventually(() => appended >= 100, 'the load to be under way')
+    await sys.env.server.kill()
+    const atKill = appended
+    await sleep(1500)
+    await sys.env.server.restart()
+    const atRestart = appended
+    await within(load, 30_000, 'the load to finish')
+    await eventually(() => runner.isLive, 'the projection to be live again')
+    loadDone = true
+    while (appended < N) await append()
+
+    const rows = await logRows(sys.admin)
+    assert.equal(rows.length, N)
+    assertVersionsContiguous(rows)
+    await assertStreamCarriesLog(await sys.env.natsAs('operator'), rows)
+    await reachesEnd(runner, endOf(rows))
+    assert.ok(runner.isLive, 'the projection is live again')
+    assert.ok(liveAfterLoad > 0, 'the projection applies events from JetStream again after the outage')
+    await runner.stop()
+    await assertProjectionOnce(sys.projector, rows)
+    t.diagnostic(`nats-server killed after ${atKill} appends, restarted after ${atRestart}; relay stats ${JSON.stringify(relay.stats)}`)
+  })
+
+  test('after an outage of NATS and the relay longer than the duplicate window, republished events land twice in JetStream and consumers count each once', { timeout: 60_000 }, async (t) => {
+    const sys = await start('ep_fault_dupwindow')
+    const { env } = sys
+    const relayEnv = { EVENTPLANE_RELAY_NAME: 'main', EVENTPLANE_RELAY_DUPLICATE_WINDOW_MS: '1000', EVENTPLANE_RELAY_BATCH_SIZE: '500', EVENTPLANE_RELAY_MAX_IN_FLIGHT: '1' }
+    const relay = sys.spawn('relay', relayEnv)
+    await relay.waitForLog('relay active')
+    const runner = await sys.projection('proj_fault_dupwindow')
+    await runner.start()
+    // A plain consumer of every message, to see what JetStream delivers.
+    const ctl = await env.natsAs('controller')
+    await ensureConsumer(await jetstreamManager(ctl), { name: 'raw_fault_dupwindow', filter: {} })
+    const deliveries = new Map<string, number>()
+    const raw = await subscribe(jetstream(ctl), { consumer: 'raw_fault_dupwindow' })
+    sys.defer(() => raw.stop())
+    void (async () => {
+      for await (const d of raw) {
+        // Redeliveries of one message are not copies; count each stream message once.
+        if (!d.redelivered) deliveries.set(d.event.event_id, (deliveries.get(d.event.event_id) ?? 0) + 1)
+        await d.ack().catch(() => {})
+      }
+    })().catch(() => {})
+
+    const jsm = await jetstreamManager(await env.natsAs('operator'))
+    const checkpointed = (): Promise<number> => checkpointedCount(sys.admin, 'main')
+    await appendIntents(env.intents, 'acme', 2000, 100, 'bulk')
+    // The relay dies mid-batch (published, not yet checkpointed), then NATS goes down too.
+    await freezeMidBatch(relay, async () => (await streamCount(jsm)) - (await checkpointed()))
+    await relay.kill('SIGKILL')
+    const pastCheckpoint = (await streamCount(jsm)) - (await checkpointed())
+    await env.server.kill()
+    await sleep(2500) // 2.5 duplicate windows
+    await env.server.restart()
+    sys.spawn('relay', relayEnv)
+
+    const rows = await logRows(sys.admin)
+    const copies = await assertStreamCarriesLog(await env.natsAs('operator'), rows, { allowDuplicates: true })
+    assert.ok(pastCheckpoint > 0, 'the relay died with published events past its checkpoint')
+    assert.equal(copies, pastCheckpoint, 'exactly the events published after the checkpoint were stored again')
+    await eventually(() => deliveries.size === rows.length, 'the plain consumer to see every event')
+    const twice = [...deliveries.values()].filter((n) => n > 1).length
+    assert.equal(twice, copies, 'JetStream delivered each copy to the consumer')
+    await reachesEnd(runner, endOf(rows))
+    await runner.stop()
+    await assertProjectionOnce(sys.projector, rows)
+    t.diagnostic(`${rows.length} events; relay killed with ${pastCheckpoint} published past its checkpoint; ${copies} copies in the stream; ${twice} events delivered twice to the plain consumer, counted once by the projection`)
+  })
+})

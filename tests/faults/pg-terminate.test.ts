@@ -1,0 +1,68 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { GATEWAY_APPLICATION_NAME } from '@eventplane/bus-nats'
+import { ROLES } from '@eventplane/store-pg'
+import { within } from '../../packages/bus-nats/test/fixtures.ts'
+import { assertAckedOnce, assertProjectionOnce, assertStreamCarriesLog, assertVersionsContiguous, endOf, logRows, reachesEnd } from './support/checks.ts'
+import { startIntentLoad } from './support/clients.ts'
+import { type FaultSystem, startFaultSystem } from './support/system.ts'
+
+describe('faults: PostgreSQL connections terminated under load', () => {
+  let sys: FaultSystem
+  before(async () => {
+    sys = await startFaultSystem('ep_fault_pgterm')
+  })
+  after(async () => {
+    await sys?.cleanup()
+  })
+
+  test('when the gateway and relay sessions are terminated under load, clients get store.unavailable, retry with the same ids, and nothing is lost or doubled', { timeout: 60_000 }, async (t) => {
+    const { env } = sys
+    const relay = sys.spawn('relay', { EVENTPLANE_RELAY_NAME: 'main' })
+    const gateway = sys.spawn('gateway')
+    await Promise.all([relay.waitForLog('relay active'), gateway.waitForLog('gateway serving')])
+    const runner = await sys.projection('proj_fault_pgterm')
+    await runner.start()
+
+    const clients = await Promise.all(['acme', 'acme', 'acme', 'acme', 'globex', 'globex', 'globex', 'globex'].map(async (tenant) => ({ tenant, nc: await sys.client(tenant) })))
+    const load = startIntentLoad({ clients, eventsPerClient: 120, streams: 3, timeoutMs: 2000, deadlineMs: 40_000 })
+    sys.defer(async () => load.stop())
+    let finished = false
+    void load.done.finally(() => (finished = true)).catch(() => {})
+
+    // Every 50 ms, for at most 4 s while the load runs: end the established sessions of the gateway
+    // (by application name) and the relay (by role), in this database only. Spared: sessions younger
+    // than 500 ms, because postgres.js 3.4.9 mishandles a connection ended while it opens (its
+    // fetch_types query: an unhandled rejection, porsager/postgres#1192, and a sparse result for
+    // the next query, #1181); and the projector's, which runs in this process, where the driver can
+    // throw an uncaught TypeError from sql.begin or hang a commit after a termination.
+    let rounds = 0
+    let terminated = 0
+    for (const until = Date.now() + 4000; !finished && Date.now() < until; rounds++) {
+      const [row] = await sys.admin<{ n: number }[]>`
+        select count(*) filter (where pg_terminate_backend(pid))::int as n from pg_stat_activity
+         where datname = ${env.db.name} and pid <> pg_backend_pid()
+           and backend_start < clock_timestamp() - interval '500 milliseconds'
+           and (application_name = ${GATEWAY_APPLICATION_NAME} or usename = ${ROLES.relay})`
+      terminated += row!.n
+      await sleep(50)
+    }
+    await within(load.done, 40_000, 'the clients to finish')
+
+    const { ledger } = load
+    assert.ok(terminated > 0, 'sessions were terminated')
+    for (const child of [relay, gateway]) assert.equal(child.process.exitCode, null, `the ${child.kind} process survived`)
+    assert.ok(ledger.count('store.unavailable') >= 1, `the gateway answered store.unavailable (errors: ${ledger.summary()})`)
+    assert.equal(ledger.count('unexpected'), 0, 'every failure was a typed error')
+    const rows = await logRows(sys.admin)
+    assert.equal(rows.length, load.total, 'PostgreSQL holds every submitted event and nothing else')
+    assertAckedOnce(rows, ledger)
+    assertVersionsContiguous(rows)
+    await assertStreamCarriesLog(await env.natsAs('operator'), rows)
+    await reachesEnd(runner, endOf(rows))
+    await runner.stop()
+    await assertProjectionOnce(sys.projector, rows)
+    t.diagnostic(`acked ${ledger.acked.size} (${ledger.retried} after a retry); ${terminated} sessions terminated in ${rounds} rounds; failed attempts: ${ledger.summary()}`)
+  })
+})
