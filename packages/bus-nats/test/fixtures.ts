@@ -130,41 +130,42 @@ export async function appendIntents(store: PgEventStore, tenant: string, count: 
   return all
 }
 
-/** A relay running as a child process (`src/bin/relay.ts`), so a test can SIGKILL it. */
-export interface RelayChild {
+/** A service (relay, gateway) running as a child process (`src/bin/*.ts`), so a test can SIGKILL it. */
+export interface ServiceProcess {
   process: ChildProcess
   /** Parsed JSON log lines so far. */
   logs: Array<{ msg?: string; [key: string]: unknown }>
   waitForLog(msg: string, timeoutMs?: number): Promise<void>
   hasLogged(msg: string): boolean
+  /** Sends `signal` (default SIGKILL) and waits for the exit. */
   kill(signal?: NodeJS.Signals): Promise<void>
+  /** Freezes (SIGSTOP) or thaws (SIGCONT) the process, to look at its state while it cannot change it. */
+  freeze(frozen: boolean): void
 }
+
+/** A relay child process. */
+export type RelayChild = ServiceProcess
 
 const children = new Set<ChildProcess>()
 process.on('exit', () => {
   for (const child of children) child.kill('SIGKILL')
 })
 
-export function spawnRelay(env: BusEnv, name: string, extraEnv: Record<string, string> = {}): RelayChild {
-  const creds = env.server.credentials.relay!
-  const child = spawn(process.execPath, ['--import', 'tsx', RELAY_BIN], {
+/**
+ * Spawns `bin` (a `src/bin/*.ts` entry) with `env` only (plus PATH), collects
+ * its JSON log lines, and SIGKILLs it if the test process exits first.
+ * `label` names it in timeouts and failures.
+ */
+export function spawnServiceProcess(bin: string, label: string, env: Record<string, string>): ServiceProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', bin], {
     cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: {
-      PATH: process.env.PATH,
-      EVENTPLANE_DATABASE_URL: env.db.roleUrl(ROLES.relay),
-      EVENTPLANE_NATS_URL: env.server.url,
-      EVENTPLANE_NATS_USER: creds.user,
-      EVENTPLANE_NATS_PASSWORD: creds.pass,
-      EVENTPLANE_RELAY_NAME: name,
-      EVENTPLANE_RELAY_POLL_MS: '200',
-      ...extraEnv,
-    },
+    env: { PATH: process.env.PATH, ...env },
   })
   children.add(child)
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
   void exited.then(() => children.delete(child))
-  const logs: RelayChild['logs'] = []
+  const logs: ServiceProcess['logs'] = []
   let buffered = ''
   child.stdout!.on('data', (chunk: Buffer) => {
     buffered += chunk.toString('utf8')
@@ -181,19 +182,36 @@ export function spawnRelay(env: BusEnv, name: string, extraEnv: Record<string, s
   let stderr = ''
   child.stderr!.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString('utf8')).slice(-2000)))
   const hasLogged = (msg: string): boolean => logs.some((l) => l.msg === msg)
+  const running = (): boolean => child.exitCode === null && child.signalCode === null
   return {
     process: child,
     logs,
     hasLogged,
     async waitForLog(msg, timeoutMs = 20_000) {
       await eventually(() => {
-        if (child.exitCode !== null && !hasLogged(msg)) throw new Error(`relay ${name} exited (${child.exitCode}) before logging "${msg}": ${stderr}`)
+        if (child.exitCode !== null && !hasLogged(msg)) throw new Error(`${label} exited (${child.exitCode}) before logging "${msg}": ${stderr}`)
         return hasLogged(msg)
-      }, `relay ${name} to log "${msg}"`, timeoutMs)
+      }, `${label} to log "${msg}"`, timeoutMs)
+    },
+    freeze(frozen) {
+      if (running()) child.kill(frozen ? 'SIGSTOP' : 'SIGCONT')
     },
     async kill(signal = 'SIGKILL') {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal)
-      await within(exited, 10_000, `relay ${name} to exit`)
+      if (running()) child.kill(signal)
+      await within(exited, 10_000, `${label} to exit`)
     },
   }
+}
+
+export function spawnRelay(env: BusEnv, name: string, extraEnv: Record<string, string> = {}): RelayChild {
+  const creds = env.server.credentials.relay!
+  return spawnServiceProcess(RELAY_BIN, `relay ${name}`, {
+    EVENTPLANE_DATABASE_URL: env.db.roleUrl(ROLES.relay),
+    EVENTPLANE_NATS_URL: env.server.url,
+    EVENTPLANE_NATS_USER: creds.user,
+    EVENTPLANE_NATS_PASSWORD: creds.pass,
+    EVENTPLANE_RELAY_NAME: name,
+    EVENTPLANE_RELAY_POLL_MS: '200',
+    ...extraEnv,
+  })
 }
