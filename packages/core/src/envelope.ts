@@ -98,30 +98,3 @@ export function validateEnvelope(value: unknown, options: EnvelopeCheckOptions =
   options.registry?.validate(e.type, e.schema_version, e.data)
   return e
 }
-
-/** Whether two envelopes carry the same content (used for idempotent retries). */
-export function sameEnvelope(a: EventEnvelope, b: EventEnvelope): boolean {
-  return (
-    a.event_id === b.event_id &&
-    a.tenant_id === b.tenant_id &&
-    a.kind === b.kind &&
-    a.stream.category === b.stream.category &&
-    a.stream.id === b.stream.id &&
-    a.type === b.type &&
-    a.schema_version === b.schema_version &&
-    a.correlation_id === b.correlation_id &&
-    a.causation_id === b.causation_id &&
-    a.caused_by === b.caused_by &&
-    Date.parse(a.occurred_at) === Date.parse(b.occurred_at) &&
-    canonicalJson(a.data) === canonicalJson(b.data)
-  )
-}
-
-/** JSON with object keys sorted, so equal data has one text (jsonb reorders keys). */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)))
-      : v,
-  )
-}

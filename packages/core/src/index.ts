@@ -1,6 +1,6 @@
 export { EventFactory } from './event-factory.ts'
 export type { EventFactoryOptions, NewEventOptions } from './event-factory.ts'
-export { EVENT_KINDS, EventEnvelopeSchema, canonicalJson, isIsoInstant, sameEnvelope, validateEnvelope } from './envelope.ts'
+export { EVENT_KINDS, EventEnvelopeSchema, isIsoInstant, validateEnvelope } from './envelope.ts'
 export type { EnvelopeCheckOptions, EventEnvelope, EventKind, RecordedEvent } from './envelope.ts'
 export { DEFAULT_MAX_DATA_BYTES, validateData } from './data.ts'
 export type { EventData, JsonValue } from './data.ts'

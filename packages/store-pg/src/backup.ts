@@ -1,7 +1,6 @@
 import {
   type EventEnvelope,
   type RecordedEvent,
-  IdempotencyConflict,
   InvalidEnvelope,
   isEventplaneError,
   validateEnvelope,
@@ -87,7 +86,6 @@ function parseExportLine(raw: string, n: number): EventEnvelope {
   try {
     return validateEnvelope(envelope)
   } catch (e) {
-    if (e instanceof IdempotencyConflict) throw e
     throw new InvalidEnvelope(`line ${n}: ${(e as Error).message}`)
   }
 }
