@@ -1,7 +1,7 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
 import type { LevelWithSilent } from 'pino'
 import { EventplaneError } from '@eventplane/core'
-import { resolveConfig } from './config.ts'
+import { type ConfigFlags, resolveConfig } from './config.ts'
 import { EXIT, exitCodeFor, formatFailure, toEventplaneError } from './exit-codes.ts'
 import { type CliIo, Output } from './io.ts'
 import { LOG_LEVELS, createLogger } from './logger.ts'
@@ -29,13 +29,7 @@ export interface CommandKit {
   action(fn: Action): (...args: unknown[]) => Promise<void>
 }
 
-interface GlobalOptions {
-  config?: string
-  databaseUrl?: string
-  natsUrl?: string
-  natsUser?: string
-  natsPasswordFile?: string
-  tenant?: string
+interface GlobalOptions extends ConfigFlags {
   json?: boolean
   logLevel: LevelWithSilent
 }
