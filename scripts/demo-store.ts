@@ -20,14 +20,18 @@ try {
   await intents.append(web, [create], { expectedVersion: 'no_stream' })
   const controller = acme.causedBy(create, { causedBy: 'controller:deployments' })
   const scheduled = controller.fact(web, 'scheduled', { replicas: 2 })
-  await facts.append(web, [scheduled, controller.causedBy(scheduled).fact(web, 'status_changed', { status: 'running' })])
+  await facts.append(web, [
+    scheduled,
+    controller.causedBy(scheduled).fact(web, 'status_changed', { status: 'running' }),
+  ])
 
   const globex = EventFactory.forTenant('globex', { causedBy: 'user:bob' })
   const api = { tenant: 'globex', category: 'deployment', id: 'api' }
   await intents.append(api, [globex.intent(api, 'create', { image: 'api:2.0', replicas: 1 })])
 
   console.log('\nacme/deployment/web:')
-  for (const e of await reader.readStreamToArray(web)) console.log(`  v${e.stream_version} ${e.kind.padEnd(6)} ${e.type}  position ${e.global_position}`)
+  for (const e of await reader.readStreamToArray(web))
+    console.log(`  v${e.stream_version} ${e.kind.padEnd(6)} ${e.type}  position ${e.global_position}`)
   console.log(`\ncorrelation ${create.correlation_id}:`)
   for (const e of await reader.readCorrelation('acme', create.correlation_id)) {
     console.log(`  ${e.event_id} ${e.type.padEnd(14)} caused by ${e.causation_id ?? '(root)'}`)

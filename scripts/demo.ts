@@ -30,16 +30,28 @@ try {
     return file
   }
   const base = { EVENTPLANE_DATABASE_URL: db.url, EVENTPLANE_NATS_URL: nats.url }
-  const as = async (user: string) => ({ ...base, EVENTPLANE_NATS_USER: user, EVENTPLANE_NATS_PASSWORD_FILE: await passwordFile(user) })
+  const as = async (user: string) => ({
+    ...base,
+    EVENTPLANE_NATS_USER: user,
+    EVENTPLANE_NATS_PASSWORD_FILE: await passwordFile(user),
+  })
   const operator = await as('operator')
   const acme = { ...(await as('acme')), EVENTPLANE_TENANT: 'acme' }
   const globex = { ...(await as('globex')), EVENTPLANE_TENANT: 'globex' }
 
   /** Runs evtctl, echoing the command line and its output; returns stdout. */
-  const evtctl = (args: string[], env: Record<string, string>, options: { expectFailure?: boolean; quiet?: boolean } = {}): string => {
+  const evtctl = (
+    args: string[],
+    env: Record<string, string>,
+    options: { expectFailure?: boolean; quiet?: boolean } = {},
+  ): string => {
     const shown = args.map((a) => (/[\s{}"]/.test(a) ? `'${a}'` : a)).join(' ')
     console.log(`$ ${env.EVENTPLANE_NATS_USER ? `[as ${env.EVENTPLANE_NATS_USER}] ` : ''}evtctl ${shown}`)
-    const r = spawnSync(process.execPath, [EVTCTL, ...args], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 30_000 })
+    const r = spawnSync(process.execPath, [EVTCTL, ...args], {
+      env: { ...process.env, ...env },
+      encoding: 'utf8',
+      timeout: 30_000,
+    })
     if (!options.quiet) process.stdout.write(r.stdout.replace(/^/gm, '  ').replace(/ {2}$/, ''))
     if (r.stderr) process.stdout.write(r.stderr.replace(/^/gm, '  ').replace(/ {2}$/, ''))
     if ((r.status !== 0) !== (options.expectFailure === true)) {
@@ -53,7 +65,10 @@ try {
   evtctl(['migrate'], base)
 
   step(`2. start evtctl up (gateway, relay, deployments controller, projections) against nats-server on ${nats.url}`)
-  up = spawn(process.execPath, [EVTCTL, 'up'], { env: { ...process.env, ...operator }, stdio: ['ignore', 'pipe', 'pipe'] })
+  up = spawn(process.execPath, [EVTCTL, 'up'], {
+    env: { ...process.env, ...operator },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   let upOut = ''
   up.stdout!.on('data', (b: Buffer) => (upOut += b.toString()))
   up.stderr!.on('data', () => {})
@@ -65,7 +80,19 @@ try {
 
   step('3. publish intents through the gateway, each tenant with its own NATS credentials')
   const created = JSON.parse(
-    evtctl(['publish', 'acme/deployment/web', 'create', '--data', '{"image":"nginx:1.27","replicas":2}', '--expected-version', 'no_stream', '--json'], acme),
+    evtctl(
+      [
+        'publish',
+        'acme/deployment/web',
+        'create',
+        '--data',
+        '{"image":"nginx:1.27","replicas":2}',
+        '--expected-version',
+        'no_stream',
+        '--json',
+      ],
+      acme,
+    ),
   ) as { correlation_id: string }
   evtctl(['publish', 'acme/deployment/web', 'scale', '--data', '{"replicas":5}'], acme)
   evtctl(['publish', 'acme/deployment/old', 'create', '--data', '{"image":"legacy:0.9","replicas":1}'], acme)
@@ -87,7 +114,11 @@ try {
   evtctl(['trace', created.correlation_id, '--show-actor'], acme)
 
   step('6. tenant isolation: acme may not act on or see globex')
-  evtctl(['publish', 'globex/deployment/api', 'scale', '--data', '{"replicas":0}'], { ...acme, EVENTPLANE_TENANT: 'globex' }, { expectFailure: true })
+  evtctl(
+    ['publish', 'globex/deployment/api', 'scale', '--data', '{"replicas":0}'],
+    { ...acme, EVENTPLANE_TENANT: 'globex' },
+    { expectFailure: true },
+  )
   evtctl(['tail', '--tenant', 'globex', '--count', '1'], { ...acme }, { expectFailure: true })
   evtctl(['state', 'deployment_status'], { ...acme })
 

@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 
+echo "test: format and lint (biome check)"
+$PNPM exec biome check .
+
 echo "test: type-check (tsc --noEmit)"
 $PNPM exec tsc --noEmit -p tsconfig.json
 

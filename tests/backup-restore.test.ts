@@ -3,7 +3,14 @@ import { after, before, describe, test } from 'node:test'
 import { EventFactory } from '@eventplane/core'
 import { PgEventStore, ROLES, exportEvents, importEvents } from '@eventplane/store-pg'
 import { createTestDatabase, eventually, type TestDatabase } from '@eventplane/store-pg/testing'
-import { PROJECTOR_ROLE, addFinalizer, auditProjection, deploymentStatusProjection, rebuildProjection, setStatus } from '@eventplane/runtime'
+import {
+  PROJECTOR_ROLE,
+  addFinalizer,
+  auditProjection,
+  deploymentStatusProjection,
+  rebuildProjection,
+  setStatus,
+} from '@eventplane/runtime'
 
 async function collect(it: AsyncIterable<string>): Promise<string[]> {
   const out: string[] = []
@@ -14,7 +21,10 @@ async function collect(it: AsyncIterable<string>): Promise<string[]> {
 /** One deployment's intent and the controller-like facts it causes, appended with the right roles. */
 async function deploy(db: TestDatabase, tenant: string, id: string, replicas: number): Promise<string> {
   const s = { tenant, category: 'deployment', id }
-  const intent = EventFactory.forTenant(tenant, { causedBy: `user:${tenant}-admin` }).intent(s, 'create', { image: `img-${id}`, replicas })
+  const intent = EventFactory.forTenant(tenant, { causedBy: `user:${tenant}-admin` }).intent(s, 'create', {
+    image: `img-${id}`,
+    replicas,
+  })
   await new PgEventStore(db.connect(ROLES.intentWriter, 1)).append(s, [intent])
   const f = EventFactory.fromEvent(intent, { causedBy: 'controller:deployments' })
   await new PgEventStore(db.connect(ROLES.factWriter, 1)).append(s, [
@@ -40,31 +50,47 @@ describe('backup and re-ingest', () => {
   })
 
   test('a correlation chain restored into an empty database rebuilds its projections to the same state', async () => {
-    const lines = await collect(exportEvents(new PgEventStore(source.connect(ROLES.operator, 1)), { tenant: 'acme', correlationId: chain, includeActor: true }))
+    const lines = await collect(
+      exportEvents(new PgEventStore(source.connect(ROLES.operator, 1)), {
+        tenant: 'acme',
+        correlationId: chain,
+        includeActor: true,
+      }),
+    )
     assert.equal(lines.length, 4)
     const restored = await importEvents(new PgEventStore(target.connect(ROLES.operator, 1)), lines)
     assert.deepEqual(restored, { imported: 4, skipped: 0, conflicts: [] })
 
     const stateOf = async (db: TestDatabase, projection: string, key: string) => {
-      const [row] = await db.admin`select state from eventplane.projection_state where projection = ${projection} and tenant_id = 'acme' and key = ${key}`
+      const [row] =
+        await db.admin`select state from eventplane.projection_state where projection = ${projection} and tenant_id = 'acme' and key = ${key}`
       return row?.state
     }
     for (const db of [source, target]) {
-      await eventually(async () => {
-        const r = await rebuildProjection({ projection: auditProjection, sql: db.connect(PROJECTOR_ROLE, 3) })
-        return r.events >= 4
-      }, 30_000, 'the rebuild sees the restored events')
+      await eventually(
+        async () => {
+          const r = await rebuildProjection({ projection: auditProjection, sql: db.connect(PROJECTOR_ROLE, 3) })
+          return r.events >= 4
+        },
+        30_000,
+        'the rebuild sees the restored events',
+      )
       await rebuildProjection({ projection: deploymentStatusProjection, sql: db.connect(PROJECTOR_ROLE, 3) })
     }
     assert.deepEqual(await stateOf(target, 'audit', chain), await stateOf(source, 'audit', chain))
-    assert.deepEqual(await stateOf(target, 'deployment_status', 'web'), await stateOf(source, 'deployment_status', 'web'))
+    assert.deepEqual(
+      await stateOf(target, 'deployment_status', 'web'),
+      await stateOf(source, 'deployment_status', 'web'),
+    )
     assert.ok(await stateOf(target, 'audit', chain), 'the audit projection has the chain')
   })
 
   test('a whole tenant restored into an empty database rebuilds both projections to the same digest', async () => {
     const fresh = await createTestDatabase('ep_restore_full')
     try {
-      const lines = await collect(exportEvents(new PgEventStore(source.connect(ROLES.operator, 1)), { tenant: 'acme', includeActor: true }))
+      const lines = await collect(
+        exportEvents(new PgEventStore(source.connect(ROLES.operator, 1)), { tenant: 'acme', includeActor: true }),
+      )
       assert.equal(lines.length, 8)
       await importEvents(new PgEventStore(fresh.connect(ROLES.operator, 1)), lines)
       const original = new PgEventStore(source.connect(ROLES.operator, 1))
@@ -74,11 +100,15 @@ describe('backup and re-ingest', () => {
         const digests: string[] = []
         for (const db of [source, fresh]) {
           let digest = ''
-          await eventually(async () => {
-            const r = await rebuildProjection({ projection, sql: db.connect(PROJECTOR_ROLE, 3) })
-            digest = r.digest!.sha256
-            return r.events === 12
-          }, 30_000, `${projection.name} rebuild sees all 12 events`)
+          await eventually(
+            async () => {
+              const r = await rebuildProjection({ projection, sql: db.connect(PROJECTOR_ROLE, 3) })
+              digest = r.digest!.sha256
+              return r.events === 12
+            },
+            30_000,
+            `${projection.name} rebuild sees all 12 events`,
+          )
           digests.push(digest)
         }
         assert.equal(digests[1], digests[0], projection.name)

@@ -11,7 +11,13 @@ import { EventplaneError } from '../../packages/core/src/index.ts'
 import { SERVICE_USERS, permissionTable } from './permissions.ts'
 import type { UserPermissions } from './permissions.ts'
 
-export { SERVICE_USERS, defaultConsumerNames, permissionTable, servicePermissions, tenantPermissions } from './permissions.ts'
+export {
+  SERVICE_USERS,
+  defaultConsumerNames,
+  permissionTable,
+  servicePermissions,
+  tenantPermissions,
+} from './permissions.ts'
 export type { PermissionTableOptions, ServiceUser, UserPermissions } from './permissions.ts'
 
 /** 1 MiB, set explicitly so the event size limit (64 KiB default) stays well below it. */
@@ -68,7 +74,9 @@ export function generateNatsConfig(options: NatsConfigOptions): string {
   if (options.withAuth === false) return `${lines.join('\n')}\n`
   const missing = Object.keys(table).filter((user) => !options.passwords[user])
   if (missing.length > 0) {
-    throw new EventplaneError('cli.config', `no password given for NATS user(s) ${missing.join(', ')}`, { details: { users: missing } })
+    throw new EventplaneError('cli.config', `no password given for NATS user(s) ${missing.join(', ')}`, {
+      details: { users: missing },
+    })
   }
   lines.push('authorization {', '  users: [')
   for (const [user, perms] of Object.entries(table)) {
@@ -87,14 +95,19 @@ export function passwordEnvName(user: string): string {
 }
 
 /** Passwords from a JSON file (`{ "<user>": "<password>" }`) first, then the environment. */
-export function resolvePasswords(users: readonly string[], file: string | undefined, env: NodeJS.ProcessEnv): Record<string, string> {
+export function resolvePasswords(
+  users: readonly string[],
+  file: string | undefined,
+  env: NodeJS.ProcessEnv,
+): Record<string, string> {
   const fromFile = file === undefined ? {} : (JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>)
   const out: Record<string, string> = {}
   const envNames = new Map<string, string>()
   for (const user of users) {
     const envName = passwordEnvName(user)
     const clash = envNames.get(envName)
-    if (clash !== undefined) throw new EventplaneError('cli.config', `users ${clash} and ${user} share the env var ${envName}`)
+    if (clash !== undefined)
+      throw new EventplaneError('cli.config', `users ${clash} and ${user} share the env var ${envName}`)
     envNames.set(envName, user)
     const value = fromFile[user] ?? env[envName]
     if (typeof value === 'string' && value.length > 0) out[user] = value
@@ -131,17 +144,23 @@ export function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.e
     process.stdout.write(`${USAGE}\n`)
     return 0
   }
-  const input = values.input === undefined ? {} : (JSON.parse(readFileSync(values.input, 'utf8')) as { tenants?: string[]; consumers?: Record<string, string[]> })
-  const tenants = values.tenants === undefined ? (input.tenants ?? []) : values.tenants.split(',').filter((t) => t !== '')
+  const input =
+    values.input === undefined
+      ? {}
+      : (JSON.parse(readFileSync(values.input, 'utf8')) as { tenants?: string[]; consumers?: Record<string, string[]> })
+  const tenants =
+    values.tenants === undefined ? (input.tenants ?? []) : values.tenants.split(',').filter((t) => t !== '')
   const consumers: Record<string, string[]> = { ...input.consumers }
   for (const spec of values.consumers ?? []) {
     const [tenant, names] = spec.split('=')
-    if (!tenant || names === undefined) throw new EventplaneError('cli.bad_usage', `--consumers expects TENANT=NAME,NAME (got ${spec})`)
+    if (!tenant || names === undefined)
+      throw new EventplaneError('cli.bad_usage', `--consumers expects TENANT=NAME,NAME (got ${spec})`)
     consumers[tenant] = names.split(',').filter((n) => n !== '')
   }
   if (values['store-dir'] === undefined) throw new EventplaneError('cli.bad_usage', `--store-dir is required\n${USAGE}`)
   const port = Number(values.port)
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new EventplaneError('cli.bad_usage', `--port ${values.port} is not a port`)
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new EventplaneError('cli.bad_usage', `--port ${values.port} is not a port`)
   permissionTable({ tenants, consumers }) // names first, so a bad tenant is reported as such, not as a password problem
   const users = [...SERVICE_USERS, ...tenants]
   const config = generateNatsConfig({

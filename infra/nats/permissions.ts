@@ -118,20 +118,26 @@ export function permissionTable(options: PermissionTableOptions): Record<string,
   const owners = new Map<string, string>()
   for (const tenant of options.tenants) {
     validateName('tenant', tenant)
-    if (Object.hasOwn(table, tenant)) throw new InvalidName(`tenant ${JSON.stringify(tenant)} is listed twice or is a service user name`, { kind: 'tenant' })
+    if (Object.hasOwn(table, tenant))
+      throw new InvalidName(`tenant ${JSON.stringify(tenant)} is listed twice or is a service user name`, {
+        kind: 'tenant',
+      })
     const consumers = options.consumers?.[tenant] ?? defaultConsumerNames(tenant)
     for (const name of consumers) {
       validateName('consumer', name)
       const owner = owners.get(name)
       if (owner !== undefined) {
-        throw new InvalidName(`consumer ${JSON.stringify(name)} is listed for both ${owner} and ${tenant}`, { kind: 'consumer' })
+        throw new InvalidName(`consumer ${JSON.stringify(name)} is listed for both ${owner} and ${tenant}`, {
+          kind: 'consumer',
+        })
       }
       owners.set(name, tenant)
     }
     table[tenant] = tenantPermissions(tenant, consumers)
   }
   for (const tenant of Object.keys(options.consumers ?? {})) {
-    if (!options.tenants.includes(tenant)) throw new InvalidName(`consumers are listed for unknown tenant ${JSON.stringify(tenant)}`, { kind: 'tenant' })
+    if (!options.tenants.includes(tenant))
+      throw new InvalidName(`consumers are listed for unknown tenant ${JSON.stringify(tenant)}`, { kind: 'tenant' })
   }
   return table
 }

@@ -30,12 +30,19 @@ export async function benchGateway(o: GatewayBenchOptions): Promise<Comparison[]
   const direct = new PgEventStore(o.directSql)
   const factory = EventFactory.forTenant('benchgw', { causedBy: 'user:bench' })
   let round = 0
-  const stream = (side: string, c: number, i: number) => ({ tenant: 'benchgw', category: 'deployment', id: `${side}${round}-${i % (c * 4)}` })
+  const stream = (side: string, c: number, i: number) => ({
+    tenant: 'benchgw',
+    category: 'deployment',
+    id: `${side}${round}-${i % (c * 4)}`,
+  })
   try {
     const results: Comparison[] = []
     for (const c of o.concurrency) {
       results.push(
-        await compare(`gateway submitIntent vs direct append, concurrency ${c}`, Number.NaN, o.rounds,
+        await compare(
+          `gateway submitIntent vs direct append, concurrency ${c}`,
+          Number.NaN,
+          o.rounds,
           () => {
             round++
             return measure(o.requests, c, 1, (i) => {

@@ -32,7 +32,13 @@ async function atFixedRate(rate: number, seconds: number, fire: (i: number) => v
   }
 }
 
-async function runAtRate(p: Pipeline, rate: number, seconds: number, drainMs: number, admin: Sql): Promise<LatencyResult> {
+async function runAtRate(
+  p: Pipeline,
+  rate: number,
+  seconds: number,
+  drainMs: number,
+  admin: Sql,
+): Promise<LatencyResult> {
   const tracker = new Tracker()
   p.tracker = tracker
   const writes: Promise<void>[] = []
@@ -74,7 +80,10 @@ export async function benchLatency(o: LatencySetup): Promise<LatencyComparison> 
     const slice = o.seconds / o.segments
     const results = { bare: [] as LatencyResult[], ours: [] as LatencyResult[] }
     for (let s = 0; s < o.segments; s++) {
-      for (const [name, p] of [['bare', bare], ['ours', ours]] as const) {
+      for (const [name, p] of [
+        ['bare', bare],
+        ['ours', ours],
+      ] as const) {
         const r = await runAtRate(p, o.rate, slice, drainMs, o.admin)
         results[name].push(r)
         process.stderr.write(

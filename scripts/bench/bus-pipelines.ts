@@ -8,7 +8,15 @@ import type { Sql } from 'postgres'
 import { type Checkpoint, EventFactory, START, compareCheckpoints } from '@eventplane/core'
 import { PgEventStore } from '@eventplane/store-pg'
 import { type Subscription, Relay, ensureConsumer, subscribe } from '@eventplane/bus-nats'
-import { type ConsumerMessages, AckPolicy, DeliverPolicy, RetentionPolicy, StorageType, jetstream, jetstreamManager } from '@nats-io/jetstream'
+import {
+  type ConsumerMessages,
+  AckPolicy,
+  DeliverPolicy,
+  RetentionPolicy,
+  StorageType,
+  jetstream,
+  jetstreamManager,
+} from '@nats-io/jetstream'
 import { type NatsConnection, type Subscription as NatsSubscription, nanos } from '@nats-io/transport-node'
 import { BENCH_DATA, freshEventplaneStream } from './bus-relay.ts'
 import type { Tracker } from './bus-tracker.ts'
@@ -65,9 +73,11 @@ export async function eventplanePipeline(o: PipelineSetup): Promise<Pipeline> {
     // Catch up first (part 1 left the log full; the stream is fresh), so the measurement sees a relay at the head.
     const [head] = await o.admin<{ tx_id: string; global_position: string }[]>`
       select tx_id::text, global_position::text from eventplane.events order by tx_id desc, global_position desc limit 1`
-    const target: Checkpoint = head === undefined ? START : { txId: BigInt(head.tx_id), position: BigInt(head.global_position) }
+    const target: Checkpoint =
+      head === undefined ? START : { txId: BigInt(head.tx_id), position: BigInt(head.global_position) }
     while (relay.state !== 'active' || compareCheckpoints(relay.checkpoint ?? START, target) < 0) {
-      if (relay.state === 'stopped') throw new Error('the latency relay stopped', { cause: await relay.closed.catch((e: unknown) => e) })
+      if (relay.state === 'stopped')
+        throw new Error('the latency relay stopped', { cause: await relay.closed.catch((e: unknown) => e) })
       await sleep(5)
     }
     await ensureConsumer(jsm, { name: 'bench_latency', filter: { kind: 'intent', tenant: 'benchlat' } })
@@ -131,7 +141,12 @@ export async function barePipeline(o: PipelineSetup): Promise<Pipeline> {
     retention: RetentionPolicy.Limits,
     duplicate_window: nanos(2 * 60 * 1000),
   })
-  await jsm.consumers.add(RAW_STREAM, { durable_name: 'bench_raw', ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All, filter_subject: 'benchraw.>' })
+  await jsm.consumers.add(RAW_STREAM, {
+    durable_name: 'bench_raw',
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    filter_subject: 'benchraw.>',
+  })
   const pubJs = jetstream(o.relayNc)
   const encoder = new TextEncoder()
   const decoder = new TextDecoder()
@@ -161,7 +176,9 @@ export async function barePipeline(o: PipelineSetup): Promise<Pipeline> {
   const listening = await o.listenSql.listen(RAW_CHANNEL, (payload) => {
     const row = JSON.parse(payload) as { event_id: string; tenant_id: string; category: string; stream_id: string }
     pubJs
-      .publish(`benchraw.${row.tenant_id}.${row.category}.${row.stream_id}`, encoder.encode(payload), { msgID: row.event_id })
+      .publish(`benchraw.${row.tenant_id}.${row.category}.${row.stream_id}`, encoder.encode(payload), {
+        msgID: row.event_id,
+      })
       .catch(() => countError(pipeline))
   })
   unlisten = () => listening.unlisten()

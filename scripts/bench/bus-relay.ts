@@ -8,14 +8,24 @@ import type { Sql } from 'postgres'
 import { type Checkpoint, EventFactory, START } from '@eventplane/core'
 import { PgEventStore } from '@eventplane/store-pg'
 import { Relay, STREAM_NAME, encodeEvent, ensureStream, logSubject } from '@eventplane/bus-nats'
-import { type JetStreamClient, type JetStreamManager, JetStreamApiError, jetstream, jetstreamManager } from '@nats-io/jetstream'
+import {
+  type JetStreamClient,
+  type JetStreamManager,
+  JetStreamApiError,
+  jetstream,
+  jetstreamManager,
+} from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { type Comparison, type Measurement, compare, cpuMsSince } from './lib.ts'
 
 /** The relay's default window (RelayOptions.maxInFlight); the raw side uses the same. */
 export const WINDOW = 256
 const STREAM_NOT_FOUND = 10059
-export const BENCH_DATA = { image: 'registry.example/web:1.2.3', replicas: 3, labels: { team: 'platform', tier: 'web' } }
+export const BENCH_DATA = {
+  image: 'registry.example/web:1.2.3',
+  replicas: 3,
+  labels: { team: 'platform', tier: 'web' },
+}
 
 interface RawMessage {
   subject: string
@@ -29,7 +39,10 @@ export async function prefillLog(writer: PgEventStore, events: number): Promise<
   for (let done = 0, batch = 0; done < events; batch++) {
     const n = Math.min(1000, events - done)
     const stream = { tenant: 'bench', category: 'deployment', id: `p${batch}` }
-    await writer.append(stream, Array.from({ length: n }, () => factory.intent(stream, 'scaled', BENCH_DATA)))
+    await writer.append(
+      stream,
+      Array.from({ length: n }, () => factory.intent(stream, 'scaled', BENCH_DATA)),
+    )
     done += n
   }
 }
@@ -103,7 +116,11 @@ export async function benchRelayThroughput(o: RelayThroughputOptions): Promise<C
   let head: Checkpoint = START
   for await (const batch of reader.readAll({ from: START, batchSize: 1000 })) {
     for (const e of batch) {
-      messages.push({ subject: logSubject(e.kind, e.tenant_id, e.stream.category, e.stream.id), bytes: encodeEvent(e), id: e.event_id })
+      messages.push({
+        subject: logSubject(e.kind, e.tenant_id, e.stream.category, e.stream.id),
+        bytes: encodeEvent(e),
+        id: e.event_id,
+      })
       head = { txId: e.tx_id, position: e.global_position }
     }
   }
@@ -138,7 +155,10 @@ export async function benchRelayThroughput(o: RelayThroughputOptions): Promise<C
       for (;;) {
         const c = relay.checkpoint
         if (c !== undefined && c.txId === head.txId && c.position === head.position) break
-        if (relay.state === 'stopped') throw new Error('the relay stopped before reaching the head', { cause: await relay.closed.catch((e: unknown) => e) })
+        if (relay.state === 'stopped')
+          throw new Error('the relay stopped before reaching the head', {
+            cause: await relay.closed.catch((e: unknown) => e),
+          })
         await sleep(1)
       }
       seconds = (performance.now() - start) / 1000
@@ -147,7 +167,8 @@ export async function benchRelayThroughput(o: RelayThroughputOptions): Promise<C
       await relay.stop()
     }
     const { published, duplicates } = relay.stats
-    if (published !== o.events || duplicates > 0) throw new Error(`relay: ${published} published, ${duplicates} duplicates; expected ${o.events}, 0`)
+    if (published !== o.events || duplicates > 0)
+      throw new Error(`relay: ${published} published, ${duplicates} duplicates; expected ${o.events}, 0`)
     await checkStored('relay')
     return { ops: 1, events: messages.length, seconds, latenciesMs: [], cpuMs }
   }

@@ -72,13 +72,25 @@ export class Tracker {
     let skipped = 0
     for (const id of this.#appended) if (!this.#received.has(id)) skipped++
     const { latenciesMs, appendMs, busMs, duplicates, errors, unexpected } = this
-    return { latenciesMs, appendMs, busMs, sent: this.#sentAt.size, received: this.#received.size, skipped, duplicates, errors, unexpected, holdback }
+    return {
+      latenciesMs,
+      appendMs,
+      busMs,
+      sent: this.#sentAt.size,
+      received: this.#received.size,
+      skipped,
+      duplicates,
+      errors,
+      unexpected,
+      holdback,
+    }
   }
 }
 
 /** Sums the counts of several runs and pools their samples. */
 export function mergeResults(results: LatencyResult[]): LatencyResult {
-  const sum = (k: Exclude<keyof LatencyResult, 'latenciesMs' | 'appendMs' | 'busMs' | 'holdback'>): number => results.reduce((n, r) => n + r[k], 0)
+  const sum = (k: Exclude<keyof LatencyResult, 'latenciesMs' | 'appendMs' | 'busMs' | 'holdback'>): number =>
+    results.reduce((n, r) => n + r[k], 0)
   return {
     latenciesMs: results.flatMap((r) => r.latenciesMs),
     appendMs: results.flatMap((r) => r.appendMs),

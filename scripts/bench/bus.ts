@@ -98,7 +98,9 @@ function latencyRow(name: string, r: LatencyResult, target: boolean): Record<str
 
 function natsJsVersion(): string {
   try {
-    const pkg = JSON.parse(readFileSync(new URL('../../node_modules/@nats-io/jetstream/package.json', import.meta.url), 'utf8')) as { version: string }
+    const pkg = JSON.parse(
+      readFileSync(new URL('../../node_modules/@nats-io/jetstream/package.json', import.meta.url), 'utf8'),
+    ) as { version: string }
     return pkg.version
   } catch {
     return '?'
@@ -106,7 +108,9 @@ function natsJsVersion(): string {
 }
 
 async function main(): Promise<void> {
-  const load = loadavg().map((n) => n.toFixed(2)).join(' ')
+  const load = loadavg()
+    .map((n) => n.toFixed(2))
+    .join(' ')
   const db = await createTestDatabase('ep_bench_bus')
   const nats = await startNatsServer({ withAuth: false }).catch(async (e: unknown) => {
     await db.drop()
@@ -169,10 +173,15 @@ async function main(): Promise<void> {
     if (throughput.length > 0) {
       console.log(`\nthroughput (relay: ${EVENTS} events per round; gateway: ${REQUESTS} requests per round)`)
       printTable(throughput)
-      if (relay) console.log(`\nrelay rounds checked: each raw and relay round left exactly ${EVENTS} messages in a fresh EVENTPLANE stream, with 0 duplicate acks.`)
+      if (relay)
+        console.log(
+          `\nrelay rounds checked: each raw and relay round left exactly ${EVENTS} messages in a fresh EVENTPLANE stream, with 0 duplicate acks.`,
+        )
     }
     if (latency) {
-      console.log(`\nappend → subscriber latency at ${RATE} events/s, ${LATENCY_SECONDS} s per pipeline (alternating slices, after 1 s warm-up)`)
+      console.log(
+        `\nappend → subscriber latency at ${RATE} events/s, ${LATENCY_SECONDS} s per pipeline (alternating slices, after 1 s warm-up)`,
+      )
       printTable([
         latencyRow('ours: append → NOTIFY → Relay → JetStream → subscribe()', latency.ours, true),
         latencyRow('bare: INSERT → trigger NOTIFY → LISTEN + js.publish → pull consumer', latency.bare, false),

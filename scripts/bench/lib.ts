@@ -24,7 +24,12 @@ export function percentile(values: number[], p: number): number {
 export const median = (values: number[]): number => percentile(values, 50)
 
 /** Runs `ops` operations on `concurrency` loops and records each one's latency. */
-export async function measure(ops: number, concurrency: number, eventsPerOp: number, op: (i: number) => Promise<unknown>): Promise<Measurement> {
+export async function measure(
+  ops: number,
+  concurrency: number,
+  eventsPerOp: number,
+  op: (i: number) => Promise<unknown>,
+): Promise<Measurement> {
   const latenciesMs: number[] = []
   let next = 0
   const cpu = process.cpuUsage()
@@ -50,12 +55,21 @@ export interface Comparison {
 }
 
 /** Alternates baseline and ours for `rounds` rounds, so drift and noise hit both. */
-export async function compare(name: string, target: number, rounds: number, raw: () => Promise<Measurement>, ours: () => Promise<Measurement>): Promise<Comparison> {
+export async function compare(
+  name: string,
+  target: number,
+  rounds: number,
+  raw: () => Promise<Measurement>,
+  ours: () => Promise<Measurement>,
+): Promise<Comparison> {
   const result: Comparison = { name, target, raw: [], ours: [] }
   for (let r = 0; r < rounds; r++) {
     result.raw.push(await raw())
     result.ours.push(await ours())
-    const last = result.ours.at(-1)!.events / result.ours.at(-1)!.seconds / (result.raw.at(-1)!.events / result.raw.at(-1)!.seconds)
+    const last =
+      result.ours.at(-1)!.events /
+      result.ours.at(-1)!.seconds /
+      (result.raw.at(-1)!.events / result.raw.at(-1)!.seconds)
     process.stderr.write(`  ${name}: round ${r + 1}/${rounds} ratio ${last.toFixed(2)}\n`)
   }
   return result

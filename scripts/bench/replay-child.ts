@@ -11,7 +11,9 @@ const idleRssMb = process.memoryUsage().rss / 1024 / 1024
 const sql = connectPg(process.env.EVENTPLANE_BENCH_URL!, { max: 4 })
 try {
   const r = await rebuildProjection({ projection: perStream, sql, digest: false })
-  console.log(JSON.stringify({ events: r.events, rate: r.rate, maxRssMb: process.resourceUsage().maxRSS / 1024, idleRssMb }))
+  console.log(
+    JSON.stringify({ events: r.events, rate: r.rate, maxRssMb: process.resourceUsage().maxRSS / 1024, idleRssMb }),
+  )
 } finally {
   await sql.end()
 }

@@ -77,7 +77,9 @@ async function main(): Promise<number> {
       rawRates.push(rawRate)
       rebuildRates.push(rate)
       ratios.push(rate / rawRate)
-      process.stderr.write(`  round ${round}/${ROUNDS}: raw ${fmt(rawRate)} ev/s, rebuild ${fmt(rate)} ev/s, ratio ${(rate / rawRate).toFixed(2)}\n`)
+      process.stderr.write(
+        `  round ${round}/${ROUNDS}: raw ${fmt(rawRate)} ev/s, rebuild ${fmt(rate)} ev/s, ratio ${(rate / rawRate).toFixed(2)}\n`,
+      )
     }
     const digestStart = performance.now()
     const digest = await projectionDigest(sql, perStream)
@@ -86,19 +88,29 @@ async function main(): Promise<number> {
     const ratio = median(ratios)
     // The peak RSS of a rebuild on its own, in a fresh process: the raw reads
     // above inflate this process's high-water mark and are not the rebuild's.
-    const child = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./replay-child.ts', import.meta.url))], {
-      env: { ...process.env, EVENTPLANE_BENCH_URL: db.roleUrl(PROJECTOR_ROLE as never) },
-      encoding: 'utf8',
-    })
+    const child = spawnSync(
+      process.execPath,
+      ['--import', 'tsx', fileURLToPath(new URL('./replay-child.ts', import.meta.url))],
+      {
+        env: { ...process.env, EVENTPLANE_BENCH_URL: db.roleUrl(PROJECTOR_ROLE as never) },
+        encoding: 'utf8',
+      },
+    )
     if (child.status !== 0) throw new Error(`rebuild child failed: ${child.stderr}`)
     const isolated = JSON.parse(child.stdout) as { events: number; rate: number; maxRssMb: number; idleRssMb: number }
     const rss = isolated.maxRssMb
     console.log(`replay benchmark: ${fmt(EVENTS)} events, ${fmt(STREAMS)} streams, ${ROUNDS} rounds`)
     console.log(`  raw ordered read     median ${fmt(median(rawRates))} events/s`)
     console.log(`  reducer rebuild      median ${fmt(median(rebuildRates))} events/s`)
-    console.log(`  ratio rebuild/raw    median ${ratio.toFixed(2)} (target >= ${TARGET_RATIO})  ${ratio >= TARGET_RATIO ? 'ok' : 'MISSED'}`)
-    console.log(`  peak RSS (rebuild)   ${rss.toFixed(0)} MB in its own process (target < ${TARGET_RSS_MB})  ${rss < TARGET_RSS_MB ? 'ok' : 'MISSED'}; that process idles at ${isolated.idleRssMb.toFixed(0)} MB, this one peaked at ${peakRssMb().toFixed(0)} MB`)
-    console.log(`  output digest        ${digest.sha256.slice(0, 16)}… over ${fmt(digest.rows)} rows in ${digestSeconds.toFixed(1)} s`)
+    console.log(
+      `  ratio rebuild/raw    median ${ratio.toFixed(2)} (target >= ${TARGET_RATIO})  ${ratio >= TARGET_RATIO ? 'ok' : 'MISSED'}`,
+    )
+    console.log(
+      `  peak RSS (rebuild)   ${rss.toFixed(0)} MB in its own process (target < ${TARGET_RSS_MB})  ${rss < TARGET_RSS_MB ? 'ok' : 'MISSED'}; that process idles at ${isolated.idleRssMb.toFixed(0)} MB, this one peaked at ${peakRssMb().toFixed(0)} MB`,
+    )
+    console.log(
+      `  output digest        ${digest.sha256.slice(0, 16)}… over ${fmt(digest.rows)} rows in ${digestSeconds.toFixed(1)} s`,
+    )
     return ratio >= TARGET_RATIO && rss < TARGET_RSS_MB ? 0 : 1
   } finally {
     await db.drop()

@@ -46,7 +46,10 @@ try {
   const results = []
   for (const writers of [1, 8]) {
     results.push(
-      await compare(`append 1 event, ${writers} writer(s)`, 0.8, ROUNDS,
+      await compare(
+        `append 1 event, ${writers} writer(s)`,
+        0.8,
+        ROUNDS,
         () => measure(SINGLE_OPS, writers, 1, () => rawSingle(admin)),
         () => {
           round++
@@ -54,19 +57,27 @@ try {
             const s = { tenant: 'bench', category: 'deployment', id: `s${round}-${i % (writers * 4)}` }
             return store.append(s, [factory.intent(s, 'created', data)])
           })
-        }),
+        },
+      ),
     )
   }
   results.push(
-    await compare('append 100 events', 0.7, ROUNDS,
+    await compare(
+      'append 100 events',
+      0.7,
+      ROUNDS,
       () => measure(BATCH_OPS, 1, 100, () => rawInsert(admin, 100)),
       () => {
         round++
         return measure(BATCH_OPS, 1, 100, (i) => {
           const s = { tenant: 'bench', category: 'deployment', id: `b${round}-${i}` }
-          return store.append(s, Array.from({ length: 100 }, () => factory.intent(s, 'created', data)))
+          return store.append(
+            s,
+            Array.from({ length: 100 }, () => factory.intent(s, 'created', data)),
+          )
         })
-      }),
+      },
+    ),
   )
 
   // The same batch as a raw INSERT into the log table itself (its indexes, checks and
@@ -81,7 +92,10 @@ try {
         from unnest(${ids}::uuid[]) with ordinality as u(id, v)`
   }
   results.push(
-    await compare('append 100 events vs raw INSERT into the log table', 0.7, ROUNDS,
+    await compare(
+      'append 100 events vs raw INSERT into the log table',
+      0.7,
+      ROUNDS,
       () => {
         round++
         return measure(BATCH_OPS, 1, 100, (i) => rawLogInsert(100, `raw${round}-${i}`))
@@ -90,27 +104,40 @@ try {
         round++
         return measure(BATCH_OPS, 1, 100, (i) => {
           const s = { tenant: 'bench', category: 'deployment', id: `c${round}-${i}` }
-          return store.append(s, Array.from({ length: 100 }, () => factory.intent(s, 'created', data)))
+          return store.append(
+            s,
+            Array.from({ length: 100 }, () => factory.intent(s, 'created', data)),
+          )
         })
-      }),
+      },
+    ),
   )
 
   const [{ n }] = (await db.admin`select count(*)::int as n from eventplane.events`) as unknown as [{ n: number }]
   for (let i = n; i < READ_EVENTS; i += 1000) {
     const s = { tenant: 'bench', category: 'deployment', id: `r${i}` }
-    await store.append(s, Array.from({ length: Math.min(1000, READ_EVENTS - i) }, () => factory.intent(s, 'created', data)))
+    await store.append(
+      s,
+      Array.from({ length: Math.min(1000, READ_EVENTS - i) }, () => factory.intent(s, 'created', data)),
+    )
   }
   await db.admin`vacuum analyze eventplane.events`
   const relay = new PgEventStore(db.connect(ROLES.relay, 2))
   const readRounds = Math.max(3, Math.ceil(ROUNDS / 2))
   results.push(
-    await compare(`readAll ${READ_EVENTS} events`, 0.6, readRounds,
+    await compare(
+      `readAll ${READ_EVENTS} events`,
+      0.6,
+      readRounds,
       async () => {
         const t = performance.now()
         let count = 0
-        await admin`select * from eventplane.events order by tx_id, global_position limit ${READ_EVENTS}`.cursor(1000, (rows) => {
-          count += rows.length
-        })
+        await admin`select * from eventplane.events order by tx_id, global_position limit ${READ_EVENTS}`.cursor(
+          1000,
+          (rows) => {
+            count += rows.length
+          },
+        )
         return { ops: 1, events: count, seconds: (performance.now() - t) / 1000, latenciesMs: [performance.now() - t] }
       },
       async () => {
@@ -121,9 +148,12 @@ try {
           if (count >= READ_EVENTS) break
         }
         return { ops: 1, events: count, seconds: (performance.now() - t) / 1000, latenciesMs: [performance.now() - t] }
-      }),
+      },
+    ),
   )
-  console.log(`\nbench:store on ${new Date().toISOString().slice(0, 10)}, PostgreSQL ${(await db.admin`show server_version`)[0]!.server_version}, ${ROUNDS} rounds (median of per-round ratios)`)
+  console.log(
+    `\nbench:store on ${new Date().toISOString().slice(0, 10)}, PostgreSQL ${(await db.admin`show server_version`)[0]!.server_version}, ${ROUNDS} rounds (median of per-round ratios)`,
+  )
   printTable(results.map(summarize))
 } finally {
   await db.drop()

@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { type Checkpoint, type EventEnvelope, EventFactory, compareCheckpoints, isEventplaneError } from '@eventplane/core'
+import {
+  type Checkpoint,
+  type EventEnvelope,
+  EventFactory,
+  compareCheckpoints,
+  isEventplaneError,
+} from '@eventplane/core'
 import { type SubmitResult, ensureConsumer, startGateway, submitIntent, subscribe } from '@eventplane/bus-nats'
 import { PgEventStore, ROLES } from '@eventplane/store-pg'
 import { jetstream, jetstreamManager } from '@nats-io/jetstream'
@@ -25,11 +31,16 @@ describe('faults: an audit run of concurrent writers with optimistic concurrency
     await sys?.cleanup()
   })
 
-  test(`${WRITERS} writers racing on expected versions for ${RUN_MS / 1000} s leave every acknowledged append stored once, versions 1..n, and a consumer that saw the whole log in order`, { timeout: 90_000 }, async (t) => {
+  test(`${WRITERS} writers racing on expected versions for ${RUN_MS / 1000} s leave every acknowledged append stored once, versions 1..n, and a consumer that saw the whole log in order`, {
+    timeout: 90_000,
+  }, async (t) => {
     const { env } = sys
     const relay = await sys.startRelay({ name: 'main' })
     await eventually(() => relay.state === 'active', 'the relay to be active')
-    const gateway = await startGateway({ nc: await env.natsAs('gateway'), store: new PgEventStore(env.db.connect(ROLES.intentWriter, 8)) })
+    const gateway = await startGateway({
+      nc: await env.natsAs('gateway'),
+      store: new PgEventStore(env.db.connect(ROLES.intentWriter, 8)),
+    })
     sys.defer(() => gateway.stop())
 
     // A consumer of the whole log, recording what it was handed in delivery order.
@@ -74,9 +85,16 @@ describe('faults: an audit run of concurrent writers with optimistic concurrency
     assert.equal(rows.length, ledger.acked.size, 'PostgreSQL holds the acknowledged appends and nothing else')
     const streams = assertVersionsContiguous(rows)
     await eventually(() => received.length >= rows.length, `the consumer to receive all ${rows.length} events`, 30_000)
-    assert.deepEqual(received.map((r) => r.id), rows.map((r) => r.event_id), 'the consumer received every event once, in the log order')
+    assert.deepEqual(
+      received.map((r) => r.id),
+      rows.map((r) => r.event_id),
+      'the consumer received every event once, in the log order',
+    )
     for (let i = 1; i < received.length; i++) {
-      assert.ok(compareCheckpoints(received[i - 1]!.at, received[i]!.at) < 0, `delivery ${i} follows delivery ${i - 1} in (tx_id, global_position)`)
+      assert.ok(
+        compareCheckpoints(received[i - 1]!.at, received[i]!.at) < 0,
+        `delivery ${i} follows delivery ${i - 1} in (tx_id, global_position)`,
+      )
     }
     t.diagnostic(
       `acknowledged ${ledger.acked.size}, rejected by concurrency ${rejected}, in PostgreSQL ${rows.length} over ${streams} streams, ` +
@@ -86,7 +104,12 @@ describe('faults: an audit run of concurrent writers with optimistic concurrency
 })
 
 /** Submits with an expected version; a lost reply is retried with the same event id and the same expectation. */
-async function submitRetrying(nc: NatsConnection, event: EventEnvelope, expectedVersion: number | 'no_stream', ledger: Ledger): Promise<SubmitResult> {
+async function submitRetrying(
+  nc: NatsConnection,
+  event: EventEnvelope,
+  expectedVersion: number | 'no_stream',
+  ledger: Ledger,
+): Promise<SubmitResult> {
   for (let attempt = 1; ; attempt++) {
     try {
       const result = await submitIntent(nc, event, { expectedVersion, timeoutMs: 5000 })

@@ -5,7 +5,15 @@ import { EventFactory } from '@eventplane/core'
 import { ensureConsumer, subscribe } from '@eventplane/bus-nats'
 import { jetstream, jetstreamManager } from '@nats-io/jetstream'
 import { appendIntents, eventually, streamCount, within } from '../../packages/bus-nats/test/fixtures.ts'
-import { assertProjectionOnce, assertStreamCarriesLog, assertVersionsContiguous, checkpointedCount, endOf, logRows, reachesEnd } from './support/checks.ts'
+import {
+  assertProjectionOnce,
+  assertStreamCarriesLog,
+  assertVersionsContiguous,
+  checkpointedCount,
+  endOf,
+  logRows,
+  reachesEnd,
+} from './support/checks.ts'
 import { freezeMidBatch } from './support/children.ts'
 import { type FaultSystem, TENANTS, startFaultSystem } from './support/system.ts'
 
@@ -22,13 +30,17 @@ describe('faults: the nats-server goes down under load', () => {
     await Promise.allSettled(systems.map((s) => s.cleanup()))
   })
 
-  test(`a nats-server killed and restarted during ${N} appends leaves a live projection with all ${N}, each applied once`, { timeout: 60_000 }, async (t) => {
+  test(`a nats-server killed and restarted during ${N} appends leaves a live projection with all ${N}, each applied once`, {
+    timeout: 60_000,
+  }, async (t) => {
     const sys = await start('ep_fault_natsdown')
     const relay = await sys.startRelay({ name: 'main' })
     await eventually(() => relay.state === 'active', 'the relay to be active')
     let liveAfterLoad = 0
     let loadDone = false
-    const runner = await sys.projection('proj_fault_natsdown', { onProgress: (p) => p.phase === 'live' && loadDone && liveAfterLoad++ })
+    const runner = await sys.projection('proj_fault_natsdown', {
+      onProgress: (p) => p.phase === 'live' && loadDone && liveAfterLoad++,
+    })
     await runner.start()
 
     // One event per append, paced so the load spans the outage; the last ones once the projection is live again.
@@ -36,7 +48,9 @@ describe('faults: the nats-server goes down under load', () => {
     const append = async (): Promise<void> => {
       const tenant = TENANTS[appended % 2]!
       const stream = { tenant, category: 'deployment', id: `d-${appended % 7}` }
-      await sys.env.intents.append(stream, [EventFactory.forTenant(tenant, { causedBy: 'user:load' }).intent(stream, 'scaled', { n: appended })])
+      await sys.env.intents.append(stream, [
+        EventFactory.forTenant(tenant, { causedBy: 'user:load' }).intent(stream, 'scaled', { n: appended }),
+      ])
       appended++
     }
     const load = (async () => {
@@ -65,13 +79,22 @@ describe('faults: the nats-server goes down under load', () => {
     assert.ok(liveAfterLoad > 0, 'the projection applies events from JetStream again after the outage')
     await runner.stop()
     await assertProjectionOnce(sys.projector, rows)
-    t.diagnostic(`nats-server killed after ${atKill} appends, restarted after ${atRestart}; relay stats ${JSON.stringify(relay.stats)}`)
+    t.diagnostic(
+      `nats-server killed after ${atKill} appends, restarted after ${atRestart}; relay stats ${JSON.stringify(relay.stats)}`,
+    )
   })
 
-  test('after an outage of NATS and the relay longer than the duplicate window, republished events land twice in JetStream and consumers count each once', { timeout: 60_000 }, async (t) => {
+  test('after an outage of NATS and the relay longer than the duplicate window, republished events land twice in JetStream and consumers count each once', {
+    timeout: 60_000,
+  }, async (t) => {
     const sys = await start('ep_fault_dupwindow')
     const { env } = sys
-    const relayEnv = { EVENTPLANE_RELAY_NAME: 'main', EVENTPLANE_RELAY_DUPLICATE_WINDOW_MS: '1000', EVENTPLANE_RELAY_BATCH_SIZE: '500', EVENTPLANE_RELAY_MAX_IN_FLIGHT: '1' }
+    const relayEnv = {
+      EVENTPLANE_RELAY_NAME: 'main',
+      EVENTPLANE_RELAY_DUPLICATE_WINDOW_MS: '1000',
+      EVENTPLANE_RELAY_BATCH_SIZE: '500',
+      EVENTPLANE_RELAY_MAX_IN_FLIGHT: '1',
+    }
     const relay = sys.spawn('relay', relayEnv)
     await relay.waitForLog('relay active')
     const runner = await sys.projection('proj_fault_dupwindow')
@@ -112,6 +135,8 @@ describe('faults: the nats-server goes down under load', () => {
     await reachesEnd(runner, endOf(rows))
     await runner.stop()
     await assertProjectionOnce(sys.projector, rows)
-    t.diagnostic(`${rows.length} events; relay killed with ${pastCheckpoint} published past its checkpoint; ${copies} copies in the stream; ${twice} events delivered twice to the plain consumer, counted once by the projection`)
+    t.diagnostic(
+      `${rows.length} events; relay killed with ${pastCheckpoint} published past its checkpoint; ${copies} copies in the stream; ${twice} events delivered twice to the plain consumer, counted once by the projection`,
+    )
   })
 })

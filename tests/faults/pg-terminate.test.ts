@@ -4,7 +4,15 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { GATEWAY_APPLICATION_NAME } from '@eventplane/bus-nats'
 import { ROLES } from '@eventplane/store-pg'
 import { within } from '../../packages/bus-nats/test/fixtures.ts'
-import { assertAckedOnce, assertProjectionOnce, assertStreamCarriesLog, assertVersionsContiguous, endOf, logRows, reachesEnd } from './support/checks.ts'
+import {
+  assertAckedOnce,
+  assertProjectionOnce,
+  assertStreamCarriesLog,
+  assertVersionsContiguous,
+  endOf,
+  logRows,
+  reachesEnd,
+} from './support/checks.ts'
 import { startIntentLoad } from './support/clients.ts'
 import { type FaultSystem, startFaultSystem } from './support/system.ts'
 
@@ -17,7 +25,9 @@ describe('faults: PostgreSQL connections terminated under load', () => {
     await sys?.cleanup()
   })
 
-  test('when the gateway and relay sessions are terminated under load, clients get store.unavailable, retry with the same ids, and nothing is lost or doubled', { timeout: 60_000 }, async (t) => {
+  test('when the gateway and relay sessions are terminated under load, clients get store.unavailable, retry with the same ids, and nothing is lost or doubled', {
+    timeout: 60_000,
+  }, async (t) => {
     const { env } = sys
     const relay = sys.spawn('relay', { EVENTPLANE_RELAY_NAME: 'main' })
     const gateway = sys.spawn('gateway')
@@ -25,7 +35,12 @@ describe('faults: PostgreSQL connections terminated under load', () => {
     const runner = await sys.projection('proj_fault_pgterm')
     await runner.start()
 
-    const clients = await Promise.all(['acme', 'acme', 'acme', 'acme', 'globex', 'globex', 'globex', 'globex'].map(async (tenant) => ({ tenant, nc: await sys.client(tenant) })))
+    const clients = await Promise.all(
+      ['acme', 'acme', 'acme', 'acme', 'globex', 'globex', 'globex', 'globex'].map(async (tenant) => ({
+        tenant,
+        nc: await sys.client(tenant),
+      })),
+    )
     const load = startIntentLoad({ clients, eventsPerClient: 120, streams: 3, timeoutMs: 2000, deadlineMs: 40_000 })
     sys.defer(async () => load.stop())
     let finished = false
@@ -52,8 +67,12 @@ describe('faults: PostgreSQL connections terminated under load', () => {
 
     const { ledger } = load
     assert.ok(terminated > 0, 'sessions were terminated')
-    for (const child of [relay, gateway]) assert.equal(child.process.exitCode, null, `the ${child.kind} process survived`)
-    assert.ok(ledger.count('store.unavailable') >= 1, `the gateway answered store.unavailable (errors: ${ledger.summary()})`)
+    for (const child of [relay, gateway])
+      assert.equal(child.process.exitCode, null, `the ${child.kind} process survived`)
+    assert.ok(
+      ledger.count('store.unavailable') >= 1,
+      `the gateway answered store.unavailable (errors: ${ledger.summary()})`,
+    )
     assert.equal(ledger.count('unexpected'), 0, 'every failure was a typed error')
     const rows = await logRows(sys.admin)
     assert.equal(rows.length, load.total, 'PostgreSQL holds every submitted event and nothing else')
@@ -63,6 +82,8 @@ describe('faults: PostgreSQL connections terminated under load', () => {
     await reachesEnd(runner, endOf(rows))
     await runner.stop()
     await assertProjectionOnce(sys.projector, rows)
-    t.diagnostic(`acked ${ledger.acked.size} (${ledger.retried} after a retry); ${terminated} sessions terminated in ${rounds} rounds; failed attempts: ${ledger.summary()}`)
+    t.diagnostic(
+      `acked ${ledger.acked.size} (${ledger.retried} after a retry); ${terminated} sessions terminated in ${rounds} rounds; failed attempts: ${ledger.summary()}`,
+    )
   })
 })

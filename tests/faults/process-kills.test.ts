@@ -21,7 +21,11 @@ import { type FaultSystem, startFaultSystem } from './support/system.ts'
 
 const BACKLOG = 2000
 /** Long batches, one publish in flight at a time: the relay spends its time in the middle of a batch. */
-const SLOW_RELAY = { EVENTPLANE_RELAY_NAME: 'main', EVENTPLANE_RELAY_BATCH_SIZE: '500', EVENTPLANE_RELAY_MAX_IN_FLIGHT: '1' }
+const SLOW_RELAY = {
+  EVENTPLANE_RELAY_NAME: 'main',
+  EVENTPLANE_RELAY_BATCH_SIZE: '500',
+  EVENTPLANE_RELAY_MAX_IN_FLIGHT: '1',
+}
 
 describe('faults: relay and gateway processes killed with SIGKILL', () => {
   let sys: FaultSystem
@@ -32,7 +36,9 @@ describe('faults: relay and gateway processes killed with SIGKILL', () => {
     await sys?.cleanup()
   })
 
-  test('after SIGKILL of the relay between commit and publish and of the gateway mid-request, and a restart of both, every acknowledged append is in PostgreSQL once, in JetStream once, and projected once', { timeout: 90_000 }, async (t) => {
+  test('after SIGKILL of the relay between commit and publish and of the gateway mid-request, and a restart of both, every acknowledged append is in PostgreSQL once, in JetStream once, and projected once', {
+    timeout: 90_000,
+  }, async (t) => {
     const { env } = sys
     const jsm = await jetstreamManager(await env.natsAs('operator'))
     const relay = sys.spawn('relay', SLOW_RELAY)
@@ -41,7 +47,12 @@ describe('faults: relay and gateway processes killed with SIGKILL', () => {
     const runner = await sys.projection('proj_fault_kill')
     await runner.start()
 
-    const clients = await Promise.all(['acme', 'acme', 'acme', 'globex', 'globex', 'globex'].map(async (tenant) => ({ tenant, nc: await sys.client(tenant) })))
+    const clients = await Promise.all(
+      ['acme', 'acme', 'acme', 'globex', 'globex', 'globex'].map(async (tenant) => ({
+        tenant,
+        nc: await sys.client(tenant),
+      })),
+    )
     const load = startIntentLoad({ clients, eventsPerClient: 60, streams: 3, timeoutMs: 1000, deadlineMs: 45_000 })
     sys.defer(async () => load.stop())
     // A backlog committed straight to PostgreSQL, so the relay is mid-drain when it dies.
@@ -63,7 +74,10 @@ describe('faults: relay and gateway processes killed with SIGKILL', () => {
       await within(released, 10_000, 'the test to release the stream lock')
     })
     const holder = await lockHolder
-    const heldAck = submitUntilAcked(await sys.client('acme'), heldEvent, load.ledger, { deadline: Date.now() + 45_000, timeoutMs: 1000 })
+    const heldAck = submitUntilAcked(await sys.client('acme'), heldEvent, load.ledger, {
+      deadline: Date.now() + 45_000,
+      timeoutMs: 1000,
+    })
     await eventually(async () => {
       const waiting = await sys.admin`select 1 from pg_stat_activity
         where datname = ${env.db.name} and application_name = ${GATEWAY_APPLICATION_NAME} and ${holder}::int = any(pg_blocking_pids(pid))`
@@ -77,14 +91,21 @@ describe('faults: relay and gateway processes killed with SIGKILL', () => {
     // Kill the relay mid-batch: some of the batch published, its checkpoint not stored yet. It is
     // frozen first, so what the test sees (published past the checkpoint) cannot change before the kill.
     await within(backlog, 30_000, 'the backlog to be committed')
-    const committed = async (): Promise<number> => (await sys.admin<{ n: number }[]>`select count(*)::int as n from eventplane.events`)[0]!.n
+    const committed = async (): Promise<number> =>
+      (await sys.admin<{ n: number }[]>`select count(*)::int as n from eventplane.events`)[0]!.n
     await freezeMidBatch(relay, async () => (await streamCount(jsm)) - (await checkpointedCount(sys.admin, 'main')))
     await relay.kill('SIGKILL')
     const publishedAtKill = await streamCount(jsm)
     const committedAtKill = await committed()
     const pastCheckpoint = publishedAtKill - (await checkpointedCount(sys.admin, 'main'))
-    assert.ok(publishedAtKill < committedAtKill, `the relay died with committed events unpublished (${publishedAtKill} of ${committedAtKill} published)`)
-    assert.ok(pastCheckpoint > 0, 'the relay died in the middle of a batch: published events past its stored checkpoint')
+    assert.ok(
+      publishedAtKill < committedAtKill,
+      `the relay died with committed events unpublished (${publishedAtKill} of ${committedAtKill} published)`,
+    )
+    assert.ok(
+      pastCheckpoint > 0,
+      'the relay died in the middle of a batch: published events past its stored checkpoint',
+    )
 
     await sleep(500) // both down: clients keep retrying the same event ids
     const restartedRelay = sys.spawn('relay', SLOW_RELAY)
@@ -93,12 +114,21 @@ describe('faults: relay and gateway processes killed with SIGKILL', () => {
     await within(Promise.all([load.done, backlog, heldAck]), 45_000, 'the clients and the backlog to finish')
 
     const { ledger } = load
-    assert.ok(ledger.timedOut.has(heldEvent.event_id), 'the request in flight when the gateway died timed out, and was retried')
-    assert.ok(ledger.count('bus.unavailable') >= 1, `clients found no gateway while it was down (errors: ${ledger.summary()})`)
+    assert.ok(
+      ledger.timedOut.has(heldEvent.event_id),
+      'the request in flight when the gateway died timed out, and was retried',
+    )
+    assert.ok(
+      ledger.count('bus.unavailable') >= 1,
+      `clients found no gateway while it was down (errors: ${ledger.summary()})`,
+    )
     const rows = await logRows(sys.admin)
     const unanswered = rows.filter((r) => ledger.timedOut.has(r.event_id) && r.recorded_at < gatewayKilledAt).length
     const heldRow = rows.find((r) => r.event_id === heldEvent.event_id)
-    assert.ok(heldRow !== undefined && heldRow.recorded_at < gatewayKilledAt, 'the append of the killed gateway committed unanswered; the retry was answered from it')
+    assert.ok(
+      heldRow !== undefined && heldRow.recorded_at < gatewayKilledAt,
+      'the append of the killed gateway committed unanswered; the retry was answered from it',
+    )
     assert.equal(rows.length, load.total + BACKLOG + 1, 'PostgreSQL holds every submitted event and nothing else')
     assertAckedOnce(rows, ledger)
     assertVersionsContiguous(rows)

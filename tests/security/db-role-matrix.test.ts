@@ -4,7 +4,16 @@ import { EventFactory } from '@eventplane/core'
 import { PgEventStore, ROLES } from '@eventplane/store-pg'
 import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
 
-type Action = 'select_own' | 'select_other' | 'insert_own_intent' | 'insert_own_fact' | 'insert_other_intent' | 'insert_other_fact' | 'update' | 'delete' | 'truncate'
+type Action =
+  | 'select_own'
+  | 'select_other'
+  | 'insert_own_intent'
+  | 'insert_own_fact'
+  | 'insert_other_intent'
+  | 'insert_other_fact'
+  | 'update'
+  | 'delete'
+  | 'truncate'
 
 /** The expected allow table: every (role, action) not listed is denied. */
 const ALLOWED: Record<string, Action[]> = {
@@ -65,14 +74,23 @@ describe('database role × action matrix (tenant set to acme, RLS forced)', () =
   }
 
   test('every role is allowed exactly what the table says, nothing more', async () => {
-    const roles = (await db.admin<{ rolname: string }[]>`select rolname from pg_roles where rolname like 'eventplane_%'`).map((r) => r.rolname)
-    assert.deepEqual(roles.filter((r) => !(r in ALLOWED)), [], 'every eventplane role is in the table')
+    const roles = (
+      await db.admin<{ rolname: string }[]>`select rolname from pg_roles where rolname like 'eventplane_%'`
+    ).map((r) => r.rolname)
+    assert.deepEqual(
+      roles.filter((r) => !(r in ALLOWED)),
+      [],
+      'every eventplane role is in the table',
+    )
     const mismatches: string[] = []
     for (const role of roles) {
       for (const action of Object.keys(STATEMENTS) as Action[]) {
         const expected = ALLOWED[role]!.includes(action)
         const actual = await allowed(role, action)
-        if (expected !== actual) mismatches.push(`${role} ${action}: expected ${expected ? 'allow' : 'deny'}, got ${actual ? 'allow' : 'deny'}`)
+        if (expected !== actual)
+          mismatches.push(
+            `${role} ${action}: expected ${expected ? 'allow' : 'deny'}, got ${actual ? 'allow' : 'deny'}`,
+          )
       }
     }
     assert.deepEqual(mismatches, [])
@@ -92,6 +110,7 @@ describe('database role × action matrix (tenant set to acme, RLS forced)', () =
        where n.nspname = 'eventplane' and c.relkind in ('r', 'p')
          and exists (select 1 from pg_attribute a where a.attrelid = c.oid and a.attname = 'tenant_id' and not a.attisdropped)`
     assert.ok(tables.length >= 1)
-    for (const t of tables) assert.deepEqual([t.relname, t.relrowsecurity, t.relforcerowsecurity], [t.relname, true, true])
+    for (const t of tables)
+      assert.deepEqual([t.relname, t.relrowsecurity, t.relforcerowsecurity], [t.relname, true, true])
   })
 })

@@ -43,7 +43,9 @@ interface Row {
   position: string
 }
 
-type Reply = { ok: { event_id: string; correlation_id: string; stream_version: number; position: string } } | { error: { code: string; message: string } }
+type Reply =
+  | { ok: { event_id: string; correlation_id: string; stream_version: number; position: string } }
+  | { error: { code: string; message: string } }
 
 describe('gateway under fuzzed submit requests (PostgreSQL as intent_writer, project-run nats-server)', () => {
   let db: TestDatabase
@@ -78,15 +80,25 @@ describe('gateway under fuzzed submit requests (PostgreSQL as intent_writer, pro
   }
 
   const sameContent = (row: Row, ready: ReadyForStore): boolean =>
-    row.kind === ready.event.kind && row.type === ready.event.type && row.schema_version === ready.event.schema_version &&
-    sortedJson(row.data) === sortedJson(ready.event.data) && row.correlation_id === ready.event.correlation_id &&
-    row.causation_id === ready.event.causation_id && row.caused_by === ready.causedBy && row.same_time
+    row.kind === ready.event.kind &&
+    row.type === ready.event.type &&
+    row.schema_version === ready.event.schema_version &&
+    sortedJson(row.data) === sortedJson(ready.event.data) &&
+    row.correlation_id === ready.event.correlation_id &&
+    row.causation_id === ready.event.causation_id &&
+    row.caused_by === ready.causedBy &&
+    row.same_time
 
   async function storeFacts(ready: ReadyForStore): Promise<StoreFacts> {
     const row = await rowById(ready.event.event_id, ready.event.occurred_at as string)
     return {
       currentVersion: await currentVersion(ready.target),
-      existing: row && { tenant: row.tenant_id, category: row.category, id: row.stream_id, sameContent: sameContent(row, ready) },
+      existing: row && {
+        tenant: row.tenant_id,
+        category: row.category,
+        id: row.stream_id,
+        sameContent: sameContent(row, ready),
+      },
     }
   }
 
@@ -110,30 +122,57 @@ describe('gateway under fuzzed submit requests (PostgreSQL as intent_writer, pro
   async function send(req: FuzzRequest): Promise<unknown> {
     const h = req.header === undefined ? undefined : headers()
     h?.set(PRINCIPAL_HEADER, req.header!)
-    const msg = await client.request(req.subject, req.body, { timeout: REQUEST_TIMEOUT_MS, ...(h ? { headers: h } : {}) })
+    const msg = await client.request(req.subject, req.body, {
+      timeout: REQUEST_TIMEOUT_MS,
+      ...(h ? { headers: h } : {}),
+    })
     return JSON.parse(msg.string())
   }
 
-  async function acceptedProblems(ok: Extract<Reply, { ok: unknown }>['ok'], expectation: Expectation, pre: PreStore, delta: number): Promise<string[]> {
-    if (!('ok' in expectation) || !('ready' in pre)) return [`accepted, but the model refuses it (${'why' in expectation ? expectation.why : ''})`]
+  async function acceptedProblems(
+    ok: Extract<Reply, { ok: unknown }>['ok'],
+    expectation: Expectation,
+    pre: PreStore,
+    delta: number,
+  ): Promise<string[]> {
+    if (!('ok' in expectation) || !('ready' in pre))
+      return [`accepted, but the model refuses it (${'why' in expectation ? expectation.why : ''})`]
     const { ready } = pre
     const row = await rowById(ok.event_id, ready.event.occurred_at as string)
     const problems: string[] = []
-    if (ok.event_id !== ready.event.event_id) problems.push(`ok.event_id ${ok.event_id} is not the sent ${ready.event.event_id}`)
+    if (ok.event_id !== ready.event.event_id)
+      problems.push(`ok.event_id ${ok.event_id} is not the sent ${ready.event.event_id}`)
     if (ok.correlation_id !== ready.event.correlation_id) problems.push('ok.correlation_id is not the sent one')
     if (row === undefined) return [...problems, 'accepted, but no row holds the event id']
-    if (row.tenant_id !== ready.target.tenant || row.category !== ready.target.category || row.stream_id !== ready.target.id) problems.push('stored in another stream than the subject names')
-    if (!sameContent(row, ready)) problems.push(`stored content differs from what was sent: ${JSON.stringify(row).slice(0, 300)}`)
-    if (row.position !== ok.position || row.stream_version !== ok.stream_version) problems.push('reply position/version differ from the row')
-    if (delta !== (expectation.ok === 'new' ? 1 : 0)) problems.push(`${delta} rows written for a ${expectation.ok} append`)
+    if (
+      row.tenant_id !== ready.target.tenant ||
+      row.category !== ready.target.category ||
+      row.stream_id !== ready.target.id
+    )
+      problems.push('stored in another stream than the subject names')
+    if (!sameContent(row, ready))
+      problems.push(`stored content differs from what was sent: ${JSON.stringify(row).slice(0, 300)}`)
+    if (row.position !== ok.position || row.stream_version !== ok.stream_version)
+      problems.push('reply position/version differ from the row')
+    if (delta !== (expectation.ok === 'new' ? 1 : 0))
+      problems.push(`${delta} rows written for a ${expectation.ok} append`)
     return problems
   }
 
-  function refusedProblems(error: Extract<Reply, { error: unknown }>['error'], expectation: Expectation, written: { total: number; byId: number }): string[] {
+  function refusedProblems(
+    error: Extract<Reply, { error: unknown }>['error'],
+    expectation: Expectation,
+    written: { total: number; byId: number },
+  ): string[] {
     const problems: string[] = []
-    if ('ok' in expectation) problems.push(`refused a request the model accepts (${expectation.ok}): ${error.code}: ${error.message}`)
-    else if (!expectation.refused.has(error.code as never)) problems.push(`${error.code} (${error.message}), expected one of ${[...expectation.refused].join(' | ')} (${expectation.why})`)
-    if (written.total !== 0 || written.byId !== 0) problems.push(`refused, yet rows changed (total ${written.total}, for its event id ${written.byId})`)
+    if ('ok' in expectation)
+      problems.push(`refused a request the model accepts (${expectation.ok}): ${error.code}: ${error.message}`)
+    else if (!expectation.refused.has(error.code as never))
+      problems.push(
+        `${error.code} (${error.message}), expected one of ${[...expectation.refused].join(' | ')} (${expectation.why})`,
+      )
+    if (written.total !== 0 || written.byId !== 0)
+      problems.push(`refused, yet rows changed (total ${written.total}, for its event id ${written.byId})`)
     return problems
   }
 
@@ -166,16 +205,28 @@ describe('gateway under fuzzed submit requests (PostgreSQL as intent_writer, pro
           ctx.accepted.push({ subject: req.subject, event, header: req.header, target: pre.ready.target })
         }
       } else {
-        problems.push(...refusedProblems(r.error, expectation, { total: after.total - before.total, byId: after.byId - before.byId }))
+        problems.push(
+          ...refusedProblems(r.error, expectation, {
+            total: after.total - before.total,
+            byId: after.byId - before.byId,
+          }),
+        )
       }
     }
-    if (problems.length > 0) throw new Error(`${problems.join('; ')}\n  request: ${describeRequest(req)}\n  reply: ${JSON.stringify(reply).slice(0, 400)}`)
+    if (problems.length > 0)
+      throw new Error(
+        `${problems.join('; ')}\n  request: ${describeRequest(req)}\n  reply: ${JSON.stringify(reply).slice(0, 400)}`,
+      )
   }
 
   before(async () => {
     db = await createTestDatabase('ep_gwfuzz')
     server = await startNatsServer({ tenants: ['acme', 'globex'] })
-    gateway = await startGateway({ nc: await server.connect('gateway'), store: new PgEventStore(db.connect(ROLES.intentWriter, 4)), logger: log.logger })
+    gateway = await startGateway({
+      nc: await server.connect('gateway'),
+      store: new PgEventStore(db.connect(ROLES.intentWriter, 4)),
+      logger: log.logger,
+    })
     client = await server.connect('operator')
   })
   after(async () => {
@@ -193,44 +244,73 @@ describe('gateway under fuzzed submit requests (PostgreSQL as intent_writer, pro
       markInterruptAsFailure: true,
       includeErrorInReport: true,
     })
-    t.diagnostic(`${requests} requests: ${JSON.stringify(Object.fromEntries([...outcomes].sort()))}; data key markers: ${ctx.keyMarkers.length}`)
+    t.diagnostic(
+      `${requests} requests: ${JSON.stringify(Object.fromEntries([...outcomes].sort()))}; data key markers: ${ctx.keyMarkers.length}`,
+    )
     assert.ok(ctx.accepted.length > 0, 'some fuzzed requests were valid and accepted')
   })
 
   test('the gateway log never carries a data value of a fuzzed request', () => {
     assert.ok(requests > 0)
-    assert.equal(log.lines.filter((l) => /"msg":"intent (recorded|refused)"/.test(l)).length, requests, 'one log line per request was captured')
+    assert.equal(
+      log.lines.filter((l) => /"msg":"intent (recorded|refused)"/.test(l)).length,
+      requests,
+      'one log line per request was captured',
+    )
     const text = log.lines.join('\n')
-    assert.deepEqual(ctx.valueMarkers.filter((m) => text.includes(m)), [])
+    assert.deepEqual(
+      ctx.valueMarkers.filter((m) => text.includes(m)),
+      [],
+    )
   })
 
   const factory = EventFactory.forTenant('acme', { causedBy: 'user:fuzz' })
   const sendEvent = (subject: string, event: object): Promise<unknown> =>
-    send({ subject, body: new TextEncoder().encode(JSON.stringify({ event })), header: undefined, principal: undefined })
+    send({
+      subject,
+      body: new TextEncoder().encode(JSON.stringify({ event })),
+      header: undefined,
+      principal: undefined,
+    })
 
   test('the gateway log never carries a data key either', async () => {
-      const key = `mkk${ctx.keyMarkers.length}qdirect`
-      ctx.keyMarkers.push(key)
-      // Built past the factory, which would refuse the NUL on this side already.
-      const event = { ...factory.intent({ category: 'keys', id: 'k1' }, 'fuzzed', {}), data: { [key]: { inner: 'a\u0000b' } } }
-      const reply = await sendEvent('eventplane-api.submit.acme.keys.k1', event)
-      assert.equal((reply as { error?: { code?: string } }).error?.code, 'core.invalid_data')
-      const text = log.lines.join('\n')
-      assert.deepEqual(ctx.keyMarkers.filter((m) => text.includes(m)), [])
-    },
-  )
+    const key = `mkk${ctx.keyMarkers.length}qdirect`
+    ctx.keyMarkers.push(key)
+    // Built past the factory, which would refuse the NUL on this side already.
+    const event = {
+      ...factory.intent({ category: 'keys', id: 'k1' }, 'fuzzed', {}),
+      data: { [key]: { inner: 'a\u0000b' } },
+    }
+    const reply = await sendEvent('eventplane-api.submit.acme.keys.k1', event)
+    assert.equal((reply as { error?: { code?: string } }).error?.code, 'core.invalid_data')
+    const text = log.lines.join('\n')
+    assert.deepEqual(
+      ctx.keyMarkers.filter((m) => text.includes(m)),
+      [],
+    )
+  })
 
   test('an occurred_at that Date.parse takes but PostgreSQL cannot store is refused as core.invalid_envelope, never bus.internal', async () => {
-      const problems: string[] = []
-      for (const occurredAt of ['2024-02-30T00:00:00Z', '2023-02-29T12:00:00Z', '2024-04-31T08:00:00+02:00', '0000-01-01T00:00:00Z', '2024-01-01T00:00:00+16:00', '2024-01-01T00:00:00-23:59']) {
-        const event = { ...factory.intent({ category: 'calendar', id: 'c1' }, 'fuzzed', { n: 1 }), occurred_at: occurredAt }
-        const before = await counts(event.event_id)
-        const reply = (await sendEvent('eventplane-api.submit.acme.calendar.c1', event)) as Reply
-        const after = await counts(event.event_id)
-        if (!('error' in reply) || reply.error.code !== 'core.invalid_envelope') problems.push(`${occurredAt}: ${JSON.stringify(reply)}`)
-        if (after.total !== before.total) problems.push(`${occurredAt}: rows written`)
+    const problems: string[] = []
+    for (const occurredAt of [
+      '2024-02-30T00:00:00Z',
+      '2023-02-29T12:00:00Z',
+      '2024-04-31T08:00:00+02:00',
+      '0000-01-01T00:00:00Z',
+      '2024-01-01T00:00:00+16:00',
+      '2024-01-01T00:00:00-23:59',
+    ]) {
+      const event = {
+        ...factory.intent({ category: 'calendar', id: 'c1' }, 'fuzzed', { n: 1 }),
+        occurred_at: occurredAt,
       }
-      assert.deepEqual(problems, [])
-    },
-  )
+      const before = await counts(event.event_id)
+      const reply = (await sendEvent('eventplane-api.submit.acme.calendar.c1', event)) as Reply
+      const after = await counts(event.event_id)
+      if (!('error' in reply) || reply.error.code !== 'core.invalid_envelope')
+        problems.push(`${occurredAt}: ${JSON.stringify(reply)}`)
+      if (after.total !== before.total) problems.push(`${occurredAt}: rows written`)
+    }
+    assert.deepEqual(problems, [])
+  })
 })

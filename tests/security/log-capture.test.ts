@@ -52,10 +52,23 @@ describe('logs over a whole demo flow carry ids, types and positions, never payl
       return r.stdout
     }
     const published = JSON.parse(
-      await run(['publish', 'acme/deployment/web', 'create', '--data', JSON.stringify({ image: DATA_MARKER, replicas: 2 }), '--principal', PRINCIPAL_MARKER, '--json']),
+      await run([
+        'publish',
+        'acme/deployment/web',
+        'create',
+        '--data',
+        JSON.stringify({ image: DATA_MARKER, replicas: 2 }),
+        '--principal',
+        PRINCIPAL_MARKER,
+        '--json',
+      ]),
     ) as { correlation_id: string }
     await run(['publish', 'acme/deployment/web', 'scale', '--data', '{"replicas":4}', '--principal', PRINCIPAL_MARKER])
-    await eventually(async () => (await run(['state', 'deployment_status'])).includes('"replicas":4'), 30_000, 'reconciled')
+    await eventually(
+      async () => (await run(['state', 'deployment_status'])).includes('"replicas":4'),
+      30_000,
+      'reconciled',
+    )
     await run(['read', 'acme/deployment/web'])
     await run(['trace', published.correlation_id])
     const exported = await run(['export'], 'operator')

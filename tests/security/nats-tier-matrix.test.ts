@@ -33,23 +33,23 @@ const J: Outcome = 'jetstream-refuses'
  */
 const EXPECTED = {
   //                                operator relay gateway controller acme
-  publish_own_log:                 [A,       A,    D,      D,         D],
-  publish_other_log:               [A,       A,    D,      D,         D],
-  subscribe_own_log:               [A,       D,    D,      D,         A],
-  subscribe_other_log:             [A,       D,    D,      D,         D],
-  subscribe_whole_log:             [A,       D,    D,      D,         D],
-  request_own_submit:              [A,       D,    D,      D,         A],
-  request_other_submit:            [A,       D,    D,      D,         D],
-  serve_submit:                    [A,       D,    A,      D,         D],
-  subscribe_shared_inbox:          [A,       A,    A,      A,         D],
-  subscribe_other_tenant_inbox:    [A,       D,    D,      D,         D],
-  stream_info:                     [A,       A,    D,      A,         D],
-  create_own_tenant_consumer:      [A,       D,    D,      A,         A],
-  create_other_tenant_consumer:    [A,       D,    D,      A,         D],
-  delete_consumer:                 [A,       D,    D,      D,         D],
-  delete_message:                  [J,       D,    D,      D,         D],
-  purge_stream:                    [J,       D,    D,      D,         D],
-  delete_stream:                   [A,       D,    D,      D,         D], // last: the operator's cell removes the stream
+  publish_own_log: [A, A, D, D, D],
+  publish_other_log: [A, A, D, D, D],
+  subscribe_own_log: [A, D, D, D, A],
+  subscribe_other_log: [A, D, D, D, D],
+  subscribe_whole_log: [A, D, D, D, D],
+  request_own_submit: [A, D, D, D, A],
+  request_other_submit: [A, D, D, D, D],
+  serve_submit: [A, D, A, D, D],
+  subscribe_shared_inbox: [A, A, A, A, D],
+  subscribe_other_tenant_inbox: [A, D, D, D, D],
+  stream_info: [A, A, D, A, D],
+  create_own_tenant_consumer: [A, D, D, A, A],
+  create_other_tenant_consumer: [A, D, D, A, D],
+  delete_consumer: [A, D, D, D, D],
+  delete_message: [J, D, D, D, D],
+  purge_stream: [J, D, D, D, D],
+  delete_stream: [A, D, D, D, D], // last: the operator's cell removes the stream
 } satisfies Record<string, readonly [Outcome, Outcome, Outcome, Outcome, Outcome]>
 type Action = keyof typeof EXPECTED
 
@@ -75,7 +75,8 @@ interface TierClient {
 /** The consumer a tier tries to delete: for the tenant its own listed one, to show even that is out of reach. */
 const deleteTarget = (tier: Tier): string => (tier === 'acme' ? 'acme_ctl' : `delete_me_${tier}`)
 /** Consumer names a tier creates; the tenant uses a listed name, so only the filter decides. */
-const createName = (tier: Tier, which: 'own' | 'other'): string => (tier === 'acme' ? (which === 'own' ? 'acme_tail' : 'acme_proj') : `${tier}_${which}`)
+const createName = (tier: Tier, which: 'own' | 'other'): string =>
+  tier === 'acme' ? (which === 'own' ? 'acme_tail' : 'acme_proj') : `${tier}_${which}`
 
 describe('NATS tier × action matrix (generated config, tenants acme and globex)', () => {
   let server: TestNatsServer
@@ -90,11 +91,20 @@ describe('NATS tier × action matrix (generated config, tenants acme and globex)
     for (const tier of TIERS) {
       const nc = await server.connect(tier)
       // checkAPI off: the account-info probe is a request of its own, which the gateway may not make.
-      clients.set(tier, { tier, nc, jsm: await jetstreamManager(nc, { checkAPI: false, timeout: TIMEOUT_MS }), violations: new ViolationLog(nc) })
+      clients.set(tier, {
+        tier,
+        nc,
+        jsm: await jetstreamManager(nc, { checkAPI: false, timeout: TIMEOUT_MS }),
+        violations: new ViolationLog(nc),
+      })
     }
     await ensureStream(client('relay').jsm)
     for (const tier of TIERS) {
-      await witness().jsm.consumers.add(STREAM_NAME, { name: deleteTarget(tier), filter_subject: ACME_FILTER, ack_policy: AckPolicy.Explicit })
+      await witness().jsm.consumers.add(STREAM_NAME, {
+        name: deleteTarget(tier),
+        filter_subject: ACME_FILTER,
+        ack_policy: AckPolicy.Explicit,
+      })
     }
     client('relay').nc.publish(OWN_LOG, 'seed') // a message for delete_message to aim at
     await client('relay').nc.flush()
@@ -108,8 +118,17 @@ describe('NATS tier × action matrix (generated config, tenants acme and globex)
 
   const subscribe = (c: TierClient, subject: string, probeSubject: string): Promise<Observation> =>
     observeSubscribe(c.nc, subject, witness().nc, `${probeSubject}.${++probe}`, TIMEOUT_MS)
-  const stillHasConsumer = (name: string) => async () => witness().jsm.consumers.info(STREAM_NAME, name).then(() => true, () => false)
-  const streamState = () => witness().jsm.streams.info(STREAM_NAME).then((i) => i.state)
+  const stillHasConsumer = (name: string) => async () =>
+    witness()
+      .jsm.consumers.info(STREAM_NAME, name)
+      .then(
+        () => true,
+        () => false,
+      )
+  const streamState = () =>
+    witness()
+      .jsm.streams.info(STREAM_NAME)
+      .then((i) => i.state)
 
   const ACTIONS: Record<Action, (c: TierClient) => Promise<Observation>> = {
     publish_own_log: (c) => observePublish(c.nc, c.violations, witness().nc, OWN_LOG, TIMEOUT_MS),
@@ -124,19 +143,49 @@ describe('NATS tier × action matrix (generated config, tenants acme and globex)
     subscribe_other_tenant_inbox: (c) => subscribe(c, '_INBOX_globex.>', '_INBOX_globex.probe'),
     stream_info: (c) => observeJetStream(() => c.jsm.streams.info(STREAM_NAME)),
     create_own_tenant_consumer: (c) =>
-      observeJetStream(() => c.jsm.consumers.add(STREAM_NAME, { name: createName(c.tier, 'own'), filter_subject: ACME_FILTER, ack_policy: AckPolicy.Explicit })),
+      observeJetStream(() =>
+        c.jsm.consumers.add(STREAM_NAME, {
+          name: createName(c.tier, 'own'),
+          filter_subject: ACME_FILTER,
+          ack_policy: AckPolicy.Explicit,
+        }),
+      ),
     create_other_tenant_consumer: (c) =>
-      observeJetStream(() => c.jsm.consumers.add(STREAM_NAME, { name: createName(c.tier, 'other'), filter_subject: GLOBEX_FILTER, ack_policy: AckPolicy.Explicit })),
-    delete_consumer: (c) => observeJetStream(() => c.jsm.consumers.delete(STREAM_NAME, deleteTarget(c.tier)), stillHasConsumer(deleteTarget(c.tier))),
+      observeJetStream(() =>
+        c.jsm.consumers.add(STREAM_NAME, {
+          name: createName(c.tier, 'other'),
+          filter_subject: GLOBEX_FILTER,
+          ack_policy: AckPolicy.Explicit,
+        }),
+      ),
+    delete_consumer: (c) =>
+      observeJetStream(
+        () => c.jsm.consumers.delete(STREAM_NAME, deleteTarget(c.tier)),
+        stillHasConsumer(deleteTarget(c.tier)),
+      ),
     delete_message: async (c) => {
       const { first_seq: seq, messages } = await streamState()
-      return observeJetStream(() => c.jsm.streams.deleteMessage(STREAM_NAME, seq), async () => (await streamState()).messages === messages)
+      return observeJetStream(
+        () => c.jsm.streams.deleteMessage(STREAM_NAME, seq),
+        async () => (await streamState()).messages === messages,
+      )
     },
     purge_stream: async (c) => {
       const { messages } = await streamState()
-      return observeJetStream(() => c.jsm.streams.purge(STREAM_NAME), async () => (await streamState()).messages === messages)
+      return observeJetStream(
+        () => c.jsm.streams.purge(STREAM_NAME),
+        async () => (await streamState()).messages === messages,
+      )
     },
-    delete_stream: (c) => observeJetStream(() => c.jsm.streams.delete(STREAM_NAME), () => streamState().then(() => true, () => false)),
+    delete_stream: (c) =>
+      observeJetStream(
+        () => c.jsm.streams.delete(STREAM_NAME),
+        () =>
+          streamState().then(
+            () => true,
+            () => false,
+          ),
+      ),
   }
 
   test('the service users are exactly the tiers of the matrix, besides the tenant', () => {
@@ -150,9 +199,12 @@ describe('NATS tier × action matrix (generated config, tenants acme and globex)
     for (const action of Object.keys(EXPECTED) as Action[]) {
       for (const tier of runOrder) {
         const expected = EXPECTED[action][TIERS.indexOf(tier)]!
-        const observed = await ACTIONS[action](client(tier)).catch((e: unknown): Observation => ({ outcome: 'inconclusive', how: `observing failed: ${String(e)}` }))
+        const observed = await ACTIONS[action](client(tier)).catch(
+          (e: unknown): Observation => ({ outcome: 'inconclusive', how: `observing failed: ${String(e)}` }),
+        )
         const wrongReason = expected === J && observed.outcome === J && observed.apiCode !== JETSTREAM_REFUSALS[action]
-        if (observed.outcome !== expected || wrongReason) mismatches.push(`${tier} ${action}: expected ${expected}, observed ${observed.outcome} (${observed.how})`)
+        if (observed.outcome !== expected || wrongReason)
+          mismatches.push(`${tier} ${action}: expected ${expected}, observed ${observed.outcome} (${observed.how})`)
       }
     }
     assert.deepEqual(mismatches, [])

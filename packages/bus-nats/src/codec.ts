@@ -69,15 +69,18 @@ export function decodeEvent(bytes: Uint8Array): RecordedEvent {
   } catch (e) {
     throw new InvalidEnvelope(`log message is not UTF-8 JSON: ${(e as Error).message.split('\n')[0]}`)
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new InvalidEnvelope('log message is not a JSON object')
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new InvalidEnvelope('log message is not a JSON object')
   const { stream_version, global_position, tx_id, recorded_at, ...envelope } = value as Record<string, unknown>
   validateEnvelope(envelope, { maxDataBytes: NO_SIZE_LIMIT })
   if (typeof stream_version !== 'number' || !Number.isSafeInteger(stream_version) || stream_version < 1) {
     throw new InvalidEnvelope('log message has no valid stream_version')
   }
-  if (typeof global_position !== 'string' || !DECIMAL.test(global_position)) throw new InvalidEnvelope('log message has no valid global_position')
+  if (typeof global_position !== 'string' || !DECIMAL.test(global_position))
+    throw new InvalidEnvelope('log message has no valid global_position')
   if (typeof tx_id !== 'string' || !DECIMAL.test(tx_id)) throw new InvalidEnvelope('log message has no valid tx_id')
-  if (typeof recorded_at !== 'string' || !ISO_INSTANT.test(recorded_at)) throw new InvalidEnvelope('log message has no valid recorded_at')
+  if (typeof recorded_at !== 'string' || !ISO_INSTANT.test(recorded_at))
+    throw new InvalidEnvelope('log message has no valid recorded_at')
   return {
     ...(envelope as unknown as Omit<RecordedEvent, 'stream_version' | 'global_position' | 'tx_id' | 'recorded_at'>),
     stream_version,

@@ -25,7 +25,8 @@ export const GATEWAY_APPLICATION_NAME = 'eventplane-gateway'
  */
 export function resolveGatewayConfig(env: NodeJS.ProcessEnv = process.env): GatewayProcessConfig {
   const base = env.EVENTPLANE_DATABASE_URL ?? DEFAULT_DATABASE_URL
-  const databaseUrl = decodeURIComponent(new URL(base).username) === ROLES.intentWriter ? base : roleUrl(base, ROLES.intentWriter, env)
+  const databaseUrl =
+    decodeURIComponent(new URL(base).username) === ROLES.intentWriter ? base : roleUrl(base, ROLES.intentWriter, env)
   return {
     databaseUrl,
     natsUrl: env.EVENTPLANE_NATS_URL ?? 'nats://127.0.0.1:4222',
@@ -64,7 +65,12 @@ export async function runGatewayProcess(env: NodeJS.ProcessEnv = process.env): P
   })
   let code = 0
   try {
-    const gateway = await startGateway({ nc, store: new PgEventStore(sql), logger, ...(config.queue ? { queue: config.queue } : {}) })
+    const gateway = await startGateway({
+      nc,
+      store: new PgEventStore(sql),
+      logger,
+      ...(config.queue ? { queue: config.queue } : {}),
+    })
     const stop = (): void => void gateway.stop()
     process.once('SIGTERM', stop)
     process.once('SIGINT', stop)

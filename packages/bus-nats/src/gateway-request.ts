@@ -63,7 +63,8 @@ const utf8 = new TextDecoder('utf-8', { fatal: true })
  */
 export function defaultPrincipal(target: SubmitTarget, claimed: string | undefined): string {
   if (claimed === undefined || claimed === '') return `nats:${target.tenant}`
-  if (!CLAIMED_PRINCIPAL.test(claimed)) throw badRequest(`${PRINCIPAL_HEADER} must be 1-120 printable ASCII characters without spaces`)
+  if (!CLAIMED_PRINCIPAL.test(claimed))
+    throw badRequest(`${PRINCIPAL_HEADER} must be 1-120 printable ASCII characters without spaces`)
   return `nats:${target.tenant}/${claimed}`
 }
 
@@ -78,11 +79,13 @@ function parseBody(payload: Uint8Array): SubmitRequest {
   } catch {
     throw badRequest('request body is not UTF-8 JSON')
   }
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw badRequest('request body must be a JSON object')
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw badRequest('request body must be a JSON object')
   const { event, expectedVersion, ...rest } = body as Record<string, unknown>
   const extra = Object.keys(rest)
   if (extra.length > 0) throw badRequest(`unknown request field ${JSON.stringify(extra[0])}`)
-  if (typeof event !== 'object' || event === null || Array.isArray(event)) throw badRequest('request needs an "event" object')
+  if (typeof event !== 'object' || event === null || Array.isArray(event))
+    throw badRequest('request needs an "event" object')
   if (
     expectedVersion !== undefined &&
     expectedVersion !== 'any' &&
@@ -101,13 +104,20 @@ function parseBody(payload: Uint8Array): SubmitRequest {
  * `caused_by` and appends. Nothing is written unless every check passed.
  * Throws typed errors; the caller turns them into the reply.
  */
-export async function submit(subject: string, payload: Uint8Array, claimed: string | undefined, ctx: SubmitContext): Promise<SubmitResult> {
-  if (payload.byteLength > ctx.maxPayloadBytes) throw new PayloadTooLarge(payload.byteLength, ctx.maxPayloadBytes, 'the request body')
+export async function submit(
+  subject: string,
+  payload: Uint8Array,
+  claimed: string | undefined,
+  ctx: SubmitContext,
+): Promise<SubmitResult> {
+  if (payload.byteLength > ctx.maxPayloadBytes)
+    throw new PayloadTooLarge(payload.byteLength, ctx.maxPayloadBytes, 'the request body')
   const target = parseSubmitSubject(subject)
   const request = parseBody(payload)
   const stamped = { ...request.event, caused_by: ctx.principal(target, claimed) }
   const event = validateEnvelope(stamped, { registry: ctx.registry, maxDataBytes: ctx.maxDataBytes })
-  if (event.kind !== 'intent') throw new Forbidden('bus.forbidden', `the gateway accepts intents only, not ${event.kind} events`)
+  if (event.kind !== 'intent')
+    throw new Forbidden('bus.forbidden', `the gateway accepts intents only, not ${event.kind} events`)
   if (event.tenant_id !== target.tenant) throw new TenantMismatch(target.tenant, event.tenant_id)
   if (event.stream.category !== target.category || event.stream.id !== target.id) {
     throw new StreamMismatch(formatStream(target), formatStream({ tenant: event.tenant_id, ...event.stream }))
@@ -116,7 +126,11 @@ export async function submit(subject: string, payload: Uint8Array, claimed: stri
   const recorded = result.events.find((e) => e !== undefined && e.eventId === event.event_id)
   // postgres.js 3.4.9 can hand the next query on a connection a result with holes after a query
   // failed mid-result (porsager/postgres#1181): the append may have been stored, a retry replays it.
-  if (recorded === undefined) throw new Unavailable('store.unavailable', 'the store answered without the appended event; retry with the same event id')
+  if (recorded === undefined)
+    throw new Unavailable(
+      'store.unavailable',
+      'the store answered without the appended event; retry with the same event id',
+    )
   return {
     event_id: recorded.eventId,
     correlation_id: event.correlation_id,

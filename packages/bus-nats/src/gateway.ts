@@ -1,6 +1,21 @@
-import { type EventEnvelope, type SchemaRegistry, DEFAULT_MAX_DATA_BYTES, EventplaneError, Forbidden, Unavailable, errorFromWire } from '@eventplane/core'
+import {
+  type EventEnvelope,
+  type SchemaRegistry,
+  DEFAULT_MAX_DATA_BYTES,
+  EventplaneError,
+  Forbidden,
+  Unavailable,
+  errorFromWire,
+} from '@eventplane/core'
 import type { ExpectedVersion, PgEventStore } from '@eventplane/store-pg'
-import { type Msg, type NatsConnection, PermissionViolationError, RequestError, TimeoutError, headers } from '@nats-io/transport-node'
+import {
+  type Msg,
+  type NatsConnection,
+  PermissionViolationError,
+  RequestError,
+  TimeoutError,
+  headers,
+} from '@nats-io/transport-node'
 import {
   DEFAULT_MAX_REQUEST_BYTES,
   PRINCIPAL_HEADER,
@@ -118,14 +133,21 @@ export interface SubmitIntentOptions {
  * been recorded: retry with the same event id), `bus.forbidden` when this
  * connection may not submit for the event's tenant.
  */
-export async function submitIntent(nc: NatsConnection, event: EventEnvelope, options: SubmitIntentOptions = {}): Promise<SubmitResult> {
+export async function submitIntent(
+  nc: NatsConnection,
+  event: EventEnvelope,
+  options: SubmitIntentOptions = {},
+): Promise<SubmitResult> {
   const subject = submitSubject(event.tenant_id, event.stream.category, event.stream.id)
   const body = { event, ...(options.expectedVersion === undefined ? {} : { expectedVersion: options.expectedVersion }) }
   const h = options.principal === undefined ? undefined : headers()
   h?.set(PRINCIPAL_HEADER, options.principal!)
   let msg: Msg
   try {
-    msg = await nc.request(subject, encoder.encode(JSON.stringify(body)), { timeout: options.timeoutMs ?? 5000, ...(h ? { headers: h } : {}) })
+    msg = await nc.request(subject, encoder.encode(JSON.stringify(body)), {
+      timeout: options.timeoutMs ?? 5000,
+      ...(h ? { headers: h } : {}),
+    })
   } catch (e) {
     throw requestError(subject, e)
   }
@@ -135,7 +157,10 @@ export async function submitIntent(nc: NatsConnection, event: EventEnvelope, opt
   } catch {
     throw new EventplaneError('bus.bad_request', 'the gateway reply is not JSON')
   }
-  const r = reply as Partial<{ ok: SubmitResult; error: { code: string; message: string; details?: Record<string, unknown> } }>
+  const r = reply as Partial<{
+    ok: SubmitResult
+    error: { code: string; message: string; details?: Record<string, unknown> }
+  }>
   if (r.ok && typeof r.ok.event_id === 'string') return r.ok
   if (r.error && typeof r.error.code === 'string') throw errorFromWire(r.error)
   throw new EventplaneError('bus.bad_request', 'the gateway reply has neither ok nor error')
@@ -147,10 +172,18 @@ function requestError(subject: string, e: unknown): EventplaneError {
     return new Unavailable('bus.unavailable', `no gateway is serving ${subject}`, { cause: e })
   }
   if (cause instanceof TimeoutError || e instanceof TimeoutError) {
-    return new EventplaneError('bus.timeout', `no reply from the gateway for ${subject} in time; retry with the same event id`, { cause: e })
+    return new EventplaneError(
+      'bus.timeout',
+      `no reply from the gateway for ${subject} in time; retry with the same event id`,
+      { cause: e },
+    )
   }
   if (cause instanceof PermissionViolationError || e instanceof PermissionViolationError) {
     return new Forbidden('bus.forbidden', `not permitted to submit to ${subject}`, { cause: e })
   }
-  return new Unavailable('bus.unavailable', `request to ${subject} failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e })
+  return new Unavailable(
+    'bus.unavailable',
+    `request to ${subject} failed: ${e instanceof Error ? e.message : String(e)}`,
+    { cause: e },
+  )
 }

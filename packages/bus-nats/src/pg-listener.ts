@@ -36,7 +36,11 @@ export class LogWaker {
   async listen(): Promise<void> {
     await this.unlisten()
     try {
-      const meta = await this.#sql.listen(EVENTS_CHANNEL, () => this.notify(), () => this.notify())
+      const meta = await this.#sql.listen(
+        EVENTS_CHANNEL,
+        () => this.notify(),
+        () => this.notify(),
+      )
       this.#unlisten = () => meta.unlisten()
     } catch (e) {
       this.#logger.warn(errorFields(e), 'LISTEN failed; polling only until it can be re-established')

@@ -25,7 +25,7 @@ const SESSION_TIMEOUT_MS = 5000
  * already treat a failed statement as a lost lease.
  */
 export class RelayLease {
-  readonly #options: Options<{}>
+  readonly #options: Options<Record<string, never>>
   #session: Sql
   readonly #name: string
   readonly #key: string
@@ -34,7 +34,9 @@ export class RelayLease {
   readonly #objid: string
 
   constructor(sql: Sql, name: string) {
-    this.#options = { ...sql.options, max: 1, idle_timeout: null, max_lifetime: null } as unknown as Options<{}>
+    this.#options = { ...sql.options, max: 1, idle_timeout: null, max_lifetime: null } as unknown as Options<
+      Record<string, never>
+    >
     this.#session = postgres(this.#options)
     this.#name = name
     const key = relayLockKey(name)
@@ -46,16 +48,20 @@ export class RelayLease {
 
   /** Tries once to take the lock; false when another session holds it. Throws when PostgreSQL is unreachable. */
   async tryAcquire(): Promise<boolean> {
-    const [row] = await this.#run((session) => session<{ locked: boolean }[]>`select pg_try_advisory_lock(${this.#key}::bigint) as locked`)
+    const [row] = await this.#run(
+      (session) => session<{ locked: boolean }[]>`select pg_try_advisory_lock(${this.#key}::bigint) as locked`,
+    )
     return row?.locked === true
   }
 
   /** True while this relay's session holds the lock (false once the session was lost and replaced). */
   async held(): Promise<boolean> {
-    const rows = await this.#run((session) => session`
+    const rows = await this.#run(
+      (session) => session`
       select 1 from pg_locks
        where locktype = 'advisory' and granted and pid = pg_backend_pid() and objsubid = 1
-         and classid = ${this.#classid}::oid and objid = ${this.#objid}::oid`)
+         and classid = ${this.#classid}::oid and objid = ${this.#objid}::oid`,
+    )
     return rows.length === 1
   }
 
@@ -66,7 +72,8 @@ export class RelayLease {
    * the lease is gone (nothing was written).
    */
   async storeCheckpoint(c: Checkpoint, streamCreated: string, options: { reset?: boolean } = {}): Promise<boolean> {
-    const rows = await this.#run((session) => session`
+    const rows = await this.#run(
+      (session) => session`
       insert into eventplane.relay_checkpoints as rc (name, tx_id, global_position, updated_at, stream_created)
       select ${this.#name}, ${c.txId.toString()}::xid8, ${c.position.toString()}::bigint, now(), ${streamCreated}
        where exists (
@@ -77,7 +84,8 @@ export class RelayLease {
          set tx_id = excluded.tx_id, global_position = excluded.global_position, updated_at = excluded.updated_at,
              stream_created = excluded.stream_created
        where ${options.reset === true} or (rc.tx_id, rc.global_position) <= (excluded.tx_id, excluded.global_position)
-      returning 1`)
+      returning 1`,
+    )
     return rows.length === 1
   }
 
@@ -101,7 +109,16 @@ export class RelayLease {
     const session = this.#session
     let timer: NodeJS.Timeout | undefined
     const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Unavailable('store.unavailable', `the relay lock session did not answer within ${SESSION_TIMEOUT_MS} ms`)), SESSION_TIMEOUT_MS)
+      timer = setTimeout(
+        () =>
+          reject(
+            new Unavailable(
+              'store.unavailable',
+              `the relay lock session did not answer within ${SESSION_TIMEOUT_MS} ms`,
+            ),
+          ),
+        SESSION_TIMEOUT_MS,
+      )
     })
     try {
       return await Promise.race([statement(session), late])
@@ -133,7 +150,10 @@ export async function loadRelayRecord(sql: Sql, name: string): Promise<RelayReco
   const [row] = await sql<{ tx_id: string; global_position: string; stream_created: string | null }[]>`
     select tx_id::text, global_position::text, stream_created from eventplane.relay_checkpoints where name = ${name}`
   if (row === undefined) return undefined
-  return { checkpoint: { txId: BigInt(row.tx_id), position: BigInt(row.global_position) }, streamCreated: row.stream_created }
+  return {
+    checkpoint: { txId: BigInt(row.tx_id), position: BigInt(row.global_position) },
+    streamCreated: row.stream_created,
+  }
 }
 
 /**

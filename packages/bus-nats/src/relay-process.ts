@@ -28,7 +28,8 @@ export interface RelayProcessConfig {
  */
 export function resolveRelayConfig(env: NodeJS.ProcessEnv = process.env): RelayProcessConfig {
   const base = env.EVENTPLANE_DATABASE_URL ?? DEFAULT_DATABASE_URL
-  const databaseUrl = decodeURIComponent(new URL(base).username) === ROLES.relay ? base : roleUrl(base, ROLES.relay, env)
+  const databaseUrl =
+    decodeURIComponent(new URL(base).username) === ROLES.relay ? base : roleUrl(base, ROLES.relay, env)
   return {
     databaseUrl,
     natsUrl: env.EVENTPLANE_NATS_URL ?? 'nats://127.0.0.1:4222',
@@ -45,7 +46,8 @@ export function resolveRelayConfig(env: NodeJS.ProcessEnv = process.env): RelayP
 function intFromEnv(env: NodeJS.ProcessEnv, key: string): number | undefined {
   const text = env[key]
   if (text === undefined || text === '') return undefined
-  if (!/^[1-9]\d{0,8}$/.test(text)) throw new EventplaneError('cli.config', `${key} must be a positive integer, got ${JSON.stringify(text)}`)
+  if (!/^[1-9]\d{0,8}$/.test(text))
+    throw new EventplaneError('cli.config', `${key} must be a positive integer, got ${JSON.stringify(text)}`)
   return Number(text)
 }
 
@@ -63,7 +65,10 @@ export async function runRelayProcess(env: NodeJS.ProcessEnv = process.env): Pro
     logger.error(errorFields(e), 'relay configuration is invalid')
     return 2
   }
-  logger.info({ database: redactUrl(config.databaseUrl), nats: config.natsUrl, relay: config.name }, 'relay process starting')
+  logger.info(
+    { database: redactUrl(config.databaseUrl), nats: config.natsUrl, relay: config.name },
+    'relay process starting',
+  )
   surviveDroppedPgConnections(logger)
   const sql = connectPg(config.databaseUrl, { max: 4, applicationName: `eventplane-relay:${config.name}` })
   const nc = await connect({

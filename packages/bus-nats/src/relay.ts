@@ -1,8 +1,24 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Sql } from 'postgres'
-import { type Checkpoint, type RecordedEvent, EventplaneError, InvalidName, START, Unavailable, compareCheckpoints, formatCheckpoint, isEventplaneError } from '@eventplane/core'
+import {
+  type Checkpoint,
+  type RecordedEvent,
+  EventplaneError,
+  InvalidName,
+  START,
+  Unavailable,
+  compareCheckpoints,
+  formatCheckpoint,
+  isEventplaneError,
+} from '@eventplane/core'
 import { PgEventStore, mapPgError } from '@eventplane/store-pg'
-import { type JetStreamManager, type StreamInfo, JetStreamApiError, jetstream, jetstreamManager } from '@nats-io/jetstream'
+import {
+  type JetStreamManager,
+  type StreamInfo,
+  JetStreamApiError,
+  jetstream,
+  jetstreamManager,
+} from '@nats-io/jetstream'
 import { type NatsConnection, PermissionViolationError } from '@nats-io/transport-node'
 import { type Logger, errorFields, silentLogger } from './logger.ts'
 import { LogWaker } from './pg-listener.ts'
@@ -80,7 +96,9 @@ export class Relay {
   readonly #waker: LogWaker
   readonly #logger: Logger
   readonly #abort = new AbortController()
-  readonly #o: Required<Omit<RelayOptions, 'sql' | 'nc' | 'name' | 'logger' | 'stream'>> & { stream: EnsureStreamOptions }
+  readonly #o: Required<Omit<RelayOptions, 'sql' | 'nc' | 'name' | 'logger' | 'stream'>> & {
+    stream: EnsureStreamOptions
+  }
   #jsm: JetStreamManager | undefined
   readonly #lease: RelayLease
   #holding = false
@@ -94,7 +112,10 @@ export class Relay {
 
   constructor(options: RelayOptions) {
     this.name = options.name ?? 'default'
-    if (!NAME.test(this.name)) throw new InvalidName(`relay name ${JSON.stringify(this.name)} may only contain ASCII letters, digits, _ and - (1-64)`)
+    if (!NAME.test(this.name))
+      throw new InvalidName(
+        `relay name ${JSON.stringify(this.name)} may only contain ASCII letters, digits, _ and - (1-64)`,
+      )
     this.#sql = options.sql
     this.#nc = options.nc
     this.#store = new PgEventStore(options.sql)
@@ -167,7 +188,8 @@ export class Relay {
         } catch (e) {
           const err = mapPgError(e)
           if (isEventplaneError(err, 'bus.forbidden') || isEventplaneError(err, 'store.forbidden')) throw err
-          if (this.#nc.isClosed()) throw new Unavailable('bus.unavailable', 'the NATS connection was closed', { cause: err })
+          if (this.#nc.isClosed())
+            throw new Unavailable('bus.unavailable', 'the NATS connection was closed', { cause: err })
           failures++
           this.#state = 'retrying'
           this.#logger.warn({ relay: this.name, failures, ...errorFields(err) }, 'relay interrupted; retrying')
@@ -181,7 +203,10 @@ export class Relay {
       this.#holding = false
       await this.#lease.close()
       this.#state = 'stopped'
-      this.#logger.info({ relay: this.name, checkpoint: this.#checkpoint && formatCheckpoint(this.#checkpoint) }, 'relay stopped')
+      this.#logger.info(
+        { relay: this.name, checkpoint: this.#checkpoint && formatCheckpoint(this.#checkpoint) },
+        'relay stopped',
+      )
     }
   }
 
@@ -200,10 +225,14 @@ export class Relay {
     const published = compareCheckpoints(stored.checkpoint, START) > 0
     const replaced = published && (stored.streamCreated !== null || stream.state.messages === 0)
     if (replaced) {
-      this.#logger.warn({ relay: this.name, checkpoint: formatCheckpoint(stored.checkpoint), stream: STREAM_NAME }, 'the stream is not the one the checkpoint refers to; republishing the log from the start')
+      this.#logger.warn(
+        { relay: this.name, checkpoint: formatCheckpoint(stored.checkpoint), stream: STREAM_NAME },
+        'the stream is not the one the checkpoint refers to; republishing the log from the start',
+      )
     }
     const checkpoint = replaced ? START : stored.checkpoint
-    if (!(await this.#lease.storeCheckpoint(checkpoint, stream.created, { reset: replaced }))) throw new LeaseLost('the relay lock was lost before the checkpoint was stored')
+    if (!(await this.#lease.storeCheckpoint(checkpoint, stream.created, { reset: replaced })))
+      throw new LeaseLost('the relay lock was lost before the checkpoint was stored')
     return checkpoint
   }
 
@@ -213,7 +242,8 @@ export class Relay {
     try {
       created = (await this.#jsm!.streams.info(STREAM_NAME)).created
     } catch (e) {
-      if (e instanceof JetStreamApiError && e.code === STREAM_NOT_FOUND) throw new StreamReplaced(`stream ${STREAM_NAME} was deleted`)
+      if (e instanceof JetStreamApiError && e.code === STREAM_NOT_FOUND)
+        throw new StreamReplaced(`stream ${STREAM_NAME} was deleted`)
       throw busError(e)
     }
     if (created !== this.#streamCreated) throw new StreamReplaced(`stream ${STREAM_NAME} was replaced`)
@@ -295,12 +325,28 @@ export class Relay {
     this.#stats.published += outcome.acked
     this.#stats.duplicates += outcome.duplicates
     if (outcome.acked > 0) await this.#advance(batch[outcome.acked - 1]!)
-    this.#logger.debug({ relay: this.name, events: outcome.acked, duplicates: outcome.duplicates, checkpoint: formatCheckpoint(this.#checkpoint!) }, 'batch published')
+    this.#logger.debug(
+      {
+        relay: this.name,
+        events: outcome.acked,
+        duplicates: outcome.duplicates,
+        checkpoint: formatCheckpoint(this.#checkpoint!),
+      },
+      'batch published',
+    )
     if (outcome.failure === undefined) return
     const stuck = batch[outcome.acked]!
-    const where = { relay: this.name, event_id: stuck.event_id, type: stuck.type, position: stuck.global_position.toString() }
+    const where = {
+      relay: this.name,
+      event_id: stuck.event_id,
+      type: stuck.type,
+      position: stuck.global_position.toString(),
+    }
     if (isOrderBreak(outcome.failure)) {
-      this.#logger.info({ ...where, ...errorFields(outcome.failure) }, 'stream order check refused a publish; republishing from the checkpoint')
+      this.#logger.info(
+        { ...where, ...errorFields(outcome.failure) },
+        'stream order check refused a publish; republishing from the checkpoint',
+      )
       throw new OrderBreak()
     }
     this.#logger.warn({ ...where, ...errorFields(outcome.failure) }, 'publish failed')
@@ -309,7 +355,8 @@ export class Relay {
 
   async #advance(last: RecordedEvent): Promise<void> {
     const next = { txId: last.tx_id, position: last.global_position }
-    if (!(await this.#lease.storeCheckpoint(next, this.#streamCreated))) throw new LeaseLost('the relay lock was lost before the checkpoint was stored')
+    if (!(await this.#lease.storeCheckpoint(next, this.#streamCreated)))
+      throw new LeaseLost('the relay lock was lost before the checkpoint was stored')
     this.#checkpoint = next
   }
 }
@@ -319,7 +366,9 @@ function busError(e: unknown): EventplaneError {
   if (e instanceof PermissionViolationError) {
     return new EventplaneError('bus.forbidden', `not permitted to publish ${e.subject}`, { cause: e })
   }
-  return new Unavailable('bus.unavailable', `publish failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e })
+  return new Unavailable('bus.unavailable', `publish failed: ${e instanceof Error ? e.message : String(e)}`, {
+    cause: e,
+  })
 }
 
 function positive(n: number, name: string): number {

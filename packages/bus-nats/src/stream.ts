@@ -45,7 +45,8 @@ function immutableMismatches(actual: StreamConfig): string[] {
   if (actual.storage !== StorageType.File) problems.push(`storage is ${actual.storage}, expected file`)
   if (actual.retention !== RetentionPolicy.Limits) problems.push(`retention is ${actual.retention}, expected limits`)
   const subjects = actual.subjects ?? []
-  if (subjects.length !== 1 || subjects[0] !== LOG_SUBJECTS) problems.push(`subjects are ${JSON.stringify(subjects)}, expected ["${LOG_SUBJECTS}"]`)
+  if (subjects.length !== 1 || subjects[0] !== LOG_SUBJECTS)
+    problems.push(`subjects are ${JSON.stringify(subjects)}, expected ["${LOG_SUBJECTS}"]`)
   if (actual.sealed) problems.push('stream is sealed')
   if (actual.mirror) problems.push('stream is a mirror')
   return problems
@@ -68,9 +69,18 @@ function updatableDifferences(actual: StreamConfig, wanted: Partial<StreamConfig
 function mapBusError(action: string, e: unknown): EventplaneError {
   if (e instanceof EventplaneError) return e
   // nats.js rejects a refused request with a RequestError whose cause is the PermissionViolationError.
-  const violation = e instanceof PermissionViolationError ? e : e instanceof Error && e.cause instanceof PermissionViolationError ? e.cause : undefined
+  const violation =
+    e instanceof PermissionViolationError
+      ? e
+      : e instanceof Error && e.cause instanceof PermissionViolationError
+        ? e.cause
+        : undefined
   if (violation !== undefined) {
-    return new Forbidden('bus.forbidden', `not permitted to ${action} (${violation.operation} to ${violation.subject})`, { cause: e })
+    return new Forbidden(
+      'bus.forbidden',
+      `not permitted to ${action} (${violation.operation} to ${violation.subject})`,
+      { cause: e },
+    )
   }
   if (e instanceof JetStreamApiError) {
     return new EventplaneError('bus.stream_mismatch', `JetStream refused to ${action}: ${e.message}`, {
@@ -78,7 +88,9 @@ function mapBusError(action: string, e: unknown): EventplaneError {
       details: { stream: STREAM_NAME, api_code: e.code },
     })
   }
-  return new Unavailable('bus.unavailable', `could not ${action}: ${e instanceof Error ? e.message : String(e)}`, { cause: e })
+  return new Unavailable('bus.unavailable', `could not ${action}: ${e instanceof Error ? e.message : String(e)}`, {
+    cause: e,
+  })
 }
 
 async function streamInfo(jsm: JetStreamManager): Promise<StreamInfo | undefined> {
@@ -106,16 +118,21 @@ export async function ensureStream(jsm: JetStreamManager, options: EnsureStreamO
       return await jsm.streams.add(wanted)
     } catch (e) {
       // Another process created it between our info and add: check theirs instead.
-      if (!(e instanceof JetStreamApiError && e.code === STREAM_NAME_IN_USE)) throw mapBusError(`create stream ${STREAM_NAME}`, e)
+      if (!(e instanceof JetStreamApiError && e.code === STREAM_NAME_IN_USE))
+        throw mapBusError(`create stream ${STREAM_NAME}`, e)
       info = await streamInfo(jsm)
       if (info === undefined) throw mapBusError(`create stream ${STREAM_NAME}`, e)
     }
   }
   const problems = immutableMismatches(info.config)
   if (problems.length > 0) {
-    throw new EventplaneError('bus.stream_mismatch', `stream ${STREAM_NAME} exists with settings that cannot be updated: ${problems.join('; ')}`, {
-      details: { stream: STREAM_NAME, problems },
-    })
+    throw new EventplaneError(
+      'bus.stream_mismatch',
+      `stream ${STREAM_NAME} exists with settings that cannot be updated: ${problems.join('; ')}`,
+      {
+        details: { stream: STREAM_NAME, problems },
+      },
+    )
   }
   const delta = updatableDifferences(info.config, wanted)
   if (Object.keys(delta).length === 0) return info

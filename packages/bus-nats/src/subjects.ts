@@ -22,7 +22,9 @@ export const SUBMIT_SUBJECTS = `${API_ROOT}.submit.>`
 
 function validateKind(kind: unknown): EventKind {
   if (typeof kind !== 'string' || !(EVENT_KINDS as readonly string[]).includes(kind)) {
-    throw new InvalidName(`event kind ${JSON.stringify(kind)} is not one of ${EVENT_KINDS.join(', ')}`, { kind: 'kind' })
+    throw new InvalidName(`event kind ${JSON.stringify(kind)} is not one of ${EVENT_KINDS.join(', ')}`, {
+      kind: 'kind',
+    })
   }
   return kind as EventKind
 }
@@ -54,9 +56,12 @@ export interface SubmitTarget {
 export function parseSubmitSubject(subject: string): SubmitTarget {
   const tokens = subject.split('.')
   if (tokens.length !== 5 || tokens[0] !== API_ROOT || tokens[1] !== 'submit') {
-    throw new InvalidName(`${JSON.stringify(subject)} is not a submit subject (${API_ROOT}.submit.<tenant>.<category>.<id>)`, {
-      kind: 'subject',
-    })
+    throw new InvalidName(
+      `${JSON.stringify(subject)} is not a submit subject (${API_ROOT}.submit.<tenant>.<category>.<id>)`,
+      {
+        kind: 'subject',
+      },
+    )
   }
   return {
     tenant: validateTenant(tokens[2]),

@@ -58,7 +58,11 @@ export async function ensureConsumer(jsm: JetStreamManager, options: EnsureConsu
     if (!(e instanceof JetStreamApiError && (e.code === CONSUMER_EXISTS || e.code === CONSUMER_NAME_EXISTS))) throw e
     const info = await jsm.consumers.info(STREAM_NAME, name)
     if (info.config.filter_subject !== filter) {
-      throw new EventplaneError('bus.bad_request', `consumer ${name} exists with filter ${info.config.filter_subject ?? '(none)'}, not ${filter}`, { cause: e })
+      throw new EventplaneError(
+        'bus.bad_request',
+        `consumer ${name} exists with filter ${info.config.filter_subject ?? '(none)'}, not ${filter}`,
+        { cause: e },
+      )
     }
     return info
   }
@@ -110,13 +114,20 @@ export async function subscribe(js: JetStreamClient, options: SubscribeOptions):
   // stream takes its consumers with it); ending the iterable with an error lets the caller recreate it.
   // When the deletion is not announced (a pull in flight meets no responder), only two missed idle
   // heartbeats reveal it: 10 s pulls (5 s heartbeats) bound that at ~10 s instead of nats.js's 30 s.
-  const messages: ConsumerMessages = await consumer.consume({ max_messages: options.batch ?? 100, expires: 10_000, abort_on_missing_resource: true })
+  const messages: ConsumerMessages = await consumer.consume({
+    max_messages: options.batch ?? 100,
+    expires: 10_000,
+    abort_on_missing_resource: true,
+  })
   return liveIterable(messages, {
     map(msg: JsMsg): Delivery | undefined {
       try {
         return toDelivery(msg, decodeEvent(msg.data))
       } catch (e) {
-        logger.error({ consumer: name, seq: msg.seq, subject: msg.subject, ...errorFields(e) }, 'undecodable log message terminated')
+        logger.error(
+          { consumer: name, seq: msg.seq, subject: msg.subject, ...errorFields(e) },
+          'undecodable log message terminated',
+        )
         msg.term('undecodable')
         return undefined
       }

@@ -22,7 +22,11 @@ export interface TailOptions {
  * shows. A tenant connection may tail only its own tenant. Messages that do
  * not decode are skipped and logged by subject.
  */
-export async function tail(nc: NatsConnection, filter: LogFilterOptions = {}, options: TailOptions = {}): Promise<Tail> {
+export async function tail(
+  nc: NatsConnection,
+  filter: LogFilterOptions = {},
+  options: TailOptions = {},
+): Promise<Tail> {
   const subject = logFilter(filter)
   const logger = options.logger ?? silentLogger
   const sub = nc.subscribe(subject)

@@ -4,9 +4,23 @@ import { type RecordedEvent, EventFactory, isEventplaneError } from '@eventplane
 import { EVENT_HEADERS, decodeEvent, encodeEvent, eventHeaders, readEventHeaders } from '../src/codec.ts'
 
 function recorded(): RecordedEvent {
-  const root = EventFactory.forTenant('acme', { causedBy: 'user:alice' }).intent({ category: 'deployment', id: 'd:1' }, 'deploy_requested', { replicas: 3, tags: ['a'], nested: { ok: true } })
-  const child = EventFactory.fromEvent(root, { causedBy: 'controller:deployer' }).fact({ category: 'deployment', id: 'd:1' }, 'deploy_started', { step: 1 })
-  return { ...child, stream_version: 7, global_position: 9_007_199_254_740_993n, tx_id: 18_446_744_073_709_551_615n, recorded_at: '2025-01-02T03:04:05.678Z' }
+  const root = EventFactory.forTenant('acme', { causedBy: 'user:alice' }).intent(
+    { category: 'deployment', id: 'd:1' },
+    'deploy_requested',
+    { replicas: 3, tags: ['a'], nested: { ok: true } },
+  )
+  const child = EventFactory.fromEvent(root, { causedBy: 'controller:deployer' }).fact(
+    { category: 'deployment', id: 'd:1' },
+    'deploy_started',
+    { step: 1 },
+  )
+  return {
+    ...child,
+    stream_version: 7,
+    global_position: 9_007_199_254_740_993n,
+    tx_id: 18_446_744_073_709_551_615n,
+    recorded_at: '2025-01-02T03:04:05.678Z',
+  }
 }
 
 describe('codec', () => {
@@ -22,7 +36,12 @@ describe('codec', () => {
     const e = recorded()
     const h = eventHeaders(e)
     assert.equal(h.get(EVENT_HEADERS.msgId), e.event_id)
-    assert.deepEqual(readEventHeaders(h), { eventId: e.event_id, txId: e.tx_id, position: e.global_position, tenant: 'acme' })
+    assert.deepEqual(readEventHeaders(h), {
+      eventId: e.event_id,
+      txId: e.tx_id,
+      position: e.global_position,
+      tenant: 'acme',
+    })
   })
 
   test('decode refuses anything that is not a complete recorded event', () => {
@@ -40,7 +59,11 @@ describe('codec', () => {
     ]
     for (const value of bad) {
       const bytes = new TextEncoder().encode(typeof value === 'string' ? value : JSON.stringify(value))
-      assert.throws(() => decodeEvent(bytes), (e: unknown) => isEventplaneError(e), JSON.stringify(value).slice(0, 80))
+      assert.throws(
+        () => decodeEvent(bytes),
+        (e: unknown) => isEventplaneError(e),
+        JSON.stringify(value).slice(0, 80),
+      )
     }
   })
 })

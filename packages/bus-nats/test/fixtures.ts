@@ -48,7 +48,8 @@ export async function streamMessages(nc: NatsConnection): Promise<StoredMessage[
   while (out.length < total) {
     if (Date.now() > deadline) throw new Error(`read ${out.length} of ${total} stream messages in time`)
     const batch = await consumer.fetch({ max_messages: Math.min(500, total - out.length), expires: 2000 })
-    for await (const m of batch) out.push({ seq: m.seq, subject: m.subject, headers: m.headers, event: decodeEvent(m.data) })
+    for await (const m of batch)
+      out.push({ seq: m.seq, subject: m.subject, headers: m.headers, event: decodeEvent(m.data) })
   }
   return out
 }
@@ -118,12 +119,20 @@ export async function createBusEnv(prefix: string, tenants: string[] = ['acme', 
 }
 
 /** Appends `count` intents for `tenant` in appends of `perAppend` events, on streams `<prefix>-0..`. */
-export async function appendIntents(store: PgEventStore, tenant: string, count: number, perAppend = 50, prefix = 's'): Promise<EventEnvelope[]> {
+export async function appendIntents(
+  store: PgEventStore,
+  tenant: string,
+  count: number,
+  perAppend = 50,
+  prefix = 's',
+): Promise<EventEnvelope[]> {
   const f = EventFactory.forTenant(tenant, { causedBy: 'user:test' })
   const all: EventEnvelope[] = []
   for (let i = 0; i < count; i += perAppend) {
     const stream = { tenant, category: 'deployment', id: `${prefix}-${i / perAppend}` }
-    const events = Array.from({ length: Math.min(perAppend, count - i) }, (_, j) => f.intent(stream, 'scaled', { n: i + j }))
+    const events = Array.from({ length: Math.min(perAppend, count - i) }, (_, j) =>
+      f.intent(stream, 'scaled', { n: i + j }),
+    )
     await store.append(stream, events)
     all.push(...events)
   }
@@ -188,10 +197,15 @@ export function spawnServiceProcess(bin: string, label: string, env: Record<stri
     logs,
     hasLogged,
     async waitForLog(msg, timeoutMs = 20_000) {
-      await eventually(() => {
-        if (child.exitCode !== null && !hasLogged(msg)) throw new Error(`${label} exited (${child.exitCode}) before logging "${msg}": ${stderr}`)
-        return hasLogged(msg)
-      }, `${label} to log "${msg}"`, timeoutMs)
+      await eventually(
+        () => {
+          if (child.exitCode !== null && !hasLogged(msg))
+            throw new Error(`${label} exited (${child.exitCode}) before logging "${msg}": ${stderr}`)
+          return hasLogged(msg)
+        },
+        `${label} to log "${msg}"`,
+        timeoutMs,
+      )
     },
     freeze(frozen) {
       if (running()) child.kill(frozen ? 'SIGSTOP' : 'SIGCONT')

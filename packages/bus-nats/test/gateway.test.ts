@@ -9,7 +9,11 @@ import { submitSubject } from '../src/subjects.ts'
 import { type BusEnv, createBusEnv, within } from './fixtures.ts'
 
 const registry = new SchemaRegistry()
-  .register('deploy_requested', 1, Type.Object({ replicas: Type.Integer({ minimum: 1 }), note: Type.Optional(Type.String()) }))
+  .register(
+    'deploy_requested',
+    1,
+    Type.Object({ replicas: Type.Integer({ minimum: 1 }), note: Type.Optional(Type.String()) }),
+  )
   .register('config_changed', 1, Type.Object({ key: Type.String() }))
 
 const encoder = new TextEncoder()
@@ -27,7 +31,10 @@ describe('gateway', () => {
   }
 
   /** Sends a raw request body on `subject` as tenant acme and returns the parsed reply. */
-  async function raw(subject: string, body: string | Uint8Array): Promise<{ ok?: unknown; error?: { code: string; message: string } }> {
+  async function raw(
+    subject: string,
+    body: string | Uint8Array,
+  ): Promise<{ ok?: unknown; error?: { code: string; message: string } }> {
     const msg = await acme.request(subject, typeof body === 'string' ? encoder.encode(body) : body, { timeout: 5000 })
     return msg.json()
   }
@@ -52,7 +59,11 @@ describe('gateway', () => {
 
   before(async () => {
     env = await createBusEnv('ep_gateway')
-    gateway = await startGateway({ nc: await env.natsAs('gateway'), store: new PgEventStore(env.db.connect(ROLES.intentWriter, 4), { registry }), registry })
+    gateway = await startGateway({
+      nc: await env.natsAs('gateway'),
+      store: new PgEventStore(env.db.connect(ROLES.intentWriter, 4), { registry }),
+      registry,
+    })
     acme = await env.server.connect('acme')
   })
   after(async () => {
@@ -62,7 +73,11 @@ describe('gateway', () => {
 
   test('a good request is recorded as an intent stamped by the edge and answered with its position', async () => {
     const event = user.intent(d1, 'deploy_requested', { replicas: 3 })
-    const ok = await submitIntent(acme, { ...event, caused_by: 'controller:pretender' }, { principal: 'user:alice', expectedVersion: 'no_stream' })
+    const ok = await submitIntent(
+      acme,
+      { ...event, caused_by: 'controller:pretender' },
+      { principal: 'user:alice', expectedVersion: 'no_stream' },
+    )
     assert.equal(ok.event_id, event.event_id)
     assert.equal(ok.correlation_id, event.event_id)
     assert.equal(ok.stream_version, 1)
@@ -92,13 +107,25 @@ describe('gateway', () => {
   })
 
   test('an envelope for another tenant than the subject is refused with core.tenant_mismatch', async () => {
-    const globex = EventFactory.forTenant('globex', { causedBy: 'user:mallory' }).intent({ category: 'deployment', id: 'd1' }, 'deploy_requested', { replicas: 1 })
-    await assertRawRejected('core.tenant_mismatch', submitSubject('acme', 'deployment', 'd1'), JSON.stringify({ event: globex }))
+    const globex = EventFactory.forTenant('globex', { causedBy: 'user:mallory' }).intent(
+      { category: 'deployment', id: 'd1' },
+      'deploy_requested',
+      { replicas: 1 },
+    )
+    await assertRawRejected(
+      'core.tenant_mismatch',
+      submitSubject('acme', 'deployment', 'd1'),
+      JSON.stringify({ event: globex }),
+    )
   })
 
   test('an envelope for another stream than the subject is refused with core.stream_mismatch', async () => {
     const event = user.intent({ category: 'deployment', id: 'other' }, 'deploy_requested', { replicas: 1 })
-    await assertRawRejected('core.stream_mismatch', submitSubject('acme', 'deployment', 'd1'), JSON.stringify({ event }))
+    await assertRawRejected(
+      'core.stream_mismatch',
+      submitSubject('acme', 'deployment', 'd1'),
+      JSON.stringify({ event }),
+    )
   })
 
   test('bad names in the subject are refused with core.invalid_name', async () => {
@@ -114,7 +141,9 @@ describe('gateway', () => {
   })
 
   test('data that breaks its schema, or has no schema, is refused', async () => {
-    await assertRejected('core.schema_violation', () => submitIntent(acme, user.intent(d1, 'deploy_requested', { replicas: 'three' })))
+    await assertRejected('core.schema_violation', () =>
+      submitIntent(acme, user.intent(d1, 'deploy_requested', { replicas: 'three' })),
+    )
     await assertRejected('core.unknown_schema', () => submitIntent(acme, user.intent(d1, 'never_registered', {})))
   })
 
@@ -123,7 +152,11 @@ describe('gateway', () => {
     await assertRawRejected('bus.bad_request', subject, '{"event": ')
     await assertRawRejected('bus.bad_request', subject, new Uint8Array([0xff, 0xfe]))
     await assertRawRejected('bus.bad_request', subject, '[1,2]')
-    await assertRawRejected('bus.bad_request', subject, JSON.stringify({ event: user.intent(d1, 'deploy_requested', { replicas: 1 }), expectedVersion: -1 }))
+    await assertRawRejected(
+      'bus.bad_request',
+      subject,
+      JSON.stringify({ event: user.intent(d1, 'deploy_requested', { replicas: 1 }), expectedVersion: -1 }),
+    )
     await assertRawRejected('core.invalid_envelope', subject, JSON.stringify({ event: { event_id: 'x' } }))
   })
 
@@ -138,28 +171,45 @@ describe('gateway', () => {
     const big = { replicas: 1, note: 'x'.repeat(66 * 1024) }
     const oversizedData = { ...user.intent(d1, 'deploy_requested', { replicas: 1 }), data: big }
     await assertRejected('core.payload_too_large', () => submitIntent(acme, oversizedData))
-    const hugeBody = JSON.stringify({ event: { ...oversizedData, data: { replicas: 1, note: 'x'.repeat(200 * 1024) } } })
+    const hugeBody = JSON.stringify({
+      event: { ...oversizedData, data: { replicas: 1, note: 'x'.repeat(200 * 1024) } },
+    })
     await assertRawRejected('core.payload_too_large', submitSubject('acme', 'deployment', 'd1'), hugeBody)
   })
 
   test('a lost optimistic-concurrency race is reported as store.wrong_expected_version', async () => {
-    await assertRejected('store.wrong_expected_version', () => submitIntent(acme, user.intent(d1, 'deploy_requested', { replicas: 2 }), { expectedVersion: 0 }))
+    await assertRejected('store.wrong_expected_version', () =>
+      submitIntent(acme, user.intent(d1, 'deploy_requested', { replicas: 2 }), { expectedVersion: 0 }),
+    )
   })
 
-  test('a tenant cannot submit on another tenant\'s subject: bus.forbidden, nothing written', async () => {
-    const globexEvent = EventFactory.forTenant('globex', { causedBy: 'user:mallory' }).intent({ category: 'deployment', id: 'd1' }, 'deploy_requested', { replicas: 1 })
+  test("a tenant cannot submit on another tenant's subject: bus.forbidden, nothing written", async () => {
+    const globexEvent = EventFactory.forTenant('globex', { causedBy: 'user:mallory' }).intent(
+      { category: 'deployment', id: 'd1' },
+      'deploy_requested',
+      { replicas: 1 },
+    )
     const before = await rowCount()
-    await assert.rejects(submitIntent(acme, globexEvent, { timeoutMs: 1500 }), (e: unknown) => isEventplaneError(e, 'bus.forbidden'))
+    await assert.rejects(submitIntent(acme, globexEvent, { timeoutMs: 1500 }), (e: unknown) =>
+      isEventplaneError(e, 'bus.forbidden'),
+    )
     assert.equal(await rowCount(), before)
   })
 
   test('when PostgreSQL is unreachable the reply is store.unavailable; when no gateway serves, bus.unavailable', async () => {
     await gateway.stop()
-    await assertRejected('bus.unavailable', () => submitIntent(acme, user.intent(d1, 'deploy_requested', { replicas: 1 }), { timeoutMs: 2000 }))
-    const unreachable = connectPg('postgres://eventplane_intent_writer@127.0.0.1:1/nowhere', { max: 1, connectTimeout: 2 })
+    await assertRejected('bus.unavailable', () =>
+      submitIntent(acme, user.intent(d1, 'deploy_requested', { replicas: 1 }), { timeoutMs: 2000 }),
+    )
+    const unreachable = connectPg('postgres://eventplane_intent_writer@127.0.0.1:1/nowhere', {
+      max: 1,
+      connectTimeout: 2,
+    })
     const down = await startGateway({ nc: await env.natsAs('gateway'), store: new PgEventStore(unreachable), registry })
     try {
-      await assertRejected('store.unavailable', () => submitIntent(acme, user.intent(d1, 'deploy_requested', { replicas: 1 }), { timeoutMs: 5000 }))
+      await assertRejected('store.unavailable', () =>
+        submitIntent(acme, user.intent(d1, 'deploy_requested', { replicas: 1 }), { timeoutMs: 5000 }),
+      )
     } finally {
       await down.stop()
       await unreachable.end({ timeout: 1 })

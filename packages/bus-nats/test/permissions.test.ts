@@ -43,7 +43,8 @@ async function assertSubscribeRefused(nc: NatsConnection, subject: string): Prom
 function watchViolations(nc: NatsConnection): (subject: string) => Promise<PermissionViolationError> {
   const seen: PermissionViolationError[] = []
   void (async () => {
-    for await (const s of nc.status()) if (s.type === 'error' && s.error instanceof PermissionViolationError) seen.push(s.error)
+    for await (const s of nc.status())
+      if (s.type === 'error' && s.error instanceof PermissionViolationError) seen.push(s.error)
   })()
   return async (subject) => {
     for (let i = 0; i < 60; i++) {
@@ -68,7 +69,11 @@ describe('tiered NATS credentials (tenants acme and globex)', () => {
     relay = await server.connect('relay')
     await ensureStream(await jetstreamManager(relay))
     const globex = await jetstreamManager(await server.connect('globex'))
-    await globex.consumers.add(STREAM_NAME, { name: 'globex_tail', filter_subject: globexFilter, ack_policy: AckPolicy.Explicit })
+    await globex.consumers.add(STREAM_NAME, {
+      name: 'globex_tail',
+      filter_subject: globexFilter,
+      ack_policy: AckPolicy.Explicit,
+    })
   })
   after(async () => {
     await server?.stop()
@@ -96,7 +101,10 @@ describe('tiered NATS credentials (tenants acme and globex)', () => {
 
   test('a tenant client without its inbox prefix cannot even make requests', async () => {
     const acme = await server.connect('acme', { inboxPrefix: '_INBOX' })
-    await assert.rejects(acme.request(submitSubject('acme', 'x', 'y'), '{}', { timeout: 2000 }), (e) => violationOf(e)?.operation === 'subscription')
+    await assert.rejects(
+      acme.request(submitSubject('acme', 'x', 'y'), '{}', { timeout: 2000 }),
+      (e) => violationOf(e)?.operation === 'subscription',
+    )
   })
 
   test('a tenant cannot publish log subjects, not even its own (no forged facts)', async () => {
@@ -118,20 +126,38 @@ describe('tiered NATS credentials (tenants acme and globex)', () => {
   test("a tenant cannot create a consumer on another tenant's subjects, with an unlisted name, or without a filter", async () => {
     const acme = await jetstreamManager(await server.connect('acme'))
     const attempts: Array<[Parameters<JetStreamManager['consumers']['add']>[1], string]> = [
-      [{ name: 'acme_tail', filter_subject: globexFilter }, `$JS.API.CONSUMER.CREATE.EVENTPLANE.acme_tail.${globexFilter}`],
-      [{ name: 'globex_proj', filter_subject: globexFilter }, `$JS.API.CONSUMER.CREATE.EVENTPLANE.globex_proj.${globexFilter}`],
-      [{ name: 'acme_other', filter_subject: acmeFilter }, `$JS.API.CONSUMER.CREATE.EVENTPLANE.acme_other.${acmeFilter}`],
+      [
+        { name: 'acme_tail', filter_subject: globexFilter },
+        `$JS.API.CONSUMER.CREATE.EVENTPLANE.acme_tail.${globexFilter}`,
+      ],
+      [
+        { name: 'globex_proj', filter_subject: globexFilter },
+        `$JS.API.CONSUMER.CREATE.EVENTPLANE.globex_proj.${globexFilter}`,
+      ],
+      [
+        { name: 'acme_other', filter_subject: acmeFilter },
+        `$JS.API.CONSUMER.CREATE.EVENTPLANE.acme_other.${acmeFilter}`,
+      ],
       [{ name: 'acme_tail' }, '$JS.API.CONSUMER.CREATE.EVENTPLANE.acme_tail'],
-      [{ name: 'acme_tail', filter_subject: 'eventplane.>' }, '$JS.API.CONSUMER.CREATE.EVENTPLANE.acme_tail.eventplane.>'],
+      [
+        { name: 'acme_tail', filter_subject: 'eventplane.>' },
+        '$JS.API.CONSUMER.CREATE.EVENTPLANE.acme_tail.eventplane.>',
+      ],
     ]
     for (const [config, subject] of attempts) {
-      await assertPublishRefused(acme.consumers.add(STREAM_NAME, { ...config, ack_policy: AckPolicy.Explicit }), subject)
+      await assertPublishRefused(
+        acme.consumers.add(STREAM_NAME, { ...config, ack_policy: AckPolicy.Explicit }),
+        subject,
+      )
     }
     const nc = await server.connect('acme')
-    await assertPublishRefused(nc.request('$JS.API.CONSUMER.DURABLE.CREATE.EVENTPLANE.acme_tail', '{}'), '$JS.API.CONSUMER.DURABLE.CREATE.EVENTPLANE.acme_tail')
+    await assertPublishRefused(
+      nc.request('$JS.API.CONSUMER.DURABLE.CREATE.EVENTPLANE.acme_tail', '{}'),
+      '$JS.API.CONSUMER.DURABLE.CREATE.EVENTPLANE.acme_tail',
+    )
   })
 
-  test("an allowed create subject paired with a body that filters on another tenant or names another consumer is refused by JetStream", async () => {
+  test('an allowed create subject paired with a body that filters on another tenant or names another consumer is refused by JetStream', async () => {
     const nc = await server.connect('acme')
     const subject = `$JS.API.CONSUMER.CREATE.EVENTPLANE.acme_tail.${acmeFilter}`
     const forged: Array<[Record<string, unknown>, number]> = [
@@ -141,7 +167,10 @@ describe('tiered NATS credentials (tenants acme and globex)', () => {
       [{ durable_name: 'globex_tail', filter_subject: acmeFilter }, 10017],
     ]
     for (const [config, errCode] of forged) {
-      const reply = await nc.request(subject, JSON.stringify({ stream_name: STREAM_NAME, config: { ...config, ack_policy: 'explicit' } }))
+      const reply = await nc.request(
+        subject,
+        JSON.stringify({ stream_name: STREAM_NAME, config: { ...config, ack_policy: 'explicit' } }),
+      )
       assert.equal(reply.json<{ error?: { err_code: number } }>().error?.err_code, errCode, JSON.stringify(config))
     }
   })
@@ -149,14 +178,21 @@ describe('tiered NATS credentials (tenants acme and globex)', () => {
   test('a filter that passes the permission token match but is not a subset of the stream is refused by JetStream itself', async () => {
     const acme = await jetstreamManager(await server.connect('acme'))
     await assert.rejects(
-      acme.consumers.add(STREAM_NAME, { name: 'acme_proj', filter_subject: 'eventplane.>.acme.>', ack_policy: AckPolicy.Explicit }),
+      acme.consumers.add(STREAM_NAME, {
+        name: 'acme_proj',
+        filter_subject: 'eventplane.>.acme.>',
+        ack_policy: AckPolicy.Explicit,
+      }),
       (e) => e instanceof JetStreamApiError && e.code === 10093,
     )
   })
 
   test("a tenant cannot read or pull from another tenant's consumer", async () => {
     const nc = await server.connect('acme')
-    await assertPublishRefused(jetstream(nc).consumers.get(STREAM_NAME, 'globex_tail'), '$JS.API.CONSUMER.INFO.EVENTPLANE.globex_tail')
+    await assertPublishRefused(
+      jetstream(nc).consumers.get(STREAM_NAME, 'globex_tail'),
+      '$JS.API.CONSUMER.INFO.EVENTPLANE.globex_tail',
+    )
     const next = '$JS.API.CONSUMER.MSG.NEXT.EVENTPLANE.globex_tail'
     await assertPublishRefused(nc.request(next, '{"batch":1}', { timeout: 2000 }), next)
   })
@@ -171,7 +207,11 @@ describe('tiered NATS credentials (tenants acme and globex)', () => {
   test("a tenant's listed consumer and core tail receive exactly its own messages from a mixed log the relay publishes", async () => {
     const nc = await server.connect('acme')
     const jsm = await jetstreamManager(nc)
-    await jsm.consumers.add(STREAM_NAME, { name: 'acme_tail', filter_subject: acmeFilter, ack_policy: AckPolicy.Explicit })
+    await jsm.consumers.add(STREAM_NAME, {
+      name: 'acme_tail',
+      filter_subject: acmeFilter,
+      ack_policy: AckPolicy.Explicit,
+    })
     const tail = nc.subscribe(acmeFilter)
     await nc.flush()
     const js = jetstream(relay)
@@ -232,7 +272,11 @@ describe('tiered NATS credentials (tenants acme and globex)', () => {
   test('a controller consumes across tenants but cannot publish log subjects or delete the stream', async () => {
     const nc = await server.connect('controller')
     const jsm = await jetstreamManager(nc)
-    await jsm.consumers.add(STREAM_NAME, { durable_name: 'orders_ctl', filter_subject: logFilter({ kind: 'intent' }), ack_policy: AckPolicy.Explicit })
+    await jsm.consumers.add(STREAM_NAME, {
+      durable_name: 'orders_ctl',
+      filter_subject: logFilter({ kind: 'intent' }),
+      ack_policy: AckPolicy.Explicit,
+    })
     const consumer = await jetstream(nc).consumers.get(STREAM_NAME, 'orders_ctl')
     const first = await consumer.next({ expires: 1000 })
     assert.equal(first?.subject.split('.')[1], 'intent')

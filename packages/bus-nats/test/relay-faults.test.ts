@@ -4,7 +4,18 @@ import { ROLES } from '@eventplane/store-pg'
 import { jetstreamManager } from '@nats-io/jetstream'
 import { Relay } from '../src/relay.ts'
 import { loadRelayCheckpoint } from '../src/relay-lease.ts'
-import { type BusEnv, type RelayChild, appendIntents, createBusEnv, eventually, pgLog, spawnRelay, streamCount, streamMessages, within } from './fixtures.ts'
+import {
+  type BusEnv,
+  type RelayChild,
+  appendIntents,
+  createBusEnv,
+  eventually,
+  pgLog,
+  spawnRelay,
+  streamCount,
+  streamMessages,
+  within,
+} from './fixtures.ts'
 
 /** Every event of the PG log is in the stream exactly once, in the same order. */
 async function assertPublishedOnce(env: BusEnv, expected: number): Promise<void> {
@@ -15,7 +26,11 @@ async function assertPublishedOnce(env: BusEnv, expected: number): Promise<void>
   const ids = messages.map((m) => m.event.event_id)
   assert.equal(ids.length, expected, 'stream message count equals the number of events')
   assert.equal(new Set(ids).size, expected, 'no event is in the stream twice')
-  assert.deepEqual(ids, (await pgLog(env.relayStore)).map((e) => e.event_id), 'the stream order is the gap-safe PG order')
+  assert.deepEqual(
+    ids,
+    (await pgLog(env.relayStore)).map((e) => e.event_id),
+    'the stream order is the gap-safe PG order',
+  )
 }
 
 describe('relay faults', () => {
@@ -52,8 +67,14 @@ describe('relay faults', () => {
     assert.ok(atKill < 2000, `killed mid-stream (${atKill} of 2000 published)`)
     const checkpoint = await loadRelayCheckpoint(env.relayStore.sql, 'kill')
     let log = await pgLog(env.relayStore)
-    await eventually(async () => (log = await pgLog(env.relayStore)).length === appended.length, 'every appended event to be visible')
-    assert.ok(checkpoint.position < log.at(-1)!.global_position || checkpoint.txId < log.at(-1)!.tx_id, 'the checkpoint stopped short of the end')
+    await eventually(
+      async () => (log = await pgLog(env.relayStore)).length === appended.length,
+      'every appended event to be visible',
+    )
+    assert.ok(
+      checkpoint.position < log.at(-1)!.global_position || checkpoint.txId < log.at(-1)!.tx_id,
+      'the checkpoint stopped short of the end',
+    )
 
     spawn(env, 'kill', small)
     await assertPublishedOnce(env, 2000)
@@ -76,7 +97,10 @@ describe('relay faults', () => {
     await b.kill('SIGTERM')
     assert.equal(b.process.exitCode, 0, 'SIGTERM stops a relay gracefully')
     const last = (await pgLog(env.relayStore)).at(-1)!
-    assert.deepEqual(await loadRelayCheckpoint(env.relayStore.sql, 'pair'), { txId: last.tx_id, position: last.global_position })
+    assert.deepEqual(await loadRelayCheckpoint(env.relayStore.sql, 'pair'), {
+      txId: last.tx_id,
+      position: last.global_position,
+    })
   })
 
   test('while NATS is down appends still succeed, and after a restart on the same port and store the relay catches up', async () => {
@@ -98,7 +122,11 @@ describe('relay faults', () => {
     await appendIntents(env.intents, 'acme', 200, 20, 'during')
     await eventually(() => relay.state === 'retrying', 'the relay to notice NATS is down')
     const stuck = relay.checkpoint!
-    assert.equal(stuck.position, (await pgLog(env.relayStore))[39]!.global_position, 'the checkpoint does not move past an un-acked event')
+    assert.equal(
+      stuck.position,
+      (await pgLog(env.relayStore))[39]!.global_position,
+      'the checkpoint does not move past an un-acked event',
+    )
 
     await env.server.restart()
     await assertPublishedOnce(env, 240)
@@ -106,7 +134,13 @@ describe('relay faults', () => {
 
   test('a relay whose PostgreSQL sessions are terminated retakes its lock and keeps publishing', async () => {
     const env = await newEnv('ep_relay_pgdrop')
-    const relay = new Relay({ sql: env.db.connect(ROLES.relay, 4), nc: await env.natsAs('relay'), name: 'pg', pollIntervalMs: 200, maxBackoffMs: 300 })
+    const relay = new Relay({
+      sql: env.db.connect(ROLES.relay, 4),
+      nc: await env.natsAs('relay'),
+      name: 'pg',
+      pollIntervalMs: 200,
+      maxBackoffMs: 300,
+    })
     inProcess.push(relay)
     relay.start()
     await appendIntents(env.intents, 'globex', 30, 10, 'before')

@@ -8,7 +8,16 @@ import type { NatsConnection } from '@nats-io/transport-node'
 import { EVENT_HEADERS } from '../src/codec.ts'
 import { Relay } from '../src/relay.ts'
 import { loadRelayCheckpoint } from '../src/relay-lease.ts'
-import { type BusEnv, appendIntents, createBusEnv, eventually, pgLog, streamCount, streamMessages, within } from './fixtures.ts'
+import {
+  type BusEnv,
+  appendIntents,
+  createBusEnv,
+  eventually,
+  pgLog,
+  streamCount,
+  streamMessages,
+  within,
+} from './fixtures.ts'
 
 describe('relay', () => {
   let env: BusEnv
@@ -20,7 +29,12 @@ describe('relay', () => {
     env = await createBusEnv('ep_relay')
     operator = await env.natsAs('operator')
     jsm = await jetstreamManager(operator)
-    relay = new Relay({ sql: env.db.connect(ROLES.relay, 4), nc: await env.natsAs('relay'), name: 'main', pollIntervalMs: 200 })
+    relay = new Relay({
+      sql: env.db.connect(ROLES.relay, 4),
+      nc: await env.natsAs('relay'),
+      name: 'main',
+      pollIntervalMs: 200,
+    })
     relay.start()
   })
   after(async () => {
@@ -43,10 +57,18 @@ describe('relay', () => {
     await eventually(async () => (await streamCount(jsm)) === 3, 'three messages in the stream')
     const messages = await streamMessages(operator)
     const log = await pgLog(env.relayStore)
-    assert.deepEqual(messages.map((m) => m.event), log, 'the stream holds the recorded events, byte for byte, in the gap-safe order')
+    assert.deepEqual(
+      messages.map((m) => m.event),
+      log,
+      'the stream holds the recorded events, byte for byte, in the gap-safe order',
+    )
     assert.deepEqual(
       messages.map((m) => m.subject),
-      ['eventplane.intent.acme.deployment.d1', 'eventplane.fact.acme.deployment.d1', 'eventplane.intent.globex.service.svc:a'],
+      [
+        'eventplane.intent.acme.deployment.d1',
+        'eventplane.fact.acme.deployment.d1',
+        'eventplane.intent.globex.service.svc:a',
+      ],
     )
     for (const m of messages) {
       assert.equal(m.headers?.get(EVENT_HEADERS.msgId), m.event.event_id)
@@ -76,12 +98,25 @@ describe('relay', () => {
       await new PgEventStore(slowConn as never).append(slowStream, [slow])
       const fast = await appendIntents(env.intents, 'acme', 5, 5, 'fast')
       await sleep(600)
-      assert.equal(await streamCount(jsm), before, 'nothing committed after the open transaction is published while it is open')
+      assert.equal(
+        await streamCount(jsm),
+        before,
+        'nothing committed after the open transaction is published while it is open',
+      )
       await slowConn.unsafe('commit')
-      await eventually(async () => (await streamCount(jsm)) === before + 6, 'the slow and the fast events in the stream')
+      await eventually(
+        async () => (await streamCount(jsm)) === before + 6,
+        'the slow and the fast events in the stream',
+      )
       const ids = (await streamMessages(operator)).map((m) => m.event.event_id)
-      assert.ok(ids.indexOf(slow.event_id) < ids.indexOf(fast[0]!.event_id), 'the slow transaction first: it has the older tx id')
-      assert.deepEqual(ids, (await pgLog(env.relayStore)).map((e) => e.event_id))
+      assert.ok(
+        ids.indexOf(slow.event_id) < ids.indexOf(fast[0]!.event_id),
+        'the slow transaction first: it has the older tx id',
+      )
+      assert.deepEqual(
+        ids,
+        (await pgLog(env.relayStore)).map((e) => e.event_id),
+      )
     } finally {
       await slowConn.unsafe('rollback').catch(() => {})
       slowConn.release()
@@ -90,17 +125,31 @@ describe('relay', () => {
 
   test('a relay stopped gracefully stores its checkpoint at the last acked event, and its successor publishes only what is new', async () => {
     const appended = await appendIntents(env.intents, 'globex', 120, 40, 'graceful')
-    await eventually(async () => (await streamMessages(operator)).some((m) => m.event.event_id === appended.at(-1)!.event_id), 'the last event published')
+    await eventually(
+      async () => (await streamMessages(operator)).some((m) => m.event.event_id === appended.at(-1)!.event_id),
+      'the last event published',
+    )
     await within(relay.stop(), 15_000, 'graceful stop')
     assert.equal(relay.state, 'stopped')
     const last = (await pgLog(env.relayStore)).at(-1)!
-    assert.deepEqual(await loadRelayCheckpoint(env.relayStore.sql, 'main'), { txId: last.tx_id, position: last.global_position })
+    assert.deepEqual(await loadRelayCheckpoint(env.relayStore.sql, 'main'), {
+      txId: last.tx_id,
+      position: last.global_position,
+    })
 
-    relay = new Relay({ sql: env.db.connect(ROLES.relay, 4), nc: await env.natsAs('relay'), name: 'main', pollIntervalMs: 200 })
+    relay = new Relay({
+      sql: env.db.connect(ROLES.relay, 4),
+      nc: await env.natsAs('relay'),
+      name: 'main',
+      pollIntervalMs: 200,
+    })
     relay.start()
     await eventually(() => relay.state === 'active', 'the successor to become active')
     const more = await appendIntents(env.intents, 'globex', 10, 10, 'after')
-    await eventually(async () => (await pgLog(env.relayStore)).some((e) => e.event_id === more.at(-1)!.event_id), 'the new events to be visible')
+    await eventually(
+      async () => (await pgLog(env.relayStore)).some((e) => e.event_id === more.at(-1)!.event_id),
+      'the new events to be visible',
+    )
     const total = (await pgLog(env.relayStore)).length
     await eventually(async () => (await streamCount(jsm)) === total, 'the new events in the stream')
     assert.equal(relay.stats.published, more.length, 'the successor republished nothing')

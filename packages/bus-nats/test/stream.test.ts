@@ -82,8 +82,15 @@ describe('ensureStream', () => {
   })
 
   test('a stream with settings that cannot be updated fails with bus.stream_mismatch and is left as it was', async () => {
-    const created = await operator.streams.add({ name: STREAM_NAME, subjects: [LOG_SUBJECTS], storage: StorageType.Memory })
-    await assert.rejects(ensureStream(operator), (e) => isEventplaneError(e, 'bus.stream_mismatch') && /storage is memory/.test(e.message))
+    const created = await operator.streams.add({
+      name: STREAM_NAME,
+      subjects: [LOG_SUBJECTS],
+      storage: StorageType.Memory,
+    })
+    await assert.rejects(
+      ensureStream(operator),
+      (e) => isEventplaneError(e, 'bus.stream_mismatch') && /storage is memory/.test(e.message),
+    )
     const now = await operator.streams.info(STREAM_NAME)
     assert.equal(now.created, created.created)
     assert.equal(now.config.storage, StorageType.Memory)
@@ -103,7 +110,9 @@ describe('ensureStream', () => {
   test('deny_purge and deny_delete refuse even the operator; only deleting the whole stream is left to it', async () => {
     await ensureStream(operator)
     const js = jetstream(await server.connect('relay'))
-    const ack = await js.publish(logSubject('fact', 'acme', 'orders', 'o-2'), '{}', { msgID: '0190f0c2-0000-7000-8000-000000000002' })
+    const ack = await js.publish(logSubject('fact', 'acme', 'orders', 'o-2'), '{}', {
+      msgID: '0190f0c2-0000-7000-8000-000000000002',
+    })
     await assert.rejects(operator.streams.purge(STREAM_NAME), JetStreamApiError)
     await assert.rejects(operator.streams.deleteMessage(STREAM_NAME, ack.seq), JetStreamApiError)
     assert.equal((await operator.streams.info(STREAM_NAME)).state.messages, 1)
@@ -112,7 +121,9 @@ describe('ensureStream', () => {
   test('the stream and its messages survive a SIGKILL of the server', async () => {
     await ensureStream(operator)
     const js = jetstream(await server.connect('relay'))
-    await js.publish(logSubject('intent', 'acme', 'orders', 'o-3'), '{}', { msgID: '0190f0c2-0000-7000-8000-000000000003' })
+    await js.publish(logSubject('intent', 'acme', 'orders', 'o-3'), '{}', {
+      msgID: '0190f0c2-0000-7000-8000-000000000003',
+    })
     await server.kill()
     await server.restart()
     operator = await jetstreamManager(await server.connect('operator'))

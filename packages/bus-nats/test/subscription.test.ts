@@ -22,7 +22,12 @@ describe('subscriptions', () => {
 
   before(async () => {
     env = await createBusEnv('ep_sub')
-    relay = new Relay({ sql: env.db.connect(ROLES.relay, 4), nc: await env.natsAs('relay'), name: 'sub', pollIntervalMs: 200 })
+    relay = new Relay({
+      sql: env.db.connect(ROLES.relay, 4),
+      nc: await env.natsAs('relay'),
+      name: 'sub',
+      pollIntervalMs: 200,
+    })
     relay.start()
     await eventually(() => relay.state === 'active', 'the relay to create the stream and become active')
     acme = await env.server.connect('acme')
@@ -33,14 +38,18 @@ describe('subscriptions', () => {
   })
 
   test('a tenant subscription receives its events in order, acks them, and gets an un-acked one redelivered', async () => {
-    await ensureConsumer(await jetstreamManager(acme), { name: 'acme_ctl', filter: { tenant: 'acme' }, ackWaitMs: 1000 })
+    await ensureConsumer(await jetstreamManager(acme), {
+      name: 'acme_ctl',
+      filter: { tenant: 'acme' },
+      ackWaitMs: 1000,
+    })
     await appendIntents(env.intents, 'globex', 3, 3, 'other')
     const appended = await appendIntents(env.intents, 'acme', 3, 3, 'mine')
     const sub = await subscribe(jetstream(acme), { consumer: 'acme_ctl', batch: 10 })
     const it = sub[Symbol.asyncIterator]()
     try {
       const first = await next(it)
-      assert.equal(first.event.event_id, appended[0]!.event_id, 'only the tenant\'s events, in log order')
+      assert.equal(first.event.event_id, appended[0]!.event_id, "only the tenant's events, in log order")
       assert.equal(first.deliveryCount, 1)
       assert.equal(first.redelivered, false)
       await first.ack()
@@ -69,7 +78,9 @@ describe('subscriptions', () => {
     await assert.rejects(ensureConsumer(jsm, { name: 'acme_tail', filter: { tenant: 'globex' } }))
     const info = await ensureConsumer(jsm, { name: 'acme_ctl', filter: { tenant: 'acme' } })
     assert.equal(info.config.filter_subject, 'eventplane.*.acme.>')
-    await assert.rejects(ensureConsumer(jsm, { name: 'bad.name', filter: { tenant: 'acme' } }), { code: 'core.invalid_name' })
+    await assert.rejects(ensureConsumer(jsm, { name: 'bad.name', filter: { tenant: 'acme' } }), {
+      code: 'core.invalid_name',
+    })
   })
 
   test('tail yields live events of the tenant as they are published', async () => {

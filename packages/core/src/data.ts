@@ -39,9 +39,12 @@ function checkValue(v: unknown, path: string, depth: number): void {
     if (!Number.isFinite(v)) throw new InvalidData(`event data at ${path} is not a finite number`)
     return
   }
-  if (typeof v === 'string') return checkString(v, path)
+  if (typeof v === 'string') {
+    checkString(v, path)
+    return
+  }
   if (Array.isArray(v)) {
-    v.forEach((item, i) => checkValue(item, `${path}[${i}]`, depth + 1))
+    for (const [i, item] of v.entries()) checkValue(item, `${path}[${i}]`, depth + 1)
     return
   }
   if (isPlainObject(v)) {

@@ -83,7 +83,11 @@ export class InvalidData extends EventplaneError {
 
 export class PayloadTooLarge extends EventplaneError {
   /** `what` names the measured thing: the event's data (default) or a whole request body. */
-  constructor(readonly size: number, readonly limit: number, what = 'event data') {
+  constructor(
+    readonly size: number,
+    readonly limit: number,
+    what = 'event data',
+  ) {
     super('core.payload_too_large', `${what} is ${size} bytes, over the ${limit} byte limit`, {
       details: { size, limit },
     })
@@ -164,6 +168,10 @@ export function isEventplaneError(e: unknown, code?: ErrorCode): e is Eventplane
 }
 
 /** Rebuilds a typed error from its wire form (gateway replies), keeping the stable code. */
-export function errorFromWire(wire: { code: string; message: string; details?: Record<string, unknown> }): EventplaneError {
+export function errorFromWire(wire: {
+  code: string
+  message: string
+  details?: Record<string, unknown>
+}): EventplaneError {
   return new EventplaneError(wire.code as ErrorCode, wire.message, { details: wire.details ?? {} })
 }

@@ -57,7 +57,10 @@ export class EventFactory {
    * controllers, which trust the envelope they were handed).
    */
   static fromEvent(parent: EventEnvelope, options: EventFactoryOptions): EventFactory {
-    return new EventFactory(parent.tenant_id, options, { correlationId: parent.correlation_id, causationId: parent.event_id })
+    return new EventFactory(parent.tenant_id, options, {
+      correlationId: parent.correlation_id,
+      causationId: parent.event_id,
+    })
   }
 
   /** A child factory: same tenant, events caused by `parent`. */
@@ -70,15 +73,30 @@ export class EventFactory {
     )
   }
 
-  intent<D extends EventData>(stream: { category: string; id: string }, type: string, data: D, options?: NewEventOptions): EventEnvelope<D> {
+  intent<D extends EventData>(
+    stream: { category: string; id: string },
+    type: string,
+    data: D,
+    options?: NewEventOptions,
+  ): EventEnvelope<D> {
     return this.#create('intent', stream, type, data, options)
   }
 
-  fact<D extends EventData>(stream: { category: string; id: string }, type: string, data: D, options?: NewEventOptions): EventEnvelope<D> {
+  fact<D extends EventData>(
+    stream: { category: string; id: string },
+    type: string,
+    data: D,
+    options?: NewEventOptions,
+  ): EventEnvelope<D> {
     return this.#create('fact', stream, type, data, options)
   }
 
-  internal<D extends EventData>(stream: { category: string; id: string }, type: string, data: D, options?: NewEventOptions): EventEnvelope<D> {
+  internal<D extends EventData>(
+    stream: { category: string; id: string },
+    type: string,
+    data: D,
+    options?: NewEventOptions,
+  ): EventEnvelope<D> {
     return this.#create('internal', stream, type, data, options)
   }
 

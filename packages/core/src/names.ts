@@ -25,7 +25,8 @@ export function validateName(kind: NameKind, value: unknown): string {
   if (typeof value !== 'string') throw new InvalidName(`${kind} must be a string`, { kind })
   if (value.length === 0) throw new InvalidName(`${kind} must not be empty`, { kind })
   const limit = NAME_LIMITS[kind]
-  if (value.length > limit) throw new InvalidName(`${kind} is ${value.length} characters, over the limit of ${limit}`, { kind })
+  if (value.length > limit)
+    throw new InvalidName(`${kind} is ${value.length} characters, over the limit of ${limit}`, { kind })
   const pattern = kind === 'stream id' ? STREAM_ID : TOKEN
   if (!pattern.test(value)) {
     const allowed = kind === 'stream id' ? 'letters, digits, _, - and :' : 'letters, digits, _ and -'

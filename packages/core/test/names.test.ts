@@ -21,7 +21,10 @@ describe('names', () => {
         const i = at % (name.length + 1)
         const value = name.slice(0, i) + bad + name.slice(i)
         for (const kind of ['tenant', 'category', 'type'] as const) {
-          assert.throws(() => validateName(kind, value), (e) => isEventplaneError(e, 'core.invalid_name'))
+          assert.throws(
+            () => validateName(kind, value),
+            (e) => isEventplaneError(e, 'core.invalid_name'),
+          )
         }
       }),
     )
@@ -29,14 +32,26 @@ describe('names', () => {
 
   test('stream ids may also contain a colon, nothing else', () => {
     assert.equal(validateStreamId('web:eu-1'), 'web:eu-1')
-    assert.throws(() => validateTenant('a:b'), (e) => isEventplaneError(e, 'core.invalid_name'))
+    assert.throws(
+      () => validateTenant('a:b'),
+      (e) => isEventplaneError(e, 'core.invalid_name'),
+    )
   })
 
   test('empty, over-long and non-string names are rejected', () => {
     for (const kind of Object.keys(NAME_LIMITS) as (keyof typeof NAME_LIMITS)[]) {
-      assert.throws(() => validateName(kind, ''), (e) => isEventplaneError(e, 'core.invalid_name'))
-      assert.throws(() => validateName(kind, 'a'.repeat(NAME_LIMITS[kind] + 1)), (e) => isEventplaneError(e, 'core.invalid_name'))
-      assert.throws(() => validateName(kind, 42), (e) => isEventplaneError(e, 'core.invalid_name'))
+      assert.throws(
+        () => validateName(kind, ''),
+        (e) => isEventplaneError(e, 'core.invalid_name'),
+      )
+      assert.throws(
+        () => validateName(kind, 'a'.repeat(NAME_LIMITS[kind] + 1)),
+        (e) => isEventplaneError(e, 'core.invalid_name'),
+      )
+      assert.throws(
+        () => validateName(kind, 42),
+        (e) => isEventplaneError(e, 'core.invalid_name'),
+      )
       assert.equal(validateName(kind, 'a'.repeat(NAME_LIMITS[kind])), 'a'.repeat(NAME_LIMITS[kind]))
     }
   })

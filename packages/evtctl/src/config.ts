@@ -66,7 +66,12 @@ export function resolveConfig(flags: ConfigFlags, options: ResolveOptions): Reso
   const { file, path: configFile } = loadConfigFile(flags.config ?? nonEmpty(env.EVENTPLANE_CONFIG), cwd)
   const fileDir = configFile === undefined ? cwd : dirname(configFile)
 
-  const pick = (flag: string | undefined, envValue: string | undefined, fileValue: string | undefined, fallback?: string) => {
+  const pick = (
+    flag: string | undefined,
+    envValue: string | undefined,
+    fileValue: string | undefined,
+    fallback?: string,
+  ) => {
     if (flag !== undefined) return { value: flag, source: 'flag' as const }
     if (nonEmpty(envValue) !== undefined) return { value: envValue!, source: 'env' as const }
     if (fileValue !== undefined) return { value: fileValue, source: 'file' as const }
@@ -120,13 +125,15 @@ function loadConfigFile(named: string | undefined, cwd: string): { file: ConfigF
   } catch (e) {
     throw configError(`config file ${path} is not valid JSON: ${(e as Error).message}`)
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw configError(`config file ${path} must hold a JSON object`)
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+    throw configError(`config file ${path} must hold a JSON object`)
   for (const [key, value] of Object.entries(parsed)) {
     if (!FILE_KEYS.has(key)) {
       const hint = key === 'natsPassword' ? ' (put the password in a file and use natsPasswordFile)' : ''
       throw configError(`config file ${path}: unknown key ${JSON.stringify(key)}${hint}`)
     }
-    if (typeof value !== 'string' || value === '') throw configError(`config file ${path}: ${key} must be a non-empty string`)
+    if (typeof value !== 'string' || value === '')
+      throw configError(`config file ${path}: ${key} must be a non-empty string`)
   }
   return { file: parsed as ConfigFile, path }
 }
@@ -138,7 +145,8 @@ function resolvePassword(
   cwd: string,
   fileDir: string,
 ): { value: string | undefined; source: ConfigSource } {
-  if (flags.natsPasswordFile !== undefined) return { value: readSecret(resolve(cwd, flags.natsPasswordFile)), source: 'flag' }
+  if (flags.natsPasswordFile !== undefined)
+    return { value: readSecret(resolve(cwd, flags.natsPasswordFile)), source: 'flag' }
   const envFile = nonEmpty(env.EVENTPLANE_NATS_PASSWORD_FILE)
   const envPlain = nonEmpty(env.EVENTPLANE_NATS_PASSWORD)
   if (envFile !== undefined && envPlain !== undefined) {
@@ -146,7 +154,8 @@ function resolvePassword(
   }
   if (envFile !== undefined) return { value: readSecret(resolve(cwd, envFile)), source: 'env' }
   if (envPlain !== undefined) return { value: envPlain, source: 'env' }
-  if (file.natsPasswordFile !== undefined) return { value: readSecret(resolve(fileDir, file.natsPasswordFile)), source: 'file' }
+  if (file.natsPasswordFile !== undefined)
+    return { value: readSecret(resolve(fileDir, file.natsPasswordFile)), source: 'file' }
   return { value: undefined, source: 'unset' }
 }
 
@@ -170,5 +179,6 @@ function checkUrl(what: string, value: string, protocols: string[]): void {
   } catch {
     throw configError(`${what} is not a URL`)
   }
-  if (!protocols.includes(url.protocol)) throw configError(`${what} must start with ${protocols.map((p) => `${p}//`).join(' or ')}`)
+  if (!protocols.includes(url.protocol))
+    throw configError(`${what} must start with ${protocols.map((p) => `${p}//`).join(' or ')}`)
 }

@@ -17,7 +17,9 @@ export const PROJECTIONS: ReadonlyMap<string, Projection> = new Map<string, Proj
   [deploymentStatusProjection as Projection, auditProjection as Projection].map((p) => [p.name, p]),
 )
 /** The example domain's controllers by name. */
-export const CONTROLLERS: ReadonlyMap<string, Controller> = new Map([[deploymentsController.name, deploymentsController]])
+export const CONTROLLERS: ReadonlyMap<string, Controller> = new Map([
+  [deploymentsController.name, deploymentsController],
+])
 
 /** The example domain's schema registry. */
 export function domainRegistry(): SchemaRegistry {
@@ -28,7 +30,10 @@ export function domainRegistry(): SchemaRegistry {
 export function findProjection(name: string): Projection {
   const projection = PROJECTIONS.get(name)
   if (projection === undefined) {
-    throw new EventplaneError('runtime.unknown_projection', `unknown projection ${JSON.stringify(name)}; known: ${[...PROJECTIONS.keys()].join(', ')}`)
+    throw new EventplaneError(
+      'runtime.unknown_projection',
+      `unknown projection ${JSON.stringify(name)}; known: ${[...PROJECTIONS.keys()].join(', ')}`,
+    )
   }
   return projection
 }
@@ -43,5 +48,8 @@ export function findRunnable(name: string): Runnable {
   const controller = CONTROLLERS.get(name)
   if (controller) return { kind: 'controller', controller }
   const known = [...PROJECTIONS.keys(), ...CONTROLLERS.keys()].join(', ')
-  throw new EventplaneError('runtime.unknown_projection', `no projection or controller named ${JSON.stringify(name)}; known: ${known}`)
+  throw new EventplaneError(
+    'runtime.unknown_projection',
+    `no projection or controller named ${JSON.stringify(name)}; known: ${known}`,
+  )
 }

@@ -69,25 +69,35 @@ export function toEventplaneError(e: unknown): EventplaneError {
   const code = typeof err.code === 'string' ? err.code : ''
   const message = typeof err.message === 'string' ? err.message.split('\n')[0]! : String(e)
   if (code === '42P01' || code === '3F000') {
-    return new EventplaneError('store.unavailable', `the eventplane schema is missing in this database (run: evtctl migrate): ${message}`, { cause: e })
+    return new EventplaneError(
+      'store.unavailable',
+      `the eventplane schema is missing in this database (run: evtctl migrate): ${message}`,
+      { cause: e },
+    )
   }
   if (code === '42501') return new EventplaneError('store.forbidden', `PostgreSQL: ${message}`, { cause: e })
   if (e instanceof natsErrors.RequestError) {
-    if (e.isNoResponders()) return new EventplaneError('bus.unavailable', `nobody answers on NATS: ${message}`, { cause: e })
+    if (e.isNoResponders())
+      return new EventplaneError('bus.unavailable', `nobody answers on NATS: ${message}`, { cause: e })
     if (e.cause !== undefined) return toEventplaneError(e.cause)
   }
   if (e instanceof natsErrors.AuthorizationError || e instanceof natsErrors.UserAuthenticationExpiredError) {
     return new EventplaneError('bus.auth_failed', `NATS refused the credentials: ${message}`, { cause: e })
   }
-  if (e instanceof natsErrors.PermissionViolationError) return new EventplaneError('bus.forbidden', `NATS: ${message}`, { cause: e })
-  if (e instanceof natsErrors.TimeoutError) return new EventplaneError('bus.timeout', `NATS did not answer in time`, { cause: e })
+  if (e instanceof natsErrors.PermissionViolationError)
+    return new EventplaneError('bus.forbidden', `NATS: ${message}`, { cause: e })
+  if (e instanceof natsErrors.TimeoutError)
+    return new EventplaneError('bus.timeout', `NATS did not answer in time`, { cause: e })
   if (e instanceof natsErrors.NoRespondersError) {
-    return new EventplaneError('bus.unavailable', 'no gateway is answering on NATS (is `evtctl up` running?)', { cause: e })
+    return new EventplaneError('bus.unavailable', 'no gateway is answering on NATS (is `evtctl up` running?)', {
+      cause: e,
+    })
   }
   if (e instanceof natsErrors.ConnectionError || e instanceof natsErrors.ClosedConnectionError) {
     return new EventplaneError('bus.unavailable', `NATS is unavailable: ${message}`, { cause: e })
   }
-  if (e instanceof Error && e.name === 'AbortError') return new EventplaneError('cli.interrupted', 'interrupted', { cause: e })
+  if (e instanceof Error && e.name === 'AbortError')
+    return new EventplaneError('cli.interrupted', 'interrupted', { cause: e })
   if (code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR') {
     return new EventplaneError('cli.bad_usage', message, { cause: e })
   }

@@ -25,14 +25,7 @@ export function eventRecord(e: RecordedEvent, options: EventViewOptions): Record
 
 /** One human line: version, position, kind, type, time, id, data (and actor when asked). */
 export function eventLine(e: RecordedEvent, options: EventViewOptions): string {
-  const cols = [
-    `v${e.stream_version}`,
-    `@${e.global_position}`,
-    e.kind.padEnd(8),
-    e.type,
-    e.occurred_at,
-    e.event_id,
-  ]
+  const cols = [`v${e.stream_version}`, `@${e.global_position}`, e.kind.padEnd(8), e.type, e.occurred_at, e.event_id]
   if (options.showActor) cols.push(`by ${e.caused_by}`)
   cols.push(JSON.stringify(e.data))
   return cols.join('  ')
@@ -40,7 +33,14 @@ export function eventLine(e: RecordedEvent, options: EventViewOptions): string {
 
 /** One human line of a live event: position, kind, stream and version, type, time, id (and actor). */
 export function liveLine(e: RecordedEvent, options: EventViewOptions): string {
-  const cols = [`@${e.global_position}`, e.kind.padEnd(8), `${streamOf(e)} v${e.stream_version}`, e.type, e.occurred_at, e.event_id]
+  const cols = [
+    `@${e.global_position}`,
+    e.kind.padEnd(8),
+    `${streamOf(e)} v${e.stream_version}`,
+    e.type,
+    e.occurred_at,
+    e.event_id,
+  ]
   if (options.showActor) cols.push(`by ${e.caused_by}`)
   cols.push(JSON.stringify(e.data))
   return cols.join('  ')

@@ -44,7 +44,10 @@ export class Output {
 
   /** Either form of one result: `human()` is only called in human mode. */
   emit(value: unknown, human: () => string | string[]): void {
-    if (this.json) return this.record(value)
+    if (this.json) {
+      this.record(value)
+      return
+    }
     const text = human()
     for (const l of Array.isArray(text) ? text : [text]) this.line(l)
   }

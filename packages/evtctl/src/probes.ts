@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks'
 import { submitSubject } from '@eventplane/bus-nats'
-import { RequestError } from '@nats-io/transport-node'
+import { type NatsConnection, RequestError } from '@nats-io/transport-node'
 import { toEventplaneError } from './exit-codes.ts'
 import type { Session } from './session.ts'
 
@@ -20,7 +20,7 @@ const PROBE_TIMEOUT_MS = 2000
  * nothing can be written, because an empty body never passes validation.
  */
 export async function probeGateway(session: Session): Promise<GatewayProbe> {
-  let nc
+  let nc: NatsConnection
   try {
     nc = await session.nats()
   } catch (e) {
@@ -33,7 +33,8 @@ export async function probeGateway(session: Session): Promise<GatewayProbe> {
     const ms = Math.round(performance.now() - started)
     return { alive: true, detail: `answered on ${subject} in ${ms} ms`, ms }
   } catch (e) {
-    if (e instanceof RequestError && e.isNoResponders()) return { alive: false, detail: 'no gateway is serving (no responders)' }
+    if (e instanceof RequestError && e.isNoResponders())
+      return { alive: false, detail: 'no gateway is serving (no responders)' }
     const typed = toEventplaneError(e instanceof RequestError && e.cause !== undefined ? e.cause : e)
     if (typed.code === 'bus.timeout') return { alive: false, detail: `no answer within ${PROBE_TIMEOUT_MS} ms` }
     return { alive: false, detail: typed.message }

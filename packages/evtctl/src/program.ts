@@ -60,7 +60,8 @@ Examples:
 /** A commander parser for an integer option of at least `min` (default 0). */
 export function intOption(name: string, min = 0): (value: string) => number {
   return (value) => {
-    if (!/^\d{1,15}$/.test(value) || Number(value) < min) throw new InvalidArgumentError(`${name} must be an integer >= ${min}`)
+    if (!/^\d{1,15}$/.test(value) || Number(value) < min)
+      throw new InvalidArgumentError(`${name} must be an integer >= ${min}`)
     return Number(value)
   }
 }
@@ -95,38 +96,45 @@ export function buildProgram(io: CliIo): Command {
     .option('--nats-user <user>', 'NATS user (env EVENTPLANE_NATS_USER)')
     .option('--nats-password-file <file>', 'file holding the NATS password (env EVENTPLANE_NATS_PASSWORD_FILE)')
     .option('--json', 'machine-readable output (bigints as strings)')
-    .addOption(new Option('--log-level <level>', 'log level of the JSON logs on stderr').choices(LOG_LEVELS).default('warn'))
+    .addOption(
+      new Option('--log-level <level>', 'log level of the JSON logs on stderr').choices(LOG_LEVELS).default('warn'),
+    )
     .addHelpText('after', HELP_FOOTER)
 
   const kit: CommandKit = {
     io,
-    action: (fn) => async (...args) => {
-      const command = args.at(-1) as Command
-      const g = command.optsWithGlobals<GlobalOptions>()
-      const log = createLogger(g.logLevel, io.stderr)
-      const config = resolveConfig(
-        {
-          config: g.config,
-          databaseUrl: g.databaseUrl,
-          natsUrl: g.natsUrl,
-          natsUser: g.natsUser,
-          natsPasswordFile: g.natsPasswordFile,
-          tenant: g.tenant,
-        },
-        { env: io.env, cwd: io.cwd },
-      )
-      log.debug({ command: command.name(), configFile: config.configFile, sources: config.sources }, 'config resolved')
-      const session = new Session(io, config, new Output(io, g.json === true), log)
-      try {
-        await fn(session, command)
-      } catch (e) {
-        // The one-line failure is printed by run(); the cause chain is for --log-level debug.
-        log.debug({ err: e }, 'command failed')
-        throw e
-      } finally {
-        await session.close()
-      }
-    },
+    action:
+      (fn) =>
+      async (...args) => {
+        const command = args.at(-1) as Command
+        const g = command.optsWithGlobals<GlobalOptions>()
+        const log = createLogger(g.logLevel, io.stderr)
+        const config = resolveConfig(
+          {
+            config: g.config,
+            databaseUrl: g.databaseUrl,
+            natsUrl: g.natsUrl,
+            natsUser: g.natsUser,
+            natsPasswordFile: g.natsPasswordFile,
+            tenant: g.tenant,
+          },
+          { env: io.env, cwd: io.cwd },
+        )
+        log.debug(
+          { command: command.name(), configFile: config.configFile, sources: config.sources },
+          'config resolved',
+        )
+        const session = new Session(io, config, new Output(io, g.json === true), log)
+        try {
+          await fn(session, command)
+        } catch (e) {
+          // The one-line failure is printed by run(); the cause chain is for --log-level debug.
+          log.debug({ err: e }, 'command failed')
+          throw e
+        } finally {
+          await session.close()
+        }
+      },
   }
   registerMigrate(program, kit)
   registerPublish(program, kit)

@@ -22,7 +22,10 @@ function plainReporter(out: Writer, intervalMs: number): ProgressReporter {
   let printedAt = 0
   let printed: ProjectionProgress | undefined
   const print = (p: ProjectionProgress): void => {
-    const total = p.total === undefined ? ' events' : `/${p.total} events (${p.total === 0 ? 100 : Math.floor((p.events * 100) / p.total)}%)`
+    const total =
+      p.total === undefined
+        ? ' events'
+        : `/${p.total} events (${p.total === 0 ? 100 : Math.floor((p.events * 100) / p.total)}%)`
     out.write(`replay ${p.projection}: ${p.events}${total}, ${Math.round(p.rate)} events/s, ETA ${eta(p)}\n`)
     printed = p
     printedAt = Date.now()
@@ -42,7 +45,8 @@ function barReporter(out: Writer): ProgressReporter {
   const bar = new cliProgress.SingleBar(
     {
       stream: out as NodeJS.WritableStream,
-      format: 'replay {projection} [{bar}] {percentage}% | {value}/{total} events | {speed} events/s | ETA {eta_formatted}',
+      format:
+        'replay {projection} [{bar}] {percentage}% | {value}/{total} events | {speed} events/s | ETA {eta_formatted}',
       hideCursor: true,
       clearOnComplete: false,
       etaBuffer: 50,

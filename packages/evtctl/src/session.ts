@@ -6,7 +6,7 @@ import { Unavailable } from '@eventplane/core'
 import { tenantInboxPrefix } from '@eventplane/bus-nats'
 import type { ResolvedConfig } from './config.ts'
 import { toEventplaneError } from './exit-codes.ts'
-import { type CliIo, Output } from './io.ts'
+import type { CliIo, Output } from './io.ts'
 
 /** Seconds evtctl waits for PostgreSQL or NATS before reporting them unavailable. */
 export const CONNECT_TIMEOUT_S = 5
@@ -65,7 +65,11 @@ export class Session {
       } catch (e) {
         const typed = toEventplaneError(e)
         if (typed.code === 'bus.auth_failed' || typed.code === 'bus.forbidden') throw typed
-        throw new Unavailable('bus.unavailable', `cannot connect to NATS at ${redactUrl(natsUrl)}: ${(e as Error).message}`, { cause: e })
+        throw new Unavailable(
+          'bus.unavailable',
+          `cannot connect to NATS at ${redactUrl(natsUrl)}: ${(e as Error).message}`,
+          { cause: e },
+        )
       }
     })()
     return this.#nats
@@ -87,7 +91,11 @@ export class Session {
     }
     const nats = this.#nats
     this.#nats = undefined
-    if (nats) await nats.then((nc) => nc.close(), () => undefined)
+    if (nats)
+      await nats.then(
+        (nc) => nc.close(),
+        () => undefined,
+      )
     await Promise.allSettled([...this.#pools.values()].map((sql) => sql.end({ timeout: 1 })))
     this.#pools.clear()
   }

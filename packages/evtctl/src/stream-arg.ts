@@ -10,13 +10,18 @@ export function resolveStreamArg(text: string, config: ResolvedConfig): StreamRe
   const parts = text.split('/')
   if (parts.length === 2) {
     if (config.tenant === undefined) {
-      throw new EventplaneError('cli.bad_usage', `stream ${JSON.stringify(text)} has no tenant: write tenant/category/id or pass --tenant`)
+      throw new EventplaneError(
+        'cli.bad_usage',
+        `stream ${JSON.stringify(text)} has no tenant: write tenant/category/id or pass --tenant`,
+      )
     }
     return parseStream(`${config.tenant}/${text}`)
   }
-  if (parts.length < 3) throw new EventplaneError('cli.bad_usage', `stream must look like tenant/category/id, got ${JSON.stringify(text)}`)
+  if (parts.length < 3)
+    throw new EventplaneError('cli.bad_usage', `stream must look like tenant/category/id, got ${JSON.stringify(text)}`)
   const ref = parseStream(text)
-  if (config.sources.tenant === 'flag' && config.tenant !== ref.tenant) throw new TenantMismatch(config.tenant!, ref.tenant)
+  if (config.sources.tenant === 'flag' && config.tenant !== ref.tenant)
+    throw new TenantMismatch(config.tenant!, ref.tenant)
   return ref
 }
 

@@ -13,13 +13,17 @@ describe('evtctl export, import and state', () => {
   let target: TestDatabase
   let dir: string
   let correlationId: string
-  const count = async (db: TestDatabase) => (await db.admin`select count(*)::int as n from eventplane.events`)[0]!.n as number
+  const count = async (db: TestDatabase) =>
+    (await db.admin`select count(*)::int as n from eventplane.events`)[0]!.n as number
 
   before(async () => {
     ;[source, target] = await Promise.all([createTestDatabase('ep_cli_export'), createTestDatabase('ep_cli_import')])
     dir = await mkdtemp(join(tmpdir(), 'ep-cli-backup-'))
     const s = { tenant: 'acme', category: 'deployment', id: 'web' }
-    const intent = EventFactory.forTenant('acme', { causedBy: 'user:alice' }).intent(s, 'create', { image: 'nginx', replicas: 2 })
+    const intent = EventFactory.forTenant('acme', { causedBy: 'user:alice' }).intent(s, 'create', {
+      image: 'nginx',
+      replicas: 2,
+    })
     correlationId = intent.correlation_id
     await new PgEventStore(source.connect(ROLES.intentWriter, 1)).append(s, [intent])
     await new PgEventStore(source.connect(ROLES.factWriter, 1)).append(s, [
@@ -46,16 +50,25 @@ describe('evtctl export, import and state', () => {
       return lines.length === 2
     })
     const events = lines.map((l) => JSON.parse(l))
-    assert.deepEqual(events.map((e) => [e.tenant_id, e.type, e.caused_by]), [['acme', 'create', 'redacted'], ['acme', 'scheduled', 'redacted']])
+    assert.deepEqual(
+      events.map((e) => [e.tenant_id, e.type, e.caused_by]),
+      [
+        ['acme', 'create', 'redacted'],
+        ['acme', 'scheduled', 'redacted'],
+      ],
+    )
     assert.equal(events[1].causation_id, events[0].event_id)
     assert.doesNotMatch(lines.join('\n'), /alice|user:eve|globex/)
   })
 
   test('a chain exported with its actors restores into an empty database; a second import skips; a changed event is refused', async () => {
     const file = join(dir, 'chain.ndjson')
-    const out = await runCli(['export', '--tenant', 'acme', '--correlation', correlationId, '--include-actor', '--output', file], {
-      env: { EVENTPLANE_DATABASE_URL: source.url },
-    })
+    const out = await runCli(
+      ['export', '--tenant', 'acme', '--correlation', correlationId, '--include-actor', '--output', file],
+      {
+        env: { EVENTPLANE_DATABASE_URL: source.url },
+      },
+    )
     assert.equal(out.code, 0, out.stderr)
     assert.match(out.stderr, /exported 2 events/)
     const env = { EVENTPLANE_DATABASE_URL: target.url }
@@ -91,7 +104,10 @@ describe('evtctl export, import and state', () => {
     const env = { EVENTPLANE_DATABASE_URL: source.url }
     const r = await runCli(['state', 'deployment_status', '--tenant', 'acme', '--json'], { env })
     assert.equal(r.code, 0, r.stderr)
-    const rows = r.stdout.trim().split('\n').map((l) => JSON.parse(l))
+    const rows = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
     assert.deepEqual(rows, [{ projection: 'deployment_status', tenant: 'acme', key: 'web', state: { replicas: 2 } }])
     const unknown = await runCli(['state', 'nope', '--tenant', 'acme'], { env })
     assert.equal(unknown.code, 1)

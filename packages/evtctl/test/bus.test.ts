@@ -8,7 +8,12 @@ import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/test
 import type { StatusReport } from '../src/commands/status.ts'
 import { type CliProcess, UNREACHABLE_NATS, failureLine, killAll, runCli, startCli } from './helpers.ts'
 
-const parseLines = <T>(stdout: string): T[] => stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as T)
+const parseLines = <T>(stdout: string): T[] =>
+  stdout
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as T)
 
 describe('evtctl against a project-run nats-server with tiered credentials', () => {
   let db: TestDatabase
@@ -22,8 +27,15 @@ describe('evtctl against a project-run nats-server with tiered credentials', () 
     const creds = nats.credentials[user]!
     const secret = join(dir, `${user}.pw`)
     writeFileSync(secret, `${creds.pass}\n`, { mode: 0o600 })
-    const password: Record<string, string> = user === 'operator' ? { EVENTPLANE_NATS_PASSWORD: creds.pass } : { EVENTPLANE_NATS_PASSWORD_FILE: secret }
-    return { EVENTPLANE_DATABASE_URL: db.url, EVENTPLANE_NATS_URL: nats.url, EVENTPLANE_NATS_USER: user, ...password, ...extra }
+    const password: Record<string, string> =
+      user === 'operator' ? { EVENTPLANE_NATS_PASSWORD: creds.pass } : { EVENTPLANE_NATS_PASSWORD_FILE: secret }
+    return {
+      EVENTPLANE_DATABASE_URL: db.url,
+      EVENTPLANE_NATS_URL: nats.url,
+      EVENTPLANE_NATS_USER: user,
+      ...password,
+      ...extra,
+    }
   }
 
   before(async () => {
@@ -45,20 +57,51 @@ describe('evtctl against a project-run nats-server with tiered credentials', () 
   })
 
   test('publish records an intent through the gateway and prints ids, version and position', async () => {
-    const r = await runCli(['publish', 'acme/deployment/web-1', 'create', '--data', '{"image":"web:1","replicas":1}', '--expected-version', 'no_stream', '--json'], { env: as('acme', { EVENTPLANE_TENANT: 'acme' }) })
+    const r = await runCli(
+      [
+        'publish',
+        'acme/deployment/web-1',
+        'create',
+        '--data',
+        '{"image":"web:1","replicas":1}',
+        '--expected-version',
+        'no_stream',
+        '--json',
+      ],
+      { env: as('acme', { EVENTPLANE_TENANT: 'acme' }) },
+    )
     assert.equal(r.code, 0, r.stderr)
-    const result = JSON.parse(r.stdout) as { event_id: string; correlation_id: string; stream_version: number; position: string }
+    const result = JSON.parse(r.stdout) as {
+      event_id: string
+      correlation_id: string
+      stream_version: number
+      position: string
+    }
     assert.equal(result.stream_version, 1)
     assert.equal(result.correlation_id, result.event_id)
     assert.match(result.position, /^\d+$/)
     const [row] = await db.admin`select caused_by, kind from eventplane.events where event_id = ${result.event_id}`
     assert.deepEqual({ ...row }, { caused_by: 'nats:acme', kind: 'intent' })
-    const human = await runCli(['publish', 'acme/deployment/web-1', 'scale', '--data', '-', '--principal', 'alice'], { env: as('acme'), input: '{"replicas":3}' })
+    const human = await runCli(['publish', 'acme/deployment/web-1', 'scale', '--data', '-', '--principal', 'alice'], {
+      env: as('acme'),
+      input: '{"replicas":3}',
+    })
     assert.equal(human.code, 0, human.stderr)
     assert.match(human.stdout, /^stream +acme\/deployment\/web-1 v\d+$/m)
     const [scaled] = await db.admin`select caused_by from eventplane.events where type = 'scale'`
     assert.equal(scaled!.caused_by, 'nats:acme/alice')
-    const logged = await runCli(['publish', 'acme/deployment/web-9', 'create', '--data', '{"image":"private-image","replicas":1}', '--log-level', 'debug'], { env: as('acme') })
+    const logged = await runCli(
+      [
+        'publish',
+        'acme/deployment/web-9',
+        'create',
+        '--data',
+        '{"image":"private-image","replicas":1}',
+        '--log-level',
+        'debug',
+      ],
+      { env: as('acme') },
+    )
     assert.equal(logged.code, 0, logged.stderr)
     assert.match(logged.stderr, /"event_id":"[0-9a-f-]{36}".*"msg":"submitting intent"/)
     assert.doesNotMatch(logged.stderr, /private-image/)
@@ -67,7 +110,16 @@ describe('evtctl against a project-run nats-server with tiered credentials', () 
 
   test('a retry with the same --event-id is idempotent; a version conflict is exit 2', async () => {
     const id = '01900000-0000-7000-8000-0000000000aa'
-    const args = ['publish', 'acme/deployment/web-2', 'create', '--data', '{"image":"web:2","replicas":1}', '--event-id', id, '--json']
+    const args = [
+      'publish',
+      'acme/deployment/web-2',
+      'create',
+      '--data',
+      '{"image":"web:2","replicas":1}',
+      '--event-id',
+      id,
+      '--json',
+    ]
     const first = await runCli(args, { env: as('acme') })
     assert.equal(first.code, 0, first.stderr)
     const before = await count()
@@ -75,7 +127,10 @@ describe('evtctl against a project-run nats-server with tiered credentials', () 
     assert.equal(again.code, 0, again.stderr)
     assert.equal((JSON.parse(again.stdout) as { event_id: string }).event_id, id)
     assert.equal(await count(), before)
-    const conflict = await runCli(['publish', 'acme/deployment/web-2', 'delete', '--data', '{}', '--expected-version', '0'], { env: as('acme') })
+    const conflict = await runCli(
+      ['publish', 'acme/deployment/web-2', 'delete', '--data', '{}', '--expected-version', '0'],
+      { env: as('acme') },
+    )
     assert.equal(conflict.code, 2)
     assert.equal(failureLine(conflict).code, 'store.wrong_expected_version')
     assert.equal(await count(), before)
@@ -112,27 +167,42 @@ describe('evtctl against a project-run nats-server with tiered credentials', () 
   })
 
   test('wrong credentials are exit 4; an unreachable server is exit 3', async () => {
-    const wrong = await runCli(['publish', 'acme/deployment/x', 'created', '--data', '{}'], { env: { ...as('acme'), EVENTPLANE_NATS_PASSWORD_FILE: '', EVENTPLANE_NATS_PASSWORD: 'wrong' } })
+    const wrong = await runCli(['publish', 'acme/deployment/x', 'created', '--data', '{}'], {
+      env: { ...as('acme'), EVENTPLANE_NATS_PASSWORD_FILE: '', EVENTPLANE_NATS_PASSWORD: 'wrong' },
+    })
     assert.equal(wrong.code, 4, wrong.stderr)
     assert.equal(failureLine(wrong).code, 'bus.auth_failed')
     assert.doesNotMatch(wrong.stderr, /wrong/)
-    const down = await runCli(['publish', 'acme/deployment/x', 'created', '--data', '{}'], { env: { ...as('acme'), EVENTPLANE_NATS_URL: UNREACHABLE_NATS } })
+    const down = await runCli(['publish', 'acme/deployment/x', 'created', '--data', '{}'], {
+      env: { ...as('acme'), EVENTPLANE_NATS_URL: UNREACHABLE_NATS },
+    })
     assert.equal(down.code, 3)
     assert.equal(failureLine(down).code, 'bus.unavailable')
   })
 
   test('tail shows live events of its tenant only, and stops after --count', async () => {
-    const t = startCli(['tail', '--tenant', 'acme', '--kind', 'intent', '--count', '2', '--json', '--log-level', 'info'], { env: as('acme') })
+    const t = startCli(
+      ['tail', '--tenant', 'acme', '--kind', 'intent', '--count', '2', '--json', '--log-level', 'info'],
+      { env: as('acme') },
+    )
     await t.waitFor((err) => err.includes('tail ready'), 20_000, 'stderr')
-    await runCli(['publish', 'globex/deployment/g', 'create', '--data', '{"image":"g","replicas":1}'], { env: as('globex') })
+    await runCli(['publish', 'globex/deployment/g', 'create', '--data', '{"image":"g","replicas":1}'], {
+      env: as('globex'),
+    })
     for (const id of ['t1', 't2']) {
-      const r = await runCli(['publish', `acme/deployment/${id}`, 'create', '--data', '{"image":"secret-image","replicas":1}'], { env: as('acme') })
+      const r = await runCli(
+        ['publish', `acme/deployment/${id}`, 'create', '--data', '{"image":"secret-image","replicas":1}'],
+        { env: as('acme') },
+      )
       assert.equal(r.code, 0, r.stderr)
     }
     const result = await t.done(20_000)
     assert.equal(result.code, 0, result.stderr)
     const events = parseLines<{ stream: string; global_position: string; caused_by?: string }>(result.stdout)
-    assert.deepEqual(events.map((e) => e.stream), ['acme/deployment/t1', 'acme/deployment/t2'])
+    assert.deepEqual(
+      events.map((e) => e.stream),
+      ['acme/deployment/t1', 'acme/deployment/t2'],
+    )
     assert.equal(events[0]!.caused_by, undefined)
     assert.doesNotMatch(result.stderr, /secret-image/)
   })
@@ -156,14 +226,23 @@ describe('evtctl against a project-run nats-server with tiered credentials', () 
     const first = await runCli([...args, '--count', '2'], { env: as('acme') })
     assert.equal(first.code, 0, first.stderr)
     const a = parseLines<{ type: string; stream: string; seq: number }>(first.stdout)
-    assert.deepEqual(a.map((e) => [e.stream, e.type]), [['acme/deployment/web-1', 'create'], ['acme/deployment/web-1', 'scale']])
+    assert.deepEqual(
+      a.map((e) => [e.stream, e.type]),
+      [
+        ['acme/deployment/web-1', 'create'],
+        ['acme/deployment/web-1', 'scale'],
+      ],
+    )
     const second = await runCli([...args, '--count', '1'], { env: as('acme') })
     const b = parseLines<{ seq: number }>(second.stdout)
     assert.ok(b[0]!.seq > a[1]!.seq, 'the second run resumes after the acked events')
   })
 
   test('subscribe with a consumer name the tenant may not use is exit 4', async () => {
-    const r = await runCli(['subscribe', '--tenant', 'acme', '--consumer', 'globex_tail', '--count', '1'], { env: as('acme'), timeoutMs: 20_000 })
+    const r = await runCli(['subscribe', '--tenant', 'acme', '--consumer', 'globex_tail', '--count', '1'], {
+      env: as('acme'),
+      timeoutMs: 20_000,
+    })
     assert.equal(r.code, 4, r.stderr)
   })
 

@@ -95,7 +95,10 @@ describe('logs', () => {
   test('event data and caused_by are redacted; ids, types and positions stay', () => {
     let out = ''
     const log = createLogger('info', { write: (s: string) => (out += s) })
-    log.info({ event_id: 'e1', type: 'created', position: '42', data: { email: 'a@b.c' }, caused_by: 'user:alice' }, 'appended')
+    log.info(
+      { event_id: 'e1', type: 'created', position: '42', data: { email: 'a@b.c' }, caused_by: 'user:alice' },
+      'appended',
+    )
     log.info({ event: { event_id: 'e2', data: { ssn: '1' }, caused_by: 'user:bob' } }, 'nested')
     assert.doesNotMatch(out, /a@b\.c|alice|ssn|bob/)
     assert.match(out, /"event_id":"e1".*"type":"created".*"position":"42"/)

@@ -27,18 +27,35 @@ describe('resolveConfig: flag, then env, then config file, then default', () => 
     assert.equal(c.natsUrl, DEFAULT_NATS_URL)
     assert.equal(c.natsUser, undefined)
     assert.equal(c.natsPassword, undefined)
-    assert.deepEqual(c.sources, { databaseUrl: 'default', natsUrl: 'default', natsUser: 'unset', natsPassword: 'unset', tenant: 'unset' })
+    assert.deepEqual(c.sources, {
+      databaseUrl: 'default',
+      natsUrl: 'default',
+      natsUser: 'unset',
+      natsPassword: 'unset',
+      tenant: 'unset',
+    })
   })
 
   test('each setting takes the first source that has it', () => {
-    const cfg = file('layered.json', { databaseUrl: 'postgres://file/db', natsUrl: 'nats://file:4222', natsUser: 'file-user', tenant: 'filetenant' })
+    const cfg = file('layered.json', {
+      databaseUrl: 'postgres://file/db',
+      natsUrl: 'nats://file:4222',
+      natsUser: 'file-user',
+      tenant: 'filetenant',
+    })
     const env = { EVENTPLANE_CONFIG: cfg, EVENTPLANE_NATS_URL: 'nats://env:4222', EVENTPLANE_TENANT: 'envtenant' }
     const c = resolveConfig({ tenant: 'flagtenant' }, { env, cwd: dir })
     assert.equal(c.databaseUrl, 'postgres://file/db')
     assert.equal(c.natsUrl, 'nats://env:4222')
     assert.equal(c.natsUser, 'file-user')
     assert.equal(c.tenant, 'flagtenant')
-    assert.deepEqual(c.sources, { databaseUrl: 'file', natsUrl: 'env', natsUser: 'file', natsPassword: 'unset', tenant: 'flag' })
+    assert.deepEqual(c.sources, {
+      databaseUrl: 'file',
+      natsUrl: 'env',
+      natsUser: 'file',
+      natsPassword: 'unset',
+      tenant: 'flag',
+    })
     assert.equal(c.configFile, cfg)
   })
 
@@ -48,7 +65,10 @@ describe('resolveConfig: flag, then env, then config file, then default', () => 
     assert.equal(resolveConfig({}, { env: {}, cwd: local }).tenant, 'localtenant')
     const other = file('other.json', { tenant: 'othertenant' })
     const named = file('named.json', { tenant: 'namedtenant' })
-    assert.equal(resolveConfig({ config: named }, { env: { EVENTPLANE_CONFIG: other }, cwd: local }).tenant, 'namedtenant')
+    assert.equal(
+      resolveConfig({ config: named }, { env: { EVENTPLANE_CONFIG: other }, cwd: local }).tenant,
+      'namedtenant',
+    )
     assert.equal(resolveConfig({}, { env: { EVENTPLANE_CONFIG: other }, cwd: local }).tenant, 'othertenant')
   })
 
@@ -58,7 +78,10 @@ describe('resolveConfig: flag, then env, then config file, then default', () => 
     assert.equal(resolveConfig({}, { env: { EVENTPLANE_NATS_PASSWORD: 'x' }, cwd: dir }).natsPassword, 'x')
     const relative = file('with-pw.json', { natsPasswordFile: 'pw' })
     assert.equal(resolveConfig({ config: relative }, { env: {}, cwd: '/' }).natsPassword, 'hunter2')
-    assert.equal(resolveConfig({ natsPasswordFile: pw }, { env: { EVENTPLANE_NATS_PASSWORD: 'x' }, cwd: dir }).natsPassword, 'hunter2')
+    assert.equal(
+      resolveConfig({ natsPasswordFile: pw }, { env: { EVENTPLANE_NATS_PASSWORD: 'x' }, cwd: dir }).natsPassword,
+      'hunter2',
+    )
     assert.throws(
       () => resolveConfig({}, { env: { EVENTPLANE_NATS_PASSWORD_FILE: pw, EVENTPLANE_NATS_PASSWORD: 'x' }, cwd: dir }),
       (e) => isEventplaneError(e, 'cli.config'),
@@ -87,7 +110,10 @@ describe('resolveConfig: flag, then env, then config file, then default', () => 
   })
 
   test('a bad tenant is a name error', () => {
-    assert.throws(() => resolveConfig({ tenant: 'a.b' }, { env: {}, cwd: dir }), (e) => isEventplaneError(e, 'core.invalid_name'))
+    assert.throws(
+      () => resolveConfig({ tenant: 'a.b' }, { env: {}, cwd: dir }),
+      (e) => isEventplaneError(e, 'core.invalid_name'),
+    )
   })
 })
 
@@ -117,7 +143,10 @@ describe('evtctl picks its database by the same precedence', () => {
     writeFileSync(join(dir, 'eventplane.json'), JSON.stringify({ databaseUrl: UNREACHABLE_PG }))
     const viaEnv = await runCli(['status', '--json'], { cwd: dir, env: { EVENTPLANE_DATABASE_URL: db.url } })
     assert.equal(viaEnv.code, 0, viaEnv.stderr)
-    const viaFlag = await runCli(['status', '--json', '--database-url', db.url], { cwd: dir, env: { EVENTPLANE_DATABASE_URL: UNREACHABLE_PG } })
+    const viaFlag = await runCli(['status', '--json', '--database-url', db.url], {
+      cwd: dir,
+      env: { EVENTPLANE_DATABASE_URL: UNREACHABLE_PG },
+    })
     assert.equal(viaFlag.code, 0, viaFlag.stderr)
     assert.equal(databaseOf(viaFlag.stdout), db.url)
     const fileWins = await runCli(['status', '--json'], { cwd: dir })
@@ -126,7 +155,10 @@ describe('evtctl picks its database by the same precedence', () => {
 
   test('a malformed or missing config file is exit 1 with one line', async () => {
     writeFileSync(join(dir, 'broken.json'), '{"databaseUrl":')
-    for (const args of [['--config', join(dir, 'broken.json')], ['--config', join(dir, 'nope.json')]]) {
+    for (const args of [
+      ['--config', join(dir, 'broken.json')],
+      ['--config', join(dir, 'nope.json')],
+    ]) {
       const r = await runCli(['status', ...args], { cwd: dir })
       assert.equal(r.code, 1)
       assert.equal(failureLine(r).code, 'cli.config')

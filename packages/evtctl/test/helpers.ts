@@ -43,7 +43,11 @@ export interface CliProcess {
 export function startCli(args: readonly string[], options: RunOptions = {}): CliProcess {
   const env = { ...baseEnv(), ...options.env }
   for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k]
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: options.cwd ?? ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [BIN, ...args], {
+    cwd: options.cwd ?? ROOT,
+    env,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  })
   children.add(child)
   let stdout = ''
   let stderr = ''
@@ -78,7 +82,10 @@ export function startCli(args: readonly string[], options: RunOptions = {}): Cli
     waitFor(predicate, timeoutMs = 20_000, stream = 'stdout') {
       const output = (): string => (stream === 'stdout' ? stdout : stderr)
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => finish(new Error(`timed out waiting for output; stdout=${stdout} stderr=${stderr}`)), timeoutMs)
+        const timer = setTimeout(
+          () => finish(new Error(`timed out waiting for output; stdout=${stdout} stderr=${stderr}`)),
+          timeoutMs,
+        )
         const check = (): void => {
           if (predicate(output())) finish()
           else if (isClosed) finish(new Error(`evtctl exited first; stdout=${stdout} stderr=${stderr}`))

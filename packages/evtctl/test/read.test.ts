@@ -20,7 +20,9 @@ describe('evtctl read', () => {
       await store.append({ tenant: 'acme', category: 'deployment', id: 'web-1' }, [e])
     }
     const globex = EventFactory.forTenant('globex', { causedBy: 'user:bob' })
-    await store.append({ tenant: 'globex', category: 'deployment', id: 'web-1' }, [globex.intent({ category: 'deployment', id: 'web-1' }, 'scaled', { replicas: 99 })])
+    await store.append({ tenant: 'globex', category: 'deployment', id: 'web-1' }, [
+      globex.intent({ category: 'deployment', id: 'web-1' }, 'scaled', { replicas: 99 }),
+    ])
   })
   after(async () => {
     killAll()
@@ -41,21 +43,32 @@ describe('evtctl read', () => {
   test('--json prints one object per event with positions as strings; --show-actor adds caused_by', async () => {
     const r = await runCli(['read', 'acme/deployment/web-1', '--json', '--show-actor'], { env: env() })
     assert.equal(r.code, 0, r.stderr)
-    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
+    const events = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
     assert.equal(events.length, 5)
     assert.equal(typeof events[0]!.global_position, 'string')
     assert.equal(typeof events[0]!.tx_id, 'string')
     assert.equal(events[0]!.stream, 'acme/deployment/web-1')
     assert.equal(events[0]!.caused_by, 'user:alice')
-    assert.deepEqual(events.map((e) => e.event_id), ids)
+    assert.deepEqual(
+      events.map((e) => e.event_id),
+      ids,
+    )
     const plain = await runCli(['read', 'acme/deployment/web-1', '--json'], { env: env() })
     assert.equal('caused_by' in (JSON.parse(plain.stdout.split('\n')[0]!) as object), false)
   })
 
   test('--backward, --from and --limit select a window', async () => {
-    const r = await runCli(['read', 'acme/deployment/web-1', '--backward', '--from', '4', '--limit', '2', '--json'], { env: env() })
+    const r = await runCli(['read', 'acme/deployment/web-1', '--backward', '--from', '4', '--limit', '2', '--json'], {
+      env: env(),
+    })
     assert.equal(r.code, 0, r.stderr)
-    const versions = r.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { stream_version: number }).stream_version)
+    const versions = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { stream_version: number }).stream_version)
     assert.deepEqual(versions, [4, 3])
     const fwd = await runCli(['read', 'acme/deployment/web-1', '--from', '5', '--json'], { env: env() })
     assert.equal(fwd.stdout.trim().split('\n').length, 1)
@@ -77,7 +90,14 @@ describe('evtctl read', () => {
   })
 
   test('bad stream names are exit 1 with one line', async () => {
-    for (const bad of ['acme/deploy.ment/x', 'ac*me/deployment/x', 'acme/deployment/a b', 'acme/deployment/x/y', 'acme/>/x', 'acme']) {
+    for (const bad of [
+      'acme/deploy.ment/x',
+      'ac*me/deployment/x',
+      'acme/deployment/a b',
+      'acme/deployment/x/y',
+      'acme/>/x',
+      'acme',
+    ]) {
       const r = await runCli(['read', bad], { env: env() })
       assert.equal(r.code, 1, `${bad}: ${r.stderr}`)
       assert.match(failureLine(r).code, /^(core\.invalid_name|cli\.bad_usage)$/, bad)

@@ -17,7 +17,8 @@ describe('evtctl with the example deployments runtime (up, subscribe <name>, rep
   let nats: TestNatsServer
   let up: CliProcess
   let env: Record<string, string>
-  const facts = async (id: string) => Number((await db.admin`select count(*) from eventplane.events where stream_id = ${id} and kind = 'fact'`)[0]!.count)
+  const facts = async (id: string) =>
+    Number((await db.admin`select count(*) from eventplane.events where stream_id = ${id} and kind = 'fact'`)[0]!.count)
   const until = async (what: string, check: () => Promise<boolean>, timeoutMs = 20_000) => {
     const deadline = Date.now() + timeoutMs
     while (!(await check())) {
@@ -26,7 +27,9 @@ describe('evtctl with the example deployments runtime (up, subscribe <name>, rep
     }
   }
   const publish = async (id: string, type: string, data: unknown): Promise<Published> => {
-    const r = await runCli(['publish', `acme/deployment/${id}`, type, '--data', JSON.stringify(data), '--json'], { env })
+    const r = await runCli(['publish', `acme/deployment/${id}`, type, '--data', JSON.stringify(data), '--json'], {
+      env,
+    })
     assert.equal(r.code, 0, r.stderr)
     return JSON.parse(r.stdout) as Published
   }
@@ -58,12 +61,14 @@ describe('evtctl with the example deployments runtime (up, subscribe <name>, rep
     const lines = r.stdout.trimEnd().split('\n')
     assert.match(lines[0]!, /^intent +create {2}acme\/deployment\/web-1 v1 .* by nats:acme$/)
     assert.ok(lines.length >= 5, r.stdout)
-    for (const line of lines.slice(1)) assert.match(line, /^ {2}fact +\S+ {2}acme\/deployment\/web-1 v\d+ .* by controller:deployments$/)
+    for (const line of lines.slice(1))
+      assert.match(line, /^ {2}fact +\S+ {2}acme\/deployment\/web-1 v\d+ .* by controller:deployments$/)
   })
 
   test('status lists both projections with their checkpoints', async () => {
     await until('the projection to see the facts', async () => {
-      const [row] = await db.admin`select count(*)::int as n from eventplane.projection_state where projection = 'deployment_status'`
+      const [row] =
+        await db.admin`select count(*)::int as n from eventplane.projection_state where projection = 'deployment_status'`
       return row!.n >= 1
     })
     const r = await runCli(['status', '--json'], { env })
@@ -91,7 +96,11 @@ describe('evtctl with the example deployments runtime (up, subscribe <name>, rep
     })
     const r = await runCli(['replay', 'deployment_status', '--json'], { env })
     assert.equal(r.code, 0, r.stderr)
-    const result = JSON.parse(r.stdout) as { events: number; checkpoint: string; digest: { sha256: string; rows: number } }
+    const result = JSON.parse(r.stdout) as {
+      events: number
+      checkpoint: string
+      digest: { sha256: string; rows: number }
+    }
     assert.equal(result.digest.sha256, live.sha256)
     assert.equal(result.digest.rows, 2)
     assert.match(result.checkpoint, /^\d+:\d+$/)
@@ -101,13 +110,15 @@ describe('evtctl with the example deployments runtime (up, subscribe <name>, rep
   })
 
   test('replay of an unknown projection is exit 1, one line, and touches nothing', async () => {
-    const before = await db.admin`select projection, tx_id::text, global_position::text from eventplane.projection_checkpoints order by 1`
+    const before =
+      await db.admin`select projection, tx_id::text, global_position::text from eventplane.projection_checkpoints order by 1`
     const r = await runCli(['replay', 'no_such_projection'], { env })
     assert.equal(r.code, 1)
     const failure = failureLine(r)
     assert.equal(failure.code, 'runtime.unknown_projection')
     assert.match(failure.message, /known: deployment_status, audit/)
-    const afterwards = await db.admin`select projection, tx_id::text, global_position::text from eventplane.projection_checkpoints order by 1`
+    const afterwards =
+      await db.admin`select projection, tx_id::text, global_position::text from eventplane.projection_checkpoints order by 1`
     assert.deepEqual(afterwards, before)
     const bad = await runCli(['replay', 'a.b'], { env })
     assert.equal(bad.code, 1)

@@ -12,7 +12,10 @@ describe('evtctl status (PostgreSQL side)', () => {
   let store: PgEventStore
   const env = () => ({ EVENTPLANE_DATABASE_URL: db.url, EVENTPLANE_NATS_URL: UNREACHABLE_NATS })
   const acme = EventFactory.forTenant('acme', { causedBy: 'user:alice' })
-  const append = (id: string) => store.append({ tenant: 'acme', category: 'deployment', id }, [acme.intent({ category: 'deployment', id }, 'created', {})])
+  const append = (id: string) =>
+    store.append({ tenant: 'acme', category: 'deployment', id }, [
+      acme.intent({ category: 'deployment', id }, 'created', {}),
+    ])
   const status = async (): Promise<StatusReport> => {
     const r = await runCli(['status', '--json'], { env: env() })
     assert.equal(r.code, 0, r.stderr)
@@ -32,7 +35,10 @@ describe('evtctl status (PostgreSQL side)', () => {
     const r = await status()
     assert.equal(r.log.head_position, null)
     assert.equal(r.log.waiting, '0')
-    assert.deepEqual(r.relays.map((x) => [x.name, x.active, x.checkpoint, x.lag]), [['default', false, null, '0']])
+    assert.deepEqual(
+      r.relays.map((x) => [x.name, x.active, x.checkpoint, x.lag]),
+      [['default', false, null, '0']],
+    )
     assert.deepEqual(r.projections, [])
     assert.equal(r.gateway?.alive, null, 'NATS down does not fail status; the gateway is reported unknown')
     const pgOnly = await runCli(['status', '--json', '--no-nats'], { env: env() })
@@ -58,7 +64,10 @@ describe('evtctl status (PostgreSQL side)', () => {
       assert.equal(relay.active, true)
       assert.equal(relay.pid, pid)
       const human = await runCli(['status'], { env: env() })
-      assert.match(human.stdout, new RegExp(`^relay +default: active \\(pid ${pid}\\), checkpoint \\d+:\\d+ at \\S+, lag 3$`, 'm'))
+      assert.match(
+        human.stdout,
+        new RegExp(`^relay +default: active \\(pid ${pid}\\), checkpoint \\d+:\\d+ at \\S+, lag 3$`, 'm'),
+      )
     } finally {
       await lock`select pg_advisory_unlock_all()`
       lock.release()
@@ -71,7 +80,10 @@ describe('evtctl status (PostgreSQL side)', () => {
                    values ('deployment_status', 2, '0'::xid8, 0)`
     const r = await status()
     const head = BigInt(r.log.head_position!)
-    assert.deepEqual(r.projections.map((p) => [p.name, p.version, p.checkpoint]), [['deployment_status', 2, '0:0']])
+    assert.deepEqual(
+      r.projections.map((p) => [p.name, p.version, p.checkpoint]),
+      [['deployment_status', 2, '0:0']],
+    )
     assert.equal(BigInt(r.projections[0]!.lag) > 0n && BigInt(r.projections[0]!.lag) <= head, true)
     const human = await runCli(['status'], { env: env() })
     assert.match(human.stdout, /^projection +deployment_status v2: checkpoint 0:0 at \S+, lag \d+$/m)

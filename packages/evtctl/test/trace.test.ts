@@ -34,7 +34,11 @@ describe('evtctl trace', () => {
     const audited = ctl.fact({ category: 'audit', id: 'web-1' }, 'audit_recorded', {})
     await facts.append(s('web-1'), [started])
     await facts.append({ tenant: 'acme', category: 'audit', id: 'web-1' }, [audited])
-    const done = EventFactory.fromEvent(started, { causedBy: 'controller:deployments' }).fact({ category: 'deployment', id: 'web-1' }, 'deployment_ready', {})
+    const done = EventFactory.fromEvent(started, { causedBy: 'controller:deployments' }).fact(
+      { category: 'deployment', id: 'web-1' },
+      'deployment_ready',
+      {},
+    )
     await facts.append(s('web-1'), [done])
     otherRoot = user.intent({ category: 'deployment', id: 'web-2' }, 'deploy_requested', { image: 'web:2' })
     await intents.append(s('web-2'), [otherRoot])
@@ -68,7 +72,10 @@ describe('evtctl trace', () => {
     assert.equal(report.tree[0]!.children[0]!.event_id, started.event_id)
     assert.equal(report.tree[0]!.children[0]!.children[0]!.type, 'deployment_ready')
     assert.equal(report.tree[0]!.caused_by, undefined)
-    const withActor = JSON.parse((await runCli(['trace', root.correlation_id, '--tenant', 'acme', '--json', '--show-actor'], { env: env() })).stdout) as { tree: JsonNode[] }
+    const withActor = JSON.parse(
+      (await runCli(['trace', root.correlation_id, '--tenant', 'acme', '--json', '--show-actor'], { env: env() }))
+        .stdout,
+    ) as { tree: JsonNode[] }
     assert.equal(withActor.tree[0]!.caused_by, 'user:alice')
   })
 

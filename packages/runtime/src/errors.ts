@@ -16,18 +16,26 @@ export class CheckpointMoved extends EventplaneError {
 /** Deletion cannot complete while finalizers are left (or was never requested). */
 export class FinalizersPending extends EventplaneError {
   constructor(stream: string, finalizers: string[]) {
-    super('runtime.finalizers_pending', `stream ${stream} cannot be deleted while finalizers are left: ${finalizers.join(', ') || '(deletion not requested)'}`, {
-      details: { stream, finalizers },
-    })
+    super(
+      'runtime.finalizers_pending',
+      `stream ${stream} cannot be deleted while finalizers are left: ${finalizers.join(', ') || '(deletion not requested)'}`,
+      {
+        details: { stream, finalizers },
+      },
+    )
   }
 }
 
 /** A projection's reducer or SQL apply threw on an event; the runner stops at that event. */
 export class ProjectionFailed extends EventplaneError {
   constructor(projection: string, eventId: string, position: Checkpoint, cause: unknown) {
-    super('runtime.handler_failed', `projection ${projection} failed on event ${eventId} at ${formatCheckpoint(position)}`, {
-      cause,
-      details: { projection, event_id: eventId, checkpoint: formatCheckpoint(position) },
-    })
+    super(
+      'runtime.handler_failed',
+      `projection ${projection} failed on event ${eventId} at ${formatCheckpoint(position)}`,
+      {
+        cause,
+        details: { projection, event_id: eventId, checkpoint: formatCheckpoint(position) },
+      },
+    )
   }
 }

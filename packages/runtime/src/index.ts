@@ -8,7 +8,13 @@ export { projectionDigest } from './projection/digest.ts'
 export type { ProjectionDigest } from './projection/digest.ts'
 export { readCheckpoint as readProjectionCheckpoint } from './projection/checkpoint-sql.ts'
 export type { StoredCheckpoint } from './projection/checkpoint-sql.ts'
-export { checkpointOf, defineReducerProjection, defineSqlProjection, isSqlProjection, matchesFilter } from './projection/types.ts'
+export {
+  checkpointOf,
+  defineReducerProjection,
+  defineSqlProjection,
+  isSqlProjection,
+  matchesFilter,
+} from './projection/types.ts'
 export type {
   CommitInfo,
   Projection,

@@ -50,7 +50,11 @@ export function jetStreamSource(options: JetStreamSourceOptions): LiveSource {
  * (a consumer has one filter subject): a dimension with several values is
  * left open, and the runtime filters the rest in code.
  */
-export function coveringFilter(f: { kinds?: readonly EventKind[]; categories?: readonly string[]; tenant?: string }): LogFilterOptions {
+export function coveringFilter(f: {
+  kinds?: readonly EventKind[]
+  categories?: readonly string[]
+  tenant?: string
+}): LogFilterOptions {
   return {
     ...(f.kinds?.length === 1 ? { kind: f.kinds[0]! } : {}),
     ...(f.tenant !== undefined ? { tenant: f.tenant } : {}),
@@ -65,11 +69,20 @@ export function coveringFilter(f: { kinds?: readonly EventKind[]; categories?: r
  */
 export function projectionLiveSource(
   nc: NatsConnection,
-  projection: { name: string; filter?: { kinds?: readonly EventKind[]; categories?: readonly string[]; tenant?: string } },
+  projection: {
+    name: string
+    filter?: { kinds?: readonly EventKind[]; categories?: readonly string[]; tenant?: string }
+  },
   options: Omit<JetStreamSourceOptions, 'nc' | 'consumer' | 'filter' | 'deliver'> & { consumer?: string } = {},
 ): LiveSource {
   const { consumer, ...rest } = options
-  return jetStreamSource({ ...rest, nc, consumer: consumer ?? `proj_${projection.name}`, filter: coveringFilter(projection.filter ?? {}), deliver: 'new' })
+  return jetStreamSource({
+    ...rest,
+    nc,
+    consumer: consumer ?? `proj_${projection.name}`,
+    filter: coveringFilter(projection.filter ?? {}),
+    deliver: 'new',
+  })
 }
 
 /** The live source of a controller: a durable consumer `ctl_<name>` (or `consumer`) from the first event on. */
@@ -79,5 +92,11 @@ export function controllerLiveSource(
   options: Omit<JetStreamSourceOptions, 'nc' | 'consumer' | 'filter'> & { consumer?: string } = {},
 ): LiveSource {
   const { consumer, ...rest } = options
-  return jetStreamSource({ deliver: 'all', ...rest, nc, consumer: consumer ?? `ctl_${controller.name}`, filter: coveringFilter(controller) })
+  return jetStreamSource({
+    deliver: 'all',
+    ...rest,
+    nc,
+    consumer: consumer ?? `ctl_${controller.name}`,
+    filter: coveringFilter(controller),
+  })
 }

@@ -38,7 +38,11 @@ export interface LiveSource {
  * arrives within `lingerMs`, up to `max`. The pending read is carried over
  * between batches, never dropped.
  */
-export async function* batchDeliveries<T>(source: AsyncIterable<T>, max: number, lingerMs: number): AsyncGenerator<T[]> {
+export async function* batchDeliveries<T>(
+  source: AsyncIterable<T>,
+  max: number,
+  lingerMs: number,
+): AsyncGenerator<T[]> {
   const it = source[Symbol.asyncIterator]()
   let pending: Promise<IteratorResult<T>> | undefined
   for (;;) {

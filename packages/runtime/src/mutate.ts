@@ -40,7 +40,8 @@ export function registerResourceSchemas(registry: SchemaRegistry): SchemaRegistr
 }
 
 function target(factory: EventFactory, stream: MutateTarget): { category: string; id: string } {
-  if (stream.tenant !== undefined && stream.tenant !== factory.tenant) throw new TenantMismatch(factory.tenant, stream.tenant)
+  if (stream.tenant !== undefined && stream.tenant !== factory.tenant)
+    throw new TenantMismatch(factory.tenant, stream.tenant)
   return { category: stream.category, id: stream.id }
 }
 
@@ -49,20 +50,36 @@ function target(factory: EventFactory, stream: MutateTarget): { category: string
  * resource state (see `reduceResource`) follows the log. Pass
  * `options.eventId` (e.g. a controller's deterministic id) to make a retry idempotent.
  */
-export function setStatus(factory: EventFactory, stream: MutateTarget, status: string, reason?: string, options?: NewEventOptions): EventEnvelope {
+export function setStatus(
+  factory: EventFactory,
+  stream: MutateTarget,
+  status: string,
+  reason?: string,
+  options?: NewEventOptions,
+): EventEnvelope {
   validateName('type', status)
   const data: EventData = reason === undefined ? { status } : { status, reason }
   return factory.fact(target(factory, stream), RESOURCE_FACTS.statusChanged, data, options)
 }
 
 /** A `finalizer_added` fact: deletion will wait until a matching `removeFinalizer`. */
-export function addFinalizer(factory: EventFactory, stream: MutateTarget, name: string, options?: NewEventOptions): EventEnvelope {
+export function addFinalizer(
+  factory: EventFactory,
+  stream: MutateTarget,
+  name: string,
+  options?: NewEventOptions,
+): EventEnvelope {
   validateName('type', name)
   return factory.fact(target(factory, stream), RESOURCE_FACTS.finalizerAdded, { name }, options)
 }
 
 /** A `finalizer_removed` fact. */
-export function removeFinalizer(factory: EventFactory, stream: MutateTarget, name: string, options?: NewEventOptions): EventEnvelope {
+export function removeFinalizer(
+  factory: EventFactory,
+  stream: MutateTarget,
+  name: string,
+  options?: NewEventOptions,
+): EventEnvelope {
   validateName('type', name)
   return factory.fact(target(factory, stream), RESOURCE_FACTS.finalizerRemoved, { name }, options)
 }
@@ -76,7 +93,12 @@ export function requestDeletion(factory: EventFactory, stream: MutateTarget, opt
  * The `deleted` fact, only when `state` (the stream's current resource state)
  * has deletion requested and no finalizer left; else `FinalizersPending`.
  */
-export function completeDeletion(factory: EventFactory, stream: MutateTarget, state: ResourceState, options?: NewEventOptions): EventEnvelope {
+export function completeDeletion(
+  factory: EventFactory,
+  stream: MutateTarget,
+  state: ResourceState,
+  options?: NewEventOptions,
+): EventEnvelope {
   const t = target(factory, stream)
   if (!readyToDelete(state)) {
     throw new FinalizersPending(formatStream({ tenant: factory.tenant, ...t }), state.deleted ? [] : state.finalizers)

@@ -19,13 +19,18 @@ describe('controllers', () => {
   const stops: (() => Promise<void>)[] = []
   const registry = deploymentRegistry()
 
-  function startController(controller: Controller, consumer = `ctl_${controller.name}`, extra: Partial<ConstructorParameters<typeof ControllerRunner>[0]> = {}): ControllerRunner {
+  function startController(
+    controller: Controller,
+    consumer = `ctl_${controller.name}`,
+    extra: Partial<ConstructorParameters<typeof ControllerRunner>[0]> = {},
+  ): ControllerRunner {
     const live = controllerLiveSource(h.nc, controller, { consumer, ackWaitMs: 1000 })
     const r = new ControllerRunner({ controller, store: h.facts, live, retryDelayMs: 20, ...extra })
     stops.push(() => r.stop())
     return r
   }
-  const readStream = (tenant: string, id: string, category = 'deployment') => h.facts.readStreamToArray(stream(tenant, id, category))
+  const readStream = (tenant: string, id: string, category = 'deployment') =>
+    h.facts.readStreamToArray(stream(tenant, id, category))
   const types = (events: RecordedEvent[]) => events.map((e) => e.type)
 
   before(async () => {
@@ -45,10 +50,22 @@ describe('controllers', () => {
     await h.intents.append(s, [create])
     const scale = f.intent(s, 'scale', { replicas: 5 })
     await h.intents.append(s, [scale])
-    await eventually(async () => types(await readStream('acme', 'web')).includes('scaled'), 30_000, 'create and scale reconciled')
+    await eventually(
+      async () => types(await readStream('acme', 'web')).includes('scaled'),
+      30_000,
+      'create and scale reconciled',
+    )
     // The scale intent may land before or after the create's facts; its own fact comes last.
     const all = await readStream('acme', 'web')
-    assert.deepEqual(types(all).sort(), ['create', 'finalizer_added', 'finalizer_added', 'scale', 'scaled', 'scheduled', 'status_changed'])
+    assert.deepEqual(types(all).sort(), [
+      'create',
+      'finalizer_added',
+      'finalizer_added',
+      'scale',
+      'scaled',
+      'scheduled',
+      'status_changed',
+    ])
     assert.deepEqual(all.find((e) => e.type === 'scaled')!.data, { replicas: 5, previous: 2 })
     const chain = await h.facts.readCorrelation('acme', create.event_id)
     assert.deepEqual(types(chain), ['create', 'scheduled', 'finalizer_added', 'finalizer_added', 'status_changed'])
@@ -67,9 +84,16 @@ describe('controllers', () => {
   test('deletion waits for every finalizer, a foreign one included, then records deleted once', async () => {
     const f = EventFactory.forTenant('globex', { causedBy: 'user:bob', registry })
     const s = stream('globex', 'api')
-    const status = new ProjectionRunner({ projection: deploymentStatusProjection, sql: h.projector, pollIntervalMs: 50 })
+    const status = new ProjectionRunner({
+      projection: deploymentStatusProjection,
+      sql: h.projector,
+      pollIntervalMs: 50,
+    })
     const audit = new ProjectionRunner({ projection: auditProjection, sql: h.projector, pollIntervalMs: 50 })
-    stops.push(() => status.stop(), () => audit.stop())
+    stops.push(
+      () => status.stop(),
+      () => audit.stop(),
+    )
     await Promise.all([status.start(), audit.start()])
     const create = f.intent(s, 'create', { image: 'api:2', replicas: 1 })
     await h.intents.append(s, [create])
@@ -78,28 +102,56 @@ describe('controllers', () => {
     await h.facts.append(s, [addFinalizer(ops, s, 'backup-hold')])
     const del = f.intent(s, 'delete', {})
     await h.intents.append(s, [del])
-    await eventually(async () => (await readStream('globex', 'api')).filter((e) => e.type === 'finalizer_removed').length === 2, 30_000, 'own finalizers removed')
+    await eventually(
+      async () => (await readStream('globex', 'api')).filter((e) => e.type === 'finalizer_removed').length === 2,
+      30_000,
+      'own finalizers removed',
+    )
     await sleep(500)
     assert.ok(!types(await readStream('globex', 'api')).includes('deleted'), 'not deleted while backup-hold is left')
 
     await h.facts.append(s, [removeFinalizer(ops, s, 'backup-hold')])
-    await eventually(async () => types(await readStream('globex', 'api')).includes('deleted'), 30_000, 'deleted after the last finalizer')
+    await eventually(
+      async () => types(await readStream('globex', 'api')).includes('deleted'),
+      30_000,
+      'deleted after the last finalizer',
+    )
     await sleep(300)
     const events = await readStream('globex', 'api')
     assert.equal(events.filter((e) => e.type === 'deleted').length, 1)
 
-    await eventually(async () => {
-      const rows = await withTenant(h.db.connect(ROLES.reader, 1), 'globex', (tx) =>
-        tx<{ key: string; state: { deleted: boolean; finalizers: string[]; status: string; replicas: number } }[]>`
-          select key, state from eventplane.projection_state where projection = 'deployment_status'`)
-      const api = rows.find((r) => r.key === 'api')
-      return api !== undefined && api.state.deleted && api.state.status === 'deleted' && api.state.finalizers.length === 0 && api.state.replicas === 1
-    }, 20_000, 'deployment_status shows the deletion to the tenant')
-    await eventually(async () => {
-      const [row] = await h.projector<{ state: { events: { type: string }[] } }[]>`
+    await eventually(
+      async () => {
+        const rows = await withTenant(
+          h.db.connect(ROLES.reader, 1),
+          'globex',
+          (tx) =>
+            tx<{ key: string; state: { deleted: boolean; finalizers: string[]; status: string; replicas: number } }[]>`
+          select key, state from eventplane.projection_state where projection = 'deployment_status'`,
+        )
+        const api = rows.find((r) => r.key === 'api')
+        return (
+          api?.state.deleted === true &&
+          api.state.status === 'deleted' &&
+          api.state.finalizers.length === 0 &&
+          api.state.replicas === 1
+        )
+      },
+      20_000,
+      'deployment_status shows the deletion to the tenant',
+    )
+    await eventually(
+      async () => {
+        const [row] = await h.projector<{ state: { events: { type: string }[] } }[]>`
         select state from eventplane.projection_state where projection = 'audit' and tenant_id = 'globex' and key = ${del.event_id}`
-      return row?.state.events.map((e) => e.type).join(',') === 'delete,deletion_requested,status_changed,finalizer_removed,finalizer_removed'
-    }, 20_000, 'the audit trail of the delete chain')
+        return (
+          row?.state.events.map((e) => e.type).join(',') ===
+          'delete,deletion_requested,status_changed,finalizer_removed,finalizer_removed'
+        )
+      },
+      20_000,
+      'the audit trail of the delete chain',
+    )
   })
 
   test('a controller that crashes after one of its facts reprocesses the intent without duplicates', async () => {
@@ -107,9 +159,12 @@ describe('controllers', () => {
     const twoStep: Controller = {
       name: 'twostep',
       categories: ['job'],
-      async reconcile(event, ctx) {
+      async reconcile(_event, ctx) {
         await ctx.emit(ctx.fact('step_one', { n: 1 }))
-        if (hang) await new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason), { once: true }))
+        if (hang)
+          await new Promise((_, reject) =>
+            ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason), { once: true }),
+          )
         await ctx.emit(ctx.fact('step_two', { n: 2 }))
       },
     }
@@ -118,12 +173,20 @@ describe('controllers', () => {
     const f = factoryFor('acme')
     const s = stream('acme', 'j1', 'job')
     await h.intents.append(s, [f.intent(s, 'run', {})])
-    await eventually(async () => types(await readStream('acme', 'j1', 'job')).includes('step_one'), 30_000, 'first fact appended')
+    await eventually(
+      async () => types(await readStream('acme', 'j1', 'job')).includes('step_one'),
+      30_000,
+      'first fact appended',
+    )
     await first.stop()
     hang = false
     const second = startController(twoStep)
     await second.start()
-    await eventually(async () => types(await readStream('acme', 'j1', 'job')).includes('step_two'), 30_000, 'redelivered and finished')
+    await eventually(
+      async () => types(await readStream('acme', 'j1', 'job')).includes('step_two'),
+      30_000,
+      'redelivered and finished',
+    )
     await sleep(300)
     assert.deepEqual(types(await readStream('acme', 'j1', 'job')), ['run', 'step_one', 'step_two'])
   })
@@ -144,12 +207,21 @@ describe('controllers', () => {
     const r = startController(picky)
     await r.start()
     const f = factoryFor('acme')
-    for (const id of ['bad', 'ok1', 'flaky', 'ok2']) await h.intents.append(stream('acme', id, 'task'), [f.intent(stream('acme', id, 'task'), 'run', {})])
+    for (const id of ['bad', 'ok1', 'flaky', 'ok2'])
+      await h.intents.append(stream('acme', id, 'task'), [f.intent(stream('acme', id, 'task'), 'run', {})])
     await h.intents.append(stream('acme', 'bad', 'task'), [f.intent(stream('acme', 'bad', 'task'), 'run', {})])
     for (const id of ['ok1', 'flaky', 'ok2']) {
-      await eventually(async () => types(await readStream('acme', id, 'task')).includes('done'), 30_000, `${id} reconciled`)
+      await eventually(
+        async () => types(await readStream('acme', id, 'task')).includes('done'),
+        30_000,
+        `${id} reconciled`,
+      )
     }
-    await eventually(async () => (await readStream('acme', 'bad', 'task')).filter((e) => e.type === RECONCILE_FAILED).length === 2, 30_000, 'both bad intents parked')
+    await eventually(
+      async () => (await readStream('acme', 'bad', 'task')).filter((e) => e.type === RECONCILE_FAILED).length === 2,
+      30_000,
+      'both bad intents parked',
+    )
     const bad = await readStream('acme', 'bad', 'task')
     const failed = bad.filter((e) => e.type === RECONCILE_FAILED)
     assert.deepEqual(failed[0]!.data, { controller: 'picky', reason_code: 'core.invalid_data', attempts: 1 })

@@ -22,19 +22,30 @@ describe('mutate: status and finalizers only through facts', () => {
   const s = { category: 'deployment', id: 'web' }
 
   test('the resource state is a reduction of the mutate facts', () => {
-    const state = resourceStateOf(log([
-      setStatus(f, s, 'pending'),
-      addFinalizer(f, s, 'dns-cleanup'),
-      addFinalizer(f, s, 'volume-cleanup'),
-      addFinalizer(f, s, 'dns-cleanup'),
-      setStatus(f, s, 'running', 'scheduled'),
-    ]))
-    assert.deepEqual(state, { status: 'running', reason: 'scheduled', finalizers: ['dns-cleanup', 'volume-cleanup'], deletionRequested: false, deleted: false })
+    const state = resourceStateOf(
+      log([
+        setStatus(f, s, 'pending'),
+        addFinalizer(f, s, 'dns-cleanup'),
+        addFinalizer(f, s, 'volume-cleanup'),
+        addFinalizer(f, s, 'dns-cleanup'),
+        setStatus(f, s, 'running', 'scheduled'),
+      ]),
+    )
+    assert.deepEqual(state, {
+      status: 'running',
+      reason: 'scheduled',
+      finalizers: ['dns-cleanup', 'volume-cleanup'],
+      deletionRequested: false,
+      deleted: false,
+    })
   })
 
   test('deletion completes only when deletion was requested and no finalizer is left', () => {
     const events = [addFinalizer(f, s, 'dns-cleanup'), addFinalizer(f, s, 'volume-cleanup')]
-    assert.throws(() => completeDeletion(f, s, resourceStateOf(log(events))), (e) => isEventplaneError(e, 'runtime.finalizers_pending'))
+    assert.throws(
+      () => completeDeletion(f, s, resourceStateOf(log(events))),
+      (e) => isEventplaneError(e, 'runtime.finalizers_pending'),
+    )
     events.push(requestDeletion(f, s), removeFinalizer(f, s, 'dns-cleanup'))
     const waiting = resourceStateOf(log(events))
     assert.equal(readyToDelete(waiting), false)
@@ -46,13 +57,25 @@ describe('mutate: status and finalizers only through facts', () => {
     const gone = resourceStateOf(log([...events, setStatus(f, s, 'running')]))
     assert.equal(gone.deleted, true)
     assert.equal(gone.status, null, 'nothing changes after deleted')
-    assert.throws(() => completeDeletion(f, s, gone), (e) => isEventplaneError(e, 'runtime.finalizers_pending'))
+    assert.throws(
+      () => completeDeletion(f, s, gone),
+      (e) => isEventplaneError(e, 'runtime.finalizers_pending'),
+    )
   })
 
   test('mutate facts are checked against their schemas and the factory tenant', () => {
-    assert.throws(() => setStatus(f, s, 'bad status'), (e) => isEventplaneError(e, 'core.invalid_name'))
-    assert.throws(() => addFinalizer(f, { ...s, tenant: 'globex' }, 'x'), (e) => isEventplaneError(e, 'core.tenant_mismatch'))
-    assert.throws(() => addFinalizer(f, s, 'a.b'), (e) => isEventplaneError(e, 'core.invalid_name'))
+    assert.throws(
+      () => setStatus(f, s, 'bad status'),
+      (e) => isEventplaneError(e, 'core.invalid_name'),
+    )
+    assert.throws(
+      () => addFinalizer(f, { ...s, tenant: 'globex' }, 'x'),
+      (e) => isEventplaneError(e, 'core.tenant_mismatch'),
+    )
+    assert.throws(
+      () => addFinalizer(f, s, 'a.b'),
+      (e) => isEventplaneError(e, 'core.invalid_name'),
+    )
   })
 })
 
@@ -62,7 +85,10 @@ describe('controller building blocks', () => {
     assert.equal(factId('deployments', trigger, 'scheduled'), factId('deployments', trigger, 'scheduled'))
     assert.notEqual(factId('deployments', trigger, 'scheduled'), factId('deployments', trigger, 'scaled'))
     assert.notEqual(factId('deployments', trigger, 'scheduled'), factId('other', trigger, 'scheduled'))
-    assert.match(factId('deployments', trigger, 'x'), /^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
+    assert.match(
+      factId('deployments', trigger, 'x'),
+      /^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
+    )
   })
 
   test('a keyed queue keeps each key in order and bounds concurrency across keys', async () => {
@@ -83,6 +109,10 @@ describe('controller building blocks', () => {
     }
     await q.idle()
     assert.equal(peak, 2)
-    for (const key of ['a', 'b', 'c']) assert.deepEqual(seen.filter((s) => s[0] === key), [0, 1, 2, 3, 4].map((i) => `${key}${i}`))
+    for (const key of ['a', 'b', 'c'])
+      assert.deepEqual(
+        seen.filter((s) => s[0] === key),
+        [0, 1, 2, 3, 4].map((i) => `${key}${i}`),
+      )
   })
 })

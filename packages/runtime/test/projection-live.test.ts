@@ -25,7 +25,12 @@ describe('projections live on JetStream', () => {
     }
   }
 
-  function runner(projection: Projection, consumer: string, extra: Partial<ConstructorParameters<typeof ProjectionRunner>[0]> = {}, wrap = (s: LiveSource) => s): ProjectionRunner {
+  function runner(
+    projection: Projection,
+    consumer: string,
+    extra: Partial<ConstructorParameters<typeof ProjectionRunner>[0]> = {},
+    wrap = (s: LiveSource) => s,
+  ): ProjectionRunner {
     const live = wrap(projectionLiveSource(h.nc, projection, { consumer, ackWaitMs: 1000 }))
     const r = new ProjectionRunner({ projection, sql: h.projector, live, batchSize: 5, ...extra })
     runners.push(r)
@@ -34,7 +39,11 @@ describe('projections live on JetStream', () => {
 
   const reachesEnd = async (r: ProjectionRunner): Promise<void> => {
     const end = await h.logEnd()
-    await eventually(() => compareCheckpoints(r.checkpoint, end) >= 0, 60_000, `${r.engine.projection.name} reaches the end of the log`)
+    await eventually(
+      () => compareCheckpoints(r.checkpoint, end) >= 0,
+      60_000,
+      `${r.engine.projection.name} reaches the end of the log`,
+    )
   }
 
   before(async () => {
@@ -76,7 +85,10 @@ describe('projections live on JetStream', () => {
     await reachesEnd(r)
     assert.equal((await projectionDigest(h.projector, streamCounter)).sha256, before.sha256)
     const rebuild = progress.filter((p) => p.phase === 'rebuild')
-    assert.ok(rebuild.length > 0 && rebuild.at(-1)!.events === appended && rebuild.at(-1)!.total === appended, 'progress reports done / total')
+    assert.ok(
+      rebuild.length > 0 && rebuild.at(-1)!.events === appended && rebuild.at(-1)!.total === appended,
+      'progress reports done / total',
+    )
     await appendMany(5, 'c')
     await reachesEnd(r)
     await r.stop()

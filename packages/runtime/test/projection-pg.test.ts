@@ -39,14 +39,30 @@ describe('projections from PostgreSQL alone (polling)', () => {
 
   test('a live projection and its rebuilds from scratch have identical digests', async () => {
     await appendMany(40)
-    const runner = new ProjectionRunner({ projection: streamCounter, sql: projector, batchSize: 7, maxPending: 3, cacheSize: 2, pollIntervalMs: 50 })
-    const sqlRunner = new ProjectionRunner({ projection: categoryTotals, sql: projector, batchSize: 5, pollIntervalMs: 50 })
+    const runner = new ProjectionRunner({
+      projection: streamCounter,
+      sql: projector,
+      batchSize: 7,
+      maxPending: 3,
+      cacheSize: 2,
+      pollIntervalMs: 50,
+    })
+    const sqlRunner = new ProjectionRunner({
+      projection: categoryTotals,
+      sql: projector,
+      batchSize: 5,
+      pollIntervalMs: 50,
+    })
     runners.push(runner, sqlRunner)
     await Promise.all([runner.start(), sqlRunner.start()])
     await appendMany(25)
     const head = async () => BigInt((await logHeadSql(db.admin)).last_position ?? '0')
     const last = await head()
-    await eventually(() => runner.checkpoint.position >= last && sqlRunner.checkpoint.position >= last, 60_000, 'runners reach the head')
+    await eventually(
+      () => runner.checkpoint.position >= last && sqlRunner.checkpoint.position >= last,
+      60_000,
+      'runners reach the head',
+    )
     await Promise.all([runner.stop(), sqlRunner.stop()])
 
     for (const projection of [streamCounter, categoryTotals]) {
@@ -65,14 +81,29 @@ describe('projections from PostgreSQL alone (polling)', () => {
 
   test('projection state is tenant-isolated by RLS; the projector is neither superuser nor RLS-exempt', async () => {
     const reader = db.connect(ROLES.reader, 1)
-    const seen = await withTenant(reader, 'globex', (tx) => tx<{ tenant_id: string }[]>`select distinct tenant_id from eventplane.projection_state`)
-    assert.deepEqual(seen.map((r) => r.tenant_id), ['globex'])
-    assert.equal(Number((await reader`select count(*) from eventplane.projection_state`)[0]!.count), 0, 'no tenant set, no rows')
-    const [role] = await db.admin`select rolsuper, rolbypassrls, rolcanlogin from pg_roles where rolname = ${PROJECTOR_ROLE}`
+    const seen = await withTenant(
+      reader,
+      'globex',
+      (tx) => tx<{ tenant_id: string }[]>`select distinct tenant_id from eventplane.projection_state`,
+    )
+    assert.deepEqual(
+      seen.map((r) => r.tenant_id),
+      ['globex'],
+    )
+    assert.equal(
+      Number((await reader`select count(*) from eventplane.projection_state`)[0]!.count),
+      0,
+      'no tenant set, no rows',
+    )
+    const [role] =
+      await db.admin`select rolsuper, rolbypassrls, rolcanlogin from pg_roles where rolname = ${PROJECTOR_ROLE}`
     assert.deepEqual([role!.rolsuper, role!.rolbypassrls, role!.rolcanlogin], [false, false, true])
-    const [t] = await db.admin`select relrowsecurity, relforcerowsecurity from pg_class where oid = 'eventplane.projection_state'::regclass`
+    const [t] =
+      await db.admin`select relrowsecurity, relforcerowsecurity from pg_class where oid = 'eventplane.projection_state'::regclass`
     assert.deepEqual([t!.relrowsecurity, t!.relforcerowsecurity], [true, true])
-    await assert.rejects(reader`insert into eventplane.projection_state values ('x', 'globex', 'k', '{}')`, { code: '42501' })
+    await assert.rejects(reader`insert into eventplane.projection_state values ('x', 'globex', 'k', '{}')`, {
+      code: '42501',
+    })
   })
 
   test('the projections migration applies again without error', async () => {

@@ -55,7 +55,10 @@ export interface ImportResult {
  * skipped, one stored with other content is refused (reported, not written).
  * Needs a store whose role may insert every kind (the operator role).
  */
-export async function importEvents(store: PgEventStore, lines: AsyncIterable<string> | Iterable<string>): Promise<ImportResult> {
+export async function importEvents(
+  store: PgEventStore,
+  lines: AsyncIterable<string> | Iterable<string>,
+): Promise<ImportResult> {
   const result: ImportResult = { imported: 0, skipped: 0, conflicts: [] }
   let n = 0
   for await (const raw of lines) {
@@ -81,7 +84,8 @@ function parseExportLine(raw: string, n: number): EventEnvelope {
   } catch {
     throw new InvalidEnvelope(`line ${n} is not JSON`)
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new InvalidEnvelope(`line ${n} is not an event object`)
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+    throw new InvalidEnvelope(`line ${n} is not an event object`)
   const { stream_version: _v, global_position: _p, tx_id: _t, recorded_at: _r, ...envelope } = parsed
   try {
     return validateEnvelope(envelope)

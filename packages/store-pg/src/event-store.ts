@@ -92,7 +92,11 @@ export class PgEventStore {
    * with other content fail with `IdempotencyConflict`; a lost race fails
    * with `WrongExpectedVersion`. Nothing is written when validation fails.
    */
-  async append(stream: StreamRef, events: readonly EventEnvelope[], options: AppendOptions = {}): Promise<AppendResult> {
+  async append(
+    stream: StreamRef,
+    events: readonly EventEnvelope[],
+    options: AppendOptions = {},
+  ): Promise<AppendResult> {
     const ref = streamRef(stream.tenant, stream.category, stream.id)
     const expected = options.expectedVersion ?? 'any'
     this.#checkBatch(ref, events, expected)
@@ -112,7 +116,8 @@ export class PgEventStore {
       }
     } catch (e) {
       const pg = e as { code?: string; detail?: string; constraint_name?: string }
-      if (pg.code === 'EPWEV') throw new WrongExpectedVersion(formatStream(ref), expected, Number(pg.detail), { cause: e })
+      if (pg.code === 'EPWEV')
+        throw new WrongExpectedVersion(formatStream(ref), expected, Number(pg.detail), { cause: e })
       if (pg.code === '23505' && pg.constraint_name === 'events_stream_version_key') {
         throw new WrongExpectedVersion(formatStream(ref), expected, -1, { cause: e })
       }
@@ -130,7 +135,9 @@ export class PgEventStore {
     while (remaining > 0 && next >= 1) {
       options.signal?.throwIfAborted()
       const limit = Math.min(batchSize, remaining)
-      const rows = await this.#run(() => readStreamSql(this.sql, ref.tenant, ref.category, ref.id, next, backward, limit))
+      const rows = await this.#run(() =>
+        readStreamSql(this.sql, ref.tenant, ref.category, ref.id, next, backward, limit),
+      )
       if (rows.length === 0) return
       const batch = rows.map(toRecordedEvent)
       yield batch

@@ -49,8 +49,12 @@ export async function migrate(sql: Sql, options: { dir?: string } = {}): Promise
       await tx`create table if not exists eventplane.schema_migrations (
         version int primary key, name text not null, checksum text not null,
         applied_at timestamptz not null default now())`
-      const done = new Map((await tx<{ version: number; checksum: string }[]>`
-        select version, checksum from eventplane.schema_migrations`).map((r) => [r.version, r.checksum]))
+      const done = new Map(
+        (
+          await tx<{ version: number; checksum: string }[]>`
+        select version, checksum from eventplane.schema_migrations`
+        ).map((r) => [r.version, r.checksum]),
+      )
       for (const m of migrations) {
         const recorded = done.get(m.version)
         if (recorded !== undefined) {
@@ -68,7 +72,9 @@ export async function migrate(sql: Sql, options: { dir?: string } = {}): Promise
   } catch (e) {
     const mapped = mapPgError(e)
     if (mapped instanceof EventplaneError) throw mapped
-    throw new EventplaneError('store.migration_failed', `migration failed: ${(e as Error).message.split('\n')[0]}`, { cause: e })
+    throw new EventplaneError('store.migration_failed', `migration failed: ${(e as Error).message.split('\n')[0]}`, {
+      cause: e,
+    })
   }
   return result
 }

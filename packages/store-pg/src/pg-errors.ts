@@ -37,7 +37,8 @@ export function mapPgError(e: unknown): unknown {
   if (CONNECTION_CODES.has(code) || isUnavailableState(code)) {
     return new Unavailable('store.unavailable', `PostgreSQL is unavailable (${code})`, { cause: e })
   }
-  if (code === '3D000') return new Unavailable('store.unavailable', 'the PostgreSQL database does not exist', { cause: e })
+  if (code === '3D000')
+    return new Unavailable('store.unavailable', 'the PostgreSQL database does not exist', { cause: e })
   if (code.startsWith('28')) {
     return new EventplaneError('store.auth_failed', `PostgreSQL refused the login (${code})`, { cause: e })
   }
@@ -48,7 +49,8 @@ export function mapPgError(e: unknown): unknown {
   if (code === '23505' && err.constraint_name === 'events_event_id_key') {
     return new IdempotencyConflict(['?'], { cause: e })
   }
-  if (code === '42501') return new Forbidden('store.forbidden', 'the database role may not do this for this tenant or kind', { cause: e })
+  if (code === '42501')
+    return new Forbidden('store.forbidden', 'the database role may not do this for this tenant or kind', { cause: e })
   if (code === 'EPAPO') return new Forbidden('store.forbidden', 'the event log is append-only', { cause: e })
   return e
 }

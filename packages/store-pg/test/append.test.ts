@@ -20,11 +20,17 @@ describe('append', () => {
     const events = [f.intent(s, 'created', { replicas: 1 }), f.intent(s, 'scaled', { replicas: 3 })]
     const result = await store.append(s, events, { expectedVersion: 'no_stream' })
     assert.equal(result.nextExpectedVersion, 2)
-    assert.deepEqual(result.events.map((e) => e.streamVersion), [1, 2])
+    assert.deepEqual(
+      result.events.map((e) => e.streamVersion),
+      [1, 2],
+    )
     assert.ok(result.events[0]!.position < result.events[1]!.position)
     assert.equal(result.replayed, false)
     const read = await store.readStreamToArray(s)
-    assert.deepEqual(read.map((e) => [e.type, e.data, e.event_id]), events.map((e) => [e.type, e.data, e.event_id]))
+    assert.deepEqual(
+      read.map((e) => [e.type, e.data, e.event_id]),
+      events.map((e) => [e.type, e.data, e.event_id]),
+    )
   })
 
   test('20 concurrent appends expecting the same version: exactly one wins, no duplicate version', async () => {
@@ -32,7 +38,9 @@ describe('append', () => {
     const s = stream('acme', 'race-1')
     await store.append(s, [f.intent(s, 'created', {})])
     const results = await Promise.allSettled(
-      Array.from({ length: 20 }, (_, i) => store.append(s, [f.intent(s, 'scaled', { replicas: i })], { expectedVersion: 1 })),
+      Array.from({ length: 20 }, (_, i) =>
+        store.append(s, [f.intent(s, 'scaled', { replicas: i })], { expectedVersion: 1 }),
+      ),
     )
     const won = results.filter((r) => r.status === 'fulfilled')
     const lost = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected')
@@ -50,7 +58,10 @@ describe('append', () => {
     const f = factoryFor('acme')
     const s = stream('acme', 'exp-1')
     await store.append(s, [f.intent(s, 'created', {})], { expectedVersion: 'no_stream' })
-    await assert.rejects(store.append(s, [f.intent(s, 'created', {})], { expectedVersion: 'no_stream' }), WrongExpectedVersion)
+    await assert.rejects(
+      store.append(s, [f.intent(s, 'created', {})], { expectedVersion: 'no_stream' }),
+      WrongExpectedVersion,
+    )
     await assert.rejects(store.append(s, [f.intent(s, 'scaled', {})], { expectedVersion: 5 }), WrongExpectedVersion)
     const ok = await store.append(s, [f.intent(s, 'scaled', {})], { expectedVersion: 1 })
     assert.equal(ok.nextExpectedVersion, 2)
@@ -72,10 +83,17 @@ describe('append', () => {
     const s = stream('acme', 'retry-2')
     const event = f.intent(s, 'created', { a: 1 })
     await store.append(s, [event])
-    await assert.rejects(store.append(s, [{ ...event, data: { a: 2 } }]), (e) => isEventplaneError(e, 'store.idempotency_conflict'))
+    await assert.rejects(store.append(s, [{ ...event, data: { a: 2 } }]), (e) =>
+      isEventplaneError(e, 'store.idempotency_conflict'),
+    )
     const other = factoryFor('acme').intent(s, 'created', { x: 1 })
-    await assert.rejects(store.append(s, [other, { ...event, type: 'deleted' }]), (e) => isEventplaneError(e, 'store.idempotency_conflict'))
-    assert.deepEqual((await store.readStreamToArray(s)).map((e) => e.data), [{ a: 1 }])
+    await assert.rejects(store.append(s, [other, { ...event, type: 'deleted' }]), (e) =>
+      isEventplaneError(e, 'store.idempotency_conflict'),
+    )
+    assert.deepEqual(
+      (await store.readStreamToArray(s)).map((e) => e.data),
+      [{ a: 1 }],
+    )
   })
 
   test('an event id taken in another tenant is a conflict, not a leak', async () => {
@@ -90,14 +108,23 @@ describe('append', () => {
   test('readStream reads backward and from a version, in batches', async () => {
     const f = factoryFor('acme')
     const s = stream('acme', 'batches')
-    await store.append(s, Array.from({ length: 7 }, (_, i) => f.intent(s, 'scaled', { i })))
+    await store.append(
+      s,
+      Array.from({ length: 7 }, (_, i) => f.intent(s, 'scaled', { i })),
+    )
     const batches: number[][] = []
     for await (const batch of store.readStream(s, { batchSize: 3 })) batches.push(batch.map((e) => e.stream_version))
     assert.deepEqual(batches, [[1, 2, 3], [4, 5, 6], [7]])
     const backward = await store.readStreamToArray(s, { direction: 'backward', fromVersion: 5, maxCount: 3 })
-    assert.deepEqual(backward.map((e) => e.stream_version), [5, 4, 3])
+    assert.deepEqual(
+      backward.map((e) => e.stream_version),
+      [5, 4, 3],
+    )
     const fromFour = await store.readStreamToArray(s, { fromVersion: 4, maxCount: 2 })
-    assert.deepEqual(fromFour.map((e) => e.data), [{ i: 3 }, { i: 4 }])
+    assert.deepEqual(
+      fromFour.map((e) => e.data),
+      [{ i: 3 }, { i: 4 }],
+    )
   })
 
   test('readCorrelation returns a chain in log order with lineage intact', async () => {
@@ -110,10 +137,13 @@ describe('append', () => {
     const fact = child.fact(s, 'scheduled', { node: 'n1' })
     await factStore.append(s, [fact])
     const chain = await store.readCorrelation('acme', intent.correlation_id)
-    assert.deepEqual(chain.map((e) => [e.event_id, e.causation_id, e.correlation_id]), [
-      [intent.event_id, null, intent.event_id],
-      [fact.event_id, intent.event_id, intent.event_id],
-    ])
+    assert.deepEqual(
+      chain.map((e) => [e.event_id, e.causation_id, e.correlation_id]),
+      [
+        [intent.event_id, null, intent.event_id],
+        [fact.event_id, intent.event_id, intent.event_id],
+      ],
+    )
     assert.deepEqual(await store.readCorrelation('globex', intent.correlation_id), [])
   })
 })

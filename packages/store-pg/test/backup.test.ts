@@ -25,9 +25,13 @@ describe('export and import', () => {
     const child = EventFactory.fromEvent(intent, { causedBy: 'controller:deployments' })
     await facts.append(s, [child.fact(s, 'scheduled', { node: 'n1' })])
     const other = { tenant: 'acme', category: 'deployment', id: 'api' }
-    await intents.append(other, [EventFactory.forTenant('acme', { causedBy: 'user:bob' }).intent(other, 'create', { replicas: 1 })])
+    await intents.append(other, [
+      EventFactory.forTenant('acme', { causedBy: 'user:bob' }).intent(other, 'create', { replicas: 1 }),
+    ])
     const globex = { tenant: 'globex', category: 'deployment', id: 'web' }
-    await intents.append(globex, [EventFactory.forTenant('globex', { causedBy: 'user:eve' }).intent(globex, 'create', {})])
+    await intents.append(globex, [
+      EventFactory.forTenant('globex', { causedBy: 'user:eve' }).intent(globex, 'create', {}),
+    ])
   })
   after(async () => {
     await Promise.all([source?.drop(), target?.drop()])
@@ -36,7 +40,11 @@ describe('export and import', () => {
   test('an export redacts caused_by by default, keeps lineage, and holds only the selected tenant', async () => {
     const operator = new PgEventStore(source.connect(ROLES.operator, 2))
     let lines: string[] = []
-    await eventually(async () => (lines = await collect(exportEvents(operator, { tenant: 'acme' }))).length === 3, 30_000, 'export sees 3 events')
+    await eventually(
+      async () => (lines = await collect(exportEvents(operator, { tenant: 'acme' }))).length === 3,
+      30_000,
+      'export sees 3 events',
+    )
     const events = lines.map((l) => JSON.parse(l))
     assert.equal(events.length, 3)
     assert.ok(events.every((e) => e.tenant_id === 'acme' && e.caused_by === REDACTED_ACTOR))
@@ -54,19 +62,33 @@ describe('export and import', () => {
     assert.deepEqual(await importEvents(targetOperator, lines), { imported: 0, skipped: 2, conflicts: [] })
     const restored = await targetOperator.readCorrelation('acme', correlationId)
     const original = await sourceOperator.readCorrelation('acme', correlationId)
-    const strip = (e: (typeof original)[number]) => [e.event_id, e.correlation_id, e.causation_id, e.caused_by, e.type, e.data, e.occurred_at]
+    const strip = (e: (typeof original)[number]) => [
+      e.event_id,
+      e.correlation_id,
+      e.causation_id,
+      e.caused_by,
+      e.type,
+      e.data,
+      e.occurred_at,
+    ]
     assert.deepEqual(restored.map(strip), original.map(strip))
 
     const tampered = JSON.parse(lines[1]!)
     tampered.data = { node: 'evil' }
     const result = await importEvents(targetOperator, [JSON.stringify(tampered)])
-    assert.deepEqual(result.conflicts.map((c) => c.eventId), [tampered.event_id])
+    assert.deepEqual(
+      result.conflicts.map((c) => c.eventId),
+      [tampered.event_id],
+    )
     assert.deepEqual((await targetOperator.readCorrelation('acme', correlationId))[1]!.data, { node: 'n1' })
   })
 
   test('a malformed line is refused with a typed error naming the line', async () => {
     const operator = new PgEventStore(target.connect(ROLES.operator, 1))
-    await assert.rejects(importEvents(operator, ['{"event_id": 1}']), (e) => isEventplaneError(e, 'core.invalid_envelope') && /line 1/.test((e as Error).message))
+    await assert.rejects(
+      importEvents(operator, ['{"event_id": 1}']),
+      (e) => isEventplaneError(e, 'core.invalid_envelope') && /line 1/.test((e as Error).message),
+    )
     await assert.rejects(importEvents(operator, ['not json']), (e) => isEventplaneError(e, 'core.invalid_envelope'))
   })
 })

@@ -6,7 +6,20 @@ import { PgEventStore, ROLES } from '@eventplane/store-pg'
 import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
 import { factoryFor, stream } from './helpers.ts'
 
-const BAD_NAMES = ['a.b', 'a*', '>', 'a b', 'tab\there', 'a$b', 'ctl\u0001', 'nul\u0000', 'caf\u00e9', '\u{1F600}', '', 'x'.repeat(200)]
+const BAD_NAMES = [
+  'a.b',
+  'a*',
+  '>',
+  'a b',
+  'tab\there',
+  'a$b',
+  'ctl\u0001',
+  'nul\u0000',
+  'caf\u00e9',
+  '\u{1F600}',
+  '',
+  'x'.repeat(200),
+]
 
 describe('bad input is rejected with a typed error and nothing is written', () => {
   let db: TestDatabase
@@ -27,7 +40,11 @@ describe('bad input is rejected with a typed error and nothing is written', () =
     for (const bad of BAD_NAMES) {
       for (const field of ['tenant', 'category', 'id'] as const) {
         const s = { ...stream('acme', 'ok'), [field]: bad }
-        await assert.rejects(store.append(s, [valid()]), (e) => isEventplaneError(e, 'core.invalid_name'), `${field}=${JSON.stringify(bad)}`)
+        await assert.rejects(
+          store.append(s, [valid()]),
+          (e) => isEventplaneError(e, 'core.invalid_name'),
+          `${field}=${JSON.stringify(bad)}`,
+        )
       }
       const e = valid()
       const forged: EventEnvelope[] = [
@@ -36,12 +53,14 @@ describe('bad input is rejected with a typed error and nothing is written', () =
         { ...e, stream: { ...e.stream, category: bad } },
       ]
       for (const f of forged) {
-        await assert.rejects(store.append(stream('acme', 'ok'), [f]), (err) =>
-          isEventplaneError(err, 'core.invalid_name') || isEventplaneError(err, 'core.invalid_envelope'),
+        await assert.rejects(
+          store.append(stream('acme', 'ok'), [f]),
+          (err) => isEventplaneError(err, 'core.invalid_name') || isEventplaneError(err, 'core.invalid_envelope'),
         )
       }
-      assert.throws(() => factoryFor('acme').intent({ category: bad, id: 'x' }, 'created', {}), (err) =>
-        isEventplaneError(err, 'core.invalid_name') || isEventplaneError(err, 'core.invalid_envelope'),
+      assert.throws(
+        () => factoryFor('acme').intent({ category: bad, id: 'x' }, 'created', {}),
+        (err) => isEventplaneError(err, 'core.invalid_name') || isEventplaneError(err, 'core.invalid_envelope'),
       )
     }
     assert.equal(await count(), 0)
@@ -60,7 +79,11 @@ describe('bad input is rejected with a typed error and nothing is written', () =
       [{ n: Number.NaN }, 'core.invalid_data'],
     ]
     for (const [data, code] of cases) {
-      await assert.rejects(store.append(stream('acme', 'ok'), [{ ...e, data } as EventEnvelope]), (err) => isEventplaneError(err, code as never), code)
+      await assert.rejects(
+        store.append(stream('acme', 'ok'), [{ ...e, data } as EventEnvelope]),
+        (err) => isEventplaneError(err, code as never),
+        code,
+      )
     }
     await assert.rejects(strict.append(stream('acme', 'ok'), [{ ...e, data: { a: 'not a number' } }]), (err) =>
       isEventplaneError(err, 'core.schema_violation'),
@@ -68,8 +91,9 @@ describe('bad input is rejected with a typed error and nothing is written', () =
     await assert.rejects(strict.append(stream('acme', 'ok'), [{ ...e, type: 'unregistered' }]), (err) =>
       isEventplaneError(err, 'core.unknown_schema'),
     )
-    assert.throws(() => factoryFor('acme').intent(stream('acme', 'ok'), 'created', { big: 'x'.repeat(70 * 1024) }), (err) =>
-      isEventplaneError(err, 'core.payload_too_large'),
+    assert.throws(
+      () => factoryFor('acme').intent(stream('acme', 'ok'), 'created', { big: 'x'.repeat(70 * 1024) }),
+      (err) => isEventplaneError(err, 'core.payload_too_large'),
     )
     assert.equal(await count(), 0)
   })
@@ -77,14 +101,26 @@ describe('bad input is rejected with a typed error and nothing is written', () =
   test('malformed envelopes: bad ids, broken lineage, an empty batch, duplicate ids', async () => {
     const e = valid()
     const s = stream('acme', 'ok')
-    await assert.rejects(store.append(s, [{ ...e, event_id: 'not-a-uuid' }]), (err) => isEventplaneError(err, 'core.invalid_envelope'))
-    await assert.rejects(store.append(s, [{ ...e, correlation_id: valid().event_id }]), (err) => isEventplaneError(err, 'core.invalid_envelope'))
-    await assert.rejects(store.append(s, [{ ...e, occurred_at: 'yesterday' }]), (err) => isEventplaneError(err, 'core.invalid_envelope'))
-    await assert.rejects(store.append(s, [{ ...e, extra: 1 } as EventEnvelope]), (err) => isEventplaneError(err, 'core.invalid_envelope'))
+    await assert.rejects(store.append(s, [{ ...e, event_id: 'not-a-uuid' }]), (err) =>
+      isEventplaneError(err, 'core.invalid_envelope'),
+    )
+    await assert.rejects(store.append(s, [{ ...e, correlation_id: valid().event_id }]), (err) =>
+      isEventplaneError(err, 'core.invalid_envelope'),
+    )
+    await assert.rejects(store.append(s, [{ ...e, occurred_at: 'yesterday' }]), (err) =>
+      isEventplaneError(err, 'core.invalid_envelope'),
+    )
+    await assert.rejects(store.append(s, [{ ...e, extra: 1 } as EventEnvelope]), (err) =>
+      isEventplaneError(err, 'core.invalid_envelope'),
+    )
     await assert.rejects(store.append(s, []), (err) => isEventplaneError(err, 'core.invalid_envelope'))
     await assert.rejects(store.append(s, [e, e]), (err) => isEventplaneError(err, 'core.invalid_envelope'))
-    await assert.rejects(store.append(stream('acme', 'other'), [e]), (err) => isEventplaneError(err, 'core.stream_mismatch'))
-    await assert.rejects(store.append(s, [e], { expectedVersion: -3 }), (err) => isEventplaneError(err, 'core.invalid_envelope'))
+    await assert.rejects(store.append(stream('acme', 'other'), [e]), (err) =>
+      isEventplaneError(err, 'core.stream_mismatch'),
+    )
+    await assert.rejects(store.append(s, [e], { expectedVersion: -3 }), (err) =>
+      isEventplaneError(err, 'core.invalid_envelope'),
+    )
     assert.equal(await count(), 0)
   })
 

@@ -52,16 +52,22 @@ describe('tenant isolation and append-only, enforced by PostgreSQL', () => {
   test('tenant acme cannot read or insert tenant globex rows', async () => {
     const reader = db.connect(ROLES.reader, 1)
     const seen = await withTenant(reader, 'acme', (tx) => tx`select tenant_id from eventplane.events`)
-    assert.deepEqual(seen.map((r) => r.tenant_id), ['acme'])
+    assert.deepEqual(
+      seen.map((r) => r.tenant_id),
+      ['acme'],
+    )
     const writer = db.connect(ROLES.intentWriter, 1)
-    await assert.rejects(withTenant(writer, 'acme', (tx) => tx.unsafe(insertRow('globex', 'intent'))), (e) =>
-      isEventplaneError(e, 'store.forbidden'),
+    await assert.rejects(
+      withTenant(writer, 'acme', (tx) => tx.unsafe(insertRow('globex', 'intent'))),
+      (e) => isEventplaneError(e, 'store.forbidden'),
     )
     const store = new PgEventStore(writer)
     const globexEvent = factoryFor('globex').intent(stream('globex', 'web'), 'scaled', {})
     const seenByGlobex = await new PgEventStore(db.connect(ROLES.reader, 1)).readStreamToArray(stream('globex', 'web'))
     assert.equal(seenByGlobex.length, 1)
-    await assert.rejects(store.append(stream('acme', 'web'), [globexEvent]), (e) => isEventplaneError(e, 'core.tenant_mismatch'))
+    await assert.rejects(store.append(stream('acme', 'web'), [globexEvent]), (e) =>
+      isEventplaneError(e, 'core.tenant_mismatch'),
+    )
     assert.equal(await total(), 2)
   })
 
@@ -70,7 +76,9 @@ describe('tenant isolation and append-only, enforced by PostgreSQL', () => {
     const f = factoryFor('acme')
     const intents = new PgEventStore(db.connect(ROLES.intentWriter, 1))
     const facts = new PgEventStore(db.connect(ROLES.factWriter, 1))
-    await assert.rejects(intents.append(s, [f.fact(s, 'scheduled', {})]), (e) => isEventplaneError(e, 'store.forbidden'))
+    await assert.rejects(intents.append(s, [f.fact(s, 'scheduled', {})]), (e) =>
+      isEventplaneError(e, 'store.forbidden'),
+    )
     await assert.rejects(facts.append(s, [f.intent(s, 'created', {})]), (e) => isEventplaneError(e, 'store.forbidden'))
     await facts.append(s, [f.internal(s, 'parked', {})])
     assert.equal(await total(), 3)
@@ -80,7 +88,11 @@ describe('tenant isolation and append-only, enforced by PostgreSQL', () => {
     const before = await total()
     const roles = [...Object.values(ROLES), 'postgres']
     for (const role of roles) {
-      for (const stmt of ['update eventplane.events set data = \'{}\'', 'delete from eventplane.events', 'truncate eventplane.events']) {
+      for (const stmt of [
+        "update eventplane.events set data = '{}'",
+        'delete from eventplane.events',
+        'truncate eventplane.events',
+      ]) {
         await assert.rejects(
           db.admin.begin(async (tx) => {
             await tx`select set_config('eventplane.tenant', 'acme', true)`

@@ -21,7 +21,10 @@ describe('migrations', () => {
     const again = await migrate(db.admin)
     assert.deepEqual(again, { applied: [], alreadyApplied: files })
     const recorded = await db.admin<{ name: string }[]>`select name from eventplane.schema_migrations order by version`
-    assert.deepEqual(recorded.map((r) => r.name), files)
+    assert.deepEqual(
+      recorded.map((r) => r.name),
+      files,
+    )
   })
 
   test('an applied migration that changed afterwards is refused with store.migration_failed', async () => {

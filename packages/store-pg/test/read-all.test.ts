@@ -11,7 +11,6 @@ async function readEverything(store: PgEventStore, batchSize = 2): Promise<Recor
   return out
 }
 
-
 describe('readAll, the gap-safe global read', () => {
   let db: TestDatabase
   let writer: PgEventStore
@@ -37,7 +36,10 @@ describe('readAll, the gap-safe global read', () => {
     await writer.append(stream('acme', 'fast'), [fast])
 
     const whileOpen = await readEverything(relay)
-    assert.ok(whileOpen.every((e) => e.event_id !== fast.event_id), 'a later commit must wait for the open transaction')
+    assert.ok(
+      whileOpen.every((e) => e.event_id !== fast.event_id),
+      'a later commit must wait for the open transaction',
+    )
     assert.ok(whileOpen.every((e) => e.event_id !== slow.event_id))
 
     await slowConn.unsafe('commit')
@@ -72,13 +74,22 @@ describe('readAll, the gap-safe global read', () => {
   test('reading from a checkpoint continues exactly after it, batch by batch', async () => {
     const f = factoryFor('globex')
     const s = stream('globex', 'many')
-    await writer.append(s, Array.from({ length: 9 }, (_, i) => f.intent(s, 'scaled', { i })))
+    await writer.append(
+      s,
+      Array.from({ length: 9 }, (_, i) => f.intent(s, 'scaled', { i })),
+    )
     let all: RecordedEvent[] = []
-    await eventually(async () => (all = await readEverything(relay, 100)).filter((e) => e.tenant_id === 'globex').length === 9)
+    await eventually(
+      async () => (all = await readEverything(relay, 100)).filter((e) => e.tenant_id === 'globex').length === 9,
+    )
     const mid = all[3]!
     const rest: RecordedEvent[] = []
-    for await (const batch of relay.readAll({ from: { txId: mid.tx_id, position: mid.global_position }, batchSize: 2 })) rest.push(...batch)
-    assert.deepEqual(rest.map((e) => e.event_id), all.slice(4).map((e) => e.event_id))
+    for await (const batch of relay.readAll({ from: { txId: mid.tx_id, position: mid.global_position }, batchSize: 2 }))
+      rest.push(...batch)
+    assert.deepEqual(
+      rest.map((e) => e.event_id),
+      all.slice(4).map((e) => e.event_id),
+    )
   })
 
   test('a tenant-scoped readAll sees only that tenant', async () => {

@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict'
 import { type Checkpoint, type RecordedEvent, START, compareCheckpoints } from '@eventplane/core'
 import { loadRelayCheckpoint } from '@eventplane/bus-nats'
-import { type ProjectionRunner, defineReducerProjection, projectionDigest, rebuildProjection } from '@eventplane/runtime'
+import {
+  type ProjectionRunner,
+  defineReducerProjection,
+  projectionDigest,
+  rebuildProjection,
+} from '@eventplane/runtime'
 import type { NatsConnection } from '@nats-io/transport-node'
 import type { Sql } from 'postgres'
 import { eventually, streamMessages } from '../../../packages/bus-nats/test/fixtures.ts'
@@ -74,7 +79,11 @@ export function assertVersionsContiguous(rows: readonly LogRow[]): number {
   }
   for (const [key, versions] of streams) {
     const sorted = [...versions].sort((a, b) => a - b)
-    assert.deepEqual(sorted, sorted.map((_, i) => i + 1), `stream ${key} has versions 1..${versions.length}`)
+    assert.deepEqual(
+      sorted,
+      sorted.map((_, i) => i + 1),
+      `stream ${key} has versions 1..${versions.length}`,
+    )
   }
   return streams.size
 }
@@ -85,13 +94,21 @@ export function assertVersionsContiguous(rows: readonly LogRow[]): number {
  * duplicate window) but the first copies are the log in order. Returns how
  * many messages were copies.
  */
-export async function assertStreamCarriesLog(operator: NatsConnection, rows: readonly LogRow[], options: { allowDuplicates?: boolean } = {}): Promise<number> {
+export async function assertStreamCarriesLog(
+  operator: NatsConnection,
+  rows: readonly LogRow[],
+  options: { allowDuplicates?: boolean } = {},
+): Promise<number> {
   const want = rows.map((r) => r.event_id)
   let ids: string[] = []
-  await eventually(async () => {
-    ids = (await streamMessages(operator)).map((m) => m.event.event_id)
-    return new Set(ids).size >= want.length
-  }, `JetStream to hold all ${want.length} events`, 30_000)
+  await eventually(
+    async () => {
+      ids = (await streamMessages(operator)).map((m) => m.event.event_id)
+      return new Set(ids).size >= want.length
+    },
+    `JetStream to hold all ${want.length} events`,
+    30_000,
+  )
   const first = [...new Set(ids)]
   const copies = ids.length - first.length
   if (!options.allowDuplicates) assert.equal(copies, 0, 'no event is in the stream twice')
@@ -101,7 +118,11 @@ export async function assertStreamCarriesLog(operator: NatsConnection, rows: rea
 
 /** Waits until `runner` has applied the log up to `end` (polling: the gap-safe read may be held back). */
 export async function reachesEnd(runner: ProjectionRunner, end: Checkpoint, timeoutMs = 30_000): Promise<void> {
-  await eventually(() => compareCheckpoints(runner.checkpoint, end) >= 0, `the projection to reach ${end.txId}:${end.position}`, timeoutMs)
+  await eventually(
+    () => compareCheckpoints(runner.checkpoint, end) >= 0,
+    `the projection to reach ${end.txId}:${end.position}`,
+    timeoutMs,
+  )
 }
 
 /**
@@ -110,11 +131,15 @@ export async function reachesEnd(runner: ProjectionRunner, end: Checkpoint, time
  * read sees all `events` (other databases' transactions may hold it back).
  */
 export async function rebuiltDigest(projector: Sql, events: number): Promise<string> {
-  await eventually(async () => {
-    const [row] = await projector<{ n: number }[]>`
+  await eventually(
+    async () => {
+      const [row] = await projector<{ n: number }[]>`
       select count(*)::int as n from eventplane.events where tx_id < pg_snapshot_xmin(pg_current_snapshot())`
-    return row!.n >= events
-  }, `the gap-safe read to see all ${events} events`, 30_000)
+      return row!.n >= events
+    },
+    `the gap-safe read to see all ${events} events`,
+    30_000,
+  )
   const twin = defineReducerProjection({ ...faultCounter, name: 'fault_counter_rebuilt' })
   const rebuilt = await rebuildProjection({ projection: twin, sql: projector })
   return rebuilt.digest!.sha256
@@ -126,10 +151,18 @@ export async function rebuiltDigest(projector: Sql, events: number): Promise<str
  */
 export async function assertProjectionOnce(projector: Sql, rows: readonly LogRow[]): Promise<void> {
   const live = await projectionDigest(projector, faultCounter)
-  assert.equal(live.sha256, await rebuiltDigest(projector, rows.length), 'the live projection equals one rebuilt from PostgreSQL')
+  assert.equal(
+    live.sha256,
+    await rebuiltDigest(projector, rows.length),
+    'the live projection equals one rebuilt from PostgreSQL',
+  )
   const states = await projector<{ count: number; last: number }[]>`
     select (state->>'count')::int as count, (state->>'last')::int as last
       from eventplane.projection_state where projection = ${faultCounter.name}`
-  assert.equal(states.reduce((n, s) => n + s.count, 0), rows.length, 'the projection counted every event of the log once')
+  assert.equal(
+    states.reduce((n, s) => n + s.count, 0),
+    rows.length,
+    'the projection counted every event of the log once',
+  )
   for (const s of states) assert.equal(s.count, s.last, 'no stream was counted twice')
 }

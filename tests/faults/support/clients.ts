@@ -43,7 +43,12 @@ export interface RetryOptions extends SubmitIntentOptions {
  * envelope (same event id) on a retryable error with a short capped backoff.
  * Any other error, or the deadline, is thrown.
  */
-export async function submitUntilAcked(nc: NatsConnection, event: EventEnvelope, ledger: Ledger, options: RetryOptions): Promise<SubmitResult> {
+export async function submitUntilAcked(
+  nc: NatsConnection,
+  event: EventEnvelope,
+  ledger: Ledger,
+  options: RetryOptions,
+): Promise<SubmitResult> {
   const { deadline, signal, ...submitOptions } = options
   for (let attempt = 1; ; attempt++) {
     signal?.throwIfAborted()
@@ -57,7 +62,8 @@ export async function submitUntilAcked(nc: NatsConnection, event: EventEnvelope,
       ledger.note(code)
       if (code === 'bus.timeout') ledger.timedOut.add(event.event_id)
       if (!RETRYABLE.has(code)) throw e
-      if (Date.now() > deadline) throw new Error(`event ${event.event_id} not acknowledged in time (last error ${code})`, { cause: e })
+      if (Date.now() > deadline)
+        throw new Error(`event ${event.event_id} not acknowledged in time (last error ${code})`, { cause: e })
       await sleep(Math.min(25 * 2 ** attempt, 250))
     }
   }
@@ -78,7 +84,12 @@ export interface IntentLoadOptions {
  * until acknowledged. `done` rejects when an event could not be acknowledged
  * before the deadline, failed with a non-retryable error, or `stop()` was called.
  */
-export function startIntentLoad(options: IntentLoadOptions): { ledger: Ledger; done: Promise<void>; total: number; stop(): void } {
+export function startIntentLoad(options: IntentLoadOptions): {
+  ledger: Ledger
+  done: Promise<void>
+  total: number
+  stop(): void
+} {
   const ledger = new Ledger()
   const deadline = Date.now() + options.deadlineMs
   const abort = new AbortController()

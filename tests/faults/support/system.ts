@@ -1,5 +1,10 @@
 import { Relay, type RelayOptions } from '@eventplane/bus-nats'
-import { PROJECTOR_ROLE, ProjectionRunner, type ProjectionRunnerOptions, projectionLiveSource } from '@eventplane/runtime'
+import {
+  PROJECTOR_ROLE,
+  ProjectionRunner,
+  type ProjectionRunnerOptions,
+  projectionLiveSource,
+} from '@eventplane/runtime'
 import { ROLES } from '@eventplane/store-pg'
 import type { NatsConnection } from '@nats-io/transport-node'
 import type { Sql } from 'postgres'
@@ -50,7 +55,14 @@ export async function startFaultSystem(prefix: string): Promise<FaultSystem> {
       return child
     },
     async startRelay(options = {}) {
-      const relay = new Relay({ sql: env.db.connect(ROLES.relay, 4), nc: await env.natsAs('relay'), pollIntervalMs: 200, maxBackoffMs: 300, publishTimeoutMs: 1000, ...options })
+      const relay = new Relay({
+        sql: env.db.connect(ROLES.relay, 4),
+        nc: await env.natsAs('relay'),
+        pollIntervalMs: 200,
+        maxBackoffMs: 300,
+        publishTimeoutMs: 1000,
+        ...options,
+      })
       defer(() => within(relay.stop(), 10_000, 'relay stop'))
       relay.start()
       return relay
@@ -58,7 +70,13 @@ export async function startFaultSystem(prefix: string): Promise<FaultSystem> {
     async projection(consumer, options = {}) {
       const nc = await env.natsAs('controller')
       const live = projectionLiveSource(nc, faultCounter, { consumer, ackWaitMs: 2000 })
-      const runner = new ProjectionRunner({ projection: faultCounter, sql: projector, live, retryDelayMs: 100, ...options })
+      const runner = new ProjectionRunner({
+        projection: faultCounter,
+        sql: projector,
+        live,
+        retryDelayMs: 100,
+        ...options,
+      })
       defer(() => within(runner.stop(), 10_000, 'projection stop'))
       return runner
     },

@@ -40,12 +40,17 @@ export class ViolationLog {
 
   constructor(nc: NatsConnection) {
     void (async () => {
-      for await (const s of nc.status()) if (s.type === 'error' && s.error instanceof PermissionViolationError) this.#seen.push(s.error)
+      for await (const s of nc.status())
+        if (s.type === 'error' && s.error instanceof PermissionViolationError) this.#seen.push(s.error)
     })()
   }
 
   /** The violation for `subject`, waiting up to `timeoutMs` for it. */
-  async find(operation: 'publish' | 'subscription', subject: string, timeoutMs: number): Promise<PermissionViolationError | undefined> {
+  async find(
+    operation: 'publish' | 'subscription',
+    subject: string,
+    timeoutMs: number,
+  ): Promise<PermissionViolationError | undefined> {
     const deadline = Date.now() + timeoutMs
     for (;;) {
       const hit = this.#seen.find((v) => v.operation === operation && v.subject === subject)
@@ -114,7 +119,8 @@ export async function observeSubscribe(
     prober.publish(probeSubject, token)
     await prober.flush()
     const first = await Promise.race([gotProbe, sub.closed, sleep(timeoutMs, 'timeout' as const)])
-    if (first === 'probe') return sub.isClosed() ? inconclusive('probe received, then closed') : allow('open, probe received')
+    if (first === 'probe')
+      return sub.isClosed() ? inconclusive('probe received, then closed') : allow('open, probe received')
     if (first instanceof PermissionViolationError && first.operation === 'subscription' && first.subject === subject) {
       return deny('closed with a permissions violation (subscription)')
     }
@@ -133,7 +139,8 @@ export async function observeRequest(nc: NatsConnection, subject: string, timeou
     const v = violationOf(e)
     if (v?.operation === 'publish' && v.subject === subject) return deny('permissions violation (publish)')
     if (v !== undefined) return inconclusive(`violation on ${v.operation} ${v.subject}`)
-    if (e instanceof RequestError && e.isNoResponders()) return inconclusive('no responders (the server let it through, nobody served it)')
+    if (e instanceof RequestError && e.isNoResponders())
+      return inconclusive('no responders (the server let it through, nobody served it)')
     return inconclusive(`failed: ${e instanceof Error ? e.message : String(e)}`)
   }
 }
@@ -143,7 +150,10 @@ export async function observeRequest(nc: NatsConnection, subject: string, timeou
  * violation, refused by JetStream with an API error. `stillThere` runs after a
  * refusal (as a tier that may look) and must confirm nothing happened.
  */
-export async function observeJetStream(call: () => Promise<unknown>, stillThere?: () => Promise<boolean>): Promise<Observation> {
+export async function observeJetStream(
+  call: () => Promise<unknown>,
+  stillThere?: () => Promise<boolean>,
+): Promise<Observation> {
   let observed: Observation
   try {
     const result = await call()
@@ -151,7 +161,8 @@ export async function observeJetStream(call: () => Promise<unknown>, stillThere?
   } catch (e) {
     const v = violationOf(e)
     if (v !== undefined) observed = deny(`permissions violation (${v.operation} ${v.subject})`)
-    else if (e instanceof JetStreamApiError) observed = { outcome: 'jetstream-refuses', how: `JetStream API error ${e.code}: ${e.message}`, apiCode: e.code }
+    else if (e instanceof JetStreamApiError)
+      observed = { outcome: 'jetstream-refuses', how: `JetStream API error ${e.code}: ${e.message}`, apiCode: e.code }
     else observed = inconclusive(`failed: ${e instanceof Error ? e.message : String(e)}`)
   }
   if (observed.outcome !== 'allow' && stillThere !== undefined && !(await stillThere())) {

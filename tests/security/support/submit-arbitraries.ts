@@ -7,7 +7,19 @@
  */
 import fc from 'fast-check'
 
-export const ENVELOPE_KEYS = ['event_id', 'tenant_id', 'kind', 'stream', 'type', 'schema_version', 'data', 'correlation_id', 'causation_id', 'caused_by', 'occurred_at'] as const
+export const ENVELOPE_KEYS = [
+  'event_id',
+  'tenant_id',
+  'kind',
+  'stream',
+  'type',
+  'schema_version',
+  'data',
+  'correlation_id',
+  'causation_id',
+  'caused_by',
+  'occurred_at',
+] as const
 
 export interface SubjectPlan {
   tenant: string
@@ -29,7 +41,10 @@ export type DataPlan =
 
 export type Mutation =
   | { field: 'none' }
-  | { field: 'tenant_id' | 'category' | 'id' | 'type' | 'kind' | 'schema_version' | 'occurred_at' | 'caused_by'; value: unknown }
+  | {
+      field: 'tenant_id' | 'category' | 'id' | 'type' | 'kind' | 'schema_version' | 'occurred_at' | 'caused_by'
+      value: unknown
+    }
   | { field: 'event_id' | 'correlation_id' | 'causation_id'; value: unknown }
   | { field: 'missing'; key: (typeof ENVELOPE_KEYS)[number] }
   | { field: 'extra'; key: string; value: unknown }
@@ -47,7 +62,11 @@ export type BodyPlan =
   | { kind: 'json'; value: unknown }
   | { kind: 'bytes'; bytes: Uint8Array }
   | { kind: 'filler'; size: number; byte: number }
-  | { kind: 'resend'; pick: number; variant: 'identical' | 'changed_data' | 'changed_principal' | 'other_stream' | 'other_tenant' }
+  | {
+      kind: 'resend'
+      pick: number
+      variant: 'identical' | 'changed_data' | 'changed_principal' | 'other_stream' | 'other_tenant'
+    }
 
 export interface SubmitPlan {
   subject: SubjectPlan
@@ -69,11 +88,18 @@ const unicodeToken = fc
   .map((s) => s.replace(NOT_IN_SUBJECT, ''))
   .filter((s) => s.length > 0)
 const specialToken = fc
-  .tuple(validToken, fc.constantFrom('$', ':', '-', '*', '>', '$JS', '%', '#', '@', 'é', 'Ω', '😀', '\u200b', '\uFFFD', '/'), validToken)
+  .tuple(
+    validToken,
+    fc.constantFrom('$', ':', '-', '*', '>', '$JS', '%', '#', '@', 'é', 'Ω', '😀', '\u200b', '\uFFFD', '/'),
+    validToken,
+  )
   .map(([a, special, b]) => a + special + b)
 /** Long tokens, biased to the 64- and 128-character limits; ASCII so a subject stays under the 4 KiB control line. */
 const longToken = fc
-  .tuple(fc.oneof(fc.constantFrom(63, 64, 65, 127, 128, 129), fc.integer({ min: 60, max: 900 })), fc.constantFrom('a', 'Z', '9', '_', '-', ':'))
+  .tuple(
+    fc.oneof(fc.constantFrom(63, 64, 65, 127, 128, 129), fc.integer({ min: 60, max: 900 })),
+    fc.constantFrom('a', 'Z', '9', '_', '-', ':'),
+  )
   .map(([n, ch]) => ch.repeat(n))
 
 function token(valid: fc.Arbitrary<string>): fc.Arbitrary<string> {
@@ -84,13 +110,19 @@ const tenantName = fc.oneof(fc.constantFrom('acme', 'globex'), validToken)
 
 /** Mostly valid names, so most requests get past the subject check; one in five has fuzzed tokens or shape. */
 const subjectPlan: fc.Arbitrary<SubjectPlan> = fc.oneof(
-  known(fc.record({ tenant: tenantName, category: validToken, id: validIdToken, shape: fc.constant('exact' as const) }), 4),
+  known(
+    fc.record({ tenant: tenantName, category: validToken, id: validIdToken, shape: fc.constant('exact' as const) }),
+    4,
+  ),
   known(
     fc.record({
       tenant: token(validToken),
       category: token(validToken),
       id: token(validIdToken),
-      shape: fc.oneof(known(fc.constant('exact' as const), 8), known(fc.constantFrom('extra_token' as const, 'missing_token' as const))),
+      shape: fc.oneof(
+        known(fc.constant('exact' as const), 8),
+        known(fc.constantFrom('extra_token' as const, 'missing_token' as const)),
+      ),
     }),
   ),
 )
@@ -105,7 +137,12 @@ const oddValue: fc.Arbitrary<unknown> = fc.oneof(
   fc.object({ maxDepth: 1 }),
 )
 const nameValue = fc.oneof(validToken, validIdToken, unicodeToken, specialToken, longToken, fc.constant(''), oddValue)
-const idValue = fc.oneof(fc.constantFrom('fresh_uuid', 'self', null), fc.uuid(), fc.uuid().map((u) => u.toUpperCase()), oddValue)
+const idValue = fc.oneof(
+  fc.constantFrom('fresh_uuid', 'self', null),
+  fc.uuid(),
+  fc.uuid().map((u) => u.toUpperCase()),
+  oddValue,
+)
 /**
  * A real instant between 1970 and 2100 written with a real-world UTC offset
  * and 0–6 fraction digits. Strings that `Date.parse` takes but are no
@@ -122,17 +159,34 @@ const instant = fc
     const local = new Date(ms + offsetMinutes * 60_000).toISOString().slice(0, 19)
     const sign = offsetMinutes < 0 ? '-' : '+'
     const abs = Math.abs(offsetMinutes)
-    const zone = offsetMinutes === 0 ? 'Z' : `${sign}${String(Math.floor(abs / 60)).padStart(2, '0')}:${String(abs % 60).padStart(2, '0')}`
+    const zone =
+      offsetMinutes === 0
+        ? 'Z'
+        : `${sign}${String(Math.floor(abs / 60)).padStart(2, '0')}:${String(abs % 60).padStart(2, '0')}`
     return `${local}${fraction === '' ? '' : `.${fraction}`}${zone}`
   })
 const notAnInstant = fc.oneof(
-  fc.constantFrom('2024-13-01T00:00:00Z', '2024-01-01 00:00:00Z', '2024-01-01T00:00:00', '2024-01-01T00:00:60Z', 'yesterday', '', '2024-1-1T0:0:0Z'),
+  fc.constantFrom(
+    '2024-13-01T00:00:00Z',
+    '2024-01-01 00:00:00Z',
+    '2024-01-01T00:00:00',
+    '2024-01-01T00:00:60Z',
+    'yesterday',
+    '',
+    '2024-1-1T0:0:0Z',
+  ),
   fc.string({ maxLength: 30 }),
   oddValue,
 )
 
 const nameMutation = <F extends 'tenant_id' | 'category' | 'id' | 'type'>(field: F, weight: number) =>
-  known(fc.record({ field: fc.constant(field), value: field === 'tenant_id' ? fc.oneof(fc.constantFrom('acme', 'globex'), nameValue) : nameValue }), weight)
+  known(
+    fc.record({
+      field: fc.constant(field),
+      value: field === 'tenant_id' ? fc.oneof(fc.constantFrom('acme', 'globex'), nameValue) : nameValue,
+    }),
+    weight,
+  )
 
 /** Mostly untouched envelopes; otherwise one field changed, often to something valid that no longer matches the subject. */
 const mutation: fc.Arbitrary<Mutation> = fc.oneof(
@@ -141,16 +195,59 @@ const mutation: fc.Arbitrary<Mutation> = fc.oneof(
   nameMutation('category', 2),
   nameMutation('id', 2),
   nameMutation('type', 2),
-  known(fc.record({ field: fc.constant('kind' as const), value: fc.oneof(known(fc.constantFrom('fact', 'internal'), 2), fc.constantFrom('intent', 'INTENT', 'intent ', ''), oddValue) }), 3),
-  known(fc.record({ field: fc.constantFrom('event_id' as const, 'correlation_id' as const, 'causation_id' as const), value: idValue }), 3),
-  known(fc.record({ field: fc.constant('schema_version' as const), value: fc.oneof(fc.integer({ min: 1, max: 32767 }), fc.constantFrom(0, -1, 32768, 1.5, '1', null), fc.integer()) })),
+  known(
+    fc.record({
+      field: fc.constant('kind' as const),
+      value: fc.oneof(
+        known(fc.constantFrom('fact', 'internal'), 2),
+        fc.constantFrom('intent', 'INTENT', 'intent ', ''),
+        oddValue,
+      ),
+    }),
+    3,
+  ),
+  known(
+    fc.record({
+      field: fc.constantFrom('event_id' as const, 'correlation_id' as const, 'causation_id' as const),
+      value: idValue,
+    }),
+    3,
+  ),
+  known(
+    fc.record({
+      field: fc.constant('schema_version' as const),
+      value: fc.oneof(fc.integer({ min: 1, max: 32767 }), fc.constantFrom(0, -1, 32768, 1.5, '1', null), fc.integer()),
+    }),
+  ),
   known(fc.record({ field: fc.constant('occurred_at' as const), value: fc.oneof(instant, notAnInstant) }), 2),
-  known(fc.record({ field: fc.constant('caused_by' as const), value: fc.oneof(fc.constantFrom('controller:relay', 'nats:globex', ''), oddValue) })),
+  known(
+    fc.record({
+      field: fc.constant('caused_by' as const),
+      value: fc.oneof(fc.constantFrom('controller:relay', 'nats:globex', ''), oddValue),
+    }),
+  ),
   known(fc.record({ field: fc.constant('missing' as const), key: fc.constantFrom(...ENVELOPE_KEYS) })),
-  known(fc.record({ field: fc.constant('extra' as const), key: fc.string({ maxLength: 12 }).filter((k) => !(ENVELOPE_KEYS as readonly string[]).includes(k)), value: oddValue })),
-  known(fc.record({ field: fc.constant('stream_extra' as const), key: fc.string({ maxLength: 12 }).filter((k) => k !== 'category' && k !== 'id'), value: oddValue })),
+  known(
+    fc.record({
+      field: fc.constant('extra' as const),
+      key: fc.string({ maxLength: 12 }).filter((k) => !(ENVELOPE_KEYS as readonly string[]).includes(k)),
+      value: oddValue,
+    }),
+  ),
+  known(
+    fc.record({
+      field: fc.constant('stream_extra' as const),
+      key: fc.string({ maxLength: 12 }).filter((k) => k !== 'category' && k !== 'id'),
+      value: oddValue,
+    }),
+  ),
   known(fc.record({ field: fc.constant('stream' as const), value: oddValue })),
-  known(fc.record({ field: fc.constant('event' as const), value: fc.oneof(fc.array(oddValue, { maxLength: 3 }), fc.string(), fc.constant(null), fc.integer()) })),
+  known(
+    fc.record({
+      field: fc.constant('event' as const),
+      value: fc.oneof(fc.array(oddValue, { maxLength: 3 }), fc.string(), fc.constant(null), fc.integer()),
+    }),
+  ),
 )
 
 /** Sizes near the data limit (64 KiB), the request limit (80 KiB), and anywhere up to ~1 MB (server max_payload is 1 MiB). */
@@ -162,13 +259,46 @@ const size = fc.oneof(
 )
 
 const dataPlan: fc.Arbitrary<DataPlan> = fc.oneof(
-  { weight: 8, arbitrary: fc.record({ kind: fc.constant('json' as const), value: fc.dictionary(fc.string({ unit: 'grapheme', maxLength: 8 }), fc.jsonValue({ maxDepth: 4, stringUnit: 'grapheme' }), { maxKeys: 6 }) }) },
-  fc.record({ kind: fc.constant('unicode' as const), key: fc.string({ unit: 'grapheme', maxLength: 20 }), text: fc.oneof(...(['grapheme', 'grapheme-composite', 'binary'] as const).map((unit) => fc.string({ unit, maxLength: 200 }))) }),
-  fc.record({ kind: fc.constant('nul' as const), where: fc.constantFrom('value' as const, 'key' as const, 'nested' as const) }),
+  {
+    weight: 8,
+    arbitrary: fc.record({
+      kind: fc.constant('json' as const),
+      value: fc.dictionary(
+        fc.string({ unit: 'grapheme', maxLength: 8 }),
+        fc.jsonValue({ maxDepth: 4, stringUnit: 'grapheme' }),
+        { maxKeys: 6 },
+      ),
+    }),
+  },
+  fc.record({
+    kind: fc.constant('unicode' as const),
+    key: fc.string({ unit: 'grapheme', maxLength: 20 }),
+    text: fc.oneof(
+      ...(['grapheme', 'grapheme-composite', 'binary'] as const).map((unit) => fc.string({ unit, maxLength: 200 })),
+    ),
+  }),
+  fc.record({
+    kind: fc.constant('nul' as const),
+    where: fc.constantFrom('value' as const, 'key' as const, 'nested' as const),
+  }),
   fc.record({ kind: fc.constant('lone_surrogate' as const), unit: fc.constantFrom('\ud800', '\udfff', '\ud83d') }),
-  fc.record({ kind: fc.constant('deep' as const), depth: fc.oneof(fc.integer({ min: 62, max: 67 }), fc.integer({ min: 1, max: 120 })), arrays: fc.boolean() }),
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('huge' as const), bytes: size, unit: fc.constantFrom('ascii' as const, 'emoji' as const, 'escaped' as const) }) },
-  fc.record({ kind: fc.constant('not_object' as const), value: fc.oneof(fc.array(oddValue, { maxLength: 2 }), fc.string(), fc.integer(), fc.constant(null)) }),
+  fc.record({
+    kind: fc.constant('deep' as const),
+    depth: fc.oneof(fc.integer({ min: 62, max: 67 }), fc.integer({ min: 1, max: 120 })),
+    arrays: fc.boolean(),
+  }),
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('huge' as const),
+      bytes: size,
+      unit: fc.constantFrom('ascii' as const, 'emoji' as const, 'escaped' as const),
+    }),
+  },
+  fc.record({
+    kind: fc.constant('not_object' as const),
+    value: fc.oneof(fc.array(oddValue, { maxLength: 2 }), fc.string(), fc.integer(), fc.constant(null)),
+  }),
   fc.constant({ kind: 'odd_keys' as const }),
   fc.constant({ kind: 'marked_key_over_bad_value' as const }),
 )
@@ -177,7 +307,12 @@ const versionPlan: fc.Arbitrary<VersionPlan> = fc.oneof(
   known(fc.constant({ kind: 'omit' as const }), 4),
   known(fc.constantFrom({ kind: 'any' as const }, { kind: 'no_stream' as const }, { kind: 'current' as const }), 4),
   known(fc.record({ kind: fc.constant('ahead' as const), by: fc.integer({ min: 1, max: 5 }) })),
-  known(fc.record({ kind: fc.constant('invalid' as const), value: fc.constantFrom(-1, 1.5, '1', null, true, 2 ** 53, 'NO_STREAM', {}, []) })),
+  known(
+    fc.record({
+      kind: fc.constant('invalid' as const),
+      value: fc.constantFrom(-1, 1.5, '1', null, true, 2 ** 53, 'NO_STREAM', {}, []),
+    }),
+  ),
 )
 
 const bodyPlan: fc.Arbitrary<BodyPlan> = fc.oneof(
@@ -188,18 +323,39 @@ const bodyPlan: fc.Arbitrary<BodyPlan> = fc.oneof(
       mutation,
       data: dataPlan,
       version: versionPlan,
-      extraField: fc.oneof(known(fc.constant(undefined), 20), known(fc.string({ maxLength: 10 }).filter((k) => k !== 'event' && k !== 'expectedVersion'))),
+      extraField: fc.oneof(
+        known(fc.constant(undefined), 20),
+        known(fc.string({ maxLength: 10 }).filter((k) => k !== 'event' && k !== 'expectedVersion')),
+      ),
     }),
   },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('json' as const), value: fc.oneof(fc.jsonValue({ maxDepth: 3 }), fc.record({ event: fc.object({ maxDepth: 2 }) })) }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('bytes' as const), bytes: fc.uint8Array({ maxLength: 300 }) }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('filler' as const), size, byte: fc.integer({ min: 0, max: 255 }) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant('json' as const),
+      value: fc.oneof(fc.jsonValue({ maxDepth: 3 }), fc.record({ event: fc.object({ maxDepth: 2 }) })),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({ kind: fc.constant('bytes' as const), bytes: fc.uint8Array({ maxLength: 300 }) }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({ kind: fc.constant('filler' as const), size, byte: fc.integer({ min: 0, max: 255 }) }),
+  },
   {
     weight: 3,
     arbitrary: fc.record({
       kind: fc.constant('resend' as const),
       pick: fc.nat(),
-      variant: fc.constantFrom('identical' as const, 'changed_data' as const, 'changed_principal' as const, 'other_stream' as const, 'other_tenant' as const),
+      variant: fc.constantFrom(
+        'identical' as const,
+        'changed_data' as const,
+        'changed_principal' as const,
+        'other_stream' as const,
+        'other_tenant' as const,
+      ),
     }),
   },
 )
@@ -213,9 +369,20 @@ const principal = fc.oneof(
 
 export const submitPlan: fc.Arbitrary<SubmitPlan> = fc.record({ subject: subjectPlan, body: bodyPlan, principal })
 
-const plain = (id: string, patch: Partial<Extract<BodyPlan, { kind: 'envelope' }>> = {}, principal?: string): SubmitPlan => ({
+const plain = (
+  id: string,
+  patch: Partial<Extract<BodyPlan, { kind: 'envelope' }>> = {},
+  principal?: string,
+): SubmitPlan => ({
   subject: { tenant: 'acme', category: 'orders', id, shape: 'exact' },
-  body: { kind: 'envelope', mutation: { field: 'none' }, data: { kind: 'json', value: { qty: 1 } }, version: { kind: 'omit' }, extraField: undefined, ...patch },
+  body: {
+    kind: 'envelope',
+    mutation: { field: 'none' },
+    data: { kind: 'json', value: { qty: 1 } },
+    version: { kind: 'omit' },
+    extraField: undefined,
+    ...patch,
+  },
   principal,
 })
 

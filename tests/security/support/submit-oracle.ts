@@ -10,13 +10,37 @@ import type { ErrorCode } from '@eventplane/core'
 
 /** Every code of `ErrorCode`, at run time; the type check below breaks when the union grows. */
 export const ERROR_CODES = [
-  'core.invalid_name', 'core.invalid_envelope', 'core.invalid_data', 'core.payload_too_large', 'core.schema_violation',
-  'core.unknown_schema', 'core.tenant_mismatch', 'core.stream_mismatch', 'store.wrong_expected_version',
-  'store.idempotency_conflict', 'store.forbidden', 'store.auth_failed', 'store.unavailable', 'store.migration_failed',
-  'bus.unavailable', 'bus.forbidden', 'bus.auth_failed', 'bus.bad_request', 'bus.timeout', 'bus.stream_mismatch',
-  'bus.internal', 'runtime.unknown_projection', 'runtime.unknown_controller', 'runtime.handler_failed',
-  'runtime.checkpoint_moved', 'runtime.finalizers_pending', 'runtime.reconcile_failed', 'cli.bad_usage', 'cli.config',
-  'cli.internal', 'cli.interrupted',
+  'core.invalid_name',
+  'core.invalid_envelope',
+  'core.invalid_data',
+  'core.payload_too_large',
+  'core.schema_violation',
+  'core.unknown_schema',
+  'core.tenant_mismatch',
+  'core.stream_mismatch',
+  'store.wrong_expected_version',
+  'store.idempotency_conflict',
+  'store.forbidden',
+  'store.auth_failed',
+  'store.unavailable',
+  'store.migration_failed',
+  'bus.unavailable',
+  'bus.forbidden',
+  'bus.auth_failed',
+  'bus.bad_request',
+  'bus.timeout',
+  'bus.stream_mismatch',
+  'bus.internal',
+  'runtime.unknown_projection',
+  'runtime.unknown_controller',
+  'runtime.handler_failed',
+  'runtime.checkpoint_moved',
+  'runtime.finalizers_pending',
+  'runtime.reconcile_failed',
+  'cli.bad_usage',
+  'cli.config',
+  'cli.internal',
+  'cli.interrupted',
 ] as const satisfies readonly ErrorCode[]
 type Unlisted = Exclude<ErrorCode, (typeof ERROR_CODES)[number]>
 export const ERROR_CODES_ARE_COMPLETE: [Unlisted] extends [never] ? true : Unlisted = true
@@ -29,7 +53,19 @@ const TOKEN = /^[A-Za-z0-9_-]+$/
 const STREAM_ID = /^[A-Za-z0-9_:-]+$/
 const ISO_INSTANT = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$/
 const PRINCIPAL = /^[\x21-\x7e]{1,120}$/
-const ENVELOPE_KEYS = ['event_id', 'tenant_id', 'kind', 'stream', 'type', 'schema_version', 'data', 'correlation_id', 'causation_id', 'caused_by', 'occurred_at']
+const ENVELOPE_KEYS = [
+  'event_id',
+  'tenant_id',
+  'kind',
+  'stream',
+  'type',
+  'schema_version',
+  'data',
+  'correlation_id',
+  'causation_id',
+  'caused_by',
+  'occurred_at',
+]
 
 /** One request as it leaves the client: the subject, the body bytes, the `Eventplane-Principal` header after nats.js trims it. */
 export interface SubmitRequestModel {
@@ -79,14 +115,29 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 export function isCalendarInstant(s: string): boolean {
   const m = ISO_INSTANT.exec(s)
   if (m === null || Number.isNaN(Date.parse(s))) return false
-  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number]
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ]
   const zone = m[8]!
   const offsetMinutes = zone === 'Z' ? 0 : Number(zone.slice(1, 3)) * 60 + Number(zone.slice(4, 6))
   const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate()
   const endOfDay = hour === 24 && minute === 0 && second === 0 && !/[1-9]/.test(m[7] ?? '')
   return (
-    year >= 1 && month >= 1 && month <= 12 && day >= 1 && day <= daysInMonth &&
-    (hour <= 23 || endOfDay) && minute <= 59 && second <= 59 && offsetMinutes < 16 * 60 && Number(zone.slice(4, 6) || 0) <= 59
+    year >= 1 &&
+    month >= 1 &&
+    month <= 12 &&
+    day >= 1 &&
+    day <= daysInMonth &&
+    (hour <= 23 || endOfDay) &&
+    minute <= 59 &&
+    second <= 59 &&
+    offsetMinutes < 16 * 60 &&
+    Number(zone.slice(4, 6) || 0) <= 59
   )
 }
 
@@ -99,8 +150,9 @@ function dataDefects(data: unknown): ErrorCode[] {
     if (depth > MAX_DEPTH) found.add('core.invalid_data')
     else if (typeof v === 'string') badString(v) && found.add('core.invalid_data')
     else if (typeof v === 'number') Number.isFinite(v) || found.add('core.invalid_data')
-    else if (Array.isArray(v)) v.forEach((x) => visit(x, depth + 1))
-    else if (isObject(v)) {
+    else if (Array.isArray(v)) {
+      for (const x of v) visit(x, depth + 1)
+    } else if (isObject(v)) {
       for (const [k, x] of Object.entries(v)) {
         if (badString(k)) found.add('core.invalid_data')
         visit(x, depth + 1)
@@ -115,16 +167,33 @@ function dataDefects(data: unknown): ErrorCode[] {
 function envelopeDefects(event: Record<string, unknown>): ErrorCode[] {
   const found = new Set<ErrorCode>()
   const keys = Object.keys(event)
-  if (keys.some((k) => !ENVELOPE_KEYS.includes(k)) || ENVELOPE_KEYS.some((k) => !keys.includes(k))) found.add('core.invalid_envelope')
-  const { event_id, tenant_id, kind, stream, type, schema_version, data, correlation_id, causation_id, occurred_at } = event
+  if (keys.some((k) => !ENVELOPE_KEYS.includes(k)) || ENVELOPE_KEYS.some((k) => !keys.includes(k)))
+    found.add('core.invalid_envelope')
+  const { event_id, tenant_id, kind, stream, type, schema_version, data, correlation_id, causation_id, occurred_at } =
+    event
   if (typeof event_id !== 'string' || !UUID.test(event_id)) found.add('core.invalid_envelope')
   if (typeof correlation_id !== 'string' || !UUID.test(correlation_id)) found.add('core.invalid_envelope')
-  if (causation_id !== null && (typeof causation_id !== 'string' || !UUID.test(causation_id))) found.add('core.invalid_envelope')
+  if (causation_id !== null && (typeof causation_id !== 'string' || !UUID.test(causation_id)))
+    found.add('core.invalid_envelope')
   if (causation_id === null && correlation_id !== event_id) found.add('core.invalid_envelope')
   if (causation_id === event_id) found.add('core.invalid_envelope')
   if (!['intent', 'fact', 'internal'].includes(kind as string)) found.add('core.invalid_envelope')
-  if (!(typeof schema_version === 'number' && Number.isInteger(schema_version) && schema_version >= 1 && schema_version <= 32767)) found.add('core.invalid_envelope')
-  if (typeof occurred_at !== 'string' || occurred_at.length < 20 || occurred_at.length > 40 || !isCalendarInstant(occurred_at)) found.add('core.invalid_envelope')
+  if (
+    !(
+      typeof schema_version === 'number' &&
+      Number.isInteger(schema_version) &&
+      schema_version >= 1 &&
+      schema_version <= 32767
+    )
+  )
+    found.add('core.invalid_envelope')
+  if (
+    typeof occurred_at !== 'string' ||
+    occurred_at.length < 20 ||
+    occurred_at.length > 40 ||
+    !isCalendarInstant(occurred_at)
+  )
+    found.add('core.invalid_envelope')
   const streamKeys = isObject(stream) ? Object.keys(stream) : []
   if (!isObject(stream) || streamKeys.some((k) => k !== 'category' && k !== 'id')) found.add('core.invalid_envelope')
   for (const defect of [
@@ -141,25 +210,32 @@ function envelopeDefects(event: Record<string, unknown>): ErrorCode[] {
 
 /** Stages 1–7: everything the gateway decides before it asks the store. */
 export function checkBeforeStore(request: SubmitRequestModel): PreStore {
-  if (request.body.byteLength > MAX_REQUEST_BYTES) return refuse('request body over the limit', 'core.payload_too_large')
+  if (request.body.byteLength > MAX_REQUEST_BYTES)
+    return refuse('request body over the limit', 'core.payload_too_large')
   const tokens = request.subject.split('.')
-  if (tokens.length !== 5 || tokens[0] !== 'eventplane-api' || tokens[1] !== 'submit') return refuse('subject shape', 'core.invalid_name')
+  if (tokens.length !== 5 || tokens[0] !== 'eventplane-api' || tokens[1] !== 'submit')
+    return refuse('subject shape', 'core.invalid_name')
   const [tenant, category, id] = tokens.slice(2) as [string, string, string]
-  if (nameDefect(tenant, 64, TOKEN) || nameDefect(category, 64, TOKEN) || nameDefect(id, 128, STREAM_ID)) return refuse('subject names', 'core.invalid_name')
+  if (nameDefect(tenant, 64, TOKEN) || nameDefect(category, 64, TOKEN) || nameDefect(id, 128, STREAM_ID))
+    return refuse('subject names', 'core.invalid_name')
   let body: unknown
   try {
     body = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(request.body))
   } catch {
     return refuse('body is not UTF-8 JSON', 'bus.bad_request')
   }
-  if (!isObject(body) || Object.keys(body).some((k) => k !== 'event' && k !== 'expectedVersion')) return refuse('body shape', 'bus.bad_request')
+  if (!isObject(body) || Object.keys(body).some((k) => k !== 'event' && k !== 'expectedVersion'))
+    return refuse('body shape', 'bus.bad_request')
   const { event, expectedVersion } = body
   if (!isObject(event)) return refuse('event is not an object', 'bus.bad_request')
   const versionOk =
-    expectedVersion === undefined || expectedVersion === 'any' || expectedVersion === 'no_stream' ||
+    expectedVersion === undefined ||
+    expectedVersion === 'any' ||
+    expectedVersion === 'no_stream' ||
     (typeof expectedVersion === 'number' && Number.isSafeInteger(expectedVersion) && expectedVersion >= 0)
   if (!versionOk) return refuse('expectedVersion', 'bus.bad_request')
-  if (request.principal !== undefined && request.principal !== '' && !PRINCIPAL.test(request.principal)) return refuse('principal header', 'bus.bad_request')
+  if (request.principal !== undefined && request.principal !== '' && !PRINCIPAL.test(request.principal))
+    return refuse('principal header', 'bus.bad_request')
   const causedBy = request.principal ? `nats:${tenant}/${request.principal}` : `nats:${tenant}`
   const stamped: Record<string, unknown> = { ...event, caused_by: causedBy }
   const defects = envelopeDefects(stamped)
@@ -167,7 +243,8 @@ export function checkBeforeStore(request: SubmitRequestModel): PreStore {
   if (stamped.kind !== 'intent') return refuse('not an intent', 'bus.forbidden')
   if (stamped.tenant_id !== tenant) return refuse('tenant differs from the subject', 'core.tenant_mismatch')
   const stream = stamped.stream as { category: string; id: string }
-  if (stream.category !== category || stream.id !== id) return refuse('stream differs from the subject', 'core.stream_mismatch')
+  if (stream.category !== category || stream.id !== id)
+    return refuse('stream differs from the subject', 'core.stream_mismatch')
   return {
     ready: {
       target: { tenant, category, id },
@@ -182,14 +259,23 @@ export function checkBeforeStore(request: SubmitRequestModel): PreStore {
 export function storeOutcome(ready: ReadyForStore, facts: StoreFacts): Expectation {
   const { target, expectedVersion } = ready
   const identical =
-    facts.existing !== undefined && facts.existing.sameContent &&
-    facts.existing.tenant === target.tenant && facts.existing.category === target.category && facts.existing.id === target.id
+    facts.existing?.sameContent === true &&
+    facts.existing.tenant === target.tenant &&
+    facts.existing.category === target.category &&
+    facts.existing.id === target.id
   const expected = expectedVersion === 'any' ? -1 : expectedVersion === 'no_stream' ? 0 : expectedVersion
   if (expected >= 0 && facts.currentVersion !== expected) {
-    return identical ? { ok: 'replay' } : { refused: new Set(['store.wrong_expected_version']), why: `stream at ${facts.currentVersion}, expected ${expected}` }
+    return identical
+      ? { ok: 'replay' }
+      : {
+          refused: new Set(['store.wrong_expected_version']),
+          why: `stream at ${facts.currentVersion}, expected ${expected}`,
+        }
   }
   if (facts.existing === undefined) return { ok: 'new' }
-  return identical ? { ok: 'replay' } : { refused: new Set(['store.idempotency_conflict']), why: 'event id stored with other content or elsewhere' }
+  return identical
+    ? { ok: 'replay' }
+    : { refused: new Set(['store.idempotency_conflict']), why: 'event id stored with other content or elsewhere' }
 }
 
 /** JSON with object keys sorted, so data compares equal however jsonb ordered it. */
@@ -206,18 +292,23 @@ export function replyShapeProblems(reply: unknown): string[] {
   if (keys.length === 1 && keys[0] === 'ok' && isObject(reply.ok)) {
     const ok = reply.ok
     const problems: string[] = []
-    if (sortedJson(Object.keys(ok).sort()) !== sortedJson(['correlation_id', 'event_id', 'position', 'stream_version'])) problems.push(`ok has fields ${Object.keys(ok).join(',')}`)
+    if (sortedJson(Object.keys(ok).sort()) !== sortedJson(['correlation_id', 'event_id', 'position', 'stream_version']))
+      problems.push(`ok has fields ${Object.keys(ok).join(',')}`)
     if (typeof ok.event_id !== 'string' || !UUID.test(ok.event_id)) problems.push('ok.event_id is not a UUID')
-    if (typeof ok.correlation_id !== 'string' || !UUID.test(ok.correlation_id)) problems.push('ok.correlation_id is not a UUID')
-    if (!(typeof ok.stream_version === 'number' && Number.isSafeInteger(ok.stream_version) && ok.stream_version >= 1)) problems.push('ok.stream_version')
-    if (typeof ok.position !== 'string' || !/^[1-9]\d*$/.test(ok.position)) problems.push('ok.position is not a decimal string')
+    if (typeof ok.correlation_id !== 'string' || !UUID.test(ok.correlation_id))
+      problems.push('ok.correlation_id is not a UUID')
+    if (!(typeof ok.stream_version === 'number' && Number.isSafeInteger(ok.stream_version) && ok.stream_version >= 1))
+      problems.push('ok.stream_version')
+    if (typeof ok.position !== 'string' || !/^[1-9]\d*$/.test(ok.position))
+      problems.push('ok.position is not a decimal string')
     return problems
   }
   if (keys.length === 1 && keys[0] === 'error' && isObject(reply.error)) {
     const { code, message, details, ...rest } = reply.error
     const problems: string[] = []
     if (!(ERROR_CODES as readonly unknown[]).includes(code)) problems.push(`unknown error code ${JSON.stringify(code)}`)
-    if (typeof message !== 'string' || message === '' || /[\r\n]/.test(message)) problems.push(`message is not one non-empty line: ${JSON.stringify(message)}`)
+    if (typeof message !== 'string' || message === '' || /[\r\n]/.test(message))
+      problems.push(`message is not one non-empty line: ${JSON.stringify(message)}`)
     if (details !== undefined && !isObject(details)) problems.push('details is not an object')
     if (Object.keys(rest).length > 0) problems.push(`error has extra fields ${Object.keys(rest).join(',')}`)
     return problems

@@ -41,7 +41,8 @@ function newMarker(list: string[], kind: 'v' | 'k'): string {
 
 function ownProperties(entries: Array<[string, unknown]>): Record<string, unknown> {
   const out: Record<string, unknown> = {}
-  for (const [k, value] of entries) Object.defineProperty(out, k, { value, enumerable: true, writable: true, configurable: true })
+  for (const [k, value] of entries)
+    Object.defineProperty(out, k, { value, enumerable: true, writable: true, configurable: true })
   return out
 }
 
@@ -51,7 +52,10 @@ function buildData(plan: DataPlan, ctx: FuzzContext): unknown {
     case 'json':
       return { ...plan.value, secret: v() }
     case 'unicode':
-      return ownProperties([[plan.key, `${plan.text}${v()}`], ['note', `${v()} ${plan.text}`]])
+      return ownProperties([
+        [plan.key, `${plan.text}${v()}`],
+        ['note', `${v()} ${plan.text}`],
+      ])
     case 'nul':
       if (plan.where === 'value') return { secret: `${v()}\u0000${v()}` }
       if (plan.where === 'key') return { 'k\u0000ey': v() }
@@ -65,7 +69,11 @@ function buildData(plan: DataPlan, ctx: FuzzContext): unknown {
     }
     case 'huge': {
       const filler =
-        plan.unit === 'ascii' ? 'x'.repeat(plan.bytes) : plan.unit === 'emoji' ? '😀'.repeat(Math.ceil(plan.bytes / 4)) : '"'.repeat(Math.ceil(plan.bytes / 2))
+        plan.unit === 'ascii'
+          ? 'x'.repeat(plan.bytes)
+          : plan.unit === 'emoji'
+            ? '😀'.repeat(Math.ceil(plan.bytes / 4))
+            : '"'.repeat(Math.ceil(plan.bytes / 2))
       return { secret: `${v()}${filler}${v()}` }
     }
     case 'not_object':
@@ -88,7 +96,10 @@ function mutate(event: Record<string, unknown>, m: Mutation): unknown {
     case 'event_id':
     case 'correlation_id':
     case 'causation_id':
-      return { ...event, [m.field]: m.value === 'fresh_uuid' ? randomUUID() : m.value === 'self' ? event.event_id : m.value }
+      return {
+        ...event,
+        [m.field]: m.value === 'fresh_uuid' ? randomUUID() : m.value === 'self' ? event.event_id : m.value,
+      }
     case 'missing': {
       const { [m.key]: _dropped, ...rest } = event
       return rest
@@ -106,7 +117,10 @@ function mutate(event: Record<string, unknown>, m: Mutation): unknown {
   }
 }
 
-function subjectOf(plan: Pick<SubjectPlan, 'tenant' | 'category' | 'id'>, shape: SubjectPlan['shape'] = 'exact'): string {
+function subjectOf(
+  plan: Pick<SubjectPlan, 'tenant' | 'category' | 'id'>,
+  shape: SubjectPlan['shape'] = 'exact',
+): string {
   const base = `eventplane-api.submit.${plan.tenant}.${plan.category}`
   return shape === 'missing_token' ? base : shape === 'extra_token' ? `${base}.${plan.id}.extra` : `${base}.${plan.id}`
 }
@@ -148,14 +162,22 @@ function resend(plan: SubmitPlan & { body: { kind: 'resend' } }, ctx: FuzzContex
     case 'identical':
       return request(prev.subject, { event }, prev.header)
     case 'changed_data':
-      return request(prev.subject, { event: { ...event, data: { ...(event.data as object), changed: newMarker(ctx.valueMarkers, 'v') } } }, prev.header)
+      return request(
+        prev.subject,
+        { event: { ...event, data: { ...(event.data as object), changed: newMarker(ctx.valueMarkers, 'v') } } },
+        prev.header,
+      )
     case 'changed_principal': {
       const was = prev.header?.trim() ?? ''
       return request(prev.subject, { event }, was === '' || was.length >= 120 ? 'user:someone-else' : `${was}x`)
     }
     case 'other_stream': {
       const id = prev.target.id === 'resend-other' ? 'resend-other-2' : 'resend-other'
-      return request(subjectOf({ ...prev.target, id }), { event: { ...event, stream: { category: prev.target.category, id } } }, prev.header)
+      return request(
+        subjectOf({ ...prev.target, id }),
+        { event: { ...event, stream: { category: prev.target.category, id } } },
+        prev.header,
+      )
     }
     case 'other_tenant': {
       const tenant = prev.target.tenant === 'globex' ? 'acme' : 'globex'
@@ -178,12 +200,20 @@ export async function materialize(plan: SubmitPlan, ctx: FuzzContext): Promise<F
     case 'resend': {
       const again = resend({ ...plan, body }, ctx)
       if (again !== undefined) return again
-      return request(subject, { event: freshEvent(plan.subject, { secret: newMarker(ctx.valueMarkers, 'v') }) }, plan.principal)
+      return request(
+        subject,
+        { event: freshEvent(plan.subject, { secret: newMarker(ctx.valueMarkers, 'v') }) },
+        plan.principal,
+      )
     }
     case 'envelope': {
       const event = mutate(freshEvent(plan.subject, buildData(body.data, ctx)), body.mutation)
       const expectedVersion = await versionValue(body.version, plan.subject, ctx)
-      const payload = { event, ...(expectedVersion === undefined ? {} : { expectedVersion }), ...(body.extraField === undefined ? {} : ownProperties([[body.extraField, 1]])) }
+      const payload = {
+        event,
+        ...(expectedVersion === undefined ? {} : { expectedVersion }),
+        ...(body.extraField === undefined ? {} : ownProperties([[body.extraField, 1]])),
+      }
       return request(subject, payload, plan.principal)
     }
   }

@@ -1,6 +1,16 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { accessSync, closeSync, constants, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import {
+  accessSync,
+  closeSync,
+  constants,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs'
 import { createConnection, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
@@ -45,7 +55,8 @@ export interface TestNatsServer {
   restart(): Promise<void>
 }
 
-const INSTALL_HINT = 'nats-server binary not found; install it with: apt-get install nats-server (or set EVENTPLANE_NATS_SERVER_BIN)'
+const INSTALL_HINT =
+  'nats-server binary not found; install it with: apt-get install nats-server (or set EVENTPLANE_NATS_SERVER_BIN)'
 const live = new Set<ChildProcess>()
 const tempDirs = new Set<string>()
 let exitHookInstalled = false
@@ -90,7 +101,9 @@ async function freePort(): Promise<number> {
     server.once('error', reject)
     server.listen(0, '127.0.0.1', () => {
       const address = server.address()
-      server.close(() => (typeof address === 'object' && address ? resolvePort(address.port) : reject(new Error('no port'))))
+      server.close(() =>
+        typeof address === 'object' && address ? resolvePort(address.port) : reject(new Error('no port')),
+      )
     })
   })
 }
@@ -139,12 +152,21 @@ export async function startNatsServer(options: StartNatsServerOptions = {}): Pro
   const logFile = join(dir, 'nats.log')
   const credentials: Record<string, NatsCredentials> = {}
   if (withAuth) {
-    for (const user of [...SERVICE_USERS, ...tenants]) credentials[user] = { user, pass: randomBytes(18).toString('base64url') }
+    for (const user of [...SERVICE_USERS, ...tenants])
+      credentials[user] = { user, pass: randomBytes(18).toString('base64url') }
   }
   const passwords = Object.fromEntries(Object.values(credentials).map((c) => [c.user, c.pass]))
   const serverName = `eventplane-test-${randomBytes(6).toString('hex')}`
   const writeConfig = (port: number): void => {
-    const config = generateNatsConfig({ tenants, consumers: options.consumers, passwords, storeDir, port, withAuth, serverName })
+    const config = generateNatsConfig({
+      tenants,
+      consumers: options.consumers,
+      passwords,
+      storeDir,
+      port,
+      withAuth,
+      serverName,
+    })
     writeFileSync(configFile, config, { mode: 0o600 })
   }
 
@@ -171,7 +193,10 @@ export async function startNatsServer(options: StartNatsServerOptions = {}): Pro
     }
     proc.kill('SIGKILL')
     await exited(proc)
-    throw new Unavailable('bus.unavailable', `nats-server did not accept connections on 127.0.0.1:${p} within the timeout; log: ${logTail()}`)
+    throw new Unavailable(
+      'bus.unavailable',
+      `nats-server did not accept connections on 127.0.0.1:${p} within the timeout; log: ${logTail()}`,
+    )
   }
   const logTail = (): string => {
     try {
@@ -199,7 +224,8 @@ export async function startNatsServer(options: StartNatsServerOptions = {}): Pro
 
   try {
     for (let attempt = 0; child === undefined; attempt++) {
-      if (attempt === 3) throw new Unavailable('bus.unavailable', `nats-server exited at startup three times; log: ${logTail()}`)
+      if (attempt === 3)
+        throw new Unavailable('bus.unavailable', `nats-server exited at startup three times; log: ${logTail()}`)
       port = await freePort()
       writeConfig(port)
       await spawnOn(port)
@@ -240,7 +266,8 @@ export async function startNatsServer(options: StartNatsServerOptions = {}): Pro
     async restart() {
       if (stopped) throw new Error('restart() after stop(): the store dir is gone')
       await halt('SIGTERM')
-      if (!(await spawnOn(port))) throw new Unavailable('bus.unavailable', `nats-server could not restart on port ${port}; log: ${logTail()}`)
+      if (!(await spawnOn(port)))
+        throw new Unavailable('bus.unavailable', `nats-server could not restart on port ${port}; log: ${logTail()}`)
     },
   }
 }

@@ -24,7 +24,12 @@ export function registerExport(program: Command, kit: CommandKit): void {
     .option('--output <file>', 'write to a file instead of stdout')
     .addHelpText(
       'after',
-      ['', 'Examples:', '  $ evtctl export --tenant acme > acme.ndjson', '  $ evtctl export --tenant acme --correlation 0190… --include-actor --output chain.ndjson'].join('\n'),
+      [
+        '',
+        'Examples:',
+        '  $ evtctl export --tenant acme > acme.ndjson',
+        '  $ evtctl export --tenant acme --correlation 0190… --include-actor --output chain.ndjson',
+      ].join('\n'),
     )
     .action(
       kit.action(async (session, command) => {
@@ -46,7 +51,8 @@ export function registerExport(program: Command, kit: CommandKit): void {
           } else session.io.stdout.write(`${line}\n`)
           count++
         }
-        if (file) await new Promise<void>((resolve, reject) => file.end((e?: Error | null) => (e ? reject(e) : resolve())))
+        if (file)
+          await new Promise<void>((resolve, reject) => file.end((e?: Error | null) => (e ? reject(e) : resolve())))
         session.log.info({ tenant, count }, 'exported events')
         if (file) session.io.stderr.write(`exported ${count} events to ${opts.output}\n`)
       }),

@@ -16,19 +16,35 @@ export function registerImport(program: Command, kit: CommandKit): void {
     .command('import')
     .description('re-ingest an NDJSON export; identical events already stored are skipped, different ones refused')
     .argument('<file>', 'NDJSON file, or - for stdin')
-    .addHelpText('after', ['', 'Examples:', '  $ evtctl import acme.ndjson', '  $ evtctl export --tenant acme --include-actor | evtctl import -'].join('\n'))
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Examples:',
+        '  $ evtctl import acme.ndjson',
+        '  $ evtctl export --tenant acme --include-actor | evtctl import -',
+      ].join('\n'),
+    )
     .action(
       kit.action(async (session, command) => {
         const file = command.args[0]!
         const input =
-          file === '-'
-            ? Readable.from(session.io.stdin ?? [])
-            : createReadStream(file, { encoding: 'utf8' })
-        const result = await importEvents(new PgEventStore(session.pg(ROLES.operator)), createInterface({ input, crlfDelay: Infinity }))
-        session.out.emit(result, () => `imported ${result.imported}, skipped ${result.skipped} already stored, ${result.conflicts.length} conflicts`)
+          file === '-' ? Readable.from(session.io.stdin ?? []) : createReadStream(file, { encoding: 'utf8' })
+        const result = await importEvents(
+          new PgEventStore(session.pg(ROLES.operator)),
+          createInterface({ input, crlfDelay: Infinity }),
+        )
+        session.out.emit(
+          result,
+          () =>
+            `imported ${result.imported}, skipped ${result.skipped} already stored, ${result.conflicts.length} conflicts`,
+        )
         if (result.conflicts.length > 0) {
           const first = result.conflicts[0]!
-          throw new EventplaneError('store.idempotency_conflict', `${result.conflicts.length} events differ from the stored ones (first: ${first.eventId} on line ${first.line}); nothing was written for them`)
+          throw new EventplaneError(
+            'store.idempotency_conflict',
+            `${result.conflicts.length} events differ from the stored ones (first: ${first.eventId} on line ${first.line}); nothing was written for them`,
+          )
         }
       }),
     )

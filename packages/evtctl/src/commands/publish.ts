@@ -51,7 +51,8 @@ export async function readEventData(session: Session, spec: string): Promise<Eve
   } catch (e) {
     throw new InvalidData(`${source} is not valid JSON: ${(e as Error).message}`)
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new InvalidData(`${source} must hold a JSON object`)
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+    throw new InvalidData(`${source} must hold a JSON object`)
   return parsed as EventData
 }
 
@@ -72,12 +73,17 @@ export function clockFor(eventId: string | undefined): (() => Date) | undefined 
 export function registerPublish(program: Command, kit: CommandKit): void {
   program
     .command('publish')
-    .description('submit an intent through the gateway (NATS request); prints event id, correlation id, version, position')
+    .description(
+      'submit an intent through the gateway (NATS request); prints event id, correlation id, version, position',
+    )
     .argument('<stream>', 'tenant/category/id (or category/id with --tenant)')
     .argument('<type>', 'event type, e.g. deploy_requested')
     .requiredOption('--data <json|@file|->', 'event data: a JSON object inline, @path to a file, or - for stdin')
     .option('--expected-version <n|no_stream|any>', 'optimistic concurrency check (default any)', parseExpectedVersion)
-    .option('--event-id <uuid>', 'your own event id (a UUIDv7, which also fixes occurred_at) so a retry is idempotent (default: a new UUIDv7)')
+    .option(
+      '--event-id <uuid>',
+      'your own event id (a UUIDv7, which also fixes occurred_at) so a retry is idempotent (default: a new UUIDv7)',
+    )
     .option('--schema-version <n>', 'schema version of the type (default 1)', intOption('--schema-version', 1))
     .option('--principal <name>', 'who you act for, within your tenant (recorded as caused_by nats:<tenant>/<name>)')
     .option('--timeout <ms>', 'how long to wait for the gateway', intOption('--timeout', 1), 5000)
@@ -114,7 +120,10 @@ export function registerPublish(program: Command, kit: CommandKit): void {
           ...(opts.expectedVersion === undefined ? {} : { expectedVersion: opts.expectedVersion }),
           ...(opts.principal === undefined ? {} : { principal: opts.principal }),
         })
-        session.log.info({ event_id: result.event_id, position: result.position, stream_version: result.stream_version }, 'intent recorded')
+        session.log.info(
+          { event_id: result.event_id, position: result.position, stream_version: result.stream_version },
+          'intent recorded',
+        )
         session.out.emit({ ...result, stream: formatStream(ref), type: event.type }, () => [
           `event_id        ${result.event_id}`,
           `correlation_id  ${result.correlation_id}`,

@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import { formatCheckpoint } from '@eventplane/core'
-import { PROJECTOR_ROLE, rebuildProjection } from '@eventplane/runtime'
+import { PROJECTOR_ROLE, type RebuildResult, rebuildProjection } from '@eventplane/runtime'
 import { findProjection } from '../domain.ts'
 import type { CommandKit } from '../program.ts'
 import { progressReporter } from '../progress.ts'
@@ -28,7 +28,7 @@ export function registerReplay(program: Command, kit: CommandKit): void {
         const projection = findProjection(command.args[0]!)
         const progress = progressReporter(session.io.stderr)
         session.log.info({ projection: projection.name, version: projection.version }, 'replaying')
-        let result
+        let result: RebuildResult
         try {
           result = await rebuildProjection({
             projection,
@@ -41,7 +41,10 @@ export function registerReplay(program: Command, kit: CommandKit): void {
           progress.stop()
         }
         const digest = result.digest
-        session.log.info({ projection: result.projection, events: result.events, checkpoint: formatCheckpoint(result.checkpoint) }, 'replayed')
+        session.log.info(
+          { projection: result.projection, events: result.events, checkpoint: formatCheckpoint(result.checkpoint) },
+          'replayed',
+        )
         session.out.emit(
           {
             projection: result.projection,

@@ -18,21 +18,39 @@ export function registerState(program: Command, kit: CommandKit): void {
     .argument('<projection>', 'projection name (deployment_status, audit)')
     .option('--key <key>', 'only this key (e.g. a stream id)')
     .addOption(tenantOption())
-    .addHelpText('after', ['', 'Examples:', '  $ evtctl state deployment_status --tenant acme', '  $ evtctl state audit --tenant acme --json'].join('\n'))
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Examples:',
+        '  $ evtctl state deployment_status --tenant acme',
+        '  $ evtctl state audit --tenant acme --json',
+      ].join('\n'),
+    )
     .action(
       kit.action(async (session, command) => {
         const projection = findProjection(command.args[0]!)
         if (isSqlProjection(projection)) {
-          throw new EventplaneError('cli.bad_usage', `${projection.name} is a SQL projection: query its tables directly`)
+          throw new EventplaneError(
+            'cli.bad_usage',
+            `${projection.name} is a SQL projection: query its tables directly`,
+          )
         }
         const tenant = requireTenant(session.config, 'state')
         const key = command.opts<{ key?: string }>().key ?? null
-        const rows = await withTenant(session.pg(ROLES.reader), tenant, (tx) => tx<{ key: string; state: unknown }[]>`
+        const rows = await withTenant(
+          session.pg(ROLES.reader),
+          tenant,
+          (tx) => tx<{ key: string; state: unknown }[]>`
           select key, state from eventplane.projection_state
            where projection = ${projection.name} and tenant_id = ${tenant} and (${key}::text is null or key = ${key})
-           order by key`)
+           order by key`,
+        )
         for (const row of rows) {
-          session.out.emit({ projection: projection.name, tenant, key: row.key, state: row.state }, () => `${row.key}  ${toJson(row.state)}`)
+          session.out.emit(
+            { projection: projection.name, tenant, key: row.key, state: row.state },
+            () => `${row.key}  ${toJson(row.state)}`,
+          )
         }
         if (rows.length === 0) session.out.line(`(no state for tenant ${tenant})`)
       }),

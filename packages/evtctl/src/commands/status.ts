@@ -19,9 +19,23 @@ export interface StatusReport {
     /** Committed events the gap-safe read cannot return yet. */
     waiting: string
     /** The oldest running transaction in the cluster (any database): what holds the read back. */
-    oldest_transaction: { pid: number; xid: string | null; database: string | null; user: string | null; application: string | null; since: string | null } | null
+    oldest_transaction: {
+      pid: number
+      xid: string | null
+      database: string | null
+      user: string | null
+      application: string | null
+      since: string | null
+    } | null
   }
-  relays: { name: string; checkpoint: string | null; updated_at: string | null; lag: string; active: boolean; pid: number | null }[]
+  relays: {
+    name: string
+    checkpoint: string | null
+    updated_at: string | null
+    lag: string
+    active: boolean
+    pid: number | null
+  }[]
   projections: { name: string; version: number; checkpoint: string; updated_at: string; lag: string }[]
   /** Absent with --no-nats. */
   gateway?: GatewayProbe
@@ -82,10 +96,15 @@ function describeHolder(t: NonNullable<StatusReport['log']['oldest_transaction']
 
 /** The human form of a status report, one aspect per line. */
 export function statusLines(r: StatusReport): string[] {
-  const lines = [`database    ${r.database}`, `log         head ${r.log.head_position === null ? '(empty)' : `@${r.log.head_position}`}, snapshot xmin ${r.log.snapshot_xmin}`]
+  const lines = [
+    `database    ${r.database}`,
+    `log         head ${r.log.head_position === null ? '(empty)' : `@${r.log.head_position}`}, snapshot xmin ${r.log.snapshot_xmin}`,
+  ]
   const t = r.log.oldest_transaction
   if (r.log.waiting !== '0') {
-    lines.push(`held back   ${r.log.waiting} committed events wait behind ${t ? describeHolder(t) : `xid ${r.log.snapshot_xmin}`}`)
+    lines.push(
+      `held back   ${r.log.waiting} committed events wait behind ${t ? describeHolder(t) : `xid ${r.log.snapshot_xmin}`}`,
+    )
   } else {
     lines.push(`held back   no${t ? `; oldest open transaction ${describeHolder(t)}` : ''}`)
   }
@@ -99,7 +118,8 @@ export function statusLines(r: StatusReport): string[] {
     lines.push(`projection  ${p.name} v${p.version}: checkpoint ${p.checkpoint} at ${p.updated_at}, lag ${p.lag}`)
   }
   if (r.gateway) {
-    const state = r.gateway.alive === true ? 'alive' : r.gateway.alive === false ? 'not answering' : 'unknown (NATS unreachable)'
+    const state =
+      r.gateway.alive === true ? 'alive' : r.gateway.alive === false ? 'not answering' : 'unknown (NATS unreachable)'
     lines.push(`gateway     ${state}: ${r.gateway.detail}`)
   }
   return lines

@@ -49,7 +49,11 @@ async function rawConsumer(session: Session, opts: SubscribeOptions): Promise<vo
     }
     return
   }
-  const subscription = await subscribe(js, { consumer: name, logger: session.log, ...(session.signal ? { signal: session.signal } : {}) })
+  const subscription = await subscribe(js, {
+    consumer: name,
+    logger: session.log,
+    ...(session.signal ? { signal: session.signal } : {}),
+  })
   session.onClose(() => subscription.stop())
   for await (const delivery of subscription) {
     show(delivery.event, delivery.seq, delivery.redelivered)
@@ -60,7 +64,10 @@ async function rawConsumer(session: Session, opts: SubscribeOptions): Promise<vo
 /** Runs a projection or controller of the example domain until SIGINT/SIGTERM (or until it fails). */
 async function runNamed(session: Session, name: string): Promise<void> {
   const runnable = findRunnable(name)
-  const part = runnable.kind === 'projection' ? await startProjection(session, runnable.projection) : await startController(session, runnable.controller)
+  const part =
+    runnable.kind === 'projection'
+      ? await startProjection(session, runnable.projection)
+      : await startController(session, runnable.controller)
   session.out.emit({ ready: true, kind: runnable.kind, name: part.name }, () => `ready: ${part.detail}; Ctrl-C to stop`)
   await Promise.race([aborted(session.signal), part.failed])
   await part.stop()
@@ -71,7 +78,9 @@ async function runNamed(session: Session, name: string): Promise<void> {
 export function registerSubscribe(program: Command, kit: CommandKit): void {
   const command = program
     .command('subscribe')
-    .description('run a projection or controller of the example domain by name; without a name, consume the log through a durable consumer')
+    .description(
+      'run a projection or controller of the example domain by name; without a name, consume the log through a durable consumer',
+    )
     .argument('[name]', 'projection or controller name (see `evtctl subscribe --help`)')
     .addOption(tenantOption())
     .option('--consumer <name>', 'durable consumer name for the raw mode (default <tenant>_tail)')

@@ -39,7 +39,10 @@ export function registerTail(program: Command, kit: CommandKit): void {
         const filter = logFilterFrom(session.config, opts)
         const view = { showActor: opts.showActor === true }
         const nc = await session.nats()
-        const live = await tail(nc, filter, { ...(session.signal ? { signal: session.signal } : {}), logger: session.log })
+        const live = await tail(nc, filter, {
+          ...(session.signal ? { signal: session.signal } : {}),
+          logger: session.log,
+        })
         session.onClose(() => live.stop())
         session.log.info({ subject: live.subject }, 'tail ready')
         let seen = 0

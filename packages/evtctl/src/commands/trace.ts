@@ -31,7 +31,9 @@ export function causationForest(events: readonly RecordedEvent[]): TraceNode[] {
 function humanLines(nodes: readonly TraceNode[], showActor: boolean, depth = 0, out: string[] = []): string[] {
   for (const { event: e, children } of nodes) {
     const actor = showActor ? `  by ${e.caused_by}` : ''
-    out.push(`${'  '.repeat(depth)}${e.kind.padEnd(8)} ${e.type}  ${streamOf(e)} v${e.stream_version}  ${e.occurred_at}  ${e.event_id}${actor}`)
+    out.push(
+      `${'  '.repeat(depth)}${e.kind.padEnd(8)} ${e.type}  ${streamOf(e)} v${e.stream_version}  ${e.occurred_at}  ${e.event_id}${actor}`,
+    )
     humanLines(children, showActor, depth + 1, out)
   }
   return out
@@ -61,7 +63,10 @@ export function registerTrace(program: Command, kit: CommandKit): void {
     .argument('<correlation-id>', 'the chain (the root event id)')
     .addOption(tenantOption())
     .option('--show-actor', 'include caused_by (the principal) of each event')
-    .addHelpText('after', '\nExamples:\n  $ evtctl trace 0190c7a2-5b1e-7c3d-9f00-2a4b6c8d0e1f --tenant acme\n  $ evtctl trace 0190c7a2-5b1e-7c3d-9f00-2a4b6c8d0e1f --tenant acme --show-actor --json')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ evtctl trace 0190c7a2-5b1e-7c3d-9f00-2a4b6c8d0e1f --tenant acme\n  $ evtctl trace 0190c7a2-5b1e-7c3d-9f00-2a4b6c8d0e1f --tenant acme --show-actor --json',
+    )
     .action(
       kit.action(async (session, command) => {
         const tenant = requireTenant(session.config, 'trace')
@@ -71,8 +76,12 @@ export function registerTrace(program: Command, kit: CommandKit): void {
         const events = await store.readCorrelation(tenant, correlationId)
         session.log.debug({ tenant, correlationId, count: events.length }, 'traced')
         const forest = causationForest(events)
-        session.out.emit({ tenant, correlation_id: correlationId, count: events.length, tree: jsonTree(forest, showActor) }, () =>
-          events.length === 0 ? `no events with correlation id ${correlationId} in tenant ${tenant}` : humanLines(forest, showActor),
+        session.out.emit(
+          { tenant, correlation_id: correlationId, count: events.length, tree: jsonTree(forest, showActor) },
+          () =>
+            events.length === 0
+              ? `no events with correlation id ${correlationId} in tenant ${tenant}`
+              : humanLines(forest, showActor),
         )
       }),
     )

@@ -25,7 +25,11 @@ async function relayStarted(relay: Relay): Promise<void> {
     if (failure !== undefined) throw failure
     if (relay.state === 'stopped') throw new EventplaneError('bus.unavailable', 'the relay stopped while starting')
     if (relay.state === 'standby' && Date.now() - started > STANDBY_GRACE_MS) return
-    if (Date.now() - started > READY_TIMEOUT_MS) throw new EventplaneError('bus.unavailable', `the relay did not start within ${READY_TIMEOUT_MS} ms (state ${relay.state})`)
+    if (Date.now() - started > READY_TIMEOUT_MS)
+      throw new EventplaneError(
+        'bus.unavailable',
+        `the relay did not start within ${READY_TIMEOUT_MS} ms (state ${relay.state})`,
+      )
     await sleep(20)
   }
 }
@@ -34,7 +38,9 @@ async function relayStarted(relay: Relay): Promise<void> {
 export function registerUp(program: Command, kit: CommandKit): void {
   program
     .command('up')
-    .description('run the gateway, the relay and the example controller and projections in one process (local use); stops cleanly on Ctrl-C')
+    .description(
+      'run the gateway, the relay and the example controller and projections in one process (local use); stops cleanly on Ctrl-C',
+    )
     .option('--relay-name <name>', 'relay checkpoint and lock name', DEFAULT_RELAY_NAME)
     .addHelpText(
       'after',
@@ -54,7 +60,12 @@ export function registerUp(program: Command, kit: CommandKit): void {
         const relayName = validateName('consumer', cmd.opts<{ relayName: string }>().relayName)
         const nc = await session.nats()
         const registry = domainRegistry()
-        const gateway = await startGateway({ nc, store: new PgEventStore(session.pg(ROLES.intentWriter, 4), { registry }), registry, logger: session.log })
+        const gateway = await startGateway({
+          nc,
+          store: new PgEventStore(session.pg(ROLES.intentWriter, 4), { registry }),
+          registry,
+          logger: session.log,
+        })
         session.onClose(() => gateway.stop())
         const relay = new Relay({ sql: session.pg(ROLES.relay, 4), nc, name: relayName, logger: session.log })
         relay.start()
@@ -63,9 +74,16 @@ export function registerUp(program: Command, kit: CommandKit): void {
         const runtime: RunningPart[] = []
         for (const controller of CONTROLLERS.values()) runtime.push(await startController(session, controller))
         for (const projection of PROJECTIONS.values()) runtime.push(await startProjection(session, projection))
-        const parts = { gateway: SUBMIT_SUBJECTS, relay: relayName, relay_state: relay.state, runtime: runtime.map((p) => p.name) }
-        session.out.emit({ ready: true, ...parts }, () =>
-          `ready: gateway on ${parts.gateway}, relay ${relayName} (${relay.state})${parts.runtime.length ? `, ${parts.runtime.join(', ')}` : ''}; Ctrl-C to stop`,
+        const parts = {
+          gateway: SUBMIT_SUBJECTS,
+          relay: relayName,
+          relay_state: relay.state,
+          runtime: runtime.map((p) => p.name),
+        }
+        session.out.emit(
+          { ready: true, ...parts },
+          () =>
+            `ready: gateway on ${parts.gateway}, relay ${relayName} (${relay.state})${parts.runtime.length ? `, ${parts.runtime.join(', ')}` : ''}; Ctrl-C to stop`,
         )
         const relayFailed = relay.closed.then(() => {
           throw new EventplaneError('bus.unavailable', 'the relay stopped')

@@ -1,4 +1,10 @@
-import { type EventEnvelope, type RecordedEvent, type SchemaRegistry, EventFactory, InvalidEnvelope } from '@eventplane/core'
+import {
+  type EventEnvelope,
+  type RecordedEvent,
+  type SchemaRegistry,
+  EventFactory,
+  InvalidEnvelope,
+} from '@eventplane/core'
 import type { PgEventStore } from '@eventplane/store-pg'
 import type { Logger } from '../logger.ts'
 import { factId } from './fact-ids.ts'
@@ -24,7 +30,12 @@ export function factoryFor(event: RecordedEvent, controller: string, registry?: 
   })
 }
 
-export function createContext(event: RecordedEvent, attempt: number, signal: AbortSignal, deps: ContextDeps): ReconcileContext {
+export function createContext(
+  event: RecordedEvent,
+  attempt: number,
+  signal: AbortSignal,
+  deps: ContextDeps,
+): ReconcileContext {
   const factory = factoryFor(event, deps.controller, deps.registry)
   const own = { tenant: event.tenant_id, category: event.stream.category, id: event.stream.id }
   const id = (step: string): string => factId(deps.controller, event.event_id, step)
@@ -44,7 +55,8 @@ export function createContext(event: RecordedEvent, attempt: number, signal: Abo
     async emit(...events: EventEnvelope[]) {
       const byStream = new Map<string, EventEnvelope[]>()
       for (const e of events) {
-        if (e.kind === 'intent') throw new InvalidEnvelope('a controller emits facts and internal events, never intents')
+        if (e.kind === 'intent')
+          throw new InvalidEnvelope('a controller emits facts and internal events, never intents')
         const key = `${e.stream.category}/${e.stream.id}`
         byStream.set(key, [...(byStream.get(key) ?? []), e])
       }

@@ -12,7 +12,8 @@ export class KeyedQueue {
   #size = 0
 
   constructor(concurrency: number) {
-    if (!Number.isSafeInteger(concurrency) || concurrency < 1) throw new RangeError('concurrency must be a positive integer')
+    if (!Number.isSafeInteger(concurrency) || concurrency < 1)
+      throw new RangeError('concurrency must be a positive integer')
     this.#concurrency = concurrency
   }
 

@@ -121,7 +121,11 @@ export class ControllerRunner {
   #dispatch(d: LiveDelivery): void {
     const e = d.event
     const c = this.#o.controller
-    if (!(c.kinds ?? ['intent']).includes(e.kind) || !c.categories.includes(e.stream.category) || (c.types && !c.types.includes(e.type))) {
+    if (
+      !(c.kinds ?? ['intent']).includes(e.kind) ||
+      !c.categories.includes(e.stream.category) ||
+      (c.types && !c.types.includes(e.type))
+    ) {
       void this.#ack(d)
       return
     }
@@ -141,7 +145,15 @@ export class ControllerRunner {
     for (let attempt = 1; ; attempt++) {
       if (signal.aborted) return
       try {
-        await this.#o.controller.reconcile(e, createContext(e, attempt, signal, { controller: this.name, store: this.#o.store, registry: this.#o.registry, log: this.#log }))
+        await this.#o.controller.reconcile(
+          e,
+          createContext(e, attempt, signal, {
+            controller: this.name,
+            store: this.#o.store,
+            registry: this.#o.registry,
+            log: this.#log,
+          }),
+        )
         if (signal.aborted) return
         await this.#ack(d)
         this.#log.debug({ ...ids, attempt }, 'reconciled')
@@ -161,16 +173,27 @@ export class ControllerRunner {
   /** Appends `reconcile_failed` (deterministic id) and terminates the delivery; if that append fails, asks for redelivery. */
   async #park(d: LiveDelivery, reasonCode: string, attempts: number): Promise<void> {
     const e = d.event
-    this.#log.error({ controller: this.name, event_id: e.event_id, type: e.type, reason_code: reasonCode, attempts }, 'event parked')
+    this.#log.error(
+      { controller: this.name, event_id: e.event_id, type: e.type, reason_code: reasonCode, attempts },
+      'event parked',
+    )
     try {
       const factory = factoryFor(e, this.name)
-      const failed = factory.internal(e.stream, RECONCILE_FAILED, { controller: this.name, reason_code: reasonCode, attempts }, {
-        eventId: factId(this.name, e.event_id, RECONCILE_FAILED),
-      })
+      const failed = factory.internal(
+        e.stream,
+        RECONCILE_FAILED,
+        { controller: this.name, reason_code: reasonCode, attempts },
+        {
+          eventId: factId(this.name, e.event_id, RECONCILE_FAILED),
+        },
+      )
       await this.#o.store.append({ tenant: e.tenant_id, ...e.stream }, [failed])
       d.term()
     } catch (err) {
-      this.#log.error({ controller: this.name, event_id: e.event_id, ...errorFields(err) }, 'could not park event, will retry')
+      this.#log.error(
+        { controller: this.name, event_id: e.event_id, ...errorFields(err) },
+        'could not park event, will retry',
+      )
       d.nak(this.#o.maxRetryDelayMs ?? 5000)
     }
   }
@@ -180,7 +203,10 @@ export class ControllerRunner {
     try {
       await d.ack()
     } catch (err) {
-      this.#log.warn({ controller: this.name, event_id: d.event.event_id, ...errorFields(err) }, 'ack failed; the event will be redelivered')
+      this.#log.warn(
+        { controller: this.name, event_id: d.event.event_id, ...errorFields(err) },
+        'ack failed; the event will be redelivered',
+      )
     }
   }
 

@@ -19,7 +19,11 @@ export interface ReconcileContext {
   /** The deterministic id of this reconcile's fact at `step` (UUIDv5 of controller, trigger id, step). */
   id(step: string): string
   /** A fact on the trigger's stream (or `options.stream`) with the id of `options.step` (default: the type). */
-  fact(type: string, data: EventData, options?: { step?: string; stream?: { category: string; id: string }; schemaVersion?: number }): EventEnvelope
+  fact(
+    type: string,
+    data: EventData,
+    options?: { step?: string; stream?: { category: string; id: string }; schemaVersion?: number },
+  ): EventEnvelope
   /** Appends facts (kind fact or internal) as `eventplane_fact_writer`, each stream's events in one append; idempotent. */
   emit(...events: EventEnvelope[]): Promise<void>
   /** The trigger's stream up to and including the trigger: the same on every retry. */

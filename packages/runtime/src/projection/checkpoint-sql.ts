@@ -19,7 +19,11 @@ const toStored = (r: Row): StoredCheckpoint => ({
 })
 
 /** Creates the row at START for `version` when missing; returns what is stored. */
-export async function ensureCheckpointRow(sql: Sql | TransactionSql, projection: string, version: number): Promise<StoredCheckpoint & { created: boolean }> {
+export async function ensureCheckpointRow(
+  sql: Sql | TransactionSql,
+  projection: string,
+  version: number,
+): Promise<StoredCheckpoint & { created: boolean }> {
   const inserted = await sql<Row[]>`
     insert into eventplane.projection_checkpoints (projection, version, tx_id, global_position)
     values (${projection}, ${version}, '0'::xid8, 0)
@@ -46,7 +50,12 @@ export async function readCheckpoint(sql: Sql, projection: string): Promise<Stor
 }
 
 /** Writes the checkpoint (and version), in the caller's transaction. */
-export async function writeCheckpoint(tx: TransactionSql, projection: string, version: number, c: Checkpoint = START): Promise<void> {
+export async function writeCheckpoint(
+  tx: TransactionSql,
+  projection: string,
+  version: number,
+  c: Checkpoint = START,
+): Promise<void> {
   await tx`
     insert into eventplane.projection_checkpoints (projection, version, tx_id, global_position, updated_at)
     values (${projection}, ${version}, ${c.txId.toString()}::xid8, ${c.position.toString()}::bigint, now())
@@ -57,11 +66,12 @@ export async function writeCheckpoint(tx: TransactionSql, projection: string, ve
 
 /** How many events lie after `after` in the global order (the progress total). */
 export async function countEventsAfter(sql: Sql, after: Checkpoint, tenant?: string): Promise<number> {
-  const [row] = tenant === undefined
-    ? await sql<{ n: string }[]>`
+  const [row] =
+    tenant === undefined
+      ? await sql<{ n: string }[]>`
         select count(*)::text as n from eventplane.events
          where (tx_id, global_position) > (${after.txId.toString()}::xid8, ${after.position.toString()}::bigint)`
-    : await sql<{ n: string }[]>`
+      : await sql<{ n: string }[]>`
         select count(*)::text as n from eventplane.events
          where (tx_id, global_position) > (${after.txId.toString()}::xid8, ${after.position.toString()}::bigint)
            and tenant_id = ${tenant}`

@@ -46,11 +46,9 @@ export async function projectionDigest(sql: Sql, projection: Projection): Promis
 
 /** One line per row: values as JSON (bigints as decimal strings, dates as ISO instants). */
 function canonicalRow(values: unknown[]): string {
-  return (
-    JSON.stringify(values, (_k, v: unknown) => {
-      if (typeof v === 'bigint') return v.toString()
-      if (v instanceof Uint8Array) return Buffer.from(v).toString('hex')
-      return v
-    }) + '\n'
-  )
+  return `${JSON.stringify(values, (_k, v: unknown) => {
+    if (typeof v === 'bigint') return v.toString()
+    if (v instanceof Uint8Array) return Buffer.from(v).toString('hex')
+    return v
+  })}\n`
 }

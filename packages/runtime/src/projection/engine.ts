@@ -8,7 +8,14 @@ import { prefetch } from './prefetch.ts'
 import { ReducerSink } from './reducer-sink.ts'
 import type { ProjectionSink } from './sink.ts'
 import { SqlSink } from './sql-sink.ts'
-import { type CommitInfo, type Projection, type ProjectionProgress, checkProjection, checkpointOf, isSqlProjection } from './types.ts'
+import {
+  type CommitInfo,
+  type Projection,
+  type ProjectionProgress,
+  checkProjection,
+  checkpointOf,
+  isSqlProjection,
+} from './types.ts'
 
 export interface EngineOptions {
   /** Events per PostgreSQL read (default 2,000). */
@@ -75,7 +82,10 @@ export class ProjectionEngine {
   async init(): Promise<{ rebuilt: boolean }> {
     const stored = await ensureCheckpointRow(this.#sql, this.projection.name, this.projection.version)
     if (stored.version !== this.projection.version) {
-      this.#log.info({ projection: this.projection.name, from: stored.version, to: this.projection.version }, 'projection version changed, rebuilding')
+      this.#log.info(
+        { projection: this.projection.name, from: stored.version, to: this.projection.version },
+        'projection version changed, rebuilding',
+      )
       await this.drop()
       return { rebuilt: true }
     }

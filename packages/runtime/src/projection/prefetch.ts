@@ -16,6 +16,11 @@ export async function* prefetch<T>(source: AsyncIterable<T>): AsyncGenerator<T> 
     }
   } finally {
     // Let the source release its connection; its own errors after our stop do not matter.
-    await next.then(() => it.return?.(), () => undefined).catch(() => undefined)
+    await next
+      .then(
+        () => it.return?.(),
+        () => undefined,
+      )
+      .catch(() => undefined)
   }
 }

@@ -74,7 +74,10 @@ export class ReducerSink<S> implements ProjectionSink {
   }
 
   /** Keys of `events` whose state is neither dirty, sealed, cached nor `loaded`; none after a drop (every state is in memory or initial). */
-  #missing(events: readonly RecordedEvent[], loaded: ReadonlyMap<string, unknown>): Map<string, { tenant: string; key: string }> {
+  #missing(
+    events: readonly RecordedEvent[],
+    loaded: ReadonlyMap<string, unknown>,
+  ): Map<string, { tenant: string; key: string }> {
     const missing = new Map<string, { tenant: string; key: string }>()
     if (this.#complete) return missing
     for (const event of events) {
@@ -82,7 +85,8 @@ export class ReducerSink<S> implements ProjectionSink {
       const key = this.#keyOf(event)
       if (key === null) continue
       const id = event.tenant_id + SEP + key
-      if (!this.#dirty.has(id) && !this.#committing.has(id) && !this.#cache.has(id) && !loaded.has(id)) missing.set(id, { tenant: event.tenant_id, key })
+      if (!this.#dirty.has(id) && !this.#committing.has(id) && !this.#cache.has(id) && !loaded.has(id))
+        missing.set(id, { tenant: event.tenant_id, key })
     }
     return missing
   }

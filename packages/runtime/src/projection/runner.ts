@@ -57,10 +57,11 @@ export class ProjectionRunner {
     this.engine = new ProjectionEngine(options.projection, options.sql, options)
     const { promise, resolve, reject } = deferred<void>()
     this.closed = promise
-    this.#runWhenStarted = () => this.#run().then(resolve, (e: unknown) => {
-      this.#ready.reject(e)
-      reject(e)
-    })
+    this.#runWhenStarted = () =>
+      this.#run().then(resolve, (e: unknown) => {
+        this.#ready.reject(e)
+        reject(e)
+      })
     this.closed.catch(() => {})
     this.#ready.promise.catch(() => {})
   }
@@ -110,7 +111,10 @@ export class ProjectionRunner {
         if (resync) await this.engine.resync()
         resync = false
         const read = await this.engine.catchUp(phase, signal)
-        this.#log.info({ projection: name, phase, events: read, checkpoint: formatCheckpoint(this.checkpoint) }, 'projection caught up')
+        this.#log.info(
+          { projection: name, phase, events: read, checkpoint: formatCheckpoint(this.checkpoint) },
+          'projection caught up',
+        )
         phase = 'catch-up'
         failures = 0
         this.#live = true
@@ -124,7 +128,10 @@ export class ProjectionRunner {
         if (e instanceof LiveSourceFailed) prepared = false
         resync = true
         const delay = Math.min((this.#options.retryDelayMs ?? 250) * 2 ** failures++, 10_000)
-        this.#log.warn({ projection: name, ...errorFields(e), retry_in_ms: delay }, 'projection resyncing from PostgreSQL')
+        this.#log.warn(
+          { projection: name, ...errorFields(e), retry_in_ms: delay },
+          'projection resyncing from PostgreSQL',
+        )
         await sleep(delay, undefined, { signal }).catch(() => {})
       }
     }
@@ -176,7 +183,13 @@ export class ProjectionRunner {
         }
         events += batch.length
         const seconds = (performance.now() - started) / 1000
-        onProgress?.({ projection: projection.name, phase: 'live', events, rate: seconds > 0 ? events / seconds : 0, checkpoint: this.checkpoint })
+        onProgress?.({
+          projection: projection.name,
+          phase: 'live',
+          events,
+          rate: seconds > 0 ? events / seconds : 0,
+          checkpoint: this.checkpoint,
+        })
       }
     } finally {
       await sub.stop()

@@ -65,9 +65,10 @@ export function defineSqlProjection(p: SqlProjection): SqlProjection {
 
 export function checkProjection(p: { name: string; version: number; filter?: ProjectionFilter }): void {
   validateName('projection', p.name)
-  if (!Number.isSafeInteger(p.version) || p.version < 1) throw new RangeError(`projection ${p.name}: version must be a positive integer`)
+  if (!Number.isSafeInteger(p.version) || p.version < 1)
+    throw new RangeError(`projection ${p.name}: version must be a positive integer`)
   if (p.filter?.tenant !== undefined) validateTenant(p.filter.tenant)
-  p.filter?.categories?.forEach((c) => validateCategory(c))
+  for (const c of p.filter?.categories ?? []) validateCategory(c)
 }
 
 export function matchesFilter(filter: ProjectionFilter | undefined, e: RecordedEvent): boolean {

@@ -2,6 +2,11 @@ import type { Sql } from 'postgres'
 import type { EventRow } from '../rows.ts'
 
 /** Every event of one correlation chain of one tenant, in log order. */
-export function readCorrelationSql(sql: Sql, tenant: string, correlationId: string, limit: number): Promise<EventRow[]> {
+export function readCorrelationSql(
+  sql: Sql,
+  tenant: string,
+  correlationId: string,
+  limit: number,
+): Promise<EventRow[]> {
   return sql<EventRow[]>`select * from eventplane.read_correlation(${tenant}, ${correlationId}::uuid, ${limit})`
 }

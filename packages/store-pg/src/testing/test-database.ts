@@ -22,7 +22,10 @@ export interface TestDatabase {
  * the local one), applies the migrations, and returns handles to it. Each test
  * file gets its own, so parallel runs never see each other's events.
  */
-export async function createTestDatabase(prefix = 'ep_test', options: { migrate?: boolean } = {}): Promise<TestDatabase> {
+export async function createTestDatabase(
+  prefix = 'ep_test',
+  options: { migrate?: boolean } = {},
+): Promise<TestDatabase> {
   const base = process.env.EVENTPLANE_DATABASE_URL ?? DEFAULT_DATABASE_URL
   const name = `${prefix}_${process.pid}_${randomBytes(4).toString('hex')}`.toLowerCase()
   const server = connectPg(base, { max: 1 })

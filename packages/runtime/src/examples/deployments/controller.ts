@@ -45,8 +45,15 @@ async function reconcileIntent(event: RecordedEvent, before: RecordedEvent[], ct
   const stream = event.stream
   const intents = before.filter((e) => e.kind === 'intent')
   const created = intents.some((e) => e.type === 'create')
-  if (intents.some((e) => e.type === 'delete') || (event.type !== 'create' && !created) || (event.type === 'create' && created)) {
-    ctx.log.info({ event_id: event.event_id, type: event.type }, 'intent does not apply to the deployment as it is; ignored')
+  if (
+    intents.some((e) => e.type === 'delete') ||
+    (event.type !== 'create' && !created) ||
+    (event.type === 'create' && created)
+  ) {
+    ctx.log.info(
+      { event_id: event.event_id, type: event.type },
+      'intent does not apply to the deployment as it is; ignored',
+    )
     return
   }
   switch (event.type) {
@@ -55,7 +62,9 @@ async function reconcileIntent(event: RecordedEvent, before: RecordedEvent[], ct
       // Two appends on purpose: a crash between them is repaired by the retry, which replays the first.
       await ctx.emit(ctx.fact('scheduled', { image, replicas }))
       await ctx.emit(
-        ...DEPLOYMENT_FINALIZERS.map((f) => addFinalizer(ctx.factory, stream, f, { eventId: ctx.id(`finalizer-${f}`) })),
+        ...DEPLOYMENT_FINALIZERS.map((f) =>
+          addFinalizer(ctx.factory, stream, f, { eventId: ctx.id(`finalizer-${f}`) }),
+        ),
         setStatus(ctx.factory, stream, 'running', 'scheduled', { eventId: ctx.id('status-running') }),
       )
       return

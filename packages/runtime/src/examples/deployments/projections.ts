@@ -45,7 +45,13 @@ export const auditProjection = defineReducerProjection<{ events: AuditEntry[] }>
   apply: (state, e: RecordedEvent) => ({
     events: [
       ...state.events,
-      { event_id: e.event_id, type: e.type, kind: e.kind, causation_id: e.causation_id, stream: `${e.stream.category}/${e.stream.id}` },
+      {
+        event_id: e.event_id,
+        type: e.type,
+        kind: e.kind,
+        causation_id: e.causation_id,
+        stream: `${e.stream.category}/${e.stream.id}`,
+      },
     ],
   }),
   key: (e) => e.correlation_id,

@@ -23,14 +23,19 @@ export const DEPLOYMENT_FACTS = {
 } as const
 
 export const ReconcileFailedSchema = Type.Object(
-  { controller: Type.String({ minLength: 1, maxLength: 64 }), reason_code: Type.String({ minLength: 1, maxLength: 100 }), attempts: Type.Integer({ minimum: 0 }) },
+  {
+    controller: Type.String({ minLength: 1, maxLength: 64 }),
+    reason_code: Type.String({ minLength: 1, maxLength: 100 }),
+    attempts: Type.Integer({ minimum: 0 }),
+  },
   { additionalProperties: false },
 )
 
 /** A registry with every schema of the example: intents, facts, mutate facts and `reconcile_failed`. */
 export function deploymentRegistry(): SchemaRegistry {
   const registry = new SchemaRegistry()
-  for (const [type, schema] of Object.entries({ ...DEPLOYMENT_INTENTS, ...DEPLOYMENT_FACTS })) registry.register(type, 1, schema)
+  for (const [type, schema] of Object.entries({ ...DEPLOYMENT_INTENTS, ...DEPLOYMENT_FACTS }))
+    registry.register(type, 1, schema)
   registerResourceSchemas(registry)
   registry.register(RECONCILE_FAILED, 1, ReconcileFailedSchema)
   return registry
