@@ -6,7 +6,7 @@ import { projectionLiveSource } from '../src/jetstream-source.ts'
 import { projectionDigest } from '../src/projection/digest.ts'
 import { rebuildProjection } from '../src/projection/rebuild.ts'
 import { ProjectionRunner } from '../src/projection/runner.ts'
-import type { Projection, ProjectionProgress } from '../src/projection/types.ts'
+import type { CommitInfo, Projection, ProjectionProgress } from '../src/projection/types.ts'
 import { categoryTotals, streamCounter } from './fixtures.ts'
 import { type LiveHarness, startHarness } from './harness.ts'
 import { eventually, factoryFor, stream } from './helpers.ts'
@@ -136,5 +136,47 @@ describe('projections live on JetStream', () => {
     assert.equal(sum!.n, appended, 'every event counted exactly once')
     const live = await projectionDigest(h.projector, streamCounter)
     assert.equal((await rebuildProjection({ projection: streamCounter, sql: h.projector })).digest?.sha256, live.sha256)
+  })
+
+  test('a projection crashed between its output and its checkpoint, in catch-up and live, applies every event once after restart', async () => {
+    const projections = [streamCounter, categoryTotals]
+    const consumer = (p: Projection): string => `crash_${p.name}`
+    for (const phase of ['catch-up', 'live'] as const) {
+      // Work for the crashing commit: before start for catch-up, after start for live.
+      if (phase === 'catch-up') await appendMany(6, `f${phase}`)
+      const doomed = projections.map((p) => {
+        let crashed = false
+        const crash = (info: CommitInfo): void => {
+          if (info.phase !== phase || crashed) return
+          crashed = true
+          throw new Error(`simulated crash before the ${phase} checkpoint`)
+        }
+        return runner(p, consumer(p), { beforeCheckpoint: crash })
+      })
+      const started = Promise.all(doomed.map((r) => r.start()))
+      if (phase === 'live') {
+        await started
+        await appendMany(6, `f${phase}`)
+      } else await assert.rejects(started, /simulated crash/)
+      for (const r of doomed)
+        await assert.rejects(r.closed, new RegExp(`simulated crash before the ${phase} checkpoint`))
+    }
+
+    const survivors = projections.map((p) => runner(p, consumer(p)))
+    await Promise.all(survivors.map((r) => r.start()))
+    await appendMany(4, 'g')
+    await Promise.all(survivors.map(reachesEnd))
+    await Promise.all(survivors.map((r) => r.stop()))
+    const [counted] = await h.db.admin<{ n: number }[]>`
+      select sum((state->>'count')::int)::int as n from eventplane.projection_state where projection = ${streamCounter.name}`
+    assert.equal(counted!.n, appended, 'reducer output: every event counted exactly once')
+    const [totals] = await h.db.admin<{ n: number }[]>`
+      select sum(events)::int as n from eventplane_views.test_category_totals`
+    assert.equal(totals!.n, appended, 'SQL output: every event counted exactly once')
+    for (const projection of projections) {
+      const live = await projectionDigest(h.projector, projection)
+      const rebuilt = await rebuildProjection({ projection, sql: h.projector })
+      assert.equal(rebuilt.digest?.sha256, live.sha256, `${projection.name}: equals a rebuild from PostgreSQL`)
+    }
   })
 })

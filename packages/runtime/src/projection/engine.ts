@@ -31,6 +31,11 @@ export interface EngineOptions {
   /** Clean reducer states kept in memory (default 10,000). */
   cacheSize?: number
   onProgress?: (p: ProjectionProgress) => void
+  /**
+   * Runs inside each commit transaction, after the output is written and right before the checkpoint is: a
+   * throw rolls both back. Tests use it to crash a projection between its output and its checkpoint.
+   */
+  beforeCheckpoint?: (info: CommitInfo) => void | Promise<void>
   /** Runs after each commit, before anything is acknowledged (tests use it to simulate a crash). */
   afterCommit?: (info: CommitInfo) => void | Promise<void>
   logger?: Logger
@@ -192,6 +197,7 @@ export class ProjectionEngine {
     const events = this.#stagedEvents
     this.#stagedEvents = 0
     this.#sink.seal()
+    const info: CommitInfo = { projection: name, checkpoint: next, events, phase }
     const run = async (): Promise<void> => {
       await this.#sql.begin(async (tx) => {
         const stored = await lockCheckpoint(tx, name)
@@ -199,12 +205,13 @@ export class ProjectionEngine {
           throw new CheckpointMoved(name, expected, stored?.checkpoint)
         }
         await this.#sink.commit(tx)
+        await this.#options.beforeCheckpoint?.(info)
         await writeCheckpoint(tx, name, version, next)
       })
       this.#sink.committed()
       this.#committed = next
       this.#log.debug({ projection: name, checkpoint: formatCheckpoint(next), events }, 'projection committed')
-      await this.#options.afterCommit?.({ projection: name, checkpoint: next, events, phase })
+      await this.#options.afterCommit?.(info)
     }
     if (wait) return run()
     this.#inflight = run()
