@@ -7,6 +7,7 @@ import type { Sql } from 'postgres'
 import { projectionDigest } from '../src/projection/digest.ts'
 import { rebuildProjection } from '../src/projection/rebuild.ts'
 import { ProjectionRunner } from '../src/projection/runner.ts'
+import { defineReducerProjection } from '../src/projection/types.ts'
 import { PROJECTOR_ROLE } from '../src/roles.ts'
 import { categoryTotals, streamCounter } from './fixtures.ts'
 import { eventually, factoryFor, stream } from './helpers.ts'
@@ -77,6 +78,45 @@ describe('projections from PostgreSQL alone (polling)', () => {
     const counts = await db.admin<{ n: number }[]>`
       select sum((state->>'count')::int)::int as n from eventplane.projection_state where projection = ${streamCounter.name}`
     assert.equal(counts[0]!.n, total, 'every event applied exactly once')
+  })
+
+  test('the digest depends on the state: one value changed in one row changes it; same keys, other states differ', async () => {
+    await appendMany(10)
+    // Twins of streamCounter under other names: the same events, so the same keys; the offset one starts elsewhere.
+    const counter = defineReducerProjection({ ...streamCounter, name: 'test_digest_counter' })
+    const offset = defineReducerProjection({
+      ...streamCounter,
+      name: 'test_digest_offset',
+      initial: () => ({ count: 100, types: [] as string[], lastVersion: 0 }),
+    })
+    const [a, b, t] = await Promise.all(
+      [counter, offset, categoryTotals].map(
+        async (projection) => (await rebuildProjection({ projection, sql: projector })).digest!,
+      ),
+    )
+    assert.ok(a!.rows > 1 && a!.rows === b!.rows, 'the twins have the same keys')
+    assert.notEqual(a!.sha256, b!.sha256, 'same keys, different states: different digests')
+
+    const [row] = await projector<{ tenant_id: string; key: string }[]>`
+      select tenant_id, key from eventplane.projection_state where projection = ${counter.name}
+       order by tenant_id collate "C", key collate "C" limit 1`
+    const bump = (by: number) => projector`
+      update eventplane.projection_state set state = jsonb_set(state, '{count}', to_jsonb((state->>'count')::int + ${by}))
+       where projection = ${counter.name} and tenant_id = ${row!.tenant_id} and key = ${row!.key}`
+    assert.equal((await bump(1)).count, 1, 'one value in one row changed')
+    assert.notEqual(
+      (await projectionDigest(projector, counter)).sha256,
+      a!.sha256,
+      'one changed value changes the digest',
+    )
+    await bump(-1)
+    assert.equal((await projectionDigest(projector, counter)).sha256, a!.sha256, 'restored, the digest is back')
+
+    const changed = await projector`update eventplane_views.test_category_totals set last_type = 'changed'
+                     where (tenant_id, category) = ('acme', 'deployment')`
+    assert.equal(changed.count, 1)
+    assert.notEqual((await projectionDigest(projector, categoryTotals)).sha256, t!.sha256, 'a SQL output value, too')
+    await rebuildProjection({ projection: categoryTotals, sql: projector })
   })
 
   test('projection state is tenant-isolated by RLS; the projector is neither superuser nor RLS-exempt', async () => {
