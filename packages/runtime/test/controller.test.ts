@@ -230,4 +230,64 @@ describe('controllers', () => {
     const flaky = await readStream('acme', 'flaky', 'task')
     assert.deepEqual(flaky.find((e) => e.type === 'done')!.data, { attempt: 3 })
   })
+
+  test('a stream whose first event is held waits in order while other streams are reconciled', async () => {
+    const started: string[] = []
+    const finished: string[] = []
+    let release!: () => void
+    const held = new Promise<void>((resolve) => (release = resolve))
+    const ordered: Controller = {
+      name: 'ordered',
+      categories: ['queue'],
+      async reconcile(event, ctx) {
+        const tag = `${event.stream.id}:${event.stream_version}`
+        started.push(tag)
+        if (tag === 'a:1') await held
+        await ctx.emit(ctx.fact('handled', { version: event.stream_version }))
+        finished.push(tag)
+      },
+    }
+    // A long ack wait: the held delivery must not come back while the test looks.
+    const live = controllerLiveSource(h.nc, ordered, { ackWaitMs: 60_000 })
+    const r = new ControllerRunner({ controller: ordered, store: h.facts, live })
+    stops.push(() => r.stop())
+    await r.start()
+    const f = factoryFor('acme')
+    const queue = (id: string) => stream('acme', id, 'queue')
+    // Stream a first: its later events reach the runner before any event of b or c does.
+    await h.intents.append(
+      queue('a'),
+      [1, 2, 3].map((n) => f.intent(queue('a'), 'run', { n })),
+    )
+    await h.intents.append(
+      queue('b'),
+      [1, 2].map((n) => f.intent(queue('b'), 'run', { n })),
+    )
+    await h.intents.append(queue('c'), [f.intent(queue('c'), 'run', { n: 1 })])
+    try {
+      await eventually(() => ['b:1', 'b:2', 'c:1'].every((t) => finished.includes(t)), 30_000, 'b and c reconciled')
+      assert.deepEqual(
+        started.filter((t) => t.startsWith('a:')),
+        ['a:1'],
+        'while a:1 is held, the later events of its stream have not started',
+      )
+    } finally {
+      release()
+    }
+    await eventually(() => finished.includes('a:3'), 30_000, 'stream a reconciled')
+    assert.deepEqual(
+      finished.filter((t) => t.startsWith('a:')),
+      ['a:1', 'a:2', 'a:3'],
+    )
+    assert.deepEqual(
+      finished.filter((t) => t.startsWith('b:')),
+      ['b:1', 'b:2'],
+    )
+    const facts = (await readStream('acme', 'a', 'queue')).filter((e) => e.type === 'handled')
+    assert.deepEqual(
+      facts.map((e) => e.data.version),
+      [1, 2, 3],
+      'the facts are in the log in the stream order',
+    )
+  })
 })
