@@ -1,4 +1,4 @@
-import { type RecordedEvent, EventplaneError, validateName } from '@eventplane/core'
+import { type RecordedEvent, EventplaneError, Forbidden, validateName } from '@eventplane/core'
 import {
   type ConsumerInfo,
   type ConsumerMessages,
@@ -9,7 +9,7 @@ import {
   DeliverPolicy,
   JetStreamApiError,
 } from '@nats-io/jetstream'
-import { nanos } from '@nats-io/transport-node'
+import { PermissionViolationError, nanos } from '@nats-io/transport-node'
 import { decodeEvent } from './codec.ts'
 import { type LiveIterable, liveIterable } from './live-iterable.ts'
 import { type Logger, errorFields, silentLogger } from './logger.ts'
@@ -39,7 +39,8 @@ const CONSUMER_NAME_EXISTS = 10013
  * and one filter subject. Uses the filtered create subject
  * `$JS.API.CONSUMER.CREATE.EVENTPLANE.<name>.<filter>`, the only one a tenant
  * may use. An existing consumer with the same name and filter is returned as
- * is; one with another filter fails with `bus.bad_request`.
+ * is; one with another filter fails with `bus.bad_request`; a create the
+ * server refuses (another tenant's filter, an unlisted name) with `bus.forbidden`.
  */
 export async function ensureConsumer(jsm: JetStreamManager, options: EnsureConsumerOptions): Promise<ConsumerInfo> {
   const name = validateName('consumer', options.name)
@@ -55,6 +56,9 @@ export async function ensureConsumer(jsm: JetStreamManager, options: EnsureConsu
       max_ack_pending: options.maxAckPending ?? 1000,
     })
   } catch (e) {
+    // nats.js rejects a refused request with a RequestError whose cause is the PermissionViolationError.
+    if (e instanceof PermissionViolationError || (e instanceof Error && e.cause instanceof PermissionViolationError))
+      throw new Forbidden('bus.forbidden', `not permitted to create consumer ${name} on ${filter}`, { cause: e })
     if (!(e instanceof JetStreamApiError && (e.code === CONSUMER_EXISTS || e.code === CONSUMER_NAME_EXISTS))) throw e
     const info = await jsm.consumers.info(STREAM_NAME, name)
     if (info.config.filter_subject !== filter) {

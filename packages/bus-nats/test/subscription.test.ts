@@ -75,7 +75,9 @@ describe('subscriptions', () => {
 
   test('a consumer is refused a filter outside its tenant, and an existing one keeps its filter', async () => {
     const jsm = await jetstreamManager(acme)
-    await assert.rejects(ensureConsumer(jsm, { name: 'acme_tail', filter: { tenant: 'globex' } }))
+    await assert.rejects(ensureConsumer(jsm, { name: 'acme_tail', filter: { tenant: 'globex' } }), {
+      code: 'bus.forbidden',
+    })
     const info = await ensureConsumer(jsm, { name: 'acme_ctl', filter: { tenant: 'acme' } })
     assert.equal(info.config.filter_subject, 'eventplane.*.acme.>')
     await assert.rejects(ensureConsumer(jsm, { name: 'bad.name', filter: { tenant: 'acme' } }), {
