@@ -1,0 +1,116 @@
+import assert from 'node:assert/strict'
+import { fileURLToPath } from 'node:url'
+import { after, before, describe, test } from 'node:test'
+import { EventFactory } from '@eventplane/core'
+import { GATEWAY_APPLICATION_NAME } from '@eventplane/bus-nats'
+import { startNatsServer, type TestNatsServer } from '@eventplane/bus-nats/testing'
+import { ROLES } from '@eventplane/store-pg'
+import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
+import { type ServiceProcess, eventually, spawnServiceProcess, within } from '../../packages/bus-nats/test/fixtures.ts'
+import { assertAckedOnce, assertVersionsContiguous, logRows } from './support/checks.ts'
+import { Ledger, startIntentLoad, submitUntilAcked } from './support/clients.ts'
+
+const GATEWAY_BIN = fileURLToPath(new URL('../../packages/bus-nats/src/bin/gateway.ts', import.meta.url))
+
+describe('faults: two gateways in one queue group, one killed with SIGKILL under load', () => {
+  let db: TestDatabase
+  let nats: TestNatsServer
+  const gateways: ServiceProcess[] = []
+  const spawnGateway = (label: string): ServiceProcess => {
+    const gateway = spawnServiceProcess(GATEWAY_BIN, label, {
+      EVENTPLANE_DATABASE_URL: db.roleUrl(ROLES.intentWriter),
+      EVENTPLANE_NATS_URL: nats.url,
+      EVENTPLANE_LOG_LEVEL: 'debug', // one 'intent recorded' line per append it answered
+    })
+    gateways.push(gateway)
+    return gateway
+  }
+  const recorded = (gateway: ServiceProcess): number => gateway.logs.filter((l) => l.msg === 'intent recorded').length
+
+  before(async () => {
+    db = await createTestDatabase('ep_fault_gw_pair')
+    nats = await startNatsServer({ withAuth: false })
+  })
+  after(async () => {
+    await Promise.allSettled(gateways.map((g) => g.kill()))
+    await nats?.stop()
+    await db?.drop()
+  })
+
+  test('the surviving gateway serves every retry: each acknowledged intent is stored once, none is lost', {
+    timeout: 90_000,
+  }, async (t) => {
+    const reconnecting = { maxReconnectAttempts: -1, reconnectTimeWait: 100 }
+    const a = spawnGateway('gateway A')
+    await a.waitForLog('gateway serving')
+
+    // One request certainly in flight at A when it dies: while A serves alone, its append waits
+    // for a stream lock the test holds, and stays waiting until after the kill.
+    const held = { tenant: 'acme', category: 'deployment', id: 'held' }
+    const heldEvent = EventFactory.forTenant('acme', { causedBy: 'user:held' }).intent(held, 'scaled', { held: true })
+    let release!: () => void
+    const released = new Promise<void>((resolve) => (release = resolve))
+    let locked!: (pid: number) => void
+    const lockHolder = new Promise<number>((resolve) => (locked = resolve))
+    const lock = db.admin.begin(async (tx) => {
+      const [row] = await tx<{ pid: number }[]>`
+        select pg_backend_pid() as pid, pg_advisory_xact_lock(hashtextextended(${'acme/deployment/held'}, 0))::text`
+      locked(row!.pid)
+      await within(released, 30_000, 'the test to release the stream lock')
+    })
+    const holder = await lockHolder
+    const ledger = new Ledger()
+    let heldAck: Promise<unknown> | undefined
+    try {
+      heldAck = submitUntilAcked(await nats.connect(undefined, reconnecting), heldEvent, ledger, {
+        deadline: Date.now() + 60_000,
+        timeoutMs: 1000,
+      })
+      heldAck.catch(() => {})
+      await eventually(async () => {
+        const waiting = await db.admin`select 1 from pg_stat_activity where datname = ${db.name}
+          and application_name = ${GATEWAY_APPLICATION_NAME} and ${holder}::int = any(pg_blocking_pids(pid))`
+        return waiting.length > 0
+      }, "gateway A's append to wait for the held stream lock")
+
+      const b = spawnGateway('gateway B')
+      await b.waitForLog('gateway serving')
+      const clients = await Promise.all(
+        ['acme', 'acme', 'globex', 'globex'].map(async (tenant) => ({
+          tenant,
+          nc: await nats.connect(undefined, reconnecting),
+        })),
+      )
+      const load = startIntentLoad({ clients, eventsPerClient: 40, streams: 3, timeoutMs: 1000, deadlineMs: 60_000 })
+      try {
+        await eventually(
+          () => load.ledger.acked.size >= 30 && recorded(a) > 0 && recorded(b) > 0,
+          'both gateways to answer the load',
+        )
+        await a.kill('SIGKILL')
+        const ackedAtKill = load.ledger.acked.size
+        const recordedByB = recorded(b)
+        release()
+        await lock
+        await within(Promise.all([load.done, heldAck]), 60_000, 'the clients to be acknowledged')
+        assert.ok(load.ledger.acked.size > ackedAtKill && recorded(b) > recordedByB, 'B went on serving alone')
+
+        const rows = await logRows(db.admin)
+        assert.equal(rows.length, load.total + 1, 'PostgreSQL holds every submitted intent and nothing else')
+        assertAckedOnce(rows, load.ledger)
+        assertAckedOnce(rows, ledger)
+        assertVersionsContiguous(rows)
+        assert.ok(ledger.timedOut.has(heldEvent.event_id), 'the request held at A timed out and was retried')
+        t.diagnostic(
+          `A answered ${recorded(a)}, B ${recorded(b)}; ${load.ledger.acked.size - ackedAtKill} acks after the kill; ` +
+            `failed attempts: ${load.ledger.summary()}, held request: ${ledger.summary()}`,
+        )
+      } finally {
+        load.stop()
+      }
+    } finally {
+      release()
+      await lock.catch(() => {})
+    }
+  })
+})
