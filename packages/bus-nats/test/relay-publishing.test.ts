@@ -109,8 +109,8 @@ describe('relay publishing: wake-up, in-flight window, a publish lost mid-window
         // A relay that only polled would take up to the poll interval; one that re-polls on a
         // shrinking schedule falls behind within a few rounds, as each round waits for the last.
         for (let round = 0; round < ROUNDS; round++) {
-          const [event] = await appendBatch(`wake-${round}`, 1)
           const appendedAt = performance.now()
+          const [event] = await appendBatch(`wake-${round}`, 1)
           // A held-back horizon delays any relay; allow twice the hold on top of the bound.
           const held = (await visibleAt(event!.eventId)) - appendedAt
           await eventually(
