@@ -152,7 +152,7 @@ describe('relay publishing: wake-up, in-flight window, a publish lost mid-window
     await withRelay({ nc: gated, maxInFlight: MAX_IN_FLIGHT, batchSize: 100 }, async () => {
       const events = await appendBatch('window', 40)
       try {
-        await eventually(() => inFlight >= MAX_IN_FLIGHT, 'the relay to fill its window')
+        await eventually(() => inFlight >= MAX_IN_FLIGHT, 'the relay to fill its window', 60_000)
         assert.equal(observedMax, MAX_IN_FLIGHT, 'with every ack held, the relay stops at maxInFlight publishes')
       } finally {
         releaseAcks()

@@ -44,7 +44,7 @@ describe('evtctl subscribe <controller> as its own process', () => {
        where stream_id = 'web' and kind = 'fact' order by stream_version`
     await eventually(
       async () => (await facts()).some((f) => f.type === 'status_changed'),
-      30_000,
+      60_000,
       'the controller process to reconcile the intent',
     )
     const reconciled = await facts()

@@ -57,7 +57,7 @@ describe('catch-up to live', () => {
     /** Appends and waits until the relay has published them: they are in JetStream before the caller goes on. */
     const appendPublished = async (n: number): Promise<void> => {
       const c = await append(STREAMS[intents % STREAMS.length]!, n)
-      await eventually(() => compareCheckpoints(h.relay.checkpoint ?? c, c) >= 0, 20_000, 'the relay to publish')
+      await eventually(() => compareCheckpoints(h.relay.checkpoint ?? c, c) >= 0, 60_000, 'the relay to publish')
     }
     // The runners' hand-over moments, made certain: events land in the stream right before each runner
     // creates its consumer and right before it opens its subscription, whatever the background load does.
@@ -121,8 +121,8 @@ describe('catch-up to live', () => {
       last = { txId: r.events[0]!.txId, position: r.events[0]!.position }
     }
     const end = last!
-    await eventually(() => compareCheckpoints(projection.checkpoint, end) >= 0, 30_000, 'the projection at the end')
-    await eventually(() => markers.every((id) => reconciled.has(id)), 30_000, 'the controller at the end')
+    await eventually(() => compareCheckpoints(projection.checkpoint, end) >= 0, 60_000, 'the projection at the end')
+    await eventually(() => markers.every((id) => reconciled.has(id)), 60_000, 'the controller at the end')
     await Promise.all([projection.stop(), controller.stop()])
 
     const [row] = await h.db.admin<{ n: number }[]>`

@@ -265,7 +265,7 @@ describe('controllers', () => {
     )
     await h.intents.append(queue('c'), [f.intent(queue('c'), 'run', { n: 1 })])
     try {
-      await eventually(() => ['b:1', 'b:2', 'c:1'].every((t) => finished.includes(t)), 30_000, 'b and c reconciled')
+      await eventually(() => ['b:1', 'b:2', 'c:1'].every((t) => finished.includes(t)), 60_000, 'b and c reconciled')
       assert.deepEqual(
         started.filter((t) => t.startsWith('a:')),
         ['a:1'],
@@ -274,7 +274,7 @@ describe('controllers', () => {
     } finally {
       release()
     }
-    await eventually(() => finished.includes('a:3'), 30_000, 'stream a reconciled')
+    await eventually(() => finished.includes('a:3'), 60_000, 'stream a reconciled')
     assert.deepEqual(
       finished.filter((t) => t.startsWith('a:')),
       ['a:1', 'a:2', 'a:3'],
