@@ -1,19 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import {
-  accessSync,
-  closeSync,
-  constants,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs'
-import { createConnection, createServer } from 'node:net'
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { delimiter, join } from 'node:path'
+import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Unavailable } from '@eventplane/core'
 import {
@@ -29,12 +18,23 @@ import { accountsConfig, generateNatsConfig } from '../nats-config/server-config
 import {
   type AddTenantOptions,
   type AddedTenant,
+  type TenantAdmin,
   addTenant,
   connectTenantAdmin,
   issueTenantUser,
   revokeTenant,
 } from '../nats-config/tenants.ts'
 import { tenantInboxPrefix } from '../subjects.ts'
+import {
+  INSTALL_HINT,
+  exited,
+  findNatsServerBinary,
+  freePort,
+  greets,
+  installExitHook,
+  live,
+  tempDirs,
+} from './nats-process.ts'
 
 export interface StartNatsServerOptions {
   /** Tenants added at start, each an account with one user and its consumers (default none). */
@@ -85,85 +85,6 @@ export interface TestNatsServer {
   kill(): Promise<void>
   /** Stops the server (SIGTERM) if running and starts it again on the same port and store dir; clients reconnect. */
   restart(): Promise<void>
-}
-
-const INSTALL_HINT =
-  'nats-server binary not found; install it with: apt-get install nats-server (or set EVENTPLANE_NATS_SERVER_BIN)'
-const live = new Set<ChildProcess>()
-const tempDirs = new Set<string>()
-let exitHookInstalled = false
-
-/** Last-resort cleanup: a test process that dies still takes its servers with it. */
-function installExitHook(): void {
-  if (exitHookInstalled) return
-  exitHookInstalled = true
-  const reap = (): void => {
-    for (const child of live) child.kill('SIGKILL')
-    for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true })
-  }
-  process.on('exit', reap)
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(signal, () => {
-      reap()
-      process.kill(process.pid, signal)
-    })
-  }
-}
-
-/** `EVENTPLANE_NATS_SERVER_BIN`, else `nats-server` on PATH or in the sbin dirs Debian uses. */
-export function findNatsServerBinary(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.EVENTPLANE_NATS_SERVER_BIN) return env.EVENTPLANE_NATS_SERVER_BIN
-  const dirs = [...(env.PATH ?? '').split(delimiter), '/usr/sbin', '/usr/local/sbin', '/usr/local/bin']
-  for (const dir of dirs.filter((d) => d !== '')) {
-    const candidate = join(dir, 'nats-server')
-    try {
-      accessSync(candidate, constants.X_OK)
-      return candidate
-    } catch {
-      // next directory
-    }
-  }
-  throw new Unavailable('bus.unavailable', INSTALL_HINT)
-}
-
-/** A loopback port that was free a moment ago (the server may still lose a race; `start` retries). */
-async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() =>
-        typeof address === 'object' && address ? resolvePort(address.port) : reject(new Error('no port')),
-      )
-    })
-  })
-}
-
-/**
- * True once *our* server greets with INFO (it listens only after JetStream has
- * recovered). The name check matters: if another process won the race for the
- * port, its greeting must not pass for ours.
- */
-async function greets(port: number, serverName: string): Promise<boolean> {
-  return new Promise((done) => {
-    const socket = createConnection({ host: '127.0.0.1', port })
-    const finish = (ok: boolean): void => {
-      socket.destroy()
-      done(ok)
-    }
-    socket.setTimeout(1000, () => finish(false))
-    socket.once('error', () => finish(false))
-    socket.once('data', (chunk) => {
-      const line = chunk.toString('latin1')
-      finish(line.startsWith('INFO') && line.includes(`"server_name":${JSON.stringify(serverName)}`))
-    })
-  })
-}
-
-function exited(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
-  return new Promise((done) => child.once('exit', () => done()))
 }
 
 /**
@@ -282,7 +203,7 @@ export async function startNatsServer(options: StartNatsServerOptions = {}): Pro
     if (auth === undefined) throw new Error('this nats-server runs without accounts (withAuth: false)')
     return auth
   }
-  const withAdmin = async <T>(fn: (admin: Awaited<ReturnType<typeof connectTenantAdmin>>) => Promise<T>) => {
+  const withAdmin = async <T>(fn: (admin: TenantAdmin) => Promise<T>) => {
     const admin = await connectTenantAdmin(needAuth(), url)
     try {
       return await fn(admin)
