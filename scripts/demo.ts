@@ -1,13 +1,14 @@
 /**
  * The README's first command (through scripts/demo.sh): a fresh database and a
- * project-run nats-server with the tiered credentials, `evtctl migrate`,
- * `evtctl up` (gateway + relay + deployments controller + projections) in the
- * background, intents published for two tenants with `evtctl publish`, the
- * reconciled state, a correlation trace, tenant isolation refused by the
- * servers, `evtctl status`, then a clean shutdown that leaves nothing running.
+ * project-run nats-server in the account model, `evtctl migrate`, tenants
+ * `acme` and `globex` added live with `evtctl tenant add`, `evtctl up`
+ * (gateway + relay + deployments controller + projections) in the background,
+ * intents published by each tenant with its own creds, the reconciled state, a
+ * correlation trace, tenant isolation refused by the server, a tenant revoked
+ * live, `evtctl status`, then a clean shutdown that leaves nothing running.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { copyFile, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -20,24 +21,15 @@ const started = Date.now()
 const step = (title: string) => console.log(`\n\x1b[1m== ${title}\x1b[0m`)
 
 const db = await createTestDatabase('eventplane_demo', { migrate: false })
-const nats = await startNatsServer({ tenants: ['acme', 'globex'] })
-const secrets = await mkdtemp(join(tmpdir(), 'eventplane-demo-'))
+// No tenants yet: the server starts with the system side only (operator, system and log accounts).
+const nats = await startNatsServer()
+/** Where each tenant keeps the creds file it was handed. */
+const handedOut = await mkdtemp(join(tmpdir(), 'eventplane-demo-'))
 let up: ChildProcess | undefined
 try {
-  const passwordFile = async (user: string) => {
-    const file = join(secrets, `${user}.pass`)
-    await writeFile(file, nats.credentials[user]!.pass, { mode: 0o600 })
-    return file
-  }
   const base = { EVENTPLANE_DATABASE_URL: db.url, EVENTPLANE_NATS_URL: nats.url }
-  const as = async (user: string) => ({
-    ...base,
-    EVENTPLANE_NATS_USER: user,
-    EVENTPLANE_NATS_PASSWORD_FILE: await passwordFile(user),
-  })
-  const operator = await as('operator')
-  const acme = { ...(await as('acme')), EVENTPLANE_TENANT: 'acme' }
-  const globex = { ...(await as('globex')), EVENTPLANE_TENANT: 'globex' }
+  const operator = { ...base, EVENTPLANE_NATS_CREDS: nats.credentials.operator!.creds, DEMO_AS: 'operator' }
+  const admin = { ...base, EVENTPLANE_NATS_AUTH_DIR: nats.authDir!, DEMO_AS: 'operator, tenant admin' }
 
   /** Runs evtctl, echoing the command line and its output; returns stdout. */
   const evtctl = (
@@ -46,7 +38,7 @@ try {
     options: { expectFailure?: boolean; quiet?: boolean } = {},
   ): string => {
     const shown = args.map((a) => (/[\s{}"]/.test(a) ? `'${a}'` : a)).join(' ')
-    console.log(`$ ${env.EVENTPLANE_NATS_USER ? `[as ${env.EVENTPLANE_NATS_USER}] ` : ''}evtctl ${shown}`)
+    console.log(`$ ${env.DEMO_AS ? `[as ${env.DEMO_AS}] ` : ''}evtctl ${shown}`)
     const r = spawnSync(process.execPath, [EVTCTL, ...args], {
       env: { ...process.env, ...env },
       encoding: 'utf8',
@@ -64,7 +56,19 @@ try {
   step(`1. migrate a fresh database (${db.name})`)
   evtctl(['migrate'], base)
 
-  step(`2. start evtctl up (gateway, relay, deployments controller, projections) against nats-server on ${nats.url}`)
+  step('2. add tenants acme and globex live: one NATS account each, creds written with mode 0600')
+  const as: Record<string, Record<string, string>> = {}
+  for (const tenant of ['acme', 'globex']) {
+    evtctl(['tenant', 'add', tenant], admin)
+    const creds = join(handedOut, `${tenant}.creds`)
+    await copyFile(join(nats.authDir!, 'tenants', `${tenant}.creds`), creds)
+    as[tenant] = { ...base, EVENTPLANE_NATS_CREDS: creds, EVENTPLANE_TENANT: tenant, DEMO_AS: tenant }
+  }
+  evtctl(['tenant', 'list'], admin)
+  const acme = as.acme!
+  const globex = as.globex!
+
+  step(`3. start evtctl up (gateway, relay, deployments controller, projections) against nats-server on ${nats.url}`)
   up = spawn(process.execPath, [EVTCTL, 'up'], {
     env: { ...process.env, ...operator },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -78,7 +82,7 @@ try {
   }
   console.log(`  ${upOut.trim()}`)
 
-  step('3. publish intents through the gateway, each tenant with its own NATS credentials')
+  step('4. publish intents through the gateway, each tenant with its own NATS credentials')
   const created = JSON.parse(
     evtctl(
       [
@@ -99,7 +103,7 @@ try {
   evtctl(['publish', 'acme/deployment/old', 'delete', '--data', '{}'], acme)
   evtctl(['publish', 'globex/deployment/api', 'create', '--data', '{"image":"api:2.0","replicas":3}'], globex)
 
-  step('4. the reconciled result (deployment_status projection, per tenant)')
+  step('5. the reconciled result (deployment_status projection, per tenant)')
   for (let i = 0; ; i++) {
     const state = evtctl(['state', 'deployment_status', '--json'], acme, { quiet: true })
     if (/"deleted":true/.test(state) && /"replicas":5/.test(state)) break
@@ -110,10 +114,10 @@ try {
   evtctl(['state', 'deployment_status'], globex)
   evtctl(['read', 'acme/deployment/web'], acme)
 
-  step(`5. the correlation trace of the first intent (${created.correlation_id})`)
+  step(`6. the correlation trace of the first intent (${created.correlation_id})`)
   evtctl(['trace', created.correlation_id, '--show-actor'], acme)
 
-  step('6. tenant isolation: acme may not act on or see globex')
+  step('7. tenant isolation: acme may not act on or see globex')
   evtctl(
     ['publish', 'globex/deployment/api', 'scale', '--data', '{"replicas":0}'],
     { ...acme, EVENTPLANE_TENANT: 'globex' },
@@ -122,10 +126,15 @@ try {
   evtctl(['tail', '--tenant', 'globex', '--count', '1'], { ...acme }, { expectFailure: true })
   evtctl(['state', 'deployment_status'], { ...acme })
 
-  step('7. status: log head, relay lag, projections, gateway')
+  step('8. revoke globex live: its creds are refused from now on, acme is untouched')
+  evtctl(['tenant', 'revoke', 'globex'], admin)
+  evtctl(['publish', 'globex/deployment/api', 'scale', '--data', '{"replicas":1}'], globex, { expectFailure: true })
+  evtctl(['publish', 'acme/deployment/web', 'scale', '--data', '{"replicas":3}'], acme)
+
+  step('9. status: log head, relay lag, projections, gateway')
   evtctl(['status'], operator)
 } finally {
-  step('8. shut down')
+  step('10. shut down')
   if (up && up.exitCode === null) {
     up.kill('SIGTERM')
     const exited = new Promise((resolve) => up!.once('exit', resolve))
@@ -134,6 +143,6 @@ try {
   }
   await nats.stop()
   await db.drop()
-  await rm(secrets, { recursive: true, force: true })
+  await rm(handedOut, { recursive: true, force: true })
   console.log(`  nats-server stopped, database dropped; demo took ${((Date.now() - started) / 1000).toFixed(1)} s`)
 }

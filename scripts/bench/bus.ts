@@ -21,6 +21,7 @@ import { EventplaneError } from '@eventplane/core'
 import { PgEventStore, ROLES } from '@eventplane/store-pg'
 import { createTestDatabase } from '@eventplane/store-pg/testing'
 import { startNatsServer } from '@eventplane/bus-nats/testing'
+import { tenantInboxPrefix } from '@eventplane/bus-nats'
 import { benchGateway } from './bus-gateway.ts'
 import { type LatencyComparison, benchLatency } from './bus-latency.ts'
 import type { LatencyResult } from './bus-tracker.ts'
@@ -157,7 +158,8 @@ async function main(): Promise<void> {
         gatewaySql: db.connect(ROLES.intentWriter, 16),
         directSql: db.connect(ROLES.intentWriter, 16),
         gatewayNc: await nats.connect('gateway', { name: 'bench-gateway' }),
-        clientNc: await nats.connect('operator', { name: 'bench-client' }),
+        // The gateway answers a tenant only in its own reply space: `_INBOX_<tenant>` on a plain server.
+        clientNc: await nats.connect('operator', { name: 'bench-client', inboxPrefix: tenantInboxPrefix('benchgw') }),
         requests: REQUESTS,
         rounds: ROUNDS,
         concurrency: [1, 16],

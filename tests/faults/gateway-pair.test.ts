@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { fileURLToPath } from 'node:url'
 import { after, before, describe, test } from 'node:test'
 import { EventFactory } from '@eventplane/core'
-import { GATEWAY_APPLICATION_NAME } from '@eventplane/bus-nats'
+import { GATEWAY_APPLICATION_NAME, tenantInboxPrefix } from '@eventplane/bus-nats'
 import { startNatsServer, type TestNatsServer } from '@eventplane/bus-nats/testing'
 import { ROLES } from '@eventplane/store-pg'
 import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
@@ -62,10 +62,15 @@ describe('faults: two gateways in one queue group, one killed with SIGKILL under
     const ledger = new Ledger()
     let heldAck: Promise<unknown> | undefined
     try {
-      heldAck = submitUntilAcked(await nats.connect(undefined, reconnecting), heldEvent, ledger, {
-        deadline: Date.now() + 60_000,
-        timeoutMs: 1000,
-      })
+      heldAck = submitUntilAcked(
+        await nats.connect(undefined, { ...reconnecting, inboxPrefix: tenantInboxPrefix('acme') }),
+        heldEvent,
+        ledger,
+        {
+          deadline: Date.now() + 60_000,
+          timeoutMs: 1000,
+        },
+      )
       heldAck.catch(() => {})
       await eventually(async () => {
         const waiting = await db.admin`select 1 from pg_stat_activity where datname = ${db.name}
@@ -78,7 +83,7 @@ describe('faults: two gateways in one queue group, one killed with SIGKILL under
       const clients = await Promise.all(
         ['acme', 'acme', 'globex', 'globex'].map(async (tenant) => ({
           tenant,
-          nc: await nats.connect(undefined, reconnecting),
+          nc: await nats.connect(undefined, { ...reconnecting, inboxPrefix: tenantInboxPrefix(tenant) }),
         })),
       )
       const load = startIntentLoad({ clients, eventsPerClient: 40, streams: 3, timeoutMs: 1000, deadlineMs: 60_000 })

@@ -118,8 +118,10 @@ describe('faults: relay and gateway processes killed with SIGKILL', () => {
       ledger.timedOut.has(heldEvent.event_id),
       'the request in flight when the gateway died timed out, and was retried',
     )
+    // Tenant clients reach the gateway through their account's import: nats-server 2.9 reports no
+    // "no responders" across accounts, so while it was down their requests timed out (the held one too).
     assert.ok(
-      ledger.count('bus.unavailable') >= 1,
+      ledger.count('bus.timeout') + ledger.count('bus.unavailable') >= 2,
       `clients found no gateway while it was down (errors: ${ledger.summary()})`,
     )
     const rows = await logRows(sys.admin)

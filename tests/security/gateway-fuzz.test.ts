@@ -6,7 +6,7 @@ import { type TestNatsServer, startNatsServer } from '@eventplane/bus-nats/testi
 import { EventFactory } from '@eventplane/core'
 import { PgEventStore, ROLES } from '@eventplane/store-pg'
 import { type TestDatabase, createTestDatabase } from '@eventplane/store-pg/testing'
-import { type NatsConnection, headers } from '@nats-io/transport-node'
+import { type NatsConnection, headers, nuid } from '@nats-io/transport-node'
 import { captureLogger } from './support/capture-logger.ts'
 import { EXAMPLE_PLANS, type SubmitPlan, submitPlan } from './support/submit-arbitraries.ts'
 import {
@@ -52,9 +52,11 @@ describe('gateway under fuzzed submit requests (PostgreSQL as intent_writer, pro
   let server: TestNatsServer
   let gateway: Gateway
   /**
-   * Requests go out as the operator, which may publish on every submit
-   * subject, so each fuzzed subject reaches the gateway; which tier may send
-   * where is the tier matrix's business.
+   * Requests go out as the operator (log account), which may publish on every
+   * submit subject, so each fuzzed subject reaches the gateway; which tier may
+   * send where is the tier matrix's business. Each names its reply in the
+   * subject's tenant's inbox space, the only one the gateway answers in from
+   * inside the log account.
    */
   let client: NatsConnection
   const log = captureLogger()
@@ -122,8 +124,12 @@ describe('gateway under fuzzed submit requests (PostgreSQL as intent_writer, pro
   async function send(req: FuzzRequest): Promise<unknown> {
     const h = req.header === undefined ? undefined : headers()
     h?.set(PRINCIPAL_HEADER, req.header!)
+    // The gateway answers only in the subject's tenant's reply space (`_INBOX_<tenant>.`).
+    const tenantToken = req.subject.split('.')[2] ?? 'none'
     const msg = await client.request(req.subject, req.body, {
       timeout: REQUEST_TIMEOUT_MS,
+      noMux: true,
+      reply: `_INBOX_${tenantToken}.${nuid.next()}`,
       ...(h ? { headers: h } : {}),
     })
     return JSON.parse(msg.string())

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
@@ -11,25 +11,26 @@ import { type CliProcess, killAll, runCli, startCli } from '../../packages/evtct
 const DATA_MARKER = 'datamarker-7f3a9c'
 const PRINCIPAL_MARKER = 'principal-marker-51b2'
 
-describe('logs over a whole demo flow carry ids, types and positions, never payloads or principals', () => {
+describe('logs over a whole demo flow carry ids, types and positions, never payloads, principals or creds', () => {
   let db: TestDatabase
   let nats: TestNatsServer
   let dir: string
   let up: CliProcess
   const env: Record<string, Record<string, string>> = {}
+  /** The user JWTs and nkey seeds of the creds files in use. */
+  const secrets: string[] = []
 
   before(async () => {
     db = await createTestDatabase('ep_logcapture')
     nats = await startNatsServer({ tenants: ['acme'] })
     dir = await mkdtemp(join(tmpdir(), 'ep-logcapture-'))
     for (const user of ['operator', 'acme']) {
-      const file = join(dir, user)
-      await writeFile(file, nats.credentials[user]!.pass, { mode: 0o600 })
+      const creds = nats.credentials[user]!.creds
+      secrets.push(...(await readFile(creds, 'utf8')).split('\n').filter((l) => /^(eyJ|SU)/.test(l)))
       env[user] = {
         EVENTPLANE_DATABASE_URL: db.url,
         EVENTPLANE_NATS_URL: nats.url,
-        EVENTPLANE_NATS_USER: user,
-        EVENTPLANE_NATS_PASSWORD_FILE: file,
+        EVENTPLANE_NATS_CREDS: creds,
         EVENTPLANE_TENANT: 'acme',
       }
     }
@@ -84,6 +85,8 @@ describe('logs over a whole demo flow carry ids, types and positions, never payl
     assert.ok(all.split('\n').filter(Boolean).length > 20, 'the flow logged at trace level')
     assert.ok(!all.includes(DATA_MARKER), 'no event data value in any log line')
     assert.ok(!all.includes(PRINCIPAL_MARKER), 'no principal (caused_by) in any log line')
+    assert.equal(secrets.length, 4, 'a JWT and a seed per creds file')
+    assert.ok(!secrets.some((s) => all.includes(s)), 'no creds (user JWT, nkey seed) in any log line')
     assert.ok(exported.includes(DATA_MARKER), 'the export itself carries the data')
     assert.ok(!exported.includes(PRINCIPAL_MARKER), 'an export redacts caused_by by default')
     assert.ok(withActor.includes(PRINCIPAL_MARKER), '--include-actor keeps it, for restores')

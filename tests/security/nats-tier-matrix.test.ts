@@ -2,9 +2,9 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { STREAM_NAME, ensureStream, logFilter } from '@eventplane/bus-nats'
 import { type TestNatsServer, startNatsServer } from '@eventplane/bus-nats/testing'
-import { AckPolicy, type JetStreamManager, jetstreamManager } from '@nats-io/jetstream'
+import { SERVICE_USERS } from '@eventplane/bus-nats/nats-config'
+import { AckPolicy, type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
-import { SERVICE_USERS } from '../../infra/nats/permissions.ts'
 import {
   type Observation,
   type Outcome,
@@ -15,7 +15,11 @@ import {
   observeSubscribe,
 } from './support/nats-observe.ts'
 
-/** Every tier, with tenant acme standing for "a tenant"; "own tenant" below means acme, "other" globex. */
+/**
+ * Every tier, with tenant acme standing for "a tenant"; "own tenant" below means acme, "other" globex.
+ * The service tiers are users of the log account; acme is the user of its own account, which imports
+ * only its submit subjects, its consumers (info, pull, ack) and its log subjects.
+ */
 const TIERS = ['operator', 'relay', 'gateway', 'controller', 'acme'] as const
 type Tier = (typeof TIERS)[number]
 
@@ -30,6 +34,9 @@ const J: Outcome = 'jetstream-refuses'
  * `deny_purge` (nobody can purge, the operator included) and `deny_delete`
  * (nobody can delete a message). `deny_delete` does not protect the stream
  * itself: deleting the whole stream is an operator's power and stays one.
+ * Changed by the account model (issue 10): a tenant creates no consumer at
+ * all, not even on its own subjects (the operator provisions them with
+ * `evtctl tenant add`), and pulls only its own consumers.
  */
 const EXPECTED = {
   //                                operator relay gateway controller acme
@@ -44,8 +51,10 @@ const EXPECTED = {
   subscribe_shared_inbox: [A, A, A, A, D],
   subscribe_other_tenant_inbox: [A, D, D, D, D],
   stream_info: [A, A, D, A, D],
-  create_own_tenant_consumer: [A, D, D, A, A],
+  create_own_tenant_consumer: [A, D, D, A, D],
   create_other_tenant_consumer: [A, D, D, A, D],
+  pull_own_tenant_consumer: [A, D, D, A, A],
+  pull_other_tenant_consumer: [A, D, D, A, D],
   delete_consumer: [A, D, D, D, D],
   delete_message: [J, D, D, D, D],
   purge_stream: [J, D, D, D, D],
@@ -78,7 +87,7 @@ const deleteTarget = (tier: Tier): string => (tier === 'acme' ? 'acme_ctl' : `de
 const createName = (tier: Tier, which: 'own' | 'other'): string =>
   tier === 'acme' ? (which === 'own' ? 'acme_tail' : 'acme_proj') : `${tier}_${which}`
 
-describe('NATS tier × action matrix (generated config, tenants acme and globex)', () => {
+describe('NATS tier × action matrix (account model, tenants acme and globex)', () => {
   let server: TestNatsServer
   const clients = new Map<Tier, TierClient>()
   const client = (tier: Tier): TierClient => clients.get(tier)!
@@ -98,6 +107,7 @@ describe('NATS tier × action matrix (generated config, tenants acme and globex)
         violations: new ViolationLog(nc),
       })
     }
+    // The stream exists already (tenant add provisions consumers on it); the relay checks its settings.
     await ensureStream(client('relay').jsm)
     for (const tier of TIERS) {
       await witness().jsm.consumers.add(STREAM_NAME, {
@@ -157,6 +167,14 @@ describe('NATS tier × action matrix (generated config, tenants acme and globex)
           filter_subject: GLOBEX_FILTER,
           ack_policy: AckPolicy.Explicit,
         }),
+      ),
+    pull_own_tenant_consumer: (c) =>
+      observeJetStream(async () =>
+        (await jetstream(c.nc).consumers.get(STREAM_NAME, 'acme_proj')).next({ expires: 1000 }),
+      ),
+    pull_other_tenant_consumer: (c) =>
+      observeJetStream(async () =>
+        (await jetstream(c.nc).consumers.get(STREAM_NAME, 'globex_proj')).next({ expires: 1000 }),
       ),
     delete_consumer: (c) =>
       observeJetStream(

@@ -1,5 +1,6 @@
 import { DEFAULT_DATABASE_URL, PgEventStore, ROLES, connectPg, redactUrl, roleUrl } from '@eventplane/store-pg'
 import { connect } from '@nats-io/transport-node'
+import { natsAuth } from './nats-auth.ts'
 import { pino } from 'pino'
 import { startGateway } from './gateway.ts'
 import { errorFields } from './logger.ts'
@@ -10,6 +11,8 @@ export interface GatewayProcessConfig {
   natsUrl: string
   natsUser?: string
   natsPassword?: string
+  /** A `.creds` file (user JWT and nkey seed): how users of the account model connect. */
+  natsCreds?: string
   /** Queue group shared by the gateways. */
   queue?: string
 }
@@ -21,7 +24,7 @@ export const GATEWAY_APPLICATION_NAME = 'eventplane-gateway'
  * Settings of a gateway process, from the environment: `EVENTPLANE_DATABASE_URL_INTENT_WRITER`,
  * else `EVENTPLANE_DATABASE_URL` when it already names the intent writer role, else that
  * (admin) URL with the intent writer role as user; `EVENTPLANE_NATS_URL` (default the local
- * server), `EVENTPLANE_NATS_USER` / `EVENTPLANE_NATS_PASSWORD`, `EVENTPLANE_GATEWAY_QUEUE`.
+ * server), `EVENTPLANE_NATS_CREDS` (a creds file) or `EVENTPLANE_NATS_USER` / `EVENTPLANE_NATS_PASSWORD`, `EVENTPLANE_GATEWAY_QUEUE`.
  */
 export function resolveGatewayConfig(env: NodeJS.ProcessEnv = process.env): GatewayProcessConfig {
   const base = env.EVENTPLANE_DATABASE_URL ?? DEFAULT_DATABASE_URL
@@ -32,6 +35,7 @@ export function resolveGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gate
     natsUrl: env.EVENTPLANE_NATS_URL ?? 'nats://127.0.0.1:4222',
     natsUser: env.EVENTPLANE_NATS_USER || undefined,
     natsPassword: env.EVENTPLANE_NATS_PASSWORD || undefined,
+    natsCreds: env.EVENTPLANE_NATS_CREDS || undefined,
     queue: env.EVENTPLANE_GATEWAY_QUEUE || undefined,
   }
 }
@@ -46,8 +50,10 @@ export function resolveGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gate
 export async function runGatewayProcess(env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const logger = pino({ name: 'eventplane-gateway', level: env.EVENTPLANE_LOG_LEVEL ?? 'info' })
   let config: GatewayProcessConfig
+  let auth: ReturnType<typeof natsAuth>
   try {
     config = resolveGatewayConfig(env)
+    auth = natsAuth(config)
   } catch (e) {
     logger.error(errorFields(e), 'gateway configuration is invalid')
     return 2
@@ -58,7 +64,7 @@ export async function runGatewayProcess(env: NodeJS.ProcessEnv = process.env): P
   const nc = await connect({
     servers: config.natsUrl,
     name: GATEWAY_APPLICATION_NAME,
-    ...(config.natsUser === undefined ? {} : { user: config.natsUser, pass: config.natsPassword ?? '' }),
+    ...auth,
     waitOnFirstConnect: true,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,

@@ -50,6 +50,32 @@ export interface Gateway {
   stop(): Promise<void>
   /** Resolves once the gateway has stopped. */
   closed: Promise<void>
+  /** Requests dropped unanswered and unprocessed so far: no reply subject in the requester's space. */
+  readonly dropped: number
+}
+
+/**
+ * The reply subject of a request that came through a tenant account's import:
+ * nats-server maps the requester's own reply subject to `_R_.<id>.<id>` in the
+ * serving account and routes the answer back into the requester's account.
+ */
+export const IMPORTED_REPLY_PREFIX = '_R_.'
+
+/**
+ * True when the gateway may answer `reply` for a request on `subject`: a
+ * reply mapped back into the requesting tenant's account (`_R_.`), or the
+ * subject's tenant's own inbox (`_INBOX_<tenant>.`, for clients in the log
+ * account or on a server without accounts). Anything else (no reply, a log
+ * subject, a JetStream API subject, another tenant's inbox) could make the
+ * gateway write where the requester may not; such a request is not served.
+ */
+export function replyInTenantSpace(subject: string, reply: string | undefined): boolean {
+  if (reply === undefined || reply === '') return false
+  if (reply.startsWith(IMPORTED_REPLY_PREFIX)) return true
+  // The raw token, unvalidated: a malformed subject still gets its typed error, and whatever the
+  // token, the reply stays under `_INBOX_`, where no stream and no service listens.
+  const tenant = subject.split('.')[2]
+  return tenant !== undefined && tenant !== '' && reply.startsWith(`_INBOX_${tenant}.`)
 }
 
 const encoder = new TextEncoder()
@@ -57,6 +83,8 @@ const encoder = new TextEncoder()
 /**
  * Serves intent submissions: NATS request/reply on
  * `eventplane-api.submit.<tenant>.<category>.<id>` in a queue group (DESIGN §4).
+ * A request whose reply subject is not in the requesting tenant's space (see
+ * {@link replyInTenantSpace}) is dropped unprocessed, counted and logged.
  * Each request is validated (size, subject names, JSON, envelope and schema,
  * kind, tenant and stream against the subject), stamped with `caused_by` and
  * appended; the reply is `{ ok: SubmitResult }` or `{ error: { code, message } }`.
@@ -73,7 +101,16 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     maxDataBytes: options.maxDataBytes ?? DEFAULT_MAX_DATA_BYTES,
   }
 
+  let dropped = 0
   const handle = async (msg: Msg): Promise<void> => {
+    if (!replyInTenantSpace(msg.subject, msg.reply)) {
+      dropped += 1
+      logger.warn(
+        { code: 'bus.forbidden', subject: msg.subject, reply: msg.reply?.slice(0, 200) ?? null },
+        'request dropped: reply subject outside the tenant space',
+      )
+      return
+    }
     let reply: SubmitReply
     try {
       const claimed = msg.headers?.get(PRINCIPAL_HEADER) || undefined
@@ -115,7 +152,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       await Promise.allSettled([...pending])
     })())
   const closed = sub.closed.then(() => stop())
-  return { stop, closed }
+  return Object.defineProperty({ stop, closed }, 'dropped', { get: () => dropped, enumerable: true }) as Gateway
 }
 
 export interface SubmitIntentOptions {

@@ -11,10 +11,19 @@ export {
   tenantInboxPrefix,
 } from './subjects.ts'
 export type { LogFilterOptions, SubmitTarget } from './subjects.ts'
-export { DEFAULT_DUPLICATE_WINDOW_MS, ensureStream, eventplaneStreamConfig } from './stream.ts'
+export {
+  DEFAULT_DUPLICATE_WINDOW_MS,
+  DEFAULT_STREAM_MAX_BYTES,
+  DEFAULT_STREAM_MAX_MSG_SIZE,
+  ensureStream,
+  ensureStreamExists,
+  eventplaneStreamConfig,
+} from './stream.ts'
 export type { EnsureStreamOptions } from './stream.ts'
 export { EVENT_HEADERS, decodeEvent, encodeEvent, eventHeaders, readEventHeaders } from './codec.ts'
 export type { EventHeaderValues } from './codec.ts'
+export { UntrustedLogMessage, acceptLogMessage } from './log-message.ts'
+export type { LogMessage, UntrustedReason } from './log-message.ts'
 export { Relay } from './relay.ts'
 export type { RelayOptions, RelayState, RelayStats } from './relay.ts'
 export { loadRelayCheckpoint, relayLockKey } from './relay-lease.ts'
@@ -25,7 +34,7 @@ export type { GatewayProcessConfig } from './gateway-process.ts'
 export { surviveDroppedPgConnections } from './pg-startup-guard.ts'
 export { EVENTS_CHANNEL, LogWaker } from './pg-listener.ts'
 export type { WakeReason } from './pg-listener.ts'
-export { startGateway, submitIntent } from './gateway.ts'
+export { IMPORTED_REPLY_PREFIX, replyInTenantSpace, startGateway, submitIntent } from './gateway.ts'
 export type { Gateway, GatewayOptions, SubmitIntentOptions } from './gateway.ts'
 export { DEFAULT_MAX_REQUEST_BYTES, PRINCIPAL_HEADER, defaultPrincipal } from './gateway-request.ts'
 export type { SubmitReply, SubmitRequest, SubmitResult, WireError } from './gateway-request.ts'
@@ -34,5 +43,7 @@ export type { Delivery, EnsureConsumerOptions, SubscribeOptions, Subscription } 
 export { tail } from './tail.ts'
 export type { LiveIterable } from './live-iterable.ts'
 export type { Tail, TailOptions } from './tail.ts'
+export { natsAuth } from './nats-auth.ts'
+export type { NatsAuthSettings } from './nats-auth.ts'
 export { errorFields, silentLogger } from './logger.ts'
 export type { Logger } from './logger.ts'

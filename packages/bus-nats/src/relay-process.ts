@@ -1,6 +1,7 @@
 import { EventplaneError } from '@eventplane/core'
 import { DEFAULT_DATABASE_URL, ROLES, connectPg, redactUrl, roleUrl } from '@eventplane/store-pg'
 import { connect } from '@nats-io/transport-node'
+import { natsAuth } from './nats-auth.ts'
 import { pino } from 'pino'
 import { errorFields } from './logger.ts'
 import { surviveDroppedPgConnections } from './pg-startup-guard.ts'
@@ -11,20 +12,26 @@ export interface RelayProcessConfig {
   natsUrl: string
   natsUser?: string
   natsPassword?: string
+  /** A `.creds` file (user JWT and nkey seed): how users of the account model connect. */
+  natsCreds?: string
   name: string
   batchSize?: number
   maxInFlight?: number
   pollIntervalMs?: number
   duplicateWindowMs?: number
+  /** The stream's size limits (see ensureStream). */
+  streamMaxBytes?: number
+  streamMaxMsgSize?: number
 }
 
 /**
  * Settings of a relay process, from the environment: `EVENTPLANE_DATABASE_URL_RELAY`,
  * else `EVENTPLANE_DATABASE_URL` when it already names the relay role, else that
  * (admin) URL with the relay role as user; `EVENTPLANE_NATS_URL` (default the
- * local server), `EVENTPLANE_NATS_USER` / `EVENTPLANE_NATS_PASSWORD`, `EVENTPLANE_RELAY_NAME`,
+ * local server), `EVENTPLANE_NATS_CREDS` (a creds file) or `EVENTPLANE_NATS_USER` / `EVENTPLANE_NATS_PASSWORD`, `EVENTPLANE_RELAY_NAME`,
  * and the tuning knobs `EVENTPLANE_RELAY_BATCH_SIZE`, `EVENTPLANE_RELAY_MAX_IN_FLIGHT`,
- * `EVENTPLANE_RELAY_POLL_MS`, and `EVENTPLANE_RELAY_DUPLICATE_WINDOW_MS` (the stream's duplicate window, see ensureStream).
+ * `EVENTPLANE_RELAY_POLL_MS`, `EVENTPLANE_RELAY_DUPLICATE_WINDOW_MS` (the stream's duplicate window, see ensureStream),
+ * and the stream's limits `EVENTPLANE_STREAM_MAX_BYTES` and `EVENTPLANE_STREAM_MAX_MSG_SIZE`.
  */
 export function resolveRelayConfig(env: NodeJS.ProcessEnv = process.env): RelayProcessConfig {
   const base = env.EVENTPLANE_DATABASE_URL ?? DEFAULT_DATABASE_URL
@@ -35,18 +42,21 @@ export function resolveRelayConfig(env: NodeJS.ProcessEnv = process.env): RelayP
     natsUrl: env.EVENTPLANE_NATS_URL ?? 'nats://127.0.0.1:4222',
     natsUser: env.EVENTPLANE_NATS_USER || undefined,
     natsPassword: env.EVENTPLANE_NATS_PASSWORD || undefined,
+    natsCreds: env.EVENTPLANE_NATS_CREDS || undefined,
     name: env.EVENTPLANE_RELAY_NAME || 'default',
     batchSize: intFromEnv(env, 'EVENTPLANE_RELAY_BATCH_SIZE'),
     maxInFlight: intFromEnv(env, 'EVENTPLANE_RELAY_MAX_IN_FLIGHT'),
     pollIntervalMs: intFromEnv(env, 'EVENTPLANE_RELAY_POLL_MS'),
     duplicateWindowMs: intFromEnv(env, 'EVENTPLANE_RELAY_DUPLICATE_WINDOW_MS'),
+    streamMaxBytes: intFromEnv(env, 'EVENTPLANE_STREAM_MAX_BYTES', 15),
+    streamMaxMsgSize: intFromEnv(env, 'EVENTPLANE_STREAM_MAX_MSG_SIZE'),
   }
 }
 
-function intFromEnv(env: NodeJS.ProcessEnv, key: string): number | undefined {
+function intFromEnv(env: NodeJS.ProcessEnv, key: string, maxDigits = 9): number | undefined {
   const text = env[key]
   if (text === undefined || text === '') return undefined
-  if (!/^[1-9]\d{0,8}$/.test(text))
+  if (!new RegExp(`^[1-9]\\d{0,${maxDigits - 1}}$`).test(text))
     throw new EventplaneError('cli.config', `${key} must be a positive integer, got ${JSON.stringify(text)}`)
   return Number(text)
 }
@@ -59,8 +69,10 @@ function intFromEnv(env: NodeJS.ProcessEnv, key: string): number | undefined {
 export async function runRelayProcess(env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const logger = pino({ name: 'eventplane-relay', level: env.EVENTPLANE_LOG_LEVEL ?? 'info' })
   let config: RelayProcessConfig
+  let auth: ReturnType<typeof natsAuth>
   try {
     config = resolveRelayConfig(env)
+    auth = natsAuth(config)
   } catch (e) {
     logger.error(errorFields(e), 'relay configuration is invalid')
     return 2
@@ -74,7 +86,7 @@ export async function runRelayProcess(env: NodeJS.ProcessEnv = process.env): Pro
   const nc = await connect({
     servers: config.natsUrl,
     name: `eventplane-relay:${config.name}`,
-    ...(config.natsUser === undefined ? {} : { user: config.natsUser, pass: config.natsPassword ?? '' }),
+    ...auth,
     waitOnFirstConnect: true,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
@@ -87,7 +99,11 @@ export async function runRelayProcess(env: NodeJS.ProcessEnv = process.env): Pro
     batchSize: config.batchSize,
     maxInFlight: config.maxInFlight,
     pollIntervalMs: config.pollIntervalMs,
-    ...(config.duplicateWindowMs === undefined ? {} : { stream: { duplicateWindowMs: config.duplicateWindowMs } }),
+    stream: {
+      ...(config.duplicateWindowMs === undefined ? {} : { duplicateWindowMs: config.duplicateWindowMs }),
+      ...(config.streamMaxBytes === undefined ? {} : { maxBytes: config.streamMaxBytes }),
+      ...(config.streamMaxMsgSize === undefined ? {} : { maxMsgSize: config.streamMaxMsgSize }),
+    },
   })
   const stop = (): void => void relay.stop()
   process.once('SIGTERM', stop)

@@ -1,5 +1,5 @@
 import { EventplaneError, Forbidden, Unavailable } from '@eventplane/core'
-import { JetStreamApiError, RetentionPolicy, StorageType } from '@nats-io/jetstream'
+import { DiscardPolicy, JetStreamApiError, RetentionPolicy, StorageType } from '@nats-io/jetstream'
 import type { JetStreamManager, StreamConfig, StreamInfo } from '@nats-io/jetstream'
 import { PermissionViolationError, nanos } from '@nats-io/transport-node'
 import { LOG_SUBJECTS, STREAM_NAME } from './subjects.ts'
@@ -11,9 +11,24 @@ export interface EnsureStreamOptions {
   replicas?: number
   /** Maximum message age; default 0, keep forever (PostgreSQL is the source of truth, the bus its replica). */
   maxAgeMs?: number
+  /**
+   * Most bytes the stream holds; default {@link DEFAULT_STREAM_MAX_BYTES}. A full stream refuses new
+   * messages (`discard: new`): the relay stops publishing and waits, so nothing is ever dropped or skipped;
+   * `evtctl status` shows the lag. JetStream reserves this much storage when the stream is created.
+   */
+  maxBytes?: number
+  /** Largest message the stream accepts; default {@link DEFAULT_STREAM_MAX_MSG_SIZE}. */
+  maxMsgSize?: number
 }
 
 export const DEFAULT_DUPLICATE_WINDOW_MS = 2 * 60 * 1000
+/** 4 GiB: a bound, not a target; size it to the log with EVENTPLANE_STREAM_MAX_BYTES (updatable in place). */
+export const DEFAULT_STREAM_MAX_BYTES = 4 * 1024 ** 3
+/**
+ * 256 KiB: a log message is one recorded event (64 KiB of data at most by default, plus the envelope),
+ * so this leaves room for a larger configured data limit and stays under the server's 1 MiB max_payload.
+ */
+export const DEFAULT_STREAM_MAX_MSG_SIZE = 256 * 1024
 
 /** JetStream API error codes we act on (nats-server `server/errors.json`). */
 const STREAM_NOT_FOUND = 10059
@@ -32,6 +47,9 @@ export function eventplaneStreamConfig(options: EnsureStreamOptions = {}): Parti
     duplicate_window: nanos(options.duplicateWindowMs ?? DEFAULT_DUPLICATE_WINDOW_MS),
     num_replicas: options.replicas ?? 1,
     max_age: nanos(options.maxAgeMs ?? 0),
+    max_bytes: options.maxBytes ?? DEFAULT_STREAM_MAX_BYTES,
+    max_msg_size: options.maxMsgSize ?? DEFAULT_STREAM_MAX_MSG_SIZE,
+    discard: DiscardPolicy.New,
   }
 }
 
@@ -62,6 +80,9 @@ function updatableDifferences(actual: StreamConfig, wanted: Partial<StreamConfig
   if (actual.duplicate_window !== wanted.duplicate_window) delta.duplicate_window = wanted.duplicate_window
   if (actual.max_age !== wanted.max_age) delta.max_age = wanted.max_age
   if (actual.num_replicas !== wanted.num_replicas) delta.num_replicas = wanted.num_replicas
+  if (actual.max_bytes !== wanted.max_bytes) delta.max_bytes = wanted.max_bytes
+  if (actual.max_msg_size !== wanted.max_msg_size) delta.max_msg_size = wanted.max_msg_size
+  if (actual.discard !== wanted.discard) delta.discard = wanted.discard
   return delta
 }
 
@@ -103,9 +124,19 @@ async function streamInfo(jsm: JetStreamManager): Promise<StreamInfo | undefined
 }
 
 /**
+ * Creates the `EVENTPLANE` stream with default settings when it does not
+ * exist, and leaves an existing one as it is (its settings belong to the
+ * relay's {@link ensureStream}). For `evtctl tenant add`, which provisions
+ * tenant consumers and may run before any relay has.
+ */
+export async function ensureStreamExists(jsm: JetStreamManager): Promise<StreamInfo> {
+  return (await streamInfo(jsm)) ?? ensureStream(jsm)
+}
+
+/**
  * Creates the `EVENTPLANE` stream, or checks an existing one: updatable
- * settings (duplicate window, max age, replicas, turning deny_delete /
- * deny_purge on, rollups off) are brought in line; anything else that differs
+ * settings (duplicate window, max age, replicas, size limits, discard
+ * new, turning deny_delete / deny_purge on, rollups off) are brought in line; anything else that differs
  * fails with `bus.stream_mismatch` and the existing stream is left untouched.
  * Safe to call from every relay at startup, concurrently. Returns the
  * stream's info after the call.

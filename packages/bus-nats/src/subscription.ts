@@ -10,13 +10,13 @@ import {
   JetStreamApiError,
 } from '@nats-io/jetstream'
 import { PermissionViolationError, nanos } from '@nats-io/transport-node'
-import { decodeEvent } from './codec.ts'
 import { type LiveIterable, liveIterable } from './live-iterable.ts'
-import { type Logger, errorFields, silentLogger } from './logger.ts'
+import { acceptLogMessage, untrustedFields } from './log-message.ts'
+import { type Logger, silentLogger } from './logger.ts'
 import { type LogFilterOptions, STREAM_NAME, logFilter } from './subjects.ts'
 
 export interface EnsureConsumerOptions {
-  /** Durable name; ASCII letters, digits, `_` and `-` (tenants may only use the names listed for them). */
+  /** Durable name; ASCII letters, digits, `_` and `-`. */
   name: string
   /** What the consumer sees: one filter subject over the log, e.g. `{ tenant: 'acme' }` → `eventplane.*.acme.>`. */
   filter: LogFilterOptions
@@ -30,21 +30,54 @@ export interface EnsureConsumerOptions {
   maxAckPending?: number
 }
 
-/** JetStream API error: a consumer with this name exists with another config (nats-server errors.json). */
+/** JetStream API errors (nats-server errors.json): exists with another config, or not found. */
 const CONSUMER_EXISTS = 10148
 const CONSUMER_NAME_EXISTS = 10013
+const CONSUMER_NOT_FOUND = 10014
 
 /**
  * Creates (or finds) a durable pull consumer on EVENTPLANE with explicit acks
- * and one filter subject. Uses the filtered create subject
- * `$JS.API.CONSUMER.CREATE.EVENTPLANE.<name>.<filter>`, the only one a tenant
- * may use. An existing consumer with the same name and filter is returned as
- * is; one with another filter fails with `bus.bad_request`; a create the
- * server refuses (another tenant's filter, an unlisted name) with `bus.forbidden`.
+ * and one filter subject, through the filtered create subject
+ * `$JS.API.CONSUMER.CREATE.EVENTPLANE.<name>.<filter>`. An existing consumer
+ * with the same name and filter is returned as is; one with another filter
+ * fails with `bus.bad_request`. It is looked up first, because nats-server
+ * 2.9 treats a create of an existing consumer as an update and would
+ * silently re-point its filter (a tenant's consumer onto another tenant).
+ * A request the server refuses (a tenant connection: tenants cannot create
+ * consumers) fails with `bus.forbidden`.
  */
 export async function ensureConsumer(jsm: JetStreamManager, options: EnsureConsumerOptions): Promise<ConsumerInfo> {
   const name = validateName('consumer', options.name)
+  try {
+    return await findOrCreateConsumer(jsm, name, options)
+  } catch (e) {
+    // nats.js rejects a refused request with a RequestError whose cause is the PermissionViolationError.
+    if (e instanceof PermissionViolationError || (e instanceof Error && e.cause instanceof PermissionViolationError))
+      throw new Forbidden('bus.forbidden', `not permitted to create or inspect consumer ${name}`, { cause: e })
+    throw e
+  }
+}
+
+async function findOrCreateConsumer(
+  jsm: JetStreamManager,
+  name: string,
+  options: EnsureConsumerOptions,
+): Promise<ConsumerInfo> {
   const filter = logFilter(options.filter)
+  const existing = (): Promise<ConsumerInfo> =>
+    jsm.consumers.info(STREAM_NAME, name).then((info) => {
+      if (info.config.filter_subject !== filter)
+        throw new EventplaneError(
+          'bus.bad_request',
+          `consumer ${name} exists with filter ${info.config.filter_subject ?? '(none)'}, not ${filter}`,
+        )
+      return info
+    })
+  try {
+    return await existing()
+  } catch (e) {
+    if (!(e instanceof JetStreamApiError && e.code === CONSUMER_NOT_FOUND)) throw e
+  }
   try {
     return await jsm.consumers.add(STREAM_NAME, {
       durable_name: name,
@@ -56,19 +89,9 @@ export async function ensureConsumer(jsm: JetStreamManager, options: EnsureConsu
       max_ack_pending: options.maxAckPending ?? 1000,
     })
   } catch (e) {
-    // nats.js rejects a refused request with a RequestError whose cause is the PermissionViolationError.
-    if (e instanceof PermissionViolationError || (e instanceof Error && e.cause instanceof PermissionViolationError))
-      throw new Forbidden('bus.forbidden', `not permitted to create consumer ${name} on ${filter}`, { cause: e })
+    // Another process created it between our lookup and create: check theirs instead.
     if (!(e instanceof JetStreamApiError && (e.code === CONSUMER_EXISTS || e.code === CONSUMER_NAME_EXISTS))) throw e
-    const info = await jsm.consumers.info(STREAM_NAME, name)
-    if (info.config.filter_subject !== filter) {
-      throw new EventplaneError(
-        'bus.bad_request',
-        `consumer ${name} exists with filter ${info.config.filter_subject ?? '(none)'}, not ${filter}`,
-        { cause: e },
-      )
-    }
-    return info
+    return existing()
   }
 }
 
@@ -94,7 +117,10 @@ export interface Delivery {
  * Deliveries in stream order; `stop()` stops fetching (un-acked deliveries are redelivered later), `closed`
  * resolves once ended. Iteration throws when the consumer or its stream is deleted.
  */
-export type Subscription = LiveIterable<Delivery>
+export interface Subscription extends LiveIterable<Delivery> {
+  /** Messages refused and terminated so far: not as the relay publishes them (see acceptLogMessage). */
+  readonly dropped: number
+}
 
 export interface SubscribeOptions {
   /** Name of an existing consumer (see ensureConsumer). */
@@ -107,8 +133,10 @@ export interface SubscribeOptions {
 
 /**
  * Consumes a durable pull consumer as an async iterable of deliveries, in
- * stream order. A message that does not decode as a recorded event is
- * terminated and logged (by sequence, never by content), not yielded.
+ * stream order. Needs only the consumer's info, pull and ack subjects, the
+ * grants a tenant account has. A message that is not an event as the relay
+ * publishes it (see acceptLogMessage) is terminated, counted in `dropped` and
+ * logged by ids (sequence, subject, event id; never content), never yielded.
  */
 export async function subscribe(js: JetStreamClient, options: SubscribeOptions): Promise<Subscription> {
   const name = validateName('consumer', options.consumer)
@@ -123,16 +151,16 @@ export async function subscribe(js: JetStreamClient, options: SubscribeOptions):
     expires: 10_000,
     abort_on_missing_resource: true,
   })
-  return liveIterable(messages, {
+  let dropped = 0
+  const live = liveIterable(messages, {
     map(msg: JsMsg): Delivery | undefined {
       try {
-        return toDelivery(msg, decodeEvent(msg.data))
+        return toDelivery(msg, acceptLogMessage(msg))
       } catch (e) {
-        logger.error(
-          { consumer: name, seq: msg.seq, subject: msg.subject, ...errorFields(e) },
-          'undecodable log message terminated',
-        )
-        msg.term('undecodable')
+        dropped += 1
+        logger.error({ consumer: name, seq: msg.seq, ...untrustedFields(e) }, 'untrusted log message terminated')
+        // No reason text: nats-server 2.9 takes only a bare `+TERM` as a term (a reason came with 2.10).
+        msg.term()
         return undefined
       }
     },
@@ -140,6 +168,7 @@ export async function subscribe(js: JetStreamClient, options: SubscribeOptions):
     sourceClosed: messages.closed(),
     signal: options.signal,
   })
+  return Object.defineProperty(live, 'dropped', { get: () => dropped, enumerable: true }) as Subscription
 }
 
 function toDelivery(msg: JsMsg, event: RecordedEvent): Delivery {

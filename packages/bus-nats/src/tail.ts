@@ -1,14 +1,16 @@
 import type { RecordedEvent } from '@eventplane/core'
 import type { Msg, NatsConnection } from '@nats-io/transport-node'
-import { decodeEvent } from './codec.ts'
 import { type LiveIterable, liveIterable } from './live-iterable.ts'
-import { type Logger, errorFields, silentLogger } from './logger.ts'
+import { acceptLogMessage, untrustedFields } from './log-message.ts'
+import { type Logger, silentLogger } from './logger.ts'
 import { type LogFilterOptions, logFilter } from './subjects.ts'
 
 /** Live events; `stop()` unsubscribes, `closed` resolves once ended. */
 export interface Tail extends LiveIterable<RecordedEvent> {
   /** The subject filter subscribed to. */
   subject: string
+  /** Messages refused so far: not as the relay publishes them (see acceptLogMessage). */
+  readonly dropped: number
 }
 
 export interface TailOptions {
@@ -19,8 +21,9 @@ export interface TailOptions {
 /**
  * Live events on the log subjects matching `filter` through a plain (core
  * NATS) subscription: no history, no acks, no redelivery: what `evtctl tail`
- * shows. A tenant connection may tail only its own tenant. Messages that do
- * not decode are skipped and logged by subject.
+ * shows. A tenant connection may tail only its own tenant. A message that is
+ * not an event as the relay publishes it (see acceptLogMessage) is counted in
+ * `dropped`, logged by ids and skipped.
  */
 export async function tail(
   nc: NatsConnection,
@@ -31,12 +34,14 @@ export async function tail(
   const logger = options.logger ?? silentLogger
   const sub = nc.subscribe(subject)
   await nc.flush()
+  let dropped = 0
   const live = liveIterable(sub, {
     map(msg: Msg): RecordedEvent | undefined {
       try {
-        return decodeEvent(msg.data)
+        return acceptLogMessage(msg)
       } catch (e) {
-        logger.warn({ subject: msg.subject, ...errorFields(e) }, 'undecodable log message skipped')
+        dropped += 1
+        logger.warn(untrustedFields(e), 'untrusted log message dropped')
         return undefined
       }
     },
@@ -46,5 +51,8 @@ export async function tail(
     sourceClosed: sub.closed,
     signal: options.signal,
   })
-  return Object.assign(live, { subject })
+  return Object.defineProperties(live, {
+    subject: { value: subject, enumerable: true },
+    dropped: { get: () => dropped, enumerable: true },
+  }) as Tail
 }

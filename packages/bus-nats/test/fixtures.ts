@@ -4,7 +4,7 @@ import { type EventEnvelope, type RecordedEvent, EventFactory, START } from '@ev
 import { PgEventStore, ROLES } from '@eventplane/store-pg'
 import { createTestDatabase, eventually as eventuallyWithin, type TestDatabase } from '@eventplane/store-pg/testing'
 import { type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream'
-import { type MsgHdrs, type NatsConnection, connect } from '@nats-io/transport-node'
+import type { MsgHdrs, NatsConnection } from '@nats-io/transport-node'
 import { decodeEvent } from '../src/codec.ts'
 import { STREAM_NAME } from '../src/subjects.ts'
 import { startNatsServer, type TestNatsServer } from '../src/testing/index.ts'
@@ -99,14 +99,7 @@ export async function createBusEnv(prefix: string, tenants: string[] = ['acme', 
     facts: new PgEventStore(db.connect(ROLES.factWriter, 4)),
     relayStore: new PgEventStore(db.connect(ROLES.relay, 2)),
     async natsAs(user) {
-      const creds = server.credentials[user]
-      const nc = await connect({
-        servers: server.url,
-        ...(creds ? { user: creds.user, pass: creds.pass } : {}),
-        name: `test-${user}`,
-        maxReconnectAttempts: -1,
-        reconnectTimeWait: 100,
-      })
+      const nc = await server.connect(user, { maxReconnectAttempts: -1, reconnectTimeWait: 100 })
       connections.push(nc)
       return nc
     },
@@ -222,8 +215,7 @@ export function spawnRelay(env: BusEnv, name: string, extraEnv: Record<string, s
   return spawnServiceProcess(RELAY_BIN, `relay ${name}`, {
     EVENTPLANE_DATABASE_URL: env.db.roleUrl(ROLES.relay),
     EVENTPLANE_NATS_URL: env.server.url,
-    EVENTPLANE_NATS_USER: creds.user,
-    EVENTPLANE_NATS_PASSWORD: creds.pass,
+    EVENTPLANE_NATS_CREDS: creds.creds,
     EVENTPLANE_RELAY_NAME: name,
     EVENTPLANE_RELAY_POLL_MS: '200',
     ...extraEnv,

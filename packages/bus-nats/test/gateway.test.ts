@@ -196,10 +196,12 @@ describe('gateway', () => {
     assert.equal(await rowCount(), before)
   })
 
-  test('when PostgreSQL is unreachable the reply is store.unavailable; when no gateway serves, bus.unavailable', async () => {
+  test('when PostgreSQL is unreachable the reply is store.unavailable; when no gateway serves, bus.timeout', async () => {
     await gateway.stop()
-    await assertRejected('bus.unavailable', () =>
-      submitIntent(acme, user.intent(d1, 'deploy_requested', { replicas: 1 }), { timeoutMs: 2000 }),
+    // The request crosses from the tenant's account into the log account by an import, and
+    // nats-server 2.9 reports no "no responders" across accounts: the client times out.
+    await assertRejected('bus.timeout', () =>
+      submitIntent(acme, user.intent(d1, 'deploy_requested', { replicas: 1 }), { timeoutMs: 1000 }),
     )
     const unreachable = connectPg('postgres://eventplane_intent_writer@127.0.0.1:1/nowhere', {
       max: 1,

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { AckPolicy, JetStreamApiError, jetstream, jetstreamManager } from '@nats-io/jetstream'
 import type { JetStreamManager } from '@nats-io/jetstream'
-import { PermissionViolationError } from '@nats-io/transport-node'
+import { PermissionViolationError, RequestError } from '@nats-io/transport-node'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { ensureStream } from '../src/stream.ts'
 import { STREAM_NAME, logFilter, logSubject, submitSubject } from '../src/subjects.ts'
@@ -56,7 +56,7 @@ function watchViolations(nc: NatsConnection): (subject: string) => Promise<Permi
   }
 }
 
-describe('tiered NATS credentials (tenants acme and globex)', () => {
+describe('NATS accounts and user grants (tenants acme and globex)', () => {
   let server: TestNatsServer
   let operator: JetStreamManager
   let relay: NatsConnection
@@ -64,16 +64,11 @@ describe('tiered NATS credentials (tenants acme and globex)', () => {
   const globexFilter = logFilter({ tenant: 'globex' })
 
   before(async () => {
+    // Tenants added as `evtctl tenant add` does: accounts, users, consumers <tenant>_tail/_proj/_ctl.
     server = await startNatsServer({ tenants: ['acme', 'globex'] })
     operator = await jetstreamManager(await server.connect('operator'))
     relay = await server.connect('relay')
     await ensureStream(await jetstreamManager(relay))
-    const globex = await jetstreamManager(await server.connect('globex'))
-    await globex.consumers.add(STREAM_NAME, {
-      name: 'globex_tail',
-      filter_subject: globexFilter,
-      ack_policy: AckPolicy.Explicit,
-    })
   })
   after(async () => {
     await server?.stop()
@@ -123,9 +118,10 @@ describe('tiered NATS credentials (tenants acme and globex)', () => {
     assert.equal((await operator.streams.info(STREAM_NAME)).state.messages, before)
   })
 
-  test("a tenant cannot create a consumer on another tenant's subjects, with an unlisted name, or without a filter", async () => {
-    const acme = await jetstreamManager(await server.connect('acme'))
+  test('a tenant cannot create a consumer at all: not on its own subjects, not on others, not without a filter', async () => {
+    const acme = await jetstreamManager(await server.connect('acme'), { checkAPI: false })
     const attempts: Array<[Parameters<JetStreamManager['consumers']['add']>[1], string]> = [
+      [{ name: 'acme_tail', filter_subject: acmeFilter }, `$JS.API.CONSUMER.CREATE.EVENTPLANE.acme_tail.${acmeFilter}`],
       [
         { name: 'acme_tail', filter_subject: globexFilter },
         `$JS.API.CONSUMER.CREATE.EVENTPLANE.acme_tail.${globexFilter}`,
@@ -134,14 +130,11 @@ describe('tiered NATS credentials (tenants acme and globex)', () => {
         { name: 'globex_proj', filter_subject: globexFilter },
         `$JS.API.CONSUMER.CREATE.EVENTPLANE.globex_proj.${globexFilter}`,
       ],
-      [
-        { name: 'acme_other', filter_subject: acmeFilter },
-        `$JS.API.CONSUMER.CREATE.EVENTPLANE.acme_other.${acmeFilter}`,
-      ],
       [{ name: 'acme_tail' }, '$JS.API.CONSUMER.CREATE.EVENTPLANE.acme_tail'],
+      // A push consumer would deliver wherever deliver_subject says: none can be made.
       [
-        { name: 'acme_tail', filter_subject: 'eventplane.>' },
-        '$JS.API.CONSUMER.CREATE.EVENTPLANE.acme_tail.eventplane.>',
+        { name: 'acme_push', filter_subject: acmeFilter, deliver_subject: 'anywhere' },
+        `$JS.API.CONSUMER.CREATE.EVENTPLANE.acme_push.${acmeFilter}`,
       ],
     ]
     for (const [config, subject] of attempts) {
@@ -157,34 +150,34 @@ describe('tiered NATS credentials (tenants acme and globex)', () => {
     )
   })
 
-  test('an allowed create subject paired with a body that filters on another tenant or names another consumer is refused by JetStream', async () => {
-    const nc = await server.connect('acme')
-    const subject = `$JS.API.CONSUMER.CREATE.EVENTPLANE.acme_tail.${acmeFilter}`
-    const forged: Array<[Record<string, unknown>, number]> = [
-      [{ name: 'acme_tail', filter_subject: globexFilter }, 10131],
-      [{ name: 'acme_tail', filter_subject: 'eventplane.>' }, 10131],
-      [{ name: 'acme_tail' }, 10131],
-      [{ durable_name: 'globex_tail', filter_subject: acmeFilter }, 10017],
-    ]
-    for (const [config, errCode] of forged) {
-      const reply = await nc.request(
+  test("the account boundary holds without user grants: a user with none in acme's account reaches only its imports", async () => {
+    const open = await server.connectAccountUser('acme')
+    const noResponders = async (subject: string, body = '{}') =>
+      assert.rejects(
+        open.request(subject, body, { timeout: 2000 }),
+        (e) => e instanceof RequestError && e.isNoResponders(),
         subject,
-        JSON.stringify({ stream_name: STREAM_NAME, config: { ...config, ack_policy: 'explicit' } }),
       )
-      assert.equal(reply.json<{ error?: { err_code: number } }>().error?.err_code, errCode, JSON.stringify(config))
-    }
-  })
-
-  test('a filter that passes the permission token match but is not a subset of the stream is refused by JetStream itself', async () => {
-    const acme = await jetstreamManager(await server.connect('acme'))
-    await assert.rejects(
-      acme.consumers.add(STREAM_NAME, {
-        name: 'acme_proj',
-        filter_subject: 'eventplane.>.acme.>',
-        ack_policy: AckPolicy.Explicit,
-      }),
-      (e) => e instanceof JetStreamApiError && e.code === 10093,
-    )
+    // No JetStream API of its own and none of the log account's but the imported consumer subjects.
+    await noResponders(`$JS.API.CONSUMER.CREATE.EVENTPLANE.acme_x.${acmeFilter}`)
+    await noResponders('$JS.API.CONSUMER.CREATE.EVENTPLANE')
+    await noResponders('$JS.API.STREAM.DELETE.EVENTPLANE')
+    await noResponders('$JS.API.STREAM.INFO.EVENTPLANE')
+    await noResponders('$JS.API.CONSUMER.INFO.EVENTPLANE.globex_tail')
+    await noResponders('$JS.API.CONSUMER.MSG.NEXT.EVENTPLANE.globex_tail', '{"batch":1}')
+    await noResponders(submitSubject('globex', 'x', 'y'))
+    const own = await jetstream(open).consumers.get(STREAM_NAME, 'acme_proj')
+    assert.equal((await own.info()).config.filter_subject, acmeFilter)
+    // Publishing on a log subject stays inside its account: the stream and the log account see nothing.
+    const watcher = await server.connect('operator')
+    const spy = watcher.subscribe('eventplane.>')
+    await watcher.flush()
+    const before = (await operator.streams.info(STREAM_NAME)).state.messages
+    open.publish(logSubject('fact', 'globex', 'x', 'y'), '{"forged":true}')
+    await open.flush()
+    await watcher.flush()
+    assert.equal(spy.getReceived(), 0)
+    assert.equal((await operator.streams.info(STREAM_NAME)).state.messages, before)
   })
 
   test("a tenant cannot read or pull from another tenant's consumer", async () => {
@@ -198,20 +191,15 @@ describe('tiered NATS credentials (tenants acme and globex)', () => {
   })
 
   test('a tenant cannot delete or purge the stream, nor delete a message', async () => {
-    const acme = await jetstreamManager(await server.connect('acme'))
+    const acme = await jetstreamManager(await server.connect('acme'), { checkAPI: false })
     await assertPublishRefused(acme.streams.purge(STREAM_NAME), '$JS.API.STREAM.PURGE.EVENTPLANE')
     await assertPublishRefused(acme.streams.delete(STREAM_NAME), '$JS.API.STREAM.DELETE.EVENTPLANE')
     await assertPublishRefused(acme.streams.deleteMessage(STREAM_NAME, 1), '$JS.API.STREAM.MSG.DELETE.EVENTPLANE')
   })
 
   test("a tenant's listed consumer and core tail receive exactly its own messages from a mixed log the relay publishes", async () => {
+    // acme_tail was provisioned by tenant add, filtered to acme's subjects.
     const nc = await server.connect('acme')
-    const jsm = await jetstreamManager(nc)
-    await jsm.consumers.add(STREAM_NAME, {
-      name: 'acme_tail',
-      filter_subject: acmeFilter,
-      ack_policy: AckPolicy.Explicit,
-    })
     const tail = nc.subscribe(acmeFilter)
     await nc.flush()
     const js = jetstream(relay)
@@ -242,7 +230,7 @@ describe('tiered NATS credentials (tenants acme and globex)', () => {
     assert.equal((await consumer.info()).num_ack_pending, 0)
   })
 
-  test('the gateway serves eventplane-api.submit.> and its replies reach a tenant on _INBOX_<tenant>', async () => {
+  test("the gateway serves eventplane-api.submit.> and its replies reach a tenant through its account's import", async () => {
     const gateway = await server.connect('gateway')
     const served = gateway.subscribe('eventplane-api.submit.>', {
       queue: 'gateway',
@@ -255,7 +243,8 @@ describe('tiered NATS credentials (tenants acme and globex)', () => {
     const subject = submitSubject('acme', 'orders', 'o-1')
     const answer = (await acme.request(subject, '{}', { timeout: 2000 })).json<{ subject: string; reply: string }>()
     assert.equal(answer.subject, subject)
-    assert.match(answer.reply, /^_INBOX_acme\./)
+    // The tenant's own reply subject never reaches the log account: the server maps it to _R_.
+    assert.match(answer.reply, /^_R_\./)
     served.unsubscribe()
   })
 

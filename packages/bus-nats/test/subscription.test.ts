@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { ROLES } from '@eventplane/store-pg'
 import { jetstream, jetstreamManager } from '@nats-io/jetstream'
+import { STREAM_NAME } from '../src/subjects.ts'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { Relay } from '../src/relay.ts'
 import { type Delivery, ensureConsumer, subscribe } from '../src/subscription.ts'
@@ -38,11 +39,10 @@ describe('subscriptions', () => {
   })
 
   test('a tenant subscription receives its events in order, acks them, and gets an un-acked one redelivered', async () => {
-    await ensureConsumer(await jetstreamManager(acme), {
-      name: 'acme_ctl',
-      filter: { tenant: 'acme' },
-      ackWaitMs: 1000,
-    })
+    // Tenant consumers are the operator's to make (tenant add made acme_ctl); this one gets a 1 s ack wait.
+    const operator = await jetstreamManager(await env.natsAs('operator'))
+    await operator.consumers.delete(STREAM_NAME, 'acme_ctl')
+    await ensureConsumer(operator, { name: 'acme_ctl', filter: { tenant: 'acme' }, ackWaitMs: 1000 })
     await appendIntents(env.intents, 'globex', 3, 3, 'other')
     const appended = await appendIntents(env.intents, 'acme', 3, 3, 'mine')
     const sub = await subscribe(jetstream(acme), { consumer: 'acme_ctl', batch: 10 })
@@ -73,10 +73,14 @@ describe('subscriptions', () => {
     await within(sub.closed, 5000, 'subscription closed')
   })
 
-  test('a consumer is refused a filter outside its tenant, and an existing one keeps its filter', async () => {
-    const jsm = await jetstreamManager(acme)
-    await assert.rejects(ensureConsumer(jsm, { name: 'acme_tail', filter: { tenant: 'globex' } }), {
+  test('a tenant cannot create consumers at all; an existing consumer keeps its filter', async () => {
+    const tenant = await jetstreamManager(acme, { checkAPI: false })
+    await assert.rejects(ensureConsumer(tenant, { name: 'acme_extra', filter: { tenant: 'acme' } }), {
       code: 'bus.forbidden',
+    })
+    const jsm = await jetstreamManager(await env.natsAs('operator'))
+    await assert.rejects(ensureConsumer(jsm, { name: 'acme_tail', filter: { tenant: 'globex' } }), {
+      code: 'bus.bad_request',
     })
     const info = await ensureConsumer(jsm, { name: 'acme_ctl', filter: { tenant: 'acme' } })
     assert.equal(info.config.filter_subject, 'eventplane.*.acme.>')

@@ -23,6 +23,8 @@ export type ErrorCode =
   | 'bus.bad_request'
   | 'bus.timeout'
   | 'bus.stream_mismatch'
+  | 'bus.untrusted_message'
+  | 'bus.unknown_tenant'
   | 'bus.internal'
   | 'runtime.unknown_projection'
   | 'runtime.unknown_controller'

@@ -15,6 +15,9 @@ export interface ConfigFlags {
   natsUrl?: string
   natsUser?: string
   natsPasswordFile?: string
+  natsCreds?: string
+  /** Only tenant commands read it: the operator side's NATS auth dir. */
+  natsAuthDir?: string
   tenant?: string
 }
 
@@ -28,10 +31,17 @@ export interface ResolvedConfig {
   natsUrl: string
   natsUser: string | undefined
   natsPassword: string | undefined
+  /** Absolute path of a NATS `.creds` file (user JWT and nkey seed): how the account model authenticates. */
+  natsCreds: string | undefined
+  /** Absolute path of the NATS auth dir (`tenant` commands; made by nats-setup). */
+  natsAuthDir: string | undefined
   tenant: string | undefined
   /** The config file that was read, if any. */
   configFile: string | undefined
-  sources: Record<'databaseUrl' | 'natsUrl' | 'natsUser' | 'natsPassword' | 'tenant', ConfigSource>
+  sources: Record<
+    'databaseUrl' | 'natsUrl' | 'natsUser' | 'natsPassword' | 'natsCreds' | 'natsAuthDir' | 'tenant',
+    ConfigSource
+  >
 }
 
 /** The JSON config file's keys; anything else is rejected so typos are caught. */
@@ -40,9 +50,19 @@ interface ConfigFile {
   natsUrl?: string
   natsUser?: string
   natsPasswordFile?: string
+  natsCreds?: string
+  natsAuthDir?: string
   tenant?: string
 }
-const FILE_KEYS = new Set(['databaseUrl', 'natsUrl', 'natsUser', 'natsPasswordFile', 'tenant'])
+const FILE_KEYS = new Set([
+  'databaseUrl',
+  'natsUrl',
+  'natsUser',
+  'natsPasswordFile',
+  'natsCreds',
+  'natsAuthDir',
+  'tenant',
+])
 
 /** The environment resolveConfig reads (injected for tests). */
 export interface ResolveOptions {
@@ -58,7 +78,9 @@ const configError = (message: string): EventplaneError => new EventplaneError('c
  * env, then the JSON config file, then the built-in local default. Passwords
  * come only from a file (`--nats-password-file`, `EVENTPLANE_NATS_PASSWORD_FILE`,
  * `natsPasswordFile` in the config file) or `EVENTPLANE_NATS_PASSWORD`; never
- * a flag (it would show in `ps`) and never a default.
+ * a flag (it would show in `ps`) and never a default. A creds file
+ * (`--nats-creds`, `EVENTPLANE_NATS_CREDS`, `natsCreds`) replaces user and
+ * password; setting both is refused.
  */
 export function resolveConfig(flags: ConfigFlags, options: ResolveOptions): ResolvedConfig {
   const env = options.env
@@ -84,6 +106,13 @@ export function resolveConfig(flags: ConfigFlags, options: ResolveOptions): Reso
   const natsUser = pick(flags.natsUser, env.EVENTPLANE_NATS_USER, file.natsUser)
   const tenant = pick(flags.tenant, env.EVENTPLANE_TENANT, file.tenant)
   const password = resolvePassword(flags, env, file, cwd, fileDir)
+  // Paths: relative to the working directory (flag, env) or to the config file's directory (file).
+  const path = (p: { value: string | undefined; source: ConfigSource }) =>
+    p.value === undefined ? undefined : resolve(p.source === 'file' ? fileDir : cwd, p.value)
+  const natsCreds = pick(flags.natsCreds, env.EVENTPLANE_NATS_CREDS, file.natsCreds)
+  const natsAuthDir = pick(flags.natsAuthDir, env.EVENTPLANE_NATS_AUTH_DIR, file.natsAuthDir)
+  if (natsCreds.value !== undefined && (natsUser.value !== undefined || password.value !== undefined))
+    throw configError('both a NATS creds file and a NATS user or password are set; set only one')
 
   checkUrl('database URL', databaseUrl.value!, ['postgres:', 'postgresql:'])
   checkUrl('NATS URL', natsUrl.value!, ['nats:', 'tls:', 'ws:', 'wss:'])
@@ -94,6 +123,8 @@ export function resolveConfig(flags: ConfigFlags, options: ResolveOptions): Reso
     natsUrl: natsUrl.value!,
     natsUser: natsUser.value,
     natsPassword: password.value,
+    natsCreds: path(natsCreds),
+    natsAuthDir: path(natsAuthDir),
     tenant: tenant.value,
     configFile,
     sources: {
@@ -101,6 +132,8 @@ export function resolveConfig(flags: ConfigFlags, options: ResolveOptions): Reso
       natsUrl: natsUrl.source,
       natsUser: natsUser.source,
       natsPassword: password.source,
+      natsCreds: natsCreds.source,
+      natsAuthDir: natsAuthDir.source,
       tenant: tenant.source,
     },
   }

@@ -38,6 +38,7 @@ const BY_CODE: Partial<Record<ErrorCode, ExitCode>> = {
   'store.migration_failed': EXIT.usage,
   'bus.bad_request': EXIT.usage,
   'bus.stream_mismatch': EXIT.usage,
+  'bus.unknown_tenant': EXIT.usage,
   'runtime.unknown_projection': EXIT.usage,
   'runtime.unknown_controller': EXIT.usage,
   'runtime.handler_failed': EXIT.internal,

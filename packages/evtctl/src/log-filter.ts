@@ -1,5 +1,5 @@
 import { Option } from 'commander'
-import { EVENT_KINDS, type EventKind } from '@eventplane/core'
+import { EVENT_KINDS, type EventKind, type RecordedEvent } from '@eventplane/core'
 import type { LogFilterOptions } from '@eventplane/bus-nats'
 import type { ResolvedConfig } from './config.ts'
 
@@ -18,4 +18,13 @@ export function logFilterFrom(config: ResolvedConfig, opts: { kind?: EventKind; 
     ...(opts.kind === undefined ? {} : { kind: opts.kind }),
     ...(opts.category === undefined ? {} : { category: opts.category }),
   }
+}
+
+/** True when `event` is within `filter` (what a consumer with exactly that filter would deliver). */
+export function eventMatches(event: RecordedEvent, filter: LogFilterOptions): boolean {
+  return (
+    (filter.tenant === undefined || event.tenant_id === filter.tenant) &&
+    (filter.kind === undefined || event.kind === filter.kind) &&
+    (filter.category === undefined || event.stream.category === filter.category)
+  )
 }

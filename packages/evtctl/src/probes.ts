@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks'
-import { submitSubject } from '@eventplane/bus-nats'
-import { type NatsConnection, RequestError } from '@nats-io/transport-node'
+import { submitSubject, tenantInboxPrefix } from '@eventplane/bus-nats'
+import { type NatsConnection, RequestError, nuid } from '@nats-io/transport-node'
 import { toEventplaneError } from './exit-codes.ts'
 import type { Session } from './session.ts'
 
@@ -26,10 +26,16 @@ export async function probeGateway(session: Session): Promise<GatewayProbe> {
   } catch (e) {
     return { alive: null, detail: toEventplaneError(e).message }
   }
-  const subject = submitSubject(session.config.tenant ?? 'evtctl-probe', 'evtctl', 'status')
+  const tenant = session.config.tenant ?? 'evtctl-probe'
+  const subject = submitSubject(tenant, 'evtctl', 'status')
   const started = performance.now()
   try {
-    await nc.request(subject, new Uint8Array(0), { timeout: PROBE_TIMEOUT_MS })
+    // The gateway answers only replies in the tenant's own space (`_INBOX_<tenant>.`), so the probe names its own.
+    await nc.request(subject, new Uint8Array(0), {
+      timeout: PROBE_TIMEOUT_MS,
+      noMux: true,
+      reply: `${tenantInboxPrefix(tenant)}.${nuid.next()}`,
+    })
     const ms = Math.round(performance.now() - started)
     return { alive: true, detail: `answered on ${subject} in ${ms} ms`, ms }
   } catch (e) {

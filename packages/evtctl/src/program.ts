@@ -16,6 +16,7 @@ import { registerState } from './commands/state.ts'
 import { registerStatus } from './commands/status.ts'
 import { registerSubscribe } from './commands/subscribe.ts'
 import { registerTail } from './commands/tail.ts'
+import { registerTenant } from './commands/tenant.ts'
 import { registerTrace } from './commands/trace.ts'
 import { registerUp } from './commands/up.ts'
 
@@ -30,6 +31,8 @@ export interface CommandKit {
 }
 
 interface GlobalOptions extends ConfigFlags {
+  /** `tenant --auth-dir`, passed on as natsAuthDir. */
+  authDir?: string
   json?: boolean
   logLevel: LevelWithSilent
 }
@@ -37,8 +40,9 @@ interface GlobalOptions extends ConfigFlags {
 const HELP_FOOTER = `
 Configuration (first found wins, per setting):
   flag  >  EVENTPLANE_* env  >  config file (--config, EVENTPLANE_CONFIG, ./eventplane.json)  >  default
-  env: EVENTPLANE_DATABASE_URL, EVENTPLANE_NATS_URL, EVENTPLANE_NATS_USER,
-       EVENTPLANE_NATS_PASSWORD_FILE | EVENTPLANE_NATS_PASSWORD, EVENTPLANE_TENANT,
+  env: EVENTPLANE_DATABASE_URL, EVENTPLANE_NATS_URL, EVENTPLANE_NATS_CREDS | EVENTPLANE_NATS_USER
+       with EVENTPLANE_NATS_PASSWORD_FILE | EVENTPLANE_NATS_PASSWORD, EVENTPLANE_TENANT,
+       EVENTPLANE_NATS_AUTH_DIR (tenant commands),
        EVENTPLANE_DATABASE_URL_<ROLE> (per-role override, e.g. _READER, _OPERATOR)
 
 Exit codes:
@@ -55,6 +59,7 @@ Examples:
   $ evtctl trace 0190c7a2-5b1e-7c3d-9f00-2a4b6c8d0e1f --tenant acme
   $ evtctl replay deployment_status
   $ evtctl status
+  $ evtctl tenant add acme --auth-dir /etc/eventplane/nats-auth
 `
 
 /** A commander parser for an integer option of at least `min` (default 0). */
@@ -95,6 +100,7 @@ export function buildProgram(io: CliIo): Command {
     .option('--nats-url <url>', 'NATS server URL (env EVENTPLANE_NATS_URL)')
     .option('--nats-user <user>', 'NATS user (env EVENTPLANE_NATS_USER)')
     .option('--nats-password-file <file>', 'file holding the NATS password (env EVENTPLANE_NATS_PASSWORD_FILE)')
+    .option('--nats-creds <file>', 'NATS creds file, instead of user and password (env EVENTPLANE_NATS_CREDS)')
     .option('--json', 'machine-readable output (bigints as strings)')
     .addOption(
       new Option('--log-level <level>', 'log level of the JSON logs on stderr').choices(LOG_LEVELS).default('warn'),
@@ -116,6 +122,8 @@ export function buildProgram(io: CliIo): Command {
             natsUrl: g.natsUrl,
             natsUser: g.natsUser,
             natsPasswordFile: g.natsPasswordFile,
+            natsCreds: g.natsCreds,
+            natsAuthDir: g.authDir,
             tenant: g.tenant,
           },
           { env: io.env, cwd: io.cwd },
@@ -148,6 +156,7 @@ export function buildProgram(io: CliIo): Command {
   registerExport(program, kit)
   registerImport(program, kit)
   registerUp(program, kit)
+  registerTenant(program, kit)
   return program
 }
 

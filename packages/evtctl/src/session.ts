@@ -3,7 +3,7 @@ import type { Sql } from 'postgres'
 import { type NatsConnection, connect as natsConnect } from '@nats-io/transport-node'
 import { type RoleName, connectPg, redactUrl, roleUrl } from '@eventplane/store-pg'
 import { Unavailable } from '@eventplane/core'
-import { tenantInboxPrefix } from '@eventplane/bus-nats'
+import { natsAuth, tenantInboxPrefix } from '@eventplane/bus-nats'
 import type { ResolvedConfig } from './config.ts'
 import { toEventplaneError } from './exit-codes.ts'
 import type { CliIo, Output } from './io.ts'
@@ -45,22 +45,27 @@ export class Session {
   }
 
   /**
-   * One NATS connection with the configured user. A tenant user (its user
-   * name is the tenant the command acts for: `tenant`, else the configured
-   * one) gets its `_INBOX_<tenant>` reply prefix, the only inbox it may use.
+   * One NATS connection with the configured creds file or user. A command
+   * that acts for a tenant (`actingFor`) takes its replies on
+   * `_INBOX_<tenant>`: the only inbox a tenant user may use, and the reply
+   * space the gateway answers in for that tenant.
    */
-  nats(tenant: string | undefined = this.config.tenant): Promise<NatsConnection> {
+  nats(actingFor?: string): Promise<NatsConnection> {
     this.#nats ??= (async () => {
-      const { natsUrl, natsUser, natsPassword } = this.config
-      this.log.debug({ url: redactUrl(natsUrl), user: natsUser }, 'connecting to NATS')
+      const { natsUrl, natsUser, natsPassword, natsCreds } = this.config
+      this.log.debug({ url: redactUrl(natsUrl), user: natsUser, creds: natsCreds }, 'connecting to NATS')
+      const auth = natsAuth({
+        ...(natsCreds === undefined ? {} : { natsCreds }),
+        ...(natsUser === undefined ? {} : { natsUser, natsPassword: natsPassword ?? '' }),
+      })
       try {
         return await natsConnect({
           servers: natsUrl,
           name: 'evtctl',
           timeout: CONNECT_TIMEOUT_S * 1000,
           maxReconnectAttempts: 0,
-          ...(natsUser === undefined ? {} : { user: natsUser, pass: natsPassword ?? '' }),
-          ...(natsUser !== undefined && natsUser === tenant ? { inboxPrefix: tenantInboxPrefix(tenant) } : {}),
+          ...auth,
+          ...(actingFor === undefined ? {} : { inboxPrefix: tenantInboxPrefix(actingFor) }),
         })
       } catch (e) {
         const typed = toEventplaneError(e)

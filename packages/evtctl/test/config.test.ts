@@ -32,6 +32,8 @@ describe('resolveConfig: flag, then env, then config file, then default', () => 
       natsUrl: 'default',
       natsUser: 'unset',
       natsPassword: 'unset',
+      natsCreds: 'unset',
+      natsAuthDir: 'unset',
       tenant: 'unset',
     })
   })
@@ -54,6 +56,8 @@ describe('resolveConfig: flag, then env, then config file, then default', () => 
       natsUrl: 'env',
       natsUser: 'file',
       natsPassword: 'unset',
+      natsCreds: 'unset',
+      natsAuthDir: 'unset',
       tenant: 'flag',
     })
     assert.equal(c.configFile, cfg)
@@ -70,6 +74,20 @@ describe('resolveConfig: flag, then env, then config file, then default', () => 
       'namedtenant',
     )
     assert.equal(resolveConfig({}, { env: { EVENTPLANE_CONFIG: other }, cwd: local }).tenant, 'othertenant')
+  })
+
+  test('a creds file and an auth dir resolve to absolute paths (file values relative to the config file); creds exclude user and password', () => {
+    const cfg = file('with-creds.json', { natsCreds: 'acme.creds', natsAuthDir: 'auth' })
+    const fromFile = resolveConfig({ config: cfg }, { env: {}, cwd: '/' })
+    assert.equal(fromFile.natsCreds, join(dir, 'acme.creds'))
+    assert.equal(fromFile.natsAuthDir, join(dir, 'auth'))
+    const fromEnv = resolveConfig({}, { env: { EVENTPLANE_NATS_CREDS: 'x.creds' }, cwd: dir })
+    assert.equal(fromEnv.natsCreds, join(dir, 'x.creds'))
+    assert.equal(fromEnv.sources.natsCreds, 'env')
+    assert.throws(
+      () => resolveConfig({ natsCreds: 'x.creds' }, { env: { EVENTPLANE_NATS_USER: 'acme' }, cwd: dir }),
+      (e) => isEventplaneError(e, 'cli.config'),
+    )
   })
 
   test('passwords come from a file (trailing newline dropped) or EVENTPLANE_NATS_PASSWORD, never both', () => {

@@ -22,8 +22,7 @@ function serviceEnv(env: BusEnv, kind: ServiceKind): Record<string, string> {
   return {
     EVENTPLANE_DATABASE_URL: env.db.roleUrl(role),
     EVENTPLANE_NATS_URL: env.server.url,
-    EVENTPLANE_NATS_USER: creds.user,
-    EVENTPLANE_NATS_PASSWORD: creds.pass,
+    EVENTPLANE_NATS_CREDS: creds.creds,
     ...(kind === 'relay' ? { EVENTPLANE_RELAY_POLL_MS: '200' } : {}),
   }
 }

@@ -30,6 +30,8 @@ export const ERROR_CODES = [
   'bus.bad_request',
   'bus.timeout',
   'bus.stream_mismatch',
+  'bus.untrusted_message',
+  'bus.unknown_tenant',
   'bus.internal',
   'runtime.unknown_projection',
   'runtime.unknown_controller',

@@ -1,31 +1,47 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import {
-  accessSync,
-  closeSync,
-  constants,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs'
-import { createConnection, createServer } from 'node:net'
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { delimiter, join } from 'node:path'
+import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Unavailable } from '@eventplane/core'
-import { type ConnectionOptions, type NatsConnection, connect as natsConnect } from '@nats-io/transport-node'
-import { SERVICE_USERS, generateNatsConfig } from '../../../../infra/nats/generate-config.ts'
+import {
+  type ConnectionOptions,
+  type NatsConnection,
+  credsAuthenticator,
+  connect as natsConnect,
+} from '@nats-io/transport-node'
+import { type AuthDir, initAuthDir, serviceCredsFile, tenantCredsFile } from '../nats-config/auth-dir.ts'
+import { SYSTEM_USER } from '../nats-config/claims.ts'
+import { SERVICE_USERS } from '../nats-config/permissions.ts'
+import { accountsConfig, generateNatsConfig } from '../nats-config/server-config.ts'
+import {
+  type AddTenantOptions,
+  type AddedTenant,
+  type TenantAdmin,
+  addTenant,
+  connectTenantAdmin,
+  issueTenantUser,
+  revokeTenant,
+} from '../nats-config/tenants.ts'
 import { tenantInboxPrefix } from '../subjects.ts'
+import {
+  INSTALL_HINT,
+  exited,
+  findNatsServerBinary,
+  freePort,
+  greets,
+  installExitHook,
+  live,
+  tempDirs,
+} from './nats-process.ts'
 
 export interface StartNatsServerOptions {
-  /** Tenants that get a user (default none). */
+  /** Tenants added at start, each an account with one user and its consumers (default none). */
   tenants?: string[]
   /** Consumer names per tenant (default `<tenant>_tail`, `_proj`, `_ctl`). */
   consumers?: Record<string, string[]>
-  /** Generate the tiered users (default true); false runs an open server. */
+  /** Run in the account model (default true); false runs an open server. */
   withAuth?: boolean
   /** Milliseconds to wait for the server to accept connections (default 10 s). */
   startTimeoutMs?: number
@@ -33,20 +49,36 @@ export interface StartNatsServerOptions {
 
 export interface NatsCredentials {
   user: string
-  pass: string
+  /** Path of the user's `.creds` file (mode 0600) in the server's auth dir. */
+  creds: string
 }
 
 export interface TestNatsServer {
   url: string
   port: number
   storeDir: string
-  /** Random per run; keyed by user (`operator`, `relay`, `gateway`, `controller`, each tenant). */
+  /** The operator side's auth dir (keys and creds, as `nats-setup` makes it); undefined without auth. */
+  authDir: string | undefined
+  /**
+   * New keys per run; keyed by user: `system` (system account), `operator`, `relay`,
+   * `gateway`, `controller` (log account) and each active tenant (its own account).
+   */
   credentials: Record<string, NatsCredentials>
   /**
    * A connection as `user` (tenants get their `_INBOX_<tenant>` inbox prefix by
    * default); closed by `stop()`. Without auth the user is ignored.
    */
   connect(user?: string, extraOpts?: Partial<ConnectionOptions>): Promise<NatsConnection>
+  /**
+   * A connection in `tenant`'s account as a user without user-level permissions, so that
+   * only the account boundary (its imports) limits it: what a tenant could do if its own
+   * user grants were wide open.
+   */
+  connectAccountUser(tenant: string, extraOpts?: Partial<ConnectionOptions>): Promise<NatsConnection>
+  /** Adds a tenant live, as `evtctl tenant add` does (account, user, consumers). */
+  addTenant(tenant: string, options?: AddTenantOptions): Promise<AddedTenant>
+  /** Revokes a tenant live, as `evtctl tenant revoke` does; its credentials entry goes away. */
+  revokeTenant(tenant: string): Promise<void>
   /** SIGTERM, SIGKILL after a grace period; closes connections and removes the temp dir. Idempotent. */
   stop(): Promise<void>
   /** SIGKILL, keeping the store dir and leaving clients to see the crash: for recovery tests with `restart()`. */
@@ -55,89 +87,13 @@ export interface TestNatsServer {
   restart(): Promise<void>
 }
 
-const INSTALL_HINT =
-  'nats-server binary not found; install it with: apt-get install nats-server (or set EVENTPLANE_NATS_SERVER_BIN)'
-const live = new Set<ChildProcess>()
-const tempDirs = new Set<string>()
-let exitHookInstalled = false
-
-/** Last-resort cleanup: a test process that dies still takes its servers with it. */
-function installExitHook(): void {
-  if (exitHookInstalled) return
-  exitHookInstalled = true
-  const reap = (): void => {
-    for (const child of live) child.kill('SIGKILL')
-    for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true })
-  }
-  process.on('exit', reap)
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(signal, () => {
-      reap()
-      process.kill(process.pid, signal)
-    })
-  }
-}
-
-/** `EVENTPLANE_NATS_SERVER_BIN`, else `nats-server` on PATH or in the sbin dirs Debian uses. */
-export function findNatsServerBinary(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.EVENTPLANE_NATS_SERVER_BIN) return env.EVENTPLANE_NATS_SERVER_BIN
-  const dirs = [...(env.PATH ?? '').split(delimiter), '/usr/sbin', '/usr/local/sbin', '/usr/local/bin']
-  for (const dir of dirs.filter((d) => d !== '')) {
-    const candidate = join(dir, 'nats-server')
-    try {
-      accessSync(candidate, constants.X_OK)
-      return candidate
-    } catch {
-      // next directory
-    }
-  }
-  throw new Unavailable('bus.unavailable', INSTALL_HINT)
-}
-
-/** A loopback port that was free a moment ago (the server may still lose a race; `start` retries). */
-async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() =>
-        typeof address === 'object' && address ? resolvePort(address.port) : reject(new Error('no port')),
-      )
-    })
-  })
-}
-
-/**
- * True once *our* server greets with INFO (it listens only after JetStream has
- * recovered). The name check matters: if another process won the race for the
- * port, its greeting must not pass for ours.
- */
-async function greets(port: number, serverName: string): Promise<boolean> {
-  return new Promise((done) => {
-    const socket = createConnection({ host: '127.0.0.1', port })
-    const finish = (ok: boolean): void => {
-      socket.destroy()
-      done(ok)
-    }
-    socket.setTimeout(1000, () => finish(false))
-    socket.once('error', () => finish(false))
-    socket.once('data', (chunk) => {
-      const line = chunk.toString('latin1')
-      finish(line.startsWith('INFO') && line.includes(`"server_name":${JSON.stringify(serverName)}`))
-    })
-  })
-}
-
-function exited(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
-  return new Promise((done) => child.once('exit', () => done()))
-}
-
 /**
  * Starts a project-run nats-server on a free loopback port with a temp store
- * dir and the generated tiered config (random passwords per run). Call
- * `stop()` in `after`; a process exit hook SIGKILLs anything left behind.
+ * dir, in the account model: a fresh auth dir (operator, system and log
+ * accounts, service users' creds) made by the same code as `nats-setup`, then
+ * each tenant added live as `evtctl tenant add` does (which also creates the
+ * log stream with default settings). Call `stop()` in `after`; a process exit
+ * hook SIGKILLs anything left behind.
  */
 export async function startNatsServer(options: StartNatsServerOptions = {}): Promise<TestNatsServer> {
   const binary = findNatsServerBinary()
@@ -151,21 +107,21 @@ export async function startNatsServer(options: StartNatsServerOptions = {}): Pro
   const configFile = join(dir, 'nats.conf')
   const logFile = join(dir, 'nats.log')
   const credentials: Record<string, NatsCredentials> = {}
+  let auth: AuthDir | undefined
+  const resolverDir = join(dir, 'accounts')
   if (withAuth) {
-    for (const user of [...SERVICE_USERS, ...tenants])
-      credentials[user] = { user, pass: randomBytes(18).toString('base64url') }
+    auth = await initAuthDir(join(dir, 'auth'))
+    mkdirSync(resolverDir)
+    for (const user of [SYSTEM_USER, ...SERVICE_USERS] as const)
+      credentials[user] = { user, creds: serviceCredsFile(auth.dir, user) }
   }
-  const passwords = Object.fromEntries(Object.values(credentials).map((c) => [c.user, c.pass]))
   const serverName = `eventplane-test-${randomBytes(6).toString('hex')}`
   const writeConfig = (port: number): void => {
     const config = generateNatsConfig({
-      tenants,
-      consumers: options.consumers,
-      passwords,
       storeDir,
       port,
-      withAuth,
       serverName,
+      ...(auth === undefined ? {} : { accounts: accountsConfig(auth, resolverDir) }),
     })
     writeFileSync(configFile, config, { mode: 0o600 })
   }
@@ -238,19 +194,61 @@ export async function startNatsServer(options: StartNatsServerOptions = {}): Pro
 
   let stopped = false
   const url = `nats://127.0.0.1:${port}`
-  return {
+  const track = (nc: NatsConnection): NatsConnection => {
+    connections.add(nc)
+    void nc.closed().then(() => connections.delete(nc))
+    return nc
+  }
+  const needAuth = (): AuthDir => {
+    if (auth === undefined) throw new Error('this nats-server runs without accounts (withAuth: false)')
+    return auth
+  }
+  const withAdmin = async <T>(fn: (admin: TenantAdmin) => Promise<T>) => {
+    const admin = await connectTenantAdmin(needAuth(), url)
+    try {
+      return await fn(admin)
+    } finally {
+      await admin.close()
+    }
+  }
+  const server: TestNatsServer = {
     url,
     port,
     storeDir,
+    authDir: auth?.dir,
     credentials,
     async connect(user = 'operator', extraOpts = {}) {
-      const auth = withAuth ? credentials[user] : undefined
-      if (withAuth && auth === undefined) throw new Error(`no NATS user ${user} on this server`)
-      const tenantInbox = withAuth && tenants.includes(user) ? { inboxPrefix: tenantInboxPrefix(user) } : {}
-      const nc = await natsConnect({ servers: url, ...auth, name: `test-${user}`, ...tenantInbox, ...extraOpts })
-      connections.add(nc)
-      void nc.closed().then(() => connections.delete(nc))
-      return nc
+      const creds = withAuth ? credentials[user] : undefined
+      if (withAuth && creds === undefined) throw new Error(`no NATS user ${user} on this server`)
+      const isTenant = creds !== undefined && creds.creds === tenantCredsFile(auth!.dir, user)
+      const nc = await natsConnect({
+        servers: url,
+        name: `test-${user}`,
+        ...(creds === undefined ? {} : { authenticator: credsAuthenticator(readFileSync(creds.creds)) }),
+        ...(isTenant ? { inboxPrefix: tenantInboxPrefix(user) } : {}),
+        ...extraOpts,
+      })
+      return track(nc)
+    },
+    async connectAccountUser(tenant, extraOpts = {}) {
+      const creds = await issueTenantUser(needAuth(), tenant, `${tenant}-unrestricted`)
+      return track(
+        await natsConnect({
+          servers: url,
+          name: `test-${tenant}-unrestricted`,
+          authenticator: credsAuthenticator(creds),
+          ...extraOpts,
+        }),
+      )
+    },
+    async addTenant(tenant, addOptions = {}) {
+      const added = await withAdmin((admin) => addTenant(needAuth(), admin, tenant, addOptions))
+      credentials[tenant] = { user: tenant, creds: added.credsFile }
+      return added
+    },
+    async revokeTenant(tenant) {
+      await withAdmin((admin) => revokeTenant(needAuth(), admin, tenant))
+      delete credentials[tenant]
     },
     async stop() {
       if (stopped) return
@@ -270,4 +268,14 @@ export async function startNatsServer(options: StartNatsServerOptions = {}): Pro
         throw new Unavailable('bus.unavailable', `nats-server could not restart on port ${port}; log: ${logTail()}`)
     },
   }
+  try {
+    for (const tenant of tenants) {
+      const consumers = options.consumers?.[tenant]
+      await server.addTenant(tenant, consumers === undefined ? {} : { consumers })
+    }
+  } catch (e) {
+    await server.stop()
+    throw e
+  }
+  return server
 }

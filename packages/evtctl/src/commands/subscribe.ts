@@ -1,9 +1,19 @@
 import type { Command } from 'commander'
-import { type EventKind, type RecordedEvent, validateName } from '@eventplane/core'
-import { STREAM_NAME, decodeEvent, ensureConsumer, subscribe } from '@eventplane/bus-nats'
-import { jetstream, jetstreamManager } from '@nats-io/jetstream'
+import { type EventKind, type RecordedEvent, Forbidden, validateName } from '@eventplane/core'
+import {
+  type LogFilterOptions,
+  STREAM_NAME,
+  type UntrustedLogMessage,
+  acceptLogMessage,
+  ensureConsumer,
+  logFilter,
+  subscribe,
+} from '@eventplane/bus-nats'
+import { type Consumer, JetStreamApiError, jetstream, jetstreamManager } from '@nats-io/jetstream'
+import type { NatsConnection } from '@nats-io/transport-node'
+import { toEventplaneError } from '../exit-codes.ts'
 import { eventRecord, liveLine } from '../format.ts'
-import { filterOptions, logFilterFrom } from '../log-filter.ts'
+import { eventMatches, filterOptions, logFilterFrom } from '../log-filter.ts'
 import { type CommandKit, intOption, tenantOption } from '../program.ts'
 import type { Session } from '../session.ts'
 import { CONTROLLERS, PROJECTIONS, findRunnable } from '../domain.ts'
@@ -19,37 +29,79 @@ interface SubscribeOptions {
 
 /** How long one pull waits for a message in counted mode, so SIGINT is noticed within it. */
 const PULL_EXPIRES_MS = 1000
+/** JetStream API error: consumer not found (nats-server errors.json). */
+const CONSUMER_NOT_FOUND = 10014
+
+/**
+ * The durable consumer `name`: an existing one as it is (a tenant's consumers
+ * are provisioned by `evtctl tenant add`; a tenant cannot create any), else
+ * created with `filter` (service users, servers without accounts).
+ */
+async function openConsumer(nc: NatsConnection, name: string, filter: LogFilterOptions): Promise<Consumer> {
+  const js = jetstream(nc)
+  try {
+    return await js.consumers.get(STREAM_NAME, name)
+  } catch (e) {
+    if (!(e instanceof JetStreamApiError && e.code === CONSUMER_NOT_FOUND)) throw e
+  }
+  try {
+    await ensureConsumer(await jetstreamManager(nc), { name, filter })
+  } catch (e) {
+    const typed = toEventplaneError(e)
+    if (typed.code !== 'bus.forbidden') throw e
+    throw new Forbidden(
+      'bus.forbidden',
+      `consumer ${name} does not exist and this user may not create it (tenant consumers are made by evtctl tenant add)`,
+      { cause: e },
+    )
+  }
+  return js.consumers.get(STREAM_NAME, name)
+}
 
 /**
  * Without a name: a raw durable consumer (`<tenant>_tail` by default, one of
- * the names a tenant user may use), printing and acking each event, history
- * first; the next run resumes after the last acked event. With `--count n`
- * it pulls one message at a time, so no extra message is left un-acked (and
- * held back from the next run until its ack wait expires).
+ * the consumers a tenant has), printing and acking each event, history
+ * first; the next run resumes after the last acked event. `--kind` and
+ * `--category` narrow what is printed when the consumer's own filter is
+ * wider (a tenant's consumers see all its events): the others are acked and
+ * skipped. With `--count n` it pulls one message at a time, so no extra
+ * message is left un-acked (and held back from the next run until its ack
+ * wait expires). A message the relay did not publish as it is, is terminated.
  */
 async function rawConsumer(session: Session, opts: SubscribeOptions): Promise<void> {
   const filter = logFilterFrom(session.config, opts)
   const name = validateName('consumer', opts.consumer ?? `${session.config.tenant ?? 'evtctl'}_tail`)
   const view = { showActor: opts.showActor === true }
-  const nc = await session.nats()
-  await ensureConsumer(await jetstreamManager(nc), { name, filter })
-  const js = jetstream(nc)
-  const show = (event: RecordedEvent, seq: number, redelivered: boolean): void =>
-    session.out.emit({ ...eventRecord(event, view), seq, redelivered }, () => liveLine(event, view))
-  session.log.info({ consumer: name, filter }, 'subscription ready')
+  const nc = await session.nats(session.config.tenant)
+  const consumer = await openConsumer(nc, name, filter)
+  const show = (event: RecordedEvent, seq: number, redelivered: boolean): void => {
+    if (eventMatches(event, filter))
+      session.out.emit({ ...eventRecord(event, view), seq, redelivered }, () => liveLine(event, view))
+  }
+  session.log.info({ consumer: name, filter: logFilter(filter) }, 'subscription ready')
 
   if (opts.count !== undefined) {
-    const consumer = await js.consumers.get(STREAM_NAME, name)
     for (let seen = 0; seen < opts.count && !session.signal?.aborted; ) {
       const msg = await consumer.next({ expires: PULL_EXPIRES_MS })
       if (msg === null) continue
-      show(decodeEvent(msg.data), msg.seq, msg.redelivered)
+      let event: RecordedEvent
+      try {
+        event = acceptLogMessage(msg)
+      } catch (e) {
+        session.log.error(
+          { consumer: name, seq: msg.seq, ...(e as UntrustedLogMessage).details },
+          'untrusted log message terminated',
+        )
+        msg.term() // bare: nats-server 2.9 ignores `+TERM <reason>`
+        continue
+      }
+      show(event, msg.seq, msg.redelivered)
       await msg.ackAck()
-      seen += 1
+      if (eventMatches(event, filter)) seen += 1
     }
     return
   }
-  const subscription = await subscribe(js, {
+  const subscription = await subscribe(jetstream(nc), {
     consumer: name,
     logger: session.log,
     ...(session.signal ? { signal: session.signal } : {}),

@@ -38,7 +38,7 @@ export function registerTail(program: Command, kit: CommandKit): void {
         const opts = cmd.opts<TailOptions>()
         const filter = logFilterFrom(session.config, opts)
         const view = { showActor: opts.showActor === true }
-        const nc = await session.nats()
+        const nc = await session.nats(session.config.tenant)
         const live = await tail(nc, filter, {
           ...(session.signal ? { signal: session.signal } : {}),
           logger: session.log,

@@ -1,0 +1,12 @@
+/**
+ * Prepares a NATS deployment: `tsx packages/bus-nats/src/bin/nats-setup.ts --help`.
+ * Exits 0 on success, 1 with one message on stderr otherwise.
+ */
+import { natsSetupMain } from '../nats-config/setup-cli.ts'
+
+try {
+  process.exitCode = await natsSetupMain(process.argv.slice(2))
+} catch (e) {
+  process.stderr.write(`nats-setup: ${e instanceof Error ? e.message : String(e)}\n`)
+  process.exitCode = 1
+}

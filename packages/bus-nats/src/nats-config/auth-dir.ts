@@ -1,0 +1,142 @@
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { EventplaneError } from '@eventplane/core'
+import { type KeyPair, createAccount, createOperator, fromSeed } from '@nats-io/nkeys'
+import {
+  LOG_ACCOUNT,
+  SYSTEM_ACCOUNT,
+  SYSTEM_USER,
+  logAccountJwt,
+  operatorJwt,
+  systemAccountJwt,
+  userCreds,
+} from './claims.ts'
+import { type ServiceUser, type UserPermissions, SERVICE_USERS, servicePermissions } from './permissions.ts'
+
+/**
+ * The operator side's NATS authority, kept in one directory (mode 0700):
+ *
+ * ```
+ * operator.nk, operator.jwt             the trust root (nats-server trusts operator.jwt)
+ * accounts/SYS.{nk,jwt}                 the system account (account JWT pushes)
+ * accounts/EVENTPLANE.{nk,jwt}          the log account: stream, relay, gateway, runtime
+ * creds/<user>.creds                    system, operator, relay, gateway, controller
+ * tenants/<tenant>.{json,nk,creds}      one record, account key and user creds per tenant
+ * ```
+ *
+ * Every `.nk` and `.creds` file is a secret, written with mode 0600 and never
+ * printed. Whoever holds this directory can add and revoke tenants against any
+ * server that trusts `operator.jwt`.
+ */
+export interface AuthDir {
+  dir: string
+  operator: KeyPair
+  /** The system account's key. */
+  system: KeyPair
+  /** The log account's key; signs tenants' activation tokens. */
+  log: KeyPair
+  operatorJwt: string
+  systemAccountJwt: string
+  logAccountJwt: string
+}
+
+/** Who has a creds file in `creds/`: the system account's user and the log account's service users. */
+export type AuthDirUser = ServiceUser | typeof SYSTEM_USER
+
+const SYSTEM_USER_PERMISSIONS: UserPermissions = {
+  publish: { allow: ['$SYS.REQ.CLAIMS.>', '$SYS.REQ.ACCOUNT.*.CLAIMS.>'] },
+  subscribe: { allow: ['_INBOX.>'] },
+}
+
+/** `creds/<user>.creds` of a service user (or `system`). */
+export function serviceCredsFile(dir: string, user: AuthDirUser): string {
+  return join(dir, 'creds', `${user}.creds`)
+}
+
+/** `tenants/<tenant>.creds`: what the tenant gets to connect with. */
+export function tenantCredsFile(dir: string, tenant: string): string {
+  return join(dir, 'tenants', `${tenant}.creds`)
+}
+
+/** Writes a secret atomically with mode 0600 (also when the file existed with wider permissions). */
+export function writeSecretFile(path: string, content: string | Uint8Array): void {
+  const tmp = `${path}.${process.pid}.tmp`
+  writeFileSync(tmp, content, { mode: 0o600 })
+  chmodSync(tmp, 0o600)
+  renameSync(tmp, path)
+}
+
+function readText(path: string): string {
+  try {
+    return readFileSync(path, 'utf8').trim()
+  } catch (e) {
+    throw new EventplaneError(
+      'cli.config',
+      `cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? 'error'}); is this a NATS auth dir made by nats-setup?`,
+      { cause: e },
+    )
+  }
+}
+
+/** Reads a key from `<file>` or creates one with `create` and stores it; `created` says which. */
+function keyIn(file: string, create: () => KeyPair): { key: KeyPair; created: boolean } {
+  if (existsSync(file)) return { key: fromSeed(new TextEncoder().encode(readText(file))), created: false }
+  const key = create()
+  writeSecretFile(file, `${new TextDecoder().decode(key.getSeed())}\n`)
+  return { key, created: true }
+}
+
+/** Reads `file` unless `stale`, else writes `make()` to it (public JWTs: mode 0644). */
+async function jwtIn(file: string, stale: boolean, make: () => Promise<string>): Promise<string> {
+  if (!stale && existsSync(file)) return readText(file)
+  const jwt = await make()
+  writeFileSync(file, `${jwt}\n`, { mode: 0o644 })
+  return jwt
+}
+
+/**
+ * Creates what is missing of an auth dir (keys, JWTs, service users' creds)
+ * and returns it. Idempotent: existing keys and creds are kept, so running it
+ * again never rotates a credential a deployed service uses.
+ */
+export async function initAuthDir(dir: string): Promise<AuthDir> {
+  for (const sub of ['', 'accounts', 'creds', 'tenants']) mkdirSync(join(dir, sub), { recursive: true, mode: 0o700 })
+  chmodSync(dir, 0o700)
+  const operator = keyIn(join(dir, 'operator.nk'), createOperator)
+  const system = keyIn(join(dir, 'accounts', `${SYSTEM_ACCOUNT}.nk`), createAccount)
+  const log = keyIn(join(dir, 'accounts', `${LOG_ACCOUNT}.nk`), createAccount)
+  const stale = operator.created || system.created || log.created
+  await jwtIn(join(dir, 'operator.jwt'), stale, () => operatorJwt(operator.key, system.key.getPublicKey()))
+  await jwtIn(join(dir, 'accounts', `${SYSTEM_ACCOUNT}.jwt`), stale, () => systemAccountJwt(system.key, operator.key))
+  await jwtIn(join(dir, 'accounts', `${LOG_ACCOUNT}.jwt`), stale, () => logAccountJwt(log.key, operator.key))
+  const writeCreds = async (user: AuthDirUser, account: KeyPair, permissions: UserPermissions): Promise<void> => {
+    const file = serviceCredsFile(dir, user)
+    if (!stale && existsSync(file)) return
+    writeSecretFile(file, await userCreds(user, account, permissions))
+  }
+  await writeCreds(SYSTEM_USER, system.key, SYSTEM_USER_PERMISSIONS)
+  const services = servicePermissions()
+  for (const user of SERVICE_USERS) await writeCreds(user, log.key, services[user])
+  return loadAuthDir(dir)
+}
+
+/** Reads an auth dir made by {@link initAuthDir}; `cli.config` when it is missing or incomplete. */
+export function loadAuthDir(dir: string): AuthDir {
+  const key = (file: string): KeyPair => {
+    try {
+      return fromSeed(new TextEncoder().encode(readText(file)))
+    } catch (e) {
+      if (e instanceof EventplaneError) throw e
+      throw new EventplaneError('cli.config', `${file} does not hold an nkey seed`, { cause: e })
+    }
+  }
+  return {
+    dir,
+    operator: key(join(dir, 'operator.nk')),
+    system: key(join(dir, 'accounts', `${SYSTEM_ACCOUNT}.nk`)),
+    log: key(join(dir, 'accounts', `${LOG_ACCOUNT}.nk`)),
+    operatorJwt: readText(join(dir, 'operator.jwt')),
+    systemAccountJwt: readText(join(dir, 'accounts', `${SYSTEM_ACCOUNT}.jwt`)),
+    logAccountJwt: readText(join(dir, 'accounts', `${LOG_ACCOUNT}.jwt`)),
+  }
+}

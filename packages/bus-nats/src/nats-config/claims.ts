@@ -1,0 +1,161 @@
+import {
+  type Account,
+  type Export,
+  type Import,
+  type OperatorLimits,
+  type Permissions,
+  encodeAccount,
+  encodeActivation,
+  encodeOperator,
+  encodeUser,
+  fmtCreds,
+} from '@nats-io/jwt'
+import { type KeyPair, createUser } from '@nats-io/nkeys'
+import { LOG_SUBJECTS, STREAM_NAME, SUBMIT_SUBJECTS, logFilter } from '../subjects.ts'
+import { type UserPermissions, tenantConsumerSubjects, tenantSubmitSubjects } from './permissions.ts'
+
+/** The account holding the log stream and every service (relay, gateway, runtime, operator). */
+export const LOG_ACCOUNT = 'EVENTPLANE'
+/** The NATS system account; only its `system` user pushes account JWTs (`$SYS.REQ.CLAIMS.UPDATE`). */
+export const SYSTEM_ACCOUNT = 'SYS'
+/** The name of the system account's user. */
+export const SYSTEM_USER = 'system'
+
+/**
+ * A subject the log account exports and nobody serves. Tenants import it as
+ * their `$JS.API.INFO`: an account that imports that subject gets no
+ * JetStream API import of its own from the server (nats-server only adds the
+ * `$JS.API.>` import when `$JS.API.INFO` is not shadowed), so in a tenant
+ * account the JetStream API consists of the consumer subjects it imports and
+ * nothing else.
+ */
+export const JETSTREAM_SHADOW_SUBJECT = 'eventplane-api.no-jetstream'
+
+/** Unlimited core limits: Go's JWT reads a missing limit as 0, which would forbid everything. */
+const OPEN: OperatorLimits = { subs: -1, data: -1, payload: -1, imports: -1, exports: -1, wildcards: true, conn: -1 }
+
+/** The JetStream and core limits of a tenant account: no JetStream, no exports, no leaf nodes. */
+const TENANT_LIMITS: OperatorLimits = { ...OPEN, exports: 0, wildcards: false, leaf: 0 }
+
+/** nats-server user permissions in JWT form. */
+export function jwtPermissions(p: UserPermissions): Partial<Permissions> {
+  const side = (rule: UserPermissions['publish']) =>
+    rule === undefined ? undefined : { allow: rule.allow ?? [], deny: rule.deny ?? [] }
+  return {
+    ...(p.publish ? { pub: side(p.publish) } : {}),
+    ...(p.subscribe ? { sub: side(p.subscribe) } : {}),
+    // ttl 0: the server's default response window (2 minutes), as allow_responses: true.
+    ...(p.allowResponses ? { resp: { max: 1, ttl: 0 } } : {}),
+  }
+}
+
+export async function operatorJwt(operator: KeyPair, systemAccount: string): Promise<string> {
+  return encodeOperator('eventplane', operator, { system_account: systemAccount })
+}
+
+export async function systemAccountJwt(system: KeyPair, operator: KeyPair): Promise<string> {
+  return encodeAccount(SYSTEM_ACCOUNT, system, { limits: { ...OPEN, leaf: -1 } }, { signer: operator })
+}
+
+/**
+ * What the log account offers tenants. Every export requires an activation
+ * token, which the log account signs for one tenant account and one subject
+ * inside the export (its own submit prefix, its own consumers, its own log
+ * subjects), so an account can import only what it was given, whatever its
+ * own JWT claims.
+ */
+export function logAccountExports(): Export[] {
+  const service = (subject: string, response_type: 'Singleton' | 'Stream' = 'Singleton'): Export => ({
+    name: subject,
+    subject,
+    type: 'service',
+    token_req: true,
+    response_type,
+  })
+  return [
+    service(SUBMIT_SUBJECTS),
+    service(`$JS.API.CONSUMER.INFO.${STREAM_NAME}.*`),
+    // A pull answers with many messages (events, heartbeats, status): a streamed response.
+    service(`$JS.API.CONSUMER.MSG.NEXT.${STREAM_NAME}.*`, 'Stream'),
+    service(`$JS.ACK.${STREAM_NAME}.*.>`),
+    service(JETSTREAM_SHADOW_SUBJECT),
+    { name: LOG_SUBJECTS, subject: LOG_SUBJECTS, type: 'stream', token_req: true },
+  ]
+}
+
+export async function logAccountJwt(log: KeyPair, operator: KeyPair): Promise<string> {
+  const account: Partial<Account> = {
+    limits: { ...OPEN, leaf: -1, mem_storage: -1, disk_storage: -1, streams: -1, consumer: -1 },
+    exports: logAccountExports(),
+  }
+  return encodeAccount(LOG_ACCOUNT, log, account, { signer: operator })
+}
+
+export interface TenantAccountOptions {
+  tenant: string
+  /** The tenant account's public key. */
+  account: string
+  consumers: readonly string[]
+  operator: KeyPair
+  /** Signs the activation tokens: the log account is the exporter. */
+  log: KeyPair
+}
+
+/**
+ * A tenant's account JWT: JetStream off, no exports, and imports of exactly
+ * its submit subjects, its consumers (info, pull, ack) and its own log
+ * subjects (live tail), each with an activation token for this account. The
+ * tenant never holds a key that signs any of it.
+ */
+export async function tenantAccountJwt(o: TenantAccountOptions): Promise<string> {
+  const logAccount = o.log.getPublicKey()
+  const grant = async (subject: string, type: 'service' | 'stream', localSubject?: string): Promise<Import> => ({
+    name: localSubject ?? subject,
+    subject,
+    account: logAccount,
+    type,
+    token: await encodeActivation(o.tenant, o.account, o.log, type, { subject }),
+    ...(localSubject === undefined ? {} : { local_subject: localSubject }),
+  })
+  const imports: Import[] = [
+    await grant(tenantSubmitSubjects(o.tenant), 'service'),
+    await grant(logFilter({ tenant: o.tenant }), 'stream'),
+    await grant(JETSTREAM_SHADOW_SUBJECT, 'service', '$JS.API.INFO'),
+  ]
+  for (const name of o.consumers) {
+    const s = tenantConsumerSubjects(name)
+    imports.push(await grant(s.info, 'service'), await grant(s.next, 'service'), await grant(s.ack, 'service'))
+  }
+  return encodeAccount(
+    o.tenant,
+    o.account,
+    { limits: TENANT_LIMITS, imports, tags: ['eventplane-tenant'] },
+    { signer: o.operator },
+  )
+}
+
+/**
+ * The JWT that replaces a revoked tenant's: no imports, no connections, and
+ * every user issued until now revoked, so the server closes the tenant's live
+ * connections and refuses its credentials from then on.
+ */
+export async function revokedTenantAccountJwt(tenant: string, account: string, operator: KeyPair): Promise<string> {
+  const now = Math.floor(Date.now() / 1000)
+  return encodeAccount(
+    tenant,
+    account,
+    { limits: { ...TENANT_LIMITS, conn: 0 }, revocations: { '*': now }, tags: ['eventplane-tenant', 'revoked'] },
+    { signer: operator },
+  )
+}
+
+/** A new user of `account` with `permissions` (none: everything within the account), as a `.creds` file's bytes. */
+export async function userCreds(
+  name: string,
+  account: KeyPair,
+  permissions: UserPermissions = {},
+): Promise<Uint8Array> {
+  const user = createUser()
+  const jwt = await encodeUser(name, user, account, jwtPermissions(permissions))
+  return fmtCreds(jwt, user)
+}

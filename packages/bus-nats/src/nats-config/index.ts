@@ -1,0 +1,28 @@
+export {
+  RESERVED_TENANT_NAMES,
+  SERVICE_USERS,
+  checkTenantConsumers,
+  defaultConsumerNames,
+  servicePermissions,
+  tenantConsumerSubjects,
+  tenantPermissions,
+  tenantSubmitSubjects,
+} from './permissions.ts'
+export type { ServiceUser, UserPermissions } from './permissions.ts'
+export {
+  JETSTREAM_SHADOW_SUBJECT,
+  LOG_ACCOUNT,
+  SYSTEM_ACCOUNT,
+  SYSTEM_USER,
+  jwtPermissions,
+  logAccountExports,
+  userCreds,
+} from './claims.ts'
+export { initAuthDir, loadAuthDir, serviceCredsFile, tenantCredsFile, writeSecretFile } from './auth-dir.ts'
+export type { AuthDir, AuthDirUser } from './auth-dir.ts'
+export { DEFAULT_MAX_PAYLOAD, accountsConfig, generateNatsConfig } from './server-config.ts'
+export type { NatsAccountsConfig, NatsServerConfigOptions } from './server-config.ts'
+export { CLAIMS_UPDATE_SUBJECT, pushAccountJwt } from './claims-push.ts'
+export { addTenant, connectTenantAdmin, issueTenantUser, listTenants, revokeTenant } from './tenants.ts'
+export type { AddTenantOptions, AddedTenant, TenantAdmin, TenantRecord } from './tenants.ts'
+export { natsSetupMain } from './setup-cli.ts'

@@ -1,0 +1,74 @@
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { parseArgs } from 'node:util'
+import { EventplaneError } from '@eventplane/core'
+import { initAuthDir, serviceCredsFile } from './auth-dir.ts'
+import { SERVICE_USERS } from './permissions.ts'
+import { accountsConfig, generateNatsConfig } from './server-config.ts'
+
+const USAGE = `usage: nats-setup --auth-dir DIR --store-dir DIR [options]
+  --auth-dir DIR      the operator side's keys and creds (created if missing, mode 0700; keep it secret)
+  --store-dir DIR     JetStream store directory of the server
+  --resolver-dir DIR  where the server keeps pushed account JWTs (default <store-dir>/accounts)
+  --port N            listen port (default 4222)
+  --host ADDR         listen address (default 127.0.0.1)
+  --server-name NAME  server name (default eventplane)
+  --out FILE          write the server config here instead of stdout
+Creates what is missing of the auth dir (operator, system and log accounts, the creds of the
+system, operator, relay, gateway and controller users) and prints a nats-server config in
+operator mode with a full account resolver. Tenants are added later, live: evtctl tenant add.`
+
+/**
+ * `nats-setup`: prepares a NATS deployment for eventplane. Returns the exit
+ * code; writes paths (never secrets) to `out`.
+ */
+export async function natsSetupMain(
+  argv: readonly string[],
+  io: { stdout: { write(s: string): unknown }; stderr: { write(s: string): unknown } } = process,
+): Promise<number> {
+  const out = io.stdout
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      'auth-dir': { type: 'string' },
+      'store-dir': { type: 'string' },
+      'resolver-dir': { type: 'string' },
+      port: { type: 'string', default: '4222' },
+      host: { type: 'string', default: '127.0.0.1' },
+      'server-name': { type: 'string', default: 'eventplane' },
+      out: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  })
+  if (values.help) {
+    out.write(`${USAGE}\n`)
+    return 0
+  }
+  if (values['auth-dir'] === undefined || values['store-dir'] === undefined)
+    throw new EventplaneError('cli.bad_usage', `--auth-dir and --store-dir are required\n${USAGE}`)
+  const port = Number(values.port)
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new EventplaneError('cli.bad_usage', `--port ${values.port} is not a port`)
+  const authDir = resolve(values['auth-dir'])
+  const storeDir = resolve(values['store-dir'])
+  const resolverDir = resolve(values['resolver-dir'] ?? join(storeDir, 'accounts'))
+  mkdirSync(resolverDir, { recursive: true, mode: 0o700 })
+  const auth = await initAuthDir(authDir)
+  const config = generateNatsConfig({
+    storeDir,
+    port,
+    host: values.host,
+    serverName: values['server-name'],
+    accounts: accountsConfig(auth, resolverDir),
+  })
+  if (values.out === undefined) out.write(config)
+  else {
+    writeFileSync(values.out, config, { mode: 0o644 })
+    out.write(`server config written to ${resolve(values.out)}\n`)
+  }
+  const users = ['system', ...SERVICE_USERS] as const
+  io.stderr.write(
+    `auth dir ${authDir}: creds of ${users.map((u) => `${u} (${serviceCredsFile(authDir, u)})`).join(', ')}\n`,
+  )
+  return 0
+}

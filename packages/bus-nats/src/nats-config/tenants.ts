@@ -1,0 +1,210 @@
+import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { EventplaneError, validateTenant } from '@eventplane/core'
+import { JetStreamApiError, jetstreamManager } from '@nats-io/jetstream'
+import { type KeyPair, createAccount, fromSeed } from '@nats-io/nkeys'
+import { type NatsConnection, connect, credsAuthenticator } from '@nats-io/transport-node'
+import type { ConnectionOptions } from '@nats-io/transport-node'
+import { ensureStreamExists } from '../stream.ts'
+import { STREAM_NAME } from '../subjects.ts'
+import { ensureConsumer } from '../subscription.ts'
+import { type AuthDir, serviceCredsFile, tenantCredsFile, writeSecretFile } from './auth-dir.ts'
+import { revokedTenantAccountJwt, tenantAccountJwt, userCreds } from './claims.ts'
+import { pushAccountJwt } from './claims-push.ts'
+import { type UserPermissions, checkTenantConsumers, tenantPermissions } from './permissions.ts'
+
+/** What the auth dir remembers of a tenant (`tenants/<tenant>.json`). */
+export interface TenantRecord {
+  tenant: string
+  /** The tenant account's public key. */
+  account: string
+  status: 'active' | 'revoked'
+  /** Its durable consumers on the log stream (operator-provisioned, filtered to its subjects). */
+  consumers: string[]
+  added_at: string
+  revoked_at?: string
+}
+
+/** The two connections tenant administration needs: the system account (JWT pushes) and the log account (consumers). */
+export interface TenantAdmin {
+  system: NatsConnection
+  operator: NatsConnection
+  close(): Promise<void>
+}
+
+const recordFile = (dir: string, tenant: string): string => join(dir, 'tenants', `${tenant}.json`)
+const seedFile = (dir: string, tenant: string): string => join(dir, 'tenants', `${tenant}.nk`)
+
+/** Connects as the auth dir's `system` and `operator` users (their creds files). */
+export async function connectTenantAdmin(
+  auth: AuthDir,
+  servers: string,
+  options: Partial<ConnectionOptions> = {},
+): Promise<TenantAdmin> {
+  const as = (user: 'system' | 'operator') =>
+    connect({
+      servers,
+      name: `eventplane-tenant-admin:${user}`,
+      authenticator: credsAuthenticator(readFileSync(serviceCredsFile(auth.dir, user))),
+      ...options,
+    })
+  const system = await as('system')
+  const operator = await as('operator').catch(async (e: unknown) => {
+    await system.close()
+    throw e
+  })
+  return {
+    system,
+    operator,
+    async close() {
+      await Promise.allSettled([system.close(), operator.close()])
+    },
+  }
+}
+
+/** Every tenant the auth dir knows, active and revoked, by name. */
+export function listTenants(auth: AuthDir): TenantRecord[] {
+  const dir = join(auth.dir, 'tenants')
+  if (!existsSync(dir)) return []
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as TenantRecord)
+    .sort((a, b) => a.tenant.localeCompare(b.tenant))
+}
+
+function activeRecord(auth: AuthDir, tenant: string): TenantRecord | undefined {
+  const file = recordFile(auth.dir, validateTenant(tenant))
+  if (!existsSync(file)) return undefined
+  const record = JSON.parse(readFileSync(file, 'utf8')) as TenantRecord
+  return record.status === 'active' ? record : undefined
+}
+
+function tenantKey(auth: AuthDir, tenant: string): KeyPair {
+  return fromSeed(new TextEncoder().encode(readFileSync(seedFile(auth.dir, tenant), 'utf8').trim()))
+}
+
+export interface AddTenantOptions {
+  /** Its consumer names (`<tenant>_…`); default `<tenant>_tail`, `_proj`, `_ctl`, or what it has. */
+  consumers?: readonly string[]
+}
+
+export interface AddedTenant {
+  record: TenantRecord
+  /** The tenant user's creds file (mode 0600): hand it to the tenant, never print it. */
+  credsFile: string
+  /** false when the tenant was already active (its JWT was pushed again, its consumers checked). */
+  created: boolean
+}
+
+/**
+ * Adds a tenant, live: a new NATS account (JetStream off, no exports) that
+ * imports exactly its submit subjects, its consumers and its live log
+ * subjects; a user for it, whose creds file is written with mode 0600; the
+ * account JWT pushed to the server's resolver (no restart, other tenants
+ * untouched); and its durable consumers on the log stream, filtered to
+ * `eventplane.*.<tenant>.>` (the stream is created with defaults when no
+ * relay has yet). Idempotent: an active tenant keeps its account and creds;
+ * changed consumer names re-issue its creds and drop the consumers it lost.
+ */
+export async function addTenant(
+  auth: AuthDir,
+  admin: TenantAdmin,
+  tenant: string,
+  options: AddTenantOptions = {},
+): Promise<AddedTenant> {
+  const existing = activeRecord(auth, tenant)
+  const owners = new Map<string, string>()
+  for (const r of listTenants(auth))
+    if (r.status === 'active' && r.tenant !== tenant) for (const c of r.consumers) owners.set(c, r.tenant)
+  const consumers = checkTenantConsumers(tenant, options.consumers ?? existing?.consumers, owners)
+  let account: KeyPair
+  if (existing === undefined) {
+    account = createAccount()
+    writeSecretFile(seedFile(auth.dir, tenant), `${new TextDecoder().decode(account.getSeed())}\n`)
+  } else {
+    account = tenantKey(auth, tenant)
+  }
+  const jwt = await tenantAccountJwt({
+    tenant,
+    account: account.getPublicKey(),
+    consumers,
+    operator: auth.operator,
+    log: auth.log,
+  })
+  await pushAccountJwt(admin.system, jwt)
+  const jsm = await jetstreamManager(admin.operator)
+  await ensureStreamExists(jsm)
+  for (const name of consumers) await ensureConsumer(jsm, { name, filter: { tenant } })
+  const dropped = (existing?.consumers ?? []).filter((c) => !consumers.includes(c))
+  await deleteConsumers(admin.operator, dropped)
+
+  const credsFile = tenantCredsFile(auth.dir, tenant)
+  const sameGrants = existing !== undefined && dropped.length === 0 && consumers.length === existing.consumers.length
+  if (!sameGrants || !existsSync(credsFile))
+    writeSecretFile(credsFile, await userCreds(tenant, account, tenantPermissions(tenant, consumers)))
+  const record: TenantRecord = {
+    tenant,
+    account: account.getPublicKey(),
+    status: 'active',
+    consumers,
+    added_at: existing?.added_at ?? new Date().toISOString(),
+  }
+  writeFileSync(recordFile(auth.dir, tenant), `${JSON.stringify(record, null, 2)}\n`, { mode: 0o644 })
+  return { record, credsFile, created: existing === undefined }
+}
+
+/**
+ * Revokes a tenant, live: its account JWT is replaced by one with no imports,
+ * no connections allowed and every user revoked, so the server closes its
+ * connections at once and refuses its creds from then on; its consumers are
+ * deleted and its key and creds removed from the auth dir. Other tenants are
+ * untouched. `bus.unknown_tenant` when it is not active.
+ */
+export async function revokeTenant(auth: AuthDir, admin: TenantAdmin, tenant: string): Promise<TenantRecord> {
+  const record = activeRecord(auth, tenant)
+  if (record === undefined)
+    throw new EventplaneError('bus.unknown_tenant', `tenant ${tenant} is not active in ${auth.dir}`, {
+      details: { tenant },
+    })
+  await pushAccountJwt(admin.system, await revokedTenantAccountJwt(tenant, record.account, auth.operator))
+  await deleteConsumers(admin.operator, record.consumers)
+  rmSync(tenantCredsFile(auth.dir, tenant), { force: true })
+  rmSync(seedFile(auth.dir, tenant), { force: true })
+  const revoked: TenantRecord = { ...record, status: 'revoked', revoked_at: new Date().toISOString() }
+  writeFileSync(recordFile(auth.dir, tenant), `${JSON.stringify(revoked, null, 2)}\n`, { mode: 0o644 })
+  return revoked
+}
+
+/**
+ * Creds for one more user of an active tenant's account, with `permissions`
+ * (none given: everything inside the account, which is still bounded by its
+ * imports). Returned, not written: the caller decides where the secret goes.
+ */
+export async function issueTenantUser(
+  auth: AuthDir,
+  tenant: string,
+  name: string,
+  permissions: UserPermissions = {},
+): Promise<Uint8Array> {
+  if (activeRecord(auth, tenant) === undefined)
+    throw new EventplaneError('bus.unknown_tenant', `tenant ${tenant} is not active in ${auth.dir}`, {
+      details: { tenant },
+    })
+  return userCreds(name, tenantKey(auth, tenant), permissions)
+}
+
+/** JetStream API codes for "already gone" (nats-server errors.json). */
+const CONSUMER_NOT_FOUND = 10014
+const STREAM_NOT_FOUND = 10059
+
+async function deleteConsumers(operator: NatsConnection, names: readonly string[]): Promise<void> {
+  if (names.length === 0) return
+  const jsm = await jetstreamManager(operator)
+  for (const name of names) {
+    try {
+      await jsm.consumers.delete(STREAM_NAME, name)
+    } catch (e) {
+      if (!(e instanceof JetStreamApiError && (e.code === CONSUMER_NOT_FOUND || e.code === STREAM_NOT_FOUND))) throw e
+    }
+  }
+}

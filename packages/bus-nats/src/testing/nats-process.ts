@@ -1,0 +1,87 @@
+/** Process plumbing of the test nats-server: the binary, a free port, readiness, last-resort cleanup. */
+import type { ChildProcess } from 'node:child_process'
+import { rmSync, accessSync, constants } from 'node:fs'
+import { createConnection, createServer } from 'node:net'
+import { delimiter, join } from 'node:path'
+import { Unavailable } from '@eventplane/core'
+
+export const INSTALL_HINT =
+  'nats-server binary not found; install it with: apt-get install nats-server (or set EVENTPLANE_NATS_SERVER_BIN)'
+/** Every nats-server child still running, SIGKILLed if the test process exits first. */
+export const live = new Set<ChildProcess>()
+/** Temp dirs to remove if the test process exits first. */
+export const tempDirs = new Set<string>()
+let exitHookInstalled = false
+
+/** Last-resort cleanup: a test process that dies still takes its servers with it. */
+export function installExitHook(): void {
+  if (exitHookInstalled) return
+  exitHookInstalled = true
+  const reap = (): void => {
+    for (const child of live) child.kill('SIGKILL')
+    for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true })
+  }
+  process.on('exit', reap)
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      reap()
+      process.kill(process.pid, signal)
+    })
+  }
+}
+
+/** `EVENTPLANE_NATS_SERVER_BIN`, else `nats-server` on PATH or in the sbin dirs Debian uses. */
+export function findNatsServerBinary(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.EVENTPLANE_NATS_SERVER_BIN) return env.EVENTPLANE_NATS_SERVER_BIN
+  const dirs = [...(env.PATH ?? '').split(delimiter), '/usr/sbin', '/usr/local/sbin', '/usr/local/bin']
+  for (const dir of dirs.filter((d) => d !== '')) {
+    const candidate = join(dir, 'nats-server')
+    try {
+      accessSync(candidate, constants.X_OK)
+      return candidate
+    } catch {
+      // next directory
+    }
+  }
+  throw new Unavailable('bus.unavailable', INSTALL_HINT)
+}
+
+/** A loopback port that was free a moment ago (the server may still lose a race; `start` retries). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      server.close(() =>
+        typeof address === 'object' && address ? resolvePort(address.port) : reject(new Error('no port')),
+      )
+    })
+  })
+}
+
+/**
+ * True once *our* server greets with INFO (it listens only after JetStream has
+ * recovered). The name check matters: if another process won the race for the
+ * port, its greeting must not pass for ours.
+ */
+export async function greets(port: number, serverName: string): Promise<boolean> {
+  return new Promise((done) => {
+    const socket = createConnection({ host: '127.0.0.1', port })
+    const finish = (ok: boolean): void => {
+      socket.destroy()
+      done(ok)
+    }
+    socket.setTimeout(1000, () => finish(false))
+    socket.once('error', () => finish(false))
+    socket.once('data', (chunk) => {
+      const line = chunk.toString('latin1')
+      finish(line.startsWith('INFO') && line.includes(`"server_name":${JSON.stringify(serverName)}`))
+    })
+  })
+}
+
+export function exited(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
+  return new Promise((done) => child.once('exit', () => done()))
+}

@@ -1,0 +1,133 @@
+import type { Command } from 'commander'
+import { EventplaneError, Unavailable } from '@eventplane/core'
+import {
+  type AuthDir,
+  type TenantAdmin,
+  type TenantRecord,
+  addTenant,
+  connectTenantAdmin,
+  listTenants,
+  loadAuthDir,
+  revokeTenant,
+} from '@eventplane/bus-nats/nats-config'
+import { redactUrl } from '@eventplane/store-pg'
+import { toEventplaneError } from '../exit-codes.ts'
+import type { CommandKit } from '../program.ts'
+import { CONNECT_TIMEOUT_S, type Session } from '../session.ts'
+
+function authDir(session: Session): AuthDir {
+  const dir = session.config.natsAuthDir
+  if (dir === undefined)
+    throw new EventplaneError(
+      'cli.config',
+      'no NATS auth dir: give --auth-dir or EVENTPLANE_NATS_AUTH_DIR (made by nats-setup, see infra/nats)',
+    )
+  return loadAuthDir(dir)
+}
+
+/** The auth dir's `system` and `operator` connections; closed with the session. */
+async function admin(session: Session, auth: AuthDir): Promise<TenantAdmin> {
+  const url = session.config.natsUrl
+  try {
+    const a = await connectTenantAdmin(auth, url, { timeout: CONNECT_TIMEOUT_S * 1000, maxReconnectAttempts: 0 })
+    session.onClose(() => a.close())
+    return a
+  } catch (e) {
+    const typed = toEventplaneError(e)
+    if (typed.code === 'bus.auth_failed' || typed.code === 'cli.config') throw typed
+    throw new Unavailable('bus.unavailable', `cannot connect to NATS at ${redactUrl(url)}: ${typed.message}`, {
+      cause: e,
+    })
+  }
+}
+
+const record = (r: TenantRecord) => ({ ...r })
+
+function humanRecord(r: TenantRecord): string {
+  const when = r.status === 'revoked' ? `revoked ${r.revoked_at}` : `added ${r.added_at}`
+  return `${r.tenant.padEnd(20)} ${r.status.padEnd(8)} ${r.account}  ${r.consumers.join(',')}  ${when}`
+}
+
+const collect = (value: string, previous: string[]): string[] => [...previous, value]
+
+/**
+ * `evtctl tenant add|list|revoke`: tenants are NATS accounts, added and
+ * revoked live through the server's account resolver (no restart, other
+ * tenants untouched). Creds files are written with mode 0600 and never printed.
+ */
+export function registerTenant(program: Command, kit: CommandKit): void {
+  const tenant = program
+    .command('tenant')
+    .description('add, list and revoke tenants: one NATS account each, changed live (no server restart)')
+    .option('--auth-dir <dir>', 'the NATS auth dir made by nats-setup (env EVENTPLANE_NATS_AUTH_DIR)')
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Each tenant is a NATS account that imports only its submit subjects, its durable consumers',
+        "and its own log subjects; its user's creds file is written to <auth-dir>/tenants/<tenant>.creds",
+        '(mode 0600). Changes are pushed to the server as account JWTs, so they apply at once.',
+        '',
+        'Examples:',
+        '  $ evtctl tenant add acme --auth-dir /etc/eventplane/nats-auth',
+        '  $ evtctl tenant add acme --consumer acme_tail --consumer acme_audit',
+        '  $ evtctl tenant list --json',
+        '  $ evtctl tenant revoke acme',
+      ].join('\n'),
+    )
+
+  tenant
+    .command('add')
+    .description('add a tenant (or re-apply an existing one): account, user creds, consumers')
+    .argument('<tenant>', 'tenant name')
+    .option(
+      '--consumer <name>',
+      'a durable consumer <tenant>_<name> (repeatable; default _tail, _proj, _ctl)',
+      collect,
+      [],
+    )
+    .action(
+      kit.action(async (session, cmd) => {
+        const auth = authDir(session)
+        const consumers = cmd.opts<{ consumer: string[] }>().consumer
+        const added = await addTenant(auth, await admin(session, auth), cmd.args[0]!, {
+          ...(consumers.length > 0 ? { consumers } : {}),
+        })
+        const r = added.record
+        session.log.info({ tenant: r.tenant, account: r.account, created: added.created }, 'tenant added')
+        session.out.emit({ ...record(r), creds_file: added.credsFile, created: added.created }, () => [
+          `tenant     ${r.tenant} (${added.created ? 'added' : 'already active, re-applied'})`,
+          `account    ${r.account}`,
+          `consumers  ${r.consumers.join(', ')}`,
+          `creds      ${added.credsFile} (mode 0600: hand it to the tenant, keep it secret)`,
+        ])
+      }),
+    )
+
+  tenant
+    .command('list')
+    .description('list the tenants of the auth dir, active and revoked')
+    .action(
+      kit.action(async (session) => {
+        const records = listTenants(authDir(session))
+        if (records.length === 0) session.out.line('(no tenants)')
+        for (const r of records) session.out.emit(record(r), () => humanRecord(r))
+      }),
+    )
+
+  tenant
+    .command('revoke')
+    .description('revoke a tenant: its connections are closed, its creds refused, its consumers deleted')
+    .argument('<tenant>', 'tenant name')
+    .action(
+      kit.action(async (session, cmd) => {
+        const auth = authDir(session)
+        const r = await revokeTenant(auth, await admin(session, auth), cmd.args[0]!)
+        session.log.info({ tenant: r.tenant, account: r.account }, 'tenant revoked')
+        session.out.emit(record(r), () => [
+          `tenant     ${r.tenant} revoked`,
+          `account    ${r.account} (connections closed, creds refused from now on)`,
+        ])
+      }),
+    )
+}

@@ -1,0 +1,159 @@
+/**
+ * Tenants come and go live (issue 10): `evtctl tenant add` and `evtctl tenant
+ * revoke` push account JWTs to the running nats-server. Another tenant
+ * publishing and consuming at a steady rate meanwhile loses nothing and sees
+ * no error; the revoked tenant's live connection is closed and its creds are
+ * refused from then on; the added tenant works at once.
+ */
+import assert from 'node:assert/strict'
+import { readFileSync, statSync } from 'node:fs'
+import { after, before, describe, test } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { EventFactory } from '@eventplane/core'
+import { type Gateway, Relay, startGateway, submitIntent, subscribe, tail } from '@eventplane/bus-nats'
+import { PgEventStore, ROLES } from '@eventplane/store-pg'
+import { jetstream } from '@nats-io/jetstream'
+import { type NatsConnection, connect, credsAuthenticator } from '@nats-io/transport-node'
+import { type BusEnv, createBusEnv, eventually, within } from '../../packages/bus-nats/test/fixtures.ts'
+import { killAll, runCli } from '../../packages/evtctl/test/helpers.ts'
+
+/** One tenant submitting intents one after another at a steady pace, and consuming them twice (pull and tail). */
+class SteadyTenant {
+  readonly submitted: string[] = []
+  readonly pulled: string[] = []
+  readonly tailed: string[] = []
+  readonly errors: string[] = []
+  #stopped = false
+  #done: Promise<void> | undefined
+
+  constructor(
+    readonly nc: NatsConnection,
+    readonly tenant: string,
+  ) {
+    void (async () => {
+      for await (const s of nc.status()) if (s.type !== 'ping') this.errors.push(`connection ${s.type}`)
+    })()
+  }
+
+  async start(): Promise<void> {
+    const pull = await subscribe(jetstream(this.nc), { consumer: `${this.tenant}_tail` })
+    const live = await tail(this.nc, { tenant: this.tenant })
+    void (async () => {
+      for await (const d of pull) {
+        this.pulled.push(d.event.event_id)
+        await d.ack()
+      }
+    })().catch((e: unknown) => this.errors.push(`pull: ${String(e)}`))
+    void (async () => {
+      for await (const e of live) this.tailed.push(e.event_id)
+    })().catch((e: unknown) => this.errors.push(`tail: ${String(e)}`))
+    const factory = EventFactory.forTenant(this.tenant, { causedBy: 'user:steady' })
+    this.#done = (async () => {
+      for (let i = 0; !this.#stopped; i++) {
+        const event = factory.intent({ category: 'deployment', id: `steady-${i % 5}` }, 'scaled', { i })
+        try {
+          await submitIntent(this.nc, event, { timeoutMs: 5000 })
+          this.submitted.push(event.event_id)
+        } catch (e) {
+          this.errors.push(`submit: ${String(e)}`)
+        }
+        await sleep(20) // a steady rate, not an ordering device
+      }
+      await sleep(0)
+    })()
+    this.stopPull = () => Promise.all([pull.stop(), live.stop()]).then(() => {})
+  }
+
+  stopPull: () => Promise<void> = async () => {}
+
+  async stop(): Promise<void> {
+    this.#stopped = true
+    await this.#done
+  }
+}
+
+describe('tenants are added and revoked live, without disturbing another tenant', () => {
+  let env: BusEnv
+  let gateway: Gateway
+  let relay: Relay
+
+  before(async () => {
+    env = await createBusEnv('ep_lifecycle', ['globex', 'acme'])
+    gateway = await startGateway({
+      nc: await env.natsAs('gateway'),
+      store: new PgEventStore(env.db.connect(ROLES.intentWriter, 4)),
+    })
+    relay = new Relay({ sql: env.db.connect(ROLES.relay, 2), nc: await env.natsAs('relay'), name: 'life' })
+    relay.start()
+  })
+  after(async () => {
+    killAll()
+    await relay?.stop()
+    await gateway?.stop()
+    await env?.cleanup()
+  })
+
+  test('tenant add and tenant revoke while globex publishes and consumes: globex loses nothing and sees no error', async () => {
+    const cli = { EVENTPLANE_NATS_URL: env.server.url, EVENTPLANE_NATS_AUTH_DIR: env.server.authDir! }
+    const globex = new SteadyTenant(await env.server.connect('globex'), 'globex')
+    await globex.start()
+    const acmeCreds = readFileSync(env.server.credentials.acme!.creds)
+    const acme = await env.server.connect('acme', { maxReconnectAttempts: 5, reconnectTimeWait: 100 })
+    await eventually(() => globex.submitted.length >= 20, 'globex to get going')
+
+    const added = await runCli(['tenant', 'add', 'initech', '--json'], { env: cli })
+    assert.equal(added.code, 0, added.stderr)
+    const { creds_file: credsFile, consumers } = JSON.parse(added.stdout) as { creds_file: string; consumers: string[] }
+    assert.deepEqual(consumers, ['initech_tail', 'initech_proj', 'initech_ctl'])
+    assert.equal(statSync(credsFile).mode & 0o777, 0o600, 'the creds file is private')
+    const secrets = readFileSync(credsFile, 'utf8')
+      .split('\n')
+      .filter((l) => /^(eyJ|SU)/.test(l))
+    assert.equal(secrets.length, 2)
+    assert.ok(!secrets.some((s) => added.stdout.includes(s) || added.stderr.includes(s)), 'creds are never printed')
+    const initech = await connect({
+      servers: env.server.url,
+      authenticator: credsAuthenticator(readFileSync(credsFile)),
+      inboxPrefix: '_INBOX_initech',
+    })
+    const intent = EventFactory.forTenant('initech', { causedBy: 'user:new' }).intent(
+      { category: 'deployment', id: 'first' },
+      'scaled',
+      { n: 1 },
+    )
+    assert.equal((await submitIntent(initech, intent)).event_id, intent.event_id, 'the new tenant works at once')
+    await initech.close()
+
+    const closed = acme.closed()
+    const revoked = await runCli(['tenant', 'revoke', 'acme', '--json'], { env: cli })
+    assert.equal(revoked.code, 0, revoked.stderr)
+    assert.equal((JSON.parse(revoked.stdout) as { status: string }).status, 'revoked')
+    const why = await within(closed, 15_000, "acme's connection to be closed")
+    assert.ok(why instanceof Error, `closed by the server: ${String(why)}`)
+    await assert.rejects(
+      connect({ servers: env.server.url, authenticator: credsAuthenticator(acmeCreds), maxReconnectAttempts: 0 }),
+      (e: Error) => /Authorization|Authentication|revoked/i.test(e.message),
+      'the revoked creds are refused',
+    )
+
+    const atRevoke = globex.submitted.length
+    await eventually(() => globex.submitted.length >= atRevoke + 20, 'globex to go on after the revoke')
+    await globex.stop()
+    const all = [...globex.submitted]
+    await eventually(
+      () => globex.pulled.length >= all.length && globex.tailed.length >= all.length,
+      'globex to consume',
+    )
+    await globex.stopPull()
+    assert.deepEqual(globex.errors, [], 'globex saw no error')
+    assert.deepEqual(globex.pulled, all, 'its consumer got every event, in order, once')
+    assert.deepEqual(globex.tailed, all, 'its tail got every event, in order')
+    const list = await runCli(['tenant', 'list', '--json'], { env: cli })
+    const statuses = list.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { tenant: string; status: string })
+      .map((r) => `${r.tenant}:${r.status}`)
+    assert.deepEqual(statuses, ['acme:revoked', 'globex:active', 'initech:active'])
+  })
+})
