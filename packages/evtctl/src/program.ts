@@ -14,6 +14,7 @@ import { registerRead } from './commands/read.ts'
 import { registerReplay } from './commands/replay.ts'
 import { registerState } from './commands/state.ts'
 import { registerStatus } from './commands/status.ts'
+import { registerStreams } from './commands/streams.ts'
 import { registerSubscribe } from './commands/subscribe.ts'
 import { registerTail } from './commands/tail.ts'
 import { registerTrace } from './commands/trace.ts'
@@ -51,6 +52,8 @@ Examples:
   $ evtctl up
   $ evtctl publish acme/deployment/web-1 create --data '{"image":"web:1.2","replicas":2}' --expected-version no_stream
   $ evtctl read acme/deployment/web-1 --json
+  $ evtctl streams --tenant acme --category deployment
+  $ evtctl read --category deployment --tenant acme --limit 50
   $ evtctl tail --tenant acme --kind fact
   $ evtctl trace 0190c7a2-5b1e-7c3d-9f00-2a4b6c8d0e1f --tenant acme
   $ evtctl replay deployment_status
@@ -139,6 +142,7 @@ export function buildProgram(io: CliIo): Command {
   registerMigrate(program, kit)
   registerPublish(program, kit)
   registerRead(program, kit)
+  registerStreams(program, kit)
   registerTail(program, kit)
   registerSubscribe(program, kit)
   registerReplay(program, kit)
