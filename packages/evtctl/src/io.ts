@@ -1,3 +1,5 @@
+import { EventplaneError } from '@eventplane/core'
+import { stylesFor } from './colors.ts'
 import { alignRows } from './table.ts'
 
 /** A writable evtctl prints to; process.stdout/stderr or a test buffer. */
@@ -61,7 +63,9 @@ export class Output {
       return
     }
     if (values.length === 0) return
-    for (const l of alignRows([...(view.header ? [view.header] : []), ...values.map(view.cells)])) this.line(l)
+    const lines = alignRows([...(view.header ? [view.header] : []), ...values.map(view.cells)])
+    if (view.header) lines[0] = stylesFor(this.io.stdout, this.io.env).bold(lines[0]!)
+    for (const l of lines) this.line(l)
   }
 
   /** Either form of one result: `human()` is only called in human mode. */
@@ -83,7 +87,12 @@ export async function readAllStdin(io: CliIo, maxBytes: number): Promise<string>
   for await (const chunk of io.stdin) {
     const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
     size += buf.byteLength
-    if (size > maxBytes) throw new RangeError(`stdin holds more than ${maxBytes} bytes`)
+    if (size > maxBytes)
+      throw new EventplaneError(
+        'core.payload_too_large',
+        `stdin holds more than ${maxBytes} bytes, the most --data - reads (event data itself is limited to 64 KiB)`,
+        { details: { limit: maxBytes } },
+      )
     chunks.push(buf)
   }
   return Buffer.concat(chunks).toString('utf8')
