@@ -83,7 +83,10 @@ describe('evtctl streams and read --category / --all', () => {
     assert.equal(second.code, 0, second.stderr)
     const lines = second.stdout.trimEnd().split('\n')
     assert.equal(lines.length, 2)
-    assert.match(lines[0]!, /^@\d+ {2}acme\/deployment\/api v1 {2}intent {2}created {2}\S+Z {2}[0-9a-f-]{36} {2}\{"i":0\}$/)
+    assert.match(
+      lines[0]!,
+      /^@\d+ {2}acme\/deployment\/api v1 {2}intent {2}created {2}\S+Z {2}[0-9a-f-]{36} {2}\{"i":0\}$/,
+    )
     assert.match(lines[1]!, /^end of the log for now \(1 events\); continue later with --after \d+:\d+$/)
     const streams = page1.map((e) => `${e.stream} v${e.stream_version}`)
     assert.deepEqual(streams, ['acme/deployment/web v1', 'acme/deployment/web v2', 'acme/deployment/web v3'])

@@ -8,6 +8,7 @@ import { type ImportCount, type ImportPolicy, planImport, recheckedLines } from 
 import { type CommandKit, tenantOption } from '../program.ts'
 import type { Session } from '../session.ts'
 import { alignRows } from '../table.ts'
+import { stylesFor } from '../colors.ts'
 
 interface ImportOptions {
   allowFacts?: boolean
@@ -36,8 +37,12 @@ function lineSource(session: Session, file: string): () => AsyncIterable<string>
   }
 }
 
-function countRows(counts: readonly ImportCount[]): string[] {
-  return alignRows([['tenant', 'kind', 'events'], ...counts.map((c) => [c.tenant, c.kind, String(c.events)])])
+function countRows(session: Session, counts: readonly ImportCount[]): string[] {
+  const [header, ...rows] = alignRows([
+    ['tenant', 'kind', 'events'],
+    ...counts.map((c) => [c.tenant, c.kind, String(c.events)]),
+  ])
+  return [stylesFor(session.io.stdout, session.io.env).bold(header!), ...rows]
 }
 
 /**
@@ -82,14 +87,14 @@ export function registerImport(program: Command, kit: CommandKit): void {
         session.log.info({ tenant: policy.tenant, events: total, dryRun: opts.dryRun === true }, 'import checked')
         if (opts.dryRun) {
           session.out.emit({ dry_run: true, counts }, () => [
-            ...countRows(counts),
+            ...countRows(session, counts),
             `dry run: ${total} events checked, nothing written`,
           ])
           return
         }
         const result = await importEvents(new PgEventStore(session.pg(ROLES.operator)), recheckedLines(lines(), policy))
         session.out.emit({ ...result, counts }, () => [
-          ...countRows(counts),
+          ...countRows(session, counts),
           `imported ${result.imported}, skipped ${result.skipped} already stored, ${result.conflicts.length} conflicts`,
         ])
         if (result.conflicts.length > 0) {
