@@ -18,7 +18,9 @@ import { startNatsServer } from '@eventplane/bus-nats/testing'
 
 const EVTCTL = fileURLToPath(new URL('../packages/evtctl/bin/evtctl.js', import.meta.url))
 const started = Date.now()
-const step = (title: string) => console.log(`\n\x1b[1m== ${title}\x1b[0m`)
+// Bold only on a terminal, never with NO_COLOR: piped or logged output carries no escape codes.
+const bold = process.stdout.isTTY && !process.env.NO_COLOR ? (s: string) => `\x1b[1m${s}\x1b[0m` : (s: string) => s
+const step = (title: string) => console.log(`\n${bold(`== ${title}`)}`)
 
 const db = await createTestDatabase('eventplane_demo', { migrate: false })
 // No tenants yet: the server starts with the system side only (operator, system and log accounts).

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { EventplaneError, validateTenant } from '@eventplane/core'
 import { DEFAULT_DATABASE_URL } from '@eventplane/store-pg'
+import { closest, fileModeWarning, hasPassword } from './config-warnings.ts'
 
 /** The local NATS server; only a default, never a credential. */
 export const DEFAULT_NATS_URL = 'nats://127.0.0.1:4222'
@@ -69,6 +70,8 @@ export interface ResolveOptions {
   env: NodeJS.ProcessEnv
   /** Directory relative paths are resolved against (default process.cwd()). */
   cwd?: string
+  /** Told about files whose mode lets others read a password or change the settings (default: ignored). */
+  warn?: (message: string) => void
 }
 
 const configError = (message: string): EventplaneError => new EventplaneError('cli.config', message)
@@ -85,7 +88,8 @@ const configError = (message: string): EventplaneError => new EventplaneError('c
 export function resolveConfig(flags: ConfigFlags, options: ResolveOptions): ResolvedConfig {
   const env = options.env
   const cwd = options.cwd ?? process.cwd()
-  const { file, path: configFile } = loadConfigFile(flags.config ?? nonEmpty(env.EVENTPLANE_CONFIG), cwd)
+  const warn = options.warn ?? (() => {})
+  const { file, path: configFile } = loadConfigFile(flags.config ?? nonEmpty(env.EVENTPLANE_CONFIG), cwd, warn)
   const fileDir = configFile === undefined ? cwd : dirname(configFile)
 
   const pick = (
@@ -105,7 +109,7 @@ export function resolveConfig(flags: ConfigFlags, options: ResolveOptions): Reso
   const natsUrl = pick(flags.natsUrl, env.EVENTPLANE_NATS_URL, file.natsUrl, DEFAULT_NATS_URL)
   const natsUser = pick(flags.natsUser, env.EVENTPLANE_NATS_USER, file.natsUser)
   const tenant = pick(flags.tenant, env.EVENTPLANE_TENANT, file.tenant)
-  const password = resolvePassword(flags, env, file, cwd, fileDir)
+  const password = resolvePassword(flags, env, file, cwd, fileDir, warn)
   // Paths: relative to the working directory (flag, env) or to the config file's directory (file).
   const path = (p: { value: string | undefined; source: ConfigSource }) =>
     p.value === undefined ? undefined : resolve(p.source === 'file' ? fileDir : cwd, p.value)
@@ -143,7 +147,11 @@ function nonEmpty(s: string | undefined): string | undefined {
   return s === undefined || s === '' ? undefined : s
 }
 
-function loadConfigFile(named: string | undefined, cwd: string): { file: ConfigFile; path: string | undefined } {
+function loadConfigFile(
+  named: string | undefined,
+  cwd: string,
+  warn: (message: string) => void,
+): { file: ConfigFile; path: string | undefined } {
   const path = resolve(cwd, named ?? DEFAULT_CONFIG_FILE)
   if (named === undefined && !existsSync(path)) return { file: {}, path: undefined }
   let text: string
@@ -162,13 +170,22 @@ function loadConfigFile(named: string | undefined, cwd: string): { file: ConfigF
     throw configError(`config file ${path} must hold a JSON object`)
   for (const [key, value] of Object.entries(parsed)) {
     if (!FILE_KEYS.has(key)) {
-      const hint = key === 'natsPassword' ? ' (put the password in a file and use natsPasswordFile)' : ''
+      const guess = closest(key, FILE_KEYS)
+      const hint =
+        key === 'natsPassword'
+          ? ' (put the password in a file and use natsPasswordFile)'
+          : guess === undefined
+            ? ''
+            : ` (did you mean ${JSON.stringify(guess)}?)`
       throw configError(`config file ${path}: unknown key ${JSON.stringify(key)}${hint}`)
     }
     if (typeof value !== 'string' || value === '')
       throw configError(`config file ${path}: ${key} must be a non-empty string`)
   }
-  return { file: parsed as ConfigFile, path }
+  const file = parsed as ConfigFile
+  const modeWarning = fileModeWarning(path, 'config file', hasPassword(file.databaseUrl) || hasPassword(file.natsUrl))
+  if (modeWarning) warn(modeWarning)
+  return { file, path }
 }
 
 function resolvePassword(
@@ -177,23 +194,24 @@ function resolvePassword(
   file: ConfigFile,
   cwd: string,
   fileDir: string,
+  warn: (message: string) => void,
 ): { value: string | undefined; source: ConfigSource } {
   if (flags.natsPasswordFile !== undefined)
-    return { value: readSecret(resolve(cwd, flags.natsPasswordFile)), source: 'flag' }
+    return { value: readSecret(resolve(cwd, flags.natsPasswordFile), warn), source: 'flag' }
   const envFile = nonEmpty(env.EVENTPLANE_NATS_PASSWORD_FILE)
   const envPlain = nonEmpty(env.EVENTPLANE_NATS_PASSWORD)
   if (envFile !== undefined && envPlain !== undefined) {
     throw configError('both EVENTPLANE_NATS_PASSWORD_FILE and EVENTPLANE_NATS_PASSWORD are set; set only one')
   }
-  if (envFile !== undefined) return { value: readSecret(resolve(cwd, envFile)), source: 'env' }
+  if (envFile !== undefined) return { value: readSecret(resolve(cwd, envFile), warn), source: 'env' }
   if (envPlain !== undefined) return { value: envPlain, source: 'env' }
   if (file.natsPasswordFile !== undefined)
-    return { value: readSecret(resolve(fileDir, file.natsPasswordFile)), source: 'file' }
+    return { value: readSecret(resolve(fileDir, file.natsPasswordFile), warn), source: 'file' }
   return { value: undefined, source: 'unset' }
 }
 
 /** A password file's content without its trailing newline; its path (not content) appears in errors. */
-function readSecret(path: string): string {
+function readSecret(path: string, warn: (message: string) => void): string {
   let text: string
   try {
     text = readFileSync(path, 'utf8')
@@ -202,6 +220,8 @@ function readSecret(path: string): string {
   }
   const secret = text.replace(/\r?\n$/, '')
   if (secret === '') throw configError(`password file ${path} is empty`)
+  const modeWarning = fileModeWarning(path, 'password file', true)
+  if (modeWarning) warn(modeWarning)
   return secret
 }
 

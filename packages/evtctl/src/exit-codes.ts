@@ -1,6 +1,7 @@
 import { EventplaneError, type ErrorCode, isEventplaneError } from '@eventplane/core'
 import { mapPgError } from '@eventplane/store-pg'
 import { errors as natsErrors } from '@nats-io/transport-node'
+import { isJetStreamDisabled, jetStreamDisabled } from './jetstream-check.ts'
 
 /**
  * evtctl's exit codes. Scripts may rely on them: 2 means "re-read and decide",
@@ -77,6 +78,7 @@ export function toEventplaneError(e: unknown): EventplaneError {
     )
   }
   if (code === '42501') return new EventplaneError('store.forbidden', `PostgreSQL: ${message}`, { cause: e })
+  if (isJetStreamDisabled(e)) return jetStreamDisabled(undefined, e)
   if (e instanceof natsErrors.RequestError) {
     if (e.isNoResponders())
       return new EventplaneError('bus.unavailable', `nobody answers on NATS: ${message}`, { cause: e })

@@ -23,12 +23,27 @@ export function eventRecord(e: RecordedEvent, options: EventViewOptions): Record
   }
 }
 
-/** One human line: version, position, kind, type, time, id, data (and actor when asked). */
-export function eventLine(e: RecordedEvent, options: EventViewOptions): string {
-  const cols = [`v${e.stream_version}`, `@${e.global_position}`, e.kind.padEnd(8), e.type, e.occurred_at, e.event_id]
+/** The human columns of a stream's event: version, position, kind, type, time, id, (actor), data. */
+export function eventCells(e: RecordedEvent, options: EventViewOptions): string[] {
+  const cols = [`v${e.stream_version}`, `@${e.global_position}`, e.kind, e.type, e.occurred_at, e.event_id]
   if (options.showActor) cols.push(`by ${e.caused_by}`)
   cols.push(JSON.stringify(e.data))
-  return cols.join('  ')
+  return cols
+}
+
+/** The human columns of an event of the log: position, stream and version, kind, type, time, id, (actor), data. */
+export function logEventCells(e: RecordedEvent, options: EventViewOptions): string[] {
+  const cols = [
+    `@${e.global_position}`,
+    `${streamOf(e)} v${e.stream_version}`,
+    e.kind,
+    e.type,
+    e.occurred_at,
+    e.event_id,
+  ]
+  if (options.showActor) cols.push(`by ${e.caused_by}`)
+  cols.push(JSON.stringify(e.data))
+  return cols
 }
 
 /** One human line of a live event: position, kind, stream and version, type, time, id (and actor). */

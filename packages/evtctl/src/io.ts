@@ -1,3 +1,7 @@
+import { EventplaneError } from '@eventplane/core'
+import { stylesFor } from './colors.ts'
+import { alignRows } from './table.ts'
+
 /** A writable evtctl prints to; process.stdout/stderr or a test buffer. */
 export interface Writer {
   write(chunk: string): unknown
@@ -25,6 +29,13 @@ export function toJson(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))
 }
 
+/** How `Output.rows` shows a list: the machine record and the human columns of one value. */
+export interface RowsView<T> {
+  record(value: T): unknown
+  cells(value: T): string[]
+  header?: string[]
+}
+
 /** Line-oriented output for one command: human text or one JSON document per line. */
 export class Output {
   constructor(
@@ -40,6 +51,21 @@ export class Output {
   /** A machine record; ignored in human mode. */
   record(value: unknown): void {
     if (this.json) this.io.stdout.write(`${toJson(value)}\n`)
+  }
+
+  /**
+   * Many results: one JSON line per value (`view.record`), or one human line
+   * per value with the columns of `view.cells` aligned, under `view.header`.
+   */
+  rows<T>(values: readonly T[], view: RowsView<T>): void {
+    if (this.json) {
+      for (const v of values) this.record(view.record(v))
+      return
+    }
+    if (values.length === 0) return
+    const lines = alignRows([...(view.header ? [view.header] : []), ...values.map(view.cells)])
+    if (view.header) lines[0] = stylesFor(this.io.stdout, this.io.env).bold(lines[0]!)
+    for (const l of lines) this.line(l)
   }
 
   /** Either form of one result: `human()` is only called in human mode. */
@@ -61,7 +87,12 @@ export async function readAllStdin(io: CliIo, maxBytes: number): Promise<string>
   for await (const chunk of io.stdin) {
     const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
     size += buf.byteLength
-    if (size > maxBytes) throw new RangeError(`stdin holds more than ${maxBytes} bytes`)
+    if (size > maxBytes)
+      throw new EventplaneError(
+        'core.payload_too_large',
+        `stdin holds more than ${maxBytes} bytes, the most --data - reads (event data itself is limited to 64 KiB)`,
+        { details: { limit: maxBytes } },
+      )
     chunks.push(buf)
   }
   return Buffer.concat(chunks).toString('utf8')

@@ -1,4 +1,6 @@
 import { pino, type Logger, type LevelWithSilent } from 'pino'
+import pretty from 'pino-pretty'
+import { colorEnabled } from './colors.ts'
 import type { Writer } from './io.ts'
 
 /** Accepted `--log-level` values. */
@@ -22,8 +24,23 @@ export const REDACT_PATHS = [
   '*.pass',
 ]
 
-/** A pino logger writing JSON lines to `destination` (stderr), with redaction on. */
-export function createLogger(level: LevelWithSilent, destination: Writer): Logger {
+/**
+ * A pino logger writing to `destination` (stderr), with redaction on: JSON
+ * lines for pipes and log collectors, pino-pretty's readable lines on a
+ * terminal (coloured unless NO_COLOR). Redaction happens before either.
+ */
+export function createLogger(
+  level: LevelWithSilent,
+  destination: Writer,
+  env: NodeJS.ProcessEnv = process.env,
+): Logger {
+  const prettify = destination.isTTY
+    ? pretty.prettyFactory({
+        colorize: colorEnabled(destination, env),
+        translateTime: 'SYS:HH:MM:ss.l',
+        ignore: 'pid,hostname',
+      })
+    : undefined
   return pino(
     {
       name: 'evtctl',
@@ -31,6 +48,6 @@ export function createLogger(level: LevelWithSilent, destination: Writer): Logge
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       base: { pid: process.pid },
     },
-    { write: (line: string) => destination.write(line) },
+    { write: (line: string) => destination.write(prettify ? prettify(line) : line) },
   )
 }

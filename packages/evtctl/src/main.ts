@@ -1,4 +1,5 @@
 import { EventplaneError } from '@eventplane/core'
+import { STOP_GRACE_MS } from './interrupt.ts'
 import { run } from './program.ts'
 
 // The process edge: the only place evtctl touches process.exit and signals.
@@ -10,8 +11,19 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     // A second Ctrl-C means "now": skip the clean shutdown.
     if (interrupts > 1) process.exit(130)
     controller.abort(new EventplaneError('cli.interrupted', `interrupted by ${signal}`))
+    // The last resort, should closing connections itself hang after the command stopped.
+    setTimeout(() => process.exit(130), STOP_GRACE_MS + 5000).unref()
   })
 }
+
+// A reader that went away (`evtctl read … | head -1`) ends the command quietly, as psql and head do.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0)
+  throw e
+})
+process.stderr.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code !== 'EPIPE') throw e
+})
 
 const code = await run(process.argv.slice(2), {
   stdout: process.stdout,

@@ -2,8 +2,10 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import type { LevelWithSilent } from 'pino'
 import { EventplaneError } from '@eventplane/core'
 import { type ConfigFlags, resolveConfig } from './config.ts'
+import { hasPassword, passwordInArgvWarning, unknownEnvWarnings } from './config-warnings.ts'
 import { EXIT, exitCodeFor, formatFailure, toEventplaneError } from './exit-codes.ts'
 import { type CliIo, Output } from './io.ts'
+import { STOP_GRACE_MS, interruption } from './interrupt.ts'
 import { LOG_LEVELS, createLogger } from './logger.ts'
 import { Session } from './session.ts'
 import { registerExport } from './commands/export.ts'
@@ -14,6 +16,7 @@ import { registerRead } from './commands/read.ts'
 import { registerReplay } from './commands/replay.ts'
 import { registerState } from './commands/state.ts'
 import { registerStatus } from './commands/status.ts'
+import { registerStreams } from './commands/streams.ts'
 import { registerSubscribe } from './commands/subscribe.ts'
 import { registerTail } from './commands/tail.ts'
 import { registerTenant } from './commands/tenant.ts'
@@ -37,6 +40,9 @@ interface GlobalOptions extends ConfigFlags {
   logLevel: LevelWithSilent
 }
 
+/** Commands that stop themselves cleanly on SIGINT/SIGTERM; every other command is cut off at once. */
+const SELF_STOPPING = new Set(['up', 'subscribe', 'tail', 'replay'])
+
 const HELP_FOOTER = `
 Configuration (first found wins, per setting):
   flag  >  EVENTPLANE_* env  >  config file (--config, EVENTPLANE_CONFIG, ./eventplane.json)  >  default
@@ -55,6 +61,8 @@ Examples:
   $ evtctl up
   $ evtctl publish acme/deployment/web-1 create --data '{"image":"web:1.2","replicas":2}' --expected-version no_stream
   $ evtctl read acme/deployment/web-1 --json
+  $ evtctl streams --tenant acme --category deployment
+  $ evtctl read --category deployment --tenant acme --limit 50
   $ evtctl tail --tenant acme --kind fact
   $ evtctl trace 0190c7a2-5b1e-7c3d-9f00-2a4b6c8d0e1f --tenant acme
   $ evtctl replay deployment_status
@@ -103,7 +111,9 @@ export function buildProgram(io: CliIo): Command {
     .option('--nats-creds <file>', 'NATS creds file, instead of user and password (env EVENTPLANE_NATS_CREDS)')
     .option('--json', 'machine-readable output (bigints as strings)')
     .addOption(
-      new Option('--log-level <level>', 'log level of the JSON logs on stderr').choices(LOG_LEVELS).default('warn'),
+      new Option('--log-level <level>', 'log level of the logs on stderr (JSON, or readable lines on a terminal)')
+        .choices(LOG_LEVELS)
+        .default('warn'),
     )
     .addHelpText('after', HELP_FOOTER)
 
@@ -114,7 +124,11 @@ export function buildProgram(io: CliIo): Command {
       async (...args) => {
         const command = args.at(-1) as Command
         const g = command.optsWithGlobals<GlobalOptions>()
-        const log = createLogger(g.logLevel, io.stderr)
+        const log = createLogger(g.logLevel, io.stderr, io.env)
+        const warn = (message: string): void => void io.stderr.write(`evtctl: warning: ${message}\n`)
+        for (const message of unknownEnvWarnings(io.env)) warn(message)
+        if (hasPassword(g.databaseUrl)) warn(passwordInArgvWarning('--database-url', 'EVENTPLANE_DATABASE_URL'))
+        if (hasPassword(g.natsUrl)) warn(passwordInArgvWarning('--nats-url', 'EVENTPLANE_NATS_URL'))
         const config = resolveConfig(
           {
             config: g.config,
@@ -126,20 +140,23 @@ export function buildProgram(io: CliIo): Command {
             natsAuthDir: g.authDir,
             tenant: g.tenant,
           },
-          { env: io.env, cwd: io.cwd },
+          { env: io.env, cwd: io.cwd, warn },
         )
         log.debug(
           { command: command.name(), configFile: config.configFile, sources: config.sources },
           'config resolved',
         )
         const session = new Session(io, config, new Output(io, g.json === true), log)
+        // The first Ctrl-C always ends the command, even one waiting on a server that never answers.
+        const stop = interruption(io.signal, SELF_STOPPING.has(command.name()) ? STOP_GRACE_MS : 0)
         try {
-          await fn(session, command)
+          await Promise.race([fn(session, command), stop.interrupted])
         } catch (e) {
           // The one-line failure is printed by run(); the cause chain is for --log-level debug.
           log.debug({ err: e }, 'command failed')
-          throw e
+          throw await session.rootCause(e)
         } finally {
+          stop.cancel()
           await session.close()
         }
       },
@@ -147,6 +164,7 @@ export function buildProgram(io: CliIo): Command {
   registerMigrate(program, kit)
   registerPublish(program, kit)
   registerRead(program, kit)
+  registerStreams(program, kit)
   registerTail(program, kit)
   registerSubscribe(program, kit)
   registerReplay(program, kit)

@@ -10,10 +10,19 @@ export interface ProgressReporter {
 
 const PLAIN_INTERVAL_MS = 1000
 
-function eta(p: ProjectionProgress): string {
-  if (p.total === undefined || p.rate <= 0) return '?'
-  const seconds = Math.max(0, (p.total - p.events) / p.rate)
-  return seconds < 1 ? '<1s' : `${Math.round(seconds)}s`
+/**
+ * Time left at the current rate: `?` while it cannot be known (no total, no
+ * rate yet). Ours rather than cli-progress's, which prints its `INF` and
+ * `NULL` cut to two characters: `ETA NFs`.
+ */
+export function eta(p: ProjectionProgress): string {
+  if (p.total === undefined || !(p.rate > 0) || !Number.isFinite(p.rate)) return '?'
+  const exact = Math.max(0, (p.total - p.events) / p.rate)
+  if (exact < 1) return '<1s'
+  const seconds = Math.round(exact)
+  if (seconds < 60) return `${seconds}s`
+  const minutes = Math.floor(seconds / 60)
+  return minutes < 60 ? `${minutes}m${String(seconds % 60).padStart(2, '0')}s` : `${Math.round(minutes / 60)}h`
 }
 
 /** Plain lines, at most one per second plus the last one: for logs and pipes. */
@@ -45,8 +54,7 @@ function barReporter(out: Writer): ProgressReporter {
   const bar = new cliProgress.SingleBar(
     {
       stream: out as NodeJS.WritableStream,
-      format:
-        'replay {projection} [{bar}] {percentage}% | {value}/{total} events | {speed} events/s | ETA {eta_formatted}',
+      format: 'replay {projection} [{bar}] {percentage}% | {value}/{total} events | {speed} events/s | ETA {timeLeft}',
       hideCursor: true,
       clearOnComplete: false,
       etaBuffer: 50,
@@ -56,7 +64,7 @@ function barReporter(out: Writer): ProgressReporter {
   let started = false
   return {
     update(p) {
-      const payload = { projection: p.projection, speed: Math.round(p.rate) }
+      const payload = { projection: p.projection, speed: Math.round(p.rate), timeLeft: eta(p) }
       if (!started) {
         bar.start(p.total ?? p.events, p.events, payload)
         started = true

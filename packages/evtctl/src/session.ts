@@ -2,11 +2,13 @@ import type { Logger } from 'pino'
 import type { Sql } from 'postgres'
 import { type NatsConnection, connect as natsConnect } from '@nats-io/transport-node'
 import { type RoleName, connectPg, redactUrl, roleUrl } from '@eventplane/store-pg'
-import { Unavailable } from '@eventplane/core'
+import { type EventplaneError, Unavailable } from '@eventplane/core'
 import { natsAuth, tenantInboxPrefix } from '@eventplane/bus-nats'
 import type { ResolvedConfig } from './config.ts'
 import { toEventplaneError } from './exit-codes.ts'
 import type { CliIo, Output } from './io.ts'
+import { guardPool } from './pg-guard.ts'
+import { describeTarget, pgTarget } from './pg-target.ts'
 
 /** Seconds evtctl waits for PostgreSQL or NATS before reporting them unavailable. */
 export const CONNECT_TIMEOUT_S = 5
@@ -18,6 +20,8 @@ export const CONNECT_TIMEOUT_S = 5
  */
 export class Session {
   readonly #pools = new Map<string, Sql>()
+  /** Per pool: its first connection's failure, if it failed (see guardPool). */
+  readonly #guards = new Map<string, Promise<EventplaneError | undefined>>()
   #nats: Promise<NatsConnection> | undefined
   readonly #cleanups: (() => Promise<unknown> | unknown)[] = []
 
@@ -41,7 +45,32 @@ export class Session {
     this.log.debug({ role, url: redactUrl(url) }, 'connecting to PostgreSQL')
     const sql = connectPg(url, { max, applicationName: 'evtctl', connectTimeout: CONNECT_TIMEOUT_S })
     this.#pools.set(role, sql)
+    this.#guards.set(role, guardPool(sql, pgTarget(url), CONNECT_TIMEOUT_S * 1000))
     return sql
+  }
+
+  /**
+   * The root cause to report for a failed command: when a pool could not
+   * connect, that failure (naming server, database and role) rather than
+   * what it did to the command's queries; a missing schema names the
+   * database to migrate. Anything else is returned as it is.
+   */
+  async rootCause(e: unknown): Promise<unknown> {
+    const typed = toEventplaneError(e)
+    if (!typed.code.startsWith('store.') && typed.code !== 'cli.internal') return e
+    for (const guard of this.#guards.values()) {
+      const failure = await guard
+      if (failure) return failure
+    }
+    const state = (typed.cause as { code?: unknown } | undefined)?.code
+    if (state === '42P01' || state === '3F000') {
+      return new Unavailable(
+        'store.unavailable',
+        `the eventplane schema is missing in ${describeTarget(pgTarget(this.config.databaseUrl))}: run evtctl migrate with this database URL`,
+        { cause: e },
+      )
+    }
+    return e
   }
 
   /**
@@ -70,11 +99,13 @@ export class Session {
       } catch (e) {
         const typed = toEventplaneError(e)
         if (typed.code === 'bus.auth_failed' || typed.code === 'bus.forbidden') throw typed
-        throw new Unavailable(
-          'bus.unavailable',
-          `cannot connect to NATS at ${redactUrl(natsUrl)}: ${(e as Error).message}`,
-          { cause: e },
-        )
+        const why =
+          typed.code === 'bus.timeout'
+            ? `no NATS server answered within ${CONNECT_TIMEOUT_S} s: is a NATS server listening there?`
+            : (e as Error).message
+        throw new Unavailable('bus.unavailable', `cannot connect to NATS at ${redactUrl(natsUrl)}: ${why}`, {
+          cause: e,
+        })
       }
     })()
     return this.#nats

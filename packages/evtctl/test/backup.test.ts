@@ -72,10 +72,18 @@ describe('evtctl export, import and state', () => {
     assert.equal(out.code, 0, out.stderr)
     assert.match(out.stderr, /exported 2 events/)
     const env = { EVENTPLANE_DATABASE_URL: target.url }
-    const first = await runCli(['import', file, '--json'], { env })
+    const first = await runCli(['import', file, '--tenant', 'acme', '--allow-facts', '--json'], { env })
     assert.equal(first.code, 0, first.stderr)
-    assert.deepEqual(JSON.parse(first.stdout), { imported: 2, skipped: 0, conflicts: [] })
-    const again = await runCli(['import', file], { env })
+    assert.deepEqual(JSON.parse(first.stdout), {
+      imported: 2,
+      skipped: 0,
+      conflicts: [],
+      counts: [
+        { tenant: 'acme', kind: 'fact', events: 1 },
+        { tenant: 'acme', kind: 'intent', events: 1 },
+      ],
+    })
+    const again = await runCli(['import', file, '--tenant', 'acme', '--allow-facts'], { env })
     assert.equal(again.code, 0, again.stderr)
     assert.match(again.stdout, /imported 0, skipped 2 already stored, 0 conflicts/)
     const chain = (await readFile(file, 'utf8')).trim().split('\n')
@@ -83,7 +91,7 @@ describe('evtctl export, import and state', () => {
     tampered.data = { replicas: 99 }
     const bad = join(dir, 'tampered.ndjson')
     await writeFile(bad, `${JSON.stringify(tampered)}\n`)
-    const refused = await runCli(['import', bad], { env })
+    const refused = await runCli(['import', bad, '--tenant', 'acme', '--allow-facts'], { env })
     assert.equal(refused.code, 2)
     assert.match(refused.stderr, /^evtctl: store\.idempotency_conflict: 1 events differ/)
     const [row] = await target.admin`select data from eventplane.events where event_id = ${tampered.event_id}`
@@ -94,7 +102,7 @@ describe('evtctl export, import and state', () => {
   test('import of a malformed file is exit 1 with one line and writes nothing', async () => {
     const bad = join(dir, 'bad.ndjson')
     await writeFile(bad, '{"event_id":"nope"}\n')
-    const r = await runCli(['import', bad], { env: { EVENTPLANE_DATABASE_URL: target.url } })
+    const r = await runCli(['import', bad, '--tenant', 'acme'], { env: { EVENTPLANE_DATABASE_URL: target.url } })
     assert.equal(r.code, 1)
     assert.equal(failureLine(r).code, 'core.invalid_envelope')
     assert.equal(await count(target), 2)

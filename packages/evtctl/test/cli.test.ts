@@ -6,7 +6,19 @@ import { createLogger } from '../src/logger.ts'
 import { run } from '../src/program.ts'
 import { failureLine, killAll, runCli } from './helpers.ts'
 
-const COMMANDS = ['migrate', 'publish', 'read', 'tail', 'subscribe', 'replay', 'trace', 'status', 'up']
+const COMMANDS = [
+  'migrate',
+  'publish',
+  'read',
+  'streams',
+  'tail',
+  'subscribe',
+  'replay',
+  'trace',
+  'status',
+  'import',
+  'up',
+]
 
 describe('evtctl usage, help and exit codes', () => {
   after(killAll)

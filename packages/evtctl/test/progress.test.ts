@@ -22,6 +22,20 @@ describe('replay progress', () => {
     assert.match(out, /replay audit \[[█░]+\] 100% \| 1000\/1000 events \| 500 events\/s \| ETA /)
   })
 
+  test('the bar never shows cli-progress’s cut-off ETA (NFs, LLs): unknown is ?, then real time', () => {
+    let out = ''
+    const reporter = progressReporter({ write: (s: string) => (out += s), isTTY: true, columns: 120 })
+    // No progress between two updates: cli-progress's own estimate is INF or NaN, printed as "NFs" or "LLs".
+    const stalled = { ...at(0, 5000), rate: 0 }
+    reporter.update(stalled)
+    reporter.update(stalled)
+    reporter.update({ ...at(2000, 5000), rate: 20 })
+    reporter.stop()
+    assert.doesNotMatch(out, /ETA [A-Z]{2}s/)
+    assert.match(out, /ETA \?/)
+    assert.match(out, /ETA 2m30s/)
+  })
+
   test('a pipe gets at most one plain line per interval, and always the last one', () => {
     let out = ''
     const reporter = progressReporter({ write: (s: string) => (out += s) }, 60_000)

@@ -7,11 +7,13 @@ import { failureLine, killAll, runCli } from './helpers.ts'
 
 interface JsonNode {
   event_id: string
+  depth: number
+  start?: string
   kind: string
   type: string
   stream: string
+  causation_id: string | null
   caused_by?: string
-  children: JsonNode[]
 }
 
 describe('evtctl trace', () => {
@@ -65,18 +67,27 @@ describe('evtctl trace', () => {
     assert.match(human.stdout.split('\n')[0]!, /by user:alice$/)
     const r = await runCli(['trace', root.correlation_id, '--tenant', 'acme', '--json'], { env: env() })
     assert.equal(r.code, 0, r.stderr)
-    const report = JSON.parse(r.stdout) as { count: number; tree: JsonNode[] }
+    const report = JSON.parse(r.stdout) as { count: number; nodes: JsonNode[]; truncated: unknown }
     assert.equal(report.count, 4)
-    assert.equal(report.tree.length, 1)
-    assert.equal(report.tree[0]!.event_id, root.event_id)
-    assert.equal(report.tree[0]!.children[0]!.event_id, started.event_id)
-    assert.equal(report.tree[0]!.children[0]!.children[0]!.type, 'deployment_ready')
-    assert.equal(report.tree[0]!.caused_by, undefined)
+    assert.deepEqual(
+      report.nodes.map((n) => [n.type, n.depth, n.start ?? '']),
+      [
+        ['deploy_requested', 0, 'root'],
+        ['deployment_started', 1, ''],
+        ['deployment_ready', 2, ''],
+        ['audit_recorded', 1, ''],
+      ],
+    )
+    assert.equal(report.nodes[0]!.event_id, root.event_id)
+    assert.equal(report.nodes[1]!.event_id, started.event_id)
+    assert.equal(report.nodes[2]!.causation_id, started.event_id)
+    assert.equal(report.nodes[0]!.caused_by, undefined)
+    assert.equal(report.truncated, null)
     const withActor = JSON.parse(
       (await runCli(['trace', root.correlation_id, '--tenant', 'acme', '--json', '--show-actor'], { env: env() }))
         .stdout,
-    ) as { tree: JsonNode[] }
-    assert.equal(withActor.tree[0]!.caused_by, 'user:alice')
+    ) as { nodes: JsonNode[] }
+    assert.equal(withActor.nodes[0]!.caused_by, 'user:alice')
   })
 
   test('another tenant sees nothing of the chain', async () => {

@@ -13,13 +13,17 @@ import {
   WrongExpectedVersion,
   formatStream,
   streamRef,
+  validateCategory,
   validateEnvelope,
+  validateStreamId,
   validateTenant,
 } from '@eventplane/core'
 import { mapPgError } from './pg-errors.ts'
 import { toRecordedEvent } from './rows.ts'
 import { appendSql } from './sql/append.ts'
+import { listStreamsSql } from './sql/list-streams.ts'
 import { readAllSql } from './sql/read-all.ts'
+import { readCategorySql } from './sql/read-category.ts'
 import { readCorrelationSql } from './sql/read-correlation.ts'
 import { readStreamSql } from './sql/read-stream.ts'
 
@@ -61,6 +65,31 @@ export interface ReadAllOptions {
   /** Limit to one tenant (RLS-scoped); omit only with a cross-tenant role. */
   tenant?: string
   signal?: AbortSignal
+}
+
+export interface ReadCategoryOptions {
+  /** Read after this checkpoint (default: the start of the log). */
+  from?: Checkpoint
+  batchSize?: number
+  signal?: AbortSignal
+}
+
+export interface ListStreamsOptions {
+  /** Only streams of this category. */
+  category?: string
+  /** List after this stream, in (category, id) order: the last one of the previous page. */
+  after?: { category: string; id: string }
+  /** At most this many streams (default 100). */
+  limit?: number
+}
+
+/** A stream of a tenant and where it stands. */
+export interface StreamSummary {
+  stream: StreamRef
+  /** The last version: the stream's event count and the next `expectedVersion`. */
+  version: number
+  lastType: string
+  lastRecordedAt: string
 }
 
 export interface EventStoreOptions extends EnvelopeCheckOptions {
@@ -182,6 +211,59 @@ export class PgEventStore {
     }
     const rows = await this.#run(() => readCorrelationSql(this.sql, tenant, correlationId, limit))
     return rows.map(toRecordedEvent)
+  }
+
+  /**
+   * One tenant's events of one category after `from`, in batches, in the
+   * gap-safe global order (a transaction still open is held back, never
+   * skipped), until caught up. RLS-scoped: any role that may read the tenant.
+   */
+  async *readCategory(
+    tenant: string,
+    category: string,
+    options: ReadCategoryOptions = {},
+  ): AsyncGenerator<RecordedEvent[]> {
+    validateTenant(tenant)
+    validateCategory(category)
+    const batchSize = positive(options.batchSize ?? DEFAULT_BATCH, 'batchSize')
+    let after = options.from ?? START
+    for (;;) {
+      options.signal?.throwIfAborted()
+      const rows = await this.#run(() => readCategorySql(this.sql, tenant, category, after, batchSize))
+      if (rows.length === 0) return
+      const batch = rows.map(toRecordedEvent)
+      yield batch
+      const last = batch.at(-1)!
+      after = { txId: last.tx_id, position: last.global_position }
+      if (batch.length < batchSize) return
+    }
+  }
+
+  /** One page of a tenant's streams in (category, id) order, each with its last version. */
+  async listStreams(tenant: string, options: ListStreamsOptions = {}): Promise<StreamSummary[]> {
+    validateTenant(tenant)
+    if (options.category !== undefined) validateCategory(options.category)
+    if (options.after !== undefined) {
+      validateCategory(options.after.category)
+      validateStreamId(options.after.id)
+    }
+    const limit = positive(options.limit ?? 100, 'limit')
+    const rows = await this.#run(() =>
+      listStreamsSql(
+        this.sql,
+        tenant,
+        options.category ?? null,
+        options.after?.category ?? '',
+        options.after?.id ?? '',
+        limit,
+      ),
+    )
+    return rows.map((r) => ({
+      stream: { tenant, category: r.category, id: r.stream_id },
+      version: Number(r.stream_version),
+      lastType: r.last_type,
+      lastRecordedAt: r.last_recorded_at.toISOString(),
+    }))
   }
 
   #checkBatch(ref: StreamRef, events: readonly EventEnvelope[], expected: ExpectedVersion): void {

@@ -5,8 +5,11 @@ export type {
   AppendedEvent,
   EventStoreOptions,
   ExpectedVersion,
+  ListStreamsOptions,
   ReadAllOptions,
+  ReadCategoryOptions,
   ReadStreamOptions,
+  StreamSummary,
 } from './event-store.ts'
 export { withTenant } from './with-tenant.ts'
 export { MIGRATIONS_DIR, loadMigrations, migrate } from './migrate.ts'

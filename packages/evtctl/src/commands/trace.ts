@@ -2,57 +2,69 @@ import type { Command } from 'commander'
 import type { RecordedEvent } from '@eventplane/core'
 import { PgEventStore, ROLES } from '@eventplane/store-pg'
 import { streamOf } from '../format.ts'
-import type { CommandKit } from '../program.ts'
-import { tenantOption } from '../program.ts'
+import { type CommandKit, intOption, tenantOption } from '../program.ts'
 import { requireTenant } from '../stream-arg.ts'
+import { type TraceRow, type TraceWalk, walkCausation } from '../trace-tree.ts'
 
-/** One node of a causation tree. */
-export interface TraceNode {
-  event: RecordedEvent
-  children: TraceNode[]
+/** Events read from a chain unless `--limit` says otherwise (the store's own bound). */
+export const DEFAULT_TRACE_LIMIT = 10_000
+/** Levels shown unless `--max-depth` says otherwise: deeper chains are nearly always a loop worth seeing cut. */
+export const DEFAULT_TRACE_DEPTH = 100
+/** Past this depth lines stop moving right and carry their depth instead (a 10,000-deep chain stays readable). */
+const INDENT_CAP = 40
+
+interface TraceOptions {
+  showActor?: boolean
+  maxDepth: number
+  limit: number
 }
 
-/**
- * Builds the causation forest of one correlation chain, in log order. An
- * event whose parent is not in the chain (e.g. beyond the read limit) is
- * shown as a root rather than dropped.
- */
-export function causationForest(events: readonly RecordedEvent[]): TraceNode[] {
-  const nodes = new Map(events.map((event) => [event.event_id, { event, children: [] as TraceNode[] }]))
-  const roots: TraceNode[] = []
-  for (const node of nodes.values()) {
-    const parent = node.event.causation_id === null ? undefined : nodes.get(node.event.causation_id)
-    if (parent && parent !== node) parent.children.push(node)
-    else roots.push(node)
+function indent(depth: number): string {
+  return depth <= INDENT_CAP ? '  '.repeat(depth) : `${'  '.repeat(INDENT_CAP)}[${depth}] `
+}
+
+function eventText(e: RecordedEvent, showActor: boolean): string {
+  const actor = showActor ? `  by ${e.caused_by}` : ''
+  return `${e.kind.padEnd(8)} ${e.type}  ${streamOf(e)} v${e.stream_version}  ${e.occurred_at}  ${e.event_id}${actor}`
+}
+
+function humanLine(row: TraceRow, options: TraceOptions): string {
+  switch (row.row) {
+    case 'event':
+      return `${indent(row.depth)}${eventText(row.event, options.showActor === true)}`
+    case 'orphan':
+      return `orphan: ${row.eventId} was caused by ${row.missingParent}, which is not in this chain`
+    case 'cycle':
+      return `cycle: ${row.eventIds.join(' -> ')} -> ${row.eventIds[0]} (each caused by the one before; no root)`
+    case 'cycle_back':
+      return `${indent(row.depth)}-> ${row.eventId} (shown above: the causation cycle closes here)`
+    case 'cut':
+      return `${indent(row.depth)}... truncated: ${row.hidden} more events below depth ${options.maxDepth} (raise --max-depth)`
   }
-  return roots
 }
 
-function humanLines(nodes: readonly TraceNode[], showActor: boolean, depth = 0, out: string[] = []): string[] {
-  for (const { event: e, children } of nodes) {
-    const actor = showActor ? `  by ${e.caused_by}` : ''
-    out.push(
-      `${'  '.repeat(depth)}${e.kind.padEnd(8)} ${e.type}  ${streamOf(e)} v${e.stream_version}  ${e.occurred_at}  ${e.event_id}${actor}`,
-    )
-    humanLines(children, showActor, depth + 1, out)
+function jsonReport(walk: TraceWalk, options: TraceOptions): Record<string, unknown>[] {
+  const nodes: Record<string, unknown>[] = []
+  for (const row of walk.rows) {
+    if (row.row !== 'event') continue
+    const e = row.event
+    nodes.push({
+      event_id: e.event_id,
+      depth: row.depth,
+      ...(row.start ? { start: row.start } : {}),
+      kind: e.kind,
+      type: e.type,
+      stream: streamOf(e),
+      stream_version: e.stream_version,
+      global_position: e.global_position.toString(),
+      occurred_at: e.occurred_at,
+      recorded_at: e.recorded_at,
+      causation_id: e.causation_id,
+      ...(options.showActor ? { caused_by: e.caused_by } : {}),
+      ...(row.hiddenBelow ? { hidden_below: row.hiddenBelow } : {}),
+    })
   }
-  return out
-}
-
-function jsonTree(nodes: readonly TraceNode[], showActor: boolean): unknown[] {
-  return nodes.map(({ event: e, children }) => ({
-    event_id: e.event_id,
-    kind: e.kind,
-    type: e.type,
-    stream: streamOf(e),
-    stream_version: e.stream_version,
-    global_position: e.global_position.toString(),
-    occurred_at: e.occurred_at,
-    recorded_at: e.recorded_at,
-    causation_id: e.causation_id,
-    ...(showActor ? { caused_by: e.caused_by } : {}),
-    children: jsonTree(children, showActor),
-  }))
+  return nodes
 }
 
 /** `evtctl trace <correlation-id>`: the causation tree of one chain of one tenant. */
@@ -63,25 +75,63 @@ export function registerTrace(program: Command, kit: CommandKit): void {
     .argument('<correlation-id>', 'the chain (the root event id)')
     .addOption(tenantOption())
     .option('--show-actor', 'include caused_by (the principal) of each event')
+    .option(
+      '--max-depth <n>',
+      `show causation levels 0..n; deeper events are counted, not shown (default ${DEFAULT_TRACE_DEPTH})`,
+      intOption('--max-depth'),
+      DEFAULT_TRACE_DEPTH,
+    )
+    .option(
+      '--limit <n>',
+      `read at most the first n events of the chain, in log order (default ${DEFAULT_TRACE_LIMIT})`,
+      intOption('--limit', 1),
+      DEFAULT_TRACE_LIMIT,
+    )
     .addHelpText(
       'after',
-      '\nExamples:\n  $ evtctl trace 0190c7a2-5b1e-7c3d-9f00-2a4b6c8d0e1f --tenant acme\n  $ evtctl trace 0190c7a2-5b1e-7c3d-9f00-2a4b6c8d0e1f --tenant acme --show-actor --json',
+      [
+        '',
+        'Every event of the chain appears once: under the event that caused it, or as a root, an orphan',
+        '(its parent is not in this chain) or the start of a causation cycle, each said on its own line.',
+        `A cut is said on a "... truncated" line. Past depth ${INDENT_CAP} lines carry their [depth] instead of moving right.`,
+        '--json prints one document whose "nodes" list the shown events depth-first, each with its depth.',
+        '',
+        'Examples:',
+        '  $ evtctl trace 0190c7a2-5b1e-7c3d-9f00-2a4b6c8d0e1f --tenant acme',
+        '  $ evtctl trace 0190c7a2-5b1e-7c3d-9f00-2a4b6c8d0e1f --tenant acme --show-actor --json',
+        '  $ evtctl trace 0190c7a2-5b1e-7c3d-9f00-2a4b6c8d0e1f --tenant acme --max-depth 20000 --limit 50000',
+      ].join('\n'),
     )
     .action(
       kit.action(async (session, command) => {
         const tenant = requireTenant(session.config, 'trace')
         const correlationId = command.args[0]!.toLowerCase()
-        const showActor = command.opts<{ showActor?: boolean }>().showActor === true
+        const options = command.opts<TraceOptions>()
         const store = new PgEventStore(session.pg(ROLES.reader))
-        const events = await store.readCorrelation(tenant, correlationId)
-        session.log.debug({ tenant, correlationId, count: events.length }, 'traced')
-        const forest = causationForest(events)
+        const read = await store.readCorrelation(tenant, correlationId, options.limit + 1)
+        const beyondLimit = read.length > options.limit
+        const events = beyondLimit ? read.slice(0, options.limit) : read
+        session.log.debug({ tenant, correlationId, count: events.length, beyondLimit }, 'traced')
+        const walk = walkCausation(events, options.maxDepth)
+        const limitLine = `... truncated: the chain has more than ${options.limit} events; showing the first ${options.limit} in log order (raise --limit)`
         session.out.emit(
-          { tenant, correlation_id: correlationId, count: events.length, tree: jsonTree(forest, showActor) },
+          {
+            tenant,
+            correlation_id: correlationId,
+            count: events.length,
+            shown: events.length - walk.hidden,
+            nodes: jsonReport(walk, options),
+            orphans: walk.orphans.map((o) => ({ event_id: o.eventId, missing_parent: o.missingParent })),
+            cycles: walk.cycles,
+            truncated:
+              beyondLimit || walk.hidden > 0
+                ? { beyond_limit: beyondLimit, limit: options.limit, below_max_depth: walk.hidden }
+                : null,
+          },
           () =>
             events.length === 0
               ? `no events with correlation id ${correlationId} in tenant ${tenant}`
-              : humanLines(forest, showActor),
+              : [...walk.rows.map((row) => humanLine(row, options)), ...(beyondLimit ? [limitLine] : [])],
         )
       }),
     )

@@ -5,6 +5,7 @@ import { PgEventStore, ROLES } from '@eventplane/store-pg'
 import { Relay, SUBMIT_SUBJECTS, startGateway } from '@eventplane/bus-nats'
 import type { CommandKit } from '../program.ts'
 import { CONTROLLERS, PROJECTIONS, domainRegistry } from '../domain.ts'
+import { requireJetStream } from '../jetstream-check.ts'
 import { type RunningPart, aborted, startController, startProjection } from '../runners.ts'
 import { DEFAULT_RELAY_NAME } from './status.ts'
 
@@ -59,6 +60,7 @@ export function registerUp(program: Command, kit: CommandKit): void {
         if (cmd.getOptionValueSourceWithGlobals('logLevel') === 'default') session.log.level = 'info'
         const relayName = validateName('consumer', cmd.opts<{ relayName: string }>().relayName)
         const nc = await session.nats()
+        await requireJetStream(nc, session.config.natsUrl)
         const registry = domainRegistry()
         const gateway = await startGateway({
           nc,

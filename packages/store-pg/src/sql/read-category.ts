@@ -1,0 +1,19 @@
+import type { Sql } from 'postgres'
+import type { Checkpoint } from '@eventplane/core'
+import type { EventRow } from '../rows.ts'
+
+/**
+ * One batch of one category of one tenant after `after`, in the gap-safe
+ * global order (a transaction still open is held back, never skipped); the
+ * tenant is set for this statement only.
+ */
+export function readCategorySql(
+  sql: Sql,
+  tenant: string,
+  category: string,
+  after: Checkpoint,
+  limit: number,
+): Promise<EventRow[]> {
+  return sql<EventRow[]>`
+    select * from eventplane.read_category(${tenant}, ${category}, ${after.txId.toString()}::xid8, ${after.position.toString()}::bigint, ${limit})`
+}
