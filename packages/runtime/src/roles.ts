@@ -2,7 +2,7 @@ import type { RoleName } from '@eventplane/store-pg'
 
 /**
  * The cross-tenant role projections run as (created by
- * infra/postgres/0003_projections.sql): reads every tenant's events, writes
+ * store-pg migrations/0003_projections.sql): reads every tenant's events, writes
  * projection checkpoints, state and the tables in schema `eventplane_views`.
  * Typed as a store-pg `RoleName` so `roleUrl` and test databases accept it.
  */

@@ -17,7 +17,7 @@ export type ExpectedVersionCode = number
 /**
  * One round trip: eventplane.append_to_stream sets the tenant for this
  * transaction, locks the stream, replays identical retries, checks the version
- * and inserts the batch (infra/postgres/0001_events.sql).
+ * and inserts the batch (migrations/0001_events.sql).
  */
 export async function appendSql(
   sql: Sql,
