@@ -17,7 +17,6 @@ export { EVENT_HEADERS, decodeEvent, encodeEvent, eventHeaders, readEventHeaders
 export type { EventHeaderValues } from './codec.ts'
 export { Relay } from './relay.ts'
 export type { RelayOptions, RelayState, RelayStats } from './relay.ts'
-export { loadRelayCheckpoint, relayLockKey } from './relay-lease.ts'
 export { resolveRelayConfig, runRelayProcess } from './relay-process.ts'
 export type { RelayProcessConfig } from './relay-process.ts'
 export { GATEWAY_APPLICATION_NAME, resolveGatewayConfig, runGatewayProcess } from './gateway-process.ts'

@@ -11,7 +11,7 @@ import {
   formatCheckpoint,
   isEventplaneError,
 } from '@eventplane/core'
-import { PgEventStore, mapPgError } from '@eventplane/store-pg'
+import { PgEventStore, RelayLease, loadRelayRecord } from '@eventplane/store-pg'
 import {
   type JetStreamManager,
   type StreamInfo,
@@ -22,7 +22,6 @@ import {
 import { type NatsConnection, PermissionViolationError } from '@nats-io/transport-node'
 import { type Logger, errorFields, silentLogger } from './logger.ts'
 import { LogWaker } from './pg-listener.ts'
-import { RelayLease, loadRelayRecord } from './relay-lease.ts'
 import { OrderedPublisher, isOrderBreak } from './relay-publisher.ts'
 import { type EnsureStreamOptions, ensureStream } from './stream.ts'
 import { STREAM_NAME } from './subjects.ts'
@@ -76,14 +75,15 @@ const QUICK_POLL_MS = 25
 const MAX_ORDER_BREAKS = 3
 
 /**
- * The only publisher of log subjects (DESIGN §4). Holds a PostgreSQL advisory
- * lock per name (standby relays wait and take over when the holder's session
- * dies), reads the gap-safe global order from its checkpoint, publishes each
- * event with `Nats-Msg-Id = event_id` keeping at most `maxInFlight` acks
- * outstanding, and stores its checkpoint only over the acked prefix of each
- * batch, so a crash republishes (deduplicated by JetStream) but never skips.
- * Woken by LISTEN, with polling as the fallback; retries with backoff when
- * NATS or PostgreSQL are down. Logs ids, types and positions, never data.
+ * The only publisher of log subjects (DESIGN §4). Holds a lease per name in
+ * PostgreSQL (standby relays wait and take over when the holder's session
+ * dies; see RelayLease), reads the gap-safe global order from its
+ * checkpoint, publishes each event with `Nats-Msg-Id = event_id` keeping at
+ * most `maxInFlight` acks outstanding, and stores its checkpoint only over
+ * the acked prefix of each batch, so a crash republishes (deduplicated by
+ * JetStream) but never skips. Woken by LISTEN, with polling as the fallback;
+ * retries with backoff when NATS or PostgreSQL are down. Logs ids, types and
+ * positions, never data.
  */
 export class Relay {
   readonly name: string
@@ -185,8 +185,7 @@ export class Relay {
           this.#state = 'active'
           this.#logger.info({ relay: this.name, checkpoint: formatCheckpoint(this.#checkpoint) }, 'relay active')
           await this.#pump(() => (failures = 0))
-        } catch (e) {
-          const err = mapPgError(e)
+        } catch (err) {
           if (isEventplaneError(err, 'bus.forbidden') || isEventplaneError(err, 'store.forbidden')) throw err
           if (this.#nc.isClosed())
             throw new Unavailable('bus.unavailable', 'the NATS connection was closed', { cause: err })

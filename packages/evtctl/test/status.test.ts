@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { EventFactory } from '@eventplane/core'
-import { PgEventStore, ROLES } from '@eventplane/store-pg'
+import { PgEventStore, ROLES, RelayLease } from '@eventplane/store-pg'
 import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
 import type { StatusReport } from '../src/commands/status.ts'
-import { relayLockKey } from '../src/relay-lock.ts'
 import { UNREACHABLE_NATS, UNREACHABLE_PG, failureLine, killAll, runCli } from './helpers.ts'
 
 describe('evtctl status (PostgreSQL side)', () => {
@@ -45,17 +44,19 @@ describe('evtctl status (PostgreSQL side)', () => {
     assert.equal('gateway' in (JSON.parse(pgOnly.stdout) as object), false)
   })
 
-  test('relay lag is the events after its checkpoint; it is active while its advisory lock is held', async () => {
+  test('relay lag is the events after its checkpoint; it is active while its lock is held', async () => {
     const results = []
     for (let i = 0; i < 5; i++) results.push(await append(`s${i}`))
     const second = results[1]!.events[0]!
     const relaySql = db.connect(ROLES.relay, 1)
-    await relaySql`insert into eventplane.relay_checkpoints (name, tx_id, global_position)
-                   values ('default', ${second.txId.toString()}::xid8, ${second.position.toString()})`
-    const lock = await relaySql.reserve()
+    const lease = new RelayLease(relaySql, 'default')
     try {
-      await lock`select pg_advisory_lock(${relayLockKey('default').key.toString()}::bigint)`
-      const [{ pid }] = (await lock`select pg_backend_pid() as pid`) as unknown as [{ pid: number }]
+      assert.equal(await lease.tryAcquire(), true)
+      assert.equal(await lease.storeCheckpoint({ txId: second.txId, position: second.position }, 'stream-1'), true)
+      const holders = await db.admin<{ pid: number }[]>`
+        select pid from pg_locks where locktype = 'advisory' and granted
+           and database = (select oid from pg_database where datname = current_database())`
+      const pid = holders[0]!.pid
       const r = await status()
       assert.equal(r.log.head_position, results[4]!.events[0]!.position.toString())
       const relay = r.relays.find((x) => x.name === 'default')!
@@ -69,8 +70,7 @@ describe('evtctl status (PostgreSQL side)', () => {
         new RegExp(`^relay +default: active \\(pid ${pid}\\), checkpoint \\d+:\\d+ at \\S+, lag 3$`, 'm'),
       )
     } finally {
-      await lock`select pg_advisory_unlock_all()`
-      lock.release()
+      await lease.close()
     }
     assert.equal((await status()).relays[0]!.active, false)
   })

@@ -1,12 +1,13 @@
 import postgres, { type Sql } from 'postgres'
 
-/** The database roles the migrations create (DESIGN §3). */
+/** The database roles the migrations create (DESIGN §3); `owner` cannot log in. */
 export const ROLES = {
   owner: 'eventplane_owner',
   intentWriter: 'eventplane_intent_writer',
   factWriter: 'eventplane_fact_writer',
   reader: 'eventplane_reader',
   relay: 'eventplane_relay',
+  projector: 'eventplane_projector',
   operator: 'eventplane_operator',
 } as const
 export type RoleName = (typeof ROLES)[keyof typeof ROLES]

@@ -1,14 +1,30 @@
 import type { Command } from 'commander'
-import { ROLES, logHeadSql, redactUrl } from '@eventplane/store-pg'
+import { formatCheckpoint } from '@eventplane/core'
+import {
+  type OpenTransaction,
+  ROLES,
+  logStatus,
+  projectionStatuses,
+  redactUrl,
+  relayStatuses,
+} from '@eventplane/store-pg'
 import { type CommandKit, tenantOption } from '../program.ts'
 import { type GatewayProbe, probeGateway } from '../probes.ts'
 import type { Session } from '../session.ts'
-import { backendSql, heldBackSql } from '../sql/held-back.ts'
-import { projectionStatusSql } from '../sql/projection-status.ts'
-import { relayStatusSql } from '../sql/relay-status.ts'
 
 /** The relay name `evtctl up` and bus-nats use when none is given. */
 export const DEFAULT_RELAY_NAME = 'default'
+
+/** A transaction holding an xid, as `status --json` shows it (never its query text). */
+export interface TransactionReport {
+  pid: number
+  xid: string | null
+  database: string | null
+  user: string | null
+  application: string | null
+  since: string | null
+  age_ms: number | null
+}
 
 /** `status --json` output; positions and counts are decimal strings. */
 export interface StatusReport {
@@ -19,14 +35,7 @@ export interface StatusReport {
     /** Committed events the gap-safe read cannot return yet. */
     waiting: string
     /** The oldest running transaction in the cluster (any database): what holds the read back. */
-    oldest_transaction: {
-      pid: number
-      xid: string | null
-      database: string | null
-      user: string | null
-      application: string | null
-      since: string | null
-    } | null
+    oldest_transaction: TransactionReport | null
   }
   relays: {
     name: string
@@ -41,56 +50,58 @@ export interface StatusReport {
   gateway?: GatewayProbe
 }
 
+function transactionReport(t: OpenTransaction): TransactionReport {
+  return {
+    pid: t.pid,
+    xid: t.xid,
+    database: t.database,
+    user: t.role,
+    application: t.application,
+    since: t.startedAt?.toISOString() ?? null,
+    age_ms: t.ageMs,
+  }
+}
+
 /** Collects the PostgreSQL side of the status with the operator role (cross-tenant, read-only). */
 export async function collectPgStatus(session: Session): Promise<StatusReport> {
   const sql = session.pg(ROLES.operator, 1)
-  const head = await logHeadSql(sql)
-  const held = await heldBackSql(sql)
-  const backend = head.oldest_xact_pid === null ? undefined : await backendSql(sql, head.oldest_xact_pid)
-  const relays = await relayStatusSql(sql, [DEFAULT_RELAY_NAME])
-  const projections = await projectionStatusSql(sql)
+  const log = await logStatus(sql)
+  const relays = await relayStatuses(sql, [DEFAULT_RELAY_NAME])
+  const projections = await projectionStatuses(sql)
+  const oldest = log.openTransactions[0]
   return {
     database: redactUrl(session.config.databaseUrl),
     log: {
-      head_position: head.last_position,
-      snapshot_xmin: head.xmin,
-      waiting: held.waiting,
-      oldest_transaction:
-        head.oldest_xact_pid === null
-          ? null
-          : {
-              pid: head.oldest_xact_pid,
-              xid: backend?.backend_xid ?? null,
-              database: backend?.datname ?? null,
-              user: backend?.usename ?? null,
-              application: backend?.application_name || null,
-              since: head.oldest_xact_start?.toISOString() ?? null,
-            },
+      head_position: log.headPosition?.toString() ?? null,
+      snapshot_xmin: log.snapshotXmin.toString(),
+      waiting: log.waiting.toString(),
+      oldest_transaction: oldest === undefined ? null : transactionReport(oldest),
     },
     relays: relays.map((r) => ({
       name: r.name,
-      checkpoint: r.tx_id === null ? null : `${r.tx_id}:${r.global_position}`,
-      updated_at: r.updated_at?.toISOString() ?? null,
-      lag: r.lag,
-      active: r.lock_pid !== null,
-      pid: r.lock_pid,
+      checkpoint: r.checkpoint === null ? null : formatCheckpoint(r.checkpoint),
+      updated_at: r.updatedAt?.toISOString() ?? null,
+      lag: r.lag.toString(),
+      active: r.holderPid !== null,
+      pid: r.holderPid,
     })),
     projections: projections.map((p) => ({
       name: p.projection,
       version: p.version,
-      checkpoint: `${p.tx_id}:${p.global_position}`,
-      updated_at: p.updated_at.toISOString(),
-      lag: p.lag,
+      checkpoint: formatCheckpoint(p.checkpoint),
+      updated_at: p.updatedAt.toISOString(),
+      lag: p.lag.toString(),
     })),
   }
 }
 
-function describeHolder(t: NonNullable<StatusReport['log']['oldest_transaction']>): string {
+function describeHolder(t: TransactionReport): string {
   const parts = [`pid ${t.pid}`]
   if (t.database) parts.push(`database ${t.database}`)
   if (t.user) parts.push(`user ${t.user}`)
   if (t.application) parts.push(`application ${t.application}`)
   parts.push(t.since ? `open since ${t.since}` : 'open since unknown (needs pg_read_all_stats)')
+  if (t.age_ms !== null) parts.push(`${(t.age_ms / 1000).toFixed(1)} s`)
   return `xid ${t.xid ?? '?'} (${parts.join(', ')})`
 }
 
