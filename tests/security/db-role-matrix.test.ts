@@ -11,18 +11,35 @@ type Action =
   | 'insert_own_fact'
   | 'insert_other_intent'
   | 'insert_other_fact'
+  | 'append_intent'
+  | 'append_fact'
+  | 'append_any_kind'
+  | 'append_fact_as_intent'
   | 'update'
   | 'delete'
   | 'truncate'
+  | 'lock_events'
 
-/** The expected allow table: every (role, action) not listed is denied. */
+/**
+ * The expected allow table: every (role, action) not listed is denied. Direct
+ * INSERTs are the owner's alone (NOLOGIN: the identity the append functions
+ * run as); roles append through the function of the kinds they may append.
+ */
 const ALLOWED: Record<string, Action[]> = {
-  eventplane_owner: ['select_own'],
-  eventplane_intent_writer: ['select_own', 'insert_own_intent'],
-  eventplane_fact_writer: ['select_own', 'insert_own_fact'],
+  eventplane_owner: [
+    'select_own',
+    'insert_own_intent',
+    'insert_own_fact',
+    'append_intent',
+    'append_fact',
+    'append_any_kind',
+    'lock_events',
+  ],
+  eventplane_intent_writer: ['select_own', 'append_intent'],
+  eventplane_fact_writer: ['select_own', 'append_fact'],
   eventplane_reader: ['select_own'],
   eventplane_relay: ['select_own', 'select_other'],
-  eventplane_operator: ['select_own', 'select_other', 'insert_own_intent', 'insert_own_fact'],
+  eventplane_operator: ['select_own', 'select_other', 'append_intent', 'append_fact', 'append_any_kind'],
   eventplane_projector: ['select_own', 'select_other'],
 }
 
@@ -32,6 +49,12 @@ const insert = (tenant: string, kind: string) => `
   values (gen_random_uuid(), '${tenant}', '${kind}', 'deployment', 'm-' || md5(random()::text), 1, 't', 1, '{}',
     gen_random_uuid(), null, 'user:x', now())`
 
+const append = (fn: string, kind: string) => `
+  select * from eventplane.${fn}('acme', 'deployment', 'm-' || md5(random()::text), -1,
+    jsonb_build_array(jsonb_build_object('event_id', gen_random_uuid(), 'kind', '${kind}', 'type', 't',
+      'schema_version', 1, 'data', '{}'::jsonb, 'correlation_id', gen_random_uuid(), 'causation_id', null,
+      'caused_by', 'user:x', 'occurred_at', now())))`
+
 const STATEMENTS: Record<Action, string> = {
   select_own: `select 1 from eventplane.events where tenant_id = 'acme'`,
   select_other: `select 1 from eventplane.events where tenant_id = 'globex'`,
@@ -39,9 +62,14 @@ const STATEMENTS: Record<Action, string> = {
   insert_own_fact: insert('acme', 'fact'),
   insert_other_intent: insert('globex', 'intent'),
   insert_other_fact: insert('globex', 'fact'),
+  append_intent: append('append_intents', 'intent'),
+  append_fact: append('append_facts', 'fact'),
+  append_any_kind: append('append_to_stream', 'fact'),
+  append_fact_as_intent: append('append_intents', 'fact'),
   update: `update eventplane.events set type = 'x'`,
   delete: `delete from eventplane.events`,
   truncate: `truncate eventplane.events`,
+  lock_events: `select 1 from eventplane.events for update`,
 }
 
 describe('database role × action matrix (tenant set to acme, RLS forced)', () => {
