@@ -19,6 +19,8 @@ type Action =
   | 'delete'
   | 'truncate'
   | 'lock_events'
+  | 'lock_relay_lease'
+  | 'take_relay_lease'
 
 /**
  * The expected allow table: every (role, action) not listed is denied. Direct
@@ -34,11 +36,13 @@ const ALLOWED: Record<string, Action[]> = {
     'append_fact',
     'append_any_kind',
     'lock_events',
+    'lock_relay_lease',
+    'take_relay_lease',
   ],
   eventplane_intent_writer: ['select_own', 'append_intent'],
   eventplane_fact_writer: ['select_own', 'append_fact'],
   eventplane_reader: ['select_own'],
-  eventplane_relay: ['select_own', 'select_other'],
+  eventplane_relay: ['select_own', 'select_other', 'lock_relay_lease', 'take_relay_lease'],
   eventplane_operator: ['select_own', 'select_other', 'append_intent', 'append_fact', 'append_any_kind'],
   eventplane_projector: ['select_own', 'select_other'],
 }
@@ -70,6 +74,8 @@ const STATEMENTS: Record<Action, string> = {
   delete: `delete from eventplane.events`,
   truncate: `truncate eventplane.events`,
   lock_events: `select 1 from eventplane.events for update`,
+  lock_relay_lease: `select 1 from eventplane.relay_leases for update`,
+  take_relay_lease: `select eventplane.acquire_relay_lease('matrix')`,
 }
 
 describe('database role × action matrix (tenant set to acme, RLS forced)', () => {

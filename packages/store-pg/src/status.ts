@@ -58,11 +58,11 @@ export interface RelayStatus {
   updatedAt: Date | null
   /** Committed events after the checkpoint (including ones the gap-safe read still holds back). */
   lag: number
-  /** The session holding the relay's advisory lock (the active relay), if any. */
+  /** The live session holding the relay's lease (the active relay), if any. */
   holderPid: number | null
 }
 
-/** Every known relay (with a checkpoint, plus `names`), its checkpoint, lag and lock holder. */
+/** Every known relay (with a checkpoint or a lease, plus `names`), its checkpoint, lag and lease holder. */
 export async function relayStatuses(sql: Sql, names: readonly string[] = []): Promise<RelayStatus[]> {
   const rows = await typedPgErrors(() => relaysSql(sql, names))
   return Promise.all(

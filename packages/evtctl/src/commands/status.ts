@@ -149,7 +149,7 @@ export function registerStatus(program: Command, kit: CommandKit): void {
         '',
         'The gateway is alive when it answers a probe request (an empty submit it must refuse; nothing is written).',
         'Uses the operator role (EVENTPLANE_DATABASE_URL with user eventplane_operator, or EVENTPLANE_DATABASE_URL_OPERATOR).',
-        'A relay is active when a session holds its advisory lock; lag counts committed events after a checkpoint.',
+        'A relay is active while a live session holds its lease; lag counts committed events after a checkpoint.',
         '',
         'Examples:',
         '  $ evtctl status',

@@ -1,17 +1,15 @@
 import type { Sql } from 'postgres'
 import type { Checkpoint } from '@eventplane/core'
-import type { RelayLockKey } from '../relay-lock-key.ts'
 
 /**
  * Stores relay `name`'s checkpoint and the `created` timestamp of the stream
- * it refers to, only if this session holds the relay's lock (the fence: a
+ * it refers to, only if this session holds the relay's lease (the fence: a
  * relay that lost its lease never moves the checkpoint), and never backwards
  * unless `reset`. True when written.
  */
 export async function storeRelayCheckpointSql(
   sql: Sql,
   name: string,
-  key: RelayLockKey,
   c: Checkpoint,
   streamCreated: string,
   reset: boolean,
@@ -19,10 +17,7 @@ export async function storeRelayCheckpointSql(
   const rows = await sql`
     insert into eventplane.relay_checkpoints as rc (name, tx_id, global_position, updated_at, stream_created)
     select ${name}, ${c.txId.toString()}::xid8, ${c.position.toString()}::bigint, now(), ${streamCreated}
-     where exists (
-       select 1 from pg_locks
-        where locktype = 'advisory' and granted and pid = pg_backend_pid() and objsubid = 1
-          and classid = ${key.classid}::oid and objid = ${key.objid}::oid)
+     where eventplane.holds_relay_lease(${name})
     on conflict (name) do update
        set tx_id = excluded.tx_id, global_position = excluded.global_position, updated_at = excluded.updated_at,
            stream_created = excluded.stream_created

@@ -1,11 +1,7 @@
 import type { Sql } from 'postgres'
-import type { RelayLockKey } from '../relay-lock-key.ts'
 
-/** True while this session holds relay `key`'s advisory lock. */
-export async function relayLeaseHeldSql(sql: Sql, key: RelayLockKey): Promise<boolean> {
-  const rows = await sql`
-    select 1 from pg_locks
-     where locktype = 'advisory' and granted and pid = pg_backend_pid() and objsubid = 1
-       and classid = ${key.classid}::oid and objid = ${key.objid}::oid`
-  return rows.length === 1
+/** True while this session is the one relay `name`'s lease row names. */
+export async function relayLeaseHeldSql(sql: Sql, name: string): Promise<boolean> {
+  const [row] = await sql<{ held: boolean }[]>`select eventplane.holds_relay_lease(${name}) as held`
+  return row?.held === true
 }

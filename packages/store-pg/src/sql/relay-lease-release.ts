@@ -1,6 +1,8 @@
 import type { Sql } from 'postgres'
 
-/** Gives up every advisory lock of this session (the lease session holds only its relay's). */
-export async function releaseRelayLeaseSql(sql: Sql): Promise<void> {
-  await sql`select pg_advisory_unlock_all()`
+/** Gives relay `name`'s lease up if this session holds it, so a standby takes over at once. */
+export async function releaseRelayLeaseSql(sql: Sql, name: string): Promise<void> {
+  await sql`
+    update eventplane.relay_leases set holder_pid = null, holder_started = null
+     where name = ${name} and eventplane.holds_relay_lease(${name})`
 }
