@@ -21,6 +21,8 @@ type Action =
   | 'lock_events'
   | 'lock_relay_lease'
   | 'take_relay_lease'
+  | 'list_open_transactions'
+  | 'terminate_stuck_transactions'
 
 /**
  * The expected allow table: every (role, action) not listed is denied. Direct
@@ -42,9 +44,25 @@ const ALLOWED: Record<string, Action[]> = {
   eventplane_intent_writer: ['select_own', 'append_intent'],
   eventplane_fact_writer: ['select_own', 'append_fact'],
   eventplane_reader: ['select_own'],
-  eventplane_relay: ['select_own', 'select_other', 'lock_relay_lease', 'take_relay_lease'],
-  eventplane_operator: ['select_own', 'select_other', 'append_intent', 'append_fact', 'append_any_kind'],
+  eventplane_relay: [
+    'select_own',
+    'select_other',
+    'lock_relay_lease',
+    'take_relay_lease',
+    'list_open_transactions',
+    'terminate_stuck_transactions',
+  ],
+  eventplane_operator: [
+    'select_own',
+    'select_other',
+    'append_intent',
+    'append_fact',
+    'append_any_kind',
+    'list_open_transactions',
+  ],
   eventplane_projector: ['select_own', 'select_other'],
+  // NOLOGIN, no schema access: its power is used only through the two functions it owns.
+  eventplane_guard: [],
 }
 
 const insert = (tenant: string, kind: string) => `
@@ -76,6 +94,8 @@ const STATEMENTS: Record<Action, string> = {
   lock_events: `select 1 from eventplane.events for update`,
   lock_relay_lease: `select 1 from eventplane.relay_leases for update`,
   take_relay_lease: `select eventplane.acquire_relay_lease('matrix')`,
+  list_open_transactions: `select * from eventplane.open_transactions()`,
+  terminate_stuck_transactions: `select * from eventplane.terminate_stuck_transactions(interval '1 day')`,
 }
 
 describe('database role × action matrix (tenant set to acme, RLS forced)', () => {

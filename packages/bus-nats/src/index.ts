@@ -17,6 +17,8 @@ export { EVENT_HEADERS, decodeEvent, encodeEvent, eventHeaders, readEventHeaders
 export type { EventHeaderValues } from './codec.ts'
 export { Relay } from './relay.ts'
 export type { RelayOptions, RelayState, RelayStats } from './relay.ts'
+export { DEFAULT_STUCK_AFTER_MS, TransactionGuard } from './relay-guard.ts'
+export type { TransactionGuardOptions } from './relay-guard.ts'
 export { resolveRelayConfig, runRelayProcess } from './relay-process.ts'
 export type { RelayProcessConfig } from './relay-process.ts'
 export { GATEWAY_APPLICATION_NAME, resolveGatewayConfig, runGatewayProcess } from './gateway-process.ts'

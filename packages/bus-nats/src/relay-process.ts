@@ -16,6 +16,9 @@ export interface RelayProcessConfig {
   maxInFlight?: number
   pollIntervalMs?: number
   duplicateWindowMs?: number
+  /** The transaction guard's bound (ms) and whether it terminates (see TransactionGuard). */
+  stuckAfterMs?: number
+  terminateStuck?: boolean
 }
 
 /**
@@ -24,7 +27,9 @@ export interface RelayProcessConfig {
  * (admin) URL with the relay role as user; `EVENTPLANE_NATS_URL` (default the
  * local server), `EVENTPLANE_NATS_USER` / `EVENTPLANE_NATS_PASSWORD`, `EVENTPLANE_RELAY_NAME`,
  * and the tuning knobs `EVENTPLANE_RELAY_BATCH_SIZE`, `EVENTPLANE_RELAY_MAX_IN_FLIGHT`,
- * `EVENTPLANE_RELAY_POLL_MS`, and `EVENTPLANE_RELAY_DUPLICATE_WINDOW_MS` (the stream's duplicate window, see ensureStream).
+ * `EVENTPLANE_RELAY_POLL_MS`, and `EVENTPLANE_RELAY_DUPLICATE_WINDOW_MS` (the stream's duplicate window, see ensureStream);
+ * the transaction guard's `EVENTPLANE_RELAY_STUCK_AFTER_MS` (default 30000) and
+ * `EVENTPLANE_RELAY_TERMINATE_STUCK` (`true` to terminate stuck transactions, not only report them).
  */
 export function resolveRelayConfig(env: NodeJS.ProcessEnv = process.env): RelayProcessConfig {
   const base = env.EVENTPLANE_DATABASE_URL ?? DEFAULT_DATABASE_URL
@@ -40,14 +45,24 @@ export function resolveRelayConfig(env: NodeJS.ProcessEnv = process.env): RelayP
     maxInFlight: intFromEnv(env, 'EVENTPLANE_RELAY_MAX_IN_FLIGHT'),
     pollIntervalMs: intFromEnv(env, 'EVENTPLANE_RELAY_POLL_MS'),
     duplicateWindowMs: intFromEnv(env, 'EVENTPLANE_RELAY_DUPLICATE_WINDOW_MS'),
+    stuckAfterMs: intFromEnv(env, 'EVENTPLANE_RELAY_STUCK_AFTER_MS', 1000),
+    terminateStuck: boolFromEnv(env, 'EVENTPLANE_RELAY_TERMINATE_STUCK'),
   }
 }
 
-function intFromEnv(env: NodeJS.ProcessEnv, key: string): number | undefined {
+function boolFromEnv(env: NodeJS.ProcessEnv, key: string): boolean | undefined {
   const text = env[key]
   if (text === undefined || text === '') return undefined
-  if (!/^[1-9]\d{0,8}$/.test(text))
-    throw new EventplaneError('cli.config', `${key} must be a positive integer, got ${JSON.stringify(text)}`)
+  if (text === 'true' || text === '1') return true
+  if (text === 'false' || text === '0') return false
+  throw new EventplaneError('cli.config', `${key} must be true or false, got ${JSON.stringify(text)}`)
+}
+
+function intFromEnv(env: NodeJS.ProcessEnv, key: string, min = 1): number | undefined {
+  const text = env[key]
+  if (text === undefined || text === '') return undefined
+  if (!/^[1-9]\d{0,8}$/.test(text) || Number(text) < min)
+    throw new EventplaneError('cli.config', `${key} must be an integer of at least ${min}, got ${JSON.stringify(text)}`)
   return Number(text)
 }
 
@@ -87,6 +102,7 @@ export async function runRelayProcess(env: NodeJS.ProcessEnv = process.env): Pro
     batchSize: config.batchSize,
     maxInFlight: config.maxInFlight,
     pollIntervalMs: config.pollIntervalMs,
+    guard: { stuckAfterMs: config.stuckAfterMs, terminate: config.terminateStuck },
     ...(config.duplicateWindowMs === undefined ? {} : { stream: { duplicateWindowMs: config.duplicateWindowMs } }),
   })
   const stop = (): void => void relay.stop()

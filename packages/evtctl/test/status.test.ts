@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { EventFactory } from '@eventplane/core'
 import { PgEventStore, ROLES, RelayLease } from '@eventplane/store-pg'
-import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
+import { createTestDatabase, eventually, type TestDatabase } from '@eventplane/store-pg/testing'
 import type { StatusReport } from '../src/commands/status.ts'
 import { UNREACHABLE_NATS, UNREACHABLE_PG, failureLine, killAll, runCli } from './helpers.ts'
 
@@ -15,8 +15,8 @@ describe('evtctl status (PostgreSQL side)', () => {
     store.append({ tenant: 'acme', category: 'deployment', id }, [
       acme.intent({ category: 'deployment', id }, 'created', {}),
     ])
-  const status = async (): Promise<StatusReport> => {
-    const r = await runCli(['status', '--json'], { env: env() })
+  const status = async (...args: string[]): Promise<StatusReport> => {
+    const r = await runCli(['status', '--json', ...args], { env: env() })
     assert.equal(r.code, 0, r.stderr)
     return JSON.parse(r.stdout) as StatusReport
   }
@@ -103,6 +103,52 @@ describe('evtctl status (PostgreSQL side)', () => {
     } finally {
       await holder`rollback`
       holder.release()
+    }
+  })
+
+  test('lists a transaction holding an xid longer than --stuck-after: pid, role, age, never its query text', async () => {
+    let end!: () => void
+    const ended = new Promise<void>((resolve) => (end = resolve))
+    let holding!: (pid: number) => void
+    const held = new Promise<number>((resolve) => (holding = resolve))
+    const done = db.connect(ROLES.reader, 1).begin(async (tx) => {
+      await tx`set local idle_in_transaction_session_timeout = 0`
+      const [row] = await tx.unsafe<{ pid: number }[]>(
+        'select pg_backend_pid() as pid, pg_current_xact_id() as status_secret_marker',
+      )
+      holding(row!.pid)
+      await ended
+    })
+    try {
+      const pid = await held
+      let report: StatusReport | undefined
+      await eventually(
+        async () => (report = await status('--stuck-after', '1000')).log.stuck_transactions.some((t) => t.pid === pid),
+        10_000,
+        'the reader to be listed as stuck',
+      )
+      const stuck = report!.log.stuck_transactions.find((t) => t.pid === pid)!
+      assert.equal(stuck.user, ROLES.reader)
+      assert.equal(stuck.database, db.name)
+      assert.ok(stuck.age_ms !== null && stuck.age_ms > 1000, `age ${stuck.age_ms}`)
+      assert.equal(report!.log.stuck_after_ms, 1000)
+      const human = await runCli(['status', '--stuck-after', '1000'], { env: env() })
+      assert.match(
+        human.stdout,
+        new RegExp(
+          `^stuck +xid \\d+ \\(pid ${pid}, database ${db.name}, user ${ROLES.reader}, .*\\): open longer than 1 s$`,
+          'm',
+        ),
+      )
+      assert.doesNotMatch(JSON.stringify(report) + human.stdout, /status_secret_marker/)
+      assert.equal(
+        (await status()).log.stuck_transactions.some((t) => t.pid === pid),
+        false,
+        'not stuck under the default bound (30 s)',
+      )
+    } finally {
+      end()
+      await done
     }
   })
 

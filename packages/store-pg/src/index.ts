@@ -31,7 +31,20 @@ export {
 export type { ProjectionCheckpoint } from './sql/projection-checkpoint-rows.ts'
 export type { ProjectionStateRow } from './sql/projection-states-load.ts'
 export type { ProjectionStateText } from './sql/projection-states-scan.ts'
-export { logStatus, openTransactions, projectionStatuses, relayStatuses } from './status.ts'
-export type { LogStatus, OpenTransaction, ProjectionStatus, RelayStatus } from './status.ts'
+export {
+  logStatus,
+  openTransactions,
+  projectionStatuses,
+  relayStatuses,
+  stuckTransactions,
+  terminateStuckTransactions,
+} from './status.ts'
+export type {
+  LogStatus,
+  OpenTransaction,
+  ProjectionStatus,
+  RelayStatus,
+  TerminatedTransaction,
+} from './status.ts'
 export { REDACTED_ACTOR, exportEvents, importEvents } from './backup.ts'
 export type { ExportSelector, ImportResult } from './backup.ts'

@@ -6,8 +6,9 @@ import { logHeadSql } from './sql/log-head.ts'
 import { type OpenTransactionRow, openTransactionsSql } from './sql/open-transactions.ts'
 import { listProjectionCheckpointsSql } from './sql/projection-checkpoints-list.ts'
 import { relaysSql } from './sql/relays.ts'
+import { terminateStuckTransactionsSql } from './sql/terminate-stuck-transactions.ts'
 
-// What an operator needs to see how the log flows: the
+// What an operator (or the relay's guard) needs to see how the log flows: the
 // head, what holds the gap-safe read back, relay and projection lag. Cross-tenant
 // reads: the operator or relay role.
 
@@ -46,9 +47,41 @@ export async function logStatus(sql: Sql): Promise<LogStatus> {
   }
 }
 
-/** Every client transaction in the cluster that holds an xid, oldest first (start and age only where the role may see them). */
+/** Every client transaction in the cluster that holds an xid, oldest first; never query text. */
 export async function openTransactions(sql: Sql): Promise<OpenTransaction[]> {
   return (await typedPgErrors(() => openTransactionsSql(sql))).map(toOpenTransaction)
+}
+
+/** Open transactions that began more than `olderThanMs` ago: the ones the guard reports. */
+export async function stuckTransactions(sql: Sql, olderThanMs: number): Promise<OpenTransaction[]> {
+  return (await openTransactions(sql)).filter((t) => t.ageMs !== null && t.ageMs > olderThanMs)
+}
+
+/** A session the guard terminated. */
+export interface TerminatedTransaction {
+  pid: number
+  role: string | null
+  xid: string
+  ageMs: number
+  terminated: boolean
+}
+
+/**
+ * Terminates every non-superuser session of this database whose transaction
+ * holds an xid and began more than `olderThanMs` (at least 1000) ago, through
+ * the guard role's function (pg_signal_backend). Needs eventplane_relay.
+ */
+export async function terminateStuckTransactions(sql: Sql, olderThanMs: number): Promise<TerminatedTransaction[]> {
+  if (!Number.isSafeInteger(olderThanMs) || olderThanMs < 1000)
+    throw new RangeError('olderThanMs must be an integer of at least 1000')
+  const rows = await typedPgErrors(() => terminateStuckTransactionsSql(sql, olderThanMs))
+  return rows.map((r) => ({
+    pid: r.pid,
+    role: r.role,
+    xid: r.backend_xid,
+    ageMs: Number(r.age_ms),
+    terminated: r.terminated,
+  }))
 }
 
 export interface RelayStatus {

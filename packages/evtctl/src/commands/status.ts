@@ -8,12 +8,15 @@ import {
   redactUrl,
   relayStatuses,
 } from '@eventplane/store-pg'
-import { type CommandKit, tenantOption } from '../program.ts'
+import { type CommandKit, intOption, tenantOption } from '../program.ts'
 import { type GatewayProbe, probeGateway } from '../probes.ts'
 import type { Session } from '../session.ts'
 
 /** The relay name `evtctl up` and bus-nats use when none is given. */
 export const DEFAULT_RELAY_NAME = 'default'
+
+/** How old a transaction holding an xid must be for `status` to call it stuck, by default (the relay guard's default bound). */
+export const DEFAULT_STUCK_AFTER_MS = 30_000
 
 /** A transaction holding an xid, as `status --json` shows it (never its query text). */
 export interface TransactionReport {
@@ -36,6 +39,9 @@ export interface StatusReport {
     waiting: string
     /** The oldest running transaction in the cluster (any database): what holds the read back. */
     oldest_transaction: TransactionReport | null
+    /** Transactions holding an xid for longer than `stuck_after_ms`: what the relay guard reports (and may end). */
+    stuck_transactions: TransactionReport[]
+    stuck_after_ms: number
   }
   relays: {
     name: string
@@ -63,7 +69,10 @@ function transactionReport(t: OpenTransaction): TransactionReport {
 }
 
 /** Collects the PostgreSQL side of the status with the operator role (cross-tenant, read-only). */
-export async function collectPgStatus(session: Session): Promise<StatusReport> {
+export async function collectPgStatus(
+  session: Session,
+  stuckAfterMs: number = DEFAULT_STUCK_AFTER_MS,
+): Promise<StatusReport> {
   const sql = session.pg(ROLES.operator, 1)
   const log = await logStatus(sql)
   const relays = await relayStatuses(sql, [DEFAULT_RELAY_NAME])
@@ -76,6 +85,10 @@ export async function collectPgStatus(session: Session): Promise<StatusReport> {
       snapshot_xmin: log.snapshotXmin.toString(),
       waiting: log.waiting.toString(),
       oldest_transaction: oldest === undefined ? null : transactionReport(oldest),
+      stuck_transactions: log.openTransactions
+        .filter((t) => t.ageMs !== null && t.ageMs > stuckAfterMs)
+        .map(transactionReport),
+      stuck_after_ms: stuckAfterMs,
     },
     relays: relays.map((r) => ({
       name: r.name,
@@ -100,7 +113,7 @@ function describeHolder(t: TransactionReport): string {
   if (t.database) parts.push(`database ${t.database}`)
   if (t.user) parts.push(`user ${t.user}`)
   if (t.application) parts.push(`application ${t.application}`)
-  parts.push(t.since ? `open since ${t.since}` : 'open since unknown (needs pg_read_all_stats)')
+  parts.push(t.since ? `open since ${t.since}` : 'open since unknown')
   if (t.age_ms !== null) parts.push(`${(t.age_ms / 1000).toFixed(1)} s`)
   return `xid ${t.xid ?? '?'} (${parts.join(', ')})`
 }
@@ -118,6 +131,9 @@ export function statusLines(r: StatusReport): string[] {
     )
   } else {
     lines.push(`held back   no${t ? `; oldest open transaction ${describeHolder(t)}` : ''}`)
+  }
+  for (const stuck of r.log.stuck_transactions) {
+    lines.push(`stuck       ${describeHolder(stuck)}: open longer than ${r.log.stuck_after_ms / 1000} s`)
   }
   for (const relay of r.relays) {
     const state = relay.active ? `active (pid ${relay.pid})` : 'not running'
@@ -142,6 +158,12 @@ export function registerStatus(program: Command, kit: CommandKit): void {
     .command('status')
     .description('log head, relay lag and liveness, projection checkpoints, and what holds the gap-safe read back')
     .option('--no-nats', 'skip the gateway probe (PostgreSQL only)')
+    .option(
+      '--stuck-after <ms>',
+      'call a transaction holding an xid longer than this stuck',
+      intOption('--stuck-after', 1),
+      DEFAULT_STUCK_AFTER_MS,
+    )
     .addOption(tenantOption())
     .addHelpText(
       'after',
@@ -150,6 +172,8 @@ export function registerStatus(program: Command, kit: CommandKit): void {
         'The gateway is alive when it answers a probe request (an empty submit it must refuse; nothing is written).',
         'Uses the operator role (EVENTPLANE_DATABASE_URL with user eventplane_operator, or EVENTPLANE_DATABASE_URL_OPERATOR).',
         'A relay is active while a live session holds its lease; lag counts committed events after a checkpoint.',
+        'A transaction holding an xid holds back the gap-safe read of the whole cluster; "stuck" lists those open',
+        'longer than --stuck-after (pid, database, role, age; never query text), as the relay guard logs them.',
         '',
         'Examples:',
         '  $ evtctl status',
@@ -158,8 +182,9 @@ export function registerStatus(program: Command, kit: CommandKit): void {
     )
     .action(
       kit.action(async (session, command) => {
-        const report = await collectPgStatus(session)
-        if (command.opts<{ nats: boolean }>().nats) report.gateway = await probeGateway(session)
+        const options = command.opts<{ nats: boolean; stuckAfter: number }>()
+        const report = await collectPgStatus(session, options.stuckAfter)
+        if (options.nats) report.gateway = await probeGateway(session)
         session.out.emit(report, () => statusLines(report))
       }),
     )

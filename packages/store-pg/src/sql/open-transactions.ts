@@ -12,15 +12,10 @@ export interface OpenTransactionRow {
 
 /**
  * Every client transaction in the cluster that holds an xid, oldest first:
- * what holds the gap-safe read back. Without pg_read_all_stats a role sees
- * other users' pid, database, user and xid but not their start; those come back null.
+ * what holds the gap-safe read back. Through eventplane.open_transactions()
+ * (migrations/0007), which sees every session's start but returns no query text.
  */
 export function openTransactionsSql(sql: Sql): Promise<OpenTransactionRow[]> {
   return sql<OpenTransactionRow[]>`
-    select pid, datname::text as database, usename::text as role, application_name as application,
-           backend_xid::text as backend_xid, xact_start,
-           (extract(epoch from clock_timestamp() - xact_start) * 1000)::bigint::text as age_ms
-      from pg_stat_activity
-     where backend_xid is not null and pid <> pg_backend_pid()
-     order by age(backend_xid) desc, pid`
+    select pid, database, role, application, backend_xid, xact_start, age_ms::text as age_ms from eventplane.open_transactions()`
 }
