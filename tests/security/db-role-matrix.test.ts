@@ -150,13 +150,6 @@ describe('database role × action matrix (tenant set to acme, RLS forced)', () =
     assert.deepEqual(mismatches, [])
   })
 
-  test('every view in the eventplane schema runs with security_invoker', async () => {
-    const views = await db.admin<{ relname: string; options: string[] | null }[]>`
-      select c.relname, c.reloptions as options from pg_class c join pg_namespace n on n.oid = c.relnamespace
-       where n.nspname = 'eventplane' and c.relkind = 'v'`
-    for (const v of views) assert.ok((v.options ?? []).includes('security_invoker=true'), v.relname)
-  })
-
   test('every table holding tenant_id has row level security enabled and forced', async () => {
     const tables = await db.admin<{ relname: string; relrowsecurity: boolean; relforcerowsecurity: boolean }[]>`
       select c.relname, c.relrowsecurity, c.relforcerowsecurity from pg_class c
