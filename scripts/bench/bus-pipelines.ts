@@ -5,8 +5,8 @@
 import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Sql } from 'postgres'
-import { type Checkpoint, EventFactory, START, compareCheckpoints } from '@eventplane/core'
-import { PgEventStore } from '@eventplane/store-pg'
+import { EventFactory, START } from '@eventplane/core'
+import { PgEventStore, countEventsAfter } from '@eventplane/store-pg'
 import { type Subscription, Relay, ensureConsumer, subscribe } from '@eventplane/bus-nats'
 import {
   type ConsumerMessages,
@@ -71,11 +71,7 @@ export async function eventplanePipeline(o: PipelineSetup): Promise<Pipeline> {
   let sub: Subscription
   try {
     // Catch up first (part 1 left the log full; the stream is fresh), so the measurement sees a relay at the head.
-    const [head] = await o.admin<{ tx_id: string; global_position: string }[]>`
-      select tx_id::text, global_position::text from eventplane.events order by tx_id desc, global_position desc limit 1`
-    const target: Checkpoint =
-      head === undefined ? START : { txId: BigInt(head.tx_id), position: BigInt(head.global_position) }
-    while (relay.state !== 'active' || compareCheckpoints(relay.checkpoint ?? START, target) < 0) {
+    while (relay.state !== 'active' || (await countEventsAfter(o.admin, relay.checkpoint ?? START)) > 0) {
       if (relay.state === 'stopped')
         throw new Error('the latency relay stopped', { cause: await relay.closed.catch((e: unknown) => e) })
       await sleep(5)

@@ -19,7 +19,7 @@ import { readFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { EventplaneError } from '@eventplane/core'
 import { PgEventStore, ROLES } from '@eventplane/store-pg'
-import { createTestDatabase } from '@eventplane/store-pg/testing'
+import { createTestDatabase, vacuumLog } from '@eventplane/store-pg/testing'
 import { startNatsServer } from '@eventplane/bus-nats/testing'
 import { tenantInboxPrefix } from '@eventplane/bus-nats'
 import { benchGateway } from './bus-gateway.ts'
@@ -127,7 +127,7 @@ async function main(): Promise<void> {
     if (PARTS.has('relay')) {
       process.stderr.write(`prefilling ${EVENTS} events…\n`)
       await prefillLog(new PgEventStore(db.connect(ROLES.intentWriter, 2)), EVENTS)
-      await db.admin`vacuum analyze eventplane.events`
+      await vacuumLog(db.admin)
       process.stderr.write('1. relay throughput\n')
       relay = await benchRelayThroughput({ relaySql, nc: pubNc, events: EVENTS, rounds: ROUNDS, target: RELAY_TARGET })
     }

@@ -11,7 +11,7 @@
 import { parseArgs } from 'node:util'
 import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import { createTestDatabase } from '@eventplane/store-pg/testing'
+import { bulkLoadEvents, createTestDatabase, rawGapSafeLog, vacuumLog } from '@eventplane/store-pg/testing'
 import { PROJECTOR_ROLE, projectionDigest, rebuildProjection } from '@eventplane/runtime'
 import { perStream } from './replay-projection.ts'
 import { median } from './lib.ts'
@@ -40,25 +40,16 @@ async function main(): Promise<number> {
     const loadStart = performance.now()
     for (let from = 1; from <= EVENTS; from += CHUNK) {
       const to = Math.min(EVENTS, from + CHUNK - 1)
-      // Stream and version follow from g, so (tenant, category, stream, version) is unique.
-      await db.admin`
-        insert into eventplane.events (event_id, tenant_id, kind, category, stream_id, stream_version, type,
-          schema_version, data, correlation_id, causation_id, caused_by, occurred_at)
-        select u, 'tenant' || (g % 10), 'intent', 'deployment', 'd' || (g % ${STREAMS}), g / ${STREAMS} + 1, 'scaled',
-               1, jsonb_build_object('replicas', g % 7, 'image', 'nginx:1.27'), u, null, 'user:bench', now()
-          from (select g, gen_random_uuid() as u from generate_series(${from}::bigint, ${to}::bigint) g) x`
+      await bulkLoadEvents(db.admin, from, to, STREAMS)
     }
-    await db.admin`vacuum analyze eventplane.events`
+    await vacuumLog(db.admin)
     process.stderr.write(`loaded in ${((performance.now() - loadStart) / 1000).toFixed(1)} s\n`)
 
     const sql = db.connect(PROJECTOR_ROLE, 4)
     const raw = async (): Promise<number> => {
       const start = performance.now()
       let rows = 0
-      const cursor = sql`
-        select * from eventplane.events where tx_id < pg_snapshot_xmin(pg_current_snapshot())
-         order by tx_id, global_position`.cursor(2000)
-      for await (const batch of cursor) rows += batch.length
+      for await (const batch of rawGapSafeLog(sql, 2000)) rows += batch.length
       if (rows !== EVENTS) throw new Error(`raw read saw ${rows} rows, expected ${EVENTS}`)
       return rows / ((performance.now() - start) / 1000)
     }
@@ -92,7 +83,7 @@ async function main(): Promise<number> {
       process.execPath,
       ['--import', 'tsx', fileURLToPath(new URL('./replay-child.ts', import.meta.url))],
       {
-        env: { ...process.env, EVENTPLANE_BENCH_URL: db.roleUrl(PROJECTOR_ROLE as never) },
+        env: { ...process.env, EVENTPLANE_BENCH_URL: db.roleUrl(PROJECTOR_ROLE) },
         encoding: 'utf8',
       },
     )

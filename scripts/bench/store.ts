@@ -5,7 +5,13 @@
 import { randomUUID } from 'node:crypto'
 import { EventFactory, START } from '@eventplane/core'
 import { PgEventStore, ROLES } from '@eventplane/store-pg'
-import { createTestDatabase } from '@eventplane/store-pg/testing'
+import {
+  countLogEvents,
+  createTestDatabase,
+  insertRawEvents,
+  readRawLog,
+  vacuumLog,
+} from '@eventplane/store-pg/testing'
 import { argValue, compare, measure, printTable, summarize } from './lib.ts'
 
 const ROUNDS = argValue('rounds', 5)
@@ -83,14 +89,13 @@ try {
   // The same batch as a raw INSERT into the log table itself (its indexes, checks and
   // NOTIFY trigger, as superuser without RLS): separates what our code costs from
   // what the log's schema costs.
-  const rawLogInsert = (n: number, stream: string) => {
-    const ids = Array.from({ length: n }, () => randomUUID())
-    return admin`insert into eventplane.events (event_id, tenant_id, kind, category, stream_id, stream_version, type,
-        schema_version, data, correlation_id, causation_id, caused_by, occurred_at)
-      select u.id, 'bench', 'intent', 'deployment', ${stream}, u.v, 'created', 1, ${admin.json(data)}, u.id, null,
-             'user:bench', now()
-        from unnest(${ids}::uuid[]) with ordinality as u(id, v)`
-  }
+  const rawLogInsert = (n: number, stream: string) =>
+    insertRawEvents(
+      admin,
+      stream,
+      Array.from({ length: n }, () => randomUUID()),
+      data,
+    )
   results.push(
     await compare(
       'append 100 events vs raw INSERT into the log table',
@@ -113,7 +118,7 @@ try {
     ),
   )
 
-  const [{ n }] = (await db.admin`select count(*)::int as n from eventplane.events`) as unknown as [{ n: number }]
+  const n = await countLogEvents(db.admin)
   for (let i = n; i < READ_EVENTS; i += 1000) {
     const s = { tenant: 'bench', category: 'deployment', id: `r${i}` }
     await store.append(
@@ -121,7 +126,7 @@ try {
       Array.from({ length: Math.min(1000, READ_EVENTS - i) }, () => factory.intent(s, 'created', data)),
     )
   }
-  await db.admin`vacuum analyze eventplane.events`
+  await vacuumLog(db.admin)
   const relay = new PgEventStore(db.connect(ROLES.relay, 2))
   const readRounds = Math.max(3, Math.ceil(ROUNDS / 2))
   results.push(
@@ -131,13 +136,7 @@ try {
       readRounds,
       async () => {
         const t = performance.now()
-        let count = 0
-        await admin`select * from eventplane.events order by tx_id, global_position limit ${READ_EVENTS}`.cursor(
-          1000,
-          (rows) => {
-            count += rows.length
-          },
-        )
+        const count = await readRawLog(admin, 1000, READ_EVENTS, () => {})
         return { ops: 1, events: count, seconds: (performance.now() - t) / 1000, latenciesMs: [performance.now() - t] }
       },
       async () => {

@@ -5,7 +5,7 @@ import { EventFactory } from '@eventplane/core'
 import { GATEWAY_APPLICATION_NAME, tenantInboxPrefix } from '@eventplane/bus-nats'
 import { startNatsServer, type TestNatsServer } from '@eventplane/bus-nats/testing'
 import { ROLES } from '@eventplane/store-pg'
-import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
+import { createTestDatabase, holdStream, type TestDatabase } from '@eventplane/store-pg/testing'
 import { type ServiceProcess, eventually, spawnServiceProcess, within } from '../../packages/bus-nats/test/fixtures.ts'
 import { assertAckedOnce, assertVersionsContiguous, logRows } from './support/checks.ts'
 import { Ledger, startIntentLoad, submitUntilAcked } from './support/clients.ts'
@@ -48,17 +48,10 @@ describe('faults: two gateways in one queue group, one killed with SIGKILL under
     // for a stream lock the test holds, and stays waiting until after the kill.
     const held = { tenant: 'acme', category: 'deployment', id: 'held' }
     const heldEvent = EventFactory.forTenant('acme', { causedBy: 'user:held' }).intent(held, 'scaled', { held: true })
-    let release!: () => void
-    const released = new Promise<void>((resolve) => (release = resolve))
-    let locked!: (pid: number) => void
-    const lockHolder = new Promise<number>((resolve) => (locked = resolve))
-    const lock = db.admin.begin(async (tx) => {
-      const [row] = await tx<{ pid: number }[]>`
-        select pg_backend_pid() as pid, pg_advisory_xact_lock(hashtextextended(${'acme/deployment/held'}, 0))::text`
-      locked(row!.pid)
-      await within(released, 30_000, 'the test to release the stream lock')
-    })
-    const holder = await lockHolder
+    // holdStream inserts the stream's next version in a transaction it keeps open: an append to the
+    // stream waits on the unique version index until it is released (rolled back).
+    const lock = await holdStream(db.admin, held)
+    const holder = lock.pid
     const ledger = new Ledger()
     let heldAck: Promise<unknown> | undefined
     try {
@@ -95,8 +88,7 @@ describe('faults: two gateways in one queue group, one killed with SIGKILL under
         await a.kill('SIGKILL')
         const ackedAtKill = load.ledger.acked.size
         const recordedByB = recorded(b)
-        release()
-        await lock
+        await lock.release()
         await within(Promise.all([load.done, heldAck]), 60_000, 'the clients to be acknowledged')
         assert.ok(load.ledger.acked.size > ackedAtKill && recorded(b) > recordedByB, 'B went on serving alone')
 
@@ -114,8 +106,7 @@ describe('faults: two gateways in one queue group, one killed with SIGKILL under
         load.stop()
       }
     } finally {
-      release()
-      await lock.catch(() => {})
+      await lock.release().catch(() => {})
     }
   })
 })

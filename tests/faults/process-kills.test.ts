@@ -3,6 +3,7 @@ import { after, before, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { EventFactory } from '@eventplane/core'
 import { GATEWAY_APPLICATION_NAME } from '@eventplane/bus-nats'
+import { holdStream } from '@eventplane/store-pg/testing'
 import { jetstreamManager } from '@nats-io/jetstream'
 import { appendIntents, eventually, streamCount, within } from '../../packages/bus-nats/test/fixtures.ts'
 import {
@@ -59,21 +60,13 @@ describe('faults: relay and gateway processes killed with SIGKILL', () => {
     const backlog = appendIntents(env.intents, 'globex', BACKLOG, 100, 'backlog')
 
     await eventually(() => load.ledger.acked.size >= 40, 'the clients to get acknowledgements')
-    // One request certainly in flight when the gateway dies: the test holds its stream's append lock,
+    // One request certainly in flight when the gateway dies: the test holds its stream's next version,
     // so the gateway's append waits in PostgreSQL until after the kill.
     const held = { tenant: 'acme', category: 'deployment', id: 'held' }
     const heldEvent = EventFactory.forTenant('acme', { causedBy: 'user:held' }).intent(held, 'scaled', { held: true })
-    let release!: () => void
-    const released = new Promise<void>((resolve) => (release = resolve))
-    let locked!: (pid: number) => void
-    const lockHolder = new Promise<number>((resolve) => (locked = resolve))
-    const lock = sys.admin.begin(async (tx) => {
-      const [row] = await tx<{ pid: number }[]>`
-        select pg_backend_pid() as pid, pg_advisory_xact_lock(hashtextextended(${'acme/deployment/held'}, 0))::text`
-      locked(row!.pid)
-      await within(released, 10_000, 'the test to release the stream lock')
-    })
-    const holder = await lockHolder
+    const hold = await holdStream(sys.admin, held)
+    sys.defer(() => hold.release())
+    const holder = hold.pid
     const heldAck = submitUntilAcked(await sys.client('acme'), heldEvent, load.ledger, {
       deadline: Date.now() + 45_000,
       timeoutMs: 1000,
@@ -82,11 +75,10 @@ describe('faults: relay and gateway processes killed with SIGKILL', () => {
       const waiting = await sys.admin`select 1 from pg_stat_activity
         where datname = ${env.db.name} and application_name = ${GATEWAY_APPLICATION_NAME} and ${holder}::int = any(pg_blocking_pids(pid))`
       return waiting.length > 0
-    }, 'the gateway to wait for the held stream lock')
+    }, 'the gateway to wait for the held stream')
     await gateway.kill('SIGKILL')
     const gatewayKilledAt = new Date()
-    release()
-    await lock
+    await hold.release()
     const ackedAtGatewayKill = load.ledger.acked.size
     // Kill the relay mid-batch: some of the batch published, its checkpoint not stored yet. It is
     // frozen first, so what the test sees (published past the checkpoint) cannot change before the kill.

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { STREAM_NAME, loadRelayCheckpoint } from '@eventplane/bus-nats'
+import { STREAM_NAME } from '@eventplane/bus-nats'
 import { projectionDigest } from '@eventplane/runtime'
+import { loadRelayCheckpoint } from '@eventplane/store-pg'
 import { jetstreamManager } from '@nats-io/jetstream'
 import { appendIntents, eventually, streamCount } from '../../packages/bus-nats/test/fixtures.ts'
 import {

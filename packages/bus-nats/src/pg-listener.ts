@@ -1,7 +1,7 @@
 import type { Sql } from 'postgres'
 import { type Logger, errorFields } from './logger.ts'
 
-/** The channel the statement trigger on eventplane.events notifies (infra/postgres/0001_events.sql). */
+/** The channel the statement trigger on eventplane.events notifies (store-pg migrations/0001_events.sql). */
 export const EVENTS_CHANNEL = 'eventplane_events'
 
 export type WakeReason = 'notified' | 'timeout' | 'aborted'

@@ -1,5 +1,4 @@
-import { isEventplaneError } from '@eventplane/core'
-import { mapPgError } from '@eventplane/store-pg'
+import { pgDriverError } from '@eventplane/store-pg'
 import { type Logger, errorFields } from './logger.ts'
 
 /**
@@ -14,7 +13,7 @@ import { type Logger, errorFields } from './logger.ts'
  */
 export function surviveDroppedPgConnections(logger: Logger): void {
   process.on('unhandledRejection', (reason) => {
-    if (isEventplaneError(mapPgError(reason), 'store.unavailable')) {
+    if (pgDriverError(reason)?.code === 'store.unavailable') {
       logger.warn(errorFields(reason), 'a PostgreSQL connection failed while opening; the pool opens another')
       return
     }

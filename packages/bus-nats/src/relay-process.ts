@@ -22,6 +22,9 @@ export interface RelayProcessConfig {
   /** The stream's size limits (see ensureStream). */
   streamMaxBytes?: number
   streamMaxMsgSize?: number
+  /** The transaction guard's bound (ms) and whether it terminates (see TransactionGuard). */
+  stuckAfterMs?: number
+  terminateStuck?: boolean
 }
 
 /**
@@ -31,7 +34,9 @@ export interface RelayProcessConfig {
  * local server), `EVENTPLANE_NATS_CREDS` (a creds file) or `EVENTPLANE_NATS_USER` / `EVENTPLANE_NATS_PASSWORD`, `EVENTPLANE_RELAY_NAME`,
  * and the tuning knobs `EVENTPLANE_RELAY_BATCH_SIZE`, `EVENTPLANE_RELAY_MAX_IN_FLIGHT`,
  * `EVENTPLANE_RELAY_POLL_MS`, `EVENTPLANE_RELAY_DUPLICATE_WINDOW_MS` (the stream's duplicate window, see ensureStream),
- * and the stream's limits `EVENTPLANE_STREAM_MAX_BYTES` and `EVENTPLANE_STREAM_MAX_MSG_SIZE`.
+ * the stream's limits `EVENTPLANE_STREAM_MAX_BYTES` and `EVENTPLANE_STREAM_MAX_MSG_SIZE`;
+ * the transaction guard's `EVENTPLANE_RELAY_STUCK_AFTER_MS` (default 30000) and
+ * `EVENTPLANE_RELAY_TERMINATE_STUCK` (`true` to terminate stuck transactions, not only report them).
  */
 export function resolveRelayConfig(env: NodeJS.ProcessEnv = process.env): RelayProcessConfig {
   const base = env.EVENTPLANE_DATABASE_URL ?? DEFAULT_DATABASE_URL
@@ -48,16 +53,26 @@ export function resolveRelayConfig(env: NodeJS.ProcessEnv = process.env): RelayP
     maxInFlight: intFromEnv(env, 'EVENTPLANE_RELAY_MAX_IN_FLIGHT'),
     pollIntervalMs: intFromEnv(env, 'EVENTPLANE_RELAY_POLL_MS'),
     duplicateWindowMs: intFromEnv(env, 'EVENTPLANE_RELAY_DUPLICATE_WINDOW_MS'),
-    streamMaxBytes: intFromEnv(env, 'EVENTPLANE_STREAM_MAX_BYTES', 15),
+    streamMaxBytes: intFromEnv(env, 'EVENTPLANE_STREAM_MAX_BYTES', 1, 15),
     streamMaxMsgSize: intFromEnv(env, 'EVENTPLANE_STREAM_MAX_MSG_SIZE'),
+    stuckAfterMs: intFromEnv(env, 'EVENTPLANE_RELAY_STUCK_AFTER_MS', 1000),
+    terminateStuck: boolFromEnv(env, 'EVENTPLANE_RELAY_TERMINATE_STUCK'),
   }
 }
 
-function intFromEnv(env: NodeJS.ProcessEnv, key: string, maxDigits = 9): number | undefined {
+function boolFromEnv(env: NodeJS.ProcessEnv, key: string): boolean | undefined {
   const text = env[key]
   if (text === undefined || text === '') return undefined
-  if (!new RegExp(`^[1-9]\\d{0,${maxDigits - 1}}$`).test(text))
-    throw new EventplaneError('cli.config', `${key} must be a positive integer, got ${JSON.stringify(text)}`)
+  if (text === 'true' || text === '1') return true
+  if (text === 'false' || text === '0') return false
+  throw new EventplaneError('cli.config', `${key} must be true or false, got ${JSON.stringify(text)}`)
+}
+
+function intFromEnv(env: NodeJS.ProcessEnv, key: string, min = 1, maxDigits = 9): number | undefined {
+  const text = env[key]
+  if (text === undefined || text === '') return undefined
+  if (!new RegExp(`^[1-9]\\d{0,${maxDigits - 1}}$`).test(text) || Number(text) < min)
+    throw new EventplaneError('cli.config', `${key} must be an integer of at least ${min}, got ${JSON.stringify(text)}`)
   return Number(text)
 }
 
@@ -104,6 +119,7 @@ export async function runRelayProcess(env: NodeJS.ProcessEnv = process.env): Pro
       ...(config.streamMaxBytes === undefined ? {} : { maxBytes: config.streamMaxBytes }),
       ...(config.streamMaxMsgSize === undefined ? {} : { maxMsgSize: config.streamMaxMsgSize }),
     },
+    guard: { stuckAfterMs: config.stuckAfterMs, terminate: config.terminateStuck },
   })
   const stop = (): void => void relay.stop()
   process.once('SIGTERM', stop)

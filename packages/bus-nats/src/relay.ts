@@ -11,7 +11,7 @@ import {
   formatCheckpoint,
   isEventplaneError,
 } from '@eventplane/core'
-import { PgEventStore, mapPgError } from '@eventplane/store-pg'
+import { PgEventStore, RelayLease, loadRelayRecord } from '@eventplane/store-pg'
 import {
   type JetStreamManager,
   type StreamInfo,
@@ -22,7 +22,7 @@ import {
 import { type NatsConnection, PermissionViolationError } from '@nats-io/transport-node'
 import { type Logger, errorFields, silentLogger } from './logger.ts'
 import { LogWaker } from './pg-listener.ts'
-import { RelayLease, loadRelayRecord } from './relay-lease.ts'
+import { TransactionGuard, type TransactionGuardOptions } from './relay-guard.ts'
 import { OrderedPublisher, isOrderBreak } from './relay-publisher.ts'
 import { type EnsureStreamOptions, ensureStream } from './stream.ts'
 import { STREAM_NAME } from './subjects.ts'
@@ -37,7 +37,7 @@ export interface RelayOptions {
   batchSize?: number
   /** Bound on un-acked publishes. Default 256. */
   maxInFlight?: number
-  /** Polling fallback when no notification arrives (also how often the lease is checked). Default 1000 ms. */
+  /** Polling fallback when no notification arrives (also how often the lease and stuck transactions are checked). Default 1000 ms. */
   pollIntervalMs?: number
   /** How often a standby relay retries the lock. Default `pollIntervalMs`. */
   lockRetryMs?: number
@@ -47,6 +47,8 @@ export interface RelayOptions {
   maxBackoffMs?: number
   /** Passed to ensureStream (duplicate window, replicas, max age). */
   stream?: EnsureStreamOptions
+  /** Stuck transactions: reported after 30 s by default, terminated only when enabled (see TransactionGuard). */
+  guard?: TransactionGuardOptions
   logger?: Logger
 }
 
@@ -76,14 +78,16 @@ const QUICK_POLL_MS = 25
 const MAX_ORDER_BREAKS = 3
 
 /**
- * The only publisher of log subjects (DESIGN §4). Holds a PostgreSQL advisory
- * lock per name (standby relays wait and take over when the holder's session
- * dies), reads the gap-safe global order from its checkpoint, publishes each
- * event with `Nats-Msg-Id = event_id` keeping at most `maxInFlight` acks
- * outstanding, and stores its checkpoint only over the acked prefix of each
- * batch, so a crash republishes (deduplicated by JetStream) but never skips.
- * Woken by LISTEN, with polling as the fallback; retries with backoff when
- * NATS or PostgreSQL are down. Logs ids, types and positions, never data.
+ * The only publisher of log subjects (DESIGN §4). Holds a lease per name in
+ * PostgreSQL (standby relays wait and take over when the holder's session
+ * dies; see RelayLease), reads the gap-safe global order from its
+ * checkpoint, publishes each event with `Nats-Msg-Id = event_id` keeping at
+ * most `maxInFlight` acks outstanding, and stores its checkpoint only over
+ * the acked prefix of each batch, so a crash republishes (deduplicated by
+ * JetStream) but never skips. Woken by LISTEN, with polling as the fallback;
+ * retries with backoff when NATS or PostgreSQL are down. Reports (and may
+ * end) transactions that hold the log back (see TransactionGuard). Logs ids,
+ * types and positions, never data.
  */
 export class Relay {
   readonly name: string
@@ -96,7 +100,8 @@ export class Relay {
   readonly #waker: LogWaker
   readonly #logger: Logger
   readonly #abort = new AbortController()
-  readonly #o: Required<Omit<RelayOptions, 'sql' | 'nc' | 'name' | 'logger' | 'stream'>> & {
+  readonly #guard: TransactionGuard
+  readonly #o: Required<Omit<RelayOptions, 'sql' | 'nc' | 'name' | 'logger' | 'stream' | 'guard'>> & {
     stream: EnsureStreamOptions
   }
   #jsm: JetStreamManager | undefined
@@ -122,6 +127,7 @@ export class Relay {
     this.#logger = options.logger ?? silentLogger
     this.#waker = new LogWaker(options.sql, this.#logger)
     this.#lease = new RelayLease(options.sql, this.name)
+    this.#guard = new TransactionGuard(options.sql, this.#logger, options.guard, { relay: this.name })
     const poll = positive(options.pollIntervalMs ?? 1000, 'pollIntervalMs')
     this.#o = {
       batchSize: positive(options.batchSize ?? 500, 'batchSize'),
@@ -185,8 +191,7 @@ export class Relay {
           this.#state = 'active'
           this.#logger.info({ relay: this.name, checkpoint: formatCheckpoint(this.#checkpoint) }, 'relay active')
           await this.#pump(() => (failures = 0))
-        } catch (e) {
-          const err = mapPgError(e)
+        } catch (err) {
           if (isEventplaneError(err, 'bus.forbidden') || isEventplaneError(err, 'store.forbidden')) throw err
           if (this.#nc.isClosed())
             throw new Unavailable('bus.unavailable', 'the NATS connection was closed', { cause: err })
@@ -290,6 +295,7 @@ export class Relay {
         if (!(await this.#lease.held())) throw new LeaseLost('the relay lock session is gone')
         // An idle relay would otherwise notice a deleted stream only at its next publish.
         await this.#checkStream()
+        await this.#guard.check()
         leaseCheckedAt = Date.now()
       }
     }

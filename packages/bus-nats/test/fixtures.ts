@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import { type EventEnvelope, type RecordedEvent, EventFactory, START } from '@eventplane/core'
+import { type EventEnvelope, type RecordedEvent, EventFactory } from '@eventplane/core'
 import { PgEventStore, ROLES } from '@eventplane/store-pg'
 import { createTestDatabase, eventually as eventuallyWithin, type TestDatabase } from '@eventplane/store-pg/testing'
 import { type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream'
@@ -62,11 +62,52 @@ export async function streamCount(jsm: JetStreamManager): Promise<number> {
   }
 }
 
-/** The whole log in the gap-safe global order, as the relay role sees it. */
+/**
+ * Every committed event of the log in the global order `(tx_id, global_position)`,
+ * read with a plain query of its own through `store`'s pool (a cross-tenant
+ * role) and mapped here: an oracle independent of `readAll`, the code the
+ * relay itself reads with.
+ */
 export async function pgLog(store: PgEventStore): Promise<RecordedEvent[]> {
-  const out: RecordedEvent[] = []
-  for await (const batch of store.readAll({ from: START, batchSize: 1000 })) out.push(...batch)
-  return out
+  const rows = await store.sql<
+    {
+      event_id: string
+      tenant_id: string
+      kind: RecordedEvent['kind']
+      category: string
+      stream_id: string
+      type: string
+      schema_version: number
+      data: RecordedEvent['data']
+      correlation_id: string
+      causation_id: string | null
+      caused_by: string
+      occurred_at: Date
+      stream_version: string
+      global_position: string
+      tx_id: string
+      recorded_at: Date
+    }[]
+  >`select event_id, tenant_id, kind, category, stream_id, type, schema_version, data, correlation_id,
+           causation_id, caused_by, occurred_at, stream_version::text, global_position::text, tx_id::text, recorded_at
+      from eventplane.events e order by e.tx_id, e.global_position`
+  return rows.map((r) => ({
+    event_id: r.event_id,
+    tenant_id: r.tenant_id,
+    kind: r.kind,
+    stream: { category: r.category, id: r.stream_id },
+    type: r.type,
+    schema_version: r.schema_version,
+    data: r.data,
+    correlation_id: r.correlation_id,
+    causation_id: r.causation_id,
+    caused_by: r.caused_by,
+    occurred_at: r.occurred_at.toISOString(),
+    stream_version: Number(r.stream_version),
+    global_position: BigInt(r.global_position),
+    tx_id: BigInt(r.tx_id),
+    recorded_at: r.recorded_at.toISOString(),
+  }))
 }
 
 /** A test database, a project-run nats-server and the handles most tests need; `cleanup()` tears all down. */

@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict'
 import { after, describe, test } from 'node:test'
-import { ROLES } from '@eventplane/store-pg'
+import { ROLES, loadRelayCheckpoint } from '@eventplane/store-pg'
 import { jetstreamManager } from '@nats-io/jetstream'
 import { Relay } from '../src/relay.ts'
-import { loadRelayCheckpoint } from '../src/relay-lease.ts'
 import {
   type BusEnv,
   type RelayChild,

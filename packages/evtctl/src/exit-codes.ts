@@ -1,5 +1,5 @@
 import { EventplaneError, type ErrorCode, isEventplaneError } from '@eventplane/core'
-import { mapPgError } from '@eventplane/store-pg'
+import { pgDriverError } from '@eventplane/store-pg'
 import { errors as natsErrors } from '@nats-io/transport-node'
 import { isJetStreamDisabled, jetStreamDisabled } from './jetstream-check.ts'
 
@@ -64,20 +64,12 @@ export function exitCodeFor(error: EventplaneError): ExitCode {
  */
 export function toEventplaneError(e: unknown): EventplaneError {
   if (isEventplaneError(e)) return e
-  // evtctl's own SQL (status) is not wrapped by the store; type PostgreSQL errors the same way it does.
-  const mapped = mapPgError(e)
-  if (isEventplaneError(mapped)) return mapped
+  // store-pg's functions throw typed errors; a raw driver error comes from a projection's own SQL or the driver.
+  const driver = pgDriverError(e)
+  if (driver !== undefined) return driver
   const err = (typeof e === 'object' && e !== null ? e : {}) as { code?: unknown; message?: unknown }
   const code = typeof err.code === 'string' ? err.code : ''
   const message = typeof err.message === 'string' ? err.message.split('\n')[0]! : String(e)
-  if (code === '42P01' || code === '3F000') {
-    return new EventplaneError(
-      'store.unavailable',
-      `the eventplane schema is missing in this database (run: evtctl migrate): ${message}`,
-      { cause: e },
-    )
-  }
-  if (code === '42501') return new EventplaneError('store.forbidden', `PostgreSQL: ${message}`, { cause: e })
   if (isJetStreamDisabled(e)) return jetStreamDisabled(undefined, e)
   if (e instanceof natsErrors.RequestError) {
     if (e.isNoResponders())

@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { EventFactory } from '@eventplane/core'
-import { PgEventStore, ROLES } from '@eventplane/store-pg'
-import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
+import { PgEventStore, ROLES, RelayLease } from '@eventplane/store-pg'
+import { createTestDatabase, eventually, type TestDatabase } from '@eventplane/store-pg/testing'
 import type { StatusReport } from '../src/commands/status.ts'
-import { relayLockKey } from '../src/relay-lock.ts'
 import { UNREACHABLE_NATS, UNREACHABLE_PG, failureLine, killAll, runCli } from './helpers.ts'
 
 describe('evtctl status (PostgreSQL side)', () => {
@@ -16,8 +15,8 @@ describe('evtctl status (PostgreSQL side)', () => {
     store.append({ tenant: 'acme', category: 'deployment', id }, [
       acme.intent({ category: 'deployment', id }, 'created', {}),
     ])
-  const status = async (): Promise<StatusReport> => {
-    const r = await runCli(['status', '--json'], { env: env() })
+  const status = async (...args: string[]): Promise<StatusReport> => {
+    const r = await runCli(['status', '--json', ...args], { env: env() })
     assert.equal(r.code, 0, r.stderr)
     return JSON.parse(r.stdout) as StatusReport
   }
@@ -45,17 +44,18 @@ describe('evtctl status (PostgreSQL side)', () => {
     assert.equal('gateway' in (JSON.parse(pgOnly.stdout) as object), false)
   })
 
-  test('relay lag is the events after its checkpoint; it is active while its advisory lock is held', async () => {
+  test('relay lag is the events after its checkpoint; it is active while a live session holds its lease', async () => {
     const results = []
     for (let i = 0; i < 5; i++) results.push(await append(`s${i}`))
     const second = results[1]!.events[0]!
     const relaySql = db.connect(ROLES.relay, 1)
-    await relaySql`insert into eventplane.relay_checkpoints (name, tx_id, global_position)
-                   values ('default', ${second.txId.toString()}::xid8, ${second.position.toString()})`
-    const lock = await relaySql.reserve()
+    const lease = new RelayLease(relaySql, 'default')
     try {
-      await lock`select pg_advisory_lock(${relayLockKey('default').key.toString()}::bigint)`
-      const [{ pid }] = (await lock`select pg_backend_pid() as pid`) as unknown as [{ pid: number }]
+      assert.equal(await lease.tryAcquire(), true)
+      assert.equal(await lease.storeCheckpoint({ txId: second.txId, position: second.position }, 'stream-1'), true)
+      const holders = await db.admin<{ pid: number }[]>`
+        select holder_pid as pid from eventplane.relay_leases where name = 'default'`
+      const pid = holders[0]!.pid
       const r = await status()
       assert.equal(r.log.head_position, results[4]!.events[0]!.position.toString())
       const relay = r.relays.find((x) => x.name === 'default')!
@@ -69,8 +69,7 @@ describe('evtctl status (PostgreSQL side)', () => {
         new RegExp(`^relay +default: active \\(pid ${pid}\\), checkpoint \\d+:\\d+ at \\S+, lag 3$`, 'm'),
       )
     } finally {
-      await lock`select pg_advisory_unlock_all()`
-      lock.release()
+      await lease.close()
     }
     assert.equal((await status()).relays[0]!.active, false)
   })
@@ -104,6 +103,52 @@ describe('evtctl status (PostgreSQL side)', () => {
     } finally {
       await holder`rollback`
       holder.release()
+    }
+  })
+
+  test('lists a transaction holding an xid longer than --stuck-after: pid, role, age, never its query text', async () => {
+    let end!: () => void
+    const ended = new Promise<void>((resolve) => (end = resolve))
+    let holding!: (pid: number) => void
+    const held = new Promise<number>((resolve) => (holding = resolve))
+    const done = db.connect(ROLES.reader, 1).begin(async (tx) => {
+      await tx`set local idle_in_transaction_session_timeout = 0`
+      const [row] = await tx.unsafe<{ pid: number }[]>(
+        'select pg_backend_pid() as pid, pg_current_xact_id() as status_secret_marker',
+      )
+      holding(row!.pid)
+      await ended
+    })
+    try {
+      const pid = await held
+      let report: StatusReport | undefined
+      await eventually(
+        async () => (report = await status('--stuck-after', '1000')).log.stuck_transactions.some((t) => t.pid === pid),
+        10_000,
+        'the reader to be listed as stuck',
+      )
+      const stuck = report!.log.stuck_transactions.find((t) => t.pid === pid)!
+      assert.equal(stuck.user, ROLES.reader)
+      assert.equal(stuck.database, db.name)
+      assert.ok(stuck.age_ms !== null && stuck.age_ms > 1000, `age ${stuck.age_ms}`)
+      assert.equal(report!.log.stuck_after_ms, 1000)
+      const human = await runCli(['status', '--stuck-after', '1000'], { env: env() })
+      assert.match(
+        human.stdout,
+        new RegExp(
+          `^stuck +xid \\d+ \\(pid ${pid}, database ${db.name}, user ${ROLES.reader}, .*\\): open longer than 1 s$`,
+          'm',
+        ),
+      )
+      assert.doesNotMatch(JSON.stringify(report) + human.stdout, /status_secret_marker/)
+      assert.equal(
+        (await status()).log.stuck_transactions.some((t) => t.pid === pid),
+        false,
+        'not stuck under the default bound (30 s)',
+      )
+    } finally {
+      end()
+      await done
     }
   })
 

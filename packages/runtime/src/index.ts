@@ -6,8 +6,6 @@ export { rebuildProjection } from './projection/rebuild.ts'
 export type { RebuildOptions, RebuildResult } from './projection/rebuild.ts'
 export { projectionDigest } from './projection/digest.ts'
 export type { ProjectionDigest } from './projection/digest.ts'
-export { readCheckpoint as readProjectionCheckpoint } from './projection/checkpoint-sql.ts'
-export type { StoredCheckpoint } from './projection/checkpoint-sql.ts'
 export {
   checkpointOf,
   defineReducerProjection,

@@ -1,9 +1,8 @@
-import type { RoleName } from '@eventplane/store-pg'
+import { ROLES, type RoleName } from '@eventplane/store-pg'
 
 /**
- * The cross-tenant role projections run as (created by
- * infra/postgres/0003_projections.sql): reads every tenant's events, writes
- * projection checkpoints, state and the tables in schema `eventplane_views`.
- * Typed as a store-pg `RoleName` so `roleUrl` and test databases accept it.
+ * The cross-tenant role projections run as (store-pg `ROLES.projector`):
+ * reads every tenant's events, writes projection checkpoints, state and the
+ * tables in schema `eventplane_views`.
  */
-export const PROJECTOR_ROLE = 'eventplane_projector' as RoleName
+export const PROJECTOR_ROLE: RoleName = ROLES.projector

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { readFile } from 'node:fs/promises'
 import { after, before, describe, test } from 'node:test'
-import { MIGRATIONS_DIR, PgEventStore, ROLES, logHeadSql, withTenant } from '@eventplane/store-pg'
+import { MIGRATIONS_DIR, PgEventStore, ROLES, logStatus, withTenant } from '@eventplane/store-pg'
 import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
 import type { Sql } from 'postgres'
 import { projectionDigest } from '../src/projection/digest.ts'
@@ -57,7 +57,7 @@ describe('projections from PostgreSQL alone (polling)', () => {
     runners.push(runner, sqlRunner)
     await Promise.all([runner.start(), sqlRunner.start()])
     await appendMany(25)
-    const head = async () => BigInt((await logHeadSql(db.admin)).last_position ?? '0')
+    const head = async () => (await logStatus(db.admin)).headPosition ?? 0n
     const last = await head()
     await eventually(
       () => runner.checkpoint.position >= last && sqlRunner.checkpoint.position >= last,

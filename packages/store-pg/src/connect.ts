@@ -1,13 +1,19 @@
 import postgres, { type Sql } from 'postgres'
 
-/** The database roles the migrations create (DESIGN §3). */
+/**
+ * The database roles the migrations create (DESIGN §3). `owner` and `guard`
+ * cannot log in: the owner owns the schema and the append functions, the
+ * guard owns the functions that see and end stuck transactions.
+ */
 export const ROLES = {
   owner: 'eventplane_owner',
   intentWriter: 'eventplane_intent_writer',
   factWriter: 'eventplane_fact_writer',
   reader: 'eventplane_reader',
   relay: 'eventplane_relay',
+  projector: 'eventplane_projector',
   operator: 'eventplane_operator',
+  guard: 'eventplane_guard',
 } as const
 export type RoleName = (typeof ROLES)[keyof typeof ROLES]
 

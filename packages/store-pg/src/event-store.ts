@@ -10,6 +10,7 @@ import {
   START,
   StreamMismatch,
   TenantMismatch,
+  Unavailable,
   WrongExpectedVersion,
   formatStream,
   streamRef,
@@ -20,7 +21,7 @@ import {
 } from '@eventplane/core'
 import { mapPgError } from './pg-errors.ts'
 import { toRecordedEvent } from './rows.ts'
-import { appendSql } from './sql/append.ts'
+import { type AppendedRow, appendSql } from './sql/append.ts'
 import { listStreamsSql } from './sql/list-streams.ts'
 import { readAllSql } from './sql/read-all.ts'
 import { readCategorySql } from './sql/read-category.ts'
@@ -99,6 +100,8 @@ export interface EventStoreOptions extends EnvelopeCheckOptions {
 }
 
 const DEFAULT_MAX_BATCH = 1000
+/** Appends with `any` lost to concurrent appends of the same stream before giving up (store.unavailable). */
+const MAX_APPEND_RACES = 100
 const DEFAULT_BATCH = 500
 
 /**
@@ -130,7 +133,7 @@ export class PgEventStore {
     const expected = options.expectedVersion ?? 'any'
     this.#checkBatch(ref, events, expected)
     try {
-      const rows = await appendSql(this.sql, ref.tenant, ref.category, ref.id, expectedCode(expected), events)
+      const rows = await this.#appendRetryingRaces(ref, expectedCode(expected), events)
       const appended = rows.map((r) => ({
         eventId: r.event_id,
         streamVersion: Number(r.stream_version),
@@ -150,7 +153,32 @@ export class PgEventStore {
       if (pg.code === '23505' && pg.constraint_name === 'events_stream_version_key') {
         throw new WrongExpectedVersion(formatStream(ref), expected, -1, { cause: e })
       }
+      if (pg.code === 'EPRTY') {
+        throw new Unavailable('store.unavailable', `${formatStream(ref)} kept losing races to concurrent appends`, {
+          cause: e,
+        })
+      }
       throw mapPgError(e)
+    }
+  }
+
+  /**
+   * One append call; with `any`, again when a concurrent append to the same
+   * stream committed the versions first (EPRTY: the statement failed as a
+   * whole, nothing of it was written). Each retry sees that append committed,
+   * so every retry is progress for someone; the bound is a safety net.
+   */
+  async #appendRetryingRaces(
+    ref: StreamRef,
+    expected: number,
+    events: readonly EventEnvelope[],
+  ): Promise<AppendedRow[]> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await appendSql(this.sql, ref.tenant, ref.category, ref.id, expected, events)
+      } catch (e) {
+        if ((e as { code?: string }).code !== 'EPRTY' || attempt >= MAX_APPEND_RACES) throw e
+      }
     }
   }
 

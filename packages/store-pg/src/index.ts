@@ -16,10 +16,38 @@ export { MIGRATIONS_DIR, loadMigrations, migrate } from './migrate.ts'
 export type { MigrateResult, Migration } from './migrate.ts'
 export { DEFAULT_DATABASE_URL, ROLES, connectPg, redactUrl, roleUrl } from './connect.ts'
 export type { ConnectOptions, RoleName } from './connect.ts'
-export { mapPgError } from './pg-errors.ts'
-export { toRecordedEvent } from './rows.ts'
-export type { EventRow } from './rows.ts'
-export { logHeadSql } from './sql/log-head.ts'
-export type { LogHeadRow } from './sql/log-head.ts'
+export { pgDriverError } from './pg-errors.ts'
+export { RelayLease, loadRelayCheckpoint, loadRelayRecord } from './relay-lease.ts'
+export type { RelayRecord } from './relay-lease.ts'
+export {
+  countEventsAfter,
+  deleteProjectionStates,
+  ensureProjectionCheckpoint,
+  loadProjectionStates,
+  lockProjectionCheckpoint,
+  readProjectionCheckpoint,
+  readProjectionStates,
+  saveProjectionStates,
+  scanProjectionStates,
+  writeProjectionCheckpoint,
+} from './projections.ts'
+export type { ProjectionCheckpoint } from './sql/projection-checkpoint-rows.ts'
+export type { ProjectionStateRow } from './sql/projection-states-load.ts'
+export type { ProjectionStateText } from './sql/projection-states-scan.ts'
+export {
+  logStatus,
+  openTransactions,
+  projectionStatuses,
+  relayStatuses,
+  stuckTransactions,
+  terminateStuckTransactions,
+} from './status.ts'
+export type {
+  LogStatus,
+  OpenTransaction,
+  ProjectionStatus,
+  RelayStatus,
+  TerminatedTransaction,
+} from './status.ts'
 export { REDACTED_ACTOR, exportEvents, importEvents } from './backup.ts'
 export type { ExportSelector, ImportResult } from './backup.ts'

@@ -5,8 +5,11 @@ import type { Sql } from 'postgres'
 import { EventplaneError } from '@eventplane/core'
 import { mapPgError } from './pg-errors.ts'
 
-/** infra/postgres in this repository. */
-export const MIGRATIONS_DIR = fileURLToPath(new URL('../../../infra/postgres/', import.meta.url))
+/**
+ * The package's own `migrations/` folder, resolved from this module, so an
+ * installed copy of store-pg (not only this repository) can migrate.
+ */
+export const MIGRATIONS_DIR = fileURLToPath(new URL('../migrations/', import.meta.url))
 
 export interface Migration {
   version: number

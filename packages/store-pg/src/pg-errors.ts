@@ -27,13 +27,18 @@ interface PgErrorLike {
 }
 
 /**
- * Maps a postgres.js error to a typed eventplane error by SQLSTATE or client
- * code, never by message text. Errors it does not know are returned as they are.
+ * The typed error for a failure any postgres.js call can raise, whoever wrote
+ * the SQL: PostgreSQL unreachable or refusing work for now, or the database
+ * missing (`store.unavailable`, retry is safe), the login refused
+ * (`store.auth_failed`), permission denied (`store.forbidden`); undefined for
+ * anything else. For SQL that store-pg does not run itself (a SQL
+ * projection's own statements) and failures of the driver: store-pg's own
+ * functions already throw typed errors. Classifies by SQLSTATE or client
+ * code, never by message text.
  */
-export function mapPgError(e: unknown): unknown {
-  if (e instanceof EventplaneError || typeof e !== 'object' || e === null) return e
-  const err = e as PgErrorLike
-  const code = err.code ?? ''
+export function pgDriverError(e: unknown): EventplaneError | undefined {
+  if (e instanceof EventplaneError || typeof e !== 'object' || e === null) return undefined
+  const code = (e as PgErrorLike).code ?? ''
   if (CONNECTION_CODES.has(code) || isUnavailableState(code)) {
     return new Unavailable('store.unavailable', `PostgreSQL is unavailable (${code})`, { cause: e })
   }
@@ -42,6 +47,30 @@ export function mapPgError(e: unknown): unknown {
   if (code.startsWith('28')) {
     return new EventplaneError('store.auth_failed', `PostgreSQL refused the login (${code})`, { cause: e })
   }
+  if (code === '42501')
+    return new Forbidden('store.forbidden', 'the database role may not do this for this tenant or kind', { cause: e })
+  return undefined
+}
+
+/**
+ * Maps an error of store-pg's own SQL to a typed eventplane error by SQLSTATE
+ * or client code, never by message text: pgDriverError's failures plus what
+ * the log's schema and functions raise. Errors it does not know are returned
+ * as they are. Internal: every store-pg function throws typed errors already.
+ */
+export function mapPgError(e: unknown): unknown {
+  const driver = pgDriverError(e)
+  if (driver !== undefined) return driver
+  if (e instanceof EventplaneError || typeof e !== 'object' || e === null) return e
+  const err = e as PgErrorLike
+  const code = err.code ?? ''
+  if (code === '42P01' || code === '3F000') {
+    return new Unavailable(
+      'store.unavailable',
+      `the eventplane schema is missing in this database (run the migrations: evtctl migrate) (${code})`,
+      { cause: e },
+    )
+  }
   if (code.startsWith('22')) {
     return new InvalidEnvelope(`PostgreSQL refused a value of the event (${code})`, { sqlstate: code })
   }
@@ -49,8 +78,18 @@ export function mapPgError(e: unknown): unknown {
   if (code === '23505' && err.constraint_name === 'events_event_id_key') {
     return new IdempotencyConflict(['?'], { cause: e })
   }
-  if (code === '42501')
-    return new Forbidden('store.forbidden', 'the database role may not do this for this tenant or kind', { cause: e })
   if (code === 'EPAPO') return new Forbidden('store.forbidden', 'the event log is append-only', { cause: e })
   return e
+}
+
+/**
+ * Runs one store operation and rethrows whatever it throws as a typed error
+ * (see mapPgError), so no caller of store-pg ever handles a raw driver error.
+ */
+export async function typedPgErrors<T>(operation: () => Promise<T>): Promise<T> {
+  try {
+    return await operation()
+  } catch (e) {
+    throw mapPgError(e)
+  }
 }

@@ -54,6 +54,23 @@ describe('append', () => {
     assert.deepEqual(versions, [1, 2])
   })
 
+  test('20 concurrent appends with expectedVersion any all succeed, with versions 1..n and no gap', async () => {
+    const f = factoryFor('acme')
+    const s = stream('acme', 'race-any')
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => store.append(s, [f.intent(s, 'scaled', { replicas: i })])),
+    )
+    assert.deepEqual(
+      results.map((r) => r.nextExpectedVersion).sort((a, b) => a - b),
+      Array.from({ length: 20 }, (_, i) => i + 1),
+    )
+    const versions = (await store.readStreamToArray(s)).map((e) => e.stream_version)
+    assert.deepEqual(
+      versions,
+      Array.from({ length: 20 }, (_, i) => i + 1),
+    )
+  })
+
   test('expectedVersion no_stream fails on an existing stream and an exact version is checked', async () => {
     const f = factoryFor('acme')
     const s = stream('acme', 'exp-1')

@@ -1,14 +1,22 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { type RecordedEvent, START } from '@eventplane/core'
-import { PgEventStore, ROLES } from '@eventplane/store-pg'
+import { PgEventStore, ROLES, exportEvents } from '@eventplane/store-pg'
 import { createTestDatabase, eventually, type TestDatabase } from '@eventplane/store-pg/testing'
 import { factoryFor, stream } from './helpers.ts'
 
-async function readEverything(store: PgEventStore, batchSize = 2): Promise<RecordedEvent[]> {
+async function readEverything(store: PgEventStore, batchSize = 2, tenant?: string): Promise<RecordedEvent[]> {
   const out: RecordedEvent[] = []
-  for await (const batch of store.readAll({ from: START, batchSize })) out.push(...batch)
+  for await (const batch of store.readAll({ from: START, batchSize, tenant })) out.push(...batch)
   return out
+}
+
+/** The event ids of a tenant's export, in its order. */
+async function exportedIds(store: PgEventStore, tenant: string): Promise<string[]> {
+  const ids: string[] = []
+  for await (const line of exportEvents(store, { tenant }))
+    ids.push((JSON.parse(line) as { event_id: string }).event_id)
+  return ids
 }
 
 describe('readAll, the gap-safe global read', () => {
@@ -55,6 +63,38 @@ describe('readAll, the gap-safe global read', () => {
     const keys = all.map((e) => [e.tx_id, e.global_position] as const)
     const sorted = [...keys].sort((x, y) => (x[0] === y[0] ? Number(x[1] - y[1]) : x[0] < y[0] ? -1 : 1))
     assert.deepEqual(keys, sorted)
+  })
+
+  test("a tenant's readAll and its export never return what committed after a transaction still open", async () => {
+    const f = factoryFor('initech')
+    const reader = new PgEventStore(db.connect(ROLES.reader, 2))
+    const slowConn = await db.connect(ROLES.intentWriter, 1).reserve()
+    const slow = f.intent(stream('initech', 'slow'), 'created', { n: 1 })
+    const fast = f.intent(stream('initech', 'fast'), 'created', { n: 2 })
+    try {
+      await slowConn.unsafe('begin')
+      await new PgEventStore(slowConn as never).append(stream('initech', 'slow'), [slow])
+      await writer.append(stream('initech', 'fast'), [fast])
+
+      // The later commit waits for the open transaction, on the tenant path and in an export.
+      const whileOpen = {
+        readAll: (await readEverything(reader, 2, 'initech')).map((e) => e.event_id),
+        export: await exportedIds(reader, 'initech'),
+      }
+      assert.deepEqual(whileOpen, { readAll: [], export: [] })
+      await slowConn.unsafe('commit')
+    } finally {
+      await slowConn.unsafe('rollback').catch(() => {})
+      slowConn.release()
+    }
+    await eventually(async () => (await readEverything(reader, 2, 'initech')).length === 2)
+    const expected = [slow.event_id, fast.event_id]
+    assert.deepEqual(
+      (await readEverything(reader, 1, 'initech')).map((e) => e.event_id),
+      expected,
+      'the slow transaction first: it has the older tx id',
+    )
+    assert.deepEqual(await exportedIds(reader, 'initech'), expected)
   })
 
   test('a rolled-back transaction leaves a gap that is passed over', async () => {

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict'
 import { type Checkpoint, type RecordedEvent, START, compareCheckpoints } from '@eventplane/core'
-import { loadRelayCheckpoint } from '@eventplane/bus-nats'
 import {
   type ProjectionRunner,
   defineReducerProjection,
   projectionDigest,
   rebuildProjection,
 } from '@eventplane/runtime'
+import { loadRelayCheckpoint } from '@eventplane/store-pg'
 import type { NatsConnection } from '@nats-io/transport-node'
 import type { Sql } from 'postgres'
 import { eventually, streamMessages } from '../../../packages/bus-nats/test/fixtures.ts'

@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import { EventplaneError } from '@eventplane/core'
-import { ROLES, withTenant } from '@eventplane/store-pg'
+import { ROLES, readProjectionStates } from '@eventplane/store-pg'
 import { isSqlProjection } from '@eventplane/runtime'
 import { toJson } from '../io.ts'
 import { findProjection } from '../domain.ts'
@@ -37,15 +37,8 @@ export function registerState(program: Command, kit: CommandKit): void {
           )
         }
         const tenant = requireTenant(session.config, 'state')
-        const key = command.opts<{ key?: string }>().key ?? null
-        const rows = await withTenant(
-          session.pg(ROLES.reader),
-          tenant,
-          (tx) => tx<{ key: string; state: unknown }[]>`
-          select key, state from eventplane.projection_state
-           where projection = ${projection.name} and tenant_id = ${tenant} and (${key}::text is null or key = ${key})
-           order by key`,
-        )
+        const key = command.opts<{ key?: string }>().key
+        const rows = await readProjectionStates(session.pg(ROLES.reader), projection.name, tenant, key)
         for (const row of rows) {
           session.out.emit(
             { projection: projection.name, tenant, key: row.key, state: row.state },

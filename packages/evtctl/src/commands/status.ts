@@ -1,14 +1,33 @@
 import type { Command } from 'commander'
-import { ROLES, logHeadSql, redactUrl } from '@eventplane/store-pg'
-import { type CommandKit, tenantOption } from '../program.ts'
+import { formatCheckpoint } from '@eventplane/core'
+import {
+  type OpenTransaction,
+  ROLES,
+  logStatus,
+  projectionStatuses,
+  redactUrl,
+  relayStatuses,
+} from '@eventplane/store-pg'
+import { type CommandKit, intOption, tenantOption } from '../program.ts'
 import { type GatewayProbe, probeGateway } from '../probes.ts'
 import type { Session } from '../session.ts'
-import { backendSql, heldBackSql } from '../sql/held-back.ts'
-import { projectionStatusSql } from '../sql/projection-status.ts'
-import { relayStatusSql } from '../sql/relay-status.ts'
 
 /** The relay name `evtctl up` and bus-nats use when none is given. */
 export const DEFAULT_RELAY_NAME = 'default'
+
+/** How old a transaction holding an xid must be for `status` to call it stuck, by default (the relay guard's default bound). */
+export const DEFAULT_STUCK_AFTER_MS = 30_000
+
+/** A transaction holding an xid, as `status --json` shows it (never its query text). */
+export interface TransactionReport {
+  pid: number
+  xid: string | null
+  database: string | null
+  user: string | null
+  application: string | null
+  since: string | null
+  age_ms: number | null
+}
 
 /** `status --json` output; positions and counts are decimal strings. */
 export interface StatusReport {
@@ -19,14 +38,10 @@ export interface StatusReport {
     /** Committed events the gap-safe read cannot return yet. */
     waiting: string
     /** The oldest running transaction in the cluster (any database): what holds the read back. */
-    oldest_transaction: {
-      pid: number
-      xid: string | null
-      database: string | null
-      user: string | null
-      application: string | null
-      since: string | null
-    } | null
+    oldest_transaction: TransactionReport | null
+    /** Transactions holding an xid for longer than `stuck_after_ms`: what the relay guard reports (and may end). */
+    stuck_transactions: TransactionReport[]
+    stuck_after_ms: number
   }
   relays: {
     name: string
@@ -41,56 +56,65 @@ export interface StatusReport {
   gateway?: GatewayProbe
 }
 
+function transactionReport(t: OpenTransaction): TransactionReport {
+  return {
+    pid: t.pid,
+    xid: t.xid,
+    database: t.database,
+    user: t.role,
+    application: t.application,
+    since: t.startedAt?.toISOString() ?? null,
+    age_ms: t.ageMs,
+  }
+}
+
 /** Collects the PostgreSQL side of the status with the operator role (cross-tenant, read-only). */
-export async function collectPgStatus(session: Session): Promise<StatusReport> {
+export async function collectPgStatus(
+  session: Session,
+  stuckAfterMs: number = DEFAULT_STUCK_AFTER_MS,
+): Promise<StatusReport> {
   const sql = session.pg(ROLES.operator, 1)
-  const head = await logHeadSql(sql)
-  const held = await heldBackSql(sql)
-  const backend = head.oldest_xact_pid === null ? undefined : await backendSql(sql, head.oldest_xact_pid)
-  const relays = await relayStatusSql(sql, [DEFAULT_RELAY_NAME])
-  const projections = await projectionStatusSql(sql)
+  const log = await logStatus(sql)
+  const relays = await relayStatuses(sql, [DEFAULT_RELAY_NAME])
+  const projections = await projectionStatuses(sql)
+  const oldest = log.openTransactions[0]
   return {
     database: redactUrl(session.config.databaseUrl),
     log: {
-      head_position: head.last_position,
-      snapshot_xmin: head.xmin,
-      waiting: held.waiting,
-      oldest_transaction:
-        head.oldest_xact_pid === null
-          ? null
-          : {
-              pid: head.oldest_xact_pid,
-              xid: backend?.backend_xid ?? null,
-              database: backend?.datname ?? null,
-              user: backend?.usename ?? null,
-              application: backend?.application_name || null,
-              since: head.oldest_xact_start?.toISOString() ?? null,
-            },
+      head_position: log.headPosition?.toString() ?? null,
+      snapshot_xmin: log.snapshotXmin.toString(),
+      waiting: log.waiting.toString(),
+      oldest_transaction: oldest === undefined ? null : transactionReport(oldest),
+      stuck_transactions: log.openTransactions
+        .filter((t) => t.ageMs !== null && t.ageMs > stuckAfterMs)
+        .map(transactionReport),
+      stuck_after_ms: stuckAfterMs,
     },
     relays: relays.map((r) => ({
       name: r.name,
-      checkpoint: r.tx_id === null ? null : `${r.tx_id}:${r.global_position}`,
-      updated_at: r.updated_at?.toISOString() ?? null,
-      lag: r.lag,
-      active: r.lock_pid !== null,
-      pid: r.lock_pid,
+      checkpoint: r.checkpoint === null ? null : formatCheckpoint(r.checkpoint),
+      updated_at: r.updatedAt?.toISOString() ?? null,
+      lag: r.lag.toString(),
+      active: r.holderPid !== null,
+      pid: r.holderPid,
     })),
     projections: projections.map((p) => ({
       name: p.projection,
       version: p.version,
-      checkpoint: `${p.tx_id}:${p.global_position}`,
-      updated_at: p.updated_at.toISOString(),
-      lag: p.lag,
+      checkpoint: formatCheckpoint(p.checkpoint),
+      updated_at: p.updatedAt.toISOString(),
+      lag: p.lag.toString(),
     })),
   }
 }
 
-function describeHolder(t: NonNullable<StatusReport['log']['oldest_transaction']>): string {
+function describeHolder(t: TransactionReport): string {
   const parts = [`pid ${t.pid}`]
   if (t.database) parts.push(`database ${t.database}`)
   if (t.user) parts.push(`user ${t.user}`)
   if (t.application) parts.push(`application ${t.application}`)
-  parts.push(t.since ? `open since ${t.since}` : 'open since unknown (needs pg_read_all_stats)')
+  parts.push(t.since ? `open since ${t.since}` : 'open since unknown')
+  if (t.age_ms !== null) parts.push(`${(t.age_ms / 1000).toFixed(1)} s`)
   return `xid ${t.xid ?? '?'} (${parts.join(', ')})`
 }
 
@@ -107,6 +131,9 @@ export function statusLines(r: StatusReport): string[] {
     )
   } else {
     lines.push(`held back   no${t ? `; oldest open transaction ${describeHolder(t)}` : ''}`)
+  }
+  for (const stuck of r.log.stuck_transactions) {
+    lines.push(`stuck       ${describeHolder(stuck)}: open longer than ${r.log.stuck_after_ms / 1000} s`)
   }
   for (const relay of r.relays) {
     const state = relay.active ? `active (pid ${relay.pid})` : 'not running'
@@ -131,6 +158,12 @@ export function registerStatus(program: Command, kit: CommandKit): void {
     .command('status')
     .description('log head, relay lag and liveness, projection checkpoints, and what holds the gap-safe read back')
     .option('--no-nats', 'skip the gateway probe (PostgreSQL only)')
+    .option(
+      '--stuck-after <ms>',
+      'call a transaction holding an xid longer than this stuck',
+      intOption('--stuck-after', 1),
+      DEFAULT_STUCK_AFTER_MS,
+    )
     .addOption(tenantOption())
     .addHelpText(
       'after',
@@ -138,7 +171,9 @@ export function registerStatus(program: Command, kit: CommandKit): void {
         '',
         'The gateway is alive when it answers a probe request (an empty submit it must refuse; nothing is written).',
         'Uses the operator role (EVENTPLANE_DATABASE_URL with user eventplane_operator, or EVENTPLANE_DATABASE_URL_OPERATOR).',
-        'A relay is active when a session holds its advisory lock; lag counts committed events after a checkpoint.',
+        'A relay is active while a live session holds its lease; lag counts committed events after a checkpoint.',
+        'A transaction holding an xid holds back the gap-safe read of the whole cluster; "stuck" lists those open',
+        'longer than --stuck-after (pid, database, role, age; never query text), as the relay guard logs them.',
         '',
         'Examples:',
         '  $ evtctl status',
@@ -147,8 +182,9 @@ export function registerStatus(program: Command, kit: CommandKit): void {
     )
     .action(
       kit.action(async (session, command) => {
-        const report = await collectPgStatus(session)
-        if (command.opts<{ nats: boolean }>().nats) report.gateway = await probeGateway(session)
+        const options = command.opts<{ nats: boolean; stuckAfter: number }>()
+        const report = await collectPgStatus(session, options.stuckAfter)
+        if (options.nats) report.gateway = await probeGateway(session)
         session.out.emit(report, () => statusLines(report))
       }),
     )

@@ -15,7 +15,7 @@ const READY_TIMEOUT_MS = 15_000
 const STANDBY_GRACE_MS = 1500
 
 /**
- * Waits until the relay holds its lock, or has stood by behind another relay
+ * Waits until the relay holds its lease, or has stood by behind another relay
  * for a moment (a second `up`); rejects if it fails first.
  */
 async function relayStarted(relay: Relay): Promise<void> {
@@ -42,7 +42,11 @@ export function registerUp(program: Command, kit: CommandKit): void {
     .description(
       'run the gateway, the relay and the example controller and projections in one process (local use); stops cleanly on Ctrl-C',
     )
-    .option('--relay-name <name>', 'relay checkpoint and lock name', DEFAULT_RELAY_NAME)
+    .option('--relay-name <name>', 'relay checkpoint and lease name', DEFAULT_RELAY_NAME)
+    .option(
+      '--terminate-stuck',
+      'let the relay terminate transactions of this database that hold back the log longer than 30 s (default: report them)',
+    )
     .addHelpText(
       'after',
       [
@@ -58,7 +62,8 @@ export function registerUp(program: Command, kit: CommandKit): void {
     .action(
       kit.action(async (session, cmd) => {
         if (cmd.getOptionValueSourceWithGlobals('logLevel') === 'default') session.log.level = 'info'
-        const relayName = validateName('consumer', cmd.opts<{ relayName: string }>().relayName)
+        const options = cmd.opts<{ relayName: string; terminateStuck?: boolean }>()
+        const relayName = validateName('consumer', options.relayName)
         const nc = await session.nats()
         await requireJetStream(nc, session.config.natsUrl)
         const registry = domainRegistry()
@@ -69,7 +74,13 @@ export function registerUp(program: Command, kit: CommandKit): void {
           logger: session.log,
         })
         session.onClose(() => gateway.stop())
-        const relay = new Relay({ sql: session.pg(ROLES.relay, 4), nc, name: relayName, logger: session.log })
+        const relay = new Relay({
+          sql: session.pg(ROLES.relay, 4),
+          nc,
+          name: relayName,
+          logger: session.log,
+          guard: { terminate: options.terminateStuck === true },
+        })
         relay.start()
         session.onClose(() => relay.stop())
         await relayStarted(relay)

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import { scanProjectionStates } from '@eventplane/store-pg'
 import type { Sql } from 'postgres'
 import { type Projection, isSqlProjection } from './types.ts'
 
@@ -30,11 +31,7 @@ export async function projectionDigest(sql: Sql, projection: Projection): Promis
       }
     }
   } else {
-    const cursor = sql<{ tenant_id: string; key: string; state: string }[]>`
-      select tenant_id, key, state::text as state from eventplane.projection_state
-       where projection = ${projection.name}
-       order by tenant_id collate "C", key collate "C"`.cursor(CURSOR_ROWS)
-    for await (const batch of cursor) {
+    for await (const batch of scanProjectionStates(sql, projection.name, CURSOR_ROWS)) {
       for (const r of batch) {
         hash.update(`${JSON.stringify(r.tenant_id)}\t${JSON.stringify(r.key)}\t${r.state}\n`)
         rows++

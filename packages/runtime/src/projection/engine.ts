@@ -1,9 +1,14 @@
 import { type Checkpoint, type RecordedEvent, START, compareCheckpoints, formatCheckpoint } from '@eventplane/core'
-import { PgEventStore } from '@eventplane/store-pg'
+import {
+  PgEventStore,
+  countEventsAfter,
+  ensureProjectionCheckpoint as ensureCheckpointRow,
+  lockProjectionCheckpoint as lockCheckpoint,
+  writeProjectionCheckpoint as writeCheckpoint,
+} from '@eventplane/store-pg'
 import type { Sql } from 'postgres'
 import { CheckpointMoved } from '../errors.ts'
 import { type Logger, silentLogger } from '../logger.ts'
-import { countEventsAfter, ensureCheckpointRow, lockCheckpoint, writeCheckpoint } from './checkpoint-sql.ts'
 import { prefetch } from './prefetch.ts'
 import { ReducerSink } from './reducer-sink.ts'
 import type { ProjectionSink } from './sink.ts'

@@ -1,5 +1,5 @@
 import type { RecordedEvent } from '@eventplane/core'
-import type postgres from 'postgres'
+import { deleteProjectionStates, loadProjectionStates, saveProjectionStates } from '@eventplane/store-pg'
 import type { Sql, TransactionSql } from 'postgres'
 import { ProjectionFailed } from '../errors.ts'
 import type { ProjectionSink } from './sink.ts'
@@ -102,12 +102,7 @@ export class ReducerSink<S> implements ProjectionSink {
 
   async commit(tx: TransactionSql): Promise<void> {
     if (this.#committing.size === 0) return
-    const rows = [...this.#committing.values()].map((e) => ({ t: e.tenant, k: e.key, s: e.state }))
-    await tx`
-      insert into eventplane.projection_state (projection, tenant_id, key, state)
-      select ${this.#projection.name}, x.t, x.k, x.s
-        from jsonb_to_recordset(${tx.json(rows as unknown as postgres.JSONValue)}) as x(t text, k text, s jsonb)
-      on conflict (projection, tenant_id, key) do update set state = excluded.state`
+    await saveProjectionStates(tx, this.#projection.name, [...this.#committing.values()])
   }
 
   committed(): void {
@@ -130,7 +125,7 @@ export class ReducerSink<S> implements ProjectionSink {
   async setup(): Promise<void> {}
 
   async drop(tx: TransactionSql): Promise<void> {
-    await tx`delete from eventplane.projection_state where projection = ${this.#projection.name}`
+    await deleteProjectionStates(tx, this.#projection.name)
   }
 
   /** After a drop committed: nothing is stored, so a key never seen is at its initial state. */
@@ -148,11 +143,7 @@ export class ReducerSink<S> implements ProjectionSink {
   }
 
   async #load(sql: Sql, keys: { tenant: string; key: string }[]): Promise<Map<string, Entry<S>>> {
-    const rows = await sql<{ tenant_id: string; key: string; state: S }[]>`
-      select s.tenant_id, s.key, s.state from eventplane.projection_state s
-        join unnest(${sql.array(keys.map((k) => k.tenant))}::text[], ${sql.array(keys.map((k) => k.key))}::text[]) as w(t, k)
-          on s.tenant_id = w.t and s.key = w.k
-       where s.projection = ${this.#projection.name}`
+    const rows = await loadProjectionStates<S>(sql, this.#projection.name, keys)
     return new Map(rows.map((r) => [r.tenant_id + SEP + r.key, { tenant: r.tenant_id, key: r.key, state: r.state }]))
   }
 }

@@ -1,5 +1,5 @@
-import { type RecordedEvent, isEventplaneError } from '@eventplane/core'
-import { mapPgError } from '@eventplane/store-pg'
+import type { RecordedEvent } from '@eventplane/core'
+import { pgDriverError } from '@eventplane/store-pg'
 import type { Sql, TransactionSql } from 'postgres'
 import { ProjectionFailed } from '../errors.ts'
 import type { ProjectionSink } from './sink.ts'
@@ -33,8 +33,8 @@ export class SqlSink implements ProjectionSink {
       try {
         await this.#projection.apply(tx, e)
       } catch (cause) {
-        const mapped = mapPgError(cause)
-        if (isEventplaneError(mapped, 'store.unavailable')) throw mapped
+        const driver = pgDriverError(cause)
+        if (driver?.code === 'store.unavailable') throw driver
         throw new ProjectionFailed(this.#projection.name, e.event_id, checkpointOf(e), cause)
       }
     }

@@ -15,9 +15,32 @@ export interface AppendedRow {
 export type ExpectedVersionCode = number
 
 /**
- * One round trip: eventplane.append_to_stream sets the tenant for this
- * transaction, locks the stream, replays identical retries, checks the version
- * and inserts the batch (infra/postgres/0001_events.sql).
+ * Which append function a batch goes through: application roles may not
+ * INSERT, and each role may execute only the functions of the kinds it may
+ * append (intent_writer: intents; fact_writer: facts and internal events;
+ * operator: any, e.g. an import or a mixed batch).
+ */
+export type AppendEntry = 'intents' | 'facts' | 'any'
+
+/** The entry point for the kinds of `events`. */
+export function appendEntryFor(events: readonly EventEnvelope[]): AppendEntry {
+  let intents = false
+  let others = false
+  for (const e of events) {
+    if (e.kind === 'intent') intents = true
+    else others = true
+  }
+  if (intents && others) return 'any'
+  return intents ? 'intents' : 'facts'
+}
+
+/**
+ * One round trip: the append function (migrations/0005, SECURITY DEFINER)
+ * sets the tenant for this transaction, replays identical retries, checks the
+ * version and inserts the batch after the stream's last version; the server
+ * assigns tx_id, global_position, recorded_at and stream_version. A
+ * concurrent append that took those versions first makes it fail with EPWEV
+ * (exact expectation) or EPRTY (`any`: append again).
  */
 export async function appendSql(
   sql: Sql,
@@ -40,7 +63,18 @@ export async function appendSql(
       occurred_at: e.occurred_at,
     })) as unknown as postgres.JSONValue,
   )
-  return sql<AppendedRow[]>`
-    select event_id, stream_version::text, global_position::text, tx_id::text, recorded_at, replayed
-      from eventplane.append_to_stream(${tenant}, ${category}, ${streamId}, ${expected}, ${payload})`
+  switch (appendEntryFor(events)) {
+    case 'intents':
+      return sql<AppendedRow[]>`
+        select event_id, stream_version::text, global_position::text, tx_id::text, recorded_at, replayed
+          from eventplane.append_intents(${tenant}, ${category}, ${streamId}, ${expected}, ${payload})`
+    case 'facts':
+      return sql<AppendedRow[]>`
+        select event_id, stream_version::text, global_position::text, tx_id::text, recorded_at, replayed
+          from eventplane.append_facts(${tenant}, ${category}, ${streamId}, ${expected}, ${payload})`
+    case 'any':
+      return sql<AppendedRow[]>`
+        select event_id, stream_version::text, global_position::text, tx_id::text, recorded_at, replayed
+          from eventplane.append_to_stream(${tenant}, ${category}, ${streamId}, ${expected}, ${payload})`
+  }
 }

@@ -3,23 +3,19 @@ import type { Sql } from 'postgres'
 export interface LogHeadRow {
   last_position: string | null
   xmin: string
-  oldest_xact_start: Date | null
-  oldest_xact_pid: number | null
+  /** Committed events the gap-safe read cannot return yet (their tx_id is at or after the snapshot xmin). */
+  waiting: string
 }
 
 /**
- * The newest position, and what holds the gap-safe read back: the oldest
- * transaction still running anywhere in the cluster (it may be in another database).
+ * The newest position, the snapshot xmin the gap-safe read stops at, and how
+ * many committed events wait behind it (needs a cross-tenant role).
  */
 export async function logHeadSql(sql: Sql): Promise<LogHeadRow> {
   const [row] = await sql<LogHeadRow[]>`
     select (select max(global_position)::text from eventplane.events) as last_position,
            pg_snapshot_xmin(pg_current_snapshot())::text as xmin,
-           a.xact_start as oldest_xact_start, a.pid as oldest_xact_pid
-      from (select 1) one
-      left join lateral (
-        select xact_start, pid from pg_stat_activity
-         where backend_xid is not null and pid <> pg_backend_pid()
-         order by age(backend_xid) desc limit 1) a on true`
+           (select count(*) from eventplane.events
+             where tx_id >= pg_snapshot_xmin(pg_current_snapshot()))::text as waiting`
   return row!
 }

@@ -1,3 +1,6 @@
 export { createTestDatabase } from './test-database.ts'
 export type { TestDatabase } from './test-database.ts'
 export { eventually } from './eventually.ts'
+export { holdStream } from './hold-stream.ts'
+export type { HeldStream } from './hold-stream.ts'
+export { bulkLoadEvents, countLogEvents, insertRawEvents, rawGapSafeLog, readRawLog, vacuumLog } from './raw-log.ts'

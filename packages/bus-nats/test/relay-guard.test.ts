@@ -1,0 +1,142 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import { ROLES } from '@eventplane/store-pg'
+import type { Logger } from '../src/logger.ts'
+import { Relay } from '../src/relay.ts'
+import { type BusEnv, appendIntents, createBusEnv, eventually, pgLog, streamMessages, within } from './fixtures.ts'
+
+interface LogEntry {
+  level: string
+  msg: string
+  fields: Record<string, unknown>
+}
+
+function captureLogger(): Logger & { entries: LogEntry[] } {
+  const entries: LogEntry[] = []
+  const at =
+    (level: string) =>
+    (fields: object, msg?: string): void => {
+      entries.push({ level, msg: msg ?? '', fields: fields as Record<string, unknown> })
+    }
+  return { entries, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') }
+}
+
+/** A marker in the stuck session's query text: it must never reach a log line. */
+const MARKER = 'guard_secret_marker'
+
+describe('relay transaction guard', () => {
+  let env: BusEnv
+
+  before(async () => {
+    env = await createBusEnv('ep_relay_guard')
+  })
+  after(async () => {
+    await env?.cleanup()
+  })
+
+  /**
+   * A reader session that switches its idle timeout off and sits in a
+   * transaction holding an xid until `end()`; `done` settles with that
+   * transaction (it rejects when the session was terminated).
+   */
+  async function stuckReader(): Promise<{ pid: number; began: number; end: () => void; done: Promise<void> }> {
+    const pool = env.db.connect(ROLES.reader, 1)
+    let end!: () => void
+    const ended = new Promise<void>((resolve) => (end = resolve))
+    let holding!: (pid: number) => void
+    const pid = new Promise<number>((resolve) => (holding = resolve))
+    const began = Date.now()
+    const done = pool.begin(async (tx) => {
+      await tx`set local idle_in_transaction_session_timeout = 0`
+      const [row] = await tx.unsafe<{ pid: number }[]>(
+        `select pg_backend_pid() as pid, pg_current_xact_id() as ${MARKER}`,
+      )
+      holding(row!.pid)
+      await ended
+    })
+    done.catch(() => {})
+    return { pid: await pid, began, end, done }
+  }
+
+  /** Whether backend `pid` is still in a transaction holding an xid. */
+  const holdsXid = async (pid: number): Promise<boolean> =>
+    (await env.db.admin`select 1 from pg_stat_activity where pid = ${pid} and backend_xid is not null`).length === 1
+
+  async function startRelay(name: string, guard: { stuckAfterMs: number; terminate: boolean }) {
+    const logger = captureLogger()
+    const relay = new Relay({
+      sql: env.db.connect(ROLES.relay, 4),
+      nc: await env.natsAs('relay'),
+      name,
+      pollIntervalMs: 200,
+      guard,
+      logger,
+    })
+    relay.start()
+    await eventually(() => relay.state === 'active', `relay ${name} to become active`)
+    return { relay, logger }
+  }
+
+  const logged = (logger: { entries: LogEntry[] }, msg: string, pid: number) =>
+    logger.entries.find((e) => e.msg === msg && e.fields.pid === pid)
+
+  test('a reader holding an xid is reported (pid, role, age; no query text) and left alone when the guard only reports', async () => {
+    const { relay, logger } = await startRelay('reporting', { stuckAfterMs: 1000, terminate: false })
+    const reader = await stuckReader()
+    try {
+      const appended = await appendIntents(env.intents, 'acme', 3, 3, 'reported')
+      await eventually(() => logged(logger, 'a transaction holds back the log', reader.pid) !== undefined, 'a report')
+      const report = logged(logger, 'a transaction holds back the log', reader.pid)!
+      assert.equal(report.level, 'warn')
+      assert.equal(report.fields.role, ROLES.reader)
+      assert.equal(report.fields.database, env.db.name)
+      assert.ok(Number(report.fields.age_ms) > 1000, `age ${report.fields.age_ms}`)
+      assert.doesNotMatch(JSON.stringify(logger.entries), new RegExp(MARKER))
+      assert.equal(logged(logger, 'terminated a transaction that held back the log', reader.pid), undefined)
+      assert.equal(await holdsXid(reader.pid), true, 'the reader still sits in its transaction')
+      const published = (await streamMessages(await env.natsAs('operator'))).map((m) => m.event.event_id)
+      assert.ok(
+        appended.every((e) => !published.includes(e.event_id)),
+        'what committed after the xid is held back meanwhile',
+      )
+    } finally {
+      reader.end()
+      await reader.done
+      await within(relay.stop(), 15_000, 'relay stop')
+    }
+  })
+
+  test('with the guard on, a reader holding an xid is terminated within the bound and the relay catches up', async () => {
+    const bound = 2000
+    const { relay, logger } = await startRelay('guarded', { stuckAfterMs: bound, terminate: true })
+    const reader = await stuckReader()
+    try {
+      const appended = await appendIntents(env.intents, 'globex', 4, 4, 'guarded')
+      await eventually(
+        () => logged(logger, 'terminated a transaction that held back the log', reader.pid) !== undefined,
+        'the guard to terminate the reader',
+      )
+      const ended = Date.now() - reader.began
+      const entry = logged(logger, 'terminated a transaction that held back the log', reader.pid)!
+      assert.equal(entry.fields.role, ROLES.reader)
+      assert.equal(entry.fields.terminated, true)
+      // Checked every poll interval (200 ms): ended after the bound, within the bound plus a few checks.
+      assert.ok(ended >= bound && ended < bound + 1500, `terminated after ${ended} ms (bound ${bound} ms)`)
+      assert.equal(await holdsXid(reader.pid), false, 'the stuck session is gone')
+      await eventually(async () => {
+        const published = (await streamMessages(await env.natsAs('operator'))).map((m) => m.event.event_id)
+        return appended.every((e) => published.includes(e.event_id))
+      }, 'the relay to publish what was held back')
+      const log = await pgLog(env.relayStore)
+      const stream = (await streamMessages(await env.natsAs('operator'))).map((m) => m.event.event_id)
+      assert.deepEqual(
+        stream,
+        log.map((e) => e.event_id),
+      )
+    } finally {
+      // The reader's client is left alone: postgres.js 3.4.9 throws uncatchably when a connection whose
+      // backend was terminated is written to again (porsager/postgres#1208); the database drop ends it.
+      await within(relay.stop(), 15_000, 'relay stop')
+    }
+  })
+})

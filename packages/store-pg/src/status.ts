@@ -1,0 +1,151 @@
+import type { Sql } from 'postgres'
+import { type Checkpoint, START } from '@eventplane/core'
+import { typedPgErrors } from './pg-errors.ts'
+import { countEventsAfter } from './projections.ts'
+import { logHeadSql } from './sql/log-head.ts'
+import { type OpenTransactionRow, openTransactionsSql } from './sql/open-transactions.ts'
+import { listProjectionCheckpointsSql } from './sql/projection-checkpoints-list.ts'
+import { relaysSql } from './sql/relays.ts'
+import { terminateStuckTransactionsSql } from './sql/terminate-stuck-transactions.ts'
+
+// What an operator (or the relay's guard) needs to see how the log flows: the
+// head, what holds the gap-safe read back, relay and projection lag. Cross-tenant
+// reads: the operator or relay role.
+
+/** A client transaction that holds an xid, and so holds back the gap-safe read of the whole cluster. */
+export interface OpenTransaction {
+  pid: number
+  /** Database and role of the session (another database's transactions hold the read back too). */
+  database: string | null
+  role: string | null
+  application: string | null
+  xid: string
+  startedAt: Date | null
+  /** Milliseconds since the transaction began. */
+  ageMs: number | null
+}
+
+export interface LogStatus {
+  /** The newest position, or null for an empty log. */
+  headPosition: bigint | null
+  /** The oldest xid still running: the gap-safe read returns only transactions before it. */
+  snapshotXmin: bigint
+  /** Committed events the gap-safe read cannot return yet. */
+  waiting: number
+  /** Every transaction holding an xid, oldest first (the first one holds the read back). */
+  openTransactions: OpenTransaction[]
+}
+
+/** The log's head and what holds its gap-safe read back. */
+export async function logStatus(sql: Sql): Promise<LogStatus> {
+  const head = await typedPgErrors(() => logHeadSql(sql))
+  return {
+    headPosition: head.last_position === null ? null : BigInt(head.last_position),
+    snapshotXmin: BigInt(head.xmin),
+    waiting: Number(head.waiting),
+    openTransactions: await openTransactions(sql),
+  }
+}
+
+/** Every client transaction in the cluster that holds an xid, oldest first; never query text. */
+export async function openTransactions(sql: Sql): Promise<OpenTransaction[]> {
+  return (await typedPgErrors(() => openTransactionsSql(sql))).map(toOpenTransaction)
+}
+
+/** Open transactions that began more than `olderThanMs` ago: the ones the guard reports. */
+export async function stuckTransactions(sql: Sql, olderThanMs: number): Promise<OpenTransaction[]> {
+  return (await openTransactions(sql)).filter((t) => t.ageMs !== null && t.ageMs > olderThanMs)
+}
+
+/** A session the guard terminated. */
+export interface TerminatedTransaction {
+  pid: number
+  role: string | null
+  xid: string
+  ageMs: number
+  terminated: boolean
+}
+
+/**
+ * Terminates every non-superuser session of this database whose transaction
+ * holds an xid and began more than `olderThanMs` (at least 1000) ago, through
+ * the guard role's function (pg_signal_backend). Needs eventplane_relay.
+ */
+export async function terminateStuckTransactions(sql: Sql, olderThanMs: number): Promise<TerminatedTransaction[]> {
+  if (!Number.isSafeInteger(olderThanMs) || olderThanMs < 1000)
+    throw new RangeError('olderThanMs must be an integer of at least 1000')
+  const rows = await typedPgErrors(() => terminateStuckTransactionsSql(sql, olderThanMs))
+  return rows.map((r) => ({
+    pid: r.pid,
+    role: r.role,
+    xid: r.backend_xid,
+    ageMs: Number(r.age_ms),
+    terminated: r.terminated,
+  }))
+}
+
+export interface RelayStatus {
+  name: string
+  /** Null when the relay never stored a checkpoint. */
+  checkpoint: Checkpoint | null
+  updatedAt: Date | null
+  /** Committed events after the checkpoint (including ones the gap-safe read still holds back). */
+  lag: number
+  /** The live session holding the relay's lease (the active relay), if any. */
+  holderPid: number | null
+}
+
+/** Every known relay (with a checkpoint or a lease, plus `names`), its checkpoint, lag and lease holder. */
+export async function relayStatuses(sql: Sql, names: readonly string[] = []): Promise<RelayStatus[]> {
+  const rows = await typedPgErrors(() => relaysSql(sql, names))
+  return Promise.all(
+    rows.map(async (r) => {
+      const checkpoint = r.tx_id === null ? null : { txId: BigInt(r.tx_id), position: BigInt(r.global_position ?? '0') }
+      return {
+        name: r.name,
+        checkpoint,
+        updatedAt: r.updated_at,
+        lag: await countEventsAfter(sql, checkpoint ?? START),
+        holderPid: r.holder_pid,
+      }
+    }),
+  )
+}
+
+export interface ProjectionStatus {
+  projection: string
+  version: number
+  checkpoint: Checkpoint
+  updatedAt: Date
+  /** Events of every tenant after the checkpoint; an upper bound (the projection's filter may skip some). */
+  lag: number
+}
+
+/** Every projection checkpoint with its lag behind the log. */
+export async function projectionStatuses(sql: Sql): Promise<ProjectionStatus[]> {
+  const rows = await typedPgErrors(() => listProjectionCheckpointsSql(sql))
+  return Promise.all(
+    rows.map(async (r) => {
+      const checkpoint = { txId: BigInt(r.tx_id), position: BigInt(r.global_position) }
+      return {
+        projection: r.projection,
+        version: r.version,
+        checkpoint,
+        updatedAt: r.updated_at,
+        lag: await countEventsAfter(sql, checkpoint),
+      }
+    }),
+  )
+}
+
+function toOpenTransaction(r: OpenTransactionRow): OpenTransaction {
+  return {
+    pid: r.pid,
+    database: r.database,
+    role: r.role,
+    application: r.application || null,
+    xid: r.backend_xid,
+    startedAt: r.xact_start,
+    ageMs: r.age_ms === null ? null : Number(r.age_ms),
+  }
+}

@@ -1,0 +1,72 @@
+import type postgres from 'postgres'
+import type { Sql } from 'postgres'
+
+// Raw access to the log for benchmark baselines and bulk loads, as the
+// superuser (no RLS, no append function): what a hand-rolled outbox would do,
+// so benchmarks can compare the store against it. Never for application code.
+
+/** Inserts `ids.length` intents into `stream` (versions 1..n) with one raw INSERT into eventplane.events. */
+export function insertRawEvents(admin: Sql, stream: string, ids: readonly string[], data: object): Promise<unknown> {
+  return admin`insert into eventplane.events (event_id, tenant_id, kind, category, stream_id, stream_version, type,
+      schema_version, data, correlation_id, causation_id, caused_by, occurred_at)
+    select u.id, 'bench', 'intent', 'deployment', ${stream}, u.v, 'created', 1, ${admin.json(data as postgres.JSONValue)},
+           u.id, null, 'user:bench', now()
+      from unnest(${ids as string[]}::uuid[]) with ordinality as u(id, v)`
+}
+
+/**
+ * Loads events `from..to` (positions of a generate_series) as intents of ten
+ * tenants over `streams` streams, in one INSERT … SELECT: a fast bulk load.
+ */
+export function bulkLoadEvents(admin: Sql, from: number, to: number, streams: number): Promise<unknown> {
+  // Stream and version follow from g, so (tenant, category, stream, version) is unique.
+  return admin`
+    insert into eventplane.events (event_id, tenant_id, kind, category, stream_id, stream_version, type,
+      schema_version, data, correlation_id, causation_id, caused_by, occurred_at)
+    select u, 'tenant' || (g % 10), 'intent', 'deployment', 'd' || (g % ${streams}), g / ${streams} + 1, 'scaled',
+           1, jsonb_build_object('replicas', g % 7, 'image', 'nginx:1.27'), u, null, 'user:bench', now()
+      from (select g, gen_random_uuid() as u from generate_series(${from}::bigint, ${to}::bigint) g) x`
+}
+
+/** How many events the log holds. */
+export async function countLogEvents(admin: Sql): Promise<number> {
+  const [row] = await admin<{ n: number }[]>`select count(*)::int as n from eventplane.events`
+  return row!.n
+}
+
+/** VACUUM ANALYZE of the log table, so a benchmark starts from fresh statistics. */
+export async function vacuumLog(admin: Sql): Promise<void> {
+  await admin`vacuum analyze eventplane.events`
+}
+
+/**
+ * The first `limit` events in the global order through a cursor of
+ * `batchRows`, as one plain SELECT, handing each batch to `onRows`: the raw
+ * baseline a benchmark compares `readAll` against. Resolves with the number
+ * of rows read.
+ */
+export async function readRawLog(
+  sql: Sql,
+  batchRows: number,
+  limit: number,
+  onRows: (rows: readonly unknown[]) => void,
+): Promise<number> {
+  let count = 0
+  await sql`select * from eventplane.events order by tx_id, global_position limit ${limit}`.cursor(
+    batchRows,
+    (rows) => {
+      count += rows.length
+      onRows(rows)
+    },
+  )
+  return count
+}
+
+/**
+ * Every event the gap-safe read would return, in the global order, as batches
+ * of `batchRows` from a cursor: the raw ordered read a rebuild is compared with.
+ */
+export function rawGapSafeLog(sql: Sql, batchRows: number): AsyncIterable<unknown[]> {
+  return sql`select * from eventplane.events where tx_id < pg_snapshot_xmin(pg_current_snapshot())
+              order by tx_id, global_position`.cursor(batchRows)
+}

@@ -1,0 +1,78 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import { ROLES, RelayLease, loadRelayCheckpoint } from '@eventplane/store-pg'
+import { createTestDatabase, eventually, type TestDatabase } from '@eventplane/store-pg/testing'
+
+const at = (n: number) => ({ txId: BigInt(n), position: BigInt(n) })
+
+describe('relay lease', () => {
+  let db: TestDatabase
+  const leases: RelayLease[] = []
+  const lease = (name: string): RelayLease => {
+    const l = new RelayLease(db.connect(ROLES.relay, 1), name)
+    leases.push(l)
+    return l
+  }
+  const holderPid = async (name: string): Promise<number | null> =>
+    (
+      await db.admin<
+        { pid: number | null }[]
+      >`select holder_pid as pid from eventplane.relay_leases where name = ${name}`
+    )[0]?.pid ?? null
+
+  before(async () => {
+    db = await createTestDatabase('ep_relay_lease')
+  })
+  after(async () => {
+    await Promise.all(leases.map((l) => l.close()))
+    await db.drop()
+  })
+
+  test('while relay A holds the lease, relay B can neither take it nor write the checkpoint', async () => {
+    const a = lease('fence')
+    const b = lease('fence')
+    assert.equal(await a.tryAcquire(), true)
+    assert.equal(await a.storeCheckpoint(at(5), 'stream-1'), true)
+    assert.equal(await b.storeCheckpoint(at(9), 'stream-1'), false, 'B never tried to take the lease')
+    assert.equal(await b.tryAcquire(), false)
+    assert.equal(await b.held(), false)
+    assert.equal(await b.storeCheckpoint(at(9), 'stream-1'), false, 'B lost the race for the lease')
+    assert.equal(await b.storeCheckpoint(at(9), 'stream-2', { reset: true }), false, 'not even a reset')
+    assert.deepEqual(await loadRelayCheckpoint(db.admin, 'fence'), at(5), "A's checkpoint stands")
+    assert.equal(await a.held(), true)
+  })
+
+  test('no relay writes the first checkpoint of a name without its lease', async () => {
+    const c = lease('unclaimed')
+    assert.equal(await c.storeCheckpoint(at(3), 'stream-1'), false)
+    assert.equal((await db.admin`select 1 from eventplane.relay_checkpoints where name = 'unclaimed'`).length, 0)
+  })
+
+  test("a standby takes over once the holder's session ends, and the old holder is fenced off", async () => {
+    const a = lease('takeover')
+    const b = lease('takeover')
+    assert.equal(await a.tryAcquire(), true)
+    assert.equal(await b.tryAcquire(), false)
+    const pid = await holderPid('takeover')
+    await db.admin`select pg_terminate_backend(${pid}::int)`
+    await eventually(() => b.tryAcquire(), 10_000, 'the standby to take the lease')
+    assert.notEqual(await holderPid('takeover'), pid)
+    assert.equal(await a.held().catch(() => false), false, "A's session is gone (a new one is not the holder)")
+    assert.equal(await a.storeCheckpoint(at(7), 'stream-1'), false)
+    assert.equal(await b.storeCheckpoint(at(8), 'stream-1'), true)
+    assert.deepEqual(await loadRelayCheckpoint(db.admin, 'takeover'), at(8))
+  })
+
+  test('a released lease is taken at once; the checkpoint never moves back unless reset', async () => {
+    const a = lease('handover')
+    const b = lease('handover')
+    assert.equal(await a.tryAcquire(), true)
+    assert.equal(await a.storeCheckpoint(at(10), 'stream-1'), true)
+    await a.release()
+    assert.equal(await b.tryAcquire(), true)
+    assert.equal(await b.storeCheckpoint(at(4), 'stream-1'), false, 'backwards is refused')
+    assert.deepEqual(await loadRelayCheckpoint(db.admin, 'handover'), at(10))
+    assert.equal(await b.storeCheckpoint(at(4), 'stream-2', { reset: true }), true)
+    assert.deepEqual(await loadRelayCheckpoint(db.admin, 'handover'), at(4))
+  })
+})
