@@ -1,9 +1,9 @@
-import { EventplaneError } from '@eventplane/core'
 import { DEFAULT_DATABASE_URL, ROLES, connectPg, redactUrl, roleUrl } from '@eventplane/store-pg'
 import { connect } from '@nats-io/transport-node'
 import { natsAuth } from './nats-auth.ts'
 import { pino } from 'pino'
 import { errorFields } from './logger.ts'
+import { intFromEnv } from './process-env.ts'
 import { surviveDroppedPgConnections } from './pg-startup-guard.ts'
 import { Relay } from './relay.ts'
 
@@ -51,14 +51,6 @@ export function resolveRelayConfig(env: NodeJS.ProcessEnv = process.env): RelayP
     streamMaxBytes: intFromEnv(env, 'EVENTPLANE_STREAM_MAX_BYTES', 15),
     streamMaxMsgSize: intFromEnv(env, 'EVENTPLANE_STREAM_MAX_MSG_SIZE'),
   }
-}
-
-function intFromEnv(env: NodeJS.ProcessEnv, key: string, maxDigits = 9): number | undefined {
-  const text = env[key]
-  if (text === undefined || text === '') return undefined
-  if (!new RegExp(`^[1-9]\\d{0,${maxDigits - 1}}$`).test(text))
-    throw new EventplaneError('cli.config', `${key} must be a positive integer, got ${JSON.stringify(text)}`)
-  return Number(text)
 }
 
 /**

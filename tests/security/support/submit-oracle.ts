@@ -29,6 +29,7 @@ export const ERROR_CODES = [
   'bus.auth_failed',
   'bus.bad_request',
   'bus.timeout',
+  'bus.rate_limited',
   'bus.stream_mismatch',
   'bus.untrusted_message',
   'bus.unknown_tenant',

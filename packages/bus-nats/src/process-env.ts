@@ -1,0 +1,68 @@
+import { EventplaneError } from '@eventplane/core'
+import type { TenantLimits } from './gateway-limits.ts'
+
+/** A positive integer setting of `env`, or undefined when unset; `cli.config` when malformed. */
+export function intFromEnv(env: NodeJS.ProcessEnv, key: string, maxDigits = 9): number | undefined {
+  const text = env[key]
+  if (text === undefined || text === '') return undefined
+  if (!new RegExp(`^[1-9]\\d{0,${maxDigits - 1}}$`).test(text))
+    throw new EventplaneError('cli.config', `${key} must be a positive integer, got ${JSON.stringify(text)}`)
+  return Number(text)
+}
+
+/** A rate in requests per second: a positive decimal or `unlimited` (Infinity); undefined when unset. */
+export function rateFromEnv(env: NodeJS.ProcessEnv, key: string): number | undefined {
+  const text = env[key]
+  if (text === undefined || text === '') return undefined
+  if (text === 'unlimited') return Number.POSITIVE_INFINITY
+  const rate = /^\d{1,9}(\.\d{1,6})?$/.test(text) ? Number(text) : Number.NaN
+  if (!(rate > 0))
+    throw new EventplaneError(
+      'cli.config',
+      `${key} must be a positive number or unlimited, got ${JSON.stringify(text)}`,
+    )
+  return rate
+}
+
+const TENANT_LIMIT_KEYS: ReadonlySet<string> = new Set([
+  'ratePerSecond',
+  'burst',
+  'maxInFlight',
+  'maxBytesInFlight',
+  'maxConcurrent',
+] satisfies Array<keyof TenantLimits>)
+
+/**
+ * Per-tenant limits as JSON, e.g. `{"acme":{"ratePerSecond":500,"burst":1000}}`
+ * (`"ratePerSecond": "unlimited"` lifts the rate limit); the values are
+ * checked by the gateway. Undefined when unset; `cli.config` when malformed.
+ */
+export function tenantLimitsFromEnv(
+  env: NodeJS.ProcessEnv,
+  key: string,
+): Record<string, Partial<TenantLimits>> | undefined {
+  const text = env[key]
+  if (text === undefined || text === '') return undefined
+  const bad = (why: string) => new EventplaneError('cli.config', `${key}: ${why}`)
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(text)
+  } catch {
+    throw bad('not JSON')
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw bad('must be a JSON object')
+  const out: Record<string, Partial<TenantLimits>> = {}
+  for (const [tenant, limits] of Object.entries(parsed)) {
+    if (typeof limits !== 'object' || limits === null || Array.isArray(limits))
+      throw bad(`the limits of ${JSON.stringify(tenant)} must be an object`)
+    const own: Partial<Record<keyof TenantLimits, number>> = {}
+    for (const [name, value] of Object.entries(limits)) {
+      if (!TENANT_LIMIT_KEYS.has(name)) throw bad(`unknown limit ${JSON.stringify(name)}`)
+      if (name === 'ratePerSecond' && value === 'unlimited') own.ratePerSecond = Number.POSITIVE_INFINITY
+      else if (typeof value === 'number') own[name as keyof TenantLimits] = value
+      else throw bad(`${tenant}.${name} must be a number`)
+    }
+    out[tenant] = own
+  }
+  return out
+}
