@@ -91,9 +91,17 @@ describe('gateway under fuzzed submit requests (PostgreSQL as intent_writer, pro
     row.caused_by === ready.causedBy &&
     row.same_time
 
+  async function inChain(tenant: string, causationId: unknown, correlationId: unknown): Promise<boolean> {
+    if (typeof causationId !== 'string') return false
+    const rows = await db.admin`select 1 from eventplane.events where event_id = ${causationId}::uuid
+      and tenant_id = ${tenant} and correlation_id = ${String(correlationId)}::uuid`
+    return rows.length === 1
+  }
+
   async function storeFacts(ready: ReadyForStore): Promise<StoreFacts> {
     const row = await rowById(ready.event.event_id, ready.event.occurred_at as string)
     return {
+      parentInChain: await inChain(ready.target.tenant, ready.event.causation_id, ready.event.correlation_id),
       currentVersion: await currentVersion(ready.target),
       existing: row && {
         tenant: row.tenant_id,
