@@ -2,7 +2,7 @@ import type { ResolvedLimits, TenantLimits } from './gateway-limits.ts'
 import { TokenBucket } from './token-bucket.ts'
 
 /** Why a request was refused at arrival: the limit it would have broken. */
-export type RefusalReason = 'rate' | 'tenant_in_flight' | 'tenant_bytes' | 'in_flight' | 'bytes'
+export type RefusalReason = 'rate' | 'byte_rate' | 'tenant_in_flight' | 'tenant_bytes' | 'in_flight' | 'bytes'
 
 export interface Refusal {
   reason: RefusalReason
@@ -14,7 +14,9 @@ type Job = () => Promise<void>
 
 interface TenantState {
   limits: TenantLimits
+  /** Requests and bytes per second. */
   bucket: TokenBucket
+  byteBucket: TokenBucket
   queue: Array<{ run: Job; bytes: number }>
   /** Requests held (queued + running) and their bytes. */
   held: number
@@ -25,7 +27,7 @@ interface TenantState {
 /**
  * Admission and fair scheduling of the gateway's requests. Every request is
  * offered at arrival, before its body is parsed: it is refused at once when
- * its tenant is over its rate (token bucket) or would hold more requests or
+ * its tenant is over its rate (token buckets of requests and of bytes) or would hold more requests or
  * bytes than its limits, or the gateway as a whole would; otherwise it waits
  * in its tenant's own FIFO queue. At most `concurrency` requests run at
  * once, at most `maxConcurrent` of one tenant, and the next to run is taken
@@ -70,8 +72,12 @@ export class FairAdmission {
     if (this.#held >= this.#limits.maxInFlight) return { reason: 'in_flight', retryAfterMs: busy }
     if (this.#held > 0 && this.#bytes + bytes > this.#limits.maxBytesInFlight)
       return { reason: 'bytes', retryAfterMs: busy }
-    const wait = state.bucket.take(now)
+    const wait = state.bucket.wait(now)
     if (wait > 0) return { reason: 'rate', retryAfterMs: wait }
+    const byteWait = state.byteBucket.wait(now, bytes)
+    if (byteWait > 0) return { reason: 'byte_rate', retryAfterMs: byteWait }
+    state.bucket.take(now)
+    state.byteBucket.take(now, bytes)
     state.held += 1
     state.bytes += bytes
     this.#held += 1
@@ -131,6 +137,7 @@ export class FairAdmission {
       state = {
         limits,
         bucket: new TokenBucket(limits.ratePerSecond, limits.burst, now),
+        byteBucket: new TokenBucket(limits.bytesPerSecond, limits.burstBytes, now),
         queue: [],
         held: 0,
         bytes: 0,
@@ -141,10 +148,10 @@ export class FairAdmission {
     return state
   }
 
-  /** Forgets tenants that hold nothing and whose bucket is full: a fresh state would behave the same. */
+  /** Forgets tenants that hold nothing and whose buckets are full: a fresh state would behave the same. */
   #sweep(now: number): void {
     for (const [tenant, state] of this.#tenants)
-      if (state.held === 0 && state.bucket.isFull(now)) this.#tenants.delete(tenant)
+      if (state.held === 0 && state.bucket.isFull(now) && state.byteBucket.isFull(now)) this.#tenants.delete(tenant)
     this.#sweepAt = Math.max(1024, 2 * this.#tenants.size)
   }
 }

@@ -30,8 +30,8 @@ export const GATEWAY_APPLICATION_NAME = 'eventplane-gateway'
  * (admin) URL with the intent writer role as user; `EVENTPLANE_NATS_URL` (default the local
  * server), `EVENTPLANE_NATS_CREDS` (a creds file) or `EVENTPLANE_NATS_USER` / `EVENTPLANE_NATS_PASSWORD`, `EVENTPLANE_GATEWAY_QUEUE`,
  * and the limits (GatewayLimits): per tenant `EVENTPLANE_GATEWAY_RATE` (requests/s or `unlimited`),
- * `_BURST`, `_TENANT_MAX_IN_FLIGHT`, `_TENANT_MAX_BYTES`, `_TENANT_CONCURRENCY`; in total
- * `EVENTPLANE_GATEWAY_MAX_IN_FLIGHT`, `_MAX_BYTES`, `_CONCURRENCY`; and named tenants' own limits as
+ * `_BURST`, `_BYTE_RATE` (bytes/s or `unlimited`), `_BURST_BYTES`, `_TENANT_MAX_IN_FLIGHT`, `_TENANT_MAX_BYTES`, `_TENANT_CONCURRENCY`; in total
+ * `EVENTPLANE_GATEWAY_MAX_IN_FLIGHT`, `_MAX_BYTES`, `_CONCURRENCY`, `_REFUSAL_HOLD_MS`; and named tenants' own limits as
  * JSON in `EVENTPLANE_GATEWAY_TENANT_LIMITS` (`{"acme":{"ratePerSecond":500,"burst":1000}}`).
  */
 export function resolveGatewayConfig(env: NodeJS.ProcessEnv = process.env): GatewayProcessConfig {
@@ -56,6 +56,8 @@ function resolveLimitsFromEnv(env: NodeJS.ProcessEnv): GatewayLimits {
     perTenant: defined({
       ratePerSecond: rateFromEnv(env, 'EVENTPLANE_GATEWAY_RATE'),
       burst: intFromEnv(env, 'EVENTPLANE_GATEWAY_BURST'),
+      bytesPerSecond: rateFromEnv(env, 'EVENTPLANE_GATEWAY_BYTE_RATE'),
+      burstBytes: intFromEnv(env, 'EVENTPLANE_GATEWAY_BURST_BYTES', 12),
       maxInFlight: intFromEnv(env, 'EVENTPLANE_GATEWAY_TENANT_MAX_IN_FLIGHT'),
       maxBytesInFlight: intFromEnv(env, 'EVENTPLANE_GATEWAY_TENANT_MAX_BYTES', 12),
       maxConcurrent: intFromEnv(env, 'EVENTPLANE_GATEWAY_TENANT_CONCURRENCY'),
@@ -64,6 +66,8 @@ function resolveLimitsFromEnv(env: NodeJS.ProcessEnv): GatewayLimits {
     maxInFlight: intFromEnv(env, 'EVENTPLANE_GATEWAY_MAX_IN_FLIGHT'),
     maxBytesInFlight: intFromEnv(env, 'EVENTPLANE_GATEWAY_MAX_BYTES', 12),
     concurrency: intFromEnv(env, 'EVENTPLANE_GATEWAY_CONCURRENCY'),
+    refusalHoldMs:
+      env.EVENTPLANE_GATEWAY_REFUSAL_HOLD_MS === '0' ? 0 : intFromEnv(env, 'EVENTPLANE_GATEWAY_REFUSAL_HOLD_MS'),
   })
   resolveLimits(limits) // refuse bad values at startup, naming the setting
   return limits

@@ -1,7 +1,7 @@
-import { type SchemaRegistry, DEFAULT_MAX_DATA_BYTES, PayloadTooLarge, RateLimited } from '@eventplane/core'
+import { type SchemaRegistry, DEFAULT_MAX_DATA_BYTES, PayloadTooLarge } from '@eventplane/core'
 import type { PgEventStore } from '@eventplane/store-pg'
 import type { Msg, NatsConnection } from '@nats-io/transport-node'
-import { FairAdmission, type Refusal, type RefusalReason } from './gateway-admission.ts'
+import { FairAdmission } from './gateway-admission.ts'
 import { type GatewayLimits, resolveLimits } from './gateway-limits.ts'
 import {
   DEFAULT_MAX_REQUEST_BYTES,
@@ -11,6 +11,7 @@ import {
   errorReply,
   submit,
 } from './gateway-request.ts'
+import { RefusalDesk } from './gateway-refusals.ts'
 import { type Logger, errorFields, silentLogger } from './logger.ts'
 import { SUBMIT_SUBJECTS, type SubmitTarget } from './subjects.ts'
 
@@ -84,8 +85,6 @@ export function replyInTenantSpace(subject: string, reply: string | undefined): 
 }
 
 const encoder = new TextEncoder()
-/** How often refusals are summed up in the log (one line per tenant and window, not one per request). */
-const REFUSAL_LOG_INTERVAL_MS = 10_000
 
 /**
  * Serves intent submissions: NATS request/reply on
@@ -95,7 +94,8 @@ const REFUSAL_LOG_INTERVAL_MS = 10_000
  * counted and logged; one over the size limit is refused; one whose tenant is
  * over its rate or would hold too many requests or bytes, or that finds the
  * gateway full, is refused with `bus.rate_limited` and a retry-after
- * ({@link FairAdmission}). Admitted requests wait in their tenant's queue and
+ * ({@link FairAdmission}), answered after a short hold that slows down
+ * clients resending at once ({@link RefusalDesk}). Admitted requests wait in their tenant's queue and
  * run in turn across tenants. Each is validated (subject names, JSON,
  * envelope and schema, kind, tenant and stream against the subject, lineage),
  * stamped with `caused_by` and appended; the reply is `{ ok: SubmitResult }`
@@ -142,15 +142,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   }
 
   let dropped = 0
-  let refused = 0
-  const refusals = new Map<string, { count: number; reason: RefusalReason }>()
-  const logRefusals = (): void => {
-    for (const [tenant, r] of refusals)
-      logger.warn({ tenant, refused: r.count, reason: r.reason }, 'requests refused: tenant over its limits')
-    refusals.clear()
-  }
-  const refusalLog = setInterval(logRefusals, REFUSAL_LOG_INTERVAL_MS)
-  refusalLog.unref()
+  const refusals = new RefusalDesk({
+    answer,
+    logger,
+    holdMs: limits.refusalHoldMs,
+    maxHeld: limits.maxHeldRefusals,
+  })
 
   const arrive = (msg: Msg): void => {
     const reply = msg.reply
@@ -180,13 +177,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       }
       return () => handle(request)
     })
-    if (refusal === undefined) return
-    refused += 1
-    const key = tenant.slice(0, 64)
-    const known = refusals.get(key)
-    if (known !== undefined) known.count += 1
-    else if (refusals.size < 100) refusals.set(key, { count: 1, reason: refusal.reason })
-    answer(msg.subject, reply, errorReply(rateLimited(tenant, refusal)))
+    if (refusal !== undefined) refusals.refuse(tenant, msg.subject, reply, refusal)
   }
 
   const sub = nc.subscribe(SUBMIT_SUBJECTS, {
@@ -206,31 +197,16 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
       if (!sub.isClosed()) await sub.drain().catch(() => {})
+      refusals.close()
       await admission.idle()
-      clearInterval(refusalLog)
-      logRefusals()
     })())
   const closed = sub.closed.then(() => stop())
   return Object.defineProperties(
     { stop, closed },
     {
       dropped: { get: () => dropped, enumerable: true },
-      refused: { get: () => refused, enumerable: true },
+      refused: { get: () => refusals.count, enumerable: true },
       load: { get: () => admission.load, enumerable: true },
     },
   ) as Gateway
-}
-
-function rateLimited(tenant: string, refusal: Refusal): RateLimited {
-  const who = `tenant ${tenant.slice(0, 64)}`
-  const why: Record<RefusalReason, string> = {
-    rate: `${who} is over its request rate`,
-    tenant_in_flight: `${who} has its maximum of requests in flight`,
-    tenant_bytes: `${who} has its maximum of request bytes in flight`,
-    in_flight: 'the gateway holds its maximum of requests',
-    bytes: 'the gateway holds its maximum of request bytes',
-  }
-  return new RateLimited(`${why[refusal.reason]}; retry after ${refusal.retryAfterMs} ms`, refusal.retryAfterMs, {
-    reason: refusal.reason,
-  })
 }

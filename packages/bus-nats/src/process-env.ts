@@ -27,6 +27,8 @@ export function rateFromEnv(env: NodeJS.ProcessEnv, key: string): number | undef
 const TENANT_LIMIT_KEYS: ReadonlySet<string> = new Set([
   'ratePerSecond',
   'burst',
+  'bytesPerSecond',
+  'burstBytes',
   'maxInFlight',
   'maxBytesInFlight',
   'maxConcurrent',
@@ -34,7 +36,7 @@ const TENANT_LIMIT_KEYS: ReadonlySet<string> = new Set([
 
 /**
  * Per-tenant limits as JSON, e.g. `{"acme":{"ratePerSecond":500,"burst":1000}}`
- * (`"ratePerSecond": "unlimited"` lifts the rate limit); the values are
+ * (`"ratePerSecond"` / `"bytesPerSecond": "unlimited"` lift a rate limit); the values are
  * checked by the gateway. Undefined when unset; `cli.config` when malformed.
  */
 export function tenantLimitsFromEnv(
@@ -58,7 +60,8 @@ export function tenantLimitsFromEnv(
     const own: Partial<Record<keyof TenantLimits, number>> = {}
     for (const [name, value] of Object.entries(limits)) {
       if (!TENANT_LIMIT_KEYS.has(name)) throw bad(`unknown limit ${JSON.stringify(name)}`)
-      if (name === 'ratePerSecond' && value === 'unlimited') own.ratePerSecond = Number.POSITIVE_INFINITY
+      if ((name === 'ratePerSecond' || name === 'bytesPerSecond') && value === 'unlimited')
+        own[name] = Number.POSITIVE_INFINITY
       else if (typeof value === 'number') own[name as keyof TenantLimits] = value
       else throw bad(`${tenant}.${name} must be a number`)
     }
