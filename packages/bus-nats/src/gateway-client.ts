@@ -1,6 +1,14 @@
-import { type EventEnvelope, EventplaneError, Forbidden, Unavailable, errorFromWire } from '@eventplane/core'
+import {
+  type EventEnvelope,
+  EventplaneError,
+  Forbidden,
+  PayloadTooLarge,
+  Unavailable,
+  errorFromWire,
+} from '@eventplane/core'
 import type { ExpectedVersion } from '@eventplane/store-pg'
 import {
+  InvalidArgumentError,
   type Msg,
   type NatsConnection,
   PermissionViolationError,
@@ -26,7 +34,10 @@ export interface SubmitIntentOptions {
  * Throws the gateway's typed error (same `code`), `bus.unavailable` when no
  * gateway answers, `bus.timeout` when the reply is late (the intent may have
  * been recorded: retry with the same event id), `bus.forbidden` when this
- * connection may not submit for the event's tenant.
+ * connection may not submit for the event's tenant, `bus.rate_limited` (a
+ * `RateLimited` with `retryAfterMs`) when the tenant is over its limits at
+ * the gateway (nothing was written: retry the same event later), and
+ * `core.payload_too_large` for a request over what the connection may send.
  */
 export async function submitIntent(
   nc: NatsConnection,
@@ -37,9 +48,15 @@ export async function submitIntent(
   const body = { event, ...(options.expectedVersion === undefined ? {} : { expectedVersion: options.expectedVersion }) }
   const h = options.principal === undefined ? undefined : headers()
   h?.set(PRINCIPAL_HEADER, options.principal!)
+  const bytes = encoder.encode(JSON.stringify(body))
+  // The server announces the largest message this connection may send (its account's limit, see
+  // TenantAccountLimits); one over it would be refused by nats.js, or cost the connection.
+  const maxPayload = nc.info?.max_payload
+  if (maxPayload !== undefined && maxPayload > 0 && bytes.byteLength > maxPayload)
+    throw new PayloadTooLarge(bytes.byteLength, maxPayload, 'the request')
   let msg: Msg
   try {
-    msg = await nc.request(subject, encoder.encode(JSON.stringify(body)), {
+    msg = await nc.request(subject, bytes, {
       timeout: options.timeoutMs ?? 5000,
       ...(h ? { headers: h } : {}),
     })
@@ -76,6 +93,10 @@ function requestError(subject: string, e: unknown): EventplaneError {
   if (cause instanceof PermissionViolationError || e instanceof PermissionViolationError) {
     return new Forbidden('bus.forbidden', `not permitted to submit to ${subject}`, { cause: e })
   }
+  if (e instanceof InvalidArgumentError)
+    return new EventplaneError('bus.bad_request', `NATS refused the request to ${subject}: ${e.message}`, {
+      cause: e,
+    })
   return new Unavailable(
     'bus.unavailable',
     `request to ${subject} failed: ${e instanceof Error ? e.message : String(e)}`,
