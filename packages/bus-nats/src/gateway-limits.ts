@@ -31,7 +31,7 @@ export interface GatewayLimits {
   maxInFlight?: number
   /** Request bytes held at once over all tenants. Default 64 MiB. */
   maxBytesInFlight?: number
-  /** Requests processed at once over all tenants; keep it at most the store pool's size. Default 8. */
+  /** Requests processed at once over all tenants, one store connection each. Default 8, or the store pool's size if smaller. */
   concurrency?: number
   /** The retry-after sent when a request is refused for requests or bytes held (a hint). Default 100 ms. */
   busyRetryAfterMs?: number

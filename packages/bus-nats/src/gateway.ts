@@ -2,7 +2,7 @@ import { type SchemaRegistry, DEFAULT_MAX_DATA_BYTES, PayloadTooLarge } from '@e
 import type { PgEventStore } from '@eventplane/store-pg'
 import type { Msg, NatsConnection } from '@nats-io/transport-node'
 import { FairAdmission } from './gateway-admission.ts'
-import { type GatewayLimits, resolveLimits } from './gateway-limits.ts'
+import { DEFAULT_GATEWAY_CONCURRENCY, type GatewayLimits, resolveLimits } from './gateway-limits.ts'
 import {
   DEFAULT_MAX_REQUEST_BYTES,
   PRINCIPAL_HEADER,
@@ -106,7 +106,11 @@ const encoder = new TextEncoder()
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const logger = options.logger ?? silentLogger
   const nc = options.nc
-  const limits = resolveLimits(options.limits)
+  // One store connection per request run at once: by default no more runs than the pool has connections,
+  // or the surplus would queue inside postgres.js, first come first served, past the tenants' turns.
+  const poolSize = options.store.sql.options?.max
+  const concurrency = Math.min(DEFAULT_GATEWAY_CONCURRENCY, poolSize > 0 ? poolSize : DEFAULT_GATEWAY_CONCURRENCY)
+  const limits = resolveLimits({ concurrency, ...options.limits })
   const admission = new FairAdmission(limits)
   const ctx = {
     store: options.store,
