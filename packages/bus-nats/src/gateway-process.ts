@@ -91,7 +91,10 @@ export async function runGatewayProcess(env: NodeJS.ProcessEnv = process.env): P
     logger.error(errorFields(e), 'gateway configuration is invalid')
     return 2
   }
-  logger.info({ database: redactUrl(config.databaseUrl), nats: config.natsUrl }, 'gateway process starting')
+  logger.info(
+    { database: redactUrl(config.databaseUrl), nats: config.natsUrl, limits: config.limits },
+    'gateway process starting',
+  )
   surviveDroppedPgConnections(logger)
   // One connection per request run at once (see GatewayLimits.concurrency), and two to spare.
   const concurrency = config.limits.concurrency ?? DEFAULT_GATEWAY_CONCURRENCY
