@@ -85,6 +85,9 @@ export function replyInTenantSpace(subject: string, reply: string | undefined): 
 }
 
 const encoder = new TextEncoder()
+/** Dropped requests logged one by one per window; the rest are counted in one line. */
+const DROPS_LOGGED = 100
+const DROP_LOG_WINDOW_MS = 10_000
 
 /**
  * Serves intent submissions: NATS request/reply on
@@ -95,8 +98,8 @@ const encoder = new TextEncoder()
  * over its rate or would hold too many requests or bytes, or that finds the
  * gateway full, is refused with `bus.rate_limited` and a retry-after
  * ({@link FairAdmission}), answered after a short hold that slows down
- * clients resending at once ({@link RefusalDesk}). Admitted requests wait in their tenant's queue and
- * run in turn across tenants. Each is validated (subject names, JSON,
+ * clients resending at once ({@link RefusalDesk}). Admitted requests wait in
+ * their tenant's queue and run in turn across tenants. Each is validated (subject names, JSON,
  * envelope and schema, kind, tenant and stream against the subject, lineage),
  * stamped with `caused_by` and appended; the reply is `{ ok: SubmitResult }`
  * or `{ error: { code, message } }`. A retry with the same event id gets the
@@ -153,14 +156,32 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     maxHeld: limits.maxHeldRefusals,
   })
 
+  // A tenant can publish without a reply as fast as it likes, costing the gateway nothing but this
+  // log line: at most DROPS_LOGGED lines per window, then one line with how many more there were.
+  let dropWindow = { start: performance.now(), logged: 0, unlogged: 0 }
+  const logDrop = (subject: string, reply: string | undefined): void => {
+    const now = performance.now()
+    if (now - dropWindow.start >= DROP_LOG_WINDOW_MS) {
+      if (dropWindow.unlogged > 0)
+        logger.warn({ code: 'bus.forbidden', dropped: dropWindow.unlogged }, 'more requests dropped than logged')
+      dropWindow = { start: now, logged: 0, unlogged: 0 }
+    }
+    if (dropWindow.logged >= DROPS_LOGGED) {
+      dropWindow.unlogged += 1
+      return
+    }
+    dropWindow.logged += 1
+    logger.warn(
+      { code: 'bus.forbidden', subject, reply: reply?.slice(0, 200) ?? null },
+      'request dropped: reply subject outside the tenant space',
+    )
+  }
+
   const arrive = (msg: Msg): void => {
     const reply = msg.reply
     if (reply === undefined || !replyInTenantSpace(msg.subject, reply)) {
       dropped += 1
-      logger.warn(
-        { code: 'bus.forbidden', subject: msg.subject, reply: reply?.slice(0, 200) ?? null },
-        'request dropped: reply subject outside the tenant space',
-      )
+      logDrop(msg.subject, reply)
       return
     }
     const size = msg.data.byteLength
