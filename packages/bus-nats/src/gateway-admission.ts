@@ -14,7 +14,7 @@ type Job = () => Promise<void>
 
 interface TenantState {
   limits: TenantLimits
-  /** Requests and bytes per second. */
+  /** Requests per second, and request bytes per second. */
   bucket: TokenBucket
   byteBucket: TokenBucket
   queue: Array<{ run: Job; bytes: number }>
@@ -27,9 +27,9 @@ interface TenantState {
 /**
  * Admission and fair scheduling of the gateway's requests. Every request is
  * offered at arrival, before its body is parsed: it is refused at once when
- * its tenant is over its rate (token buckets of requests and of bytes) or would hold more requests or
- * bytes than its limits, or the gateway as a whole would; otherwise it waits
- * in its tenant's own FIFO queue. At most `concurrency` requests run at
+ * its tenant would hold more requests or bytes than its limits, or the
+ * gateway as a whole would, or the tenant is over its rate (token buckets of
+ * requests and of bytes); otherwise it waits in its tenant's own FIFO queue. At most `concurrency` requests run at
  * once, at most `maxConcurrent` of one tenant, and the next to run is taken
  * from the tenants in turn (round robin), so a tenant with a thousand
  * requests queued delays another tenant's request by one turn, not a thousand.

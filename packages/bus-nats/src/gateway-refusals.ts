@@ -11,7 +11,7 @@ export interface RefusalDeskOptions {
   /** Sends a reply (never throws). */
   answer(subject: string, reply: string, body: SubmitReply): void
   logger: Logger
-  /** How long a refusal is held before it is answered; 0 answers at once. */
+  /** How long a refusal is held before it is answered, on average (half to one and a half times); 0 answers at once. */
   holdMs: number
   /** Refusals held at once; past it, refusals are answered at once. */
   maxHeld: number
