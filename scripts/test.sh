@@ -17,5 +17,7 @@ $PNPM exec tsc --noEmit -p tsconfig.json
 solo=(tests/faults/tenant-flood.test.ts)
 mapfile -t files < <(find packages/*/test tests -name '*.test.ts' 2>/dev/null | grep -vxF "${solo[@]/#/-e}" | sort)
 echo "test: ${#files[@]} test files, then ${#solo[@]} alone"
-node --import tsx --test --test-concurrency=2 --test-timeout=180000 "${files[@]}"
-exec node --import tsx --test --test-concurrency=1 --test-timeout=420000 "${solo[@]}"
+status=0
+node --import tsx --test --test-concurrency=2 --test-timeout=180000 "${files[@]}" || status=$?
+node --import tsx --test --test-concurrency=1 --test-timeout=420000 "${solo[@]}" || status=$?
+exit "$status"
