@@ -26,7 +26,16 @@ export interface GatewayBenchOptions {
 
 /** One comparison per concurrency level; streams are spread so writers do not queue on one stream's lock. */
 export async function benchGateway(o: GatewayBenchOptions): Promise<Comparison[]> {
-  const gateway = await startGateway({ nc: o.gatewayNc, store: new PgEventStore(o.gatewaySql) })
+  // The gateway's own cost against a direct append: no tenant limit may be what is measured.
+  const unlimited = Number.POSITIVE_INFINITY
+  const gateway = await startGateway({
+    nc: o.gatewayNc,
+    store: new PgEventStore(o.gatewaySql),
+    limits: {
+      perTenant: { ratePerSecond: unlimited, bytesPerSecond: unlimited, maxConcurrent: 64, maxInFlight: 1024 },
+      concurrency: o.gatewaySql.options.max,
+    },
+  })
   const direct = new PgEventStore(o.directSql)
   const factory = EventFactory.forTenant('benchgw', { causedBy: 'user:bench' })
   let round = 0

@@ -40,6 +40,8 @@ describe('faults: an audit run of concurrent writers with optimistic concurrency
     const gateway = await startGateway({
       nc: await env.natsAs('gateway'),
       store: new PgEventStore(env.db.connect(ROLES.intentWriter, 8)),
+      // The audit is about racing writers, as many as the gateway can take: no rate limit.
+      limits: { perTenant: { ratePerSecond: Number.POSITIVE_INFINITY, bytesPerSecond: Number.POSITIVE_INFINITY } },
     })
     sys.defer(() => gateway.stop())
 

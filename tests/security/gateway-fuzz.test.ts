@@ -91,9 +91,17 @@ describe('gateway under fuzzed submit requests (PostgreSQL as intent_writer, pro
     row.caused_by === ready.causedBy &&
     row.same_time
 
+  async function inChain(tenant: string, causationId: unknown, correlationId: unknown): Promise<boolean> {
+    if (typeof causationId !== 'string') return false
+    const rows = await db.admin`select 1 from eventplane.events where event_id = ${causationId}::uuid
+      and tenant_id = ${tenant} and correlation_id = ${String(correlationId)}::uuid`
+    return rows.length === 1
+  }
+
   async function storeFacts(ready: ReadyForStore): Promise<StoreFacts> {
     const row = await rowById(ready.event.event_id, ready.event.occurred_at as string)
     return {
+      parentInChain: await inChain(ready.target.tenant, ready.event.causation_id, ready.event.correlation_id),
       currentVersion: await currentVersion(ready.target),
       existing: row && {
         tenant: row.tenant_id,
@@ -232,6 +240,8 @@ describe('gateway under fuzzed submit requests (PostgreSQL as intent_writer, pro
       nc: await server.connect('gateway'),
       store: new PgEventStore(db.connect(ROLES.intentWriter, 4)),
       logger: log.logger,
+      // The fuzz is about validation: requests come as fast as the gateway answers, never rate limited.
+      limits: { perTenant: { ratePerSecond: Number.POSITIVE_INFINITY } },
     })
     client = await server.connect('operator')
   })

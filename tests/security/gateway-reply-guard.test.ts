@@ -13,7 +13,7 @@ import { type Gateway, STREAM_NAME, startGateway, submitSubject } from '@eventpl
 import { PgEventStore, ROLES } from '@eventplane/store-pg'
 import { jetstreamManager } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
-import { type BusEnv, createBusEnv } from '../../packages/bus-nats/test/fixtures.ts'
+import { type BusEnv, createBusEnv, eventually } from '../../packages/bus-nats/test/fixtures.ts'
 import { Spy } from './support/bus-state.ts'
 import { captureLogger } from './support/capture-logger.ts'
 
@@ -79,5 +79,16 @@ describe('the gateway answers only in the requesting tenant’s reply space', ()
       'ids only',
     )
     spy.stop()
+  })
+
+  test('a flood of requests without a reply is counted in full but logged one by one only up to a budget', async () => {
+    const subject = submitSubject('acme', 'deployment', 'g2')
+    const droppedBefore = gateway.dropped
+    const linesBefore = log.lines.filter((l) => l.includes('request dropped')).length
+    for (let i = 0; i < 500; i++) operator.publish(subject, body('g2'))
+    await operator.flush()
+    await eventually(() => gateway.dropped === droppedBefore + 500, 'the gateway to drop all 500')
+    const lines = log.lines.filter((l) => l.includes('request dropped')).length - linesBefore
+    assert.ok(lines <= 100, `${lines} log lines for 500 drops`)
   })
 })

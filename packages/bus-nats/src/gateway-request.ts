@@ -5,6 +5,7 @@ import {
   DEFAULT_MAX_DATA_BYTES,
   EventplaneError,
   Forbidden,
+  InvalidEnvelope,
   PayloadTooLarge,
   StreamMismatch,
   TenantMismatch,
@@ -12,7 +13,7 @@ import {
   formatStream,
   validateEnvelope,
 } from '@eventplane/core'
-import type { ExpectedVersion, PgEventStore } from '@eventplane/store-pg'
+import { type ExpectedVersion, type PgEventStore, causationInChain } from '@eventplane/store-pg'
 import { type SubmitTarget, parseSubmitSubject } from './subjects.ts'
 
 /** Header a client may set to name who it acts for; the gateway scopes it under the tenant it authenticated. */
@@ -97,11 +98,27 @@ function parseBody(payload: Uint8Array): SubmitRequest {
   return { event: event as EventEnvelope, ...(expectedVersion === undefined ? {} : { expectedVersion }) }
 }
 
+/** The one answer for a causation id this tenant cannot use, whether it exists elsewhere or not at all. */
+export const FOREIGN_CAUSATION_MESSAGE =
+  'causation_id must name an event of the same tenant and the same correlation chain'
+
+/**
+ * A child never leaves its parent's tenant (invariant 2): the parent must be
+ * an event of this tenant, in the chain the child claims. Asked under the
+ * tenant's row level security, so another tenant's event and no event at all
+ * look the same and get the same error: the answer says nothing about others.
+ */
+async function checkLineage(store: PgEventStore, tenant: string, causationId: string, correlationId: string) {
+  if (!(await causationInChain(store.sql, tenant, causationId, correlationId)))
+    throw new InvalidEnvelope(FOREIGN_CAUSATION_MESSAGE)
+}
+
 /**
  * Validates and records one submitted intent. Checks, in order: size, the
  * subject's names, the body, the envelope (names, lineage, data, schema),
- * kind = intent, tenant and stream against the subject; then stamps
- * `caused_by` and appends. Nothing is written unless every check passed.
+ * kind = intent, tenant and stream against the subject, and that a cause is
+ * an event of the same tenant and chain; then stamps `caused_by` and
+ * appends. Nothing is written unless every check passed.
  * Throws typed errors; the caller turns them into the reply.
  */
 export async function submit(
@@ -122,6 +139,8 @@ export async function submit(
   if (event.stream.category !== target.category || event.stream.id !== target.id) {
     throw new StreamMismatch(formatStream(target), formatStream({ tenant: event.tenant_id, ...event.stream }))
   }
+  if (event.causation_id !== null)
+    await checkLineage(ctx.store, target.tenant, event.causation_id, event.correlation_id)
   const result = await ctx.store.append(target, [event], { expectedVersion: request.expectedVersion ?? 'any' })
   const recorded = result.events.find((e) => e !== undefined && e.eventId === event.event_id)
   // postgres.js 3.4.9 can hand the next query on a connection a result with holes after a query

@@ -1,32 +1,19 @@
-import {
-  type EventEnvelope,
-  type SchemaRegistry,
-  DEFAULT_MAX_DATA_BYTES,
-  EventplaneError,
-  Forbidden,
-  Unavailable,
-  errorFromWire,
-} from '@eventplane/core'
-import type { ExpectedVersion, PgEventStore } from '@eventplane/store-pg'
-import {
-  type Msg,
-  type NatsConnection,
-  PermissionViolationError,
-  RequestError,
-  TimeoutError,
-  headers,
-} from '@nats-io/transport-node'
+import { type SchemaRegistry, DEFAULT_MAX_DATA_BYTES, PayloadTooLarge } from '@eventplane/core'
+import type { PgEventStore } from '@eventplane/store-pg'
+import type { Msg, NatsConnection } from '@nats-io/transport-node'
+import { FairAdmission } from './gateway-admission.ts'
+import { DEFAULT_GATEWAY_CONCURRENCY, type GatewayLimits, resolveLimits } from './gateway-limits.ts'
 import {
   DEFAULT_MAX_REQUEST_BYTES,
   PRINCIPAL_HEADER,
   type SubmitReply,
-  type SubmitResult,
   defaultPrincipal,
   errorReply,
   submit,
 } from './gateway-request.ts'
+import { RefusalDesk } from './gateway-refusals.ts'
 import { type Logger, errorFields, silentLogger } from './logger.ts'
-import { SUBMIT_SUBJECTS, type SubmitTarget, submitSubject } from './subjects.ts'
+import { SUBMIT_SUBJECTS, type SubmitTarget } from './subjects.ts'
 
 export interface GatewayOptions {
   nc: NatsConnection
@@ -37,21 +24,40 @@ export interface GatewayOptions {
   /** Queue group: several gateways share the load. Default 'eventplane-gateway'. */
   queue?: string
   /** Who is calling, stamped as `caused_by`. Default {@link defaultPrincipal} (`nats:<tenant>[/<claimed>]`). */
-  principal?: (msg: Msg, target: SubmitTarget) => string
+  principal?: (request: GatewayRequest, target: SubmitTarget) => string
   /** Largest request body accepted. Default 80 KiB (64 KiB of data plus envelope). */
   maxPayloadBytes?: number
   /** Largest event data accepted. Default 64 KiB. */
   maxDataBytes?: number
+  /**
+   * Per-tenant fairness: rate limits, bounds on the requests and bytes held
+   * per tenant and in total, and how many run at once (see {@link GatewayLimits};
+   * every tenant is limited by default).
+   */
+  limits?: GatewayLimits
   logger?: Logger
 }
 
+/** What the gateway keeps of a request it admitted: its body is copied, the socket buffer released. */
+export interface GatewayRequest {
+  subject: string
+  reply: string
+  data: Uint8Array
+  /** The `Eventplane-Principal` header, if any: the client's own claim. */
+  claimed: string | undefined
+}
+
 export interface Gateway {
-  /** Stops taking requests, answers the ones already received, then resolves. */
+  /** Stops taking requests, answers the ones already admitted, then resolves. */
   stop(): Promise<void>
   /** Resolves once the gateway has stopped. */
   closed: Promise<void>
   /** Requests dropped unanswered and unprocessed so far: no reply subject in the requester's space. */
   readonly dropped: number
+  /** Requests refused at arrival with `bus.rate_limited` so far. */
+  readonly refused: number
+  /** Requests held now (waiting or being processed), their bytes, and the most bytes ever held at once. */
+  readonly load: { requests: number; bytes: number; peakBytes: number }
 }
 
 /**
@@ -79,21 +85,36 @@ export function replyInTenantSpace(subject: string, reply: string | undefined): 
 }
 
 const encoder = new TextEncoder()
+/** Dropped requests logged one by one per window; the rest are counted in one line. */
+const DROPS_LOGGED = 100
+const DROP_LOG_WINDOW_MS = 10_000
 
 /**
  * Serves intent submissions: NATS request/reply on
  * `eventplane-api.submit.<tenant>.<category>.<id>` in a queue group (DESIGN §4).
- * A request whose reply subject is not in the requesting tenant's space (see
- * {@link replyInTenantSpace}) is dropped unprocessed, counted and logged.
- * Each request is validated (size, subject names, JSON, envelope and schema,
- * kind, tenant and stream against the subject), stamped with `caused_by` and
- * appended; the reply is `{ ok: SubmitResult }` or `{ error: { code, message } }`.
- * A retry with the same event id gets the same result and writes nothing new.
- * Resolves once the server has registered the subscription.
+ * On arrival, before the body is parsed: a request whose reply subject is not
+ * in the requesting tenant's space (see {@link replyInTenantSpace}) is dropped,
+ * counted and logged; one over the size limit is refused; one whose tenant is
+ * over its rate or would hold too many requests or bytes, or that finds the
+ * gateway full, is refused with `bus.rate_limited` and a retry-after
+ * ({@link FairAdmission}), answered after a short hold that slows down
+ * clients resending at once ({@link RefusalDesk}). Admitted requests wait in
+ * their tenant's queue and run in turn across tenants. Each is validated (subject names, JSON,
+ * envelope and schema, kind, tenant and stream against the subject, lineage),
+ * stamped with `caused_by` and appended; the reply is `{ ok: SubmitResult }`
+ * or `{ error: { code, message } }`. A retry with the same event id gets the
+ * same result and writes nothing new. Resolves once the server has
+ * registered the subscription.
  */
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const logger = options.logger ?? silentLogger
-  const pending = new Set<Promise<void>>()
+  const nc = options.nc
+  // One store connection per request run at once: by default no more runs than the pool has connections,
+  // or the surplus would queue inside postgres.js, first come first served, past the tenants' turns.
+  const poolSize = options.store.sql.options?.max
+  const concurrency = Math.min(DEFAULT_GATEWAY_CONCURRENCY, poolSize > 0 ? poolSize : DEFAULT_GATEWAY_CONCURRENCY)
+  const limits = resolveLimits({ concurrency, ...options.limits })
+  const admission = new FairAdmission(limits)
   const ctx = {
     store: options.store,
     registry: options.registry,
@@ -101,126 +122,116 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     maxDataBytes: options.maxDataBytes ?? DEFAULT_MAX_DATA_BYTES,
   }
 
-  let dropped = 0
-  const handle = async (msg: Msg): Promise<void> => {
-    if (!replyInTenantSpace(msg.subject, msg.reply)) {
-      dropped += 1
-      logger.warn(
-        { code: 'bus.forbidden', subject: msg.subject, reply: msg.reply?.slice(0, 200) ?? null },
-        'request dropped: reply subject outside the tenant space',
-      )
-      return
-    }
-    let reply: SubmitReply
+  const answer = (subject: string, reply: string, body: SubmitReply): void => {
     try {
-      const claimed = msg.headers?.get(PRINCIPAL_HEADER) || undefined
-      const principal = options.principal ? (target: SubmitTarget) => options.principal!(msg, target) : defaultPrincipal
-      const ok = await submit(msg.subject, msg.data, claimed, { ...ctx, principal })
-      reply = { ok }
-      logger.debug({ subject: msg.subject, event_id: ok.event_id, position: ok.position }, 'intent recorded')
-    } catch (e) {
-      reply = errorReply(e)
-      const level = reply.error.code === 'bus.internal' || reply.error.code === 'store.unavailable' ? 'error' : 'debug'
-      logger[level]({ subject: msg.subject, ...errorFields(e) }, 'intent refused')
-    }
-    try {
-      msg.respond(encoder.encode(JSON.stringify(reply)))
+      nc.publish(reply, encoder.encode(JSON.stringify(body)))
     } catch (e) {
       // The client may retry with the same event id; the store replays the result.
-      logger.warn({ subject: msg.subject, ...errorFields(e) }, 'reply could not be sent')
+      logger.warn({ subject, ...errorFields(e) }, 'reply could not be sent')
     }
   }
 
-  const sub = options.nc.subscribe(SUBMIT_SUBJECTS, {
+  const handle = async (request: GatewayRequest): Promise<void> => {
+    let reply: SubmitReply
+    try {
+      const principal = options.principal
+        ? (target: SubmitTarget) => options.principal!(request, target)
+        : defaultPrincipal
+      const ok = await submit(request.subject, request.data, request.claimed, { ...ctx, principal })
+      reply = { ok }
+      logger.debug({ subject: request.subject, event_id: ok.event_id, position: ok.position }, 'intent recorded')
+    } catch (e) {
+      reply = errorReply(e)
+      const level = reply.error.code === 'bus.internal' || reply.error.code === 'store.unavailable' ? 'error' : 'debug'
+      logger[level]({ subject: request.subject, ...errorFields(e) }, 'intent refused')
+    }
+    answer(request.subject, request.reply, reply)
+  }
+
+  let dropped = 0
+  const refusals = new RefusalDesk({
+    answer,
+    logger,
+    holdMs: limits.refusalHoldMs,
+    maxHeld: limits.maxHeldRefusals,
+  })
+
+  // A tenant can publish without a reply as fast as it likes, costing the gateway nothing but this
+  // log line: at most DROPS_LOGGED lines per window, then one line with how many more there were.
+  let dropWindow = { start: performance.now(), logged: 0, unlogged: 0 }
+  const logDrop = (subject: string, reply: string | undefined): void => {
+    const now = performance.now()
+    if (now - dropWindow.start >= DROP_LOG_WINDOW_MS) {
+      if (dropWindow.unlogged > 0)
+        logger.warn({ code: 'bus.forbidden', dropped: dropWindow.unlogged }, 'more requests dropped than logged')
+      dropWindow = { start: now, logged: 0, unlogged: 0 }
+    }
+    if (dropWindow.logged >= DROPS_LOGGED) {
+      dropWindow.unlogged += 1
+      return
+    }
+    dropWindow.logged += 1
+    logger.warn(
+      { code: 'bus.forbidden', subject, reply: reply?.slice(0, 200) ?? null },
+      'request dropped: reply subject outside the tenant space',
+    )
+  }
+
+  const arrive = (msg: Msg): void => {
+    const reply = msg.reply
+    if (reply === undefined || !replyInTenantSpace(msg.subject, reply)) {
+      dropped += 1
+      logDrop(msg.subject, reply)
+      return
+    }
+    const size = msg.data.byteLength
+    if (size > ctx.maxPayloadBytes) {
+      const tooLarge = new PayloadTooLarge(size, ctx.maxPayloadBytes, 'the request body')
+      logger.debug({ subject: msg.subject, ...errorFields(tooLarge) }, 'intent refused')
+      answer(msg.subject, reply, errorReply(tooLarge))
+      return
+    }
+    const tenant = msg.subject.split('.')[2] ?? ''
+    const refusal = admission.offer(tenant, size, () => {
+      // Copied: the body nats.js hands over may be a view of a whole socket read, which it would keep alive.
+      const request: GatewayRequest = {
+        subject: msg.subject,
+        reply,
+        data: msg.data.slice(),
+        claimed: msg.headers?.get(PRINCIPAL_HEADER) || undefined,
+      }
+      return () => handle(request)
+    })
+    if (refusal !== undefined) refusals.refuse(tenant, msg.subject, reply, refusal)
+  }
+
+  const sub = nc.subscribe(SUBMIT_SUBJECTS, {
     queue: options.queue ?? 'eventplane-gateway',
     callback: (err, msg) => {
       if (err) {
         logger.error(errorFields(err), 'gateway subscription failed')
         return
       }
-      const p = handle(msg).finally(() => pending.delete(p))
-      pending.add(p)
+      arrive(msg)
     },
   })
-  await options.nc.flush()
+  await nc.flush()
   logger.info({ subject: SUBMIT_SUBJECTS, queue: options.queue ?? 'eventplane-gateway' }, 'gateway serving')
 
   let stopping: Promise<void> | undefined
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
       if (!sub.isClosed()) await sub.drain().catch(() => {})
-      await Promise.allSettled([...pending])
+      refusals.close()
+      await admission.idle()
     })())
   const closed = sub.closed.then(() => stop())
-  return Object.defineProperty({ stop, closed }, 'dropped', { get: () => dropped, enumerable: true }) as Gateway
-}
-
-export interface SubmitIntentOptions {
-  expectedVersion?: ExpectedVersion
-  /** Default 5000 ms. */
-  timeoutMs?: number
-  /** Sent as the `Eventplane-Principal` header: who the client acts for, within its tenant. */
-  principal?: string
-}
-
-/**
- * Submits one intent through the gateway and returns what was recorded.
- * Throws the gateway's typed error (same `code`), `bus.unavailable` when no
- * gateway answers, `bus.timeout` when the reply is late (the intent may have
- * been recorded: retry with the same event id), `bus.forbidden` when this
- * connection may not submit for the event's tenant.
- */
-export async function submitIntent(
-  nc: NatsConnection,
-  event: EventEnvelope,
-  options: SubmitIntentOptions = {},
-): Promise<SubmitResult> {
-  const subject = submitSubject(event.tenant_id, event.stream.category, event.stream.id)
-  const body = { event, ...(options.expectedVersion === undefined ? {} : { expectedVersion: options.expectedVersion }) }
-  const h = options.principal === undefined ? undefined : headers()
-  h?.set(PRINCIPAL_HEADER, options.principal!)
-  let msg: Msg
-  try {
-    msg = await nc.request(subject, encoder.encode(JSON.stringify(body)), {
-      timeout: options.timeoutMs ?? 5000,
-      ...(h ? { headers: h } : {}),
-    })
-  } catch (e) {
-    throw requestError(subject, e)
-  }
-  let reply: unknown
-  try {
-    reply = msg.json()
-  } catch {
-    throw new EventplaneError('bus.bad_request', 'the gateway reply is not JSON')
-  }
-  const r = reply as Partial<{
-    ok: SubmitResult
-    error: { code: string; message: string; details?: Record<string, unknown> }
-  }>
-  if (r.ok && typeof r.ok.event_id === 'string') return r.ok
-  if (r.error && typeof r.error.code === 'string') throw errorFromWire(r.error)
-  throw new EventplaneError('bus.bad_request', 'the gateway reply has neither ok nor error')
-}
-
-function requestError(subject: string, e: unknown): EventplaneError {
-  const cause = e instanceof RequestError && e.cause !== undefined ? e.cause : e
-  if (e instanceof RequestError && e.isNoResponders()) {
-    return new Unavailable('bus.unavailable', `no gateway is serving ${subject}`, { cause: e })
-  }
-  if (cause instanceof TimeoutError || e instanceof TimeoutError) {
-    return new EventplaneError(
-      'bus.timeout',
-      `no reply from the gateway for ${subject} in time; retry with the same event id`,
-      { cause: e },
-    )
-  }
-  if (cause instanceof PermissionViolationError || e instanceof PermissionViolationError) {
-    return new Forbidden('bus.forbidden', `not permitted to submit to ${subject}`, { cause: e })
-  }
-  return new Unavailable(
-    'bus.unavailable',
-    `request to ${subject} failed: ${e instanceof Error ? e.message : String(e)}`,
-    { cause: e },
-  )
+  return Object.defineProperties(
+    { stop, closed },
+    {
+      dropped: { get: () => dropped, enumerable: true },
+      refused: { get: () => refusals.count, enumerable: true },
+      load: { get: () => admission.load, enumerable: true },
+    },
+  ) as Gateway
 }

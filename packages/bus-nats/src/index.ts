@@ -35,8 +35,18 @@ export type { GatewayProcessConfig } from './gateway-process.ts'
 export { surviveDroppedPgConnections } from './pg-startup-guard.ts'
 export { EVENTS_CHANNEL, LogWaker } from './pg-listener.ts'
 export type { WakeReason } from './pg-listener.ts'
-export { IMPORTED_REPLY_PREFIX, replyInTenantSpace, startGateway, submitIntent } from './gateway.ts'
-export type { Gateway, GatewayOptions, SubmitIntentOptions } from './gateway.ts'
+export { IMPORTED_REPLY_PREFIX, replyInTenantSpace, startGateway } from './gateway.ts'
+export type { Gateway, GatewayOptions, GatewayRequest } from './gateway.ts'
+export { submitIntent } from './gateway-client.ts'
+export type { SubmitIntentOptions } from './gateway-client.ts'
+export {
+  DEFAULT_GATEWAY_CONCURRENCY,
+  DEFAULT_GATEWAY_MAX_BYTES_IN_FLIGHT,
+  DEFAULT_GATEWAY_MAX_IN_FLIGHT,
+  DEFAULT_TENANT_LIMITS,
+} from './gateway-limits.ts'
+export type { GatewayLimits, TenantLimits } from './gateway-limits.ts'
+export type { RefusalReason } from './gateway-admission.ts'
 export { DEFAULT_MAX_REQUEST_BYTES, PRINCIPAL_HEADER, defaultPrincipal } from './gateway-request.ts'
 export type { SubmitReply, SubmitRequest, SubmitResult, WireError } from './gateway-request.ts'
 export { ensureConsumer, subscribe } from './subscription.ts'

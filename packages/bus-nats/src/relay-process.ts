@@ -1,9 +1,9 @@
-import { EventplaneError } from '@eventplane/core'
 import { DEFAULT_DATABASE_URL, ROLES, connectPg, redactUrl, roleUrl } from '@eventplane/store-pg'
 import { connect } from '@nats-io/transport-node'
 import { natsAuth } from './nats-auth.ts'
 import { pino } from 'pino'
 import { errorFields } from './logger.ts'
+import { boolFromEnv, intFromEnv } from './process-env.ts'
 import { surviveDroppedPgConnections } from './pg-startup-guard.ts'
 import { Relay } from './relay.ts'
 
@@ -53,27 +53,11 @@ export function resolveRelayConfig(env: NodeJS.ProcessEnv = process.env): RelayP
     maxInFlight: intFromEnv(env, 'EVENTPLANE_RELAY_MAX_IN_FLIGHT'),
     pollIntervalMs: intFromEnv(env, 'EVENTPLANE_RELAY_POLL_MS'),
     duplicateWindowMs: intFromEnv(env, 'EVENTPLANE_RELAY_DUPLICATE_WINDOW_MS'),
-    streamMaxBytes: intFromEnv(env, 'EVENTPLANE_STREAM_MAX_BYTES', 1, 15),
+    streamMaxBytes: intFromEnv(env, 'EVENTPLANE_STREAM_MAX_BYTES', 15),
     streamMaxMsgSize: intFromEnv(env, 'EVENTPLANE_STREAM_MAX_MSG_SIZE'),
-    stuckAfterMs: intFromEnv(env, 'EVENTPLANE_RELAY_STUCK_AFTER_MS', 1000),
+    stuckAfterMs: intFromEnv(env, 'EVENTPLANE_RELAY_STUCK_AFTER_MS', 9, 1000),
     terminateStuck: boolFromEnv(env, 'EVENTPLANE_RELAY_TERMINATE_STUCK'),
   }
-}
-
-function boolFromEnv(env: NodeJS.ProcessEnv, key: string): boolean | undefined {
-  const text = env[key]
-  if (text === undefined || text === '') return undefined
-  if (text === 'true' || text === '1') return true
-  if (text === 'false' || text === '0') return false
-  throw new EventplaneError('cli.config', `${key} must be true or false, got ${JSON.stringify(text)}`)
-}
-
-function intFromEnv(env: NodeJS.ProcessEnv, key: string, min = 1, maxDigits = 9): number | undefined {
-  const text = env[key]
-  if (text === undefined || text === '') return undefined
-  if (!new RegExp(`^[1-9]\\d{0,${maxDigits - 1}}$`).test(text) || Number(text) < min)
-    throw new EventplaneError('cli.config', `${key} must be an integer of at least ${min}, got ${JSON.stringify(text)}`)
-  return Number(text)
 }
 
 /**

@@ -4,7 +4,8 @@ import { Type } from '@sinclair/typebox'
 import { type EventEnvelope, EventFactory, SchemaRegistry, isEventplaneError } from '@eventplane/core'
 import { PgEventStore, ROLES, connectPg } from '@eventplane/store-pg'
 import type { NatsConnection } from '@nats-io/transport-node'
-import { type Gateway, startGateway, submitIntent } from '../src/gateway.ts'
+import { submitIntent } from '../src/gateway-client.ts'
+import { type Gateway, startGateway } from '../src/gateway.ts'
 import { submitSubject } from '../src/subjects.ts'
 import { type BusEnv, createBusEnv, within } from './fixtures.ts'
 
@@ -171,10 +172,14 @@ describe('gateway', () => {
     const big = { replicas: 1, note: 'x'.repeat(66 * 1024) }
     const oversizedData = { ...user.intent(d1, 'deploy_requested', { replicas: 1 }), data: big }
     await assertRejected('core.payload_too_large', () => submitIntent(acme, oversizedData))
-    const hugeBody = JSON.stringify({
-      event: { ...oversizedData, data: { replicas: 1, note: 'x'.repeat(200 * 1024) } },
+    // Over the gateway's 80 KiB, under what acme's account may send (128 KiB): refused by the gateway on arrival.
+    const bigBody = JSON.stringify({
+      event: { ...oversizedData, data: { replicas: 1, note: 'x'.repeat(100 * 1024) } },
     })
-    await assertRawRejected('core.payload_too_large', submitSubject('acme', 'deployment', 'd1'), hugeBody)
+    await assertRawRejected('core.payload_too_large', submitSubject('acme', 'deployment', 'd1'), bigBody)
+    // Over the account's limit: the server told the client, which refuses to send it at all.
+    const hugeData = { ...oversizedData, data: { replicas: 1, note: 'x'.repeat(200 * 1024) } }
+    await assertRejected('core.payload_too_large', () => submitIntent(acme, hugeData))
   })
 
   test('a lost optimistic-concurrency race is reported as store.wrong_expected_version', async () => {

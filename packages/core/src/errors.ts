@@ -22,6 +22,7 @@ export type ErrorCode =
   | 'bus.auth_failed'
   | 'bus.bad_request'
   | 'bus.timeout'
+  | 'bus.rate_limited'
   | 'bus.stream_mismatch'
   | 'bus.untrusted_message'
   | 'bus.unknown_tenant'
@@ -164,16 +165,41 @@ export class Forbidden extends EventplaneError {
   }
 }
 
+/**
+ * A request was refused before it was processed because its tenant is over a
+ * limit (rate, requests or bytes in flight) or the server is at capacity.
+ * Nothing was written: retrying the same request (same event id) after
+ * `retryAfterMs` is safe.
+ */
+export class RateLimited extends EventplaneError {
+  readonly retryAfterMs: number
+
+  constructor(message: string, retryAfterMs: number, details: Record<string, unknown> = {}) {
+    super('bus.rate_limited', message, { details: { ...details, retry_after_ms: retryAfterMs } })
+    this.retryAfterMs = retryAfterMs
+  }
+}
+
 /** True when `e` is an eventplane error, and has `code` if one is given. */
 export function isEventplaneError(e: unknown, code?: ErrorCode): e is EventplaneError {
   return e instanceof EventplaneError && (code === undefined || e.code === code)
 }
 
-/** Rebuilds a typed error from its wire form (gateway replies), keeping the stable code. */
+/**
+ * Rebuilds a typed error from its wire form (gateway replies), keeping the
+ * stable code; `bus.rate_limited` comes back as a {@link RateLimited} with its
+ * retry-after (1 s when the wire form lacks a usable one).
+ */
 export function errorFromWire(wire: {
   code: string
   message: string
   details?: Record<string, unknown>
 }): EventplaneError {
-  return new EventplaneError(wire.code as ErrorCode, wire.message, { details: wire.details ?? {} })
+  const details = wire.details ?? {}
+  if (wire.code === 'bus.rate_limited') {
+    const after = details.retry_after_ms
+    const retryAfterMs = typeof after === 'number' && Number.isFinite(after) && after >= 0 ? Math.ceil(after) : 1000
+    return new RateLimited(wire.message, retryAfterMs, details)
+  }
+  return new EventplaneError(wire.code as ErrorCode, wire.message, { details })
 }

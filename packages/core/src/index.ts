@@ -19,6 +19,7 @@ export {
   InvalidEnvelope,
   InvalidName,
   PayloadTooLarge,
+  RateLimited,
   SchemaViolation,
   StreamMismatch,
   TenantMismatch,

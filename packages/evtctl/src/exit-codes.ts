@@ -14,7 +14,7 @@ export const EXIT = {
   usage: 1,
   /** Optimistic concurrency or idempotency conflict. */
   conflict: 2,
-  /** A server cannot be reached or did not answer in time. */
+  /** A server cannot be reached, did not answer in time, or refused for now (rate limited). */
   unavailable: 3,
   /** Authentication failed or the role/user may not do this. */
   denied: 4,
@@ -32,6 +32,7 @@ const BY_CODE: Partial<Record<ErrorCode, ExitCode>> = {
   'store.unavailable': EXIT.unavailable,
   'bus.unavailable': EXIT.unavailable,
   'bus.timeout': EXIT.unavailable,
+  'bus.rate_limited': EXIT.unavailable,
   'store.auth_failed': EXIT.denied,
   'bus.auth_failed': EXIT.denied,
   'store.forbidden': EXIT.denied,

@@ -49,5 +49,6 @@ export type {
   RelayStatus,
   TerminatedTransaction,
 } from './status.ts'
+export { causationInChain } from './sql/causation-in-chain.ts'
 export { REDACTED_ACTOR, exportEvents, importEvents } from './backup.ts'
 export type { ExportSelector, ImportResult } from './backup.ts'

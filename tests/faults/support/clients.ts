@@ -1,10 +1,18 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import { type EventEnvelope, EventFactory, isEventplaneError } from '@eventplane/core'
+import { type EventEnvelope, EventFactory, RateLimited, isEventplaneError } from '@eventplane/core'
 import { type SubmitIntentOptions, type SubmitResult, submitIntent } from '@eventplane/bus-nats'
 import type { NatsConnection } from '@nats-io/transport-node'
 
-/** What a client retries with the same event id: the gateway or PostgreSQL was unreachable, or the reply was lost. */
-export const RETRYABLE = new Set(['bus.timeout', 'bus.unavailable', 'store.unavailable'])
+/**
+ * What a client retries with the same event id: the gateway or PostgreSQL was unreachable, the reply
+ * was lost, or the gateway refused it for now (its tenant over its limits: nothing was written).
+ */
+export const RETRYABLE = new Set(['bus.timeout', 'bus.unavailable', 'store.unavailable', 'bus.rate_limited'])
+
+/** How long to wait before retrying after `e`: the gateway's retry-after when it gave one, else `backoffMs`. */
+export function retryDelay(e: unknown, backoffMs: number): number {
+  return e instanceof RateLimited ? Math.max(backoffMs, e.retryAfterMs) : backoffMs
+}
 
 /** What the clients of one run saw. */
 export class Ledger {
@@ -64,7 +72,7 @@ export async function submitUntilAcked(
       if (!RETRYABLE.has(code)) throw e
       if (Date.now() > deadline)
         throw new Error(`event ${event.event_id} not acknowledged in time (last error ${code})`, { cause: e })
-      await sleep(Math.min(25 * 2 ** attempt, 250))
+      await sleep(retryDelay(e, Math.min(25 * 2 ** attempt, 250)))
     }
   }
 }

@@ -46,6 +46,8 @@ export type Mutation =
       value: unknown
     }
   | { field: 'event_id' | 'correlation_id' | 'causation_id'; value: unknown }
+  /** Caused by an accepted event: in its chain, in another chain, or one of another tenant (see materialize). */
+  | { field: 'lineage'; parent: 'accepted' | 'other_chain' | 'other_tenant'; pick: number }
   | { field: 'missing'; key: (typeof ENVELOPE_KEYS)[number] }
   | { field: 'extra'; key: string; value: unknown }
   | { field: 'stream_extra'; key: string; value: unknown }
@@ -210,6 +212,14 @@ const mutation: fc.Arbitrary<Mutation> = fc.oneof(
     fc.record({
       field: fc.constantFrom('event_id' as const, 'correlation_id' as const, 'causation_id' as const),
       value: idValue,
+    }),
+    3,
+  ),
+  known(
+    fc.record({
+      field: fc.constant('lineage' as const),
+      parent: fc.constantFrom('accepted' as const, 'other_chain' as const, 'other_tenant' as const),
+      pick: fc.nat(),
     }),
     3,
   ),
@@ -396,6 +406,10 @@ export const EXAMPLE_PLANS: SubmitPlan[] = [
   plain('ex-stream', { mutation: { field: 'category', value: 'invoices' } }),
   plain('ex-self-cause', { mutation: { field: 'causation_id', value: 'self' } }),
   plain('ex-caused', { mutation: { field: 'causation_id', value: 'fresh_uuid' } }),
+  { ...plain('ex-globex'), subject: { tenant: 'globex', category: 'orders', id: 'ex-globex', shape: 'exact' } },
+  plain('ex-child', { mutation: { field: 'lineage', parent: 'accepted', pick: 0 } }),
+  plain('ex-child-other-chain', { mutation: { field: 'lineage', parent: 'other_chain', pick: 0 } }),
+  plain('ex-child-of-globex', { mutation: { field: 'lineage', parent: 'other_tenant', pick: 0 } }),
   plain('ex-micros', { mutation: { field: 'occurred_at', value: '2024-05-01T12:00:00.123456+05:30' } }),
   plain('ex-data-too-big', { data: { kind: 'huge', bytes: 70_000, unit: 'ascii' } }),
   plain('ex-data-at-limit', { data: { kind: 'huge', bytes: 65_400, unit: 'emoji' } }),

@@ -29,6 +29,7 @@ export const ERROR_CODES = [
   'bus.auth_failed',
   'bus.bad_request',
   'bus.timeout',
+  'bus.rate_limited',
   'bus.stream_mismatch',
   'bus.untrusted_message',
   'bus.unknown_tenant',
@@ -96,6 +97,8 @@ export type PreStore = { refused: Set<ErrorCode>; why: string } | { ready: Ready
 export interface StoreFacts {
   currentVersion: number
   existing: (StoreTarget & { sameContent: boolean }) | undefined
+  /** The causation id names an event of the target's tenant in the event's correlation chain (false for a root). */
+  parentInChain: boolean
 }
 
 export type Expectation = { ok: 'new' | 'replay' } | { refused: Set<ErrorCode>; why: string }
@@ -257,9 +260,14 @@ export function checkBeforeStore(request: SubmitRequestModel): PreStore {
   }
 }
 
-/** Stage 8, the store (infra/postgres append_to_stream): version check, then insert or identical replay. */
+/**
+ * Stage 8, lineage (gateway, 0009_lineage.sql): a cause must be an event of the same tenant and chain;
+ * stage 9, the store (infra/postgres append_to_stream): version check, then insert or identical replay.
+ */
 export function storeOutcome(ready: ReadyForStore, facts: StoreFacts): Expectation {
   const { target, expectedVersion } = ready
+  if (ready.event.causation_id !== null && !facts.parentInChain)
+    return { refused: new Set(['core.invalid_envelope']), why: 'the cause is no event of this tenant and chain' }
   const identical =
     facts.existing?.sameContent === true &&
     facts.existing.tenant === target.tenant &&

@@ -85,11 +85,20 @@ function buildData(plan: DataPlan, ctx: FuzzContext): unknown {
   }
 }
 
-function mutate(event: Record<string, unknown>, m: Mutation): unknown {
+function mutate(event: Record<string, unknown>, m: Mutation, ctx: FuzzContext): unknown {
   const stream = event.stream as Record<string, unknown>
   switch (m.field) {
     case 'none':
       return event
+    case 'lineage': {
+      const candidates =
+        m.parent === 'other_tenant' ? ctx.accepted.filter((a) => a.target.tenant !== event.tenant_id) : ctx.accepted
+      const parent = candidates[m.pick % Math.max(1, candidates.length)]?.event
+      // Nothing accepted yet: a cause that exists nowhere.
+      if (parent === undefined) return { ...event, causation_id: randomUUID() }
+      const correlation = m.parent === 'other_chain' ? randomUUID() : parent.correlation_id
+      return { ...event, causation_id: parent.event_id, correlation_id: correlation }
+    }
     case 'category':
     case 'id':
       return { ...event, stream: { ...stream, [m.field]: m.value } }
@@ -207,7 +216,7 @@ export async function materialize(plan: SubmitPlan, ctx: FuzzContext): Promise<F
       )
     }
     case 'envelope': {
-      const event = mutate(freshEvent(plan.subject, buildData(body.data, ctx)), body.mutation)
+      const event = mutate(freshEvent(plan.subject, buildData(body.data, ctx)), body.mutation, ctx)
       const expectedVersion = await versionValue(body.version, plan.subject, ctx)
       const payload = {
         event,

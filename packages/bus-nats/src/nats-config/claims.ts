@@ -37,6 +37,31 @@ const OPEN: OperatorLimits = { subs: -1, data: -1, payload: -1, imports: -1, exp
 /** The JetStream and core limits of a tenant account: no JetStream, no exports, no leaf nodes. */
 const TENANT_LIMITS: OperatorLimits = { ...OPEN, exports: 0, wildcards: false, leaf: 0 }
 
+/**
+ * What nats-server itself bounds for a tenant account (its JWT's limits),
+ * before anything reaches the gateway: the gateway's own per-tenant limits
+ * (rate, requests and bytes in flight) are in `GatewayLimits`.
+ */
+export interface TenantAccountLimits {
+  /** Connections open at once; one more is refused by the server. Default 64. */
+  connections: number
+  /**
+   * Largest message a tenant client may publish, headers included. The server
+   * announces it to the client (nats.js refuses a larger publish locally) and
+   * disconnects a client that sends one anyway, so an oversized submit never
+   * reaches the gateway. Default 128 KiB (the gateway takes 80 KiB bodies).
+   */
+  payloadBytes: number
+  /** Subscriptions at once over all its connections. Default 1,000. */
+  subscriptions: number
+}
+
+export const DEFAULT_TENANT_ACCOUNT_LIMITS: Readonly<TenantAccountLimits> = Object.freeze({
+  connections: 64,
+  payloadBytes: 128 * 1024,
+  subscriptions: 1000,
+})
+
 /** nats-server user permissions in JWT form. */
 export function jwtPermissions(p: UserPermissions): Partial<Permissions> {
   const side = (rule: UserPermissions['publish']) =>
@@ -99,13 +124,16 @@ export interface TenantAccountOptions {
   operator: KeyPair
   /** Signs the activation tokens: the log account is the exporter. */
   log: KeyPair
+  /** Default {@link DEFAULT_TENANT_ACCOUNT_LIMITS}. */
+  limits?: TenantAccountLimits
 }
 
 /**
  * A tenant's account JWT: JetStream off, no exports, and imports of exactly
  * its submit subjects, its consumers (info, pull, ack) and its own log
- * subjects (live tail), each with an activation token for this account. The
- * tenant never holds a key that signs any of it.
+ * subjects (live tail), each with an activation token for this account, and
+ * the server-side limits of {@link TenantAccountLimits}. The tenant never
+ * holds a key that signs any of it.
  */
 export async function tenantAccountJwt(o: TenantAccountOptions): Promise<string> {
   const logAccount = o.log.getPublicKey()
@@ -129,9 +157,17 @@ export async function tenantAccountJwt(o: TenantAccountOptions): Promise<string>
   return encodeAccount(
     o.tenant,
     o.account,
-    { limits: TENANT_LIMITS, imports, tags: ['eventplane-tenant'] },
+    {
+      limits: { ...TENANT_LIMITS, ...natsLimits(o.limits ?? DEFAULT_TENANT_ACCOUNT_LIMITS) },
+      imports,
+      tags: ['eventplane-tenant'],
+    },
     { signer: o.operator },
   )
+}
+
+function natsLimits(l: TenantAccountLimits): Partial<OperatorLimits> {
+  return { conn: l.connections, payload: l.payloadBytes, subs: l.subscriptions }
 }
 
 /**

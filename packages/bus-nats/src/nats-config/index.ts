@@ -10,6 +10,7 @@ export {
 } from './permissions.ts'
 export type { ServiceUser, UserPermissions } from './permissions.ts'
 export {
+  DEFAULT_TENANT_ACCOUNT_LIMITS,
   JETSTREAM_SHADOW_SUBJECT,
   LOG_ACCOUNT,
   SYSTEM_ACCOUNT,
@@ -18,6 +19,7 @@ export {
   logAccountExports,
   userCreds,
 } from './claims.ts'
+export type { TenantAccountLimits } from './claims.ts'
 export { initAuthDir, loadAuthDir, serviceCredsFile, tenantCredsFile, writeSecretFile } from './auth-dir.ts'
 export type { AuthDir, AuthDirUser } from './auth-dir.ts'
 export { DEFAULT_MAX_PAYLOAD, accountsConfig, generateNatsConfig } from './server-config.ts'

@@ -9,7 +9,13 @@ import { ensureStreamExists } from '../stream.ts'
 import { STREAM_NAME } from '../subjects.ts'
 import { ensureConsumer } from '../subscription.ts'
 import { type AuthDir, serviceCredsFile, tenantCredsFile, writeSecretFile } from './auth-dir.ts'
-import { revokedTenantAccountJwt, tenantAccountJwt, userCreds } from './claims.ts'
+import {
+  DEFAULT_TENANT_ACCOUNT_LIMITS,
+  type TenantAccountLimits,
+  revokedTenantAccountJwt,
+  tenantAccountJwt,
+  userCreds,
+} from './claims.ts'
 import { pushAccountJwt } from './claims-push.ts'
 import { type UserPermissions, checkTenantConsumers, tenantPermissions } from './permissions.ts'
 
@@ -21,6 +27,8 @@ export interface TenantRecord {
   status: 'active' | 'revoked'
   /** Its durable consumers on the log stream (operator-provisioned, filtered to its subjects). */
   consumers: string[]
+  /** What the server bounds for its account (absent in records written before limits existed: the defaults). */
+  limits?: TenantAccountLimits
   added_at: string
   revoked_at?: string
 }
@@ -86,6 +94,8 @@ function tenantKey(auth: AuthDir, tenant: string): KeyPair {
 export interface AddTenantOptions {
   /** Its consumer names (`<tenant>_…`); default `<tenant>_tail`, `_proj`, `_ctl`, or what it has. */
   consumers?: readonly string[]
+  /** Server-side limits of its account, over what it has (or the defaults). */
+  limits?: Partial<TenantAccountLimits>
 }
 
 export interface AddedTenant {
@@ -103,7 +113,8 @@ export interface AddedTenant {
  * account JWT pushed to the server's resolver (no restart, other tenants
  * untouched); and its durable consumers on the log stream, filtered to
  * `eventplane.*.<tenant>.>` (the stream is created with defaults when no
- * relay has yet). Idempotent: an active tenant keeps its account and creds;
+ * relay has yet). The account carries server-side limits (connections,
+ * largest message, subscriptions: {@link TenantAccountLimits}). Idempotent: an active tenant keeps its account and creds;
  * changed consumer names re-issue its creds and drop the consumers it lost.
  */
 export async function addTenant(
@@ -124,12 +135,14 @@ export async function addTenant(
   } else {
     account = tenantKey(auth, tenant)
   }
+  const limits = checkAccountLimits({ ...DEFAULT_TENANT_ACCOUNT_LIMITS, ...existing?.limits, ...options.limits })
   const jwt = await tenantAccountJwt({
     tenant,
     account: account.getPublicKey(),
     consumers,
     operator: auth.operator,
     log: auth.log,
+    limits,
   })
   await pushAccountJwt(admin.system, jwt)
   const jsm = await jetstreamManager(admin.operator)
@@ -147,6 +160,7 @@ export async function addTenant(
     account: account.getPublicKey(),
     status: 'active',
     consumers,
+    limits,
     added_at: existing?.added_at ?? new Date().toISOString(),
   }
   writeFileSync(recordFile(auth.dir, tenant), `${JSON.stringify(record, null, 2)}\n`, { mode: 0o644 })
@@ -191,6 +205,13 @@ export async function issueTenantUser(
       details: { tenant },
     })
   return userCreds(name, tenantKey(auth, tenant), permissions)
+}
+
+function checkAccountLimits(l: TenantAccountLimits): TenantAccountLimits {
+  for (const [name, value] of Object.entries(l))
+    if (!Number.isSafeInteger(value) || value < 1)
+      throw new EventplaneError('cli.bad_usage', `tenant limit ${name} must be a positive integer, got ${value}`)
+  return { connections: l.connections, payloadBytes: l.payloadBytes, subscriptions: l.subscriptions }
 }
 
 /** JetStream API codes for "already gone" (nats-server errors.json). */

@@ -1,0 +1,105 @@
+import {
+  type EventEnvelope,
+  EventplaneError,
+  Forbidden,
+  PayloadTooLarge,
+  Unavailable,
+  errorFromWire,
+} from '@eventplane/core'
+import type { ExpectedVersion } from '@eventplane/store-pg'
+import {
+  InvalidArgumentError,
+  type Msg,
+  type NatsConnection,
+  PermissionViolationError,
+  RequestError,
+  TimeoutError,
+  headers,
+} from '@nats-io/transport-node'
+import { PRINCIPAL_HEADER, type SubmitResult } from './gateway-request.ts'
+import { submitSubject } from './subjects.ts'
+
+const encoder = new TextEncoder()
+
+export interface SubmitIntentOptions {
+  expectedVersion?: ExpectedVersion
+  /** Default 5000 ms. */
+  timeoutMs?: number
+  /** Sent as the `Eventplane-Principal` header: who the client acts for, within its tenant. */
+  principal?: string
+}
+
+/**
+ * Submits one intent through the gateway and returns what was recorded.
+ * Throws the gateway's typed error (same `code`), `bus.unavailable` when no
+ * gateway answers, `bus.timeout` when the reply is late (the intent may have
+ * been recorded: retry with the same event id), `bus.forbidden` when this
+ * connection may not submit for the event's tenant, `bus.rate_limited` (a
+ * `RateLimited` with `retryAfterMs`) when the tenant is over its limits at
+ * the gateway (nothing was written: retry the same event later), and
+ * `core.payload_too_large` for a request over what the connection may send.
+ */
+export async function submitIntent(
+  nc: NatsConnection,
+  event: EventEnvelope,
+  options: SubmitIntentOptions = {},
+): Promise<SubmitResult> {
+  const subject = submitSubject(event.tenant_id, event.stream.category, event.stream.id)
+  const body = { event, ...(options.expectedVersion === undefined ? {} : { expectedVersion: options.expectedVersion }) }
+  const h = options.principal === undefined ? undefined : headers()
+  h?.set(PRINCIPAL_HEADER, options.principal!)
+  const bytes = encoder.encode(JSON.stringify(body))
+  // The server announces the largest message this connection may send (its account's limit, see
+  // TenantAccountLimits); one over it would be refused by nats.js, or cost the connection.
+  const maxPayload = nc.info?.max_payload
+  if (maxPayload !== undefined && maxPayload > 0 && bytes.byteLength > maxPayload)
+    throw new PayloadTooLarge(bytes.byteLength, maxPayload, 'the request')
+  let msg: Msg
+  try {
+    msg = await nc.request(subject, bytes, {
+      timeout: options.timeoutMs ?? 5000,
+      ...(h ? { headers: h } : {}),
+    })
+  } catch (e) {
+    throw requestError(subject, e)
+  }
+  let reply: unknown
+  try {
+    reply = msg.json()
+  } catch {
+    throw new EventplaneError('bus.bad_request', 'the gateway reply is not JSON')
+  }
+  const r = reply as Partial<{
+    ok: SubmitResult
+    error: { code: string; message: string; details?: Record<string, unknown> }
+  }>
+  if (r.ok && typeof r.ok.event_id === 'string') return r.ok
+  if (r.error && typeof r.error.code === 'string') throw errorFromWire(r.error)
+  throw new EventplaneError('bus.bad_request', 'the gateway reply has neither ok nor error')
+}
+
+function requestError(subject: string, e: unknown): EventplaneError {
+  const cause = e instanceof RequestError && e.cause !== undefined ? e.cause : e
+  if (e instanceof RequestError && e.isNoResponders()) {
+    return new Unavailable('bus.unavailable', `no gateway is serving ${subject}`, { cause: e })
+  }
+  if (cause instanceof TimeoutError || e instanceof TimeoutError) {
+    return new EventplaneError(
+      'bus.timeout',
+      `no reply from the gateway for ${subject} in time; retry with the same event id`,
+      { cause: e },
+    )
+  }
+  if (cause instanceof PermissionViolationError || e instanceof PermissionViolationError) {
+    return new Forbidden('bus.forbidden', `not permitted to submit to ${subject}`, { cause: e })
+  }
+  if (e instanceof InvalidArgumentError)
+    return new EventplaneError('bus.bad_request', `NATS refused the request to ${subject}: ${e.message}`, {
+      cause: e,
+    })
+  return new Unavailable(
+    'bus.unavailable',
+    `request to ${subject} failed: ${e instanceof Error ? e.message : String(e)}`,
+    { cause: e },
+  )
+}
