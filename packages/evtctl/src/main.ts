@@ -1,5 +1,4 @@
-import { EventplaneError } from '@eventplane/core'
-import { STOP_GRACE_MS } from './interrupt.ts'
+#!/usr/bin/env node
 import { run } from './program.ts'
 
 // The process edge: the only place evtctl touches process.exit and signals.
@@ -10,10 +9,19 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     interrupts += 1
     // A second Ctrl-C means "now": skip the clean shutdown.
     if (interrupts > 1) process.exit(130)
-    controller.abort(new EventplaneError('cli.interrupted', `interrupted by ${signal}`))
-    // The last resort, should closing connections itself hang after the command stopped.
-    setTimeout(() => process.exit(130), STOP_GRACE_MS + 5000).unref()
+    void interrupt(signal)
   })
+}
+
+/** Imported here, not at startup: `evtctl --help` loads nothing but commander (docs/benchmarks.md). */
+async function interrupt(signal: NodeJS.Signals): Promise<void> {
+  const [{ EventplaneError }, { STOP_GRACE_MS }] = await Promise.all([
+    import('@eventplane/core'),
+    import('./interrupt.ts'),
+  ])
+  controller.abort(new EventplaneError('cli.interrupted', `interrupted by ${signal}`))
+  // The last resort, should closing connections itself hang after the command stopped.
+  setTimeout(() => process.exit(130), STOP_GRACE_MS + 5000).unref()
 }
 
 // A reader that went away (`evtctl read … | head -1`) ends the command quietly, as psql and head do.
