@@ -1,4 +1,4 @@
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
+import { Command, CommanderError, Option } from 'commander'
 import type { LevelWithSilent } from 'pino'
 import { EventplaneError } from '@eventplane/core'
 import { type ConfigFlags, resolveConfig } from './config.ts'
@@ -8,6 +8,7 @@ import { type CliIo, Output } from './io.ts'
 import { STOP_GRACE_MS, interruption } from './interrupt.ts'
 import { LOG_LEVELS, createLogger } from './logger.ts'
 import { Session } from './session.ts'
+import type { CommandKit } from './command-kit.ts'
 import { registerExport } from './commands/export.ts'
 import { registerImport } from './commands/import.ts'
 import { registerMigrate } from './commands/migrate.ts'
@@ -23,15 +24,7 @@ import { registerTenant } from './commands/tenant.ts'
 import { registerTrace } from './commands/trace.ts'
 import { registerUp } from './commands/up.ts'
 
-/** A command body: gets the open session and the commander command (for args and options). */
-export type Action = (session: Session, command: Command) => Promise<void>
-
-/** What each `commands/*.ts` registrar receives. */
-export interface CommandKit {
-  io: CliIo
-  /** Wraps an action: resolves config, opens a session, always closes it. */
-  action(fn: Action): (...args: unknown[]) => Promise<void>
-}
+export type { Action, CommandKit } from './command-kit.ts'
 
 interface GlobalOptions extends ConfigFlags {
   /** `tenant --auth-dir`, passed on as natsAuthDir. */
@@ -69,20 +62,6 @@ Examples:
   $ evtctl status
   $ evtctl tenant add acme --auth-dir /etc/eventplane/nats-auth
 `
-
-/** A commander parser for an integer option of at least `min` (default 0). */
-export function intOption(name: string, min = 0): (value: string) => number {
-  return (value) => {
-    if (!/^\d{1,15}$/.test(value) || Number(value) < min)
-      throw new InvalidArgumentError(`${name} must be an integer >= ${min}`)
-    return Number(value)
-  }
-}
-
-/** The `--tenant` option, for commands scoped to one tenant. */
-export function tenantOption(): Option {
-  return new Option('--tenant <tenant>', 'tenant (default: EVENTPLANE_TENANT or the config file)')
-}
 
 /**
  * The evtctl command tree, writing to `io` and never exiting the process:
@@ -139,6 +118,7 @@ export function buildProgram(io: CliIo): Command {
             natsCreds: g.natsCreds,
             natsAuthDir: g.authDir,
             tenant: g.tenant,
+            domain: g.domain,
           },
           { env: io.env, cwd: io.cwd, warn },
         )
