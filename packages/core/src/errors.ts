@@ -33,6 +33,7 @@ export type ErrorCode =
   | 'runtime.checkpoint_moved'
   | 'runtime.finalizers_pending'
   | 'runtime.reconcile_failed'
+  | 'runtime.invalid_domain'
   | 'cli.bad_usage'
   | 'cli.config'
   | 'cli.internal'

@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs'
-import { dirname, resolve } from 'node:path'
+import { dirname, isAbsolute, resolve } from 'node:path'
 import { EventplaneError, validateTenant } from '@eventplane/core'
 import { DEFAULT_DATABASE_URL } from '@eventplane/store-pg'
 import { closest, fileModeWarning, hasPassword } from './config-warnings.ts'
@@ -8,6 +8,14 @@ import { closest, fileModeWarning, hasPassword } from './config-warnings.ts'
 export const DEFAULT_NATS_URL = 'nats://127.0.0.1:4222'
 /** Read when neither `--config` nor `EVENTPLANE_CONFIG` names a file and it exists in the working directory. */
 export const DEFAULT_CONFIG_FILE = 'eventplane.json'
+
+/** How to name a domain, for the one line that says one is missing. */
+export const DOMAIN_HINT = 'pass --domain <module> (or set EVENTPLANE_DOMAIN, or "domain" in the config file)'
+
+/** A domain setting that names a file rather than a package: relative, absolute, or ending in .js/.ts. */
+export function isDomainPath(spec: string): boolean {
+  return spec.startsWith('.') || isAbsolute(spec) || /\.[cm]?[jt]s$/.test(spec)
+}
 
 /** Connection flags as commander parsed them (all optional). */
 export interface ConfigFlags {
@@ -20,6 +28,8 @@ export interface ConfigFlags {
   /** Only tenant commands read it: the operator side's NATS auth dir. */
   natsAuthDir?: string
   tenant?: string
+  /** A domain module: a .js/.ts file or a package name (commands that run a domain). */
+  domain?: string
 }
 
 /** Where a setting came from, shown by `status --json` and in debug logs. */
@@ -37,10 +47,12 @@ export interface ResolvedConfig {
   /** Absolute path of the NATS auth dir (`tenant` commands; made by nats-setup). */
   natsAuthDir: string | undefined
   tenant: string | undefined
+  /** The domain module: an absolute path, or a package name; undefined when none is configured. */
+  domain: string | undefined
   /** The config file that was read, if any. */
   configFile: string | undefined
   sources: Record<
-    'databaseUrl' | 'natsUrl' | 'natsUser' | 'natsPassword' | 'natsCreds' | 'natsAuthDir' | 'tenant',
+    'databaseUrl' | 'natsUrl' | 'natsUser' | 'natsPassword' | 'natsCreds' | 'natsAuthDir' | 'tenant' | 'domain',
     ConfigSource
   >
 }
@@ -54,6 +66,7 @@ interface ConfigFile {
   natsCreds?: string
   natsAuthDir?: string
   tenant?: string
+  domain?: string
 }
 const FILE_KEYS = new Set([
   'databaseUrl',
@@ -63,6 +76,7 @@ const FILE_KEYS = new Set([
   'natsCreds',
   'natsAuthDir',
   'tenant',
+  'domain',
 ])
 
 /** The environment resolveConfig reads (injected for tests). */
@@ -115,6 +129,7 @@ export function resolveConfig(flags: ConfigFlags, options: ResolveOptions): Reso
     p.value === undefined ? undefined : resolve(p.source === 'file' ? fileDir : cwd, p.value)
   const natsCreds = pick(flags.natsCreds, env.EVENTPLANE_NATS_CREDS, file.natsCreds)
   const natsAuthDir = pick(flags.natsAuthDir, env.EVENTPLANE_NATS_AUTH_DIR, file.natsAuthDir)
+  const domain = pick(flags.domain, env.EVENTPLANE_DOMAIN, file.domain)
   if (natsCreds.value !== undefined && (natsUser.value !== undefined || password.value !== undefined))
     throw configError('both a NATS creds file and a NATS user or password are set; set only one')
 
@@ -130,6 +145,8 @@ export function resolveConfig(flags: ConfigFlags, options: ResolveOptions): Reso
     natsCreds: path(natsCreds),
     natsAuthDir: path(natsAuthDir),
     tenant: tenant.value,
+    // A file path is taken relative to where it was given; a package name is kept as it is.
+    domain: domain.value !== undefined && isDomainPath(domain.value) ? path(domain) : domain.value,
     configFile,
     sources: {
       databaseUrl: databaseUrl.source,
@@ -139,6 +156,7 @@ export function resolveConfig(flags: ConfigFlags, options: ResolveOptions): Reso
       natsCreds: natsCreds.source,
       natsAuthDir: natsAuthDir.source,
       tenant: tenant.source,
+      domain: domain.source,
     },
   }
 }

@@ -1,18 +1,10 @@
-import { Command, CommanderError, Help, InvalidArgumentError, Option } from 'commander'
+import { Command, CommanderError, Help, Option } from 'commander'
 import type { LevelWithSilent } from 'pino'
+import type { CommandKit } from './command-kit.ts'
 import type { ConfigFlags } from './config.ts'
 import type { CliIo } from './io.ts'
-import type { Session } from './session.ts'
 
-/** A command body: gets the open session and the commander command (for args and options). */
-export type Action = (session: Session, command: Command) => Promise<void>
-
-/** What each `commands/*.ts` registrar receives. */
-export interface CommandKit {
-  io: CliIo
-  /** Wraps an action: resolves config, opens a session, always closes it. */
-  action(fn: Action): (...args: unknown[]) => Promise<void>
-}
+export type { Action, CommandKit } from './command-kit.ts'
 
 interface GlobalOptions extends ConfigFlags {
   /** `tenant --auth-dir`, passed on as natsAuthDir. */
@@ -53,20 +45,6 @@ Examples:
   $ evtctl status
   $ evtctl tenant add acme --auth-dir /etc/eventplane/nats-auth
 `
-
-/** A commander parser for an integer option of at least `min` (default 0). */
-export function intOption(name: string, min = 0): (value: string) => number {
-  return (value) => {
-    if (!/^\d{1,15}$/.test(value) || Number(value) < min)
-      throw new InvalidArgumentError(`${name} must be an integer >= ${min}`)
-    return Number(value)
-  }
-}
-
-/** The `--tenant` option, for commands scoped to one tenant. */
-export function tenantOption(): Option {
-  return new Option('--tenant <tenant>', 'tenant (default: EVENTPLANE_TENANT or the config file)')
-}
 
 /**
  * The evtctl command tree with the commands of `registrars`, writing to `io` and never exiting the process:
@@ -134,6 +112,7 @@ export function buildProgram(io: CliIo, registrars: readonly Registrar[] = []): 
             natsCreds: g.natsCreds,
             natsAuthDir: g.authDir,
             tenant: g.tenant,
+            domain: g.domain,
           },
           { env: io.env, cwd: io.cwd, warn },
         )
@@ -211,12 +190,12 @@ export const COMMANDS: readonly LazyCommand[] = [
     name: 'subscribe',
     usage: '[options] [name]',
     summary:
-      'run a projection or controller of the example domain by name; without a name, consume the log through a durable consumer',
+      'run a projection or controller of the domain by name; without a name, consume the log through a durable consumer',
     load: async () => (await import('./commands/subscribe.ts')).registerSubscribe,
   },
   {
     name: 'replay',
-    usage: '<projection>',
+    usage: '[options] <projection>',
     summary: "drop a projection's output and rebuild it from the PostgreSQL log; prints the digest of the result",
     load: async () => (await import('./commands/replay.ts')).registerReplay,
   },
@@ -255,7 +234,7 @@ export const COMMANDS: readonly LazyCommand[] = [
     name: 'up',
     usage: '[options]',
     summary:
-      'run the gateway, the relay and the example controller and projections in one process (local use); stops cleanly on Ctrl-C',
+      "run the gateway, the relay and the domain's controllers and projections in one process (local use); stops cleanly on Ctrl-C",
     load: async () => (await import('./commands/up.ts')).registerUp,
   },
   {

@@ -2,10 +2,12 @@ import type { Logger } from 'pino'
 import type { Sql } from 'postgres'
 import { type NatsConnection, connect as natsConnect } from '@nats-io/transport-node'
 import { type RoleName, connectPg, redactUrl, roleUrl } from '@eventplane/store-pg'
-import { type EventplaneError, Unavailable } from '@eventplane/core'
+import { EventplaneError, Unavailable } from '@eventplane/core'
 import { natsAuth, tenantInboxPrefix } from '@eventplane/bus-nats'
+import type { Domain } from '@eventplane/runtime'
 import type { ResolvedConfig } from './config.ts'
 import { toEventplaneError } from './exit-codes.ts'
+import { DOMAIN_HINT } from './config.ts'
 import type { CliIo, Output } from './io.ts'
 import { guardPool } from './pg-guard.ts'
 import { describeTarget, pgTarget } from './pg-target.ts'
@@ -23,6 +25,7 @@ export class Session {
   /** Per pool: its first connection's failure, if it failed (see guardPool). */
   readonly #guards = new Map<string, Promise<EventplaneError | undefined>>()
   #nats: Promise<NatsConnection> | undefined
+  #domain: Promise<Domain> | undefined
   readonly #cleanups: (() => Promise<unknown> | unknown)[] = []
 
   constructor(
@@ -109,6 +112,20 @@ export class Session {
       }
     })()
     return this.#nats
+  }
+
+  /**
+   * The configured domain, loaded once. Without one, `cli.config` saying
+   * that `command` needs a domain and how to name it (exit 1).
+   */
+  domain(command: string): Promise<Domain> {
+    const spec = this.config.domain
+    if (spec === undefined) {
+      return Promise.reject(new EventplaneError('cli.config', `${command} needs a domain: ${DOMAIN_HINT}`))
+    }
+    // Imported here: only commands that run a domain pay for loading the runtime.
+    this.#domain ??= import('./domain.ts').then(({ loadDomain }) => loadDomain(spec, this.io.cwd ?? process.cwd()))
+    return this.#domain
   }
 
   /** Runs `fn` when the session closes (in reverse order of registration). */

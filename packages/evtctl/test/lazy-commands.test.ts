@@ -49,10 +49,18 @@ test('evtctl --help lists every command with the usage and summary the command i
   const program = await buildFullProgram(full.io)
   assert.ok(program.commands.length >= 14)
   await assert.rejects(program.parseAsync(['--help'], { from: 'user' }), { code: 'commander.helpDisplayed' })
+  const help = program.createHelp()
+  const entries = program.commands.map((c) => ({
+    name: c.name(),
+    usage: help.subcommandTerm(c).slice(c.name().length + 1),
+    summary: help.subcommandDescription(c),
+  }))
   assert.equal(
     listed.out(),
     full.out(),
-    'evtctl --help differs from the commands: update COMMANDS in packages/evtctl/src/program.ts',
+    `evtctl --help differs from the commands: COMMANDS in packages/evtctl/src/program.ts should say\n${entries
+      .map((e) => JSON.stringify(e))
+      .join('\n')}`,
   )
 })
 

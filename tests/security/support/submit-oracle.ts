@@ -40,6 +40,7 @@ export const ERROR_CODES = [
   'runtime.checkpoint_moved',
   'runtime.finalizers_pending',
   'runtime.reconcile_failed',
+  'runtime.invalid_domain',
   'cli.bad_usage',
   'cli.config',
   'cli.internal',

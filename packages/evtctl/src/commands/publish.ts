@@ -5,7 +5,7 @@ import { type EventData, EventFactory, InvalidData, formatStream } from '@eventp
 import type { ExpectedVersion } from '@eventplane/store-pg'
 import { submitIntent } from '@eventplane/bus-nats'
 import { readAllStdin } from '../io.ts'
-import { type CommandKit, intOption, tenantOption } from '../program.ts'
+import { type CommandKit, intOption, tenantOption } from '../command-kit.ts'
 import type { Session } from '../session.ts'
 import { resolveStreamArg } from '../stream-arg.ts'
 

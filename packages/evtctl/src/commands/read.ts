@@ -2,7 +2,7 @@ import { type Command, InvalidArgumentError } from 'commander'
 import { type Checkpoint, EventplaneError, formatCheckpoint, formatStream, parseCheckpoint } from '@eventplane/core'
 import { PgEventStore, ROLES } from '@eventplane/store-pg'
 import { eventCells, eventRecord, logEventCells } from '../format.ts'
-import { type CommandKit, intOption, tenantOption } from '../program.ts'
+import { type CommandKit, intOption, tenantOption } from '../command-kit.ts'
 import type { Session } from '../session.ts'
 import { requireTenant, resolveStreamArg } from '../stream-arg.ts'
 

@@ -8,7 +8,7 @@ import {
   redactUrl,
   relayStatuses,
 } from '@eventplane/store-pg'
-import { type CommandKit, intOption, tenantOption } from '../program.ts'
+import { type CommandKit, intOption, tenantOption } from '../command-kit.ts'
 import { type GatewayProbe, probeGateway } from '../probes.ts'
 import type { Session } from '../session.ts'
 

@@ -3,10 +3,9 @@ import type { Command } from 'commander'
 import { EventplaneError, validateName } from '@eventplane/core'
 import { PgEventStore, ROLES } from '@eventplane/store-pg'
 import { Relay, SUBMIT_SUBJECTS, startGateway } from '@eventplane/bus-nats'
-import type { CommandKit } from '../program.ts'
-import { CONTROLLERS, PROJECTIONS, domainRegistry } from '../domain.ts'
+import { type CommandKit, domainOption } from '../command-kit.ts'
 import { requireJetStream } from '../jetstream-check.ts'
-import { type RunningPart, aborted, startController, startProjection } from '../runners.ts'
+import { aborted, startDomain } from '../runners.ts'
 import { DEFAULT_RELAY_NAME } from './status.ts'
 
 const READY_TIMEOUT_MS = 15_000
@@ -35,13 +34,14 @@ async function relayStarted(relay: Relay): Promise<void> {
   }
 }
 
-/** `evtctl up`: gateway, relay and the example runtime in one process, for local use. */
+/** `evtctl up`: gateway, relay and a domain's controllers and projections in one process, for local use. */
 export function registerUp(program: Command, kit: CommandKit): void {
   program
     .command('up')
     .description(
-      'run the gateway, the relay and the example controller and projections in one process (local use); stops cleanly on Ctrl-C',
+      "run the gateway, the relay and the domain's controllers and projections in one process (local use); stops cleanly on Ctrl-C",
     )
+    .addOption(domainOption())
     .option('--relay-name <name>', 'relay checkpoint and lease name', DEFAULT_RELAY_NAME)
     .option(
       '--terminate-stuck',
@@ -55,8 +55,8 @@ export function registerUp(program: Command, kit: CommandKit): void {
         'configured user (an open server or the operator user); production runs each part separately.',
         '',
         'Examples:',
-        '  $ evtctl migrate && evtctl up',
-        '  $ EVENTPLANE_NATS_URL=nats://127.0.0.1:4222 evtctl up --log-level info',
+        '  $ evtctl migrate && evtctl up --domain @eventplane/example-deployments',
+        '  $ EVENTPLANE_DOMAIN=./domain.js evtctl up --log-level info',
       ].join('\n'),
     )
     .action(
@@ -64,9 +64,10 @@ export function registerUp(program: Command, kit: CommandKit): void {
         if (cmd.getOptionValueSourceWithGlobals('logLevel') === 'default') session.log.level = 'info'
         const options = cmd.opts<{ relayName: string; terminateStuck?: boolean }>()
         const relayName = validateName('consumer', options.relayName)
+        const domain = await session.domain('up')
         const nc = await session.nats()
         await requireJetStream(nc, session.config.natsUrl)
-        const registry = domainRegistry()
+        const registry = domain.registry()
         const gateway = await startGateway({
           nc,
           store: new PgEventStore(session.pg(ROLES.intentWriter, 4), { registry }),
@@ -84,9 +85,7 @@ export function registerUp(program: Command, kit: CommandKit): void {
         relay.start()
         session.onClose(() => relay.stop())
         await relayStarted(relay)
-        const runtime: RunningPart[] = []
-        for (const controller of CONTROLLERS.values()) runtime.push(await startController(session, controller))
-        for (const projection of PROJECTIONS.values()) runtime.push(await startProjection(session, projection))
+        const runtime = await startDomain(session, domain)
         const parts = {
           gateway: SUBMIT_SUBJECTS,
           relay: relayName,
