@@ -1,12 +1,15 @@
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
 import { after, before, describe, test } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { promisify } from 'node:util'
+import { type TestNatsServer, startNatsServer } from '@eventplane/bus-nats/testing'
 import { type TestDatabase, createTestDatabase } from '@eventplane/store-pg/testing'
+import { within } from '../packages/bus-nats/test/fixtures.ts'
 import { PACKAGES, ROOT, buildAndPack, freshProject } from '../scripts/pack.ts'
 
 const exec = promisify(execFile)
@@ -27,25 +30,31 @@ describe('adoption: the packed packages, installed by npm into an empty project,
   let tarballs: string[]
   let project: string
   let db: TestDatabase
+  let nats: TestNatsServer
   /** The environment every command gets: no EVENTPLANE_* or NODE_OPTIONS of ours, the test database. */
   let env: NodeJS.ProcessEnv
 
   before(async () => {
     packs = await mkdtemp(join(tmpdir(), 'eventplane-packs-'))
     tarballs = await buildAndPack(packs)
-    project = await freshProject([...tarballs, 'typescript@5.9.3', '@types/node@^20'])
+    project = await freshProject([...tarballs, 'typescript@5.9.3', '@types/node@^20', '@sinclair/typebox@^0.34'])
     db = await createTestDatabase('ep_adoption', { migrate: false })
+    nats = await startNatsServer({ withAuth: false })
     env = {
       ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('EVENTPLANE_'))),
       NODE_OPTIONS: '',
       EVENTPLANE_DATABASE_URL: db.url,
+      EVENTPLANE_NATS_URL: nats.url,
     }
   })
   after(async () => {
+    await nats?.stop()
     await db?.drop()
     for (const dir of [packs, project]) if (dir) await rm(dir, { recursive: true, force: true })
   })
 
+  /** `evtctl` as npm installed it (node_modules/.bin, plain node by its shebang); npx adds a second per call. */
+  const evtctl = (args: string[]) => sh(join(project, 'node_modules/.bin/evtctl'), args)
   /** Runs a command in the project; rejects (with its output) on a non-zero exit. */
   const sh = (file: string, args: string[]) => exec(file, args, { cwd: project, env, encoding: 'utf8' })
 
@@ -111,5 +120,93 @@ describe('adoption: the packed packages, installed by npm into an empty project,
       { type: 'create', version: 1, kind: 'intent', tenant: 'acme' },
       { type: 'create', version: 2, kind: 'intent', tenant: 'acme' },
     ])
+  })
+
+  test('a plain .js domain runs with evtctl up --domain: the gateway checks its schemas, it reconciles, state shows it', {
+    timeout: 120_000,
+  }, async () => {
+    const files = await guideFiles()
+    assert.ok(files.has('domain.js'), 'docs/getting-started.md shows domain.js')
+    await writeFile(join(project, 'domain.js'), files.get('domain.js')!)
+
+    // The installed bin itself, not through npx: npx does not pass SIGTERM on to it.
+    const up = spawn(join(project, 'node_modules/.bin/evtctl'), ['up', '--domain', './domain.js', '--json'], {
+      cwd: project,
+      env,
+    })
+    let upOutput = ''
+    up.stdout.on('data', (b: Buffer) => (upOutput += b.toString('utf8')))
+    up.stderr.on('data', (b: Buffer) => (upOutput += b.toString('utf8')))
+    const upExit = new Promise<number | null>((resolve) => up.once('close', resolve))
+    try {
+      await within(
+        (async () => {
+          while (!upOutput.includes('"ready":true')) {
+            if (up.exitCode !== null) throw new Error(`evtctl up exited ${up.exitCode}: ${upOutput}`)
+            await sleep(100)
+          }
+        })(),
+        60_000,
+        'evtctl up to be ready',
+      )
+      const ready = JSON.parse(upOutput.split('\n').find((l) => l.includes('"ready":true'))!)
+      assert.deepEqual([...ready.runtime].sort(), ['accounts', 'balances'])
+
+      const refused = await sh('npx', [
+        'evtctl',
+        'publish',
+        'acme/account/alice',
+        'deposit',
+        '--data',
+        '{"amount":"ten"}',
+      ])
+        .then(() => assert.fail('a deposit of "ten" was accepted'))
+        .catch((e: { code?: number; stderr?: string }) => e)
+      assert.equal(refused.code, 1)
+      assert.match(refused.stderr ?? '', /^evtctl: core\.schema_violation: /m)
+
+      for (const amount of [10, 32]) {
+        await evtctl(['publish', 'acme/account/alice', 'deposit', '--data', JSON.stringify({ amount })])
+      }
+      const balance = async () => {
+        const { stdout } = await sh('npx', [
+          'evtctl',
+          'state',
+          'balances',
+          '--tenant',
+          'acme',
+          '--domain',
+          './domain.js',
+          '--json',
+        ])
+        return stdout.trim() === ''
+          ? []
+          : stdout
+              .trim()
+              .split('\n')
+              .map((l) => JSON.parse(l))
+      }
+      let rows = await balance()
+      for (const deadline = Date.now() + 30_000; rows[0]?.state?.deposits !== 2 && Date.now() < deadline; ) {
+        await sleep(200)
+        rows = await balance()
+      }
+      assert.deepEqual(rows, [
+        { projection: 'balances', tenant: 'acme', key: 'alice', state: { balance: 42, deposits: 2 } },
+      ])
+
+      const read = await evtctl(['read', 'acme/account/alice', '--json'])
+      const events = read.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l))
+      assert.deepEqual(
+        events.map((e: { kind: string; type: string }) => `${e.kind}:${e.type}`).sort(),
+        ['intent:deposit', 'fact:credited', 'intent:deposit', 'fact:credited'].sort(),
+      )
+    } finally {
+      up.kill('SIGTERM')
+    }
+    assert.equal(await within(upExit, 30_000, 'evtctl up to stop on SIGTERM'), 0, upOutput)
   })
 })
