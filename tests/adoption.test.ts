@@ -152,14 +152,7 @@ describe('adoption: the packed packages, installed by npm into an empty project,
       const ready = JSON.parse(upOutput.split('\n').find((l) => l.includes('"ready":true'))!)
       assert.deepEqual([...ready.runtime].sort(), ['accounts', 'balances'])
 
-      const refused = await sh('npx', [
-        'evtctl',
-        'publish',
-        'acme/account/alice',
-        'deposit',
-        '--data',
-        '{"amount":"ten"}',
-      ])
+      const refused = await evtctl(['publish', 'acme/account/alice', 'deposit', '--data', '{"amount":"ten"}'])
         .then(() => assert.fail('a deposit of "ten" was accepted'))
         .catch((e: { code?: number; stderr?: string }) => e)
       assert.equal(refused.code, 1)
@@ -169,22 +162,12 @@ describe('adoption: the packed packages, installed by npm into an empty project,
         await evtctl(['publish', 'acme/account/alice', 'deposit', '--data', JSON.stringify({ amount })])
       }
       const balance = async () => {
-        const { stdout } = await sh('npx', [
-          'evtctl',
-          'state',
-          'balances',
-          '--tenant',
-          'acme',
-          '--domain',
-          './domain.js',
-          '--json',
-        ])
-        return stdout.trim() === ''
-          ? []
-          : stdout
-              .trim()
-              .split('\n')
-              .map((l) => JSON.parse(l))
+        const { stdout } = await evtctl(['state', 'balances', '--tenant', 'acme', '--domain', './domain.js', '--json'])
+        // One JSON document per key; none (or a "no state" line) before the projection has seen a fact.
+        return stdout
+          .split('\n')
+          .filter((l) => l.startsWith('{'))
+          .map((l) => JSON.parse(l))
       }
       let rows = await balance()
       for (const deadline = Date.now() + 30_000; rows[0]?.state?.deposits !== 2 && Date.now() < deadline; ) {
