@@ -152,9 +152,17 @@ describe('adoption: the packed packages, installed by npm into an empty project,
       const ready = JSON.parse(upOutput.split('\n').find((l) => l.includes('"ready":true'))!)
       assert.deepEqual([...ready.runtime].sort(), ['accounts', 'balances'])
 
-      const refused = await evtctl(['publish', 'acme/account/alice', 'deposit', '--data', '{"amount":"ten"}'])
-        .then(() => assert.fail('a deposit of "ten" was accepted'))
-        .catch((e: { code?: number; stderr?: string }) => e)
+      const refused: { code?: number; stderr?: string } | undefined = await evtctl([
+        'publish',
+        'acme/account/alice',
+        'deposit',
+        '--data',
+        '{"amount":"ten"}',
+      ]).then(
+        () => undefined,
+        (e) => e,
+      )
+      assert.ok(refused, 'the gateway accepted a deposit of "ten"')
       assert.equal(refused.code, 1)
       assert.match(refused.stderr ?? '', /^evtctl: core\.schema_violation: /m)
 
