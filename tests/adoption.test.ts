@@ -34,19 +34,23 @@ describe('adoption: the packed packages, installed by npm into an empty project,
   /** The environment every command gets: no EVENTPLANE_* or NODE_OPTIONS of ours, the test database. */
   let env: NodeJS.ProcessEnv
 
-  before(async () => {
-    packs = await mkdtemp(join(tmpdir(), 'eventplane-packs-'))
-    tarballs = await buildAndPack(packs)
-    project = await freshProject([...tarballs, 'typescript@5.9.3', '@types/node@^20', '@sinclair/typebox@^0.34'])
-    db = await createTestDatabase('ep_adoption', { migrate: false })
-    nats = await startNatsServer({ withAuth: false })
-    env = {
-      ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('EVENTPLANE_'))),
-      NODE_OPTIONS: '',
-      EVENTPLANE_DATABASE_URL: db.url,
-      EVENTPLANE_NATS_URL: nats.url,
-    }
-  })
+  // A clean build of five packages, pnpm pack and npm install: a minute on a loaded two-core machine.
+  before(
+    async () => {
+      packs = await mkdtemp(join(tmpdir(), 'eventplane-packs-'))
+      tarballs = await buildAndPack(packs)
+      project = await freshProject([...tarballs, 'typescript@5.9.3', '@types/node@^20', '@sinclair/typebox@^0.34'])
+      db = await createTestDatabase('ep_adoption', { migrate: false })
+      nats = await startNatsServer({ withAuth: false })
+      env = {
+        ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('EVENTPLANE_'))),
+        NODE_OPTIONS: '',
+        EVENTPLANE_DATABASE_URL: db.url,
+        EVENTPLANE_NATS_URL: nats.url,
+      }
+    },
+    { timeout: 300_000 },
+  )
   after(async () => {
     await nats?.stop()
     await db?.drop()
