@@ -1,5 +1,6 @@
 import { EventplaneError } from '@eventplane/core'
 import { STOP_GRACE_MS } from './interrupt.ts'
+import { guardUnhandledRejections } from './pg-startup-guard.ts'
 import { run } from './program.ts'
 
 // The process edge: the only place evtctl touches process.exit and signals.
@@ -15,6 +16,8 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     setTimeout(() => process.exit(130), STOP_GRACE_MS + 5000).unref()
   })
 }
+
+guardUnhandledRejections(process.stderr, (code) => process.exit(code))
 
 // A reader that went away (`evtctl read … | head -1`) ends the command quietly, as psql and head do.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {

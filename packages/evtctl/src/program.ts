@@ -23,6 +23,9 @@ import { registerTail } from './commands/tail.ts'
 import { registerTenant } from './commands/tenant.ts'
 import { registerTrace } from './commands/trace.ts'
 import { registerUp } from './commands/up.ts'
+import { registerRelay } from './commands/relay.ts'
+import { registerGateway } from './commands/gateway.ts'
+import { registerRun } from './commands/run.ts'
 
 export type { Action, CommandKit } from './command-kit.ts'
 
@@ -34,14 +37,15 @@ interface GlobalOptions extends ConfigFlags {
 }
 
 /** Commands that stop themselves cleanly on SIGINT/SIGTERM; every other command is cut off at once. */
-const SELF_STOPPING = new Set(['up', 'subscribe', 'tail', 'replay'])
+const SELF_STOPPING = new Set(['up', 'subscribe', 'tail', 'replay', 'relay', 'gateway', 'run'])
 
 const HELP_FOOTER = `
 Configuration (first found wins, per setting):
   flag  >  EVENTPLANE_* env  >  config file (--config, EVENTPLANE_CONFIG, ./eventplane.json)  >  default
   env: EVENTPLANE_DATABASE_URL, EVENTPLANE_NATS_URL, EVENTPLANE_NATS_CREDS | EVENTPLANE_NATS_USER
        with EVENTPLANE_NATS_PASSWORD_FILE | EVENTPLANE_NATS_PASSWORD, EVENTPLANE_TENANT,
-       EVENTPLANE_NATS_AUTH_DIR (tenant commands),
+       EVENTPLANE_NATS_AUTH_DIR (tenant commands), EVENTPLANE_DOMAIN (commands that run a domain),
+       EVENTPLANE_LOG_LEVEL, EVENTPLANE_RELAY_* (relay), EVENTPLANE_GATEWAY_* (gateway),
        EVENTPLANE_DATABASE_URL_<ROLE> (per-role override, e.g. _READER, _OPERATOR)
 
 Exit codes:
@@ -51,7 +55,10 @@ Exit codes:
 
 Examples:
   $ evtctl migrate
-  $ evtctl up
+  $ evtctl up --domain ./domain.js
+  $ evtctl relay --nats-creds relay.creds       # production: relay, gateway and run, each with its own creds
+  $ evtctl gateway --domain ./domain.js --nats-creds gateway.creds
+  $ evtctl run --domain ./domain.js --nats-creds controller.creds
   $ evtctl publish acme/deployment/web-1 create --data '{"image":"web:1.2","replicas":2}' --expected-version no_stream
   $ evtctl read acme/deployment/web-1 --json
   $ evtctl streams --tenant acme --category deployment
@@ -103,7 +110,7 @@ export function buildProgram(io: CliIo): Command {
       async (...args) => {
         const command = args.at(-1) as Command
         const g = command.optsWithGlobals<GlobalOptions>()
-        const log = createLogger(g.logLevel, io.stderr, io.env)
+        const log = createLogger(logLevel(command, g.logLevel, io.env), io.stderr, io.env)
         const warn = (message: string): void => void io.stderr.write(`evtctl: warning: ${message}\n`)
         for (const message of unknownEnvWarnings(io.env)) warn(message)
         if (hasPassword(g.databaseUrl)) warn(passwordInArgvWarning('--database-url', 'EVENTPLANE_DATABASE_URL'))
@@ -154,8 +161,21 @@ export function buildProgram(io: CliIo): Command {
   registerExport(program, kit)
   registerImport(program, kit)
   registerUp(program, kit)
+  registerRelay(program, kit)
+  registerGateway(program, kit)
+  registerRun(program, kit)
   registerTenant(program, kit)
   return program
+}
+
+/** `--log-level`, else `EVENTPLANE_LOG_LEVEL`, else the default (`warn`). */
+function logLevel(command: Command, flag: LevelWithSilent, env: NodeJS.ProcessEnv): LevelWithSilent {
+  const fromEnv = env.EVENTPLANE_LOG_LEVEL
+  if (command.getOptionValueSourceWithGlobals('logLevel') !== 'default' || fromEnv === undefined || fromEnv === '')
+    return flag
+  if (!(LOG_LEVELS as readonly string[]).includes(fromEnv))
+    throw new EventplaneError('cli.config', `EVENTPLANE_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`)
+  return fromEnv as LevelWithSilent
 }
 
 const HELP_CODES = new Set(['commander.helpDisplayed', 'commander.version'])
