@@ -49,6 +49,8 @@ export interface ResolvedConfig {
   tenant: string | undefined
   /** The domain module: an absolute path, or a package name; undefined when none is configured. */
   domain: string | undefined
+  /** The config file's `relay` and `gateway` objects, as written (resolved per setting by service-settings.ts). */
+  sections: Readonly<Record<ServiceSection, Readonly<Record<string, unknown>>>>
   /** The config file that was read, if any. */
   configFile: string | undefined
   sources: Record<
@@ -67,7 +69,12 @@ interface ConfigFile {
   natsAuthDir?: string
   tenant?: string
   domain?: string
+  relay?: Record<string, unknown>
+  gateway?: Record<string, unknown>
 }
+/** The config file's objects of service settings (`{"relay": {"batchSize": 500}}`). */
+export type ServiceSection = 'relay' | 'gateway'
+const SECTION_KEYS: ReadonlySet<string> = new Set<ServiceSection>(['relay', 'gateway'])
 const FILE_KEYS = new Set([
   'databaseUrl',
   'natsUrl',
@@ -147,6 +154,7 @@ export function resolveConfig(flags: ConfigFlags, options: ResolveOptions): Reso
     tenant: tenant.value,
     // A file path is taken relative to where it was given; a package name is kept as it is.
     domain: domain.value !== undefined && isDomainPath(domain.value) ? path(domain) : domain.value,
+    sections: { relay: file.relay ?? {}, gateway: file.gateway ?? {} },
     configFile,
     sources: {
       databaseUrl: databaseUrl.source,
@@ -187,8 +195,13 @@ function loadConfigFile(
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
     throw configError(`config file ${path} must hold a JSON object`)
   for (const [key, value] of Object.entries(parsed)) {
+    if (SECTION_KEYS.has(key)) {
+      if (typeof value !== 'object' || value === null || Array.isArray(value))
+        throw configError(`config file ${path}: ${key} must be an object of ${key} settings`)
+      continue
+    }
     if (!FILE_KEYS.has(key)) {
-      const guess = closest(key, FILE_KEYS)
+      const guess = closest(key, [...FILE_KEYS, ...SECTION_KEYS])
       const hint =
         key === 'natsPassword'
           ? ' (put the password in a file and use natsPasswordFile)'

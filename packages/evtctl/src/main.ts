@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { guardUnhandledRejections } from './pg-startup-guard.ts'
 import { run } from './program.ts'
 
 // The process edge: the only place evtctl touches process.exit and signals.
@@ -23,6 +24,8 @@ async function interrupt(signal: NodeJS.Signals): Promise<void> {
   // The last resort, should closing connections itself hang after the command stopped.
   setTimeout(() => process.exit(130), STOP_GRACE_MS + 5000).unref()
 }
+
+guardUnhandledRejections(process.stderr, (code) => process.exit(code))
 
 // A reader that went away (`evtctl read … | head -1`) ends the command quietly, as psql and head do.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {

@@ -3,6 +3,7 @@ import type { LevelWithSilent } from 'pino'
 import type { CommandKit } from './command-kit.ts'
 import type { ConfigFlags } from './config.ts'
 import type { CliIo } from './io.ts'
+import { LOG_LEVELS } from './log-levels.ts'
 
 export type { Action, CommandKit } from './command-kit.ts'
 
@@ -13,18 +14,16 @@ interface GlobalOptions extends ConfigFlags {
   logLevel: LevelWithSilent
 }
 
-/** Accepted `--log-level` values. */
-const LOG_LEVELS: readonly LevelWithSilent[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
-
 /** Commands that stop themselves cleanly on SIGINT/SIGTERM; every other command is cut off at once. */
-const SELF_STOPPING = new Set(['up', 'subscribe', 'tail', 'replay'])
+const SELF_STOPPING = new Set(['up', 'subscribe', 'tail', 'replay', 'relay', 'gateway', 'run'])
 
 const HELP_FOOTER = `
 Configuration (first found wins, per setting):
   flag  >  EVENTPLANE_* env  >  config file (--config, EVENTPLANE_CONFIG, ./eventplane.json)  >  default
   env: EVENTPLANE_DATABASE_URL, EVENTPLANE_NATS_URL, EVENTPLANE_NATS_CREDS | EVENTPLANE_NATS_USER
        with EVENTPLANE_NATS_PASSWORD_FILE | EVENTPLANE_NATS_PASSWORD, EVENTPLANE_TENANT,
-       EVENTPLANE_NATS_AUTH_DIR (tenant commands),
+       EVENTPLANE_NATS_AUTH_DIR (tenant commands), EVENTPLANE_DOMAIN (commands that run a domain),
+       EVENTPLANE_LOG_LEVEL, EVENTPLANE_RELAY_* (relay), EVENTPLANE_GATEWAY_* (gateway),
        EVENTPLANE_DATABASE_URL_<ROLE> (per-role override, e.g. _READER, _OPERATOR)
 
 Exit codes:
@@ -34,7 +33,10 @@ Exit codes:
 
 Examples:
   $ evtctl migrate
-  $ evtctl up
+  $ evtctl up --domain ./domain.js
+  $ evtctl relay --nats-creds relay.creds       # production: relay, gateway and run, each with its own creds
+  $ evtctl gateway --domain ./domain.js --nats-creds gateway.creds
+  $ evtctl run --domain ./domain.js --nats-creds controller.creds
   $ evtctl publish acme/deployment/web-1 create --data '{"image":"web:1.2","replicas":2}' --expected-version no_stream
   $ evtctl read acme/deployment/web-1 --json
   $ evtctl streams --tenant acme --category deployment
@@ -94,10 +96,11 @@ export function buildProgram(io: CliIo, registrars: readonly Registrar[] = []): 
           STOP_GRACE_MS,
           interruption,
           createLogger,
+          logLevel,
           Session,
         } = await import('./command-deps.ts')
         const g = command.optsWithGlobals<GlobalOptions>()
-        const log = createLogger(g.logLevel, io.stderr, io.env)
+        const log = createLogger(logLevel(command, g.logLevel, io.env), io.stderr, io.env)
         const warn = (message: string): void => void io.stderr.write(`evtctl: warning: ${message}\n`)
         for (const message of unknownEnvWarnings(io.env)) warn(message)
         if (hasPassword(g.databaseUrl)) warn(passwordInArgvWarning('--database-url', 'EVENTPLANE_DATABASE_URL'))
@@ -234,8 +237,28 @@ export const COMMANDS: readonly LazyCommand[] = [
     name: 'up',
     usage: '[options]',
     summary:
-      "run the gateway, the relay and the domain's controllers and projections in one process (local use); stops cleanly on Ctrl-C",
+      "run the gateway, the relay and the domain's controllers and projections in one process (development); stops cleanly on Ctrl-C",
     load: async () => (await import('./commands/up.ts')).registerUp,
+  },
+  {
+    name: 'relay',
+    usage: '[options]',
+    summary:
+      'run the relay: publish the PostgreSQL log to JetStream in its order (production process; SIGTERM stops it cleanly)',
+    load: async () => (await import('./commands/relay.ts')).registerRelay,
+  },
+  {
+    name: 'gateway',
+    usage: '[options]',
+    summary:
+      "run the intent gateway: validate intents against the domain's schemas and record them (production process; SIGTERM drains it)",
+    load: async () => (await import('./commands/gateway.ts')).registerGateway,
+  },
+  {
+    name: 'run',
+    usage: '[options]',
+    summary: "run the domain's controllers and projections (production process; SIGTERM stops them cleanly)",
+    load: async () => (await import('./commands/run.ts')).registerRun,
   },
   {
     name: 'tenant',

@@ -12,6 +12,9 @@ import {
 } from '@eventplane/runtime'
 import type { Session } from './session.ts'
 
+/** The NATS connection name of the runtime's parts (one connection for all of a process's runners). */
+const RUNTIME_CONNECTION = 'eventplane-runtime'
+
 /** A started runner: stop it, or learn that it failed. */
 export interface RunningPart {
   name: string
@@ -39,7 +42,7 @@ function failedWhen(closed: Promise<void>, what: string): Promise<never> {
  * once it is live.
  */
 export async function startProjection(session: Session, projection: Projection): Promise<RunningPart> {
-  const nc = await session.nats()
+  const nc = await session.serviceNats(RUNTIME_CONNECTION)
   const runner = new ProjectionRunner({
     projection,
     sql: session.pg(PROJECTOR_ROLE, 4),
@@ -65,7 +68,7 @@ export async function startController(
   controller: Controller,
   registry: SchemaRegistry,
 ): Promise<RunningPart> {
-  const nc = await session.nats()
+  const nc = await session.serviceNats(RUNTIME_CONNECTION)
   const runner = new ControllerRunner({
     controller,
     store: new PgEventStore(session.pg(ROLES.factWriter, 4), { registry }),
