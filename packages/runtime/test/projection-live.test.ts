@@ -9,7 +9,7 @@ import { ProjectionRunner } from '../src/projection/runner.ts'
 import type { CommitInfo, Projection, ProjectionProgress } from '../src/projection/types.ts'
 import { categoryTotals, streamCounter } from './fixtures.ts'
 import { type LiveHarness, startHarness } from './harness.ts'
-import { eventually, factoryFor, stream } from './helpers.ts'
+import { eventually, factoryFor, stream, within } from './helpers.ts'
 
 describe('projections live on JetStream', () => {
   let h: LiveHarness
@@ -43,6 +43,22 @@ describe('projections live on JetStream', () => {
       () => compareCheckpoints(r.checkpoint, end) >= 0,
       60_000,
       `${r.engine.projection.name} reaches the end of the log`,
+    )
+  }
+
+  // The gap-safe read holds back every event whose transaction is not older than all those still open
+  // anywhere in the cluster (other test databases too): a catch-up started meanwhile may read none of them,
+  // and they come live instead. Wait until the ones appended so far are readable.
+  const readableInGapSafeOrder = async (): Promise<void> => {
+    const end = await h.logEnd()
+    await eventually(
+      async () => {
+        const [r] = await h.db.admin<{ ok: boolean }[]>`
+          select ${end.txId.toString()}::xid8 < pg_snapshot_xmin(pg_current_snapshot()) as ok`
+        return r!.ok
+      },
+      60_000,
+      'the events appended so far are readable in the gap-safe order (an older transaction is still open)',
     )
   }
 
@@ -123,7 +139,7 @@ describe('projections live on JetStream', () => {
     })
     await doomed.start()
     await appendMany(6, 'd')
-    await assert.rejects(doomed.closed, /simulated crash/)
+    await assert.rejects(within(doomed.closed, 60_000, 'the worker crashes after a live commit'), /simulated crash/)
 
     const survivor = runner(streamCounter, 'proj_counter', {}, countRedeliveries)
     await survivor.start()
@@ -142,8 +158,12 @@ describe('projections live on JetStream', () => {
     const projections = [streamCounter, categoryTotals]
     const consumer = (p: Projection): string => `crash_${p.name}`
     for (const phase of ['catch-up', 'live'] as const) {
-      // Work for the crashing commit: before start for catch-up, after start for live.
-      if (phase === 'catch-up') await appendMany(6, `f${phase}`)
+      // Work for the crashing commit: before start for catch-up (readable by it, or it would come live
+      // and nothing would crash), after start for live.
+      if (phase === 'catch-up') {
+        await appendMany(6, `f${phase}`)
+        await readableInGapSafeOrder()
+      }
       const doomed = projections.map((p) => {
         let crashed = false
         const crash = (info: CommitInfo): void => {
@@ -155,15 +175,19 @@ describe('projections live on JetStream', () => {
       })
       const started = Promise.all(doomed.map((r) => r.start()))
       if (phase === 'live') {
-        await started
+        await within(started, 60_000, 'the runners doomed in live start')
         await appendMany(6, `f${phase}`)
-      } else await assert.rejects(started, /simulated crash/)
+      } else
+        await assert.rejects(within(started, 60_000, 'a runner doomed in catch-up fails to start'), /simulated crash/)
       for (const r of doomed)
-        await assert.rejects(r.closed, new RegExp(`simulated crash before the ${phase} checkpoint`))
+        await assert.rejects(
+          within(r.closed, 60_000, `${r.engine.projection.name} crashes in ${phase}`),
+          new RegExp(`simulated crash before the ${phase} checkpoint`),
+        )
     }
 
     const survivors = projections.map((p) => runner(p, consumer(p)))
-    await Promise.all(survivors.map((r) => r.start()))
+    await within(Promise.all(survivors.map((r) => r.start())), 60_000, 'the restarted runners start')
     await appendMany(4, 'g')
     await Promise.all(survivors.map(reachesEnd))
     await Promise.all(survivors.map((r) => r.stop()))
