@@ -110,7 +110,7 @@ describe('service commands: evtctl relay, gateway and run, each with its own cre
     assert.deepEqual(relayStart?.database, {
       [ROLES.relay]: tier(ROLES.relay, 'relay').EVENTPLANE_DATABASE_URL!.replace(SECRET, '***'),
     })
-    assert.equal((relayStart?.settings as Record<string, string>).relayName, 'file')
+    assert.equal((relayStart!.settings as Record<string, string>).relayName, 'file')
     const gatewayStart = logLines(services.get('gateway')!.stderr).find((l) => l.msg === 'gateway process starting')
     assert.match(JSON.stringify(gatewayStart?.database), /:\*\*\*@/)
     const runStart = logLines(services.get('run')!.stderr).find((l) => l.msg === 'runner process starting')
