@@ -39,6 +39,23 @@ export type EventEnvelope<D extends EventData = EventData> = Omit<Static<typeof 
   data: D
 }
 
+declare const validEnvelope: unique symbol
+
+/**
+ * An envelope {@link validateEnvelope} (or the EventFactory, which calls it)
+ * accepted in this process. The store trusts it and does not check it again;
+ * anything else (a spread copy, a parsed body, a cast) is checked there.
+ */
+export type ValidEnvelope<D extends EventData = EventData> = EventEnvelope<D> & { readonly [validEnvelope]: true }
+
+/** The envelopes validated in this process, by identity: a copy or a forgery is not among them. */
+const validated = new WeakSet<object>()
+
+/** True when `e` is an envelope validateEnvelope accepted in this process (not a copy of one). */
+export function isValidEnvelope(e: unknown): e is ValidEnvelope {
+  return typeof e === 'object' && e !== null && validated.has(e)
+}
+
 /** An envelope as the store recorded it. Positions are bigints, never floats. */
 export type RecordedEvent<D extends EventData = EventData> = EventEnvelope<D> & {
   stream_version: number
@@ -90,10 +107,11 @@ export interface EnvelopeCheckOptions {
 }
 
 /**
- * Checks an envelope that crossed a boundary (store, gateway, import): shape,
- * names, lineage, data. Throws a typed error; returns the same envelope typed.
+ * Checks an envelope that crossed a boundary (gateway, import, a log
+ * message): shape, names, lineage, data. Throws a typed error; returns the
+ * same object as a {@link ValidEnvelope}, which the store then trusts.
  */
-export function validateEnvelope(value: unknown, options: EnvelopeCheckOptions = {}): EventEnvelope {
+export function validateEnvelope(value: unknown, options: EnvelopeCheckOptions = {}): ValidEnvelope {
   if (!compiledEnvelope.Check(value)) {
     const first = compiledEnvelope.Errors(value).First()
     const where = first ? `${first.path || '/'}: ${first.message}` : 'invalid'
@@ -113,5 +131,6 @@ export function validateEnvelope(value: unknown, options: EnvelopeCheckOptions =
   if (e.causation_id === e.event_id) throw new InvalidEnvelope('an event cannot cause itself')
   validateData(e.data, options.maxDataBytes ?? DEFAULT_MAX_DATA_BYTES)
   options.registry?.validate(e.type, e.schema_version, e.data)
-  return e
+  validated.add(e)
+  return e as ValidEnvelope
 }

@@ -124,7 +124,8 @@ export function registerPublish(program: Command, kit: CommandKit): void {
           { event_id: result.event_id, position: result.position, stream_version: result.stream_version },
           'intent recorded',
         )
-        session.out.emit({ ...result, stream: formatStream(ref), type: event.type }, () => [
+        const stream = { category: ref.category, id: ref.id }
+        session.out.emit({ ...result, tenant_id: ref.tenant, stream, type: event.type }, () => [
           `event_id        ${result.event_id}`,
           `correlation_id  ${result.correlation_id}`,
           `stream          ${formatStream(ref)} v${result.stream_version}`,
