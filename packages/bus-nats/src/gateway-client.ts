@@ -1,12 +1,12 @@
 import {
-  type EventEnvelope,
+  type ExpectedVersion,
+  type IntentDraft,
   EventplaneError,
   Forbidden,
   PayloadTooLarge,
   Unavailable,
   errorFromWire,
 } from '@eventplane/core'
-import type { ExpectedVersion } from '@eventplane/store-pg'
 import {
   InvalidArgumentError,
   type Msg,
@@ -30,7 +30,9 @@ export interface SubmitIntentOptions {
 }
 
 /**
- * Submits one intent through the gateway and returns what was recorded.
+ * Submits one intent through the gateway and returns what was recorded. The
+ * intent is unstamped (`draftIntent`): the gateway stamps `caused_by` and
+ * replaces any the object carries.
  * Throws the gateway's typed error (same `code`), `bus.unavailable` when no
  * gateway answers, `bus.timeout` when the reply is late (the intent may have
  * been recorded: retry with the same event id), `bus.forbidden` when this
@@ -41,7 +43,7 @@ export interface SubmitIntentOptions {
  */
 export async function submitIntent(
   nc: NatsConnection,
-  event: EventEnvelope,
+  event: IntentDraft,
   options: SubmitIntentOptions = {},
 ): Promise<SubmitResult> {
   const subject = submitSubject(event.tenant_id, event.stream.category, event.stream.id)

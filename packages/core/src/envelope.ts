@@ -107,17 +107,22 @@ export interface EnvelopeCheckOptions {
 }
 
 /**
- * Checks an envelope that crossed a boundary (gateway, import, a log
- * message): shape, names, lineage, data. Throws a typed error; returns the
- * same object as a {@link ValidEnvelope}, which the store then trusts.
+ * An intent as a client sends it to the gateway: every envelope field but
+ * `caused_by`, which the edge stamps (invariant 7) with {@link stampIntent}.
  */
-export function validateEnvelope(value: unknown, options: EnvelopeCheckOptions = {}): ValidEnvelope {
-  if (!compiledEnvelope.Check(value)) {
-    const first = compiledEnvelope.Errors(value).First()
-    const where = first ? `${first.path || '/'}: ${first.message}` : 'invalid'
-    throw new InvalidEnvelope(`malformed event envelope at ${where}`)
-  }
-  const e = value as EventEnvelope
+export type IntentDraft<D extends EventData = EventData> = Omit<EventEnvelope<D>, 'caused_by'>
+
+const compiledDraft = TypeCompiler.Compile(Type.Omit(EventEnvelopeSchema, ['caused_by']))
+
+function checkShape(check: typeof compiledEnvelope | typeof compiledDraft, value: unknown): void {
+  if (check.Check(value)) return
+  const first = check.Errors(value).First()
+  const where = first ? `${first.path || '/'}: ${first.message}` : 'invalid'
+  throw new InvalidEnvelope(`malformed event envelope at ${where}`)
+}
+
+/** Everything but the shape: names, the instant, lineage, data and, with a registry, its schema. */
+function checkContent(e: IntentDraft, options: EnvelopeCheckOptions): void {
   validateTenant(e.tenant_id)
   validateCategory(e.stream.category)
   validateStreamId(e.stream.id)
@@ -131,6 +136,40 @@ export function validateEnvelope(value: unknown, options: EnvelopeCheckOptions =
   if (e.causation_id === e.event_id) throw new InvalidEnvelope('an event cannot cause itself')
   validateData(e.data, options.maxDataBytes ?? DEFAULT_MAX_DATA_BYTES)
   options.registry?.validate(e.type, e.schema_version, e.data)
+}
+
+/**
+ * Checks an envelope that crossed a boundary (gateway, import, a log
+ * message): shape, names, lineage, data. Throws a typed error; returns the
+ * same object as a {@link ValidEnvelope}, which the store then trusts.
+ */
+export function validateEnvelope(value: unknown, options: EnvelopeCheckOptions = {}): ValidEnvelope {
+  checkShape(compiledEnvelope, value)
+  const e = value as EventEnvelope
+  checkContent(e, options)
   validated.add(e)
   return e as ValidEnvelope
+}
+
+/**
+ * Checks an intent draft (an envelope without `caused_by`, see
+ * {@link IntentDraft}) as validateEnvelope checks an envelope: a client
+ * refuses bad input before sending it. The gateway checks it again when it
+ * stamps it (another process, another boundary).
+ */
+export function validateIntentDraft(value: unknown, options: EnvelopeCheckOptions = {}): IntentDraft {
+  checkShape(compiledDraft, value)
+  const draft = value as IntentDraft
+  checkContent(draft, options)
+  return draft
+}
+
+/**
+ * The edge's stamp (invariant 7): `draft` with `caused_by = principal`,
+ * validated once (shape, names, lineage, data, schema) into a
+ * {@link ValidEnvelope} the store appends without checking it again. A
+ * `caused_by` the client sent anyway is replaced, never trusted.
+ */
+export function stampIntent(draft: object, principal: string, options: EnvelopeCheckOptions = {}): ValidEnvelope {
+  return validateEnvelope({ ...draft, caused_by: principal }, options)
 }
