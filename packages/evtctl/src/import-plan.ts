@@ -5,6 +5,7 @@ import {
   InvalidEnvelope,
   envelopeFromWire,
 } from '@eventplane/core'
+import { CliError } from './cli-error.ts'
 
 /** What one `evtctl import` may write: one tenant, and facts only when asked for. */
 export interface ImportPolicy {
@@ -43,7 +44,7 @@ export function checkImportLine(raw: string, line: number, policy: ImportPolicy)
     )
   }
   if (event.kind !== 'intent' && !policy.allowFacts) {
-    throw new EventplaneError(
+    throw new CliError(
       'cli.bad_usage',
       `line ${line} is a ${event.kind} (${event.type}); facts and internal events are imported only with --allow-facts`,
     )
