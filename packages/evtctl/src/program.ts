@@ -1,6 +1,5 @@
 import { Command, CommanderError, Option } from 'commander'
 import type { LevelWithSilent } from 'pino'
-import { EventplaneError } from '@eventplane/core'
 import { type ConfigFlags, resolveConfig } from './config.ts'
 import { hasPassword, passwordInArgvWarning, unknownEnvWarnings } from './config-warnings.ts'
 import { EXIT, exitCodeFor, formatFailure, toEventplaneError } from './exit-codes.ts'
@@ -26,6 +25,7 @@ import { registerUp } from './commands/up.ts'
 import { registerRelay } from './commands/relay.ts'
 import { registerGateway } from './commands/gateway.ts'
 import { registerRun } from './commands/run.ts'
+import { CliError } from './cli-error.ts'
 
 export type { Action, CommandKit } from './command-kit.ts'
 
@@ -174,7 +174,7 @@ function logLevel(command: Command, flag: LevelWithSilent, env: NodeJS.ProcessEn
   if (command.getOptionValueSourceWithGlobals('logLevel') !== 'default' || fromEnv === undefined || fromEnv === '')
     return flag
   if (!(LOG_LEVELS as readonly string[]).includes(fromEnv))
-    throw new EventplaneError('cli.config', `EVENTPLANE_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`)
+    throw new CliError('cli.config', `EVENTPLANE_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`)
   return fromEnv as LevelWithSilent
 }
 
@@ -195,7 +195,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
       // Bare `evtctl`: commander already printed the help to stderr.
       if (e.code === 'commander.help') return e.exitCode === 0 ? EXIT.ok : EXIT.usage
       const message = e.message.replace(/^error: /, '')
-      io.stderr.write(formatFailure(new EventplaneError('cli.bad_usage', `${message} (see evtctl --help)`)))
+      io.stderr.write(formatFailure(new CliError('cli.bad_usage', `${message} (see evtctl --help)`)))
       return EXIT.usage
     }
     const typed = toEventplaneError(e)
