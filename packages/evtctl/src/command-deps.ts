@@ -2,7 +2,7 @@
 // `evtctl --help` and `--version` never load the config resolver's store-pg, pino, postgres.js or NATS.
 import type { Command } from 'commander'
 import type { LevelWithSilent } from 'pino'
-import { EventplaneError } from '@eventplane/core'
+import { CliError } from './cli-error.ts'
 import { LOG_LEVELS } from './log-levels.ts'
 
 export { resolveConfig } from './config.ts'
@@ -18,6 +18,6 @@ export function logLevel(command: Command, flag: LevelWithSilent, env: NodeJS.Pr
   if (command.getOptionValueSourceWithGlobals('logLevel') !== 'default' || fromEnv === undefined || fromEnv === '')
     return flag
   if (!(LOG_LEVELS as readonly string[]).includes(fromEnv))
-    throw new EventplaneError('cli.config', `EVENTPLANE_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`)
+    throw new CliError('cli.config', `EVENTPLANE_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`)
   return fromEnv as LevelWithSilent
 }

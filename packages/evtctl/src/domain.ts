@@ -5,6 +5,7 @@ import { pathToFileURL } from 'node:url'
 import { EventplaneError } from '@eventplane/core'
 import { type Controller, type Domain, InvalidDomain, type Projection, isDomain } from '@eventplane/runtime'
 import { isDomainPath } from './config.ts'
+import { CliError } from './cli-error.ts'
 
 const notFound = (e: unknown): boolean =>
   (e as NodeJS.ErrnoException | undefined)?.code === 'ERR_MODULE_NOT_FOUND' ||
@@ -34,7 +35,7 @@ export async function loadDomain(spec: string, cwd: string): Promise<Domain> {
 }
 
 async function importFile(path: string): Promise<Record<string, unknown>> {
-  if (!existsSync(path)) throw new EventplaneError('cli.config', `domain module ${path} not found`)
+  if (!existsSync(path)) throw new CliError('cli.config', `domain module ${path} not found`)
   return import(pathToFileURL(path).href)
 }
 
@@ -50,7 +51,7 @@ async function importPackage(spec: string, cwd: string): Promise<Record<string, 
     file = createRequire(join(cwd, 'package.json')).resolve(spec)
   } catch (e) {
     if (!notFound(e)) throw e
-    throw new EventplaneError('cli.config', `domain package ${spec} is not installed (looked from ${cwd})`)
+    throw new CliError('cli.config', `domain package ${spec} is not installed (looked from ${cwd})`)
   }
   return import(pathToFileURL(file).href)
 }

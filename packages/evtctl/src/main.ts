@@ -16,11 +16,8 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 
 /** Imported here, not at startup: `evtctl --help` loads nothing but commander (docs/benchmarks.md). */
 async function interrupt(signal: NodeJS.Signals): Promise<void> {
-  const [{ EventplaneError }, { STOP_GRACE_MS }] = await Promise.all([
-    import('@eventplane/core'),
-    import('./interrupt.ts'),
-  ])
-  controller.abort(new EventplaneError('cli.interrupted', `interrupted by ${signal}`))
+  const [{ CliError }, { STOP_GRACE_MS }] = await Promise.all([import('./cli-error.ts'), import('./interrupt.ts')])
+  controller.abort(new CliError('cli.interrupted', `interrupted by ${signal}`))
   // The last resort, should closing connections itself hang after the command stopped.
   setTimeout(() => process.exit(130), STOP_GRACE_MS + 5000).unref()
 }

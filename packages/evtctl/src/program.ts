@@ -324,15 +324,15 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     return 0
   } catch (e) {
     if (e instanceof CommanderError && HELP_CODES.has(e.code)) return 0
-    const [{ EventplaneError }, { EXIT, exitCodeFor, formatFailure, toEventplaneError }] = await Promise.all([
-      import('@eventplane/core'),
+    const [{ CliError }, { EXIT, exitCodeFor, formatFailure, toEventplaneError }] = await Promise.all([
+      import('./cli-error.ts'),
       import('./exit-codes.ts'),
     ])
     if (e instanceof CommanderError) {
       // Bare `evtctl`: commander already printed the help to stderr.
       if (e.code === 'commander.help') return e.exitCode === 0 ? EXIT.ok : EXIT.usage
       const message = e.message.replace(/^error: /, '')
-      io.stderr.write(formatFailure(new EventplaneError('cli.bad_usage', `${message} (see evtctl --help)`)))
+      io.stderr.write(formatFailure(new CliError('cli.bad_usage', `${message} (see evtctl --help)`)))
       return EXIT.usage
     }
     const typed = toEventplaneError(e)

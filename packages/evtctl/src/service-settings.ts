@@ -1,5 +1,5 @@
 import { type Command, Option } from 'commander'
-import { EventplaneError } from '@eventplane/core'
+import { CliError } from './cli-error.ts'
 import type { ConfigSource, ResolvedConfig, ServiceSection } from './config.ts'
 import { closest } from './config-warnings.ts'
 
@@ -24,7 +24,7 @@ export interface SettingSpec {
   help: string
 }
 
-const configError = (message: string): EventplaneError => new EventplaneError('cli.config', message)
+const configError = (message: string): CliError => new CliError('cli.config', message)
 
 /** The commander options of `specs` (values stay text until resolveSettings reads them). */
 export function settingOptions(specs: readonly SettingSpec[]): Option[] {

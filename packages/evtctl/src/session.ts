@@ -2,10 +2,12 @@ import type { Logger } from 'pino'
 import type { Sql } from 'postgres'
 import { type NatsConnection, connect as natsConnect } from '@nats-io/transport-node'
 import { type RoleName, connectPg, redactUrl, roleUrl } from '@eventplane/store-pg'
-import { EventplaneError, Unavailable } from '@eventplane/core'
+import { Unavailable } from '@eventplane/core'
+import { CliError } from './cli-error.ts'
 import { natsAuth, tenantInboxPrefix } from '@eventplane/bus-nats'
 import type { Domain } from '@eventplane/runtime'
 import type { ResolvedConfig } from './config.ts'
+import type { EvtctlError } from './cli-error.ts'
 import { toEventplaneError } from './exit-codes.ts'
 import { DOMAIN_HINT } from './config.ts'
 import type { CliIo, Output } from './io.ts'
@@ -23,7 +25,7 @@ export const CONNECT_TIMEOUT_S = 5
 export class Session {
   readonly #pools = new Map<string, Sql>()
   /** Per pool: its first connection's failure, if it failed (see guardPool). */
-  readonly #guards = new Map<string, Promise<EventplaneError | undefined>>()
+  readonly #guards = new Map<string, Promise<EvtctlError | undefined>>()
   #nats: Promise<NatsConnection> | undefined
   #domain: Promise<Domain> | undefined
   readonly #services = new Map<string, Promise<NatsConnection>>()
@@ -91,8 +93,7 @@ export class Session {
       const failure = await guard
       if (failure) return failure
     }
-    const state = (typed.cause as { code?: unknown } | undefined)?.code
-    if (state === '42P01' || state === '3F000') {
+    if (typed.details.missing === 'schema') {
       return new Unavailable(
         'store.unavailable',
         `the eventplane schema is missing in ${describeTarget(pgTarget(this.config.databaseUrl))}: run evtctl migrate with this database URL`,
@@ -147,7 +148,7 @@ export class Session {
   domain(command: string): Promise<Domain> {
     const spec = this.config.domain
     if (spec === undefined) {
-      return Promise.reject(new EventplaneError('cli.config', `${command} needs a domain: ${DOMAIN_HINT}`))
+      return Promise.reject(new CliError('cli.config', `${command} needs a domain: ${DOMAIN_HINT}`))
     }
     // Imported here: only commands that run a domain pay for loading the runtime.
     this.#domain ??= import('./domain.ts').then(({ loadDomain }) => loadDomain(spec, this.io.cwd ?? process.cwd()))

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { Command } from 'commander'
-import { isEventplaneError } from '@eventplane/core'
+import { isEvtctlError } from '../src/cli-error.ts'
 import { resolveConfig } from '../src/config.ts'
 import { KNOWN_ENV } from '../src/config-warnings.ts'
 import { resolveSettings, settingOptions } from '../src/service-settings.ts'
@@ -49,7 +49,7 @@ describe('service settings: flag, then EVENTPLANE_*, then the config file sectio
     assert.equal(settings.sources.queue, 'unset')
   })
 
-  test('a bad value is refused at startup as cli.config, naming the setting', () => {
+  test('a bad value is refused at startup as bus.config, naming the setting', () => {
     for (const [key, value] of [
       ['EVENTPLANE_GATEWAY_RATE', '0'],
       ['EVENTPLANE_GATEWAY_RATE', 'fast'],
@@ -60,7 +60,7 @@ describe('service settings: flag, then EVENTPLANE_*, then the config file sectio
     ] as const) {
       assert.throws(
         () => gatewayLimits(gatewaySettings([], { [key]: value })),
-        (e: unknown) => isEventplaneError(e, 'cli.config') && /gateway limits|EVENTPLANE_GATEWAY/.test(e.message),
+        (e: unknown) => isEvtctlError(e, 'cli.config') && /gateway limits|EVENTPLANE_GATEWAY/.test(e.message),
         `${key}=${value}`,
       )
     }

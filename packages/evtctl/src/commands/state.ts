@@ -1,11 +1,11 @@
 import type { Command } from 'commander'
-import { EventplaneError } from '@eventplane/core'
 import { ROLES, readProjectionStates } from '@eventplane/store-pg'
 import { isSqlProjection } from '@eventplane/runtime'
 import { toJson } from '../io.ts'
 import { findProjection } from '../domain.ts'
 import { type CommandKit, domainOption, tenantOption } from '../command-kit.ts'
 import { requireTenant } from '../stream-arg.ts'
+import { CliError } from '../cli-error.ts'
 
 /**
  * `evtctl state <projection>`: the current state a reducer projection holds for
@@ -32,10 +32,7 @@ export function registerState(program: Command, kit: CommandKit): void {
       kit.action(async (session, command) => {
         const projection = findProjection(await session.domain('state'), command.args[0]!)
         if (isSqlProjection(projection)) {
-          throw new EventplaneError(
-            'cli.bad_usage',
-            `${projection.name} is a SQL projection: query its tables directly`,
-          )
+          throw new CliError('cli.bad_usage', `${projection.name} is a SQL projection: query its tables directly`)
         }
         const tenant = requireTenant(session.config, 'state')
         const key = command.opts<{ key?: string }>().key

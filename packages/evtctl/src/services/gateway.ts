@@ -8,6 +8,7 @@ import {
   startGateway as startGatewayLibrary,
 } from '@eventplane/bus-nats'
 import { EventplaneError } from '@eventplane/core'
+import { CliError } from '../cli-error.ts'
 import { PgEventStore, ROLES } from '@eventplane/store-pg'
 import type { RunningPart } from '../runners.ts'
 import type { Session } from '../session.ts'
@@ -105,7 +106,7 @@ export function gatewayLimits(settings: ResolvedSettings): GatewayLimits {
   try {
     resolveLimits(limits)
   } catch (e) {
-    throw new EventplaneError('cli.config', (e as Error).message, { cause: e })
+    throw new CliError('cli.config', (e as Error).message, { cause: e })
   }
   return limits
 }
