@@ -52,6 +52,9 @@ export interface RelayOptions {
   logger?: Logger
 }
 
+/** The relay name when none is given: the one `evtctl status` reports. */
+export const DEFAULT_RELAY_NAME = 'default'
+
 export type RelayState = 'new' | 'standby' | 'starting' | 'active' | 'retrying' | 'stopped'
 
 export interface RelayStats {
@@ -116,7 +119,7 @@ export class Relay {
   #settle!: { resolve: () => void; reject: (e: unknown) => void }
 
   constructor(options: RelayOptions) {
-    this.name = options.name ?? 'default'
+    this.name = options.name ?? DEFAULT_RELAY_NAME
     if (!NAME.test(this.name))
       throw new InvalidName(
         `relay name ${JSON.stringify(this.name)} may only contain ASCII letters, digits, _ and - (1-64)`,

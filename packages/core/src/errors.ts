@@ -35,6 +35,7 @@ export type ErrorCode =
   | 'runtime.checkpoint_moved'
   | 'runtime.finalizers_pending'
   | 'runtime.reconcile_failed'
+  | 'runtime.invalid_domain'
 
 export interface EventplaneErrorOptions {
   cause?: unknown

@@ -43,6 +43,7 @@ const BY_CODE: Partial<Record<EvtctlErrorCode, ExitCode>> = {
   'bus.unknown_tenant': EXIT.usage,
   'runtime.unknown_projection': EXIT.usage,
   'runtime.unknown_controller': EXIT.usage,
+  'runtime.invalid_domain': EXIT.usage,
   'runtime.handler_failed': EXIT.internal,
   'cli.bad_usage': EXIT.usage,
   'cli.config': EXIT.usage,

@@ -36,6 +36,7 @@ describe('resolveConfig: flag, then env, then config file, then default', () => 
       natsCreds: 'unset',
       natsAuthDir: 'unset',
       tenant: 'unset',
+      domain: 'unset',
     })
   })
 
@@ -60,8 +61,21 @@ describe('resolveConfig: flag, then env, then config file, then default', () => 
       natsCreds: 'unset',
       natsAuthDir: 'unset',
       tenant: 'flag',
+      domain: 'unset',
     })
     assert.equal(c.configFile, cfg)
+  })
+
+  test('the domain: a file path is taken relative to where it was given, a package name as it is', () => {
+    const sub = mkdtempSync(join(dir, 'domain-'))
+    const cfg = file('domain.json', { domain: './domains/mine.js' })
+    const fromFile = resolveConfig({}, { env: { EVENTPLANE_CONFIG: cfg }, cwd: sub })
+    assert.equal(fromFile.domain, join(dir, 'domains/mine.js'))
+    assert.equal(fromFile.sources.domain, 'file')
+    const fromEnv = resolveConfig({}, { env: { EVENTPLANE_CONFIG: cfg, EVENTPLANE_DOMAIN: 'mine.ts' }, cwd: sub })
+    assert.deepEqual([fromEnv.domain, fromEnv.sources.domain], [join(sub, 'mine.ts'), 'env'])
+    const fromFlag = resolveConfig({ domain: '@acme/domain' }, { env: { EVENTPLANE_DOMAIN: 'x.js' }, cwd: sub })
+    assert.deepEqual([fromFlag.domain, fromFlag.sources.domain], ['@acme/domain', 'flag'])
   })
 
   test('./eventplane.json is read only when present; --config beats EVENTPLANE_CONFIG', () => {

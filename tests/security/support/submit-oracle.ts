@@ -41,6 +41,7 @@ export const ERROR_CODES = [
   'runtime.checkpoint_moved',
   'runtime.finalizers_pending',
   'runtime.reconcile_failed',
+  'runtime.invalid_domain',
 ] as const satisfies readonly ErrorCode[]
 type Unlisted = Exclude<ErrorCode, (typeof ERROR_CODES)[number]>
 export const ERROR_CODES_ARE_COMPLETE: [Unlisted] extends [never] ? true : Unlisted = true

@@ -11,7 +11,7 @@ import {
 } from '@eventplane/core'
 import { submitIntent } from '@eventplane/bus-nats'
 import { readAllStdin } from '../io.ts'
-import { type CommandKit, intOption, tenantOption } from '../program.ts'
+import { type CommandKit, intOption, tenantOption } from '../command-kit.ts'
 import type { Session } from '../session.ts'
 import { resolveStreamArg } from '../stream-arg.ts'
 

@@ -1,7 +1,7 @@
 import { type Command, InvalidArgumentError } from 'commander'
 import { formatStream, validateCategory, validateStreamId } from '@eventplane/core'
 import { PgEventStore, ROLES, type StreamSummary } from '@eventplane/store-pg'
-import { type CommandKit, intOption, tenantOption } from '../program.ts'
+import { type CommandKit, intOption, tenantOption } from '../command-kit.ts'
 import { requireTenant } from '../stream-arg.ts'
 
 /** Streams per page unless `--limit` says otherwise. */

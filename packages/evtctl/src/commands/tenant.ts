@@ -12,7 +12,7 @@ import {
 } from '@eventplane/bus-nats/nats-config'
 import { redactUrl } from '@eventplane/store-pg'
 import { toEventplaneError } from '../exit-codes.ts'
-import type { CommandKit } from '../program.ts'
+import type { CommandKit } from '../command-kit.ts'
 import { CONNECT_TIMEOUT_S, type Session } from '../session.ts'
 import { CliError } from '../cli-error.ts'
 

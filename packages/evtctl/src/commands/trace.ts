@@ -2,7 +2,7 @@ import type { Command } from 'commander'
 import { type RecordedEvent, toWire } from '@eventplane/core'
 import { PgEventStore, ROLES } from '@eventplane/store-pg'
 import { streamOf } from '../format.ts'
-import { type CommandKit, intOption, tenantOption } from '../program.ts'
+import { type CommandKit, intOption, tenantOption } from '../command-kit.ts'
 import { requireTenant } from '../stream-arg.ts'
 import { type TraceRow, type TraceWalk, walkCausation } from '../trace-tree.ts'
 
