@@ -19,6 +19,7 @@ import {
   validateStreamId,
   validateTenant,
 } from '@eventplane/core'
+import { AppendNotifier } from './append-notifier.ts'
 import { mapPgError } from './pg-errors.ts'
 import { toRecordedEvent } from './rows.ts'
 import { type AppendedRow, appendSql } from './sql/append.ts'
@@ -97,6 +98,11 @@ export interface EventStoreOptions extends EnvelopeCheckOptions {
   /** Largest batch accepted by one append. */
   maxBatchSize?: number
   registry?: SchemaRegistry
+  /**
+   * Wake the relay after appends commit with one coalesced NOTIFY (see
+   * AppendNotifier). Default true; off, the relay finds appends by polling.
+   */
+  notifyAppends?: boolean
 }
 
 const DEFAULT_MAX_BATCH = 1000
@@ -112,10 +118,12 @@ const DEFAULT_BATCH = 500
 export class PgEventStore {
   readonly sql: Sql
   readonly #options: EventStoreOptions
+  readonly #notifier: AppendNotifier | undefined
 
   constructor(sql: Sql, options: EventStoreOptions = {}) {
     this.sql = sql
     this.#options = options
+    this.#notifier = options.notifyAppends === false ? undefined : new AppendNotifier(sql)
   }
 
   /**
@@ -133,18 +141,20 @@ export class PgEventStore {
     const expected = options.expectedVersion ?? 'any'
     this.#checkBatch(ref, events, expected)
     try {
-      const rows = await this.#appendRetryingRaces(ref, expectedCode(expected), events)
-      const appended = rows.map((r) => ({
-        eventId: r.event_id,
-        streamVersion: Number(r.stream_version),
-        position: BigInt(r.global_position),
-        txId: BigInt(r.tx_id),
-        recordedAt: r.recorded_at.toISOString(),
+      const row = await this.#appendRetryingRaces(ref, expectedCode(expected), events)
+      if (!row.replayed) this.#notifier?.poke()
+      const txId = BigInt(row.tx_id)
+      const appended = events.map((e, i) => ({
+        eventId: e.event_id,
+        streamVersion: Number(row.stream_versions[i]),
+        position: BigInt(row.global_positions[i]!),
+        txId,
+        recordedAt: row.recorded_at,
       }))
       return {
         nextExpectedVersion: appended.at(-1)!.streamVersion,
         events: appended,
-        replayed: rows.every((r) => r.replayed),
+        replayed: row.replayed,
       }
     } catch (e) {
       const pg = e as { code?: string; detail?: string; constraint_name?: string }
@@ -168,11 +178,7 @@ export class PgEventStore {
    * whole, nothing of it was written). Each retry sees that append committed,
    * so every retry is progress for someone; the bound is a safety net.
    */
-  async #appendRetryingRaces(
-    ref: StreamRef,
-    expected: number,
-    events: readonly EventEnvelope[],
-  ): Promise<AppendedRow[]> {
+  async #appendRetryingRaces(ref: StreamRef, expected: number, events: readonly EventEnvelope[]): Promise<AppendedRow> {
     for (let attempt = 1; ; attempt++) {
       try {
         return await appendSql(this.sql, ref.tenant, ref.category, ref.id, expected, events)

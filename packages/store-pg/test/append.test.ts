@@ -113,6 +113,21 @@ describe('append', () => {
     )
   })
 
+  test('a batch of a stored event and a new one is a conflict, not a replay, and writes nothing', async () => {
+    const f = factoryFor('acme')
+    const s = stream('acme', 'retry-3')
+    const stored = f.intent(s, 'created', { a: 1 })
+    await store.append(s, [stored])
+    const fresh = f.intent(s, 'scaled', { b: 2 })
+    await assert.rejects(store.append(s, [structuredClone(stored), fresh]), (e) =>
+      isEventplaneError(e, 'store.idempotency_conflict'),
+    )
+    assert.deepEqual(
+      (await store.readStreamToArray(s)).map((e) => e.event_id),
+      [stored.event_id],
+    )
+  })
+
   test('an event id taken in another tenant is a conflict, not a leak', async () => {
     const a = stream('acme', 'shared-id')
     const b = stream('globex', 'shared-id')

@@ -1,0 +1,47 @@
+import type { Sql } from 'postgres'
+
+/** The channel the relay listens on to learn that events were appended. */
+export const EVENTS_CHANNEL = 'eventplane_events'
+
+/**
+ * Wakes the relay after appends commit, off the write path (issue 15). A
+ * NOTIFY inside the appending transaction takes PostgreSQL's global notify
+ * lock from pre-commit until after the commit's WAL flush, so notifying
+ * commits cannot share a flush; here the appends commit without it and this
+ * sends one NOTIFY for all appends that committed while the previous one was
+ * in flight (at most one in flight, one queued). Its own transaction commits
+ * with `synchronous_commit = off`: a wake-up is a hint, and the reader reads
+ * the log itself. A failed NOTIFY is dropped: the relay's poll covers it.
+ */
+export class AppendNotifier {
+  readonly #sql: Sql
+  #inFlight = false
+  #again = false
+
+  constructor(sql: Sql) {
+    this.#sql = sql
+  }
+
+  /** Appends committed: make sure a NOTIFY goes out after now. Never throws, never waits. */
+  poke(): void {
+    if (this.#inFlight) {
+      this.#again = true
+      return
+    }
+    this.#inFlight = true
+    void this.#send()
+  }
+
+  async #send(): Promise<void> {
+    try {
+      do {
+        this.#again = false
+        await this.#sql`select set_config('synchronous_commit', 'off', true), pg_notify(${EVENTS_CHANNEL}, '')`
+      } while (this.#again)
+    } catch {
+      // A lost wake-up only delays the relay until its next poll.
+    } finally {
+      this.#inFlight = false
+    }
+  }
+}
