@@ -9,17 +9,24 @@ export const EVENTS_CHANNEL = 'eventplane_events'
  * lock from pre-commit until after the commit's WAL flush, so notifying
  * commits cannot share a flush; here the appends commit without it and this
  * sends one NOTIFY for all appends that committed while the previous one was
- * in flight (at most one in flight, one queued). Its own transaction commits
- * with `synchronous_commit = off`: a wake-up is a hint, and the reader reads
- * the log itself. A failed NOTIFY is dropped: the relay's poll covers it.
+ * in flight (at most one in flight, one queued). On a pool, its own
+ * transaction commits with `synchronous_commit = off`: a wake-up is a hint,
+ * and the reader reads the log itself. On a reserved connection or inside a
+ * transaction (the caller's, which may still be open) it is a plain NOTIFY,
+ * delivered when that transaction commits, and changes no setting of it. A
+ * failed NOTIFY is dropped: the relay's poll covers it.
  */
 export class AppendNotifier {
   readonly #sql: Sql
+  /** A pool: each statement is its own transaction. */
+  readonly #pooled: boolean
   #inFlight = false
   #again = false
 
   constructor(sql: Sql) {
     this.#sql = sql
+    const handle = sql as unknown as Record<string, unknown>
+    this.#pooled = typeof handle.savepoint !== 'function' && typeof handle.release !== 'function'
   }
 
   /** Appends committed: make sure a NOTIFY goes out after now. Never throws, never waits. */
@@ -36,7 +43,9 @@ export class AppendNotifier {
     try {
       do {
         this.#again = false
-        await this.#sql`select set_config('synchronous_commit', 'off', true), pg_notify(${EVENTS_CHANNEL}, '')`
+        if (this.#pooled)
+          await this.#sql`select set_config('synchronous_commit', 'off', true), pg_notify(${EVENTS_CHANNEL}, '')`
+        else await this.#sql`select pg_notify(${EVENTS_CHANNEL}, '')`
       } while (this.#again)
     } catch {
       // A lost wake-up only delays the relay until its next poll.

@@ -21,7 +21,7 @@ import {
 } from '@eventplane/core'
 import { AppendNotifier } from './append-notifier.ts'
 import { mapPgError } from './pg-errors.ts'
-import { toRecordedEvent } from './rows.ts'
+import { type EventRow, toRecordedEvent } from './rows.ts'
 import { type AppendedRow, appendSql } from './sql/append.ts'
 import { listStreamsSql } from './sql/list-streams.ts'
 import { readAllSql } from './sql/read-all.ts'
@@ -224,17 +224,9 @@ export class PgEventStore {
   async *readAll(options: ReadAllOptions = {}): AsyncGenerator<RecordedEvent[]> {
     const tenant = options.tenant === undefined ? undefined : validateTenant(options.tenant)
     const batchSize = positive(options.batchSize ?? DEFAULT_BATCH, 'batchSize')
-    let after = options.from ?? START
-    for (;;) {
-      options.signal?.throwIfAborted()
-      const rows = await this.#run(() => readAllSql(this.sql, after, batchSize, tenant))
-      if (rows.length === 0) return
-      const batch = rows.map(toRecordedEvent)
-      yield batch
-      const last = batch.at(-1)!
-      after = { txId: last.tx_id, position: last.global_position }
-      if (batch.length < batchSize) return
-    }
+    yield* this.#pages(options.from ?? START, batchSize, options.signal, (after) =>
+      readAllSql(this.sql, after, batchSize, tenant),
+    )
   }
 
   /** Every event of one correlation chain of one tenant, in log order. */
@@ -260,17 +252,9 @@ export class PgEventStore {
     validateTenant(tenant)
     validateCategory(category)
     const batchSize = positive(options.batchSize ?? DEFAULT_BATCH, 'batchSize')
-    let after = options.from ?? START
-    for (;;) {
-      options.signal?.throwIfAborted()
-      const rows = await this.#run(() => readCategorySql(this.sql, tenant, category, after, batchSize))
-      if (rows.length === 0) return
-      const batch = rows.map(toRecordedEvent)
-      yield batch
-      const last = batch.at(-1)!
-      after = { txId: last.tx_id, position: last.global_position }
-      if (batch.length < batchSize) return
-    }
+    yield* this.#pages(options.from ?? START, batchSize, options.signal, (after) =>
+      readCategorySql(this.sql, tenant, category, after, batchSize),
+    )
   }
 
   /** One page of a tenant's streams in (category, id) order, each with its last version. */
@@ -316,6 +300,36 @@ export class PgEventStore {
       }
       if (ids.has(event.event_id)) throw new InvalidEnvelope(`event id ${event.event_id} appears twice in one append`)
       ids.add(event.event_id)
+    }
+  }
+
+  /**
+   * Pages of the gap-safe global order after `from` until a short page. The
+   * next page's query is sent before a page is handed out (read-ahead), so
+   * the database reads while the caller works; each page is gap-safe on its
+   * own, so reading ahead changes nothing about what is returned.
+   */
+  async *#pages(
+    from: Checkpoint,
+    pageSize: number,
+    signal: AbortSignal | undefined,
+    fetch: (after: Checkpoint) => Promise<EventRow[]>,
+  ): AsyncGenerator<RecordedEvent[]> {
+    signal?.throwIfAborted()
+    let next = this.#run(() => fetch(from))
+    for (;;) {
+      const rows = await next
+      if (rows.length === 0) return
+      const batch = rows.map(toRecordedEvent)
+      const last = batch.at(-1)!
+      const full = rows.length >= pageSize
+      if (full) {
+        next = this.#run(() => fetch({ txId: last.tx_id, position: last.global_position }))
+        next.catch(() => {}) // surfaces when awaited; dropped when the caller stops reading
+      }
+      yield batch
+      if (!full) return
+      signal?.throwIfAborted()
     }
   }
 
