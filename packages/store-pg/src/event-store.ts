@@ -24,7 +24,7 @@ import { mapPgError } from './pg-errors.ts'
 import { type EventRow, toRecordedEvent } from './rows.ts'
 import { type AppendedRow, appendSql } from './sql/append.ts'
 import { listStreamsSql } from './sql/list-streams.ts'
-import { readAllSql } from './sql/read-all.ts'
+import { type EventTextRow, readAllSql, readAllTextSql } from './sql/read-all.ts'
 import { readCategorySql } from './sql/read-category.ts'
 import { readCorrelationSql } from './sql/read-correlation.ts'
 import { readStreamSql } from './sql/read-stream.ts'
@@ -224,8 +224,29 @@ export class PgEventStore {
   async *readAll(options: ReadAllOptions = {}): AsyncGenerator<RecordedEvent[]> {
     const tenant = options.tenant === undefined ? undefined : validateTenant(options.tenant)
     const batchSize = positive(options.batchSize ?? DEFAULT_BATCH, 'batchSize')
-    yield* this.#pages(options.from ?? START, batchSize, options.signal, (after) =>
-      readAllSql(this.sql, after, batchSize, tenant),
+    yield* this.#pages(
+      options.from ?? START,
+      batchSize,
+      options.signal,
+      (after) => readAllSql(this.sql, after, batchSize, tenant),
+      toRecordedEvent,
+      rowKey,
+    )
+  }
+
+  /**
+   * readAll for a cross-tenant role (the relay), rows as selected: ids and
+   * positions as text, instants as ISO strings, `data` as its JSON text.
+   */
+  async *readAllText(options: Omit<ReadAllOptions, 'tenant'> = {}): AsyncGenerator<EventTextRow[]> {
+    const batchSize = positive(options.batchSize ?? DEFAULT_BATCH, 'batchSize')
+    yield* this.#pages(
+      options.from ?? START,
+      batchSize,
+      options.signal,
+      (after) => readAllTextSql(this.sql, after, batchSize),
+      (row) => row,
+      rowKey,
     )
   }
 
@@ -252,8 +273,13 @@ export class PgEventStore {
     validateTenant(tenant)
     validateCategory(category)
     const batchSize = positive(options.batchSize ?? DEFAULT_BATCH, 'batchSize')
-    yield* this.#pages(options.from ?? START, batchSize, options.signal, (after) =>
-      readCategorySql(this.sql, tenant, category, after, batchSize),
+    yield* this.#pages(
+      options.from ?? START,
+      batchSize,
+      options.signal,
+      (after) => readCategorySql(this.sql, tenant, category, after, batchSize),
+      toRecordedEvent,
+      rowKey,
     )
   }
 
@@ -309,25 +335,26 @@ export class PgEventStore {
    * the database reads while the caller works; each page is gap-safe on its
    * own, so reading ahead changes nothing about what is returned.
    */
-  async *#pages(
+  async *#pages<R, T>(
     from: Checkpoint,
     pageSize: number,
     signal: AbortSignal | undefined,
-    fetch: (after: Checkpoint) => Promise<EventRow[]>,
-  ): AsyncGenerator<RecordedEvent[]> {
+    fetch: (after: Checkpoint) => Promise<R[]>,
+    map: (row: R) => T,
+    keyOf: (row: R) => Checkpoint,
+  ): AsyncGenerator<T[]> {
     signal?.throwIfAborted()
     let next = this.#run(() => fetch(from))
     for (;;) {
       const rows = await next
       if (rows.length === 0) return
-      const batch = rows.map(toRecordedEvent)
-      const last = batch.at(-1)!
       const full = rows.length >= pageSize
       if (full) {
-        next = this.#run(() => fetch({ txId: last.tx_id, position: last.global_position }))
+        const after = keyOf(rows.at(-1)!)
+        next = this.#run(() => fetch(after))
         next.catch(() => {}) // surfaces when awaited; dropped when the caller stops reading
       }
-      yield batch
+      yield rows.map(map)
       if (!full) return
       signal?.throwIfAborted()
     }
@@ -340,6 +367,10 @@ export class PgEventStore {
       throw mapPgError(e)
     }
   }
+}
+
+function rowKey(row: Pick<EventRow, 'tx_id' | 'global_position'>): Checkpoint {
+  return { txId: BigInt(row.tx_id), position: BigInt(row.global_position) }
 }
 
 function expectedCode(expected: ExpectedVersion): number {

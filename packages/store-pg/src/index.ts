@@ -12,6 +12,7 @@ export type {
   StreamSummary,
 } from './event-store.ts'
 export { AppendNotifier, EVENTS_CHANNEL } from './append-notifier.ts'
+export type { EventTextRow } from './sql/read-all.ts'
 export { withTenant } from './with-tenant.ts'
 export { MIGRATIONS_DIR, loadMigrations, migrate } from './migrate.ts'
 export type { MigrateResult, Migration } from './migrate.ts'
