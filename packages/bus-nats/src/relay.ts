@@ -40,6 +40,13 @@ export interface RelayOptions {
   maxInFlight?: number
   /** Polling fallback when no notification arrives (also how often the lease and stuck transactions are checked). Default 1000 ms. */
   pollIntervalMs?: number
+  /**
+   * How long an idle relay waits for a wake-up before it reads the log again
+   * (the lease and the guard are still checked every `pollIntervalMs`).
+   * Default `pollIntervalMs`; a few ms makes the relay find appends by polling
+   * alone, for writers that do not notify (see docs/benchmarks.md for the cost).
+   */
+  wakePollMs?: number
   /** How often a standby relay retries the lock. Default `pollIntervalMs`. */
   lockRetryMs?: number
   /** How long to wait for one publish ack. Default 5000 ms. */
@@ -139,6 +146,7 @@ export class Relay {
       batchSize: positive(options.batchSize ?? 500, 'batchSize'),
       maxInFlight: positive(options.maxInFlight ?? 256, 'maxInFlight'),
       pollIntervalMs: poll,
+      wakePollMs: positive(options.wakePollMs ?? poll, 'wakePollMs'),
       lockRetryMs: positive(options.lockRetryMs ?? poll, 'lockRetryMs'),
       publishTimeoutMs: positive(options.publishTimeoutMs ?? 5000, 'publishTimeoutMs'),
       maxBackoffMs: positive(options.maxBackoffMs ?? 5000, 'maxBackoffMs'),
@@ -294,9 +302,10 @@ export class Relay {
       if (this.#stopping) return
       // After a notification, re-read soon and then less often: the new rows
       // may be held back by an older transaction still open elsewhere.
-      const reason = await this.#waker.wait(quickMs || this.#o.pollIntervalMs, this.#abort.signal)
-      if (reason === 'notified') quickMs = QUICK_POLL_MS
-      else if (reason === 'timeout' && quickMs > 0) quickMs = quickMs * 2 >= this.#o.pollIntervalMs ? 0 : quickMs * 2
+      const idleMs = this.#o.wakePollMs
+      const reason = await this.#waker.wait(quickMs || idleMs, this.#abort.signal)
+      if (reason === 'notified') quickMs = Math.min(QUICK_POLL_MS, idleMs)
+      else if (reason === 'timeout' && quickMs > 0) quickMs = quickMs * 2 >= idleMs ? 0 : quickMs * 2
       if (Date.now() - leaseCheckedAt >= this.#o.pollIntervalMs) {
         if (!(await this.#lease.held())) throw new LeaseLost('the relay lock session is gone')
         // An idle relay would otherwise notice a deleted stream only at its next publish.
