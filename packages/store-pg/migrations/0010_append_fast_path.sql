@@ -19,11 +19,13 @@
 --    chain: a root has correlation_id = event_id (core enforces it for events
 --    without a causation) and is found by its primary key. Most appends in a
 --    system that starts chains with an intent add no entry there.
--- 5. No subtransaction per append. The insert is `ON CONFLICT DO NOTHING`; an
---    append that inserted fewer rows than it was given found a duplicate event
---    id or a version a concurrent append took, and raises (which discards the
---    rows it did insert with the statement). An exception block would start a
---    subtransaction (and a subtransaction id) on every append.
+-- 5. No subtransaction and no speculative insertion per append. Stored event
+--    ids are found before the insert (one primary key probe per event); a
+--    version or event id a concurrent append takes first makes the plain
+--    insert fail with 23505, and the caller appends again, which the checks
+--    then classify (wrong version, identical retry, conflict). An exception
+--    block would start a subtransaction on every append; `ON CONFLICT DO
+--    NOTHING` cost ~30% more server CPU per row (measured, docs/benchmarks.md).
 -- 6. An append returns one row: the stream versions and global positions of
 --    its events in batch order, its transaction id and its recorded_at.
 
@@ -84,6 +86,18 @@ BEGIN
   END IF;
 END $$;
 
+-- What an identical retry returns: the stored events of p_events in batch
+-- order (versions, positions), and the transaction and time of the last.
+CREATE OR REPLACE FUNCTION eventplane.stored_result(p_events jsonb,
+  OUT stream_versions bigint[], OUT global_positions bigint[], OUT tx_id xid8, OUT recorded_at timestamptz,
+  OUT replayed boolean)
+LANGUAGE sql STABLE AS $$
+  SELECT array_agg(ev.stream_version ORDER BY x.ord), array_agg(ev.global_position ORDER BY x.ord),
+         (array_agg(ev.tx_id ORDER BY x.ord DESC))[1], (array_agg(ev.recorded_at ORDER BY x.ord DESC))[1], true
+    FROM jsonb_array_elements(p_events) WITH ORDINALITY AS x(e, ord)
+    JOIN eventplane.events ev ON ev.event_id = (x.e ->> 'event_id')::uuid
+$$;
+
 -- One body for the three entry points, the kinds each allows inlined
 -- (format(): %% is a literal %). SECURITY DEFINER with a pinned search_path
 -- and enable_sort = off as in 0005.
@@ -104,9 +118,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET enab
 #variable_conflict use_column
 DECLARE
   v_current bigint;
-  v_count int := jsonb_array_length(p_events);
-  v_inserted int;
-  v_now bigint;
+  v_ids uuid[];
   v_conflict uuid;
 BEGIN
   PERFORM eventplane.check_append_names(p_tenant, p_category, p_stream_id);
@@ -116,83 +128,68 @@ BEGIN
    ORDER BY ev.stream_version DESC LIMIT 1;
   v_current := coalesce(v_current, 0);
 
-  IF p_expected < 0 OR v_current = p_expected THEN
-    -- Rows that collide on the event id or the (stream, version) key are
-    -- skipped, not raised: the check below raises for them.
-    WITH ins AS (
-      INSERT INTO eventplane.events AS ev (event_id, tenant_id, kind, category, stream_id, stream_version, type,
-                                           schema_version, data, correlation_id, causation_id, caused_by, occurred_at)
-      SELECT x.event_id, p_tenant,
-             CASE WHEN x.kind = ANY (%L::text[]) THEN x.kind ELSE eventplane.refuse_kind(x.kind) END,
-             p_category, p_stream_id, v_current + x.ord, x.type,
-             x.schema_version, x.data, x.correlation_id, x.causation_id, x.caused_by, x.occurred_at
-        FROM ROWS FROM (jsonb_to_recordset(p_events) AS (event_id uuid, kind text, type text, schema_version smallint,
-               data jsonb, correlation_id uuid, causation_id uuid, caused_by text, occurred_at timestamptz))
-             WITH ORDINALITY AS x(event_id, kind, type, schema_version, data, correlation_id, causation_id,
-                                  caused_by, occurred_at, ord)
-       ORDER BY x.ord
-      ON CONFLICT DO NOTHING
-      RETURNING ev.stream_version, ev.global_position
-    )
-    SELECT count(*), array_agg(ins.stream_version ORDER BY ins.stream_version),
-           array_agg(ins.global_position ORDER BY ins.stream_version)
-      INTO v_inserted, stream_versions, global_positions FROM ins;
-    IF v_inserted = v_count THEN
-      tx_id := pg_current_xact_id();
-      recorded_at := now();
-      replayed := false;
+  IF p_expected >= 0 AND v_current <> p_expected THEN
+    IF eventplane.is_identical_retry(p_tenant, p_category, p_stream_id, p_events) THEN
+      SELECT * INTO stream_versions, global_positions, tx_id, recorded_at, replayed
+        FROM eventplane.stored_result(p_events);
       RETURN;
     END IF;
-  END IF;
-
-  -- Not appended: an identical retry (nothing inserted: every event is
-  -- stored already) returns what is stored; otherwise the version or an
-  -- event id conflicts. A raise discards any rows inserted above.
-  IF coalesce(v_inserted, 0) = 0 AND eventplane.is_identical_retry(p_tenant, p_category, p_stream_id, p_events) THEN
-    SELECT array_agg(ev.stream_version ORDER BY x.ord), array_agg(ev.global_position ORDER BY x.ord),
-           (array_agg(ev.tx_id ORDER BY x.ord DESC))[1], max(ev.recorded_at), true
-      INTO stream_versions, global_positions, tx_id, recorded_at, replayed
-      FROM jsonb_array_elements(p_events) WITH ORDINALITY AS x(e, ord)
-      JOIN eventplane.events ev ON ev.event_id = (x.e ->> 'event_id')::uuid;
-    RETURN;
-  END IF;
-  IF p_expected >= 0 AND v_current <> p_expected THEN
     RAISE EXCEPTION 'stream is at version %%, expected %%', v_current, p_expected
       USING ERRCODE = 'EPWEV', DETAIL = v_current::text;
   END IF;
-  SELECT (x.e ->> 'event_id')::uuid INTO v_conflict FROM jsonb_array_elements(p_events) x(e)
-   WHERE EXISTS (SELECT 1 FROM eventplane.events ev
-                  WHERE ev.event_id = (x.e ->> 'event_id')::uuid AND ev.tx_id <> pg_current_xact_id())
-   LIMIT 1;
-  IF v_conflict IS NULL THEN
-    -- No event id of this batch is stored (in this tenant) by another
-    -- transaction: a concurrent append committed the versions first (the
-    -- insert waited for it). An exact expectation has failed; `any` is retried
-    -- by the caller (EPRTY) as a new statement.
-    SELECT ev.stream_version INTO v_now FROM eventplane.events ev
-     WHERE ev.tenant_id = p_tenant AND ev.category = p_category AND ev.stream_id = p_stream_id
-       AND ev.tx_id <> pg_current_xact_id()
-     ORDER BY ev.stream_version DESC LIMIT 1;
-    IF coalesce(v_now, 0) > v_current THEN
-      IF p_expected >= 0 THEN
-        RAISE EXCEPTION 'stream is at version %%, expected %%', v_now, p_expected
-          USING ERRCODE = 'EPWEV', DETAIL = v_now::text;
-      END IF;
-      RAISE EXCEPTION 'a concurrent append took version %%; append again', v_now USING ERRCODE = 'EPRTY';
+
+  -- An event id of the batch already stored (in this tenant): an identical
+  -- retry returns what is stored, anything else is a conflict.
+  v_ids := ARRAY(SELECT (e ->> 'event_id')::uuid FROM jsonb_array_elements(p_events) e);
+  -- One primary key probe per id (a lateral lookup, whatever the statistics say).
+  IF EXISTS (SELECT 1 FROM unnest(v_ids) u(id),
+                LATERAL (SELECT 1 FROM eventplane.events ev WHERE ev.event_id = u.id LIMIT 1) hit) THEN
+    IF eventplane.is_identical_retry(p_tenant, p_category, p_stream_id, p_events) THEN
+      SELECT * INTO stream_versions, global_positions, tx_id, recorded_at, replayed
+        FROM eventplane.stored_result(p_events);
+      RETURN;
     END IF;
+    SELECT ev.event_id INTO v_conflict FROM eventplane.events ev WHERE ev.event_id = ANY (v_ids) LIMIT 1;
+    RAISE EXCEPTION 'event id %% is already stored with different content', v_conflict
+      USING ERRCODE = 'EPIDC', DETAIL = v_conflict::text;
   END IF;
-  RAISE EXCEPTION 'event id %% is already stored with different content', coalesce(v_conflict::text, '(in another tenant)')
-    USING ERRCODE = 'EPIDC', DETAIL = coalesce(v_conflict::text, '?');
+
+  -- A concurrent append that takes one of these versions (or event ids)
+  -- first makes this insert wait for its commit and fail with 23505 on
+  -- events_stream_version_key (events_event_id_key); the caller appends again
+  -- and the checks above classify that attempt (store-pg event-store.ts). An
+  -- event id stored in another tenant (not visible here) fails the same way.
+  WITH ins AS (
+    INSERT INTO eventplane.events AS ev (event_id, tenant_id, kind, category, stream_id, stream_version, type,
+                                         schema_version, data, correlation_id, causation_id, caused_by, occurred_at)
+    SELECT x.event_id, p_tenant,
+           CASE WHEN x.kind = ANY (%L::text[]) THEN x.kind ELSE eventplane.refuse_kind(x.kind) END,
+           p_category, p_stream_id, v_current + x.ord, x.type,
+           x.schema_version, x.data, x.correlation_id, x.causation_id, x.caused_by, x.occurred_at
+      FROM ROWS FROM (jsonb_to_recordset(p_events) AS (event_id uuid, kind text, type text, schema_version smallint,
+             data jsonb, correlation_id uuid, causation_id uuid, caused_by text, occurred_at timestamptz))
+           WITH ORDINALITY AS x(event_id, kind, type, schema_version, data, correlation_id, causation_id,
+                                caused_by, occurred_at, ord)
+     ORDER BY x.ord
+    RETURNING ev.stream_version, ev.global_position
+  )
+  SELECT array_agg(ins.stream_version ORDER BY ins.stream_version),
+         array_agg(ins.global_position ORDER BY ins.stream_version)
+    INTO stream_versions, global_positions FROM ins;
+  tx_id := pg_current_xact_id();
+  recorded_at := now();
+  replayed := false;
 END $body$
 $create$, entry.name, entry.kinds);
   END LOOP;
 END $do$;
 
 ALTER FUNCTION eventplane.check_append_names(text, text, text) OWNER TO eventplane_owner;
+ALTER FUNCTION eventplane.stored_result(jsonb) OWNER TO eventplane_owner;
 ALTER FUNCTION eventplane.append_intents(text, text, text, bigint, jsonb) OWNER TO eventplane_owner;
 ALTER FUNCTION eventplane.append_facts(text, text, text, bigint, jsonb) OWNER TO eventplane_owner;
 ALTER FUNCTION eventplane.append_to_stream(text, text, text, bigint, jsonb) OWNER TO eventplane_owner;
-REVOKE ALL ON FUNCTION eventplane.check_append_names(text, text, text),
+REVOKE ALL ON FUNCTION eventplane.check_append_names(text, text, text), eventplane.stored_result(jsonb),
   eventplane.append_intents(text, text, text, bigint, jsonb),
   eventplane.append_facts(text, text, text, bigint, jsonb),
   eventplane.append_to_stream(text, text, text, bigint, jsonb)

@@ -173,17 +173,26 @@ export class PgEventStore {
   }
 
   /**
-   * One append call; with `any`, again when a concurrent append to the same
-   * stream committed the versions first (EPRTY: the statement failed as a
-   * whole, nothing of it was written). Each retry sees that append committed,
-   * so every retry is progress for someone; the bound is a safety net.
+   * One append call, again when a concurrent append to the same stream
+   * committed the versions (or event ids) first (23505: the statement failed
+   * as a whole, nothing of it was written). Each retry sees that append
+   * committed, so every retry is progress for someone; the bound is a safety net.
    */
   async #appendRetryingRaces(ref: StreamRef, expected: number, events: readonly EventEnvelope[]): Promise<AppendedRow> {
+    let idRaces = 0
     for (let attempt = 1; ; attempt++) {
       try {
         return await appendSql(this.sql, ref.tenant, ref.category, ref.id, expected, events)
       } catch (e) {
-        if ((e as { code?: string }).code !== 'EPRTY' || attempt >= MAX_APPEND_RACES) throw e
+        // A concurrent append took a version (or an event id) first: the whole
+        // statement failed and wrote nothing; the next attempt sees that append
+        // committed and classifies (migrations/0010). A repeated event id race
+        // is an id stored in another tenant: a conflict (mapPgError).
+        const pg = e as { code?: string; constraint_name?: string }
+        const versionRace =
+          pg.code === 'EPRTY' || (pg.code === '23505' && pg.constraint_name === 'events_stream_version_key')
+        const idRace = pg.code === '23505' && pg.constraint_name === 'events_event_id_key' && idRaces++ === 0
+        if (!(versionRace || idRace) || attempt >= MAX_APPEND_RACES) throw e
       }
     }
   }

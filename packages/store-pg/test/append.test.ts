@@ -113,6 +113,19 @@ describe('append', () => {
     )
   })
 
+  test('the same batch appended 10 times at once is stored once; the others return it as a replay', async () => {
+    const f = factoryFor('acme')
+    const s = stream('acme', 'retry-race')
+    const events = [f.intent(s, 'created', { a: 1 }), f.intent(s, 'scaled', { b: 2 })]
+    const results = await Promise.all(Array.from({ length: 10 }, () => store.append(s, structuredClone(events))))
+    assert.equal(results.filter((r) => !r.replayed).length, 1)
+    for (const r of results) assert.deepEqual(r.events, results.find((x) => !x.replayed)!.events)
+    assert.deepEqual(
+      (await store.readStreamToArray(s)).map((e) => e.event_id),
+      events.map((e) => e.event_id),
+    )
+  })
+
   test('a batch of a stored event and a new one is a conflict, not a replay, and writes nothing', async () => {
     const f = factoryFor('acme')
     const s = stream('acme', 'retry-3')
