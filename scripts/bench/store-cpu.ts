@@ -7,9 +7,9 @@
 import { randomUUID } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import type { Sql } from 'postgres'
-import { EventFactory } from '@eventplane/core'
+import { EventFactory, START } from '@eventplane/core'
 import { PgEventStore, ROLES } from '@eventplane/store-pg'
-import { createTestDatabase } from '@eventplane/store-pg/testing'
+import { countLogEvents, createTestDatabase, readRawLog, vacuumLog } from '@eventplane/store-pg/testing'
 import { argValue, median } from './lib.ts'
 
 const OPS = argValue('ops', 400)
@@ -77,6 +77,26 @@ try {
   }
   console.log(`store-cpu: ${OPS} appends × ${ROUNDS} rounds, medians per append`)
   console.table(rows)
+
+  // Reads: this process's CPU per 1,000 events, raw cursor (rows parsed, not mapped) vs readAll.
+  await vacuumLog(db.admin)
+  const total = await countLogEvents(db.admin)
+  const relay = new PgEventStore(db.connect(ROLES.relay, 2))
+  const reads: { raw: number[]; ours: number[] } = { raw: [], ours: [] }
+  for (let k = 0; k < ROUNDS; k++) {
+    let c = process.cpuUsage()
+    const n = await readRawLog(raw, 1000, total, () => {})
+    let u = process.cpuUsage(c)
+    reads.raw.push(((u.user + u.system) / n) * 1000)
+    c = process.cpuUsage()
+    let m = 0
+    for await (const batch of relay.readAll({ from: START, batchSize: 1000 })) m += batch.length
+    u = process.cpuUsage(c)
+    reads.ours.push(((u.user + u.system) / m) * 1000)
+  }
+  console.log(
+    `readAll of ${total} events, client CPU µs per 1,000 events: raw ${median(reads.raw).toFixed(0)}, ours ${median(reads.ours).toFixed(0)} (ratio ${(median(reads.raw) / median(reads.ours)).toFixed(2)})`,
+  )
 } finally {
   await db.drop()
 }
