@@ -3,14 +3,8 @@ import { after, before, describe, test } from 'node:test'
 import { EventFactory } from '@eventplane/core'
 import { PgEventStore, ROLES, exportEvents, importEvents } from '@eventplane/store-pg'
 import { createTestDatabase, eventually, type TestDatabase } from '@eventplane/store-pg/testing'
-import {
-  PROJECTOR_ROLE,
-  addFinalizer,
-  auditProjection,
-  deploymentStatusProjection,
-  rebuildProjection,
-  setStatus,
-} from '@eventplane/runtime'
+import { PROJECTOR_ROLE, addFinalizer, rebuildProjection, setStatus } from '@eventplane/runtime'
+import { auditProjection, deploymentStatusProjection } from '@eventplane/example-deployments'
 
 async function collect(it: AsyncIterable<string>): Promise<string[]> {
   const out: string[] = []
