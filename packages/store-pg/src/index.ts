@@ -11,6 +11,8 @@ export type {
   ReadStreamOptions,
   StreamSummary,
 } from './event-store.ts'
+export { AppendNotifier, EVENTS_CHANNEL } from './append-notifier.ts'
+export type { EventTextRow } from './sql/read-all.ts'
 export { withTenant } from './with-tenant.ts'
 export { MIGRATIONS_DIR, loadMigrations, migrate } from './migrate.ts'
 export type { MigrateResult, Migration } from './migrate.ts'
