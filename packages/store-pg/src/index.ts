@@ -21,17 +21,23 @@ export { RelayLease, loadRelayCheckpoint, loadRelayRecord } from './relay-lease.
 export type { RelayRecord } from './relay-lease.ts'
 export {
   countEventsAfter,
-  deleteProjectionStates,
+  deleteStaleProjectionStates,
   ensureProjectionCheckpoint,
   loadProjectionStates,
   lockProjectionCheckpoint,
+  lockProjectionRebuild,
+  projectionRebuildProgress,
   readProjectionCheckpoint,
   readProjectionStates,
   saveProjectionStates,
   scanProjectionStates,
+  startProjectionRebuild,
+  swapProjectionRebuild,
   writeProjectionCheckpoint,
+  writeProjectionRebuild,
 } from './projections.ts'
 export type { ProjectionCheckpoint } from './sql/projection-checkpoint-rows.ts'
+export type { ProjectionRebuild } from './sql/projection-rebuild-rows.ts'
 export type { ProjectionStateRow } from './sql/projection-states-load.ts'
 export type { ProjectionStateText } from './sql/projection-states-scan.ts'
 export {
