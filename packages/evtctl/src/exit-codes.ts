@@ -44,6 +44,7 @@ const BY_CODE: Partial<Record<ErrorCode, ExitCode>> = {
   'runtime.unknown_projection': EXIT.usage,
   'runtime.unknown_controller': EXIT.usage,
   'runtime.handler_failed': EXIT.internal,
+  'runtime.projection_not_shadowable': EXIT.usage,
   'cli.bad_usage': EXIT.usage,
   'cli.config': EXIT.usage,
   'cli.internal': EXIT.internal,

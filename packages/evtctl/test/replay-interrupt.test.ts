@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { after, before, describe, test } from 'node:test'
-import { bulkLoadEvents, createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
+import { logStatus } from '@eventplane/store-pg'
+import { bulkLoadEvents, createTestDatabase, eventually, type TestDatabase } from '@eventplane/store-pg/testing'
 import type postgres from 'postgres'
 import type { StatusReport } from '../src/commands/status.ts'
 import { type CliProcess, failureLine, killAll, runCli, startCli } from './helpers.ts'
@@ -87,7 +88,10 @@ describe('evtctl replay: interrupted rebuilds never serve partial state and resu
   before(async () => {
     db = await createTestDatabase('ep_cli_replay_int')
     env = { EVENTPLANE_DATABASE_URL: db.url }
+    // The gap-safe read waits for older transactions anywhere in the cluster: let it see every event first.
+    const readable = () => eventually(async () => (await logStatus(db.admin)).waiting === 0, 120_000, 'events readable')
     await bulkLoadEvents(db.admin, 1, 3000, 40)
+    await readable()
     const first = await runCli(['replay', 'audit', '--json'], { env })
     assert.equal(first.code, 0, first.stderr)
     firstDigest = (JSON.parse(first.stdout) as ReplayJson).digest.sha256
@@ -95,6 +99,7 @@ describe('evtctl replay: interrupted rebuilds never serve partial state and resu
     assert.equal(previous.stdout.trim().split('\n').length, 300, 'the complete output of 3,000 events')
     // Enough more that a rebuild takes many commits (2,000 events per read, one commit per read).
     await bulkLoadEvents(db.admin, 3001, 20000, 40)
+    await readable()
   })
   after(async () => {
     killAll()

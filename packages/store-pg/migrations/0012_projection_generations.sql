@@ -71,3 +71,61 @@ DROP POLICY IF EXISTS tenant_read ON eventplane.projection_state;
 CREATE POLICY tenant_read ON eventplane.projection_state FOR SELECT TO eventplane_reader
   USING (tenant_id = current_setting('eventplane.tenant', true)
          AND generation = eventplane.projection_live_generation(projection));
+
+-- SQL projections: a rebuild creates its tables in a shadow schema of its own
+-- (the projection's statements name their tables unqualified; the runtime sets
+-- search_path), and the swap moves them into eventplane_views in the
+-- transaction that moves the checkpoint. The schemas are the owner's; the
+-- projector may create in them, and owns (and so may move) what it creates.
+-- The owner creates the shadow schemas (through the function below).
+DO $$
+BEGIN
+  EXECUTE format('GRANT CREATE ON DATABASE %I TO eventplane_owner', current_database());
+END $$;
+
+-- Creates (when missing) the shadow schema of one rebuild generation; returns its name.
+CREATE OR REPLACE FUNCTION eventplane.ensure_projection_shadow(p_projection text, p_generation int)
+RETURNS text LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, eventplane AS $$
+DECLARE
+  v_schema text := 'eventplane_shadow_' || left(md5(p_projection), 16) || '_' || p_generation;
+BEGIN
+  IF p_projection !~ '^[A-Za-z0-9_-]{1,64}$' OR p_generation < 1 THEN
+    RAISE EXCEPTION 'invalid projection or generation' USING ERRCODE = '22023';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = v_schema) THEN
+    EXECUTE format('CREATE SCHEMA %I', v_schema);
+    EXECUTE format('REVOKE ALL ON SCHEMA %I FROM PUBLIC', v_schema);
+    EXECUTE format('GRANT USAGE, CREATE ON SCHEMA %I TO eventplane_projector', v_schema);
+  END IF;
+  RETURN v_schema;
+END $$;
+
+-- Drops the shadow schemas of `p_projection` that no rebuild writes any more (a
+-- discarded rebuild's, with its tables; an empty one after a swap): all but the
+-- rebuild in progress's. Returns how many went.
+CREATE OR REPLACE FUNCTION eventplane.drop_stale_projection_shadows(p_projection text)
+RETURNS int LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, eventplane AS $$
+DECLARE
+  v_keep text;
+  v_schema text;
+  v_dropped int := 0;
+BEGIN
+  SELECT 'eventplane_shadow_' || left(md5(p_projection), 16) || '_' || r.generation INTO v_keep
+    FROM eventplane.projection_rebuilds r WHERE r.projection = p_projection;
+  FOR v_schema IN
+    SELECT nspname FROM pg_namespace
+     WHERE nspname LIKE 'eventplane_shadow_' || left(md5(p_projection), 16) || '\_%'
+       AND nspname IS DISTINCT FROM v_keep
+  LOOP
+    EXECUTE format('DROP SCHEMA IF EXISTS %I CASCADE', v_schema);
+    v_dropped := v_dropped + 1;
+  END LOOP;
+  RETURN v_dropped;
+END $$;
+
+ALTER FUNCTION eventplane.ensure_projection_shadow(text, int) OWNER TO eventplane_owner;
+ALTER FUNCTION eventplane.drop_stale_projection_shadows(text) OWNER TO eventplane_owner;
+REVOKE ALL ON FUNCTION eventplane.ensure_projection_shadow(text, int), eventplane.drop_stale_projection_shadows(text)
+  FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION eventplane.ensure_projection_shadow(text, int), eventplane.drop_stale_projection_shadows(text)
+  TO eventplane_projector;

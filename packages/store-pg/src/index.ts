@@ -20,8 +20,14 @@ export { pgDriverError } from './pg-errors.ts'
 export { RelayLease, loadRelayCheckpoint, loadRelayRecord } from './relay-lease.ts'
 export type { RelayRecord } from './relay-lease.ts'
 export {
+  VIEWS_SCHEMA,
   countEventsAfter,
   deleteStaleProjectionStates,
+  dropStaleProjectionShadows,
+  ensureProjectionShadow,
+  moveShadowTables,
+  shadowTables,
+  useProjectionSchema,
   ensureProjectionCheckpoint,
   loadProjectionStates,
   lockProjectionCheckpoint,

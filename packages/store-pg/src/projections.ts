@@ -13,6 +13,14 @@ import type { ProjectionRebuild } from './sql/projection-rebuild-rows.ts'
 import { startProjectionRebuildSql } from './sql/projection-rebuild-start.ts'
 import { swapProjectionRebuildSql } from './sql/projection-rebuild-swap.ts'
 import { writeProjectionRebuildSql } from './sql/projection-rebuild-write.ts'
+import {
+  VIEWS_SCHEMA,
+  dropStaleProjectionShadowsSql,
+  ensureProjectionShadowSql,
+  moveShadowTablesSql,
+  shadowTablesSql,
+  useProjectionSchemaSql,
+} from './sql/projection-shadow.ts'
 import { deleteStaleProjectionStatesSql } from './sql/projection-states-delete.ts'
 import { type ProjectionStateRow, loadProjectionStatesSql } from './sql/projection-states-load.ts'
 import { projectionStatesOfTenantSql } from './sql/projection-states-of-tenant.ts'
@@ -177,4 +185,31 @@ export function readProjectionStates(
   key?: string,
 ): Promise<{ key: string; state: unknown }[]> {
   return withTenant(sql, tenant, (tx) => projectionStatesOfTenantSql(tx, projection, tenant, key ?? null))
+}
+
+export { VIEWS_SCHEMA }
+
+/** The shadow schema (created when missing) a SQL projection's rebuild of `generation` builds its tables in. */
+export function ensureProjectionShadow(sql: Sql, projection: string, generation: number): Promise<string> {
+  return typedPgErrors(() => ensureProjectionShadowSql(sql, projection, generation))
+}
+
+/** Drops `projection`'s shadow schemas that no rebuild writes any more (discarded or swapped ones). */
+export function dropStaleProjectionShadows(sql: Sql, projection: string): Promise<number> {
+  return typedPgErrors(() => dropStaleProjectionShadowsSql(sql, projection))
+}
+
+/** Points the rest of `tx` at `schema` (eventplane_views, or a shadow): where unqualified table names resolve. */
+export function useProjectionSchema(tx: TransactionSql, schema: string): Promise<void> {
+  return typedPgErrors(() => useProjectionSchemaSql(tx, schema))
+}
+
+/** The tables a shadow schema holds. */
+export function shadowTables(sql: Sql | TransactionSql, schema: string): Promise<string[]> {
+  return typedPgErrors(() => shadowTablesSql(sql, schema))
+}
+
+/** In `tx` (the swap): moves a shadow's tables into eventplane_views; returns how many. */
+export function moveShadowTables(tx: TransactionSql, schema: string): Promise<number> {
+  return typedPgErrors(() => moveShadowTablesSql(tx, schema))
 }

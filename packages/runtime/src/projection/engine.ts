@@ -2,7 +2,12 @@ import { type Checkpoint, type RecordedEvent, START, compareCheckpoints, formatC
 import {
   PgEventStore,
   countEventsAfter,
+  VIEWS_SCHEMA,
   deleteStaleProjectionStates,
+  dropStaleProjectionShadows,
+  ensureProjectionShadow,
+  moveShadowTables,
+  shadowTables,
   ensureProjectionCheckpoint as ensureCheckpointRow,
   lockProjectionCheckpoint as lockCheckpoint,
   lockProjectionRebuild,
@@ -12,7 +17,7 @@ import {
   writeProjectionRebuild,
 } from '@eventplane/store-pg'
 import type { Sql } from 'postgres'
-import { CheckpointMoved } from '../errors.ts'
+import { CheckpointMoved, ProjectionNotShadowable } from '../errors.ts'
 import { type Logger, silentLogger } from '../logger.ts'
 import { prefetch } from './prefetch.ts'
 import { ReducerSink } from './reducer-sink.ts'
@@ -71,9 +76,10 @@ export interface RebuildStart {
  * `CheckpointMoved`, and nothing is written). Not safe for concurrent calls;
  * the runner serializes them.
  *
- * A reducer projection is rebuilt in a shadow: a new generation of states
- * with its own checkpoint (`projection_rebuilds`), swapped in as the live one
- * in one transaction once caught up. Until then readers see the previous
+ * A projection is rebuilt in a shadow: a new generation of reducer states,
+ * or a SQL projection's tables in a shadow schema, with its own checkpoint
+ * (`projection_rebuilds`), swapped in as the live output in one transaction
+ * once caught up. Until then readers see the previous
  * complete generation; an interrupted rebuild is resumed from its checkpoint.
  */
 export class ProjectionEngine {
@@ -128,6 +134,7 @@ export class ProjectionEngine {
     this.#committed = this.#staged = stored.checkpoint
     this.#stagedEvents = 0
     if (this.#sink instanceof ReducerSink) this.#sink.useGeneration(stored.generation)
+    else if (this.#sink instanceof SqlSink) this.#sink.useSchema(VIEWS_SCHEMA)
     this.#sink.reset()
     if (stored.version !== this.projection.version) {
       this.#log.info(
@@ -143,29 +150,39 @@ export class ProjectionEngine {
   }
 
   /**
-   * Starts or resumes the rebuild in a shadow (reducers) and points this
-   * engine at it: what `catchUp` then commits goes to the new generation and
-   * the rebuild's checkpoint. `restart` throws an interrupted rebuild away.
-   * A SQL projection has no shadow: its output is dropped and rebuilt in place.
+   * Starts or resumes the rebuild in a shadow and points this engine at it:
+   * what `catchUp` then commits goes to the new generation (reducer states
+   * tagged with it; a SQL projection's tables in a shadow schema) and to the
+   * rebuild's checkpoint. `restart` throws an interrupted rebuild away.
    */
   async beginRebuild(restart = false): Promise<RebuildStart> {
     const { name, version } = this.projection
-    if (this.#sink instanceof SqlSink) {
-      await this.#dropInPlace(this.#sink)
-      return { generation: this.#generation, resumed: false, from: START, eventsBefore: 0 }
-    }
     await ensureCheckpointRow(this.#sql, name, version)
     const r = await this.#sql.begin((tx) => startProjectionRebuild(tx, name, version, restart))
-    // What a superseded rebuild left behind; bounded deletes, never the live or the new generation.
-    await deleteStaleProjectionStates(this.#sql, name)
+    const sink = this.#sink
+    if (sink instanceof SqlSink) {
+      // A discarded rebuild's schema goes with its tables; then this one's is set up (idempotent).
+      await dropStaleProjectionShadows(this.#sql, name)
+      const schema = await ensureProjectionShadow(this.#sql, name, r.generation)
+      sink.useSchema(schema)
+      await this.#sql.begin((tx) => sink.setup(tx))
+      if ((await shadowTables(this.#sql, schema)).length === 0) {
+        sink.useSchema(VIEWS_SCHEMA)
+        throw new ProjectionNotShadowable(name)
+      }
+      sink.reset()
+    } else {
+      // What a superseded rebuild left behind; bounded deletes, never the live or the new generation.
+      await deleteStaleProjectionStates(this.#sql, name)
+      const reducer = sink as ReducerSink<unknown>
+      reducer.useGeneration(r.generation)
+      if (r.resumed) reducer.reset()
+      else reducer.markEmpty()
+    }
     this.#rebuilding = true
     this.#generation = r.generation
     this.#committed = this.#staged = r.checkpoint
     this.#stagedEvents = 0
-    const sink = this.#sink as ReducerSink<unknown>
-    sink.useGeneration(r.generation)
-    if (r.resumed) sink.reset()
-    else sink.markEmpty()
     this.#log.info(
       { projection: name, generation: r.generation, resumed: r.resumed, checkpoint: formatCheckpoint(r.checkpoint) },
       r.resumed ? 'projection rebuild resumed' : 'projection rebuild started',
@@ -184,17 +201,26 @@ export class ProjectionEngine {
     const { name } = this.projection
     const generation = this.#generation
     const checkpoint = this.#committed
+    const sink = this.#sink
     await this.#sql.begin(async (tx) => {
       await lockCheckpoint(tx, name)
       const r = await lockProjectionRebuild(tx, name)
       if (!r || r.generation !== generation || compareCheckpoints(r.checkpoint, checkpoint) !== 0)
         throw new CheckpointMoved(name, checkpoint, r?.checkpoint)
+      if (sink instanceof SqlSink) {
+        // The live tables go and the shadow's take their place, in this one transaction.
+        await sink.drop(tx, VIEWS_SCHEMA)
+        await moveShadowTables(tx, sink.schema)
+      }
       await swapProjectionRebuild(tx, name, generation)
       await this.#options.beforeSwap?.({ projection: name, generation, checkpoint })
     })
     this.#rebuilding = false
     this.#log.info({ projection: name, generation, checkpoint: formatCheckpoint(checkpoint) }, 'projection swapped in')
-    await deleteStaleProjectionStates(this.#sql, name)
+    if (sink instanceof SqlSink) {
+      sink.useSchema(VIEWS_SCHEMA)
+      await dropStaleProjectionShadows(this.#sql, name)
+    } else await deleteStaleProjectionStates(this.#sql, name)
   }
 
   /**
@@ -208,20 +234,6 @@ export class ProjectionEngine {
     signal?.throwIfAborted()
     await this.finishRebuild()
     return { ...start, events }
-  }
-
-  /** Drops a SQL projection's output and resets its checkpoint to START, in one transaction; then sets it up again. */
-  async #dropInPlace(sink: SqlSink): Promise<void> {
-    const { name, version } = this.projection
-    await this.#sql.begin(async (tx) => {
-      await lockCheckpoint(tx, name)
-      await sink.drop(tx)
-      await writeCheckpoint(tx, name, version, START)
-      await sink.setup(tx)
-    })
-    this.#committed = this.#staged = START
-    this.#stagedEvents = 0
-    sink.reset()
   }
 
   /**
@@ -248,11 +260,11 @@ export class ProjectionEngine {
         read += batch.length
         if (this.#sink.pending() >= pendingLimit || this.#stagedEvents >= commitEvery) {
           // Reading and staging go on while this commit runs; the next one waits for it.
-          await this.#commit(phase, false)
+          await this.#commit(phase, false, signal)
           report()
         }
       }
-      await this.#commit(phase, true)
+      await this.#commit(phase, true, signal)
     } catch (e) {
       await this.#inflight?.catch(() => {})
       this.#discard()
@@ -296,10 +308,12 @@ export class ProjectionEngine {
    * the previous commit finished. With `wait` false the commit runs in the
    * background; its failure surfaces at the next commit.
    */
-  async #commit(phase: ProjectionProgress['phase'], wait: boolean): Promise<void> {
+  async #commit(phase: ProjectionProgress['phase'], wait: boolean, signal?: AbortSignal): Promise<void> {
     const previous = this.#inflight
     this.#inflight = undefined
     await previous
+    // Stopped while the previous commit ran: that one is where a rebuild resumes; nothing more is written.
+    signal?.throwIfAborted()
     if (compareCheckpoints(this.#staged, this.#committed) === 0) return
     const { name, version } = this.projection
     const expected = this.#committed
