@@ -12,6 +12,8 @@ export type {
   StreamSummary,
 } from './event-store.ts'
 export { withTenant } from './with-tenant.ts'
+export { streamLog } from './stream-log.ts'
+export type { StreamLogOptions } from './stream-log.ts'
 export { MIGRATIONS_DIR, loadMigrations, migrate } from './migrate.ts'
 export type { MigrateResult, Migration } from './migrate.ts'
 export { DEFAULT_DATABASE_URL, ROLES, connectPg, redactUrl, roleUrl } from './connect.ts'

@@ -12,6 +12,7 @@ import {
   lockProjectionCheckpoint as lockCheckpoint,
   lockProjectionRebuild,
   startProjectionRebuild,
+  streamLog,
   swapProjectionRebuild,
   writeProjectionCheckpoint as writeCheckpoint,
   writeProjectionRebuild,
@@ -250,7 +251,7 @@ export class ProjectionEngine {
     let read = 0
     const report = (): void => this.#report(phase, read, started, total)
     try {
-      const batches = this.#store.readAll({ from: this.#committed, batchSize, tenant, signal })
+      const batches = this.#read(phase === 'rebuild' && tenant === undefined, batchSize, tenant, signal)
       for await (const batch of prefetch(batches)) {
         // Stopped: commit nothing more (what is in flight finishes); the last commit is where a rebuild resumes.
         signal?.throwIfAborted()
@@ -272,6 +273,27 @@ export class ProjectionEngine {
     }
     report()
     return read
+  }
+
+  /**
+   * The log after the committed checkpoint: a rebuild streams it through one
+   * cursor (one statement instead of a query per batch), then pages on with
+   * `readAll` for what was committed after that statement's snapshot.
+   */
+  async *#read(
+    stream: boolean,
+    batchSize: number,
+    tenant: string | undefined,
+    signal: AbortSignal | undefined,
+  ): AsyncGenerator<RecordedEvent[]> {
+    let from = this.#committed
+    if (stream) {
+      for await (const batch of streamLog(this.#sql, { from, batchSize, ...(signal ? { signal } : {}) })) {
+        yield batch
+        from = checkpointOf(batch.at(-1)!)
+      }
+    }
+    yield* this.#store.readAll({ from, batchSize, tenant, signal })
   }
 
   /**
