@@ -6,7 +6,8 @@ import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/test
 import type { Sql } from 'postgres'
 import { projectionDigest } from '../src/projection/digest.ts'
 import { rebuildProjection } from '../src/projection/rebuild.ts'
-import { defineSqlProjection, type Projection } from '../src/projection/types.ts'
+import { ProjectionRunner } from '../src/projection/runner.ts'
+import { defineReducerProjection, defineSqlProjection, type Projection } from '../src/projection/types.ts'
 import { PROJECTOR_ROLE } from '../src/roles.ts'
 import { categoryTotals, streamCounter } from './fixtures.ts'
 import { eventually, factoryFor, stream } from './helpers.ts'
@@ -116,6 +117,40 @@ describe('rebuilds in a shadow: readers see the previous complete output until t
     assert.equal(done.resumed, true)
     assert.equal(done.events, 0, 'the rebuild had caught up; only the swap was left')
     assert.notEqual(done.digest!.sha256, before.digest!.sha256)
+  })
+
+  test('a runner of a bumped version serves the old output until its rebuild swaps in, then goes live', async () => {
+    const v1 = await rebuildProjection({ projection: streamCounter, sql: projector })
+    const v2 = defineReducerProjection({
+      ...streamCounter,
+      version: 2,
+      initial: () => ({ count: 1000, types: [] as string[], lastVersion: 0 }),
+    })
+    let duringSwap: string | undefined
+    const runner = new ProjectionRunner({
+      projection: v2,
+      sql: projector,
+      batchSize: 4,
+      commitEvery: 4,
+      pollIntervalMs: 50,
+      // Inside the swap transaction, before it commits: readers still get version 1's output.
+      beforeSwap: async () => {
+        duringSwap = (await projectionDigest(db.connect(PROJECTOR_ROLE, 1), streamCounter)).sha256
+      },
+    })
+    try {
+      await runner.start()
+    } finally {
+      await runner.stop()
+    }
+    assert.equal(duringSwap, v1.digest!.sha256, 'the previous version served until the swap committed')
+    const [cp] = await db.admin<{ version: number }[]>`
+      select version from eventplane.projection_checkpoints where projection = ${streamCounter.name}`
+    assert.equal(cp!.version, 2)
+    const after = await projectionDigest(projector, v2)
+    assert.notEqual(after.sha256, v1.digest!.sha256, 'version 2 output is live')
+    const scratch = await rebuildProjection({ projection: v2, sql: projector, restart: true })
+    assert.equal(scratch.digest!.sha256, after.sha256)
   })
 
   test('a SQL projection naming its tables with a schema is refused and its live table stays', async () => {

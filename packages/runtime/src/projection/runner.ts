@@ -117,8 +117,11 @@ export class ProjectionRunner {
         resync = false
         let read: number
         if (pendingRebuild) {
-          read = (await this.engine.rebuild(signal, restart)).events
-          pendingRebuild = restart = false
+          // Retried after a failure, the rebuild resumes (another run of the same full rebuild).
+          const fresh = restart
+          restart = false
+          read = (await this.engine.rebuild(signal, fresh)).events
+          pendingRebuild = false
         } else read = await this.engine.catchUp(phase, signal)
         this.#log.info(
           { projection: name, phase, events: read, checkpoint: formatCheckpoint(this.checkpoint) },
