@@ -24,7 +24,7 @@ describe('evtctl replay: interrupted rebuilds never serve partial state and resu
   let env: Record<string, string>
   const TENANT = 'tenant3'
 
-  const until = async (what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> => {
+  const until = async (what: string, check: () => Promise<boolean>, timeoutMs = 120_000): Promise<void> => {
     const deadline = Date.now() + timeoutMs
     while (!(await check())) {
       if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
@@ -92,7 +92,7 @@ describe('evtctl replay: interrupted rebuilds never serve partial state and resu
     const readable = () => eventually(async () => (await logStatus(db.admin)).waiting === 0, 120_000, 'events readable')
     await bulkLoadEvents(db.admin, 1, 3000, 40)
     await readable()
-    const first = await runCli(['replay', 'audit', '--json'], { env })
+    const first = await runCli(['replay', 'audit', '--json'], { env, timeoutMs: 180_000 })
     assert.equal(first.code, 0, first.stderr)
     firstDigest = (JSON.parse(first.stdout) as ReplayJson).digest.sha256
     previous = await stateOf()
@@ -121,11 +121,11 @@ describe('evtctl replay: interrupted rebuilds never serve partial state and resu
       const during = await stateOf()
       assert.equal(during.stdout, previous.stdout)
       replay.child.kill('SIGINT')
-      await replay.waitFor((err) => err.includes('replay interrupted'), 20_000, 'stderr')
+      await replay.waitFor((err) => err.includes('replay interrupted'), 60_000, 'stderr')
     } finally {
       await held.release()
     }
-    const r = await replay!.done()
+    const r = await replay!.done(120_000)
     assert.equal(r.code, 130, r.stderr)
     const last = r.stderr.trim().split('\n').at(-1)!
     assert.match(last, /^evtctl: cli\.interrupted: replay of audit interrupted at \d+:\d+ after \d+ events;/)
@@ -163,7 +163,7 @@ describe('evtctl replay: interrupted rebuilds never serve partial state and resu
     assert.ok(killed && Number(killed.events) > Number(before.events) && Number(killed.events) < 20000)
     assert.equal((await stateOf()).stdout, previous.stdout, 'state serves the previous complete output')
 
-    const resumed = await runCli(['replay', 'audit', '--json'], { env })
+    const resumed = await runCli(['replay', 'audit', '--json'], { env, timeoutMs: 180_000 })
     assert.equal(resumed.code, 0, resumed.stderr)
     const r1 = JSON.parse(resumed.stdout) as ReplayJson
     assert.equal(r1.resumed, true)
@@ -176,7 +176,7 @@ describe('evtctl replay: interrupted rebuilds never serve partial state and resu
     assert.equal(now.stdout.trim().split('\n').length, 2000, 'the new output is served')
     assert.doesNotMatch(now.stderr, /note/)
 
-    const scratch = await runCli(['replay', 'audit', '--restart', '--json'], { env })
+    const scratch = await runCli(['replay', 'audit', '--restart', '--json'], { env, timeoutMs: 180_000 })
     assert.equal(scratch.code, 0, scratch.stderr)
     const r2 = JSON.parse(scratch.stdout) as ReplayJson
     assert.equal(r2.resumed, false)
