@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import { EventplaneError, formatCheckpoint } from '@eventplane/core'
-import { PROJECTOR_ROLE, type RebuildResult, isSqlProjection, rebuildProjection } from '@eventplane/runtime'
+import { PROJECTOR_ROLE, type RebuildResult, rebuildProjection } from '@eventplane/runtime'
 import { projectionRebuildProgress } from '@eventplane/store-pg'
 import { findProjection } from '../domain.ts'
 import { type CommandKit, intOption } from '../program.ts'
@@ -31,7 +31,6 @@ export function registerReplay(program: Command, kit: CommandKit): void {
         'Progress goes to stderr: a bar with rate and ETA on a terminal, a plain line per second otherwise.',
         'Until the rebuild completes, `state` and digests keep serving the previous complete output. Ctrl-C',
         'stops after the current commit (exit 130); the next `replay` resumes from there, `--restart` starts over.',
-        'A SQL projection has no shadow yet: its output is dropped and rebuilt in place.',
         'Equal digests prove a rebuilt projection equals the live one. Runs as eventplane_projector.',
         '',
         'Examples:',
@@ -63,7 +62,7 @@ export function registerReplay(program: Command, kit: CommandKit): void {
             ...(signal ? { signal } : {}),
           })
         } catch (e) {
-          if (signal?.aborted && !isSqlProjection(projection)) {
+          if (signal?.aborted) {
             const r = await projectionRebuildProgress(sql, projection.name).catch(() => undefined)
             const at = r ? ` at ${formatCheckpoint(r.checkpoint)} after ${r.events} events` : ''
             throw new EventplaneError(

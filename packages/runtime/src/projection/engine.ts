@@ -226,8 +226,8 @@ export class ProjectionEngine {
 
   /**
    * Rebuilds from the log (`beginRebuild`, `catchUp`, `finishRebuild`).
-   * Stopped by `signal` or a failure, a reducer's rebuild leaves the live
-   * output untouched and its progress stored for the next call to resume.
+   * Stopped by `signal` or a failure, it leaves the live output untouched and
+   * its progress stored for the next call to resume.
    */
   async rebuild(signal?: AbortSignal, restart = false): Promise<RebuildStart & { events: number }> {
     const start = await this.beginRebuild(restart)
