@@ -80,8 +80,8 @@ export interface RebuildStart {
  * A projection is rebuilt in a shadow: a new generation of reducer states,
  * or a SQL projection's tables in a shadow schema, with its own checkpoint
  * (`projection_rebuilds`), swapped in as the live output in one transaction
- * once caught up. Until then readers see the previous
- * complete generation; an interrupted rebuild is resumed from its checkpoint.
+ * once caught up. Until then readers see the previous complete output; an
+ * interrupted rebuild is resumed from its checkpoint.
  */
 export class ProjectionEngine {
   readonly projection: Projection
