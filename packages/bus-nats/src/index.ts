@@ -21,6 +21,7 @@ export {
 } from './stream.ts'
 export type { EnsureStreamOptions } from './stream.ts'
 export { EVENT_HEADERS, decodeEvent, encodeEvent, eventHeaders, readEventHeaders } from './codec.ts'
+export { jetStreamDisabled, natsDriverError, natsFailure } from './nats-errors.ts'
 export type { EventHeaderValues } from './codec.ts'
 export { UntrustedLogMessage, acceptLogMessage } from './log-message.ts'
 export type { LogMessage, UntrustedReason } from './log-message.ts'

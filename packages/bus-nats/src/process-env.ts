@@ -1,22 +1,22 @@
 import { EventplaneError } from '@eventplane/core'
 import type { TenantLimits } from './gateway-limits.ts'
 
-/** A positive integer setting of `env` (at least `min`), or undefined when unset; `cli.config` when malformed. */
+/** A positive integer setting of `env` (at least `min`), or undefined when unset; `bus.config` when malformed. */
 export function intFromEnv(env: NodeJS.ProcessEnv, key: string, maxDigits = 9, min = 1): number | undefined {
   const text = env[key]
   if (text === undefined || text === '') return undefined
   if (!new RegExp(`^[1-9]\\d{0,${maxDigits - 1}}$`).test(text) || Number(text) < min)
-    throw new EventplaneError('cli.config', `${key} must be an integer of at least ${min}, got ${JSON.stringify(text)}`)
+    throw new EventplaneError('bus.config', `${key} must be an integer of at least ${min}, got ${JSON.stringify(text)}`)
   return Number(text)
 }
 
-/** A boolean setting of `env` (`true`/`1`, `false`/`0`), or undefined when unset; `cli.config` when malformed. */
+/** A boolean setting of `env` (`true`/`1`, `false`/`0`), or undefined when unset; `bus.config` when malformed. */
 export function boolFromEnv(env: NodeJS.ProcessEnv, key: string): boolean | undefined {
   const text = env[key]
   if (text === undefined || text === '') return undefined
   if (text === 'true' || text === '1') return true
   if (text === 'false' || text === '0') return false
-  throw new EventplaneError('cli.config', `${key} must be true or false, got ${JSON.stringify(text)}`)
+  throw new EventplaneError('bus.config', `${key} must be true or false, got ${JSON.stringify(text)}`)
 }
 
 /** A rate in requests per second: a positive decimal or `unlimited` (Infinity); undefined when unset. */
@@ -27,7 +27,7 @@ export function rateFromEnv(env: NodeJS.ProcessEnv, key: string): number | undef
   const rate = /^\d{1,9}(\.\d{1,6})?$/.test(text) ? Number(text) : Number.NaN
   if (!(rate > 0))
     throw new EventplaneError(
-      'cli.config',
+      'bus.config',
       `${key} must be a positive number or unlimited, got ${JSON.stringify(text)}`,
     )
   return rate
@@ -46,7 +46,7 @@ const TENANT_LIMIT_KEYS: ReadonlySet<string> = new Set([
 /**
  * Per-tenant limits as JSON, e.g. `{"acme":{"ratePerSecond":500,"burst":1000}}`
  * (`"ratePerSecond"` / `"bytesPerSecond": "unlimited"` lift a rate limit); the values are
- * checked by the gateway. Undefined when unset; `cli.config` when malformed.
+ * checked by the gateway. Undefined when unset; `bus.config` when malformed.
  */
 export function tenantLimitsFromEnv(
   env: NodeJS.ProcessEnv,
@@ -54,7 +54,7 @@ export function tenantLimitsFromEnv(
 ): Record<string, Partial<TenantLimits>> | undefined {
   const text = env[key]
   if (text === undefined || text === '') return undefined
-  const bad = (why: string) => new EventplaneError('cli.config', `${key}: ${why}`)
+  const bad = (why: string) => new EventplaneError('bus.config', `${key}: ${why}`)
   let parsed: unknown
   try {
     parsed = JSON.parse(text)

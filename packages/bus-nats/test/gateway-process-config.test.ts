@@ -37,7 +37,7 @@ describe('gateway process settings: limits from EVENTPLANE_GATEWAY_*', () => {
     })
   })
 
-  test('a bad value is refused at startup as cli.config, naming the setting', () => {
+  test('a bad value is refused at startup as bus.config, naming the setting', () => {
     for (const [key, value] of [
       ['EVENTPLANE_GATEWAY_RATE', '0'],
       ['EVENTPLANE_GATEWAY_RATE', 'fast'],
@@ -48,7 +48,7 @@ describe('gateway process settings: limits from EVENTPLANE_GATEWAY_*', () => {
     ] as const) {
       assert.throws(
         () => resolveGatewayConfig({ ...base, [key]: value }),
-        (e: unknown) => isEventplaneError(e, 'cli.config') && /gateway limits|EVENTPLANE_GATEWAY/.test(e.message),
+        (e: unknown) => isEventplaneError(e, 'bus.config') && /gateway limits|EVENTPLANE_GATEWAY/.test(e.message),
         `${key}=${value}`,
       )
     }

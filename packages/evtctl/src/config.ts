@@ -1,8 +1,9 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
-import { EventplaneError, validateTenant } from '@eventplane/core'
+import { validateTenant } from '@eventplane/core'
 import { DEFAULT_DATABASE_URL } from '@eventplane/store-pg'
 import { closest, fileModeWarning, hasPassword } from './config-warnings.ts'
+import { CliError } from './cli-error.ts'
 
 /** The local NATS server; only a default, never a credential. */
 export const DEFAULT_NATS_URL = 'nats://127.0.0.1:4222'
@@ -74,7 +75,7 @@ export interface ResolveOptions {
   warn?: (message: string) => void
 }
 
-const configError = (message: string): EventplaneError => new EventplaneError('cli.config', message)
+const configError = (message: string): CliError => new CliError('cli.config', message)
 
 /**
  * The one place settings are resolved, per setting: flag, then `EVENTPLANE_*`

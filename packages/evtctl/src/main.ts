@@ -1,6 +1,6 @@
-import { EventplaneError } from '@eventplane/core'
 import { STOP_GRACE_MS } from './interrupt.ts'
 import { run } from './program.ts'
+import { CliError } from './cli-error.ts'
 
 // The process edge: the only place evtctl touches process.exit and signals.
 const controller = new AbortController()
@@ -10,7 +10,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     interrupts += 1
     // A second Ctrl-C means "now": skip the clean shutdown.
     if (interrupts > 1) process.exit(130)
-    controller.abort(new EventplaneError('cli.interrupted', `interrupted by ${signal}`))
+    controller.abort(new CliError('cli.interrupted', `interrupted by ${signal}`))
     // The last resort, should closing connections itself hang after the command stopped.
     setTimeout(() => process.exit(130), STOP_GRACE_MS + 5000).unref()
   })

@@ -1,6 +1,5 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
 import type { LevelWithSilent } from 'pino'
-import { EventplaneError } from '@eventplane/core'
 import { type ConfigFlags, resolveConfig } from './config.ts'
 import { hasPassword, passwordInArgvWarning, unknownEnvWarnings } from './config-warnings.ts'
 import { EXIT, exitCodeFor, formatFailure, toEventplaneError } from './exit-codes.ts'
@@ -22,6 +21,7 @@ import { registerTail } from './commands/tail.ts'
 import { registerTenant } from './commands/tenant.ts'
 import { registerTrace } from './commands/trace.ts'
 import { registerUp } from './commands/up.ts'
+import { CliError } from './cli-error.ts'
 
 /** A command body: gets the open session and the commander command (for args and options). */
 export type Action = (session: Session, command: Command) => Promise<void>
@@ -195,7 +195,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
       // Bare `evtctl`: commander already printed the help to stderr.
       if (e.code === 'commander.help') return e.exitCode === 0 ? EXIT.ok : EXIT.usage
       const message = e.message.replace(/^error: /, '')
-      io.stderr.write(formatFailure(new EventplaneError('cli.bad_usage', `${message} (see evtctl --help)`)))
+      io.stderr.write(formatFailure(new CliError('cli.bad_usage', `${message} (see evtctl --help)`)))
       return EXIT.usage
     }
     const typed = toEventplaneError(e)

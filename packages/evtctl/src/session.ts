@@ -2,9 +2,10 @@ import type { Logger } from 'pino'
 import type { Sql } from 'postgres'
 import { type NatsConnection, connect as natsConnect } from '@nats-io/transport-node'
 import { type RoleName, connectPg, redactUrl, roleUrl } from '@eventplane/store-pg'
-import { type EventplaneError, Unavailable } from '@eventplane/core'
+import { Unavailable } from '@eventplane/core'
 import { natsAuth, tenantInboxPrefix } from '@eventplane/bus-nats'
 import type { ResolvedConfig } from './config.ts'
+import type { EvtctlError } from './cli-error.ts'
 import { toEventplaneError } from './exit-codes.ts'
 import type { CliIo, Output } from './io.ts'
 import { guardPool } from './pg-guard.ts'
@@ -21,7 +22,7 @@ export const CONNECT_TIMEOUT_S = 5
 export class Session {
   readonly #pools = new Map<string, Sql>()
   /** Per pool: its first connection's failure, if it failed (see guardPool). */
-  readonly #guards = new Map<string, Promise<EventplaneError | undefined>>()
+  readonly #guards = new Map<string, Promise<EvtctlError | undefined>>()
   #nats: Promise<NatsConnection> | undefined
   readonly #cleanups: (() => Promise<unknown> | unknown)[] = []
 
@@ -62,8 +63,7 @@ export class Session {
       const failure = await guard
       if (failure) return failure
     }
-    const state = (typed.cause as { code?: unknown } | undefined)?.code
-    if (state === '42P01' || state === '3F000') {
+    if (typed.details.missing === 'schema') {
       return new Unavailable(
         'store.unavailable',
         `the eventplane schema is missing in ${describeTarget(pgTarget(this.config.databaseUrl))}: run evtctl migrate with this database URL`,

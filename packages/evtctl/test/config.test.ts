@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { isEventplaneError } from '@eventplane/core'
+import { isEvtctlError } from '../src/cli-error.ts'
 import { DEFAULT_DATABASE_URL } from '@eventplane/store-pg'
 import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
 import { DEFAULT_NATS_URL, resolveConfig } from '../src/config.ts'
@@ -86,7 +87,7 @@ describe('resolveConfig: flag, then env, then config file, then default', () => 
     assert.equal(fromEnv.sources.natsCreds, 'env')
     assert.throws(
       () => resolveConfig({ natsCreds: 'x.creds' }, { env: { EVENTPLANE_NATS_USER: 'acme' }, cwd: dir }),
-      (e) => isEventplaneError(e, 'cli.config'),
+      (e) => isEvtctlError(e, 'cli.config'),
     )
   })
 
@@ -102,7 +103,7 @@ describe('resolveConfig: flag, then env, then config file, then default', () => 
     )
     assert.throws(
       () => resolveConfig({}, { env: { EVENTPLANE_NATS_PASSWORD_FILE: pw, EVENTPLANE_NATS_PASSWORD: 'x' }, cwd: dir }),
-      (e) => isEventplaneError(e, 'cli.config'),
+      (e) => isEvtctlError(e, 'cli.config'),
     )
   })
 
@@ -121,7 +122,7 @@ describe('resolveConfig: flag, then env, then config file, then default', () => 
       const config = makeFile()
       assert.throws(
         () => resolveConfig(config === undefined ? {} : { config }, { env, cwd: dir }),
-        (e) => isEventplaneError(e, 'cli.config') && !e.message.includes('hunter2'),
+        (e) => isEvtctlError(e, 'cli.config') && !e.message.includes('hunter2'),
         JSON.stringify({ env, config }),
       )
     }

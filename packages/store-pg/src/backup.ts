@@ -1,15 +1,17 @@
 import {
-  type EventEnvelope,
   type RecordedEvent,
+  type ValidEnvelope,
   InvalidEnvelope,
+  REDACTED_ACTOR,
+  envelopeFromWire,
   isEventplaneError,
-  validateEnvelope,
+  toWire,
   validateTenant,
 } from '@eventplane/core'
 import type { PgEventStore } from './event-store.ts'
 
-/** What `caused_by` becomes in an export unless the actor is asked for. */
-export const REDACTED_ACTOR = 'redacted'
+/** What `caused_by` becomes in an export unless the actor is asked for (core's wire redaction). */
+export { REDACTED_ACTOR }
 
 export interface ExportSelector {
   tenant: string
@@ -23,17 +25,13 @@ export interface ExportSelector {
 
 /**
  * Events of one tenant (or one of its streams or correlation chains) as NDJSON
- * lines in log order, lineage intact, positions as decimal strings.
+ * lines in log order: core's wire form (lineage intact, positions as decimal
+ * strings), `caused_by` masked unless `includeActor`.
  */
 export async function* exportEvents(store: PgEventStore, selector: ExportSelector): AsyncGenerator<string> {
   const tenant = validateTenant(selector.tenant)
-  const line = (e: RecordedEvent) =>
-    JSON.stringify({
-      ...e,
-      caused_by: selector.includeActor ? e.caused_by : REDACTED_ACTOR,
-      global_position: e.global_position.toString(),
-      tx_id: e.tx_id.toString(),
-    })
+  const options = selector.includeActor ? {} : { redact: { actor: 'mask' as const } }
+  const line = (e: RecordedEvent) => JSON.stringify(toWire(e, options))
   if (selector.correlationId !== undefined) {
     for (const e of await store.readCorrelation(tenant, selector.correlationId)) yield line(e)
     return
@@ -77,19 +75,12 @@ export async function importEvents(
   return result
 }
 
-function parseExportLine(raw: string, n: number): EventEnvelope {
-  let parsed: Record<string, unknown>
+function parseExportLine(raw: string, n: number): ValidEnvelope {
+  let parsed: unknown
   try {
-    parsed = JSON.parse(raw) as Record<string, unknown>
+    parsed = JSON.parse(raw)
   } catch {
     throw new InvalidEnvelope(`line ${n} is not JSON`)
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
-    throw new InvalidEnvelope(`line ${n} is not an event object`)
-  const { stream_version: _v, global_position: _p, tx_id: _t, recorded_at: _r, ...envelope } = parsed
-  try {
-    return validateEnvelope(envelope)
-  } catch (e) {
-    throw new InvalidEnvelope(`line ${n}: ${(e as Error).message}`)
-  }
+  return envelopeFromWire(parsed, { label: `line ${n}` })
 }

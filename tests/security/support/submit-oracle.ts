@@ -25,6 +25,7 @@ export const ERROR_CODES = [
   'store.unavailable',
   'store.migration_failed',
   'bus.unavailable',
+  'bus.config',
   'bus.forbidden',
   'bus.auth_failed',
   'bus.bad_request',
@@ -41,10 +42,6 @@ export const ERROR_CODES = [
   'runtime.checkpoint_moved',
   'runtime.finalizers_pending',
   'runtime.reconcile_failed',
-  'cli.bad_usage',
-  'cli.config',
-  'cli.internal',
-  'cli.interrupted',
 ] as const satisfies readonly ErrorCode[]
 type Unlisted = Exclude<ErrorCode, (typeof ERROR_CODES)[number]>
 export const ERROR_CODES_ARE_COMPLETE: [Unlisted] extends [never] ? true : Unlisted = true

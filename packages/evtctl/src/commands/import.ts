@@ -9,6 +9,7 @@ import { type CommandKit, tenantOption } from '../program.ts'
 import type { Session } from '../session.ts'
 import { alignRows } from '../table.ts'
 import { stylesFor } from '../colors.ts'
+import { CliError } from '../cli-error.ts'
 
 interface ImportOptions {
   allowFacts?: boolean
@@ -79,7 +80,7 @@ export function registerImport(program: Command, kit: CommandKit): void {
       kit.action(async (session, command) => {
         const opts = command.opts<ImportOptions>()
         if (session.config.sources.tenant !== 'flag' || session.config.tenant === undefined)
-          throw new EventplaneError('cli.bad_usage', 'import needs --tenant: the tenant whose events the file holds')
+          throw new CliError('cli.bad_usage', 'import needs --tenant: the tenant whose events the file holds')
         const policy: ImportPolicy = { tenant: session.config.tenant, allowFacts: opts.allowFacts === true }
         const lines = lineSource(session, command.args[0]!)
         const counts = await planImport(lines(), policy)

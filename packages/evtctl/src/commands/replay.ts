@@ -1,7 +1,8 @@
 import type { Command } from 'commander'
-import { EventplaneError, formatCheckpoint } from '@eventplane/core'
+import { formatCheckpoint } from '@eventplane/core'
 import { PROJECTOR_ROLE, type RebuildResult, rebuildProjection } from '@eventplane/runtime'
 import { projectionRebuildProgress } from '@eventplane/store-pg'
+import { CliError } from '../cli-error.ts'
 import { findProjection } from '../domain.ts'
 import { type CommandKit, intOption } from '../program.ts'
 import { progressReporter } from '../progress.ts'
@@ -65,7 +66,7 @@ export function registerReplay(program: Command, kit: CommandKit): void {
           if (signal?.aborted) {
             const r = await projectionRebuildProgress(sql, projection.name).catch(() => undefined)
             const at = r ? ` at ${formatCheckpoint(r.checkpoint)} after ${r.events} events` : ''
-            throw new EventplaneError(
+            throw new CliError(
               'cli.interrupted',
               `replay of ${projection.name} interrupted${at}; the previous complete output still serves; ` +
                 `run \`evtctl replay ${projection.name}\` to resume (or --restart to start over)`,

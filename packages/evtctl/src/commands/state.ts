@@ -1,5 +1,5 @@
 import type { Command } from 'commander'
-import { EventplaneError, formatCheckpoint } from '@eventplane/core'
+import { formatCheckpoint } from '@eventplane/core'
 import { ROLES, projectionRebuildProgress, readProjectionStates } from '@eventplane/store-pg'
 import { isSqlProjection } from '@eventplane/runtime'
 import { toJson } from '../io.ts'
@@ -7,6 +7,7 @@ import { findProjection } from '../domain.ts'
 import { type CommandKit, tenantOption } from '../program.ts'
 import { rebuildNote } from '../rebuild-note.ts'
 import { requireTenant } from '../stream-arg.ts'
+import { CliError } from '../cli-error.ts'
 
 /**
  * `evtctl state <projection>`: the current state a reducer projection holds for
@@ -35,10 +36,7 @@ export function registerState(program: Command, kit: CommandKit): void {
       kit.action(async (session, command) => {
         const projection = findProjection(command.args[0]!)
         if (isSqlProjection(projection)) {
-          throw new EventplaneError(
-            'cli.bad_usage',
-            `${projection.name} is a SQL projection: query its tables directly`,
-          )
+          throw new CliError('cli.bad_usage', `${projection.name} is a SQL projection: query its tables directly`)
         }
         const tenant = requireTenant(session.config, 'state')
         const key = command.opts<{ key?: string }>().key

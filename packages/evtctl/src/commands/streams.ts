@@ -64,7 +64,8 @@ export function registerStreams(program: Command, kit: CommandKit): void {
         session.out.rows(page, {
           header: ['stream', 'version', 'last type', 'last recorded'],
           record: (s: StreamSummary) => ({
-            stream: formatStream(s.stream),
+            tenant_id: s.stream.tenant,
+            stream: { category: s.stream.category, id: s.stream.id },
             version: s.version,
             last_type: s.lastType,
             last_recorded_at: s.lastRecordedAt,
