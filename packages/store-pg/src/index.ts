@@ -14,6 +14,8 @@ export type {
 export { AppendNotifier, EVENTS_CHANNEL } from './append-notifier.ts'
 export type { EventTextRow } from './sql/read-all.ts'
 export { withTenant } from './with-tenant.ts'
+export { streamLog } from './stream-log.ts'
+export type { StreamLogOptions } from './stream-log.ts'
 export { MIGRATIONS_DIR, loadMigrations, migrate } from './migrate.ts'
 export type { MigrateResult, Migration } from './migrate.ts'
 export { DEFAULT_DATABASE_URL, ROLES, connectPg, redactUrl, roleUrl } from './connect.ts'
@@ -23,18 +25,30 @@ export type { PgConnectTarget } from './pg-errors.ts'
 export { RelayLease, loadRelayCheckpoint, loadRelayRecord } from './relay-lease.ts'
 export type { RelayRecord } from './relay-lease.ts'
 export {
+  VIEWS_SCHEMA,
   countEventsAfter,
-  deleteProjectionStates,
+  deleteStaleProjectionStates,
+  dropStaleProjectionShadows,
+  ensureProjectionShadow,
+  moveShadowTables,
+  shadowTables,
+  useProjectionSchema,
   ensureProjectionCheckpoint,
   loadProjectionStates,
   lockProjectionCheckpoint,
+  lockProjectionRebuild,
+  projectionRebuildProgress,
   readProjectionCheckpoint,
   readProjectionStates,
   saveProjectionStates,
   scanProjectionStates,
+  startProjectionRebuild,
+  swapProjectionRebuild,
   writeProjectionCheckpoint,
+  writeProjectionRebuild,
 } from './projections.ts'
 export type { ProjectionCheckpoint } from './sql/projection-checkpoint-rows.ts'
+export type { ProjectionRebuild } from './sql/projection-rebuild-rows.ts'
 export type { ProjectionStateRow } from './sql/projection-states-load.ts'
 export type { ProjectionStateText } from './sql/projection-states-scan.ts'
 export {
