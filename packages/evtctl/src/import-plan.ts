@@ -41,6 +41,7 @@ export function checkImportLine(raw: string, line: number, policy: ImportPolicy)
     global_position: _p,
     tx_id: _t,
     recorded_at: _r,
+    hash: _h,
     ...envelope
   } = parsed as Record<string, unknown>
   let event: EventEnvelope

@@ -9,6 +9,7 @@ import { STOP_GRACE_MS, interruption } from './interrupt.ts'
 import { LOG_LEVELS, createLogger } from './logger.ts'
 import { Session } from './session.ts'
 import { registerExport } from './commands/export.ts'
+import { registerHeads } from './commands/heads.ts'
 import { registerImport } from './commands/import.ts'
 import { registerMigrate } from './commands/migrate.ts'
 import { registerPublish } from './commands/publish.ts'
@@ -22,6 +23,7 @@ import { registerTail } from './commands/tail.ts'
 import { registerTenant } from './commands/tenant.ts'
 import { registerTrace } from './commands/trace.ts'
 import { registerUp } from './commands/up.ts'
+import { registerVerify } from './commands/verify.ts'
 
 /** A command body: gets the open session and the commander command (for args and options). */
 export type Action = (session: Session, command: Command) => Promise<void>
@@ -173,6 +175,8 @@ export function buildProgram(io: CliIo): Command {
   registerStatus(program, kit)
   registerExport(program, kit)
   registerImport(program, kit)
+  registerHeads(program, kit)
+  registerVerify(program, kit)
   registerUp(program, kit)
   registerTenant(program, kit)
   return program

@@ -7,6 +7,8 @@ import {
   validateTenant,
 } from '@eventplane/core'
 import type { PgEventStore } from './event-store.ts'
+import { typedPgErrors } from './pg-errors.ts'
+import { chainHashesSql } from './sql/chain-hashes.ts'
 
 /** What `caused_by` becomes in an export unless the actor is asked for. */
 export const REDACTED_ACTOR = 'redacted'
@@ -23,25 +25,38 @@ export interface ExportSelector {
 
 /**
  * Events of one tenant (or one of its streams or correlation chains) as NDJSON
- * lines in log order, lineage intact, positions as decimal strings.
+ * lines in log order, lineage intact, positions as decimal strings, each with
+ * its stored `hash` (hex) so the file can be checked and imported with its chain.
  */
 export async function* exportEvents(store: PgEventStore, selector: ExportSelector): AsyncGenerator<string> {
   const tenant = validateTenant(selector.tenant)
-  const line = (e: RecordedEvent) =>
+  const line = (e: RecordedEvent, hash: Buffer | undefined) =>
     JSON.stringify({
       ...e,
       caused_by: selector.includeActor ? e.caused_by : REDACTED_ACTOR,
       global_position: e.global_position.toString(),
       tx_id: e.tx_id.toString(),
+      hash: hash?.toString('hex'),
     })
+  // Each event's stored hash rides along as a field of its own line (one lookup per batch).
+  async function* withHashes(batch: readonly RecordedEvent[]): AsyncGenerator<string> {
+    const hashes = await typedPgErrors(() =>
+      chainHashesSql(
+        store.sql,
+        tenant,
+        batch.map((e) => e.event_id),
+      ),
+    )
+    for (const e of batch) yield line(e, hashes.get(e.event_id))
+  }
   if (selector.correlationId !== undefined) {
-    for (const e of await store.readCorrelation(tenant, selector.correlationId)) yield line(e)
+    yield* withHashes(await store.readCorrelation(tenant, selector.correlationId))
     return
   }
   const batches = selector.stream
     ? store.readStream({ tenant, ...selector.stream })
     : store.readAll({ tenant, batchSize: 1000 })
-  for await (const batch of batches) for (const e of batch) yield line(e)
+  for await (const batch of batches) yield* withHashes(batch)
 }
 
 export interface ImportResult {
@@ -86,7 +101,7 @@ function parseExportLine(raw: string, n: number): EventEnvelope {
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
     throw new InvalidEnvelope(`line ${n} is not an event object`)
-  const { stream_version: _v, global_position: _p, tx_id: _t, recorded_at: _r, ...envelope } = parsed
+  const { stream_version: _v, global_position: _p, tx_id: _t, recorded_at: _r, hash: _h, ...envelope } = parsed
   try {
     return validateEnvelope(envelope)
   } catch (e) {
