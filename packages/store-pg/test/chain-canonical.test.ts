@@ -98,6 +98,24 @@ describe('the canonical form: PostgreSQL and JavaScript agree', () => {
     )
   })
 
+  test('the canonical text the trigger writes out is the jsonb text of the documented object, for odd rows too', async () => {
+    await db.admin`insert into eventplane.events (event_id, tenant_id, kind, category, stream_id, stream_version, type,
+        schema_version, data, correlation_id, causation_id, caused_by, occurred_at)
+      values (gen_random_uuid(), 'acme', 'intent', 'deployment', 'odd', 1, 'created', 32767,
+              ${db.admin.json(AWKWARD[0]!)}, gen_random_uuid(), gen_random_uuid(), ${'user:"é\\\n😀'}, '0099-12-31T23:59:59.999999-05:00')`
+    const rows = await db.admin<{ same: boolean; n: number }[]>`
+      select bool_and(eventplane.chain_canonical(e) = jsonb_build_object(
+          'event_id', e.event_id, 'tenant_id', e.tenant_id, 'kind', e.kind, 'category', e.category,
+          'stream_id', e.stream_id, 'stream_version', e.stream_version, 'type', e.type,
+          'schema_version', e.schema_version, 'data', e.data, 'correlation_id', e.correlation_id,
+          'causation_id', e.causation_id, 'caused_by', e.caused_by,
+          'occurred_at', to_char(e.occurred_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))::text) as same,
+        count(*)::int as n
+      from eventplane.events e`
+    assert.equal(rows[0]!.same, true)
+    assert.ok(rows[0]!.n > AWKWARD.length)
+  })
+
   test('numbers print as PostgreSQL numeric prints them', () => {
     const cases: [number, string][] = [
       [1.5, '1.5'],

@@ -25,14 +25,32 @@ export interface ChainFields {
   occurred_at: string
 }
 
-const utf8 = new TextEncoder()
+function utf8Length(s: string): number {
+  let n = 0
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c < 0x80) n += 1
+    else if (c < 0x800) n += 2
+    else if (c >= 0xd800 && c <= 0xdbff) {
+      n += 4
+      i++
+    } else n += 3
+  }
+  return n
+}
 
-/** jsonb's key order: shorter UTF-8 first, then bytewise. */
+/** jsonb's key order: shorter UTF-8 first, then bytewise (UTF-8 byte order is code point order). */
 function jsonbKeyOrder(a: string, b: string): number {
-  const x = utf8.encode(a)
-  const y = utf8.encode(b)
-  if (x.length !== y.length) return x.length - y.length
-  return Buffer.compare(x, y)
+  const byLength = utf8Length(a) - utf8Length(b)
+  if (byLength !== 0) return byLength
+  for (let i = 0, j = 0; i < a.length && j < b.length; ) {
+    const x = a.codePointAt(i)!
+    const y = b.codePointAt(j)!
+    if (x !== y) return x - y
+    i += x > 0xffff ? 2 : 1
+    j += y > 0xffff ? 2 : 1
+  }
+  return 0
 }
 
 /**
@@ -89,23 +107,16 @@ export function jsonbText(value: unknown): string {
  * {@link jsonbText} of the parsed value).
  */
 export function canonicalText(fields: ChainFields, dataText: string): string {
-  const entries: [string, string][] = [
-    ['event_id', JSON.stringify(fields.event_id)],
-    ['tenant_id', JSON.stringify(fields.tenant_id)],
-    ['kind', JSON.stringify(fields.kind)],
-    ['category', JSON.stringify(fields.category)],
-    ['stream_id', JSON.stringify(fields.stream_id)],
-    ['stream_version', numericText(fields.stream_version)],
-    ['type', JSON.stringify(fields.type)],
-    ['schema_version', numericText(fields.schema_version)],
-    ['data', dataText],
-    ['correlation_id', JSON.stringify(fields.correlation_id)],
-    ['causation_id', fields.causation_id === null ? 'null' : JSON.stringify(fields.causation_id)],
-    ['caused_by', JSON.stringify(fields.caused_by)],
-    ['occurred_at', JSON.stringify(fields.occurred_at)],
-  ]
-  entries.sort((a, b) => jsonbKeyOrder(a[0], b[0]))
-  return `{${entries.map(([k, v]) => `"${k}": ${v}`).join(', ')}}`
+  // The keys in jsonb order (fixed: shorter first, then bytewise).
+  return (
+    `{"data": ${dataText}, "kind": ${JSON.stringify(fields.kind)}, "type": ${JSON.stringify(fields.type)}, ` +
+    `"category": ${JSON.stringify(fields.category)}, "event_id": ${JSON.stringify(fields.event_id)}, ` +
+    `"caused_by": ${JSON.stringify(fields.caused_by)}, "stream_id": ${JSON.stringify(fields.stream_id)}, ` +
+    `"tenant_id": ${JSON.stringify(fields.tenant_id)}, "occurred_at": ${JSON.stringify(fields.occurred_at)}, ` +
+    `"causation_id": ${fields.causation_id === null ? 'null' : JSON.stringify(fields.causation_id)}, ` +
+    `"correlation_id": ${JSON.stringify(fields.correlation_id)}, ` +
+    `"schema_version": ${numericText(fields.schema_version)}, "stream_version": ${numericText(fields.stream_version)}}`
+  )
 }
 
 /** One link: SHA-256(previous hash ‖ UTF-8 of the canonical text). */
