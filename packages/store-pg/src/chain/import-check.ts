@@ -95,11 +95,13 @@ export async function checkImportChain(
       }
     }
     const computed = lineLink(e, prev?.hash ?? null)
-    if (computed.toString('hex') !== e.hash)
+    if (computed.toString('hex') !== e.hash) {
+      const masked = e.caused_by === 'redacted' ? ' (its caused_by is masked: export with --include-actor)' : ''
       throw broken(
-        `line ${n}: the hash of ${key} version ${e.stream_version} (event ${e.event_id}) does not match its content and chain`,
+        `line ${n}: the hash of ${key} version ${e.stream_version} (event ${e.event_id}) does not match its content and chain${masked}`,
         n,
       )
+    }
     last.set(key, { version: e.stream_version, hash: computed })
     events++
   }
