@@ -10,7 +10,7 @@ import {
   readHeads,
   verifyLog,
 } from '@eventplane/store-pg'
-import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
+import { createTestDatabase, eventually, type TestDatabase } from '@eventplane/store-pg/testing'
 import type { Sql } from 'postgres'
 import { factoryFor, stream } from './helpers.ts'
 
@@ -46,7 +46,11 @@ describe('tampering as a superuser is detected', () => {
       const s = stream('acme', id)
       for (let i = 1; i <= 5; i++) await store.append(s, [f.intent(s, 'scaled', { replicas: i, note: `r${i}` })])
     }
-    heads = checkHeads(JSON.parse(JSON.stringify(headsToFile(await readHeads(operator, 'acme')))))
+    // Heads cover what the gap-safe read returns: wait until no transaction elsewhere holds them back.
+    await eventually(async () => {
+      heads = checkHeads(JSON.parse(JSON.stringify(headsToFile(await readHeads(operator, 'acme')))))
+      return heads.streams.reduce((n, h) => n + h.version, 0) === STREAMS.length * 5
+    })
     // After the heads were saved: a new stream and a new event on a clean one, both legitimate.
     await store.append(stream('acme', 'later'), [f.intent(stream('acme', 'later'), 'created', {})])
     await store.append(stream('acme', 'clean'), [f.intent(stream('acme', 'clean'), 'scaled', { replicas: 6 })])
