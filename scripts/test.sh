@@ -14,7 +14,7 @@ $PNPM exec tsc --noEmit -p tsconfig.json
 
 # Latency measurements under load run alone, after the rest: another test file beside them on a
 # two-core machine would be part of what they measure.
-solo=(tests/faults/tenant-flood.test.ts)
+solo=(tests/faults/tenant-flood.test.ts tests/chain-scale.test.ts)
 mapfile -t files < <(find packages/*/test tests -name '*.test.ts' 2>/dev/null | grep -vxF "${solo[@]/#/-e}" | sort)
 echo "test: ${#files[@]} test files, then ${#solo[@]} alone"
 status=0

@@ -48,7 +48,7 @@ export interface VerifierOptions {
 }
 
 function linkOf(prev: Buffer | null, row: ChainRow, version = row.stream_version): Buffer {
-  return chainLink(prev, canonicalText({ ...row, stream_version: version }, row.data))
+  return chainLink(prev, canonicalText(row, row.data, version))
 }
 
 const atOrBefore = (row: ChainRow, at: LogPoint): boolean =>

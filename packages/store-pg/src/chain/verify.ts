@@ -12,7 +12,7 @@ export interface VerifyOptions {
   stream?: { category: string; id: string }
   /** Heads saved earlier (checked with {@link checkHeads} first): the chain must still lead to them. */
   heads?: ChainHeads
-  /** Rows per round trip (default 2,000): memory stays about one page whatever the log's size. */
+  /** Rows per round trip (default 500: a page dies young, so the heap does not grow): memory stays about one page whatever the log's size. */
   batchSize?: number
   /** Called after each page with the events checked so far. */
   onProgress?: (events: number) => void
@@ -67,25 +67,30 @@ export async function verifyLog(sql: Sql, options: VerifyOptions = {}): Promise<
         }
       : {},
   )
-  const batchSize = options.batchSize ?? 2000
-  let after: ChainKey = { tenant: '', category: '', stream_id: '', version: 0 }
+  const batchSize = options.batchSize ?? 500
+  const scope = { ...(tenant === undefined ? {} : { tenant }), ...stream }
+  const fetchAfter = (after: ChainKey) => {
+    const p = typedPgErrors(() => chainRowsSql(sql, scope, after, batchSize))
+    p.catch(() => {}) // awaited below; this only keeps an abort in between from leaving it unhandled
+    return p
+  }
+  // The next page is fetched while this one is hashed: two pages in memory at most.
+  let page = fetchAfter({ tenant: '', category: '', stream_id: '', version: 0 })
   for (;;) {
     options.signal?.throwIfAborted()
-    const rows = await typedPgErrors(() =>
-      chainRowsSql(sql, { ...(tenant === undefined ? {} : { tenant }), ...stream }, after, batchSize),
-    )
-    for (const raw of rows) verifier.push(toChainRow(raw))
+    const rows = await page
     const last = rows.at(-1)
-    if (last) {
-      after = {
+    const more = last !== undefined && rows.length === batchSize
+    if (more)
+      page = fetchAfter({
         tenant: last.tenant_id,
         category: last.category,
         stream_id: last.stream_id,
         version: Number(last.stream_version),
-      }
-      options.onProgress?.(verifier.events)
-    }
-    if (rows.length < batchSize) break
+      })
+    for (const raw of rows) verifier.push(toChainRow(raw))
+    if (last) options.onProgress?.(verifier.events)
+    if (!more) break
   }
   verifier.finish()
   return {
