@@ -86,7 +86,7 @@ export async function checkImportChain(
             1,
           ),
         )
-        if (!stored || Number(stored.stream_version) !== e.stream_version - 1)
+        if (!stored?.hash || Number(stored.stream_version) !== e.stream_version - 1)
           throw broken(
             `line ${n}: ${key} starts at version ${e.stream_version} but version ${e.stream_version - 1} is neither in the file nor in the database`,
             n,

@@ -3,7 +3,8 @@ import { type ChainFields, canonicalText, chainLink } from './canonical.ts'
 /** One stored event as verify reads it (eventplane.chain_rows): data as jsonb text, occurred_at canonical. */
 export interface ChainRow extends ChainFields {
   data: string
-  hash: Buffer
+  /** Null only if someone dropped the column's NOT NULL and cleared it. */
+  hash: Buffer | null
   global_position: bigint
   tx_id: bigint
 }
@@ -147,7 +148,7 @@ export class ChainVerifier {
       return
     }
     const computed = linkOf(s.prev, row)
-    if (!computed.equals(row.hash)) {
+    if (!row.hash || !computed.equals(row.hash)) {
       s.pending = { row, prev: s.prev }
       return
     }
@@ -197,7 +198,8 @@ export class ChainVerifier {
 
   private diagnose(bad: ChainRow, prev: Buffer | null, next: ChainRow | null): [BreakKind, string] {
     const v = bad.stream_version
-    if (next && next.stream_version === v + 1) {
+    if (!bad.hash) return ['hash_altered', `version ${v} has no hash`]
+    if (next?.hash && next.stream_version === v + 1) {
       if (linkOf(bad.hash, next).equals(next.hash))
         return ['changed', `the content of version ${v} differs from what was hashed`]
       if (linkOf(linkOf(prev, bad), next).equals(next.hash))

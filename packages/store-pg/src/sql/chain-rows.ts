@@ -15,7 +15,7 @@ export interface ChainRowRaw {
   causation_id: string | null
   caused_by: string
   occurred_at: string
-  hash: Buffer
+  hash: Buffer | null
   global_position: string
   tx_id: string
 }
