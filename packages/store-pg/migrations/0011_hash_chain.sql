@@ -15,8 +15,12 @@
 -- append functions of 0005/0010, a superuser) gets the server's hash in the
 -- same statement and no caller can choose it. The trigger reads the previous
 -- event of the stream (earlier rows of the same INSERT are visible to it, in
--- the order the INSERT produces them) and refuses a version whose predecessor
--- is not there (SQLSTATE EPCHN): a chain is never restarted in the middle.
+-- the order the INSERT produces them). A version whose predecessor is not there
+-- is chained from the genesis rather than refused: the append functions insert
+-- with ON CONFLICT DO NOTHING (0010), so a batch whose first event is a stored
+-- duplicate reaches its second event without the first, and must get to the
+-- function's own typed IdempotencyConflict (which discards the statement). A
+-- superuser who writes such a gap on purpose leaves it for verify to report.
 -- An idempotent retry inserts nothing, so its stored hash is returned as is.
 
 ALTER TABLE eventplane.events ADD COLUMN IF NOT EXISTS hash bytea;
@@ -59,10 +63,6 @@ BEGIN
     SELECT e.hash INTO v_prev FROM eventplane.events e
      WHERE e.tenant_id = NEW.tenant_id AND e.category = NEW.category AND e.stream_id = NEW.stream_id
        AND e.stream_version = NEW.stream_version - 1;
-    IF v_prev IS NULL THEN
-      RAISE EXCEPTION 'version % of a stream cannot be chained: version % has no hash', NEW.stream_version,
-        NEW.stream_version - 1 USING ERRCODE = 'EPCHN';
-    END IF;
   END IF;
   NEW.hash := eventplane.chain_link(v_prev, NEW);
   RETURN NEW;
