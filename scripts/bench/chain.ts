@@ -21,12 +21,16 @@ try {
   const chain = (on: boolean) =>
     db.admin.unsafe(`alter table eventplane.events ${on ? 'enable' : 'disable'} trigger events_chain`)
   const store = new PgEventStore(db.connect(ROLES.intentWriter, 8))
-  const factory = EventFactory.forTenant('bench', { causedBy: 'user:bench' })
+  const factories = {
+    on: EventFactory.forTenant('chained', { causedBy: 'user:bench' }),
+    off: EventFactory.forTenant('bench', { causedBy: 'user:bench' }),
+  }
   const data = { image: 'registry.example/web:1.2.3', replicas: 3, labels: { team: 'platform', tier: 'web' } }
 
   // Each mode appends to its own streams, which grow over the rounds (so the trigger reads a predecessor).
   const appends = (on: boolean, ops: number, writers: number, size: number, streams: number) => async () => {
     await chain(on)
+    const factory = factories[on ? 'on' : 'off']
     return measure(ops, writers, size, (i) => {
       const s = { tenant: on ? 'chained' : 'bench', category: 'deployment', id: `s${size}-${i % streams}` }
       return store.append(
