@@ -108,14 +108,16 @@ export function jsonbText(value: unknown): string {
  * (a verifier testing where an event belongs).
  */
 export function canonicalText(fields: ChainFields, dataText: string, version = fields.stream_version): string {
-  // The keys in jsonb order (fixed: shorter first, then bytewise).
+  // The keys in jsonb order (fixed: shorter first, then bytewise). Names (kind,
+  // type, category, stream_id, tenant_id) are written between quotes as they
+  // are, as the trigger writes them: for a valid name that is its JSON text.
   return (
-    `{"data": ${dataText}, "kind": ${JSON.stringify(fields.kind)}, "type": ${JSON.stringify(fields.type)}, ` +
-    `"category": ${JSON.stringify(fields.category)}, "event_id": ${JSON.stringify(fields.event_id)}, ` +
-    `"caused_by": ${JSON.stringify(fields.caused_by)}, "stream_id": ${JSON.stringify(fields.stream_id)}, ` +
-    `"tenant_id": ${JSON.stringify(fields.tenant_id)}, "occurred_at": ${JSON.stringify(fields.occurred_at)}, ` +
-    `"causation_id": ${fields.causation_id === null ? 'null' : JSON.stringify(fields.causation_id)}, ` +
-    `"correlation_id": ${JSON.stringify(fields.correlation_id)}, ` +
+    `{"data": ${dataText}, "kind": "${fields.kind}", "type": "${fields.type}", ` +
+    `"category": "${fields.category}", "event_id": "${fields.event_id}", ` +
+    `"caused_by": ${JSON.stringify(fields.caused_by)}, "stream_id": "${fields.stream_id}", ` +
+    `"tenant_id": "${fields.tenant_id}", "occurred_at": "${fields.occurred_at}", ` +
+    `"causation_id": ${fields.causation_id === null ? 'null' : `"${fields.causation_id}"`}, ` +
+    `"correlation_id": "${fields.correlation_id}", ` +
     `"schema_version": ${numericText(fields.schema_version)}, "stream_version": ${numericText(version)}}`
   )
 }
