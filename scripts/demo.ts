@@ -28,6 +28,8 @@ const nats = await startNatsServer()
 /** Where each tenant keeps the creds file it was handed. */
 const handedOut = await mkdtemp(join(tmpdir(), 'eventplane-demo-'))
 let up: ChildProcess | undefined
+/** The example domain, loaded by evtctl like any user's domain. */
+const DOMAIN = ['--domain', '@eventplane/example-deployments']
 try {
   const base = { EVENTPLANE_DATABASE_URL: db.url, EVENTPLANE_NATS_URL: nats.url }
   const operator = { ...base, EVENTPLANE_NATS_CREDS: nats.credentials.operator!.creds, DEMO_AS: 'operator' }
@@ -70,8 +72,10 @@ try {
   const acme = as.acme!
   const globex = as.globex!
 
-  step(`3. start evtctl up (gateway, relay, deployments controller, projections) against nats-server on ${nats.url}`)
-  up = spawn(process.execPath, [EVTCTL, 'up'], {
+  step(
+    `3. start evtctl up --domain ${DOMAIN[1]} (gateway, relay, deployments controller, projections) against nats-server on ${nats.url}`,
+  )
+  up = spawn(process.execPath, [EVTCTL, 'up', ...DOMAIN], {
     env: { ...process.env, ...operator },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
@@ -107,13 +111,13 @@ try {
 
   step('5. the reconciled result (deployment_status projection, per tenant)')
   for (let i = 0; ; i++) {
-    const state = evtctl(['state', 'deployment_status', '--json'], acme, { quiet: true })
+    const state = evtctl(['state', 'deployment_status', ...DOMAIN, '--json'], acme, { quiet: true })
     if (/"deleted":true/.test(state) && /"replicas":5/.test(state)) break
     if (i > 100) throw new Error('the controller did not reconcile in time')
     await sleep(100)
   }
-  evtctl(['state', 'deployment_status'], acme)
-  evtctl(['state', 'deployment_status'], globex)
+  evtctl(['state', 'deployment_status', ...DOMAIN], acme)
+  evtctl(['state', 'deployment_status', ...DOMAIN], globex)
   evtctl(['read', 'acme/deployment/web'], acme)
 
   step(`6. the correlation trace of the first intent (${created.correlation_id})`)
@@ -126,7 +130,7 @@ try {
     { expectFailure: true },
   )
   evtctl(['tail', '--tenant', 'globex', '--count', '1'], { ...acme }, { expectFailure: true })
-  evtctl(['state', 'deployment_status'], { ...acme })
+  evtctl(['state', 'deployment_status', ...DOMAIN], { ...acme })
 
   step('8. revoke globex live: its creds are refused from now on, acme is untouched')
   evtctl(['tenant', 'revoke', 'globex'], admin)

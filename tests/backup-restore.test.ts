@@ -3,14 +3,8 @@ import { after, before, describe, test } from 'node:test'
 import { EventFactory } from '@eventplane/core'
 import { PgEventStore, ROLES, checkImportChain, exportEvents, importEvents, verifyLog } from '@eventplane/store-pg'
 import { createTestDatabase, eventually, type TestDatabase } from '@eventplane/store-pg/testing'
-import {
-  PROJECTOR_ROLE,
-  addFinalizer,
-  auditProjection,
-  deploymentStatusProjection,
-  rebuildProjection,
-  setStatus,
-} from '@eventplane/runtime'
+import { PROJECTOR_ROLE, addFinalizer, rebuildProjection, setStatus } from '@eventplane/runtime'
+import { auditProjection, deploymentStatusProjection } from '@eventplane/example-deployments'
 
 /** Every event's stored hash, by event id. */
 async function hashes(db: TestDatabase): Promise<Record<string, string>> {

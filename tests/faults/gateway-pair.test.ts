@@ -6,20 +6,20 @@ import { GATEWAY_APPLICATION_NAME, tenantInboxPrefix } from '@eventplane/bus-nat
 import { startNatsServer, type TestNatsServer } from '@eventplane/bus-nats/testing'
 import { ROLES } from '@eventplane/store-pg'
 import { createTestDatabase, holdStream, type TestDatabase } from '@eventplane/store-pg/testing'
-import { type ServiceProcess, eventually, spawnServiceProcess, within } from '../../packages/bus-nats/test/fixtures.ts'
+import { type ServiceProcess, eventually, within } from '../../packages/bus-nats/test/fixtures.ts'
 import { assertAckedOnce, assertVersionsContiguous, logRows } from './support/checks.ts'
+import { FAULT_DOMAIN, spawnEvtctlService } from './support/children.ts'
 import { Ledger, startIntentLoad, submitUntilAcked } from './support/clients.ts'
-
-const GATEWAY_BIN = fileURLToPath(new URL('../../packages/bus-nats/src/bin/gateway.ts', import.meta.url))
 
 describe('faults: two gateways in one queue group, one killed with SIGKILL under load', () => {
   let db: TestDatabase
   let nats: TestNatsServer
   const gateways: ServiceProcess[] = []
   const spawnGateway = (label: string): ServiceProcess => {
-    const gateway = spawnServiceProcess(GATEWAY_BIN, label, {
+    const gateway = spawnEvtctlService('gateway', label, {
       EVENTPLANE_DATABASE_URL: db.roleUrl(ROLES.intentWriter),
       EVENTPLANE_NATS_URL: nats.url,
+      EVENTPLANE_DOMAIN: FAULT_DOMAIN,
       EVENTPLANE_LOG_LEVEL: 'debug', // one 'intent recorded' line per append it answered
     })
     gateways.push(gateway)

@@ -1,22 +1,13 @@
 import {
-  type EventEnvelope,
+  type ExpectedVersion,
+  type IntentDraft,
   EventplaneError,
-  Forbidden,
   PayloadTooLarge,
-  Unavailable,
   errorFromWire,
 } from '@eventplane/core'
-import type { ExpectedVersion } from '@eventplane/store-pg'
-import {
-  InvalidArgumentError,
-  type Msg,
-  type NatsConnection,
-  PermissionViolationError,
-  RequestError,
-  TimeoutError,
-  headers,
-} from '@nats-io/transport-node'
+import { type Msg, type NatsConnection, headers } from '@nats-io/transport-node'
 import { PRINCIPAL_HEADER, type SubmitResult } from './gateway-request.ts'
+import { natsFailure } from './nats-errors.ts'
 import { submitSubject } from './subjects.ts'
 
 const encoder = new TextEncoder()
@@ -30,7 +21,9 @@ export interface SubmitIntentOptions {
 }
 
 /**
- * Submits one intent through the gateway and returns what was recorded.
+ * Submits one intent through the gateway and returns what was recorded. The
+ * intent is unstamped (`draftIntent`): the gateway stamps `caused_by` and
+ * replaces any the object carries.
  * Throws the gateway's typed error (same `code`), `bus.unavailable` when no
  * gateway answers, `bus.timeout` when the reply is late (the intent may have
  * been recorded: retry with the same event id), `bus.forbidden` when this
@@ -41,7 +34,7 @@ export interface SubmitIntentOptions {
  */
 export async function submitIntent(
   nc: NatsConnection,
-  event: EventEnvelope,
+  event: IntentDraft,
   options: SubmitIntentOptions = {},
 ): Promise<SubmitResult> {
   const subject = submitSubject(event.tenant_id, event.stream.category, event.stream.id)
@@ -61,7 +54,7 @@ export async function submitIntent(
       ...(h ? { headers: h } : {}),
     })
   } catch (e) {
-    throw requestError(subject, e)
+    throw natsFailure(e, `submit to ${subject}`)
   }
   let reply: unknown
   try {
@@ -76,30 +69,4 @@ export async function submitIntent(
   if (r.ok && typeof r.ok.event_id === 'string') return r.ok
   if (r.error && typeof r.error.code === 'string') throw errorFromWire(r.error)
   throw new EventplaneError('bus.bad_request', 'the gateway reply has neither ok nor error')
-}
-
-function requestError(subject: string, e: unknown): EventplaneError {
-  const cause = e instanceof RequestError && e.cause !== undefined ? e.cause : e
-  if (e instanceof RequestError && e.isNoResponders()) {
-    return new Unavailable('bus.unavailable', `no gateway is serving ${subject}`, { cause: e })
-  }
-  if (cause instanceof TimeoutError || e instanceof TimeoutError) {
-    return new EventplaneError(
-      'bus.timeout',
-      `no reply from the gateway for ${subject} in time; retry with the same event id`,
-      { cause: e },
-    )
-  }
-  if (cause instanceof PermissionViolationError || e instanceof PermissionViolationError) {
-    return new Forbidden('bus.forbidden', `not permitted to submit to ${subject}`, { cause: e })
-  }
-  if (e instanceof InvalidArgumentError)
-    return new EventplaneError('bus.bad_request', `NATS refused the request to ${subject}: ${e.message}`, {
-      cause: e,
-    })
-  return new Unavailable(
-    'bus.unavailable',
-    `request to ${subject} failed: ${e instanceof Error ? e.message : String(e)}`,
-    { cause: e },
-  )
 }

@@ -77,7 +77,7 @@ export interface ResolvedLimits {
 }
 
 function invalid(message: string): EventplaneError {
-  return new EventplaneError('cli.config', `gateway limits: ${message}`)
+  return new EventplaneError('bus.config', `gateway limits: ${message}`)
 }
 
 function positiveInt(value: number, what: string): number {
@@ -102,7 +102,7 @@ function checkTenant(l: TenantLimits, who: string): TenantLimits {
   return Object.freeze({ ...l })
 }
 
-/** Applies the defaults and validates; throws `cli.config` naming the bad setting. */
+/** Applies the defaults and validates; throws `bus.config` naming the bad setting. */
 export function resolveLimits(limits: GatewayLimits = {}): ResolvedLimits {
   const base = checkTenant({ ...DEFAULT_TENANT_LIMITS, ...limits.perTenant }, 'perTenant')
   const named = new Map<string, TenantLimits>()

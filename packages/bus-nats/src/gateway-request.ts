@@ -1,8 +1,10 @@
 import {
   type ErrorCode,
-  type EventEnvelope,
+  type ExpectedVersion,
+  type IntentDraft,
   type SchemaRegistry,
   DEFAULT_MAX_DATA_BYTES,
+  EXPECTED_VERSION_RULE,
   EventplaneError,
   Forbidden,
   InvalidEnvelope,
@@ -11,17 +13,28 @@ import {
   TenantMismatch,
   Unavailable,
   formatStream,
-  validateEnvelope,
+  isExpectedVersion,
+  stampIntent,
 } from '@eventplane/core'
-import { type ExpectedVersion, type PgEventStore, causationInChain } from '@eventplane/store-pg'
+import { type PgEventStore, causationInChain } from '@eventplane/store-pg'
 import { type SubmitTarget, parseSubmitSubject } from './subjects.ts'
 
 /** Header a client may set to name who it acts for; the gateway scopes it under the tenant it authenticated. */
 export const PRINCIPAL_HEADER = 'Eventplane-Principal'
 
-/** The request body sent to `eventplane-api.submit.<tenant>.<category>.<id>`. */
+/**
+ * The request body sent to `eventplane-api.submit.<tenant>.<category>.<id>`:
+ * an unstamped intent (the gateway stamps `caused_by`; one sent anyway is
+ * replaced) and the optimistic concurrency check.
+ */
 export interface SubmitRequest {
-  event: EventEnvelope
+  event: IntentDraft
+  expectedVersion?: ExpectedVersion
+}
+
+/** A request body as parsed, its event not yet checked: {@link submit} stamps and validates it once. */
+interface ParsedRequest {
+  event: object
   expectedVersion?: ExpectedVersion
 }
 
@@ -73,7 +86,7 @@ function badRequest(message: string): EventplaneError {
   return new EventplaneError('bus.bad_request', message)
 }
 
-function parseBody(payload: Uint8Array): SubmitRequest {
+function parseBody(payload: Uint8Array): ParsedRequest {
   let body: unknown
   try {
     body = JSON.parse(utf8.decode(payload))
@@ -87,15 +100,9 @@ function parseBody(payload: Uint8Array): SubmitRequest {
   if (extra.length > 0) throw badRequest(`unknown request field ${JSON.stringify(extra[0])}`)
   if (typeof event !== 'object' || event === null || Array.isArray(event))
     throw badRequest('request needs an "event" object')
-  if (
-    expectedVersion !== undefined &&
-    expectedVersion !== 'any' &&
-    expectedVersion !== 'no_stream' &&
-    !(typeof expectedVersion === 'number' && Number.isSafeInteger(expectedVersion) && expectedVersion >= 0)
-  ) {
-    throw badRequest(`expectedVersion must be a non-negative integer, 'no_stream' or 'any'`)
-  }
-  return { event: event as EventEnvelope, ...(expectedVersion === undefined ? {} : { expectedVersion }) }
+  if (expectedVersion === undefined) return { event }
+  if (!isExpectedVersion(expectedVersion)) throw badRequest(EXPECTED_VERSION_RULE)
+  return { event, expectedVersion }
 }
 
 /** The one answer for a causation id this tenant cannot use, whether it exists elsewhere or not at all. */
@@ -131,8 +138,11 @@ export async function submit(
     throw new PayloadTooLarge(payload.byteLength, ctx.maxPayloadBytes, 'the request body')
   const target = parseSubmitSubject(subject)
   const request = parseBody(payload)
-  const stamped = { ...request.event, caused_by: ctx.principal(target, claimed) }
-  const event = validateEnvelope(stamped, { registry: ctx.registry, maxDataBytes: ctx.maxDataBytes })
+  // The one validation of this request in this process: the store trusts the stamped envelope.
+  const event = stampIntent(request.event, ctx.principal(target, claimed), {
+    registry: ctx.registry,
+    maxDataBytes: ctx.maxDataBytes,
+  })
   if (event.kind !== 'intent')
     throw new Forbidden('bus.forbidden', `the gateway accepts intents only, not ${event.kind} events`)
   if (event.tenant_id !== target.tenant) throw new TenantMismatch(target.tenant, event.tenant_id)

@@ -15,6 +15,9 @@ import { RefusalDesk } from './gateway-refusals.ts'
 import { type Logger, errorFields, silentLogger } from './logger.ts'
 import { SUBMIT_SUBJECTS, type SubmitTarget } from './subjects.ts'
 
+/** The application name of a gateway process's PostgreSQL sessions (pg_stat_activity). */
+export const GATEWAY_APPLICATION_NAME = 'eventplane-gateway'
+
 export interface GatewayOptions {
   nc: NatsConnection
   /** A PgEventStore on an eventplane_intent_writer pool: the database refuses anything but intents. */

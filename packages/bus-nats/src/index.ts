@@ -21,21 +21,17 @@ export {
 } from './stream.ts'
 export type { EnsureStreamOptions } from './stream.ts'
 export { EVENT_HEADERS, decodeEvent, encodeEvent, eventHeaders, readEventHeaders } from './codec.ts'
+export { jetStreamDisabled, natsDriverError, natsFailure } from './nats-errors.ts'
 export type { EventHeaderValues } from './codec.ts'
 export { UntrustedLogMessage, acceptLogMessage } from './log-message.ts'
 export type { LogMessage, UntrustedReason } from './log-message.ts'
-export { Relay } from './relay.ts'
+export { DEFAULT_RELAY_NAME, Relay } from './relay.ts'
 export type { RelayOptions, RelayState, RelayStats } from './relay.ts'
 export { DEFAULT_STUCK_AFTER_MS, TransactionGuard } from './relay-guard.ts'
 export type { TransactionGuardOptions } from './relay-guard.ts'
-export { resolveRelayConfig, runRelayProcess } from './relay-process.ts'
-export type { RelayProcessConfig } from './relay-process.ts'
-export { GATEWAY_APPLICATION_NAME, resolveGatewayConfig, runGatewayProcess } from './gateway-process.ts'
-export type { GatewayProcessConfig } from './gateway-process.ts'
-export { surviveDroppedPgConnections } from './pg-startup-guard.ts'
 export { EVENTS_CHANNEL, LogWaker } from './pg-listener.ts'
 export type { WakeReason } from './pg-listener.ts'
-export { IMPORTED_REPLY_PREFIX, replyInTenantSpace, startGateway } from './gateway.ts'
+export { GATEWAY_APPLICATION_NAME, IMPORTED_REPLY_PREFIX, replyInTenantSpace, startGateway } from './gateway.ts'
 export type { Gateway, GatewayOptions, GatewayRequest } from './gateway.ts'
 export { submitIntent } from './gateway-client.ts'
 export type { SubmitIntentOptions } from './gateway-client.ts'
@@ -44,6 +40,7 @@ export {
   DEFAULT_GATEWAY_MAX_BYTES_IN_FLIGHT,
   DEFAULT_GATEWAY_MAX_IN_FLIGHT,
   DEFAULT_TENANT_LIMITS,
+  resolveLimits,
 } from './gateway-limits.ts'
 export type { GatewayLimits, TenantLimits } from './gateway-limits.ts'
 export type { RefusalReason } from './gateway-admission.ts'

@@ -11,7 +11,7 @@ export interface NatsAuthSettings {
 
 /**
  * The nats.js connection options for `settings`: the creds file's user JWT and
- * nkey (read now; `cli.config` when unreadable), else user and password, else
+ * nkey (read now; `bus.config` when unreadable), else user and password, else
  * nothing (an open server).
  */
 export function natsAuth(settings: NatsAuthSettings): Partial<ConnectionOptions> {
@@ -21,7 +21,7 @@ export function natsAuth(settings: NatsAuthSettings): Partial<ConnectionOptions>
       creds = readFileSync(settings.natsCreds)
     } catch (e) {
       throw new EventplaneError(
-        'cli.config',
+        'bus.config',
         `cannot read NATS creds file ${settings.natsCreds} (${(e as NodeJS.ErrnoException).code ?? 'error'})`,
         { cause: e },
       )

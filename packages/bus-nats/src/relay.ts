@@ -3,7 +3,6 @@ import type { Sql } from 'postgres'
 import {
   type Checkpoint,
   type RecordedEvent,
-  EventplaneError,
   InvalidName,
   START,
   Unavailable,
@@ -19,8 +18,9 @@ import {
   jetstream,
   jetstreamManager,
 } from '@nats-io/jetstream'
-import { type NatsConnection, PermissionViolationError } from '@nats-io/transport-node'
+import type { NatsConnection } from '@nats-io/transport-node'
 import { type Logger, errorFields, silentLogger } from './logger.ts'
+import { natsFailure } from './nats-errors.ts'
 import { LogWaker } from './pg-listener.ts'
 import { TransactionGuard, type TransactionGuardOptions } from './relay-guard.ts'
 import { OrderedPublisher, isOrderBreak } from './relay-publisher.ts'
@@ -51,6 +51,9 @@ export interface RelayOptions {
   guard?: TransactionGuardOptions
   logger?: Logger
 }
+
+/** The relay name when none is given: the one `evtctl status` reports. */
+export const DEFAULT_RELAY_NAME = 'default'
 
 export type RelayState = 'new' | 'standby' | 'starting' | 'active' | 'retrying' | 'stopped'
 
@@ -116,7 +119,7 @@ export class Relay {
   #settle!: { resolve: () => void; reject: (e: unknown) => void }
 
   constructor(options: RelayOptions) {
-    this.name = options.name ?? 'default'
+    this.name = options.name ?? DEFAULT_RELAY_NAME
     if (!NAME.test(this.name))
       throw new InvalidName(
         `relay name ${JSON.stringify(this.name)} may only contain ASCII letters, digits, _ and - (1-64)`,
@@ -249,7 +252,7 @@ export class Relay {
     } catch (e) {
       if (e instanceof JetStreamApiError && e.code === STREAM_NOT_FOUND)
         throw new StreamReplaced(`stream ${STREAM_NAME} was deleted`)
-      throw busError(e)
+      throw natsFailure(e, `read stream ${STREAM_NAME}`)
     }
     if (created !== this.#streamCreated) throw new StreamReplaced(`stream ${STREAM_NAME} was replaced`)
   }
@@ -356,7 +359,7 @@ export class Relay {
       throw new OrderBreak()
     }
     this.#logger.warn({ ...where, ...errorFields(outcome.failure) }, 'publish failed')
-    throw busError(outcome.failure)
+    throw natsFailure(outcome.failure, `publish event ${stuck.event_id}`)
   }
 
   async #advance(last: RecordedEvent): Promise<void> {
@@ -365,16 +368,6 @@ export class Relay {
       throw new LeaseLost('the relay lock was lost before the checkpoint was stored')
     this.#checkpoint = next
   }
-}
-
-function busError(e: unknown): EventplaneError {
-  if (e instanceof EventplaneError) return e
-  if (e instanceof PermissionViolationError) {
-    return new EventplaneError('bus.forbidden', `not permitted to publish ${e.subject}`, { cause: e })
-  }
-  return new Unavailable('bus.unavailable', `publish failed: ${e instanceof Error ? e.message : String(e)}`, {
-    cause: e,
-  })
 }
 
 function positive(n: number, name: string): number {

@@ -1,7 +1,8 @@
-import { EventplaneError, Forbidden, Unavailable } from '@eventplane/core'
+import { EventplaneError } from '@eventplane/core'
 import { DiscardPolicy, JetStreamApiError, RetentionPolicy, StorageType } from '@nats-io/jetstream'
 import type { JetStreamManager, StreamConfig, StreamInfo } from '@nats-io/jetstream'
-import { PermissionViolationError, nanos } from '@nats-io/transport-node'
+import { nanos } from '@nats-io/transport-node'
+import { natsFailure } from './nats-errors.ts'
 import { LOG_SUBJECTS, STREAM_NAME } from './subjects.ts'
 
 export interface EnsureStreamOptions {
@@ -86,40 +87,12 @@ function updatableDifferences(actual: StreamConfig, wanted: Partial<StreamConfig
   return delta
 }
 
-/** Maps a NATS failure to eventplane's codes: refused by permissions, or not reachable / not answering. */
-function mapBusError(action: string, e: unknown): EventplaneError {
-  if (e instanceof EventplaneError) return e
-  // nats.js rejects a refused request with a RequestError whose cause is the PermissionViolationError.
-  const violation =
-    e instanceof PermissionViolationError
-      ? e
-      : e instanceof Error && e.cause instanceof PermissionViolationError
-        ? e.cause
-        : undefined
-  if (violation !== undefined) {
-    return new Forbidden(
-      'bus.forbidden',
-      `not permitted to ${action} (${violation.operation} to ${violation.subject})`,
-      { cause: e },
-    )
-  }
-  if (e instanceof JetStreamApiError) {
-    return new EventplaneError('bus.stream_mismatch', `JetStream refused to ${action}: ${e.message}`, {
-      cause: e,
-      details: { stream: STREAM_NAME, api_code: e.code },
-    })
-  }
-  return new Unavailable('bus.unavailable', `could not ${action}: ${e instanceof Error ? e.message : String(e)}`, {
-    cause: e,
-  })
-}
-
 async function streamInfo(jsm: JetStreamManager): Promise<StreamInfo | undefined> {
   try {
     return await jsm.streams.info(STREAM_NAME)
   } catch (e) {
     if (e instanceof JetStreamApiError && e.code === STREAM_NOT_FOUND) return undefined
-    throw mapBusError(`read stream ${STREAM_NAME}`, e)
+    throw natsFailure(e, `read stream ${STREAM_NAME}`)
   }
 }
 
@@ -150,9 +123,9 @@ export async function ensureStream(jsm: JetStreamManager, options: EnsureStreamO
     } catch (e) {
       // Another process created it between our info and add: check theirs instead.
       if (!(e instanceof JetStreamApiError && e.code === STREAM_NAME_IN_USE))
-        throw mapBusError(`create stream ${STREAM_NAME}`, e)
+        throw natsFailure(e, `create stream ${STREAM_NAME}`)
       info = await streamInfo(jsm)
-      if (info === undefined) throw mapBusError(`create stream ${STREAM_NAME}`, e)
+      if (info === undefined) throw natsFailure(e, `create stream ${STREAM_NAME}`)
     }
   }
   const problems = immutableMismatches(info.config)
@@ -170,6 +143,6 @@ export async function ensureStream(jsm: JetStreamManager, options: EnsureStreamO
   try {
     return await jsm.streams.update(STREAM_NAME, delta)
   } catch (e) {
-    throw mapBusError(`update stream ${STREAM_NAME} (${Object.keys(delta).join(', ')})`, e)
+    throw natsFailure(e, `update stream ${STREAM_NAME} (${Object.keys(delta).join(', ')})`)
   }
 }

@@ -1,4 +1,4 @@
-import { type RecordedEvent, EventplaneError, Forbidden, validateName } from '@eventplane/core'
+import { type RecordedEvent, EventplaneError, validateName } from '@eventplane/core'
 import {
   type ConsumerInfo,
   type ConsumerMessages,
@@ -9,10 +9,11 @@ import {
   DeliverPolicy,
   JetStreamApiError,
 } from '@nats-io/jetstream'
-import { PermissionViolationError, nanos } from '@nats-io/transport-node'
+import { nanos } from '@nats-io/transport-node'
 import { type LiveIterable, liveIterable } from './live-iterable.ts'
 import { acceptLogMessage, untrustedFields } from './log-message.ts'
 import { type Logger, silentLogger } from './logger.ts'
+import { natsDriverError } from './nats-errors.ts'
 import { type LogFilterOptions, STREAM_NAME, logFilter } from './subjects.ts'
 
 export interface EnsureConsumerOptions {
@@ -51,10 +52,8 @@ export async function ensureConsumer(jsm: JetStreamManager, options: EnsureConsu
   try {
     return await findOrCreateConsumer(jsm, name, options)
   } catch (e) {
-    // nats.js rejects a refused request with a RequestError whose cause is the PermissionViolationError.
-    if (e instanceof PermissionViolationError || (e instanceof Error && e.cause instanceof PermissionViolationError))
-      throw new Forbidden('bus.forbidden', `not permitted to create or inspect consumer ${name}`, { cause: e })
-    throw e
+    const failure = natsDriverError(e, `create or inspect consumer ${name}`)
+    throw failure?.code === 'bus.forbidden' ? failure : e
   }
 }
 

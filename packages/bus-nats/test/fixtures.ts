@@ -10,7 +10,6 @@ import { STREAM_NAME } from '../src/subjects.ts'
 import { startNatsServer, type TestNatsServer } from '../src/testing/index.ts'
 
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url))
-const RELAY_BIN = fileURLToPath(new URL('../src/bin/relay.ts', import.meta.url))
 
 /** Polls `fn` until it is true; fails after `timeoutMs` (PG's gap-safe read may be held back by other tests' transactions). */
 export function eventually(fn: () => Promise<boolean> | boolean, what: string, timeoutMs = 20_000): Promise<void> {
@@ -173,7 +172,7 @@ export async function appendIntents(
   return all
 }
 
-/** A service (relay, gateway) running as a child process (`src/bin/*.ts`), so a test can SIGKILL it. */
+/** A service (relay, gateway, a load client) running as a child process, so a test can SIGKILL it. */
 export interface ServiceProcess {
   process: ChildProcess
   /** Parsed JSON log lines so far. */
@@ -186,21 +185,24 @@ export interface ServiceProcess {
   freeze(frozen: boolean): void
 }
 
-/** A relay child process. */
-export type RelayChild = ServiceProcess
-
 const children = new Set<ChildProcess>()
 process.on('exit', () => {
   for (const child of children) child.kill('SIGKILL')
 })
 
 /**
- * Spawns `bin` (a `src/bin/*.ts` entry) with `env` only (plus PATH), collects
- * its JSON log lines, and SIGKILLs it if the test process exits first.
- * `label` names it in timeouts and failures.
+ * Spawns `bin` (a script run through tsx, with `args`) with `env` only (plus
+ * PATH), collects the JSON log lines it writes on `logStream` (stdout by
+ * default), and SIGKILLs it if the test process exits first. `label` names it
+ * in timeouts and failures.
  */
-export function spawnServiceProcess(bin: string, label: string, env: Record<string, string>): ServiceProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', bin], {
+export function spawnServiceProcess(
+  bin: string,
+  label: string,
+  env: Record<string, string>,
+  options: { args?: readonly string[]; logStream?: 'stdout' | 'stderr' } = {},
+): ServiceProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', bin, ...(options.args ?? [])], {
     cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { PATH: process.env.PATH, ...env },
@@ -210,7 +212,8 @@ export function spawnServiceProcess(bin: string, label: string, env: Record<stri
   void exited.then(() => children.delete(child))
   const logs: ServiceProcess['logs'] = []
   let buffered = ''
-  child.stdout!.on('data', (chunk: Buffer) => {
+  const logStream = options.logStream === 'stderr' ? child.stderr! : child.stdout!
+  logStream.on('data', (chunk: Buffer) => {
     buffered += chunk.toString('utf8')
     const lines = buffered.split('\n')
     buffered = lines.pop() ?? ''
@@ -249,16 +252,4 @@ export function spawnServiceProcess(bin: string, label: string, env: Record<stri
       await within(exited, 10_000, `${label} to exit`)
     },
   }
-}
-
-export function spawnRelay(env: BusEnv, name: string, extraEnv: Record<string, string> = {}): RelayChild {
-  const creds = env.server.credentials.relay!
-  return spawnServiceProcess(RELAY_BIN, `relay ${name}`, {
-    EVENTPLANE_DATABASE_URL: env.db.roleUrl(ROLES.relay),
-    EVENTPLANE_NATS_URL: env.server.url,
-    EVENTPLANE_NATS_CREDS: creds.creds,
-    EVENTPLANE_RELAY_NAME: name,
-    EVENTPLANE_RELAY_POLL_MS: '200',
-    ...extraEnv,
-  })
 }

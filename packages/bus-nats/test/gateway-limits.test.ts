@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import {
   type EventData,
-  type EventEnvelope,
+  type ValidEnvelope,
   EventFactory,
   RateLimited,
   type StreamRef,
@@ -35,7 +35,7 @@ class GatedStore extends PgEventStore {
     this.#gates.delete(tenant)
   }
 
-  override async append(stream: StreamRef, events: readonly EventEnvelope[], options?: AppendOptions) {
+  override async append(stream: StreamRef, events: readonly ValidEnvelope[], options?: AppendOptions) {
     this.started.push(`${stream.tenant}:${(events[0]!.data as { n?: number }).n}`)
     await this.#gates.get(stream.tenant)?.open
     return super.append(stream, events, options) as Promise<AppendResult>

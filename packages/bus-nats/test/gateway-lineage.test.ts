@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
-import { type EventEnvelope, EventFactory } from '@eventplane/core'
+import { type ValidEnvelope, EventFactory } from '@eventplane/core'
 import { PgEventStore, ROLES } from '@eventplane/store-pg'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { submitIntent } from '../src/gateway-client.ts'
@@ -19,8 +19,8 @@ describe('gateway: a child never leaves its parent tenant (invariant 2)', () => 
   let acme: NatsConnection
   const alice = EventFactory.forTenant('acme', { causedBy: 'user:alice' })
   const mallory = EventFactory.forTenant('globex', { causedBy: 'user:mallory' })
-  let acmeRoot: EventEnvelope
-  let globexRoot: EventEnvelope
+  let acmeRoot: ValidEnvelope
+  let globexRoot: ValidEnvelope
 
   async function rowCount(): Promise<number> {
     const [row] = await env.db.admin<{ n: number }[]>`select count(*)::int as n from eventplane.events`
@@ -28,7 +28,7 @@ describe('gateway: a child never leaves its parent tenant (invariant 2)', () => 
   }
 
   /** The raw reply to `event` submitted as acme, and how many rows it wrote. */
-  async function submitRaw(event: EventEnvelope): Promise<{ reply: Record<string, unknown>; written: number }> {
+  async function submitRaw(event: ValidEnvelope): Promise<{ reply: Record<string, unknown>; written: number }> {
     const before = await rowCount()
     const subject = submitSubject('acme', event.stream.category, event.stream.id)
     const msg = await acme.request(subject, encoder.encode(JSON.stringify({ event })), { timeout: 5000 })
@@ -36,7 +36,7 @@ describe('gateway: a child never leaves its parent tenant (invariant 2)', () => 
   }
 
   /** An acme intent that names `parent` as its cause, with `correlation` as its chain. */
-  function childOf(parent: { event_id: string }, correlation: string): EventEnvelope {
+  function childOf(parent: { event_id: string }, correlation: string): ValidEnvelope {
     const own = alice.intent(web, 'scale_requested', { replicas: 2 })
     return { ...own, causation_id: parent.event_id, correlation_id: correlation }
   }

@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { Type } from '@sinclair/typebox'
-import { type EventEnvelope, EventFactory, SchemaRegistry, isEventplaneError } from '@eventplane/core'
+import {
+  type EventEnvelope,
+  EventFactory,
+  type IntentDraft,
+  draftIntent,
+  SchemaRegistry,
+  isEventplaneError,
+} from '@eventplane/core'
 import { PgEventStore, ROLES, connectPg } from '@eventplane/store-pg'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { submitIntent } from '../src/gateway-client.ts'
@@ -74,11 +81,10 @@ describe('gateway', () => {
 
   test('a good request is recorded as an intent stamped by the edge and answered with its position', async () => {
     const event = user.intent(d1, 'deploy_requested', { replicas: 3 })
-    const ok = await submitIntent(
-      acme,
-      { ...event, caused_by: 'controller:pretender' },
-      { principal: 'user:alice', expectedVersion: 'no_stream' },
-    )
+    const ok = await submitIntent(acme, { ...event, caused_by: 'controller:pretender' } as IntentDraft, {
+      principal: 'user:alice',
+      expectedVersion: 'no_stream',
+    })
     assert.equal(ok.event_id, event.event_id)
     assert.equal(ok.correlation_id, event.event_id)
     assert.equal(ok.stream_version, 1)
@@ -88,6 +94,20 @@ describe('gateway', () => {
     assert.equal(stored!.kind, 'intent')
     assert.equal(stored!.global_position.toString(), ok.position)
     assert.equal(stored!.caused_by, 'nats:acme/user:alice', 'caused_by is stamped by the gateway, scoped to the tenant')
+  })
+
+  test('an unstamped draft (no caused_by on the wire) is recorded with the edge stamp', async () => {
+    const d3 = { category: 'deployment', id: 'd3' }
+    const draft = draftIntent('acme', d3, 'deploy_requested', { replicas: 2 })
+    const subject = `eventplane-api.submit.acme.deployment.d3`
+    const reply = await raw(subject, JSON.stringify({ event: draft }))
+    assert.ok(reply.ok, JSON.stringify(reply))
+    const [stored] = await new PgEventStore(env.db.connect(ROLES.reader, 1)).readStreamToArray({
+      tenant: 'acme',
+      ...d3,
+    })
+    assert.equal(stored!.event_id, draft.event_id)
+    assert.equal(stored!.caused_by, 'nats:acme')
   })
 
   test('a retry with the same event_id returns the same result and writes nothing new', async () => {

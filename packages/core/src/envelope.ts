@@ -39,6 +39,23 @@ export type EventEnvelope<D extends EventData = EventData> = Omit<Static<typeof 
   data: D
 }
 
+declare const validEnvelope: unique symbol
+
+/**
+ * An envelope {@link validateEnvelope} (or the EventFactory, which calls it)
+ * accepted in this process. The store trusts it and does not check it again;
+ * anything else (a spread copy, a parsed body, a cast) is checked there.
+ */
+export type ValidEnvelope<D extends EventData = EventData> = EventEnvelope<D> & { readonly [validEnvelope]: true }
+
+/** The envelopes validated in this process, by identity: a copy or a forgery is not among them. */
+const validated = new WeakSet<object>()
+
+/** True when `e` is an envelope validateEnvelope accepted in this process (not a copy of one). */
+export function isValidEnvelope(e: unknown): e is ValidEnvelope {
+  return typeof e === 'object' && e !== null && validated.has(e)
+}
+
 /** An envelope as the store recorded it. Positions are bigints, never floats. */
 export type RecordedEvent<D extends EventData = EventData> = EventEnvelope<D> & {
   stream_version: number
@@ -90,16 +107,22 @@ export interface EnvelopeCheckOptions {
 }
 
 /**
- * Checks an envelope that crossed a boundary (store, gateway, import): shape,
- * names, lineage, data. Throws a typed error; returns the same envelope typed.
+ * An intent as a client sends it to the gateway: every envelope field but
+ * `caused_by`, which the edge stamps (invariant 7) with {@link stampIntent}.
  */
-export function validateEnvelope(value: unknown, options: EnvelopeCheckOptions = {}): EventEnvelope {
-  if (!compiledEnvelope.Check(value)) {
-    const first = compiledEnvelope.Errors(value).First()
-    const where = first ? `${first.path || '/'}: ${first.message}` : 'invalid'
-    throw new InvalidEnvelope(`malformed event envelope at ${where}`)
-  }
-  const e = value as EventEnvelope
+export type IntentDraft<D extends EventData = EventData> = Omit<EventEnvelope<D>, 'caused_by'>
+
+const compiledDraft = TypeCompiler.Compile(Type.Omit(EventEnvelopeSchema, ['caused_by']))
+
+function checkShape(check: typeof compiledEnvelope | typeof compiledDraft, value: unknown): void {
+  if (check.Check(value)) return
+  const first = check.Errors(value).First()
+  const where = first ? `${first.path || '/'}: ${first.message}` : 'invalid'
+  throw new InvalidEnvelope(`malformed event envelope at ${where}`)
+}
+
+/** Everything but the shape: names, the instant, lineage, data and, with a registry, its schema. */
+function checkContent(e: IntentDraft, options: EnvelopeCheckOptions): void {
   validateTenant(e.tenant_id)
   validateCategory(e.stream.category)
   validateStreamId(e.stream.id)
@@ -113,5 +136,40 @@ export function validateEnvelope(value: unknown, options: EnvelopeCheckOptions =
   if (e.causation_id === e.event_id) throw new InvalidEnvelope('an event cannot cause itself')
   validateData(e.data, options.maxDataBytes ?? DEFAULT_MAX_DATA_BYTES)
   options.registry?.validate(e.type, e.schema_version, e.data)
-  return e
+}
+
+/**
+ * Checks an envelope that crossed a boundary (gateway, import, a log
+ * message): shape, names, lineage, data. Throws a typed error; returns the
+ * same object as a {@link ValidEnvelope}, which the store then trusts.
+ */
+export function validateEnvelope(value: unknown, options: EnvelopeCheckOptions = {}): ValidEnvelope {
+  checkShape(compiledEnvelope, value)
+  const e = value as EventEnvelope
+  checkContent(e, options)
+  validated.add(e)
+  return e as ValidEnvelope
+}
+
+/**
+ * Checks an intent draft (an envelope without `caused_by`, see
+ * {@link IntentDraft}) as validateEnvelope checks an envelope: a client
+ * refuses bad input before sending it. The gateway checks it again when it
+ * stamps it (another process, another boundary).
+ */
+export function validateIntentDraft(value: unknown, options: EnvelopeCheckOptions = {}): IntentDraft {
+  checkShape(compiledDraft, value)
+  const draft = value as IntentDraft
+  checkContent(draft, options)
+  return draft
+}
+
+/**
+ * The edge's stamp (invariant 7): `draft` with `caused_by = principal`,
+ * validated once (shape, names, lineage, data, schema) into a
+ * {@link ValidEnvelope} the store appends without checking it again. A
+ * `caused_by` the client sent anyway is replaced, never trusted.
+ */
+export function stampIntent(draft: object, principal: string, options: EnvelopeCheckOptions = {}): ValidEnvelope {
+  return validateEnvelope({ ...draft, caused_by: principal }, options)
 }

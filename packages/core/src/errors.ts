@@ -1,6 +1,7 @@
 /**
  * Typed errors with stable string codes. Callers match on `code` (see
- * `isEventplaneError`), never on message text; evtctl maps codes to exit codes.
+ * `isEventplaneError`), never on message text; evtctl maps codes to exit
+ * codes. The libraries' codes: a CLI's own (`cli.*`) live in that CLI.
  */
 export type ErrorCode =
   | 'core.invalid_name'
@@ -20,6 +21,7 @@ export type ErrorCode =
   | 'store.chain_broken'
   | 'store.chain_unverifiable'
   | 'bus.unavailable'
+  | 'bus.config'
   | 'bus.forbidden'
   | 'bus.auth_failed'
   | 'bus.bad_request'
@@ -35,22 +37,23 @@ export type ErrorCode =
   | 'runtime.checkpoint_moved'
   | 'runtime.finalizers_pending'
   | 'runtime.reconcile_failed'
-  | 'cli.bad_usage'
-  | 'cli.config'
-  | 'cli.internal'
-  | 'cli.interrupted'
+  | 'runtime.invalid_domain'
 
 export interface EventplaneErrorOptions {
   cause?: unknown
   details?: Record<string, unknown>
 }
 
-/** Base class of every error eventplane throws on purpose. */
-export class EventplaneError extends Error {
-  readonly code: ErrorCode
+/**
+ * Base class of every error eventplane throws on purpose. `Code` widens the
+ * codes for an application's own subclass (evtctl's `CliError`); the
+ * libraries throw {@link ErrorCode}s only.
+ */
+export class EventplaneError<Code extends string = ErrorCode> extends Error {
+  readonly code: Code
   readonly details: Record<string, unknown>
 
-  constructor(code: ErrorCode, message: string, options: EventplaneErrorOptions = {}) {
+  constructor(code: NoInfer<Code>, message: string, options: EventplaneErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
     this.name = new.target.name
     this.code = code
@@ -58,7 +61,7 @@ export class EventplaneError extends Error {
   }
 
   /** The wire form used by the gateway and `--json` output. */
-  toJSON(): { code: ErrorCode; message: string; details?: Record<string, unknown> } {
+  toJSON(): { code: Code; message: string; details?: Record<string, unknown> } {
     return Object.keys(this.details).length > 0
       ? { code: this.code, message: this.message, details: this.details }
       : { code: this.code, message: this.message }
@@ -156,7 +159,7 @@ export class IdempotencyConflict extends EventplaneError {
 
 /** A dependency (PostgreSQL, NATS) cannot be reached; the operation may be retried with the same ids. */
 export class Unavailable extends EventplaneError {
-  constructor(code: 'store.unavailable' | 'bus.unavailable', message: string, options: { cause?: unknown } = {}) {
+  constructor(code: 'store.unavailable' | 'bus.unavailable', message: string, options: EventplaneErrorOptions = {}) {
     super(code, message, options)
   }
 }

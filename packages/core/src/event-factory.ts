@@ -1,6 +1,6 @@
 import { v7 as uuidv7 } from 'uuid'
 import type { EventData } from './data.ts'
-import { type EventEnvelope, type EventKind, validateEnvelope } from './envelope.ts'
+import { type EventEnvelope, type EventKind, type ValidEnvelope, validateEnvelope } from './envelope.ts'
 import { InvalidEnvelope, TenantMismatch } from './errors.ts'
 import { validateTenant } from './names.ts'
 import type { SchemaRegistry } from './schema-registry.ts'
@@ -78,7 +78,7 @@ export class EventFactory {
     type: string,
     data: D,
     options?: NewEventOptions,
-  ): EventEnvelope<D> {
+  ): ValidEnvelope<D> {
     return this.#create('intent', stream, type, data, options)
   }
 
@@ -87,7 +87,7 @@ export class EventFactory {
     type: string,
     data: D,
     options?: NewEventOptions,
-  ): EventEnvelope<D> {
+  ): ValidEnvelope<D> {
     return this.#create('fact', stream, type, data, options)
   }
 
@@ -96,7 +96,7 @@ export class EventFactory {
     type: string,
     data: D,
     options?: NewEventOptions,
-  ): EventEnvelope<D> {
+  ): ValidEnvelope<D> {
     return this.#create('internal', stream, type, data, options)
   }
 
@@ -106,7 +106,7 @@ export class EventFactory {
     type: string,
     data: D,
     options: NewEventOptions = {},
-  ): EventEnvelope<D> {
+  ): ValidEnvelope<D> {
     const eventId = options.eventId ?? uuidv7()
     const envelope: EventEnvelope<D> = {
       event_id: eventId,
@@ -121,7 +121,9 @@ export class EventFactory {
       caused_by: this.principal,
       occurred_at: (this.#options.now?.() ?? new Date()).toISOString(),
     }
-    validateEnvelope(envelope, { maxDataBytes: this.#options.maxDataBytes, registry: this.#options.registry })
-    return envelope
+    return validateEnvelope(envelope, {
+      maxDataBytes: this.#options.maxDataBytes,
+      registry: this.#options.registry,
+    }) as ValidEnvelope<D>
   }
 }

@@ -1,7 +1,28 @@
 export { EventFactory } from './event-factory.ts'
 export type { EventFactoryOptions, NewEventOptions } from './event-factory.ts'
-export { EVENT_KINDS, EventEnvelopeSchema, isIsoInstant, validateEnvelope } from './envelope.ts'
-export type { EnvelopeCheckOptions, EventEnvelope, EventKind, RecordedEvent } from './envelope.ts'
+export {
+  EVENT_KINDS,
+  EventEnvelopeSchema,
+  isIsoInstant,
+  isValidEnvelope,
+  stampIntent,
+  validateEnvelope,
+  validateIntentDraft,
+} from './envelope.ts'
+export type {
+  EnvelopeCheckOptions,
+  EventEnvelope,
+  EventKind,
+  IntentDraft,
+  RecordedEvent,
+  ValidEnvelope,
+} from './envelope.ts'
+export { draftIntent } from './intent-draft.ts'
+export type { DraftIntentOptions } from './intent-draft.ts'
+export { EXPECTED_VERSION_RULE, expectedVersionFromText, isExpectedVersion } from './expected-version.ts'
+export type { ExpectedVersion } from './expected-version.ts'
+export { REDACTED_ACTOR, envelopeFromWire, fromWire, toWire } from './wire.ts'
+export type { FromWireOptions, ToWireOptions, WireEvent, WireRedaction } from './wire.ts'
 export { DEFAULT_MAX_DATA_BYTES, validateData } from './data.ts'
 export type { EventData, JsonValue } from './data.ts'
 export { NAME_LIMITS, validateCategory, validateName, validateStreamId, validateTenant, validateType } from './names.ts'

@@ -1,8 +1,8 @@
 import { statSync } from 'node:fs'
 
 /**
- * Every `EVENTPLANE_*` variable some eventplane process reads (evtctl, the
- * relay and gateway processes, the scripts and tests). Anything else under
+ * Every `EVENTPLANE_*` variable some eventplane process reads (evtctl and its
+ * service commands, the scripts and tests). Anything else under
  * the prefix is most likely a typo that would silently fall back to a default.
  */
 export const KNOWN_ENV = [
@@ -16,6 +16,7 @@ export const KNOWN_ENV = [
   'EVENTPLANE_NATS_AUTH_DIR',
   'EVENTPLANE_NATS_SERVER_BIN',
   'EVENTPLANE_TENANT',
+  'EVENTPLANE_DOMAIN',
   'EVENTPLANE_LOG_LEVEL',
   'EVENTPLANE_RELAY_NAME',
   'EVENTPLANE_RELAY_BATCH_SIZE',
@@ -25,6 +26,18 @@ export const KNOWN_ENV = [
   'EVENTPLANE_RELAY_STUCK_AFTER_MS',
   'EVENTPLANE_RELAY_TERMINATE_STUCK',
   'EVENTPLANE_GATEWAY_QUEUE',
+  'EVENTPLANE_GATEWAY_RATE',
+  'EVENTPLANE_GATEWAY_BURST',
+  'EVENTPLANE_GATEWAY_BYTE_RATE',
+  'EVENTPLANE_GATEWAY_BURST_BYTES',
+  'EVENTPLANE_GATEWAY_TENANT_MAX_IN_FLIGHT',
+  'EVENTPLANE_GATEWAY_TENANT_MAX_BYTES',
+  'EVENTPLANE_GATEWAY_TENANT_CONCURRENCY',
+  'EVENTPLANE_GATEWAY_MAX_IN_FLIGHT',
+  'EVENTPLANE_GATEWAY_MAX_BYTES',
+  'EVENTPLANE_GATEWAY_CONCURRENCY',
+  'EVENTPLANE_GATEWAY_REFUSAL_HOLD_MS',
+  'EVENTPLANE_GATEWAY_TENANT_LIMITS',
   'EVENTPLANE_STREAM_MAX_BYTES',
   'EVENTPLANE_STREAM_MAX_MSG_SIZE',
   'EVENTPLANE_BENCH_URL',

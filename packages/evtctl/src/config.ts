@@ -1,13 +1,22 @@
 import { existsSync, readFileSync } from 'node:fs'
-import { dirname, resolve } from 'node:path'
-import { EventplaneError, validateTenant } from '@eventplane/core'
+import { dirname, isAbsolute, resolve } from 'node:path'
+import { validateTenant } from '@eventplane/core'
 import { DEFAULT_DATABASE_URL } from '@eventplane/store-pg'
+import { CliError } from './cli-error.ts'
 import { closest, fileModeWarning, hasPassword } from './config-warnings.ts'
 
 /** The local NATS server; only a default, never a credential. */
 export const DEFAULT_NATS_URL = 'nats://127.0.0.1:4222'
 /** Read when neither `--config` nor `EVENTPLANE_CONFIG` names a file and it exists in the working directory. */
 export const DEFAULT_CONFIG_FILE = 'eventplane.json'
+
+/** How to name a domain, for the one line that says one is missing. */
+export const DOMAIN_HINT = 'pass --domain <module> (or set EVENTPLANE_DOMAIN, or "domain" in the config file)'
+
+/** A domain setting that names a file rather than a package: relative, absolute, or ending in .js/.ts. */
+export function isDomainPath(spec: string): boolean {
+  return spec.startsWith('.') || isAbsolute(spec) || /\.[cm]?[jt]s$/.test(spec)
+}
 
 /** Connection flags as commander parsed them (all optional). */
 export interface ConfigFlags {
@@ -20,6 +29,8 @@ export interface ConfigFlags {
   /** Only tenant commands read it: the operator side's NATS auth dir. */
   natsAuthDir?: string
   tenant?: string
+  /** A domain module: a .js/.ts file or a package name (commands that run a domain). */
+  domain?: string
 }
 
 /** Where a setting came from, shown by `status --json` and in debug logs. */
@@ -37,10 +48,14 @@ export interface ResolvedConfig {
   /** Absolute path of the NATS auth dir (`tenant` commands; made by nats-setup). */
   natsAuthDir: string | undefined
   tenant: string | undefined
+  /** The domain module: an absolute path, or a package name; undefined when none is configured. */
+  domain: string | undefined
+  /** The config file's `relay` and `gateway` objects, as written (resolved per setting by service-settings.ts). */
+  sections: Readonly<Record<ServiceSection, Readonly<Record<string, unknown>>>>
   /** The config file that was read, if any. */
   configFile: string | undefined
   sources: Record<
-    'databaseUrl' | 'natsUrl' | 'natsUser' | 'natsPassword' | 'natsCreds' | 'natsAuthDir' | 'tenant',
+    'databaseUrl' | 'natsUrl' | 'natsUser' | 'natsPassword' | 'natsCreds' | 'natsAuthDir' | 'tenant' | 'domain',
     ConfigSource
   >
 }
@@ -54,7 +69,13 @@ interface ConfigFile {
   natsCreds?: string
   natsAuthDir?: string
   tenant?: string
+  domain?: string
+  relay?: Record<string, unknown>
+  gateway?: Record<string, unknown>
 }
+/** The config file's objects of service settings (`{"relay": {"batchSize": 500}}`). */
+export type ServiceSection = 'relay' | 'gateway'
+const SECTION_KEYS: ReadonlySet<string> = new Set<ServiceSection>(['relay', 'gateway'])
 const FILE_KEYS = new Set([
   'databaseUrl',
   'natsUrl',
@@ -63,6 +84,7 @@ const FILE_KEYS = new Set([
   'natsCreds',
   'natsAuthDir',
   'tenant',
+  'domain',
 ])
 
 /** The environment resolveConfig reads (injected for tests). */
@@ -74,7 +96,7 @@ export interface ResolveOptions {
   warn?: (message: string) => void
 }
 
-const configError = (message: string): EventplaneError => new EventplaneError('cli.config', message)
+const configError = (message: string): CliError => new CliError('cli.config', message)
 
 /**
  * The one place settings are resolved, per setting: flag, then `EVENTPLANE_*`
@@ -115,6 +137,7 @@ export function resolveConfig(flags: ConfigFlags, options: ResolveOptions): Reso
     p.value === undefined ? undefined : resolve(p.source === 'file' ? fileDir : cwd, p.value)
   const natsCreds = pick(flags.natsCreds, env.EVENTPLANE_NATS_CREDS, file.natsCreds)
   const natsAuthDir = pick(flags.natsAuthDir, env.EVENTPLANE_NATS_AUTH_DIR, file.natsAuthDir)
+  const domain = pick(flags.domain, env.EVENTPLANE_DOMAIN, file.domain)
   if (natsCreds.value !== undefined && (natsUser.value !== undefined || password.value !== undefined))
     throw configError('both a NATS creds file and a NATS user or password are set; set only one')
 
@@ -130,6 +153,9 @@ export function resolveConfig(flags: ConfigFlags, options: ResolveOptions): Reso
     natsCreds: path(natsCreds),
     natsAuthDir: path(natsAuthDir),
     tenant: tenant.value,
+    // A file path is taken relative to where it was given; a package name is kept as it is.
+    domain: domain.value !== undefined && isDomainPath(domain.value) ? path(domain) : domain.value,
+    sections: { relay: file.relay ?? {}, gateway: file.gateway ?? {} },
     configFile,
     sources: {
       databaseUrl: databaseUrl.source,
@@ -139,6 +165,7 @@ export function resolveConfig(flags: ConfigFlags, options: ResolveOptions): Reso
       natsCreds: natsCreds.source,
       natsAuthDir: natsAuthDir.source,
       tenant: tenant.source,
+      domain: domain.source,
     },
   }
 }
@@ -169,8 +196,13 @@ function loadConfigFile(
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
     throw configError(`config file ${path} must hold a JSON object`)
   for (const [key, value] of Object.entries(parsed)) {
+    if (SECTION_KEYS.has(key)) {
+      if (typeof value !== 'object' || value === null || Array.isArray(value))
+        throw configError(`config file ${path}: ${key} must be an object of ${key} settings`)
+      continue
+    }
     if (!FILE_KEYS.has(key)) {
-      const guess = closest(key, FILE_KEYS)
+      const guess = closest(key, [...FILE_KEYS, ...SECTION_KEYS])
       const hint =
         key === 'natsPassword'
           ? ' (put the password in a file and use natsPasswordFile)'

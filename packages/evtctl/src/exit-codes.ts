@@ -1,7 +1,6 @@
-import { EventplaneError, type ErrorCode, isEventplaneError } from '@eventplane/core'
+import { natsDriverError } from '@eventplane/bus-nats'
 import { pgDriverError } from '@eventplane/store-pg'
-import { errors as natsErrors } from '@nats-io/transport-node'
-import { isJetStreamDisabled, jetStreamDisabled } from './jetstream-check.ts'
+import { CliError, type EvtctlError, type EvtctlErrorCode, isEvtctlError } from './cli-error.ts'
 
 /**
  * evtctl's exit codes. Scripts may rely on them: 2 means "re-read and decide",
@@ -26,7 +25,7 @@ export const EXIT = {
 /** One of the documented exit codes. */
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT]
 
-const BY_CODE: Partial<Record<ErrorCode, ExitCode>> = {
+const BY_CODE: Partial<Record<EvtctlErrorCode, ExitCode>> = {
   'store.wrong_expected_version': EXIT.conflict,
   'store.idempotency_conflict': EXIT.conflict,
   'store.unavailable': EXIT.unavailable,
@@ -40,11 +39,13 @@ const BY_CODE: Partial<Record<ErrorCode, ExitCode>> = {
   'store.forbidden': EXIT.denied,
   'bus.forbidden': EXIT.denied,
   'store.migration_failed': EXIT.usage,
+  'bus.config': EXIT.usage,
   'bus.bad_request': EXIT.usage,
   'bus.stream_mismatch': EXIT.usage,
   'bus.unknown_tenant': EXIT.usage,
   'runtime.unknown_projection': EXIT.usage,
   'runtime.unknown_controller': EXIT.usage,
+  'runtime.invalid_domain': EXIT.usage,
   'runtime.handler_failed': EXIT.internal,
   'cli.bad_usage': EXIT.usage,
   'cli.config': EXIT.usage,
@@ -53,7 +54,7 @@ const BY_CODE: Partial<Record<ErrorCode, ExitCode>> = {
 }
 
 /** The exit code for a typed error: by its code, `core.*` is always 1. */
-export function exitCodeFor(error: EventplaneError): ExitCode {
+export function exitCodeFor(error: EvtctlError): ExitCode {
   const known = BY_CODE[error.code]
   if (known !== undefined) return known
   if (error.code.startsWith('core.')) return EXIT.usage
@@ -61,48 +62,27 @@ export function exitCodeFor(error: EventplaneError): ExitCode {
 }
 
 /**
- * Turns anything thrown into a typed error, by codes and classes only (never
- * by message text): postgres.js SQLSTATEs, nats.js error classes, Node's
- * system error codes. Typed errors pass through unchanged.
+ * Turns anything thrown into a typed error. The translation of a driver's
+ * errors belongs to its transport package: PostgreSQL's to store-pg
+ * (`pgDriverError`), NATS's to bus-nats (`natsDriverError`); what is left
+ * here is evtctl's own: an abort, a file the user named, a bug. Typed
+ * errors pass through unchanged.
  */
-export function toEventplaneError(e: unknown): EventplaneError {
-  if (isEventplaneError(e)) return e
-  // store-pg's functions throw typed errors; a raw driver error comes from a projection's own SQL or the driver.
-  const driver = pgDriverError(e)
-  if (driver !== undefined) return driver
+export function toEventplaneError(e: unknown): EvtctlError {
+  if (isEvtctlError(e)) return e
+  const typed = pgDriverError(e) ?? natsDriverError(e)
+  if (typed !== undefined) return typed
   const err = (typeof e === 'object' && e !== null ? e : {}) as { code?: unknown; message?: unknown }
   const code = typeof err.code === 'string' ? err.code : ''
   const message = typeof err.message === 'string' ? err.message.split('\n')[0]! : String(e)
-  if (isJetStreamDisabled(e)) return jetStreamDisabled(undefined, e)
-  if (e instanceof natsErrors.RequestError) {
-    if (e.isNoResponders())
-      return new EventplaneError('bus.unavailable', `nobody answers on NATS: ${message}`, { cause: e })
-    if (e.cause !== undefined) return toEventplaneError(e.cause)
-  }
-  if (e instanceof natsErrors.AuthorizationError || e instanceof natsErrors.UserAuthenticationExpiredError) {
-    return new EventplaneError('bus.auth_failed', `NATS refused the credentials: ${message}`, { cause: e })
-  }
-  if (e instanceof natsErrors.PermissionViolationError)
-    return new EventplaneError('bus.forbidden', `NATS: ${message}`, { cause: e })
-  if (e instanceof natsErrors.TimeoutError)
-    return new EventplaneError('bus.timeout', `NATS did not answer in time`, { cause: e })
-  if (e instanceof natsErrors.NoRespondersError) {
-    return new EventplaneError('bus.unavailable', 'no gateway is answering on NATS (is `evtctl up` running?)', {
-      cause: e,
-    })
-  }
-  if (e instanceof natsErrors.ConnectionError || e instanceof natsErrors.ClosedConnectionError) {
-    return new EventplaneError('bus.unavailable', `NATS is unavailable: ${message}`, { cause: e })
-  }
-  if (e instanceof Error && e.name === 'AbortError')
-    return new EventplaneError('cli.interrupted', 'interrupted', { cause: e })
+  if (e instanceof Error && e.name === 'AbortError') return new CliError('cli.interrupted', 'interrupted', { cause: e })
   if (code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR') {
-    return new EventplaneError('cli.bad_usage', message, { cause: e })
+    return new CliError('cli.bad_usage', message, { cause: e })
   }
-  return new EventplaneError('cli.internal', message || 'unexpected error', { cause: e })
+  return new CliError('cli.internal', message || 'unexpected error', { cause: e })
 }
 
 /** The one stderr line of a failure: `evtctl: <code>: <message>`, newlines folded. */
-export function formatFailure(error: EventplaneError): string {
+export function formatFailure(error: EvtctlError): string {
   return `evtctl: ${error.code}: ${error.message.replace(/\s*\n\s*/g, ' ')}\n`
 }

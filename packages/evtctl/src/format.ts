@@ -1,4 +1,4 @@
-import { type RecordedEvent, formatStream } from '@eventplane/core'
+import { type RecordedEvent, type WireEvent, formatStream, toWire } from '@eventplane/core'
 
 /** How events are shown. */
 export interface EventViewOptions {
@@ -11,16 +11,9 @@ export function streamOf(e: RecordedEvent): string {
   return formatStream({ tenant: e.tenant_id, category: e.stream.category, id: e.stream.id })
 }
 
-/** The machine form of an event: every field, bigints as strings, `caused_by` only when asked for. */
-export function eventRecord(e: RecordedEvent, options: EventViewOptions): Record<string, unknown> {
-  const { caused_by, global_position, tx_id, ...rest } = e
-  return {
-    ...rest,
-    stream: streamOf(e),
-    global_position: global_position.toString(),
-    tx_id: tx_id.toString(),
-    ...(options.showActor ? { caused_by } : {}),
-  }
+/** The machine form of an event: core's wire form, `caused_by` only when asked for. */
+export function eventRecord(e: RecordedEvent, options: EventViewOptions): WireEvent {
+  return toWire(e, options.showActor ? {} : { redact: { actor: 'drop' } })
 }
 
 /** The human columns of a stream's event: version, position, kind, type, time, id, (actor), data. */

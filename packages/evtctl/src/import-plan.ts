@@ -3,8 +3,9 @@ import {
   type EventKind,
   EventplaneError,
   InvalidEnvelope,
-  validateEnvelope,
+  envelopeFromWire,
 } from '@eventplane/core'
+import { CliError } from './cli-error.ts'
 
 /** What one `evtctl import` may write: one tenant, and facts only when asked for. */
 export interface ImportPolicy {
@@ -21,10 +22,10 @@ export interface ImportCount {
 }
 
 /**
- * One NDJSON line of an export as an envelope, refused when it breaks the
- * policy: `line` numbers the error. Blank lines give undefined. The server
- * columns of an export (version, position, tx id, recorded_at) are dropped:
- * the store assigns them again.
+ * One NDJSON line of an export (core's wire form) as an envelope, refused
+ * when it breaks the policy: `line` numbers the error. Blank lines give
+ * undefined. The server columns of an export (version, position, tx id,
+ * recorded_at) are dropped: the store assigns them again.
  */
 export function checkImportLine(raw: string, line: number, policy: ImportPolicy): EventEnvelope | undefined {
   if (raw.trim() === '') return undefined
@@ -34,22 +35,12 @@ export function checkImportLine(raw: string, line: number, policy: ImportPolicy)
   } catch {
     throw new InvalidEnvelope(`line ${line} is not JSON`)
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
-    throw new InvalidEnvelope(`line ${line} is not an event object`)
-  const {
-    stream_version: _v,
-    global_position: _p,
-    tx_id: _t,
-    recorded_at: _r,
-    hash: _h,
-    ...envelope
-  } = parsed as Record<string, unknown>
-  let event: EventEnvelope
-  try {
-    event = validateEnvelope(envelope)
-  } catch (e) {
-    throw new InvalidEnvelope(`line ${line}: ${(e as Error).message}`)
+  // The chain's hash is checked by checkImportChain, not part of the envelope.
+  if (typeof parsed === 'object' && parsed !== null && 'hash' in parsed) {
+    const { hash: _h, ...rest } = parsed as Record<string, unknown>
+    parsed = rest
   }
+  const event = envelopeFromWire(parsed, { label: `line ${line}` })
   if (event.tenant_id !== policy.tenant) {
     throw new EventplaneError(
       'core.tenant_mismatch',
@@ -58,7 +49,7 @@ export function checkImportLine(raw: string, line: number, policy: ImportPolicy)
     )
   }
   if (event.kind !== 'intent' && !policy.allowFacts) {
-    throw new EventplaneError(
+    throw new CliError(
       'cli.bad_usage',
       `line ${line} is a ${event.kind} (${event.type}); facts and internal events are imported only with --allow-facts`,
     )

@@ -1,4 +1,5 @@
 import { EventplaneError } from '@eventplane/core'
+import { CliError } from './cli-error.ts'
 
 /** How long a command that stops itself on SIGINT (up, subscribe, tail, replay) may take to do so. */
 export const STOP_GRACE_MS = 10_000
@@ -21,7 +22,7 @@ export function interruption(
       const error =
         reason instanceof EventplaneError && graceMs === 0
           ? reason
-          : new EventplaneError(
+          : new CliError(
               'cli.interrupted',
               graceMs === 0 ? 'interrupted' : `interrupted, and did not stop within ${graceMs / 1000} s`,
             )

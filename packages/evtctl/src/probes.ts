@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks'
-import { submitSubject, tenantInboxPrefix } from '@eventplane/bus-nats'
-import { type NatsConnection, RequestError, nuid } from '@nats-io/transport-node'
+import { natsFailure, submitSubject, tenantInboxPrefix } from '@eventplane/bus-nats'
+import { type NatsConnection, nuid } from '@nats-io/transport-node'
 import { toEventplaneError } from './exit-codes.ts'
 import type { Session } from './session.ts'
 
@@ -39,9 +39,7 @@ export async function probeGateway(session: Session): Promise<GatewayProbe> {
     const ms = Math.round(performance.now() - started)
     return { alive: true, detail: `answered on ${subject} in ${ms} ms`, ms }
   } catch (e) {
-    if (e instanceof RequestError && e.isNoResponders())
-      return { alive: false, detail: 'no gateway is serving (no responders)' }
-    const typed = toEventplaneError(e instanceof RequestError && e.cause !== undefined ? e.cause : e)
+    const typed = natsFailure(e, `probe ${subject}`)
     if (typed.code === 'bus.timeout') return { alive: false, detail: `no answer within ${PROBE_TIMEOUT_MS} ms` }
     return { alive: false, detail: typed.message }
   }

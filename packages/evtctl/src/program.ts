@@ -1,39 +1,11 @@
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
+import { Command, CommanderError, Help, Option } from 'commander'
 import type { LevelWithSilent } from 'pino'
-import { EventplaneError } from '@eventplane/core'
-import { type ConfigFlags, resolveConfig } from './config.ts'
-import { hasPassword, passwordInArgvWarning, unknownEnvWarnings } from './config-warnings.ts'
-import { EXIT, exitCodeFor, formatFailure, toEventplaneError } from './exit-codes.ts'
-import { type CliIo, Output } from './io.ts'
-import { STOP_GRACE_MS, interruption } from './interrupt.ts'
-import { LOG_LEVELS, createLogger } from './logger.ts'
-import { Session } from './session.ts'
-import { registerExport } from './commands/export.ts'
-import { registerHeads } from './commands/heads.ts'
-import { registerImport } from './commands/import.ts'
-import { registerMigrate } from './commands/migrate.ts'
-import { registerPublish } from './commands/publish.ts'
-import { registerRead } from './commands/read.ts'
-import { registerReplay } from './commands/replay.ts'
-import { registerState } from './commands/state.ts'
-import { registerStatus } from './commands/status.ts'
-import { registerStreams } from './commands/streams.ts'
-import { registerSubscribe } from './commands/subscribe.ts'
-import { registerTail } from './commands/tail.ts'
-import { registerTenant } from './commands/tenant.ts'
-import { registerTrace } from './commands/trace.ts'
-import { registerUp } from './commands/up.ts'
-import { registerVerify } from './commands/verify.ts'
+import type { CommandKit } from './command-kit.ts'
+import type { ConfigFlags } from './config.ts'
+import type { CliIo } from './io.ts'
+import { LOG_LEVELS } from './log-levels.ts'
 
-/** A command body: gets the open session and the commander command (for args and options). */
-export type Action = (session: Session, command: Command) => Promise<void>
-
-/** What each `commands/*.ts` registrar receives. */
-export interface CommandKit {
-  io: CliIo
-  /** Wraps an action: resolves config, opens a session, always closes it. */
-  action(fn: Action): (...args: unknown[]) => Promise<void>
-}
+export type { Action, CommandKit } from './command-kit.ts'
 
 interface GlobalOptions extends ConfigFlags {
   /** `tenant --auth-dir`, passed on as natsAuthDir. */
@@ -43,14 +15,15 @@ interface GlobalOptions extends ConfigFlags {
 }
 
 /** Commands that stop themselves cleanly on SIGINT/SIGTERM; every other command is cut off at once. */
-const SELF_STOPPING = new Set(['up', 'subscribe', 'tail', 'replay'])
+const SELF_STOPPING = new Set(['up', 'subscribe', 'tail', 'replay', 'relay', 'gateway', 'run'])
 
 const HELP_FOOTER = `
 Configuration (first found wins, per setting):
   flag  >  EVENTPLANE_* env  >  config file (--config, EVENTPLANE_CONFIG, ./eventplane.json)  >  default
   env: EVENTPLANE_DATABASE_URL, EVENTPLANE_NATS_URL, EVENTPLANE_NATS_CREDS | EVENTPLANE_NATS_USER
        with EVENTPLANE_NATS_PASSWORD_FILE | EVENTPLANE_NATS_PASSWORD, EVENTPLANE_TENANT,
-       EVENTPLANE_NATS_AUTH_DIR (tenant commands),
+       EVENTPLANE_NATS_AUTH_DIR (tenant commands), EVENTPLANE_DOMAIN (commands that run a domain),
+       EVENTPLANE_LOG_LEVEL, EVENTPLANE_RELAY_* (relay), EVENTPLANE_GATEWAY_* (gateway),
        EVENTPLANE_DATABASE_URL_<ROLE> (per-role override, e.g. _READER, _OPERATOR)
 
 Exit codes:
@@ -60,7 +33,10 @@ Exit codes:
 
 Examples:
   $ evtctl migrate
-  $ evtctl up
+  $ evtctl up --domain ./domain.js
+  $ evtctl relay --nats-creds relay.creds       # production: relay, gateway and run, each with its own creds
+  $ evtctl gateway --domain ./domain.js --nats-creds gateway.creds
+  $ evtctl run --domain ./domain.js --nats-creds controller.creds
   $ evtctl publish acme/deployment/web-1 create --data '{"image":"web:1.2","replicas":2}' --expected-version no_stream
   $ evtctl read acme/deployment/web-1 --json
   $ evtctl streams --tenant acme --category deployment
@@ -72,25 +48,11 @@ Examples:
   $ evtctl tenant add acme --auth-dir /etc/eventplane/nats-auth
 `
 
-/** A commander parser for an integer option of at least `min` (default 0). */
-export function intOption(name: string, min = 0): (value: string) => number {
-  return (value) => {
-    if (!/^\d{1,15}$/.test(value) || Number(value) < min)
-      throw new InvalidArgumentError(`${name} must be an integer >= ${min}`)
-    return Number(value)
-  }
-}
-
-/** The `--tenant` option, for commands scoped to one tenant. */
-export function tenantOption(): Option {
-  return new Option('--tenant <tenant>', 'tenant (default: EVENTPLANE_TENANT or the config file)')
-}
-
 /**
- * The evtctl command tree, writing to `io` and never exiting the process:
+ * The evtctl command tree with the commands of `registrars`, writing to `io` and never exiting the process:
  * commander errors are thrown (`exitOverride`) and turned into exit codes by {@link run}.
  */
-export function buildProgram(io: CliIo): Command {
+export function buildProgram(io: CliIo, registrars: readonly Registrar[] = []): Command {
   const program = new Command('evtctl')
   program
     .description('Operate an eventplane event store: PostgreSQL log, NATS bus, projections.')
@@ -125,8 +87,20 @@ export function buildProgram(io: CliIo): Command {
       (fn) =>
       async (...args) => {
         const command = args.at(-1) as Command
+        const {
+          resolveConfig,
+          hasPassword,
+          passwordInArgvWarning,
+          unknownEnvWarnings,
+          Output,
+          STOP_GRACE_MS,
+          interruption,
+          createLogger,
+          logLevel,
+          Session,
+        } = await import('./command-deps.ts')
         const g = command.optsWithGlobals<GlobalOptions>()
-        const log = createLogger(g.logLevel, io.stderr, io.env)
+        const log = createLogger(logLevel(command, g.logLevel, io.env), io.stderr, io.env)
         const warn = (message: string): void => void io.stderr.write(`evtctl: warning: ${message}\n`)
         for (const message of unknownEnvWarnings(io.env)) warn(message)
         if (hasPassword(g.databaseUrl)) warn(passwordInArgvWarning('--database-url', 'EVENTPLANE_DATABASE_URL'))
@@ -141,6 +115,7 @@ export function buildProgram(io: CliIo): Command {
             natsCreds: g.natsCreds,
             natsAuthDir: g.authDir,
             tenant: g.tenant,
+            domain: g.domain,
           },
           { env: io.env, cwd: io.cwd, warn },
         )
@@ -163,23 +138,189 @@ export function buildProgram(io: CliIo): Command {
         }
       },
   }
-  registerMigrate(program, kit)
-  registerPublish(program, kit)
-  registerRead(program, kit)
-  registerStreams(program, kit)
-  registerTail(program, kit)
-  registerSubscribe(program, kit)
-  registerReplay(program, kit)
-  registerTrace(program, kit)
-  registerState(program, kit)
-  registerStatus(program, kit)
-  registerExport(program, kit)
-  registerImport(program, kit)
-  registerHeads(program, kit)
-  registerVerify(program, kit)
-  registerUp(program, kit)
-  registerTenant(program, kit)
+  for (const register of registrars) register(program, kit)
   return program
+}
+
+/** A `commands/*.ts` module's `register…` function. */
+export type Registrar = (program: Command, kit: CommandKit) => void
+
+interface LazyCommand {
+  name: string
+  /** What the command list shows after the name (commander's term: `[options]`, then the arguments). */
+  usage: string
+  summary: string
+  load(): Promise<Registrar>
+}
+
+/**
+ * Every command. Its module (and what it imports: PostgreSQL, NATS, pino, schemas) is loaded only when the
+ * command runs or its own help is asked for, so `evtctl --help` starts fast (docs/benchmarks.md, "Cold start").
+ * `usage` and `summary` repeat the module's own definition: test/lazy-commands.test.ts fails when they differ.
+ */
+export const COMMANDS: readonly LazyCommand[] = [
+  {
+    name: 'migrate',
+    usage: '',
+    summary: 'apply the pending PostgreSQL migrations (admin URL); safe to run again',
+    load: async () => (await import('./commands/migrate.ts')).registerMigrate,
+  },
+  {
+    name: 'publish',
+    usage: '[options] <stream> <type>',
+    summary: 'submit an intent through the gateway (NATS request); prints event id, correlation id, version, position',
+    load: async () => (await import('./commands/publish.ts')).registerPublish,
+  },
+  {
+    name: 'read',
+    usage: '[options] [stream]',
+    summary: 'print the events of one stream, of one category of a tenant (--category) or of the whole log (--all)',
+    load: async () => (await import('./commands/read.ts')).registerRead,
+  },
+  {
+    name: 'streams',
+    usage: '[options]',
+    summary: 'list a tenant’s streams with their version (event count), last type and time, paged',
+    load: async () => (await import('./commands/streams.ts')).registerStreams,
+  },
+  {
+    name: 'tail',
+    usage: '[options]',
+    summary: 'print log events live as the relay publishes them (no history), until Ctrl-C or --count',
+    load: async () => (await import('./commands/tail.ts')).registerTail,
+  },
+  {
+    name: 'subscribe',
+    usage: '[options] [name]',
+    summary:
+      'run a projection or controller of the domain by name; without a name, consume the log through a durable consumer',
+    load: async () => (await import('./commands/subscribe.ts')).registerSubscribe,
+  },
+  {
+    name: 'replay',
+    usage: '[options] <projection>',
+    summary: "drop a projection's output and rebuild it from the PostgreSQL log; prints the digest of the result",
+    load: async () => (await import('./commands/replay.ts')).registerReplay,
+  },
+  {
+    name: 'trace',
+    usage: '[options] <correlation-id>',
+    summary: 'show the causation tree of a correlation chain: kind, type, stream, time, indented by causation',
+    load: async () => (await import('./commands/trace.ts')).registerTrace,
+  },
+  {
+    name: 'state',
+    usage: '[options] <projection>',
+    summary: "print a reducer projection's current state for one tenant, one line per key",
+    load: async () => (await import('./commands/state.ts')).registerState,
+  },
+  {
+    name: 'status',
+    usage: '[options]',
+    summary: 'log head, relay lag and liveness, projection checkpoints, and what holds the gap-safe read back',
+    load: async () => (await import('./commands/status.ts')).registerStatus,
+  },
+  {
+    name: 'export',
+    usage: '[options]',
+    summary: 'write a tenant’s events (or one stream, or one correlation chain) as NDJSON, in log order',
+    load: async () => (await import('./commands/export.ts')).registerExport,
+  },
+  {
+    name: 'import',
+    usage: '[options] <file>',
+    summary:
+      're-ingest one tenant’s NDJSON export; identical events already stored are skipped, different ones refused',
+    load: async () => (await import('./commands/import.ts')).registerImport,
+  },
+  {
+    name: 'heads',
+    usage: '[options]',
+    summary: 'print a tenant’s stream heads and one digest over them, at a point of the global order',
+    load: async () => (await import('./commands/heads.ts')).registerHeads,
+  },
+  {
+    name: 'verify',
+    usage: '[options]',
+    summary: 'recompute the log’s hash chains and report the first broken link of each stream',
+    load: async () => (await import('./commands/verify.ts')).registerVerify,
+  },
+  {
+    name: 'up',
+    usage: '[options]',
+    summary:
+      "run the gateway, the relay and the domain's controllers and projections in one process (development); stops cleanly on Ctrl-C",
+    load: async () => (await import('./commands/up.ts')).registerUp,
+  },
+  {
+    name: 'relay',
+    usage: '[options]',
+    summary:
+      'run the relay: publish the PostgreSQL log to JetStream in its order (production process; SIGTERM stops it cleanly)',
+    load: async () => (await import('./commands/relay.ts')).registerRelay,
+  },
+  {
+    name: 'gateway',
+    usage: '[options]',
+    summary:
+      "run the intent gateway: validate intents against the domain's schemas and record them (production process; SIGTERM drains it)",
+    load: async () => (await import('./commands/gateway.ts')).registerGateway,
+  },
+  {
+    name: 'run',
+    usage: '[options]',
+    summary: "run the domain's controllers and projections (production process; SIGTERM stops them cleanly)",
+    load: async () => (await import('./commands/run.ts')).registerRun,
+  },
+  {
+    name: 'tenant',
+    usage: '[options]',
+    summary: 'add, list and revoke tenants: one NATS account each, changed live (no server restart)',
+    load: async () => (await import('./commands/tenant.ts')).registerTenant,
+  },
+]
+
+/** The whole command tree, every command module loaded (what `evtctl --help` summarizes). */
+export async function buildFullProgram(io: CliIo): Promise<Command> {
+  return buildProgram(io, await Promise.all(COMMANDS.map((c) => c.load())))
+}
+
+/** The command named in `argv`: the first operand after the global options (or after `help`). */
+function commandIn(argv: readonly string[], program: Command): LazyCommand | undefined {
+  const operands: string[] = []
+  for (let i = 0; i < argv.length && operands.length < 2; i++) {
+    const arg = argv[i]!
+    if (arg === '--') break
+    if (!arg.startsWith('-')) {
+      operands.push(arg)
+      if (arg !== 'help') break
+      continue
+    }
+    const option = program.options.find((o) => o.long === arg || o.short === arg)
+    if (option !== undefined && (option.required || option.optional)) i++
+  }
+  const name = operands[0] === 'help' ? operands[1] : operands[0]
+  return COMMANDS.find((c) => c.name === name)
+}
+
+/**
+ * The program for this `argv`: only the named command's module loaded, or, for `--help`, `--version`, no command
+ * or an unknown one, every command as a stub with its name and summary (which commander lists and matches).
+ */
+async function programFor(argv: readonly string[], io: CliIo): Promise<Command> {
+  const stubs = buildProgram(io)
+  const command = commandIn(argv, stubs)
+  if (command !== undefined) return buildProgram(io, [await command.load()])
+  for (const c of COMMANDS) stubs.command(c.name).summary(c.summary)
+  const usage = new Map(COMMANDS.map((c) => [c.name, c.usage]))
+  return stubs.configureHelp({
+    showGlobalOptions: true,
+    subcommandTerm: (cmd) => {
+      const args = usage.get(cmd.name())
+      if (args === undefined) return new Help().subcommandTerm(cmd)
+      return args === '' ? cmd.name() : `${cmd.name()} ${args}`
+    },
+  })
 }
 
 const HELP_CODES = new Set(['commander.helpDisplayed', 'commander.version'])
@@ -189,17 +330,21 @@ const HELP_CODES = new Set(['commander.helpDisplayed', 'commander.version'])
  * code. A failure writes exactly one line, `evtctl: <code>: <message>`, to stderr.
  */
 export async function run(argv: readonly string[], io: CliIo): Promise<number> {
-  const program = buildProgram(io)
+  const program = await programFor(argv, io)
   try {
     await program.parseAsync([...argv], { from: 'user' })
-    return EXIT.ok
+    return 0
   } catch (e) {
+    if (e instanceof CommanderError && HELP_CODES.has(e.code)) return 0
+    const [{ CliError }, { EXIT, exitCodeFor, formatFailure, toEventplaneError }] = await Promise.all([
+      import('./cli-error.ts'),
+      import('./exit-codes.ts'),
+    ])
     if (e instanceof CommanderError) {
-      if (HELP_CODES.has(e.code)) return EXIT.ok
       // Bare `evtctl`: commander already printed the help to stderr.
       if (e.code === 'commander.help') return e.exitCode === 0 ? EXIT.ok : EXIT.usage
       const message = e.message.replace(/^error: /, '')
-      io.stderr.write(formatFailure(new EventplaneError('cli.bad_usage', `${message} (see evtctl --help)`)))
+      io.stderr.write(formatFailure(new CliError('cli.bad_usage', `${message} (see evtctl --help)`)))
       return EXIT.usage
     }
     const typed = toEventplaneError(e)

@@ -1,16 +1,19 @@
-import { formatCheckpoint } from '@eventplane/core'
+import { type SchemaRegistry, formatCheckpoint } from '@eventplane/core'
 import { PgEventStore, ROLES } from '@eventplane/store-pg'
 import {
   type Controller,
   ControllerRunner,
+  type Domain,
   PROJECTOR_ROLE,
   type Projection,
   ProjectionRunner,
   controllerLiveSource,
   projectionLiveSource,
 } from '@eventplane/runtime'
-import { domainRegistry } from './domain.ts'
 import type { Session } from './session.ts'
+
+/** The NATS connection name of the runtime's parts (one connection for all of a process's runners). */
+const RUNTIME_CONNECTION = 'eventplane-runtime'
 
 /** A started runner: stop it, or learn that it failed. */
 export interface RunningPart {
@@ -39,7 +42,7 @@ function failedWhen(closed: Promise<void>, what: string): Promise<never> {
  * once it is live.
  */
 export async function startProjection(session: Session, projection: Projection): Promise<RunningPart> {
-  const nc = await session.nats()
+  const nc = await session.serviceNats(RUNTIME_CONNECTION)
   const runner = new ProjectionRunner({
     projection,
     sql: session.pg(PROJECTOR_ROLE, 4),
@@ -60,9 +63,12 @@ export async function startProjection(session: Session, projection: Projection):
  * Runs a controller from its durable consumer (`ctl_<name>`), appending
  * facts as `eventplane_fact_writer`, validated against the domain's registry.
  */
-export async function startController(session: Session, controller: Controller): Promise<RunningPart> {
-  const nc = await session.nats()
-  const registry = domainRegistry()
+export async function startController(
+  session: Session,
+  controller: Controller,
+  registry: SchemaRegistry,
+): Promise<RunningPart> {
+  const nc = await session.serviceNats(RUNTIME_CONNECTION)
   const runner = new ControllerRunner({
     controller,
     store: new PgEventStore(session.pg(ROLES.factWriter, 4), { registry }),
@@ -78,6 +84,15 @@ export async function startController(session: Session, controller: Controller):
     stop: () => runner.stop(),
     failed: failedWhen(runner.closed, `controller ${controller.name}`),
   }
+}
+
+/** Starts every controller and then every projection of `domain`; resolves once all are live. */
+export async function startDomain(session: Session, domain: Domain): Promise<RunningPart[]> {
+  const parts: RunningPart[] = []
+  const registry = domain.registry()
+  for (const controller of domain.controllers) parts.push(await startController(session, controller, registry))
+  for (const projection of domain.projections) parts.push(await startProjection(session, projection))
+  return parts
 }
 
 /** Resolves when `signal` aborts (never without one). */

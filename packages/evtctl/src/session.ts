@@ -2,10 +2,13 @@ import type { Logger } from 'pino'
 import type { Sql } from 'postgres'
 import { type NatsConnection, connect as natsConnect } from '@nats-io/transport-node'
 import { type RoleName, connectPg, redactUrl, roleUrl } from '@eventplane/store-pg'
-import { type EventplaneError, Unavailable } from '@eventplane/core'
+import { Unavailable } from '@eventplane/core'
 import { natsAuth, tenantInboxPrefix } from '@eventplane/bus-nats'
+import type { Domain } from '@eventplane/runtime'
 import type { ResolvedConfig } from './config.ts'
+import { CliError, type EvtctlError } from './cli-error.ts'
 import { toEventplaneError } from './exit-codes.ts'
+import { DOMAIN_HINT } from './config.ts'
 import type { CliIo, Output } from './io.ts'
 import { guardPool } from './pg-guard.ts'
 import { describeTarget, pgTarget } from './pg-target.ts'
@@ -21,8 +24,10 @@ export const CONNECT_TIMEOUT_S = 5
 export class Session {
   readonly #pools = new Map<string, Sql>()
   /** Per pool: its first connection's failure, if it failed (see guardPool). */
-  readonly #guards = new Map<string, Promise<EventplaneError | undefined>>()
+  readonly #guards = new Map<string, Promise<EvtctlError | undefined>>()
   #nats: Promise<NatsConnection> | undefined
+  #domain: Promise<Domain> | undefined
+  readonly #services = new Map<string, Promise<NatsConnection>>()
   readonly #cleanups: (() => Promise<unknown> | unknown)[] = []
 
   constructor(
@@ -37,16 +42,41 @@ export class Session {
     return this.io.signal
   }
 
-  /** A small pool as `role` (derived from the admin URL with roleUrl()), or as the admin URL itself. */
-  pg(role: RoleName | 'admin', max = 2): Sql {
+  /**
+   * A small pool as `role`, or as the admin URL itself. The role's URL is
+   * `EVENTPLANE_DATABASE_URL_<ROLE>` when set, else the configured URL when
+   * it already names the role (a service's own URL, password included), else
+   * the configured URL with the role as user (roleUrl()).
+   */
+  pg(role: RoleName | 'admin', max = 2, applicationName = 'evtctl'): Sql {
     const existing = this.#pools.get(role)
     if (existing) return existing
-    const url = role === 'admin' ? this.config.databaseUrl : roleUrl(this.config.databaseUrl, role, this.io.env)
+    const url = this.#urlFor(role)
     this.log.debug({ role, url: redactUrl(url) }, 'connecting to PostgreSQL')
-    const sql = connectPg(url, { max, applicationName: 'evtctl', connectTimeout: CONNECT_TIMEOUT_S })
+    const sql = connectPg(url, { max, applicationName, connectTimeout: CONNECT_TIMEOUT_S })
     this.#pools.set(role, sql)
     this.#guards.set(role, guardPool(sql, pgTarget(url), CONNECT_TIMEOUT_S * 1000))
     return sql
+  }
+
+  /** Where this process connects, safe to log: each role's URL and the NATS URL redacted, the NATS identity. */
+  describe(roles: readonly RoleName[]): Record<string, unknown> {
+    const { natsUrl, natsUser, natsCreds } = this.config
+    return {
+      database: Object.fromEntries(roles.map((role) => [role, redactUrl(this.#urlFor(role))])),
+      nats: redactUrl(natsUrl),
+      ...(natsUser === undefined ? {} : { nats_user: natsUser }),
+      ...(natsCreds === undefined ? {} : { nats_creds: natsCreds }),
+      sources: this.config.sources,
+    }
+  }
+
+  #urlFor(role: RoleName | 'admin'): string {
+    const configured = this.config.databaseUrl
+    if (role === 'admin') return configured
+    const derived = roleUrl(configured, role, this.io.env)
+    const overridden = derived !== roleUrl(configured, role, {})
+    return !overridden && decodeURIComponent(new URL(configured).username) === role ? configured : derived
   }
 
   /**
@@ -62,8 +92,7 @@ export class Session {
       const failure = await guard
       if (failure) return failure
     }
-    const state = (typed.cause as { code?: unknown } | undefined)?.code
-    if (state === '42P01' || state === '3F000') {
+    if (typed.details.missing === 'schema') {
       return new Unavailable(
         'store.unavailable',
         `the eventplane schema is missing in ${describeTarget(pgTarget(this.config.databaseUrl))}: run evtctl migrate with this database URL`,
@@ -111,6 +140,47 @@ export class Session {
     return this.#nats
   }
 
+  /**
+   * The configured domain, loaded once. Without one, `cli.config` saying
+   * that `command` needs a domain and how to name it (exit 1).
+   */
+  domain(command: string): Promise<Domain> {
+    const spec = this.config.domain
+    if (spec === undefined) {
+      return Promise.reject(new CliError('cli.config', `${command} needs a domain: ${DOMAIN_HINT}`))
+    }
+    // Imported here: only commands that run a domain pay for loading the runtime.
+    this.#domain ??= import('./domain.ts').then(({ loadDomain }) => loadDomain(spec, this.io.cwd ?? process.cwd()))
+    return this.#domain
+  }
+
+  /**
+   * A NATS connection of a long-running service (relay, gateway, runner):
+   * named `name` for the server's monitoring, waiting for a server that is
+   * not up yet and reconnecting for ever. A refused login still fails at
+   * once (`bus.auth_failed`, one line). Drained when the session closes.
+   */
+  serviceNats(name: string): Promise<NatsConnection> {
+    const existing = this.#services.get(name)
+    if (existing) return existing
+    const { natsUrl, natsUser, natsPassword, natsCreds } = this.config
+    this.log.debug({ url: redactUrl(natsUrl), name }, 'connecting to NATS')
+    const connection = natsConnect({
+      servers: natsUrl,
+      name,
+      ...natsAuth({
+        ...(natsCreds === undefined ? {} : { natsCreds }),
+        ...(natsUser === undefined ? {} : { natsUser, natsPassword: natsPassword ?? '' }),
+      }),
+      waitOnFirstConnect: true,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 250,
+    })
+    connection.catch(() => {})
+    this.#services.set(name, connection)
+    return connection
+  }
+
   /** Runs `fn` when the session closes (in reverse order of registration). */
   onClose(fn: () => Promise<unknown> | unknown): void {
     this.#cleanups.push(fn)
@@ -132,6 +202,10 @@ export class Session {
         (nc) => nc.close(),
         () => undefined,
       )
+    const services = [...this.#services.values()]
+    this.#services.clear()
+    // A service's connection drains: what it published or acked is flushed before it goes.
+    await Promise.allSettled(services.map((c) => c.then((nc) => nc.drain())))
     await Promise.allSettled([...this.#pools.values()].map((sql) => sql.end({ timeout: 1 })))
     this.#pools.clear()
   }

@@ -1,5 +1,6 @@
-import { EventplaneError, type StreamRef, TenantMismatch, parseStream } from '@eventplane/core'
+import { type StreamRef, TenantMismatch, parseStream } from '@eventplane/core'
 import type { ResolvedConfig } from './config.ts'
+import { CliError } from './cli-error.ts'
 
 /**
  * The stream a command names: `tenant/category/id`, or `category/id` with
@@ -10,7 +11,7 @@ export function resolveStreamArg(text: string, config: ResolvedConfig): StreamRe
   const parts = text.split('/')
   if (parts.length === 2) {
     if (config.tenant === undefined) {
-      throw new EventplaneError(
+      throw new CliError(
         'cli.bad_usage',
         `stream ${JSON.stringify(text)} has no tenant: write tenant/category/id or pass --tenant`,
       )
@@ -18,7 +19,7 @@ export function resolveStreamArg(text: string, config: ResolvedConfig): StreamRe
     return parseStream(`${config.tenant}/${text}`)
   }
   if (parts.length < 3)
-    throw new EventplaneError('cli.bad_usage', `stream must look like tenant/category/id, got ${JSON.stringify(text)}`)
+    throw new CliError('cli.bad_usage', `stream must look like tenant/category/id, got ${JSON.stringify(text)}`)
   const ref = parseStream(text)
   if (config.sources.tenant === 'flag' && config.tenant !== ref.tenant)
     throw new TenantMismatch(config.tenant!, ref.tenant)
@@ -28,7 +29,7 @@ export function resolveStreamArg(text: string, config: ResolvedConfig): StreamRe
 /** The tenant a tenant-scoped command acts for; required. */
 export function requireTenant(config: ResolvedConfig, command: string): string {
   if (config.tenant === undefined) {
-    throw new EventplaneError('cli.bad_usage', `${command} needs a tenant: pass --tenant or set EVENTPLANE_TENANT`)
+    throw new CliError('cli.bad_usage', `${command} needs a tenant: pass --tenant or set EVENTPLANE_TENANT`)
   }
   return config.tenant
 }

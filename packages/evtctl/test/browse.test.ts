@@ -54,8 +54,8 @@ describe('evtctl streams and read --category / --all', () => {
       env: env(),
     })
     assert.deepEqual(
-      jsonLines(page2.stdout).map((l) => l.stream ?? l),
-      ['acme/user/alice', { next_after: 'user/alice', more: false }],
+      jsonLines(page2.stdout).map((l) => (l.stream ? [l.tenant_id, l.stream] : l)),
+      [['acme', { category: 'user', id: 'alice' }], { next_after: 'user/alice', more: false }],
     )
     const globex = await runCli(['streams', '--tenant', 'globex', '--category', 'deployment', '--json'], {
       env: env(),
@@ -88,7 +88,10 @@ describe('evtctl streams and read --category / --all', () => {
       /^@\d+ {2}acme\/deployment\/api v1 {2}intent {2}created {2}\S+Z {2}[0-9a-f-]{36} {2}\{"i":0\}$/,
     )
     assert.match(lines[1]!, /^end of the log for now \(1 events\); continue later with --after \d+:\d+$/)
-    const streams = page1.map((e) => `${e.stream} v${e.stream_version}`)
+    const streams = page1.map((e) => {
+      const stream = e.stream as { category: string; id: string }
+      return `${e.tenant_id}/${stream.category}/${stream.id} v${e.stream_version}`
+    })
     assert.deepEqual(streams, ['acme/deployment/web v1', 'acme/deployment/web v2', 'acme/deployment/web v3'])
   })
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, describe, test } from 'node:test'
-import { EventplaneError, type ErrorCode } from '@eventplane/core'
+import { EventplaneError } from '@eventplane/core'
+import type { EvtctlErrorCode } from '../src/cli-error.ts'
 import { EXIT, exitCodeFor, toEventplaneError } from '../src/exit-codes.ts'
 import { createLogger } from '../src/logger.ts'
 import { run } from '../src/program.ts'
@@ -62,12 +63,13 @@ describe('evtctl usage, help and exit codes', () => {
 })
 
 describe('exit code table', () => {
-  const cases: [ErrorCode, number][] = [
+  const cases: [EvtctlErrorCode, number][] = [
     ['core.invalid_name', EXIT.usage],
     ['core.invalid_data', EXIT.usage],
     ['core.schema_violation', EXIT.usage],
     ['cli.bad_usage', EXIT.usage],
     ['cli.config', EXIT.usage],
+    ['bus.config', EXIT.usage],
     ['runtime.unknown_projection', EXIT.usage],
     ['store.wrong_expected_version', EXIT.conflict],
     ['store.idempotency_conflict', EXIT.conflict],
@@ -83,7 +85,8 @@ describe('exit code table', () => {
     ['cli.interrupted', EXIT.interrupted],
   ]
   test('each stable code maps to its documented exit code', () => {
-    for (const [code, exit] of cases) assert.equal(exitCodeFor(new EventplaneError(code, 'x')), exit, code)
+    for (const [code, exit] of cases)
+      assert.equal(exitCodeFor(new EventplaneError<EvtctlErrorCode>(code, 'x')), exit, code)
     assert.deepEqual([EXIT.ok, EXIT.usage, EXIT.conflict, EXIT.unavailable, EXIT.denied], [0, 1, 2, 3, 4])
   })
 

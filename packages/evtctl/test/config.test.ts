@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { isEventplaneError } from '@eventplane/core'
+import { isEvtctlError } from '../src/cli-error.ts'
 import { DEFAULT_DATABASE_URL } from '@eventplane/store-pg'
 import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
 import { DEFAULT_NATS_URL, resolveConfig } from '../src/config.ts'
@@ -35,6 +36,7 @@ describe('resolveConfig: flag, then env, then config file, then default', () => 
       natsCreds: 'unset',
       natsAuthDir: 'unset',
       tenant: 'unset',
+      domain: 'unset',
     })
   })
 
@@ -59,8 +61,21 @@ describe('resolveConfig: flag, then env, then config file, then default', () => 
       natsCreds: 'unset',
       natsAuthDir: 'unset',
       tenant: 'flag',
+      domain: 'unset',
     })
     assert.equal(c.configFile, cfg)
+  })
+
+  test('the domain: a file path is taken relative to where it was given, a package name as it is', () => {
+    const sub = mkdtempSync(join(dir, 'domain-'))
+    const cfg = file('domain.json', { domain: './domains/mine.js' })
+    const fromFile = resolveConfig({}, { env: { EVENTPLANE_CONFIG: cfg }, cwd: sub })
+    assert.equal(fromFile.domain, join(dir, 'domains/mine.js'))
+    assert.equal(fromFile.sources.domain, 'file')
+    const fromEnv = resolveConfig({}, { env: { EVENTPLANE_CONFIG: cfg, EVENTPLANE_DOMAIN: 'mine.ts' }, cwd: sub })
+    assert.deepEqual([fromEnv.domain, fromEnv.sources.domain], [join(sub, 'mine.ts'), 'env'])
+    const fromFlag = resolveConfig({ domain: '@acme/domain' }, { env: { EVENTPLANE_DOMAIN: 'x.js' }, cwd: sub })
+    assert.deepEqual([fromFlag.domain, fromFlag.sources.domain], ['@acme/domain', 'flag'])
   })
 
   test('./eventplane.json is read only when present; --config beats EVENTPLANE_CONFIG', () => {
@@ -86,7 +101,7 @@ describe('resolveConfig: flag, then env, then config file, then default', () => 
     assert.equal(fromEnv.sources.natsCreds, 'env')
     assert.throws(
       () => resolveConfig({ natsCreds: 'x.creds' }, { env: { EVENTPLANE_NATS_USER: 'acme' }, cwd: dir }),
-      (e) => isEventplaneError(e, 'cli.config'),
+      (e) => isEvtctlError(e, 'cli.config'),
     )
   })
 
@@ -102,7 +117,7 @@ describe('resolveConfig: flag, then env, then config file, then default', () => 
     )
     assert.throws(
       () => resolveConfig({}, { env: { EVENTPLANE_NATS_PASSWORD_FILE: pw, EVENTPLANE_NATS_PASSWORD: 'x' }, cwd: dir }),
-      (e) => isEventplaneError(e, 'cli.config'),
+      (e) => isEvtctlError(e, 'cli.config'),
     )
   })
 
@@ -121,7 +136,7 @@ describe('resolveConfig: flag, then env, then config file, then default', () => 
       const config = makeFile()
       assert.throws(
         () => resolveConfig(config === undefined ? {} : { config }, { env, cwd: dir }),
-        (e) => isEventplaneError(e, 'cli.config') && !e.message.includes('hunter2'),
+        (e) => isEvtctlError(e, 'cli.config') && !e.message.includes('hunter2'),
         JSON.stringify({ env, config }),
       )
     }

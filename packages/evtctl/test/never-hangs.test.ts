@@ -167,7 +167,11 @@ describe('evtctl never hangs: wrong services, Ctrl-C, closed pipes, root causes'
 
   test('up against a server without JetStream says so at once: exit 1, one line, the URL and the fix', async () => {
     const url = `nats://127.0.0.1:${plainNatsPort}`
-    const [r, ms] = await timed(() => runCli(['up', '--nats-url', url], { env: { EVENTPLANE_DATABASE_URL: db.url } }))
+    const [r, ms] = await timed(() =>
+      runCli(['up', '--nats-url', url, '--domain', '@eventplane/example-deployments'], {
+        env: { EVENTPLANE_DATABASE_URL: db.url },
+      }),
+    )
     assert.ok(ms < 5000, `took ${ms} ms`)
     assert.equal(r.code, 1, r.stderr)
     const failure = failureLine(r)

@@ -50,7 +50,8 @@ describe('evtctl read', () => {
     assert.equal(events.length, 5)
     assert.equal(typeof events[0]!.global_position, 'string')
     assert.equal(typeof events[0]!.tx_id, 'string')
-    assert.equal(events[0]!.stream, 'acme/deployment/web-1')
+    assert.equal(events[0]!.tenant_id, 'acme')
+    assert.deepEqual(events[0]!.stream, { category: 'deployment', id: 'web-1' })
     assert.equal(events[0]!.caused_by, 'user:alice')
     assert.deepEqual(
       events.map((e) => e.event_id),

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { after, before, describe, test } from 'node:test'
 import { startNatsServer, type TestNatsServer } from '@eventplane/bus-nats/testing'
-import { PROJECTOR_ROLE, deploymentStatusProjection, projectionDigest } from '@eventplane/runtime'
+import { PROJECTOR_ROLE, projectionDigest } from '@eventplane/runtime'
+import { deploymentStatusProjection } from '@eventplane/example-deployments'
 import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
 import type { StatusReport } from '../src/commands/status.ts'
 import { type CliProcess, failureLine, killAll, runCli, startCli } from './helpers.ts'
@@ -37,7 +38,11 @@ describe('evtctl with the example deployments runtime (up, subscribe <name>, rep
   before(async () => {
     db = await createTestDatabase('ep_cli_runtime')
     nats = await startNatsServer({ withAuth: false })
-    env = { EVENTPLANE_DATABASE_URL: db.url, EVENTPLANE_NATS_URL: nats.url }
+    env = {
+      EVENTPLANE_DATABASE_URL: db.url,
+      EVENTPLANE_NATS_URL: nats.url,
+      EVENTPLANE_DOMAIN: '@eventplane/example-deployments',
+    }
     up = startCli(['up', '--json', '--log-level', 'warn'], { env })
     await up.waitFor((out) => out.includes('"ready":true'), 30_000)
   })

@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test'
 import { EventFactory } from '@eventplane/core'
 import { Relay } from '@eventplane/bus-nats'
 import { startNatsServer, type TestNatsServer } from '@eventplane/bus-nats/testing'
-import { deploymentRegistry } from '@eventplane/runtime'
+import { domain } from '@eventplane/example-deployments'
 import { PgEventStore, ROLES } from '@eventplane/store-pg'
 import { createTestDatabase, eventually, type TestDatabase } from '@eventplane/store-pg/testing'
 import { killAll, startCli } from './helpers.ts'
@@ -28,12 +28,12 @@ describe('evtctl subscribe <controller> as its own process', () => {
 
   test('subscribe deployments reconciles an intent into facts caused by it, and stops on SIGINT', async () => {
     const env = { EVENTPLANE_DATABASE_URL: db.url, EVENTPLANE_NATS_URL: nats.url }
-    const cli = startCli(['subscribe', 'deployments', '--json'], { env })
+    const cli = startCli(['subscribe', 'deployments', '--domain', '@eventplane/example-deployments', '--json'], { env })
     const ready = await cli.waitFor((out) => out.includes('"ready":true'), 30_000)
     assert.deepEqual(JSON.parse(ready.split('\n')[0]!), { ready: true, kind: 'controller', name: 'deployments' })
 
     const web = { tenant: 'acme', category: 'deployment', id: 'web' }
-    const intent = EventFactory.forTenant('acme', { causedBy: 'user:alice', registry: deploymentRegistry() }).intent(
+    const intent = EventFactory.forTenant('acme', { causedBy: 'user:alice', registry: domain.registry() }).intent(
       web,
       'create',
       { image: 'nginx:1.27', replicas: 2 },

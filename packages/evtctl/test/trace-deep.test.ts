@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
-import { type EventEnvelope, EventFactory } from '@eventplane/core'
+import { type ValidEnvelope, EventFactory } from '@eventplane/core'
 import { PgEventStore, ROLES } from '@eventplane/store-pg'
 import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
 import { killAll, runCli } from './helpers.ts'
@@ -20,7 +20,7 @@ interface Report {
 describe('evtctl trace of deep and cyclic chains', () => {
   let db: TestDatabase
   const env = () => ({ EVENTPLANE_DATABASE_URL: db.url })
-  let deepRoot: EventEnvelope
+  let deepRoot: ValidEnvelope
   const loop = { root: '', a: '', b: '', d: '', orphan: '', missing: '' }
 
   before(async () => {
@@ -31,7 +31,7 @@ describe('evtctl trace of deep and cyclic chains', () => {
     deepRoot = EventFactory.forTenant('acme', { causedBy: 'user:alice' }).intent(deep, 'started', {})
     await intents.append(deep, [deepRoot])
     let parent = deepRoot
-    let batch: EventEnvelope[] = []
+    let batch: ValidEnvelope[] = []
     for (let i = 1; i < DEPTH; i++) {
       parent = EventFactory.fromEvent(parent, { causedBy: 'controller:looper' }).fact(deep, 'looped', { i })
       batch.push(parent)
@@ -54,19 +54,21 @@ describe('evtctl trace of deep and cyclic chains', () => {
       orphan: randomUUID(),
       missing: randomUUID(),
     })
-    const fact = (eventId: string, causationId: string, type: string): EventEnvelope => ({
-      event_id: eventId,
-      tenant_id: 'acme',
-      kind: 'fact',
-      stream: { category: 'loop', id: 'cycle' },
-      type,
-      schema_version: 1,
-      data: {},
-      correlation_id: root.correlation_id,
-      causation_id: causationId,
-      caused_by: 'controller:looper',
-      occurred_at: new Date().toISOString(),
-    })
+    // Built by hand (a cycle cannot come from a factory): the store validates what it did not see validated.
+    const fact = (eventId: string, causationId: string, type: string) =>
+      ({
+        event_id: eventId,
+        tenant_id: 'acme',
+        kind: 'fact',
+        stream: { category: 'loop', id: 'cycle' },
+        type,
+        schema_version: 1,
+        data: {},
+        correlation_id: root.correlation_id,
+        causation_id: causationId,
+        caused_by: 'controller:looper',
+        occurred_at: new Date().toISOString(),
+      }) as ValidEnvelope
     await facts.append(cyc, [
       fact(loop.a, loop.b, 'cycle_a'),
       fact(loop.b, loop.a, 'cycle_b'),

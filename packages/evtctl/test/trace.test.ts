@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { type EventEnvelope, EventFactory } from '@eventplane/core'
+import { type ValidEnvelope, EventFactory } from '@eventplane/core'
 import { PgEventStore, ROLES } from '@eventplane/store-pg'
 import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
 import { failureLine, killAll, runCli } from './helpers.ts'
@@ -19,9 +19,9 @@ interface JsonNode {
 describe('evtctl trace', () => {
   let db: TestDatabase
   const env = () => ({ EVENTPLANE_DATABASE_URL: db.url })
-  let root: EventEnvelope
-  let started: EventEnvelope
-  let otherRoot: EventEnvelope
+  let root: ValidEnvelope
+  let started: ValidEnvelope
+  let otherRoot: ValidEnvelope
 
   before(async () => {
     db = await createTestDatabase('ep_cli_trace')

@@ -55,15 +55,5 @@ export { CheckpointMoved, FinalizersPending, ProjectionFailed } from './errors.t
 export { PROJECTOR_ROLE } from './roles.ts'
 export { errorFields, silentLogger } from './logger.ts'
 export type { Logger } from './logger.ts'
-export {
-  DEPLOYMENT,
-  DEPLOYMENT_FACTS,
-  DEPLOYMENT_FINALIZERS,
-  DEPLOYMENT_INTENTS,
-  ReconcileFailedSchema,
-  auditProjection,
-  deploymentRegistry,
-  deploymentStatusProjection,
-  deploymentsController,
-} from './examples/deployments/index.ts'
-export type { AuditEntry, DeploymentStatus } from './examples/deployments/index.ts'
+export { InvalidDomain, ReconcileFailedSchema, defineDomain, isDomain } from './domain.ts'
+export type { Domain, DomainDefinition, DomainSchemas } from './domain.ts'

@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox'
 import {
   type EventData,
-  type EventEnvelope,
+  type ValidEnvelope,
   type EventFactory,
   type NewEventOptions,
   type SchemaRegistry,
@@ -56,7 +56,7 @@ export function setStatus(
   status: string,
   reason?: string,
   options?: NewEventOptions,
-): EventEnvelope {
+): ValidEnvelope {
   validateName('type', status)
   const data: EventData = reason === undefined ? { status } : { status, reason }
   return factory.fact(target(factory, stream), RESOURCE_FACTS.statusChanged, data, options)
@@ -68,7 +68,7 @@ export function addFinalizer(
   stream: MutateTarget,
   name: string,
   options?: NewEventOptions,
-): EventEnvelope {
+): ValidEnvelope {
   validateName('type', name)
   return factory.fact(target(factory, stream), RESOURCE_FACTS.finalizerAdded, { name }, options)
 }
@@ -79,13 +79,13 @@ export function removeFinalizer(
   stream: MutateTarget,
   name: string,
   options?: NewEventOptions,
-): EventEnvelope {
+): ValidEnvelope {
   validateName('type', name)
   return factory.fact(target(factory, stream), RESOURCE_FACTS.finalizerRemoved, { name }, options)
 }
 
 /** A `deletion_requested` fact: the resource is deleted once its finalizers are gone (`completeDeletion`). */
-export function requestDeletion(factory: EventFactory, stream: MutateTarget, options?: NewEventOptions): EventEnvelope {
+export function requestDeletion(factory: EventFactory, stream: MutateTarget, options?: NewEventOptions): ValidEnvelope {
   return factory.fact(target(factory, stream), RESOURCE_FACTS.deletionRequested, {}, options)
 }
 
@@ -98,7 +98,7 @@ export function completeDeletion(
   stream: MutateTarget,
   state: ResourceState,
   options?: NewEventOptions,
-): EventEnvelope {
+): ValidEnvelope {
   const t = target(factory, stream)
   if (!readyToDelete(state)) {
     throw new FinalizersPending(formatStream({ tenant: factory.tenant, ...t }), state.deleted ? [] : state.finalizers)

@@ -1,10 +1,22 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
-import { EventFactory, type EventEnvelope, type RecordedEvent, isEventplaneError } from '@eventplane/core'
+import {
+  EventFactory,
+  type EventEnvelope,
+  type RecordedEvent,
+  SchemaRegistry,
+  isEventplaneError,
+} from '@eventplane/core'
 import { KeyedQueue } from '../src/controller/keyed-queue.ts'
 import { factId } from '../src/controller/fact-ids.ts'
-import { deploymentRegistry } from '../src/examples/deployments/schemas.ts'
-import { addFinalizer, completeDeletion, removeFinalizer, requestDeletion, setStatus } from '../src/mutate.ts'
+import {
+  addFinalizer,
+  completeDeletion,
+  registerResourceSchemas,
+  removeFinalizer,
+  requestDeletion,
+  setStatus,
+} from '../src/mutate.ts'
 import { readyToDelete, resourceStateOf } from '../src/resource-state.ts'
 
 let position = 0n
@@ -18,7 +30,10 @@ const recorded = (e: EventEnvelope, version: number): RecordedEvent => ({
 const log = (events: EventEnvelope[]): RecordedEvent[] => events.map((e, i) => recorded(e, i + 1))
 
 describe('mutate: status and finalizers only through facts', () => {
-  const f = EventFactory.forTenant('acme', { causedBy: 'controller:test', registry: deploymentRegistry() })
+  const f = EventFactory.forTenant('acme', {
+    causedBy: 'controller:test',
+    registry: registerResourceSchemas(new SchemaRegistry()),
+  })
   const s = { category: 'deployment', id: 'web' }
 
   test('the resource state is a reduction of the mutate facts', () => {

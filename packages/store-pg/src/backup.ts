@@ -1,17 +1,19 @@
 import {
-  type EventEnvelope,
   type RecordedEvent,
+  type ValidEnvelope,
   InvalidEnvelope,
+  REDACTED_ACTOR,
+  envelopeFromWire,
   isEventplaneError,
-  validateEnvelope,
+  toWire,
   validateTenant,
 } from '@eventplane/core'
 import type { PgEventStore } from './event-store.ts'
 import { typedPgErrors } from './pg-errors.ts'
 import { chainHashesSql } from './sql/chain-hashes.ts'
 
-/** What `caused_by` becomes in an export unless the actor is asked for. */
-export const REDACTED_ACTOR = 'redacted'
+/** What `caused_by` becomes in an export unless the actor is asked for (core's wire redaction). */
+export { REDACTED_ACTOR }
 
 export interface ExportSelector {
   tenant: string
@@ -25,20 +27,17 @@ export interface ExportSelector {
 
 /**
  * Events of one tenant (or one of its streams or correlation chains) as NDJSON
- * lines in log order, lineage intact, positions as decimal strings, each with
- * its stored `hash` (hex) so the file can be checked and imported with its chain.
+ * lines in log order: core's wire form (lineage intact, positions as decimal
+ * strings), `caused_by` masked unless `includeActor`, and the event's stored
+ * `hash` (hex) as a field of its own, so the file can be checked and imported
+ * with its chain.
  */
 export async function* exportEvents(store: PgEventStore, selector: ExportSelector): AsyncGenerator<string> {
   const tenant = validateTenant(selector.tenant)
+  const options = selector.includeActor ? {} : { redact: { actor: 'mask' as const } }
   const line = (e: RecordedEvent, hash: Buffer | undefined) =>
-    JSON.stringify({
-      ...e,
-      caused_by: selector.includeActor ? e.caused_by : REDACTED_ACTOR,
-      global_position: e.global_position.toString(),
-      tx_id: e.tx_id.toString(),
-      hash: hash?.toString('hex'),
-    })
-  // Each event's stored hash rides along as a field of its own line (one lookup per batch).
+    JSON.stringify({ ...toWire(e, options), hash: hash?.toString('hex') })
+  // One lookup of the stored hashes per batch.
   async function* withHashes(batch: readonly RecordedEvent[]): AsyncGenerator<string> {
     const hashes = await typedPgErrors(() =>
       chainHashesSql(
@@ -92,19 +91,17 @@ export async function importEvents(
   return result
 }
 
-function parseExportLine(raw: string, n: number): EventEnvelope {
-  let parsed: Record<string, unknown>
+function parseExportLine(raw: string, n: number): ValidEnvelope {
+  let parsed: unknown
   try {
-    parsed = JSON.parse(raw) as Record<string, unknown>
+    parsed = JSON.parse(raw)
   } catch {
     throw new InvalidEnvelope(`line ${n} is not JSON`)
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
-    throw new InvalidEnvelope(`line ${n} is not an event object`)
-  const { stream_version: _v, global_position: _p, tx_id: _t, recorded_at: _r, hash: _h, ...envelope } = parsed
-  try {
-    return validateEnvelope(envelope)
-  } catch (e) {
-    throw new InvalidEnvelope(`line ${n}: ${(e as Error).message}`)
+  // The chain's hash is checked by checkImportChain, not part of the envelope.
+  if (typeof parsed === 'object' && parsed !== null && 'hash' in parsed) {
+    const { hash: _h, ...rest } = parsed as Record<string, unknown>
+    parsed = rest
   }
+  return envelopeFromWire(parsed, { label: `line ${n}` })
 }

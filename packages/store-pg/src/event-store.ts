@@ -2,10 +2,12 @@ import type { Sql } from 'postgres'
 import {
   type Checkpoint,
   type EnvelopeCheckOptions,
-  type EventEnvelope,
+  type ExpectedVersion,
   type RecordedEvent,
   type SchemaRegistry,
   type StreamRef,
+  type ValidEnvelope,
+  EXPECTED_VERSION_RULE,
   InvalidEnvelope,
   START,
   StreamMismatch,
@@ -13,6 +15,8 @@ import {
   Unavailable,
   WrongExpectedVersion,
   formatStream,
+  isExpectedVersion,
+  isValidEnvelope,
   streamRef,
   validateCategory,
   validateEnvelope,
@@ -28,7 +32,7 @@ import { readCategorySql } from './sql/read-category.ts'
 import { readCorrelationSql } from './sql/read-correlation.ts'
 import { readStreamSql } from './sql/read-stream.ts'
 
-export type ExpectedVersion = number | 'no_stream' | 'any'
+export type { ExpectedVersion }
 
 export interface AppendOptions {
   /** Exact last version, `no_stream` (the stream must be empty) or `any` (default). */
@@ -93,6 +97,7 @@ export interface StreamSummary {
   lastRecordedAt: string
 }
 
+/** `maxDataBytes` and `registry` apply to envelopes the store must check itself (see `append`). */
 export interface EventStoreOptions extends EnvelopeCheckOptions {
   /** Largest batch accepted by one append. */
   maxBatchSize?: number
@@ -122,16 +127,19 @@ export class PgEventStore {
    * Appends `events` to `stream` atomically in one round trip. A retry with
    * the same event ids and content returns the first result; the same ids
    * with other content fail with `IdempotencyConflict`; a lost race fails
-   * with `WrongExpectedVersion`. Nothing is written when validation fails.
+   * with `WrongExpectedVersion`. Nothing is written when a check fails.
+   * Envelopes validated in this process (the EventFactory's, the gateway's
+   * stamp, an import's) are trusted, not checked again; anything else that
+   * claims to be one (a copy, a cast) is validated here with this store's
+   * `maxDataBytes` and `registry`.
    */
   async append(
     stream: StreamRef,
-    events: readonly EventEnvelope[],
+    events: readonly ValidEnvelope[],
     options: AppendOptions = {},
   ): Promise<AppendResult> {
-    const ref = streamRef(stream.tenant, stream.category, stream.id)
     const expected = options.expectedVersion ?? 'any'
-    this.#checkBatch(ref, events, expected)
+    const ref = this.#checkBatch(stream, events, expected)
     try {
       const rows = await this.#appendRetryingRaces(ref, expectedCode(expected), events)
       const appended = rows.map((r) => ({
@@ -171,7 +179,7 @@ export class PgEventStore {
   async #appendRetryingRaces(
     ref: StreamRef,
     expected: number,
-    events: readonly EventEnvelope[],
+    events: readonly ValidEnvelope[],
   ): Promise<AppendedRow[]> {
     for (let attempt = 1; ; attempt++) {
       try {
@@ -294,23 +302,37 @@ export class PgEventStore {
     }))
   }
 
-  #checkBatch(ref: StreamRef, events: readonly EventEnvelope[], expected: ExpectedVersion): void {
+  /**
+   * The batch's own checks, and each envelope's unless it was validated in
+   * this process. The stream's names are checked only when they are not
+   * those of the first trusted envelope (already checked). Returns the
+   * stream reference to append to.
+   */
+  #checkBatch(stream: StreamRef, events: readonly ValidEnvelope[], expected: ExpectedVersion): StreamRef {
     if (!Array.isArray(events) || events.length === 0) throw new InvalidEnvelope('append needs at least one event')
+    const first = events[0]!
+    const ref =
+      isValidEnvelope(first) &&
+      stream.tenant === first.tenant_id &&
+      stream.category === first.stream.category &&
+      stream.id === first.stream.id
+        ? { tenant: stream.tenant, category: stream.category, id: stream.id }
+        : streamRef(stream.tenant, stream.category, stream.id)
     const max = this.#options.maxBatchSize ?? DEFAULT_MAX_BATCH
     if (events.length > max) throw new InvalidEnvelope(`append takes at most ${max} events, got ${events.length}`)
-    if (expected !== 'any' && expected !== 'no_stream' && !(Number.isSafeInteger(expected) && expected >= 0)) {
-      throw new InvalidEnvelope(`expectedVersion must be a non-negative integer, 'no_stream' or 'any'`)
-    }
-    const ids = new Set<string>()
+    if (!isExpectedVersion(expected)) throw new InvalidEnvelope(EXPECTED_VERSION_RULE)
+    const ids = events.length > 1 ? new Set<string>() : undefined
     for (const event of events) {
-      validateEnvelope(event, this.#options)
+      if (!isValidEnvelope(event)) validateEnvelope(event, this.#options)
       if (event.tenant_id !== ref.tenant) throw new TenantMismatch(ref.tenant, event.tenant_id)
       if (event.stream.category !== ref.category || event.stream.id !== ref.id) {
         throw new StreamMismatch(formatStream(ref), formatStream({ tenant: event.tenant_id, ...event.stream }))
       }
+      if (ids === undefined) continue
       if (ids.has(event.event_id)) throw new InvalidEnvelope(`event id ${event.event_id} appears twice in one append`)
       ids.add(event.event_id)
     }
+    return ref
   }
 
   async #run<T>(fn: () => Promise<T>): Promise<T> {

@@ -68,7 +68,7 @@ export function mapPgError(e: unknown): unknown {
     return new Unavailable(
       'store.unavailable',
       `the eventplane schema is missing in this database (run the migrations: evtctl migrate) (${code})`,
-      { cause: e },
+      { cause: e, details: { missing: 'schema' } },
     )
   }
   if (code.startsWith('22')) {
@@ -92,4 +92,55 @@ export async function typedPgErrors<T>(operation: () => Promise<T>): Promise<T> 
   } catch (e) {
     throw mapPgError(e)
   }
+}
+
+/** Where a pool connects, for messages: never the password. */
+export interface PgConnectTarget {
+  host: string
+  port: number
+  database: string
+  role: string
+}
+
+/** Codes postgres.js gives a query that was pending when the pool was ended: not a connection failure. */
+const ENDED = new Set(['CONNECTION_ENDED', 'CONNECTION_DESTROYED'])
+
+const describeTarget = (t: PgConnectTarget): string =>
+  `database "${t.database}" as role "${t.role}" at ${t.host}:${t.port}`
+
+/** No answer from PostgreSQL within `deadlineMs` (a pool's first connection): `store.unavailable`. */
+export function pgConnectTimeout(target: PgConnectTarget, deadlineMs: number, cause?: unknown): EventplaneError {
+  return new Unavailable(
+    'store.unavailable',
+    `no PostgreSQL answer within ${deadlineMs / 1000} s for ${describeTarget(target)}: is a PostgreSQL server listening there?`,
+    cause === undefined ? {} : { cause },
+  )
+}
+
+/**
+ * The first connection failure of a pool as a one-line typed error naming
+ * the server, database and role (`store.auth_failed` for a refused login,
+ * `store.unavailable` otherwise); undefined when the pool was ended first.
+ * By client code and SQLSTATE, like {@link pgDriverError}.
+ */
+export function pgConnectError(e: unknown, target: PgConnectTarget, deadlineMs: number): EventplaneError | undefined {
+  const err = (typeof e === 'object' && e !== null ? e : {}) as PgErrorLike
+  const code = typeof err.code === 'string' ? err.code : ''
+  const detail = typeof err.message === 'string' ? err.message.split('\n')[0] : ''
+  const where = describeTarget(target)
+  if (ENDED.has(code)) return undefined
+  if (code === 'CONNECT_TIMEOUT') return pgConnectTimeout(target, deadlineMs, e)
+  if (code.startsWith('28'))
+    return new EventplaneError('store.auth_failed', `PostgreSQL refused the login to ${where} (${code}: ${detail})`, {
+      cause: e,
+    })
+  if (code === '3D000')
+    return new Unavailable(
+      'store.unavailable',
+      `database "${target.database}" does not exist at ${target.host}:${target.port} (connecting as role "${target.role}")`,
+      { cause: e },
+    )
+  return new Unavailable('store.unavailable', `cannot connect to PostgreSQL for ${where} (${code || detail})`, {
+    cause: e,
+  })
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { Type } from '@sinclair/typebox'
-import { type EventEnvelope, SchemaRegistry, isEventplaneError } from '@eventplane/core'
+import { type ValidEnvelope, SchemaRegistry, isEventplaneError } from '@eventplane/core'
 import { PgEventStore, ROLES } from '@eventplane/store-pg'
 import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
 import { factoryFor, stream } from './helpers.ts'
@@ -47,7 +47,7 @@ describe('bad input is rejected with a typed error and nothing is written', () =
         )
       }
       const e = valid()
-      const forged: EventEnvelope[] = [
+      const forged: ValidEnvelope[] = [
         { ...e, tenant_id: bad },
         { ...e, type: bad },
         { ...e, stream: { ...e.stream, category: bad } },
@@ -80,7 +80,7 @@ describe('bad input is rejected with a typed error and nothing is written', () =
     ]
     for (const [data, code] of cases) {
       await assert.rejects(
-        store.append(stream('acme', 'ok'), [{ ...e, data } as EventEnvelope]),
+        store.append(stream('acme', 'ok'), [{ ...e, data } as ValidEnvelope]),
         (err) => isEventplaneError(err, code as never),
         code,
       )
@@ -110,7 +110,7 @@ describe('bad input is rejected with a typed error and nothing is written', () =
     await assert.rejects(store.append(s, [{ ...e, occurred_at: 'yesterday' }]), (err) =>
       isEventplaneError(err, 'core.invalid_envelope'),
     )
-    await assert.rejects(store.append(s, [{ ...e, extra: 1 } as EventEnvelope]), (err) =>
+    await assert.rejects(store.append(s, [{ ...e, extra: 1 } as ValidEnvelope]), (err) =>
       isEventplaneError(err, 'core.invalid_envelope'),
     )
     await assert.rejects(store.append(s, []), (err) => isEventplaneError(err, 'core.invalid_envelope'))

@@ -1,15 +1,15 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
-import type { EventEnvelope } from '@eventplane/core'
+import type { ValidEnvelope } from '@eventplane/core'
 import { PgEventStore, ROLES, causationInChain } from '@eventplane/store-pg'
 import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
 import { factoryFor, stream } from './helpers.ts'
 
 describe('causationInChain: lineage within one tenant, under its row level security', () => {
   let db: TestDatabase
-  let acmeRoot: EventEnvelope
-  let globexRoot: EventEnvelope
+  let acmeRoot: ValidEnvelope
+  let globexRoot: ValidEnvelope
 
   before(async () => {
     db = await createTestDatabase('ep_lineage')

@@ -3,19 +3,19 @@ import { fileURLToPath } from 'node:url'
 import { ROLES } from '@eventplane/store-pg'
 import { type BusEnv, type ServiceProcess, spawnServiceProcess } from '../../../packages/bus-nats/test/fixtures.ts'
 
-const BINS = {
-  relay: fileURLToPath(new URL('../../../packages/bus-nats/src/bin/relay.ts', import.meta.url)),
-  gateway: fileURLToPath(new URL('../../../packages/bus-nats/src/bin/gateway.ts', import.meta.url)),
-}
+/** evtctl's entry point: the relay and gateway run as `evtctl relay` and `evtctl gateway`, as in production. */
+const EVTCTL = fileURLToPath(new URL('../../../packages/evtctl/src/main.ts', import.meta.url))
+/** The domain whose schemas the gateways validate against. */
+export const FAULT_DOMAIN = fileURLToPath(new URL('./fault-domain.ts', import.meta.url))
 
-export type ServiceKind = keyof typeof BINS
+export type ServiceKind = 'relay' | 'gateway'
 
-/** A relay or gateway running as a child process (src/bin), so a test can SIGKILL it. */
+/** A relay or gateway running as a child process (`evtctl relay|gateway`), so a test can SIGKILL it. */
 export interface ServiceChild extends ServiceProcess {
   kind: ServiceKind
 }
 
-/** The environment each service reads (see resolveRelayConfig / resolveGatewayConfig). */
+/** What each service reads from the environment: its role's URL and its tier's NATS creds. */
 function serviceEnv(env: BusEnv, kind: ServiceKind): Record<string, string> {
   const creds = env.server.credentials[kind]!
   const role = kind === 'relay' ? ROLES.relay : ROLES.intentWriter
@@ -23,13 +23,33 @@ function serviceEnv(env: BusEnv, kind: ServiceKind): Record<string, string> {
     EVENTPLANE_DATABASE_URL: env.db.roleUrl(role),
     EVENTPLANE_NATS_URL: env.server.url,
     EVENTPLANE_NATS_CREDS: creds.creds,
-    ...(kind === 'relay' ? { EVENTPLANE_RELAY_POLL_MS: '200' } : {}),
+    ...(kind === 'relay' ? { EVENTPLANE_RELAY_POLL_MS: '200' } : { EVENTPLANE_DOMAIN: FAULT_DOMAIN }),
   }
 }
 
-/** Spawns `src/bin/<kind>.ts` against the test database and nats-server; `extraEnv` tunes it (EVENTPLANE_RELAY_*). */
+/**
+ * Runs `evtctl <kind>` with `env` only (plus PATH), its JSON logs read from
+ * stderr (the ready line goes to stdout).
+ */
+export function spawnEvtctlService(kind: ServiceKind, label: string, env: Record<string, string>): ServiceProcess {
+  return spawnServiceProcess(EVTCTL, label, env, { args: [kind], logStream: 'stderr' })
+}
+
+/** Spawns `evtctl <kind>` against the test database and nats-server; `extraEnv` tunes it (EVENTPLANE_RELAY_*). */
 export function spawnService(env: BusEnv, kind: ServiceKind, extraEnv: Record<string, string> = {}): ServiceChild {
-  return { kind, ...spawnServiceProcess(BINS[kind], kind, { ...serviceEnv(env, kind), ...extraEnv }) }
+  return { kind, ...spawnEvtctlService(kind, kind, { ...serviceEnv(env, kind), ...extraEnv }) }
+}
+
+/** Spawns `evtctl relay` named `name` (relays of one name take turns). */
+export function spawnRelay(env: BusEnv, name: string, extraEnv: Record<string, string> = {}): ServiceChild {
+  return {
+    kind: 'relay',
+    ...spawnEvtctlService('relay', `relay ${name}`, {
+      ...serviceEnv(env, 'relay'),
+      EVENTPLANE_RELAY_NAME: name,
+      ...extraEnv,
+    }),
+  }
 }
 
 /**

@@ -27,6 +27,7 @@ export const ERROR_CODES = [
   'store.chain_broken',
   'store.chain_unverifiable',
   'bus.unavailable',
+  'bus.config',
   'bus.forbidden',
   'bus.auth_failed',
   'bus.bad_request',
@@ -42,10 +43,7 @@ export const ERROR_CODES = [
   'runtime.checkpoint_moved',
   'runtime.finalizers_pending',
   'runtime.reconcile_failed',
-  'cli.bad_usage',
-  'cli.config',
-  'cli.internal',
-  'cli.interrupted',
+  'runtime.invalid_domain',
 ] as const satisfies readonly ErrorCode[]
 type Unlisted = Exclude<ErrorCode, (typeof ERROR_CODES)[number]>
 export const ERROR_CODES_ARE_COMPLETE: [Unlisted] extends [never] ? true : Unlisted = true

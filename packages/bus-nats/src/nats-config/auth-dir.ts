@@ -71,7 +71,7 @@ function readText(path: string): string {
     return readFileSync(path, 'utf8').trim()
   } catch (e) {
     throw new EventplaneError(
-      'cli.config',
+      'bus.config',
       `cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? 'error'}); is this a NATS auth dir made by nats-setup?`,
       { cause: e },
     )
@@ -120,14 +120,14 @@ export async function initAuthDir(dir: string): Promise<AuthDir> {
   return loadAuthDir(dir)
 }
 
-/** Reads an auth dir made by {@link initAuthDir}; `cli.config` when it is missing or incomplete. */
+/** Reads an auth dir made by {@link initAuthDir}; `bus.config` when it is missing or incomplete. */
 export function loadAuthDir(dir: string): AuthDir {
   const key = (file: string): KeyPair => {
     try {
       return fromSeed(new TextEncoder().encode(readText(file)))
     } catch (e) {
       if (e instanceof EventplaneError) throw e
-      throw new EventplaneError('cli.config', `${file} does not hold an nkey seed`, { cause: e })
+      throw new EventplaneError('bus.config', `${file} does not hold an nkey seed`, { cause: e })
     }
   }
   return {

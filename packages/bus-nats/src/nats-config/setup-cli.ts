@@ -45,10 +45,10 @@ export async function natsSetupMain(
     return 0
   }
   if (values['auth-dir'] === undefined || values['store-dir'] === undefined)
-    throw new EventplaneError('cli.bad_usage', `--auth-dir and --store-dir are required\n${USAGE}`)
+    throw new EventplaneError('bus.config', `--auth-dir and --store-dir are required\n${USAGE}`)
   const port = Number(values.port)
   if (!Number.isInteger(port) || port < 0 || port > 65535)
-    throw new EventplaneError('cli.bad_usage', `--port ${values.port} is not a port`)
+    throw new EventplaneError('bus.config', `--port ${values.port} is not a port`)
   const authDir = resolve(values['auth-dir'])
   const storeDir = resolve(values['store-dir'])
   const resolverDir = resolve(values['resolver-dir'] ?? join(storeDir, 'accounts'))

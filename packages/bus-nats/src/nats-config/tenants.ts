@@ -210,7 +210,7 @@ export async function issueTenantUser(
 function checkAccountLimits(l: TenantAccountLimits): TenantAccountLimits {
   for (const [name, value] of Object.entries(l))
     if (!Number.isSafeInteger(value) || value < 1)
-      throw new EventplaneError('cli.bad_usage', `tenant limit ${name} must be a positive integer, got ${value}`)
+      throw new EventplaneError('bus.config', `tenant limit ${name} must be a positive integer, got ${value}`)
   return { connections: l.connections, payloadBytes: l.payloadBytes, subscriptions: l.subscriptions }
 }
 

@@ -2,7 +2,7 @@ import { createWriteStream } from 'node:fs'
 import { once } from 'node:events'
 import type { Command } from 'commander'
 import { ROLES, PgEventStore, exportEvents } from '@eventplane/store-pg'
-import { type CommandKit, tenantOption } from '../program.ts'
+import { type CommandKit, tenantOption } from '../command-kit.ts'
 import { requireTenant } from '../stream-arg.ts'
 
 interface ExportOptions {

@@ -2,7 +2,7 @@ import { readFile, writeFile } from 'node:fs/promises'
 import type { Command } from 'commander'
 import { EventplaneError } from '@eventplane/core'
 import { ROLES, headsToFile, keyFingerprint, readHeads, signHeads } from '@eventplane/store-pg'
-import { type CommandKit, tenantOption } from '../program.ts'
+import { type CommandKit, tenantOption } from '../command-kit.ts'
 import { requireTenant } from '../stream-arg.ts'
 
 interface HeadsOptions {

@@ -5,10 +5,11 @@ import type { Command } from 'commander'
 import { EventplaneError } from '@eventplane/core'
 import { ROLES, PgEventStore, checkImportChain, confirmImportedHashes, importEvents } from '@eventplane/store-pg'
 import { type ImportCount, type ImportPolicy, planImport, recheckedLines } from '../import-plan.ts'
-import { type CommandKit, tenantOption } from '../program.ts'
+import { type CommandKit, tenantOption } from '../command-kit.ts'
 import type { Session } from '../session.ts'
 import { alignRows } from '../table.ts'
 import { stylesFor } from '../colors.ts'
+import { CliError } from '../cli-error.ts'
 
 interface ImportOptions {
   allowFacts?: boolean
@@ -94,7 +95,7 @@ export function registerImport(program: Command, kit: CommandKit): void {
       kit.action(async (session, command) => {
         const opts = command.opts<ImportOptions>()
         if (session.config.sources.tenant !== 'flag' || session.config.tenant === undefined)
-          throw new EventplaneError('cli.bad_usage', 'import needs --tenant: the tenant whose events the file holds')
+          throw new CliError('cli.bad_usage', 'import needs --tenant: the tenant whose events the file holds')
         const policy: ImportPolicy = { tenant: session.config.tenant, allowFacts: opts.allowFacts === true }
         const lines = lineSource(session, command.args[0]!)
         const counts = await planImport(lines(), policy)

@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import { migrate, redactUrl } from '@eventplane/store-pg'
-import type { CommandKit } from '../program.ts'
+import type { CommandKit } from '../command-kit.ts'
 
 /** `evtctl migrate`: applies the versioned SQL migrations with the admin URL. */
 export function registerMigrate(program: Command, kit: CommandKit): void {

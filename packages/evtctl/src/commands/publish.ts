@@ -1,11 +1,17 @@
 import { readFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { type Command, InvalidArgumentError } from 'commander'
-import { type EventData, EventFactory, InvalidData, formatStream } from '@eventplane/core'
-import type { ExpectedVersion } from '@eventplane/store-pg'
+import {
+  type EventData,
+  type ExpectedVersion,
+  InvalidData,
+  draftIntent,
+  expectedVersionFromText,
+  formatStream,
+} from '@eventplane/core'
 import { submitIntent } from '@eventplane/bus-nats'
 import { readAllStdin } from '../io.ts'
-import { type CommandKit, intOption, tenantOption } from '../program.ts'
+import { type CommandKit, intOption, tenantOption } from '../command-kit.ts'
 import type { Session } from '../session.ts'
 import { resolveStreamArg } from '../stream-arg.ts'
 
@@ -23,9 +29,10 @@ interface PublishOptions {
 
 /** Parses `--expected-version`: a non-negative integer, `no_stream` or `any`. */
 export function parseExpectedVersion(value: string): ExpectedVersion {
-  if (value === 'any' || value === 'no_stream') return value
-  if (/^\d{1,15}$/.test(value)) return Number(value)
-  throw new InvalidArgumentError('--expected-version must be a non-negative integer, no_stream or any')
+  const expected = expectedVersionFromText(value)
+  if (expected === undefined)
+    throw new InvalidArgumentError('--expected-version must be a non-negative integer, no_stream or any')
+  return expected
 }
 
 /** The event data from `--data`: inline JSON, `@file`, or `-` for stdin. Must be a JSON object. */
@@ -69,7 +76,7 @@ export function clockFor(eventId: string | undefined): (() => Date) | undefined 
   return () => new Date(ms)
 }
 
-/** `evtctl publish <stream> <type>`: builds an intent with EventFactory and submits it through the gateway. */
+/** `evtctl publish <stream> <type>`: drafts an intent (unstamped) and submits it through the gateway. */
 export function registerPublish(program: Command, kit: CommandKit): void {
   program
     .command('publish')
@@ -105,11 +112,11 @@ export function registerPublish(program: Command, kit: CommandKit): void {
         const opts = command.opts<PublishOptions>()
         const ref = resolveStreamArg(command.args[0]!, session.config)
         const data = await readEventData(session, opts.data)
-        // The gateway stamps caused_by from the NATS identity; this principal is a placeholder it replaces.
+        // Unstamped: the gateway stamps caused_by from the identity NATS vouches for.
         const eventId = opts.eventId?.toLowerCase()
         const now = clockFor(eventId)
-        const factory = EventFactory.forTenant(ref.tenant, { causedBy: 'evtctl', ...(now ? { now } : {}) })
-        const event = factory.intent({ category: ref.category, id: ref.id }, command.args[1]!, data, {
+        const event = draftIntent(ref.tenant, { category: ref.category, id: ref.id }, command.args[1]!, data, {
+          ...(now ? { now } : {}),
           ...(eventId === undefined ? {} : { eventId }),
           ...(opts.schemaVersion === undefined ? {} : { schemaVersion: opts.schemaVersion }),
         })
@@ -124,7 +131,8 @@ export function registerPublish(program: Command, kit: CommandKit): void {
           { event_id: result.event_id, position: result.position, stream_version: result.stream_version },
           'intent recorded',
         )
-        session.out.emit({ ...result, stream: formatStream(ref), type: event.type }, () => [
+        const stream = { category: ref.category, id: ref.id }
+        session.out.emit({ ...result, tenant_id: ref.tenant, stream, type: event.type }, () => [
           `event_id        ${result.event_id}`,
           `correlation_id  ${result.correlation_id}`,
           `stream          ${formatStream(ref)} v${result.stream_version}`,

@@ -1,10 +1,11 @@
 import { type Command, InvalidArgumentError } from 'commander'
-import { type Checkpoint, EventplaneError, formatCheckpoint, formatStream, parseCheckpoint } from '@eventplane/core'
+import { type Checkpoint, formatCheckpoint, formatStream, parseCheckpoint } from '@eventplane/core'
 import { PgEventStore, ROLES } from '@eventplane/store-pg'
 import { eventCells, eventRecord, logEventCells } from '../format.ts'
-import { type CommandKit, intOption, tenantOption } from '../program.ts'
+import { type CommandKit, intOption, tenantOption } from '../command-kit.ts'
 import type { Session } from '../session.ts'
 import { requireTenant, resolveStreamArg } from '../stream-arg.ts'
+import { CliError } from '../cli-error.ts'
 
 interface ReadOptions {
   backward?: boolean
@@ -31,19 +32,16 @@ function checkpointOption(value: string): Checkpoint {
 function checkCombination(streamArg: string | undefined, opts: ReadOptions, tenantFlag: boolean): void {
   const sources = [streamArg !== undefined, opts.category !== undefined, opts.all === true].filter(Boolean).length
   if (sources !== 1)
-    throw new EventplaneError('cli.bad_usage', 'read takes exactly one of: a stream, --category <category>, --all')
+    throw new CliError('cli.bad_usage', 'read takes exactly one of: a stream, --category <category>, --all')
   if (streamArg === undefined && (opts.backward || opts.from !== undefined))
-    throw new EventplaneError(
+    throw new CliError(
       'cli.bad_usage',
       '--backward and --from apply to a stream; page a category or the log with --after',
     )
   if (streamArg !== undefined && opts.after !== undefined)
-    throw new EventplaneError('cli.bad_usage', '--after pages --category and --all; a stream is paged with --from')
+    throw new CliError('cli.bad_usage', '--after pages --category and --all; a stream is paged with --from')
   if (opts.all && tenantFlag)
-    throw new EventplaneError(
-      'cli.bad_usage',
-      '--all reads every tenant; for one tenant use --category or export --tenant',
-    )
+    throw new CliError('cli.bad_usage', '--all reads every tenant; for one tenant use --category or export --tenant')
 }
 
 async function readStream(session: Session, streamArg: string, opts: ReadOptions): Promise<void> {

@@ -2,7 +2,7 @@ import type { Command } from 'commander'
 import { formatCheckpoint } from '@eventplane/core'
 import { PROJECTOR_ROLE, type RebuildResult, rebuildProjection } from '@eventplane/runtime'
 import { findProjection } from '../domain.ts'
-import type { CommandKit } from '../program.ts'
+import { type CommandKit, domainOption } from '../command-kit.ts'
 import { progressReporter } from '../progress.ts'
 
 /** `evtctl replay <projection>`: drop a projection's output and rebuild it from the log, then print its digest. */
@@ -10,7 +10,8 @@ export function registerReplay(program: Command, kit: CommandKit): void {
   program
     .command('replay')
     .description("drop a projection's output and rebuild it from the PostgreSQL log; prints the digest of the result")
-    .argument('<projection>', 'projection name (deployment_status, audit)')
+    .argument('<projection>', "projection name (one of the domain's)")
+    .addOption(domainOption())
     .addHelpText(
       'after',
       [
@@ -19,13 +20,13 @@ export function registerReplay(program: Command, kit: CommandKit): void {
         'Equal digests prove a rebuilt projection equals the live one. Runs as eventplane_projector.',
         '',
         'Examples:',
-        '  $ evtctl replay deployment_status',
-        '  $ evtctl replay audit --json | jq -r .digest.sha256',
+        '  $ evtctl replay deployment_status --domain @eventplane/example-deployments',
+        '  $ evtctl replay audit --domain ./domain.js --json | jq -r .digest.sha256',
       ].join('\n'),
     )
     .action(
       kit.action(async (session, command) => {
-        const projection = findProjection(command.args[0]!)
+        const projection = findProjection(await session.domain('replay'), command.args[0]!)
         const progress = progressReporter(session.io.stderr)
         session.log.info({ projection: projection.name, version: projection.version }, 'replaying')
         let result: RebuildResult

@@ -1,11 +1,11 @@
 import type { Command } from 'commander'
-import { EventplaneError } from '@eventplane/core'
 import { ROLES, readProjectionStates } from '@eventplane/store-pg'
 import { isSqlProjection } from '@eventplane/runtime'
 import { toJson } from '../io.ts'
 import { findProjection } from '../domain.ts'
-import { type CommandKit, tenantOption } from '../program.ts'
+import { type CommandKit, domainOption, tenantOption } from '../command-kit.ts'
 import { requireTenant } from '../stream-arg.ts'
+import { CliError } from '../cli-error.ts'
 
 /**
  * `evtctl state <projection>`: the current state a reducer projection holds for
@@ -15,7 +15,8 @@ export function registerState(program: Command, kit: CommandKit): void {
   program
     .command('state')
     .description("print a reducer projection's current state for one tenant, one line per key")
-    .argument('<projection>', 'projection name (deployment_status, audit)')
+    .argument('<projection>', "projection name (one of the domain's)")
+    .addOption(domainOption())
     .option('--key <key>', 'only this key (e.g. a stream id)')
     .addOption(tenantOption())
     .addHelpText(
@@ -23,18 +24,15 @@ export function registerState(program: Command, kit: CommandKit): void {
       [
         '',
         'Examples:',
-        '  $ evtctl state deployment_status --tenant acme',
-        '  $ evtctl state audit --tenant acme --json',
+        '  $ evtctl state deployment_status --tenant acme --domain @eventplane/example-deployments',
+        '  $ evtctl state audit --tenant acme --domain ./domain.js --json',
       ].join('\n'),
     )
     .action(
       kit.action(async (session, command) => {
-        const projection = findProjection(command.args[0]!)
+        const projection = findProjection(await session.domain('state'), command.args[0]!)
         if (isSqlProjection(projection)) {
-          throw new EventplaneError(
-            'cli.bad_usage',
-            `${projection.name} is a SQL projection: query its tables directly`,
-          )
+          throw new CliError('cli.bad_usage', `${projection.name} is a SQL projection: query its tables directly`)
         }
         const tenant = requireTenant(session.config, 'state')
         const key = command.opts<{ key?: string }>().key

@@ -1,5 +1,6 @@
 import type { Command } from 'commander'
 import { formatCheckpoint } from '@eventplane/core'
+import { DEFAULT_RELAY_NAME } from '@eventplane/bus-nats'
 import {
   type OpenTransaction,
   ROLES,
@@ -8,12 +9,9 @@ import {
   redactUrl,
   relayStatuses,
 } from '@eventplane/store-pg'
-import { type CommandKit, intOption, tenantOption } from '../program.ts'
+import { type CommandKit, intOption, tenantOption } from '../command-kit.ts'
 import { type GatewayProbe, probeGateway } from '../probes.ts'
 import type { Session } from '../session.ts'
-
-/** The relay name `evtctl up` and bus-nats use when none is given. */
-export const DEFAULT_RELAY_NAME = 'default'
 
 /** How old a transaction holding an xid must be for `status` to call it stuck, by default (the relay guard's default bound). */
 export const DEFAULT_STUCK_AFTER_MS = 30_000

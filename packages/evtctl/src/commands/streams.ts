@@ -1,7 +1,7 @@
 import { type Command, InvalidArgumentError } from 'commander'
 import { formatStream, validateCategory, validateStreamId } from '@eventplane/core'
 import { PgEventStore, ROLES, type StreamSummary } from '@eventplane/store-pg'
-import { type CommandKit, intOption, tenantOption } from '../program.ts'
+import { type CommandKit, intOption, tenantOption } from '../command-kit.ts'
 import { requireTenant } from '../stream-arg.ts'
 
 /** Streams per page unless `--limit` says otherwise. */
@@ -64,7 +64,8 @@ export function registerStreams(program: Command, kit: CommandKit): void {
         session.out.rows(page, {
           header: ['stream', 'version', 'last type', 'last recorded'],
           record: (s: StreamSummary) => ({
-            stream: formatStream(s.stream),
+            tenant_id: s.stream.tenant,
+            stream: { category: s.stream.category, id: s.stream.id },
             version: s.version,
             last_type: s.lastType,
             last_recorded_at: s.lastRecordedAt,

@@ -14,9 +14,9 @@ import type { NatsConnection } from '@nats-io/transport-node'
 import { toEventplaneError } from '../exit-codes.ts'
 import { eventRecord, liveLine } from '../format.ts'
 import { eventMatches, filterOptions, logFilterFrom } from '../log-filter.ts'
-import { type CommandKit, intOption, tenantOption } from '../program.ts'
+import { type CommandKit, domainOption, intOption, tenantOption } from '../command-kit.ts'
 import type { Session } from '../session.ts'
-import { CONTROLLERS, PROJECTIONS, findRunnable } from '../domain.ts'
+import { findRunnable } from '../domain.ts'
 import { aborted, startController, startProjection } from '../runners.ts'
 
 interface SubscribeOptions {
@@ -113,13 +113,14 @@ async function rawConsumer(session: Session, opts: SubscribeOptions): Promise<vo
   }
 }
 
-/** Runs a projection or controller of the example domain until SIGINT/SIGTERM (or until it fails). */
+/** Runs a projection or controller of the domain until SIGINT/SIGTERM (or until it fails). */
 async function runNamed(session: Session, name: string): Promise<void> {
-  const runnable = findRunnable(name)
+  const domain = await session.domain('subscribe <name>')
+  const runnable = findRunnable(domain, name)
   const part =
     runnable.kind === 'projection'
       ? await startProjection(session, runnable.projection)
-      : await startController(session, runnable.controller)
+      : await startController(session, runnable.controller, domain.registry())
   session.out.emit({ ready: true, kind: runnable.kind, name: part.name }, () => `ready: ${part.detail}; Ctrl-C to stop`)
   await Promise.race([aborted(session.signal), part.failed])
   await part.stop()
@@ -131,9 +132,10 @@ export function registerSubscribe(program: Command, kit: CommandKit): void {
   const command = program
     .command('subscribe')
     .description(
-      'run a projection or controller of the example domain by name; without a name, consume the log through a durable consumer',
+      'run a projection or controller of the domain by name; without a name, consume the log through a durable consumer',
     )
-    .argument('[name]', 'projection or controller name (see `evtctl subscribe --help`)')
+    .argument('[name]', "projection or controller name (one of the domain's)")
+    .addOption(domainOption())
     .addOption(tenantOption())
     .option('--consumer <name>', 'durable consumer name for the raw mode (default <tenant>_tail)')
     .option('--count <n>', 'exit after n events (raw mode)', intOption('--count', 1))
@@ -146,10 +148,8 @@ export function registerSubscribe(program: Command, kit: CommandKit): void {
         '',
         'Examples:',
         '  $ evtctl subscribe --tenant acme --consumer acme_tail --count 10',
-        '  $ evtctl subscribe deployment_status',
-        '  $ evtctl subscribe deployments',
-        '',
-        `Names: ${[...PROJECTIONS.keys(), ...CONTROLLERS.keys()].join(', ')} (the example deployments domain).`,
+        '  $ evtctl subscribe deployment_status --domain @eventplane/example-deployments',
+        '  $ evtctl subscribe deployments --domain @eventplane/example-deployments',
       ].join('\n'),
     )
     .action(

@@ -3,7 +3,7 @@ import type { EventKind } from '@eventplane/core'
 import { tail } from '@eventplane/bus-nats'
 import { eventRecord, liveLine } from '../format.ts'
 import { filterOptions, logFilterFrom } from '../log-filter.ts'
-import { type CommandKit, intOption, tenantOption } from '../program.ts'
+import { type CommandKit, intOption, tenantOption } from '../command-kit.ts'
 
 interface TailOptions {
   kind?: EventKind

@@ -1,5 +1,5 @@
 import type { Command } from 'commander'
-import { EventplaneError, Unavailable } from '@eventplane/core'
+import { Unavailable } from '@eventplane/core'
 import {
   type AuthDir,
   type TenantAdmin,
@@ -12,13 +12,14 @@ import {
 } from '@eventplane/bus-nats/nats-config'
 import { redactUrl } from '@eventplane/store-pg'
 import { toEventplaneError } from '../exit-codes.ts'
-import type { CommandKit } from '../program.ts'
+import type { CommandKit } from '../command-kit.ts'
 import { CONNECT_TIMEOUT_S, type Session } from '../session.ts'
+import { CliError } from '../cli-error.ts'
 
 function authDir(session: Session): AuthDir {
   const dir = session.config.natsAuthDir
   if (dir === undefined)
-    throw new EventplaneError(
+    throw new CliError(
       'cli.config',
       'no NATS auth dir: give --auth-dir or EVENTPLANE_NATS_AUTH_DIR (made by nats-setup, see infra/nats)',
     )
@@ -34,7 +35,7 @@ async function admin(session: Session, auth: AuthDir): Promise<TenantAdmin> {
     return a
   } catch (e) {
     const typed = toEventplaneError(e)
-    if (typed.code === 'bus.auth_failed' || typed.code === 'cli.config') throw typed
+    if (typed.code === 'bus.auth_failed' || typed.code === 'bus.config' || typed.code === 'cli.config') throw typed
     throw new Unavailable('bus.unavailable', `cannot connect to NATS at ${redactUrl(url)}: ${typed.message}`, {
       cause: e,
     })

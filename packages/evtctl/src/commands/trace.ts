@@ -1,8 +1,8 @@
 import type { Command } from 'commander'
-import type { RecordedEvent } from '@eventplane/core'
+import { type RecordedEvent, toWire } from '@eventplane/core'
 import { PgEventStore, ROLES } from '@eventplane/store-pg'
 import { streamOf } from '../format.ts'
-import { type CommandKit, intOption, tenantOption } from '../program.ts'
+import { type CommandKit, intOption, tenantOption } from '../command-kit.ts'
 import { requireTenant } from '../stream-arg.ts'
 import { type TraceRow, type TraceWalk, walkCausation } from '../trace-tree.ts'
 
@@ -47,20 +47,10 @@ function jsonReport(walk: TraceWalk, options: TraceOptions): Record<string, unkn
   const nodes: Record<string, unknown>[] = []
   for (const row of walk.rows) {
     if (row.row !== 'event') continue
-    const e = row.event
     nodes.push({
-      event_id: e.event_id,
+      ...toWire(row.event, { redact: { data: true, ...(options.showActor ? {} : { actor: 'drop' }) } }),
       depth: row.depth,
       ...(row.start ? { start: row.start } : {}),
-      kind: e.kind,
-      type: e.type,
-      stream: streamOf(e),
-      stream_version: e.stream_version,
-      global_position: e.global_position.toString(),
-      occurred_at: e.occurred_at,
-      recorded_at: e.recorded_at,
-      causation_id: e.causation_id,
-      ...(options.showActor ? { caused_by: e.caused_by } : {}),
       ...(row.hiddenBelow ? { hidden_below: row.hiddenBelow } : {}),
     })
   }
@@ -94,7 +84,8 @@ export function registerTrace(program: Command, kit: CommandKit): void {
         'Every event of the chain appears once: under the event that caused it, or as a root, an orphan',
         '(its parent is not in this chain) or the start of a causation cycle, each said on its own line.',
         `A cut is said on a "... truncated" line. Past depth ${INDENT_CAP} lines carry their [depth] instead of moving right.`,
-        '--json prints one document whose "nodes" list the shown events depth-first, each with its depth.',
+        '--json prints one document whose "nodes" list the shown events depth-first: each event in the wire form',
+        '(as read --json, without data) with its depth.',
         '',
         'Examples:',
         '  $ evtctl trace 0190c7a2-5b1e-7c3d-9f00-2a4b6c8d0e1f --tenant acme',

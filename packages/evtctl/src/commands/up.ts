@@ -1,118 +1,71 @@
-import { setTimeout as sleep } from 'node:timers/promises'
 import type { Command } from 'commander'
-import { EventplaneError, validateName } from '@eventplane/core'
-import { PgEventStore, ROLES } from '@eventplane/store-pg'
-import { Relay, SUBMIT_SUBJECTS, startGateway } from '@eventplane/bus-nats'
-import type { CommandKit } from '../program.ts'
-import { CONTROLLERS, PROJECTIONS, domainRegistry } from '../domain.ts'
+import { SUBMIT_SUBJECTS } from '@eventplane/bus-nats'
+import { type CommandKit, domainOption } from '../command-kit.ts'
 import { requireJetStream } from '../jetstream-check.ts'
-import { type RunningPart, aborted, startController, startProjection } from '../runners.ts'
-import { DEFAULT_RELAY_NAME } from './status.ts'
+import { startDomain } from '../runners.ts'
+import { resolveSettings, settingOptions } from '../service-settings.ts'
+import { GATEWAY_SETTINGS, startGateway } from '../services/gateway.ts'
+import { RELAY_SETTINGS, startRelay } from '../services/relay.ts'
+import { serve, serviceLogLevel } from '../services/serve.ts'
 
-const READY_TIMEOUT_MS = 15_000
-
-/** How long a relay may stay in standby before `up` reports it as waiting behind another relay. */
-const STANDBY_GRACE_MS = 1500
+/** The relay settings `up` takes as flags; the others come from the environment or the config file. */
+const UP_RELAY_FLAGS = new Set(['relayName', 'terminateStuck'])
 
 /**
- * Waits until the relay holds its lease, or has stood by behind another relay
- * for a moment (a second `up`); rejects if it fails first.
+ * `evtctl up`: the three service commands composed in one process for
+ * development: `gateway`, `relay` and `run` (the domain's controllers and
+ * projections), with the same settings each takes on its own.
  */
-async function relayStarted(relay: Relay): Promise<void> {
-  const started = Date.now()
-  let failure: unknown
-  relay.closed.catch((e: unknown) => (failure = e))
-  while (relay.state !== 'active') {
-    if (failure !== undefined) throw failure
-    if (relay.state === 'stopped') throw new EventplaneError('bus.unavailable', 'the relay stopped while starting')
-    if (relay.state === 'standby' && Date.now() - started > STANDBY_GRACE_MS) return
-    if (Date.now() - started > READY_TIMEOUT_MS)
-      throw new EventplaneError(
-        'bus.unavailable',
-        `the relay did not start within ${READY_TIMEOUT_MS} ms (state ${relay.state})`,
-      )
-    await sleep(20)
-  }
-}
-
-/** `evtctl up`: gateway, relay and the example runtime in one process, for local use. */
 export function registerUp(program: Command, kit: CommandKit): void {
-  program
+  const command = program
     .command('up')
     .description(
-      'run the gateway, the relay and the example controller and projections in one process (local use); stops cleanly on Ctrl-C',
+      "run the gateway, the relay and the domain's controllers and projections in one process (development); stops cleanly on Ctrl-C",
     )
-    .option('--relay-name <name>', 'relay checkpoint and lease name', DEFAULT_RELAY_NAME)
-    .option(
-      '--terminate-stuck',
-      'let the relay terminate transactions of this database that hold back the log longer than 30 s (default: report them)',
-    )
+    .addOption(domainOption())
+  for (const option of settingOptions(RELAY_SETTINGS.filter((s) => UP_RELAY_FLAGS.has(s.key))))
+    command.addOption(option)
+  command
     .addHelpText(
       'after',
       [
         '',
-        'Prints one "ready" line on stdout once everything serves. Uses one NATS connection with the',
-        'configured user (an open server or the operator user); production runs each part separately.',
+        'Prints one "ready" line on stdout once everything serves. Uses the configured NATS user for every',
+        'part (an open server or the operator user); production runs `evtctl gateway`, `evtctl relay` and',
+        '`evtctl run` separately, each with its own credentials (docs/deploying.md). Relay and gateway',
+        'settings come from EVENTPLANE_RELAY_*, EVENTPLANE_GATEWAY_* or the config file as for those commands.',
         '',
         'Examples:',
-        '  $ evtctl migrate && evtctl up',
-        '  $ EVENTPLANE_NATS_URL=nats://127.0.0.1:4222 evtctl up --log-level info',
+        '  $ evtctl migrate && evtctl up --domain @eventplane/example-deployments',
+        '  $ EVENTPLANE_DOMAIN=./domain.js evtctl up --log-level info',
       ].join('\n'),
     )
     .action(
       kit.action(async (session, cmd) => {
-        if (cmd.getOptionValueSourceWithGlobals('logLevel') === 'default') session.log.level = 'info'
-        const options = cmd.opts<{ relayName: string; terminateStuck?: boolean }>()
-        const relayName = validateName('consumer', options.relayName)
-        const nc = await session.nats()
-        await requireJetStream(nc, session.config.natsUrl)
-        const registry = domainRegistry()
-        const gateway = await startGateway({
-          nc,
-          store: new PgEventStore(session.pg(ROLES.intentWriter, 4), { registry }),
-          registry,
-          logger: session.log,
-        })
-        session.onClose(() => gateway.stop())
-        const relay = new Relay({
-          sql: session.pg(ROLES.relay, 4),
-          nc,
-          name: relayName,
-          logger: session.log,
-          guard: { terminate: options.terminateStuck === true },
-        })
-        relay.start()
-        session.onClose(() => relay.stop())
-        await relayStarted(relay)
-        const runtime: RunningPart[] = []
-        for (const controller of CONTROLLERS.values()) runtime.push(await startController(session, controller))
-        for (const projection of PROJECTIONS.values()) runtime.push(await startProjection(session, projection))
-        const parts = {
+        serviceLogLevel(session, cmd)
+        const env = session.io.env
+        const relaySettings = resolveSettings(RELAY_SETTINGS, 'relay', cmd, session.config, env)
+        const gatewaySettings = resolveSettings(GATEWAY_SETTINGS, 'gateway', cmd, session.config, env)
+        const domain = await session.domain('up')
+        // Fails at once, with the fix, on a server that is down or has no JetStream (the services would wait).
+        await requireJetStream(await session.nats(), session.config.natsUrl)
+        const gateway = await startGateway(session, gatewaySettings, domain.registry())
+        const relay = await startRelay(session, relaySettings, { waitActive: true })
+        const runtime = await startDomain(session, domain)
+        const ready = {
           gateway: SUBMIT_SUBJECTS,
-          relay: relayName,
-          relay_state: relay.state,
+          relay: relay.relay.name,
+          relay_state: relay.relay.state,
           runtime: runtime.map((p) => p.name),
         }
-        session.out.emit(
-          { ready: true, ...parts },
-          () =>
-            `ready: gateway on ${parts.gateway}, relay ${relayName} (${relay.state})${parts.runtime.length ? `, ${parts.runtime.join(', ')}` : ''}; Ctrl-C to stop`,
-        )
-        const relayFailed = relay.closed.then(() => {
-          throw new EventplaneError('bus.unavailable', 'the relay stopped')
-        })
-        const gatewayClosed = gateway.closed.then(() => {
-          throw new EventplaneError('bus.unavailable', 'the gateway subscription closed')
-        })
-        await Promise.race([aborted(session.signal), relayFailed, gatewayClosed, ...runtime.map((p) => p.failed)])
-        relayFailed.catch(() => {})
-        gatewayClosed.catch(() => {})
+        const names = runtime.length ? `, ${ready.runtime.join(', ')}` : ''
         // Stop taking intents first, let the relay publish what was recorded, then the runtime.
-        session.log.info({}, 'shutting down')
-        await gateway.stop()
-        await relay.stop()
-        for (const part of runtime) await part.stop()
-        session.out.emit({ stopped: true }, () => 'stopped')
+        await serve(
+          session,
+          [gateway, relay, ...runtime],
+          ready,
+          `gateway on ${SUBMIT_SUBJECTS}, relay ${ready.relay} (${ready.relay_state})${names}`,
+        )
       }),
     )
 }

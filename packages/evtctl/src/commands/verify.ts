@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises'
 import type { Command } from 'commander'
 import { EventplaneError } from '@eventplane/core'
 import { type ChainBreak, type ChainHeads, ROLES, checkHeads, keyFingerprint, verifyLog } from '@eventplane/store-pg'
-import { type CommandKit, tenantOption } from '../program.ts'
+import { type CommandKit, tenantOption } from '../command-kit.ts'
 import { alignRows } from '../table.ts'
 
 interface VerifyOptions {

@@ -1,5 +1,5 @@
 import {
-  type EventEnvelope,
+  type ValidEnvelope,
   type RecordedEvent,
   type SchemaRegistry,
   EventFactory,
@@ -52,8 +52,8 @@ export function createContext(
         ...(options.schemaVersion ? { schemaVersion: options.schemaVersion } : {}),
       })
     },
-    async emit(...events: EventEnvelope[]) {
-      const byStream = new Map<string, EventEnvelope[]>()
+    async emit(...events: ValidEnvelope[]) {
+      const byStream = new Map<string, ValidEnvelope[]>()
       for (const e of events) {
         if (e.kind === 'intent')
           throw new InvalidEnvelope('a controller emits facts and internal events, never intents')

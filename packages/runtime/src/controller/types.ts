@@ -1,4 +1,4 @@
-import type { EventData, EventEnvelope, EventFactory, EventKind, RecordedEvent } from '@eventplane/core'
+import type { EventData, ValidEnvelope, EventFactory, EventKind, RecordedEvent } from '@eventplane/core'
 import type { Logger } from '../logger.ts'
 
 /**
@@ -23,9 +23,9 @@ export interface ReconcileContext {
     type: string,
     data: EventData,
     options?: { step?: string; stream?: { category: string; id: string }; schemaVersion?: number },
-  ): EventEnvelope
+  ): ValidEnvelope
   /** Appends facts (kind fact or internal) as `eventplane_fact_writer`, each stream's events in one append; idempotent. */
-  emit(...events: EventEnvelope[]): Promise<void>
+  emit(...events: ValidEnvelope[]): Promise<void>
   /** The trigger's stream up to and including the trigger: the same on every retry. */
   history(): Promise<RecordedEvent[]>
   /** The trigger's stream (or `stream`) as it is now. */

@@ -1,6 +1,11 @@
 import type { RecordedEvent } from '@eventplane/core'
-import { defineReducerProjection } from '../../projection/types.ts'
-import { type ResourceState, initialResourceState, isResourceFact, reduceResource } from '../../resource-state.ts'
+import {
+  type ResourceState,
+  defineReducerProjection,
+  initialResourceState,
+  isResourceFact,
+  reduceResource,
+} from '@eventplane/runtime'
 import { DEPLOYMENT } from './schemas.ts'
 
 /** One deployment as its tenant sees it. */

@@ -1,7 +1,4 @@
 import { Type } from '@sinclair/typebox'
-import { SchemaRegistry } from '@eventplane/core'
-import { registerResourceSchemas } from '../../mutate.ts'
-import { RECONCILE_FAILED } from '../../controller/runner.ts'
 
 /** The stream category of the example domain. */
 export const DEPLOYMENT = 'deployment'
@@ -21,22 +18,3 @@ export const DEPLOYMENT_FACTS = {
   scheduled: Type.Object({ image: Image, replicas: Replicas }, { additionalProperties: false }),
   scaled: Type.Object({ replicas: Replicas, previous: Replicas }, { additionalProperties: false }),
 } as const
-
-export const ReconcileFailedSchema = Type.Object(
-  {
-    controller: Type.String({ minLength: 1, maxLength: 64 }),
-    reason_code: Type.String({ minLength: 1, maxLength: 100 }),
-    attempts: Type.Integer({ minimum: 0 }),
-  },
-  { additionalProperties: false },
-)
-
-/** A registry with every schema of the example: intents, facts, mutate facts and `reconcile_failed`. */
-export function deploymentRegistry(): SchemaRegistry {
-  const registry = new SchemaRegistry()
-  for (const [type, schema] of Object.entries({ ...DEPLOYMENT_INTENTS, ...DEPLOYMENT_FACTS }))
-    registry.register(type, 1, schema)
-  registerResourceSchemas(registry)
-  registry.register(RECONCILE_FAILED, 1, ReconcileFailedSchema)
-  return registry
-}

@@ -1,7 +1,16 @@
 import type { RecordedEvent } from '@eventplane/core'
-import type { Controller, ReconcileContext } from '../../controller/types.ts'
-import { addFinalizer, completeDeletion, removeFinalizer, requestDeletion, setStatus } from '../../mutate.ts'
-import { RESOURCE_FACTS, readyToDelete, resourceStateOf } from '../../resource-state.ts'
+import {
+  type Controller,
+  RESOURCE_FACTS,
+  type ReconcileContext,
+  addFinalizer,
+  completeDeletion,
+  readyToDelete,
+  removeFinalizer,
+  requestDeletion,
+  resourceStateOf,
+  setStatus,
+} from '@eventplane/runtime'
 import { DEPLOYMENT } from './schemas.ts'
 
 /** Finalizers the controller puts on every deployment and removes itself while deleting it. */

@@ -2,19 +2,18 @@ import assert from 'node:assert/strict'
 import { after, describe, test } from 'node:test'
 import { ROLES, loadRelayCheckpoint } from '@eventplane/store-pg'
 import { jetstreamManager } from '@nats-io/jetstream'
-import { Relay } from '../src/relay.ts'
+import { Relay } from '@eventplane/bus-nats'
 import {
   type BusEnv,
-  type RelayChild,
   appendIntents,
   createBusEnv,
   eventually,
   pgLog,
-  spawnRelay,
   streamCount,
   streamMessages,
   within,
-} from './fixtures.ts'
+} from '../../packages/bus-nats/test/fixtures.ts'
+import { type ServiceChild as RelayChild, spawnRelay } from './support/children.ts'
 
 /** Every event of the PG log is in the stream exactly once, in the same order. */
 async function assertPublishedOnce(env: BusEnv, expected: number): Promise<void> {
@@ -32,7 +31,7 @@ async function assertPublishedOnce(env: BusEnv, expected: number): Promise<void>
   )
 }
 
-describe('relay faults', () => {
+describe('relay faults: evtctl relay processes killed, doubled, cut off', () => {
   const envs: BusEnv[] = []
   const relays: RelayChild[] = []
   const inProcess: Relay[] = []

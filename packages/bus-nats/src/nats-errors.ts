@@ -1,0 +1,83 @@
+import { EventplaneError, Forbidden, Unavailable } from '@eventplane/core'
+import { JetStreamApiError } from '@nats-io/jetstream'
+import { jserrors } from '@nats-io/jetstream/internal'
+import { errors } from '@nats-io/transport-node'
+
+const firstLine = (e: unknown): string => (e instanceof Error ? e.message : String(e)).split('\n')[0] ?? 'error'
+
+/** What a server without JetStream means: a configuration error, not "retry later". */
+export function jetStreamDisabled(where = 'the NATS server', cause?: unknown): EventplaneError {
+  return new EventplaneError(
+    'bus.config',
+    `JetStream is not enabled on ${where}: start nats-server with -js (or a jetstream {} block in its config)`,
+    cause === undefined ? {} : { cause },
+  )
+}
+
+/**
+ * The one place NATS failures become eventplane codes, by nats.js error
+ * class (never by message text): `bus.forbidden` (a permission violation,
+ * also as a request's cause), `bus.auth_failed`, `bus.timeout`,
+ * `bus.unavailable` (no responders, connection closed or failing),
+ * `bus.config` (no JetStream), `bus.stream_mismatch` (a JetStream API
+ * refusal, with its `api_code`), `bus.bad_request` (an argument nats.js
+ * refused). Undefined for what is not a NATS failure; typed errors are not
+ * NATS failures either. `action` ("publish eventplane.fact.acme.…", "submit
+ * to …") names what was being done, for the message.
+ */
+export function natsDriverError(e: unknown, action?: string): EventplaneError | undefined {
+  if (e instanceof EventplaneError) return undefined
+  if (e instanceof errors.RequestError) {
+    if (e.isNoResponders())
+      return action
+        ? noResponders(e, action)
+        : new Unavailable('bus.unavailable', `nobody answers on NATS: ${firstLine(e)}`, { cause: e })
+    if (e.cause !== undefined) {
+      const inner = natsDriverError(e.cause, action)
+      if (inner !== undefined) return inner
+    }
+    return unavailable(e, action)
+  }
+  if (e instanceof errors.PermissionViolationError) {
+    const what = `${e.operation} to ${e.subject}`
+    return new Forbidden('bus.forbidden', action ? `not permitted to ${action} (${what})` : `NATS: ${firstLine(e)}`, {
+      cause: e,
+    })
+  }
+  if (e instanceof errors.AuthorizationError || e instanceof errors.UserAuthenticationExpiredError)
+    return new EventplaneError('bus.auth_failed', `NATS refused the credentials: ${firstLine(e)}`, { cause: e })
+  if (e instanceof errors.TimeoutError) {
+    const message = action ? `no answer in time to ${action}` : 'NATS did not answer in time'
+    return new EventplaneError('bus.timeout', message, { cause: e })
+  }
+  if (e instanceof errors.NoRespondersError) return noResponders(e, action)
+  if (e instanceof jserrors.JetStreamNotEnabled) return jetStreamDisabled(undefined, e)
+  if (e instanceof JetStreamApiError) {
+    return new EventplaneError('bus.stream_mismatch', `JetStream refused to ${action ?? 'do this'}: ${firstLine(e)}`, {
+      cause: e,
+      details: { api_code: e.code },
+    })
+  }
+  if (e instanceof errors.InvalidArgumentError)
+    return new EventplaneError('bus.bad_request', `NATS refused to ${action ?? 'do this'}: ${firstLine(e)}`, {
+      cause: e,
+    })
+  if (e instanceof errors.ConnectionError || e instanceof errors.ClosedConnectionError) return unavailable(e, action)
+  return undefined
+}
+
+/** {@link natsDriverError}, and `bus.unavailable` for any other failure of a NATS call (typed errors pass). */
+export function natsFailure(e: unknown, action?: string): EventplaneError {
+  if (e instanceof EventplaneError) return e
+  return natsDriverError(e, action) ?? unavailable(e, action)
+}
+
+function noResponders(e: unknown, action: string | undefined): EventplaneError {
+  const message = action ? `nobody answers to ${action}` : 'no gateway is answering on NATS (is `evtctl up` running?)'
+  return new Unavailable('bus.unavailable', message, { cause: e })
+}
+
+function unavailable(e: unknown, action: string | undefined): EventplaneError {
+  const message = action ? `could not ${action}: ${firstLine(e)}` : `NATS is unavailable: ${firstLine(e)}`
+  return new Unavailable('bus.unavailable', message, { cause: e })
+}

@@ -1,0 +1,40 @@
+import type { Command } from 'commander'
+import { ROLES } from '@eventplane/store-pg'
+import type { CommandKit } from '../command-kit.ts'
+import { resolveSettings, settingOptions } from '../service-settings.ts'
+import { RELAY_SETTINGS, startRelay } from '../services/relay.ts'
+import { serve, serviceLogLevel } from '../services/serve.ts'
+
+/** `evtctl relay`: the relay as a production process (one active per name; more stand by). */
+export function registerRelay(program: Command, kit: CommandKit): void {
+  const command = program
+    .command('relay')
+    .description(
+      'run the relay: publish the PostgreSQL log to JetStream in its order (production process; SIGTERM stops it cleanly)',
+    )
+  for (const option of settingOptions(RELAY_SETTINGS)) command.addOption(option)
+  command
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Connects to PostgreSQL as eventplane_relay (EVENTPLANE_DATABASE_URL_RELAY, or EVENTPLANE_DATABASE_URL',
+        'naming that role, or derived from it) and to NATS with the relay tier credentials (--nats-creds).',
+        'Run two or more of one name: one holds the lease, the others stand by and take over. Waits for',
+        'servers that are not up yet. Settings: flag > env > config file "relay" object > default.',
+        '',
+        'Examples:',
+        '  $ EVENTPLANE_NATS_CREDS=/etc/eventplane/relay.creds evtctl relay',
+        '  $ evtctl relay --config /etc/eventplane/relay.json --relay-name main --terminate-stuck',
+      ].join('\n'),
+    )
+    .action(
+      kit.action(async (session, cmd) => {
+        serviceLogLevel(session, cmd)
+        const settings = resolveSettings(RELAY_SETTINGS, 'relay', cmd, session.config, session.io.env)
+        session.log.info({ ...session.describe([ROLES.relay]), settings: settings.sources }, 'relay process starting')
+        const relay = await startRelay(session, settings, { waitActive: false })
+        await serve(session, [relay], { relay: relay.relay.name }, `relay ${relay.relay.name}`)
+      }),
+    )
+}

@@ -1,0 +1,153 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import { EventplaneError } from '@eventplane/core'
+import { DEFAULT_RELAY_NAME, Relay } from '@eventplane/bus-nats'
+import { ROLES } from '@eventplane/store-pg'
+import type { RunningPart } from '../runners.ts'
+import type { Session } from '../session.ts'
+import type { ResolvedSettings, SettingSpec } from '../service-settings.ts'
+
+/** The relay's settings: `evtctl relay` flags, `EVENTPLANE_RELAY_*` / `EVENTPLANE_STREAM_*`, config file `relay.*`. */
+export const RELAY_SETTINGS: readonly SettingSpec[] = [
+  {
+    key: 'relayName',
+    flag: '--relay-name',
+    env: 'EVENTPLANE_RELAY_NAME',
+    kind: { type: 'name' },
+    help: `checkpoint and lease name; relays of one name take turns (default ${DEFAULT_RELAY_NAME})`,
+  },
+  {
+    key: 'batchSize',
+    flag: '--batch-size',
+    env: 'EVENTPLANE_RELAY_BATCH_SIZE',
+    kind: { type: 'int' },
+    help: 'events read per batch (default 500)',
+  },
+  {
+    key: 'maxInFlight',
+    flag: '--max-in-flight',
+    env: 'EVENTPLANE_RELAY_MAX_IN_FLIGHT',
+    kind: { type: 'int' },
+    help: 'un-acked publishes at most (default 256)',
+  },
+  {
+    key: 'pollMs',
+    flag: '--poll-ms',
+    env: 'EVENTPLANE_RELAY_POLL_MS',
+    kind: { type: 'int' },
+    help: 'polling fallback without a notification (default 1000)',
+  },
+  {
+    key: 'duplicateWindowMs',
+    flag: '--duplicate-window-ms',
+    env: 'EVENTPLANE_RELAY_DUPLICATE_WINDOW_MS',
+    kind: { type: 'int' },
+    help: "the stream's duplicate window",
+  },
+  {
+    key: 'streamMaxBytes',
+    flag: '--stream-max-bytes',
+    env: 'EVENTPLANE_STREAM_MAX_BYTES',
+    kind: { type: 'int', maxDigits: 15 },
+    help: "the stream's size limit (default 4 GiB)",
+  },
+  {
+    key: 'streamMaxMsgSize',
+    flag: '--stream-max-msg-size',
+    env: 'EVENTPLANE_STREAM_MAX_MSG_SIZE',
+    kind: { type: 'int' },
+    help: "the stream's largest message (default 256 KiB)",
+  },
+  {
+    key: 'stuckAfterMs',
+    flag: '--stuck-after-ms',
+    env: 'EVENTPLANE_RELAY_STUCK_AFTER_MS',
+    kind: { type: 'int', min: 1000 },
+    help: 'a transaction holding the log back longer is reported (default 30000)',
+  },
+  {
+    key: 'terminateStuck',
+    flag: '--terminate-stuck',
+    env: 'EVENTPLANE_RELAY_TERMINATE_STUCK',
+    kind: { type: 'bool' },
+    help: "terminate this database's transactions that hold the log back too long (default: report them)",
+  },
+]
+
+const READY_TIMEOUT_MS = 15_000
+/** How long a relay may stay in standby before it counts as started, waiting behind another relay. */
+const STANDBY_GRACE_MS = 1500
+
+/**
+ * Starts a relay as `eventplane_relay` on a NATS connection of its own. With
+ * `waitActive` (`up`), resolves once it holds its lease or has stood by
+ * behind another relay of its name for a moment, and rejects if it fails
+ * first or does not start in 15 s; otherwise (`evtctl relay`, a service that
+ * outlives outages) at once, the relay retrying until its servers answer.
+ */
+export async function startRelay(
+  session: Session,
+  settings: ResolvedSettings,
+  options: { waitActive: boolean },
+): Promise<RunningPart & { relay: Relay }> {
+  const s = settings.values as {
+    relayName?: string
+    batchSize?: number
+    maxInFlight?: number
+    pollMs?: number
+    duplicateWindowMs?: number
+    streamMaxBytes?: number
+    streamMaxMsgSize?: number
+    stuckAfterMs?: number
+    terminateStuck?: boolean
+  }
+  const name = s.relayName ?? DEFAULT_RELAY_NAME
+  const relay = new Relay({
+    sql: session.pg(ROLES.relay, 4, `eventplane-relay:${name}`),
+    nc: await session.serviceNats(`eventplane-relay:${name}`),
+    name,
+    logger: session.log,
+    ...(s.batchSize === undefined ? {} : { batchSize: s.batchSize }),
+    ...(s.maxInFlight === undefined ? {} : { maxInFlight: s.maxInFlight }),
+    ...(s.pollMs === undefined ? {} : { pollIntervalMs: s.pollMs }),
+    stream: {
+      ...(s.duplicateWindowMs === undefined ? {} : { duplicateWindowMs: s.duplicateWindowMs }),
+      ...(s.streamMaxBytes === undefined ? {} : { maxBytes: s.streamMaxBytes }),
+      ...(s.streamMaxMsgSize === undefined ? {} : { maxMsgSize: s.streamMaxMsgSize }),
+    },
+    guard: {
+      ...(s.stuckAfterMs === undefined ? {} : { stuckAfterMs: s.stuckAfterMs }),
+      terminate: s.terminateStuck === true,
+    },
+  })
+  relay.start()
+  session.onClose(() => relay.stop())
+  if (options.waitActive) await relayStarted(relay)
+  const failed = relay.closed.then(() => {
+    throw new EventplaneError('bus.unavailable', `relay ${name} stopped`)
+  })
+  failed.catch(() => {})
+  return {
+    name: `relay ${name}`,
+    detail: `relay ${name} (${relay.state})`,
+    relay,
+    stop: () => relay.stop(),
+    failed,
+  }
+}
+
+async function relayStarted(relay: Relay): Promise<void> {
+  const started = Date.now()
+  let failure: unknown
+  relay.closed.catch((e: unknown) => (failure = e))
+  while (relay.state !== 'active') {
+    if (failure !== undefined) throw failure
+    if (relay.state === 'stopped') throw new EventplaneError('bus.unavailable', 'the relay stopped while starting')
+    if (relay.state === 'standby' && Date.now() - started > STANDBY_GRACE_MS) return
+    if (Date.now() - started > READY_TIMEOUT_MS)
+      throw new EventplaneError(
+        'bus.unavailable',
+        `the relay did not start within ${READY_TIMEOUT_MS} ms (state ${relay.state})`,
+      )
+    await sleep(20)
+  }
+}

@@ -1,0 +1,174 @@
+import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { after, before, describe, test } from 'node:test'
+import { startNatsServer, type TestNatsServer } from '@eventplane/bus-nats/testing'
+import { PROJECTOR_ROLE } from '@eventplane/runtime'
+import { ROLES } from '@eventplane/store-pg'
+import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
+import { type CliProcess, failureLine, killAll, runCli, startCli } from './helpers.ts'
+
+const DOMAIN = '@eventplane/example-deployments'
+/** A password that must never show in a log line. */
+const SECRET = 'hunter2-never-logged'
+
+/** One service's JSON log lines (stderr, not a terminal). */
+function logLines(stderr: string): Array<{ msg?: string; [key: string]: unknown }> {
+  return stderr
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as { msg?: string })
+}
+
+describe('service commands: evtctl relay, gateway and run, each with its own credentials', () => {
+  let db: TestDatabase
+  let nats: TestNatsServer
+  let dir: string
+  const services = new Map<string, CliProcess>()
+  /** The environment of one tier: its own PostgreSQL role URL (with a password) and NATS creds file. */
+  const tier = (role: string, natsUser: string): Record<string, string> => {
+    const url = new URL(db.url)
+    url.username = role
+    url.password = SECRET // the test server trusts local connections: any password is accepted
+    return {
+      EVENTPLANE_DATABASE_URL: url.toString(),
+      EVENTPLANE_NATS_URL: nats.url,
+      EVENTPLANE_NATS_CREDS: nats.credentials[natsUser]!.creds,
+    }
+  }
+  /** The tenant acme publishing with its own creds (and an operator's admin URL for `state`). */
+  const acme = () => ({
+    EVENTPLANE_DATABASE_URL: db.url,
+    EVENTPLANE_NATS_URL: nats.url,
+    EVENTPLANE_NATS_CREDS: nats.credentials.acme!.creds,
+  })
+
+  before(async () => {
+    db = await createTestDatabase('ep_cli_services')
+    nats = await startNatsServer({ tenants: ['acme'] })
+    dir = mkdtempSync(join(tmpdir(), 'evtctl-services-'))
+    // Settings from a config file's sections, as a deployment would write them.
+    writeFileSync(join(dir, 'relay.json'), JSON.stringify({ relay: { relayName: 'main', pollMs: 200 } }))
+    services.set('relay', startCli(['relay', '--config', join(dir, 'relay.json')], { env: tier(ROLES.relay, 'relay') }))
+    services.set(
+      'gateway',
+      startCli(['gateway', '--domain', DOMAIN], {
+        env: { ...tier(ROLES.intentWriter, 'gateway'), EVENTPLANE_GATEWAY_RATE: '50' },
+      }),
+    )
+    // The runner uses two roles: the configured URL names neither, each comes from its own variable.
+    const runner = {
+      EVENTPLANE_DATABASE_URL: db.url,
+      EVENTPLANE_DATABASE_URL_PROJECTOR: tier(PROJECTOR_ROLE, 'controller').EVENTPLANE_DATABASE_URL!,
+      EVENTPLANE_DATABASE_URL_FACT_WRITER: tier(ROLES.factWriter, 'controller').EVENTPLANE_DATABASE_URL!,
+      EVENTPLANE_NATS_URL: nats.url,
+      EVENTPLANE_NATS_CREDS: nats.credentials.controller!.creds,
+      EVENTPLANE_DOMAIN: DOMAIN,
+    }
+    services.set('run', startCli(['run'], { env: runner }))
+    await Promise.all([...services.values()].map((s) => s.waitFor((out) => out.startsWith('ready: '), 60_000)))
+  })
+  after(async () => {
+    killAll()
+    await nats?.stop()
+    await db?.drop()
+    if (dir) rmSync(dir, { recursive: true, force: true })
+  })
+
+  test('an intent goes gateway → log → relay → runner: reconciled, and visible in the projection', async () => {
+    const bad = await runCli(
+      ['publish', 'acme/deployment/web', 'create', '--data', '{"image":"x","replicas":"many"}'],
+      {
+        env: acme(),
+      },
+    )
+    assert.equal(failureLine(bad).code, 'core.schema_violation', 'the gateway validates against the domain')
+    const ok = await runCli(['publish', 'acme/deployment/web', 'create', '--data', '{"image":"web:1","replicas":2}'], {
+      env: acme(),
+    })
+    assert.equal(ok.code, 0, ok.stderr)
+    const state = ['state', 'deployment_status', '--tenant', 'acme', '--domain', DOMAIN, '--json']
+    for (let deadline = Date.now() + 60_000; ; await sleep(200)) {
+      if (Date.now() > deadline)
+        throw new Error(
+          `web never reached status running; the runner said: ${services.get('run')!.stderr.slice(-1500)}`,
+        )
+      const r = await runCli(state, { env: acme() })
+      const row = r.stdout === '' ? undefined : (JSON.parse(r.stdout) as { state: { status: string } })
+      if (row?.state.status === 'running') break
+    }
+  })
+
+  test('no service logs a password; each logs where it connects, redacted', () => {
+    for (const [name, service] of services) {
+      assert.ok(!service.stderr.includes(SECRET), `${name} logged the password`)
+      assert.ok(!service.stdout.includes(SECRET), `${name} printed the password`)
+    }
+    const relayStart = logLines(services.get('relay')!.stderr).find((l) => l.msg === 'relay process starting')
+    assert.deepEqual(relayStart?.database, {
+      [ROLES.relay]: tier(ROLES.relay, 'relay').EVENTPLANE_DATABASE_URL!.replace(SECRET, '***'),
+    })
+    assert.equal((relayStart!.settings as Record<string, string>).relayName, 'file')
+    const gatewayStart = logLines(services.get('gateway')!.stderr).find((l) => l.msg === 'gateway process starting')
+    assert.match(JSON.stringify(gatewayStart?.database), /:\*\*\*@/)
+    const runStart = logLines(services.get('run')!.stderr).find((l) => l.msg === 'runner process starting')
+    assert.match(JSON.stringify(runStart?.database), /eventplane_projector:\*\*\*@.*eventplane_fact_writer:\*\*\*@/)
+  })
+
+  test('a wrong NATS password (from EVENTPLANE_NATS_PASSWORD_FILE) is one typed line, exit 4, no stack trace', async () => {
+    const passwordFile = join(dir, 'nats-password')
+    writeFileSync(passwordFile, 'not-the-password\n', { mode: 0o600 })
+    const { EVENTPLANE_NATS_CREDS: _, ...env } = tier(ROLES.relay, 'relay')
+    for (const command of [['relay'], ['gateway', '--domain', DOMAIN], ['run', '--domain', DOMAIN]]) {
+      const r = await runCli(command, {
+        env: { ...env, EVENTPLANE_NATS_USER: 'relay', EVENTPLANE_NATS_PASSWORD_FILE: passwordFile },
+      })
+      assert.equal(r.code, 4, `${command[0]}: ${r.stderr}`)
+      const lines = r.stderr.split('\n').filter((l) => l !== '' && !l.startsWith('{'))
+      assert.equal(lines.length, 1, `${command[0]}: ${r.stderr}`)
+      assert.match(lines[0]!, /^evtctl: bus\.auth_failed: /)
+      assert.ok(!r.stderr.includes('not-the-password') && !/\n\s+at /.test(r.stderr), r.stderr)
+    }
+  })
+
+  test('a bad setting stops a service at startup with one cli.config line naming where it came from', async () => {
+    writeFileSync(join(dir, 'typo.json'), JSON.stringify({ gateway: { rates: 5 } }))
+    const cases: [string[], Record<string, string>, RegExp][] = [
+      [['relay', '--batch-size', 'lots'], {}, /^--batch-size must be an integer/],
+      [
+        ['relay'],
+        { EVENTPLANE_RELAY_TERMINATE_STUCK: 'maybe' },
+        /^EVENTPLANE_RELAY_TERMINATE_STUCK must be true or false/,
+      ],
+      [
+        ['gateway', '--domain', DOMAIN, '--config', join(dir, 'typo.json')],
+        {},
+        /unknown gateway setting "rates" \(did you mean "rate"\?\)/,
+      ],
+      [
+        ['gateway', '--domain', DOMAIN],
+        { EVENTPLANE_GATEWAY_TENANT_LIMITS: '{"acme":{"burst":0}}' },
+        /gateway limits: /,
+      ],
+      [['gateway', '--domain', DOMAIN, '--rate', '0'], {}, /^--rate must be a positive number or unlimited/],
+    ]
+    for (const [args, extra, message] of cases) {
+      const r = await runCli(args, { env: { ...tier(ROLES.relay, 'relay'), ...extra } })
+      assert.equal(r.code, 1, `${args.join(' ')}: ${r.stderr}`)
+      const failure = failureLine(r)
+      assert.equal(failure.code, 'cli.config')
+      assert.match(failure.message, message)
+    }
+  })
+
+  test('SIGTERM stops each service cleanly: exit 0 and a stopped line', async () => {
+    for (const [name, service] of services) {
+      service.child.kill('SIGTERM')
+      const r = await service.done(30_000)
+      assert.equal(r.code, 0, `${name}: ${r.stderr}`)
+      assert.match(r.stdout, /^stopped$/m, name)
+    }
+  })
+})

@@ -1,0 +1,201 @@
+import assert from 'node:assert/strict'
+import { readFileSync, readdirSync, statSync } from 'node:fs'
+import { dirname, join, relative, resolve, sep } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { describe, test } from 'node:test'
+
+const ROOT = fileURLToPath(new URL('../', import.meta.url))
+
+/** The layering, bottom up: a package may import only packages below it (and itself). */
+const LAYERS = ['core', 'store-pg', 'bus-nats', 'runtime', 'evtctl'] as const
+/** Example domains sit above everything: they may import any package; only evtctl's tests may import them. */
+const EXAMPLE_LAYER = LAYERS.length
+
+interface SourceFile {
+  /** Repository-relative path with `/` separators. */
+  path: string
+  text: string
+}
+
+interface Package {
+  /** e.g. `packages/bus-nats` */
+  dir: string
+  /** e.g. `@eventplane/bus-nats` */
+  name: string
+  layer: number
+}
+
+/** The workspace's packages (`packages/*`, `examples/*`) with their layer. */
+function workspacePackages(root: string): Package[] {
+  const out: Package[] = []
+  for (const parent of ['packages', 'examples']) {
+    for (const entry of readdirSync(join(root, parent))) {
+      const manifest = join(root, parent, entry, 'package.json')
+      let name: string
+      try {
+        name = (JSON.parse(readFileSync(manifest, 'utf8')) as { name: string }).name
+      } catch {
+        continue
+      }
+      const layer = parent === 'examples' ? EXAMPLE_LAYER : LAYERS.indexOf(entry as (typeof LAYERS)[number])
+      out.push({ dir: `${parent}/${entry}`, name, layer })
+    }
+  }
+  return out
+}
+
+/** Every TypeScript file of a package (sources, tests, anything but node_modules). */
+function packageFiles(root: string, dir: string): SourceFile[] {
+  const out: SourceFile[] = []
+  const walk = (d: string): void => {
+    for (const entry of readdirSync(join(root, d))) {
+      if (entry === 'node_modules' || entry === 'dist') continue
+      const path = `${d}/${entry}`
+      if (statSync(join(root, path)).isDirectory()) walk(path)
+      else if (/\.[cm]?tsx?$/.test(entry) && !entry.endsWith('.d.ts'))
+        out.push({ path, text: readFileSync(join(root, path), 'utf8') })
+    }
+  }
+  walk(dir)
+  return out
+}
+
+/**
+ * The module specifiers a file imports or re-exports, statically or with
+ * `import()`. Import statements only (at the start of a line), so source
+ * text inside template strings (a test writing a domain file) is not read as
+ * the test's own imports.
+ */
+export function importsOf(text: string): string[] {
+  const out: string[] = []
+  const statement = /^\s*(?:import|export)\s(?:[^'"`;]*?\sfrom\s*)?['"]([^'"]+)['"]/gm
+  const dynamic = /\bimport\(\s*['"]([^'"]+)['"]\s*\)/g
+  for (const m of text.matchAll(statement)) out.push(m[1]!)
+  for (const m of text.matchAll(dynamic)) out.push(m[1]!)
+  return out
+}
+
+/** Every import of `files` that breaks the layering, one line each (empty when all is well). */
+export function layeringViolations(packages: readonly Package[], files: readonly SourceFile[]): string[] {
+  const byName = new Map(packages.map((p) => [p.name, p]))
+  const owner = (path: string): Package | undefined => packages.find((p) => path.startsWith(`${p.dir}/`))
+  const violations: string[] = []
+  for (const file of files) {
+    const from = owner(file.path)
+    if (from === undefined) continue
+    const isTest = /\/test\//.test(file.path)
+    for (const spec of importsOf(file.text)) {
+      if (spec.startsWith('.')) {
+        const target = relative(ROOT, resolve(ROOT, dirname(file.path), spec))
+          .split(sep)
+          .join('/')
+        if (!target.startsWith(`${from.dir}/`))
+          violations.push(`${file.path}: ${spec} reaches outside ${from.name} by relative path`)
+        continue
+      }
+      const name = spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0]!
+      const to = byName.get(name)
+      if (to === undefined || to === from) continue
+      if (to.layer === EXAMPLE_LAYER) {
+        if (!(from.name === '@eventplane/evtctl' && isTest))
+          violations.push(`${file.path}: imports the example ${to.name} (only evtctl's tests and the demo may)`)
+        continue
+      }
+      if (to.layer > from.layer)
+        violations.push(`${file.path}: ${from.name} imports ${to.name}, which is above it in the layering`)
+    }
+  }
+  return violations
+}
+
+/** Value imports between one package's files that form a cycle (type-only imports do not count). */
+export function importCycles(files: readonly SourceFile[]): string[][] {
+  const graph = new Map<string, string[]>()
+  for (const file of files) {
+    const edges: string[] = []
+    const valueImport = /^\s*(?:import|export)\s(?!type\s)(?:[^'"`;]*?\sfrom\s*)?['"](\.[^'"]+)['"]/gm
+    for (const m of file.text.matchAll(valueImport))
+      edges.push(
+        relative(ROOT, resolve(ROOT, dirname(file.path), m[1]!))
+          .split(sep)
+          .join('/'),
+      )
+    graph.set(file.path, edges)
+  }
+  const cycles: string[][] = []
+  const state = new Map<string, 'open' | 'done'>()
+  const stack: string[] = []
+  const visit = (node: string): void => {
+    state.set(node, 'open')
+    stack.push(node)
+    for (const next of graph.get(node) ?? []) {
+      if (!graph.has(next)) continue
+      if (state.get(next) === 'open') cycles.push([...stack.slice(stack.indexOf(next)), next])
+      else if (state.get(next) === undefined) visit(next)
+    }
+    stack.pop()
+    state.set(node, 'done')
+  }
+  for (const node of graph.keys()) if (state.get(node) === undefined) visit(node)
+  return cycles
+}
+
+describe('layering: core → store-pg → bus-nats → runtime → evtctl, examples above all', () => {
+  const packages = workspacePackages(ROOT)
+  const files = packages.flatMap((p) => packageFiles(ROOT, p.dir))
+
+  test('the workspace has the five packages and the example', () => {
+    assert.deepEqual(packages.map((p) => p.name).sort(), [
+      '@eventplane/bus-nats',
+      '@eventplane/core',
+      '@eventplane/evtctl',
+      '@eventplane/example-deployments',
+      '@eventplane/runtime',
+      '@eventplane/store-pg',
+    ])
+    assert.ok(files.length > 100, `read ${files.length} files`)
+  })
+
+  test('no package imports one above it, an example, or another package by relative path', () => {
+    assert.deepEqual(layeringViolations(packages, files), [])
+  })
+
+  test('no package has a cycle of value imports between its own modules', () => {
+    for (const p of packages) {
+      const cycles = importCycles(files.filter((f) => f.path.startsWith(`${p.dir}/src/`)))
+      assert.deepEqual(
+        cycles.map((c) => c.join(' → ')),
+        [],
+        p.name,
+      )
+    }
+  })
+
+  test('the checks catch what they are for', () => {
+    const file = (path: string, text: string): SourceFile => ({ path, text })
+    assert.deepEqual(
+      layeringViolations(packages, [
+        file('packages/core/src/x.ts', "import { Relay } from '@eventplane/bus-nats'\n"),
+        file('packages/store-pg/src/x.ts', "export { a } from '@eventplane/runtime/testing'\n"),
+        file('packages/runtime/test/x.ts', "import { domain } from '@eventplane/example-deployments'\n"),
+        file('packages/bus-nats/src/x.ts', "const m = await import('../../store-pg/src/rows.ts')\n"),
+        file('packages/evtctl/test/x.ts', "import { domain } from '@eventplane/example-deployments'\n"),
+        file('packages/evtctl/src/x.ts', "import { Relay } from '@eventplane/bus-nats'\nimport { y } from './y.ts'\n"),
+      ]).map((v) => v.split(':')[0]),
+      [
+        'packages/core/src/x.ts',
+        'packages/store-pg/src/x.ts',
+        'packages/runtime/test/x.ts',
+        'packages/bus-nats/src/x.ts',
+      ],
+    )
+    assert.equal(
+      importCycles([
+        file('packages/evtctl/src/a.ts', "import { b } from './b.ts'\n"),
+        file('packages/evtctl/src/b.ts', "import { a } from './a.ts'\n"),
+        file('packages/evtctl/src/c.ts', "import type { a } from './a.ts'\n"),
+      ]).length,
+      1,
+    )
+  })
+})
