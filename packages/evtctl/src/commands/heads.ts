@@ -1,7 +1,7 @@
 import { readFile, writeFile } from 'node:fs/promises'
 import type { Command } from 'commander'
-import { EventplaneError } from '@eventplane/core'
 import { ROLES, headsToFile, keyFingerprint, readHeads, signHeads } from '@eventplane/store-pg'
+import { CliError } from '../cli-error.ts'
 import { type CommandKit, tenantOption } from '../command-kit.ts'
 import { requireTenant } from '../stream-arg.ts'
 
@@ -45,13 +45,12 @@ export function registerHeads(program: Command, kit: CommandKit): void {
           try {
             key = await readFile(opts.signKey)
           } catch (e) {
-            throw new EventplaneError('cli.bad_usage', `cannot read the signing key ${opts.signKey}`, { cause: e })
+            throw new CliError('cli.bad_usage', `cannot read the signing key ${opts.signKey}`, { cause: e })
           }
           try {
             heads = signHeads(heads, key)
           } catch (e) {
-            if (e instanceof EventplaneError) throw e
-            throw new EventplaneError('cli.bad_usage', `${opts.signKey} is not a private key`, { cause: e })
+            throw new CliError('cli.bad_usage', `${opts.signKey} is not an Ed25519 private key`, { cause: e })
           }
         }
         const file = headsToFile(heads)

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises'
 import type { Command } from 'commander'
 import { EventplaneError } from '@eventplane/core'
 import { type ChainBreak, type ChainHeads, ROLES, checkHeads, keyFingerprint, verifyLog } from '@eventplane/store-pg'
+import { CliError } from '../cli-error.ts'
 import { type CommandKit, tenantOption } from '../command-kit.ts'
 import { alignRows } from '../table.ts'
 
@@ -72,13 +73,13 @@ export function registerVerify(program: Command, kit: CommandKit): void {
         const tenant = session.config.sources.tenant === 'flag' ? session.config.tenant : undefined
         const heads = opts.against === undefined ? undefined : await loadHeads(opts.against, opts.publicKey)
         if (heads && tenant !== undefined && heads.tenant !== tenant)
-          throw new EventplaneError('cli.bad_usage', `the heads file is tenant ${heads.tenant}'s, not ${tenant}'s`)
+          throw new CliError('cli.bad_usage', `the heads file is tenant ${heads.tenant}'s, not ${tenant}'s`)
         const scopeTenant = tenant ?? heads?.tenant
         let stream: { category: string; id: string } | undefined
         if (opts.stream !== undefined) {
           const [category, ...rest] = opts.stream.split('/')
           if (scopeTenant === undefined || !category || rest.length === 0)
-            throw new EventplaneError('cli.bad_usage', '--stream needs --tenant and the form category/id')
+            throw new CliError('cli.bad_usage', '--stream needs --tenant and the form category/id')
           stream = { category, id: rest.join('/') }
         }
         const started = Date.now()

@@ -86,8 +86,7 @@ export async function readHeads(sql: Sql, tenant: string): Promise<ChainHeads> {
 /** Signs heads with an Ed25519 private key (PEM or DER PKCS#8, as `openssl genpkey -algorithm ed25519` writes). */
 export function signHeads(heads: ChainHeads, privateKey: string | Buffer | KeyObject): ChainHeads {
   const key = privateKey instanceof KeyObject ? privateKey : createPrivateKey(privateKey)
-  if (key.asymmetricKeyType !== 'ed25519')
-    throw new EventplaneError('cli.bad_usage', 'the signing key is not an Ed25519 private key')
+  if (key.asymmetricKeyType !== 'ed25519') throw new TypeError('the signing key is not an Ed25519 private key')
   return {
     ...heads,
     signature: {
