@@ -1,10 +1,17 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { EventFactory } from '@eventplane/core'
-import { PgEventStore, ROLES, exportEvents, importEvents } from '@eventplane/store-pg'
+import { PgEventStore, ROLES, checkImportChain, exportEvents, importEvents, verifyLog } from '@eventplane/store-pg'
 import { createTestDatabase, eventually, type TestDatabase } from '@eventplane/store-pg/testing'
 import { PROJECTOR_ROLE, addFinalizer, rebuildProjection, setStatus } from '@eventplane/runtime'
 import { auditProjection, deploymentStatusProjection } from '@eventplane/example-deployments'
+
+/** Every event's stored hash, by event id. */
+async function hashes(db: TestDatabase): Promise<Record<string, string>> {
+  const rows = await db.admin<{ id: string; h: string }[]>`
+    select event_id::text as id, encode(hash, 'hex') as h from eventplane.events order by event_id`
+  return Object.fromEntries(rows.map((r) => [r.id, r.h]))
+}
 
 async function collect(it: AsyncIterable<string>): Promise<string[]> {
   const out: string[] = []
@@ -79,13 +86,15 @@ describe('backup and re-ingest', () => {
     assert.ok(await stateOf(target, 'audit', chain), 'the audit projection has the chain')
   })
 
-  test('a whole tenant restored into an empty database rebuilds both projections to the same digest', async () => {
+  test('a whole tenant restored into an empty database keeps every hash and rebuilds both projections to the same digest', async () => {
     const fresh = await createTestDatabase('ep_restore_full')
     try {
+      const before = await hashes(source)
       const lines = await collect(
         exportEvents(new PgEventStore(source.connect(ROLES.operator, 1)), { tenant: 'acme', includeActor: true }),
       )
       assert.equal(lines.length, 8)
+      assert.deepEqual(await checkImportChain(fresh.admin, lines), { events: 8, streams: 2 })
       await importEvents(new PgEventStore(fresh.connect(ROLES.operator, 1)), lines)
       const original = new PgEventStore(source.connect(ROLES.operator, 1))
       const globexOnly = await collect(exportEvents(original, { tenant: 'globex', includeActor: true }))
@@ -107,6 +116,10 @@ describe('backup and re-ingest', () => {
         }
         assert.equal(digests[1], digests[0], projection.name)
       }
+      assert.deepEqual(await hashes(fresh), before, 'the same hashes after export, import and rebuilds')
+      assert.deepEqual(await hashes(source), before, 'a rebuild does not touch the log')
+      assert.equal(Object.keys(before).length, 12)
+      assert.deepEqual((await verifyLog(fresh.admin)).breaks, [])
     } finally {
       await fresh.drop()
     }

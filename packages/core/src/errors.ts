@@ -18,6 +18,8 @@ export type ErrorCode =
   | 'store.auth_failed'
   | 'store.unavailable'
   | 'store.migration_failed'
+  | 'store.chain_broken'
+  | 'store.chain_unverifiable'
   | 'bus.unavailable'
   | 'bus.config'
   | 'bus.forbidden'

@@ -29,6 +29,8 @@ const BY_CODE: Partial<Record<EvtctlErrorCode, ExitCode>> = {
   'store.wrong_expected_version': EXIT.conflict,
   'store.idempotency_conflict': EXIT.conflict,
   'store.unavailable': EXIT.unavailable,
+  'store.chain_broken': EXIT.conflict,
+  'store.chain_unverifiable': EXIT.unavailable,
   'bus.unavailable': EXIT.unavailable,
   'bus.timeout': EXIT.unavailable,
   'bus.rate_limited': EXIT.unavailable,

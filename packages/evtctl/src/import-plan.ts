@@ -35,6 +35,11 @@ export function checkImportLine(raw: string, line: number, policy: ImportPolicy)
   } catch {
     throw new InvalidEnvelope(`line ${line} is not JSON`)
   }
+  // The chain's hash is checked by checkImportChain, not part of the envelope.
+  if (typeof parsed === 'object' && parsed !== null && 'hash' in parsed) {
+    const { hash: _h, ...rest } = parsed as Record<string, unknown>
+    parsed = rest
+  }
   const event = envelopeFromWire(parsed, { label: `line ${line}` })
   if (event.tenant_id !== policy.tenant) {
     throw new EventplaneError(

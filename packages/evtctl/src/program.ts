@@ -234,6 +234,18 @@ export const COMMANDS: readonly LazyCommand[] = [
     load: async () => (await import('./commands/import.ts')).registerImport,
   },
   {
+    name: 'heads',
+    usage: '[options]',
+    summary: 'print a tenant’s stream heads and one digest over them, at a point of the global order',
+    load: async () => (await import('./commands/heads.ts')).registerHeads,
+  },
+  {
+    name: 'verify',
+    usage: '[options]',
+    summary: 'recompute the log’s hash chains and report the first broken link of each stream',
+    load: async () => (await import('./commands/verify.ts')).registerVerify,
+  },
+  {
     name: 'up',
     usage: '[options]',
     summary:

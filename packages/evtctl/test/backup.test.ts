@@ -93,7 +93,10 @@ describe('evtctl export, import and state', () => {
     await writeFile(bad, `${JSON.stringify(tampered)}\n`)
     const refused = await runCli(['import', bad, '--tenant', 'acme', '--allow-facts'], { env })
     assert.equal(refused.code, 2)
-    assert.match(refused.stderr, /^evtctl: store\.idempotency_conflict: 1 events differ/)
+    assert.match(refused.stderr, /^evtctl: store\.chain_broken: line 1: the hash of acme\/deployment\/web version 2/)
+    const rehashed = await runCli(['import', bad, '--tenant', 'acme', '--allow-facts', '--rehash'], { env })
+    assert.equal(rehashed.code, 2)
+    assert.match(rehashed.stderr, /evtctl: store\.idempotency_conflict: 1 events differ/)
     const [row] = await target.admin`select data from eventplane.events where event_id = ${tampered.event_id}`
     assert.deepEqual(row!.data, { replicas: 2 })
     assert.equal(await count(target), 2)

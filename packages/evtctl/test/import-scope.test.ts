@@ -54,7 +54,10 @@ describe('evtctl import is scoped to one tenant and to intents unless asked', ()
     assert.match(failureLine(refused).message, /^line 2 is a fact \(scheduled\); .* only with --allow-facts$/)
     assert.equal(await count(), 0, 'the intent before the fact was not written')
 
-    const dry = await runCli(['import', file, '--tenant', 'acme', '--allow-facts', '--dry-run'], { env: env() })
+    // Hand-made lines carry no hash chain: they import only with --rehash.
+    const dry = await runCli(['import', file, '--tenant', 'acme', '--allow-facts', '--dry-run', '--rehash'], {
+      env: env(),
+    })
     assert.equal(dry.code, 0, dry.stderr)
     assert.deepEqual(dry.stdout.trimEnd().split('\n'), [
       'tenant  kind    events',
@@ -64,7 +67,13 @@ describe('evtctl import is scoped to one tenant and to intents unless asked', ()
     ])
     assert.equal(await count(), 0)
 
-    const real = await runCli(['import', file, '--tenant', 'acme', '--allow-facts'], { env: env() })
+    const unchained = await runCli(['import', file, '--tenant', 'acme', '--allow-facts'], { env: env() })
+    assert.equal(unchained.code, 2)
+    assert.equal(failureLine(unchained).code, 'store.chain_broken')
+    assert.equal(await count(), 0)
+
+    const real = await runCli(['import', file, '--tenant', 'acme', '--allow-facts', '--rehash'], { env: env() })
+    assert.match(real.stderr, /WARNING: --rehash/)
     assert.equal(real.code, 0, real.stderr)
     assert.deepEqual(real.stdout.trimEnd().split('\n'), [
       'tenant  kind    events',
@@ -77,7 +86,7 @@ describe('evtctl import is scoped to one tenant and to intents unless asked', ()
 
   test('intents alone import without --allow-facts; from stdin too', async () => {
     const other = acme.intent({ category: 'deployment', id: 'api' }, 'create', { image: 'api' })
-    const r = await runCli(['import', '-', '--tenant', 'acme', '--json'], {
+    const r = await runCli(['import', '-', '--tenant', 'acme', '--json', '--rehash'], {
       env: env(),
       input: `${JSON.stringify(other)}\n`,
     })

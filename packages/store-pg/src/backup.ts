@@ -9,6 +9,8 @@ import {
   validateTenant,
 } from '@eventplane/core'
 import type { PgEventStore } from './event-store.ts'
+import { typedPgErrors } from './pg-errors.ts'
+import { chainHashesSql } from './sql/chain-hashes.ts'
 
 /** What `caused_by` becomes in an export unless the actor is asked for (core's wire redaction). */
 export { REDACTED_ACTOR }
@@ -26,20 +28,34 @@ export interface ExportSelector {
 /**
  * Events of one tenant (or one of its streams or correlation chains) as NDJSON
  * lines in log order: core's wire form (lineage intact, positions as decimal
- * strings), `caused_by` masked unless `includeActor`.
+ * strings), `caused_by` masked unless `includeActor`, and the event's stored
+ * `hash` (hex) as a field of its own, so the file can be checked and imported
+ * with its chain.
  */
 export async function* exportEvents(store: PgEventStore, selector: ExportSelector): AsyncGenerator<string> {
   const tenant = validateTenant(selector.tenant)
   const options = selector.includeActor ? {} : { redact: { actor: 'mask' as const } }
-  const line = (e: RecordedEvent) => JSON.stringify(toWire(e, options))
+  const line = (e: RecordedEvent, hash: Buffer | undefined) =>
+    JSON.stringify({ ...toWire(e, options), hash: hash?.toString('hex') })
+  // One lookup of the stored hashes per batch.
+  async function* withHashes(batch: readonly RecordedEvent[]): AsyncGenerator<string> {
+    const hashes = await typedPgErrors(() =>
+      chainHashesSql(
+        store.sql,
+        tenant,
+        batch.map((e) => e.event_id),
+      ),
+    )
+    for (const e of batch) yield line(e, hashes.get(e.event_id))
+  }
   if (selector.correlationId !== undefined) {
-    for (const e of await store.readCorrelation(tenant, selector.correlationId)) yield line(e)
+    yield* withHashes(await store.readCorrelation(tenant, selector.correlationId))
     return
   }
   const batches = selector.stream
     ? store.readStream({ tenant, ...selector.stream })
     : store.readAll({ tenant, batchSize: 1000 })
-  for await (const batch of batches) for (const e of batch) yield line(e)
+  for await (const batch of batches) yield* withHashes(batch)
 }
 
 export interface ImportResult {
@@ -81,6 +97,11 @@ function parseExportLine(raw: string, n: number): ValidEnvelope {
     parsed = JSON.parse(raw)
   } catch {
     throw new InvalidEnvelope(`line ${n} is not JSON`)
+  }
+  // The chain's hash is checked by checkImportChain, not part of the envelope.
+  if (typeof parsed === 'object' && parsed !== null && 'hash' in parsed) {
+    const { hash: _h, ...rest } = parsed as Record<string, unknown>
+    parsed = rest
   }
   return envelopeFromWire(parsed, { label: `line ${n}` })
 }

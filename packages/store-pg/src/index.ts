@@ -69,3 +69,29 @@ export type {
 export { causationInChain } from './sql/causation-in-chain.ts'
 export { REDACTED_ACTOR, exportEvents, importEvents } from './backup.ts'
 export type { ExportSelector, ImportResult } from './backup.ts'
+export {
+  GENESIS,
+  canonicalInstant,
+  canonicalText,
+  chainLink,
+  jsonbText,
+  numericText,
+} from './chain/canonical.ts'
+export type { ChainFields } from './chain/canonical.ts'
+export { ChainVerifier } from './chain/verifier.ts'
+export type { BreakKind, ChainBreak, ChainRow, LogPoint, SavedHead, VerifierOptions } from './chain/verifier.ts'
+export { verifyLog } from './chain/verify.ts'
+export type { VerifyOptions, VerifyResult } from './chain/verify.ts'
+export {
+  HEADS_FORMAT,
+  checkHeads,
+  headsDigest,
+  headsMessage,
+  headsToFile,
+  keyFingerprint,
+  readHeads,
+  signHeads,
+} from './chain/heads.ts'
+export type { ChainHeads, HeadsFile, StreamHead } from './chain/heads.ts'
+export { checkImportChain, confirmImportedHashes } from './chain/import-check.ts'
+export type { ImportChainResult } from './chain/import-check.ts'

@@ -24,6 +24,8 @@ export const ERROR_CODES = [
   'store.auth_failed',
   'store.unavailable',
   'store.migration_failed',
+  'store.chain_broken',
+  'store.chain_unverifiable',
   'bus.unavailable',
   'bus.config',
   'bus.forbidden',

@@ -3,7 +3,7 @@ import { createInterface } from 'node:readline'
 import { Readable } from 'node:stream'
 import type { Command } from 'commander'
 import { EventplaneError } from '@eventplane/core'
-import { ROLES, PgEventStore, importEvents } from '@eventplane/store-pg'
+import { ROLES, PgEventStore, checkImportChain, confirmImportedHashes, importEvents } from '@eventplane/store-pg'
 import { type ImportCount, type ImportPolicy, planImport, recheckedLines } from '../import-plan.ts'
 import { type CommandKit, tenantOption } from '../command-kit.ts'
 import type { Session } from '../session.ts'
@@ -14,7 +14,12 @@ import { CliError } from '../cli-error.ts'
 interface ImportOptions {
   allowFacts?: boolean
   dryRun?: boolean
+  rehash?: boolean
 }
+
+const REHASH_WARNING =
+  'evtctl: WARNING: --rehash: the file’s hash chain is NOT checked; the imported events get new hashes from ' +
+  'this database, which prove nothing about the history before the import\n'
 
 /**
  * The file's lines, once per call: a file is opened again for the second
@@ -63,6 +68,11 @@ export function registerImport(program: Command, kit: CommandKit): void {
     .addOption(tenantOption())
     .option('--allow-facts', 'also import facts and internal events (a controller’s record); refused by default')
     .option('--dry-run', 'check the file and print its counts per tenant and kind; write nothing')
+    .option(
+      '--rehash',
+      'import a file whose hash chain does not verify (an export from before the chain, a masked caused_by): ' +
+        'its events get new hashes',
+    )
     .addHelpText(
       'after',
       [
@@ -70,6 +80,11 @@ export function registerImport(program: Command, kit: CommandKit): void {
         'The whole file is checked before anything is written: a line of another tenant, a fact or internal',
         'event without --allow-facts, or a malformed line stops the import with nothing written. The counts',
         'per tenant and kind are printed in both a dry run and a real run.',
+        '',
+        'Each line carries its event’s hash: the file’s chains are recomputed first (from the database’s',
+        'stored predecessor for a stream the file does not start), and a line that does not match stops the',
+        'import with nothing written (exit 2); after the import, the hashes the database stored must be the',
+        'file’s. A masked export (no --include-actor) cannot keep its hashes: import it with --rehash.',
         '',
         'Examples:',
         '  $ evtctl import acme.ndjson --tenant acme --dry-run',
@@ -84,6 +99,9 @@ export function registerImport(program: Command, kit: CommandKit): void {
         const policy: ImportPolicy = { tenant: session.config.tenant, allowFacts: opts.allowFacts === true }
         const lines = lineSource(session, command.args[0]!)
         const counts = await planImport(lines(), policy)
+        const operator = session.pg(ROLES.operator)
+        if (opts.rehash) session.io.stderr.write(REHASH_WARNING)
+        else await checkImportChain(operator, lines())
         const total = counts.reduce((n, c) => n + c.events, 0)
         session.log.info({ tenant: policy.tenant, events: total, dryRun: opts.dryRun === true }, 'import checked')
         if (opts.dryRun) {
@@ -93,7 +111,8 @@ export function registerImport(program: Command, kit: CommandKit): void {
           ])
           return
         }
-        const result = await importEvents(new PgEventStore(session.pg(ROLES.operator)), recheckedLines(lines(), policy))
+        const result = await importEvents(new PgEventStore(operator), recheckedLines(lines(), policy))
+        if (!opts.rehash && result.conflicts.length === 0) await confirmImportedHashes(operator, policy.tenant, lines())
         session.out.emit({ ...result, counts }, () => [
           ...countRows(session, counts),
           `imported ${result.imported}, skipped ${result.skipped} already stored, ${result.conflicts.length} conflicts`,

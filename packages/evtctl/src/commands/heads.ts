@@ -1,0 +1,68 @@
+import { readFile, writeFile } from 'node:fs/promises'
+import type { Command } from 'commander'
+import { ROLES, headsToFile, keyFingerprint, readHeads, signHeads } from '@eventplane/store-pg'
+import { CliError } from '../cli-error.ts'
+import { type CommandKit, tenantOption } from '../command-kit.ts'
+import { requireTenant } from '../stream-arg.ts'
+
+interface HeadsOptions {
+  signKey?: string
+  output?: string
+}
+
+/**
+ * `evtctl heads --tenant t [--sign-key file] [--output file]`: the tenant's
+ * stream heads and their digest at its newest point of the global order,
+ * optionally signed (Ed25519): the anchor `evtctl verify --against` checks
+ * the log with. Keep a copy outside the database.
+ */
+export function registerHeads(program: Command, kit: CommandKit): void {
+  program
+    .command('heads')
+    .description('print a tenant’s stream heads and one digest over them, at a point of the global order')
+    .addOption(tenantOption())
+    .option('--sign-key <file>', 'Ed25519 private key (PEM, e.g. openssl genpkey -algorithm ed25519) to sign them')
+    .option('--output <file>', 'write the heads file (JSON) there; with --json it is also printed')
+    .addHelpText(
+      'after',
+      [
+        '',
+        'The digest is SHA-256 over one line per stream, "<category> <stream_id> <version> <hash>\\n", sorted;',
+        'a signature covers format, tenant, tx_id, position and digest (docs/architecture.md).',
+        '',
+        'Examples:',
+        '  $ evtctl heads --tenant acme --sign-key heads.key --output acme-heads.json',
+        '  $ evtctl verify --tenant acme --against acme-heads.json',
+      ].join('\n'),
+    )
+    .action(
+      kit.action(async (session, command) => {
+        const opts = command.opts<HeadsOptions>()
+        const tenant = requireTenant(session.config, 'heads')
+        let heads = await readHeads(session.pg(ROLES.operator), tenant)
+        if (opts.signKey !== undefined) {
+          let key: Buffer
+          try {
+            key = await readFile(opts.signKey)
+          } catch (e) {
+            throw new CliError('cli.bad_usage', `cannot read the signing key ${opts.signKey}`, { cause: e })
+          }
+          try {
+            heads = signHeads(heads, key)
+          } catch (e) {
+            throw new CliError('cli.bad_usage', `${opts.signKey} is not an Ed25519 private key`, { cause: e })
+          }
+        }
+        const file = headsToFile(heads)
+        if (opts.output !== undefined)
+          await writeFile(opts.output, `${JSON.stringify(file, null, 2)}\n`, { mode: 0o644 })
+        session.log.info({ tenant, streams: file.streams.length, position: file.global_position }, 'heads taken')
+        session.out.emit(file, () => [
+          `tenant ${tenant} at position ${file.global_position} (tx ${file.tx_id}): ${file.streams.length} streams`,
+          `digest ${file.digest}`,
+          ...(heads.signature ? [`signed with ed25519 key ${keyFingerprint(heads.signature.public_key)}`] : []),
+          ...(opts.output === undefined ? [] : [`written to ${opts.output}`]),
+        ])
+      }),
+    )
+}

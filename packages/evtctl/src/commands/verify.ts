@@ -1,0 +1,139 @@
+import { readFile } from 'node:fs/promises'
+import type { Command } from 'commander'
+import { EventplaneError } from '@eventplane/core'
+import { type ChainBreak, type ChainHeads, ROLES, checkHeads, keyFingerprint, verifyLog } from '@eventplane/store-pg'
+import { CliError } from '../cli-error.ts'
+import { type CommandKit, tenantOption } from '../command-kit.ts'
+import { alignRows } from '../table.ts'
+
+interface VerifyOptions {
+  stream?: string
+  against?: string
+  publicKey?: string
+}
+
+const PROGRESS_INTERVAL_MS = 1000
+
+async function loadHeads(file: string, publicKeyFile: string | undefined): Promise<ChainHeads> {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(await readFile(file, 'utf8'))
+  } catch (e) {
+    throw new EventplaneError('store.chain_unverifiable', `cannot read the heads file ${file}`, { cause: e })
+  }
+  let publicKey: Buffer | undefined
+  if (publicKeyFile !== undefined) {
+    try {
+      publicKey = await readFile(publicKeyFile)
+    } catch (e) {
+      throw new EventplaneError('store.chain_unverifiable', `cannot read the public key ${publicKeyFile}`, { cause: e })
+    }
+  }
+  return checkHeads(parsed, publicKey)
+}
+
+const breakRow = (b: ChainBreak) => [
+  b.kind,
+  `${b.tenant}/${b.category}/${b.stream_id}`,
+  String(b.version),
+  b.event_id ?? '-',
+  b.message,
+]
+
+/**
+ * `evtctl verify [--tenant t] [--stream c/id] [--against heads.json]`:
+ * recomputes the hash chains from the log and reports each stream's first
+ * broken link. Exit 0 intact, 2 broken, 3 could not check.
+ */
+export function registerVerify(program: Command, kit: CommandKit): void {
+  program
+    .command('verify')
+    .description('recompute the log’s hash chains and report the first broken link of each stream')
+    .addOption(tenantOption())
+    .option('--stream <category/id>', 'only this stream of the tenant')
+    .option('--against <file>', 'heads saved earlier (evtctl heads): the log must still lead to them')
+    .option('--public-key <file>', 'the Ed25519 public key (PEM) that must have signed the heads file')
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Exit codes: 0 intact, 2 broken (each broken stream is listed: what, stream, version, event),',
+        '3 could not check (database unreachable, heads file unreadable, unsigned or badly signed).',
+        'Progress goes to stderr once a second. Without saved heads, verify proves each stream is one',
+        'unbroken chain; only heads kept outside the database show that a whole chain was not rewritten.',
+        '',
+        'Examples:',
+        '  $ evtctl verify --tenant acme',
+        '  $ evtctl verify --tenant acme --against acme-heads.json --public-key heads.pub --json',
+      ].join('\n'),
+    )
+    .action(
+      kit.action(async (session, command) => {
+        const opts = command.opts<VerifyOptions>()
+        const tenant = session.config.sources.tenant === 'flag' ? session.config.tenant : undefined
+        const heads = opts.against === undefined ? undefined : await loadHeads(opts.against, opts.publicKey)
+        if (heads && tenant !== undefined && heads.tenant !== tenant)
+          throw new CliError('cli.bad_usage', `the heads file is tenant ${heads.tenant}'s, not ${tenant}'s`)
+        const scopeTenant = tenant ?? heads?.tenant
+        let stream: { category: string; id: string } | undefined
+        if (opts.stream !== undefined) {
+          const [category, ...rest] = opts.stream.split('/')
+          if (scopeTenant === undefined || !category || rest.length === 0)
+            throw new CliError('cli.bad_usage', '--stream needs --tenant and the form category/id')
+          stream = { category, id: rest.join('/') }
+        }
+        const started = Date.now()
+        let printedAt = started
+        const result = await verifyLog(session.pg(ROLES.operator), {
+          ...(scopeTenant === undefined ? {} : { tenant: scopeTenant }),
+          ...(stream && { stream }),
+          ...(heads && { heads }),
+          ...(session.signal && { signal: session.signal }),
+          onProgress(events) {
+            const now = Date.now()
+            if (now - printedAt < PROGRESS_INTERVAL_MS) return
+            printedAt = now
+            const rate = Math.round((events * 1000) / (now - started))
+            session.io.stderr.write(`verify: ${events} events checked, ${rate} events/s\n`)
+          },
+        })
+        const seconds = (Date.now() - started) / 1000
+        session.log.info({ events: result.events, broken: result.brokenStreams, seconds }, 'verified')
+        session.out.emit(
+          {
+            intact: result.intact,
+            events: result.events,
+            streams: result.streams,
+            broken_streams: result.brokenStreams,
+            breaks: result.breaks,
+            ...(heads && {
+              against: {
+                tenant: heads.tenant,
+                tx_id: heads.tx_id.toString(),
+                global_position: heads.global_position.toString(),
+                signed_by: heads.signature ? keyFingerprint(heads.signature.public_key) : null,
+              },
+            }),
+          },
+          () => [
+            ...(result.breaks.length > 0
+              ? alignRows([['broken', 'stream', 'version', 'event', 'what'], ...result.breaks.map(breakRow)])
+              : []),
+            `${result.intact ? 'intact' : 'BROKEN'}: ${result.events} events in ${result.streams} streams checked in ` +
+              `${seconds.toFixed(1)} s${result.intact ? '' : `, ${result.brokenStreams} streams broken`}` +
+              (heads
+                ? `; against heads at position ${heads.global_position}` +
+                  (heads.signature ? ` signed by ${keyFingerprint(heads.signature.public_key)}` : ' (unsigned)')
+                : ''),
+          ],
+        )
+        if (!result.intact)
+          throw new EventplaneError(
+            'store.chain_broken',
+            `${result.brokenStreams} streams have a broken hash chain (first: ${result.breaks[0]?.kind} at ` +
+              `${result.breaks[0]?.tenant}/${result.breaks[0]?.category}/${result.breaks[0]?.stream_id} ` +
+              `version ${result.breaks[0]?.version})`,
+          )
+      }),
+    )
+}

@@ -1,0 +1,106 @@
+import assert from 'node:assert/strict'
+import { cp, mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { MIGRATIONS_DIR, PgEventStore, ROLES, loadMigrations, migrate, verifyLog } from '@eventplane/store-pg'
+import { bulkLoadEvents, createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
+import { factoryFor, stream } from './helpers.ts'
+
+const hashesOf = async (db: TestDatabase, id: string) =>
+  (
+    await db.admin<{ h: string }[]>`
+      select encode(hash, 'hex') as h from eventplane.events where stream_id = ${id} order by stream_version`
+  ).map((r) => r.h)
+
+describe('the chain is computed by the server, in the append', () => {
+  let db: TestDatabase
+  let store: PgEventStore
+
+  before(async () => {
+    db = await createTestDatabase('ep_chain_append')
+    store = new PgEventStore(db.connect(ROLES.intentWriter, 2))
+  })
+  after(() => db.drop())
+
+  test('a hash given by whoever inserts is replaced by the server’s', async () => {
+    await db.admin`insert into eventplane.events (event_id, tenant_id, kind, category, stream_id, stream_version, type,
+        schema_version, data, correlation_id, caused_by, occurred_at, hash)
+      values (gen_random_uuid(), 'acme', 'intent', 'deployment', 'chosen', 1, 'created', 1, '{}', gen_random_uuid(),
+        'user:x', now(), '\\x00')`
+    const [h] = await hashesOf(db, 'chosen')
+    assert.equal(h!.length, 64)
+    assert.equal(
+      (await verifyLog(db.admin, { tenant: 'acme', stream: { category: 'deployment', id: 'chosen' } })).intact,
+      true,
+    )
+  })
+
+  test('an identical retry returns the first result and leaves the hashes as they were', async () => {
+    const f = factoryFor('acme')
+    const s = stream('acme', 'retried')
+    const events = [f.intent(s, 'created', { a: 1 }), f.intent(s, 'scaled', { a: 2 })]
+    await store.append(s, events, { expectedVersion: 'no_stream' })
+    const first = await hashesOf(db, 'retried')
+    const again = await store.append(s, events, { expectedVersion: 'no_stream' })
+    assert.equal(again.replayed, true)
+    assert.deepEqual(await hashesOf(db, 'retried'), first)
+    assert.equal(first.length, 2)
+  })
+
+  test('a version written without its predecessor is reported by verify as a missing event', async () => {
+    await db.admin`insert into eventplane.events (event_id, tenant_id, kind, category, stream_id, stream_version, type,
+        schema_version, data, correlation_id, caused_by, occurred_at)
+      values (gen_random_uuid(), 'acme', 'intent', 'deployment', 'gap', 2, 'created', 1, '{}', gen_random_uuid(),
+        'user:x', now())`
+    const result = await verifyLog(db.admin, { tenant: 'acme', stream: { category: 'deployment', id: 'gap' } })
+    assert.deepEqual(
+      result.breaks.map((b) => [b.kind, b.version]),
+      [['missing', 1]],
+    )
+  })
+
+  test('a clean log of 100,000 events in 2,000 streams of 10 tenants verifies', async () => {
+    await bulkLoadEvents(db.admin, 0, 99_999, 2_000)
+    const started = performance.now()
+    const result = await verifyLog(db.connect(ROLES.operator, 1))
+    const seconds = (performance.now() - started) / 1000
+    // Only the gap written on purpose above.
+    assert.deepEqual(
+      result.breaks.map((b) => `${b.tenant}/${b.stream_id}`),
+      ['acme/gap'],
+    )
+    assert.ok(result.events >= 100_000)
+    console.log(`verify: ${result.events} events in ${seconds.toFixed(2)} s, ${Math.round(result.events / seconds)}/s`)
+  })
+})
+
+describe('the migration chains the events written before it', () => {
+  let db: TestDatabase
+  let dir: string
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'ep-migrations-'))
+    for (const m of await loadMigrations())
+      if (m.version < 11) await cp(join(MIGRATIONS_DIR, m.name), join(dir, m.name))
+    db = await createTestDatabase('ep_chain_backfill', { migrate: false })
+    await migrate(db.admin, { dir })
+  })
+  after(async () => {
+    await db.drop()
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  test('after the backfill every stream verifies, and appends continue the chains', async () => {
+    const store = new PgEventStore(db.connect(ROLES.intentWriter, 1))
+    const f = factoryFor('acme')
+    for (const id of ['a', 'b'])
+      for (let i = 0; i < 3; i++)
+        await store.append(stream('acme', id), [f.intent(stream('acme', id), 'scaled', { i })])
+    await migrate(db.admin)
+    await store.append(stream('acme', 'a'), [f.intent(stream('acme', 'a'), 'scaled', { i: 3 })])
+    const result = await verifyLog(db.admin, { tenant: 'acme' })
+    assert.deepEqual(result.breaks, [])
+    assert.equal(result.events, 7)
+  })
+})

@@ -1,0 +1,149 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import fc from 'fast-check'
+import type { EventData } from '@eventplane/core'
+import {
+  PgEventStore,
+  ROLES,
+  canonicalInstant,
+  canonicalText,
+  chainLink,
+  jsonbText,
+  numericText,
+  verifyLog,
+} from '@eventplane/store-pg'
+import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
+import { factoryFor, stream } from './helpers.ts'
+
+/** Awkward payloads: unicode, escapes, nested objects, key order, numbers JavaScript and jsonb print differently. */
+const AWKWARD: EventData[] = [
+  { b: 1, aa: 2, a: 3, '10': 4, '2': 5, é: 6, 'z😀': 7, '\uffff': 8, ab: 9 },
+  { s: 'quote " backslash \\ slash / nl \n tab \t cr \r bs \b ff \f ctl \u0001 \u001f del \u007f' },
+  { s: 'é ü ß 中文 😀 \u2028 \u2029 \u00a0', ключ: 'значение' },
+  { nested: { z: { y: [1, { b: 2, a: [] }, {}] }, a: null }, t: true, f: false },
+  { n: [1.5, 1e21, 1e-7, 1.5e-7, -0, 0, 5e-324, 1.7976931348623157e308, 0.1, -12.5, 2 ** 53 + 2, 123456789012] },
+  { n: [1e20, 1.2345e21, -1e-6, 100, 0.000001, 99.99] },
+  {},
+]
+
+describe('the canonical form: PostgreSQL and JavaScript agree', () => {
+  let db: TestDatabase
+  let store: PgEventStore
+
+  before(async () => {
+    db = await createTestDatabase('ep_chain_canon')
+    store = new PgEventStore(db.connect(ROLES.operator, 2))
+  })
+  after(() => db.drop())
+
+  /** Appends `data` as one event and returns what PostgreSQL stored and what JavaScript computes for it. */
+  async function both(id: string, datas: readonly EventData[]) {
+    const f = factoryFor('acme')
+    const s = stream('acme', id)
+    await store.append(
+      s,
+      datas.map((d) => f.intent(s, 'created', d)),
+    )
+    const rows = await db.admin<
+      { canonical: string; data: string; hash: Buffer; v: string; e: Record<string, unknown>; occurred: string }[]
+    >`select eventplane.chain_canonical(e) as canonical, e.data::text as data, e.hash, e.stream_version as v,
+             to_jsonb(e) as e, to_char(e.occurred_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as occurred
+        from eventplane.events e where stream_id = ${id} order by stream_version`
+    let prev: Buffer | null = null
+    return rows.map((r, i) => {
+      const e = r.e
+      const fields = {
+        event_id: e.event_id as string,
+        tenant_id: e.tenant_id as string,
+        kind: e.kind as string,
+        category: e.category as string,
+        stream_id: e.stream_id as string,
+        stream_version: Number(r.v),
+        type: e.type as string,
+        schema_version: e.schema_version as number,
+        correlation_id: e.correlation_id as string,
+        causation_id: e.causation_id as string | null,
+        caused_by: e.caused_by as string,
+        occurred_at: r.occurred,
+      }
+      const fromParsed = canonicalText(fields, jsonbText(datas[i]))
+      const link = chainLink(prev, fromParsed)
+      prev = r.hash
+      return { pg: r, fromParsed, fromText: canonicalText(fields, r.data), link }
+    })
+  }
+
+  test('awkward payloads give the same canonical text and hash on both sides', async () => {
+    const results = await both('awkward', AWKWARD)
+    assert.equal(results.length, AWKWARD.length)
+    for (const [i, r] of results.entries()) {
+      assert.equal(r.fromParsed, r.pg.canonical, `payload ${i}`)
+      assert.equal(r.fromText, r.pg.canonical, `payload ${i} (from data::text)`)
+      assert.equal(r.link.toString('hex'), r.pg.hash.toString('hex'), `payload ${i}`)
+    }
+  })
+
+  test('any JSON object a client can send gives the same canonical text on both sides (property)', async () => {
+    let n = 0
+    await fc.assert(
+      fc.asyncProperty(
+        fc.dictionary(fc.string({ unit: 'grapheme', maxLength: 6 }), fc.jsonValue({ maxDepth: 3 }), { maxKeys: 6 }),
+        async (data) => {
+          const [r] = await both(`prop-${n++}`, [data as EventData])
+          assert.equal(r!.fromParsed, r!.pg.canonical)
+          assert.equal(r!.link.toString('hex'), r!.pg.hash.toString('hex'))
+        },
+      ),
+      { numRuns: 150 },
+    )
+  })
+
+  test('the canonical text the trigger writes out is the jsonb text of the documented object, for odd rows too', async () => {
+    await db.admin`insert into eventplane.events (event_id, tenant_id, kind, category, stream_id, stream_version, type,
+        schema_version, data, correlation_id, causation_id, caused_by, occurred_at)
+      values (gen_random_uuid(), 'acme', 'intent', 'deployment', 'odd', 1, 'created', 32767,
+              ${db.admin.json(AWKWARD[0]!)}, gen_random_uuid(), gen_random_uuid(), ${'user:"é\\\n😀'}, '0099-12-31T23:59:59.999999-05:00')`
+    const rows = await db.admin<{ same: boolean; n: number }[]>`
+      select bool_and(eventplane.chain_canonical(e) = jsonb_build_object(
+          'event_id', e.event_id, 'tenant_id', e.tenant_id, 'kind', e.kind, 'category', e.category,
+          'stream_id', e.stream_id, 'stream_version', e.stream_version, 'type', e.type,
+          'schema_version', e.schema_version, 'data', e.data, 'correlation_id', e.correlation_id,
+          'causation_id', e.causation_id, 'caused_by', e.caused_by,
+          'occurred_at', to_char(e.occurred_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))::text) as same,
+        count(*)::int as n
+      from eventplane.events e`
+    assert.equal(rows[0]!.same, true)
+    assert.ok(rows[0]!.n > AWKWARD.length)
+  })
+
+  test('numbers print as PostgreSQL numeric prints them', () => {
+    const cases: [number, string][] = [
+      [1.5, '1.5'],
+      [1e21, '1000000000000000000000'],
+      [1.5e-7, '0.00000015'],
+      [-0, '0'],
+      [-1.25e22, '-12500000000000000000000'],
+      [1e-6, '0.000001'],
+      [123, '123'],
+    ]
+    for (const [n, text] of cases) assert.equal(numericText(n), text, String(n))
+  })
+
+  test('instants become UTC with six fraction digits', () => {
+    assert.equal(canonicalInstant('2024-02-29T23:30:00.5+01:00'), '2024-02-29T22:30:00.500000Z')
+    assert.equal(canonicalInstant('2024-01-01T00:00:00.123456Z'), '2024-01-01T00:00:00.123456Z')
+    assert.equal(canonicalInstant('0099-03-01T00:30:00-01:00'), '0099-03-01T01:30:00.000000Z')
+  })
+
+  test('a payload written by another client (1.50, 1e21 as text) verifies: verify hashes the stored jsonb text', async () => {
+    await db.admin`insert into eventplane.events (event_id, tenant_id, kind, category, stream_id, stream_version, type,
+        schema_version, data, correlation_id, caused_by, occurred_at)
+      select gen_random_uuid(), 'acme', 'intent', 'deployment', 'psql', g, 'created', 1,
+             '{"n": 1.50, "e": 1e21, "z": -0.0, "s": "\\u00e9"}', gen_random_uuid(), 'user:psql',
+             '2024-01-02T03:04:05.123456Z'
+        from generate_series(1, 3) g`
+    const result = await verifyLog(db.admin, { tenant: 'acme', stream: { category: 'deployment', id: 'psql' } })
+    assert.deepEqual(result.breaks, [])
+    assert.equal(result.events, 3)
+  })
+})
