@@ -22,6 +22,7 @@ export { RelayLease, loadRelayCheckpoint, loadRelayRecord } from './relay-lease.
 export type { RelayRecord } from './relay-lease.ts'
 export {
   countEventsAfter,
+  countEventsBetween,
   deleteProjectionStates,
   ensureProjectionCheckpoint,
   loadProjectionStates,
@@ -32,6 +33,7 @@ export {
   scanProjectionStates,
   writeProjectionCheckpoint,
 } from './projections.ts'
+export type { EventCountFilter } from './sql/count-events-between.ts'
 export type { ProjectionCheckpoint } from './sql/projection-checkpoint-rows.ts'
 export type { ProjectionStateRow } from './sql/projection-states-load.ts'
 export type { ProjectionStateText } from './sql/projection-states-scan.ts'
