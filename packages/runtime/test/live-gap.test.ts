@@ -7,10 +7,17 @@ import type { LiveDelivery, LiveSource, LiveSubscription } from '../src/live-sou
 import { projectionDigest } from '../src/projection/digest.ts'
 import { rebuildProjection } from '../src/projection/rebuild.ts'
 import { ProjectionRunner } from '../src/projection/runner.ts'
-import { type Projection, checkpointOf } from '../src/projection/types.ts'
+import { type Projection, checkpointOf, defineReducerProjection } from '../src/projection/types.ts'
 import { categoryTotals, streamCounter } from './fixtures.ts'
 import { type LiveHarness, startHarness } from './harness.ts'
 import { eventually, factoryFor, stream, within } from './helpers.ts'
+
+/** Counts one tenant's events of one type per stream: its consumer delivers more than it applies. */
+const acmeScaled = defineReducerProjection({
+  ...streamCounter,
+  name: 'test_gap_acme_scaled',
+  filter: { tenant: 'acme', types: ['scaled'] },
+})
 
 /** The type of the event whose deliveries come late. */
 const HELD = 'held_back'
@@ -106,9 +113,9 @@ describe('a live delivery overtaken by a later one', () => {
   let appended = 0
   const runners: ProjectionRunner[] = []
 
-  async function append(tag: string, type = 'scaled'): Promise<void> {
-    const s = stream('acme', `${tag}${appended % 3}`, appended % 2 ? 'deployment' : 'volume')
-    await h.intents.append(s, [factoryFor('acme').intent(s, type, { tag })])
+  async function append(tag: string, type = 'scaled', tenant = 'acme'): Promise<void> {
+    const s = stream(tenant, `${tag}${appended % 3}`, appended % 2 ? 'deployment' : 'volume')
+    await h.intents.append(s, [factoryFor(tenant).intent(s, type, { tag })])
     appended++
   }
 
@@ -168,4 +175,45 @@ describe('a live delivery overtaken by a later one', () => {
       assert.equal(rebuilt.digest?.sha256, liveDigest.sha256, 'the live output equals a rebuild')
     })
   }
+
+  test('a filtered projection proves its live batches gap-free without resyncing: the count applies its filter', async () => {
+    const resyncs: string[] = []
+    const logger = {
+      debug() {},
+      info() {},
+      error() {},
+      warn(fields: { code?: string }, msg?: string) {
+        if (msg?.includes('resyncing')) resyncs.push(fields.code ?? 'unknown')
+      },
+    }
+    let liveEvents = 0
+    const runner = new ProjectionRunner({
+      projection: acmeScaled,
+      sql: h.projector,
+      live: projectionLiveSource(h.nc, acmeScaled, { consumer: 'gap_acme_scaled', ackWaitMs: 30_000 }),
+      logger,
+      onProgress: (p) => {
+        if (p.phase === 'live') liveEvents = p.events
+      },
+    })
+    runners.push(runner)
+    await within(runner.start(), 60_000, 'the runner goes live')
+    // Other tenants' events (not delivered) and acme's other types (delivered, not applied) between acme's scaled ones.
+    for (let i = 0; i < 9; i++) await append(`f${i}`, i % 2 ? 'created' : 'scaled', i % 3 === 1 ? 'globex' : 'acme')
+    await append('flast')
+    const end = await h.logEnd()
+    await eventually(() => compareCheckpoints(runner.checkpoint, end) >= 0, 60_000, 'the runner reaches its last event')
+    await runner.stop()
+
+    assert.deepEqual(resyncs, [], 'no live batch was taken for a gap')
+    assert.ok(liveEvents > 0, 'events were applied live')
+    const [expected] = await h.db.admin<{ n: number }[]>`
+      select count(*)::int as n from eventplane.events where tenant_id = 'acme' and type = 'scaled'`
+    const [counted] = await h.db.admin<{ n: number }[]>`
+      select coalesce(sum((state->>'count')::int), 0)::int as n
+        from eventplane.projection_state where projection = ${acmeScaled.name}`
+    assert.equal(counted!.n, expected!.n, "every acme 'scaled' event applied exactly once")
+    const rebuilt = await rebuildProjection({ projection: acmeScaled, sql: h.projector })
+    assert.equal(rebuilt.digest?.sha256, (await projectionDigest(h.projector, acmeScaled)).sha256)
+  })
 })
