@@ -43,6 +43,8 @@ export interface PipelineSetup {
   relayNc: NatsConnection
   /** Consuming side (subscribe() / bare consumer) and stream setup. */
   subNc: NatsConnection
+  /** How the relay learns of appends: a NOTIFY after commit (default) or polling alone. */
+  wake?: 'notify' | 'poll'
   /** Core subscriptions timing when messages reach the bus. */
   busNc: NatsConnection
 }
@@ -66,7 +68,14 @@ function watchBus(nc: NatsConnection, subject: string, p: Pipeline): NatsSubscri
 export async function eventplanePipeline(o: PipelineSetup): Promise<Pipeline> {
   const jsm = await jetstreamManager(o.subNc)
   await freshEventplaneStream(jsm)
-  const relay = new Relay({ sql: o.relaySql, nc: o.relayNc, name: 'bench_latency' })
+  // --wake notify (default): appends notify after commit (AppendNotifier); --wake poll: no NOTIFY, the relay polls every 2 ms.
+  const poll = o.wake === 'poll'
+  const relay = new Relay({
+    sql: o.relaySql,
+    nc: o.relayNc,
+    name: 'bench_latency',
+    ...(poll ? { wakePollMs: 2 } : {}),
+  })
   relay.start()
   let sub: Subscription
   try {
@@ -82,7 +91,7 @@ export async function eventplanePipeline(o: PipelineSetup): Promise<Pipeline> {
     await relay.stop()
     throw e
   }
-  const store = new PgEventStore(o.writerSql)
+  const store = new PgEventStore(o.writerSql, { notifyAppends: !poll })
   const factory = EventFactory.forTenant('benchlat', { causedBy: 'user:bench' })
   const pipeline: Pipeline = {
     tracker: undefined,

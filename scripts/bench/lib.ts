@@ -103,6 +103,12 @@ export function printTable(rows: Record<string, string | number | boolean>[]): v
   for (const row of rows) console.log(`| ${cols.map((c) => String(row[c])).join(' | ')} |`)
 }
 
+/** A comma-separated list of numbers: `--name 1,2,4`. */
+export function argList(name: string, fallback: number[]): number[] {
+  const i = process.argv.indexOf(`--${name}`)
+  return i >= 0 ? (process.argv[i + 1] ?? '').split(',').map(Number) : fallback
+}
+
 export function argValue(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`)
   return i >= 0 ? Number(process.argv[i + 1]) : fallback

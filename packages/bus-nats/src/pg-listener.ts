@@ -1,13 +1,15 @@
+import { EVENTS_CHANNEL } from '@eventplane/store-pg'
 import type { Sql } from 'postgres'
 import { type Logger, errorFields } from './logger.ts'
 
-/** The channel the statement trigger on eventplane.events notifies (store-pg migrations/0001_events.sql). */
-export const EVENTS_CHANNEL = 'eventplane_events'
+/** The channel PgEventStore notifies after appends commit (store-pg AppendNotifier). */
+export { EVENTS_CHANNEL }
 
 export type WakeReason = 'notified' | 'timeout' | 'aborted'
 
 /**
- * Wakes a log reader when PostgreSQL says something was appended (LISTEN),
+ * Wakes a log reader when a writer says something was appended (LISTEN on the
+ * channel PgEventStore notifies after its appends commit),
  * with a timeout as the polling fallback. Notifications that arrive while
  * nobody waits are remembered, so none is lost between a read and the next wait.
  */

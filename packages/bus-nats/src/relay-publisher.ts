@@ -1,7 +1,5 @@
-import type { RecordedEvent } from '@eventplane/core'
 import { type JetStreamClient, JetStreamApiError } from '@nats-io/jetstream'
-import { encodeEvent, eventHeaders } from './codec.ts'
-import { logSubject } from './subjects.ts'
+import type { RelayMessage } from './relay-encode.ts'
 
 /** JetStream API error: `Nats-Expected-Last-Msg-Id` did not match the stream's last message (nats-server errors.json). */
 const WRONG_LAST_MSG_ID = 10070
@@ -44,45 +42,54 @@ export class OrderedPublisher {
   }
 
   /**
-   * Publishes `batch` in order, at most `maxInFlight` un-acked at a time. The
-   * first failure stops new publishes (and breaks the run); never throws.
+   * Publishes `batch` in order, at most `maxInFlight` un-acked at a time (a
+   * slot freed by any ack lets the next publish go). The first failure stops
+   * new publishes (and breaks the run); never throws.
    */
-  async publishBatch(batch: readonly RecordedEvent[]): Promise<BatchOutcome> {
+  async publishBatch(batch: readonly RelayMessage[]): Promise<BatchOutcome> {
     const acked = new Array<boolean>(batch.length).fill(false)
     const duplicate = new Array<boolean>(batch.length).fill(false)
-    const inFlight = new Set<Promise<void>>()
+    let inFlight = 0
+    let slotFreed: (() => void) | undefined
     let failure: unknown
+    const settled = (): void => {
+      inFlight--
+      const wake = slotFreed
+      slotFreed = undefined
+      wake?.()
+    }
     for (let i = 0; i < batch.length && failure === undefined; i++) {
-      const event = batch[i]!
+      const message = batch[i]!
       const expectLast = this.#tip
-      this.#tip = event.event_id
-      const p: Promise<void> = this.#publish(event, expectLast).then(
+      this.#tip = message.eventId
+      inFlight++
+      this.#publish(message, expectLast).then(
         (dup) => {
           acked[i] = true
           duplicate[i] = dup
+          settled()
         },
         (e: unknown) => {
           failure ??= e
+          settled()
         },
       )
-      const tracked = p.finally(() => inFlight.delete(tracked))
-      inFlight.add(tracked)
-      while (inFlight.size >= this.#maxInFlight) await Promise.race(inFlight)
+      while (inFlight >= this.#maxInFlight) await new Promise<void>((resolve) => (slotFreed = resolve))
     }
-    await Promise.all(inFlight)
+    while (inFlight > 0) await new Promise<void>((resolve) => (slotFreed = resolve))
     const firstMissing = acked.indexOf(false)
     const prefix = firstMissing === -1 ? batch.length : firstMissing
-    const duplicates = duplicate.slice(0, prefix).filter(Boolean).length
+    let duplicates = 0
+    for (let i = 0; i < prefix; i++) if (duplicate[i]) duplicates++
     if (firstMissing === -1) return { acked: prefix, duplicates }
     this.#tip = undefined
     return { acked: prefix, duplicates, failure: failure ?? new Error('publish was not acked') }
   }
 
-  async #publish(e: RecordedEvent, expectLast: string | undefined): Promise<boolean> {
-    const subject = logSubject(e.kind, e.tenant_id, e.stream.category, e.stream.id)
-    const ack = await this.#js.publish(subject, encodeEvent(e), {
-      msgID: e.event_id,
-      headers: eventHeaders(e),
+  async #publish(m: RelayMessage, expectLast: string | undefined): Promise<boolean> {
+    const ack = await this.#js.publish(m.subject, m.bytes, {
+      msgID: m.eventId,
+      headers: m.headers,
       timeout: this.#timeoutMs,
       ...(expectLast === undefined ? {} : { expect: { lastMsgID: expectLast } }),
     })

@@ -2,7 +2,6 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { Sql } from 'postgres'
 import {
   type Checkpoint,
-  type RecordedEvent,
   InvalidName,
   START,
   Unavailable,
@@ -23,6 +22,8 @@ import { type Logger, errorFields, silentLogger } from './logger.ts'
 import { natsFailure } from './nats-errors.ts'
 import { LogWaker } from './pg-listener.ts'
 import { TransactionGuard, type TransactionGuardOptions } from './relay-guard.ts'
+import { CheckpointWriter } from './relay-checkpoints.ts'
+import { type RelayMessage, relayMessage } from './relay-encode.ts'
 import { OrderedPublisher, isOrderBreak } from './relay-publisher.ts'
 import { type EnsureStreamOptions, ensureStream } from './stream.ts'
 import { STREAM_NAME } from './subjects.ts'
@@ -39,6 +40,13 @@ export interface RelayOptions {
   maxInFlight?: number
   /** Polling fallback when no notification arrives (also how often the lease and stuck transactions are checked). Default 1000 ms. */
   pollIntervalMs?: number
+  /**
+   * How long an idle relay waits for a wake-up before it reads the log again
+   * (the lease and the guard are still checked every `pollIntervalMs`).
+   * Default `pollIntervalMs`; a few ms makes the relay find appends by polling
+   * alone, for writers that do not notify (see docs/benchmarks.md for the cost).
+   */
+  wakePollMs?: number
   /** How often a standby relay retries the lock. Default `pollIntervalMs`. */
   lockRetryMs?: number
   /** How long to wait for one publish ack. Default 5000 ms. */
@@ -111,6 +119,11 @@ export class Relay {
   readonly #lease: RelayLease
   #holding = false
   #checkpoint: Checkpoint | undefined
+  readonly #checkpoints = new CheckpointWriter(async (c) => {
+    if (!(await this.#lease.storeCheckpoint(c, this.#streamCreated)))
+      throw new LeaseLost('the relay lock was lost before the checkpoint was stored')
+    this.#checkpoint = c
+  })
   /** `created` of the stream this relay publishes to; stored with every checkpoint. */
   #streamCreated = ''
   #state: RelayState = 'new'
@@ -136,6 +149,7 @@ export class Relay {
       batchSize: positive(options.batchSize ?? 500, 'batchSize'),
       maxInFlight: positive(options.maxInFlight ?? 256, 'maxInFlight'),
       pollIntervalMs: poll,
+      wakePollMs: positive(options.wakePollMs ?? poll, 'wakePollMs'),
       lockRetryMs: positive(options.lockRetryMs ?? poll, 'lockRetryMs'),
       publishTimeoutMs: positive(options.publishTimeoutMs ?? 5000, 'publishTimeoutMs'),
       maxBackoffMs: positive(options.maxBackoffMs ?? 5000, 'maxBackoffMs'),
@@ -291,9 +305,10 @@ export class Relay {
       if (this.#stopping) return
       // After a notification, re-read soon and then less often: the new rows
       // may be held back by an older transaction still open elsewhere.
-      const reason = await this.#waker.wait(quickMs || this.#o.pollIntervalMs, this.#abort.signal)
-      if (reason === 'notified') quickMs = QUICK_POLL_MS
-      else if (reason === 'timeout' && quickMs > 0) quickMs = quickMs * 2 >= this.#o.pollIntervalMs ? 0 : quickMs * 2
+      const idleMs = this.#o.wakePollMs
+      const reason = await this.#waker.wait(quickMs || idleMs, this.#abort.signal)
+      if (reason === 'notified') quickMs = Math.min(QUICK_POLL_MS, idleMs)
+      else if (reason === 'timeout' && quickMs > 0) quickMs = quickMs * 2 >= idleMs ? 0 : quickMs * 2
       if (Date.now() - leaseCheckedAt >= this.#o.pollIntervalMs) {
         if (!(await this.#lease.held())) throw new LeaseLost('the relay lock session is gone')
         // An idle relay would otherwise notice a deleted stream only at its next publish.
@@ -304,23 +319,35 @@ export class Relay {
     }
   }
 
-  /** Reads and publishes from the checkpoint until caught up (or stopping, after the current batch). */
+  /**
+   * Reads and publishes from the checkpoint until caught up (or stopping,
+   * after the current batch). The next batch is read while one publishes
+   * (readAllText reads ahead), and checkpoints are written in the background,
+   * coalesced (see CheckpointWriter); the drain ends only after the last one
+   * is stored, and never leaves a write behind it.
+   */
   async #drain(): Promise<void> {
-    for (let breaks = 0; ; ) {
-      this.#publisher.resetChain()
-      try {
-        for await (const batch of this.#store.readAll({ from: this.#checkpoint, batchSize: this.#o.batchSize })) {
-          await this.#publishBatch(batch)
-          breaks = 0
-          if (this.#stopping) return
+    try {
+      for (let breaks = 0; ; ) {
+        this.#publisher.resetChain()
+        try {
+          for await (const rows of this.#store.readAllText({ from: this.#checkpoint, batchSize: this.#o.batchSize })) {
+            await this.#publishBatch(rows.map(relayMessage))
+            breaks = 0
+            if (this.#stopping) break
+          }
+          await this.#checkpoints.flush()
+          return
+        } catch (e) {
+          // A refused order check is not an outage: retry at once, unless it keeps happening without progress
+          // or the stream was replaced under us (its new copy must be filled from the start).
+          if (!(e instanceof OrderBreak) || ++breaks > MAX_ORDER_BREAKS) throw e
+          await this.#checkpoints.flush()
+          await this.#checkStream()
         }
-        return
-      } catch (e) {
-        // A refused order check is not an outage: retry at once, unless it keeps happening without progress
-        // or the stream was replaced under us (its new copy must be filled from the start).
-        if (!(e instanceof OrderBreak) || ++breaks > MAX_ORDER_BREAKS) throw e
-        await this.#checkStream()
       }
+    } finally {
+      await this.#checkpoints.settle()
     }
   }
 
@@ -329,17 +356,20 @@ export class Relay {
    * the end of the acked prefix; the events after the first un-acked one are
    * republished on retry (JetStream drops copies it holds by `Nats-Msg-Id`).
    */
-  async #publishBatch(batch: RecordedEvent[]): Promise<void> {
+  async #publishBatch(batch: RelayMessage[]): Promise<void> {
     const outcome = await this.#publisher.publishBatch(batch)
     this.#stats.published += outcome.acked
     this.#stats.duplicates += outcome.duplicates
-    if (outcome.acked > 0) await this.#advance(batch[outcome.acked - 1]!)
+    if (outcome.acked > 0) {
+      const last = batch[outcome.acked - 1]!
+      this.#checkpoints.set({ txId: last.txId, position: last.position })
+    }
     this.#logger.debug(
       {
         relay: this.name,
         events: outcome.acked,
         duplicates: outcome.duplicates,
-        checkpoint: formatCheckpoint(this.#checkpoint!),
+        checkpoint: formatCheckpoint(this.#checkpoints.latest ?? this.#checkpoint!),
       },
       'batch published',
     )
@@ -347,9 +377,9 @@ export class Relay {
     const stuck = batch[outcome.acked]!
     const where = {
       relay: this.name,
-      event_id: stuck.event_id,
+      event_id: stuck.eventId,
       type: stuck.type,
-      position: stuck.global_position.toString(),
+      position: stuck.position.toString(),
     }
     if (isOrderBreak(outcome.failure)) {
       this.#logger.info(
@@ -359,14 +389,7 @@ export class Relay {
       throw new OrderBreak()
     }
     this.#logger.warn({ ...where, ...errorFields(outcome.failure) }, 'publish failed')
-    throw natsFailure(outcome.failure, `publish event ${stuck.event_id}`)
-  }
-
-  async #advance(last: RecordedEvent): Promise<void> {
-    const next = { txId: last.tx_id, position: last.global_position }
-    if (!(await this.#lease.storeCheckpoint(next, this.#streamCreated)))
-      throw new LeaseLost('the relay lock was lost before the checkpoint was stored')
-    this.#checkpoint = next
+    throw natsFailure(outcome.failure, `publish event ${stuck.eventId}`)
   }
 }
 

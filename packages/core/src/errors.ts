@@ -32,6 +32,7 @@ export type ErrorCode =
   | 'runtime.unknown_projection'
   | 'runtime.unknown_controller'
   | 'runtime.handler_failed'
+  | 'runtime.projection_not_shadowable'
   | 'runtime.checkpoint_moved'
   | 'runtime.finalizers_pending'
   | 'runtime.reconcile_failed'

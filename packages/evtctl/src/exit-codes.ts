@@ -45,6 +45,7 @@ const BY_CODE: Partial<Record<EvtctlErrorCode, ExitCode>> = {
   'runtime.unknown_controller': EXIT.usage,
   'runtime.invalid_domain': EXIT.usage,
   'runtime.handler_failed': EXIT.internal,
+  'runtime.projection_not_shadowable': EXIT.usage,
   'cli.bad_usage': EXIT.usage,
   'cli.config': EXIT.usage,
   'cli.internal': EXIT.internal,

@@ -56,3 +56,19 @@ export class ProjectionFailed extends EventplaneError {
     )
   }
 }
+
+/**
+ * A SQL projection's `setup` created no table in the shadow schema a rebuild
+ * gave it: it names its tables with a schema. Rebuilt in place it would serve
+ * partial output, so it is refused; name the tables unqualified (the runtime
+ * sets `search_path` to eventplane_views, or to the shadow while rebuilding).
+ */
+export class ProjectionNotShadowable extends EventplaneError {
+  constructor(projection: string) {
+    super(
+      'runtime.projection_not_shadowable',
+      `SQL projection ${projection} created no table in its rebuild schema: name its tables without a schema`,
+      { details: { projection } },
+    )
+  }
+}

@@ -23,11 +23,12 @@ import {
   validateStreamId,
   validateTenant,
 } from '@eventplane/core'
+import { AppendNotifier } from './append-notifier.ts'
 import { mapPgError } from './pg-errors.ts'
-import { toRecordedEvent } from './rows.ts'
+import { type EventRow, toRecordedEvent } from './rows.ts'
 import { type AppendedRow, appendSql } from './sql/append.ts'
 import { listStreamsSql } from './sql/list-streams.ts'
-import { readAllSql } from './sql/read-all.ts'
+import { type EventTextRow, readAllSql, readAllTextSql } from './sql/read-all.ts'
 import { readCategorySql } from './sql/read-category.ts'
 import { readCorrelationSql } from './sql/read-correlation.ts'
 import { readStreamSql } from './sql/read-stream.ts'
@@ -102,6 +103,11 @@ export interface EventStoreOptions extends EnvelopeCheckOptions {
   /** Largest batch accepted by one append. */
   maxBatchSize?: number
   registry?: SchemaRegistry
+  /**
+   * Wake the relay after appends commit with one coalesced NOTIFY (see
+   * AppendNotifier). Default true; off, the relay finds appends by polling.
+   */
+  notifyAppends?: boolean
 }
 
 const DEFAULT_MAX_BATCH = 1000
@@ -117,10 +123,12 @@ const DEFAULT_BATCH = 500
 export class PgEventStore {
   readonly sql: Sql
   readonly #options: EventStoreOptions
+  readonly #notifier: AppendNotifier | undefined
 
   constructor(sql: Sql, options: EventStoreOptions = {}) {
     this.sql = sql
     this.#options = options
+    this.#notifier = options.notifyAppends === false ? undefined : new AppendNotifier(sql)
   }
 
   /**
@@ -141,18 +149,20 @@ export class PgEventStore {
     const expected = options.expectedVersion ?? 'any'
     const ref = this.#checkBatch(stream, events, expected)
     try {
-      const rows = await this.#appendRetryingRaces(ref, expectedCode(expected), events)
-      const appended = rows.map((r) => ({
-        eventId: r.event_id,
-        streamVersion: Number(r.stream_version),
-        position: BigInt(r.global_position),
-        txId: BigInt(r.tx_id),
-        recordedAt: r.recorded_at.toISOString(),
+      const row = await this.#appendRetryingRaces(ref, expectedCode(expected), events)
+      if (!row.replayed) this.#notifier?.poke()
+      const txId = BigInt(row.tx_id)
+      const appended = events.map((e, i) => ({
+        eventId: e.event_id,
+        streamVersion: Number(row.stream_versions[i]),
+        position: BigInt(row.global_positions[i]!),
+        txId,
+        recordedAt: row.recorded_at,
       }))
       return {
         nextExpectedVersion: appended.at(-1)!.streamVersion,
         events: appended,
-        replayed: rows.every((r) => r.replayed),
+        replayed: row.replayed,
       }
     } catch (e) {
       const pg = e as { code?: string; detail?: string; constraint_name?: string }
@@ -171,21 +181,26 @@ export class PgEventStore {
   }
 
   /**
-   * One append call; with `any`, again when a concurrent append to the same
-   * stream committed the versions first (EPRTY: the statement failed as a
-   * whole, nothing of it was written). Each retry sees that append committed,
-   * so every retry is progress for someone; the bound is a safety net.
+   * One append call, again when a concurrent append to the same stream
+   * committed the versions (or event ids) first (23505: the statement failed
+   * as a whole, nothing of it was written). Each retry sees that append
+   * committed, so every retry is progress for someone; the bound is a safety net.
    */
-  async #appendRetryingRaces(
-    ref: StreamRef,
-    expected: number,
-    events: readonly ValidEnvelope[],
-  ): Promise<AppendedRow[]> {
+  async #appendRetryingRaces(ref: StreamRef, expected: number, events: readonly ValidEnvelope[]): Promise<AppendedRow> {
+    let idRaces = 0
     for (let attempt = 1; ; attempt++) {
       try {
         return await appendSql(this.sql, ref.tenant, ref.category, ref.id, expected, events)
       } catch (e) {
-        if ((e as { code?: string }).code !== 'EPRTY' || attempt >= MAX_APPEND_RACES) throw e
+        // A concurrent append took a version (or an event id) first: the whole
+        // statement failed and wrote nothing; the next attempt sees that append
+        // committed and classifies (migrations/0010). A repeated event id race
+        // is an id stored in another tenant: a conflict (mapPgError).
+        const pg = e as { code?: string; constraint_name?: string }
+        const versionRace =
+          pg.code === 'EPRTY' || (pg.code === '23505' && pg.constraint_name === 'events_stream_version_key')
+        const idRace = pg.code === '23505' && pg.constraint_name === 'events_event_id_key' && idRaces++ === 0
+        if (!(versionRace || idRace) || attempt >= MAX_APPEND_RACES) throw e
       }
     }
   }
@@ -226,17 +241,30 @@ export class PgEventStore {
   async *readAll(options: ReadAllOptions = {}): AsyncGenerator<RecordedEvent[]> {
     const tenant = options.tenant === undefined ? undefined : validateTenant(options.tenant)
     const batchSize = positive(options.batchSize ?? DEFAULT_BATCH, 'batchSize')
-    let after = options.from ?? START
-    for (;;) {
-      options.signal?.throwIfAborted()
-      const rows = await this.#run(() => readAllSql(this.sql, after, batchSize, tenant))
-      if (rows.length === 0) return
-      const batch = rows.map(toRecordedEvent)
-      yield batch
-      const last = batch.at(-1)!
-      after = { txId: last.tx_id, position: last.global_position }
-      if (batch.length < batchSize) return
-    }
+    yield* this.#pages(
+      options.from ?? START,
+      batchSize,
+      options.signal,
+      (after) => readAllSql(this.sql, after, batchSize, tenant),
+      toRecordedEvent,
+      rowKey,
+    )
+  }
+
+  /**
+   * readAll for a cross-tenant role (the relay), rows as selected: ids and
+   * positions as text, instants as ISO strings, `data` as its JSON text.
+   */
+  async *readAllText(options: Omit<ReadAllOptions, 'tenant'> = {}): AsyncGenerator<EventTextRow[]> {
+    const batchSize = positive(options.batchSize ?? DEFAULT_BATCH, 'batchSize')
+    yield* this.#pages(
+      options.from ?? START,
+      batchSize,
+      options.signal,
+      (after) => readAllTextSql(this.sql, after, batchSize),
+      (row) => row,
+      rowKey,
+    )
   }
 
   /** Every event of one correlation chain of one tenant, in log order. */
@@ -262,17 +290,14 @@ export class PgEventStore {
     validateTenant(tenant)
     validateCategory(category)
     const batchSize = positive(options.batchSize ?? DEFAULT_BATCH, 'batchSize')
-    let after = options.from ?? START
-    for (;;) {
-      options.signal?.throwIfAborted()
-      const rows = await this.#run(() => readCategorySql(this.sql, tenant, category, after, batchSize))
-      if (rows.length === 0) return
-      const batch = rows.map(toRecordedEvent)
-      yield batch
-      const last = batch.at(-1)!
-      after = { txId: last.tx_id, position: last.global_position }
-      if (batch.length < batchSize) return
-    }
+    yield* this.#pages(
+      options.from ?? START,
+      batchSize,
+      options.signal,
+      (after) => readCategorySql(this.sql, tenant, category, after, batchSize),
+      toRecordedEvent,
+      rowKey,
+    )
   }
 
   /** One page of a tenant's streams in (category, id) order, each with its last version. */
@@ -335,6 +360,37 @@ export class PgEventStore {
     return ref
   }
 
+  /**
+   * Pages of the gap-safe global order after `from` until a short page. The
+   * next page's query is sent before a page is handed out (read-ahead), so
+   * the database reads while the caller works; each page is gap-safe on its
+   * own, so reading ahead changes nothing about what is returned.
+   */
+  async *#pages<R, T>(
+    from: Checkpoint,
+    pageSize: number,
+    signal: AbortSignal | undefined,
+    fetch: (after: Checkpoint) => Promise<R[]>,
+    map: (row: R) => T,
+    keyOf: (row: R) => Checkpoint,
+  ): AsyncGenerator<T[]> {
+    signal?.throwIfAborted()
+    let next = this.#run(() => fetch(from))
+    for (;;) {
+      const rows = await next
+      if (rows.length === 0) return
+      const full = rows.length >= pageSize
+      if (full) {
+        const after = keyOf(rows.at(-1)!)
+        next = this.#run(() => fetch(after))
+        next.catch(() => {}) // surfaces when awaited; dropped when the caller stops reading
+      }
+      yield rows.map(map)
+      if (!full) return
+      signal?.throwIfAborted()
+    }
+  }
+
   async #run<T>(fn: () => Promise<T>): Promise<T> {
     try {
       return await fn()
@@ -342,6 +398,10 @@ export class PgEventStore {
       throw mapPgError(e)
     }
   }
+}
+
+function rowKey(row: Pick<EventRow, 'tx_id' | 'global_position'>): Checkpoint {
+  return { txId: BigInt(row.tx_id), position: BigInt(row.global_position) }
 }
 
 function expectedCode(expected: ExpectedVersion): number {

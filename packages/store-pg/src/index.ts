@@ -11,7 +11,11 @@ export type {
   ReadStreamOptions,
   StreamSummary,
 } from './event-store.ts'
+export { AppendNotifier, EVENTS_CHANNEL } from './append-notifier.ts'
+export type { EventTextRow } from './sql/read-all.ts'
 export { withTenant } from './with-tenant.ts'
+export { streamLog } from './stream-log.ts'
+export type { StreamLogOptions } from './stream-log.ts'
 export { MIGRATIONS_DIR, loadMigrations, migrate } from './migrate.ts'
 export type { MigrateResult, Migration } from './migrate.ts'
 export { DEFAULT_DATABASE_URL, ROLES, connectPg, redactUrl, roleUrl } from './connect.ts'
@@ -21,20 +25,32 @@ export type { PgConnectTarget } from './pg-errors.ts'
 export { RelayLease, loadRelayCheckpoint, loadRelayRecord } from './relay-lease.ts'
 export type { RelayRecord } from './relay-lease.ts'
 export {
+  VIEWS_SCHEMA,
   countEventsAfter,
   countEventsBetween,
-  deleteProjectionStates,
+  deleteStaleProjectionStates,
+  dropStaleProjectionShadows,
+  ensureProjectionShadow,
+  moveShadowTables,
+  shadowTables,
+  useProjectionSchema,
   ensureProjectionCheckpoint,
   loadProjectionStates,
   lockProjectionCheckpoint,
+  lockProjectionRebuild,
+  projectionRebuildProgress,
   readProjectionCheckpoint,
   readProjectionStates,
   saveProjectionStates,
   scanProjectionStates,
+  startProjectionRebuild,
+  swapProjectionRebuild,
   writeProjectionCheckpoint,
+  writeProjectionRebuild,
 } from './projections.ts'
 export type { EventCountFilter } from './sql/count-events-between.ts'
 export type { ProjectionCheckpoint } from './sql/projection-checkpoint-rows.ts'
+export type { ProjectionRebuild } from './sql/projection-rebuild-rows.ts'
 export type { ProjectionStateRow } from './sql/projection-states-load.ts'
 export type { ProjectionStateText } from './sql/projection-states-scan.ts'
 export {

@@ -8,14 +8,28 @@ import { lockProjectionCheckpointSql } from './sql/projection-checkpoint-lock.ts
 import { readProjectionCheckpointSql } from './sql/projection-checkpoint-read.ts'
 import type { ProjectionCheckpoint } from './sql/projection-checkpoint-rows.ts'
 import { writeProjectionCheckpointSql } from './sql/projection-checkpoint-write.ts'
-import { deleteProjectionStatesSql } from './sql/projection-states-delete.ts'
+import { lockProjectionRebuildSql } from './sql/projection-rebuild-lock.ts'
+import { projectionRebuildProgressSql } from './sql/projection-rebuild-progress.ts'
+import type { ProjectionRebuild } from './sql/projection-rebuild-rows.ts'
+import { startProjectionRebuildSql } from './sql/projection-rebuild-start.ts'
+import { swapProjectionRebuildSql } from './sql/projection-rebuild-swap.ts'
+import { writeProjectionRebuildSql } from './sql/projection-rebuild-write.ts'
+import {
+  VIEWS_SCHEMA,
+  dropStaleProjectionShadowsSql,
+  ensureProjectionShadowSql,
+  moveShadowTablesSql,
+  shadowTablesSql,
+  useProjectionSchemaSql,
+} from './sql/projection-shadow.ts'
+import { deleteStaleProjectionStatesSql } from './sql/projection-states-delete.ts'
 import { type ProjectionStateRow, loadProjectionStatesSql } from './sql/projection-states-load.ts'
 import { projectionStatesOfTenantSql } from './sql/projection-states-of-tenant.ts'
 import { saveProjectionStatesSql } from './sql/projection-states-save.ts'
 import { type ProjectionStateText, scanProjectionStatesSql } from './sql/projection-states-scan.ts'
 import { withTenant } from './with-tenant.ts'
 
-// Projection checkpoints and reducer state (migrations/0003). The runtime keeps
+// Projection checkpoints, reducer state and rebuilds (migrations/0003, 0012). The runtime keeps
 // a projection's checkpoint in the transaction that writes its output; these
 // functions take that transaction where they write. They need
 // eventplane_projector, except where noted.
@@ -75,40 +89,95 @@ export function countEventsBetween(
   return typedPgErrors(() => countEventsBetweenSql(sql, after, upTo, filter))
 }
 
-/** The stored states of `keys` of a reducer projection; keys without a stored state are missing from the result. */
+/**
+ * The stored states of `keys` in one generation of a reducer projection; keys
+ * without a stored state are missing from the result.
+ */
 export function loadProjectionStates<S>(
   sql: Sql,
   projection: string,
+  generation: number,
   keys: readonly { tenant: string; key: string }[],
 ): Promise<ProjectionStateRow<S>[]> {
-  return typedPgErrors(() => loadProjectionStatesSql<S>(sql, projection, keys))
+  return typedPgErrors(() => loadProjectionStatesSql<S>(sql, projection, generation, keys))
 }
 
-/** Upserts reducer states in `tx` (one statement), the transaction that also moves the checkpoint. */
+/** Upserts reducer states of one generation in `tx` (one statement), the transaction that also moves its checkpoint. */
 export function saveProjectionStates(
   tx: TransactionSql,
   projection: string,
+  generation: number,
   states: readonly { tenant: string; key: string; state: unknown }[],
 ): Promise<void> {
-  return typedPgErrors(() => saveProjectionStatesSql(tx, projection, states))
-}
-
-/** Deletes every reducer state of `projection` in `tx` (a rebuild drops its output). */
-export function deleteProjectionStates(tx: TransactionSql, projection: string): Promise<void> {
-  return typedPgErrors(() => deleteProjectionStatesSql(tx, projection))
+  return typedPgErrors(() => saveProjectionStatesSql(tx, projection, generation, states))
 }
 
 /**
- * Every reducer state of `projection` in one total order (tenant, then key,
- * byte order), with the state as jsonb's canonical text, in batches read
- * through a cursor: what a digest hashes.
+ * Deletes the states of `projection` that no one reads or writes any more
+ * (generations neither live nor being rebuilt), `batchRows` per transaction;
+ * returns how many were deleted.
+ */
+export async function deleteStaleProjectionStates(sql: Sql, projection: string, batchRows = 10_000): Promise<number> {
+  let total = 0
+  for (;;) {
+    const n = await typedPgErrors(() => deleteStaleProjectionStatesSql(sql, projection, batchRows))
+    total += n
+    if (n < batchRows) return total
+  }
+}
+
+/**
+ * In `tx`: the rebuild of `projection` to continue (same version, unless
+ * `restart`) or a new one at START in a fresh generation. The rebuild row is
+ * locked until `tx` ends. The live checkpoint row must exist.
+ */
+export function startProjectionRebuild(
+  tx: TransactionSql,
+  projection: string,
+  version: number,
+  restart: boolean,
+): Promise<ProjectionRebuild & { resumed: boolean }> {
+  return typedPgErrors(() => startProjectionRebuildSql(tx, projection, version, restart))
+}
+
+/** The rebuild's row, locked until `tx` ends: its writers never both commit. */
+export function lockProjectionRebuild(tx: TransactionSql, projection: string): Promise<ProjectionRebuild | undefined> {
+  return typedPgErrors(() => lockProjectionRebuildSql(tx, projection))
+}
+
+/** Moves the rebuild's checkpoint in `tx`, the transaction writing the shadow output it covers. */
+export function writeProjectionRebuild(
+  tx: TransactionSql,
+  projection: string,
+  generation: number,
+  c: Checkpoint,
+  events: number,
+): Promise<void> {
+  return typedPgErrors(() => writeProjectionRebuildSql(tx, projection, generation, c, events))
+}
+
+/** In `tx`: the rebuild's generation, version and checkpoint become the live ones, and the rebuild row goes. */
+export function swapProjectionRebuild(tx: TransactionSql, projection: string, generation: number): Promise<void> {
+  return typedPgErrors(() => swapProjectionRebuildSql(tx, projection, generation))
+}
+
+/** The rebuild of `projection` in progress, if any (reader, operator or projector). */
+export function projectionRebuildProgress(sql: Sql, projection: string): Promise<ProjectionRebuild | undefined> {
+  return typedPgErrors(() => projectionRebuildProgressSql(sql, projection))
+}
+
+/**
+ * Every reducer state of one generation of `projection` (default: the live
+ * one) in one total order (tenant, then key, byte order), with the state as
+ * jsonb's canonical text, in batches read through a cursor: what a digest hashes.
  */
 export async function* scanProjectionStates(
   sql: Sql,
   projection: string,
   batchRows = 1000,
+  generation?: number,
 ): AsyncGenerator<ProjectionStateText[]> {
-  const cursor = scanProjectionStatesSql(sql, projection, batchRows)[Symbol.asyncIterator]()
+  const cursor = scanProjectionStatesSql(sql, projection, generation ?? null, batchRows)[Symbol.asyncIterator]()
   try {
     for (;;) {
       const next = await typedPgErrors(() => cursor.next())
@@ -132,4 +201,31 @@ export function readProjectionStates(
   key?: string,
 ): Promise<{ key: string; state: unknown }[]> {
   return withTenant(sql, tenant, (tx) => projectionStatesOfTenantSql(tx, projection, tenant, key ?? null))
+}
+
+export { VIEWS_SCHEMA }
+
+/** The shadow schema (created when missing) a SQL projection's rebuild of `generation` builds its tables in. */
+export function ensureProjectionShadow(sql: Sql, projection: string, generation: number): Promise<string> {
+  return typedPgErrors(() => ensureProjectionShadowSql(sql, projection, generation))
+}
+
+/** Drops `projection`'s shadow schemas that no rebuild writes any more (discarded or swapped ones). */
+export function dropStaleProjectionShadows(sql: Sql, projection: string): Promise<number> {
+  return typedPgErrors(() => dropStaleProjectionShadowsSql(sql, projection))
+}
+
+/** Points the rest of `tx` at `schema` (eventplane_views, or a shadow): where unqualified table names resolve. */
+export function useProjectionSchema(tx: TransactionSql, schema: string): Promise<void> {
+  return typedPgErrors(() => useProjectionSchemaSql(tx, schema))
+}
+
+/** The tables a shadow schema holds. */
+export function shadowTables(sql: Sql | TransactionSql, schema: string): Promise<string[]> {
+  return typedPgErrors(() => shadowTablesSql(sql, schema))
+}
+
+/** In `tx` (the swap): moves a shadow's tables into eventplane_views; returns how many. */
+export function moveShadowTables(tx: TransactionSql, schema: string): Promise<number> {
+  return typedPgErrors(() => moveShadowTablesSql(tx, schema))
 }

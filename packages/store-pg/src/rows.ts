@@ -1,6 +1,6 @@
 import type { EventData, EventKind, RecordedEvent } from '@eventplane/core'
 
-/** A row of eventplane.events as postgres.js returns it (int8 and xid8 as strings). */
+/** A row of eventplane.events as the readers select it (sql/event-columns.ts): int8 and xid8 as strings, instants as ISO strings. */
 export interface EventRow {
   global_position: string
   tx_id: string
@@ -16,8 +16,8 @@ export interface EventRow {
   correlation_id: string
   causation_id: string | null
   caused_by: string
-  occurred_at: Date
-  recorded_at: Date
+  occurred_at: string
+  recorded_at: string
 }
 
 export function toRecordedEvent(row: EventRow): RecordedEvent {
@@ -32,10 +32,10 @@ export function toRecordedEvent(row: EventRow): RecordedEvent {
     correlation_id: row.correlation_id,
     causation_id: row.causation_id,
     caused_by: row.caused_by,
-    occurred_at: row.occurred_at.toISOString(),
+    occurred_at: row.occurred_at,
     stream_version: Number(row.stream_version),
     global_position: BigInt(row.global_position),
     tx_id: BigInt(row.tx_id),
-    recorded_at: row.recorded_at.toISOString(),
+    recorded_at: row.recorded_at,
   }
 }

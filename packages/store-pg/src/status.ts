@@ -4,6 +4,8 @@ import { typedPgErrors } from './pg-errors.ts'
 import { countEventsAfter } from './projections.ts'
 import { logHeadSql } from './sql/log-head.ts'
 import { type OpenTransactionRow, openTransactionsSql } from './sql/open-transactions.ts'
+import { projectionRebuildProgressSql } from './sql/projection-rebuild-progress.ts'
+import type { ProjectionRebuild } from './sql/projection-rebuild-rows.ts'
 import { listProjectionCheckpointsSql } from './sql/projection-checkpoints-list.ts'
 import { relaysSql } from './sql/relays.ts'
 import { terminateStuckTransactionsSql } from './sql/terminate-stuck-transactions.ts'
@@ -119,6 +121,10 @@ export interface ProjectionStatus {
   updatedAt: Date
   /** Events of every tenant after the checkpoint; an upper bound (the projection's filter may skip some). */
   lag: number
+  /** The generation readers see. */
+  generation: number
+  /** A rebuild in progress (or interrupted): readers still see the previous complete generation. */
+  rebuild: (ProjectionRebuild & { remaining: number }) | null
 }
 
 /** Every projection checkpoint with its lag behind the log. */
@@ -127,12 +133,15 @@ export async function projectionStatuses(sql: Sql): Promise<ProjectionStatus[]> 
   return Promise.all(
     rows.map(async (r) => {
       const checkpoint = { txId: BigInt(r.tx_id), position: BigInt(r.global_position) }
+      const rebuild = await typedPgErrors(() => projectionRebuildProgressSql(sql, r.projection))
       return {
         projection: r.projection,
         version: r.version,
         checkpoint,
         updatedAt: r.updated_at,
         lag: await countEventsAfter(sql, checkpoint),
+        generation: r.generation,
+        rebuild: rebuild ? { ...rebuild, remaining: await countEventsAfter(sql, rebuild.checkpoint) } : null,
       }
     }),
   )

@@ -113,6 +113,34 @@ describe('append', () => {
     )
   })
 
+  test('the same batch appended 10 times at once is stored once; the others return it as a replay', async () => {
+    const f = factoryFor('acme')
+    const s = stream('acme', 'retry-race')
+    const events = [f.intent(s, 'created', { a: 1 }), f.intent(s, 'scaled', { b: 2 })]
+    const results = await Promise.all(Array.from({ length: 10 }, () => store.append(s, structuredClone(events))))
+    assert.equal(results.filter((r) => !r.replayed).length, 1)
+    for (const r of results) assert.deepEqual(r.events, results.find((x) => !x.replayed)!.events)
+    assert.deepEqual(
+      (await store.readStreamToArray(s)).map((e) => e.event_id),
+      events.map((e) => e.event_id),
+    )
+  })
+
+  test('a batch of a stored event and a new one is a conflict, not a replay, and writes nothing', async () => {
+    const f = factoryFor('acme')
+    const s = stream('acme', 'retry-3')
+    const stored = f.intent(s, 'created', { a: 1 })
+    await store.append(s, [stored])
+    const fresh = f.intent(s, 'scaled', { b: 2 })
+    await assert.rejects(store.append(s, [structuredClone(stored), fresh]), (e) =>
+      isEventplaneError(e, 'store.idempotency_conflict'),
+    )
+    assert.deepEqual(
+      (await store.readStreamToArray(s)).map((e) => e.event_id),
+      [stored.event_id],
+    )
+  })
+
   test('an event id taken in another tenant is a conflict, not a leak', async () => {
     const a = stream('acme', 'shared-id')
     const b = stream('globex', 'shared-id')

@@ -104,7 +104,7 @@ describe('server-assigned columns', () => {
       stream_version: 999,
     }
     const [row] = await sql<{ tx_id: string; stream_version: string; current: string; recorded_at: Date }[]>`
-      select a.tx_id::text, a.stream_version::text, pg_current_xact_id()::text as current, a.recorded_at
+      select a.tx_id::text, a.stream_versions[1]::text as stream_version, pg_current_xact_id()::text as current, a.recorded_at
         from eventplane.append_intents('acme', 'deployment', 'payload', -1, ${sql.json([event] as never)}) a`
     assert.equal(row!.tx_id, row!.current, 'tx_id is the appending transaction')
     assert.equal(row!.stream_version, '1', 'versions continue the stream')

@@ -38,6 +38,7 @@ export const ERROR_CODES = [
   'runtime.unknown_projection',
   'runtime.unknown_controller',
   'runtime.handler_failed',
+  'runtime.projection_not_shadowable',
   'runtime.checkpoint_moved',
   'runtime.finalizers_pending',
   'runtime.reconcile_failed',

@@ -1,9 +1,11 @@
 import type { Command } from 'commander'
-import { ROLES, readProjectionStates } from '@eventplane/store-pg'
+import { formatCheckpoint } from '@eventplane/core'
+import { ROLES, projectionRebuildProgress, readProjectionStates } from '@eventplane/store-pg'
 import { isSqlProjection } from '@eventplane/runtime'
 import { toJson } from '../io.ts'
 import { findProjection } from '../domain.ts'
 import { type CommandKit, domainOption, tenantOption } from '../command-kit.ts'
+import { rebuildNote } from '../rebuild-note.ts'
 import { requireTenant } from '../stream-arg.ts'
 import { CliError } from '../cli-error.ts'
 
@@ -23,6 +25,9 @@ export function registerState(program: Command, kit: CommandKit): void {
       'after',
       [
         '',
+        'Only a complete output is served: while a rebuild (`evtctl replay`) is in progress or interrupted,',
+        'this prints the previous one and a note on stderr.',
+        '',
         'Examples:',
         '  $ evtctl state deployment_status --tenant acme --domain @eventplane/example-deployments',
         '  $ evtctl state audit --tenant acme --domain ./domain.js --json',
@@ -36,7 +41,19 @@ export function registerState(program: Command, kit: CommandKit): void {
         }
         const tenant = requireTenant(session.config, 'state')
         const key = command.opts<{ key?: string }>().key
-        const rows = await readProjectionStates(session.pg(ROLES.reader), projection.name, tenant, key)
+        const reader = session.pg(ROLES.reader)
+        const rows = await readProjectionStates(reader, projection.name, tenant, key)
+        // Only complete output is ever served; say so when a newer one is being (or was partly) built.
+        const rebuild = await projectionRebuildProgress(reader, projection.name)
+        if (rebuild) {
+          const note = rebuildNote(projection.name, {
+            version: rebuild.version,
+            checkpoint: formatCheckpoint(rebuild.checkpoint),
+            events: rebuild.events.toString(),
+            updated_at: rebuild.updatedAt.toISOString(),
+          })
+          session.io.stderr.write(`evtctl: note: ${note}\n`)
+        }
         for (const row of rows) {
           session.out.emit(
             { projection: projection.name, tenant, key: row.key, state: row.state },

@@ -1,4 +1,5 @@
 import type { Command } from 'commander'
+import { rebuildNote } from '../rebuild-note.ts'
 import { formatCheckpoint } from '@eventplane/core'
 import { DEFAULT_RELAY_NAME } from '@eventplane/bus-nats'
 import {
@@ -49,7 +50,23 @@ export interface StatusReport {
     active: boolean
     pid: number | null
   }[]
-  projections: { name: string; version: number; checkpoint: string; updated_at: string; lag: string }[]
+  projections: {
+    name: string
+    version: number
+    checkpoint: string
+    updated_at: string
+    lag: string
+    generation: number
+    /** A rebuild in progress or interrupted: the output above is the previous complete one. */
+    rebuild: {
+      generation: number
+      version: number
+      checkpoint: string
+      events: string
+      remaining: string
+      updated_at: string
+    } | null
+  }[]
   /** Absent with --no-nats. */
   gateway?: GatewayProbe
 }
@@ -102,6 +119,15 @@ export async function collectPgStatus(
       checkpoint: formatCheckpoint(p.checkpoint),
       updated_at: p.updatedAt.toISOString(),
       lag: p.lag.toString(),
+      generation: p.generation,
+      rebuild: p.rebuild && {
+        generation: p.rebuild.generation,
+        version: p.rebuild.version,
+        checkpoint: formatCheckpoint(p.rebuild.checkpoint),
+        events: p.rebuild.events.toString(),
+        remaining: p.rebuild.remaining.toString(),
+        updated_at: p.rebuild.updatedAt.toISOString(),
+      },
     })),
   }
 }
@@ -141,6 +167,7 @@ export function statusLines(r: StatusReport): string[] {
   if (r.projections.length === 0) lines.push('projections none yet')
   for (const p of r.projections) {
     lines.push(`projection  ${p.name} v${p.version}: checkpoint ${p.checkpoint} at ${p.updated_at}, lag ${p.lag}`)
+    if (p.rebuild) lines.push(`            ${rebuildNote(p.name, p.rebuild)}`)
   }
   if (r.gateway) {
     const state =

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { scanProjectionStates } from '@eventplane/store-pg'
+import { VIEWS_SCHEMA, scanProjectionStates, useProjectionSchema } from '@eventplane/store-pg'
 import type { Sql } from 'postgres'
 import { type Projection, isSqlProjection } from './types.ts'
 
@@ -16,20 +16,24 @@ const CURSOR_ROWS = 1000
  * Hashes a projection's output: for a reducer, every `(tenant, key, state)` of
  * the projection ordered by tenant and key in byte order (`collate "C"`),
  * with the state in jsonb's canonical text; for a SQL projection, the rows of
- * its `digestQuery` in the query's order. Streams through a cursor, so memory
+ * its `digestQuery` in the query's order. Only the live (complete) output:
+ * the live generation of states, the tables in eventplane_views. Streams through a cursor, so memory
  * stays flat. A rebuilt projection equal to the live one has the same digest.
  */
 export async function projectionDigest(sql: Sql, projection: Projection): Promise<ProjectionDigest> {
   const hash = createHash('sha256')
   let rows = 0
   if (isSqlProjection(projection)) {
-    const cursor = sql.unsafe(projection.digestQuery).cursor(CURSOR_ROWS)
-    for await (const batch of cursor) {
-      for (const row of batch) {
-        hash.update(canonicalRow(Object.values(row)))
-        rows++
+    // The live tables: the query names them unqualified, resolved in eventplane_views.
+    await sql.begin(async (tx) => {
+      await useProjectionSchema(tx, VIEWS_SCHEMA)
+      for await (const batch of tx.unsafe(projection.digestQuery).cursor(CURSOR_ROWS)) {
+        for (const row of batch) {
+          hash.update(canonicalRow(Object.values(row)))
+          rows++
+        }
       }
-    }
+    })
   } else {
     for await (const batch of scanProjectionStates(sql, projection.name, CURSOR_ROWS)) {
       for (const r of batch) {

@@ -2,14 +2,25 @@ import { type Checkpoint, type RecordedEvent, START, compareCheckpoints, formatC
 import {
   PgEventStore,
   countEventsAfter,
+  VIEWS_SCHEMA,
   countEventsBetween,
+  deleteStaleProjectionStates,
+  dropStaleProjectionShadows,
+  ensureProjectionShadow,
+  moveShadowTables,
+  shadowTables,
   ensureProjectionCheckpoint as ensureCheckpointRow,
   lockProjectionCheckpoint as lockCheckpoint,
+  lockProjectionRebuild,
+  startProjectionRebuild,
+  streamLog,
+  swapProjectionRebuild,
   writeProjectionCheckpoint as writeCheckpoint,
+  writeProjectionRebuild,
 } from '@eventplane/store-pg'
 import type { Sql } from 'postgres'
-import { CheckpointMoved } from '../errors.ts'
-import { type Logger, silentLogger } from '../logger.ts'
+import { CheckpointMoved, ProjectionNotShadowable } from '../errors.ts'
+import { type Logger, silentLogger } from '@eventplane/bus-nats'
 import { prefetch } from './prefetch.ts'
 import { ReducerSink } from './reducer-sink.ts'
 import type { ProjectionSink } from './sink.ts'
@@ -28,9 +39,10 @@ export interface EngineOptions {
   /** Events per PostgreSQL read (default 2,000). */
   batchSize?: number
   /**
-   * Commit at least every this many events read during catch-up (default
-   * 100,000). Reads happen outside the commit transaction, so a large value
-   * does not hold a transaction open; it only delays the checkpoint.
+   * Commit at least every this many events read during catch-up and rebuild
+   * (default 100,000). Reads happen outside the commit transaction, so a large
+   * value does not hold a transaction open; it only bounds how much work an
+   * interruption loses and how many events one transaction covers.
    */
   commitEvery?: number
   /** Commit when this many states (reducer) or events (SQL) are staged (default 20,000). */
@@ -45,7 +57,19 @@ export interface EngineOptions {
   beforeCheckpoint?: (info: CommitInfo) => void | Promise<void>
   /** Runs after each commit, before anything is acknowledged (tests use it to simulate a crash). */
   afterCommit?: (info: CommitInfo) => void | Promise<void>
+  /** Runs inside the swap transaction of a rebuild, before it commits: a throw leaves the previous output live. */
+  beforeSwap?: (info: { projection: string; generation: number; checkpoint: Checkpoint }) => void | Promise<void>
   logger?: Logger
+}
+
+/** How a rebuild started: a new generation from START, or an interrupted one resumed. */
+export interface RebuildStart {
+  generation: number
+  resumed: boolean
+  /** Where it (re)starts. */
+  from: Checkpoint
+  /** Events an interrupted run had already applied. */
+  eventsBefore: number
 }
 
 /**
@@ -54,6 +78,12 @@ export interface EngineOptions {
  * checkpoint and checks it is still the one this engine last wrote (else
  * `CheckpointMoved`, and nothing is written). Not safe for concurrent calls;
  * the runner serializes them.
+ *
+ * A projection is rebuilt in a shadow: a new generation of reducer states,
+ * or a SQL projection's tables in a shadow schema, with its own checkpoint
+ * (`projection_rebuilds`), swapped in as the live output in one transaction
+ * once caught up. Until then readers see the previous complete output; an
+ * interrupted rebuild is resumed from its checkpoint.
  */
 export class ProjectionEngine {
   readonly projection: Projection
@@ -64,6 +94,9 @@ export class ProjectionEngine {
   readonly #log: Logger
   #committed: Checkpoint = START
   #staged: Checkpoint = START
+  /** The generation this engine writes; with `#rebuilding` its checkpoint is the rebuild's, not the live one. */
+  #generation = 1
+  #rebuilding = false
   #stagedEvents = 0
   /** The commit still running while catch-up stages the next events (at most one). */
   #inflight: Promise<void> | undefined
@@ -86,41 +119,124 @@ export class ProjectionEngine {
     return this.#committed
   }
 
+  /** The generation of output this engine writes (the live one, or the rebuild's shadow). */
+  get generation(): number {
+    return this.#generation
+  }
+
   /**
-   * Reads the stored checkpoint (creating the output on first use). A stored
-   * version other than the projection's means its output is stale: it is
-   * dropped and rebuilt from the start.
+   * Reads the stored live checkpoint (creating the output on first use). A
+   * stored version other than the projection's means its output is stale:
+   * `stale` is true and the caller rebuilds (`rebuild()`); the stale output
+   * keeps serving until the rebuild swaps in.
    */
-  async init(): Promise<{ rebuilt: boolean }> {
+  async init(): Promise<{ stale: boolean }> {
     const stored = await ensureCheckpointRow(this.#sql, this.projection.name, this.projection.version)
+    this.#rebuilding = false
+    this.#generation = stored.generation
+    this.#committed = this.#staged = stored.checkpoint
+    this.#stagedEvents = 0
+    if (this.#sink instanceof ReducerSink) this.#sink.useGeneration(stored.generation)
+    else if (this.#sink instanceof SqlSink) this.#sink.useSchema(VIEWS_SCHEMA)
+    this.#sink.reset()
     if (stored.version !== this.projection.version) {
       this.#log.info(
         { projection: this.projection.name, from: stored.version, to: this.projection.version },
         'projection version changed, rebuilding',
       )
-      await this.drop()
-      return { rebuilt: true }
+      return { stale: true }
     }
     // Idempotent; also repairs a crash between creating the row and the output.
-    await this.#sql.begin((tx) => this.#sink.setup(tx))
-    this.#committed = this.#staged = stored.checkpoint
-    this.#sink.reset()
-    return { rebuilt: false }
+    const sink = this.#sink
+    if (sink instanceof SqlSink) await this.#sql.begin((tx) => sink.setup(tx))
+    return { stale: false }
   }
 
-  /** Drops the output and resets the checkpoint to START, in one transaction; then sets the output up again. */
-  async drop(): Promise<void> {
+  /**
+   * Starts or resumes the rebuild in a shadow and points this engine at it:
+   * what `catchUp` then commits goes to the new generation (reducer states
+   * tagged with it; a SQL projection's tables in a shadow schema) and to the
+   * rebuild's checkpoint. `restart` throws an interrupted rebuild away.
+   */
+  async beginRebuild(restart = false): Promise<RebuildStart> {
     const { name, version } = this.projection
+    await ensureCheckpointRow(this.#sql, name, version)
+    const r = await this.#sql.begin((tx) => startProjectionRebuild(tx, name, version, restart))
+    const sink = this.#sink
+    if (sink instanceof SqlSink) {
+      // A discarded rebuild's schema goes with its tables; then this one's is set up (idempotent).
+      await dropStaleProjectionShadows(this.#sql, name)
+      const schema = await ensureProjectionShadow(this.#sql, name, r.generation)
+      sink.useSchema(schema)
+      await this.#sql.begin((tx) => sink.setup(tx))
+      if ((await shadowTables(this.#sql, schema)).length === 0) {
+        sink.useSchema(VIEWS_SCHEMA)
+        throw new ProjectionNotShadowable(name)
+      }
+      sink.reset()
+    } else {
+      // What a superseded rebuild left behind; bounded deletes, never the live or the new generation.
+      await deleteStaleProjectionStates(this.#sql, name)
+      const reducer = sink as ReducerSink<unknown>
+      reducer.useGeneration(r.generation)
+      if (r.resumed) reducer.reset()
+      else reducer.markEmpty()
+    }
+    this.#rebuilding = true
+    this.#generation = r.generation
+    this.#committed = this.#staged = r.checkpoint
+    this.#stagedEvents = 0
+    this.#log.info(
+      { projection: name, generation: r.generation, resumed: r.resumed, checkpoint: formatCheckpoint(r.checkpoint) },
+      r.resumed ? 'projection rebuild resumed' : 'projection rebuild started',
+    )
+    return { generation: r.generation, resumed: r.resumed, from: r.checkpoint, eventsBefore: r.events }
+  }
+
+  /**
+   * Makes the caught-up rebuild the live output in one transaction (its
+   * generation, version and checkpoint), then deletes the previous
+   * generation in bounded batches. A live runner of the old generation
+   * notices the moved checkpoint and resyncs.
+   */
+  async finishRebuild(): Promise<void> {
+    if (!this.#rebuilding) return
+    const { name } = this.projection
+    const generation = this.#generation
+    const checkpoint = this.#committed
+    const sink = this.#sink
     await this.#sql.begin(async (tx) => {
       await lockCheckpoint(tx, name)
-      await this.#sink.drop(tx)
-      await writeCheckpoint(tx, name, version, START)
-      await this.#sink.setup(tx)
+      const r = await lockProjectionRebuild(tx, name)
+      if (!r || r.generation !== generation || compareCheckpoints(r.checkpoint, checkpoint) !== 0)
+        throw new CheckpointMoved(name, checkpoint, r?.checkpoint)
+      if (sink instanceof SqlSink) {
+        // The live tables go and the shadow's take their place, in this one transaction.
+        await sink.drop(tx, VIEWS_SCHEMA)
+        await moveShadowTables(tx, sink.schema)
+      }
+      await swapProjectionRebuild(tx, name, generation)
+      await this.#options.beforeSwap?.({ projection: name, generation, checkpoint })
     })
-    this.#committed = this.#staged = START
-    this.#stagedEvents = 0
-    if (this.#sink instanceof ReducerSink) this.#sink.markEmpty()
-    else this.#sink.reset()
+    this.#rebuilding = false
+    this.#log.info({ projection: name, generation, checkpoint: formatCheckpoint(checkpoint) }, 'projection swapped in')
+    if (sink instanceof SqlSink) {
+      sink.useSchema(VIEWS_SCHEMA)
+      await dropStaleProjectionShadows(this.#sql, name)
+    } else await deleteStaleProjectionStates(this.#sql, name)
+  }
+
+  /**
+   * Rebuilds from the log (`beginRebuild`, `catchUp`, `finishRebuild`).
+   * Stopped by `signal` or a failure, it leaves the live output untouched and
+   * its progress stored for the next call to resume.
+   */
+  async rebuild(signal?: AbortSignal, restart = false): Promise<RebuildStart & { events: number }> {
+    const start = await this.beginRebuild(restart)
+    const events = await this.catchUp('rebuild', signal)
+    signal?.throwIfAborted()
+    await this.finishRebuild()
+    return { ...start, events }
   }
 
   /**
@@ -137,19 +253,21 @@ export class ProjectionEngine {
     let read = 0
     const report = (): void => this.#report(phase, read, started, total)
     try {
-      const batches = this.#store.readAll({ from: this.#committed, batchSize, tenant, signal })
+      const batches = this.#read(phase === 'rebuild' && tenant === undefined, batchSize, tenant, signal)
       for await (const batch of prefetch(batches)) {
+        // Stopped: commit nothing more (what is in flight finishes); the last commit is where a rebuild resumes.
+        signal?.throwIfAborted()
         await this.#sink.stage(this.#sql, batch)
         this.#staged = checkpointOf(batch.at(-1)!)
         this.#stagedEvents += batch.length
         read += batch.length
         if (this.#sink.pending() >= pendingLimit || this.#stagedEvents >= commitEvery) {
           // Reading and staging go on while this commit runs; the next one waits for it.
-          await this.#commit(phase, false)
+          await this.#commit(phase, false, signal)
           report()
         }
       }
-      await this.#commit(phase, true)
+      await this.#commit(phase, true, signal)
     } catch (e) {
       await this.#inflight?.catch(() => {})
       this.#discard()
@@ -157,6 +275,27 @@ export class ProjectionEngine {
     }
     report()
     return read
+  }
+
+  /**
+   * The log after the committed checkpoint: a rebuild streams it through one
+   * cursor (one statement instead of a query per batch), then pages on with
+   * `readAll` for what was committed after that statement's snapshot.
+   */
+  async *#read(
+    stream: boolean,
+    batchSize: number,
+    tenant: string | undefined,
+    signal: AbortSignal | undefined,
+  ): AsyncGenerator<RecordedEvent[]> {
+    let from = this.#committed
+    if (stream) {
+      for await (const batch of streamLog(this.#sql, { from, batchSize, ...(signal ? { signal } : {}) })) {
+        yield batch
+        from = checkpointOf(batch.at(-1)!)
+      }
+    }
+    yield* this.#store.readAll({ from, batchSize, tenant, signal })
   }
 
   /**
@@ -185,7 +324,7 @@ export class ProjectionEngine {
       await this.#sink.stage(this.#sql, fresh)
       this.#staged = last
       this.#stagedEvents = fresh.length
-      await this.#commit('live', true, delivered)
+      await this.#commit('live', true, undefined, delivered)
     } catch (e) {
       this.#discard()
       throw e
@@ -200,22 +339,36 @@ export class ProjectionEngine {
    * (live) the log must hold exactly that many events matching the filter
    * between the two checkpoints.
    */
-  async #commit(phase: ProjectionProgress['phase'], wait: boolean, delivered?: number): Promise<void> {
+  async #commit(
+    phase: ProjectionProgress['phase'],
+    wait: boolean,
+    signal?: AbortSignal,
+    delivered?: number,
+  ): Promise<void> {
     const previous = this.#inflight
     this.#inflight = undefined
     await previous
+    // Stopped while the previous commit ran: that one is where a rebuild resumes; nothing more is written.
+    signal?.throwIfAborted()
     if (compareCheckpoints(this.#staged, this.#committed) === 0) return
     const { name, version } = this.projection
     const expected = this.#committed
     const next = this.#staged
     const events = this.#stagedEvents
+    const generation = this.#generation
+    const rebuilding = this.#rebuilding
     this.#stagedEvents = 0
     this.#sink.seal()
     const info: CommitInfo = { projection: name, checkpoint: next, events, phase }
     const run = async (): Promise<void> => {
       await this.#sql.begin(async (tx) => {
-        const stored = await lockCheckpoint(tx, name)
-        if (!stored || stored.version !== version || compareCheckpoints(stored.checkpoint, expected) !== 0) {
+        const stored = rebuilding ? await lockProjectionRebuild(tx, name) : await lockCheckpoint(tx, name)
+        if (
+          !stored ||
+          stored.version !== version ||
+          stored.generation !== generation ||
+          compareCheckpoints(stored.checkpoint, expected) !== 0
+        ) {
           throw new CheckpointMoved(name, expected, stored?.checkpoint)
         }
         if (delivered !== undefined) {
@@ -225,7 +378,8 @@ export class ProjectionEngine {
         }
         await this.#sink.commit(tx)
         await this.#options.beforeCheckpoint?.(info)
-        await writeCheckpoint(tx, name, version, next)
+        if (rebuilding) await writeProjectionRebuild(tx, name, generation, next, events)
+        else await writeCheckpoint(tx, name, version, next)
       })
       this.#sink.committed()
       this.#committed = next

@@ -11,12 +11,20 @@ export interface RebuildOptions extends EngineOptions {
   signal?: AbortSignal
   /** Compute the digest of the rebuilt output (default true). */
   digest?: boolean
+  /** Throw an interrupted rebuild away and start from scratch (default: resume it). */
+  restart?: boolean
 }
 
 export interface RebuildResult {
   projection: string
   version: number
+  /** The generation now live. */
+  generation: number
+  /** True when an interrupted rebuild was continued rather than started again. */
+  resumed: boolean
+  /** Events read by this call (an interrupted run's are in `eventsBefore`). */
   events: number
+  eventsBefore: number
   elapsedMs: number
   /** Events per second. */
   rate: number
@@ -25,24 +33,28 @@ export interface RebuildResult {
 }
 
 /**
- * Drops a projection's output and checkpoint and replays the log from the
- * start, many events per transaction, until caught up; then hashes the
- * output. Run it with the projection's live runner stopped (or start the
- * runner with `rebuild: true`, which also goes live afterwards); a runner
- * left running is not corrupted, it notices the moved checkpoint and resyncs.
+ * Replays the log from the start into a new generation of a reducer
+ * projection's output (a shadow), many events per transaction, and swaps it
+ * in as the live output in one transaction once caught up; then hashes the
+ * output. Until the swap readers see the previous complete output. An
+ * interrupted rebuild (signal, crash) is resumed by the next call unless
+ * `restart`. A SQL projection is dropped and rebuilt in place. A live runner
+ * left running is not corrupted: it notices the moved checkpoint and resyncs.
  */
 export async function rebuildProjection(options: RebuildOptions): Promise<RebuildResult> {
   const engine = new ProjectionEngine(options.projection, options.sql, options)
   const started = performance.now()
   await engine.init()
-  await engine.drop()
-  const events = await engine.catchUp('rebuild', options.signal)
+  const { events, resumed, eventsBefore } = await engine.rebuild(options.signal, options.restart === true)
   const elapsedMs = performance.now() - started
   const digest = options.digest === false ? undefined : await projectionDigest(options.sql, options.projection)
   return {
     projection: options.projection.name,
     version: options.projection.version,
+    generation: engine.generation,
+    resumed,
     events,
+    eventsBefore,
     elapsedMs,
     rate: elapsedMs > 0 ? (events * 1000) / elapsedMs : 0,
     checkpoint: engine.checkpoint,

@@ -1,5 +1,5 @@
 import type { RecordedEvent } from '@eventplane/core'
-import { deleteProjectionStates, loadProjectionStates, saveProjectionStates } from '@eventplane/store-pg'
+import { loadProjectionStates, saveProjectionStates } from '@eventplane/store-pg'
 import type { Sql, TransactionSql } from 'postgres'
 import { ProjectionFailed } from '../errors.ts'
 import type { ProjectionSink } from './sink.ts'
@@ -31,8 +31,10 @@ export class ReducerSink<S> implements ProjectionSink {
   #dirty = new Map<string, Entry<S>>()
   /** Sealed states being written by the commit in flight; never mutated. */
   #committing = new Map<string, Entry<S>>()
-  /** True when every stored state of this projection is in the cache (after a drop, until an eviction). */
+  /** True when every stored state of this generation is in memory (a new generation, until an eviction). */
   #complete = false
+  /** The generation of states read and written (live, or a rebuild's shadow). */
+  #generation = 1
 
   constructor(projection: ReducerProjection<S>, options: ReducerSinkOptions = {}) {
     this.#projection = projection
@@ -102,7 +104,7 @@ export class ReducerSink<S> implements ProjectionSink {
 
   async commit(tx: TransactionSql): Promise<void> {
     if (this.#committing.size === 0) return
-    await saveProjectionStates(tx, this.#projection.name, [...this.#committing.values()])
+    await saveProjectionStates(tx, this.#projection.name, this.#generation, [...this.#committing.values()])
   }
 
   committed(): void {
@@ -122,13 +124,13 @@ export class ReducerSink<S> implements ProjectionSink {
     this.#complete = false
   }
 
-  async setup(): Promise<void> {}
-
-  async drop(tx: TransactionSql): Promise<void> {
-    await deleteProjectionStates(tx, this.#projection.name)
+  /** Reads and writes `generation` from now on; forgets everything cached of another one. */
+  useGeneration(generation: number): void {
+    if (generation !== this.#generation) this.reset()
+    this.#generation = generation
   }
 
-  /** After a drop committed: nothing is stored, so a key never seen is at its initial state. */
+  /** A new generation: nothing is stored in it, so a key never seen is at its initial state. */
   markEmpty(): void {
     this.reset()
     this.#complete = true
@@ -143,7 +145,7 @@ export class ReducerSink<S> implements ProjectionSink {
   }
 
   async #load(sql: Sql, keys: { tenant: string; key: string }[]): Promise<Map<string, Entry<S>>> {
-    const rows = await loadProjectionStates<S>(sql, this.#projection.name, keys)
+    const rows = await loadProjectionStates<S>(sql, this.#projection.name, this.#generation, keys)
     return new Map(rows.map((r) => [r.tenant_id + SEP + r.key, { tenant: r.tenant_id, key: r.key, state: r.state }]))
   }
 }

@@ -3,7 +3,7 @@ import { type Checkpoint, formatCheckpoint, isEventplaneError } from '@eventplan
 import type { Sql } from 'postgres'
 import { type Deferred, deferred } from '../deferred.ts'
 import { type LiveDelivery, type LiveSource, type LiveSubscription, batchDeliveries } from '../live-source.ts'
-import { type Logger, errorFields, silentLogger } from '../logger.ts'
+import { type Logger, errorFields, silentLogger } from '@eventplane/bus-nats'
 import { type EngineOptions, ProjectionEngine } from './engine.ts'
 import type { Projection } from './types.ts'
 
@@ -15,7 +15,10 @@ export interface ProjectionRunnerOptions extends EngineOptions {
   live?: LiveSource
   /** Poll interval without a live source (default 250 ms). */
   pollIntervalMs?: number
-  /** Drop the output and checkpoint and replay from the start before going live. */
+  /**
+   * Rebuild from the start before going live (a fresh shadow generation,
+   * swapped in when caught up; the previous output serves meanwhile).
+   */
   rebuild?: boolean
   /** Most deliveries applied in one transaction (default 256). */
   liveBatchSize?: number
@@ -96,9 +99,11 @@ export class ProjectionRunner {
     const signal = this.#abort.signal
     const name = projection.name
     await live?.prepare()
-    const { rebuilt } = await this.engine.init()
-    if (rebuild && !rebuilt) await this.engine.drop()
-    let phase: 'rebuild' | 'catch-up' = rebuild || rebuilt ? 'rebuild' : 'catch-up'
+    const { stale } = await this.engine.init()
+    // A changed version resumes an interrupted rebuild of that version; `rebuild` starts afresh.
+    let pendingRebuild = rebuild === true || stale
+    let restart = rebuild === true
+    let phase: 'rebuild' | 'catch-up' = pendingRebuild ? 'rebuild' : 'catch-up'
     let failures = 0
     let resync = false
     let prepared = true
@@ -110,7 +115,14 @@ export class ProjectionRunner {
         prepared = true
         if (resync) await this.engine.resync()
         resync = false
-        const read = await this.engine.catchUp(phase, signal)
+        let read: number
+        if (pendingRebuild) {
+          // Retried after a failure, the rebuild resumes (another run of the same full rebuild).
+          const fresh = restart
+          restart = false
+          read = (await this.engine.rebuild(signal, fresh)).events
+          pendingRebuild = false
+        } else read = await this.engine.catchUp(phase, signal)
         this.#log.info(
           { projection: name, phase, events: read, checkpoint: formatCheckpoint(this.checkpoint) },
           'projection caught up',

@@ -21,8 +21,4 @@ export interface ProjectionSink {
   committed(): void
   /** Forgets staged output and caches. */
   reset(): void
-  /** Creates the output (tables); idempotent. */
-  setup(tx: TransactionSql): Promise<void>
-  /** Removes every output row/table of this projection; `reset` follows. */
-  drop(tx: TransactionSql): Promise<void>
 }

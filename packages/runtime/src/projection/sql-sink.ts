@@ -1,15 +1,29 @@
 import type { RecordedEvent } from '@eventplane/core'
-import { pgDriverError } from '@eventplane/store-pg'
+import { VIEWS_SCHEMA, pgDriverError, useProjectionSchema } from '@eventplane/store-pg'
 import type { Sql, TransactionSql } from 'postgres'
 import { ProjectionFailed } from '../errors.ts'
 import type { ProjectionSink } from './sink.ts'
 import { type SqlProjection, checkpointOf, matchesFilter } from './types.ts'
 
-/** Buffers matching events and runs the projection's `apply` on each inside the commit transaction. */
+/**
+ * Buffers matching events and runs the projection's `apply` on each inside
+ * the commit transaction, with `search_path` set to the schema being written:
+ * eventplane_views for the live output, a shadow schema during a rebuild.
+ */
 export class SqlSink implements ProjectionSink {
   readonly #projection: SqlProjection
   #staged: RecordedEvent[] = []
   #sealed: RecordedEvent[] = []
+  #schema = VIEWS_SCHEMA
+
+  /** The schema the projection's tables are written in. */
+  get schema(): string {
+    return this.#schema
+  }
+
+  useSchema(schema: string): void {
+    this.#schema = schema
+  }
 
   constructor(projection: SqlProjection) {
     this.#projection = projection
@@ -29,6 +43,7 @@ export class SqlSink implements ProjectionSink {
   }
 
   async commit(tx: TransactionSql): Promise<void> {
+    if (this.#sealed.length > 0) await useProjectionSchema(tx, this.#schema)
     for (const e of this.#sealed) {
       try {
         await this.#projection.apply(tx, e)
@@ -49,11 +64,14 @@ export class SqlSink implements ProjectionSink {
     this.#sealed = []
   }
 
-  setup(tx: TransactionSql): Promise<void> {
-    return this.#projection.setup(tx)
+  async setup(tx: TransactionSql): Promise<void> {
+    await useProjectionSchema(tx, this.#schema)
+    await this.#projection.setup(tx)
   }
 
-  drop(tx: TransactionSql): Promise<void> {
-    return this.#projection.drop(tx)
+  /** Drops the projection's tables in `schema` (the live ones at a swap). */
+  async drop(tx: TransactionSql, schema: string): Promise<void> {
+    await useProjectionSchema(tx, schema)
+    await this.#projection.drop(tx)
   }
 }

@@ -28,9 +28,12 @@ export interface ReducerProjection<S = unknown> {
 }
 
 /**
- * A projection writing its own tables (in schema `eventplane_views`) inside
- * the runner's transaction, which also stores the checkpoint. `apply` must be
- * deterministic; `digestQuery` selects every output row in a total order.
+ * A projection writing its own tables inside the runner's transaction, which
+ * also stores the checkpoint. Its statements name the tables **without a
+ * schema**: the runtime sets `search_path` to `eventplane_views` (the live
+ * output readers query) or, during a rebuild, to a shadow schema whose tables
+ * replace the live ones in one transaction when the rebuild completes. `apply`
+ * must be deterministic; `digestQuery` selects every output row in a total order.
  */
 export interface SqlProjection {
   readonly name: string
@@ -38,7 +41,7 @@ export interface SqlProjection {
   /** Creates the output tables; idempotent (`create table if not exists`). */
   setup(tx: TransactionSql): Promise<void>
   apply(tx: TransactionSql, event: RecordedEvent): Promise<void>
-  /** Drops every output table; idempotent. */
+  /** Drops every output table (`drop table if exists …`); idempotent. */
   drop(tx: TransactionSql): Promise<void>
   /** A SELECT over the whole output with an ORDER BY that makes the row order total. */
   readonly digestQuery: string

@@ -2,12 +2,14 @@ import type postgres from 'postgres'
 import type { Sql } from 'postgres'
 import type { EventEnvelope } from '@eventplane/core'
 
+/** The one row an append function returns (migrations/0010): its events in batch order. */
 export interface AppendedRow {
-  event_id: string
-  stream_version: string
-  global_position: string
+  /** int8[] as decimal strings. */
+  stream_versions: string[]
+  global_positions: string[]
   tx_id: string
-  recorded_at: Date
+  /** ISO 8601 in UTC with milliseconds, formatted by PostgreSQL. */
+  recorded_at: string
   replayed: boolean
 }
 
@@ -35,10 +37,11 @@ export function appendEntryFor(events: readonly EventEnvelope[]): AppendEntry {
 }
 
 /**
- * One round trip: the append function (migrations/0005, SECURITY DEFINER)
+ * One round trip: the append function (migrations/0010, SECURITY DEFINER)
  * sets the tenant for this transaction, replays identical retries, checks the
  * version and inserts the batch after the stream's last version; the server
- * assigns tx_id, global_position, recorded_at and stream_version. A
+ * assigns tx_id, global_position, recorded_at and stream_version and returns
+ * them in one row (recorded_at formatted as an ISO instant). A
  * concurrent append that took those versions first makes it fail with EPWEV
  * (exact expectation) or EPRTY (`any`: append again).
  */
@@ -49,7 +52,7 @@ export async function appendSql(
   streamId: string,
   expected: ExpectedVersionCode,
   events: readonly EventEnvelope[],
-): Promise<AppendedRow[]> {
+): Promise<AppendedRow> {
   const payload = sql.json(
     events.map((e) => ({
       event_id: e.event_id,
@@ -65,16 +68,20 @@ export async function appendSql(
   )
   switch (appendEntryFor(events)) {
     case 'intents':
-      return sql<AppendedRow[]>`
-        select event_id, stream_version::text, global_position::text, tx_id::text, recorded_at, replayed
-          from eventplane.append_intents(${tenant}, ${category}, ${streamId}, ${expected}, ${payload})`
+      return one(sql<AppendedRow[]>`
+        select stream_versions::text[], global_positions::text[], tx_id::text, to_char(recorded_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as recorded_at, replayed
+          from eventplane.append_intents(${tenant}, ${category}, ${streamId}, ${expected}, ${payload})`)
     case 'facts':
-      return sql<AppendedRow[]>`
-        select event_id, stream_version::text, global_position::text, tx_id::text, recorded_at, replayed
-          from eventplane.append_facts(${tenant}, ${category}, ${streamId}, ${expected}, ${payload})`
+      return one(sql<AppendedRow[]>`
+        select stream_versions::text[], global_positions::text[], tx_id::text, to_char(recorded_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as recorded_at, replayed
+          from eventplane.append_facts(${tenant}, ${category}, ${streamId}, ${expected}, ${payload})`)
     case 'any':
-      return sql<AppendedRow[]>`
-        select event_id, stream_version::text, global_position::text, tx_id::text, recorded_at, replayed
-          from eventplane.append_to_stream(${tenant}, ${category}, ${streamId}, ${expected}, ${payload})`
+      return one(sql<AppendedRow[]>`
+        select stream_versions::text[], global_positions::text[], tx_id::text, to_char(recorded_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as recorded_at, replayed
+          from eventplane.append_to_stream(${tenant}, ${category}, ${streamId}, ${expected}, ${payload})`)
   }
+}
+
+async function one(rows: Promise<AppendedRow[]>): Promise<AppendedRow> {
+  return (await rows)[0]!
 }

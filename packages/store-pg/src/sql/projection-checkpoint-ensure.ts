@@ -15,10 +15,10 @@ export async function ensureProjectionCheckpointSql(
     insert into eventplane.projection_checkpoints (projection, version, tx_id, global_position)
     values (${projection}, ${version}, '0'::xid8, 0)
     on conflict (projection) do nothing
-    returning version, tx_id::text, global_position::text`
+    returning version, generation, tx_id::text, global_position::text`
   if (inserted[0]) return { ...toProjectionCheckpoint(inserted[0]), created: true }
   const [row] = await sql<ProjectionCheckpointRow[]>`
-    select version, tx_id::text, global_position::text from eventplane.projection_checkpoints
+    select version, generation, tx_id::text, global_position::text from eventplane.projection_checkpoints
      where projection = ${projection}`
   return { ...toProjectionCheckpoint(row!), created: false }
 }

@@ -11,7 +11,7 @@ export async function lockProjectionCheckpointSql(
   projection: string,
 ): Promise<ProjectionCheckpoint | undefined> {
   const [row] = await tx<ProjectionCheckpointRow[]>`
-    select version, tx_id::text, global_position::text from eventplane.projection_checkpoints
+    select version, generation, tx_id::text, global_position::text from eventplane.projection_checkpoints
      where projection = ${projection} for update`
   return row ? toProjectionCheckpoint(row) : undefined
 }

@@ -9,6 +9,6 @@ export interface ProjectionCheckpointListRow extends ProjectionCheckpointRow {
 /** Every projection checkpoint, by name (needs the projector or operator role). */
 export function listProjectionCheckpointsSql(sql: Sql): Promise<ProjectionCheckpointListRow[]> {
   return sql<ProjectionCheckpointListRow[]>`
-    select projection, version, tx_id::text, global_position::text, updated_at
+    select projection, version, generation, tx_id::text, global_position::text, updated_at
       from eventplane.projection_checkpoints order by projection`
 }

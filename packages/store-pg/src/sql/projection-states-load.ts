@@ -7,15 +7,16 @@ export interface ProjectionStateRow<S = unknown> {
   state: S
 }
 
-/** The stored states of `keys` (absent keys are simply missing), in one round trip. */
+/** The stored states of `keys` in one generation (absent keys are simply missing), in one round trip. */
 export function loadProjectionStatesSql<S>(
   sql: Sql,
   projection: string,
+  generation: number,
   keys: readonly { tenant: string; key: string }[],
 ): Promise<ProjectionStateRow<S>[]> {
   return sql<ProjectionStateRow<S>[]>`
     select s.tenant_id, s.key, s.state from eventplane.projection_state s
       join unnest(${sql.array(keys.map((k) => k.tenant))}::text[], ${sql.array(keys.map((k) => k.key))}::text[]) as w(t, k)
         on s.tenant_id = w.t and s.key = w.k
-     where s.projection = ${projection}`
+     where s.projection = ${projection} and s.generation = ${generation}`
 }

@@ -1,6 +1,6 @@
 import type { TransactionSql } from 'postgres'
 
-/** One tenant's states of `projection` (optionally one key), by key; run where RLS has that tenant set. */
+/** One tenant's states of `projection`'s live generation (optionally one key), by key; run where RLS has that tenant set. */
 export function projectionStatesOfTenantSql(
   tx: TransactionSql,
   projection: string,
@@ -9,6 +9,7 @@ export function projectionStatesOfTenantSql(
 ): Promise<{ key: string; state: unknown }[]> {
   return tx<{ key: string; state: unknown }[]>`
     select key, state from eventplane.projection_state
-     where projection = ${projection} and tenant_id = ${tenant} and (${key}::text is null or key = ${key})
+     where projection = ${projection} and generation = eventplane.projection_live_generation(${projection})
+       and tenant_id = ${tenant} and (${key}::text is null or key = ${key})
      order by key`
 }

@@ -1,6 +1,7 @@
 import type { Sql } from 'postgres'
 import type { Checkpoint } from '@eventplane/core'
 import type { EventRow } from '../rows.ts'
+import { EVENT_COLUMNS, EVENT_COLUMNS_DATA_TEXT } from './event-columns.ts'
 
 /**
  * One batch of the gap-safe global order after `after`: only rows whose
@@ -11,12 +12,30 @@ import type { EventRow } from '../rows.ts'
 export function readAllSql(sql: Sql, after: Checkpoint, limit: number, tenant?: string): Promise<EventRow[]> {
   if (tenant !== undefined) {
     return sql<EventRow[]>`
-      select * from eventplane.read_all_for_tenant(${tenant}, ${after.txId.toString()}::xid8, ${after.position.toString()}::bigint, ${limit})`
+      select ${sql.unsafe(EVENT_COLUMNS)} from eventplane.read_all_for_tenant(${tenant}, ${after.txId.toString()}::xid8, ${after.position.toString()}::bigint, ${limit}) e`
   }
   return sql<EventRow[]>`
-    select * from eventplane.events
+    select ${sql.unsafe(EVENT_COLUMNS)} from eventplane.events e
      where (tx_id, global_position) > (${after.txId.toString()}::xid8, ${after.position.toString()}::bigint)
        and tx_id < pg_snapshot_xmin(pg_current_snapshot())
-     order by tx_id, global_position
+     order by e.tx_id, e.global_position
+     limit ${limit}`
+}
+
+/** An event row with `data` as its JSON text (PostgreSQL's jsonb output), for forwarding without parsing. */
+export interface EventTextRow extends Omit<EventRow, 'data'> {
+  data: string
+}
+
+/**
+ * readAllSql for a cross-tenant role, with `data` as JSON text: the relay
+ * splices it into the wire form instead of parsing and re-encoding it.
+ */
+export function readAllTextSql(sql: Sql, after: Checkpoint, limit: number): Promise<EventTextRow[]> {
+  return sql<EventTextRow[]>`
+    select ${sql.unsafe(EVENT_COLUMNS_DATA_TEXT)} from eventplane.events e
+     where (tx_id, global_position) > (${after.txId.toString()}::xid8, ${after.position.toString()}::bigint)
+       and tx_id < pg_snapshot_xmin(pg_current_snapshot())
+     order by e.tx_id, e.global_position
      limit ${limit}`
 }

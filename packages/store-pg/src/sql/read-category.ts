@@ -1,6 +1,7 @@
 import type { Sql } from 'postgres'
 import type { Checkpoint } from '@eventplane/core'
 import type { EventRow } from '../rows.ts'
+import { EVENT_COLUMNS } from './event-columns.ts'
 
 /**
  * One batch of one category of one tenant after `after`, in the gap-safe
@@ -15,5 +16,5 @@ export function readCategorySql(
   limit: number,
 ): Promise<EventRow[]> {
   return sql<EventRow[]>`
-    select * from eventplane.read_category(${tenant}, ${category}, ${after.txId.toString()}::xid8, ${after.position.toString()}::bigint, ${limit})`
+    select ${sql.unsafe(EVENT_COLUMNS)} from eventplane.read_category(${tenant}, ${category}, ${after.txId.toString()}::xid8, ${after.position.toString()}::bigint, ${limit}) e`
 }

@@ -1,5 +1,6 @@
 import type { Sql } from 'postgres'
 import type { EventRow } from '../rows.ts'
+import { EVENT_COLUMNS } from './event-columns.ts'
 
 /** Every event of one correlation chain of one tenant, in log order. */
 export function readCorrelationSql(
@@ -8,5 +9,7 @@ export function readCorrelationSql(
   correlationId: string,
   limit: number,
 ): Promise<EventRow[]> {
-  return sql<EventRow[]>`select * from eventplane.read_correlation(${tenant}, ${correlationId}::uuid, ${limit})`
+  return sql<
+    EventRow[]
+  >`select ${sql.unsafe(EVENT_COLUMNS)} from eventplane.read_correlation(${tenant}, ${correlationId}::uuid, ${limit}) e`
 }

@@ -1,5 +1,6 @@
 import type { Sql } from 'postgres'
 import type { EventRow } from '../rows.ts'
+import { EVENT_COLUMNS } from './event-columns.ts'
 
 /** One batch of a stream, in one round trip with the tenant set for that statement only. */
 export function readStreamSql(
@@ -12,5 +13,5 @@ export function readStreamSql(
   limit: number,
 ): Promise<EventRow[]> {
   return sql<EventRow[]>`
-    select * from eventplane.read_stream(${tenant}, ${category}, ${streamId}, ${from}, ${backward}, ${limit})`
+    select ${sql.unsafe(EVENT_COLUMNS)} from eventplane.read_stream(${tenant}, ${category}, ${streamId}, ${from}, ${backward}, ${limit}) e`
 }

@@ -1,0 +1,196 @@
+import assert from 'node:assert/strict'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { after, before, describe, test } from 'node:test'
+import { logStatus } from '@eventplane/store-pg'
+import { bulkLoadEvents, createTestDatabase, eventually, type TestDatabase } from '@eventplane/store-pg/testing'
+import type postgres from 'postgres'
+import type { StatusReport } from '../src/commands/status.ts'
+import { type CliProcess, failureLine, killAll, runCli, startCli } from './helpers.ts'
+
+// A replay is stopped mid-way deterministically: the test inserts, in a transaction it keeps open, the
+// state row a later commit of the rebuild will write (same projection, generation, tenant and key). That
+// commit waits on the unique index until the test ends its transaction; everything before it is committed.
+
+interface ReplayJson {
+  resumed: boolean
+  events: number
+  events_before: number
+  generation: number
+  digest: { sha256: string; rows: number }
+}
+
+describe('evtctl replay: interrupted rebuilds never serve partial state and resume to the same digest', () => {
+  let db: TestDatabase
+  let env: Record<string, string>
+  const TENANT = 'tenant3'
+
+  const until = async (what: string, check: () => Promise<boolean>, timeoutMs = 120_000): Promise<void> => {
+    const deadline = Date.now() + timeoutMs
+    while (!(await check())) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+      await sleep(50)
+    }
+  }
+  const stateOf = async (): Promise<{ stdout: string; stderr: string }> => {
+    const r = await runCli(['state', 'audit', '--tenant', TENANT, '--json'], { env })
+    assert.equal(r.code, 0, r.stderr)
+    return { stdout: r.stdout, stderr: r.stderr }
+  }
+  const rebuildRow = async () =>
+    (
+      await db.admin<{ generation: number; events: string }[]>`
+        select generation, events::text from eventplane.projection_rebuilds where projection = 'audit'`
+    )[0]
+  /** The projector's session waiting on a lock in this database: the rebuild's commit is held. */
+  const commitHeld = async (): Promise<boolean> =>
+    (
+      await db.admin<{ n: number }[]>`
+        select count(*)::int as n from pg_stat_activity
+         where datname = ${db.name} and usename = 'eventplane_projector' and wait_event_type = 'Lock'`
+    )[0]!.n > 0
+
+  /**
+   * Opens a transaction holding the state row the rebuild of `generation` will write for the event at
+   * `offset` in the global order; resolves once it is inserted. `release()` rolls it back.
+   */
+  const holdStateRow = async (generation: number, offset: number): Promise<{ release(): Promise<void> }> => {
+    const [e] = await db.admin<{ tenant_id: string; correlation_id: string }[]>`
+      select tenant_id, correlation_id::text from eventplane.events order by tx_id, global_position offset ${offset} limit 1`
+    let release!: () => void
+    const released = new Promise<void>((r) => {
+      release = r
+    })
+    let inserted!: () => void
+    const ready = new Promise<void>((r) => {
+      inserted = r
+    })
+    const tx = db.admin
+      .begin(async (t: postgres.TransactionSql) => {
+        await t`insert into eventplane.projection_state (projection, generation, tenant_id, key, state)
+                values ('audit', ${generation}, ${e!.tenant_id}, ${e!.correlation_id}, '{}'::jsonb)`
+        inserted()
+        await released
+        throw new Error('rollback')
+      })
+      .catch(() => {})
+    await ready
+    return {
+      async release() {
+        release()
+        await tx
+      },
+    }
+  }
+
+  let previous: { stdout: string }
+  let firstDigest: string
+
+  before(async () => {
+    db = await createTestDatabase('ep_cli_replay_int')
+    env = { EVENTPLANE_DATABASE_URL: db.url }
+    // The gap-safe read waits for older transactions anywhere in the cluster: let it see every event first.
+    const readable = () => eventually(async () => (await logStatus(db.admin)).waiting === 0, 120_000, 'events readable')
+    await bulkLoadEvents(db.admin, 1, 3000, 40)
+    await readable()
+    const first = await runCli(['replay', 'audit', '--json'], { env, timeoutMs: 180_000 })
+    assert.equal(first.code, 0, first.stderr)
+    firstDigest = (JSON.parse(first.stdout) as ReplayJson).digest.sha256
+    previous = await stateOf()
+    assert.equal(previous.stdout.trim().split('\n').length, 300, 'the complete output of 3,000 events')
+    // Enough more that a rebuild takes many commits (2,000 events per read, one commit per read).
+    await bulkLoadEvents(db.admin, 3001, 20000, 40)
+    await readable()
+  })
+  after(async () => {
+    killAll()
+    await db?.drop()
+  })
+
+  test('Ctrl-C mid-replay exits 130 with how to resume, and state keeps serving the previous output with a note', async () => {
+    const [live] = await db.admin<{ generation: number }[]>`
+      select generation from eventplane.projection_checkpoints where projection = 'audit'`
+    const held = await holdStateRow(live!.generation + 1, 5000)
+    let replay: CliProcess | undefined
+    try {
+      replay = startCli(['replay', 'audit', '--commit-every', '1000', '--log-level', 'warn'], { env })
+      await until('the rebuild to commit and then wait on the held row', async () => {
+        const row = await rebuildRow()
+        return row !== undefined && Number(row.events) > 0 && (await commitHeld())
+      })
+      // Mid-way, shadow partly written: readers still see the previous complete output.
+      const during = await stateOf()
+      assert.equal(during.stdout, previous.stdout)
+      replay.child.kill('SIGINT')
+      await replay.waitFor((err) => err.includes('replay interrupted'), 60_000, 'stderr')
+    } finally {
+      await held.release()
+    }
+    const r = await replay!.done(120_000)
+    assert.equal(r.code, 130, r.stderr)
+    const last = r.stderr.trim().split('\n').at(-1)!
+    assert.match(last, /^evtctl: cli\.interrupted: replay of audit interrupted at \d+:\d+ after \d+ events;/)
+    assert.match(last, /run `evtctl replay audit` to resume/)
+    const row = await rebuildRow()
+    assert.ok(row && Number(row.events) > 0 && Number(row.events) < 20000, `stopped part-way: ${row?.events}`)
+
+    const after = await stateOf()
+    assert.equal(after.stdout, previous.stdout, 'state serves the previous complete output')
+    assert.match(after.stderr, /^evtctl: note: rebuild of v1 in progress or interrupted \(\d+ events done/m)
+    const status = await runCli(['status', '--json', '--no-nats'], { env })
+    assert.equal(status.code, 0, status.stderr)
+    const audit = (JSON.parse(status.stdout) as StatusReport).projections.find((p) => p.name === 'audit')!
+    assert.equal(audit.generation, live!.generation)
+    assert.equal(audit.rebuild?.events, row!.events)
+  })
+
+  test('SIGKILL mid-replay leaves the previous output serving; the resume matches a rebuild from scratch', async () => {
+    const before = await rebuildRow()
+    assert.ok(before, 'the interrupted rebuild of the previous test')
+    const held = await holdStateRow(before.generation, Number(before.events) + 6000)
+    try {
+      const replay = startCli(['replay', 'audit', '--commit-every', '1000'], { env })
+      await until('the resumed rebuild to commit more and then wait on the held row', async () => {
+        const row = await rebuildRow()
+        return row !== undefined && Number(row.events) > Number(before.events) && (await commitHeld())
+      })
+      replay.child.kill('SIGKILL')
+      const r = await replay.done()
+      assert.equal(r.signal, 'SIGKILL')
+    } finally {
+      await held.release()
+    }
+    const killed = await rebuildRow()
+    assert.ok(killed && Number(killed.events) > Number(before.events) && Number(killed.events) < 20000)
+    assert.equal((await stateOf()).stdout, previous.stdout, 'state serves the previous complete output')
+
+    const resumed = await runCli(['replay', 'audit', '--json'], { env, timeoutMs: 180_000 })
+    assert.equal(resumed.code, 0, resumed.stderr)
+    const r1 = JSON.parse(resumed.stdout) as ReplayJson
+    assert.equal(r1.resumed, true)
+    assert.equal(r1.events_before, Number(killed.events))
+    assert.equal(r1.events_before + r1.events, 20000, 'every event applied once over the runs')
+    assert.equal(r1.digest.rows, 20000)
+    assert.notEqual(r1.digest.sha256, firstDigest)
+    assert.equal(await rebuildRow(), undefined, 'the rebuild is done')
+    const now = await stateOf()
+    assert.equal(now.stdout.trim().split('\n').length, 2000, 'the new output is served')
+    assert.doesNotMatch(now.stderr, /note/)
+
+    const scratch = await runCli(['replay', 'audit', '--restart', '--json'], { env, timeoutMs: 180_000 })
+    assert.equal(scratch.code, 0, scratch.stderr)
+    const r2 = JSON.parse(scratch.stdout) as ReplayJson
+    assert.equal(r2.resumed, false)
+    assert.equal(r2.events, 20000)
+    assert.equal(r2.digest.sha256, r1.digest.sha256, 'resumed and from-scratch rebuilds have the same digest')
+    const [left] = await db.admin<{ n: number }[]>`
+      select count(*)::int as n from eventplane.projection_state where projection = 'audit'`
+    assert.equal(left!.n, 20000, 'older generations are deleted after the swap')
+  })
+
+  test('a bad --commit-every is a usage error and starts no rebuild', async () => {
+    const bad = await runCli(['replay', 'audit', '--commit-every', '0'], { env })
+    assert.equal(bad.code, 1)
+    assert.equal(await rebuildRow(), undefined)
+    assert.equal(failureLine(bad).code, 'cli.bad_usage')
+  })
+})

@@ -1,0 +1,102 @@
+/**
+ * pnpm tsx scripts/bench/store-cpu.ts [--ops 400] [--rounds 5] — server CPU per append,
+ * read from /proc/<backend pid>/schedstat (nanoseconds on a CPU), and this process's CPU:
+ * less sensitive to a loaded machine than wall time. Raw INSERT into a plain table vs
+ * PgEventStore.append, 1 event and 100 events, alternating rounds, medians.
+ */
+import { randomUUID } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import type { Sql } from 'postgres'
+import { EventFactory, START } from '@eventplane/core'
+import { PgEventStore, ROLES } from '@eventplane/store-pg'
+import { countLogEvents, createTestDatabase, readRawLog, vacuumLog } from '@eventplane/store-pg/testing'
+import { argValue, median } from './lib.ts'
+
+const OPS = argValue('ops', 400)
+const ROUNDS = argValue('rounds', 5)
+
+const db = await createTestDatabase('ep_bench_cpu')
+try {
+  const raw = db.connect('postgres' as never, 1)
+  const ours = db.connect(ROLES.intentWriter, 1)
+  await db.admin`create table raw_events (
+    global_position bigint generated always as identity primary key, event_id uuid not null unique,
+    tenant_id text not null, kind text not null, category text not null, stream_id text not null,
+    stream_version bigint not null, type text not null, schema_version smallint not null, data jsonb not null,
+    correlation_id uuid not null, causation_id uuid, caused_by text not null, occurred_at timestamptz not null,
+    recorded_at timestamptz not null default now())`
+  const pid = async (sql: Sql) => (await sql<{ pid: number }[]>`select pg_backend_pid() as pid`)[0]!.pid
+  const serverNs = (p: number) => Number(readFileSync(`/proc/${p}/schedstat`, 'utf8').split(' ')[0])
+  // The notifier would add a second statement on this one connection; measured apart (see docs/benchmarks.md).
+  const store = new PgEventStore(ours, { notifyAppends: false })
+  const factory = EventFactory.forTenant('bench', { causedBy: 'user:bench' })
+  const data = { image: 'registry.example/web:1.2.3', replicas: 3, labels: { team: 'platform', tier: 'web' } }
+  const rawBatch = (n: number) => {
+    const ids = Array.from({ length: n }, () => randomUUID())
+    return raw`insert into raw_events (event_id, tenant_id, kind, category, stream_id, stream_version, type,
+        schema_version, data, correlation_id, causation_id, caused_by, occurred_at)
+      select u.id, 'bench', 'intent', 'deployment', 'raw', 1, 'created', 1, ${raw.json(data)}, u.id, null, 'user:bench', now()
+        from unnest(${ids}::uuid[]) as u(id)`
+  }
+  let round = 0
+  const run = async (sql: Sql, op: (i: number) => Promise<unknown>) => {
+    const p = await pid(sql)
+    const s = serverNs(p)
+    const c = process.cpuUsage()
+    for (let i = 0; i < OPS; i++) await op(i)
+    const cu = process.cpuUsage(c)
+    const after = await pid(sql)
+    if (after !== p) console.error(`backend changed ${p} -> ${after}`)
+    return { server: (serverNs(p) - s) / 1000 / OPS, client: (cu.user + cu.system) / OPS }
+  }
+  const rows: Record<string, string>[] = []
+  for (const n of [1, 100]) {
+    const r: { server: number; client: number }[] = []
+    const o: { server: number; client: number }[] = []
+    for (let k = 0; k < ROUNDS; k++) {
+      round++
+      r.push(await run(raw, () => rawBatch(n)))
+      o.push(
+        await run(ours, (i) => {
+          const s = { tenant: 'bench', category: 'deployment', id: `c${round}-${i}` }
+          return store.append(
+            s,
+            Array.from({ length: n }, () => factory.intent(s, 'created', data)),
+          )
+        }),
+      )
+    }
+    const m = (xs: { server: number; client: number }[], k: 'server' | 'client') => median(xs.map((x) => x[k]))
+    rows.push({
+      append: `${n} event(s)`,
+      'raw server µs': m(r, 'server').toFixed(0),
+      'ours server µs': m(o, 'server').toFixed(0),
+      'raw client µs': m(r, 'client').toFixed(0),
+      'ours client µs': m(o, 'client').toFixed(0),
+    })
+  }
+  console.log(`store-cpu: ${OPS} appends × ${ROUNDS} rounds, medians per append`)
+  console.table(rows)
+
+  // Reads: this process's CPU per 1,000 events, raw cursor (rows parsed, not mapped) vs readAll.
+  await vacuumLog(db.admin)
+  const total = await countLogEvents(db.admin)
+  const relay = new PgEventStore(db.connect(ROLES.relay, 2))
+  const reads: { raw: number[]; ours: number[] } = { raw: [], ours: [] }
+  for (let k = 0; k < ROUNDS; k++) {
+    let c = process.cpuUsage()
+    const n = await readRawLog(raw, 1000, total, () => {})
+    let u = process.cpuUsage(c)
+    reads.raw.push(((u.user + u.system) / n) * 1000)
+    c = process.cpuUsage()
+    let m = 0
+    for await (const batch of relay.readAll({ from: START, batchSize: 1000 })) m += batch.length
+    u = process.cpuUsage(c)
+    reads.ours.push(((u.user + u.system) / m) * 1000)
+  }
+  console.log(
+    `readAll of ${total} events, client CPU µs per 1,000 events: raw ${median(reads.raw).toFixed(0)}, ours ${median(reads.ours).toFixed(0)} (ratio ${(median(reads.raw) / median(reads.ours)).toFixed(2)})`,
+  )
+} finally {
+  await db.drop()
+}
