@@ -2,14 +2,31 @@ import { type Checkpoint, EventplaneError, formatCheckpoint } from '@eventplane/
 
 /**
  * The stored checkpoint is not the one this worker last wrote: another runner
- * or a rebuild moved it. The worker discards what it staged and catches up
- * from PostgreSQL again; nothing was written.
+ * or a rebuild moved it; or a live batch would move it past an event it was
+ * not delivered (`gap`: delivered and logged counts differ). The worker
+ * discards what it staged and catches up from PostgreSQL again; nothing was written.
  */
 export class CheckpointMoved extends EventplaneError {
-  constructor(projection: string, expected: Checkpoint, actual: Checkpoint | undefined) {
-    super('runtime.checkpoint_moved', `checkpoint of projection ${projection} moved`, {
-      details: { projection, expected: formatCheckpoint(expected), actual: actual ? formatCheckpoint(actual) : null },
-    })
+  constructor(
+    projection: string,
+    expected: Checkpoint,
+    actual: Checkpoint | undefined,
+    gap?: { delivered: number; logged: number },
+  ) {
+    super(
+      'runtime.checkpoint_moved',
+      gap
+        ? `live events of projection ${projection} skip ${gap.logged - gap.delivered} logged event(s) after its checkpoint`
+        : `checkpoint of projection ${projection} moved`,
+      {
+        details: {
+          projection,
+          expected: formatCheckpoint(expected),
+          actual: actual ? formatCheckpoint(actual) : null,
+          ...(gap ? { delivered: gap.delivered, logged: gap.logged } : {}),
+        },
+      },
+    )
   }
 }
 

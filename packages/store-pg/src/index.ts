@@ -27,6 +27,7 @@ export type { RelayRecord } from './relay-lease.ts'
 export {
   VIEWS_SCHEMA,
   countEventsAfter,
+  countEventsBetween,
   deleteStaleProjectionStates,
   dropStaleProjectionShadows,
   ensureProjectionShadow,
@@ -47,6 +48,7 @@ export {
   writeProjectionCheckpoint,
   writeProjectionRebuild,
 } from './projections.ts'
+export type { EventCountFilter } from './sql/count-events-between.ts'
 export type { ProjectionCheckpoint } from './sql/projection-checkpoint-rows.ts'
 export type { ProjectionRebuild } from './sql/projection-rebuild-rows.ts'
 export type { ProjectionStateRow } from './sql/projection-states-load.ts'

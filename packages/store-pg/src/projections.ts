@@ -2,6 +2,7 @@ import type { Sql, TransactionSql } from 'postgres'
 import { type Checkpoint, START } from '@eventplane/core'
 import { typedPgErrors } from './pg-errors.ts'
 import { countEventsAfterSql } from './sql/count-events-after.ts'
+import { type EventCountFilter, countEventsBetweenSql } from './sql/count-events-between.ts'
 import { ensureProjectionCheckpointSql } from './sql/projection-checkpoint-ensure.ts'
 import { lockProjectionCheckpointSql } from './sql/projection-checkpoint-lock.ts'
 import { readProjectionCheckpointSql } from './sql/projection-checkpoint-read.ts'
@@ -71,6 +72,21 @@ export function writeProjectionCheckpoint(
  */
 export function countEventsAfter(sql: Sql, after: Checkpoint, tenant?: string): Promise<number> {
   return typedPgErrors(() => countEventsAfterSql(sql, after, tenant))
+}
+
+/**
+ * How many committed events matching `filter` lie in `(after, upTo]` of the
+ * global order. Run in a projection's commit transaction, it proves a live
+ * batch skipped nothing: the relay publishes an event only once every
+ * earlier one is committed, so all of them are visible here.
+ */
+export function countEventsBetween(
+  sql: Sql | TransactionSql,
+  after: Checkpoint,
+  upTo: Checkpoint,
+  filter?: EventCountFilter,
+): Promise<number> {
+  return typedPgErrors(() => countEventsBetweenSql(sql, after, upTo, filter))
 }
 
 /**

@@ -3,6 +3,7 @@ import {
   PgEventStore,
   countEventsAfter,
   VIEWS_SCHEMA,
+  countEventsBetween,
   deleteStaleProjectionStates,
   dropStaleProjectionShadows,
   ensureProjectionShadow,
@@ -31,6 +32,7 @@ import {
   checkProjection,
   checkpointOf,
   isSqlProjection,
+  matchesFilter,
 } from './types.ts'
 
 export interface EngineOptions {
@@ -299,8 +301,12 @@ export class ProjectionEngine {
   /**
    * Applies live events in one transaction. Events at or before the
    * checkpoint are skipped (already applied); an event out of order fails
-   * with `CheckpointMoved` so the caller resyncs from PostgreSQL. Returns how
-   * many events were new.
+   * with `CheckpointMoved` so the caller resyncs from PostgreSQL. The bus may
+   * deliver an event after a later one (two runners on one consumer, a
+   * redelivery after the ack wait), so the commit first proves the batch
+   * skips nothing: the log must hold exactly the delivered events matching
+   * the filter between the checkpoint and the batch's last event, or it
+   * fails with `CheckpointMoved` too. Returns how many events were new.
    */
   async applyLive(events: readonly RecordedEvent[]): Promise<number> {
     let last = this.#committed
@@ -313,11 +319,12 @@ export class ProjectionEngine {
       last = c
     }
     if (fresh.length === 0) return 0
+    const delivered = fresh.filter((e) => matchesFilter(this.projection.filter, e)).length
     try {
       await this.#sink.stage(this.#sql, fresh)
       this.#staged = last
       this.#stagedEvents = fresh.length
-      await this.#commit('live', true)
+      await this.#commit('live', true, undefined, delivered)
     } catch (e) {
       this.#discard()
       throw e
@@ -328,9 +335,16 @@ export class ProjectionEngine {
   /**
    * Seals what is staged and commits it with the checkpoint after it, once
    * the previous commit finished. With `wait` false the commit runs in the
-   * background; its failure surfaces at the next commit.
+   * background; its failure surfaces at the next commit. With `delivered`
+   * (live) the log must hold exactly that many events matching the filter
+   * between the two checkpoints.
    */
-  async #commit(phase: ProjectionProgress['phase'], wait: boolean, signal?: AbortSignal): Promise<void> {
+  async #commit(
+    phase: ProjectionProgress['phase'],
+    wait: boolean,
+    signal?: AbortSignal,
+    delivered?: number,
+  ): Promise<void> {
     const previous = this.#inflight
     this.#inflight = undefined
     await previous
@@ -356,6 +370,11 @@ export class ProjectionEngine {
           compareCheckpoints(stored.checkpoint, expected) !== 0
         ) {
           throw new CheckpointMoved(name, expected, stored?.checkpoint)
+        }
+        if (delivered !== undefined) {
+          // The relay publishes an event only once every earlier one is committed, so all are visible here.
+          const logged = await countEventsBetween(tx, expected, next, this.projection.filter)
+          if (logged !== delivered) throw new CheckpointMoved(name, expected, stored.checkpoint, { delivered, logged })
         }
         await this.#sink.commit(tx)
         await this.#options.beforeCheckpoint?.(info)
