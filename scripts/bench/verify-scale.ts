@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url'
 import { after, before, describe, test } from 'node:test'
 import { bulkLoadEvents, countLogEvents, createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
 
-const EVTCTL = fileURLToPath(new URL('../packages/evtctl/bin/evtctl.js', import.meta.url))
+const EVTCTL = fileURLToPath(new URL('../../packages/evtctl/bin/evtctl.js', import.meta.url))
 const EVENTS = 1_000_000
 /**
  * The CLI's own peak without a log to walk (tsx compiling every command's
