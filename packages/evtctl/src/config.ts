@@ -2,8 +2,8 @@ import { existsSync, readFileSync } from 'node:fs'
 import { dirname, isAbsolute, resolve } from 'node:path'
 import { validateTenant } from '@eventplane/core'
 import { DEFAULT_DATABASE_URL } from '@eventplane/store-pg'
-import { closest, fileModeWarning, hasPassword } from './config-warnings.ts'
 import { CliError } from './cli-error.ts'
+import { closest, fileModeWarning, hasPassword } from './config-warnings.ts'
 
 /** The local NATS server; only a default, never a credential. */
 export const DEFAULT_NATS_URL = 'nats://127.0.0.1:4222'

@@ -1,5 +1,5 @@
-export { buildProgram, run } from './program.ts'
-export type { Action, CommandKit } from './program.ts'
+export { COMMANDS, buildFullProgram, buildProgram, run } from './program.ts'
+export type { Action, CommandKit, Registrar } from './program.ts'
 export { DEFAULT_CONFIG_FILE, DEFAULT_NATS_URL, resolveConfig } from './config.ts'
 export type { ConfigFlags, ConfigSource, ResolveOptions, ResolvedConfig } from './config.ts'
 export { EXIT, exitCodeFor, formatFailure, toEventplaneError } from './exit-codes.ts'

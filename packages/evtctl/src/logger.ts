@@ -3,9 +3,6 @@ import pretty from 'pino-pretty'
 import { colorEnabled } from './colors.ts'
 import type { Writer } from './io.ts'
 
-/** Accepted `--log-level` values. */
-export const LOG_LEVELS: readonly LevelWithSilent[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
-
 /**
  * Paths pino censors: event `data` (may hold personal data) and `caused_by`
  * (a principal) wherever an event or envelope is logged (DESIGN §1.9).

@@ -1,7 +1,6 @@
-import { STOP_GRACE_MS } from './interrupt.ts'
+#!/usr/bin/env node
 import { guardUnhandledRejections } from './pg-startup-guard.ts'
 import { run } from './program.ts'
-import { CliError } from './cli-error.ts'
 
 // The process edge: the only place evtctl touches process.exit and signals.
 const controller = new AbortController()
@@ -11,10 +10,16 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     interrupts += 1
     // A second Ctrl-C means "now": skip the clean shutdown.
     if (interrupts > 1) process.exit(130)
-    controller.abort(new CliError('cli.interrupted', `interrupted by ${signal}`))
-    // The last resort, should closing connections itself hang after the command stopped.
-    setTimeout(() => process.exit(130), STOP_GRACE_MS + 5000).unref()
+    void interrupt(signal)
   })
+}
+
+/** Imported here, not at startup: `evtctl --help` loads nothing but commander (docs/benchmarks.md). */
+async function interrupt(signal: NodeJS.Signals): Promise<void> {
+  const [{ CliError }, { STOP_GRACE_MS }] = await Promise.all([import('./cli-error.ts'), import('./interrupt.ts')])
+  controller.abort(new CliError('cli.interrupted', `interrupted by ${signal}`))
+  // The last resort, should closing connections itself hang after the command stopped.
+  setTimeout(() => process.exit(130), STOP_GRACE_MS + 5000).unref()
 }
 
 guardUnhandledRejections(process.stderr, (code) => process.exit(code))

@@ -1,31 +1,9 @@
-import { Command, CommanderError, Option } from 'commander'
+import { Command, CommanderError, Help, Option } from 'commander'
 import type { LevelWithSilent } from 'pino'
-import { type ConfigFlags, resolveConfig } from './config.ts'
-import { hasPassword, passwordInArgvWarning, unknownEnvWarnings } from './config-warnings.ts'
-import { EXIT, exitCodeFor, formatFailure, toEventplaneError } from './exit-codes.ts'
-import { type CliIo, Output } from './io.ts'
-import { STOP_GRACE_MS, interruption } from './interrupt.ts'
-import { LOG_LEVELS, createLogger } from './logger.ts'
-import { Session } from './session.ts'
 import type { CommandKit } from './command-kit.ts'
-import { registerExport } from './commands/export.ts'
-import { registerImport } from './commands/import.ts'
-import { registerMigrate } from './commands/migrate.ts'
-import { registerPublish } from './commands/publish.ts'
-import { registerRead } from './commands/read.ts'
-import { registerReplay } from './commands/replay.ts'
-import { registerState } from './commands/state.ts'
-import { registerStatus } from './commands/status.ts'
-import { registerStreams } from './commands/streams.ts'
-import { registerSubscribe } from './commands/subscribe.ts'
-import { registerTail } from './commands/tail.ts'
-import { registerTenant } from './commands/tenant.ts'
-import { registerTrace } from './commands/trace.ts'
-import { registerUp } from './commands/up.ts'
-import { registerRelay } from './commands/relay.ts'
-import { registerGateway } from './commands/gateway.ts'
-import { registerRun } from './commands/run.ts'
-import { CliError } from './cli-error.ts'
+import type { ConfigFlags } from './config.ts'
+import type { CliIo } from './io.ts'
+import { LOG_LEVELS } from './log-levels.ts'
 
 export type { Action, CommandKit } from './command-kit.ts'
 
@@ -71,10 +49,10 @@ Examples:
 `
 
 /**
- * The evtctl command tree, writing to `io` and never exiting the process:
+ * The evtctl command tree with the commands of `registrars`, writing to `io` and never exiting the process:
  * commander errors are thrown (`exitOverride`) and turned into exit codes by {@link run}.
  */
-export function buildProgram(io: CliIo): Command {
+export function buildProgram(io: CliIo, registrars: readonly Registrar[] = []): Command {
   const program = new Command('evtctl')
   program
     .description('Operate an eventplane event store: PostgreSQL log, NATS bus, projections.')
@@ -109,6 +87,18 @@ export function buildProgram(io: CliIo): Command {
       (fn) =>
       async (...args) => {
         const command = args.at(-1) as Command
+        const {
+          resolveConfig,
+          hasPassword,
+          passwordInArgvWarning,
+          unknownEnvWarnings,
+          Output,
+          STOP_GRACE_MS,
+          interruption,
+          createLogger,
+          logLevel,
+          Session,
+        } = await import('./command-deps.ts')
         const g = command.optsWithGlobals<GlobalOptions>()
         const log = createLogger(logLevel(command, g.logLevel, io.env), io.stderr, io.env)
         const warn = (message: string): void => void io.stderr.write(`evtctl: warning: ${message}\n`)
@@ -148,34 +138,177 @@ export function buildProgram(io: CliIo): Command {
         }
       },
   }
-  registerMigrate(program, kit)
-  registerPublish(program, kit)
-  registerRead(program, kit)
-  registerStreams(program, kit)
-  registerTail(program, kit)
-  registerSubscribe(program, kit)
-  registerReplay(program, kit)
-  registerTrace(program, kit)
-  registerState(program, kit)
-  registerStatus(program, kit)
-  registerExport(program, kit)
-  registerImport(program, kit)
-  registerUp(program, kit)
-  registerRelay(program, kit)
-  registerGateway(program, kit)
-  registerRun(program, kit)
-  registerTenant(program, kit)
+  for (const register of registrars) register(program, kit)
   return program
 }
 
-/** `--log-level`, else `EVENTPLANE_LOG_LEVEL`, else the default (`warn`). */
-function logLevel(command: Command, flag: LevelWithSilent, env: NodeJS.ProcessEnv): LevelWithSilent {
-  const fromEnv = env.EVENTPLANE_LOG_LEVEL
-  if (command.getOptionValueSourceWithGlobals('logLevel') !== 'default' || fromEnv === undefined || fromEnv === '')
-    return flag
-  if (!(LOG_LEVELS as readonly string[]).includes(fromEnv))
-    throw new CliError('cli.config', `EVENTPLANE_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`)
-  return fromEnv as LevelWithSilent
+/** A `commands/*.ts` module's `register…` function. */
+export type Registrar = (program: Command, kit: CommandKit) => void
+
+interface LazyCommand {
+  name: string
+  /** What the command list shows after the name (commander's term: `[options]`, then the arguments). */
+  usage: string
+  summary: string
+  load(): Promise<Registrar>
+}
+
+/**
+ * Every command. Its module (and what it imports: PostgreSQL, NATS, pino, schemas) is loaded only when the
+ * command runs or its own help is asked for, so `evtctl --help` starts fast (docs/benchmarks.md, "Cold start").
+ * `usage` and `summary` repeat the module's own definition: test/lazy-commands.test.ts fails when they differ.
+ */
+export const COMMANDS: readonly LazyCommand[] = [
+  {
+    name: 'migrate',
+    usage: '',
+    summary: 'apply the pending PostgreSQL migrations (admin URL); safe to run again',
+    load: async () => (await import('./commands/migrate.ts')).registerMigrate,
+  },
+  {
+    name: 'publish',
+    usage: '[options] <stream> <type>',
+    summary: 'submit an intent through the gateway (NATS request); prints event id, correlation id, version, position',
+    load: async () => (await import('./commands/publish.ts')).registerPublish,
+  },
+  {
+    name: 'read',
+    usage: '[options] [stream]',
+    summary: 'print the events of one stream, of one category of a tenant (--category) or of the whole log (--all)',
+    load: async () => (await import('./commands/read.ts')).registerRead,
+  },
+  {
+    name: 'streams',
+    usage: '[options]',
+    summary: 'list a tenant’s streams with their version (event count), last type and time, paged',
+    load: async () => (await import('./commands/streams.ts')).registerStreams,
+  },
+  {
+    name: 'tail',
+    usage: '[options]',
+    summary: 'print log events live as the relay publishes them (no history), until Ctrl-C or --count',
+    load: async () => (await import('./commands/tail.ts')).registerTail,
+  },
+  {
+    name: 'subscribe',
+    usage: '[options] [name]',
+    summary:
+      'run a projection or controller of the domain by name; without a name, consume the log through a durable consumer',
+    load: async () => (await import('./commands/subscribe.ts')).registerSubscribe,
+  },
+  {
+    name: 'replay',
+    usage: '[options] <projection>',
+    summary: "drop a projection's output and rebuild it from the PostgreSQL log; prints the digest of the result",
+    load: async () => (await import('./commands/replay.ts')).registerReplay,
+  },
+  {
+    name: 'trace',
+    usage: '[options] <correlation-id>',
+    summary: 'show the causation tree of a correlation chain: kind, type, stream, time, indented by causation',
+    load: async () => (await import('./commands/trace.ts')).registerTrace,
+  },
+  {
+    name: 'state',
+    usage: '[options] <projection>',
+    summary: "print a reducer projection's current state for one tenant, one line per key",
+    load: async () => (await import('./commands/state.ts')).registerState,
+  },
+  {
+    name: 'status',
+    usage: '[options]',
+    summary: 'log head, relay lag and liveness, projection checkpoints, and what holds the gap-safe read back',
+    load: async () => (await import('./commands/status.ts')).registerStatus,
+  },
+  {
+    name: 'export',
+    usage: '[options]',
+    summary: 'write a tenant’s events (or one stream, or one correlation chain) as NDJSON, in log order',
+    load: async () => (await import('./commands/export.ts')).registerExport,
+  },
+  {
+    name: 'import',
+    usage: '[options] <file>',
+    summary:
+      're-ingest one tenant’s NDJSON export; identical events already stored are skipped, different ones refused',
+    load: async () => (await import('./commands/import.ts')).registerImport,
+  },
+  {
+    name: 'up',
+    usage: '[options]',
+    summary:
+      "run the gateway, the relay and the domain's controllers and projections in one process (development); stops cleanly on Ctrl-C",
+    load: async () => (await import('./commands/up.ts')).registerUp,
+  },
+  {
+    name: 'relay',
+    usage: '[options]',
+    summary:
+      'run the relay: publish the PostgreSQL log to JetStream in its order (production process; SIGTERM stops it cleanly)',
+    load: async () => (await import('./commands/relay.ts')).registerRelay,
+  },
+  {
+    name: 'gateway',
+    usage: '[options]',
+    summary:
+      "run the intent gateway: validate intents against the domain's schemas and record them (production process; SIGTERM drains it)",
+    load: async () => (await import('./commands/gateway.ts')).registerGateway,
+  },
+  {
+    name: 'run',
+    usage: '[options]',
+    summary: "run the domain's controllers and projections (production process; SIGTERM stops them cleanly)",
+    load: async () => (await import('./commands/run.ts')).registerRun,
+  },
+  {
+    name: 'tenant',
+    usage: '[options]',
+    summary: 'add, list and revoke tenants: one NATS account each, changed live (no server restart)',
+    load: async () => (await import('./commands/tenant.ts')).registerTenant,
+  },
+]
+
+/** The whole command tree, every command module loaded (what `evtctl --help` summarizes). */
+export async function buildFullProgram(io: CliIo): Promise<Command> {
+  return buildProgram(io, await Promise.all(COMMANDS.map((c) => c.load())))
+}
+
+/** The command named in `argv`: the first operand after the global options (or after `help`). */
+function commandIn(argv: readonly string[], program: Command): LazyCommand | undefined {
+  const operands: string[] = []
+  for (let i = 0; i < argv.length && operands.length < 2; i++) {
+    const arg = argv[i]!
+    if (arg === '--') break
+    if (!arg.startsWith('-')) {
+      operands.push(arg)
+      if (arg !== 'help') break
+      continue
+    }
+    const option = program.options.find((o) => o.long === arg || o.short === arg)
+    if (option !== undefined && (option.required || option.optional)) i++
+  }
+  const name = operands[0] === 'help' ? operands[1] : operands[0]
+  return COMMANDS.find((c) => c.name === name)
+}
+
+/**
+ * The program for this `argv`: only the named command's module loaded, or, for `--help`, `--version`, no command
+ * or an unknown one, every command as a stub with its name and summary (which commander lists and matches).
+ */
+async function programFor(argv: readonly string[], io: CliIo): Promise<Command> {
+  const stubs = buildProgram(io)
+  const command = commandIn(argv, stubs)
+  if (command !== undefined) return buildProgram(io, [await command.load()])
+  for (const c of COMMANDS) stubs.command(c.name).summary(c.summary)
+  const usage = new Map(COMMANDS.map((c) => [c.name, c.usage]))
+  return stubs.configureHelp({
+    showGlobalOptions: true,
+    subcommandTerm: (cmd) => {
+      const args = usage.get(cmd.name())
+      if (args === undefined) return new Help().subcommandTerm(cmd)
+      return args === '' ? cmd.name() : `${cmd.name()} ${args}`
+    },
+  })
 }
 
 const HELP_CODES = new Set(['commander.helpDisplayed', 'commander.version'])
@@ -185,13 +318,17 @@ const HELP_CODES = new Set(['commander.helpDisplayed', 'commander.version'])
  * code. A failure writes exactly one line, `evtctl: <code>: <message>`, to stderr.
  */
 export async function run(argv: readonly string[], io: CliIo): Promise<number> {
-  const program = buildProgram(io)
+  const program = await programFor(argv, io)
   try {
     await program.parseAsync([...argv], { from: 'user' })
-    return EXIT.ok
+    return 0
   } catch (e) {
+    if (e instanceof CommanderError && HELP_CODES.has(e.code)) return 0
+    const [{ CliError }, { EXIT, exitCodeFor, formatFailure, toEventplaneError }] = await Promise.all([
+      import('./cli-error.ts'),
+      import('./exit-codes.ts'),
+    ])
     if (e instanceof CommanderError) {
-      if (HELP_CODES.has(e.code)) return EXIT.ok
       // Bare `evtctl`: commander already printed the help to stderr.
       if (e.code === 'commander.help') return e.exitCode === 0 ? EXIT.ok : EXIT.usage
       const message = e.message.replace(/^error: /, '')

@@ -49,7 +49,7 @@ describe('service settings: flag, then EVENTPLANE_*, then the config file sectio
     assert.equal(settings.sources.queue, 'unset')
   })
 
-  test('a bad value is refused at startup as bus.config, naming the setting', () => {
+  test('a bad value is refused at startup as cli.config, naming the setting', () => {
     for (const [key, value] of [
       ['EVENTPLANE_GATEWAY_RATE', '0'],
       ['EVENTPLANE_GATEWAY_RATE', 'fast'],

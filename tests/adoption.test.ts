@@ -1,0 +1,207 @@
+import assert from 'node:assert/strict'
+import { execFile, spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join, relative } from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { promisify } from 'node:util'
+import { type TestNatsServer, startNatsServer } from '@eventplane/bus-nats/testing'
+import { type TestDatabase, createTestDatabase } from '@eventplane/store-pg/testing'
+import { within } from '../packages/bus-nats/test/fixtures.ts'
+import { PACKAGES, ROOT, buildAndPack, freshProject } from '../scripts/pack.ts'
+
+const exec = promisify(execFile)
+
+/** The files docs/getting-started.md shows: every fenced block whose info string names a file (```ts app.ts). */
+async function guideFiles(): Promise<Map<string, string>> {
+  const guide = await readFile(join(ROOT, 'docs/getting-started.md'), 'utf8')
+  return new Map([...guide.matchAll(/^```\w+ ([\w.-]+)\n([\s\S]*?)^```$/gm)].map((m) => [m[1]!, m[2]!]))
+}
+
+/**
+ * A new user's first hour, outside this repository: the packages are built and packed once, installed with plain
+ * npm into a fresh project under the OS temp dir, and used there with plain node (no tsx, no workspace), with the
+ * files docs/getting-started.md shows.
+ */
+describe('adoption: the packed packages, installed by npm into an empty project, used with plain node', () => {
+  let packs: string
+  let tarballs: string[]
+  let project: string
+  let db: TestDatabase
+  let nats: TestNatsServer
+  /** The environment every command gets: no EVENTPLANE_* or NODE_OPTIONS of ours, the test database. */
+  let env: NodeJS.ProcessEnv
+
+  // A clean build of five packages, pnpm pack and npm install: a minute on a loaded two-core machine.
+  before(
+    async () => {
+      packs = await mkdtemp(join(tmpdir(), 'eventplane-packs-'))
+      tarballs = await buildAndPack(packs)
+      project = await freshProject([...tarballs, 'typescript@5.9.3', '@types/node@^20', '@sinclair/typebox@^0.34'])
+      db = await createTestDatabase('ep_adoption', { migrate: false })
+      nats = await startNatsServer({ withAuth: false })
+      env = {
+        ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('EVENTPLANE_'))),
+        NODE_OPTIONS: '',
+        EVENTPLANE_DATABASE_URL: db.url,
+        EVENTPLANE_NATS_URL: nats.url,
+      }
+    },
+    { timeout: 300_000 },
+  )
+  after(async () => {
+    await nats?.stop()
+    await db?.drop()
+    for (const dir of [packs, project]) if (dir) await rm(dir, { recursive: true, force: true })
+  })
+
+  /** `evtctl` as npm installed it (node_modules/.bin, plain node by its shebang); npx adds a second per call. */
+  const evtctl = (args: string[]) => sh(join(project, 'node_modules/.bin/evtctl'), args)
+  /** Runs a command in the project; rejects (with its output) on a non-zero exit. */
+  const sh = (file: string, args: string[]) => exec(file, args, { cwd: project, env, encoding: 'utf8' })
+
+  test('the project is outside the workspace and has no TypeScript runner', () => {
+    assert.ok(relative(ROOT, project).startsWith('..'), `${project} is outside ${ROOT}`)
+    assert.equal(existsSync(join(project, 'node_modules/tsx')), false)
+  })
+
+  test('every package is publishable: npm publish --dry-run, a published manifest, declarations without .ts', async () => {
+    await Promise.all(
+      tarballs.map(async (tarball) => {
+        const { stdout, stderr } = await exec('npm', ['publish', '--dry-run', '--access', 'public', tarball], {
+          cwd: packs,
+          env,
+          encoding: 'utf8',
+        })
+        assert.match(stdout + stderr, /\+ @eventplane\/[a-z-]+@0\.1\.0/)
+      }),
+    )
+    for (const p of PACKAGES) {
+      const dir = join(project, 'node_modules/@eventplane', p)
+      const manifest = JSON.parse(await readFile(join(dir, 'package.json'), 'utf8'))
+      assert.equal(manifest.private, undefined, p)
+      assert.equal(manifest.license, 'MIT', p)
+      assert.ok(existsSync(join(dir, 'LICENSE')), `${p} ships its LICENSE`)
+      assert.doesNotMatch(JSON.stringify(manifest.dependencies ?? {}), /workspace:/, p)
+      assert.deepEqual(manifest.exports['.'], { types: './dist/index.d.ts', import: './dist/index.js' }, p)
+      const files = (await readdir(join(dir, 'dist'), { recursive: true })).map(String)
+      assert.ok(!files.some((f) => f.endsWith('.ts') && !f.endsWith('.d.ts')), `${p} ships no TypeScript sources`)
+      for (const f of files.filter((f) => f.endsWith('.d.ts'))) {
+        const text = await readFile(join(dir, 'dist', f), 'utf8')
+        assert.doesNotMatch(text, /(from|import\()\s*['"]\.{1,2}\/[^'"]*\.ts['"]/, `${p}/dist/${f} imports a .ts path`)
+      }
+    }
+    const migrations = await readdir(join(project, 'node_modules/@eventplane/store-pg/migrations'))
+    assert.ok(migrations.includes('0001_events.sql'), 'store-pg ships its migrations')
+  })
+
+  test('npx evtctl --help and npx evtctl migrate work against a fresh database', async () => {
+    const help = await sh('npx', ['evtctl', '--help'])
+    assert.match(help.stdout, /^Usage: evtctl /)
+    assert.match(help.stdout, /^ {2}migrate +apply the pending PostgreSQL migrations/m)
+
+    const first = await sh('npx', ['evtctl', 'migrate'])
+    assert.match(first.stdout, /^applied 0001_events\.sql$/m)
+    const again = await sh('npx', ['evtctl', 'migrate', '--json'])
+    const result = JSON.parse(again.stdout)
+    assert.deepEqual(result.applied, [])
+    assert.ok(result.already_applied.includes('0001_events.sql'))
+  })
+
+  test('a strict TypeScript consumer (nodenext) type-checks against the declarations, appends and reads', async () => {
+    const files = await guideFiles()
+    for (const name of ['tsconfig.json', 'app.ts']) {
+      assert.ok(files.has(name), `docs/getting-started.md shows ${name}`)
+      await writeFile(join(project, name), files.get(name)!)
+    }
+    await sh('npx', ['tsc', '-p', '.'])
+    const first = await sh('node', ['dist/app.js'])
+    assert.deepEqual(JSON.parse(first.stdout), [{ type: 'create', version: 1, kind: 'intent', tenant: 'acme' }])
+    const second = await sh('node', ['dist/app.js'])
+    assert.deepEqual(JSON.parse(second.stdout), [
+      { type: 'create', version: 1, kind: 'intent', tenant: 'acme' },
+      { type: 'create', version: 2, kind: 'intent', tenant: 'acme' },
+    ])
+  })
+
+  test('a plain .js domain runs with evtctl up --domain: the gateway checks its schemas, it reconciles, state shows it', {
+    timeout: 120_000,
+  }, async () => {
+    const files = await guideFiles()
+    assert.ok(files.has('domain.js'), 'docs/getting-started.md shows domain.js')
+    await writeFile(join(project, 'domain.js'), files.get('domain.js')!)
+
+    // The installed bin itself, not through npx: npx does not pass SIGTERM on to it.
+    const up = spawn(join(project, 'node_modules/.bin/evtctl'), ['up', '--domain', './domain.js', '--json'], {
+      cwd: project,
+      env,
+    })
+    let upOutput = ''
+    up.stdout.on('data', (b: Buffer) => (upOutput += b.toString('utf8')))
+    up.stderr.on('data', (b: Buffer) => (upOutput += b.toString('utf8')))
+    const upExit = new Promise<number | null>((resolve) => up.once('close', resolve))
+    try {
+      await within(
+        (async () => {
+          while (!upOutput.includes('"ready":true')) {
+            if (up.exitCode !== null) throw new Error(`evtctl up exited ${up.exitCode}: ${upOutput}`)
+            await sleep(100)
+          }
+        })(),
+        60_000,
+        'evtctl up to be ready',
+      )
+      const ready = JSON.parse(upOutput.split('\n').find((l) => l.includes('"ready":true'))!)
+      assert.deepEqual([...ready.runtime].sort(), ['accounts', 'balances'])
+
+      const refused: { code?: number; stderr?: string } | undefined = await evtctl([
+        'publish',
+        'acme/account/alice',
+        'deposit',
+        '--data',
+        '{"amount":"ten"}',
+      ]).then(
+        () => undefined,
+        (e) => e,
+      )
+      assert.ok(refused, 'the gateway accepted a deposit of "ten"')
+      assert.equal(refused.code, 1)
+      assert.match(refused.stderr ?? '', /^evtctl: core\.schema_violation: /m)
+
+      for (const amount of [10, 32]) {
+        await evtctl(['publish', 'acme/account/alice', 'deposit', '--data', JSON.stringify({ amount })])
+      }
+      const balance = async () => {
+        const { stdout } = await evtctl(['state', 'balances', '--tenant', 'acme', '--domain', './domain.js', '--json'])
+        // One JSON document per key; none (or a "no state" line) before the projection has seen a fact.
+        return stdout
+          .split('\n')
+          .filter((l) => l.startsWith('{'))
+          .map((l) => JSON.parse(l))
+      }
+      let rows = await balance()
+      for (const deadline = Date.now() + 30_000; rows[0]?.state?.deposits !== 2 && Date.now() < deadline; ) {
+        await sleep(200)
+        rows = await balance()
+      }
+      assert.deepEqual(rows, [
+        { projection: 'balances', tenant: 'acme', key: 'alice', state: { balance: 42, deposits: 2 } },
+      ])
+
+      const read = await evtctl(['read', 'acme/account/alice', '--json'])
+      const events = read.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l))
+      assert.deepEqual(
+        events.map((e: { kind: string; type: string }) => `${e.kind}:${e.type}`).sort(),
+        ['intent:deposit', 'fact:credited', 'intent:deposit', 'fact:credited'].sort(),
+      )
+    } finally {
+      up.kill('SIGTERM')
+    }
+    assert.equal(await within(upExit, 30_000, 'evtctl up to stop on SIGTERM'), 0, upOutput)
+  })
+})
