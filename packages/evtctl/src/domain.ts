@@ -6,7 +6,6 @@ import { EventplaneError } from '@eventplane/core'
 import { CliError } from './cli-error.ts'
 import { type Controller, type Domain, InvalidDomain, type Projection, isDomain } from '@eventplane/runtime'
 import { isDomainPath } from './config.ts'
-import { CliError } from './cli-error.ts'
 
 const notFound = (e: unknown): boolean =>
   (e as NodeJS.ErrnoException | undefined)?.code === 'ERR_MODULE_NOT_FOUND' ||
