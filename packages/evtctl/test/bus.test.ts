@@ -38,7 +38,7 @@ describe('evtctl against a project-run nats-server in the account model', () => 
     db = await createTestDatabase('ep_cli_bus')
     nats = await startNatsServer({ tenants: ['acme', 'globex'] })
     up = startCli(['up', '--log-level', 'warn', '--domain', '@eventplane/example-deployments'], { env: as('operator') })
-    await up.waitFor((out) => /^ready: /m.test(out), 30_000)
+    await up.waitFor((out) => /^ready: /m.test(out), 60_000)
   })
   after(async () => {
     killAll()
