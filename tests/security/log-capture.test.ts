@@ -32,6 +32,7 @@ describe('logs over a whole demo flow carry ids, types and positions, never payl
         EVENTPLANE_NATS_URL: nats.url,
         EVENTPLANE_NATS_CREDS: creds,
         EVENTPLANE_TENANT: 'acme',
+        EVENTPLANE_DOMAIN: '@eventplane/example-deployments',
       }
     }
     up = startCli(['up', '--log-level', 'trace'], { env: env.operator })

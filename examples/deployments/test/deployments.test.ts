@@ -64,7 +64,7 @@ describe('the deployments example domain', () => {
     await h.intents.append(s, [scale])
     await eventually(
       async () => types(await readStream('acme', 'web')).includes('scaled'),
-      30_000,
+      60_000,
       'create and scale reconciled',
     )
     // The scale intent may land before or after the create's facts; its own fact comes last.
@@ -109,14 +109,14 @@ describe('the deployments example domain', () => {
     await Promise.all([status.start(), audit.start()])
     const create = f.intent(s, 'create', { image: 'api:2', replicas: 1 })
     await h.intents.append(s, [create])
-    await eventually(async () => types(await readStream('globex', 'api')).includes('status_changed'), 30_000, 'created')
+    await eventually(async () => types(await readStream('globex', 'api')).includes('status_changed'), 60_000, 'created')
     const ops = EventFactory.forTenant('globex', { causedBy: 'user:ops', registry })
     await h.facts.append(s, [addFinalizer(ops, s, 'backup-hold')])
     const del = f.intent(s, 'delete', {})
     await h.intents.append(s, [del])
     await eventually(
       async () => (await readStream('globex', 'api')).filter((e) => e.type === 'finalizer_removed').length === 2,
-      30_000,
+      60_000,
       'own finalizers removed',
     )
     await sleep(500)
@@ -125,7 +125,7 @@ describe('the deployments example domain', () => {
     await h.facts.append(s, [removeFinalizer(ops, s, 'backup-hold')])
     await eventually(
       async () => types(await readStream('globex', 'api')).includes('deleted'),
-      30_000,
+      60_000,
       'deleted after the last finalizer',
     )
     await sleep(300)

@@ -112,7 +112,7 @@ describe('evtctl export, import and state', () => {
   })
 
   test('state shows a projection for one tenant only; an unknown projection is exit 1', async () => {
-    const env = { EVENTPLANE_DATABASE_URL: source.url }
+    const env = { EVENTPLANE_DATABASE_URL: source.url, EVENTPLANE_DOMAIN: '@eventplane/example-deployments' }
     const r = await runCli(['state', 'deployment_status', '--tenant', 'acme', '--json'], { env })
     assert.equal(r.code, 0, r.stderr)
     const rows = r.stdout

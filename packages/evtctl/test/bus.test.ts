@@ -37,8 +37,8 @@ describe('evtctl against a project-run nats-server in the account model', () => 
     dir = mkdtempSync(join(tmpdir(), 'evtctl-bus-'))
     db = await createTestDatabase('ep_cli_bus')
     nats = await startNatsServer({ tenants: ['acme', 'globex'] })
-    up = startCli(['up', '--log-level', 'warn'], { env: as('operator') })
-    await up.waitFor((out) => /^ready: /m.test(out), 30_000)
+    up = startCli(['up', '--log-level', 'warn', '--domain', '@eventplane/example-deployments'], { env: as('operator') })
+    await up.waitFor((out) => /^ready: /m.test(out), 60_000)
   })
   after(async () => {
     killAll()
