@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict'
-import { fileURLToPath } from 'node:url'
 import { after, before, describe, test } from 'node:test'
 import { EventFactory } from '@eventplane/core'
 import { GATEWAY_APPLICATION_NAME, tenantInboxPrefix } from '@eventplane/bus-nats'

@@ -53,7 +53,5 @@ export { controllerLiveSource, coveringFilter, jetStreamSource, projectionLiveSo
 export type { JetStreamSourceOptions } from './jetstream-source.ts'
 export { CheckpointMoved, FinalizersPending, ProjectionFailed } from './errors.ts'
 export { PROJECTOR_ROLE } from './roles.ts'
-export { errorFields, silentLogger } from './logger.ts'
-export type { Logger } from './logger.ts'
 export { InvalidDomain, ReconcileFailedSchema, defineDomain, isDomain } from './domain.ts'
 export type { Domain, DomainDefinition, DomainSchemas } from './domain.ts'

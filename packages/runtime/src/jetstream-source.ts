@@ -3,7 +3,7 @@ import { type LogFilterOptions, ensureConsumer, subscribe } from '@eventplane/bu
 import { jetstream, jetstreamManager } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import type { LiveSource, LiveSubscription } from './live-source.ts'
-import type { Logger } from './logger.ts'
+import type { Logger } from '@eventplane/bus-nats'
 
 export interface JetStreamSourceOptions {
   nc: NatsConnection

@@ -6,7 +6,7 @@ import {
   InvalidEnvelope,
 } from '@eventplane/core'
 import type { PgEventStore } from '@eventplane/store-pg'
-import type { Logger } from '../logger.ts'
+import type { Logger } from '@eventplane/bus-nats'
 import { factId } from './fact-ids.ts'
 import type { ReconcileContext } from './types.ts'
 

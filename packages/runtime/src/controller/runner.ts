@@ -3,7 +3,7 @@ import { type SchemaRegistry, isEventplaneError, validateName } from '@eventplan
 import type { PgEventStore } from '@eventplane/store-pg'
 import { type Deferred, deferred } from '../deferred.ts'
 import type { LiveDelivery, LiveSource, LiveSubscription } from '../live-source.ts'
-import { type Logger, errorFields, silentLogger } from '../logger.ts'
+import { type Logger, errorFields, silentLogger } from '@eventplane/bus-nats'
 import { createContext, factoryFor } from './context.ts'
 import { factId } from './fact-ids.ts'
 import { KeyedQueue } from './keyed-queue.ts'

@@ -1,5 +1,5 @@
 import type { EventData, ValidEnvelope, EventFactory, EventKind, RecordedEvent } from '@eventplane/core'
-import type { Logger } from '../logger.ts'
+import type { Logger } from '@eventplane/bus-nats'
 
 /**
  * What a controller gets with each event. Everything it emits is built from

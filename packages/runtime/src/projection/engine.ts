@@ -8,7 +8,7 @@ import {
 } from '@eventplane/store-pg'
 import type { Sql } from 'postgres'
 import { CheckpointMoved } from '../errors.ts'
-import { type Logger, silentLogger } from '../logger.ts'
+import { type Logger, silentLogger } from '@eventplane/bus-nats'
 import { prefetch } from './prefetch.ts'
 import { ReducerSink } from './reducer-sink.ts'
 import type { ProjectionSink } from './sink.ts'

@@ -3,7 +3,7 @@ import { type Checkpoint, formatCheckpoint, isEventplaneError } from '@eventplan
 import type { Sql } from 'postgres'
 import { type Deferred, deferred } from '../deferred.ts'
 import { type LiveDelivery, type LiveSource, type LiveSubscription, batchDeliveries } from '../live-source.ts'
-import { type Logger, errorFields, silentLogger } from '../logger.ts'
+import { type Logger, errorFields, silentLogger } from '@eventplane/bus-nats'
 import { type EngineOptions, ProjectionEngine } from './engine.ts'
 import type { Projection } from './types.ts'
 
