@@ -199,7 +199,8 @@ export const COMMANDS: readonly LazyCommand[] = [
   {
     name: 'replay',
     usage: '[options] <projection>',
-    summary: "drop a projection's output and rebuild it from the PostgreSQL log; prints the digest of the result",
+    summary:
+      'rebuild a projection from the PostgreSQL log into a shadow and swap it in when complete; prints the digest',
     load: async () => (await import('./commands/replay.ts')).registerReplay,
   },
   {
