@@ -1,7 +1,8 @@
 import type { Checkpoint, RecordedEvent } from '@eventplane/core'
 import type { Sql } from 'postgres'
 import { typedPgErrors } from './pg-errors.ts'
-import { streamLogSql, streamedEvent } from './sql/stream-log.ts'
+import { toRecordedEvent } from './rows.ts'
+import { streamLogSql } from './sql/stream-log.ts'
 
 export interface StreamLogOptions {
   /** Start after this checkpoint. */
@@ -28,7 +29,7 @@ export async function* streamLog(sql: Sql, options: StreamLogOptions): AsyncGene
       options.signal?.throwIfAborted()
       const next = await typedPgErrors(() => cursor.next())
       if (next.done) return
-      yield next.value.map(streamedEvent)
+      yield next.value.map(toRecordedEvent)
     }
   } finally {
     await cursor.return?.()
