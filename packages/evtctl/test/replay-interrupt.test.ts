@@ -87,7 +87,7 @@ describe('evtctl replay: interrupted rebuilds never serve partial state and resu
 
   before(async () => {
     db = await createTestDatabase('ep_cli_replay_int')
-    env = { EVENTPLANE_DATABASE_URL: db.url }
+    env = { EVENTPLANE_DATABASE_URL: db.url, EVENTPLANE_DOMAIN: '@eventplane/example-deployments' }
     // The gap-safe read waits for older transactions anywhere in the cluster: let it see every event first.
     const readable = () => eventually(async () => (await logStatus(db.admin)).waiting === 0, 120_000, 'events readable')
     await bulkLoadEvents(db.admin, 1, 3000, 40)
