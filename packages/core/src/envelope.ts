@@ -43,7 +43,7 @@ declare const validEnvelope: unique symbol
 
 /**
  * An envelope {@link validateEnvelope} (or the EventFactory, which calls it)
- * accepted in this process. The store trusts it and does not check it again;
+ * accepted in this process: the store trusts it and does not check it again;
  * anything else (a spread copy, a parsed body, a cast) is checked there.
  */
 export type ValidEnvelope<D extends EventData = EventData> = EventEnvelope<D> & { readonly [validEnvelope]: true }
@@ -51,7 +51,7 @@ export type ValidEnvelope<D extends EventData = EventData> = EventEnvelope<D> & 
 /** The envelopes validated in this process, by identity: a copy or a forgery is not among them. */
 const validated = new WeakSet<object>()
 
-/** True when `e` is an envelope validateEnvelope accepted in this process (not a copy of one). */
+/** True when `e` is an envelope validateEnvelope accepted in this process, not a copy of one. */
 export function isValidEnvelope(e: unknown): e is ValidEnvelope {
   return typeof e === 'object' && e !== null && validated.has(e)
 }
