@@ -5,6 +5,7 @@ import { pino } from 'pino'
 import { startGateway } from './gateway.ts'
 import { DEFAULT_GATEWAY_CONCURRENCY, type GatewayLimits, resolveLimits } from './gateway-limits.ts'
 import { errorFields } from './logger.ts'
+import { type OpsConfig, opsConfigFromEnv, processMetrics, serveOps } from './ops/ops-config.ts'
 import { intFromEnv, rateFromEnv, tenantLimitsFromEnv } from './process-env.ts'
 import { surviveDroppedPgConnections } from './pg-startup-guard.ts'
 
@@ -84,9 +85,11 @@ export async function runGatewayProcess(env: NodeJS.ProcessEnv = process.env): P
   const logger = pino({ name: 'eventplane-gateway', level: env.EVENTPLANE_LOG_LEVEL ?? 'info' })
   let config: GatewayProcessConfig
   let auth: ReturnType<typeof natsAuth>
+  let ops: OpsConfig
   try {
     config = resolveGatewayConfig(env)
     auth = natsAuth(config)
+    ops = opsConfigFromEnv(env)
   } catch (e) {
     logger.error(errorFields(e), 'gateway configuration is invalid')
     return 2
@@ -107,12 +110,24 @@ export async function runGatewayProcess(env: NodeJS.ProcessEnv = process.env): P
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
   })
+  const metrics = processMetrics(ops)
+  let opsServer: Awaited<ReturnType<typeof serveOps>>
+  try {
+    opsServer = await serveOps({ config: ops, metrics, pg: { postgres: sql }, nc, logger })
+  } catch (e) {
+    logger.error(errorFields(e), 'ops endpoints could not start')
+
+    await nc.drain().catch(() => {})
+    await sql.end({ timeout: 5 })
+    return 1
+  }
   let code = 0
   try {
     const gateway = await startGateway({
       nc,
       store: new PgEventStore(sql),
       logger,
+      metrics,
       limits: config.limits,
       ...(config.queue ? { queue: config.queue } : {}),
     })
@@ -125,6 +140,7 @@ export async function runGatewayProcess(env: NodeJS.ProcessEnv = process.env): P
     logger.error(errorFields(e), 'gateway failed')
     code = 1
   }
+  await opsServer?.close()
   await nc.drain().catch(() => {})
   await sql.end({ timeout: 5 })
   return code

@@ -3,6 +3,7 @@ import { connect } from '@nats-io/transport-node'
 import { natsAuth } from './nats-auth.ts'
 import { pino } from 'pino'
 import { errorFields } from './logger.ts'
+import { type OpsConfig, opsConfigFromEnv, processMetrics, serveOps } from './ops/ops-config.ts'
 import { boolFromEnv, intFromEnv } from './process-env.ts'
 import { surviveDroppedPgConnections } from './pg-startup-guard.ts'
 import { Relay } from './relay.ts'
@@ -69,9 +70,11 @@ export async function runRelayProcess(env: NodeJS.ProcessEnv = process.env): Pro
   const logger = pino({ name: 'eventplane-relay', level: env.EVENTPLANE_LOG_LEVEL ?? 'info' })
   let config: RelayProcessConfig
   let auth: ReturnType<typeof natsAuth>
+  let ops: OpsConfig
   try {
     config = resolveRelayConfig(env)
     auth = natsAuth(config)
+    ops = opsConfigFromEnv(env)
   } catch (e) {
     logger.error(errorFields(e), 'relay configuration is invalid')
     return 2
@@ -90,11 +93,13 @@ export async function runRelayProcess(env: NodeJS.ProcessEnv = process.env): Pro
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
   })
+  const metrics = processMetrics(ops)
   const relay = new Relay({
     sql,
     nc,
     name: config.name,
     logger,
+    metrics,
     batchSize: config.batchSize,
     maxInFlight: config.maxInFlight,
     pollIntervalMs: config.pollIntervalMs,
@@ -109,6 +114,16 @@ export async function runRelayProcess(env: NodeJS.ProcessEnv = process.env): Pro
   process.once('SIGTERM', stop)
   process.once('SIGINT', stop)
   relay.start()
+  let opsServer: Awaited<ReturnType<typeof serveOps>>
+  try {
+    opsServer = await serveOps({ config: ops, metrics, pg: { postgres: sql }, nc, relays: [relay], logger })
+  } catch (e) {
+    logger.error(errorFields(e), 'ops endpoints could not start')
+    await relay.stop()
+    await nc.drain().catch(() => {})
+    await sql.end({ timeout: 5 })
+    return 1
+  }
   let code = 0
   try {
     await relay.closed
@@ -116,6 +131,7 @@ export async function runRelayProcess(env: NodeJS.ProcessEnv = process.env): Pro
     logger.error(errorFields(e), 'relay failed')
     code = 1
   }
+  await opsServer?.close()
   await nc.drain().catch(() => {})
   await sql.end({ timeout: 5 })
   return code

@@ -1,4 +1,5 @@
 import { formatCheckpoint } from '@eventplane/core'
+import type { EventplaneMetrics } from '@eventplane/bus-nats'
 import { PgEventStore, ROLES } from '@eventplane/store-pg'
 import {
   type Controller,
@@ -38,13 +39,18 @@ function failedWhen(closed: Promise<void>, what: string): Promise<never> {
  * then live from its durable JetStream consumer (`proj_<name>`). Resolves
  * once it is live.
  */
-export async function startProjection(session: Session, projection: Projection): Promise<RunningPart> {
+export async function startProjection(
+  session: Session,
+  projection: Projection,
+  metrics?: EventplaneMetrics,
+): Promise<RunningPart> {
   const nc = await session.nats()
   const runner = new ProjectionRunner({
     projection,
     sql: session.pg(PROJECTOR_ROLE, 4),
     live: projectionLiveSource(nc, projection, { logger: session.log }),
     logger: session.log,
+    ...(metrics ? { metrics } : {}),
   })
   session.onClose(() => runner.stop())
   await runner.start()
@@ -60,7 +66,11 @@ export async function startProjection(session: Session, projection: Projection):
  * Runs a controller from its durable consumer (`ctl_<name>`), appending
  * facts as `eventplane_fact_writer`, validated against the domain's registry.
  */
-export async function startController(session: Session, controller: Controller): Promise<RunningPart> {
+export async function startController(
+  session: Session,
+  controller: Controller,
+  metrics?: EventplaneMetrics,
+): Promise<RunningPart> {
   const nc = await session.nats()
   const registry = domainRegistry()
   const runner = new ControllerRunner({
@@ -69,6 +79,7 @@ export async function startController(session: Session, controller: Controller):
     live: controllerLiveSource(nc, controller, { logger: session.log }),
     registry,
     logger: session.log,
+    ...(metrics ? { metrics } : {}),
   })
   session.onClose(() => runner.stop())
   await runner.start()

@@ -31,6 +31,8 @@ export interface LiveSubscription extends AsyncIterable<LiveDelivery> {
 export interface LiveSource {
   prepare(): Promise<void>
   open(signal: AbortSignal): Promise<LiveSubscription>
+  /** Events waiting for this consumer (pending plus delivered and unacknowledged), for the lag gauge; optional. */
+  pending?(): Promise<number>
 }
 
 /**

@@ -2,8 +2,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { Command } from 'commander'
 import { EventplaneError, validateName } from '@eventplane/core'
 import { PgEventStore, ROLES } from '@eventplane/store-pg'
-import { Relay, SUBMIT_SUBJECTS, startGateway } from '@eventplane/bus-nats'
-import type { CommandKit } from '../program.ts'
+import { Relay, SUBMIT_SUBJECTS, opsConfigFromEnv, processMetrics, serveOps, startGateway } from '@eventplane/bus-nats'
+import { type CommandKit, intOption } from '../program.ts'
 import { CONTROLLERS, PROJECTIONS, domainRegistry } from '../domain.ts'
 import { requireJetStream } from '../jetstream-check.ts'
 import { type RunningPart, aborted, startController, startProjection } from '../runners.ts'
@@ -47,6 +47,11 @@ export function registerUp(program: Command, kit: CommandKit): void {
       '--terminate-stuck',
       'let the relay terminate transactions of this database that hold back the log longer than 30 s (default: report them)',
     )
+    .option(
+      '--ops-port <port>',
+      'serve /healthz, /readyz and /metrics on this loopback port, 0 for any free one (default: EVENTPLANE_OPS_PORT, else off)',
+      intOption('--ops-port', 0),
+    )
     .addHelpText(
       'after',
       [
@@ -62,7 +67,10 @@ export function registerUp(program: Command, kit: CommandKit): void {
     .action(
       kit.action(async (session, cmd) => {
         if (cmd.getOptionValueSourceWithGlobals('logLevel') === 'default') session.log.level = 'info'
-        const options = cmd.opts<{ relayName: string; terminateStuck?: boolean }>()
+        const options = cmd.opts<{ relayName: string; terminateStuck?: boolean; opsPort?: number }>()
+        const ops = opsConfigFromEnv(session.io.env)
+        if (options.opsPort !== undefined) ops.port = options.opsPort
+        const metrics = processMetrics(ops)
         const relayName = validateName('consumer', options.relayName)
         const nc = await session.nats()
         await requireJetStream(nc, session.config.natsUrl)
@@ -72,6 +80,7 @@ export function registerUp(program: Command, kit: CommandKit): void {
           store: new PgEventStore(session.pg(ROLES.intentWriter, 4), { registry }),
           registry,
           logger: session.log,
+          metrics,
         })
         session.onClose(() => gateway.stop())
         const relay = new Relay({
@@ -79,15 +88,26 @@ export function registerUp(program: Command, kit: CommandKit): void {
           nc,
           name: relayName,
           logger: session.log,
+          metrics,
           guard: { terminate: options.terminateStuck === true },
         })
         relay.start()
         session.onClose(() => relay.stop())
         await relayStarted(relay)
         const runtime: RunningPart[] = []
-        for (const controller of CONTROLLERS.values()) runtime.push(await startController(session, controller))
-        for (const projection of PROJECTIONS.values()) runtime.push(await startProjection(session, projection))
+        for (const controller of CONTROLLERS.values()) runtime.push(await startController(session, controller, metrics))
+        for (const projection of PROJECTIONS.values()) runtime.push(await startProjection(session, projection, metrics))
+        const opsServer = await serveOps({
+          config: ops,
+          metrics,
+          pg: { postgres: session.pg(ROLES.relay, 4) },
+          nc,
+          relays: [relay],
+          logger: session.log,
+        })
+        if (opsServer) session.onClose(() => opsServer.close())
         const parts = {
+          ...(opsServer ? { ops: opsServer.url } : {}),
           gateway: SUBMIT_SUBJECTS,
           relay: relayName,
           relay_state: relay.state,
@@ -96,7 +116,7 @@ export function registerUp(program: Command, kit: CommandKit): void {
         session.out.emit(
           { ready: true, ...parts },
           () =>
-            `ready: gateway on ${parts.gateway}, relay ${relayName} (${relay.state})${parts.runtime.length ? `, ${parts.runtime.join(', ')}` : ''}; Ctrl-C to stop`,
+            `ready: gateway on ${parts.gateway}, relay ${relayName} (${relay.state})${parts.runtime.length ? `, ${parts.runtime.join(', ')}` : ''}${opsServer ? `, ops on ${opsServer.url}` : ''}; Ctrl-C to stop`,
         )
         const relayFailed = relay.closed.then(() => {
           throw new EventplaneError('bus.unavailable', 'the relay stopped')

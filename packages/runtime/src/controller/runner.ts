@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { type SchemaRegistry, isEventplaneError, validateName } from '@eventplane/core'
 import type { PgEventStore } from '@eventplane/store-pg'
+import type { EventplaneMetrics } from '@eventplane/bus-nats'
 import { type Deferred, deferred } from '../deferred.ts'
 import type { LiveDelivery, LiveSource, LiveSubscription } from '../live-source.ts'
 import { type Logger, errorFields, silentLogger } from '../logger.ts'
@@ -35,6 +36,8 @@ export interface ControllerRunnerOptions {
   isTransient?: (e: unknown) => boolean
   /** Validates emitted facts' data when given. */
   registry?: SchemaRegistry
+  /** Counts reconciled, retried and parked deliveries and, at each scrape, the consumer's lag (see LiveSource.pending). */
+  metrics?: EventplaneMetrics
   logger?: Logger
 }
 
@@ -67,6 +70,15 @@ export class ControllerRunner {
     this.closed = this.#closed.promise
     this.closed.catch(() => {})
     this.#ready.promise.catch(() => {})
+    const metrics = options.metrics
+    const pending = options.live.pending?.bind(options.live)
+    const removeCollector =
+      metrics && pending
+        ? metrics.addCollector(`controller:${this.name}`, async () => {
+            metrics.runtime.controllerLag.set({ controller: this.name }, await pending())
+          })
+        : undefined
+    if (removeCollector) this.closed.finally(removeCollector).catch(() => {})
   }
 
   /** Ensures the consumer and opens the subscription; resolves once deliveries flow. */
@@ -156,6 +168,7 @@ export class ControllerRunner {
         )
         if (signal.aborted) return
         await this.#ack(d)
+        this.#o.metrics?.runtime.controllerReconciled.inc({ controller: this.name })
         this.#log.debug({ ...ids, attempt }, 'reconciled')
         return
       } catch (err) {
@@ -163,6 +176,7 @@ export class ControllerRunner {
         const code = isEventplaneError(err) ? err.code : 'runtime.handler_failed'
         if (!this.#isTransient(err) || attempt >= maxAttempts) return this.#park(d, code, attempt)
         const delay = Math.min(retryDelayMs * 2 ** (attempt - 1), maxRetryDelayMs)
+        this.#o.metrics?.runtime.controllerRetries.inc({ controller: this.name })
         this.#log.warn({ ...ids, attempt, retry_in_ms: delay, ...errorFields(err) }, 'reconcile failed, retrying')
         d.working?.()
         await sleep(delay, undefined, { signal }).catch(() => {})
@@ -189,6 +203,7 @@ export class ControllerRunner {
       )
       await this.#o.store.append({ tenant: e.tenant_id, ...e.stream }, [failed])
       d.term()
+      this.#o.metrics?.runtime.controllerParked.inc({ controller: this.name })
     } catch (err) {
       this.#log.error(
         { controller: this.name, event_id: e.event_id, ...errorFields(err) },

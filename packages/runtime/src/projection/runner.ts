@@ -1,6 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { type Checkpoint, formatCheckpoint, isEventplaneError } from '@eventplane/core'
 import type { Sql } from 'postgres'
+import type { EventplaneMetrics } from '@eventplane/bus-nats'
+import { countEventsAfter } from '@eventplane/store-pg'
 import { type Deferred, deferred } from '../deferred.ts'
 import { type LiveDelivery, type LiveSource, type LiveSubscription, batchDeliveries } from '../live-source.ts'
 import { type Logger, errorFields, silentLogger } from '../logger.ts'
@@ -23,6 +25,8 @@ export interface ProjectionRunnerOptions extends EngineOptions {
   lingerMs?: number
   /** First delay before retrying after a transient failure (default 250 ms, doubling to 10 s). */
   retryDelayMs?: number
+  /** Counts applied events and, at each scrape, sets the checkpoint, lag and live gauges. */
+  metrics?: EventplaneMetrics
 }
 
 const RECOVERABLE = new Set(['store.unavailable', 'bus.unavailable', 'bus.timeout', 'runtime.checkpoint_moved'])
@@ -54,7 +58,21 @@ export class ProjectionRunner {
   constructor(options: ProjectionRunnerOptions) {
     this.#options = options
     this.#log = options.logger ?? silentLogger
-    this.engine = new ProjectionEngine(options.projection, options.sql, options)
+    const metrics = options.metrics
+    const name = options.projection.name
+    this.engine = new ProjectionEngine(
+      options.projection,
+      options.sql,
+      metrics === undefined
+        ? options
+        : {
+            ...options,
+            afterCommit: async (info) => {
+              metrics.runtime.projectionApplied.inc({ projection: name }, info.events)
+              await options.afterCommit?.(info)
+            },
+          },
+    )
     const { promise, resolve, reject } = deferred<void>()
     this.closed = promise
     this.#runWhenStarted = () =>
@@ -64,6 +82,15 @@ export class ProjectionRunner {
       })
     this.closed.catch(() => {})
     this.#ready.promise.catch(() => {})
+    const removeCollector = metrics?.addCollector(`projection:${name}`, async () => {
+      const labels = { projection: name }
+      const checkpoint = this.engine.checkpoint
+      metrics.runtime.projectionLive.set(labels, this.#live ? 1 : 0)
+      metrics.runtime.projectionCheckpoint.set(labels, Number(checkpoint.position))
+      const lag = await countEventsAfter(options.sql, checkpoint, options.projection.filter?.tenant)
+      metrics.runtime.projectionLag.set(labels, lag)
+    })
+    if (removeCollector) this.closed.finally(removeCollector).catch(() => {})
   }
 
   get checkpoint(): Checkpoint {
