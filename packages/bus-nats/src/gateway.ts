@@ -14,6 +14,7 @@ import {
 import { RefusalDesk } from './gateway-refusals.ts'
 import { type Logger, errorFields, silentLogger } from './logger.ts'
 import type { EventplaneMetrics } from './ops/metrics.ts'
+import { TRACEPARENT_HEADER } from './ops/trace-context.ts'
 import { SUBMIT_SUBJECTS, type SubmitTarget } from './subjects.ts'
 
 export interface GatewayOptions {
@@ -48,6 +49,8 @@ export interface GatewayRequest {
   data: Uint8Array
   /** The `Eventplane-Principal` header, if any: the client's own claim. */
   claimed: string | undefined
+  /** The W3C `traceparent` header, if any: the append's span hangs under it. */
+  traceparent?: string | undefined
 }
 
 export interface Gateway {
@@ -145,7 +148,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       const principal = options.principal
         ? (target: SubmitTarget) => options.principal!(request, target)
         : defaultPrincipal
-      const ok = await submit(request.subject, request.data, request.claimed, { ...ctx, principal })
+      const ok = await submit(
+        request.subject,
+        request.data,
+        request.claimed,
+        { ...ctx, principal },
+        request.traceparent,
+      )
       reply = { ok }
       logger.debug({ subject: request.subject, event_id: ok.event_id, position: ok.position }, 'intent recorded')
     } catch (e) {
@@ -215,6 +224,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         reply,
         data: msg.data.slice(),
         claimed: msg.headers?.get(PRINCIPAL_HEADER) || undefined,
+        traceparent: msg.headers?.get(TRACEPARENT_HEADER) || undefined,
       }
       return () => handle(request, tenant, arrived)
     })

@@ -64,3 +64,14 @@ export { natsCheck, postgresCheck, relayCheck, startOpsServer } from './ops/ops-
 export type { CheckOutcome, OpsServer, OpsServerOptions, ReadinessCheck } from './ops/ops-server.ts'
 export { opsConfigFromEnv, processMetrics, serveOps } from './ops/ops-config.ts'
 export type { OpsConfig, ServeOpsOptions } from './ops/ops-config.ts'
+export {
+  TRACEPARENT_HEADER,
+  TRACER_NAME,
+  eventParentContext,
+  eventSpanContext,
+  formatTraceparent,
+  parseTraceparent,
+  startEventSpan,
+  traceparentOf,
+} from './ops/trace-context.ts'
+export type { EventForSpan } from './ops/trace-context.ts'

@@ -1,6 +1,7 @@
 import type { RecordedEvent } from '@eventplane/core'
 import { type JetStreamClient, JetStreamApiError } from '@nats-io/jetstream'
 import { encodeEvent, eventHeaders } from './codec.ts'
+import { SpanKind, TRACEPARENT_HEADER, eventParentContext, startEventSpan, traceparentOf } from './ops/trace-context.ts'
 import { logSubject } from './subjects.ts'
 
 /** JetStream API error: `Nats-Expected-Last-Msg-Id` did not match the stream's last message (nats-server errors.json). */
@@ -80,13 +81,23 @@ export class OrderedPublisher {
 
   async #publish(e: RecordedEvent, expectLast: string | undefined): Promise<boolean> {
     const subject = logSubject(e.kind, e.tenant_id, e.stream.category, e.stream.id)
-    const ack = await this.#js.publish(subject, encodeEvent(e), {
-      msgID: e.event_id,
-      headers: eventHeaders(e),
-      timeout: this.#timeoutMs,
-      ...(expectLast === undefined ? {} : { expect: { lastMsgID: expectLast } }),
-    })
-    return ack.duplicate
+    // The relay reads events from PostgreSQL, where no trace context is stored: each publish hangs under the
+    // event's own span context (trace id = correlation id, see eventSpanContext), so consumers join that trace.
+    const span = startEventSpan('eventplane publish', SpanKind.PRODUCER, e, eventParentContext(e, undefined))
+    const h = eventHeaders(e)
+    const traceparent = traceparentOf(span)
+    if (traceparent !== undefined) h.set(TRACEPARENT_HEADER, traceparent)
+    try {
+      const ack = await this.#js.publish(subject, encodeEvent(e), {
+        msgID: e.event_id,
+        headers: h,
+        timeout: this.#timeoutMs,
+        ...(expectLast === undefined ? {} : { expect: { lastMsgID: expectLast } }),
+      })
+      return ack.duplicate
+    } finally {
+      span.end()
+    }
   }
 }
 

@@ -13,6 +13,7 @@ import { PermissionViolationError, nanos } from '@nats-io/transport-node'
 import { type LiveIterable, liveIterable } from './live-iterable.ts'
 import { acceptLogMessage, untrustedFields } from './log-message.ts'
 import { type Logger, silentLogger } from './logger.ts'
+import { TRACEPARENT_HEADER } from './ops/trace-context.ts'
 import { type LogFilterOptions, STREAM_NAME, logFilter } from './subjects.ts'
 
 export interface EnsureConsumerOptions {
@@ -111,6 +112,8 @@ export interface Delivery {
   term(): void
   /** Extends the ack wait while a slow handler works. */
   working(): void
+  /** The relay's W3C `traceparent` header: a consumer's span hangs under it. */
+  traceparent: string | undefined
 }
 
 /**
@@ -183,5 +186,6 @@ function toDelivery(msg: JsMsg, event: RecordedEvent): Delivery {
     nak: (delayMs) => msg.nak(delayMs),
     term: () => msg.term(),
     working: () => msg.working(),
+    traceparent: msg.headers?.get(TRACEPARENT_HEADER) || undefined,
   }
 }

@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { type SchemaRegistry, isEventplaneError, validateName } from '@eventplane/core'
 import type { PgEventStore } from '@eventplane/store-pg'
-import type { EventplaneMetrics } from '@eventplane/bus-nats'
+import { type EventplaneMetrics, eventParentContext, startEventSpan } from '@eventplane/bus-nats'
+import { SpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api'
 import { type Deferred, deferred } from '../deferred.ts'
 import type { LiveDelivery, LiveSource, LiveSubscription } from '../live-source.ts'
 import { type Logger, errorFields, silentLogger } from '../logger.ts'
@@ -148,12 +149,27 @@ export class ControllerRunner {
     this.#queue.push(key, () => this.#handle(d).finally(() => this.#inFlight.delete(e.event_id)))
   }
 
+  /** Reconciles one delivery in its own span, under the relay's `traceparent` (the controller's hop of the trace). */
   async #handle(d: LiveDelivery): Promise<void> {
+    const e = d.event
+    const span = startEventSpan('eventplane reconcile', SpanKind.CONSUMER, e, eventParentContext(e, d.traceparent))
+    span.setAttribute('eventplane.controller', this.name)
+    try {
+      await context.with(trace.setSpan(context.active(), span), () => this.#attempts(d, span))
+    } finally {
+      span.end()
+    }
+  }
+
+  async #attempts(d: LiveDelivery, span: { setStatus(s: { code: SpanStatusCode; message?: string }): unknown }) {
     const { maxAttempts = 5, maxDeliveries = 10, retryDelayMs = 100, maxRetryDelayMs = 5000 } = this.#o
     const signal = this.#abort.signal
     const e = d.event
     const ids = { controller: this.name, event_id: e.event_id, type: e.type, stream_version: e.stream_version }
-    if (d.deliveryCount > maxDeliveries) return this.#park(d, 'runtime.reconcile_failed', d.deliveryCount - 1)
+    if (d.deliveryCount > maxDeliveries) {
+      span.setStatus({ code: SpanStatusCode.ERROR, message: 'runtime.reconcile_failed' })
+      return this.#park(d, 'runtime.reconcile_failed', d.deliveryCount - 1)
+    }
     for (let attempt = 1; ; attempt++) {
       if (signal.aborted) return
       try {
@@ -174,7 +190,10 @@ export class ControllerRunner {
       } catch (err) {
         if (signal.aborted) return
         const code = isEventplaneError(err) ? err.code : 'runtime.handler_failed'
-        if (!this.#isTransient(err) || attempt >= maxAttempts) return this.#park(d, code, attempt)
+        if (!this.#isTransient(err) || attempt >= maxAttempts) {
+          span.setStatus({ code: SpanStatusCode.ERROR, message: code })
+          return this.#park(d, code, attempt)
+        }
         const delay = Math.min(retryDelayMs * 2 ** (attempt - 1), maxRetryDelayMs)
         this.#o.metrics?.runtime.controllerRetries.inc({ controller: this.name })
         this.#log.warn({ ...ids, attempt, retry_in_ms: delay, ...errorFields(err) }, 'reconcile failed, retrying')

@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { type Checkpoint, formatCheckpoint, isEventplaneError } from '@eventplane/core'
 import type { Sql } from 'postgres'
-import type { EventplaneMetrics } from '@eventplane/bus-nats'
+import { type EventplaneMetrics, eventParentContext, startEventSpan } from '@eventplane/bus-nats'
+import { SpanKind } from '@opentelemetry/api'
 import { countEventsAfter } from '@eventplane/store-pg'
 import { type Deferred, deferred } from '../deferred.ts'
 import { type LiveDelivery, type LiveSource, type LiveSubscription, batchDeliveries } from '../live-source.ts'
@@ -195,12 +196,23 @@ export class ProjectionRunner {
         }
         if (next.done) break
         const batch = next.value
+        // One span per applied batch, under the first delivery's traceparent (the projection's hop of its trace).
+        const first = batch[0]!
+        const span = startEventSpan(
+          'eventplane project',
+          SpanKind.CONSUMER,
+          first.event,
+          eventParentContext(first.event, first.traceparent),
+        )
+        span.setAttributes({ 'eventplane.projection': projection.name, 'eventplane.batch_size': batch.length })
         try {
           await this.engine.applyLive(batch.map((d) => d.event))
         } catch (e) {
           // Not acknowledged: redelivered later and skipped once PostgreSQL catch-up passed it.
           if (isRecoverable(e)) for (const d of batch) d.nak()
           throw e
+        } finally {
+          span.end()
         }
         try {
           await Promise.all(batch.map((d) => d.ack()))
