@@ -1,6 +1,12 @@
 import { formatCheckpoint } from '@eventplane/core'
-import type { EventplaneMetrics } from '@eventplane/bus-nats'
-import { PgEventStore, ROLES } from '@eventplane/store-pg'
+import {
+  type EventplaneMetrics,
+  type OpsServer,
+  opsConfigFromEnv,
+  processMetrics,
+  serveOps,
+} from '@eventplane/bus-nats'
+import { PgEventStore, ROLES, type RoleName } from '@eventplane/store-pg'
 import {
   type Controller,
   ControllerRunner,
@@ -88,6 +94,34 @@ export async function startController(
     detail: `controller ${controller.name} consuming`,
     stop: () => runner.stop(),
     failed: failedWhen(runner.closed, `controller ${controller.name}`),
+  }
+}
+
+/**
+ * The ops endpoints of a runner process (`evtctl subscribe <name>`), from
+ * `EVENTPLANE_OPS_PORT`: metrics for the runners to count into, and a start
+ * function that serves them with readiness of the runner's PostgreSQL pool
+ * (`pgRole`) and NATS connection. Off (no server) when the port is unset.
+ */
+export function runnerOps(session: Session): {
+  metrics: EventplaneMetrics
+  serve(pgRole: RoleName): Promise<OpsServer | undefined>
+} {
+  const config = opsConfigFromEnv(session.io.env)
+  const metrics = processMetrics(config)
+  return {
+    metrics,
+    async serve(pgRole) {
+      const server = await serveOps({
+        config,
+        metrics,
+        pg: { postgres: session.pg(pgRole) },
+        nc: await session.nats(),
+        logger: session.log,
+      })
+      if (server) session.onClose(() => server.close())
+      return server
+    },
   }
 }
 

@@ -17,7 +17,9 @@ import { eventMatches, filterOptions, logFilterFrom } from '../log-filter.ts'
 import { type CommandKit, intOption, tenantOption } from '../program.ts'
 import type { Session } from '../session.ts'
 import { CONTROLLERS, PROJECTIONS, findRunnable } from '../domain.ts'
-import { aborted, startController, startProjection } from '../runners.ts'
+import { aborted, runnerOps, startController, startProjection } from '../runners.ts'
+import { PROJECTOR_ROLE } from '@eventplane/runtime'
+import { ROLES } from '@eventplane/store-pg'
 
 interface SubscribeOptions {
   kind?: EventKind
@@ -116,11 +118,16 @@ async function rawConsumer(session: Session, opts: SubscribeOptions): Promise<vo
 /** Runs a projection or controller of the example domain until SIGINT/SIGTERM (or until it fails). */
 async function runNamed(session: Session, name: string): Promise<void> {
   const runnable = findRunnable(name)
+  const ops = runnerOps(session)
   const part =
     runnable.kind === 'projection'
-      ? await startProjection(session, runnable.projection)
-      : await startController(session, runnable.controller)
-  session.out.emit({ ready: true, kind: runnable.kind, name: part.name }, () => `ready: ${part.detail}; Ctrl-C to stop`)
+      ? await startProjection(session, runnable.projection, ops.metrics)
+      : await startController(session, runnable.controller, ops.metrics)
+  const server = await ops.serve(runnable.kind === 'projection' ? PROJECTOR_ROLE : ROLES.factWriter)
+  session.out.emit(
+    { ready: true, kind: runnable.kind, name: part.name, ...(server ? { ops: server.url } : {}) },
+    () => `ready: ${part.detail}${server ? `, ops on ${server.url}` : ''}; Ctrl-C to stop`,
+  )
   await Promise.race([aborted(session.signal), part.failed])
   await part.stop()
   session.out.emit({ stopped: true, name: part.name }, () => 'stopped')
