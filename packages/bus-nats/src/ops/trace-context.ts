@@ -1,9 +1,7 @@
 import {
   type Context,
-  type Link,
   type Span,
   type SpanContext,
-  type SpanOptions,
   ROOT_CONTEXT,
   SpanKind,
   TraceFlags,
@@ -16,6 +14,9 @@ export const TRACEPARENT_HEADER = 'traceparent'
 
 /** The tracer every eventplane hop uses; a no-op until the process registers an OpenTelemetry SDK. */
 export const TRACER_NAME = 'eventplane'
+
+// A ProxyTracer: it finds the registered SDK's tracer at its first use after registration, so it is safe to keep.
+const tracer = trace.getTracer(TRACER_NAME)
 
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/
 const ZERO_TRACE = '0'.repeat(32)
@@ -90,11 +91,15 @@ export type EventForSpan = Parameters<typeof eventAttributes>[0]
  * context: what it propagates is then the parent's `traceparent` unchanged.
  */
 export function startEventSpan(name: string, kind: SpanKind, e: EventForSpan, parent: Context): Span {
-  const links: Link[] = e.causation_id
-    ? [{ context: eventSpanContext({ event_id: e.causation_id, correlation_id: e.correlation_id }) }]
-    : []
-  const options: SpanOptions = { kind, attributes: eventAttributes(e), links }
-  return trace.getTracer(TRACER_NAME).startSpan(name, options, parent)
+  const span = tracer.startSpan(name, { kind }, parent)
+  // Attributes and the link only for a recording span: the relay starts one per event, and without an SDK
+  // building them would be most of the cost.
+  if (span.isRecording()) {
+    span.setAttributes(eventAttributes(e))
+    if (e.causation_id)
+      span.addLink({ context: eventSpanContext({ event_id: e.causation_id, correlation_id: e.correlation_id }) })
+  }
+  return span
 }
 
 /** The `traceparent` to send for `span`, or undefined when it has no valid context. */
