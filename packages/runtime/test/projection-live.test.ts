@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
+import { after, afterEach, before, describe, test } from 'node:test'
 import { compareCheckpoints } from '@eventplane/core'
 import type { LiveDelivery, LiveSource } from '../src/live-source.ts'
 import { projectionLiveSource } from '../src/jetstream-source.ts'
@@ -9,7 +9,7 @@ import { ProjectionRunner } from '../src/projection/runner.ts'
 import type { CommitInfo, Projection, ProjectionProgress } from '../src/projection/types.ts'
 import { categoryTotals, streamCounter } from './fixtures.ts'
 import { type LiveHarness, startHarness } from './harness.ts'
-import { eventually, factoryFor, stream } from './helpers.ts'
+import { eventually, factoryFor, stream, within } from './helpers.ts'
 
 describe('projections live on JetStream', () => {
   let h: LiveHarness
@@ -46,11 +46,30 @@ describe('projections live on JetStream', () => {
     )
   }
 
+  // The gap-safe read holds back every event whose transaction is not older than all those still open
+  // anywhere in the cluster (other test databases too): a catch-up started meanwhile may read none of them,
+  // and they come live instead. Wait until the ones appended so far are readable.
+  const readableInGapSafeOrder = async (): Promise<void> => {
+    const end = await h.logEnd()
+    await eventually(
+      async () => {
+        const [r] = await h.db.admin<{ ok: boolean }[]>`
+          select ${end.txId.toString()}::xid8 < pg_snapshot_xmin(pg_current_snapshot()) as ok`
+        return r!.ok
+      },
+      60_000,
+      'the events appended so far are readable in the gap-safe order (an older transaction is still open)',
+    )
+  }
+
   before(async () => {
     h = await startHarness('ep_proj_live')
   })
+  // A test that failed halfway must not leave its runners consuming beside the next test's.
+  afterEach(async () => {
+    await Promise.all(runners.splice(0).map((r) => r.stop()))
+  })
   after(async () => {
-    await Promise.all(runners.map((r) => r.stop()))
     await h?.stop()
   })
 
@@ -62,7 +81,8 @@ describe('projections live on JetStream', () => {
     await Promise.all([counter.start(), totals.start()])
     await appendMany(20, 'b')
     await Promise.all([reachesEnd(counter), reachesEnd(totals)])
-    assert.ok(live.length > 0, 'some events were applied from JetStream')
+    // A live batch reports its progress after its acks, which may come after the checkpoint reached the end.
+    await eventually(() => live.length > 0, 30_000, 'some events were applied from JetStream')
     await Promise.all([counter.stop(), totals.stop()])
 
     for (const projection of [streamCounter, categoryTotals]) {
@@ -123,7 +143,7 @@ describe('projections live on JetStream', () => {
     })
     await doomed.start()
     await appendMany(6, 'd')
-    await assert.rejects(doomed.closed, /simulated crash/)
+    await assert.rejects(within(doomed.closed, 60_000, 'the worker crashes after a live commit'), /simulated crash/)
 
     const survivor = runner(streamCounter, 'proj_counter', {}, countRedeliveries)
     await survivor.start()
@@ -142,8 +162,12 @@ describe('projections live on JetStream', () => {
     const projections = [streamCounter, categoryTotals]
     const consumer = (p: Projection): string => `crash_${p.name}`
     for (const phase of ['catch-up', 'live'] as const) {
-      // Work for the crashing commit: before start for catch-up, after start for live.
-      if (phase === 'catch-up') await appendMany(6, `f${phase}`)
+      // Work for the crashing commit: before start for catch-up (readable by it, or it would come live
+      // and nothing would crash), after start for live.
+      if (phase === 'catch-up') {
+        await appendMany(6, `f${phase}`)
+        await readableInGapSafeOrder()
+      }
       const doomed = projections.map((p) => {
         let crashed = false
         const crash = (info: CommitInfo): void => {
@@ -155,15 +179,19 @@ describe('projections live on JetStream', () => {
       })
       const started = Promise.all(doomed.map((r) => r.start()))
       if (phase === 'live') {
-        await started
+        await within(started, 60_000, 'the runners doomed in live start')
         await appendMany(6, `f${phase}`)
-      } else await assert.rejects(started, /simulated crash/)
+      } else
+        await assert.rejects(within(started, 60_000, 'a runner doomed in catch-up fails to start'), /simulated crash/)
       for (const r of doomed)
-        await assert.rejects(r.closed, new RegExp(`simulated crash before the ${phase} checkpoint`))
+        await assert.rejects(
+          within(r.closed, 60_000, `${r.engine.projection.name} crashes in ${phase}`),
+          new RegExp(`simulated crash before the ${phase} checkpoint`),
+        )
     }
 
     const survivors = projections.map((p) => runner(p, consumer(p)))
-    await Promise.all(survivors.map((r) => r.start()))
+    await within(Promise.all(survivors.map((r) => r.start())), 60_000, 'the restarted runners start')
     await appendMany(4, 'g')
     await Promise.all(survivors.map(reachesEnd))
     await Promise.all(survivors.map((r) => r.stop()))
