@@ -1,4 +1,15 @@
-import { Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { createRequire } from 'node:module'
+import type { Counter, Gauge, Registry } from 'prom-client'
+
+/**
+ * prom-client, loaded at the first EventplaneMetrics: every evtctl command imports this package, and only
+ * long-running processes serve metrics (the import costs about 70 ms of CPU at startup).
+ */
+let promClient: typeof import('prom-client') | undefined
+function prom(): typeof import('prom-client') {
+  promClient ??= createRequire(import.meta.url)('prom-client') as typeof import('prom-client')
+  return promClient
+}
 
 /** The label every tenant past the cap is counted under. */
 export const OTHER_TENANTS = '_other'
@@ -23,6 +34,7 @@ export interface EventplaneMetricsOptions {
 export type MetricsCollector = () => Promise<void>
 
 function relayMetrics(registers: Registry[]) {
+  const { Counter, Gauge } = prom()
   return {
     published: new Counter({
       name: 'eventplane_relay_published_events_total',
@@ -70,6 +82,7 @@ function relayMetrics(registers: Registry[]) {
 }
 
 function gatewayMetrics(registers: Registry[]) {
+  const { Counter, Gauge, Histogram } = prom()
   return {
     requests: new Counter({
       name: 'eventplane_gateway_requests_total',
@@ -105,6 +118,7 @@ function gatewayMetrics(registers: Registry[]) {
 }
 
 function runtimeMetrics(registers: Registry[]) {
+  const { Counter, Gauge } = prom()
   return {
     projectionApplied: new Counter({
       name: 'eventplane_projection_applied_events_total',
@@ -166,7 +180,7 @@ function runtimeMetrics(registers: Registry[]) {
  * bounded by a timeout so a dead dependency never hangs a scrape.
  */
 export class EventplaneMetrics {
-  readonly registry = new Registry()
+  readonly registry: Registry = new (prom().Registry)()
   readonly relay: ReturnType<typeof relayMetrics>
   readonly gateway: ReturnType<typeof gatewayMetrics>
   readonly runtime: ReturnType<typeof runtimeMetrics>
@@ -184,6 +198,7 @@ export class EventplaneMetrics {
     this.relay = relayMetrics(registers)
     this.gateway = gatewayMetrics(registers)
     this.runtime = runtimeMetrics(registers)
+    const { Counter, Gauge } = prom()
     this.connection = new Gauge({
       name: 'eventplane_connection_up',
       help: '1 when the last look at the connection succeeded (postgres: select 1; nats: a round trip)',
