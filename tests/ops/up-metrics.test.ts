@@ -14,7 +14,11 @@ describe('evtctl up --ops-port', () => {
   before(async () => {
     db = await createTestDatabase('ep_ops_up')
     nats = await startNatsServer({ withAuth: false })
-    env = { EVENTPLANE_DATABASE_URL: db.url, EVENTPLANE_NATS_URL: nats.url }
+    env = {
+      EVENTPLANE_DATABASE_URL: db.url,
+      EVENTPLANE_NATS_URL: nats.url,
+      EVENTPLANE_DOMAIN: '@eventplane/example-deployments',
+    }
     up = startCli(['up', '--json', '--log-level', 'warn', '--ops-port', '0'], { env })
     await up.waitFor((out) => out.includes('"ready":true'), 30_000)
   })
