@@ -54,7 +54,12 @@ describe('evtctl up --ops-port', () => {
         n > intents.length &&
         metric(scrape, 'eventplane_relay_published_events_total{relay="default"}') === n &&
         metric(scrape, 'eventplane_projection_applied_events_total{projection="audit"}') === n &&
-        metric(scrape, 'eventplane_controller_reconciled_total{controller="deployments"}') === intents.length
+        metric(scrape, 'eventplane_controller_reconciled_total{controller="deployments"}') === intents.length &&
+        // The lag gauges are queried at scrape time, racing the counters: one scrape may see a commit's
+        // count but the checkpoint before it, so they too are waited for.
+        metric(scrape, 'eventplane_projection_lag_events{projection="audit"}') === 0 &&
+        metric(scrape, 'eventplane_relay_lag_events{relay="default"}') === 0 &&
+        metric(scrape, 'eventplane_controller_lag_events{controller="deployments"}') === 0
       )
     }, 'the relay, the audit projection and the controller to account for every event')
     assert.equal(metric(scrape, 'eventplane_gateway_requests_total{tenant="acme",outcome="ok"}'), intents.length)
@@ -63,5 +68,24 @@ describe('evtctl up --ops-port', () => {
     assert.equal(metric(scrape, 'eventplane_projection_lag_events{projection="audit"}'), 0)
     assert.equal(metric(scrape, 'eventplane_relay_lag_events{relay="default"}'), 0)
     assert.equal(metric(scrape, 'eventplane_controller_lag_events{controller="deployments"}'), 0)
+  })
+  test('evtctl run serves the ops endpoints from EVENTPLANE_OPS_PORT: ready once its pools and NATS answer', async () => {
+    const run = startCli(['run', '--json', '--log-level', 'warn'], { env: { ...env, EVENTPLANE_OPS_PORT: '0' } })
+    try {
+      await run.waitFor((out) => out.includes('"ready":true'), 30_000)
+      const ready = JSON.parse(run.stdout.split('\n')[0]!) as { ops: string }
+      assert.match(ready.ops, /^http:\/\/127\.0\.0\.1:\d+$/)
+      const readyz = await get(ready.ops, '/readyz')
+      assert.equal(readyz.status, 200, readyz.body)
+      assert.deepEqual(Object.keys(JSON.parse(readyz.body).checks).sort(), [
+        'nats',
+        'postgres:eventplane_fact_writer',
+        'postgres:eventplane_projector',
+      ])
+      assert.match((await get(ready.ops, '/metrics')).body, /eventplane_projection_live\{projection="audit"\} 1/)
+    } finally {
+      run.child.kill('SIGTERM')
+      assert.equal((await run.done(15_000)).code, 0)
+    }
   })
 })
