@@ -5,9 +5,18 @@ import {
   PayloadTooLarge,
   errorFromWire,
 } from '@eventplane/core'
+import { SpanStatusCode, context } from '@opentelemetry/api'
 import { type Msg, type NatsConnection, headers } from '@nats-io/transport-node'
 import { PRINCIPAL_HEADER, type SubmitResult } from './gateway-request.ts'
 import { natsFailure } from './nats-errors.ts'
+import {
+  SpanKind,
+  TRACEPARENT_HEADER,
+  activeContext,
+  eventParentContext,
+  startEventSpan,
+  traceparentOf,
+} from './ops/trace-context.ts'
 import { submitSubject } from './subjects.ts'
 
 const encoder = new TextEncoder()
@@ -39,8 +48,30 @@ export async function submitIntent(
 ): Promise<SubmitResult> {
   const subject = submitSubject(event.tenant_id, event.stream.category, event.stream.id)
   const body = { event, ...(options.expectedVersion === undefined ? {} : { expectedVersion: options.expectedVersion }) }
-  const h = options.principal === undefined ? undefined : headers()
-  h?.set(PRINCIPAL_HEADER, options.principal!)
+  // The caller's active trace when it has one, else the event's own span context (trace id = correlation id).
+  const parent = activeContext(context.active()) ?? eventParentContext(event, undefined)
+  const span = startEventSpan('eventplane submit', SpanKind.CLIENT, event, parent)
+  try {
+    const result = await request(nc, subject, body, options, traceparentOf(span))
+    return result
+  } catch (e) {
+    span.setStatus({ code: SpanStatusCode.ERROR, message: e instanceof EventplaneError ? e.code : 'failed' })
+    throw e
+  } finally {
+    span.end()
+  }
+}
+
+async function request(
+  nc: NatsConnection,
+  subject: string,
+  body: object,
+  options: SubmitIntentOptions,
+  traceparent: string | undefined,
+): Promise<SubmitResult> {
+  const h = options.principal === undefined && traceparent === undefined ? undefined : headers()
+  if (options.principal !== undefined) h?.set(PRINCIPAL_HEADER, options.principal)
+  if (traceparent !== undefined) h?.set(TRACEPARENT_HEADER, traceparent)
   const bytes = encoder.encode(JSON.stringify(body))
   // The server announces the largest message this connection may send (its account's limit, see
   // TenantAccountLimits); one over it would be refused by nats.js, or cost the connection.

@@ -13,6 +13,8 @@ import {
 } from './gateway-request.ts'
 import { RefusalDesk } from './gateway-refusals.ts'
 import { type Logger, errorFields, silentLogger } from './logger.ts'
+import type { EventplaneMetrics } from './ops/metrics.ts'
+import { TRACEPARENT_HEADER } from './ops/trace-context.ts'
 import { SUBMIT_SUBJECTS, type SubmitTarget } from './subjects.ts'
 
 /** The application name of a gateway process's PostgreSQL sessions (pg_stat_activity). */
@@ -38,6 +40,8 @@ export interface GatewayOptions {
    * every tenant is limited by default).
    */
   limits?: GatewayLimits
+  /** Counts requests by tenant (capped, see EventplaneMetrics.tenant) and outcome, their latency, refusals and drops. */
+  metrics?: EventplaneMetrics
   logger?: Logger
 }
 
@@ -48,6 +52,8 @@ export interface GatewayRequest {
   data: Uint8Array
   /** The `Eventplane-Principal` header, if any: the client's own claim. */
   claimed: string | undefined
+  /** The W3C `traceparent` header, if any: the append's span hangs under it. */
+  traceparent?: string | undefined
 }
 
 export interface Gateway {
@@ -134,13 +140,24 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     }
   }
 
-  const handle = async (request: GatewayRequest): Promise<void> => {
+  const metrics = options.metrics
+  const count = (tenant: string, outcome: string): void => {
+    metrics?.gateway.requests.inc({ tenant: metrics.tenant(tenant), outcome })
+  }
+
+  const handle = async (request: GatewayRequest, tenant: string, arrived: number): Promise<void> => {
     let reply: SubmitReply
     try {
       const principal = options.principal
         ? (target: SubmitTarget) => options.principal!(request, target)
         : defaultPrincipal
-      const ok = await submit(request.subject, request.data, request.claimed, { ...ctx, principal })
+      const ok = await submit(
+        request.subject,
+        request.data,
+        request.claimed,
+        { ...ctx, principal },
+        request.traceparent,
+      )
       reply = { ok }
       logger.debug({ subject: request.subject, event_id: ok.event_id, position: ok.position }, 'intent recorded')
     } catch (e) {
@@ -149,6 +166,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       logger[level]({ subject: request.subject, ...errorFields(e) }, 'intent refused')
     }
     answer(request.subject, request.reply, reply)
+    if (metrics) {
+      count(tenant, 'ok' in reply ? 'ok' : reply.error.code)
+      metrics.gateway.duration.observe({ tenant: metrics.tenant(tenant) }, (performance.now() - arrived) / 1000)
+    }
   }
 
   let dropped = 0
@@ -184,17 +205,21 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const reply = msg.reply
     if (reply === undefined || !replyInTenantSpace(msg.subject, reply)) {
       dropped += 1
+      metrics?.gateway.dropped.inc()
+      count(msg.subject.split('.')[2] ?? '', 'dropped')
       logDrop(msg.subject, reply)
       return
     }
+    const arrived = performance.now()
+    const tenant = msg.subject.split('.')[2] ?? ''
     const size = msg.data.byteLength
     if (size > ctx.maxPayloadBytes) {
+      count(tenant, 'core.payload_too_large')
       const tooLarge = new PayloadTooLarge(size, ctx.maxPayloadBytes, 'the request body')
       logger.debug({ subject: msg.subject, ...errorFields(tooLarge) }, 'intent refused')
       answer(msg.subject, reply, errorReply(tooLarge))
       return
     }
-    const tenant = msg.subject.split('.')[2] ?? ''
     const refusal = admission.offer(tenant, size, () => {
       // Copied: the body nats.js hands over may be a view of a whole socket read, which it would keep alive.
       const request: GatewayRequest = {
@@ -202,10 +227,17 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         reply,
         data: msg.data.slice(),
         claimed: msg.headers?.get(PRINCIPAL_HEADER) || undefined,
+        traceparent: msg.headers?.get(TRACEPARENT_HEADER) || undefined,
       }
-      return () => handle(request)
+      return () => handle(request, tenant, arrived)
     })
-    if (refusal !== undefined) refusals.refuse(tenant, msg.subject, reply, refusal)
+    if (refusal !== undefined) {
+      refusals.refuse(tenant, msg.subject, reply, refusal)
+      if (metrics) {
+        metrics.gateway.rateLimited.inc({ tenant: metrics.tenant(tenant) })
+        count(tenant, 'rate_limited')
+      }
+    }
   }
 
   const sub = nc.subscribe(SUBMIT_SUBJECTS, {
@@ -221,12 +253,18 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   await nc.flush()
   logger.info({ subject: SUBMIT_SUBJECTS, queue: options.queue ?? 'eventplane-gateway' }, 'gateway serving')
 
+  const removeCollector = metrics?.addCollector('gateway', async () => {
+    metrics.gateway.heldRequests.set(admission.load.requests)
+    metrics.gateway.heldBytes.set(admission.load.bytes)
+  })
+
   let stopping: Promise<void> | undefined
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
       if (!sub.isClosed()) await sub.drain().catch(() => {})
       refusals.close()
       await admission.idle()
+      removeCollector?.()
     })())
   const closed = sub.closed.then(() => stop())
   return Object.defineProperties(

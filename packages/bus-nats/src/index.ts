@@ -55,3 +55,20 @@ export { natsAuth } from './nats-auth.ts'
 export type { NatsAuthSettings } from './nats-auth.ts'
 export { errorFields, silentLogger } from './logger.ts'
 export type { Logger } from './logger.ts'
+export { DEFAULT_TENANT_LABEL_CAP, EventplaneMetrics, OTHER_TENANTS } from './ops/metrics.ts'
+export type { EventplaneMetricsOptions, MetricsCollector } from './ops/metrics.ts'
+export { natsCheck, postgresCheck, relayCheck, startOpsServer } from './ops/ops-server.ts'
+export type { CheckOutcome, OpsServer, OpsServerOptions, ReadinessCheck } from './ops/ops-server.ts'
+export { opsConfigFromEnv, processMetrics, serveOps } from './ops/ops-config.ts'
+export type { OpsConfig, ServeOpsOptions } from './ops/ops-config.ts'
+export {
+  TRACEPARENT_HEADER,
+  TRACER_NAME,
+  eventParentContext,
+  eventSpanContext,
+  formatTraceparent,
+  parseTraceparent,
+  startEventSpan,
+  traceparentOf,
+} from './ops/trace-context.ts'
+export type { EventForSpan } from './ops/trace-context.ts'

@@ -7,6 +7,9 @@ import { logSubject } from './subjects.ts'
 /** One log row ready to publish: its subject, headers and wire bytes, and what the relay logs and checkpoints. */
 export interface RelayMessage {
   eventId: string
+  correlationId: string
+  causationId: string | null
+  tenantId: string
   type: string
   txId: bigint
   position: bigint
@@ -40,6 +43,9 @@ export function relayMessage(row: EventTextRow): RelayMessage {
   h.set(EVENT_HEADERS.tenant, row.tenant_id)
   return {
     eventId: row.event_id,
+    correlationId: row.correlation_id,
+    causationId: row.causation_id,
+    tenantId: row.tenant_id,
     type: row.type,
     txId: BigInt(row.tx_id),
     position: BigInt(row.global_position),

@@ -1,4 +1,5 @@
 import { type JetStreamClient, JetStreamApiError } from '@nats-io/jetstream'
+import { SpanKind, TRACEPARENT_HEADER, eventParentContext, startEventSpan, traceparentOf } from './ops/trace-context.ts'
 import type { RelayMessage } from './relay-encode.ts'
 
 /** JetStream API error: `Nats-Expected-Last-Msg-Id` did not match the stream's last message (nats-server errors.json). */
@@ -87,13 +88,29 @@ export class OrderedPublisher {
   }
 
   async #publish(m: RelayMessage, expectLast: string | undefined): Promise<boolean> {
-    const ack = await this.#js.publish(m.subject, m.bytes, {
-      msgID: m.eventId,
-      headers: m.headers,
-      timeout: this.#timeoutMs,
-      ...(expectLast === undefined ? {} : { expect: { lastMsgID: expectLast } }),
-    })
-    return ack.duplicate
+    // The relay reads events from PostgreSQL, where no trace context is stored: each publish hangs under the
+    // event's own span context (trace id = correlation id, see eventSpanContext), so consumers join that trace.
+    const e = {
+      event_id: m.eventId,
+      correlation_id: m.correlationId,
+      causation_id: m.causationId,
+      tenant_id: m.tenantId,
+      type: m.type,
+    }
+    const span = startEventSpan('eventplane publish', SpanKind.PRODUCER, e, eventParentContext(e, undefined))
+    const traceparent = traceparentOf(span)
+    if (traceparent !== undefined) m.headers.set(TRACEPARENT_HEADER, traceparent)
+    try {
+      const ack = await this.#js.publish(m.subject, m.bytes, {
+        msgID: m.eventId,
+        headers: m.headers,
+        timeout: this.#timeoutMs,
+        ...(expectLast === undefined ? {} : { expect: { lastMsgID: expectLast } }),
+      })
+      return ack.duplicate
+    } finally {
+      span.end()
+    }
   }
 }
 

@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { Sql } from 'postgres'
 import {
   type Checkpoint,
+  type RecordedEvent,
   InvalidName,
   START,
   Unavailable,
@@ -9,7 +10,7 @@ import {
   formatCheckpoint,
   isEventplaneError,
 } from '@eventplane/core'
-import { PgEventStore, RelayLease, loadRelayRecord } from '@eventplane/store-pg'
+import { PgEventStore, RelayLease, countEventsAfter, loadRelayRecord, openTransactions } from '@eventplane/store-pg'
 import {
   type JetStreamManager,
   type StreamInfo,
@@ -21,6 +22,7 @@ import type { NatsConnection } from '@nats-io/transport-node'
 import { type Logger, errorFields, silentLogger } from './logger.ts'
 import { natsFailure } from './nats-errors.ts'
 import { LogWaker } from './pg-listener.ts'
+import type { EventplaneMetrics } from './ops/metrics.ts'
 import { TransactionGuard, type TransactionGuardOptions } from './relay-guard.ts'
 import { CheckpointWriter } from './relay-checkpoints.ts'
 import { type RelayMessage, relayMessage } from './relay-encode.ts'
@@ -57,6 +59,8 @@ export interface RelayOptions {
   stream?: EnsureStreamOptions
   /** Stuck transactions: reported after 30 s by default, terminated only when enabled (see TransactionGuard). */
   guard?: TransactionGuardOptions
+  /** Counts published events and, at each scrape, looks up lag, checkpoint and the oldest transaction. */
+  metrics?: EventplaneMetrics
   logger?: Logger
 }
 
@@ -112,7 +116,8 @@ export class Relay {
   readonly #logger: Logger
   readonly #abort = new AbortController()
   readonly #guard: TransactionGuard
-  readonly #o: Required<Omit<RelayOptions, 'sql' | 'nc' | 'name' | 'logger' | 'stream' | 'guard'>> & {
+  readonly #metrics: EventplaneMetrics | undefined
+  readonly #o: Required<Omit<RelayOptions, 'sql' | 'nc' | 'name' | 'logger' | 'stream' | 'guard' | 'metrics'>> & {
     stream: EnsureStreamOptions
   }
   #jsm: JetStreamManager | undefined
@@ -158,6 +163,31 @@ export class Relay {
     this.#publisher = new OrderedPublisher(jetstream(options.nc), this.#o.maxInFlight, this.#o.publishTimeoutMs)
     this.closed = new Promise<void>((resolve, reject) => (this.#settle = { resolve, reject }))
     this.closed.catch(() => {})
+    this.#metrics = options.metrics
+    const removeCollector = this.#metrics?.addCollector(`relay:${this.name}`, () => this.#collect())
+    if (removeCollector) this.closed.finally(removeCollector).catch(() => {})
+  }
+
+  /** Scrape-time gauges: state, checkpoint, lag in events and seconds, the oldest transaction holding the read. */
+  async #collect(): Promise<void> {
+    const m = this.#metrics!.relay
+    const labels = { relay: this.name }
+    const active = this.#state === 'active'
+    m.active.set(labels, active ? 1 : 0)
+    // A standby's own checkpoint is stale: the active relay (maybe in another process) moves the stored one.
+    const checkpoint =
+      (active ? this.#checkpoint : undefined) ?? (await loadRelayRecord(this.#sql, this.name))?.checkpoint ?? START
+    m.checkpoint.set(labels, Number(checkpoint.position))
+    m.lagEvents.set(labels, await countEventsAfter(this.#sql, checkpoint))
+    let oldestUnpublished: RecordedEvent | undefined
+    for await (const batch of this.#store.readAll({ from: checkpoint, batchSize: 1 })) {
+      oldestUnpublished = batch[0]
+      break
+    }
+    const lagMs = oldestUnpublished ? Date.now() - Date.parse(oldestUnpublished.recorded_at) : 0
+    m.lagSeconds.set(labels, Math.max(0, lagMs) / 1000)
+    const [oldest] = await openTransactions(this.#sql)
+    m.oldestTransaction.set(labels, (oldest?.ageMs ?? 0) / 1000)
   }
 
   get state(): RelayState {
@@ -360,6 +390,10 @@ export class Relay {
     const outcome = await this.#publisher.publishBatch(batch)
     this.#stats.published += outcome.acked
     this.#stats.duplicates += outcome.duplicates
+    if (this.#metrics && outcome.acked > 0) {
+      this.#metrics.relay.published.inc({ relay: this.name }, outcome.acked)
+      if (outcome.duplicates > 0) this.#metrics.relay.duplicates.inc({ relay: this.name }, outcome.duplicates)
+    }
     if (outcome.acked > 0) {
       const last = batch[outcome.acked - 1]!
       this.#checkpoints.set({ txId: last.txId, position: last.position })

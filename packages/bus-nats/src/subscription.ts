@@ -14,6 +14,7 @@ import { type LiveIterable, liveIterable } from './live-iterable.ts'
 import { acceptLogMessage, untrustedFields } from './log-message.ts'
 import { type Logger, silentLogger } from './logger.ts'
 import { natsDriverError } from './nats-errors.ts'
+import { TRACEPARENT_HEADER } from './ops/trace-context.ts'
 import { type LogFilterOptions, STREAM_NAME, logFilter } from './subjects.ts'
 
 export interface EnsureConsumerOptions {
@@ -110,6 +111,8 @@ export interface Delivery {
   term(): void
   /** Extends the ack wait while a slow handler works. */
   working(): void
+  /** The relay's W3C `traceparent` header: a consumer's span hangs under it. */
+  traceparent: string | undefined
 }
 
 /**
@@ -182,5 +185,6 @@ function toDelivery(msg: JsMsg, event: RecordedEvent): Delivery {
     nak: (delayMs) => msg.nak(delayMs),
     term: () => msg.term(),
     working: () => msg.working(),
+    traceparent: msg.headers?.get(TRACEPARENT_HEADER) || undefined,
   }
 }

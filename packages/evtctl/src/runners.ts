@@ -1,5 +1,13 @@
 import { type SchemaRegistry, formatCheckpoint } from '@eventplane/core'
-import { PgEventStore, ROLES } from '@eventplane/store-pg'
+import {
+  type EventplaneMetrics,
+  type OpsConfig,
+  type OpsServer,
+  opsConfigFromEnv,
+  processMetrics,
+  serveOps,
+} from '@eventplane/bus-nats'
+import { PgEventStore, ROLES, type RoleName } from '@eventplane/store-pg'
 import {
   type Controller,
   ControllerRunner,
@@ -10,6 +18,7 @@ import {
   controllerLiveSource,
   projectionLiveSource,
 } from '@eventplane/runtime'
+import { CliError } from './cli-error.ts'
 import type { Session } from './session.ts'
 
 /** The NATS connection name of the runtime's parts (one connection for all of a process's runners). */
@@ -41,13 +50,18 @@ function failedWhen(closed: Promise<void>, what: string): Promise<never> {
  * then live from its durable JetStream consumer (`proj_<name>`). Resolves
  * once it is live.
  */
-export async function startProjection(session: Session, projection: Projection): Promise<RunningPart> {
+export async function startProjection(
+  session: Session,
+  projection: Projection,
+  metrics?: EventplaneMetrics,
+): Promise<RunningPart> {
   const nc = await session.serviceNats(RUNTIME_CONNECTION)
   const runner = new ProjectionRunner({
     projection,
     sql: session.pg(PROJECTOR_ROLE, 4),
     live: projectionLiveSource(nc, projection, { logger: session.log }),
     logger: session.log,
+    ...(metrics ? { metrics } : {}),
   })
   session.onClose(() => runner.stop())
   await runner.start()
@@ -67,6 +81,7 @@ export async function startController(
   session: Session,
   controller: Controller,
   registry: SchemaRegistry,
+  metrics?: EventplaneMetrics,
 ): Promise<RunningPart> {
   const nc = await session.serviceNats(RUNTIME_CONNECTION)
   const runner = new ControllerRunner({
@@ -75,6 +90,7 @@ export async function startController(
     live: controllerLiveSource(nc, controller, { logger: session.log }),
     registry,
     logger: session.log,
+    ...(metrics ? { metrics } : {}),
   })
   session.onClose(() => runner.stop())
   await runner.start()
@@ -87,12 +103,55 @@ export async function startController(
 }
 
 /** Starts every controller and then every projection of `domain`; resolves once all are live. */
-export async function startDomain(session: Session, domain: Domain): Promise<RunningPart[]> {
+export async function startDomain(
+  session: Session,
+  domain: Domain,
+  metrics?: EventplaneMetrics,
+): Promise<RunningPart[]> {
   const parts: RunningPart[] = []
   const registry = domain.registry()
-  for (const controller of domain.controllers) parts.push(await startController(session, controller, registry))
-  for (const projection of domain.projections) parts.push(await startProjection(session, projection))
+  for (const controller of domain.controllers) parts.push(await startController(session, controller, registry, metrics))
+  for (const projection of domain.projections) parts.push(await startProjection(session, projection, metrics))
   return parts
+}
+
+/** The process's ops endpoint settings (`EVENTPLANE_OPS_*`); `cli.config` naming the bad one. */
+export function opsSettings(session: Session): OpsConfig {
+  try {
+    return opsConfigFromEnv(session.io.env)
+  } catch (e) {
+    throw new CliError('cli.config', (e as Error).message, { cause: e })
+  }
+}
+
+/**
+ * The ops endpoints of a runner process (`evtctl subscribe <name>`, `evtctl run`), from
+ * `EVENTPLANE_OPS_PORT`: metrics for the runners to count into, and a start
+ * function that serves them with readiness of the runners' PostgreSQL pools
+ * (`pgRoles`) and NATS connection. Off (no server) when the port is unset.
+ */
+export function runnerOps(session: Session): {
+  metrics: EventplaneMetrics
+  serve(...pgRoles: RoleName[]): Promise<OpsServer | undefined>
+} {
+  const config = opsSettings(session)
+  const metrics = processMetrics(config)
+  return {
+    metrics,
+    async serve(...pgRoles) {
+      const server = await serveOps({
+        config,
+        metrics,
+        pg: Object.fromEntries(
+          pgRoles.map((role) => [pgRoles.length === 1 ? 'postgres' : `postgres:${role}`, session.pg(role, 4)]),
+        ),
+        nc: await session.serviceNats(RUNTIME_CONNECTION),
+        logger: session.log,
+      })
+      if (server) session.onClose(() => server.close())
+      return server
+    },
+  }
 }
 
 /** Resolves when `signal` aborts (never without one). */

@@ -1,5 +1,5 @@
 import type { EventKind } from '@eventplane/core'
-import { type LogFilterOptions, ensureConsumer, subscribe } from '@eventplane/bus-nats'
+import { type LogFilterOptions, STREAM_NAME, ensureConsumer, subscribe } from '@eventplane/bus-nats'
 import { jetstream, jetstreamManager } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import type { LiveSource, LiveSubscription } from './live-source.ts'
@@ -41,6 +41,11 @@ export function jetStreamSource(options: JetStreamSourceOptions): LiveSource {
         ...(options.batch ? { batch: options.batch } : {}),
         ...(options.logger ? { logger: options.logger } : {}),
       })
+    },
+    async pending(): Promise<number> {
+      const jsm = await jetstreamManager(options.nc)
+      const info = await jsm.consumers.info(STREAM_NAME, options.consumer)
+      return info.num_pending + info.num_ack_pending
     },
   }
 }

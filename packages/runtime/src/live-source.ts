@@ -13,6 +13,8 @@ export interface LiveDelivery {
   term(): void
   /** Extends the ack wait while a slow handler works. */
   working?(): void
+  /** The W3C `traceparent` the relay sent with it, if any (see eventParentContext). */
+  traceparent?: string | undefined
 }
 
 /** An open live subscription: deliveries in log order, until stopped. */
@@ -31,6 +33,8 @@ export interface LiveSubscription extends AsyncIterable<LiveDelivery> {
 export interface LiveSource {
   prepare(): Promise<void>
   open(signal: AbortSignal): Promise<LiveSubscription>
+  /** Events waiting for this consumer (pending plus delivered and unacknowledged), for the lag gauge; optional. */
+  pending?(): Promise<number>
 }
 
 /**

@@ -4,7 +4,7 @@ import { ROLES } from '@eventplane/store-pg'
 import { type CommandKit, domainOption } from '../command-kit.ts'
 import { resolveSettings, settingOptions } from '../service-settings.ts'
 import { GATEWAY_SETTINGS, gatewayLimits, startGateway } from '../services/gateway.ts'
-import { serve, serviceLogLevel } from '../services/serve.ts'
+import { processOps, serve, serveProcessOps, serviceLogLevel } from '../services/serve.ts'
 
 /** `evtctl gateway`: the intent gateway as a production process, validating against the domain's schemas. */
 export function registerGateway(program: Command, kit: CommandKit): void {
@@ -24,6 +24,7 @@ export function registerGateway(program: Command, kit: CommandKit): void {
         'EVENTPLANE_DATABASE_URL naming that role, or derived from it) and to NATS with the gateway tier',
         'credentials. Run as many as the load needs: they share the queue group. On SIGTERM it stops taking',
         'requests and answers the ones it holds. Settings: flag > env > config file "gateway" object > default.',
+        'EVENTPLANE_OPS_PORT serves /healthz, /readyz and /metrics (docs/operating.md).',
         '',
         'Examples:',
         '  $ evtctl gateway --domain @acme/domain --nats-creds /etc/eventplane/gateway.creds',
@@ -40,12 +41,14 @@ export function registerGateway(program: Command, kit: CommandKit): void {
           { ...session.describe([ROLES.intentWriter]), domain: domain.name, limits, settings: settings.sources },
           'gateway process starting',
         )
-        const gateway = await startGateway(session, settings, domain.registry())
+        const ops = processOps(session)
+        const gateway = await startGateway(session, settings, domain.registry(), ops.metrics)
+        const server = await serveProcessOps(session, ops, { pg: { postgres: gateway.sql }, nc: gateway.nc })
         await serve(
           session,
           [gateway],
-          { gateway: SUBMIT_SUBJECTS, domain: domain.name },
-          `gateway on ${SUBMIT_SUBJECTS}`,
+          { gateway: SUBMIT_SUBJECTS, domain: domain.name, ...(server ? { ops: server.url } : {}) },
+          `gateway on ${SUBMIT_SUBJECTS}${server ? `, ops on ${server.url}` : ''}`,
         )
       }),
     )

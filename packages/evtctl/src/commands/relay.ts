@@ -3,7 +3,7 @@ import { ROLES } from '@eventplane/store-pg'
 import type { CommandKit } from '../command-kit.ts'
 import { resolveSettings, settingOptions } from '../service-settings.ts'
 import { RELAY_SETTINGS, startRelay } from '../services/relay.ts'
-import { serve, serviceLogLevel } from '../services/serve.ts'
+import { processOps, serve, serveProcessOps, serviceLogLevel } from '../services/serve.ts'
 
 /** `evtctl relay`: the relay as a production process (one active per name; more stand by). */
 export function registerRelay(program: Command, kit: CommandKit): void {
@@ -22,6 +22,7 @@ export function registerRelay(program: Command, kit: CommandKit): void {
         'naming that role, or derived from it) and to NATS with the relay tier credentials (--nats-creds).',
         'Run two or more of one name: one holds the lease, the others stand by and take over. Waits for',
         'servers that are not up yet. Settings: flag > env > config file "relay" object > default.',
+        'EVENTPLANE_OPS_PORT serves /healthz, /readyz and /metrics (docs/operating.md).',
         '',
         'Examples:',
         '  $ EVENTPLANE_NATS_CREDS=/etc/eventplane/relay.creds evtctl relay',
@@ -33,8 +34,19 @@ export function registerRelay(program: Command, kit: CommandKit): void {
         serviceLogLevel(session, cmd)
         const settings = resolveSettings(RELAY_SETTINGS, 'relay', cmd, session.config, session.io.env)
         session.log.info({ ...session.describe([ROLES.relay]), settings: settings.sources }, 'relay process starting')
-        const relay = await startRelay(session, settings, { waitActive: false })
-        await serve(session, [relay], { relay: relay.relay.name }, `relay ${relay.relay.name}`)
+        const ops = processOps(session)
+        const relay = await startRelay(session, settings, { waitActive: false, metrics: ops.metrics })
+        const server = await serveProcessOps(session, ops, {
+          pg: { postgres: relay.sql },
+          nc: relay.nc,
+          relays: [relay.relay],
+        })
+        await serve(
+          session,
+          [relay],
+          { relay: relay.relay.name, ...(server ? { ops: server.url } : {}) },
+          `relay ${relay.relay.name}${server ? `, ops on ${server.url}` : ''}`,
+        )
       }),
     )
 }

@@ -1,7 +1,7 @@
 import type { Command } from 'commander'
 import { ROLES } from '@eventplane/store-pg'
 import { type CommandKit, domainOption } from '../command-kit.ts'
-import { startDomain } from '../runners.ts'
+import { runnerOps, startDomain } from '../runners.ts'
 import { serve, serviceLogLevel } from '../services/serve.ts'
 
 /** `evtctl run`: a domain's controllers and projections as a production process. */
@@ -17,7 +17,8 @@ export function registerRun(program: Command, kit: CommandKit): void {
         'Projections catch up from PostgreSQL as eventplane_projector, then go live from their durable',
         'consumers; controllers append facts as eventplane_fact_writer. NATS: the controller tier',
         'credentials. Several runners may run: a projection applies each event once, a controller stream',
-        'is reconciled in order (docs/deploying.md).',
+        'is reconciled in order (docs/deploying.md). EVENTPLANE_OPS_PORT serves /healthz, /readyz and',
+        '/metrics (docs/operating.md).',
         '',
         'Examples:',
         '  $ evtctl run --domain @acme/domain --nats-creds /etc/eventplane/controller.creds',
@@ -31,9 +32,20 @@ export function registerRun(program: Command, kit: CommandKit): void {
           { ...session.describe([ROLES.projector, ROLES.factWriter]), domain: domain.name },
           'runner process starting',
         )
-        const parts = await startDomain(session, domain)
+        const ops = runnerOps(session)
+        const parts = await startDomain(session, domain, ops.metrics)
+        const roles = [
+          ...(domain.projections.length > 0 ? [ROLES.projector] : []),
+          ...(domain.controllers.length > 0 ? [ROLES.factWriter] : []),
+        ]
+        const server = await ops.serve(...roles)
         const names = parts.map((p) => p.name)
-        await serve(session, parts, { domain: domain.name, runtime: names }, `${domain.name}: ${names.join(', ')}`)
+        await serve(
+          session,
+          parts,
+          { domain: domain.name, runtime: names, ...(server ? { ops: server.url } : {}) },
+          `${domain.name}: ${names.join(', ')}${server ? `, ops on ${server.url}` : ''}`,
+        )
       }),
     )
 }

@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import { rebuildNote } from '../rebuild-note.ts'
-import { formatCheckpoint } from '@eventplane/core'
+import { Unavailable, formatCheckpoint } from '@eventplane/core'
 import { DEFAULT_RELAY_NAME } from '@eventplane/bus-nats'
 import {
   type OpenTransaction,
@@ -69,6 +69,36 @@ export interface StatusReport {
   }[]
   /** Absent with --no-nats. */
   gateway?: GatewayProbe
+  /** With --check: what is wrong, one sentence per problem (empty when healthy). */
+  check?: { healthy: boolean; problems: string[]; max_lag: number; relay: string }
+}
+
+/** Events a relay or projection may lag behind the log before `status --check` calls it a problem, by default. */
+export const DEFAULT_MAX_LAG = 1000
+
+/**
+ * What `status --check` finds wrong in a report: the relay `relay` not active
+ * (no live session holds its lease) or lagging more than `maxLag` events, a
+ * projection lagging more than `maxLag`, a transaction holding the read back
+ * longer than the stuck bound, the gateway not answering (when probed).
+ */
+export function healthProblems(r: StatusReport, relay: string, maxLag: number): string[] {
+  const problems: string[] = []
+  const named = r.relays.find((x) => x.name === relay)
+  if (named === undefined || !named.active)
+    problems.push(`relay ${relay} is not active (no live session holds its lease)`)
+  if (named !== undefined && BigInt(named.lag) > BigInt(maxLag))
+    problems.push(`relay ${relay} lags ${named.lag} events (more than ${maxLag})`)
+  for (const p of r.projections) {
+    if (BigInt(p.lag) > BigInt(maxLag)) problems.push(`projection ${p.name} lags ${p.lag} events (more than ${maxLag})`)
+  }
+  for (const t of r.log.stuck_transactions) {
+    problems.push(
+      `transaction xid ${t.xid ?? '?'} (pid ${t.pid}) holds back the log: open longer than ${r.log.stuck_after_ms / 1000} s`,
+    )
+  }
+  if (r.gateway && r.gateway.alive !== true) problems.push(`the gateway is not answering: ${r.gateway.detail}`)
+  return problems
 }
 
 function transactionReport(t: OpenTransaction): TransactionReport {
@@ -87,10 +117,11 @@ function transactionReport(t: OpenTransaction): TransactionReport {
 export async function collectPgStatus(
   session: Session,
   stuckAfterMs: number = DEFAULT_STUCK_AFTER_MS,
+  relayName: string = DEFAULT_RELAY_NAME,
 ): Promise<StatusReport> {
   const sql = session.pg(ROLES.operator, 1)
   const log = await logStatus(sql)
-  const relays = await relayStatuses(sql, [DEFAULT_RELAY_NAME])
+  const relays = await relayStatuses(sql, [relayName])
   const projections = await projectionStatuses(sql)
   const oldest = log.openTransactions[0]
   return {
@@ -174,6 +205,8 @@ export function statusLines(r: StatusReport): string[] {
       r.gateway.alive === true ? 'alive' : r.gateway.alive === false ? 'not answering' : 'unknown (NATS unreachable)'
     lines.push(`gateway     ${state}: ${r.gateway.detail}`)
   }
+  if (r.check?.healthy) lines.push('check       healthy')
+  for (const problem of r.check?.problems ?? []) lines.push(`check       unhealthy: ${problem}`)
   return lines
 }
 
@@ -189,10 +222,23 @@ export function registerStatus(program: Command, kit: CommandKit): void {
       intOption('--stuck-after', 1),
       DEFAULT_STUCK_AFTER_MS,
     )
+    .option('--check', 'exit 3 when something is unhealthy (see below), 0 when healthy; one line per problem')
+    .option('--relay <name>', 'the relay --check requires to be active', DEFAULT_RELAY_NAME)
+    .option(
+      '--max-lag <events>',
+      'with --check: the most events the relay or a projection may lag',
+      intOption('--max-lag', 0),
+      DEFAULT_MAX_LAG,
+    )
     .addOption(tenantOption())
     .addHelpText(
       'after',
       [
+        '',
+        'With --check, unhealthy means: the relay (--relay) is not active or lags more than --max-lag events, a',
+        'projection lags more than --max-lag, a transaction holds the read back longer than --stuck-after, or the',
+        'gateway does not answer (unless --no-nats). Each problem is one "check" line (or check.problems with',
+        '--json) and the exit code is 3; healthy is exit 0.',
         '',
         'The gateway is alive when it answers a probe request (an empty submit it must refuse; nothing is written).',
         'Uses the operator role (EVENTPLANE_DATABASE_URL with user eventplane_operator, or EVENTPLANE_DATABASE_URL_OPERATOR).',
@@ -203,14 +249,29 @@ export function registerStatus(program: Command, kit: CommandKit): void {
         'Examples:',
         '  $ evtctl status',
         '  $ evtctl status --json | jq .relays',
+        '  $ evtctl status --check --max-lag 10000 || page-someone',
       ].join('\n'),
     )
     .action(
       kit.action(async (session, command) => {
-        const options = command.opts<{ nats: boolean; stuckAfter: number }>()
-        const report = await collectPgStatus(session, options.stuckAfter)
+        const options = command.opts<{
+          nats: boolean
+          stuckAfter: number
+          check?: boolean
+          relay: string
+          maxLag: number
+        }>()
+        const report = await collectPgStatus(session, options.stuckAfter, options.relay)
         if (options.nats) report.gateway = await probeGateway(session)
+        const problems = options.check ? healthProblems(report, options.relay, options.maxLag) : []
+        if (options.check)
+          report.check = { healthy: problems.length === 0, problems, max_lag: options.maxLag, relay: options.relay }
         session.out.emit(report, () => statusLines(report))
+        if (problems.length > 0)
+          throw new Unavailable(
+            'bus.unavailable',
+            `status --check: ${problems.length} problem${problems.length === 1 ? '' : 's'} (see the check lines)`,
+          )
       }),
     )
 }

@@ -17,7 +17,9 @@ import { eventMatches, filterOptions, logFilterFrom } from '../log-filter.ts'
 import { type CommandKit, domainOption, intOption, tenantOption } from '../command-kit.ts'
 import type { Session } from '../session.ts'
 import { findRunnable } from '../domain.ts'
-import { aborted, startController, startProjection } from '../runners.ts'
+import { aborted, runnerOps, startController, startProjection } from '../runners.ts'
+import { PROJECTOR_ROLE } from '@eventplane/runtime'
+import { ROLES } from '@eventplane/store-pg'
 
 interface SubscribeOptions {
   kind?: EventKind
@@ -117,11 +119,16 @@ async function rawConsumer(session: Session, opts: SubscribeOptions): Promise<vo
 async function runNamed(session: Session, name: string): Promise<void> {
   const domain = await session.domain('subscribe <name>')
   const runnable = findRunnable(domain, name)
+  const ops = runnerOps(session)
   const part =
     runnable.kind === 'projection'
-      ? await startProjection(session, runnable.projection)
-      : await startController(session, runnable.controller, domain.registry())
-  session.out.emit({ ready: true, kind: runnable.kind, name: part.name }, () => `ready: ${part.detail}; Ctrl-C to stop`)
+      ? await startProjection(session, runnable.projection, ops.metrics)
+      : await startController(session, runnable.controller, domain.registry(), ops.metrics)
+  const server = await ops.serve(runnable.kind === 'projection' ? PROJECTOR_ROLE : ROLES.factWriter)
+  session.out.emit(
+    { ready: true, kind: runnable.kind, name: part.name, ...(server ? { ops: server.url } : {}) },
+    () => `ready: ${part.detail}${server ? `, ops on ${server.url}` : ''}; Ctrl-C to stop`,
+  )
   await Promise.race([aborted(session.signal), part.failed])
   await part.stop()
   session.out.emit({ stopped: true, name: part.name }, () => 'stopped')

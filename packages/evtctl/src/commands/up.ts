@@ -1,12 +1,12 @@
 import type { Command } from 'commander'
 import { SUBMIT_SUBJECTS } from '@eventplane/bus-nats'
-import { type CommandKit, domainOption } from '../command-kit.ts'
+import { type CommandKit, domainOption, intOption } from '../command-kit.ts'
 import { requireJetStream } from '../jetstream-check.ts'
 import { startDomain } from '../runners.ts'
 import { resolveSettings, settingOptions } from '../service-settings.ts'
 import { GATEWAY_SETTINGS, startGateway } from '../services/gateway.ts'
 import { RELAY_SETTINGS, startRelay } from '../services/relay.ts'
-import { serve, serviceLogLevel } from '../services/serve.ts'
+import { processOps, serve, serveProcessOps, serviceLogLevel } from '../services/serve.ts'
 
 /** The relay settings `up` takes as flags; the others come from the environment or the config file. */
 const UP_RELAY_FLAGS = new Set(['relayName', 'terminateStuck'])
@@ -26,6 +26,11 @@ export function registerUp(program: Command, kit: CommandKit): void {
   for (const option of settingOptions(RELAY_SETTINGS.filter((s) => UP_RELAY_FLAGS.has(s.key))))
     command.addOption(option)
   command
+    .option(
+      '--ops-port <port>',
+      'serve /healthz, /readyz and /metrics on this loopback port, 0 for any free one (default: EVENTPLANE_OPS_PORT, else off)',
+      intOption('--ops-port', 0),
+    )
     .addHelpText(
       'after',
       [
@@ -46,25 +51,34 @@ export function registerUp(program: Command, kit: CommandKit): void {
         const env = session.io.env
         const relaySettings = resolveSettings(RELAY_SETTINGS, 'relay', cmd, session.config, env)
         const gatewaySettings = resolveSettings(GATEWAY_SETTINGS, 'gateway', cmd, session.config, env)
+        const ops = processOps(session, cmd.opts<{ opsPort?: number }>().opsPort)
         const domain = await session.domain('up')
         // Fails at once, with the fix, on a server that is down or has no JetStream (the services would wait).
-        await requireJetStream(await session.nats(), session.config.natsUrl)
-        const gateway = await startGateway(session, gatewaySettings, domain.registry())
-        const relay = await startRelay(session, relaySettings, { waitActive: true })
-        const runtime = await startDomain(session, domain)
+        const nc = await session.nats()
+        await requireJetStream(nc, session.config.natsUrl)
+        const gateway = await startGateway(session, gatewaySettings, domain.registry(), ops.metrics)
+        const relay = await startRelay(session, relaySettings, { waitActive: true, metrics: ops.metrics })
+        const runtime = await startDomain(session, domain, ops.metrics)
+        const server = await serveProcessOps(session, ops, {
+          pg: { postgres: relay.sql },
+          nc,
+          relays: [relay.relay],
+        })
         const ready = {
           gateway: SUBMIT_SUBJECTS,
           relay: relay.relay.name,
           relay_state: relay.relay.state,
           runtime: runtime.map((p) => p.name),
+          ...(server ? { ops: server.url } : {}),
         }
         const names = runtime.length ? `, ${ready.runtime.join(', ')}` : ''
+        const opsNote = server ? `, ops on ${server.url}` : ''
         // Stop taking intents first, let the relay publish what was recorded, then the runtime.
         await serve(
           session,
           [gateway, relay, ...runtime],
           ready,
-          `gateway on ${SUBMIT_SUBJECTS}, relay ${ready.relay} (${ready.relay_state})${names}`,
+          `gateway on ${SUBMIT_SUBJECTS}, relay ${ready.relay} (${ready.relay_state})${names}${opsNote}`,
         )
       }),
     )

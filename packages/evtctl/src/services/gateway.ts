@@ -1,6 +1,7 @@
 import type { SchemaRegistry } from '@eventplane/core'
 import {
   DEFAULT_GATEWAY_CONCURRENCY,
+  type EventplaneMetrics,
   GATEWAY_APPLICATION_NAME,
   type GatewayLimits,
   SUBMIT_SUBJECTS,
@@ -8,6 +9,8 @@ import {
   startGateway as startGatewayLibrary,
 } from '@eventplane/bus-nats'
 import { EventplaneError } from '@eventplane/core'
+import type { NatsConnection } from '@nats-io/transport-node'
+import type { Sql } from 'postgres'
 import { CliError } from '../cli-error.ts'
 import { PgEventStore, ROLES } from '@eventplane/store-pg'
 import type { RunningPart } from '../runners.ts'
@@ -115,21 +118,25 @@ export function gatewayLimits(settings: ResolvedSettings): GatewayLimits {
  * Starts the intent gateway: appends as `eventplane_intent_writer` (PostgreSQL
  * sessions named `eventplane-gateway`, one per request run at once and two to
  * spare), validating every intent against `registry` (the domain's schemas).
+ * With `metrics` the gateway counts into them (the ops endpoints, serveProcessOps).
  */
 export async function startGateway(
   session: Session,
   settings: ResolvedSettings,
   registry: SchemaRegistry,
-): Promise<RunningPart> {
+  metrics?: EventplaneMetrics,
+): Promise<RunningPart & { sql: Sql; nc: NatsConnection }> {
   const limits = gatewayLimits(settings)
   const queue = settings.values.queue as string | undefined
   const concurrency = limits.concurrency ?? DEFAULT_GATEWAY_CONCURRENCY
   const sql = session.pg(ROLES.intentWriter, concurrency + 2, GATEWAY_APPLICATION_NAME)
+  const nc = await session.serviceNats(GATEWAY_APPLICATION_NAME)
   const gateway = await startGatewayLibrary({
-    nc: await session.serviceNats(GATEWAY_APPLICATION_NAME),
+    nc,
     store: new PgEventStore(sql, { registry }),
     registry,
     logger: session.log,
+    ...(metrics === undefined ? {} : { metrics }),
     limits,
     ...(queue === undefined ? {} : { queue }),
   })
@@ -141,6 +148,8 @@ export async function startGateway(
   return {
     name: 'gateway',
     detail: `gateway on ${SUBMIT_SUBJECTS}`,
+    sql,
+    nc,
     stop: () => gateway.stop(),
     failed,
   }

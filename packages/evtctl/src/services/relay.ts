@@ -1,6 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { EventplaneError } from '@eventplane/core'
-import { DEFAULT_RELAY_NAME, Relay } from '@eventplane/bus-nats'
+import { DEFAULT_RELAY_NAME, type EventplaneMetrics, Relay } from '@eventplane/bus-nats'
+import type { NatsConnection } from '@nats-io/transport-node'
+import type { Sql } from 'postgres'
 import { ROLES } from '@eventplane/store-pg'
 import type { RunningPart } from '../runners.ts'
 import type { Session } from '../session.ts'
@@ -83,12 +85,13 @@ const STANDBY_GRACE_MS = 1500
  * behind another relay of its name for a moment, and rejects if it fails
  * first or does not start in 15 s; otherwise (`evtctl relay`, a service that
  * outlives outages) at once, the relay retrying until its servers answer.
+ * With `metrics` the relay counts into them (the ops endpoints, serveProcessOps).
  */
 export async function startRelay(
   session: Session,
   settings: ResolvedSettings,
-  options: { waitActive: boolean },
-): Promise<RunningPart & { relay: Relay }> {
+  options: { waitActive: boolean; metrics?: EventplaneMetrics },
+): Promise<RunningPart & { relay: Relay; sql: Sql; nc: NatsConnection }> {
   const s = settings.values as {
     relayName?: string
     batchSize?: number
@@ -101,11 +104,14 @@ export async function startRelay(
     terminateStuck?: boolean
   }
   const name = s.relayName ?? DEFAULT_RELAY_NAME
+  const sql = session.pg(ROLES.relay, 4, `eventplane-relay:${name}`)
+  const nc = await session.serviceNats(`eventplane-relay:${name}`)
   const relay = new Relay({
-    sql: session.pg(ROLES.relay, 4, `eventplane-relay:${name}`),
-    nc: await session.serviceNats(`eventplane-relay:${name}`),
+    sql,
+    nc,
     name,
     logger: session.log,
+    ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
     ...(s.batchSize === undefined ? {} : { batchSize: s.batchSize }),
     ...(s.maxInFlight === undefined ? {} : { maxInFlight: s.maxInFlight }),
     ...(s.pollMs === undefined ? {} : { pollIntervalMs: s.pollMs }),
@@ -130,6 +136,8 @@ export async function startRelay(
     name: `relay ${name}`,
     detail: `relay ${name} (${relay.state})`,
     relay,
+    sql,
+    nc,
     stop: () => relay.stop(),
     failed,
   }

@@ -1,6 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { type SchemaRegistry, isEventplaneError, validateName } from '@eventplane/core'
 import type { PgEventStore } from '@eventplane/store-pg'
+import { type EventplaneMetrics, eventParentContext, startEventSpan } from '@eventplane/bus-nats'
+import { SpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api'
 import { type Deferred, deferred } from '../deferred.ts'
 import type { LiveDelivery, LiveSource, LiveSubscription } from '../live-source.ts'
 import { type Logger, errorFields, silentLogger } from '@eventplane/bus-nats'
@@ -35,6 +37,8 @@ export interface ControllerRunnerOptions {
   isTransient?: (e: unknown) => boolean
   /** Validates emitted facts' data when given. */
   registry?: SchemaRegistry
+  /** Counts reconciled, retried and parked deliveries and, at each scrape, the consumer's lag (see LiveSource.pending). */
+  metrics?: EventplaneMetrics
   logger?: Logger
 }
 
@@ -67,6 +71,15 @@ export class ControllerRunner {
     this.closed = this.#closed.promise
     this.closed.catch(() => {})
     this.#ready.promise.catch(() => {})
+    const metrics = options.metrics
+    const pending = options.live.pending?.bind(options.live)
+    const removeCollector =
+      metrics && pending
+        ? metrics.addCollector(`controller:${this.name}`, async () => {
+            metrics.runtime.controllerLag.set({ controller: this.name }, await pending())
+          })
+        : undefined
+    if (removeCollector) this.closed.finally(removeCollector).catch(() => {})
   }
 
   /** Ensures the consumer and opens the subscription; resolves once deliveries flow. */
@@ -136,12 +149,27 @@ export class ControllerRunner {
     this.#queue.push(key, () => this.#handle(d).finally(() => this.#inFlight.delete(e.event_id)))
   }
 
+  /** Reconciles one delivery in its own span, under the relay's `traceparent` (the controller's hop of the trace). */
   async #handle(d: LiveDelivery): Promise<void> {
+    const e = d.event
+    const span = startEventSpan('eventplane reconcile', SpanKind.CONSUMER, e, eventParentContext(e, d.traceparent))
+    span.setAttribute('eventplane.controller', this.name)
+    try {
+      await context.with(trace.setSpan(context.active(), span), () => this.#attempts(d, span))
+    } finally {
+      span.end()
+    }
+  }
+
+  async #attempts(d: LiveDelivery, span: { setStatus(s: { code: SpanStatusCode; message?: string }): unknown }) {
     const { maxAttempts = 5, maxDeliveries = 10, retryDelayMs = 100, maxRetryDelayMs = 5000 } = this.#o
     const signal = this.#abort.signal
     const e = d.event
     const ids = { controller: this.name, event_id: e.event_id, type: e.type, stream_version: e.stream_version }
-    if (d.deliveryCount > maxDeliveries) return this.#park(d, 'runtime.reconcile_failed', d.deliveryCount - 1)
+    if (d.deliveryCount > maxDeliveries) {
+      span.setStatus({ code: SpanStatusCode.ERROR, message: 'runtime.reconcile_failed' })
+      return this.#park(d, 'runtime.reconcile_failed', d.deliveryCount - 1)
+    }
     for (let attempt = 1; ; attempt++) {
       if (signal.aborted) return
       try {
@@ -156,13 +184,18 @@ export class ControllerRunner {
         )
         if (signal.aborted) return
         await this.#ack(d)
+        this.#o.metrics?.runtime.controllerReconciled.inc({ controller: this.name })
         this.#log.debug({ ...ids, attempt }, 'reconciled')
         return
       } catch (err) {
         if (signal.aborted) return
         const code = isEventplaneError(err) ? err.code : 'runtime.handler_failed'
-        if (!this.#isTransient(err) || attempt >= maxAttempts) return this.#park(d, code, attempt)
+        if (!this.#isTransient(err) || attempt >= maxAttempts) {
+          span.setStatus({ code: SpanStatusCode.ERROR, message: code })
+          return this.#park(d, code, attempt)
+        }
         const delay = Math.min(retryDelayMs * 2 ** (attempt - 1), maxRetryDelayMs)
+        this.#o.metrics?.runtime.controllerRetries.inc({ controller: this.name })
         this.#log.warn({ ...ids, attempt, retry_in_ms: delay, ...errorFields(err) }, 'reconcile failed, retrying')
         d.working?.()
         await sleep(delay, undefined, { signal }).catch(() => {})
@@ -189,6 +222,7 @@ export class ControllerRunner {
       )
       await this.#o.store.append({ tenant: e.tenant_id, ...e.stream }, [failed])
       d.term()
+      this.#o.metrics?.runtime.controllerParked.inc({ controller: this.name })
     } catch (err) {
       this.#log.error(
         { controller: this.name, event_id: e.event_id, ...errorFields(err) },

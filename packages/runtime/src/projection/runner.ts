@@ -1,6 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { type Checkpoint, formatCheckpoint, isEventplaneError } from '@eventplane/core'
 import type { Sql } from 'postgres'
+import { type EventplaneMetrics, eventParentContext, startEventSpan } from '@eventplane/bus-nats'
+import { SpanKind } from '@opentelemetry/api'
+import { countEventsAfter } from '@eventplane/store-pg'
 import { type Deferred, deferred } from '../deferred.ts'
 import { type LiveDelivery, type LiveSource, type LiveSubscription, batchDeliveries } from '../live-source.ts'
 import { type Logger, errorFields, silentLogger } from '@eventplane/bus-nats'
@@ -26,6 +29,8 @@ export interface ProjectionRunnerOptions extends EngineOptions {
   lingerMs?: number
   /** First delay before retrying after a transient failure (default 250 ms, doubling to 10 s). */
   retryDelayMs?: number
+  /** Counts applied events and, at each scrape, sets the checkpoint, lag and live gauges. */
+  metrics?: EventplaneMetrics
 }
 
 const RECOVERABLE = new Set(['store.unavailable', 'bus.unavailable', 'bus.timeout', 'runtime.checkpoint_moved'])
@@ -57,7 +62,21 @@ export class ProjectionRunner {
   constructor(options: ProjectionRunnerOptions) {
     this.#options = options
     this.#log = options.logger ?? silentLogger
-    this.engine = new ProjectionEngine(options.projection, options.sql, options)
+    const metrics = options.metrics
+    const name = options.projection.name
+    this.engine = new ProjectionEngine(
+      options.projection,
+      options.sql,
+      metrics === undefined
+        ? options
+        : {
+            ...options,
+            afterCommit: async (info) => {
+              metrics.runtime.projectionApplied.inc({ projection: name }, info.events)
+              await options.afterCommit?.(info)
+            },
+          },
+    )
     const { promise, resolve, reject } = deferred<void>()
     this.closed = promise
     this.#runWhenStarted = () =>
@@ -67,6 +86,15 @@ export class ProjectionRunner {
       })
     this.closed.catch(() => {})
     this.#ready.promise.catch(() => {})
+    const removeCollector = metrics?.addCollector(`projection:${name}`, async () => {
+      const labels = { projection: name }
+      const checkpoint = this.engine.checkpoint
+      metrics.runtime.projectionLive.set(labels, this.#live ? 1 : 0)
+      metrics.runtime.projectionCheckpoint.set(labels, Number(checkpoint.position))
+      const lag = await countEventsAfter(options.sql, checkpoint, options.projection.filter?.tenant)
+      metrics.runtime.projectionLag.set(labels, lag)
+    })
+    if (removeCollector) this.closed.finally(removeCollector).catch(() => {})
   }
 
   get checkpoint(): Checkpoint {
@@ -180,12 +208,23 @@ export class ProjectionRunner {
         }
         if (next.done) break
         const batch = next.value
+        // One span per applied batch, under the first delivery's traceparent (the projection's hop of its trace).
+        const first = batch[0]!
+        const span = startEventSpan(
+          'eventplane project',
+          SpanKind.CONSUMER,
+          first.event,
+          eventParentContext(first.event, first.traceparent),
+        )
+        span.setAttributes({ 'eventplane.projection': projection.name, 'eventplane.batch_size': batch.length })
         try {
           await this.engine.applyLive(batch.map((d) => d.event))
         } catch (e) {
           // Not acknowledged: redelivered later and skipped once PostgreSQL catch-up passed it.
           if (isRecoverable(e)) for (const d of batch) d.nak()
           throw e
+        } finally {
+          span.end()
         }
         try {
           await Promise.all(batch.map((d) => d.ack()))

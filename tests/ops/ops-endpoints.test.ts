@@ -1,0 +1,141 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import { EventFactory } from '@eventplane/core'
+import { submitIntent } from '@eventplane/bus-nats'
+import { ROLES } from '@eventplane/store-pg'
+import { type BusEnv, appendIntents, createBusEnv, eventually } from '../../packages/bus-nats/test/fixtures.ts'
+import { spawnRelay, spawnService } from '../faults/support/children.ts'
+import { get, metric, opsUrl, seriesOf, startPgProxy } from './support.ts'
+
+const OPS = { EVENTPLANE_OPS_PORT: '0' }
+
+describe('ops endpoints of the relay and gateway processes', () => {
+  let env: BusEnv
+  before(async () => {
+    env = await createBusEnv('ep_ops_endpoints')
+  })
+  after(async () => {
+    await env.cleanup()
+  })
+
+  test('a relay serves /healthz, /readyz and /metrics; its counters and gauges follow the events it publishes', async () => {
+    const relay = spawnRelay(env, 'main', OPS)
+    try {
+      const base = await opsUrl(relay)
+      await relay.waitForLog('relay active')
+      assert.equal((await get(base, '/healthz')).status, 200)
+      const ready = await get(base, '/readyz')
+      assert.equal(ready.status, 200, ready.body)
+      const checks = JSON.parse(ready.body).checks
+      assert.deepEqual(checks['relay:main'], { ok: true, state: 'active', active: true })
+      assert.equal(checks.postgres.ok, true)
+      assert.equal(checks.nats.ok, true)
+      const before = (await get(base, '/metrics')).body
+      const publishedBefore = metric(before, 'eventplane_relay_published_events_total{relay="main"}')
+
+      const appended = await appendIntents(env.intents, 'acme', 40, 10)
+      assert.equal(appended.length, 40)
+      const [last] = await env.db.admin<{ p: string }[]>`select max(global_position)::text as p from eventplane.events`
+      await eventually(async () => {
+        const scrape = (await get(base, '/metrics')).body
+        return metric(scrape, 'eventplane_relay_checkpoint_position{relay="main"}') === Number(last!.p)
+      }, 'the checkpoint gauge to reach the log head')
+      const scrape = (await get(base, '/metrics')).body
+      assert.equal(metric(scrape, 'eventplane_relay_published_events_total{relay="main"}') - publishedBefore, 40)
+      assert.equal(metric(scrape, 'eventplane_relay_lag_events{relay="main"}'), 0)
+      assert.equal(metric(scrape, 'eventplane_relay_lag_seconds{relay="main"}'), 0)
+      assert.equal(metric(scrape, 'eventplane_relay_active{relay="main"}'), 1)
+      assert.equal(metric(scrape, 'eventplane_connection_up{connection="nats"}'), 1)
+      assert.equal(metric(scrape, 'eventplane_connection_up{connection="postgres"}'), 1)
+      assert.match(scrape, /^eventplane_relay_oldest_transaction_age_seconds\{relay="main"\} /m)
+
+      // A second relay of the same name stands by: ready (it works as designed) but not active.
+      const standby = spawnRelay(env, 'main', OPS)
+      try {
+        const standbyBase = await opsUrl(standby)
+        await standby.waitForLog('another relay is active; standing by')
+        const r = await get(standbyBase, '/readyz')
+        assert.equal(r.status, 200, r.body)
+        assert.deepEqual(JSON.parse(r.body).checks['relay:main'], { ok: true, state: 'standby', active: false })
+        const s = (await get(standbyBase, '/metrics')).body
+        assert.equal(metric(s, 'eventplane_relay_active{relay="main"}'), 0)
+        assert.equal(metric(s, 'eventplane_relay_checkpoint_position{relay="main"}'), Number(last!.p))
+      } finally {
+        await standby.kill('SIGTERM')
+      }
+    } finally {
+      await relay.kill('SIGTERM')
+    }
+  })
+
+  test('/readyz answers 503 while NATS is down and 200 again once it is back', async () => {
+    const relay = spawnRelay(env, 'natsflip', OPS)
+    try {
+      const base = await opsUrl(relay)
+      await relay.waitForLog('relay active')
+      assert.equal((await get(base, '/readyz')).status, 200)
+      await env.server.kill()
+      await eventually(async () => (await get(base, '/readyz')).status === 503, '/readyz to answer 503')
+      const down = JSON.parse((await get(base, '/readyz')).body)
+      assert.equal(down.ready, false)
+      assert.equal(down.checks.nats.ok, false)
+      assert.equal(down.checks.postgres.ok, true)
+      assert.equal(metric((await get(base, '/metrics')).body, 'eventplane_connection_up{connection="nats"}'), 0)
+      assert.equal((await get(base, '/healthz')).status, 200, 'alive all along')
+      await env.server.restart()
+      await eventually(async () => (await get(base, '/readyz')).status === 200, '/readyz to answer 200 again')
+    } finally {
+      // Not what is tested here: a graceful stop after an outage can outlast the fixture's 10 s on a loaded machine.
+      await relay.kill()
+    }
+  })
+
+  test('/readyz answers 503 while PostgreSQL is unreachable and 200 again once it is back', async () => {
+    const proxy = await startPgProxy()
+    const url = new URL(env.db.roleUrl(ROLES.relay))
+    url.port = String(proxy.port)
+    const relay = spawnRelay(env, 'pgflip', { ...OPS, EVENTPLANE_DATABASE_URL: url.toString() })
+    try {
+      const base = await opsUrl(relay)
+      await relay.waitForLog('relay active')
+      assert.equal((await get(base, '/readyz')).status, 200)
+      await proxy.cut()
+      await eventually(async () => (await get(base, '/readyz')).status === 503, '/readyz to answer 503')
+      const down = JSON.parse((await get(base, '/readyz')).body)
+      assert.equal(down.checks.postgres.ok, false)
+      assert.equal(metric((await get(base, '/metrics')).body, 'eventplane_connection_up{connection="postgres"}'), 0)
+      await proxy.restore()
+      await eventually(async () => (await get(base, '/readyz')).status === 200, '/readyz to answer 200 again', 30_000)
+    } finally {
+      await relay.kill()
+      await proxy.close()
+    }
+  })
+
+  test('the gateway counts requests by tenant and outcome; tenants past the label cap share "_other"', async () => {
+    const gateway = spawnService(env, 'gateway', { ...OPS, EVENTPLANE_METRICS_TENANT_CAP: '1' })
+    try {
+      const base = await opsUrl(gateway)
+      await gateway.waitForLog('gateway serving')
+      const submitAs = async (tenant: string, n: number): Promise<void> => {
+        const nc = await env.natsAs(tenant)
+        const f = EventFactory.forTenant(tenant, { causedBy: 'user:ops' })
+        for (let i = 0; i < n; i++)
+          await submitIntent(nc, f.intent({ category: 'deployment', id: `g-${i}` }, 'scaled', { n: i }))
+      }
+      await submitAs('acme', 3)
+      await submitAs('globex', 2)
+      const scrape = (await get(base, '/metrics')).body
+      assert.equal(metric(scrape, 'eventplane_gateway_requests_total{tenant="acme",outcome="ok"}'), 3)
+      assert.equal(metric(scrape, 'eventplane_gateway_requests_total{tenant="_other",outcome="ok"}'), 2)
+      assert.deepEqual(seriesOf(scrape, 'eventplane_gateway_requests_total').sort(), [
+        '{tenant="_other",outcome="ok"}',
+        '{tenant="acme",outcome="ok"}',
+      ])
+      assert.equal(metric(scrape, 'eventplane_gateway_request_duration_seconds_count{tenant="acme"}'), 3)
+      assert.equal(scrape.includes('globex'), false, 'no series names the tenant past the cap')
+    } finally {
+      await gateway.kill('SIGTERM')
+    }
+  })
+})

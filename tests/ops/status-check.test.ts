@@ -1,0 +1,87 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import type { StatusReport } from '../../packages/evtctl/src/commands/status.ts'
+import { killAll, runCli } from '../../packages/evtctl/test/helpers.ts'
+import { type BusEnv, appendIntents, createBusEnv, eventually } from '../../packages/bus-nats/test/fixtures.ts'
+import { spawnRelay } from '../faults/support/children.ts'
+
+describe('evtctl status --check', () => {
+  let env: BusEnv
+  const check = (...args: string[]) =>
+    runCli(['status', '--check', '--no-nats', ...args], {
+      env: { EVENTPLANE_DATABASE_URL: env.db.url, EVENTPLANE_NATS_URL: 'nats://127.0.0.1:1' },
+    })
+
+  before(async () => {
+    env = await createBusEnv('ep_ops_status_check')
+  })
+  after(async () => {
+    killAll()
+    await env.cleanup()
+  })
+
+  test('exits 0 while the relay runs and has caught up, 3 with one line per problem once it is stopped', async () => {
+    await appendIntents(env.intents, 'acme', 20, 10)
+    const relay = spawnRelay(env, 'default')
+    try {
+      await relay.waitForLog('relay active')
+      let healthy = await check()
+      await eventually(async () => {
+        healthy = await check('--max-lag', '0')
+        return healthy.code === 0
+      }, 'status --check to pass')
+      assert.match(healthy.stdout, /^check +healthy$/m)
+      const json = await check('--json', '--max-lag', '0')
+      assert.equal(json.code, 0, json.stderr)
+      assert.deepEqual((JSON.parse(json.stdout) as StatusReport).check?.problems, [])
+    } finally {
+      await relay.kill('SIGTERM')
+    }
+    await appendIntents(env.intents, 'acme', 5, 5, 'late')
+    const dead = await check('--max-lag', '2')
+    assert.equal(dead.code, 3, dead.stderr)
+    const problems = dead.stdout.split('\n').filter((l) => l.startsWith('check '))
+    assert.deepEqual(problems, [
+      'check       unhealthy: relay default is not active (no live session holds its lease)',
+      'check       unhealthy: relay default lags 5 events (more than 2)',
+    ])
+    assert.match(dead.stderr, /^evtctl: bus\.unavailable: status --check: 2 problems/m)
+    const json = await check('--json', '--max-lag', '2')
+    assert.equal(json.code, 3)
+    const report = JSON.parse(json.stdout) as StatusReport
+    assert.equal(report.check?.healthy, false)
+    assert.equal(report.check?.problems.length, 2)
+  })
+
+  test('exits 3 while a transaction holds back the read longer than the bound', async () => {
+    const relay = spawnRelay(env, 'default')
+    try {
+      await relay.waitForLog('relay active')
+      await eventually(async () => (await check()).code === 0, 'status --check to pass')
+      let release!: () => void
+      const held = new Promise<void>((resolve) => (release = resolve))
+      let began!: () => void
+      const open = new Promise<void>((resolve) => (began = resolve))
+      const holder = env.db.admin.begin(async (tx) => {
+        await tx`select pg_current_xact_id()`
+        began()
+        await held
+      })
+      await open
+      try {
+        let stuck = await check('--stuck-after', '1000')
+        await eventually(async () => {
+          stuck = await check('--stuck-after', '1000')
+          return stuck.code === 3
+        }, 'status --check to see the held transaction')
+        assert.match(stuck.stdout, /^check +unhealthy: transaction xid \d+ \(pid \d+\) holds back the log/m)
+      } finally {
+        release()
+        await holder
+      }
+      await eventually(async () => (await check('--stuck-after', '1000')).code === 0, 'status --check to pass again')
+    } finally {
+      await relay.kill('SIGTERM')
+    }
+  })
+})
