@@ -1,4 +1,15 @@
 /** Shared helpers for the benchmarks: timing, percentiles, rounds and the printed table. */
+import type { Sql } from 'postgres'
+
+/** The raw baseline's table: the log's columns with plain constraints, no functions, triggers or RLS. */
+export async function createRawEventsTable(admin: Sql): Promise<void> {
+  await admin`create table raw_events (
+    global_position bigint generated always as identity primary key, event_id uuid not null unique,
+    tenant_id text not null, kind text not null, category text not null, stream_id text not null,
+    stream_version bigint not null, type text not null, schema_version smallint not null, data jsonb not null,
+    correlation_id uuid not null, causation_id uuid, caused_by text not null, occurred_at timestamptz not null,
+    recorded_at timestamptz not null default now())`
+}
 
 export interface Measurement {
   ops: number

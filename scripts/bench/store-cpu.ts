@@ -10,7 +10,7 @@ import type { Sql } from 'postgres'
 import { EventFactory, START } from '@eventplane/core'
 import { PgEventStore, ROLES } from '@eventplane/store-pg'
 import { countLogEvents, createTestDatabase, readRawLog, vacuumLog } from '@eventplane/store-pg/testing'
-import { argValue, median } from './lib.ts'
+import { argValue, createRawEventsTable, median } from './lib.ts'
 
 const OPS = argValue('ops', 400)
 const ROUNDS = argValue('rounds', 5)
@@ -19,12 +19,7 @@ const db = await createTestDatabase('ep_bench_cpu')
 try {
   const raw = db.connect('postgres' as never, 1)
   const ours = db.connect(ROLES.intentWriter, 1)
-  await db.admin`create table raw_events (
-    global_position bigint generated always as identity primary key, event_id uuid not null unique,
-    tenant_id text not null, kind text not null, category text not null, stream_id text not null,
-    stream_version bigint not null, type text not null, schema_version smallint not null, data jsonb not null,
-    correlation_id uuid not null, causation_id uuid, caused_by text not null, occurred_at timestamptz not null,
-    recorded_at timestamptz not null default now())`
+  await createRawEventsTable(db.admin)
   const pid = async (sql: Sql) => (await sql<{ pid: number }[]>`select pg_backend_pid() as pid`)[0]!.pid
   const serverNs = (p: number) => Number(readFileSync(`/proc/${p}/schedstat`, 'utf8').split(' ')[0])
   // The notifier would add a second statement on this one connection; measured apart (see docs/benchmarks.md).

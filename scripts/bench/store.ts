@@ -12,7 +12,7 @@ import {
   readRawLog,
   vacuumLog,
 } from '@eventplane/store-pg/testing'
-import { argList, argValue, compare, measure, printTable, summarize } from './lib.ts'
+import { argList, argValue, compare, createRawEventsTable, measure, printTable, summarize } from './lib.ts'
 
 const ROUNDS = argValue('rounds', 5)
 const SINGLE_OPS = argValue('single-ops', 1500)
@@ -25,12 +25,7 @@ const db = await createTestDatabase('ep_bench_store')
 try {
   const poolSize = Math.max(8, ...WRITERS)
   const admin = db.connect('postgres' as never, poolSize)
-  await db.admin`create table raw_events (
-    global_position bigint generated always as identity primary key, event_id uuid not null unique,
-    tenant_id text not null, kind text not null, category text not null, stream_id text not null,
-    stream_version bigint not null, type text not null, schema_version smallint not null, data jsonb not null,
-    correlation_id uuid not null, causation_id uuid, caused_by text not null, occurred_at timestamptz not null,
-    recorded_at timestamptz not null default now())`
+  await createRawEventsTable(db.admin)
   const store = new PgEventStore(db.connect(ROLES.intentWriter, poolSize))
   const factory = EventFactory.forTenant('bench', { causedBy: 'user:bench' })
   const data = { image: 'registry.example/web:1.2.3', replicas: 3, labels: { team: 'platform', tier: 'web' } }
