@@ -218,7 +218,8 @@ export const COMMANDS: readonly LazyCommand[] = [
   {
     name: 'status',
     usage: '[options]',
-    summary: 'log head, relay lag and liveness, projection checkpoints, and what holds the gap-safe read back',
+    summary:
+      'log head, relay lag and liveness, projection checkpoints, controller lag, and what holds the gap-safe read back',
     load: async () => (await import('./commands/status.ts')).registerStatus,
   },
   {
