@@ -134,7 +134,8 @@ export function buildProgram(io: CliIo, registrars: readonly Registrar[] = []): 
           throw await session.rootCause(e)
         } finally {
           stop.cancel()
-          await session.close()
+          // A command that stops itself on Ctrl-C has finished its own writes; any other was abandoned.
+          await session.close(io.signal?.aborted === true && !SELF_STOPPING.has(command.name()))
         }
       },
   }
