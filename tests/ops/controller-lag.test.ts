@@ -94,5 +94,12 @@ describe('evtctl status --check judges controller lag from its JetStream consume
       hold.release()
       await runner.stop()
     }
+    // The gateway is part of the check too (unless --no-nats).
+    await gateway.kill('SIGTERM')
+    const noGateway = await status('--check')
+    assert.equal(noGateway.code, 3, noGateway.stderr)
+    assert.deepEqual(checkLines(noGateway), [
+      'check       unhealthy: the gateway is not answering: nobody answers to probe eventplane-api.submit.evtctl-probe.evtctl.status',
+    ])
   })
 })

@@ -112,8 +112,15 @@ describe('ops endpoints of the relay and gateway processes', () => {
     }
   })
 
-  test('the gateway counts requests by tenant and outcome; tenants past the label cap share "_other"', async () => {
-    const gateway = spawnService(env, 'gateway', { ...OPS, EVENTPLANE_METRICS_TENANT_CAP: '1' })
+  test('the gateway counts requests by tenant and outcome, and refusals; tenants past the label cap share "_other"', async () => {
+    // A burst of 3 per tenant that does not refill during the test: acme's 4th and 5th requests are refused.
+    const gateway = spawnService(env, 'gateway', {
+      ...OPS,
+      EVENTPLANE_METRICS_TENANT_CAP: '1',
+      EVENTPLANE_GATEWAY_RATE: '0.001',
+      EVENTPLANE_GATEWAY_BURST: '3',
+      EVENTPLANE_GATEWAY_REFUSAL_HOLD_MS: '0',
+    })
     try {
       const base = await opsUrl(gateway)
       await gateway.waitForLog('gateway serving')
@@ -125,12 +132,22 @@ describe('ops endpoints of the relay and gateway processes', () => {
       }
       await submitAs('acme', 3)
       await submitAs('globex', 2)
+      const acme = await env.natsAs('acme')
+      const f = EventFactory.forTenant('acme', { causedBy: 'user:ops' })
+      for (let i = 0; i < 2; i++) {
+        await assert.rejects(submitIntent(acme, f.intent({ category: 'deployment', id: 'over' }, 'scaled', { n: i })), {
+          code: 'bus.rate_limited',
+        })
+      }
       const scrape = (await get(base, '/metrics')).body
       assert.equal(metric(scrape, 'eventplane_gateway_requests_total{tenant="acme",outcome="ok"}'), 3)
+      assert.equal(metric(scrape, 'eventplane_gateway_requests_total{tenant="acme",outcome="rate_limited"}'), 2)
+      assert.equal(metric(scrape, 'eventplane_gateway_rate_limited_total{tenant="acme"}'), 2)
       assert.equal(metric(scrape, 'eventplane_gateway_requests_total{tenant="_other",outcome="ok"}'), 2)
       assert.deepEqual(seriesOf(scrape, 'eventplane_gateway_requests_total').sort(), [
         '{tenant="_other",outcome="ok"}',
         '{tenant="acme",outcome="ok"}',
+        '{tenant="acme",outcome="rate_limited"}',
       ])
       assert.equal(metric(scrape, 'eventplane_gateway_request_duration_seconds_count{tenant="acme"}'), 3)
       assert.equal(scrape.includes('globex'), false, 'no series names the tenant past the cap')
