@@ -1,12 +1,15 @@
 import assert from 'node:assert/strict'
 import { fileURLToPath } from 'node:url'
 import { after, before, describe, test } from 'node:test'
+import { EventFactory } from '@eventplane/core'
+import { EventplaneMetrics } from '@eventplane/bus-nats'
 import { ControllerRunner, controllerLiveSource } from '@eventplane/runtime'
 import type { StatusReport } from '../../packages/evtctl/src/commands/status.ts'
 import { type CliResult, killAll, runCli } from '../../packages/evtctl/test/helpers.ts'
 import { type BusEnv, appendIntents, createBusEnv, eventually } from '../../packages/bus-nats/test/fixtures.ts'
 import { type ServiceChild, spawnRelay, spawnService } from '../faults/support/children.ts'
 import lagDomain, { hold } from './lag-domain.ts'
+import { metric } from './support.ts'
 
 const LAG_DOMAIN = fileURLToPath(new URL('./lag-domain.ts', import.meta.url))
 
@@ -51,11 +54,14 @@ describe('evtctl status --check judges controller lag from its JetStream consume
     ])
 
     hold.engage()
+    const metrics = new EventplaneMetrics()
+    const scrape = (series: string): Promise<number> => metrics.render().then((text) => metric(text, series))
     const runner = new ControllerRunner({
       controller: lagDomain.controllers[0]!,
       store: env.facts,
       live: controllerLiveSource(await env.natsAs('controller'), lagDomain.controllers[0]!),
       registry: lagDomain.registry(),
+      metrics,
     })
     await runner.start()
     try {
@@ -80,6 +86,8 @@ describe('evtctl status --check judges controller lag from its JetStream consume
       assert.match(human.stderr, /^evtctl: bus\.unavailable: status --check: 1 problem /m)
       // Within the bound it is not a problem.
       assert.equal((await status('--check', '--max-lag', '12')).code, 0)
+      // The process's own gauge says the same (one lag definition, bus-nats consumerLag).
+      assert.equal(await scrape('eventplane_controller_lag_events{controller="held"}'), 12)
 
       hold.release()
       let caughtUp = await status('--check', '--max-lag', '0', '--json')
@@ -90,6 +98,21 @@ describe('evtctl status --check judges controller lag from its JetStream consume
       const done = JSON.parse(caughtUp.stdout) as StatusReport
       assert.equal(done.controllers?.list[0]?.lag, '0')
       assert.deepEqual(done.check?.problems, [])
+      assert.equal(await scrape('eventplane_controller_lag_events{controller="held"}'), 0)
+      assert.equal(await scrape('eventplane_controller_reconciled_total{controller="held"}'), 12)
+
+      // A poison intent is parked (terminated, reconcile_failed appended): counted, and no lag left behind.
+      const acme = EventFactory.forTenant('acme', { causedBy: 'user:test' })
+      const poison = { tenant: 'acme', category: 'deployment', id: 'poison' }
+      await env.intents.append(poison, [acme.intent(poison, 'poison', {})])
+      await eventually(
+        async () => (await scrape('eventplane_controller_parked_total{controller="held"}')) === 1,
+        'the poison intent to be parked',
+      )
+      await eventually(
+        async () => (await scrape('eventplane_controller_lag_events{controller="held"}')) === 0,
+        'the parked intent to leave no lag',
+      )
     } finally {
       hold.release()
       await runner.stop()

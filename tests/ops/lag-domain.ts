@@ -17,7 +17,8 @@ export const hold = {
 
 /**
  * The domain of the controller lag tests: one controller, `held`, on the
- * `deployment` intents, whose reconcile does nothing but wait for the hold.
+ * `deployment` intents, whose reconcile does nothing but wait for the hold
+ * (and fails on a `poison` intent, which parks it).
  * `evtctl status --domain` loads it only for its controllers' names.
  */
 export default defineDomain({
@@ -26,7 +27,9 @@ export default defineDomain({
     {
       name: 'held',
       categories: ['deployment'],
-      async reconcile(_event, ctx) {
+      async reconcile(event, ctx) {
+        // Not transient: the runner parks it at once (reconcile_failed).
+        if (event.type === 'poison') throw new Error('a poison event')
         hold.entered += 1
         let onAbort = (): void => {}
         const stopped = new Promise<void>((resolve) => (onAbort = resolve))

@@ -12,7 +12,7 @@ import { CONNECT_TIMEOUT_S } from '../src/session.ts'
 import { BIN, failureLine, killAll, runCli, startCli } from './helpers.ts'
 
 /** What closing connections and exiting may take after the failure (the 5 s are the connect timeout). */
-const EXIT_MS = 1500
+const EXIT_MS = 3000
 
 const listen = (server: Server): Promise<number> =>
   new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)))
