@@ -32,7 +32,8 @@ describe('evtctl status --check judges controller lag from its JetStream consume
     env = await createBusEnv('ep_ops_controller_lag')
     relay = spawnRelay(env, 'default')
     gateway = spawnService(env, 'gateway')
-    await Promise.all([relay.waitForLog('relay active'), gateway.waitForLog('gateway serving')])
+    // Generous: on this shared machine a tsx process took over 20 s to start under load.
+    await Promise.all([relay.waitForLog('relay active', 120_000), gateway.waitForLog('gateway serving', 120_000)])
   })
   after(async () => {
     hold.release()

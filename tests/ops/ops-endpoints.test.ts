@@ -123,7 +123,7 @@ describe('ops endpoints of the relay and gateway processes', () => {
     })
     try {
       const base = await opsUrl(gateway)
-      await gateway.waitForLog('gateway serving')
+      await gateway.waitForLog('gateway serving', 120_000)
       const submitAs = async (tenant: string, n: number): Promise<void> => {
         const nc = await env.natsAs(tenant)
         const f = EventFactory.forTenant(tenant, { causedBy: 'user:ops' })

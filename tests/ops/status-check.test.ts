@@ -88,7 +88,7 @@ describe('evtctl status --check', () => {
   test('exits 3 naming a projection that lags more than --max-lag', async () => {
     const relay = spawnRelay(env, 'default')
     try {
-      await relay.waitForLog('relay active')
+      await relay.waitForLog('relay active', 120_000)
       await eventually(async () => (await check('--max-lag', '2')).code === 0, 'status --check to pass')
       await env.db.admin`insert into eventplane.projection_checkpoints (projection, version, tx_id, global_position)
                          values ('behind', 1, '0'::xid8, 0)`

@@ -4,7 +4,8 @@ import type { ServiceProcess } from '../../packages/bus-nats/test/fixtures.ts'
 /** The ops endpoint URL a service process logged (EVENTPLANE_OPS_PORT=0 picks a free port). */
 export async function opsUrl(service: ServiceProcess): Promise<string> {
   const msg = 'ops endpoints serving /healthz /readyz /metrics'
-  await service.waitForLog(msg)
+  // Generous: under load on a shared machine a tsx process took over 20 s to start.
+  await service.waitForLog(msg, 120_000)
   const line = service.logs.find((l) => l.msg === msg)!
   return String(line.ops)
 }
