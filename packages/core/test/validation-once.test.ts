@@ -30,7 +30,12 @@ describe('validation once per process boundary', () => {
   })
 
   test('a draft intent has no caused_by; the stamp adds the principal and validates, replacing any claim', () => {
-    const draft = draftIntent('acme', s, 'create', { image: 'nginx' }, { now: () => new Date('2026-01-02T00:00:00Z') })
+    const draft = draftIntent(
+      { tenant: 'acme', ...s },
+      'create',
+      { image: 'nginx' },
+      { now: () => new Date('2026-01-02T00:00:00Z') },
+    )
     assert.equal('caused_by' in draft, false)
     assert.equal(draft.kind, 'intent')
     assert.equal(draft.correlation_id, draft.event_id)
@@ -43,7 +48,7 @@ describe('validation once per process boundary', () => {
       (x) => isEventplaneError(x, 'core.invalid_name'),
     )
     assert.throws(
-      () => draftIntent('acme', { category: 'a.b', id: 'x' }, 'create', {}),
+      () => draftIntent({ tenant: 'acme', category: 'a.b', id: 'x' }, 'create', {}),
       (x) => isEventplaneError(x, 'core.invalid_name'),
     )
     assert.throws(
@@ -52,7 +57,7 @@ describe('validation once per process boundary', () => {
     )
     const parent = EventFactory.forTenant('globex', { causedBy: 'user:g' }).intent(s, 'create', {})
     assert.throws(
-      () => draftIntent('acme', s, 'create', {}, { parent }),
+      () => draftIntent({ tenant: 'acme', ...s }, 'create', {}, { parent }),
       (x) => isEventplaneError(x, 'core.tenant_mismatch'),
     )
   })

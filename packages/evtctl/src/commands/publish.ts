@@ -115,12 +115,13 @@ export function registerPublish(program: Command, kit: CommandKit): void {
         // Unstamped: the gateway stamps caused_by from the identity NATS vouches for.
         const eventId = opts.eventId?.toLowerCase()
         const now = clockFor(eventId)
-        const event = draftIntent(ref.tenant, { category: ref.category, id: ref.id }, command.args[1]!, data, {
+        // The stream's names were parsed once (resolveStreamArg); the draft, the subject and the inbox trust them.
+        const event = draftIntent(ref, command.args[1]!, data, {
           ...(now ? { now } : {}),
           ...(eventId === undefined ? {} : { eventId }),
           ...(opts.schemaVersion === undefined ? {} : { schemaVersion: opts.schemaVersion }),
         })
-        const nc = await session.nats(ref.tenant)
+        const nc = await session.nats(ref)
         session.log.info({ stream: formatStream(ref), type: event.type, event_id: event.event_id }, 'submitting intent')
         const result = await submitIntent(nc, event, {
           timeoutMs: opts.timeout,
