@@ -5,12 +5,17 @@ import {
   draftIntent,
   expectedVersionFromText,
   isEventplaneError,
+  ensureStreamRef,
+  envelopeStream,
   isExpectedVersion,
   isValidEnvelope,
+  isValidStreamRef,
+  parseStream,
   stampIntent,
   validateEnvelope,
   validateIntentDraft,
 } from '@eventplane/core'
+import { nameParseCount } from '@eventplane/core/testing'
 
 const s = { category: 'deployment', id: 'web' }
 
@@ -60,6 +65,31 @@ describe('validation once per process boundary', () => {
       () => draftIntent({ tenant: 'acme', ...s }, 'create', {}, { parent }),
       (x) => isEventplaneError(x, 'core.tenant_mismatch'),
     )
+  })
+
+  test('a stream reference is parsed once: only the very object core parsed is trusted, a copy is parsed again', () => {
+    const before = nameParseCount()
+    const ref = parseStream('acme/deployment/web')
+    assert.equal(nameParseCount() - before, 3)
+    assert.equal(isValidStreamRef(ref), true)
+    assert.equal(Object.isFrozen(ref), true, 'frozen: its names cannot change after the parse')
+    assert.equal(ensureStreamRef(ref), ref)
+    assert.equal(nameParseCount() - before, 3, 'trusted: not parsed again')
+    const copy = { ...ref }
+    assert.equal(isValidStreamRef(copy), false, 'a spread copy')
+    assert.equal(isValidStreamRef(ensureStreamRef(copy)), true)
+    assert.equal(nameParseCount() - before, 6, 'a copy is parsed')
+    assert.throws(
+      () => ensureStreamRef({ ...ref, tenant: 'a.b' }),
+      (x) => isEventplaneError(x, 'core.invalid_name'),
+    )
+    const e = EventFactory.forTenant('acme', { causedBy: 'user:alice' }).intent(ref, 'create', {})
+    const counted = nameParseCount()
+    assert.equal(isValidStreamRef(envelopeStream(e)), true)
+    assert.equal(isValidStreamRef(ensureStreamRef({ ...ref }, e)), true, 'the stream of a validated envelope')
+    assert.equal(nameParseCount(), counted, 'a validated envelope carries its parsed names')
+    envelopeStream({ ...e })
+    assert.equal(nameParseCount() - counted, 3, 'a copy of an envelope is parsed')
   })
 
   test('one expected-version rule: exact non-negative integers, no_stream, any', () => {
