@@ -10,7 +10,7 @@ import {
   redactUrl,
   relayStatuses,
 } from '@eventplane/store-pg'
-import { type CommandKit, intOption, tenantOption } from '../command-kit.ts'
+import { type CommandKit, intOption, tenantOption, helpAfter } from '../command-kit.ts'
 import { type GatewayProbe, probeGateway } from '../probes.ts'
 import type { Session } from '../session.ts'
 
@@ -233,8 +233,7 @@ export function registerStatus(program: Command, kit: CommandKit): void {
     .addOption(tenantOption())
     .addHelpText(
       'after',
-      [
-        '',
+      helpAfter(
         'With --check, unhealthy means: the relay (--relay) is not active or lags more than --max-lag events, a',
         'projection lags more than --max-lag, a transaction holds the read back longer than --stuck-after, or the',
         'gateway does not answer (unless --no-nats). Each problem is one "check" line (or check.problems with',
@@ -250,7 +249,7 @@ export function registerStatus(program: Command, kit: CommandKit): void {
         '  $ evtctl status',
         '  $ evtctl status --json | jq .relays',
         '  $ evtctl status --check --max-lag 10000 || page-someone',
-      ].join('\n'),
+      ),
     )
     .action(
       kit.action(async (session, command) => {
