@@ -4,10 +4,12 @@ export {
   LOG_SUBJECTS,
   STREAM_NAME,
   SUBMIT_SUBJECTS,
+  inboxPrefixFor,
   logFilter,
   logSubject,
   parseSubmitSubject,
   submitSubject,
+  submitSubjectFor,
   tenantInboxPrefix,
 } from './subjects.ts'
 export type { LogFilterOptions, SubmitTarget } from './subjects.ts'

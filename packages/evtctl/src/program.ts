@@ -127,7 +127,7 @@ export function buildProgram(io: CliIo, registrars: readonly Registrar[] = []): 
         // The first Ctrl-C always ends the command, even one waiting on a server that never answers.
         const stop = interruption(io.signal, SELF_STOPPING.has(command.name()) ? STOP_GRACE_MS : 0)
         try {
-          await Promise.race([fn(session, command), stop.interrupted])
+          await Promise.race([fn(session, command, command.opts() as never), stop.interrupted])
         } catch (e) {
           // The one-line failure is printed by run(); the cause chain is for --log-level debug.
           log.debug({ err: e }, 'command failed')

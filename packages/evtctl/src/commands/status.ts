@@ -10,7 +10,7 @@ import {
   redactUrl,
   relayStatuses,
 } from '@eventplane/store-pg'
-import { type CommandKit, domainOption, intOption, tenantOption } from '../command-kit.ts'
+import { type CommandKit, domainOption, helpAfter, intOption, tenantOption } from '../command-kit.ts'
 import {
   type ControllersReport,
   collectControllers,
@@ -248,8 +248,7 @@ export function registerStatus(program: Command, kit: CommandKit): void {
     .addOption(domainOption())
     .addHelpText(
       'after',
-      [
-        '',
+      helpAfter(
         'With --check, unhealthy means: the relay (--relay) is not active or lags more than --max-lag events, a',
         'projection lags more than --max-lag, a transaction holds the read back longer than --stuck-after, or',
         '(unless --no-nats) the gateway does not answer, a controller lags more than --max-lag, a controller of the',
@@ -269,7 +268,7 @@ export function registerStatus(program: Command, kit: CommandKit): void {
         '  $ evtctl status',
         '  $ evtctl status --json | jq .relays',
         '  $ evtctl status --check --max-lag 10000 || page-someone',
-      ].join('\n'),
+      ),
     )
     .action(
       kit.action(async (session, command) => {
