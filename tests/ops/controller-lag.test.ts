@@ -25,6 +25,8 @@ describe('evtctl status --check judges controller lag from its JetStream consume
         EVENTPLANE_NATS_CREDS: env.server.credentials.operator!.creds,
         EVENTPLANE_DOMAIN: LAG_DOMAIN,
       },
+      // A hang guard only: at load 23 one status took over 30 s here, start-up included.
+      timeoutMs: 120_000,
     })
   const checkLines = (r: CliResult): string[] => r.stdout.split('\n').filter((l) => l.startsWith('check '))
 

@@ -10,6 +10,7 @@ describe('evtctl status --check', () => {
   const check = (...args: string[]) =>
     runCli(['status', '--check', '--no-nats', ...args], {
       env: { EVENTPLANE_DATABASE_URL: env.db.url, EVENTPLANE_NATS_URL: 'nats://127.0.0.1:1' },
+      timeoutMs: 120_000,
     })
 
   before(async () => {
