@@ -90,17 +90,20 @@ describe('evtctl status --check', () => {
     const relay = spawnRelay(env, 'default')
     try {
       await relay.waitForLog('relay active', 120_000)
-      await eventually(async () => (await check('--max-lag', '2')).code === 0, 'status --check to pass')
+      await eventually(
+        async () => (await check('--max-lag', '2', '--stuck-after', '3600000')).code === 0,
+        'status --check to pass',
+      )
       await env.db.admin`insert into eventplane.projection_checkpoints (projection, version, tx_id, global_position)
                          values ('behind', 1, '0'::xid8, 0)`
       const n = (await env.db.admin<{ n: string }[]>`select count(*)::text as n from eventplane.events`)[0]!.n
-      const behind = await check('--max-lag', '2')
+      const behind = await check('--max-lag', '2', '--stuck-after', '3600000')
       assert.equal(behind.code, 3, behind.stderr)
       assert.deepEqual(
         behind.stdout.split('\n').filter((l) => l.startsWith('check ')),
         [`check       unhealthy: projection behind lags ${n} events (more than 2)`],
       )
-      assert.equal((await check('--max-lag', n)).code, 0, 'within the bound it is healthy')
+      assert.equal((await check('--max-lag', n, '--stuck-after', '3600000')).code, 0, 'within the bound it is healthy')
     } finally {
       await relay.kill('SIGTERM')
     }
