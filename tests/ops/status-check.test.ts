@@ -87,6 +87,7 @@ describe('evtctl status --check', () => {
   })
 
   test('exits 3 naming a projection that lags more than --max-lag', async () => {
+    await appendIntents(env.intents, 'acme', 5, 5, 'projected')
     const relay = spawnRelay(env, 'default')
     try {
       await relay.waitForLog('relay active', 120_000)
