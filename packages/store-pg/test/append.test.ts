@@ -1,18 +1,16 @@
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
+import { before, describe, test } from 'node:test'
 import { isEventplaneError, WrongExpectedVersion } from '@eventplane/core'
 import { PgEventStore, ROLES } from '@eventplane/store-pg'
-import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
+import { useTestDatabase } from '@eventplane/store-pg/testing'
 import { factoryFor, stream } from './helpers.ts'
 
 describe('append', () => {
-  let db: TestDatabase
+  const db = useTestDatabase('ep_append')
   let store: PgEventStore
   before(async () => {
-    db = await createTestDatabase('ep_append')
     store = new PgEventStore(db.connect(ROLES.intentWriter, 24))
   })
-  after(() => db.drop())
 
   test('appends a batch in order and returns versions and positions', async () => {
     const f = factoryFor('acme')

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { MIGRATIONS_DIR, PgEventStore, ROLES, loadMigrations, migrate, verifyLog } from '@eventplane/store-pg'
-import { bulkLoadEvents, createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
+import { bulkLoadEvents, type TestDatabase, useTestDatabase } from '@eventplane/store-pg/testing'
 import { factoryFor, stream } from './helpers.ts'
 
 const hashesOf = async (db: TestDatabase, id: string) =>
@@ -14,14 +14,12 @@ const hashesOf = async (db: TestDatabase, id: string) =>
   ).map((r) => r.h)
 
 describe('the chain is computed by the server, in the append', () => {
-  let db: TestDatabase
+  const db = useTestDatabase('ep_chain_append')
   let store: PgEventStore
 
   before(async () => {
-    db = await createTestDatabase('ep_chain_append')
     store = new PgEventStore(db.connect(ROLES.intentWriter, 2))
   })
-  after(() => db.drop())
 
   test('a hash given by whoever inserts is replaced by the server’s', async () => {
     await db.admin`insert into eventplane.events (event_id, tenant_id, kind, category, stream_id, stream_version, type,
@@ -76,18 +74,16 @@ describe('the chain is computed by the server, in the append', () => {
 })
 
 describe('the migration chains the events written before it', () => {
-  let db: TestDatabase
+  const db = useTestDatabase('ep_chain_backfill', { migrate: false })
   let dir: string
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'ep-migrations-'))
     for (const m of await loadMigrations())
       if (m.version < 11) await cp(join(MIGRATIONS_DIR, m.name), join(dir, m.name))
-    db = await createTestDatabase('ep_chain_backfill', { migrate: false })
     await migrate(db.admin, { dir })
   })
   after(async () => {
-    await db.drop()
     await rm(dir, { recursive: true, force: true })
   })
 
