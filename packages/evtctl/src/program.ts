@@ -134,7 +134,8 @@ export function buildProgram(io: CliIo, registrars: readonly Registrar[] = []): 
           throw await session.rootCause(e)
         } finally {
           stop.cancel()
-          await session.close()
+          // A command that stops itself on Ctrl-C has finished its own writes; any other was abandoned.
+          await session.close(io.signal?.aborted === true && !SELF_STOPPING.has(command.name()))
         }
       },
   }
@@ -218,7 +219,8 @@ export const COMMANDS: readonly LazyCommand[] = [
   {
     name: 'status',
     usage: '[options]',
-    summary: 'log head, relay lag and liveness, projection checkpoints, and what holds the gap-safe read back',
+    summary:
+      'log head, relay lag and liveness, projection checkpoints, controller lag, and what holds the gap-safe read back',
     load: async () => (await import('./commands/status.ts')).registerStatus,
   },
   {

@@ -187,8 +187,12 @@ export class Session {
     this.#cleanups.push(fn)
   }
 
-  /** Closes everything the command opened; never throws. */
-  async close(): Promise<void> {
+  /**
+   * Closes everything the command opened; never throws. `abandon` (the command was interrupted) ends the
+   * PostgreSQL pools at once instead of giving their queries a second: nothing of an abandoned command is
+   * waited for, and a pool still connecting to a server that never answers would hold the exit for it.
+   */
+  async close(abandon = false): Promise<void> {
     for (const fn of this.#cleanups.reverse()) {
       try {
         await fn()
@@ -207,7 +211,7 @@ export class Session {
     this.#services.clear()
     // A service's connection drains: what it published or acked is flushed before it goes.
     await Promise.allSettled(services.map((c) => c.then((nc) => nc.drain())))
-    await Promise.allSettled([...this.#pools.values()].map((sql) => sql.end({ timeout: 1 })))
+    await Promise.allSettled([...this.#pools.values()].map((sql) => sql.end({ timeout: abandon ? 0 : 1 })))
     this.#pools.clear()
   }
 }
