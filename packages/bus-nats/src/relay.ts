@@ -366,15 +366,14 @@ export class Relay {
       for (let breaks = 0; ; ) {
         this.#publisher.resetChain()
         this.#counted = { acked: 0, duplicates: 0 }
-        let sent = true
         try {
           for await (const rows of this.#store.readAllText({ from: this.#checkpoint, batchSize: this.#o.batchSize })) {
             for (const row of rows) {
               while (this.#publisher.full) await this.#publisher.slot()
-              if (!(sent = this.#publisher.send(relayMessage(row)))) break
+              if (!this.#publisher.send(relayMessage(row))) break
             }
             this.#progress()
-            if (!sent || this.#stopping) break
+            if (this.#publisher.failure !== undefined || this.#stopping) break
           }
         } finally {
           await this.#publisher.settle()
