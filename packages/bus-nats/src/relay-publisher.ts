@@ -85,6 +85,11 @@ export class OrderedPublisher {
     return this.#prefix
   }
 
+  /** Whether a publish of this run failed (no further publish is sent after it). */
+  get failed(): boolean {
+    return this.#failure !== undefined
+  }
+
   /** The first failure of this run, if any (no further publish is sent after it). */
   get failure(): unknown {
     return this.#failure?.error

@@ -373,7 +373,7 @@ export class Relay {
               if (!this.#publisher.send(relayMessage(row))) break
             }
             this.#progress()
-            if (this.#publisher.failure !== undefined || this.#stopping) break
+            if (this.#publisher.failed || this.#stopping) break
           }
         } finally {
           await this.#publisher.settle()
@@ -381,7 +381,7 @@ export class Relay {
         this.#progress()
         if (this.#publisher.prefix.acked > 0) breaks = 0
         const failure = this.#publisher.failure
-        if (failure === undefined) {
+        if (!this.#publisher.failed) {
           await this.#checkpoints.flush()
           return
         }
