@@ -100,6 +100,11 @@ export class OrderedPublisher {
     return this.#failure === undefined ? undefined : this.#queue[this.#head]
   }
 
+  /** Publishes sent and not yet acked or failed. */
+  get inFlight(): number {
+    return this.#inFlight
+  }
+
   /** True while `maxInFlight` publishes are un-acked: wait for `slot()` before the next `send`. */
   get full(): boolean {
     return this.#inFlight >= this.#maxInFlight && this.#failure === undefined

@@ -375,6 +375,11 @@ export class Relay {
             this.#progress()
             if (this.#publisher.failed || this.#stopping) break
           }
+          // The tail: the checkpoint follows the acks as they come, not only once the last one is in.
+          while (this.#publisher.inFlight > 0) {
+            await this.#publisher.slot()
+            this.#progress()
+          }
         } finally {
           await this.#publisher.settle()
         }
