@@ -2,7 +2,7 @@ import { readFile, writeFile } from 'node:fs/promises'
 import type { Command } from 'commander'
 import { ROLES, headsToFile, keyFingerprint, readHeads, signHeads } from '@eventplane/store-pg'
 import { CliError } from '../cli-error.ts'
-import { type CommandKit, tenantOption } from '../command-kit.ts'
+import { type CommandKit, tenantOption, helpAfter } from '../command-kit.ts'
 import { requireTenant } from '../stream-arg.ts'
 
 interface HeadsOptions {
@@ -25,19 +25,17 @@ export function registerHeads(program: Command, kit: CommandKit): void {
     .option('--output <file>', 'write the heads file (JSON) there; with --json it is also printed')
     .addHelpText(
       'after',
-      [
-        '',
+      helpAfter(
         'The digest is SHA-256 over one line per stream, "<category> <stream_id> <version> <hash>\\n", sorted;',
         'a signature covers format, tenant, tx_id, position and digest (docs/architecture.md).',
         '',
         'Examples:',
         '  $ evtctl heads --tenant acme --sign-key heads.key --output acme-heads.json',
         '  $ evtctl verify --tenant acme --against acme-heads.json',
-      ].join('\n'),
+      ),
     )
     .action(
-      kit.action(async (session, command) => {
-        const opts = command.opts<HeadsOptions>()
+      kit.action<HeadsOptions>(async (session, _command, opts) => {
         const tenant = requireTenant(session.config, 'heads')
         let heads = await readHeads(session.pg(ROLES.operator), tenant)
         if (opts.signKey !== undefined) {

@@ -3,7 +3,7 @@ import type { Command } from 'commander'
 import { EventplaneError } from '@eventplane/core'
 import { type ChainBreak, type ChainHeads, ROLES, checkHeads, keyFingerprint, verifyLog } from '@eventplane/store-pg'
 import { CliError } from '../cli-error.ts'
-import { type CommandKit, tenantOption } from '../command-kit.ts'
+import { type CommandKit, tenantOption, helpAfter } from '../command-kit.ts'
 import { alignRows } from '../table.ts'
 
 interface VerifyOptions {
@@ -55,8 +55,7 @@ export function registerVerify(program: Command, kit: CommandKit): void {
     .option('--public-key <file>', 'the Ed25519 public key (PEM) that must have signed the heads file')
     .addHelpText(
       'after',
-      [
-        '',
+      helpAfter(
         'Exit codes: 0 intact, 2 broken (each broken stream is listed: what, stream, version, event),',
         '3 could not check (database unreachable, heads file unreadable, unsigned or badly signed).',
         'Progress goes to stderr once a second. Without saved heads, verify proves each stream is one',
@@ -65,11 +64,10 @@ export function registerVerify(program: Command, kit: CommandKit): void {
         'Examples:',
         '  $ evtctl verify --tenant acme',
         '  $ evtctl verify --tenant acme --against acme-heads.json --public-key heads.pub --json',
-      ].join('\n'),
+      ),
     )
     .action(
-      kit.action(async (session, command) => {
-        const opts = command.opts<VerifyOptions>()
+      kit.action<VerifyOptions>(async (session, _command, opts) => {
         const tenant = session.config.sources.tenant === 'flag' ? session.config.tenant : undefined
         const heads = opts.against === undefined ? undefined : await loadHeads(opts.against, opts.publicKey)
         if (heads && tenant !== undefined && heads.tenant !== tenant)
