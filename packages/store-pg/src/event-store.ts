@@ -25,7 +25,7 @@ import {
 } from '@eventplane/core'
 import { AppendNotifier } from './append-notifier.ts'
 import { mapPgError } from './pg-errors.ts'
-import { type EventRow, toRecordedEvent } from './rows.ts'
+import { type EventRow, mapAndRelease, toRecordedEvent } from './rows.ts'
 import { type AppendedRow, appendSql } from './sql/append.ts'
 import { listStreamsSql } from './sql/list-streams.ts'
 import { type EventTextRow, readAllSql, readAllTextSql } from './sql/read-all.ts'
@@ -222,7 +222,7 @@ export class PgEventStore {
         readStreamSql(this.sql, ref.tenant, ref.category, ref.id, next, backward, limit),
       )
       if (rows.length === 0) return
-      const batch = rows.map(toRecordedEvent)
+      const batch = mapAndRelease(rows, toRecordedEvent)
       yield batch
       remaining -= batch.length
       if (batch.length < limit) return
@@ -277,7 +277,7 @@ export class PgEventStore {
       throw new InvalidEnvelope(`correlation id must be a lowercase UUID, got ${JSON.stringify(correlationId)}`)
     }
     const rows = await this.#run(() => readCorrelationSql(this.sql, tenant, correlationId, limit))
-    return rows.map(toRecordedEvent)
+    return mapAndRelease(rows, toRecordedEvent)
   }
 
   /**
@@ -381,7 +381,7 @@ export class PgEventStore {
         next = this.#run(() => fetch(after))
         next.catch(() => {}) // surfaces when awaited; dropped when the caller stops reading
       }
-      yield rows.map(map)
+      yield mapAndRelease(rows, map)
       if (!full) return
       signal?.throwIfAborted()
     }
