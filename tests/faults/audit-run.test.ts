@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import {
   type Checkpoint,
   type EventEnvelope,
@@ -14,7 +14,7 @@ import type { NatsConnection } from '@nats-io/transport-node'
 import { eventually } from '../../packages/bus-nats/test/fixtures.ts'
 import { assertAckedOnce, assertVersionsContiguous, logRows } from './support/checks.ts'
 import { Ledger, RETRYABLE } from './support/clients.ts'
-import { type FaultSystem, TENANTS, startFaultSystem } from './support/system.ts'
+import { TENANTS, useFaultSystem } from './support/system.ts'
 
 const WRITERS = 8
 const STREAMS_PER_TENANT = 3
@@ -23,13 +23,7 @@ const RUN_MS = 10_000
 const MAX_ATTEMPTS = 5_000
 
 describe('faults: an audit run of concurrent writers with optimistic concurrency', () => {
-  let sys: FaultSystem
-  before(async () => {
-    sys = await startFaultSystem('ep_fault_audit')
-  })
-  after(async () => {
-    await sys?.cleanup()
-  })
+  const sys = useFaultSystem('ep_fault_audit')
 
   test(`${WRITERS} writers racing on expected versions for ${RUN_MS / 1000} s leave every acknowledged append stored once, versions 1..n, and a consumer that saw the whole log in order`, {
     timeout: 90_000,

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { GATEWAY_APPLICATION_NAME } from '@eventplane/bus-nats'
 import { ROLES } from '@eventplane/store-pg'
@@ -14,16 +14,10 @@ import {
   reachesEnd,
 } from './support/checks.ts'
 import { startIntentLoad } from './support/clients.ts'
-import { type FaultSystem, startFaultSystem } from './support/system.ts'
+import { useFaultSystem } from './support/system.ts'
 
 describe('faults: PostgreSQL connections terminated under load', () => {
-  let sys: FaultSystem
-  before(async () => {
-    sys = await startFaultSystem('ep_fault_pgterm')
-  })
-  after(async () => {
-    await sys?.cleanup()
-  })
+  const sys = useFaultSystem('ep_fault_pgterm')
 
   test('when the gateway and relay sessions are terminated under load, clients get store.unavailable, retry with the same ids, and nothing is lost or doubled', {
     timeout: 60_000,

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { EventFactory } from '@eventplane/core'
 import { GATEWAY_APPLICATION_NAME } from '@eventplane/bus-nats'
@@ -18,7 +18,7 @@ import {
 } from './support/checks.ts'
 import { startIntentLoad, submitUntilAcked } from './support/clients.ts'
 import { freezeMidBatch } from './support/children.ts'
-import { type FaultSystem, startFaultSystem } from './support/system.ts'
+import { useFaultSystem } from './support/system.ts'
 
 const BACKLOG = 2000
 /** Long batches, one publish in flight at a time: the relay spends its time in the middle of a batch. */
@@ -29,13 +29,7 @@ const SLOW_RELAY = {
 }
 
 describe('faults: relay and gateway processes killed with SIGKILL', () => {
-  let sys: FaultSystem
-  before(async () => {
-    sys = await startFaultSystem('ep_fault_kill')
-  })
-  after(async () => {
-    await sys?.cleanup()
-  })
+  const sys = useFaultSystem('ep_fault_kill')
 
   test('after SIGKILL of the relay between commit and publish and of the gateway mid-request, and a restart of both, every acknowledged append is in PostgreSQL once, in JetStream once, and projected once', {
     timeout: 90_000,

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import { STREAM_NAME } from '@eventplane/bus-nats'
 import { projectionDigest } from '@eventplane/runtime'
 import { loadRelayCheckpoint } from '@eventplane/store-pg'
@@ -14,16 +14,10 @@ import {
   reachesEnd,
   rebuiltDigest,
 } from './support/checks.ts'
-import { type FaultSystem, startFaultSystem } from './support/system.ts'
+import { useFaultSystem } from './support/system.ts'
 
 describe('faults: the JetStream stream is deleted by the operator', () => {
-  let sys: FaultSystem
-  before(async () => {
-    sys = await startFaultSystem('ep_fault_streamdel')
-  })
-  after(async () => {
-    await sys?.cleanup()
-  })
+  const sys = useFaultSystem('ep_fault_streamdel')
 
   test('a deleted stream is recreated by the relay and refilled from the start of the log; the projection recreates its consumer, applies nothing twice and equals a rebuild', {
     timeout: 60_000,

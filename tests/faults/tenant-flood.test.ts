@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { after, before, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { EventFactory, isEventplaneError } from '@eventplane/core'
 import { submitIntent } from '@eventplane/bus-nats'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { spawnServiceProcess } from '../../packages/bus-nats/test/fixtures.ts'
-import { type FaultSystem, startFaultSystem } from './support/system.ts'
+import { useFaultSystem } from './support/system.ts'
 
 const FLOOD_BIN = fileURLToPath(new URL('./support/flood-client.ts', import.meta.url))
 /** globex's steady rate. */
@@ -64,13 +64,7 @@ async function steadyGlobex(nc: NatsConnection, stop: { ms?: number; until?: Pro
 }
 
 describe('faults: one tenant floods the gateway, another keeps its latency', () => {
-  let sys: FaultSystem
-  before(async () => {
-    sys = await startFaultSystem('ep_fault_flood')
-  })
-  after(async () => {
-    await sys?.cleanup()
-  })
+  const sys = useFaultSystem('ep_fault_flood')
 
   /**
    * One measurement: globex at rest, then during a full flood by acme (a new

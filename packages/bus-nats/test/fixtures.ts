@@ -2,7 +2,12 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { type EventEnvelope, type RecordedEvent, EventFactory } from '@eventplane/core'
 import { PgEventStore, ROLES } from '@eventplane/store-pg'
-import { createTestDatabase, eventually as eventuallyWithin, type TestDatabase } from '@eventplane/store-pg/testing'
+import {
+  createTestDatabase,
+  eventually as eventuallyWithin,
+  perSuite,
+  type TestDatabase,
+} from '@eventplane/store-pg/testing'
 import { type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream'
 import type { MsgHdrs, NatsConnection } from '@nats-io/transport-node'
 import { decodeEvent } from '../src/codec.ts'
@@ -119,6 +124,14 @@ export interface BusEnv {
   /** A connection as `user` that keeps reconnecting (it outlives `server.restart()`); closed by cleanup. */
   natsAs(user: string): Promise<NatsConnection>
   cleanup(): Promise<void>
+}
+
+/** A {@link createBusEnv} for the enclosing `describe`: made before its tests, cleaned up after them. */
+export function useBusEnv(prefix: string, tenants?: string[]): BusEnv {
+  return perSuite(
+    () => createBusEnv(prefix, tenants),
+    (env) => env.cleanup(),
+  )
 }
 
 export async function createBusEnv(prefix: string, tenants: string[] = ['acme', 'globex']): Promise<BusEnv> {

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import { ROLES } from '@eventplane/store-pg'
 import type { Logger } from '../src/logger.ts'
 import { Relay } from '../src/relay.ts'
-import { type BusEnv, appendIntents, createBusEnv, eventually, pgLog, streamMessages, within } from './fixtures.ts'
+import { appendIntents, eventually, pgLog, streamMessages, useBusEnv, within } from './fixtures.ts'
 
 interface LogEntry {
   level: string
@@ -25,14 +25,7 @@ function captureLogger(): Logger & { entries: LogEntry[] } {
 const MARKER = 'guard_secret_marker'
 
 describe('relay transaction guard', () => {
-  let env: BusEnv
-
-  before(async () => {
-    env = await createBusEnv('ep_relay_guard')
-  })
-  after(async () => {
-    await env?.cleanup()
-  })
+  const env = useBusEnv('ep_relay_guard')
 
   /**
    * A reader session that switches its idle timeout off and sits in a

@@ -1,11 +1,12 @@
-import type { Writer } from './io.ts'
+/** What colour depends on of a writer (io.ts `Writer`): whether a terminal is attached. */
+type Terminal = { isTTY?: boolean }
 
 /**
  * Whether to colour what goes to `out`: only a terminal, never with
  * `NO_COLOR` set (https://no-color.org) or `TERM=dumb`, so piped output and
  * files never carry escape codes.
  */
-export function colorEnabled(out: Writer, env: NodeJS.ProcessEnv): boolean {
+export function colorEnabled(out: Terminal, env: NodeJS.ProcessEnv): boolean {
   return out.isTTY === true && (env.NO_COLOR ?? '') === '' && env.TERM !== 'dumb'
 }
 
@@ -22,7 +23,7 @@ const sgr =
     on ? `\x1b[${open}m${text}\x1b[${close}m` : text
 
 /** The styles for `out`. */
-export function stylesFor(out: Writer, env: NodeJS.ProcessEnv): Styles {
+export function stylesFor(out: Terminal, env: NodeJS.ProcessEnv): Styles {
   const on = colorEnabled(out, env)
   return { bold: sgr(on, 1, 22), dim: sgr(on, 2, 22), warn: sgr(on, 33, 39) }
 }

@@ -60,16 +60,11 @@ export interface ResolvedConfig {
   >
 }
 
-/** The JSON config file's keys; anything else is rejected so typos are caught. */
-interface ConfigFile {
-  databaseUrl?: string
-  natsUrl?: string
-  natsUser?: string
-  natsPasswordFile?: string
-  natsCreds?: string
-  natsAuthDir?: string
-  tenant?: string
-  domain?: string
+/**
+ * The JSON config file's keys: the connection flags but `config`, and the
+ * services' sections; anything else is rejected so typos are caught.
+ */
+interface ConfigFile extends Omit<ConfigFlags, 'config'> {
   relay?: Record<string, unknown>
   gateway?: Record<string, unknown>
 }

@@ -1,10 +1,5 @@
-import {
-  type EventEnvelope,
-  type EventKind,
-  EventplaneError,
-  InvalidEnvelope,
-  envelopeFromWire,
-} from '@eventplane/core'
+import { type EventEnvelope, type EventKind, EventplaneError } from '@eventplane/core'
+import { parseExportLine } from '@eventplane/store-pg'
 import { CliError } from './cli-error.ts'
 
 /** What one `evtctl import` may write: one tenant, and facts only when asked for. */
@@ -29,18 +24,7 @@ export interface ImportCount {
  */
 export function checkImportLine(raw: string, line: number, policy: ImportPolicy): EventEnvelope | undefined {
   if (raw.trim() === '') return undefined
-  let parsed: unknown
-  try {
-    parsed = JSON.parse(raw)
-  } catch {
-    throw new InvalidEnvelope(`line ${line} is not JSON`)
-  }
-  // The chain's hash is checked by checkImportChain, not part of the envelope.
-  if (typeof parsed === 'object' && parsed !== null && 'hash' in parsed) {
-    const { hash: _h, ...rest } = parsed as Record<string, unknown>
-    parsed = rest
-  }
-  const event = envelopeFromWire(parsed, { label: `line ${line}` })
+  const event = parseExportLine(raw, line)
   if (event.tenant_id !== policy.tenant) {
     throw new EventplaneError(
       'core.tenant_mismatch',

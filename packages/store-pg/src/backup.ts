@@ -91,7 +91,13 @@ export async function importEvents(
   return result
 }
 
-function parseExportLine(raw: string, n: number): ValidEnvelope {
+/**
+ * One NDJSON line of an export as an envelope (core's wire form, validated
+ * once); `n` numbers the line in errors. The chain's `hash` is dropped here:
+ * checkImportChain checks it. Throws `core.invalid_envelope` for a line that
+ * is not JSON, and the wire form's typed errors.
+ */
+export function parseExportLine(raw: string, n: number): ValidEnvelope {
   let parsed: unknown
   try {
     parsed = JSON.parse(raw)

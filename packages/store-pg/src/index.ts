@@ -69,7 +69,7 @@ export type {
   TerminatedTransaction,
 } from './status.ts'
 export { causationInChain } from './sql/causation-in-chain.ts'
-export { REDACTED_ACTOR, exportEvents, importEvents } from './backup.ts'
+export { REDACTED_ACTOR, exportEvents, importEvents, parseExportLine } from './backup.ts'
 export type { ExportSelector, ImportResult } from './backup.ts'
 export {
   GENESIS,

@@ -1,18 +1,16 @@
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
+import { before, describe, test } from 'node:test'
 import { isEventplaneError, WrongExpectedVersion } from '@eventplane/core'
 import { PgEventStore, ROLES } from '@eventplane/store-pg'
-import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
+import { useTestDatabase } from '@eventplane/store-pg/testing'
 import { factoryFor, stream } from './helpers.ts'
 
 describe('append', () => {
-  let db: TestDatabase
+  const db = useTestDatabase('ep_append')
   let store: PgEventStore
   before(async () => {
-    db = await createTestDatabase('ep_append')
     store = new PgEventStore(db.connect(ROLES.intentWriter, 24))
   })
-  after(() => db.drop())
 
   test('appends a batch in order and returns versions and positions', async () => {
     const f = factoryFor('acme')
@@ -93,6 +91,18 @@ describe('append', () => {
     assert.equal(again.replayed, true)
     assert.deepEqual(again.events, first.events)
     assert.equal((await store.readStreamToArray(s)).length, 2)
+  })
+
+  test('an identical retry with expectedVersion any returns the first result: stored ids are probed after the insert meets one', async () => {
+    const f = factoryFor('acme')
+    const s = stream('acme', 'retry-any')
+    const events = [f.intent(s, 'created', { a: 1 }), f.intent(s, 'scaled', { b: 2 })]
+    const first = await store.append(s, events)
+    await store.append(s, [f.intent(s, 'scaled', { b: 3 })])
+    const again = await store.append(s, structuredClone(events))
+    assert.equal(again.replayed, true)
+    assert.deepEqual(again.events, first.events)
+    assert.equal((await store.readStreamToArray(s)).length, 3)
   })
 
   test('the same event id with different content fails with IdempotencyConflict and writes nothing', async () => {

@@ -1,25 +1,23 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { after, before, describe, test } from 'node:test'
+import { before, describe, test } from 'node:test'
 import type { ValidEnvelope } from '@eventplane/core'
 import { PgEventStore, ROLES, causationInChain } from '@eventplane/store-pg'
-import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
+import { useTestDatabase } from '@eventplane/store-pg/testing'
 import { factoryFor, stream } from './helpers.ts'
 
 describe('causationInChain: lineage within one tenant, under its row level security', () => {
-  let db: TestDatabase
+  const db = useTestDatabase('ep_lineage')
   let acmeRoot: ValidEnvelope
   let globexRoot: ValidEnvelope
 
   before(async () => {
-    db = await createTestDatabase('ep_lineage')
     const writer = new PgEventStore(db.connect(ROLES.intentWriter, 2))
     acmeRoot = factoryFor('acme').intent(stream('acme', 'web'), 'created', {})
     globexRoot = factoryFor('globex').intent(stream('globex', 'web'), 'created', {})
     await writer.append(stream('acme', 'web'), [acmeRoot])
     await writer.append(stream('globex', 'web'), [globexRoot])
   })
-  after(() => db.drop())
 
   test("for every role, even those that read across tenants, another tenant's event is as absent as a missing one", async () => {
     for (const role of [ROLES.intentWriter, ROLES.factWriter, ROLES.reader, ROLES.relay, ROLES.operator]) {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
+import { before, describe, test } from 'node:test'
 import fc from 'fast-check'
 import type { EventData } from '@eventplane/core'
 import {
@@ -12,7 +12,7 @@ import {
   numericText,
   verifyLog,
 } from '@eventplane/store-pg'
-import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
+import { useTestDatabase } from '@eventplane/store-pg/testing'
 import { factoryFor, stream } from './helpers.ts'
 
 /** Awkward payloads: unicode, escapes, nested objects, key order, numbers JavaScript and jsonb print differently. */
@@ -27,14 +27,12 @@ const AWKWARD: EventData[] = [
 ]
 
 describe('the canonical form: PostgreSQL and JavaScript agree', () => {
-  let db: TestDatabase
+  const db = useTestDatabase('ep_chain_canon')
   let store: PgEventStore
 
   before(async () => {
-    db = await createTestDatabase('ep_chain_canon')
     store = new PgEventStore(db.connect(ROLES.operator, 2))
   })
-  after(() => db.drop())
 
   /** Appends `data` as one event and returns what PostgreSQL stored and what JavaScript computes for it. */
   async function both(id: string, datas: readonly EventData[]) {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
+import { before, describe, test } from 'node:test'
 import {
   type ChainBreak,
   type ChainHeads,
@@ -10,7 +10,7 @@ import {
   readHeads,
   verifyLog,
 } from '@eventplane/store-pg'
-import { createTestDatabase, eventually, type TestDatabase } from '@eventplane/store-pg/testing'
+import { eventually, useTestDatabase } from '@eventplane/store-pg/testing'
 import type { Sql } from 'postgres'
 import { factoryFor, stream } from './helpers.ts'
 
@@ -33,12 +33,11 @@ async function rechain(admin: Sql, id: string, from: number): Promise<void> {
 const at = (v: number) => (id: string) => `stream_id = '${id}' and stream_version = ${v}`
 
 describe('tampering as a superuser is detected', () => {
-  let db: TestDatabase
+  const db = useTestDatabase('ep_chain_tamper')
   let operator: Sql
   let heads: ChainHeads
 
   before(async () => {
-    db = await createTestDatabase('ep_chain_tamper')
     operator = db.connect(ROLES.operator, 2)
     const store = new PgEventStore(operator)
     const f = factoryFor('acme')
@@ -78,7 +77,6 @@ describe('tampering as a superuser is detected', () => {
     await rechain(db.admin, 'rewritten', 3)
     await sql('alter table eventplane.events enable trigger user')
   })
-  after(() => db.drop())
 
   const byStream = (breaks: readonly ChainBreak[]) =>
     Object.fromEntries(breaks.map((b) => [b.stream_id, `${b.kind}@${b.version}`]))

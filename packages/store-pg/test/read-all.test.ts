@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
+import { before, describe, test } from 'node:test'
 import { type RecordedEvent, START } from '@eventplane/core'
 import { PgEventStore, ROLES, exportEvents } from '@eventplane/store-pg'
-import { createTestDatabase, eventually, type TestDatabase } from '@eventplane/store-pg/testing'
+import { eventually, useTestDatabase } from '@eventplane/store-pg/testing'
 import { factoryFor, stream } from './helpers.ts'
 
 async function readEverything(store: PgEventStore, batchSize = 2, tenant?: string): Promise<RecordedEvent[]> {
@@ -20,15 +20,13 @@ async function exportedIds(store: PgEventStore, tenant: string): Promise<string[
 }
 
 describe('readAll, the gap-safe global read', () => {
-  let db: TestDatabase
+  const db = useTestDatabase('ep_readall')
   let writer: PgEventStore
   let relay: PgEventStore
   before(async () => {
-    db = await createTestDatabase('ep_readall')
     writer = new PgEventStore(db.connect(ROLES.intentWriter))
     relay = new PgEventStore(db.connect(ROLES.relay))
   })
-  after(() => db.drop())
 
   test('a transaction that inserted first but commits last is never skipped', async () => {
     const f = factoryFor('acme')

@@ -6,6 +6,7 @@ import {
   projectionLiveSource,
 } from '@eventplane/runtime'
 import { ROLES } from '@eventplane/store-pg'
+import { perSuite } from '@eventplane/store-pg/testing'
 import type { NatsConnection } from '@nats-io/transport-node'
 import type { Sql } from 'postgres'
 import { type BusEnv, createBusEnv, within } from '../../../packages/bus-nats/test/fixtures.ts'
@@ -37,6 +38,14 @@ export interface FaultSystem {
   /** Registers a cleanup step, run before the servers go (last registered, first run). */
   defer(step: () => Promise<unknown>): void
   cleanup(): Promise<void>
+}
+
+/** A {@link startFaultSystem} for the enclosing `describe`: started before its tests, cleaned up after them. */
+export function useFaultSystem(prefix: string): FaultSystem {
+  return perSuite(
+    () => startFaultSystem(prefix),
+    (sys) => sys.cleanup(),
+  )
 }
 
 export async function startFaultSystem(prefix: string): Promise<FaultSystem> {

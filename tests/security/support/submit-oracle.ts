@@ -7,6 +7,7 @@
  * within the envelope stage any of the defects present may be the one named.
  */
 import type { ErrorCode } from '@eventplane/core'
+import { ENVELOPE_KEYS } from './submit-arbitraries.ts'
 
 /** Every code of `ErrorCode`, at run time; the type check below breaks when the union grows. */
 export const ERROR_CODES = [
@@ -57,19 +58,6 @@ const TOKEN = /^[A-Za-z0-9_-]+$/
 const STREAM_ID = /^[A-Za-z0-9_:-]+$/
 const ISO_INSTANT = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$/
 const PRINCIPAL = /^[\x21-\x7e]{1,120}$/
-const ENVELOPE_KEYS = [
-  'event_id',
-  'tenant_id',
-  'kind',
-  'stream',
-  'type',
-  'schema_version',
-  'data',
-  'correlation_id',
-  'causation_id',
-  'caused_by',
-  'occurred_at',
-]
 
 /** One request as it leaves the client: the subject, the body bytes, the `Eventplane-Principal` header after nats.js trims it. */
 export interface SubmitRequestModel {
@@ -173,7 +161,10 @@ function dataDefects(data: unknown): ErrorCode[] {
 function envelopeDefects(event: Record<string, unknown>): ErrorCode[] {
   const found = new Set<ErrorCode>()
   const keys = Object.keys(event)
-  if (keys.some((k) => !ENVELOPE_KEYS.includes(k)) || ENVELOPE_KEYS.some((k) => !keys.includes(k)))
+  if (
+    keys.some((k) => !(ENVELOPE_KEYS as readonly string[]).includes(k)) ||
+    ENVELOPE_KEYS.some((k) => !keys.includes(k))
+  )
     found.add('core.invalid_envelope')
   const { event_id, tenant_id, kind, stream, type, schema_version, data, correlation_id, causation_id, occurred_at } =
     event

@@ -1,4 +1,5 @@
-export { createTestDatabase } from './test-database.ts'
+export { createTestDatabase, useTestDatabase } from './test-database.ts'
+export { perSuite } from './per-suite.ts'
 export type { TestDatabase } from './test-database.ts'
 export { eventually } from './eventually.ts'
 export { holdStream } from './hold-stream.ts'

@@ -1,3 +1,4 @@
+import { perSuite } from './per-suite.ts'
 import { randomBytes } from 'node:crypto'
 import type { Sql } from 'postgres'
 import { type RoleName, DEFAULT_DATABASE_URL, connectPg, roleUrl } from '../connect.ts'
@@ -59,4 +60,12 @@ export async function createTestDatabase(
       }
     },
   }
+}
+
+/** A {@link createTestDatabase} for the enclosing `describe`: made before its tests, dropped after them. */
+export function useTestDatabase(prefix?: string, options: { migrate?: boolean } = {}): TestDatabase {
+  return perSuite(
+    () => createTestDatabase(prefix, options),
+    (db) => db.drop(),
+  )
 }
