@@ -68,12 +68,68 @@ describe('ops endpoints of the relay and gateway processes', () => {
     }
   })
 
+  test('a transaction holding an xid holds the relay back: lag in events and the oldest transaction show it until it ends', async () => {
+    const relay = spawnRelay(env, 'heldback', OPS)
+    try {
+      const base = await opsUrl(relay)
+      await relay.waitForLog('relay active')
+      await eventually(async () => {
+        const s = (await get(base, '/metrics')).body
+        return metric(s, 'eventplane_relay_lag_events{relay="heldback"}') === 0
+      }, 'the relay to catch up before the hold')
+      const [head] = await env.db.admin<{ p: string }[]>`select max(global_position)::text as p from eventplane.events`
+      let release!: () => void
+      const held = new Promise<void>((resolve) => (release = resolve))
+      let began!: () => void
+      const open = new Promise<void>((resolve) => (began = resolve))
+      // An xid taken before the appends commit: the gap-safe read (tx_id < snapshot xmin) cannot pass it.
+      const holder = env.db.admin.begin(async (tx) => {
+        await tx`select pg_current_xact_id()`
+        began()
+        await held
+      })
+      try {
+        await open
+        const appended = await appendIntents(env.intents, 'acme', 6, 3, 'held')
+        let scrape = ''
+        await eventually(async () => {
+          scrape = (await get(base, '/metrics')).body
+          return (
+            metric(scrape, 'eventplane_relay_lag_events{relay="heldback"}') === appended.length &&
+            metric(scrape, 'eventplane_relay_oldest_transaction_age_seconds{relay="heldback"}') > 0
+          )
+        }, 'the lag and the oldest transaction to show the hold')
+        // Every appended event is committed after the checkpoint, and none of them is readable yet:
+        // the checkpoint stays put, and lag_seconds (the age of the oldest *readable* unpublished event) is 0.
+        assert.equal(metric(scrape, 'eventplane_relay_checkpoint_position{relay="heldback"}'), Number(head!.p))
+        assert.equal(metric(scrape, 'eventplane_relay_lag_seconds{relay="heldback"}'), 0)
+      } finally {
+        release()
+        await holder
+      }
+      const [last] = await env.db.admin<{ p: string }[]>`select max(global_position)::text as p from eventplane.events`
+      await eventually(async () => {
+        const s = (await get(base, '/metrics')).body
+        return (
+          metric(s, 'eventplane_relay_lag_events{relay="heldback"}') === 0 &&
+          metric(s, 'eventplane_relay_checkpoint_position{relay="heldback"}') === Number(last!.p)
+        )
+      }, 'the relay to catch up once the transaction ends')
+    } finally {
+      await relay.kill('SIGTERM')
+    }
+  })
+
   test('/readyz answers 503 while NATS is down and 200 again once it is back', async () => {
     const relay = spawnRelay(env, 'natsflip', OPS)
     try {
       const base = await opsUrl(relay)
       await relay.waitForLog('relay active')
       assert.equal((await get(base, '/readyz')).status, 200)
+      await eventually(
+        async () => metric((await get(base, '/metrics')).body, 'eventplane_relay_lag_events{relay="natsflip"}') === 0,
+        'the relay to catch up before NATS stops',
+      )
       await env.server.kill()
       await eventually(async () => (await get(base, '/readyz')).status === 503, '/readyz to answer 503')
       const down = JSON.parse((await get(base, '/readyz')).body)
@@ -82,8 +138,23 @@ describe('ops endpoints of the relay and gateway processes', () => {
       assert.equal(down.checks.postgres.ok, true)
       assert.equal(metric((await get(base, '/metrics')).body, 'eventplane_connection_up{connection="nats"}'), 0)
       assert.equal((await get(base, '/healthz')).status, 200, 'alive all along')
+      // Readable events the relay cannot publish while NATS is down: lag in events and in seconds.
+      const appended = await appendIntents(env.intents, 'acme', 4, 4, 'natsdown')
+      let scrape = ''
+      await eventually(async () => {
+        scrape = (await get(base, '/metrics')).body
+        return metric(scrape, 'eventplane_relay_lag_seconds{relay="natsflip"}') > 0
+      }, 'lag_seconds to show the unpublished events')
+      assert.equal(metric(scrape, 'eventplane_relay_lag_events{relay="natsflip"}'), appended.length)
       await env.server.restart()
       await eventually(async () => (await get(base, '/readyz')).status === 200, '/readyz to answer 200 again')
+      await eventually(async () => {
+        const s = (await get(base, '/metrics')).body
+        return (
+          metric(s, 'eventplane_relay_lag_events{relay="natsflip"}') === 0 &&
+          metric(s, 'eventplane_relay_lag_seconds{relay="natsflip"}') === 0
+        )
+      }, 'the relay to publish what it held once NATS is back')
     } finally {
       // Not what is tested here: a graceful stop after an outage can outlast the fixture's 10 s on a loaded machine.
       await relay.kill()
@@ -124,6 +195,12 @@ describe('ops endpoints of the relay and gateway processes', () => {
     try {
       const base = await opsUrl(gateway)
       await gateway.waitForLog('gateway serving', 120_000)
+      assert.equal((await get(base, '/healthz')).status, 200)
+      const ready = await get(base, '/readyz')
+      assert.equal(ready.status, 200, ready.body)
+      const checks = JSON.parse(ready.body).checks
+      assert.equal(checks.postgres.ok, true)
+      assert.equal(checks.nats.ok, true)
       const submitAs = async (tenant: string, n: number): Promise<void> => {
         const nc = await env.natsAs(tenant)
         const f = EventFactory.forTenant(tenant, { causedBy: 'user:ops' })
