@@ -122,6 +122,7 @@ describe('ops endpoints of the relay and gateway processes', () => {
 
   test('/readyz answers 503 while NATS is down and 200 again once it is back', async () => {
     const relay = spawnRelay(env, 'natsflip', OPS)
+    let natsDown = false
     try {
       const base = await opsUrl(relay)
       await relay.waitForLog('relay active')
@@ -131,6 +132,7 @@ describe('ops endpoints of the relay and gateway processes', () => {
         'the relay to catch up before NATS stops',
       )
       await env.server.kill()
+      natsDown = true
       await eventually(async () => (await get(base, '/readyz')).status === 503, '/readyz to answer 503')
       const down = JSON.parse((await get(base, '/readyz')).body)
       assert.equal(down.ready, false)
@@ -147,6 +149,7 @@ describe('ops endpoints of the relay and gateway processes', () => {
       }, 'lag_seconds to show the unpublished events')
       assert.equal(metric(scrape, 'eventplane_relay_lag_events{relay="natsflip"}'), appended.length)
       await env.server.restart()
+      natsDown = false
       await eventually(async () => (await get(base, '/readyz')).status === 200, '/readyz to answer 200 again')
       await eventually(async () => {
         const s = (await get(base, '/metrics')).body
@@ -156,6 +159,8 @@ describe('ops endpoints of the relay and gateway processes', () => {
         )
       }, 'the relay to publish what it held once NATS is back')
     } finally {
+      // A failure while NATS is down must not leave it down for the tests after this one.
+      if (natsDown) await env.server.restart()
       // Not what is tested here: a graceful stop after an outage can outlast the fixture's 10 s on a loaded machine.
       await relay.kill()
     }
