@@ -69,6 +69,55 @@ describe('evtctl up --ops-port', () => {
     assert.equal(metric(scrape, 'eventplane_relay_lag_events{relay="default"}'), 0)
     assert.equal(metric(scrape, 'eventplane_controller_lag_events{controller="deployments"}'), 0)
   })
+  test('a transaction holding an xid holds the audit projection and the relay back; their lag shows it until it ends', async () => {
+    const ready = JSON.parse(up.stdout.split('\n')[0]!) as { ops: string }
+    const lags = async (): Promise<[number, number]> => {
+      const scrape = (await get(ready.ops, '/metrics')).body
+      return [
+        metric(scrape, 'eventplane_projection_lag_events{projection="audit"}'),
+        metric(scrape, 'eventplane_relay_lag_events{relay="default"}'),
+      ]
+    }
+    await eventually(async () => (await lags()).every((n) => n === 0), 'the projection and relay to catch up')
+    const [head] = await db.admin<
+      { p: string }[]
+    >`select coalesce(max(global_position), 0)::text as p from eventplane.events`
+    let release!: () => void
+    const held = new Promise<void>((resolve) => (release = resolve))
+    let began!: () => void
+    const open = new Promise<void>((resolve) => (began = resolve))
+    // An xid taken before the intent's append commits: neither the relay nor the projection may read past it.
+    const holder = db.admin.begin(async (tx) => {
+      await tx`select pg_current_xact_id()`
+      began()
+      await held
+    })
+    try {
+      await open
+      const r = await runCli(
+        ['publish', 'acme/deployment/held-1', 'create', '--data', '{"image":"web:9","replicas":1}'],
+        {
+          env,
+        },
+      )
+      assert.equal(r.code, 0, r.stderr)
+      const [after] = await db.admin<{ n: string }[]>`
+        select count(*)::text as n from eventplane.events where global_position > ${head!.p}::bigint`
+      const committed = Number(after!.n)
+      assert.ok(committed > 0)
+      await eventually(
+        async () => (await lags()).every((n) => n === committed),
+        'the projection and relay lag to count the held-back events',
+      )
+    } finally {
+      release()
+      await holder
+    }
+    await eventually(
+      async () => (await lags()).every((n) => n === 0),
+      'the lag to return to 0 once the transaction ends',
+    )
+  })
   test('evtctl run serves the ops endpoints from EVENTPLANE_OPS_PORT: ready once its pools and NATS answer', async () => {
     const run = startCli(['run', '--json', '--log-level', 'warn'], { env: { ...env, EVENTPLANE_OPS_PORT: '0' } })
     try {
