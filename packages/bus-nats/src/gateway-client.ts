@@ -3,6 +3,7 @@ import {
   type IntentDraft,
   EventplaneError,
   PayloadTooLarge,
+  envelopeStream,
   errorFromWire,
 } from '@eventplane/core'
 import { SpanStatusCode, context } from '@opentelemetry/api'
@@ -17,7 +18,7 @@ import {
   startEventSpan,
   traceparentOf,
 } from './ops/trace-context.ts'
-import { submitSubject } from './subjects.ts'
+import { submitSubjectFor } from './subjects.ts'
 
 const encoder = new TextEncoder()
 
@@ -46,7 +47,8 @@ export async function submitIntent(
   event: IntentDraft,
   options: SubmitIntentOptions = {},
 ): Promise<SubmitResult> {
-  const subject = submitSubject(event.tenant_id, event.stream.category, event.stream.id)
+  // A draft from draftIntent carries names parsed in this process: the subject does not parse them again.
+  const subject = submitSubjectFor(envelopeStream(event))
   const body = { event, ...(options.expectedVersion === undefined ? {} : { expectedVersion: options.expectedVersion }) }
   // The caller's active trace when it has one, else the event's own span context (trace id = correlation id).
   const parent = activeContext(context.active()) ?? eventParentContext(event, undefined)

@@ -3,6 +3,7 @@ import {
   type ExpectedVersion,
   type IntentDraft,
   type SchemaRegistry,
+  type StreamRef,
   DEFAULT_MAX_DATA_BYTES,
   EXPECTED_VERSION_RULE,
   EventplaneError,
@@ -77,7 +78,7 @@ const utf8 = new TextDecoder('utf-8', { fatal: true })
  * claim, so it is kept under the tenant the NATS permissions vouch for (the
  * subject) and can never pass for a controller or another tenant's user.
  */
-export function defaultPrincipal(target: SubmitTarget, claimed: string | undefined): string {
+export function defaultPrincipal(target: StreamRef, claimed: string | undefined): string {
   if (claimed === undefined || claimed === '') return `nats:${target.tenant}`
   if (!CLAIMED_PRINCIPAL.test(claimed))
     throw badRequest(`${PRINCIPAL_HEADER} must be 1-120 printable ASCII characters without spaces`)
@@ -141,10 +142,12 @@ export async function submit(
     throw new PayloadTooLarge(payload.byteLength, ctx.maxPayloadBytes, 'the request body')
   const target = parseSubmitSubject(subject)
   const request = parseBody(payload)
-  // The one validation of this request in this process: the store trusts the stamped envelope.
+  // The one validation of this request in this process: the store trusts the stamped envelope, and
+  // names equal to the subject's (parsed above) are not parsed again.
   const event = stampIntent(request.event, ctx.principal(target, claimed), {
     registry: ctx.registry,
     maxDataBytes: ctx.maxDataBytes,
+    stream: target,
   })
   if (event.kind !== 'intent')
     throw new Forbidden('bus.forbidden', `the gateway accepts intents only, not ${event.kind} events`)

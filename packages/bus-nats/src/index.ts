@@ -8,10 +8,12 @@ export {
   STREAM_NAME,
   SUBMIT_SUBJECTS,
   headsSubject,
+  inboxPrefixFor,
   logFilter,
   logSubject,
   parseSubmitSubject,
   submitSubject,
+  submitSubjectFor,
   tenantInboxPrefix,
 } from './subjects.ts'
 export type { LogFilterOptions, SubmitTarget } from './subjects.ts'
@@ -60,6 +62,8 @@ export type { GatewayLimits, TenantLimits } from './gateway-limits.ts'
 export type { RefusalReason } from './gateway-admission.ts'
 export { DEFAULT_MAX_REQUEST_BYTES, PRINCIPAL_HEADER, defaultPrincipal } from './gateway-request.ts'
 export type { SubmitReply, SubmitRequest, SubmitResult, WireError } from './gateway-request.ts'
+export { consumerLag, consumerLags } from './consumer-lag.ts'
+export type { ConsumerLag } from './consumer-lag.ts'
 export { ensureConsumer, subscribe } from './subscription.ts'
 export type { Delivery, EnsureConsumerOptions, SubscribeOptions, Subscription } from './subscription.ts'
 export { tail } from './tail.ts'

@@ -1,5 +1,13 @@
-import { EVENT_KINDS, InvalidName, validateCategory, validateStreamId, validateTenant } from '@eventplane/core'
-import type { EventKind } from '@eventplane/core'
+import {
+  EVENT_KINDS,
+  InvalidName,
+  ensureStreamRef,
+  streamRef,
+  validateCategory,
+  validateStreamId,
+  validateTenant,
+} from '@eventplane/core'
+import type { EventKind, StreamRef, ValidStreamRef } from '@eventplane/core'
 
 /** The one JetStream stream holding the log (DESIGN §4). */
 export const STREAM_NAME = 'EVENTPLANE'
@@ -54,14 +62,17 @@ export function logSubject(kind: EventKind, tenant: string, category: string, id
 
 /** `eventplane-api.submit.<tenant>.<category>.<id>`: where a client sends an intent. */
 export function submitSubject(tenant: string, category: string, id: string): string {
-  return `${API_ROOT}.submit.${validateTenant(tenant)}.${validateCategory(category)}.${validateStreamId(id)}`
+  return submitSubjectFor(streamRef(tenant, category, id))
 }
 
-export interface SubmitTarget {
-  tenant: string
-  category: string
-  id: string
+/** {@link submitSubject} of a stream; a {@link ValidStreamRef} (parsed in this process) is not parsed again. */
+export function submitSubjectFor(stream: StreamRef): string {
+  const ref = ensureStreamRef(stream)
+  return `${API_ROOT}.submit.${ref.tenant}.${ref.category}.${ref.id}`
 }
+
+/** The stream a submit request names, parsed from its subject: the gateway's one parse of these names. */
+export type SubmitTarget = ValidStreamRef
 
 /**
  * Parses the subject a submit request arrived on. The gateway compares the
@@ -78,11 +89,7 @@ export function parseSubmitSubject(subject: string): SubmitTarget {
       },
     )
   }
-  return {
-    tenant: validateTenant(tokens[2]),
-    category: validateCategory(tokens[3]),
-    id: validateStreamId(tokens[4]),
-  }
+  return streamRef(tokens[2]!, tokens[3]!, tokens[4]!)
 }
 
 export interface LogFilterOptions {
@@ -118,4 +125,9 @@ export function logFilter(options: LogFilterOptions = {}): string {
  */
 export function tenantInboxPrefix(tenant: string): string {
   return `_INBOX_${validateTenant(tenant)}`
+}
+
+/** {@link tenantInboxPrefix} of a stream's tenant; a {@link ValidStreamRef} is not parsed again. */
+export function inboxPrefixFor(stream: StreamRef): string {
+  return `_INBOX_${ensureStreamRef(stream).tenant}`
 }

@@ -98,7 +98,7 @@ describe('gateway', () => {
 
   test('an unstamped draft (no caused_by on the wire) is recorded with the edge stamp', async () => {
     const d3 = { category: 'deployment', id: 'd3' }
-    const draft = draftIntent('acme', d3, 'deploy_requested', { replicas: 2 })
+    const draft = draftIntent({ tenant: 'acme', ...d3 }, 'deploy_requested', { replicas: 2 })
     const subject = `eventplane-api.submit.acme.deployment.d3`
     const reply = await raw(subject, JSON.stringify({ event: draft }))
     assert.ok(reply.ok, JSON.stringify(reply))

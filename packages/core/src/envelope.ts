@@ -4,6 +4,7 @@ import { type EventData, DEFAULT_MAX_DATA_BYTES, validateData } from './data.ts'
 import { InvalidEnvelope } from './errors.ts'
 import { NAME_LIMITS, validateCategory, validateStreamId, validateTenant, validateType } from './names.ts'
 import type { SchemaRegistry } from './schema-registry.ts'
+import { type StreamRef, type ValidStreamRef, isValidStreamRef, streamRef, trustedStreamRef } from './stream.ts'
 
 export const EVENT_KINDS = ['intent', 'fact', 'internal'] as const
 export type EventKind = (typeof EVENT_KINDS)[number]
@@ -104,6 +105,12 @@ export interface EnvelopeCheckOptions {
   maxDataBytes?: number
   /** When given, `type@schema_version` must be registered and `data` must match it. */
   registry?: SchemaRegistry
+  /**
+   * The stream the envelope arrived for, already parsed in this process (the
+   * gateway's subject): envelope names equal to a {@link ValidStreamRef}'s are
+   * not parsed again; others are, and the caller compares them after.
+   */
+  stream?: StreamRef
 }
 
 /**
@@ -123,9 +130,11 @@ function checkShape(check: typeof compiledEnvelope | typeof compiledDraft, value
 
 /** Everything but the shape: names, the instant, lineage, data and, with a registry, its schema. */
 function checkContent(e: IntentDraft, options: EnvelopeCheckOptions): void {
-  validateTenant(e.tenant_id)
-  validateCategory(e.stream.category)
-  validateStreamId(e.stream.id)
+  if (!namesStream(e, options.stream)) {
+    validateTenant(e.tenant_id)
+    validateCategory(e.stream.category)
+    validateStreamId(e.stream.id)
+  }
   validateType(e.type)
   if (!isIsoInstant(e.occurred_at)) {
     throw new InvalidEnvelope('occurred_at must be an ISO-8601 instant')
@@ -136,6 +145,16 @@ function checkContent(e: IntentDraft, options: EnvelopeCheckOptions): void {
   if (e.causation_id === e.event_id) throw new InvalidEnvelope('an event cannot cause itself')
   validateData(e.data, options.maxDataBytes ?? DEFAULT_MAX_DATA_BYTES)
   options.registry?.validate(e.type, e.schema_version, e.data)
+}
+
+/** True when `e` names exactly the stream `known`, a reference parsed in this process. */
+function namesStream(e: IntentDraft, known: StreamRef | undefined): boolean {
+  return (
+    isValidStreamRef(known) &&
+    e.tenant_id === known.tenant &&
+    e.stream.category === known.category &&
+    e.stream.id === known.id
+  )
 }
 
 /**
@@ -161,7 +180,35 @@ export function validateIntentDraft(value: unknown, options: EnvelopeCheckOption
   checkShape(compiledDraft, value)
   const draft = value as IntentDraft
   checkContent(draft, options)
+  checkedDrafts.add(draft)
   return draft
+}
+
+/** The drafts validateIntentDraft accepted in this process, by identity (their names are parsed). */
+const checkedDrafts = new WeakSet<object>()
+
+/**
+ * The stream an envelope or draft names, as a {@link ValidStreamRef}: free
+ * (no parse) for one validated in this process, parsed for anything else.
+ */
+export function envelopeStream(e: Pick<IntentDraft, 'tenant_id' | 'stream'>): ValidStreamRef {
+  if (validated.has(e) || checkedDrafts.has(e)) return trustedStreamRef(e.tenant_id, e.stream.category, e.stream.id)
+  return streamRef(e.tenant_id, e.stream.category, e.stream.id)
+}
+
+/**
+ * `stream` as a {@link ValidStreamRef}: itself when parsed in this process;
+ * free when it names the stream of `trusted`, an envelope validated here;
+ * parsed otherwise (typed errors for bad names).
+ */
+export function ensureStreamRef(stream: StreamRef, trusted?: object): ValidStreamRef {
+  if (isValidStreamRef(stream)) return stream
+  if (trusted !== undefined && validated.has(trusted)) {
+    const e = trusted as EventEnvelope
+    if (e.tenant_id === stream.tenant && e.stream.category === stream.category && e.stream.id === stream.id)
+      return envelopeStream(e)
+  }
+  return streamRef(stream.tenant, stream.category, stream.id)
 }
 
 /**

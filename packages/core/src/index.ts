@@ -3,6 +3,8 @@ export type { EventFactoryOptions, NewEventOptions } from './event-factory.ts'
 export {
   EVENT_KINDS,
   EventEnvelopeSchema,
+  ensureStreamRef,
+  envelopeStream,
   isIsoInstant,
   isValidEnvelope,
   stampIntent,
@@ -27,8 +29,8 @@ export { DEFAULT_MAX_DATA_BYTES, validateData } from './data.ts'
 export type { EventData, JsonValue } from './data.ts'
 export { NAME_LIMITS, validateCategory, validateName, validateStreamId, validateTenant, validateType } from './names.ts'
 export type { NameKind } from './names.ts'
-export { formatStream, parseStream, streamRef } from './stream.ts'
-export type { StreamRef } from './stream.ts'
+export { formatStream, isValidStreamRef, parseStream, streamRef } from './stream.ts'
+export type { StreamRef, ValidStreamRef } from './stream.ts'
 export { SchemaRegistry } from './schema-registry.ts'
 export { START, compareCheckpoints, formatCheckpoint, parseCheckpoint } from './checkpoint.ts'
 export type { Checkpoint } from './checkpoint.ts'

@@ -16,12 +16,25 @@ export const NAME_LIMITS: Readonly<Record<NameKind, number>> = {
 const TOKEN = /^[A-Za-z0-9_-]+$/
 const STREAM_ID = /^[A-Za-z0-9_:-]+$/
 
+let parses = 0
+
+/**
+ * How many names this process has validated so far. A name is parsed once
+ * per process boundary (a {@link ValidStreamRef} or a validated envelope
+ * carries it on); `@eventplane/core/testing` exposes this count so a test
+ * can prove a path does not parse a name twice.
+ */
+export function nameParseCount(): number {
+  return parses
+}
+
 /**
  * Validates a name used as a NATS subject token and a database key. Only ASCII
  * letters, digits, `_` and `-` (stream ids may also use `:`): NATS 2.9 delivers
  * literal `*`/`>` tokens and `.` splits tokens, so the server would not save us.
  */
 export function validateName(kind: NameKind, value: unknown): string {
+  parses += 1
   if (typeof value !== 'string') throw new InvalidName(`${kind} must be a string`, { kind })
   if (value.length === 0) throw new InvalidName(`${kind} must not be empty`, { kind })
   const limit = NAME_LIMITS[kind]

@@ -7,9 +7,39 @@ export interface StreamRef {
   id: string
 }
 
-/** Validates every name of a stream reference and returns a clean copy. */
-export function streamRef(tenant: string, category: string, id: string): StreamRef {
-  return { tenant: validateTenant(tenant), category: validateCategory(category), id: validateStreamId(id) }
+declare const validStream: unique symbol
+
+/**
+ * A stream reference whose names were parsed in this process ({@link streamRef},
+ * {@link parseStream}, a subject parser built on them, or a validated
+ * envelope's stream): frozen, and trusted downstream without a second parse.
+ * A copy or a literal is not one; {@link ensureStreamRef} parses it.
+ */
+export type ValidStreamRef = Readonly<StreamRef> & { readonly [validStream]: true }
+
+/** The references parsed in this process, by identity: a copy or a literal is not among them. */
+const parsed = new WeakSet<object>()
+
+/** A frozen reference to names already validated in this process; core's parsers only. */
+export function trustedStreamRef(tenant: string, category: string, id: string): ValidStreamRef {
+  const ref = Object.freeze({ tenant, category, id })
+  parsed.add(ref)
+  return ref as ValidStreamRef
+}
+
+/** True when `s` is a reference core parsed in this process (not a copy of one). */
+export function isValidStreamRef(s: unknown): s is ValidStreamRef {
+  return typeof s === 'object' && s !== null && parsed.has(s)
+}
+
+/** Validates every name of a stream reference: the one parse of these names in this process. */
+export function streamRef(tenant: string, category: string, id: string): ValidStreamRef {
+  return trustedStreamRef(validateTenant(tenant), validateCategory(category), validateStreamId(id))
+}
+
+/** `s` itself when it was parsed in this process, else `s` parsed (typed errors for bad names). */
+export function ensureStreamRef(s: StreamRef): ValidStreamRef {
+  return isValidStreamRef(s) ? s : streamRef(s.tenant, s.category, s.id)
 }
 
 /** `tenant/category/id`, the human form used in messages and the CLI. */
@@ -18,7 +48,7 @@ export function formatStream(s: StreamRef): string {
 }
 
 /** Parses `tenant/category/id` (the CLI form) into a validated stream reference. */
-export function parseStream(text: string): StreamRef {
+export function parseStream(text: string): ValidStreamRef {
   const parts = text.split('/')
   return streamRef(parts[0] ?? '', parts[1] ?? '', parts.slice(2).join('/'))
 }

@@ -5,12 +5,17 @@ import {
   draftIntent,
   expectedVersionFromText,
   isEventplaneError,
+  ensureStreamRef,
+  envelopeStream,
   isExpectedVersion,
   isValidEnvelope,
+  isValidStreamRef,
+  parseStream,
   stampIntent,
   validateEnvelope,
   validateIntentDraft,
 } from '@eventplane/core'
+import { nameParseCount } from '@eventplane/core/testing'
 
 const s = { category: 'deployment', id: 'web' }
 
@@ -30,7 +35,12 @@ describe('validation once per process boundary', () => {
   })
 
   test('a draft intent has no caused_by; the stamp adds the principal and validates, replacing any claim', () => {
-    const draft = draftIntent('acme', s, 'create', { image: 'nginx' }, { now: () => new Date('2026-01-02T00:00:00Z') })
+    const draft = draftIntent(
+      { tenant: 'acme', ...s },
+      'create',
+      { image: 'nginx' },
+      { now: () => new Date('2026-01-02T00:00:00Z') },
+    )
     assert.equal('caused_by' in draft, false)
     assert.equal(draft.kind, 'intent')
     assert.equal(draft.correlation_id, draft.event_id)
@@ -43,7 +53,7 @@ describe('validation once per process boundary', () => {
       (x) => isEventplaneError(x, 'core.invalid_name'),
     )
     assert.throws(
-      () => draftIntent('acme', { category: 'a.b', id: 'x' }, 'create', {}),
+      () => draftIntent({ tenant: 'acme', category: 'a.b', id: 'x' }, 'create', {}),
       (x) => isEventplaneError(x, 'core.invalid_name'),
     )
     assert.throws(
@@ -52,9 +62,34 @@ describe('validation once per process boundary', () => {
     )
     const parent = EventFactory.forTenant('globex', { causedBy: 'user:g' }).intent(s, 'create', {})
     assert.throws(
-      () => draftIntent('acme', s, 'create', {}, { parent }),
+      () => draftIntent({ tenant: 'acme', ...s }, 'create', {}, { parent }),
       (x) => isEventplaneError(x, 'core.tenant_mismatch'),
     )
+  })
+
+  test('a stream reference is parsed once: only the very object core parsed is trusted, a copy is parsed again', () => {
+    const before = nameParseCount()
+    const ref = parseStream('acme/deployment/web')
+    assert.equal(nameParseCount() - before, 3)
+    assert.equal(isValidStreamRef(ref), true)
+    assert.equal(Object.isFrozen(ref), true, 'frozen: its names cannot change after the parse')
+    assert.equal(ensureStreamRef(ref), ref)
+    assert.equal(nameParseCount() - before, 3, 'trusted: not parsed again')
+    const copy = { ...ref }
+    assert.equal(isValidStreamRef(copy), false, 'a spread copy')
+    assert.equal(isValidStreamRef(ensureStreamRef(copy)), true)
+    assert.equal(nameParseCount() - before, 6, 'a copy is parsed')
+    assert.throws(
+      () => ensureStreamRef({ ...ref, tenant: 'a.b' }),
+      (x) => isEventplaneError(x, 'core.invalid_name'),
+    )
+    const e = EventFactory.forTenant('acme', { causedBy: 'user:alice' }).intent(ref, 'create', {})
+    const counted = nameParseCount()
+    assert.equal(isValidStreamRef(envelopeStream(e)), true)
+    assert.equal(isValidStreamRef(ensureStreamRef({ ...ref }, e)), true, 'the stream of a validated envelope')
+    assert.equal(nameParseCount(), counted, 'a validated envelope carries its parsed names')
+    envelopeStream({ ...e })
+    assert.equal(nameParseCount() - counted, 3, 'a copy of an envelope is parsed')
   })
 
   test('one expected-version rule: exact non-negative integers, no_stream, any', () => {

@@ -2,14 +2,14 @@ import { type Command, InvalidArgumentError, Option } from 'commander'
 import type { CliIo } from './io.ts'
 import type { Session } from './session.ts'
 
-/** A command body: gets the open session and the commander command (for args and options). */
-export type Action = (session: Session, command: Command) => Promise<void>
+/** A command body: gets the open session, the commander command (for its args) and the command's options. */
+export type Action<O = Record<string, unknown>> = (session: Session, command: Command, opts: O) => Promise<void>
 
 /** What each `commands/*.ts` registrar receives. */
 export interface CommandKit {
   io: CliIo
   /** Wraps an action: resolves config, opens a session, always closes it. */
-  action(fn: Action): (...args: unknown[]) => Promise<void>
+  action<O = Record<string, unknown>>(fn: Action<O>): (...args: unknown[]) => Promise<void>
 }
 
 /** A commander parser for an integer option of at least `min` (default 0). */
@@ -32,4 +32,9 @@ export function domainOption(): Option {
     '--domain <module>',
     'domain module: a .js/.ts file or a package name exporting defineDomain(…) (env EVENTPLANE_DOMAIN, config key domain)',
   )
+}
+
+/** The text after a command's own help: a blank line, then `lines` (notes, `Examples:`, `  $ evtctl …`). */
+export function helpAfter(...lines: string[]): string {
+  return ['', ...lines].join('\n')
 }

@@ -76,7 +76,11 @@ export function toEventplaneError(e: unknown): EvtctlError {
   const err = (typeof e === 'object' && e !== null ? e : {}) as { code?: unknown; message?: unknown }
   const code = typeof err.code === 'string' ? err.code : ''
   const message = typeof err.message === 'string' ? err.message.split('\n')[0]! : String(e)
-  if (e instanceof Error && e.name === 'AbortError') return new CliError('cli.interrupted', 'interrupted', { cause: e })
+  if (e instanceof Error && e.name === 'AbortError') {
+    // main.ts aborts with `interrupted by SIGINT`; other aborts say "This operation was aborted".
+    const said = /^interrupted by SIG[A-Z]+$/.test(e.message) ? e.message : 'interrupted'
+    return new CliError('cli.interrupted', said, { cause: e })
+  }
   if (code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR') {
     return new CliError('cli.bad_usage', message, { cause: e })
   }

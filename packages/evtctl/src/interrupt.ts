@@ -18,15 +18,12 @@ export function interruption(
   const interrupted = new Promise<never>((_, reject) => {
     if (signal === undefined) return
     const fire = (): void => {
-      const reason = signal.reason
-      const error =
-        reason instanceof EventplaneError && graceMs === 0
-          ? reason
-          : new CliError(
-              'cli.interrupted',
-              graceMs === 0 ? 'interrupted' : `interrupted, and did not stop within ${graceMs / 1000} s`,
-            )
-      reject(error)
+      const reason: unknown = signal.reason
+      if (graceMs > 0) {
+        reject(new CliError('cli.interrupted', `interrupted, and did not stop within ${graceMs / 1000} s`))
+      } else {
+        reject(reason instanceof EventplaneError ? reason : interruptedError(reason))
+      }
     }
     onAbort = () => {
       if (graceMs === 0) fire()
@@ -43,4 +40,11 @@ export function interruption(
       if (onAbort) signal?.removeEventListener('abort', onAbort)
     },
   }
+}
+
+/** `cli.interrupted` for an abort: main.ts aborts with `interrupted by SIGINT` (or SIGTERM), an embedder with anything. */
+function interruptedError(reason: unknown): CliError {
+  const said =
+    reason instanceof Error && /^interrupted by SIG[A-Z]+$/.test(reason.message) ? reason.message : 'interrupted'
+  return new CliError('cli.interrupted', said, { cause: reason })
 }

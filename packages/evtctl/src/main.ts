@@ -10,15 +10,17 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     interrupts += 1
     // A second Ctrl-C means "now": skip the clean shutdown.
     if (interrupts > 1) process.exit(130)
-    void interrupt(signal)
+    // Aborted here and now, not after an import: on a loaded machine tsx's loader can take seconds to
+    // answer one, and the command's own connect timeout would fail it first (exit 3 instead of 130).
+    controller.abort(new DOMException(`interrupted by ${signal}`, 'AbortError'))
+    void lastResort()
   })
 }
 
 /** Imported here, not at startup: `evtctl --help` loads nothing but commander (docs/benchmarks.md). */
-async function interrupt(signal: NodeJS.Signals): Promise<void> {
-  const [{ CliError }, { STOP_GRACE_MS }] = await Promise.all([import('./cli-error.ts'), import('./interrupt.ts')])
-  controller.abort(new CliError('cli.interrupted', `interrupted by ${signal}`))
-  // The last resort, should closing connections itself hang after the command stopped.
+async function lastResort(): Promise<void> {
+  const { STOP_GRACE_MS } = await import('./interrupt.ts')
+  // Should closing connections itself hang after the command stopped.
   setTimeout(() => process.exit(130), STOP_GRACE_MS + 5000).unref()
 }
 

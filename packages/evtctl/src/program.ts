@@ -127,14 +127,15 @@ export function buildProgram(io: CliIo, registrars: readonly Registrar[] = []): 
         // The first Ctrl-C always ends the command, even one waiting on a server that never answers.
         const stop = interruption(io.signal, SELF_STOPPING.has(command.name()) ? STOP_GRACE_MS : 0)
         try {
-          await Promise.race([fn(session, command), stop.interrupted])
+          await Promise.race([fn(session, command, command.opts() as never), stop.interrupted])
         } catch (e) {
           // The one-line failure is printed by run(); the cause chain is for --log-level debug.
           log.debug({ err: e }, 'command failed')
           throw await session.rootCause(e)
         } finally {
           stop.cancel()
-          await session.close()
+          // A command that stops itself on Ctrl-C has finished its own writes; any other was abandoned.
+          await session.close(io.signal?.aborted === true && !SELF_STOPPING.has(command.name()))
         }
       },
   }
@@ -218,7 +219,8 @@ export const COMMANDS: readonly LazyCommand[] = [
   {
     name: 'status',
     usage: '[options]',
-    summary: 'log head, relay lag and liveness, projection checkpoints, and what holds the gap-safe read back',
+    summary:
+      'log head, relay lag and liveness, projection checkpoints, controller lag, and what holds the gap-safe read back',
     load: async () => (await import('./commands/status.ts')).registerStatus,
   },
   {

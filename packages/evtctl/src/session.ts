@@ -2,8 +2,8 @@ import type { Logger } from 'pino'
 import type { Sql } from 'postgres'
 import { type NatsConnection, connect as natsConnect } from '@nats-io/transport-node'
 import { type RoleName, connectPg, redactUrl, roleUrl } from '@eventplane/store-pg'
-import { Unavailable } from '@eventplane/core'
-import { natsAuth, tenantInboxPrefix } from '@eventplane/bus-nats'
+import { Unavailable, type ValidStreamRef } from '@eventplane/core'
+import { inboxPrefixFor, natsAuth, tenantInboxPrefix } from '@eventplane/bus-nats'
 import type { Domain } from '@eventplane/runtime'
 import type { ResolvedConfig } from './config.ts'
 import { CliError, type EvtctlError } from './cli-error.ts'
@@ -106,9 +106,10 @@ export class Session {
    * One NATS connection with the configured creds file or user. A command
    * that acts for a tenant (`actingFor`) takes its replies on
    * `_INBOX_<tenant>`: the only inbox a tenant user may use, and the reply
-   * space the gateway answers in for that tenant.
+   * space the gateway answers in for that tenant. A stream reference parsed
+   * in this process (publish's) names the tenant without a second parse.
    */
-  nats(actingFor?: string): Promise<NatsConnection> {
+  nats(actingFor?: string | ValidStreamRef): Promise<NatsConnection> {
     this.#nats ??= (async () => {
       const { natsUrl, natsUser, natsPassword, natsCreds } = this.config
       this.log.debug({ url: redactUrl(natsUrl), user: natsUser, creds: natsCreds }, 'connecting to NATS')
@@ -123,7 +124,7 @@ export class Session {
           timeout: CONNECT_TIMEOUT_S * 1000,
           maxReconnectAttempts: 0,
           ...auth,
-          ...(actingFor === undefined ? {} : { inboxPrefix: tenantInboxPrefix(actingFor) }),
+          ...(actingFor === undefined ? {} : { inboxPrefix: inboxPrefix(actingFor) }),
         })
       } catch (e) {
         const typed = toEventplaneError(e)
@@ -186,8 +187,12 @@ export class Session {
     this.#cleanups.push(fn)
   }
 
-  /** Closes everything the command opened; never throws. */
-  async close(): Promise<void> {
+  /**
+   * Closes everything the command opened; never throws. `abandon` (the command was interrupted) ends the
+   * PostgreSQL pools at once instead of giving their queries a second: nothing of an abandoned command is
+   * waited for, and a pool still connecting to a server that never answers would hold the exit for it.
+   */
+  async close(abandon = false): Promise<void> {
     for (const fn of this.#cleanups.reverse()) {
       try {
         await fn()
@@ -206,7 +211,10 @@ export class Session {
     this.#services.clear()
     // A service's connection drains: what it published or acked is flushed before it goes.
     await Promise.allSettled(services.map((c) => c.then((nc) => nc.drain())))
-    await Promise.allSettled([...this.#pools.values()].map((sql) => sql.end({ timeout: 1 })))
+    await Promise.allSettled([...this.#pools.values()].map((sql) => sql.end({ timeout: abandon ? 0 : 1 })))
     this.#pools.clear()
   }
 }
+
+const inboxPrefix = (actingFor: string | ValidStreamRef): string =>
+  typeof actingFor === 'string' ? tenantInboxPrefix(actingFor) : inboxPrefixFor(actingFor)

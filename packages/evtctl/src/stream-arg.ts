@@ -1,4 +1,4 @@
-import { type StreamRef, TenantMismatch, parseStream } from '@eventplane/core'
+import { type ValidStreamRef, TenantMismatch, parseStream } from '@eventplane/core'
 import type { ResolvedConfig } from './config.ts'
 import { CliError } from './cli-error.ts'
 
@@ -7,7 +7,7 @@ import { CliError } from './cli-error.ts'
  * the tenant from `--tenant`, env or config. A `--tenant` flag that
  * contradicts the stream's own tenant is an error, not a silent override.
  */
-export function resolveStreamArg(text: string, config: ResolvedConfig): StreamRef {
+export function resolveStreamArg(text: string, config: ResolvedConfig): ValidStreamRef {
   const parts = text.split('/')
   if (parts.length === 2) {
     if (config.tenant === undefined) {

@@ -49,7 +49,14 @@ export {
 export type { ResourceState } from './resource-state.ts'
 export { batchDeliveries } from './live-source.ts'
 export type { LiveDelivery, LiveSource, LiveSubscription } from './live-source.ts'
-export { controllerLiveSource, coveringFilter, jetStreamSource, projectionLiveSource } from './jetstream-source.ts'
+export {
+  CONTROLLER_CONSUMER_PREFIX,
+  controllerConsumerName,
+  controllerLiveSource,
+  coveringFilter,
+  jetStreamSource,
+  projectionLiveSource,
+} from './jetstream-source.ts'
 export type { JetStreamSourceOptions } from './jetstream-source.ts'
 export { CheckpointMoved, FinalizersPending, ProjectionFailed, ProjectionNotShadowable } from './errors.ts'
 export { PROJECTOR_ROLE } from './roles.ts'

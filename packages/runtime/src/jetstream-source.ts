@@ -1,5 +1,5 @@
-import type { EventKind } from '@eventplane/core'
-import { type LogFilterOptions, STREAM_NAME, ensureConsumer, subscribe } from '@eventplane/bus-nats'
+import { type EventKind, Unavailable } from '@eventplane/core'
+import { type LogFilterOptions, consumerLag, ensureConsumer, subscribe } from '@eventplane/bus-nats'
 import { jetstream, jetstreamManager } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import type { LiveSource, LiveSubscription } from './live-source.ts'
@@ -43,9 +43,9 @@ export function jetStreamSource(options: JetStreamSourceOptions): LiveSource {
       })
     },
     async pending(): Promise<number> {
-      const jsm = await jetstreamManager(options.nc)
-      const info = await jsm.consumers.info(STREAM_NAME, options.consumer)
-      return info.num_pending + info.num_ack_pending
+      const lag = await consumerLag(await jetstreamManager(options.nc), options.consumer)
+      if (lag === undefined) throw new Unavailable('bus.unavailable', `consumer ${options.consumer} does not exist`)
+      return lag.lag
     },
   }
 }
@@ -90,6 +90,14 @@ export function projectionLiveSource(
   })
 }
 
+/** The start of a controller's default durable consumer name (`ctl_<controller>`); no tenant may be named `ctl`. */
+export const CONTROLLER_CONSUMER_PREFIX = 'ctl_'
+
+/** The default durable consumer of controller `name`: `ctl_<name>` (what `evtctl status` reports its lag from). */
+export function controllerConsumerName(name: string): string {
+  return `${CONTROLLER_CONSUMER_PREFIX}${name}`
+}
+
 /** The live source of a controller: a durable consumer `ctl_<name>` (or `consumer`) from the first event on. */
 export function controllerLiveSource(
   nc: NatsConnection,
@@ -101,7 +109,7 @@ export function controllerLiveSource(
     deliver: 'all',
     ...rest,
     nc,
-    consumer: consumer ?? `ctl_${controller.name}`,
+    consumer: consumer ?? controllerConsumerName(controller.name),
     filter: coveringFilter(controller),
   })
 }

@@ -16,8 +16,8 @@ import {
   WrongExpectedVersion,
   formatStream,
   isExpectedVersion,
+  ensureStreamRef,
   isValidEnvelope,
-  streamRef,
   validateCategory,
   validateEnvelope,
   validateStreamId,
@@ -207,7 +207,7 @@ export class PgEventStore {
 
   /** A stream's events in batches, forward or backward. */
   async *readStream(stream: StreamRef, options: ReadStreamOptions = {}): AsyncGenerator<RecordedEvent[]> {
-    const ref = streamRef(stream.tenant, stream.category, stream.id)
+    const ref = ensureStreamRef(stream)
     const backward = options.direction === 'backward'
     const batchSize = positive(options.batchSize ?? DEFAULT_BATCH, 'batchSize')
     let remaining = options.maxCount ?? Number.POSITIVE_INFINITY
@@ -329,20 +329,13 @@ export class PgEventStore {
 
   /**
    * The batch's own checks, and each envelope's unless it was validated in
-   * this process. The stream's names are checked only when they are not
-   * those of the first trusted envelope (already checked). Returns the
-   * stream reference to append to.
+   * this process. The stream's names are parsed only when `stream` is not a
+   * ValidStreamRef nor the stream of the first trusted envelope (both parsed
+   * already). Returns the stream reference to append to.
    */
   #checkBatch(stream: StreamRef, events: readonly ValidEnvelope[], expected: ExpectedVersion): StreamRef {
     if (!Array.isArray(events) || events.length === 0) throw new InvalidEnvelope('append needs at least one event')
-    const first = events[0]!
-    const ref =
-      isValidEnvelope(first) &&
-      stream.tenant === first.tenant_id &&
-      stream.category === first.stream.category &&
-      stream.id === first.stream.id
-        ? { tenant: stream.tenant, category: stream.category, id: stream.id }
-        : streamRef(stream.tenant, stream.category, stream.id)
+    const ref = ensureStreamRef(stream, events[0])
     const max = this.#options.maxBatchSize ?? DEFAULT_MAX_BATCH
     if (events.length > max) throw new InvalidEnvelope(`append takes at most ${max} events, got ${events.length}`)
     if (!isExpectedVersion(expected)) throw new InvalidEnvelope(EXPECTED_VERSION_RULE)

@@ -38,7 +38,9 @@ interface PgErrorLike {
  */
 export function pgDriverError(e: unknown): EventplaneError | undefined {
   if (e instanceof EventplaneError || typeof e !== 'object' || e === null) return undefined
-  const code = (e as PgErrorLike).code ?? ''
+  // Not every error's code is a string: a DOMException's (an AbortError's) is a number.
+  const raw: unknown = (e as PgErrorLike).code
+  const code = typeof raw === 'string' ? raw : ''
   if (CONNECTION_CODES.has(code) || isUnavailableState(code)) {
     return new Unavailable('store.unavailable', `PostgreSQL is unavailable (${code})`, { cause: e })
   }

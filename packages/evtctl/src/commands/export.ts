@@ -2,7 +2,7 @@ import { createWriteStream } from 'node:fs'
 import { once } from 'node:events'
 import type { Command } from 'commander'
 import { ROLES, PgEventStore, exportEvents } from '@eventplane/store-pg'
-import { type CommandKit, tenantOption } from '../command-kit.ts'
+import { type CommandKit, tenantOption, helpAfter } from '../command-kit.ts'
 import { requireTenant } from '../stream-arg.ts'
 
 interface ExportOptions {
@@ -24,16 +24,14 @@ export function registerExport(program: Command, kit: CommandKit): void {
     .option('--output <file>', 'write to a file instead of stdout')
     .addHelpText(
       'after',
-      [
-        '',
+      helpAfter(
         'Examples:',
         '  $ evtctl export --tenant acme > acme.ndjson',
         '  $ evtctl export --tenant acme --correlation 0190… --include-actor --output chain.ndjson',
-      ].join('\n'),
+      ),
     )
     .action(
-      kit.action(async (session, command) => {
-        const opts = command.opts<ExportOptions>()
+      kit.action<ExportOptions>(async (session, _command, opts) => {
         const tenant = requireTenant(session.config, 'export')
         const [category, ...rest] = (opts.stream ?? '').split('/')
         const store = new PgEventStore(session.pg(ROLES.operator))

@@ -1,7 +1,7 @@
 import type { Command } from 'commander'
 import { SUBMIT_SUBJECTS } from '@eventplane/bus-nats'
 import { ROLES } from '@eventplane/store-pg'
-import { type CommandKit, domainOption } from '../command-kit.ts'
+import { type CommandKit, domainOption, helpAfter } from '../command-kit.ts'
 import { resolveSettings, settingOptions } from '../service-settings.ts'
 import { GATEWAY_SETTINGS, gatewayLimits, startGateway } from '../services/gateway.ts'
 import { processOps, serve, serveProcessOps, serviceLogLevel } from '../services/serve.ts'
@@ -18,8 +18,7 @@ export function registerGateway(program: Command, kit: CommandKit): void {
   command
     .addHelpText(
       'after',
-      [
-        '',
+      helpAfter(
         'Connects to PostgreSQL as eventplane_intent_writer (EVENTPLANE_DATABASE_URL_INTENT_WRITER, or',
         'EVENTPLANE_DATABASE_URL naming that role, or derived from it) and to NATS with the gateway tier',
         'credentials. Run as many as the load needs: they share the queue group. On SIGTERM it stops taking',
@@ -29,7 +28,7 @@ export function registerGateway(program: Command, kit: CommandKit): void {
         'Examples:',
         '  $ evtctl gateway --domain @acme/domain --nats-creds /etc/eventplane/gateway.creds',
         '  $ evtctl gateway --domain ./domain.js --rate 500 --tenant-limits \'{"acme":{"ratePerSecond":2000}}\'',
-      ].join('\n'),
+      ),
     )
     .action(
       kit.action(async (session, cmd) => {

@@ -5,7 +5,7 @@ import { EventplaneError } from '@eventplane/core'
 import { jetstream, jetstreamManager } from '@nats-io/jetstream'
 import { ROLES, headsToFile, keyFingerprint, readHeads, signHeads } from '@eventplane/store-pg'
 import { CliError } from '../cli-error.ts'
-import { type CommandKit, tenantOption } from '../command-kit.ts'
+import { type CommandKit, tenantOption, helpAfter } from '../command-kit.ts'
 import { requireTenant } from '../stream-arg.ts'
 
 interface HeadsOptions {
@@ -34,8 +34,7 @@ export function registerHeads(program: Command, kit: CommandKit): void {
     .option('--force', 'publish even if the log no longer extends the newest published heads (re-anchor; loud)')
     .addHelpText(
       'after',
-      [
-        '',
+      helpAfter(
         'The digest is SHA-256 over one line per stream, "<category> <stream_id> <version> <hash>\\n", sorted;',
         'a signature covers format, tenant, tx_id, position and digest (docs/architecture.md).',
         '',
@@ -44,11 +43,10 @@ export function registerHeads(program: Command, kit: CommandKit): void {
         '  $ evtctl verify --tenant acme --against acme-heads.json',
         '  $ EVENTPLANE_NATS_CREDS=operator.creds evtctl heads --tenant acme --sign-key heads.key --publish',
         '  $ evtctl verify --tenant acme --against nats --public-key heads.pub',
-      ].join('\n'),
+      ),
     )
     .action(
-      kit.action(async (session, command) => {
-        const opts = command.opts<HeadsOptions>()
+      kit.action<HeadsOptions>(async (session, _command, opts) => {
         const tenant = requireTenant(session.config, 'heads')
         let heads = await readHeads(session.pg(ROLES.operator), tenant)
         if (opts.signKey !== undefined) {

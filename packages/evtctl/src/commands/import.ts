@@ -5,7 +5,7 @@ import type { Command } from 'commander'
 import { EventplaneError } from '@eventplane/core'
 import { ROLES, PgEventStore, checkImportChain, confirmImportedHashes, importEvents } from '@eventplane/store-pg'
 import { type ImportCount, type ImportPolicy, planImport, recheckedLines } from '../import-plan.ts'
-import { type CommandKit, tenantOption } from '../command-kit.ts'
+import { type CommandKit, tenantOption, helpAfter } from '../command-kit.ts'
 import type { Session } from '../session.ts'
 import { alignRows } from '../table.ts'
 import { stylesFor } from '../colors.ts'
@@ -75,8 +75,7 @@ export function registerImport(program: Command, kit: CommandKit): void {
     )
     .addHelpText(
       'after',
-      [
-        '',
+      helpAfter(
         'The whole file is checked before anything is written: a line of another tenant, a fact or internal',
         'event without --allow-facts, or a malformed line stops the import with nothing written. The counts',
         'per tenant and kind are printed in both a dry run and a real run.',
@@ -89,11 +88,10 @@ export function registerImport(program: Command, kit: CommandKit): void {
         'Examples:',
         '  $ evtctl import acme.ndjson --tenant acme --dry-run',
         '  $ evtctl export --tenant acme --include-actor | evtctl import - --tenant acme --allow-facts',
-      ].join('\n'),
+      ),
     )
     .action(
-      kit.action(async (session, command) => {
-        const opts = command.opts<ImportOptions>()
+      kit.action<ImportOptions>(async (session, command, opts) => {
         if (session.config.sources.tenant !== 'flag' || session.config.tenant === undefined)
           throw new CliError('cli.bad_usage', 'import needs --tenant: the tenant whose events the file holds')
         const policy: ImportPolicy = { tenant: session.config.tenant, allowFacts: opts.allowFacts === true }

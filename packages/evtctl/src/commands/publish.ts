@@ -11,7 +11,7 @@ import {
 } from '@eventplane/core'
 import { submitIntent } from '@eventplane/bus-nats'
 import { readAllStdin } from '../io.ts'
-import { type CommandKit, intOption, tenantOption } from '../command-kit.ts'
+import { type CommandKit, intOption, tenantOption, helpAfter } from '../command-kit.ts'
 import type { Session } from '../session.ts'
 import { resolveStreamArg } from '../stream-arg.ts'
 
@@ -97,30 +97,29 @@ export function registerPublish(program: Command, kit: CommandKit): void {
     .addOption(tenantOption())
     .addHelpText(
       'after',
-      [
-        '',
+      helpAfter(
         'A timeout (exit 3) means the intent may or may not be recorded: retry with the same --event-id.',
         '',
         'Examples:',
         `  $ evtctl publish acme/deployment/web-1 deploy_requested --data '{"image":"web:1.2"}' --expected-version no_stream`,
         '  $ evtctl publish deployment/web-1 scale_requested --tenant acme --data @scale.json --event-id 0190c7a2-5b1e-7c3d-9f00-2a4b6c8d0e1f',
         `  $ echo '{"replicas":3}' | evtctl publish acme/deployment/web-1 scale_requested --data - --json`,
-      ].join('\n'),
+      ),
     )
     .action(
-      kit.action(async (session, command) => {
-        const opts = command.opts<PublishOptions>()
+      kit.action<PublishOptions>(async (session, command, opts) => {
         const ref = resolveStreamArg(command.args[0]!, session.config)
         const data = await readEventData(session, opts.data)
         // Unstamped: the gateway stamps caused_by from the identity NATS vouches for.
         const eventId = opts.eventId?.toLowerCase()
         const now = clockFor(eventId)
-        const event = draftIntent(ref.tenant, { category: ref.category, id: ref.id }, command.args[1]!, data, {
+        // The stream's names were parsed once (resolveStreamArg); the draft, the subject and the inbox trust them.
+        const event = draftIntent(ref, command.args[1]!, data, {
           ...(now ? { now } : {}),
           ...(eventId === undefined ? {} : { eventId }),
           ...(opts.schemaVersion === undefined ? {} : { schemaVersion: opts.schemaVersion }),
         })
-        const nc = await session.nats(ref.tenant)
+        const nc = await session.nats(ref)
         session.log.info({ stream: formatStream(ref), type: event.type, event_id: event.event_id }, 'submitting intent')
         const result = await submitIntent(nc, event, {
           timeoutMs: opts.timeout,

@@ -2,7 +2,7 @@ import { type Command, InvalidArgumentError } from 'commander'
 import { type Checkpoint, formatCheckpoint, formatStream, parseCheckpoint } from '@eventplane/core'
 import { PgEventStore, ROLES } from '@eventplane/store-pg'
 import { eventCells, eventRecord, logEventCells } from '../format.ts'
-import { type CommandKit, intOption, tenantOption } from '../command-kit.ts'
+import { type CommandKit, intOption, tenantOption, helpAfter } from '../command-kit.ts'
 import type { Session } from '../session.ts'
 import { requireTenant, resolveStreamArg } from '../stream-arg.ts'
 import { CliError } from '../cli-error.ts'
@@ -121,8 +121,7 @@ export function registerRead(program: Command, kit: CommandKit): void {
     .addOption(tenantOption())
     .addHelpText(
       'after',
-      [
-        '',
+      helpAfter(
         'Output: one line per event, columns aligned; --json prints one JSON object per line.',
         '--category and --all read in the gap-safe global order and end with where to continue:',
         'a "next page: --after <checkpoint>" line, or with --json a last line {"next_after": …, "more": …}.',
@@ -132,11 +131,10 @@ export function registerRead(program: Command, kit: CommandKit): void {
         '  $ evtctl read deployment/web-1 --tenant acme --backward --limit 1 --json',
         '  $ evtctl read --category deployment --tenant acme --limit 50',
         '  $ evtctl read --all --after 1234:5678 --json',
-      ].join('\n'),
+      ),
     )
     .action(
-      kit.action(async (session, command) => {
-        const opts = command.opts<ReadOptions>()
+      kit.action<ReadOptions>(async (session, command, opts) => {
         const streamArg = command.args[0]
         checkCombination(streamArg, opts, command.getOptionValueSource('tenant') === 'cli')
         if (streamArg !== undefined) await readStream(session, streamArg, opts)

@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import { ROLES } from '@eventplane/store-pg'
-import type { CommandKit } from '../command-kit.ts'
+import { type CommandKit, helpAfter } from '../command-kit.ts'
 import { resolveSettings, settingOptions } from '../service-settings.ts'
 import { RELAY_SETTINGS, startRelay } from '../services/relay.ts'
 import { processOps, serve, serveProcessOps, serviceLogLevel } from '../services/serve.ts'
@@ -16,8 +16,7 @@ export function registerRelay(program: Command, kit: CommandKit): void {
   command
     .addHelpText(
       'after',
-      [
-        '',
+      helpAfter(
         'Connects to PostgreSQL as eventplane_relay (EVENTPLANE_DATABASE_URL_RELAY, or EVENTPLANE_DATABASE_URL',
         'naming that role, or derived from it) and to NATS with the relay tier credentials (--nats-creds).',
         'Run two or more of one name: one holds the lease, the others stand by and take over. Waits for',
@@ -27,7 +26,7 @@ export function registerRelay(program: Command, kit: CommandKit): void {
         'Examples:',
         '  $ EVENTPLANE_NATS_CREDS=/etc/eventplane/relay.creds evtctl relay',
         '  $ evtctl relay --config /etc/eventplane/relay.json --relay-name main --terminate-stuck',
-      ].join('\n'),
+      ),
     )
     .action(
       kit.action(async (session, cmd) => {

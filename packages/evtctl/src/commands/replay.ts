@@ -4,7 +4,7 @@ import { PROJECTOR_ROLE, type RebuildResult, rebuildProjection } from '@eventpla
 import { projectionRebuildProgress } from '@eventplane/store-pg'
 import { CliError } from '../cli-error.ts'
 import { findProjection } from '../domain.ts'
-import { type CommandKit, domainOption, intOption } from '../command-kit.ts'
+import { type CommandKit, domainOption, intOption, helpAfter } from '../command-kit.ts'
 import { progressReporter } from '../progress.ts'
 
 /**
@@ -28,8 +28,7 @@ export function registerReplay(program: Command, kit: CommandKit): void {
     )
     .addHelpText(
       'after',
-      [
-        '',
+      helpAfter(
         'Progress goes to stderr: a bar with rate and ETA on a terminal, a plain line per second otherwise.',
         'Until the rebuild completes, `state` and digests keep serving the previous complete output. Ctrl-C',
         'stops after the current commit (exit 130); the next `replay` resumes from there, `--restart` starts over.',
@@ -39,7 +38,7 @@ export function registerReplay(program: Command, kit: CommandKit): void {
         '  $ evtctl replay deployment_status --domain @eventplane/example-deployments',
         '  $ evtctl replay audit --domain ./domain.js --restart --commit-every 50000',
         '  $ evtctl replay audit --domain ./domain.js --json | jq -r .digest.sha256',
-      ].join('\n'),
+      ),
     )
     .action(
       kit.action(async (session, command) => {

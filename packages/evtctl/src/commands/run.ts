@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import { ROLES } from '@eventplane/store-pg'
-import { type CommandKit, domainOption } from '../command-kit.ts'
+import { type CommandKit, domainOption, helpAfter } from '../command-kit.ts'
 import { runnerOps, startDomain } from '../runners.ts'
 import { serve, serviceLogLevel } from '../services/serve.ts'
 
@@ -12,8 +12,7 @@ export function registerRun(program: Command, kit: CommandKit): void {
     .addOption(domainOption())
     .addHelpText(
       'after',
-      [
-        '',
+      helpAfter(
         'Projections catch up from PostgreSQL as eventplane_projector, then go live from their durable',
         'consumers; controllers append facts as eventplane_fact_writer. NATS: the controller tier',
         'credentials. Several runners may run: a projection applies each event once, a controller stream',
@@ -22,7 +21,7 @@ export function registerRun(program: Command, kit: CommandKit): void {
         '',
         'Examples:',
         '  $ evtctl run --domain @acme/domain --nats-creds /etc/eventplane/controller.creds',
-      ].join('\n'),
+      ),
     )
     .action(
       kit.action(async (session, cmd) => {

@@ -4,7 +4,7 @@ import { ROLES, projectionRebuildProgress, readProjectionStates } from '@eventpl
 import { isSqlProjection } from '@eventplane/runtime'
 import { toJson } from '../io.ts'
 import { findProjection } from '../domain.ts'
-import { type CommandKit, domainOption, tenantOption } from '../command-kit.ts'
+import { type CommandKit, domainOption, tenantOption, helpAfter } from '../command-kit.ts'
 import { rebuildNote } from '../rebuild-note.ts'
 import { requireTenant } from '../stream-arg.ts'
 import { CliError } from '../cli-error.ts'
@@ -23,15 +23,14 @@ export function registerState(program: Command, kit: CommandKit): void {
     .addOption(tenantOption())
     .addHelpText(
       'after',
-      [
-        '',
+      helpAfter(
         'Only a complete output is served: while a rebuild (`evtctl replay`) is in progress or interrupted,',
         'this prints the previous one and a note on stderr.',
         '',
         'Examples:',
         '  $ evtctl state deployment_status --tenant acme --domain @eventplane/example-deployments',
         '  $ evtctl state audit --tenant acme --domain ./domain.js --json',
-      ].join('\n'),
+      ),
     )
     .action(
       kit.action(async (session, command) => {

@@ -10,7 +10,13 @@ import {
   redactUrl,
   relayStatuses,
 } from '@eventplane/store-pg'
-import { type CommandKit, intOption, tenantOption } from '../command-kit.ts'
+import { type CommandKit, domainOption, helpAfter, intOption, tenantOption } from '../command-kit.ts'
+import {
+  type ControllersReport,
+  collectControllers,
+  controllerLines,
+  controllerProblems,
+} from '../controller-status.ts'
 import { type GatewayProbe, probeGateway } from '../probes.ts'
 import type { Session } from '../session.ts'
 
@@ -69,18 +75,22 @@ export interface StatusReport {
   }[]
   /** Absent with --no-nats. */
   gateway?: GatewayProbe
+  /** Each controller's lag from its durable JetStream consumer (`ctl_<name>`); absent with --no-nats. */
+  controllers?: ControllersReport
   /** With --check: what is wrong, one sentence per problem (empty when healthy). */
   check?: { healthy: boolean; problems: string[]; max_lag: number; relay: string }
 }
 
-/** Events a relay or projection may lag behind the log before `status --check` calls it a problem, by default. */
+/** Events a relay, projection or controller may lag before `status --check` calls it a problem, by default. */
 export const DEFAULT_MAX_LAG = 1000
 
 /**
  * What `status --check` finds wrong in a report: the relay `relay` not active
  * (no live session holds its lease) or lagging more than `maxLag` events, a
  * projection lagging more than `maxLag`, a transaction holding the read back
- * longer than the stuck bound, the gateway not answering (when probed).
+ * longer than the stuck bound, the gateway not answering (when probed), and
+ * (when NATS was asked) a controller lagging more than `maxLag`, missing its
+ * consumer though the domain names it, or NATS unable to tell.
  */
 export function healthProblems(r: StatusReport, relay: string, maxLag: number): string[] {
   const problems: string[] = []
@@ -98,6 +108,7 @@ export function healthProblems(r: StatusReport, relay: string, maxLag: number): 
     )
   }
   if (r.gateway && r.gateway.alive !== true) problems.push(`the gateway is not answering: ${r.gateway.detail}`)
+  if (r.controllers) problems.push(...controllerProblems(r.controllers, maxLag))
   return problems
 }
 
@@ -205,17 +216,20 @@ export function statusLines(r: StatusReport): string[] {
       r.gateway.alive === true ? 'alive' : r.gateway.alive === false ? 'not answering' : 'unknown (NATS unreachable)'
     lines.push(`gateway     ${state}: ${r.gateway.detail}`)
   }
+  if (r.controllers) lines.push(...controllerLines(r.controllers))
   if (r.check?.healthy) lines.push('check       healthy')
   for (const problem of r.check?.problems ?? []) lines.push(`check       unhealthy: ${problem}`)
   return lines
 }
 
-/** `evtctl status`: log head, what holds the gap-safe read back, relay and projection lag. */
+/** `evtctl status`: log head, what holds the gap-safe read back, relay, projection and controller lag. */
 export function registerStatus(program: Command, kit: CommandKit): void {
   program
     .command('status')
-    .description('log head, relay lag and liveness, projection checkpoints, and what holds the gap-safe read back')
-    .option('--no-nats', 'skip the gateway probe (PostgreSQL only)')
+    .description(
+      'log head, relay lag and liveness, projection checkpoints, controller lag, and what holds the gap-safe read back',
+    )
+    .option('--no-nats', 'skip the gateway probe and controller lag (PostgreSQL only)')
     .option(
       '--stuck-after <ms>',
       'call a transaction holding an xid longer than this stuck',
@@ -226,19 +240,23 @@ export function registerStatus(program: Command, kit: CommandKit): void {
     .option('--relay <name>', 'the relay --check requires to be active', DEFAULT_RELAY_NAME)
     .option(
       '--max-lag <events>',
-      'with --check: the most events the relay or a projection may lag',
+      'with --check: the most events the relay, a projection or a controller may lag',
       intOption('--max-lag', 0),
       DEFAULT_MAX_LAG,
     )
     .addOption(tenantOption())
+    .addOption(domainOption())
     .addHelpText(
       'after',
-      [
-        '',
+      helpAfter(
         'With --check, unhealthy means: the relay (--relay) is not active or lags more than --max-lag events, a',
-        'projection lags more than --max-lag, a transaction holds the read back longer than --stuck-after, or the',
-        'gateway does not answer (unless --no-nats). Each problem is one "check" line (or check.problems with',
-        '--json) and the exit code is 3; healthy is exit 0.',
+        'projection lags more than --max-lag, a transaction holds the read back longer than --stuck-after, or',
+        '(unless --no-nats) the gateway does not answer, a controller lags more than --max-lag, a controller of the',
+        'domain (--domain) has no consumer, or NATS cannot tell. Each problem is one "check" line (or',
+        'check.problems with --json) and the exit code is 3; healthy is exit 0.',
+        '',
+        "A controller's lag is what its durable consumer (ctl_<name>) has not acknowledged: pending plus delivered",
+        'and unacknowledged events. Listing consumers needs the operator NATS user (operator.creds).',
         '',
         'The gateway is alive when it answers a probe request (an empty submit it must refuse; nothing is written).',
         'Uses the operator role (EVENTPLANE_DATABASE_URL with user eventplane_operator, or EVENTPLANE_DATABASE_URL_OPERATOR).',
@@ -250,7 +268,7 @@ export function registerStatus(program: Command, kit: CommandKit): void {
         '  $ evtctl status',
         '  $ evtctl status --json | jq .relays',
         '  $ evtctl status --check --max-lag 10000 || page-someone',
-      ].join('\n'),
+      ),
     )
     .action(
       kit.action(async (session, command) => {
@@ -262,7 +280,10 @@ export function registerStatus(program: Command, kit: CommandKit): void {
           maxLag: number
         }>()
         const report = await collectPgStatus(session, options.stuckAfter, options.relay)
-        if (options.nats) report.gateway = await probeGateway(session)
+        if (options.nats) {
+          report.gateway = await probeGateway(session)
+          report.controllers = await collectControllers(session)
+        }
         const problems = options.check ? healthProblems(report, options.relay, options.maxLag) : []
         if (options.check)
           report.check = { healthy: problems.length === 0, problems, max_lag: options.maxLag, relay: options.relay }

@@ -1,7 +1,7 @@
 import { type Command, InvalidArgumentError } from 'commander'
 import { formatStream, validateCategory, validateStreamId } from '@eventplane/core'
 import { PgEventStore, ROLES, type StreamSummary } from '@eventplane/store-pg'
-import { type CommandKit, intOption, tenantOption } from '../command-kit.ts'
+import { type CommandKit, intOption, tenantOption, helpAfter } from '../command-kit.ts'
 import { requireTenant } from '../stream-arg.ts'
 
 /** Streams per page unless `--limit` says otherwise. */
@@ -38,15 +38,14 @@ export function registerStreams(program: Command, kit: CommandKit): void {
     )
     .addHelpText(
       'after',
-      [
-        '',
+      helpAfter(
         'Streams come in (category, id) order. When more follow, the last line says where to continue:',
         '"next page: --after <category/id>"; with --json the last line is {"next_after": …, "more": …}.',
         '',
         'Examples:',
         '  $ evtctl streams --tenant acme',
         '  $ evtctl streams --tenant acme --category deployment --limit 20 --after deployment/web-19 --json',
-      ].join('\n'),
+      ),
     )
     .action(
       kit.action(async (session, command) => {

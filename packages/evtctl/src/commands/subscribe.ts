@@ -14,7 +14,7 @@ import type { NatsConnection } from '@nats-io/transport-node'
 import { toEventplaneError } from '../exit-codes.ts'
 import { eventRecord, liveLine } from '../format.ts'
 import { eventMatches, filterOptions, logFilterFrom } from '../log-filter.ts'
-import { type CommandKit, domainOption, intOption, tenantOption } from '../command-kit.ts'
+import { type CommandKit, domainOption, intOption, tenantOption, helpAfter } from '../command-kit.ts'
 import type { Session } from '../session.ts'
 import { findRunnable } from '../domain.ts'
 import { aborted, runnerOps, startController, startProjection } from '../runners.ts'
@@ -151,13 +151,12 @@ export function registerSubscribe(program: Command, kit: CommandKit): void {
   command
     .addHelpText(
       'after',
-      [
-        '',
+      helpAfter(
         'Examples:',
         '  $ evtctl subscribe --tenant acme --consumer acme_tail --count 10',
         '  $ evtctl subscribe deployment_status --domain @eventplane/example-deployments',
         '  $ evtctl subscribe deployments --domain @eventplane/example-deployments',
-      ].join('\n'),
+      ),
     )
     .action(
       kit.action(async (session, cmd) => {

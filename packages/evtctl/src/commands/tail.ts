@@ -3,7 +3,7 @@ import type { EventKind } from '@eventplane/core'
 import { tail } from '@eventplane/bus-nats'
 import { eventRecord, liveLine } from '../format.ts'
 import { filterOptions, logFilterFrom } from '../log-filter.ts'
-import { type CommandKit, intOption, tenantOption } from '../command-kit.ts'
+import { type CommandKit, intOption, tenantOption, helpAfter } from '../command-kit.ts'
 
 interface TailOptions {
   kind?: EventKind
@@ -24,18 +24,16 @@ export function registerTail(program: Command, kit: CommandKit): void {
   command
     .addHelpText(
       'after',
-      [
-        '',
+      helpAfter(
         'A tenant user may tail only its own tenant. History: use `read` or `subscribe`.',
         '',
         'Examples:',
         '  $ evtctl tail --tenant acme',
         '  $ evtctl tail --tenant acme --kind fact --category deployment --count 10 --json',
-      ].join('\n'),
+      ),
     )
     .action(
-      kit.action(async (session, cmd) => {
-        const opts = cmd.opts<TailOptions>()
+      kit.action<TailOptions>(async (session, _cmd, opts) => {
         const filter = logFilterFrom(session.config, opts)
         const view = { showActor: opts.showActor === true }
         const nc = await session.nats(session.config.tenant)

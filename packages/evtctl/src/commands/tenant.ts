@@ -12,7 +12,7 @@ import {
 } from '@eventplane/bus-nats/nats-config'
 import { redactUrl } from '@eventplane/store-pg'
 import { toEventplaneError } from '../exit-codes.ts'
-import type { CommandKit } from '../command-kit.ts'
+import { type CommandKit, helpAfter } from '../command-kit.ts'
 import { CONNECT_TIMEOUT_S, type Session } from '../session.ts'
 import { CliError } from '../cli-error.ts'
 
@@ -63,8 +63,7 @@ export function registerTenant(program: Command, kit: CommandKit): void {
     .option('--auth-dir <dir>', 'the NATS auth dir made by nats-setup (env EVENTPLANE_NATS_AUTH_DIR)')
     .addHelpText(
       'after',
-      [
-        '',
+      helpAfter(
         'Each tenant is a NATS account that imports only its submit subjects, its durable consumers',
         "and its own log subjects; its user's creds file is written to <auth-dir>/tenants/<tenant>.creds",
         '(mode 0600). Changes are pushed to the server as account JWTs, so they apply at once.',
@@ -74,7 +73,7 @@ export function registerTenant(program: Command, kit: CommandKit): void {
         '  $ evtctl tenant add acme --consumer acme_tail --consumer acme_audit',
         '  $ evtctl tenant list --json',
         '  $ evtctl tenant revoke acme',
-      ].join('\n'),
+      ),
     )
 
   tenant

@@ -2,7 +2,7 @@ import type { Command } from 'commander'
 import { type RecordedEvent, toWire } from '@eventplane/core'
 import { PgEventStore, ROLES } from '@eventplane/store-pg'
 import { streamOf } from '../format.ts'
-import { type CommandKit, intOption, tenantOption } from '../command-kit.ts'
+import { type CommandKit, intOption, tenantOption, helpAfter } from '../command-kit.ts'
 import { requireTenant } from '../stream-arg.ts'
 import { type TraceRow, type TraceWalk, walkCausation } from '../trace-tree.ts'
 
@@ -79,8 +79,7 @@ export function registerTrace(program: Command, kit: CommandKit): void {
     )
     .addHelpText(
       'after',
-      [
-        '',
+      helpAfter(
         'Every event of the chain appears once: under the event that caused it, or as a root, an orphan',
         '(its parent is not in this chain) or the start of a causation cycle, each said on its own line.',
         `A cut is said on a "... truncated" line. Past depth ${INDENT_CAP} lines carry their [depth] instead of moving right.`,
@@ -91,7 +90,7 @@ export function registerTrace(program: Command, kit: CommandKit): void {
         '  $ evtctl trace 0190c7a2-5b1e-7c3d-9f00-2a4b6c8d0e1f --tenant acme',
         '  $ evtctl trace 0190c7a2-5b1e-7c3d-9f00-2a4b6c8d0e1f --tenant acme --show-actor --json',
         '  $ evtctl trace 0190c7a2-5b1e-7c3d-9f00-2a4b6c8d0e1f --tenant acme --max-depth 20000 --limit 50000',
-      ].join('\n'),
+      ),
     )
     .action(
       kit.action(async (session, command) => {

@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import { SUBMIT_SUBJECTS } from '@eventplane/bus-nats'
-import { type CommandKit, domainOption, intOption } from '../command-kit.ts'
+import { type CommandKit, domainOption, intOption, helpAfter } from '../command-kit.ts'
 import { requireJetStream } from '../jetstream-check.ts'
 import { startDomain } from '../runners.ts'
 import { resolveSettings, settingOptions } from '../service-settings.ts'
@@ -33,8 +33,7 @@ export function registerUp(program: Command, kit: CommandKit): void {
     )
     .addHelpText(
       'after',
-      [
-        '',
+      helpAfter(
         'Prints one "ready" line on stdout once everything serves. Uses the configured NATS user for every',
         'part (an open server or the operator user); production runs `evtctl gateway`, `evtctl relay` and',
         '`evtctl run` separately, each with its own credentials (docs/deploying.md). Relay and gateway',
@@ -43,7 +42,7 @@ export function registerUp(program: Command, kit: CommandKit): void {
         'Examples:',
         '  $ evtctl migrate && evtctl up --domain @eventplane/example-deployments',
         '  $ EVENTPLANE_DOMAIN=./domain.js evtctl up --log-level info',
-      ].join('\n'),
+      ),
     )
     .action(
       kit.action(async (session, cmd) => {

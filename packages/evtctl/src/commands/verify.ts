@@ -5,7 +5,7 @@ import { HEADS_STREAM_NAME, latestPublishedHeads } from '@eventplane/bus-nats'
 import { jetstreamManager } from '@nats-io/jetstream'
 import { type ChainBreak, type ChainHeads, ROLES, checkHeads, keyFingerprint, verifyLog } from '@eventplane/store-pg'
 import { CliError } from '../cli-error.ts'
-import { type CommandKit, tenantOption } from '../command-kit.ts'
+import { type CommandKit, tenantOption, helpAfter } from '../command-kit.ts'
 import type { Session } from '../session.ts'
 import { alignRows } from '../table.ts'
 
@@ -88,8 +88,7 @@ export function registerVerify(program: Command, kit: CommandKit): void {
     .option('--public-key <file>', 'the Ed25519 public key (PEM) that must have signed the heads file')
     .addHelpText(
       'after',
-      [
-        '',
+      helpAfter(
         'Exit codes: 0 intact, 2 broken (each broken stream is listed: what, stream, version, event),',
         '3 could not check (database unreachable, heads file unreadable, unsigned or badly signed, none published).',
         '--against nats reads the newest heads published for --tenant (evtctl heads --publish, or the relay with',
@@ -101,11 +100,10 @@ export function registerVerify(program: Command, kit: CommandKit): void {
         '  $ evtctl verify --tenant acme',
         '  $ evtctl verify --tenant acme --against acme-heads.json --public-key heads.pub --json',
         '  $ evtctl verify --tenant acme --against nats --public-key heads.pub',
-      ].join('\n'),
+      ),
     )
     .action(
-      kit.action(async (session, command) => {
-        const opts = command.opts<VerifyOptions>()
+      kit.action<VerifyOptions>(async (session, _command, opts) => {
         const tenant = session.config.sources.tenant === 'flag' ? session.config.tenant : undefined
         let heads: ChainHeads | undefined
         let source: HeadsSource | undefined

@@ -1,0 +1,1 @@
+export { nameParseCount } from './names.ts'
