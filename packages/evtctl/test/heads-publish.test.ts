@@ -103,7 +103,7 @@ describe('chain heads published on NATS', () => {
       const pos = await maxPosition(tenant)
       await eventually(
         async () => ((await latest(tenant))?.file as { global_position?: string } | undefined)?.global_position === pos,
-        30_000,
+        90_000, // the relay's start and rounds are slow on a loaded machine
         `${tenant}'s heads published at ${pos}`,
       )
     }
@@ -136,7 +136,7 @@ describe('chain heads published on NATS', () => {
     // The relay's next rounds refuse to publish heads of the rewritten history (and say why).
     await eventually(
       () => relay.stderr.includes('heads not published'),
-      30_000,
+      90_000, // the relay's start and rounds are slow on a loaded machine
       'the relay refuses to publish the rewritten heads',
     )
     assert.match(relay.stderr, /deployment\/web@5:rewritten/)
