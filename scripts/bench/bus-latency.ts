@@ -15,46 +15,78 @@ import type { Sql } from 'postgres'
 import { sampleHoldback } from './bus-holdback.ts'
 import { type Pipeline, type PipelineSetup, barePipeline, eventplanePipeline } from './bus-pipelines.ts'
 import { type LatencyResult, Tracker, mergeResults } from './bus-tracker.ts'
-import { percentile } from './lib.ts'
+import { cpuMsSince, percentile } from './lib.ts'
 
 /**
- * Calls `fire` `rate` times a second for `seconds`, scheduled by the wall
- * clock from the start (open loop: a slow write never delays the next one).
+ * `appenders` loops share `opsPerSecond × seconds` appends scheduled on the
+ * wall clock from the start (append i is due at start + i / opsPerSecond);
+ * each loop takes the next due append, waits until it is due, and waits for
+ * its append to finish before taking another. A fixed pool, as an
+ * application has, not one promise per append: with enough appenders the
+ * append side keeps the schedule, and how far it fell behind is returned.
  */
-async function atFixedRate(rate: number, seconds: number, fire: (i: number) => void): Promise<void> {
-  const interval = 1000 / rate
-  const total = Math.round(rate * seconds)
+async function paced(
+  opsPerSecond: number,
+  seconds: number,
+  appenders: number,
+  append: (i: number) => Promise<void>,
+): Promise<{ lateMs: number; late: number }> {
+  const interval = 1000 / opsPerSecond
+  const total = Math.round(opsPerSecond * seconds)
   const start = performance.now()
-  for (let i = 0; i < total; ) {
-    const now = performance.now()
-    while (i < total && start + i * interval <= now) fire(i++)
-    if (i < total) await sleep(Math.max(0, start + i * interval - performance.now()))
-  }
+  let next = 0
+  let lateMs = 0
+  let late = 0
+  await Promise.all(
+    Array.from({ length: appenders }, async () => {
+      for (let i = next++; i < total; i = next++) {
+        const wait = start + i * interval - performance.now()
+        if (wait > 0) await sleep(wait)
+        else if (-wait > 1) {
+          late++
+          lateMs = Math.max(lateMs, -wait)
+        }
+        await append(i)
+      }
+    }),
+  )
+  return { lateMs, late }
+}
+
+export interface Pace {
+  /** Events per second. */
+  rate: number
+  /** Events per append (one transaction): the append rate is rate / batch. */
+  batch: number
+  /** Concurrent appenders (a fixed pool of loops). */
+  appenders: number
 }
 
 async function runAtRate(
   p: Pipeline,
-  rate: number,
+  pace: Pace,
   seconds: number,
   drainMs: number,
   admin: Sql,
 ): Promise<LatencyResult> {
   const tracker = new Tracker()
   p.tracker = tracker
-  const writes: Promise<void>[] = []
   const sampler = sampleHoldback(admin)
-  await atFixedRate(rate, seconds, (i) => writes.push(p.send(tracker, i)))
-  await Promise.all(writes)
+  const cpu = process.cpuUsage()
+  const start = performance.now()
+  const schedule = await paced(pace.rate / pace.batch, seconds, pace.appenders, (i) => p.send(tracker, i, pace.batch))
   const deadline = performance.now() + drainMs
   while (!tracker.caughtUp && performance.now() < deadline) await sleep(5)
+  const elapsedMs = tracker.lastReceivedAt - start
+  const cpuMs = cpuMsSince(cpu)
   const holdback = await sampler.stop()
   await sleep(200) // late redeliveries still count as duplicates
   p.tracker = undefined
-  return tracker.result(holdback)
+  return { ...tracker.result(holdback), ...schedule, elapsedMs, cpuMs }
 }
 
 export interface LatencySetup extends PipelineSetup {
-  rate: number
+  pace: Pace
   seconds: number
   /** Measured slices per pipeline, alternating bare and ours so load drift hits both. */
   segments: number
@@ -75,8 +107,8 @@ export async function benchLatency(o: LatencySetup): Promise<LatencyComparison> 
   })
   try {
     const drainMs = 10_000
-    await runAtRate(bare, o.rate, o.warmupSeconds, drainMs, o.admin)
-    await runAtRate(ours, o.rate, o.warmupSeconds, drainMs, o.admin)
+    await runAtRate(bare, o.pace, o.warmupSeconds, drainMs, o.admin)
+    await runAtRate(ours, o.pace, o.warmupSeconds, drainMs, o.admin)
     const slice = o.seconds / o.segments
     const results = { bare: [] as LatencyResult[], ours: [] as LatencyResult[] }
     for (let s = 0; s < o.segments; s++) {
@@ -84,13 +116,13 @@ export async function benchLatency(o: LatencySetup): Promise<LatencyComparison> 
         ['bare', bare],
         ['ours', ours],
       ] as const) {
-        const r = await runAtRate(p, o.rate, slice, drainMs, o.admin)
+        const r = await runAtRate(p, o.pace, slice, drainMs, o.admin)
         results[name].push(r)
         process.stderr.write(
-          `  latency ${name} ${s + 1}/${o.segments}: p50 ${percentile(r.latenciesMs, 50).toFixed(2)} ms, p99 ${percentile(r.latenciesMs, 99).toFixed(2)} ms ` +
+          `  ${o.pace.rate} ev/s ${name} ${s + 1}/${o.segments}: p50 ${percentile(r.latenciesMs, 50).toFixed(2)} ms, p99 ${percentile(r.latenciesMs, 99).toFixed(2)} ms ` +
             `(append p50 ${percentile(r.appendMs, 50).toFixed(2)}, p99 ${percentile(r.appendMs, 99).toFixed(2)}; ` +
             `on bus p50 ${percentile(r.busMs, 50).toFixed(2)}, p99 ${percentile(r.busMs, 99).toFixed(2)}), ` +
-            `sent ${r.sent}, received ${r.received}, skipped ${r.skipped}; other-DB write xacts in ${r.holdback.held}/${r.holdback.samples} samples, ` +
+            `sent ${r.sent}, received ${r.received}, skipped ${r.skipped}, appends late ${r.late} (≤ ${r.lateMs.toFixed(0)} ms); other-DB write xacts in ${r.holdback.held}/${r.holdback.samples} samples, ` +
             `longest ${r.holdback.longestMs.toFixed(0)} ms\n`,
         )
       }

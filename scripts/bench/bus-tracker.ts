@@ -22,6 +22,14 @@ export interface LatencyResult {
   unexpected: number
   /** Write transactions of other databases seen while sending (they hold the relay's read back). */
   holdback: HoldbackSample
+  /** Appends started more than 1 ms after they were due (the append side did not keep the schedule). */
+  late: number
+  /** How late the latest of them started. */
+  lateMs: number
+  /** First append call → last receive. */
+  elapsedMs: number
+  /** CPU time of this process (appenders, relay or bare publisher, and subscriber) over the run. */
+  cpuMs: number
 }
 
 /** Send times by event id, and what came back. */
@@ -33,6 +41,8 @@ export class Tracker {
   readonly appendMs: number[] = []
   readonly busMs: number[] = []
   readonly #onBus = new Set<string>()
+  /** performance.now() of the last first-time receive. */
+  lastReceivedAt = 0
   duplicates = 0
   errors = 0
   unexpected = 0
@@ -60,6 +70,7 @@ export class Tracker {
     else {
       this.#received.add(id)
       this.latenciesMs.push(at - sentAt)
+      this.lastReceivedAt = at
     }
   }
 
@@ -68,7 +79,7 @@ export class Tracker {
     return true
   }
 
-  result(holdback: HoldbackSample): LatencyResult {
+  result(holdback: HoldbackSample): Omit<LatencyResult, 'late' | 'lateMs' | 'elapsedMs' | 'cpuMs'> {
     let skipped = 0
     for (const id of this.#appended) if (!this.#received.has(id)) skipped++
     const { latenciesMs, appendMs, busMs, duplicates, errors, unexpected } = this
@@ -89,7 +100,7 @@ export class Tracker {
 
 /** Sums the counts of several runs and pools their samples. */
 export function mergeResults(results: LatencyResult[]): LatencyResult {
-  const sum = (k: Exclude<keyof LatencyResult, 'latenciesMs' | 'appendMs' | 'busMs' | 'holdback'>): number =>
+  const sum = (k: Exclude<keyof LatencyResult, 'latenciesMs' | 'appendMs' | 'busMs' | 'holdback' | 'lateMs'>): number =>
     results.reduce((n, r) => n + r[k], 0)
   return {
     latenciesMs: results.flatMap((r) => r.latenciesMs),
@@ -102,5 +113,9 @@ export function mergeResults(results: LatencyResult[]): LatencyResult {
     errors: sum('errors'),
     unexpected: sum('unexpected'),
     holdback: results.map((r) => r.holdback).reduce(mergeHoldback, NO_HOLDBACK),
+    late: sum('late'),
+    lateMs: Math.max(0, ...results.map((r) => r.lateMs)),
+    elapsedMs: sum('elapsedMs'),
+    cpuMs: sum('cpuMs'),
   }
 }

@@ -18,8 +18,8 @@ const ROUNDS = argValue('rounds', 5)
 const SINGLE_OPS = argValue('single-ops', 1500)
 const BATCH_OPS = argValue('batch-ops', 150)
 const READ_EVENTS = argValue('read-events', 100_000)
-/** Writer counts for the single-event append rows (the scaling curve): `--writers 1,2,4,8,16`. */
-const WRITERS = argList('writers', [1, 8])
+/** Writer counts for the single-event append rows (issue 15's scaling curve, ours and raw at each): `--writers 1,8`. */
+const WRITERS = argList('writers', [1, 2, 4, 8, 16, 32])
 
 const db = await createTestDatabase('ep_bench_store')
 try {

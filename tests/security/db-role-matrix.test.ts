@@ -73,9 +73,8 @@ const insert = (tenant: string, kind: string) => `
 
 const append = (fn: string, kind: string) => `
   select * from eventplane.${fn}('acme', 'deployment', 'm-' || md5(random()::text), -1,
-    jsonb_build_array(jsonb_build_object('event_id', gen_random_uuid(), 'kind', '${kind}', 'type', 't',
-      'schema_version', 1, 'data', '{}'::jsonb, 'correlation_id', gen_random_uuid(), 'causation_id', null,
-      'caused_by', 'user:x', 'occurred_at', now())))`
+    array[gen_random_uuid()], array['${kind}'], array['t'], array[1]::smallint[], '[{}]'::jsonb,
+    array[gen_random_uuid()], array[null]::uuid[], array['user:x'], array[now()], false)`
 
 const STATEMENTS: Record<Action, string> = {
   select_own: `select 1 from eventplane.events where tenant_id = 'acme'`,

@@ -25,7 +25,7 @@ import { LogWaker } from './pg-listener.ts'
 import type { EventplaneMetrics } from './ops/metrics.ts'
 import { TransactionGuard, type TransactionGuardOptions } from './relay-guard.ts'
 import { CheckpointWriter } from './relay-checkpoints.ts'
-import { type RelayMessage, relayMessage } from './relay-encode.ts'
+import { relayMessage } from './relay-encode.ts'
 import { OrderedPublisher, isOrderBreak } from './relay-publisher.ts'
 import { type EnsureStreamOptions, ensureStream } from './stream.ts'
 import { STREAM_NAME } from './subjects.ts'
@@ -134,6 +134,8 @@ export class Relay {
   #state: RelayState = 'new'
   #stopping = false
   #stats: RelayStats = { published: 0, duplicates: 0 }
+  /** What of the publisher's acked prefix was already counted in stats, metrics and the checkpoint. */
+  #counted = { acked: 0, duplicates: 0 }
   #settle!: { resolve: () => void; reject: (e: unknown) => void }
 
   constructor(options: RelayOptions) {
@@ -351,79 +353,93 @@ export class Relay {
 
   /**
    * Reads and publishes from the checkpoint until caught up (or stopping,
-   * after the current batch). The next batch is read while one publishes
-   * (readAllText reads ahead), and checkpoints are written in the background,
-   * coalesced (see CheckpointWriter); the drain ends only after the last one
-   * is stored, and never leaves a write behind it.
+   * after the current batch). Publishes are one continuous window across
+   * batches (see OrderedPublisher), the next batch is read while one
+   * publishes (readAllText reads ahead), and after each batch the checkpoint
+   * moves to the end of the acked prefix, written in the background,
+   * coalesced (see CheckpointWriter). The drain ends only after every publish
+   * settled and the last checkpoint is stored, and never leaves a write
+   * behind it.
    */
   async #drain(): Promise<void> {
     try {
       for (let breaks = 0; ; ) {
         this.#publisher.resetChain()
+        this.#counted = { acked: 0, duplicates: 0 }
         try {
           for await (const rows of this.#store.readAllText({ from: this.#checkpoint, batchSize: this.#o.batchSize })) {
-            await this.#publishBatch(rows.map(relayMessage))
-            breaks = 0
-            if (this.#stopping) break
+            for (const row of rows) {
+              while (this.#publisher.full) await this.#publisher.slot()
+              if (!this.#publisher.send(relayMessage(row))) break
+            }
+            this.#progress()
+            if (this.#publisher.failed || this.#stopping) break
           }
+          // The tail: the checkpoint follows the acks as they come, not only once the last one is in.
+          while (this.#publisher.inFlight > 0) {
+            await this.#publisher.slot()
+            this.#progress()
+          }
+        } finally {
+          await this.#publisher.settle()
+        }
+        this.#progress()
+        if (this.#publisher.prefix.acked > 0) breaks = 0
+        const failure = this.#publisher.failure
+        if (!this.#publisher.failed) {
           await this.#checkpoints.flush()
           return
-        } catch (e) {
-          // A refused order check is not an outage: retry at once, unless it keeps happening without progress
-          // or the stream was replaced under us (its new copy must be filled from the start).
-          if (!(e instanceof OrderBreak) || ++breaks > MAX_ORDER_BREAKS) throw e
-          await this.#checkpoints.flush()
-          await this.#checkStream()
         }
+        const stuck = this.#publisher.stuck!
+        const where = {
+          relay: this.name,
+          event_id: stuck.eventId,
+          type: stuck.type,
+          position: stuck.position.toString(),
+        }
+        // A refused order check is not an outage: retry at once, unless it keeps happening without progress
+        // or the stream was replaced under us (its new copy must be filled from the start).
+        if (!isOrderBreak(failure)) {
+          this.#logger.warn({ ...where, ...errorFields(failure) }, 'publish failed')
+          throw natsFailure(failure, `publish event ${stuck.eventId}`)
+        }
+        this.#logger.info(
+          { ...where, ...errorFields(failure) },
+          'stream order check refused a publish; republishing from the checkpoint',
+        )
+        if (++breaks > MAX_ORDER_BREAKS) throw new OrderBreak()
+        await this.#checkpoints.flush()
+        await this.#checkStream()
       }
     } finally {
+      await this.#publisher.settle()
       await this.#checkpoints.settle()
     }
   }
 
   /**
-   * Publishes a batch (see OrderedPublisher), then stores the checkpoint at
-   * the end of the acked prefix; the events after the first un-acked one are
-   * republished on retry (JetStream drops copies it holds by `Nats-Msg-Id`).
+   * Counts the events acked since the last call and moves the checkpoint to
+   * the end of the acked prefix (everything before it is in the stream; the
+   * events after it are republished on retry, and JetStream drops copies it
+   * holds by `Nats-Msg-Id`).
    */
-  async #publishBatch(batch: RelayMessage[]): Promise<void> {
-    const outcome = await this.#publisher.publishBatch(batch)
-    this.#stats.published += outcome.acked
-    this.#stats.duplicates += outcome.duplicates
-    if (this.#metrics && outcome.acked > 0) {
-      this.#metrics.relay.published.inc({ relay: this.name }, outcome.acked)
-      if (outcome.duplicates > 0) this.#metrics.relay.duplicates.inc({ relay: this.name }, outcome.duplicates)
+  #progress(): void {
+    const { last, acked, duplicates } = this.#publisher.prefix
+    const events = acked - this.#counted.acked
+    if (events === 0 || last === undefined) return
+    const dups = duplicates - this.#counted.duplicates
+    this.#counted = { acked, duplicates }
+    this.#stats.published += events
+    this.#stats.duplicates += dups
+    if (this.#metrics) {
+      this.#metrics.relay.published.inc({ relay: this.name }, events)
+      if (dups > 0) this.#metrics.relay.duplicates.inc({ relay: this.name }, dups)
     }
-    if (outcome.acked > 0) {
-      const last = batch[outcome.acked - 1]!
-      this.#checkpoints.set({ txId: last.txId, position: last.position })
-    }
+    this.#checkpoints.set({ txId: last.txId, position: last.position })
     this.#logger.debug(
-      {
-        relay: this.name,
-        events: outcome.acked,
-        duplicates: outcome.duplicates,
-        checkpoint: formatCheckpoint(this.#checkpoints.latest ?? this.#checkpoint!),
-      },
-      'batch published',
+      { relay: this.name, events, duplicates: dups, checkpoint: formatCheckpoint(this.#checkpoints.latest!) },
+      'events published',
     )
-    if (outcome.failure === undefined) return
-    const stuck = batch[outcome.acked]!
-    const where = {
-      relay: this.name,
-      event_id: stuck.eventId,
-      type: stuck.type,
-      position: stuck.position.toString(),
-    }
-    if (isOrderBreak(outcome.failure)) {
-      this.#logger.info(
-        { ...where, ...errorFields(outcome.failure) },
-        'stream order check refused a publish; republishing from the checkpoint',
-      )
-      throw new OrderBreak()
-    }
-    this.#logger.warn({ ...where, ...errorFields(outcome.failure) }, 'publish failed')
-    throw natsFailure(outcome.failure, `publish event ${stuck.eventId}`)
   }
 }
 

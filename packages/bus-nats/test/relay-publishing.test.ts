@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { EventFactory } from '@eventplane/core'
-import { PgEventStore, ROLES } from '@eventplane/store-pg'
+import { PgEventStore, ROLES, loadRelayCheckpoint } from '@eventplane/store-pg'
 import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
 import { jetstreamManager } from '@nats-io/jetstream'
 import { type Msg, type NatsConnection, type RequestOptions, TimeoutError } from '@nats-io/transport-node'
@@ -165,6 +165,49 @@ describe('relay publishing: wake-up, in-flight window, a publish lost mid-window
       )
     })
     assert.equal(observedMax, MAX_IN_FLIGHT, 'never more than maxInFlight un-acked, and the window was filled')
+  })
+
+  test('the window spans read batches, and the checkpoint stops before an un-acked event while later ones are acked', async () => {
+    const BATCH = 5
+    const events = await appendBatch('span', 40)
+    const held = events[2]!
+    let releaseHeld!: () => void
+    const heldAck = new Promise<void>((resolve) => (releaseHeld = resolve))
+    let inFlight = 0
+    let observedMax = 0
+    let othersAcked = 0
+    const gated = interceptPublishes(nc, async (id, send) => {
+      inFlight++
+      observedMax = Math.max(observedMax, inFlight)
+      try {
+        const ack = await send()
+        if (id === held.eventId)
+          await heldAck // the server has it; the relay hears so only when the test says
+        else if (events.some((e) => e.eventId === id)) othersAcked++
+        return ack
+      } finally {
+        inFlight--
+      }
+    })
+    await withRelay({ nc: gated, maxInFlight: 64, batchSize: BATCH }, async (relay) => {
+      try {
+        await eventually(() => othersAcked === events.length - 1, 'every other event acked', 60_000)
+        assert.ok(observedMax > BATCH, `publishes of several read batches in flight at once (saw ${observedMax})`)
+        // The relay counted the acked prefix (the two events before the held one) and stored it.
+        await eventually(() => relay.checkpoint?.position === events[1]!.position, 'the checkpoint at event 2', 60_000)
+        const stored = await loadRelayCheckpoint(db.admin, 'main')
+        assert.equal(stored.position, events[1]!.position, 'the stored checkpoint stops before the un-acked event')
+      } finally {
+        releaseHeld()
+      }
+      await eventually(
+        () => relay.checkpoint?.position === events.at(-1)!.position,
+        'the checkpoint at the end',
+        60_000,
+      )
+    })
+    const ids = (await streamMessages(nc)).map((m) => m.event.event_id)
+    assert.deepEqual(ids, await logIds(), 'the stream holds the log once, in the log order')
   })
 
   test('a publish lost mid-window is never overtaken by the ones after it: the stream order is the log order', async () => {

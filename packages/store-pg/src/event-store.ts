@@ -25,7 +25,7 @@ import {
 } from '@eventplane/core'
 import { AppendNotifier } from './append-notifier.ts'
 import { mapPgError } from './pg-errors.ts'
-import { type EventRow, toRecordedEvent } from './rows.ts'
+import { type EventRow, mapAndRelease, toRecordedEvent } from './rows.ts'
 import { type AppendedRow, appendSql } from './sql/append.ts'
 import { listStreamsSql } from './sql/list-streams.ts'
 import { type EventTextRow, readAllSql, readAllTextSql } from './sql/read-all.ts'
@@ -182,20 +182,23 @@ export class PgEventStore {
 
   /**
    * One append call, again when a concurrent append to the same stream
-   * committed the versions (or event ids) first (23505: the statement failed
-   * as a whole, nothing of it was written). Each retry sees that append
-   * committed, so every retry is progress for someone; the bound is a safety net.
+   * committed the versions first, or when the insert met a stored event id
+   * (23505: the statement failed as a whole, nothing of it was written). Each
+   * version retry sees that append committed, so every retry is progress for
+   * someone; the bound is a safety net. Stored ids are probed only on the
+   * call after an id collision (migrations/0013): an identical retry with an
+   * exact expectation is caught by the version check already.
    */
   async #appendRetryingRaces(ref: StreamRef, expected: number, events: readonly ValidEnvelope[]): Promise<AppendedRow> {
     let idRaces = 0
     for (let attempt = 1; ; attempt++) {
       try {
-        return await appendSql(this.sql, ref.tenant, ref.category, ref.id, expected, events)
+        return await appendSql(this.sql, ref.tenant, ref.category, ref.id, expected, events, idRaces > 0)
       } catch (e) {
-        // A concurrent append took a version (or an event id) first: the whole
-        // statement failed and wrote nothing; the next attempt sees that append
-        // committed and classifies (migrations/0010). A repeated event id race
-        // is an id stored in another tenant: a conflict (mapPgError).
+        // A version taken first: the next attempt sees that append committed
+        // and classifies. A stored event id: the next attempt probes the ids
+        // (identical retry or IdempotencyConflict); the same failure once more
+        // is an id stored in another tenant, invisible here: a conflict (mapPgError).
         const pg = e as { code?: string; constraint_name?: string }
         const versionRace =
           pg.code === 'EPRTY' || (pg.code === '23505' && pg.constraint_name === 'events_stream_version_key')
@@ -219,7 +222,7 @@ export class PgEventStore {
         readStreamSql(this.sql, ref.tenant, ref.category, ref.id, next, backward, limit),
       )
       if (rows.length === 0) return
-      const batch = rows.map(toRecordedEvent)
+      const batch = mapAndRelease(rows, toRecordedEvent)
       yield batch
       remaining -= batch.length
       if (batch.length < limit) return
@@ -274,7 +277,7 @@ export class PgEventStore {
       throw new InvalidEnvelope(`correlation id must be a lowercase UUID, got ${JSON.stringify(correlationId)}`)
     }
     const rows = await this.#run(() => readCorrelationSql(this.sql, tenant, correlationId, limit))
-    return rows.map(toRecordedEvent)
+    return mapAndRelease(rows, toRecordedEvent)
   }
 
   /**
@@ -378,7 +381,7 @@ export class PgEventStore {
         next = this.#run(() => fetch(after))
         next.catch(() => {}) // surfaces when awaited; dropped when the caller stops reading
       }
-      yield rows.map(map)
+      yield mapAndRelease(rows, map)
       if (!full) return
       signal?.throwIfAborted()
     }

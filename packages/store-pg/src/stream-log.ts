@@ -1,7 +1,7 @@
 import type { Checkpoint, RecordedEvent } from '@eventplane/core'
 import type { Sql } from 'postgres'
 import { typedPgErrors } from './pg-errors.ts'
-import { toRecordedEvent } from './rows.ts'
+import { mapAndRelease, toRecordedEvent } from './rows.ts'
 import { streamLogSql } from './sql/stream-log.ts'
 
 export interface StreamLogOptions {
@@ -29,7 +29,7 @@ export async function* streamLog(sql: Sql, options: StreamLogOptions): AsyncGene
       options.signal?.throwIfAborted()
       const next = await typedPgErrors(() => cursor.next())
       if (next.done) return
-      yield next.value.map(toRecordedEvent)
+      yield mapAndRelease(next.value, toRecordedEvent)
     }
   } finally {
     await cursor.return?.()

@@ -95,6 +95,18 @@ describe('append', () => {
     assert.equal((await store.readStreamToArray(s)).length, 2)
   })
 
+  test('an identical retry with expectedVersion any returns the first result: stored ids are probed after the insert meets one', async () => {
+    const f = factoryFor('acme')
+    const s = stream('acme', 'retry-any')
+    const events = [f.intent(s, 'created', { a: 1 }), f.intent(s, 'scaled', { b: 2 })]
+    const first = await store.append(s, events)
+    await store.append(s, [f.intent(s, 'scaled', { b: 3 })])
+    const again = await store.append(s, structuredClone(events))
+    assert.equal(again.replayed, true)
+    assert.deepEqual(again.events, first.events)
+    assert.equal((await store.readStreamToArray(s)).length, 3)
+  })
+
   test('the same event id with different content fails with IdempotencyConflict and writes nothing', async () => {
     const f = factoryFor('acme')
     const s = stream('acme', 'retry-2')

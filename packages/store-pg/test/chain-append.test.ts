@@ -23,16 +23,26 @@ describe('the chain is computed by the server, in the append', () => {
   })
   after(() => db.drop())
 
-  test('a hash given by whoever inserts is replaced by the server’s', async () => {
+  test('an insert that brings no hash gets the server’s; one that brings a wrong hash is caught by verify', async () => {
+    // Only the append functions (which take no hash argument) and a superuser may insert (0005); a
+    // superuser's row without a hash is chained by the trigger, one with a hash keeps it (0013), as it
+    // would with the trigger disabled, and verify reports it.
+    await db.admin`insert into eventplane.events (event_id, tenant_id, kind, category, stream_id, stream_version, type,
+        schema_version, data, correlation_id, caused_by, occurred_at)
+      values (gen_random_uuid(), 'acme', 'intent', 'deployment', 'unhashed', 1, 'created', 1, '{}', gen_random_uuid(),
+        'user:x', now())`
+    const [h] = await hashesOf(db, 'unhashed')
+    assert.equal(h!.length, 64)
+    const stream1 = (id: string) => ({ tenant: 'acme', stream: { category: 'deployment', id } })
+    assert.equal((await verifyLog(db.admin, stream1('unhashed'))).intact, true)
     await db.admin`insert into eventplane.events (event_id, tenant_id, kind, category, stream_id, stream_version, type,
         schema_version, data, correlation_id, caused_by, occurred_at, hash)
       values (gen_random_uuid(), 'acme', 'intent', 'deployment', 'chosen', 1, 'created', 1, '{}', gen_random_uuid(),
         'user:x', now(), '\\x00')`
-    const [h] = await hashesOf(db, 'chosen')
-    assert.equal(h!.length, 64)
-    assert.equal(
-      (await verifyLog(db.admin, { tenant: 'acme', stream: { category: 'deployment', id: 'chosen' } })).intact,
-      true,
+    const chosen = await verifyLog(db.admin, stream1('chosen'))
+    assert.deepEqual(
+      chosen.breaks.map((b) => [b.stream_id, b.version]),
+      [['chosen', 1]],
     )
   })
 
@@ -65,10 +75,10 @@ describe('the chain is computed by the server, in the append', () => {
     const started = performance.now()
     const result = await verifyLog(db.connect(ROLES.operator, 1))
     const seconds = (performance.now() - started) / 1000
-    // Only the gap written on purpose above.
+    // Only the forged hash and the gap written on purpose above.
     assert.deepEqual(
       result.breaks.map((b) => `${b.tenant}/${b.stream_id}`),
-      ['acme/gap'],
+      ['acme/chosen', 'acme/gap'],
     )
     assert.ok(result.events >= 100_000)
     console.log(`verify: ${result.events} events in ${seconds.toFixed(2)} s, ${Math.round(result.events / seconds)}/s`)
@@ -92,12 +102,17 @@ describe('the migration chains the events written before it', () => {
   })
 
   test('after the backfill every stream verifies, and appends continue the chains', async () => {
-    const store = new PgEventStore(db.connect(ROLES.intentWriter, 1))
     const f = factoryFor('acme')
+    // Before 0011 (and 0013), through the append function of 0010 (one jsonb document).
+    const writer = db.connect(ROLES.intentWriter, 1)
     for (const id of ['a', 'b'])
-      for (let i = 0; i < 3; i++)
-        await store.append(stream('acme', id), [f.intent(stream('acme', id), 'scaled', { i })])
+      for (let i = 0; i < 3; i++) {
+        const e = f.intent(stream('acme', id), 'scaled', { i })
+        const { stream: _, tenant_id: __, ...fields } = e
+        await writer`select * from eventplane.append_intents('acme', 'deployment', ${id}, -1, ${writer.json([fields] as never)})`
+      }
     await migrate(db.admin)
+    const store = new PgEventStore(db.connect(ROLES.intentWriter, 1))
     await store.append(stream('acme', 'a'), [f.intent(stream('acme', 'a'), 'scaled', { i: 3 })])
     const result = await verifyLog(db.admin, { tenant: 'acme' })
     assert.deepEqual(result.breaks, [])

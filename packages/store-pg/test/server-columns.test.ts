@@ -92,22 +92,21 @@ describe('server-assigned columns', () => {
     assert.deepEqual(await rows(), before, 'nothing was written')
   })
 
-  test('the append functions take envelope fields only: forged server columns in the payload are ignored', async () => {
+  test('the append functions take envelope fields only: the server assigns tx_id, version, time and hash', async () => {
     const sql = db.connect(ROLES.intentWriter, 1)
     const f = factoryFor('acme')
     const s = stream('acme', 'payload')
-    const event = {
-      ...f.intent(s, 'created', {}),
-      tx_id: '6',
-      global_position: 1,
-      recorded_at: '2001-01-01T00:00:00Z',
-      stream_version: 999,
-    }
+    const e = f.intent(s, 'created', {})
     const [row] = await sql<{ tx_id: string; stream_version: string; current: string; recorded_at: Date }[]>`
       select a.tx_id::text, a.stream_versions[1]::text as stream_version, pg_current_xact_id()::text as current, a.recorded_at
-        from eventplane.append_intents('acme', 'deployment', 'payload', -1, ${sql.json([event] as never)}) a`
+        from eventplane.append_intents('acme', 'deployment', 'payload', -1, ${[e.event_id]}::uuid[], ${[e.kind]}::text[],
+          ${[e.type]}::text[], ${[e.schema_version]}::smallint[], ${sql.json([e.data] as never)}, ${[e.correlation_id]}::uuid[],
+          ${[e.causation_id]}::uuid[], ${[e.caused_by]}::text[], ${[e.occurred_at]}::timestamptz[], false) a`
     assert.equal(row!.tx_id, row!.current, 'tx_id is the appending transaction')
     assert.equal(row!.stream_version, '1', 'versions continue the stream')
     assert.ok(row!.recorded_at.getUTCFullYear() > 2001, 'recorded_at is the server time')
+    const [stored] = await db.admin<{ ok: boolean }[]>`
+      select e.hash = eventplane.chain_link(null, e) as ok from eventplane.events e where e.event_id = ${e.event_id}`
+    assert.equal(stored!.ok, true, 'the hash is the server-computed link')
   })
 })

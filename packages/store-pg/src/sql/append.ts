@@ -2,7 +2,7 @@ import type postgres from 'postgres'
 import type { Sql } from 'postgres'
 import type { EventEnvelope } from '@eventplane/core'
 
-/** The one row an append function returns (migrations/0010): its events in batch order. */
+/** The one row an append function returns (migrations/0010, 0013): its events in batch order. */
 export interface AppendedRow {
   /** int8[] as decimal strings. */
   stream_versions: string[]
@@ -37,13 +37,17 @@ export function appendEntryFor(events: readonly EventEnvelope[]): AppendEntry {
 }
 
 /**
- * One round trip: the append function (migrations/0010, SECURITY DEFINER)
- * sets the tenant for this transaction, replays identical retries, checks the
- * version and inserts the batch after the stream's last version; the server
- * assigns tx_id, global_position, recorded_at and stream_version and returns
- * them in one row (recorded_at formatted as an ISO instant). A
+ * One round trip: the append function (migrations/0013, SECURITY DEFINER)
+ * sets the tenant for this transaction, checks the version, inserts the batch
+ * after the stream's last version and chains each event's hash from the
+ * stream's last one; the server assigns tx_id, global_position, recorded_at,
+ * stream_version and hash and returns them in one row (recorded_at formatted
+ * as an ISO instant). The batch goes as one typed array per envelope field
+ * and `data` as one JSON array: no per-event document to take apart. A
  * concurrent append that took those versions first makes it fail with EPWEV
- * (exact expectation) or EPRTY (`any`: append again).
+ * (exact expectation) or 23505 (append again). `probeIds`: look for stored
+ * event ids first (an identical retry or a conflict), which the caller asks
+ * for after an insert failed on one.
  */
 export async function appendSql(
   sql: Sql,
@@ -52,33 +56,50 @@ export async function appendSql(
   streamId: string,
   expected: ExpectedVersionCode,
   events: readonly EventEnvelope[],
+  probeIds: boolean,
 ): Promise<AppendedRow> {
-  const payload = sql.json(
-    events.map((e) => ({
-      event_id: e.event_id,
-      kind: e.kind,
-      type: e.type,
-      schema_version: e.schema_version,
-      data: e.data,
-      correlation_id: e.correlation_id,
-      causation_id: e.causation_id,
-      caused_by: e.caused_by,
-      occurred_at: e.occurred_at,
-    })) as unknown as postgres.JSONValue,
-  )
+  const n = events.length
+  const ids = new Array<string>(n)
+  const kinds = new Array<string>(n)
+  const types = new Array<string>(n)
+  const schemaVersions = new Array<number>(n)
+  const data = new Array<unknown>(n)
+  const correlations = new Array<string>(n)
+  const causations = new Array<string | null>(n)
+  const causedBy = new Array<string>(n)
+  const occurredAt = new Array<string>(n)
+  for (let i = 0; i < n; i++) {
+    const e = events[i]!
+    ids[i] = e.event_id
+    kinds[i] = e.kind
+    types[i] = e.type
+    schemaVersions[i] = e.schema_version
+    data[i] = e.data
+    correlations[i] = e.correlation_id
+    causations[i] = e.causation_id
+    causedBy[i] = e.caused_by
+    occurredAt[i] = e.occurred_at
+  }
+  const payload = sql.json(data as postgres.JSONValue)
   switch (appendEntryFor(events)) {
     case 'intents':
       return one(sql<AppendedRow[]>`
         select stream_versions::text[], global_positions::text[], tx_id::text, to_char(recorded_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as recorded_at, replayed
-          from eventplane.append_intents(${tenant}, ${category}, ${streamId}, ${expected}, ${payload})`)
+          from eventplane.append_intents(${tenant}, ${category}, ${streamId}, ${expected}, ${ids}::uuid[], ${kinds}::text[],
+            ${types}::text[], ${schemaVersions}::smallint[], ${payload}, ${correlations}::uuid[], ${causations}::uuid[],
+            ${causedBy}::text[], ${occurredAt}::timestamptz[], ${probeIds})`)
     case 'facts':
       return one(sql<AppendedRow[]>`
         select stream_versions::text[], global_positions::text[], tx_id::text, to_char(recorded_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as recorded_at, replayed
-          from eventplane.append_facts(${tenant}, ${category}, ${streamId}, ${expected}, ${payload})`)
+          from eventplane.append_facts(${tenant}, ${category}, ${streamId}, ${expected}, ${ids}::uuid[], ${kinds}::text[],
+            ${types}::text[], ${schemaVersions}::smallint[], ${payload}, ${correlations}::uuid[], ${causations}::uuid[],
+            ${causedBy}::text[], ${occurredAt}::timestamptz[], ${probeIds})`)
     case 'any':
       return one(sql<AppendedRow[]>`
         select stream_versions::text[], global_positions::text[], tx_id::text, to_char(recorded_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as recorded_at, replayed
-          from eventplane.append_to_stream(${tenant}, ${category}, ${streamId}, ${expected}, ${payload})`)
+          from eventplane.append_to_stream(${tenant}, ${category}, ${streamId}, ${expected}, ${ids}::uuid[], ${kinds}::text[],
+            ${types}::text[], ${schemaVersions}::smallint[], ${payload}, ${correlations}::uuid[], ${causations}::uuid[],
+            ${causedBy}::text[], ${occurredAt}::timestamptz[], ${probeIds})`)
   }
 }
 

@@ -1,0 +1,165 @@
+/**
+ * pnpm tsx scripts/bench/relay-cpu.ts [--events 20000] [--rounds 3] [--sides raw,ours] [--window 256]
+ *
+ * CPU per relayed event, by process, less sensitive to a loaded machine than
+ * wall time: this Node process (`process.cpuUsage`), the nats-server and the
+ * PostgreSQL backends of the bench database (both from /proc/<pid>/schedstat,
+ * nanoseconds on a CPU). Raw `js.publish` of the pre-encoded messages vs a
+ * fresh Relay draining the same log, alternating rounds, medians; also the
+ * round trips of the relay per 1,000 events (statements sent to PostgreSQL,
+ * by kind). `--profile <dir>` writes a V8 CPU profile of each measured round
+ * (`<dir>/<side>-<round>.cpuprofile`, the rounds only, not the prefill), for
+ * scripts/bench/cpuprofile-summary.ts or Chrome DevTools.
+ */
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
+import { Session } from 'node:inspector/promises'
+import { dirname, join } from 'node:path'
+import postgres from 'postgres'
+import { ROLES, PgEventStore } from '@eventplane/store-pg'
+import { createTestDatabase, vacuumLog } from '@eventplane/store-pg/testing'
+import { startNatsServer } from '@eventplane/bus-nats/testing'
+import { prefillLog, relayRounds } from './bus-relay.ts'
+import { argValue, median } from './lib.ts'
+
+const EVENTS = argValue('events', 20_000)
+const ROUNDS = argValue('rounds', 3)
+const WINDOW = argValue('window', 256)
+const sidesAt = process.argv.indexOf('--sides')
+const profileAt = process.argv.indexOf('--profile')
+const PROFILE_DIR = profileAt >= 0 ? process.argv[profileAt + 1] : undefined
+const SIDES = new Set((sidesAt >= 0 ? (process.argv[sidesAt + 1] ?? '') : 'raw,ours').split(','))
+
+/** Nanoseconds on a CPU of all of a process's threads (nats-server is multi-threaded); 0 once it is gone. */
+const schedNs = (pid: number): number => {
+  try {
+    let ns = 0
+    for (const t of readdirSync(`/proc/${pid}/task`))
+      ns += Number(readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0])
+    return ns
+  } catch {
+    return 0
+  }
+}
+
+/** The nats-server started with the config file in `dir`. */
+function natsServerPid(dir: string): number {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const cmd = readFileSync(`/proc/${entry}/cmdline`, 'utf8')
+      if (cmd.includes(join(dir, 'nats.conf'))) return Number(entry)
+    } catch {}
+  }
+  throw new Error('nats-server process not found')
+}
+
+const inspector = PROFILE_DIR === undefined ? undefined : new Session()
+if (inspector) {
+  mkdirSync(PROFILE_DIR!, { recursive: true })
+  inspector.connect()
+  await inspector.post('Profiler.enable')
+  await inspector.post('Profiler.setSamplingInterval', { interval: 200 })
+}
+let profiled = 0
+
+const db = await createTestDatabase('ep_bench_relaycpu')
+const nats = await startNatsServer({ withAuth: false })
+try {
+  const natsPid = natsServerPid(dirname(nats.storeDir))
+  const dbName = (await db.admin<{ d: string }[]>`select current_database() as d`)[0]!.d
+  const backends = async (): Promise<number[]> =>
+    (
+      await db.admin<
+        { pid: number }[]
+      >`select pid from pg_stat_activity where datname = ${dbName} and pid <> pg_backend_pid()`
+    ).map((r) => r.pid)
+  const pgNs = async (pids: Map<number, number>): Promise<void> => {
+    for (const p of await backends()) if (!pids.has(p)) pids.set(p, 0)
+    for (const p of pids.keys()) pids.set(p, schedNs(p) || (pids.get(p) ?? 0))
+  }
+  const queries = new Map<string, number>()
+  const counting = db.connect(ROLES.relay, 4)
+  // The same pool options plus postgres.js's debug hook: every statement the relay (and its lease session) sends.
+  const relaySql = postgres({
+    ...counting.options,
+    debug: (_conn: number, query: string) => {
+      const kind = /relay_checkpoints/.test(query)
+        ? 'checkpoint'
+        : /from eventplane\.events/.test(query)
+          ? 'read'
+          : /lease/.test(query)
+            ? 'lease'
+            : 'other'
+      if (counted) queries.set(kind, (queries.get(kind) ?? 0) + 1)
+    },
+  } as unknown as postgres.Options<Record<string, never>>)
+  let counted = false
+  process.stderr.write(`prefilling ${EVENTS} events…\n`)
+  await prefillLog(new PgEventStore(db.connect(ROLES.intentWriter, 2)), EVENTS)
+  await vacuumLog(db.admin)
+  const nc = await nats.connect('relay', { name: 'bench-relay-cpu' })
+  const samples: Record<'raw' | 'ours', { node: number[]; nats: number[]; pg: number[]; rate: number[] }> = {
+    raw: { node: [], nats: [], pg: [], rate: [] },
+    ours: { node: [], nats: [], pg: [], rate: [] },
+  }
+  let side: 'raw' | 'ours' = 'raw'
+  let before = { nats: 0, pg: new Map<number, number>() }
+  const rounds = await relayRounds({
+    relaySql,
+    nc,
+    events: EVENTS,
+    window: WINDOW,
+    around: {
+      async start(s) {
+        side = s
+        const pg = new Map<number, number>()
+        await pgNs(pg)
+        before = { nats: schedNs(natsPid), pg }
+        counted = s === 'ours'
+        await inspector?.post('Profiler.start')
+      },
+      async end(m) {
+        counted = false
+        if (inspector) {
+          const { profile } = await inspector.post('Profiler.stop')
+          writeFileSync(join(PROFILE_DIR!, `${side}-${++profiled}.cpuprofile`), JSON.stringify(profile))
+        }
+        const natsUs = (schedNs(natsPid) - before.nats) / 1000 / EVENTS
+        const after = new Map(before.pg)
+        await pgNs(after)
+        let pg = 0
+        for (const [p, ns] of after) pg += ns - (before.pg.get(p) ?? 0)
+        const s = samples[side]
+        s.node.push((m.cpuMs! * 1000) / m.events)
+        s.nats.push(natsUs)
+        s.pg.push(pg / 1000 / EVENTS)
+        s.rate.push(m.events / m.seconds)
+      },
+    },
+  })
+  for (let r = 0; r < ROUNDS; r++) {
+    if (SIDES.has('raw')) await rounds.raw()
+    if (SIDES.has('ours')) await rounds.ours()
+    process.stderr.write(`  round ${r + 1}/${ROUNDS}\n`)
+  }
+  const rows = (['raw', 'ours'] as const)
+    .filter((s) => SIDES.has(s))
+    .map((s) => ({
+      side: s,
+      'events/s': median(samples[s].rate).toFixed(0),
+      'node µs/event': median(samples[s].node).toFixed(1),
+      'nats-server µs/event': median(samples[s].nats).toFixed(1),
+      'postgres µs/event': median(samples[s].pg).toFixed(1),
+      'node runs': samples[s].node.map((n) => n.toFixed(0)).join(' '),
+    }))
+  console.log(`relay-cpu: ${EVENTS} events × ${ROUNDS} rounds, window ${WINDOW}, medians`)
+  console.table(rows)
+  const perK = (n: number): string => ((n * 1000) / (EVENTS * ROUNDS)).toFixed(2)
+  if (SIDES.has('ours'))
+    console.log(
+      `relay statements per 1,000 events: ${[...queries].map(([k, n]) => `${k} ${perK(n)}`).join(', ') || 'none'}`,
+    )
+} finally {
+  await nats.stop()
+  await db.drop()
+}
