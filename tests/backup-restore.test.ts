@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { EventFactory } from '@eventplane/core'
+import { EventFactory, validateEnvelope } from '@eventplane/core'
 import { PgEventStore, ROLES, checkImportChain, exportEvents, importEvents, verifyLog } from '@eventplane/store-pg'
 import { createTestDatabase, eventually, type TestDatabase } from '@eventplane/store-pg/testing'
 import { PROJECTOR_ROLE, addFinalizer, rebuildProjection, setStatus } from '@eventplane/runtime'
@@ -22,14 +22,22 @@ async function collect(it: AsyncIterable<string>): Promise<string[]> {
 /** One deployment's intent and the controller-like facts it causes, appended with the right roles. */
 async function deploy(db: TestDatabase, tenant: string, id: string, replicas: number): Promise<string> {
   const s = { tenant, category: 'deployment', id }
-  const intent = EventFactory.forTenant(tenant, { causedBy: `user:${tenant}-admin` }).intent(s, 'create', {
-    image: `img-${id}`,
-    replicas,
+  // occurred_at with microseconds (a client other than the factory may send them; PostgreSQL keeps them, and
+  // the hash covers them): an export that wrote milliseconds would not re-import with the same hash.
+  const intent = validateEnvelope({
+    ...EventFactory.forTenant(tenant, { causedBy: `user:${tenant}-admin` }).intent(s, 'create', {
+      image: `img-${id}`,
+      replicas,
+    }),
+    occurred_at: `2026-11-30T05:06:07.${String(replicas).padStart(3, '0')}${replicas}04+01:00`,
   })
   await new PgEventStore(db.connect(ROLES.intentWriter, 1)).append(s, [intent])
   const f = EventFactory.fromEvent(intent, { causedBy: 'controller:deployments' })
   await new PgEventStore(db.connect(ROLES.factWriter, 1)).append(s, [
-    f.fact(s, 'scheduled', { image: `img-${id}`, replicas }),
+    validateEnvelope({
+      ...f.fact(s, 'scheduled', { image: `img-${id}`, replicas }),
+      occurred_at: `2026-11-30T04:06:07.00000${replicas}Z`,
+    }),
     addFinalizer(f, s, 'dns-cleanup'),
     setStatus(f, s, 'running', 'scheduled'),
   ])
@@ -94,6 +102,10 @@ describe('backup and re-ingest', () => {
         exportEvents(new PgEventStore(source.connect(ROLES.operator, 1)), { tenant: 'acme', includeActor: true }),
       )
       assert.equal(lines.length, 8)
+      assert.ok(
+        lines.some((l) => JSON.parse(l).occurred_at === '2026-11-30T04:06:07.002204Z'),
+        'the export keeps occurred_at to the microsecond',
+      )
       assert.deepEqual(await checkImportChain(fresh.admin, lines), { events: 8, streams: 2 })
       await importEvents(new PgEventStore(fresh.connect(ROLES.operator, 1)), lines)
       const original = new PgEventStore(source.connect(ROLES.operator, 1))

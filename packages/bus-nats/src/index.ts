@@ -1,9 +1,13 @@
 export {
   API_ROOT,
+  HEADS_ROOT,
+  HEADS_STREAM_NAME,
+  HEADS_SUBJECTS,
   LOG_ROOT,
   LOG_SUBJECTS,
   STREAM_NAME,
   SUBMIT_SUBJECTS,
+  headsSubject,
   inboxPrefixFor,
   logFilter,
   logSubject,
@@ -22,6 +26,16 @@ export {
   eventplaneStreamConfig,
 } from './stream.ts'
 export type { EnsureStreamOptions } from './stream.ts'
+export {
+  DEFAULT_HEADS_STREAM_MAX_BYTES,
+  ensureHeadsStream,
+  headsStreamConfig,
+  latestPublishedHeads,
+  publishHeads,
+} from './heads-stream.ts'
+export type { HeadsStreamOptions, PublishedHeads, StoredHeads } from './heads-stream.ts'
+export { HeadsPublisher, publishTenantHeads } from './heads-publisher.ts'
+export type { HeadsPublishOutcome, HeadsPublisherOptions, HeadsRound } from './heads-publisher.ts'
 export { EVENT_HEADERS, decodeEvent, encodeEvent, eventHeaders, readEventHeaders } from './codec.ts'
 export { jetStreamDisabled, natsDriverError, natsFailure } from './nats-errors.ts'
 export type { EventHeaderValues } from './codec.ts'

@@ -28,6 +28,21 @@ export const LOG_SUBJECTS = `${LOG_ROOT}.>`
 /** Subject filter covering every submit request; what the gateway serves. */
 export const SUBMIT_SUBJECTS = `${API_ROOT}.submit.>`
 
+/**
+ * The stream holding published chain heads: a copy of each tenant's anchor
+ * outside PostgreSQL, on the system side (the log account), where no tenant
+ * account has JetStream or an import. Its own root, outside `eventplane.`
+ * (the log stream's, exported to tenants for the live tail).
+ */
+export const HEADS_STREAM_NAME = 'EVENTPLANE_HEADS'
+export const HEADS_ROOT = 'eventplane-heads'
+export const HEADS_SUBJECTS = `${HEADS_ROOT}.>`
+
+/** `eventplane-heads.<tenant>`: where a tenant's heads are published. */
+export function headsSubject(tenant: string): string {
+  return `${HEADS_ROOT}.${validateTenant(tenant)}`
+}
+
 function validateKind(kind: unknown): EventKind {
   if (typeof kind !== 'string' || !(EVENT_KINDS as readonly string[]).includes(kind)) {
     throw new InvalidName(`event kind ${JSON.stringify(kind)} is not one of ${EVENT_KINDS.join(', ')}`, {

@@ -9,6 +9,7 @@ type SettingKind =
   | { type: 'bool' }
   | { type: 'rate' }
   | { type: 'name' }
+  | { type: 'path' }
   | { type: 'tenantLimits' }
 
 /**
@@ -112,6 +113,10 @@ function read(spec: SettingSpec, value: unknown, where: string): unknown {
     case 'name':
       if (text === undefined || !/^[A-Za-z0-9_-]{1,64}$/.test(text))
         throw configError(`${where} must be 1 to 64 ASCII letters, digits, _ and -, got ${JSON.stringify(value)}`)
+      return text
+    case 'path':
+      if (text === undefined || text === '')
+        throw configError(`${where} must be a file path, got ${JSON.stringify(value)}`)
       return text
     case 'tenantLimits':
       return tenantLimits(value, where)

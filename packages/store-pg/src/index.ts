@@ -90,10 +90,13 @@ export {
   headsDigest,
   headsMessage,
   headsToFile,
+  listChainTenants,
   keyFingerprint,
   readHeads,
   signHeads,
 } from './chain/heads.ts'
 export type { ChainHeads, HeadsFile, StreamHead } from './chain/heads.ts'
+export { headsConflicts } from './chain/heads-continuity.ts'
+export type { HeadsConflict } from './chain/heads-continuity.ts'
 export { checkImportChain, confirmImportedHashes } from './chain/import-check.ts'
 export type { ImportChainResult } from './chain/import-check.ts'

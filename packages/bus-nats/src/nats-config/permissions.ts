@@ -1,5 +1,14 @@
 import { InvalidName, validateName, validateTenant } from '@eventplane/core'
-import { API_ROOT, LOG_SUBJECTS, STREAM_NAME, SUBMIT_SUBJECTS, logFilter, tenantInboxPrefix } from '../subjects.ts'
+import {
+  API_ROOT,
+  HEADS_STREAM_NAME,
+  HEADS_SUBJECTS,
+  LOG_SUBJECTS,
+  STREAM_NAME,
+  SUBMIT_SUBJECTS,
+  logFilter,
+  tenantInboxPrefix,
+} from '../subjects.ts'
 
 /** A user's publish/subscribe grants; an omitted side means "everything" (within the user's account). */
 export interface UserPermissions {
@@ -74,6 +83,13 @@ export function servicePermissions(): Record<ServiceUser, UserPermissions> {
           `${JS}.STREAM.CREATE.${STREAM_NAME}`,
           `${JS}.STREAM.UPDATE.${STREAM_NAME}`,
           ACCOUNT_INFO,
+          // Chain heads (HeadsPublisher): publish them, create/check their stream, read a tenant's newest.
+          // No purge or delete grant, and the stream denies both anyway.
+          HEADS_SUBJECTS,
+          `${JS}.STREAM.INFO.${HEADS_STREAM_NAME}`,
+          `${JS}.STREAM.CREATE.${HEADS_STREAM_NAME}`,
+          `${JS}.STREAM.UPDATE.${HEADS_STREAM_NAME}`,
+          `${JS}.STREAM.MSG.GET.${HEADS_STREAM_NAME}`,
         ],
       },
       subscribe: { allow: [SERVICE_INBOX] },

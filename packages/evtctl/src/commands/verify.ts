@@ -1,9 +1,12 @@
 import { readFile } from 'node:fs/promises'
 import type { Command } from 'commander'
 import { EventplaneError } from '@eventplane/core'
+import { HEADS_STREAM_NAME, latestPublishedHeads } from '@eventplane/bus-nats'
+import { jetstreamManager } from '@nats-io/jetstream'
 import { type ChainBreak, type ChainHeads, ROLES, checkHeads, keyFingerprint, verifyLog } from '@eventplane/store-pg'
 import { CliError } from '../cli-error.ts'
 import { type CommandKit, tenantOption, helpAfter } from '../command-kit.ts'
+import type { Session } from '../session.ts'
 import { alignRows } from '../table.ts'
 
 interface VerifyOptions {
@@ -14,6 +17,21 @@ interface VerifyOptions {
 
 const PROGRESS_INTERVAL_MS = 1000
 
+/** `--against nats`: the tenant's newest heads published on NATS, instead of a file. */
+const AGAINST_NATS = 'nats'
+
+/** Where the heads came from: a file, or a message of the heads stream. */
+type HeadsSource = { file: string } | { stream: string; seq: number; published_at: string }
+
+async function readPublicKey(publicKeyFile: string | undefined): Promise<Buffer | undefined> {
+  if (publicKeyFile === undefined) return undefined
+  try {
+    return await readFile(publicKeyFile)
+  } catch (e) {
+    throw new EventplaneError('store.chain_unverifiable', `cannot read the public key ${publicKeyFile}`, { cause: e })
+  }
+}
+
 async function loadHeads(file: string, publicKeyFile: string | undefined): Promise<ChainHeads> {
   let parsed: unknown
   try {
@@ -21,15 +39,27 @@ async function loadHeads(file: string, publicKeyFile: string | undefined): Promi
   } catch (e) {
     throw new EventplaneError('store.chain_unverifiable', `cannot read the heads file ${file}`, { cause: e })
   }
-  let publicKey: Buffer | undefined
-  if (publicKeyFile !== undefined) {
-    try {
-      publicKey = await readFile(publicKeyFile)
-    } catch (e) {
-      throw new EventplaneError('store.chain_unverifiable', `cannot read the public key ${publicKeyFile}`, { cause: e })
-    }
-  }
-  return checkHeads(parsed, publicKey)
+  return checkHeads(parsed, await readPublicKey(publicKeyFile))
+}
+
+/** The tenant's newest published heads, checked like a file; none published is `store.chain_unverifiable`. */
+async function loadPublishedHeads(
+  session: Session,
+  tenant: string,
+  publicKeyFile: string | undefined,
+): Promise<{ heads: ChainHeads; source: HeadsSource }> {
+  const publicKey = await readPublicKey(publicKeyFile)
+  const jsm = await jetstreamManager(await session.nats(), { checkAPI: false })
+  const stored = await latestPublishedHeads(jsm, tenant)
+  if (stored === undefined)
+    throw new EventplaneError('store.chain_unverifiable', `no heads of tenant ${tenant} were published on NATS`)
+  const heads = checkHeads(stored.file, publicKey)
+  if (heads.tenant !== tenant)
+    throw new EventplaneError(
+      'store.chain_unverifiable',
+      `the heads published for tenant ${tenant} (stream sequence ${stored.seq}) are tenant ${heads.tenant}'s`,
+    )
+  return { heads, source: { stream: HEADS_STREAM_NAME, seq: stored.seq, published_at: stored.published_at } }
 }
 
 const breakRow = (b: ChainBreak) => [
@@ -51,25 +81,39 @@ export function registerVerify(program: Command, kit: CommandKit): void {
     .description('recompute the log’s hash chains and report the first broken link of each stream')
     .addOption(tenantOption())
     .option('--stream <category/id>', 'only this stream of the tenant')
-    .option('--against <file>', 'heads saved earlier (evtctl heads): the log must still lead to them')
+    .option(
+      '--against <file|nats>',
+      'heads saved earlier (evtctl heads): the log must still lead to them; "nats": the tenant’s newest published heads',
+    )
     .option('--public-key <file>', 'the Ed25519 public key (PEM) that must have signed the heads file')
     .addHelpText(
       'after',
       helpAfter(
         'Exit codes: 0 intact, 2 broken (each broken stream is listed: what, stream, version, event),',
-        '3 could not check (database unreachable, heads file unreadable, unsigned or badly signed).',
+        '3 could not check (database unreachable, heads file unreadable, unsigned or badly signed, none published).',
+        '--against nats reads the newest heads published for --tenant (evtctl heads --publish, or the relay with',
+        '--heads-every-ms) from the JetStream stream EVENTPLANE_HEADS; a file named nats is ./nats.',
         'Progress goes to stderr once a second. Without saved heads, verify proves each stream is one',
         'unbroken chain; only heads kept outside the database show that a whole chain was not rewritten.',
         '',
         'Examples:',
         '  $ evtctl verify --tenant acme',
         '  $ evtctl verify --tenant acme --against acme-heads.json --public-key heads.pub --json',
+        '  $ evtctl verify --tenant acme --against nats --public-key heads.pub',
       ),
     )
     .action(
       kit.action<VerifyOptions>(async (session, _command, opts) => {
         const tenant = session.config.sources.tenant === 'flag' ? session.config.tenant : undefined
-        const heads = opts.against === undefined ? undefined : await loadHeads(opts.against, opts.publicKey)
+        let heads: ChainHeads | undefined
+        let source: HeadsSource | undefined
+        if (opts.against === AGAINST_NATS) {
+          if (tenant === undefined) throw new CliError('cli.bad_usage', '--against nats needs --tenant')
+          ;({ heads, source } = await loadPublishedHeads(session, tenant, opts.publicKey))
+        } else if (opts.against !== undefined) {
+          heads = await loadHeads(opts.against, opts.publicKey)
+          source = { file: opts.against }
+        }
         if (heads && tenant !== undefined && heads.tenant !== tenant)
           throw new CliError('cli.bad_usage', `the heads file is tenant ${heads.tenant}'s, not ${tenant}'s`)
         const scopeTenant = tenant ?? heads?.tenant
@@ -110,6 +154,7 @@ export function registerVerify(program: Command, kit: CommandKit): void {
                 tx_id: heads.tx_id.toString(),
                 global_position: heads.global_position.toString(),
                 signed_by: heads.signature ? keyFingerprint(heads.signature.public_key) : null,
+                ...source,
               },
             }),
           },
@@ -121,6 +166,7 @@ export function registerVerify(program: Command, kit: CommandKit): void {
               `${seconds.toFixed(1)} s${result.intact ? '' : `, ${result.brokenStreams} streams broken`}` +
               (heads
                 ? `; against heads at position ${heads.global_position}` +
+                  (source && 'seq' in source ? ` published on NATS (${source.stream} sequence ${source.seq})` : '') +
                   (heads.signature ? ` signed by ${keyFingerprint(heads.signature.public_key)}` : ' (unsigned)')
                 : ''),
           ],

@@ -1,9 +1,12 @@
+import { type KeyObject, createPrivateKey } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { EventplaneError } from '@eventplane/core'
-import { DEFAULT_RELAY_NAME, type EventplaneMetrics, Relay } from '@eventplane/bus-nats'
+import { DEFAULT_RELAY_NAME, type EventplaneMetrics, HeadsPublisher, Relay } from '@eventplane/bus-nats'
 import type { NatsConnection } from '@nats-io/transport-node'
 import type { Sql } from 'postgres'
 import { ROLES } from '@eventplane/store-pg'
+import { CliError } from '../cli-error.ts'
 import type { RunningPart } from '../runners.ts'
 import type { Session } from '../session.ts'
 import type { ResolvedSettings, SettingSpec } from '../service-settings.ts'
@@ -67,6 +70,20 @@ export const RELAY_SETTINGS: readonly SettingSpec[] = [
     help: 'a transaction holding the log back longer is reported (default 30000)',
   },
   {
+    key: 'headsEveryMs',
+    flag: '--heads-every-ms',
+    env: 'EVENTPLANE_RELAY_HEADS_EVERY_MS',
+    kind: { type: 'int', min: 1000 },
+    help: 'publish every tenant’s chain heads to JetStream (stream EVENTPLANE_HEADS) this often, when changed (default: off)',
+  },
+  {
+    key: 'headsSignKey',
+    flag: '--heads-sign-key',
+    env: 'EVENTPLANE_RELAY_HEADS_SIGN_KEY',
+    kind: { type: 'path' },
+    help: 'Ed25519 private key (PEM) the published heads are signed with',
+  },
+  {
     key: 'terminateStuck',
     flag: '--terminate-stuck',
     env: 'EVENTPLANE_RELAY_TERMINATE_STUCK',
@@ -102,7 +119,12 @@ export async function startRelay(
     streamMaxMsgSize?: number
     stuckAfterMs?: number
     terminateStuck?: boolean
+    headsEveryMs?: number
+    headsSignKey?: string
   }
+  const signingKey = s.headsSignKey === undefined ? undefined : await readSigningKey(s.headsSignKey)
+  if (signingKey && s.headsEveryMs === undefined)
+    throw new CliError('cli.config', '--heads-sign-key needs --heads-every-ms (heads are published only when asked)')
   const name = s.relayName ?? DEFAULT_RELAY_NAME
   const sql = session.pg(ROLES.relay, 4, `eventplane-relay:${name}`)
   const nc = await session.serviceNats(`eventplane-relay:${name}`)
@@ -127,6 +149,20 @@ export async function startRelay(
   })
   relay.start()
   session.onClose(() => relay.stop())
+  const heads =
+    s.headsEveryMs === undefined
+      ? undefined
+      : new HeadsPublisher({
+          sql,
+          nc,
+          everyMs: s.headsEveryMs,
+          ...(signingKey && { signingKey }),
+          // One publisher per relay name: the relay holding the lease.
+          isActive: () => relay.state === 'active',
+          logger: session.log,
+        })
+  heads?.start()
+  if (heads) session.onClose(() => heads.stop())
   if (options.waitActive) await relayStarted(relay)
   const failed = relay.closed.then(() => {
     throw new EventplaneError('bus.unavailable', `relay ${name} stopped`)
@@ -138,7 +174,10 @@ export async function startRelay(
     relay,
     sql,
     nc,
-    stop: () => relay.stop(),
+    stop: async () => {
+      await heads?.stop()
+      await relay.stop()
+    },
     failed,
   }
 }
@@ -158,4 +197,17 @@ async function relayStarted(relay: Relay): Promise<void> {
       )
     await sleep(20)
   }
+}
+
+/** The heads signing key: an Ed25519 private key file (PEM or DER PKCS#8), else `cli.config`. */
+async function readSigningKey(file: string): Promise<KeyObject> {
+  let key: KeyObject
+  try {
+    key = createPrivateKey(await readFile(file))
+  } catch (e) {
+    throw new CliError('cli.config', `cannot read the heads signing key ${file}`, { cause: e })
+  }
+  if (key.asymmetricKeyType !== 'ed25519')
+    throw new CliError('cli.config', `the heads signing key ${file} is not an Ed25519 private key`)
+  return key
 }

@@ -3,6 +3,7 @@ import type { Sql } from 'postgres'
 import { EventplaneError, validateTenant } from '@eventplane/core'
 import { typedPgErrors } from '../pg-errors.ts'
 import { chainHeadsSql } from '../sql/chain-heads.ts'
+import { chainTenantsSql } from '../sql/chain-tenants.ts'
 
 /** The format tag of a heads file (and the first line of the message its signature covers). */
 export const HEADS_FORMAT = 'eventplane.heads.v1'
@@ -81,6 +82,11 @@ export async function readHeads(sql: Sql, tenant: string): Promise<ChainHeads> {
     streams,
     digest: headsDigest(streams),
   }
+}
+
+/** The tenants that have events (byte order), whose heads a publisher takes; the role must read across tenants. */
+export function listChainTenants(sql: Sql): Promise<string[]> {
+  return typedPgErrors(() => chainTenantsSql(sql))
 }
 
 /** Signs heads with an Ed25519 private key (PEM or DER PKCS#8, as `openssl genpkey -algorithm ed25519` writes). */

@@ -80,6 +80,8 @@ export async function appendSql(
     causedBy[i] = e.caused_by
     occurredAt[i] = e.occurred_at
   }
+  // occurred_at goes as text[] cast in SQL: a timestamptz[] parameter would make postgres.js pass each
+  // string through a JavaScript Date, dropping microseconds the envelope carries (and the hash covers).
   const payload = sql.json(data as postgres.JSONValue)
   switch (appendEntryFor(events)) {
     case 'intents':
@@ -87,19 +89,19 @@ export async function appendSql(
         select stream_versions::text[], global_positions::text[], tx_id::text, to_char(recorded_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as recorded_at, replayed
           from eventplane.append_intents(${tenant}, ${category}, ${streamId}, ${expected}, ${ids}::uuid[], ${kinds}::text[],
             ${types}::text[], ${schemaVersions}::smallint[], ${payload}, ${correlations}::uuid[], ${causations}::uuid[],
-            ${causedBy}::text[], ${occurredAt}::timestamptz[], ${probeIds})`)
+            ${causedBy}::text[], ${occurredAt}::text[]::timestamptz[], ${probeIds})`)
     case 'facts':
       return one(sql<AppendedRow[]>`
         select stream_versions::text[], global_positions::text[], tx_id::text, to_char(recorded_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as recorded_at, replayed
           from eventplane.append_facts(${tenant}, ${category}, ${streamId}, ${expected}, ${ids}::uuid[], ${kinds}::text[],
             ${types}::text[], ${schemaVersions}::smallint[], ${payload}, ${correlations}::uuid[], ${causations}::uuid[],
-            ${causedBy}::text[], ${occurredAt}::timestamptz[], ${probeIds})`)
+            ${causedBy}::text[], ${occurredAt}::text[]::timestamptz[], ${probeIds})`)
     case 'any':
       return one(sql<AppendedRow[]>`
         select stream_versions::text[], global_positions::text[], tx_id::text, to_char(recorded_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as recorded_at, replayed
           from eventplane.append_to_stream(${tenant}, ${category}, ${streamId}, ${expected}, ${ids}::uuid[], ${kinds}::text[],
             ${types}::text[], ${schemaVersions}::smallint[], ${payload}, ${correlations}::uuid[], ${causations}::uuid[],
-            ${causedBy}::text[], ${occurredAt}::timestamptz[], ${probeIds})`)
+            ${causedBy}::text[], ${occurredAt}::text[]::timestamptz[], ${probeIds})`)
   }
 }
 

@@ -1,0 +1,192 @@
+import type { KeyObject } from 'node:crypto'
+import type { Sql } from 'postgres'
+import {
+  type ChainHeads,
+  type HeadsConflict,
+  type HeadsFile,
+  checkHeads,
+  headsConflicts,
+  headsToFile,
+  listChainTenants,
+  readHeads,
+  signHeads,
+} from '@eventplane/store-pg'
+import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream'
+import type { NatsConnection } from '@nats-io/transport-node'
+import {
+  type HeadsStreamOptions,
+  type PublishedHeads,
+  ensureHeadsStream,
+  latestPublishedHeads,
+  publishHeads,
+} from './heads-stream.ts'
+import { type Logger, errorFields, silentLogger } from './logger.ts'
+
+/** What publishing one tenant's heads did. */
+export type HeadsPublishOutcome =
+  | { outcome: 'published'; file: HeadsFile; published: PublishedHeads }
+  | { outcome: 'unchanged'; file: HeadsFile }
+  /** The log does not extend the newest published heads (a rewritten history): nothing published. */
+  | { outcome: 'refused'; file: HeadsFile; conflicts: HeadsConflict[] }
+
+/**
+ * Publishes `heads` (taken with `readHeads`, maybe signed) unless they equal
+ * the tenant's newest published heads, and refuses (unless `force`) when the
+ * log no longer extends those: a stream's hash at its published head changed,
+ * or the stream or that version is gone. So once published, an anchor is only
+ * ever followed by heads of the same history, and a rewrite stays visible to
+ * `evtctl verify --against nats`. A newest message that does not parse or
+ * verify as heads is ignored (it anchors nothing).
+ */
+export async function publishTenantHeads(options: {
+  sql: Sql
+  jsm: JetStreamManager
+  js: JetStreamClient
+  heads: ChainHeads
+  force?: boolean
+}): Promise<HeadsPublishOutcome> {
+  const file = headsToFile(options.heads)
+  const stored = await latestPublishedHeads(options.jsm, options.heads.tenant)
+  let earlier: ChainHeads | undefined
+  try {
+    earlier = stored === undefined ? undefined : checkHeads(stored.file)
+  } catch {
+    earlier = undefined
+  }
+  if (earlier && earlier.tenant !== options.heads.tenant) earlier = undefined
+  if (earlier?.digest.equals(options.heads.digest)) return { outcome: 'unchanged', file }
+  if (earlier && !options.force) {
+    const conflicts = await headsConflicts(options.sql, earlier, options.heads)
+    if (conflicts.length > 0) return { outcome: 'refused', file, conflicts }
+  }
+  return { outcome: 'published', file, published: await publishHeads(options.js, file) }
+}
+
+export interface HeadsPublisherOptions {
+  /** A role that reads every tenant's heads (the relay's or the operator's). */
+  sql: Sql
+  /** A system-side connection allowed to publish `eventplane-heads.>` (the relay's or the operator's user). */
+  nc: NatsConnection
+  /** Milliseconds between rounds; at least 1,000. */
+  everyMs: number
+  /** Ed25519 private key: every published heads file is signed with it. */
+  signingKey?: KeyObject
+  /** Publishes only while this says so (the relay: while it holds its lease); default always. */
+  isActive?: () => boolean
+  logger?: Logger
+  stream?: HeadsStreamOptions
+}
+
+/** What one round did: tenants published, unchanged since their newest published heads, refused, failed. */
+export interface HeadsRound {
+  published: string[]
+  unchanged: number
+  /** Tenants whose log no longer extends their newest published heads (logged as an error each round). */
+  refused: string[]
+  failed: string[]
+}
+
+/**
+ * Publishes every tenant's chain heads to JetStream periodically (the anchor
+ * `evtctl verify --against nats` checks the log with), so a copy lives
+ * outside PostgreSQL: someone who rewrites a stream and recomputes its hashes
+ * in the database cannot rewrite the heads published before. A tenant is
+ * published only when its heads changed since its newest published ones
+ * (looked up in the stream, then remembered), so the history holds one
+ * message per change, not one per round; and never when the log no longer
+ * extends them ({@link publishTenantHeads}): that is logged as an error every
+ * round, naming the streams. A failure is logged and retried next round; it
+ * never stops the process it runs in.
+ */
+export class HeadsPublisher {
+  readonly everyMs: number
+  readonly #o: HeadsPublisherOptions
+  readonly #logger: Logger
+  /** Digest of the newest heads published per tenant. */
+  readonly #lastDigest = new Map<string, string>()
+  #timer: NodeJS.Timeout | undefined
+  #round: Promise<unknown> = Promise.resolve()
+  #streamReady = false
+  #stopped = false
+
+  constructor(options: HeadsPublisherOptions) {
+    if (!Number.isSafeInteger(options.everyMs) || options.everyMs < 1000)
+      throw new RangeError('everyMs must be an integer of at least 1000')
+    if (options.signingKey && options.signingKey.asymmetricKeyType !== 'ed25519')
+      throw new TypeError('the heads signing key is not an Ed25519 private key')
+    this.everyMs = options.everyMs
+    this.#o = options
+    this.#logger = options.logger ?? silentLogger
+  }
+
+  /** Starts the rounds: the first at once, then every `everyMs`. */
+  start(): void {
+    const tick = () => {
+      if (this.#stopped) return
+      this.#round = this.publishRound()
+        .catch((e: unknown) => this.#logger.warn(errorFields(e), 'a heads round failed'))
+        .finally(() => {
+          if (!this.#stopped) this.#timer = setTimeout(tick, this.everyMs)
+        })
+    }
+    tick()
+  }
+
+  /** Stops after the round in flight. */
+  async stop(): Promise<void> {
+    this.#stopped = true
+    clearTimeout(this.#timer)
+    await this.#round
+  }
+
+  /** One round over every tenant with events (skipped while not active). Never throws for one tenant's failure. */
+  async publishRound(): Promise<HeadsRound> {
+    const round: HeadsRound = { published: [], unchanged: 0, refused: [], failed: [] }
+    if (this.#o.isActive && !this.#o.isActive()) return round
+    const jsm = await jetstreamManager(this.#o.nc, { checkAPI: false })
+    if (!this.#streamReady) {
+      await ensureHeadsStream(jsm, this.#o.stream)
+      this.#streamReady = true
+    }
+    const js = jetstream(this.#o.nc)
+    for (const tenant of await listChainTenants(this.#o.sql)) {
+      if (this.#stopped) break
+      try {
+        const heads = await readHeads(this.#o.sql, tenant)
+        if (this.#lastDigest.get(tenant) === heads.digest.toString('hex')) {
+          round.unchanged++
+          continue
+        }
+        const signed = this.#o.signingKey ? signHeads(heads, this.#o.signingKey) : heads
+        const r = await publishTenantHeads({ sql: this.#o.sql, jsm, js, heads: signed })
+        if (r.outcome === 'refused') {
+          round.refused.push(tenant)
+          this.#lastDigest.delete(tenant)
+          this.#logger.error(
+            {
+              tenant,
+              streams: r.conflicts.slice(0, 20).map((c) => `${c.category}/${c.stream_id}@${c.version}:${c.reason}`),
+              conflicts: r.conflicts.length,
+            },
+            'heads not published: the log no longer extends the newest published heads (run evtctl verify --against nats)',
+          )
+          continue
+        }
+        this.#lastDigest.set(tenant, r.file.digest)
+        if (r.outcome === 'unchanged') {
+          round.unchanged++
+          continue
+        }
+        round.published.push(tenant)
+        this.#logger.info(
+          { tenant, position: r.file.global_position, streams: r.file.streams.length, seq: r.published.seq },
+          'heads published',
+        )
+      } catch (e) {
+        round.failed.push(tenant)
+        this.#logger.warn({ tenant, ...errorFields(e) }, 'publishing heads failed')
+      }
+    }
+    return round
+  }
+}

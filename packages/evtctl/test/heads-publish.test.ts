@@ -1,0 +1,172 @@
+import assert from 'node:assert/strict'
+import { generateKeyPairSync } from 'node:crypto'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { HEADS_STREAM_NAME, latestPublishedHeads } from '@eventplane/bus-nats'
+import { type TestNatsServer, startNatsServer } from '@eventplane/bus-nats/testing'
+import { EventFactory } from '@eventplane/core'
+import { type ChainRow, PgEventStore, ROLES, canonicalText, chainLink } from '@eventplane/store-pg'
+import { createTestDatabase, eventually, type TestDatabase } from '@eventplane/store-pg/testing'
+import { jetstreamManager } from '@nats-io/jetstream'
+import type { Sql } from 'postgres'
+import { type CliProcess, failureLine, killAll, runCli, startCli } from './helpers.ts'
+
+const pem = (k: { export(o: object): string | Buffer }, type: string) => k.export({ type, format: 'pem' }) as string
+
+/**
+ * The attack heads exist for: as a superuser, change an event's payload and
+ * recompute every later hash of its stream (in JavaScript, from the
+ * documented canonical form), so the chain alone is consistent again.
+ */
+async function rewriteAndRechain(admin: Sql, tenant: string, id: string, version: number): Promise<void> {
+  await admin.begin(async (tx) => {
+    await tx`alter table eventplane.events disable trigger user`
+    await tx`update eventplane.events set data = jsonb_set(data, '{replicas}', '300')
+      where tenant_id = ${tenant} and stream_id = ${id} and stream_version = ${version}`
+    const rows = await tx<(Omit<ChainRow, 'stream_version'> & { stream_version: string })[]>`
+      select * from eventplane.chain_rows(${tenant}, 'deployment', ${id}, '', '', '', 0, 1000)`
+    let prev: Buffer | null = null
+    for (const r of rows) {
+      const row = { ...r, stream_version: Number(r.stream_version) }
+      const hash = chainLink(prev, canonicalText(row, row.data))
+      await tx`update eventplane.events set hash = ${hash} where event_id = ${row.event_id}`
+      prev = hash
+    }
+    await tx`alter table eventplane.events enable trigger user`
+  })
+}
+
+describe('chain heads published on NATS', () => {
+  let db: TestDatabase
+  let nats: TestNatsServer
+  let dir: string
+  let relay: CliProcess
+  const keys = generateKeyPairSync('ed25519')
+  /** The operator's CLI environment: admin URL, operator creds. */
+  const operator = () => ({
+    EVENTPLANE_DATABASE_URL: db.url,
+    EVENTPLANE_NATS_URL: nats.url,
+    EVENTPLANE_NATS_CREDS: nats.credentials.operator!.creds,
+  })
+  const maxPosition = async (tenant: string) => {
+    const [{ pos }] = (await db.admin`
+      select max(global_position)::text as pos from eventplane.events where tenant_id = ${tenant}`) as [{ pos: string }]
+    return pos
+  }
+  const latest = async (tenant: string) => {
+    const nc = await nats.connect('operator')
+    try {
+      return await latestPublishedHeads(await jetstreamManager(nc), tenant)
+    } finally {
+      await nc.close()
+    }
+  }
+
+  before(async () => {
+    db = await createTestDatabase('ep_cli_heads_nats')
+    nats = await startNatsServer({ tenants: ['acme'] })
+    dir = await mkdtemp(join(tmpdir(), 'ep-heads-nats-'))
+    await writeFile(join(dir, 'heads.key'), pem(keys.privateKey, 'pkcs8'), { mode: 0o600 })
+    await writeFile(join(dir, 'heads.pub'), pem(keys.publicKey, 'spki'))
+    const store = new PgEventStore(db.connect(ROLES.intentWriter, 1))
+    for (const tenant of ['acme', 'globex']) {
+      const f = EventFactory.forTenant(tenant, { causedBy: 'user:test' })
+      for (const id of ['web', 'api']) {
+        const s = { tenant, category: 'deployment', id }
+        for (let i = 1; i <= 5; i++) await store.append(s, [f.intent(s, 'scaled', { replicas: i })])
+      }
+    }
+    // The relay as deployed: its own role and NATS user, publishing signed heads every second.
+    const url = new URL(db.url)
+    url.username = ROLES.relay
+    relay = startCli(
+      ['relay', '--poll-ms', '200', '--heads-every-ms', '1000', '--heads-sign-key', join(dir, 'heads.key')],
+      {
+        env: {
+          EVENTPLANE_DATABASE_URL: url.toString(),
+          EVENTPLANE_NATS_URL: nats.url,
+          EVENTPLANE_NATS_CREDS: nats.credentials.relay!.creds,
+        },
+      },
+    )
+  })
+  after(async () => {
+    killAll()
+    await nats?.stop()
+    await Promise.all([db?.drop(), rm(dir, { recursive: true, force: true })])
+  })
+
+  test('the relay publishes every tenant’s signed heads; verify --against nats checks the log against them', async () => {
+    for (const tenant of ['acme', 'globex']) {
+      const pos = await maxPosition(tenant)
+      await eventually(
+        async () => ((await latest(tenant))?.file as { global_position?: string } | undefined)?.global_position === pos,
+        90_000, // the relay's start and rounds are slow on a loaded machine
+        `${tenant}'s heads published at ${pos}`,
+      )
+    }
+    const ok = await runCli(
+      ['verify', '--tenant', 'acme', '--against', 'nats', '--public-key', join(dir, 'heads.pub'), '--json'],
+      { env: operator() },
+    )
+    assert.equal(ok.code, 0, ok.stderr)
+    const report = JSON.parse(ok.stdout)
+    assert.equal(report.intact, true)
+    assert.equal(report.events, 10)
+    assert.equal(report.against.stream, HEADS_STREAM_NAME)
+    assert.equal(report.against.global_position, await maxPosition('acme'))
+    assert.ok(report.against.signed_by, 'signed by the relay’s key')
+
+    // A one-shot publish of the same heads adds nothing: the newest published are these.
+    const again = await runCli(['heads', '--tenant', 'acme', '--publish', '--json'], { env: operator() })
+    assert.equal(again.code, 0, again.stderr)
+    assert.equal(JSON.parse(again.stdout).published.unchanged, true)
+  })
+
+  test('a stream rewritten with recomputed hashes after its heads were published: verify --against nats exits 2 naming it', async () => {
+    const before = await latest('acme')
+    await rewriteAndRechain(db.admin, 'acme', 'web', 3)
+
+    // The chain alone is consistent again: only the anchor outside PostgreSQL shows the rewrite.
+    const alone = await runCli(['verify', '--tenant', 'acme'], { env: operator() })
+    assert.equal(alone.code, 0, alone.stderr)
+
+    // The relay's next rounds refuse to publish heads of the rewritten history (and say why).
+    await eventually(
+      () => relay.stderr.includes('heads not published'),
+      90_000, // the relay's start and rounds are slow on a loaded machine
+      'the relay refuses to publish the rewritten heads',
+    )
+    assert.match(relay.stderr, /deployment\/web@5:rewritten/)
+    assert.equal((await latest('acme'))!.seq, before!.seq, 'the newest published heads are still the ones before')
+
+    const r = await runCli(
+      ['verify', '--tenant', 'acme', '--against', 'nats', '--public-key', join(dir, 'heads.pub'), '--json'],
+      { env: operator() },
+    )
+    assert.equal(r.code, 2, r.stderr)
+    const report = JSON.parse(r.stdout)
+    assert.equal(report.intact, false)
+    assert.deepEqual(
+      report.breaks.map((b: { stream_id: string; version: number; kind: string }) => [b.stream_id, b.version, b.kind]),
+      [['web', 5, 'rewritten']],
+    )
+    assert.match(r.stderr, /store\.chain_broken: .*rewritten at acme\/deployment\/web version 5/)
+
+    // A one-shot publish refuses too, unless forced (which says so).
+    const refused = await runCli(['heads', '--tenant', 'acme', '--publish'], { env: operator() })
+    assert.equal(refused.code, 2, refused.stderr)
+    assert.match(failureLine(refused).message, /acme\/deployment\/web version 5 rewritten/)
+    assert.equal((await latest('acme'))!.seq, before!.seq)
+  })
+
+  test('--against nats needs a tenant, and a tenant without published heads cannot be checked (exit 3)', async () => {
+    const noTenant = await runCli(['verify', '--against', 'nats'], { env: operator() })
+    assert.equal(noTenant.code, 1, noTenant.stderr)
+    const none = await runCli(['verify', '--tenant', 'initech', '--against', 'nats'], { env: operator() })
+    assert.equal(none.code, 3, none.stderr)
+    assert.match(failureLine(none).message, /no heads of tenant initech were published/)
+  })
+})
