@@ -12,6 +12,10 @@ $PNPM exec biome check .
 echo "test: type-check (tsc --noEmit)"
 $PNPM exec tsc --noEmit -p tsconfig.json
 
+echo "test: evtctl bundled once for the CLI subprocess tests (scripts/test-cli-bundle.ts)"
+EVTCTL_TEST_BIN="$(node --import tsx scripts/test-cli-bundle.ts)"
+export EVTCTL_TEST_BIN
+
 # Latency measurements under load run alone, after the rest: another test file beside them on a
 # two-core machine would be part of what they measure.
 solo=(tests/faults/tenant-flood.test.ts)

@@ -106,8 +106,8 @@ export interface EnvelopeCheckOptions {
   /** When given, `type@schema_version` must be registered and `data` must match it. */
   registry?: SchemaRegistry
   /**
-   * The stream the envelope arrived for, already parsed in this process (the
-   * gateway's subject): envelope names equal to a {@link ValidStreamRef}'s are
+   * The stream the envelope arrived for, already parsed here (for the
+   * gateway, its subject): envelope names equal to a {@link ValidStreamRef}'s are
    * not parsed again; others are, and the caller compares them after.
    */
   stream?: StreamRef
@@ -147,7 +147,7 @@ function checkContent(e: IntentDraft, options: EnvelopeCheckOptions): void {
   options.registry?.validate(e.type, e.schema_version, e.data)
 }
 
-/** True when `e` names exactly the stream `known`, a reference parsed in this process. */
+/** True when `e` names exactly the stream `known`, a reference parsed here. */
 function namesStream(e: IntentDraft, known: StreamRef | undefined): boolean {
   return (
     isValidStreamRef(known) &&

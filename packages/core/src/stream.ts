@@ -10,7 +10,7 @@ export interface StreamRef {
 declare const validStream: unique symbol
 
 /**
- * A stream reference whose names were parsed in this process ({@link streamRef},
+ * A stream reference whose names were parsed here ({@link streamRef},
  * {@link parseStream}, a subject parser built on them, or a validated
  * envelope's stream): frozen, and trusted downstream without a second parse.
  * A copy or a literal is not one; {@link ensureStreamRef} parses it.
@@ -27,12 +27,12 @@ export function trustedStreamRef(tenant: string, category: string, id: string): 
   return ref as ValidStreamRef
 }
 
-/** True when `s` is a reference core parsed in this process (not a copy of one). */
+/** True when `s` is a reference core parsed here (not a copy of one). */
 export function isValidStreamRef(s: unknown): s is ValidStreamRef {
   return typeof s === 'object' && s !== null && parsed.has(s)
 }
 
-/** Validates every name of a stream reference: the one parse of these names in this process. */
+/** Validates every name of a stream reference: the one parse of these names here. */
 export function streamRef(tenant: string, category: string, id: string): ValidStreamRef {
   return trustedStreamRef(validateTenant(tenant), validateCategory(category), validateStreamId(id))
 }
