@@ -29,7 +29,15 @@ await build({
   target: 'node20',
   external,
   logLevel: 'warning',
-  banner: { js: "import { register as registerTsx } from 'tsx/esm/api'; registerTsx();" },
+  // CommonJS dependencies inlined here (nkeys, tweetnacl) `require` node's modules: give them a require.
+  banner: {
+    js: [
+      "import { createRequire as createRequireForBundle } from 'node:module'",
+      'const require = createRequireForBundle(import.meta.url)',
+      "import { register as registerTsx } from 'tsx/esm/api'",
+      'registerTsx()',
+    ].join('\n'),
+  },
   plugins: [
     {
       name: 'own-import-meta-url',

@@ -22,6 +22,6 @@ solo=(tests/faults/tenant-flood.test.ts)
 mapfile -t files < <(find packages/*/test tests -name '*.test.ts' 2>/dev/null | grep -vxF "${solo[@]/#/-e}" | sort)
 echo "test: ${#files[@]} test files, then ${#solo[@]} alone"
 status=0
-node --import tsx --test --test-concurrency=2 --test-timeout=180000 "${files[@]}" || status=$?
+node --import tsx --test --test-concurrency=3 --test-timeout=180000 "${files[@]}" || status=$?
 node --import tsx --test --test-concurrency=1 --test-timeout=420000 "${solo[@]}" || status=$?
 exit "$status"
