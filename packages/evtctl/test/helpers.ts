@@ -6,12 +6,7 @@ import { fileURLToPath } from 'node:url'
  * bundle of the same sources scripts/test.sh builds (EVTCTL_TEST_BIN; see scripts/test-cli-bundle.ts).
  */
 export const BIN = fileURLToPath(new URL('../bin/evtctl.js', import.meta.url))
-const BUNDLE = process.env.EVTCTL_TEST_BIN
-
-/** A domain of the user's imports the workspace packages itself: beside the bundle's copies that would be two. */
-function launcherFor(args: readonly string[], env: NodeJS.ProcessEnv): string {
-  return BUNDLE && !args.includes('--domain') && !env.EVENTPLANE_DOMAIN ? BUNDLE : BIN
-}
+const LAUNCHER = process.env.EVTCTL_TEST_BIN || BIN
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url))
 
 export interface CliResult {
@@ -52,7 +47,7 @@ export interface CliProcess {
 export function startCli(args: readonly string[], options: RunOptions = {}): CliProcess {
   const env = { ...baseEnv(), ...options.env }
   for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k]
-  const child = spawn(process.execPath, [launcherFor(args, env), ...args], {
+  const child = spawn(process.execPath, [LAUNCHER, ...args], {
     cwd: options.cwd ?? ROOT,
     env,
     stdio: ['pipe', 'pipe', 'pipe'],
