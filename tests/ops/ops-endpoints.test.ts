@@ -3,6 +3,7 @@ import { after, before, describe, test } from 'node:test'
 import { EventFactory } from '@eventplane/core'
 import { submitIntent } from '@eventplane/bus-nats'
 import { ROLES } from '@eventplane/store-pg'
+import { holdXid } from '@eventplane/store-pg/testing'
 import { type BusEnv, appendIntents, createBusEnv, eventually } from '../../packages/bus-nats/test/fixtures.ts'
 import { spawnRelay, spawnService } from '../faults/support/children.ts'
 import { get, metric, opsUrl, seriesOf, startPgProxy } from './support.ts'
@@ -78,18 +79,9 @@ describe('ops endpoints of the relay and gateway processes', () => {
         return metric(s, 'eventplane_relay_lag_events{relay="heldback"}') === 0
       }, 'the relay to catch up before the hold')
       const [head] = await env.db.admin<{ p: string }[]>`select max(global_position)::text as p from eventplane.events`
-      let release!: () => void
-      const held = new Promise<void>((resolve) => (release = resolve))
-      let began!: () => void
-      const open = new Promise<void>((resolve) => (began = resolve))
       // An xid taken before the appends commit: the gap-safe read (tx_id < snapshot xmin) cannot pass it.
-      const holder = env.db.admin.begin(async (tx) => {
-        await tx`select pg_current_xact_id()`
-        began()
-        await held
-      })
+      const held = await holdXid(env.db.admin)
       try {
-        await open
         const appended = await appendIntents(env.intents, 'acme', 6, 3, 'held')
         let scrape = ''
         await eventually(async () => {
@@ -104,8 +96,7 @@ describe('ops endpoints of the relay and gateway processes', () => {
         assert.equal(metric(scrape, 'eventplane_relay_checkpoint_position{relay="heldback"}'), Number(head!.p))
         assert.equal(metric(scrape, 'eventplane_relay_lag_seconds{relay="heldback"}'), 0)
       } finally {
-        release()
-        await holder
+        await held.release()
       }
       const [last] = await env.db.admin<{ p: string }[]>`select max(global_position)::text as p from eventplane.events`
       await eventually(async () => {

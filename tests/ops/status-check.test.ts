@@ -4,6 +4,7 @@ import type { StatusReport } from '../../packages/evtctl/src/commands/status.ts'
 import { killAll, runCli } from '../../packages/evtctl/test/helpers.ts'
 import { type BusEnv, appendIntents, createBusEnv, eventually } from '../../packages/bus-nats/test/fixtures.ts'
 import { spawnRelay } from '../faults/support/children.ts'
+import { holdXid } from '@eventplane/store-pg/testing'
 
 describe('evtctl status --check', () => {
   let env: BusEnv
@@ -59,16 +60,7 @@ describe('evtctl status --check', () => {
     try {
       await relay.waitForLog('relay active')
       await eventually(async () => (await check()).code === 0, 'status --check to pass')
-      let release!: () => void
-      const held = new Promise<void>((resolve) => (release = resolve))
-      let began!: () => void
-      const open = new Promise<void>((resolve) => (began = resolve))
-      const holder = env.db.admin.begin(async (tx) => {
-        await tx`select pg_current_xact_id()`
-        began()
-        await held
-      })
-      await open
+      const held = await holdXid(env.db.admin)
       try {
         let stuck = await check('--stuck-after', '1000')
         await eventually(async () => {
@@ -77,8 +69,7 @@ describe('evtctl status --check', () => {
         }, 'status --check to see the held transaction')
         assert.match(stuck.stdout, /^check +unhealthy: transaction xid \d+ \(pid \d+\) holds back the log/m)
       } finally {
-        release()
-        await holder
+        await held.release()
       }
       await eventually(async () => (await check('--stuck-after', '1000')).code === 0, 'status --check to pass again')
     } finally {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { type TestNatsServer, startNatsServer } from '@eventplane/bus-nats/testing'
-import { type TestDatabase, createTestDatabase } from '@eventplane/store-pg/testing'
+import { type TestDatabase, createTestDatabase, holdXid } from '@eventplane/store-pg/testing'
 import { eventually } from '../../packages/bus-nats/test/fixtures.ts'
 import { type CliProcess, killAll, runCli, startCli } from '../../packages/evtctl/test/helpers.ts'
 import { get, metric } from './support.ts'
@@ -82,18 +82,9 @@ describe('evtctl up --ops-port', () => {
     const [head] = await db.admin<
       { p: string }[]
     >`select coalesce(max(global_position), 0)::text as p from eventplane.events`
-    let release!: () => void
-    const held = new Promise<void>((resolve) => (release = resolve))
-    let began!: () => void
-    const open = new Promise<void>((resolve) => (began = resolve))
     // An xid taken before the intent's append commits: neither the relay nor the projection may read past it.
-    const holder = db.admin.begin(async (tx) => {
-      await tx`select pg_current_xact_id()`
-      began()
-      await held
-    })
+    const held = await holdXid(db.admin)
     try {
-      await open
       const r = await runCli(
         ['publish', 'acme/deployment/held-1', 'create', '--data', '{"image":"web:9","replicas":1}'],
         {
@@ -110,8 +101,7 @@ describe('evtctl up --ops-port', () => {
         'the projection and relay lag to count the held-back events',
       )
     } finally {
-      release()
-      await holder
+      await held.release()
     }
     await eventually(
       async () => (await lags()).every((n) => n === 0),

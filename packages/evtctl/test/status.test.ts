@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { EventFactory } from '@eventplane/core'
 import { PgEventStore, ROLES, RelayLease } from '@eventplane/store-pg'
-import { createTestDatabase, eventually, type TestDatabase } from '@eventplane/store-pg/testing'
+import { createTestDatabase, eventually, holdXid, type TestDatabase } from '@eventplane/store-pg/testing'
 import type { StatusReport } from '../src/commands/status.ts'
 import { UNREACHABLE_NATS, UNREACHABLE_PG, failureLine, killAll, runCli } from './helpers.ts'
 
@@ -89,10 +89,8 @@ describe('evtctl status (PostgreSQL side)', () => {
   })
 
   test('shows that and by which transaction the gap-safe read is held back', async () => {
-    const holder = await db.admin.reserve()
+    const { xid, release } = await holdXid(db.admin)
     try {
-      await holder`begin`
-      const [{ xid }] = (await holder`select pg_current_xact_id()::text as xid`) as unknown as [{ xid: string }]
       await append('late')
       const r = await status()
       assert.ok(Number(r.log.waiting) >= 1, JSON.stringify(r.log))
@@ -101,8 +99,7 @@ describe('evtctl status (PostgreSQL side)', () => {
       const human = await runCli(['status'], { env: env() })
       assert.match(human.stdout, /^held back +\d+ committed events wait behind xid \d+ \(pid \d+/m)
     } finally {
-      await holder`rollback`
-      holder.release()
+      await release()
     }
   })
 
