@@ -250,7 +250,6 @@ export class PgEventStore {
       options.signal,
       (after) => readAllSql(this.sql, after, batchSize, tenant),
       toRecordedEvent,
-      rowKey,
     )
   }
 
@@ -266,7 +265,6 @@ export class PgEventStore {
       options.signal,
       (after) => readAllTextSql(this.sql, after, batchSize),
       (row) => row,
-      rowKey,
     )
   }
 
@@ -299,7 +297,6 @@ export class PgEventStore {
       options.signal,
       (after) => readCategorySql(this.sql, tenant, category, after, batchSize),
       toRecordedEvent,
-      rowKey,
     )
   }
 
@@ -362,13 +359,12 @@ export class PgEventStore {
    * the database reads while the caller works; each page is gap-safe on its
    * own, so reading ahead changes nothing about what is returned.
    */
-  async *#pages<R, T>(
+  async *#pages<R extends Pick<EventRow, 'tx_id' | 'global_position'>, T>(
     from: Checkpoint,
     pageSize: number,
     signal: AbortSignal | undefined,
     fetch: (after: Checkpoint) => Promise<R[]>,
     map: (row: R) => T,
-    keyOf: (row: R) => Checkpoint,
   ): AsyncGenerator<T[]> {
     signal?.throwIfAborted()
     let next = this.#run(() => fetch(from))
@@ -377,7 +373,7 @@ export class PgEventStore {
       if (rows.length === 0) return
       const full = rows.length >= pageSize
       if (full) {
-        const after = keyOf(rows.at(-1)!)
+        const after = rowKey(rows.at(-1)!)
         next = this.#run(() => fetch(after))
         next.catch(() => {}) // surfaces when awaited; dropped when the caller stops reading
       }

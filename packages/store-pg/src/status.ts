@@ -1,10 +1,9 @@
 import type { Sql } from 'postgres'
 import { type Checkpoint, START } from '@eventplane/core'
 import { typedPgErrors } from './pg-errors.ts'
-import { countEventsAfter } from './projections.ts'
+import { countEventsAfter, projectionRebuildProgress } from './projections.ts'
 import { logHeadSql } from './sql/log-head.ts'
 import { type OpenTransactionRow, openTransactionsSql } from './sql/open-transactions.ts'
-import { projectionRebuildProgressSql } from './sql/projection-rebuild-progress.ts'
 import type { ProjectionRebuild } from './sql/projection-rebuild-rows.ts'
 import { listProjectionCheckpointsSql } from './sql/projection-checkpoints-list.ts'
 import { relaysSql } from './sql/relays.ts'
@@ -133,7 +132,7 @@ export async function projectionStatuses(sql: Sql): Promise<ProjectionStatus[]> 
   return Promise.all(
     rows.map(async (r) => {
       const checkpoint = { txId: BigInt(r.tx_id), position: BigInt(r.global_position) }
-      const rebuild = await typedPgErrors(() => projectionRebuildProgressSql(sql, r.projection))
+      const rebuild = await projectionRebuildProgress(sql, r.projection)
       return {
         projection: r.projection,
         version: r.version,

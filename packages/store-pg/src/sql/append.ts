@@ -24,6 +24,13 @@ export type ExpectedVersionCode = number
  */
 export type AppendEntry = 'intents' | 'facts' | 'any'
 
+/** The append function (migrations/0013) of each entry. */
+const APPEND_FUNCTION: Record<AppendEntry, string> = {
+  intents: 'append_intents',
+  facts: 'append_facts',
+  any: 'append_to_stream',
+}
+
 /** The entry point for the kinds of `events`. */
 export function appendEntryFor(events: readonly EventEnvelope[]): AppendEntry {
   let intents = false
@@ -83,26 +90,11 @@ export async function appendSql(
   // occurred_at goes as text[] cast in SQL: a timestamptz[] parameter would make postgres.js pass each
   // string through a JavaScript Date, dropping microseconds the envelope carries (and the hash covers).
   const payload = sql.json(data as postgres.JSONValue)
-  switch (appendEntryFor(events)) {
-    case 'intents':
-      return one(sql<AppendedRow[]>`
-        select stream_versions::text[], global_positions::text[], tx_id::text, to_char(recorded_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as recorded_at, replayed
-          from eventplane.append_intents(${tenant}, ${category}, ${streamId}, ${expected}, ${ids}::uuid[], ${kinds}::text[],
-            ${types}::text[], ${schemaVersions}::smallint[], ${payload}, ${correlations}::uuid[], ${causations}::uuid[],
-            ${causedBy}::text[], ${occurredAt}::text[]::timestamptz[], ${probeIds})`)
-    case 'facts':
-      return one(sql<AppendedRow[]>`
-        select stream_versions::text[], global_positions::text[], tx_id::text, to_char(recorded_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as recorded_at, replayed
-          from eventplane.append_facts(${tenant}, ${category}, ${streamId}, ${expected}, ${ids}::uuid[], ${kinds}::text[],
-            ${types}::text[], ${schemaVersions}::smallint[], ${payload}, ${correlations}::uuid[], ${causations}::uuid[],
-            ${causedBy}::text[], ${occurredAt}::text[]::timestamptz[], ${probeIds})`)
-    case 'any':
-      return one(sql<AppendedRow[]>`
-        select stream_versions::text[], global_positions::text[], tx_id::text, to_char(recorded_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as recorded_at, replayed
-          from eventplane.append_to_stream(${tenant}, ${category}, ${streamId}, ${expected}, ${ids}::uuid[], ${kinds}::text[],
-            ${types}::text[], ${schemaVersions}::smallint[], ${payload}, ${correlations}::uuid[], ${causations}::uuid[],
-            ${causedBy}::text[], ${occurredAt}::text[]::timestamptz[], ${probeIds})`)
-  }
+  return one(sql<AppendedRow[]>`
+    select stream_versions::text[], global_positions::text[], tx_id::text, to_char(recorded_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as recorded_at, replayed
+      from eventplane.${sql(APPEND_FUNCTION[appendEntryFor(events)])}(${tenant}, ${category}, ${streamId}, ${expected}, ${ids}::uuid[],
+        ${kinds}::text[], ${types}::text[], ${schemaVersions}::smallint[], ${payload}, ${correlations}::uuid[],
+        ${causations}::uuid[], ${causedBy}::text[], ${occurredAt}::text[]::timestamptz[], ${probeIds})`)
 }
 
 async function one(rows: Promise<AppendedRow[]>): Promise<AppendedRow> {

@@ -1,4 +1,5 @@
 import type { TransactionSql } from 'postgres'
+import { lockProjectionRebuildSql } from './projection-rebuild-lock.ts'
 import { type ProjectionRebuild, type ProjectionRebuildRow, toProjectionRebuild } from './projection-rebuild-rows.ts'
 
 /**
@@ -14,10 +15,8 @@ export async function startProjectionRebuildSql(
   version: number,
   restart: boolean,
 ): Promise<ProjectionRebuild & { resumed: boolean }> {
-  const [current] = await tx<ProjectionRebuildRow[]>`
-    select generation, version, tx_id::text, global_position::text, events::text, started_at, updated_at
-      from eventplane.projection_rebuilds where projection = ${projection} for update`
-  if (current && current.version === version && !restart) return { ...toProjectionRebuild(current), resumed: true }
+  const current = await lockProjectionRebuildSql(tx, projection)
+  if (current && current.version === version && !restart) return { ...current, resumed: true }
   const [row] = await tx<ProjectionRebuildRow[]>`
     insert into eventplane.projection_rebuilds as r (projection, generation, version, tx_id, global_position)
     select ${projection}, 1 + greatest(

@@ -1,7 +1,21 @@
-import type { Sql } from 'postgres'
+import type { PendingQuery, Row, Sql } from 'postgres'
 import type { Checkpoint } from '@eventplane/core'
 import type { EventRow } from '../rows.ts'
 import { EVENT_COLUMNS, EVENT_COLUMNS_DATA_TEXT } from './event-columns.ts'
+
+/**
+ * The gap-safe global order after `after` as a query fragment selecting
+ * `columns` (alias `e`): only rows whose transaction is older than every
+ * transaction still running (so a slow transaction is never skipped), ordered
+ * by (tx_id, global_position). Cross-tenant roles only.
+ */
+export function gapSafeLogSql(sql: Sql, columns: string, after: Checkpoint): PendingQuery<Row[]> {
+  return sql`
+    select ${sql.unsafe(columns)} from eventplane.events e
+     where (e.tx_id, e.global_position) > (${after.txId.toString()}::xid8, ${after.position.toString()}::bigint)
+       and e.tx_id < pg_snapshot_xmin(pg_current_snapshot())
+     order by e.tx_id, e.global_position`
+}
 
 /**
  * One batch of the gap-safe global order after `after`: only rows whose
@@ -14,12 +28,7 @@ export function readAllSql(sql: Sql, after: Checkpoint, limit: number, tenant?: 
     return sql<EventRow[]>`
       select ${sql.unsafe(EVENT_COLUMNS)} from eventplane.read_all_for_tenant(${tenant}, ${after.txId.toString()}::xid8, ${after.position.toString()}::bigint, ${limit}) e`
   }
-  return sql<EventRow[]>`
-    select ${sql.unsafe(EVENT_COLUMNS)} from eventplane.events e
-     where (tx_id, global_position) > (${after.txId.toString()}::xid8, ${after.position.toString()}::bigint)
-       and tx_id < pg_snapshot_xmin(pg_current_snapshot())
-     order by e.tx_id, e.global_position
-     limit ${limit}`
+  return sql<EventRow[]>`${gapSafeLogSql(sql, EVENT_COLUMNS, after)} limit ${limit}`
 }
 
 /** An event row with `data` as its JSON text (PostgreSQL's jsonb output), for forwarding without parsing. */
@@ -32,10 +41,5 @@ export interface EventTextRow extends Omit<EventRow, 'data'> {
  * splices it into the wire form instead of parsing and re-encoding it.
  */
 export function readAllTextSql(sql: Sql, after: Checkpoint, limit: number): Promise<EventTextRow[]> {
-  return sql<EventTextRow[]>`
-    select ${sql.unsafe(EVENT_COLUMNS_DATA_TEXT)} from eventplane.events e
-     where (tx_id, global_position) > (${after.txId.toString()}::xid8, ${after.position.toString()}::bigint)
-       and tx_id < pg_snapshot_xmin(pg_current_snapshot())
-     order by e.tx_id, e.global_position
-     limit ${limit}`
+  return sql<EventTextRow[]>`${gapSafeLogSql(sql, EVENT_COLUMNS_DATA_TEXT, after)} limit ${limit}`
 }

@@ -1,5 +1,6 @@
 import type { Sql } from 'postgres'
 import type { StreamRef } from '@eventplane/core'
+import { holdTransaction } from './hold-transaction.ts'
 
 /** A held stream: appends to it wait in PostgreSQL until `release()`. */
 export interface HeldStream {
@@ -16,10 +17,8 @@ export interface HeldStream {
  * xid meanwhile, so it also holds back the gap-safe read. For tests that need
  * an append in flight at a chosen moment.
  */
-export async function holdStream(admin: Sql, stream: StreamRef): Promise<HeldStream> {
-  const session = await admin.reserve()
-  try {
-    await session`begin`
+export function holdStream(admin: Sql, stream: StreamRef): Promise<HeldStream> {
+  return holdTransaction(admin, async (session) => {
     const [row] = await session<{ pid: number }[]>`
       insert into eventplane.events (event_id, tenant_id, kind, category, stream_id, stream_version, type,
         schema_version, data, correlation_id, caused_by, occurred_at)
@@ -28,22 +27,6 @@ export async function holdStream(admin: Sql, stream: StreamRef): Promise<HeldStr
         from eventplane.events
        where tenant_id = ${stream.tenant} and category = ${stream.category} and stream_id = ${stream.id}
       returning pg_backend_pid() as pid`
-    let released = false
-    return {
-      pid: row!.pid,
-      async release() {
-        if (released) return
-        released = true
-        try {
-          await session`rollback`
-        } finally {
-          session.release()
-        }
-      },
-    }
-  } catch (e) {
-    await session`rollback`.catch(() => {})
-    session.release()
-    throw e
-  }
+    return { pid: row!.pid }
+  })
 }
