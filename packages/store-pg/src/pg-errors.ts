@@ -97,6 +97,25 @@ export async function typedPgErrors<T>(operation: () => Promise<T>): Promise<T> 
 }
 
 /** Where a pool connects, for messages: never the password. */
+/**
+ * The batches of a postgres.js cursor (`sql\`…\`.cursor(n)`), each fetch's
+ * errors typed as `typedPgErrors` types them, checking `signal` before each
+ * fetch; stopping early closes the cursor.
+ */
+export async function* typedCursor<R>(batches: AsyncIterable<R[]>, signal?: AbortSignal): AsyncGenerator<R[]> {
+  const cursor = batches[Symbol.asyncIterator]()
+  try {
+    for (;;) {
+      signal?.throwIfAborted()
+      const next = await typedPgErrors(() => cursor.next())
+      if (next.done) return
+      yield next.value
+    }
+  } finally {
+    await cursor.return?.()
+  }
+}
+
 export interface PgConnectTarget {
   host: string
   port: number

@@ -1,6 +1,6 @@
 import type { Sql, TransactionSql } from 'postgres'
 import { type Checkpoint, START } from '@eventplane/core'
-import { typedPgErrors } from './pg-errors.ts'
+import { typedCursor, typedPgErrors } from './pg-errors.ts'
 import { countEventsAfterSql } from './sql/count-events-after.ts'
 import { type EventCountFilter, countEventsBetweenSql } from './sql/count-events-between.ts'
 import { ensureProjectionCheckpointSql } from './sql/projection-checkpoint-ensure.ts'
@@ -177,16 +177,7 @@ export async function* scanProjectionStates(
   batchRows = 1000,
   generation?: number,
 ): AsyncGenerator<ProjectionStateText[]> {
-  const cursor = scanProjectionStatesSql(sql, projection, generation ?? null, batchRows)[Symbol.asyncIterator]()
-  try {
-    for (;;) {
-      const next = await typedPgErrors(() => cursor.next())
-      if (next.done) return
-      yield next.value
-    }
-  } finally {
-    await cursor.return?.()
-  }
+  yield* typedCursor(scanProjectionStatesSql(sql, projection, generation ?? null, batchRows))
 }
 
 /**

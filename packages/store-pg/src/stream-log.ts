@@ -1,6 +1,6 @@
 import type { Checkpoint, RecordedEvent } from '@eventplane/core'
 import type { Sql } from 'postgres'
-import { typedPgErrors } from './pg-errors.ts'
+import { typedCursor } from './pg-errors.ts'
 import { mapAndRelease, toRecordedEvent } from './rows.ts'
 import { streamLogSql } from './sql/stream-log.ts'
 
@@ -23,15 +23,7 @@ export interface StreamLogOptions {
  * cross-tenant role (projector, relay, operator).
  */
 export async function* streamLog(sql: Sql, options: StreamLogOptions): AsyncGenerator<RecordedEvent[]> {
-  const cursor = streamLogSql(sql, options.from, options.batchSize ?? 2000)[Symbol.asyncIterator]()
-  try {
-    for (;;) {
-      options.signal?.throwIfAborted()
-      const next = await typedPgErrors(() => cursor.next())
-      if (next.done) return
-      yield mapAndRelease(next.value, toRecordedEvent)
-    }
-  } finally {
-    await cursor.return?.()
+  for await (const rows of typedCursor(streamLogSql(sql, options.from, options.batchSize ?? 2000), options.signal)) {
+    yield mapAndRelease(rows, toRecordedEvent)
   }
 }
