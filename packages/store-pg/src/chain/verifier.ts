@@ -59,13 +59,16 @@ interface StreamState {
   tenant: string
   category: string
   stream_id: string
-  prev: Buffer | null
-  version: number
+  /** The last row whose link checked out: the chain goes on from its hash and version. */
   row: ChainRow | null
   /** A row whose hash did not match, waiting for the next row to say why. */
-  pending: { row: ChainRow; prev: Buffer | null } | null
+  pending: ChainRow | null
   broken: boolean
 }
+
+/** The hash a stream's next link starts from, and the version it must have minus one. */
+const prevOf = (s: StreamState): Buffer | null => s.row?.hash ?? null
+const versionOf = (s: StreamState): number => s.row?.stream_version ?? 0
 
 /**
  * Recomputes hash chains from rows fed in (tenant, category, stream, version)
@@ -99,8 +102,6 @@ export class ChainVerifier {
         tenant: row.tenant_id,
         category: row.category,
         stream_id: row.stream_id,
-        prev: null,
-        version: 0,
         row: null,
         pending: null,
         broken: false,
@@ -139,17 +140,17 @@ export class ChainVerifier {
   private check(s: StreamState, row: ChainRow): void {
     if (s.broken) return
     if (s.pending) {
-      this.classify(s, s.pending.row, s.pending.prev, row)
+      this.classify(s, s.pending, prevOf(s), row)
       return
     }
-    const expected = s.version + 1
+    const expected = versionOf(s) + 1
     if (row.stream_version !== expected) {
       this.breakAt(s, expected, null, 'missing', `version ${expected} is not in the log (next: ${row.stream_version})`)
       return
     }
-    const computed = linkOf(s.prev, row)
+    const computed = linkOf(prevOf(s), row)
     if (!row.hash || !computed.equals(row.hash)) {
-      s.pending = { row, prev: s.prev }
+      s.pending = row
       return
     }
     if (s.row && row.global_position < s.row.global_position) {
@@ -185,8 +186,6 @@ export class ChainVerifier {
       )
       return
     }
-    s.prev = computed
-    s.version = row.stream_version
     s.row = row
   }
 
@@ -216,16 +215,16 @@ export class ChainVerifier {
   }
 
   private endStream(s: StreamState): void {
-    if (s.pending && !s.broken) this.classify(s, s.pending.row, s.pending.prev, null)
+    if (s.pending && !s.broken) this.classify(s, s.pending, prevOf(s), null)
     if (s.broken) return
     const head = this.headsFor(s.tenant)?.streams.get(`${s.category}/${s.stream_id}`)
-    if (head && s.version < head.version)
+    if (head && versionOf(s) < head.version)
       this.breakAt(
         s,
-        s.version + 1,
+        versionOf(s) + 1,
         null,
         'missing',
-        `the saved head is at version ${head.version}; the log ends at version ${s.version}`,
+        `the saved head is at version ${head.version}; the log ends at version ${versionOf(s)}`,
       )
   }
 
