@@ -1,10 +1,8 @@
-import { type ConsumerInfo, type JetStreamManager, JetStreamApiError } from '@nats-io/jetstream'
-import { natsFailure } from './nats-errors.ts'
+import type { ConsumerInfo, JetStreamManager } from '@nats-io/jetstream'
+import { natsFailure, JS_API, isJsApiError } from './nats-errors.ts'
 import { STREAM_NAME } from './subjects.ts'
 
 /** JetStream API errors (nats-server errors.json): no such stream, no such consumer. */
-const STREAM_NOT_FOUND = 10059
-const CONSUMER_NOT_FOUND = 10014
 
 /**
  * How far a durable consumer of EVENTPLANE is behind, from the server's
@@ -34,8 +32,6 @@ function lagOf(info: ConsumerInfo): ConsumerLag {
   }
 }
 
-const isApiError = (e: unknown, code: number): boolean => e instanceof JetStreamApiError && e.code === code
-
 /**
  * The lag of durable consumer `name` of EVENTPLANE; undefined when it (or
  * the stream) does not exist. Needs `$JS.API.CONSUMER.INFO.EVENTPLANE.<name>`
@@ -46,7 +42,7 @@ export async function consumerLag(jsm: JetStreamManager, name: string): Promise<
   try {
     return lagOf(await jsm.consumers.info(STREAM_NAME, name))
   } catch (e) {
-    if (isApiError(e, CONSUMER_NOT_FOUND) || isApiError(e, STREAM_NOT_FOUND)) return undefined
+    if (isJsApiError(e, JS_API.consumerNotFound, JS_API.streamNotFound)) return undefined
     throw natsFailure(e, `read the info of consumer ${name}`)
   }
 }
@@ -64,7 +60,7 @@ export async function consumerLags(jsm: JetStreamManager, prefix = ''): Promise<
       if (info.name.startsWith(prefix)) found.push(lagOf(info))
     }
   } catch (e) {
-    if (isApiError(e, STREAM_NOT_FOUND)) return []
+    if (isJsApiError(e, JS_API.streamNotFound)) return []
     throw natsFailure(e, `list the consumers of stream ${STREAM_NAME}`)
   }
   return found.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))

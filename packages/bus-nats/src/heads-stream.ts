@@ -1,9 +1,9 @@
 import { EventplaneError } from '@eventplane/core'
 import type { HeadsFile } from '@eventplane/store-pg'
-import { DiscardPolicy, JetStreamApiError, RetentionPolicy, StorageType } from '@nats-io/jetstream'
+import { DiscardPolicy, RetentionPolicy, StorageType } from '@nats-io/jetstream'
 import type { JetStreamClient, JetStreamManager, StreamConfig, StreamInfo } from '@nats-io/jetstream'
 import { nanos } from '@nats-io/transport-node'
-import { natsFailure } from './nats-errors.ts'
+import { natsFailure, JS_API, isJsApiError } from './nats-errors.ts'
 import { HEADS_STREAM_NAME, HEADS_SUBJECTS, headsSubject } from './subjects.ts'
 
 /** 1 GiB: every publish is kept (a new one only when a tenant's heads changed); raise it for years of history. */
@@ -13,9 +13,6 @@ export const DEFAULT_HEADS_STREAM_MAX_BYTES = 1024 ** 3
  * file, about 130 bytes per stream, so about 7,500 streams per tenant.
  */
 export const DEFAULT_HEADS_MAX_MSG_SIZE = 1024 * 1024
-
-const STREAM_NOT_FOUND = 10059
-const STREAM_NAME_IN_USE = 10058
 
 export interface HeadsStreamOptions {
   /** Most bytes kept; default {@link DEFAULT_HEADS_STREAM_MAX_BYTES}. Full, it refuses new heads (`discard: new`). */
@@ -53,7 +50,7 @@ async function headsStreamInfo(jsm: JetStreamManager): Promise<StreamInfo | unde
   try {
     return await jsm.streams.info(HEADS_STREAM_NAME)
   } catch (e) {
-    if (e instanceof JetStreamApiError && e.code === STREAM_NOT_FOUND) return undefined
+    if (isJsApiError(e, JS_API.streamNotFound)) return undefined
     throw natsFailure(e, `read stream ${HEADS_STREAM_NAME}`)
   }
 }
@@ -70,8 +67,7 @@ export async function ensureHeadsStream(jsm: JetStreamManager, options: HeadsStr
     try {
       return await jsm.streams.add(headsStreamConfig(options))
     } catch (e) {
-      if (!(e instanceof JetStreamApiError && e.code === STREAM_NAME_IN_USE))
-        throw natsFailure(e, `create stream ${HEADS_STREAM_NAME}`)
+      if (!isJsApiError(e, JS_API.streamNameInUse)) throw natsFailure(e, `create stream ${HEADS_STREAM_NAME}`)
       info = await headsStreamInfo(jsm)
       if (info === undefined) throw natsFailure(e, `create stream ${HEADS_STREAM_NAME}`)
     }
@@ -139,7 +135,7 @@ export async function latestPublishedHeads(jsm: JetStreamManager, tenant: string
   try {
     m = await jsm.streams.getMessage(HEADS_STREAM_NAME, { last_by_subj: subject })
   } catch (e) {
-    if (e instanceof JetStreamApiError && e.code === STREAM_NOT_FOUND) return undefined
+    if (isJsApiError(e, JS_API.streamNotFound)) return undefined
     throw natsFailure(e, `read the latest heads of ${tenant} from ${HEADS_STREAM_NAME}`)
   }
   if (m === null) return undefined

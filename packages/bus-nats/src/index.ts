@@ -37,7 +37,7 @@ export type { HeadsStreamOptions, PublishedHeads, StoredHeads } from './heads-st
 export { HeadsPublisher, publishTenantHeads } from './heads-publisher.ts'
 export type { HeadsPublishOutcome, HeadsPublisherOptions, HeadsRound } from './heads-publisher.ts'
 export { EVENT_HEADERS, decodeEvent, encodeEvent, eventHeaders, readEventHeaders } from './codec.ts'
-export { jetStreamDisabled, natsDriverError, natsFailure } from './nats-errors.ts'
+export { JS_API, isJsApiError, jetStreamDisabled, natsDriverError, natsFailure } from './nats-errors.ts'
 export type { EventHeaderValues } from './codec.ts'
 export { UntrustedLogMessage, acceptLogMessage } from './log-message.ts'
 export type { LogMessage, UntrustedReason } from './log-message.ts'

@@ -66,6 +66,21 @@ export function natsDriverError(e: unknown, action?: string): EventplaneError | 
   return undefined
 }
 
+/** The JetStream API error codes eventplane acts on (nats-server's `err_code`). */
+export const JS_API = {
+  consumerNameExists: 10013,
+  consumerNotFound: 10014,
+  streamNameInUse: 10058,
+  streamNotFound: 10059,
+  wrongLastMsgId: 10070,
+  consumerExists: 10148,
+} as const
+
+/** True when `e` is JetStream refusing with one of `codes` (see {@link JS_API}). */
+export function isJsApiError(e: unknown, ...codes: number[]): boolean {
+  return e instanceof JetStreamApiError && codes.includes(e.code)
+}
+
 /** {@link natsDriverError}, and `bus.unavailable` for any other failure of a NATS call (typed errors pass). */
 export function natsFailure(e: unknown, action?: string): EventplaneError {
   if (e instanceof EventplaneError) return e

@@ -1,9 +1,9 @@
-import { type JetStreamClient, JetStreamApiError } from '@nats-io/jetstream'
+import type { JetStreamClient } from '@nats-io/jetstream'
 import { SpanKind, TRACEPARENT_HEADER, eventParentContext, startEventSpan, traceparentOf } from './ops/trace-context.ts'
 import type { RelayMessage } from './relay-encode.ts'
+import { JS_API, isJsApiError } from './nats-errors.ts'
 
 /** JetStream API error: `Nats-Expected-Last-Msg-Id` did not match the stream's last message (nats-server errors.json). */
-const WRONG_LAST_MSG_ID = 10070
 
 /** What the publisher has seen acked since the last `resetChain`. */
 export interface AckedPrefix {
@@ -212,5 +212,5 @@ export class OrderedPublisher {
 
 /** The stream refused a publish because its predecessor is not the stream's last message: republish from the checkpoint. */
 export function isOrderBreak(e: unknown): boolean {
-  return e instanceof JetStreamApiError && e.code === WRONG_LAST_MSG_ID
+  return isJsApiError(e, JS_API.wrongLastMsgId)
 }

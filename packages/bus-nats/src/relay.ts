@@ -11,16 +11,10 @@ import {
   isEventplaneError,
 } from '@eventplane/core'
 import { PgEventStore, RelayLease, countEventsAfter, loadRelayRecord, openTransactions } from '@eventplane/store-pg'
-import {
-  type JetStreamManager,
-  type StreamInfo,
-  JetStreamApiError,
-  jetstream,
-  jetstreamManager,
-} from '@nats-io/jetstream'
+import { type JetStreamManager, type StreamInfo, jetstream, jetstreamManager } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { type Logger, errorFields, silentLogger } from './logger.ts'
-import { natsFailure } from './nats-errors.ts'
+import { natsFailure, JS_API, isJsApiError } from './nats-errors.ts'
 import { LogWaker } from './pg-listener.ts'
 import type { EventplaneMetrics } from './ops/metrics.ts'
 import { TransactionGuard, type TransactionGuardOptions } from './relay-guard.ts'
@@ -86,7 +80,6 @@ class OrderBreak extends Error {}
 class StreamReplaced extends Error {}
 
 /** JetStream API error: stream not found (nats-server errors.json). */
-const STREAM_NOT_FOUND = 10059
 
 const NAME = /^[A-Za-z0-9_-]{1,64}$/
 const QUICK_POLL_MS = 25
@@ -296,8 +289,7 @@ export class Relay {
     try {
       created = (await this.#jsm!.streams.info(STREAM_NAME)).created
     } catch (e) {
-      if (e instanceof JetStreamApiError && e.code === STREAM_NOT_FOUND)
-        throw new StreamReplaced(`stream ${STREAM_NAME} was deleted`)
+      if (isJsApiError(e, JS_API.streamNotFound)) throw new StreamReplaced(`stream ${STREAM_NAME} was deleted`)
       throw natsFailure(e, `read stream ${STREAM_NAME}`)
     }
     if (created !== this.#streamCreated) throw new StreamReplaced(`stream ${STREAM_NAME} was replaced`)

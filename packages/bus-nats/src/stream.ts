@@ -1,8 +1,8 @@
 import { EventplaneError } from '@eventplane/core'
-import { DiscardPolicy, JetStreamApiError, RetentionPolicy, StorageType } from '@nats-io/jetstream'
+import { DiscardPolicy, RetentionPolicy, StorageType } from '@nats-io/jetstream'
 import type { JetStreamManager, StreamConfig, StreamInfo } from '@nats-io/jetstream'
 import { nanos } from '@nats-io/transport-node'
-import { natsFailure } from './nats-errors.ts'
+import { natsFailure, JS_API, isJsApiError } from './nats-errors.ts'
 import { LOG_SUBJECTS, STREAM_NAME } from './subjects.ts'
 
 export interface EnsureStreamOptions {
@@ -32,8 +32,6 @@ export const DEFAULT_STREAM_MAX_BYTES = 4 * 1024 ** 3
 export const DEFAULT_STREAM_MAX_MSG_SIZE = 256 * 1024
 
 /** JetStream API error codes we act on (nats-server `server/errors.json`). */
-const STREAM_NOT_FOUND = 10059
-const STREAM_NAME_IN_USE = 10058
 
 /** The stream config eventplane requires; the single source for create and check. */
 export function eventplaneStreamConfig(options: EnsureStreamOptions = {}): Partial<StreamConfig> & { name: string } {
@@ -91,7 +89,7 @@ async function streamInfo(jsm: JetStreamManager): Promise<StreamInfo | undefined
   try {
     return await jsm.streams.info(STREAM_NAME)
   } catch (e) {
-    if (e instanceof JetStreamApiError && e.code === STREAM_NOT_FOUND) return undefined
+    if (isJsApiError(e, JS_API.streamNotFound)) return undefined
     throw natsFailure(e, `read stream ${STREAM_NAME}`)
   }
 }
@@ -122,8 +120,7 @@ export async function ensureStream(jsm: JetStreamManager, options: EnsureStreamO
       return await jsm.streams.add(wanted)
     } catch (e) {
       // Another process created it between our info and add: check theirs instead.
-      if (!(e instanceof JetStreamApiError && e.code === STREAM_NAME_IN_USE))
-        throw natsFailure(e, `create stream ${STREAM_NAME}`)
+      if (!isJsApiError(e, JS_API.streamNameInUse)) throw natsFailure(e, `create stream ${STREAM_NAME}`)
       info = await streamInfo(jsm)
       if (info === undefined) throw natsFailure(e, `create stream ${STREAM_NAME}`)
     }

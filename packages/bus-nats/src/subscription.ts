@@ -7,13 +7,12 @@ import {
   type JsMsg,
   AckPolicy,
   DeliverPolicy,
-  JetStreamApiError,
 } from '@nats-io/jetstream'
 import { nanos } from '@nats-io/transport-node'
 import { type LiveIterable, liveIterable } from './live-iterable.ts'
 import { acceptLogMessage, untrustedFields } from './log-message.ts'
 import { type Logger, silentLogger } from './logger.ts'
-import { natsDriverError } from './nats-errors.ts'
+import { natsDriverError, JS_API, isJsApiError } from './nats-errors.ts'
 import { TRACEPARENT_HEADER } from './ops/trace-context.ts'
 import { type LogFilterOptions, STREAM_NAME, logFilter } from './subjects.ts'
 
@@ -33,9 +32,6 @@ export interface EnsureConsumerOptions {
 }
 
 /** JetStream API errors (nats-server errors.json): exists with another config, or not found. */
-const CONSUMER_EXISTS = 10148
-const CONSUMER_NAME_EXISTS = 10013
-const CONSUMER_NOT_FOUND = 10014
 
 /**
  * Creates (or finds) a durable pull consumer on EVENTPLANE with explicit acks
@@ -76,7 +72,7 @@ async function findOrCreateConsumer(
   try {
     return await existing()
   } catch (e) {
-    if (!(e instanceof JetStreamApiError && e.code === CONSUMER_NOT_FOUND)) throw e
+    if (!isJsApiError(e, JS_API.consumerNotFound)) throw e
   }
   try {
     return await jsm.consumers.add(STREAM_NAME, {
@@ -90,7 +86,7 @@ async function findOrCreateConsumer(
     })
   } catch (e) {
     // Another process created it between our lookup and create: check theirs instead.
-    if (!(e instanceof JetStreamApiError && (e.code === CONSUMER_EXISTS || e.code === CONSUMER_NAME_EXISTS))) throw e
+    if (!isJsApiError(e, JS_API.consumerExists, JS_API.consumerNameExists)) throw e
     return existing()
   }
 }

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { EventplaneError, validateTenant } from '@eventplane/core'
-import { JetStreamApiError, jetstreamManager } from '@nats-io/jetstream'
+import { jetstreamManager } from '@nats-io/jetstream'
 import { type KeyPair, createAccount, fromSeed } from '@nats-io/nkeys'
 import { type NatsConnection, connect, credsAuthenticator } from '@nats-io/transport-node'
 import type { ConnectionOptions } from '@nats-io/transport-node'
@@ -9,6 +9,7 @@ import { ensureStreamExists } from '../stream.ts'
 import { STREAM_NAME } from '../subjects.ts'
 import { ensureConsumer } from '../subscription.ts'
 import { type AuthDir, serviceCredsFile, tenantCredsFile, writeSecretFile } from './auth-dir.ts'
+import { JS_API, isJsApiError } from '../nats-errors.ts'
 import {
   DEFAULT_TENANT_ACCOUNT_LIMITS,
   type TenantAccountLimits,
@@ -215,8 +216,6 @@ function checkAccountLimits(l: TenantAccountLimits): TenantAccountLimits {
 }
 
 /** JetStream API codes for "already gone" (nats-server errors.json). */
-const CONSUMER_NOT_FOUND = 10014
-const STREAM_NOT_FOUND = 10059
 
 async function deleteConsumers(operator: NatsConnection, names: readonly string[]): Promise<void> {
   if (names.length === 0) return
@@ -225,7 +224,7 @@ async function deleteConsumers(operator: NatsConnection, names: readonly string[
     try {
       await jsm.consumers.delete(STREAM_NAME, name)
     } catch (e) {
-      if (!(e instanceof JetStreamApiError && (e.code === CONSUMER_NOT_FOUND || e.code === STREAM_NOT_FOUND))) throw e
+      if (!isJsApiError(e, JS_API.consumerNotFound, JS_API.streamNotFound)) throw e
     }
   }
 }

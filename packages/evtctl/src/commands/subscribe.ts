@@ -1,15 +1,17 @@
 import type { Command } from 'commander'
 import { type EventKind, type RecordedEvent, Forbidden, validateName } from '@eventplane/core'
 import {
+  JS_API,
   type LogFilterOptions,
   STREAM_NAME,
   type UntrustedLogMessage,
   acceptLogMessage,
   ensureConsumer,
+  isJsApiError,
   logFilter,
   subscribe,
 } from '@eventplane/bus-nats'
-import { type Consumer, JetStreamApiError, jetstream, jetstreamManager } from '@nats-io/jetstream'
+import { type Consumer, jetstream, jetstreamManager } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { toEventplaneError } from '../exit-codes.ts'
 import { eventRecord, liveLine } from '../format.ts'
@@ -32,7 +34,6 @@ interface SubscribeOptions {
 /** How long one pull waits for a message in counted mode, so SIGINT is noticed within it. */
 const PULL_EXPIRES_MS = 1000
 /** JetStream API error: consumer not found (nats-server errors.json). */
-const CONSUMER_NOT_FOUND = 10014
 
 /**
  * The durable consumer `name`: an existing one as it is (a tenant's consumers
@@ -44,7 +45,7 @@ async function openConsumer(nc: NatsConnection, name: string, filter: LogFilterO
   try {
     return await js.consumers.get(STREAM_NAME, name)
   } catch (e) {
-    if (!(e instanceof JetStreamApiError && e.code === CONSUMER_NOT_FOUND)) throw e
+    if (!isJsApiError(e, JS_API.consumerNotFound)) throw e
   }
   try {
     await ensureConsumer(await jetstreamManager(nc), { name, filter })
