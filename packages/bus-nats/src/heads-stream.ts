@@ -4,6 +4,7 @@ import { DiscardPolicy, RetentionPolicy, StorageType } from '@nats-io/jetstream'
 import type { JetStreamClient, JetStreamManager, StreamConfig, StreamInfo } from '@nats-io/jetstream'
 import { nanos } from '@nats-io/transport-node'
 import { natsFailure, JS_API, isJsApiError } from './nats-errors.ts'
+import { createOrLoadStream } from './stream.ts'
 import { HEADS_STREAM_NAME, HEADS_SUBJECTS, headsSubject } from './subjects.ts'
 
 /** 1 GiB: every publish is kept (a new one only when a tenant's heads changed); raise it for years of history. */
@@ -46,15 +47,6 @@ export function headsStreamConfig(options: HeadsStreamOptions = {}): Partial<Str
   }
 }
 
-async function headsStreamInfo(jsm: JetStreamManager): Promise<StreamInfo | undefined> {
-  try {
-    return await jsm.streams.info(HEADS_STREAM_NAME)
-  } catch (e) {
-    if (isJsApiError(e, JS_API.streamNotFound)) return undefined
-    throw natsFailure(e, `read stream ${HEADS_STREAM_NAME}`)
-  }
-}
-
 /**
  * Creates the heads stream, or checks an existing one: its subjects and
  * storage must be ours (else `bus.stream_mismatch`), and `deny_delete`,
@@ -62,16 +54,8 @@ async function headsStreamInfo(jsm: JetStreamManager): Promise<StreamInfo | unde
  * Safe to call concurrently.
  */
 export async function ensureHeadsStream(jsm: JetStreamManager, options: HeadsStreamOptions = {}): Promise<StreamInfo> {
-  let info = await headsStreamInfo(jsm)
-  if (info === undefined) {
-    try {
-      return await jsm.streams.add(headsStreamConfig(options))
-    } catch (e) {
-      if (!isJsApiError(e, JS_API.streamNameInUse)) throw natsFailure(e, `create stream ${HEADS_STREAM_NAME}`)
-      info = await headsStreamInfo(jsm)
-      if (info === undefined) throw natsFailure(e, `create stream ${HEADS_STREAM_NAME}`)
-    }
-  }
+  const { info, created } = await createOrLoadStream(jsm, headsStreamConfig(options))
+  if (created) return info
   const c = info.config
   const subjects = c.subjects ?? []
   if (subjects.length !== 1 || subjects[0] !== HEADS_SUBJECTS || c.storage !== StorageType.File || c.mirror)

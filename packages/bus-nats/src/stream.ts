@@ -85,12 +85,35 @@ function updatableDifferences(actual: StreamConfig, wanted: Partial<StreamConfig
   return delta
 }
 
-async function streamInfo(jsm: JetStreamManager): Promise<StreamInfo | undefined> {
+/** The info of stream `name`, or undefined when it does not exist. */
+export async function streamInfo(jsm: JetStreamManager, name = STREAM_NAME): Promise<StreamInfo | undefined> {
   try {
-    return await jsm.streams.info(STREAM_NAME)
+    return await jsm.streams.info(name)
   } catch (e) {
     if (isJsApiError(e, JS_API.streamNotFound)) return undefined
-    throw natsFailure(e, `read stream ${STREAM_NAME}`)
+    throw natsFailure(e, `read stream ${name}`)
+  }
+}
+
+/**
+ * Creates a stream with `config` when none of its name exists; `created`
+ * says whether this call made it. When another process creates it between
+ * the look and the add, theirs is read instead (its settings for the caller
+ * to check).
+ */
+export async function createOrLoadStream(
+  jsm: JetStreamManager,
+  config: Partial<StreamConfig> & { name: string },
+): Promise<{ info: StreamInfo; created: boolean }> {
+  const existing = await streamInfo(jsm, config.name)
+  if (existing !== undefined) return { info: existing, created: false }
+  try {
+    return { info: await jsm.streams.add(config), created: true }
+  } catch (e) {
+    if (!isJsApiError(e, JS_API.streamNameInUse)) throw natsFailure(e, `create stream ${config.name}`)
+    const theirs = await streamInfo(jsm, config.name)
+    if (theirs === undefined) throw natsFailure(e, `create stream ${config.name}`)
+    return { info: theirs, created: false }
   }
 }
 
@@ -114,17 +137,8 @@ export async function ensureStreamExists(jsm: JetStreamManager): Promise<StreamI
  */
 export async function ensureStream(jsm: JetStreamManager, options: EnsureStreamOptions = {}): Promise<StreamInfo> {
   const wanted = eventplaneStreamConfig(options)
-  let info = await streamInfo(jsm)
-  if (info === undefined) {
-    try {
-      return await jsm.streams.add(wanted)
-    } catch (e) {
-      // Another process created it between our info and add: check theirs instead.
-      if (!isJsApiError(e, JS_API.streamNameInUse)) throw natsFailure(e, `create stream ${STREAM_NAME}`)
-      info = await streamInfo(jsm)
-      if (info === undefined) throw natsFailure(e, `create stream ${STREAM_NAME}`)
-    }
-  }
+  const { info, created } = await createOrLoadStream(jsm, wanted)
+  if (created) return info
   const problems = immutableMismatches(info.config)
   if (problems.length > 0) {
     throw new EventplaneError(
