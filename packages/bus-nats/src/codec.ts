@@ -49,11 +49,16 @@ export function decodeEvent(bytes: Uint8Array): RecordedEvent {
 
 /** The headers the relay publishes with: `Nats-Msg-Id` = event id, plus tx id, position and tenant. */
 export function eventHeaders(e: RecordedEvent): MsgHdrs {
+  return logHeaders(e.event_id, e.tx_id.toString(), e.global_position.toString(), e.tenant_id)
+}
+
+/** {@link eventHeaders} from a row's text columns (what the relay reads): the one writer of these headers. */
+export function logHeaders(eventId: string, txId: string, position: string, tenant: string): MsgHdrs {
   const h = headers()
-  h.set(EVENT_HEADERS.msgId, e.event_id)
-  h.set(EVENT_HEADERS.txId, e.tx_id.toString())
-  h.set(EVENT_HEADERS.position, e.global_position.toString())
-  h.set(EVENT_HEADERS.tenant, e.tenant_id)
+  h.set(EVENT_HEADERS.msgId, eventId)
+  h.set(EVENT_HEADERS.txId, txId)
+  h.set(EVENT_HEADERS.position, position)
+  h.set(EVENT_HEADERS.tenant, tenant)
   return h
 }
 

@@ -13,8 +13,6 @@ export class CheckpointWriter {
   #inFlight: Promise<void> | undefined
   #queued: Checkpoint | undefined
   #failure: { error: unknown } | undefined
-  /** The last checkpoint set (stored or about to be). */
-  latest: Checkpoint | undefined
 
   /** `write` stores one checkpoint, throwing when it cannot (nothing stored). */
   constructor(write: (c: Checkpoint) => Promise<void>) {
@@ -24,7 +22,6 @@ export class CheckpointWriter {
   /** Stores `c` soon; throws the failure of an earlier write, if any. */
   set(c: Checkpoint): void {
     this.#throwFailure()
-    this.latest = c
     if (this.#inFlight !== undefined) {
       this.#queued = c
       return

@@ -1,16 +1,14 @@
 import type { EventKind } from '@eventplane/core'
 import type { EventTextRow } from '@eventplane/store-pg'
-import { type MsgHdrs, headers } from '@nats-io/transport-node'
-import { EVENT_HEADERS } from './codec.ts'
+import type { MsgHdrs } from '@nats-io/transport-node'
+import { logHeaders } from './codec.ts'
+import type { EventForSpan } from './ops/trace-context.ts'
 import { logSubject } from './subjects.ts'
 
 /** One log row ready to publish: its subject, headers and wire bytes, and what the relay logs and checkpoints. */
 export interface RelayMessage {
-  eventId: string
-  correlationId: string
-  causationId: string | null
-  tenantId: string
-  type: string
+  /** The fields its spans and logs name (ids, tenant, type). */
+  event: Required<EventForSpan>
   txId: bigint
   position: bigint
   subject: string
@@ -36,21 +34,18 @@ export function relayMessage(row: EventTextRow): RelayMessage {
     `"causation_id":${row.causation_id === null ? 'null' : str(row.causation_id)},"caused_by":${str(row.caused_by)},` +
     `"occurred_at":${str(row.occurred_at)},"stream_version":${Number(row.stream_version)},` +
     `"global_position":"${row.global_position}","tx_id":"${row.tx_id}","recorded_at":${str(row.recorded_at)}}`
-  const h = headers()
-  h.set(EVENT_HEADERS.msgId, row.event_id)
-  h.set(EVENT_HEADERS.txId, row.tx_id)
-  h.set(EVENT_HEADERS.position, row.global_position)
-  h.set(EVENT_HEADERS.tenant, row.tenant_id)
   return {
-    eventId: row.event_id,
-    correlationId: row.correlation_id,
-    causationId: row.causation_id,
-    tenantId: row.tenant_id,
-    type: row.type,
+    event: {
+      event_id: row.event_id,
+      correlation_id: row.correlation_id,
+      causation_id: row.causation_id,
+      tenant_id: row.tenant_id,
+      type: row.type,
+    },
     txId: BigInt(row.tx_id),
     position: BigInt(row.global_position),
     subject: logSubject(row.kind as EventKind, row.tenant_id, row.category, row.stream_id),
-    headers: h,
+    headers: logHeaders(row.event_id, row.tx_id, row.global_position, row.tenant_id),
     bytes: utf8Encoder.encode(json),
   }
 }

@@ -129,7 +129,7 @@ export class OrderedPublisher {
     if (this.#failure !== undefined) return false
     if (this.#inFlight >= this.#maxInFlight) throw new Error('OrderedPublisher.send: the window is full')
     const expectLast = this.#tip
-    this.#tip = m.eventId
+    this.#tip = m.event.event_id
     const seq = this.#sent++
     this.#queue.push(m)
     this.#state.push(PENDING)
@@ -143,7 +143,7 @@ export class OrderedPublisher {
 
   /** Resolves when every publish sent so far has been acked or has failed. Never throws. */
   async settle(): Promise<void> {
-    while (this.#inFlight > 0) await new Promise<void>((resolve) => (this.#slotFreed = resolve))
+    while (this.#inFlight > 0) await this.slot()
   }
 
   #settled(seq: number, state: number, error: unknown): void {
@@ -186,14 +186,12 @@ export class OrderedPublisher {
   async #publish(m: RelayMessage, expectLast: string | undefined): Promise<boolean> {
     // The relay reads events from PostgreSQL, where no trace context is stored: each publish hangs under the
     // event's own span context (trace id = correlation id, see eventSpanContext), so consumers join that trace.
-    const e = {
-      event_id: m.eventId,
-      correlation_id: m.correlationId,
-      causation_id: m.causationId,
-      tenant_id: m.tenantId,
-      type: m.type,
-    }
-    const span = startEventSpan('eventplane publish', SpanKind.PRODUCER, e, eventParentContext(e, undefined))
+    const span = startEventSpan(
+      'eventplane publish',
+      SpanKind.PRODUCER,
+      m.event,
+      eventParentContext(m.event, undefined),
+    )
     const traceparent = traceparentOf(span)
     if (traceparent !== undefined) m.headers.set(TRACEPARENT_HEADER, traceparent)
     try {

@@ -10,7 +10,14 @@ import {
   formatCheckpoint,
   isEventplaneError,
 } from '@eventplane/core'
-import { PgEventStore, RelayLease, countEventsAfter, loadRelayRecord, openTransactions } from '@eventplane/store-pg'
+import {
+  PgEventStore,
+  RelayLease,
+  countEventsAfter,
+  loadRelayCheckpoint,
+  loadRelayRecord,
+  openTransactions,
+} from '@eventplane/store-pg'
 import { type JetStreamManager, type StreamInfo, jetstream, jetstreamManager } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { type Logger, errorFields, silentLogger } from './logger.ts'
@@ -170,8 +177,7 @@ export class Relay {
     const active = this.#state === 'active'
     m.active.set(labels, active ? 1 : 0)
     // A standby's own checkpoint is stale: the active relay (maybe in another process) moves the stored one.
-    const checkpoint =
-      (active ? this.#checkpoint : undefined) ?? (await loadRelayRecord(this.#sql, this.name))?.checkpoint ?? START
+    const checkpoint = (active ? this.#checkpoint : undefined) ?? (await loadRelayCheckpoint(this.#sql, this.name))
     m.checkpoint.set(labels, Number(checkpoint.position))
     m.lagEvents.set(labels, await countEventsAfter(this.#sql, checkpoint))
     let oldestUnpublished: RecordedEvent | undefined
@@ -385,15 +391,15 @@ export class Relay {
         const stuck = this.#publisher.stuck!
         const where = {
           relay: this.name,
-          event_id: stuck.eventId,
-          type: stuck.type,
+          event_id: stuck.event.event_id,
+          type: stuck.event.type,
           position: stuck.position.toString(),
         }
         // A refused order check is not an outage: retry at once, unless it keeps happening without progress
         // or the stream was replaced under us (its new copy must be filled from the start).
         if (!isOrderBreak(failure)) {
           this.#logger.warn({ ...where, ...errorFields(failure) }, 'publish failed')
-          throw natsFailure(failure, `publish event ${stuck.eventId}`)
+          throw natsFailure(failure, `publish event ${stuck.event.event_id}`)
         }
         this.#logger.info(
           { ...where, ...errorFields(failure) },
@@ -427,9 +433,10 @@ export class Relay {
       this.#metrics.relay.published.inc({ relay: this.name }, events)
       if (dups > 0) this.#metrics.relay.duplicates.inc({ relay: this.name }, dups)
     }
-    this.#checkpoints.set({ txId: last.txId, position: last.position })
+    const checkpoint = { txId: last.txId, position: last.position }
+    this.#checkpoints.set(checkpoint)
     this.#logger.debug(
-      { relay: this.name, events, duplicates: dups, checkpoint: formatCheckpoint(this.#checkpoints.latest!) },
+      { relay: this.name, events, duplicates: dups, checkpoint: formatCheckpoint(checkpoint) },
       'events published',
     )
   }

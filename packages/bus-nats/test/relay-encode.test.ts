@@ -46,7 +46,7 @@ describe('relay encoding of rows read as text', () => {
         [...eventHeaders(e).keys()].map((k) => [k, eventHeaders(e).get(k)]),
       )
       assert.equal(m.subject, logSubject(e.kind, e.tenant_id, e.stream.category, e.stream.id))
-      assert.deepEqual([m.eventId, m.txId, m.position], [e.event_id, e.tx_id, e.global_position])
+      assert.deepEqual([m.event.event_id, m.txId, m.position], [e.event_id, e.tx_id, e.global_position])
     }
   })
 })
