@@ -6,7 +6,7 @@ import {
   envelopeStream,
   errorFromWire,
 } from '@eventplane/core'
-import { SpanStatusCode, context } from '@opentelemetry/api'
+import { context } from '@opentelemetry/api'
 import { type Msg, type NatsConnection, headers } from '@nats-io/transport-node'
 import { PRINCIPAL_HEADER, type SubmitResult } from './gateway-request.ts'
 import { natsFailure } from './nats-errors.ts'
@@ -15,7 +15,7 @@ import {
   TRACEPARENT_HEADER,
   activeContext,
   eventParentContext,
-  startEventSpan,
+  inEventSpan,
   traceparentOf,
 } from './ops/trace-context.ts'
 import { submitSubjectFor } from './subjects.ts'
@@ -52,16 +52,9 @@ export async function submitIntent(
   const body = { event, ...(options.expectedVersion === undefined ? {} : { expectedVersion: options.expectedVersion }) }
   // The caller's active trace when it has one, else the event's own span context (trace id = correlation id).
   const parent = activeContext(context.active()) ?? eventParentContext(event, undefined)
-  const span = startEventSpan('eventplane submit', SpanKind.CLIENT, event, parent)
-  try {
-    const result = await request(nc, subject, body, options, traceparentOf(span))
-    return result
-  } catch (e) {
-    span.setStatus({ code: SpanStatusCode.ERROR, message: e instanceof EventplaneError ? e.code : 'failed' })
-    throw e
-  } finally {
-    span.end()
-  }
+  return inEventSpan('eventplane submit', SpanKind.CLIENT, event, parent, (span) =>
+    request(nc, subject, body, options, traceparentOf(span)),
+  )
 }
 
 async function request(

@@ -18,8 +18,7 @@ import {
   stampIntent,
 } from '@eventplane/core'
 import { type PgEventStore, causationInChain } from '@eventplane/store-pg'
-import { SpanStatusCode } from '@opentelemetry/api'
-import { SpanKind, eventParentContext, startEventSpan } from './ops/trace-context.ts'
+import { SpanKind, eventParentContext, inEventSpan } from './ops/trace-context.ts'
 import { type SubmitTarget, parseSubmitSubject } from './subjects.ts'
 
 /** Header a client may set to name who it acts for; the gateway scopes it under the tenant it authenticated. */
@@ -155,18 +154,17 @@ export async function submit(
   if (event.stream.category !== target.category || event.stream.id !== target.id) {
     throw new StreamMismatch(formatStream(target), formatStream({ tenant: event.tenant_id, ...event.stream }))
   }
-  const span = startEventSpan('eventplane append', SpanKind.SERVER, event, eventParentContext(event, traceparent))
-  let result: Awaited<ReturnType<PgEventStore['append']>>
-  try {
-    if (event.causation_id !== null)
-      await checkLineage(ctx.store, target.tenant, event.causation_id, event.correlation_id)
-    result = await ctx.store.append(target, [event], { expectedVersion: request.expectedVersion ?? 'any' })
-  } catch (e) {
-    span.setStatus({ code: SpanStatusCode.ERROR, message: e instanceof EventplaneError ? e.code : 'failed' })
-    throw e
-  } finally {
-    span.end()
-  }
+  const result = await inEventSpan(
+    'eventplane append',
+    SpanKind.SERVER,
+    event,
+    eventParentContext(event, traceparent),
+    async () => {
+      if (event.causation_id !== null)
+        await checkLineage(ctx.store, target.tenant, event.causation_id, event.correlation_id)
+      return ctx.store.append(target, [event], { expectedVersion: request.expectedVersion ?? 'any' })
+    },
+  )
   const recorded = result.events.find((e) => e !== undefined && e.eventId === event.event_id)
   // postgres.js 3.4.9 can hand the next query on a connection a result with holes after a query
   // failed mid-result (porsager/postgres#1181): the append may have been stored, a retry replays it.

@@ -203,19 +203,19 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
   const arrive = (msg: Msg): void => {
     const reply = msg.reply
+    const tenant = msg.subject.split('.')[2] ?? ''
     if (reply === undefined || !replyInTenantSpace(msg.subject, reply)) {
       dropped += 1
       metrics?.gateway.dropped.inc()
-      count(msg.subject.split('.')[2] ?? '', 'dropped')
+      count(tenant, 'dropped')
       logDrop(msg.subject, reply)
       return
     }
     const arrived = performance.now()
-    const tenant = msg.subject.split('.')[2] ?? ''
     const size = msg.data.byteLength
     if (size > ctx.maxPayloadBytes) {
-      count(tenant, 'core.payload_too_large')
       const tooLarge = new PayloadTooLarge(size, ctx.maxPayloadBytes, 'the request body')
+      count(tenant, tooLarge.code)
       logger.debug({ subject: msg.subject, ...errorFields(tooLarge) }, 'intent refused')
       answer(msg.subject, reply, errorReply(tooLarge))
       return

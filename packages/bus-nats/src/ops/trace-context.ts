@@ -4,10 +4,12 @@ import {
   type SpanContext,
   ROOT_CONTEXT,
   SpanKind,
+  SpanStatusCode,
   TraceFlags,
   isSpanContextValid,
   trace,
 } from '@opentelemetry/api'
+import { EventplaneError } from '@eventplane/core'
 
 /** The W3C Trace Context header, carried in NATS headers (submit requests and log messages). */
 export const TRACEPARENT_HEADER = 'traceparent'
@@ -100,6 +102,28 @@ export function startEventSpan(name: string, kind: SpanKind, e: EventForSpan, pa
       span.addLink({ context: eventSpanContext({ event_id: e.causation_id, correlation_id: e.correlation_id }) })
   }
   return span
+}
+
+/**
+ * Runs `work` inside the span {@link startEventSpan} starts; a failure marks
+ * the span as an error with its eventplane code and is thrown on.
+ */
+export async function inEventSpan<T>(
+  name: string,
+  kind: SpanKind,
+  e: EventForSpan,
+  parent: Context,
+  work: (span: Span) => Promise<T>,
+): Promise<T> {
+  const span = startEventSpan(name, kind, e, parent)
+  try {
+    return await work(span)
+  } catch (err) {
+    span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof EventplaneError ? err.code : 'failed' })
+    throw err
+  } finally {
+    span.end()
+  }
 }
 
 /** The `traceparent` to send for `span`, or undefined when it has no valid context. */
