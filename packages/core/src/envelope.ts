@@ -130,7 +130,7 @@ function checkShape(check: typeof compiledEnvelope | typeof compiledDraft, value
 
 /** Everything but the shape: names, the instant, lineage, data and, with a registry, its schema. */
 function checkContent(e: IntentDraft, options: EnvelopeCheckOptions): void {
-  if (!namesStream(e, options.stream)) {
+  if (!(isValidStreamRef(options.stream) && namesStream(e, options.stream))) {
     validateTenant(e.tenant_id)
     validateCategory(e.stream.category)
     validateStreamId(e.stream.id)
@@ -147,14 +147,9 @@ function checkContent(e: IntentDraft, options: EnvelopeCheckOptions): void {
   options.registry?.validate(e.type, e.schema_version, e.data)
 }
 
-/** True when `e` names exactly the stream `known`, a reference parsed here. */
-function namesStream(e: IntentDraft, known: StreamRef | undefined): boolean {
-  return (
-    isValidStreamRef(known) &&
-    e.tenant_id === known.tenant &&
-    e.stream.category === known.category &&
-    e.stream.id === known.id
-  )
+/** True when `e` names exactly the stream `s`. */
+function namesStream(e: Pick<IntentDraft, 'tenant_id' | 'stream'>, s: StreamRef): boolean {
+  return e.tenant_id === s.tenant && e.stream.category === s.category && e.stream.id === s.id
 }
 
 /**
@@ -203,11 +198,8 @@ export function envelopeStream(e: Pick<IntentDraft, 'tenant_id' | 'stream'>): Va
  */
 export function ensureStreamRef(stream: StreamRef, trusted?: object): ValidStreamRef {
   if (isValidStreamRef(stream)) return stream
-  if (trusted !== undefined && validated.has(trusted)) {
-    const e = trusted as EventEnvelope
-    if (e.tenant_id === stream.tenant && e.stream.category === stream.category && e.stream.id === stream.id)
-      return envelopeStream(e)
-  }
+  if (trusted !== undefined && validated.has(trusted) && namesStream(trusted as EventEnvelope, stream))
+    return trustedStreamRef(stream.tenant, stream.category, stream.id)
   return streamRef(stream.tenant, stream.category, stream.id)
 }
 

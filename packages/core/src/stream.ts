@@ -13,7 +13,7 @@ declare const validStream: unique symbol
  * A stream reference whose names were parsed here ({@link streamRef},
  * {@link parseStream}, a subject parser built on them, or a validated
  * envelope's stream): frozen, and trusted downstream without a second parse.
- * A copy or a literal is not one; {@link ensureStreamRef} parses it.
+ * A copy or a literal is not one; ensureStreamRef (envelope.ts) parses it.
  */
 export type ValidStreamRef = Readonly<StreamRef> & { readonly [validStream]: true }
 
@@ -35,11 +35,6 @@ export function isValidStreamRef(s: unknown): s is ValidStreamRef {
 /** Validates every name of a stream reference: the one parse of these names here. */
 export function streamRef(tenant: string, category: string, id: string): ValidStreamRef {
   return trustedStreamRef(validateTenant(tenant), validateCategory(category), validateStreamId(id))
-}
-
-/** `s` itself when it was parsed in this process, else `s` parsed (typed errors for bad names). */
-export function ensureStreamRef(s: StreamRef): ValidStreamRef {
-  return isValidStreamRef(s) ? s : streamRef(s.tenant, s.category, s.id)
 }
 
 /** `tenant/category/id`, the human form used in messages and the CLI. */
