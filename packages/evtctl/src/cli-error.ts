@@ -20,3 +20,10 @@ export class CliError extends EventplaneError<CliErrorCode> {
 export function isEvtctlError(e: unknown, code?: EvtctlErrorCode): e is EvtctlError {
   return e instanceof EventplaneError && (code === undefined || e.code === code)
 }
+
+/** `cli.interrupted` for an abort: main.ts aborts with `interrupted by SIGINT` (or SIGTERM), an embedder with anything. */
+export function interruptedError(reason: unknown): CliError {
+  const said =
+    reason instanceof Error && /^interrupted by SIG[A-Z]+$/.test(reason.message) ? reason.message : 'interrupted'
+  return new CliError('cli.interrupted', said, { cause: reason })
+}

@@ -1,6 +1,6 @@
 import { natsDriverError } from '@eventplane/bus-nats'
 import { pgDriverError } from '@eventplane/store-pg'
-import { CliError, type EvtctlError, type EvtctlErrorCode, isEvtctlError } from './cli-error.ts'
+import { CliError, type EvtctlError, type EvtctlErrorCode, interruptedError, isEvtctlError } from './cli-error.ts'
 
 /**
  * evtctl's exit codes. Scripts may rely on them: 2 means "re-read and decide",
@@ -76,11 +76,7 @@ export function toEventplaneError(e: unknown): EvtctlError {
   const err = (typeof e === 'object' && e !== null ? e : {}) as { code?: unknown; message?: unknown }
   const code = typeof err.code === 'string' ? err.code : ''
   const message = typeof err.message === 'string' ? err.message.split('\n')[0]! : String(e)
-  if (e instanceof Error && e.name === 'AbortError') {
-    // main.ts aborts with `interrupted by SIGINT`; other aborts say "This operation was aborted".
-    const said = /^interrupted by SIG[A-Z]+$/.test(e.message) ? e.message : 'interrupted'
-    return new CliError('cli.interrupted', said, { cause: e })
-  }
+  if (e instanceof Error && e.name === 'AbortError') return interruptedError(e)
   if (code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR') {
     return new CliError('cli.bad_usage', message, { cause: e })
   }

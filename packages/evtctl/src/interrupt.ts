@@ -1,5 +1,5 @@
 import { EventplaneError } from '@eventplane/core'
-import { CliError } from './cli-error.ts'
+import { CliError, interruptedError } from './cli-error.ts'
 
 /** How long a command that stops itself on SIGINT (up, subscribe, tail, replay) may take to do so. */
 export const STOP_GRACE_MS = 10_000
@@ -40,11 +40,4 @@ export function interruption(
       if (onAbort) signal?.removeEventListener('abort', onAbort)
     },
   }
-}
-
-/** `cli.interrupted` for an abort: main.ts aborts with `interrupted by SIGINT` (or SIGTERM), an embedder with anything. */
-function interruptedError(reason: unknown): CliError {
-  const said =
-    reason instanceof Error && /^interrupted by SIG[A-Z]+$/.test(reason.message) ? reason.message : 'interrupted'
-  return new CliError('cli.interrupted', said, { cause: reason })
 }

@@ -1,12 +1,5 @@
 import { type SchemaRegistry, formatCheckpoint } from '@eventplane/core'
-import {
-  type EventplaneMetrics,
-  type OpsConfig,
-  type OpsServer,
-  opsConfigFromEnv,
-  processMetrics,
-  serveOps,
-} from '@eventplane/bus-nats'
+import type { EventplaneMetrics, OpsServer } from '@eventplane/bus-nats'
 import { PgEventStore, ROLES, type RoleName } from '@eventplane/store-pg'
 import {
   type Controller,
@@ -18,7 +11,7 @@ import {
   controllerLiveSource,
   projectionLiveSource,
 } from '@eventplane/runtime'
-import { CliError } from './cli-error.ts'
+import { processOps, serveProcessOps } from './process-ops.ts'
 import type { Session } from './session.ts'
 
 /** The NATS connection name of the runtime's parts (one connection for all of a process's runners). */
@@ -115,15 +108,6 @@ export async function startDomain(
   return parts
 }
 
-/** The process's ops endpoint settings (`EVENTPLANE_OPS_*`); `cli.config` naming the bad one. */
-export function opsSettings(session: Session): OpsConfig {
-  try {
-    return opsConfigFromEnv(session.io.env)
-  } catch (e) {
-    throw new CliError('cli.config', (e as Error).message, { cause: e })
-  }
-}
-
 /**
  * The ops endpoints of a runner process (`evtctl subscribe <name>`, `evtctl run`), from
  * `EVENTPLANE_OPS_PORT`: metrics for the runners to count into, and a start
@@ -134,22 +118,16 @@ export function runnerOps(session: Session): {
   metrics: EventplaneMetrics
   serve(...pgRoles: RoleName[]): Promise<OpsServer | undefined>
 } {
-  const config = opsSettings(session)
-  const metrics = processMetrics(config)
+  const ops = processOps(session)
   return {
-    metrics,
+    metrics: ops.metrics,
     async serve(...pgRoles) {
-      const server = await serveOps({
-        config,
-        metrics,
+      return serveProcessOps(session, ops, {
         pg: Object.fromEntries(
           pgRoles.map((role) => [pgRoles.length === 1 ? 'postgres' : `postgres:${role}`, session.pg(role, 4)]),
         ),
         nc: await session.serviceNats(RUNTIME_CONNECTION),
-        logger: session.log,
       })
-      if (server) session.onClose(() => server.close())
-      return server
     },
   }
 }

@@ -1,9 +1,8 @@
 import { type EventKind, Unavailable } from '@eventplane/core'
-import { type LogFilterOptions, consumerLag, ensureConsumer, subscribe } from '@eventplane/bus-nats'
+import { type LogFilterOptions, type Logger, consumerLag, ensureConsumer, subscribe } from '@eventplane/bus-nats'
 import { jetstream, jetstreamManager } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import type { LiveSource, LiveSubscription } from './live-source.ts'
-import type { Logger } from '@eventplane/bus-nats'
 
 export interface JetStreamSourceOptions {
   nc: NatsConnection

@@ -4,7 +4,8 @@ import { ROLES } from '@eventplane/store-pg'
 import { type CommandKit, domainOption, helpAfter } from '../command-kit.ts'
 import { resolveSettings, settingOptions } from '../service-settings.ts'
 import { GATEWAY_SETTINGS, gatewayLimits, startGateway } from '../services/gateway.ts'
-import { processOps, serve, serveProcessOps, serviceLogLevel } from '../services/serve.ts'
+import { processOps, serveProcessOps } from '../process-ops.ts'
+import { serve, serviceLogLevel } from '../services/serve.ts'
 
 /** `evtctl gateway`: the intent gateway as a production process, validating against the domain's schemas. */
 export function registerGateway(program: Command, kit: CommandKit): void {

@@ -3,7 +3,8 @@ import { ROLES } from '@eventplane/store-pg'
 import { type CommandKit, helpAfter } from '../command-kit.ts'
 import { resolveSettings, settingOptions } from '../service-settings.ts'
 import { RELAY_SETTINGS, startRelay } from '../services/relay.ts'
-import { processOps, serve, serveProcessOps, serviceLogLevel } from '../services/serve.ts'
+import { processOps, serveProcessOps } from '../process-ops.ts'
+import { serve, serviceLogLevel } from '../services/serve.ts'
 
 /** `evtctl relay`: the relay as a production process (one active per name; more stand by). */
 export function registerRelay(program: Command, kit: CommandKit): void {

@@ -41,9 +41,8 @@ export function registerReplay(program: Command, kit: CommandKit): void {
       ),
     )
     .action(
-      kit.action(async (session, command) => {
+      kit.action<{ restart?: boolean; commitEvery?: number }>(async (session, command, opts) => {
         const projection = findProjection(await session.domain('replay'), command.args[0]!)
-        const opts = command.opts<{ restart?: boolean; commitEvery?: number }>()
         const sql = session.pg(PROJECTOR_ROLE, 4)
         const progress = progressReporter(session.io.stderr)
         const signal = session.signal

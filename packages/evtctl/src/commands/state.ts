@@ -1,11 +1,10 @@
 import type { Command } from 'commander'
-import { formatCheckpoint } from '@eventplane/core'
 import { ROLES, projectionRebuildProgress, readProjectionStates } from '@eventplane/store-pg'
 import { isSqlProjection } from '@eventplane/runtime'
 import { toJson } from '../io.ts'
 import { findProjection } from '../domain.ts'
 import { type CommandKit, domainOption, tenantOption, helpAfter } from '../command-kit.ts'
-import { rebuildNote } from '../rebuild-note.ts'
+import { rebuildNote, rebuildReport } from '../rebuild-note.ts'
 import { requireTenant } from '../stream-arg.ts'
 import { CliError } from '../cli-error.ts'
 
@@ -45,12 +44,7 @@ export function registerState(program: Command, kit: CommandKit): void {
         // Only complete output is ever served; say so when a newer one is being (or was partly) built.
         const rebuild = await projectionRebuildProgress(reader, projection.name)
         if (rebuild) {
-          const note = rebuildNote(projection.name, {
-            version: rebuild.version,
-            checkpoint: formatCheckpoint(rebuild.checkpoint),
-            events: rebuild.events.toString(),
-            updated_at: rebuild.updatedAt.toISOString(),
-          })
+          const note = rebuildNote(projection.name, rebuildReport(rebuild))
           session.io.stderr.write(`evtctl: note: ${note}\n`)
         }
         for (const row of rows) {

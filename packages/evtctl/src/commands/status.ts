@@ -1,5 +1,5 @@
 import type { Command } from 'commander'
-import { rebuildNote } from '../rebuild-note.ts'
+import { type RebuildReport, rebuildNote, rebuildReport } from '../rebuild-note.ts'
 import { Unavailable, formatCheckpoint } from '@eventplane/core'
 import { DEFAULT_RELAY_NAME } from '@eventplane/bus-nats'
 import {
@@ -64,14 +64,7 @@ export interface StatusReport {
     lag: string
     generation: number
     /** A rebuild in progress or interrupted: the output above is the previous complete one. */
-    rebuild: {
-      generation: number
-      version: number
-      checkpoint: string
-      events: string
-      remaining: string
-      updated_at: string
-    } | null
+    rebuild: (RebuildReport & { remaining: string }) | null
   }[]
   /** Absent with --no-nats. */
   gateway?: GatewayProbe
@@ -162,14 +155,7 @@ export async function collectPgStatus(
       updated_at: p.updatedAt.toISOString(),
       lag: p.lag.toString(),
       generation: p.generation,
-      rebuild: p.rebuild && {
-        generation: p.rebuild.generation,
-        version: p.rebuild.version,
-        checkpoint: formatCheckpoint(p.rebuild.checkpoint),
-        events: p.rebuild.events.toString(),
-        remaining: p.rebuild.remaining.toString(),
-        updated_at: p.rebuild.updatedAt.toISOString(),
-      },
+      rebuild: p.rebuild && rebuildReport(p.rebuild),
     })),
   }
 }
@@ -271,28 +257,23 @@ export function registerStatus(program: Command, kit: CommandKit): void {
       ),
     )
     .action(
-      kit.action(async (session, command) => {
-        const options = command.opts<{
-          nats: boolean
-          stuckAfter: number
-          check?: boolean
-          relay: string
-          maxLag: number
-        }>()
-        const report = await collectPgStatus(session, options.stuckAfter, options.relay)
-        if (options.nats) {
-          report.gateway = await probeGateway(session)
-          report.controllers = await collectControllers(session)
-        }
-        const problems = options.check ? healthProblems(report, options.relay, options.maxLag) : []
-        if (options.check)
-          report.check = { healthy: problems.length === 0, problems, max_lag: options.maxLag, relay: options.relay }
-        session.out.emit(report, () => statusLines(report))
-        if (problems.length > 0)
-          throw new Unavailable(
-            'bus.unavailable',
-            `status --check: ${problems.length} problem${problems.length === 1 ? '' : 's'} (see the check lines)`,
-          )
-      }),
+      kit.action<{ nats: boolean; stuckAfter: number; check?: boolean; relay: string; maxLag: number }>(
+        async (session, _command, options) => {
+          const report = await collectPgStatus(session, options.stuckAfter, options.relay)
+          if (options.nats) {
+            report.gateway = await probeGateway(session)
+            report.controllers = await collectControllers(session)
+          }
+          const problems = options.check ? healthProblems(report, options.relay, options.maxLag) : []
+          if (options.check)
+            report.check = { healthy: problems.length === 0, problems, max_lag: options.maxLag, relay: options.relay }
+          session.out.emit(report, () => statusLines(report))
+          if (problems.length > 0)
+            throw new Unavailable(
+              'bus.unavailable',
+              `status --check: ${problems.length} problem${problems.length === 1 ? '' : 's'} (see the check lines)`,
+            )
+        },
+      ),
     )
 }

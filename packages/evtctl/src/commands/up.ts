@@ -6,7 +6,8 @@ import { startDomain } from '../runners.ts'
 import { resolveSettings, settingOptions } from '../service-settings.ts'
 import { GATEWAY_SETTINGS, startGateway } from '../services/gateway.ts'
 import { RELAY_SETTINGS, startRelay } from '../services/relay.ts'
-import { processOps, serve, serveProcessOps, serviceLogLevel } from '../services/serve.ts'
+import { processOps, serveProcessOps } from '../process-ops.ts'
+import { serve, serviceLogLevel } from '../services/serve.ts'
 
 /** The relay settings `up` takes as flags; the others come from the environment or the config file. */
 const UP_RELAY_FLAGS = new Set(['relayName', 'terminateStuck'])
@@ -45,12 +46,12 @@ export function registerUp(program: Command, kit: CommandKit): void {
       ),
     )
     .action(
-      kit.action(async (session, cmd) => {
+      kit.action<{ opsPort?: number }>(async (session, cmd, opts) => {
         serviceLogLevel(session, cmd)
         const env = session.io.env
         const relaySettings = resolveSettings(RELAY_SETTINGS, 'relay', cmd, session.config, env)
         const gatewaySettings = resolveSettings(GATEWAY_SETTINGS, 'gateway', cmd, session.config, env)
-        const ops = processOps(session, cmd.opts<{ opsPort?: number }>().opsPort)
+        const ops = processOps(session, opts.opsPort)
         const domain = await session.domain('up')
         // Fails at once, with the fix, on a server that is down or has no JetStream (the services would wait).
         const nc = await session.nats()

@@ -1,13 +1,5 @@
 import type { Command } from 'commander'
-import {
-  type EventplaneMetrics,
-  type OpsConfig,
-  type OpsServer,
-  type ServeOpsOptions,
-  processMetrics,
-  serveOps,
-} from '@eventplane/bus-nats'
-import { type RunningPart, aborted, opsSettings } from '../runners.ts'
+import { type RunningPart, aborted } from '../runners.ts'
 import type { Session } from '../session.ts'
 
 /** Services log at `info` unless `--log-level` or `EVENTPLANE_LOG_LEVEL` says otherwise. */
@@ -36,26 +28,4 @@ export async function serve(
   for (const part of parts) await part.stop()
   session.log.info({}, 'stopped')
   session.out.emit({ stopped: true }, () => 'stopped')
-}
-
-/** A service process's ops settings (`EVENTPLANE_OPS_*`; `port` overrides the port) and the metrics its parts count into. */
-export function processOps(session: Session, port?: number): { config: OpsConfig; metrics: EventplaneMetrics } {
-  const config = opsSettings(session)
-  if (port !== undefined) config.port = port
-  return { config, metrics: processMetrics(config) }
-}
-
-/**
- * Serves `/healthz`, `/readyz` and `/metrics` for a service process when its
- * ops port is set (undefined otherwise), ready when every PostgreSQL pool in
- * `targets.pg`, the NATS connection and each relay are; closed with the session.
- */
-export async function serveProcessOps(
-  session: Session,
-  ops: { config: OpsConfig; metrics: EventplaneMetrics },
-  targets: Pick<ServeOpsOptions, 'pg' | 'nc' | 'relays'>,
-): Promise<OpsServer | undefined> {
-  const server = await serveOps({ config: ops.config, metrics: ops.metrics, ...targets, logger: session.log })
-  if (server) session.onClose(() => server.close())
-  return server
 }

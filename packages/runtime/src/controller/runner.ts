@@ -1,11 +1,17 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { type SchemaRegistry, isEventplaneError, validateName } from '@eventplane/core'
 import type { PgEventStore } from '@eventplane/store-pg'
-import { type EventplaneMetrics, eventParentContext, startEventSpan } from '@eventplane/bus-nats'
+import {
+  type EventplaneMetrics,
+  type Logger,
+  errorFields,
+  eventParentContext,
+  silentLogger,
+  startEventSpan,
+} from '@eventplane/bus-nats'
 import { SpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api'
 import { type Deferred, deferred } from '../deferred.ts'
 import type { LiveDelivery, LiveSource, LiveSubscription } from '../live-source.ts'
-import { type Logger, errorFields, silentLogger } from '@eventplane/bus-nats'
 import { createContext, factoryFor } from './context.ts'
 import { factId } from './fact-ids.ts'
 import { KeyedQueue } from './keyed-queue.ts'

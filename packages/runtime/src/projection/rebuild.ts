@@ -38,8 +38,9 @@ export interface RebuildResult {
  * in as the live output in one transaction once caught up; then hashes the
  * output. Until the swap readers see the previous complete output. An
  * interrupted rebuild (signal, crash) is resumed by the next call unless
- * `restart`. A SQL projection is dropped and rebuilt in place. A live runner
- * left running is not corrupted: it notices the moved checkpoint and resyncs.
+ * `restart`. A SQL projection's tables are rebuilt in a shadow schema and
+ * swapped in the same way. A live runner left running is not corrupted: it
+ * notices the moved checkpoint and resyncs.
  */
 export async function rebuildProjection(options: RebuildOptions): Promise<RebuildResult> {
   const engine = new ProjectionEngine(options.projection, options.sql, options)

@@ -1,12 +1,18 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { type Checkpoint, formatCheckpoint, isEventplaneError } from '@eventplane/core'
 import type { Sql } from 'postgres'
-import { type EventplaneMetrics, eventParentContext, startEventSpan } from '@eventplane/bus-nats'
+import {
+  type EventplaneMetrics,
+  type Logger,
+  errorFields,
+  eventParentContext,
+  silentLogger,
+  startEventSpan,
+} from '@eventplane/bus-nats'
 import { SpanKind } from '@opentelemetry/api'
 import { countEventsAfter } from '@eventplane/store-pg'
 import { type Deferred, deferred } from '../deferred.ts'
 import { type LiveDelivery, type LiveSource, type LiveSubscription, batchDeliveries } from '../live-source.ts'
-import { type Logger, errorFields, silentLogger } from '@eventplane/bus-nats'
 import { type EngineOptions, ProjectionEngine } from './engine.ts'
 import type { Projection } from './types.ts'
 
