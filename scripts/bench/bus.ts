@@ -31,7 +31,17 @@ import { benchGateway } from './bus-gateway.ts'
 import { type LatencyComparison, benchLatency } from './bus-latency.ts'
 import type { LatencyResult } from './bus-tracker.ts'
 import { benchRelayThroughput, prefillLog } from './bus-relay.ts'
-import { type Comparison, type Measurement, argList, argValue, median, percentile, printTable } from './lib.ts'
+import {
+  type Comparison,
+  type Measurement,
+  argList,
+  argValue,
+  median,
+  percentile,
+  printTable,
+  rate,
+  ratios,
+} from './lib.ts'
 
 const ROUNDS = argValue('rounds', 5)
 const EVENTS = argValue('events', 50_000)
@@ -43,13 +53,14 @@ const RELAY_TARGET = 0.8
 /** Ours ÷ bare p99 at the first rate. */
 const P99_TARGET_RATIO = 1.5
 const PARTS = new Set(argString('parts', 'relay,latency,gateway').split(','))
+/** How the latency part's relay learns of appends: `--wake poll` or the default coalesced NOTIFY. */
+const WAKE = argString('wake', 'notify') === 'poll' ? 'poll' : 'notify'
 
 function argString(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`)
   return i >= 0 ? (process.argv[i + 1] ?? fallback) : fallback
 }
 
-const rate = (m: Measurement): number => m.events / m.seconds
 /** Median CPU time of this process per event (µs), '–' when not recorded. */
 function cpuPerOp(side: Measurement[]): string {
   const per = side.filter((m) => m.cpuMs !== undefined).map((m) => (m.cpuMs! * 1000) / m.events)
@@ -61,8 +72,8 @@ const ms = (n: number): string => (Number.isFinite(n) ? n.toFixed(2) : '–')
 function throughputRow(c: Comparison): Record<string, string | number | boolean> {
   const lat = (side: Measurement[], p: number) => ms(median(side.map((m) => percentile(m.latenciesMs, p))))
   const hasTarget = Number.isFinite(c.target)
-  const ratios = c.ours.map((m, i) => rate(m) / rate(c.raw[i]!))
-  const ratio = median(ratios)
+  const each = ratios(c)
+  const ratio = median(each)
   return {
     benchmark: c.name,
     'baseline /s': Math.round(median(c.raw.map(rate))),
@@ -74,7 +85,7 @@ function throughputRow(c: Comparison): Record<string, string | number | boolean>
     'baseline CPU µs/op': cpuPerOp(c.raw),
     'ours CPU µs/op': cpuPerOp(c.ours),
     'median ratio': +ratio.toFixed(2),
-    'ratio range': `${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}`,
+    'ratio range': `${Math.min(...each).toFixed(2)}–${Math.max(...each).toFixed(2)}`,
     target: hasTarget ? `≥ ${c.target}` : '–',
     meets: hasTarget ? ratio >= c.target : '–',
   }
@@ -131,12 +142,12 @@ function steadyRow(rate: number, batch: number, r: LatencyComparison): Record<st
 
 /** The flat-out row: the relay draining a backlog vs raw js.publish of the same pre-encoded messages. */
 function flatOutRow(c: Comparison): Record<string, string | number | boolean> {
-  const ratios = c.ours.map((m, i) => rate(m) / rate(c.raw[i]!))
+  const each = ratios(c)
   return {
     load: `flat out (drain ${EVENTS} events)`,
     'baseline ev/s': Math.round(median(c.raw.map(rate))),
     'ours ev/s': Math.round(median(c.ours.map(rate))),
-    ratio: `${median(ratios).toFixed(2)} (${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)})`,
+    ratio: `${median(each).toFixed(2)} (${Math.min(...each).toFixed(2)}–${Math.max(...each).toFixed(2)})`,
     'baseline p50 / p99 ms': '–',
     'ours p50 / p99 ms': '–',
     'CPU µs/event (baseline → ours)': `${cpuPerOp(c.raw)} → ${cpuPerOp(c.ours)}`,
@@ -198,7 +209,7 @@ async function main(): Promise<void> {
         seconds: LATENCY_SECONDS,
         segments: Math.max(1, Math.round(LATENCY_SECONDS / 10)),
         warmupSeconds: 1,
-        wake: argString('wake', 'notify') === 'poll' ? 'poll' : 'notify',
+        wake: WAKE,
       })
       latencies.push({ rate, batch, result })
     }
@@ -240,7 +251,7 @@ async function main(): Promise<void> {
       const bareP99 = percentile(result.bare.latenciesMs, 99)
       printTable([
         latencyRow(
-          argString('wake', 'notify') === 'poll'
+          WAKE === 'poll'
             ? 'ours: append → Relay polling every 2 ms → JetStream → subscribe()'
             : 'ours: append, then a coalesced NOTIFY → Relay → JetStream → subscribe()',
           result.ours,

@@ -1,5 +1,14 @@
 /** Shared helpers for the benchmarks: timing, percentiles, rounds and the printed table. */
+import { randomUUID } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import type { Sql } from 'postgres'
+
+/** The event data every store benchmark appends (ours and raw alike). */
+export const BENCH_DATA = {
+  image: 'registry.example/web:1.2.3',
+  replicas: 3,
+  labels: { team: 'platform', tier: 'web' },
+}
 
 /** The raw baseline's table: the log's columns with plain constraints, no functions, triggers or RLS. */
 export async function createRawEventsTable(admin: Sql): Promise<void> {
@@ -9,6 +18,24 @@ export async function createRawEventsTable(admin: Sql): Promise<void> {
     stream_version bigint not null, type text not null, schema_version smallint not null, data jsonb not null,
     correlation_id uuid not null, causation_id uuid, caused_by text not null, occurred_at timestamptz not null,
     recorded_at timestamptz not null default now())`
+}
+
+/** The raw baseline of a one-event append: one INSERT of one row into raw_events. */
+export function rawInsertOne(sql: Sql): Promise<unknown> {
+  return sql`insert into raw_events (event_id, tenant_id, kind, category, stream_id, stream_version, type, schema_version,
+      data, correlation_id, causation_id, caused_by, occurred_at)
+    values (${randomUUID()}, 'bench', 'intent', 'deployment', 'raw', 1, 'created', 1, ${sql.json(BENCH_DATA)}, ${randomUUID()},
+      null, 'user:bench', now())`
+}
+
+/** The backend process serving `sql` (a one-connection pool). */
+export async function backendPid(sql: Sql): Promise<number> {
+  return (await sql<{ pid: number }[]>`select pg_backend_pid() as pid`)[0]!.pid
+}
+
+/** CPU time (ns) backend `pid` has used so far, from /proc/<pid>/schedstat. */
+export function backendCpuNs(pid: number): number {
+  return Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0])
 }
 
 export interface Measurement {
@@ -86,11 +113,14 @@ export async function compare(
   return result
 }
 
-const rate = (m: Measurement) => m.events / m.seconds
+/** Events per second of one measurement. */
+export const rate = (m: Measurement): number => m.events / m.seconds
+
+/** Ours ÷ raw of each round of a comparison. */
+export const ratios = (c: Comparison): number[] => c.ours.map((m, i) => rate(m) / rate(c.raw[i]!))
 
 export function summarize(c: Comparison): Record<string, string | number | boolean> {
-  const ratios = c.ours.map((m, i) => rate(m) / rate(c.raw[i]!))
-  const ratio = median(ratios)
+  const ratio = median(ratios(c))
   const lat = (ms: Measurement[], p: number) => median(ms.map((m) => percentile(m.latenciesMs, p)))
   return {
     benchmark: c.name,

@@ -13,7 +13,7 @@
  */
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
-import { dirname, join } from 'node:path'
+import { join } from 'node:path'
 import postgres from 'postgres'
 import { ROLES, PgEventStore } from '@eventplane/store-pg'
 import { createTestDatabase, vacuumLog } from '@eventplane/store-pg/testing'
@@ -41,18 +41,6 @@ const schedNs = (pid: number): number => {
   }
 }
 
-/** The nats-server started with the config file in `dir`. */
-function natsServerPid(dir: string): number {
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue
-    try {
-      const cmd = readFileSync(`/proc/${entry}/cmdline`, 'utf8')
-      if (cmd.includes(join(dir, 'nats.conf'))) return Number(entry)
-    } catch {}
-  }
-  throw new Error('nats-server process not found')
-}
-
 const inspector = PROFILE_DIR === undefined ? undefined : new Session()
 if (inspector) {
   mkdirSync(PROFILE_DIR!, { recursive: true })
@@ -65,7 +53,7 @@ let profiled = 0
 const db = await createTestDatabase('ep_bench_relaycpu')
 const nats = await startNatsServer({ withAuth: false })
 try {
-  const natsPid = natsServerPid(dirname(nats.storeDir))
+  const natsPid = nats.pid!
   const dbName = (await db.admin<{ d: string }[]>`select current_database() as d`)[0]!.d
   const backends = async (): Promise<number[]> =>
     (

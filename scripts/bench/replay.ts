@@ -58,14 +58,18 @@ async function bundleChild(): Promise<{ file: string; cleanup(): void }> {
 }
 
 let childFile = ''
-function runChild(
-  url: string,
-  nodeFlags: string[] = [],
-): ReturnType<typeof spawnSync> & { stdout: string; stderr: string } {
-  return spawnSync(process.execPath, [...nodeFlags, childFile], {
+
+/** What the rebuild child prints (one JSON line). */
+type ChildResult = { events: number; rate: number; maxRssMb: number; idleRssMb: number }
+
+/** Runs the rebuild child with `nodeFlags` against `url`; throws with its stderr when it fails. */
+function runChild(url: string, nodeFlags: string[] = []): ChildResult {
+  const child = spawnSync(process.execPath, [...nodeFlags, childFile], {
     env: { ...process.env, EVENTPLANE_BENCH_URL: url },
     encoding: 'utf8',
   })
+  if (child.status !== 0) throw new Error(`rebuild child failed: ${child.stderr}`)
+  return JSON.parse(child.stdout) as ChildResult
 }
 
 async function main(): Promise<number> {
@@ -124,14 +128,9 @@ async function measure(): Promise<number> {
     const ratio = median(ratios)
     // The peak RSS of a rebuild on its own, in a fresh process: the raw reads
     // above inflate this process's high-water mark and are not the rebuild's.
-    type ChildResult = { events: number; rate: number; maxRssMb: number; idleRssMb: number }
-    const child = runChild(db.roleUrl(PROJECTOR_ROLE))
-    if (child.status !== 0) throw new Error(`rebuild child failed: ${child.stderr}`)
-    const isolated = JSON.parse(child.stdout) as ChildResult
+    const isolated = runChild(db.roleUrl(PROJECTOR_ROLE))
     // The same with V8's young generation capped: most of the rest is garbage awaiting a scavenge.
-    const small = runChild(db.roleUrl(PROJECTOR_ROLE), ['--max-semi-space-size=2'])
-    if (small.status !== 0) throw new Error(`rebuild child failed: ${small.stderr}`)
-    const smallSemi = JSON.parse(small.stdout) as ChildResult
+    const smallSemi = runChild(db.roleUrl(PROJECTOR_ROLE), ['--max-semi-space-size=2'])
     const rss = isolated.maxRssMb
     console.log(`replay benchmark: ${fmt(EVENTS)} events, ${fmt(STREAMS)} streams, ${ROUNDS} rounds`)
     console.log(`  raw ordered read     median ${fmt(median(rawRates))} events/s`)

@@ -5,12 +5,11 @@
  * PgEventStore.append, 1 event and 100 events, alternating rounds, medians.
  */
 import { randomUUID } from 'node:crypto'
-import { readFileSync } from 'node:fs'
 import type { Sql } from 'postgres'
 import { EventFactory, START } from '@eventplane/core'
 import { PgEventStore, ROLES } from '@eventplane/store-pg'
 import { countLogEvents, createTestDatabase, readRawLog, vacuumLog } from '@eventplane/store-pg/testing'
-import { argValue, createRawEventsTable, median } from './lib.ts'
+import { BENCH_DATA, argValue, backendCpuNs, backendPid, createRawEventsTable, median } from './lib.ts'
 
 const OPS = argValue('ops', 400)
 const ROUNDS = argValue('rounds', 5)
@@ -20,29 +19,26 @@ try {
   const raw = db.connect('postgres' as never, 1)
   const ours = db.connect(ROLES.intentWriter, 1)
   await createRawEventsTable(db.admin)
-  const pid = async (sql: Sql) => (await sql<{ pid: number }[]>`select pg_backend_pid() as pid`)[0]!.pid
-  const serverNs = (p: number) => Number(readFileSync(`/proc/${p}/schedstat`, 'utf8').split(' ')[0])
   // The notifier would add a second statement on this one connection; measured apart (see docs/benchmarks.md).
   const store = new PgEventStore(ours, { notifyAppends: false })
   const factory = EventFactory.forTenant('bench', { causedBy: 'user:bench' })
-  const data = { image: 'registry.example/web:1.2.3', replicas: 3, labels: { team: 'platform', tier: 'web' } }
   const rawBatch = (n: number) => {
     const ids = Array.from({ length: n }, () => randomUUID())
     return raw`insert into raw_events (event_id, tenant_id, kind, category, stream_id, stream_version, type,
         schema_version, data, correlation_id, causation_id, caused_by, occurred_at)
-      select u.id, 'bench', 'intent', 'deployment', 'raw', 1, 'created', 1, ${raw.json(data)}, u.id, null, 'user:bench', now()
+      select u.id, 'bench', 'intent', 'deployment', 'raw', 1, 'created', 1, ${raw.json(BENCH_DATA)}, u.id, null, 'user:bench', now()
         from unnest(${ids}::uuid[]) as u(id)`
   }
   let round = 0
   const run = async (sql: Sql, op: (i: number) => Promise<unknown>) => {
-    const p = await pid(sql)
-    const s = serverNs(p)
+    const p = await backendPid(sql)
+    const s = backendCpuNs(p)
     const c = process.cpuUsage()
     for (let i = 0; i < OPS; i++) await op(i)
     const cu = process.cpuUsage(c)
-    const after = await pid(sql)
+    const after = await backendPid(sql)
     if (after !== p) console.error(`backend changed ${p} -> ${after}`)
-    return { server: (serverNs(p) - s) / 1000 / OPS, client: (cu.user + cu.system) / OPS }
+    return { server: (backendCpuNs(p) - s) / 1000 / OPS, client: (cu.user + cu.system) / OPS }
   }
   const rows: Record<string, string>[] = []
   for (const n of [1, 100]) {
@@ -56,7 +52,7 @@ try {
           const s = { tenant: 'bench', category: 'deployment', id: `c${round}-${i}` }
           return store.append(
             s,
-            Array.from({ length: n }, () => factory.intent(s, 'created', data)),
+            Array.from({ length: n }, () => factory.intent(s, 'created', BENCH_DATA)),
           )
         }),
       )

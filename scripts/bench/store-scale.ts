@@ -16,21 +16,31 @@
  * in every round; ratios are medians of the per-round ratios (lib.ts).
  */
 import { randomUUID } from 'node:crypto'
-import { readFileSync } from 'node:fs'
 import type { Sql } from 'postgres'
 import { EventFactory } from '@eventplane/core'
 import { PgEventStore, ROLES } from '@eventplane/store-pg'
-import { bulkLoadEvents, countLogEvents, createTestDatabase, vacuumLog } from '@eventplane/store-pg/testing'
 import {
+  bulkLoadEvents,
+  countLogEvents,
+  createTestDatabase,
+  insertRawEvents,
+  vacuumLog,
+} from '@eventplane/store-pg/testing'
+import {
+  BENCH_DATA,
   type Measurement,
   argList,
   argValue,
+  backendCpuNs,
+  backendPid,
   compare,
   createRawEventsTable,
   measure,
   median,
   percentile,
   printTable,
+  rate,
+  rawInsertOne,
   summarize,
 } from './lib.ts'
 
@@ -50,7 +60,6 @@ const FILL_STREAMS = 10_000
 /** Events written by bulkLoadEvents so far (the series continues from here). */
 let bulkLoaded = 0
 const fmt = (n: number): string => Math.round(n).toLocaleString('en-US')
-const rate = (m: Measurement): number => m.events / m.seconds
 
 const db = await createTestDatabase('ep_bench_scale')
 try {
@@ -58,32 +67,24 @@ try {
   const admin = db.connect('postgres' as never, poolSize)
   await createRawEventsTable(db.admin)
   const factory = EventFactory.forTenant('bench', { causedBy: 'user:bench' })
-  const data = { image: 'registry.example/web:1.2.3', replicas: 3, labels: { team: 'platform', tier: 'web' } }
-  const rawSingle = (sql: Sql) =>
-    sql`insert into raw_events (event_id, tenant_id, kind, category, stream_id, stream_version, type, schema_version,
-        data, correlation_id, causation_id, caused_by, occurred_at)
-      values (${randomUUID()}, 'bench', 'intent', 'deployment', 'raw', 1, 'created', 1, ${sql.json(data)}, ${randomUUID()},
-        null, 'user:bench', now())`
   let round = 0
   const oursAppend = (store: PgEventStore, writers: number) => (i: number) => {
     const s = { tenant: 'bench', category: 'deployment', id: `s${round}-${i % (writers * 4)}` }
-    return store.append(s, [factory.intent(s, 'created', data)])
+    return store.append(s, [factory.intent(s, 'created', BENCH_DATA)])
   }
 
   // One connection each for the 1-writer rows, so one backend's CPU is all the statement's work.
   const rawOne = db.connect('postgres' as never, 1)
   const oursOne = new PgEventStore(db.connect(ROLES.intentWriter, 1))
   const oursPool = new PgEventStore(db.connect(ROLES.intentWriter, poolSize))
-  const backendPid = async (sql: Sql) => (await sql<{ pid: number }[]>`select pg_backend_pid() as pid`)[0]!.pid
-  const backendNs = (pid: number) => Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0])
   const cpuRaw: Record<number, number[]> = {}
   const cpuOurs: Record<number, number[]> = {}
   /** Runs `op` OPS times on one connection; records the backend's CPU µs per op in `into`. */
   const withBackendCpu = async (sql: Sql, into: number[], op: (i: number) => Promise<unknown>) => {
     const pid = await backendPid(sql)
-    const before = backendNs(pid)
+    const before = backendCpuNs(pid)
     const m = await measure(OPS, 1, 1, op)
-    if ((await backendPid(sql)) === pid) into.push((backendNs(pid) - before) / 1000 / OPS)
+    if ((await backendPid(sql)) === pid) into.push((backendCpuNs(pid) - before) / 1000 / OPS)
     return m
   }
 
@@ -101,8 +102,8 @@ try {
         ROUNDS,
         () =>
           writers === 1
-            ? withBackendCpu(rawOne, cpuRaw[size]!, () => rawSingle(rawOne))
-            : measure(OPS, writers, 1, () => rawSingle(admin)),
+            ? withBackendCpu(rawOne, cpuRaw[size]!, () => rawInsertOne(rawOne))
+            : measure(OPS, writers, 1, () => rawInsertOne(admin)),
         () => {
           round++
           return writers === 1
@@ -208,12 +209,8 @@ async function readStreams(admin: Sql): Promise<Record<string, string | number |
   for (const length of STREAM_SIZES) {
     const id = `read-${length}`
     for (let v = 0; v < length; v += 10_000) {
-      await appendChunk(
-        admin,
-        id,
-        v,
-        Array.from({ length: Math.min(10_000, length - v) }, () => randomUUID()),
-      )
+      const ids = Array.from({ length: Math.min(10_000, length - v) }, () => randomUUID())
+      await insertRawEvents(admin, id, ids, { image: 'registry.example/web:1.2.3', replicas: 3 }, v)
     }
     await vacuumLog(admin)
     const ops = Math.max(2, Math.ceil(READ_EVENTS / length))
@@ -236,15 +233,6 @@ async function readStreams(admin: Sql): Promise<Record<string, string | number |
     rows.push(summarize(c))
   }
   return rows
-}
-
-/** Events `after+1 …` of a stream, written as insertRawEvents does (the chain trigger links each to the last). */
-function appendChunk(admin: Sql, stream: string, after: number, ids: string[]): Promise<unknown> {
-  return admin`insert into eventplane.events (event_id, tenant_id, kind, category, stream_id, stream_version, type,
-      schema_version, data, correlation_id, causation_id, caused_by, occurred_at)
-    select u.id, 'bench', 'intent', 'deployment', ${stream}, ${after} + u.v, 'created', 1,
-           '{"image": "registry.example/web:1.2.3", "replicas": 3}'::jsonb, u.id, null, 'user:bench', now()
-      from unnest(${ids}::uuid[]) with ordinality as u(id, v)`
 }
 
 /** (c): bytes per event of the log (heap, toast, each index) vs the same rows in a table with a primary key only. */

@@ -12,7 +12,17 @@ import {
   readRawLog,
   vacuumLog,
 } from '@eventplane/store-pg/testing'
-import { argList, argValue, compare, createRawEventsTable, measure, printTable, summarize } from './lib.ts'
+import {
+  BENCH_DATA,
+  argList,
+  argValue,
+  compare,
+  createRawEventsTable,
+  measure,
+  printTable,
+  rawInsertOne,
+  summarize,
+} from './lib.ts'
 
 const ROUNDS = argValue('rounds', 5)
 const SINGLE_OPS = argValue('single-ops', 1500)
@@ -28,24 +38,18 @@ try {
   await createRawEventsTable(db.admin)
   const store = new PgEventStore(db.connect(ROLES.intentWriter, poolSize))
   const factory = EventFactory.forTenant('bench', { causedBy: 'user:bench' })
-  const data = { image: 'registry.example/web:1.2.3', replicas: 3, labels: { team: 'platform', tier: 'web' } }
   let round = 0
 
   const rawInsert = (sql: typeof admin, n: number) => {
     const rows = Array.from({ length: n }, () => {
       const id = randomUUID()
-      return { id, data: JSON.stringify(data) }
+      return { id, data: JSON.stringify(BENCH_DATA) }
     })
     return sql`insert into raw_events (event_id, tenant_id, kind, category, stream_id, stream_version, type,
         schema_version, data, correlation_id, causation_id, caused_by, occurred_at)
       select u.id, 'bench', 'intent', 'deployment', 'raw', 1, 'created', 1, u.data::jsonb, u.id, null, 'user:bench', now()
         from unnest(${rows.map((r) => r.id)}::uuid[], ${rows.map((r) => r.data)}::text[]) as u(id, data)`
   }
-  const rawSingle = (sql: typeof admin) =>
-    sql`insert into raw_events (event_id, tenant_id, kind, category, stream_id, stream_version, type, schema_version,
-        data, correlation_id, causation_id, caused_by, occurred_at)
-      values (${randomUUID()}, 'bench', 'intent', 'deployment', 'raw', 1, 'created', 1, ${sql.json(data)}, ${randomUUID()},
-        null, 'user:bench', now())`
 
   const results = []
   for (const writers of WRITERS) {
@@ -54,12 +58,12 @@ try {
         `append 1 event, ${writers} writer(s)`,
         0.8,
         ROUNDS,
-        () => measure(SINGLE_OPS, writers, 1, () => rawSingle(admin)),
+        () => measure(SINGLE_OPS, writers, 1, () => rawInsertOne(admin)),
         () => {
           round++
           return measure(SINGLE_OPS, writers, 1, (i) => {
             const s = { tenant: 'bench', category: 'deployment', id: `s${round}-${i % (writers * 4)}` }
-            return store.append(s, [factory.intent(s, 'created', data)])
+            return store.append(s, [factory.intent(s, 'created', BENCH_DATA)])
           })
         },
       ),
@@ -77,7 +81,7 @@ try {
           const s = { tenant: 'bench', category: 'deployment', id: `b${round}-${i}` }
           return store.append(
             s,
-            Array.from({ length: 100 }, () => factory.intent(s, 'created', data)),
+            Array.from({ length: 100 }, () => factory.intent(s, 'created', BENCH_DATA)),
           )
         })
       },
@@ -92,7 +96,7 @@ try {
       admin,
       stream,
       Array.from({ length: n }, () => randomUUID()),
-      data,
+      BENCH_DATA,
     )
   results.push(
     await compare(
@@ -109,7 +113,7 @@ try {
           const s = { tenant: 'bench', category: 'deployment', id: `c${round}-${i}` }
           return store.append(
             s,
-            Array.from({ length: 100 }, () => factory.intent(s, 'created', data)),
+            Array.from({ length: 100 }, () => factory.intent(s, 'created', BENCH_DATA)),
           )
         })
       },
@@ -121,7 +125,7 @@ try {
     const s = { tenant: 'bench', category: 'deployment', id: `r${i}` }
     await store.append(
       s,
-      Array.from({ length: Math.min(1000, READ_EVENTS - i) }, () => factory.intent(s, 'created', data)),
+      Array.from({ length: Math.min(1000, READ_EVENTS - i) }, () => factory.intent(s, 'created', BENCH_DATA)),
     )
   }
   await vacuumLog(db.admin)

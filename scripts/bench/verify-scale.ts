@@ -4,7 +4,13 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { bulkLoadEvents, countLogEvents, createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
+import {
+  bulkLoadEvents,
+  countLogEvents,
+  createTestDatabase,
+  type TestDatabase,
+  vacuumLog,
+} from '@eventplane/store-pg/testing'
 import { buildAndPack, freshProject } from '../pack.ts'
 
 const EVENTS = 1_000_000
@@ -52,7 +58,7 @@ describe('verify of a large log', () => {
     evtctl = join(project, 'node_modules/@eventplane/evtctl/dist/main.js')
     db = await createTestDatabase('ep_chain_scale')
     for (let from = 0; from < EVENTS; from += 100_000) await bulkLoadEvents(db.admin, from, from + 99_999, 10_000)
-    await db.admin`vacuum analyze eventplane.events`
+    await vacuumLog(db.admin)
   })
   after(async () => {
     await db?.drop()

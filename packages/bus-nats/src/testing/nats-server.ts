@@ -79,6 +79,8 @@ export interface TestNatsServer {
   addTenant(tenant: string, options?: AddTenantOptions): Promise<AddedTenant>
   /** Revokes a tenant live, as `evtctl tenant revoke` does; its credentials entry goes away. */
   revokeTenant(tenant: string): Promise<void>
+  /** The running server's process id (undefined while stopped): for benchmarks that read its CPU. */
+  readonly pid: number | undefined
   /** SIGTERM, SIGKILL after a grace period; closes connections and removes the temp dir. Idempotent. */
   stop(): Promise<void>
   /** SIGKILL, keeping the store dir and leaving clients to see the crash: for recovery tests with `restart()`. */
@@ -217,6 +219,9 @@ export async function startNatsServer(options: StartNatsServerOptions = {}): Pro
     storeDir,
     authDir: auth?.dir,
     credentials,
+    get pid() {
+      return child?.pid
+    },
     async connect(user = 'operator', extraOpts = {}) {
       const creds = withAuth ? credentials[user] : undefined
       if (withAuth && creds === undefined) throw new Error(`no NATS user ${user} on this server`)

@@ -5,11 +5,18 @@ import type { Sql } from 'postgres'
 // superuser (no RLS, no append function): what a hand-rolled outbox would do,
 // so benchmarks can compare the store against it. Never for application code.
 
-/** Inserts `ids.length` intents into `stream` (versions 1..n) with one raw INSERT into eventplane.events. */
-export function insertRawEvents(admin: Sql, stream: string, ids: readonly string[], data: object): Promise<unknown> {
+/** Inserts `ids.length` intents into `stream` (versions after+1..after+n) with one raw INSERT into eventplane.events. */
+export function insertRawEvents(
+  admin: Sql,
+  stream: string,
+  ids: readonly string[],
+  data: object,
+  after = 0,
+): Promise<unknown> {
   return admin`insert into eventplane.events (event_id, tenant_id, kind, category, stream_id, stream_version, type,
       schema_version, data, correlation_id, causation_id, caused_by, occurred_at)
-    select u.id, 'bench', 'intent', 'deployment', ${stream}, u.v, 'created', 1, ${admin.json(data as postgres.JSONValue)},
+    select u.id, 'bench', 'intent', 'deployment', ${stream}, ${after}::bigint + u.v, 'created', 1,
+           ${admin.json(data as postgres.JSONValue)},
            u.id, null, 'user:bench', now()
       from unnest(${ids as string[]}::uuid[]) with ordinality as u(id, v)`
 }
