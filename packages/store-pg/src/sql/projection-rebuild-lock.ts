@@ -1,5 +1,10 @@
 import type { TransactionSql } from 'postgres'
-import { type ProjectionRebuild, type ProjectionRebuildRow, toProjectionRebuild } from './projection-rebuild-rows.ts'
+import {
+  type ProjectionRebuild,
+  type ProjectionRebuildRow,
+  REBUILD_COLUMNS,
+  toProjectionRebuild,
+} from './projection-rebuild-rows.ts'
 
 /** The rebuild in progress, row-locked until `tx` ends (serializes the writers of one rebuild). */
 export async function lockProjectionRebuildSql(
@@ -7,7 +12,7 @@ export async function lockProjectionRebuildSql(
   projection: string,
 ): Promise<ProjectionRebuild | undefined> {
   const [row] = await tx<ProjectionRebuildRow[]>`
-    select generation, version, tx_id::text, global_position::text, events::text, started_at, updated_at
+    select ${tx.unsafe(REBUILD_COLUMNS)}
       from eventplane.projection_rebuilds where projection = ${projection} for update`
   return row ? toProjectionRebuild(row) : undefined
 }

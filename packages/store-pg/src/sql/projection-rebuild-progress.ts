@@ -1,5 +1,10 @@
 import type { Sql } from 'postgres'
-import { type ProjectionRebuild, type ProjectionRebuildRow, toProjectionRebuild } from './projection-rebuild-rows.ts'
+import {
+  type ProjectionRebuild,
+  type ProjectionRebuildRow,
+  REBUILD_COLUMNS,
+  toProjectionRebuild,
+} from './projection-rebuild-rows.ts'
 
 /** The rebuild of `projection` in progress, if any (positions and times only; any role that may read state). */
 export async function projectionRebuildProgressSql(
@@ -7,7 +12,7 @@ export async function projectionRebuildProgressSql(
   projection: string,
 ): Promise<ProjectionRebuild | undefined> {
   const [row] = await sql<ProjectionRebuildRow[]>`
-    select generation, version, tx_id::text, global_position::text, events::text, started_at, updated_at
+    select ${sql.unsafe(REBUILD_COLUMNS)}
       from eventplane.projection_rebuild_progress(${projection})`
   return row ? toProjectionRebuild(row) : undefined
 }

@@ -11,6 +11,10 @@ export interface ProjectionRebuild {
   updatedAt: Date
 }
 
+/** The columns the statements here select or return (nested with `sql.unsafe`: constant text). */
+export const REBUILD_COLUMNS =
+  'generation, version, tx_id::text, global_position::text, events::text, started_at, updated_at'
+
 /** A row of eventplane.projection_rebuilds as the statements here return it. */
 export interface ProjectionRebuildRow {
   generation: number

@@ -1,6 +1,11 @@
 import type { TransactionSql } from 'postgres'
 import { lockProjectionRebuildSql } from './projection-rebuild-lock.ts'
-import { type ProjectionRebuild, type ProjectionRebuildRow, toProjectionRebuild } from './projection-rebuild-rows.ts'
+import {
+  type ProjectionRebuild,
+  type ProjectionRebuildRow,
+  REBUILD_COLUMNS,
+  toProjectionRebuild,
+} from './projection-rebuild-rows.ts'
 
 /**
  * In `tx`: the rebuild of `projection` to continue, or a new one. A stored
@@ -26,6 +31,6 @@ export async function startProjectionRebuildSql(
     on conflict (projection) do update
       set generation = excluded.generation, version = excluded.version, tx_id = excluded.tx_id,
           global_position = excluded.global_position, events = 0, started_at = now(), updated_at = now()
-    returning generation, version, tx_id::text, global_position::text, events::text, started_at, updated_at`
+    returning ${tx.unsafe(REBUILD_COLUMNS)}`
   return { ...toProjectionRebuild(row!), resumed: false }
 }
