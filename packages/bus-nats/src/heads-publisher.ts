@@ -1,4 +1,4 @@
-import type { KeyObject } from 'node:crypto'
+import { type KeyObject, createPublicKey } from 'node:crypto'
 import type { Sql } from 'postgres'
 import {
   type ChainHeads,
@@ -35,8 +35,11 @@ export type HeadsPublishOutcome =
  * log no longer extends those: a stream's hash at its published head changed,
  * or the stream or that version is gone. So once published, an anchor is only
  * ever followed by heads of the same history, and a rewrite stays visible to
- * `evtctl verify --against nats`. A newest message that does not parse or
- * verify as heads is ignored (it anchors nothing).
+ * `evtctl verify --against nats`. The anchor is the newest message that
+ * checks as this tenant's heads and, when `heads` are signed, carries a valid
+ * signature by the same key: newer messages that do not (published by anyone
+ * else with publish rights on the heads subjects) are skipped, so they can
+ * neither hide the anchor nor stand in for it.
  */
 export async function publishTenantHeads(options: {
   sql: Sql
@@ -45,15 +48,15 @@ export async function publishTenantHeads(options: {
   heads: ChainHeads
   force?: boolean
 }): Promise<HeadsPublishOutcome> {
+  const { tenant, signature } = options.heads
   const file = headsToFile(options.heads)
-  const stored = await latestPublishedHeads(options.jsm, options.heads.tenant)
-  let earlier: ChainHeads | undefined
-  try {
-    earlier = stored === undefined ? undefined : checkHeads(stored.file)
-  } catch {
-    earlier = undefined
-  }
-  if (earlier && earlier.tenant !== options.heads.tenant) earlier = undefined
+  const pinned = signature && createPublicKey({ key: signature.public_key, format: 'der', type: 'spki' })
+  const { found } = await latestPublishedHeads(options.jsm, tenant, (stored) => {
+    const earlier = checkHeads(stored, pinned?.export({ type: 'spki', format: 'pem' }))
+    if (earlier.tenant !== tenant) throw new Error(`heads of tenant ${earlier.tenant}`)
+    return earlier
+  })
+  const earlier = found?.heads
   if (earlier?.digest.equals(options.heads.digest)) return { outcome: 'unchanged', file }
   if (earlier && !options.force) {
     const conflicts = await headsConflicts(options.sql, earlier, options.heads)

@@ -102,27 +102,61 @@ export async function publishHeads(js: JetStreamClient, file: HeadsFile): Promis
   }
 }
 
-/** The newest published heads of a tenant, as stored (check it with `checkHeads` before trusting it). */
+/** A heads message as stored: its sequence, when it was published, its body parsed (not checked). */
 export interface StoredHeads {
   seq: number
   published_at: string
   file: unknown
 }
 
-/**
- * The newest heads published for `tenant`, or `undefined` when none were
- * (or the heads stream does not exist). The body is parsed, not checked.
- */
-export async function latestPublishedHeads(jsm: JetStreamManager, tenant: string): Promise<StoredHeads | undefined> {
-  const subject = headsSubject(tenant)
-  let m: Awaited<ReturnType<JetStreamManager['streams']['getMessage']>>
+/** The newest heads message `accept` took, with what it made of it, and the newer ones it refused. */
+export interface PublishedHeadsLookup<T> {
+  found: (StoredHeads & { heads: T }) | undefined
+  /** Newer messages on the tenant's subject that `accept` refused, newest first, with why. */
+  refused: { seq: number; reason: string }[]
+}
+
+/** Messages refused before the look-up gives up (an anchor buried that deep is not one to trust). */
+export const MAX_REFUSED_HEADS = 1000
+
+type StreamMessage = NonNullable<Awaited<ReturnType<JetStreamManager['streams']['getMessage']>>>
+
+/** One message of the heads stream by query, `null` when there is none; stream not found is `null` too. */
+async function getHeadsMessage(jsm: JetStreamManager, query: object, tenant: string): Promise<StreamMessage | null> {
   try {
-    m = await jsm.streams.getMessage(HEADS_STREAM_NAME, { last_by_subj: subject })
+    // `next_by_subj` with `seq` (the first message on the subject at or after seq) is in the server's
+    // STREAM.MSG.GET API but not in nats.js's type for it.
+    return await jsm.streams.getMessage(HEADS_STREAM_NAME, query as { seq: number })
   } catch (e) {
-    if (isJsApiError(e, JS_API.streamNotFound)) return undefined
-    throw natsFailure(e, `read the latest heads of ${tenant} from ${HEADS_STREAM_NAME}`)
+    if (isJsApiError(e, JS_API.streamNotFound)) return null
+    throw natsFailure(e, `read the heads of ${tenant} from ${HEADS_STREAM_NAME}`)
   }
-  if (m === null) return undefined
+}
+
+/**
+ * The tenant's heads messages, newest first: the newest by `last_by_subj`,
+ * then back through windows of the stream (doubling) read forward with
+ * `next_by_subj`. Other tenants' messages are never fetched.
+ */
+async function* headsNewestFirst(jsm: JetStreamManager, tenant: string): AsyncGenerator<StreamMessage> {
+  const subject = headsSubject(tenant)
+  const newest = await getHeadsMessage(jsm, { last_by_subj: subject }, tenant)
+  if (newest === null) return
+  yield newest
+  let before = newest.seq
+  for (let span = 16; before > 1; span *= 2) {
+    const from = Math.max(1, before - span)
+    const window: StreamMessage[] = []
+    for (let m = await getHeadsMessage(jsm, { seq: from, next_by_subj: subject }, tenant); m && m.seq < before; ) {
+      window.push(m)
+      m = await getHeadsMessage(jsm, { seq: m.seq + 1, next_by_subj: subject }, tenant)
+    }
+    yield* window.reverse()
+    before = from
+  }
+}
+
+const stored = (m: StreamMessage): StoredHeads => {
   let file: unknown
   try {
     file = m.json()
@@ -130,4 +164,32 @@ export async function latestPublishedHeads(jsm: JetStreamManager, tenant: string
     file = undefined
   }
   return { seq: m.seq, published_at: m.time.toISOString(), file }
+}
+
+/**
+ * The newest heads published for `tenant` that `accept` takes: it checks a
+ * message's parsed body (tenant, format, digest, signature) and returns what
+ * it made of it, or throws to refuse it. Anyone allowed to publish on the
+ * heads subjects (the relay's or the operator's credentials) could publish a
+ * newer message that is not heads, or heads nobody signed; those are skipped
+ * and listed in `refused`, so they neither hide the real anchor nor become
+ * one. `found` is `undefined` when no message was taken (none published, the
+ * heads stream does not exist, or {@link MAX_REFUSED_HEADS} refused first).
+ */
+export async function latestPublishedHeads<T = unknown>(
+  jsm: JetStreamManager,
+  tenant: string,
+  accept: (file: unknown) => T = (file) => file as T,
+): Promise<PublishedHeadsLookup<T>> {
+  const refused: PublishedHeadsLookup<T>['refused'] = []
+  for await (const m of headsNewestFirst(jsm, tenant)) {
+    const s = stored(m)
+    try {
+      return { found: { ...s, heads: accept(s.file) }, refused }
+    } catch (e) {
+      refused.push({ seq: s.seq, reason: e instanceof Error ? e.message : String(e) })
+      if (refused.length >= MAX_REFUSED_HEADS) break
+    }
+  }
+  return { found: undefined, refused }
 }

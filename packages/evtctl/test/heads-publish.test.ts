@@ -4,12 +4,21 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { HEADS_STREAM_NAME, latestPublishedHeads } from '@eventplane/bus-nats'
+import { HEADS_STREAM_NAME, headsSubject, latestPublishedHeads } from '@eventplane/bus-nats'
 import { type TestNatsServer, startNatsServer } from '@eventplane/bus-nats/testing'
 import { EventFactory } from '@eventplane/core'
-import { type ChainRow, PgEventStore, ROLES, canonicalText, chainLink } from '@eventplane/store-pg'
+import {
+  type ChainRow,
+  PgEventStore,
+  ROLES,
+  canonicalText,
+  chainLink,
+  checkHeads,
+  headsToFile,
+  readHeads,
+} from '@eventplane/store-pg'
 import { createTestDatabase, eventually, type TestDatabase } from '@eventplane/store-pg/testing'
-import { jetstreamManager } from '@nats-io/jetstream'
+import { jetstream, jetstreamManager } from '@nats-io/jetstream'
 import type { Sql } from 'postgres'
 import { type CliProcess, failureLine, killAll, runCli, startCli } from './helpers.ts'
 
@@ -55,10 +64,23 @@ describe('chain heads published on NATS', () => {
       select max(global_position)::text as pos from eventplane.events where tenant_id = ${tenant}`) as [{ pos: string }]
     return pos
   }
-  const latest = async (tenant: string) => {
+  /** The tenant's newest heads message (any body), or with `signed` the newest signed by the relay's key. */
+  const latest = async (tenant: string, signed = false) => {
     const nc = await nats.connect('operator')
     try {
-      return await latestPublishedHeads(await jetstreamManager(nc), tenant)
+      const accept = signed
+        ? (file: unknown) => checkHeads(file, keys.publicKey.export({ type: 'spki', format: 'pem' }))
+        : undefined
+      return (await latestPublishedHeads(await jetstreamManager(nc), tenant, accept)).found
+    } finally {
+      await nc.close()
+    }
+  }
+  /** Publishes a message on the tenant's heads subject with the relay's credentials, as a thief of them could. */
+  const publishAsRelay = async (tenant: string, body: unknown) => {
+    const nc = await nats.connect('relay')
+    try {
+      return (await jetstream(nc).publish(headsSubject(tenant), JSON.stringify(body))).seq
     } finally {
       await nc.close()
     }
@@ -133,14 +155,23 @@ describe('chain heads published on NATS', () => {
     const alone = await runCli(['verify', '--tenant', 'acme'], { env: operator() })
     assert.equal(alone.code, 0, alone.stderr)
 
-    // The relay's next rounds refuse to publish heads of the rewritten history (and say why).
+    // With the relay's NATS credentials (not its signing key) the thief publishes heads of the rewritten
+    // history, unsigned, and a message that is not heads at all, so that the real anchor is no longer newest.
+    const forged = await publishAsRelay('acme', headsToFile(await readHeads(db.admin, 'acme')))
+    const junk = await publishAsRelay('acme', { not: 'heads' })
+    const mark = relay.stderr.length
+
+    // The relay's next rounds still refuse to publish heads of the rewritten history (and say why): the
+    // forged heads are not its own signed ones and the junk is not heads, so neither is taken as the anchor.
+    // Two refusals after the forgery: the second round began after it.
     await eventually(
-      () => relay.stderr.includes('heads not published'),
+      () => relay.stderr.slice(mark).split('heads not published').length > 2,
       90_000, // the relay's start and rounds are slow on a loaded machine
       'the relay refuses to publish the rewritten heads',
     )
-    assert.match(relay.stderr, /deployment\/web@5:rewritten/)
-    assert.equal((await latest('acme'))!.seq, before!.seq, 'the newest published heads are still the ones before')
+    assert.match(relay.stderr.slice(mark), /deployment\/web@5:rewritten/)
+    assert.equal((await latest('acme'))!.seq, junk, 'nothing published after the junk')
+    assert.equal((await latest('acme', true))!.seq, before!.seq, 'the newest signed heads are still the ones before')
 
     const r = await runCli(
       ['verify', '--tenant', 'acme', '--against', 'nats', '--public-key', join(dir, 'heads.pub'), '--json'],
@@ -149,17 +180,25 @@ describe('chain heads published on NATS', () => {
     assert.equal(r.code, 2, r.stderr)
     const report = JSON.parse(r.stdout)
     assert.equal(report.intact, false)
+    assert.equal(report.against.seq, before!.seq, 'checked against the real anchor, not the forged heads')
+    assert.deepEqual(
+      report.against.skipped.map((s: { seq: number }) => s.seq),
+      [junk, forged],
+    )
     assert.deepEqual(
       report.breaks.map((b: { stream_id: string; version: number; kind: string }) => [b.stream_id, b.version, b.kind]),
       [['web', 5, 'rewritten']],
     )
+    assert.match(r.stderr, /WARNING: skipped 2 newer messages on tenant acme's heads subject/)
     assert.match(r.stderr, /store\.chain_broken: .*rewritten at acme\/deployment\/web version 5/)
 
-    // A one-shot publish refuses too, unless forced (which says so).
-    const refused = await runCli(['heads', '--tenant', 'acme', '--publish'], { env: operator() })
+    // A one-shot publish with the same key refuses too, unless forced (which says so).
+    const refused = await runCli(['heads', '--tenant', 'acme', '--publish', '--sign-key', join(dir, 'heads.key')], {
+      env: operator(),
+    })
     assert.equal(refused.code, 2, refused.stderr)
     assert.match(failureLine(refused).message, /acme\/deployment\/web version 5 rewritten/)
-    assert.equal((await latest('acme'))!.seq, before!.seq)
+    assert.equal((await latest('acme'))!.seq, junk)
   })
 
   test('--against nats needs a tenant, and a tenant without published heads cannot be checked (exit 3)', async () => {

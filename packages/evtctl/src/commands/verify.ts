@@ -21,7 +21,9 @@ const PROGRESS_INTERVAL_MS = 1000
 const AGAINST_NATS = 'nats'
 
 /** Where the heads came from: a file, or a message of the heads stream. */
-type HeadsSource = { file: string } | { stream: string; seq: number; published_at: string }
+type HeadsSource =
+  | { file: string }
+  | { stream: string; seq: number; published_at: string; skipped?: { seq: number; reason: string }[] }
 
 async function readPublicKey(publicKeyFile: string | undefined): Promise<Buffer | undefined> {
   if (publicKeyFile === undefined) return undefined
@@ -42,7 +44,12 @@ async function loadHeads(file: string, publicKeyFile: string | undefined): Promi
   return checkHeads(parsed, await readPublicKey(publicKeyFile))
 }
 
-/** The tenant's newest published heads, checked like a file; none published is `store.chain_unverifiable`. */
+/**
+ * The tenant's newest published heads that check like a file (and are signed
+ * by `--public-key` when given). Newer messages on its subject that do not
+ * (anyone with publish rights there could have written them) are skipped and
+ * reported; none that checks is `store.chain_unverifiable`.
+ */
 async function loadPublishedHeads(
   session: Session,
   tenant: string,
@@ -50,16 +57,35 @@ async function loadPublishedHeads(
 ): Promise<{ heads: ChainHeads; source: HeadsSource }> {
   const publicKey = await readPublicKey(publicKeyFile)
   const jsm = await jetstreamManager(await session.nats(), { checkAPI: false })
-  const stored = await latestPublishedHeads(jsm, tenant)
-  if (stored === undefined)
-    throw new EventplaneError('store.chain_unverifiable', `no heads of tenant ${tenant} were published on NATS`)
-  const heads = checkHeads(stored.file, publicKey)
-  if (heads.tenant !== tenant)
+  const { found, refused } = await latestPublishedHeads(jsm, tenant, (file) => {
+    const heads = checkHeads(file, publicKey)
+    if (heads.tenant !== tenant) throw new Error(`the message holds tenant ${heads.tenant}'s heads`)
+    return heads
+  })
+  const newest = refused[0]
+  if (found === undefined)
     throw new EventplaneError(
       'store.chain_unverifiable',
-      `the heads published for tenant ${tenant} (stream sequence ${stored.seq}) are tenant ${heads.tenant}'s`,
+      newest === undefined
+        ? `no heads of tenant ${tenant} were published on NATS`
+        : `none of the newest ${refused.length} messages on tenant ${tenant}'s heads subject check as its heads ` +
+            `(sequence ${newest.seq}: ${newest.reason})`,
     )
-  return { heads, source: { stream: HEADS_STREAM_NAME, seq: stored.seq, published_at: stored.published_at } }
+  if (newest !== undefined)
+    session.io.stderr.write(
+      `evtctl: WARNING: skipped ${refused.length} newer messages on tenant ${tenant}'s heads subject that do not ` +
+        `check as its heads (newest: sequence ${newest.seq}, ${newest.reason}); checking against sequence ` +
+        `${found.seq}. Someone with publish rights on the heads subjects wrote them.\n`,
+    )
+  return {
+    heads: found.heads,
+    source: {
+      stream: HEADS_STREAM_NAME,
+      seq: found.seq,
+      published_at: found.published_at,
+      ...(newest !== undefined && { skipped: refused.map(({ seq, reason }) => ({ seq, reason })) }),
+    },
+  }
 }
 
 const breakRow = (b: ChainBreak) => [
