@@ -182,7 +182,13 @@ export class HeadsPublisher {
         }
         round.published.push(tenant)
         this.#logger.info(
-          { tenant, position: r.file.global_position, streams: r.file.streams.length, seq: r.published.seq },
+          {
+            tenant,
+            position: r.file.global_position,
+            streams: r.file.streams.length,
+            seq: r.published.seq,
+            parts: r.published.parts,
+          },
           'heads published',
         )
       } catch (e) {

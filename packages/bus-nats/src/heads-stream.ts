@@ -5,15 +5,34 @@ import type { JetStreamClient, JetStreamManager, StreamConfig, StreamInfo } from
 import { nanos } from '@nats-io/transport-node'
 import { natsFailure, JS_API, isJsApiError } from './nats-errors.ts'
 import { createOrLoadStream } from './stream.ts'
-import { HEADS_STREAM_NAME, HEADS_SUBJECTS, headsSubject } from './subjects.ts'
+import { HEADS_STREAM_NAME, HEADS_SUBJECTS, headsPartsSubject, headsSubject } from './subjects.ts'
 
 /** 1 GiB: every publish is kept (a new one only when a tenant's heads changed); raise it for years of history. */
 export const DEFAULT_HEADS_STREAM_MAX_BYTES = 1024 ** 3
-/**
- * 1 MiB, nats-server's default max_payload: a heads message is a whole heads
- * file, about 130 bytes per stream, so about 7,500 streams per tenant.
- */
+/** 1 MiB, nats-server's default max_payload: the largest heads message the stream takes. */
 export const DEFAULT_HEADS_MAX_MSG_SIZE = 1024 * 1024
+
+/**
+ * Heads files larger than this (about 130 bytes per stream: ~4,000 streams)
+ * are published in parts of at most this size plus one message listing them;
+ * half the default max_payload, so a server with the default takes every part.
+ */
+export const DEFAULT_HEADS_PART_BYTES = 512 * 1024
+
+/** Parts one heads message may list (10,000 parts of 512 KiB: ~40 million streams). */
+const MAX_HEADS_PARTS = 10_000
+
+/** The format tag of one part of a heads file published in parts. */
+const HEADS_PART_FORMAT = 'eventplane.heads-part.v1'
+
+/** One part: a slice of the heads file's streams, tied to its tenant, digest and place. */
+interface HeadsPart {
+  format: typeof HEADS_PART_FORMAT
+  tenant: string
+  digest: string
+  index: number
+  streams: HeadsFile['streams']
+}
 
 export interface HeadsStreamOptions {
   /** Most bytes kept; default {@link DEFAULT_HEADS_STREAM_MAX_BYTES}. Full, it refuses new heads (`discard: new`). */
@@ -82,24 +101,71 @@ export interface PublishedHeads {
   seq: number
   /** JetStream already held this very heads file (same tenant, point and digest, within 2 minutes). */
   duplicate: boolean
+  /** Parts published on {@link headsPartsSubject} before this message (0: the file is this one message). */
+  parts: number
+}
+
+/** The streams of `file` in slices whose JSON stays within `partBytes` (at least one stream per slice). */
+function sliceStreams(streams: HeadsFile['streams'], partBytes: number): HeadsFile['streams'][] {
+  const slices: HeadsFile['streams'][] = []
+  let slice: HeadsFile['streams'] = []
+  let bytes = 0
+  for (const s of streams) {
+    const size = Buffer.byteLength(JSON.stringify(s)) + 1
+    if (slice.length > 0 && bytes + size > partBytes) {
+      slices.push(slice)
+      slice = []
+      bytes = 0
+    }
+    slice.push(s)
+    bytes += size
+  }
+  if (slice.length > 0) slices.push(slice)
+  return slices
 }
 
 /**
  * Publishes a heads file (as `evtctl heads` writes it) on its tenant's
  * subject and waits for JetStream's ack. `Nats-Msg-Id` is tenant, point and
- * digest, so two publishers of the same heads store it once.
+ * digest, so two publishers of the same heads store it once. A file larger
+ * than `partBytes` goes out as parts on {@link headsPartsSubject} first, then
+ * one message on the tenant's subject: the file without its streams, listing
+ * the parts' sequences (`parts`). The digest over all streams (and the
+ * signature over it) is the file's, so a part that does not belong makes the
+ * whole refused when read.
  */
-export async function publishHeads(js: JetStreamClient, file: HeadsFile): Promise<PublishedHeads> {
+export async function publishHeads(
+  js: JetStreamClient,
+  file: HeadsFile,
+  partBytes = DEFAULT_HEADS_PART_BYTES,
+): Promise<PublishedHeads> {
   const subject = headsSubject(file.tenant)
-  try {
-    const ack = await js.publish(subject, JSON.stringify(file), {
-      msgID: `${file.tenant}:${file.tx_id}:${file.global_position}:${file.digest}`,
-      expect: { streamName: HEADS_STREAM_NAME },
-    })
-    return { subject, seq: ack.seq, duplicate: ack.duplicate }
-  } catch (e) {
-    throw natsFailure(e, `publish heads of ${file.tenant} on ${subject}`)
+  const msgID = `${file.tenant}:${file.tx_id}:${file.global_position}:${file.digest}`
+  const publish = async (to: string, body: unknown, id: string) => {
+    try {
+      return await js.publish(to, JSON.stringify(body), { msgID: id, expect: { streamName: HEADS_STREAM_NAME } })
+    } catch (e) {
+      throw natsFailure(e, `publish heads of ${file.tenant} on ${to}`)
+    }
   }
+  let body: HeadsFile | (Omit<HeadsFile, 'streams'> & { parts: number[] }) = file
+  if (Buffer.byteLength(JSON.stringify(file)) > partBytes) {
+    const { streams, ...rest } = file
+    const parts: number[] = []
+    for (const [index, slice] of sliceStreams(streams, partBytes).entries()) {
+      const part: HeadsPart = {
+        format: HEADS_PART_FORMAT,
+        tenant: file.tenant,
+        digest: file.digest,
+        index,
+        streams: slice,
+      }
+      parts.push((await publish(headsPartsSubject(file.tenant), part, `${msgID}:part:${index}`)).seq)
+    }
+    body = { ...rest, parts }
+  }
+  const ack = await publish(subject, body, msgID)
+  return { subject, seq: ack.seq, duplicate: ack.duplicate, parts: 'parts' in body ? body.parts.length : 0 }
 }
 
 /** A heads message as stored: its sequence, when it was published, its body parsed (not checked). */
@@ -156,12 +222,48 @@ async function* headsNewestFirst(jsm: JetStreamManager, tenant: string): AsyncGe
   }
 }
 
-const stored = (m: StreamMessage): StoredHeads => {
+/**
+ * A heads message as stored, its body parsed; a body that lists parts comes
+ * back whole: the parts read by sequence and their streams put back in place.
+ * A listed part that is missing, on another subject, or not a part of this
+ * tenant's file with this digest at this index throws (the message is refused).
+ */
+async function stored(jsm: JetStreamManager, tenant: string, m: StreamMessage): Promise<StoredHeads> {
   let file: unknown
   try {
     file = m.json()
   } catch {
     file = undefined
+  }
+  const listed = (file as { parts?: unknown } | undefined)?.parts
+  if (Array.isArray(listed)) {
+    if (
+      listed.length === 0 ||
+      listed.length > MAX_HEADS_PARTS ||
+      !listed.every((n) => Number.isSafeInteger(n) && n > 0)
+    )
+      throw new Error(`the message lists ${listed.length} parts, not 1 to ${MAX_HEADS_PARTS} stream sequences`)
+    const { parts: _, ...rest } = file as HeadsFile & { parts: number[] }
+    const streams: HeadsFile['streams'] = []
+    for (const [index, seq] of (listed as number[]).entries()) {
+      const pm = await getHeadsMessage(jsm, { seq }, tenant)
+      let part: Partial<HeadsPart> | undefined
+      try {
+        part = pm?.subject === headsPartsSubject(tenant) ? pm.json<Partial<HeadsPart>>() : undefined
+      } catch {
+        part = undefined
+      }
+      if (
+        part?.format !== HEADS_PART_FORMAT ||
+        part.tenant !== tenant ||
+        part.digest !== rest.digest ||
+        part.index !== index ||
+        !Array.isArray(part.streams)
+      )
+        throw new Error(`part ${index} (sequence ${seq}) is missing or not a part of these heads`)
+      streams.push(...part.streams)
+    }
+    file = { ...rest, streams }
   }
   return { seq: m.seq, published_at: m.time.toISOString(), file }
 }
@@ -183,11 +285,12 @@ export async function latestPublishedHeads<T = unknown>(
 ): Promise<PublishedHeadsLookup<T>> {
   const refused: PublishedHeadsLookup<T>['refused'] = []
   for await (const m of headsNewestFirst(jsm, tenant)) {
-    const s = stored(m)
     try {
+      const s = await stored(jsm, tenant, m)
       return { found: { ...s, heads: accept(s.file) }, refused }
     } catch (e) {
-      refused.push({ seq: s.seq, reason: e instanceof Error ? e.message : String(e) })
+      if (e instanceof EventplaneError && e.code.startsWith('bus.')) throw e
+      refused.push({ seq: m.seq, reason: e instanceof Error ? e.message : String(e) })
       if (refused.length >= MAX_REFUSED_HEADS) break
     }
   }

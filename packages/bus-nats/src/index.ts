@@ -7,6 +7,7 @@ export {
   LOG_SUBJECTS,
   STREAM_NAME,
   SUBMIT_SUBJECTS,
+  headsPartsSubject,
   headsSubject,
   inboxPrefixFor,
   logFilter,
@@ -27,13 +28,14 @@ export {
 } from './stream.ts'
 export type { EnsureStreamOptions } from './stream.ts'
 export {
+  DEFAULT_HEADS_PART_BYTES,
   DEFAULT_HEADS_STREAM_MAX_BYTES,
   ensureHeadsStream,
   headsStreamConfig,
   latestPublishedHeads,
   publishHeads,
 } from './heads-stream.ts'
-export type { HeadsStreamOptions, PublishedHeads, StoredHeads } from './heads-stream.ts'
+export type { HeadsStreamOptions, PublishedHeads, PublishedHeadsLookup, StoredHeads } from './heads-stream.ts'
 export { HeadsPublisher, publishTenantHeads } from './heads-publisher.ts'
 export type { HeadsPublishOutcome, HeadsPublisherOptions, HeadsRound } from './heads-publisher.ts'
 export { EVENT_HEADERS, decodeEvent, encodeEvent, eventHeaders, readEventHeaders } from './codec.ts'

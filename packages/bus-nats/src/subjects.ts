@@ -43,6 +43,14 @@ export function headsSubject(tenant: string): string {
   return `${HEADS_ROOT}.${validateTenant(tenant)}`
 }
 
+/**
+ * `eventplane-heads.<tenant>.parts`: the parts of heads too large for one
+ * message; the message on {@link headsSubject} lists them (tenant names hold no dots).
+ */
+export function headsPartsSubject(tenant: string): string {
+  return `${headsSubject(tenant)}.parts`
+}
+
 function validateKind(kind: unknown): EventKind {
   if (typeof kind !== 'string' || !(EVENT_KINDS as readonly string[]).includes(kind)) {
     throw new InvalidName(`event kind ${JSON.stringify(kind)} is not one of ${EVENT_KINDS.join(', ')}`, {

@@ -65,7 +65,7 @@ export function registerHeads(program: Command, kit: CommandKit): void {
         const file = headsToFile(heads)
         if (opts.output !== undefined)
           await writeFile(opts.output, `${JSON.stringify(file, null, 2)}\n`, { mode: 0o644 })
-        let published: { subject: string; seq: number; duplicate: boolean; unchanged?: true } | undefined
+        let published: { subject: string; seq: number; duplicate: boolean; parts: number; unchanged?: true } | undefined
         if (opts.publish) {
           const nc = await session.nats()
           const jsm = await jetstreamManager(nc, { checkAPI: false })
@@ -95,7 +95,7 @@ export function registerHeads(program: Command, kit: CommandKit): void {
           published =
             r.outcome === 'published'
               ? r.published
-              : { subject: headsSubject(tenant), seq: 0, duplicate: true, unchanged: true }
+              : { subject: headsSubject(tenant), seq: 0, duplicate: true, parts: 0, unchanged: true }
         }
         session.log.info({ tenant, streams: file.streams.length, position: file.global_position }, 'heads taken')
         session.out.emit(published ? { ...file, published } : file, () => [
@@ -105,7 +105,9 @@ export function registerHeads(program: Command, kit: CommandKit): void {
           ...(opts.output === undefined ? [] : [`written to ${opts.output}`]),
           ...(published
             ? [
-                `published on ${published.subject}, stream sequence ${published.seq}${published.duplicate ? ' (already there)' : ''}`,
+                `published on ${published.subject}, stream sequence ${published.seq}` +
+                  (published.parts > 0 ? ` listing ${published.parts} parts` : '') +
+                  (published.duplicate ? ' (already there)' : ''),
               ]
             : []),
         ])
