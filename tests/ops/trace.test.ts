@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { trace } from '@opentelemetry/api'
+import { SpanStatusCode, trace } from '@opentelemetry/api'
 import {
   BasicTracerProvider,
   InMemorySpanExporter,
@@ -100,5 +100,26 @@ describe('trace propagation across submit, gateway, relay and a controller', () 
       [intentSpanId],
       'the fact links to its cause',
     )
+  })
+
+  test('a refused intent marks the submit and append spans as errors with the refusal’s code', async () => {
+    const factory = EventFactory.forTenant('acme', { causedBy: 'user:ops' })
+    const stream = { category: 'deployment', id: 'traced-conflict' }
+    const stale = factory.intent(stream, 'scaled', { replicas: 1 })
+    await assert.rejects(submitIntent(await env.natsAs('acme'), stale, { expectedVersion: 5 }), {
+      code: 'store.wrong_expected_version',
+    })
+    const byName = (name: string) =>
+      exporter.getFinishedSpans().find((s) => s.name === name && s.attributes['eventplane.event_id'] === stale.event_id)
+    await eventually(() => byName('eventplane append') !== undefined, 'the append span to end', 10_000)
+    for (const name of ['eventplane submit', 'eventplane append']) {
+      const span = byName(name)
+      assert.ok(span, `a ${name} span was recorded`)
+      assert.deepEqual(span.status, { code: SpanStatusCode.ERROR, message: 'store.wrong_expected_version' }, name)
+    }
+    const ok = exporter
+      .getFinishedSpans()
+      .find((s) => s.name === 'eventplane submit' && s !== byName('eventplane submit'))
+    assert.equal(ok?.status.code, SpanStatusCode.UNSET, 'an accepted submit is not an error')
   })
 })
