@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { before, describe, test } from 'node:test'
-import { isEventplaneError, WrongExpectedVersion } from '@eventplane/core'
+import { type EventplaneError, isEventplaneError, type ValidEnvelope, WrongExpectedVersion } from '@eventplane/core'
 import { PgEventStore, ROLES } from '@eventplane/store-pg'
 import { useTestDatabase } from '@eventplane/store-pg/testing'
 import { factoryFor, stream } from './helpers.ts'
@@ -149,6 +149,24 @@ describe('append', () => {
       (await store.readStreamToArray(s)).map((e) => e.event_id),
       [stored.event_id],
     )
+  })
+
+  test('a conflict names the first event stored with other content, past an identical one; else the first stored', async () => {
+    const f = factoryFor('acme')
+    const s = stream('acme', 'retry-4')
+    const [a, b] = [f.intent(s, 'created', { a: 1 }), f.intent(s, 'scaled', { b: 2 })]
+    await store.append(s, [a, b])
+    const conflictIds = async (events: ValidEnvelope[]) => {
+      const e = await store.append(s, events).then(
+        () => assert.fail('appended'),
+        (e: unknown) => e,
+      )
+      assert.ok(isEventplaneError(e, 'store.idempotency_conflict'), String(e))
+      return (e as EventplaneError).details.event_ids
+    }
+    assert.deepEqual(await conflictIds([structuredClone(a), { ...b, data: { b: 3 } }]), [b.event_id])
+    assert.deepEqual(await conflictIds([structuredClone(a), f.intent(s, 'scaled', { c: 1 })]), [a.event_id])
+    assert.equal((await store.readStreamToArray(s)).length, 2)
   })
 
   test('an event id taken in another tenant is a conflict, not a leak', async () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { before, describe, test } from 'node:test'
 import fc from 'fast-check'
-import type { EventData } from '@eventplane/core'
+import type { EventData, ValidEnvelope } from '@eventplane/core'
 import {
   PgEventStore,
   ROLES,
@@ -34,13 +34,16 @@ describe('the canonical form: PostgreSQL and JavaScript agree', () => {
     store = new PgEventStore(db.connect(ROLES.operator, 2))
   })
 
-  /** Appends `data` as one event and returns what PostgreSQL stored and what JavaScript computes for it. */
-  async function both(id: string, datas: readonly EventData[]) {
+  /**
+   * Appends `datas` as one batch (each event edited by `edit`, if given) and returns what PostgreSQL stored
+   * and what JavaScript computes for it.
+   */
+  async function both(id: string, datas: readonly EventData[], edit?: (e: ValidEnvelope, i: number) => ValidEnvelope) {
     const f = factoryFor('acme')
     const s = stream('acme', id)
     await store.append(
       s,
-      datas.map((d) => f.intent(s, 'created', d)),
+      datas.map((d, i) => (edit ? edit(f.intent(s, 'created', d), i) : f.intent(s, 'created', d))),
     )
     const rows = await db.admin<
       { canonical: string; data: string; hash: Buffer; v: string; e: Record<string, unknown>; occurred: string }[]
@@ -78,6 +81,34 @@ describe('the canonical form: PostgreSQL and JavaScript agree', () => {
       assert.equal(r.fromParsed, r.pg.canonical, `payload ${i}`)
       assert.equal(r.fromText, r.pg.canonical, `payload ${i} (from data::text)`)
       assert.equal(r.link.toString('hex'), r.pg.hash.toString('hex'), `payload ${i}`)
+    }
+  })
+
+  test('a batch whose events differ in occurred_at and caused_by, in runs and alone, is chained as JavaScript chains it', async () => {
+    // The append formats occurred_at and caused_by once per run of equal values (0014): a run that ends,
+    // a value that comes back, an instant given with an offset, a principal that needs escaping.
+    const at = [
+      '2026-11-30T01:02:03.000001Z',
+      '2026-11-30T01:02:03.000001Z',
+      '2026-11-30T01:02:03.000002Z',
+      '2026-11-30T01:02:03.000001Z',
+      '2024-02-29T23:59:59.999999+01:00',
+      '2024-02-29T22:59:59.999999Z',
+      '2026-11-30T01:02:03.5Z',
+    ]
+    const by = ['user:a', 'user:a', 'user:a', 'user:b', 'user:"q\\', 'user:"q\\', 'user:a']
+    const results = await both(
+      'runs',
+      at.map((_, i) => ({ i })),
+      (e, i) => ({ ...e, occurred_at: at[i]!, caused_by: by[i]! }),
+    )
+    assert.deepEqual(
+      results.map((r) => r.pg.occurred),
+      at.map(canonicalInstant),
+    )
+    for (const [i, r] of results.entries()) {
+      assert.equal(r.fromParsed, r.pg.canonical, `event ${i}`)
+      assert.equal(r.link.toString('hex'), r.pg.hash.toString('hex'), `event ${i}: the stored hash`)
     }
   })
 
