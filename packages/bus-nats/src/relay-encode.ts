@@ -1,8 +1,8 @@
 import type { EventKind } from '@eventplane/core'
 import type { EventTextRow } from '@eventplane/store-pg'
-import type { MsgHdrs } from '@nats-io/transport-node'
+import type { MsgHdrsImpl } from '@nats-io/transport-node'
 import { logHeaders } from './codec.ts'
-import type { EventForSpan } from './ops/trace-context.ts'
+import { type EventForSpan, TRACEPARENT_HEADER, eventTraceparent } from './ops/trace-context.ts'
 import { logSubject } from './subjects.ts'
 
 /** One log row ready to publish: its subject, headers and wire bytes, and what the relay logs and checkpoints. */
@@ -12,7 +12,8 @@ export interface RelayMessage {
   txId: bigint
   position: bigint
   subject: string
-  headers: MsgHdrs
+  /** The log headers and the `traceparent` of the event's own span context (what a publish without an SDK sends). */
+  headers: MsgHdrsImpl
   bytes: Uint8Array
 }
 
@@ -34,6 +35,9 @@ export function relayMessage(row: EventTextRow): RelayMessage {
     `"causation_id":${row.causation_id === null ? 'null' : str(row.causation_id)},"caused_by":${str(row.caused_by)},` +
     `"occurred_at":${str(row.occurred_at)},"stream_version":${Number(row.stream_version)},` +
     `"global_position":"${row.global_position}","tx_id":"${row.tx_id}","recorded_at":${str(row.recorded_at)}}`
+  const subject = logSubject(row.kind as EventKind, row.tenant_id, row.category, row.stream_id)
+  const headers = logHeaders(row.event_id, row.tx_id, row.global_position, row.tenant_id)
+  headers.headers.set(TRACEPARENT_HEADER, [eventTraceparent(row)])
   return {
     event: {
       event_id: row.event_id,
@@ -44,8 +48,8 @@ export function relayMessage(row: EventTextRow): RelayMessage {
     },
     txId: BigInt(row.tx_id),
     position: BigInt(row.global_position),
-    subject: logSubject(row.kind as EventKind, row.tenant_id, row.category, row.stream_id),
-    headers: logHeaders(row.event_id, row.tx_id, row.global_position, row.tenant_id),
+    subject,
+    headers,
     bytes: utf8Encoder.encode(json),
   }
 }

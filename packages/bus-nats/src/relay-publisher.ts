@@ -7,7 +7,14 @@ import {
   TimeoutError,
   createInbox,
 } from '@nats-io/transport-node'
-import { SpanKind, TRACEPARENT_HEADER, eventParentContext, startEventSpan, traceparentOf } from './ops/trace-context.ts'
+import {
+  SpanKind,
+  TRACEPARENT_HEADER,
+  eventParentContext,
+  startEventSpan,
+  traceparentOf,
+  tracerInstalled,
+} from './ops/trace-context.ts'
 import { EXPECTED_LAST_MSG_ID, readPubAck } from './pub-ack.ts'
 import type { RelayMessage } from './relay-encode.ts'
 import { JS_API, isJsApiError } from './nats-errors.ts'
@@ -313,6 +320,15 @@ export class OrderedPublisher {
   }
 
   #publish(m: RelayMessage, expectLast: string | undefined, seq: number): void {
+    // Straight into the header map: the event id came from a uuid column (see logHeaders).
+    if (expectLast !== undefined) m.headers.headers.set(EXPECTED_LAST_MSG_ID, [expectLast])
+    const reply = this.#replyPrefix + seq
+    // Without an SDK the publish span would be a non-recording span carrying the event's own span context,
+    // whose traceparent relayMessage already put in the headers: nothing to start.
+    if (!tracerInstalled()) {
+      this.#nc.publish(m.subject, m.bytes, { reply, headers: m.headers })
+      return
+    }
     // The relay reads events from PostgreSQL, where no trace context is stored: each publish hangs under the
     // event's own span context (trace id = correlation id, see eventSpanContext), so consumers join that trace.
     const span = startEventSpan(
@@ -324,8 +340,7 @@ export class OrderedPublisher {
     try {
       const traceparent = traceparentOf(span)
       if (traceparent !== undefined) m.headers.set(TRACEPARENT_HEADER, traceparent)
-      if (expectLast !== undefined) m.headers.set(EXPECTED_LAST_MSG_ID, expectLast)
-      this.#nc.publish(m.subject, m.bytes, { reply: this.#replyPrefix + seq, headers: m.headers })
+      this.#nc.publish(m.subject, m.bytes, { reply, headers: m.headers })
     } finally {
       span.end()
     }

@@ -2,6 +2,7 @@ import {
   type Context,
   type Span,
   type SpanContext,
+  ProxyTracerProvider,
   ROOT_CONTEXT,
   SpanKind,
   SpanStatusCode,
@@ -56,6 +57,25 @@ export function eventSpanContext(e: { event_id: string; correlation_id: string }
     traceFlags: TraceFlags.SAMPLED,
     isRemote: true,
   }
+}
+
+/**
+ * The `traceparent` of {@link eventSpanContext} (sampled), formatted from the
+ * ids alone: what a hop with no SDK registered propagates for `e`.
+ */
+export function eventTraceparent(e: { event_id: string; correlation_id: string }): string {
+  return `00-${uuidHex(e.correlation_id)}-${uuidHex(e.event_id).slice(16)}-01`
+}
+
+/**
+ * Whether a process registered an OpenTelemetry SDK (a tracer provider behind
+ * the API's global proxy). Without one every span is a non-recording span
+ * that only carries its parent's context, so a hot path may skip starting it
+ * and propagate {@link eventTraceparent} instead.
+ */
+export function tracerInstalled(): boolean {
+  const provider = trace.getTracerProvider()
+  return !(provider instanceof ProxyTracerProvider) || provider.getDelegateTracer(TRACER_NAME) !== undefined
 }
 
 /** What a hop's span hangs under: the `traceparent` that came with the message, else the event's own span context. */
