@@ -17,7 +17,6 @@ export interface RelayMessage {
   bytes: Uint8Array
 }
 
-const utf8Encoder = new TextEncoder()
 const str = JSON.stringify
 
 /**
@@ -39,17 +38,13 @@ export function relayMessage(row: EventTextRow): RelayMessage {
   const headers = logHeaders(row.event_id, row.tx_id, row.global_position, row.tenant_id)
   headers.headers.set(TRACEPARENT_HEADER, [eventTraceparent(row)])
   return {
-    event: {
-      event_id: row.event_id,
-      correlation_id: row.correlation_id,
-      causation_id: row.causation_id,
-      tenant_id: row.tenant_id,
-      type: row.type,
-    },
+    // The row has every field spans and logs name; a copy of them would be one more object per event.
+    event: row,
     txId: BigInt(row.tx_id),
     position: BigInt(row.global_position),
     subject,
     headers,
-    bytes: utf8Encoder.encode(json),
+    // Buffer.from slices small strings out of a shared pool: one allocation less per event than TextEncoder.
+    bytes: Buffer.from(json, 'utf8'),
   }
 }

@@ -39,7 +39,13 @@ export function parseTraceparent(value: string | undefined): SpanContext | undef
 
 /** The 32 hex digits of a UUID (its 128 bits). */
 function uuidHex(uuid: unknown): string {
-  return typeof uuid === 'string' ? uuid.replaceAll('-', '').toLowerCase() : ''
+  if (typeof uuid !== 'string') return ''
+  // The canonical 8-4-4-4-12 text (PostgreSQL's, on the relay's hot path): cut the dashes out by position.
+  const canonical = uuid.length === 36 && uuid[8] === '-' && uuid[13] === '-' && uuid[18] === '-' && uuid[23] === '-'
+  const hex = canonical
+    ? uuid.slice(0, 8) + uuid.slice(9, 13) + uuid.slice(14, 18) + uuid.slice(19, 23) + uuid.slice(24)
+    : uuid.replaceAll('-', '')
+  return hex.toLowerCase()
 }
 
 /**
