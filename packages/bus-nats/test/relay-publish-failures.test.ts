@@ -183,6 +183,46 @@ describe('relay publish failures: each breaks the run, and the checkpoint stops 
     // The publishes sent while paused reach the server when it resumes; the republish finds them stored.
     assert.deepEqual(await streamIds(), await logIds(), 'the stream holds the log once, in order')
   })
+
+  test('a connection closed while acks are pending fails them at once: the relay stops with bus.unavailable', async () => {
+    const own = await nats.connect('operator')
+    const { relay, warnings, name } = await startRelay({
+      nc: own,
+      publishTimeoutMs: 60_000,
+      pollIntervalMs: 60_000,
+      wakePollMs: 20,
+    })
+    const pid = nats.pid!
+    let paused = false
+    try {
+      const [before] = await append('closed', [{ n: 0 }])
+      await eventually(async () => (await stored(name)) === before!.position, 'the first event published')
+      // Paused, the server answers nothing: the next publishes stay pending until the connection closes.
+      process.kill(pid, 'SIGSTOP')
+      paused = true
+      const sent = own.stats().outMsgs
+      const [pending] = await append('closed', [{ n: 1 }])
+      await eventually(() => own.stats().outMsgs > sent, 'the relay to publish it')
+      void own.close()
+      const error = await within(
+        relay.closed.then(
+          () => undefined,
+          (e: unknown) => e,
+        ),
+        20_000,
+        'the relay to stop when its connection closes (not after the 60 s ack timeout)',
+      )
+      assert.ok(
+        isEventplaneError(error, 'bus.unavailable'),
+        `bus.unavailable, got ${JSON.stringify(errorFields(error))}`,
+      )
+      assert.deepEqual(warnings.failed(pending!.eventId), ['bus.unavailable'])
+      assert.equal(await stored(name), before!.position, 'the checkpoint stays before the event without an ack')
+    } finally {
+      if (paused) process.kill(pid, 'SIGCONT')
+      await within(relay.stop(), 15_000, 'relay stop')
+    }
+  })
 })
 
 describe('relay publish failures: a publish the permissions refuse', () => {
