@@ -1,5 +1,6 @@
 import { type ApiError, JetStreamApiError, JetStreamError } from '@nats-io/jetstream'
-import { type Msg, NoRespondersError } from '@nats-io/transport-node'
+import type { Msg } from '@nats-io/transport-node'
+import { noStreamTakes } from './nats-errors.ts'
 
 /** The header JetStream checks against the stream's last message id (nats-server `JSExpectedLastMsgId`). */
 export const EXPECTED_LAST_MSG_ID = 'Nats-Expected-Last-Msg-Id'
@@ -11,14 +12,14 @@ const utf8Decoder = new TextDecoder()
  * Reads JetStream's answer to one publish, as nats.js `js.publish` does but
  * without its per-request `Error` objects: returns whether the stream already
  * held the message (a duplicate `Nats-Msg-Id`), or throws what went wrong —
- * `NoRespondersError` when no stream takes `subject` (the stream was deleted,
+ * `bus.unavailable` when no stream takes `subject` (the stream was deleted,
  * JetStream is down), `JetStreamApiError` with the server's `err_code` when
  * the stream refused it (an `Nats-Expected-Last-Msg-Id` mismatch, a limit),
  * `JetStreamError` for anything that is not an ack of `stream`. The same
  * error classes nats-errors.ts maps to codes for the other publish paths.
  */
 export function readPubAck(m: Msg, subject: string, stream: string): boolean {
-  if (m.headers?.code === NO_RESPONDERS) throw new NoRespondersError(subject)
+  if (m.headers?.code === NO_RESPONDERS) throw noStreamTakes(subject)
   let ack: { stream?: unknown; duplicate?: unknown; error?: ApiError }
   try {
     ack = JSON.parse(utf8Decoder.decode(m.data))

@@ -1,12 +1,4 @@
-import {
-  ClosedConnectionError,
-  type Msg,
-  type NatsConnection,
-  PermissionViolationError,
-  type Subscription,
-  TimeoutError,
-  createInbox,
-} from '@nats-io/transport-node'
+import { type Msg, type NatsConnection, type Subscription, createInbox } from '@nats-io/transport-node'
 import {
   SpanKind,
   TRACEPARENT_HEADER,
@@ -17,7 +9,7 @@ import {
 } from './ops/trace-context.ts'
 import { EXPECTED_LAST_MSG_ID, readPubAck } from './pub-ack.ts'
 import type { RelayMessage } from './relay-encode.ts'
-import { JS_API, isJsApiError } from './nats-errors.ts'
+import { JS_API, connectionClosed, isJsApiError, publishTimedOut, refusedPublish } from './nats-errors.ts'
 
 /** What the publisher has seen acked since the last `resetChain`. */
 export interface AckedPrefix {
@@ -205,7 +197,7 @@ export class OrderedPublisher {
   close(): void {
     if (this.#closed) return
     this.#closed = true
-    this.#failPending(new ClosedConnectionError())
+    this.#failPending(connectionClosed())
     this.#sub?.unsubscribe()
     this.#status?.stop?.()
     clearTimeout(this.#timer)
@@ -218,7 +210,7 @@ export class OrderedPublisher {
       callback: (err, m) => (err === null ? this.#acked(m) : this.#failPending(err)),
     })
     this.#nc.closed().then(
-      () => this.#failPending(new ClosedConnectionError()),
+      () => this.#failPending(connectionClosed()),
       () => {},
     )
     const status = this.#nc.status()
@@ -226,8 +218,8 @@ export class OrderedPublisher {
     ;(async () => {
       for await (const s of status) {
         // nats.js reports a refused publish only here (a request would get it; a plain publish has no one to tell).
-        if (s.type === 'error' && s.error instanceof PermissionViolationError && s.error.operation === 'publish')
-          this.#refused(s.error)
+        const refused = refusedPublish(s)
+        if (refused !== undefined) this.#refused(refused.subject, refused.error)
       }
     })().catch(() => {})
     return sub
@@ -249,10 +241,10 @@ export class OrderedPublisher {
     this.#settle(seq, duplicate ? DUPLICATE : ACKED, undefined)
   }
 
-  /** The server refused a publish on `error.subject`: the first pending publish on it fails with that refusal. */
-  #refused(error: PermissionViolationError): void {
+  /** The server refused a publish on `subject`: the first pending publish on it fails with that refusal. */
+  #refused(subject: string, error: Error): void {
     for (let i = this.#head; i < this.#state.length; i++) {
-      if (this.#state[i] === PENDING && this.#queue[i]!.subject === error.subject) {
+      if (this.#state[i] === PENDING && this.#queue[i]!.subject === subject) {
         this.#settle(this.#base + i, FAILED, error)
         return
       }
@@ -270,7 +262,7 @@ export class OrderedPublisher {
         this.#timer = setTimeout(() => this.#expire(), left + 1)
         return
       }
-      this.#settle(this.#base + i, FAILED, new TimeoutError())
+      this.#settle(this.#base + i, FAILED, publishTimedOut(this.#queue[i]!.subject))
     }
   }
 
