@@ -1,7 +1,11 @@
 /**
  * bench:bus part 1 — the relay draining the whole log into a fresh EVENTPLANE
  * stream vs raw JetStream publishes of the same encoded messages, with the
- * same in-flight window, into a fresh stream of the same config.
+ * same in-flight window, into a fresh stream of the same config. Two
+ * baselines: nats.js `js.publish` (issue 15's target), and the technique the
+ * relay's publisher uses without the relay (core publishes with a reply
+ * subject under one wildcard subscription, acks matched by token), so the
+ * relay's own cost is not hidden by a cheaper way to publish.
  */
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Sql } from 'postgres'
@@ -15,7 +19,7 @@ import {
   jetstream,
   jetstreamManager,
 } from '@nats-io/jetstream'
-import type { NatsConnection } from '@nats-io/transport-node'
+import { type NatsConnection, createInbox, headers } from '@nats-io/transport-node'
 import { type Comparison, type Measurement, compare, cpuMsSince } from './lib.ts'
 
 /** The relay's default window (RelayOptions.maxInFlight); the raw side uses the same. */
@@ -89,6 +93,56 @@ async function publishWindowed(js: JetStreamClient, messages: readonly RawMessag
   return duplicates
 }
 
+/**
+ * The relay publisher's technique alone: `nc.publish` with reply `<inbox>.<i>`
+ * and `Nats-Msg-Id`, one wildcard subscription for the acks, at most `window`
+ * un-acked; no expectation chain, no timeouts. Returns the duplicate acks seen.
+ */
+async function publishAsyncWindowed(
+  nc: NatsConnection,
+  messages: readonly RawMessage[],
+  window: number,
+): Promise<number> {
+  const prefix = `${createInbox()}.`
+  let inFlight = 0
+  let duplicates = 0
+  let failure: unknown
+  let wake: (() => void) | undefined
+  const decoder = new TextDecoder()
+  const sub = nc.subscribe(`${prefix}*`, {
+    callback: (err, m) => {
+      try {
+        if (err !== null) throw err
+        const ack = JSON.parse(decoder.decode(m.data)) as { stream?: string; duplicate?: boolean; error?: unknown }
+        if (ack.error !== undefined || ack.stream !== STREAM_NAME) throw new Error(`publish refused: ${m.string()}`)
+        if (ack.duplicate) duplicates++
+      } catch (e) {
+        failure ??= e
+      }
+      inFlight--
+      const w = wake
+      wake = undefined
+      w?.()
+    },
+  })
+  try {
+    for (let i = 0; i < messages.length; i++) {
+      while (inFlight >= window) await new Promise<void>((resolve) => (wake = resolve))
+      if (failure !== undefined) break
+      const m = messages[i]!
+      const h = headers()
+      h.set('Nats-Msg-Id', m.id)
+      inFlight++
+      nc.publish(m.subject, m.bytes, { reply: prefix + i, headers: h })
+    }
+    while (inFlight > 0) await new Promise<void>((resolve) => (wake = resolve))
+  } finally {
+    sub.unsubscribe()
+  }
+  if (failure !== undefined) throw failure
+  return duplicates
+}
+
 async function streamMessages(jsm: JetStreamManager): Promise<number> {
   return (await jsm.streams.info(STREAM_NAME)).state.messages
 }
@@ -103,25 +157,48 @@ export interface RelayThroughputOptions {
   /** Un-acked publishes allowed, raw and relay alike. Default WINDOW. */
   window?: number
   /** Called just before a round starts its clock (after the fresh stream), and with its measurement at the end. */
-  around?: { start(side: 'raw' | 'ours'): Promise<void>; end(m: Measurement): Promise<void> }
+  around?: { start(side: 'raw' | 'async' | 'ours'): Promise<void>; end(m: Measurement): Promise<void> }
 }
 
 /**
- * Alternates rounds of raw publishing and of a fresh relay (new checkpoint
- * name, fresh stream) draining the log from the start; a relay round ends when
- * its stored checkpoint reaches the log's head. Each round checks that the
- * stream holds exactly `events` messages and that no ack was a duplicate.
+ * Alternates rounds of raw `js.publish`, of the async-publish baseline and of
+ * a fresh relay (new checkpoint name, fresh stream) draining the log from the
+ * start; a relay round ends when its stored checkpoint reaches the log's head.
+ * Each round checks that the stream holds exactly `events` messages and that
+ * no ack was a duplicate. The comparison is against `js.publish`; `againstAsync`
+ * holds the same relay rounds against the async baseline.
  */
-export async function benchRelayThroughput(o: RelayThroughputOptions): Promise<Comparison> {
-  const { raw, ours } = await relayRounds(o)
+export async function benchRelayThroughput(
+  o: RelayThroughputOptions,
+): Promise<Comparison & { againstAsync: Comparison }> {
+  const { raw, rawAsync, ours } = await relayRounds(o)
   const window = o.window ?? WINDOW
-  return compare(`relay drains ${o.events} events vs raw js.publish (window ${window})`, o.target, o.rounds, raw, ours)
+  const asyncRounds: Measurement[] = []
+  const vsJs = await compare(
+    `relay drains ${o.events} events vs raw js.publish (window ${window})`,
+    o.target,
+    o.rounds,
+    raw,
+    async () => {
+      asyncRounds.push(await rawAsync())
+      return ours()
+    },
+  )
+  const againstAsync: Comparison = {
+    name: `relay drains ${o.events} events vs raw async publish (window ${window})`,
+    target: o.target,
+    raw: asyncRounds,
+    ours: vsJs.ours,
+  }
+  return { ...vsJs, againstAsync }
 }
 
 /** One raw round and one relay round (see benchRelayThroughput), to alternate. */
-export async function relayRounds(
-  o: Omit<RelayThroughputOptions, 'rounds' | 'target'>,
-): Promise<{ raw: () => Promise<Measurement>; ours: () => Promise<Measurement> }> {
+export async function relayRounds(o: Omit<RelayThroughputOptions, 'rounds' | 'target'>): Promise<{
+  raw: () => Promise<Measurement>
+  rawAsync: () => Promise<Measurement>
+  ours: () => Promise<Measurement>
+}> {
   const window = o.window ?? WINDOW
   const jsm = await jetstreamManager(o.nc)
   const js = jetstream(o.nc)
@@ -147,20 +224,22 @@ export async function relayRounds(
   }
   let round = 0
 
-  const raw = async (): Promise<Measurement> => {
+  const baseline = (side: 'raw' | 'async', publish: () => Promise<number>) => async (): Promise<Measurement> => {
     await freshEventplaneStream(jsm)
-    await o.around?.start('raw')
+    await o.around?.start(side)
     const cpu = process.cpuUsage()
     const start = performance.now()
-    const duplicates = await publishWindowed(js, messages, window)
+    const duplicates = await publish()
     const seconds = (performance.now() - start) / 1000
     const cpuMs = cpuMsSince(cpu)
     const m = { ops: 1, events: messages.length, seconds, latenciesMs: [], cpuMs }
     await o.around?.end(m)
-    if (duplicates > 0) throw new Error(`raw publish: ${duplicates} acks were duplicates on a fresh stream`)
-    await checkStored('raw publish')
+    if (duplicates > 0) throw new Error(`${side} publish: ${duplicates} acks were duplicates on a fresh stream`)
+    await checkStored(`${side} publish`)
     return m
   }
+  const raw = baseline('raw', () => publishWindowed(js, messages, window))
+  const rawAsync = baseline('async', () => publishAsyncWindowed(o.nc, messages, window))
 
   const ours = async (): Promise<Measurement> => {
     await freshEventplaneStream(jsm)
@@ -193,5 +272,5 @@ export async function relayRounds(
     return m
   }
 
-  return { raw, ours }
+  return { raw, rawAsync, ours }
 }

@@ -181,7 +181,7 @@ async function main(): Promise<void> {
     const subNc = await nats.connect('operator', { name: 'bench-subscriber' })
     const serverVersion = pubNc.info?.version ?? '?'
 
-    let relay: Comparison | undefined
+    let relay: Awaited<ReturnType<typeof benchRelayThroughput>> | undefined
     if (PARTS.has('relay')) {
       process.stderr.write(`prefilling ${EVENTS} events…\n`)
       await prefillLog(new PgEventStore(db.connect(ROLES.intentWriter, 2)), EVENTS)
@@ -234,7 +234,10 @@ async function main(): Promise<void> {
       `\nbench:bus on ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, PostgreSQL ${pg}, nats-server ${serverVersion}, ` +
         `nats.js ${natsJsVersion()}; ${ROUNDS} rounds (median of per-round ratios), load average at start ${load}`,
     )
-    const throughput = [...(relay ? [throughputRow(relay)] : []), ...gateway.map(throughputRow)]
+    const throughput = [
+      ...(relay ? [throughputRow(relay), throughputRow(relay.againstAsync)] : []),
+      ...gateway.map(throughputRow),
+    ]
     if (throughput.length > 0) {
       console.log(`\nthroughput (relay: ${EVENTS} events per round; gateway: ${REQUESTS} requests per round)`)
       printTable(throughput)

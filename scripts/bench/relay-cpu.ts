@@ -1,5 +1,5 @@
 /**
- * pnpm tsx scripts/bench/relay-cpu.ts [--events 20000] [--rounds 3] [--sides raw,ours] [--window 256]
+ * pnpm tsx scripts/bench/relay-cpu.ts [--events 20000] [--rounds 3] [--sides raw,async,ours] [--window 256]
  *
  * CPU per relayed event, by process, less sensitive to a loaded machine than
  * wall time: this Node process (`process.cpuUsage`), the nats-server and the
@@ -9,7 +9,9 @@
  * round trips of the relay per 1,000 events (statements sent to PostgreSQL,
  * by kind). `--profile <dir>` writes a V8 CPU profile of each measured round
  * (`<dir>/<side>-<round>.cpuprofile`, the rounds only, not the prefill), for
- * scripts/bench/cpuprofile-summary.ts or Chrome DevTools.
+ * scripts/bench/cpuprofile-summary.ts or Chrome DevTools. Sides: `raw` is nats.js
+ * `js.publish`, `async` the relay publisher's technique without the relay
+ * (bus-relay.ts `publishAsyncWindowed`), `ours` the relay.
  */
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
@@ -27,7 +29,7 @@ const WINDOW = argValue('window', 256)
 const sidesAt = process.argv.indexOf('--sides')
 const profileAt = process.argv.indexOf('--profile')
 const PROFILE_DIR = profileAt >= 0 ? process.argv[profileAt + 1] : undefined
-const SIDES = new Set((sidesAt >= 0 ? (process.argv[sidesAt + 1] ?? '') : 'raw,ours').split(','))
+const SIDES = new Set((sidesAt >= 0 ? (process.argv[sidesAt + 1] ?? '') : 'raw,async,ours').split(','))
 
 /** Nanoseconds on a CPU of all of a process's threads (nats-server is multi-threaded); 0 once it is gone. */
 const schedNs = (pid: number): number => {
@@ -86,11 +88,14 @@ try {
   await prefillLog(new PgEventStore(db.connect(ROLES.intentWriter, 2)), EVENTS)
   await vacuumLog(db.admin)
   const nc = await nats.connect('relay', { name: 'bench-relay-cpu' })
-  const samples: Record<'raw' | 'ours', { node: number[]; nats: number[]; pg: number[]; rate: number[] }> = {
+  type Side = 'raw' | 'async' | 'ours'
+  const SIDE_ORDER: Side[] = ['raw', 'async', 'ours']
+  const samples: Record<Side, { node: number[]; nats: number[]; pg: number[]; rate: number[] }> = {
     raw: { node: [], nats: [], pg: [], rate: [] },
+    async: { node: [], nats: [], pg: [], rate: [] },
     ours: { node: [], nats: [], pg: [], rate: [] },
   }
-  let side: 'raw' | 'ours' = 'raw'
+  let side: Side = 'raw'
   let before = { nats: 0, pg: new Map<number, number>() }
   const rounds = await relayRounds({
     relaySql,
@@ -127,21 +132,26 @@ try {
   })
   for (let r = 0; r < ROUNDS; r++) {
     if (SIDES.has('raw')) await rounds.raw()
+    if (SIDES.has('async')) await rounds.rawAsync()
     if (SIDES.has('ours')) await rounds.ours()
     process.stderr.write(`  round ${r + 1}/${ROUNDS}\n`)
   }
-  const rows = (['raw', 'ours'] as const)
-    .filter((s) => SIDES.has(s))
-    .map((s) => ({
-      side: s,
-      'events/s': median(samples[s].rate).toFixed(0),
-      'node µs/event': median(samples[s].node).toFixed(1),
-      'nats-server µs/event': median(samples[s].nats).toFixed(1),
-      'postgres µs/event': median(samples[s].pg).toFixed(1),
-      'node runs': samples[s].node.map((n) => n.toFixed(0)).join(' '),
-    }))
+  const rows = SIDE_ORDER.filter((s) => SIDES.has(s)).map((s) => ({
+    side: s,
+    'events/s': median(samples[s].rate).toFixed(0),
+    'node µs/event': median(samples[s].node).toFixed(1),
+    'nats-server µs/event': median(samples[s].nats).toFixed(1),
+    'postgres µs/event': median(samples[s].pg).toFixed(1),
+    'node runs': samples[s].node.map((n) => n.toFixed(0)).join(' '),
+  }))
   console.log(`relay-cpu: ${EVENTS} events × ${ROUNDS} rounds, window ${WINDOW}, medians`)
   console.table(rows)
+  // Same-run ratios: each relay round against the baseline rounds just before it.
+  for (const base of ['raw', 'async'] as const) {
+    if (!SIDES.has(base) || !SIDES.has('ours')) continue
+    const r = samples.ours.rate.map((ours, i) => ours / samples[base].rate[i]!)
+    console.log(`ours ÷ ${base}: median ${median(r).toFixed(2)} (rounds ${r.map((x) => x.toFixed(2)).join(' ')})`)
+  }
   const perK = (n: number): string => ((n * 1000) / (EVENTS * ROUNDS)).toFixed(2)
   if (SIDES.has('ours'))
     console.log(

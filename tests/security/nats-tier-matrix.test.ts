@@ -50,6 +50,9 @@ const EXPECTED = {
   serve_submit: [A, D, A, D, D],
   subscribe_shared_inbox: [A, A, A, A, D],
   subscribe_other_tenant_inbox: [A, D, D, D, D],
+  // A forged JetStream ack: the relay matches PubAcks by its reply subject under `_INBOX.` (OrderedPublisher),
+  // so nobody but the operator may publish there, or a service could make it checkpoint an unstored event.
+  publish_service_inbox: [A, D, D, D, D],
   stream_info: [A, A, D, A, D],
   create_own_tenant_consumer: [A, D, D, A, D],
   create_other_tenant_consumer: [A, D, D, A, D],
@@ -151,6 +154,8 @@ describe('NATS tier × action matrix (account model, tenants acme and globex)', 
     serve_submit: (c) => subscribe(c, 'eventplane-api.submit.>', 'eventplane-api.submit.acme.probe'),
     subscribe_shared_inbox: (c) => subscribe(c, '_INBOX.>', '_INBOX.probe'),
     subscribe_other_tenant_inbox: (c) => subscribe(c, '_INBOX_globex.>', '_INBOX_globex.probe'),
+    publish_service_inbox: (c) =>
+      observePublish(c.nc, c.violations, witness().nc, `_INBOX.relayacks.${++probe}`, TIMEOUT_MS),
     stream_info: (c) => observeJetStream(() => c.jsm.streams.info(STREAM_NAME)),
     create_own_tenant_consumer: (c) =>
       observeJetStream(() =>

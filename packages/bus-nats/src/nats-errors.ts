@@ -1,7 +1,7 @@
 import { EventplaneError, Forbidden, Unavailable } from '@eventplane/core'
 import { JetStreamApiError } from '@nats-io/jetstream'
 import { jserrors } from '@nats-io/jetstream/internal'
-import { errors } from '@nats-io/transport-node'
+import { type Status, errors } from '@nats-io/transport-node'
 
 const firstLine = (e: unknown): string => (e instanceof Error ? e.message : String(e)).split('\n')[0] ?? 'error'
 
@@ -95,4 +95,40 @@ function noResponders(e: unknown, action: string | undefined): EventplaneError {
 function unavailable(e: unknown, action: string | undefined): EventplaneError {
   const message = action ? `could not ${action}: ${firstLine(e)}` : `NATS is unavailable: ${firstLine(e)}`
   return new Unavailable('bus.unavailable', message, { cause: e })
+}
+
+/**
+ * A JetStream publish answered with a no-responders status: no stream takes
+ * `subject` (it was deleted, or its subjects changed) or JetStream is down.
+ */
+export function noStreamTakes(subject: string): EventplaneError {
+  return new Unavailable('bus.unavailable', `no stream answers a publish on ${subject} (deleted, or JetStream down)`, {
+    cause: new errors.NoRespondersError(subject),
+  })
+}
+
+/** A JetStream publish whose ack did not come within its deadline. */
+export function publishTimedOut(subject: string): EventplaneError {
+  return new EventplaneError('bus.timeout', `no JetStream ack in time for a publish on ${subject}`, {
+    cause: new errors.TimeoutError(),
+  })
+}
+
+/** Publishes still waiting for an ack when their connection closed. */
+export function connectionClosed(): EventplaneError {
+  return unavailable(new errors.ClosedConnectionError(), 'wait for an ack')
+}
+
+/**
+ * The publish the server refused, when a connection status reports one: the
+ * only place nats.js tells of a plain publish's permission violation (a
+ * request would get it; a publish has no one to tell). `error` maps to
+ * `bus.forbidden` through {@link natsFailure}.
+ */
+export function refusedPublish(status: Status): { subject: string; error: Error } | undefined {
+  if (status.type !== 'error') return undefined
+  const e = status.error
+  return e instanceof errors.PermissionViolationError && e.operation === 'publish'
+    ? { subject: e.subject, error: e }
+    : undefined
 }

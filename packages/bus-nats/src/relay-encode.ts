@@ -1,8 +1,8 @@
 import type { EventKind } from '@eventplane/core'
 import type { EventTextRow } from '@eventplane/store-pg'
-import type { MsgHdrs } from '@nats-io/transport-node'
+import type { MsgHdrsImpl } from '@nats-io/transport-node'
 import { logHeaders } from './codec.ts'
-import type { EventForSpan } from './ops/trace-context.ts'
+import { type EventForSpan, TRACEPARENT_HEADER, eventTraceparent } from './ops/trace-context.ts'
 import { logSubject } from './subjects.ts'
 
 /** One log row ready to publish: its subject, headers and wire bytes, and what the relay logs and checkpoints. */
@@ -12,11 +12,11 @@ export interface RelayMessage {
   txId: bigint
   position: bigint
   subject: string
-  headers: MsgHdrs
+  /** The log headers and the `traceparent` of the event's own span context (what a publish without an SDK sends). */
+  headers: MsgHdrsImpl
   bytes: Uint8Array
 }
 
-const utf8Encoder = new TextEncoder()
 const str = JSON.stringify
 
 /**
@@ -34,18 +34,17 @@ export function relayMessage(row: EventTextRow): RelayMessage {
     `"causation_id":${row.causation_id === null ? 'null' : str(row.causation_id)},"caused_by":${str(row.caused_by)},` +
     `"occurred_at":${str(row.occurred_at)},"stream_version":${Number(row.stream_version)},` +
     `"global_position":"${row.global_position}","tx_id":"${row.tx_id}","recorded_at":${str(row.recorded_at)}}`
+  const subject = logSubject(row.kind as EventKind, row.tenant_id, row.category, row.stream_id)
+  const headers = logHeaders(row.event_id, row.tx_id, row.global_position, row.tenant_id)
+  headers.headers.set(TRACEPARENT_HEADER, [eventTraceparent(row)])
   return {
-    event: {
-      event_id: row.event_id,
-      correlation_id: row.correlation_id,
-      causation_id: row.causation_id,
-      tenant_id: row.tenant_id,
-      type: row.type,
-    },
+    // The row has every field spans and logs name; a copy of them would be one more object per event.
+    event: row,
     txId: BigInt(row.tx_id),
     position: BigInt(row.global_position),
-    subject: logSubject(row.kind as EventKind, row.tenant_id, row.category, row.stream_id),
-    headers: logHeaders(row.event_id, row.tx_id, row.global_position, row.tenant_id),
-    bytes: utf8Encoder.encode(json),
+    subject,
+    headers,
+    // Buffer.from slices small strings out of a shared pool: one allocation less per event than TextEncoder.
+    bytes: Buffer.from(json, 'utf8'),
   }
 }

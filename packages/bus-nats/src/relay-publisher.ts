@@ -1,9 +1,15 @@
-import type { JetStreamClient } from '@nats-io/jetstream'
-import { SpanKind, TRACEPARENT_HEADER, eventParentContext, startEventSpan, traceparentOf } from './ops/trace-context.ts'
+import { type Msg, type NatsConnection, type Subscription, createInbox } from '@nats-io/transport-node'
+import {
+  SpanKind,
+  TRACEPARENT_HEADER,
+  eventParentContext,
+  startEventSpan,
+  traceparentOf,
+  tracerInstalled,
+} from './ops/trace-context.ts'
+import { EXPECTED_LAST_MSG_ID, readPubAck } from './pub-ack.ts'
 import type { RelayMessage } from './relay-encode.ts'
-import { JS_API, isJsApiError } from './nats-errors.ts'
-
-/** JetStream API error: `Nats-Expected-Last-Msg-Id` did not match the stream's last message (nats-server errors.json). */
+import { JS_API, connectionClosed, isJsApiError, publishTimedOut, refusedPublish } from './nats-errors.ts'
 
 /** What the publisher has seen acked since the last `resetChain`. */
 export interface AckedPrefix {
@@ -15,6 +21,15 @@ export interface AckedPrefix {
   duplicates: number
 }
 
+export interface OrderedPublisherOptions {
+  /** Un-acked publishes allowed at once. */
+  maxInFlight: number
+  /** How long a publish may wait for its ack before it fails (and breaks the run). */
+  timeoutMs: number
+  /** The stream that must ack every publish. */
+  stream: string
+}
+
 const PENDING = 0
 const ACKED = 1
 const DUPLICATE = 2
@@ -22,9 +37,7 @@ const FAILED = 3
 
 /**
  * Publishes events in log order as one continuous stream of publishes with a
- * bounded window of un-acked ones (like an async publish with `maxInFlight`
- * outstanding: the window stays full across the relay's read batches instead
- * of draining at each batch end), each with `Nats-Msg-Id = event_id`. Within
+ * bounded window of un-acked ones, each with `Nats-Msg-Id = event_id`. Within
  * one unbroken run every publish also carries `Nats-Expected-Last-Msg-Id` =
  * the previous event's id, so the stream can only store an event right after
  * its predecessor: when the connection drops, a publish lost on the dead
@@ -34,23 +47,44 @@ const FAILED = 3
  * the expectation, so republishing stored events after a crash yields
  * duplicate acks, not errors.
  *
+ * An asynchronous JetStream publisher of its own (like the Go client's
+ * `PublishAsync`), not nats.js `js.publish`, which is a request that builds
+ * three `Error`s with stack traces per publish (a third of the relay's CPU):
+ * a core publish with a reply subject `<inbox>.<send number>` under one
+ * wildcard subscription on the connection's own inbox prefix (the grant the
+ * relay's requests already use, so no new permission), acks matched by that
+ * number, one timer for every deadline (sends are in order, so the oldest
+ * pending one expires first). A publish fails on a JetStream error in its ack,
+ * no responders (no stream takes the subject, JetStream down), no ack within
+ * `timeoutMs`, a closed connection, or a permission refusal of its subject or
+ * of the reply subscription.
+ *
  * Acks may arrive in any order; only the acked *prefix* counts (`prefix`),
  * which is what the relay may checkpoint. The first failure stops further
- * sends and breaks the run.
+ * sends and breaks the run; the publishes already sent still settle (ack,
+ * error or timeout) before `settle` resolves.
  */
 export class OrderedPublisher {
-  readonly #js: JetStreamClient
+  readonly #nc: NatsConnection
   readonly #maxInFlight: number
   readonly #timeoutMs: number
+  readonly #stream: string
   /** Free slots `slot()` waits for: an eighth of the window. */
   readonly #refill: number
+  /** `<inbox>.`: a publish's reply subject is this plus its send number. */
+  readonly #replyPrefix: string
+  #sub: Subscription | undefined
+  #status: { stop?: () => void } | undefined
+  #timer: NodeJS.Timeout | undefined
+  #closed = false
   #tip: string | undefined
-  /** Sent and not yet in the acked prefix, in send order, with their ack state. */
+  /** Sent and not yet in the acked prefix, in send order, with their ack state and send time. */
   #queue: RelayMessage[] = []
   #state: number[] = []
+  #sentAt: number[] = []
   /** Index in #queue of the first event not in the acked prefix. */
   #head = 0
-  /** Send sequence number of #queue[0]. */
+  /** Send number of #queue[0]. */
   #base = 0
   #sent = 0
   #inFlight = 0
@@ -58,11 +92,15 @@ export class OrderedPublisher {
   #failure: { error: unknown } | undefined
   #prefix: AckedPrefix = { last: undefined, acked: 0, duplicates: 0 }
 
-  constructor(js: JetStreamClient, maxInFlight: number, timeoutMs: number) {
-    this.#js = js
-    this.#maxInFlight = maxInFlight
-    this.#timeoutMs = timeoutMs
-    this.#refill = Math.max(1, Math.floor(maxInFlight / 8))
+  constructor(nc: NatsConnection, options: OrderedPublisherOptions) {
+    this.#nc = nc
+    this.#maxInFlight = options.maxInFlight
+    this.#timeoutMs = options.timeoutMs
+    this.#stream = options.stream
+    this.#refill = Math.max(1, Math.floor(options.maxInFlight / 8))
+    // nats.js keeps the connection's inbox prefix (option `inboxPrefix`, default `_INBOX`) on its options.
+    const inboxPrefix = (nc as { options?: { inboxPrefix?: string } }).options?.inboxPrefix
+    this.#replyPrefix = `${createInbox(inboxPrefix)}.`
   }
 
   /**
@@ -74,6 +112,7 @@ export class OrderedPublisher {
     this.#tip = undefined
     this.#queue = []
     this.#state = []
+    this.#sentAt = []
     this.#head = 0
     this.#base = this.#sent
     this.#failure = undefined
@@ -128,16 +167,21 @@ export class OrderedPublisher {
   send(m: RelayMessage): boolean {
     if (this.#failure !== undefined) return false
     if (this.#inFlight >= this.#maxInFlight) throw new Error('OrderedPublisher.send: the window is full')
+    if (this.#closed) throw new Error('OrderedPublisher.send: the publisher is closed')
+    this.#sub ??= this.#open()
     const expectLast = this.#tip
     this.#tip = m.event.event_id
     const seq = this.#sent++
     this.#queue.push(m)
     this.#state.push(PENDING)
+    this.#sentAt.push(performance.now())
     this.#inFlight++
-    this.#publish(m, expectLast).then(
-      (duplicate) => this.#settled(seq, duplicate ? DUPLICATE : ACKED, undefined),
-      (e: unknown) => this.#settled(seq, FAILED, e),
-    )
+    this.#timer ??= setTimeout(() => this.#expire(), this.#timeoutMs)
+    try {
+      this.#publish(m, expectLast, seq)
+    } catch (e) {
+      this.#settle(seq, FAILED, e)
+    }
     return true
   }
 
@@ -146,10 +190,90 @@ export class OrderedPublisher {
     while (this.#inFlight > 0) await this.slot()
   }
 
-  #settled(seq: number, state: number, error: unknown): void {
+  /**
+   * Ends the reply subscription and the watchers; publishes still pending fail.
+   * Call once the relay stops; the publisher sends nothing after it.
+   */
+  close(): void {
+    if (this.#closed) return
+    this.#closed = true
+    this.#failPending(connectionClosed())
+    this.#sub?.unsubscribe()
+    this.#status?.stop?.()
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+  }
+
+  /** The reply subscription, and watchers for what no ack will ever report: a closed connection, a refused publish. */
+  #open(): Subscription {
+    const sub = this.#nc.subscribe(`${this.#replyPrefix}*`, {
+      callback: (err, m) => (err === null ? this.#acked(m) : this.#failPending(err)),
+    })
+    this.#nc.closed().then(
+      () => this.#failPending(connectionClosed()),
+      () => {},
+    )
+    const status = this.#nc.status()
+    this.#status = status as { stop?: () => void }
+    ;(async () => {
+      for await (const s of status) {
+        // nats.js reports a refused publish only here (a request would get it; a plain publish has no one to tell).
+        const refused = refusedPublish(s)
+        if (refused !== undefined) this.#refused(refused.subject, refused.error)
+      }
+    })().catch(() => {})
+    return sub
+  }
+
+  #acked(m: Msg): void {
+    const seq = Number(m.subject.slice(this.#replyPrefix.length))
     const i = seq - this.#base
-    // A publish of a run that was reset meanwhile cannot happen (reset only after settle), but never index wrongly.
-    if (i >= 0) this.#state[i] = state
+    // A late answer to a publish that timed out (or of an earlier run) settles nothing.
+    if (!(i >= this.#head && i < this.#state.length) || this.#state[i] !== PENDING) return
+    const subject = this.#queue[i]!.subject
+    let duplicate: boolean
+    try {
+      duplicate = readPubAck(m, subject, this.#stream)
+    } catch (e) {
+      this.#settle(seq, FAILED, e)
+      return
+    }
+    this.#settle(seq, duplicate ? DUPLICATE : ACKED, undefined)
+  }
+
+  /** The server refused a publish on `subject`: the first pending publish on it fails with that refusal. */
+  #refused(subject: string, error: Error): void {
+    for (let i = this.#head; i < this.#state.length; i++) {
+      if (this.#state[i] === PENDING && this.#queue[i]!.subject === subject) {
+        this.#settle(this.#base + i, FAILED, error)
+        return
+      }
+    }
+  }
+
+  /** Fails every pending publish whose deadline passed, and re-arms the timer for the next one. */
+  #expire(): void {
+    this.#timer = undefined
+    const now = performance.now()
+    for (let i = this.#head; i < this.#state.length; i++) {
+      if (this.#state[i] !== PENDING) continue
+      const left = this.#sentAt[i]! + this.#timeoutMs - now
+      if (left > 0) {
+        this.#timer = setTimeout(() => this.#expire(), left + 1)
+        return
+      }
+      this.#settle(this.#base + i, FAILED, publishTimedOut(this.#queue[i]!.subject))
+    }
+  }
+
+  #failPending(error: unknown): void {
+    for (let i = this.#head; i < this.#state.length; i++)
+      if (this.#state[i] === PENDING) this.#settle(this.#base + i, FAILED, error)
+  }
+
+  #settle(seq: number, state: number, error: unknown): void {
+    const i = seq - this.#base
+    this.#state[i] = state
     if (state === FAILED) {
       this.#failure ??= { error }
       this.#tip = undefined
@@ -172,18 +296,31 @@ export class OrderedPublisher {
       if (head >= 1024 && head * 2 >= queue.length) {
         this.#queue = queue.slice(head)
         this.#state = states.slice(head)
+        this.#sentAt = this.#sentAt.slice(head)
         this.#base += head
         this.#head = 0
       }
     }
-    this.#inFlight--
+    if (--this.#inFlight === 0) {
+      clearTimeout(this.#timer)
+      this.#timer = undefined
+    }
     if (this.#inFlight > this.#maxInFlight - this.#refill && this.#inFlight > 0 && this.#failure === undefined) return
     const wake = this.#slotFreed
     this.#slotFreed = undefined
     wake?.()
   }
 
-  async #publish(m: RelayMessage, expectLast: string | undefined): Promise<boolean> {
+  #publish(m: RelayMessage, expectLast: string | undefined, seq: number): void {
+    // Straight into the header map: the event id came from a uuid column (see logHeaders).
+    if (expectLast !== undefined) m.headers.headers.set(EXPECTED_LAST_MSG_ID, [expectLast])
+    const reply = this.#replyPrefix + seq
+    // Without an SDK the publish span would be a non-recording span carrying the event's own span context,
+    // whose traceparent relayMessage already put in the headers: nothing to start.
+    if (!tracerInstalled()) {
+      this.#nc.publish(m.subject, m.bytes, { reply, headers: m.headers })
+      return
+    }
     // The relay reads events from PostgreSQL, where no trace context is stored: each publish hangs under the
     // event's own span context (trace id = correlation id, see eventSpanContext), so consumers join that trace.
     const span = startEventSpan(
@@ -192,16 +329,10 @@ export class OrderedPublisher {
       m.event,
       eventParentContext(m.event, undefined),
     )
-    const traceparent = traceparentOf(span)
-    if (traceparent !== undefined) m.headers.set(TRACEPARENT_HEADER, traceparent)
     try {
-      // Nats-Msg-Id is already among m.headers (relayMessage), so no msgID option: nats.js would set it again.
-      const ack = await this.#js.publish(m.subject, m.bytes, {
-        headers: m.headers,
-        timeout: this.#timeoutMs,
-        ...(expectLast === undefined ? {} : { expect: { lastMsgID: expectLast } }),
-      })
-      return ack.duplicate
+      const traceparent = traceparentOf(span)
+      if (traceparent !== undefined) m.headers.set(TRACEPARENT_HEADER, traceparent)
+      this.#nc.publish(m.subject, m.bytes, { reply, headers: m.headers })
     } finally {
       span.end()
     }

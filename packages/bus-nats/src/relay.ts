@@ -18,7 +18,7 @@ import {
   loadRelayRecord,
   openTransactions,
 } from '@eventplane/store-pg'
-import { type JetStreamManager, type StreamInfo, jetstream, jetstreamManager } from '@nats-io/jetstream'
+import { type JetStreamManager, type StreamInfo, jetstreamManager } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { type Logger, errorFields, silentLogger } from './logger.ts'
 import { natsFailure, JS_API, isJsApiError } from './nats-errors.ts'
@@ -162,7 +162,11 @@ export class Relay {
       maxBackoffMs: positive(options.maxBackoffMs ?? 5000, 'maxBackoffMs'),
       stream: options.stream ?? {},
     }
-    this.#publisher = new OrderedPublisher(jetstream(options.nc), this.#o.maxInFlight, this.#o.publishTimeoutMs)
+    this.#publisher = new OrderedPublisher(options.nc, {
+      maxInFlight: this.#o.maxInFlight,
+      timeoutMs: this.#o.publishTimeoutMs,
+      stream: STREAM_NAME,
+    })
     this.closed = new Promise<void>((resolve, reject) => (this.#settle = { resolve, reject }))
     this.closed.catch(() => {})
     this.#metrics = options.metrics
@@ -252,6 +256,7 @@ export class Relay {
         }
       }
     } finally {
+      this.#publisher.close()
       await this.#waker.unlisten()
       this.#holding = false
       await this.#lease.close()
@@ -398,8 +403,9 @@ export class Relay {
         // A refused order check is not an outage: retry at once, unless it keeps happening without progress
         // or the stream was replaced under us (its new copy must be filled from the start).
         if (!isOrderBreak(failure)) {
-          this.#logger.warn({ ...where, ...errorFields(failure) }, 'publish failed')
-          throw natsFailure(failure, `publish event ${stuck.event.event_id}`)
+          const error = natsFailure(failure, `publish event ${stuck.event.event_id}`)
+          this.#logger.warn({ ...where, ...errorFields(error) }, 'publish failed')
+          throw error
         }
         this.#logger.info(
           { ...where, ...errorFields(failure) },

@@ -4,6 +4,14 @@ import { type RecordedEvent, EventFactory, START } from '@eventplane/core'
 import { type EventTextRow, PgEventStore, ROLES } from '@eventplane/store-pg'
 import { createTestDatabase, eventually, type TestDatabase } from '@eventplane/store-pg/testing'
 import { decodeEvent, encodeEvent, eventHeaders } from '../src/codec.ts'
+import {
+  SpanKind,
+  TRACEPARENT_HEADER,
+  eventParentContext,
+  startEventSpan,
+  traceparentOf,
+  tracerInstalled,
+} from '../src/ops/trace-context.ts'
 import { relayMessage } from '../src/relay-encode.ts'
 import { logSubject } from '../src/subjects.ts'
 
@@ -41,9 +49,16 @@ describe('relay encoding of rows read as text', () => {
       const m = relayMessage(row)
       assert.deepEqual(decodeEvent(m.bytes), decodeEvent(encodeEvent(e)), 'the same event on the wire')
       assert.deepEqual(decodeEvent(m.bytes), e)
+      // Besides the log headers, the traceparent a publish span would carry with no SDK registered (the
+      // relay then starts no span at all): the event's own span context.
+      assert.equal(tracerInstalled(), false, 'no SDK in this test process')
+      const span = startEventSpan('eventplane publish', SpanKind.PRODUCER, e, eventParentContext(e, undefined))
       assert.deepEqual(
         [...m.headers.keys()].map((k) => [k, m.headers.get(k)]),
-        [...eventHeaders(e).keys()].map((k) => [k, eventHeaders(e).get(k)]),
+        [
+          ...[...eventHeaders(e).keys()].map((k) => [k, eventHeaders(e).get(k)]),
+          [TRACEPARENT_HEADER, traceparentOf(span)],
+        ],
       )
       assert.equal(m.subject, logSubject(e.kind, e.tenant_id, e.stream.category, e.stream.id))
       assert.deepEqual([m.event.event_id, m.txId, m.position], [e.event_id, e.tx_id, e.global_position])

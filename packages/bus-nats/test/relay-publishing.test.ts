@@ -5,28 +5,41 @@ import { EventFactory } from '@eventplane/core'
 import { PgEventStore, ROLES, loadRelayCheckpoint } from '@eventplane/store-pg'
 import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
 import { jetstreamManager } from '@nats-io/jetstream'
-import { type Msg, type NatsConnection, type RequestOptions, TimeoutError } from '@nats-io/transport-node'
+import { type Msg, type NatsConnection, type PublishOptions, TimeoutError } from '@nats-io/transport-node'
 import { EVENT_HEADERS } from '../src/codec.ts'
 import { Relay, type RelayOptions } from '../src/relay.ts'
 import { startNatsServer, type TestNatsServer } from '../src/testing/index.ts'
 import { eventually, streamCount, streamMessages, within } from './fixtures.ts'
 
-/** Called for each publish on a log subject; `send` passes it to the server and returns JetStream's ack. */
+/**
+ * Called for each publish on a log subject; `send` passes it to the server and resolves to JetStream's
+ * answer, which reaches the relay when the returned promise resolves. Rejecting (or never resolving)
+ * means the relay never hears an answer, like a publish lost with its socket.
+ */
 type PublishInterceptor = (msgId: string, send: () => Promise<Msg>) => Promise<Msg>
 
 /**
- * `nc` with every publish on a log subject routed through `intercept` (nats.js sends a JetStream
- * publish as a request); everything else goes straight through. The relay sees a real connection
- * to a real server; the test decides when an ack arrives, or that a publish is lost on the way.
+ * `nc` with every publish on a log subject routed through `intercept`: the relay publishes with a
+ * reply subject of its own (OrderedPublisher), which the proxy swaps for a request of the test's,
+ * forwarding the server's answer to the relay's reply subject when `intercept` lets it through.
+ * Everything else goes straight through. The relay sees a real connection to a real server; the
+ * test decides when an ack arrives, or that a publish is lost on the way.
  */
 function interceptPublishes(nc: NatsConnection, intercept: PublishInterceptor): NatsConnection {
   return new Proxy(nc, {
     get(target, prop) {
-      if (prop === 'request') {
-        return (subject: string, data?: Uint8Array, opts?: RequestOptions): Promise<Msg> => {
-          const send = () => target.request(subject, data, opts)
-          if (!subject.startsWith('eventplane.')) return send()
-          return intercept(opts?.headers?.get(EVENT_HEADERS.msgId) ?? '', send)
+      if (prop === 'publish') {
+        return (subject: string, data?: Uint8Array, opts?: PublishOptions): void => {
+          if (!subject.startsWith('eventplane.') || !opts?.reply) {
+            target.publish(subject, data, opts)
+            return
+          }
+          const reply = opts.reply
+          const send = () => target.request(subject, data, { headers: opts.headers, timeout: 60_000 })
+          intercept(opts.headers?.get(EVENT_HEADERS.msgId) ?? '', send).then(
+            (answer) => target.publish(reply, answer.data, { headers: answer.headers }),
+            () => {}, // lost: the relay's own timeout must notice
+          )
         }
       }
       const value = Reflect.get(target, prop, target)

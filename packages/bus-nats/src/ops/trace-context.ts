@@ -2,6 +2,7 @@ import {
   type Context,
   type Span,
   type SpanContext,
+  ProxyTracerProvider,
   ROOT_CONTEXT,
   SpanKind,
   SpanStatusCode,
@@ -38,7 +39,13 @@ export function parseTraceparent(value: string | undefined): SpanContext | undef
 
 /** The 32 hex digits of a UUID (its 128 bits). */
 function uuidHex(uuid: unknown): string {
-  return typeof uuid === 'string' ? uuid.replaceAll('-', '').toLowerCase() : ''
+  if (typeof uuid !== 'string') return ''
+  // The canonical 8-4-4-4-12 text (PostgreSQL's, on the relay's hot path): cut the dashes out by position.
+  const canonical = uuid.length === 36 && uuid[8] === '-' && uuid[13] === '-' && uuid[18] === '-' && uuid[23] === '-'
+  const hex = canonical
+    ? uuid.slice(0, 8) + uuid.slice(9, 13) + uuid.slice(14, 18) + uuid.slice(19, 23) + uuid.slice(24)
+    : uuid.replaceAll('-', '')
+  return hex.toLowerCase()
 }
 
 /**
@@ -56,6 +63,25 @@ export function eventSpanContext(e: { event_id: string; correlation_id: string }
     traceFlags: TraceFlags.SAMPLED,
     isRemote: true,
   }
+}
+
+/**
+ * The `traceparent` of {@link eventSpanContext} (sampled), formatted from the
+ * ids alone: what a hop with no SDK registered propagates for `e`.
+ */
+export function eventTraceparent(e: { event_id: string; correlation_id: string }): string {
+  return `00-${uuidHex(e.correlation_id)}-${uuidHex(e.event_id).slice(16)}-01`
+}
+
+/**
+ * Whether a process registered an OpenTelemetry SDK (a tracer provider behind
+ * the API's global proxy). Without one every span is a non-recording span
+ * that only carries its parent's context, so a hot path may skip starting it
+ * and propagate {@link eventTraceparent} instead.
+ */
+export function tracerInstalled(): boolean {
+  const provider = trace.getTracerProvider()
+  return !(provider instanceof ProxyTracerProvider) || provider.getDelegateTracer(TRACER_NAME) !== undefined
 }
 
 /** What a hop's span hangs under: the `traceparent` that came with the message, else the event's own span context. */
