@@ -13,6 +13,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Sql } from 'postgres'
 import { sampleHoldback } from './bus-holdback.ts'
+import { PATH_STAGES, PathRecorder, bandMeans } from './bus-path.ts'
 import { type Pipeline, type PipelineSetup, barePipeline, eventplanePipeline } from './bus-pipelines.ts'
 import { type LatencyResult, Tracker, mergeResults } from './bus-tracker.ts'
 import { cpuMsSince, percentile } from './lib.ts'
@@ -72,6 +73,7 @@ async function runAtRate(
   const tracker = new Tracker()
   p.tracker = tracker
   const sampler = sampleHoldback(admin)
+  const path = new PathRecorder().start()
   const cpu = process.cpuUsage()
   const start = performance.now()
   const schedule = await paced(pace.rate / pace.batch, seconds, pace.appenders, (i) => p.send(tracker, i, pace.batch))
@@ -80,9 +82,10 @@ async function runAtRate(
   const elapsedMs = tracker.lastReceivedAt - start
   const cpuMs = cpuMsSince(cpu)
   const holdback = await sampler.stop()
+  path.stop()
   await sleep(200) // late redeliveries still count as duplicates
   p.tracker = undefined
-  return { ...tracker.result(holdback), ...schedule, elapsedMs, cpuMs }
+  return { ...tracker.result(holdback), ...schedule, elapsedMs, cpuMs, path: path.breakdown(tracker.times()) }
 }
 
 export interface LatencySetup extends PipelineSetup {
@@ -118,12 +121,18 @@ export async function benchLatency(o: LatencySetup): Promise<LatencyComparison> 
       ] as const) {
         const r = await runAtRate(p, o.pace, slice, drainMs, o.admin)
         results[name].push(r)
+        const typical = bandMeans(r.path, 45, 55)
         process.stderr.write(
           `  ${o.pace.rate} ev/s ${name} ${s + 1}/${o.segments}: p50 ${percentile(r.latenciesMs, 50).toFixed(2)} ms, p99 ${percentile(r.latenciesMs, 99).toFixed(2)} ms ` +
             `(append p50 ${percentile(r.appendMs, 50).toFixed(2)}, p99 ${percentile(r.appendMs, 99).toFixed(2)}; ` +
             `on bus p50 ${percentile(r.busMs, 50).toFixed(2)}, p99 ${percentile(r.busMs, 99).toFixed(2)}), ` +
             `sent ${r.sent}, received ${r.received}, skipped ${r.skipped}, appends late ${r.late} (≤ ${r.lateMs.toFixed(0)} ms); other-DB write xacts in ${r.holdback.held}/${r.holdback.samples} samples, ` +
-            `longest ${r.holdback.longestMs.toFixed(0)} ms\n`,
+            `longest ${r.holdback.longestMs.toFixed(0)} ms` +
+            `; event loop delay p50 ${r.path.loopDelayMs[0]!.p50.toFixed(1)}, p99 ${r.path.loopDelayMs[0]!.p99.toFixed(1)} ms` +
+            (r.path.events > 0
+              ? `; typical event (p45–p55): ${PATH_STAGES.map((st) => `${st} ${typical[st].toFixed(1)}`).join(', ')}`
+              : '') +
+            '\n',
         )
       }
     }

@@ -1,5 +1,6 @@
 /** Per-event bookkeeping for the bench:bus latency runs: send, append, bus and receive times by event id. */
 import { type HoldbackSample, NO_HOLDBACK, mergeHoldback } from './bus-holdback.ts'
+import { EMPTY_PATH, type PathBreakdown, mergePaths } from './bus-path.ts'
 
 /** Counts and latencies of one measured run of a pipeline. */
 export interface LatencyResult {
@@ -30,17 +31,27 @@ export interface LatencyResult {
   elapsedMs: number
   /** CPU time of this process (appenders, relay or bare publisher, and subscriber) over the run. */
   cpuMs: number
+  /** Ours only: each event's time per stage of the path (see bus-path.ts). */
+  path: PathBreakdown
+}
+
+/** One event's way through a pipeline (performance.now() of this process); a stage not reached is undefined. */
+export interface EventTimes {
+  sentAt: number
+  appendedAt: number | undefined
+  busAt: number | undefined
+  receivedAt: number | undefined
 }
 
 /** Send times by event id, and what came back. */
 export class Tracker {
   readonly #sentAt = new Map<string, number>()
-  readonly #appended = new Set<string>()
-  readonly #received = new Set<string>()
+  readonly #appended = new Map<string, number>()
+  readonly #received = new Map<string, number>()
+  readonly #onBus = new Map<string, number>()
   readonly latenciesMs: number[] = []
   readonly appendMs: number[] = []
   readonly busMs: number[] = []
-  readonly #onBus = new Set<string>()
   /** performance.now() of the last first-time receive. */
   lastReceivedAt = 0
   duplicates = 0
@@ -52,14 +63,15 @@ export class Tracker {
   }
 
   appended(id: string): void {
-    this.#appended.add(id)
-    this.appendMs.push(performance.now() - this.#sentAt.get(id)!)
+    const at = performance.now()
+    this.#appended.set(id, at)
+    this.appendMs.push(at - this.#sentAt.get(id)!)
   }
 
   onBus(id: string, at = performance.now()): void {
     const sentAt = this.#sentAt.get(id)
     if (sentAt === undefined || this.#onBus.has(id)) return
-    this.#onBus.add(id)
+    this.#onBus.set(id, at)
     this.busMs.push(at - sentAt)
   }
 
@@ -68,20 +80,30 @@ export class Tracker {
     if (sentAt === undefined) this.unexpected++
     else if (this.#received.has(id)) this.duplicates++
     else {
-      this.#received.add(id)
+      this.#received.set(id, at)
       this.latenciesMs.push(at - sentAt)
       this.lastReceivedAt = at
     }
   }
 
+  /** Each sent event's times, by event id. */
+  *times(): IterableIterator<[string, EventTimes]> {
+    for (const [id, sentAt] of this.#sentAt) {
+      yield [
+        id,
+        { sentAt, appendedAt: this.#appended.get(id), busAt: this.#onBus.get(id), receivedAt: this.#received.get(id) },
+      ]
+    }
+  }
+
   get caughtUp(): boolean {
-    for (const id of this.#appended) if (!this.#received.has(id)) return false
+    for (const id of this.#appended.keys()) if (!this.#received.has(id)) return false
     return true
   }
 
-  result(holdback: HoldbackSample): Omit<LatencyResult, 'late' | 'lateMs' | 'elapsedMs' | 'cpuMs'> {
+  result(holdback: HoldbackSample): Omit<LatencyResult, 'late' | 'lateMs' | 'elapsedMs' | 'cpuMs' | 'path'> {
     let skipped = 0
-    for (const id of this.#appended) if (!this.#received.has(id)) skipped++
+    for (const id of this.#appended.keys()) if (!this.#received.has(id)) skipped++
     const { latenciesMs, appendMs, busMs, duplicates, errors, unexpected } = this
     return {
       latenciesMs,
@@ -100,8 +122,9 @@ export class Tracker {
 
 /** Sums the counts of several runs and pools their samples. */
 export function mergeResults(results: LatencyResult[]): LatencyResult {
-  const sum = (k: Exclude<keyof LatencyResult, 'latenciesMs' | 'appendMs' | 'busMs' | 'holdback' | 'lateMs'>): number =>
-    results.reduce((n, r) => n + r[k], 0)
+  const sum = (
+    k: Exclude<keyof LatencyResult, 'latenciesMs' | 'appendMs' | 'busMs' | 'holdback' | 'lateMs' | 'path'>,
+  ): number => results.reduce((n, r) => n + r[k], 0)
   return {
     latenciesMs: results.flatMap((r) => r.latenciesMs),
     appendMs: results.flatMap((r) => r.appendMs),
@@ -117,5 +140,6 @@ export function mergeResults(results: LatencyResult[]): LatencyResult {
     lateMs: Math.max(0, ...results.map((r) => r.lateMs)),
     elapsedMs: sum('elapsedMs'),
     cpuMs: sum('cpuMs'),
+    path: results.map((r) => r.path).reduce(mergePaths, EMPTY_PATH),
   }
 }

@@ -29,6 +29,7 @@ import { startNatsServer } from '@eventplane/bus-nats/testing'
 import { tenantInboxPrefix } from '@eventplane/bus-nats'
 import { benchGateway } from './bus-gateway.ts'
 import { type LatencyComparison, benchLatency } from './bus-latency.ts'
+import { pathRows } from './bus-path.ts'
 import type { LatencyResult } from './bus-tracker.ts'
 import { benchRelayThroughput, prefillLog } from './bus-relay.ts'
 import {
@@ -262,6 +263,8 @@ async function main(): Promise<void> {
         ),
         latencyRow('bare: INSERT → trigger NOTIFY → LISTEN + js.publish → pull consumer', result.bare, undefined),
       ])
+      console.log(`\nours, where each event's time went (${result.ours.path.events} events traced; see bus-path.ts)`)
+      printTable(pathRows(result.ours.path))
       if (result.ours.skipped > 0 || result.bare.skipped > 0) process.exitCode = 1
     }
     if (latencies.length > 0 || relay) {

@@ -1,6 +1,7 @@
 import { EVENTS_CHANNEL } from '@eventplane/store-pg'
 import type { Sql } from 'postgres'
 import { type Logger, errorFields } from './logger.ts'
+import { RELAY_TRACE } from './relay-trace.ts'
 
 /** The channel PgEventStore notifies after appends commit (store-pg AppendNotifier). */
 export { EVENTS_CHANNEL }
@@ -40,7 +41,10 @@ export class LogWaker {
     try {
       const meta = await this.#sql.listen(
         EVENTS_CHANNEL,
-        () => this.notify(),
+        () => {
+          if (RELAY_TRACE.wake.hasSubscribers) RELAY_TRACE.wake.publish({ at: performance.now() })
+          this.notify()
+        },
         () => this.notify(),
       )
       this.#unlisten = () => meta.unlisten()

@@ -28,6 +28,7 @@ import { TransactionGuard, type TransactionGuardOptions } from './relay-guard.ts
 import { CheckpointWriter } from './relay-checkpoints.ts'
 import { relayMessage } from './relay-encode.ts'
 import { OrderedPublisher, isOrderBreak } from './relay-publisher.ts'
+import { RELAY_TRACE } from './relay-trace.ts'
 import { type EnsureStreamOptions, ensureStream } from './stream.ts'
 import { STREAM_NAME } from './subjects.ts'
 
@@ -124,6 +125,8 @@ export class Relay {
   readonly #lease: RelayLease
   #holding = false
   #checkpoint: Checkpoint | undefined
+  /** The end of the acked prefix, set as the checkpoint but maybe not stored yet: where the next drain reads from. */
+  #acked: Checkpoint | undefined
   readonly #checkpoints = new CheckpointWriter(async (c) => {
     if (!(await this.#lease.storeCheckpoint(c, this.#streamCreated)))
       throw new LeaseLost('the relay lock was lost before the checkpoint was stored')
@@ -239,6 +242,7 @@ export class Relay {
           this.#state = 'starting'
           this.#jsm ??= await jetstreamManager(this.#nc)
           this.#checkpoint = await this.#checkpointFor(await ensureStream(this.#jsm, this.#o.stream))
+          this.#acked = this.#checkpoint
           await this.#waker.listen()
           this.#state = 'active'
           this.#logger.info({ relay: this.name, checkpoint: formatCheckpoint(this.#checkpoint) }, 'relay active')
@@ -330,27 +334,43 @@ export class Relay {
     this.#logger.warn({ relay: this.name }, 'relay lost its lock; standing by')
   }
 
-  /** Publishes until stopped: drain, then wait for a notification or the poll interval. */
+  /**
+   * Publishes until stopped: drain, then wait for a notification or the poll
+   * interval. The checkpoint of a drain is written in the background (see
+   * CheckpointWriter): the next read does not wait for that commit, so an
+   * event appended meanwhile is not held up by it (issue 15). A failed write
+   * surfaces at the next drain or lease check; a graceful stop stores the
+   * last one; any other exit waits for the write in flight and drops the rest.
+   */
   async #pump(onProgress: () => void): Promise<void> {
     let quickMs = 0
     let leaseCheckedAt = Date.now()
-    while (!this.#stopping) {
-      await this.#drain()
-      onProgress()
-      if (this.#stopping) return
-      // After a notification, re-read soon and then less often: the new rows
-      // may be held back by an older transaction still open elsewhere.
-      const idleMs = this.#o.wakePollMs
-      const reason = await this.#waker.wait(quickMs || idleMs, this.#abort.signal)
-      if (reason === 'notified') quickMs = Math.min(QUICK_POLL_MS, idleMs)
-      else if (reason === 'timeout' && quickMs > 0) quickMs = quickMs * 2 >= idleMs ? 0 : quickMs * 2
-      if (Date.now() - leaseCheckedAt >= this.#o.pollIntervalMs) {
-        if (!(await this.#lease.held())) throw new LeaseLost('the relay lock session is gone')
-        // An idle relay would otherwise notice a deleted stream only at its next publish.
-        await this.#checkStream()
-        await this.#guard.check()
-        leaseCheckedAt = Date.now()
+    try {
+      while (!this.#stopping) {
+        const drainAt = performance.now()
+        await this.#drain()
+        if (RELAY_TRACE.drain.hasSubscribers)
+          RELAY_TRACE.drain.publish({ startedAt: drainAt, at: performance.now(), events: this.#counted.acked })
+        onProgress()
+        if (this.#stopping) break
+        // After a notification, re-read soon and then less often: the new rows
+        // may be held back by an older transaction still open elsewhere.
+        const idleMs = this.#o.wakePollMs
+        const reason = await this.#waker.wait(quickMs || idleMs, this.#abort.signal)
+        if (reason === 'notified') quickMs = Math.min(QUICK_POLL_MS, idleMs)
+        else if (reason === 'timeout' && quickMs > 0) quickMs = quickMs * 2 >= idleMs ? 0 : quickMs * 2
+        if (Date.now() - leaseCheckedAt >= this.#o.pollIntervalMs) {
+          await this.#checkpoints.flush()
+          if (!(await this.#lease.held())) throw new LeaseLost('the relay lock session is gone')
+          // An idle relay would otherwise notice a deleted stream only at its next publish.
+          await this.#checkStream()
+          await this.#guard.check()
+          leaseCheckedAt = Date.now()
+        }
       }
+      await this.#checkpoints.flush()
+    } finally {
+      await this.#checkpoints.settle()
     }
   }
 
@@ -361,8 +381,8 @@ export class Relay {
    * publishes (readAllText reads ahead), and after each batch the checkpoint
    * moves to the end of the acked prefix, written in the background,
    * coalesced (see CheckpointWriter). The drain ends only after every publish
-   * settled and the last checkpoint is stored, and never leaves a write
-   * behind it.
+   * settled and its last checkpoint was set; that write may still be in
+   * flight (#pump waits for it). On failure it leaves no write behind it.
    */
   async #drain(): Promise<void> {
     try {
@@ -370,14 +390,21 @@ export class Relay {
         this.#publisher.resetChain()
         this.#counted = { acked: 0, duplicates: 0 }
         try {
-          for await (const rows of this.#store.readAllText({ from: this.#checkpoint, batchSize: this.#o.batchSize })) {
+          const tracing = RELAY_TRACE.read.hasSubscribers
+          let readAt = tracing ? performance.now() : 0
+          let read = 0
+          for await (const rows of this.#store.readAllText({ from: this.#acked, batchSize: this.#o.batchSize })) {
+            if (tracing) readAt = traceRead(readAt, rows)
+            read += rows.length
             for (const row of rows) {
               while (this.#publisher.full) await this.#publisher.slot()
               if (!this.#publisher.send(relayMessage(row))) break
             }
+            if (tracing) RELAY_TRACE.sent.publish({ at: performance.now(), ids: rows.map((r) => r.event_id) })
             this.#progress()
             if (this.#publisher.failed || this.#stopping) break
           }
+          if (tracing && read === 0) traceRead(readAt, [])
           // The tail: the checkpoint follows the acks as they come, not only once the last one is in.
           while (this.#publisher.inFlight > 0) {
             await this.#publisher.slot()
@@ -389,10 +416,7 @@ export class Relay {
         this.#progress()
         if (this.#publisher.prefix.acked > 0) breaks = 0
         const failure = this.#publisher.failure
-        if (!this.#publisher.failed) {
-          await this.#checkpoints.flush()
-          return
-        }
+        if (!this.#publisher.failed) return
         const stuck = this.#publisher.stuck!
         const where = {
           relay: this.name,
@@ -415,9 +439,10 @@ export class Relay {
         await this.#checkpoints.flush()
         await this.#checkStream()
       }
-    } finally {
+    } catch (e) {
       await this.#publisher.settle()
       await this.#checkpoints.settle()
+      throw e
     }
   }
 
@@ -440,12 +465,20 @@ export class Relay {
       if (dups > 0) this.#metrics.relay.duplicates.inc({ relay: this.name }, dups)
     }
     const checkpoint = { txId: last.txId, position: last.position }
+    this.#acked = checkpoint
     this.#checkpoints.set(checkpoint)
     this.#logger.debug(
       { relay: this.name, events, duplicates: dups, checkpoint: formatCheckpoint(checkpoint) },
       'events published',
     )
   }
+}
+
+/** Publishes one read's timing on RELAY_TRACE.read; returns when the next read starts. */
+function traceRead(startedAt: number, rows: readonly { event_id: string }[]): number {
+  const at = performance.now()
+  RELAY_TRACE.read.publish({ startedAt, at, ids: rows.map((r) => r.event_id) })
+  return at
 }
 
 function positive(n: number, name: string): number {

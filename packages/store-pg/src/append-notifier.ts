@@ -1,8 +1,16 @@
+import { channel } from 'node:diagnostics_channel'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Sql } from 'postgres'
 
 /** The channel the relay listens on to learn that events were appended. */
 export const EVENTS_CHANNEL = 'eventplane_events'
+
+/**
+ * Each NOTIFY sent, `{ sentAt, at }` (`performance.now()` before and after its
+ * round trip), published only while someone subscribes: for tools that time
+ * the wake-up path (scripts/bench/bus-latency.ts).
+ */
+export const NOTIFY_TRACE = channel('eventplane:store.notify')
 
 /** Least time between two NOTIFYs of one notifier (ms): bounds the wake-ups a busy writer sends. */
 const DEFAULT_GAP_MS = 2
@@ -55,6 +63,7 @@ export class AppendNotifier {
         if (this.#pooled)
           await this.#sql`select set_config('synchronous_commit', 'off', true), pg_notify(${EVENTS_CHANNEL}, '')`
         else await this.#sql`select pg_notify(${EVENTS_CHANNEL}, '')`
+        if (NOTIFY_TRACE.hasSubscribers) NOTIFY_TRACE.publish({ sentAt, at: performance.now() })
         if (!this.#again) break
         const wait = this.#gapMs - (performance.now() - sentAt)
         if (wait > 0) await sleep(wait)

@@ -11,7 +11,7 @@ export type {
   ReadStreamOptions,
   StreamSummary,
 } from './event-store.ts'
-export { AppendNotifier, EVENTS_CHANNEL } from './append-notifier.ts'
+export { AppendNotifier, EVENTS_CHANNEL, NOTIFY_TRACE } from './append-notifier.ts'
 export type { EventTextRow } from './sql/read-all.ts'
 export { withTenant } from './with-tenant.ts'
 export { streamLog } from './stream-log.ts'

@@ -75,4 +75,37 @@ describe('relay lease', () => {
     assert.equal(await b.storeCheckpoint(at(4), 'stream-2', { reset: true }), true)
     assert.deepEqual(await loadRelayCheckpoint(db.admin, 'handover'), at(4))
   })
+
+  test("a checkpoint write commits without waiting for the WAL flush, so it never holds back the log's read", async () => {
+    // An observer on the table records the commit mode each write's transaction runs with. While a synchronous
+    // commit waits for its flush, its transaction id is still running and the gap-safe read stops before it.
+    await db.admin.unsafe(`
+      create table public.checkpoint_commit_modes (mode text not null);
+      create function public.record_commit_mode() returns trigger language plpgsql security definer as $$
+      begin
+        insert into public.checkpoint_commit_modes values (current_setting('synchronous_commit'));
+        return null;
+      end $$;
+      create trigger record_commit_mode after insert or update on eventplane.relay_checkpoints
+        for each row execute function public.record_commit_mode();`)
+    try {
+      const a = lease('async')
+      assert.equal(await a.tryAcquire(), true)
+      assert.equal(await a.storeCheckpoint(at(1), 'stream-1'), true)
+      assert.equal(await a.storeCheckpoint(at(2), 'stream-1'), true)
+      assert.equal(await a.storeCheckpoint(at(1), 'stream-2', { reset: true }), true)
+      const modes = await db.admin<{ mode: string }[]>`select mode from public.checkpoint_commit_modes`
+      assert.deepEqual(
+        modes.map((m) => m.mode),
+        ['off', 'off', 'off'],
+      )
+      const [setting] = await db.admin<{ mode: string }[]>`select current_setting('synchronous_commit') as mode`
+      assert.equal(setting?.mode, 'on', 'other transactions keep their durable commits')
+    } finally {
+      await db.admin.unsafe(`
+        drop trigger record_commit_mode on eventplane.relay_checkpoints;
+        drop function public.record_commit_mode();
+        drop table public.checkpoint_commit_modes;`)
+    }
+  })
 })

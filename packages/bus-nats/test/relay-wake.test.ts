@@ -1,0 +1,104 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import { EventFactory, compareCheckpoints } from '@eventplane/core'
+import { PgEventStore, ROLES, loadRelayCheckpoint } from '@eventplane/store-pg'
+import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
+import type { NatsConnection, Subscription } from '@nats-io/transport-node'
+import { EVENT_HEADERS } from '../src/codec.ts'
+import { Relay } from '../src/relay.ts'
+import { startNatsServer, type TestNatsServer } from '../src/testing/index.ts'
+import { eventually, within } from './fixtures.ts'
+
+describe('relay wake-up: what a new event waits for', () => {
+  let db: TestDatabase
+  let nats: TestNatsServer
+  let nc: NatsConnection
+  let watcher: NatsConnection
+  let sub: Subscription
+  let intents: PgEventStore
+  const received = new Set<string>()
+  const f = EventFactory.forTenant('acme', { causedBy: 'user:test' })
+
+  const appendOne = async (id: string) => {
+    const s = { tenant: 'acme', category: 'deployment', id }
+    const [event] = (await intents.append(s, [f.intent(s, 'scaled', { id })])).events
+    return event!
+  }
+
+  before(async () => {
+    db = await createTestDatabase('ep_relay_wake')
+    nats = await startNatsServer({ withAuth: false })
+    nc = await nats.connect()
+    watcher = await nats.connect()
+    sub = watcher.subscribe('eventplane.>', {
+      callback: (_err, msg) => {
+        const id = msg.headers?.get(EVENT_HEADERS.msgId)
+        if (id) received.add(id)
+      },
+    })
+    await watcher.flush()
+    intents = new PgEventStore(db.connect(ROLES.intentWriter, 2))
+  })
+  after(async () => {
+    sub?.unsubscribe()
+    await nats?.stop()
+    await db?.drop()
+  })
+
+  test("an event appended while the relay's checkpoint write is blocked is published without waiting for that write", async () => {
+    // No lease check or poll while the write is blocked (both would queue behind it on the lease session).
+    const relay = new Relay({ sql: db.connect(ROLES.relay, 3), nc, name: 'main', pollIntervalMs: 60_000 })
+    relay.start()
+    const blocker = await db.admin.reserve()
+    try {
+      await eventually(() => relay.state === 'active', 'the relay to be active')
+      const first = await appendOne('first')
+      const firstAt = { txId: first.txId, position: first.position }
+      await eventually(
+        async () => compareCheckpoints(await loadRelayCheckpoint(db.admin, 'main'), firstAt) >= 0,
+        'the first checkpoint to be stored',
+      )
+
+      // Block every checkpoint write. LOCK TABLE takes no transaction id, so the log is not held back by it.
+      await blocker`begin`
+      await blocker`lock table eventplane.relay_checkpoints in exclusive mode`
+      const [held] = await blocker<{ xid: string | null }[]>`select pg_current_xact_id_if_assigned()::text as xid`
+      assert.equal(held?.xid, null, 'the blocking transaction must not hold back the gap-safe read')
+
+      // The second event's checkpoint write now waits for the lock...
+      const second = await appendOne('second')
+      await eventually(() => received.has(second.eventId), 'the second event on the bus', 4000)
+      await eventually(
+        async () =>
+          (
+            await db.admin<{ n: number }[]>`
+              select count(*)::int as n from pg_stat_activity
+               where datname = current_database() and wait_event_type = 'Lock' and query like '%relay_checkpoints%'`
+          )[0]!.n === 1,
+        "the relay's checkpoint write to wait for the lock",
+        4000,
+      )
+      // ...and the third must still be published while it waits. The lease session gives a statement
+      // 5 s before it is replaced; a relay that waited for its checkpoint write would not publish before that.
+      const third = await appendOne('third')
+      await eventually(() => received.has(third.eventId), 'the third event on the bus while the write waits', 3000)
+      assert.equal(
+        compareCheckpoints(await loadRelayCheckpoint(db.admin, 'main'), firstAt),
+        0,
+        'the stored checkpoint is still the first event: the write was blocked all along',
+      )
+
+      await blocker`commit`
+      const thirdAt = { txId: third.txId, position: third.position }
+      await eventually(
+        async () => compareCheckpoints(await loadRelayCheckpoint(db.admin, 'main'), thirdAt) === 0,
+        'the checkpoint to catch up with the third event once the lock is gone',
+      )
+    } finally {
+      await blocker`rollback`.catch(() => {})
+      blocker.release()
+      await within(relay.stop(), 15_000, 'relay stop')
+    }
+    assert.equal(relay.stats.published, 3)
+  })
+})
