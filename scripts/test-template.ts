@@ -1,5 +1,5 @@
 // The suite's migrated template database (see packages/store-pg/src/testing/template-database.ts):
-// `create` migrates one and prints its name, which scripts/test.sh exports as EVENTPLANE_TEST_TEMPLATE so each
+// `create` migrates one and prints its name, which scripts/test.sh exports as EP_TEST_TEMPLATE_DB so each
 // test database is a copy of it instead of 13 migrations applied again; `drop NAME` removes it (test.sh's exit trap).
 import { createTemplateDatabase, dropTemplateDatabase } from '@eventplane/store-pg/testing'
 

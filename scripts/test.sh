@@ -17,9 +17,9 @@ EVTCTL_TEST_BIN="$(node --import tsx scripts/test-cli-bundle.ts)"
 export EVTCTL_TEST_BIN
 
 echo "test: one migrated template database for the run (scripts/test-template.ts)"
-EVENTPLANE_TEST_TEMPLATE="$(node --import tsx scripts/test-template.ts create)"
-export EVENTPLANE_TEST_TEMPLATE
-trap 'node --import tsx scripts/test-template.ts drop "$EVENTPLANE_TEST_TEMPLATE" || true' EXIT
+EP_TEST_TEMPLATE_DB="$(node --import tsx scripts/test-template.ts create)"
+export EP_TEST_TEMPLATE_DB
+trap 'node --import tsx scripts/test-template.ts drop "$EP_TEST_TEMPLATE_DB" || true' EXIT
 
 # Latency measurements under load run alone, after the rest: another test file beside them on a
 # two-core machine would be part of what they measure.
@@ -30,6 +30,6 @@ mapfile -t rest < <(find packages/*/test tests -name '*.test.ts' 2>/dev/null | g
 files=("${first[@]}" "${rest[@]}")
 echo "test: ${#files[@]} test files, then ${#solo[@]} alone"
 status=0
-node --import tsx --test --test-concurrency=6 --test-timeout=180000 "${files[@]}" || status=$?
+node --import tsx --test --test-concurrency=5 --test-timeout=180000 "${files[@]}" || status=$?
 node --import tsx --test --test-concurrency=1 --test-timeout=420000 "${solo[@]}" || status=$?
 exit "$status"

@@ -8,7 +8,7 @@ import { migrate } from '../migrate.ts'
  * sets it for the whole suite), {@link createTestDatabase} copies that template instead of applying every
  * migration again: one `migrate` per run instead of one per test database.
  */
-export const TEMPLATE_ENV = 'EVENTPLANE_TEST_TEMPLATE'
+export const TEMPLATE_ENV = 'EP_TEST_TEMPLATE_DB'
 
 /** The admin URL of the server the test databases are made on. */
 export function serverUrl(): string {

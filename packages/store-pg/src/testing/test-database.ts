@@ -23,7 +23,7 @@ export interface TestDatabase {
  * Creates a fresh database on the server of EVENTPLANE_DATABASE_URL (default
  * the local one), applies the migrations, and returns handles to it. Each test
  * file gets its own, so parallel runs never see each other's events. With
- * EVENTPLANE_TEST_TEMPLATE set (the whole suite), a migrated database is a copy
+ * EP_TEST_TEMPLATE_DB set (the whole suite), a migrated database is a copy
  * of that template instead (see template-database.ts); `migrate: false` is
  * always an empty database.
  */
