@@ -37,11 +37,13 @@ long=(tests/adoption.test.ts tests/demo.test.ts tests/faults/nats-outage.test.ts
   tests/ops/status-check.test.ts)
 mapfile -t rest < <(find packages/*/test tests -name '*.test.ts' 2>/dev/null | grep -vxF "${solo[@]/#/-e}" | grep -vxF "${long[@]/#/-e}" | sort)
 echo "test: ${#rest[@]} + ${#long[@]} test files (the long ones in a runner of their own, its report after the rest's), then ${#solo[@]} alone"
+# A file is stopped after 300 s (a hang guard, not a promise: the longest takes about 100 s quiet, five files share
+# two cores, and a loaded machine stretches every file).
 status=0
 long_log="$(mktemp)"
-node --import tsx --test --test-concurrency=2 --test-timeout=180000 "${long[@]}" >"$long_log" 2>&1 &
+node --import tsx --test --test-concurrency=2 --test-timeout=300000 "${long[@]}" >"$long_log" 2>&1 &
 long_pid=$!
-node --import tsx --test --test-concurrency=3 --test-timeout=180000 "${rest[@]}" || status=$?
+node --import tsx --test --test-concurrency=3 --test-timeout=300000 "${rest[@]}" || status=$?
 long_status=0
 wait "$long_pid" || long_status=$?
 echo "test: the long files' runner (exit $long_status):"
