@@ -44,7 +44,13 @@ export interface PgProxy {
   close(): Promise<void>
 }
 
-export async function startPgProxy(target = { host: '127.0.0.1', port: 5432 }): Promise<PgProxy> {
+/** The PostgreSQL server the test databases are on (EVENTPLANE_DATABASE_URL's host and port, or the local one). */
+function pgServer(): { host: string; port: number } {
+  const u = new URL(process.env.EVENTPLANE_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres')
+  return { host: u.hostname, port: Number(u.port || 5432) }
+}
+
+export async function startPgProxy(target = pgServer()): Promise<PgProxy> {
   const sockets = new Set<Socket>()
   let server: Server
   const listen = (port: number): Promise<number> =>

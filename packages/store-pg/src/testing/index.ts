@@ -1,4 +1,10 @@
 export { createTestDatabase, useTestDatabase } from './test-database.ts'
+export {
+  TEMPLATE_ENV,
+  copyTemplateDatabase,
+  createTemplateDatabase,
+  dropTemplateDatabase,
+} from './template-database.ts'
 export { perSuite } from './per-suite.ts'
 export type { TestDatabase } from './test-database.ts'
 export { eventually } from './eventually.ts'

@@ -1,8 +1,9 @@
 import { perSuite } from './per-suite.ts'
 import { randomBytes } from 'node:crypto'
 import type { Sql } from 'postgres'
-import { type RoleName, DEFAULT_DATABASE_URL, connectPg, roleUrl } from '../connect.ts'
+import { type RoleName, connectPg, roleUrl } from '../connect.ts'
 import { migrate } from '../migrate.ts'
+import { TEMPLATE_ENV, copyTemplateDatabase, serverUrl } from './template-database.ts'
 
 export interface TestDatabase {
   name: string
@@ -21,24 +22,29 @@ export interface TestDatabase {
 /**
  * Creates a fresh database on the server of EVENTPLANE_DATABASE_URL (default
  * the local one), applies the migrations, and returns handles to it. Each test
- * file gets its own, so parallel runs never see each other's events.
+ * file gets its own, so parallel runs never see each other's events. With
+ * EP_TEST_TEMPLATE_DB set (the whole suite), a migrated database is a copy
+ * of that template instead (see template-database.ts); `migrate: false` is
+ * always an empty database.
  */
 export async function createTestDatabase(
   prefix = 'ep_test',
   options: { migrate?: boolean } = {},
 ): Promise<TestDatabase> {
-  const base = process.env.EVENTPLANE_DATABASE_URL ?? DEFAULT_DATABASE_URL
+  const base = serverUrl()
   const name = `${prefix}_${process.pid}_${randomBytes(4).toString('hex')}`.toLowerCase()
+  const template = options.migrate !== false ? process.env[TEMPLATE_ENV] : undefined
   const server = connectPg(base, { max: 1 })
   try {
-    await server.unsafe(`create database "${name}"`)
+    if (template) await copyTemplateDatabase(server, template, name)
+    else await server.unsafe(`create database "${name}"`)
   } finally {
     await server.end()
   }
   const url = new URL(base)
   url.pathname = `/${name}`
   const admin = connectPg(url.toString(), { max: 4 })
-  if (options.migrate !== false) await migrate(admin)
+  if (options.migrate !== false && !template) await migrate(admin)
   const pools: Sql[] = []
   return {
     name,
