@@ -15,10 +15,13 @@
 --    inlined. Its result does not depend on any setting (a fixed zone, a
 --    format without locale-dependent fields), so STABLE is no weaker a
 --    promise where it is used.
--- 2. The one-event append inserts one row of VALUES and takes its results
---    from RETURNING, instead of ROWS FROM over ten unnests, a CTE and two
+-- 2. A one-event append hashes its event in one expression (0014's loop
+--    around it, with its run-keeping of occurred_at and caused_by, is for
+--    batches), inserts one row of VALUES and takes its results from
+--    RETURNING, instead of ROWS FROM over ten unnests, a CTE and two
 --    array_aggs (and three assignments after): less executor start-up and
---    fewer expressions to initialise per call. Batches keep 0014's INSERT.
+--    fewer PL/pgSQL expressions to initialise per call. Batches keep 0014's
+--    loop and INSERT.
 --
 -- Measured and left as they were: plan_cache_mode (the statements already run
 -- cached generic plans: force_generic_plan changed nothing, force_custom_plan
@@ -33,10 +36,10 @@ $$;
 ALTER FUNCTION eventplane.chain_instant(timestamptz) OWNER TO eventplane_owner;
 
 -- One body for the three entry points, as in 0014 (format(): %% is a literal
--- %, %L the kinds each allows), with the one-event INSERT before the batch's.
--- The loop between the lines "the chain" and "END LOOP" is still the whole of
--- the chain (pnpm bench:chain cuts it out to measure the append without it:
--- v_hash and the hash array stay NULL).
+-- %, %L the kinds each allows), with a one-event path beside the batch's. The
+-- lines from "the chain" to "the chain's end" are the whole of the chain
+-- (pnpm bench:chain cuts them out to measure the append without it: v_hash
+-- and the hash array stay NULL).
 DO $do$
 DECLARE
   entry record;
@@ -119,23 +122,32 @@ BEGIN
   END IF;
 
   -- the chain: each event's hash from the one before, in version order, over
-  -- the canonical text of the values its row will store.
+  -- the canonical text of the values its row will store. One event: one
+  -- expression, no loop. Ends at "the chain's end" (pnpm bench:chain).
   v_hash := coalesce(v_prev, '\x0000000000000000000000000000000000000000000000000000000000000000'::bytea);
-  FOR i IN 1 .. v_n LOOP
-    IF p_occurred_at[i] IS DISTINCT FROM v_at THEN
-      v_at := p_occurred_at[i];
-      v_at_text := eventplane.chain_instant(v_at);
-    END IF;
-    IF p_caused_by[i] IS DISTINCT FROM v_by THEN
-      v_by := p_caused_by[i];
-      v_by_json := to_json(v_by)::text;
-    END IF;
-    v_hash := sha256(v_hash || convert_to(eventplane.chain_canonical_text((p_data -> (i - 1))::text, p_kinds[i],
-      p_types[i], p_category, p_event_ids[i]::text, v_by_json, p_stream_id, p_tenant, v_at_text,
-      coalesce('"' || p_causation_ids[i]::text || '"', 'null'), p_correlation_ids[i]::text,
-      p_schema_versions[i]::text, (v_current + i)::text), 'UTF8'));
-    v_hashes[i] := v_hash;
-  END LOOP;
+  IF v_n = 1 THEN
+    v_hash := sha256(v_hash || convert_to(eventplane.chain_canonical_text((p_data -> 0)::text, p_kinds[1],
+      p_types[1], p_category, p_event_ids[1]::text, to_json(p_caused_by[1])::text, p_stream_id, p_tenant,
+      eventplane.chain_instant(p_occurred_at[1]), coalesce('"' || p_causation_ids[1]::text || '"', 'null'),
+      p_correlation_ids[1]::text, p_schema_versions[1]::text, (v_current + 1)::text), 'UTF8'));
+  ELSE
+    FOR i IN 1 .. v_n LOOP
+      IF p_occurred_at[i] IS DISTINCT FROM v_at THEN
+        v_at := p_occurred_at[i];
+        v_at_text := eventplane.chain_instant(v_at);
+      END IF;
+      IF p_caused_by[i] IS DISTINCT FROM v_by THEN
+        v_by := p_caused_by[i];
+        v_by_json := to_json(v_by)::text;
+      END IF;
+      v_hash := sha256(v_hash || convert_to(eventplane.chain_canonical_text((p_data -> (i - 1))::text, p_kinds[i],
+        p_types[i], p_category, p_event_ids[i]::text, v_by_json, p_stream_id, p_tenant, v_at_text,
+        coalesce('"' || p_causation_ids[i]::text || '"', 'null'), p_correlation_ids[i]::text,
+        p_schema_versions[i]::text, (v_current + i)::text), 'UTF8'));
+      v_hashes[i] := v_hash;
+    END LOOP;
+  END IF;
+  -- the chain's end.
 
   -- A concurrent append that takes one of these versions (or event ids)
   -- first makes this insert wait for its commit and fail with 23505 on
