@@ -4,9 +4,10 @@
  * rounds (the median of per-round ratios, printed as the chain's cost), and
  * the speed of `verify` against a plain read of the same rows. Since 0013
  * the append functions compute the chain themselves (since 0014 in one loop
- * before their INSERT); "without" is the same function with that loop cut out
- * (its hash array stays NULL) and the trigger off, which would otherwise chain
- * the rows, created on this bench database only.
+ * before their INSERT, since 0015 one expression for one event); "without"
+ * is the same function with that cut out (its hashes stay NULL) and the
+ * trigger off, which would otherwise chain the rows, created on this bench
+ * database only.
  */
 import type { Sql } from 'postgres'
 import { EventFactory } from '@eventplane/core'
@@ -31,8 +32,8 @@ const BATCH_OPS = argValue('batch-ops', 150)
 const VERIFY_EVENTS = argValue('verify-events', 100_000)
 const APPEND_INTENTS =
   'eventplane.append_intents(text, text, text, bigint, uuid[], text[], text[], smallint[], jsonb, uuid[], uuid[], text[], timestamptz[], boolean)'
-/** The chain's loop in the append function (0014), from its opening comment to its end. */
-const CHAIN_EXPRESSION = /-- the chain:[\s\S]*?END LOOP;/
+/** The chain in the append function (0015), from its opening comment to "the chain's end". */
+const CHAIN_EXPRESSION = /-- the chain:[\s\S]*?-- the chain's end\./
 
 /** The append function's definition with and without the chain, to swap between rounds. */
 async function chainSwitch(admin: Sql): Promise<(on: boolean) => Promise<void>> {

@@ -31,6 +31,31 @@ describe('append', () => {
     )
   })
 
+  test('an append returns what it stored: version, position, transaction and time, one event and a batch', async () => {
+    // One event and a batch take different INSERTs in the append function (migrations/0015).
+    const f = factoryFor('acme')
+    const s = stream('acme', 'returned-1')
+    const one = await store.append(s, [f.intent(s, 'created', {})])
+    const batch = await store.append(s, [f.intent(s, 'scaled', { replicas: 2 }), f.intent(s, 'scaled', {})])
+    const returned = [...one.events, ...batch.events].map((e) => [
+      e.eventId,
+      e.streamVersion,
+      e.position,
+      e.txId,
+      e.recordedAt,
+    ])
+    const stored = (await store.readStreamToArray(s)).map((e) => [
+      e.event_id,
+      e.stream_version,
+      e.global_position,
+      e.tx_id,
+      e.recorded_at,
+    ])
+    assert.deepEqual(returned, stored)
+    assert.deepEqual([one.nextExpectedVersion, batch.nextExpectedVersion], [1, 3])
+    assert.notEqual(one.events[0]!.txId, batch.events[0]!.txId)
+  })
+
   test('20 concurrent appends expecting the same version: exactly one wins, no duplicate version', async () => {
     const f = factoryFor('acme')
     const s = stream('acme', 'race-1')

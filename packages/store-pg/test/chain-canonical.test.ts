@@ -164,6 +164,20 @@ describe('the canonical form: PostgreSQL and JavaScript agree', () => {
     assert.equal(canonicalInstant('0099-03-01T00:30:00-01:00'), '0099-03-01T01:30:00.000000Z')
   })
 
+  test("the canonical form's SQL functions are inlined where they are called, none parsed again per call", async () => {
+    // A SQL function the planner does not inline runs through fmgr_sql, which parses, analyses and
+    // plans its body again in every transaction (0015: chain_instant was, in every append).
+    const plan = await db.admin.unsafe<{ 'QUERY PLAN': string }[]>(`explain (verbose, costs off)
+      select eventplane.chain_instant(e.occurred_at),
+             eventplane.chain_canonical_fields(e.event_id, e.tenant_id, e.kind, e.category, e.stream_id,
+               e.stream_version, e.type, e.schema_version, e.data, e.correlation_id, e.causation_id, e.caused_by,
+               e.occurred_at)
+        from eventplane.events e`)
+    const text = plan.map((r) => r['QUERY PLAN']).join('\n')
+    assert.match(text, /to_char/)
+    assert.doesNotMatch(text, /eventplane\.chain_/)
+  })
+
   test('a payload written by another client (1.50, 1e21 as text) verifies: verify hashes the stored jsonb text', async () => {
     await db.admin`insert into eventplane.events (event_id, tenant_id, kind, category, stream_id, stream_version, type,
         schema_version, data, correlation_id, caused_by, occurred_at)
