@@ -7,6 +7,9 @@
  * `--streams n` loads as bench:replay does (n streams over ten tenants).
  * `--profile file.cpuprofile` records a V8 CPU profile of the measured rounds only (not the load), for
  * scripts/bench/cpuprofile-summary.ts; with `--only readAll` it profiles one reader alone.
+ * `--base DIR` adds `readAll@base`, `stream@base` and `rebuild@base`: the same readers from another checkout
+ * (a worktree of the commit before a change, its packages installed), in this same process, rounds
+ * interleaved with ours: a before/after comparison that a busy machine disturbs equally on both sides.
  */
 import { randomUUID } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
@@ -33,6 +36,8 @@ const STREAMS = argValue('streams', 0)
 const onlyArg = process.argv.indexOf('--only')
 const profileArg = process.argv.indexOf('--profile')
 const PROFILE = profileArg >= 0 ? process.argv[profileArg + 1] : undefined
+const baseArg = process.argv.indexOf('--base')
+const BASE = baseArg >= 0 ? process.argv[baseArg + 1] : undefined
 const ONLY =
   onlyArg >= 0 ? process.argv[onlyArg + 1]!.split(',') : ['raw', 'readAll', 'stream', 'rawGapSafe', 'rebuild']
 
@@ -86,6 +91,23 @@ try {
     rebuild: async () =>
       (await rebuildProjection({ projection: perStream, sql: projector, digest: false, restart: true })).events,
   }
+  if (BASE) {
+    const store = (await import(`${BASE}/packages/store-pg/src/index.ts`)) as typeof import('@eventplane/store-pg')
+    const runtime = (await import(`${BASE}/packages/runtime/src/index.ts`)) as typeof import('@eventplane/runtime')
+    const baseRelay = new store.PgEventStore(relay.sql)
+    readers['readAll@base'] = async () => {
+      let n = 0
+      for await (const batch of baseRelay.readAll({ from: START, batchSize: BATCH })) n += batch.length
+      return n
+    }
+    readers['stream@base'] = async () => {
+      let n = 0
+      for await (const batch of store.streamLog(projector, { from: START, batchSize: BATCH })) n += batch.length
+      return n
+    }
+    readers['rebuild@base'] = async () =>
+      (await runtime.rebuildProjection({ projection: perStream, sql: projector, digest: false, restart: true })).events
+  }
   // Warm every pool (connections open, statements prepared) before measuring.
   for (const name of ONLY) await readers[name]!()
 
@@ -119,7 +141,7 @@ try {
     session.disconnect()
   }
   // The rebuild is compared with bench:replay's baseline, the other readers with bench:store's.
-  const baselineOf = (name: string) => results[name === 'rebuild' ? 'rawGapSafe' : 'raw']?.wall
+  const baselineOf = (name: string) => results[name.startsWith('rebuild') ? 'rawGapSafe' : 'raw']?.wall
   const rows = Object.entries(results).map(([name, r]) => ({
     reader: name,
     'ev/s': Math.round(median(r.wall)),
