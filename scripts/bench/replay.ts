@@ -23,6 +23,8 @@ import { perStream } from './replay-projection.ts'
 import { median } from './lib.ts'
 
 const { values } = parseArgs({
+  // `pnpm bench:replay -- --rounds 3` passes the `--` on: without this filter parseArgs took the rest as positionals.
+  args: process.argv.slice(2).filter((a) => a !== '--'),
   options: {
     events: { type: 'string', default: '1000000' },
     rounds: { type: 'string', default: '5' },

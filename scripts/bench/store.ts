@@ -134,7 +134,7 @@ try {
   results.push(
     await compare(
       `readAll ${READ_EVENTS} events`,
-      0.6,
+      0.8,
       readRounds,
       async () => {
         const t = performance.now()

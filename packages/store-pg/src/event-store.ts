@@ -25,7 +25,7 @@ import {
 } from '@eventplane/core'
 import { AppendNotifier } from './append-notifier.ts'
 import { mapPgError } from './pg-errors.ts'
-import { type EventRow, mapAndRelease, toRecordedEvent } from './rows.ts'
+import { type EventValues, decimalBigInt, mapAndRelease, toEventTextRow, toRecordedEvent } from './rows.ts'
 import { type AppendedRow, appendSql } from './sql/append.ts'
 import { listStreamsSql } from './sql/list-streams.ts'
 import { type EventTextRow, readAllSql, readAllTextSql } from './sql/read-all.ts'
@@ -254,7 +254,7 @@ export class PgEventStore {
   }
 
   /**
-   * readAll for a cross-tenant role (the relay), rows as selected: ids and
+   * readAll for a cross-tenant role (the relay), rows by column name: ids and
    * positions as text, instants as ISO strings, `data` as its JSON text.
    */
   async *readAllText(options: Omit<ReadAllOptions, 'tenant'> = {}): AsyncGenerator<EventTextRow[]> {
@@ -264,7 +264,7 @@ export class PgEventStore {
       batchSize,
       options.signal,
       (after) => readAllTextSql(this.sql, after, batchSize),
-      (row) => row,
+      toEventTextRow,
     )
   }
 
@@ -359,12 +359,12 @@ export class PgEventStore {
    * the database reads while the caller works; each page is gap-safe on its
    * own, so reading ahead changes nothing about what is returned.
    */
-  async *#pages<R extends Pick<EventRow, 'tx_id' | 'global_position'>, T>(
+  async *#pages<T>(
     from: Checkpoint,
     pageSize: number,
     signal: AbortSignal | undefined,
-    fetch: (after: Checkpoint) => Promise<R[]>,
-    map: (row: R) => T,
+    fetch: (after: Checkpoint) => Promise<EventValues[]>,
+    map: (row: EventValues) => T,
   ): AsyncGenerator<T[]> {
     signal?.throwIfAborted()
     let next = this.#run(() => fetch(from))
@@ -392,8 +392,8 @@ export class PgEventStore {
   }
 }
 
-function rowKey(row: Pick<EventRow, 'tx_id' | 'global_position'>): Checkpoint {
-  return { txId: BigInt(row.tx_id), position: BigInt(row.global_position) }
+function rowKey(row: EventValues): Checkpoint {
+  return { txId: decimalBigInt(row[1]), position: decimalBigInt(row[0]) }
 }
 
 function expectedCode(expected: ExpectedVersion): number {

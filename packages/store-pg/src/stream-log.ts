@@ -7,7 +7,7 @@ import { streamLogSql } from './sql/stream-log.ts'
 export interface StreamLogOptions {
   /** Start after this checkpoint. */
   from: Checkpoint
-  /** Rows per fetch from the cursor (default 2,000): what is held in memory at once. */
+  /** Rows per fetch from the cursor (default 1,000): what is held in memory at once. */
   batchSize?: number
   signal?: AbortSignal
 }
@@ -23,7 +23,7 @@ export interface StreamLogOptions {
  * cross-tenant role (projector, relay, operator).
  */
 export async function* streamLog(sql: Sql, options: StreamLogOptions): AsyncGenerator<RecordedEvent[]> {
-  for await (const rows of typedCursor(streamLogSql(sql, options.from, options.batchSize ?? 2000), options.signal)) {
+  for await (const rows of typedCursor(streamLogSql(sql, options.from, options.batchSize ?? 1000), options.signal)) {
     yield mapAndRelease(rows, toRecordedEvent)
   }
 }

@@ -36,7 +36,12 @@ import {
 } from './types.ts'
 
 export interface EngineOptions {
-  /** Events per PostgreSQL read (default 2,000). */
+  /**
+   * Events per PostgreSQL read (default 1,000): what a rebuild holds in memory
+   * per fetch, twice (one fetch read ahead). A 1M-event rebuild peaked at a
+   * median 132 MB RSS with 1,000, 156 MB with 2,000, at the same speed
+   * (docs/benchmarks.md, 2026-11-30 "the read path").
+   */
   batchSize?: number
   /**
    * Commit at least every this many events read during catch-up and rebuild
@@ -244,12 +249,14 @@ export class ProjectionEngine {
    * many events per transaction. Returns the number of events read.
    */
   async catchUp(phase: 'catch-up' | 'rebuild', signal?: AbortSignal): Promise<number> {
-    const { batchSize = 2000, commitEvery = 100_000, maxPending = 20_000 } = this.#options
+    const { batchSize = 1000, commitEvery = 100_000, maxPending = 20_000 } = this.#options
     const tenant = this.projection.filter?.tenant
     const started = performance.now()
     const total = this.#options.onProgress ? await countEventsAfter(this.#sql, this.#committed, tenant) : undefined
-    // A SQL projection writes inside the commit transaction: keep those short (they hold back every gap-safe read).
-    const pendingLimit = isSqlProjection(this.projection) ? Math.min(maxPending, batchSize) : maxPending
+    // A SQL projection writes inside the commit transaction: keep those short (they hold back every gap-safe
+    // read): at most `batchSize` events, 2,000 when it is not set (as before reads defaulted to 1,000).
+    const sqlPending = Math.min(maxPending, this.#options.batchSize ?? 2000)
+    const pendingLimit = isSqlProjection(this.projection) ? sqlPending : maxPending
     let read = 0
     const report = (): void => this.#report(phase, read, started, total)
     try {

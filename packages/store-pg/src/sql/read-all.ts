@@ -1,7 +1,7 @@
 import type { PendingQuery, Row, Sql } from 'postgres'
 import type { Checkpoint } from '@eventplane/core'
-import type { EventRow } from '../rows.ts'
-import { EVENT_COLUMNS, EVENT_COLUMNS_DATA_TEXT } from './event-columns.ts'
+import type { EventRow, EventValues } from '../rows.ts'
+import { EVENT_COLUMNS, EVENT_COLUMNS_DATA_TEXT, eventValues } from './event-columns.ts'
 
 /**
  * The gap-safe global order after `after` as a query fragment selecting
@@ -23,23 +23,21 @@ export function gapSafeLogSql(sql: Sql, columns: string, after: Checkpoint): Pen
  * transaction is never skipped), ordered by (tx_id, global_position).
  * Without a tenant this needs a cross-tenant role (relay, operator).
  */
-export function readAllSql(sql: Sql, after: Checkpoint, limit: number, tenant?: string): Promise<EventRow[]> {
+export function readAllSql(sql: Sql, after: Checkpoint, limit: number, tenant?: string): Promise<EventValues[]> {
   if (tenant !== undefined) {
-    return sql<EventRow[]>`
-      select ${sql.unsafe(EVENT_COLUMNS)} from eventplane.read_all_for_tenant(${tenant}, ${after.txId.toString()}::xid8, ${after.position.toString()}::bigint, ${limit}) e`
+    return eventValues(sql`
+      select ${sql.unsafe(EVENT_COLUMNS)} from eventplane.read_all_for_tenant(${tenant}, ${after.txId.toString()}::xid8, ${after.position.toString()}::bigint, ${limit}) e`)
   }
-  return sql<EventRow[]>`${gapSafeLogSql(sql, EVENT_COLUMNS, after)} limit ${limit}`
+  return eventValues(sql`${gapSafeLogSql(sql, EVENT_COLUMNS, after)} limit ${limit}`)
 }
 
 /** An event row with `data` as its JSON text (PostgreSQL's jsonb output), for forwarding without parsing. */
-export interface EventTextRow extends Omit<EventRow, 'data'> {
-  data: string
-}
+export type EventTextRow = EventRow<string>
 
 /**
  * readAllSql for a cross-tenant role, with `data` as JSON text: the relay
  * splices it into the wire form instead of parsing and re-encoding it.
  */
-export function readAllTextSql(sql: Sql, after: Checkpoint, limit: number): Promise<EventTextRow[]> {
-  return sql<EventTextRow[]>`${gapSafeLogSql(sql, EVENT_COLUMNS_DATA_TEXT, after)} limit ${limit}`
+export function readAllTextSql(sql: Sql, after: Checkpoint, limit: number): Promise<EventValues[]> {
+  return eventValues(sql`${gapSafeLogSql(sql, EVENT_COLUMNS_DATA_TEXT, after)} limit ${limit}`)
 }

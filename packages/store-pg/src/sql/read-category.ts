@@ -1,7 +1,7 @@
 import type { Sql } from 'postgres'
 import type { Checkpoint } from '@eventplane/core'
-import type { EventRow } from '../rows.ts'
-import { EVENT_COLUMNS } from './event-columns.ts'
+import type { EventValues } from '../rows.ts'
+import { EVENT_COLUMNS, eventValues } from './event-columns.ts'
 
 /**
  * One batch of one category of one tenant after `after`, in the gap-safe
@@ -14,7 +14,7 @@ export function readCategorySql(
   category: string,
   after: Checkpoint,
   limit: number,
-): Promise<EventRow[]> {
-  return sql<EventRow[]>`
-    select ${sql.unsafe(EVENT_COLUMNS)} from eventplane.read_category(${tenant}, ${category}, ${after.txId.toString()}::xid8, ${after.position.toString()}::bigint, ${limit}) e`
+): Promise<EventValues[]> {
+  return eventValues(sql`
+    select ${sql.unsafe(EVENT_COLUMNS)} from eventplane.read_category(${tenant}, ${category}, ${after.txId.toString()}::xid8, ${after.position.toString()}::bigint, ${limit}) e`)
 }

@@ -1,6 +1,6 @@
 import type { Sql } from 'postgres'
-import type { EventRow } from '../rows.ts'
-import { EVENT_COLUMNS } from './event-columns.ts'
+import type { EventValues } from '../rows.ts'
+import { EVENT_COLUMNS, eventValues } from './event-columns.ts'
 
 /** Every event of one correlation chain of one tenant, in log order. */
 export function readCorrelationSql(
@@ -8,8 +8,8 @@ export function readCorrelationSql(
   tenant: string,
   correlationId: string,
   limit: number,
-): Promise<EventRow[]> {
-  return sql<
-    EventRow[]
-  >`select ${sql.unsafe(EVENT_COLUMNS)} from eventplane.read_correlation(${tenant}, ${correlationId}::uuid, ${limit}) e`
+): Promise<EventValues[]> {
+  return eventValues(
+    sql`select ${sql.unsafe(EVENT_COLUMNS)} from eventplane.read_correlation(${tenant}, ${correlationId}::uuid, ${limit}) e`,
+  )
 }

@@ -1,6 +1,6 @@
 import type { Sql } from 'postgres'
-import type { EventRow } from '../rows.ts'
-import { EVENT_COLUMNS } from './event-columns.ts'
+import type { EventValues } from '../rows.ts'
+import { EVENT_COLUMNS, eventValues } from './event-columns.ts'
 
 /** One batch of a stream, in one round trip with the tenant set for that statement only. */
 export function readStreamSql(
@@ -11,7 +11,7 @@ export function readStreamSql(
   from: number,
   backward: boolean,
   limit: number,
-): Promise<EventRow[]> {
-  return sql<EventRow[]>`
-    select ${sql.unsafe(EVENT_COLUMNS)} from eventplane.read_stream(${tenant}, ${category}, ${streamId}, ${from}, ${backward}, ${limit}) e`
+): Promise<EventValues[]> {
+  return eventValues(sql`
+    select ${sql.unsafe(EVENT_COLUMNS)} from eventplane.read_stream(${tenant}, ${category}, ${streamId}, ${from}, ${backward}, ${limit}) e`)
 }
