@@ -14,7 +14,7 @@ import {
   logRows,
   reachesEnd,
 } from './support/checks.ts'
-import { freezeMidBatch } from './support/children.ts'
+import { startAckGate } from './support/ack-gate.ts'
 import { type FaultSystem, TENANTS, startFaultSystem } from './support/system.ts'
 
 const N = 500
@@ -104,42 +104,58 @@ describe('faults: the nats-server goes down under load', () => {
   }, async (t) => {
     const sys = await start('ep_fault_dupwindow')
     const { env } = sys
+    // The relay reaches NATS through a proxy that lets its first ACKED acks through and holds every later
+    // one: it is caught in the middle of a batch (published, not all acked, not checkpointed) by
+    // construction, whatever the timing.
+    const ACKED = 700
+    const WINDOW = 500
+    const gate = await startAckGate(env.server.port, ACKED)
+    sys.defer(() => gate.close())
     const relayEnv = {
       EVENTPLANE_RELAY_NAME: 'main',
       EVENTPLANE_RELAY_DUPLICATE_WINDOW_MS: '1000',
       EVENTPLANE_RELAY_BATCH_SIZE: '500',
-      EVENTPLANE_RELAY_MAX_IN_FLIGHT: '1',
+      EVENTPLANE_RELAY_MAX_IN_FLIGHT: String(WINDOW),
     }
-    const relay = sys.spawn('relay', relayEnv)
+    const relay = sys.spawn('relay', { ...relayEnv, EVENTPLANE_NATS_URL: gate.url })
     await relay.waitForLog('relay active')
     const runner = await sys.projection('proj_fault_dupwindow')
     await runner.start()
     // A plain consumer of every message, to see what JetStream delivers.
     const ctl = await env.natsAs('controller')
     await ensureConsumer(await jetstreamManager(ctl), { name: 'raw_fault_dupwindow', filter: {} })
-    const deliveries = new Map<string, number>()
+    const deliveries = new Map<string, Set<number>>()
     const raw = await subscribe(jetstream(ctl), { consumer: 'raw_fault_dupwindow' })
     sys.defer(() => raw.stop())
     void (async () => {
       for await (const d of raw) {
-        // Redeliveries of one message are not copies; count each stream message once.
-        if (!d.redelivered) deliveries.set(d.event.event_id, (deliveries.get(d.event.event_id) ?? 0) + 1)
+        // Redeliveries of one message are not copies: count each stream message (sequence) once. Not by the
+        // redelivered flag: a nats-server SIGKILLed before it stored the consumer's state delivers again as new.
+        const seqs = deliveries.get(d.event.event_id) ?? new Set<number>()
+        deliveries.set(d.event.event_id, seqs.add(d.seq))
         await d.ack().catch(() => {})
       }
     })().catch(() => {})
 
     const jsm = await jetstreamManager(await env.natsAs('operator'))
-    const checkpointed = (): Promise<number> => checkpointedCount(sys.admin, 'main')
     // Frozen while they are appended, the relay finds all 2,000 at once and publishes them in batches of
-    // 500: however slow the appends are under load, it does not keep up with them one small batch at a time,
-    // never to be caught in the middle of one.
+    // 500 with up to 500 un-acked. It hears ACKED acks, mid-batch, sends what its window allows and
+    // waits for an ack the proxy holds: frozen there at once (before its 5 s ack timeout could fire) it
+    // has published more than it heard acked, and its checkpoint may not pass what it heard.
     relay.freeze(true)
     await appendIntents(env.intents, 'acme', 2000, 100, 'bulk')
     relay.freeze(false)
+    await within(gate.held, 60_000, 'the relay to publish past its acks')
+    relay.freeze(true)
     // The relay dies mid-batch (published, not yet checkpointed), then NATS goes down too.
-    await freezeMidBatch(relay, async () => (await streamCount(jsm)) - (await checkpointed()))
     await relay.kill('SIGKILL')
-    const pastCheckpoint = (await streamCount(jsm)) - (await checkpointed())
+    await eventually(
+      async () => (await streamCount(jsm)) === gate.published,
+      'every publish the relay sent to be stored',
+    )
+    await gate.close()
+    const checkpointed = await checkpointedCount(sys.admin, 'main')
+    const pastCheckpoint = gate.published - checkpointed
     await env.server.kill()
     await sleep(2500) // 2.5 duplicate windows
     await env.server.restart()
@@ -147,16 +163,17 @@ describe('faults: the nats-server goes down under load', () => {
 
     const rows = await logRows(sys.admin)
     const copies = await assertStreamCarriesLog(await env.natsAs('operator'), rows, { allowDuplicates: true })
+    assert.ok(checkpointed <= ACKED, `the checkpoint (${checkpointed}) does not pass the ${ACKED} acks the relay got`)
     assert.ok(pastCheckpoint > 0, 'the relay died with published events past its checkpoint')
     assert.equal(copies, pastCheckpoint, 'exactly the events published after the checkpoint were stored again')
     await eventually(() => deliveries.size === rows.length, 'the plain consumer to see every event')
-    const twice = [...deliveries.values()].filter((n) => n > 1).length
+    const twice = [...deliveries.values()].filter((seqs) => seqs.size > 1).length
     assert.equal(twice, copies, 'JetStream delivered each copy to the consumer')
     await reachesEnd(runner, endOf(rows))
     await runner.stop()
     await assertProjectionOnce(sys.projector, rows)
     t.diagnostic(
-      `${rows.length} events; relay killed with ${pastCheckpoint} published past its checkpoint; ${copies} copies in the stream; ${twice} events delivered twice to the plain consumer, counted once by the projection`,
+      `${rows.length} events; relay killed with ${gate.published} published, ${ACKED} acks let through, ${checkpointed} checkpointed; ${copies} copies in the stream; ${twice} events delivered twice to the plain consumer, counted once by the projection`,
     )
   })
 })
