@@ -105,10 +105,9 @@ export async function startAckGate(serverPort: number, allow: number): Promise<A
       sockets.delete(client)
       sockets.delete(server)
     }
-    // A client that goes (a killed relay) leaves what it sent to reach the server: end, not destroy.
-    client.on('close', () => server.end())
-    server.on('close', drop)
-    for (const s of [client, server]) s.on('error', drop)
+    // A client that goes (a killed relay, maybe with a reset) leaves what it sent to reach the server: end, not destroy.
+    client.on('error', () => server.end()).on('close', () => server.end())
+    server.on('error', drop).on('close', drop)
     watchClient(client, server)
     watchServer(server, client)
   })
