@@ -3,6 +3,7 @@ import { after, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { EventFactory, compareCheckpoints } from '@eventplane/core'
 import { ensureConsumer, subscribe } from '@eventplane/bus-nats'
+import { ROLES } from '@eventplane/store-pg'
 import { jetstream, jetstreamManager } from '@nats-io/jetstream'
 import { appendIntents, eventually, streamCount, within } from '../../packages/bus-nats/test/fixtures.ts'
 import {
@@ -107,7 +108,7 @@ describe('faults: the nats-server goes down under load', () => {
     // The relay reaches NATS through a proxy that lets its first ACKED acks through and holds every later
     // one: it is caught in the middle of a batch (published, not all acked, not checkpointed) by
     // construction, whatever the timing.
-    const ACKED = 700
+    const ACKED = 300
     const WINDOW = 500
     const gate = await startAckGate(env.server.port, ACKED)
     sys.defer(() => gate.close())
@@ -139,14 +140,24 @@ describe('faults: the nats-server goes down under load', () => {
 
     const jsm = await jetstreamManager(await env.natsAs('operator'))
     // Frozen while they are appended, the relay finds all 2,000 at once and publishes them in batches of
-    // 500 with up to 500 un-acked. It hears ACKED acks, mid-batch, sends what its window allows and
-    // waits for an ack the proxy holds: frozen there at once (before its 5 s ack timeout could fire) it
-    // has published more than it heard acked, and its checkpoint may not pass what it heard.
+    // 500 with up to WINDOW un-acked: the first batch goes out whole before any ack is in, and the second
+    // waits for acks. After ACKED acks the proxy holds the next one: the relay is frozen there at once
+    // (before its 5 s ack timeout could fire), mid-batch, with more published than it heard acked. Its
+    // checkpoint may not pass what it heard (ACKED, short of the first batch's end).
     relay.freeze(true)
     await appendIntents(env.intents, 'acme', 2000, 100, 'bulk')
     relay.freeze(false)
     await within(gate.held, 60_000, 'the relay to publish past its acks')
     relay.freeze(true)
+    // A checkpoint write the relay sent before it froze finishes in PostgreSQL; then the stored one is final.
+    await eventually(
+      async () =>
+        (
+          await sys.admin`select 1 from pg_stat_activity where datname = ${env.db.name} and usename = ${ROLES.relay}
+            and state = 'active' and query like '%relay_checkpoints%'`
+        ).length === 0,
+      'the relay checkpoint writes to finish',
+    )
     // The relay dies mid-batch (published, not yet checkpointed), then NATS goes down too.
     await relay.kill('SIGKILL')
     await eventually(
