@@ -3,6 +3,7 @@ import { after, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { EventFactory, compareCheckpoints } from '@eventplane/core'
 import { ensureConsumer, subscribe } from '@eventplane/bus-nats'
+import { ROLES } from '@eventplane/store-pg'
 import { jetstream, jetstreamManager } from '@nats-io/jetstream'
 import { appendIntents, eventually, streamCount, within } from '../../packages/bus-nats/test/fixtures.ts'
 import {
@@ -14,7 +15,7 @@ import {
   logRows,
   reachesEnd,
 } from './support/checks.ts'
-import { freezeMidBatch } from './support/children.ts'
+import { startAckGate } from './support/ack-gate.ts'
 import { type FaultSystem, TENANTS, startFaultSystem } from './support/system.ts'
 
 const N = 500
@@ -104,42 +105,68 @@ describe('faults: the nats-server goes down under load', () => {
   }, async (t) => {
     const sys = await start('ep_fault_dupwindow')
     const { env } = sys
+    // The relay reaches NATS through a proxy that lets its first ACKED acks through and holds every later
+    // one: it is caught in the middle of a batch (published, not all acked, not checkpointed) by
+    // construction, whatever the timing.
+    const ACKED = 300
+    const WINDOW = 500
+    const gate = await startAckGate(env.server.port, ACKED)
+    sys.defer(() => gate.close())
     const relayEnv = {
       EVENTPLANE_RELAY_NAME: 'main',
       EVENTPLANE_RELAY_DUPLICATE_WINDOW_MS: '1000',
       EVENTPLANE_RELAY_BATCH_SIZE: '500',
-      EVENTPLANE_RELAY_MAX_IN_FLIGHT: '1',
+      EVENTPLANE_RELAY_MAX_IN_FLIGHT: String(WINDOW),
     }
-    const relay = sys.spawn('relay', relayEnv)
+    const relay = sys.spawn('relay', { ...relayEnv, EVENTPLANE_NATS_URL: gate.url })
     await relay.waitForLog('relay active')
     const runner = await sys.projection('proj_fault_dupwindow')
     await runner.start()
     // A plain consumer of every message, to see what JetStream delivers.
     const ctl = await env.natsAs('controller')
     await ensureConsumer(await jetstreamManager(ctl), { name: 'raw_fault_dupwindow', filter: {} })
-    const deliveries = new Map<string, number>()
+    const deliveries = new Map<string, Set<number>>()
     const raw = await subscribe(jetstream(ctl), { consumer: 'raw_fault_dupwindow' })
     sys.defer(() => raw.stop())
     void (async () => {
       for await (const d of raw) {
-        // Redeliveries of one message are not copies; count each stream message once.
-        if (!d.redelivered) deliveries.set(d.event.event_id, (deliveries.get(d.event.event_id) ?? 0) + 1)
+        // Redeliveries of one message are not copies: count each stream message (sequence) once. Not by the
+        // redelivered flag: a nats-server SIGKILLed before it stored the consumer's state delivers again as new.
+        const seqs = deliveries.get(d.event.event_id) ?? new Set<number>()
+        deliveries.set(d.event.event_id, seqs.add(d.seq))
         await d.ack().catch(() => {})
       }
     })().catch(() => {})
 
     const jsm = await jetstreamManager(await env.natsAs('operator'))
-    const checkpointed = (): Promise<number> => checkpointedCount(sys.admin, 'main')
     // Frozen while they are appended, the relay finds all 2,000 at once and publishes them in batches of
-    // 500: however slow the appends are under load, it does not keep up with them one small batch at a time,
-    // never to be caught in the middle of one.
+    // 500 with up to WINDOW un-acked: the first batch goes out whole before any ack is in, and the second
+    // waits for acks. After ACKED acks the proxy holds the next one: the relay is frozen there at once
+    // (before its 5 s ack timeout could fire), mid-batch, with more published than it heard acked. Its
+    // checkpoint may not pass what it heard (ACKED, short of the first batch's end).
     relay.freeze(true)
     await appendIntents(env.intents, 'acme', 2000, 100, 'bulk')
     relay.freeze(false)
+    await within(gate.held, 60_000, 'the relay to publish past its acks')
+    relay.freeze(true)
+    // A checkpoint write the relay sent before it froze finishes in PostgreSQL; then the stored one is final.
+    await eventually(
+      async () =>
+        (
+          await sys.admin`select 1 from pg_stat_activity where datname = ${env.db.name} and usename = ${ROLES.relay}
+            and state = 'active' and query like '%relay_checkpoints%'`
+        ).length === 0,
+      'the relay checkpoint writes to finish',
+    )
     // The relay dies mid-batch (published, not yet checkpointed), then NATS goes down too.
-    await freezeMidBatch(relay, async () => (await streamCount(jsm)) - (await checkpointed()))
     await relay.kill('SIGKILL')
-    const pastCheckpoint = (await streamCount(jsm)) - (await checkpointed())
+    await eventually(
+      async () => (await streamCount(jsm)) === gate.published,
+      'every publish the relay sent to be stored',
+    )
+    await gate.close()
+    const checkpointed = await checkpointedCount(sys.admin, 'main')
+    const pastCheckpoint = gate.published - checkpointed
     await env.server.kill()
     await sleep(2500) // 2.5 duplicate windows
     await env.server.restart()
@@ -147,16 +174,17 @@ describe('faults: the nats-server goes down under load', () => {
 
     const rows = await logRows(sys.admin)
     const copies = await assertStreamCarriesLog(await env.natsAs('operator'), rows, { allowDuplicates: true })
+    assert.ok(checkpointed <= ACKED, `the checkpoint (${checkpointed}) does not pass the ${ACKED} acks the relay got`)
     assert.ok(pastCheckpoint > 0, 'the relay died with published events past its checkpoint')
     assert.equal(copies, pastCheckpoint, 'exactly the events published after the checkpoint were stored again')
     await eventually(() => deliveries.size === rows.length, 'the plain consumer to see every event')
-    const twice = [...deliveries.values()].filter((n) => n > 1).length
+    const twice = [...deliveries.values()].filter((seqs) => seqs.size > 1).length
     assert.equal(twice, copies, 'JetStream delivered each copy to the consumer')
     await reachesEnd(runner, endOf(rows))
     await runner.stop()
     await assertProjectionOnce(sys.projector, rows)
     t.diagnostic(
-      `${rows.length} events; relay killed with ${pastCheckpoint} published past its checkpoint; ${copies} copies in the stream; ${twice} events delivered twice to the plain consumer, counted once by the projection`,
+      `${rows.length} events; relay killed with ${gate.published} published, ${ACKED} acks let through, ${checkpointed} checkpointed; ${copies} copies in the stream; ${twice} events delivered twice to the plain consumer, counted once by the projection`,
     )
   })
 })

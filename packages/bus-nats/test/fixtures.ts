@@ -12,7 +12,7 @@ import { type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jet
 import type { MsgHdrs, NatsConnection } from '@nats-io/transport-node'
 import { decodeEvent } from '../src/codec.ts'
 import { STREAM_NAME } from '../src/subjects.ts'
-import { startNatsServer, type TestNatsServer } from '../src/testing/index.ts'
+import { OWN_PROCESS_GROUP, reapOnExit, startNatsServer, type TestNatsServer } from '../src/testing/index.ts'
 
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url))
 
@@ -198,15 +198,11 @@ export interface ServiceProcess {
   freeze(frozen: boolean): void
 }
 
-const children = new Set<ChildProcess>()
-process.on('exit', () => {
-  for (const child of children) child.kill('SIGKILL')
-})
-
 /**
  * Spawns `bin` (a script run through tsx, with `args`) with `env` only (plus
- * PATH), collects the JSON log lines it writes on `logStream` (stdout by
- * default), and SIGKILLs it if the test process exits first. `label` names it
+ * PATH) in a process group of its own, collects the JSON log lines it writes
+ * on `logStream` (stdout by default), and SIGKILLs it if the test process
+ * exits (or gets SIGINT/SIGTERM) first. `label` names it
  * in timeouts and failures.
  */
 export function spawnServiceProcess(
@@ -219,10 +215,11 @@ export function spawnServiceProcess(
     cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { PATH: process.env.PATH, ...env },
+    // `freeze` SIGSTOPs it: in a process group of its own, so a frozen child cannot get the test runner's group hung up.
+    ...OWN_PROCESS_GROUP,
   })
-  children.add(child)
+  reapOnExit(child)
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-  void exited.then(() => children.delete(child))
   const logs: ServiceProcess['logs'] = []
   let buffered = ''
   const logStream = options.logStream === 'stderr' ? child.stderr! : child.stdout!

@@ -7,7 +7,7 @@ import { Unavailable } from '@eventplane/core'
 
 export const INSTALL_HINT =
   'nats-server binary not found; install it with: apt-get install nats-server (or set EVENTPLANE_NATS_SERVER_BIN)'
-/** Every nats-server child still running, SIGKILLed if the test process exits first. */
+/** Every child still running (nats-servers, service processes), SIGKILLed if the test process exits first. */
 export const live = new Set<ChildProcess>()
 /** Temp dirs to remove if the test process exits first. */
 export const tempDirs = new Set<string>()
@@ -28,6 +28,23 @@ export function installExitHook(): void {
       process.kill(process.pid, signal)
     })
   }
+}
+
+/**
+ * Spawn options for a child a test may freeze (SIGSTOP): its own session and process group
+ * (`detached`). A stopped process left in the test runner's group makes that group "have stopped
+ * jobs": once the group is orphaned (the shell that started the runner exits, or runs it in the
+ * background and returns), the kernel sends SIGHUP then SIGCONT to the *whole* group, which kills
+ * the runner, its shell and every command after it. In a group of its own, a frozen child can only
+ * ever stop itself. Register it with {@link reapOnExit}: a terminal's Ctrl-C no longer reaches it.
+ */
+export const OWN_PROCESS_GROUP = { detached: true } as const
+
+/** SIGKILLs `child` if the test process exits (or gets SIGINT/SIGTERM) while it runs. */
+export function reapOnExit(child: ChildProcess): void {
+  installExitHook()
+  live.add(child)
+  child.once('exit', () => live.delete(child))
 }
 
 /** `EVENTPLANE_NATS_SERVER_BIN`, else `nats-server` on PATH or in the sbin dirs Debian uses. */

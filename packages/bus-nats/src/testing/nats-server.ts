@@ -31,8 +31,9 @@ import {
   findNatsServerBinary,
   freePort,
   greets,
+  OWN_PROCESS_GROUP,
   installExitHook,
-  live,
+  reapOnExit,
   tempDirs,
 } from './nats-process.ts'
 
@@ -134,10 +135,10 @@ export async function startNatsServer(options: StartNatsServerOptions = {}): Pro
 
   const spawnOn = async (p: number): Promise<boolean> => {
     const log = openSync(logFile, 'a')
-    const proc = spawn(binary, ['-c', configFile], { stdio: ['ignore', log, log] })
+    // Tests pause the server with SIGSTOP: in a process group of its own (see OWN_PROCESS_GROUP).
+    const proc = spawn(binary, ['-c', configFile], { stdio: ['ignore', log, log], ...OWN_PROCESS_GROUP })
     closeSync(log)
-    live.add(proc)
-    proc.once('exit', () => live.delete(proc))
+    reapOnExit(proc)
     const spawnError = new Promise<Error>((done) => proc.once('error', done))
     const deadline = Date.now() + (options.startTimeoutMs ?? 10_000)
     while (Date.now() < deadline) {

@@ -1,0 +1,133 @@
+import { type AddressInfo, type Server, type Socket, createServer, connect } from 'node:net'
+import { LOG_ROOT } from '../../../packages/bus-nats/src/subjects.ts'
+
+/**
+ * A loopback TCP proxy in front of a nats-server that lets a client's first
+ * `allow` JetStream acks of log publishes through and then holds everything
+ * the server sends it: the client (a relay child process) has published more
+ * than it has heard acked, and stays exactly there, whatever the timing. The
+ * client's own bytes always pass at once, so the server stores every publish;
+ * the proxy only decides which acks the client gets.
+ *
+ * It reads the NATS protocol on both directions: a `PUB`/`HPUB` on a log
+ * subject (`eventplane.…`) with a reply subject is a publish, and a
+ * `MSG`/`HMSG` to one of those reply subjects is its ack.
+ */
+export interface AckGate {
+  /** `nats://127.0.0.1:<port>`: give it to the client instead of the server's URL. */
+  url: string
+  /** Log publishes the client has sent through the proxy (all forwarded). */
+  readonly published: number
+  /** Acks of those the client was let through. */
+  readonly acked: number
+  /** True once an ack is held back (the client has seen its `allow` acks and waits for the next). */
+  readonly holding: boolean
+  /**
+   * Resolves when the first ack is held back, in the same turn of the test process's event loop:
+   * freeze the client there, before its own ack timeout can notice the silence.
+   */
+  readonly held: Promise<void>
+  /** Drops every connection and stops listening. */
+  close(): Promise<void>
+}
+
+const CRLF = Buffer.from('\r\n')
+
+/** One whole protocol message at the front of `buf`: its op line and its total length, or undefined if incomplete. */
+function nextMessage(buf: Buffer): { line: string; length: number } | undefined {
+  const end = buf.indexOf(CRLF)
+  if (end < 0) return undefined
+  const line = buf.subarray(0, end).toString('latin1')
+  const args = line.split(' ')
+  const op = args[0]!.toUpperCase()
+  // The payload size is the op line's last argument for MSG, HMSG, PUB and HPUB.
+  const payload = op === 'MSG' || op === 'HMSG' || op === 'PUB' || op === 'HPUB' ? Number(args.at(-1)) + 2 : 0
+  const length = end + 2 + payload
+  return buf.length < length ? undefined : { line, length }
+}
+
+export async function startAckGate(serverPort: number, allow: number): Promise<AckGate> {
+  const replies = new Set<string>()
+  const sockets = new Set<Socket>()
+  let published = 0
+  let acked = 0
+  let holding = false
+  let hold!: () => void
+  const held = new Promise<void>((resolve) => (hold = resolve))
+
+  /** Client → server: forwarded as it comes; the log publishes' reply subjects are noted. */
+  const watchClient = (client: Socket, server: Socket): void => {
+    let buf = Buffer.alloc(0)
+    client.on('data', (chunk: Buffer) => {
+      server.write(chunk)
+      buf = Buffer.concat([buf, chunk])
+      for (let m = nextMessage(buf); m !== undefined; m = nextMessage(buf)) {
+        const [op, subject, reply] = m.line.split(' ')
+        const pub = op!.toUpperCase()
+        // PUB <subject> <reply> <size>, HPUB <subject> <reply> <hdr> <total>: a reply subject only when 4 / 5 args.
+        const withReply = m.line.split(' ').length === (pub === 'HPUB' ? 5 : 4)
+        if ((pub === 'PUB' || pub === 'HPUB') && subject!.startsWith(`${LOG_ROOT}.`) && withReply) {
+          replies.add(reply!)
+          published++
+        }
+        buf = buf.subarray(m.length)
+      }
+    })
+  }
+  /** Server → client: forwarded message by message until the first ack past `allow`; from then on nothing. */
+  const watchServer = (server: Socket, client: Socket): void => {
+    let buf = Buffer.alloc(0)
+    server.on('data', (chunk: Buffer) => {
+      buf = Buffer.concat([buf, chunk])
+      for (let m = nextMessage(buf); m !== undefined && !holding; m = nextMessage(buf)) {
+        const [op, subject] = m.line.split(' ')
+        const msg = op!.toUpperCase()
+        if ((msg === 'MSG' || msg === 'HMSG') && replies.delete(subject!)) {
+          if (acked === allow) {
+            holding = true
+            hold()
+            break
+          }
+          acked++
+        }
+        client.write(buf.subarray(0, m.length))
+        buf = buf.subarray(m.length)
+      }
+    })
+  }
+
+  const proxy: Server = createServer((client) => {
+    const server = connect({ host: '127.0.0.1', port: serverPort })
+    sockets.add(client).add(server)
+    const drop = (): void => {
+      client.destroy()
+      server.destroy()
+      sockets.delete(client)
+      sockets.delete(server)
+    }
+    // A client that goes (a killed relay, maybe with a reset) leaves what it sent to reach the server: end, not destroy.
+    client.on('error', () => server.end()).on('close', () => server.end())
+    server.on('error', drop).on('close', drop)
+    watchClient(client, server)
+    watchServer(server, client)
+  })
+  await new Promise<void>((ready) => proxy.listen(0, '127.0.0.1', ready))
+  const { port } = proxy.address() as AddressInfo
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    get published() {
+      return published
+    },
+    get acked() {
+      return acked
+    },
+    get holding() {
+      return holding
+    },
+    held,
+    async close() {
+      for (const s of sockets) s.destroy()
+      await new Promise<void>((done) => proxy.close(() => done()))
+    },
+  }
+}
