@@ -18,6 +18,15 @@ const IDLE_MS = 6_000
 const MAX_RSS_MB = 250
 /** Measurements of the latency comparison before it fails (see the test). */
 const ATTEMPTS = 3
+/**
+ * What the flood may add to globex's p99: 3× its p99 at rest, or this many milliseconds, whichever is more.
+ * On two cores that also run nats-server, PostgreSQL and both clients, carrying acme's flood (~1,250 requests
+ * and up to 22 MB/s of refused payloads a second through nats-server and the gateway) adds 13–20 ms to globex's
+ * p99 whatever the gateway does with them: measured 20–27 ms against 4.5–7.8 ms at rest on a quiet machine,
+ * with this code and with the code before 2026-11-30's changes alike (docs/testing.md). Without admission
+ * globex's p99 reaches seconds.
+ */
+const FLOOD_SLACK_MS = 30
 
 /** Resident set size of process `pid` in MiB, from /proc. */
 function rssMb(pid: number): number {
@@ -111,7 +120,7 @@ describe('faults: one tenant floods the gateway, another keeps its latency', () 
     }
   }
 
-  test("acme floods 20,000 intents then 3,000 × 60 KiB: globex's p99 stays within 3× its idle p99, none of its requests fails, the gateway stays under 250 MB", {
+  test("acme floods 20,000 intents then 3,000 × 60 KiB: globex's p99 stays within 3× its idle p99 (or + 30 ms), none of its requests fails, the gateway stays under 250 MB", {
     timeout: 400_000,
   }, async (t) => {
     const gateway = sys.spawn('gateway') // the default limits
@@ -130,10 +139,10 @@ describe('faults: one tenant floods the gateway, another keeps its latency', () 
       assert.deepEqual(figures.globex_failures, [], 'globex fails nothing, at rest or during the flood')
       assert.ok(figures.flood.requests >= 5 * RATE_PER_SECOND, 'the flood lasted long enough to measure')
       assert.ok(figures.gateway_rss_mb.max < MAX_RSS_MB, `gateway RSS reached ${figures.gateway_rss_mb.max} MB`)
-      if (figures.flood.p99_ms <= 3 * figures.idle.p99_ms) return
+      if (figures.flood.p99_ms <= Math.max(3 * figures.idle.p99_ms, figures.idle.p99_ms + FLOOD_SLACK_MS)) return
     }
     assert.fail(
-      `globex p99 under the flood over 3× its idle p99 in every run: ${runs.map((r) => `${r.flood.p99_ms} vs ${r.idle.p99_ms} ms`).join('; ')}`,
+      `globex p99 under the flood over 3× its idle p99 and over it + ${FLOOD_SLACK_MS} ms in every run: ${runs.map((r) => `${r.flood.p99_ms} vs ${r.idle.p99_ms} ms`).join('; ')}`,
     )
   })
 })
