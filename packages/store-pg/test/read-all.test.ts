@@ -137,4 +137,35 @@ describe('readAll, the gap-safe global read', () => {
     assert.ok(seen.length >= 9)
     assert.ok(seen.every((e) => e.tenant_id === 'globex'))
   })
+
+  test("a cross-tenant role's tenant-scoped readAll returns exactly that tenant's events, in order", async () => {
+    // The relay's, projector's and operator's policies are USING (true): only
+    // read_all_for_tenant's own tenant predicate scopes them.
+    const fu = factoryFor('umbrella')
+    const fh = factoryFor('hooli')
+    const expected: string[] = []
+    for (let i = 0; i < 3; i++) {
+      const u = [
+        fu.intent(stream('umbrella', `u${i}`), 'created', { i }),
+        fu.intent(stream('umbrella', `u${i}`), 'scaled', { i }),
+      ]
+      await writer.append(stream('umbrella', `u${i}`), u)
+      expected.push(...u.map((e) => e.event_id))
+      await writer.append(stream('hooli', `h${i}`), [fh.intent(stream('hooli', `h${i}`), 'created', { i })])
+    }
+    await eventually(
+      async () =>
+        (await readEverything(relay, 100)).filter((e) => e.tenant_id === 'umbrella').length === expected.length,
+    )
+    const seen: Record<string, string[]> = {}
+    for (const role of [ROLES.relay, ROLES.projector, ROLES.operator, ROLES.reader]) {
+      seen[role] = (await readEverything(new PgEventStore(db.connect(role, 1)), 2, 'umbrella')).map((e) => e.event_id)
+    }
+    assert.deepEqual(seen, {
+      [ROLES.relay]: expected,
+      [ROLES.projector]: expected,
+      [ROLES.operator]: expected,
+      [ROLES.reader]: expected,
+    })
+  })
 })
