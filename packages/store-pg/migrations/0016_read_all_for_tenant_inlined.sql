@@ -8,9 +8,10 @@
 --
 -- Why: 0001's PL/pgSQL version ran `RETURN QUERY`, which copies every row
 -- whole (`data` and `hash` included) into a tuplestore before the caller's
--- select reads it back: 1.25 ms a warm page of 1,000 against 0.73 ms for the
--- same page on the cross-tenant query (EXPLAIN ANALYZE, 200,000 events of one
--- tenant, docs/benchmarks.md 2026-11-30 "The tenant page"). A non-volatile,
+-- select reads it back: 1.22 ms a warm page of 1,000 against 0.70 ms for the
+-- same page on the cross-tenant query, 0.83 ms inlined (EXPLAIN ANALYZE,
+-- 200,000 events of one tenant, docs/benchmarks.md 2026-11-30 "the tenant
+-- page"). A non-volatile,
 -- non-STRICT, SECURITY INVOKER `LANGUAGE sql` function without SET clauses
 -- whose body is one SELECT is inlined into the caller's statement: one plan,
 -- an index scan of events_global_order_idx under a Limit, only the columns
