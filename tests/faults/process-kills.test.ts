@@ -3,6 +3,7 @@ import { describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { EventFactory } from '@eventplane/core'
 import { GATEWAY_APPLICATION_NAME } from '@eventplane/bus-nats'
+import { ROLES } from '@eventplane/store-pg'
 import { holdStream } from '@eventplane/store-pg/testing'
 import { jetstreamManager } from '@nats-io/jetstream'
 import { appendIntents, eventually, streamCount, within } from '../../packages/bus-nats/test/fixtures.ts'
@@ -16,16 +17,18 @@ import {
   logRows,
   reachesEnd,
 } from './support/checks.ts'
+import { startAckGate } from './support/ack-gate.ts'
 import { startIntentLoad, submitUntilAcked } from './support/clients.ts'
-import { freezeMidBatch } from './support/children.ts'
 import { useFaultSystem } from './support/system.ts'
 
 const BACKLOG = 2000
-/** Long batches, one publish in flight at a time: the relay spends its time in the middle of a batch. */
-const SLOW_RELAY = {
+/** Acks the first relay hears before the ack gate holds the rest: short of its first batch's end. */
+const ACKED = 300
+/** Batches of 500 with up to 500 publishes un-acked: a batch goes out whole before any of its acks is in. */
+const RELAY = {
   EVENTPLANE_RELAY_NAME: 'main',
   EVENTPLANE_RELAY_BATCH_SIZE: '500',
-  EVENTPLANE_RELAY_MAX_IN_FLIGHT: '1',
+  EVENTPLANE_RELAY_MAX_IN_FLIGHT: '500',
 }
 
 describe('faults: relay and gateway processes killed with SIGKILL', () => {
@@ -36,9 +39,16 @@ describe('faults: relay and gateway processes killed with SIGKILL', () => {
   }, async (t) => {
     const { env } = sys
     const jsm = await jetstreamManager(await env.natsAs('operator'))
-    const relay = sys.spawn('relay', SLOW_RELAY)
+    // The relay reaches NATS through a proxy that lets its first ACKED acks through and holds every later
+    // one: it is caught in the middle of a batch (published, not all acked, not checkpointed) by
+    // construction, whatever the timing.
+    const gate = await startAckGate(env.server.port, ACKED)
+    sys.defer(() => gate.close())
+    const relay = sys.spawn('relay', { ...RELAY, EVENTPLANE_NATS_URL: gate.url })
     const gateway = sys.spawn('gateway')
     await Promise.all([relay.waitForLog('relay active'), gateway.waitForLog('gateway serving')])
+    // Frozen while the clients' appends and the backlog are committed: it finds them all at once when it thaws.
+    relay.freeze(true)
     const runner = await sys.projection('proj_fault_kill')
     await runner.start()
 
@@ -74,16 +84,36 @@ describe('faults: relay and gateway processes killed with SIGKILL', () => {
     const gatewayKilledAt = new Date()
     await hold.release()
     const ackedAtGatewayKill = load.ledger.acked.size
-    // Kill the relay mid-batch: some of the batch published, its checkpoint not stored yet. It is
-    // frozen first, so what the test sees (published past the checkpoint) cannot change before the kill.
+    // Kill the relay mid-batch: some of the batch published, its checkpoint not stored yet. Thawed, it
+    // publishes its first batch of 500 whole before any ack is in and then waits for acks; after ACKED
+    // the proxy holds the next one and the relay is frozen at once (before its 5 s ack timeout could
+    // fire), with more published than it heard acked. Its checkpoint may not pass what it heard.
     await within(backlog, 30_000, 'the backlog to be committed')
     const committed = async (): Promise<number> =>
       (await sys.admin<{ n: number }[]>`select count(*)::int as n from eventplane.events`)[0]!.n
-    await freezeMidBatch(relay, async () => (await streamCount(jsm)) - (await checkpointedCount(sys.admin, 'main')))
+    relay.freeze(false)
+    await within(gate.held, 60_000, 'the relay to publish past its acks')
+    relay.freeze(true)
+    // A checkpoint write the relay sent before it froze finishes in PostgreSQL; then the stored one is final.
+    await eventually(
+      async () =>
+        (
+          await sys.admin`select 1 from pg_stat_activity where datname = ${env.db.name} and usename = ${ROLES.relay}
+            and state = 'active' and query like '%relay_checkpoints%'`
+        ).length === 0,
+      'the relay checkpoint writes to finish',
+    )
     await relay.kill('SIGKILL')
-    const publishedAtKill = await streamCount(jsm)
+    await eventually(
+      async () => (await streamCount(jsm)) === gate.published,
+      'every publish the relay sent to be stored',
+    )
+    await gate.close()
+    const publishedAtKill = gate.published
     const committedAtKill = await committed()
-    const pastCheckpoint = publishedAtKill - (await checkpointedCount(sys.admin, 'main'))
+    const checkpointed = await checkpointedCount(sys.admin, 'main')
+    const pastCheckpoint = publishedAtKill - checkpointed
+    assert.ok(checkpointed <= ACKED, `the checkpoint (${checkpointed}) does not pass the ${ACKED} acks the relay got`)
     assert.ok(
       publishedAtKill < committedAtKill,
       `the relay died with committed events unpublished (${publishedAtKill} of ${committedAtKill} published)`,
@@ -94,7 +124,7 @@ describe('faults: relay and gateway processes killed with SIGKILL', () => {
     )
 
     await sleep(500) // both down: clients keep retrying the same event ids
-    const restartedRelay = sys.spawn('relay', SLOW_RELAY)
+    const restartedRelay = sys.spawn('relay', RELAY)
     const restartedGateway = sys.spawn('gateway')
     await Promise.all([restartedRelay.waitForLog('relay active'), restartedGateway.waitForLog('gateway serving')])
     await within(Promise.all([load.done, backlog, heldAck]), 45_000, 'the clients and the backlog to finish')
@@ -127,7 +157,7 @@ describe('faults: relay and gateway processes killed with SIGKILL', () => {
     t.diagnostic(
       `acked ${ledger.acked.size} (${ackedAtGatewayKill} before the gateway kill, ${ledger.retried} after a retry, ${unanswered} of them recorded before the kill but unanswered); ` +
         `failed attempts: ${ledger.summary()}; ` +
-        `relay killed with ${publishedAtKill}/${committedAtKill} published, ${pastCheckpoint} of them past its checkpoint`,
+        `relay killed with ${publishedAtKill}/${committedAtKill} published, ${ACKED} acks let through, ${checkpointed} checkpointed, ${pastCheckpoint} past it`,
     )
   })
 })

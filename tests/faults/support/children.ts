@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { ROLES } from '@eventplane/store-pg'
 import { type BusEnv, type ServiceProcess, spawnServiceProcess } from '../../../packages/bus-nats/test/fixtures.ts'
@@ -50,21 +49,4 @@ export function spawnRelay(env: BusEnv, name: string, extraEnv: Record<string, s
       ...extraEnv,
     }),
   }
-}
-
-/**
- * Leaves `relay` frozen (SIGSTOP) at a moment when `lag()`, the events it published past its
- * stored checkpoint, is positive: it is in the middle of a batch and nothing it does can change
- * that before the test kills it. Freezes, lets in-flight publishes land, looks, and thaws it to
- * try again when it was between batches (at most 50 times).
- */
-export async function freezeMidBatch(relay: ServiceChild, lag: () => Promise<number>): Promise<void> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    relay.freeze(true)
-    await sleep(50)
-    if ((await lag()) > 0) return
-    relay.freeze(false)
-    await sleep(5 + attempt)
-  }
-  throw new Error('the relay was never caught in the middle of a batch')
 }
