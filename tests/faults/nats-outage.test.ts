@@ -3,9 +3,8 @@ import { after, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { EventFactory, compareCheckpoints } from '@eventplane/core'
 import { ensureConsumer, subscribe } from '@eventplane/bus-nats'
-import { ROLES } from '@eventplane/store-pg'
 import { jetstream, jetstreamManager } from '@nats-io/jetstream'
-import { appendIntents, eventually, streamCount, within } from '../../packages/bus-nats/test/fixtures.ts'
+import { appendIntents, eventually, within } from '../../packages/bus-nats/test/fixtures.ts'
 import {
   assertProjectionOnce,
   assertStreamCarriesLog,
@@ -16,6 +15,7 @@ import {
   reachesEnd,
 } from './support/checks.ts'
 import { startAckGate } from './support/ack-gate.ts'
+import { killRelayMidBatch } from './support/mid-batch.ts'
 import { type FaultSystem, TENANTS, startFaultSystem } from './support/system.ts'
 
 const N = 500
@@ -146,24 +146,8 @@ describe('faults: the nats-server goes down under load', () => {
     // checkpoint may not pass what it heard (ACKED, short of the first batch's end).
     relay.freeze(true)
     await appendIntents(env.intents, 'acme', 2000, 100, 'bulk')
-    relay.freeze(false)
-    await within(gate.held, 60_000, 'the relay to publish past its acks')
-    relay.freeze(true)
-    // A checkpoint write the relay sent before it froze finishes in PostgreSQL; then the stored one is final.
-    await eventually(
-      async () =>
-        (
-          await sys.admin`select 1 from pg_stat_activity where datname = ${env.db.name} and usename = ${ROLES.relay}
-            and state = 'active' and query like '%relay_checkpoints%'`
-        ).length === 0,
-      'the relay checkpoint writes to finish',
-    )
     // The relay dies mid-batch (published, not yet checkpointed), then NATS goes down too.
-    await relay.kill('SIGKILL')
-    await eventually(
-      async () => (await streamCount(jsm)) === gate.published,
-      'every publish the relay sent to be stored',
-    )
+    await killRelayMidBatch({ relay, gate, admin: sys.admin, database: env.db.name, jsm })
     await gate.close()
     const checkpointed = await checkpointedCount(sys.admin, 'main')
     const pastCheckpoint = gate.published - checkpointed

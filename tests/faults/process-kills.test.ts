@@ -3,10 +3,9 @@ import { describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { EventFactory } from '@eventplane/core'
 import { GATEWAY_APPLICATION_NAME } from '@eventplane/bus-nats'
-import { ROLES } from '@eventplane/store-pg'
 import { holdStream } from '@eventplane/store-pg/testing'
 import { jetstreamManager } from '@nats-io/jetstream'
-import { appendIntents, eventually, streamCount, within } from '../../packages/bus-nats/test/fixtures.ts'
+import { appendIntents, eventually, within } from '../../packages/bus-nats/test/fixtures.ts'
 import {
   assertAckedOnce,
   assertProjectionOnce,
@@ -18,6 +17,7 @@ import {
   reachesEnd,
 } from './support/checks.ts'
 import { startAckGate } from './support/ack-gate.ts'
+import { killRelayMidBatch } from './support/mid-batch.ts'
 import { startIntentLoad, submitUntilAcked } from './support/clients.ts'
 import { useFaultSystem } from './support/system.ts'
 
@@ -91,23 +91,7 @@ describe('faults: relay and gateway processes killed with SIGKILL', () => {
     await within(backlog, 30_000, 'the backlog to be committed')
     const committed = async (): Promise<number> =>
       (await sys.admin<{ n: number }[]>`select count(*)::int as n from eventplane.events`)[0]!.n
-    relay.freeze(false)
-    await within(gate.held, 60_000, 'the relay to publish past its acks')
-    relay.freeze(true)
-    // A checkpoint write the relay sent before it froze finishes in PostgreSQL; then the stored one is final.
-    await eventually(
-      async () =>
-        (
-          await sys.admin`select 1 from pg_stat_activity where datname = ${env.db.name} and usename = ${ROLES.relay}
-            and state = 'active' and query like '%relay_checkpoints%'`
-        ).length === 0,
-      'the relay checkpoint writes to finish',
-    )
-    await relay.kill('SIGKILL')
-    await eventually(
-      async () => (await streamCount(jsm)) === gate.published,
-      'every publish the relay sent to be stored',
-    )
+    await killRelayMidBatch({ relay, gate, admin: sys.admin, database: env.db.name, jsm })
     await gate.close()
     const publishedAtKill = gate.published
     const committedAtKill = await committed()
