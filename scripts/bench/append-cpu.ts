@@ -17,15 +17,23 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Session } from 'node:inspector/promises'
 import type { Sql } from 'postgres'
-import { BENCH_DATA, argValue, backendCpuNs, backendPid, createRawEventsTable, median, rawInsertOne } from './lib.ts'
+import {
+  BENCH_DATA,
+  argString,
+  argValue,
+  backendCpuNs,
+  backendPid,
+  createRawEventsTable,
+  median,
+  rawInsertOne,
+} from './lib.ts'
 
 const OPS = argValue('ops', 500)
 const ROUNDS = argValue('rounds', 5)
-const flag = (name: string) =>
-  process.argv.includes(`--${name}`) ? process.argv[process.argv.indexOf(`--${name}`) + 1] : undefined
-const only = flag('only')
-const profile = flag('profile')
-const before = flag('before') === undefined ? undefined : Number(flag('before'))
+const only = argString('only')
+const profile = argString('profile')
+const beforeArg = argString('before')
+const before = beforeArg === undefined ? undefined : Number(beforeArg)
 
 interface Cpu {
   server: number

@@ -33,6 +33,7 @@ import { pathRows } from './bus-path.ts'
 import type { LatencyResult } from './bus-tracker.ts'
 import { benchRelayThroughput, prefillLog } from './bus-relay.ts'
 import {
+  argString,
   type Comparison,
   type Measurement,
   argList,
@@ -56,11 +57,6 @@ const P99_TARGET_RATIO = 1.5
 const PARTS = new Set(argString('parts', 'relay,latency,gateway').split(','))
 /** How the latency part's relay learns of appends: `--wake poll` or the default coalesced NOTIFY. */
 const WAKE = argString('wake', 'notify') === 'poll' ? 'poll' : 'notify'
-
-function argString(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`)
-  return i >= 0 ? (process.argv[i + 1] ?? fallback) : fallback
-}
 
 /** Median CPU time of this process per event (µs), '–' when not recorded. */
 function cpuPerOp(side: Measurement[]): string {

@@ -150,6 +150,14 @@ export function argList(name: string, fallback: number[]): number[] {
   return i >= 0 ? (process.argv[i + 1] ?? '').split(',').map(Number) : fallback
 }
 
+/** The text after `--<name>` on the command line, else `fallback`. */
+export function argString(name: string): string | undefined
+export function argString(name: string, fallback: string): string
+export function argString(name: string, fallback?: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`)
+  return i >= 0 ? (process.argv[i + 1] ?? fallback) : fallback
+}
+
 export function argValue(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`)
   return i >= 0 ? Number(process.argv[i + 1]) : fallback

@@ -25,7 +25,7 @@ import {
   vacuumLog,
 } from '@eventplane/store-pg/testing'
 import { PROJECTOR_ROLE, rebuildProjection } from '@eventplane/runtime'
-import { BENCH_DATA, argValue, backendCpuNs, median } from './lib.ts'
+import { BENCH_DATA, argString, argValue, backendCpuNs, median } from './lib.ts'
 import { perStream } from './replay-projection.ts'
 
 const EVENTS = argValue('events', 100_000)
@@ -33,13 +33,9 @@ const ROUNDS = argValue('rounds', 5)
 const BATCH = argValue('batch', 1000)
 /** With `--streams n`: bench:replay's load (bulkLoadEvents, ten tenants, n streams) instead of bench:store's. */
 const STREAMS = argValue('streams', 0)
-const onlyArg = process.argv.indexOf('--only')
-const profileArg = process.argv.indexOf('--profile')
-const PROFILE = profileArg >= 0 ? process.argv[profileArg + 1] : undefined
-const baseArg = process.argv.indexOf('--base')
-const BASE = baseArg >= 0 ? process.argv[baseArg + 1] : undefined
-const ONLY =
-  onlyArg >= 0 ? process.argv[onlyArg + 1]!.split(',') : ['raw', 'readAll', 'stream', 'rawGapSafe', 'rebuild']
+const PROFILE = argString('profile')
+const BASE = argString('base')
+const ONLY = argString('only', 'raw,readAll,stream,rawGapSafe,rebuild').split(',')
 
 const db = await createTestDatabase('ep_bench_read')
 try {

@@ -21,15 +21,13 @@ import { ROLES, PgEventStore } from '@eventplane/store-pg'
 import { createTestDatabase, vacuumLog } from '@eventplane/store-pg/testing'
 import { startNatsServer } from '@eventplane/bus-nats/testing'
 import { prefillLog, relayRounds } from './bus-relay.ts'
-import { argValue, median } from './lib.ts'
+import { argString, argValue, median } from './lib.ts'
 
 const EVENTS = argValue('events', 20_000)
 const ROUNDS = argValue('rounds', 3)
 const WINDOW = argValue('window', 256)
-const sidesAt = process.argv.indexOf('--sides')
-const profileAt = process.argv.indexOf('--profile')
-const PROFILE_DIR = profileAt >= 0 ? process.argv[profileAt + 1] : undefined
-const SIDES = new Set((sidesAt >= 0 ? (process.argv[sidesAt + 1] ?? '') : 'raw,async,ours').split(','))
+const PROFILE_DIR = argString('profile')
+const SIDES = new Set(argString('sides', 'raw,async,ours').split(','))
 
 /** Nanoseconds on a CPU of all of a process's threads (nats-server is multi-threaded); 0 once it is gone. */
 const schedNs = (pid: number): number => {
