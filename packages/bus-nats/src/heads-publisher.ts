@@ -4,7 +4,6 @@ import {
   type ChainHeads,
   type HeadsConflict,
   type HeadsFile,
-  checkHeads,
   headsConflicts,
   headsToFile,
   listChainTenants,
@@ -17,6 +16,7 @@ import {
   type HeadsStreamOptions,
   type PublishedHeads,
   ensureHeadsStream,
+  headsOfTenant,
   latestPublishedHeads,
   publishHeads,
 } from './heads-stream.ts'
@@ -50,12 +50,10 @@ export async function publishTenantHeads(options: {
 }): Promise<HeadsPublishOutcome> {
   const { tenant, signature } = options.heads
   const file = headsToFile(options.heads)
-  const pinned = signature && createPublicKey({ key: signature.public_key, format: 'der', type: 'spki' })
-  const { found } = await latestPublishedHeads(options.jsm, tenant, (stored) => {
-    const earlier = checkHeads(stored, pinned?.export({ type: 'spki', format: 'pem' }))
-    if (earlier.tenant !== tenant) throw new Error(`heads of tenant ${earlier.tenant}`)
-    return earlier
-  })
+  const pinned =
+    signature &&
+    createPublicKey({ key: signature.public_key, format: 'der', type: 'spki' }).export({ type: 'spki', format: 'pem' })
+  const { found } = await latestPublishedHeads(options.jsm, tenant, headsOfTenant(tenant, pinned))
   const earlier = found?.heads
   if (earlier?.digest.equals(options.heads.digest)) return { outcome: 'unchanged', file }
   if (earlier && !options.force) {

@@ -1,5 +1,5 @@
 import { EventplaneError } from '@eventplane/core'
-import type { HeadsFile } from '@eventplane/store-pg'
+import { type ChainHeads, type HeadsFile, checkHeads } from '@eventplane/store-pg'
 import { DiscardPolicy, RetentionPolicy, StorageType } from '@nats-io/jetstream'
 import type { JetStreamClient, JetStreamManager, StreamConfig, StreamInfo } from '@nats-io/jetstream'
 import { nanos } from '@nats-io/transport-node'
@@ -266,6 +266,18 @@ async function stored(jsm: JetStreamManager, tenant: string, m: StreamMessage): 
     file = { ...rest, streams }
   }
   return { seq: m.seq, published_at: m.time.toISOString(), file }
+}
+
+/**
+ * An `accept` for {@link latestPublishedHeads}: the message checks as
+ * `tenant`'s heads (`checkHeads`), signed by `publicKey` (PEM) when given.
+ */
+export function headsOfTenant(tenant: string, publicKey?: string | Buffer): (file: unknown) => ChainHeads {
+  return (file) => {
+    const heads = checkHeads(file, publicKey)
+    if (heads.tenant !== tenant) throw new Error(`the message holds tenant ${heads.tenant}'s heads`)
+    return heads
+  }
 }
 
 /**

@@ -32,6 +32,7 @@ export {
   DEFAULT_HEADS_STREAM_MAX_BYTES,
   ensureHeadsStream,
   headsStreamConfig,
+  headsOfTenant,
   latestPublishedHeads,
   publishHeads,
 } from './heads-stream.ts'

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import type { Command } from 'commander'
 import { EventplaneError } from '@eventplane/core'
-import { HEADS_STREAM_NAME, latestPublishedHeads } from '@eventplane/bus-nats'
+import { HEADS_STREAM_NAME, headsOfTenant, latestPublishedHeads } from '@eventplane/bus-nats'
 import { jetstreamManager } from '@nats-io/jetstream'
 import { type ChainBreak, type ChainHeads, ROLES, checkHeads, keyFingerprint, verifyLog } from '@eventplane/store-pg'
 import { CliError } from '../cli-error.ts'
@@ -57,11 +57,7 @@ async function loadPublishedHeads(
 ): Promise<{ heads: ChainHeads; source: HeadsSource }> {
   const publicKey = await readPublicKey(publicKeyFile)
   const jsm = await jetstreamManager(await session.nats(), { checkAPI: false })
-  const { found, refused } = await latestPublishedHeads(jsm, tenant, (file) => {
-    const heads = checkHeads(file, publicKey)
-    if (heads.tenant !== tenant) throw new Error(`the message holds tenant ${heads.tenant}'s heads`)
-    return heads
-  })
+  const { found, refused } = await latestPublishedHeads(jsm, tenant, headsOfTenant(tenant, publicKey))
   const newest = refused[0]
   if (found === undefined)
     throw new EventplaneError(
