@@ -8,7 +8,8 @@ import {
   AckPolicy,
   DeliverPolicy,
 } from '@nats-io/jetstream'
-import { nanos } from '@nats-io/transport-node'
+import { type NatsConnection, nanos } from '@nats-io/transport-node'
+import { AckConfirmer } from './ack-confirmer.ts'
 import { type LiveIterable, liveIterable } from './live-iterable.ts'
 import { acceptLogMessage, untrustedFields } from './log-message.ts'
 import { type Logger, silentLogger } from './logger.ts'
@@ -150,10 +151,11 @@ export async function subscribe(js: JetStreamClient, options: SubscribeOptions):
     abort_on_missing_resource: true,
   })
   let dropped = 0
+  const acks = ackConfirmer(js)
   const live = liveIterable(messages, {
     map(msg: JsMsg): Delivery | undefined {
       try {
-        return toDelivery(msg, acceptLogMessage(msg))
+        return toDelivery(msg, acceptLogMessage(msg), acks)
       } catch (e) {
         dropped += 1
         logger.error({ consumer: name, seq: msg.seq, ...untrustedFields(e) }, 'untrusted log message terminated')
@@ -166,21 +168,49 @@ export async function subscribe(js: JetStreamClient, options: SubscribeOptions):
     sourceClosed: messages.closed(),
     signal: options.signal,
   })
+  // Acks may still be confirmed after the feed ended (a runner acks the batch it applied): the confirmer's
+  // reply subscription ends only once they settled.
+  void live.closed.then(() => acks?.close())
   return Object.defineProperty(live, 'dropped', { get: () => dropped, enumerable: true }) as Subscription
 }
 
-function toDelivery(msg: JsMsg, event: RecordedEvent): Delivery {
+/** The confirmer on the client's connection (nats.js keeps it on the client), or undefined to use `ackAck`. */
+function ackConfirmer(js: JetStreamClient): AckConfirmer | undefined {
+  const nc = (js as { nc?: NatsConnection }).nc
+  if (nc === undefined || typeof nc.publish !== 'function') return undefined
+  return new AckConfirmer(nc, { timeoutMs: js.getOptions().timeout ?? 5000 })
+}
+
+function toDelivery(msg: JsMsg, event: RecordedEvent, acks: AckConfirmer | undefined): Delivery {
+  // Settling is final, as in nats.js (only `working` may repeat): an ack sent by the confirmer bypasses
+  // the JsMsg's own flag, so it is kept here.
+  let settled = false
+  const settle = (): boolean => {
+    if (settled) return false
+    settled = true
+    return true
+  }
   return {
     event,
     seq: msg.seq,
     deliveryCount: msg.info.deliveryCount,
     redelivered: msg.redelivered,
     async ack() {
-      await msg.ackAck()
+      if (!settle()) return
+      // JsMsgImpl has the delivery's reply subject (the ack subject); the JsMsg type does not show it.
+      const reply = (msg as { reply?: string }).reply
+      if (acks !== undefined && reply) await acks.ack(reply)
+      else await msg.ackAck()
     },
-    nak: (delayMs) => msg.nak(delayMs),
-    term: () => msg.term(),
-    working: () => msg.working(),
+    nak(delayMs) {
+      if (settle()) msg.nak(delayMs)
+    },
+    term() {
+      if (settle()) msg.term()
+    },
+    working() {
+      if (!settled) msg.working()
+    },
     traceparent: msg.headers?.get(TRACEPARENT_HEADER) || undefined,
   }
 }

@@ -45,7 +45,7 @@ describe('subscriptions', () => {
     await ensureConsumer(operator, { name: 'acme_ctl', filter: { tenant: 'acme' }, ackWaitMs: 1000 })
     await appendIntents(env.intents, 'globex', 3, 3, 'other')
     const appended = await appendIntents(env.intents, 'acme', 3, 3, 'mine')
-    const sub = await subscribe(jetstream(acme), { consumer: 'acme_ctl', batch: 10 })
+    const sub = await subscribe(jetstream(acme, { timeout: 1000 }), { consumer: 'acme_ctl', batch: 10 })
     const it = sub[Symbol.asyncIterator]()
     try {
       const first = await next(it)
@@ -71,6 +71,31 @@ describe('subscriptions', () => {
       await within(sub.stop(), 5000, 'subscription stop')
     }
     await within(sub.closed, 5000, 'subscription closed')
+  })
+
+  test("a delivery's ack resolves once JetStream has it, and fails with a typed error when the consumer is gone", async () => {
+    const operator = await jetstreamManager(await env.natsAs('operator'))
+    await operator.consumers.delete(STREAM_NAME, 'acme_ctl')
+    await ensureConsumer(operator, { name: 'acme_ctl', filter: { tenant: 'acme' } })
+    await appendIntents(env.intents, 'acme', 2, 2, 'acked')
+    // On the tenant's own connection: the confirmations come back under its inbox prefix, which is all it may receive.
+    const sub = await subscribe(jetstream(acme, { timeout: 1000 }), { consumer: 'acme_ctl', batch: 10 })
+    const it = sub[Symbol.asyncIterator]()
+    try {
+      const first = await next(it)
+      const second = await next(it)
+      await first.ack()
+      const info = await operator.consumers.info(STREAM_NAME, 'acme_ctl')
+      assert.ok(info.ack_floor.stream_seq >= first.seq, 'the server holds the ack once ack() resolved')
+      await operator.consumers.delete(STREAM_NAME, 'acme_ctl')
+      // Across the tenant's account import nobody answers at all (no "no responders" status): the ack times out.
+      await assert.rejects(within(second.ack(), 10_000, 'the ack of a deleted consumer'), (e: { code?: string }) =>
+        ['bus.unavailable', 'bus.timeout'].includes(e.code ?? ''),
+      )
+    } finally {
+      await within(sub.stop(), 5000, 'subscription stop')
+      await ensureConsumer(operator, { name: 'acme_ctl', filter: { tenant: 'acme' } })
+    }
   })
 
   test('a tenant cannot create consumers at all; an existing consumer keeps its filter', async () => {
