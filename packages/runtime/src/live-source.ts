@@ -39,7 +39,10 @@ export interface LiveSource {
 
 /**
  * Groups deliveries into batches: waits for one, then takes whatever else
- * arrives within `lingerMs`, up to `max`. The pending read is carried over
+ * arrives within `lingerMs` of it, up to `max`. The linger is a deadline from
+ * the batch's first delivery, not a wait per delivery: with one per gap, a
+ * steady stream faster than one per `lingerMs` (1k ev/s with 5 ms) would hold
+ * the first event until `max` of them came. The pending read is carried over
  * between batches, never dropped.
  */
 export async function* batchDeliveries<T>(
@@ -55,21 +58,24 @@ export async function* batchDeliveries<T>(
     if (first.done) return
     const batch = [first.value]
     let done = false
-    while (batch.length < max) {
-      const next = it.next()
-      let timer: NodeJS.Timeout | undefined
-      const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(resolve, lingerMs, 'timeout')))
-      const r = await Promise.race([next, timeout])
+    let timer: NodeJS.Timeout | undefined
+    const deadline = new Promise<'timeout'>((resolve) => (timer = setTimeout(resolve, lingerMs, 'timeout')))
+    try {
+      while (batch.length < max) {
+        const next = it.next()
+        const r = await Promise.race([next, deadline])
+        if (r === 'timeout') {
+          pending = next
+          break
+        }
+        if (r.done) {
+          done = true
+          break
+        }
+        batch.push(r.value)
+      }
+    } finally {
       clearTimeout(timer)
-      if (r === 'timeout') {
-        pending = next
-        break
-      }
-      if (r.done) {
-        done = true
-        break
-      }
-      batch.push(r.value)
     }
     yield batch
     if (done) return
