@@ -99,8 +99,6 @@ export interface LatencySetup extends PipelineSetup {
 export interface LatencyComparison {
   bare: LatencyResult
   ours: LatencyResult
-  /** Ours with the wake-up NOTIFYs on their own connection (only with `notifySql`), alternated with the others. */
-  oursNotifier?: LatencyResult
 }
 
 /** Runs both pipelines (warm-up first, not counted), alternating `segments` slices of `seconds / segments` each. */
@@ -115,15 +113,12 @@ export async function benchLatency(o: LatencySetup): Promise<LatencyComparison> 
     await runAtRate(bare, o.pace, o.warmupSeconds, drainMs, o.admin)
     await runAtRate(ours, o.pace, o.warmupSeconds, drainMs, o.admin)
     const slice = o.seconds / o.segments
-    const results = { bare: [] as LatencyResult[], ours: [] as LatencyResult[], oursNotifier: [] as LatencyResult[] }
-    const slices = [
-      ['bare', bare],
-      ['ours', ours],
-      ...(o.notifySql ? ([['oursNotifier', ours]] as const) : []),
-    ] as const
+    const results = { bare: [] as LatencyResult[], ours: [] as LatencyResult[] }
     for (let s = 0; s < o.segments; s++) {
-      for (const [name, p] of s % 2 === 0 ? slices : [...slices].reverse()) {
-        p.useDedicatedNotifier?.(name === 'oursNotifier')
+      for (const [name, p] of [
+        ['bare', bare],
+        ['ours', ours],
+      ] as const) {
         const r = await runAtRate(p, o.pace, slice, drainMs, o.admin)
         results[name].push(r)
         const typical = bandMeans(r.path, 45, 55)
@@ -141,11 +136,7 @@ export async function benchLatency(o: LatencySetup): Promise<LatencyComparison> 
         )
       }
     }
-    return {
-      bare: mergeResults(results.bare),
-      ours: mergeResults(results.ours),
-      ...(o.notifySql ? { oursNotifier: mergeResults(results.oursNotifier) } : {}),
-    }
+    return { bare: mergeResults(results.bare), ours: mergeResults(results.ours) }
   } finally {
     await Promise.allSettled([bare.stop(), ours.stop()])
   }

@@ -27,8 +27,6 @@ export interface Pipeline {
   /** Appends `batch` events to one stream in one transaction. */
   send(tracker: Tracker, i: number, batch: number): Promise<void>
   stop(): Promise<void>
-  /** Ours with `notifySql`: sends the wake-up NOTIFYs through it (true) or through the writer pool (false). */
-  useDedicatedNotifier?(on: boolean): void
 }
 
 export interface PipelineSetup {
@@ -50,8 +48,6 @@ export interface PipelineSetup {
   wake?: 'notify' | 'poll'
   /** Core subscriptions timing when messages reach the bus. */
   busNc: NatsConnection
-  /** A one-connection eventplane_intent_writer pool for the wake-up NOTIFYs (see useDedicatedNotifier). */
-  notifySql?: Sql
 }
 
 const STREAM_IDS = 100
@@ -101,11 +97,7 @@ export async function eventplanePipeline(o: PipelineSetup): Promise<Pipeline> {
     await relay.stop()
     throw e
   }
-  const pooled = new PgEventStore(o.writerSql, { notifyAppends: !poll })
-  const dedicated = o.notifySql
-    ? new PgEventStore(o.writerSql, { notifyAppends: !poll, notifySql: o.notifySql })
-    : undefined
-  let store = pooled
+  const store = new PgEventStore(o.writerSql, { notifyAppends: !poll })
   const factory = EventFactory.forTenant('benchlat', { causedBy: 'user:bench' })
   const pipeline: Pipeline = {
     tracker: undefined,
@@ -124,9 +116,6 @@ export async function eventplanePipeline(o: PipelineSetup): Promise<Pipeline> {
       bus.unsubscribe()
       await sub.stop()
       await relay.stop()
-    },
-    useDedicatedNotifier(on) {
-      store = on && dedicated ? dedicated : pooled
     },
   }
   const bus = watchBus(o.busNc, 'eventplane.intent.benchlat.>', pipeline)

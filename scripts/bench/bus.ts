@@ -3,7 +3,7 @@
  * the same run, alternating rounds; prints markdown tables.
  *
  *   pnpm bench:bus [--rounds 5] [--events 50000] [--latency-seconds 30] [--rates 1000,5000] [--appenders 8]
- *                  [--requests 2000] [--parts relay,latency,gateway] [--wake notify|poll] [--notifier compare]
+ *                  [--requests 2000] [--parts relay,latency,gateway] [--wake notify|poll]
  *
  * 1. relay throughput flat out: a fresh Relay drains `--events` from the log
  *    into a fresh EVENTPLANE stream vs raw `js.publish(subject, bytes, { msgID })`
@@ -57,8 +57,6 @@ const P99_TARGET_RATIO = 1.5
 const PARTS = new Set(argString('parts', 'relay,latency,gateway').split(','))
 /** How the latency part's relay learns of appends: `--wake poll` or the default coalesced NOTIFY. */
 const WAKE = argString('wake', 'notify') === 'poll' ? 'poll' : 'notify'
-/** `--notifier compare`: a third latency slice, ours with the wake-up NOTIFYs on their own connection. */
-const COMPARE_NOTIFIER = argString('notifier', '') === 'compare'
 
 /** Median CPU time of this process per event (µs), '–' when not recorded. */
 function cpuPerOp(side: Measurement[]): string {
@@ -209,7 +207,6 @@ async function main(): Promise<void> {
         segments: Math.max(1, Math.round(LATENCY_SECONDS / 10)),
         warmupSeconds: 1,
         wake: WAKE,
-        ...(COMPARE_NOTIFIER ? { notifySql: db.connect(ROLES.intentWriter, 1) } : {}),
       })
       latencies.push({ rate, batch, result })
     }
@@ -260,17 +257,10 @@ async function main(): Promise<void> {
           result.ours,
           k === 0 ? bareP99 : undefined,
         ),
-        ...(result.oursNotifier
-          ? [latencyRow('ours, NOTIFYs on their own connection', result.oursNotifier, k === 0 ? bareP99 : undefined)]
-          : []),
         latencyRow('bare: INSERT → trigger NOTIFY → LISTEN + js.publish → pull consumer', result.bare, undefined),
       ])
       console.log(`\nours, where each event's time went (${result.ours.path.events} events traced; see bus-path.ts)`)
       printTable(pathRows(result.ours.path))
-      if (result.oursNotifier) {
-        console.log("\nours with the NOTIFYs on their own connection, where each event's time went")
-        printTable(pathRows(result.oursNotifier.path))
-      }
       if (result.ours.skipped > 0 || result.bare.skipped > 0) process.exitCode = 1
     }
     if (latencies.length > 0 || relay) {

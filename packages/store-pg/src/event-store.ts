@@ -108,13 +108,6 @@ export interface EventStoreOptions extends EnvelopeCheckOptions {
    * AppendNotifier). Default true; off, the relay finds appends by polling.
    */
   notifyAppends?: boolean
-  /**
-   * The client the wake-up NOTIFYs go through instead of `sql` (e.g. a pool of
-   * one connection as the same role), so that a NOTIFY never waits for a
-   * connection of a pool busy with appends. Like `sql`, the caller creates it
-   * and ends it; the store never ends a client it was given.
-   */
-  notifySql?: Sql
 }
 
 const DEFAULT_MAX_BATCH = 1000
@@ -135,7 +128,7 @@ export class PgEventStore {
   constructor(sql: Sql, options: EventStoreOptions = {}) {
     this.sql = sql
     this.#options = options
-    this.#notifier = options.notifyAppends === false ? undefined : new AppendNotifier(options.notifySql ?? sql)
+    this.#notifier = options.notifyAppends === false ? undefined : new AppendNotifier(sql)
   }
 
   /**
