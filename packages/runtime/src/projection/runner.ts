@@ -31,7 +31,7 @@ export interface ProjectionRunnerOptions extends EngineOptions {
   rebuild?: boolean
   /** Most deliveries applied in one transaction (default 256). */
   liveBatchSize?: number
-  /** How long to wait for more deliveries to fill a batch (default 5 ms). */
+  /** How long a live batch waits for more deliveries after its first one (default 5 ms). */
   lingerMs?: number
   /** First delay before retrying after a transient failure (default 250 ms, doubling to 10 s). */
   retryDelayMs?: number
