@@ -1,0 +1,88 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import type { Msg, NatsConnection } from '@nats-io/transport-node'
+import { type TestNatsServer, startNatsServer } from '@eventplane/bus-nats/testing'
+import { AckConfirmer } from '../src/ack-confirmer.ts'
+import { within } from './fixtures.ts'
+
+/** Subscriptions the client holds (nats.js keeps them on its protocol handler; no public count). */
+function subscriptionCount(nc: NatsConnection): number {
+  return (nc as unknown as { protocol: { subscriptions: { size(): number } } }).protocol.subscriptions.size()
+}
+
+/** Whether `p` has settled by the time a ping round trip on `nc` came back. */
+async function settledAfterFlush(p: Promise<unknown>, nc: NatsConnection): Promise<boolean> {
+  let settled = false
+  p.then(
+    () => (settled = true),
+    () => (settled = true),
+  )
+  await nc.flush()
+  await new Promise((resolve) => setImmediate(resolve))
+  return settled
+}
+
+// JetStream answers an ack that carries a reply subject with an empty message; a responder stands in for it
+// here, so the test decides when (and whether) the answer comes.
+describe('AckConfirmer', () => {
+  let server: TestNatsServer
+  let nc: NatsConnection
+  let jetstreamSide: NatsConnection
+  const held: Msg[] = []
+
+  before(async () => {
+    server = await startNatsServer({ withAuth: false })
+    nc = await server.connect()
+    jetstreamSide = await server.connect()
+    jetstreamSide.subscribe('test.ack.>', {
+      callback: (_, m) => {
+        held.push(m)
+      },
+    })
+    await jetstreamSide.flush()
+  })
+  after(async () => {
+    await nc?.close()
+    await jetstreamSide?.close()
+    await server?.stop()
+  })
+
+  test('an ack resolves only once its answer came, and the reply subscription ends after close once none is pending', async () => {
+    const before = subscriptionCount(nc)
+    const acks = new AckConfirmer(nc, { timeoutMs: 30_000 })
+    const first = acks.ack('test.ack.1')
+    const second = acks.ack('test.ack.2')
+    await jetstreamSide.flush()
+    await nc.flush()
+    assert.equal(held.length, 2, 'both acks reached the server side')
+    assert.equal(held[0]!.string(), '+ACK')
+    assert.equal(await settledAfterFlush(first, nc), false, 'not resolved before the answer')
+    assert.equal(subscriptionCount(nc), before + 1, 'one reply subscription for all acks')
+
+    held.shift()!.respond()
+    await within(first, 5000, 'the first ack')
+    acks.close()
+    assert.equal(subscriptionCount(nc), before + 1, 'still subscribed while an ack is pending')
+    held.shift()!.respond()
+    await within(second, 5000, 'the second ack')
+    assert.equal(subscriptionCount(nc), before, 'the reply subscription ended with the last pending ack')
+    assert.equal(acks.pending, 0)
+  })
+
+  test('an unanswered ack fails with bus.timeout; one nobody takes fails with bus.unavailable', async () => {
+    const acks = new AckConfirmer(nc, { timeoutMs: 300 })
+    try {
+      await assert.rejects(
+        within(acks.ack('test.ack.never'), 5000, 'the unanswered ack'),
+        (e: { code?: string }) => e.code === 'bus.timeout',
+      )
+      held.length = 0
+      await assert.rejects(
+        within(acks.ack('nobody.listens.here'), 5000, 'the ack nobody takes'),
+        (e: { code?: string }) => e.code === 'bus.unavailable',
+      )
+    } finally {
+      acks.close()
+    }
+  })
+})
