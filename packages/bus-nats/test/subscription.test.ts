@@ -98,6 +98,37 @@ describe('subscriptions', () => {
     }
   })
 
+  test('settling a delivery is final: a nak or term after its ack sends nothing', async () => {
+    const operatorNc = await env.natsAs('operator')
+    const operator = await jetstreamManager(operatorNc)
+    await ensureConsumer(operator, { name: 'settle_probe', filter: { tenant: 'acme' } })
+    // What reaches the consumer's ack subjects, seen from the log's side.
+    const spy = await env.natsAs('operator')
+    const seen: string[] = []
+    spy.subscribe(`$JS.ACK.${STREAM_NAME}.settle_probe.>`, {
+      callback: (_, m) => {
+        seen.push(m.string())
+      },
+    })
+    await spy.flush()
+    await appendIntents(env.intents, 'acme', 1, 1, 'settled')
+    const sub = await subscribe(jetstream(operatorNc), { consumer: 'settle_probe', batch: 10 })
+    const it = sub[Symbol.asyncIterator]()
+    try {
+      const d = await next(it)
+      await d.ack()
+      d.nak()
+      d.term()
+      d.working?.()
+      await operatorNc.flush()
+      await spy.flush()
+      assert.deepEqual(seen, ['+ACK'])
+    } finally {
+      await within(sub.stop(), 5000, 'subscription stop')
+      await operator.consumers.delete(STREAM_NAME, 'settle_probe')
+    }
+  })
+
   test('a tenant cannot create consumers at all; an existing consumer keeps its filter', async () => {
     const tenant = await jetstreamManager(acme, { checkAPI: false })
     await assert.rejects(ensureConsumer(tenant, { name: 'acme_extra', filter: { tenant: 'acme' } }), {
