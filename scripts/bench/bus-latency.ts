@@ -125,7 +125,8 @@ export async function benchLatency(o: LatencySetup): Promise<LatencyComparison> 
         process.stderr.write(
           `  ${o.pace.rate} ev/s ${name} ${s + 1}/${o.segments}: p50 ${percentile(r.latenciesMs, 50).toFixed(2)} ms, p99 ${percentile(r.latenciesMs, 99).toFixed(2)} ms ` +
             `(append p50 ${percentile(r.appendMs, 50).toFixed(2)}, p99 ${percentile(r.appendMs, 99).toFixed(2)}; ` +
-            `on bus p50 ${percentile(r.busMs, 50).toFixed(2)}, p99 ${percentile(r.busMs, 99).toFixed(2)}), ` +
+            `on bus p50 ${percentile(r.busMs, 50).toFixed(2)}, p99 ${percentile(r.busMs, 99).toFixed(2)}; ` +
+            `publish → bus p50 ${percentile(r.hopMs, 50).toFixed(2)}, p90 ${percentile(r.hopMs, 90).toFixed(2)}), ` +
             `sent ${r.sent}, received ${r.received}, skipped ${r.skipped}, appends late ${r.late} (≤ ${r.lateMs.toFixed(0)} ms); other-DB write xacts in ${r.holdback.held}/${r.holdback.samples} samples, ` +
             `longest ${r.holdback.longestMs.toFixed(0)} ms` +
             `; event loop delay p50 ${r.path.loopDelayMs[0]!.p50.toFixed(1)}, p99 ${r.path.loopDelayMs[0]!.p99.toFixed(1)} ms` +

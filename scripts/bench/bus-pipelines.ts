@@ -7,7 +7,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { Sql } from 'postgres'
 import { EventFactory, START } from '@eventplane/core'
 import { PgEventStore, countEventsAfter } from '@eventplane/store-pg'
-import { type Subscription, Relay, ensureConsumer, subscribe } from '@eventplane/bus-nats'
+import { subscribe as onChannel, unsubscribe as offChannel } from 'node:diagnostics_channel'
+import { RELAY_TRACE, type Subscription, Relay, ensureConsumer, subscribe } from '@eventplane/bus-nats'
 import {
   type ConsumerMessages,
   AckPolicy,
@@ -114,10 +115,17 @@ export async function eventplanePipeline(o: PipelineSetup): Promise<Pipeline> {
     },
     async stop() {
       bus.unsubscribe()
+      offChannel(RELAY_TRACE.sent.name, onSent)
       await sub.stop()
       await relay.stop()
     },
   }
+  // The relay's publishes, for the publish → bus hop (the trace comes after the whole read was handed over).
+  const onSent = (message: unknown): void => {
+    const { at, ids } = message as { at: number; ids: string[] }
+    for (const id of ids) pipeline.tracker?.published(id, at)
+  }
+  onChannel(RELAY_TRACE.sent.name, onSent)
   const bus = watchBus(o.busNc, 'eventplane.intent.benchlat.>', pipeline)
   void (async () => {
     for await (const delivery of sub) {
@@ -189,6 +197,7 @@ export async function barePipeline(o: PipelineSetup): Promise<Pipeline> {
   const bus = watchBus(o.busNc, 'benchraw.>', pipeline)
   const listening = await o.listenSql.listen(RAW_CHANNEL, (payload) => {
     const row = JSON.parse(payload) as { event_id: string; tenant_id: string; category: string; stream_id: string }
+    pipeline.tracker?.published(row.event_id)
     pubJs
       .publish(`benchraw.${row.tenant_id}.${row.category}.${row.stream_id}`, encoder.encode(payload), {
         msgID: row.event_id,

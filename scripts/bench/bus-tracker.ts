@@ -9,6 +9,8 @@ export interface LatencyResult {
   appendMs: number[]
   /** Append call → the message seen on the bus by a core NATS subscriber (before JetStream delivery). */
   busMs: number[]
+  /** The publish handed to nats.js (ours: the relay's `sent` trace; bare: its js.publish call) → seen on the bus. */
+  hopMs: number[]
   /** Appends (INSERTs) called. */
   sent: number
   /** Distinct sent events received. */
@@ -49,7 +51,9 @@ export class Tracker {
   readonly #appended = new Map<string, number>()
   readonly #received = new Map<string, number>()
   readonly #onBus = new Map<string, number>()
+  readonly #published = new Map<string, number>()
   readonly latenciesMs: number[] = []
+  readonly hopMs: number[] = []
   readonly appendMs: number[] = []
   readonly busMs: number[] = []
   /** performance.now() of the last first-time receive. */
@@ -68,11 +72,17 @@ export class Tracker {
     this.appendMs.push(at - this.#sentAt.get(id)!)
   }
 
+  published(id: string, at = performance.now()): void {
+    if (this.#sentAt.has(id) && !this.#published.has(id)) this.#published.set(id, at)
+  }
+
   onBus(id: string, at = performance.now()): void {
     const sentAt = this.#sentAt.get(id)
     if (sentAt === undefined || this.#onBus.has(id)) return
     this.#onBus.set(id, at)
     this.busMs.push(at - sentAt)
+    const publishedAt = this.#published.get(id)
+    if (publishedAt !== undefined) this.hopMs.push(at - publishedAt)
   }
 
   receive(id: string, at = performance.now()): void {
@@ -104,11 +114,12 @@ export class Tracker {
   result(holdback: HoldbackSample): Omit<LatencyResult, 'late' | 'lateMs' | 'elapsedMs' | 'cpuMs' | 'path'> {
     let skipped = 0
     for (const id of this.#appended.keys()) if (!this.#received.has(id)) skipped++
-    const { latenciesMs, appendMs, busMs, duplicates, errors, unexpected } = this
+    const { latenciesMs, appendMs, busMs, hopMs, duplicates, errors, unexpected } = this
     return {
       latenciesMs,
       appendMs,
       busMs,
+      hopMs,
       sent: this.#sentAt.size,
       received: this.#received.size,
       skipped,
@@ -123,12 +134,13 @@ export class Tracker {
 /** Sums the counts of several runs and pools their samples. */
 export function mergeResults(results: LatencyResult[]): LatencyResult {
   const sum = (
-    k: Exclude<keyof LatencyResult, 'latenciesMs' | 'appendMs' | 'busMs' | 'holdback' | 'lateMs' | 'path'>,
+    k: Exclude<keyof LatencyResult, 'latenciesMs' | 'appendMs' | 'busMs' | 'hopMs' | 'holdback' | 'lateMs' | 'path'>,
   ): number => results.reduce((n, r) => n + r[k], 0)
   return {
     latenciesMs: results.flatMap((r) => r.latenciesMs),
     appendMs: results.flatMap((r) => r.appendMs),
     busMs: results.flatMap((r) => r.busMs),
+    hopMs: results.flatMap((r) => r.hopMs),
     sent: sum('sent'),
     received: sum('received'),
     skipped: sum('skipped'),
