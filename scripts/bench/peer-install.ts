@@ -55,6 +55,15 @@ function installedVersion(dir: string, name: string): string | undefined {
   return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version : undefined
 }
 
+/**
+ * The environment for npm: pnpm's own `npm_config_*` settings (which npm warns about) left out, the ones
+ * that say where and how to reach a registry kept.
+ */
+function npmEnv(): NodeJS.ProcessEnv {
+  const keep = /^npm_config_(registry|cache|userconfig|proxy|https_proxy|noproxy|strict_ssl|cafile)$/i
+  return Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_config_/i.test(k) || keep.test(k)))
+}
+
 /** Installs the pinned peer into {@link peerDir} unless that version is there already, then loads it. */
 export function loadPeer(): Peer {
   const dir = peerDir()
@@ -63,7 +72,7 @@ export function loadPeer(): Peer {
     execFileSync(
       'npm',
       ['install', '--no-save', '--no-audit', '--no-fund', '--prefix', dir, `${PEER_PACKAGE}@${PEER_VERSION}`],
-      { stdio: ['ignore', 2, 2] },
+      { stdio: ['ignore', 2, 2], env: npmEnv() },
     )
   }
   // Both through one CommonJS require rooted in the cache: the pool we hand Emmett is then an instance of the

@@ -8,7 +8,7 @@
  * side's backends (/proc/<pid>/schedstat, found by application_name).
  *
  * The peer is not a dependency: peer-install.ts installs its pinned version into a cache directory outside
- * the repository on first use. Options: --rounds 5 --single-ops 1500 --batch-ops 150 --writers 1,8,32
+ * the repository on first use. Options: --rounds 5 --single-ops 1500 --batch-ops 150 --writers 1,8,32 (none: batches only)
  * --pool 16 --notify off (ours without its coalesced post-commit NOTIFY, to see what it costs).
  */
 import { randomUUID } from 'node:crypto'
@@ -38,7 +38,7 @@ import { PEER_VERSION, loadPeer } from './peer-install.ts'
 const ROUNDS = argValue('rounds', 5)
 const SINGLE_OPS = argValue('single-ops', 1500)
 const BATCH_OPS = argValue('batch-ops', 150)
-const WRITERS = argList('writers', [1, 8, 32])
+const WRITERS = argList('writers', [1, 8, 32]).filter(Number.isFinite)
 const NOTIFY = argString('notify', 'on') !== 'off'
 /**
  * Connections of each side's pool. Three sides of 32 would take 96 of the server's 100 slots (other
