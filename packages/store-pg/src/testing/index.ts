@@ -6,6 +6,7 @@ export {
   dropTemplateDatabase,
 } from './template-database.ts'
 export { perSuite } from './per-suite.ts'
+export { CLOSE_POOL_TIMEOUT_S, closePool } from './close-pool.ts'
 export type { TestDatabase } from './test-database.ts'
 export { eventually } from './eventually.ts'
 export { holdStream } from './hold-stream.ts'
