@@ -2,8 +2,8 @@ import assert from 'node:assert/strict'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { describe, test } from 'node:test'
 import type { Sql } from 'postgres'
-import { connectPg } from '@eventplane/store-pg'
-import { closePool, eventually, useTestDatabase } from '@eventplane/store-pg/testing'
+import { ROLES, RelayLease, connectPg, loadRelayCheckpoint } from '@eventplane/store-pg'
+import { activeRelayCheckpointWrites, closePool, eventually, useTestDatabase } from '@eventplane/store-pg/testing'
 import { holdTransaction } from '../src/testing/hold-transaction.ts'
 
 /** Rejects when `p` has not settled after `ms`: a hang becomes a failure, not the file's 300 s timeout. */
@@ -27,7 +27,7 @@ function blockedOn(admin: Sql, database: string, text: string): Promise<void> {
   )
 }
 
-describe('test teardown helpers', () => {
+describe('test teardown and fault-test helpers', () => {
   const db = useTestDatabase('ep_teardown')
 
   test('closePool ends a pool whose query is blocked for good, within its bound, destroying that query', async () => {
@@ -48,6 +48,35 @@ describe('test teardown helpers', () => {
       assert.equal(await blocked, 'CONNECTION_DESTROYED', 'the blocked query was given up')
     } finally {
       await held.release()
+    }
+  })
+
+  test('activeRelayCheckpointWrites sees the relay checkpoint write, never the checkpoint load of the same table', async () => {
+    const relayPool = db.connect(ROLES.relay, 2)
+    const lease = new RelayLease(db.connect(ROLES.relay, 1), 'exact')
+    try {
+      assert.equal(await lease.tryAcquire(), true)
+      const held = await holdTransaction(db.admin, async (s) => {
+        await s`lock table eventplane.relay_checkpoints in access exclusive mode`
+        return {}
+      })
+      let load: Promise<unknown> | undefined
+      let write: Promise<unknown> | undefined
+      try {
+        load = loadRelayCheckpoint(relayPool, 'exact')
+        await blockedOn(db.admin, db.name, 'from eventplane.relay_checkpoints')
+        assert.deepEqual(await activeRelayCheckpointWrites(db.admin, db.name), [], 'the load is not a write')
+        write = lease.storeCheckpoint({ txId: 7n, position: 7n }, 'stream-1')
+        await blockedOn(db.admin, db.name, 'insert into eventplane.relay_checkpoints')
+        assert.equal((await activeRelayCheckpointWrites(db.admin, db.name)).length, 1, 'the write is seen')
+      } finally {
+        await held.release()
+      }
+      assert.equal(await write, true)
+      await load
+      assert.deepEqual(await activeRelayCheckpointWrites(db.admin, db.name), [])
+    } finally {
+      await lease.close()
     }
   })
 })
