@@ -5,14 +5,17 @@
 -- (CREATE OR REPLACE keeps them; pg_proc.proacl compared before and after) and
 -- returns the same rows in the same order.
 --
--- Why: read_stream, read_category and read_correlation (0001, 0008, 0010),
--- list_streams (0008) and chain_rows (0011) were PL/pgSQL whose `RETURN QUERY`
--- copies every whole row (`data` and `hash` included) into a tuplestore that
--- the caller's select then reads back. A non-volatile, non-STRICT, SECURITY
--- INVOKER `LANGUAGE sql` function without SET clauses whose body is one
--- SELECT is inlined into the caller's statement: one plan, only the columns
--- the caller selects, no copy (docs/benchmarks.md 2026-11-30 "the other
--- reads inlined").
+-- Why: read_stream, read_category and read_correlation (0001, 0008, 0010)
+-- were PL/pgSQL whose `RETURN QUERY` copies every whole row (`data` and
+-- `hash` included) into a tuplestore that the caller's select then reads
+-- back. A non-volatile, non-STRICT, SECURITY INVOKER `LANGUAGE sql` function
+-- without SET clauses whose body is one SELECT is inlined into the caller's
+-- statement: one plan, only the columns the caller selects, no copy. A page
+-- of 1,000 costs the backend 0.5-0.7 of the CPU it did (docs/benchmarks.md
+-- 2026-11-30 "the other reads inlined"). list_streams (0008) and chain_rows
+-- (0011) stay PL/pgSQL: inlined, they measured no better (list_streams: its
+-- rows are few and narrow) or worse (chain_rows selects every column anyway,
+-- and its three scopes made the planner re-plan the body on every call).
 --
 -- How the tenant is set. Each function still sets eventplane.tenant for the
 -- caller's transaction (set_config(..., true)), so the tenant_read policy
@@ -104,66 +107,4 @@ RETURNS SETOF eventplane.events LANGUAGE sql STABLE AS $$
         ) e
        ORDER BY e.tx_id, e.global_position
        LIMIT p_limit) e
-$$;
-
--- As 0008: distinct streams by skipping through the stream index one stream at a time.
-CREATE OR REPLACE FUNCTION eventplane.list_streams(
-  p_tenant text, p_category text, p_after_category text, p_after_stream text, p_limit int)
-RETURNS TABLE (category text, stream_id text, stream_version bigint, last_type text, last_recorded_at timestamptz)
-LANGUAGE sql STABLE AS $$
-  SELECT l.*
-    FROM (SELECT set_config('eventplane.tenant', p_tenant, true) AS tenant) s,
-    LATERAL (
-      WITH RECURSIVE streams AS (
-        (SELECT e.category, e.stream_id FROM eventplane.events e
-          WHERE e.tenant_id = s.tenant AND (p_category IS NULL OR e.category = p_category)
-            AND (e.category, e.stream_id) > (p_after_category, p_after_stream)
-          ORDER BY e.category, e.stream_id LIMIT 1)
-        UNION ALL
-        SELECT next.category, next.stream_id FROM streams st, LATERAL (
-          SELECT e.category, e.stream_id FROM eventplane.events e
-           WHERE e.tenant_id = s.tenant AND (p_category IS NULL OR e.category = p_category)
-             AND (e.category, e.stream_id) > (st.category, st.stream_id)
-           ORDER BY e.category, e.stream_id LIMIT 1) next
-      )
-      SELECT st.category, st.stream_id, last.stream_version, last.type, last.recorded_at
-        FROM (SELECT * FROM streams LIMIT p_limit) st, LATERAL (
-          SELECT e.stream_version, e.type, e.recorded_at FROM eventplane.events e
-           WHERE e.tenant_id = s.tenant AND e.category = st.category AND e.stream_id = st.stream_id
-           ORDER BY e.stream_version DESC LIMIT 1) last
-       ORDER BY st.category, st.stream_id) l
-$$;
-
--- As 0011: one stream, one tenant, or (p_tenant NULL) every tenant the role
--- sees; a one-time filter on the NULLs runs only one branch. The tenant is set
--- only when one is given.
-CREATE OR REPLACE FUNCTION eventplane.chain_rows(
-  p_tenant text, p_category text, p_stream_id text,
-  p_after_tenant text, p_after_category text, p_after_stream text, p_after_version bigint, p_limit int)
-RETURNS TABLE (tenant_id text, category text, stream_id text, stream_version bigint, event_id uuid, kind text,
-               type text, schema_version smallint, data text, correlation_id uuid, causation_id uuid,
-               caused_by text, occurred_at text, hash bytea, global_position bigint, tx_id xid8)
-LANGUAGE sql STABLE AS $$
-  SELECT e.tenant_id, e.category, e.stream_id, e.stream_version, e.event_id, e.kind, e.type,
-         e.schema_version, e.data::text, e.correlation_id, e.causation_id, e.caused_by,
-         to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), e.hash, e.global_position, e.tx_id
-    FROM (SELECT CASE WHEN p_tenant IS NOT NULL THEN set_config('eventplane.tenant', p_tenant, true) END AS tenant) s,
-    LATERAL (
-      (SELECT * FROM eventplane.events e
-        WHERE p_stream_id IS NOT NULL
-          AND e.tenant_id = s.tenant AND e.category = p_category AND e.stream_id = p_stream_id
-          AND e.stream_version > p_after_version
-        ORDER BY e.stream_version LIMIT p_limit)
-      UNION ALL
-      (SELECT * FROM eventplane.events e
-        WHERE p_stream_id IS NULL AND p_tenant IS NOT NULL
-          AND e.tenant_id = s.tenant
-          AND (e.category, e.stream_id, e.stream_version) > (p_after_category, p_after_stream, p_after_version)
-        ORDER BY e.category, e.stream_id, e.stream_version LIMIT p_limit)
-      UNION ALL
-      (SELECT * FROM eventplane.events e
-        WHERE p_stream_id IS NULL AND p_tenant IS NULL
-          AND (e.tenant_id, e.category, e.stream_id, e.stream_version)
-              > (p_after_tenant, p_after_category, p_after_stream, p_after_version)
-        ORDER BY e.tenant_id, e.category, e.stream_id, e.stream_version LIMIT p_limit)) e
 $$;
