@@ -164,4 +164,26 @@ describe('tenant-scoped reads return only the asked tenant, for every role', () 
       streams: ['web'],
     })
   })
+
+  test('the stream, category, correlation and tenant reads are inlined: one nested loop, set_config outside', async () => {
+    // Not inlined, a function runs whole before the caller's select (PL/pgSQL copies every row, a SQL
+    // function is parsed again per call), and the tenant's order against the scan is the plan's to pick.
+    const calls = [
+      `eventplane.read_stream('acme', 'deployment', 'web', 1, false, 10)`,
+      `eventplane.read_stream('acme', 'deployment', 'web', 9, true, 10)`,
+      `eventplane.read_category('acme', 'deployment', '0', 0, 10)`,
+      `eventplane.read_correlation('acme', '${acmeChain[0]!.event_id}', 10)`,
+      `eventplane.read_all_for_tenant('acme', '0', 0, 10)`,
+    ]
+    const plans: Record<string, string> = {}
+    for (const call of calls) {
+      const rows = await db.admin.begin(async (tx) => {
+        await tx.unsafe(`set local role ${ROLES.reader}`)
+        return tx.unsafe<{ 'QUERY PLAN': string }[]>(`explain (costs off) select e.event_id from ${call} e`)
+      })
+      const lines = rows.map((r) => r['QUERY PLAN'])
+      plans[call] = `${lines[0]} / ${lines[1]?.trim()} / ${lines.some((l) => l.includes('Function Scan'))}`
+    }
+    assert.deepEqual(plans, Object.fromEntries(calls.map((c) => [c, 'Nested Loop / ->  Result / false'])))
+  })
 })
