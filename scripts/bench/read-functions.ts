@@ -1,10 +1,10 @@
 /**
  * pnpm tsx scripts/bench/read-functions.ts [--rounds 8] [--calls 100] [--only stream1k,category] [--role reader|relay]
- * — the tenant-scoped read functions before and after migration 0019, on one database, as store-pg calls
+ * — the tenant-scoped read functions before and after migration 0017, on one database, as store-pg calls
  * them (postgres.js, a named prepared statement, rows as arrays): the backend's CPU per call
  * (`/proc/<pid>/schedstat`), old and new alternated in blocks of `--calls` calls, medians and the median
- * of the per-round new ÷ old ratios. The database is migrated without 0019, the functions as they were
- * are copied into schema `bench`, then 0019 is applied (`eventplane.*` is the new code). Data: two
+ * of the per-round new ÷ old ratios. The database is migrated without 0017, the functions as they were
+ * are copied into schema `bench`, then 0017 is applied (`eventplane.*` is the new code). Data: two
  * tenants (t1, t2) of 201,010 events each, written in transactions of 1,000 per tenant, interleaved:
  * per tenant a stream of 100,000 events (`deployment/s100k`), one of 1,000 (`s1k`, one correlation
  * chain) and one of 10 (`s10`), and 10,000 streams of 10 (`order/o<n>`, each one chain).
@@ -21,7 +21,7 @@ import { argString, argValue, backendCpuNs, backendPid, median } from './lib.ts'
 const ROUNDS = argValue('rounds', 8)
 const CALLS = argValue('calls', 100)
 const ROLE = (argString('role', 'reader') === 'relay' ? ROLES.relay : ROLES.reader) as RoleName
-const NEW_MIGRATION = '0019_reads_inlined.sql'
+const NEW_MIGRATION = '0017_reads_inlined.sql'
 
 /**
  * name → [function, parameters (typed as store-pg/src/sql types them), values, columns selected]: the

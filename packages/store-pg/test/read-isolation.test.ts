@@ -6,7 +6,7 @@ import { PgEventStore, ROLES, type RoleName } from '@eventplane/store-pg'
 import { eventually, useTestDatabase } from '@eventplane/store-pg/testing'
 import { factoryFor, stream } from './helpers.ts'
 
-// Every tenant-scoped read function (0019), for every role that may run it:
+// Every tenant-scoped read function (0017), for every role that may run it:
 // an RLS-scoped role (reader, writers) is held to its tenant by row level
 // security and by the function's own tenant condition; a cross-tenant role
 // (relay, operator: USING (true)) by the function's tenant condition alone.

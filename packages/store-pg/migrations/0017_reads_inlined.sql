@@ -1,4 +1,4 @@
--- eventplane 0019: the tenant-scoped reads as SQL functions the planner
+-- eventplane 0017: the tenant-scoped reads as SQL functions the planner
 -- inlines, with the tenant set before the scan by the plan's shape, not by
 -- cost (issue 15). Applied by the migration runner (store-pg migrate()); safe
 -- to re-apply. Each keeps its name, arguments, result type, owner and grants
