@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { test } from 'node:test'
 import postgres from 'postgres'
+import { closePool } from '@eventplane/store-pg/testing'
 import { within } from '../packages/bus-nats/test/fixtures.ts'
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url))
@@ -78,7 +79,7 @@ test('the demo (bash scripts/demo.sh) reconciles, traces, reports status and lea
     const left = await admin`select 1 from pg_database where datname = ${database}`
     assert.equal(left.length, 0, 'the demo dropped its database')
   } finally {
-    await admin.end()
+    await closePool(admin)
   }
   t.diagnostic(/demo took [\d.]+ s/.exec(output)?.[0] ?? '')
 })

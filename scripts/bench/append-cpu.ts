@@ -7,16 +7,23 @@
  * CPU profile over the timed loops of the appends only (summarise with cpuprofile-summary.ts).
  * `--before 15` adds a third row, the same appends to a second database migrated only up to 0014, in the
  * same alternating rounds: a migration's effect measured within one run.
+ * `--paths` adds two rows on the same database and role: one event through the array entry point (`appendSql`,
+ * as `PgEventStore.append` calls it) and through the prototype one-event entry point with scalar parameters
+ * (append-one-prototype.sql, applied to the scratch database; `appendOnePrototype` below), on one
+ * connection in interleaved blocks of `--block` (default 25) calls, the order swapped every block, so drift in
+ * the machine's load falls on both alike; the rounds' paired ratios are printed too.
  */
-import { EventFactory, type ValidEnvelope } from '@eventplane/core'
+import { type EventEnvelope, EventFactory, type ValidEnvelope } from '@eventplane/core'
 import { MIGRATIONS_DIR, PgEventStore, ROLES, migrate } from '@eventplane/store-pg'
 import { type TestDatabase, createTestDatabase } from '@eventplane/store-pg/testing'
 import { cp, mkdtemp, readdir, rm } from 'node:fs/promises'
-import { writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Session } from 'node:inspector/promises'
+import type postgres from 'postgres'
 import type { Sql } from 'postgres'
+import { appendSql } from '../../packages/store-pg/src/sql/append.ts'
 import {
   BENCH_DATA,
   argString,
@@ -34,6 +41,8 @@ const only = argString('only')
 const profile = argString('profile')
 const beforeArg = argString('before')
 const before = beforeArg === undefined ? undefined : Number(beforeArg)
+const paths = process.argv.includes('--paths')
+const BLOCK = argValue('block', 25)
 
 interface Cpu {
   server: number
@@ -81,19 +90,57 @@ try {
     if ((await backendPid(sql)) !== p) throw new Error('the backend changed during a round')
     return { server, client: (cu.user + cu.system) / OPS }
   }
+  /** Two ops on one connection in alternating blocks (ABBA…), CPU per op of each. */
+  const interleaved = async (sql: Sql, a: (i: number) => Promise<unknown>, b: (i: number) => Promise<unknown>) => {
+    const p = await backendPid(sql)
+    const sum = [
+      { server: 0, client: 0 },
+      { server: 0, client: 0 },
+    ]
+    for (let from = 0, block = 0; from < OPS; from += BLOCK, block++) {
+      for (const which of block % 2 === 0 ? [0, 1] : [1, 0]) {
+        const op = which === 0 ? a : b
+        const s = backendCpuNs(p)
+        const c = process.cpuUsage()
+        for (let i = from; i < Math.min(from + BLOCK, OPS); i++) await op(i)
+        const cu = process.cpuUsage(c)
+        sum[which]!.server += (backendCpuNs(p) - s) / 1000
+        sum[which]!.client += cu.user + cu.system
+      }
+    }
+    if ((await backendPid(sql)) !== p) throw new Error('the backend changed during a round')
+    return sum.map((x) => ({ server: x.server / OPS, client: x.client / OPS })) as [Cpu, Cpu]
+  }
   const profiles: object[] = []
   const r: Cpu[] = []
   const o: Cpu[] = []
   const b: Cpu[] = []
+  const arrays: Cpu[] = []
+  const scalars: Cpu[] = []
+  type Batch = [{ tenant: string; category: string; id: string }, ValidEnvelope[]]
+  const batches = (prefix: string): Batch[] => {
+    const out: Batch[] = []
+    for (let i = 0; i < OPS; i++) {
+      const s = { tenant: 'bench', category: 'deployment', id: `${prefix}-${i % 4}` }
+      out.push([s, [factory.intent(s, 'created', BENCH_DATA)]])
+    }
+    return out
+  }
+  // As the store calls them: expectation `any` (-1), no probe, one event.
+  const direct = (call: typeof appendSql, xs: Batch[]) => (i: number) =>
+    call(ours, 'bench', 'deployment', xs[i]![0].id, -1, xs[i]![1], false)
+  const directOne: typeof appendSql = (sql, t, c, s, x, es, p) => appendOnePrototype(sql, t, c, s, x, es[0]!, p)
+  if (paths) await db.admin.unsafe(readFileSync(new URL('./append-one-prototype.sql', import.meta.url), 'utf8'))
   for (let k = 0; k < ROUNDS; k++) {
     if (only !== 'ours') r.push(await run(raw, () => rawInsertOne(raw)))
-    const events: [{ tenant: string; category: string; id: string }, ValidEnvelope[]][] = []
-    for (let i = 0; i < OPS; i++) {
-      const s = { tenant: 'bench', category: 'deployment', id: `a${k}-${i % 4}` }
-      events.push([s, [factory.intent(s, 'created', BENCH_DATA)]])
-    }
+    const events = batches(`a${k}`)
     if (only !== 'raw') o.push(await run(ours, (i) => store.append(events[i]![0], events[i]![1]), k > 0))
     if (oldSql && oldStore) b.push(await run(oldSql, (i) => oldStore.append(events[i]![0], events[i]![1])))
+    if (paths) {
+      const [a, c] = await interleaved(ours, direct(appendSql, batches(`b${k}`)), direct(directOne, batches(`c${k}`)))
+      arrays.push(a)
+      scalars.push(c)
+    }
   }
   if (profile !== undefined) {
     // One profile of the rounds after the first (warm): their samples and time deltas joined.
@@ -114,13 +161,57 @@ try {
     ...(r.length ? [row('raw INSERT', r)] : []),
     ...(o.length ? [row('PgEventStore.append', o)] : []),
     ...(b.length ? [row(`PgEventStore.append, migrations < ${before}`, b)] : []),
+    ...(arrays.length ? [row('appendSql (array entry point)', arrays)] : []),
+    ...(scalars.length ? [row('prototype one-event entry point', scalars)] : []),
   ])
   const total = (xs: Cpu[]) => m(xs, 'server') + m(xs, 'client')
   if (r.length && o.length) console.log(`raw ÷ ours, CPU per append: ${(total(r) / total(o)).toFixed(2)}`)
   if (r.length && b.length) console.log(`raw ÷ ours before ${before}: ${(total(r) / total(b)).toFixed(2)}`)
+  if (arrays.length) {
+    const pct = (key: keyof Cpu) => ((1 - m(scalars, key) / m(arrays, key)) * 100).toFixed(1)
+    console.log(
+      `one-event entry point vs array entry point, CPU saved per append: server ${pct('server')} %, ` +
+        `client ${pct('client')} %, total ${((1 - total(scalars) / total(arrays)) * 100).toFixed(1)} % (medians)`,
+    )
+    const saved = arrays.map((x, k) => 1 - (scalars[k]!.server + scalars[k]!.client) / (x.server + x.client))
+    console.log(
+      `  per round, total saved: ${saved.map((x) => `${(x * 100).toFixed(1)} %`).join(' ')}; ` +
+        `median ${(median(saved) * 100).toFixed(1)} %`,
+    )
+  }
 } finally {
   await db.drop()
   await older?.drop()
+}
+
+/**
+ * The prototype's call (append-one-prototype.sql), as the store would make it: the event's fields as scalars,
+ * the function called in the select list, its composite's text "(version,position,tx_id,recorded_at,t|f)"
+ * taken apart here (no field of it is quoted: digits and an ISO instant), the row in appendSql's shape.
+ */
+async function appendOnePrototype(
+  sql: Sql,
+  tenant: string,
+  category: string,
+  streamId: string,
+  expected: number,
+  e: EventEnvelope,
+  probeIds: boolean,
+): Promise<Awaited<ReturnType<typeof appendSql>>> {
+  const fn = e.kind === 'intent' ? 'append_one_intent' : 'append_one_fact'
+  // occurred_at as text cast in SQL, as appendSql does: a timestamptz parameter goes through a JavaScript Date.
+  const [row] = await sql<{ r: string }[]>`
+    select eventplane.${sql(fn)}(${tenant}, ${category}, ${streamId}, ${expected}, ${e.event_id}::uuid, ${e.kind},
+      ${e.type}, ${e.schema_version}::smallint, ${sql.json(e.data as postgres.JSONValue)}, ${e.correlation_id}::uuid,
+      ${e.causation_id}::uuid, ${e.caused_by}, ${e.occurred_at}::text::timestamptz, ${probeIds})::text as r`
+  const [version, position, txId, recordedAt, replayed] = row!.r.slice(1, -1).split(',')
+  return {
+    stream_versions: [version!],
+    global_positions: [position!],
+    tx_id: txId!,
+    recorded_at: recordedAt!,
+    replayed: replayed === 't',
+  }
 }
 
 interface Profile {

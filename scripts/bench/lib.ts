@@ -61,22 +61,25 @@ export function percentile(values: number[], p: number): number {
 
 export const median = (values: number[]): number => percentile(values, 50)
 
-/** Runs `ops` operations on `concurrency` loops and records each one's latency. */
+/**
+ * Runs `ops` operations on `concurrency` loops and records each one's latency. `op` gets the operation's
+ * number and its loop's (0 … concurrency − 1): a loop never has two operations in flight.
+ */
 export async function measure(
   ops: number,
   concurrency: number,
   eventsPerOp: number,
-  op: (i: number) => Promise<unknown>,
+  op: (i: number, loop: number) => Promise<unknown>,
 ): Promise<Measurement> {
   const latenciesMs: number[] = []
   let next = 0
   const cpu = process.cpuUsage()
   const start = performance.now()
   await Promise.all(
-    Array.from({ length: concurrency }, async () => {
+    Array.from({ length: concurrency }, async (_, loop) => {
       for (let i = next++; i < ops; i = next++) {
         const t = performance.now()
-        await op(i)
+        await op(i, loop)
         latenciesMs.push(performance.now() - t)
       }
     }),

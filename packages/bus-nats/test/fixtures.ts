@@ -12,7 +12,13 @@ import { type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jet
 import type { MsgHdrs, NatsConnection } from '@nats-io/transport-node'
 import { decodeEvent } from '../src/codec.ts'
 import { STREAM_NAME } from '../src/subjects.ts'
-import { OWN_PROCESS_GROUP, reapOnExit, startNatsServer, type TestNatsServer } from '../src/testing/index.ts'
+import {
+  OWN_PROCESS_GROUP,
+  dieWithParent,
+  reapOnExit,
+  startNatsServer,
+  type TestNatsServer,
+} from '../src/testing/index.ts'
 
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url))
 
@@ -202,7 +208,7 @@ export interface ServiceProcess {
  * Spawns `bin` (a script run through tsx, with `args`) with `env` only (plus
  * PATH) in a process group of its own, collects the JSON log lines it writes
  * on `logStream` (stdout by default), and SIGKILLs it if the test process
- * exits (or gets SIGINT/SIGTERM) first. `label` names it
+ * exits (or gets SIGINT/SIGTERM) first; the kernel kills it if the test process is SIGKILLed (dieWithParent). `label` names it
  * in timeouts and failures.
  */
 export function spawnServiceProcess(
@@ -211,7 +217,7 @@ export function spawnServiceProcess(
   env: Record<string, string>,
   options: { args?: readonly string[]; logStream?: 'stdout' | 'stderr' } = {},
 ): ServiceProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', bin, ...(options.args ?? [])], {
+  const child = spawn(...dieWithParent(process.execPath, ['--import', 'tsx', bin, ...(options.args ?? [])]), {
     cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { PATH: process.env.PATH, ...env },

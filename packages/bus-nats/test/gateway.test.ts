@@ -10,6 +10,7 @@ import {
   isEventplaneError,
 } from '@eventplane/core'
 import { PgEventStore, ROLES, connectPg } from '@eventplane/store-pg'
+import { closePool } from '@eventplane/store-pg/testing'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { submitIntent } from '../src/gateway-client.ts'
 import { type Gateway, startGateway } from '../src/gateway.ts'
@@ -239,7 +240,7 @@ describe('gateway', () => {
       )
     } finally {
       await down.stop()
-      await unreachable.end({ timeout: 1 })
+      await closePool(unreachable)
     }
   })
 })

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { EventFactory, compareCheckpoints } from '@eventplane/core'
 import { PgEventStore, ROLES, loadRelayCheckpoint } from '@eventplane/store-pg'
-import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
+import { activeRelayCheckpointWrites, createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
 import type { NatsConnection, Subscription } from '@nats-io/transport-node'
 import { EVENT_HEADERS } from '../src/codec.ts'
 import { Relay } from '../src/relay.ts'
@@ -69,12 +69,7 @@ describe('relay wake-up: what a new event waits for', () => {
       const second = await appendOne('second')
       await eventually(() => received.has(second.eventId), 'the second event on the bus', 4000)
       await eventually(
-        async () =>
-          (
-            await db.admin<{ n: number }[]>`
-              select count(*)::int as n from pg_stat_activity
-               where datname = current_database() and wait_event_type = 'Lock' and query like '%relay_checkpoints%'`
-          )[0]!.n === 1,
+        async () => (await activeRelayCheckpointWrites(db.admin, db.name)).length === 1,
         "the relay's checkpoint write to wait for the lock",
         4000,
       )

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
+import { dieWithParent } from '@eventplane/bus-nats/testing'
 
 /**
  * The launcher under test: bin/evtctl.js, run exactly as `pnpm exec evtctl` would, or, in the whole suite, the
@@ -47,7 +48,8 @@ export interface CliProcess {
 export function startCli(args: readonly string[], options: RunOptions = {}): CliProcess {
   const env = { ...baseEnv(), ...options.env }
   for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k]
-  const child = spawn(process.execPath, [LAUNCHER, ...args], {
+  // Killed by the kernel when the test process dies, even by SIGKILL or past the runner's timeout (dieWithParent).
+  const child = spawn(...dieWithParent(process.execPath, [LAUNCHER, ...args]), {
     cwd: options.cwd ?? ROOT,
     env,
     stdio: ['pipe', 'pipe', 'pipe'],

@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { EventFactory } from '@eventplane/core'
 import { PgEventStore, ROLES } from '@eventplane/store-pg'
 import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
-import { findNatsServerBinary } from '@eventplane/bus-nats/testing'
+import { dieWithParent, findNatsServerBinary, reapOnExit } from '@eventplane/bus-nats/testing'
 import { CONNECT_TIMEOUT_S } from '../src/session.ts'
 import { BIN, failureLine, killAll, runCli, startCli } from './helpers.ts'
 
@@ -79,7 +79,10 @@ describe('evtctl never hangs: wrong services, Ctrl-C, closed pipes, root causes'
     const probe = createServer()
     plainNatsPort = await listen(probe)
     await new Promise((r) => probe.close(r))
-    plainNats = spawn(findNatsServerBinary(), ['-a', '127.0.0.1', '-p', String(plainNatsPort)], { stdio: 'ignore' })
+    plainNats = spawn(...dieWithParent(findNatsServerBinary(), ['-a', '127.0.0.1', '-p', String(plainNatsPort)]), {
+      stdio: 'ignore',
+    })
+    reapOnExit(plainNats)
     for (let i = 0; i < 100; i++) {
       const up = await new Promise<boolean>((resolve) => {
         const s = connect(plainNatsPort, '127.0.0.1')

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import type { ReservedSql } from 'postgres'
 import { PgEventStore, ROLES, RelayLease, type RoleName } from '@eventplane/store-pg'
-import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
+import { closePool, createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
 import { factoryFor, stream } from './helpers.ts'
 
 const ATTACKERS: RoleName[] = [ROLES.reader, ROLES.intentWriter, ROLES.factWriter]
@@ -111,7 +111,7 @@ describe('locks only the right roles can take', () => {
         )
       } finally {
         for (const session of held) session.release()
-        await pool.end({ timeout: 1 })
+        await closePool(pool)
         await lease.close()
       }
     })

@@ -5,6 +5,7 @@ import { after, before, describe, test } from 'node:test'
 import { connectPg } from '@eventplane/store-pg'
 import {
   TEMPLATE_ENV,
+  closePool,
   type TestDatabase,
   createTemplateDatabase,
   createTestDatabase,
@@ -62,7 +63,7 @@ describe('the suite template database', () => {
     url.pathname = `/${template}`
     const direct = connectPg(url.toString(), { max: 1 })
     await assert.rejects(direct`select 1`, /not currently accepting connections/)
-    await direct.end()
+    await closePool(direct)
     await dropTemplateDatabase(template)
     const [row] = await migrated.admin<
       { n: number }[]

@@ -1,4 +1,4 @@
-import { ROLES } from '@eventplane/store-pg'
+import { activeRelayCheckpointWrites } from '@eventplane/store-pg/testing'
 import type { JetStreamManager } from '@nats-io/jetstream'
 import type { Sql } from 'postgres'
 import { type ServiceProcess, eventually, streamCount, within } from '../../../packages/bus-nats/test/fixtures.ts'
@@ -24,11 +24,7 @@ export async function killRelayMidBatch(o: {
   await within(o.gate.held, 60_000, 'the relay to publish past its acks')
   o.relay.freeze(true)
   await eventually(
-    async () =>
-      (
-        await o.admin`select 1 from pg_stat_activity where datname = ${o.database} and usename = ${ROLES.relay}
-          and state = 'active' and query like '%relay_checkpoints%'`
-      ).length === 0,
+    async () => (await activeRelayCheckpointWrites(o.admin, o.database)).length === 0,
     'the relay checkpoint writes to finish',
   )
   await o.relay.kill('SIGKILL')

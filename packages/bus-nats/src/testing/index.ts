@@ -1,3 +1,3 @@
 export { startNatsServer } from './nats-server.ts'
-export { OWN_PROCESS_GROUP, findNatsServerBinary, reapOnExit } from './nats-process.ts'
+export { OWN_PROCESS_GROUP, dieWithParent, findNatsServerBinary, reapOnExit } from './nats-process.ts'
 export type { NatsCredentials, StartNatsServerOptions, TestNatsServer } from './nats-server.ts'

@@ -50,9 +50,16 @@ export function reapOnExit(child: ChildProcess): void {
 /** `EVENTPLANE_NATS_SERVER_BIN`, else `nats-server` on PATH or in the sbin dirs Debian uses. */
 export function findNatsServerBinary(env: NodeJS.ProcessEnv = process.env): string {
   if (env.EVENTPLANE_NATS_SERVER_BIN) return env.EVENTPLANE_NATS_SERVER_BIN
-  const dirs = [...(env.PATH ?? '').split(delimiter), '/usr/sbin', '/usr/local/sbin', '/usr/local/bin']
+  const found = findExecutable('nats-server', env)
+  if (found === undefined) throw new Unavailable('bus.unavailable', INSTALL_HINT)
+  return found
+}
+
+/** `name` on PATH or in the sbin dirs Debian uses; undefined when it is nowhere. */
+function findExecutable(name: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const dirs = [...(env.PATH ?? '').split(delimiter), '/usr/sbin', '/usr/local/sbin', '/usr/local/bin', '/usr/bin']
   for (const dir of dirs.filter((d) => d !== '')) {
-    const candidate = join(dir, 'nats-server')
+    const candidate = join(dir, name)
     try {
       accessSync(candidate, constants.X_OK)
       return candidate
@@ -60,7 +67,23 @@ export function findNatsServerBinary(env: NodeJS.ProcessEnv = process.env): stri
       // next directory
     }
   }
-  throw new Unavailable('bus.unavailable', INSTALL_HINT)
+  return undefined
+}
+
+let setpriv: string | null | undefined
+
+/**
+ * `command` and `args` so that the child is SIGKILLed by the kernel when the test process dies, however it dies.
+ * The exit hook ({@link reapOnExit}) runs on exit, SIGINT and SIGTERM (what node's runner sends a file past its
+ * timeout), but not when the test process is SIGKILLed (the OOM killer, `kill -9`, a runner or CI job that
+ * escalates): then a child in a process group of its own ({@link OWN_PROCESS_GROUP}) is reached by no signal at
+ * all and runs on, a nats-server for good. util-linux `setpriv --pdeathsig KILL` sets the parent-death signal
+ * (prctl PR_SET_PDEATHSIG, which node cannot call) and execs the command, so the child keeps its pid (tests
+ * freeze it by pid) and no wrapper process stays between. Without setpriv (not Linux) the command runs as is.
+ */
+export function dieWithParent(command: string, args: readonly string[]): [string, string[]] {
+  if (setpriv === undefined) setpriv = process.platform === 'linux' ? (findExecutable('setpriv') ?? null) : null
+  return setpriv === null ? [command, [...args]] : [setpriv, ['--pdeathsig', 'KILL', '--', command, ...args]]
 }
 
 /** A loopback port that was free a moment ago (the server may still lose a race; `start` retries). */

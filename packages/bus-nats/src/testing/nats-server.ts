@@ -27,6 +27,7 @@ import {
 import { tenantInboxPrefix } from '../subjects.ts'
 import {
   INSTALL_HINT,
+  dieWithParent,
   exited,
   findNatsServerBinary,
   freePort,
@@ -136,7 +137,11 @@ export async function startNatsServer(options: StartNatsServerOptions = {}): Pro
   const spawnOn = async (p: number): Promise<boolean> => {
     const log = openSync(logFile, 'a')
     // Tests pause the server with SIGSTOP: in a process group of its own (see OWN_PROCESS_GROUP).
-    const proc = spawn(binary, ['-c', configFile], { stdio: ['ignore', log, log], ...OWN_PROCESS_GROUP })
+    // Killed with the test process however it dies (see dieWithParent), not only by the exit hook.
+    const proc = spawn(...dieWithParent(binary, ['-c', configFile]), {
+      stdio: ['ignore', log, log],
+      ...OWN_PROCESS_GROUP,
+    })
     closeSync(log)
     reapOnExit(proc)
     const spawnError = new Promise<Error>((done) => proc.once('error', done))

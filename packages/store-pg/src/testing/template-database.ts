@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import type { Sql } from 'postgres'
 import { DEFAULT_DATABASE_URL, connectPg } from '../connect.ts'
 import { migrate } from '../migrate.ts'
+import { closePool } from './close-pool.ts'
 
 /**
  * Names a migrated template database on the server of EVENTPLANE_DATABASE_URL. When it is set (scripts/test.sh
@@ -30,7 +31,7 @@ export async function createTemplateDatabase(prefix = 'ep_template'): Promise<st
     try {
       await migrate(admin)
     } finally {
-      await admin.end()
+      await closePool(admin)
     }
     // Only now a template: a half-migrated database is never copied. CREATE DATABASE waits (5 s) for the
     // migrating backend, ending just now, to be gone.
@@ -40,7 +41,7 @@ export async function createTemplateDatabase(prefix = 'ep_template'): Promise<st
     await server.unsafe(`drop database if exists "${name}" with (force)`).catch(() => {})
     throw e
   } finally {
-    await server.end()
+    await closePool(server)
   }
 }
 
@@ -53,7 +54,7 @@ export async function dropTemplateDatabase(name: string): Promise<void> {
     await server.unsafe(`alter database "${name}" with is_template false allow_connections true`)
     await server.unsafe(`drop database if exists "${name}" with (force)`)
   } finally {
-    await server.end()
+    await closePool(server)
   }
 }
 

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto'
 import type { Sql } from 'postgres'
 import { type RoleName, connectPg, roleUrl } from '../connect.ts'
 import { migrate } from '../migrate.ts'
+import { closePool } from './close-pool.ts'
 import { TEMPLATE_ENV, copyTemplateDatabase, serverUrl } from './template-database.ts'
 
 export interface TestDatabase {
@@ -39,7 +40,7 @@ export async function createTestDatabase(
     if (template) await copyTemplateDatabase(server, template, name)
     else await server.unsafe(`create database "${name}"`)
   } finally {
-    await server.end()
+    await closePool(server)
   }
   const url = new URL(base)
   url.pathname = `/${name}`
@@ -57,12 +58,12 @@ export async function createTestDatabase(
       return sql
     },
     async drop() {
-      await Promise.all([admin, ...pools].map((p) => p.end({ timeout: 1 })))
+      await Promise.all([admin, ...pools].map((p) => closePool(p)))
       const s = connectPg(base, { max: 1 })
       try {
         await s.unsafe(`drop database if exists "${name}" with (force)`)
       } finally {
-        await s.end()
+        await closePool(s)
       }
     },
   }
