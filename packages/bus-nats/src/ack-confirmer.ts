@@ -1,6 +1,5 @@
-import { EventplaneError, Unavailable } from '@eventplane/core'
-import { type Msg, type NatsConnection, type Subscription, createInbox, errors } from '@nats-io/transport-node'
-import { connectionClosed } from './nats-errors.ts'
+import { type Msg, type NatsConnection, type Subscription, createInbox } from '@nats-io/transport-node'
+import { ackNotTaken, ackUnconfirmed, connectionClosed } from './nats-errors.ts'
 
 const ACK = new TextEncoder().encode('+ACK')
 const NO_RESPONDERS = 503
@@ -87,13 +86,7 @@ export class AckConfirmer {
   #answered(m: Msg): void {
     const n = Number(m.subject.slice(this.#replyPrefix.length))
     // The consumer (or its stream) is gone: nothing took the ack.
-    if (m.headers?.code === NO_RESPONDERS)
-      this.#settle(
-        n,
-        new Unavailable('bus.unavailable', 'nobody took the ack (the consumer or its stream is gone)', {
-          cause: new errors.NoRespondersError(m.subject),
-        }),
-      )
+    if (m.headers?.code === NO_RESPONDERS) this.#settle(n, ackNotTaken(m.subject))
     else this.#settle(n, undefined)
   }
 
@@ -117,10 +110,7 @@ export class AckConfirmer {
         this.#timer = setTimeout(() => this.#expire(), left + 1)
         return
       }
-      this.#settle(
-        n,
-        new EventplaneError('bus.timeout', 'no confirmation of an ack in time', { cause: new errors.TimeoutError() }),
-      )
+      this.#settle(n, ackUnconfirmed())
     }
   }
 

@@ -114,6 +114,18 @@ export function publishTimedOut(subject: string): EventplaneError {
   })
 }
 
+/** An ack of a delivery answered with no-responders: its consumer (or the consumer's stream) is gone. */
+export function ackNotTaken(subject: string): EventplaneError {
+  return new Unavailable('bus.unavailable', 'nobody took the ack (the consumer or its stream is gone)', {
+    cause: new errors.NoRespondersError(subject),
+  })
+}
+
+/** An ack JetStream did not confirm within its deadline. */
+export function ackUnconfirmed(): EventplaneError {
+  return new EventplaneError('bus.timeout', 'no confirmation of an ack in time', { cause: new errors.TimeoutError() })
+}
+
 /** Publishes still waiting for an ack when their connection closed. */
 export function connectionClosed(): EventplaneError {
   return unavailable(new errors.ClosedConnectionError(), 'wait for an ack')
