@@ -21,12 +21,12 @@ const ATTEMPTS = 3
 /**
  * What the flood may add to globex's p99: 3× its p99 at rest, or this many milliseconds, whichever is more.
  * On two cores that also run nats-server, PostgreSQL and both clients, carrying acme's flood (~1,250 requests
- * and up to 22 MB/s of refused payloads a second through nats-server and the gateway) adds 13–20 ms to globex's
- * p99 whatever the gateway does with them: measured 20–27 ms against 4.5–7.8 ms at rest on a quiet machine,
- * with this code and with the code before 2026-11-30's changes alike (docs/testing.md). Without admission
- * globex's p99 reaches seconds.
+ * and up to 22 MB/s of refused payloads a second through nats-server and the gateway) adds to globex's p99
+ * whatever the gateway does with them, and how much depends on the machine: 20–27 ms against 4.5–7.8 ms at rest
+ * on one quiet machine, 41–191 ms against 10–15 ms on another (2026-11-30, the code before and after that day's
+ * changes alike; docs/testing.md). Without admission globex's p99 reaches seconds (8,654 ms, RSS 357 MB).
  */
-const FLOOD_SLACK_MS = 30
+const FLOOD_SLACK_MS = 200
 
 /** Resident set size of process `pid` in MiB, from /proc. */
 function rssMb(pid: number): number {
