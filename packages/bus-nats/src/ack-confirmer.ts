@@ -11,36 +11,62 @@ interface PendingAck {
 }
 
 /**
- * Acks that resolve only once JetStream confirmed them, for one subscription,
- * without nats.js `JsMsg.ackAck`'s per-ack request: that builds a request
- * token, a timer and two `Error`s with stack traces for every message
- * (35–51 µs of CPU per event at 1k ev/s, scripts/bench/sub-ack.ts, 28–42 %
- * of what the subscriber costs above a bare consumer). Here an ack is
- * a core publish to the message's reply subject with the reply `<inbox>.<ack number>` under one
- * wildcard subscription on the connection's own inbox prefix (the grant
- * nats.js requests already use, so no new permission), and one timer serves
- * every deadline (acks are sent in order with the same timeout, so the
- * oldest pending one expires first).
+ * The connection's one confirmer. A WeakMap, not a count that drops the
+ * confirmer with its last holder: a confirmer watches `nc.closed()` (to fail
+ * its pending acks), and a reaction on that promise cannot be removed, so a
+ * confirmer made per subscription (or again after each idle spell) stayed
+ * reachable until the connection closed: a process re-subscribing on one
+ * long-lived connection piled up one per subscription it ever made. Here the
+ * watch is made once per connection and the entry goes with the connection;
+ * what the count governs is the server-side part, the reply subscription.
+ */
+const byConnection = new WeakMap<NatsConnection, AckConfirmer>()
+
+/**
+ * Acks that resolve only once JetStream confirmed them, for every
+ * subscription of one connection, without nats.js `JsMsg.ackAck`'s per-ack
+ * request: that builds a request token, a timer and two `Error`s with stack
+ * traces for every message (35–51 µs of CPU per event at 1k ev/s,
+ * scripts/bench/sub-ack.ts, 28–42 % of what the subscriber costs above a bare
+ * consumer). Here an ack is a core publish to the message's reply subject
+ * with the reply `<inbox>.<ack number>` under one wildcard subscription on
+ * the connection's own inbox prefix (the grant nats.js requests already use,
+ * so no new permission), and one timer serves every deadline.
+ *
+ * One per connection ({@link AckConfirmer.for}), shared by the connection's
+ * subscriptions: each {@link hold}s it while it runs and releases it when it
+ * ends. The reply subscription opens with the first ack and ends once no
+ * holder is left and no ack is pending (an ack after that opens it again), so
+ * a connection has at most one, however often it re-subscribes.
  *
  * An ack fails with `bus.unavailable` when the consumer is gone (no
  * responders) or the connection closed, `bus.timeout` without an answer in
- * `timeoutMs`. The reply subscription opens with the first ack and ends once
- * `close()` was called and no ack is pending (an ack after that opens it again).
+ * its `timeoutMs`.
  */
 export class AckConfirmer {
   readonly #nc: NatsConnection
-  readonly #timeoutMs: number
   /** `<inbox>.`: an ack's reply subject is this plus its ack number. */
   readonly #replyPrefix: string
   readonly #pending = new Map<number, PendingAck>()
   #sub: Subscription | undefined
   #timer: NodeJS.Timeout | undefined
+  /** The deadline the timer is armed for. */
+  #timerAt = Number.POSITIVE_INFINITY
   #next = 0
-  #closing = false
+  #holders = 0
 
-  constructor(nc: NatsConnection, options: { timeoutMs: number }) {
+  /** The confirmer of `nc`, made on first use. */
+  static for(nc: NatsConnection): AckConfirmer {
+    let confirmer = byConnection.get(nc)
+    if (confirmer === undefined) {
+      confirmer = new AckConfirmer(nc)
+      byConnection.set(nc, confirmer)
+    }
+    return confirmer
+  }
+
+  private constructor(nc: NatsConnection) {
     this.#nc = nc
-    this.#timeoutMs = options.timeoutMs
     // nats.js keeps the connection's inbox prefix (option `inboxPrefix`, default `_INBOX`) on its options.
     const inboxPrefix = (nc as { options?: { inboxPrefix?: string } }).options?.inboxPrefix
     this.#replyPrefix = `${createInbox(inboxPrefix)}.`
@@ -50,14 +76,31 @@ export class AckConfirmer {
     )
   }
 
+  /**
+   * Keeps the reply subscription for a subscription until the returned release (idempotent) is called; it
+   * ends once every holder released and the last pending ack settled.
+   */
+  hold(): () => void {
+    this.#holders += 1
+    let held = true
+    return () => {
+      if (!held) return
+      held = false
+      this.#holders -= 1
+      this.#release()
+    }
+  }
+
   /** Acks the message delivered with reply subject `reply`; resolves when the server confirmed it. */
-  ack(reply: string): Promise<void> {
+  ack(reply: string, options: { timeoutMs: number }): Promise<void> {
     if (this.#nc.isClosed()) return Promise.reject(connectionClosed())
     this.#sub ??= this.#open()
     const n = this.#next++
     return new Promise<void>((resolve, reject) => {
-      this.#pending.set(n, { resolve, reject, deadline: performance.now() + this.#timeoutMs })
-      this.#timer ??= setTimeout(() => this.#expire(), this.#timeoutMs)
+      const deadline = performance.now() + options.timeoutMs
+      this.#pending.set(n, { resolve, reject, deadline })
+      // Acks with one timeout come in deadline order: only a shorter timeout moves the timer.
+      if (deadline < this.#timerAt) this.#arm(deadline)
       try {
         this.#nc.publish(reply, ACK, { reply: this.#replyPrefix + n })
       } catch (e) {
@@ -69,12 +112,6 @@ export class AckConfirmer {
   /** Acks still waiting for the server's confirmation. */
   get pending(): number {
     return this.#pending.size
-  }
-
-  /** Ends the reply subscription once no ack is pending (now, or when the last one settles). */
-  close(): void {
-    this.#closing = true
-    this.#release()
   }
 
   #open(): Subscription {
@@ -100,18 +137,27 @@ export class AckConfirmer {
     this.#release()
   }
 
-  /** Fails every pending ack whose deadline passed, and re-arms the timer for the next one (the oldest first). */
+  #arm(deadline: number): void {
+    clearTimeout(this.#timer)
+    this.#timerAt = deadline
+    this.#timer = setTimeout(() => this.#expire(), Math.max(0, deadline - performance.now()) + 1)
+  }
+
+  /**
+   * Fails every pending ack whose deadline passed and re-arms the timer for the earliest one left. A scan:
+   * subscriptions with other timeouts share the map, so insertion order is not deadline order. It runs
+   * once per deadline, not per ack.
+   */
   #expire(): void {
     this.#timer = undefined
+    this.#timerAt = Number.POSITIVE_INFINITY
     const now = performance.now()
+    let earliest = Number.POSITIVE_INFINITY
     for (const [n, p] of this.#pending) {
-      const left = p.deadline - now
-      if (left > 0) {
-        this.#timer = setTimeout(() => this.#expire(), left + 1)
-        return
-      }
-      this.#settle(n, ackUnconfirmed())
+      if (p.deadline <= now) this.#settle(n, ackUnconfirmed())
+      else earliest = Math.min(earliest, p.deadline)
     }
+    if (earliest !== Number.POSITIVE_INFINITY && this.#timer === undefined) this.#arm(earliest)
   }
 
   #failAll(error: unknown): void {
@@ -122,7 +168,8 @@ export class AckConfirmer {
     if (this.#pending.size > 0) return
     clearTimeout(this.#timer)
     this.#timer = undefined
-    if (!this.#closing || this.#sub === undefined) return
+    this.#timerAt = Number.POSITIVE_INFINITY
+    if (this.#holders > 0 || this.#sub === undefined) return
     this.#sub.unsubscribe()
     this.#sub = undefined
   }

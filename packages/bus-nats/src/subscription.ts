@@ -151,7 +151,7 @@ export async function subscribe(js: JetStreamClient, options: SubscribeOptions):
     abort_on_missing_resource: true,
   })
   let dropped = 0
-  const acks = ackConfirmer(js)
+  const acks = connectionAcks(js)
   const live = liveIterable(messages, {
     map(msg: JsMsg): Delivery | undefined {
       try {
@@ -169,19 +169,30 @@ export async function subscribe(js: JetStreamClient, options: SubscribeOptions):
     signal: options.signal,
   })
   // Acks may still be confirmed after the feed ended (a runner acks the batch it applied): the confirmer's
-  // reply subscription ends only once they settled.
-  void live.closed.then(() => acks?.close())
+  // reply subscription ends only once they settled and no other subscription of the connection holds it.
+  void live.closed.then(() => acks?.release())
   return Object.defineProperty(live, 'dropped', { get: () => dropped, enumerable: true }) as Subscription
 }
 
-/** The confirmer on the client's connection (nats.js keeps it on the client), or undefined to use `ackAck`. */
-function ackConfirmer(js: JetStreamClient): AckConfirmer | undefined {
-  const nc = (js as { nc?: NatsConnection }).nc
-  if (nc === undefined || typeof nc.publish !== 'function') return undefined
-  return new AckConfirmer(nc, { timeoutMs: js.getOptions().timeout ?? 5000 })
+/** A subscription's hold on its connection's confirmer, with the client's timeout for its acks. */
+interface ConnectionAcks {
+  ack(reply: string): Promise<void>
+  release(): void
 }
 
-function toDelivery(msg: JsMsg, event: RecordedEvent, acks: AckConfirmer | undefined): Delivery {
+/**
+ * A hold on the confirmer of the client's connection (nats.js keeps the connection on the client), shared by
+ * every subscription on it; undefined to use `ackAck`.
+ */
+function connectionAcks(js: JetStreamClient): ConnectionAcks | undefined {
+  const nc = (js as { nc?: NatsConnection }).nc
+  if (nc === undefined || typeof nc.publish !== 'function') return undefined
+  const confirmer = AckConfirmer.for(nc)
+  const ackOptions = { timeoutMs: js.getOptions().timeout ?? 5000 }
+  return { ack: (reply) => confirmer.ack(reply, ackOptions), release: confirmer.hold() }
+}
+
+function toDelivery(msg: JsMsg, event: RecordedEvent, acks: ConnectionAcks | undefined): Delivery {
   // Settling is final, as in nats.js (only `working` may repeat): an ack sent by the confirmer bypasses
   // the JsMsg's own flag, so it is kept here.
   let settled = false

@@ -49,9 +49,10 @@ describe('AckConfirmer', () => {
 
   test('an ack resolves only once its answer came, and the reply subscription ends after close once none is pending', async () => {
     const before = subscriptionCount(nc)
-    const acks = new AckConfirmer(nc, { timeoutMs: 30_000 })
-    const first = acks.ack('test.ack.1')
-    const second = acks.ack('test.ack.2')
+    const acks = AckConfirmer.for(nc)
+    const release = acks.hold()
+    const first = acks.ack('test.ack.1', { timeoutMs: 30_000 })
+    const second = acks.ack('test.ack.2', { timeoutMs: 30_000 })
     await jetstreamSide.flush()
     await nc.flush()
     assert.equal(held.length, 2, 'both acks reached the server side')
@@ -61,7 +62,7 @@ describe('AckConfirmer', () => {
 
     held.shift()!.respond()
     await within(first, 5000, 'the first ack')
-    acks.close()
+    release()
     assert.equal(subscriptionCount(nc), before + 1, 'still subscribed while an ack is pending')
     held.shift()!.respond()
     await within(second, 5000, 'the second ack')
@@ -70,19 +71,56 @@ describe('AckConfirmer', () => {
   })
 
   test('an unanswered ack fails with bus.timeout; one nobody takes fails with bus.unavailable', async () => {
-    const acks = new AckConfirmer(nc, { timeoutMs: 300 })
+    const acks = AckConfirmer.for(nc)
+    const release = acks.hold()
     try {
       await assert.rejects(
-        within(acks.ack('test.ack.never'), 5000, 'the unanswered ack'),
+        within(acks.ack('test.ack.never', { timeoutMs: 300 }), 5000, 'the unanswered ack'),
         (e: { code?: string }) => e.code === 'bus.timeout',
       )
       held.length = 0
       await assert.rejects(
-        within(acks.ack('nobody.listens.here'), 5000, 'the ack nobody takes'),
+        within(acks.ack('nobody.listens.here', { timeoutMs: 300 }), 5000, 'the ack nobody takes'),
         (e: { code?: string }) => e.code === 'bus.unavailable',
       )
     } finally {
-      acks.close()
+      release()
+    }
+  })
+
+  test('a connection has one confirmer: two holders share its reply subscription, which ends with the last release', async () => {
+    const before = subscriptionCount(nc)
+    assert.equal(AckConfirmer.for(nc), AckConfirmer.for(nc), 'the same confirmer for the same connection')
+    const releaseA = AckConfirmer.for(nc).hold()
+    const releaseB = AckConfirmer.for(nc).hold()
+    const a = AckConfirmer.for(nc).ack('test.ack.a', { timeoutMs: 30_000 })
+    const b = AckConfirmer.for(nc).ack('test.ack.b', { timeoutMs: 30_000 })
+    await nc.flush()
+    await jetstreamSide.flush()
+    assert.equal(subscriptionCount(nc), before + 1, 'one reply subscription for both holders')
+    for (const m of held.splice(0)) m.respond()
+    await within(Promise.all([a, b]), 5000, 'both acks')
+    releaseA()
+    releaseA()
+    assert.equal(subscriptionCount(nc), before + 1, 'kept while the other holder runs (a second release counts once)')
+    releaseB()
+    assert.equal(subscriptionCount(nc), before, 'ended with the last release')
+  })
+
+  test('an ack with a shorter timeout behind a longer pending one still times out on its own deadline', async () => {
+    const acks = AckConfirmer.for(nc)
+    const release = acks.hold()
+    try {
+      const long = acks.ack('test.ack.long', { timeoutMs: 60_000 })
+      await assert.rejects(
+        within(acks.ack('test.ack.short', { timeoutMs: 200 }), 5000, 'the short ack'),
+        (e: { code?: string }) => e.code === 'bus.timeout',
+      )
+      await jetstreamSide.flush()
+      for (const m of held.splice(0)) m.respond()
+      await within(long, 5000, 'the long ack, answered')
+    } finally {
+      release()
     }
   })
 })

@@ -140,11 +140,15 @@ export function useBusEnv(prefix: string, tenants?: string[]): BusEnv {
   )
 }
 
-export async function createBusEnv(prefix: string, tenants: string[] = ['acme', 'globex']): Promise<BusEnv> {
+export async function createBusEnv(
+  prefix: string,
+  tenants: string[] = ['acme', 'globex'],
+  serverOptions: { monitoring?: boolean } = {},
+): Promise<BusEnv> {
   const db = await createTestDatabase(prefix)
   let server: TestNatsServer
   try {
-    server = await startNatsServer({ tenants })
+    server = await startNatsServer({ tenants, ...serverOptions })
   } catch (e) {
     await db.drop()
     throw e

@@ -47,6 +47,8 @@ export interface StartNatsServerOptions {
   withAuth?: boolean
   /** Milliseconds to wait for the server to accept connections (default 10 s). */
   startTimeoutMs?: number
+  /** Serve the HTTP monitoring endpoints (`/connz`, `/subsz`, …) on a free loopback port (default false). */
+  monitoring?: boolean
 }
 
 export interface NatsCredentials {
@@ -58,6 +60,8 @@ export interface NatsCredentials {
 export interface TestNatsServer {
   url: string
   port: number
+  /** `http://127.0.0.1:<port>` of the monitoring endpoints, with `monitoring: true`; otherwise undefined. */
+  monitorUrl: string | undefined
   storeDir: string
   /** The operator side's auth dir (keys and creds, as `nats-setup` makes it); undefined without auth. */
   authDir: string | undefined
@@ -120,6 +124,7 @@ export async function startNatsServer(options: StartNatsServerOptions = {}): Pro
       credentials[user] = { user, creds: serviceCredsFile(auth.dir, user) }
   }
   const serverName = `eventplane-test-${randomBytes(6).toString('hex')}`
+  const monitorPort = options.monitoring ? await freePort() : undefined
   const writeConfig = (port: number): void => {
     const config = generateNatsConfig({
       storeDir,
@@ -127,7 +132,8 @@ export async function startNatsServer(options: StartNatsServerOptions = {}): Pro
       serverName,
       ...(auth === undefined ? {} : { accounts: accountsConfig(auth, resolverDir) }),
     })
-    writeFileSync(configFile, config, { mode: 0o600 })
+    const monitor = monitorPort === undefined ? '' : `http: "127.0.0.1:${monitorPort}"\n`
+    writeFileSync(configFile, config + monitor, { mode: 0o600 })
   }
 
   let child: ChildProcess | undefined
@@ -222,6 +228,7 @@ export async function startNatsServer(options: StartNatsServerOptions = {}): Pro
   const server: TestNatsServer = {
     url,
     port,
+    monitorUrl: monitorPort === undefined ? undefined : `http://127.0.0.1:${monitorPort}`,
     storeDir,
     authDir: auth?.dir,
     credentials,
