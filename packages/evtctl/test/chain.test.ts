@@ -74,6 +74,54 @@ describe('evtctl heads and verify', () => {
     assert.match(ok.stdout, /^intact: 6 events in 2 streams checked in .*; against heads at position \d+ signed by/m)
   })
 
+  test('verify against heads it cannot authenticate says so on stderr and in --json; --require-signed exits 3', async () => {
+    const signed = join(dir, 'acme-heads.json')
+    const unsigned = join(dir, 'acme-unsigned.json')
+    const taken = await runCli(['heads', '--tenant', 'acme', '--output', unsigned], { env: env() })
+    assert.equal(taken.code, 0, taken.stderr)
+    const pub = join(dir, 'heads.pub')
+    const verify = async (...args: string[]) => {
+      const r = await runCli(['verify', '--tenant', 'acme', ...args], { env: env() })
+      return { ...r, report: r.code === 0 && args.includes('--json') ? JSON.parse(r.stdout) : undefined }
+    }
+    const notChecked = /^evtctl: WARNING: authenticity of the heads NOT checked: /m
+
+    const bare = await verify('--against', unsigned, '--json')
+    assert.equal(bare.code, 0, bare.stderr)
+    assert.match(bare.stderr, notChecked)
+    assert.match(bare.stderr, /are unsigned, so anyone who could write .*acme-unsigned\.json could have made them/)
+    assert.equal(bare.report.against.authenticated, false)
+    assert.equal(bare.report.against.authenticity, 'unsigned')
+    const human = await verify('--against', unsigned)
+    assert.equal(human.code, 0, human.stderr)
+    assert.match(human.stdout, /^intact: .*\(unsigned\), authenticity NOT checked/m)
+
+    const unpinned = await verify('--against', signed, '--json')
+    assert.equal(unpinned.code, 0, unpinned.stderr)
+    assert.match(unpinned.stderr, /are signed by key \S+, but no --public-key was given/)
+    assert.equal(unpinned.report.against.authenticated, false)
+    assert.equal(unpinned.report.against.authenticity, 'no_public_key')
+    assert.ok(unpinned.report.against.signed_by)
+
+    const pinned = await verify('--against', signed, '--public-key', pub, '--require-signed', '--json')
+    assert.equal(pinned.code, 0, pinned.stderr)
+    assert.doesNotMatch(pinned.stderr, /WARNING/)
+    assert.equal(pinned.report.against.authenticated, true)
+    assert.equal(pinned.report.against.authenticity, 'public_key')
+
+    for (const file of [signed, unsigned]) {
+      const strict = await verify('--against', file, '--require-signed')
+      assert.equal(strict.code, 3, strict.stderr)
+      assert.equal(failureLine(strict).code, 'store.chain_unverifiable')
+      assert.match(failureLine(strict).message, /--require-signed: no --public-key given/)
+      assert.equal(strict.stdout, '', 'no verdict printed')
+    }
+    const unsignedPinned = await verify('--against', unsigned, '--public-key', pub, '--require-signed')
+    assert.equal(unsignedPinned.code, 3, unsignedPinned.stderr)
+    assert.match(failureLine(unsignedPinned).message, /not signed by the given public key/)
+    assert.equal((await verify('--require-signed')).code, 1, '--require-signed without --against is bad usage')
+  })
+
   test('heads that were edited or signed by another key cannot be checked against: exit 3', async () => {
     const file = join(dir, 'acme-heads.json')
     const pinnedToOther = await runCli(

@@ -52,6 +52,8 @@ describe('chain heads published on NATS', () => {
   let nats: TestNatsServer
   let dir: string
   let relay: CliProcess
+  /** The stream sequence of the unsigned heads of a rewritten history a thief of the relay's creds published. */
+  let forged: number | undefined
   const keys = generateKeyPairSync('ed25519')
   /** The operator's CLI environment: admin URL, operator creds. */
   const operator = () => ({
@@ -140,6 +142,8 @@ describe('chain heads published on NATS', () => {
     assert.equal(report.against.stream, HEADS_STREAM_NAME)
     assert.equal(report.against.global_position, await maxPosition('acme'))
     assert.ok(report.against.signed_by, 'signed by the relay’s key')
+    assert.equal(report.against.authenticated, true, 'signed by the --public-key')
+    assert.doesNotMatch(ok.stderr, /WARNING/)
 
     // A one-shot publish of the same heads adds nothing: the newest published are these.
     const again = await runCli(['heads', '--tenant', 'acme', '--publish', '--json'], { env: operator() })
@@ -157,7 +161,7 @@ describe('chain heads published on NATS', () => {
 
     // With the relay's NATS credentials (not its signing key) the thief publishes heads of the rewritten
     // history, unsigned, and a message that is not heads at all, so that the real anchor is no longer newest.
-    const forged = await publishAsRelay('acme', headsToFile(await readHeads(db.admin, 'acme')))
+    forged = await publishAsRelay('acme', headsToFile(await readHeads(db.admin, 'acme')))
     const junk = await publishAsRelay('acme', { not: 'heads' })
     const mark = relay.stderr.length
 
@@ -199,6 +203,35 @@ describe('chain heads published on NATS', () => {
     assert.equal(refused.code, 2, refused.stderr)
     assert.match(failureLine(refused).message, /acme\/deployment\/web version 5 rewritten/)
     assert.equal((await latest('acme'))!.seq, junk)
+  })
+
+  test('without --public-key verify takes the forged unsigned heads and says loudly that it did not authenticate them; --require-signed exits 3', async () => {
+    assert.ok(forged !== undefined, 'the rewrite and the forgery of the test before')
+    const loose = await runCli(['verify', '--tenant', 'acme', '--against', 'nats', '--json'], { env: operator() })
+    // The weakness --require-signed closes: the forged heads vouch for the rewritten history.
+    assert.equal(loose.code, 0, loose.stderr)
+    const report = JSON.parse(loose.stdout)
+    assert.equal(report.against.seq, forged)
+    assert.equal(report.against.authenticated, false)
+    assert.equal(report.against.authenticity, 'unsigned')
+    assert.match(
+      loose.stderr,
+      /^evtctl: WARNING: authenticity of the heads NOT checked: the heads published on NATS \(EVENTPLANE_HEADS sequence \d+\) are unsigned, so anyone who can publish on eventplane-heads\.acme/m,
+    )
+
+    const strict = await runCli(['verify', '--tenant', 'acme', '--against', 'nats', '--require-signed'], {
+      env: operator(),
+    })
+    assert.equal(strict.code, 3, strict.stderr)
+    assert.equal(failureLine(strict).code, 'store.chain_unverifiable')
+    assert.match(failureLine(strict).message, /--require-signed: no --public-key given/)
+
+    const pinned = await runCli(
+      ['verify', '--tenant', 'acme', '--against', 'nats', '--public-key', join(dir, 'heads.pub'), '--require-signed'],
+      { env: operator() },
+    )
+    assert.equal(pinned.code, 2, pinned.stderr)
+    assert.doesNotMatch(pinned.stderr, /authenticity of the heads NOT checked/)
   })
 
   test('--against nats needs a tenant, and a tenant without published heads cannot be checked (exit 3)', async () => {

@@ -40,7 +40,7 @@ export function registerHeads(program: Command, kit: CommandKit): void {
         '',
         'Examples:',
         '  $ evtctl heads --tenant acme --sign-key heads.key --output acme-heads.json',
-        '  $ evtctl verify --tenant acme --against acme-heads.json',
+        '  $ evtctl verify --tenant acme --against acme-heads.json --public-key heads.pub --require-signed',
         '  $ EVENTPLANE_NATS_CREDS=operator.creds evtctl heads --tenant acme --sign-key heads.key --publish',
         '  $ evtctl verify --tenant acme --against nats --public-key heads.pub',
       ),

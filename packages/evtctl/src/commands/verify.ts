@@ -13,6 +13,7 @@ interface VerifyOptions {
   stream?: string
   against?: string
   publicKey?: string
+  requireSigned?: boolean
 }
 
 const PROGRESS_INTERVAL_MS = 1000
@@ -84,6 +85,37 @@ async function loadPublishedHeads(
   }
 }
 
+/**
+ * Whether the heads' authenticity was checked: `public_key` when signed by the key `--public-key` pins;
+ * otherwise not: `unsigned`, or `no_public_key` (signed, but by whatever key the heads carry, so anyone
+ * who can write them can sign them with a key of their own).
+ */
+type Authenticity = 'public_key' | 'unsigned' | 'no_public_key'
+
+function authenticityOf(heads: ChainHeads, publicKeyGiven: boolean): Authenticity {
+  // checkHeads refuses heads not signed by a given --public-key, so a key given means it signed them.
+  if (publicKeyGiven) return 'public_key'
+  return heads.signature ? 'no_public_key' : 'unsigned'
+}
+
+/** The stderr line for heads whose authenticity was not checked: who could have written them. */
+function notAuthenticatedWarning(heads: ChainHeads, authenticity: Authenticity, source: HeadsSource): string {
+  const where = 'file' in source ? `in ${source.file}` : `published on NATS (${source.stream} sequence ${source.seq})`
+  const writers =
+    'file' in source
+      ? `could write ${source.file}`
+      : `can publish on eventplane-heads.${heads.tenant} (the relay's or the operator's NATS credentials)`
+  const what =
+    authenticity === 'unsigned'
+      ? `the heads ${where} are unsigned, so anyone who ${writers} could have made them`
+      : `the heads ${where} are signed by key ${keyFingerprint(heads.signature!.public_key)}, but no --public-key ` +
+        `was given and a signature by any key passes, so anyone who ${writers} could have signed them`
+  return (
+    `evtctl: WARNING: authenticity of the heads NOT checked: ${what}. Give --public-key ` +
+    '(and --require-signed to make this an error).\n'
+  )
+}
+
 const breakRow = (b: ChainBreak) => [
   b.kind,
   `${b.tenant}/${b.category}/${b.stream_id}`,
@@ -108,11 +140,16 @@ export function registerVerify(program: Command, kit: CommandKit): void {
       'heads saved earlier (evtctl heads): the log must still lead to them; "nats": the tenant’s newest published heads',
     )
     .option('--public-key <file>', 'the Ed25519 public key (PEM) that must have signed the heads file')
+    .option('--require-signed', 'exit 3 unless the heads are signed by --public-key (their authenticity checked)')
     .addHelpText(
       'after',
       helpAfter(
         'Exit codes: 0 intact, 2 broken (each broken stream is listed: what, stream, version, event),',
-        '3 could not check (database unreachable, heads file unreadable, unsigned or badly signed, none published).',
+        '3 could not check (database unreachable, heads file unreadable, unsigned or badly signed, none published;',
+        'with --require-signed also: no --public-key given).',
+        'Without --public-key the heads are not authenticated: unsigned heads, or heads signed by any key, are taken',
+        'as they are, and verify says so on stderr and in --json (against.authenticated false). Audits and scheduled',
+        'checks should pass --public-key --require-signed.',
         '--against nats reads the newest heads published for --tenant (evtctl heads --publish, or the relay with',
         '--heads-every-ms) from the JetStream stream EVENTPLANE_HEADS; a file named nats is ./nats.',
         'Progress goes to stderr once a second. Without saved heads, verify proves each stream is one',
@@ -121,16 +158,25 @@ export function registerVerify(program: Command, kit: CommandKit): void {
         'Examples:',
         '  $ evtctl verify --tenant acme',
         '  $ evtctl verify --tenant acme --against acme-heads.json --public-key heads.pub --json',
-        '  $ evtctl verify --tenant acme --against nats --public-key heads.pub',
+        '  $ evtctl verify --tenant acme --against nats --public-key heads.pub --require-signed',
       ),
     )
     .action(
       kit.action<VerifyOptions>(async (session, _command, opts) => {
         const tenant = session.config.sources.tenant === 'flag' ? session.config.tenant : undefined
+        if (opts.against === AGAINST_NATS && tenant === undefined)
+          throw new CliError('cli.bad_usage', '--against nats needs --tenant')
+        if (opts.requireSigned && opts.against === undefined)
+          throw new CliError('cli.bad_usage', '--require-signed needs --against (and --public-key)')
+        if (opts.requireSigned && opts.publicKey === undefined)
+          throw new EventplaneError(
+            'store.chain_unverifiable',
+            '--require-signed: no --public-key given, so the heads cannot be authenticated (unsigned heads, or ' +
+              'heads signed by any key, would pass)',
+          )
         let heads: ChainHeads | undefined
         let source: HeadsSource | undefined
-        if (opts.against === AGAINST_NATS) {
-          if (tenant === undefined) throw new CliError('cli.bad_usage', '--against nats needs --tenant')
+        if (opts.against === AGAINST_NATS && tenant !== undefined) {
           ;({ heads, source } = await loadPublishedHeads(session, tenant, opts.publicKey))
         } else if (opts.against !== undefined) {
           heads = await loadHeads(opts.against, opts.publicKey)
@@ -138,6 +184,9 @@ export function registerVerify(program: Command, kit: CommandKit): void {
         }
         if (heads && tenant !== undefined && heads.tenant !== tenant)
           throw new CliError('cli.bad_usage', `the heads file is tenant ${heads.tenant}'s, not ${tenant}'s`)
+        const authenticity = heads && authenticityOf(heads, opts.publicKey !== undefined)
+        if (heads && source && authenticity !== 'public_key')
+          session.io.stderr.write(notAuthenticatedWarning(heads, authenticity!, source))
         const scopeTenant = tenant ?? heads?.tenant
         let stream: { category: string; id: string } | undefined
         if (opts.stream !== undefined) {
@@ -176,6 +225,8 @@ export function registerVerify(program: Command, kit: CommandKit): void {
                 tx_id: heads.tx_id.toString(),
                 global_position: heads.global_position.toString(),
                 signed_by: heads.signature ? keyFingerprint(heads.signature.public_key) : null,
+                authenticated: authenticity === 'public_key',
+                authenticity,
                 ...source,
               },
             }),
@@ -189,7 +240,10 @@ export function registerVerify(program: Command, kit: CommandKit): void {
               (heads
                 ? `; against heads at position ${heads.global_position}` +
                   (source && 'seq' in source ? ` published on NATS (${source.stream} sequence ${source.seq})` : '') +
-                  (heads.signature ? ` signed by ${keyFingerprint(heads.signature.public_key)}` : ' (unsigned)')
+                  (heads.signature ? ` signed by ${keyFingerprint(heads.signature.public_key)}` : ' (unsigned)') +
+                  (authenticity === 'public_key'
+                    ? ' (the --public-key)'
+                    : ', authenticity NOT checked (no --public-key; see the warning)')
                 : ''),
           ],
         )
