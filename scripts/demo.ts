@@ -42,14 +42,14 @@ try {
   const operator = { ...base, EVENTPLANE_NATS_CREDS: nats.credentials.operator!.creds, DEMO_AS: 'operator' }
   const admin = { ...base, EVENTPLANE_NATS_AUTH_DIR: nats.authDir!, DEMO_AS: 'operator, tenant admin' }
 
-  /** Runs evtctl, echoing the command line and its output; returns stdout. */
+  /** Runs evtctl, echoing the command line and its output (`quiet`: neither, as for a poll); returns stdout. */
   const evtctl = (
     args: string[],
     env: Record<string, string>,
     options: { expectFailure?: boolean; quiet?: boolean } = {},
   ): string => {
     const shown = args.map((a) => (/[\s{}"]/.test(a) ? `'${a}'` : a)).join(' ')
-    console.log(`$ ${env.DEMO_AS ? `[as ${env.DEMO_AS}] ` : ''}evtctl ${shown}`)
+    if (!options.quiet) console.log(`$ ${env.DEMO_AS ? `[as ${env.DEMO_AS}] ` : ''}evtctl ${shown}`)
     const r = spawnSync(process.execPath, [EVTCTL, ...args], {
       env: { ...process.env, ...env },
       encoding: 'utf8',

@@ -110,6 +110,18 @@ describe('adoption: the packed packages, installed by npm into an empty project,
     assert.ok(result.already_applied.includes('0001_events.sql'))
   })
 
+  test('nats-setup, as npm installed it, writes the auth dir with every tier creds file and the server config', async () => {
+    // infra/nats/README.md and docs/deploying.md start a deployment with it; installed, it is the bus-nats bin.
+    const out = join(project, 'nats-deploy')
+    await sh(join(project, 'node_modules/.bin/nats-setup'), [
+      ...['--auth-dir', join(out, 'auth'), '--store-dir', join(out, 'jetstream'), '--out', join(out, 'nats.conf')],
+    ])
+    for (const tier of ['relay', 'gateway', 'controller', 'operator']) {
+      assert.ok(existsSync(join(out, 'auth/creds', `${tier}.creds`)), `nats-setup wrote creds/${tier}.creds`)
+    }
+    assert.match(await readFile(join(out, 'nats.conf'), 'utf8'), /^resolver \{/m)
+  })
+
   test('a strict TypeScript consumer (nodenext) type-checks against the declarations, appends and reads', async () => {
     const files = await guideFiles()
     for (const name of ['tsconfig.json', 'app.ts']) {

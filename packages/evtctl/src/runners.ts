@@ -57,7 +57,8 @@ export async function startProjection(
     ...(metrics ? { metrics } : {}),
   })
   session.onClose(() => runner.stop())
-  await runner.start()
+  // The runner waits for PostgreSQL (any start order); a signal meanwhile ends the wait, and `serve` then stops.
+  await Promise.race([runner.start(), aborted(session.signal)])
   return {
     name: projection.name,
     detail: `projection ${projection.name} v${projection.version} live at ${formatCheckpoint(runner.checkpoint)}`,

@@ -99,12 +99,17 @@ describe('evtctl import is scoped to one tenant and to intents unless asked', ()
     })
   })
 
-  test('--tenant is required: EVENTPLANE_TENANT alone is not enough', async () => {
+  test('--tenant is required: EVENTPLANE_TENANT alone is not enough, and import --help says so', async () => {
     const file = await ndjson('one.ndjson', [intent])
     for (const extra of [{}, { EVENTPLANE_TENANT: 'acme' }]) {
       const r = await runCli(['import', file], { env: { ...env(), ...extra } })
       assert.equal(r.code, 1)
       assert.match(failureLine(r).message, /import needs --tenant/)
     }
+    // The other commands' --tenant falls back to EVENTPLANE_TENANT; import's help must not promise that.
+    const help = await runCli(['import', '--help'], { env: env() })
+    const tenantHelp = help.stdout.split('\n').find((l) => l.trimStart().startsWith('--tenant'))
+    assert.match(tenantHelp ?? '', /required/)
+    assert.doesNotMatch(tenantHelp ?? '', /default: EVENTPLANE_TENANT/)
   })
 })

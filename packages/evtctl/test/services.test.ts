@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { type AddressInfo, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -161,6 +162,29 @@ describe('service commands: evtctl relay, gateway and run, each with its own cre
       assert.equal(failure.code, 'cli.config')
       assert.match(failure.message, message)
     }
+  })
+
+  test('evtctl run started before PostgreSQL answers waits for it, and SIGTERM meanwhile stops it: exit 0', async () => {
+    // docs/deploying.md: processes wait for PostgreSQL at startup, in any order; nothing listens on this port.
+    const probe = createServer()
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
+    const { port } = probe.address() as AddressInfo
+    await new Promise<void>((resolve) => probe.close(() => resolve()))
+    const down = `postgres://postgres@127.0.0.1:${port}/nowhere`
+    const early = startCli(['run'], {
+      env: {
+        EVENTPLANE_DATABASE_URL: down,
+        EVENTPLANE_NATS_URL: nats.url,
+        EVENTPLANE_NATS_CREDS: nats.credentials.controller!.creds,
+        EVENTPLANE_DOMAIN: DOMAIN,
+      },
+    })
+    await early.waitFor((err) => err.includes('projection resyncing from PostgreSQL'), 60_000, 'stderr')
+    early.child.kill('SIGTERM')
+    const r = await early.done(30_000)
+    assert.equal(r.code, 0, r.stderr.slice(-2000))
+    assert.doesNotMatch(r.stdout, /^ready: /m, 'no ready line: it never served')
+    assert.match(r.stdout, /^stopped$/m)
   })
 
   test('SIGTERM stops each service cleanly: exit 0 and a stopped line', async () => {

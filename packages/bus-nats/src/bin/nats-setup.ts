@@ -1,5 +1,7 @@
+#!/usr/bin/env node
 /**
- * Prepares a NATS deployment: `tsx packages/bus-nats/src/bin/nats-setup.ts --help`.
+ * Prepares a NATS deployment: `npx nats-setup --help` where @eventplane/bus-nats is installed (the published
+ * package's bin), `pnpm exec tsx packages/bus-nats/src/bin/nats-setup.ts --help` in this repository.
  * Exits 0 on success, 1 with one message on stderr otherwise.
  */
 import { natsSetupMain } from '../nats-config/setup-cli.ts'

@@ -5,7 +5,7 @@ import type { Command } from 'commander'
 import { EventplaneError } from '@eventplane/core'
 import { ROLES, PgEventStore, checkImportChain, confirmImportedHashes, importEvents } from '@eventplane/store-pg'
 import { type ImportCount, type ImportPolicy, planImport, recheckedLines } from '../import-plan.ts'
-import { type CommandKit, tenantOption, helpAfter } from '../command-kit.ts'
+import { type CommandKit, helpAfter } from '../command-kit.ts'
 import type { Session } from '../session.ts'
 import { alignRows } from '../table.ts'
 import { stylesFor } from '../colors.ts'
@@ -65,7 +65,10 @@ export function registerImport(program: Command, kit: CommandKit): void {
       're-ingest one tenant’s NDJSON export; identical events already stored are skipped, different ones refused',
     )
     .argument('<file>', 'NDJSON file, or - for stdin')
-    .addOption(tenantOption())
+    .option(
+      '--tenant <tenant>',
+      'the tenant whose events the file holds (required, as this flag: EVENTPLANE_TENANT and the config file do not count)',
+    )
     .option('--allow-facts', 'also import facts and internal events (a controller’s record); refused by default')
     .option('--dry-run', 'check the file and print its counts per tenant and kind; write nothing')
     .option(

@@ -11,8 +11,8 @@ export function serviceLogLevel(session: Session, command: Command): void {
 /**
  * Serves started `parts` until SIGINT/SIGTERM, then stops them in the order
  * given (so the first stops taking work before the ones after it drain) and
- * returns: the command exits 0. Prints one `ready` line once serving and one
- * `stopped` line at the end. A part that fails on its own fails the command
+ * returns: the command exits 0. Prints one `ready` line once serving (none when a
+ * signal came while the parts started) and one `stopped` line at the end. A part that fails on its own fails the command
  * (its typed error, one line); the session's cleanups stop the others.
  */
 export async function serve(
@@ -21,7 +21,9 @@ export async function serve(
   ready: Record<string, unknown>,
   readyLine: string,
 ): Promise<void> {
-  session.out.emit({ ready: true, ...ready }, () => `ready: ${readyLine}; Ctrl-C to stop`)
+  if (session.signal?.aborted !== true) {
+    session.out.emit({ ready: true, ...ready }, () => `ready: ${readyLine}; Ctrl-C to stop`)
+  }
   session.log.info({ parts: parts.map((p) => p.name) }, 'serving')
   await Promise.race([aborted(session.signal), ...parts.map((p) => p.failed)])
   session.log.info({}, 'shutting down')

@@ -132,17 +132,26 @@ export class ProjectionRunner {
     const { projection, live, rebuild } = this.#options
     const signal = this.#abort.signal
     const name = projection.name
-    await live?.prepare()
-    const { stale } = await this.engine.init()
-    // A changed version resumes an interrupted rebuild of that version; `rebuild` starts afresh.
-    let pendingRebuild = rebuild === true || stale
+    let initialized = false
+    let pendingRebuild = false
     let restart = rebuild === true
-    let phase: 'rebuild' | 'catch-up' = pendingRebuild ? 'rebuild' : 'catch-up'
+    let phase: 'rebuild' | 'catch-up' = 'catch-up'
     let failures = 0
     let resync = false
     let prepared = true
     while (!signal.aborted) {
       try {
+        if (!initialized) {
+          // Inside the retry loop: a runner started before PostgreSQL or NATS answers waits for them like any
+          // transient failure (processes start in any order, docs/deploying.md); a refused login stays fatal.
+          await live?.prepare()
+          const { stale } = await this.engine.init()
+          // A changed version resumes an interrupted rebuild of that version; `rebuild` starts afresh.
+          pendingRebuild = rebuild === true || stale
+          phase = pendingRebuild ? 'rebuild' : 'catch-up'
+          initialized = true
+          resync = false
+        }
         // After a live failure the consumer may be gone (deleted, or with its stream): ensure it
         // again before catching up, so nothing appended meanwhile is missed.
         if (live && !prepared) await this.#prepareAgain(live)

@@ -1,0 +1,99 @@
+import assert from 'node:assert/strict'
+import { type AddressInfo, type Server, type Socket, connect, createServer } from 'node:net'
+import { after, before, describe, test } from 'node:test'
+import { PgEventStore, ROLES, connectPg, readProjectionStates, roleUrl } from '@eventplane/store-pg'
+import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
+import type { Sql } from 'postgres'
+import { ProjectionRunner } from '../src/projection/runner.ts'
+import { PROJECTOR_ROLE } from '../src/roles.ts'
+import { streamCounter } from './fixtures.ts'
+import { eventually, factoryFor, stream, within } from './helpers.ts'
+
+/** A port nothing listens on (yet): connections to it are refused. */
+async function freePort(): Promise<number> {
+  const probe = createServer()
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
+  const { port } = probe.address() as AddressInfo
+  await new Promise<void>((resolve) => probe.close(() => resolve()))
+  return port
+}
+
+/** Forwards `port` to PostgreSQL: what "the database came up" looks like to the runner's pool. */
+async function forward(port: number, to: URL): Promise<Server> {
+  const sockets = new Set<Socket>()
+  const server = createServer((client) => {
+    const upstream = connect(Number(to.port || 5432), to.hostname)
+    for (const s of [client, upstream]) {
+      sockets.add(s)
+      s.on('error', () => {})
+      s.on('close', () => sockets.delete(s))
+    }
+    client.pipe(upstream).pipe(client)
+  })
+  server.on('close', () => {
+    for (const s of sockets) s.destroy()
+  })
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve))
+  return server
+}
+
+describe('start order: a projection runner started before PostgreSQL answers', () => {
+  let db: TestDatabase
+  let runnerSql: Sql | undefined
+  let proxy: Server | undefined
+  let runner: ProjectionRunner | undefined
+
+  before(async () => {
+    db = await createTestDatabase('ep_start_order')
+  })
+  after(async () => {
+    await runner?.stop()
+    await runnerSql?.end({ timeout: 1 })
+    proxy?.close()
+    await db.drop()
+  })
+
+  test('waits for the database (retrying, not failing) and catches up once it answers', async () => {
+    const web = stream('acme', 'web')
+    await new PgEventStore(db.connect(ROLES.intentWriter, 1)).append(web, [
+      factoryFor('acme').intent(web, 'created', { n: 1 }),
+    ])
+
+    const port = await freePort()
+    const target = new URL(roleUrl(db.url, PROJECTOR_ROLE))
+    const early = new URL(target)
+    early.port = String(port)
+    runnerSql = connectPg(early.toString(), { max: 4, connectTimeout: 2 })
+    // The runner's own word that it is retrying: the first attempt met a refused connection and did not end it.
+    let retrying!: () => void
+    const retried = new Promise<void>((resolve) => (retrying = resolve))
+    const warn = (_: object, msg?: string) => {
+      if (msg === 'projection resyncing from PostgreSQL') retrying()
+    }
+    runner = new ProjectionRunner({
+      projection: streamCounter,
+      sql: runnerSql,
+      pollIntervalMs: 50,
+      retryDelayMs: 20,
+      logger: { debug: () => {}, info: () => {}, warn, error: () => {} },
+    })
+    const started = runner.start()
+    const settledEarly = started.then(
+      () => 'went live while the database was unreachable',
+      (e: unknown) => `failed instead of waiting: ${(e as { code?: string }).code} ${(e as Error).message}`,
+    )
+    const first = await within(Promise.race([retried.then(() => 'retrying'), settledEarly]), 30_000, 'a retry')
+    assert.equal(first, 'retrying')
+
+    proxy = await forward(port, target)
+    await within(started, 60_000, 'the runner to go live once the database answers')
+    // Polled: the gap-safe read may still be held back by another database's open transaction on this cluster.
+    const counts = async () =>
+      (await readProjectionStates(db.admin, streamCounter.name, 'acme')).map((s) => [
+        s.key,
+        (s.state as { count: number }).count,
+      ])
+    await eventually(async () => (await counts()).length > 0, 120_000, 'the event to be applied')
+    assert.deepEqual(await counts(), [['deployment/web', 1]])
+  })
+})
