@@ -186,6 +186,24 @@ export class RateLimited extends EventplaneError {
   }
 }
 
+/**
+ * The codes of a passing failure: PostgreSQL or NATS could not be reached or
+ * did not answer in time. Nothing is wrong with the request; the same
+ * operation with the same ids succeeds once the dependency is back. The one
+ * list the runners (wait, never give up on an event for it) and evtctl
+ * (exit 3) classify by.
+ */
+export const UNAVAILABLE_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'store.unavailable',
+  'bus.unavailable',
+  'bus.timeout',
+])
+
+/** True when `e` is a passing failure of a dependency (see {@link UNAVAILABLE_CODES}). */
+export function isUnavailableError(e: unknown): e is EventplaneError {
+  return isEventplaneError(e) && UNAVAILABLE_CODES.has(e.code)
+}
+
 /** True when `e` is an eventplane error, and has `code` if one is given. */
 export function isEventplaneError(e: unknown, code?: ErrorCode): e is EventplaneError {
   return e instanceof EventplaneError && (code === undefined || e.code === code)

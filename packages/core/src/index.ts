@@ -46,10 +46,12 @@ export {
   SchemaViolation,
   StreamMismatch,
   TenantMismatch,
+  UNAVAILABLE_CODES,
   Unavailable,
   UnknownSchema,
   WrongExpectedVersion,
   errorFromWire,
   isEventplaneError,
+  isUnavailableError,
 } from './errors.ts'
 export type { ErrorCode, EventplaneErrorOptions } from './errors.ts'

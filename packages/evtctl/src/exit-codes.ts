@@ -1,4 +1,5 @@
 import { natsDriverError } from '@eventplane/bus-nats'
+import { isUnavailableError } from '@eventplane/core'
 import { pgDriverError } from '@eventplane/store-pg'
 import { CliError, type EvtctlError, type EvtctlErrorCode, interruptedError, isEvtctlError } from './cli-error.ts'
 
@@ -28,11 +29,8 @@ export type ExitCode = (typeof EXIT)[keyof typeof EXIT]
 const BY_CODE: Partial<Record<EvtctlErrorCode, ExitCode>> = {
   'store.wrong_expected_version': EXIT.conflict,
   'store.idempotency_conflict': EXIT.conflict,
-  'store.unavailable': EXIT.unavailable,
   'store.chain_broken': EXIT.conflict,
   'store.chain_unverifiable': EXIT.unavailable,
-  'bus.unavailable': EXIT.unavailable,
-  'bus.timeout': EXIT.unavailable,
   'bus.rate_limited': EXIT.unavailable,
   'store.auth_failed': EXIT.denied,
   'bus.auth_failed': EXIT.denied,
@@ -54,8 +52,9 @@ const BY_CODE: Partial<Record<EvtctlErrorCode, ExitCode>> = {
   'cli.interrupted': EXIT.interrupted,
 }
 
-/** The exit code for a typed error: by its code, `core.*` is always 1. */
+/** The exit code for a typed error: by its code, a passing failure (core `UNAVAILABLE_CODES`) 3, `core.*` 1. */
 export function exitCodeFor(error: EvtctlError): ExitCode {
+  if (isUnavailableError(error)) return EXIT.unavailable
   const known = BY_CODE[error.code]
   if (known !== undefined) return known
   if (error.code.startsWith('core.')) return EXIT.usage

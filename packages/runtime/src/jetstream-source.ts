@@ -12,6 +12,11 @@ export interface JetStreamSourceOptions {
   /** Where a newly created consumer starts: 'new' for projections (they catch up from PostgreSQL), 'all' by default. */
   deliver?: 'all' | 'new'
   ackWaitMs?: number
+  /**
+   * The server's delivery limit (default unlimited). Leave it unlimited for a controller: the runner parks an
+   * event itself (`reconcile_failed`, after `maxDeliveries`); at the server's limit the event would be dropped
+   * from the consumer without one.
+   */
   maxDeliver?: number
   maxAckPending?: number
   /** Messages requested per pull. */
@@ -21,10 +26,11 @@ export interface JetStreamSourceOptions {
 
 /** A live source on a durable JetStream pull consumer of the EVENTPLANE stream. */
 export function jetStreamSource(options: JetStreamSourceOptions): LiveSource {
+  let ackWaitMs: number | undefined
   return {
     async prepare() {
       const jsm = await jetstreamManager(options.nc)
-      await ensureConsumer(jsm, {
+      const info = await ensureConsumer(jsm, {
         name: options.consumer,
         filter: options.filter,
         ...(options.deliver ? { deliver: options.deliver } : {}),
@@ -32,7 +38,11 @@ export function jetStreamSource(options: JetStreamSourceOptions): LiveSource {
         ...(options.maxDeliver ? { maxDeliver: options.maxDeliver } : {}),
         ...(options.maxAckPending ? { maxAckPending: options.maxAckPending } : {}),
       })
+      // nanoseconds on the wire
+      const wait = info.config.ack_wait ?? 0
+      ackWaitMs = wait > 0 ? wait / 1_000_000 : undefined
     },
+    ackWaitMs: () => ackWaitMs,
     async open(signal): Promise<LiveSubscription> {
       return subscribe(jetstream(options.nc), {
         consumer: options.consumer,

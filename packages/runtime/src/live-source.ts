@@ -35,6 +35,11 @@ export interface LiveSource {
   open(signal: AbortSignal): Promise<LiveSubscription>
   /** Events waiting for this consumer (pending plus delivered and unacknowledged), for the lag gauge; optional. */
   pending?(): Promise<number>
+  /**
+   * The consumer's ack wait once `prepare` has run (the server's value, also for a consumer that existed):
+   * a runner holding deliveries extends them well within it. Undefined when unknown.
+   */
+  ackWaitMs?(): number | undefined
 }
 
 /**

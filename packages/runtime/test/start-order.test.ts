@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { type AddressInfo, type Server, type Socket, connect, createServer } from 'node:net'
+import type { Server } from 'node:net'
 import { after, before, describe, test } from 'node:test'
 import { PgEventStore, ROLES, connectPg, readProjectionStates, roleUrl } from '@eventplane/store-pg'
 import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
@@ -7,35 +7,8 @@ import type { Sql } from 'postgres'
 import { ProjectionRunner } from '../src/projection/runner.ts'
 import { PROJECTOR_ROLE } from '../src/roles.ts'
 import { streamCounter } from './fixtures.ts'
+import { forward, freePort } from './forwarder.ts'
 import { eventually, factoryFor, stream, within } from './helpers.ts'
-
-/** A port nothing listens on (yet): connections to it are refused. */
-async function freePort(): Promise<number> {
-  const probe = createServer()
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
-  const { port } = probe.address() as AddressInfo
-  await new Promise<void>((resolve) => probe.close(() => resolve()))
-  return port
-}
-
-/** Forwards `port` to PostgreSQL: what "the database came up" looks like to the runner's pool. */
-async function forward(port: number, to: URL): Promise<Server> {
-  const sockets = new Set<Socket>()
-  const server = createServer((client) => {
-    const upstream = connect(Number(to.port || 5432), to.hostname)
-    for (const s of [client, upstream]) {
-      sockets.add(s)
-      s.on('error', () => {})
-      s.on('close', () => sockets.delete(s))
-    }
-    client.pipe(upstream).pipe(client)
-  })
-  server.on('close', () => {
-    for (const s of sockets) s.destroy()
-  })
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve))
-  return server
-}
 
 describe('start order: a projection runner started before PostgreSQL answers', () => {
   let db: TestDatabase

@@ -152,7 +152,13 @@ function runtimeMetrics(registers: Registry[]) {
     }),
     controllerRetries: new Counter({
       name: 'eventplane_controller_retries_total',
-      help: 'Reconcile attempts that failed with a transient error and were retried',
+      help: 'Reconcile attempts that failed with a transient error (or a dependency unavailable) and were retried',
+      labelNames: ['controller'] as const,
+      registers,
+    }),
+    controllerWaiting: new Gauge({
+      name: 'eventplane_controller_waiting_deliveries',
+      help: 'Deliveries a controller holds while PostgreSQL or NATS is unavailable (retried, never parked for it)',
       labelNames: ['controller'] as const,
       registers,
     }),

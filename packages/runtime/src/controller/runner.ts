@@ -1,5 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import { type SchemaRegistry, isEventplaneError, validateName } from '@eventplane/core'
+import {
+  type SchemaRegistry,
+  UNAVAILABLE_CODES,
+  isEventplaneError,
+  isUnavailableError,
+  validateName,
+} from '@eventplane/core'
 import type { PgEventStore } from '@eventplane/store-pg'
 import {
   type EventplaneMetrics,
@@ -20,10 +26,12 @@ import type { Controller } from './types.ts'
 /** The internal event that parks a poison event on its own stream. */
 export const RECONCILE_FAILED = 'reconcile_failed'
 
-const TRANSIENT = new Set(['store.unavailable', 'bus.unavailable', 'bus.timeout', 'store.wrong_expected_version'])
-
-/** Default transient test: the typed "try again" codes. */
-export const isTransientError = (e: unknown): boolean => isEventplaneError(e) && TRANSIENT.has(e.code)
+/**
+ * Default transient test: the typed "try again" codes, a passing failure of a dependency (core's
+ * `UNAVAILABLE_CODES`, which the runner waits out without counting) or a lost race on a stream.
+ */
+export const isTransientError = (e: unknown): boolean =>
+  isEventplaneError(e) && (UNAVAILABLE_CODES.has(e.code) || e.code === 'store.wrong_expected_version')
 
 export interface ControllerRunnerOptions {
   controller: Controller
@@ -33,13 +41,22 @@ export interface ControllerRunnerOptions {
   live: LiveSource
   /** Streams reconciled at once (default 8); one stream's events always one after another. */
   concurrency?: number
-  /** Tries per delivery before the event is parked (default 5). */
+  /**
+   * Tries per delivery before the event is parked (default 5). A try that failed because PostgreSQL or NATS
+   * is unavailable (core `isUnavailableError`) is not counted: it is retried until the dependency answers.
+   */
   maxAttempts?: number
   /** A delivery the bus has handed out more often than this is parked at once (default 10): it keeps killing workers. */
   maxDeliveries?: number
   /** First retry delay (default 100 ms), doubled up to `maxRetryDelayMs` (default 5 s). */
   retryDelayMs?: number
   maxRetryDelayMs?: number
+  /**
+   * How often held deliveries (running, retrying or queued behind their stream) get their ack wait extended;
+   * default a third of the consumer's ack wait (`LiveSource.ackWaitMs`), else 10 s.
+   */
+  heartbeatMs?: number
+  /** Errors retried and counted toward `maxAttempts` (default {@link isTransientError}); others park at once. */
   isTransient?: (e: unknown) => boolean
   /** Validates emitted facts' data when given. */
   registry?: SchemaRegistry
@@ -55,6 +72,13 @@ export interface ControllerRunnerOptions {
  * finished. A poison event (non-transient error, or too many attempts) gets a
  * `reconcile_failed` internal event `{ controller, reason_code, attempts }` on
  * its stream and is terminated, so it never blocks other streams.
+ *
+ * A passing failure of PostgreSQL or NATS is not the event's fault: the
+ * delivery is held in the runner and retried (backoff up to
+ * `maxRetryDelayMs`) until the dependency answers, without counting toward
+ * `maxAttempts`, and every held delivery's ack wait is extended meanwhile, so
+ * an outage neither parks it nor runs up its delivery count (`maxDeliveries`).
+ * Holding keeps the stream's order: its later events wait behind it.
  */
 export class ControllerRunner {
   readonly name: string
@@ -64,7 +88,8 @@ export class ControllerRunner {
   readonly #log: Logger
   readonly #abort = new AbortController()
   readonly #queue: KeyedQueue
-  readonly #inFlight = new Set<string>()
+  /** Deliveries held by this runner (queued, running or waiting), by event id. */
+  readonly #inFlight = new Map<string, LiveDelivery>()
   readonly #ready: Deferred<void> = deferred()
   readonly #closed: Deferred<void> = deferred()
   #started = false
@@ -113,6 +138,25 @@ export class ControllerRunner {
   async #run(): Promise<void> {
     const signal = this.#abort.signal
     await this.#o.live.prepare()
+    const heartbeat = setInterval(() => {
+      for (const d of this.#inFlight.values()) d.working?.()
+    }, this.#heartbeatMs())
+    heartbeat.unref()
+    try {
+      await this.#consume(signal)
+    } finally {
+      clearInterval(heartbeat)
+    }
+    await this.#queue.idle()
+  }
+
+  #heartbeatMs(): number {
+    if (this.#o.heartbeatMs !== undefined) return this.#o.heartbeatMs
+    const ackWait = this.#o.live.ackWaitMs?.()
+    return ackWait === undefined ? 10_000 : Math.max(50, Math.floor(ackWait / 3))
+  }
+
+  async #consume(signal: AbortSignal): Promise<void> {
     let failures = 0
     while (!signal.aborted) {
       let sub: LiveSubscription | undefined
@@ -134,7 +178,6 @@ export class ControllerRunner {
       if (signal.aborted) break
       await sleep(Math.min(250 * 2 ** failures++, 10_000), undefined, { signal }).catch(() => {})
     }
-    await this.#queue.idle()
   }
 
   #dispatch(d: LiveDelivery): void {
@@ -150,7 +193,7 @@ export class ControllerRunner {
     }
     // A redelivery of an event still being worked on: the first delivery settles it.
     if (this.#inFlight.has(e.event_id)) return
-    this.#inFlight.add(e.event_id)
+    this.#inFlight.set(e.event_id, d)
     const key = `${e.tenant_id}/${e.stream.category}/${e.stream.id}`
     this.#queue.push(key, () => this.#handle(d).finally(() => this.#inFlight.delete(e.event_id)))
   }
@@ -176,65 +219,116 @@ export class ControllerRunner {
       span.setStatus({ code: SpanStatusCode.ERROR, message: 'runtime.reconcile_failed' })
       return this.#park(d, 'runtime.reconcile_failed', d.deliveryCount - 1)
     }
-    for (let attempt = 1; ; attempt++) {
-      if (signal.aborted) return
-      try {
-        await this.#o.controller.reconcile(
-          e,
-          createContext(e, attempt, signal, {
-            controller: this.name,
-            store: this.#o.store,
-            registry: this.#o.registry,
-            log: this.#log,
-          }),
-        )
+    const waiting = this.#waiting(ids)
+    try {
+      // `tries` counts every call (the context's `attempt`), `attempt` only those that may park the event.
+      for (let tries = 1, attempt = 1; ; tries++) {
         if (signal.aborted) return
-        await this.#ack(d)
-        this.#o.metrics?.runtime.controllerReconciled.inc({ controller: this.name })
-        this.#log.debug({ ...ids, attempt }, 'reconciled')
-        return
-      } catch (err) {
-        if (signal.aborted) return
-        const code = isEventplaneError(err) ? err.code : 'runtime.handler_failed'
-        if (!this.#isTransient(err) || attempt >= maxAttempts) {
-          span.setStatus({ code: SpanStatusCode.ERROR, message: code })
-          return this.#park(d, code, attempt)
+        try {
+          await this.#o.controller.reconcile(
+            e,
+            createContext(e, tries, signal, {
+              controller: this.name,
+              store: this.#o.store,
+              registry: this.#o.registry,
+              log: this.#log,
+            }),
+          )
+          if (signal.aborted) return
+          waiting.done()
+          await this.#ack(d)
+          this.#o.metrics?.runtime.controllerReconciled.inc({ controller: this.name })
+          this.#log.debug({ ...ids, attempt, tries }, 'reconciled')
+          return
+        } catch (err) {
+          if (signal.aborted) return
+          if (isUnavailableError(err)) {
+            await waiting.retry(d, err, 'reconcile waits for an unavailable dependency, retrying (not counted)')
+            continue
+          }
+          waiting.done()
+          const code = isEventplaneError(err) ? err.code : 'runtime.handler_failed'
+          if (!this.#isTransient(err) || attempt >= maxAttempts) {
+            span.setStatus({ code: SpanStatusCode.ERROR, message: code })
+            return this.#park(d, code, attempt)
+          }
+          const delay = Math.min(retryDelayMs * 2 ** (attempt - 1), maxRetryDelayMs)
+          this.#o.metrics?.runtime.controllerRetries.inc({ controller: this.name })
+          this.#log.warn({ ...ids, attempt, retry_in_ms: delay, ...errorFields(err) }, 'reconcile failed, retrying')
+          d.working?.()
+          attempt++
+          await sleep(delay, undefined, { signal }).catch(() => {})
         }
-        const delay = Math.min(retryDelayMs * 2 ** (attempt - 1), maxRetryDelayMs)
-        this.#o.metrics?.runtime.controllerRetries.inc({ controller: this.name })
-        this.#log.warn({ ...ids, attempt, retry_in_ms: delay, ...errorFields(err) }, 'reconcile failed, retrying')
-        d.working?.()
-        await sleep(delay, undefined, { signal }).catch(() => {})
       }
+    } finally {
+      waiting.done()
     }
   }
 
-  /** Appends `reconcile_failed` (deterministic id) and terminates the delivery; if that append fails, asks for redelivery. */
+  /**
+   * A delivery's wait for PostgreSQL or NATS: counted in the waiting gauge from the first failure until
+   * `done`, retried with backoff (its ack wait extended), logged by ids and code.
+   */
+  #waiting(ids: Record<string, unknown>) {
+    const { retryDelayMs = 100, maxRetryDelayMs = 5000 } = this.#o
+    const gauge = this.#o.metrics?.runtime.controllerWaiting
+    const labels = { controller: this.name }
+    let waits = 0
+    let counted = false
+    return {
+      retry: async (d: LiveDelivery, err: unknown, message: string): Promise<void> => {
+        if (!counted) gauge?.inc(labels)
+        counted = true
+        const delay = Math.min(retryDelayMs * 2 ** Math.min(waits++, 30), maxRetryDelayMs)
+        this.#o.metrics?.runtime.controllerRetries.inc(labels)
+        this.#log.warn({ ...ids, waits, retry_in_ms: delay, ...errorFields(err) }, message)
+        d.working?.()
+        await sleep(delay, undefined, { signal: this.#abort.signal }).catch(() => {})
+      },
+      done: (): void => {
+        if (counted) gauge?.dec(labels)
+        counted = false
+        waits = 0
+      },
+    }
+  }
+
+  /**
+   * Appends `reconcile_failed` (deterministic id) and terminates the delivery. While PostgreSQL is
+   * unavailable the delivery is held and the append retried; any other failure asks for redelivery.
+   */
   async #park(d: LiveDelivery, reasonCode: string, attempts: number): Promise<void> {
     const e = d.event
-    this.#log.error(
-      { controller: this.name, event_id: e.event_id, type: e.type, reason_code: reasonCode, attempts },
-      'event parked',
+    const ids = { controller: this.name, event_id: e.event_id, type: e.type }
+    this.#log.error({ ...ids, reason_code: reasonCode, attempts }, 'event parked')
+    const factory = factoryFor(e, this.name)
+    const failed = factory.internal(
+      e.stream,
+      RECONCILE_FAILED,
+      { controller: this.name, reason_code: reasonCode, attempts },
+      { eventId: factId(this.name, e.event_id, RECONCILE_FAILED) },
     )
+    const waiting = this.#waiting(ids)
     try {
-      const factory = factoryFor(e, this.name)
-      const failed = factory.internal(
-        e.stream,
-        RECONCILE_FAILED,
-        { controller: this.name, reason_code: reasonCode, attempts },
-        {
-          eventId: factId(this.name, e.event_id, RECONCILE_FAILED),
-        },
-      )
-      await this.#o.store.append({ tenant: e.tenant_id, ...e.stream }, [failed])
-      d.term()
-      this.#o.metrics?.runtime.controllerParked.inc({ controller: this.name })
-    } catch (err) {
-      this.#log.error(
-        { controller: this.name, event_id: e.event_id, ...errorFields(err) },
-        'could not park event, will retry',
-      )
-      d.nak(this.#o.maxRetryDelayMs ?? 5000)
+      while (!this.#abort.signal.aborted) {
+        try {
+          await this.#o.store.append({ tenant: e.tenant_id, ...e.stream }, [failed])
+          d.term()
+          this.#o.metrics?.runtime.controllerParked.inc({ controller: this.name })
+          return
+        } catch (err) {
+          if (this.#abort.signal.aborted) return
+          if (isUnavailableError(err)) {
+            await waiting.retry(d, err, 'parking waits for an unavailable dependency, retrying')
+            continue
+          }
+          this.#log.error({ ...ids, ...errorFields(err) }, 'could not park event, will retry')
+          d.nak(this.#o.maxRetryDelayMs ?? 5000)
+          return
+        }
+      }
+    } finally {
+      waiting.done()
     }
   }
 

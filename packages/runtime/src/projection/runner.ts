@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import { type Checkpoint, formatCheckpoint, isEventplaneError } from '@eventplane/core'
+import { type Checkpoint, formatCheckpoint, isEventplaneError, isUnavailableError } from '@eventplane/core'
 import type { Sql } from 'postgres'
 import {
   type EventplaneMetrics,
@@ -39,8 +39,8 @@ export interface ProjectionRunnerOptions extends EngineOptions {
   metrics?: EventplaneMetrics
 }
 
-const RECOVERABLE = new Set(['store.unavailable', 'bus.unavailable', 'bus.timeout', 'runtime.checkpoint_moved'])
-const isRecoverable = (e: unknown): boolean => isEventplaneError(e) && RECOVERABLE.has(e.code)
+/** A passing failure of PostgreSQL or NATS, or a moved checkpoint: catch up from PostgreSQL again. */
+const isRecoverable = (e: unknown): boolean => isUnavailableError(e) || isEventplaneError(e, 'runtime.checkpoint_moved')
 
 /** Thrown inside the live loop when the bus itself failed (not our transaction): reconnect. */
 class LiveSourceFailed extends Error {}
