@@ -8,7 +8,11 @@
  *         → a LISTENing client js.publish(msgID) → a plain pull consumer
  *
  * Latency = receive time − the moment just before append/INSERT was called,
- * keyed by event id, all in this process (performance.now()).
+ * keyed by event id, in this process's performance.now(). With the split
+ * topology (default) the relay, bare's LISTEN + publisher and the bus watcher
+ * (and with `--subscribers child` the subscribers) run in child processes
+ * (bus-pipeline-child.ts) whose times come back as timeOrigin + now and are
+ * turned into this process's clock (see bus-pipelines.ts).
  */
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Sql } from 'postgres'
@@ -84,7 +88,8 @@ async function runAtRate(
   const parentCpuMs = cpuMsSince(cpu)
   // Also brings every trace the child took so far into this process (IPC keeps the order).
   const children = (await p.childStats?.()) ?? []
-  const childCpuMs = children.reduce((t, c) => t + c.cpuMs, 0)
+  // The bus watcher observes both pipelines alike: not part of either's cost.
+  const childCpuMs = children.filter((c) => c.role !== 'watcher').reduce((t, c) => t + c.cpuMs, 0)
   const cpuMs = parentCpuMs + childCpuMs
   const holdback = await sampler.stop()
   path.stop()
@@ -146,7 +151,7 @@ export async function benchLatency(o: LatencySetup): Promise<LatencyComparison> 
             r.childLoopMs
               .map(
                 (c) =>
-                  ` (${c.role === 'subscriber' ? 'subscriber' : 'publishing'} child: p50 ${c.p50.toFixed(1)}, p99 ${c.p99.toFixed(1)} ms)`,
+                  ` (${c.role === 'subscriber' || c.role === 'watcher' ? c.role : 'publishing'} child: p50 ${c.p50.toFixed(1)}, p99 ${c.p99.toFixed(1)} ms)`,
               )
               .join('') +
             `; CPU µs/event ${((r.cpuMs * 1000) / Math.max(1, r.received)).toFixed(0)} (child ${((r.childCpuMs * 1000) / Math.max(1, r.received)).toFixed(0)}` +

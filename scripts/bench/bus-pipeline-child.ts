@@ -89,8 +89,6 @@ async function relayRole(): Promise<void> {
     nc,
     name: 'bench_latency',
     ...(process.env.EP_CHILD_WAKE === 'poll' ? { wakePollMs: 2 } : {}),
-    // BENCH_RELAY_SOLO_ROWS=N pnpm bench:bus (A/B of the relay's per-publish writes at low rates; default the relay's own).
-    ...(process.env.BENCH_RELAY_SOLO_ROWS ? { soloWriteRows: Number(process.env.BENCH_RELAY_SOLO_ROWS) } : {}),
   })
   relay.start()
   stop = async () => {
@@ -142,6 +140,23 @@ async function subscriberRole(ours: boolean): Promise<void> {
   send({ type: 'ready' })
 }
 
+/** The bus watcher: a core subscription on the pipeline's subjects, when each message reached the bus. */
+async function watcherRole(): Promise<void> {
+  const nc = await connect({ servers: natsUrl, name: 'bench-watcher-child' })
+  const sub = nc.subscribe(process.env.EP_CHILD_SUBJECT!, {
+    callback: (err, msg) => {
+      const id = msg?.headers?.get('Nats-Msg-Id')
+      if (err === null && id) queue.push(['bus', { at: abs(performance.now()), ids: [id] }])
+    },
+  })
+  await nc.flush()
+  stop = async () => {
+    sub.unsubscribe()
+    await nc.close()
+  }
+  send({ type: 'ready' })
+}
+
 async function bareRole(): Promise<void> {
   const sql = connectPg(pgUrl, { max: 1 })
   const nc = await connect({ servers: natsUrl, name: 'bench-bare-child' })
@@ -164,11 +179,16 @@ async function bareRole(): Promise<void> {
   send({ type: 'ready' })
 }
 
-;(role === 'relay' ? relayRole() : role === 'bare' ? bareRole() : subscriberRole(role === 'sub-ours')).catch(
-  (e: unknown) => {
-    send({ type: 'error', message: e instanceof Error ? (e.stack ?? e.message) : String(e) })
-    process.exitCode = 1
-    clearInterval(flusher)
-    process.disconnect?.()
-  },
-)
+;(role === 'relay'
+  ? relayRole()
+  : role === 'bare'
+    ? bareRole()
+    : role === 'watcher'
+      ? watcherRole()
+      : subscriberRole(role === 'sub-ours')
+).catch((e: unknown) => {
+  send({ type: 'error', message: e instanceof Error ? (e.stack ?? e.message) : String(e) })
+  process.exitCode = 1
+  clearInterval(flusher)
+  process.disconnect?.()
+})

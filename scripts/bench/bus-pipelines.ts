@@ -75,6 +75,8 @@ export interface PipelineSetup {
    * child process of its own too, away from the appenders; `parent` (default) keeps it here.
    */
   subscribers?: 'parent' | 'child'
+  /** `child`: the core subscription timing when messages reach the bus in a child process of its own (both pipelines). */
+  watcher?: 'parent' | 'child'
   /** Split topology: the NATS server's URL, the relay role's and the superuser's URLs of the bench database. */
   natsUrl?: string
   relayUrl?: string
@@ -98,7 +100,8 @@ class PipelineChild {
   readonly role: string
 
   constructor(env: Record<string, string>) {
-    this.role = env.EP_CHILD_ROLE!.startsWith('sub') ? 'subscriber' : env.EP_CHILD_ROLE!
+    const role = env.EP_CHILD_ROLE!
+    this.role = role.startsWith('sub') ? 'subscriber' : role
     this.#child = fork(new URL('./bus-pipeline-child.ts', import.meta.url).pathname, {
       execArgv: ['--import', 'tsx'],
       env: { ...process.env, ...env },
@@ -166,6 +169,30 @@ function startChild(env: Record<string, string>): PipelineChild {
   const child = new PipelineChild(env)
   child.ready.catch(() => {})
   return child
+}
+
+/** The bus watcher here (watchBus) or, with `watcher: 'child'`, in a process of its own. */
+async function busWatch(
+  o: PipelineSetup,
+  subject: string,
+  p: Pipeline,
+): Promise<{ unsubscribe(): void; children: PipelineChild[] }> {
+  if (o.watcher !== 'child') {
+    const sub = watchBus(o.busNc, subject, p)
+    return { unsubscribe: () => sub.unsubscribe(), children: [] }
+  }
+  const child = startChild({ EP_CHILD_ROLE: 'watcher', EP_CHILD_NATS_URL: o.natsUrl!, EP_CHILD_SUBJECT: subject })
+  child.onTrace = (_name, payload) => {
+    for (const id of payload.ids as string[]) p.tracker?.onBus(id, local(payload.at as number))
+  }
+  try {
+    await child.ready
+    await reportClock(child, 'watcher')
+  } catch (e) {
+    await child.stop()
+    throw e
+  }
+  return { unsubscribe: () => void child.stop(), children: [child] }
 }
 
 /** A pipeline's subscriber in a process of its own: what it received comes back with absolute times. */
@@ -256,8 +283,6 @@ export async function eventplanePipeline(o: PipelineSetup): Promise<Pipeline> {
       nc: o.relayNc,
       name: 'bench_latency',
       ...(poll ? { wakePollMs: 2 } : {}),
-      // BENCH_RELAY_SOLO_ROWS=N pnpm bench:bus: the relay's soloWriteRows, for an A/B (the child reads it too).
-      ...(process.env.BENCH_RELAY_SOLO_ROWS ? { soloWriteRows: Number(process.env.BENCH_RELAY_SOLO_ROWS) } : {}),
     })
     relay.start()
     stopRelay = () => relay.stop()
@@ -275,7 +300,11 @@ export async function eventplanePipeline(o: PipelineSetup): Promise<Pipeline> {
       throw e
     }
   }
-  const store = new PgEventStore(o.writerSql, { notifyAppends: !poll })
+  const store = new PgEventStore(o.writerSql, {
+    notifyAppends: !poll,
+    // BENCH_NOTIFY_IN_FLIGHT=N pnpm bench:bus: the notifier's NOTIFYs in flight at once, for an A/B.
+    ...(process.env.BENCH_NOTIFY_IN_FLIGHT ? { notifyInFlight: Number(process.env.BENCH_NOTIFY_IN_FLIGHT) } : {}),
+  })
   const factory = EventFactory.forTenant('benchlat', { causedBy: 'user:bench' })
   const pipeline: Pipeline = {
     tracker: undefined,
@@ -297,7 +326,12 @@ export async function eventplanePipeline(o: PipelineSetup): Promise<Pipeline> {
       await subChild?.stop()
       await stopRelay()
     },
-    ...(child ? { childStats: () => Promise.all([child, ...(subChild ? [subChild] : [])].map((c) => c.stats())) } : {}),
+    ...(child
+      ? {
+          childStats: () =>
+            Promise.all([child, ...(subChild ? [subChild] : []), ...bus.children].map((c) => c.stats())),
+        }
+      : {}),
   }
   // The relay's publishes, for the publish → bus hop (the trace comes after the whole read was handed over).
   const onSent = (message: unknown): void => {
@@ -305,7 +339,7 @@ export async function eventplanePipeline(o: PipelineSetup): Promise<Pipeline> {
     for (const id of ids) pipeline.tracker?.published(id, at)
   }
   onChannel(RELAY_TRACE.sent.name, onSent)
-  const bus = watchBus(o.busNc, 'eventplane.intent.benchlat.>', pipeline)
+  const bus = await busWatch(o, 'eventplane.intent.benchlat.>', pipeline)
   if (sub !== undefined) {
     const s = sub
     void (async () => {
@@ -384,7 +418,7 @@ export async function barePipeline(o: PipelineSetup): Promise<Pipeline> {
       await unlisten?.()
     },
   }
-  const bus = watchBus(o.busNc, 'benchraw.>', pipeline)
+  const bus = await busWatch(o, 'benchraw.>', pipeline)
   if (o.topology !== 'shared') {
     // LISTEN + js.publish in a process of its own, like the relay.
     const child = startChild({
@@ -398,7 +432,8 @@ export async function barePipeline(o: PipelineSetup): Promise<Pipeline> {
       else for (const id of payload.ids as string[]) pipeline.tracker?.published(id, local(payload.at as number))
     }
     unlisten = () => child.stop()
-    pipeline.childStats = () => Promise.all([child, ...(subChild ? [subChild] : [])].map((c) => c.stats()))
+    pipeline.childStats = () =>
+      Promise.all([child, ...(subChild ? [subChild] : []), ...bus.children].map((c) => c.stats()))
     try {
       await child.ready
       await reportClock(child, 'bare')
