@@ -14,7 +14,7 @@ export const NOTIFY_TRACE = channel('eventplane:store.notify')
 /** Least time between two NOTIFYs of one notifier (ms): bounds the wake-ups a busy writer sends. */
 const DEFAULT_GAP_MS = 2
 /** NOTIFYs of one notifier in flight at once. */
-const DEFAULT_IN_FLIGHT = 1
+const DEFAULT_IN_FLIGHT = 2
 
 /**
  * Wakes the relay after appends commit, off the write path (issue 15). A
@@ -22,8 +22,12 @@ const DEFAULT_IN_FLIGHT = 1
  * lock from pre-commit until after the commit's WAL flush, so notifying
  * commits cannot share a flush; here the appends commit without it and this
  * sends one NOTIFY for all appends that committed while the previous one was
- * in flight or less than `gapMs` ago (at most `maxInFlight` in flight, one
- * queued), so a busy writer sends at most ~1000/gapMs wake-ups a second whatever its rate. On a pool, its own
+ * in flight or less than `gapMs` ago (at most `maxInFlight` in flight, default
+ * 2, one queued), so a busy writer sends at most ~1000/gapMs wake-ups a second
+ * whatever its rate. Two in flight: an append that commits during a slow
+ * round trip is announced by a NOTIFY sent ≥ gapMs after the last, not only
+ * once that round trip is back (the relay's wake-up ~0.8 instead of ~1.3
+ * round trips under load, docs/benchmarks.md 2026-11-30 13:40). On a pool, its own
  * transaction commits with `synchronous_commit = off`: a wake-up is a hint,
  * and the reader reads the log itself. On a reserved connection or inside a
  * transaction (the caller's, which may still be open) it is a plain NOTIFY,

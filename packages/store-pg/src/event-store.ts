@@ -108,7 +108,7 @@ export interface EventStoreOptions extends EnvelopeCheckOptions {
    * AppendNotifier). Default true; off, the relay finds appends by polling.
    */
   notifyAppends?: boolean
-  /** NOTIFYs of the store's notifier in flight at once (see AppendNotifier). Default 1. */
+  /** NOTIFYs of the store's notifier in flight at once (see AppendNotifier). Default 2. */
   notifyInFlight?: number
 }
 

@@ -20,7 +20,7 @@ describe('AppendNotifier: NOTIFYs in flight', () => {
   })
 
   /** Pokes three times while the pool is held (gapMs 0), then releases it; the NOTIFYs' traces and when the pool was freed. */
-  async function pokeWhileHeld(maxInFlight: number) {
+  async function pokeWhileHeld(maxInFlight: number | undefined) {
     const sql = db.connect(ROLES.intentWriter, 2)
     const held = [await sql.reserve(), await sql.reserve()]
     const traces: { sentAt: number; at: number }[] = []
@@ -40,7 +40,7 @@ describe('AppendNotifier: NOTIFYs in flight', () => {
       for (const r of held) r.release()
       // Every poke is followed by a NOTIFY sent after it: the last one too.
       await eventually(() => traces.length >= 2 && heard.length >= 1, 30_000, 'the NOTIFYs to return')
-      const expected = maxInFlight >= 2 ? 3 : 2
+      const expected = (maxInFlight ?? 2) >= 2 ? 3 : 2
       await eventually(() => traces.length >= expected, 30_000, `${expected} NOTIFYs`)
       return { traces: [...traces].sort((a, b) => a.sentAt - b.sentAt), releasedAt, heard }
     } finally {
@@ -49,8 +49,8 @@ describe('AppendNotifier: NOTIFYs in flight', () => {
     }
   }
 
-  test('with maxInFlight 2, a poke during a NOTIFY sends another at once; a third waits for one to return', async () => {
-    const { traces, releasedAt } = await pokeWhileHeld(2)
+  test('by default (maxInFlight 2) a poke during a NOTIFY sends another at once; a third waits for one to return', async () => {
+    const { traces, releasedAt } = await pokeWhileHeld(undefined)
     assert.equal(traces.length, 3, 'three NOTIFYs: two at once, then one for the poke that found both in flight')
     const [first, second, third] = traces as [(typeof traces)[0], (typeof traces)[0], (typeof traces)[0]]
     assert.ok(first.sentAt < releasedAt && second.sentAt < releasedAt, 'the first two sent while the pool was held')
@@ -58,7 +58,7 @@ describe('AppendNotifier: NOTIFYs in flight', () => {
     assert.ok(third.sentAt >= Math.min(first.at, second.at), 'never three in flight')
   })
 
-  test('with maxInFlight 1 (the default), a poke during a NOTIFY waits for it: one in flight, one queued', async () => {
+  test('with maxInFlight 1, a poke during a NOTIFY waits for it: one in flight, one queued', async () => {
     const { traces, releasedAt } = await pokeWhileHeld(1)
     assert.equal(traces.length, 2, 'the second and third poke share one NOTIFY')
     const [first, second] = traces as [(typeof traces)[0], (typeof traces)[0]]
