@@ -31,14 +31,14 @@ export interface Pipeline {
   send(tracker: Tracker, i: number, batch: number): Promise<void>
   stop(): Promise<void>
   /**
-   * Split topology: the publishing child's CPU and event loop delay since the
-   * last call, after every trace it took so far reached this process.
+   * Split topology: each child's CPU and event loop delay since the last
+   * call, after every trace it took so far reached this process.
    */
   childStats?(): Promise<ChildStats[]>
 }
 
 export interface ChildStats {
-  /** 'relay', 'bare' (publishing children) or 'subscriber'. */
+  /** 'relay', 'bare' (publishing children), 'subscriber' or 'watcher' (not counted as the pipeline's CPU). */
   role: string
   cpuMs: number
   loopP50: number
