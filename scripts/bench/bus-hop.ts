@@ -4,6 +4,7 @@
  * tick (bare's js.publish after each NOTIFY) or in bursts written at once (the relay sends one read's rows
  * in one tick), with only `Nats-Msg-Id` or with the relay's headers and `Nats-Expected-Last-Msg-Id`. One
  * process, 1,000 ev/s, every publish carries a reply subject (the stream acks it), variants alternated.
+ * The last variant is the relay's `soloWriteRows` path: bursts, each publish in a socket write of its own.
  */
 import { loadavg } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -18,10 +19,12 @@ import { argValue, percentile } from './lib.ts'
 const ROUNDS = argValue('rounds', 3)
 const EVENTS = argValue('events', 3000)
 const VARIANTS = [
-  { name: 'one per tick, Nats-Msg-Id only', burst: 1, relayHeaders: false },
-  { name: 'one per tick, relay headers + expected last id', burst: 1, relayHeaders: true },
-  { name: 'bursts of 5, Nats-Msg-Id only', burst: 5, relayHeaders: false },
-  { name: 'bursts of 5, relay headers + expected last id', burst: 5, relayHeaders: true },
+  { name: 'one per tick, Nats-Msg-Id only', burst: 1, relayHeaders: false, solo: false },
+  { name: 'one per tick, relay headers + expected last id', burst: 1, relayHeaders: true, solo: false },
+  { name: 'bursts of 5, Nats-Msg-Id only', burst: 5, relayHeaders: false, solo: false },
+  { name: 'bursts of 5, relay headers + expected last id', burst: 5, relayHeaders: true, solo: false },
+  // The relay's soloWriteRows path: the same bursts, each publish written on its own (a microtask between).
+  { name: 'bursts of 5, relay headers, one write each', burst: 5, relayHeaders: true, solo: true },
 ] as const
 
 const nats = await startNatsServer({ withAuth: false })
@@ -77,6 +80,7 @@ try {
             headers: h,
             reply: `${inbox}.${position}`,
           })
+          if (v.solo) await new Promise<void>((resolve) => queueMicrotask(resolve))
         }
       }
       await pubNc.flush()

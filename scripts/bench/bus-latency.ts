@@ -8,7 +8,11 @@
  *         → a LISTENing client js.publish(msgID) → a plain pull consumer
  *
  * Latency = receive time − the moment just before append/INSERT was called,
- * keyed by event id, all in this process (performance.now()).
+ * keyed by event id, in this process's performance.now(). With the split
+ * topology (default) the relay, bare's LISTEN + publisher and the bus watcher
+ * (and with `--subscribers child` the subscribers) run in child processes
+ * (bus-pipeline-child.ts) whose times come back as timeOrigin + now and are
+ * turned into this process's clock (see bus-pipelines.ts).
  */
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Sql } from 'postgres'
@@ -74,18 +78,32 @@ async function runAtRate(
   p.tracker = tracker
   const sampler = sampleHoldback(admin)
   const path = new PathRecorder().start()
+  await p.childStats?.() // from here on
   const cpu = process.cpuUsage()
   const start = performance.now()
   const schedule = await paced(pace.rate / pace.batch, seconds, pace.appenders, (i) => p.send(tracker, i, pace.batch))
   const deadline = performance.now() + drainMs
   while (!tracker.caughtUp && performance.now() < deadline) await sleep(5)
   const elapsedMs = tracker.lastReceivedAt - start
-  const cpuMs = cpuMsSince(cpu)
+  const parentCpuMs = cpuMsSince(cpu)
+  // Also brings every trace the child took so far into this process (IPC keeps the order).
+  const children = (await p.childStats?.()) ?? []
+  // The bus watcher observes both pipelines alike: not part of either's cost.
+  const childCpuMs = children.filter((c) => c.role !== 'watcher').reduce((t, c) => t + c.cpuMs, 0)
+  const cpuMs = parentCpuMs + childCpuMs
   const holdback = await sampler.stop()
   path.stop()
   await sleep(200) // late redeliveries still count as duplicates
   p.tracker = undefined
-  return { ...tracker.result(holdback), ...schedule, elapsedMs, cpuMs, path: path.breakdown(tracker.times()) }
+  return {
+    ...tracker.result(holdback),
+    ...schedule,
+    elapsedMs,
+    cpuMs,
+    childCpuMs,
+    childLoopMs: children.map((c) => ({ role: c.role, cpuMs: c.cpuMs, p50: c.loopP50, p99: c.loopP99 })),
+    path: path.breakdown(tracker.times()),
+  }
 }
 
 export interface LatencySetup extends PipelineSetup {
@@ -130,6 +148,18 @@ export async function benchLatency(o: LatencySetup): Promise<LatencyComparison> 
             `sent ${r.sent}, received ${r.received}, skipped ${r.skipped}, appends late ${r.late} (≤ ${r.lateMs.toFixed(0)} ms); other-DB write xacts in ${r.holdback.held}/${r.holdback.samples} samples, ` +
             `longest ${r.holdback.longestMs.toFixed(0)} ms` +
             `; event loop delay p50 ${r.path.loopDelayMs[0]!.p50.toFixed(1)}, p99 ${r.path.loopDelayMs[0]!.p99.toFixed(1)} ms` +
+            r.childLoopMs
+              .map(
+                (c) =>
+                  ` (${c.role === 'subscriber' || c.role === 'watcher' ? c.role : 'publishing'} child: p50 ${c.p50.toFixed(1)}, p99 ${c.p99.toFixed(1)} ms)`,
+              )
+              .join('') +
+            `; CPU µs/event ${((r.cpuMs * 1000) / Math.max(1, r.received)).toFixed(0)} (child ${((r.childCpuMs * 1000) / Math.max(1, r.received)).toFixed(0)}` +
+            r.childLoopMs
+              .filter((c) => c.role === 'subscriber')
+              .map((c) => `, of which subscriber ${((c.cpuMs * 1000) / Math.max(1, r.received)).toFixed(0)}`)
+              .join('') +
+            ')' +
             (r.path.events > 0
               ? `; typical event (p45–p55): ${PATH_STAGES.map((st) => `${st} ${typical[st].toFixed(1)}`).join(', ')}`
               : '') +

@@ -180,9 +180,14 @@ export function pathRows(p: PathBreakdown): Record<string, string | number>[] {
     samples: xs.length,
   })
   const sum = (m: Record<PathStage, number>) => PATH_STAGES.reduce((t, s) => t + m[s], 0)
+  // Events no read missed after their wake: what the path costs when no other transaction holds the log back.
+  const unheld = p.stages.append.flatMap((_, i) =>
+    p.readsBefore[i] === 0 ? [PATH_STAGES.reduce((t, s) => t + p.stages[s][i]!, 0)] : [],
+  )
   return [
     ...PATH_STAGES.map((s) => row(s, p.stages[s], [typical[s], slow[s]])),
     { ...row('= append → subscriber', [], [sum(typical), sum(slow)]), samples: p.events },
+    row('(= append → subscriber, events the first read after their wake returned)', unheld),
     row('(NOTIFY round trip)', p.notifyMs),
     row('(round trip of the read that returned it)', p.readMs),
     row('(reads after the wake that missed it)', p.readsBefore),

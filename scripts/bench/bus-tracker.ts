@@ -31,8 +31,11 @@ export interface LatencyResult {
   lateMs: number
   /** First append call → last receive. */
   elapsedMs: number
-  /** CPU time of this process (appenders, relay or bare publisher, and subscriber) over the run. */
+  /** CPU time over the run: this process (appenders, subscriber, and in the shared topology the relay or bare publisher) plus the child's. */
   cpuMs: number
+  /** Split topology: the publishing child's CPU time (included in cpuMs) and event loop delay p50/p99, per run. */
+  childCpuMs: number
+  childLoopMs: { role: string; cpuMs: number; p50: number; p99: number }[]
   /** Ours only: each event's time per stage of the path (see bus-path.ts). */
   path: PathBreakdown
 }
@@ -53,7 +56,6 @@ export class Tracker {
   readonly #onBus = new Map<string, number>()
   readonly #published = new Map<string, number>()
   readonly latenciesMs: number[] = []
-  readonly hopMs: number[] = []
   readonly appendMs: number[] = []
   readonly busMs: number[] = []
   /** performance.now() of the last first-time receive. */
@@ -81,8 +83,16 @@ export class Tracker {
     if (sentAt === undefined || this.#onBus.has(id)) return
     this.#onBus.set(id, at)
     this.busMs.push(at - sentAt)
-    const publishedAt = this.#published.get(id)
-    if (publishedAt !== undefined) this.hopMs.push(at - publishedAt)
+  }
+
+  /** Publish → bus per event, once both are known (a child process's publish times come in batches, later). */
+  #hops(): number[] {
+    const out: number[] = []
+    for (const [id, at] of this.#onBus) {
+      const publishedAt = this.#published.get(id)
+      if (publishedAt !== undefined) out.push(at - publishedAt)
+    }
+    return out
   }
 
   receive(id: string, at = performance.now()): void {
@@ -111,10 +121,13 @@ export class Tracker {
     return true
   }
 
-  result(holdback: HoldbackSample): Omit<LatencyResult, 'late' | 'lateMs' | 'elapsedMs' | 'cpuMs' | 'path'> {
+  result(
+    holdback: HoldbackSample,
+  ): Omit<LatencyResult, 'late' | 'lateMs' | 'elapsedMs' | 'cpuMs' | 'childCpuMs' | 'childLoopMs' | 'path'> {
     let skipped = 0
     for (const id of this.#appended.keys()) if (!this.#received.has(id)) skipped++
-    const { latenciesMs, appendMs, busMs, hopMs, duplicates, errors, unexpected } = this
+    const { latenciesMs, appendMs, busMs, duplicates, errors, unexpected } = this
+    const hopMs = this.#hops()
     return {
       latenciesMs,
       appendMs,
@@ -134,7 +147,10 @@ export class Tracker {
 /** Sums the counts of several runs and pools their samples. */
 export function mergeResults(results: LatencyResult[]): LatencyResult {
   const sum = (
-    k: Exclude<keyof LatencyResult, 'latenciesMs' | 'appendMs' | 'busMs' | 'hopMs' | 'holdback' | 'lateMs' | 'path'>,
+    k: Exclude<
+      keyof LatencyResult,
+      'latenciesMs' | 'appendMs' | 'busMs' | 'hopMs' | 'holdback' | 'lateMs' | 'path' | 'childLoopMs'
+    >,
   ): number => results.reduce((n, r) => n + r[k], 0)
   return {
     latenciesMs: results.flatMap((r) => r.latenciesMs),
@@ -152,6 +168,8 @@ export function mergeResults(results: LatencyResult[]): LatencyResult {
     lateMs: Math.max(0, ...results.map((r) => r.lateMs)),
     elapsedMs: sum('elapsedMs'),
     cpuMs: sum('cpuMs'),
+    childCpuMs: sum('childCpuMs'),
+    childLoopMs: results.flatMap((r) => r.childLoopMs),
     path: results.map((r) => r.path).reduce(mergePaths, EMPTY_PATH),
   }
 }

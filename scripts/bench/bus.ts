@@ -3,7 +3,8 @@
  * the same run, alternating rounds; prints markdown tables.
  *
  *   pnpm bench:bus [--rounds 5] [--events 50000] [--latency-seconds 30] [--rates 1000,5000] [--appenders 8]
- *                  [--requests 2000] [--parts relay,latency,gateway] [--wake notify|poll]
+ *                  [--requests 2000] [--parts relay,latency,gateway] [--wake notify|poll] [--topology split|shared]
+ *                  [--subscribers parent|child] [--watcher child|parent]
  *
  * 1. relay throughput flat out: a fresh Relay drains `--events` from the log
  *    into a fresh EVENTPLANE stream vs raw `js.publish(subject, bytes, { msgID })`
@@ -57,6 +58,19 @@ const P99_TARGET_RATIO = 1.5
 const PARTS = new Set(argString('parts', 'relay,latency,gateway').split(','))
 /** How the latency part's relay learns of appends: `--wake poll` or the default coalesced NOTIFY. */
 const WAKE = argString('wake', 'notify') === 'poll' ? 'poll' : 'notify'
+/**
+ * `--topology split` (default): the relay, and bare's LISTEN + publisher, each in a process of its own, as in
+ * production; `shared`: both in this process with the appenders and the subscribers (the bench before 2026-11-30 13:40).
+ */
+const TOPOLOGY = argString('topology', 'split') === 'shared' ? 'shared' : 'split'
+/** `--subscribers child`: in the split topology, each pipeline's subscriber in a process of its own too. */
+const SUBSCRIBERS = argString('subscribers', 'parent') === 'child' ? 'child' : 'parent'
+/**
+ * `--watcher child` (default): the core subscription that times the `bus` stage in a process of its own (both
+ * pipelines); `parent`: in this process, where ours' appenders (more client CPU per event than bare's INSERT)
+ * delayed what it saw by 3–4 ms (docs/benchmarks.md, 2026-11-30 13:40).
+ */
+const WATCHER = argString('watcher', 'child') === 'parent' ? 'parent' : 'child'
 
 /** Median CPU time of this process per event (µs), '–' when not recorded. */
 function cpuPerOp(side: Measurement[]): string {
@@ -207,6 +221,12 @@ async function main(): Promise<void> {
         segments: Math.max(1, Math.round(LATENCY_SECONDS / 10)),
         warmupSeconds: 1,
         wake: WAKE,
+        topology: TOPOLOGY,
+        subscribers: SUBSCRIBERS,
+        watcher: WATCHER,
+        natsUrl: nats.url,
+        relayUrl: db.roleUrl(ROLES.relay),
+        adminUrl: db.url,
       })
       latencies.push({ rate, batch, result })
     }
@@ -246,7 +266,10 @@ async function main(): Promise<void> {
     for (const [k, { rate, batch, result }] of latencies.entries()) {
       console.log(
         `\nappend → subscriber at ${rate} events/s (${APPENDERS} appenders, ${batch} event(s) per append), ` +
-          `${LATENCY_SECONDS} s per pipeline (alternating slices, after 1 s warm-up)`,
+          `${LATENCY_SECONDS} s per pipeline (alternating slices, after 1 s warm-up); topology ${TOPOLOGY}` +
+          (TOPOLOGY === 'split'
+            ? ` (relay / bare publisher each in a child process; subscribers in ${SUBSCRIBERS === 'child' ? 'a child process each' : 'this process'}; bus watcher in ${WATCHER === 'child' ? 'a child process' : 'this process'})`
+            : ' (one process)'),
       )
       const bareP99 = percentile(result.bare.latenciesMs, 99)
       printTable([

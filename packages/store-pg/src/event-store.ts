@@ -108,6 +108,8 @@ export interface EventStoreOptions extends EnvelopeCheckOptions {
    * AppendNotifier). Default true; off, the relay finds appends by polling.
    */
   notifyAppends?: boolean
+  /** NOTIFYs of the store's notifier in flight at once (see AppendNotifier). Default 2. */
+  notifyInFlight?: number
 }
 
 const DEFAULT_MAX_BATCH = 1000
@@ -128,7 +130,8 @@ export class PgEventStore {
   constructor(sql: Sql, options: EventStoreOptions = {}) {
     this.sql = sql
     this.#options = options
-    this.#notifier = options.notifyAppends === false ? undefined : new AppendNotifier(sql)
+    this.#notifier =
+      options.notifyAppends === false ? undefined : new AppendNotifier(sql, undefined, options.notifyInFlight)
   }
 
   /**
