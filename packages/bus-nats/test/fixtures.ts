@@ -209,7 +209,7 @@ export interface ServiceProcess {
 }
 
 /**
- * Spawns `bin` (a script run through tsx, with `args`) with `env` only (plus
+ * Spawns `bin` (a script, through tsx if it is TypeScript, with `args`) with `env` only (plus
  * PATH) in a process group of its own, collects the JSON log lines it writes
  * on `logStream` (stdout by default), and SIGKILLs it if the test process
  * exits (or gets SIGINT/SIGTERM) first; the kernel kills it if the test process is SIGKILLed (dieWithParent). `label` names it
@@ -221,7 +221,9 @@ export function spawnServiceProcess(
   env: Record<string, string>,
   options: { args?: readonly string[]; logStream?: 'stdout' | 'stderr' } = {},
 ): ServiceProcess {
-  const child = spawn(...dieWithParent(process.execPath, ['--import', 'tsx', bin, ...(options.args ?? [])]), {
+  // tsx only for a TypeScript file: a JavaScript bin (the suite's evtctl bundle) runs on plain node.
+  const loader = /\.[cm]?tsx?$/.test(bin) ? ['--import', 'tsx'] : []
+  const child = spawn(...dieWithParent(process.execPath, [...loader, bin, ...(options.args ?? [])]), {
     cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { PATH: process.env.PATH, ...env },

@@ -7,7 +7,8 @@ import { dieWithParent } from '@eventplane/bus-nats/testing'
  * bundle of the same sources scripts/test.sh builds (EVTCTL_TEST_BIN; see scripts/test-cli-bundle.ts).
  */
 export const BIN = fileURLToPath(new URL('../bin/evtctl.js', import.meta.url))
-const LAUNCHER = process.env.EVTCTL_TEST_BIN || BIN
+/** What the tests run: BIN, or in the whole suite the bundle. A test that runs evtctl itself (in a shell, on a terminal) runs this. */
+export const LAUNCHER = process.env.EVTCTL_TEST_BIN || BIN
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url))
 
 export interface CliResult {

@@ -9,7 +9,7 @@ import { PgEventStore, ROLES } from '@eventplane/store-pg'
 import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
 import { dieWithParent, findNatsServerBinary, reapOnExit } from '@eventplane/bus-nats/testing'
 import { CONNECT_TIMEOUT_S } from '../src/session.ts'
-import { BIN, failureLine, killAll, runCli, startCli } from './helpers.ts'
+import { LAUNCHER, failureLine, killAll, runCli, startCli } from './helpers.ts'
 
 /** What closing connections and exiting may take after the failure (the 5 s are the connect timeout). */
 const EXIT_MS = 3000
@@ -198,7 +198,7 @@ describe('evtctl never hangs: wrong services, Ctrl-C, closed pipes, root causes'
 
   test('read and export into a closed pipe (| head -1) end quietly with exit 0', async () => {
     for (const args of ['read acme/deployment/big', 'export --tenant acme']) {
-      const script = `set -o pipefail; node ${BIN} ${args} | head -1; echo "exit=\${PIPESTATUS[0]}" >&2`
+      const script = `set -o pipefail; node ${LAUNCHER} ${args} | head -1; echo "exit=\${PIPESTATUS[0]}" >&2`
       const r = spawnSync('bash', ['-c', script], {
         env: { ...process.env, EVENTPLANE_DATABASE_URL: db.url },
         encoding: 'utf8',

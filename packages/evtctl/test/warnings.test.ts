@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { EventFactory } from '@eventplane/core'
 import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
-import { BIN, failureLine, killAll, runCli } from './helpers.ts'
+import { LAUNCHER, failureLine, killAll, runCli } from './helpers.ts'
 
 /** The escape character that starts every ANSI sequence. */
 const ESC = String.fromCharCode(27)
@@ -165,7 +165,10 @@ describe('evtctl warns about typos and exposed secrets, and names what failed', 
     const args = [...dryRun(['--log-level', 'info'])].join(' ')
     // script(1) runs evtctl on a pseudo-terminal; its output is what the terminal would show.
     const onTty = (extra: string) =>
-      spawnSync('script', ['-qec', `${extra} node ${BIN} ${args}`, '/dev/null'], { encoding: 'utf8', env: process.env })
+      spawnSync('script', ['-qec', `${extra} node ${LAUNCHER} ${args}`, '/dev/null'], {
+        encoding: 'utf8',
+        env: process.env,
+      })
     const tty = onTty('')
     assert.equal(tty.status, 0, tty.stdout)
     assert.ok(tty.stdout.includes(`${ESC}[1mtenant  kind    events${ESC}[22m`), tty.stdout)
@@ -177,7 +180,7 @@ describe('evtctl warns about typos and exposed secrets, and names what failed', 
     assert.ok(!noColor.stdout.includes(ESC), noColor.stdout)
     assert.match(noColor.stdout, /INFO \(evtctl\): import checked/)
 
-    const piped = spawnSync('node', [BIN, ...dryRun(['--log-level', 'info'])], { encoding: 'utf8' })
+    const piped = spawnSync('node', [LAUNCHER, ...dryRun(['--log-level', 'info'])], { encoding: 'utf8' })
     assert.ok(!(piped.stdout + piped.stderr).includes(ESC))
     assert.match(piped.stderr, /^\{"level":30,.*"msg":"import checked"\}$/m)
   })
