@@ -113,9 +113,11 @@ describe('relay transaction guard', () => {
       const entry = logged(logger, 'terminated a transaction that held back the log', reader.pid)!
       assert.equal(entry.fields.role, ROLES.reader)
       assert.equal(entry.fields.terminated, true)
-      // Checked every poll interval (200 ms): ended after the bound, within the bound plus a few checks.
-      assert.ok(ended >= bound && ended < bound + 1500, `terminated after ${ended} ms (bound ${bound} ms)`)
-      assert.equal(await holdsXid(reader.pid), false, 'the stuck session is gone')
+      // Checked every poll interval (200 ms): ended after the bound, within the bound plus some checks (a loaded
+      // two-core machine delays a check by seconds at worst; "never" fails the eventually above).
+      assert.ok(ended >= bound && ended < bound + 5000, `terminated after ${ended} ms (bound ${bound} ms)`)
+      // pg_terminate_backend only signals the backend: it leaves a moment later.
+      await eventually(async () => !(await holdsXid(reader.pid)), 'the stuck session to be gone')
       await eventually(async () => {
         const published = (await streamMessages(await env.natsAs('operator'))).map((m) => m.event.event_id)
         return appended.every((e) => published.includes(e.event_id))
