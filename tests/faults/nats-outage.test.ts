@@ -161,7 +161,9 @@ describe('faults: the nats-server goes down under load', () => {
     assert.ok(checkpointed <= ACKED, `the checkpoint (${checkpointed}) does not pass the ${ACKED} acks the relay got`)
     assert.ok(pastCheckpoint > 0, 'the relay died with published events past its checkpoint')
     assert.equal(copies, pastCheckpoint, 'exactly the events published after the checkpoint were stored again')
-    await eventually(() => deliveries.size === rows.length, 'the plain consumer to see every event')
+    // Each of its ~2,000 acks waits for JetStream's confirmation before the next delivery is taken: on a loaded
+    // two-core machine that alone can take longer than the default 20 s.
+    await eventually(() => deliveries.size === rows.length, 'the plain consumer to see every event', 60_000)
     const twice = [...deliveries.values()].filter((seqs) => seqs.size > 1).length
     assert.equal(twice, copies, 'JetStream delivered each copy to the consumer')
     await reachesEnd(runner, endOf(rows))
