@@ -92,13 +92,13 @@ describe('relay publishing: wake-up, in-flight window, a publish lost mid-window
   })
 
   /**
-   * When the gap-safe read first sees `eventId`. Until then no relay can publish it: another
-   * engineer's transaction anywhere in the cluster can hold the horizon back (docs/architecture.md).
+   * When the gap-safe read first sees `eventId`. Until then no relay can publish it: a long
+   * transaction of this test's database (another suite's never, since 0018) can hold the horizon back (docs/architecture.md).
    */
   async function visibleAt(eventId: string): Promise<number> {
     for (;;) {
       const [row] = await db.admin<{ visible: boolean }[]>`
-        select tx_id < pg_snapshot_xmin(pg_current_snapshot()) as visible from eventplane.events where event_id = ${eventId}`
+        select tx_id < eventplane.log_horizon(pg_current_snapshot()) as visible from eventplane.events where event_id = ${eventId}`
       if (row?.visible) return performance.now()
       await sleep(5) // polling, not ordering
     }

@@ -5,22 +5,23 @@ import { EVENT_COLUMNS, EVENT_COLUMNS_DATA_TEXT, eventValues } from './event-col
 
 /**
  * The gap-safe global order after `after` as a query fragment selecting
- * `columns` (alias `e`): only rows whose transaction is older than every
- * transaction still running (so a slow transaction is never skipped), ordered
- * by (tx_id, global_position). Cross-tenant roles only.
+ * `columns` (alias `e`): only rows below the log's horizon (migration 0018:
+ * older than every transaction still running that could write into this log,
+ * so a slow transaction is never skipped), ordered by (tx_id, global_position).
+ * Cross-tenant roles only.
  */
 export function gapSafeLogSql(sql: Sql, columns: string, after: Checkpoint): PendingQuery<Row[]> {
   return sql`
     select ${sql.unsafe(columns)} from eventplane.events e
      where (e.tx_id, e.global_position) > (${after.txId.toString()}::xid8, ${after.position.toString()}::bigint)
-       and e.tx_id < pg_snapshot_xmin(pg_current_snapshot())
+       and e.tx_id < eventplane.log_horizon(pg_current_snapshot())
      order by e.tx_id, e.global_position`
 }
 
 /**
- * One batch of the gap-safe global order after `after`: only rows whose
- * transaction is older than every transaction still running (so a slow
- * transaction is never skipped), ordered by (tx_id, global_position).
+ * One batch of the gap-safe global order after `after`: only rows below the
+ * log's horizon (so a slow transaction is never skipped), ordered by
+ * (tx_id, global_position).
  * Without a tenant this needs a cross-tenant role (relay, operator).
  */
 export function readAllSql(sql: Sql, after: Checkpoint, limit: number, tenant?: string): Promise<EventValues[]> {
