@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { EventFactory } from '@eventplane/core'
 import { PgEventStore, ROLES, loadRelayCheckpoint } from '@eventplane/store-pg'
-import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
+import { createTestDatabase, holdXid, type TestDatabase } from '@eventplane/store-pg/testing'
 import { jetstreamManager } from '@nats-io/jetstream'
 import { type Msg, type NatsConnection, type PublishOptions, TimeoutError } from '@nats-io/transport-node'
 import { EVENT_HEADERS } from '../src/codec.ts'
@@ -142,6 +142,49 @@ describe('relay publishing: wake-up, in-flight window, a publish lost mid-window
     }
     t.diagnostic(`latencies (ms): ${latencies.join(' ')}`)
     assert.equal(latencies.length, ROUNDS)
+  })
+
+  test("an open transaction of another database never holds the relay back; this database's does until it ends", async () => {
+    const other = await createTestDatabase('ep_relay_other', { migrate: false })
+    const otherXid = await holdXid(other.admin)
+    const watcher = await nats.connect()
+    const received: string[] = []
+    const sub = watcher.subscribe('eventplane.>', {
+      callback: (_err, msg) => {
+        const id = msg.headers?.get(EVENT_HEADERS.msgId)
+        if (id) received.push(id)
+      },
+    })
+    await watcher.flush()
+    try {
+      await withRelay({ pollIntervalMs: 60_000 }, async () => {
+        // Appended after the other database took its xid, which stays open throughout.
+        const [passed] = await appendBatch('horizon-other', 1)
+        assert.ok(BigInt(otherXid.xid) < passed!.txId)
+        await eventually(() => received.includes(passed!.eventId), 'the event to pass the other database', 15_000)
+
+        const mine = await holdXid(db.admin)
+        let late: Awaited<ReturnType<typeof appendBatch>>
+        try {
+          late = await appendBatch('horizon-mine', 2)
+        } finally {
+          await mine.release()
+        }
+        // Woken only by its poll or an append: the release appends nothing, so append once more.
+        const [after] = await appendBatch('horizon-after', 1)
+        await eventually(() => received.includes(after!.eventId), 'everything after the release', 15_000)
+        const order = [late[0]!.eventId, late[1]!.eventId, after!.eventId]
+        assert.deepEqual(
+          received.filter((id) => order.includes(id)),
+          order,
+        )
+      })
+    } finally {
+      sub.unsubscribe()
+      await watcher.close()
+      await otherXid.release()
+      await other.drop()
+    }
   })
 
   test('the relay never has more than maxInFlight publishes un-acked, and fills that window', async () => {
