@@ -11,10 +11,12 @@ import { EVENT_COLUMNS, EVENT_COLUMNS_DATA_TEXT, eventValues } from './event-col
  * Cross-tenant roles only.
  */
 export function gapSafeLogSql(sql: Sql, columns: string, after: Checkpoint): PendingQuery<Row[]> {
+  const tx = after.txId.toString()
+  const position = after.position.toString()
   return sql`
     select ${sql.unsafe(columns)} from eventplane.events e
-     where (e.tx_id, e.global_position) > (${after.txId.toString()}::xid8, ${after.position.toString()}::bigint)
-       and e.tx_id < eventplane.log_horizon(pg_current_snapshot())
+     where (e.tx_id, e.global_position) > (${tx}::xid8, ${position}::bigint)
+       and e.tx_id < eventplane.log_horizon(pg_current_snapshot(), ${tx}::xid8, ${position}::bigint)
      order by e.tx_id, e.global_position`
 }
 
