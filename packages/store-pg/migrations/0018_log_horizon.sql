@@ -50,8 +50,9 @@
 -- hide them, nothing is found and every xid stops the read: the old rule,
 -- never a skipped row.
 --
--- The look-up costs the backend ~0.3 ms (pg_stat_get_activity builds a row
--- of every session), 3x a caught-up read. It can only change what a read
+-- The look-up costs the backend 0.2-0.6 ms (pg_stat_get_activity builds a
+-- row of every session: more sessions, more cost), 2-6x a caught-up read
+-- (docs/benchmarks.md, 14:02 section). It can only change what a read
 -- returns when a row at or above xmin(S) is visible after the reader's
 -- checkpoint (p_after_tx, p_after_position): the function checks that first
 -- (one probe of events_global_order_idx, in S: a STABLE function reads with
