@@ -59,6 +59,17 @@
 -- its caller's snapshot, and with its caller's row level security) and
 -- returns xmin(S) without the look-up when there is none. xmin(S) is always
 -- a sound horizon (the old rule); with no such row it returns the same rows.
+-- With appends running concurrently such a row is often there (an append in
+-- flight, older than one committed after it): a relay calling this on every
+-- read took the look-up on ~50-70 % of its reads with the machine loaded
+-- (~1 % quiet) and its backends used 1.7x the CPU per event at 1k ev/s
+-- (174 against 103 us; docs/benchmarks.md, 14:17-14:40 section).
+-- So the relay reads with xmin(S) itself and calls this at most once per
+-- horizonLookupMs (50 ms; bus-nats relay.ts); one-off readers call it on
+-- every statement. Called as a bare predicate, the planner also runs it to
+-- estimate the index condition of a custom plan (then twice per read, seen
+-- in a bench): the cross-tenant read puts it in a scalar subquery (store-pg
+-- read-all.ts), evaluated once when the scan starts.
 --
 -- STABLE, so the planner evaluates it once per scan (an index key of
 -- events_global_order_idx), not per row; PL/pgSQL, so its plans stay cached

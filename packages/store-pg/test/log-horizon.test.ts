@@ -110,6 +110,32 @@ describe('the gap-safe horizon: only transactions that can write into this log h
     assert.deepEqual(ids(await readAll(relay, from)), [slow.event_id, fast.event_id])
     assert.deepEqual(ids(await readAll(reader, START, 'initech')), [first.event_id, slow.event_id, fast.event_id])
   })
+  test("the relay's cheap rule (xmin) holds back what the exact one passes, page by page as asked", async () => {
+    const f = factoryFor('hooli')
+    const events = [1, 2, 3].map((n) => f.intent(stream('hooli', 'h1'), 'created', { n }))
+    await writer.append(stream('hooli', 'h1'), events)
+    const text = async (rules: ('exact' | 'xmin')[]) => {
+      const out: string[] = []
+      const asked: string[] = []
+      const horizon = () => {
+        const rule = rules[Math.min(asked.length, rules.length - 1)]!
+        asked.push(rule)
+        return rule
+      }
+      for await (const batch of relay.readAllText({ batchSize: 1, horizon })) out.push(...batch.map((r) => r.event_id))
+      return { out, asked }
+    }
+    // The other database's transaction, older than these events, is open: xmin stops before them.
+    await eventually(async () => (await text(['exact'])).out.includes(events[2]!.event_id), 30_000, 'exact')
+    const cheap = await text(['xmin'])
+    for (const e of events) assert.ok(!cheap.out.includes(e.event_id), 'xmin passes no event after the held xid')
+    // Exact for the first pages, then xmin: it stops where the rule changes, and skips nothing.
+    const all = (await text(['exact'])).out
+    const mixed = await text([...all.slice(0, -1).map(() => 'exact' as const), 'xmin'])
+    assert.deepEqual(mixed.out, all.slice(0, -1))
+    assert.equal(mixed.asked.length, all.length)
+  })
+
   test('each statement reads the sessions afresh, also inside one transaction', async () => {
     const f = factoryFor('globex')
     const conn = await db.connect(ROLES.relay, 1).reserve()
