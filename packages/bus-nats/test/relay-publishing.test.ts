@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
+import { subscribe as onChannel, unsubscribe as offChannel } from 'node:diagnostics_channel'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { EventFactory } from '@eventplane/core'
 import { PgEventStore, ROLES, loadRelayCheckpoint } from '@eventplane/store-pg'
@@ -8,6 +9,7 @@ import { jetstreamManager } from '@nats-io/jetstream'
 import { type Msg, type NatsConnection, type PublishOptions, TimeoutError } from '@nats-io/transport-node'
 import { EVENT_HEADERS } from '../src/codec.ts'
 import { Relay, type RelayOptions } from '../src/relay.ts'
+import { RELAY_TRACE, type RelayHorizonTrace } from '../src/relay-trace.ts'
 import { startNatsServer, type TestNatsServer } from '../src/testing/index.ts'
 import { eventually, streamCount, streamMessages, within } from './fixtures.ts'
 
@@ -142,6 +144,74 @@ describe('relay publishing: wake-up, in-flight window, a publish lost mid-window
     }
     t.diagnostic(`latencies (ms): ${latencies.join(' ')}`)
     assert.equal(latencies.length, ROUNDS)
+  })
+
+  /** Log-subject message ids as they reach a core subscription, until the returned `stop`. */
+  async function watchBus(): Promise<{ received: string[]; stop: () => Promise<void> }> {
+    const watcher = await nats.connect()
+    const received: string[] = []
+    const sub = watcher.subscribe('eventplane.>', {
+      callback: (_err, msg) => {
+        const id = msg.headers?.get(EVENT_HEADERS.msgId)
+        if (id) received.push(id)
+      },
+    })
+    await watcher.flush()
+    return {
+      received,
+      stop: async () => {
+        sub.unsubscribe()
+        await watcher.close()
+      },
+    }
+  }
+
+  test('with appends arriving all the time, the relay still passes an open transaction of another database', async () => {
+    // Every wake-up is a notification, never a timed re-read: the exact horizon must come by time alone.
+    const other = await createTestDatabase('ep_relay_other', { migrate: false })
+    const otherXid = await holdXid(other.admin)
+    const bus = await watchBus()
+    try {
+      await withRelay({ pollIntervalMs: 60_000 }, async () => {
+        const [first] = await appendBatch('horizon-busy-0', 1)
+        assert.ok(BigInt(otherXid.xid) < first!.txId)
+        const deadline = performance.now() + 30_000
+        let appends = 1
+        while (!bus.received.includes(first!.eventId)) {
+          assert.ok(performance.now() < deadline, `the first event was not published in 30 s (${appends} appends)`)
+          await appendBatch(`horizon-busy-${appends++}`, 1)
+        }
+      })
+    } finally {
+      await bus.stop()
+      await otherXid.release()
+      await other.drop()
+    }
+  })
+
+  test('the relay asks for the exact horizon at most once per horizonLookupMs, not on every read', async () => {
+    const trace = { reads: 0, exact: 0 }
+    const onHorizon = (m: unknown) => {
+      trace.reads++
+      if ((m as RelayHorizonTrace).exact) trace.exact++
+    }
+    onChannel(RELAY_TRACE.horizon.name, onHorizon)
+    try {
+      const LOOKUP_MS = 60_000
+      const startedAt = performance.now()
+      await withRelay({ pollIntervalMs: 60_000, horizonLookupMs: LOOKUP_MS }, async () => {
+        // Each append wakes a drain (a read at least); whether the events are visible yet does not matter.
+        for (let i = 0; i < 6; i++) {
+          await appendBatch(`horizon-gate-${i}`, 1)
+          await eventually(() => trace.reads > i + 1, `a read after append ${i}`, 30_000)
+        }
+      })
+      const allowed = 1 + Math.floor((performance.now() - startedAt) / LOOKUP_MS)
+      assert.ok(trace.reads > allowed, `${trace.reads} reads`)
+      assert.ok(trace.exact >= 1 && trace.exact <= allowed, `${trace.exact} of ${trace.reads} reads asked for it`)
+    } finally {
+      offChannel(RELAY_TRACE.horizon.name, onHorizon)
+    }
   })
 
   test("an open transaction of another database never holds the relay back; this database's does until it ends", async () => {
