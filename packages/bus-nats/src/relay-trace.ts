@@ -13,7 +13,7 @@ export const RELAY_TRACE = {
   wake: channel('eventplane:relay.wake'),
   /** One gap-safe read of a drain returned: `{ startedAt, at, ids }` (`ids` empty when nothing was visible). */
   read: channel('eventplane:relay.read'),
-  /** A read of a drain is about to be sent; `exact`: it asks for the exact horizon (see horizonLookupMs): `{ at, exact }`. */
+  /** A drain is about to read; `exact`: its reads ask for the exact horizon (see horizonLookupMs): `{ at, exact }`. */
   horizon: channel('eventplane:relay.horizon'),
   /** The events of one read were handed to the publisher (encoded, sent to the socket buffer): `{ at, ids }`. */
   sent: channel('eventplane:relay.sent'),

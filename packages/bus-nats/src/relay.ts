@@ -55,14 +55,14 @@ export interface RelayOptions {
   /** How often a standby relay retries the lock. Default `pollIntervalMs`. */
   lockRetryMs?: number
   /**
-   * How often at most a read looks past other databases' running transactions
-   * (the exact horizon, eventplane.log_horizon of migration 0018). Between,
-   * the relay reads up to the oldest transaction running anywhere in the
+   * How often at most a drain looks past other databases' running transactions
+   * (the exact horizon, eventplane.log_horizon of migration 0018, for every
+   * page of that drain). Between, the relay reads up to the oldest transaction running anywhere in the
    * cluster (the snapshot's xmin): never a skipped event, and free, where the
    * exact horizon may read every session (0.2-0.6 ms of backend CPU) whenever
    * rows wait behind a running append. So another database's long
    * transaction delays delivery by about this much, not by its length.
-   * Default 50 ms; 0 looks on every read.
+   * Default 50 ms; 0 looks on every drain.
    */
   horizonLookupMs?: number
   /** How long to wait for one publish ack. Default 5000 ms. */
@@ -409,10 +409,13 @@ export class Relay {
           const tracing = RELAY_TRACE.read.hasSubscribers
           let readAt = tracing ? performance.now() : 0
           let read = 0
+          // One rule for every page of the drain: a backlog read with the exact horizon goes on with it
+          // (a page of xmin could stop short, and nothing wakes the relay for the rest but its poll).
+          const rule = this.#horizon()
           const reads = this.#store.readAllText({
             from: this.#acked,
             batchSize: this.#o.batchSize,
-            horizon: this.#horizon,
+            horizon: () => rule,
           })
           for await (const rows of reads) {
             if (tracing) readAt = traceRead(readAt, rows)
@@ -468,10 +471,10 @@ export class Relay {
   }
 
   /**
-   * The rule of the next read: the exact horizon at most once per
+   * The rule of the next drain's reads: the exact horizon at most once per
    * `horizonLookupMs`, the snapshot's xmin otherwise (see RelayOptions).
    */
-  readonly #horizon = (): HorizonRule => {
+  #horizon(): HorizonRule {
     const at = performance.now()
     const exact = at - this.#lookedAt >= this.#o.horizonLookupMs
     if (exact) this.#lookedAt = at

@@ -64,9 +64,10 @@
 -- read took the look-up on ~50-70 % of its reads with the machine loaded
 -- (~1 % quiet) and its backends used 1.7x the CPU per event at 1k ev/s
 -- (174 against 103 us; docs/benchmarks.md, 14:17-14:40 section).
--- So the relay reads with xmin(S) itself and calls this at most once per
--- horizonLookupMs (50 ms; bus-nats relay.ts); one-off readers call it on
--- every statement. Called as a bare predicate, the planner also runs it to
+-- So the relay reads with xmin(S) itself and calls this only in a drain
+-- that starts at least horizonLookupMs (50 ms) after the last such one, on
+-- every page of it (bus-nats relay.ts); one-off readers call it on every
+-- statement. Called as a bare predicate, the planner also runs it to
 -- estimate the index condition of a custom plan (then twice per read, seen
 -- in a bench): the cross-tenant read puts it in a scalar subquery (store-pg
 -- read-all.ts), evaluated once when the scan starts.
