@@ -63,7 +63,7 @@
 -- flight, older than one committed after it): a relay calling this on every
 -- read took the look-up on ~50-70 % of its reads with the machine loaded
 -- (~1 % quiet) and its backends used 1.7x the CPU per event at 1k ev/s
--- (174 against 103 us; docs/benchmarks.md, 14:17-14:40 section).
+-- (174 against 103 us; docs/benchmarks.md, 14:17-14:56 section).
 -- So the relay reads with xmin(S) itself and calls this only in a drain
 -- that starts at least horizonLookupMs (50 ms) after the last such one, on
 -- every page of it (bus-nats relay.ts); one-off readers call it on every
