@@ -50,7 +50,13 @@ export { DEFAULT_STUCK_AFTER_MS, TransactionGuard } from './relay-guard.ts'
 export type { TransactionGuardOptions } from './relay-guard.ts'
 export { EVENTS_CHANNEL, LogWaker } from './pg-listener.ts'
 export { RELAY_TRACE } from './relay-trace.ts'
-export type { RelayDrainTrace, RelayReadTrace, RelaySentTrace, RelayWakeTrace } from './relay-trace.ts'
+export type {
+  RelayDrainTrace,
+  RelayHorizonTrace,
+  RelayReadTrace,
+  RelaySentTrace,
+  RelayWakeTrace,
+} from './relay-trace.ts'
 export type { WakeReason } from './pg-listener.ts'
 export { GATEWAY_APPLICATION_NAME, IMPORTED_REPLY_PREFIX, replyInTenantSpace, startGateway } from './gateway.ts'
 export type { Gateway, GatewayOptions, GatewayRequest } from './gateway.ts'

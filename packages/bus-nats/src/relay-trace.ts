@@ -13,6 +13,8 @@ export const RELAY_TRACE = {
   wake: channel('eventplane:relay.wake'),
   /** One gap-safe read of a drain returned: `{ startedAt, at, ids }` (`ids` empty when nothing was visible). */
   read: channel('eventplane:relay.read'),
+  /** A drain is about to read; `exact`: its reads ask for the exact horizon (see horizonLookupMs): `{ at, exact }`. */
+  horizon: channel('eventplane:relay.horizon'),
   /** The events of one read were handed to the publisher (encoded, sent to the socket buffer): `{ at, ids }`. */
   sent: channel('eventplane:relay.sent'),
   /** One drain ended (every publish acked, its last checkpoint set): `{ startedAt, at, events }`. */
@@ -27,6 +29,11 @@ export interface RelayReadTrace {
   startedAt: number
   at: number
   ids: string[]
+}
+
+export interface RelayHorizonTrace {
+  at: number
+  exact: boolean
 }
 
 export interface RelaySentTrace {

@@ -1,13 +1,15 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
+import { subscribe as onChannel, unsubscribe as offChannel } from 'node:diagnostics_channel'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { EventFactory } from '@eventplane/core'
 import { PgEventStore, ROLES, loadRelayCheckpoint } from '@eventplane/store-pg'
-import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
+import { createTestDatabase, holdXid, type TestDatabase } from '@eventplane/store-pg/testing'
 import { jetstreamManager } from '@nats-io/jetstream'
 import { type Msg, type NatsConnection, type PublishOptions, TimeoutError } from '@nats-io/transport-node'
 import { EVENT_HEADERS } from '../src/codec.ts'
 import { Relay, type RelayOptions } from '../src/relay.ts'
+import { RELAY_TRACE, type RelayHorizonTrace } from '../src/relay-trace.ts'
 import { startNatsServer, type TestNatsServer } from '../src/testing/index.ts'
 import { eventually, streamCount, streamMessages, within } from './fixtures.ts'
 
@@ -92,13 +94,13 @@ describe('relay publishing: wake-up, in-flight window, a publish lost mid-window
   })
 
   /**
-   * When the gap-safe read first sees `eventId`. Until then no relay can publish it: another
-   * engineer's transaction anywhere in the cluster can hold the horizon back (docs/architecture.md).
+   * When the gap-safe read first sees `eventId`. Until then no relay can publish it: a long
+   * transaction of this test's database (another suite's never, since 0018) can hold the horizon back (docs/architecture.md).
    */
   async function visibleAt(eventId: string): Promise<number> {
     for (;;) {
       const [row] = await db.admin<{ visible: boolean }[]>`
-        select tx_id < pg_snapshot_xmin(pg_current_snapshot()) as visible from eventplane.events where event_id = ${eventId}`
+        select tx_id < eventplane.log_horizon(pg_current_snapshot()) as visible from eventplane.events where event_id = ${eventId}`
       if (row?.visible) return performance.now()
       await sleep(5) // polling, not ordering
     }
@@ -142,6 +144,139 @@ describe('relay publishing: wake-up, in-flight window, a publish lost mid-window
     }
     t.diagnostic(`latencies (ms): ${latencies.join(' ')}`)
     assert.equal(latencies.length, ROUNDS)
+  })
+
+  /** Log-subject message ids as they reach a core subscription, until the returned `stop`. */
+  async function watchBus(): Promise<{ received: string[]; stop: () => Promise<void> }> {
+    const watcher = await nats.connect()
+    const received: string[] = []
+    const sub = watcher.subscribe('eventplane.>', {
+      callback: (_err, msg) => {
+        const id = msg.headers?.get(EVENT_HEADERS.msgId)
+        if (id) received.push(id)
+      },
+    })
+    await watcher.flush()
+    return {
+      received,
+      stop: async () => {
+        sub.unsubscribe()
+        await watcher.close()
+      },
+    }
+  }
+
+  test('with appends arriving all the time, the relay still passes an open transaction of another database', async () => {
+    // Every wake-up is a notification, never a timed re-read: the exact horizon must come by time alone.
+    const other = await createTestDatabase('ep_relay_other', { migrate: false })
+    const otherXid = await holdXid(other.admin)
+    const bus = await watchBus()
+    try {
+      await withRelay({ pollIntervalMs: 60_000 }, async () => {
+        const [first] = await appendBatch('horizon-busy-0', 1)
+        assert.ok(BigInt(otherXid.xid) < first!.txId)
+        const deadline = performance.now() + 30_000
+        let appends = 1
+        while (!bus.received.includes(first!.eventId)) {
+          assert.ok(performance.now() < deadline, `the first event was not published in 30 s (${appends} appends)`)
+          await appendBatch(`horizon-busy-${appends++}`, 1)
+        }
+      })
+    } finally {
+      await bus.stop()
+      await otherXid.release()
+      await other.drop()
+    }
+  })
+
+  test('a backlog read with the exact horizon goes on with it to the end: every page of the drain passes a foreign transaction', async () => {
+    const other = await createTestDatabase('ep_relay_other', { migrate: false })
+    const otherXid = await holdXid(other.admin)
+    const bus = await watchBus()
+    try {
+      // Appended before the relay starts: no notification comes, only the first drain reads them.
+      const events = await appendBatch('horizon-backlog', 12)
+      assert.ok(BigInt(otherXid.xid) < events[0]!.txId)
+      await withRelay({ pollIntervalMs: 60_000, horizonLookupMs: 60_000, batchSize: 5 }, async () => {
+        await eventually(
+          () => events.every((e) => bus.received.includes(e.eventId)),
+          'all three pages published',
+          30_000,
+        )
+      })
+    } finally {
+      await bus.stop()
+      await otherXid.release()
+      await other.drop()
+    }
+  })
+
+  test('the relay asks for the exact horizon at most once per horizonLookupMs, not on every drain', async () => {
+    const trace = { drains: 0, exact: 0 }
+    const onHorizon = (m: unknown) => {
+      trace.drains++
+      if ((m as RelayHorizonTrace).exact) trace.exact++
+    }
+    onChannel(RELAY_TRACE.horizon.name, onHorizon)
+    try {
+      const LOOKUP_MS = 60_000
+      const startedAt = performance.now()
+      await withRelay({ pollIntervalMs: 60_000, horizonLookupMs: LOOKUP_MS }, async () => {
+        // Each append wakes a drain; whether the events are visible yet does not matter.
+        for (let i = 0; i < 6; i++) {
+          await appendBatch(`horizon-gate-${i}`, 1)
+          await eventually(() => trace.drains > i + 1, `a drain after append ${i}`, 30_000)
+        }
+      })
+      const allowed = 1 + Math.floor((performance.now() - startedAt) / LOOKUP_MS)
+      assert.ok(trace.drains > allowed, `${trace.drains} drains`)
+      assert.ok(trace.exact >= 1 && trace.exact <= allowed, `${trace.exact} of ${trace.drains} drains asked for it`)
+    } finally {
+      offChannel(RELAY_TRACE.horizon.name, onHorizon)
+    }
+  })
+
+  test("an open transaction of another database never holds the relay back; this database's does until it ends", async () => {
+    const other = await createTestDatabase('ep_relay_other', { migrate: false })
+    const otherXid = await holdXid(other.admin)
+    const watcher = await nats.connect()
+    const received: string[] = []
+    const sub = watcher.subscribe('eventplane.>', {
+      callback: (_err, msg) => {
+        const id = msg.headers?.get(EVENT_HEADERS.msgId)
+        if (id) received.push(id)
+      },
+    })
+    await watcher.flush()
+    try {
+      await withRelay({ pollIntervalMs: 60_000 }, async () => {
+        // Appended after the other database took its xid, which stays open throughout.
+        const [passed] = await appendBatch('horizon-other', 1)
+        assert.ok(BigInt(otherXid.xid) < passed!.txId)
+        await eventually(() => received.includes(passed!.eventId), 'the event to pass the other database', 15_000)
+
+        const mine = await holdXid(db.admin)
+        let late: Awaited<ReturnType<typeof appendBatch>>
+        try {
+          late = await appendBatch('horizon-mine', 2)
+        } finally {
+          await mine.release()
+        }
+        // Woken only by its poll or an append: the release appends nothing, so append once more.
+        const [after] = await appendBatch('horizon-after', 1)
+        await eventually(() => received.includes(after!.eventId), 'everything after the release', 15_000)
+        const order = [late[0]!.eventId, late[1]!.eventId, after!.eventId]
+        assert.deepEqual(
+          received.filter((id) => order.includes(id)),
+          order,
+        )
+      })
+    } finally {
+      sub.unsubscribe()
+      await watcher.close()
+      await otherXid.release()
+      await other.drop()
+    }
   })
 
   test('the relay never has more than maxInFlight publishes un-acked, and fills that window', async () => {

@@ -96,6 +96,7 @@ describe('evtctl status (PostgreSQL side)', () => {
       assert.ok(Number(r.log.waiting) >= 1, JSON.stringify(r.log))
       assert.ok(r.log.oldest_transaction !== null)
       assert.ok(BigInt(r.log.snapshot_xmin) <= BigInt(xid))
+      assert.ok(BigInt(r.log.horizon) <= BigInt(xid), JSON.stringify(r.log))
       const human = await runCli(['status'], { env: env() })
       assert.match(human.stdout, /^held back +\d+ committed events wait behind xid \d+ \(pid \d+/m)
     } finally {

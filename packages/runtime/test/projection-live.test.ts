@@ -47,14 +47,14 @@ describe('projections live on JetStream', () => {
   }
 
   // The gap-safe read holds back every event whose transaction is not older than all those still open
-  // anywhere in the cluster (other test databases too): a catch-up started meanwhile may read none of them,
+  // that could write into this log (0018): a catch-up started meanwhile may read none of them,
   // and they come live instead. Wait until the ones appended so far are readable.
   const readableInGapSafeOrder = async (): Promise<void> => {
     const end = await h.logEnd()
     await eventually(
       async () => {
         const [r] = await h.db.admin<{ ok: boolean }[]>`
-          select ${end.txId.toString()}::xid8 < pg_snapshot_xmin(pg_current_snapshot()) as ok`
+          select ${end.txId.toString()}::xid8 < eventplane.log_horizon(pg_current_snapshot()) as ok`
         return r!.ok
       },
       60_000,

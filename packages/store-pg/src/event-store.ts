@@ -28,7 +28,7 @@ import { mapPgError } from './pg-errors.ts'
 import { type EventValues, decimalBigInt, mapAndRelease, toEventTextRow, toRecordedEvent } from './rows.ts'
 import { type AppendedRow, appendSql } from './sql/append.ts'
 import { listStreamsSql } from './sql/list-streams.ts'
-import { type EventTextRow, readAllSql, readAllTextSql } from './sql/read-all.ts'
+import { type EventTextRow, type HorizonRule, readAllSql, readAllTextSql } from './sql/read-all.ts'
 import { readCategorySql } from './sql/read-category.ts'
 import { readCorrelationSql } from './sql/read-correlation.ts'
 import { readStreamSql } from './sql/read-stream.ts'
@@ -259,14 +259,19 @@ export class PgEventStore {
   /**
    * readAll for a cross-tenant role (the relay), rows by column name: ids and
    * positions as text, instants as ISO strings, `data` as its JSON text.
+   * `horizon` is asked before each page's read (default: the exact horizon;
+   * see HorizonRule).
    */
-  async *readAllText(options: Omit<ReadAllOptions, 'tenant'> = {}): AsyncGenerator<EventTextRow[]> {
+  async *readAllText(
+    options: Omit<ReadAllOptions, 'tenant'> & { horizon?: () => HorizonRule } = {},
+  ): AsyncGenerator<EventTextRow[]> {
     const batchSize = positive(options.batchSize ?? DEFAULT_BATCH, 'batchSize')
+    const horizon = options.horizon ?? (() => 'exact')
     yield* this.#pages(
       options.from ?? START,
       batchSize,
       options.signal,
-      (after) => readAllTextSql(this.sql, after, batchSize),
+      (after) => readAllTextSql(this.sql, after, batchSize, horizon()),
       toEventTextRow,
     )
   }

@@ -12,7 +12,7 @@ export type {
   StreamSummary,
 } from './event-store.ts'
 export { AppendNotifier, EVENTS_CHANNEL, NOTIFY_TRACE } from './append-notifier.ts'
-export type { EventTextRow } from './sql/read-all.ts'
+export type { EventTextRow, HorizonRule } from './sql/read-all.ts'
 export { withTenant } from './with-tenant.ts'
 export { streamLog } from './stream-log.ts'
 export type { StreamLogOptions } from './stream-log.ts'

@@ -13,10 +13,10 @@ import { terminateStuckTransactionsSql } from './sql/terminate-stuck-transaction
 // head, what holds the gap-safe read back, relay and projection lag. Cross-tenant
 // reads: the operator or relay role.
 
-/** A client transaction that holds an xid, and so holds back the gap-safe read of the whole cluster. */
+/** A client transaction that holds an xid (it holds back the gap-safe read when it is of this log's database). */
 export interface OpenTransaction {
   pid: number
-  /** Database and role of the session (another database's transactions hold the read back too). */
+  /** Database and role of the session (another database's transactions no longer hold the read back, 0018). */
   database: string | null
   role: string | null
   application: string | null
@@ -29,11 +29,16 @@ export interface OpenTransaction {
 export interface LogStatus {
   /** The newest position, or null for an empty log. */
   headPosition: bigint | null
-  /** The oldest xid still running: the gap-safe read returns only transactions before it. */
+  /** The oldest xid still running anywhere in the cluster. */
   snapshotXmin: bigint
+  /**
+   * Where the gap-safe read stops: the oldest xid still running that could write into this log (another
+   * database's transactions are passed, 0018); at or above `snapshotXmin`.
+   */
+  horizon: bigint
   /** Committed events the gap-safe read cannot return yet. */
   waiting: number
-  /** Every transaction holding an xid, oldest first (the first one holds the read back). */
+  /** Every transaction holding an xid, oldest first, in any database. */
   openTransactions: OpenTransaction[]
 }
 
@@ -43,6 +48,7 @@ export async function logStatus(sql: Sql): Promise<LogStatus> {
   return {
     headPosition: head.last_position === null ? null : BigInt(head.last_position),
     snapshotXmin: BigInt(head.xmin),
+    horizon: BigInt(head.horizon),
     waiting: Number(head.waiting),
     openTransactions: await openTransactions(sql),
   }

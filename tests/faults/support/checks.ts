@@ -128,13 +128,13 @@ export async function reachesEnd(runner: ProjectionRunner, end: Checkpoint, time
 /**
  * Rebuilds `faultCounter` from PostgreSQL under another name (the live output
  * stays untouched) and returns its digest. First waits until the gap-safe
- * read sees all `events` (other databases' transactions may hold it back).
+ * read sees all `events` (a transaction of this database may hold it back).
  */
 export async function rebuiltDigest(projector: Sql, events: number): Promise<string> {
   await eventually(
     async () => {
       const [row] = await projector<{ n: number }[]>`
-      select count(*)::int as n from eventplane.events where tx_id < pg_snapshot_xmin(pg_current_snapshot())`
+      select count(*)::int as n from eventplane.events where tx_id < eventplane.log_horizon(pg_current_snapshot())`
       return row!.n >= events
     },
     `the gap-safe read to see all ${events} events`,

@@ -74,7 +74,7 @@ function relayMetrics(registers: Registry[]) {
     }),
     oldestTransaction: new Gauge({
       name: 'eventplane_relay_oldest_transaction_age_seconds',
-      help: 'Age of the oldest transaction holding an xid in the cluster: what holds the gap-safe read back',
+      help: 'Age of the oldest transaction holding an xid in the cluster (it holds the gap-safe read back if of this database)',
       labelNames: ['relay'] as const,
       registers,
     }),

@@ -39,11 +39,16 @@ export interface StatusReport {
   database: string
   log: {
     head_position: string | null
+    /** The oldest transaction running anywhere in the cluster. */
     snapshot_xmin: string
+    /** Where the gap-safe read stops: the oldest running transaction that could write into this log (0018). */
+    horizon: string
     /** Committed events the gap-safe read cannot return yet. */
     waiting: string
-    /** The oldest running transaction in the cluster (any database): what holds the read back. */
+    /** The oldest running transaction in the cluster (any database). */
     oldest_transaction: TransactionReport | null
+    /** The client transaction at the horizon, what holds the read back (null: none, or not a client session). */
+    holding_transaction: TransactionReport | null
     /** Transactions holding an xid for longer than `stuck_after_ms`: what the relay guard reports (and may end). */
     stuck_transactions: TransactionReport[]
     stuck_after_ms: number
@@ -128,13 +133,17 @@ export async function collectPgStatus(
   const relays = await relayStatuses(sql, [relayName])
   const projections = await projectionStatuses(sql)
   const oldest = log.openTransactions[0]
+  // backend_xid is the 32-bit form of the horizon's xid8.
+  const holding = log.openTransactions.find((t) => t.xid === (log.horizon & 0xffffffffn).toString())
   return {
     database: redactUrl(session.config.databaseUrl),
     log: {
       head_position: log.headPosition?.toString() ?? null,
       snapshot_xmin: log.snapshotXmin.toString(),
+      horizon: log.horizon.toString(),
       waiting: log.waiting.toString(),
       oldest_transaction: oldest === undefined ? null : transactionReport(oldest),
+      holding_transaction: holding === undefined ? null : transactionReport(holding),
       stuck_transactions: log.openTransactions
         .filter((t) => t.ageMs !== null && t.ageMs > stuckAfterMs)
         .map(transactionReport),
@@ -174,12 +183,13 @@ function describeHolder(t: TransactionReport): string {
 export function statusLines(r: StatusReport): string[] {
   const lines = [
     `database    ${r.database}`,
-    `log         head ${r.log.head_position === null ? '(empty)' : `@${r.log.head_position}`}, snapshot xmin ${r.log.snapshot_xmin}`,
+    `log         head ${r.log.head_position === null ? '(empty)' : `@${r.log.head_position}`}, horizon ${r.log.horizon}, snapshot xmin ${r.log.snapshot_xmin}`,
   ]
   const t = r.log.oldest_transaction
   if (r.log.waiting !== '0') {
+    const h = r.log.holding_transaction
     lines.push(
-      `held back   ${r.log.waiting} committed events wait behind ${t ? describeHolder(t) : `xid ${r.log.snapshot_xmin}`}`,
+      `held back   ${r.log.waiting} committed events wait behind ${h ? describeHolder(h) : `xid ${r.log.horizon}`}`,
     )
   } else {
     lines.push(`held back   no${t ? `; oldest open transaction ${describeHolder(t)}` : ''}`)

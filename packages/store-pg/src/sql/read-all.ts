@@ -4,23 +4,49 @@ import type { EventRow, EventValues } from '../rows.ts'
 import { EVENT_COLUMNS, EVENT_COLUMNS_DATA_TEXT, eventValues } from './event-columns.ts'
 
 /**
- * The gap-safe global order after `after` as a query fragment selecting
- * `columns` (alias `e`): only rows whose transaction is older than every
- * transaction still running (so a slow transaction is never skipped), ordered
- * by (tx_id, global_position). Cross-tenant roles only.
+ * Where a gap-safe read stops. `exact`: the log's horizon (migration 0018's
+ * eventplane.log_horizon: older than every transaction still running that
+ * could write into this log; it may read every session, 0.2-0.6 ms of backend
+ * CPU, when rows wait behind a running transaction). `xmin`: older than every
+ * transaction running anywhere in the cluster (the snapshot's xmin, at or
+ * below the exact horizon: also never skips a row, may hold rows back longer,
+ * costs nothing). A reader that reads again and again (the relay) takes
+ * `xmin` and asks for `exact` now and then; one-off reads take `exact`.
  */
-export function gapSafeLogSql(sql: Sql, columns: string, after: Checkpoint): PendingQuery<Row[]> {
+export type HorizonRule = 'exact' | 'xmin'
+
+/**
+ * The gap-safe global order after `after` as a query fragment selecting
+ * `columns` (alias `e`): only rows below the horizon `rule` gives (so a slow
+ * transaction is never skipped), ordered by (tx_id, global_position).
+ * Cross-tenant roles only.
+ */
+export function gapSafeLogSql(
+  sql: Sql,
+  columns: string,
+  after: Checkpoint,
+  rule: HorizonRule = 'exact',
+): PendingQuery<Row[]> {
+  const tx = after.txId.toString()
+  const position = after.position.toString()
+  // A scalar subquery (an InitPlan): evaluated once, when the scan starts. As a bare call the planner
+  // also runs it to estimate the index condition whenever it makes a custom plan (PostgreSQL's choice
+  // per prepared statement: seen on every read of one relay, on none of another): the look-up twice.
+  const horizon =
+    rule === 'exact'
+      ? sql`(select eventplane.log_horizon(pg_current_snapshot(), ${tx}::xid8, ${position}::bigint))`
+      : sql`pg_snapshot_xmin(pg_current_snapshot())`
   return sql`
     select ${sql.unsafe(columns)} from eventplane.events e
-     where (e.tx_id, e.global_position) > (${after.txId.toString()}::xid8, ${after.position.toString()}::bigint)
-       and e.tx_id < pg_snapshot_xmin(pg_current_snapshot())
+     where (e.tx_id, e.global_position) > (${tx}::xid8, ${position}::bigint)
+       and e.tx_id < ${horizon}
      order by e.tx_id, e.global_position`
 }
 
 /**
- * One batch of the gap-safe global order after `after`: only rows whose
- * transaction is older than every transaction still running (so a slow
- * transaction is never skipped), ordered by (tx_id, global_position).
+ * One batch of the gap-safe global order after `after`: only rows below the
+ * log's horizon (so a slow transaction is never skipped), ordered by
+ * (tx_id, global_position).
  * Without a tenant this needs a cross-tenant role (relay, operator).
  */
 export function readAllSql(sql: Sql, after: Checkpoint, limit: number, tenant?: string): Promise<EventValues[]> {
@@ -38,6 +64,11 @@ export type EventTextRow = EventRow<string>
  * readAllSql for a cross-tenant role, with `data` as JSON text: the relay
  * splices it into the wire form instead of parsing and re-encoding it.
  */
-export function readAllTextSql(sql: Sql, after: Checkpoint, limit: number): Promise<EventValues[]> {
-  return eventValues(sql`${gapSafeLogSql(sql, EVENT_COLUMNS_DATA_TEXT, after)} limit ${limit}`)
+export function readAllTextSql(
+  sql: Sql,
+  after: Checkpoint,
+  limit: number,
+  rule: HorizonRule = 'exact',
+): Promise<EventValues[]> {
+  return eventValues(sql`${gapSafeLogSql(sql, EVENT_COLUMNS_DATA_TEXT, after, rule)} limit ${limit}`)
 }

@@ -2,8 +2,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 
 /**
  * Polls `fn` until it returns true or `ms` pass. The gap-safe read waits for
- * every older open transaction in the whole cluster (other test databases
- * too), so tests that read the global order poll with a deadline.
+ * every older open transaction of its database (autovacuum's too, briefly),
+ * so tests that read the global order poll with a deadline.
  */
 export async function eventually(fn: () => Promise<boolean> | boolean, ms = 30_000, what = 'condition'): Promise<void> {
   const deadline = Date.now() + ms

@@ -1,7 +1,7 @@
 import type { Sql } from 'postgres'
 import { holdTransaction } from './hold-transaction.ts'
 
-/** A transaction holding an xid: the gap-safe read of the whole cluster stops before it until `release()`. */
+/** A transaction holding an xid: the gap-safe read of its database's log stops before it until `release()`. */
 export interface HeldXid {
   /** The transaction id it holds (decimal). */
   xid: string

@@ -106,6 +106,6 @@ export async function readRawLog(
  * of `batchRows` from a cursor: the raw ordered read a rebuild is compared with.
  */
 export function rawGapSafeLog(sql: Sql, batchRows: number): AsyncIterable<unknown[]> {
-  return sql`select * from eventplane.events where tx_id < pg_snapshot_xmin(pg_current_snapshot())
+  return sql`select * from eventplane.events where tx_id < eventplane.log_horizon(pg_current_snapshot())
               order by tx_id, global_position`.cursor(batchRows)
 }

@@ -1,0 +1,163 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import { type Checkpoint, type RecordedEvent, START } from '@eventplane/core'
+import { PgEventStore, ROLES, logStatus, readHeads, streamLog } from '@eventplane/store-pg'
+import {
+  type HeldXid,
+  type TestDatabase,
+  createTestDatabase,
+  eventually,
+  holdXid,
+  useTestDatabase,
+} from '@eventplane/store-pg/testing'
+import { factoryFor, stream } from './helpers.ts'
+
+// The gap-safe horizon (0018): a transaction of another database of the same
+// cluster never holds this log's read back; one of this database still does,
+// and nothing is skipped when it ends. The held transactions belong to the
+// superuser; the readers are the relay, reader and operator roles, so the
+// horizon sees other roles' sessions.
+
+async function readAll(store: PgEventStore, from: Checkpoint = START, tenant?: string): Promise<RecordedEvent[]> {
+  const out: RecordedEvent[] = []
+  for await (const batch of store.readAll({ from, batchSize: 2, tenant })) out.push(...batch)
+  return out
+}
+
+async function readCategory(store: PgEventStore, tenant: string, category: string): Promise<RecordedEvent[]> {
+  const out: RecordedEvent[] = []
+  for await (const batch of store.readCategory(tenant, category, { batchSize: 2 })) out.push(...batch)
+  return out
+}
+
+const ids = (events: readonly RecordedEvent[]) => events.map((e) => e.event_id)
+
+describe('the gap-safe horizon: only transactions that can write into this log hold it back', () => {
+  const db = useTestDatabase('ep_horizon')
+  let other: TestDatabase
+  let otherXid: HeldXid
+  let writer: PgEventStore
+  let relay: PgEventStore
+  let reader: PgEventStore
+  before(async () => {
+    // An empty second database with a transaction that holds an xid, open for the whole suite: every
+    // event below is appended after it, so the cluster-wide rule would return none of them.
+    other = await createTestDatabase('ep_horizon_other', { migrate: false })
+    otherXid = await holdXid(other.admin)
+    writer = new PgEventStore(db.connect(ROLES.intentWriter))
+    relay = new PgEventStore(db.connect(ROLES.relay))
+    reader = new PgEventStore(db.connect(ROLES.reader, 2))
+  })
+  after(async () => {
+    await otherXid?.release()
+    await other?.drop()
+  })
+
+  test("another database's open transaction holds back no reader of this log", async () => {
+    const f = factoryFor('acme')
+    const event = f.intent(stream('acme', 'a1'), 'created', { n: 1 })
+    const [appended] = (await writer.append(stream('acme', 'a1'), [event])).events
+    assert.ok(BigInt(otherXid.xid) < appended!.txId, 'the other database took its xid first')
+
+    // Polled only for this database's own autovacuum, which may hold an xid for a moment.
+    await eventually(async () => ids(await readAll(relay)).includes(event.event_id), 30_000, 'relay readAll')
+    assert.ok(ids(await readAll(reader, START, 'acme')).includes(event.event_id), 'tenant readAll')
+    assert.ok(ids(await readCategory(reader, 'acme', 'deployment')).includes(event.event_id), 'readCategory')
+    const streamed: string[] = []
+    for await (const batch of streamLog(db.connect(ROLES.relay, 1), { from: START })) streamed.push(...ids(batch))
+    assert.ok(streamed.includes(event.event_id), 'streamLog (rebuilds)')
+    const heads = await readHeads(db.connect(ROLES.reader, 1), 'acme')
+    assert.ok(heads.tx_id >= appended!.txId, 'chain heads reach the event')
+    const status = await logStatus(db.connect(ROLES.operator, 1))
+    assert.ok(status.snapshotXmin <= BigInt(otherXid.xid), 'the cluster is held back')
+    assert.ok(status.horizon > appended!.txId, `the log is not: ${status.horizon} > ${appended!.txId}`)
+    // Still open: it was passed, not waited for.
+    const [row] = await other.admin<{ n: number }[]>`
+      select count(*)::int as n from pg_stat_activity where backend_xid::text = ${otherXid.xid}`
+    assert.equal(row!.n, 1)
+  })
+
+  test("this database's open transaction still holds it back, and nothing is skipped when it commits", async () => {
+    const f = factoryFor('initech')
+    const first = f.intent(stream('initech', 'first'), 'created', { n: 0 })
+    await writer.append(stream('initech', 'first'), [first])
+    await eventually(async () => ids(await readAll(relay)).includes(first.event_id), 30_000, 'the first event')
+    const checkpoint = (await readAll(relay)).at(-1)!
+    const from: Checkpoint = { txId: checkpoint.tx_id, position: checkpoint.global_position }
+
+    const slowConn = await db.connect(ROLES.intentWriter, 1).reserve()
+    const slow = f.intent(stream('initech', 'slow'), 'created', { n: 1 })
+    const fast = f.intent(stream('initech', 'fast'), 'created', { n: 2 })
+    try {
+      await slowConn.unsafe('begin')
+      const [slowAppended] = (await new PgEventStore(slowConn as never).append(stream('initech', 'slow'), [slow]))
+        .events
+      await writer.append(stream('initech', 'fast'), [fast])
+
+      // Nothing past the open writer: not its event, not the one committed after it.
+      assert.deepEqual(ids(await readAll(relay, from)), [], 'relay readAll')
+      assert.deepEqual(ids(await readAll(reader, START, 'initech')), [first.event_id], 'tenant readAll')
+      const status = await logStatus(db.connect(ROLES.operator, 1))
+      assert.ok(status.waiting >= 1, 'the committed event waits')
+      assert.ok(status.horizon <= slowAppended!.txId, `the horizon stops at the writer: ${status.horizon}`)
+      await slowConn.unsafe('commit')
+    } finally {
+      await slowConn.unsafe('rollback').catch(() => {})
+      slowConn.release()
+    }
+    // Then everything, from the checkpoint taken while it was open: the slow one first (older tx id).
+    await eventually(async () => (await readAll(relay, from)).length === 2, 30_000, 'both events')
+    assert.deepEqual(ids(await readAll(relay, from)), [slow.event_id, fast.event_id])
+    assert.deepEqual(ids(await readAll(reader, START, 'initech')), [first.event_id, slow.event_id, fast.event_id])
+  })
+  test("the relay's cheap rule (xmin) holds back what the exact one passes, page by page as asked", async () => {
+    const f = factoryFor('hooli')
+    const events = [1, 2, 3].map((n) => f.intent(stream('hooli', 'h1'), 'created', { n }))
+    await writer.append(stream('hooli', 'h1'), events)
+    const text = async (rules: ('exact' | 'xmin')[]) => {
+      const out: string[] = []
+      const asked: string[] = []
+      const horizon = () => {
+        const rule = rules[Math.min(asked.length, rules.length - 1)]!
+        asked.push(rule)
+        return rule
+      }
+      for await (const batch of relay.readAllText({ batchSize: 1, horizon })) out.push(...batch.map((r) => r.event_id))
+      return { out, asked }
+    }
+    // The other database's transaction, older than these events, is open: xmin stops before them.
+    await eventually(async () => (await text(['exact'])).out.includes(events[2]!.event_id), 30_000, 'exact')
+    const cheap = await text(['xmin'])
+    for (const e of events) assert.ok(!cheap.out.includes(e.event_id), 'xmin passes no event after the held xid')
+    // Exact for the first pages, then xmin: it stops where the rule changes, and skips nothing.
+    const all = (await text(['exact'])).out
+    const mixed = await text([...all.slice(0, -1).map(() => 'exact' as const), 'xmin'])
+    assert.deepEqual(mixed.out, all.slice(0, -1))
+    assert.equal(mixed.asked.length, all.length)
+  })
+
+  test('each statement reads the sessions afresh, also inside one transaction', async () => {
+    const f = factoryFor('globex')
+    const conn = await db.connect(ROLES.relay, 1).reserve()
+    let late: HeldXid | undefined
+    try {
+      // Read committed: a new snapshot per statement. PostgreSQL keeps a transaction's first look at the
+      // sessions until it ends; the horizon must not judge a later snapshot by that older look.
+      await conn.unsafe('begin')
+      await conn`select eventplane.log_horizon(pg_current_snapshot())`
+      late = await holdXid(other.admin)
+      const event = f.intent(stream('globex', 'g1'), 'created', { n: 1 })
+      await writer.append(stream('globex', 'g1'), [event])
+      const inTransaction = new PgEventStore(conn as never)
+      await eventually(
+        async () => ids(await readAll(inTransaction)).includes(event.event_id),
+        30_000,
+        'the event, read in the same transaction',
+      )
+    } finally {
+      await conn.unsafe('rollback').catch(() => {})
+      conn.release()
+      await late?.release()
+    }
+  })
+})
