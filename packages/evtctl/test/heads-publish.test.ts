@@ -4,7 +4,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { HEADS_STREAM_NAME, headsSubject, latestPublishedHeads } from '@eventplane/bus-nats'
+import { DEFAULT_RELAY_NAME, HEADS_STREAM_NAME, headsSubject, latestPublishedHeads } from '@eventplane/bus-nats'
 import { type TestNatsServer, startNatsServer } from '@eventplane/bus-nats/testing'
 import { EventFactory } from '@eventplane/core'
 import {
@@ -52,6 +52,8 @@ describe('chain heads published on NATS', () => {
   let nats: TestNatsServer
   let dir: string
   let relay: CliProcess
+  /** The relay's environment: its role's URL, its NATS user. */
+  let relayEnv: Record<string, string>
   /** The stream sequence of the unsigned heads of a rewritten history a thief of the relay's creds published. */
   let forged: number | undefined
   const keys = generateKeyPairSync('ed25519')
@@ -105,15 +107,14 @@ describe('chain heads published on NATS', () => {
     // The relay as deployed: its own role and NATS user, publishing signed heads every second.
     const url = new URL(db.url)
     url.username = ROLES.relay
+    relayEnv = {
+      EVENTPLANE_DATABASE_URL: url.toString(),
+      EVENTPLANE_NATS_URL: nats.url,
+      EVENTPLANE_NATS_CREDS: nats.credentials.relay!.creds,
+    }
     relay = startCli(
-      ['relay', '--poll-ms', '200', '--heads-every-ms', '1000', '--heads-sign-key', join(dir, 'heads.key')],
-      {
-        env: {
-          EVENTPLANE_DATABASE_URL: url.toString(),
-          EVENTPLANE_NATS_URL: nats.url,
-          EVENTPLANE_NATS_CREDS: nats.credentials.relay!.creds,
-        },
-      },
+      ['relay', '--json', '--poll-ms', '200', '--heads-every-ms', '1000', '--heads-sign-key', join(dir, 'heads.key')],
+      { env: relayEnv },
     )
   })
   after(async () => {
@@ -232,6 +233,36 @@ describe('chain heads published on NATS', () => {
     )
     assert.equal(pinned.code, 2, pinned.stderr)
     assert.doesNotMatch(pinned.stderr, /authenticity of the heads NOT checked/)
+  })
+
+  test('a relay publishing heads without --heads-sign-key warns at start that they can be forged; one with a key does not', async () => {
+    const readyLine = (stdout: string) =>
+      JSON.parse(stdout.split('\n').find((l) => l.includes('"ready":true'))!) as Record<string, unknown>
+    const unsignedWarning = (stderr: string) =>
+      stderr
+        .split('\n')
+        .filter((l) => l.includes('"relay.heads_unsigned"'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+    // The relay with a key, started in before(): ready, heads signed, no warning.
+    const signedReady = await relay.waitFor((out) => out.includes('"ready":true'), 90_000)
+    assert.equal(readyLine(signedReady).heads_signed, true)
+    assert.deepEqual(unsignedWarning(relay.stderr), [])
+
+    // Of the same name, so it stands by behind that one and publishes nothing: stopped once ready.
+    const keyless = startCli(['relay', '--json', '--heads-every-ms', '1000'], { env: relayEnv })
+    const ready = await keyless.waitFor((out) => out.includes('"ready":true'), 90_000)
+    keyless.child.kill('SIGKILL')
+    await keyless.done()
+    assert.equal(readyLine(ready).heads_signed, false)
+    const [warning, ...more] = unsignedWarning(keyless.stderr)
+    assert.equal(more.length, 0, 'one warning')
+    assert.equal(warning?.level, 40, 'a warning')
+    assert.equal(warning?.relay, DEFAULT_RELAY_NAME)
+    assert.equal(warning?.signed, false)
+    assert.match(
+      String(warning?.msg),
+      /heads are published unsigned: anyone with the relay's NATS credentials could publish forged heads; pass --heads-sign-key/,
+    )
   })
 
   test('--against nats needs a tenant, and a tenant without published heads cannot be checked (exit 3)', async () => {

@@ -44,7 +44,11 @@ export function registerRelay(program: Command, kit: CommandKit): void {
         await serve(
           session,
           [relay],
-          { relay: relay.relay.name, ...(server ? { ops: server.url } : {}) },
+          {
+            relay: relay.relay.name,
+            ...(relay.headsSigned === undefined ? {} : { heads_signed: relay.headsSigned }),
+            ...(server ? { ops: server.url } : {}),
+          },
           `relay ${relay.relay.name}${server ? `, ops on ${server.url}` : ''}`,
         )
       }),

@@ -68,6 +68,7 @@ export function registerUp(program: Command, kit: CommandKit): void {
           gateway: SUBMIT_SUBJECTS,
           relay: relay.relay.name,
           relay_state: relay.relay.state,
+          ...(relay.headsSigned === undefined ? {} : { heads_signed: relay.headsSigned }),
           runtime: runtime.map((p) => p.name),
           ...(server ? { ops: server.url } : {}),
         }

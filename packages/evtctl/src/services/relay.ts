@@ -103,12 +103,23 @@ const STANDBY_GRACE_MS = 1500
  * first or does not start in 15 s; otherwise (`evtctl relay`, a service that
  * outlives outages) at once, the relay retrying until its servers answer.
  * With `metrics` the relay counts into them (the ops endpoints, serveProcessOps).
+ * Publishing heads without a signing key logs a warning at start
+ * (`event: 'relay.heads_unsigned'`): such heads can be forged by anyone with
+ * the relay's NATS credentials (SECURITY.md, "Heads published on NATS").
  */
 export async function startRelay(
   session: Session,
   settings: ResolvedSettings,
   options: { waitActive: boolean; metrics?: EventplaneMetrics },
-): Promise<RunningPart & { relay: Relay; sql: Sql; nc: NatsConnection }> {
+): Promise<
+  RunningPart & {
+    relay: Relay
+    sql: Sql
+    nc: NatsConnection
+    /** With `--heads-every-ms`: whether the published heads are signed (`--heads-sign-key`); else undefined. */
+    headsSigned: boolean | undefined
+  }
+> {
   const s = settings.values as {
     relayName?: string
     batchSize?: number
@@ -126,6 +137,12 @@ export async function startRelay(
   if (signingKey && s.headsEveryMs === undefined)
     throw new CliError('cli.config', '--heads-sign-key needs --heads-every-ms (heads are published only when asked)')
   const name = s.relayName ?? DEFAULT_RELAY_NAME
+  const headsSigned = s.headsEveryMs === undefined ? undefined : signingKey !== undefined
+  if (headsSigned === false)
+    session.log.warn(
+      { relay: name, signed: false, event: 'relay.heads_unsigned' },
+      "heads are published unsigned: anyone with the relay's NATS credentials could publish forged heads; pass --heads-sign-key",
+    )
   const sql = session.pg(ROLES.relay, 4, `eventplane-relay:${name}`)
   const nc = await session.serviceNats(`eventplane-relay:${name}`)
   const relay = new Relay({
@@ -174,6 +191,7 @@ export async function startRelay(
     relay,
     sql,
     nc,
+    headsSigned,
     stop: async () => {
       await heads?.stop()
       await relay.stop()
