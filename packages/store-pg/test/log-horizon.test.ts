@@ -1,15 +1,20 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
+import postgres, { type Sql } from 'postgres'
 import { type Checkpoint, type RecordedEvent, START } from '@eventplane/core'
 import { PgEventStore, ROLES, logStatus, readHeads, streamLog } from '@eventplane/store-pg'
 import {
   type HeldXid,
   type TestDatabase,
+  closePool,
   createTestDatabase,
   eventually,
   holdXid,
   useTestDatabase,
 } from '@eventplane/store-pg/testing'
+import { chainHeadsSql } from '../src/sql/chain-heads.ts'
+import { readAllSql } from '../src/sql/read-all.ts'
+import { readCategorySql } from '../src/sql/read-category.ts'
 import { factoryFor, stream } from './helpers.ts'
 
 // The gap-safe horizon (0018): a transaction of another database of the same
@@ -159,5 +164,59 @@ describe('the gap-safe horizon: only transactions that can write into this log h
       conn.release()
       await late?.release()
     }
+  })
+})
+
+describe('a tenant read evaluates the horizon once', () => {
+  const db = useTestDatabase('ep_horizon_once')
+  const pools: Sql[] = []
+  before(async () => {
+    // Counted by PostgreSQL itself (track_functions, for this database's new sessions): every call of
+    // log_horizon, the planner's (estimating the index condition of a bare predicate) and the executor's.
+    await db.admin.unsafe(`alter database "${db.name}" set track_functions = 'all'`)
+    const f = factoryFor('acme')
+    await new PgEventStore(db.connect(ROLES.intentWriter, 1)).append(stream('acme', 'web'), [
+      f.intent(stream('acme', 'web'), 'created', { n: 1 }),
+    ])
+  })
+  after(async () => {
+    await Promise.all(pools.map((p) => closePool(p)))
+  })
+
+  test('page, category and chain heads: once per read, prepared or not, custom plan or generic', async () => {
+    const reads = {
+      all: (sql: Sql) => readAllSql(sql, START, 10, 'acme'),
+      category: (sql: Sql) => readCategorySql(sql, 'acme', 'deployment', START, 10),
+      heads: (sql: Sql) => chainHeadsSql(sql, 'acme'),
+    }
+    const seen: Record<string, number[]> = {}
+    // A reader (its probe is tenant-scoped by RLS) and the operator (cross-tenant); postgres.js's
+    // prepared statements (custom plans for five runs, then generic ones) and unnamed ones (custom).
+    for (const role of [ROLES.reader, ROLES.operator]) {
+      for (const prepare of [true, false]) {
+        const sql = postgres(db.roleUrl(role), { max: 1, prepare, onnotice: () => {} })
+        pools.push(sql)
+        for (const [name, read] of Object.entries(reads)) {
+          const counts: number[] = []
+          for (let i = 0; i < 8; i++) {
+            counts.push(
+              await sql.begin(async (tx) => {
+                const calls = async () => {
+                  const [r] = await tx<{ n: string | null }[]>`
+                    select pg_stat_get_xact_function_calls(
+                      'eventplane.log_horizon(pg_snapshot,xid8,bigint)'::regprocedure)::text as n`
+                  return Number(r!.n ?? 0)
+                }
+                const before = await calls()
+                await read(tx as unknown as Sql)
+                return (await calls()) - before
+              }),
+            )
+          }
+          seen[`${role} prepare=${prepare} ${name}`] = counts
+        }
+      }
+    }
+    assert.deepEqual(seen, Object.fromEntries(Object.keys(seen).map((k) => [k, Array(8).fill(1)])))
   })
 })
