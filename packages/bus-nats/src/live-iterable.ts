@@ -27,17 +27,34 @@ export function liveIterable<S, T>(source: AsyncIterable<S>, options: LiveIterab
   void options.sourceClosed?.then(ended, ended)
   let stopped = false
 
-  async function* run(): AsyncGenerator<T> {
-    try {
-      for await (const item of source) {
-        const value = options.map(item)
-        if (value !== undefined) yield value
+  // A plain iterator, not an async generator around `for await`: that would add a generator resumption and
+  // its promises per item on top of the source's own. Its caller awaits each `next()` before the next one
+  // (as `for await` and the runtime's readers do), like any async iterator of a live feed.
+  const source$ = source[Symbol.asyncIterator]()
+  const done: IteratorReturnResult<undefined> = { done: true, value: undefined }
+  const iterator: AsyncIterator<T, undefined> = {
+    async next() {
+      try {
+        while (!stopped) {
+          const r = await source$.next()
+          if (r.done) break
+          // An item that arrives after stop() is not handed out: un-acked, it is redelivered.
+          if (stopped) break
+          const value = options.map(r.value)
+          if (value !== undefined) return { done: false, value }
+        }
+      } catch (e) {
+        await stop()
+        throw e
       }
-    } finally {
       await stop()
-    }
+      return done
+    },
+    async return() {
+      await stop()
+      return done
+    },
   }
-  const iterator = run()
   const onAbort = (): void => void stop()
 
   async function stop(): Promise<void> {
@@ -45,7 +62,8 @@ export function liveIterable<S, T>(source: AsyncIterable<S>, options: LiveIterab
     stopped = true
     options.signal?.removeEventListener('abort', onAbort)
     options.halt()
-    void iterator.return(undefined)
+    // Ends the source's iterator as `for await` would on leaving the loop (a pending read settles first).
+    source$.return?.(undefined)?.catch(() => {})
     ended()
   }
 

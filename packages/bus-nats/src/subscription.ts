@@ -10,6 +10,7 @@ import {
 } from '@nats-io/jetstream'
 import { type NatsConnection, nanos } from '@nats-io/transport-node'
 import { AckConfirmer } from './ack-confirmer.ts'
+import { headerValue } from './codec.ts'
 import { type LiveIterable, liveIterable } from './live-iterable.ts'
 import { acceptLogMessage, untrustedFields } from './log-message.ts'
 import { type Logger, silentLogger } from './logger.ts'
@@ -193,35 +194,63 @@ function connectionAcks(js: JetStreamClient): ConnectionAcks | undefined {
 }
 
 function toDelivery(msg: JsMsg, event: RecordedEvent, acks: ConnectionAcks | undefined): Delivery {
+  return new JsDelivery(msg, event, acks)
+}
+
+/**
+ * A delivery as a class: its methods are shared on the prototype, not five closures (and a settle flag's
+ * closure) made per message.
+ */
+const SETTLED = Promise.resolve()
+
+class JsDelivery implements Delivery {
+  readonly event: RecordedEvent
+  readonly seq: number
+  readonly deliveryCount: number
+  readonly redelivered: boolean
+  readonly traceparent: string | undefined
+  readonly #msg: JsMsg
+  readonly #acks: ConnectionAcks | undefined
   // Settling is final, as in nats.js (only `working` may repeat): an ack sent by the confirmer bypasses
   // the JsMsg's own flag, so it is kept here.
-  let settled = false
-  const settle = (): boolean => {
-    if (settled) return false
-    settled = true
+  #settled = false
+
+  constructor(msg: JsMsg, event: RecordedEvent, acks: ConnectionAcks | undefined) {
+    this.#msg = msg
+    this.#acks = acks
+    this.event = event
+    const info = msg.info
+    this.seq = info.streamSequence
+    this.deliveryCount = info.deliveryCount
+    this.redelivered = info.deliveryCount > 1
+    const headers = msg.headers
+    this.traceparent = (headers && headerValue(headers, TRACEPARENT_HEADER)) || undefined
+  }
+
+  #settle(): boolean {
+    if (this.#settled) return false
+    this.#settled = true
     return true
   }
-  return {
-    event,
-    seq: msg.seq,
-    deliveryCount: msg.info.deliveryCount,
-    redelivered: msg.redelivered,
-    async ack() {
-      if (!settle()) return
-      // JsMsgImpl has the delivery's reply subject (the ack subject); the JsMsg type does not show it.
-      const reply = (msg as { reply?: string }).reply
-      if (acks !== undefined && reply) await acks.ack(reply)
-      else await msg.ackAck()
-    },
-    nak(delayMs) {
-      if (settle()) msg.nak(delayMs)
-    },
-    term() {
-      if (settle()) msg.term()
-    },
-    working() {
-      if (!settled) msg.working()
-    },
-    traceparent: msg.headers?.get(TRACEPARENT_HEADER) || undefined,
+
+  ack(): Promise<void> {
+    if (!this.#settle()) return SETTLED
+    // JsMsgImpl has the delivery's reply subject (the ack subject); the JsMsg type does not show it.
+    const reply = (this.#msg as { reply?: string }).reply
+    // The confirmer's promise itself (it never throws, it rejects): no async wrapper around it per ack.
+    if (this.#acks !== undefined && reply) return this.#acks.ack(reply)
+    return this.#msg.ackAck().then(() => undefined)
+  }
+
+  nak(delayMs?: number): void {
+    if (this.#settle()) this.#msg.nak(delayMs)
+  }
+
+  term(): void {
+    if (this.#settle()) this.#msg.term()
+  }
+
+  working(): void {
+    if (!this.#settled) this.#msg.working()
   }
 }

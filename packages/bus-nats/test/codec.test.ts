@@ -66,4 +66,28 @@ describe('codec', () => {
       )
     }
   })
+
+  test('a body of the complete shape still gets every content check (the shape-first path)', () => {
+    const good = JSON.parse(new TextDecoder().decode(encodeEvent(recorded())))
+    // Each has every field with the right JSON type, so only the checks after the shape can refuse it.
+    const bad: Record<string, unknown>[] = [
+      { ...good, data: { note: 'a\u0000b' } },
+      { ...good, data: { note: '\ud800' } },
+      { ...good, stream_version: 2 ** 53 },
+      { ...good, stream_version: 1.5 },
+      { ...good, causation_id: null },
+      { ...good, causation_id: good.event_id },
+      { ...good, occurred_at: '2024-02-30T00:00:00Z' },
+      { ...good, stream: { category: 'deployment', id: 'a b' } },
+      { ...good, type: 'Not A Type' },
+    ]
+    for (const value of bad) {
+      const bytes = new TextEncoder().encode(JSON.stringify(value))
+      assert.throws(
+        () => decodeEvent(bytes),
+        (e: unknown) => isEventplaneError(e),
+        JSON.stringify(value).slice(0, 120),
+      )
+    }
+  })
 })

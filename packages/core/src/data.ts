@@ -11,11 +11,14 @@ export type EventData = { [key: string]: JsonValue }
 /**
  * Checks that `data` is a plain JSON object jsonb stores verbatim: no `\u0000`
  * (jsonb rejects it), no lone surrogates, no NaN/Infinity, no undefined, class
- * instances or cycles; and that its JSON form fits `maxBytes`. Returns the size.
+ * instances or cycles; and that its JSON form fits `maxBytes`. Returns the size; with `maxBytes` Infinity
+ * (data parsed from a body its transport already bounded, such as a log message) the size is not
+ * measured (no re-serialization) and -1 is returned.
  */
 export function validateData(data: unknown, maxBytes: number = DEFAULT_MAX_DATA_BYTES): number {
   if (!isPlainObject(data)) throw new InvalidData('event data must be a JSON object')
   checkValue(data, '$', 0)
+  if (maxBytes === Number.POSITIVE_INFINITY) return -1
   const size = utf8.encode(JSON.stringify(data)).byteLength
   if (size > maxBytes) throw new PayloadTooLarge(size, maxBytes)
   return size

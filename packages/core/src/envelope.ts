@@ -128,8 +128,11 @@ function checkShape(check: typeof compiledEnvelope | typeof compiledDraft, value
   throw new InvalidEnvelope(`malformed event envelope at ${where}`)
 }
 
-/** Everything but the shape: names, the instant, lineage, data and, with a registry, its schema. */
-function checkContent(e: IntentDraft, options: EnvelopeCheckOptions): void {
+/**
+ * Everything but the shape: names, the instant, lineage, data and, with a registry, its schema. Exported
+ * for fromWire, which checks the shape of a whole recorded event at once.
+ */
+export function checkContent(e: IntentDraft, options: EnvelopeCheckOptions): void {
   if (!(isValidStreamRef(options.stream) && namesStream(e, options.stream))) {
     validateTenant(e.tenant_id)
     validateCategory(e.stream.category)
