@@ -3,7 +3,6 @@ import type { Sql } from 'postgres'
 import {
   type Checkpoint,
   type RecordedEvent,
-  InvalidName,
   START,
   Unavailable,
   compareCheckpoints,
@@ -25,61 +24,14 @@ import { type Logger, errorFields, silentLogger } from './logger.ts'
 import { natsFailure, JS_API, isJsApiError } from './nats-errors.ts'
 import { LogWaker } from './pg-listener.ts'
 import type { EventplaneMetrics } from './ops/metrics.ts'
-import { TransactionGuard, type TransactionGuardOptions } from './relay-guard.ts'
+import { TransactionGuard } from './relay-guard.ts'
 import { CheckpointWriter } from './relay-checkpoints.ts'
+import { type RelayOptions, type ResolvedRelayOptions, relayName, resolveRelayOptions } from './relay-options.ts'
 import { relayMessage } from './relay-encode.ts'
 import { OrderedPublisher, isOrderBreak } from './relay-publisher.ts'
 import { RELAY_TRACE } from './relay-trace.ts'
-import { type EnsureStreamOptions, ensureStream } from './stream.ts'
+import { ensureStream } from './stream.ts'
 import { STREAM_NAME } from './subjects.ts'
-
-export interface RelayOptions {
-  /** postgres.js pool connected as eventplane_relay (reads every tenant, writes only its checkpoint). */
-  sql: Sql
-  nc: NatsConnection
-  /** Checkpoint and lock name; relays with the same name take turns, one active at a time. Default 'default'. */
-  name?: string
-  /** Events read from PostgreSQL per batch; the checkpoint is stored after each batch's acks. Default 500. */
-  batchSize?: number
-  /** Bound on un-acked publishes. Default 256. */
-  maxInFlight?: number
-  /** Polling fallback when no notification arrives (also how often the lease and stuck transactions are checked). Default 1000 ms. */
-  pollIntervalMs?: number
-  /**
-   * How long an idle relay waits for a wake-up before it reads the log again
-   * (the lease and the guard are still checked every `pollIntervalMs`).
-   * Default `pollIntervalMs`; a few ms makes the relay find appends by polling
-   * alone, for writers that do not notify (see docs/benchmarks.md for the cost).
-   */
-  wakePollMs?: number
-  /** How often a standby relay retries the lock. Default `pollIntervalMs`. */
-  lockRetryMs?: number
-  /**
-   * How often at most a drain looks past other databases' running transactions
-   * (the exact horizon, eventplane.log_horizon of migration 0018, for every
-   * page of that drain). Between, the relay reads up to the oldest transaction running anywhere in the
-   * cluster (the snapshot's xmin): never a skipped event, and free, where the
-   * exact horizon may read every session (0.2-0.6 ms of backend CPU) whenever
-   * rows wait behind a running append. So another database's long
-   * transaction delays delivery by about this much, not by its length.
-   * Default 50 ms; 0 looks on every drain.
-   */
-  horizonLookupMs?: number
-  /** How long to wait for one publish ack. Default 5000 ms. */
-  publishTimeoutMs?: number
-  /** Upper bound of the retry backoff after a failure (NATS or PostgreSQL down). Default 5000 ms. */
-  maxBackoffMs?: number
-  /** Passed to ensureStream (duplicate window, replicas, max age). */
-  stream?: EnsureStreamOptions
-  /** Stuck transactions: reported after 30 s by default, terminated only when enabled (see TransactionGuard). */
-  guard?: TransactionGuardOptions
-  /** Counts published events and, at each scrape, looks up lag, checkpoint and the oldest transaction. */
-  metrics?: EventplaneMetrics
-  logger?: Logger
-}
-
-/** The relay name when none is given: the one `evtctl status` reports. */
-export const DEFAULT_RELAY_NAME = 'default'
 
 export type RelayState = 'new' | 'standby' | 'starting' | 'active' | 'retrying' | 'stopped'
 
@@ -99,11 +51,7 @@ class OrderBreak extends Error {}
 /** The stream the checkpoint refers to is gone or was replaced: re-ensure it and reconcile the checkpoint. */
 class StreamReplaced extends Error {}
 
-/** JetStream API error: stream not found (nats-server errors.json). */
-
-const NAME = /^[A-Za-z0-9_-]{1,64}$/
 const QUICK_POLL_MS = 25
-const HORIZON_LOOKUP_MS = 50
 const MAX_ORDER_BREAKS = 3
 
 /**
@@ -131,9 +79,7 @@ export class Relay {
   readonly #abort = new AbortController()
   readonly #guard: TransactionGuard
   readonly #metrics: EventplaneMetrics | undefined
-  readonly #o: Required<Omit<RelayOptions, 'sql' | 'nc' | 'name' | 'logger' | 'stream' | 'guard' | 'metrics'>> & {
-    stream: EnsureStreamOptions
-  }
+  readonly #o: ResolvedRelayOptions
   #jsm: JetStreamManager | undefined
   readonly #lease: RelayLease
   #holding = false
@@ -157,11 +103,7 @@ export class Relay {
   #lookedAt = Number.NEGATIVE_INFINITY
 
   constructor(options: RelayOptions) {
-    this.name = options.name ?? DEFAULT_RELAY_NAME
-    if (!NAME.test(this.name))
-      throw new InvalidName(
-        `relay name ${JSON.stringify(this.name)} may only contain ASCII letters, digits, _ and - (1-64)`,
-      )
+    this.name = relayName(options.name)
     this.#sql = options.sql
     this.#nc = options.nc
     this.#store = new PgEventStore(options.sql)
@@ -169,18 +111,7 @@ export class Relay {
     this.#waker = new LogWaker(options.sql, this.#logger)
     this.#lease = new RelayLease(options.sql, this.name)
     this.#guard = new TransactionGuard(options.sql, this.#logger, options.guard, { relay: this.name })
-    const poll = positive(options.pollIntervalMs ?? 1000, 'pollIntervalMs')
-    this.#o = {
-      batchSize: positive(options.batchSize ?? 500, 'batchSize'),
-      maxInFlight: positive(options.maxInFlight ?? 256, 'maxInFlight'),
-      pollIntervalMs: poll,
-      wakePollMs: positive(options.wakePollMs ?? poll, 'wakePollMs'),
-      lockRetryMs: positive(options.lockRetryMs ?? poll, 'lockRetryMs'),
-      publishTimeoutMs: positive(options.publishTimeoutMs ?? 5000, 'publishTimeoutMs'),
-      maxBackoffMs: positive(options.maxBackoffMs ?? 5000, 'maxBackoffMs'),
-      horizonLookupMs: nonNegative(options.horizonLookupMs ?? HORIZON_LOOKUP_MS, 'horizonLookupMs'),
-      stream: options.stream ?? {},
-    }
+    this.#o = resolveRelayOptions(options)
     this.#publisher = new OrderedPublisher(options.nc, {
       maxInFlight: this.#o.maxInFlight,
       timeoutMs: this.#o.publishTimeoutMs,
@@ -515,14 +446,4 @@ function traceRead(startedAt: number, rows: readonly { event_id: string }[]): nu
   const at = performance.now()
   RELAY_TRACE.read.publish({ startedAt, at, ids: rows.map((r) => r.event_id) })
   return at
-}
-
-function positive(n: number, name: string): number {
-  if (!Number.isSafeInteger(n) || n < 1) throw new RangeError(`${name} must be a positive integer`)
-  return n
-}
-
-function nonNegative(n: number, name: string): number {
-  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`${name} must be a non-negative integer`)
-  return n
 }
