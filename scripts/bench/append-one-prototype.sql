@@ -1,4 +1,4 @@
--- A prototype, NOT a migration (issue 15, docs/benchmarks.md 2026-11-30
+-- A prototype, NOT a migration (issue 15, docs/benchmarks/journal-2026-11-30-am.md
 -- "one event through scalar entry points"): one-event entry points with
 -- scalar parameters beside the array ones. `scripts/bench/append-cpu.ts
 -- --paths` applies it to its scratch database and compares it with the array

@@ -68,7 +68,7 @@ const SUBSCRIBERS = argString('subscribers', 'parent') === 'child' ? 'child' : '
 /**
  * `--watcher child` (default): the core subscription that times the `bus` stage in a process of its own (both
  * pipelines); `parent`: in this process, where ours' appenders (more client CPU per event than bare's INSERT)
- * delayed what it saw by 3–4 ms (docs/benchmarks.md, 2026-11-30 13:40).
+ * delayed what it saw by 3–4 ms (docs/benchmarks/journal-2026-11-30-pm.md, 13:40–14:30 "The bench's topology").
  */
 const WATCHER = argString('watcher', 'child') === 'parent' ? 'parent' : 'child'
 

@@ -19,7 +19,8 @@ try {
   const raw = db.connect('postgres' as never, 1)
   const ours = db.connect(ROLES.intentWriter, 1)
   await createRawEventsTable(db.admin)
-  // The notifier would add a second statement on this one connection; measured apart (see docs/benchmarks.md).
+  // The notifier would add a second statement on this one connection; measured apart
+  // (docs/benchmarks/journal-2026-11-30-pm.md, 15:18–15:30, "The post-commit NOTIFY").
   const store = new PgEventStore(ours, { notifyAppends: false })
   const factory = EventFactory.forTenant('bench', { causedBy: 'user:bench' })
   const rawBatch = (n: number) => {

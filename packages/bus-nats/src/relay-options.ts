@@ -22,7 +22,8 @@ export interface RelayOptions {
    * How long an idle relay waits for a wake-up before it reads the log again
    * (the lease and the guard are still checked every `pollIntervalMs`).
    * Default `pollIntervalMs`; a few ms makes the relay find appends by polling
-   * alone, for writers that do not notify (see docs/benchmarks.md for the cost).
+   * alone, for writers that do not notify (the cost:
+   * docs/benchmarks/journal-2026-11-30-early.md, "Wake-up alternatives").
    */
   wakePollMs?: number
   /** How often a standby relay retries the lock. Default `pollIntervalMs`. */

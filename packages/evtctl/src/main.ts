@@ -17,7 +17,10 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   })
 }
 
-/** Imported here, not at startup: `evtctl --help` loads nothing but commander (docs/benchmarks.md). */
+/**
+ * Imported here, not at startup: `evtctl --help` loads nothing but commander
+ * (docs/benchmarks/journal-2026-11-30-early.md, "Cold start").
+ */
 async function lastResort(): Promise<void> {
   const { STOP_GRACE_MS } = await import('./interrupt.ts')
   // Should closing connections itself hang after the command stopped.

@@ -156,7 +156,8 @@ interface LazyCommand {
 
 /**
  * Every command. Its module (and what it imports: PostgreSQL, NATS, pino, schemas) is loaded only when the
- * command runs or its own help is asked for, so `evtctl --help` starts fast (docs/benchmarks.md, "Cold start").
+ * command runs or its own help is asked for, so `evtctl --help` starts fast
+ * (docs/benchmarks/journal-2026-11-30-early.md, "Cold start").
  * `usage` and `summary` repeat the module's own definition: test/lazy-commands.test.ts fails when they differ.
  */
 export const COMMANDS: readonly LazyCommand[] = [

@@ -27,7 +27,8 @@ const DEFAULT_IN_FLIGHT = 2
  * whatever its rate. Two in flight: an append that commits during a slow
  * round trip is announced by a NOTIFY sent ≥ gapMs after the last, not only
  * once that round trip is back (the relay's wake-up ~0.8 instead of ~1.3
- * round trips under load, docs/benchmarks.md 2026-11-30 13:40). On a pool, its own
+ * round trips under load: docs/benchmarks/journal-2026-11-30-pm.md, 13:40–14:30,
+ * "Two NOTIFYs in flight"). On a pool, its own
  * transaction commits with `synchronous_commit = off`: a wake-up is a hint,
  * and the reader reads the log itself. On a reserved connection or inside a
  * transaction (the caller's, which may still be open) it is a plain NOTIFY,

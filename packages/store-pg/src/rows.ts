@@ -7,7 +7,7 @@ import type { EventData, EventKind, RecordedEvent } from '@eventplane/core'
  * builds an object row by adding each column by name, and an object given
  * more than a dozen properties that way is a dictionary in V8, slow to build,
  * read and collect (measured: ~1.2 µs a 16-column row against ~0.3 µs as an
- * array, docs/benchmarks.md 2026-11-30).
+ * array, docs/benchmarks/journal-2026-11-30-am.md, "the read path profiled").
  */
 export type EventValues = [
   global_position: string,
@@ -127,7 +127,7 @@ export function utcInstant(json: string, micro: boolean): string {
  * old generation, then the old generation grew to several times its live size
  * before a full GC: a 1M-event rebuild promoted ~570 MB of rows (~570 bytes an
  * event); with the array emptied, 35 MB, and its peak RSS fell from 156 to
- * ~130 MB (docs/benchmarks.md, 2026-11-30).
+ * ~130 MB (docs/benchmarks/journal-2026-11-30-early.md, "Rebuild memory").
  */
 export function mapAndRelease<R, T>(rows: R[], map: (row: R) => T): T[] {
   const mapped = rows.map(map)

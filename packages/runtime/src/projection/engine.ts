@@ -40,7 +40,7 @@ export interface EngineOptions {
    * Events per PostgreSQL read (default 1,000): what a rebuild holds in memory
    * per fetch, twice (one fetch read ahead). A 1M-event rebuild peaked at a
    * median 132 MB RSS with 1,000, 156 MB with 2,000, at the same speed
-   * (docs/benchmarks.md, 2026-11-30 "the read path").
+   * (docs/benchmarks/journal-2026-11-30-am.md, "the read path profiled").
    */
   batchSize?: number
   /**

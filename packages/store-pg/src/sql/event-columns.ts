@@ -12,7 +12,7 @@ import type { EventValues } from '../rows.ts'
  * microseconds when it has any (the hash chain covers it to the microsecond,
  * so an export must keep them), `recorded_at` in milliseconds. `to_json` costs
  * the server ~0.5 µs an event less than the `to_char` formatting these
- * replaced (docs/benchmarks.md, 2026-11-30). Nested into queries with
+ * replaced (docs/benchmarks/journal-2026-11-30-am.md, "the read path profiled"). Nested into queries with
  * `sql.unsafe` (constant text, no input).
  */
 export const EVENT_COLUMNS = `e.global_position::text, e.tx_id::text, e.event_id, e.tenant_id, e.kind, e.category,
