@@ -7,11 +7,11 @@
  */
 import { EventFactory } from '@eventplane/core'
 import { MIGRATIONS_DIR, PgEventStore, ROLES, migrate } from '@eventplane/store-pg'
-import { type TestDatabase, createTestDatabase } from '@eventplane/store-pg/testing'
+import type { TestDatabase } from '@eventplane/store-pg/testing'
 import { cp, mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { BENCH_DATA, argValue, backendCpuNs, backendPid, median } from './lib.ts'
+import { BENCH_DATA, argValue, backendCpuNs, backendPid, median, benchDatabase } from './lib.ts'
 
 const BEFORE = argValue('before', 18)
 const ROUNDS = argValue('rounds', 40)
@@ -23,7 +23,7 @@ async function databaseBefore(version: number): Promise<TestDatabase> {
   try {
     for (const f of await readdir(MIGRATIONS_DIR))
       if (Number(f.slice(0, 4)) < version) await cp(join(MIGRATIONS_DIR, f), join(dir, f))
-    const older = await createTestDatabase('ep_bench_batch_cpu_before', { migrate: false })
+    const older = await benchDatabase('batch_cpu_before', { migrate: false })
     await migrate(older.admin, { dir })
     return older
   } finally {
@@ -31,7 +31,7 @@ async function databaseBefore(version: number): Promise<TestDatabase> {
   }
 }
 
-const current = await createTestDatabase('ep_bench_batch_cpu')
+const current = await benchDatabase('batch_cpu')
 const older = await databaseBefore(BEFORE)
 try {
   const factory = EventFactory.forTenant('bench', { causedBy: 'user:bench' })

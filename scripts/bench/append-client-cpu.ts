@@ -11,12 +11,11 @@
  */
 import * as core from '@eventplane/core'
 import * as store from '@eventplane/store-pg'
-import { createTestDatabase } from '@eventplane/store-pg/testing'
 import { writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { BENCH_DATA, argString, argValue, median } from './lib.ts'
+import { BENCH_DATA, argString, argValue, median, benchDatabase } from './lib.ts'
 
 const OPS = argValue('ops', 2000)
 const BLOCK = argValue('block', 25)
@@ -31,7 +30,7 @@ type Core = typeof core
 type Store = typeof store
 type Op = (i: number) => Promise<unknown>
 
-const db = await createTestDatabase('ep_bench_append_client')
+const db = await benchDatabase('append_client')
 try {
   const variant = (c: Core, s: Store, notifyAppends = false): { op: Op; make: (prefix: string) => void } => {
     const sql = db.connect(s.ROLES.intentWriter, 1)

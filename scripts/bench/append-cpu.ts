@@ -15,7 +15,7 @@
  */
 import { type EventEnvelope, EventFactory, type ValidEnvelope } from '@eventplane/core'
 import { MIGRATIONS_DIR, PgEventStore, ROLES, migrate } from '@eventplane/store-pg'
-import { type TestDatabase, createTestDatabase } from '@eventplane/store-pg/testing'
+import type { TestDatabase } from '@eventplane/store-pg/testing'
 import { cp, mkdtemp, readdir, rm } from 'node:fs/promises'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -33,6 +33,7 @@ import {
   createRawEventsTable,
   median,
   rawInsertOne,
+  benchDatabase,
 } from './lib.ts'
 
 const OPS = argValue('ops', 500)
@@ -55,7 +56,7 @@ async function databaseBefore(version: number): Promise<TestDatabase> {
   try {
     for (const f of await readdir(MIGRATIONS_DIR))
       if (Number(f.slice(0, 4)) < version) await cp(join(MIGRATIONS_DIR, f), join(dir, f))
-    const older = await createTestDatabase('ep_bench_append_cpu_before', { migrate: false })
+    const older = await benchDatabase('append_cpu_before', { migrate: false })
     await migrate(older.admin, { dir })
     return older
   } finally {
@@ -63,7 +64,7 @@ async function databaseBefore(version: number): Promise<TestDatabase> {
   }
 }
 
-const db = await createTestDatabase('ep_bench_append_cpu')
+const db = await benchDatabase('append_cpu')
 const older = before === undefined ? undefined : await databaseBefore(before)
 try {
   const raw = db.connect('postgres' as never, 1)

@@ -11,20 +11,19 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { EventFactory } from '@eventplane/core'
 import { PgEventStore, ROLES } from '@eventplane/store-pg'
-import { createTestDatabase } from '@eventplane/store-pg/testing'
 import { startNatsServer } from '@eventplane/bus-nats/testing'
 import { Relay } from '@eventplane/bus-nats'
 import { loadavg } from 'node:os'
 import { PathRecorder, pathRows } from './bus-path.ts'
 import { Tracker } from './bus-tracker.ts'
-import { argValue, printTable } from './lib.ts'
+import { argValue, printTable, benchDatabase } from './lib.ts'
 
 const EVENTS = argValue('events', 400)
 const GAP_MS = argValue('gap-ms', 2)
 
 async function main(): Promise<void> {
   const load = loadavg()[0]!.toFixed(2)
-  const db = await createTestDatabase('ep_bench_path')
+  const db = await benchDatabase('path')
   const nats = await startNatsServer({ withAuth: false })
   try {
     const relay = new Relay({ sql: db.connect(ROLES.relay, 4), nc: await nats.connect('relay'), name: 'probe' })

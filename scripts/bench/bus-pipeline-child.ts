@@ -48,6 +48,13 @@ loop.enable()
 let cpuBase = process.cpuUsage()
 
 let stop: () => Promise<void> = async () => {}
+/** Set once the parent asked this process to stop, or it failed: its own `disconnect` is then expected. */
+let ending = false
+// The parent gone without a `stop` (interrupted, killed): nobody is left to report to, and the relay or
+// subscriber must not run on as an orphan.
+process.once('disconnect', () => {
+  if (!ending) process.exit(1)
+})
 
 process.on('message', (raw) => {
   const m = raw as { type: string; id?: number }
@@ -65,6 +72,7 @@ process.on('message', (raw) => {
     loop.reset()
   } else if (m.type === 'ping') send({ type: 'pong', id: m.id, at: abs(performance.now()) })
   else if (m.type === 'stop') {
+    ending = true
     void stop().finally(() => {
       flush()
       clearInterval(flusher)
@@ -188,6 +196,7 @@ async function bareRole(): Promise<void> {
       : subscriberRole(role === 'sub-ours')
 ).catch((e: unknown) => {
   send({ type: 'error', message: e instanceof Error ? (e.stack ?? e.message) : String(e) })
+  ending = true
   process.exitCode = 1
   clearInterval(flusher)
   process.disconnect?.()

@@ -23,6 +23,7 @@ import {
 import { type NatsConnection, type Subscription as NatsSubscription, nanos } from '@nats-io/transport-node'
 import { BENCH_DATA, freshEventplaneStream } from './bus-relay.ts'
 import type { Tracker } from './bus-tracker.ts'
+import { benchChild } from './lib.ts'
 
 /** One append path and its receiving end; `send` calls `tracker.sending(id)` just before the write. */
 export interface Pipeline {
@@ -102,11 +103,14 @@ class PipelineChild {
   constructor(env: Record<string, string>) {
     const role = env.EP_CHILD_ROLE!
     this.role = role.startsWith('sub') ? 'subscriber' : role
-    this.#child = fork(new URL('./bus-pipeline-child.ts', import.meta.url).pathname, {
-      execArgv: ['--import', 'tsx'],
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    })
+    // Stopped if the bench is interrupted; it also exits by itself when this process is gone (its IPC closes).
+    this.#child = benchChild(
+      fork(new URL('./bus-pipeline-child.ts', import.meta.url).pathname, {
+        execArgv: ['--import', 'tsx'],
+        env: { ...process.env, ...env },
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      }),
+    )
     this.exited = new Promise((resolve) => this.#child.once('exit', () => resolve()))
     this.ready = new Promise((resolve, reject) => {
       this.#child.on('message', (raw) => {

@@ -18,14 +18,14 @@
  * With parts 1 and 2, a "relay throughput" table gives the steady rows and
  * the flat-out row side by side.
  *
- * Uses its own database (createTestDatabase) and its own nats-server; both
- * are removed at the end, also on failure.
+ * Uses its own database (benchDatabase) and its own nats-server; both
+ * are removed at the end, also on failure, Ctrl-C or SIGTERM.
  */
 import { readFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { EventplaneError } from '@eventplane/core'
 import { PgEventStore, ROLES } from '@eventplane/store-pg'
-import { createTestDatabase, vacuumLog } from '@eventplane/store-pg/testing'
+import { vacuumLog } from '@eventplane/store-pg/testing'
 import { startNatsServer } from '@eventplane/bus-nats/testing'
 import { tenantInboxPrefix } from '@eventplane/bus-nats'
 import { benchGateway } from './bus-gateway.ts'
@@ -44,6 +44,7 @@ import {
   printTable,
   rate,
   ratios,
+  benchDatabase,
 } from './lib.ts'
 
 const ROUNDS = argValue('rounds', 5)
@@ -181,7 +182,7 @@ async function main(): Promise<void> {
   const load = loadavg()
     .map((n) => n.toFixed(2))
     .join(' ')
-  const db = await createTestDatabase('ep_bench_bus')
+  const db = await benchDatabase('bus')
   const nats = await startNatsServer({ withAuth: false }).catch(async (e: unknown) => {
     await db.drop()
     throw e

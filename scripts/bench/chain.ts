@@ -17,7 +17,7 @@
 import type { Sql } from 'postgres'
 import { EventFactory } from '@eventplane/core'
 import { PgEventStore, ROLES, verifyLog } from '@eventplane/store-pg'
-import { createTestDatabase, vacuumLog } from '@eventplane/store-pg/testing'
+import { vacuumLog } from '@eventplane/store-pg/testing'
 import {
   BENCH_DATA,
   type Measurement,
@@ -30,6 +30,7 @@ import {
   printTable,
   ratios,
   summarize,
+  benchDatabase,
 } from './lib.ts'
 
 const ROUNDS = argValue('rounds', 5)
@@ -63,7 +64,7 @@ async function chainSwitch(admin: Sql): Promise<(on: boolean) => Promise<void>> 
   }
 }
 
-const db = await createTestDatabase('ep_bench_chain')
+const db = await benchDatabase('chain')
 try {
   // Bench database only: without the chain no hash is written, so the column may be empty.
   await db.admin`alter table eventplane.events alter column hash drop not null`

@@ -1,7 +1,14 @@
-/** Shared helpers for the benchmarks: timing, percentiles, rounds and the printed table. */
+/**
+ * Shared helpers for the benchmarks: timing, percentiles, rounds and the printed table, and what an interrupted
+ * bench removes (its databases and child processes, on SIGINT/SIGTERM).
+ */
+import type { ChildProcess } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { readFileSync } from 'node:fs'
+import { constants } from 'node:os'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Sql } from 'postgres'
+import { type TestDatabase, createTestDatabase } from '@eventplane/store-pg/testing'
 
 /** The event data every store benchmark appends (ours and raw alike). */
 export const BENCH_DATA = {
@@ -164,4 +171,101 @@ export function argString(name: string, fallback?: string): string | undefined {
 export function argValue(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`)
   return i >= 0 ? Number(process.argv[i + 1]) : fallback
+}
+
+/**
+ * Interrupted benches (Ctrl-C, SIGTERM) remove what they made: a bench's databases ({@link benchDatabase}) and
+ * child processes ({@link benchChild}) are registered here, and the first SIGINT or SIGTERM drops and stops them
+ * all (waiting for a database still being made), then exits 130 or 143. Its nats-servers need nothing more: the
+ * testing helper's own exit hook SIGKILLs them on the signal (and the kernel does when this process dies at all,
+ * `dieWithParent`). A run killed with SIGKILL still leaves its databases: `pnpm bench:cleanup`.
+ */
+const cleanups = new Set<() => Promise<unknown>>()
+/** Databases being made: an interrupt waits for them, so that they are dropped too. */
+const creating = new Set<Promise<unknown>>()
+let interrupted: NodeJS.Signals | undefined
+/** How long an interrupted bench waits for its cleanups (dropping a 10M-event database takes a few seconds). */
+const CLEANUP_TIMEOUT_MS = 30_000
+/** Every bench database's name starts with this; `pnpm bench:cleanup` drops those whose process is gone. */
+export const BENCH_DB_PREFIX = 'ep_bench_'
+
+function onInterrupt(signal: NodeJS.Signals): void {
+  // Once: a second Ctrl-C (or the nats-server hook re-raising the signal) does not cut the cleanup short.
+  if (interrupted !== undefined) return
+  interrupted = signal
+  const code = 128 + constants.signals[signal]
+  // The interrupted run's own errors (its queries cut off by the drop) are expected now, not a crash that ends
+  // this process half way through the drop; and its own `process.exit(0)` keeps the signal's code.
+  process.on('uncaughtException', () => {})
+  process.on('unhandledRejection', () => {})
+  process.on('exit', () => {
+    process.exitCode = code
+  })
+  process.stderr.write(`\n${signal}: removing the bench's databases and child processes…\n`)
+  const cleanup = (async () => {
+    await Promise.allSettled([...creating])
+    const results = await Promise.allSettled([...cleanups].map((c) => c()))
+    for (const r of results)
+      if (r.status === 'rejected')
+        process.stderr.write(`  cleanup failed: ${r.reason instanceof Error ? r.reason.message : String(r.reason)}\n`)
+  })()
+  void Promise.race([cleanup.then(() => true), sleep(CLEANUP_TIMEOUT_MS, false)]).then((done) => {
+    if (!done) process.stderr.write(`  cleanup unfinished after ${CLEANUP_TIMEOUT_MS / 1000} s: pnpm bench:cleanup\n`)
+    process.exit(code)
+  })
+}
+
+let handlerInstalled = false
+
+function installHandler(): void {
+  if (handlerInstalled) return
+  handlerInstalled = true
+  process.on('SIGINT', onInterrupt)
+  process.on('SIGTERM', onInterrupt)
+}
+
+function register(cleanup: () => Promise<unknown>): void {
+  installHandler()
+  cleanups.add(cleanup)
+}
+
+/**
+ * {@link createTestDatabase} for a bench: `ep_bench_<name>_<pid>_<random>`, dropped on SIGINT/SIGTERM as well as
+ * by its own `drop()` (one drop, whoever asks first).
+ */
+export async function benchDatabase(name: string, options: { migrate?: boolean } = {}): Promise<TestDatabase> {
+  if (interrupted !== undefined) throw new Error(`interrupted (${interrupted}): no new database`)
+  installHandler()
+  const made = createTestDatabase(`${BENCH_DB_PREFIX}${name}`, options).then((db) => {
+    let dropping: Promise<void> | undefined
+    const drop = (): Promise<void> => {
+      dropping ??= db.drop().finally(() => cleanups.delete(drop))
+      return dropping
+    }
+    register(drop)
+    return { ...db, drop }
+  })
+  creating.add(made)
+  try {
+    return await made
+  } finally {
+    creating.delete(made)
+  }
+}
+
+/** Stops `child` (SIGTERM, SIGKILL after 5 s) if the bench is interrupted while it runs; returns it. */
+export function benchChild<C extends ChildProcess>(child: C): C {
+  const gone = new Promise<void>((done) => {
+    if (child.exitCode !== null || child.signalCode !== null) done()
+    else child.once('exit', () => done())
+  })
+  const stop = async (): Promise<void> => {
+    child.kill('SIGTERM')
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5000)
+    await gone
+    clearTimeout(timer)
+  }
+  register(stop)
+  void gone.then(() => cleanups.delete(stop))
+  return child
 }

@@ -20,11 +20,11 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { EventFactory } from '@eventplane/core'
 import { MIGRATIONS_DIR, PgEventStore, ROLES } from '@eventplane/store-pg'
-import { bulkLoadEvents, createTestDatabase, holdXid, vacuumLog } from '@eventplane/store-pg/testing'
+import { bulkLoadEvents, holdXid, vacuumLog } from '@eventplane/store-pg/testing'
 import { EVENT_HEADERS, Relay } from '@eventplane/bus-nats'
 import { startNatsServer } from '@eventplane/bus-nats/testing'
 import { EVENT_COLUMNS_DATA_TEXT } from '../../packages/store-pg/src/sql/event-columns.ts'
-import { argValue, backendCpuNs, backendPid, median, percentile } from './lib.ts'
+import { argValue, backendCpuNs, backendPid, median, percentile, benchDatabase } from './lib.ts'
 
 const ROUNDS = argValue('rounds', 7)
 const CALLS = argValue('calls', 500)
@@ -38,8 +38,8 @@ const OLD_BODY = `CREATE OR REPLACE FUNCTION eventplane.log_horizon(
   RETURNS xid8 LANGUAGE plpgsql STABLE AS $$ BEGIN RETURN pg_catalog.pg_snapshot_xmin(p_snapshot); END $$`
 const NEW_BODY = readFileSync(join(MIGRATIONS_DIR, '0018_log_horizon.sql'), 'utf8')
 
-const db = await createTestDatabase('bench_horizon')
-const other = await createTestDatabase('bench_horizon_other', { migrate: false })
+const db = await benchDatabase('horizon')
+const other = await benchDatabase('horizon_other', { migrate: false })
 const load = await db.admin<{ l: string }[]>`select pg_catalog.current_setting('server_version') as l`
 console.log(`PostgreSQL ${load[0]!.l}, load ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`)
 try {

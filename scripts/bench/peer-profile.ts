@@ -9,8 +9,7 @@
 import { spawn } from 'node:child_process'
 import { EventFactory } from '@eventplane/core'
 import { PgEventStore, ROLES, connectPg } from '@eventplane/store-pg'
-import { createTestDatabase } from '@eventplane/store-pg/testing'
-import { BENCH_DATA, argString, argValue, backendCpuNs, backendPid } from './lib.ts'
+import { BENCH_DATA, argString, argValue, backendCpuNs, backendPid, benchChild, benchDatabase } from './lib.ts'
 import { loadPeer } from './peer-install.ts'
 
 const EVENTS = argValue('events', 1)
@@ -18,8 +17,8 @@ const SECONDS = argValue('seconds', 15)
 const OUT = argString('out', '/tmp/peer-prof')
 
 const peer = loadPeer()
-const db = await createTestDatabase('ep_bench_peer_prof')
-const peerDb = await createTestDatabase('ep_bench_peer_prof_emmett', { migrate: false })
+const db = await benchDatabase('peer_prof')
+const peerDb = await benchDatabase('peer_prof_emmett', { migrate: false })
 const sql = connectPg(db.roleUrl(ROLES.intentWriter), { max: 1, applicationName: `peer_prof_${process.pid}` })
 const opened = peer.open(peerDb.url, 1, `peer_prof_${process.pid}`)
 try {
@@ -54,12 +53,12 @@ try {
   }
   for (const side of ['peer', 'ours'] as const) {
     for (let i = 0; i < 300; i++) await sides[side](i)
-    const perf = spawn(
-      'perf',
-      ['record', '-q', '-g', '-p', String(pids[side]), '-o', `${OUT}-${side}.data`, '--', 'sleep', String(SECONDS)],
-      {
-        stdio: 'inherit',
-      },
+    const perf = benchChild(
+      spawn(
+        'perf',
+        ['record', '-q', '-g', '-p', String(pids[side]), '-o', `${OUT}-${side}.data`, '--', 'sleep', String(SECONDS)],
+        { stdio: 'inherit' },
+      ),
     )
     const done = new Promise((resolve) => perf.on('exit', resolve))
     let stop = false

@@ -16,7 +16,7 @@ import { readFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { EventFactory } from '@eventplane/core'
 import { PgEventStore, ROLES, connectPg } from '@eventplane/store-pg'
-import { countLogEvents, createTestDatabase } from '@eventplane/store-pg/testing'
+import { countLogEvents } from '@eventplane/store-pg/testing'
 import type { Sql } from 'postgres'
 import {
   BENCH_DATA,
@@ -32,6 +32,7 @@ import {
   printTable,
   rawInsertOne,
   rate,
+  benchDatabase,
 } from './lib.ts'
 import { PEER_VERSION, loadPeer } from './peer-install.ts'
 
@@ -56,8 +57,8 @@ interface SideRun extends Measurement {
 type Op = (i: number, loop: number) => Promise<unknown>
 
 const peer = loadPeer()
-const db = await createTestDatabase('ep_bench_peer_ours')
-const peerDb = await createTestDatabase('ep_bench_peer_emmett', { migrate: false })
+const db = await benchDatabase('peer_ours')
+const peerDb = await benchDatabase('peer_emmett', { migrate: false })
 const pools: Sql[] = []
 const peerPools: { end(): Promise<void> }[] = []
 try {

@@ -16,16 +16,9 @@ import { writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
 import { START } from '@eventplane/core'
 import { PgEventStore, ROLES, streamLog } from '@eventplane/store-pg'
-import {
-  bulkLoadEvents,
-  createTestDatabase,
-  insertRawEvents,
-  rawGapSafeLog,
-  readRawLog,
-  vacuumLog,
-} from '@eventplane/store-pg/testing'
+import { bulkLoadEvents, insertRawEvents, rawGapSafeLog, readRawLog, vacuumLog } from '@eventplane/store-pg/testing'
 import { PROJECTOR_ROLE, rebuildProjection } from '@eventplane/runtime'
-import { BENCH_DATA, argString, argValue, backendCpuNs, median } from './lib.ts'
+import { BENCH_DATA, argString, argValue, backendCpuNs, median, benchDatabase } from './lib.ts'
 import { perStream } from './replay-projection.ts'
 
 const EVENTS = argValue('events', 100_000)
@@ -37,7 +30,7 @@ const PROFILE = argString('profile')
 const BASE = argString('base')
 const ONLY = argString('only', 'raw,readAll,stream,rawGapSafe,rebuild').split(',')
 
-const db = await createTestDatabase('ep_bench_read')
+const db = await benchDatabase('read')
 try {
   if (STREAMS > 0) {
     for (let from = 1; from <= EVENTS; from += 100_000)

@@ -14,9 +14,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Sql } from 'postgres'
 import { MIGRATIONS_DIR, ROLES, type RoleName, migrate } from '@eventplane/store-pg'
-import { createTestDatabase } from '@eventplane/store-pg/testing'
 import { EVENT_COLUMNS } from '../../packages/store-pg/src/sql/event-columns.ts'
-import { argString, argValue, backendCpuNs, backendPid, median } from './lib.ts'
+import { argString, argValue, backendCpuNs, backendPid, median, benchDatabase } from './lib.ts'
 
 const ROUNDS = argValue('rounds', 8)
 const CALLS = argValue('calls', 100)
@@ -90,7 +89,7 @@ async function prepare(admin: Sql, url: string): Promise<void> {
   console.error(`loaded ${url.replace(/\/\/[^@]*@/, '//')}`)
 }
 
-const db = await createTestDatabase('ep_bench_readfn', { migrate: false })
+const db = await benchDatabase('readfn', { migrate: false })
 try {
   await prepare(db.admin, db.url)
   const sql = db.connect(ROLE, 1)

@@ -18,10 +18,10 @@ import { Session } from 'node:inspector/promises'
 import { join } from 'node:path'
 import postgres from 'postgres'
 import { ROLES, PgEventStore } from '@eventplane/store-pg'
-import { createTestDatabase, vacuumLog } from '@eventplane/store-pg/testing'
+import { vacuumLog } from '@eventplane/store-pg/testing'
 import { startNatsServer } from '@eventplane/bus-nats/testing'
 import { prefillLog, relayRounds } from './bus-relay.ts'
-import { argString, argValue, median } from './lib.ts'
+import { argString, argValue, median, benchDatabase } from './lib.ts'
 
 const EVENTS = argValue('events', 20_000)
 const ROUNDS = argValue('rounds', 3)
@@ -50,7 +50,7 @@ if (inspector) {
 }
 let profiled = 0
 
-const db = await createTestDatabase('ep_bench_relaycpu')
+const db = await benchDatabase('relaycpu')
 const nats = await startNatsServer({ withAuth: false })
 try {
   const natsPid = nats.pid!

@@ -19,12 +19,12 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { EventFactory } from '@eventplane/core'
 import { MIGRATIONS_DIR, PgEventStore, ROLES } from '@eventplane/store-pg'
-import { createTestDatabase, vacuumLog } from '@eventplane/store-pg/testing'
+import { vacuumLog } from '@eventplane/store-pg/testing'
 import { subscribe as onChannel } from 'node:diagnostics_channel'
 import { RELAY_TRACE, type RelayHorizonTrace, Relay } from '@eventplane/bus-nats'
 import { startNatsServer } from '@eventplane/bus-nats/testing'
 import { prefillLog } from './bus-relay.ts'
-import { BENCH_DATA, argList, argString, argValue, backendCpuNs, median } from './lib.ts'
+import { BENCH_DATA, argList, argString, argValue, backendCpuNs, benchDatabase, median } from './lib.ts'
 
 const ROUNDS = argValue('rounds', 5)
 const SECONDS = argValue('seconds', 8)
@@ -49,7 +49,7 @@ onChannel(RELAY_TRACE.horizon.name, (m) => {
   reads.all++
   if ((m as RelayHorizonTrace).exact) reads.exact++
 })
-const db = await createTestDatabase('bench_relay_horizon')
+const db = await benchDatabase('relay_horizon')
 const nats = await startNatsServer({ withAuth: false })
 console.log(`load at start ${loadavg()}`)
 try {

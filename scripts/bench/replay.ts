@@ -6,21 +6,22 @@
  *
  * Creates its own database (EVENTPLANE_DATABASE_URL's server), loads the
  * events with one INSERT … SELECT generate_series per chunk as the superuser,
- * and drops the database at the end. Targets (issue 15): rebuild ≥ 0.8× raw read, peak RSS < 150 MB for
+ * and drops the database at the end (also on Ctrl-C or SIGTERM). Targets (issue 15): rebuild ≥ 0.8× raw read, peak RSS < 150 MB for
  * the rebuild in its own process (bundled to JavaScript with esbuild and run by plain node). Each rebuild is
  * a complete one: a new shadow generation, swapped in at the end, the previous one deleted.
  */
 import { parseArgs } from 'node:util'
-import { spawnSync } from 'node:child_process'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { build } from 'esbuild'
-import { bulkLoadEvents, createTestDatabase, rawGapSafeLog, vacuumLog } from '@eventplane/store-pg/testing'
+import { bulkLoadEvents, rawGapSafeLog, vacuumLog } from '@eventplane/store-pg/testing'
 import { PROJECTOR_ROLE, projectionDigest, rebuildProjection } from '@eventplane/runtime'
 import { perStream } from './replay-projection.ts'
-import { median } from './lib.ts'
+import { benchChild, benchDatabase, median } from './lib.ts'
 
 const { values } = parseArgs({
   // `pnpm bench:replay -- --rounds 3` passes the `--` on: without this filter parseArgs took the rest as positionals.
@@ -64,14 +65,21 @@ let childFile = ''
 /** What the rebuild child prints (one JSON line). */
 type ChildResult = { events: number; rate: number; maxRssMb: number; idleRssMb: number }
 
-/** Runs the rebuild child with `nodeFlags` against `url`; throws with its stderr when it fails. */
-function runChild(url: string, nodeFlags: string[] = []): ChildResult {
-  const child = spawnSync(process.execPath, [...nodeFlags, childFile], {
-    env: { ...process.env, EVENTPLANE_BENCH_URL: url },
-    encoding: 'utf8',
-  })
-  if (child.status !== 0) throw new Error(`rebuild child failed: ${child.stderr}`)
-  return JSON.parse(child.stdout) as ChildResult
+/**
+ * Runs the rebuild child with `nodeFlags` against `url`; throws with its stderr when it fails. Not spawnSync:
+ * this process must stay able to handle a SIGINT/SIGTERM meanwhile (stop the child, drop the database).
+ */
+async function runChild(url: string, nodeFlags: string[] = []): Promise<ChildResult> {
+  const child = benchChild(
+    spawn(process.execPath, [...nodeFlags, childFile], { env: { ...process.env, EVENTPLANE_BENCH_URL: url } }),
+  )
+  let stdout = ''
+  let stderr = ''
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d))
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d))
+  const [status] = (await once(child, 'close')) as [number | null]
+  if (status !== 0) throw new Error(`rebuild child failed: ${stderr}`)
+  return JSON.parse(stdout) as ChildResult
 }
 
 async function main(): Promise<number> {
@@ -85,7 +93,7 @@ async function main(): Promise<number> {
 }
 
 async function measure(): Promise<number> {
-  const db = await createTestDatabase('ep_bench_replay')
+  const db = await benchDatabase('replay')
   try {
     process.stderr.write(`loading ${fmt(EVENTS)} events over ${fmt(STREAMS)} streams…\n`)
     const loadStart = performance.now()
@@ -130,9 +138,9 @@ async function measure(): Promise<number> {
     const ratio = median(ratios)
     // The peak RSS of a rebuild on its own, in a fresh process: the raw reads
     // above inflate this process's high-water mark and are not the rebuild's.
-    const isolated = runChild(db.roleUrl(PROJECTOR_ROLE))
+    const isolated = await runChild(db.roleUrl(PROJECTOR_ROLE))
     // The same with V8's young generation capped: most of the rest is garbage awaiting a scavenge.
-    const smallSemi = runChild(db.roleUrl(PROJECTOR_ROLE), ['--max-semi-space-size=2'])
+    const smallSemi = await runChild(db.roleUrl(PROJECTOR_ROLE), ['--max-semi-space-size=2'])
     const rss = isolated.maxRssMb
     console.log(`replay benchmark: ${fmt(EVENTS)} events, ${fmt(STREAMS)} streams, ${ROUNDS} rounds`)
     console.log(`  raw ordered read     median ${fmt(median(rawRates))} events/s`)

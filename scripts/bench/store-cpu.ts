@@ -8,13 +8,13 @@ import { randomUUID } from 'node:crypto'
 import type { Sql } from 'postgres'
 import { EventFactory, START } from '@eventplane/core'
 import { PgEventStore, ROLES } from '@eventplane/store-pg'
-import { countLogEvents, createTestDatabase, readRawLog, vacuumLog } from '@eventplane/store-pg/testing'
-import { BENCH_DATA, argValue, backendCpuNs, backendPid, createRawEventsTable, median } from './lib.ts'
+import { countLogEvents, readRawLog, vacuumLog } from '@eventplane/store-pg/testing'
+import { BENCH_DATA, argValue, backendCpuNs, backendPid, createRawEventsTable, median, benchDatabase } from './lib.ts'
 
 const OPS = argValue('ops', 400)
 const ROUNDS = argValue('rounds', 5)
 
-const db = await createTestDatabase('ep_bench_cpu')
+const db = await benchDatabase('cpu')
 try {
   const raw = db.connect('postgres' as never, 1)
   const ours = db.connect(ROLES.intentWriter, 1)

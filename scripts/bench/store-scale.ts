@@ -25,13 +25,7 @@ import { createHash, randomUUID } from 'node:crypto'
 import type { Sql } from 'postgres'
 import { EventFactory } from '@eventplane/core'
 import { PgEventStore, ROLES } from '@eventplane/store-pg'
-import {
-  bulkLoadEvents,
-  countLogEvents,
-  createTestDatabase,
-  insertRawEvents,
-  vacuumLog,
-} from '@eventplane/store-pg/testing'
+import { bulkLoadEvents, countLogEvents, insertRawEvents, vacuumLog } from '@eventplane/store-pg/testing'
 import {
   BENCH_DATA,
   type Measurement,
@@ -48,6 +42,7 @@ import {
   rate,
   rawInsertOne,
   summarize,
+  benchDatabase,
 } from './lib.ts'
 
 const ROUNDS = argValue('rounds', 3)
@@ -71,7 +66,7 @@ let bulkLoaded = 0
 const fills: { size: number; events: number; rowsS: number; vacuumS: number }[] = []
 const fmt = (n: number): string => Math.round(n).toLocaleString('en-US')
 
-const db = await createTestDatabase('ep_bench_scale')
+const db = await benchDatabase('scale')
 try {
   const poolSize = Math.max(8, ...WRITERS)
   const admin = db.connect('postgres' as never, poolSize)

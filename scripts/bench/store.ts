@@ -5,13 +5,7 @@
 import { randomUUID } from 'node:crypto'
 import { EventFactory, START } from '@eventplane/core'
 import { PgEventStore, ROLES } from '@eventplane/store-pg'
-import {
-  countLogEvents,
-  createTestDatabase,
-  insertRawEvents,
-  readRawLog,
-  vacuumLog,
-} from '@eventplane/store-pg/testing'
+import { countLogEvents, insertRawEvents, readRawLog, vacuumLog } from '@eventplane/store-pg/testing'
 import {
   BENCH_DATA,
   argList,
@@ -22,6 +16,7 @@ import {
   printTable,
   rawInsertOne,
   summarize,
+  benchDatabase,
 } from './lib.ts'
 
 const ROUNDS = argValue('rounds', 5)
@@ -31,7 +26,7 @@ const READ_EVENTS = argValue('read-events', 100_000)
 /** Writer counts for the single-event append rows (issue 15's scaling curve, ours and raw at each): `--writers 1,8`. */
 const WRITERS = argList('writers', [1, 2, 4, 8, 16, 32])
 
-const db = await createTestDatabase('ep_bench_store')
+const db = await benchDatabase('store')
 try {
   const poolSize = Math.max(8, ...WRITERS)
   const admin = db.connect('postgres' as never, poolSize)

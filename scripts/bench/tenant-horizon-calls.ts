@@ -7,12 +7,13 @@
 import postgres from 'postgres'
 import { EventFactory, START } from '@eventplane/core'
 import { PgEventStore, ROLES } from '@eventplane/store-pg'
-import { createTestDatabase, holdXid } from '@eventplane/store-pg/testing'
+import { holdXid } from '@eventplane/store-pg/testing'
 import { readAllSql } from '../../packages/store-pg/src/sql/read-all.ts'
 import { readCategorySql } from '../../packages/store-pg/src/sql/read-category.ts'
 import { chainHeadsSql } from '../../packages/store-pg/src/sql/chain-heads.ts'
+import { benchDatabase } from './lib.ts'
 
-const db = await createTestDatabase('bench_thcalls')
+const db = await benchDatabase('thcalls')
 try {
   await db.admin.unsafe(`alter database "${db.name}" set track_functions = 'all'`)
   const writer = new PgEventStore(db.connect(ROLES.intentWriter, 1))

@@ -16,11 +16,11 @@ import { join } from 'node:path'
 import postgres from 'postgres'
 import { type Checkpoint, EventFactory, START } from '@eventplane/core'
 import { MIGRATIONS_DIR, PgEventStore, ROLES } from '@eventplane/store-pg'
-import { bulkLoadEvents, createTestDatabase, holdXid, vacuumLog } from '@eventplane/store-pg/testing'
+import { bulkLoadEvents, holdXid, vacuumLog } from '@eventplane/store-pg/testing'
 import { chainHeadsSql } from '../../packages/store-pg/src/sql/chain-heads.ts'
 import { readAllSql } from '../../packages/store-pg/src/sql/read-all.ts'
 import { readCategorySql } from '../../packages/store-pg/src/sql/read-category.ts'
-import { argValue, backendCpuNs, backendPid, median } from './lib.ts'
+import { argValue, backendCpuNs, backendPid, median, benchDatabase } from './lib.ts'
 
 const ROUNDS = argValue('rounds', 7)
 const CALLS = argValue('calls', 200)
@@ -31,7 +31,7 @@ const BODIES = {
 } as const
 const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')
 
-const db = await createTestDatabase('bench_thcpu')
+const db = await benchDatabase('thcpu')
 console.log(`${new Date().toISOString()} load ${loadavg()}`)
 try {
   // A big log of other tenants (tenant0..9) and a small tenant, acme: the planner reads acme through

@@ -4,14 +4,9 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import {
-  bulkLoadEvents,
-  countLogEvents,
-  createTestDatabase,
-  type TestDatabase,
-  vacuumLog,
-} from '@eventplane/store-pg/testing'
+import { bulkLoadEvents, countLogEvents, type TestDatabase, vacuumLog } from '@eventplane/store-pg/testing'
 import { buildAndPack, freshProject } from '../pack.ts'
+import { benchChild, benchDatabase } from './lib.ts'
 
 const EVENTS = 1_000_000
 /**
@@ -24,9 +19,11 @@ const MAX_RSS_MB = 150
 function evtctlMeasured(evtctl: string, args: string[], env: Record<string, string>) {
   return new Promise<{ code: number | null; stdout: string; stderr: string; maxRssMb: number; cpuSeconds: number }>(
     (resolve, reject) => {
-      const child = spawn('/usr/bin/time', ['-f', 'maxrss_kb=%M cpu_s=%U+%S', process.execPath, evtctl, ...args], {
-        env: { ...process.env, ...env },
-      })
+      const child = benchChild(
+        spawn('/usr/bin/time', ['-f', 'maxrss_kb=%M cpu_s=%U+%S', process.execPath, evtctl, ...args], {
+          env: { ...process.env, ...env },
+        }),
+      )
       let stdout = ''
       let stderr = ''
       child.stdout.on('data', (d) => (stdout += d))
@@ -56,7 +53,7 @@ describe('verify of a large log', () => {
     packs = await mkdtemp(join(tmpdir(), 'eventplane-packs-'))
     project = await freshProject(await buildAndPack(packs))
     evtctl = join(project, 'node_modules/@eventplane/evtctl/dist/main.js')
-    db = await createTestDatabase('ep_chain_scale')
+    db = await benchDatabase('chain_scale')
     for (let from = 0; from < EVENTS; from += 100_000) await bulkLoadEvents(db.admin, from, from + 99_999, 10_000)
     await vacuumLog(db.admin)
   })
