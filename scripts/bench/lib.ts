@@ -5,7 +5,7 @@
 import type { ChildProcess } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { constants } from 'node:os'
+import { constants, loadavg } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Sql } from 'postgres'
 import { type TestDatabase, createTestDatabase } from '@eventplane/store-pg/testing'
@@ -54,10 +54,23 @@ export interface Measurement {
   cpuMs?: number
 }
 
+/** CPU time (user + system, µs) this process spent since `since` (a `process.cpuUsage()` reading). */
+export function cpuUsSince(since: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(since)
+  return used.user + used.system
+}
+
 /** CPU time (user + system, ms) this process spent since `since` (a `process.cpuUsage()` reading). */
 export function cpuMsSince(since: NodeJS.CpuUsage): number {
-  const used = process.cpuUsage(since)
-  return (used.user + used.system) / 1000
+  return cpuUsSince(since) / 1000
+}
+
+/** The machine's load average, its first `figures` figures (1, 5, 15 minutes) with two decimals: `0.52 0.61 0.70`. */
+export function loadAvg(figures: 1 | 2 | 3 = 3): string {
+  return loadavg()
+    .slice(0, figures)
+    .map((n) => n.toFixed(2))
+    .join(' ')
 }
 
 export function percentile(values: number[], p: number): number {
@@ -121,6 +134,37 @@ export async function compare(
     process.stderr.write(`  ${name}: round ${r + 1}/${rounds} ratio ${last.toFixed(2)}\n`)
   }
   return result
+}
+
+/**
+ * Runs `run` once per variant in each of rounds 0 … `rounds`, the variants' order changing every round so that
+ * drift and noise hit them all: `rotate` starts each round one variant later, `reverse` runs every other round
+ * backwards. Round 0 warms up (JIT, caches, a stream's first messages) and is not kept. `kept` sees each kept
+ * result as it comes (progress lines). Returns each variant's kept results, in the order first kept.
+ */
+export async function alternatedRounds<V, R>(
+  variants: readonly V[],
+  rounds: number,
+  order: 'rotate' | 'reverse',
+  run: (variant: V, round: number) => Promise<R>,
+  kept: (variant: V, round: number, result: R) => void = () => {},
+): Promise<Map<V, R[]>> {
+  const results = new Map<V, R[]>()
+  for (let round = 0; round <= rounds; round++) {
+    const ordered =
+      order === 'rotate'
+        ? variants.map((_, i) => variants[(i + round) % variants.length]!)
+        : round % 2 === 0
+          ? variants
+          : [...variants].reverse()
+    for (const variant of ordered) {
+      const result = await run(variant, round)
+      if (round === 0) continue
+      results.set(variant, [...(results.get(variant) ?? []), result])
+      kept(variant, round, result)
+    }
+  }
+  return results
 }
 
 /** Events per second of one measurement. */

@@ -24,7 +24,17 @@ import { subscribe as onChannel } from 'node:diagnostics_channel'
 import { RELAY_TRACE, type RelayHorizonTrace, Relay } from '@eventplane/bus-nats'
 import { startNatsServer } from '@eventplane/bus-nats/testing'
 import { prefillLog } from './bus-relay.ts'
-import { BENCH_DATA, argList, argString, argValue, backendCpuNs, benchDatabase, median } from './lib.ts'
+import {
+  BENCH_DATA,
+  alternatedRounds,
+  argList,
+  argString,
+  argValue,
+  backendCpuNs,
+  benchDatabase,
+  loadAvg,
+  median,
+} from './lib.ts'
 
 const ROUNDS = argValue('rounds', 5)
 const SECONDS = argValue('seconds', 8)
@@ -33,7 +43,6 @@ const APPENDERS = argValue('appenders', 8)
 const FLAT = argValue('flat', 0)
 const VARIANTS = argString('variants', 'xmin,exact,gated').split(',')
 
-const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')
 // 0018's log_horizon, counting its calls and its look-ups (nextval: not rolled back, a few µs).
 const COUNTED_BODY = readFileSync(join(MIGRATIONS_DIR, '0018_log_horizon.sql'), 'utf8')
   .replace('v_first xid8;\nBEGIN\n', "v_first xid8;\nBEGIN\n  PERFORM nextval('public.bench_calls');\n")
@@ -44,6 +53,16 @@ if (!COUNTED_BODY.includes('bench_lookups') || !COUNTED_BODY.includes('bench_cal
 /** The relay option per variant (undefined: the default). */
 const LOOKUP_MS: Record<string, number | undefined> = { xmin: Number.MAX_SAFE_INTEGER, exact: 0, gated: undefined }
 
+/** One kept round of one variant: relay backends µs per event, reads and calls per 1,000 events, events/s. */
+interface Sample {
+  us: number
+  evs: number
+  callsPerK: number
+  lookupsPerK: number
+  readsPerK?: number
+  progress: string
+}
+
 const reads = { all: 0, exact: 0 }
 onChannel(RELAY_TRACE.horizon.name, (m) => {
   reads.all++
@@ -51,7 +70,7 @@ onChannel(RELAY_TRACE.horizon.name, (m) => {
 })
 const db = await benchDatabase('relay_horizon')
 const nats = await startNatsServer({ withAuth: false })
-console.log(`load at start ${loadavg()}`)
+console.log(`load at start ${loadAvg()}`)
 try {
   await db.admin`create sequence public.bench_calls`
   await db.admin`create sequence public.bench_lookups`
@@ -68,16 +87,22 @@ try {
       await db.admin<{ pid: number }[]>`
         select pid from pg_stat_activity where datname = current_database() and usename = ${ROLES.relay}`
     ).map((r) => r.pid)
-  const cpuOf = (pids: number[]) =>
-    new Map(
-      pids.map((p) => {
-        try {
-          return [p, backendCpuNs(p)]
-        } catch {
-          return [p, Number.NaN]
-        }
-      }),
-    )
+  /** Counts the CPU of backends `pids` from now: the returned function gives the ns used since (one gone counts 0). */
+  const backendsCpu = (pids: number[]): (() => number) => {
+    const read = (pid: number): number | undefined => {
+      try {
+        return backendCpuNs(pid)
+      } catch {
+        return undefined
+      }
+    }
+    const before = pids.map(read)
+    return () =>
+      pids.reduce((ns, pid, i) => {
+        const [b, a] = [before[i], read(pid)]
+        return b === undefined || a === undefined ? ns : ns + a - b
+      }, 0)
+  }
   const nc = await nats.connect()
   // One pool for every relay, all of its connections open before the first pid look-up.
   const relaySql = db.connect(ROLES.relay, 4)
@@ -85,10 +110,15 @@ try {
   const writer = new PgEventStore(db.connect(ROLES.intentWriter, APPENDERS))
   const f = EventFactory.forTenant('benchhz', { causedBy: 'user:bench' })
 
-  const results: Record<
-    string,
-    { us: number[]; lookupsPerK: number[]; callsPerK: number[]; evs: number[]; readsPerK?: number[] }
-  > = {}
+  /** Each run's kept samples, in the order the table prints them. */
+  const results = new Map<string, Sample[]>()
+  /** Runs `VARIANTS` in rotated order, round 0 a warm-up; each variant's samples under `key(variant)`. */
+  const rounds = async (key: (variant: string) => string, run: (variant: string, round: number) => Promise<Sample>) => {
+    const kept = await alternatedRounds(VARIANTS, ROUNDS, 'rotate', run, (variant, round, r) => {
+      process.stderr.write(`  ${key(variant)} ${round}: ${r.progress}\n`)
+    })
+    for (const [variant, samples] of kept) results.set(key(variant), samples)
+  }
   const start = async (variant: string) => {
     const relay = new Relay({
       sql: relaySql,
@@ -108,9 +138,9 @@ try {
     process.stderr.write(`prefilling ${FLAT} events…\n`)
     await prefillLog(new PgEventStore(db.connect(ROLES.intentWriter, 2)), FLAT)
     await vacuumLog(db.admin)
-    for (let round = 0; round <= ROUNDS; round++) {
-      const order = VARIANTS.map((_, i) => VARIANTS[(i + round) % VARIANTS.length]!)
-      for (const variant of order) {
+    await rounds(
+      (variant) => `flat-out ${variant}`,
+      async (variant, round) => {
         const relay = new Relay({
           sql: relaySql,
           nc,
@@ -121,41 +151,35 @@ try {
         const t0 = performance.now()
         relay.start()
         while (relay.state !== 'active') await sleep(2)
-        const pids = await relayPids()
-        const before = cpuOf(pids)
+        const cpu = backendsCpu(await relayPids())
         await caughtUp(relay, FLAT)
         const ms = performance.now() - t0
-        const after = cpuOf(pids)
+        const ns = cpu()
         const c1 = await counters()
         await relay.stop()
-        if (round === 0) continue
-        let ns = 0
-        for (const [p, v] of before) ns += Number.isNaN(v + after.get(p)!) ? 0 : after.get(p)! - v
-        const key = `flat-out ${variant}`
-        results[key] ??= { us: [], lookupsPerK: [], callsPerK: [], evs: [] }
-        results[key].us.push(ns / 1000 / FLAT)
-        results[key].evs.push(FLAT / (ms / 1000))
-        results[key].callsPerK.push(((c1.calls - c0.calls) * 1000) / FLAT)
-        results[key].lookupsPerK.push(((c1.lookups - c0.lookups) * 1000) / FLAT)
-        process.stderr.write(
-          `  ${key} ${round}: ${(ns / 1000 / FLAT).toFixed(1)} µs/ev ${(FLAT / (ms / 1000)).toFixed(0)} ev/s\n`,
-        )
-      }
-    }
+        return {
+          us: ns / 1000 / FLAT,
+          evs: FLAT / (ms / 1000),
+          callsPerK: ((c1.calls - c0.calls) * 1000) / FLAT,
+          lookupsPerK: ((c1.lookups - c0.lookups) * 1000) / FLAT,
+          progress: `${(ns / 1000 / FLAT).toFixed(1)} µs/ev ${(FLAT / (ms / 1000)).toFixed(0)} ev/s`,
+        }
+      },
+    )
   }
 
   let seq = 0
   for (const rate of RATES) {
     const batch = Math.ceil(rate / 1000)
     const appends = Math.round((rate / batch) * SECONDS)
-    for (let round = 0; round <= ROUNDS; round++) {
-      const order = VARIANTS.map((_, i) => VARIANTS[(i + round) % VARIANTS.length]!)
-      for (const variant of order) {
+    await rounds(
+      (variant) => `${rate} ev/s ${variant}`,
+      async (variant) => {
         const relay = await start(variant)
         const pids = await relayPids()
         const c0 = await counters()
         const r0 = { ...reads }
-        const before = cpuOf(pids)
+        const cpu = backendsCpu(pids)
         const base = relay.stats.published
         const interval = 1000 / (rate / batch)
         const t0 = performance.now()
@@ -175,39 +199,38 @@ try {
         )
         const appendMs = performance.now() - t0
         await caughtUp(relay, base + appends * batch)
-        const after = cpuOf(pids)
+        const ns = cpu()
         const c1 = await counters()
         await relay.stop()
-        if (round === 0) continue
-        let ns = 0
-        for (const [p, v] of before) ns += Number.isNaN(v + after.get(p)!) ? 0 : after.get(p)! - v
         const events = appends * batch
-        const key = `${rate} ev/s ${variant}`
-        results[key] ??= { us: [], lookupsPerK: [], callsPerK: [], evs: [], readsPerK: [] }
-        results[key].readsPerK!.push(((reads.all - r0.all) * 1000) / events)
-        results[key].us.push(ns / 1000 / events)
-        results[key].evs.push(events / (appendMs / 1000))
-        results[key].callsPerK.push(((c1.calls - c0.calls) * 1000) / events)
-        results[key].lookupsPerK.push(((c1.lookups - c0.lookups) * 1000) / events)
-        process.stderr.write(
-          `  ${key} ${round}: relay backends ${(ns / 1000 / events).toFixed(1)} µs/ev, ` +
+        return {
+          readsPerK: ((reads.all - r0.all) * 1000) / events,
+          us: ns / 1000 / events,
+          evs: events / (appendMs / 1000),
+          callsPerK: ((c1.calls - c0.calls) * 1000) / events,
+          lookupsPerK: ((c1.lookups - c0.lookups) * 1000) / events,
+          progress:
+            `relay backends ${(ns / 1000 / events).toFixed(1)} µs/ev, ` +
             `reads ${reads.all - r0.all} (exact ${reads.exact - r0.exact}), ` +
-            `log_horizon calls ${c1.calls - c0.calls}, look-ups ${c1.lookups - c0.lookups}, load ${loadavg()}\n`,
-        )
-      }
-    }
+            `log_horizon calls ${c1.calls - c0.calls}, look-ups ${c1.lookups - c0.lookups}, load ${loadAvg()}`,
+        }
+      },
+    )
   }
   const [sessions] = await db.admin<{ n: number }[]>`select count(*)::int as n from pg_stat_activity`
   console.log(
     `\n| run | relay backends µs/event (median; rounds) | reads /1k ev | log_horizon calls /1k ev | look-ups /1k ev | ev/s |`,
   )
   console.log('| --- | --- | --- | --- | --- | --- |')
-  for (const [k, r] of Object.entries(results))
+  for (const [k, samples] of results) {
+    const med = (of: (r: Sample) => number) => median(samples.map(of)).toFixed(0)
+    const us = samples.map((r) => r.us)
     console.log(
-      `| ${k} | ${median(r.us).toFixed(1)} (${r.us.map((v) => v.toFixed(0)).join(' ')}) | ${r.readsPerK ? median(r.readsPerK).toFixed(0) : '-'} | ${median(r.callsPerK).toFixed(0)}` +
-        ` | ${median(r.lookupsPerK).toFixed(0)} | ${median(r.evs).toFixed(0)} |`,
+      `| ${k} | ${median(us).toFixed(1)} (${us.map((v) => v.toFixed(0)).join(' ')}) | ${samples[0]!.readsPerK === undefined ? '-' : med((r) => r.readsPerK!)} | ${med((r) => r.callsPerK)}` +
+        ` | ${med((r) => r.lookupsPerK)} | ${med((r) => r.evs)} |`,
     )
-  console.log(`sessions in pg_stat_activity at the end: ${sessions!.n}; load at end ${loadavg()}`)
+  }
+  console.log(`sessions in pg_stat_activity at the end: ${sessions!.n}; load at end ${loadAvg()}`)
   await nc.close()
 } finally {
   await nats.stop()

@@ -5,14 +5,13 @@
  * heap used after a full GC and the client's subscription count before and after the cycles, and the CPU
  * per cycle. (The ack confirmer used to be one per subscription, each kept by its `nc.closed()` reaction.)
  */
-import { loadavg } from 'node:os'
 import { type RecordedEvent, EventFactory } from '@eventplane/core'
 import { encodeEvent, ensureConsumer, eventHeaders, logSubject, subscribe } from '@eventplane/bus-nats'
 import { startNatsServer } from '@eventplane/bus-nats/testing'
 import { jetstream, jetstreamManager } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { BENCH_DATA, freshEventplaneStream } from './bus-relay.ts'
-import { argValue } from './lib.ts'
+import { argValue, cpuUsSince, loadAvg } from './lib.ts'
 
 const CYCLES = argValue('cycles', 2000)
 
@@ -31,7 +30,7 @@ function heapAfterGc(): number {
 }
 
 async function main(): Promise<void> {
-  const load = loadavg().map((n) => n.toFixed(2))
+  const load = loadAvg()
   const nats = await startNatsServer({ withAuth: false })
   try {
     const pubNc = await nats.connect('relay', { name: 'resub-pub' })
@@ -64,16 +63,16 @@ async function main(): Promise<void> {
     const subs0 = clientSubscriptions(nc)
     const cpu0 = process.cpuUsage()
     for (let i = 50; i < 50 + CYCLES; i++) await cycle(i)
-    const cpu = process.cpuUsage(cpu0)
+    const cpuUs = cpuUsSince(cpu0)
     const heap1 = heapAfterGc()
     console.log(
       JSON.stringify({
         cycles: CYCLES,
-        load_at_start: load.join(' '),
-        load_at_end: loadavg()[0]!.toFixed(2),
+        load_at_start: load,
+        load_at_end: loadAvg(1),
         heap_growth_bytes_per_cycle: Math.round((heap1 - heap0) / CYCLES),
         client_subscriptions: [subs0, clientSubscriptions(nc)],
-        cpu_us_per_cycle: Math.round((cpu.user + cpu.system) / CYCLES),
+        cpu_us_per_cycle: Math.round(cpuUs / CYCLES),
       }),
     )
   } finally {

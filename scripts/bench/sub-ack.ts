@@ -8,7 +8,6 @@
  * of rounds, after a warm-up round). The acks are not awaited per message (like bench:bus), but each must be confirmed
  * (checked at the end), except the bare one's.
  */
-import { loadavg } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { type RecordedEvent, EventFactory } from '@eventplane/core'
 import { STREAM_NAME, encodeEvent, ensureConsumer, eventHeaders, logSubject, subscribe } from '@eventplane/bus-nats'
@@ -16,7 +15,7 @@ import { startNatsServer } from '@eventplane/bus-nats/testing'
 import { type JetStreamClient, jetstream, jetstreamManager } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { BENCH_DATA, freshEventplaneStream } from './bus-relay.ts'
-import { argValue, percentile } from './lib.ts'
+import { alternatedRounds, argValue, cpuUsSince, loadAvg, median, percentile } from './lib.ts'
 
 const ROUNDS = argValue('rounds', 3)
 const EVENTS = argValue('events', 3000)
@@ -97,41 +96,39 @@ async function runVariant(pubNc: NatsConnection, subNc: NatsConnection, variant:
   }
   await finished
   await Promise.all(acks)
-  const cpu = process.cpuUsage(cpu0)
+  const cpuUs = cpuUsSince(cpu0)
   await stop()
   await jsm.consumers.delete(STREAM_NAME, name)
   return {
-    cpuUsPerEvent: (cpu.user + cpu.system) / EVENTS,
+    cpuUsPerEvent: cpuUs / EVENTS,
     p50: percentile(latencies, 50),
     p99: percentile(latencies, 99),
   } satisfies Result
 }
 
 async function main(): Promise<void> {
-  const load = loadavg().map((n) => n.toFixed(2))
+  const load = loadAvg()
   const nats = await startNatsServer({ withAuth: false })
   try {
     const pubNc = await nats.connect('relay', { name: 'subbench-pub' })
     const subNc = await nats.connect('operator', { name: 'subbench-sub' })
     await freshEventplaneStream(await jetstreamManager(subNc))
     const variants: Variant[] = ['confirmer', 'ackAck', 'bare']
-    const results = new Map<Variant, Result[]>(variants.map((v) => [v, []]))
     // Round 0 warms up (JIT, the stream's first messages) and is not counted.
-    for (let round = 0; round <= ROUNDS; round++) {
-      for (const v of round % 2 === 0 ? variants : [...variants].reverse()) {
-        const r = await runVariant(pubNc, subNc, v, round)
-        if (round === 0) continue
-        results.get(v)!.push(r)
+    const results = await alternatedRounds(
+      variants,
+      ROUNDS,
+      'reverse',
+      (v, round) => runVariant(pubNc, subNc, v, round),
+      (v, round, r) =>
         process.stderr.write(
-          `round ${round} ${v}: CPU ${r.cpuUsPerEvent.toFixed(1)} µs/event, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms (load ${loadavg()[0]!.toFixed(2)})\n`,
-        )
-      }
-    }
-    const median = (xs: number[]): number => percentile(xs, 50)
-    console.log(`sub-ack: ${ROUNDS} rounds × ${EVENTS} events at ${RATE} ev/s; load at start ${load.join(' ')}`)
+          `round ${round} ${v}: CPU ${r.cpuUsPerEvent.toFixed(1)} µs/event, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms (load ${loadAvg(1)})\n`,
+        ),
+    )
+    console.log(`sub-ack: ${ROUNDS} rounds × ${EVENTS} events at ${RATE} ev/s; load at start ${load}`)
     console.table(
       variants.map((v) => {
-        const rs = results.get(v)!
+        const rs = results.get(v) ?? []
         return {
           variant: v,
           'process CPU µs/event (median)': median(rs.map((r) => r.cpuUsPerEvent)).toFixed(1),
