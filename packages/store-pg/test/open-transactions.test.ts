@@ -81,8 +81,9 @@ describe('open transactions, classified by whether they hold this log back', () 
       await eventually(
         async () => {
           const status = await logStatus(operator)
-          const holders = status.openTransactions.filter((t) => t.holdsLog).map((t) => BigInt(t.xid))
-          const oldest = holders.reduce((a, b) => (b < a ? b : a))
+          // 32-bit xids: exact as numbers.
+          const holders = status.openTransactions.filter((t) => t.holdsLog).map((t) => Number(t.xid))
+          const oldest = Math.min(...holders)
           seen = `horizon ${status.horizon}, holders ${holders}, xmin ${status.snapshotXmin}`
           return status.waiting >= 1 && oldest.toString() === xid32(status.horizon)
         },
