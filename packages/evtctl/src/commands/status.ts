@@ -57,10 +57,11 @@ export interface StatusReport {
     /** The transaction at the horizon, what holds the read back now (null: none, or its xid ended meanwhile). */
     holding_transaction: TransactionReport | null
     /**
-     * The oldest transaction of another database: shown (it is what holds `snapshot_xmin` back), but it does
-     * not hold this log back, so it is never stuck, never in --check, never ended by the guard.
+     * Transactions of other databases holding an xid, oldest first: shown (they are what holds `snapshot_xmin`
+     * below `horizon`), but they cannot write into this log and do not hold its read back, so none is ever
+     * stuck, in --check, counted by the relay's gauge or ended by its guard.
      */
-    oldest_other_database: TransactionReport | null
+    other_database_transactions: TransactionReport[]
     /** Transactions holding the read back for longer than `stuck_after_ms`: what the relay guard reports (and may end). */
     stuck_transactions: TransactionReport[]
     stuck_after_ms: number
@@ -149,7 +150,6 @@ export async function collectPgStatus(
   // Classified by the horizon's rule in store-pg (holdsLog): another database's never hold this log back.
   const holders = log.openTransactions.filter((t) => t.holdsLog)
   const oldest = holders[0]
-  const elsewhere = log.openTransactions.find((t) => !t.holdsLog)
   // backend_xid is the 32-bit form of the horizon's xid8.
   const holding = holders.find((t) => t.xid === (log.horizon & 0xffffffffn).toString())
   return {
@@ -161,7 +161,7 @@ export async function collectPgStatus(
       waiting: log.waiting.toString(),
       oldest_transaction: oldest === undefined ? null : transactionReport(oldest),
       holding_transaction: holding === undefined ? null : transactionReport(holding),
-      oldest_other_database: elsewhere === undefined ? null : transactionReport(elsewhere),
+      other_database_transactions: log.openTransactions.filter((t) => !t.holdsLog).map(transactionReport),
       stuck_transactions: holders.filter((t) => t.ageMs !== null && t.ageMs > stuckAfterMs).map(transactionReport),
       stuck_after_ms: stuckAfterMs,
     },
@@ -211,8 +211,11 @@ export function statusLines(r: StatusReport): string[] {
   } else {
     lines.push(`held back   no${t ? `; oldest open transaction ${describeHolder(t)}` : ''}`)
   }
-  const elsewhere = r.log.oldest_other_database
-  if (elsewhere) lines.push(`elsewhere   ${describeHolder(elsewhere)}: another database's, does not hold this log back`)
+  const elsewhere = r.log.other_database_transactions
+  if (elsewhere.length > 0)
+    lines.push(
+      `elsewhere   ${elsewhere.length} transaction${elsewhere.length === 1 ? '' : 's'} of other databases, not holding this log back; oldest ${describeHolder(elsewhere[0]!)}`,
+    )
   for (const stuck of r.log.stuck_transactions) {
     lines.push(`stuck       ${describeHolder(stuck)}: open longer than ${r.log.stuck_after_ms / 1000} s`)
   }
@@ -278,8 +281,8 @@ export function registerStatus(program: Command, kit: CommandKit): void {
         'A relay is active while a live session holds its lease; lag counts committed events after a checkpoint.',
         'A transaction holding an xid in this database (or a prepared one, in any database) holds back the gap-safe',
         'read; "stuck" lists those open longer than --stuck-after (pid, database, role, age; never query text), as',
-        "the relay guard logs them. Another database's transactions do not hold this log back: the oldest is shown",
-        'as "elsewhere", never as stuck.',
+        'the relay guard logs them. Other databases\' transactions do not hold this log back: "elsewhere" counts',
+        'them and names the oldest; none is ever stuck.',
         '',
         'Examples:',
         '  $ evtctl status',
