@@ -50,25 +50,27 @@ export function openTransactionsSql(sql: Sql): Promise<OpenTransactionRow[]> {
                    (select d.oid from pg_catalog.pg_database d
                      where d.datname = pg_catalog.current_database()) as db) s,
       lateral (
+        with o as (select * from eventplane.open_transactions()),
+             p as (select * from pg_catalog.pg_prepared_xacts)
         select c.*,
                not exists (select from pg_catalog.pg_stat_get_activity(null) a
                             where a.backend_xid = c.backend_xid::xid and a.datid <> s.db) as holds_log
           from (
             select 'session' as kind, o.pid, o.database, o.role, o.application, o.backend_xid, null::text as gid,
                    o.xact_start, o.age_ms
-              from eventplane.open_transactions() o
+              from o
             union all
             select 'prepared', null, p.database::text, p.owner::text, null, p.transaction::text, p.gid, p.prepared,
                    (extract(epoch from pg_catalog.clock_timestamp() - p.prepared) * 1000)::bigint
-              from pg_catalog.pg_prepared_xacts p
+              from p
             union all
             select 'other', a.pid, d.datname::text, null, null, i.xid::xid::text, null, null, null
               from pg_catalog.pg_snapshot_xip(s.snap) i(xid)
               left join lateral (select g.pid, g.datid from pg_catalog.pg_stat_get_activity(null) g
                                   where g.backend_xid = i.xid::xid order by g.pid limit 1) a on true
               left join pg_catalog.pg_database d on d.oid = a.datid
-             where not exists (select from eventplane.open_transactions() o where o.backend_xid = i.xid::xid::text)
-               and not exists (select from pg_catalog.pg_prepared_xacts p where p.transaction = i.xid::xid)
+             where not exists (select from o where o.backend_xid = i.xid::xid::text)
+               and not exists (select from p where p.transaction = i.xid::xid)
           ) c
       ) t
      where t.kind <> 'other' or t.holds_log
