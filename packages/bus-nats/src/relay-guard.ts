@@ -5,8 +5,9 @@ import { type Logger, errorFields } from './logger.ts'
 /** The relay's guard against transactions that hold the log back. */
 export interface TransactionGuardOptions {
   /**
-   * A transaction holding an xid that began longer ago than this is stuck:
-   * logged, and terminated when `terminate` is on. Default 30,000 ms (the
+   * A transaction holding the log back (one of this database, or a prepared
+   * one) that began longer ago than this is stuck: logged, and terminated
+   * when `terminate` is on (sessions of this database only). Default 30,000 ms (the
    * application roles' idle_in_transaction_session_timeout); at least 1,000.
    */
   stuckAfterMs?: number
