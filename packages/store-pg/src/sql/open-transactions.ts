@@ -39,7 +39,7 @@ export interface OpenTransactionRow {
  * As in log_horizon, the sessions are read after the snapshot and afresh
  * (pg_stat_clear_snapshot, in the outer row that the LATERAL side waits
  * for), so a transaction's earlier look cannot pair an xid with a stale
- * database. `test/log-horizon.test.ts` holds this to log_horizon: the oldest
+ * database. `test/open-transactions.test.ts` holds this to log_horizon: the oldest
  * holding xid is the horizon.
  */
 export function openTransactionsSql(sql: Sql): Promise<OpenTransactionRow[]> {
