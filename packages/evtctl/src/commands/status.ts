@@ -54,7 +54,10 @@ export interface StatusReport {
      * relay's oldest-transaction gauge is its age.
      */
     oldest_transaction: TransactionReport | null
-    /** The transaction at the horizon, what holds the read back now (null: none, or its xid ended meanwhile). */
+    /**
+     * The transaction at the horizon, what holds the read back now. Null when nothing waits (the horizon is then
+     * `snapshot_xmin`, maybe another database's xid, which never holds this log) or its xid ended meanwhile.
+     */
     holding_transaction: TransactionReport | null
     /**
      * Transactions of other databases holding an xid, oldest first: shown (they are what holds `snapshot_xmin`
