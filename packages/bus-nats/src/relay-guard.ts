@@ -5,8 +5,9 @@ import { type Logger, errorFields } from './logger.ts'
 /** The relay's guard against transactions that hold the log back. */
 export interface TransactionGuardOptions {
   /**
-   * A transaction holding an xid that began longer ago than this is stuck:
-   * logged, and terminated when `terminate` is on. Default 30,000 ms (the
+   * A transaction holding the log back (one of this database, or a prepared
+   * one) that began longer ago than this is stuck: logged, and terminated
+   * when `terminate` is on (sessions of this database only). Default 30,000 ms (the
    * application roles' idle_in_transaction_session_timeout); at least 1,000.
    */
   stuckAfterMs?: number
@@ -18,14 +19,19 @@ export const DEFAULT_STUCK_AFTER_MS = 30_000
 
 /**
  * Watches for transactions that hold back the gap-safe read: it returns
- * nothing committed after the oldest transaction holding an xid anywhere in
- * the cluster, so one session sitting in a transaction stalls every consumer.
- * Each check lists the xid holders older than the bound (pid, database,
- * role, age; never query text), logs each once, and with `terminate` ends
- * those of the log's database through eventplane.terminate_stuck_transactions
- * (owned by the NOLOGIN eventplane_guard role, the one with pg_signal_backend;
- * the relay may only call that function). Superusers' sessions and other
- * databases' are reported, never terminated.
+ * nothing committed after the oldest transaction that can still write into
+ * this log (eventplane.log_horizon, 0018: one of this database, a prepared
+ * one of any database, an xid with no session seen), so one session sitting
+ * in a transaction stalls every consumer. Another database's transactions
+ * cannot write here and are passed by the read: the guard ignores them too,
+ * whatever their age (store-pg's stuckTransactions classifies by the
+ * horizon's rule, in one SQL statement). Each check lists the holders older
+ * than the bound (pid, database, role, age; a prepared transaction's name;
+ * never query text), logs each once, and with `terminate` ends the sessions
+ * of the log's database through eventplane.terminate_stuck_transactions
+ * (owned by the NOLOGIN eventplane_guard role, the one with
+ * pg_signal_backend; the relay may only call that function). Superusers'
+ * sessions and prepared transactions are reported, never ended.
  *
  * It runs in the active relay because the relay is what a stuck transaction
  * stalls first, it is always running where the log flows, and its lease makes
@@ -66,9 +72,11 @@ export class TransactionGuard {
           {
             ...this.#fields,
             pid: t.pid,
+            kind: t.kind,
             role: t.role,
             database: t.database,
             xid: t.xid,
+            ...(t.gid === null ? {} : { gid: t.gid }),
             age_ms: t.ageMs,
             stuck_after_ms: this.stuckAfterMs,
           },

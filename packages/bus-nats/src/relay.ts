@@ -16,7 +16,7 @@ import {
   countEventsAfter,
   loadRelayCheckpoint,
   loadRelayRecord,
-  openTransactions,
+  transactionsHoldingLog,
 } from '@eventplane/store-pg'
 import { type JetStreamManager, type StreamInfo, jetstreamManager } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
@@ -141,7 +141,8 @@ export class Relay {
     }
     const lagMs = oldestUnpublished ? Date.now() - Date.parse(oldestUnpublished.recorded_at) : 0
     m.lagSeconds.set(labels, Math.max(0, lagMs) / 1000)
-    const [oldest] = await openTransactions(this.#sql)
+    // Only what holds this log back (the horizon's rule): another database's transactions are not counted.
+    const [oldest] = await transactionsHoldingLog(this.#sql)
     m.oldestTransaction.set(labels, (oldest?.ageMs ?? 0) / 1000)
   }
 

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict'
-import { describe, test } from 'node:test'
+import { after, before, describe, test } from 'node:test'
+import type { Sql } from 'postgres'
 import { ROLES } from '@eventplane/store-pg'
+import { type TestDatabase, createTestDatabase } from '@eventplane/store-pg/testing'
 import type { Logger } from '../src/logger.ts'
 import { Relay } from '../src/relay.ts'
 import { appendIntents, eventually, pgLog, streamMessages, useBusEnv, within } from './fixtures.ts'
@@ -26,14 +28,24 @@ const MARKER = 'guard_secret_marker'
 
 describe('relay transaction guard', () => {
   const env = useBusEnv('ep_relay_guard')
+  /** Another database of the cluster: its transactions never write into this log. */
+  let other: TestDatabase
+  before(async () => {
+    other = await createTestDatabase('ep_relay_guard_other', { migrate: false })
+  })
+  after(async () => {
+    await other?.drop()
+  })
 
   /**
    * A reader session that switches its idle timeout off and sits in a
    * transaction holding an xid until `end()`; `done` settles with that
-   * transaction (it rejects when the session was terminated).
+   * transaction (it rejects when the session was terminated). In this
+   * log's database unless `pool` says otherwise.
    */
-  async function stuckReader(): Promise<{ pid: number; began: number; end: () => void; done: Promise<void> }> {
-    const pool = env.db.connect(ROLES.reader, 1)
+  async function stuckReader(
+    pool: Sql = env.db.connect(ROLES.reader, 1),
+  ): Promise<{ pid: number; began: number; end: () => void; done: Promise<void> }> {
     let end!: () => void
     const ended = new Promise<void>((resolve) => (end = resolve))
     let holding!: (pid: number) => void
@@ -81,6 +93,7 @@ describe('relay transaction guard', () => {
       await eventually(() => logged(logger, 'a transaction holds back the log', reader.pid) !== undefined, 'a report')
       const report = logged(logger, 'a transaction holds back the log', reader.pid)!
       assert.equal(report.level, 'warn')
+      assert.equal(report.fields.kind, 'session')
       assert.equal(report.fields.role, ROLES.reader)
       assert.equal(report.fields.database, env.db.name)
       assert.ok(Number(report.fields.age_ms) > 1000, `age ${report.fields.age_ms}`)
@@ -131,6 +144,28 @@ describe('relay transaction guard', () => {
     } finally {
       // The reader's client is left alone: postgres.js 3.4.9 throws uncatchably when a connection whose
       // backend was terminated is written to again (porsager/postgres#1208); the database drop ends it.
+      await within(relay.stop(), 15_000, 'relay stop')
+    }
+  })
+
+  test("another database's transaction, however old, is neither reported nor terminated; this database's is", async () => {
+    // The same role, not a superuser, so only the database keeps the guard's hands off it. It began first: when
+    // this database's reader is past the bound, so is it, and a guard counting the whole cluster would report it.
+    const elsewhere = await stuckReader(other.connect(ROLES.reader, 1))
+    const { relay, logger } = await startRelay('elsewhere', { stuckAfterMs: 1000, terminate: true })
+    const reader = await stuckReader()
+    try {
+      await eventually(
+        () => logged(logger, 'terminated a transaction that held back the log', reader.pid) !== undefined,
+        'the guard to terminate this database’s reader',
+      )
+      assert.ok(logged(logger, 'a transaction holds back the log', reader.pid), 'this database’s reader reported')
+      assert.equal(logged(logger, 'a transaction holds back the log', elsewhere.pid), undefined)
+      assert.equal(logged(logger, 'terminated a transaction that held back the log', elsewhere.pid), undefined)
+      assert.equal(await holdsXid(elsewhere.pid), true, 'the other database’s reader still sits in its transaction')
+    } finally {
+      elsewhere.end()
+      await elsewhere.done
       await within(relay.stop(), 15_000, 'relay stop')
     }
   })

@@ -150,6 +150,58 @@ describe('evtctl status (PostgreSQL side)', () => {
     }
   })
 
+  test("another database's older transaction is shown as elsewhere, never as oldest, holding or stuck; this database's is", async () => {
+    const other = await createTestDatabase('ep_cli_status_other', { migrate: false })
+    const theirs = await holdXid(other.admin)
+    try {
+      await append('before-mine')
+      const mine = await holdXid(db.admin)
+      try {
+        await append('behind-mine')
+        let r: StatusReport | undefined
+        // Polled for the age (past --stuck-after) and for this database's autovacuum, which may hold an xid a moment.
+        await eventually(
+          async () => {
+            r = await status('--stuck-after', '1000')
+            return (
+              r.log.stuck_transactions.some((t) => t.pid === mine.pid) && r.log.holding_transaction?.pid === mine.pid
+            )
+          },
+          30_000,
+          'this database’s transaction to hold the read back past the bound',
+        )
+        const log = r!.log
+        assert.ok(BigInt(log.snapshot_xmin) <= BigInt(theirs.xid), 'the cluster is held back by the other database')
+        assert.equal(log.oldest_transaction?.pid, mine.pid, 'the older one elsewhere is not the oldest holding the log')
+        assert.equal(log.oldest_transaction?.database, db.name)
+        assert.deepEqual(
+          log.stuck_transactions.map((t) => t.pid).filter((pid) => pid === theirs.pid),
+          [],
+          'never stuck, though older than the bound',
+        )
+        // Listed (other suites' or helpers' databases on a shared server may have older ones).
+        const listed = log.other_database_transactions.find((t) => t.pid === theirs.pid)
+        assert.deepEqual([listed?.kind, listed?.database], ['session', other.name])
+        assert.equal(
+          log.other_database_transactions.some((t) => t.database === db.name),
+          false,
+          'none of this database',
+        )
+        const human = await runCli(['status', '--stuck-after', '1000'], { env: env() })
+        assert.match(
+          human.stdout,
+          /^elsewhere +\d+ transactions? of other databases, not holding this log back; oldest xid \d+ \(pid \d+/m,
+        )
+        assert.doesNotMatch(human.stdout, new RegExp(`^stuck +xid \\d+ \\(pid ${theirs.pid},`, 'm'))
+      } finally {
+        await mine.release()
+      }
+    } finally {
+      await theirs.release()
+      await other.drop()
+    }
+  })
+
   test('an unreachable server is exit 3; an unknown operator role is exit 4', async () => {
     const down = await runCli(['status'], { env: { EVENTPLANE_DATABASE_URL: UNREACHABLE_PG } })
     assert.equal(down.code, 3)

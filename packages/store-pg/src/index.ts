@@ -60,6 +60,7 @@ export {
   relayStatuses,
   stuckTransactions,
   terminateStuckTransactions,
+  transactionsHoldingLog,
 } from './status.ts'
 export type {
   LogStatus,

@@ -10,20 +10,36 @@ import { relaysSql } from './sql/relays.ts'
 import { terminateStuckTransactionsSql } from './sql/terminate-stuck-transactions.ts'
 
 // What an operator (or the relay's guard) needs to see how the log flows: the
-// head, what holds the gap-safe read back, relay and projection lag. Cross-tenant
+// head, what holds the gap-safe read back (by the horizon's rule, 0018: not
+// another database's transactions), relay and projection lag. Cross-tenant
 // reads: the operator or relay role.
 
-/** A client transaction that holds an xid (it holds back the gap-safe read when it is of this log's database). */
+/**
+ * A transaction that holds an xid, and whether it holds back this log's
+ * gap-safe read, by the horizon's rule (0018): every one does except a
+ * session of another database.
+ */
 export interface OpenTransaction {
-  pid: number
-  /** Database and role of the session (another database's transactions no longer hold the read back, 0018). */
+  /**
+   * `session`: a client session's transaction. `prepared`: a prepared transaction (no session, `pid` null; it
+   * holds the read back whatever its database). `other`: an xid the read waits for that is neither (another kind
+   * of process of this database, such as autovacuum, or one without a visible session): no start time.
+   */
+  kind: 'session' | 'prepared' | 'other'
+  pid: number | null
+  /** Database and role of the session (or the prepared transaction's database and owner). */
   database: string | null
   role: string | null
   application: string | null
   xid: string
+  /** A prepared transaction's name (what COMMIT PREPARED and ROLLBACK PREPARED take); null otherwise. */
+  gid: string | null
+  /** When the transaction began (a prepared one: when it was prepared). */
   startedAt: Date | null
-  /** Milliseconds since the transaction began. */
+  /** Milliseconds since `startedAt`. */
   ageMs: number | null
+  /** Whether it can write into this log and so holds back its gap-safe read: false only for another database's. */
+  holdsLog: boolean
 }
 
 export interface LogStatus {
@@ -38,7 +54,7 @@ export interface LogStatus {
   horizon: bigint
   /** Committed events the gap-safe read cannot return yet. */
   waiting: number
-  /** Every transaction holding an xid, oldest first, in any database. */
+  /** Every transaction holding an xid, in any database, oldest first, each with whether it holds the read back. */
   openTransactions: OpenTransaction[]
 }
 
@@ -54,14 +70,28 @@ export async function logStatus(sql: Sql): Promise<LogStatus> {
   }
 }
 
-/** Every client transaction in the cluster that holds an xid, oldest first; never query text. */
+/**
+ * Every transaction in the cluster that holds an xid (client sessions of
+ * any database, prepared transactions, and any other xid that holds this
+ * log's read back), oldest first, each classified by the horizon's rule
+ * (`holdsLog`, one SQL statement: sql/open-transactions.ts); never query text.
+ */
 export async function openTransactions(sql: Sql): Promise<OpenTransaction[]> {
   return (await typedPgErrors(() => openTransactionsSql(sql))).map(toOpenTransaction)
 }
 
-/** Open transactions that began more than `olderThanMs` ago: the ones the guard reports. */
+/** The transactions that hold back this log's gap-safe read (`holdsLog`), oldest first: the relay's gauge. */
+export async function transactionsHoldingLog(sql: Sql): Promise<OpenTransaction[]> {
+  return (await openTransactions(sql)).filter((t) => t.holdsLog)
+}
+
+/**
+ * Transactions that hold back this log's read and began more than
+ * `olderThanMs` ago: the ones the guard reports. Another database's never
+ * are; a transaction without a known start never is.
+ */
 export async function stuckTransactions(sql: Sql, olderThanMs: number): Promise<OpenTransaction[]> {
-  return (await openTransactions(sql)).filter((t) => t.ageMs !== null && t.ageMs > olderThanMs)
+  return (await transactionsHoldingLog(sql)).filter((t) => t.ageMs !== null && t.ageMs > olderThanMs)
 }
 
 /** A session the guard terminated. */
@@ -154,12 +184,15 @@ export async function projectionStatuses(sql: Sql): Promise<ProjectionStatus[]> 
 
 function toOpenTransaction(r: OpenTransactionRow): OpenTransaction {
   return {
+    kind: r.kind,
     pid: r.pid,
     database: r.database,
     role: r.role,
     application: r.application || null,
     xid: r.backend_xid,
+    gid: r.gid,
     startedAt: r.xact_start,
     ageMs: r.age_ms === null ? null : Number(r.age_ms),
+    holdsLog: r.holds_log,
   }
 }

@@ -74,7 +74,7 @@ function relayMetrics(registers: Registry[]) {
     }),
     oldestTransaction: new Gauge({
       name: 'eventplane_relay_oldest_transaction_age_seconds',
-      help: 'Age of the oldest transaction holding an xid in the cluster (it holds the gap-safe read back if of this database)',
+      help: "Age of the oldest transaction holding back the log's gap-safe read: this database's, or a prepared one (not another database's); 0 when none",
       labelNames: ['relay'] as const,
       registers,
     }),

@@ -25,11 +25,15 @@ export const DEFAULT_STUCK_AFTER_MS = 30_000
 
 /** A transaction holding an xid, as `status --json` shows it (never its query text). */
 export interface TransactionReport {
-  pid: number
+  /** `session`, `prepared` (no pid; `gid` names it) or `other` (an xid the read waits for, not a client session). */
+  kind: 'session' | 'prepared' | 'other'
+  pid: number | null
   xid: string | null
   database: string | null
   user: string | null
   application: string | null
+  /** A prepared transaction's name; null otherwise. */
+  gid: string | null
   since: string | null
   age_ms: number | null
 }
@@ -45,11 +49,23 @@ export interface StatusReport {
     horizon: string
     /** Committed events the gap-safe read cannot return yet. */
     waiting: string
-    /** The oldest running transaction in the cluster (any database). */
+    /**
+     * The oldest transaction that holds this log's read back: of this database, or prepared (any database). The
+     * relay's oldest-transaction gauge is its age.
+     */
     oldest_transaction: TransactionReport | null
-    /** The client transaction at the horizon, what holds the read back (null: none, or not a client session). */
+    /**
+     * The transaction at the horizon, what holds the read back now. Null when nothing waits (the horizon is then
+     * `snapshot_xmin`, maybe another database's xid, which never holds this log) or its xid ended meanwhile.
+     */
     holding_transaction: TransactionReport | null
-    /** Transactions holding an xid for longer than `stuck_after_ms`: what the relay guard reports (and may end). */
+    /**
+     * Transactions of other databases holding an xid, oldest first: shown (they are what holds `snapshot_xmin`
+     * below `horizon`), but they cannot write into this log and do not hold its read back, so none is ever
+     * stuck, in --check, counted by the relay's gauge or ended by its guard.
+     */
+    other_database_transactions: TransactionReport[]
+    /** Transactions holding the read back for longer than `stuck_after_ms`: what the relay guard reports (and may end). */
     stuck_transactions: TransactionReport[]
     stuck_after_ms: number
   }
@@ -102,7 +118,7 @@ export function healthProblems(r: StatusReport, relay: string, maxLag: number): 
   }
   for (const t of r.log.stuck_transactions) {
     problems.push(
-      `transaction xid ${t.xid ?? '?'} (pid ${t.pid}) holds back the log: open longer than ${r.log.stuck_after_ms / 1000} s`,
+      `transaction xid ${t.xid ?? '?'} (${t.pid === null ? t.kind : `pid ${t.pid}`}) holds back the log: open longer than ${r.log.stuck_after_ms / 1000} s`,
     )
   }
   if (r.gateway && r.gateway.alive !== true) problems.push(`the gateway is not answering: ${r.gateway.detail}`)
@@ -112,11 +128,13 @@ export function healthProblems(r: StatusReport, relay: string, maxLag: number): 
 
 function transactionReport(t: OpenTransaction): TransactionReport {
   return {
+    kind: t.kind,
     pid: t.pid,
     xid: t.xid,
     database: t.database,
     user: t.role,
     application: t.application,
+    gid: t.gid,
     since: t.startedAt?.toISOString() ?? null,
     age_ms: t.ageMs,
   }
@@ -132,9 +150,11 @@ export async function collectPgStatus(
   const log = await logStatus(sql)
   const relays = await relayStatuses(sql, [relayName])
   const projections = await projectionStatuses(sql)
-  const oldest = log.openTransactions[0]
+  // Classified by the horizon's rule in store-pg (holdsLog): another database's never hold this log back.
+  const holders = log.openTransactions.filter((t) => t.holdsLog)
+  const oldest = holders[0]
   // backend_xid is the 32-bit form of the horizon's xid8.
-  const holding = log.openTransactions.find((t) => t.xid === (log.horizon & 0xffffffffn).toString())
+  const holding = holders.find((t) => t.xid === (log.horizon & 0xffffffffn).toString())
   return {
     database: redactUrl(session.config.databaseUrl),
     log: {
@@ -144,9 +164,8 @@ export async function collectPgStatus(
       waiting: log.waiting.toString(),
       oldest_transaction: oldest === undefined ? null : transactionReport(oldest),
       holding_transaction: holding === undefined ? null : transactionReport(holding),
-      stuck_transactions: log.openTransactions
-        .filter((t) => t.ageMs !== null && t.ageMs > stuckAfterMs)
-        .map(transactionReport),
+      other_database_transactions: log.openTransactions.filter((t) => !t.holdsLog).map(transactionReport),
+      stuck_transactions: holders.filter((t) => t.ageMs !== null && t.ageMs > stuckAfterMs).map(transactionReport),
       stuck_after_ms: stuckAfterMs,
     },
     relays: relays.map((r) => ({
@@ -170,7 +189,8 @@ export async function collectPgStatus(
 }
 
 function describeHolder(t: TransactionReport): string {
-  const parts = [`pid ${t.pid}`]
+  const parts = [t.pid === null ? t.kind : `pid ${t.pid}`]
+  if (t.gid !== null) parts.push(`gid ${t.gid}`)
   if (t.database) parts.push(`database ${t.database}`)
   if (t.user) parts.push(`user ${t.user}`)
   if (t.application) parts.push(`application ${t.application}`)
@@ -194,6 +214,11 @@ export function statusLines(r: StatusReport): string[] {
   } else {
     lines.push(`held back   no${t ? `; oldest open transaction ${describeHolder(t)}` : ''}`)
   }
+  const elsewhere = r.log.other_database_transactions
+  if (elsewhere.length > 0)
+    lines.push(
+      `elsewhere   ${elsewhere.length} transaction${elsewhere.length === 1 ? '' : 's'} of other databases, not holding this log back; oldest ${describeHolder(elsewhere[0]!)}`,
+    )
   for (const stuck of r.log.stuck_transactions) {
     lines.push(`stuck       ${describeHolder(stuck)}: open longer than ${r.log.stuck_after_ms / 1000} s`)
   }
@@ -257,8 +282,10 @@ export function registerStatus(program: Command, kit: CommandKit): void {
         'The gateway is alive when it answers a probe request (an empty submit it must refuse; nothing is written).',
         'Uses the operator role (EVENTPLANE_DATABASE_URL with user eventplane_operator, or EVENTPLANE_DATABASE_URL_OPERATOR).',
         'A relay is active while a live session holds its lease; lag counts committed events after a checkpoint.',
-        'A transaction holding an xid holds back the gap-safe read of the whole cluster; "stuck" lists those open',
-        'longer than --stuck-after (pid, database, role, age; never query text), as the relay guard logs them.',
+        'A transaction holding an xid in this database (or a prepared one, in any database) holds back the gap-safe',
+        'read; "stuck" lists those open longer than --stuck-after (pid, database, role, age; never query text), as',
+        'the relay guard logs them. Other databases\' transactions do not hold this log back: "elsewhere" counts',
+        'them and names the oldest; none is ever stuck.',
         '',
         'Examples:',
         '  $ evtctl status',
