@@ -11,7 +11,8 @@ import { readFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
 import { ROLES, openTransactions } from '@eventplane/store-pg'
-import { createTestDatabase, holdXid } from '@eventplane/store-pg/testing'
+import { holdXid } from '@eventplane/store-pg/testing'
+import { benchDatabase, median } from './lib.ts'
 
 const { values } = parseArgs({
   options: { rounds: { type: 'string', default: '20' }, calls: { type: 'string', default: '100' } },
@@ -19,10 +20,9 @@ const { values } = parseArgs({
 const rounds = Number(values.rounds)
 const calls = Number(values.calls)
 const cpuNs = (pid: number) => Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0])
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
 
-const db = await createTestDatabase('ep_bench_open_tx')
-const other = await createTestDatabase('ep_bench_open_tx_other', { migrate: false })
+const db = await benchDatabase('open_tx')
+const other = await benchDatabase('open_tx_other', { migrate: false })
 try {
   const theirs = await holdXid(other.admin)
   const mine = await holdXid(db.admin)
