@@ -3,7 +3,12 @@ import { after, before, describe, test } from 'node:test'
 import { ensureConsumer } from '@eventplane/bus-nats'
 import type { RecordedEvent } from '@eventplane/core'
 import { jetstreamManager } from '@nats-io/jetstream'
-import { RECONCILES_CATEGORY, RECONCILE_STARTED, reconcilesStream } from '../src/controller/reconciles.ts'
+import {
+  RECONCILES_CATEGORY,
+  RECONCILE_STARTED,
+  beginReconcile,
+  reconcilesStream,
+} from '../src/controller/reconciles.ts'
 import { ControllerRunner, RECONCILE_FAILED } from '../src/controller/runner.ts'
 import type { Controller } from '../src/controller/types.ts'
 import { controllerLiveSource, coveringFilter } from '../src/jetstream-source.ts'
@@ -175,5 +180,25 @@ describe('controller workers restarted', () => {
       assert.deepEqual(e.details, { consumer: 'ctl_limited', max_deliver: 3 })
       return true
     })
+  })
+  test("beginReconcile counts the runtime's own records only: an intent a tenant put on the stream is not one", async () => {
+    const f = factoryFor('acme')
+    const s = stream('acme', 'b1', 'forged')
+    await h.intents.append(s, [f.intent(s, 'run', {})])
+    const [trigger] = await h.facts.readStreamToArray(s)
+    const ref = reconcilesStream('forged', trigger!)
+    // The gateway takes intents for any category of the tenant, this one too.
+    await h.intents.append(ref, [f.intent(ref, RECONCILE_STARTED, { controller: 'forged', attempt: 1 })])
+    assert.equal(await beginReconcile(h.facts, 'forged', trigger!, 2), 0)
+    assert.equal(await beginReconcile(h.facts, 'forged', trigger!, 2), 1)
+    assert.equal(await beginReconcile(h.facts, 'forged', trigger!, 2), 2, 'at the bound: nothing recorded')
+    assert.deepEqual(
+      (await h.facts.readStreamToArray(ref)).map((e) => [e.kind, e.data.attempt]),
+      [
+        ['intent', 1],
+        ['internal', 1],
+        ['internal', 2],
+      ],
+    )
   })
 })

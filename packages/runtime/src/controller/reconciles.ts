@@ -1,6 +1,6 @@
 import { type RecordedEvent, isEventplaneError } from '@eventplane/core'
 import type { PgEventStore } from '@eventplane/store-pg'
-import { factoryFor } from './context.ts'
+import { controllerPrincipal, factoryFor } from './context.ts'
 import { factId } from './fact-ids.ts'
 
 /** The internal event a runner records before it reconciles a redelivered event: `{ controller, attempt }`. */
@@ -36,8 +36,13 @@ export async function beginReconcile(
 ): Promise<number> {
   const ref = reconcilesStream(controller, event)
   const factory = factoryFor(event, controller)
+  const principal = controllerPrincipal(controller)
   for (;;) {
-    const earlier = (await store.readStreamToArray(ref)).length
+    const events = await store.readStreamToArray(ref)
+    // Only the runtime's own records count: an intent a tenant appended here is not one (its kind says so).
+    const earlier = events.filter(
+      (e) => e.kind === 'internal' && e.type === RECONCILE_STARTED && e.caused_by === principal,
+    ).length
     if (earlier >= max) return earlier
     const attempt = earlier + 1
     const started = factory.internal(
@@ -47,7 +52,7 @@ export async function beginReconcile(
       { eventId: factId(controller, event.event_id, `${RECONCILE_STARTED}/${attempt}`) },
     )
     try {
-      await store.append(ref, [started], { expectedVersion: earlier === 0 ? 'no_stream' : earlier })
+      await store.append(ref, [started], { expectedVersion: events.length === 0 ? 'no_stream' : events.length })
       return earlier
     } catch (e) {
       // Another worker recorded a later one first: count again.
