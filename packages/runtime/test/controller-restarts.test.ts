@@ -14,6 +14,7 @@ import type { Controller } from '../src/controller/types.ts'
 import { controllerLiveSource, coveringFilter } from '../src/jetstream-source.ts'
 import type { LiveSource } from '../src/live-source.ts'
 import { PgOutage, Recorder, holds, recordingLogger, watchedSource } from './controller-support.ts'
+import { cut, forward, freePort } from './forwarder.ts'
 import { type LiveHarness, startHarness } from './harness.ts'
 import { eventually, factoryFor, stream, within } from './helpers.ts'
 
@@ -181,6 +182,88 @@ describe('controller workers restarted', () => {
       return true
     })
   })
+  test('a NATS cut longer than the ack wait while a reconcile runs: the redelivery after it is ignored, the event reconciled once, nothing recorded', async () => {
+    // The runner's own connection reaches nats-server through a forwarder; the relay's does not.
+    const natsPort = await freePort()
+    const natsTarget = new URL(`nats://127.0.0.1:${h.nats.port}`)
+    let link = await forward(natsPort, natsTarget)
+    const nc = await h.nats.connect('operator', {
+      servers: `127.0.0.1:${natsPort}`,
+      reconnectTimeWait: 50,
+      maxReconnectAttempts: -1,
+    })
+    stops.push(async () => {
+      await nc.close()
+      if (link.listening) await cut(link)
+    })
+    let release!: () => void
+    const gate = new Promise<void>((resolve) => (release = resolve))
+    const entered = new Recorder<number>()
+    let finished = 0
+    const linked: Controller = {
+      name: 'linked',
+      categories: ['linked'],
+      async reconcile(event, ctx) {
+        entered.push(entered.items.length + 1)
+        // Until released, or until its runner stops (a failed test must not hang the file's teardown).
+        await Promise.race([
+          gate,
+          new Promise((_, reject) =>
+            ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason), { once: true }),
+          ),
+        ])
+        await ctx.emit(ctx.fact('done', { version: event.stream_version }))
+        finished++
+      },
+    }
+    const extensions = new Recorder<number>()
+    const live = watchedSource(controllerLiveSource(nc, linked, { ackWaitMs: ACK_WAIT_MS }), (d) => {
+      deliveries.push({ worker: 'linked', eventId: d.event.event_id, count: d.deliveryCount })
+      const working = d.working?.bind(d)
+      d.working = () => {
+        extensions.push(Date.now())
+        working?.()
+      }
+    })
+    const { logger, lines } = recordingLogger()
+    const runner = new ControllerRunner({ controller: linked, store: h.facts, live, logger, ...BOUNDS })
+    stops.push(() => runner.stop())
+    await runner.start()
+    const f = factoryFor('acme')
+    const s = stream('acme', 'n1', 'linked')
+    const id = (await h.intents.append(s, [f.intent(s, 'run', {})])).events[0]!.eventId
+    await entered.until(() => true, 30_000, 'the reconcile begun')
+    await cut(link)
+    const cutAt = Date.now()
+    // The runner keeps extending the held delivery's ack wait; none of it reaches the server for three
+    // ack waits (nine heartbeats), so the server takes the delivery back.
+    await extensions.until((at) => at >= cutAt + 3 * ACK_WAIT_MS, 30_000, 'three ack waits of heartbeats into the cut')
+    link = await forward(natsPort, natsTarget)
+    const redelivered = await deliveries.until(
+      (d) => d.worker === 'linked' && d.eventId === id && d.count > 1,
+      30_000,
+      'the delivery handed out again after the cut',
+    )
+    // Ignored by the runner that still holds the first delivery (not queued behind it to run again).
+    await lines.until(
+      (l) => l.msg === 'redelivery of a held event ignored' && l.fields.event_id === id,
+      30_000,
+      'the redelivery ignored',
+    )
+    release()
+    await eventually(
+      async () =>
+        (await jetstreamManager(h.nc)).consumers.info('EVENTPLANE', 'ctl_linked').then((i) => i.num_ack_pending === 0),
+      30_000,
+      'the event acknowledged',
+    )
+    assert.ok(redelivered.count > 1)
+    assert.equal(finished, 1, 'reconciled once: the redelivery of the held delivery was not reconciled again')
+    assert.deepEqual(types(await h.facts.readStreamToArray(s)), ['run', 'done'])
+    assert.deepEqual(await reconciles('linked', { event_id: id, tenant_id: 'acme' }), [], 'nothing recorded')
+    assert.equal(lines.items.filter((l) => l.msg === 'event parked').length, 0)
+  })
+
   test("beginReconcile counts the runtime's own records only: an intent a tenant put on the stream is not one", async () => {
     const f = factoryFor('acme')
     const s = stream('acme', 'b1', 'forged')

@@ -47,7 +47,7 @@ export function recordingLogger(): { logger: Logger; lines: Recorder<LogLine> } 
     (level: string) =>
     (fields: object, msg = ''): void =>
       lines.push({ level, msg, fields: fields as Record<string, unknown>, at: Date.now() })
-  return { logger: { debug: () => {}, info: log('info'), warn: log('warn'), error: log('error') }, lines }
+  return { logger: { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') }, lines }
 }
 
 /** A line of a runner holding a delivery of `eventId` for an unavailable dependency (reconciling, recording or parking). */

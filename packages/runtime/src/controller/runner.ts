@@ -207,8 +207,15 @@ export class ControllerRunner {
       void this.#ack(d)
       return
     }
-    // A redelivery of an event still being worked on: the first delivery settles it.
-    if (this.#inFlight.has(e.event_id)) return
+    // A redelivery of an event still being worked on (its ack wait lapsed while NATS was out of reach):
+    // the first delivery settles it (JetStream takes an ack by stream sequence).
+    if (this.#inFlight.has(e.event_id)) {
+      this.#log.debug(
+        { controller: this.name, event_id: e.event_id, delivery_count: d.deliveryCount },
+        'redelivery of a held event ignored',
+      )
+      return
+    }
     this.#inFlight.set(e.event_id, d)
     const key = `${e.tenant_id}/${e.stream.category}/${e.stream.id}`
     this.#queue.push(key, () => this.#handle(d).finally(() => this.#inFlight.delete(e.event_id)))
