@@ -33,7 +33,7 @@ describe('controllers during a PostgreSQL outage', () => {
 
   test('intents that arrive while PostgreSQL is unreachable past the parking bounds are reconciled once it is back, in order, not parked', async () => {
     // Calls of reconcile; `outlasted` resolves once the outage has outlasted both parking bounds twice over
-    // (the pool's own reconnect backoff spaces the later calls out: postgres.js waits longer after each refusal).
+    // (the test pool reconnects every 50 ms, see PgOutage.store: the calls come quickly).
     let calls = 0
     let outlast!: () => void
     const outlasted = new Promise<void>((resolve) => (outlast = resolve))
