@@ -1,5 +1,6 @@
 import { Kind, type TSchema, Type } from '@sinclair/typebox'
 import { EventplaneError, SchemaRegistry, validateName } from '@eventplane/core'
+import { RECONCILE_STARTED } from './controller/reconciles.ts'
 import { RECONCILE_FAILED } from './controller/runner.ts'
 import type { Controller } from './controller/types.ts'
 import { registerResourceSchemas } from './mutate.ts'
@@ -16,7 +17,7 @@ export type DomainSchemas = Readonly<Record<string, TSchema | Readonly<Record<nu
 export interface DomainDefinition {
   /** The domain's name (letters, digits, `_` and `-`). */
   name: string
-  /** Schemas of the intents and facts the domain records; the mutate facts and `reconcile_failed` are added. */
+  /** Schemas of the intents and facts the domain records; the mutate facts, `reconcile_failed` and `reconcile_started` are added. */
   schemas?: DomainSchemas
   controllers?: readonly Controller[]
   projections?: readonly Projection[]
@@ -27,7 +28,7 @@ export interface Domain {
   readonly name: string
   readonly controllers: readonly Controller[]
   readonly projections: readonly Projection[]
-  /** A new registry with the domain's schemas, the mutate facts (v1) and `reconcile_failed` (v1). */
+  /** A new registry with the domain's schemas, the mutate facts (v1), `reconcile_failed` and `reconcile_started` (v1). */
   registry(): SchemaRegistry
   /** The projection or controller named `name` (names are unique across both). */
   find(
@@ -41,6 +42,15 @@ export const ReconcileFailedSchema = Type.Object(
     controller: Type.String({ minLength: 1, maxLength: 64 }),
     reason_code: Type.String({ minLength: 1, maxLength: 100 }),
     attempts: Type.Integer({ minimum: 0 }),
+  },
+  { additionalProperties: false },
+)
+
+/** The data of the `reconcile_started` internal event a controller runner records before reconciling a redelivery. */
+export const ReconcileStartedSchema = Type.Object(
+  {
+    controller: Type.String({ minLength: 1, maxLength: 64 }),
+    attempt: Type.Integer({ minimum: 1 }),
   },
   { additionalProperties: false },
 )
@@ -86,7 +96,7 @@ function schemaEntries(domain: string, schemas: DomainSchemas): [string, number,
 
 /**
  * Checks a domain and freezes it: a valid name, schemas that compile (and do
- * not redefine the mutate facts or `reconcile_failed`), controllers and
+ * not redefine the mutate facts, `reconcile_failed` or `reconcile_started`), controllers and
  * projections with valid, distinct names. Anything wrong throws
  * `runtime.invalid_domain` naming it.
  */
@@ -125,7 +135,9 @@ export function defineDomain(definition: DomainDefinition): Domain {
   }
   const entries = schemaEntries(name, definition.schemas ?? {})
   const registry = (): SchemaRegistry => {
-    const r = registerResourceSchemas(new SchemaRegistry()).register(RECONCILE_FAILED, 1, ReconcileFailedSchema)
+    const r = registerResourceSchemas(new SchemaRegistry())
+      .register(RECONCILE_FAILED, 1, ReconcileFailedSchema)
+      .register(RECONCILE_STARTED, 1, ReconcileStartedSchema)
     for (const [type, version, schema] of entries) r.register(type, version, schema)
     return r
   }

@@ -1,4 +1,4 @@
-import { type EventKind, Unavailable } from '@eventplane/core'
+import { type EventKind, EventplaneError, Unavailable } from '@eventplane/core'
 import { type LogFilterOptions, type Logger, consumerLag, ensureConsumer, subscribe } from '@eventplane/bus-nats'
 import { jetstream, jetstreamManager } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
@@ -13,11 +13,16 @@ export interface JetStreamSourceOptions {
   deliver?: 'all' | 'new'
   ackWaitMs?: number
   /**
-   * The server's delivery limit (default unlimited). Leave it unlimited for a controller: the runner parks an
-   * event itself (`reconcile_failed`, after `maxDeliveries`); at the server's limit the event would be dropped
-   * from the consumer without one.
+   * The server's delivery limit (default unlimited). A controller's source has none (see
+   * `unlimitedDeliveries`).
    */
   maxDeliver?: number
+  /**
+   * Refuse a consumer with a delivery limit (`bus.config` from `prepare`), also one that existed: at the
+   * limit JetStream stops delivering an event without telling anyone, and every restart of a worker holding
+   * it is a delivery. Set by `controllerLiveSource`: the runner parks an event itself (`reconcile_failed`).
+   */
+  unlimitedDeliveries?: boolean
   maxAckPending?: number
   /** Messages requested per pull. */
   batch?: number
@@ -38,6 +43,14 @@ export function jetStreamSource(options: JetStreamSourceOptions): LiveSource {
         ...(options.maxDeliver ? { maxDeliver: options.maxDeliver } : {}),
         ...(options.maxAckPending ? { maxAckPending: options.maxAckPending } : {}),
       })
+      const limit = info.config.max_deliver ?? -1
+      if (options.unlimitedDeliveries && limit > 0)
+        throw new EventplaneError(
+          'bus.config',
+          `consumer ${options.consumer} has max_deliver ${limit}: a controller's consumer needs it unlimited (-1), ` +
+            'or JetStream drops an event after that many deliveries without a reconcile_failed; recreate the consumer',
+          { details: { consumer: options.consumer, max_deliver: limit } },
+        )
       // nanoseconds on the wire
       const wait = info.config.ack_wait ?? 0
       ackWaitMs = wait > 0 ? wait / 1_000_000 : undefined
@@ -107,18 +120,26 @@ export function controllerConsumerName(name: string): string {
   return `${CONTROLLER_CONSUMER_PREFIX}${name}`
 }
 
-/** The live source of a controller: a durable consumer `ctl_<name>` (or `consumer`) from the first event on. */
+/**
+ * The live source of a controller: a durable consumer `ctl_<name>` (or `consumer`) from the first event on,
+ * with no delivery limit (an existing consumer with one is refused: see `unlimitedDeliveries`).
+ */
 export function controllerLiveSource(
   nc: NatsConnection,
   controller: { name: string; kinds?: readonly EventKind[]; categories?: readonly string[] },
-  options: Omit<JetStreamSourceOptions, 'nc' | 'consumer' | 'filter'> & { consumer?: string } = {},
+  options: Omit<JetStreamSourceOptions, 'nc' | 'consumer' | 'filter' | 'maxDeliver' | 'unlimitedDeliveries'> & {
+    consumer?: string
+  } = {},
 ): LiveSource {
   const { consumer, ...rest } = options
   return jetStreamSource({
     deliver: 'all',
     ...rest,
+    // Also from a caller the type does not stop (JavaScript).
+    maxDeliver: undefined,
     nc,
     consumer: consumer ?? controllerConsumerName(controller.name),
     filter: coveringFilter(controller),
+    unlimitedDeliveries: true,
   })
 }

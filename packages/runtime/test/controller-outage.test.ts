@@ -1,67 +1,39 @@
 import assert from 'node:assert/strict'
-import type { Server } from 'node:net'
 import { after, before, describe, test } from 'node:test'
-import { EventplaneMetrics, type Logger } from '@eventplane/bus-nats'
+import { EventplaneMetrics, STREAM_NAME } from '@eventplane/bus-nats'
+import { jetstreamManager } from '@nats-io/jetstream'
 import { type RecordedEvent, WrongExpectedVersion } from '@eventplane/core'
-import { PgEventStore, ROLES, connectPg, roleUrl } from '@eventplane/store-pg'
-import type { Sql } from 'postgres'
 import { ControllerRunner, RECONCILE_FAILED } from '../src/controller/runner.ts'
 import type { Controller } from '../src/controller/types.ts'
 import { controllerLiveSource } from '../src/jetstream-source.ts'
-import { cut, forward, freePort } from './forwarder.ts'
+import { type LogLine, PgOutage, Recorder, holds, recordingLogger, watchedSource } from './controller-support.ts'
 import { type LiveHarness, startHarness } from './harness.ts'
 import { eventually, factoryFor, stream, within } from './helpers.ts'
 
 /** Small bounds, so that an outage outlasts them quickly. */
 const BOUNDS = { maxAttempts: 2, maxDeliveries: 2, retryDelayMs: 5, maxRetryDelayMs: 20 }
 
-/** Log lines by message (fields are ids and codes only); `seen(msg)` resolves at the first such line. */
-function recordingLogger() {
-  const lines: { level: string; msg: string; fields: Record<string, unknown> }[] = []
-  const waiters: { msg: string; resolve: () => void }[] = []
-  const log =
-    (level: string) =>
-    (fields: object, msg = ''): void => {
-      lines.push({ level, msg, fields: fields as Record<string, unknown> })
-      for (const w of waiters.filter((w) => w.msg === msg)) w.resolve()
-    }
-  const logger: Logger = { debug: () => {}, info: log('info'), warn: log('warn'), error: log('error') }
-  const seen = (msg: string): Promise<void> =>
-    lines.some((l) => l.msg === msg) ? Promise.resolve() : new Promise((resolve) => waiters.push({ msg, resolve }))
-  return { logger, lines, seen }
-}
-
 describe('controllers during a PostgreSQL outage', () => {
   let h: LiveHarness
-  let port: number
-  let target: URL
-  let proxy: Server | undefined
+  let pg: PgOutage
   const stops: (() => Promise<void>)[] = []
-
-  /** A fact writer pool that reaches PostgreSQL only through the forwarder on `port`. */
-  function proxiedStore(): PgEventStore {
-    const url = new URL(target)
-    url.port = String(port)
-    const sql: Sql = connectPg(url.toString(), { max: 2, connectTimeout: 2 })
-    stops.push(() => sql.end({ timeout: 1 }))
-    return new PgEventStore(sql)
-  }
   const types = (events: RecordedEvent[]) => events.map((e) => e.type)
+  /** The first line logged with message `msg` (no deadline of its own). */
+  const seen = (lines: Recorder<LogLine>, msg: string) => lines.until((l) => l.msg === msg)
 
   before(async () => {
     h = await startHarness('ep_ctl_outage')
-    port = await freePort()
-    target = new URL(roleUrl(h.db.url, ROLES.factWriter))
+    pg = await PgOutage.start(h)
   })
   after(async () => {
     for (const stop of stops.reverse()) await stop().catch(() => {})
-    if (proxy?.listening) await cut(proxy)
+    await pg?.stop()
     await h?.stop()
   })
 
   test('intents that arrive while PostgreSQL is unreachable past the parking bounds are reconciled once it is back, in order, not parked', async () => {
     // Calls of reconcile; `outlasted` resolves once the outage has outlasted both parking bounds twice over
-    // (the pool's own reconnect backoff spaces the later calls out: postgres.js waits longer after each refusal).
+    // (the test pool reconnects every 50 ms, see PgOutage.store: the calls come quickly).
     let calls = 0
     let outlast!: () => void
     const outlasted = new Promise<void>((resolve) => (outlast = resolve))
@@ -76,12 +48,12 @@ describe('controllers during a PostgreSQL outage', () => {
     const metrics = new EventplaneMetrics()
     const gauge = async (name: 'controllerWaiting' | 'controllerParked') =>
       (await metrics.runtime[name].get()).values.find((v) => v.labels.controller === 'patient')?.value ?? 0
-    const { logger, lines, seen } = recordingLogger()
+    const { logger, lines } = recordingLogger()
     // A short ack wait: the runner must extend it for the deliveries it holds.
     const live = controllerLiveSource(h.nc, patient, { ackWaitMs: 1000 })
     const runner = new ControllerRunner({
       controller: patient,
-      store: proxiedStore(),
+      store: pg.store(),
       live,
       metrics,
       logger,
@@ -95,13 +67,13 @@ describe('controllers during a PostgreSQL outage', () => {
     const s = stream('acme', 'o1', 'outage')
     await h.intents.append(s, [f.intent(s, 'run', { n: 1 }), f.intent(s, 'run', { n: 2 })])
     const outcome = await within(
-      Promise.race([outlasted.then(() => 'still retrying'), seen('event parked').then(() => 'parked')]),
+      Promise.race([outlasted.then(() => 'still retrying'), seen(lines, 'event parked').then(() => 'parked')]),
       120_000,
       'the runner to retry past the parking bounds',
     )
     assert.equal(outcome, 'still retrying')
     assert.equal(await gauge('controllerWaiting'), 1, 'the held delivery is counted as waiting')
-    const waits = lines.filter((l) => l.msg.startsWith('reconcile waits for an unavailable dependency'))
+    const waits = lines.items.filter((l) => l.msg.startsWith('reconcile waits for an unavailable dependency'))
     assert.ok(waits.length > 0)
     for (const l of waits) {
       assert.equal(l.fields.code, 'store.unavailable')
@@ -109,7 +81,7 @@ describe('controllers during a PostgreSQL outage', () => {
       assert.equal(l.fields.data, undefined)
     }
 
-    proxy = await forward(port, target)
+    await pg.restore()
     await eventually(
       async () => types(await h.facts.readStreamToArray(s)).filter((t) => t === 'done').length === 2,
       60_000,
@@ -124,11 +96,11 @@ describe('controllers during a PostgreSQL outage', () => {
     )
     await eventually(async () => (await gauge('controllerWaiting')) === 0, 30_000, 'the waiting gauge back to 0')
     assert.equal(await gauge('controllerParked'), 0)
-    assert.equal(lines.filter((l) => l.msg === 'event parked').length, 0)
+    assert.equal(lines.items.filter((l) => l.msg === 'event parked').length, 0)
   })
 
   test('a reconcile failing by its own fault is still parked after maxAttempts; the park waits for PostgreSQL', async () => {
-    if (proxy?.listening) await cut(proxy)
+    await pg.cut()
     const attempts: number[] = []
     const racing: Controller = {
       name: 'racing',
@@ -139,9 +111,9 @@ describe('controllers during a PostgreSQL outage', () => {
         throw new WrongExpectedVersion(`${event.stream.category}/${event.stream.id}`, 0, event.stream_version)
       },
     }
-    const { logger, seen } = recordingLogger()
+    const { logger, lines } = recordingLogger()
     const live = controllerLiveSource(h.nc, racing, { ackWaitMs: 1000 })
-    const runner = new ControllerRunner({ controller: racing, store: proxiedStore(), live, logger, ...BOUNDS })
+    const runner = new ControllerRunner({ controller: racing, store: pg.store(), live, logger, ...BOUNDS })
     stops.push(() => runner.stop())
     await runner.start()
     const f = factoryFor('acme')
@@ -150,12 +122,12 @@ describe('controllers during a PostgreSQL outage', () => {
 
     // Parking needs PostgreSQL: the runner holds the delivery until it can write reconcile_failed.
     await within(
-      seen('parking waits for an unavailable dependency, retrying'),
+      seen(lines, 'parking waits for an unavailable dependency, retrying'),
       60_000,
       'the park to wait for PostgreSQL',
     )
     assert.deepEqual(attempts, [1, 2], 'reconciled maxAttempts times, then parked')
-    proxy = await forward(port, target)
+    await pg.restore()
     await eventually(
       async () => types(await h.facts.readStreamToArray(s)).includes(RECONCILE_FAILED),
       60_000,
@@ -169,5 +141,72 @@ describe('controllers during a PostgreSQL outage', () => {
       attempts: BOUNDS.maxAttempts,
     })
     assert.deepEqual(attempts, [1, 2], 'not reconciled again')
+  })
+  test('deliveries held through an outage three ack waits long (waiting, and queued behind their stream) are not redelivered to a second worker, and are reconciled once after', async () => {
+    await pg.cut()
+    const ACK_WAIT_MS = 1000
+    const deliveries = new Recorder<{ worker: number; eventId: string; count: number }>()
+    const reconciled: { worker: number; version: number }[] = []
+    const workers = new Map<number, Recorder<LogLine>>()
+    /** A worker of the controller `held` on the durable consumer `ctl_held`, with its own pool behind the forwarder. */
+    const startWorker = async (worker: number): Promise<void> => {
+      const controller: Controller = {
+        name: 'held',
+        categories: ['held'],
+        async reconcile(event, ctx) {
+          await ctx.emit(ctx.fact('done', { version: event.stream_version }))
+          reconciled.push({ worker, version: event.stream_version })
+        },
+      }
+      const { logger, lines } = recordingLogger()
+      const live = watchedSource(controllerLiveSource(h.nc, controller, { ackWaitMs: ACK_WAIT_MS }), (d) =>
+        deliveries.push({ worker, eventId: d.event.event_id, count: d.deliveryCount }),
+      )
+      const runner = new ControllerRunner({ controller, store: pg.store(), live, logger, ...BOUNDS })
+      stops.push(() => runner.stop())
+      await runner.start()
+      workers.set(worker, lines)
+    }
+    // Worker 1 takes both intents of the stream: the first waits for PostgreSQL (its retries extend its ack
+    // wait too), the second is queued behind it (only the runner's heartbeat extends it).
+    await startWorker(1)
+    const f = factoryFor('acme')
+    const s = stream('acme', 'h1', 'held')
+    const ids = (await h.intents.append(s, [f.intent(s, 'run', { n: 1 }), f.intent(s, 'run', { n: 2 })])).events.map(
+      (e) => e.eventId,
+    )
+    for (const id of ids) await deliveries.until((d) => d.eventId === id, 30_000, 'both intents delivered to worker 1')
+    const lines = workers.get(1)!
+    const firstWait = await lines.until(holds(ids[0]!), 30_000, 'the first intent held')
+    await startWorker(2)
+    // The outage outlasts the ack wait three times over: worker 1 is still waiting then (without the
+    // extension the server redelivers after ~1 s, to worker 2 or to worker 1).
+    await lines.until(
+      (l) => holds(ids[0]!)(l) && l.at >= firstWait.at + 3 * ACK_WAIT_MS,
+      60_000,
+      'worker 1 still waiting three ack waits after it began',
+    )
+    const consumer = async () => (await jetstreamManager(h.nc)).consumers.info(STREAM_NAME, 'ctl_held')
+    // The intents' delivery counts, by worker (the `done` facts come through the consumer too).
+    const handedOut = () => deliveries.items.filter((d) => ids.includes(d.eventId)).map((d) => `${d.worker}:${d.count}`)
+    assert.deepEqual(handedOut(), ['1:1', '1:1'], 'each handed out once, to worker 1: never redelivered')
+    const during = await consumer()
+    assert.equal(during.num_redelivered, 0)
+    assert.equal(during.num_ack_pending, 2, 'both still held, unacknowledged')
+    assert.deepEqual(reconciled, [], 'nothing reconciled while PostgreSQL is away')
+
+    await pg.restore()
+    await eventually(async () => (await consumer()).num_ack_pending === 0, 60_000, 'both acknowledged once it is back')
+    assert.deepEqual(types(await h.facts.readStreamToArray(s)), ['run', 'run', 'done', 'done'])
+    assert.deepEqual(
+      reconciled,
+      [
+        { worker: 1, version: 1 },
+        { worker: 1, version: 2 },
+      ],
+      'reconciled once each, in order, by the worker that held them',
+    )
+    assert.deepEqual(handedOut(), ['1:1', '1:1'], 'never redelivered')
+    assert.equal((await consumer()).num_redelivered, 0)
   })
 })

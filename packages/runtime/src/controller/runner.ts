@@ -21,7 +21,14 @@ import type { LiveDelivery, LiveSource, LiveSubscription } from '../live-source.
 import { createContext, factoryFor } from './context.ts'
 import { factId } from './fact-ids.ts'
 import { KeyedQueue } from './keyed-queue.ts'
+import { RECONCILES_CATEGORY, beginReconcile } from './reconciles.ts'
 import type { Controller } from './types.ts'
+
+/** A delivery's wait for an unavailable dependency (see `ControllerRunner.#waiting`). */
+interface Waiting {
+  retry(d: LiveDelivery, err: unknown, message: string): Promise<void>
+  done(): void
+}
 
 /** The internal event that parks a poison event on its own stream. */
 export const RECONCILE_FAILED = 'reconcile_failed'
@@ -46,7 +53,12 @@ export interface ControllerRunnerOptions {
    * is unavailable (core `isUnavailableError`) is not counted: it is retried until the dependency answers.
    */
   maxAttempts?: number
-  /** A delivery the bus has handed out more often than this is parked at once (default 10): it keeps killing workers. */
+  /**
+   * Reconciles of one event begun on redeliveries that never finished (the worker died or was stopped
+   * during them) before the next delivery parks it (default 10): it keeps killing workers. Counted from the
+   * `reconcile_started` events the runner records (see `beginReconcile`), not from the bus's delivery
+   * count, which also rises with every restart during an outage.
+   */
   maxDeliveries?: number
   /** First retry delay (default 100 ms), doubled up to `maxRetryDelayMs` (default 5 s). */
   retryDelayMs?: number
@@ -77,8 +89,11 @@ export interface ControllerRunnerOptions {
  * delivery is held in the runner and retried (backoff up to
  * `maxRetryDelayMs`) until the dependency answers, without counting toward
  * `maxAttempts`, and every held delivery's ack wait is extended meanwhile, so
- * an outage neither parks it nor runs up its delivery count (`maxDeliveries`).
- * Holding keeps the stream's order: its later events wait behind it.
+ * it is not redelivered to another worker. Holding keeps the stream's order:
+ * its later events wait behind it. `maxDeliveries` counts only reconciles
+ * that began and never finished, recorded in PostgreSQL before a redelivery
+ * is reconciled, so restarts during an outage (each a redelivery) count
+ * nothing: a redelivery that cannot record its reconcile waits too.
  */
 export class ControllerRunner {
   readonly name: string
@@ -184,6 +199,7 @@ export class ControllerRunner {
     const e = d.event
     const c = this.#o.controller
     if (
+      e.stream.category === RECONCILES_CATEGORY ||
       !(c.kinds ?? ['intent']).includes(e.kind) ||
       !c.categories.includes(e.stream.category) ||
       (c.types && !c.types.includes(e.type))
@@ -191,8 +207,15 @@ export class ControllerRunner {
       void this.#ack(d)
       return
     }
-    // A redelivery of an event still being worked on: the first delivery settles it.
-    if (this.#inFlight.has(e.event_id)) return
+    // A redelivery of an event still being worked on (its ack wait lapsed while NATS was out of reach):
+    // the first delivery settles it (JetStream takes an ack by stream sequence).
+    if (this.#inFlight.has(e.event_id)) {
+      this.#log.debug(
+        { controller: this.name, event_id: e.event_id, delivery_count: d.deliveryCount },
+        'redelivery of a held event ignored',
+      )
+      return
+    }
     this.#inFlight.set(e.event_id, d)
     const key = `${e.tenant_id}/${e.stream.category}/${e.stream.id}`
     this.#queue.push(key, () => this.#handle(d).finally(() => this.#inFlight.delete(e.event_id)))
@@ -215,12 +238,20 @@ export class ControllerRunner {
     const signal = this.#abort.signal
     const e = d.event
     const ids = { controller: this.name, event_id: e.event_id, type: e.type, stream_version: e.stream_version }
-    if (d.deliveryCount > maxDeliveries) {
-      span.setStatus({ code: SpanStatusCode.ERROR, message: 'runtime.reconcile_failed' })
-      return this.#park(d, 'runtime.reconcile_failed', d.deliveryCount - 1)
-    }
     const waiting = this.#waiting(ids)
     try {
+      // A redelivery: parked if reconciles begun on earlier redeliveries never finished `maxDeliveries`
+      // times (it keeps killing workers). NATS's delivery count is not used: it also counts the
+      // redeliveries after restarts during an outage, which never ran the reconcile.
+      if (d.deliveryCount > 1) {
+        const earlier = await this.#begin(d, waiting, maxDeliveries)
+        if (earlier === undefined) return
+        waiting.done()
+        if (earlier >= maxDeliveries) {
+          span.setStatus({ code: SpanStatusCode.ERROR, message: 'runtime.reconcile_failed' })
+          return await this.#park(d, 'runtime.reconcile_failed', earlier)
+        }
+      }
       // `tries` counts every call (the context's `attempt`), `attempt` only those that may park the event.
       for (let tries = 1, attempt = 1; ; tries++) {
         if (signal.aborted) return
@@ -266,10 +297,40 @@ export class ControllerRunner {
   }
 
   /**
+   * Records the reconcile of a redelivery about to begin (see `beginReconcile`) and returns the count of
+   * earlier ones; while PostgreSQL is unavailable the delivery is held and nothing counted. Undefined when
+   * stopped, or after another failure (logged; the delivery is nak'ed to come back later).
+   */
+  async #begin(d: LiveDelivery, waiting: Waiting, max: number): Promise<number | undefined> {
+    while (!this.#abort.signal.aborted) {
+      try {
+        return await beginReconcile(this.#o.store, this.name, d.event, max)
+      } catch (err) {
+        if (this.#abort.signal.aborted) return undefined
+        if (isUnavailableError(err)) {
+          await waiting.retry(
+            d,
+            err,
+            'recording a reconcile waits for an unavailable dependency, retrying (not counted)',
+          )
+          continue
+        }
+        this.#log.error(
+          { controller: this.name, event_id: d.event.event_id, ...errorFields(err) },
+          'could not record a reconcile, will retry',
+        )
+        d.nak(this.#o.maxRetryDelayMs ?? 5000)
+        return undefined
+      }
+    }
+    return undefined
+  }
+
+  /**
    * A delivery's wait for PostgreSQL or NATS: counted in the waiting gauge from the first failure until
    * `done`, retried with backoff (its ack wait extended), logged by ids and code.
    */
-  #waiting(ids: Record<string, unknown>) {
+  #waiting(ids: Record<string, unknown>): Waiting {
     const { retryDelayMs = 100, maxRetryDelayMs = 5000 } = this.#o
     const gauge = this.#o.metrics?.runtime.controllerWaiting
     const labels = { controller: this.name }
