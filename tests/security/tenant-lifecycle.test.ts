@@ -6,7 +6,8 @@
  * refused from then on; the added tenant works at once.
  */
 import assert from 'node:assert/strict'
-import { readFileSync, statSync } from 'node:fs'
+import { existsSync, readFileSync, statSync } from 'node:fs'
+import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { EventFactory } from '@eventplane/core'
@@ -15,7 +16,7 @@ import { PgEventStore, ROLES } from '@eventplane/store-pg'
 import { jetstream } from '@nats-io/jetstream'
 import { type NatsConnection, connect, credsAuthenticator } from '@nats-io/transport-node'
 import { type BusEnv, createBusEnv, eventually, within } from '../../packages/bus-nats/test/fixtures.ts'
-import { killAll, runCli } from '../../packages/evtctl/test/helpers.ts'
+import { failureLine, killAll, runCli } from '../../packages/evtctl/test/helpers.ts'
 
 /** One tenant submitting intents one after another at a steady pace, and consuming them twice (pull and tail). */
 class SteadyTenant {
@@ -155,5 +156,22 @@ describe('tenants are added and revoked live, without disturbing another tenant'
       .map((l) => JSON.parse(l) as { tenant: string; status: string })
       .map((r) => `${r.tenant}:${r.status}`)
     assert.deepEqual(statuses, ['acme:revoked', 'globex:active', 'initech:active'])
+  })
+
+  test("tenant add refuses a consumer that is not the tenant's own (a controller's, another tenant's): exit 1, core.invalid_name, nothing added; revoking an unknown tenant is exit 1, bus.unknown_tenant", async () => {
+    const cli = { EVENTPLANE_NATS_URL: env.server.url, EVENTPLANE_NATS_AUTH_DIR: env.server.authDir! }
+    // ctl_… is the runtime's controller consumer (its filter spans tenants); globex_tail is globex's.
+    for (const consumer of ['ctl_orders', 'globex_tail']) {
+      const r = await runCli(['tenant', 'add', 'hooli', '--consumer', consumer], { env: cli })
+      assert.equal(r.code, 1, `${consumer}: ${r.stderr}`)
+      const failure = failureLine(r)
+      assert.equal(failure.code, 'core.invalid_name', consumer)
+      assert.match(failure.message, /must be named hooli_<name>/)
+    }
+    assert.equal(existsSync(join(env.server.authDir!, 'tenants', 'hooli.json')), false, 'no tenant record written')
+    assert.equal(existsSync(join(env.server.authDir!, 'tenants', 'hooli.nk')), false, 'no account key made')
+    const unknown = await runCli(['tenant', 'revoke', 'nobody'], { env: cli })
+    assert.equal(unknown.code, 1, unknown.stderr)
+    assert.equal(failureLine(unknown).code, 'bus.unknown_tenant')
   })
 })

@@ -39,7 +39,7 @@ describe('consumers of the log accept only what the relay publishes, on its own 
     await env?.cleanup()
   })
 
-  test('a message without relay headers, one whose headers disagree, and one on a subject its envelope does not name are dropped by tail, subscribe and the runtime source', async () => {
+  test('a message without relay headers, ones whose headers disagree (event id, tenant, position, tx id), and one on a subject its envelope does not name are dropped by tail, subscribe and the runtime source', async () => {
     const log = captureLogger()
     const acme = await env.server.connect('acme')
     const live = await tail(acme, { tenant: 'acme' }, { logger: log.logger })
@@ -61,6 +61,17 @@ describe('consumers of the log accept only what the relay publishes, on its own 
     const lyingHeaders = eventHeaders(lying)
     lyingHeaders.set('Nats-Msg-Id', fakeEvent('acme', 'inj').event_id)
     await js.publish(target, encodeEvent(lying), { headers: lyingHeaders })
+    // Headers that name another tenant, or another position or transaction, than the body they come with.
+    for (const [header, value] of [
+      ['Eventplane-Tenant', 'globex'],
+      ['Eventplane-Position', '1'],
+      ['Eventplane-Tx-Id', '1'],
+    ]) {
+      const e = fakeEvent('acme', 'inj')
+      const h = eventHeaders(e)
+      h.set(header!, value!)
+      await js.publish(target, encodeEvent(e), { headers: h })
+    }
     // A globex event, headers and all, copied onto acme's subject: its envelope names another subject.
     const moved = fakeEvent('globex', 'inj')
     await js.publish(target, encodeEvent(moved), { headers: eventHeaders(moved) })
@@ -87,9 +98,9 @@ describe('consumers of the log accept only what the relay publishes, on its own 
     } finally {
       await relay.stop()
     }
-    assert.equal(live.dropped, 4, 'tail counted every injected message')
-    assert.equal(sub.dropped, 4, 'subscribe counted every injected message')
-    assert.equal((runtime as typeof sub).dropped, 4, 'the runtime source counted every injected message')
+    assert.equal(live.dropped, 7, 'tail counted every injected message')
+    assert.equal(sub.dropped, 7, 'subscribe counted every injected message')
+    assert.equal((runtime as typeof sub).dropped, 7, 'the runtime source counted every injected message')
     // Terminated, not left pending: the consumers are past all of it.
     const jsm = await jetstreamManager(operator)
     const last = (await jsm.streams.info(STREAM_NAME)).state.last_seq
@@ -99,7 +110,7 @@ describe('consumers of the log accept only what the relay publishes, on its own 
       assert.equal(info.ack_floor.stream_seq, last, `${name}: acked or terminated up to the end`)
     }
     const refusals = log.lines.filter((l) => l.includes('untrusted log message'))
-    assert.equal(refusals.length, 12, 'each consumer logged each refusal')
+    assert.equal(refusals.length, 21, 'each consumer logged each refusal')
     for (const reason of ['no_relay_headers', 'headers_disagree', 'subject_disagrees', 'undecodable'])
       assert.ok(
         refusals.some((l) => l.includes(`"reason":"${reason}"`)),

@@ -275,6 +275,32 @@ describe('NATS accounts and user grants (tenants acme and globex)', () => {
     await assertPublishRefused(jsm.streams.delete(STREAM_NAME), '$JS.API.STREAM.DELETE.EVENTPLANE')
   })
 
+  test("without user grants, acme's account receives only acme's live log: another tenant's subjects and the whole log bring nothing else", async () => {
+    const open = await server.connectAccountUser('acme')
+    const other = open.subscribe(globexFilter)
+    const wide = open.subscribe('eventplane.>')
+    await open.flush()
+    const js = jetstream(relay)
+    await js.publish(logSubject('fact', 'globex', 'orders', 'live-g'), '{}', { msgID: 'live-globex' })
+    const acmeSubject = logSubject('fact', 'acme', 'orders', 'live-a')
+    await js.publish(acmeSubject, '{}', { msgID: 'live-acme' })
+    // Published after globex's: once acme's has arrived, globex's would have arrived before it.
+    const seen: string[] = []
+    const arrived = (async () => {
+      for await (const m of wide) {
+        seen.push(m.subject)
+        if (m.subject === acmeSubject) return
+      }
+    })()
+    await Promise.race([
+      arrived,
+      sleep(10_000, undefined, { ref: false }).then(() => assert.fail('acme did not get its own message')),
+    ])
+    assert.deepEqual(seen, [acmeSubject], 'the whole log brings acme only its own subject')
+    assert.equal(other.getReceived(), 0, "globex's subjects bring acme nothing")
+    await open.close()
+  })
+
   test('the relay publishes the log but cannot delete or purge it', async () => {
     const jsm = await jetstreamManager(relay)
     await assertPublishRefused(jsm.streams.purge(STREAM_NAME), '$JS.API.STREAM.PURGE.EVENTPLANE')

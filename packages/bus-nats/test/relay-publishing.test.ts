@@ -3,13 +3,17 @@ import { after, before, describe, test } from 'node:test'
 import { subscribe as onChannel, unsubscribe as offChannel } from 'node:diagnostics_channel'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { EventFactory } from '@eventplane/core'
-import { PgEventStore, ROLES, loadRelayCheckpoint } from '@eventplane/store-pg'
-import { createTestDatabase, holdXid, type TestDatabase } from '@eventplane/store-pg/testing'
+import { type EventTextRow, PgEventStore, ROLES, loadRelayCheckpoint } from '@eventplane/store-pg'
+import { closePool, createTestDatabase, holdXid, type TestDatabase } from '@eventplane/store-pg/testing'
 import { jetstreamManager } from '@nats-io/jetstream'
 import { type Msg, type NatsConnection, type PublishOptions, TimeoutError } from '@nats-io/transport-node'
 import { EVENT_HEADERS } from '../src/codec.ts'
 import type { RelayOptions } from '../src/relay-options.ts'
 import { Relay } from '../src/relay.ts'
+import { relayMessage } from '../src/relay-encode.ts'
+import { OrderedPublisher } from '../src/relay-publisher.ts'
+import { ensureStream } from '../src/stream.ts'
+import { STREAM_NAME } from '../src/subjects.ts'
 import { RELAY_TRACE, type RelayHorizonTrace } from '../src/relay-trace.ts'
 import { startNatsServer, type TestNatsServer } from '../src/testing/index.ts'
 import { eventually, streamCount, streamMessages, within } from './fixtures.ts'
@@ -391,5 +395,45 @@ describe('relay publishing: wake-up, in-flight window, a publish lost mid-window
     assert.ok(lost, 'the third publish of the window was lost')
     const ids = (await streamMessages(nc)).map((m) => m.event.event_id)
     assert.deepEqual(ids, await logIds(), 'the stream holds the log once, in the log order')
+  })
+
+  test('each publish times out on its own deadline: one sent a second after another outlives the first deadline', async () => {
+    // OrderedPublisher itself (what the relay sends through): a relay's drain never leaves a second between
+    // two sends of one window, and only sends of one window share a timer.
+    const TIMEOUT = 3000
+    await appendBatch('deadline', 2)
+    const relaySql = db.connect(ROLES.relay, 1)
+    let rows: EventTextRow[] = []
+    for await (const page of new PgEventStore(relaySql).readAllText({ batchSize: 1000 })) rows = [...rows, ...page]
+    await closePool(relaySql)
+    const [a, b] = rows.slice(-2).map(relayMessage)
+    let answerA!: () => void
+    const aAnswered = new Promise<void>((resolve) => (answerA = resolve))
+    const gated = interceptPublishes(nc, async (id, send) => {
+      if (id === a!.event.event_id) {
+        const ack = await send()
+        await aAnswered // answered once B is sent: A leaves the window, B is pending alone
+        return ack
+      }
+      const sentAt = performance.now()
+      answerA()
+      const ack = await send()
+      // B is answered 500 ms before its own deadline, after A's: the timer armed for A fires while B is
+      // pending (a process fires its timers in the order of their due times).
+      await sleep(Math.max(0, sentAt + TIMEOUT - 500 - performance.now()))
+      return ack
+    })
+    await ensureStream(await jetstreamManager(nc))
+    const publisher = new OrderedPublisher(gated, { maxInFlight: 8, timeoutMs: TIMEOUT, stream: STREAM_NAME })
+    try {
+      publisher.send(a!)
+      await sleep(1000) // pacing: B's deadline a second after A's
+      publisher.send(b!)
+      await within(publisher.settle(), 20_000, 'both publishes settle')
+      assert.equal(publisher.failure, undefined, 'no publish failed: B was answered within its own deadline')
+      assert.deepEqual(publisher.prefix, { last: b, acked: 2, duplicates: 0 })
+    } finally {
+      publisher.close()
+    }
   })
 })

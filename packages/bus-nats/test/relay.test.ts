@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
+import { subscribe as onChannel, unsubscribe as offChannel } from 'node:diagnostics_channel'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { EventFactory } from '@eventplane/core'
 import { PgEventStore, ROLES, loadRelayCheckpoint } from '@eventplane/store-pg'
@@ -7,6 +8,7 @@ import { type JetStreamManager, jetstreamManager } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { EVENT_HEADERS } from '../src/codec.ts'
 import { Relay } from '../src/relay.ts'
+import { RELAY_TRACE } from '../src/relay-trace.ts'
 import {
   type BusEnv,
   appendIntents,
@@ -153,5 +155,49 @@ describe('relay', () => {
     await eventually(async () => (await streamCount(jsm)) === total, 'the new events in the stream')
     assert.equal(relay.stats.published, more.length, 'the successor republished nothing')
     assert.equal(relay.stats.duplicates, 0)
+  })
+
+  test('drain after drain, each event is published once (the next read starts at the acked prefix); a relay from the start republishes the log, every copy dropped by its Nats-Msg-Id and counted as a duplicate', async () => {
+    const before = relay.stats
+    let drains = 0
+    const onDrain = (): void => {
+      drains++
+    }
+    onChannel(RELAY_TRACE.drain.name, onDrain)
+    let appended = 0
+    try {
+      for (let round = 0; round < 3; round++) {
+        const batch = await appendIntents(env.intents, 'globex', 5, 5, `round${round}`)
+        appended += batch.length
+        const total = (await pgLog(env.relayStore)).length
+        await eventually(async () => (await streamCount(jsm)) === total, `round ${round} in the stream`)
+        // Two more whole drains after the round is in the stream: each reads again from where the relay is.
+        const seen = drains
+        await eventually(() => drains >= seen + 2, `two drains after round ${round}`)
+      }
+    } finally {
+      offChannel(RELAY_TRACE.drain.name, onDrain)
+    }
+    assert.equal(relay.stats.published - before.published, appended, 'every event published once, none again')
+    assert.equal(relay.stats.duplicates - before.duplicates, 0, 'no publish was a copy the stream already held')
+
+    // Another relay name has no checkpoint: it publishes the whole log again into the same stream.
+    await within(relay.stop(), 15_000, 'stop main')
+    const total = (await pgLog(env.relayStore)).length
+    const again = new Relay({ sql: env.db.connect(ROLES.relay, 4), nc: await env.natsAs('relay'), name: 'again' })
+    again.start()
+    try {
+      await eventually(() => again.stats.published === total, 'the whole log published again')
+      assert.equal(again.stats.duplicates, total, 'every republished event was a duplicate')
+      assert.equal(await streamCount(jsm), total, 'the stream holds each event once')
+      const ids = (await streamMessages(operator)).map((m) => m.event.event_id)
+      assert.deepEqual(
+        ids,
+        (await pgLog(env.relayStore)).map((e) => e.event_id),
+        'in the log order',
+      )
+    } finally {
+      await within(again.stop(), 15_000, 'stop again')
+    }
   })
 })

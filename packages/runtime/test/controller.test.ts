@@ -5,6 +5,7 @@ import { InvalidData, type RecordedEvent, Unavailable } from '@eventplane/core'
 import { ControllerRunner, RECONCILE_FAILED } from '../src/controller/runner.ts'
 import type { Controller } from '../src/controller/types.ts'
 import { controllerLiveSource } from '../src/jetstream-source.ts'
+import type { LiveDelivery, LiveSource } from '../src/live-source.ts'
 import { type LiveHarness, startHarness } from './harness.ts'
 import { eventually, factoryFor, stream } from './helpers.ts'
 
@@ -34,7 +35,7 @@ describe('controllers', () => {
     await h?.stop()
   })
 
-  test('a controller that crashes after one of its facts reprocesses the intent without duplicates', async () => {
+  test('a controller that crashes after one of its facts reprocesses the intent without duplicates (its last allowed delivery)', async () => {
     let hang = true
     const twoStep: Controller = {
       name: 'twostep',
@@ -60,7 +61,8 @@ describe('controllers', () => {
     )
     await first.stop()
     hang = false
-    const second = startController(twoStep)
+    // Its second delivery is the last that maxDeliveries 2 lets through: reconciled, not parked.
+    const second = startController(twoStep, undefined, { maxDeliveries: 2 })
     await second.start()
     await eventually(
       async () => types(await readStream('acme', 'j1', 'job')).includes('step_two'),
@@ -169,5 +171,95 @@ describe('controllers', () => {
       [1, 2, 3],
       'the facts are in the log in the stream order',
     )
+  })
+
+  test('an intent redelivered while its reconcile still runs (its ack wait passed, no heartbeat) is reconciled once', async () => {
+    let calls = 0
+    let release!: () => void
+    const held = new Promise<void>((resolve) => (release = resolve))
+    const slow: Controller = {
+      name: 'slow',
+      categories: ['slowjob'],
+      async reconcile(_event, ctx) {
+        calls++
+        await held
+        await ctx.emit(ctx.fact('slow_done', { n: 1 }))
+      },
+    }
+    // The runner's own source, watched: which deliveries it gets, and when an ack of it is confirmed.
+    const inner = controllerLiveSource(h.nc, slow, { consumer: 'ctl_slow', ackWaitMs: 1000 })
+    const counts: number[] = []
+    const acked: number[] = []
+    const watch = (d: LiveDelivery): LiveDelivery => ({
+      event: d.event,
+      deliveryCount: d.deliveryCount,
+      redelivered: d.redelivered,
+      traceparent: d.traceparent,
+      ack: async () => {
+        await d.ack()
+        acked.push(d.deliveryCount)
+      },
+      nak: (delayMs) => d.nak(delayMs),
+      term: () => d.term(),
+      working: () => d.working?.(),
+    })
+    const live: LiveSource = {
+      prepare: () => inner.prepare(),
+      async open(signal) {
+        const sub = await inner.open(signal)
+        return {
+          stop: () => sub.stop(),
+          closed: sub.closed,
+          async *[Symbol.asyncIterator]() {
+            for await (const d of sub) {
+              counts.push(d.deliveryCount)
+              yield watch(d)
+            }
+          },
+        }
+      },
+    }
+    // No heartbeat within the test: the 1 s ack wait passes while the reconcile is held, and JetStream redelivers.
+    const r = new ControllerRunner({ controller: slow, store: h.facts, live, retryDelayMs: 20, heartbeatMs: 600_000 })
+    stops.push(() => r.stop())
+    await r.start()
+    const f = factoryFor('acme')
+    const s = stream('acme', 's1', 'slowjob')
+    await h.intents.append(s, [f.intent(s, 'run', {})])
+    try {
+      await eventually(() => counts.some((n) => n > 1), 30_000, 'the held intent redelivered')
+    } finally {
+      release()
+    }
+    await eventually(() => acked.length > 0, 30_000, 'the reconciled intent acked')
+    // A task queued behind the finished one starts within the microtasks after its ack: let them run.
+    await new Promise((resolve) => setImmediate(resolve))
+    assert.equal(calls, 1, 'reconciled once, not again for the redelivery')
+    assert.deepEqual(types(await readStream('acme', 's1', 'slowjob')), ['run', 'slow_done'])
+  })
+
+  test('an intent of a category the controller does not name is acked and never reconciled, though its consumer filter lets it through', async () => {
+    const seen: string[] = []
+    const multi: Controller = {
+      name: 'multi',
+      // Two categories: the consumer's one filter subject cannot name both, so it takes every intent.
+      categories: ['alpha', 'beta'],
+      async reconcile(event) {
+        seen.push(event.stream.category)
+      },
+    }
+    const live = controllerLiveSource(h.nc, multi, { consumer: 'ctl_multi', ackWaitMs: 1000 })
+    const r = new ControllerRunner({ controller: multi, store: h.facts, live, retryDelayMs: 20 })
+    stops.push(() => r.stop())
+    await r.start()
+    const f = factoryFor('acme')
+    for (const category of ['alpha', 'gamma', 'beta']) {
+      const s = stream('acme', 'm1', category)
+      await h.intents.append(s, [f.intent(s, 'run', {})])
+    }
+    // gamma reaches the runner before beta (one consumer, stream order), so it would be reconciled first.
+    await eventually(() => seen.includes('beta'), 30_000, 'beta reconciled')
+    assert.deepEqual(seen, ['alpha', 'beta'], 'gamma is not reconciled')
+    await eventually(async () => (await live.pending!()) === 0, 30_000, 'every intent acked, gamma too')
   })
 })
