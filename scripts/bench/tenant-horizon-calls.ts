@@ -2,7 +2,8 @@
  * node --import tsx scripts/bench/tenant-horizon-calls.ts
  * — how many times one tenant read (store-pg readAllSql with a tenant, readCategorySql, chainHeadsSql,
  * as postgres.js sends them: prepared, and unprepared) calls eventplane.log_horizon, counted with
- * track_functions = 'all' (pg_stat_get_xact_function_calls inside the read's own transaction).
+ * track_functions = 'all' (pg_stat_get_xact_function_calls inside the read's own transaction: functionCallsOf,
+ * packages/store-pg/test/function-calls.ts, shared with log-horizon.test.ts).
  */
 import postgres from 'postgres'
 import { EventFactory, START } from '@eventplane/core'
@@ -12,6 +13,7 @@ import { readAllSql } from '../../packages/store-pg/src/sql/read-all.ts'
 import { readCategorySql } from '../../packages/store-pg/src/sql/read-category.ts'
 import { chainHeadsSql } from '../../packages/store-pg/src/sql/chain-heads.ts'
 import { benchDatabase } from './lib.ts'
+import { LOG_HORIZON, functionCallsOf } from '../../packages/store-pg/test/function-calls.ts'
 
 const db = await benchDatabase('thcalls')
 try {
@@ -34,20 +36,7 @@ try {
     const sql = postgres(db.roleUrl(ROLES.reader), { max: 1, prepare, onnotice: () => {} })
     for (const [name, read] of Object.entries(reads)) {
       const counts: number[] = []
-      for (let i = 0; i < 8; i++) {
-        counts.push(
-          await sql.begin(async (tx) => {
-            const calls = async () => {
-              const [r] = await tx<{ n: string | null }[]>`
-                select pg_stat_get_xact_function_calls('eventplane.log_horizon(pg_snapshot,xid8,bigint)'::regprocedure) as n`
-              return Number(r!.n ?? 0)
-            }
-            const before = await calls()
-            await read(tx as unknown as postgres.Sql)
-            return (await calls()) - before
-          }),
-        )
-      }
+      for (let i = 0; i < 8; i++) counts.push(await functionCallsOf(sql, LOG_HORIZON, read))
       console.log(`prepare=${prepare} ${name}: calls per read ${counts.join(' ')}`)
     }
     await sql.end()

@@ -15,6 +15,7 @@ import {
 import { chainHeadsSql } from '../src/sql/chain-heads.ts'
 import { readAllSql } from '../src/sql/read-all.ts'
 import { readCategorySql } from '../src/sql/read-category.ts'
+import { LOG_HORIZON, functionCallsOf } from './function-calls.ts'
 import { factoryFor, stream } from './helpers.ts'
 
 // The gap-safe horizon (0018): a transaction of another database of the same
@@ -198,21 +199,7 @@ describe('a tenant read evaluates the horizon once', () => {
         pools.push(sql)
         for (const [name, read] of Object.entries(reads)) {
           const counts: number[] = []
-          for (let i = 0; i < 8; i++) {
-            counts.push(
-              await sql.begin(async (tx) => {
-                const calls = async () => {
-                  const [r] = await tx<{ n: string | null }[]>`
-                    select pg_stat_get_xact_function_calls(
-                      'eventplane.log_horizon(pg_snapshot,xid8,bigint)'::regprocedure)::text as n`
-                  return Number(r!.n ?? 0)
-                }
-                const before = await calls()
-                await read(tx as unknown as Sql)
-                return (await calls()) - before
-              }),
-            )
-          }
+          for (let i = 0; i < 8; i++) counts.push(await functionCallsOf(sql, LOG_HORIZON, read))
           seen[`${role} prepare=${prepare} ${name}`] = counts
         }
       }

@@ -37,4 +37,40 @@ describe('streamLog (what a rebuild reads)', () => {
     for await (const b of streamLog(sql, { from: { txId: mid.tx_id, position: mid.global_position } })) rest.push(...b)
     assert.deepEqual(rest, paged.slice(100))
   })
+
+  test('holds back what committed after a transaction still open, and skips nothing once it commits', async () => {
+    const sql = db.connect(ROLES.operator, 2)
+    const writer = new PgEventStore(db.connect(ROLES.intentWriter, 1))
+    const f = EventFactory.forTenant('acme', { causedBy: 'user:test' })
+    const streamed = async (from = START) => {
+      const out: RecordedEvent[] = []
+      for await (const b of streamLog(sql, { from, batchSize: 10 })) out.push(...b)
+      return out
+    }
+    const before = await streamed()
+    const last = before.at(-1)!
+    const from = { txId: last.tx_id, position: last.global_position }
+    const [slowS, fastS] = [
+      { tenant: 'acme', category: 'deployment', id: 'slow' },
+      { tenant: 'acme', category: 'deployment', id: 'fast' },
+    ]
+    const slow = f.intent(slowS, 'created', {})
+    const fast = f.intent(fastS, 'created', {})
+    const slowConn = await db.connect(ROLES.intentWriter, 1).reserve()
+    try {
+      await slowConn.unsafe('begin')
+      await new PgEventStore(slowConn as never).append(slowS, [slow])
+      await writer.append(fastS, [fast])
+      assert.deepEqual(await streamed(from), [], 'nothing past the open transaction, not the event committed after it')
+      await slowConn.unsafe('commit')
+    } finally {
+      await slowConn.unsafe('rollback').catch(() => {})
+      slowConn.release()
+    }
+    await eventually(async () => (await streamed(from)).length === 2, 30_000, 'both events')
+    assert.deepEqual(
+      (await streamed(from)).map((e) => e.event_id),
+      [slow.event_id, fast.event_id],
+    )
+  })
 })
