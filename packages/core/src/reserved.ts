@@ -27,15 +27,16 @@ export function refuseReservedCategory(category: string): void {
 /** Envelopes the system's own writers made or vouched for in this process, by identity (never a copy). */
 const systemEnvelopes = new WeakSet<object>()
 
-/** Marks a validated envelope as the system's; `@eventplane/core/system` only. */
+/** Marks an envelope as the system's: core's EventFactory.systemFromEvent and asSystemEnvelope only. */
 export function markSystemEnvelope<E extends object>(e: E): E {
   systemEnvelopes.add(e)
   return e
 }
 
 /**
- * True when `e` came from a system writer in this process (`@eventplane/core/system`): the store
- * appends such an envelope to a reserved category, and nothing else.
+ * True when `e` itself (not a copy) came from a system writer in this process: a factory made by
+ * EventFactory.systemFromEvent, or asSystemEnvelope. The store appends such an envelope to a
+ * reserved category, and nothing else.
  */
 export function isSystemEnvelope(e: unknown): boolean {
   return typeof e === 'object' && e !== null && systemEnvelopes.has(e)
