@@ -3,6 +3,7 @@ import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { type EventData, DEFAULT_MAX_DATA_BYTES, validateData } from './data.ts'
 import { InvalidEnvelope } from './errors.ts'
 import { NAME_LIMITS, validateCategory, validateStreamId, validateTenant, validateType } from './names.ts'
+import { markSystemEnvelope, refuseReservedCategory } from './reserved.ts'
 import type { SchemaRegistry } from './schema-registry.ts'
 import { type StreamRef, type ValidStreamRef, isValidStreamRef, streamRef, trustedStreamRef } from './stream.ts'
 
@@ -171,13 +172,16 @@ export function validateEnvelope(value: unknown, options: EnvelopeCheckOptions =
 /**
  * Checks an intent draft (an envelope without `caused_by`, see
  * {@link IntentDraft}) as validateEnvelope checks an envelope: a client
- * refuses bad input before sending it. The gateway checks it again when it
- * stamps it (another process, another boundary).
+ * refuses bad input before sending it, a reserved category included (no
+ * intent is ever the system's). The gateway checks it again when it stamps
+ * it (another process, another boundary), and its store refuses a reserved
+ * category there.
  */
 export function validateIntentDraft(value: unknown, options: EnvelopeCheckOptions = {}): IntentDraft {
   checkShape(compiledDraft, value)
   const draft = value as IntentDraft
   checkContent(draft, options)
+  refuseReservedCategory(draft.stream.category)
   checkedDrafts.add(draft)
   return draft
 }
@@ -214,4 +218,14 @@ export function ensureStreamRef(stream: StreamRef, trusted?: object): ValidStrea
  */
 export function stampIntent(draft: object, principal: string, options: EnvelopeCheckOptions = {}): ValidEnvelope {
   return validateEnvelope({ ...draft, caused_by: principal }, options)
+}
+
+/**
+ * Vouches for `e`, an envelope validated in this process, as the system's own (see isSystemEnvelope):
+ * the store then appends it to a reserved category. For the system's writers only (an operator's import
+ * restores a log's reserved streams); tenant input never reaches it. Anything not validated here is refused.
+ */
+export function asSystemEnvelope<E extends ValidEnvelope>(e: E): E {
+  if (!isValidEnvelope(e)) throw new InvalidEnvelope("only an envelope validated in this process can be the system's")
+  return markSystemEnvelope(e)
 }

@@ -3,6 +3,7 @@ export type { EventFactoryOptions, NewEventOptions } from './event-factory.ts'
 export {
   EVENT_KINDS,
   EventEnvelopeSchema,
+  asSystemEnvelope,
   ensureStreamRef,
   envelopeStream,
   isIsoInstant,
@@ -29,6 +30,12 @@ export { DEFAULT_MAX_DATA_BYTES, validateData } from './data.ts'
 export type { EventData, JsonValue } from './data.ts'
 export { NAME_LIMITS, validateCategory, validateName, validateStreamId, validateTenant, validateType } from './names.ts'
 export type { NameKind } from './names.ts'
+export {
+  RESERVED_CATEGORY_PREFIX,
+  isReservedCategory,
+  isSystemEnvelope,
+  refuseReservedCategory,
+} from './reserved.ts'
 export { formatStream, isValidStreamRef, parseStream, streamRef } from './stream.ts'
 export type { StreamRef, ValidStreamRef } from './stream.ts'
 export { SchemaRegistry } from './schema-registry.ts'

@@ -1,11 +1,14 @@
-import { type EventEnvelope, type EventKind, EventplaneError } from '@eventplane/core'
+import { type EventEnvelope, type EventKind, EventplaneError, isReservedCategory } from '@eventplane/core'
 import { parseExportLine } from '@eventplane/store-pg'
 import { CliError } from './cli-error.ts'
 
 /** What one `evtctl import` may write: one tenant, and facts only when asked for. */
 export interface ImportPolicy {
   tenant: string
-  /** Facts and internal events are a controller's word; importing them is an explicit choice. */
+  /**
+   * Facts and internal events are a controller's word, and any event of a reserved category
+   * (`eventplane_…`) the system's: importing them is an explicit choice.
+   */
   allowFacts: boolean
 }
 
@@ -36,6 +39,12 @@ export function checkImportLine(raw: string, line: number, policy: ImportPolicy)
     throw new CliError(
       'cli.bad_usage',
       `line ${line} is a ${event.kind} (${event.type}); facts and internal events are imported only with --allow-facts`,
+    )
+  }
+  if (isReservedCategory(event.stream.category) && !policy.allowFacts) {
+    throw new CliError(
+      'cli.bad_usage',
+      `line ${line} is in the system's category ${event.stream.category}; it is imported only with --allow-facts`,
     )
   }
   return event

@@ -84,6 +84,24 @@ describe('evtctl import is scoped to one tenant and to intents unless asked', ()
     assert.equal(await count(), 2)
   })
 
+  test("an event of a reserved category (even an intent) is the system's: refused without --allow-facts", async () => {
+    const before = await count()
+    const reserved = EventFactory.systemFromEvent(intent, { causedBy: 'user:alice' }).intent(
+      { category: 'eventplane_reconciles', id: `deployer:${intent.event_id}` },
+      'reconcile_started',
+      { controller: 'deployer', attempt: 1 },
+    )
+    const file = await ndjson('reserved.ndjson', [reserved])
+    const refused = await runCli(['import', file, '--tenant', 'acme', '--rehash'], { env: env() })
+    assert.equal(refused.code, 1, refused.stderr)
+    assert.equal(failureLine(refused).code, 'cli.bad_usage')
+    assert.match(
+      failureLine(refused).message,
+      /^line 1 is in the system's category eventplane_reconciles; .*--allow-facts$/,
+    )
+    assert.equal(await count(), before, 'nothing was written')
+  })
+
   test('intents alone import without --allow-facts; from stdin too', async () => {
     const other = acme.intent({ category: 'deployment', id: 'api' }, 'create', { image: 'api' })
     const r = await runCli(['import', '-', '--tenant', 'acme', '--json', '--rehash'], {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { ensureConsumer } from '@eventplane/bus-nats'
-import type { RecordedEvent } from '@eventplane/core'
+import { type RecordedEvent, asSystemEnvelope, isEventplaneError, validateEnvelope } from '@eventplane/core'
 import { jetstreamManager } from '@nats-io/jetstream'
 import {
   RECONCILES_CATEGORY,
@@ -264,14 +264,18 @@ describe('controller workers restarted', () => {
     assert.equal(lines.items.filter((l) => l.msg === 'event parked').length, 0)
   })
 
-  test("beginReconcile counts the runtime's own records only: an intent a tenant put on the stream is not one", async () => {
+  test("beginReconcile counts the runtime's own records only: an intent put on the stream is not one", async () => {
     const f = factoryFor('acme')
     const s = stream('acme', 'b1', 'forged')
     await h.intents.append(s, [f.intent(s, 'run', {})])
     const [trigger] = await h.facts.readStreamToArray(s)
     const ref = reconcilesStream('forged', trigger!)
-    // The gateway takes intents for any category of the tenant, this one too.
-    await h.intents.append(ref, [f.intent(ref, RECONCILE_STARTED, { controller: 'forged', attempt: 1 })])
+    // A tenant cannot write the reserved category (the factory and the store refuse it)...
+    const where = { category: ref.category, id: ref.id }
+    const forged = { ...f.intent(s, RECONCILE_STARTED, { controller: 'forged', attempt: 1 }), stream: where }
+    await assert.rejects(h.intents.append(ref, [forged]), (e) => isEventplaneError(e, 'core.invalid_name'))
+    // ...but an operator's import restores whatever a file holds there (a log from before the prefix).
+    await h.intents.append(ref, [asSystemEnvelope(validateEnvelope({ ...forged }))])
     assert.equal(await beginReconcile(h.facts, 'forged', trigger!, 2), 0)
     assert.equal(await beginReconcile(h.facts, 'forged', trigger!, 2), 1)
     assert.equal(await beginReconcile(h.facts, 'forged', trigger!, 2), 2, 'at the bound: nothing recorded')

@@ -3,7 +3,9 @@ import {
   type ValidEnvelope,
   InvalidEnvelope,
   REDACTED_ACTOR,
+  asSystemEnvelope,
   envelopeFromWire,
+  isReservedCategory,
   isEventplaneError,
   toWire,
   validateTenant,
@@ -109,5 +111,8 @@ export function parseExportLine(raw: string, n: number): ValidEnvelope {
     const { hash: _h, ...rest } = parsed as Record<string, unknown>
     parsed = rest
   }
-  return envelopeFromWire(parsed, { label: `line ${n}` })
+  const event = envelopeFromWire(parsed, { label: `line ${n}` })
+  // A restore keeps the system's own streams (reserved categories) of the log it restores: an import is
+  // the operator's, never a tenant's input.
+  return isReservedCategory(event.stream.category) ? asSystemEnvelope(event) : event
 }

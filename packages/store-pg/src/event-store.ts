@@ -16,6 +16,9 @@ import {
   WrongExpectedVersion,
   formatStream,
   isExpectedVersion,
+  isReservedCategory,
+  isSystemEnvelope,
+  refuseReservedCategory,
   ensureStreamRef,
   isValidEnvelope,
   validateCategory,
@@ -142,7 +145,10 @@ export class PgEventStore {
    * Envelopes validated in this process (the EventFactory's, the gateway's
    * stamp, an import's) are trusted, not checked again; anything else that
    * claims to be one (a copy, a cast) is validated here with this store's
-   * `maxDataBytes` and `registry`.
+   * `maxDataBytes` and `registry`. A stream in a reserved category
+   * (`eventplane_…`) takes only envelopes a system writer made in this
+   * process (`EventFactory.systemFromEvent`, `asSystemEnvelope`): anything
+   * else is refused with `core.invalid_name` and nothing is written.
    */
   async append(
     stream: StreamRef,
@@ -348,7 +354,10 @@ export class PgEventStore {
     if (events.length > max) throw new InvalidEnvelope(`append takes at most ${max} events, got ${events.length}`)
     if (!isExpectedVersion(expected)) throw new InvalidEnvelope(EXPECTED_VERSION_RULE)
     const ids = events.length > 1 ? new Set<string>() : undefined
+    const reserved = isReservedCategory(ref.category)
     for (const event of events) {
+      // The one check every write passes through: only the system's own envelopes enter its namespace.
+      if (reserved && !isSystemEnvelope(event)) refuseReservedCategory(ref.category)
       if (!isValidEnvelope(event)) validateEnvelope(event, this.#options)
       if (event.tenant_id !== ref.tenant) throw new TenantMismatch(ref.tenant, event.tenant_id)
       if (event.stream.category !== ref.category || event.stream.id !== ref.id) {

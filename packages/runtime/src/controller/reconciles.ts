@@ -1,6 +1,6 @@
-import { type RecordedEvent, isEventplaneError } from '@eventplane/core'
+import { EventFactory, type RecordedEvent, isEventplaneError } from '@eventplane/core'
 import type { PgEventStore } from '@eventplane/store-pg'
-import { controllerPrincipal, factoryFor } from './context.ts'
+import { controllerPrincipal } from './context.ts'
 import { factId } from './fact-ids.ts'
 
 /** The internal event a runner records before it reconciles a redelivered event: `{ controller, attempt }`. */
@@ -8,7 +8,9 @@ export const RECONCILE_STARTED = 'reconcile_started'
 
 /**
  * The category of the runtime's own streams of `reconcile_started` events, one stream per controller and
- * trigger (`<controller>:<trigger event id>`) in the trigger's tenant. Reserved: no controller may list it.
+ * trigger (`<controller>:<trigger event id>`) in the trigger's tenant. Reserved (core's
+ * RESERVED_CATEGORY_PREFIX): no tenant may write it, no controller may list it; only the system factory
+ * below builds its events.
  */
 export const RECONCILES_CATEGORY = 'eventplane_reconciles'
 
@@ -35,7 +37,8 @@ export async function beginReconcile(
   max: number,
 ): Promise<number> {
   const ref = reconcilesStream(controller, event)
-  const factory = factoryFor(event, controller)
+  const at = new Date(event.recorded_at)
+  const factory = EventFactory.systemFromEvent(event, { causedBy: controllerPrincipal(controller), now: () => at })
   const principal = controllerPrincipal(controller)
   for (;;) {
     const events = await store.readStreamToArray(ref)
