@@ -72,6 +72,7 @@ export const JS_API = {
   consumerNotFound: 10014,
   streamNameInUse: 10058,
   streamNotFound: 10059,
+  streamSubjectOverlap: 10065,
   wrongLastMsgId: 10070,
   consumerExists: 10148,
 } as const

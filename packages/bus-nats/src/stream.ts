@@ -99,7 +99,12 @@ export async function streamInfo(jsm: JetStreamManager, name = STREAM_NAME): Pro
  * Creates a stream with `config` when none of its name exists; `created`
  * says whether this call made it. When another process creates it between
  * the look and the add, theirs is read instead (its settings for the caller
- * to check).
+ * to check). The server answers that race with "name in use" (10058) or, when
+ * the two creates overlap inside nats-server 2.9 (its per-name guard in
+ * `addStream` can let both past the name check), with "subjects overlap"
+ * (10065) against the stream the other create just registered: both count as
+ * "someone else made it" only when a stream of our name now exists; an overlap
+ * with a stream of another name fails as it is (`bus.stream_mismatch`, api_code 10065).
  */
 export async function createOrLoadStream(
   jsm: JetStreamManager,
@@ -110,7 +115,8 @@ export async function createOrLoadStream(
   try {
     return { info: await jsm.streams.add(config), created: true }
   } catch (e) {
-    if (!isJsApiError(e, JS_API.streamNameInUse)) throw natsFailure(e, `create stream ${config.name}`)
+    if (!isJsApiError(e, JS_API.streamNameInUse, JS_API.streamSubjectOverlap))
+      throw natsFailure(e, `create stream ${config.name}`)
     const theirs = await streamInfo(jsm, config.name)
     if (theirs === undefined) throw natsFailure(e, `create stream ${config.name}`)
     return { info: theirs, created: false }

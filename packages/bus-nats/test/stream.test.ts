@@ -2,8 +2,9 @@ import { after, before, beforeEach, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { isEventplaneError } from '@eventplane/core'
 import { JetStreamApiError, StorageType, jetstream, jetstreamManager } from '@nats-io/jetstream'
-import type { JetStreamManager } from '@nats-io/jetstream'
+import type { JetStreamManager, StreamConfig } from '@nats-io/jetstream'
 import { nanos } from '@nats-io/transport-node'
+import { JS_API, isJsApiError } from '../src/nats-errors.ts'
 import { DEFAULT_DUPLICATE_WINDOW_MS, ensureStream } from '../src/stream.ts'
 import { LOG_SUBJECTS, STREAM_NAME, logSubject } from '../src/subjects.ts'
 import { startNatsServer } from '../src/testing/index.ts'
@@ -46,6 +47,52 @@ describe('ensureStream', () => {
     const relays = await Promise.all([1, 2, 3].map(async () => jetstreamManager(await server.connect('relay'))))
     const infos = await Promise.all(relays.map((jsm) => ensureStream(jsm)))
     assert.equal(new Set(infos.map((i) => i.created)).size, 1)
+  })
+
+  test('a create answered "subjects overlap" while another relay makes EVENTPLANE loads that stream', async () => {
+    // nats-server 2.9 can run two creates of one stream side by side: the one that registers second
+    // is refused with 10065 (subjects overlap) against the first. Held here in that order with real
+    // answers: our add meets a stream of another name on the subjects (10065); before we look again,
+    // that one is gone and another relay has made EVENTPLANE.
+    await operator.streams.add({ name: 'OVERLAP', subjects: [LOG_SUBJECTS], storage: StorageType.Memory })
+    const other = await jetstreamManager(await server.connect('relay'))
+    const ours = await jetstreamManager(await server.connect('relay'))
+    let refusal: unknown
+    const add = async (config: Partial<StreamConfig> & { name: string }) => {
+      try {
+        return await ours.streams.add(config)
+      } catch (e) {
+        refusal = e
+        await operator.streams.delete('OVERLAP')
+        await ensureStream(other)
+        throw e
+      }
+    }
+    const held = new Proxy(ours.streams, {
+      get: (target, key) => {
+        if (key === 'add') return add
+        const value: unknown = Reflect.get(target, key, target)
+        return typeof value === 'function' ? value.bind(target) : value
+      },
+    })
+    const info = await ensureStream(Object.assign(Object.create(ours), { streams: held }))
+    assert.ok(refusal instanceof JetStreamApiError && refusal.code === JS_API.streamSubjectOverlap, String(refusal))
+    assert.equal(info.created, (await operator.streams.info(STREAM_NAME)).created)
+    assert.deepEqual(info.config.subjects, [LOG_SUBJECTS])
+  })
+
+  test('a stream of another name on our subjects fails typed (api_code 10065) and is left as it was', async () => {
+    await operator.streams.add({ name: 'OVERLAP', subjects: ['eventplane.fact.>'], storage: StorageType.Memory })
+    try {
+      await assert.rejects(
+        ensureStream(operator),
+        (e) => isEventplaneError(e, 'bus.stream_mismatch') && e.details?.api_code === JS_API.streamSubjectOverlap,
+      )
+      assert.deepEqual((await operator.streams.info('OVERLAP')).config.subjects, ['eventplane.fact.>'])
+      await assert.rejects(operator.streams.info(STREAM_NAME), (e) => isJsApiError(e, JS_API.streamNotFound))
+    } finally {
+      await operator.streams.delete('OVERLAP')
+    }
   })
 
   test('the relay credentials are enough to create the stream', async () => {

@@ -24,6 +24,12 @@ export interface NatsServerConfigOptions {
   maxPayload?: number
   /** The account model (see {@link accountsConfig}); omitted, the server is open (no auth). */
   accounts?: NatsAccountsConfig
+  /**
+   * Seconds a new connection has to authenticate (`authorization { timeout }`); omitted, the
+   * server's default (2 s). The test servers raise it: on a loaded machine a burst of test
+   * connections signing their nonces may not all answer within 2 s.
+   */
+  authTimeoutSeconds?: number
 }
 
 /** A quoted nats-config string; JSON escapes are a subset of what its parser accepts. */
@@ -59,6 +65,7 @@ export function generateNatsConfig(options: NatsServerConfigOptions): string {
     `  store_dir: ${str(options.storeDir)}`,
     '}',
   ]
+  if (options.authTimeoutSeconds !== undefined) lines.push(`authorization { timeout: ${options.authTimeoutSeconds} }`)
   const a = options.accounts
   if (a === undefined) return `${lines.join('\n')}\n`
   lines.push(

@@ -38,6 +38,13 @@ import {
   tempDirs,
 } from './nats-process.ts'
 
+/**
+ * The test servers' auth timeout: 2 s (the default) let a burst of credentialed test connections
+ * fail with "Authentication Timeout" on a loaded machine; a loopback test server has no stray
+ * clients to shed. Production configs keep the default.
+ */
+const TEST_AUTH_TIMEOUT_SECONDS = 10
+
 export interface StartNatsServerOptions {
   /** Tenants added at start, each an account with one user and its consumers (default none). */
   tenants?: string[]
@@ -130,6 +137,7 @@ export async function startNatsServer(options: StartNatsServerOptions = {}): Pro
       storeDir,
       port,
       serverName,
+      authTimeoutSeconds: TEST_AUTH_TIMEOUT_SECONDS,
       ...(auth === undefined ? {} : { accounts: accountsConfig(auth, resolverDir) }),
     })
     const monitor = monitorPort === undefined ? '' : `http: "127.0.0.1:${monitorPort}"\n`
