@@ -12,23 +12,9 @@ import {
 } from '@eventplane/store-pg'
 import { eventually, useTestDatabase } from '@eventplane/store-pg/testing'
 import type { Sql } from 'postgres'
-import { factoryFor, stream } from './helpers.ts'
+import { factoryFor, rechain, stream } from './helpers.ts'
 
 const STREAMS = ['clean', 'payload', 'actor', 'deleted', 'swapped', 'inserted', 'renumbered', 'hashonly', 'rewritten']
-
-/** Recomputes the stored hashes of `id` from `from` on, as an attacker who knows the scheme would. */
-async function rechain(admin: Sql, id: string, from: number): Promise<void> {
-  const [{ n }] =
-    (await admin`select max(stream_version)::int as n from eventplane.events where stream_id = ${id}`) as [
-      { n: number },
-    ]
-  for (let v = from; v <= n; v++) {
-    await admin`update eventplane.events e set hash = eventplane.chain_link(
-        (select p.hash from eventplane.events p where p.tenant_id = e.tenant_id and p.category = e.category
-            and p.stream_id = e.stream_id and p.stream_version = e.stream_version - 1), e)
-      where e.stream_id = ${id} and e.stream_version = ${v}`
-  }
-}
 
 const at = (v: number) => (id: string) => `stream_id = '${id}' and stream_version = ${v}`
 

@@ -3,7 +3,7 @@ import { describe, test } from 'node:test'
 import type { Sql } from 'postgres'
 import { PgEventStore, ROLES, headsConflicts, readHeads } from '@eventplane/store-pg'
 import { eventually, useTestDatabase } from '@eventplane/store-pg/testing'
-import { factoryFor, stream } from './helpers.ts'
+import { factoryFor, rechain, stream } from './helpers.ts'
 
 // headsConflicts (a heads publisher's check before it publishes newer heads):
 // every stream of the earlier heads must still have, at the earlier head's
@@ -14,15 +14,7 @@ async function rewrite(admin: Sql, id: string, v: number): Promise<void> {
   await admin.begin(async (tx) => {
     await tx`alter table eventplane.events disable trigger user`
     await tx`update eventplane.events set data = '{"rewritten": true}' where stream_id = ${id} and stream_version = ${v}`
-    const [{ n }] = (await tx`select max(stream_version)::int as n from eventplane.events where stream_id = ${id}`) as [
-      { n: number },
-    ]
-    for (let at = v; at <= n; at++) {
-      await tx`update eventplane.events e set hash = eventplane.chain_link(
-          (select p.hash from eventplane.events p where p.tenant_id = e.tenant_id and p.category = e.category
-              and p.stream_id = e.stream_id and p.stream_version = e.stream_version - 1), e)
-        where e.stream_id = ${id} and e.stream_version = ${at}`
-    }
+    await rechain(tx, id, v)
     await tx`alter table eventplane.events enable trigger user`
   })
 }
