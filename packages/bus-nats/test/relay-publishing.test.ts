@@ -171,15 +171,26 @@ describe('relay publishing: wake-up, in-flight window, a publish lost mid-window
     }
   }
 
-  test('with appends arriving all the time, the relay still passes an open transaction of another database', async () => {
-    // Every wake-up is a notification, never a timed re-read: the exact horizon must come by time alone.
+  /** Runs `fn` while a transaction of another (empty) database holds an xid and the bus is watched; cleans up after. */
+  async function withForeignXid(fn: (otherXid: string, bus: Awaited<ReturnType<typeof watchBus>>) => Promise<void>) {
     const other = await createTestDatabase('ep_relay_other', { migrate: false })
-    const otherXid = await holdXid(other.admin)
+    const held = await holdXid(other.admin)
     const bus = await watchBus()
     try {
+      await fn(held.xid, bus)
+    } finally {
+      await bus.stop()
+      await held.release()
+      await other.drop()
+    }
+  }
+
+  test('with appends arriving all the time, the relay still passes an open transaction of another database', async () => {
+    // Every wake-up is a notification, never a timed re-read: the exact horizon must come by time alone.
+    await withForeignXid(async (otherXid, bus) => {
       await withRelay({ pollIntervalMs: 60_000 }, async () => {
         const [first] = await appendBatch('horizon-busy-0', 1)
-        assert.ok(BigInt(otherXid.xid) < first!.txId)
+        assert.ok(BigInt(otherXid) < first!.txId)
         const deadline = performance.now() + 30_000
         let appends = 1
         while (!bus.received.includes(first!.eventId)) {
@@ -187,21 +198,14 @@ describe('relay publishing: wake-up, in-flight window, a publish lost mid-window
           await appendBatch(`horizon-busy-${appends++}`, 1)
         }
       })
-    } finally {
-      await bus.stop()
-      await otherXid.release()
-      await other.drop()
-    }
+    })
   })
 
   test('a backlog read with the exact horizon goes on with it to the end: every page of the drain passes a foreign transaction', async () => {
-    const other = await createTestDatabase('ep_relay_other', { migrate: false })
-    const otherXid = await holdXid(other.admin)
-    const bus = await watchBus()
-    try {
+    await withForeignXid(async (otherXid, bus) => {
       // Appended before the relay starts: no notification comes, only the first drain reads them.
       const events = await appendBatch('horizon-backlog', 12)
-      assert.ok(BigInt(otherXid.xid) < events[0]!.txId)
+      assert.ok(BigInt(otherXid) < events[0]!.txId)
       await withRelay({ pollIntervalMs: 60_000, horizonLookupMs: 60_000, batchSize: 5 }, async () => {
         await eventually(
           () => events.every((e) => bus.received.includes(e.eventId)),
@@ -209,11 +213,7 @@ describe('relay publishing: wake-up, in-flight window, a publish lost mid-window
           30_000,
         )
       })
-    } finally {
-      await bus.stop()
-      await otherXid.release()
-      await other.drop()
-    }
+    })
   })
 
   test('the relay asks for the exact horizon at most once per horizonLookupMs, not on every drain', async () => {
