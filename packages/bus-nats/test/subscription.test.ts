@@ -7,7 +7,7 @@ import type { NatsConnection } from '@nats-io/transport-node'
 import { Relay } from '../src/relay.ts'
 import { type Delivery, ensureConsumer, subscribe } from '../src/subscription.ts'
 import { tail } from '../src/tail.ts'
-import { type BusEnv, appendIntents, createBusEnv, eventually, within } from './fixtures.ts'
+import { type BusEnv, appendIntents, createBusEnv, eventually, pgLog, streamCount, within } from './fixtures.ts'
 
 /** Pulls the next delivery or fails after `ms`. */
 async function next(it: AsyncIterator<Delivery>, ms = 15_000): Promise<Delivery> {
@@ -146,6 +146,11 @@ describe('subscriptions', () => {
   })
 
   test('tail yields live events of the tenant as they are published', async () => {
+    // A tail has no history: the events earlier tests appended must be out before it starts (the settle test
+    // does not wait for its own event), or one of them is the first thing this tail sees.
+    const operator = await jetstreamManager(await env.natsAs('operator'))
+    const appended = (await pgLog(env.relayStore)).length
+    await eventually(async () => (await streamCount(operator)) === appended, 'the relay to publish the earlier events')
     const live = await tail(acme, { tenant: 'acme' })
     const it = live[Symbol.asyncIterator]()
     try {
