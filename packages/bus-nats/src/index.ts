@@ -78,6 +78,8 @@ export type { SubmitReply, SubmitRequest, SubmitResult, WireError } from './gate
 export { consumerLag, consumerLags } from './consumer-lag.ts'
 export type { ConsumerLag } from './consumer-lag.ts'
 export { ensureConsumer, subscribe } from './subscription.ts'
+export { DEFAULT_ACK_ATTEMPTS, DEFAULT_ACK_RETRY_DELAY_MS } from './ack-retry.ts'
+export type { AckRetryOptions } from './ack-retry.ts'
 export type { Delivery, EnsureConsumerOptions, SubscribeOptions, Subscription } from './subscription.ts'
 export { tail } from './tail.ts'
 export type { LiveIterable } from './live-iterable.ts'

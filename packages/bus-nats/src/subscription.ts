@@ -10,6 +10,7 @@ import {
 } from '@nats-io/jetstream'
 import { type NatsConnection, nanos } from '@nats-io/transport-node'
 import { AckConfirmer } from './ack-confirmer.ts'
+import { type AckRetryOptions, resendAck } from './ack-retry.ts'
 import { headerValue } from './codec.ts'
 import { type LiveIterable, liveIterable } from './live-iterable.ts'
 import { acceptLogMessage, untrustedFields } from './log-message.ts'
@@ -101,7 +102,11 @@ export interface Delivery {
   /** 1 on the first delivery. */
   deliveryCount: number
   redelivered: boolean
-  /** Acks and waits for the server to confirm it (a lost ack would mean a redelivery). */
+  /**
+   * Acks and waits for the server to confirm it (a lost ack would mean a redelivery). An unconfirmed ack is
+   * sent again (the same ack: see `SubscribeOptions.ackRetry`); it fails once those sends failed, the
+   * connection closed or the consumer is gone. Calling it again returns the first call's promise.
+   */
   ack(): Promise<void>
   /** Asks for redelivery, after `delayMs` if given. */
   nak(delayMs?: number): void
@@ -129,6 +134,8 @@ export interface SubscribeOptions {
   /** Messages requested per pull. Default 100. */
   batch?: number
   logger?: Logger
+  /** How often an unconfirmed ack is sent again: default 3 sends, 100 ms then 200 ms apart (see resendAck). */
+  ackRetry?: AckRetryOptions
 }
 
 /**
@@ -152,11 +159,20 @@ export async function subscribe(js: JetStreamClient, options: SubscribeOptions):
     abort_on_missing_resource: true,
   })
   let dropped = 0
-  const acks = connectionAcks(js)
+  const acks = connectionAcks(js, {
+    consumer: name,
+    logger,
+    retry: options.ackRetry ?? {},
+    consumerExists: () =>
+      consumer.info(false).then(
+        () => true,
+        (e: unknown) => (isJsApiError(e, JS_API.consumerNotFound, JS_API.streamNotFound) ? false : undefined),
+      ),
+  })
   const live = liveIterable(messages, {
     map(msg: JsMsg): Delivery | undefined {
       try {
-        return toDelivery(msg, acceptLogMessage(msg), acks)
+        return new JsDelivery(msg, acceptLogMessage(msg), acks)
       } catch (e) {
         dropped += 1
         logger.error({ consumer: name, seq: msg.seq, ...untrustedFields(e) }, 'untrusted log message terminated')
@@ -175,26 +191,49 @@ export async function subscribe(js: JetStreamClient, options: SubscribeOptions):
   return Object.defineProperty(live, 'dropped', { get: () => dropped, enumerable: true }) as Subscription
 }
 
-/** A subscription's hold on its connection's confirmer, with the client's timeout for its acks. */
+/** A subscription's hold on its connection's confirmer: acks that are confirmed, and retried when they are not. */
 interface ConnectionAcks {
-  ack(reply: string): Promise<void>
+  ack(reply: string, seq: number, eventId: string): Promise<void>
   release(): void
+}
+
+interface ConnectionAcksOptions {
+  consumer: string
+  logger: Logger
+  retry: AckRetryOptions
+  consumerExists(): Promise<boolean | undefined>
 }
 
 /**
  * A hold on the confirmer of the client's connection (nats.js keeps the connection on the client), shared by
- * every subscription on it; undefined to use `ackAck`.
+ * every subscription on it, with the client's timeout for each send of an ack; undefined to use `ackAck`.
  */
-function connectionAcks(js: JetStreamClient): ConnectionAcks | undefined {
+function connectionAcks(js: JetStreamClient, options: ConnectionAcksOptions): ConnectionAcks | undefined {
   const nc = (js as { nc?: NatsConnection }).nc
   if (nc === undefined || typeof nc.publish !== 'function') return undefined
   const confirmer = AckConfirmer.for(nc)
   const ackOptions = { timeoutMs: js.getOptions().timeout ?? 5000 }
-  return { ack: (reply) => confirmer.ack(reply, ackOptions), release: confirmer.hold() }
-}
-
-function toDelivery(msg: JsMsg, event: RecordedEvent, acks: ConnectionAcks | undefined): Delivery {
-  return new JsDelivery(msg, event, acks)
+  const { consumer, logger, retry, consumerExists } = options
+  const connectionClosed = (): boolean => nc.isClosed()
+  return {
+    // The confirmer's promise itself on the way that matters (confirmed at once): the retry's context is
+    // built only for an ack whose first send failed.
+    ack: (reply, seq, eventId) =>
+      confirmer.ack(reply, ackOptions).catch((first: unknown) =>
+        resendAck(
+          first,
+          {
+            send: () => confirmer.ack(reply, ackOptions),
+            connectionClosed,
+            consumerExists,
+            ids: { consumer, seq, event_id: eventId },
+            logger,
+          },
+          retry,
+        ),
+      ),
+    release: confirmer.hold(),
+  }
 }
 
 /**
@@ -212,8 +251,10 @@ class JsDelivery implements Delivery {
   readonly #msg: JsMsg
   readonly #acks: ConnectionAcks | undefined
   // Settling is final, as in nats.js (only `working` may repeat): an ack sent by the confirmer bypasses
-  // the JsMsg's own flag, so it is kept here.
+  // the JsMsg's own flag, so it is kept here. The retries of an unconfirmed ack are inside the one `ack()`.
   #settled = false
+  /** The ack's outcome, for a second `ack()` call. */
+  #acked: Promise<void> | undefined
 
   constructor(msg: JsMsg, event: RecordedEvent, acks: ConnectionAcks | undefined) {
     this.#msg = msg
@@ -234,12 +275,15 @@ class JsDelivery implements Delivery {
   }
 
   ack(): Promise<void> {
-    if (!this.#settle()) return SETTLED
+    if (!this.#settle()) return this.#acked ?? SETTLED
     // JsMsgImpl has the delivery's reply subject (the ack subject); the JsMsg type does not show it.
     const reply = (this.#msg as { reply?: string }).reply
-    // The confirmer's promise itself (it never throws, it rejects): no async wrapper around it per ack.
-    if (this.#acks !== undefined && reply) return this.#acks.ack(reply)
-    return this.#msg.ackAck().then(() => undefined)
+    // nats.js's own `ackAck` (a client without its connection) sends once: it refuses a second ack.
+    this.#acked =
+      this.#acks !== undefined && reply
+        ? this.#acks.ack(reply, this.seq, this.event.event_id)
+        : this.#msg.ackAck().then(() => undefined)
+    return this.#acked
   }
 
   nak(delayMs?: number): void {

@@ -1,0 +1,103 @@
+import assert from 'node:assert/strict'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { after, before, describe, test } from 'node:test'
+import { ROLES } from '@eventplane/store-pg'
+import { type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream'
+import type { Logger } from '../src/logger.ts'
+import { Relay } from '../src/relay.ts'
+import { STREAM_NAME } from '../src/subjects.ts'
+import { type Delivery, ensureConsumer, subscribe } from '../src/subscription.ts'
+import { type BusEnv, appendIntents, createBusEnv, eventually, within } from './fixtures.ts'
+import { startAckCut } from './support/ack-cut.ts'
+
+interface LogEntry {
+  level: string
+  msg: string
+  fields: Record<string, unknown>
+}
+
+function captureLogger(): Logger & { entries: LogEntry[] } {
+  const entries: LogEntry[] = []
+  const at =
+    (level: string) =>
+    (fields: object, msg?: string): void => {
+      entries.push({ level, msg: msg ?? '', fields: fields as Record<string, unknown> })
+    }
+  return { entries, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') }
+}
+
+async function next(it: AsyncIterator<Delivery>, ms = 15_000): Promise<Delivery> {
+  const r = await within(it.next(), ms, 'the next delivery')
+  assert.ok(!r.done, 'the subscription ended early')
+  return r.value
+}
+
+const ACK_WAIT_MS = 2000
+
+// Tenant acme's own connection, as a runner's, through a proxy that cuts it at the first ack: the ack is
+// lost on the way (the server never has it), the client reconnects, and only a second send can settle it.
+describe('an ack lost with its connection is sent again', () => {
+  let env: BusEnv
+  let relay: Relay
+  let operator: JetStreamManager
+
+  before(async () => {
+    env = await createBusEnv('ep_ackretry', ['acme'])
+    relay = new Relay({
+      sql: env.db.connect(ROLES.relay, 4),
+      nc: await env.natsAs('relay'),
+      name: 'ackretry',
+      pollIntervalMs: 200,
+    })
+    relay.start()
+    await eventually(() => relay.state === 'active', 'the relay to become active')
+    operator = await jetstreamManager(await env.natsAs('operator'))
+    await operator.consumers.delete(STREAM_NAME, 'acme_ctl')
+    await ensureConsumer(operator, { name: 'acme_ctl', filter: { tenant: 'acme' }, ackWaitMs: ACK_WAIT_MS })
+  })
+  after(async () => {
+    await within(relay?.stop() ?? Promise.resolve(), 10_000, 'relay stop').catch(() => {})
+    await env?.cleanup()
+  })
+
+  test('an ack whose connection broke before the server had it is confirmed on a retry, and the message is never redelivered', async () => {
+    const cut = await startAckCut(env.server.port)
+    const acme = await env.server.connect('acme', { servers: cut.url, maxReconnectAttempts: -1, reconnectTimeWait: 50 })
+    const logger = captureLogger()
+    const [appended] = await appendIntents(env.intents, 'acme', 1, 1, 'lost-ack')
+    const sub = await subscribe(jetstream(acme, { timeout: 1000 }), { consumer: 'acme_ctl', batch: 10, logger })
+    const it = sub[Symbol.asyncIterator]()
+    try {
+      const d = await next(it)
+      assert.equal(d.event.event_id, appended!.event_id)
+      const acked = d.ack()
+      const dropped = await within(cut.cut, 5000, 'the connection cut at the ack')
+      assert.match(dropped, /^\$JS\.ACK\.EVENTPLANE\.acme_ctl\./)
+      await within(acked, 15_000, 'the ack, sent again after the reconnect')
+      assert.equal(cut.forwardedAcks, 1, 'the same ack, sent once more')
+
+      const info = await operator.consumers.info(STREAM_NAME, 'acme_ctl')
+      assert.ok(info.ack_floor.stream_seq >= d.seq, 'the server holds the ack once ack() resolved')
+      assert.equal(info.num_ack_pending, 0)
+      const retry = logger.entries.find((e) => e.msg === 'ack not confirmed, sending it again')
+      assert.ok(retry, 'the retry is logged')
+      assert.deepEqual(
+        { consumer: retry.fields.consumer, seq: retry.fields.seq, event_id: retry.fields.event_id },
+        { consumer: 'acme_ctl', seq: d.seq, event_id: d.event.event_id },
+        'by ids',
+      )
+      assert.equal(retry.fields.code, 'bus.timeout')
+      assert.ok(!JSON.stringify(logger.entries).includes('"n":'), 'no event data in the log')
+
+      // Past the ack wait: an ack the server never had would have the message redelivered by now.
+      await sleep(ACK_WAIT_MS + 1000)
+      const later = await operator.consumers.info(STREAM_NAME, 'acme_ctl')
+      assert.equal(later.num_ack_pending, 0)
+      assert.equal(later.num_redelivered, 0)
+      assert.equal(later.delivered.consumer_seq, info.delivered.consumer_seq, 'nothing delivered again')
+    } finally {
+      await within(sub.stop(), 5000, 'subscription stop')
+      await cut.close()
+    }
+  })
+})
