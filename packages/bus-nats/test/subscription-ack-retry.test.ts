@@ -4,8 +4,9 @@ import { after, before, describe, test } from 'node:test'
 import { ROLES } from '@eventplane/store-pg'
 import { type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream'
 import type { Logger } from '../src/logger.ts'
+import { tenantPermissions } from '../src/nats-config/permissions.ts'
 import { Relay } from '../src/relay.ts'
-import { STREAM_NAME } from '../src/subjects.ts'
+import { STREAM_NAME, tenantInboxPrefix } from '../src/subjects.ts'
 import { type Delivery, ensureConsumer, subscribe } from '../src/subscription.ts'
 import { type BusEnv, appendIntents, createBusEnv, eventually, within } from './fixtures.ts'
 import { startAckCut } from './support/ack-cut.ts'
@@ -98,6 +99,56 @@ describe('an ack lost with its connection is sent again', () => {
     } finally {
       await within(sub.stop(), 5000, 'subscription stop')
       await cut.close()
+    }
+  })
+
+  test('an ack whose first confirmation the server drops (a subscribe deny on its reply) resolves when the same ack is sent again', async () => {
+    const inbox = tenantInboxPrefix('acme')
+    const granted = tenantPermissions('acme', ['acme_ctl'])
+    // The confirmer's replies are `<inbox>.<id>.<ack number>`: a subscribe deny on `<inbox>.*.0` makes the
+    // server drop the answer to the connection's first ack (number 0) on its way to the client, and only that
+    // one. nats-server 2.9 applies a deny to deliveries once a wildcard subscription covering it exists
+    // (`*.*.0`, allowed for that alone; the deny leaves it nothing to receive): the confirmer's own
+    // `<inbox>.<id>.*` does not cover `<inbox>.*.0`. JetStream has the ack; the client never hears it.
+    const acme = await env.server.connectAccountUser(
+      'acme',
+      { inboxPrefix: inbox },
+      {
+        ...granted,
+        subscribe: { allow: [...(granted.subscribe?.allow ?? []), '*.*.0'], deny: [`${inbox}.*.0`] },
+      },
+    )
+    const leaked: string[] = []
+    acme.subscribe('*.*.0', {
+      callback: (_, m) => {
+        leaked.push(m.subject)
+      },
+    })
+    await acme.flush()
+    const logger = captureLogger()
+    const [appended] = await appendIntents(env.intents, 'acme', 1, 1, 'lost-reply')
+    const sub = await subscribe(jetstream(acme, { timeout: 1000 }), { consumer: 'acme_ctl', batch: 10, logger })
+    const it = sub[Symbol.asyncIterator]()
+    try {
+      const d = await next(it)
+      assert.equal(d.event.event_id, appended!.event_id)
+      await within(d.ack(), 15_000, 'the ack, sent again after its lost confirmation')
+      const retries = logger.entries.filter((e) => e.msg === 'ack not confirmed, sending it again')
+      assert.deepEqual(
+        retries.map((e) => [e.fields.attempt, e.fields.code, e.fields.seq]),
+        [[1, 'bus.timeout', d.seq]],
+        'one retry, after the first send timed out',
+      )
+      const info = await operator.consumers.info(STREAM_NAME, 'acme_ctl')
+      assert.ok(info.ack_floor.stream_seq >= d.seq)
+      assert.equal(info.num_ack_pending, 0)
+      assert.deepEqual(leaked, [], 'the dropped confirmation reached no subscription')
+      await sleep(ACK_WAIT_MS + 1000)
+      const later = await operator.consumers.info(STREAM_NAME, 'acme_ctl')
+      assert.equal(later.num_ack_pending, 0)
+      assert.equal(later.delivered.consumer_seq, info.delivered.consumer_seq, 'nothing delivered again')
+    } finally {
+      await within(sub.stop(), 5000, 'subscription stop')
     }
   })
 })

@@ -13,7 +13,7 @@ import {
 } from '@nats-io/transport-node'
 import { type AuthDir, initAuthDir, serviceCredsFile, tenantCredsFile } from '../nats-config/auth-dir.ts'
 import { SYSTEM_USER } from '../nats-config/claims.ts'
-import { SERVICE_USERS } from '../nats-config/permissions.ts'
+import { SERVICE_USERS, type UserPermissions } from '../nats-config/permissions.ts'
 import { accountsConfig, generateNatsConfig } from '../nats-config/server-config.ts'
 import {
   type AddTenantOptions,
@@ -85,9 +85,14 @@ export interface TestNatsServer {
   /**
    * A connection in `tenant`'s account as a user without user-level permissions, so that
    * only the account boundary (its imports) limits it: what a tenant could do if its own
-   * user grants were wide open.
+   * user grants were wide open. With `permissions`, a user with those grants instead (a
+   * subscribe `deny` makes the server drop chosen messages on their way to it).
    */
-  connectAccountUser(tenant: string, extraOpts?: Partial<ConnectionOptions>): Promise<NatsConnection>
+  connectAccountUser(
+    tenant: string,
+    extraOpts?: Partial<ConnectionOptions>,
+    permissions?: UserPermissions,
+  ): Promise<NatsConnection>
   /** Adds a tenant live, as `evtctl tenant add` does (account, user, consumers). */
   addTenant(tenant: string, options?: AddTenantOptions): Promise<AddedTenant>
   /** Revokes a tenant live, as `evtctl tenant revoke` does; its credentials entry goes away. */
@@ -256,12 +261,13 @@ export async function startNatsServer(options: StartNatsServerOptions = {}): Pro
       })
       return track(nc)
     },
-    async connectAccountUser(tenant, extraOpts = {}) {
-      const creds = await issueTenantUser(needAuth(), tenant, `${tenant}-unrestricted`)
+    async connectAccountUser(tenant, extraOpts = {}, permissions = {}) {
+      const user = Object.keys(permissions).length === 0 ? `${tenant}-unrestricted` : `${tenant}-restricted`
+      const creds = await issueTenantUser(needAuth(), tenant, user, permissions)
       return track(
         await natsConnect({
           servers: url,
-          name: `test-${tenant}-unrestricted`,
+          name: `test-${user}`,
           authenticator: credsAuthenticator(creds),
           ...extraOpts,
         }),
