@@ -1,5 +1,12 @@
 import { type EventKind, EventplaneError, Unavailable } from '@eventplane/core'
-import { type LogFilterOptions, type Logger, consumerLag, ensureConsumer, subscribe } from '@eventplane/bus-nats'
+import {
+  type AckRetryOptions,
+  type LogFilterOptions,
+  type Logger,
+  consumerLag,
+  ensureConsumer,
+  subscribe,
+} from '@eventplane/bus-nats'
 import { jetstream, jetstreamManager } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import type { LiveSource, LiveSubscription } from './live-source.ts'
@@ -27,6 +34,8 @@ export interface JetStreamSourceOptions {
   /** Messages requested per pull. */
   batch?: number
   logger?: Logger
+  /** How an unconfirmed ack is sent again (bus-nats default: 3 sends, 100 ms then 200 ms apart). */
+  ackRetry?: AckRetryOptions
 }
 
 /** A live source on a durable JetStream pull consumer of the EVENTPLANE stream. */
@@ -62,6 +71,7 @@ export function jetStreamSource(options: JetStreamSourceOptions): LiveSource {
         signal,
         ...(options.batch ? { batch: options.batch } : {}),
         ...(options.logger ? { logger: options.logger } : {}),
+        ...(options.ackRetry ? { ackRetry: options.ackRetry } : {}),
       })
     },
     async pending(): Promise<number> {

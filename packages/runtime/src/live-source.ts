@@ -1,4 +1,5 @@
-import type { RecordedEvent } from '@eventplane/core'
+import { type RecordedEvent, isEventplaneError } from '@eventplane/core'
+import { errorFields } from '@eventplane/bus-nats'
 
 /** One event handed over by the bus; settle it exactly once. */
 export interface LiveDelivery {
@@ -15,6 +16,15 @@ export interface LiveDelivery {
   working?(): void
   /** The W3C `traceparent` the relay sent with it, if any (see eventParentContext). */
   traceparent?: string | undefined
+}
+
+/**
+ * Log fields of a failed ack: its code and message line, and how many times the bus sent it
+ * (`ack_attempts`, from bus-nats's final ack error) when it says so. Ids only, never event data.
+ */
+export function ackFailureFields(e: unknown): { code?: string; err?: string; ack_attempts?: number } {
+  const attempts = isEventplaneError(e) ? e.details.attempts : undefined
+  return { ...errorFields(e), ...(typeof attempts === 'number' ? { ack_attempts: attempts } : {}) }
 }
 
 /** An open live subscription: deliveries in log order, until stopped. */

@@ -6,6 +6,9 @@ import { ControllerRunner, RECONCILE_FAILED } from '../src/controller/runner.ts'
 import type { Controller } from '../src/controller/types.ts'
 import { controllerLiveSource } from '../src/jetstream-source.ts'
 import type { LiveDelivery, LiveSource } from '../src/live-source.ts'
+import { STREAM_NAME } from '@eventplane/bus-nats'
+import { jetstreamManager } from '@nats-io/jetstream'
+import { recordingLogger } from './controller-support.ts'
 import { type LiveHarness, startHarness } from './harness.ts'
 import { eventually, factoryFor, stream } from './helpers.ts'
 
@@ -261,5 +264,63 @@ describe('controllers', () => {
     await eventually(() => seen.includes('beta'), 30_000, 'beta reconciled')
     assert.deepEqual(seen, ['alpha', 'beta'], 'gamma is not reconciled')
     await eventually(async () => (await live.pending!()) === 0, 30_000, 'every intent acked, gamma too')
+  })
+
+  test('an ack that fails for good (its consumer deleted mid-reconcile) is logged by ids and attempts, never data', async () => {
+    let release!: () => void
+    const held = new Promise<void>((resolve) => (release = resolve))
+    let reconciling!: () => void
+    const started = new Promise<void>((resolve) => (reconciling = resolve))
+    const gone: Controller = {
+      name: 'ackgone',
+      categories: ['ackgone'],
+      async reconcile(_event, ctx) {
+        reconciling()
+        await held
+        await ctx.emit(ctx.fact('ackgone_done', { n: 1 }))
+      },
+    }
+    const inner = controllerLiveSource(h.nc, gone, { consumer: 'ctl_ackgone', ackWaitMs: 1000 })
+    // The runner reopens its subscription when the consumer goes and would recreate it under the same name,
+    // where the old delivery's ack would land: it stays away until the failed ack was logged.
+    let prepares = 0
+    let reopen!: () => void
+    const reopened = new Promise<void>((resolve) => (reopen = resolve))
+    const live: LiveSource = {
+      prepare: async () => {
+        if (prepares++ > 0) await reopened
+        await inner.prepare()
+      },
+      open: (signal) => inner.open(signal),
+    }
+    const { logger, lines } = recordingLogger()
+    const r = new ControllerRunner({ controller: gone, store: h.facts, live, retryDelayMs: 20, logger })
+    stops.push(async () => {
+      reopen()
+      await r.stop()
+    })
+    await r.start()
+    const f = factoryFor('acme')
+    const s = stream('acme', 'g1', 'ackgone')
+    const intent = f.intent(s, 'run', { secret_marker: 'ackgone-data' })
+    await h.intents.append(s, [intent])
+    await started
+    await (await jetstreamManager(h.nc)).consumers.delete(STREAM_NAME, 'ctl_ackgone')
+    release()
+    const line = await lines.until((l) => l.msg.startsWith('ack failed'), 15_000, 'the failed ack logged')
+    reopen()
+    assert.equal(line.level, 'warn')
+    assert.deepEqual(line.fields, {
+      controller: 'ackgone',
+      tenant_id: 'acme',
+      event_id: intent.event_id,
+      type: 'run',
+      stream_version: 1,
+      delivery_count: 1,
+      code: 'bus.unavailable',
+      err: line.fields.err,
+      ack_attempts: 1,
+    })
+    assert.ok(!JSON.stringify(lines.items).includes('ackgone-data'), 'no event data in any log line')
   })
 })

@@ -17,7 +17,7 @@ import {
 } from '@eventplane/bus-nats'
 import { SpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api'
 import { type Deferred, deferred } from '../deferred.ts'
-import type { LiveDelivery, LiveSource, LiveSubscription } from '../live-source.ts'
+import { type LiveDelivery, type LiveSource, type LiveSubscription, ackFailureFields } from '../live-source.ts'
 import { createContext, factoryFor } from './context.ts'
 import { factId } from './fact-ids.ts'
 import { KeyedQueue } from './keyed-queue.ts'
@@ -393,14 +393,26 @@ export class ControllerRunner {
     }
   }
 
-  /** A lost ack only means a redelivery, which reconciles idempotently. */
+  /**
+   * A lost ack only means a redelivery, which reconciles idempotently. The bus has already sent it again
+   * (bus-nats `SubscribeOptions.ackRetry`): what fails here is final for this delivery.
+   */
   async #ack(d: LiveDelivery): Promise<void> {
     try {
       await d.ack()
     } catch (err) {
+      const e = d.event
       this.#log.warn(
-        { controller: this.name, event_id: d.event.event_id, ...errorFields(err) },
-        'ack failed; the event will be redelivered',
+        {
+          controller: this.name,
+          tenant_id: e.tenant_id,
+          event_id: e.event_id,
+          type: e.type,
+          stream_version: e.stream_version,
+          delivery_count: d.deliveryCount,
+          ...ackFailureFields(err),
+        },
+        'ack failed; the event will be redelivered after the ack wait and reconciled again',
       )
     }
   }

@@ -12,7 +12,13 @@ import {
 import { SpanKind } from '@opentelemetry/api'
 import { countEventsAfter } from '@eventplane/store-pg'
 import { type Deferred, deferred } from '../deferred.ts'
-import { type LiveDelivery, type LiveSource, type LiveSubscription, batchDeliveries } from '../live-source.ts'
+import {
+  type LiveDelivery,
+  type LiveSource,
+  type LiveSubscription,
+  ackFailureFields,
+  batchDeliveries,
+} from '../live-source.ts'
 import { type EngineOptions, ProjectionEngine } from './engine.ts'
 import type { Projection } from './types.ts'
 
@@ -201,6 +207,33 @@ export class ProjectionRunner {
     }
   }
 
+  /**
+   * Acks a committed batch. A failed ack (final: the bus already sent it again) leaves its event to be
+   * redelivered and skipped by the checkpoint; the failures are logged by event id, and the live source is
+   * opened again from a fresh catch-up (its connection or consumer is likely what failed).
+   */
+  async #ackBatch(batch: LiveDelivery[]): Promise<void> {
+    const outcomes = await Promise.allSettled(batch.map((d) => d.ack()))
+    const failed = batch.flatMap((d, i) => {
+      const outcome = outcomes[i]!
+      return outcome.status === 'rejected' ? [{ d, reason: outcome.reason as unknown }] : []
+    })
+    if (failed.length === 0) return
+    const first = failed[0]!
+    this.#log.warn(
+      {
+        projection: this.#options.projection.name,
+        failed: failed.length,
+        batch: batch.length,
+        // The first ten: enough to follow them in the log without a line per event.
+        event_ids: failed.slice(0, 10).map((f) => f.d.event.event_id),
+        ...ackFailureFields(first.reason),
+      },
+      'acks failed after the batch committed; their events will be redelivered and skipped by the checkpoint',
+    )
+    throw new LiveSourceFailed(`ack failed: ${errorFields(first.reason).err}`, { cause: first.reason })
+  }
+
   async #consumeLive(live: LiveSource, signal: AbortSignal): Promise<void> {
     const { liveBatchSize = 256, lingerMs = 5, onProgress, projection } = this.#options
     const started = performance.now()
@@ -241,12 +274,7 @@ export class ProjectionRunner {
         } finally {
           span.end()
         }
-        try {
-          await Promise.all(batch.map((d) => d.ack()))
-        } catch (e) {
-          // The effect is committed; a redelivery is skipped by the checkpoint.
-          throw new LiveSourceFailed(`ack failed: ${errorFields(e).err}`, { cause: e })
-        }
+        await this.#ackBatch(batch)
         events += batch.length
         const seconds = (performance.now() - started) / 1000
         onProgress?.({
