@@ -7,7 +7,12 @@ export const DEFAULT_ACK_ATTEMPTS = 3
 /** Wait before the second send of an ack; it doubles for each later one. */
 export const DEFAULT_ACK_RETRY_DELAY_MS = 100
 
-/** How a delivery's ack is retried when its confirmation does not come (see {@link resendAck}). */
+/**
+ * How a delivery's ack is retried when its confirmation does not come (see {@link resendAck}). Each send waits
+ * the client's timeout (5 s by default), and a consumer-info request (the same timeout) comes before each
+ * retry: with the defaults an ack gives up after ~25 s at worst, inside the consumer's 30 s default ack wait.
+ * Past the ack wait a retry still settles the message, but it may have been redelivered meanwhile.
+ */
 export interface AckRetryOptions {
   /** Sends of the same ack before `ack()` fails; 1 sends it once. Default {@link DEFAULT_ACK_ATTEMPTS}. */
   attempts?: number

@@ -163,11 +163,12 @@ export async function subscribe(js: JetStreamClient, options: SubscribeOptions):
     consumer: name,
     logger,
     retry: options.ackRetry ?? {},
-    consumerExists: () =>
+    consumerExists: sharedWhilePending(() =>
       consumer.info(false).then(
         () => true,
         (e: unknown) => (isJsApiError(e, JS_API.consumerNotFound, JS_API.streamNotFound) ? false : undefined),
       ),
+    ),
   })
   const live = liveIterable(messages, {
     map(msg: JsMsg): Delivery | undefined {
@@ -189,6 +190,20 @@ export async function subscribe(js: JetStreamClient, options: SubscribeOptions):
   // reply subscription ends only once they settled and no other subscription of the connection holds it.
   void live.closed.then(() => acks?.release())
   return Object.defineProperty(live, 'dropped', { get: () => dropped, enumerable: true }) as Subscription
+}
+
+/**
+ * `lookup`, asked once for every caller while one call is in flight: a batch of acks that time out together
+ * (a projection acks up to 256 at once) makes one consumer-info request, not one per ack.
+ */
+function sharedWhilePending<T>(lookup: () => Promise<T>): () => Promise<T> {
+  let inFlight: Promise<T> | undefined
+  return () => {
+    inFlight ??= lookup().finally(() => {
+      inFlight = undefined
+    })
+    return inFlight
+  }
 }
 
 /** A subscription's hold on its connection's confirmer: acks that are confirmed, and retried when they are not. */
