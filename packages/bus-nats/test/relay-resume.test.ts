@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { after, before, describe, test } from 'node:test'
+import { after, afterEach, before, describe, test } from 'node:test'
 import { type EventplaneError, type RecordedEvent, isEventplaneError } from '@eventplane/core'
 import { ROLES } from '@eventplane/store-pg'
 import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream'
@@ -42,8 +42,11 @@ describe('relay: where it resumes is decided by what the stream holds', () => {
     // The clock of the duplicate window: a stream of its own with the same window (see pastDuplicateWindow).
     await jsm.streams.add({ name: PROBE_STREAM, subjects: ['resume-probe.>'], duplicate_window: nanos(WINDOW_MS) })
   })
+  // A failed test leaves no relay holding the lease for the next one.
+  afterEach(async () => {
+    for (const r of relays.splice(0)) await within(r.stop(), 15_000, 'relay stop').catch(() => {})
+  })
   after(async () => {
-    for (const r of relays) await within(r.stop(), 15_000, 'relay stop').catch(() => {})
     await env?.cleanup()
   })
 
@@ -165,6 +168,40 @@ describe('relay: where it resumes is decided by what the stream holds', () => {
     relay = await startRelay()
     await eventually(async () => (await streamCount(jsm)) === log.length, 'the stream refilled')
     assert.deepEqual(relay.stats, { published: log.length - kept, duplicates: 0 }, 'from the tip, not the start')
+    await streamEqualsLog()
+    await stop(relay)
+  })
+
+  test('a stream replaced while the relay runs by one holding the log (another `created`) is taken as it is: nothing republished, no interruption', async () => {
+    const relay = await startRelay()
+    await untilActive(relay)
+    await appendIntents(env.intents, 'acme', 20, 10, 'e')
+    const log = await pgLog(env.relayStore)
+    await eventually(async () => (await streamCount(jsm)) === log.length, 'the log in the stream')
+    const published = relay.stats.published
+    warnings.length = 0
+    // The relay's next lease check waits on this lock, so it looks at the stream only after the swap.
+    await env.db.admin.begin(async (tx) => {
+      await tx`lock table eventplane.relay_leases in access exclusive mode`
+      await eventually(
+        async () =>
+          (
+            await env.db.admin`select 1 from pg_locks l join pg_class c on c.oid = l.relation
+                                where c.relname = 'relay_leases' and not l.granted`
+          ).length > 0,
+        'the relay to wait for its lease check',
+      )
+      assert.equal(await jsm.streams.delete(STREAM_NAME), true)
+      await ensureStream(jsm, { duplicateWindowMs: WINDOW_MS })
+      await publishAsRelay(log)
+    })
+    const created = (await jsm.streams.info(STREAM_NAME)).created
+    await eventually(async () => (await storedCreated()) === created, 'the relay to record the new stream')
+    await appendIntents(env.intents, 'globex', 1, 1, 'e-next')
+    await eventually(async () => (await streamCount(jsm)) === log.length + 1, 'the next event in the stream')
+    assert.deepEqual(relay.stats, { published: published + 1, duplicates: 0 }, 'only the new event was published')
+    assert.deepEqual(warnings, [], 'no interruption, no republish from the start')
+    assert.equal(relay.state, 'active')
     await streamEqualsLog()
     await stop(relay)
   })
