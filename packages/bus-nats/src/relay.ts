@@ -39,7 +39,7 @@ export type RelayState = 'new' | 'standby' | 'starting' | 'active' | 'retrying' 
 export interface RelayStats {
   /** Events acked by JetStream since start (duplicates included). */
   published: number
-  /** Acks that said JetStream already held the event (a republish after a crash or retry). */
+  /** Acks that said JetStream already held the event (a republish after a failed publish). */
   duplicates: number
 }
 
