@@ -65,10 +65,10 @@ const MAX_ORDER_BREAKS = 3
  * the stream's last message (an event of this log, checked in PostgreSQL;
  * see resumePoint), so neither a checkpoint that lags the stream after a
  * crash nor a stale stream `created` republishes anything, and a stream
- * behind the checkpoint is refilled: never a skip. Woken by LISTEN, with polling as the fallback;
- * retries with backoff when NATS or PostgreSQL are down. Reports (and may
- * end) transactions that hold the log back (see TransactionGuard). Logs ids,
- * types and positions, never data.
+ * behind the checkpoint is refilled: never a skip. Woken by LISTEN, with
+ * polling as the fallback; retries with backoff when NATS or PostgreSQL
+ * are down. Reports (and may end) transactions that hold the log back (see
+ * TransactionGuard). Logs ids, types and positions, never data.
  */
 export class Relay {
   readonly name: string
@@ -253,7 +253,10 @@ export class Relay {
         'the stream is not the one the checkpoint refers to; republishing the log from the start',
       )
     else if (moved) this.#logger.info(fields, "resuming after the stream's last message, not at the stored checkpoint")
-    const unchanged = stored === undefined ? checkpoint === START : !moved && stored.streamCreated === stream.created
+    const unchanged =
+      stored === undefined
+        ? compareCheckpoints(checkpoint, START) === 0
+        : !moved && stored.streamCreated === stream.created
     if (!unchanged && !(await this.#lease.storeCheckpoint(checkpoint, stream.created, { reset: resume.reset })))
       throw new LeaseLost('the relay lock was lost before the checkpoint was stored')
     return checkpoint
