@@ -100,7 +100,7 @@ describe('faults: the nats-server goes down under load', () => {
     )
   })
 
-  test('after an outage of NATS and the relay longer than the duplicate window, republished events land twice in JetStream and consumers count each once', {
+  test('after an outage of NATS and the relay longer than the duplicate window, the restarted relay resumes after the last message of the stream: nothing past its checkpoint is stored twice', {
     timeout: 120_000,
   }, async (t) => {
     const sys = await start('ep_fault_dupwindow')
@@ -157,20 +157,22 @@ describe('faults: the nats-server goes down under load', () => {
     sys.spawn('relay', relayEnv)
 
     const rows = await logRows(sys.admin)
-    const copies = await assertStreamCarriesLog(await env.natsAs('operator'), rows, { allowDuplicates: true })
+    // Its checkpoint lags the stream, and the window is long gone: only the stream's last message, an event of
+    // the log, keeps the new relay from storing again what the dead one published after its checkpoint.
+    const copies = await assertStreamCarriesLog(await env.natsAs('operator'), rows)
     assert.ok(checkpointed <= ACKED, `the checkpoint (${checkpointed}) does not pass the ${ACKED} acks the relay got`)
     assert.ok(pastCheckpoint > 0, 'the relay died with published events past its checkpoint')
-    assert.equal(copies, pastCheckpoint, 'exactly the events published after the checkpoint were stored again')
+    assert.equal(copies, 0, 'no event is in the stream twice')
     // Each of its ~2,000 acks waits for JetStream's confirmation before the next delivery is taken: on a loaded
     // two-core machine that alone can take longer than the default 20 s.
     await eventually(() => deliveries.size === rows.length, 'the plain consumer to see every event', 60_000)
     const twice = [...deliveries.values()].filter((seqs) => seqs.size > 1).length
-    assert.equal(twice, copies, 'JetStream delivered each copy to the consumer')
+    assert.equal(twice, 0, 'the plain consumer got each event once')
     await reachesEnd(runner, endOf(rows))
     await runner.stop()
     await assertProjectionOnce(sys.projector, rows)
     t.diagnostic(
-      `${rows.length} events; relay killed with ${gate.published} published, ${ACKED} acks let through, ${checkpointed} checkpointed; ${copies} copies in the stream; ${twice} events delivered twice to the plain consumer, counted once by the projection`,
+      `${rows.length} events; relay killed with ${gate.published} published, ${ACKED} acks let through, ${checkpointed} checkpointed; ${copies} copies in the stream; ${twice} events delivered twice to the plain consumer`,
     )
   })
 })

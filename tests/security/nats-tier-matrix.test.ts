@@ -54,6 +54,8 @@ const EXPECTED = {
   // so nobody but the operator may publish there, or a service could make it checkpoint an unstored event.
   publish_service_inbox: [A, D, D, D, D],
   stream_info: [A, A, D, A, D],
+  // The relay reads the stream's last message to decide where to resume; a tenant reads no message by sequence.
+  read_stream_message: [A, A, D, D, D],
   create_own_tenant_consumer: [A, D, D, A, D],
   create_other_tenant_consumer: [A, D, D, A, D],
   pull_own_tenant_consumer: [A, D, D, A, A],
@@ -157,6 +159,7 @@ describe('NATS tier × action matrix (account model, tenants acme and globex)', 
     publish_service_inbox: (c) =>
       observePublish(c.nc, c.violations, witness().nc, `_INBOX.relayacks.${++probe}`, TIMEOUT_MS),
     stream_info: (c) => observeJetStream(() => c.jsm.streams.info(STREAM_NAME)),
+    read_stream_message: (c) => observeJetStream(() => c.jsm.streams.getMessage(STREAM_NAME, { seq: 1 })),
     create_own_tenant_consumer: (c) =>
       observeJetStream(() =>
         c.jsm.consumers.add(STREAM_NAME, {

@@ -13,7 +13,7 @@ import { Relay, STREAM_NAME, encodeEvent, eventHeaders, logSubject, subscribe, t
 import { jetStreamSource } from '@eventplane/runtime'
 import { ROLES } from '@eventplane/store-pg'
 import { jetstream, jetstreamManager } from '@nats-io/jetstream'
-import { type BusEnv, appendIntents, createBusEnv, within } from '../../packages/bus-nats/test/fixtures.ts'
+import { type BusEnv, appendIntents, createBusEnv, eventually, within } from '../../packages/bus-nats/test/fixtures.ts'
 import { captureLogger } from './support/capture-logger.ts'
 
 const MARKER = 'injected-data-4e1d'
@@ -54,6 +54,11 @@ describe('consumers of the log accept only what the relay publishes, on its own 
     const runtime = await source.open(new AbortController().signal)
     const operator = await env.natsAs('operator')
     const js = jetstream(operator)
+    // Active before the injection: a relay becoming active on a stream whose last message is not an event of the
+    // log refuses to publish into it (relay-resume.test.ts); one already running goes on with the log.
+    const relay = new Relay({ sql: env.db.connect(ROLES.relay, 2), nc: await env.natsAs('relay'), name: 'inj' })
+    relay.start()
+    await eventually(() => relay.state === 'active', 'the relay to be active')
 
     const unheaded = fakeEvent('acme', 'inj')
     await js.publish(target, encodeEvent(unheaded), { msgID: unheaded.event_id })
@@ -79,8 +84,6 @@ describe('consumers of the log accept only what the relay publishes, on its own 
     const dressed = eventHeaders(fakeEvent('acme', 'inj'))
     await js.publish(target, '{"ok":"a reply that landed on a log subject"}', { headers: dressed })
 
-    const relay = new Relay({ sql: env.db.connect(ROLES.relay, 2), nc: await env.natsAs('relay'), name: 'inj' })
-    relay.start()
     try {
       const [good] = await appendIntents(env.intents, 'acme', 1, 1, 'good')
       const first = async <T>(it: AsyncIterable<T>, what: string): Promise<T> => {

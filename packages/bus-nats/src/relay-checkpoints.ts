@@ -6,7 +6,8 @@ import type { Checkpoint } from '@eventplane/core'
  * and a newer one replaces it (only the latest acked position matters). A
  * failed write (the lease lost, PostgreSQL down) is thrown by the next `set`
  * or `flush`. The stored checkpoint only ever trails what was acked, so a
- * crash republishes (JetStream drops the copies) but never skips.
+ * restarted relay, which resumes after the stream's last message (see
+ * resumePoint), republishes nothing and never skips.
  */
 export class CheckpointWriter {
   readonly #write: (c: Checkpoint) => Promise<void>

@@ -44,8 +44,8 @@ const FAILED = 3
  * socket can never be overtaken by later ones the client buffered and
  * flushed on reconnect. The first publish of a run carries no expectation
  * (everything before it is acked). JetStream checks the duplicate id before
- * the expectation, so republishing stored events after a crash yields
- * duplicate acks, not errors.
+ * the expectation, so republishing stored events after a failed publish
+ * yields duplicate acks, not errors.
  *
  * An asynchronous JetStream publisher of its own (like the Go client's
  * `PublishAsync`), not nats.js `js.publish`, which is a request that builds

@@ -28,6 +28,7 @@ import { TransactionGuard } from './relay-guard.ts'
 import { CheckpointWriter } from './relay-checkpoints.ts'
 import { type RelayOptions, type ResolvedRelayOptions, relayName, resolveRelayOptions } from './relay-options.ts'
 import { relayMessage } from './relay-encode.ts'
+import { ForeignStream, STREAM_CREATE_RACE_FIXED_IN, resumePoint, versionOlderThan } from './relay-resume.ts'
 import { OrderedPublisher, isOrderBreak } from './relay-publisher.ts'
 import { RELAY_TRACE } from './relay-trace.ts'
 import { ensureStream } from './stream.ts'
@@ -38,7 +39,7 @@ export type RelayState = 'new' | 'standby' | 'starting' | 'active' | 'retrying' 
 export interface RelayStats {
   /** Events acked by JetStream since start (duplicates included). */
   published: number
-  /** Acks that said JetStream already held the event (a republish after a crash or retry). */
+  /** Acks that said JetStream already held the event (a republish after a failed publish). */
   duplicates: number
 }
 
@@ -48,7 +49,7 @@ class LeaseLost extends Error {}
 /** JetStream refused a publish whose predecessor is not the stream's last message. */
 class OrderBreak extends Error {}
 
-/** The stream the checkpoint refers to is gone or was replaced: re-ensure it and reconcile the checkpoint. */
+/** The stream is gone: re-ensure it and decide the checkpoint again by what the new one holds. */
 class StreamReplaced extends Error {}
 
 const QUICK_POLL_MS = 25
@@ -60,11 +61,14 @@ const MAX_ORDER_BREAKS = 3
  * dies; see RelayLease), reads the gap-safe global order from its
  * checkpoint, publishes each event with `Nats-Msg-Id = event_id` keeping at
  * most `maxInFlight` acks outstanding, and stores its checkpoint only over
- * the acked prefix of each batch, so a crash republishes (deduplicated by
- * JetStream) but never skips. Woken by LISTEN, with polling as the fallback;
- * retries with backoff when NATS or PostgreSQL are down. Reports (and may
- * end) transactions that hold the log back (see TransactionGuard). Logs ids,
- * types and positions, never data.
+ * the acked prefix of each batch. On becoming active it resumes right after
+ * the stream's last message (an event of this log, checked in PostgreSQL;
+ * see resumePoint), so neither a checkpoint that lags the stream after a
+ * crash nor a stale stream `created` republishes anything, and a stream
+ * behind the checkpoint is refilled: never a skip. Woken by LISTEN, with
+ * polling as the fallback; retries with backoff when NATS or PostgreSQL
+ * are down. Reports (and may end) transactions that hold the log back (see
+ * TransactionGuard). Logs ids, types and positions, never data.
  */
 export class Relay {
   readonly name: string
@@ -94,6 +98,7 @@ export class Relay {
   /** `created` of the stream this relay publishes to; stored with every checkpoint. */
   #streamCreated = ''
   #state: RelayState = 'new'
+  #serverChecked = false
   #stopping = false
   #stats: RelayStats = { published: 0, duplicates: 0 }
   /** What of the publisher's acked prefix was already counted in stats, metrics and the checkpoint. */
@@ -194,9 +199,11 @@ export class Relay {
           await this.#waker.listen()
           this.#state = 'active'
           this.#logger.info({ relay: this.name, checkpoint: formatCheckpoint(this.#checkpoint) }, 'relay active')
+          this.#warnOldServer()
           await this.#pump(() => (failures = 0))
         } catch (err) {
           if (isEventplaneError(err, 'bus.forbidden') || isEventplaneError(err, 'store.forbidden')) throw err
+          if (err instanceof ForeignStream) throw err
           if (this.#nc.isClosed())
             throw new Unavailable('bus.unavailable', 'the NATS connection was closed', { cause: err })
           failures++
@@ -221,32 +228,48 @@ export class Relay {
   }
 
   /**
-   * The checkpoint to publish from into `stream`. A checkpoint stored for
-   * another stream (its `created` differs: the stream was deleted and
-   * recreated) means nothing in this one, so it is reset to START and the
-   * whole log is republished. A row from before the stream was recorded is
-   * trusted unless the stream is empty. Records the stream with the checkpoint.
+   * The checkpoint to publish from into `stream`, decided by what the stream
+   * holds (see resumePoint): right after its last message, whatever the
+   * stored checkpoint says, so a checkpoint that lags the stream (written in
+   * the background, lost in a crash) republishes nothing and one ahead of it
+   * refills what the stream lacks. Stored with the stream's `created`, moved
+   * back when the stream is behind it. Runs holding the lease, before a publish.
    */
   async #checkpointFor(stream: StreamInfo): Promise<Checkpoint> {
-    this.#streamCreated = stream.created
     const stored = await loadRelayRecord(this.#sql, this.name)
-    if (stored === undefined) return START
-    if (stored.streamCreated === stream.created) return stored.checkpoint
-    const published = compareCheckpoints(stored.checkpoint, START) > 0
-    const replaced = published && (stored.streamCreated !== null || stream.state.messages === 0)
-    if (replaced) {
+    const resume = await resumePoint(this.#jsm!, this.#sql, stream, stored)
+    this.#streamCreated = stream.created
+    const { checkpoint } = resume
+    const moved = stored !== undefined && compareCheckpoints(stored.checkpoint, checkpoint) !== 0
+    const fields = {
+      relay: this.name,
+      stream: STREAM_NAME,
+      checkpoint: formatCheckpoint(checkpoint),
+      ...(stored ? { stored: formatCheckpoint(stored.checkpoint) } : {}),
+    }
+    if (resume.replaced)
       this.#logger.warn(
-        { relay: this.name, checkpoint: formatCheckpoint(stored.checkpoint), stream: STREAM_NAME },
+        fields,
         'the stream is not the one the checkpoint refers to; republishing the log from the start',
       )
-    }
-    const checkpoint = replaced ? START : stored.checkpoint
-    if (!(await this.#lease.storeCheckpoint(checkpoint, stream.created, { reset: replaced })))
+    else if (moved) this.#logger.info(fields, "resuming after the stream's last message, not at the stored checkpoint")
+    const unchanged =
+      stored === undefined
+        ? compareCheckpoints(checkpoint, START) === 0
+        : !moved && stored.streamCreated === stream.created
+    if (!unchanged && !(await this.#lease.storeCheckpoint(checkpoint, stream.created, { reset: resume.reset })))
       throw new LeaseLost('the relay lock was lost before the checkpoint was stored')
     return checkpoint
   }
 
-  /** Throws StreamReplaced when the stream is gone or is not the one this relay publishes to. */
+  /**
+   * Throws StreamReplaced when the stream is gone. A `created` that differs
+   * from the one this relay publishes to is not proof of a new stream
+   * (nats-server before 2.9.16 can tell two racing creates both that they
+   * made it): the stream is checked and the checkpoint decided again by its
+   * content. Called between drains only (nothing in flight, the checkpoint
+   * write flushed).
+   */
   async #checkStream(): Promise<void> {
     let created: string
     try {
@@ -255,7 +278,20 @@ export class Relay {
       if (isJsApiError(e, JS_API.streamNotFound)) throw new StreamReplaced(`stream ${STREAM_NAME} was deleted`)
       throw natsFailure(e, `read stream ${STREAM_NAME}`)
     }
-    if (created !== this.#streamCreated) throw new StreamReplaced(`stream ${STREAM_NAME} was replaced`)
+    if (created === this.#streamCreated) return
+    this.#checkpoint = await this.#checkpointFor(await ensureStream(this.#jsm!, this.#o.stream))
+    this.#acked = this.#checkpoint
+  }
+
+  /** Once per relay: a server with the stream create race (see docs/deploying.md, "Server version"). */
+  #warnOldServer(): void {
+    const version = this.#nc.info?.version
+    if (this.#serverChecked || !versionOlderThan(version, STREAM_CREATE_RACE_FIXED_IN)) return
+    this.#serverChecked = true
+    this.#logger.warn(
+      { relay: this.name, version, upgrade_to: STREAM_CREATE_RACE_FIXED_IN },
+      'nats-server before 2.9.16 can tell two concurrent creates of a stream that both made it; upgrade it',
+    )
   }
 
   /** Waits for the lock; false when stopped first. Throws when PostgreSQL is unreachable. */

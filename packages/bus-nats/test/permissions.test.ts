@@ -163,6 +163,9 @@ describe('NATS accounts and user grants (tenants acme and globex)', () => {
     await noResponders('$JS.API.CONSUMER.CREATE.EVENTPLANE')
     await noResponders('$JS.API.STREAM.DELETE.EVENTPLANE')
     await noResponders('$JS.API.STREAM.INFO.EVENTPLANE')
+    // The relay reads the stream's last message (where to resume); a tenant reads no message by sequence.
+    await noResponders('$JS.API.STREAM.MSG.GET.EVENTPLANE', '{"seq":1}')
+    await noResponders('$JS.API.DIRECT.GET.EVENTPLANE', '{"seq":1}')
     await noResponders('$JS.API.CONSUMER.INFO.EVENTPLANE.globex_tail')
     await noResponders('$JS.API.CONSUMER.MSG.NEXT.EVENTPLANE.globex_tail', '{"batch":1}')
     await noResponders(submitSubject('globex', 'x', 'y'))

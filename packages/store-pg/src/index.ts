@@ -22,8 +22,9 @@ export { DEFAULT_DATABASE_URL, ROLES, connectPg, redactUrl, roleUrl } from './co
 export type { ConnectOptions, RoleName } from './connect.ts'
 export { pgConnectError, pgConnectTimeout, pgDriverError } from './pg-errors.ts'
 export type { PgConnectTarget } from './pg-errors.ts'
-export { RelayLease, loadRelayCheckpoint, loadRelayRecord } from './relay-lease.ts'
+export { RelayLease, loadRelayCheckpoint, loadRelayRecord, logHoldsEvent } from './relay-lease.ts'
 export type { RelayRecord } from './relay-lease.ts'
+export type { LogEventRef } from './sql/log-event-at.ts'
 export {
   VIEWS_SCHEMA,
   countEventsAfter,

@@ -1,6 +1,7 @@
 import postgres, { type Options, type Sql } from 'postgres'
 import { type Checkpoint, START, Unavailable } from '@eventplane/core'
 import { typedPgErrors } from './pg-errors.ts'
+import { type LogEventRef, logEventAtSql } from './sql/log-event-at.ts'
 import { loadRelayCheckpointSql } from './sql/relay-checkpoint-load.ts'
 import { storeRelayCheckpointSql } from './sql/relay-checkpoint-store.ts'
 import { acquireRelayLeaseSql } from './sql/relay-lease-acquire.ts'
@@ -60,7 +61,7 @@ export class RelayLease {
   /**
    * Stores the checkpoint, and the `created` timestamp of the stream it refers
    * to, if this session holds the lease. Never moves the checkpoint backwards,
-   * unless `reset` (the stream was replaced). Returns false when the lease is
+   * unless `reset` (the stream was replaced, or holds less than the checkpoint). Returns false when the lease is
    * gone (nothing was written).
    */
   storeCheckpoint(c: Checkpoint, streamCreated: string, options: { reset?: boolean } = {}): Promise<boolean> {
@@ -133,4 +134,9 @@ export async function loadRelayRecord(sql: Sql, name: string): Promise<RelayReco
 /** The stored checkpoint of relay `name`, or START when it has none yet. */
 export async function loadRelayCheckpoint(sql: Sql, name: string): Promise<Checkpoint> {
   return (await loadRelayRecord(sql, name))?.checkpoint ?? START
+}
+
+/** Whether the log holds exactly the event `ref` names (id and tenant at its tx id and position). */
+export function logHoldsEvent(sql: Sql, ref: LogEventRef): Promise<boolean> {
+  return typedPgErrors(() => logEventAtSql(sql, ref))
 }

@@ -82,6 +82,8 @@ export function servicePermissions(): Record<ServiceUser, UserPermissions> {
           STREAM_INFO,
           `${JS}.STREAM.CREATE.${STREAM_NAME}`,
           `${JS}.STREAM.UPDATE.${STREAM_NAME}`,
+          // The stream's last message, read by sequence when the relay becomes active: where to resume (relay-resume.ts).
+          `${JS}.STREAM.MSG.GET.${STREAM_NAME}`,
           ACCOUNT_INFO,
           // Chain heads (HeadsPublisher): publish them, create/check their stream, read a tenant's newest.
           // No purge or delete grant, and the stream denies both anyway.

@@ -44,7 +44,7 @@ function relayMetrics(registers: Registry[]) {
     }),
     duplicates: new Counter({
       name: 'eventplane_relay_duplicate_events_total',
-      help: 'Acknowledgements that said JetStream already held the event (a republish after a crash or retry)',
+      help: 'Acknowledgements that said JetStream already held the event (a republish after a failed publish)',
       labelNames: ['relay'] as const,
       registers,
     }),

@@ -12,8 +12,8 @@ import type { Checkpoint } from '@eventplane/core'
  * running, so it would hold the gap-safe read back (DESIGN §3) for every event
  * appended meanwhile, and nothing notifies the relay when it ends (issue 15).
  * A checkpoint lost in a PostgreSQL crash (at most ~3 × wal_writer_delay of
- * them) only moves it back: the relay republishes those events and JetStream
- * drops the copies by `Nats-Msg-Id` within its duplicate window; never a skip.
+ * them) only moves it back, and a relay resumes after the stream's last
+ * message anyway (bus-nats `resumePoint`): nothing republished, never a skip.
  */
 export async function storeRelayCheckpointSql(
   sql: Sql,

@@ -1,0 +1,112 @@
+import type { Sql } from 'postgres'
+import { type Checkpoint, EventplaneError, START, compareCheckpoints } from '@eventplane/core'
+import { type RelayRecord, logHoldsEvent } from '@eventplane/store-pg'
+import type { JetStreamManager, StoredMsg, StreamInfo } from '@nats-io/jetstream'
+import { readEventHeaders } from './codec.ts'
+import { natsFailure } from './nats-errors.ts'
+import { STREAM_NAME } from './subjects.ts'
+
+/**
+ * The stream's last message is not an event of this log (another
+ * deployment's stream, or a message the relay never published): the relay
+ * refuses to publish into it. Fatal: an operator must look at the stream.
+ */
+export class ForeignStream extends EventplaneError {
+  constructor(seq: number, eventId: string | undefined) {
+    const what = eventId === undefined ? `message ${seq} carries no event headers` : `event ${eventId} (message ${seq})`
+    super('bus.config', `stream ${STREAM_NAME} is not this log's: its last ${what} is not in the log`, {
+      details: { stream: STREAM_NAME, seq, event_id: eventId ?? null },
+    })
+  }
+}
+
+/** Where the relay resumes publishing into a stream, and why. */
+export interface ResumePoint {
+  checkpoint: Checkpoint
+  /**
+   * What decided it: `stream_tip`, the stream's last message (an event of
+   * this log); `empty_stream`, a stream that never held a message;
+   * `created`, the stored checkpoint against the stream's `created` (every
+   * message aged out, so the content says nothing).
+   */
+  basis: 'stream_tip' | 'empty_stream' | 'created'
+  /** A stored checkpoint past START was dropped: the stream is not the one it was stored for. */
+  replaced: boolean
+  /** Store the checkpoint even when it moves the stored one backwards. */
+  reset: boolean
+}
+
+/**
+ * Decides where to resume by the stream's content, not by its `created`
+ * timestamp (which nats-server before 2.9.16 can get wrong when two creates
+ * race, and which says nothing about how far a stream got). Only relays
+ * publish into the stream, in log order, each event right after its
+ * predecessor within a run: so the stream holds a prefix of the log, and its
+ * last message says where that prefix ends, whatever the stored checkpoint
+ * says (it lags after a crash, since it is written in the background, and is
+ * ahead when the stream lost its tail or was recreated and partly filled).
+ *
+ * - no message ever (`last_seq` 0): START; a stored checkpoint past START
+ *   means the stream was replaced;
+ * - a last message that is this log's event at that (tx id, position) with
+ *   that id: right after it;
+ * - a last message that is not: {@link ForeignStream};
+ * - messages once but none now (all aged out by `max_age`): the stored
+ *   checkpoint if it was stored for this stream (same `created`), else
+ *   START when it was stored for another one (or the stream is empty and the
+ *   row predates `created`).
+ */
+export async function resumePoint(
+  jsm: JetStreamManager,
+  sql: Sql,
+  stream: StreamInfo,
+  stored: RelayRecord | undefined,
+): Promise<ResumePoint> {
+  const published = stored !== undefined && compareCheckpoints(stored.checkpoint, START) > 0
+  if (stream.state.last_seq === 0) return { checkpoint: START, basis: 'empty_stream', replaced: published, reset: true }
+  const last = stream.state.messages === 0 ? null : await streamMessage(jsm, stream.state.last_seq)
+  if (last === null) return createdRule(stream, stored)
+  const event = readEventHeaders(last.header)
+  if (event === undefined || !(await logHoldsEvent(sql, event))) throw new ForeignStream(last.seq, event?.eventId)
+  return {
+    checkpoint: { txId: event.txId, position: event.position },
+    basis: 'stream_tip',
+    replaced: false,
+    reset: true,
+  }
+}
+
+/** The rule for a stream whose messages all aged out: trust the checkpoint stored for this very stream. */
+function createdRule(stream: StreamInfo, stored: RelayRecord | undefined): ResumePoint {
+  if (stored === undefined || stored.streamCreated === stream.created)
+    return { checkpoint: stored?.checkpoint ?? START, basis: 'created', replaced: false, reset: false }
+  const published = compareCheckpoints(stored.checkpoint, START) > 0
+  // A row from before `created` was recorded (migration 0004) is trusted unless the stream is empty.
+  const replaced = published && (stored.streamCreated !== null || stream.state.messages === 0)
+  return { checkpoint: replaced ? START : stored.checkpoint, basis: 'created', replaced, reset: replaced }
+}
+
+/** Message `seq` of the stream, null when it is gone (aged out since the stream's info was read). */
+async function streamMessage(jsm: JetStreamManager, seq: number): Promise<StoredMsg | null> {
+  try {
+    return await jsm.streams.getMessage(STREAM_NAME, { seq })
+  } catch (e) {
+    throw natsFailure(e, `read message ${seq} of stream ${STREAM_NAME}`)
+  }
+}
+
+/** The first nats-server release whose concurrent creates of one stream cannot both succeed (nats-server PR 4013). */
+export const STREAM_CREATE_RACE_FIXED_IN = '2.9.16'
+
+/** True when `version` (nats-server's `x.y.z`, maybe with a suffix) is older than `than`; false when unparsable. */
+export function versionOlderThan(version: string | undefined, than: string): boolean {
+  const parse = (v: string): number[] | undefined => {
+    const m = /^v?(\d+)\.(\d+)\.(\d+)/.exec(v)
+    return m ? [Number(m[1]), Number(m[2]), Number(m[3])] : undefined
+  }
+  const a = version === undefined ? undefined : parse(version)
+  const b = parse(than)
+  if (a === undefined || b === undefined) return false
+  for (let i = 0; i < 3; i++) if (a[i] !== b[i]) return a[i]! < b[i]!
+  return false
+}
