@@ -61,6 +61,23 @@ describe('evtctl export, import and state', () => {
     assert.doesNotMatch(lines.join('\n'), /alice|user:eve|globex/)
   })
 
+  test('export --stream writes that stream of the tenant only', async () => {
+    const env = { EVENTPLANE_DATABASE_URL: source.url }
+    const lines = async (stream: string) => {
+      const r = await runCli(['export', '--tenant', 'acme', '--stream', stream], { env })
+      assert.equal(r.code, 0, r.stderr)
+      return r.stdout
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { stream: { id: string } })
+    }
+    assert.deepEqual(
+      (await lines('deployment/web')).map((e) => e.stream.id),
+      ['web', 'web'],
+    )
+    assert.deepEqual(await lines('deployment/api'), [], "globex's stream of that name is not acme's")
+  })
+
   test('a chain exported with its actors restores into an empty database; a second import skips; a changed event is refused', async () => {
     const file = join(dir, 'chain.ndjson')
     const out = await runCli(

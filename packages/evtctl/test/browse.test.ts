@@ -95,6 +95,18 @@ describe('evtctl streams and read --category / --all', () => {
     assert.deepEqual(streams, ['acme/deployment/web v1', 'acme/deployment/web v2', 'acme/deployment/web v3'])
   })
 
+  test('a page exactly as long as what is left is the end of the log, not a "next page"', async () => {
+    const args = ['read', '--category', 'deployment', '--tenant', 'acme', '--limit', '4']
+    const json = await runCli([...args, '--json'], { env: env() })
+    assert.equal(json.code, 0, json.stderr)
+    const page = jsonLines(json.stdout)
+    const trailer = page.pop()!
+    assert.equal(page.length, 4)
+    assert.equal(trailer.more, false)
+    const human = await runCli(args, { env: env() })
+    assert.match(human.stdout.trimEnd().split('\n').at(-1)!, /^end of the log for now \(4 events\); continue later/)
+  })
+
   test('read --all reads every tenant as the operator, with aligned columns', async () => {
     let events: Record<string, unknown>[] = []
     await eventually(async () => {

@@ -140,6 +140,28 @@ describe('evtctl heads and verify', () => {
     assert.match(failureLine(r).message, /digest does not match/)
   })
 
+  test('heads of another tenant than --tenant are refused before anything is checked: exit 1 naming both', async () => {
+    const r = await runCli(['verify', '--tenant', 'globex', '--against', join(dir, 'acme-heads.json')], { env: env() })
+    assert.equal(r.code, 1, r.stderr)
+    const failure = failureLine(r)
+    assert.equal(failure.code, 'cli.bad_usage')
+    assert.equal(failure.message, "the heads file is tenant acme's, not globex's")
+  })
+
+  test('--stream needs a tenant and the form category/id: exit 1', async () => {
+    for (const args of [
+      ['--stream', 'deployment/web'],
+      ['--tenant', 'acme', '--stream', 'web'],
+    ]) {
+      const r = await runCli(['verify', ...args], { env: env() })
+      assert.equal(r.code, 1, r.stderr)
+      assert.deepEqual(failureLine(r), {
+        code: 'cli.bad_usage',
+        message: '--stream needs --tenant and the form category/id',
+      })
+    }
+  })
+
   test('an unreachable database is exit 3 (could not check)', async () => {
     const r = await runCli(['verify', '--tenant', 'acme'], { env: { EVENTPLANE_DATABASE_URL: UNREACHABLE_PG } })
     assert.equal(r.code, 3)

@@ -66,6 +66,14 @@ describe('resolveConfig: flag, then env, then config file, then default', () => 
     assert.equal(c.configFile, cfg)
   })
 
+  test('an empty EVENTPLANE_* variable is unset: the config file or the default applies', () => {
+    const cfg = file('under-empty.json', { databaseUrl: 'postgres://file/db', tenant: 'filetenant' })
+    const env = { EVENTPLANE_CONFIG: cfg, EVENTPLANE_DATABASE_URL: '', EVENTPLANE_TENANT: '', EVENTPLANE_NATS_URL: '' }
+    const c = resolveConfig({}, { env, cwd: dir })
+    assert.deepEqual([c.databaseUrl, c.tenant, c.natsUrl], ['postgres://file/db', 'filetenant', DEFAULT_NATS_URL])
+    assert.deepEqual([c.sources.databaseUrl, c.sources.tenant, c.sources.natsUrl], ['file', 'file', 'default'])
+  })
+
   test('the domain: a file path is taken relative to where it was given, a package name as it is', () => {
     const sub = mkdtempSync(join(dir, 'domain-'))
     const cfg = file('domain.json', { domain: './domains/mine.js' })
@@ -103,6 +111,10 @@ describe('resolveConfig: flag, then env, then config file, then default', () => 
       () => resolveConfig({ natsCreds: 'x.creds' }, { env: { EVENTPLANE_NATS_USER: 'acme' }, cwd: dir }),
       (e) => isEvtctlError(e, 'cli.config'),
     )
+    assert.throws(
+      () => resolveConfig({ natsCreds: 'x.creds' }, { env: { EVENTPLANE_NATS_PASSWORD: 'hunter2' }, cwd: dir }),
+      (e) => isEvtctlError(e, 'cli.config') && /a NATS creds file and a NATS user or password/.test(e.message),
+    )
   })
 
   test('passwords come from a file (trailing newline dropped) or EVENTPLANE_NATS_PASSWORD, never both', () => {
@@ -127,6 +139,8 @@ describe('resolveConfig: flag, then env, then config file, then default', () => 
       [{}, () => file('array.json', '[]')],
       [{}, () => file('unknown.json', { databaseURL: 'postgres://x' })],
       [{}, () => file('plain-pw.json', { natsPassword: 'hunter2' })],
+      [{}, () => file('empty-creds.json', { natsCreds: '' })],
+      [{}, () => file('empty-domain.json', { domain: '' })],
       [{}, () => join(dir, 'missing.json')],
       [{ EVENTPLANE_NATS_PASSWORD_FILE: join(dir, 'missing-pw') }, () => undefined],
       [{ EVENTPLANE_DATABASE_URL: 'mysql://u:hunter2@h/db' }, () => undefined],

@@ -122,6 +122,19 @@ describe('evtctl --domain: a domain of the user, from a .js file', () => {
     }
   })
 
+  test("replay and state of a controller's name are runtime.unknown_projection (exit 1), naming the projections", async () => {
+    for (const args of [
+      ['replay', 'counter'],
+      ['state', 'counter', '--tenant', 'acme'],
+    ]) {
+      const r = await runCli([...args, '--domain', './domain.js'], { env, cwd: dir })
+      assert.equal(r.code, 1, r.stderr)
+      const failure = failureLine(r)
+      assert.equal(failure.code, 'runtime.unknown_projection')
+      assert.match(failure.message, /^unknown projection "counter" in domain counters; known: counter_total$/)
+    }
+  })
+
   test('a module that is not a valid domain is one typed line (exit 1)', async () => {
     const cases: [string, string, RegExp][] = [
       ['./not-a-domain.js', 'runtime.invalid_domain', /is not a domain: export default defineDomain/],

@@ -272,4 +272,24 @@ describe('chain heads published on NATS', () => {
     assert.equal(none.code, 3, none.stderr)
     assert.match(failureLine(none).message, /no heads of tenant initech were published/)
   })
+
+  test('heads --publish --force re-anchors on the rewritten history and says so on stderr', async () => {
+    assert.ok(forged !== undefined, 'the rewrite and the forgery of the tests before')
+    const r = await runCli(
+      ['heads', '--tenant', 'acme', '--publish', '--force', '--sign-key', join(dir, 'heads.key'), '--json'],
+      { env: operator() },
+    )
+    assert.equal(r.code, 0, r.stderr)
+    assert.match(
+      r.stderr,
+      /^evtctl: WARNING: --force: heads of acme published without checking that the log extends the newest published ones$/m,
+    )
+    const { published } = JSON.parse(r.stdout) as { published: { seq: number } }
+    assert.ok(published.seq > forged, `published after the forgery: ${published.seq}`)
+    const pinned = await runCli(
+      ['verify', '--tenant', 'acme', '--against', 'nats', '--public-key', join(dir, 'heads.pub'), '--require-signed'],
+      { env: operator() },
+    )
+    assert.equal(pinned.code, 0, pinned.stderr)
+  })
 })

@@ -187,6 +187,30 @@ describe('evtctl replay: interrupted rebuilds never serve partial state and resu
     assert.equal(left!.n, 20000, 'older generations are deleted after the swap')
   })
 
+  test('--restart throws an interrupted rebuild away: that run starts from the beginning of the log', async () => {
+    const [live] = await db.admin<{ generation: number }[]>`
+      select generation from eventplane.projection_checkpoints where projection = 'audit'`
+    const held = await holdStateRow(live!.generation + 1, 5000)
+    try {
+      const replay = startCli(['replay', 'audit', '--commit-every', '1000'], { env })
+      await until('the rebuild to commit and then wait on the held row', async () => {
+        const row = await rebuildRow()
+        return row !== undefined && Number(row.events) > 0 && (await commitHeld())
+      })
+      replay.child.kill('SIGKILL')
+      await replay.done()
+    } finally {
+      await held.release()
+    }
+    const interrupted = await rebuildRow()
+    assert.ok(interrupted && Number(interrupted.events) > 0, 'an interrupted rebuild to throw away')
+    const r = await runCli(['replay', 'audit', '--restart', '--json'], { env, timeoutMs: 180_000 })
+    assert.equal(r.code, 0, r.stderr)
+    const report = JSON.parse(r.stdout) as ReplayJson
+    assert.deepEqual([report.resumed, report.events_before, report.events], [false, 0, 20000])
+    assert.equal(await rebuildRow(), undefined, 'the rebuild is done')
+  })
+
   test('a bad --commit-every is a usage error and starts no rebuild', async () => {
     const bad = await runCli(['replay', 'audit', '--commit-every', '0'], { env })
     assert.equal(bad.code, 1)

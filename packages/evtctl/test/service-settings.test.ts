@@ -66,6 +66,24 @@ describe('service settings: flag, then EVENTPLANE_*, then the config file sectio
     }
   })
 
+  test('an integer below its minimum is refused; an empty variable is unset, not a bad value', () => {
+    for (const [key, value] of [
+      ['EVENTPLANE_GATEWAY_MAX_IN_FLIGHT', '0'],
+      ['EVENTPLANE_GATEWAY_TENANT_CONCURRENCY', '0'],
+    ] as const) {
+      assert.throws(
+        () => gatewaySettings([], { [key]: value }),
+        (e: unknown) =>
+          isEvtctlError(e, 'cli.config') && e.message === `${key} must be an integer of at least 1, got "0"`,
+        `${key}=${value}`,
+      )
+    }
+    assert.equal(gatewaySettings([], { EVENTPLANE_GATEWAY_REFUSAL_HOLD_MS: '0' }).values.refusalHoldMs, 0)
+    const empty = gatewaySettings([], { EVENTPLANE_GATEWAY_RATE: '', EVENTPLANE_GATEWAY_MAX_IN_FLIGHT: '' })
+    assert.deepEqual([empty.sources.rate, empty.sources.maxInFlight], ['unset', 'unset'])
+    assert.deepEqual(gatewayLimits(empty), { perTenant: {} })
+  })
+
   test('every service setting has its variable in the list evtctl does not warn about', () => {
     for (const spec of [...RELAY_SETTINGS, ...GATEWAY_SETTINGS]) assert.ok(KNOWN_ENV.includes(spec.env), spec.env)
   })

@@ -74,6 +74,21 @@ describe('evtctl status (PostgreSQL side)', () => {
     assert.equal((await status()).relays[0]!.active, false)
   })
 
+  test('--relay names the relay shown and checked: one that never ran is listed, not running, and unhealthy', async () => {
+    const r = await runCli(['status', '--json', '--no-nats', '--check', '--relay', 'west'], { env: env() })
+    assert.equal(r.code, 3, r.stdout)
+    const report = JSON.parse(r.stdout) as StatusReport
+    const west = report.relays.find((x) => x.name === 'west')
+    assert.deepEqual(
+      west && [west.active, west.checkpoint, west.pid],
+      [false, null, null],
+      JSON.stringify(report.relays),
+    )
+    assert.deepEqual(report.check?.problems, ['relay west is not active (no live session holds its lease)'])
+    const human = await runCli(['status', '--no-nats', '--relay', 'west'], { env: env() })
+    assert.match(human.stdout, /^relay +west: not running, no checkpoint, lag \d+$/m)
+  })
+
   test('projection checkpoints are listed with their lag', async () => {
     await db.admin`insert into eventplane.projection_checkpoints (projection, version, tx_id, global_position)
                    values ('deployment_status', 2, '0'::xid8, 0)`
@@ -200,6 +215,21 @@ describe('evtctl status (PostgreSQL side)', () => {
       await theirs.release()
       await other.drop()
     }
+  })
+
+  test('--check with NATS unreachable is unhealthy: the gateway cannot be probed (exit 3, a check line)', async () => {
+    const r = await runCli(['status', '--check', '--json'], { env: env() })
+    assert.equal(r.code, 3, r.stderr)
+    const report = JSON.parse(r.stdout) as StatusReport
+    assert.equal(report.gateway?.alive, null)
+    assert.equal(report.check?.healthy, false)
+    assert.ok(
+      report.check?.problems.some((p) => p.startsWith('the gateway is not answering: ')),
+      JSON.stringify(report.check?.problems),
+    )
+    const pgOnly = await runCli(['status', '--check', '--no-nats', '--json'], { env: env() })
+    const problems = (JSON.parse(pgOnly.stdout) as StatusReport).check?.problems ?? []
+    assert.ok(!problems.some((p) => p.includes('gateway')), JSON.stringify(problems))
   })
 
   test('an unreachable server is exit 3; an unknown operator role is exit 4', async () => {

@@ -88,6 +88,9 @@ describe('evtctl trace', () => {
         .stdout,
     ) as { nodes: JsonNode[] }
     assert.equal(withActor.nodes[0]!.caused_by, 'user:alice')
+    // Data stays out of every form: the root's payload holds the image web:1.
+    for (const out of [human.stdout, r.stdout, JSON.stringify(withActor)]) assert.doesNotMatch(out, /web:1/)
+    assert.equal('data' in report.nodes[0]!, false)
   })
 
   test('another tenant sees nothing of the chain', async () => {

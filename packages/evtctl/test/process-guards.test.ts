@@ -1,0 +1,93 @@
+import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { bulkLoadEvents, createTestDatabase, eventually, type TestDatabase } from '@eventplane/store-pg/testing'
+import type postgres from 'postgres'
+import { failureLine, killAll, runCli, startCli } from './helpers.ts'
+
+/** A domain module with a bug: a promise rejected with nobody to catch it, then a load that never ends. */
+const LEAKING_DOMAIN_JS = `
+Promise.reject(new Error('a bug in the domain module'))
+setInterval(() => {}, 1000)
+await new Promise(() => {})
+export default {}
+`
+
+describe('evtctl ends even when what it runs does not', () => {
+  let db: TestDatabase
+  let dir: string
+
+  before(async () => {
+    db = await createTestDatabase('ep_cli_guards')
+    await bulkLoadEvents(db.admin, 1, 200, 4)
+    dir = mkdtempSync(join(tmpdir(), 'evtctl-guards-'))
+    writeFileSync(join(dir, 'leaking-domain.js'), LEAKING_DOMAIN_JS)
+  })
+  after(async () => {
+    killAll()
+    rmSync(dir, { recursive: true, force: true })
+    await db.drop()
+  })
+
+  test('a replay stuck on a lock after Ctrl-C ends 10 s later: exit 130, "did not stop within 10 s"', async () => {
+    const env = { EVENTPLANE_DATABASE_URL: db.url, EVENTPLANE_DOMAIN: '@eventplane/example-deployments' }
+    let release!: () => void
+    const released = new Promise<void>((r) => {
+      release = r
+    })
+    let locked!: () => void
+    const holding = new Promise<void>((r) => {
+      locked = r
+    })
+    // The log held by the test: the rebuild's read waits on the lock and cannot see its signal.
+    const tx = db.admin
+      .begin(async (t: postgres.TransactionSql) => {
+        await t`lock table eventplane.events in access exclusive mode`
+        locked()
+        await released
+      })
+      .catch(() => {})
+    await holding
+    try {
+      const replay = startCli(['replay', 'audit', '--restart'], { env })
+      await eventually(
+        async () =>
+          (
+            await db.admin<{ n: number }[]>`
+              select count(*)::int as n from pg_stat_activity
+               where datname = ${db.name} and usename = 'eventplane_projector' and wait_event_type = 'Lock'`
+          )[0]!.n > 0,
+        60_000,
+        'the replay to wait on the held lock',
+      )
+      const sent = Date.now()
+      replay.child.kill('SIGINT')
+      const r = await replay.done(30_000)
+      const took = Date.now() - sent
+      assert.equal(r.code, 130, r.stderr)
+      assert.ok(took >= 10_000, `ended ${took} ms after SIGINT, before its grace`)
+      assert.match(
+        r.stderr.trimEnd().split('\n').at(-1)!,
+        /^evtctl: cli\.interrupted: interrupted, and did not stop within 10 s$/,
+      )
+    } finally {
+      release()
+      await tx
+    }
+  })
+
+  test('an unhandled rejection (here from a domain module) ends the command: exit 70, one line', async () => {
+    const r = await runCli(['replay', 'audit', '--domain', './leaking-domain.js'], {
+      env: { EVENTPLANE_DATABASE_URL: db.url },
+      cwd: dir,
+      timeoutMs: 20_000,
+    })
+    assert.equal(r.code, 70, r.stderr)
+    assert.deepEqual(failureLine(r), {
+      code: 'cli.internal',
+      message: 'unhandled rejection: a bug in the domain module',
+    })
+  })
+})

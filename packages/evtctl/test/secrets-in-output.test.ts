@@ -1,0 +1,90 @@
+import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { initAuthDir } from '@eventplane/bus-nats/nats-config'
+import { EventFactory } from '@eventplane/core'
+import { PgEventStore, ROLES } from '@eventplane/store-pg'
+import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
+import { UNREACHABLE_NATS, failureLine, killAll, runCli } from './helpers.ts'
+
+/** The password every URL below carries; the test server trusts local logins, so it is never checked. */
+const SECRET = 'hunter2-in-url'
+
+const withPassword = (url: string): string => {
+  const u = new URL(url)
+  u.password = SECRET
+  return u.toString()
+}
+
+describe('what evtctl prints of a URL never holds its password; what it writes of a tenant only its owner reads', () => {
+  let db: TestDatabase
+  let dir: string
+
+  before(async () => {
+    db = await createTestDatabase('ep_cli_secrets')
+    dir = mkdtempSync(join(tmpdir(), 'evtctl-secrets-'))
+    const acme = EventFactory.forTenant('acme', { causedBy: 'user:alice' })
+    const stream = { tenant: 'acme', category: 'deployment', id: 'web' }
+    await new PgEventStore(db.connect(ROLES.intentWriter, 1)).append(stream, [acme.intent(stream, 'created', {})])
+  })
+  after(async () => {
+    killAll()
+    rmSync(dir, { recursive: true, force: true })
+    await db.drop()
+  })
+
+  test('status names the database with the password replaced, human and --json', async () => {
+    const env = { EVENTPLANE_DATABASE_URL: withPassword(db.url), EVENTPLANE_NATS_URL: UNREACHABLE_NATS }
+    const json = await runCli(['status', '--json', '--no-nats'], { env })
+    assert.equal(json.code, 0, json.stderr)
+    const report = JSON.parse(json.stdout) as { database: string }
+    assert.equal(new URL(report.database).password, '***')
+    const human = await runCli(['status', '--no-nats'], { env })
+    assert.equal(human.code, 0, human.stderr)
+    assert.match(human.stdout, /^database {4}postgres:\/\/postgres:\*\*\*@/m)
+    for (const r of [json, human]) assert.doesNotMatch(r.stdout + r.stderr, new RegExp(SECRET))
+  })
+
+  test('migrate of a migrated database says so with the password replaced, human and --json', async () => {
+    const env = { EVENTPLANE_DATABASE_URL: withPassword(db.url) }
+    const json = await runCli(['migrate', '--json', '--log-level', 'debug'], { env })
+    assert.equal(json.code, 0, json.stderr)
+    const report = JSON.parse(json.stdout) as { database: string; applied: string[] }
+    assert.deepEqual(report.applied, [])
+    assert.equal(new URL(report.database).password, '***')
+    const human = await runCli(['migrate'], { env })
+    assert.equal(human.code, 0, human.stderr)
+    assert.match(human.stdout, /:\*\*\*@.*: up to date/)
+    for (const r of [json, human]) assert.doesNotMatch(r.stdout + r.stderr, new RegExp(SECRET))
+  })
+
+  test('tenant add that cannot reach NATS names the URL with the password replaced (exit 3)', async () => {
+    const auth = join(dir, 'auth')
+    await initAuthDir(auth)
+    const url = new URL(UNREACHABLE_NATS)
+    url.username = 'operator'
+    url.password = SECRET
+    const r = await runCli(['tenant', 'add', 'acme', '--auth-dir', auth], {
+      env: { EVENTPLANE_NATS_URL: url.toString() },
+    })
+    assert.equal(r.code, 3, r.stderr)
+    const failure = failureLine(r)
+    assert.equal(failure.code, 'bus.unavailable')
+    assert.match(failure.message, /^cannot connect to NATS at nats:\/\/operator:\*\*\*@127\.0\.0\.1:1/)
+    assert.doesNotMatch(r.stderr, new RegExp(SECRET))
+  })
+
+  test('export --output writes a file only its owner can read (mode 0600), with or without the actors', async () => {
+    for (const extra of [[], ['--include-actor']]) {
+      const file = join(dir, `acme-${extra.length}.ndjson`)
+      const r = await runCli(['export', '--tenant', 'acme', '--output', file, ...extra], {
+        env: { EVENTPLANE_DATABASE_URL: db.url },
+      })
+      assert.equal(r.code, 0, r.stderr)
+      assert.match(r.stderr, /^exported 1 events to /m)
+      assert.equal(statSync(file).mode & 0o777, 0o600, extra.join(' '))
+    }
+  })
+})
