@@ -42,8 +42,9 @@ const FAILED = 3
  * the previous event's id, so the stream can only store an event right after
  * its predecessor: when the connection drops, a publish lost on the dead
  * socket can never be overtaken by later ones the client buffered and
- * flushed on reconnect. The first publish of a run carries no expectation
- * (everything before it is acked). JetStream checks the duplicate id before
+ * flushed on reconnect. The first publish of a run expects the tip given to
+ * `resetChain` (the relay's last acked event), or nothing when none is
+ * known (an empty stream, one whose messages all aged out). JetStream checks the duplicate id before
  * the expectation, so republishing stored events after a failed publish
  * yields duplicate acks, not errors.
  *
@@ -104,12 +105,14 @@ export class OrderedPublisher {
   }
 
   /**
-   * Starts a new run: the next publish carries no expectation, and the acked
-   * prefix starts empty. Call before (re)publishing from a checkpoint, only
-   * when nothing is in flight (after `settle`).
+   * Starts a new run: the next publish expects `tip` (the event id of the
+   * stream's last message, when the caller knows it; no expectation
+   * otherwise), and the acked prefix starts empty. Call before
+   * (re)publishing from a checkpoint, only when nothing is in flight (after
+   * `settle`).
    */
-  resetChain(): void {
-    this.#tip = undefined
+  resetChain(tip?: string): void {
+    this.#tip = tip
     this.#queue = []
     this.#state = []
     this.#sentAt = []

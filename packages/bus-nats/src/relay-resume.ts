@@ -34,6 +34,8 @@ export interface ResumePoint {
   replaced: boolean
   /** Store the checkpoint even when it moves the stored one backwards. */
   reset: boolean
+  /** The event id of the stream's last message (basis `stream_tip`): what the next publish expects to follow. */
+  eventId?: string
 }
 
 /**
@@ -73,6 +75,7 @@ export async function resumePoint(
     basis: 'stream_tip',
     replaced: false,
     reset: true,
+    eventId: event.eventId,
   }
 }
 

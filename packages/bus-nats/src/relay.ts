@@ -90,6 +90,8 @@ export class Relay {
   #checkpoint: Checkpoint | undefined
   /** The end of the acked prefix, set as the checkpoint but maybe not stored yet: where the next drain reads from. */
   #acked: Checkpoint | undefined
+  /** The event id at #acked when known (the stream's tip): what the first publish of the next drain expects. */
+  #ackedId: string | undefined
   readonly #checkpoints = new CheckpointWriter(async (c) => {
     if (!(await this.#lease.storeCheckpoint(c, this.#streamCreated)))
       throw new LeaseLost('the relay lock was lost before the checkpoint was stored')
@@ -238,6 +240,7 @@ export class Relay {
   async #checkpointFor(stream: StreamInfo): Promise<Checkpoint> {
     const stored = await loadRelayRecord(this.#sql, this.name)
     const resume = await resumePoint(this.#jsm!, this.#sql, stream, stored)
+    this.#ackedId = resume.eventId
     this.#streamCreated = stream.created
     const { checkpoint } = resume
     const moved = stored !== undefined && compareCheckpoints(stored.checkpoint, checkpoint) !== 0
@@ -267,10 +270,12 @@ export class Relay {
    * from the one this relay publishes to is not proof of a new stream
    * (nats-server before 2.9.16 can tell two racing creates both that they
    * made it): the stream is checked and the checkpoint decided again by its
-   * content. Called between drains only (nothing in flight, the checkpoint
+   * content; `always` decides again with an unchanged `created` too (after a
+   * refused order check: the stream holds more or less than the relay
+   * thought). Called between drains only (nothing in flight, the checkpoint
    * write flushed).
    */
-  async #checkStream(): Promise<void> {
+  async #checkStream(options: { always?: boolean } = {}): Promise<void> {
     let created: string
     try {
       created = (await this.#jsm!.streams.info(STREAM_NAME)).created
@@ -278,7 +283,7 @@ export class Relay {
       if (isJsApiError(e, JS_API.streamNotFound)) throw new StreamReplaced(`stream ${STREAM_NAME} was deleted`)
       throw natsFailure(e, `read stream ${STREAM_NAME}`)
     }
-    if (created === this.#streamCreated) return
+    if (created === this.#streamCreated && options.always !== true) return
     this.#checkpoint = await this.#checkpointFor(await ensureStream(this.#jsm!, this.#o.stream))
     this.#acked = this.#checkpoint
   }
@@ -371,7 +376,7 @@ export class Relay {
   async #drain(): Promise<void> {
     try {
       for (let breaks = 0; ; ) {
-        this.#publisher.resetChain()
+        this.#publisher.resetChain(this.#ackedId)
         this.#counted = { acked: 0, duplicates: 0 }
         try {
           const tracing = RELAY_TRACE.read.hasSubscribers
@@ -425,11 +430,15 @@ export class Relay {
         }
         this.#logger.info(
           { ...where, ...errorFields(failure) },
-          'stream order check refused a publish; republishing from the checkpoint',
+          "stream order check refused a publish; resuming after the stream's last message",
         )
         if (++breaks > MAX_ORDER_BREAKS) throw new OrderBreak()
         await this.#checkpoints.flush()
-        await this.#checkStream()
+        const expected = this.#ackedId
+        await this.#checkStream({ always: true })
+        // The stream ends where the relay thought, yet its expectation was refused: the server does not know
+        // its last id (restarted with a tip older than the duplicate window). The next publish expects nothing.
+        if (this.#ackedId === expected) this.#ackedId = undefined
       }
     } catch (e) {
       await this.#publisher.settle()
@@ -470,6 +479,7 @@ export class Relay {
     }
     const checkpoint = { txId: last.txId, position: last.position }
     this.#acked = checkpoint
+    this.#ackedId = last.event.event_id
     this.#checkpoints.set(checkpoint)
     this.#logger.debug(
       { relay: this.name, events, duplicates: dups, checkpoint: formatCheckpoint(checkpoint) },

@@ -150,6 +150,74 @@ describe('relay: where it resumes is decided by what the stream holds', () => {
     await stop(relay)
   })
 
+  test('a drain that would re-send an event the stream already holds, past the duplicate window, stores nothing twice', async () => {
+    const relay = await startRelay()
+    await untilActive(relay)
+    await appendIntents(env.intents, 'acme', 5, 5, 'f')
+    const before = await logLength()
+    await eventually(async () => (await streamCount(jsm)) === before, 'the log in the stream')
+    const published = relay.stats.published
+    warnings.length = 0
+    // A transaction of the log's database holds the gap-safe read back: the relay cannot see the next two
+    // events until it ends, and meanwhile the first of them reaches the stream as if a publish of the relay
+    // had been stored and its ack lost.
+    const held = await env.db.admin.reserve()
+    try {
+      await held`begin`
+      await held`select pg_current_xact_id()`
+      await appendIntents(env.intents, 'globex', 2, 1, 'f-next')
+      const log = await pgLog(env.relayStore)
+      assert.equal(log.length, before + 2)
+      await publishAsRelay(log.slice(before, before + 1))
+      await pastDuplicateWindow()
+      assert.equal(relay.stats.published, published, 'the relay has not seen the held-back events')
+    } finally {
+      await held`rollback`.catch(() => {})
+      held.release()
+    }
+    const last = (await pgLog(env.relayStore)).at(-1)!
+    await eventually(
+      () => relay.checkpoint?.position === last.global_position,
+      "the relay's checkpoint at the log's last event",
+    )
+    await streamEqualsLog()
+    // The refused publish makes the relay look at the stream's tip at once: no interruption, no retry backoff.
+    assert.deepEqual(warnings, [])
+    assert.equal(relay.state, 'active')
+    await stop(relay)
+  })
+
+  test("a server restarted with its last message older than the duplicate window (it no longer knows that message's id) takes the next event at once", async () => {
+    let relay = await startRelay()
+    await untilActive(relay)
+    await appendIntents(env.intents, 'acme', 3, 3, 'g')
+    const before = await logLength()
+    await eventually(async () => (await streamCount(jsm)) === before, 'the log in the stream')
+    await stop(relay)
+    // nats-server rebuilds a stream's last message id only from the messages inside the duplicate window: an
+    // expectation of the tip's id is refused after this restart, however right it is.
+    await pastDuplicateWindow()
+    await env.server.restart()
+    await eventually(async () => (await streamCount(jsm)) === before, 'the restarted server serving the stream')
+
+    warnings.length = 0
+    relay = await startRelay()
+    await untilActive(relay)
+    await appendIntents(env.intents, 'globex', 1, 1, 'g-next')
+    const last = (await pgLog(env.relayStore)).at(-1)!
+    await eventually(
+      () => relay.checkpoint?.position === last.global_position,
+      "the relay's checkpoint at the log's last event",
+    )
+    await streamEqualsLog()
+    assert.deepEqual(
+      warnings.filter((w) => !w.startsWith('nats-server before 2.9.16')),
+      [],
+      'no interruption: the relay publishes without an expectation once the stream proved to end at its tip',
+    )
+    await stop(relay)
+  })
+
   test('a stream shorter than the stored checkpoint is refilled from its own tip until it equals the log', async () => {
     let relay = await startRelay()
     await untilActive(relay)
