@@ -49,7 +49,7 @@ export function registerTail(program: Command, kit: CommandKit): void {
           seen += 1
           if (opts.count !== undefined && seen >= opts.count) break
         }
-        // An async permission error closes the subscription; surface it instead of exiting 0.
+        // An async permission error ends the loop above with a throw; here the subscription has finished closing.
         await live.closed
       }),
     )
