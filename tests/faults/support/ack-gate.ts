@@ -1,5 +1,6 @@
 import { type AddressInfo, type Server, type Socket, createServer, connect } from 'node:net'
 import { LOG_ROOT } from '../../../packages/bus-nats/src/subjects.ts'
+import { nextProtocolMessage as nextMessage } from '@eventplane/bus-nats/testing'
 
 /**
  * A loopback TCP proxy in front of a nats-server that lets a client's first
@@ -29,21 +30,6 @@ export interface AckGate {
   readonly held: Promise<void>
   /** Drops every connection and stops listening. */
   close(): Promise<void>
-}
-
-const CRLF = Buffer.from('\r\n')
-
-/** One whole protocol message at the front of `buf`: its op line and its total length, or undefined if incomplete. */
-function nextMessage(buf: Buffer): { line: string; length: number } | undefined {
-  const end = buf.indexOf(CRLF)
-  if (end < 0) return undefined
-  const line = buf.subarray(0, end).toString('latin1')
-  const args = line.split(' ')
-  const op = args[0]!.toUpperCase()
-  // The payload size is the op line's last argument for MSG, HMSG, PUB and HPUB.
-  const payload = op === 'MSG' || op === 'HMSG' || op === 'PUB' || op === 'HPUB' ? Number(args.at(-1)) + 2 : 0
-  const length = end + 2 + payload
-  return buf.length < length ? undefined : { line, length }
 }
 
 export async function startAckGate(serverPort: number, allow: number): Promise<AckGate> {

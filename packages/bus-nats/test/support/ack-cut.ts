@@ -1,4 +1,5 @@
 import { type AddressInfo, type Server, type Socket, createServer, connect } from 'node:net'
+import { nextProtocolMessage as nextMessage } from '../../src/testing/index.ts'
 
 /**
  * A loopback TCP proxy in front of a nats-server that cuts the connection
@@ -19,21 +20,7 @@ export interface AckCut {
   close(): Promise<void>
 }
 
-const CRLF = Buffer.from('\r\n')
 const ACK_PREFIX = '$JS.ACK.'
-
-/** One whole protocol message at the front of `buf`: its op line and total length, or undefined if incomplete. */
-function nextMessage(buf: Buffer): { line: string; length: number } | undefined {
-  const end = buf.indexOf(CRLF)
-  if (end < 0) return undefined
-  const line = buf.subarray(0, end).toString('latin1')
-  const args = line.split(' ')
-  const op = args[0]!.toUpperCase()
-  // The payload size is the op line's last argument for PUB and HPUB (MSG, HMSG never come from a client).
-  const payload = op === 'PUB' || op === 'HPUB' ? Number(args.at(-1)) + 2 : 0
-  const length = end + 2 + payload
-  return buf.length < length ? undefined : { line, length }
-}
 
 /** A confirmed ack: `PUB $JS.ACK.… <reply> <size>` (a bare ack has no reply and 3 arguments). */
 function isConfirmedAck(line: string): boolean {
