@@ -1,13 +1,11 @@
 import assert from 'node:assert/strict'
-import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { after, before, describe, test } from 'node:test'
 import { EventFactory } from '@eventplane/core'
 import { PgEventStore, ROLES } from '@eventplane/store-pg'
 import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
 import { silentLogger } from '../src/logger.ts'
 import { LogWaker } from '../src/pg-listener.ts'
-
-const WAKE_CHANNEL = 'eventplane:relay.wake'
+import { RELAY_TRACE } from '../src/relay-trace.ts'
 
 /**
  * The relay's wake-up on PostgreSQL's LISTEN (pg-listener.ts), alone: a
@@ -27,12 +25,12 @@ describe('LogWaker', () => {
     let arrived!: () => void
     const seen = new Promise<void>((resolve) => (arrived = resolve))
     const onWake = () => arrived()
-    subscribe(WAKE_CHANNEL, onWake)
+    RELAY_TRACE.wake.subscribe(onWake)
     try {
       await store.append(stream, [f.intent(stream, 'scaled', { n: 1 })])
       await seen
     } finally {
-      unsubscribe(WAKE_CHANNEL, onWake)
+      RELAY_TRACE.wake.unsubscribe(onWake)
     }
   }
 
