@@ -28,7 +28,7 @@ describe('natsAuth: user and password, creds files', () => {
     const args = ['-a', '127.0.0.1', '-p', String(port), '-n', name, '--user', user, '--pass', password]
     server = spawn(...dieWithParent(findNatsServerBinary(), args), { stdio: 'ignore', ...OWN_PROCESS_GROUP })
     reapOnExit(server)
-    await eventually(() => greets(port, name), 10_000, 'the nats-server to listen')
+    await eventually(() => greets(port, name), 30_000, 'the nats-server to listen')
   })
   after(async () => {
     server?.kill('SIGKILL')
