@@ -99,7 +99,7 @@ export async function ensureHeadsStream(jsm: JetStreamManager, options: HeadsStr
 export interface PublishedHeads {
   subject: string
   seq: number
-  /** JetStream already held this very heads file (same tenant, point and digest, within 2 minutes). */
+  /** JetStream already held this very heads file (same tenant, point, digest and signature, within 2 minutes). */
   duplicate: boolean
   /** Parts published on {@link headsPartsSubject} before this message (0: the file is this one message). */
   parts: number
@@ -126,8 +126,9 @@ function sliceStreams(streams: HeadsFile['streams'], partBytes: number): HeadsFi
 
 /**
  * Publishes a heads file (as `evtctl heads` writes it) on its tenant's
- * subject and waits for JetStream's ack. `Nats-Msg-Id` is tenant, point and
- * digest, so two publishers of the same heads store it once. A file larger
+ * subject and waits for JetStream's ack. `Nats-Msg-Id` is tenant, point,
+ * digest and signature, so two publishers of the same heads (unsigned, or
+ * signed by the same key) store them once. A file larger
  * than `partBytes` goes out as parts on {@link headsPartsSubject} first, then
  * one message on the tenant's subject: the file without its streams, listing
  * the parts' sequences (`parts`). The digest over all streams (and the
@@ -141,6 +142,9 @@ export async function publishHeads(
 ): Promise<PublishedHeads> {
   const subject = headsSubject(file.tenant)
   const msgID = `${file.tenant}:${file.tx_id}:${file.global_position}:${file.digest}`
+  // The listing's id names its signature too (Ed25519 signs deterministically: one key, one id), or the
+  // same heads published unsigned a moment before would make JetStream drop the signed ones as a duplicate.
+  const listingID = `${msgID}:${file.signature?.value ?? 'unsigned'}`
   const publish = async (to: string, body: unknown, id: string) => {
     try {
       return await js.publish(to, JSON.stringify(body), { msgID: id, expect: { streamName: HEADS_STREAM_NAME } })
@@ -164,7 +168,7 @@ export async function publishHeads(
     }
     body = { ...rest, parts }
   }
-  const ack = await publish(subject, body, msgID)
+  const ack = await publish(subject, body, listingID)
   return { subject, seq: ack.seq, duplicate: ack.duplicate, parts: 'parts' in body ? body.parts.length : 0 }
 }
 

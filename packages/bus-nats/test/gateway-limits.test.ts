@@ -1,46 +1,13 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import {
-  type EventData,
-  type ValidEnvelope,
-  EventFactory,
-  RateLimited,
-  type StreamRef,
-  isEventplaneError,
-} from '@eventplane/core'
-import { type AppendOptions, type AppendResult, PgEventStore, ROLES } from '@eventplane/store-pg'
+import { type EventData, EventFactory, RateLimited, isEventplaneError } from '@eventplane/core'
+import { ROLES } from '@eventplane/store-pg'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { submitIntent } from '../src/gateway-client.ts'
 import type { GatewayLimits } from '../src/gateway-limits.ts'
 import { type Gateway, startGateway } from '../src/gateway.ts'
 import { type BusEnv, createBusEnv, eventually, within } from './fixtures.ts'
-
-/**
- * A real store whose appends can be held per tenant (a latch, not a mock):
- * requests then stay in flight for as long as the test wants, and the order
- * in which the gateway started them is recorded.
- */
-class GatedStore extends PgEventStore {
-  readonly started: string[] = []
-  readonly #gates = new Map<string, { open: Promise<void>; release: () => void }>()
-
-  hold(tenant: string): void {
-    let release!: () => void
-    const open = new Promise<void>((resolve) => (release = resolve))
-    this.#gates.set(tenant, { open, release })
-  }
-
-  release(tenant: string): void {
-    this.#gates.get(tenant)?.release()
-    this.#gates.delete(tenant)
-  }
-
-  override async append(stream: StreamRef, events: readonly ValidEnvelope[], options?: AppendOptions) {
-    this.started.push(`${stream.tenant}:${(events[0]!.data as { n?: number }).n}`)
-    await this.#gates.get(stream.tenant)?.open
-    return super.append(stream, events, options) as Promise<AppendResult>
-  }
-}
+import { GatedStore } from './support/gated-store.ts'
 
 describe('gateway limits: per-tenant rate, requests and bytes in flight, fair turns', () => {
   let env: BusEnv

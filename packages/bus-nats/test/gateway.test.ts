@@ -24,6 +24,7 @@ const registry = new SchemaRegistry()
     Type.Object({ replicas: Type.Integer({ minimum: 1 }), note: Type.Optional(Type.String()) }),
   )
   .register('config_changed', 1, Type.Object({ key: Type.String() }))
+  .register('labels_set', 1, Type.Object({}, { additionalProperties: Type.Integer() }))
 
 const encoder = new TextEncoder()
 const d1 = { tenant: 'acme', category: 'deployment', id: 'd1' }
@@ -167,6 +168,13 @@ describe('gateway', () => {
       submitIntent(acme, user.intent(d1, 'deploy_requested', { replicas: 'three' })),
     )
     await assertRejected('core.unknown_schema', () => submitIntent(acme, user.intent(d1, 'never_registered', {})))
+  })
+
+  test('an error message naming a client-chosen key with a line break goes out as one line', async () => {
+    // The schema error names the failing key: a key with a line break would put a second line in the
+    // reply's message, one that a client printing it would show as its own.
+    const event = user.intent(d1, 'labels_set', { 'ok\nevtctl: a forged line': 1.5 })
+    await assertRejected('core.schema_violation', () => submitIntent(acme, event))
   })
 
   test('malformed JSON and malformed request bodies are refused with bus.bad_request', async () => {
