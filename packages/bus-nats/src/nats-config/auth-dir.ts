@@ -9,6 +9,7 @@ import {
   logAccountJwt,
   operatorJwt,
   systemAccountJwt,
+  reissuedCreds,
   userCreds,
 } from './claims.ts'
 import { type ServiceUser, type UserPermissions, SERVICE_USERS, servicePermissions } from './permissions.ts'
@@ -97,7 +98,9 @@ async function jwtIn(file: string, stale: boolean, make: () => Promise<string>):
 /**
  * Creates what is missing of an auth dir (keys, JWTs, service users' creds)
  * and returns it. Idempotent: existing keys and creds are kept, so running it
- * again never rotates a credential a deployed service uses.
+ * again never rotates a credential a deployed service uses; a service user's
+ * creds whose grants differ from this release's are re-issued for the same
+ * user key (an upgrade that changed a tier's grants).
  */
 export async function initAuthDir(dir: string): Promise<AuthDir> {
   for (const sub of ['', 'accounts', 'creds', 'tenants']) mkdirSync(join(dir, sub), { recursive: true, mode: 0o700 })
@@ -111,7 +114,12 @@ export async function initAuthDir(dir: string): Promise<AuthDir> {
   await jwtIn(join(dir, 'accounts', `${LOG_ACCOUNT}.jwt`), stale, () => logAccountJwt(log.key, operator.key))
   const writeCreds = async (user: AuthDirUser, account: KeyPair, permissions: UserPermissions): Promise<void> => {
     const file = serviceCredsFile(dir, user)
-    if (!stale && existsSync(file)) return
+    if (!stale && existsSync(file)) {
+      // A release that changed this tier's grants: the same user key, a JWT with the new grants.
+      const reissued = await reissuedCreds(readFileSync(file), user, account, permissions)
+      if (reissued !== undefined) writeSecretFile(file, reissued)
+      return
+    }
     writeSecretFile(file, await userCreds(user, account, permissions))
   }
   await writeCreds(SYSTEM_USER, system.key, SYSTEM_USER_PERMISSIONS)

@@ -9,8 +9,9 @@ import {
   encodeOperator,
   encodeUser,
   fmtCreds,
+  parseCreds,
 } from '@nats-io/jwt'
-import { type KeyPair, createUser } from '@nats-io/nkeys'
+import { type KeyPair, createUser, fromSeed } from '@nats-io/nkeys'
 import { LOG_SUBJECTS, STREAM_NAME, SUBMIT_SUBJECTS, logFilter } from '../subjects.ts'
 import { type UserPermissions, tenantConsumerSubjects, tenantSubmitSubjects } from './permissions.ts'
 
@@ -194,4 +195,33 @@ export async function userCreds(
   const user = createUser()
   const jwt = await encodeUser(name, user, account, jwtPermissions(permissions))
   return fmtCreds(jwt, user)
+}
+
+/**
+ * `creds` re-issued for the same user key when the permissions its JWT grants
+ * differ from `permissions` (a release changed a service tier's grants);
+ * undefined when they are the same. The user's key is kept, so a process
+ * still running on the old file stays who it was; it gains the new grants
+ * when it reconnects with the new file.
+ */
+export async function reissuedCreds(
+  creds: Uint8Array,
+  name: string,
+  account: KeyPair,
+  permissions: UserPermissions = {},
+): Promise<Uint8Array | undefined> {
+  const { key, uc } = await parseCreds(creds)
+  const wanted = jwtPermissions(permissions)
+  if (permissionsKey(uc.nats) === permissionsKey(wanted)) return undefined
+  const user = fromSeed(new TextEncoder().encode(key))
+  return fmtCreds(await encodeUser(name, user, account, wanted), user)
+}
+
+/** A comparable form of a user JWT's grants: each side's allow and deny sorted, and the response window. */
+function permissionsKey(p: Partial<Permissions>): string {
+  const side = (s: { allow?: string[]; deny?: string[] } | undefined) => ({
+    allow: [...(s?.allow ?? [])].sort(),
+    deny: [...(s?.deny ?? [])].sort(),
+  })
+  return JSON.stringify({ pub: side(p.pub), sub: side(p.sub), resp: p.resp ? [p.resp.max, p.resp.ttl] : null })
 }

@@ -15,8 +15,9 @@ const USAGE = `usage: nats-setup --auth-dir DIR --store-dir DIR [options]
   --server-name NAME  server name (default eventplane)
   --out FILE          write the server config here instead of stdout
 Creates what is missing of the auth dir (operator, system and log accounts, the creds of the
-system, operator, relay, gateway and controller users) and prints a nats-server config in
-operator mode with a full account resolver. Tenants are added later, live: evtctl tenant add.`
+system, operator, relay, gateway and controller users), re-issues a service user's creds whose
+grants this release changed (same user key), and prints a nats-server config in operator mode
+with a full account resolver. Tenants are added later, live: evtctl tenant add.`
 
 /**
  * `nats-setup`: prepares a NATS deployment for eventplane. Returns the exit
