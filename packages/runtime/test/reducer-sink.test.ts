@@ -91,6 +91,30 @@ describe('reducer sink: what a commit writes is what its checkpoint covers', () 
     assert.deepEqual(await counts(watched.name), { 'held/held': 4 }, 'every event applied once after restart')
   })
 
+  test('a commit that fails while the next batch is staged leaves nothing behind: resynced, the engine applies each event once', async () => {
+    const projection = defineReducerProjection({
+      ...streamCounter,
+      name: 'test_sink_failed_commit',
+      filter: { categories: ['failed'] },
+    })
+    await append('failed', 'failed', 4)
+    let commits = 0
+    // Batches of two, a commit after each: the first fails in the background while events 3 and 4 are staged.
+    const engine = new ProjectionEngine(projection, projector, {
+      batchSize: 2,
+      maxPending: 1,
+      beforeCheckpoint: () => {
+        if (++commits === 1) throw new Error('crash before the first checkpoint')
+      },
+    })
+    await engine.init()
+    await assert.rejects(engine.catchUp('catch-up'), /crash before the first checkpoint/)
+    assert.deepEqual(await counts(projection.name), {}, 'nothing committed')
+    await engine.resync()
+    await engine.catchUp('catch-up')
+    assert.deepEqual(await counts(projection.name), { 'failed/failed': 4 })
+  })
+
   test('a rebuild whose cache is smaller than its keys reloads an evicted state instead of starting it afresh', async () => {
     const projection = defineReducerProjection({
       ...streamCounter,
