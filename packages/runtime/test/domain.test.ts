@@ -70,5 +70,14 @@ describe('defineDomain', () => {
       /controller counter needs categories and a reconcile function/,
     )
     invalid(() => defineDomain({ name: 'd', controllers: [{ ...controller, name: 'a.b' }] }), /controller a\.b/)
+    invalid(
+      () => defineDomain({ name: 'd', schemas: { bump: 5 as never } }),
+      /schema of "bump" is not a TypeBox schema/,
+    )
+    invalid(() => defineDomain({ name: 'd', controllers: [null as never] }), /a controller has no name/)
+    invalid(
+      () => defineDomain({ name: 'd', projections: [{ ...projection, name: 7 as never }] }),
+      /a projection has no name/,
+    )
   })
 })
