@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { type RecordedEvent, isEventplaneError } from '@eventplane/core'
+import { Type } from '@sinclair/typebox'
+import { EventFactory, type RecordedEvent, SchemaRegistry, isEventplaneError } from '@eventplane/core'
 import { PgEventStore, ROLES } from '@eventplane/store-pg'
 import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
 import type { Sql } from 'postgres'
@@ -9,6 +10,8 @@ import { ProjectionEngine } from '../src/projection/engine.ts'
 import { ProjectionRunner } from '../src/projection/runner.ts'
 import { defineReducerProjection } from '../src/projection/types.ts'
 import { PROJECTOR_ROLE } from '../src/roles.ts'
+import { registerResourceSchemas, setStatus } from '../src/mutate.ts'
+import { resourceStateProjection } from '../src/resource-state.ts'
 import { streamCounter } from './fixtures.ts'
 import { factoryFor, stream, within } from './helpers.ts'
 
@@ -154,5 +157,26 @@ describe('reducer sink: what a commit writes is what its checkpoint covers', () 
       return true
     })
     await runner.stop()
+  })
+
+  test('the resource state projection holds a state only for streams with a mutate fact', async () => {
+    const facts = new PgEventStore(db.connect(ROLES.factWriter, 1))
+    const f = EventFactory.forTenant('acme', {
+      causedBy: 'controller:test',
+      registry: registerResourceSchemas(new SchemaRegistry()).register('scheduled', 1, Type.Object({})),
+    })
+    const web = stream('acme', 'web', 'resource')
+    const db1 = stream('acme', 'db', 'resource')
+    await facts.append(web, [setStatus(f, web, 'running')])
+    await facts.append(db1, [f.fact(db1, 'scheduled', {})])
+    const engine = new ProjectionEngine(resourceStateProjection, projector)
+    await engine.init()
+    await engine.catchUp('catch-up')
+    const keys = await db.admin<{ key: string }[]>`
+      select key from eventplane.projection_state where projection = ${resourceStateProjection.name} order by key`
+    assert.deepEqual(
+      keys.map((k) => k.key),
+      ['resource/web'],
+    )
   })
 })
