@@ -38,3 +38,13 @@ test('a steady stream faster than the linger is cut into batches lingerMs after 
     'every delivery in order, the one pending at the cut carried into the next batch',
   )
 })
+
+test('batches hold at most max deliveries, and the last one is yielded when the source ends', async () => {
+  async function* five(): AsyncGenerator<number> {
+    for (let i = 0; i < 5; i++) yield i
+  }
+  const seen: number[][] = []
+  // The linger never runs out here: each batch ends at max, the last one at the source's end.
+  for await (const batch of batchDeliveries(five(), 2, 60_000)) seen.push(batch)
+  assert.deepEqual(seen, [[0, 1], [2, 3], [4]])
+})

@@ -21,7 +21,7 @@ const invalid = (fn: () => unknown, message: RegExp): void =>
   )
 
 describe('defineDomain', () => {
-  test('a domain is frozen and its registry holds its schemas, the mutate facts and reconcile_failed', () => {
+  test('a domain is frozen and its registry holds its schemas, the mutate facts, reconcile_failed and reconcile_started', () => {
     const domain = defineDomain({
       name: 'counters',
       schemas: { bump: Bump, reset: { 1: Type.Object({}), 2: Type.Object({ to: Type.Integer() }) } },
@@ -31,8 +31,8 @@ describe('defineDomain', () => {
     assert.ok(isDomain(domain))
     assert.ok(Object.isFrozen(domain) && Object.isFrozen(domain.controllers) && Object.isFrozen(domain.projections))
     const registry = domain.registry()
-    for (const key of ['bump@1', 'reset@1', 'reset@2', 'status_changed@1', 'finalizer_added@1', 'reconcile_failed@1'])
-      assert.ok(registry.list().includes(key), key)
+    const keys = ['bump@1', 'reset@1', 'reset@2', 'status_changed@1', 'finalizer_added@1', 'reconcile_failed@1']
+    for (const key of [...keys, 'reconcile_started@1']) assert.ok(registry.list().includes(key), key)
     assert.throws(
       () => registry.validate('bump', 1, { by: 'x' }),
       (e: unknown) => isEventplaneError(e, 'core.schema_violation'),
@@ -65,5 +65,19 @@ describe('defineDomain', () => {
       /controller counter/,
     )
     invalid(() => defineDomain({ name: 'd', projections: [{ ...projection, version: 0 }] }), /projection counter_total/)
+    invalid(
+      () => defineDomain({ name: 'd', controllers: [{ ...controller, reconcile: undefined as never }] }),
+      /controller counter needs categories and a reconcile function/,
+    )
+    invalid(() => defineDomain({ name: 'd', controllers: [{ ...controller, name: 'a.b' }] }), /controller a\.b/)
+    invalid(
+      () => defineDomain({ name: 'd', schemas: { bump: 5 as never } }),
+      /schema of "bump" is not a TypeBox schema/,
+    )
+    invalid(() => defineDomain({ name: 'd', controllers: [null as never] }), /a controller has no name/)
+    invalid(
+      () => defineDomain({ name: 'd', projections: [{ ...projection, name: 7 as never }] }),
+      /a projection has no name/,
+    )
   })
 })

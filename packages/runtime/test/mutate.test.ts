@@ -92,6 +92,42 @@ describe('mutate: status and finalizers only through facts', () => {
       (e) => isEventplaneError(e, 'core.invalid_name'),
     )
   })
+
+  test('an intent of a mutate fact type changes no resource state; only a fact does', () => {
+    const wish = recorded(f.intent(s, 'status_changed', { status: 'running' }), 1)
+    assert.deepEqual(resourceStateOf([wish]), resourceStateOf([]))
+    const fact = recorded(setStatus(f, s, 'running'), 2)
+    assert.equal(resourceStateOf([wish, fact]).status, 'running')
+  })
+
+  test('the resource state follows the log alone: finalizers in any order, a status without reason clears it', () => {
+    const added = (...names: string[]) => resourceStateOf(log(names.map((n) => addFinalizer(f, s, n))))
+    assert.deepEqual(added('volume-cleanup', 'dns-cleanup'), added('dns-cleanup', 'volume-cleanup'))
+    assert.equal(JSON.stringify(added('b', 'c', 'a')), JSON.stringify(added('a', 'b', 'c')), 'equal states, equal JSON')
+    const state = resourceStateOf(log([setStatus(f, s, 'failed', 'oom'), setStatus(f, s, 'running')]))
+    assert.deepEqual([state.status, state.reason], ['running', null])
+  })
+
+  test('the mutate fact schemas refuse extra fields and names that are not tokens; so do the helpers without a registry', () => {
+    const registry = registerResourceSchemas(new SchemaRegistry())
+    const violation = (type: string, data: Record<string, unknown>): void =>
+      assert.throws(
+        () => registry.validate(type, 1, data),
+        (e) => isEventplaneError(e, 'core.schema_violation'),
+        `${type} ${JSON.stringify(data)}`,
+      )
+    violation('status_changed', { status: 'running', owner: 'x' })
+    violation('finalizer_added', { name: 'a.b' })
+    violation('finalizer_removed', { name: 'a b' })
+    violation('deletion_requested', { force: true })
+    const bare = EventFactory.forTenant('acme', { causedBy: 'controller:test' })
+    for (const call of [
+      () => setStatus(bare, s, 'a.b'),
+      () => addFinalizer(bare, s, 'a.b'),
+      () => removeFinalizer(bare, s, 'a.b'),
+    ])
+      assert.throws(call, (e) => isEventplaneError(e, 'core.invalid_name'))
+  })
 })
 
 describe('controller building blocks', () => {
