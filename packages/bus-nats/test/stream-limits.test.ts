@@ -5,7 +5,15 @@
  */
 import { after, before, beforeEach, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { DiscardPolicy, JetStreamApiError, StorageType, jetstream, jetstreamManager } from '@nats-io/jetstream'
+import { isEventplaneError } from '@eventplane/core'
+import {
+  DiscardPolicy,
+  JetStreamApiError,
+  RetentionPolicy,
+  StorageType,
+  jetstream,
+  jetstreamManager,
+} from '@nats-io/jetstream'
 import type { JetStreamManager } from '@nats-io/jetstream'
 import { DEFAULT_STREAM_MAX_BYTES, DEFAULT_STREAM_MAX_MSG_SIZE, ensureStream } from '../src/stream.ts'
 import { LOG_SUBJECTS, STREAM_NAME, logSubject } from '../src/subjects.ts'
@@ -81,5 +89,18 @@ describe('stream limits', () => {
       JetStreamApiError,
     )
     assert.equal((await operator.streams.info(STREAM_NAME)).state.messages, 0)
+  })
+
+  test('an existing stream that drops messages once consumed (work-queue or interest retention) is refused and left as it was', async () => {
+    for (const retention of [RetentionPolicy.Workqueue, RetentionPolicy.Interest]) {
+      await operator.streams.delete(STREAM_NAME).catch(() => false)
+      await operator.streams.add({ name: STREAM_NAME, subjects: [LOG_SUBJECTS], storage: StorageType.File, retention })
+      await assert.rejects(
+        ensureStream(operator),
+        (e) => isEventplaneError(e, 'bus.stream_mismatch') && /retention is/.test(e.message),
+        retention,
+      )
+      assert.equal((await operator.streams.info(STREAM_NAME)).config.retention, retention)
+    }
   })
 })

@@ -68,10 +68,11 @@ describe('tenant administration', () => {
     assert.equal(await readsConsumer(after, 'initech_tail'), true)
   })
 
-  test('revoking a tenant deletes its consumers; adding it again starts from new ones, under a new account', async () => {
+  test('revoking a tenant deletes its consumers and issues it no user; adding it again starts from new ones, under a new account', async () => {
     const first = await server.addTenant('hooli', { consumers: ['hooli_tail'] })
     await server.revokeTenant('hooli')
     await consumerGone('hooli_tail')
+    await assert.rejects(server.connectAccountUser('hooli'), (e) => isEventplaneError(e, 'bus.unknown_tenant'))
     const again = await server.addTenant('hooli', { consumers: ['hooli_tail'] })
     assert.equal(again.created, true)
     assert.notEqual(again.record.account, first.record.account)
@@ -96,5 +97,17 @@ describe('tenant administration', () => {
     // CONNZ of every server lists every account's connections: the operator's business, not the claims pusher's.
     await assert.rejects(system.request('$SYS.REQ.SERVER.PING.CONNZ', '', { timeout: 2000 }))
     await assert.rejects(system.request('$SYS.REQ.SERVER.PING', '', { timeout: 2000 }))
+  })
+
+  test("a re-add that fails on a consumer of another filter leaves the tenant's account as it was: it imports nothing new", async () => {
+    await server.addTenant('vandelay', { consumers: ['vandelay_tail'] })
+    // A consumer of that name made by hand on another tenant's subjects, listed in no tenant record.
+    await operator.consumers.add(STREAM_NAME, { durable_name: 'vandelay_x', filter_subject: 'eventplane.*.acme_x.>' })
+    await assert.rejects(server.addTenant('vandelay', { consumers: ['vandelay_tail', 'vandelay_x'] }), (e) =>
+      isEventplaneError(e, 'bus.bad_request'),
+    )
+    const account = await server.connectAccountUser('vandelay')
+    assert.equal(await readsConsumer(account, 'vandelay_tail'), true)
+    assert.equal(await readsConsumer(account, 'vandelay_x'), false, "the account never imported acme_x's events")
   })
 })
