@@ -123,4 +123,21 @@ describe('AckConfirmer', () => {
       release()
     }
   })
+
+  test('an ack pending when its connection closes fails at once with bus.unavailable; an ack on a closed connection is refused the same way', async () => {
+    const own = await server.connect()
+    const acks = AckConfirmer.for(own)
+    const pending = acks.ack('test.ack.closing', { timeoutMs: 60_000 })
+    await own.flush()
+    await own.close()
+    await assert.rejects(
+      within(pending, 5000, 'the pending ack of a closed connection, long before its 60 s timeout'),
+      (e: { code?: string }) => e.code === 'bus.unavailable',
+    )
+    await assert.rejects(
+      async () => acks.ack('test.ack.after-close', { timeoutMs: 60_000 }),
+      (e: { code?: string }) => e.code === 'bus.unavailable',
+    )
+    held.length = 0
+  })
 })

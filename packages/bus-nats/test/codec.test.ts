@@ -90,4 +90,28 @@ describe('codec', () => {
       )
     }
   })
+
+  test("positions are canonical decimals (no sign, no leading zero, at most 20 digits); a body without one of the store's columns is refused naming it", () => {
+    const good = JSON.parse(new TextDecoder().decode(encodeEvent(recorded())))
+    const bad: Array<[Record<string, unknown>, string]> = [
+      [{ ...good, global_position: '-1' }, 'global_position'],
+      [{ ...good, global_position: '007' }, 'global_position'],
+      [{ ...good, global_position: '1'.repeat(21) }, 'global_position'],
+      [{ ...good, tx_id: '-5' }, 'tx_id'],
+      [{ ...good, tx_id: '+5' }, 'tx_id'],
+      [{ ...good, tx_id: '05' }, 'tx_id'],
+    ]
+    for (const column of ['stream_version', 'global_position', 'tx_id', 'recorded_at']) {
+      const { [column]: _, ...without } = good
+      bad.push([without, column])
+    }
+    for (const [value, column] of bad) {
+      assert.throws(
+        () => decodeEvent(new TextEncoder().encode(JSON.stringify(value))),
+        (e: unknown) => isEventplaneError(e, 'core.invalid_envelope') && e.message.includes(`no valid ${column}`),
+        `${column}: ${JSON.stringify(value[column])}`,
+      )
+    }
+    assert.equal(decodeEvent(encodeEvent({ ...recorded(), global_position: 0n })).global_position, 0n)
+  })
 })

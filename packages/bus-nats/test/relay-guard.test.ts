@@ -4,6 +4,7 @@ import type { Sql } from 'postgres'
 import { ROLES } from '@eventplane/store-pg'
 import { type TestDatabase, createTestDatabase } from '@eventplane/store-pg/testing'
 import type { Logger } from '../src/logger.ts'
+import { TransactionGuard } from '../src/relay-guard.ts'
 import { Relay } from '../src/relay.ts'
 import { appendIntents, eventually, pgLog, streamMessages, useBusEnv, within } from './fixtures.ts'
 
@@ -167,6 +168,31 @@ describe('relay transaction guard', () => {
       elsewhere.end()
       await elsewhere.done
       await within(relay.stop(), 15_000, 'relay stop')
+    }
+  })
+
+  test('each stuck transaction is reported once however often the guard looks; a bound under 1000 ms is refused', async () => {
+    const sql = env.db.connect(ROLES.relay, 1)
+    assert.throws(() => new TransactionGuard(sql, captureLogger(), { stuckAfterMs: 999 }), RangeError)
+    assert.throws(() => new TransactionGuard(sql, captureLogger(), { stuckAfterMs: 1000.5 }), RangeError)
+    const logger = captureLogger()
+    const guard = new TransactionGuard(sql, logger, { stuckAfterMs: 1000 })
+    const reader = await stuckReader()
+    try {
+      await eventually(async () => {
+        await guard.check()
+        return logged(logger, 'a transaction holds back the log', reader.pid) !== undefined
+      }, 'a report of the stuck reader')
+      await guard.check()
+      await guard.check()
+      const reports = logger.entries.filter(
+        (e) => e.msg === 'a transaction holds back the log' && e.fields.pid === reader.pid,
+      )
+      assert.equal(reports.length, 1, 'reported once over three looks')
+      assert.equal(await holdsXid(reader.pid), true, 'reported, not terminated')
+    } finally {
+      reader.end()
+      await reader.done
     }
   })
 })

@@ -110,11 +110,12 @@ export interface AddedTenant {
 /**
  * Adds a tenant, live: a new NATS account (JetStream off, no exports) that
  * imports exactly its submit subjects, its consumers and its live log
- * subjects; a user for it, whose creds file is written with mode 0600; the
- * account JWT pushed to the server's resolver (no restart, other tenants
- * untouched); and its durable consumers on the log stream, filtered to
- * `eventplane.*.<tenant>.>` (the stream is created with defaults when no
- * relay has yet). The account carries server-side limits (connections,
+ * subjects; a user for it, whose creds file is written with mode 0600; its
+ * durable consumers on the log stream, filtered to `eventplane.*.<tenant>.>`
+ * (the stream is created with defaults when no relay has yet), made or
+ * checked before the account JWT is pushed to the server's resolver (no
+ * restart, other tenants untouched), so a consumer that exists with another
+ * filter fails the add before the account imports it. The account carries server-side limits (connections,
  * largest message, subscriptions: {@link TenantAccountLimits}). Idempotent: an active tenant keeps its account and creds;
  * changed consumer names re-issue its creds and drop the consumers it lost.
  */
@@ -145,10 +146,11 @@ export async function addTenant(
     log: auth.log,
     limits,
   })
-  await pushAccountJwt(admin.system, jwt)
+  // The consumers first: one that exists with another filter fails the add before the account imports it.
   const jsm = await jetstreamManager(admin.operator)
   await ensureStreamExists(jsm)
   for (const name of consumers) await ensureConsumer(jsm, { name, filter: { tenant } })
+  await pushAccountJwt(admin.system, jwt)
   const dropped = (existing?.consumers ?? []).filter((c) => !consumers.includes(c))
   await deleteConsumers(admin.operator, dropped)
 
