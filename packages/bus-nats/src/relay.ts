@@ -2,22 +2,13 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { Sql } from 'postgres'
 import {
   type Checkpoint,
-  type RecordedEvent,
   START,
   Unavailable,
   compareCheckpoints,
   formatCheckpoint,
   isEventplaneError,
 } from '@eventplane/core'
-import {
-  type HorizonRule,
-  PgEventStore,
-  RelayLease,
-  countEventsAfter,
-  loadRelayCheckpoint,
-  loadRelayRecord,
-  transactionsHoldingLog,
-} from '@eventplane/store-pg'
+import { type HorizonRule, PgEventStore, RelayLease, loadRelayRecord } from '@eventplane/store-pg'
 import { type JetStreamManager, type StreamInfo, jetstreamManager } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { type Logger, errorFields, silentLogger } from './logger.ts'
@@ -26,6 +17,7 @@ import { LogWaker } from './pg-listener.ts'
 import type { EventplaneMetrics } from './ops/metrics.ts'
 import { TransactionGuard } from './relay-guard.ts'
 import { CheckpointWriter } from './relay-checkpoints.ts'
+import { collectRelayGauges } from './relay-gauges.ts'
 import { type RelayOptions, type ResolvedRelayOptions, relayName, resolveRelayOptions } from './relay-options.ts'
 import { relayMessage } from './relay-encode.ts'
 import { ForeignStream, STREAM_CREATE_RACE_FIXED_IN, resumePoint, versionOlderThan } from './relay-resume.ts'
@@ -131,26 +123,15 @@ export class Relay {
     if (removeCollector) this.closed.finally(removeCollector).catch(() => {})
   }
 
-  /** Scrape-time gauges: state, checkpoint, lag in events and seconds, the oldest transaction holding the read. */
-  async #collect(): Promise<void> {
-    const m = this.#metrics!.relay
-    const labels = { relay: this.name }
-    const active = this.#state === 'active'
-    m.active.set(labels, active ? 1 : 0)
-    // A standby's own checkpoint is stale: the active relay (maybe in another process) moves the stored one.
-    const checkpoint = (active ? this.#checkpoint : undefined) ?? (await loadRelayCheckpoint(this.#sql, this.name))
-    m.checkpoint.set(labels, Number(checkpoint.position))
-    m.lagEvents.set(labels, await countEventsAfter(this.#sql, checkpoint))
-    let oldestUnpublished: RecordedEvent | undefined
-    for await (const batch of this.#store.readAll({ from: checkpoint, batchSize: 1 })) {
-      oldestUnpublished = batch[0]
-      break
-    }
-    const lagMs = oldestUnpublished ? Date.now() - Date.parse(oldestUnpublished.recorded_at) : 0
-    m.lagSeconds.set(labels, Math.max(0, lagMs) / 1000)
-    // Only what holds this log back (the horizon's rule): another database's transactions are not counted.
-    const [oldest] = await transactionsHoldingLog(this.#sql)
-    m.oldestTransaction.set(labels, (oldest?.ageMs ?? 0) / 1000)
+  /** Scrape-time gauges (see collectRelayGauges). */
+  #collect(): Promise<void> {
+    return collectRelayGauges(this.#metrics!, {
+      name: this.name,
+      sql: this.#sql,
+      store: this.#store,
+      active: this.#state === 'active',
+      checkpoint: this.#checkpoint,
+    })
   }
 
   get state(): RelayState {
