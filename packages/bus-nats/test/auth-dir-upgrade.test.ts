@@ -7,17 +7,19 @@
  */
 import assert from 'node:assert/strict'
 import { readFileSync, statSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { isEventplaneError } from '@eventplane/core'
 import { jetstreamManager } from '@nats-io/jetstream'
 import { parseCreds } from '@nats-io/jwt'
+import { fromSeed } from '@nats-io/nkeys'
 import { jetstream } from '@nats-io/jetstream'
 import { reissuedCreds } from '../src/nats-config/claims.ts'
-import { initAuthDir, loadAuthDir, serviceCredsFile } from '../src/nats-config/index.ts'
-import { SERVICE_USERS, servicePermissions } from '../src/nats-config/permissions.ts'
+import { initAuthDir, loadAuthDir, serviceCredsFile, tenantCredsFile } from '../src/nats-config/index.ts'
+import { SERVICE_USERS, servicePermissions, tenantPermissions } from '../src/nats-config/permissions.ts'
 import { natsFailure } from '../src/nats-errors.ts'
 import { ensureStream } from '../src/stream.ts'
-import { STREAM_NAME, logSubject } from '../src/subjects.ts'
+import { STREAM_NAME, logFilter, logSubject } from '../src/subjects.ts'
 import { startNatsServer, type TestNatsServer } from '../src/testing/index.ts'
 
 const MSG_GET = `$JS.API.STREAM.MSG.GET.${STREAM_NAME}`
@@ -74,5 +76,34 @@ describe('nats-setup over an existing auth dir (an upgrade)', () => {
     const current = new Map(files().map((f) => [f, read(f)]))
     await initAuthDir(authDir)
     for (const [f, bytes] of current) assert.deepEqual(read(f), bytes, `${f} unchanged`)
+  })
+
+  test('a tenant whose grants an earlier release issued differently gets them re-issued by a re-add, same key; then nothing changes', async () => {
+    const file = tenantCredsFile(authDir, 'acme')
+    const now = tenantPermissions('acme', [])
+    const tailFilter = logFilter({ tenant: 'acme' })
+    // An earlier release that did not let tenants tail: the subscribe grant without the log filter.
+    const older = { ...now, subscribe: { allow: now.subscribe!.allow!.filter((s) => s !== tailFilter) } }
+    // The tenant's account key, where tenant add keeps it.
+    const account = fromSeed(new TextEncoder().encode(readFileSync(join(authDir, 'tenants', 'acme.nk'), 'utf8').trim()))
+    const oldCreds = await reissuedCreds(read(file), 'acme', account, older)
+    assert.ok(oldCreds, 'the older grants differ')
+    writeFileSync(file, oldCreds, { mode: 0o600 })
+
+    await server.addTenant('acme')
+    const after = await parseCreds(read(file))
+    assert.equal(after.uc.sub, (await parseCreds(oldCreds)).uc.sub, 'the same user key')
+    assert.ok(after.uc.nats.sub?.allow?.includes(tailFilter), 'the grant of now')
+    // The server takes it: the tenant tails its own log subjects with the re-issued creds.
+    const acme = await server.connect('acme')
+    const sub = acme.subscribe(tailFilter, { max: 1 })
+    await acme.flush()
+    const operator = await server.connect('operator')
+    operator.publish(logSubject('intent', 'acme', 'deployment', 'tailed'), 'x')
+    for await (const m of sub) assert.equal(m.subject, logSubject('intent', 'acme', 'deployment', 'tailed'))
+
+    const current = read(file)
+    await server.addTenant('acme')
+    assert.deepEqual(read(file), current, 'a re-add with the grants of now writes the same creds')
   })
 })

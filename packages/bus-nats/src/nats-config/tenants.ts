@@ -15,6 +15,7 @@ import {
   type TenantAccountLimits,
   revokedTenantAccountJwt,
   tenantAccountJwt,
+  reissuedCreds,
   userCreds,
 } from './claims.ts'
 import { pushAccountJwt } from './claims-push.ts'
@@ -117,7 +118,8 @@ export interface AddedTenant {
  * restart, other tenants untouched), so a consumer that exists with another
  * filter fails the add before the account imports it. The account carries server-side limits (connections,
  * largest message, subscriptions: {@link TenantAccountLimits}). Idempotent: an active tenant keeps its account and creds;
- * changed consumer names re-issue its creds and drop the consumers it lost.
+ * changed consumer names (or grants this release changed) re-issue its creds for the same user key, and the
+ * consumers it lost are dropped.
  */
 export async function addTenant(
   auth: AuthDir,
@@ -155,9 +157,14 @@ export async function addTenant(
   await deleteConsumers(admin.operator, dropped)
 
   const credsFile = tenantCredsFile(auth.dir, tenant)
-  const sameGrants = existing !== undefined && dropped.length === 0 && consumers.length === existing.consumers.length
-  if (!sameGrants || !existsSync(credsFile))
-    writeSecretFile(credsFile, await userCreds(tenant, account, tenantPermissions(tenant, consumers)))
+  const permissions = tenantPermissions(tenant, consumers)
+  if (existing === undefined || !existsSync(credsFile))
+    writeSecretFile(credsFile, await userCreds(tenant, account, permissions))
+  else {
+    // Other consumers, or a release that changed a tenant's grants: the same user key with the grants of now.
+    const reissued = await reissuedCreds(readFileSync(credsFile), tenant, account, permissions)
+    if (reissued !== undefined) writeSecretFile(credsFile, reissued)
+  }
   const record: TenantRecord = {
     tenant,
     account: account.getPublicKey(),
