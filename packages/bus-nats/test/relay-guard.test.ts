@@ -3,26 +3,10 @@ import { after, before, describe, test } from 'node:test'
 import type { Sql } from 'postgres'
 import { ROLES } from '@eventplane/store-pg'
 import { type TestDatabase, createTestDatabase } from '@eventplane/store-pg/testing'
-import type { Logger } from '../src/logger.ts'
 import { TransactionGuard } from '../src/relay-guard.ts'
 import { Relay } from '../src/relay.ts'
 import { appendIntents, eventually, pgLog, streamMessages, useBusEnv, within } from './fixtures.ts'
-
-interface LogEntry {
-  level: string
-  msg: string
-  fields: Record<string, unknown>
-}
-
-function captureLogger(): Logger & { entries: LogEntry[] } {
-  const entries: LogEntry[] = []
-  const at =
-    (level: string) =>
-    (fields: object, msg?: string): void => {
-      entries.push({ level, msg: msg ?? '', fields: fields as Record<string, unknown> })
-    }
-  return { entries, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') }
-}
+import { type LogEntry, captureLogger } from './support/log-entries.ts'
 
 /** A marker in the stuck session's query text: it must never reach a log line. */
 const MARKER = 'guard_secret_marker'

@@ -3,29 +3,13 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { after, before, describe, test } from 'node:test'
 import { ROLES } from '@eventplane/store-pg'
 import { type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream'
-import type { Logger } from '../src/logger.ts'
 import { tenantPermissions } from '../src/nats-config/permissions.ts'
 import { Relay } from '../src/relay.ts'
 import { STREAM_NAME, tenantInboxPrefix } from '../src/subjects.ts'
 import { type Delivery, ensureConsumer, subscribe } from '../src/subscription.ts'
 import { type BusEnv, appendIntents, createBusEnv, eventually, within } from './fixtures.ts'
 import { startAckCut } from './support/ack-cut.ts'
-
-interface LogEntry {
-  level: string
-  msg: string
-  fields: Record<string, unknown>
-}
-
-function captureLogger(): Logger & { entries: LogEntry[] } {
-  const entries: LogEntry[] = []
-  const at =
-    (level: string) =>
-    (fields: object, msg?: string): void => {
-      entries.push({ level, msg: msg ?? '', fields: fields as Record<string, unknown> })
-    }
-  return { entries, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') }
-}
+import { captureLogger } from './support/log-entries.ts'
 
 async function next(it: AsyncIterator<Delivery>, ms = 15_000): Promise<Delivery> {
   const r = await within(it.next(), ms, 'the next delivery')
