@@ -43,10 +43,10 @@ const FAILED = 3
  * its predecessor: when the connection drops, a publish lost on the dead
  * socket can never be overtaken by later ones the client buffered and
  * flushed on reconnect. The first publish of a run expects the tip given to
- * `resetChain` (the relay's last acked event), or nothing when none is
- * known (an empty stream, one whose messages all aged out). JetStream checks the duplicate id before
- * the expectation, so republishing stored events after a failed publish
- * yields duplicate acks, not errors.
+ * `resetChain` (the relay's last acked event), or nothing when none is known
+ * (an empty stream, one whose messages all aged out). JetStream checks the
+ * duplicate id before the expectation, so republishing stored events after a
+ * failed publish yields duplicate acks, not errors.
  *
  * An asynchronous JetStream publisher of its own (like the Go client's
  * `PublishAsync`), not nats.js `js.publish`, which is a request that builds

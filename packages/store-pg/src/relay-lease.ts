@@ -61,8 +61,8 @@ export class RelayLease {
   /**
    * Stores the checkpoint, and the `created` timestamp of the stream it refers
    * to, if this session holds the lease. Never moves the checkpoint backwards,
-   * unless `reset` (the stream was replaced, or holds less than the checkpoint). Returns false when the lease is
-   * gone (nothing was written).
+   * unless `reset` (the stream was replaced, or holds less than the
+   * checkpoint). Returns false when the lease is gone (nothing was written).
    */
   storeCheckpoint(c: Checkpoint, streamCreated: string, options: { reset?: boolean } = {}): Promise<boolean> {
     return this.#run((session) =>

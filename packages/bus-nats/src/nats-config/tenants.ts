@@ -116,10 +116,12 @@ export interface AddedTenant {
  * (the stream is created with defaults when no relay has yet), made or
  * checked before the account JWT is pushed to the server's resolver (no
  * restart, other tenants untouched), so a consumer that exists with another
- * filter fails the add before the account imports it. The account carries server-side limits (connections,
- * largest message, subscriptions: {@link TenantAccountLimits}). Idempotent: an active tenant keeps its account and creds;
- * changed consumer names (or grants this release changed) re-issue its creds for the same user key, and the
- * consumers it lost are dropped.
+ * filter fails the add before the account imports it. The account carries
+ * server-side limits (connections, largest message, subscriptions:
+ * {@link TenantAccountLimits}). Idempotent: an active tenant keeps its
+ * account and creds; changed consumer names (or grants this release changed)
+ * re-issue its creds for the same user key, and the consumers it lost are
+ * dropped.
  */
 export async function addTenant(
   auth: AuthDir,
