@@ -4,14 +4,17 @@ import type { EventRow, EventValues } from '../rows.ts'
 import { EVENT_COLUMNS, EVENT_COLUMNS_DATA_TEXT, eventValues } from './event-columns.ts'
 
 /**
- * Where a gap-safe read stops. `exact`: the log's horizon (migration 0018's
- * eventplane.log_horizon: older than every transaction still running that
- * could write into this log; it may read every session, 0.2-0.6 ms of backend
- * CPU, when rows wait behind a running transaction). `xmin`: older than every
- * transaction running anywhere in the cluster (the snapshot's xmin, at or
- * below the exact horizon: also never skips a row, may hold rows back longer,
- * costs nothing). A reader that reads again and again (the relay) takes
- * `xmin` and asks for `exact` now and then; one-off reads take `exact`.
+ * Where a gap-safe read stops. `exact`: the log's horizon (migrations 0018
+ * and 0020, eventplane.log_horizon: older than every transaction still
+ * running that could write into this log; it may read every session, 0.2-0.6
+ * ms of backend CPU, when rows wait behind a running transaction). `xmin`:
+ * older than every transaction running anywhere in the cluster (0020's
+ * eventplane.snapshot_horizon: the snapshot's xmin, at or below the exact
+ * horizon: also never skips a row, may hold rows back longer, costs nothing).
+ * Both go on to the end of the checkpoint's transaction when it has ended
+ * (0020), so no rule stops a read in the middle of a transaction. A reader
+ * that reads again and again (the relay) takes `xmin` and asks for `exact`
+ * now and then; one-off reads take `exact`.
  */
 export type HorizonRule = 'exact' | 'xmin'
 
@@ -32,10 +35,11 @@ export function gapSafeLogSql(
   // A scalar subquery (an InitPlan): evaluated once, when the scan starts. As a bare call the planner
   // also runs it to estimate the index condition whenever it makes a custom plan (PostgreSQL's choice
   // per prepared statement: seen on every read of one relay, on none of another): the look-up twice.
+  // snapshot_horizon is SQL the planner inlines (no call, no table access): a bare index key is cheapest.
   const horizon =
     rule === 'exact'
       ? sql`(select eventplane.log_horizon(pg_current_snapshot(), ${tx}::xid8, ${position}::bigint))`
-      : sql`pg_snapshot_xmin(pg_current_snapshot())`
+      : sql`eventplane.snapshot_horizon(pg_current_snapshot(), ${tx}::xid8)`
   return sql`
     select ${sql.unsafe(columns)} from eventplane.events e
      where (e.tx_id, e.global_position) > (${tx}::xid8, ${position}::bigint)
