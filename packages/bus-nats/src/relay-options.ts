@@ -32,7 +32,8 @@ export interface RelayOptions {
    * How often at most a drain looks past other databases' running transactions
    * (the exact horizon, eventplane.log_horizon of migration 0018, for every
    * page of that drain). Between, the relay reads up to the oldest transaction running anywhere in the
-   * cluster (the snapshot's xmin): never a skipped event, and free, where the
+   * cluster (the snapshot's xmin; past it to the end of the checkpoint's transaction when that has ended,
+   * migration 0020): never a skipped event, and free, where the
    * exact horizon may read every session (0.2-0.6 ms of backend CPU) whenever
    * rows wait behind a running append. So another database's long
    * transaction delays delivery by about this much, not by its length.

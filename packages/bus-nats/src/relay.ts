@@ -430,7 +430,7 @@ export class Relay {
 
   /**
    * The rule of the next drain's reads: the exact horizon at most once per
-   * `horizonLookupMs`, the snapshot's xmin otherwise (see RelayOptions).
+   * `horizonLookupMs`, the snapshot's xmin otherwise (with 0020's floor: see RelayOptions).
    */
   #horizon(): HorizonRule {
     const at = performance.now()
