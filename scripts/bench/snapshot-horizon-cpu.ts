@@ -76,12 +76,21 @@ try {
         }
       }
     }
+    const plans = await relaySql<{ generic: number; custom: number }[]>`
+      select sum(generic_plans)::int as generic, sum(custom_plans)::int as custom from pg_prepared_statements`
+    console.log(`plans of the reads: ${plans[0]!.generic} generic, ${plans[0]!.custom} custom`)
     console.log('| shape, rule | rows | backend µs/read median (rounds) |')
     console.log('| --- | --- | --- |')
     for (const [key, r] of Object.entries(results)) {
       console.log(
         `| ${key} | ${r.rows} | ${median(r.backend).toFixed(1)} (${r.backend.map((v) => v.toFixed(0)).join(' ')}) |`,
       )
+    }
+    // Each round measures both rules back to back: the median of those differences is steadier on a busy
+    // machine than the difference of the medians.
+    for (const shape of Object.keys(shapes)) {
+      const [a, b] = [results[`${shape} after`]!.backend, results[`${shape} before`]!.backend]
+      console.log(`${shape}: after − before, median of rounds ${median(a.map((v, i) => v - b[i]!)).toFixed(1)} µs/read`)
     }
   } finally {
     await held.release()
