@@ -36,7 +36,12 @@ function serviceEnv(env: BusEnv, kind: ServiceKind): Record<string, string> {
  * stderr (the ready line goes to stdout).
  */
 export function spawnEvtctlService(kind: ServiceKind, label: string, env: Record<string, string>): ServiceProcess {
-  return spawnServiceProcess(EVTCTL, label, env, { args: [kind], logStream: 'stderr' })
+  return spawnEvtctl([kind], label, env)
+}
+
+/** Runs `evtctl <args>` (a long-running command: `up`, a service) as {@link spawnEvtctlService} does. */
+export function spawnEvtctl(args: readonly string[], label: string, env: Record<string, string>): ServiceProcess {
+  return spawnServiceProcess(EVTCTL, label, env, { args, logStream: 'stderr' })
 }
 
 /** Spawns `evtctl <kind>` against the test database and nats-server; `extraEnv` tunes it (EVENTPLANE_RELAY_*). */

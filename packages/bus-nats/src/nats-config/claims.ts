@@ -109,10 +109,16 @@ export function logAccountExports(): Export[] {
   ]
 }
 
-export async function logAccountJwt(log: KeyPair, operator: KeyPair): Promise<string> {
+/** The log account's JWT; `revocations` (user key → seconds since the epoch) revoke users issued until then. */
+export async function logAccountJwt(
+  log: KeyPair,
+  operator: KeyPair,
+  revocations?: Record<string, number>,
+): Promise<string> {
   const account: Partial<Account> = {
     limits: { ...OPEN, leaf: -1, mem_storage: -1, disk_storage: -1, streams: -1, consumer: -1 },
     exports: logAccountExports(),
+    ...(revocations === undefined ? {} : { revocations }),
   }
   return encodeAccount(LOG_ACCOUNT, log, account, { signer: operator })
 }

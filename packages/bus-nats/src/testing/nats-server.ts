@@ -13,7 +13,7 @@ import {
 } from '@nats-io/transport-node'
 import { type AuthDir, initAuthDir, serviceCredsFile, tenantCredsFile } from '../nats-config/auth-dir.ts'
 import { SYSTEM_USER } from '../nats-config/claims.ts'
-import { SERVICE_USERS, type UserPermissions } from '../nats-config/permissions.ts'
+import { type ServiceUser, SERVICE_USERS, type UserPermissions } from '../nats-config/permissions.ts'
 import { accountsConfig, generateNatsConfig } from '../nats-config/server-config.ts'
 import {
   type AddTenantOptions,
@@ -24,6 +24,7 @@ import {
   issueTenantUser,
   revokeTenant,
 } from '../nats-config/tenants.ts'
+import { revokeServiceUsers } from './revoke-service-users.ts'
 import { tenantInboxPrefix } from '../subjects.ts'
 import {
   INSTALL_HINT,
@@ -97,6 +98,11 @@ export interface TestNatsServer {
   addTenant(tenant: string, options?: AddTenantOptions): Promise<AddedTenant>
   /** Revokes a tenant live, as `evtctl tenant revoke` does; its credentials entry goes away. */
   revokeTenant(tenant: string): Promise<void>
+  /**
+   * Revokes service users of the log account live (its JWT pushed again with their keys revoked): the
+   * server closes their connections and refuses their creds from then on, as for a revoked tenant.
+   */
+  revokeServiceUsers(users: readonly ServiceUser[]): Promise<void>
   /** The running server's process id (undefined while stopped): for benchmarks that read its CPU. */
   readonly pid: number | undefined
   /** SIGTERM, SIGKILL after a grace period; closes connections and removes the temp dir. Idempotent. */
@@ -277,6 +283,10 @@ export async function startNatsServer(options: StartNatsServerOptions = {}): Pro
       const added = await withAdmin((admin) => addTenant(needAuth(), admin, tenant, addOptions))
       credentials[tenant] = { user: tenant, creds: added.credsFile }
       return added
+    },
+    async revokeServiceUsers(users) {
+      const auth = needAuth()
+      await withAdmin((admin) => revokeServiceUsers(auth, admin.system, users))
     },
     async revokeTenant(tenant) {
       await withAdmin((admin) => revokeTenant(needAuth(), admin, tenant))

@@ -141,8 +141,11 @@ export async function startGateway(
     ...(queue === undefined ? {} : { queue }),
   })
   session.onClose(() => gateway.stop())
-  const failed = gateway.closed.then(() => {
-    throw new EventplaneError('bus.unavailable', 'the gateway subscription closed')
+  // Closed without stop(): the server ended it, mostly by closing the connection for good (its user revoked).
+  const failed = gateway.closed.then(async () => {
+    const why = nc.isClosed() ? await nc.closed() : undefined
+    const reason = why instanceof Error ? `: the NATS connection was closed (${why.message})` : ''
+    throw new EventplaneError('bus.unavailable', `the gateway subscription closed${reason}`)
   })
   failed.catch(() => {})
   return {

@@ -1,0 +1,55 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import { type BusEnv, type ServiceProcess, createBusEnv, within } from '../../packages/bus-nats/test/fixtures.ts'
+import { spawnService } from './support/children.ts'
+
+/** The exit code and the one non-JSON stderr line (evtctl's failure line) of a service that ended. */
+async function ending(service: ServiceProcess, what: string): Promise<{ code: number | null; line: string }> {
+  const child = service.process
+  const exited =
+    child.exitCode !== null || child.signalCode !== null
+      ? Promise.resolve()
+      : new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  await within(exited, 20_000, `${what} to exit on its own (it went on running with its connection closed)`)
+  const lines = service.logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('evtctl: '))
+  assert.equal(lines.length, 1, `${what}: one failure line; logs: ${JSON.stringify(service.logs.slice(-5))}`)
+  return { code: child.exitCode, line: lines[0]!.msg! }
+}
+
+/**
+ * A service whose NATS connection the server closes for good (its user revoked: the server ends the
+ * connection and refuses every reconnect) must not sit there looking alive: the command ends, non-zero,
+ * saying so, for its supervisor to see and restart it with valid credentials.
+ */
+describe('faults: a service whose NATS user is revoked ends with an error', () => {
+  let env: BusEnv
+  before(async () => {
+    env = await createBusEnv('ep_fault_revoked')
+  })
+  after(async () => {
+    await env?.cleanup()
+  })
+
+  test('evtctl gateway and evtctl relay exit 3 with one bus.unavailable line once their users are revoked', async (t) => {
+    const gateway = spawnService(env, 'gateway')
+    const relay = spawnService(env, 'relay')
+    try {
+      await Promise.all([gateway.waitForLog('gateway serving'), relay.waitForLog('relay active')])
+      await env.server.revokeServiceUsers(['gateway', 'relay'])
+
+      const g = await ending(gateway, 'evtctl gateway')
+      assert.equal(g.code, 3, g.line)
+      assert.match(
+        g.line,
+        /^evtctl: bus\.unavailable: the gateway subscription closed: the NATS connection was closed \(.+\)$/,
+      )
+
+      const r = await ending(relay, 'evtctl relay')
+      assert.equal(r.code, 3, r.line)
+      assert.match(r.line, /^evtctl: bus\.unavailable: the NATS connection was closed/)
+      t.diagnostic(`gateway: ${g.line}; relay: ${r.line}`)
+    } finally {
+      await Promise.allSettled([gateway.kill(), relay.kill()])
+    }
+  })
+})
