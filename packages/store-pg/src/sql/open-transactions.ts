@@ -12,7 +12,7 @@ export interface OpenTransactionRow {
   gid: string | null
   xact_start: Date | null
   age_ms: string | null
-  /** Whether it can write into this log, so holds back its gap-safe read: log_horizon's rule (0018). */
+  /** Whether it can write into this log, so holds back its gap-safe read: log_horizon's rule (0018, 0021). */
   holds_log: boolean
 }
 
@@ -33,8 +33,9 @@ export interface OpenTransactionRow {
  *   back, as in log_horizon;
  * - every other xid of the snapshot that holds it back: another kind of
  *   process of this database (autovacuum), one without a visible session,
- *   one that ended since the snapshot. No start time (not visible to the
- *   relay or operator role), so never stuck.
+ *   one that ended since the snapshot with rows in this log (one that ended
+ *   without any is passed, migrations/0021). No start time (not visible to
+ *   the relay or operator role), so never stuck.
  *
  * As in log_horizon, the sessions are read after the snapshot and afresh
  * (pg_stat_clear_snapshot, in the outer row that the LATERAL side waits
@@ -43,7 +44,11 @@ export interface OpenTransactionRow {
  * holding xid is the horizon.
  */
 export function openTransactionsSql(sql: Sql): Promise<OpenTransactionRow[]> {
-  return sql<OpenTransactionRow[]>`
+  return sql.unsafe<OpenTransactionRow[]>(OPEN_TRANSACTIONS_QUERY)
+}
+
+/** The statement of openTransactionsSql (no parameters): a test runs it as a cursor. */
+export const OPEN_TRANSACTIONS_QUERY = `
     select t.kind, t.pid, t.database, t.role, t.application, t.backend_xid, t.gid, t.xact_start,
            t.age_ms::text as age_ms, t.holds_log
       from (select pg_catalog.pg_stat_clear_snapshot() as cleared, pg_catalog.pg_current_snapshot() as snap,
@@ -71,8 +76,9 @@ export function openTransactionsSql(sql: Sql): Promise<OpenTransactionRow[]> {
               left join pg_catalog.pg_database d on d.oid = a.datid
              where not exists (select from o where o.backend_xid = i.xid::xid::text)
                and not exists (select from p where p.transaction = i.xid::xid)
+               and not coalesce(pg_catalog.pg_xact_status(i.xid) in ('committed', 'aborted')
+                                and eventplane.ended_without_log_rows(i.xid), false)
           ) c
       ) t
      where t.kind <> 'other' or t.holds_log
      order by t.age_ms desc nulls last, t.pid nulls last, t.backend_xid`
-}

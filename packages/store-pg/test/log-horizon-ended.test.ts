@@ -1,0 +1,147 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import type { ReservedSql, Sql } from 'postgres'
+import { type AppendedEvent, PgEventStore, ROLES } from '@eventplane/store-pg'
+import { type TestDatabase, createTestDatabase, useTestDatabase } from '@eventplane/store-pg/testing'
+import { OPEN_TRANSACTIONS_QUERY } from '../src/sql/open-transactions.ts'
+import { factoryFor, stream } from './helpers.ts'
+
+// A transaction that ends between a read's snapshot and its look-up of the
+// sessions (0021). The read is a cursor: its statement's snapshot is taken at
+// DECLARE and the horizon (an InitPlan) is computed at the first FETCH, so
+// "ended after the snapshot, before the look-up" is a step of the test, not a
+// race. The cursor reads as the relay role, the gap-safe read the relay runs.
+
+const GAP_SAFE_IDS = `declare c cursor for
+  select e.event_id::text as id from eventplane.events e
+   where e.tx_id < (select eventplane.log_horizon(pg_current_snapshot()))
+   order by e.tx_id, e.global_position`
+
+/** A transaction of its own on `admin` that has taken an xid: `end('commit' | 'rollback')` ends it. */
+async function openXid(admin: Sql): Promise<{ xid: bigint; session: ReservedSql; end(how: string): Promise<void> }> {
+  const session = await admin.reserve()
+  await session.unsafe('begin')
+  const [row] = await session<{ xid: string }[]>`select pg_current_xact_id()::text as xid`
+  let ended = false
+  return {
+    xid: BigInt(row!.xid),
+    session,
+    async end(how) {
+      if (ended) return
+      ended = true
+      try {
+        await session.unsafe(how)
+      } finally {
+        session.release()
+      }
+    },
+  }
+}
+
+/** The gap-safe read's ids, its snapshot taken before `between` runs and its horizon computed after. */
+async function readAround(relay: Sql, between: () => Promise<void>): Promise<string[]> {
+  return relay.begin(async (tx) => {
+    await tx.unsafe(GAP_SAFE_IDS)
+    await between()
+    const rows = await tx.unsafe<{ id: string }[]>('fetch all from c')
+    return rows.map((r) => r.id)
+  })
+}
+
+describe('the gap-safe horizon and transactions that ended after the read took its snapshot', () => {
+  const db = useTestDatabase('ep_horizon_ended')
+  let other: TestDatabase
+  let relay: Sql
+  let writer: PgEventStore
+  before(async () => {
+    other = await createTestDatabase('ep_horizon_ended_other', { migrate: false })
+    relay = db.connect(ROLES.relay, 1)
+    writer = new PgEventStore(db.connect(ROLES.intentWriter, 1))
+  })
+  after(async () => {
+    await other?.drop()
+  })
+
+  async function appendOne(tenant: string, id: string, store = writer): Promise<AppendedEvent> {
+    const f = factoryFor(tenant)
+    const [event] = (await store.append(stream(tenant, id), [f.intent(stream(tenant, id), 'created', {})])).events
+    return event!
+  }
+
+  for (const how of ['commit', 'rollback']) {
+    test(`another database's transaction that ends (${how}) after the snapshot no longer stops the read`, async () => {
+      // This database's autovacuum may hold an xid for a moment, which rightly stops the read: try again then.
+      let seen = ''
+      for (let attempt = 1; attempt <= 20; attempt++) {
+        const x = await openXid(other.admin)
+        try {
+          const event = await appendOne('acme', `ended-${how}-${attempt}`)
+          assert.ok(x.xid < event.txId, 'the other database took its xid first')
+          const ids = await readAround(relay, () => x.end(how))
+          if (ids.includes(event.eventId)) return
+          seen = `attempt ${attempt}: ${ids.length} events, not the one appended after the other database's xid`
+        } finally {
+          await x.end('rollback')
+        }
+      }
+      assert.fail(`the read stopped at a transaction that had ended without a row in this log (${seen})`)
+    })
+  }
+
+  test('a transaction of this database that ends after the snapshot, with a row in the log, still stops it', async () => {
+    const x = await openXid(db.admin)
+    let slow: AppendedEvent
+    let fast: AppendedEvent
+    try {
+      slow = await appendOne('initech', 'slow', new PgEventStore(x.session as never))
+      fast = await appendOne('initech', 'fast')
+      const ids = await readAround(relay, () => x.end('commit'))
+      assert.ok(!ids.includes(fast.eventId), 'nothing committed after the ended writer is read past it')
+      assert.ok(!ids.includes(slow.eventId), 'its own row is not in the snapshot')
+    } finally {
+      await x.end('rollback')
+    }
+    // The next read's snapshot has both, in order: the ended writer's first.
+    const next = await readAround(relay, async () => {})
+    assert.deepEqual(
+      next.filter((id) => id === slow.eventId || id === fast.eventId),
+      [slow.eventId, fast.eventId],
+    )
+  })
+
+  test('a transaction of this database still running, its row not yet committed, stops it', async () => {
+    const x = await openXid(db.admin)
+    try {
+      await appendOne('globex', 'pending', new PgEventStore(x.session as never))
+      const after = await appendOne('globex', 'after')
+      const ids = await readAround(relay, async () => {})
+      assert.ok(!ids.includes(after.eventId), 'nothing committed after the running writer is read past it')
+    } finally {
+      await x.end('rollback')
+    }
+  })
+
+  test('status lists no ended transaction without a row here as holding the log; one with rows still holds it', async () => {
+    const x = await openXid(other.admin)
+    const y = await openXid(db.admin)
+    const xid32 = (xid: bigint) => (xid & 0xffffffffn).toString()
+    try {
+      await appendOne('initech', 'listed', new PgEventStore(y.session as never))
+      // A commit after both took their xids: a snapshot taken before any transaction completes is
+      // PostgreSQL's cached one, older than both (neither in its xip, both at or above its xmax).
+      await appendOne('initech', 'committed')
+      const listed = await db.connect(ROLES.operator, 1).begin(async (tx) => {
+        await tx.unsafe(`declare c cursor for ${OPEN_TRANSACTIONS_QUERY}`)
+        await x.end('commit')
+        await y.end('commit')
+        return tx.unsafe<{ kind: string; backend_xid: string; holds_log: boolean }[]>('fetch all from c')
+      })
+      const holding = listed.filter((t) => t.holds_log).map((t) => t.backend_xid)
+      assert.ok(holding.includes(xid32(y.xid)), "this database's ended writer, its row not in the snapshot, holds it")
+      assert.ok(!holding.includes(xid32(x.xid)), "another database's ended transaction does not")
+    } finally {
+      await x.end('rollback')
+      await y.end('rollback')
+    }
+  })
+})
