@@ -42,6 +42,12 @@ export interface RelayOptions {
   horizonLookupMs?: number
   /** How long to wait for one publish ack. Default 5000 ms. */
   publishTimeoutMs?: number
+  /**
+   * On `stop()`, how long an active relay goes on publishing what was committed before it (an intent a
+   * gateway answered while its process was stopping) before it lets go; the next active relay publishes
+   * what is left. Default 2000 ms; 0 stops after the batch in flight, as before.
+   */
+  stopDrainMs?: number
   /** Upper bound of the retry backoff after a failure (NATS or PostgreSQL down). Default 5000 ms. */
   maxBackoffMs?: number
   /** Passed to ensureStream (duplicate window, replicas, max age). */
@@ -63,6 +69,7 @@ export type ResolvedRelayOptions = Required<
 
 const NAME = /^[A-Za-z0-9_-]{1,64}$/
 const HORIZON_LOOKUP_MS = 50
+const STOP_DRAIN_MS = 2000
 
 /** The relay's name, `DEFAULT_RELAY_NAME` when none is given; `InvalidName` unless 1-64 of [A-Za-z0-9_-]. */
 export function relayName(name: string | undefined): string {
@@ -86,6 +93,7 @@ export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions
     publishTimeoutMs: positive(options.publishTimeoutMs ?? 5000, 'publishTimeoutMs'),
     maxBackoffMs: positive(options.maxBackoffMs ?? 5000, 'maxBackoffMs'),
     horizonLookupMs: nonNegative(options.horizonLookupMs ?? HORIZON_LOOKUP_MS, 'horizonLookupMs'),
+    stopDrainMs: nonNegative(options.stopDrainMs ?? STOP_DRAIN_MS, 'stopDrainMs'),
     stream: options.stream ?? {},
   }
 }

@@ -94,6 +94,8 @@ export class Relay {
   #state: RelayState = 'new'
   #serverChecked = false
   #stopping = false
+  /** While stopping, drains go on until then (performance.now()): the stop's last drain (see #lastDrain). */
+  #drainUntil = Number.NEGATIVE_INFINITY
   #stats: RelayStats = { published: 0, duplicates: 0 }
   /** What of the publisher's acked prefix was already counted in stats, metrics and the checkpoint. */
   #counted = { acked: 0, duplicates: 0 }
@@ -155,9 +157,10 @@ export class Relay {
   }
 
   /**
-   * Stops gracefully: the batch being published finishes (its acks are
-   * awaited and the checkpoint stored), then the lock is released. Resolves
-   * once stopped, also after a fatal error.
+   * Stops gracefully: an active relay publishes what was committed before
+   * the call, for at most `stopDrainMs` (the batch in flight at least; its
+   * acks are awaited and the checkpoint stored), then the lock is released.
+   * Resolves once stopped, also after a fatal error.
    */
   async stop(): Promise<void> {
     this.#stopping = true
@@ -338,6 +341,7 @@ export class Relay {
           leaseCheckedAt = Date.now()
         }
       }
+      await this.#lastDrain()
       await this.#checkpoints.flush()
     } finally {
       await this.#checkpoints.settle()
@@ -345,8 +349,26 @@ export class Relay {
   }
 
   /**
+   * The stop's last drain, for at most `stopDrainMs`, with the exact horizon: what was committed before
+   * `stop()` is published now, not by the next relay. A failure ends it, not the stop.
+   */
+  async #lastDrain(): Promise<void> {
+    if (this.#o.stopDrainMs === 0) return
+    this.#drainUntil = performance.now() + this.#o.stopDrainMs
+    this.#lookedAt = Number.NEGATIVE_INFINITY
+    try {
+      await this.#drain()
+    } catch (err) {
+      this.#logger.warn(
+        { relay: this.name, ...errorFields(err) },
+        'relay stopping: its last drain failed; the next active relay publishes the rest',
+      )
+    }
+  }
+
+  /**
    * Reads and publishes from the checkpoint until caught up (or stopping,
-   * after the current batch). Publishes are one continuous window across
+   * after the current batch; in the stop's last drain, past its deadline). Publishes are one continuous window across
    * batches (see OrderedPublisher), the next batch is read while one
    * publishes (readAllText reads ahead), and after each batch the checkpoint
    * moves to the end of the acked prefix, written in the background,
@@ -380,7 +402,7 @@ export class Relay {
             }
             if (tracing) RELAY_TRACE.sent.publish({ at: performance.now(), ids: rows.map((r) => r.event_id) })
             this.#progress()
-            if (this.#publisher.failed || this.#stopping) break
+            if (this.#publisher.failed || (this.#stopping && performance.now() >= this.#drainUntil)) break
           }
           if (tracing && read === 0) traceRead(readAt, [])
           // The tail: the checkpoint follows the acks as they come, not only once the last one is in.
