@@ -39,15 +39,17 @@ long=(tests/adoption.test.ts tests/demo.test.ts tests/faults/nats-outage.test.ts
 # each test reported (and counted) as before. A test file's own process costs ~2 s of CPU before its first test
 # (node, tsx's loader hooks, the packages imported through them): with 160 files that was a third of the suite's
 # CPU, on two cores the suite keeps 99 % busy (docs/testing.md, "How the suite runs"). Groups are dealt
-# round-robin from the sorted files so each takes about as long. Files that start, kill or watch processes of
-# their own (tests/faults, tests/ops, the fixture tests below) keep a process each.
+# round-robin from the sorted files so each takes about as long: 60-120 s when five share the two cores, for
+# node's runner times a file's whole run against --test-timeout (a group of 300 s, loaded, was cancelled). Files
+# that start, kill or watch processes of their own (tests/faults, tests/ops, the fixture tests below) keep a
+# process each.
 own=(packages/bus-nats/test/fixture-children-die.test.ts packages/bus-nats/test/process-groups.test.ts)
 group_of() {
   case $1 in
-    packages/store-pg/test/*) echo store-pg:1 ;;
+    packages/store-pg/test/*) echo store-pg:2 ;;
     packages/core/test/* | packages/runtime/test/*) echo core-runtime:1 ;;
-    packages/bus-nats/test/*) echo bus-nats:2 ;;
-    packages/evtctl/test/*) echo evtctl:3 ;;
+    packages/bus-nats/test/*) echo bus-nats:4 ;;
+    packages/evtctl/test/*) echo evtctl:5 ;;
     tests/security/*) echo tests:1 ;;
     tests/*/*) ;;
     tests/*) echo tests:1 ;;
@@ -73,13 +75,14 @@ done < <(find packages/*/test tests -name '*.test.ts' 2>/dev/null | grep -vxF "$
 mapfile -t group_files < <(find "$groups_dir" -name '*.test.ts' | sort)
 rest=("${group_files[@]}" "${rest[@]}")
 echo "test: $grouped test files in ${#group_files[@]} groups and $((${#rest[@]} - ${#group_files[@]})) on their own, + ${#long[@]} long files (in a runner of their own, its report after the rest's), then ${#solo[@]} alone"
-# A file is stopped after 300 s (a hang guard, not a promise: the longest takes about 100 s quiet, five files share
-# two cores, and a loaded machine stretches every file).
+# A file (a group: the whole group) is stopped after 300 s, 420 s for the rest's runner (a hang guard, not a
+# promise: the longest takes about 100 s quiet, five processes share two cores, and a loaded machine stretches
+# every file).
 status=0
 long_log="$(mktemp)"
 node --import tsx --test --test-concurrency=2 --test-timeout=300000 "${long[@]}" >"$long_log" 2>&1 &
 long_pid=$!
-node --import tsx --test --test-concurrency=3 --test-timeout=300000 "${rest[@]}" || status=$?
+node --import tsx --test --test-concurrency=3 --test-timeout=420000 "${rest[@]}" || status=$?
 long_status=0
 wait "$long_pid" || long_status=$?
 echo "test: the long files' runner (exit $long_status):"
