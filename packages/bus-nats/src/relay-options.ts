@@ -44,8 +44,9 @@ export interface RelayOptions {
   publishTimeoutMs?: number
   /**
    * On `stop()`, how long an active relay goes on publishing what was committed before it (an intent a
-   * gateway answered while its process was stopping) before it lets go; the next active relay publishes
-   * what is left. Default 2000 ms; 0 stops after the batch in flight, as before.
+   * gateway answered while its process was stopping) before it lets go: it starts no batch after this (the
+   * one in flight finishes, each publish within `publishTimeoutMs`); the next active relay publishes what
+   * is left. Default 2000 ms; 0 stops after the batch in flight, as before.
    */
   stopDrainMs?: number
   /** Upper bound of the retry backoff after a failure (NATS or PostgreSQL down). Default 5000 ms. */
