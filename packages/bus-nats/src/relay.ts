@@ -349,12 +349,13 @@ export class Relay {
   }
 
   /**
-   * The stop's last drain, for at most `stopDrainMs`: what was committed before `stop()` is published now,
-   * not by the next relay. A failure ends it, not the stop.
+   * The stop's last drain, for at most `stopDrainMs`, with the exact horizon (another database's transaction
+   * must not hold it back): what was committed before `stop()` is published now. A failure ends it, not the stop.
    */
   async #lastDrain(): Promise<void> {
     if (this.#o.stopDrainMs === 0) return
     this.#drainUntil = performance.now() + this.#o.stopDrainMs
+    this.#lookedAt = Number.NEGATIVE_INFINITY
     try {
       await this.#drain()
     } catch (err) {

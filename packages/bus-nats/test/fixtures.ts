@@ -9,8 +9,8 @@ import {
   type TestDatabase,
 } from '@eventplane/store-pg/testing'
 import { type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream'
-import type { MsgHdrs, NatsConnection } from '@nats-io/transport-node'
-import { decodeEvent } from '../src/codec.ts'
+import type { MsgHdrs, NatsConnection, Subscription } from '@nats-io/transport-node'
+import { EVENT_HEADERS, decodeEvent } from '../src/codec.ts'
 import { STREAM_NAME } from '../src/subjects.ts'
 import {
   OWN_PROCESS_GROUP,
@@ -25,6 +25,19 @@ export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url))
 /** Polls `fn` until it is true; fails after `timeoutMs` (PG's gap-safe read may be held back by other tests' transactions). */
 export function eventually(fn: () => Promise<boolean> | boolean, what: string, timeoutMs = 20_000): Promise<void> {
   return eventuallyWithin(fn, timeoutMs, what)
+}
+
+/** Every event id the bus carries from now on (a core subscription to the log's subjects on `nc`, read from the headers). */
+export async function watchEventIds(nc: NatsConnection): Promise<{ ids: Set<string>; sub: Subscription }> {
+  const ids = new Set<string>()
+  const sub = nc.subscribe('eventplane.>', {
+    callback: (_err, msg) => {
+      const id = msg.headers?.get(EVENT_HEADERS.msgId)
+      if (id) ids.add(id)
+    },
+  })
+  await nc.flush()
+  return { ids, sub }
 }
 
 /** Rejects when `p` does not settle in time, so no test can hang on it. */

@@ -233,7 +233,8 @@ describe('relay publishing: wake-up, in-flight window, a publish lost mid-window
           await eventually(() => trace.drains > i + 1, `a drain after append ${i}`, 30_000)
         }
       })
-      const allowed = 1 + Math.floor((performance.now() - startedAt) / LOOKUP_MS)
+      // The gate's looks, plus the stop's last drain (withRelay stops the relay), which always asks for it.
+      const allowed = 2 + Math.floor((performance.now() - startedAt) / LOOKUP_MS)
       assert.ok(trace.drains > allowed, `${trace.drains} drains`)
       assert.ok(trace.exact >= 1 && trace.exact <= allowed, `${trace.exact} of ${trace.drains} drains asked for it`)
     } finally {

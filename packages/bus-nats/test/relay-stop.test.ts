@@ -2,18 +2,20 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { EventFactory } from '@eventplane/core'
 import { type AppendedEvent, PgEventStore, ROLES } from '@eventplane/store-pg'
-import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
+import { type HeldXid, createTestDatabase, holdXid, type TestDatabase } from '@eventplane/store-pg/testing'
 import { jetstreamManager } from '@nats-io/jetstream'
 import type { NatsConnection, Subscription } from '@nats-io/transport-node'
-import { EVENT_HEADERS } from '../src/codec.ts'
+import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { Relay } from '../src/relay.ts'
+import { RELAY_TRACE } from '../src/relay-trace.ts'
 import { STREAM_NAME } from '../src/subjects.ts'
 import { startNatsServer, type TestNatsServer } from '../src/testing/index.ts'
-import { eventually } from './fixtures.ts'
+import { eventually, watchEventIds } from './fixtures.ts'
 
-// What a relay publishes when it is stopped. The appends below send no NOTIFY and the relay polls once a minute,
-// so after its first drain it would not read the log again by itself: whatever reaches the stream after these
-// appends was published by stop().
+// What a relay publishes when it is stopped. The appends below send no NOTIFY, the relay polls once a minute,
+// and each relay has finished its first drain before they commit: after it, the relay would not read the log
+// again by itself, so whatever reaches the stream after these appends was published by stop(). A transaction of
+// another database stays open throughout, older than every event: only the exact horizon passes it.
 describe('relay stop: the last drain', () => {
   let db: TestDatabase
   let nats: TestNatsServer
@@ -21,7 +23,9 @@ describe('relay stop: the last drain', () => {
   let watcher: NatsConnection
   let sub: Subscription
   let quiet: PgEventStore
-  const received = new Set<string>()
+  let other: TestDatabase
+  let otherXid: HeldXid
+  let received: Set<string>
   const f = EventFactory.forTenant('acme', { causedBy: 'user:test' })
 
   const appendQuietly = async (id: string): Promise<AppendedEvent[]> => {
@@ -29,19 +33,27 @@ describe('relay stop: the last drain', () => {
     return (await quiet.append(s, [f.intent(s, 'scaled', { n: 1 }), f.intent(s, 'scaled', { n: 2 })])).events
   }
   const streamMessages = async () => (await (await jetstreamManager(nc)).streams.info(STREAM_NAME)).state.messages
-  // Batches of one event: the last drain goes on past the batch in flight.
+  // Batches of one event: the last drain goes on past the batch in flight. The exact horizon only on the first
+  // drain and, when it asks for it, the last one.
   const activeRelay = async (name: string, stopDrainMs?: number) => {
-    const relay = new Relay({
-      sql: db.connect(ROLES.relay, 3),
-      nc,
-      name,
-      pollIntervalMs: 60_000,
-      stopDrainMs,
-      batchSize: 1,
-    })
-    relay.start()
-    await eventually(() => relay.state === 'active', `relay ${name} to be active`)
-    return relay
+    let drains = 0
+    const onDrain = () => drains++
+    subscribe(RELAY_TRACE.drain.name, onDrain)
+    try {
+      const relay = new Relay({
+        sql: db.connect(ROLES.relay, 3),
+        nc,
+        name,
+        pollIntervalMs: 60_000,
+        stopDrainMs,
+        batchSize: 1,
+      })
+      relay.start()
+      await eventually(() => relay.state === 'active' && drains > 0, `relay ${name}'s first drain`)
+      return relay
+    } finally {
+      unsubscribe(RELAY_TRACE.drain.name, onDrain)
+    }
   }
 
   before(async () => {
@@ -49,16 +61,16 @@ describe('relay stop: the last drain', () => {
     nats = await startNatsServer({ withAuth: false })
     nc = await nats.connect()
     watcher = await nats.connect()
-    sub = watcher.subscribe('eventplane.>', {
-      callback: (_err, msg) => {
-        const id = msg.headers?.get(EVENT_HEADERS.msgId)
-        if (id) received.add(id)
-      },
-    })
-    await watcher.flush()
+    const watched = await watchEventIds(watcher)
+    received = watched.ids
+    sub = watched.sub
     quiet = new PgEventStore(db.connect(ROLES.intentWriter, 2), { notifyAppends: false })
+    other = await createTestDatabase('ep_relay_stop_other', { migrate: false })
+    otherXid = await holdXid(other.admin)
   })
   after(async () => {
+    await otherXid?.release()
+    await other?.drop()
     sub?.unsubscribe()
     await nats?.stop()
     await db?.drop()

@@ -4,10 +4,9 @@ import { EventFactory, compareCheckpoints } from '@eventplane/core'
 import { PgEventStore, ROLES, loadRelayCheckpoint } from '@eventplane/store-pg'
 import { activeRelayCheckpointWrites, createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
 import type { NatsConnection, Subscription } from '@nats-io/transport-node'
-import { EVENT_HEADERS } from '../src/codec.ts'
 import { Relay } from '../src/relay.ts'
 import { startNatsServer, type TestNatsServer } from '../src/testing/index.ts'
-import { eventually, within } from './fixtures.ts'
+import { eventually, within, watchEventIds } from './fixtures.ts'
 
 describe('relay wake-up: what a new event waits for', () => {
   let db: TestDatabase
@@ -16,7 +15,7 @@ describe('relay wake-up: what a new event waits for', () => {
   let watcher: NatsConnection
   let sub: Subscription
   let intents: PgEventStore
-  const received = new Set<string>()
+  let received: Set<string>
   const f = EventFactory.forTenant('acme', { causedBy: 'user:test' })
 
   const appendOne = async (id: string) => {
@@ -30,13 +29,9 @@ describe('relay wake-up: what a new event waits for', () => {
     nats = await startNatsServer({ withAuth: false })
     nc = await nats.connect()
     watcher = await nats.connect()
-    sub = watcher.subscribe('eventplane.>', {
-      callback: (_err, msg) => {
-        const id = msg.headers?.get(EVENT_HEADERS.msgId)
-        if (id) received.add(id)
-      },
-    })
-    await watcher.flush()
+    const watched = await watchEventIds(watcher)
+    received = watched.ids
+    sub = watched.sub
     intents = new PgEventStore(db.connect(ROLES.intentWriter, 2))
   })
   after(async () => {
