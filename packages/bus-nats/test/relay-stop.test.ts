@@ -8,9 +8,8 @@ import type { NatsConnection, Subscription } from '@nats-io/transport-node'
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { Relay } from '../src/relay.ts'
 import { RELAY_TRACE } from '../src/relay-trace.ts'
-import { STREAM_NAME } from '../src/subjects.ts'
 import { startNatsServer, type TestNatsServer } from '../src/testing/index.ts'
-import { eventually, watchEventIds } from './fixtures.ts'
+import { eventually, streamCount, watchEventIds } from './fixtures.ts'
 
 // What a relay publishes when it is stopped. The appends below send no NOTIFY, the relay polls once a minute,
 // and each relay has finished its first drain before they commit: after it, the relay would not read the log
@@ -32,7 +31,7 @@ describe('relay stop: the last drain', () => {
     const s = { tenant: 'acme', category: 'deployment', id }
     return (await quiet.append(s, [f.intent(s, 'scaled', { n: 1 }), f.intent(s, 'scaled', { n: 2 })])).events
   }
-  const streamMessages = async () => (await (await jetstreamManager(nc)).streams.info(STREAM_NAME)).state.messages
+  const streamMessages = async () => streamCount(await jetstreamManager(nc))
   // Batches of one event: the last drain goes on past the batch in flight. The exact horizon only on the first
   // drain and, when it asks for it, the last one.
   const activeRelay = async (name: string, stopDrainMs?: number) => {

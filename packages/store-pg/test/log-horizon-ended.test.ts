@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import type { ReservedSql, Sql } from 'postgres'
+import type { Sql } from 'postgres'
 import { type AppendedEvent, PgEventStore, ROLES } from '@eventplane/store-pg'
 import { type TestDatabase, createTestDatabase, useTestDatabase } from '@eventplane/store-pg/testing'
 import { OPEN_TRANSACTIONS_QUERY } from '../src/sql/open-transactions.ts'
+import { holdTransaction } from '../src/testing/hold-transaction.ts'
 import { factoryFor, stream } from './helpers.ts'
 
 // A transaction that ends between a read's snapshot and its look-up of the
@@ -17,25 +18,12 @@ const GAP_SAFE_IDS = `declare c cursor for
    where e.tx_id < (select eventplane.log_horizon(pg_current_snapshot()))
    order by e.tx_id, e.global_position`
 
-/** A transaction of its own on `admin` that has taken an xid: `end('commit' | 'rollback')` ends it. */
-async function openXid(admin: Sql): Promise<{ xid: bigint; session: ReservedSql; end(how: string): Promise<void> }> {
-  const session = await admin.reserve()
-  await session.unsafe('begin')
-  const [row] = await session<{ xid: string }[]>`select pg_current_xact_id()::text as xid`
-  let ended = false
-  return {
-    xid: BigInt(row!.xid),
-    session,
-    async end(how) {
-      if (ended) return
-      ended = true
-      try {
-        await session.unsafe(how)
-      } finally {
-        session.release()
-      }
-    },
-  }
+/** A transaction of its own on `admin` that has taken an xid (its session, to write in it): commit or release it. */
+function openXid(admin: Sql) {
+  return holdTransaction(admin, async (session) => {
+    const [row] = await session<{ xid: string }[]>`select pg_current_xact_id()::text as xid`
+    return { xid: BigInt(row!.xid), session }
+  })
 }
 
 /** The gap-safe read's ids, its snapshot taken before `between` runs and its horizon computed after. */
@@ -77,11 +65,11 @@ describe('the gap-safe horizon and transactions that ended after the read took i
         try {
           const event = await appendOne('acme', `ended-${how}-${attempt}`)
           assert.ok(x.xid < event.txId, 'the other database took its xid first')
-          const ids = await readAround(relay, () => x.end(how))
+          const ids = await readAround(relay, () => (how === 'commit' ? x.commit() : x.release()))
           if (ids.includes(event.eventId)) return
           seen = `attempt ${attempt}: ${ids.length} events, not the one appended after the other database's xid`
         } finally {
-          await x.end('rollback')
+          await x.release()
         }
       }
       assert.fail(`the read stopped at a transaction that had ended without a row in this log (${seen})`)
@@ -95,11 +83,11 @@ describe('the gap-safe horizon and transactions that ended after the read took i
     try {
       slow = await appendOne('initech', 'slow', new PgEventStore(x.session as never))
       fast = await appendOne('initech', 'fast')
-      const ids = await readAround(relay, () => x.end('commit'))
+      const ids = await readAround(relay, () => x.commit())
       assert.ok(!ids.includes(fast.eventId), 'nothing committed after the ended writer is read past it')
       assert.ok(!ids.includes(slow.eventId), 'its own row is not in the snapshot')
     } finally {
-      await x.end('rollback')
+      await x.release()
     }
     // The next read's snapshot has both, in order: the ended writer's first.
     const next = await readAround(relay, async () => {})
@@ -117,7 +105,7 @@ describe('the gap-safe horizon and transactions that ended after the read took i
       const ids = await readAround(relay, async () => {})
       assert.ok(!ids.includes(after.eventId), 'nothing committed after the running writer is read past it')
     } finally {
-      await x.end('rollback')
+      await x.release()
     }
   })
 
@@ -132,16 +120,16 @@ describe('the gap-safe horizon and transactions that ended after the read took i
       await appendOne('initech', 'committed')
       const listed = await db.connect(ROLES.operator, 1).begin(async (tx) => {
         await tx.unsafe(`declare c cursor for ${OPEN_TRANSACTIONS_QUERY}`)
-        await x.end('commit')
-        await y.end('commit')
+        await x.commit()
+        await y.commit()
         return tx.unsafe<{ kind: string; backend_xid: string; holds_log: boolean }[]>('fetch all from c')
       })
       const holding = listed.filter((t) => t.holds_log).map((t) => t.backend_xid)
       assert.ok(holding.includes(xid32(y.xid)), "this database's ended writer, its row not in the snapshot, holds it")
       assert.ok(!holding.includes(xid32(x.xid)), "another database's ended transaction does not")
     } finally {
-      await x.end('rollback')
-      await y.end('rollback')
+      await x.release()
+      await y.release()
     }
   })
 })

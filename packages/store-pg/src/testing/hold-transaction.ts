@@ -4,12 +4,14 @@ import type { ReservedSql, Sql } from 'postgres'
 export type Held<T> = T & {
   /** Rolls the transaction back. Idempotent. */
   release(): Promise<void>
+  /** Commits the transaction instead (a `release()` after it does nothing). */
+  commit(): Promise<void>
 }
 
 /**
  * Begins a transaction on a reserved connection of `admin`, runs `start` in
- * it and keeps it open until `release()` rolls it back; a failing `start`
- * rolls back at once. The skeleton of holdStream and holdXid.
+ * it and keeps it open until `release()` rolls it back (or `commit()` commits
+ * it); a failing `start` rolls back at once. The skeleton of holdStream and holdXid.
  */
 export async function holdTransaction<T extends object>(
   admin: Sql,
@@ -19,19 +21,17 @@ export async function holdTransaction<T extends object>(
   try {
     await session`begin`
     const value = await start(session)
-    let released = false
-    return {
-      ...value,
-      async release() {
-        if (released) return
-        released = true
-        try {
-          await session`rollback`
-        } finally {
-          session.release()
-        }
-      },
+    let ended = false
+    const end = async (how: 'commit' | 'rollback'): Promise<void> => {
+      if (ended) return
+      ended = true
+      try {
+        await session.unsafe(how)
+      } finally {
+        session.release()
+      }
     }
+    return { ...value, release: () => end('rollback'), commit: () => end('commit') }
   } catch (e) {
     await session`rollback`.catch(() => {})
     session.release()
