@@ -1,7 +1,7 @@
 /**
  * pnpm tsx scripts/bench/relay-horizon-cpu.ts [--rounds 5] [--seconds 8] [--rates 1000,5000] [--appenders 8]
  *   [--variants xmin,exact,gated] [--flat 20000]
- * — what the relay's read pays for 0018's session look-up with concurrent writers (log_horizon as of 0021).
+ * — what the relay's read pays for 0018's session look-up with concurrent writers (log_horizon as of 0022).
  *
  * A running Relay on its own nats-server; `--appenders` loops append on a wall-clock schedule at each rate
  * (ceil(rate / 1000) events per append, as bench:bus), then wait until the relay has published them all.
@@ -43,13 +43,13 @@ const APPENDERS = argValue('appenders', 8)
 const FLAT = argValue('flat', 0)
 const VARIANTS = argString('variants', 'xmin,exact,gated').split(',')
 
-// The current log_horizon (0021: 0018's look-up with 0020's floor, ended xids without rows passed), counting its
+// The current log_horizon (0022: 0018's look-up with 0020's floor, ended xids without rows passed by one predicate), counting its
 // calls and its look-ups (nextval: not rolled back, a few µs).
-const COUNTED_BODY = readFileSync(join(MIGRATIONS_DIR, '0021_horizon_ended_xids.sql'), 'utf8')
+const COUNTED_BODY = readFileSync(join(MIGRATIONS_DIR, '0022_ended_without_log_rows_one_predicate.sql'), 'utf8')
   .replace('v_xid xid8;\nBEGIN\n', "v_xid xid8;\nBEGIN\n  PERFORM nextval('public.bench_calls');\n")
   .replace('  SELECT d.oid INTO v_db', "  PERFORM nextval('public.bench_lookups');\n  SELECT d.oid INTO v_db")
 if (!COUNTED_BODY.includes('bench_lookups') || !COUNTED_BODY.includes('bench_calls'))
-  throw new Error('0021 changed: update the counters')
+  throw new Error('0022 changed: update the counters')
 
 /** The relay option per variant (undefined: the default). */
 const LOOKUP_MS: Record<string, number | undefined> = { xmin: Number.MAX_SAFE_INTEGER, exact: 0, gated: undefined }

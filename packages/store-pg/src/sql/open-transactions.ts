@@ -34,7 +34,8 @@ export interface OpenTransactionRow {
  * - every other xid of the snapshot that holds it back: another kind of
  *   process of this database (autovacuum), one without a visible session,
  *   one that ended since the snapshot with rows in this log (one that ended
- *   without any is passed, migrations/0021). No start time (not visible to
+ *   without any is passed: `eventplane.ended_without_log_rows`, migrations/0021
+ *   and 0022, the predicate log_horizon calls). No start time (not visible to
  *   the relay or operator role), so never stuck.
  *
  * As in log_horizon, the sessions are read after the snapshot and afresh
@@ -76,8 +77,7 @@ export const OPEN_TRANSACTIONS_QUERY = `
               left join pg_catalog.pg_database d on d.oid = a.datid
              where not exists (select from o where o.backend_xid = i.xid::xid::text)
                and not exists (select from p where p.transaction = i.xid::xid)
-               and not coalesce(pg_catalog.pg_xact_status(i.xid) in ('committed', 'aborted')
-                                and eventplane.ended_without_log_rows(i.xid), false)
+               and not eventplane.ended_without_log_rows(i.xid)
           ) c
       ) t
      where t.kind <> 'other' or t.holds_log
