@@ -30,7 +30,7 @@ describe('faults: a service whose NATS user is revoked ends with an error', () =
     await env?.cleanup()
   })
 
-  test('evtctl gateway and evtctl relay exit 3 with one bus.unavailable line once their users are revoked', async (t) => {
+  test('evtctl gateway and evtctl relay exit 4 with one bus.auth_failed line once their users are revoked', async (t) => {
     const gateway = spawnService(env, 'gateway')
     const relay = spawnService(env, 'relay')
     try {
@@ -38,15 +38,19 @@ describe('faults: a service whose NATS user is revoked ends with an error', () =
       await env.server.revokeServiceUsers(['gateway', 'relay'])
 
       const g = await ending(gateway, 'evtctl gateway')
-      assert.equal(g.code, 3, g.line)
+      // Exit 4: restarting with the same credentials will not help (exit 3 would say "retry later").
+      assert.equal(g.code, 4, g.line)
       assert.match(
         g.line,
-        /^evtctl: bus\.unavailable: the gateway subscription closed: the NATS connection was closed \(.+\)$/,
+        /^evtctl: bus\.auth_failed: the gateway subscription closed: the NATS connection was closed \(Authorization Violation\): its credentials were refused or revoked$/,
       )
 
       const r = await ending(relay, 'evtctl relay')
-      assert.equal(r.code, 3, r.line)
-      assert.match(r.line, /^evtctl: bus\.unavailable: the NATS connection was closed/)
+      assert.equal(r.code, 4, r.line)
+      assert.match(
+        r.line,
+        /^evtctl: bus\.auth_failed: relay default: the NATS connection was closed \(Authorization Violation\): its credentials were refused or revoked$/,
+      )
       t.diagnostic(`gateway: ${g.line}; relay: ${r.line}`)
     } finally {
       await Promise.allSettled([gateway.kill(), relay.kill()])

@@ -8,12 +8,12 @@ import {
   resolveLimits,
   startGateway as startGatewayLibrary,
 } from '@eventplane/bus-nats'
-import { EventplaneError } from '@eventplane/core'
 import type { NatsConnection } from '@nats-io/transport-node'
 import type { Sql } from 'postgres'
 import { CliError } from '../cli-error.ts'
 import { PgEventStore, ROLES } from '@eventplane/store-pg'
 import type { RunningPart } from '../runners.ts'
+import { connectionClosedError } from './connection-closed.ts'
 import type { Session } from '../session.ts'
 import type { ResolvedSettings, SettingSpec } from '../service-settings.ts'
 
@@ -143,9 +143,7 @@ export async function startGateway(
   session.onClose(() => gateway.stop())
   // Closed without stop(): the server ended it, mostly by closing the connection for good (its user revoked).
   const failed = gateway.closed.then(async () => {
-    const why = nc.isClosed() ? await nc.closed() : undefined
-    const reason = why instanceof Error ? `: the NATS connection was closed (${why.message})` : ''
-    throw new EventplaneError('bus.unavailable', `the gateway subscription closed${reason}`)
+    throw await connectionClosedError(nc, 'the gateway subscription closed')
   })
   failed.catch(() => {})
   return {
