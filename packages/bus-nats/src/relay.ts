@@ -111,12 +111,13 @@ export class Relay {
     this.#lease = new RelayLease(options.sql, this.name)
     this.#guard = new TransactionGuard(options.sql, this.#logger, options.guard, { relay: this.name })
     this.#o = resolveRelayOptions(options)
-    this.#stop = new RelayStop({ relay: this.name, drainMs: this.#o.stopDrainMs, logger: this.#logger })
     this.#publisher = new OrderedPublisher(options.nc, {
       maxInFlight: this.#o.maxInFlight,
       timeoutMs: this.#o.publishTimeoutMs,
       stream: STREAM_NAME,
     })
+    const drainMs = this.#o.stopDrainMs
+    this.#stop = new RelayStop({ relay: this.name, drainMs, publisher: this.#publisher, logger: this.#logger })
     this.closed = new Promise<void>((resolve, reject) => (this.#settle = { resolve, reject }))
     this.closed.catch(() => {})
     this.#metrics = options.metrics
@@ -157,13 +158,14 @@ export class Relay {
 
   /**
    * Stops gracefully: an active relay publishes what was committed before
-   * the call, for at most `stopDrainMs` (the batch in flight at least; its
-   * acks are awaited and the checkpoint stored), then the lock is released.
-   * Resolves once stopped, also after a fatal error.
+   * the call, for at most `stopDrainMs`; publishes not acked by then are
+   * abandoned (see RelayStop); the checkpoint of the acked prefix is stored
+   * and the lock released. Resolves once stopped, also after a fatal error.
    */
   async stop(): Promise<void> {
     this.#stop.request()
     if (this.#state === 'new') {
+      this.#stop.done()
       this.#state = 'stopped'
       this.#settle.resolve()
     }
@@ -199,6 +201,7 @@ export class Relay {
         }
       }
     } finally {
+      this.#stop.done()
       this.#publisher.close()
       await this.#waker.unlisten()
       this.#holding = false
@@ -357,7 +360,8 @@ export class Relay {
    * moves to the end of the acked prefix, written in the background,
    * coalesced (see CheckpointWriter). The drain ends only after every publish
    * settled and its last checkpoint was set; that write may still be in
-   * flight (#pump waits for it). On failure it leaves no write behind it.
+   * flight (#pump waits for it). On failure it leaves no write behind it. Past the stop's deadline (its
+   * publishes abandoned, see RelayStop) it ends as if caught up.
    */
   async #drain(): Promise<void> {
     try {
@@ -399,7 +403,7 @@ export class Relay {
         this.#progress()
         if (this.#publisher.prefix.acked > 0) breaks = 0
         const failure = this.#publisher.failure
-        if (!this.#publisher.failed) return
+        if (!this.#publisher.failed || this.#publisher.abandoned) return
         const stuck = this.#publisher.stuck!
         const where = {
           relay: this.name,
