@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { EventFactory } from '@eventplane/core'
-import { PgEventStore, ROLES, loadRelayCheckpoint } from '@eventplane/store-pg'
+import { type AppendedEvent, PgEventStore, ROLES, loadRelayCheckpoint } from '@eventplane/store-pg'
 import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
 import { jetstreamManager } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
@@ -73,20 +73,20 @@ describe('relay stop: the deadline', () => {
       publishTimeoutMs: PUBLISH_TIMEOUT_MS,
       logger: warnings,
     })
+    const s = { tenant: 'acme', category: 'deployment', id: 'held' }
+    let events: AppendedEvent[]
     try {
       relay.start()
       // After its first drain (an empty log) the relay reads again only in a minute or when stopped: the appends
       // below send no NOTIFY, so the stop's last drain publishes them.
-      await eventually(() => relay.state === 'active' && drains > 0, 'the relay’s first drain')
-    } finally {
+      await eventually(() => relay.state === 'active' && drains > 0, 'the first drain of the relay')
       unsubscribe(RELAY_TRACE.drain.name, onDrain)
-    }
-    const s = { tenant: 'acme', category: 'deployment', id: 'held' }
-    const { events } = await quiet.append(
-      s,
-      [1, 2, 3, 4].map((n) => f.intent(s, 'scaled', { n })),
-    )
-    try {
+      events = (
+        await quiet.append(
+          s,
+          [1, 2, 3, 4].map((n) => f.intent(s, 'scaled', { n })),
+        )
+      ).events
       warnings.seen.length = 0
       // Without the deadline, stop() waits for the held ack until publishTimeoutMs: it cannot resolve before.
       await within(relay.stop(), PUBLISH_TIMEOUT_MS / 2, 'stop() to resolve before the publish timeout')
@@ -107,6 +107,7 @@ describe('relay stop: the deadline', () => {
         `one warning, the abandon: ${warnings.seen.map((w) => w.msg).join(' | ')}`,
       )
     } finally {
+      unsubscribe(RELAY_TRACE.drain.name, onDrain)
       await relay.stop()
       await gate.close()
       await gated.close().catch(() => {})
