@@ -14,7 +14,7 @@ import {
   logRows,
   reachesEnd,
 } from './support/checks.ts'
-import { startAckGate } from './support/ack-gate.ts'
+import { startAckGate } from '@eventplane/bus-nats/testing'
 import { killRelayMidBatch } from './support/mid-batch.ts'
 import { type FaultSystem, TENANTS, startFaultSystem } from './support/system.ts'
 

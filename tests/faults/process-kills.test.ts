@@ -16,7 +16,7 @@ import {
   logRows,
   reachesEnd,
 } from './support/checks.ts'
-import { startAckGate } from './support/ack-gate.ts'
+import { startAckGate } from '@eventplane/bus-nats/testing'
 import { killRelayMidBatch } from './support/mid-batch.ts'
 import { startIntentLoad, submitUntilAcked } from './support/clients.ts'
 import { useFaultSystem } from './support/system.ts'

@@ -44,9 +44,12 @@ export interface RelayOptions {
   publishTimeoutMs?: number
   /**
    * On `stop()`, how long an active relay goes on publishing what was committed before it (an intent a
-   * gateway answered while its process was stopping) before it lets go: it starts no batch after this (the
-   * one in flight finishes, each publish within `publishTimeoutMs`); the next active relay publishes what
-   * is left. Default 2000 ms; 0 stops after the batch in flight, as before.
+   * gateway answered while its process was stopping) before it lets go: it starts no batch after this, and
+   * publishes whose acks have not come by then are abandoned, not checkpointed (not awaited for
+   * `publishTimeoutMs`); the next active relay publishes what the stream lacks (see RelayStop). So an ack NATS
+   * keeps does not hold `stop()` up: it resolves about this long after the call, plus storing the checkpoint
+   * and releasing the lease (a JetStream API request in flight then, a stream check or a start, runs to its end).
+   * Default 2000 ms; 0 stops at once, abandoning the publishes in flight.
    */
   stopDrainMs?: number
   /** Upper bound of the retry backoff after a failure (NATS or PostgreSQL down). Default 5000 ms. */

@@ -91,6 +91,8 @@ export class OrderedPublisher {
   #inFlight = 0
   #slotFreed: (() => void) | undefined
   #failure: { error: unknown } | undefined
+  /** Set by `abandon`: every run fails with it from then on. */
+  #abandoned: { error: unknown } | undefined
   #prefix: AckedPrefix = { last: undefined, acked: 0, duplicates: 0 }
 
   constructor(nc: NatsConnection, options: OrderedPublisherOptions) {
@@ -142,6 +144,11 @@ export class OrderedPublisher {
     return this.#failure === undefined ? undefined : this.#queue[this.#head]
   }
 
+  /** Whether `abandon` was called: no publish is sent any more. */
+  get abandoned(): boolean {
+    return this.#abandoned !== undefined
+  }
+
   /** Publishes sent and not yet acked or failed. */
   get inFlight(): number {
     return this.#inFlight
@@ -165,9 +172,10 @@ export class OrderedPublisher {
    * Sends `m` after the ones sent before it, synchronously (nats.js writes
    * every publish of one tick in one socket write; awaiting between publishes
    * would write them one by one). Call only when not `full`. Returns false
-   * (and sends nothing) once the run has failed.
+   * (and sends nothing) once the run has failed or the publisher was abandoned.
    */
   send(m: RelayMessage): boolean {
+    if (this.#abandoned !== undefined) this.#failure ??= this.#abandoned
     if (this.#failure !== undefined) return false
     if (this.#inFlight >= this.#maxInFlight) throw new Error('OrderedPublisher.send: the window is full')
     if (this.#closed) throw new Error('OrderedPublisher.send: the publisher is closed')
@@ -191,6 +199,17 @@ export class OrderedPublisher {
   /** Resolves when every publish sent so far has been acked or has failed. Never throws. */
   async settle(): Promise<void> {
     while (this.#inFlight > 0) await this.slot()
+  }
+
+  /**
+   * Stops waiting for acks: every pending publish fails with `error` now (an
+   * ack that comes later settles nothing), so it is not in the acked prefix,
+   * and no publish is sent after it (every run fails with `error`). What was
+   * sent may still be stored by the stream: republished, it is a duplicate.
+   */
+  abandon(error: unknown): void {
+    this.#abandoned ??= { error }
+    this.#failPending(error)
   }
 
   /**

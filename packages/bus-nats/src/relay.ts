@@ -22,6 +22,7 @@ import { type RelayOptions, type ResolvedRelayOptions, relayName, resolveRelayOp
 import { relayMessage } from './relay-encode.ts'
 import { ForeignStream, STREAM_CREATE_RACE_FIXED_IN, resumePoint, versionOlderThan } from './relay-resume.ts'
 import { OrderedPublisher, isOrderBreak } from './relay-publisher.ts'
+import { RelayStop } from './relay-stop.ts'
 import { RELAY_TRACE } from './relay-trace.ts'
 import { ensureStream } from './stream.ts'
 import { STREAM_NAME } from './subjects.ts'
@@ -72,10 +73,10 @@ export class Relay {
   readonly #publisher: OrderedPublisher
   readonly #waker: LogWaker
   readonly #logger: Logger
-  readonly #abort = new AbortController()
   readonly #guard: TransactionGuard
   readonly #metrics: EventplaneMetrics | undefined
   readonly #o: ResolvedRelayOptions
+  readonly #stop: RelayStop
   #jsm: JetStreamManager | undefined
   readonly #lease: RelayLease
   #holding = false
@@ -93,9 +94,6 @@ export class Relay {
   #streamCreated = ''
   #state: RelayState = 'new'
   #serverChecked = false
-  #stopping = false
-  /** While stopping, drains go on until then (performance.now()): the stop's last drain (see #lastDrain). */
-  #drainUntil = Number.NEGATIVE_INFINITY
   #stats: RelayStats = { published: 0, duplicates: 0 }
   /** What of the publisher's acked prefix was already counted in stats, metrics and the checkpoint. */
   #counted = { acked: 0, duplicates: 0 }
@@ -118,6 +116,8 @@ export class Relay {
       timeoutMs: this.#o.publishTimeoutMs,
       stream: STREAM_NAME,
     })
+    const drainMs = this.#o.stopDrainMs
+    this.#stop = new RelayStop({ relay: this.name, drainMs, publisher: this.#publisher, logger: this.#logger })
     this.closed = new Promise<void>((resolve, reject) => (this.#settle = { resolve, reject }))
     this.closed.catch(() => {})
     this.#metrics = options.metrics
@@ -158,14 +158,14 @@ export class Relay {
 
   /**
    * Stops gracefully: an active relay publishes what was committed before
-   * the call, for at most `stopDrainMs` (the batch in flight at least; its
-   * acks are awaited and the checkpoint stored), then the lock is released.
-   * Resolves once stopped, also after a fatal error.
+   * the call, for at most `stopDrainMs`; publishes not acked by then are
+   * abandoned (see RelayStop); the checkpoint of the acked prefix is stored
+   * and the lock released. Resolves once stopped, also after a fatal error.
    */
   async stop(): Promise<void> {
-    this.#stopping = true
-    this.#abort.abort()
+    this.#stop.request()
     if (this.#state === 'new') {
+      this.#stop.done()
       this.#state = 'stopped'
       this.#settle.resolve()
     }
@@ -175,7 +175,7 @@ export class Relay {
   async #run(): Promise<void> {
     let failures = 0
     try {
-      while (!this.#stopping) {
+      while (!this.#stop.requested) {
         try {
           if (!this.#holding && !(await this.#acquire())) break
           this.#state = 'starting'
@@ -197,10 +197,11 @@ export class Relay {
           this.#logger.warn({ relay: this.name, failures, ...errorFields(err) }, 'relay interrupted; retrying')
           await this.#keepLeaseIfHeld(err instanceof LeaseLost)
           const backoff = Math.min(this.#o.maxBackoffMs, 100 * 2 ** Math.min(failures - 1, 16))
-          await sleep(backoff * (0.8 + Math.random() * 0.4), undefined, { signal: this.#abort.signal }).catch(() => {})
+          await sleep(backoff * (0.8 + Math.random() * 0.4), undefined, { signal: this.#stop.signal }).catch(() => {})
         }
       }
     } finally {
+      this.#stop.done()
       this.#publisher.close()
       await this.#waker.unlisten()
       this.#holding = false
@@ -286,13 +287,13 @@ export class Relay {
   /** Waits for the lock; false when stopped first. Throws when PostgreSQL is unreachable. */
   async #acquire(): Promise<boolean> {
     let announced = false
-    while (!this.#stopping) {
+    while (!this.#stop.requested) {
       this.#state = 'standby'
       this.#holding = await this.#lease.tryAcquire()
       if (this.#holding) return true
       if (!announced) this.#logger.info({ relay: this.name }, 'another relay is active; standing by')
       announced = true
-      await sleep(this.#o.lockRetryMs, undefined, { signal: this.#abort.signal }).catch(() => {})
+      await sleep(this.#o.lockRetryMs, undefined, { signal: this.#stop.signal }).catch(() => {})
     }
     return false
   }
@@ -319,17 +320,17 @@ export class Relay {
     let quickMs = 0
     let leaseCheckedAt = Date.now()
     try {
-      while (!this.#stopping) {
+      while (!this.#stop.requested) {
         const drainAt = performance.now()
         await this.#drain()
         if (RELAY_TRACE.drain.hasSubscribers)
           RELAY_TRACE.drain.publish({ startedAt: drainAt, at: performance.now(), events: this.#counted.acked })
         onProgress()
-        if (this.#stopping) break
+        if (this.#stop.requested) break
         // After a notification, re-read soon and then less often: the new rows
         // may be held back by an older transaction still open elsewhere.
         const idleMs = this.#o.wakePollMs
-        const reason = await this.#waker.wait(quickMs || idleMs, this.#abort.signal)
+        const reason = await this.#waker.wait(quickMs || idleMs, this.#stop.signal)
         if (reason === 'notified') quickMs = Math.min(QUICK_POLL_MS, idleMs)
         else if (reason === 'timeout' && quickMs > 0) quickMs = quickMs * 2 >= idleMs ? 0 : quickMs * 2
         if (Date.now() - leaseCheckedAt >= this.#o.pollIntervalMs) {
@@ -341,28 +342,13 @@ export class Relay {
           leaseCheckedAt = Date.now()
         }
       }
-      await this.#lastDrain()
+      await this.#stop.lastDrain(() => {
+        this.#lookedAt = Number.NEGATIVE_INFINITY
+        return this.#drain()
+      })
       await this.#checkpoints.flush()
     } finally {
       await this.#checkpoints.settle()
-    }
-  }
-
-  /**
-   * The stop's last drain, for at most `stopDrainMs`, with the exact horizon (another database's transaction
-   * must not hold it back): what was committed before `stop()` is published now. A failure ends it, not the stop.
-   */
-  async #lastDrain(): Promise<void> {
-    if (this.#o.stopDrainMs === 0) return
-    this.#drainUntil = performance.now() + this.#o.stopDrainMs
-    this.#lookedAt = Number.NEGATIVE_INFINITY
-    try {
-      await this.#drain()
-    } catch (err) {
-      this.#logger.warn(
-        { relay: this.name, ...errorFields(err) },
-        'relay stopping: its last drain failed; the next active relay publishes the rest',
-      )
     }
   }
 
@@ -374,7 +360,8 @@ export class Relay {
    * moves to the end of the acked prefix, written in the background,
    * coalesced (see CheckpointWriter). The drain ends only after every publish
    * settled and its last checkpoint was set; that write may still be in
-   * flight (#pump waits for it). On failure it leaves no write behind it.
+   * flight (#pump waits for it). On failure it leaves no write behind it. Past the stop's deadline (its
+   * publishes abandoned, see RelayStop) it ends as if caught up.
    */
   async #drain(): Promise<void> {
     try {
@@ -402,7 +389,7 @@ export class Relay {
             }
             if (tracing) RELAY_TRACE.sent.publish({ at: performance.now(), ids: rows.map((r) => r.event_id) })
             this.#progress()
-            if (this.#publisher.failed || (this.#stopping && performance.now() >= this.#drainUntil)) break
+            if (this.#publisher.failed || this.#stop.drainOver) break
           }
           if (tracing && read === 0) traceRead(readAt, [])
           // The tail: the checkpoint follows the acks as they come, not only once the last one is in.
@@ -416,7 +403,7 @@ export class Relay {
         this.#progress()
         if (this.#publisher.prefix.acked > 0) breaks = 0
         const failure = this.#publisher.failure
-        if (!this.#publisher.failed) return
+        if (!this.#publisher.failed || this.#publisher.abandoned) return
         const stuck = this.#publisher.stuck!
         const where = {
           relay: this.name,

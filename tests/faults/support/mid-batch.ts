@@ -2,7 +2,7 @@ import { activeRelayCheckpointWrites } from '@eventplane/store-pg/testing'
 import type { JetStreamManager } from '@nats-io/jetstream'
 import type { Sql } from 'postgres'
 import { type ServiceProcess, eventually, streamCount, within } from '../../../packages/bus-nats/test/fixtures.ts'
-import type { AckGate } from './ack-gate.ts'
+import type { AckGate } from '@eventplane/bus-nats/testing'
 
 /**
  * Kills a frozen relay child mid-batch, with no luck involved: thawed, it

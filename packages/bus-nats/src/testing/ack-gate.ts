@@ -1,6 +1,6 @@
 import { type AddressInfo, type Server, type Socket, createServer, connect } from 'node:net'
-import { LOG_ROOT } from '../../../packages/bus-nats/src/subjects.ts'
-import { nextProtocolMessage as nextMessage } from '@eventplane/bus-nats/testing'
+import { LOG_ROOT } from '../subjects.ts'
+import { nextProtocolMessage as nextMessage } from './nats-frames.ts'
 
 /**
  * A loopback TCP proxy in front of a nats-server that lets a client's first
