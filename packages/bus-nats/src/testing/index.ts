@@ -1,4 +1,6 @@
 export { startNatsServer } from './nats-server.ts'
 export { OWN_PROCESS_GROUP, dieWithParent, findNatsServerBinary, reapOnExit } from './nats-process.ts'
 export type { NatsCredentials, StartNatsServerOptions, TestNatsServer } from './nats-server.ts'
-export { nextProtocolMessage } from './nats-frames.ts'
+export { nextProtocolMessage, onProtocolMessages } from './nats-frames.ts'
+export { startNatsProxy } from './nats-proxy.ts'
+export type { NatsProxy } from './nats-proxy.ts'
