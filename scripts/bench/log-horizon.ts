@@ -20,11 +20,11 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { EventFactory } from '@eventplane/core'
 import { MIGRATIONS_DIR, PgEventStore, ROLES } from '@eventplane/store-pg'
-import { bulkLoadEvents, holdXid, vacuumLog } from '@eventplane/store-pg/testing'
+import { holdXid } from '@eventplane/store-pg/testing'
 import { EVENT_HEADERS, Relay } from '@eventplane/bus-nats'
 import { startNatsServer } from '@eventplane/bus-nats/testing'
-import { EVENT_COLUMNS_DATA_TEXT } from '../../packages/store-pg/src/sql/event-columns.ts'
-import { argValue, backendCpuNs, backendPid, median, percentile, benchDatabase } from './lib.ts'
+import { loadAroundForeignXid, relayRead } from './horizon-read.ts'
+import { argValue, backendCpuNs, backendPid, benchDatabase, loadAvg, median, percentile } from './lib.ts'
 
 const ROUNDS = argValue('rounds', 7)
 const CALLS = argValue('calls', 500)
@@ -41,28 +41,15 @@ const NEW_BODY = readFileSync(join(MIGRATIONS_DIR, '0018_log_horizon.sql'), 'utf
 const db = await benchDatabase('horizon')
 const other = await benchDatabase('horizon_other', { migrate: false })
 const load = await db.admin<{ l: string }[]>`select pg_catalog.current_setting('server_version') as l`
-console.log(`PostgreSQL ${load[0]!.l}, load ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`)
+console.log(`PostgreSQL ${load[0]!.l}, load ${loadAvg()}`)
 try {
-  await bulkLoadEvents(db.admin, 1, 10_000, 100)
-  const held = await holdXid(other.admin)
-  await bulkLoadEvents(db.admin, 10_001, 10_100, 100)
-  await vacuumLog(db.admin)
+  const held = await loadAroundForeignXid(db, other)
   const relaySql = db.connect(ROLES.relay, 1)
   const pid = await backendPid(relaySql)
   const [last] = await db.admin<{ tx: string; pos: string }[]>`
     select tx_id::text as tx, global_position::text as pos from eventplane.events
      order by tx_id desc, global_position desc limit 1`
   const shapes = { 'caught up': [last!.tx, last!.pos], 'page of 100': ['0', '0'] } as const
-  const read = (horizon: string, after: readonly [string, string]) =>
-    relaySql
-      .unsafe(
-        `select ${EVENT_COLUMNS_DATA_TEXT} from eventplane.events e
-        where (e.tx_id, e.global_position) > ($1::xid8, $2::bigint) and e.tx_id < ${horizon}
-        order by e.tx_id, e.global_position limit $3`,
-        [after[0], after[1], 100],
-        { prepare: true },
-      )
-      .values()
   const results: Record<string, { backend: number[]; client: number[]; rows: number; xip: number[] }> = {}
   for (let round = 0; round < ROUNDS + 1; round++) {
     for (const [shape, after] of Object.entries(shapes)) {
@@ -74,7 +61,7 @@ try {
         let rows = 0
         const cpu0 = process.cpuUsage()
         const ns0 = backendCpuNs(pid)
-        for (let i = 0; i < CALLS; i++) rows = (await read(horizon, after)).length
+        for (let i = 0; i < CALLS; i++) rows = (await relayRead(relaySql, horizon, after)).length
         const backendUs = (backendCpuNs(pid) - ns0) / 1000 / CALLS
         const c = process.cpuUsage(cpu0)
         if (round === 0) continue // warm-up
@@ -145,5 +132,5 @@ try {
   await other.drop()
   await db.drop()
 }
-console.log(`load ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`)
+console.log(`load ${loadAvg()}`)
 process.exit(0)

@@ -13,11 +13,9 @@
  * T` (after T's last row: T is final and above xmin, so 0020 computes T + 1; no rows either way), `mid T`
  * (after T's first row: 0 rows before, T's other 99 after, the fix itself).
  */
-import { readFileSync } from 'node:fs'
 import { ROLES } from '@eventplane/store-pg'
-import { bulkLoadEvents, holdXid, vacuumLog } from '@eventplane/store-pg/testing'
-import { EVENT_COLUMNS_DATA_TEXT } from '../../packages/store-pg/src/sql/event-columns.ts'
-import { argValue, backendCpuNs, backendPid, benchDatabase, median } from './lib.ts'
+import { loadAroundForeignXid, relayRead } from './horizon-read.ts'
+import { argValue, backendCpuNs, backendPid, benchDatabase, loadAvg, median } from './lib.ts'
 
 const ROUNDS = argValue('rounds', 7)
 const CALLS = argValue('calls', 500)
@@ -26,17 +24,13 @@ const RULES = {
   before: 'pg_snapshot_xmin(pg_current_snapshot())',
   after: 'eventplane.snapshot_horizon(pg_current_snapshot(), $1::xid8)',
 } as const
-const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')
 
 const db = await benchDatabase('snaphz')
 const other = await benchDatabase('snaphz_other', { migrate: false })
-console.log(`${new Date().toISOString()} load ${loadavg()}`)
+console.log(`${new Date().toISOString()} load ${loadAvg()}`)
 try {
-  await bulkLoadEvents(db.admin, 1, 10_000, 100)
-  const held = await holdXid(other.admin)
+  const held = await loadAroundForeignXid(db, other)
   try {
-    await bulkLoadEvents(db.admin, 10_001, 10_100, 100)
-    await vacuumLog(db.admin)
     const at = async (position: number): Promise<[string, string]> => {
       const [r] = await db.admin<{ tx: string }[]>`
         select tx_id::text as tx from eventplane.events where global_position = ${position}`
@@ -50,16 +44,6 @@ try {
     }
     const relaySql = db.connect(ROLES.relay, 1)
     const pid = await backendPid(relaySql)
-    const read = (horizon: string, after: readonly [string, string]) =>
-      relaySql
-        .unsafe(
-          `select ${EVENT_COLUMNS_DATA_TEXT} from eventplane.events e
-            where (e.tx_id, e.global_position) > ($1::xid8, $2::bigint) and e.tx_id < ${horizon}
-            order by e.tx_id, e.global_position limit $3`,
-          [after[0], after[1], 100],
-          { prepare: true },
-        )
-        .values()
     const results: Record<string, { backend: number[]; rows: number }> = {}
     for (let round = 0; round < ROUNDS + 1; round++) {
       for (const [shape, after] of Object.entries(shapes)) {
@@ -67,7 +51,7 @@ try {
         for (const variant of order) {
           let rows = 0
           const ns0 = backendCpuNs(pid)
-          for (let i = 0; i < CALLS; i++) rows = (await read(RULES[variant], after)).length
+          for (let i = 0; i < CALLS; i++) rows = (await relayRead(relaySql, RULES[variant], after)).length
           const us = (backendCpuNs(pid) - ns0) / 1000 / CALLS
           if (round === 0) continue // warm-up
           const key = `${shape} ${variant}`
@@ -99,5 +83,5 @@ try {
   await other.drop()
   await db.drop()
 }
-console.log(`load ${loadavg()}`)
+console.log(`load ${loadAvg()}`)
 process.exit(0)

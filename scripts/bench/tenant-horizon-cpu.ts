@@ -20,7 +20,7 @@ import { bulkLoadEvents, holdXid, vacuumLog } from '@eventplane/store-pg/testing
 import { chainHeadsSql } from '../../packages/store-pg/src/sql/chain-heads.ts'
 import { readAllSql } from '../../packages/store-pg/src/sql/read-all.ts'
 import { readCategorySql } from '../../packages/store-pg/src/sql/read-category.ts'
-import { argValue, backendCpuNs, backendPid, median, benchDatabase } from './lib.ts'
+import { argValue, backendCpuNs, backendPid, benchDatabase, loadAvg, median } from './lib.ts'
 
 const ROUNDS = argValue('rounds', 7)
 const CALLS = argValue('calls', 200)
@@ -29,10 +29,9 @@ const BODIES = {
   '0018': readFileSync(join(MIGRATIONS_DIR, '0018_log_horizon.sql'), 'utf8'),
   '0019': readFileSync(join(MIGRATIONS_DIR, '0019_tenant_horizon_once.sql'), 'utf8'),
 } as const
-const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')
 
 const db = await benchDatabase('thcpu')
-console.log(`${new Date().toISOString()} load ${loadavg()}`)
+console.log(`${new Date().toISOString()} load ${loadAvg()}`)
 try {
   // A big log of other tenants (tenant0..9) and a small tenant, acme: the planner reads acme through
   // the (tenant, category, stream, version) key and filters the order predicates row by row.
@@ -90,7 +89,7 @@ try {
       }
     }
   }
-  console.log(`${new Date().toISOString()} load ${loadavg()}`)
+  console.log(`${new Date().toISOString()} load ${loadAvg()}`)
   console.log('role, statements | read | backend us per read 0018 -> 0019 (median of rounds), ratio')
   for (const c of conns) {
     for (const name of Object.keys(reads)) {

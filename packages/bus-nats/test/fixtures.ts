@@ -27,17 +27,25 @@ export function eventually(fn: () => Promise<boolean> | boolean, what: string, t
   return eventuallyWithin(fn, timeoutMs, what)
 }
 
-/** Every event id the bus carries from now on (a core subscription to the log's subjects on `nc`, read from the headers). */
-export async function watchEventIds(nc: NatsConnection): Promise<{ ids: Set<string>; sub: Subscription }> {
+/**
+ * Every event id the bus carries from now on (a core subscription to the log's subjects on `nc`, read from the
+ * headers): `ids` as a set, `arrived` in the order they came, a repeat listed again.
+ */
+export async function watchEventIds(
+  nc: NatsConnection,
+): Promise<{ ids: Set<string>; arrived: string[]; sub: Subscription }> {
   const ids = new Set<string>()
+  const arrived: string[] = []
   const sub = nc.subscribe('eventplane.>', {
     callback: (_err, msg) => {
       const id = msg.headers?.get(EVENT_HEADERS.msgId)
-      if (id) ids.add(id)
+      if (!id) return
+      ids.add(id)
+      arrived.push(id)
     },
   })
   await nc.flush()
-  return { ids, sub }
+  return { ids, arrived, sub }
 }
 
 /** Rejects when `p` does not settle in time, so no test can hang on it. */

@@ -16,7 +16,7 @@ import { ensureStream } from '../src/stream.ts'
 import { STREAM_NAME } from '../src/subjects.ts'
 import { RELAY_TRACE, type RelayHorizonTrace } from '../src/relay-trace.ts'
 import { startNatsServer, type TestNatsServer } from '../src/testing/index.ts'
-import { eventually, streamCount, streamMessages, within } from './fixtures.ts'
+import { eventually, streamCount, streamMessages, watchEventIds, within } from './fixtures.ts'
 
 /**
  * Called for each publish on a log subject; `send` passes it to the server and resolves to JetStream's
@@ -151,35 +151,17 @@ describe('relay publishing: wake-up, in-flight window, a publish lost mid-window
     assert.equal(latencies.length, ROUNDS)
   })
 
-  /** Log-subject message ids as they reach a core subscription, until the returned `stop`. */
-  async function watchBus(): Promise<{ received: string[]; stop: () => Promise<void> }> {
-    const watcher = await nats.connect()
-    const received: string[] = []
-    const sub = watcher.subscribe('eventplane.>', {
-      callback: (_err, msg) => {
-        const id = msg.headers?.get(EVENT_HEADERS.msgId)
-        if (id) received.push(id)
-      },
-    })
-    await watcher.flush()
-    return {
-      received,
-      stop: async () => {
-        sub.unsubscribe()
-        await watcher.close()
-      },
-    }
-  }
-
   /** Runs `fn` while a transaction of another (empty) database holds an xid and the bus is watched; cleans up after. */
-  async function withForeignXid(fn: (otherXid: string, bus: Awaited<ReturnType<typeof watchBus>>) => Promise<void>) {
+  async function withForeignXid(
+    fn: (otherXid: string, bus: Awaited<ReturnType<typeof watchEventIds>>) => Promise<void>,
+  ) {
     const other = await createTestDatabase('ep_relay_other', { migrate: false })
     const held = await holdXid(other.admin)
-    const bus = await watchBus()
+    const watcher = await nats.connect()
     try {
-      await fn(held.xid, bus)
+      await fn(held.xid, await watchEventIds(watcher))
     } finally {
-      await bus.stop()
+      await watcher.close()
       await held.release()
       await other.drop()
     }
@@ -193,7 +175,7 @@ describe('relay publishing: wake-up, in-flight window, a publish lost mid-window
         assert.ok(BigInt(otherXid) < first!.txId)
         const deadline = performance.now() + 30_000
         let appends = 1
-        while (!bus.received.includes(first!.eventId)) {
+        while (!bus.ids.has(first!.eventId)) {
           assert.ok(performance.now() < deadline, `the first event was not published in 30 s (${appends} appends)`)
           await appendBatch(`horizon-busy-${appends++}`, 1)
         }
@@ -207,11 +189,7 @@ describe('relay publishing: wake-up, in-flight window, a publish lost mid-window
       const events = await appendBatch('horizon-backlog', 12)
       assert.ok(BigInt(otherXid) < events[0]!.txId)
       await withRelay({ pollIntervalMs: 60_000, horizonLookupMs: 60_000, batchSize: 5 }, async () => {
-        await eventually(
-          () => events.every((e) => bus.received.includes(e.eventId)),
-          'all three pages published',
-          30_000,
-        )
+        await eventually(() => events.every((e) => bus.ids.has(e.eventId)), 'all three pages published', 30_000)
       })
     })
   })
@@ -243,23 +221,12 @@ describe('relay publishing: wake-up, in-flight window, a publish lost mid-window
   })
 
   test("an open transaction of another database never holds the relay back; this database's does until it ends", async () => {
-    const other = await createTestDatabase('ep_relay_other', { migrate: false })
-    const otherXid = await holdXid(other.admin)
-    const watcher = await nats.connect()
-    const received: string[] = []
-    const sub = watcher.subscribe('eventplane.>', {
-      callback: (_err, msg) => {
-        const id = msg.headers?.get(EVENT_HEADERS.msgId)
-        if (id) received.push(id)
-      },
-    })
-    await watcher.flush()
-    try {
+    await withForeignXid(async (otherXid, bus) => {
       await withRelay({ pollIntervalMs: 60_000 }, async () => {
         // Appended after the other database took its xid, which stays open throughout.
         const [passed] = await appendBatch('horizon-other', 1)
-        assert.ok(BigInt(otherXid.xid) < passed!.txId)
-        await eventually(() => received.includes(passed!.eventId), 'the event to pass the other database', 15_000)
+        assert.ok(BigInt(otherXid) < passed!.txId)
+        await eventually(() => bus.ids.has(passed!.eventId), 'the event to pass the other database', 15_000)
 
         const mine = await holdXid(db.admin)
         let late: Awaited<ReturnType<typeof appendBatch>>
@@ -270,19 +237,14 @@ describe('relay publishing: wake-up, in-flight window, a publish lost mid-window
         }
         // Woken only by its poll or an append: the release appends nothing, so append once more.
         const [after] = await appendBatch('horizon-after', 1)
-        await eventually(() => received.includes(after!.eventId), 'everything after the release', 15_000)
+        await eventually(() => bus.ids.has(after!.eventId), 'everything after the release', 15_000)
         const order = [late[0]!.eventId, late[1]!.eventId, after!.eventId]
         assert.deepEqual(
-          received.filter((id) => order.includes(id)),
+          bus.arrived.filter((id) => order.includes(id)),
           order,
         )
       })
-    } finally {
-      sub.unsubscribe()
-      await watcher.close()
-      await otherXid.release()
-      await other.drop()
-    }
+    })
   })
 
   test('the relay never has more than maxInFlight publishes un-acked, and fills that window', async () => {

@@ -1,21 +1,15 @@
 import assert from 'node:assert/strict'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { after, before, describe, test } from 'node:test'
-import { ROLES } from '@eventplane/store-pg'
 import { type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream'
 import { tenantPermissions } from '../src/nats-config/permissions.ts'
-import { Relay } from '../src/relay.ts'
+import type { Relay } from '../src/relay.ts'
 import { STREAM_NAME, tenantInboxPrefix } from '../src/subjects.ts'
-import { type Delivery, ensureConsumer, subscribe } from '../src/subscription.ts'
-import { type BusEnv, appendIntents, createBusEnv, eventually, within } from './fixtures.ts'
+import { ensureConsumer, subscribe } from '../src/subscription.ts'
+import { type BusEnv, appendIntents, createBusEnv, within } from './fixtures.ts'
+import { nextDelivery, startActiveRelay } from './support/subscriptions.ts'
 import { startAckCut } from './support/ack-cut.ts'
 import { captureLogger } from './support/log-entries.ts'
-
-async function next(it: AsyncIterator<Delivery>, ms = 15_000): Promise<Delivery> {
-  const r = await within(it.next(), ms, 'the next delivery')
-  assert.ok(!r.done, 'the subscription ended early')
-  return r.value
-}
 
 const ACK_WAIT_MS = 2000
 
@@ -28,14 +22,7 @@ describe('an ack lost with its connection is sent again', () => {
 
   before(async () => {
     env = await createBusEnv('ep_ackretry', ['acme'])
-    relay = new Relay({
-      sql: env.db.connect(ROLES.relay, 4),
-      nc: await env.natsAs('relay'),
-      name: 'ackretry',
-      pollIntervalMs: 200,
-    })
-    relay.start()
-    await eventually(() => relay.state === 'active', 'the relay to become active')
+    relay = await startActiveRelay(env, 'ackretry')
     operator = await jetstreamManager(await env.natsAs('operator'))
     await operator.consumers.delete(STREAM_NAME, 'acme_ctl')
     await ensureConsumer(operator, { name: 'acme_ctl', filter: { tenant: 'acme' }, ackWaitMs: ACK_WAIT_MS })
@@ -53,7 +40,7 @@ describe('an ack lost with its connection is sent again', () => {
     const sub = await subscribe(jetstream(acme, { timeout: 1000 }), { consumer: 'acme_ctl', batch: 10, logger })
     const it = sub[Symbol.asyncIterator]()
     try {
-      const d = await next(it)
+      const d = await nextDelivery(it)
       assert.equal(d.event.event_id, appended!.event_id)
       const acked = d.ack()
       const dropped = await within(cut.cut, 5000, 'the connection cut at the ack')
@@ -114,7 +101,7 @@ describe('an ack lost with its connection is sent again', () => {
     const sub = await subscribe(jetstream(acme, { timeout: 1000 }), { consumer: 'acme_ctl', batch: 10, logger })
     const it = sub[Symbol.asyncIterator]()
     try {
-      const d = await next(it)
+      const d = await nextDelivery(it)
       assert.equal(d.event.event_id, appended!.event_id)
       await within(d.ack(), 15_000, 'the ack, sent again after its lost confirmation')
       const retries = logger.entries.filter((e) => e.msg === 'ack not confirmed, sending it again')

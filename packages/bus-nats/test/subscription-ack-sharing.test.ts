@@ -1,21 +1,14 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { ROLES } from '@eventplane/store-pg'
 import { type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
-import { Relay } from '../src/relay.ts'
+import type { Relay } from '../src/relay.ts'
 import { STREAM_NAME } from '../src/subjects.ts'
-import { type Delivery, subscribe } from '../src/subscription.ts'
+import { subscribe } from '../src/subscription.ts'
 import { type BusEnv, appendIntents, createBusEnv, eventually, within } from './fixtures.ts'
+import { nextDelivery, startActiveRelay } from './support/subscriptions.ts'
 
 const ROUNDS = 20
-
-/** Pulls the next delivery or fails after `ms`. */
-async function next(it: AsyncIterator<Delivery>, ms = 15_000): Promise<Delivery> {
-  const r = await within(it.next(), ms, 'the next delivery')
-  assert.ok(!r.done, 'the subscription ended early')
-  return r.value
-}
 
 /** The subjects the server holds subscriptions on for `nc`, from its monitoring endpoint (`/connz`). */
 async function serverSubscriptions(env: BusEnv, nc: NatsConnection): Promise<string[]> {
@@ -40,14 +33,7 @@ describe('subscriptions of one connection share one ack confirmer', () => {
 
   before(async () => {
     env = await createBusEnv('ep_acks', ['acme'], { monitoring: true })
-    relay = new Relay({
-      sql: env.db.connect(ROLES.relay, 4),
-      nc: await env.natsAs('relay'),
-      name: 'acks',
-      pollIntervalMs: 200,
-    })
-    relay.start()
-    await eventually(() => relay.state === 'active', 'the relay to become active')
+    relay = await startActiveRelay(env, 'acks')
     operator = await jetstreamManager(await env.natsAs('operator'))
     await appendIntents(env.intents, 'acme', 2 * ROUNDS + 10, 10, 'shared')
     await eventually(
@@ -71,7 +57,7 @@ describe('subscriptions of one connection share one ack confirmer', () => {
       const sub = await subscribe(js, { consumer: 'acme_tail', batch: 1 })
       const it = sub[Symbol.asyncIterator]()
       try {
-        await within((await next(it)).ack(), 10_000, `the ack of round ${round}`)
+        await within((await nextDelivery(it)).ack(), 10_000, `the ack of round ${round}`)
       } finally {
         await within(sub.stop(), 5000, 'subscription stop')
       }
@@ -89,7 +75,7 @@ describe('subscriptions of one connection share one ack confirmer', () => {
     const ia = a[Symbol.asyncIterator]()
     const ib = b[Symbol.asyncIterator]()
     try {
-      const [da, db] = [await next(ia), await next(ib)]
+      const [da, db] = [await nextDelivery(ia), await nextDelivery(ib)]
       const feeds = (await serverSubscriptions(env, acme)).length - idle.length
       await within(Promise.all([da.ack(), db.ack()]), 10_000, 'both acks')
       assert.equal(
@@ -104,7 +90,7 @@ describe('subscriptions of one connection share one ack confirmer', () => {
       // One subscription ends: the other still acks through the shared reply subscription.
       await within(a.stop(), 5000, 'subscription a stop')
       await within(a.closed, 5000, 'subscription a closed')
-      const db2 = await next(ib)
+      const db2 = await nextDelivery(ib)
       await within(db2.ack(), 10_000, 'the ack after the other subscription ended')
       const info = await operator.consumers.info(STREAM_NAME, 'acme_ctl')
       assert.ok(info.ack_floor.stream_seq >= db2.seq, 'confirmed after the other subscription ended')

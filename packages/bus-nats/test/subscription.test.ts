@@ -1,20 +1,13 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { ROLES } from '@eventplane/store-pg'
 import { jetstream, jetstreamManager } from '@nats-io/jetstream'
 import { STREAM_NAME } from '../src/subjects.ts'
 import type { NatsConnection } from '@nats-io/transport-node'
-import { Relay } from '../src/relay.ts'
-import { type Delivery, ensureConsumer, subscribe } from '../src/subscription.ts'
+import type { Relay } from '../src/relay.ts'
+import { ensureConsumer, subscribe } from '../src/subscription.ts'
 import { tail } from '../src/tail.ts'
 import { type BusEnv, appendIntents, createBusEnv, eventually, pgLog, streamCount, within } from './fixtures.ts'
-
-/** Pulls the next delivery or fails after `ms`. */
-async function next(it: AsyncIterator<Delivery>, ms = 15_000): Promise<Delivery> {
-  const r = await within(it.next(), ms, 'the next delivery')
-  assert.ok(!r.done, 'the subscription ended early')
-  return r.value
-}
+import { nextDelivery, startActiveRelay } from './support/subscriptions.ts'
 
 describe('subscriptions', () => {
   let env: BusEnv
@@ -23,14 +16,7 @@ describe('subscriptions', () => {
 
   before(async () => {
     env = await createBusEnv('ep_sub')
-    relay = new Relay({
-      sql: env.db.connect(ROLES.relay, 4),
-      nc: await env.natsAs('relay'),
-      name: 'sub',
-      pollIntervalMs: 200,
-    })
-    relay.start()
-    await eventually(() => relay.state === 'active', 'the relay to create the stream and become active')
+    relay = await startActiveRelay(env, 'sub')
     acme = await env.server.connect('acme')
   })
   after(async () => {
@@ -48,20 +34,20 @@ describe('subscriptions', () => {
     const sub = await subscribe(jetstream(acme, { timeout: 1000 }), { consumer: 'acme_ctl', batch: 10 })
     const it = sub[Symbol.asyncIterator]()
     try {
-      const first = await next(it)
+      const first = await nextDelivery(it)
       assert.equal(first.event.event_id, appended[0]!.event_id, "only the tenant's events, in log order")
       assert.equal(first.deliveryCount, 1)
       assert.equal(first.redelivered, false)
       await first.ack()
 
-      const second = await next(it)
+      const second = await nextDelivery(it)
       assert.equal(second.event.event_id, appended[1]!.event_id)
       // second is not acked: it must come back after the 1 s ack wait.
-      const third = await next(it)
+      const third = await nextDelivery(it)
       assert.equal(third.event.event_id, appended[2]!.event_id)
       await third.ack()
 
-      const again = await next(it)
+      const again = await nextDelivery(it)
       assert.equal(again.event.event_id, appended[1]!.event_id, 'the un-acked event is redelivered')
       assert.equal(again.redelivered, true)
       assert.equal(again.deliveryCount, 2)
@@ -82,8 +68,8 @@ describe('subscriptions', () => {
     const sub = await subscribe(jetstream(acme, { timeout: 1000 }), { consumer: 'acme_ctl', batch: 10 })
     const it = sub[Symbol.asyncIterator]()
     try {
-      const first = await next(it)
-      const second = await next(it)
+      const first = await nextDelivery(it)
+      const second = await nextDelivery(it)
       await first.ack()
       const info = await operator.consumers.info(STREAM_NAME, 'acme_ctl')
       assert.ok(info.ack_floor.stream_seq >= first.seq, 'the server holds the ack once ack() resolved')
@@ -118,7 +104,7 @@ describe('subscriptions', () => {
     const sub = await subscribe(jetstream(operatorNc), { consumer: 'settle_probe', batch: 10 })
     const it = sub[Symbol.asyncIterator]()
     try {
-      const d = await next(it)
+      const d = await nextDelivery(it)
       await d.ack()
       d.nak()
       d.term()

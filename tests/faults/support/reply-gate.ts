@@ -1,5 +1,4 @@
-import { type AddressInfo, type Server, type Socket, createServer, connect } from 'node:net'
-import { nextProtocolMessage as nextMessage } from '@eventplane/bus-nats/testing'
+import { onProtocolMessages, startNatsProxy } from '@eventplane/bus-nats/testing'
 
 /** How a held reply ended: passed on once its client waited for the server, or dropped with the client's connection. */
 export type ReplyOutcome = 'delivered' | 'dropped'
@@ -28,74 +27,48 @@ export interface ReplyGate {
 }
 
 export async function startReplyGate(serverPort: number): Promise<ReplyGate> {
-  const sockets = new Set<Socket>()
   let armed = false
   /** The held bytes (from the reply on), while holding; undefined before and after. */
   let held: Buffer[] | undefined
   let settle!: (outcome: ReplyOutcome) => void
   const outcome = new Promise<ReplyOutcome>((resolve) => (settle = resolve))
 
-  const watchClient = (client: Socket, server: Socket): void => {
-    let buf = Buffer.alloc(0)
-    client.on('data', (chunk: Buffer) => {
-      buf = Buffer.concat([buf, chunk])
-      for (let m = nextMessage(buf); m !== undefined; m = nextMessage(buf)) {
-        const bytes = buf.subarray(0, m.length)
-        buf = buf.subarray(m.length)
-        const [op, subject] = m.line.split(' ')
-        const upper = op!.toUpperCase()
-        if (armed && held === undefined && (upper === 'PUB' || upper === 'HPUB') && subject!.startsWith('_INBOX_')) {
-          armed = false
-          held = []
-        }
-        if (held === undefined) {
-          server.write(bytes)
-          continue
-        }
-        held.push(Buffer.from(bytes))
-        if (upper === 'PING') {
-          server.write(Buffer.concat(held))
-          held = undefined
-          settle('delivered')
-        }
+  const proxy = await startNatsProxy(serverPort, (client, server) => {
+    server.on('data', (chunk: Buffer) => void (client.destroyed || client.write(chunk)))
+    // An incomplete message at the end of a chunk waits for the rest, whatever the mode.
+    onProtocolMessages(client, (line, bytes) => {
+      const [op, subject] = line.split(' ')
+      const upper = op!.toUpperCase()
+      if (armed && held === undefined && (upper === 'PUB' || upper === 'HPUB') && subject!.startsWith('_INBOX_')) {
+        armed = false
+        held = []
       }
-      // An incomplete message at the end waits in `buf` for the rest, whatever the mode.
+      if (held === undefined) {
+        server.write(bytes)
+        return
+      }
+      held.push(Buffer.from(bytes))
+      if (upper === 'PING') {
+        server.write(Buffer.concat(held))
+        held = undefined
+        settle('delivered')
+      }
     })
+    // The proxy ends the server side (what was passed on stays passed on); what is still held is lost.
     const gone = (): void => {
       if (held !== undefined) {
         held = undefined
         settle('dropped')
       }
-      // What was passed on stays passed on: end, not destroy.
-      server.end()
     }
     client.on('error', gone).on('close', gone)
-  }
-
-  const proxy: Server = createServer((client) => {
-    const server = connect({ host: '127.0.0.1', port: serverPort })
-    sockets.add(client).add(server)
-    const drop = (): void => {
-      client.destroy()
-      server.destroy()
-      sockets.delete(client)
-      sockets.delete(server)
-    }
-    server.on('error', drop).on('close', drop)
-    server.on('data', (chunk: Buffer) => void (client.destroyed || client.write(chunk)))
-    watchClient(client, server)
   })
-  await new Promise<void>((ready) => proxy.listen(0, '127.0.0.1', ready))
-  const { port } = proxy.address() as AddressInfo
   return {
-    url: `nats://127.0.0.1:${port}`,
+    url: proxy.url,
     arm() {
       armed = true
     },
     outcome,
-    async close() {
-      for (const s of sockets) s.destroy()
-      await new Promise<void>((done) => proxy.close(() => done()))
-    },
+    close: () => proxy.close(),
   }
 }

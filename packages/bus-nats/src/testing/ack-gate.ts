@@ -1,6 +1,6 @@
-import { type AddressInfo, type Server, type Socket, createServer, connect } from 'node:net'
 import { LOG_ROOT } from '../subjects.ts'
-import { nextProtocolMessage as nextMessage } from './nats-frames.ts'
+import { onProtocolMessages } from './nats-frames.ts'
+import { startNatsProxy } from './nats-proxy.ts'
 
 /**
  * A loopback TCP proxy in front of a nats-server that lets a client's first
@@ -34,73 +34,44 @@ export interface AckGate {
 
 export async function startAckGate(serverPort: number, allow: number): Promise<AckGate> {
   const replies = new Set<string>()
-  const sockets = new Set<Socket>()
   let published = 0
   let acked = 0
   let holding = false
   let hold!: () => void
   const held = new Promise<void>((resolve) => (hold = resolve))
 
-  /** Client → server: forwarded as it comes; the log publishes' reply subjects are noted. */
-  const watchClient = (client: Socket, server: Socket): void => {
-    let buf = Buffer.alloc(0)
-    client.on('data', (chunk: Buffer) => {
-      server.write(chunk)
-      buf = Buffer.concat([buf, chunk])
-      for (let m = nextMessage(buf); m !== undefined; m = nextMessage(buf)) {
-        const [op, subject, reply] = m.line.split(' ')
-        const pub = op!.toUpperCase()
-        // PUB <subject> <reply> <size>, HPUB <subject> <reply> <hdr> <total>: a reply subject only when 4 / 5 args.
-        const withReply = m.line.split(' ').length === (pub === 'HPUB' ? 5 : 4)
-        if ((pub === 'PUB' || pub === 'HPUB') && subject!.startsWith(`${LOG_ROOT}.`) && withReply) {
-          replies.add(reply!)
-          published++
-        }
-        buf = buf.subarray(m.length)
+  const proxy = await startNatsProxy(serverPort, (client, server) => {
+    // Client → server: forwarded as it comes; the log publishes' reply subjects are noted.
+    client.on('data', (chunk: Buffer) => server.write(chunk))
+    onProtocolMessages(client, (line) => {
+      const args = line.split(' ')
+      const [op, subject, reply] = args
+      const pub = op!.toUpperCase()
+      // PUB <subject> <reply> <size>, HPUB <subject> <reply> <hdr> <total>: a reply subject only when 4 / 5 args.
+      const withReply = args.length === (pub === 'HPUB' ? 5 : 4)
+      if ((pub === 'PUB' || pub === 'HPUB') && subject!.startsWith(`${LOG_ROOT}.`) && withReply) {
+        replies.add(reply!)
+        published++
       }
     })
-  }
-  /** Server → client: forwarded message by message until the first ack past `allow`; from then on nothing. */
-  const watchServer = (server: Socket, client: Socket): void => {
-    let buf = Buffer.alloc(0)
-    server.on('data', (chunk: Buffer) => {
-      buf = Buffer.concat([buf, chunk])
-      for (let m = nextMessage(buf); m !== undefined && !holding; m = nextMessage(buf)) {
-        const [op, subject] = m.line.split(' ')
-        const msg = op!.toUpperCase()
-        if ((msg === 'MSG' || msg === 'HMSG') && replies.delete(subject!)) {
-          if (acked === allow) {
-            holding = true
-            hold()
-            break
-          }
-          acked++
+    // Server → client: forwarded message by message until the first ack past `allow`; from then on nothing.
+    onProtocolMessages(server, (line, bytes) => {
+      if (holding) return
+      const [op, subject] = line.split(' ')
+      const msg = op!.toUpperCase()
+      if ((msg === 'MSG' || msg === 'HMSG') && replies.delete(subject!)) {
+        if (acked === allow) {
+          holding = true
+          hold()
+          return
         }
-        client.write(buf.subarray(0, m.length))
-        buf = buf.subarray(m.length)
+        acked++
       }
+      client.write(bytes)
     })
-  }
-
-  const proxy: Server = createServer((client) => {
-    const server = connect({ host: '127.0.0.1', port: serverPort })
-    sockets.add(client).add(server)
-    const drop = (): void => {
-      client.destroy()
-      server.destroy()
-      sockets.delete(client)
-      sockets.delete(server)
-    }
-    // A client that goes (a killed relay, maybe with a reset) leaves what it sent to reach the server: end, not destroy.
-    client.on('error', () => server.end()).on('close', () => server.end())
-    server.on('error', drop).on('close', drop)
-    watchClient(client, server)
-    watchServer(server, client)
   })
-  await new Promise<void>((ready) => proxy.listen(0, '127.0.0.1', ready))
-  const { port } = proxy.address() as AddressInfo
   return {
-    url: `nats://127.0.0.1:${port}`,
+    url: proxy.url,
     get published() {
       return published
     },
@@ -111,9 +82,6 @@ export async function startAckGate(serverPort: number, allow: number): Promise<A
       return holding
     },
     held,
-    async close() {
-      for (const s of sockets) s.destroy()
-      await new Promise<void>((done) => proxy.close(() => done()))
-    },
+    close: () => proxy.close(),
   }
 }

@@ -1,3 +1,5 @@
+import type { Socket } from 'node:net'
+
 const CRLF = Buffer.from('\r\n')
 
 /**
@@ -15,4 +17,21 @@ export function nextProtocolMessage(buf: Buffer): { line: string; length: number
   const payload = op === 'MSG' || op === 'HMSG' || op === 'PUB' || op === 'HPUB' ? Number(args.at(-1)) + 2 : 0
   const length = end + 2 + payload
   return buf.length < length ? undefined : { line, length }
+}
+
+/**
+ * Calls `onMessage` with each whole NATS protocol message `socket` receives, in order: its op line and its bytes
+ * (op line, payload and CRLFs, as they came). An incomplete message at the end of a chunk waits for the rest.
+ * Stops within a chunk once `socket` is destroyed (a proxy that cuts the connection reads no further).
+ */
+export function onProtocolMessages(socket: Socket, onMessage: (line: string, bytes: Buffer) => void): void {
+  let buf = Buffer.alloc(0)
+  socket.on('data', (chunk: Buffer) => {
+    buf = Buffer.concat([buf, chunk])
+    for (let m = nextProtocolMessage(buf); m !== undefined && !socket.destroyed; m = nextProtocolMessage(buf)) {
+      const bytes = buf.subarray(0, m.length)
+      buf = buf.subarray(m.length)
+      onMessage(m.line, bytes)
+    }
+  })
 }

@@ -1,5 +1,4 @@
-import { type AddressInfo, type Server, type Socket, createServer, connect } from 'node:net'
-import { nextProtocolMessage as nextMessage } from '../../src/testing/index.ts'
+import { onProtocolMessages, startNatsProxy } from '../../src/testing/index.ts'
 
 /**
  * A loopback TCP proxy in front of a nats-server that cuts the connection
@@ -29,52 +28,33 @@ function isConfirmedAck(line: string): boolean {
 }
 
 export async function startAckCut(serverPort: number): Promise<AckCut> {
-  const sockets = new Set<Socket>()
   let done = false
   let forwardedAcks = 0
   let resolveCut!: (subject: string) => void
   const cut = new Promise<string>((resolve) => (resolveCut = resolve))
 
-  const proxy: Server = createServer((client) => {
-    const server = connect(serverPort, '127.0.0.1')
-    for (const s of [client, server]) {
-      sockets.add(s)
-      s.on('close', () => sockets.delete(s))
-      s.on('error', () => {})
-    }
-    client.on('close', () => server.destroy())
-    server.on('close', () => client.destroy())
+  const proxy = await startNatsProxy(serverPort, (client, server) => {
     server.on('data', (chunk: Buffer) => client.write(chunk))
-    let buf = Buffer.alloc(0)
-    client.on('data', (chunk: Buffer) => {
-      buf = Buffer.concat([buf, chunk])
-      for (let m = nextMessage(buf); m !== undefined; m = nextMessage(buf)) {
-        if (isConfirmedAck(m.line)) {
-          if (!done) {
-            done = true
-            client.destroy()
-            server.destroy()
-            resolveCut(m.line.split(' ')[1]!)
-            return
-          }
-          forwardedAcks++
+    onProtocolMessages(client, (line, bytes) => {
+      if (isConfirmedAck(line)) {
+        if (!done) {
+          done = true
+          client.destroy()
+          server.destroy()
+          resolveCut(line.split(' ')[1]!)
+          return
         }
-        server.write(buf.subarray(0, m.length))
-        buf = buf.subarray(m.length)
+        forwardedAcks++
       }
+      server.write(bytes)
     })
   })
-  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve))
-  const { port } = proxy.address() as AddressInfo
   return {
-    url: `nats://127.0.0.1:${port}`,
+    url: proxy.url,
     cut,
     get forwardedAcks() {
       return forwardedAcks
     },
-    async close() {
-      for (const s of sockets) s.destroy()
-      await new Promise<void>((resolve) => proxy.close(() => resolve()))
-    },
+    close: () => proxy.close(),
   }
 }
