@@ -1,5 +1,6 @@
 /**
- * pnpm tsx scripts/bench/sub-ack.ts [--rounds 3] [--events 3000] [--rate 1000] — the subscriber's own
+ * pnpm tsx scripts/bench/sub-ack.ts [--rounds 3] [--events 3000] [--rate 1000] [--variants confirmer,ackAck,bare] [--json]
+ * — the subscriber's own
  * cost, alone: one process publishes relay-form events into EVENTPLANE at a fixed rate (core publishes,
  * the same for every variant) and consumes them live through a fresh pull consumer, alternating variants
  * each round: `subscribe()` as it is (acks confirmed by the AckConfirmer), `subscribe()` with nats.js
@@ -15,7 +16,7 @@ import { startNatsServer } from '@eventplane/bus-nats/testing'
 import { type JetStreamClient, jetstream, jetstreamManager } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { BENCH_DATA, freshEventplaneStream } from './bus-relay.ts'
-import { alternatedRounds, argValue, cpuUsSince, loadAvg, median, percentile } from './lib.ts'
+import { alternatedRounds, argString, argValue, cpuUsSince, loadAvg, median, percentile } from './lib.ts'
 
 const ROUNDS = argValue('rounds', 3)
 const EVENTS = argValue('events', 3000)
@@ -113,7 +114,8 @@ async function main(): Promise<void> {
     const pubNc = await nats.connect('relay', { name: 'subbench-pub' })
     const subNc = await nats.connect('operator', { name: 'subbench-sub' })
     await freshEventplaneStream(await jetstreamManager(subNc))
-    const variants: Variant[] = ['confirmer', 'ackAck', 'bare']
+    // One variant alone (`--variants confirmer`) for a `--cpu-prof` of it.
+    const variants = argString('variants', 'confirmer,ackAck,bare').split(',') as Variant[]
     // Round 0 warms up (JIT, the stream's first messages) and is not counted.
     const results = await alternatedRounds(
       variants,
@@ -137,6 +139,13 @@ async function main(): Promise<void> {
         }
       }),
     )
+    // `--json`: the medians as one last line, for a driver that compares two trees (scripts/bench/tree-ab.ts).
+    if (process.argv.includes('--json'))
+      console.log(
+        JSON.stringify(
+          Object.fromEntries(variants.map((v) => [v, median((results.get(v) ?? []).map((r) => r.cpuUsPerEvent))])),
+        ),
+      )
     await pubNc.close()
     await subNc.close()
   } finally {
