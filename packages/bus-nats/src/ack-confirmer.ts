@@ -137,10 +137,14 @@ export class AckConfirmer {
     this.#release()
   }
 
+  /**
+   * Unref'd: it may outlive the last pending ack (see #release), and must not hold a process whose work is
+   * done. A pending ack never needs it to: its connection is open (a closed one fails every ack at once).
+   */
   #arm(deadline: number): void {
     clearTimeout(this.#timer)
     this.#timerAt = deadline
-    this.#timer = setTimeout(() => this.#expire(), Math.max(0, deadline - performance.now()) + 1)
+    this.#timer = setTimeout(() => this.#expire(), Math.max(0, deadline - performance.now()) + 1).unref()
   }
 
   /**

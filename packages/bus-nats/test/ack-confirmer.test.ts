@@ -124,10 +124,12 @@ describe('AckConfirmer', () => {
     }
   })
 
-  test('while held, acks confirmed one after another share one timer, and a later ack still fails on its own deadline', async () => {
+  test('while held, acks confirmed one after another share one timer, which holds no process, and a later ack still fails on its own deadline', async () => {
     const acks = AckConfirmer.for(nc)
     const release = acks.hold()
     const armed: number[] = []
+    const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length
+    const timersBefore = timers()
     const realSetTimeout = globalThis.setTimeout
     // Counts the timers armed for a 30 s deadline (the confirmer's; nats.js arms none that long here).
     globalThis.setTimeout = ((fn: () => void, ms?: number) => {
@@ -147,6 +149,7 @@ describe('AckConfirmer', () => {
     }
     try {
       assert.equal(armed.length, 1, 'one timer for three acks confirmed in turn, not one armed and cleared per ack')
+      assert.equal(timers(), timersBefore, 'the timer left armed does not hold the process (unref)')
       // The first ack's 200 ms timer is left armed after its answer; the second's deadline is later, so that
       // timer, when it fires, must find the second still pending and re-arm for it, not fail it early.
       const early = acks.ack('test.ack.early', { timeoutMs: 200 })
