@@ -1,13 +1,16 @@
 /**
- * pnpm tsx scripts/bench/sub-ack.ts [--rounds 3] [--events 3000] [--rate 1000] — the subscriber's own
- * cost, alone: one process publishes relay-form events into EVENTPLANE at a fixed rate (core publishes,
- * the same for every variant) and consumes them live through a fresh pull consumer, alternating variants
- * each round: `subscribe()` as it is (acks confirmed by the AckConfirmer), `subscribe()` with nats.js
- * `ackAck` (what it did before), and a bare consumer (`consume()` + `JSON.parse` + a plain `ack()`).
+ * pnpm tsx scripts/bench/sub-ack.ts [--rounds 3] [--events 3000] [--rate 1000] [--variants confirmer,ackAck,bare]
+ * [--base DIR] [--json] — the subscriber's own cost, alone: one process publishes relay-form events into
+ * EVENTPLANE at a fixed rate (core publishes, the same for every variant) and consumes them live through a
+ * fresh pull consumer, alternating variants each round: `subscribe()` as it is (acks confirmed by the
+ * AckConfirmer), `subscribe()` with nats.js `ackAck` (what it did before), and a bare consumer (`consume()` +
+ * `JSON.parse` + a plain `ack()`). `--variants` picks some (one alone for a `--cpu-prof`); `--base DIR` adds
+ * `confirmerBase`, another tree's `subscribe()` (see BASE below), and prints the rounds' ratios to it.
  * Reports this process's CPU per event and publish → delivered latency, p50/p99, per variant (median
- * of rounds, after a warm-up round). The acks are not awaited per message (like bench:bus), but each must be confirmed
- * (checked at the end), except the bare one's.
+ * of rounds, after a warm-up round). The acks are not awaited per message (like bench:bus), but each must be
+ * confirmed (checked at the end), except the bare one's. `--json`: the medians as a last line.
  */
+import { resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { type RecordedEvent, EventFactory } from '@eventplane/core'
 import { STREAM_NAME, encodeEvent, ensureConsumer, eventHeaders, logSubject, subscribe } from '@eventplane/bus-nats'
@@ -15,13 +18,25 @@ import { startNatsServer } from '@eventplane/bus-nats/testing'
 import { type JetStreamClient, jetstream, jetstreamManager } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { BENCH_DATA, freshEventplaneStream } from './bus-relay.ts'
-import { alternatedRounds, argValue, cpuUsSince, loadAvg, median, percentile } from './lib.ts'
+import { alternatedRounds, argString, argValue, cpuUsSince, loadAvg, median, percentile } from './lib.ts'
 
 const ROUNDS = argValue('rounds', 3)
 const EVENTS = argValue('events', 3000)
 const RATE = argValue('rate', 1000)
 
-type Variant = 'confirmer' | 'ackAck' | 'bare'
+type Variant = 'confirmer' | 'ackAck' | 'bare' | 'confirmerBase'
+
+/**
+ * `--base DIR` (a copy of another commit's tree whose node_modules is a link to this tree's, so both use one
+ * nats.js): variant `confirmerBase` is that tree's `subscribe()`, in this process beside this tree's: a
+ * same-run A/B of two commits' subscriber, rounds alternating.
+ */
+const BASE = argString('base')
+const baseSubscribe =
+  BASE === undefined
+    ? undefined
+    : ((await import(resolve(BASE, 'packages/bus-nats/src/subscription.ts'))) as { subscribe: typeof subscribe })
+        .subscribe
 
 interface Result {
   cpuUsPerEvent: number
@@ -59,7 +74,8 @@ async function runVariant(pubNc: NatsConnection, subNc: NatsConnection, variant:
       }
     })()
   } else {
-    const sub = await subscribe(variant === 'ackAck' ? withoutConnection(js) : js, { consumer: name })
+    const subscribeOf = variant === 'confirmerBase' ? baseSubscribe! : subscribe
+    const sub = await subscribeOf(variant === 'ackAck' ? withoutConnection(js) : js, { consumer: name })
     stop = () => sub.stop()
     void (async () => {
       for await (const d of sub) {
@@ -113,7 +129,9 @@ async function main(): Promise<void> {
     const pubNc = await nats.connect('relay', { name: 'subbench-pub' })
     const subNc = await nats.connect('operator', { name: 'subbench-sub' })
     await freshEventplaneStream(await jetstreamManager(subNc))
-    const variants: Variant[] = ['confirmer', 'ackAck', 'bare']
+    // One variant alone (`--variants confirmer`) for a `--cpu-prof` of it.
+    const variants = argString('variants', 'confirmer,ackAck,bare').split(',') as Variant[]
+    if (BASE !== undefined && !variants.includes('confirmerBase')) variants.push('confirmerBase')
     // Round 0 warms up (JIT, the stream's first messages) and is not counted.
     const results = await alternatedRounds(
       variants,
@@ -137,6 +155,24 @@ async function main(): Promise<void> {
         }
       }),
     )
+    if (BASE !== undefined) {
+      const cpu = (v: Variant) => (results.get(v) ?? []).map((r) => r.cpuUsPerEvent)
+      const bare = cpu('bare')
+      const ratios = cpu('confirmer').map((c, i) => c / cpu('confirmerBase')[i]!)
+      const gaps = cpu('confirmer').map((c, i) => (c - bare[i]!) / (cpu('confirmerBase')[i]! - bare[i]!))
+      const range = (xs: number[]) => `${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)}`
+      console.log(
+        `confirmer ÷ confirmerBase per round: median ${median(ratios).toFixed(3)} (${range(ratios)})` +
+          (bare.length === ratios.length ? `; over bare, same round: ${median(gaps).toFixed(3)} (${range(gaps)})` : ''),
+      )
+    }
+    // `--json`: the medians as one last line, for a driver that compares two trees (scripts/bench/tree-ab.ts).
+    if (process.argv.includes('--json'))
+      console.log(
+        JSON.stringify(
+          Object.fromEntries(variants.map((v) => [v, median((results.get(v) ?? []).map((r) => r.cpuUsPerEvent))])),
+        ),
+      )
     await pubNc.close()
     await subNc.close()
   } finally {

@@ -137,10 +137,14 @@ export class AckConfirmer {
     this.#release()
   }
 
+  /**
+   * Unref'd: it may outlive the last pending ack (see #release), and must not hold a process whose work is
+   * done. A pending ack never needs it to: its connection is open (a closed one fails every ack at once).
+   */
   #arm(deadline: number): void {
     clearTimeout(this.#timer)
     this.#timerAt = deadline
-    this.#timer = setTimeout(() => this.#expire(), Math.max(0, deadline - performance.now()) + 1)
+    this.#timer = setTimeout(() => this.#expire(), Math.max(0, deadline - performance.now()) + 1).unref()
   }
 
   /**
@@ -164,12 +168,19 @@ export class AckConfirmer {
     for (const n of [...this.#pending.keys()]) this.#settle(n, error)
   }
 
+  /**
+   * Once nothing is pending and nobody holds the confirmer, its timer and reply subscription end. While a
+   * subscription holds it the timer is left armed when the last ack settles: disarming it there made a
+   * subscriber at a steady rate (each ack confirmed before the next is sent) arm and clear a timer per
+   * ack. Left armed, it fires at the deadline it was set for, finds what is pending then (acks sent since
+   * have later deadlines) and re-arms for the earliest of those, or stays disarmed.
+   */
   #release(): void {
-    if (this.#pending.size > 0) return
+    if (this.#pending.size > 0 || this.#holders > 0) return
     clearTimeout(this.#timer)
     this.#timer = undefined
     this.#timerAt = Number.POSITIVE_INFINITY
-    if (this.#holders > 0 || this.#sub === undefined) return
+    if (this.#sub === undefined) return
     this.#sub.unsubscribe()
     this.#sub = undefined
   }

@@ -124,6 +124,51 @@ describe('AckConfirmer', () => {
     }
   })
 
+  test('while held, acks confirmed one after another share one timer, which holds no process, and a later ack still fails on its own deadline', async () => {
+    const acks = AckConfirmer.for(nc)
+    const release = acks.hold()
+    const armed: number[] = []
+    const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length
+    const timersBefore = timers()
+    const realSetTimeout = globalThis.setTimeout
+    // Counts the timers armed for a 30 s deadline (the confirmer's; nats.js arms none that long here).
+    globalThis.setTimeout = ((fn: () => void, ms?: number) => {
+      if (ms !== undefined && ms > 29_000 && ms <= 30_001) armed.push(ms)
+      return realSetTimeout(fn, ms)
+    }) as typeof setTimeout
+    try {
+      for (const n of [1, 2, 3]) {
+        const ack = acks.ack(`test.ack.seq${n}`, { timeoutMs: 30_000 })
+        await nc.flush()
+        await jetstreamSide.flush()
+        for (const m of held.splice(0)) m.respond()
+        await within(ack, 5000, `ack ${n}`)
+      }
+    } finally {
+      globalThis.setTimeout = realSetTimeout
+    }
+    try {
+      assert.equal(armed.length, 1, 'one timer for three acks confirmed in turn, not one armed and cleared per ack')
+      assert.equal(timers(), timersBefore, 'the timer left armed does not hold the process (unref)')
+      // The first ack's 200 ms timer is left armed after its answer; the second's deadline is later, so that
+      // timer, when it fires, must find the second still pending and re-arm for it, not fail it early.
+      const early = acks.ack('test.ack.early', { timeoutMs: 200 })
+      await nc.flush()
+      await jetstreamSide.flush()
+      for (const m of held.splice(0)) m.respond()
+      await within(early, 5000, 'the early ack')
+      const sent = performance.now()
+      await assert.rejects(
+        within(acks.ack('test.ack.unanswered', { timeoutMs: 600 }), 5000, 'the unanswered ack'),
+        (e: { code?: string }) => e.code === 'bus.timeout',
+      )
+      assert.ok(performance.now() - sent >= 599, "failed on its own deadline, not the earlier timer's")
+      held.length = 0
+    } finally {
+      release()
+    }
+  })
+
   test('an ack pending when its connection closes fails at once with bus.unavailable; an ack on a closed connection is refused the same way', async () => {
     const own = await server.connect()
     const acks = AckConfirmer.for(own)
