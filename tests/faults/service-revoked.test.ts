@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
+import { PROJECTOR_ROLE } from '@eventplane/runtime'
+import { ROLES } from '@eventplane/store-pg'
 import { type BusEnv, type ServiceProcess, createBusEnv, within } from '../../packages/bus-nats/test/fixtures.ts'
-import { spawnService } from './support/children.ts'
+import { spawnEvtctl, spawnService } from './support/children.ts'
 
 /** The exit code and the one non-JSON stderr line (evtctl's failure line) of a service that ended. */
 async function ending(service: ServiceProcess, what: string): Promise<{ code: number | null; line: string }> {
@@ -54,6 +56,33 @@ describe('faults: a service whose NATS user is revoked ends with an error', () =
       t.diagnostic(`gateway: ${g.line}; relay: ${r.line}`)
     } finally {
       await Promise.allSettled([gateway.kill(), relay.kill()])
+    }
+  })
+
+  test("evtctl run (a domain's controllers and projections) exits 4 with one bus.auth_failed line once its user is revoked", async (t) => {
+    // The runner tier: its two PostgreSQL roles and the controller user's creds (as docs/deploying.md runs it).
+    const run = spawnEvtctl(['run'], 'evtctl run', {
+      EVENTPLANE_DATABASE_URL: env.db.url,
+      EVENTPLANE_DATABASE_URL_PROJECTOR: env.db.roleUrl(PROJECTOR_ROLE),
+      EVENTPLANE_DATABASE_URL_FACT_WRITER: env.db.roleUrl(ROLES.factWriter),
+      EVENTPLANE_NATS_URL: env.server.url,
+      EVENTPLANE_NATS_CREDS: env.server.credentials.controller!.creds,
+      EVENTPLANE_DOMAIN: '@eventplane/example-deployments',
+    })
+    try {
+      await run.waitForLog('serving', 60_000)
+      await env.server.revokeServiceUsers(['controller'])
+
+      const r = await ending(run, 'evtctl run')
+      assert.equal(r.code, 4, r.line)
+      // The parts share one connection: the line names whichever noticed first.
+      assert.match(
+        r.line,
+        /^evtctl: bus\.auth_failed: (controller deployments|projection deployment_status|projection audit): the NATS connection was closed \(Authorization Violation\): its credentials were refused or revoked$/,
+      )
+      t.diagnostic(`run: ${r.line}`)
+    } finally {
+      await run.kill()
     }
   })
 })

@@ -1,4 +1,4 @@
-import { type SchemaRegistry, formatCheckpoint } from '@eventplane/core'
+import { type SchemaRegistry, formatCheckpoint, isEventplaneError } from '@eventplane/core'
 import type { EventplaneMetrics, OpsServer } from '@eventplane/bus-nats'
 import { PgEventStore, ROLES, type RoleName } from '@eventplane/store-pg'
 import {
@@ -11,7 +11,9 @@ import {
   controllerLiveSource,
   projectionLiveSource,
 } from '@eventplane/runtime'
+import type { NatsConnection } from '@nats-io/transport-node'
 import { processOps, serveProcessOps } from './process-ops.ts'
+import { connectionClosedError } from './services/connection-closed.ts'
 import type { Session } from './session.ts'
 
 /** The NATS connection name of the runtime's parts (one connection for all of a process's runners). */
@@ -27,10 +29,16 @@ export interface RunningPart {
   failed: Promise<never>
 }
 
-function failedWhen(closed: Promise<void>, what: string): Promise<never> {
+/**
+ * Rejects when a runner's `closed` does (it resolves only after our own stop). Ended because the runtime's
+ * NATS connection `nc` was closed for good (`bus.unavailable` with `nc` closed), the error says why the
+ * server closed it: `bus.auth_failed` when its user was revoked (connectionClosedError), `what` leading.
+ */
+function failedWhen(closed: Promise<void>, what: string, nc: NatsConnection): Promise<never> {
   const failed = closed.then(
     () => new Promise<never>(() => {}),
-    (e: unknown) => {
+    async (e: unknown) => {
+      if (nc.isClosed() && isEventplaneError(e, 'bus.unavailable')) throw await connectionClosedError(nc, what, e)
       throw e instanceof Error ? e : new Error(`${what} failed`)
     },
   )
@@ -63,7 +71,7 @@ export async function startProjection(
     name: projection.name,
     detail: `projection ${projection.name} v${projection.version} live at ${formatCheckpoint(runner.checkpoint)}`,
     stop: () => runner.stop(),
-    failed: failedWhen(runner.closed, `projection ${projection.name}`),
+    failed: failedWhen(runner.closed, `projection ${projection.name}`, nc),
   }
 }
 
@@ -92,7 +100,7 @@ export async function startController(
     name: controller.name,
     detail: `controller ${controller.name} consuming`,
     stop: () => runner.stop(),
-    failed: failedWhen(runner.closed, `controller ${controller.name}`),
+    failed: failedWhen(runner.closed, `controller ${controller.name}`, nc),
   }
 }
 

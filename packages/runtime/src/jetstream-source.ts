@@ -65,6 +65,7 @@ export function jetStreamSource(options: JetStreamSourceOptions): LiveSource {
       ackWaitMs = wait > 0 ? wait / 1_000_000 : undefined
     },
     ackWaitMs: () => ackWaitMs,
+    isClosed: () => options.nc.isClosed(),
     async open(signal): Promise<LiveSubscription> {
       return subscribe(jetstream(options.nc), {
         consumer: options.consumer,

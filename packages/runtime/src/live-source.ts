@@ -1,4 +1,4 @@
-import { type RecordedEvent, isEventplaneError } from '@eventplane/core'
+import { type RecordedEvent, Unavailable, isEventplaneError } from '@eventplane/core'
 import { errorFields } from '@eventplane/bus-nats'
 
 /** One event handed over by the bus; settle it exactly once. */
@@ -50,6 +50,21 @@ export interface LiveSource {
    * a runner holding deliveries extends them well within it. Undefined when unknown.
    */
   ackWaitMs?(): number | undefined
+  /**
+   * True once the source can never deliver again: its connection was closed for good (the server closed it,
+   * e.g. for revoked credentials, or it was closed under the runner). A runner then ends with
+   * `bus.unavailable` instead of reopening forever; optional (a source without it is retried).
+   */
+  isClosed?(): boolean
+}
+
+/**
+ * The error a runner ends with when its live source was closed for good (see `LiveSource.isClosed`):
+ * `bus.unavailable`, the failure that made it notice as its cause. Its owner may ask the
+ * connection why it was closed.
+ */
+export function liveSourceClosed(cause: unknown): Unavailable {
+  return new Unavailable('bus.unavailable', "the live source's NATS connection was closed", { cause })
 }
 
 /**

@@ -17,7 +17,13 @@ import {
 } from '@eventplane/bus-nats'
 import { SpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api'
 import { type Deferred, deferred } from '../deferred.ts'
-import { type LiveDelivery, type LiveSource, type LiveSubscription, ackFailureFields } from '../live-source.ts'
+import {
+  type LiveDelivery,
+  type LiveSource,
+  type LiveSubscription,
+  ackFailureFields,
+  liveSourceClosed,
+} from '../live-source.ts'
 import { createContext, factoryFor } from './context.ts'
 import { factId } from './fact-ids.ts'
 import { KeyedQueue } from './keyed-queue.ts'
@@ -97,7 +103,10 @@ export interface ControllerRunnerOptions {
  */
 export class ControllerRunner {
   readonly name: string
-  /** Settles when stopped: resolves after `stop()`, rejects if the consumer could not be set up. */
+  /**
+   * Settles when stopped: resolves after `stop()`, rejects if the consumer could not be set up or the live
+   * source was closed for good (`bus.unavailable`, see `LiveSource.isClosed`).
+   */
   readonly closed: Promise<void>
   readonly #o: ControllerRunnerOptions
   readonly #log: Logger
@@ -186,6 +195,8 @@ export class ControllerRunner {
         }
       } catch (e) {
         if (signal.aborted) break
+        // Closed for good (e.g. its user revoked): reopening cannot help; end, for the owner to say why.
+        if (this.#o.live.isClosed?.()) throw liveSourceClosed(e)
         this.#log.warn({ controller: this.name, ...errorFields(e) }, 'controller subscription failed, reopening')
       } finally {
         await sub?.stop()

@@ -18,6 +18,7 @@ import {
   type LiveSubscription,
   ackFailureFields,
   batchDeliveries,
+  liveSourceClosed,
 } from '../live-source.ts'
 import { type EngineOptions, ProjectionEngine } from './engine.ts'
 import type { Projection } from './types.ts'
@@ -57,7 +58,8 @@ class LiveSourceFailed extends Error {}
  * applies live deliveries, skipping any at or before its checkpoint; a
  * delivery is acknowledged only after the transaction holding its effect and
  * the checkpoint committed. Transient failures and a moved checkpoint make it
- * catch up from PostgreSQL again; anything else stops it and rejects `closed`.
+ * catch up from PostgreSQL again, unless the live source was closed for good
+ * (`bus.unavailable`, see `LiveSource.isClosed`); anything else stops it and rejects `closed`.
  */
 export class ProjectionRunner {
   readonly engine: ProjectionEngine
@@ -185,6 +187,8 @@ export class ProjectionRunner {
       } catch (e) {
         this.#live = false
         if (signal.aborted) break
+        // Closed for good (e.g. its user revoked): no catch-up brings it back; end, for the owner to say why.
+        if (live?.isClosed?.()) throw liveSourceClosed(e)
         if (!isRecoverable(e) && !(e instanceof LiveSourceFailed)) throw e
         if (e instanceof LiveSourceFailed) prepared = false
         resync = true
