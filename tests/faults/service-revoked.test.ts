@@ -85,4 +85,29 @@ describe('faults: a service whose NATS user is revoked ends with an error', () =
       await run.kill()
     }
   })
+
+  test('evtctl up (gateway, relay, controllers and projections on one user) exits 4 with one bus.auth_failed line once that user is revoked', async (t) => {
+    const up = spawnEvtctl(['up'], 'evtctl up', {
+      EVENTPLANE_DATABASE_URL: env.db.url,
+      EVENTPLANE_NATS_URL: env.server.url,
+      EVENTPLANE_NATS_CREDS: env.server.credentials.operator!.creds,
+      EVENTPLANE_DOMAIN: '@eventplane/example-deployments',
+    })
+    try {
+      await up.waitForLog('serving', 60_000)
+      // Last in this file: the test's own connections (the operator's) are revoked too.
+      await env.server.revokeServiceUsers(['operator'])
+
+      const u = await ending(up, 'evtctl up')
+      assert.equal(u.code, 4, u.line)
+      // Every part's connection is closed: the line names whichever part noticed first.
+      assert.match(
+        u.line,
+        /^evtctl: bus\.auth_failed: (the gateway subscription closed|relay default|controller deployments|projection deployment_status|projection audit): the NATS connection was closed \(Authorization Violation\): its credentials were refused or revoked$/,
+      )
+      t.diagnostic(`up: ${u.line}`)
+    } finally {
+      await up.kill()
+    }
+  })
 })

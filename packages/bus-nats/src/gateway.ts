@@ -261,7 +261,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   let stopping: Promise<void> | undefined
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
-      if (!sub.isClosed()) await sub.drain().catch(() => {})
+      // Closed by the server meanwhile (e.g. while reconnecting), a drain is never answered: its close ends it.
+      if (!sub.isClosed()) await Promise.race([sub.drain(), nc.closed()]).catch(() => {})
       refusals.close()
       await admission.idle()
       removeCollector?.()

@@ -209,8 +209,10 @@ export class Session {
       )
     const services = [...this.#services.values()]
     this.#services.clear()
-    // A service's connection drains: what it published or acked is flushed before it goes.
-    await Promise.allSettled(services.map((c) => c.then((nc) => nc.drain())))
+    // A service's connection drains: what it published or acked is flushed before it goes. One the server
+    // closes meanwhile (its user revoked: refused while reconnecting) never finishes draining (nats.js leaves
+    // the drain's PING unanswered when it closes): its close ends the wait.
+    await Promise.allSettled(services.map((c) => c.then((nc) => Promise.race([nc.drain(), nc.closed()]))))
     await Promise.allSettled([...this.#pools.values()].map((sql) => sql.end({ timeout: abandon ? 0 : 1 })))
     this.#pools.clear()
   }
