@@ -18,6 +18,24 @@ async function ending(service: ServiceProcess, what: string): Promise<{ code: nu
   return { code: child.exitCode, line: lines[0]!.msg! }
 }
 
+/** The parts of the example domain that `evtctl run` runs on one connection (its line names one of them). */
+const RUNTIME_PARTS = ['controller deployments', 'projection deployment_status', 'projection audit']
+
+/**
+ * Waits for `service` to end and asserts how: exit 4 (restarting with the same credentials will not help; exit 3
+ * would say "retry later") and the one line `bus.auth_failed`, naming one of `parts` and the server's reason.
+ * Returns the line.
+ */
+async function endsRevoked(service: ServiceProcess, what: string, parts: string[]): Promise<string> {
+  const { code, line } = await ending(service, what)
+  assert.equal(code, 4, line)
+  const named = new RegExp(
+    `^evtctl: bus\\.auth_failed: (${parts.join('|')}): the NATS connection was closed \\(Authorization Violation\\): its credentials were refused or revoked$`,
+  )
+  assert.match(line, named)
+  return line
+}
+
 /**
  * A service whose NATS connection the server closes for good (its user revoked: the server ends the
  * connection and refuses every reconnect) must not sit there looking alive: the command ends, non-zero,
@@ -39,21 +57,9 @@ describe('faults: a service whose NATS user is revoked ends with an error', () =
       await Promise.all([gateway.waitForLog('gateway serving'), relay.waitForLog('relay active')])
       await env.server.revokeServiceUsers(['gateway', 'relay'])
 
-      const g = await ending(gateway, 'evtctl gateway')
-      // Exit 4: restarting with the same credentials will not help (exit 3 would say "retry later").
-      assert.equal(g.code, 4, g.line)
-      assert.match(
-        g.line,
-        /^evtctl: bus\.auth_failed: the gateway subscription closed: the NATS connection was closed \(Authorization Violation\): its credentials were refused or revoked$/,
-      )
-
-      const r = await ending(relay, 'evtctl relay')
-      assert.equal(r.code, 4, r.line)
-      assert.match(
-        r.line,
-        /^evtctl: bus\.auth_failed: relay default: the NATS connection was closed \(Authorization Violation\): its credentials were refused or revoked$/,
-      )
-      t.diagnostic(`gateway: ${g.line}; relay: ${r.line}`)
+      const g = await endsRevoked(gateway, 'evtctl gateway', ['the gateway subscription closed'])
+      const r = await endsRevoked(relay, 'evtctl relay', ['relay default'])
+      t.diagnostic(`gateway: ${g}; relay: ${r}`)
     } finally {
       await Promise.allSettled([gateway.kill(), relay.kill()])
     }
@@ -73,14 +79,9 @@ describe('faults: a service whose NATS user is revoked ends with an error', () =
       await run.waitForLog('serving', 60_000)
       await env.server.revokeServiceUsers(['controller'])
 
-      const r = await ending(run, 'evtctl run')
-      assert.equal(r.code, 4, r.line)
       // The parts share one connection: the line names whichever noticed first.
-      assert.match(
-        r.line,
-        /^evtctl: bus\.auth_failed: (controller deployments|projection deployment_status|projection audit): the NATS connection was closed \(Authorization Violation\): its credentials were refused or revoked$/,
-      )
-      t.diagnostic(`run: ${r.line}`)
+      const line = await endsRevoked(run, 'evtctl run', RUNTIME_PARTS)
+      t.diagnostic(`run: ${line}`)
     } finally {
       await run.kill()
     }
@@ -98,14 +99,13 @@ describe('faults: a service whose NATS user is revoked ends with an error', () =
       // Last in this file: the test's own connections (the operator's) are revoked too.
       await env.server.revokeServiceUsers(['operator'])
 
-      const u = await ending(up, 'evtctl up')
-      assert.equal(u.code, 4, u.line)
       // Every part's connection is closed: the line names whichever part noticed first.
-      assert.match(
-        u.line,
-        /^evtctl: bus\.auth_failed: (the gateway subscription closed|relay default|controller deployments|projection deployment_status|projection audit): the NATS connection was closed \(Authorization Violation\): its credentials were refused or revoked$/,
-      )
-      t.diagnostic(`up: ${u.line}`)
+      const line = await endsRevoked(up, 'evtctl up', [
+        'the gateway subscription closed',
+        'relay default',
+        ...RUNTIME_PARTS,
+      ])
+      t.diagnostic(`up: ${line}`)
     } finally {
       await up.kill()
     }
