@@ -48,6 +48,47 @@ export async function watchEventIds(
   return { ids, arrived, sub }
 }
 
+/** A relay's bench for the enclosing `describe` (see {@link useWatchedBus}). */
+export interface WatchedBus {
+  /** A migrated database of its own. */
+  db: TestDatabase
+  /** A nats-server without auth. */
+  nats: TestNatsServer
+  /** A connection for the relay under test. */
+  nc: NatsConnection
+  /** Every event id published on the log's subjects, seen by a watcher on a connection of its own. */
+  received: Set<string>
+}
+
+/**
+ * A migrated database, a nats-server without auth, a connection for a relay and a watcher collecting the event
+ * ids published ({@link watchEventIds}), made before the enclosing `describe`'s tests and removed after them.
+ * Call it first in the `describe`, so its `before` runs before the suite's own.
+ */
+export function useWatchedBus(prefix: string): WatchedBus {
+  return perSuite(
+    async () => {
+      const db = await createTestDatabase(prefix)
+      let nats: TestNatsServer | undefined
+      try {
+        nats = await startNatsServer({ withAuth: false })
+        const nc = await nats.connect()
+        const { ids, sub } = await watchEventIds(await nats.connect())
+        return { db, nats, nc, received: ids, sub }
+      } catch (e) {
+        await nats?.stop()
+        await db.drop()
+        throw e
+      }
+    },
+    async ({ db, nats, sub }) => {
+      sub.unsubscribe()
+      await nats.stop()
+      await db.drop()
+    },
+  )
+}
+
 /** Rejects when `p` does not settle in time, so no test can hang on it. */
 export async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined

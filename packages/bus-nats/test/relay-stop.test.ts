@@ -4,34 +4,27 @@ import { EventFactory } from '@eventplane/core'
 import { type AppendedEvent, PgEventStore, ROLES } from '@eventplane/store-pg'
 import { type HeldXid, createTestDatabase, holdXid, type TestDatabase } from '@eventplane/store-pg/testing'
 import { jetstreamManager } from '@nats-io/jetstream'
-import type { NatsConnection, Subscription } from '@nats-io/transport-node'
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { Relay } from '../src/relay.ts'
 import { RELAY_TRACE } from '../src/relay-trace.ts'
-import { startNatsServer, type TestNatsServer } from '../src/testing/index.ts'
-import { eventually, streamCount, watchEventIds } from './fixtures.ts'
+import { eventually, streamCount, useWatchedBus } from './fixtures.ts'
 
 // What a relay publishes when it is stopped. The appends below send no NOTIFY, the relay polls once a minute,
 // and each relay has finished its first drain before they commit: after it, the relay would not read the log
 // again by itself, so whatever reaches the stream after these appends was published by stop(). A transaction of
 // another database stays open throughout, older than every event: only the exact horizon passes it.
 describe('relay stop: the last drain', () => {
-  let db: TestDatabase
-  let nats: TestNatsServer
-  let nc: NatsConnection
-  let watcher: NatsConnection
-  let sub: Subscription
+  const bus = useWatchedBus('ep_relay_stop')
   let quiet: PgEventStore
   let other: TestDatabase
   let otherXid: HeldXid
-  let received: Set<string>
   const f = EventFactory.forTenant('acme', { causedBy: 'user:test' })
 
   const appendQuietly = async (id: string): Promise<AppendedEvent[]> => {
     const s = { tenant: 'acme', category: 'deployment', id }
     return (await quiet.append(s, [f.intent(s, 'scaled', { n: 1 }), f.intent(s, 'scaled', { n: 2 })])).events
   }
-  const streamMessages = async () => streamCount(await jetstreamManager(nc))
+  const streamMessages = async () => streamCount(await jetstreamManager(bus.nc))
   // Batches of one event: the last drain goes on past the batch in flight. The exact horizon only on the first
   // drain and, when it asks for it, the last one.
   const activeRelay = async (name: string, stopDrainMs?: number) => {
@@ -40,8 +33,8 @@ describe('relay stop: the last drain', () => {
     subscribe(RELAY_TRACE.drain.name, onDrain)
     try {
       const relay = new Relay({
-        sql: db.connect(ROLES.relay, 3),
-        nc,
+        sql: bus.db.connect(ROLES.relay, 3),
+        nc: bus.nc,
         name,
         pollIntervalMs: 60_000,
         stopDrainMs,
@@ -56,23 +49,13 @@ describe('relay stop: the last drain', () => {
   }
 
   before(async () => {
-    db = await createTestDatabase('ep_relay_stop')
-    nats = await startNatsServer({ withAuth: false })
-    nc = await nats.connect()
-    watcher = await nats.connect()
-    const watched = await watchEventIds(watcher)
-    received = watched.ids
-    sub = watched.sub
-    quiet = new PgEventStore(db.connect(ROLES.intentWriter, 2), { notifyAppends: false })
+    quiet = new PgEventStore(bus.db.connect(ROLES.intentWriter, 2), { notifyAppends: false })
     other = await createTestDatabase('ep_relay_stop_other', { migrate: false })
     otherXid = await holdXid(other.admin)
   })
   after(async () => {
     await otherXid?.release()
     await other?.drop()
-    sub?.unsubscribe()
-    await nats?.stop()
-    await db?.drop()
   })
 
   test('stop() publishes what was committed before it, then lets go', async () => {
@@ -81,7 +64,7 @@ describe('relay stop: the last drain', () => {
     await relay.stop()
     assert.equal(relay.stats.published, 2, 'the relay published both events while stopping')
     assert.equal(await streamMessages(), 2, 'the stream holds them once stop() resolved')
-    await eventually(() => events.every((e) => received.has(e.eventId)), 'both events on the bus', 5000)
+    await eventually(() => events.every((e) => bus.received.has(e.eventId)), 'both events on the bus', 5000)
   })
 
   test('with stopDrainMs 0 it stops at once; the next relay publishes what is left, each event once', async () => {
@@ -94,7 +77,7 @@ describe('relay stop: the last drain', () => {
     const next = await activeRelay('no-last-drain')
     try {
       await eventually(async () => (await streamMessages()) === before + 2, 'the next relay to publish both', 5000)
-      await eventually(() => events.every((e) => received.has(e.eventId)), 'both events on the bus', 5000)
+      await eventually(() => events.every((e) => bus.received.has(e.eventId)), 'both events on the bus', 5000)
     } finally {
       await next.stop()
     }

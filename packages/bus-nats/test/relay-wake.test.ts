@@ -1,21 +1,14 @@
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
+import { before, describe, test } from 'node:test'
 import { EventFactory, compareCheckpoints } from '@eventplane/core'
 import { PgEventStore, ROLES, loadRelayCheckpoint } from '@eventplane/store-pg'
-import { activeRelayCheckpointWrites, createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
-import type { NatsConnection, Subscription } from '@nats-io/transport-node'
+import { activeRelayCheckpointWrites } from '@eventplane/store-pg/testing'
 import { Relay } from '../src/relay.ts'
-import { startNatsServer, type TestNatsServer } from '../src/testing/index.ts'
-import { eventually, within, watchEventIds } from './fixtures.ts'
+import { eventually, useWatchedBus, within } from './fixtures.ts'
 
 describe('relay wake-up: what a new event waits for', () => {
-  let db: TestDatabase
-  let nats: TestNatsServer
-  let nc: NatsConnection
-  let watcher: NatsConnection
-  let sub: Subscription
+  const bus = useWatchedBus('ep_relay_wake')
   let intents: PgEventStore
-  let received: Set<string>
   const f = EventFactory.forTenant('acme', { causedBy: 'user:test' })
 
   const appendOne = async (id: string) => {
@@ -25,32 +18,20 @@ describe('relay wake-up: what a new event waits for', () => {
   }
 
   before(async () => {
-    db = await createTestDatabase('ep_relay_wake')
-    nats = await startNatsServer({ withAuth: false })
-    nc = await nats.connect()
-    watcher = await nats.connect()
-    const watched = await watchEventIds(watcher)
-    received = watched.ids
-    sub = watched.sub
-    intents = new PgEventStore(db.connect(ROLES.intentWriter, 2))
-  })
-  after(async () => {
-    sub?.unsubscribe()
-    await nats?.stop()
-    await db?.drop()
+    intents = new PgEventStore(bus.db.connect(ROLES.intentWriter, 2))
   })
 
   test("an event appended while the relay's checkpoint write is blocked is published without waiting for that write", async () => {
     // No lease check or poll while the write is blocked (both would queue behind it on the lease session).
-    const relay = new Relay({ sql: db.connect(ROLES.relay, 3), nc, name: 'main', pollIntervalMs: 60_000 })
+    const relay = new Relay({ sql: bus.db.connect(ROLES.relay, 3), nc: bus.nc, name: 'main', pollIntervalMs: 60_000 })
     relay.start()
-    const blocker = await db.admin.reserve()
+    const blocker = await bus.db.admin.reserve()
     try {
       await eventually(() => relay.state === 'active', 'the relay to be active')
       const first = await appendOne('first')
       const firstAt = { txId: first.txId, position: first.position }
       await eventually(
-        async () => compareCheckpoints(await loadRelayCheckpoint(db.admin, 'main'), firstAt) >= 0,
+        async () => compareCheckpoints(await loadRelayCheckpoint(bus.db.admin, 'main'), firstAt) >= 0,
         'the first checkpoint to be stored',
       )
 
@@ -62,18 +43,18 @@ describe('relay wake-up: what a new event waits for', () => {
 
       // The second event's checkpoint write now waits for the lock...
       const second = await appendOne('second')
-      await eventually(() => received.has(second.eventId), 'the second event on the bus', 4000)
+      await eventually(() => bus.received.has(second.eventId), 'the second event on the bus', 4000)
       await eventually(
-        async () => (await activeRelayCheckpointWrites(db.admin, db.name)).length === 1,
+        async () => (await activeRelayCheckpointWrites(bus.db.admin, bus.db.name)).length === 1,
         "the relay's checkpoint write to wait for the lock",
         4000,
       )
       // ...and the third must still be published while it waits. The lease session gives a statement
       // 5 s before it is replaced; a relay that waited for its checkpoint write would not publish before that.
       const third = await appendOne('third')
-      await eventually(() => received.has(third.eventId), 'the third event on the bus while the write waits', 3000)
+      await eventually(() => bus.received.has(third.eventId), 'the third event on the bus while the write waits', 3000)
       assert.equal(
-        compareCheckpoints(await loadRelayCheckpoint(db.admin, 'main'), firstAt),
+        compareCheckpoints(await loadRelayCheckpoint(bus.db.admin, 'main'), firstAt),
         0,
         'the stored checkpoint is still the first event: the write was blocked all along',
       )
@@ -81,7 +62,7 @@ describe('relay wake-up: what a new event waits for', () => {
       await blocker`commit`
       const thirdAt = { txId: third.txId, position: third.position }
       await eventually(
-        async () => compareCheckpoints(await loadRelayCheckpoint(db.admin, 'main'), thirdAt) === 0,
+        async () => compareCheckpoints(await loadRelayCheckpoint(bus.db.admin, 'main'), thirdAt) === 0,
         'the checkpoint to catch up with the third event once the lock is gone',
       )
     } finally {
