@@ -1,4 +1,4 @@
-import { type SchemaRegistry, formatCheckpoint, isEventplaneError } from '@eventplane/core'
+import { type SchemaRegistry, formatCheckpoint } from '@eventplane/core'
 import type { EventplaneMetrics, OpsServer } from '@eventplane/bus-nats'
 import { PgEventStore, ROLES, type RoleName } from '@eventplane/store-pg'
 import {
@@ -13,7 +13,7 @@ import {
 } from '@eventplane/runtime'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { processOps, serveProcessOps } from './process-ops.ts'
-import { connectionClosedError } from './services/connection-closed.ts'
+import { partFailure } from './services/connection-closed.ts'
 import type { Session } from './session.ts'
 
 /** The NATS connection name of the runtime's parts (one connection for all of a process's runners). */
@@ -38,8 +38,8 @@ function failedWhen(closed: Promise<void>, what: string, nc: NatsConnection): Pr
   const failed = closed.then(
     () => new Promise<never>(() => {}),
     async (e: unknown) => {
-      if (nc.isClosed() && isEventplaneError(e, 'bus.unavailable')) throw await connectionClosedError(nc, what, e)
-      throw e instanceof Error ? e : new Error(`${what} failed`)
+      const why = await partFailure(nc, what, e)
+      throw why instanceof Error ? why : new Error(`${what} failed`)
     },
   )
   failed.catch(() => {})

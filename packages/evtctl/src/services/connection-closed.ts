@@ -1,5 +1,5 @@
 import { natsDriverError } from '@eventplane/bus-nats'
-import { EventplaneError } from '@eventplane/core'
+import { EventplaneError, isEventplaneError } from '@eventplane/core'
 import type { NatsConnection } from '@nats-io/transport-node'
 
 /**
@@ -23,4 +23,13 @@ export async function connectionClosedError(
   return refused
     ? new EventplaneError('bus.auth_failed', `${message}: its credentials were refused or revoked`, { cause: why })
     : new EventplaneError('bus.unavailable', message, { cause: cause ?? why })
+}
+
+/**
+ * What a part (relay, projection, controller) that failed with `err` ends with: a `bus.unavailable` failure on
+ * `nc` closed for good becomes {@link connectionClosedError} (why the server closed it, `what` leading);
+ * anything else is `err` itself.
+ */
+export async function partFailure(nc: NatsConnection, what: string, err: unknown): Promise<unknown> {
+  return nc.isClosed() && isEventplaneError(err, 'bus.unavailable') ? connectionClosedError(nc, what, err) : err
 }

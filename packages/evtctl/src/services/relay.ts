@@ -1,14 +1,14 @@
 import { type KeyObject, createPrivateKey } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { EventplaneError, isEventplaneError } from '@eventplane/core'
+import { EventplaneError } from '@eventplane/core'
 import { DEFAULT_RELAY_NAME, type EventplaneMetrics, HeadsPublisher, Relay } from '@eventplane/bus-nats'
 import type { NatsConnection } from '@nats-io/transport-node'
 import type { Sql } from 'postgres'
 import { ROLES } from '@eventplane/store-pg'
 import { CliError } from '../cli-error.ts'
 import type { RunningPart } from '../runners.ts'
-import { connectionClosedError } from './connection-closed.ts'
+import { partFailure } from './connection-closed.ts'
 import type { Session } from '../session.ts'
 import type { ResolvedSettings, SettingSpec } from '../service-settings.ts'
 
@@ -188,9 +188,7 @@ export async function startRelay(
     },
     async (err: unknown) => {
       // The relay ends with bus.unavailable when its connection closed for good: say why the server closed it.
-      throw nc.isClosed() && isEventplaneError(err, 'bus.unavailable')
-        ? await connectionClosedError(nc, `relay ${name}`, err)
-        : err
+      throw await partFailure(nc, `relay ${name}`, err)
     },
   )
   failed.catch(() => {})
