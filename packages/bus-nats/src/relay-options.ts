@@ -43,12 +43,26 @@ export interface RelayOptions {
   /** How long to wait for one publish ack. Default 5000 ms. */
   publishTimeoutMs?: number
   /**
+   * How long one JetStream API request may take (the account check, the stream's check or create, the read of
+   * its last message) before it fails and the relay retries. Default 5000 ms. A stop does not wait for it.
+   */
+  apiTimeoutMs?: number
+  /**
+   * How long one statement on the lease's own PostgreSQL session may take (taking, checking or releasing the
+   * lease, storing the checkpoint) before it is cancelled and the session given up, and the lease with it.
+   * Default 5000 ms. A stop bounds its own (see `stopDrainMs`).
+   */
+  leaseTimeoutMs?: number
+  /**
    * On `stop()`, how long an active relay goes on publishing what was committed before it (an intent a
    * gateway answered while its process was stopping) before it lets go: it starts no batch after this, and
    * publishes whose acks have not come by then are abandoned, not checkpointed (not awaited for
-   * `publishTimeoutMs`); the next active relay publishes what the stream lacks (see RelayStop). So an ack NATS
-   * keeps does not hold `stop()` up: it resolves about this long after the call, plus storing the checkpoint
-   * and releasing the lease (a JetStream API request in flight then, a stream check or a start, runs to its end).
+   * `publishTimeoutMs`); a JetStream API request (a stream check, the read of the stream's last message, a
+   * start) or a read of the log still in flight then is given up; the next active relay publishes what the
+   * stream lacks (see RelayStop). Then come storing the checkpoint (at most 1 s, skipped past it: the next relay
+   * resumes after the stream's last message anyway) and releasing the lease (cancelled past the rest of the
+   * grace, its session ended: that frees the lease too). So `stop()` resolves at most `stopDrainMs` +
+   * RELAY_STOP_GRACE_MS (2000 ms) after the call, whatever NATS keeps or PostgreSQL locks.
    * Default 2000 ms; 0 stops at once, abandoning the publishes in flight.
    */
   stopDrainMs?: number
@@ -95,6 +109,8 @@ export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions
     wakePollMs: positive(options.wakePollMs ?? poll, 'wakePollMs'),
     lockRetryMs: positive(options.lockRetryMs ?? poll, 'lockRetryMs'),
     publishTimeoutMs: positive(options.publishTimeoutMs ?? 5000, 'publishTimeoutMs'),
+    apiTimeoutMs: positive(options.apiTimeoutMs ?? 5000, 'apiTimeoutMs'),
+    leaseTimeoutMs: positive(options.leaseTimeoutMs ?? 5000, 'leaseTimeoutMs'),
     maxBackoffMs: positive(options.maxBackoffMs ?? 5000, 'maxBackoffMs'),
     horizonLookupMs: nonNegative(options.horizonLookupMs ?? HORIZON_LOOKUP_MS, 'horizonLookupMs'),
     stopDrainMs: nonNegative(options.stopDrainMs ?? STOP_DRAIN_MS, 'stopDrainMs'),

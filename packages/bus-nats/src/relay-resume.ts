@@ -3,6 +3,7 @@ import { type Checkpoint, EventplaneError, START, compareCheckpoints } from '@ev
 import { type RelayRecord, logHoldsEvent } from '@eventplane/store-pg'
 import type { JetStreamManager, StoredMsg, StreamInfo } from '@nats-io/jetstream'
 import { readEventHeaders } from './codec.ts'
+import type { Logger } from './logger.ts'
 import { natsFailure } from './nats-errors.ts'
 import { STREAM_NAME } from './subjects.ts'
 
@@ -96,6 +97,19 @@ async function streamMessage(jsm: JetStreamManager, seq: number): Promise<Stored
   } catch (e) {
     throw natsFailure(e, `read message ${seq} of stream ${STREAM_NAME}`)
   }
+}
+
+/**
+ * Warns when `version` (the connected nats-server's) has the stream create race (see docs/deploying.md, "Server
+ * version"); true when it warned (a relay warns once).
+ */
+export function warnOldServer(version: string | undefined, logger: Logger, relay: string): boolean {
+  if (!versionOlderThan(version, STREAM_CREATE_RACE_FIXED_IN)) return false
+  logger.warn(
+    { relay, version, upgrade_to: STREAM_CREATE_RACE_FIXED_IN },
+    'nats-server before 2.9.16 can tell two concurrent creates of a stream that both made it; upgrade it',
+  )
+  return true
 }
 
 /** The first nats-server release whose concurrent creates of one stream cannot both succeed (nats-server PR 4013). */

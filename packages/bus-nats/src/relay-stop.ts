@@ -1,3 +1,4 @@
+import type { RelayLease } from '@eventplane/store-pg'
 import { type Logger, errorFields } from './logger.ts'
 import type { OrderedPublisher } from './relay-publisher.ts'
 
@@ -11,27 +12,50 @@ export interface RelayStopOptions {
   logger: Logger
 }
 
-/** What an abandoned publish fails with (see RelayStop): the stop's deadline passed before its ack came. */
-class StopDeadlinePassed extends Error {}
+/**
+ * How long a stop may take after its drain's deadline (`stopDrainMs`): storing
+ * the last checkpoint (at most STOP_CHECKPOINT_MS of it), then releasing the
+ * lease and ending LISTEN. So `stop()` resolves at most `stopDrainMs` + this
+ * after the call, whatever NATS or PostgreSQL do.
+ */
+export const RELAY_STOP_GRACE_MS = 2000
+/** The share of RELAY_STOP_GRACE_MS the last checkpoint write may take; the lease release has the rest. */
+export const STOP_CHECKPOINT_MS = 1000
+
+/**
+ * What an abandoned publish fails with (see RelayStop): the stop's deadline
+ * passed before its ack came. Also what `bounded` rejects with: a step still in
+ * flight at the deadline (a JetStream API request, a PostgreSQL statement).
+ */
+export class StopDeadlinePassed extends Error {}
 
 /**
  * A relay's graceful stop (see Relay.stop): the request, which ends the
  * relay's loops and aborts its waits; the stop's last drain, which publishes
  * what was committed before the request; and the deadline, `drainMs` after
- * the request, which bounds both: no batch starts past it, and the publishes
+ * the request, which bounds both: no batch starts past it, the publishes
  * still waiting for their acks then are abandoned (see
- * OrderedPublisher.abandon). An abandoned publish is not in the acked prefix,
- * so the checkpoint stays before it: the next active relay resumes after the
- * stream's last message (see resumePoint) and publishes it again if the
- * stream does not hold it (JetStream drops a copy it holds, by `Nats-Msg-Id`).
- * So `stop()` takes about `drainMs`, plus storing the checkpoint and
- * releasing the lease, however long NATS keeps an ack (up to
- * `publishTimeoutMs` before). Not bounded here: a JetStream API request in
- * flight at the stop (a stream check, a start) runs to its own timeout.
+ * OrderedPublisher.abandon), and every other step the relay takes through
+ * `bounded` (a JetStream API request: the stream check, the resume's read of
+ * the stream's last message, a start; a read of the log; the lease check) is
+ * given up: the relay stops waiting for it (what it would have done is done by
+ * the next active relay, which starts over). An abandoned publish is not in
+ * the acked prefix, so the checkpoint stays before it: the next active relay
+ * resumes after the stream's last message (see resumePoint) and publishes it
+ * again if the stream does not hold it (JetStream drops a copy it holds, by
+ * `Nats-Msg-Id`). After the deadline come the PostgreSQL steps, within
+ * RELAY_STOP_GRACE_MS (`graceLeft`): the last checkpoint (skipped past
+ * STOP_CHECKPOINT_MS: it only spares the next relay a look at the stream),
+ * then the lease's release (past the bound its statement is cancelled and its
+ * session ended, which frees the lease as well). So `stop()` resolves within
+ * `drainMs` + RELAY_STOP_GRACE_MS, however long NATS keeps an ack or a reply
+ * and PostgreSQL a lock.
  */
 export class RelayStop {
   readonly #o: RelayStopOptions
   readonly #abort = new AbortController()
+  /** Aborted at the deadline: `bounded` steps are given up. */
+  readonly #passed = new AbortController()
   #requested = false
   /** performance.now() at the deadline; set by request(). */
   #deadline = Number.POSITIVE_INFINITY
@@ -70,6 +94,79 @@ export class RelayStop {
   }
 
   /**
+   * `p`, unless the stop's deadline passes first: then a StopDeadlinePassed
+   * naming `step` (`p` goes on unobserved, its outcome dropped). Before a stop
+   * and without one, just `p`.
+   */
+  bounded<T>(p: Promise<T>, step: string): Promise<T> {
+    const passed = this.#passed.signal
+    const late = () => new StopDeadlinePassed(`${step} was still in flight at the stop's deadline`)
+    if (passed.aborted) {
+      p.catch(() => {})
+      return Promise.reject(late())
+    }
+    return new Promise<T>((resolve, reject) => {
+      const onPassed = (): void => reject(late())
+      passed.addEventListener('abort', onPassed, { once: true })
+      p.then(
+        (v) => {
+          passed.removeEventListener('abort', onPassed)
+          resolve(v)
+        },
+        (e: unknown) => {
+          passed.removeEventListener('abort', onPassed)
+          reject(e)
+        },
+      )
+    })
+  }
+
+  /** `pages`, each page read through `bounded`; given up, the read is closed once its page in flight comes. */
+  async *pages<T>(pages: AsyncIterable<T>): AsyncGenerator<T> {
+    const it = pages[Symbol.asyncIterator]()
+    let ended = false
+    try {
+      for (;;) {
+        const next = await this.bounded(it.next(), 'a read of the log')
+        if (next.done === true) {
+          ended = true
+          return
+        }
+        yield next.value
+      }
+    } finally {
+      if (!ended) it.return?.(undefined).catch(() => {})
+    }
+  }
+
+  /** Once stopping: ms left of the stop's grace (RELAY_STOP_GRACE_MS after the deadline), at least 0; else undefined. */
+  graceLeft(): number | undefined {
+    if (!this.#requested) return undefined
+    return Math.max(0, Math.ceil(this.#deadline + RELAY_STOP_GRACE_MS - performance.now()))
+  }
+
+  /**
+   * Waits for `p` to settle, once stopping for at most `ms` and not past the
+   * grace (see graceLeft): true when it settled in time (its outcome is the
+   * caller's), false when not (it goes on unobserved). Never throws.
+   */
+  async settles(p: Promise<unknown>, ms = Number.POSITIVE_INFINITY): Promise<boolean> {
+    const settled = p.then(
+      () => true,
+      () => true,
+    )
+    const left = this.graceLeft()
+    if (left === undefined) return settled
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), Math.min(ms, left))))
+    try {
+      return await Promise.race([settled, late])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  /**
    * Whether a drain must start no further batch: once stopping, after the
    * batch in flight, and in the stop's last drain, past the deadline.
    */
@@ -90,13 +187,45 @@ export class RelayStop {
     } catch (err) {
       this.#o.logger.warn(
         { relay: this.#o.relay, ...errorFields(err) },
-        'relay stopping: its last drain failed; the next active relay publishes the rest',
+        err instanceof StopDeadlinePassed
+          ? "relay stopping: its last drain was cut at the stop's deadline; the next active relay publishes the rest"
+          : 'relay stopping: its last drain failed; the next active relay publishes the rest',
       )
     }
   }
 
+  /**
+   * The stop's last checkpoint write (`stored`, the writer's flush), given STOP_CHECKPOINT_MS of the grace: past
+   * it, the lease's statement is cancelled and the write skipped (logged with `where`: positions only). Safe: the
+   * stored checkpoint only ever trails the stream, and the next active relay resumes after the stream's last
+   * message (see resumePoint), so it republishes nothing and skips nothing either way. Throws a write's failure.
+   */
+  async storeLastCheckpoint(stored: Promise<void>, lease: Pick<RelayLease, 'cancel'>, where: object): Promise<void> {
+    if (await this.settles(stored, STOP_CHECKPOINT_MS)) return stored
+    lease.cancel()
+    this.#o.logger.warn(
+      { relay: this.#o.relay, ...where, bound_ms: STOP_CHECKPOINT_MS },
+      "relay stopping: the checkpoint was not stored in time and is skipped; the next relay resumes after the stream's last message",
+    )
+  }
+
+  /**
+   * Releases the lease and ends its session; once stopping, within what is left of the grace, else the release
+   * is cancelled and skipped: the session's end frees the lease as well (see RelayLease), the standby takes it at
+   * its next try.
+   */
+  async closeLease(lease: Pick<RelayLease, 'close'>): Promise<void> {
+    const timeoutMs = this.graceLeft()
+    if ((await lease.close(timeoutMs === undefined ? {} : { timeoutMs })) || timeoutMs === undefined) return
+    this.#o.logger.warn(
+      { relay: this.#o.relay, grace_left_ms: timeoutMs },
+      'relay stopping: the lease was not released in time; its session was ended instead, which frees the lease',
+    )
+  }
+
   #abandon(): void {
     this.#timer = undefined
+    this.#passed.abort()
     const { publisher, relay, drainMs } = this.#o
     const abandoned = publisher.inFlight
     publisher.abandon(new StopDeadlinePassed(`the relay stopped ${drainMs} ms after stop() without these acks`))

@@ -46,3 +46,10 @@ export interface RelayDrainTrace {
   at: number
   events: number
 }
+
+/** Publishes one read's timing on RELAY_TRACE.read; returns when the next read starts. */
+export function traceRead(startedAt: number, rows: readonly { event_id: string }[]): number {
+  const at = performance.now()
+  RELAY_TRACE.read.publish({ startedAt, at, ids: rows.map((r) => r.event_id) })
+  return at
+}

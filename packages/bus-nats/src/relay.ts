@@ -20,10 +20,10 @@ import { CheckpointWriter } from './relay-checkpoints.ts'
 import { collectRelayGauges } from './relay-gauges.ts'
 import { type RelayOptions, type ResolvedRelayOptions, relayName, resolveRelayOptions } from './relay-options.ts'
 import { relayMessage } from './relay-encode.ts'
-import { ForeignStream, STREAM_CREATE_RACE_FIXED_IN, resumePoint, versionOlderThan } from './relay-resume.ts'
+import { ForeignStream, resumePoint, warnOldServer } from './relay-resume.ts'
 import { OrderedPublisher, isOrderBreak } from './relay-publisher.ts'
 import { RelayStop } from './relay-stop.ts'
-import { RELAY_TRACE } from './relay-trace.ts'
+import { RELAY_TRACE, traceRead } from './relay-trace.ts'
 import { ensureStream } from './stream.ts'
 import { STREAM_NAME } from './subjects.ts'
 
@@ -108,9 +108,9 @@ export class Relay {
     this.#store = new PgEventStore(options.sql)
     this.#logger = options.logger ?? silentLogger
     this.#waker = new LogWaker(options.sql, this.#logger)
-    this.#lease = new RelayLease(options.sql, this.name)
-    this.#guard = new TransactionGuard(options.sql, this.#logger, options.guard, { relay: this.name })
     this.#o = resolveRelayOptions(options)
+    this.#lease = new RelayLease(options.sql, this.name, { timeoutMs: this.#o.leaseTimeoutMs })
+    this.#guard = new TransactionGuard(options.sql, this.#logger, options.guard, { relay: this.name })
     this.#publisher = new OrderedPublisher(options.nc, {
       maxInFlight: this.#o.maxInFlight,
       timeoutMs: this.#o.publishTimeoutMs,
@@ -159,8 +159,10 @@ export class Relay {
   /**
    * Stops gracefully: an active relay publishes what was committed before
    * the call, for at most `stopDrainMs`; publishes not acked by then are
-   * abandoned (see RelayStop); the checkpoint of the acked prefix is stored
-   * and the lock released. Resolves once stopped, also after a fatal error.
+   * abandoned, and a JetStream request or a read in flight then is given up
+   * (see RelayStop); the checkpoint of the acked prefix is stored and the lock
+   * released, each skipped when PostgreSQL does not answer in time. Resolves
+   * within `stopDrainMs` + RELAY_STOP_GRACE_MS (2 s), also after a fatal error.
    */
   async stop(): Promise<void> {
     this.#stop.request()
@@ -179,19 +181,29 @@ export class Relay {
         try {
           if (!this.#holding && !(await this.#acquire())) break
           this.#state = 'starting'
-          this.#jsm ??= await jetstreamManager(this.#nc)
-          this.#checkpoint = await this.#checkpointFor(await ensureStream(this.#jsm, this.#o.stream))
+          const stop = this.#stop
+          this.#jsm ??= await stop.bounded(
+            jetstreamManager(this.#nc, { timeout: this.#o.apiTimeoutMs }),
+            'the account check',
+          )
+          const stream = await stop.bounded(ensureStream(this.#jsm, this.#o.stream), `the check of ${STREAM_NAME}`)
+          this.#checkpoint = await stop.bounded(this.#checkpointFor(stream), 'the look-up of where to resume')
           this.#acked = this.#checkpoint
-          await this.#waker.listen()
+          await stop.bounded(this.#waker.listen(), 'LISTEN')
           this.#state = 'active'
           this.#logger.info({ relay: this.name, checkpoint: formatCheckpoint(this.#checkpoint) }, 'relay active')
-          this.#warnOldServer()
+          if (!this.#serverChecked) this.#serverChecked = warnOldServer(this.#nc.info?.version, this.#logger, this.name)
           await this.#pump(() => (failures = 0))
         } catch (err) {
           if (isEventplaneError(err, 'bus.forbidden') || isEventplaneError(err, 'store.forbidden')) throw err
           if (err instanceof ForeignStream) throw err
           if (this.#nc.isClosed())
             throw new Unavailable('bus.unavailable', 'the NATS connection was closed', { cause: err })
+          if (this.#stop.requested) {
+            // A step cut at the deadline (StopDeadlinePassed) or a failure: the next active relay starts over.
+            this.#logger.warn({ relay: this.name, ...errorFields(err) }, 'relay stopping: interrupted')
+            break
+          }
           failures++
           this.#state = 'retrying'
           this.#logger.warn({ relay: this.name, failures, ...errorFields(err) }, 'relay interrupted; retrying')
@@ -203,9 +215,8 @@ export class Relay {
     } finally {
       this.#stop.done()
       this.#publisher.close()
-      await this.#waker.unlisten()
       this.#holding = false
-      await this.#lease.close()
+      await Promise.all([this.#stop.settles(this.#waker.unlisten()), this.#stop.closeLease(this.#lease)])
       this.#state = 'stopped'
       this.#logger.info(
         { relay: this.name, checkpoint: this.#checkpoint && formatCheckpoint(this.#checkpoint) },
@@ -273,23 +284,12 @@ export class Relay {
     this.#acked = this.#checkpoint
   }
 
-  /** Once per relay: a server with the stream create race (see docs/deploying.md, "Server version"). */
-  #warnOldServer(): void {
-    const version = this.#nc.info?.version
-    if (this.#serverChecked || !versionOlderThan(version, STREAM_CREATE_RACE_FIXED_IN)) return
-    this.#serverChecked = true
-    this.#logger.warn(
-      { relay: this.name, version, upgrade_to: STREAM_CREATE_RACE_FIXED_IN },
-      'nats-server before 2.9.16 can tell two concurrent creates of a stream that both made it; upgrade it',
-    )
-  }
-
   /** Waits for the lock; false when stopped first. Throws when PostgreSQL is unreachable. */
   async #acquire(): Promise<boolean> {
     let announced = false
     while (!this.#stop.requested) {
       this.#state = 'standby'
-      this.#holding = await this.#lease.tryAcquire()
+      this.#holding = await this.#stop.bounded(this.#lease.tryAcquire(), 'taking the lease')
       if (this.#holding) return true
       if (!announced) this.#logger.info({ relay: this.name }, 'another relay is active; standing by')
       announced = true
@@ -334,11 +334,7 @@ export class Relay {
         if (reason === 'notified') quickMs = Math.min(QUICK_POLL_MS, idleMs)
         else if (reason === 'timeout' && quickMs > 0) quickMs = quickMs * 2 >= idleMs ? 0 : quickMs * 2
         if (Date.now() - leaseCheckedAt >= this.#o.pollIntervalMs) {
-          await this.#checkpoints.flush()
-          if (!(await this.#lease.held())) throw new LeaseLost('the relay lock session is gone')
-          // An idle relay would otherwise notice a deleted stream only at its next publish.
-          await this.#checkStream()
-          await this.#guard.check()
+          await this.#stop.bounded(this.#checkLease(), 'the lease check')
           leaseCheckedAt = Date.now()
         }
       }
@@ -346,10 +342,21 @@ export class Relay {
         this.#lookedAt = Number.NEGATIVE_INFINITY
         return this.#drain()
       })
-      await this.#checkpoints.flush()
+      const at = (c: Checkpoint | undefined) => (c === undefined ? null : formatCheckpoint(c))
+      const where = { checkpoint: at(this.#acked), stored: at(this.#checkpoint) }
+      await this.#stop.storeLastCheckpoint(this.#checkpoints.flush(), this.#lease, where)
     } finally {
-      await this.#checkpoints.settle()
+      await this.#stop.settles(this.#checkpoints.settle())
     }
+  }
+
+  /** Between drains: the checkpoint stored, the lease still held, the stream the same, no transaction stuck. */
+  async #checkLease(): Promise<void> {
+    await this.#checkpoints.flush()
+    if (!(await this.#lease.held())) throw new LeaseLost('the relay lock session is gone')
+    // An idle relay would otherwise notice a deleted stream only at its next publish.
+    await this.#checkStream()
+    await this.#guard.check()
   }
 
   /**
@@ -375,11 +382,9 @@ export class Relay {
           // One rule for every page of the drain: a backlog read with the exact horizon goes on with it
           // (a page of xmin could stop short, and nothing wakes the relay for the rest but its poll).
           const rule = this.#horizon()
-          const reads = this.#store.readAllText({
-            from: this.#acked,
-            batchSize: this.#o.batchSize,
-            horizon: () => rule,
-          })
+          const reads = this.#stop.pages(
+            this.#store.readAllText({ from: this.#acked, batchSize: this.#o.batchSize, horizon: () => rule }),
+          )
           for await (const rows of reads) {
             if (tracing) readAt = traceRead(readAt, rows)
             read += rows.length
@@ -423,16 +428,18 @@ export class Relay {
           "stream order check refused a publish; resuming after the stream's last message",
         )
         if (++breaks > MAX_ORDER_BREAKS) throw new OrderBreak()
-        await this.#checkpoints.flush()
         const expected = this.#ackedId
-        await this.#checkStream({ always: true })
+        await this.#stop.bounded(
+          this.#checkpoints.flush().then(() => this.#checkStream({ always: true })),
+          "the look-up of the stream's tip",
+        )
         // The stream ends where the relay thought, yet its expectation was refused: the server does not know
         // its last id (restarted with a tip older than the duplicate window). The next publish expects nothing.
         if (this.#ackedId === expected) this.#ackedId = undefined
       }
     } catch (e) {
       await this.#publisher.settle()
-      await this.#checkpoints.settle()
+      await this.#stop.settles(this.#checkpoints.settle())
       throw e
     }
   }
@@ -476,11 +483,4 @@ export class Relay {
       'events published',
     )
   }
-}
-
-/** Publishes one read's timing on RELAY_TRACE.read; returns when the next read starts. */
-function traceRead(startedAt: number, rows: readonly { event_id: string }[]): number {
-  const at = performance.now()
-  RELAY_TRACE.read.publish({ startedAt, at, ids: rows.map((r) => r.event_id) })
-  return at
 }

@@ -1,4 +1,4 @@
-import postgres, { type Options, type Sql } from 'postgres'
+import postgres, { type Options, type PendingQuery, type Sql } from 'postgres'
 import { type Checkpoint, START, Unavailable } from '@eventplane/core'
 import { typedPgErrors } from './pg-errors.ts'
 import { type LogEventRef, logEventAtSql } from './sql/log-event-at.ts'
@@ -8,7 +8,7 @@ import { acquireRelayLeaseSql } from './sql/relay-lease-acquire.ts'
 import { relayLeaseHeldSql } from './sql/relay-lease-held.ts'
 import { releaseRelayLeaseSql } from './sql/relay-lease-release.ts'
 
-/** How long one statement on the lease session may take before the session is given up. */
+/** How long one statement on the lease session may take before it is cancelled and the session given up. */
 const SESSION_TIMEOUT_MS = 5000
 
 /**
@@ -17,9 +17,11 @@ const SESSION_TIMEOUT_MS = 5000
  * lock those rows, so no other role can take or block the lease (an advisory
  * lock, used before, is open to every role). A standby takes the lease as
  * soon as the holder's session is gone (the process died, the network
- * dropped). The checkpoint is written through the same session and only while
- * the row names it, so a relay that lost its lease never moves the checkpoint.
- * The session holds no transaction open, so it never holds back the log.
+ * dropped, or `close` ended it): there is no time-to-live, the lease lasts
+ * exactly as long as its session. The checkpoint is written through the same
+ * session and only while the row names it, so a relay that lost its lease
+ * never moves the checkpoint. The session holds no transaction open, so it
+ * never holds back the log.
  *
  * The session is a dedicated one-connection client cloned from the caller's
  * pool options, not `sql.reserve()`: postgres.js 3.4.9 throws an uncatchable
@@ -27,25 +29,36 @@ const SESSION_TIMEOUT_MS = 5000
  * terminated (porsager/postgres#1208), while a pool reconnects cleanly and
  * the fence notices that the new session is not the one the lease names.
  *
- * Every statement on the session is bounded in time, and a statement that
- * fails or times out replaces the session with a fresh client: after its
- * backend was terminated, postgres.js 3.4.9 can leave a one-connection client
- * waiting forever on its next query (seen here with pg_terminate_backend).
- * The lease named the old session, so it is gone either way, and callers
- * already treat a failed statement as a lost lease.
+ * Every statement on the session is bounded in time (5 s unless `timeoutMs`
+ * says otherwise), and a statement that fails, times out or is cut short (`cancel`)
+ * replaces the session with a fresh client: after its backend was terminated,
+ * postgres.js 3.4.9 can leave a one-connection client waiting forever on its
+ * next query (seen here with pg_terminate_backend). One cut short is first
+ * cancelled in PostgreSQL (a cancel request, as psql's Ctrl-C), so its
+ * backend does not go on waiting for a lock, and the old session is ended:
+ * the lease named it, so it is gone either way, and callers already treat a
+ * failed statement as a lost lease.
  */
 export class RelayLease {
   readonly #options: Options<Record<string, never>>
   #session: Sql
   readonly #name: string
+  /** Cuts short each statement in flight (see `cancel`). */
+  readonly #inFlight = new Set<(e: Error) => void>()
+  #closed = false
+  readonly #timeoutMs: number
 
-  /** `sql`: a pool connected as eventplane_relay; its options are cloned for the lease's own session. */
-  constructor(sql: Sql, name: string) {
+  /**
+   * `sql`: a pool connected as eventplane_relay; its options are cloned for the lease's own session.
+   * `timeoutMs`: the bound of each statement (default 5000).
+   */
+  constructor(sql: Sql, name: string, options: { timeoutMs?: number } = {}) {
     this.#options = { ...sql.options, max: 1, idle_timeout: null, max_lifetime: null } as unknown as Options<
       Record<string, never>
     >
     this.#session = postgres(this.#options)
     this.#name = name
+    this.#timeoutMs = options.timeoutMs ?? SESSION_TIMEOUT_MS
   }
 
   /** Tries once to take the lease; false when another live session holds it. Throws when PostgreSQL is unreachable. */
@@ -70,49 +83,91 @@ export class RelayLease {
     )
   }
 
-  /** Gives the lease up; when the session is already gone, so is the lease. Never throws. */
-  async release(): Promise<void> {
+  /**
+   * Gives the lease up within `timeoutMs` (default: the bound of every statement); when the session is
+   * already gone, so is the lease. Past the bound the statement is cancelled
+   * and the session ended, which frees the lease as well. True when the
+   * release ran; never throws.
+   */
+  async release(options: { timeoutMs?: number } = {}): Promise<boolean> {
     try {
-      await this.#run((session) => releaseRelayLeaseSql(session, this.#name))
+      await this.#run((session) => releaseRelayLeaseSql(session, this.#name), options.timeoutMs)
+      return true
     } catch {
-      // The session is gone, and the lease names a dead session: a standby takes it.
+      // The session is gone (or was ended just now), and the lease names a dead session: a standby takes it.
+      return false
     }
   }
 
-  /** Releases the lease and closes the session. */
-  async close(): Promise<void> {
-    await this.release()
-    await this.#session.end({ timeout: 5 })
+  /**
+   * Cuts short every statement in flight on the session (one its caller no
+   * longer waits for, or one that must not hold a stop up): each fails at
+   * once with `store.unavailable`, is cancelled in PostgreSQL, and the session
+   * is replaced (see the class comment). Nothing happens when none is in flight.
+   */
+  cancel(): void {
+    for (const cut of this.#inFlight)
+      cut(new Unavailable('store.unavailable', 'the relay lease statement was cut short'))
+  }
+
+  /**
+   * Cancels a statement still in flight, releases the lease within
+   * `timeoutMs` (see `release`; 0 skips it) and ends the session at once (a
+   * session ended frees the lease too, once PostgreSQL sees it go). True when
+   * the release ran.
+   */
+  async close(options: { timeoutMs?: number } = {}): Promise<boolean> {
+    this.cancel()
+    const timeoutMs = options.timeoutMs ?? this.#timeoutMs
+    const released = timeoutMs > 0 && (await this.release({ timeoutMs }))
+    this.#closed = true
+    // Nothing is in flight now: the session sends its Terminate message and goes, without waiting for an answer.
+    await this.#session.end({ timeout: 0 })
+    return released
   }
 
   /** Runs one statement on the session, bounded in time; on failure the session is replaced (see the class comment). */
-  async #run<T>(statement: (session: Sql) => Promise<T>): Promise<T> {
+  async #run<T>(statement: (session: Sql) => Promise<T>, timeoutMs = this.#timeoutMs): Promise<T> {
     const session = this.#session
-    let timer: NodeJS.Timeout | undefined
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(
-            new Unavailable(
-              'store.unavailable',
-              `the relay lease session did not answer within ${SESSION_TIMEOUT_MS} ms`,
-            ),
-          ),
-        SESSION_TIMEOUT_MS,
-      )
-    })
+    const queries: PendingQuery<never>[] = []
+    let late = false
+    let reject!: (e: Error) => void
+    const cutShort = new Promise<never>((_, r) => (reject = r))
+    const cut = (e: Error): void => {
+      late = true
+      reject(e)
+    }
+    this.#inFlight.add(cut)
+    const timer = setTimeout(
+      () => cut(new Unavailable('store.unavailable', `the relay lease session did not answer within ${timeoutMs} ms`)),
+      timeoutMs,
+    )
     try {
-      return await Promise.race([typedPgErrors(() => statement(session)), late])
+      return await Promise.race([typedPgErrors(() => statement(recording(session, queries))), cutShort])
     } catch (e) {
+      // A statement cut short may still run in PostgreSQL (waiting for a lock): cancel it there, then end the session.
+      if (late) for (const q of queries) q.cancel()
       if (this.#session === session) {
-        this.#session = postgres(this.#options)
+        if (!this.#closed) this.#session = postgres(this.#options)
         void session.end({ timeout: 0 }).catch(() => {})
       }
       throw e
     } finally {
       clearTimeout(timer)
+      this.#inFlight.delete(cut)
     }
   }
+}
+
+/** `session`, noting each query it starts in `queries` (so that one cut short can be cancelled). */
+function recording(session: Sql, queries: PendingQuery<never>[]): Sql {
+  return new Proxy(session, {
+    apply(target, self, args) {
+      const query = Reflect.apply(target, self, args)
+      if (typeof (query as Partial<PendingQuery<never>>)?.cancel === 'function') queries.push(query)
+      return query
+    },
+  })
 }
 
 /** A relay's stored checkpoint and the `created` timestamp of the stream it refers to (null on rows older than migration 0004). */

@@ -1,0 +1,276 @@
+import assert from 'node:assert/strict'
+import { subscribe, unsubscribe } from 'node:diagnostics_channel'
+import { after, before, describe, test } from 'node:test'
+import type { ReservedSql, Sql } from 'postgres'
+import { EventFactory } from '@eventplane/core'
+import { type AppendedEvent, PgEventStore, ROLES, loadRelayCheckpoint } from '@eventplane/store-pg'
+import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
+import type { NatsConnection } from '@nats-io/transport-node'
+import type { Logger } from '../src/logger.ts'
+import { Relay, type RelayState } from '../src/relay.ts'
+import { RELAY_TRACE } from '../src/relay-trace.ts'
+import { startNatsServer, startRequestGate, type TestNatsServer } from '../src/testing/index.ts'
+import { eventually, pgLog, streamMessages, within } from './fixtures.ts'
+
+const STOP_DRAIN_MS = 300
+/**
+ * The relay's own bounds on a JetStream API request and on a statement of its lease session, far past the test's
+ * wait for stop(): without the stop's bounds, a held reply or a held lock keeps stop() up for a minute, and the
+ * test fails at STOP_WAIT_MS. With them it resolves after STOP_DRAIN_MS + RELAY_STOP_GRACE_MS at most.
+ */
+const RELAY_TIMEOUT_MS = 60_000
+const STOP_WAIT_MS = 15_000
+
+/** The relay's warnings (it logs ids, counts and positions, never data). */
+class Warnings implements Logger {
+  readonly seen: Array<{ msg: string; err?: string; checkpoint?: string; stored?: string }> = []
+  debug(): void {}
+  info(): void {}
+  error(obj: object, msg = ''): void {
+    this.warn(obj, msg)
+  }
+  warn(obj: object, msg = ''): void {
+    this.seen.push({ msg, ...(obj as object) })
+  }
+  get messages(): string[] {
+    return this.seen.map((w) => w.msg)
+  }
+}
+
+/** A transaction of `admin` holding what `lock` takes until `release()` rolls it back. */
+async function holdLock(
+  admin: Sql,
+  lock: (tx: ReservedSql) => Promise<unknown>,
+): Promise<{ release(): Promise<void> }> {
+  const tx = await admin.reserve()
+  await tx`begin`
+  await lock(tx)
+  let released = false
+  return {
+    async release() {
+      if (released) return
+      released = true
+      await tx`rollback`
+      tx.release()
+    },
+  }
+}
+
+// stop() is bounded whatever NATS or PostgreSQL are doing: a JetStream API reply held by a proxy, a lock the
+// checkpoint write or the lease release waits for, held by a transaction of the test. Each test holds its
+// obstacle until stop() has resolved: "resolved while held" is the bound, without timing anything. What a user
+// then sees: the stream holds every event of the log once, in log order, and a later relay goes on from there.
+describe('relay stop: every step bounded', () => {
+  let db: TestDatabase
+  let nats: TestNatsServer
+  let nc: NatsConnection
+  let quiet: PgEventStore
+  let loud: PgEventStore
+  let relayStore: PgEventStore
+  const f = EventFactory.forTenant('acme', { causedBy: 'user:test' })
+
+  /** Two events in a stream of their own, committed without a NOTIFY: only a drain that looks finds them. */
+  const appendQuietly = async (id: string, store = quiet): Promise<AppendedEvent[]> => {
+    const s = { tenant: 'acme', category: 'deployment', id }
+    return (await store.append(s, [f.intent(s, 'scaled', { n: 1 }), f.intent(s, 'scaled', { n: 2 })])).events
+  }
+  const newRelay = (name: string, nc_: NatsConnection, logger?: Logger, more: Partial<{ lockRetryMs: number }> = {}) =>
+    new Relay({
+      sql: db.connect(ROLES.relay, 3),
+      nc: nc_,
+      name,
+      pollIntervalMs: 60_000,
+      stopDrainMs: STOP_DRAIN_MS,
+      apiTimeoutMs: RELAY_TIMEOUT_MS,
+      leaseTimeoutMs: RELAY_TIMEOUT_MS,
+      ...more,
+      ...(logger ? { logger } : {}),
+    })
+  /** Starts `relay` and waits for its first drain: after it, it reads the log again only when notified or stopped. */
+  const activate = async (relay: Relay): Promise<Relay> => {
+    let drains = 0
+    const onDrain = () => drains++
+    subscribe(RELAY_TRACE.drain.name, onDrain)
+    try {
+      relay.start()
+      await eventually(() => relay.state === 'active' && drains > 0, `relay ${relay.name}'s first drain`)
+      return relay
+    } finally {
+      unsubscribe(RELAY_TRACE.drain.name, onDrain)
+    }
+  }
+  /** The stream holds every event of the log once, in log order (what the relays of this file published). */
+  const streamIsTheLog = async (what: string): Promise<void> => {
+    const log = (await pgLog(relayStore)).map((e) => e.event_id)
+    await eventually(async () => (await streamMessages(nc)).length >= log.length, `${what}: the log in the stream`)
+    assert.deepEqual(
+      (await streamMessages(nc)).map((m) => m.event.event_id),
+      log,
+      `${what}: each event once, in order`,
+    )
+  }
+  /** Backends of the relay role waiting for a lock while running a statement that contains `text`. */
+  const waitingOn = async (text: string): Promise<number> =>
+    (
+      await db.admin`select 1 from pg_stat_activity
+        where datname = ${db.name} and usename = ${ROLES.relay} and wait_event_type = 'Lock'
+          and strpos(query, ${text}) > 0`
+    ).length
+  const alive = async (pid: number): Promise<boolean> =>
+    (await db.admin`select 1 from pg_stat_activity where pid = ${pid}`).length > 0
+  const leaseHolder = async (name: string): Promise<number | null> =>
+    (
+      await db.admin<
+        { pid: number | null }[]
+      >`select holder_pid as pid from eventplane.relay_leases where name = ${name}`
+    )[0]?.pid ?? null
+
+  before(async () => {
+    db = await createTestDatabase('ep_relay_stop_bounds')
+    nats = await startNatsServer({ withAuth: false })
+    nc = await nats.connect()
+    quiet = new PgEventStore(db.connect(ROLES.intentWriter, 2), { notifyAppends: false })
+    loud = new PgEventStore(db.connect(ROLES.intentWriter, 2))
+    relayStore = new PgEventStore(db.connect(ROLES.relay, 2))
+  })
+  after(async () => {
+    await nats?.stop()
+    await db?.drop()
+  })
+
+  // (a) The relay reaches NATS through a proxy that holds the server's replies to one kind of JetStream API
+  // request: the server answered, the relay never hears of it. The first case holds the stream check of the
+  // start (the stream does not exist yet: it is created, and the relay is not told); the second (after the
+  // first: the stream holds messages then) the resume's read of its last message.
+  const held = [
+    { what: 'the stream check at start', prefix: '$JS.API.STREAM.INFO.', name: 'held-info' },
+    { what: "the resume's read of the stream's last message", prefix: '$JS.API.STREAM.MSG.GET.', name: 'held-get' },
+  ]
+  for (const { what, prefix, name } of held) {
+    test(`stop() resolves while ${what} is held (${prefix}…); the next relay publishes everything once`, async () => {
+      await appendQuietly(name)
+      const gate = await startRequestGate(nats.port, prefix)
+      const gated = await nats.connect('operator', { servers: gate.url, maxReconnectAttempts: 0 })
+      const warnings = new Warnings()
+      const relay = newRelay(name, gated, warnings)
+      try {
+        relay.start()
+        await within(gate.held, 20_000, `the relay's ${prefix} request, held`)
+        assert.equal(relay.state, 'starting' satisfies RelayState)
+        await within(relay.stop(), STOP_WAIT_MS, 'stop() to resolve while the reply is held')
+        assert.ok(gate.holding, 'the reply is still held: stop() did not wait for it')
+        assert.equal(relay.state, 'stopped')
+        assert.deepEqual(warnings.messages, ['relay stopping: interrupted'], 'one warning: the request given up')
+        assert.match(warnings.seen[0]!.err ?? '', /still in flight at the stop's deadline/)
+        assert.equal(await leaseHolder(name), null, 'the lease was released')
+      } finally {
+        await relay.stop()
+        await gate.close()
+        await gated.close().catch(() => {})
+      }
+      const next = await activate(newRelay(name, nc))
+      try {
+        await streamIsTheLog('after the next relay')
+      } finally {
+        await within(next.stop(), STOP_WAIT_MS, 'the next relay to stop')
+      }
+    })
+  }
+
+  // (b) A transaction of the test holds the relay's checkpoint row (FOR UPDATE) while the relay stops: the
+  // stop's last drain publishes, and its checkpoint write waits for the lock. The lock is taken after the
+  // appends committed, so its transaction holds none of them back.
+  test('stop() resolves while a lock holds its checkpoint write: the write is cancelled and skipped; the next relay publishes the rest once', async () => {
+    const name = 'held-checkpoint'
+    const warnings = new Warnings()
+    const relay = await activate(newRelay(name, nc, warnings))
+    const first = await appendQuietly('checkpoint-before', loud)
+    await eventually(
+      async () => (await loadRelayCheckpoint(db.admin, name)).position === first.at(-1)!.position,
+      'the checkpoint of the first events stored',
+    )
+    const events = await appendQuietly('checkpoint-held')
+    const lock = await holdLock(
+      db.admin,
+      (tx) => tx`select 1 from eventplane.relay_checkpoints where name = ${name} for update`,
+    )
+    try {
+      warnings.seen.length = 0
+      await within(relay.stop(), STOP_WAIT_MS, 'stop() to resolve while the checkpoint row is locked')
+      assert.equal(relay.stats.published, 4, 'the last drain published the events committed before the stop')
+      assert.deepEqual(warnings.messages, [
+        "relay stopping: the checkpoint was not stored in time and is skipped; the next relay resumes after the stream's last message",
+      ])
+      const last = events.at(-1)!
+      assert.equal(
+        warnings.seen[0]!.checkpoint,
+        `${last.txId}:${last.position}`,
+        'the skipped write names its checkpoint',
+      )
+      // Cancelled in PostgreSQL, not left waiting for the lock: the write's backend goes while the lock is held.
+      await eventually(
+        async () => (await waitingOn('insert into eventplane.relay_checkpoints')) === 0,
+        'the write cancelled',
+        10_000,
+      )
+    } finally {
+      await lock.release()
+    }
+    assert.equal(
+      (await loadRelayCheckpoint(db.admin, name)).position,
+      first.at(-1)!.position,
+      'the checkpoint row stays where it was: the write was skipped',
+    )
+    await streamIsTheLog('after the stop')
+    const next = await activate(newRelay(name, nc))
+    try {
+      const later = await appendQuietly('checkpoint-after', loud)
+      await eventually(
+        async () => (await loadRelayCheckpoint(db.admin, name)).position === later.at(-1)!.position,
+        'the next relay to store its checkpoint past the skipped one',
+      )
+      await streamIsTheLog('after the next relay')
+    } finally {
+      await within(next.stop(), STOP_WAIT_MS, 'the next relay to stop')
+    }
+  })
+
+  // (c) A transaction of the test holds the relay's lease row (FOR UPDATE) while the relay stops: its release
+  // waits for the lock. A standby of the same name waits for the lease meanwhile (its own tries wait on the
+  // lock too). The lease has no time to live: it is free once the session it names is gone.
+  test('stop() resolves while a lock holds its lease release: the session is ended instead, and the standby takes over', async () => {
+    const name = 'held-lease'
+    const warnings = new Warnings()
+    const relay = await activate(newRelay(name, nc, warnings))
+    const standby = newRelay(name, nc, undefined, { lockRetryMs: 50 })
+    standby.start()
+    await eventually(() => standby.state === 'standby', 'the standby to stand by')
+    const holder = (await leaseHolder(name))!
+    await appendQuietly('lease-held')
+    const lock = await holdLock(
+      db.admin,
+      (tx) => tx`select 1 from eventplane.relay_leases where name = ${name} for update`,
+    )
+    try {
+      warnings.seen.length = 0
+      await within(relay.stop(), STOP_WAIT_MS, 'stop() to resolve while the lease row is locked')
+      assert.deepEqual(warnings.messages, [
+        'relay stopping: the lease was not released in time; its session was ended instead, which frees the lease',
+      ])
+      assert.equal(await leaseHolder(name), holder, 'the row still names the old session: the release did not run')
+      // Cancelled and ended while the lock is still held: the lease names a dead session.
+      await eventually(async () => !(await alive(holder)), "the old lease session's end", 10_000)
+      assert.notEqual(standby.state, 'active', 'the standby waits on the lock too')
+    } finally {
+      await lock.release()
+    }
+    try {
+      await eventually(() => standby.state === 'active', 'the standby to take over')
+      assert.notEqual(await leaseHolder(name), holder)
+      await appendQuietly('lease-after', loud)
+      await streamIsTheLog('after the standby took over')
+    } finally {
+      await within(standby.stop(), STOP_WAIT_MS, 'the standby to stop')
+    }
+  })
+})
