@@ -273,4 +273,58 @@ describe('relay stop: every step bounded', () => {
       await within(standby.stop(), STOP_WAIT_MS, 'the standby to stop')
     }
   })
+  // (d) A transaction of the test holds the log itself (LOCK TABLE events): the stop's last drain reads the log
+  // and waits for the lock. The events were committed before the lock; the next relay publishes them.
+  test("stop() resolves while a lock holds its last drain's read of the log; the next relay publishes what it did not", async () => {
+    const name = 'held-read'
+    const warnings = new Warnings()
+    const relay = await activate(newRelay(name, nc, warnings))
+    await appendQuietly('read-held')
+    const lock = await holdLock(db.admin, (tx) => tx`lock table eventplane.events in access exclusive mode`)
+    try {
+      warnings.seen.length = 0
+      await within(relay.stop(), STOP_WAIT_MS, 'stop() to resolve while the log is locked')
+      assert.equal(relay.stats.published, 0, 'nothing was read')
+      assert.deepEqual(warnings.messages, [
+        "relay stopping: its last drain was cut at the stop's deadline; the next active relay publishes the rest",
+      ])
+      assert.equal(await leaseHolder(name), null, 'the lease was released')
+    } finally {
+      await lock.release()
+    }
+    const next = await activate(newRelay(name, nc))
+    try {
+      await streamIsTheLog('after the next relay')
+    } finally {
+      await within(next.stop(), STOP_WAIT_MS, 'the next relay to stop')
+    }
+  })
+
+  // (e) A standby's try for the lease waits on the lease row's lock (the holder stays active throughout).
+  test("a standby's stop resolves while its try for the lease waits on a lock; its statement is cancelled", async () => {
+    const name = 'held-standby'
+    const relay = await activate(newRelay(name, nc))
+    const holder = (await leaseHolder(name))!
+    const standby = newRelay(name, nc, undefined, { lockRetryMs: 50 })
+    try {
+      standby.start()
+      await eventually(() => standby.state === 'standby', 'the standby to stand by')
+      const lock = await holdLock(
+        db.admin,
+        (tx) => tx`select 1 from eventplane.relay_leases where name = ${name} for update`,
+      )
+      try {
+        await eventually(async () => (await waitingOn('acquire_relay_lease')) === 1, "the standby's try to wait")
+        await within(standby.stop(), STOP_WAIT_MS, "the standby's stop to resolve while the lease row is locked")
+        await eventually(async () => (await waitingOn('acquire_relay_lease')) === 0, 'the try cancelled', 10_000)
+      } finally {
+        await lock.release()
+      }
+      assert.equal(await leaseHolder(name), holder, 'the lease stays with the active relay')
+      assert.equal(relay.state, 'active')
+    } finally {
+      await within(standby.stop(), STOP_WAIT_MS, 'the standby to stop')
+      await within(relay.stop(), STOP_WAIT_MS, 'the relay to stop')
+    }
+  })
 })
