@@ -37,7 +37,8 @@ export class StopDeadlinePassed extends Error {}
  * still waiting for their acks then are abandoned (see
  * OrderedPublisher.abandon), and every other step the relay takes through
  * `bounded` (a JetStream API request: the stream check, the resume's read of
- * the stream's last message, a start; a read of the log; the lease check) is
+ * the stream's last message, a start; a read of the log; the lease check; a
+ * standby's try for the lease) is
  * given up: the relay stops waiting for it (what it would have done is done by
  * the next active relay, which starts over). An abandoned publish is not in
  * the acked prefix, so the checkpoint stays before it: the next active relay
@@ -45,8 +46,8 @@ export class StopDeadlinePassed extends Error {}
  * again if the stream does not hold it (JetStream drops a copy it holds, by
  * `Nats-Msg-Id`). After the deadline come the PostgreSQL steps, within
  * RELAY_STOP_GRACE_MS (`graceLeft`): the last checkpoint (skipped past
- * STOP_CHECKPOINT_MS: it only spares the next relay a look at the stream),
- * then the lease's release (past the bound its statement is cancelled and its
+ * STOP_CHECKPOINT_MS, as a crash skips it: the next relay resumes after the
+ * stream's last message), then the lease's release (past the bound its statement is cancelled and its
  * session ended, which frees the lease as well). So `stop()` resolves within
  * `drainMs` + RELAY_STOP_GRACE_MS, however long NATS keeps an ack or a reply
  * and PostgreSQL a lock.
