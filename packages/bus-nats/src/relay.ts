@@ -207,7 +207,8 @@ export class Relay {
           failures++
           this.#state = 'retrying'
           this.#logger.warn({ relay: this.name, failures, ...errorFields(err) }, 'relay interrupted; retrying')
-          await this.#keepLeaseIfHeld(err instanceof LeaseLost)
+          // Given up at a stop's deadline: the stop releases the lease (or ends its session) itself.
+          await this.#stop.bounded(this.#keepLeaseIfHeld(err instanceof LeaseLost), 'the lease check').catch(() => {})
           const backoff = Math.min(this.#o.maxBackoffMs, 100 * 2 ** Math.min(failures - 1, 16))
           await sleep(backoff * (0.8 + Math.random() * 0.4), undefined, { signal: this.#stop.signal }).catch(() => {})
         }
