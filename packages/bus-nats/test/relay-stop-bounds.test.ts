@@ -74,7 +74,12 @@ describe('relay stop: every step bounded', () => {
     const s = { tenant: 'acme', category: 'deployment', id }
     return (await store.append(s, [f.intent(s, 'scaled', { n: 1 }), f.intent(s, 'scaled', { n: 2 })])).events
   }
-  const newRelay = (name: string, nc_: NatsConnection, logger?: Logger, more: Partial<{ lockRetryMs: number }> = {}) =>
+  const newRelay = (
+    name: string,
+    nc_: NatsConnection,
+    logger?: Logger,
+    more: Partial<{ lockRetryMs: number; pollIntervalMs: number }> = {},
+  ) =>
     new Relay({
       sql: db.connect(ROLES.relay, 3),
       nc: nc_,
@@ -325,6 +330,37 @@ describe('relay stop: every step bounded', () => {
     } finally {
       await within(standby.stop(), STOP_WAIT_MS, 'the standby to stop')
       await within(relay.stop(), STOP_WAIT_MS, 'the relay to stop')
+    }
+  })
+  // (f) A transaction of the test locks the lease table (ACCESS EXCLUSIVE): the relay's periodic lease check
+  // (every 200 ms here) waits for it, and so would the release. Nothing is left to publish when the lock is
+  // taken, so the one statement waiting is the lease check's; the event appended then waits for the next relay.
+  test('stop() resolves while its lease check waits on a lock; the next relay publishes what it did not', async () => {
+    const name = 'held-check'
+    const warnings = new Warnings()
+    const relay = await activate(newRelay(name, nc, warnings, { pollIntervalMs: 200 }))
+    const holder = (await leaseHolder(name))!
+    const lock = await holdLock(db.admin, (tx) => tx`lock table eventplane.relay_leases in access exclusive mode`)
+    try {
+      await eventually(async () => (await waitingOn('holds_relay_lease')) === 1, "the relay's lease check to wait")
+      await appendQuietly('check-held')
+      warnings.seen.length = 0
+      await within(relay.stop(), STOP_WAIT_MS, 'stop() to resolve while the lease table is locked')
+      assert.deepEqual(warnings.messages, [
+        'relay stopping: interrupted',
+        'relay stopping: the lease was not released in time; its session was ended instead, which frees the lease',
+      ])
+      assert.match(warnings.seen[0]!.err ?? '', /the lease check was still in flight at the stop's deadline/)
+      assert.equal(relay.stats.published, 0, 'the relay never got past its lease check')
+      await eventually(async () => !(await alive(holder)), "the old lease session's end", 10_000)
+    } finally {
+      await lock.release()
+    }
+    const next = await activate(newRelay(name, nc))
+    try {
+      await streamIsTheLog('after the next relay')
+    } finally {
+      await within(next.stop(), STOP_WAIT_MS, 'the next relay to stop')
     }
   })
 })
