@@ -134,7 +134,12 @@ export class RelayLease {
     let reject!: (e: Error) => void
     const cutShort = new Promise<never>((_, r) => (reject = r))
     const cut = (e: Error): void => {
+      if (late) return
       late = true
+      // It may still run in PostgreSQL (waiting for a lock): cancel it there, then end the session, now, so that
+      // the next statement (a release after `cancel`) goes to a fresh one.
+      for (const q of queries) q.cancel()
+      this.#retire(session)
       reject(e)
     }
     this.#inFlight.add(cut)
@@ -145,17 +150,19 @@ export class RelayLease {
     try {
       return await Promise.race([typedPgErrors(() => statement(recording(session, queries))), cutShort])
     } catch (e) {
-      // A statement cut short may still run in PostgreSQL (waiting for a lock): cancel it there, then end the session.
-      if (late) for (const q of queries) q.cancel()
-      if (this.#session === session) {
-        if (!this.#closed) this.#session = postgres(this.#options)
-        void session.end({ timeout: 0 }).catch(() => {})
-      }
+      this.#retire(session)
       throw e
     } finally {
       clearTimeout(timer)
       this.#inFlight.delete(cut)
     }
+  }
+
+  /** Replaces `session` with a fresh client, unless closed, and ends it (see the class comment); once. */
+  #retire(session: Sql): void {
+    if (this.#session !== session) return
+    if (!this.#closed) this.#session = postgres(this.#options)
+    void session.end({ timeout: 0 }).catch(() => {})
   }
 }
 
