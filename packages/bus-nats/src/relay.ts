@@ -315,7 +315,9 @@ export class Relay {
    * CheckpointWriter): the next read does not wait for that commit, so an
    * event appended meanwhile is not held up by it (issue 15). A failed write
    * surfaces at the next drain or lease check; a graceful stop stores the
-   * last one; any other exit waits for the write in flight and drops the rest.
+   * last one (or skips it, see RelayStop.storeLastCheckpoint); any other exit
+   * waits for the write in flight (a stopping one, only within the stop's grace)
+   * and drops the rest.
    */
   async #pump(onProgress: () => void): Promise<void> {
     let quickMs = 0
