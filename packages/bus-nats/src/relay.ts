@@ -94,6 +94,8 @@ export class Relay {
   #streamCreated = ''
   #state: RelayState = 'new'
   #serverChecked = false
+  /** The last LISTEN started. */
+  #listening: Promise<void> | undefined
   #stats: RelayStats = { published: 0, duplicates: 0 }
   /** What of the publisher's acked prefix was already counted in stats, metrics and the checkpoint. */
   #counted = { acked: 0, duplicates: 0 }
@@ -189,7 +191,8 @@ export class Relay {
           const stream = await stop.bounded(ensureStream(this.#jsm, this.#o.stream), `the check of ${STREAM_NAME}`)
           this.#checkpoint = await stop.bounded(this.#checkpointFor(stream), 'the look-up of where to resume')
           this.#acked = this.#checkpoint
-          await stop.bounded(this.#waker.listen(), 'LISTEN')
+          this.#listening = this.#waker.listen()
+          await stop.bounded(this.#listening, 'LISTEN')
           this.#state = 'active'
           this.#logger.info({ relay: this.name, checkpoint: formatCheckpoint(this.#checkpoint) }, 'relay active')
           if (!this.#serverChecked) this.#serverChecked = warnOldServer(this.#nc.info?.version, this.#logger, this.name)
@@ -218,6 +221,8 @@ export class Relay {
       this.#publisher.close()
       this.#holding = false
       await Promise.all([this.#stop.settles(this.#waker.unlisten()), this.#stop.closeLease(this.#lease)])
+      // A LISTEN given up at the stop's deadline may still come: end it then.
+      void this.#listening?.then(() => this.#waker.unlisten())
       this.#state = 'stopped'
       this.#logger.info(
         { relay: this.name, checkpoint: this.#checkpoint && formatCheckpoint(this.#checkpoint) },
