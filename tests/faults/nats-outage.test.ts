@@ -106,8 +106,8 @@ describe('faults: the nats-server goes down under load', () => {
     const sys = await start('ep_fault_dupwindow')
     const { env } = sys
     // The relay reaches NATS through a proxy that lets its first ACKED acks through and holds every later
-    // one: it is caught in the middle of a batch (published, not all acked, not checkpointed) by
-    // construction, whatever the timing.
+    // answer: it is caught in the middle of a batch (published, not all acked) by construction, whatever
+    // the timing.
     const ACKED = 300
     const WINDOW = 500
     const gate = await startAckGate(env.server.port, ACKED)
@@ -141,13 +141,14 @@ describe('faults: the nats-server goes down under load', () => {
     const jsm = await jetstreamManager(await env.natsAs('operator'))
     // Frozen while they are appended, the relay finds all 2,000 at once and publishes them in batches of
     // 500 with up to WINDOW un-acked: the first batch goes out whole before any ack is in, and the second
-    // waits for acks. After ACKED acks the proxy holds the next one: the relay is frozen there at once
-    // (before its 5 s ack timeout could fire), mid-batch, with more published than it heard acked. Its
-    // checkpoint may not pass what it heard (ACKED, short of the first batch's end).
+    // waits for acks. After ACKED acks the proxy holds the next one and every later answer: the relay is
+    // stuck mid-batch, with more published than it heard acked, until its 5 s ack timeout; it then settles
+    // its checkpoint writes and cannot resume, and is killed (see killRelayMidBatch). Its checkpoint may
+    // not pass what it heard (ACKED, short of the first batch's end).
     relay.freeze(true)
     await appendIntents(env.intents, 'acme', 2000, 100, 'bulk')
-    // The relay dies mid-batch (published, not yet checkpointed), then NATS goes down too.
-    await killRelayMidBatch({ relay, gate, admin: sys.admin, database: env.db.name, jsm })
+    // The relay dies mid-batch (published past its checkpoint), then NATS goes down too.
+    await killRelayMidBatch({ relay, gate, jsm })
     await gate.close()
     const checkpointed = await checkpointedCount(sys.admin, 'main')
     const pastCheckpoint = gate.published - checkpointed

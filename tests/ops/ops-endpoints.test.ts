@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test'
 import { EventFactory } from '@eventplane/core'
 import { submitIntent } from '@eventplane/bus-nats'
 import { ROLES } from '@eventplane/store-pg'
-import { type TestDatabase, createTestDatabase, holdXid } from '@eventplane/store-pg/testing'
+import { type ForeignXid, holdForeignXid, holdXid } from '@eventplane/store-pg/testing'
 import { type BusEnv, appendIntents, createBusEnv, eventually } from '../../packages/bus-nats/test/fixtures.ts'
 import { spawnRelay, spawnService } from '../faults/support/children.ts'
 import { get, metric, opsUrl, seriesOf, startPgProxy } from './support.ts'
@@ -113,39 +113,35 @@ describe('ops endpoints of the relay and gateway processes', () => {
 
   test("another database's long transaction is not the oldest transaction: the gauge stays 0, the relay catches up; this database's counts", async () => {
     const relay = spawnRelay(env, 'elsewhere', OPS)
-    let other: TestDatabase | undefined
+    let other: ForeignXid | undefined
     try {
       const base = await opsUrl(relay)
       await relay.waitForLog('relay active')
       const gauge = async () =>
         metric((await get(base, '/metrics')).body, 'eventplane_relay_oldest_transaction_age_seconds{relay="elsewhere"}')
-      other = await createTestDatabase('ep_ops_endpoints_other', { migrate: false })
-      const theirs = await holdXid(other.admin)
+      const theirs = await holdForeignXid('ep_ops_endpoints_other')
+      other = theirs
+      const age = async (pid: number) => {
+        const [row] = await env.db.admin<{ s: number }[]>`
+          select extract(epoch from clock_timestamp() - xact_start)::float8 as s from pg_stat_activity where pid = ${pid}`
+        return row!.s
+      }
+      // A second old, measured by the server: a gauge counting the whole cluster would show at least that.
+      await eventually(async () => (await age(theirs.pid)) >= 1, 'the other database’s transaction to be 1 s old')
+      const appended = await appendIntents(env.intents, 'acme', 3, 3, 'elsewhere')
+      await eventually(async () => {
+        const s = (await get(base, '/metrics')).body
+        return metric(s, 'eventplane_relay_lag_events{relay="elsewhere"}') === 0
+      }, 'the relay to publish what committed after the other database’s xid')
+      assert.equal(appended.length, 3)
+      assert.equal(await gauge(), 0, 'not counted: it does not hold this log back')
+      const mine = await holdXid(env.db.admin)
       try {
-        const age = async (pid: number) => {
-          const [row] = await env.db.admin<{ s: number }[]>`
-            select extract(epoch from clock_timestamp() - xact_start)::float8 as s from pg_stat_activity where pid = ${pid}`
-          return row!.s
-        }
-        // A second old, measured by the server: a gauge counting the whole cluster would show at least that.
-        await eventually(async () => (await age(theirs.pid)) >= 1, 'the other database’s transaction to be 1 s old')
-        const appended = await appendIntents(env.intents, 'acme', 3, 3, 'elsewhere')
-        await eventually(async () => {
-          const s = (await get(base, '/metrics')).body
-          return metric(s, 'eventplane_relay_lag_events{relay="elsewhere"}') === 0
-        }, 'the relay to publish what committed after the other database’s xid')
-        assert.equal(appended.length, 3)
-        assert.equal(await gauge(), 0, 'not counted: it does not hold this log back')
-        const mine = await holdXid(env.db.admin)
-        try {
-          let seen = 0
-          await eventually(async () => (seen = await gauge()) > 0, 'this database’s transaction to show')
-          assert.ok(seen < (await age(theirs.pid)) - 0.5, `the gauge (${seen} s) is this database's transaction's age`)
-        } finally {
-          await mine.release()
-        }
+        let seen = 0
+        await eventually(async () => (seen = await gauge()) > 0, 'this database’s transaction to show')
+        assert.ok(seen < (await age(theirs.pid)) - 0.5, `the gauge (${seen} s) is this database's transaction's age`)
       } finally {
-        await theirs.release()
+        await mine.release()
       }
     } finally {
       await relay.kill('SIGTERM')

@@ -1,14 +1,10 @@
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
-import { type EventData, EventFactory, RateLimited, isEventplaneError } from '@eventplane/core'
-import { ROLES } from '@eventplane/store-pg'
-import type { NatsConnection } from '@nats-io/transport-node'
-import { submitIntent } from '../src/gateway-client.ts'
-import type { GatewayLimits } from '../src/gateway-limits.ts'
-import { type Gateway, type GatewayOptions, startGateway } from '../src/gateway.ts'
+import { describe, test } from 'node:test'
+import { type RateLimited, isEventplaneError } from '@eventplane/core'
+import { startGateway } from '../src/gateway.ts'
 import { submitSubject } from '../src/subjects.ts'
-import { type BusEnv, createBusEnv, eventually, within } from './fixtures.ts'
-import { GatedStore } from './support/gated-store.ts'
+import { eventually, within } from './fixtures.ts'
+import { rateLimited, useAdmissionBench } from './support/admission-bench.ts'
 
 const encoder = new TextEncoder()
 
@@ -19,61 +15,15 @@ const encoder = new TextEncoder()
  * clock that goes back, the sweep of idle tenants, and stop.
  */
 describe('gateway admission edges: sizes, bytes held, tokens, the clock, the sweep, stop', () => {
-  let env: BusEnv
-  let store: GatedStore
-  let acme: NatsConnection
-  let globex: NatsConnection
-  let clock = 0
-  const factories = {
-    acme: EventFactory.forTenant('acme', { causedBy: 'user:a' }),
-    globex: EventFactory.forTenant('globex', { causedBy: 'user:g' }),
-  }
-  const intent = (tenant: 'acme' | 'globex', n: number, extra: EventData = {}) =>
-    factories[tenant].intent({ category: 'edges', id: `s-${n % 4}` }, 'edged', { n, ...extra })
-  const submit = (tenant: 'acme' | 'globex', n: number, extra: EventData = {}) =>
-    submitIntent(tenant === 'acme' ? acme : globex, intent(tenant, n, extra), { timeoutMs: 10_000 })
+  const bench = useAdmissionBench('ep_gw_edges', { category: 'edges', type: 'edged' })
+  const { connection, intent, submit, withGateway } = bench
   const blob = (bytes: number) => ({ blob: 'x'.repeat(bytes) })
 
-  /** Runs `fn` against a gateway with `limits` (refusals answered at once unless told), then stops it. */
-  async function withGateway(
-    limits: GatewayLimits,
-    fn: (gateway: Gateway, nc: NatsConnection) => Promise<void>,
-    options: Partial<GatewayOptions> = {},
-  ): Promise<void> {
-    const nc = await env.natsAs('gateway')
-    const gateway = await startGateway({
-      nc,
-      store,
-      limits: { refusalHoldMs: 0, now: () => clock, ...limits },
-      ...options,
-    })
-    try {
-      await fn(gateway, nc)
-    } finally {
-      for (const tenant of ['acme', 'globex']) store.release(tenant)
-      await within(gateway.stop(), 10_000, 'gateway stop')
-    }
-  }
-
   async function refused(p: Promise<unknown>, reason: string): Promise<RateLimited> {
-    const e = await p.then(
-      () => assert.fail(`expected bus.rate_limited (${reason})`),
-      (e: unknown) => e,
-    )
-    assert.ok(e instanceof RateLimited, `a RateLimited, got ${String(e)}`)
+    const e = await rateLimited(p, `expected bus.rate_limited (${reason})`)
     assert.equal(e.details.reason, reason)
     return e
   }
-
-  before(async () => {
-    env = await createBusEnv('ep_gw_edges')
-    store = new GatedStore(env.db.connect(ROLES.intentWriter, 8))
-    acme = await env.server.connect('acme')
-    globex = await env.server.connect('globex')
-  })
-  after(async () => {
-    await env?.cleanup()
-  })
 
   test('a body of exactly maxPayloadBytes is served; one byte more is refused at arrival and takes no token', async () => {
     const max = 2048
@@ -84,7 +34,9 @@ describe('gateway admission edges: sizes, bytes held, tokens, the clock, the swe
       return encoder.encode(JSON.stringify({ event: { ...draft, data: { n, pad: 'x'.repeat(bytes - bare) } } }))
     }
     const send = async (n: number, data: Uint8Array) =>
-      (await acme.request(submitSubject('acme', 'edges', `s-${n}`), data, { timeout: 10_000 })).json<object>()
+      (
+        await connection('acme').request(submitSubject('acme', 'edges', `s-${n}`), data, { timeout: 10_000 })
+      ).json<object>()
     // One request a second, one at once: a token taken by the oversized request would refuse the next.
     await withGateway(
       { perTenant: { ratePerSecond: 1, burst: 1 } },
@@ -105,32 +57,32 @@ describe('gateway admission edges: sizes, bytes held, tokens, the clock, the swe
   test("a lone request over its tenant's byte bound is admitted; held bytes bound the tenant and the gateway, and are freed", async () => {
     const limits = { perTenant: { maxBytesInFlight: 4096, maxConcurrent: 4 }, maxBytesInFlight: 6144 }
     await withGateway(limits, async (gateway) => {
-      store.hold('acme')
-      store.hold('globex')
+      bench.store.hold('acme')
+      bench.store.hold('globex')
       const lone = submit('acme', 1, blob(5000))
       await eventually(() => gateway.load.requests === 1, 'a lone acme request larger than 4 KiB admitted')
       await refused(submit('acme', 2, blob(100)), 'tenant_bytes')
       const small = submit('globex', 1, blob(100))
       await eventually(() => gateway.load.requests === 2, 'a small globex request beside it')
       await refused(submit('globex', 2, blob(1000)), 'bytes')
-      store.release('acme')
-      store.release('globex')
+      bench.store.release('acme')
+      bench.store.release('globex')
       await Promise.all([lone, small])
       assert.deepEqual(gateway.load.requests, 0)
       assert.equal(gateway.load.bytes, 0, 'every byte held is freed when its request settles')
       // acme's bytes are free again: two requests of 1.5 KiB fit side by side under its 4 KiB.
-      store.hold('acme')
+      bench.store.hold('acme')
       const pair = [submit('acme', 3, blob(1500))]
       await eventually(() => gateway.load.requests === 1, 'the first of the pair admitted')
       pair.push(submit('acme', 4, blob(1500)))
       await eventually(() => gateway.load.requests === 2, 'the second beside it', 10_000)
-      store.release('acme')
+      bench.store.release('acme')
       await Promise.all(pair)
     })
   })
 
   test('a refusal for the byte rate takes no request token; a request larger than the byte bucket passes when it is full', async () => {
-    clock = 1_000_000
+    bench.clock = 1_000_000
     const limits = { perTenant: { ratePerSecond: 1, burst: 2, bytesPerSecond: 2000, burstBytes: 2000 } }
     await withGateway(limits, async () => {
       // Larger than the whole byte bucket: it passes because the bucket is full, and empties it.
@@ -138,7 +90,7 @@ describe('gateway admission edges: sizes, bytes held, tokens, the clock, the swe
       // One request token is left; this one is refused for its bytes and must not take it.
       const e = await refused(submit('acme', 2, blob(100)), 'byte_rate')
       assert.ok(e.retryAfterMs > 0 && e.retryAfterMs <= 1000, `retry after ${e.retryAfterMs} ms`)
-      clock += 1000 // 2000 bytes back, and one request token: two in all
+      bench.clock += 1000 // 2000 bytes back, and one request token: two in all
       await submit('acme', 3)
       await submit('acme', 4)
       await refused(submit('acme', 5), 'rate')
@@ -146,31 +98,31 @@ describe('gateway admission edges: sizes, bytes held, tokens, the clock, the swe
   })
 
   test('a clock that goes back takes no token away, and forward again gives none twice', async () => {
-    clock = 2_000_000
+    bench.clock = 2_000_000
     await withGateway({ perTenant: { ratePerSecond: 1, burst: 2 } }, async () => {
       await submit('acme', 1)
       await submit('acme', 2)
-      clock -= 10_000
+      bench.clock -= 10_000
       let e = await refused(submit('acme', 3), 'rate')
       assert.equal(e.retryAfterMs, 1000, 'an empty bucket is one token, one second, away: the step back cost nothing')
-      clock += 10_000
+      bench.clock += 10_000
       e = await refused(submit('acme', 4), 'rate')
       assert.equal(e.retryAfterMs, 1000, 'back where it was: still one second away, not refilled by the round trip')
-      clock += 1000
+      bench.clock += 1000
       await submit('acme', 5)
     })
   })
 
   test('the sweep of idle tenants never forgets one that holds a request: its in-flight bound still holds', async () => {
-    clock = 3_000_000
-    const operator = await env.natsAs('operator')
+    bench.clock = 3_000_000
+    const operator = await bench.env.natsAs('operator')
     // Room for every request of the crowd below: only acme's own bound may refuse.
     const limits = { perTenant: { maxInFlight: 1 }, maxInFlight: 4096 }
     await withGateway(limits, async (gateway) => {
-      store.hold('acme')
+      bench.store.hold('acme')
       const held = submit('acme', 1)
       await eventually(() => gateway.load.requests === 1, 'acme holds one request')
-      clock += 60_000 // acme's buckets are full again while its request is held
+      bench.clock += 60_000 // acme's buckets are full again while its request is held
       // 1,100 other tenants: more than the 1,024 the gateway knows before it sweeps idle ones. Their bodies are
       // not requests (bus.bad_request): what counts is that each arrives and is admitted.
       for (let i = 0; i < 1100; i++)
@@ -188,14 +140,14 @@ describe('gateway admission edges: sizes, bytes held, tokens, the clock, the swe
       const reply = probe.json<{ error?: { code: string; details?: { reason?: string } } }>()
       assert.equal(reply.error?.code, 'bus.rate_limited', JSON.stringify(reply))
       assert.equal(reply.error?.details?.reason, 'tenant_in_flight', 'acme still holds its one request')
-      store.release('acme')
+      bench.store.release('acme')
       await held
     })
   })
 
   test('stop answers every admitted request before it resolves', async () => {
     await withGateway({}, async (gateway, nc) => {
-      store.hold('acme')
+      bench.store.hold('acme')
       const held = submit('acme', 1)
       await eventually(() => gateway.load.requests === 1, 'one acme request held')
       let stopped = false
@@ -205,7 +157,7 @@ describe('gateway admission edges: sizes, bytes held, tokens, the clock, the swe
       await nc.flush()
       await new Promise((resolve) => setImmediate(resolve))
       assert.equal(stopped, false, 'stop() has not resolved while an admitted request is still being processed')
-      store.release('acme')
+      bench.store.release('acme')
       await within(stopping, 10_000, 'stop after the held request')
       const ok = await held
       assert.match(ok.position, /^\d+$/, 'the held request was answered')
@@ -233,8 +185,8 @@ describe('gateway admission edges: sizes, bytes held, tokens, the clock, the swe
   test('an infinite burst is a bad setting: startGateway refuses it with bus.config', async () => {
     await assert.rejects(
       startGateway({
-        nc: await env.natsAs('gateway'),
-        store,
+        nc: await bench.env.natsAs('gateway'),
+        store: bench.store,
         limits: { perTenant: { burst: Number.POSITIVE_INFINITY } },
       }),
       (e: unknown) => isEventplaneError(e, 'bus.config') && /burst/.test(e.message),

@@ -1,71 +1,21 @@
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
-import { type EventData, EventFactory, RateLimited, isEventplaneError } from '@eventplane/core'
-import { ROLES } from '@eventplane/store-pg'
-import type { NatsConnection } from '@nats-io/transport-node'
+import { describe, test } from 'node:test'
 import { submitIntent } from '../src/gateway-client.ts'
-import type { GatewayLimits } from '../src/gateway-limits.ts'
-import { type Gateway, startGateway } from '../src/gateway.ts'
-import { type BusEnv, createBusEnv, eventually, within } from './fixtures.ts'
-import { GatedStore } from './support/gated-store.ts'
+import { eventually } from './fixtures.ts'
+import { rateLimited, useAdmissionBench } from './support/admission-bench.ts'
 
 describe('gateway limits: per-tenant rate, requests and bytes in flight, fair turns', () => {
-  let env: BusEnv
-  let store: GatedStore
-  let acme: NatsConnection
-  let globex: NatsConnection
-  let clock = 0
-  const factories = {
-    acme: EventFactory.forTenant('acme', { causedBy: 'user:a' }),
-    globex: EventFactory.forTenant('globex', { causedBy: 'user:g' }),
-  }
-  const intent = (tenant: 'acme' | 'globex', n: number, extra: EventData = {}) =>
-    factories[tenant].intent({ category: 'limits', id: `s-${n % 4}` }, 'limited', { n, ...extra })
-  const connection = (tenant: 'acme' | 'globex') => (tenant === 'acme' ? acme : globex)
-  const submit = (tenant: 'acme' | 'globex', n: number, extra: EventData = {}) =>
-    submitIntent(connection(tenant), intent(tenant, n, extra), { timeoutMs: 10_000 })
+  const bench = useAdmissionBench('ep_gw_limits', { category: 'limits', type: 'limited' })
+  const { connection, intent, submit, withGateway } = bench
+  const refused = (p: Promise<unknown>) => rateLimited(p)
 
   async function rows(tenant: string): Promise<number> {
-    const [row] = await env.db.admin<{ n: number }[]>`
+    const [row] = await bench.env.db.admin<{ n: number }[]>`
       select count(*)::int as n from eventplane.events where tenant_id = ${tenant} and category = 'limits'`
     return row!.n
   }
 
   /** Runs `fn` against a gateway with `limits` (answering refusals at once unless told), then stops it. */
-  async function withGateway(limits: GatewayLimits, fn: (gateway: Gateway) => Promise<void>): Promise<void> {
-    const gateway = await startGateway({
-      nc: await env.natsAs('gateway'),
-      store,
-      limits: { refusalHoldMs: 0, now: () => clock, ...limits },
-    })
-    try {
-      await fn(gateway)
-    } finally {
-      for (const tenant of ['acme', 'globex']) store.release(tenant)
-      await within(gateway.stop(), 10_000, 'gateway stop')
-    }
-  }
-
-  async function refused(p: Promise<unknown>): Promise<RateLimited> {
-    const e = await p.then(
-      () => assert.fail('expected bus.rate_limited'),
-      (e: unknown) => e,
-    )
-    assert.ok(e instanceof RateLimited, `a RateLimited, got ${String(e)}`)
-    assert.ok(isEventplaneError(e, 'bus.rate_limited'))
-    return e
-  }
-
-  before(async () => {
-    env = await createBusEnv('ep_gw_limits')
-    store = new GatedStore(env.db.connect(ROLES.intentWriter, 8))
-    acme = await env.server.connect('acme')
-    globex = await env.server.connect('globex')
-  })
-  after(async () => {
-    await env?.cleanup()
-  })
-
   test('the request bucket refills at its rate; a refusal says exactly when the next token comes and writes nothing', async () => {
     await withGateway({ perTenant: { ratePerSecond: 2, burst: 2 } }, async (gateway) => {
       const before = await rows('acme')
@@ -74,13 +24,13 @@ describe('gateway limits: per-tenant rate, requests and bytes in flight, fair tu
       let e = await refused(submit('acme', 3))
       assert.equal(e.retryAfterMs, 500, 'one token at 2/s is 500 ms away')
       assert.equal(e.details.reason, 'rate')
-      clock += 499
+      bench.clock += 499
       e = await refused(submit('acme', 4))
       assert.equal(e.retryAfterMs, 1)
-      clock += 1
+      bench.clock += 1
       await submit('acme', 5)
       assert.equal(await rows('acme'), before + 3, 'only admitted requests were written')
-      clock += 60_000 // a long pause refills to the burst, never beyond
+      bench.clock += 60_000 // a long pause refills to the burst, never beyond
       await submit('acme', 6)
       await submit('acme', 7)
       await refused(submit('acme', 8))
@@ -108,20 +58,20 @@ describe('gateway limits: per-tenant rate, requests and bytes in flight, fair tu
       assert.equal(e.details.reason, 'byte_rate')
       assert.ok(e.retryAfterMs > 100 && e.retryAfterMs < 400, `retry after ${e.retryAfterMs} ms`)
       await submit('acme', 23)
-      clock += e.retryAfterMs + 10 // and the small one's bytes
+      bench.clock += e.retryAfterMs + 10 // and the small one's bytes
       await submit('acme', 24, { blob })
     })
   })
 
   test('requests in flight are bounded per tenant: past it a request is refused at once, another tenant is served', async () => {
     await withGateway({ perTenant: { maxInFlight: 3, maxConcurrent: 1 } }, async (gateway) => {
-      store.hold('acme')
+      bench.store.hold('acme')
       const held = [30, 31, 32].map((n) => submit('acme', n))
       await eventually(() => gateway.load.requests === 3, 'three acme requests in flight')
       const e = await refused(submit('acme', 33))
       assert.equal(e.details.reason, 'tenant_in_flight')
       await submit('globex', 30) // acme's three are stuck; globex is not behind them
-      store.release('acme')
+      bench.store.release('acme')
       await Promise.all(held)
     })
   })
@@ -130,7 +80,7 @@ describe('gateway limits: per-tenant rate, requests and bytes in flight, fair tu
     const blob = 'x'.repeat(60 * 1024)
     const limits = { perTenant: { maxBytesInFlight: 100 * 1024, maxConcurrent: 4 }, maxInFlight: 3 }
     await withGateway(limits, async (gateway) => {
-      store.hold('acme')
+      bench.store.hold('acme')
       const first = submit('acme', 40, { blob })
       await eventually(() => gateway.load.requests === 1, 'the first large acme request in flight')
       const e = await refused(submit('acme', 41, { blob }))
@@ -140,7 +90,7 @@ describe('gateway limits: per-tenant rate, requests and bytes in flight, fair tu
       assert.ok(gateway.load.bytes < 100 * 1024, `bytes held ${gateway.load.bytes}`)
       const full = await refused(submit('globex', 40))
       assert.equal(full.details.reason, 'in_flight', 'the gateway as a whole holds its maximum')
-      store.release('acme')
+      bench.store.release('acme')
       await Promise.all([first, ...small])
       assert.equal(gateway.load.requests, 0)
     })
@@ -148,28 +98,32 @@ describe('gateway limits: per-tenant rate, requests and bytes in flight, fair tu
 
   test("a tenant's stuck requests never take every slot: it runs at most maxConcurrent at once", async () => {
     await withGateway({ concurrency: 2, perTenant: { maxConcurrent: 1 } }, async (gateway) => {
-      store.started.length = 0
-      store.hold('acme')
+      bench.store.started.length = 0
+      bench.store.hold('acme')
       const stuck = [70, 71, 72].map((n) => submit('acme', n))
       await eventually(() => gateway.load.requests === 3, 'three acme requests held')
-      await submitIntent(globex, intent('globex', 70), { timeoutMs: 3000 })
-      assert.deepEqual(store.started, ['acme:70', 'globex:70'], 'one acme request started, the others wait their turn')
-      store.release('acme')
+      await submitIntent(connection('globex'), intent('globex', 70), { timeoutMs: 3000 })
+      assert.deepEqual(
+        bench.store.started,
+        ['acme:70', 'globex:70'],
+        'one acme request started, the others wait their turn',
+      )
+      bench.store.release('acme')
       await Promise.all(stuck)
     })
   })
 
   test("tenants take turns: one tenant's queue does not go before another's request", async () => {
     await withGateway({ concurrency: 1 }, async (gateway) => {
-      store.started.length = 0
-      store.hold('acme')
+      bench.store.started.length = 0
+      bench.store.hold('acme')
       const queued = [50, 51, 52, 53, 54].map((n) => submit('acme', n))
       await eventually(() => gateway.load.requests === 5, 'five acme requests held')
       const theirs = submit('globex', 50)
       await eventually(() => gateway.load.requests === 6, "globex's request queued")
-      store.release('acme')
+      bench.store.release('acme')
       await Promise.all([...queued, theirs])
-      assert.deepEqual(store.started, ['acme:50', 'acme:51', 'globex:50', 'acme:52', 'acme:53', 'acme:54'])
+      assert.deepEqual(bench.store.started, ['acme:50', 'acme:51', 'globex:50', 'acme:52', 'acme:53', 'acme:54'])
     })
   })
 

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import type { Sql } from 'postgres'
 import { ROLES } from '@eventplane/store-pg'
-import { type TestDatabase, createTestDatabase } from '@eventplane/store-pg/testing'
+import { useTestDatabase } from '@eventplane/store-pg/testing'
 import { TransactionGuard } from '../src/relay-guard.ts'
 import { Relay } from '../src/relay.ts'
 import { appendIntents, eventually, pgLog, streamMessages, useBusEnv, within } from './fixtures.ts'
@@ -14,13 +14,7 @@ const MARKER = 'guard_secret_marker'
 describe('relay transaction guard', () => {
   const env = useBusEnv('ep_relay_guard')
   /** Another database of the cluster: its transactions never write into this log. */
-  let other: TestDatabase
-  before(async () => {
-    other = await createTestDatabase('ep_relay_guard_other', { migrate: false })
-  })
-  after(async () => {
-    await other?.drop()
-  })
+  const other = useTestDatabase('ep_relay_guard_other', { migrate: false })
 
   /**
    * A reader session that switches its idle timeout off and sits in a

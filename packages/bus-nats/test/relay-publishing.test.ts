@@ -4,7 +4,7 @@ import { subscribe as onChannel, unsubscribe as offChannel } from 'node:diagnost
 import { setTimeout as sleep } from 'node:timers/promises'
 import { EventFactory } from '@eventplane/core'
 import { type EventTextRow, PgEventStore, ROLES, loadRelayCheckpoint } from '@eventplane/store-pg'
-import { closePool, createTestDatabase, holdXid, type TestDatabase } from '@eventplane/store-pg/testing'
+import { closePool, createTestDatabase, holdForeignXid, holdXid, type TestDatabase } from '@eventplane/store-pg/testing'
 import { jetstreamManager } from '@nats-io/jetstream'
 import { type Msg, type NatsConnection, type PublishOptions, TimeoutError } from '@nats-io/transport-node'
 import { EVENT_HEADERS } from '../src/codec.ts'
@@ -155,14 +155,12 @@ describe('relay publishing: wake-up, in-flight window, a publish lost mid-window
   async function withForeignXid(
     fn: (otherXid: string, bus: Awaited<ReturnType<typeof watchEventIds>>) => Promise<void>,
   ) {
-    const other = await createTestDatabase('ep_relay_other', { migrate: false })
-    const held = await holdXid(other.admin)
+    const other = await holdForeignXid('ep_relay_other')
     const watcher = await nats.connect()
     try {
-      await fn(held.xid, await watchEventIds(watcher))
+      await fn(other.xid, await watchEventIds(watcher))
     } finally {
       await watcher.close()
-      await held.release()
       await other.drop()
     }
   }

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto'
 import { after, afterEach, before, describe, test } from 'node:test'
 import { type EventplaneError, type RecordedEvent, isEventplaneError } from '@eventplane/core'
 import { ROLES } from '@eventplane/store-pg'
+import { holdXid } from '@eventplane/store-pg/testing'
 import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream'
 import { type NatsConnection, headers as natsHeaders, nanos } from '@nats-io/transport-node'
 import { encodeEvent, eventHeaders } from '../src/codec.ts'
@@ -161,10 +162,8 @@ describe('relay: where it resumes is decided by what the stream holds', () => {
     // A transaction of the log's database holds the gap-safe read back: the relay cannot see the next two
     // events until it ends, and meanwhile the first of them reaches the stream as if a publish of the relay
     // had been stored and its ack lost.
-    const held = await env.db.admin.reserve()
+    const held = await holdXid(env.db.admin)
     try {
-      await held`begin`
-      await held`select pg_current_xact_id()`
       await appendIntents(env.intents, 'globex', 2, 1, 'f-next')
       const log = await pgLog(env.relayStore)
       assert.equal(log.length, before + 2)
@@ -172,8 +171,7 @@ describe('relay: where it resumes is decided by what the stream holds', () => {
       await pastDuplicateWindow()
       assert.equal(relay.stats.published, published, 'the relay has not seen the held-back events')
     } finally {
-      await held`rollback`.catch(() => {})
-      held.release()
+      await held.release()
     }
     const last = (await pgLog(env.relayStore)).at(-1)!
     await eventually(

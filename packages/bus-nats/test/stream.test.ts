@@ -1,32 +1,19 @@
-import { after, before, beforeEach, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { isEventplaneError } from '@eventplane/core'
 import { JetStreamApiError, StorageType, jetstream, jetstreamManager } from '@nats-io/jetstream'
-import type { JetStreamManager, StreamConfig } from '@nats-io/jetstream'
+import type { StreamConfig } from '@nats-io/jetstream'
 import { nanos } from '@nats-io/transport-node'
 import { JS_API, isJsApiError } from '../src/nats-errors.ts'
 import { DEFAULT_DUPLICATE_WINDOW_MS, ensureStream } from '../src/stream.ts'
 import { LOG_SUBJECTS, STREAM_NAME, logSubject } from '../src/subjects.ts'
-import { startNatsServer } from '../src/testing/index.ts'
-import type { TestNatsServer } from '../src/testing/index.ts'
+import { useStreamServer } from './support/stream-server.ts'
 
 describe('ensureStream', () => {
-  let server: TestNatsServer
-  let operator: JetStreamManager
-
-  before(async () => {
-    server = await startNatsServer({ tenants: ['acme'] })
-    operator = await jetstreamManager(await server.connect('operator'))
-  })
-  after(async () => {
-    await server?.stop()
-  })
-  beforeEach(async () => {
-    await operator.streams.delete(STREAM_NAME).catch(() => false)
-  })
+  const nats = useStreamServer()
 
   test('creates EVENTPLANE on eventplane.> as a file stream with deny_delete, deny_purge, no rollups and a 2 minute duplicate window', async () => {
-    const info = await ensureStream(operator)
+    const info = await ensureStream(nats.operator)
     assert.equal(info.config.name, STREAM_NAME)
     assert.deepEqual(info.config.subjects, [LOG_SUBJECTS])
     assert.equal(info.config.storage, StorageType.File)
@@ -37,14 +24,14 @@ describe('ensureStream', () => {
   })
 
   test('a second call returns the same stream unchanged (idempotent)', async () => {
-    const first = await ensureStream(operator)
-    const second = await ensureStream(operator)
+    const first = await ensureStream(nats.operator)
+    const second = await ensureStream(nats.operator)
     assert.equal(second.created, first.created)
     assert.deepEqual(second.config, first.config)
   })
 
   test('relays starting at once all get the one stream', async () => {
-    const relays = await Promise.all([1, 2, 3].map(async () => jetstreamManager(await server.connect('relay'))))
+    const relays = await Promise.all([1, 2, 3].map(async () => jetstreamManager(await nats.server.connect('relay'))))
     const infos = await Promise.all(relays.map((jsm) => ensureStream(jsm)))
     assert.equal(new Set(infos.map((i) => i.created)).size, 1)
   })
@@ -54,16 +41,16 @@ describe('ensureStream', () => {
     // is refused with 10065 (subjects overlap) against the first. Held here in that order with real
     // answers: our add meets a stream of another name on the subjects (10065); before we look again,
     // that one is gone and another relay has made EVENTPLANE.
-    await operator.streams.add({ name: 'OVERLAP', subjects: [LOG_SUBJECTS], storage: StorageType.Memory })
-    const other = await jetstreamManager(await server.connect('relay'))
-    const ours = await jetstreamManager(await server.connect('relay'))
+    await nats.operator.streams.add({ name: 'OVERLAP', subjects: [LOG_SUBJECTS], storage: StorageType.Memory })
+    const other = await jetstreamManager(await nats.server.connect('relay'))
+    const ours = await jetstreamManager(await nats.server.connect('relay'))
     let refusal: unknown
     const add = async (config: Partial<StreamConfig> & { name: string }) => {
       try {
         return await ours.streams.add(config)
       } catch (e) {
         refusal = e
-        await operator.streams.delete('OVERLAP')
+        await nats.operator.streams.delete('OVERLAP')
         await ensureStream(other)
         throw e
       }
@@ -77,43 +64,43 @@ describe('ensureStream', () => {
     })
     const info = await ensureStream(Object.assign(Object.create(ours), { streams: held }))
     assert.ok(refusal instanceof JetStreamApiError && refusal.code === JS_API.streamSubjectOverlap, String(refusal))
-    assert.equal(info.created, (await operator.streams.info(STREAM_NAME)).created)
+    assert.equal(info.created, (await nats.operator.streams.info(STREAM_NAME)).created)
     assert.deepEqual(info.config.subjects, [LOG_SUBJECTS])
   })
 
   test('a stream of another name on our subjects fails typed (api_code 10065) and is left as it was', async () => {
-    await operator.streams.add({ name: 'OVERLAP', subjects: ['eventplane.fact.>'], storage: StorageType.Memory })
+    await nats.operator.streams.add({ name: 'OVERLAP', subjects: ['eventplane.fact.>'], storage: StorageType.Memory })
     try {
       await assert.rejects(
-        ensureStream(operator),
+        ensureStream(nats.operator),
         (e) => isEventplaneError(e, 'bus.stream_mismatch') && e.details?.api_code === JS_API.streamSubjectOverlap,
       )
-      assert.deepEqual((await operator.streams.info('OVERLAP')).config.subjects, ['eventplane.fact.>'])
-      await assert.rejects(operator.streams.info(STREAM_NAME), (e) => isJsApiError(e, JS_API.streamNotFound))
+      assert.deepEqual((await nats.operator.streams.info('OVERLAP')).config.subjects, ['eventplane.fact.>'])
+      await assert.rejects(nats.operator.streams.info(STREAM_NAME), (e) => isJsApiError(e, JS_API.streamNotFound))
     } finally {
-      await operator.streams.delete('OVERLAP')
+      await nats.operator.streams.delete('OVERLAP')
     }
   })
 
   test('the relay credentials are enough to create the stream', async () => {
-    const info = await ensureStream(await jetstreamManager(await server.connect('relay')))
+    const info = await ensureStream(await jetstreamManager(await nats.server.connect('relay')))
     assert.equal(info.config.deny_purge, true)
   })
 
   test('a republished Nats-Msg-Id within the duplicate window is stored once', async () => {
-    await ensureStream(operator)
-    const js = jetstream(await server.connect('relay'))
+    await ensureStream(nats.operator)
+    const js = jetstream(await nats.server.connect('relay'))
     const subject = logSubject('fact', 'acme', 'orders', 'o-1')
     const first = await js.publish(subject, '{"n":1}', { msgID: '0190f0c2-0000-7000-8000-000000000001' })
     const again = await js.publish(subject, '{"n":1}', { msgID: '0190f0c2-0000-7000-8000-000000000001' })
     assert.equal(first.duplicate, false)
     assert.equal(again.duplicate, true)
     assert.equal(again.seq, first.seq)
-    assert.equal((await operator.streams.info(STREAM_NAME)).state.messages, 1)
+    assert.equal((await nats.operator.streams.info(STREAM_NAME)).state.messages, 1)
   })
 
   test('an existing stream gets deny flags turned on and the wanted duplicate window and max age', async () => {
-    await operator.streams.add({
+    await nats.operator.streams.add({
       name: STREAM_NAME,
       subjects: [LOG_SUBJECTS],
       storage: StorageType.File,
@@ -121,7 +108,7 @@ describe('ensureStream', () => {
       deny_purge: false,
       duplicate_window: nanos(10_000),
     })
-    const info = await ensureStream(operator, { duplicateWindowMs: 30_000, maxAgeMs: 3_600_000 })
+    const info = await ensureStream(nats.operator, { duplicateWindowMs: 30_000, maxAgeMs: 3_600_000 })
     assert.equal(info.config.deny_delete, true)
     assert.equal(info.config.deny_purge, true)
     assert.equal(info.config.duplicate_window, nanos(30_000))
@@ -129,53 +116,56 @@ describe('ensureStream', () => {
   })
 
   test('a stream with settings that cannot be updated fails with bus.stream_mismatch and is left as it was', async () => {
-    const created = await operator.streams.add({
+    const created = await nats.operator.streams.add({
       name: STREAM_NAME,
       subjects: [LOG_SUBJECTS],
       storage: StorageType.Memory,
     })
     await assert.rejects(
-      ensureStream(operator),
+      ensureStream(nats.operator),
       (e) => isEventplaneError(e, 'bus.stream_mismatch') && /storage is memory/.test(e.message),
     )
-    const now = await operator.streams.info(STREAM_NAME)
+    const now = await nats.operator.streams.info(STREAM_NAME)
     assert.equal(now.created, created.created)
     assert.equal(now.config.storage, StorageType.Memory)
   })
 
   test('a stream with other subjects fails with bus.stream_mismatch', async () => {
-    await operator.streams.add({ name: STREAM_NAME, subjects: [LOG_SUBJECTS, 'other.>'], storage: StorageType.File })
-    await assert.rejects(ensureStream(operator), (e) => isEventplaneError(e, 'bus.stream_mismatch'))
+    await nats.operator.streams.add({
+      name: STREAM_NAME,
+      subjects: [LOG_SUBJECTS, 'other.>'],
+      storage: StorageType.File,
+    })
+    await assert.rejects(ensureStream(nats.operator), (e) => isEventplaneError(e, 'bus.stream_mismatch'))
   })
 
   test('a tenant, who may not read stream info, gets bus.forbidden', async () => {
-    await ensureStream(operator)
+    await ensureStream(nats.operator)
     // checkAPI off: a tenant may not even ask for $JS.API.INFO; its stream info request is what is refused.
-    const tenant = await jetstreamManager(await server.connect('acme'), { checkAPI: false })
+    const tenant = await jetstreamManager(await nats.server.connect('acme'), { checkAPI: false })
     await assert.rejects(ensureStream(tenant), (e) => isEventplaneError(e, 'bus.forbidden'))
   })
 
   test('deny_purge and deny_delete refuse even the operator; only deleting the whole stream is left to it', async () => {
-    await ensureStream(operator)
-    const js = jetstream(await server.connect('relay'))
+    await ensureStream(nats.operator)
+    const js = jetstream(await nats.server.connect('relay'))
     const ack = await js.publish(logSubject('fact', 'acme', 'orders', 'o-2'), '{}', {
       msgID: '0190f0c2-0000-7000-8000-000000000002',
     })
-    await assert.rejects(operator.streams.purge(STREAM_NAME), JetStreamApiError)
-    await assert.rejects(operator.streams.deleteMessage(STREAM_NAME, ack.seq), JetStreamApiError)
-    assert.equal((await operator.streams.info(STREAM_NAME)).state.messages, 1)
+    await assert.rejects(nats.operator.streams.purge(STREAM_NAME), JetStreamApiError)
+    await assert.rejects(nats.operator.streams.deleteMessage(STREAM_NAME, ack.seq), JetStreamApiError)
+    assert.equal((await nats.operator.streams.info(STREAM_NAME)).state.messages, 1)
   })
 
   test('the stream and its messages survive a SIGKILL of the server', async () => {
-    await ensureStream(operator)
-    const js = jetstream(await server.connect('relay'))
+    await ensureStream(nats.operator)
+    const js = jetstream(await nats.server.connect('relay'))
     await js.publish(logSubject('intent', 'acme', 'orders', 'o-3'), '{}', {
       msgID: '0190f0c2-0000-7000-8000-000000000003',
     })
-    await server.kill()
-    await server.restart()
-    operator = await jetstreamManager(await server.connect('operator'))
-    const info = await ensureStream(operator)
+    await nats.server.kill()
+    await nats.server.restart()
+    const info = await ensureStream(await jetstreamManager(await nats.server.connect('operator')))
     assert.equal(info.state.messages, 1)
   })
 })

@@ -2,7 +2,13 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { EventFactory } from '@eventplane/core'
 import { PgEventStore, ROLES, RelayLease } from '@eventplane/store-pg'
-import { createTestDatabase, eventually, holdXid, type TestDatabase } from '@eventplane/store-pg/testing'
+import {
+  createTestDatabase,
+  eventually,
+  holdForeignXid,
+  holdXid,
+  type TestDatabase,
+} from '@eventplane/store-pg/testing'
 import type { StatusReport } from '../src/commands/status.ts'
 import { UNREACHABLE_NATS, UNREACHABLE_PG, failureLine, killAll, runCli } from './helpers.ts'
 
@@ -166,8 +172,7 @@ describe('evtctl status (PostgreSQL side)', () => {
   })
 
   test("another database's older transaction is shown as elsewhere, never as oldest, holding or stuck; this database's is", async () => {
-    const other = await createTestDatabase('ep_cli_status_other', { migrate: false })
-    const theirs = await holdXid(other.admin)
+    const theirs = await holdForeignXid('ep_cli_status_other')
     try {
       await append('before-mine')
       const mine = await holdXid(db.admin)
@@ -196,7 +201,7 @@ describe('evtctl status (PostgreSQL side)', () => {
         )
         // Listed (other suites' or helpers' databases on a shared server may have older ones).
         const listed = log.other_database_transactions.find((t) => t.pid === theirs.pid)
-        assert.deepEqual([listed?.kind, listed?.database], ['session', other.name])
+        assert.deepEqual([listed?.kind, listed?.database], ['session', theirs.db.name])
         assert.equal(
           log.other_database_transactions.some((t) => t.database === db.name),
           false,
@@ -212,8 +217,7 @@ describe('evtctl status (PostgreSQL side)', () => {
         await mine.release()
       }
     } finally {
-      await theirs.release()
-      await other.drop()
+      await theirs.drop()
     }
   })
 

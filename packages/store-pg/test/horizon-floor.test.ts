@@ -1,16 +1,9 @@
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
+import { before, describe, test } from 'node:test'
 import type { Sql } from 'postgres'
 import type { Checkpoint } from '@eventplane/core'
 import { type AppendedEvent, PgEventStore, ROLES } from '@eventplane/store-pg'
-import {
-  type HeldXid,
-  type TestDatabase,
-  createTestDatabase,
-  eventually,
-  holdXid,
-  useTestDatabase,
-} from '@eventplane/store-pg/testing'
+import { eventually, holdXid, useForeignXid, useTestDatabase } from '@eventplane/store-pg/testing'
 import type { HorizonRule } from '../src/sql/read-all.ts'
 import { factoryFor, stream } from './helpers.ts'
 
@@ -31,23 +24,16 @@ async function pages(read: (from: Checkpoint) => AsyncGenerator<{ event_id: stri
 
 describe('a reader in the middle of an ended transaction reads the rest of it, and nothing after it', () => {
   const db = useTestDatabase('ep_horizon_floor')
-  let other: TestDatabase
-  let otherXid: HeldXid
+  const other = useForeignXid('ep_horizon_floor_other')
   let writer: PgEventStore
   let relay: PgEventStore
   let reader: PgEventStore
   let relaySql: Sql
   before(async () => {
-    other = await createTestDatabase('ep_horizon_floor_other', { migrate: false })
-    otherXid = await holdXid(other.admin)
     writer = new PgEventStore(db.connect(ROLES.intentWriter))
     relaySql = db.connect(ROLES.relay, 2)
     relay = new PgEventStore(relaySql)
     reader = new PgEventStore(db.connect(ROLES.reader, 2))
-  })
-  after(async () => {
-    await otherXid?.release()
-    await other?.drop()
   })
 
   /** Appends three events in one transaction (T), then one more (U, a later transaction). */
@@ -69,7 +55,7 @@ describe('a reader in the middle of an ended transaction reads the rest of it, a
     const x = await holdXid(db.admin)
     try {
       const { t, u } = await batchThenOne('acme')
-      const [tx, o, xx] = [t[0]!.txId.toString(), otherXid.xid, x.xid]
+      const [tx, o, xx] = [t[0]!.txId.toString(), other.xid, x.xid]
       assert.ok(BigInt(o) < BigInt(xx) && BigInt(xx) < t[0]!.txId, 'O < X < T')
       const xmax = next(u.txId)
       const horizon = async (snapshot: string, after: Checkpoint) => {
@@ -187,7 +173,7 @@ describe('a reader in the middle of an ended transaction reads the rest of it, a
     // Polled only until the exact page passes (this database's autovacuum may hold an xid for a moment).
     let out: string[] = []
     await eventually(async () => (out = await drain()).length > 0, 30_000, 'the exact page')
-    assert.ok(BigInt(otherXid.xid) < u.txId, 'the other database is still held')
+    assert.ok(BigInt(other.xid) < u.txId, 'the other database is still held')
     assert.deepEqual(out, ids, 'all of T, then nothing: U waits behind the other database for an exact read')
   })
 })

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
+import { before, describe, test } from 'node:test'
 import type { Sql } from 'postgres'
 import { type AppendedEvent, PgEventStore, ROLES } from '@eventplane/store-pg'
-import { type TestDatabase, createTestDatabase, useTestDatabase } from '@eventplane/store-pg/testing'
+import { useTestDatabase } from '@eventplane/store-pg/testing'
 import { OPEN_TRANSACTIONS_QUERY } from '../src/sql/open-transactions.ts'
 import { holdTransaction } from '../src/testing/hold-transaction.ts'
 import { factoryFor, stream } from './helpers.ts'
@@ -38,16 +38,12 @@ async function readAround(relay: Sql, between: () => Promise<void>): Promise<str
 
 describe('the gap-safe horizon and transactions that ended after the read took its snapshot', () => {
   const db = useTestDatabase('ep_horizon_ended')
-  let other: TestDatabase
+  const other = useTestDatabase('ep_horizon_ended_other', { migrate: false })
   let relay: Sql
   let writer: PgEventStore
   before(async () => {
-    other = await createTestDatabase('ep_horizon_ended_other', { migrate: false })
     relay = db.connect(ROLES.relay, 1)
     writer = new PgEventStore(db.connect(ROLES.intentWriter, 1))
-  })
-  after(async () => {
-    await other?.drop()
   })
 
   async function appendOne(tenant: string, id: string, store = writer): Promise<AppendedEvent> {

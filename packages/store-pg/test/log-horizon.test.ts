@@ -5,11 +5,10 @@ import { type Checkpoint, type RecordedEvent, START } from '@eventplane/core'
 import { PgEventStore, ROLES, logStatus, readHeads, streamLog } from '@eventplane/store-pg'
 import {
   type HeldXid,
-  type TestDatabase,
   closePool,
-  createTestDatabase,
   eventually,
   holdXid,
+  useForeignXid,
   useTestDatabase,
 } from '@eventplane/store-pg/testing'
 import { chainHeadsSql } from '../src/sql/chain-heads.ts'
@@ -40,30 +39,23 @@ const ids = (events: readonly RecordedEvent[]) => events.map((e) => e.event_id)
 
 describe('the gap-safe horizon: only transactions that can write into this log hold it back', () => {
   const db = useTestDatabase('ep_horizon')
-  let other: TestDatabase
-  let otherXid: HeldXid
+  // An empty second database with a transaction that holds an xid, open for the whole suite: every
+  // event below is appended after it, so the cluster-wide rule would return none of them.
+  const other = useForeignXid('ep_horizon_other')
   let writer: PgEventStore
   let relay: PgEventStore
   let reader: PgEventStore
   before(async () => {
-    // An empty second database with a transaction that holds an xid, open for the whole suite: every
-    // event below is appended after it, so the cluster-wide rule would return none of them.
-    other = await createTestDatabase('ep_horizon_other', { migrate: false })
-    otherXid = await holdXid(other.admin)
     writer = new PgEventStore(db.connect(ROLES.intentWriter))
     relay = new PgEventStore(db.connect(ROLES.relay))
     reader = new PgEventStore(db.connect(ROLES.reader, 2))
-  })
-  after(async () => {
-    await otherXid?.release()
-    await other?.drop()
   })
 
   test("another database's open transaction holds back no reader of this log", async () => {
     const f = factoryFor('acme')
     const event = f.intent(stream('acme', 'a1'), 'created', { n: 1 })
     const [appended] = (await writer.append(stream('acme', 'a1'), [event])).events
-    assert.ok(BigInt(otherXid.xid) < appended!.txId, 'the other database took its xid first')
+    assert.ok(BigInt(other.xid) < appended!.txId, 'the other database took its xid first')
 
     // Each reader is polled, only for this database's own autovacuum / autoanalyze, which may hold an xid
     // for a moment at any point (a fresh database): the other database's transaction stays open throughout,
@@ -88,10 +80,10 @@ describe('the gap-safe horizon: only transactions that can write into this log h
     const operatorSql = db.connect(ROLES.operator, 1)
     await returns('the log is not held back', async () => (await logStatus(operatorSql)).horizon > appended!.txId)
     const status = await logStatus(operatorSql)
-    assert.ok(status.snapshotXmin <= BigInt(otherXid.xid), 'the cluster is held back')
+    assert.ok(status.snapshotXmin <= BigInt(other.xid), 'the cluster is held back')
     // Still open: it was passed, not waited for.
-    const [row] = await other.admin<{ n: number }[]>`
-      select count(*)::int as n from pg_stat_activity where backend_xid::text = ${otherXid.xid}`
+    const [row] = await other.db.admin<{ n: number }[]>`
+      select count(*)::int as n from pg_stat_activity where backend_xid::text = ${other.xid}`
     assert.equal(row!.n, 1)
   })
 
@@ -165,7 +157,7 @@ describe('the gap-safe horizon: only transactions that can write into this log h
       // sessions until it ends; the horizon must not judge a later snapshot by that older look.
       await conn.unsafe('begin')
       await conn`select eventplane.log_horizon(pg_current_snapshot())`
-      late = await holdXid(other.admin)
+      late = await holdXid(other.db.admin)
       const event = f.intent(stream('globex', 'g1'), 'created', { n: 1 })
       await writer.append(stream('globex', 'g1'), [event])
       const inTransaction = new PgEventStore(conn as never)

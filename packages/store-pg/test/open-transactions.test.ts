@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
+import { before, describe, test } from 'node:test'
 import {
   type OpenTransaction,
   PgEventStore,
@@ -9,14 +9,7 @@ import {
   stuckTransactions,
   transactionsHoldingLog,
 } from '@eventplane/store-pg'
-import {
-  type HeldXid,
-  type TestDatabase,
-  createTestDatabase,
-  eventually,
-  holdXid,
-  useTestDatabase,
-} from '@eventplane/store-pg/testing'
+import { type HeldXid, eventually, holdXid, useForeignXid, useTestDatabase } from '@eventplane/store-pg/testing'
 import { factoryFor, stream } from './helpers.ts'
 
 // The operations signals (status, the relay's guard and gauge) classify every
@@ -26,22 +19,15 @@ import { factoryFor, stream } from './helpers.ts'
 
 /** backend_xid (and so OpenTransaction.xid) is the 32-bit form of an xid8. */
 const xid32 = (xid8: string | bigint) => (BigInt(xid8) & 0xffffffffn).toString()
-const find = (list: readonly OpenTransaction[], held: HeldXid) => list.find((t) => t.xid === xid32(held.xid))
+const find = (list: readonly OpenTransaction[], held: { xid: string }) => list.find((t) => t.xid === xid32(held.xid))
 
 describe('open transactions, classified by whether they hold this log back', () => {
   const db = useTestDatabase('ep_open_tx')
-  let other: TestDatabase
-  let otherXid: HeldXid
+  // A second database with a transaction holding an xid, open for the whole suite and older than anything below.
+  const other = useForeignXid('ep_open_tx_other')
   let writer: PgEventStore
   before(async () => {
-    // A second database with a transaction holding an xid, open for the whole suite and older than anything below.
-    other = await createTestDatabase('ep_open_tx_other', { migrate: false })
-    otherXid = await holdXid(other.admin)
     writer = new PgEventStore(db.connect(ROLES.intentWriter, 1))
-  })
-  after(async () => {
-    await otherXid?.release()
-    await other?.drop()
   })
 
   test("another database's transaction is listed as not holding the log, never stuck; this database's holds it, and the oldest holder is the horizon", async () => {
@@ -55,15 +41,15 @@ describe('open transactions, classified by whether they hold this log back', () 
       const relay = db.connect(ROLES.relay, 1)
 
       const all = await openTransactions(operator)
-      const theirs = find(all, otherXid)
+      const theirs = find(all, other)
       assert.ok(theirs, `the other database's transaction is listed: ${JSON.stringify(all)}`)
-      assert.deepEqual([theirs.kind, theirs.database, theirs.holdsLog], ['session', other.name, false])
+      assert.deepEqual([theirs.kind, theirs.database, theirs.holdsLog], ['session', other.db.name, false])
       const ours = find(all, mine)
       assert.ok(ours, 'this database’s transaction is listed')
       assert.deepEqual([ours.kind, ours.pid, ours.database, ours.holdsLog], ['session', mine.pid, db.name, true])
 
       const holding = await transactionsHoldingLog(relay)
-      assert.equal(find(holding, otherXid), undefined, 'not a holder')
+      assert.equal(find(holding, other), undefined, 'not a holder')
       assert.ok(find(holding, mine), 'a holder')
       // The other database's transaction began first, so it is at least as old as this one whenever this one is
       // past the bound: a classification by age alone would list it in the same call.
@@ -73,7 +59,7 @@ describe('open transactions, classified by whether they hold this log back', () 
         30_000,
         'this database’s transaction to be older than the bound',
       )
-      assert.equal(find(stuck, otherXid), undefined, 'another database’s is never stuck')
+      assert.equal(find(stuck, other), undefined, 'another database’s is never stuck')
 
       // The same rule as log_horizon: the oldest xid that holds the log is where the read stops. Polled only
       // for this database's autovacuum, which may hold an xid for a moment between the two statements.
@@ -90,7 +76,7 @@ describe('open transactions, classified by whether they hold this log back', () 
         30_000,
         'the oldest holder to be the horizon',
       )
-      assert.ok(BigInt(otherXid.xid) < BigInt(mine.xid), seen)
+      assert.ok(BigInt(other.xid) < BigInt(mine.xid), seen)
     } finally {
       await mine.release()
     }
@@ -105,10 +91,10 @@ describe('open transactions, classified by whether they hold this log back', () 
       // later snapshot, taken for one without a session, which holds the log back).
       await conn.unsafe('begin')
       await openTransactions(conn as never)
-      late = await holdXid(other.admin)
+      late = await holdXid(other.db.admin)
       const listed = find(await openTransactions(conn as never), late)
       assert.ok(listed, 'the new transaction is listed')
-      assert.deepEqual([listed.kind, listed.database, listed.holdsLog], ['session', other.name, false])
+      assert.deepEqual([listed.kind, listed.database, listed.holdsLog], ['session', other.db.name, false])
     } finally {
       await conn.unsafe('rollback').catch(() => {})
       conn.release()

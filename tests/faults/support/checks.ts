@@ -11,6 +11,7 @@ import type { NatsConnection } from '@nats-io/transport-node'
 import type { Sql } from 'postgres'
 import { eventually, streamMessages } from '../../../packages/bus-nats/test/fixtures.ts'
 import type { Ledger } from './clients.ts'
+import type { FaultSystem } from './system.ts'
 
 /**
  * Per stream: how many events were applied and the last stream version seen.
@@ -160,4 +161,25 @@ export async function assertProjectionOnce(projector: Sql, rows: readonly LogRow
     'the projection counted every event of the log once',
   )
   for (const s of states) assert.equal(s.count, s.last, 'no stream was counted twice')
+}
+
+/**
+ * The end state of a fault run whose clients retried until acknowledged: PostgreSQL holds exactly `submitted`
+ * events, each acknowledged one once at the position and version it was acknowledged with, every stream's
+ * versions contiguous; JetStream carries the log once, in its order; and `runner` (live on `faultCounter`),
+ * stopped here once it reached the log's end, applied every event once. Returns the log's rows.
+ */
+export async function assertNothingLostOrDoubled(
+  sys: FaultSystem,
+  o: { runner: ProjectionRunner; ledger: Ledger; submitted: number },
+): Promise<LogRow[]> {
+  const rows = await logRows(sys.admin)
+  assert.equal(rows.length, o.submitted, 'PostgreSQL holds every submitted event and nothing else')
+  assertAckedOnce(rows, o.ledger)
+  assertVersionsContiguous(rows)
+  await assertStreamCarriesLog(await sys.env.natsAs('operator'), rows)
+  await reachesEnd(o.runner, endOf(rows))
+  await o.runner.stop()
+  await assertProjectionOnce(sys.projector, rows)
+  return rows
 }

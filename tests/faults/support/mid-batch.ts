@@ -1,31 +1,42 @@
-import { activeRelayCheckpointWrites } from '@eventplane/store-pg/testing'
 import type { JetStreamManager } from '@nats-io/jetstream'
-import type { Sql } from 'postgres'
 import { type ServiceProcess, eventually, streamCount, within } from '../../../packages/bus-nats/test/fixtures.ts'
 import type { AckGate } from '@eventplane/bus-nats/testing'
 
+/** What the relay logs once a drain failed, after it waited for every checkpoint write it had started. */
+export const RELAY_INTERRUPTED = 'relay interrupted; retrying'
+
+/** The relay's own ack timeout (`publishTimeoutMs`, 5 s by default) and then some. */
+const TIMED_OUT_WITHIN_MS = 30_000
+
 /**
- * Kills a frozen relay child mid-batch, with no luck involved: thawed, it
- * publishes through `gate` until the gate holds back an ack, and is frozen
- * again in that same turn (before its own ack timeout can fire), with more
- * published than it heard acked. Its checkpoint writes already sent finish in
- * PostgreSQL (so the stored checkpoint is final), it is SIGKILLed, and every
- * publish it sent is in the stream before this returns. The gate stays open.
+ * Kills a frozen relay child mid-batch, with no luck involved. Thawed, it
+ * publishes through `gate` until the gate holds back an ack: it has published
+ * more than it heard acked, and the gate holds every later answer, so it can
+ * neither hear another ack nor resume. It waits there for its own ack timeout;
+ * its drain then fails, waits for every checkpoint write it started (`#drain`
+ * and `#pump` settle the CheckpointWriter) and only then logs
+ * {@link RELAY_INTERRUPTED}. From that line until its death the stored
+ * checkpoint is final: the retry that follows needs a JetStream answer (the
+ * stream's state) before it could store one, and the gate holds that too. So a
+ * checkpoint the relay stored ahead of its acks is in PostgreSQL when it is
+ * SIGKILLed, whether its write took one round trip or three (freezing it at the
+ * held ack instead caught such a write in flight or not yet sent, depending on
+ * the load). Every publish it sent is in the stream before this returns. The
+ * gate stays open.
  */
 export async function killRelayMidBatch(o: {
   relay: ServiceProcess
   gate: AckGate
-  /** The superuser on the test's database, named `database`. */
-  admin: Sql
-  database: string
   jsm: JetStreamManager
 }): Promise<void> {
+  const interrupted = (): number => o.relay.logs.filter((l) => l.msg === RELAY_INTERRUPTED).length
   o.relay.freeze(false)
   await within(o.gate.held, 60_000, 'the relay to publish past its acks')
-  o.relay.freeze(true)
+  const before = interrupted()
   await eventually(
-    async () => (await activeRelayCheckpointWrites(o.admin, o.database)).length === 0,
-    'the relay checkpoint writes to finish',
+    () => interrupted() > before,
+    'the relay to give up on the held acks, its checkpoint writes settled',
+    TIMED_OUT_WITHIN_MS,
   )
   await o.relay.kill('SIGKILL')
   await eventually(
