@@ -1,7 +1,8 @@
-import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { EventplaneError, validateTenant } from '@eventplane/core'
 import { jetstreamManager } from '@nats-io/jetstream'
+import { parseCreds } from '@nats-io/jwt'
 import { type KeyPair, createAccount, fromSeed } from '@nats-io/nkeys'
 import { type NatsConnection, connect, credsAuthenticator } from '@nats-io/transport-node'
 import type { ConnectionOptions } from '@nats-io/transport-node'
@@ -19,6 +20,7 @@ import {
   userCreds,
 } from './claims.ts'
 import { pushAccountJwt } from './claims-push.ts'
+import { writeFileAtomic } from './revocations.ts'
 import { type UserPermissions, checkTenantConsumers, tenantPermissions } from './permissions.ts'
 
 /** What the auth dir remembers of a tenant (`tenants/<tenant>.json`). */
@@ -33,6 +35,12 @@ export interface TenantRecord {
   limits?: TenantAccountLimits
   added_at: string
   revoked_at?: string
+  /**
+   * User keys of its account revoked by `rotateTenantUser` (key → seconds since the epoch: its JWTs
+   * issued until then are refused). Merged into, never dropped: every push of its account JWT carries them.
+   */
+  revocations?: Record<string, number>
+  rotated_at?: string
 }
 
 /** The two connections tenant administration needs: the system account (JWT pushes) and the log account (consumers). */
@@ -45,19 +53,28 @@ export interface TenantAdmin {
 const recordFile = (dir: string, tenant: string): string => join(dir, 'tenants', `${tenant}.json`)
 const seedFile = (dir: string, tenant: string): string => join(dir, 'tenants', `${tenant}.nk`)
 
+/** Connects as one of the auth dir's users (`system`: account JWT pushes; `operator`), by its creds file. */
+export function connectAuthDirUser(
+  auth: AuthDir,
+  user: 'system' | 'operator',
+  servers: string,
+  options: Partial<ConnectionOptions> = {},
+): Promise<NatsConnection> {
+  return connect({
+    servers,
+    name: `eventplane-tenant-admin:${user}`,
+    authenticator: credsAuthenticator(readFileSync(serviceCredsFile(auth.dir, user))),
+    ...options,
+  })
+}
+
 /** Connects as the auth dir's `system` and `operator` users (their creds files). */
 export async function connectTenantAdmin(
   auth: AuthDir,
   servers: string,
   options: Partial<ConnectionOptions> = {},
 ): Promise<TenantAdmin> {
-  const as = (user: 'system' | 'operator') =>
-    connect({
-      servers,
-      name: `eventplane-tenant-admin:${user}`,
-      authenticator: credsAuthenticator(readFileSync(serviceCredsFile(auth.dir, user))),
-      ...options,
-    })
+  const as = (user: 'system' | 'operator') => connectAuthDirUser(auth, user, servers, options)
   const system = await as('system')
   const operator = await as('operator').catch(async (e: unknown) => {
     await system.close()
@@ -149,6 +166,7 @@ export async function addTenant(
     operator: auth.operator,
     log: auth.log,
     limits,
+    ...(existing?.revocations === undefined ? {} : { revocations: existing.revocations }),
   })
   // The consumers first: one that exists with another filter fails the add before the account imports it.
   const jsm = await jetstreamManager(admin.operator)
@@ -174,8 +192,10 @@ export async function addTenant(
     consumers,
     limits,
     added_at: existing?.added_at ?? new Date().toISOString(),
+    ...(existing?.revocations === undefined ? {} : { revocations: existing.revocations }),
+    ...(existing?.rotated_at === undefined ? {} : { rotated_at: existing.rotated_at }),
   }
-  writeFileSync(recordFile(auth.dir, tenant), `${JSON.stringify(record, null, 2)}\n`, { mode: 0o644 })
+  writeRecord(auth, record)
   return { record, credsFile, created: existing === undefined }
 }
 
@@ -197,8 +217,63 @@ export async function revokeTenant(auth: AuthDir, admin: TenantAdmin, tenant: st
   rmSync(tenantCredsFile(auth.dir, tenant), { force: true })
   rmSync(seedFile(auth.dir, tenant), { force: true })
   const revoked: TenantRecord = { ...record, status: 'revoked', revoked_at: new Date().toISOString() }
-  writeFileSync(recordFile(auth.dir, tenant), `${JSON.stringify(revoked, null, 2)}\n`, { mode: 0o644 })
+  writeRecord(auth, revoked)
   return revoked
+}
+
+export interface RotatedTenant {
+  record: TenantRecord
+  /** The new creds file (mode 0600): hand it to the tenant, never print it. */
+  credsFile: string
+  /** The new user key (public). */
+  key: string
+  /** The replaced key, refused from now on. */
+  revoked: string
+}
+
+/**
+ * Rotates an active tenant's user, live: a new user key with the same
+ * grants, its creds written atomically (mode 0600) over
+ * `tenants/<tenant>.creds`, the old key added to the revocations its record
+ * keeps (merged with every earlier one) and its account JWT pushed with
+ * them: the server closes the old key's connections and refuses it from
+ * then on. Its account, consumers and limits stay; other tenants are not
+ * touched (their JWTs are not pushed). `bus.unknown_tenant` when it is not
+ * active, before anything is written.
+ */
+export async function rotateTenantUser(auth: AuthDir, admin: TenantAdmin, tenant: string): Promise<RotatedTenant> {
+  const existing = activeRecord(auth, tenant)
+  if (existing === undefined)
+    throw new EventplaneError('bus.unknown_tenant', `tenant ${tenant} is not active in ${auth.dir}`, {
+      details: { tenant },
+    })
+  const account = tenantKey(auth, tenant)
+  const credsFile = tenantCredsFile(auth.dir, tenant)
+  const old = existsSync(credsFile) ? (await parseCreds(readFileSync(credsFile))).uc.sub : undefined
+  const creds = await userCreds(tenant, account, tenantPermissions(tenant, existing.consumers))
+  const key = (await parseCreds(creds)).uc.sub
+  const at = Math.floor(Date.now() / 1000)
+  const revocations = { ...existing.revocations }
+  if (old !== undefined) revocations[old] = Math.max(at, revocations[old] ?? 0)
+  const record: TenantRecord = { ...existing, revocations, rotated_at: new Date().toISOString() }
+  // The new creds first: the file never holds a key the server refuses.
+  writeSecretFile(credsFile, creds)
+  writeRecord(auth, record)
+  const jwt = await tenantAccountJwt({
+    tenant,
+    account: account.getPublicKey(),
+    consumers: existing.consumers,
+    operator: auth.operator,
+    log: auth.log,
+    limits: checkAccountLimits({ ...DEFAULT_TENANT_ACCOUNT_LIMITS, ...existing.limits }),
+    revocations,
+  })
+  await pushAccountJwt(admin.system, jwt)
+  return { record, credsFile, key, revoked: old ?? '' }
+}
+
+function writeRecord(auth: AuthDir, record: TenantRecord): void {
+  writeFileAtomic(recordFile(auth.dir, record.tenant), `${JSON.stringify(record, null, 2)}\n`, 0o644)
 }
 
 /**

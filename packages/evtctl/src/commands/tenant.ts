@@ -9,6 +9,7 @@ import {
   listTenants,
   loadAuthDir,
   revokeTenant,
+  rotateTenantUser,
 } from '@eventplane/bus-nats/nats-config'
 import { redactUrl } from '@eventplane/store-pg'
 import { toEventplaneError } from '../exit-codes.ts'
@@ -16,7 +17,8 @@ import { type CommandKit, helpAfter } from '../command-kit.ts'
 import { CONNECT_TIMEOUT_S, type Session } from '../session.ts'
 import { CliError } from '../cli-error.ts'
 
-function authDir(session: Session): AuthDir {
+/** The auth dir of `--auth-dir` or `EVENTPLANE_NATS_AUTH_DIR`; `cli.config` without one. */
+export function authDir(session: Session): AuthDir {
   const dir = session.config.natsAuthDir
   if (dir === undefined)
     throw new CliError(
@@ -27,7 +29,7 @@ function authDir(session: Session): AuthDir {
 }
 
 /** The auth dir's `system` and `operator` connections; closed with the session. */
-async function admin(session: Session, auth: AuthDir): Promise<TenantAdmin> {
+export async function admin(session: Session, auth: AuthDir): Promise<TenantAdmin> {
   const url = session.config.natsUrl
   try {
     const a = await connectTenantAdmin(auth, url, { timeout: CONNECT_TIMEOUT_S * 1000, maxReconnectAttempts: 0 })
@@ -52,14 +54,15 @@ function humanRecord(r: TenantRecord): string {
 const collect = (value: string, previous: string[]): string[] => [...previous, value]
 
 /**
- * `evtctl tenant add|list|revoke`: tenants are NATS accounts, added and
- * revoked live through the server's account resolver (no restart, other
- * tenants untouched). Creds files are written with mode 0600 and never printed.
+ * `evtctl tenant add|list|rotate|revoke`: tenants are NATS accounts, added,
+ * rotated and revoked live through the server's account resolver (no
+ * restart, other tenants untouched). Creds files are written with mode 0600
+ * and never printed.
  */
 export function registerTenant(program: Command, kit: CommandKit): void {
   const tenant = program
     .command('tenant')
-    .description('add, list and revoke tenants: one NATS account each, changed live (no server restart)')
+    .description('add, list, rotate and revoke tenants: one NATS account each, changed live (no server restart)')
     .option('--auth-dir <dir>', 'the NATS auth dir made by nats-setup (env EVENTPLANE_NATS_AUTH_DIR)')
     .addHelpText(
       'after',
@@ -72,6 +75,7 @@ export function registerTenant(program: Command, kit: CommandKit): void {
         '  $ evtctl tenant add acme --auth-dir /etc/eventplane/nats-auth',
         '  $ evtctl tenant add acme --consumer acme_tail --consumer acme_audit',
         '  $ evtctl tenant list --json',
+        '  $ evtctl tenant rotate acme        # new creds file; the old one is refused from now on',
         '  $ evtctl tenant revoke acme',
       ),
     )
@@ -112,6 +116,24 @@ export function registerTenant(program: Command, kit: CommandKit): void {
         const records = listTenants(authDir(session))
         if (records.length === 0) session.out.line('(no tenants)')
         for (const r of records) session.out.emit(record(r), () => humanRecord(r))
+      }),
+    )
+
+  tenant
+    .command('rotate')
+    .description("rotate a tenant's user: new creds file, the old key revoked (its connections closed)")
+    .argument('<tenant>', 'tenant name')
+    .action(
+      kit.action(async (session, cmd) => {
+        const auth = authDir(session)
+        const r = await rotateTenantUser(auth, await admin(session, auth), cmd.args[0]!)
+        session.log.info({ tenant: r.record.tenant, key: r.key, revoked: r.revoked }, 'tenant user rotated')
+        session.out.emit({ ...record(r.record), creds_file: r.credsFile, key: r.key, revoked_key: r.revoked }, () => [
+          `tenant     ${r.record.tenant} (user rotated)`,
+          `creds      ${r.credsFile} (mode 0600: hand it to the tenant, keep it secret)`,
+          `key        ${r.key}`,
+          ...(r.revoked === '' ? [] : [`revoked    ${r.revoked} (connections closed, refused from now on)`]),
+        ])
       }),
     )
 

@@ -1,0 +1,112 @@
+/**
+ * Rotating a service user's creds (`rotateServiceUser`) against a real nats-server in the account model, and a
+ * service connection (`natsAuth`) that reads its creds file on each reconnect: rotated on its host, it is
+ * disconnected by the revocation and comes back with the new key instead of being closed for good.
+ */
+import assert from 'node:assert/strict'
+import { readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { after, before, describe, test } from 'node:test'
+import { isEventplaneError } from '@eventplane/core'
+import { parseCreds } from '@nats-io/jwt'
+import { type NatsConnection, connect, credsAuthenticator } from '@nats-io/transport-node'
+import { credsFileAuthenticator, natsAuth } from '../src/nats-auth.ts'
+import { loadAuthDir, readLogRevocations, rotateServiceUser, serviceCredsFile } from '../src/nats-config/index.ts'
+import { type TestNatsServer, startNatsServer } from '../src/testing/index.ts'
+import { eventually, within } from './fixtures.ts'
+
+/** Connects once with `creds`, no reconnect: resolves when the server takes it, rejects when it refuses. */
+async function connectsWith(url: string, creds: Uint8Array): Promise<void> {
+  const nc = await connect({ servers: url, authenticator: credsAuthenticator(creds), maxReconnectAttempts: 0 })
+  await nc.flush()
+  await nc.close()
+}
+
+const refused = (url: string, creds: Uint8Array, what: string) =>
+  assert.rejects(connectsWith(url, creds), /Authorization Violation/, `${what} is refused`)
+
+const keyOf = async (creds: Uint8Array) => (await parseCreds(creds)).uc.sub
+
+describe('credsFileAuthenticator', () => {
+  let server: TestNatsServer
+  before(async () => {
+    server = await startNatsServer()
+  })
+  after(async () => {
+    await server?.stop()
+  })
+
+  test('reads the file once per authentication: the JWT and the signing key come from the same read', async () => {
+    const auth = loadAuthDir(server.authDir!)
+    const relay = readFileSync(serviceCredsFile(auth.dir, 'relay'))
+    const gateway = readFileSync(serviceCredsFile(auth.dir, 'gateway'))
+    // A file renamed over between two reads: each read sees the other user's creds.
+    let reads = 0
+    const flipping = () => (reads++ % 2 === 0 ? relay : gateway)
+    const authenticate = credsFileAuthenticator('/rotating.creds', flipping)
+    for (let i = 0; i < 4; i++) {
+      const before = reads
+      const { jwt, nkey } = authenticate('nonce') as { jwt: string; nkey: string }
+      assert.equal(reads - before, 1, 'one read per authentication')
+      const sub = JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString()).sub as string
+      assert.equal(nkey, sub, 'the nkey that signs is the JWT subject')
+    }
+  })
+
+  test('keeps the last good bytes while the file is unreadable or garbage; startup fails with bus.config', async () => {
+    const file = `${server.authDir}/copy.creds`
+    const relay = readFileSync(serviceCredsFile(server.authDir!, 'relay'))
+    writeFileSync(file, relay, { mode: 0o600 })
+    const authenticate = credsFileAuthenticator(file)
+    rmSync(file)
+    assert.equal((authenticate('n') as { nkey: string }).nkey, await keyOf(relay), 'gone: the last good key')
+    writeFileSync(file, 'half a file')
+    assert.equal((authenticate('n') as { nkey: string }).nkey, await keyOf(relay), 'garbage: the last good key')
+    assert.throws(
+      () => natsAuth({ natsCreds: file }),
+      (e: unknown) => isEventplaneError(e, 'bus.config') && e.message.includes(file),
+    )
+    rmSync(file)
+  })
+})
+
+describe('rotateServiceUser', () => {
+  let server: TestNatsServer
+  let system: NatsConnection
+  before(async () => {
+    server = await startNatsServer()
+    system = await server.connect('system')
+  })
+  after(async () => {
+    await server?.stop()
+  })
+
+  test('a service connection reading its creds file reconnects with the rotated creds; the old key is refused', async () => {
+    const auth = loadAuthDir(server.authDir!)
+    const file = serviceCredsFile(auth.dir, 'relay')
+    const old = readFileSync(file)
+    const nc = await connect({
+      servers: server.url,
+      ...natsAuth({ natsCreds: file }),
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 50,
+    })
+    const statuses: string[] = []
+    void (async () => {
+      for await (const s of nc.status()) if (s.type !== 'ping') statuses.push(s.type)
+    })()
+    const other = await server.connect('gateway')
+
+    const rotated = await rotateServiceUser(auth, system, 'relay')
+    assert.deepEqual(rotated.revoked, [await keyOf(old)])
+    assert.equal(rotated.key, await keyOf(readFileSync(file)))
+    await eventually(() => statuses.includes('reconnect'), 'the relay connection to reconnect')
+    assert.equal(nc.isClosed(), false, `not closed: ${statuses.join(',')}`)
+    await within(nc.flush(), 5000, 'a flush on the reconnected connection')
+    await refused(server.url, old, 'the old relay key')
+    await connectsWith(server.url, readFileSync(file))
+    await within(other.flush(), 5000, 'the gateway connection, untouched')
+    assert.equal(other.isClosed(), false)
+    assert.deepEqual(Object.keys(readLogRevocations(auth.dir).revoked), [await keyOf(old)])
+    await nc.close()
+  })
+})
