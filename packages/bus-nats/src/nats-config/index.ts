@@ -44,12 +44,13 @@ export {
 export type { AddTenantOptions, AddedTenant, RotatedTenant, TenantAdmin, TenantRecord } from './tenants.ts'
 export {
   checkServiceUser,
+  credsUserKey,
   listServiceUsers,
   revokeLogUserKeys,
   revokeStagedKeys,
   rotateServiceUser,
 } from './rotate.ts'
 export type { RotateServiceUserOptions, RotatedUser } from './rotate.ts'
-export { logRevocationsFile, readLogRevocations } from './revocations.ts'
+export { jwtRevocations, logRevocationsFile, readLogRevocations } from './revocations.ts'
 export type { LogRevocations, RevokedKey, StagedKey } from './revocations.ts'
 export { natsSetupMain } from './setup-cli.ts'

@@ -43,6 +43,11 @@ export function checkServiceUser(user: string): ServiceUser {
   })
 }
 
+/** The public key of the user whose creds `creds` are (a `.creds` file's bytes). */
+export async function credsUserKey(creds: Uint8Array): Promise<string> {
+  return (await parseCreds(creds)).uc.sub
+}
+
 /** The public key of the user whose creds `file` holds; `bus.config` when it cannot be read. */
 async function credsKey(file: string): Promise<string> {
   if (!existsSync(file)) throw new EventplaneError('bus.config', `no creds file ${file}: run nats-setup first`)
