@@ -11,7 +11,7 @@ import {
   credsAuthenticator,
   connect as natsConnect,
 } from '@nats-io/transport-node'
-import { type AuthDir, initAuthDir, loadAuthDir, serviceCredsFile, tenantCredsFile } from '../nats-config/auth-dir.ts'
+import { type AuthDir, initAuthDir, serviceCredsFile, tenantCredsFile } from '../nats-config/auth-dir.ts'
 import { SYSTEM_USER } from '../nats-config/claims.ts'
 import { type ServiceUser, SERVICE_USERS, type UserPermissions } from '../nats-config/permissions.ts'
 import { accountsConfig, generateNatsConfig } from '../nats-config/server-config.ts'
@@ -111,8 +111,8 @@ export interface TestNatsServer {
   kill(): Promise<void>
   /**
    * Stops the server (SIGTERM) if running and starts it again on the same port and store dir; clients reconnect.
-   * With `reconfigure`, its config is written again from the auth dir as it is now (what a re-run of `nats-setup`
-   * gives: the log account JWT the auth dir holds, with its revocations, preloaded).
+   * With `reconfigure`, the auth dir goes through `initAuthDir` again and the config is written from it: what a
+   * re-run of `nats-setup` gives (the log account JWT the auth dir holds, with its revocations, preloaded).
    */
   restart(options?: { reconfigure?: boolean }): Promise<void>
 }
@@ -311,7 +311,7 @@ export async function startNatsServer(options: StartNatsServerOptions = {}): Pro
       if (stopped) throw new Error('restart() after stop(): the store dir is gone')
       await halt('SIGTERM')
       if (restartOptions.reconfigure && auth !== undefined) {
-        auth = loadAuthDir(auth.dir)
+        auth = await initAuthDir(auth.dir)
         writeConfig(port)
       }
       if (!(await spawnOn(port)))
