@@ -10,7 +10,15 @@ import { isEventplaneError } from '@eventplane/core'
 import { parseCreds } from '@nats-io/jwt'
 import { type NatsConnection, connect, credsAuthenticator } from '@nats-io/transport-node'
 import { credsFileAuthenticator, natsAuth } from '../src/nats-auth.ts'
-import { loadAuthDir, readLogRevocations, rotateServiceUser, serviceCredsFile } from '../src/nats-config/index.ts'
+import { logAccountJwt } from '../src/nats-config/claims.ts'
+import {
+  initAuthDir,
+  jwtRevocations,
+  loadAuthDir,
+  readLogRevocations,
+  rotateServiceUser,
+  serviceCredsFile,
+} from '../src/nats-config/index.ts'
 import { type TestNatsServer, startNatsServer } from '../src/testing/index.ts'
 import { eventually, within } from './fixtures.ts'
 
@@ -108,5 +116,16 @@ describe('rotateServiceUser', () => {
     assert.equal(other.isClosed(), false)
     assert.deepEqual(Object.keys(readLogRevocations(auth.dir).revoked), [await keyOf(old)])
     await nc.close()
+  })
+
+  test('initAuthDir rebuilds a log account JWT that lacks a revocation the list holds (a write cut short)', async () => {
+    const auth = loadAuthDir(server.authDir!)
+    const listed = Object.keys(readLogRevocations(auth.dir).revoked)
+    assert.ok(listed.length > 0, 'the previous test revoked a key')
+    const file = `${auth.dir}/accounts/EVENTPLANE.jwt`
+    writeFileSync(file, `${await logAccountJwt(auth.log, auth.operator)}\n`)
+    const again = await initAuthDir(auth.dir)
+    assert.deepEqual(Object.keys(jwtRevocations(again.logAccountJwt)), listed)
+    assert.deepEqual(Object.keys(jwtRevocations(readFileSync(file, 'utf8').trim())), listed)
   })
 })
