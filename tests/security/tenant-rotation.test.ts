@@ -79,59 +79,65 @@ describe('tenant rotate: a new user key for one tenant, live', () => {
     const globex = new SteadyTenant(await env.server.connect('globex'), 'globex')
     await globex.start()
     await eventually(() => globex.submitted.length >= 20, 'globex to get going')
-    const first = acmeCreds()
-    const live = await env.server.connect('acme', { maxReconnectAttempts: 5, reconnectTimeWait: 100 })
-    const closed = live.closed()
+    try {
+      const first = acmeCreds()
+      const live = await env.server.connect('acme', { maxReconnectAttempts: 5, reconnectTimeWait: 100 })
+      const closed = live.closed()
 
-    const r = await runCli(['tenant', 'rotate', 'acme', '--json'], { env: cli })
-    assert.equal(r.code, 0, r.stderr)
-    const out = JSON.parse(r.stdout) as { creds_file: string; key: string; revoked_key: string; status: string }
-    assert.equal(out.status, 'active')
-    assert.equal(out.revoked_key, await credsUserKey(first))
-    assert.equal(out.key, await credsUserKey(acmeCreds()))
-    assert.equal(statSync(out.creds_file).mode & 0o777, 0o600, 'the creds file is private')
-    const secrets = readFileSync(out.creds_file, 'utf8')
-      .split('\n')
-      .filter((l) => /^(eyJ|SU)/.test(l))
-    assert.ok(!secrets.some((s) => r.stdout.includes(s) || r.stderr.includes(s)), 'creds are never printed')
-    assert.ok((await within(closed, 15_000, "acme's old connection to be closed")) instanceof Error)
-    await refused(first, "acme's old creds")
-    await connectsWith(acmeCreds())
+      const r = await runCli(['tenant', 'rotate', 'acme', '--json'], { env: cli })
+      assert.equal(r.code, 0, r.stderr)
+      const out = JSON.parse(r.stdout) as { creds_file: string; key: string; revoked_key: string; status: string }
+      assert.equal(out.status, 'active')
+      assert.equal(out.revoked_key, await credsUserKey(first))
+      assert.equal(out.key, await credsUserKey(acmeCreds()))
+      assert.equal(statSync(out.creds_file).mode & 0o777, 0o600, 'the creds file is private')
+      const secrets = readFileSync(out.creds_file, 'utf8')
+        .split('\n')
+        .filter((l) => /^(eyJ|SU)/.test(l))
+      assert.ok(!secrets.some((s) => r.stdout.includes(s) || r.stderr.includes(s)), 'creds are never printed')
+      assert.ok((await within(closed, 15_000, "acme's old connection to be closed")) instanceof Error)
+      await refused(first, "acme's old creds")
+      await connectsWith(acmeCreds())
 
-    const second = acmeCreds()
-    const again = await runCli(['tenant', 'rotate', 'acme'], { env: cli })
-    assert.equal(again.code, 0, again.stderr)
-    await refused(first, "acme's first creds, after a second rotation")
-    await refused(second, "acme's second creds")
-    await connectsWith(acmeCreds())
+      const second = acmeCreds()
+      const again = await runCli(['tenant', 'rotate', 'acme'], { env: cli })
+      assert.equal(again.code, 0, again.stderr)
+      await refused(first, "acme's first creds, after a second rotation")
+      await refused(second, "acme's second creds")
+      await connectsWith(acmeCreds())
 
-    const readd = await runCli(['tenant', 'add', 'acme', '--json'], { env: cli })
-    assert.equal(readd.code, 0, readd.stderr)
-    assert.equal((JSON.parse(readd.stdout) as { created: boolean }).created, false)
-    await refused(first, "acme's first creds, after tenant add re-applied it")
-    await refused(second, "acme's second creds, after tenant add re-applied it")
-    await connectsWith(acmeCreds())
-    const record = JSON.parse(readFileSync(join(env.server.authDir!, 'tenants', 'acme.json'), 'utf8')) as {
-      revocations: Record<string, number>
+      const readd = await runCli(['tenant', 'add', 'acme', '--json'], { env: cli })
+      assert.equal(readd.code, 0, readd.stderr)
+      assert.equal((JSON.parse(readd.stdout) as { created: boolean }).created, false)
+      await refused(first, "acme's first creds, after tenant add re-applied it")
+      await refused(second, "acme's second creds, after tenant add re-applied it")
+      await connectsWith(acmeCreds())
+      const record = JSON.parse(readFileSync(join(env.server.authDir!, 'tenants', 'acme.json'), 'utf8')) as {
+        revocations: Record<string, number>
+      }
+      assert.deepEqual(
+        Object.keys(record.revocations).sort(),
+        [await credsUserKey(first), await credsUserKey(second)].sort(),
+      )
+      await connectsWith(readFileSync(tenantCredsFile(env.server.authDir!, 'hooli')), 'hooli')
+
+      const atEnd = globex.submitted.length
+      await eventually(() => globex.submitted.length >= atEnd + 20, 'globex to go on')
+      await globex.stop()
+      const all = [...globex.submitted]
+      await eventually(
+        () => globex.pulled.length >= all.length && globex.tailed.length >= all.length,
+        'globex to consume',
+      )
+      await globex.stopPull()
+      assert.deepEqual(globex.errors, [], 'globex saw no error')
+      assert.deepEqual(globex.pulled, all, 'its consumer got every event, in order, once')
+      assert.deepEqual(globex.tailed, all, 'its tail got every event, in order')
+    } finally {
+      // A failed assertion must not leave globex submitting for ever.
+      await globex.stop()
+      await globex.stopPull()
     }
-    assert.deepEqual(
-      Object.keys(record.revocations).sort(),
-      [await credsUserKey(first), await credsUserKey(second)].sort(),
-    )
-    await connectsWith(readFileSync(tenantCredsFile(env.server.authDir!, 'hooli')), 'hooli')
-
-    const atEnd = globex.submitted.length
-    await eventually(() => globex.submitted.length >= atEnd + 20, 'globex to go on')
-    await globex.stop()
-    const all = [...globex.submitted]
-    await eventually(
-      () => globex.pulled.length >= all.length && globex.tailed.length >= all.length,
-      'globex to consume',
-    )
-    await globex.stopPull()
-    assert.deepEqual(globex.errors, [], 'globex saw no error')
-    assert.deepEqual(globex.pulled, all, 'its consumer got every event, in order, once')
-    assert.deepEqual(globex.tailed, all, 'its tail got every event, in order')
   })
 
   test('rotating an unknown or revoked tenant: exit 1, bus.unknown_tenant, nothing written', async () => {
