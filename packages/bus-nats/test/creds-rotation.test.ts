@@ -129,3 +129,24 @@ describe('rotateServiceUser', () => {
     assert.deepEqual(Object.keys(jwtRevocations(readFileSync(file, 'utf8').trim())), listed)
   })
 })
+
+describe('revokeServiceUsers (the test server helper)', () => {
+  let server: TestNatsServer
+  before(async () => {
+    server = await startNatsServer()
+  })
+  after(async () => {
+    await server?.stop()
+  })
+
+  test('a second call keeps the users the first revoked (it merges into the auth dir list)', async () => {
+    const creds = (user: 'controller' | 'gateway' | 'relay') => readFileSync(serviceCredsFile(server.authDir!, user))
+    const controller = creds('controller')
+    await server.revokeServiceUsers(['controller'])
+    await refused(server.url, controller, 'controller')
+    await server.revokeServiceUsers(['gateway'])
+    await refused(server.url, controller, 'controller, after gateway was revoked')
+    await refused(server.url, creds('gateway'), 'gateway')
+    await connectsWith(server.url, creds('relay'))
+  })
+})
