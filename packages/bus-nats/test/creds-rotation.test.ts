@@ -115,6 +115,13 @@ describe('rotateServiceUser', () => {
     await within(other.flush(), 5000, 'the gateway connection, untouched')
     assert.equal(other.isClosed(), false)
     assert.deepEqual(Object.keys(readLogRevocations(auth.dir).revoked), [await keyOf(old)])
+    // Again: nats.js reads the revocation's "User Authentication Revoked" as a protocol error, not an auth
+    // error, so a second rotation of a running service is no second auth error in a row (which would end it).
+    const second = readFileSync(file)
+    await rotateServiceUser(auth, system, 'relay')
+    await eventually(() => statuses.filter((s) => s === 'reconnect').length === 2, 'a second reconnect')
+    await within(nc.flush(), 5000, 'a flush after the second rotation')
+    await refused(server.url, second, 'the second relay key')
     await nc.close()
   })
 
