@@ -16,6 +16,7 @@ import {
   jwtRevocations,
   loadAuthDir,
   readLogRevocations,
+  revokeStagedKeys,
   rotateServiceUser,
   serviceCredsFile,
 } from '../src/nats-config/index.ts'
@@ -123,6 +124,25 @@ describe('rotateServiceUser', () => {
     await within(nc.flush(), 5000, 'a flush after the second rotation')
     await refused(server.url, second, 'the second relay key')
     await nc.close()
+  })
+
+  test('a push that fails leaves the new creds and the recorded revocation; revokeStagedKeys pushes it', async () => {
+    const auth = loadAuthDir(server.authDir!)
+    const file = serviceCredsFile(auth.dir, 'controller')
+    const old = readFileSync(file)
+    const gone = await server.connect('system')
+    await gone.close()
+    await assert.rejects(
+      rotateServiceUser(auth, gone, 'controller'),
+      (e: unknown) =>
+        isEventplaneError(e, 'bus.unavailable') && /not pushed: .*evtctl creds revoke-old$/.test(e.message),
+    )
+    assert.notEqual(await keyOf(readFileSync(file)), await keyOf(old), 'the new creds are written')
+    assert.ok(readLogRevocations(auth.dir).revoked[await keyOf(old)], 'the revocation is recorded')
+    await connectsWith(server.url, old)
+    assert.deepEqual(await revokeStagedKeys(auth, system), [], 'nothing was staged')
+    await refused(server.url, old, 'the old controller key, once pushed')
+    await connectsWith(server.url, readFileSync(file))
   })
 
   test('initAuthDir rebuilds a log account JWT that lacks a revocation the list holds (a write cut short)', async () => {

@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs'
-import { EventplaneError } from '@eventplane/core'
+import { EventplaneError, isEventplaneError } from '@eventplane/core'
 import { parseCreds } from '@nats-io/jwt'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { type AuthDir, serviceCredsFile, writeLogAccountJwt, writeSecretFile } from './auth-dir.ts'
@@ -99,11 +99,20 @@ export async function rotateServiceUser(
     return { user, credsFile, key, revoked: [], staged: stagedOf(after, user) }
   }
   const revoked = [oldKey, ...stagedOf(before, user).filter((k) => k !== oldKey)]
-  await revokeLogUserKeys(
-    auth,
-    system!,
-    revoked.map((key) => ({ key, user })),
-  )
+  try {
+    await revokeLogUserKeys(
+      auth,
+      system!,
+      revoked.map((key) => ({ key, user })),
+    )
+  } catch (e) {
+    if (!isEventplaneError(e)) throw e
+    throw new EventplaneError(
+      e.code,
+      `${user}'s new creds are written and its old key's revocation recorded in ${auth.dir}, but not pushed: ${e.message}; push it with: evtctl creds revoke-old`,
+      { cause: e, details: e.details },
+    )
+  }
   return { user, credsFile, key, revoked, staged: [] }
 }
 

@@ -51,11 +51,12 @@ export function registerCreds(program: Command, kit: CommandKit): void {
     .addHelpText(
       'after',
       helpAfter(
-        "A rotation writes a new key's creds to <auth-dir>/creds/<user>.creds (mode 0600, same grants) and",
-        'revokes the old key at once: the server closes its connections and refuses it from then on. A',
-        'service on the same host reads its creds file on each reconnect and comes back with the new key.',
-        'Revocations are kept in the auth dir and merged, never dropped: nats-setup re-runs and restarts keep them.',
-        'With --keep-old the old key stays valid until `creds revoke-old` (copy the new file to every host first).',
+        "A rotation writes a new key's creds to <auth-dir>/creds/<user>.creds (mode 0600, same grants)",
+        'and revokes the old key at once: the server closes its connections and refuses it from then on.',
+        'A service on the same host reads its creds file on each reconnect and comes back with the new key.',
+        'Revocations are kept in the auth dir and merged, never dropped: nats-setup re-runs and restarts',
+        'keep them. With --keep-old the old key stays valid until `creds revoke-old` (copy the new file to',
+        'every host first).',
         'Tenants: evtctl tenant rotate <tenant>.',
         '',
         'Examples:',
@@ -85,7 +86,7 @@ export function registerCreds(program: Command, kit: CommandKit): void {
             `creds      ${r.credsFile} (mode 0600: copy it to the ${r.user}'s hosts, keep it secret)`,
             `key        ${r.key}`,
             ...r.revoked.map((k) => `revoked    ${k} (connections closed, refused from now on)`),
-            ...r.staged.map((k) => `still valid ${k} (until: evtctl creds revoke-old ${r.user})`),
+            ...r.staged.map((k) => `staged     ${k} (still valid until: evtctl creds revoke-old ${r.user})`),
           ],
         )
       }),
