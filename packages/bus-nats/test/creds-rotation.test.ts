@@ -18,7 +18,9 @@ import {
   readLogRevocations,
   revokeStagedKeys,
   rotateServiceUser,
+  rotateTenantUser,
   serviceCredsFile,
+  tenantCredsFile,
 } from '../src/nats-config/index.ts'
 import { type TestNatsServer, startNatsServer } from '../src/testing/index.ts'
 import { eventually, within } from './fixtures.ts'
@@ -143,6 +145,23 @@ describe('rotateServiceUser', () => {
     assert.deepEqual(await revokeStagedKeys(auth, system), [], 'nothing was staged')
     await refused(server.url, old, 'the old controller key, once pushed')
     await connectsWith(server.url, readFileSync(file))
+  })
+
+  test('a tenant rotation whose push fails says so; tenant add re-applies the account with the revocation', async () => {
+    await server.addTenant('acme')
+    const auth = loadAuthDir(server.authDir!)
+    const file = tenantCredsFile(auth.dir, 'acme')
+    const old = readFileSync(file)
+    const gone = await server.connect('system')
+    await gone.close()
+    await assert.rejects(
+      rotateTenantUser(auth, { system: gone, operator: gone, close: async () => {} }, 'acme'),
+      (e: unknown) =>
+        isEventplaneError(e, 'bus.unavailable') && /not pushed: .*evtctl tenant add acme$/.test(e.message),
+    )
+    await connectsWith(server.url, old)
+    await server.addTenant('acme')
+    await refused(server.url, old, "acme's old key, once re-applied")
   })
 
   test('initAuthDir rebuilds a log account JWT that lacks a revocation the list holds (a write cut short)', async () => {

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
-import { EventplaneError, validateTenant } from '@eventplane/core'
+import { EventplaneError, isEventplaneError, validateTenant } from '@eventplane/core'
 import { jetstreamManager } from '@nats-io/jetstream'
 import { parseCreds } from '@nats-io/jwt'
 import { type KeyPair, createAccount, fromSeed } from '@nats-io/nkeys'
@@ -268,7 +268,16 @@ export async function rotateTenantUser(auth: AuthDir, admin: TenantAdmin, tenant
     limits: checkAccountLimits({ ...DEFAULT_TENANT_ACCOUNT_LIMITS, ...existing.limits }),
     revocations,
   })
-  await pushAccountJwt(admin.system, jwt)
+  try {
+    await pushAccountJwt(admin.system, jwt)
+  } catch (e) {
+    if (!isEventplaneError(e)) throw e
+    throw new EventplaneError(
+      e.code,
+      `tenant ${tenant}'s new creds are written and its old key's revocation recorded, but not pushed: ${e.message}; push it with: evtctl tenant add ${tenant}`,
+      { cause: e, details: e.details },
+    )
+  }
   return { record, credsFile, key, revoked: old ?? '' }
 }
 
