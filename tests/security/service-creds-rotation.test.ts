@@ -1,8 +1,8 @@
 /**
  * A running `evtctl relay` and `evtctl gateway` whose creds are rotated on their host (`evtctl creds rotate`
  * writing the new creds file they were started with) are disconnected by the revocation of their old keys and
- * reconnect with the new ones: they do not exit, and an intent submitted after the rotation is recorded,
- * published and delivered.
+ * reconnect with the new ones: they do not exit, events appended right after the rotation are all published, and
+ * an intent submitted after it is recorded, published and delivered.
  */
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
@@ -11,7 +11,7 @@ import { EventFactory } from '@eventplane/core'
 import { tail } from '@eventplane/bus-nats'
 import { serviceCredsFile } from '@eventplane/bus-nats/nats-config'
 import { connect, credsAuthenticator } from '@nats-io/transport-node'
-import { type BusEnv, createBusEnv, eventually } from '../../packages/bus-nats/test/fixtures.ts'
+import { type BusEnv, appendIntents, createBusEnv, eventually } from '../../packages/bus-nats/test/fixtures.ts'
 import { killAll, runCli } from '../../packages/evtctl/test/helpers.ts'
 import { type ServiceChild, spawnService } from '../faults/support/children.ts'
 import { Ledger, submitUntilAcked } from '../faults/support/clients.ts'
@@ -60,7 +60,10 @@ describe('services pick up rotated creds without a restart', () => {
           `${user}'s old key is refused`,
         )
 
+      // Appended while the relay may still be reconnecting: published once it is back, none lost.
+      const appended = await appendIntents(env.intents, 'acme', 20, 5, 'rotation')
       await submit('after')
+      await eventually(() => appended.every((e) => seen.includes(e.event_id)), 'every appended event to be delivered')
       for (const s of services) {
         assert.equal(s.process.exitCode, null, `${s.kind} still runs`)
         const failures = s.logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('evtctl: '))
