@@ -4,7 +4,9 @@
  * disconnected by the revocation and comes back with the new key instead of being closed for good.
  */
 import assert from 'node:assert/strict'
-import { readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { isEventplaneError } from '@eventplane/core'
 import { parseCreds } from '@nats-io/jwt'
@@ -21,6 +23,8 @@ import {
   rotateTenantUser,
   serviceCredsFile,
   tenantCredsFile,
+  withAuthDirLock,
+  authDirLockPath,
 } from '../src/nats-config/index.ts'
 import { type TestNatsServer, startNatsServer } from '../src/testing/index.ts'
 import { eventually, within } from './fixtures.ts'
@@ -162,6 +166,43 @@ describe('rotateServiceUser', () => {
     await connectsWith(server.url, old)
     await server.addTenant('acme')
     await refused(server.url, old, "acme's old key, once re-applied")
+  })
+
+  test('a rotation waits while another holds the auth dir lock, and takes over a lock whose holder is gone', async () => {
+    const auth = loadAuthDir(server.authDir!)
+    const file = serviceCredsFile(auth.dir, 'gateway')
+    const old = readFileSync(file)
+    let release = () => {}
+    let held = () => {}
+    const holding = new Promise<void>((resolve) => {
+      held = resolve
+    })
+    const holder = withAuthDirLock(auth.dir, async () => {
+      held()
+      await new Promise<void>((resolve) => {
+        release = resolve
+      })
+    })
+    await holding
+    let busy = () => {}
+    const waiting = new Promise<void>((resolve) => {
+      busy = resolve
+    })
+    const rotation = rotateServiceUser(auth, system, 'gateway', { lock: { onBusy: busy } })
+    await within(waiting, 5000, 'the rotation to wait for the lock')
+    assert.deepEqual(readFileSync(file), old, 'nothing written while it waits')
+    release()
+    await holder
+    await within(rotation, 10_000, 'the rotation once the lock is free')
+    await refused(server.url, old, 'the old gateway key')
+
+    // A holder that died (its pid no longer runs) leaves the lock behind: the next one takes it over.
+    const dead = spawnSync(process.execPath, ['-e', '']).pid
+    mkdirSync(authDirLockPath(auth.dir))
+    writeFileSync(join(authDirLockPath(auth.dir), 'pid'), `${dead}\n`)
+    const second = readFileSync(file)
+    await within(rotateServiceUser(auth, system, 'gateway'), 10_000, 'a rotation past a stale lock')
+    await refused(server.url, second, 'the second gateway key')
   })
 
   test('initAuthDir rebuilds a log account JWT that lacks a revocation the list holds (a write cut short)', async () => {

@@ -12,6 +12,7 @@ import {
   reissuedCreds,
   userCreds,
 } from './claims.ts'
+import { withAuthDirLock } from './auth-lock.ts'
 import { type ServiceUser, type UserPermissions, SERVICE_USERS, servicePermissions } from './permissions.ts'
 import {
   jwtRevocations,
@@ -29,6 +30,7 @@ import {
  * accounts/SYS.{nk,jwt}                 the system account (account JWT pushes)
  * accounts/EVENTPLANE.{nk,jwt}          the log account: stream, relay, gateway, runtime
  * accounts/EVENTPLANE.revocations.json  its revoked (and staged) user keys, merged into, never rewritten
+ * .lock/                                held while a command changes the dir (withAuthDirLock)
  * creds/<user>.creds                    system, operator, relay, gateway, controller
  * tenants/<tenant>.{json,nk,creds}      one record, account key and user creds per tenant
  * ```
@@ -131,6 +133,11 @@ export async function writeLogAccountJwt(dir: string, log: KeyPair, operator: Ke
 export async function initAuthDir(dir: string): Promise<AuthDir> {
   for (const sub of ['', 'accounts', 'creds', 'tenants']) mkdirSync(join(dir, sub), { recursive: true, mode: 0o700 })
   chmodSync(dir, 0o700)
+  // Under the lock: a rotation meanwhile could otherwise see its revocation left out of the JWT written here.
+  return withAuthDirLock(dir, () => initLocked(dir))
+}
+
+async function initLocked(dir: string): Promise<AuthDir> {
   const operator = keyIn(join(dir, 'operator.nk'), createOperator)
   const system = keyIn(join(dir, 'accounts', `${SYSTEM_ACCOUNT}.nk`), createAccount)
   const log = keyIn(join(dir, 'accounts', `${LOG_ACCOUNT}.nk`), createAccount)

@@ -5,6 +5,7 @@ import type { NatsConnection } from '@nats-io/transport-node'
 import { type AuthDir, serviceCredsFile, writeLogAccountJwt, writeSecretFile } from './auth-dir.ts'
 import { userCreds } from './claims.ts'
 import { pushAccountJwt } from './claims-push.ts'
+import { type AuthDirLockOptions, withAuthDirLock } from './auth-lock.ts'
 import { type ServiceUser, SERVICE_USERS, servicePermissions } from './permissions.ts'
 import {
   type LogRevocations,
@@ -33,6 +34,8 @@ export interface RotateServiceUserOptions {
    * several hosts. Default false: the old key is revoked at once (a leak).
    */
   keepOld?: boolean
+  /** How to wait for the auth dir's lock (tests). */
+  lock?: AuthDirLockOptions
 }
 
 /** `user` as a service user of the log account; `bus.unknown_user` otherwise. */
@@ -74,7 +77,8 @@ async function credsKey(file: string): Promise<string> {
  * staged, until {@link revokeStagedKeys}. `bus.unknown_user` for another
  * name (nothing written); `bus.unavailable` or `bus.bad_request` when the
  * push fails, after the files are written (push again with
- * {@link revokeStagedKeys}: the recorded JWT goes as it is).
+ * {@link revokeStagedKeys}: the recorded JWT goes as it is). Holds the auth
+ * dir's lock from reading the old key to the push ({@link withAuthDirLock}).
  */
 export async function rotateServiceUser(
   auth: AuthDir,
@@ -83,14 +87,23 @@ export async function rotateServiceUser(
   options: RotateServiceUserOptions = {},
 ): Promise<RotatedUser> {
   const user = checkServiceUser(name)
+  if (!options.keepOld && system === undefined) throw new Error('rotateServiceUser: no system connection to push')
+  return withAuthDirLock(auth.dir, () => rotateLocked(auth, system, user, options.keepOld === true), options.lock)
+}
+
+async function rotateLocked(
+  auth: AuthDir,
+  system: NatsConnection | undefined,
+  user: ServiceUser,
+  keepOld: boolean,
+): Promise<RotatedUser> {
   const credsFile = serviceCredsFile(auth.dir, user)
   const oldKey = await credsKey(credsFile)
   const creds = await userCreds(user, auth.log, servicePermissions()[user])
   const key = (await parseCreds(creds)).uc.sub
   const before = readLogRevocations(auth.dir)
-  if (!options.keepOld && system === undefined) throw new Error('rotateServiceUser: no system connection to push')
   writeSecretFile(credsFile, creds)
-  if (options.keepOld) {
+  if (keepOld) {
     const after: LogRevocations = {
       revoked: before.revoked,
       staged: { ...before.staged, [oldKey]: { user, since: nowSeconds() } },
@@ -100,7 +113,7 @@ export async function rotateServiceUser(
   }
   const revoked = [oldKey, ...stagedOf(before, user).filter((k) => k !== oldKey)]
   try {
-    await revokeLogUserKeys(
+    await revokeAndPush(
       auth,
       system!,
       revoked.map((key) => ({ key, user })),
@@ -125,11 +138,13 @@ export async function rotateServiceUser(
  */
 export async function revokeStagedKeys(auth: AuthDir, system: NatsConnection, name?: string): Promise<string[]> {
   const user = name === undefined ? undefined : checkServiceUser(name)
-  const staged = Object.entries(readLogRevocations(auth.dir).staged)
-    .filter(([, s]) => user === undefined || s.user === user)
-    .map(([key, s]) => ({ key, user: s.user }))
-  await revokeLogUserKeys(auth, system, staged)
-  return staged.map((s) => s.key)
+  return withAuthDirLock(auth.dir, async () => {
+    const staged = Object.entries(readLogRevocations(auth.dir).staged)
+      .filter(([, s]) => user === undefined || s.user === user)
+      .map(([key, s]) => ({ key, user: s.user }))
+    await revokeAndPush(auth, system, staged)
+    return staged.map((s) => s.key)
+  })
 }
 
 /**
@@ -138,6 +153,15 @@ export async function revokeStagedKeys(auth: AuthDir, system: NatsConnection, na
  * revoked.
  */
 export async function revokeLogUserKeys(
+  auth: AuthDir,
+  system: NatsConnection,
+  keys: readonly { key: string; user: string }[],
+): Promise<void> {
+  await withAuthDirLock(auth.dir, () => revokeAndPush(auth, system, keys))
+}
+
+/** {@link revokeLogUserKeys}, the auth dir's lock held by the caller. */
+async function revokeAndPush(
   auth: AuthDir,
   system: NatsConnection,
   keys: readonly { key: string; user: string }[],

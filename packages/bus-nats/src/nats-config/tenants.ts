@@ -21,6 +21,7 @@ import {
 } from './claims.ts'
 import { pushAccountJwt } from './claims-push.ts'
 import { writeFileAtomic } from './revocations.ts'
+import { withAuthDirLock } from './auth-lock.ts'
 import { type UserPermissions, checkTenantConsumers, tenantPermissions } from './permissions.ts'
 
 /** What the auth dir remembers of a tenant (`tenants/<tenant>.json`). */
@@ -146,6 +147,15 @@ export async function addTenant(
   tenant: string,
   options: AddTenantOptions = {},
 ): Promise<AddedTenant> {
+  return withAuthDirLock(auth.dir, () => addTenantLocked(auth, admin, tenant, options))
+}
+
+async function addTenantLocked(
+  auth: AuthDir,
+  admin: TenantAdmin,
+  tenant: string,
+  options: AddTenantOptions,
+): Promise<AddedTenant> {
   const existing = activeRecord(auth, tenant)
   const owners = new Map<string, string>()
   for (const r of listTenants(auth))
@@ -207,6 +217,10 @@ export async function addTenant(
  * untouched. `bus.unknown_tenant` when it is not active.
  */
 export async function revokeTenant(auth: AuthDir, admin: TenantAdmin, tenant: string): Promise<TenantRecord> {
+  return withAuthDirLock(auth.dir, () => revokeTenantLocked(auth, admin, tenant))
+}
+
+async function revokeTenantLocked(auth: AuthDir, admin: TenantAdmin, tenant: string): Promise<TenantRecord> {
   const record = activeRecord(auth, tenant)
   if (record === undefined)
     throw new EventplaneError('bus.unknown_tenant', `tenant ${tenant} is not active in ${auth.dir}`, {
@@ -239,9 +253,15 @@ export interface RotatedTenant {
  * them: the server closes the old key's connections and refuses it from
  * then on. Its account, consumers and limits stay; other tenants are not
  * touched (their JWTs are not pushed). `bus.unknown_tenant` when it is not
- * active, before anything is written.
+ * active, before anything is written. Like `addTenant` and `revokeTenant`,
+ * it holds the auth dir's lock (`withAuthDirLock`): a concurrent re-add
+ * cannot write back a record without the new revocation.
  */
 export async function rotateTenantUser(auth: AuthDir, admin: TenantAdmin, tenant: string): Promise<RotatedTenant> {
+  return withAuthDirLock(auth.dir, () => rotateTenantLocked(auth, admin, tenant))
+}
+
+async function rotateTenantLocked(auth: AuthDir, admin: TenantAdmin, tenant: string): Promise<RotatedTenant> {
   const existing = activeRecord(auth, tenant)
   if (existing === undefined)
     throw new EventplaneError('bus.unknown_tenant', `tenant ${tenant} is not active in ${auth.dir}`, {
