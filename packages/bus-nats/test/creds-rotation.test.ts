@@ -189,10 +189,13 @@ describe('rotateServiceUser', () => {
       busy = resolve
     })
     const rotation = rotateServiceUser(auth, system, 'gateway', { lock: { onBusy: busy } })
-    await within(waiting, 5000, 'the rotation to wait for the lock')
-    assert.deepEqual(readFileSync(file), old, 'nothing written while it waits')
-    release()
-    await holder
+    try {
+      await within(waiting, 5000, 'the rotation to wait for the lock')
+      assert.deepEqual(readFileSync(file), old, 'nothing written while it waits')
+    } finally {
+      release()
+      await holder
+    }
     await within(rotation, 10_000, 'the rotation once the lock is free')
     await refused(server.url, old, 'the old gateway key')
 
@@ -201,7 +204,11 @@ describe('rotateServiceUser', () => {
     mkdirSync(authDirLockPath(auth.dir))
     writeFileSync(join(authDirLockPath(auth.dir), 'pid'), `${dead}\n`)
     const second = readFileSync(file)
-    await within(rotateServiceUser(auth, system, 'gateway'), 10_000, 'a rotation past a stale lock')
+    try {
+      await within(rotateServiceUser(auth, system, 'gateway'), 10_000, 'a rotation past a stale lock')
+    } finally {
+      rmSync(authDirLockPath(auth.dir), { recursive: true, force: true })
+    }
     await refused(server.url, second, 'the second gateway key')
   })
 
