@@ -2,7 +2,7 @@
  * `evtctl tenant rotate` pushes the tenant's account JWT with its old user key revoked: the old creds are refused
  * and the new ones work at once, while another tenant publishes and consumes at a steady rate with no error and
  * nothing lost. The revocations are kept in the tenant record: a second rotation and a `tenant add` re-apply keep
- * them. An unknown or revoked tenant writes nothing.
+ * them. `--keep-old` leaves the old key valid until `tenant revoke-old`. An unknown or revoked tenant writes nothing.
  */
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
@@ -86,9 +86,9 @@ describe('tenant rotate: a new user key for one tenant, live', () => {
 
       const r = await runCli(['tenant', 'rotate', 'acme', '--json'], { env: cli })
       assert.equal(r.code, 0, r.stderr)
-      const out = JSON.parse(r.stdout) as { creds_file: string; key: string; revoked_key: string; status: string }
+      const out = JSON.parse(r.stdout) as { creds_file: string; key: string; revoked: string[]; status: string }
       assert.equal(out.status, 'active')
-      assert.equal(out.revoked_key, await credsUserKey(first))
+      assert.deepEqual(out.revoked, [await credsUserKey(first)])
       assert.equal(out.key, await credsUserKey(acmeCreds()))
       assert.equal(statSync(out.creds_file).mode & 0o777, 0o600, 'the creds file is private')
       const secrets = readFileSync(out.creds_file, 'utf8')
@@ -140,15 +140,33 @@ describe('tenant rotate: a new user key for one tenant, live', () => {
     }
   })
 
+  test('tenant rotate --keep-old: the old key works (also across a tenant add re-apply) until tenant revoke-old', async () => {
+    const old = acmeCreds()
+    const r = await runCli(['tenant', 'rotate', 'acme', '--keep-old', '--json'], { env: cli })
+    assert.equal(r.code, 0, r.stderr)
+    assert.deepEqual((JSON.parse(r.stdout) as { staged: string[] }).staged, [await credsUserKey(old)])
+    await connectsWith(old)
+    await connectsWith(acmeCreds())
+    const readd = await runCli(['tenant', 'add', 'acme'], { env: cli })
+    assert.equal(readd.code, 0, readd.stderr)
+    await connectsWith(old)
+    const done = await runCli(['tenant', 'revoke-old', 'acme', '--json'], { env: cli })
+    assert.equal(done.code, 0, done.stderr)
+    assert.deepEqual((JSON.parse(done.stdout) as { revoked: string[] }).revoked, [await credsUserKey(old)])
+    await refused(old, "acme's staged key, after revoke-old")
+    await connectsWith(acmeCreds())
+  })
+
   test('rotating an unknown or revoked tenant: exit 1, bus.unknown_tenant, nothing written', async () => {
     const revoked = await runCli(['tenant', 'revoke', 'hooli'], { env: cli })
     assert.equal(revoked.code, 0, revoked.stderr)
     const before = snapshot(env.server.authDir!)
-    for (const tenant of ['nobody', 'hooli']) {
-      const r = await runCli(['tenant', 'rotate', tenant], { env: cli })
-      assert.equal(r.code, 1, `${tenant}: ${r.stderr}`)
-      assert.equal(failureLine(r).code, 'bus.unknown_tenant', tenant)
-    }
+    for (const tenant of ['nobody', 'hooli'])
+      for (const command of ['rotate', 'revoke-old']) {
+        const r = await runCli(['tenant', command, tenant], { env: cli })
+        assert.equal(r.code, 1, `${command} ${tenant}: ${r.stderr}`)
+        assert.equal(failureLine(r).code, 'bus.unknown_tenant', `${command} ${tenant}`)
+      }
     assert.deepEqual(snapshot(env.server.authDir!), before, 'the auth dir is as it was')
   })
 })

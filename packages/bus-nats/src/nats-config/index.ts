@@ -39,9 +39,10 @@ export {
   issueTenantUser,
   listTenants,
   revokeTenant,
-  rotateTenantUser,
 } from './tenants.ts'
-export type { AddTenantOptions, AddedTenant, RotatedTenant, TenantAdmin, TenantRecord } from './tenants.ts'
+export type { AddTenantOptions, AddedTenant, TenantAdmin, TenantRecord } from './tenants.ts'
+export { revokeStagedTenantKeys, rotateTenantUser } from './tenant-rotate.ts'
+export type { RotateTenantOptions, RotatedTenant } from './tenant-rotate.ts'
 export {
   checkServiceUser,
   credsUserKey,

@@ -1,8 +1,7 @@
 import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
-import { EventplaneError, isEventplaneError, validateTenant } from '@eventplane/core'
+import { EventplaneError, validateTenant } from '@eventplane/core'
 import { jetstreamManager } from '@nats-io/jetstream'
-import { parseCreds } from '@nats-io/jwt'
 import { type KeyPair, createAccount, fromSeed } from '@nats-io/nkeys'
 import { type NatsConnection, connect, credsAuthenticator } from '@nats-io/transport-node'
 import type { ConnectionOptions } from '@nats-io/transport-node'
@@ -41,6 +40,8 @@ export interface TenantRecord {
    * issued until then are refused). Merged into, never dropped: every push of its account JWT carries them.
    */
   revocations?: Record<string, number>
+  /** User keys a staged rotation (`keepOld`) replaced, still valid until `revokeStagedTenantKeys` (key → since). */
+  staged?: Record<string, number>
   rotated_at?: string
 }
 
@@ -100,14 +101,16 @@ export function listTenants(auth: AuthDir): TenantRecord[] {
     .sort((a, b) => a.tenant.localeCompare(b.tenant))
 }
 
-function activeRecord(auth: AuthDir, tenant: string): TenantRecord | undefined {
+/** The record of `tenant` when it is active. */
+export function activeRecord(auth: AuthDir, tenant: string): TenantRecord | undefined {
   const file = recordFile(auth.dir, validateTenant(tenant))
   if (!existsSync(file)) return undefined
   const record = JSON.parse(readFileSync(file, 'utf8')) as TenantRecord
   return record.status === 'active' ? record : undefined
 }
 
-function tenantKey(auth: AuthDir, tenant: string): KeyPair {
+/** The tenant account's key (its seed in the auth dir). */
+export function tenantKey(auth: AuthDir, tenant: string): KeyPair {
   return fromSeed(new TextEncoder().encode(readFileSync(seedFile(auth.dir, tenant), 'utf8').trim()))
 }
 
@@ -203,6 +206,7 @@ async function addTenantLocked(
     limits,
     added_at: existing?.added_at ?? new Date().toISOString(),
     ...(existing?.revocations === undefined ? {} : { revocations: existing.revocations }),
+    ...(existing?.staged === undefined ? {} : { staged: existing.staged }),
     ...(existing?.rotated_at === undefined ? {} : { rotated_at: existing.rotated_at }),
   }
   writeRecord(auth, record)
@@ -235,73 +239,8 @@ async function revokeTenantLocked(auth: AuthDir, admin: TenantAdmin, tenant: str
   return revoked
 }
 
-export interface RotatedTenant {
-  record: TenantRecord
-  /** The new creds file (mode 0600): hand it to the tenant, never print it. */
-  credsFile: string
-  /** The new user key (public). */
-  key: string
-  /** The replaced key, refused from now on. */
-  revoked: string
-}
-
-/**
- * Rotates an active tenant's user, live: a new user key with the same
- * grants, its creds written atomically (mode 0600) over
- * `tenants/<tenant>.creds`, the old key added to the revocations its record
- * keeps (merged with every earlier one) and its account JWT pushed with
- * them: the server closes the old key's connections and refuses it from
- * then on. Its account, consumers and limits stay; other tenants are not
- * touched (their JWTs are not pushed). `bus.unknown_tenant` when it is not
- * active, before anything is written. Like `addTenant` and `revokeTenant`,
- * it holds the auth dir's lock (`withAuthDirLock`): a concurrent re-add
- * cannot write back a record without the new revocation.
- */
-export async function rotateTenantUser(auth: AuthDir, admin: TenantAdmin, tenant: string): Promise<RotatedTenant> {
-  return withAuthDirLock(auth.dir, () => rotateTenantLocked(auth, admin, tenant))
-}
-
-async function rotateTenantLocked(auth: AuthDir, admin: TenantAdmin, tenant: string): Promise<RotatedTenant> {
-  const existing = activeRecord(auth, tenant)
-  if (existing === undefined)
-    throw new EventplaneError('bus.unknown_tenant', `tenant ${tenant} is not active in ${auth.dir}`, {
-      details: { tenant },
-    })
-  const account = tenantKey(auth, tenant)
-  const credsFile = tenantCredsFile(auth.dir, tenant)
-  const old = existsSync(credsFile) ? (await parseCreds(readFileSync(credsFile))).uc.sub : undefined
-  const creds = await userCreds(tenant, account, tenantPermissions(tenant, existing.consumers))
-  const key = (await parseCreds(creds)).uc.sub
-  const at = Math.floor(Date.now() / 1000)
-  const revocations = { ...existing.revocations }
-  if (old !== undefined) revocations[old] = Math.max(at, revocations[old] ?? 0)
-  const record: TenantRecord = { ...existing, revocations, rotated_at: new Date().toISOString() }
-  // The new creds first: the file never holds a key the server refuses.
-  writeSecretFile(credsFile, creds)
-  writeRecord(auth, record)
-  const jwt = await tenantAccountJwt({
-    tenant,
-    account: account.getPublicKey(),
-    consumers: existing.consumers,
-    operator: auth.operator,
-    log: auth.log,
-    limits: checkAccountLimits({ ...DEFAULT_TENANT_ACCOUNT_LIMITS, ...existing.limits }),
-    revocations,
-  })
-  try {
-    await pushAccountJwt(admin.system, jwt)
-  } catch (e) {
-    if (!isEventplaneError(e)) throw e
-    throw new EventplaneError(
-      e.code,
-      `tenant ${tenant}'s new creds are written and its old key's revocation recorded, but not pushed: ${e.message}; push it with: evtctl tenant add ${tenant}`,
-      { cause: e, details: e.details },
-    )
-  }
-  return { record, credsFile, key, revoked: old ?? '' }
-}
-
-function writeRecord(auth: AuthDir, record: TenantRecord): void {
+/** Writes a tenant record atomically (mode 0644: no secret in it). */
+export function writeRecord(auth: AuthDir, record: TenantRecord): void {
   writeFileAtomic(recordFile(auth.dir, record.tenant), `${JSON.stringify(record, null, 2)}\n`, 0o644)
 }
 
@@ -323,7 +262,7 @@ export async function issueTenantUser(
   return userCreds(name, tenantKey(auth, tenant), permissions)
 }
 
-function checkAccountLimits(l: TenantAccountLimits): TenantAccountLimits {
+export function checkAccountLimits(l: TenantAccountLimits): TenantAccountLimits {
   for (const [name, value] of Object.entries(l))
     if (!Number.isSafeInteger(value) || value < 1)
       throw new EventplaneError('bus.config', `tenant limit ${name} must be a positive integer, got ${value}`)

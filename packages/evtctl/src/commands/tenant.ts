@@ -8,6 +8,7 @@ import {
   connectTenantAdmin,
   listTenants,
   loadAuthDir,
+  revokeStagedTenantKeys,
   revokeTenant,
   rotateTenantUser,
 } from '@eventplane/bus-nats/nats-config'
@@ -54,7 +55,7 @@ function humanRecord(r: TenantRecord): string {
 const collect = (value: string, previous: string[]): string[] => [...previous, value]
 
 /**
- * `evtctl tenant add|list|rotate|revoke`: tenants are NATS accounts, added,
+ * `evtctl tenant add|list|rotate|revoke-old|revoke`: tenants are NATS accounts, added,
  * rotated and revoked live through the server's account resolver (no
  * restart, other tenants untouched). Creds files are written with mode 0600
  * and never printed.
@@ -76,6 +77,7 @@ export function registerTenant(program: Command, kit: CommandKit): void {
         '  $ evtctl tenant add acme --consumer acme_tail --consumer acme_audit',
         '  $ evtctl tenant list --json',
         '  $ evtctl tenant rotate acme        # new creds file; the old one is refused from now on',
+        '  $ evtctl tenant rotate acme --keep-old && evtctl tenant revoke-old acme   # once acme switched',
         '  $ evtctl tenant revoke acme',
       ),
     )
@@ -121,19 +123,47 @@ export function registerTenant(program: Command, kit: CommandKit): void {
 
   tenant
     .command('rotate')
-    .description("rotate a tenant's user: new creds file, the old key revoked (its connections closed)")
+    .description("rotate a tenant's user: new creds file, the old key revoked (now, or later with --keep-old)")
+    .argument('<tenant>', 'tenant name')
+    .option('--keep-old', 'keep the old key valid until `tenant revoke-old` (time for the tenant to switch)')
+    .action(
+      kit.action<{ keepOld?: boolean }>(async (session, cmd, opts) => {
+        const auth = authDir(session)
+        const r = await rotateTenantUser(auth, await admin(session, auth), cmd.args[0]!, {
+          keepOld: opts.keepOld === true,
+        })
+        session.log.info(
+          { tenant: r.record.tenant, key: r.key, revoked: r.revoked, staged: r.staged },
+          'tenant user rotated',
+        )
+        session.out.emit(
+          { ...record(r.record), creds_file: r.credsFile, key: r.key, revoked: r.revoked, staged: r.staged },
+          () => [
+            `tenant     ${r.record.tenant} (user rotated)`,
+            `creds      ${r.credsFile} (mode 0600: hand it to the tenant, keep it secret)`,
+            `key        ${r.key}`,
+            ...r.revoked.map((k) => `revoked    ${k} (connections closed, refused from now on)`),
+            ...r.staged.map((k) => `staged     ${k} (still valid until: evtctl tenant revoke-old ${r.record.tenant})`),
+          ],
+        )
+      }),
+    )
+
+  tenant
+    .command('revoke-old')
+    .description('revoke the keys a `tenant rotate --keep-old` left valid')
     .argument('<tenant>', 'tenant name')
     .action(
       kit.action(async (session, cmd) => {
         const auth = authDir(session)
-        const r = await rotateTenantUser(auth, await admin(session, auth), cmd.args[0]!)
-        session.log.info({ tenant: r.record.tenant, key: r.key, revoked: r.revoked }, 'tenant user rotated')
-        session.out.emit({ ...record(r.record), creds_file: r.credsFile, key: r.key, revoked_key: r.revoked }, () => [
-          `tenant     ${r.record.tenant} (user rotated)`,
-          `creds      ${r.credsFile} (mode 0600: hand it to the tenant, keep it secret)`,
-          `key        ${r.key}`,
-          ...(r.revoked === '' ? [] : [`revoked    ${r.revoked} (connections closed, refused from now on)`]),
-        ])
+        const tenantName = cmd.args[0]!
+        const revoked = await revokeStagedTenantKeys(auth, await admin(session, auth), tenantName)
+        session.log.info({ tenant: tenantName, revoked }, 'staged tenant keys revoked')
+        session.out.emit({ tenant: tenantName, revoked }, () =>
+          revoked.length === 0
+            ? [`no staged keys for ${tenantName} (its account JWT was pushed again)`]
+            : revoked.map((k) => `revoked    ${k} (connections closed, refused from now on)`),
+        )
       }),
     )
 
