@@ -77,7 +77,8 @@ export function registerTenant(program: Command, kit: CommandKit): void {
         '  $ evtctl tenant add acme --consumer acme_tail --consumer acme_audit',
         '  $ evtctl tenant list --json',
         '  $ evtctl tenant rotate acme        # new creds file; the old one is refused from now on',
-        '  $ evtctl tenant rotate acme --keep-old && evtctl tenant revoke-old acme   # once acme switched',
+        '  $ evtctl tenant rotate acme --keep-old   # the old key still works until:',
+        '  $ evtctl tenant revoke-old acme          # once acme uses its new creds',
         '  $ evtctl tenant revoke acme',
       ),
     )
