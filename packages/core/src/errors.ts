@@ -30,6 +30,7 @@ export type ErrorCode =
   | 'bus.stream_mismatch'
   | 'bus.untrusted_message'
   | 'bus.unknown_tenant'
+  | 'bus.unknown_user'
   | 'bus.internal'
   | 'runtime.unknown_projection'
   | 'runtime.unknown_controller'

@@ -8,7 +8,7 @@ import { LOG_LEVELS } from './log-levels.ts'
 export type { Action, CommandKit } from './command-kit.ts'
 
 interface GlobalOptions extends ConfigFlags {
-  /** `tenant --auth-dir`, passed on as natsAuthDir. */
+  /** `tenant --auth-dir` and `creds --auth-dir`, passed on as natsAuthDir. */
   authDir?: string
   json?: boolean
   logLevel: LevelWithSilent
@@ -22,7 +22,7 @@ Configuration (first found wins, per setting):
   flag  >  EVENTPLANE_* env  >  config file (--config, EVENTPLANE_CONFIG, ./eventplane.json)  >  default
   env: EVENTPLANE_DATABASE_URL, EVENTPLANE_NATS_URL, EVENTPLANE_NATS_CREDS | EVENTPLANE_NATS_USER
        with EVENTPLANE_NATS_PASSWORD_FILE | EVENTPLANE_NATS_PASSWORD, EVENTPLANE_TENANT,
-       EVENTPLANE_NATS_AUTH_DIR (tenant commands), EVENTPLANE_DOMAIN (commands that run a domain),
+       EVENTPLANE_NATS_AUTH_DIR (tenant and creds commands), EVENTPLANE_DOMAIN (commands that run a domain),
        EVENTPLANE_LOG_LEVEL, EVENTPLANE_RELAY_* (relay), EVENTPLANE_GATEWAY_* (gateway),
        EVENTPLANE_DATABASE_URL_<ROLE> (per-role override, e.g. _READER, _OPERATOR)
 
@@ -46,6 +46,7 @@ Examples:
   $ evtctl replay deployment_status
   $ evtctl status
   $ evtctl tenant add acme --auth-dir /etc/eventplane/nats-auth
+  $ evtctl creds rotate relay --auth-dir /etc/eventplane/nats-auth
 `
 
 /**
@@ -279,8 +280,14 @@ export const COMMANDS: readonly LazyCommand[] = [
   {
     name: 'tenant',
     usage: '[options]',
-    summary: 'add, list and revoke tenants: one NATS account each, changed live (no server restart)',
+    summary: 'add, list, rotate and revoke tenants: one NATS account each, changed live (no server restart)',
     load: async () => (await import('./commands/tenant.ts')).registerTenant,
+  },
+  {
+    name: 'creds',
+    usage: '[options]',
+    summary: "rotate the service users' NATS creds (relay, gateway, controller, operator); the old key is revoked live",
+    load: async () => (await import('./commands/creds.ts')).registerCreds,
   },
 ]
 

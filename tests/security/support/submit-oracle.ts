@@ -37,6 +37,7 @@ export const ERROR_CODES = [
   'bus.stream_mismatch',
   'bus.untrusted_message',
   'bus.unknown_tenant',
+  'bus.unknown_user',
   'bus.internal',
   'runtime.unknown_projection',
   'runtime.unknown_controller',

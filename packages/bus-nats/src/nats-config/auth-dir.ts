@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { EventplaneError } from '@eventplane/core'
 import { type KeyPair, createAccount, createOperator, fromSeed } from '@nats-io/nkeys'
@@ -12,7 +12,15 @@ import {
   reissuedCreds,
   userCreds,
 } from './claims.ts'
+import { withAuthDirLock } from './auth-lock.ts'
 import { type ServiceUser, type UserPermissions, SERVICE_USERS, servicePermissions } from './permissions.ts'
+import {
+  jwtRevocations,
+  readLogRevocations,
+  revocationClaims,
+  sameRevocations,
+  writeFileAtomic,
+} from './revocations.ts'
 
 /**
  * The operator side's NATS authority, kept in one directory (mode 0700):
@@ -21,6 +29,8 @@ import { type ServiceUser, type UserPermissions, SERVICE_USERS, servicePermissio
  * operator.nk, operator.jwt             the trust root (nats-server trusts operator.jwt)
  * accounts/SYS.{nk,jwt}                 the system account (account JWT pushes)
  * accounts/EVENTPLANE.{nk,jwt}          the log account: stream, relay, gateway, runtime
+ * accounts/EVENTPLANE.revocations.json  its revoked (and staged) user keys, merged into, never rewritten
+ * .lock/                                held while a command changes the dir (withAuthDirLock)
  * creds/<user>.creds                    system, operator, relay, gateway, controller
  * tenants/<tenant>.{json,nk,creds}      one record, account key and user creds per tenant
  * ```
@@ -61,10 +71,7 @@ export function tenantCredsFile(dir: string, tenant: string): string {
 
 /** Writes a secret atomically with mode 0600 (also when the file existed with wider permissions). */
 export function writeSecretFile(path: string, content: string | Uint8Array): void {
-  const tmp = `${path}.${process.pid}.tmp`
-  writeFileSync(tmp, content, { mode: 0o600 })
-  chmodSync(tmp, 0o600)
-  renameSync(tmp, path)
+  writeFileAtomic(path, content, 0o600)
 }
 
 function readText(path: string): string {
@@ -87,31 +94,64 @@ function keyIn(file: string, create: () => KeyPair): { key: KeyPair; created: bo
   return { key, created: true }
 }
 
-/** Reads `file` unless `stale`, else writes `make()` to it (public JWTs: mode 0644). */
-async function jwtIn(file: string, stale: boolean, make: () => Promise<string>): Promise<string> {
-  if (!stale && existsSync(file)) return readText(file)
+/** Reads `file` unless `stale` (or `outdated` says its JWT is), else writes `make()` to it (public JWTs: mode 0644). */
+async function jwtIn(
+  file: string,
+  stale: boolean,
+  make: () => Promise<string>,
+  outdated: (jwt: string) => boolean = () => false,
+): Promise<string> {
+  if (!stale && existsSync(file)) {
+    const jwt = readText(file)
+    if (!outdated(jwt)) return jwt
+  }
   const jwt = await make()
-  writeFileSync(file, `${jwt}\n`, { mode: 0o644 })
+  writeFileAtomic(file, `${jwt}\n`, 0o644)
   return jwt
+}
+
+/**
+ * Writes the log account JWT with the auth dir's revocations (`revocations.ts`)
+ * to `accounts/EVENTPLANE.jwt` and returns it: what a rotation pushes, and
+ * what `nats-setup` preloads into the server config from then on.
+ */
+export async function writeLogAccountJwt(dir: string, log: KeyPair, operator: KeyPair): Promise<string> {
+  return jwtIn(join(dir, 'accounts', `${LOG_ACCOUNT}.jwt`), true, () =>
+    logAccountJwt(log, operator, revocationClaims(readLogRevocations(dir))),
+  )
 }
 
 /**
  * Creates what is missing of an auth dir (keys, JWTs, service users' creds)
  * and returns it. Idempotent: existing keys and creds are kept, so running it
- * again never rotates a credential a deployed service uses; a service user's
+ * again never rotates a credential a deployed service uses; the log account
+ * JWT keeps every revocation the auth dir remembers (rebuilt when it lacks
+ * one); a service user's
  * creds whose grants differ from this release's are re-issued for the same
  * user key (an upgrade that changed a tier's grants).
  */
 export async function initAuthDir(dir: string): Promise<AuthDir> {
   for (const sub of ['', 'accounts', 'creds', 'tenants']) mkdirSync(join(dir, sub), { recursive: true, mode: 0o700 })
   chmodSync(dir, 0o700)
+  // Under the lock: a rotation meanwhile could otherwise see its revocation left out of the JWT written here.
+  return withAuthDirLock(dir, () => initLocked(dir))
+}
+
+async function initLocked(dir: string): Promise<AuthDir> {
   const operator = keyIn(join(dir, 'operator.nk'), createOperator)
   const system = keyIn(join(dir, 'accounts', `${SYSTEM_ACCOUNT}.nk`), createAccount)
   const log = keyIn(join(dir, 'accounts', `${LOG_ACCOUNT}.nk`), createAccount)
   const stale = operator.created || system.created || log.created
   await jwtIn(join(dir, 'operator.jwt'), stale, () => operatorJwt(operator.key, system.key.getPublicKey()))
   await jwtIn(join(dir, 'accounts', `${SYSTEM_ACCOUNT}.jwt`), stale, () => systemAccountJwt(system.key, operator.key))
-  await jwtIn(join(dir, 'accounts', `${LOG_ACCOUNT}.jwt`), stale, () => logAccountJwt(log.key, operator.key))
+  // With every revocation the auth dir remembers: a re-run never brings a revoked key back.
+  const revocations = revocationClaims(readLogRevocations(dir))
+  await jwtIn(
+    join(dir, 'accounts', `${LOG_ACCOUNT}.jwt`),
+    stale,
+    () => logAccountJwt(log.key, operator.key, revocations),
+    (jwt) => !sameRevocations(jwtRevocations(jwt), revocations),
+  )
   const writeCreds = async (user: AuthDirUser, account: KeyPair, permissions: UserPermissions): Promise<void> => {
     const file = serviceCredsFile(dir, user)
     if (!stale && existsSync(file)) {

@@ -133,6 +133,8 @@ export interface TenantAccountOptions {
   log: KeyPair
   /** Default {@link DEFAULT_TENANT_ACCOUNT_LIMITS}. */
   limits?: TenantAccountLimits
+  /** Revoked user keys of the account (key → seconds since the epoch), from its tenant record. */
+  revocations?: Record<string, number>
 }
 
 /**
@@ -168,6 +170,7 @@ export async function tenantAccountJwt(o: TenantAccountOptions): Promise<string>
       limits: { ...TENANT_LIMITS, ...natsLimits(o.limits ?? DEFAULT_TENANT_ACCOUNT_LIMITS) },
       imports,
       tags: ['eventplane-tenant'],
+      ...(o.revocations === undefined || Object.keys(o.revocations).length === 0 ? {} : { revocations: o.revocations }),
     },
     { signer: o.operator },
   )

@@ -20,11 +20,40 @@ export {
   userCreds,
 } from './claims.ts'
 export type { TenantAccountLimits } from './claims.ts'
-export { initAuthDir, loadAuthDir, serviceCredsFile, tenantCredsFile, writeSecretFile } from './auth-dir.ts'
+export {
+  initAuthDir,
+  loadAuthDir,
+  serviceCredsFile,
+  tenantCredsFile,
+  writeLogAccountJwt,
+  writeSecretFile,
+} from './auth-dir.ts'
 export type { AuthDir, AuthDirUser } from './auth-dir.ts'
 export { DEFAULT_MAX_PAYLOAD, accountsConfig, generateNatsConfig } from './server-config.ts'
 export type { NatsAccountsConfig, NatsServerConfigOptions } from './server-config.ts'
 export { CLAIMS_UPDATE_SUBJECT, pushAccountJwt } from './claims-push.ts'
-export { addTenant, connectTenantAdmin, issueTenantUser, listTenants, revokeTenant } from './tenants.ts'
+export {
+  addTenant,
+  connectAuthDirUser,
+  connectTenantAdmin,
+  issueTenantUser,
+  listTenants,
+  revokeTenant,
+} from './tenants.ts'
 export type { AddTenantOptions, AddedTenant, TenantAdmin, TenantRecord } from './tenants.ts'
+export { revokeStagedTenantKeys, rotateTenantUser } from './tenant-rotate.ts'
+export type { RotateTenantOptions, RotatedTenant } from './tenant-rotate.ts'
+export {
+  checkServiceUser,
+  credsUserKey,
+  listServiceUsers,
+  revokeLogUserKeys,
+  revokeStagedKeys,
+  rotateServiceUser,
+} from './rotate.ts'
+export type { RotateServiceUserOptions, RotatedUser } from './rotate.ts'
+export { jwtRevocations, logRevocationsFile, readLogRevocations } from './revocations.ts'
+export type { LogRevocations, RevokedKey, StagedKey } from './revocations.ts'
 export { natsSetupMain } from './setup-cli.ts'
+export { authDirLockPath, withAuthDirLock } from './auth-lock.ts'
+export type { AuthDirLockOptions } from './auth-lock.ts'

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { EventplaneError, validateTenant } from '@eventplane/core'
 import { jetstreamManager } from '@nats-io/jetstream'
@@ -19,6 +19,8 @@ import {
   userCreds,
 } from './claims.ts'
 import { pushAccountJwt } from './claims-push.ts'
+import { writeFileAtomic } from './revocations.ts'
+import { withAuthDirLock } from './auth-lock.ts'
 import { type UserPermissions, checkTenantConsumers, tenantPermissions } from './permissions.ts'
 
 /** What the auth dir remembers of a tenant (`tenants/<tenant>.json`). */
@@ -33,6 +35,14 @@ export interface TenantRecord {
   limits?: TenantAccountLimits
   added_at: string
   revoked_at?: string
+  /**
+   * User keys of its account revoked by `rotateTenantUser` (key → seconds since the epoch: its JWTs
+   * issued until then are refused). Merged into, never dropped: every push of its account JWT carries them.
+   */
+  revocations?: Record<string, number>
+  /** User keys a staged rotation (`keepOld`) replaced, still valid until `revokeStagedTenantKeys` (key → since). */
+  staged?: Record<string, number>
+  rotated_at?: string
 }
 
 /** The two connections tenant administration needs: the system account (JWT pushes) and the log account (consumers). */
@@ -45,19 +55,28 @@ export interface TenantAdmin {
 const recordFile = (dir: string, tenant: string): string => join(dir, 'tenants', `${tenant}.json`)
 const seedFile = (dir: string, tenant: string): string => join(dir, 'tenants', `${tenant}.nk`)
 
+/** Connects as one of the auth dir's users (`system`: account JWT pushes; `operator`), by its creds file. */
+export function connectAuthDirUser(
+  auth: AuthDir,
+  user: 'system' | 'operator',
+  servers: string,
+  options: Partial<ConnectionOptions> = {},
+): Promise<NatsConnection> {
+  return connect({
+    servers,
+    name: `eventplane-tenant-admin:${user}`,
+    authenticator: credsAuthenticator(readFileSync(serviceCredsFile(auth.dir, user))),
+    ...options,
+  })
+}
+
 /** Connects as the auth dir's `system` and `operator` users (their creds files). */
 export async function connectTenantAdmin(
   auth: AuthDir,
   servers: string,
   options: Partial<ConnectionOptions> = {},
 ): Promise<TenantAdmin> {
-  const as = (user: 'system' | 'operator') =>
-    connect({
-      servers,
-      name: `eventplane-tenant-admin:${user}`,
-      authenticator: credsAuthenticator(readFileSync(serviceCredsFile(auth.dir, user))),
-      ...options,
-    })
+  const as = (user: 'system' | 'operator') => connectAuthDirUser(auth, user, servers, options)
   const system = await as('system')
   const operator = await as('operator').catch(async (e: unknown) => {
     await system.close()
@@ -82,14 +101,16 @@ export function listTenants(auth: AuthDir): TenantRecord[] {
     .sort((a, b) => a.tenant.localeCompare(b.tenant))
 }
 
-function activeRecord(auth: AuthDir, tenant: string): TenantRecord | undefined {
+/** The record of `tenant` when it is active. */
+export function activeRecord(auth: AuthDir, tenant: string): TenantRecord | undefined {
   const file = recordFile(auth.dir, validateTenant(tenant))
   if (!existsSync(file)) return undefined
   const record = JSON.parse(readFileSync(file, 'utf8')) as TenantRecord
   return record.status === 'active' ? record : undefined
 }
 
-function tenantKey(auth: AuthDir, tenant: string): KeyPair {
+/** The tenant account's key (its seed in the auth dir). */
+export function tenantKey(auth: AuthDir, tenant: string): KeyPair {
   return fromSeed(new TextEncoder().encode(readFileSync(seedFile(auth.dir, tenant), 'utf8').trim()))
 }
 
@@ -129,6 +150,15 @@ export async function addTenant(
   tenant: string,
   options: AddTenantOptions = {},
 ): Promise<AddedTenant> {
+  return withAuthDirLock(auth.dir, () => addTenantLocked(auth, admin, tenant, options))
+}
+
+async function addTenantLocked(
+  auth: AuthDir,
+  admin: TenantAdmin,
+  tenant: string,
+  options: AddTenantOptions,
+): Promise<AddedTenant> {
   const existing = activeRecord(auth, tenant)
   const owners = new Map<string, string>()
   for (const r of listTenants(auth))
@@ -149,6 +179,7 @@ export async function addTenant(
     operator: auth.operator,
     log: auth.log,
     limits,
+    ...(existing?.revocations === undefined ? {} : { revocations: existing.revocations }),
   })
   // The consumers first: one that exists with another filter fails the add before the account imports it.
   const jsm = await jetstreamManager(admin.operator)
@@ -174,8 +205,11 @@ export async function addTenant(
     consumers,
     limits,
     added_at: existing?.added_at ?? new Date().toISOString(),
+    ...(existing?.revocations === undefined ? {} : { revocations: existing.revocations }),
+    ...(existing?.staged === undefined ? {} : { staged: existing.staged }),
+    ...(existing?.rotated_at === undefined ? {} : { rotated_at: existing.rotated_at }),
   }
-  writeFileSync(recordFile(auth.dir, tenant), `${JSON.stringify(record, null, 2)}\n`, { mode: 0o644 })
+  writeRecord(auth, record)
   return { record, credsFile, created: existing === undefined }
 }
 
@@ -187,6 +221,10 @@ export async function addTenant(
  * untouched. `bus.unknown_tenant` when it is not active.
  */
 export async function revokeTenant(auth: AuthDir, admin: TenantAdmin, tenant: string): Promise<TenantRecord> {
+  return withAuthDirLock(auth.dir, () => revokeTenantLocked(auth, admin, tenant))
+}
+
+async function revokeTenantLocked(auth: AuthDir, admin: TenantAdmin, tenant: string): Promise<TenantRecord> {
   const record = activeRecord(auth, tenant)
   if (record === undefined)
     throw new EventplaneError('bus.unknown_tenant', `tenant ${tenant} is not active in ${auth.dir}`, {
@@ -197,8 +235,13 @@ export async function revokeTenant(auth: AuthDir, admin: TenantAdmin, tenant: st
   rmSync(tenantCredsFile(auth.dir, tenant), { force: true })
   rmSync(seedFile(auth.dir, tenant), { force: true })
   const revoked: TenantRecord = { ...record, status: 'revoked', revoked_at: new Date().toISOString() }
-  writeFileSync(recordFile(auth.dir, tenant), `${JSON.stringify(revoked, null, 2)}\n`, { mode: 0o644 })
+  writeRecord(auth, revoked)
   return revoked
+}
+
+/** Writes a tenant record atomically (mode 0644: no secret in it). */
+export function writeRecord(auth: AuthDir, record: TenantRecord): void {
+  writeFileAtomic(recordFile(auth.dir, record.tenant), `${JSON.stringify(record, null, 2)}\n`, 0o644)
 }
 
 /**
@@ -219,7 +262,7 @@ export async function issueTenantUser(
   return userCreds(name, tenantKey(auth, tenant), permissions)
 }
 
-function checkAccountLimits(l: TenantAccountLimits): TenantAccountLimits {
+export function checkAccountLimits(l: TenantAccountLimits): TenantAccountLimits {
   for (const [name, value] of Object.entries(l))
     if (!Number.isSafeInteger(value) || value < 1)
       throw new EventplaneError('bus.config', `tenant limit ${name} must be a positive integer, got ${value}`)

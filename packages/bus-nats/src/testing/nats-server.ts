@@ -109,8 +109,12 @@ export interface TestNatsServer {
   stop(): Promise<void>
   /** SIGKILL, keeping the store dir and leaving clients to see the crash: for recovery tests with `restart()`. */
   kill(): Promise<void>
-  /** Stops the server (SIGTERM) if running and starts it again on the same port and store dir; clients reconnect. */
-  restart(): Promise<void>
+  /**
+   * Stops the server (SIGTERM) if running and starts it again on the same port and store dir; clients reconnect.
+   * With `reconfigure`, the auth dir goes through `initAuthDir` again and the config is written from it: what a
+   * re-run of `nats-setup` gives (the log account JWT the auth dir holds, with its revocations, preloaded).
+   */
+  restart(options?: { reconfigure?: boolean }): Promise<void>
 }
 
 /**
@@ -303,9 +307,13 @@ export async function startNatsServer(options: StartNatsServerOptions = {}): Pro
     async kill() {
       await halt('SIGKILL')
     },
-    async restart() {
+    async restart(restartOptions = {}) {
       if (stopped) throw new Error('restart() after stop(): the store dir is gone')
       await halt('SIGTERM')
+      if (restartOptions.reconfigure && auth !== undefined) {
+        auth = await initAuthDir(auth.dir)
+        writeConfig(port)
+      }
       if (!(await spawnOn(port)))
         throw new Unavailable('bus.unavailable', `nats-server could not restart on port ${port}; log: ${logTail()}`)
     },

@@ -8,7 +8,9 @@ import {
   connectTenantAdmin,
   listTenants,
   loadAuthDir,
+  revokeStagedTenantKeys,
   revokeTenant,
+  rotateTenantUser,
 } from '@eventplane/bus-nats/nats-config'
 import { redactUrl } from '@eventplane/store-pg'
 import { toEventplaneError } from '../exit-codes.ts'
@@ -16,7 +18,8 @@ import { type CommandKit, helpAfter } from '../command-kit.ts'
 import { CONNECT_TIMEOUT_S, type Session } from '../session.ts'
 import { CliError } from '../cli-error.ts'
 
-function authDir(session: Session): AuthDir {
+/** The auth dir of `--auth-dir` or `EVENTPLANE_NATS_AUTH_DIR`; `cli.config` without one. */
+export function authDir(session: Session): AuthDir {
   const dir = session.config.natsAuthDir
   if (dir === undefined)
     throw new CliError(
@@ -27,7 +30,7 @@ function authDir(session: Session): AuthDir {
 }
 
 /** The auth dir's `system` and `operator` connections; closed with the session. */
-async function admin(session: Session, auth: AuthDir): Promise<TenantAdmin> {
+export async function admin(session: Session, auth: AuthDir): Promise<TenantAdmin> {
   const url = session.config.natsUrl
   try {
     const a = await connectTenantAdmin(auth, url, { timeout: CONNECT_TIMEOUT_S * 1000, maxReconnectAttempts: 0 })
@@ -52,14 +55,15 @@ function humanRecord(r: TenantRecord): string {
 const collect = (value: string, previous: string[]): string[] => [...previous, value]
 
 /**
- * `evtctl tenant add|list|revoke`: tenants are NATS accounts, added and
- * revoked live through the server's account resolver (no restart, other
- * tenants untouched). Creds files are written with mode 0600 and never printed.
+ * `evtctl tenant add|list|rotate|revoke-old|revoke`: tenants are NATS accounts, added,
+ * rotated and revoked live through the server's account resolver (no
+ * restart, other tenants untouched). Creds files are written with mode 0600
+ * and never printed.
  */
 export function registerTenant(program: Command, kit: CommandKit): void {
   const tenant = program
     .command('tenant')
-    .description('add, list and revoke tenants: one NATS account each, changed live (no server restart)')
+    .description('add, list, rotate and revoke tenants: one NATS account each, changed live (no server restart)')
     .option('--auth-dir <dir>', 'the NATS auth dir made by nats-setup (env EVENTPLANE_NATS_AUTH_DIR)')
     .addHelpText(
       'after',
@@ -72,6 +76,9 @@ export function registerTenant(program: Command, kit: CommandKit): void {
         '  $ evtctl tenant add acme --auth-dir /etc/eventplane/nats-auth',
         '  $ evtctl tenant add acme --consumer acme_tail --consumer acme_audit',
         '  $ evtctl tenant list --json',
+        '  $ evtctl tenant rotate acme        # new creds file; the old one is refused from now on',
+        '  $ evtctl tenant rotate acme --keep-old   # the old key still works until:',
+        '  $ evtctl tenant revoke-old acme          # once acme uses its new creds',
         '  $ evtctl tenant revoke acme',
       ),
     )
@@ -112,6 +119,52 @@ export function registerTenant(program: Command, kit: CommandKit): void {
         const records = listTenants(authDir(session))
         if (records.length === 0) session.out.line('(no tenants)')
         for (const r of records) session.out.emit(record(r), () => humanRecord(r))
+      }),
+    )
+
+  tenant
+    .command('rotate')
+    .description("rotate a tenant's user: new creds file, the old key revoked (now, or later with --keep-old)")
+    .argument('<tenant>', 'tenant name')
+    .option('--keep-old', 'keep the old key valid until `tenant revoke-old` (time for the tenant to switch)')
+    .action(
+      kit.action<{ keepOld?: boolean }>(async (session, cmd, opts) => {
+        const auth = authDir(session)
+        const r = await rotateTenantUser(auth, await admin(session, auth), cmd.args[0]!, {
+          keepOld: opts.keepOld === true,
+        })
+        session.log.info(
+          { tenant: r.record.tenant, key: r.key, revoked: r.revoked, staged: r.staged },
+          'tenant user rotated',
+        )
+        session.out.emit(
+          { ...record(r.record), creds_file: r.credsFile, key: r.key, revoked: r.revoked, staged: r.staged },
+          () => [
+            `tenant     ${r.record.tenant} (user rotated)`,
+            `creds      ${r.credsFile} (mode 0600: hand it to the tenant, keep it secret)`,
+            `key        ${r.key}`,
+            ...r.revoked.map((k) => `revoked    ${k} (connections closed, refused from now on)`),
+            ...r.staged.map((k) => `staged     ${k} (still valid until: evtctl tenant revoke-old ${r.record.tenant})`),
+          ],
+        )
+      }),
+    )
+
+  tenant
+    .command('revoke-old')
+    .description('revoke the keys a `tenant rotate --keep-old` left valid')
+    .argument('<tenant>', 'tenant name')
+    .action(
+      kit.action(async (session, cmd) => {
+        const auth = authDir(session)
+        const tenantName = cmd.args[0]!
+        const revoked = await revokeStagedTenantKeys(auth, await admin(session, auth), tenantName)
+        session.log.info({ tenant: tenantName, revoked }, 'staged tenant keys revoked')
+        session.out.emit({ tenant: tenantName, revoked }, () =>
+          revoked.length === 0
+            ? [`no staged keys for ${tenantName} (its account JWT was pushed again)`]
+            : revoked.map((k) => `revoked    ${k} (connections closed, refused from now on)`),
+        )
       }),
     )
 

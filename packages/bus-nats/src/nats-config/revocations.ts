@@ -1,0 +1,98 @@
+import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { EventplaneError } from '@eventplane/core'
+import { decode } from '@nats-io/jwt'
+import { LOG_ACCOUNT } from './claims.ts'
+
+/** One revoked user key: whose it was, and the time (seconds since the epoch) until which its JWTs are refused. */
+export interface RevokedKey {
+  user: string
+  at: number
+}
+
+/** One key a staged rotation replaced and that still works until `revokeStagedKeys`: whose it was, since when. */
+export interface StagedKey {
+  user: string
+  since: number
+}
+
+/**
+ * The log account's revocations as the auth dir remembers them
+ * (`accounts/EVENTPLANE.revocations.json`): every user key ever revoked, and
+ * the keys a staged rotation replaced but has not revoked yet. Only ever
+ * merged into, never rewritten from scratch: the log account JWT is built
+ * from it (`accounts/EVENTPLANE.jwt`, which `nats-setup` preloads into the
+ * server config), so a rotation, a re-run of `nats-setup` or a restart
+ * cannot bring a revoked key back.
+ */
+export interface LogRevocations {
+  revoked: Record<string, RevokedKey>
+  staged: Record<string, StagedKey>
+}
+
+/** `accounts/EVENTPLANE.revocations.json` of an auth dir. */
+export function logRevocationsFile(dir: string): string {
+  return join(dir, 'accounts', `${LOG_ACCOUNT}.revocations.json`)
+}
+
+/** Writes `content` to `path` atomically (a temp file renamed over it) with `mode`, also when it existed wider. */
+export function writeFileAtomic(path: string, content: string | Uint8Array, mode: number): void {
+  const tmp = `${path}.${process.pid}.tmp`
+  writeFileSync(tmp, content, { mode })
+  chmodSync(tmp, mode)
+  renameSync(tmp, path)
+}
+
+/** The auth dir's log account revocations; none when the file does not exist (an auth dir that never rotated). */
+export function readLogRevocations(dir: string): LogRevocations {
+  const file = logRevocationsFile(dir)
+  if (!existsSync(file)) return { revoked: {}, staged: {} }
+  try {
+    const parsed = JSON.parse(readFileSync(file, 'utf8')) as Partial<LogRevocations>
+    if (typeof parsed !== 'object' || parsed === null) throw new Error('not an object')
+    return { revoked: { ...parsed.revoked }, staged: { ...parsed.staged } }
+  } catch (e) {
+    throw new EventplaneError('bus.config', `${file} is not a revocation list (${(e as Error).message})`, {
+      cause: e,
+    })
+  }
+}
+
+export function writeLogRevocations(dir: string, revocations: LogRevocations): void {
+  writeFileAtomic(logRevocationsFile(dir), `${JSON.stringify(revocations, null, 2)}\n`, 0o644)
+}
+
+/**
+ * `into` with `key` revoked as of `at` (seconds): an earlier entry for the
+ * key keeps the later of the two times (a later time refuses more), and a
+ * staged entry for it is dropped. Never removes a revocation.
+ */
+export function mergeRevocation(into: LogRevocations, key: string, user: string, at: number): LogRevocations {
+  const before = into.revoked[key]
+  const staged = { ...into.staged }
+  delete staged[key]
+  return { revoked: { ...into.revoked, [key]: { user, at: Math.max(at, before?.at ?? 0) } }, staged }
+}
+
+/** The `revocations` claim of an account JWT (user key → seconds) for `revocations`; undefined when none. */
+export function revocationClaims(revocations: LogRevocations): Record<string, number> | undefined {
+  const entries = Object.entries(revocations.revoked)
+  return entries.length === 0 ? undefined : Object.fromEntries(entries.map(([key, r]) => [key, r.at]))
+}
+
+/** The `revocations` claim an account JWT carries (none: an empty object). */
+export function jwtRevocations(jwt: string): Record<string, number> {
+  return (decode<{ revocations?: Record<string, number> }>(jwt).nats.revocations ?? {}) as Record<string, number>
+}
+
+/** Whether two revocation claims are the same (order aside). */
+export function sameRevocations(a: Record<string, number> | undefined, b: Record<string, number> | undefined): boolean {
+  const norm = (r: Record<string, number> | undefined) =>
+    JSON.stringify(Object.entries(r ?? {}).sort(([x], [y]) => x.localeCompare(y)))
+  return norm(a) === norm(b)
+}
+
+/** The seconds since the epoch of now: the `at` of a revocation made now. */
+export function nowSeconds(): number {
+  return Math.floor(Date.now() / 1000)
+}

@@ -1,0 +1,197 @@
+import { existsSync, readFileSync } from 'node:fs'
+import { EventplaneError, isEventplaneError } from '@eventplane/core'
+import { parseCreds } from '@nats-io/jwt'
+import type { NatsConnection } from '@nats-io/transport-node'
+import { type AuthDir, serviceCredsFile, writeLogAccountJwt, writeSecretFile } from './auth-dir.ts'
+import { userCreds } from './claims.ts'
+import { pushAccountJwt } from './claims-push.ts'
+import { type AuthDirLockOptions, withAuthDirLock } from './auth-lock.ts'
+import { type ServiceUser, SERVICE_USERS, servicePermissions } from './permissions.ts'
+import {
+  type LogRevocations,
+  mergeRevocation,
+  nowSeconds,
+  readLogRevocations,
+  writeLogRevocations,
+} from './revocations.ts'
+
+/** What a rotation did: where the new creds are, the key they hold, and the keys revoked or staged. */
+export interface RotatedUser {
+  user: string
+  credsFile: string
+  /** The new user key (public). */
+  key: string
+  /** Keys refused from now on (the replaced key, and any earlier staged one). */
+  revoked: string[]
+  /** Keys replaced but still valid until revoked (`keepOld`). */
+  staged: string[]
+}
+
+export interface RotateServiceUserOptions {
+  /**
+   * Staged (zero-downtime) rotation: write the new creds and keep the old key
+   * valid until {@link revokeStagedKeys}, for deployments that copy creds to
+   * several hosts. Default false: the old key is revoked at once (a leak).
+   */
+  keepOld?: boolean
+  /** How to wait for the auth dir's lock (tests). */
+  lock?: AuthDirLockOptions
+}
+
+/** `user` as a service user of the log account; `bus.unknown_user` otherwise. */
+export function checkServiceUser(user: string): ServiceUser {
+  if ((SERVICE_USERS as readonly string[]).includes(user)) return user as ServiceUser
+  throw new EventplaneError('bus.unknown_user', `${user} is not a service user (one of ${SERVICE_USERS.join(', ')})`, {
+    details: { user },
+  })
+}
+
+/** The public key of the user whose creds `creds` are (a `.creds` file's bytes). */
+export async function credsUserKey(creds: Uint8Array): Promise<string> {
+  return (await parseCreds(creds)).uc.sub
+}
+
+/** The public key of the user whose creds `file` holds; `bus.config` when it cannot be read. */
+async function credsKey(file: string): Promise<string> {
+  if (!existsSync(file)) throw new EventplaneError('bus.config', `no creds file ${file}: run nats-setup first`)
+  try {
+    return (await parseCreds(readFileSync(file))).uc.sub
+  } catch (e) {
+    throw new EventplaneError('bus.config', `${file} is not a creds file`, { cause: e })
+  }
+}
+
+/**
+ * Rotates a service user of the log account (relay, gateway, controller,
+ * operator): a new user key with the same grants, its creds written
+ * atomically (mode 0600) over `creds/<user>.creds`, then the replaced key
+ * (and any key an earlier staged rotation left valid) revoked as of now in
+ * the auth dir's revocation list, merged with every earlier one, the log
+ * account JWT rewritten from it and pushed through `system`. The server
+ * closes the old key's live connections and refuses it from then on; a
+ * service reading its creds file on each reconnect (`natsAuth`) comes back
+ * with the new key. The new creds are written before the revocation is
+ * recorded or pushed, so at no point does the file hold a revoked key.
+ *
+ * With `keepOld` nothing is pushed: the old key stays valid, recorded as
+ * staged, until {@link revokeStagedKeys}. `bus.unknown_user` for another
+ * name (nothing written); `bus.unavailable` or `bus.bad_request` when the
+ * push fails, after the files are written (push again with
+ * {@link revokeStagedKeys}: the recorded JWT goes as it is). Holds the auth
+ * dir's lock from reading the old key to the push ({@link withAuthDirLock}).
+ */
+export async function rotateServiceUser(
+  auth: AuthDir,
+  system: NatsConnection | undefined,
+  name: string,
+  options: RotateServiceUserOptions = {},
+): Promise<RotatedUser> {
+  const user = checkServiceUser(name)
+  if (!options.keepOld && system === undefined) throw new Error('rotateServiceUser: no system connection to push')
+  return withAuthDirLock(auth.dir, () => rotateLocked(auth, system, user, options.keepOld === true), options.lock)
+}
+
+async function rotateLocked(
+  auth: AuthDir,
+  system: NatsConnection | undefined,
+  user: ServiceUser,
+  keepOld: boolean,
+): Promise<RotatedUser> {
+  const credsFile = serviceCredsFile(auth.dir, user)
+  const oldKey = await credsKey(credsFile)
+  const creds = await userCreds(user, auth.log, servicePermissions()[user])
+  const key = (await parseCreds(creds)).uc.sub
+  const before = readLogRevocations(auth.dir)
+  writeSecretFile(credsFile, creds)
+  if (keepOld) {
+    const after: LogRevocations = {
+      revoked: before.revoked,
+      staged: { ...before.staged, [oldKey]: { user, since: nowSeconds() } },
+    }
+    writeLogRevocations(auth.dir, after)
+    return { user, credsFile, key, revoked: [], staged: stagedOf(after, user) }
+  }
+  const revoked = [oldKey, ...stagedOf(before, user).filter((k) => k !== oldKey)]
+  try {
+    await revokeAndPush(
+      auth,
+      system!,
+      revoked.map((key) => ({ key, user })),
+    )
+  } catch (e) {
+    if (!isEventplaneError(e)) throw e
+    throw new EventplaneError(
+      e.code,
+      `${user}'s new creds are written and its old key's revocation recorded in ${auth.dir}, but not pushed: ${e.message}; push it with: evtctl creds revoke-old`,
+      { cause: e, details: e.details },
+    )
+  }
+  return { user, credsFile, key, revoked, staged: [] }
+}
+
+/**
+ * The second step of a staged rotation: revokes the keys staged for `user`
+ * (every service user's when undefined) as of now, and pushes the log
+ * account JWT with every revocation the auth dir remembers (also when
+ * nothing was staged: this re-pushes a JWT whose push failed). Returns the
+ * keys revoked now.
+ */
+export async function revokeStagedKeys(auth: AuthDir, system: NatsConnection, name?: string): Promise<string[]> {
+  const user = name === undefined ? undefined : checkServiceUser(name)
+  return withAuthDirLock(auth.dir, async () => {
+    const staged = Object.entries(readLogRevocations(auth.dir).staged)
+      .filter(([, s]) => user === undefined || s.user === user)
+      .map(([key, s]) => ({ key, user: s.user }))
+    await revokeAndPush(auth, system, staged)
+    return staged.map((s) => s.key)
+  })
+}
+
+/**
+ * Merges `keys` (log account user keys, each with whose it is) into the auth dir's revocation list as of now,
+ * rewrites the log account JWT from the whole list and pushes it through `system`: every key revoked before stays
+ * revoked.
+ */
+export async function revokeLogUserKeys(
+  auth: AuthDir,
+  system: NatsConnection,
+  keys: readonly { key: string; user: string }[],
+): Promise<void> {
+  await withAuthDirLock(auth.dir, () => revokeAndPush(auth, system, keys))
+}
+
+/** {@link revokeLogUserKeys}, the auth dir's lock held by the caller. */
+async function revokeAndPush(
+  auth: AuthDir,
+  system: NatsConnection,
+  keys: readonly { key: string; user: string }[],
+): Promise<void> {
+  let revocations = readLogRevocations(auth.dir)
+  const at = nowSeconds()
+  for (const { key, user } of keys) revocations = mergeRevocation(revocations, key, user, at)
+  if (keys.length > 0) writeLogRevocations(auth.dir, revocations)
+  const jwt = await writeLogAccountJwt(auth.dir, auth.log, auth.operator)
+  auth.logAccountJwt = jwt
+  await pushAccountJwt(system, jwt)
+}
+
+/** The keys staged (replaced, still valid) for `user`. */
+function stagedOf(revocations: LogRevocations, user: string): string[] {
+  return Object.entries(revocations.staged)
+    .filter(([, s]) => s.user === user)
+    .map(([key]) => key)
+}
+
+/** The auth dir's service users with their current key and the keys staged for each. */
+export async function listServiceUsers(
+  auth: AuthDir,
+): Promise<{ user: ServiceUser; credsFile: string; key: string; staged: string[]; revoked: number }[]> {
+  const revocations = readLogRevocations(auth.dir)
+  const out = []
+  for (const user of SERVICE_USERS) {
+    const credsFile = serviceCredsFile(auth.dir, user)
+    const revoked = Object.values(revocations.revoked).filter((r) => r.user === user).length
+    out.push({ user, credsFile, key: await credsKey(credsFile), staged: stagedOf(revocations, user), revoked })
+  }
+  return out
+}

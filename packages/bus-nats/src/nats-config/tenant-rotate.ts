@@ -1,0 +1,146 @@
+import { existsSync, readFileSync } from 'node:fs'
+import { EventplaneError, isEventplaneError } from '@eventplane/core'
+import { parseCreds } from '@nats-io/jwt'
+import type { KeyPair } from '@nats-io/nkeys'
+import { type AuthDir, tenantCredsFile, writeSecretFile } from './auth-dir.ts'
+import { withAuthDirLock } from './auth-lock.ts'
+import { DEFAULT_TENANT_ACCOUNT_LIMITS, tenantAccountJwt, userCreds } from './claims.ts'
+import { pushAccountJwt } from './claims-push.ts'
+import { tenantPermissions } from './permissions.ts'
+import { nowSeconds } from './revocations.ts'
+import {
+  type TenantAdmin,
+  type TenantRecord,
+  activeRecord,
+  checkAccountLimits,
+  tenantKey,
+  writeRecord,
+} from './tenants.ts'
+
+export interface RotatedTenant {
+  record: TenantRecord
+  /** The new creds file (mode 0600): hand it to the tenant, never print it. */
+  credsFile: string
+  /** The new user key (public). */
+  key: string
+  /** Keys refused from now on: the replaced one, and any an earlier staged rotation left valid. */
+  revoked: string[]
+  /** Keys replaced but still valid until {@link revokeStagedTenantKeys} (`keepOld`). */
+  staged: string[]
+}
+
+export interface RotateTenantOptions {
+  /**
+   * Staged rotation: write the new creds and keep the old key valid until
+   * {@link revokeStagedTenantKeys}, for a tenant that needs time to deploy
+   * them. Default false: the old key is revoked at once (a leak).
+   */
+  keepOld?: boolean
+}
+
+function activeOrThrow(auth: AuthDir, tenant: string): TenantRecord {
+  const record = activeRecord(auth, tenant)
+  if (record === undefined)
+    throw new EventplaneError('bus.unknown_tenant', `tenant ${tenant} is not active in ${auth.dir}`, {
+      details: { tenant },
+    })
+  return record
+}
+
+/**
+ * Rotates an active tenant's user, live: a new user key with the same
+ * grants, its creds written atomically (mode 0600) over
+ * `tenants/<tenant>.creds`, the old key (and any key a staged rotation left
+ * valid) added to the revocations its record keeps (merged with every
+ * earlier one) and its account JWT pushed with them: the server closes the
+ * old key's connections and refuses it from then on. With `keepOld` the old
+ * key is recorded as staged and nothing is pushed. Its account, consumers
+ * and limits stay; other tenants are not touched (their JWTs are not
+ * pushed). `bus.unknown_tenant` when it is not active, before anything is
+ * written. Holds the auth dir's lock (`withAuthDirLock`): a concurrent
+ * `tenant add` cannot write back a record without the new revocation.
+ */
+export async function rotateTenantUser(
+  auth: AuthDir,
+  admin: TenantAdmin,
+  tenant: string,
+  options: RotateTenantOptions = {},
+): Promise<RotatedTenant> {
+  return withAuthDirLock(auth.dir, async () => {
+    const existing = activeOrThrow(auth, tenant)
+    const account = tenantKey(auth, tenant)
+    const credsFile = tenantCredsFile(auth.dir, tenant)
+    const old = existsSync(credsFile) ? (await parseCreds(readFileSync(credsFile))).uc.sub : undefined
+    const creds = await userCreds(tenant, account, tenantPermissions(tenant, existing.consumers))
+    const key = (await parseCreds(creds)).uc.sub
+    const at = nowSeconds()
+    const rotated = { rotated_at: new Date().toISOString() }
+    if (options.keepOld) {
+      const staged = { ...existing.staged, ...(old === undefined ? {} : { [old]: at }) }
+      const record: TenantRecord = { ...existing, staged, ...rotated }
+      writeSecretFile(credsFile, creds)
+      writeRecord(auth, record)
+      return { record, credsFile, key, revoked: [], staged: Object.keys(staged) }
+    }
+    const revoked = [...(old === undefined ? [] : [old]), ...Object.keys(existing.staged ?? {})]
+    const record = withRevoked(existing, revoked, at, rotated)
+    // The new creds first: the file never holds a key the server refuses.
+    writeSecretFile(credsFile, creds)
+    writeRecord(auth, record)
+    await pushTenant(auth, admin, record, account, "its new creds are written and its old key's")
+    return { record, credsFile, key, revoked, staged: [] }
+  })
+}
+
+/**
+ * The second step of a staged tenant rotation: revokes the keys staged in
+ * its record as of now and pushes its account JWT with every revocation the
+ * record keeps (also when none was staged). Returns the keys revoked now.
+ */
+export async function revokeStagedTenantKeys(auth: AuthDir, admin: TenantAdmin, tenant: string): Promise<string[]> {
+  return withAuthDirLock(auth.dir, async () => {
+    const existing = activeOrThrow(auth, tenant)
+    const revoked = Object.keys(existing.staged ?? {})
+    const record = withRevoked(existing, revoked, nowSeconds(), {})
+    writeRecord(auth, record)
+    await pushTenant(auth, admin, record, tenantKey(auth, tenant), "its staged keys'")
+    return revoked
+  })
+}
+
+/** `record` with `keys` revoked as of `at` (a key revoked earlier keeps the later time) and none staged. */
+function withRevoked(record: TenantRecord, keys: string[], at: number, extra: Partial<TenantRecord>): TenantRecord {
+  const revocations = { ...record.revocations }
+  for (const k of keys) revocations[k] = Math.max(at, revocations[k] ?? 0)
+  const { staged: _staged, ...rest } = record
+  return { ...rest, revocations, ...extra }
+}
+
+/** Pushes the tenant's account JWT (its consumers, limits and revocations); a failure says what was recorded. */
+async function pushTenant(
+  auth: AuthDir,
+  admin: TenantAdmin,
+  record: TenantRecord,
+  account: KeyPair,
+  what: string,
+): Promise<void> {
+  const jwt = await tenantAccountJwt({
+    tenant: record.tenant,
+    account: account.getPublicKey(),
+    consumers: record.consumers,
+    operator: auth.operator,
+    log: auth.log,
+    limits: checkAccountLimits({ ...DEFAULT_TENANT_ACCOUNT_LIMITS, ...record.limits }),
+    ...(record.revocations === undefined ? {} : { revocations: record.revocations }),
+  })
+  try {
+    await pushAccountJwt(admin.system, jwt)
+  } catch (e) {
+    if (!isEventplaneError(e)) throw e
+    throw new EventplaneError(
+      e.code,
+      `tenant ${record.tenant}: ${what} revocation recorded, but not pushed: ${e.message}; push it with: evtctl tenant add ${record.tenant}`,
+      { cause: e, details: e.details },
+    )
+  }
+}

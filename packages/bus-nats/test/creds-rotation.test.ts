@@ -1,0 +1,246 @@
+/**
+ * Rotating a service user's creds (`rotateServiceUser`) against a real nats-server in the account model, and a
+ * service connection (`natsAuth`) that reads its creds file on each reconnect: rotated on its host, it is
+ * disconnected by the revocation and comes back with the new key instead of being closed for good.
+ */
+import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { isEventplaneError } from '@eventplane/core'
+import { parseCreds } from '@nats-io/jwt'
+import { type NatsConnection, connect, credsAuthenticator } from '@nats-io/transport-node'
+import { credsFileAuthenticator, natsAuth } from '../src/nats-auth.ts'
+import { logAccountJwt } from '../src/nats-config/claims.ts'
+import {
+  initAuthDir,
+  jwtRevocations,
+  loadAuthDir,
+  readLogRevocations,
+  revokeStagedKeys,
+  rotateServiceUser,
+  rotateTenantUser,
+  serviceCredsFile,
+  tenantCredsFile,
+  withAuthDirLock,
+  authDirLockPath,
+} from '../src/nats-config/index.ts'
+import { type TestNatsServer, startNatsServer } from '../src/testing/index.ts'
+import { eventually, within } from './fixtures.ts'
+
+/** Connects once with `creds`, no reconnect: resolves when the server takes it, rejects when it refuses. */
+async function connectsWith(url: string, creds: Uint8Array): Promise<void> {
+  const nc = await connect({ servers: url, authenticator: credsAuthenticator(creds), maxReconnectAttempts: 0 })
+  await nc.flush()
+  await nc.close()
+}
+
+const refused = (url: string, creds: Uint8Array, what: string) =>
+  assert.rejects(connectsWith(url, creds), /Authorization Violation/, `${what} is refused`)
+
+const keyOf = async (creds: Uint8Array) => (await parseCreds(creds)).uc.sub
+
+describe('credsFileAuthenticator', () => {
+  let server: TestNatsServer
+  before(async () => {
+    server = await startNatsServer()
+  })
+  after(async () => {
+    await server?.stop()
+  })
+
+  test('reads the file once per authentication: the JWT and the signing key come from the same read', async () => {
+    const auth = loadAuthDir(server.authDir!)
+    const relay = readFileSync(serviceCredsFile(auth.dir, 'relay'))
+    const gateway = readFileSync(serviceCredsFile(auth.dir, 'gateway'))
+    // A file renamed over between two reads: each read sees the other user's creds.
+    let reads = 0
+    const flipping = () => (reads++ % 2 === 0 ? relay : gateway)
+    const authenticate = credsFileAuthenticator('/rotating.creds', flipping)
+    for (let i = 0; i < 4; i++) {
+      const before = reads
+      const { jwt, nkey } = authenticate('nonce') as { jwt: string; nkey: string }
+      assert.equal(reads - before, 1, 'one read per authentication')
+      const sub = JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString()).sub as string
+      assert.equal(nkey, sub, 'the nkey that signs is the JWT subject')
+    }
+  })
+
+  test('keeps the last good bytes while the file is unreadable or garbage; startup fails with bus.config', async () => {
+    const file = `${server.authDir}/copy.creds`
+    const relay = readFileSync(serviceCredsFile(server.authDir!, 'relay'))
+    writeFileSync(file, relay, { mode: 0o600 })
+    const authenticate = credsFileAuthenticator(file)
+    rmSync(file)
+    assert.equal((authenticate('n') as { nkey: string }).nkey, await keyOf(relay), 'gone: the last good key')
+    writeFileSync(file, 'half a file')
+    assert.equal((authenticate('n') as { nkey: string }).nkey, await keyOf(relay), 'garbage: the last good key')
+    assert.throws(
+      () => natsAuth({ natsCreds: file }),
+      (e: unknown) => isEventplaneError(e, 'bus.config') && e.message.includes(file),
+    )
+    rmSync(file)
+  })
+})
+
+describe('rotateServiceUser', () => {
+  let server: TestNatsServer
+  let system: NatsConnection
+  before(async () => {
+    server = await startNatsServer()
+    system = await server.connect('system')
+  })
+  after(async () => {
+    await server?.stop()
+  })
+
+  test('a service connection reading its creds file reconnects with the rotated creds; the old key is refused', async () => {
+    const auth = loadAuthDir(server.authDir!)
+    const file = serviceCredsFile(auth.dir, 'relay')
+    const old = readFileSync(file)
+    const nc = await connect({
+      servers: server.url,
+      ...natsAuth({ natsCreds: file }),
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 50,
+    })
+    const statuses: string[] = []
+    void (async () => {
+      for await (const s of nc.status()) if (s.type !== 'ping') statuses.push(s.type)
+    })()
+    const other = await server.connect('gateway')
+
+    const rotated = await rotateServiceUser(auth, system, 'relay')
+    assert.deepEqual(rotated.revoked, [await keyOf(old)])
+    assert.equal(rotated.key, await keyOf(readFileSync(file)))
+    await eventually(() => statuses.includes('reconnect'), 'the relay connection to reconnect')
+    assert.equal(nc.isClosed(), false, `not closed: ${statuses.join(',')}`)
+    await within(nc.flush(), 5000, 'a flush on the reconnected connection')
+    await refused(server.url, old, 'the old relay key')
+    await connectsWith(server.url, readFileSync(file))
+    await within(other.flush(), 5000, 'the gateway connection, untouched')
+    assert.equal(other.isClosed(), false)
+    assert.deepEqual(Object.keys(readLogRevocations(auth.dir).revoked), [await keyOf(old)])
+    // Again: nats.js reads the revocation's "User Authentication Revoked" as a protocol error, not an auth
+    // error, so a second rotation of a running service is no second auth error in a row (which would end it).
+    const second = readFileSync(file)
+    await rotateServiceUser(auth, system, 'relay')
+    await eventually(() => statuses.filter((s) => s === 'reconnect').length === 2, 'a second reconnect')
+    await within(nc.flush(), 5000, 'a flush after the second rotation')
+    await refused(server.url, second, 'the second relay key')
+    await nc.close()
+  })
+
+  test('a push that fails leaves the new creds and the recorded revocation; revokeStagedKeys pushes it', async () => {
+    const auth = loadAuthDir(server.authDir!)
+    const file = serviceCredsFile(auth.dir, 'controller')
+    const old = readFileSync(file)
+    const gone = await server.connect('system')
+    await gone.close()
+    await assert.rejects(
+      rotateServiceUser(auth, gone, 'controller'),
+      (e: unknown) =>
+        isEventplaneError(e, 'bus.unavailable') && /not pushed: .*evtctl creds revoke-old$/.test(e.message),
+    )
+    assert.notEqual(await keyOf(readFileSync(file)), await keyOf(old), 'the new creds are written')
+    assert.ok(readLogRevocations(auth.dir).revoked[await keyOf(old)], 'the revocation is recorded')
+    await connectsWith(server.url, old)
+    assert.deepEqual(await revokeStagedKeys(auth, system), [], 'nothing was staged')
+    await refused(server.url, old, 'the old controller key, once pushed')
+    await connectsWith(server.url, readFileSync(file))
+  })
+
+  test('a tenant rotation whose push fails says so; tenant add re-applies the account with the revocation', async () => {
+    await server.addTenant('acme')
+    const auth = loadAuthDir(server.authDir!)
+    const file = tenantCredsFile(auth.dir, 'acme')
+    const old = readFileSync(file)
+    const gone = await server.connect('system')
+    await gone.close()
+    await assert.rejects(
+      rotateTenantUser(auth, { system: gone, operator: gone, close: async () => {} }, 'acme'),
+      (e: unknown) =>
+        isEventplaneError(e, 'bus.unavailable') && /not pushed: .*evtctl tenant add acme$/.test(e.message),
+    )
+    await connectsWith(server.url, old)
+    await server.addTenant('acme')
+    await refused(server.url, old, "acme's old key, once re-applied")
+  })
+
+  test('a rotation waits while another holds the auth dir lock, and takes over a lock whose holder is gone', async () => {
+    const auth = loadAuthDir(server.authDir!)
+    const file = serviceCredsFile(auth.dir, 'gateway')
+    const old = readFileSync(file)
+    let release = () => {}
+    let held = () => {}
+    const holding = new Promise<void>((resolve) => {
+      held = resolve
+    })
+    const holder = withAuthDirLock(auth.dir, async () => {
+      held()
+      await new Promise<void>((resolve) => {
+        release = resolve
+      })
+    })
+    await holding
+    let busy = () => {}
+    const waiting = new Promise<void>((resolve) => {
+      busy = resolve
+    })
+    const rotation = rotateServiceUser(auth, system, 'gateway', { lock: { onBusy: busy } })
+    try {
+      await within(waiting, 5000, 'the rotation to wait for the lock')
+      assert.deepEqual(readFileSync(file), old, 'nothing written while it waits')
+    } finally {
+      release()
+      await holder
+    }
+    await within(rotation, 10_000, 'the rotation once the lock is free')
+    await refused(server.url, old, 'the old gateway key')
+
+    // A holder that died (its pid no longer runs) leaves the lock behind: the next one takes it over.
+    const dead = spawnSync(process.execPath, ['-e', '']).pid
+    mkdirSync(authDirLockPath(auth.dir))
+    writeFileSync(join(authDirLockPath(auth.dir), 'pid'), `${dead}\n`)
+    const second = readFileSync(file)
+    try {
+      await within(rotateServiceUser(auth, system, 'gateway'), 10_000, 'a rotation past a stale lock')
+    } finally {
+      rmSync(authDirLockPath(auth.dir), { recursive: true, force: true })
+    }
+    await refused(server.url, second, 'the second gateway key')
+  })
+
+  test('initAuthDir rebuilds a log account JWT that lacks a revocation the list holds (a write cut short)', async () => {
+    const auth = loadAuthDir(server.authDir!)
+    const listed = Object.keys(readLogRevocations(auth.dir).revoked)
+    assert.ok(listed.length > 0, 'the previous test revoked a key')
+    const file = `${auth.dir}/accounts/EVENTPLANE.jwt`
+    writeFileSync(file, `${await logAccountJwt(auth.log, auth.operator)}\n`)
+    const again = await initAuthDir(auth.dir)
+    assert.deepEqual(Object.keys(jwtRevocations(again.logAccountJwt)), listed)
+    assert.deepEqual(Object.keys(jwtRevocations(readFileSync(file, 'utf8').trim())), listed)
+  })
+})
+
+describe('revokeServiceUsers (the test server helper)', () => {
+  let server: TestNatsServer
+  before(async () => {
+    server = await startNatsServer()
+  })
+  after(async () => {
+    await server?.stop()
+  })
+
+  test('a second call keeps the users the first revoked (it merges into the auth dir list)', async () => {
+    const creds = (user: 'controller' | 'gateway' | 'relay') => readFileSync(serviceCredsFile(server.authDir!, user))
+    const controller = creds('controller')
+    await server.revokeServiceUsers(['controller'])
+    await refused(server.url, controller, 'controller')
+    await server.revokeServiceUsers(['gateway'])
+    await refused(server.url, controller, 'controller, after gateway was revoked')
+    await refused(server.url, creds('gateway'), 'gateway')
+    await connectsWith(server.url, creds('relay'))
+  })
+})

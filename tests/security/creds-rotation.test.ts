@@ -1,0 +1,179 @@
+/**
+ * `evtctl creds rotate` against a real nats-server in the account model: a service user's old key is refused from
+ * then on and its new creds work, the other service users are untouched, and every revocation is kept: by a later
+ * rotation of another user, by a server restart, and by a re-run of `nats-setup` (a server started afresh from its
+ * config). A staged rotation keeps the old key until `creds revoke-old`; a name that is not a service user writes
+ * nothing.
+ */
+import assert from 'node:assert/strict'
+import { type ChildProcess, spawn } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { credsUserKey, jwtRevocations, natsSetupMain, serviceCredsFile } from '@eventplane/bus-nats/nats-config'
+import { connect, credsAuthenticator } from '@nats-io/transport-node'
+import {
+  OWN_PROCESS_GROUP,
+  type TestNatsServer,
+  dieWithParent,
+  findNatsServerBinary,
+  reapOnExit,
+  startNatsServer,
+} from '../../packages/bus-nats/src/testing/index.ts'
+import { exited, freePort, greets } from '../../packages/bus-nats/src/testing/nats-process.ts'
+import { eventually, within } from '../../packages/bus-nats/test/fixtures.ts'
+import { failureLine, killAll, runCli } from '../../packages/evtctl/test/helpers.ts'
+
+async function connectsWith(url: string, creds: Uint8Array): Promise<void> {
+  const nc = await connect({ servers: url, authenticator: credsAuthenticator(creds), maxReconnectAttempts: 0 })
+  await nc.flush()
+  await nc.close()
+}
+
+const refused = (url: string, creds: Uint8Array, what: string) =>
+  assert.rejects(connectsWith(url, creds), /Authorization Violation/, `${what} is refused`)
+
+const keyOf = credsUserKey
+
+/** Every file of the auth dir with a hash of its content: what a refused command must leave as it was. */
+function snapshot(dir: string): Record<string, string> {
+  const out: Record<string, string> = {}
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name)
+      if (e.isDirectory()) walk(p)
+      else out[p] = createHash('sha256').update(readFileSync(p)).digest('hex')
+    }
+  }
+  walk(dir)
+  return out
+}
+
+describe('evtctl creds rotate: service users', () => {
+  let server: TestNatsServer
+  let cli: Record<string, string>
+  /** Creds revoked so far, by what they were. */
+  const revoked: Array<[string, Uint8Array]> = []
+  const creds = (user: string) => readFileSync(serviceCredsFile(server.authDir!, user as 'relay'))
+
+  before(async () => {
+    server = await startNatsServer()
+    cli = { EVENTPLANE_NATS_URL: server.url, EVENTPLANE_NATS_AUTH_DIR: server.authDir! }
+  })
+  after(async () => {
+    killAll()
+    await server?.stop()
+  })
+
+  test("rotating relay: its old creds are refused, its new ones work, the other users' connections are untouched", async () => {
+    const old = creds('relay')
+    const gateway = await server.connect('gateway')
+    const statuses: string[] = []
+    void (async () => {
+      for await (const s of gateway.status()) if (s.type !== 'ping') statuses.push(s.type)
+    })()
+
+    const r = await runCli(['creds', 'rotate', 'relay', '--json'], { env: cli })
+    assert.equal(r.code, 0, r.stderr)
+    const out = JSON.parse(r.stdout) as { user: string; creds_file: string; key: string; revoked: string[] }
+    assert.equal(out.user, 'relay')
+    assert.deepEqual(out.revoked, [await keyOf(old)])
+    assert.equal(out.key, await keyOf(creds('relay')))
+    assert.equal(statSync(out.creds_file).mode & 0o777, 0o600, 'the creds file is private')
+    const secrets = readFileSync(out.creds_file, 'utf8')
+      .split('\n')
+      .filter((l) => /^(eyJ|SU)/.test(l))
+    assert.equal(secrets.length, 2)
+    assert.ok(!secrets.some((s) => r.stdout.includes(s) || r.stderr.includes(s)), 'creds are never printed')
+
+    await refused(server.url, old, 'the old relay key')
+    await connectsWith(server.url, creds('relay'))
+    await within(gateway.flush(), 5000, 'the gateway connection')
+    assert.deepEqual(statuses, [], 'the gateway connection saw nothing')
+    for (const user of ['gateway', 'controller', 'operator', 'system']) await connectsWith(server.url, creds(user))
+    revoked.push(['relay (first)', old])
+  })
+
+  test("rotating gateway after relay keeps relay's revocation (the log account JWT is merged, not rewritten)", async () => {
+    const old = creds('gateway')
+    const r = await runCli(['creds', 'rotate', 'gateway'], { env: cli })
+    assert.equal(r.code, 0, r.stderr)
+    revoked.push(['gateway (first)', old])
+    for (const [what, c] of revoked) await refused(server.url, c, what)
+    await connectsWith(server.url, creds('gateway'))
+    await connectsWith(server.url, creds('relay'))
+  })
+
+  test('a nats-server restart keeps every revocation, with its old config or one re-generated from the auth dir', async () => {
+    await server.restart()
+    for (const [what, c] of revoked) await refused(server.url, c, what)
+    // What an upgrade does: nats-setup again (the log account JWT of the auth dir preloaded), then a restart.
+    await server.restart({ reconfigure: true })
+    for (const [what, c] of revoked) await refused(server.url, c, what)
+    for (const user of ['relay', 'gateway', 'controller', 'operator']) await connectsWith(server.url, creds(user))
+  })
+
+  test('a re-run of nats-setup keeps every revocation: a server started afresh from its config refuses them', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'eventplane-setup-rerun-'))
+    let child: ChildProcess | undefined
+    try {
+      const port = await freePort()
+      const conf = join(dir, 'nats.conf')
+      const io = { stdout: { write: () => true }, stderr: { write: () => true } }
+      const args = ['--auth-dir', server.authDir!, '--store-dir', join(dir, 'js'), '--port', String(port)]
+      assert.equal(await natsSetupMain([...args, '--out', conf, '--server-name', 'rerun'], io), 0)
+      const logJwt = readFileSync(join(server.authDir!, 'accounts', 'EVENTPLANE.jwt'), 'utf8').trim()
+      const claimed = Object.keys(jwtRevocations(logJwt))
+      for (const [what, c] of revoked) assert.ok(claimed.includes(await keyOf(c)), `${what} in the preloaded JWT`)
+      // A new server (an empty resolver dir): it knows the log account only from the config's preload.
+      child = spawn(...dieWithParent(findNatsServerBinary(), ['-c', conf]), { stdio: 'ignore', ...OWN_PROCESS_GROUP })
+      reapOnExit(child)
+      await eventually(() => greets(port, 'rerun'), 'the re-configured nats-server to listen')
+      const url = `nats://127.0.0.1:${port}`
+      for (const [what, c] of revoked) await refused(url, c, what)
+      await connectsWith(url, creds('relay'))
+    } finally {
+      child?.kill('SIGKILL')
+      if (child) await exited(child)
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  test('--keep-old: the old key works until creds revoke-old, then it is refused', async () => {
+    const old = creds('controller')
+    const r = await runCli(['creds', 'rotate', 'controller', '--keep-old', '--json'], { env: cli })
+    assert.equal(r.code, 0, r.stderr)
+    assert.deepEqual((JSON.parse(r.stdout) as { staged: string[] }).staged, [await keyOf(old)])
+    await connectsWith(server.url, old)
+    await connectsWith(server.url, creds('controller'))
+    const list = await runCli(['creds', 'list', '--json'], { env: cli })
+    const controller = list.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { user: string; staged: string[] })
+      .find((u) => u.user === 'controller')
+    assert.deepEqual(controller?.staged, [await keyOf(old)])
+
+    const done = await runCli(['creds', 'revoke-old', 'controller', '--json'], { env: cli })
+    assert.equal(done.code, 0, done.stderr)
+    assert.deepEqual((JSON.parse(done.stdout) as { revoked: string[] }).revoked, [await keyOf(old)])
+    revoked.push(['controller (staged)', old])
+    for (const [what, c] of revoked) await refused(server.url, c, what)
+    await connectsWith(server.url, creds('controller'))
+  })
+
+  test('a name that is not a service user: exit 1, bus.unknown_user, nothing written', async () => {
+    const before = snapshot(server.authDir!)
+    for (const name of ['nobody', 'system', 'acme']) {
+      const r = await runCli(['creds', 'rotate', name], { env: cli })
+      assert.equal(r.code, 1, `${name}: ${r.stderr}`)
+      assert.equal(failureLine(r).code, 'bus.unknown_user', name)
+    }
+    const staged = await runCli(['creds', 'revoke-old', 'nobody'], { env: cli })
+    assert.equal(staged.code, 1, staged.stderr)
+    assert.equal(failureLine(staged).code, 'bus.unknown_user')
+    assert.deepEqual(snapshot(server.authDir!), before, 'the auth dir is as it was')
+  })
+})

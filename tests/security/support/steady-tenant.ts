@@ -1,0 +1,60 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import { EventFactory } from '@eventplane/core'
+import { submitIntent, subscribe, tail } from '@eventplane/bus-nats'
+import { jetstream } from '@nats-io/jetstream'
+import type { NatsConnection } from '@nats-io/transport-node'
+
+/** One tenant submitting intents one after another at a steady pace, and consuming them twice (pull and tail). */
+export class SteadyTenant {
+  readonly submitted: string[] = []
+  readonly pulled: string[] = []
+  readonly tailed: string[] = []
+  readonly errors: string[] = []
+  #stopped = false
+  #done: Promise<void> | undefined
+
+  constructor(
+    readonly nc: NatsConnection,
+    readonly tenant: string,
+  ) {
+    void (async () => {
+      for await (const s of nc.status()) if (s.type !== 'ping') this.errors.push(`connection ${s.type}`)
+    })()
+  }
+
+  async start(): Promise<void> {
+    const pull = await subscribe(jetstream(this.nc), { consumer: `${this.tenant}_tail` })
+    const live = await tail(this.nc, { tenant: this.tenant })
+    void (async () => {
+      for await (const d of pull) {
+        this.pulled.push(d.event.event_id)
+        await d.ack()
+      }
+    })().catch((e: unknown) => this.errors.push(`pull: ${String(e)}`))
+    void (async () => {
+      for await (const e of live) this.tailed.push(e.event_id)
+    })().catch((e: unknown) => this.errors.push(`tail: ${String(e)}`))
+    const factory = EventFactory.forTenant(this.tenant, { causedBy: 'user:steady' })
+    this.#done = (async () => {
+      for (let i = 0; !this.#stopped; i++) {
+        const event = factory.intent({ category: 'deployment', id: `steady-${i % 5}` }, 'scaled', { i })
+        try {
+          await submitIntent(this.nc, event, { timeoutMs: 5000 })
+          this.submitted.push(event.event_id)
+        } catch (e) {
+          this.errors.push(`submit: ${String(e)}`)
+        }
+        await sleep(20) // a steady rate, not an ordering device
+      }
+      await sleep(0)
+    })()
+    this.stopPull = () => Promise.all([pull.stop(), live.stop()]).then(() => {})
+  }
+
+  stopPull: () => Promise<void> = async () => {}
+
+  async stop(): Promise<void> {
+    this.#stopped = true
+    await this.#done
+  }
+}
