@@ -11,6 +11,7 @@ import { toEventplaneError } from './exit-codes.ts'
 import { DOMAIN_HINT } from './config.ts'
 import type { CliIo, Output } from './io.ts'
 import { guardPool } from './pg-guard.ts'
+import { natsIdentity } from './services/connection-closed.ts'
 import { describeTarget, pgTarget } from './pg-target.ts'
 
 /** Seconds evtctl waits for PostgreSQL or NATS before reporting them unavailable. */
@@ -29,6 +30,7 @@ export class Session {
   #domain: Promise<Domain> | undefined
   readonly #services = new Map<string, Promise<NatsConnection>>()
   readonly #cleanups: (() => Promise<unknown> | unknown)[] = []
+  #identity: { value: string | undefined } | undefined
 
   constructor(
     readonly io: CliIo,
@@ -180,6 +182,12 @@ export class Session {
     connection.catch(() => {})
     this.#services.set(name, connection)
     return connection
+  }
+
+  /** The NATS user this process connects as, for failure lines (`user <name>`; see natsIdentity). */
+  get natsIdentity(): string | undefined {
+    this.#identity ??= { value: natsIdentity(this.config) }
+    return this.#identity.value
   }
 
   /** Runs `fn` when the session closes (in reverse order of registration). */
