@@ -3,7 +3,7 @@ import type { Sql } from 'postgres'
 import { type NatsConnection, connect as natsConnect } from '@nats-io/transport-node'
 import { type RoleName, connectPg, redactUrl, roleUrl } from '@eventplane/store-pg'
 import { Unavailable, type ValidStreamRef } from '@eventplane/core'
-import { inboxPrefixFor, natsAuth, tenantInboxPrefix } from '@eventplane/bus-nats'
+import { SERVER_WAIT_MS, inboxPrefixFor, natsAuth, serverWait, tenantInboxPrefix } from '@eventplane/bus-nats'
 import type { Domain } from '@eventplane/runtime'
 import type { ResolvedConfig } from './config.ts'
 import { CliError, type EvtctlError } from './cli-error.ts'
@@ -215,14 +215,24 @@ export class Session {
         (nc) => nc.close(),
         () => undefined,
       )
-    const services = [...this.#services.values()]
+    const services = [...this.#services.entries()]
     this.#services.clear()
     // A service's connection drains: what it published or acked is flushed before it goes. One the server
-    // closes meanwhile (its user revoked: refused while reconnecting) never finishes draining (nats.js leaves
-    // the drain's PING unanswered when it closes): its close ends the wait.
-    await Promise.allSettled(services.map((c) => c.then((nc) => Promise.race([nc.drain(), nc.closed()]))))
+    // closes meanwhile (its user revoked: refused while reconnecting) or that stalled never finishes draining
+    // (nats.js leaves the drain's PING unanswered): its close or serverWait's deadline ends the wait.
+    await Promise.allSettled(services.map(([name, c]) => c.then((nc) => this.#drain(name, nc))))
     await Promise.allSettled([...this.#pools.values()].map((sql) => sql.end({ timeout: abandon ? 0 : 1 })))
     this.#pools.clear()
+  }
+
+  async #drain(name: string, nc: NatsConnection): Promise<void> {
+    if (nc.isClosed()) return
+    if ((await serverWait(nc, nc.drain())) !== 'timed_out') return
+    this.log.warn(
+      { connection: name, waited_ms: SERVER_WAIT_MS, event: 'nats.drain_timeout' },
+      'the NATS connection did not drain: the server did not answer; closed without it',
+    )
+    await nc.close()
   }
 }
 
