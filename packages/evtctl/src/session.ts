@@ -113,6 +113,7 @@ export class Session {
    */
   nats(actingFor?: string | ValidStreamRef): Promise<NatsConnection> {
     this.#nats ??= (async () => {
+      void this.natsIdentity // read from the creds now: they may be gone by the time a failure names the user
       const { natsUrl, natsUser, natsPassword, natsCreds } = this.config
       this.log.debug({ url: redactUrl(natsUrl), user: natsUser, creds: natsCreds }, 'connecting to NATS')
       const auth = natsAuth({
@@ -166,6 +167,7 @@ export class Session {
   serviceNats(name: string): Promise<NatsConnection> {
     const existing = this.#services.get(name)
     if (existing) return existing
+    void this.natsIdentity // read from the creds now: they may be gone by the time a failure names the user
     const { natsUrl, natsUser, natsPassword, natsCreds } = this.config
     this.log.debug({ url: redactUrl(natsUrl), name }, 'connecting to NATS')
     const connection = natsConnect({
