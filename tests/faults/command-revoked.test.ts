@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
+import { SUBMIT_SUBJECTS } from '@eventplane/bus-nats'
 import { type StalledProxy, startStalledProxy } from '@eventplane/bus-nats/testing'
 import { type BusEnv, type ServiceProcess, createBusEnv, within } from '../../packages/bus-nats/test/fixtures.ts'
 import { spawnEvtctl } from './support/children.ts'
@@ -40,7 +41,7 @@ async function ending(command: ServiceProcess, what: string): Promise<{ code: nu
 describe('faults: tail and subscribe whose tenant is revoked, or whose server stops answering', () => {
   let env: BusEnv
   before(async () => {
-    env = await createBusEnv('ep_fault_cmd_revoked', ['acme', 'globex', 'initech', 'umbrella'])
+    env = await createBusEnv('ep_fault_cmd_revoked', ['acme', 'globex', 'initech', 'umbrella', 'hooli'])
   })
   after(async () => {
     await env?.cleanup()
@@ -71,6 +72,38 @@ describe('faults: tail and subscribe whose tenant is revoked, or whose server st
       }
     })
   }
+
+  test('evtctl publish exits 4 with one bus.auth_failed line when its tenant is revoked while it waits for the gateway', async (t) => {
+    // A gateway that takes the request and never answers: the publish is still waiting when the server closes it.
+    const gateway = await env.server.connect('gateway')
+    let taken!: () => void
+    const requested = new Promise<void>((resolve) => (taken = resolve))
+    gateway.subscribe(SUBMIT_SUBJECTS, { queue: 'eventplane-gateway', callback: () => taken() })
+    await gateway.flush()
+    const command = asTenant(env, 'hooli', [
+      'publish',
+      'deployment/web-1',
+      'deploy_requested',
+      '--data',
+      '{}',
+      '--timeout',
+      '60000',
+    ])
+    try {
+      await within(requested, 30_000, 'the publish to reach the gateway')
+      await env.server.revokeTenant('hooli')
+      const { code, line } = await ending(command, 'evtctl publish')
+      t.diagnostic(line)
+      assert.equal(code, 4, line)
+      assert.match(
+        line,
+        /^evtctl: bus\.auth_failed: publish: the NATS connection \(user hooli\) was closed \(.+\): its credentials were refused or revoked$/,
+      )
+    } finally {
+      await command.kill()
+      await gateway.close()
+    }
+  })
 
   test('evtctl subscribe --count exits 3 with one bus.unavailable line when the server stops answering', async (t) => {
     const proxy: StalledProxy = await startStalledProxy(env.server.port)
