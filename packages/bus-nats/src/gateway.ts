@@ -251,7 +251,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       arrive(msg)
     },
   })
-  await nc.flush()
+  // Not for ever: a flush queued while a refused reconnect dials is never answered (see serverWait).
+  await serverWait(nc, nc.flush())
   logger.info({ subject: SUBMIT_SUBJECTS, queue: options.queue ?? 'eventplane-gateway' }, 'gateway serving')
 
   const removeCollector = metrics?.addCollector('gateway', async () => {
