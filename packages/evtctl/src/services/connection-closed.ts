@@ -3,11 +3,6 @@ import { natsDriverError } from '@eventplane/bus-nats'
 import { EventplaneError, isEventplaneError } from '@eventplane/core'
 import type { NatsConnection } from '@nats-io/transport-node'
 
-/** What {@link connectionClosedError} puts in its details: the line's part after `what`, for {@link sharedConnectionFailure}. */
-interface ClosedDetails {
-  connection_closed: string
-}
-
 /**
  * The error a service ends with when the server closed its NATS connection
  * for good (not the service's own stop). Closed for its credentials (its user
@@ -15,7 +10,8 @@ interface ClosedDetails {
  * `bus.auth_failed`, exit 4: restarting with the same credentials will not
  * help, the operator must issue new ones. Closed for any other reason it is
  * `bus.unavailable`, exit 3. `what` leads the one-line message; the connection's
- * user (`identity`, see {@link natsIdentity}) and the server's reason follow.
+ * user (`identity`, see {@link natsIdentity}) and the server's reason follow. The line after `what` is kept in
+ * the details (`connection_closed`), for {@link sharedConnectionFailure}.
  */
 export async function connectionClosedError(
   nc: NatsConnection,
@@ -27,13 +23,10 @@ export async function connectionClosedError(
   const refused = why instanceof Error && natsDriverError(why)?.code === 'bus.auth_failed'
   const who = options.identity === undefined ? '' : ` (${options.identity})`
   const closed = `the NATS connection${who} was closed${reason}${refused ? ': its credentials were refused or revoked' : ''}`
-  const details: ClosedDetails = { connection_closed: closed }
+  const details = { connection_closed: closed }
   return refused
-    ? new EventplaneError('bus.auth_failed', `${what}: ${closed}`, { cause: why, details: { ...details } })
-    : new EventplaneError('bus.unavailable', `${what}: ${closed}`, {
-        cause: options.cause ?? why,
-        details: { ...details },
-      })
+    ? new EventplaneError('bus.auth_failed', `${what}: ${closed}`, { cause: why, details })
+    : new EventplaneError('bus.unavailable', `${what}: ${closed}`, { cause: options.cause ?? why, details })
 }
 
 /**
