@@ -41,7 +41,7 @@ async function ending(command: ServiceProcess, what: string): Promise<{ code: nu
 describe('faults: tail and subscribe whose tenant is revoked, or whose server stops answering', () => {
   let env: BusEnv
   before(async () => {
-    env = await createBusEnv('ep_fault_cmd_revoked', ['acme', 'globex', 'initech', 'umbrella', 'hooli'])
+    env = await createBusEnv('ep_fault_cmd_revoked', ['acme', 'globex', 'initech', 'umbrella', 'hooli', 'stark'])
   })
   after(async () => {
     await env?.cleanup()
@@ -118,6 +118,27 @@ describe('faults: tail and subscribe whose tenant is revoked, or whose server st
         line,
         'evtctl: bus.unavailable: consumer umbrella_tail: the NATS server stopped answering (heartbeats missed)',
       )
+    } finally {
+      await command.kill()
+      await proxy.close()
+    }
+  })
+
+  test('evtctl subscribe --count stopped by Ctrl-C while the server does not answer exits 0, saying nothing', async () => {
+    const proxy: StalledProxy = await startStalledProxy(env.server.port)
+    const command = asTenant(env, 'stark', ['subscribe', '--count', '5'], proxy.url)
+    try {
+      await command.waitForLog('subscription ready', 60_000)
+      const exited = new Promise<number | null>((resolve) => command.process.once('exit', (code) => resolve(code)))
+      // The pull in flight fails (heartbeats missed) after the Ctrl-C: that is the stop, not a failure.
+      proxy.stall()
+      command.process.kill('SIGINT')
+      const code = await within(exited, 15_000, 'evtctl subscribe --count to stop')
+      assert.deepEqual(
+        command.logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('evtctl: ')),
+        [],
+      )
+      assert.equal(code, 0)
     } finally {
       await command.kill()
       await proxy.close()
