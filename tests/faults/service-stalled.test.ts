@@ -23,7 +23,7 @@ async function stopsWhileStalled(
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
   proxy.stall()
   child.kill('SIGTERM')
-  const code = await within(exited, 12_000, 'the service to stop (it waits on a drain the server never answers)')
+  const code = await within(exited, 14_000, 'the service to stop (it waits on a drain the server never answers)')
   assert.equal(code, 0, JSON.stringify(service.logs.slice(-5)))
   assert.match(stdout(), /\nstopped\n$/)
   assert.deepEqual(
@@ -87,6 +87,31 @@ describe('faults: a service stopped while its NATS server does not answer', () =
       ])
     } finally {
       await gateway.kill()
+      await proxy.close()
+    }
+  })
+
+  test('evtctl up stops on SIGTERM, exit 0: its gateway, relay and runners, and each connection closed without the drain', async () => {
+    proxy = await startStalledProxy(env.server.port)
+    const up = spawnEvtctl(['up'], 'evtctl up', {
+      EVENTPLANE_DATABASE_URL: env.db.url,
+      EVENTPLANE_NATS_URL: proxy.url,
+      EVENTPLANE_NATS_CREDS: env.server.credentials.operator!.creds,
+      EVENTPLANE_DOMAIN: '@eventplane/example-deployments',
+    })
+    const stdout = collectStdout(up)
+    try {
+      await up.waitForLog('serving', 60_000)
+      // The relay's own stop waits for the server too (its last drain, relay-stop.ts): what is left of the
+      // 10 s the stop gets must still cover the gateway's and the connections' 2 s each.
+      await stopsWhileStalled(up, stdout, proxy, [
+        'the gateway subscription did not drain: the server did not answer; stopped without it',
+        'eventplane-gateway',
+        'eventplane-relay:default',
+        'eventplane-runtime',
+      ])
+    } finally {
+      await up.kill()
       await proxy.close()
     }
   })
