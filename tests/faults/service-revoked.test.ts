@@ -18,21 +18,27 @@ async function ending(service: ServiceProcess, what: string): Promise<{ code: nu
   return { code: child.exitCode, line: lines[0]!.msg! }
 }
 
-/** The parts of the example domain that `evtctl run` runs on one connection (its line names one of them). */
+/** The parts of the example domain that `evtctl run` runs on one connection, in the order they start. */
 const RUNTIME_PARTS = ['controller deployments', 'projection deployment_status', 'projection audit']
 
 /**
  * Waits for `service` to end and asserts how: exit 4 (restarting with the same credentials will not help; exit 3
- * would say "retry later") and the one line `bus.auth_failed`, naming one of `parts` and the server's reason.
- * Returns the line.
+ * would say "retry later") and the one line `bus.auth_failed`: `lead`, the connection and its `user`, the
+ * server's reason and, for a process of several parts (`stopped`), every part it stopped, whichever noticed
+ * first. Returns the line.
  */
-async function endsRevoked(service: ServiceProcess, what: string, parts: string[]): Promise<string> {
+async function endsRevoked(
+  service: ServiceProcess,
+  what: string,
+  expected: { lead: string; user: string; stopped?: string[] },
+): Promise<string> {
   const { code, line } = await ending(service, what)
   assert.equal(code, 4, line)
-  const named = new RegExp(
-    `^evtctl: bus\\.auth_failed: (${parts.join('|')}): the NATS connection was closed \\(Authorization Violation\\): its credentials were refused or revoked$`,
+  const stopped = expected.stopped === undefined ? '' : `; stopped: ${expected.stopped.join(', ')}`
+  assert.equal(
+    line,
+    `evtctl: bus.auth_failed: ${expected.lead}: the NATS connection (user ${expected.user}) was closed (Authorization Violation): its credentials were refused or revoked${stopped}`,
   )
-  assert.match(line, named)
   return line
 }
 
@@ -57,8 +63,11 @@ describe('faults: a service whose NATS user is revoked ends with an error', () =
       await Promise.all([gateway.waitForLog('gateway serving'), relay.waitForLog('relay active')])
       await env.server.revokeServiceUsers(['gateway', 'relay'])
 
-      const g = await endsRevoked(gateway, 'evtctl gateway', ['the gateway subscription closed'])
-      const r = await endsRevoked(relay, 'evtctl relay', ['relay default'])
+      const g = await endsRevoked(gateway, 'evtctl gateway', {
+        lead: 'the gateway subscription closed',
+        user: 'gateway',
+      })
+      const r = await endsRevoked(relay, 'evtctl relay', { lead: 'relay default', user: 'relay' })
       t.diagnostic(`gateway: ${g}; relay: ${r}`)
     } finally {
       await Promise.allSettled([gateway.kill(), relay.kill()])
@@ -79,8 +88,8 @@ describe('faults: a service whose NATS user is revoked ends with an error', () =
       await run.waitForLog('serving', 60_000)
       await env.server.revokeServiceUsers(['controller'])
 
-      // The parts share one connection: the line names whichever noticed first.
-      const line = await endsRevoked(run, 'evtctl run', RUNTIME_PARTS)
+      // The parts share one connection: one line names it, its user and every part, whichever noticed first.
+      const line = await endsRevoked(run, 'evtctl run', { lead: 'run', user: 'controller', stopped: RUNTIME_PARTS })
       t.diagnostic(`run: ${line}`)
     } finally {
       await run.kill()
@@ -99,12 +108,12 @@ describe('faults: a service whose NATS user is revoked ends with an error', () =
       // Last in this file: the test's own connections (the operator's) are revoked too.
       await env.server.revokeServiceUsers(['operator'])
 
-      // Every part's connection is closed: the line names whichever part noticed first.
-      const line = await endsRevoked(up, 'evtctl up', [
-        'the gateway subscription closed',
-        'relay default',
-        ...RUNTIME_PARTS,
-      ])
+      // Every part's connection is closed: one line names the user and every part, whichever noticed first.
+      const line = await endsRevoked(up, 'evtctl up', {
+        lead: 'up',
+        user: 'operator',
+        stopped: ['gateway', 'relay default', ...RUNTIME_PARTS],
+      })
       t.diagnostic(`up: ${line}`)
     } finally {
       await up.kill()

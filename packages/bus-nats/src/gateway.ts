@@ -12,6 +12,7 @@ import {
   submit,
 } from './gateway-request.ts'
 import { RefusalDesk } from './gateway-refusals.ts'
+import { SERVER_WAIT_MS, serverWait } from './server-wait.ts'
 import { type Logger, errorFields, silentLogger } from './logger.ts'
 import type { EventplaneMetrics } from './ops/metrics.ts'
 import { TRACEPARENT_HEADER } from './ops/trace-context.ts'
@@ -250,7 +251,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       arrive(msg)
     },
   })
-  await nc.flush()
+  // Not for ever: a flush queued while a refused reconnect dials is never answered (see serverWait).
+  await serverWait(nc, nc.flush())
   logger.info({ subject: SUBMIT_SUBJECTS, queue: options.queue ?? 'eventplane-gateway' }, 'gateway serving')
 
   const removeCollector = metrics?.addCollector('gateway', async () => {
@@ -261,8 +263,15 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   let stopping: Promise<void> | undefined
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
-      // Closed by the server meanwhile (e.g. while reconnecting), a drain is never answered: its close ends it.
-      if (!sub.isClosed()) await Promise.race([sub.drain(), nc.closed()]).catch(() => {})
+      // Closed by the server meanwhile (e.g. while reconnecting) or stalled, a drain is never answered.
+      if (!sub.isClosed() && (await serverWait(nc, sub.drain())) === 'timed_out') {
+        // Unanswered, it stays subscribed (a reconnect would subscribe it again): end it here.
+        sub.unsubscribe()
+        logger.warn(
+          { waited_ms: SERVER_WAIT_MS, event: 'nats.drain_timeout' },
+          'the gateway subscription did not drain: the server did not answer; stopped without it',
+        )
+      }
       refusals.close()
       await admission.idle()
       removeCollector?.()

@@ -85,6 +85,8 @@ export type { Delivery, EnsureConsumerOptions, SubscribeOptions, Subscription } 
 export { tail } from './tail.ts'
 export type { LiveIterable } from './live-iterable.ts'
 export type { Tail, TailOptions } from './tail.ts'
+export { SERVER_WAIT_MS, serverWait } from './server-wait.ts'
+export type { ServerWaitOutcome } from './server-wait.ts'
 export { natsAuth } from './nats-auth.ts'
 export type { NatsAuthSettings } from './nats-auth.ts'
 export { errorFields, silentLogger } from './logger.ts'

@@ -1,6 +1,7 @@
 import type { RecordedEvent } from '@eventplane/core'
 import type { Msg, NatsConnection } from '@nats-io/transport-node'
 import { type LiveIterable, liveIterable } from './live-iterable.ts'
+import { serverWait } from './server-wait.ts'
 import { acceptLogMessage, untrustedFields } from './log-message.ts'
 import { type Logger, silentLogger } from './logger.ts'
 import { type LogFilterOptions, logFilter } from './subjects.ts'
@@ -33,7 +34,9 @@ export async function tail(
   const subject = logFilter(filter)
   const logger = options.logger ?? silentLogger
   const sub = nc.subscribe(subject)
-  await nc.flush()
+  // Not for ever: a flush queued while a refused reconnect dials is never answered (see serverWait); closed
+  // meanwhile, the tail ends at once (`closed`), for its caller to ask the connection why.
+  await serverWait(nc, nc.flush())
   let dropped = 0
   const live = liveIterable(sub, {
     map(msg: Msg): RecordedEvent | undefined {

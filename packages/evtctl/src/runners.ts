@@ -22,6 +22,8 @@ const RUNTIME_CONNECTION = 'eventplane-runtime'
 /** A started runner: stop it, or learn that it failed. */
 export interface RunningPart {
   name: string
+  /** How a failure line names it when it differs from `name` (`projection <name>`, `controller <name>`). */
+  label?: string
   /** A human summary once started (e.g. the checkpoint it went live at). */
   detail: string
   stop(): Promise<void>
@@ -34,11 +36,11 @@ export interface RunningPart {
  * NATS connection `nc` was closed for good (`bus.unavailable` with `nc` closed), the error says why the
  * server closed it: `bus.auth_failed` when its user was revoked (connectionClosedError), `what` leading.
  */
-function failedWhen(closed: Promise<void>, what: string, nc: NatsConnection): Promise<never> {
+function failedWhen(closed: Promise<void>, what: string, nc: NatsConnection, identity?: string): Promise<never> {
   const failed = closed.then(
     () => new Promise<never>(() => {}),
     async (e: unknown) => {
-      const why = await partFailure(nc, what, e)
+      const why = await partFailure(nc, what, e, identity)
       throw why instanceof Error ? why : new Error(`${what} failed`)
     },
   )
@@ -69,9 +71,10 @@ export async function startProjection(
   await Promise.race([runner.start(), aborted(session.signal)])
   return {
     name: projection.name,
+    label: `projection ${projection.name}`,
     detail: `projection ${projection.name} v${projection.version} live at ${formatCheckpoint(runner.checkpoint)}`,
     stop: () => runner.stop(),
-    failed: failedWhen(runner.closed, `projection ${projection.name}`, nc),
+    failed: failedWhen(runner.closed, `projection ${projection.name}`, nc, session.natsIdentity),
   }
 }
 
@@ -98,9 +101,10 @@ export async function startController(
   await runner.start()
   return {
     name: controller.name,
+    label: `controller ${controller.name}`,
     detail: `controller ${controller.name} consuming`,
     stop: () => runner.stop(),
-    failed: failedWhen(runner.closed, `controller ${controller.name}`, nc),
+    failed: failedWhen(runner.closed, `controller ${controller.name}`, nc, session.natsIdentity),
   }
 }
 

@@ -3,7 +3,7 @@ import type { Sql } from 'postgres'
 import { type NatsConnection, connect as natsConnect } from '@nats-io/transport-node'
 import { type RoleName, connectPg, redactUrl, roleUrl } from '@eventplane/store-pg'
 import { Unavailable, type ValidStreamRef } from '@eventplane/core'
-import { inboxPrefixFor, natsAuth, tenantInboxPrefix } from '@eventplane/bus-nats'
+import { SERVER_WAIT_MS, inboxPrefixFor, natsAuth, serverWait, tenantInboxPrefix } from '@eventplane/bus-nats'
 import type { Domain } from '@eventplane/runtime'
 import type { ResolvedConfig } from './config.ts'
 import { CliError, type EvtctlError } from './cli-error.ts'
@@ -11,6 +11,7 @@ import { toEventplaneError } from './exit-codes.ts'
 import { DOMAIN_HINT } from './config.ts'
 import type { CliIo, Output } from './io.ts'
 import { guardPool } from './pg-guard.ts'
+import { natsIdentity } from './services/connection-closed.ts'
 import { describeTarget, pgTarget } from './pg-target.ts'
 
 /** Seconds evtctl waits for PostgreSQL or NATS before reporting them unavailable. */
@@ -29,6 +30,7 @@ export class Session {
   #domain: Promise<Domain> | undefined
   readonly #services = new Map<string, Promise<NatsConnection>>()
   readonly #cleanups: (() => Promise<unknown> | unknown)[] = []
+  #identity: { value: string | undefined } | undefined
 
   constructor(
     readonly io: CliIo,
@@ -111,6 +113,7 @@ export class Session {
    */
   nats(actingFor?: string | ValidStreamRef): Promise<NatsConnection> {
     this.#nats ??= (async () => {
+      void this.natsIdentity // read from the creds now: they may be gone by the time a failure names the user
       const { natsUrl, natsUser, natsPassword, natsCreds } = this.config
       this.log.debug({ url: redactUrl(natsUrl), user: natsUser, creds: natsCreds }, 'connecting to NATS')
       const auth = natsAuth({
@@ -164,6 +167,7 @@ export class Session {
   serviceNats(name: string): Promise<NatsConnection> {
     const existing = this.#services.get(name)
     if (existing) return existing
+    void this.natsIdentity // read from the creds now: they may be gone by the time a failure names the user
     const { natsUrl, natsUser, natsPassword, natsCreds } = this.config
     this.log.debug({ url: redactUrl(natsUrl), name }, 'connecting to NATS')
     const connection = natsConnect({
@@ -180,6 +184,12 @@ export class Session {
     connection.catch(() => {})
     this.#services.set(name, connection)
     return connection
+  }
+
+  /** The NATS user this process connects as, for failure lines (`user <name>`; see natsIdentity). */
+  get natsIdentity(): string | undefined {
+    this.#identity ??= { value: natsIdentity(this.config) }
+    return this.#identity.value
   }
 
   /** Runs `fn` when the session closes (in reverse order of registration). */
@@ -207,14 +217,24 @@ export class Session {
         (nc) => nc.close(),
         () => undefined,
       )
-    const services = [...this.#services.values()]
+    const services = [...this.#services.entries()]
     this.#services.clear()
     // A service's connection drains: what it published or acked is flushed before it goes. One the server
-    // closes meanwhile (its user revoked: refused while reconnecting) never finishes draining (nats.js leaves
-    // the drain's PING unanswered when it closes): its close ends the wait.
-    await Promise.allSettled(services.map((c) => c.then((nc) => Promise.race([nc.drain(), nc.closed()]))))
+    // closes meanwhile (its user revoked: refused while reconnecting) or that stalled never finishes draining
+    // (nats.js leaves the drain's PING unanswered): its close or serverWait's deadline ends the wait.
+    await Promise.allSettled(services.map(([name, c]) => c.then((nc) => this.#drain(name, nc))))
     await Promise.allSettled([...this.#pools.values()].map((sql) => sql.end({ timeout: abandon ? 0 : 1 })))
     this.#pools.clear()
+  }
+
+  async #drain(name: string, nc: NatsConnection): Promise<void> {
+    if (nc.isClosed()) return
+    if ((await serverWait(nc, nc.drain())) !== 'timed_out') return
+    this.log.warn(
+      { connection: name, waited_ms: SERVER_WAIT_MS, event: 'nats.drain_timeout' },
+      'the NATS connection did not drain: the server did not answer; closed without it',
+    )
+    await nc.close()
   }
 }
 

@@ -1,5 +1,5 @@
 import { type RecordedEvent, Unavailable, isEventplaneError } from '@eventplane/core'
-import { errorFields } from '@eventplane/bus-nats'
+import { SERVER_WAIT_MS, errorFields } from '@eventplane/bus-nats'
 
 /** One event handed over by the bus; settle it exactly once. */
 export interface LiveDelivery {
@@ -25,6 +25,36 @@ export interface LiveDelivery {
 export function ackFailureFields(e: unknown): { code?: string; err?: string; ack_attempts?: number } {
   const attempts = isEventplaneError(e) ? e.details.attempts : undefined
   return { ...errorFields(e), ...(typeof attempts === 'number' ? { ack_attempts: attempts } : {}) }
+}
+
+/**
+ * Waits for `ack` (a delivery's, or a batch's together) like any other wait, until `signal` (the runner's stop)
+ * aborts: from then on at most `graceMs` (bus-nats `SERVER_WAIT_MS`, what a stop waits for the server) more, then
+ * resolves `'abandoned'`. An ack the server does not answer (a stalled server or path) is sent again for up to
+ * ~25 s (bus-nats `resendAck`): a stop waiting for it overran the 10 s evtctl gives a SIGTERM. An abandoned ack
+ * only means a redelivery, which the runners take (skipped by a projection's checkpoint, reconciled again by
+ * a controller).
+ */
+export async function ackUnlessStopped<T>(
+  ack: Promise<T>,
+  signal: AbortSignal,
+  graceMs = SERVER_WAIT_MS,
+): Promise<T | 'abandoned'> {
+  let timer: NodeJS.Timeout | undefined
+  let onAbort: (() => void) | undefined
+  const abandoned = new Promise<'abandoned'>((resolve) => {
+    onAbort = () => {
+      timer = setTimeout(resolve, graceMs, 'abandoned')
+    }
+    if (signal.aborted) onAbort()
+    else signal.addEventListener('abort', onAbort, { once: true })
+  })
+  try {
+    return await Promise.race([ack, abandoned])
+  } finally {
+    clearTimeout(timer)
+    if (onAbort) signal.removeEventListener('abort', onAbort)
+  }
 }
 
 /** An open live subscription: deliveries in log order, until stopped. */

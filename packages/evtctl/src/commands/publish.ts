@@ -14,6 +14,7 @@ import { readAllStdin } from '../io.ts'
 import { type CommandKit, intOption, tenantOption, helpAfter } from '../command-kit.ts'
 import type { Session } from '../session.ts'
 import { resolveStreamArg } from '../stream-arg.ts'
+import { connectionClosedError } from '../services/connection-closed.ts'
 
 /** Largest `--data` input read before validation (which applies the real 64 KiB limit). */
 const MAX_INPUT_BYTES = 1024 * 1024
@@ -125,6 +126,11 @@ export function registerPublish(program: Command, kit: CommandKit): void {
           timeoutMs: opts.timeout,
           ...(opts.expectedVersion === undefined ? {} : { expectedVersion: opts.expectedVersion }),
           ...(opts.principal === undefined ? {} : { principal: opts.principal }),
+        }).catch(async (e: unknown) => {
+          // The server closed the connection under the request (its user revoked): say why, not "unavailable".
+          throw nc.isClosed()
+            ? await connectionClosedError(nc, 'publish', { cause: e, identity: session.natsIdentity })
+            : e
         })
         session.log.info(
           { event_id: result.event_id, position: result.position, stream_version: result.stream_version },

@@ -44,6 +44,7 @@ export function registerRun(program: Command, kit: CommandKit): void {
           parts,
           { domain: domain.name, runtime: names, ...(server ? { ops: server.url } : {}) },
           `${domain.name}: ${names.join(', ')}${server ? `, ops on ${server.url}` : ''}`,
+          'run',
         )
       }),
     )

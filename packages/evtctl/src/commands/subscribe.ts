@@ -1,5 +1,5 @@
 import type { Command } from 'commander'
-import { type EventKind, type RecordedEvent, Forbidden, validateName } from '@eventplane/core'
+import { type EventKind, type RecordedEvent, Forbidden, Unavailable, validateName } from '@eventplane/core'
 import {
   JS_API,
   type LogFilterOptions,
@@ -11,13 +11,14 @@ import {
   logFilter,
   subscribe,
 } from '@eventplane/bus-nats'
-import { type Consumer, jetstream, jetstreamManager } from '@nats-io/jetstream'
+import { type Consumer, type JsMsg, jetstream, jetstreamManager } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { toEventplaneError } from '../exit-codes.ts'
 import { eventRecord, liveLine } from '../format.ts'
 import { eventMatches, filterOptions, logFilterFrom } from '../log-filter.ts'
 import { type CommandKit, domainOption, intOption, tenantOption, helpAfter } from '../command-kit.ts'
 import type { Session } from '../session.ts'
+import { connectionClosedError } from '../services/connection-closed.ts'
 import { findRunnable } from '../domain.ts'
 import { aborted, runnerOps, startController, startProjection } from '../runners.ts'
 import { PROJECTOR_ROLE } from '@eventplane/runtime'
@@ -83,9 +84,18 @@ async function rawConsumer(session: Session, opts: SubscribeOptions): Promise<vo
   }
   session.log.info({ consumer: name, filter: logFilter(filter) }, 'subscription ready')
 
+  // Ended by the server closing the connection (its user revoked), not by Ctrl-C or --count: say so.
+  const closedUnder = async (cause?: unknown): Promise<unknown> =>
+    nc.isClosed() ? connectionClosedError(nc, 'subscribe', { cause, identity: session.natsIdentity }) : cause
   if (opts.count !== undefined) {
     for (let seen = 0; seen < opts.count && !session.signal?.aborted; ) {
-      const msg = await consumer.next({ expires: PULL_EXPIRES_MS })
+      let msg: JsMsg | null
+      try {
+        msg = await consumer.next({ expires: PULL_EXPIRES_MS })
+      } catch (e) {
+        if (session.signal?.aborted) return
+        throw await closedUnder(isHeartbeatsMissed(e) ? serverSilent(name, e) : e)
+      }
       if (msg === null) continue
       let event: RecordedEvent
       try {
@@ -99,7 +109,9 @@ async function rawConsumer(session: Session, opts: SubscribeOptions): Promise<vo
         continue
       }
       show(event, msg.seq, msg.redelivered)
-      await msg.ackAck()
+      await msg.ackAck().catch(async (e: unknown) => {
+        throw await closedUnder(e)
+      })
       if (eventMatches(event, filter)) seen += 1
     }
     return
@@ -110,11 +122,25 @@ async function rawConsumer(session: Session, opts: SubscribeOptions): Promise<vo
     ...(session.signal ? { signal: session.signal } : {}),
   })
   session.onClose(() => subscription.stop())
-  for await (const delivery of subscription) {
-    show(delivery.event, delivery.seq, delivery.redelivered)
-    await delivery.ack()
+  try {
+    for await (const delivery of subscription) {
+      show(delivery.event, delivery.seq, delivery.redelivered)
+      await delivery.ack()
+    }
+  } catch (e) {
+    throw await closedUnder(e)
   }
+  if (nc.isClosed() && session.signal?.aborted !== true) throw await closedUnder()
 }
+
+/** nats.js's failure of a pull whose server sent neither messages nor its idle heartbeats. */
+const isHeartbeatsMissed = (e: unknown): boolean => e instanceof Error && e.message === 'heartbeats missed'
+
+/** A pull the server stopped answering (a stalled server or path): `bus.unavailable`, exit 3, for a retry later. */
+const serverSilent = (consumer: string, cause: unknown): Unavailable =>
+  new Unavailable('bus.unavailable', `consumer ${consumer}: the NATS server stopped answering (heartbeats missed)`, {
+    cause,
+  })
 
 /** Runs a projection or controller of the domain until SIGINT/SIGTERM (or until it fails). */
 async function runNamed(session: Session, name: string): Promise<void> {

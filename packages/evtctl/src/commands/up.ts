@@ -80,6 +80,7 @@ export function registerUp(program: Command, kit: CommandKit): void {
           [gateway, relay, ...runtime],
           ready,
           `gateway on ${SUBMIT_SUBJECTS}, relay ${ready.relay} (${ready.relay_state})${names}${opsNote}`,
+          'up',
         )
       }),
     )

@@ -143,7 +143,7 @@ export async function startGateway(
   session.onClose(() => gateway.stop())
   // Closed without stop(): the server ended it, mostly by closing the connection for good (its user revoked).
   const failed = gateway.closed.then(async () => {
-    throw await connectionClosedError(nc, 'the gateway subscription closed')
+    throw await connectionClosedError(nc, 'the gateway subscription closed', { identity: session.natsIdentity })
   })
   failed.catch(() => {})
   return {

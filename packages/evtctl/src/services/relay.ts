@@ -188,7 +188,7 @@ export async function startRelay(
     },
     async (err: unknown) => {
       // The relay ends with bus.unavailable when its connection closed for good: say why the server closed it.
-      throw await partFailure(nc, `relay ${name}`, err)
+      throw await partFailure(nc, `relay ${name}`, err, session.natsIdentity)
     },
   )
   failed.catch(() => {})

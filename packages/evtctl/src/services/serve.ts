@@ -1,6 +1,8 @@
 import type { Command } from 'commander'
+import { errorFields } from '@eventplane/bus-nats'
 import { type RunningPart, aborted } from '../runners.ts'
 import type { Session } from '../session.ts'
+import { sharedConnectionFailure } from './connection-closed.ts'
 
 /** Services log at `info` unless `--log-level` or `EVENTPLANE_LOG_LEVEL` says otherwise. */
 export function serviceLogLevel(session: Session, command: Command): void {
@@ -13,21 +15,40 @@ export function serviceLogLevel(session: Session, command: Command): void {
  * given (so the first stops taking work before the ones after it drain) and
  * returns: the command exits 0. Prints one `ready` line once serving (none when a
  * signal came while the parts started) and one `stopped` line at the end. A part that fails on its own fails the command
- * (its typed error, one line); the session's cleanups stop the others.
+ * (its typed error, one line) once every part was stopped. With `command` (a process of several parts on one
+ * NATS user: `run`, `up`), a failure because the server closed a connection names that connection, its user and
+ * every part stopped, `command` leading (see sharedConnectionFailure), whichever part noticed first.
  */
 export async function serve(
   session: Session,
   parts: readonly RunningPart[],
   ready: Record<string, unknown>,
   readyLine: string,
+  command?: string,
 ): Promise<void> {
   if (session.signal?.aborted !== true) {
     session.out.emit({ ready: true, ...ready }, () => `ready: ${readyLine}; Ctrl-C to stop`)
   }
   session.log.info({ parts: parts.map((p) => p.name) }, 'serving')
-  await Promise.race([aborted(session.signal), ...parts.map((p) => p.failed)])
+  let failure: { error: unknown } | undefined
+  try {
+    await Promise.race([aborted(session.signal), ...parts.map((p) => p.failed)])
+  } catch (e) {
+    failure = { error: e }
+  }
   session.log.info({}, 'shutting down')
-  for (const part of parts) await part.stop()
+  for (const part of parts) {
+    try {
+      await part.stop()
+    } catch (e) {
+      if (failure === undefined) throw e
+      session.log.warn({ part: part.name, ...errorFields(e) }, 'stopping a part failed')
+    }
+  }
+  if (failure !== undefined) {
+    const names = parts.map((p) => p.label ?? p.name)
+    throw command === undefined ? failure.error : sharedConnectionFailure(failure.error, command, names)
+  }
   session.log.info({}, 'stopped')
   session.out.emit({ stopped: true }, () => 'stopped')
 }

@@ -22,6 +22,7 @@ import {
   type LiveSource,
   type LiveSubscription,
   ackFailureFields,
+  ackUnlessStopped,
   liveSourceClosed,
 } from '../live-source.ts'
 import { createContext, factoryFor } from './context.ts'
@@ -410,7 +411,12 @@ export class ControllerRunner {
    */
   async #ack(d: LiveDelivery): Promise<void> {
     try {
-      await d.ack()
+      // Stopping, an ack the server does not answer is left (redelivered later) instead of holding the stop.
+      if ((await ackUnlessStopped(Promise.resolve(d.ack()), this.#abort.signal)) === 'abandoned')
+        this.#log.warn(
+          { controller: this.name, event_id: d.event.event_id, event: 'ack.abandoned' },
+          'stopping: ack not confirmed in time; the event will be redelivered and reconciled again',
+        )
     } catch (err) {
       const e = d.event
       this.#log.warn(

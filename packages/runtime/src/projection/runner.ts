@@ -17,6 +17,7 @@ import {
   type LiveSource,
   type LiveSubscription,
   ackFailureFields,
+  ackUnlessStopped,
   batchDeliveries,
   liveSourceClosed,
 } from '../live-source.ts'
@@ -217,7 +218,10 @@ export class ProjectionRunner {
    * opened again from a fresh catch-up (its connection or consumer is likely what failed).
    */
   async #ackBatch(batch: LiveDelivery[]): Promise<void> {
-    const outcomes = await Promise.allSettled(batch.map((d) => d.ack()))
+    const acked = await ackUnlessStopped(Promise.allSettled(batch.map((d) => d.ack())), this.#abort.signal)
+    // Stopping, acks the server does not answer are left: their events come back and the checkpoint skips them.
+    if (acked === 'abandoned') return
+    const outcomes = acked
     const failed = batch.flatMap((d, i) => {
       const outcome = outcomes[i]!
       return outcome.status === 'rejected' ? [{ d, reason: outcome.reason as unknown }] : []

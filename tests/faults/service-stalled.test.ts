@@ -1,0 +1,118 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import { type StalledProxy, startStalledProxy } from '@eventplane/bus-nats/testing'
+import { PROJECTOR_ROLE } from '@eventplane/runtime'
+import { ROLES } from '@eventplane/store-pg'
+import { type BusEnv, type ServiceProcess, createBusEnv, within } from '../../packages/bus-nats/test/fixtures.ts'
+import { FAULT_DOMAIN, spawnEvtctl } from './support/children.ts'
+
+/**
+ * Stops `service` with SIGTERM while `proxy` lets nothing through (the NATS server, or the path to it, stopped
+ * answering) and asserts that it stops as after any SIGTERM: exit 0 and `stopped` on stdout, well inside the
+ * 10 s evtctl gives a stop, its connections closed without the drain the server never answers (a
+ * `nats.drain_timeout` warning naming each). Before, the drain waited for the client's ping timeout, minutes:
+ * the process sat there after `stopped` until evtctl's last resort ended it, exit 130.
+ */
+async function stopsWhileStalled(
+  service: ServiceProcess,
+  stdout: () => string,
+  proxy: StalledProxy,
+  undrained: string[],
+): Promise<void> {
+  const child = service.process
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  proxy.stall()
+  child.kill('SIGTERM')
+  const code = await within(exited, 14_000, 'the service to stop (it waits on a drain the server never answers)')
+  assert.equal(code, 0, JSON.stringify(service.logs.slice(-5)))
+  assert.match(stdout(), /\nstopped\n$/)
+  assert.deepEqual(
+    service.logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('evtctl: ')),
+    [],
+  )
+  const timedOut = service.logs.filter((l) => l.event === 'nats.drain_timeout').map((l) => l.connection ?? l.msg)
+  assert.deepEqual(timedOut.sort(), undrained.sort())
+}
+
+function collectStdout(service: ServiceProcess): () => string {
+  let out = ''
+  service.process.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')))
+  return () => out
+}
+
+describe('faults: a service stopped while its NATS server does not answer', () => {
+  let env: BusEnv
+  let proxy: StalledProxy
+  before(async () => {
+    env = await createBusEnv('ep_fault_stalled')
+  })
+  after(async () => {
+    await env?.cleanup()
+  })
+
+  test('evtctl run stops on SIGTERM, exit 0, closing its connection without the drain', async () => {
+    proxy = await startStalledProxy(env.server.port)
+    const run = spawnEvtctl(['run'], 'evtctl run', {
+      EVENTPLANE_DATABASE_URL: env.db.url,
+      EVENTPLANE_DATABASE_URL_PROJECTOR: env.db.roleUrl(PROJECTOR_ROLE),
+      EVENTPLANE_DATABASE_URL_FACT_WRITER: env.db.roleUrl(ROLES.factWriter),
+      EVENTPLANE_NATS_URL: proxy.url,
+      EVENTPLANE_NATS_CREDS: env.server.credentials.controller!.creds,
+      EVENTPLANE_DOMAIN: '@eventplane/example-deployments',
+    })
+    const stdout = collectStdout(run)
+    try {
+      await run.waitForLog('serving', 60_000)
+      await stopsWhileStalled(run, stdout, proxy, ['eventplane-runtime'])
+    } finally {
+      await run.kill()
+      await proxy.close()
+    }
+  })
+
+  test('evtctl gateway stops on SIGTERM, exit 0, its subscription and connection ended without the drain', async () => {
+    proxy = await startStalledProxy(env.server.port)
+    const gateway = spawnEvtctl(['gateway'], 'evtctl gateway', {
+      EVENTPLANE_DATABASE_URL: env.db.roleUrl(ROLES.intentWriter),
+      EVENTPLANE_NATS_URL: proxy.url,
+      EVENTPLANE_NATS_CREDS: env.server.credentials.gateway!.creds,
+      EVENTPLANE_DOMAIN: FAULT_DOMAIN,
+    })
+    const stdout = collectStdout(gateway)
+    try {
+      await gateway.waitForLog('gateway serving', 60_000)
+      await stopsWhileStalled(gateway, stdout, proxy, [
+        'the gateway subscription did not drain: the server did not answer; stopped without it',
+        'eventplane-gateway',
+      ])
+    } finally {
+      await gateway.kill()
+      await proxy.close()
+    }
+  })
+
+  test('evtctl up stops on SIGTERM, exit 0: its gateway, relay and runners, and each connection closed without the drain', async () => {
+    proxy = await startStalledProxy(env.server.port)
+    const up = spawnEvtctl(['up'], 'evtctl up', {
+      EVENTPLANE_DATABASE_URL: env.db.url,
+      EVENTPLANE_NATS_URL: proxy.url,
+      EVENTPLANE_NATS_CREDS: env.server.credentials.operator!.creds,
+      EVENTPLANE_DOMAIN: '@eventplane/example-deployments',
+    })
+    const stdout = collectStdout(up)
+    try {
+      await up.waitForLog('serving', 60_000)
+      // The relay's own stop waits for the server too (its last drain, relay-stop.ts): what is left of the
+      // 10 s the stop gets must still cover the gateway's and the connections' 2 s each.
+      await stopsWhileStalled(up, stdout, proxy, [
+        'the gateway subscription did not drain: the server did not answer; stopped without it',
+        'eventplane-gateway',
+        'eventplane-relay:default',
+        'eventplane-runtime',
+      ])
+    } finally {
+      await up.kill()
+      await proxy.close()
+    }
+  })
+})
