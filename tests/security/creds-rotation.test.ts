@@ -13,27 +13,19 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { credsUserKey, jwtRevocations, natsSetupMain, serviceCredsFile } from '@eventplane/bus-nats/nats-config'
-import { connect, credsAuthenticator } from '@nats-io/transport-node'
 import {
   OWN_PROCESS_GROUP,
   type TestNatsServer,
   dieWithParent,
   findNatsServerBinary,
   reapOnExit,
+  connectsWith,
+  refusedWith,
   startNatsServer,
 } from '../../packages/bus-nats/src/testing/index.ts'
 import { exited, freePort, greets } from '../../packages/bus-nats/src/testing/nats-process.ts'
 import { eventually, within } from '../../packages/bus-nats/test/fixtures.ts'
 import { failureLine, killAll, runCli } from '../../packages/evtctl/test/helpers.ts'
-
-async function connectsWith(url: string, creds: Uint8Array): Promise<void> {
-  const nc = await connect({ servers: url, authenticator: credsAuthenticator(creds), maxReconnectAttempts: 0 })
-  await nc.flush()
-  await nc.close()
-}
-
-const refused = (url: string, creds: Uint8Array, what: string) =>
-  assert.rejects(connectsWith(url, creds), /Authorization Violation/, `${what} is refused`)
 
 const keyOf = credsUserKey
 
@@ -88,7 +80,7 @@ describe('evtctl creds rotate: service users', () => {
     assert.equal(secrets.length, 2)
     assert.ok(!secrets.some((s) => r.stdout.includes(s) || r.stderr.includes(s)), 'creds are never printed')
 
-    await refused(server.url, old, 'the old relay key')
+    await refusedWith(server.url, old, 'the old relay key')
     await connectsWith(server.url, creds('relay'))
     await within(gateway.flush(), 5000, 'the gateway connection')
     assert.deepEqual(statuses, [], 'the gateway connection saw nothing')
@@ -101,17 +93,17 @@ describe('evtctl creds rotate: service users', () => {
     const r = await runCli(['creds', 'rotate', 'gateway'], { env: cli })
     assert.equal(r.code, 0, r.stderr)
     revoked.push(['gateway (first)', old])
-    for (const [what, c] of revoked) await refused(server.url, c, what)
+    for (const [what, c] of revoked) await refusedWith(server.url, c, what)
     await connectsWith(server.url, creds('gateway'))
     await connectsWith(server.url, creds('relay'))
   })
 
   test('a nats-server restart keeps every revocation, with its old config or one re-generated from the auth dir', async () => {
     await server.restart()
-    for (const [what, c] of revoked) await refused(server.url, c, what)
+    for (const [what, c] of revoked) await refusedWith(server.url, c, what)
     // What an upgrade does: nats-setup again (the log account JWT of the auth dir preloaded), then a restart.
     await server.restart({ reconfigure: true })
-    for (const [what, c] of revoked) await refused(server.url, c, what)
+    for (const [what, c] of revoked) await refusedWith(server.url, c, what)
     for (const user of ['relay', 'gateway', 'controller', 'operator']) await connectsWith(server.url, creds(user))
   })
 
@@ -132,7 +124,7 @@ describe('evtctl creds rotate: service users', () => {
       reapOnExit(child)
       await eventually(() => greets(port, 'rerun'), 'the re-configured nats-server to listen')
       const url = `nats://127.0.0.1:${port}`
-      for (const [what, c] of revoked) await refused(url, c, what)
+      for (const [what, c] of revoked) await refusedWith(url, c, what)
       await connectsWith(url, creds('relay'))
     } finally {
       child?.kill('SIGKILL')
@@ -160,7 +152,7 @@ describe('evtctl creds rotate: service users', () => {
     assert.equal(done.code, 0, done.stderr)
     assert.deepEqual((JSON.parse(done.stdout) as { revoked: string[] }).revoked, [await keyOf(old)])
     revoked.push(['controller (staged)', old])
-    for (const [what, c] of revoked) await refused(server.url, c, what)
+    for (const [what, c] of revoked) await refusedWith(server.url, c, what)
     await connectsWith(server.url, creds('controller'))
   })
 

@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { isEventplaneError } from '@eventplane/core'
 import { parseCreds } from '@nats-io/jwt'
-import { type NatsConnection, connect, credsAuthenticator } from '@nats-io/transport-node'
+import { type NatsConnection, connect } from '@nats-io/transport-node'
 import { credsFileAuthenticator, natsAuth } from '../src/nats-auth.ts'
 import { logAccountJwt } from '../src/nats-config/claims.ts'
 import {
@@ -26,18 +26,8 @@ import {
   withAuthDirLock,
   authDirLockPath,
 } from '../src/nats-config/index.ts'
-import { type TestNatsServer, startNatsServer } from '../src/testing/index.ts'
+import { type TestNatsServer, connectsWith, refusedWith, startNatsServer } from '../src/testing/index.ts'
 import { eventually, within } from './fixtures.ts'
-
-/** Connects once with `creds`, no reconnect: resolves when the server takes it, rejects when it refuses. */
-async function connectsWith(url: string, creds: Uint8Array): Promise<void> {
-  const nc = await connect({ servers: url, authenticator: credsAuthenticator(creds), maxReconnectAttempts: 0 })
-  await nc.flush()
-  await nc.close()
-}
-
-const refused = (url: string, creds: Uint8Array, what: string) =>
-  assert.rejects(connectsWith(url, creds), /Authorization Violation/, `${what} is refused`)
 
 const keyOf = async (creds: Uint8Array) => (await parseCreds(creds)).uc.sub
 
@@ -117,7 +107,7 @@ describe('rotateServiceUser', () => {
     await eventually(() => statuses.includes('reconnect'), 'the relay connection to reconnect')
     assert.equal(nc.isClosed(), false, `not closed: ${statuses.join(',')}`)
     await within(nc.flush(), 5000, 'a flush on the reconnected connection')
-    await refused(server.url, old, 'the old relay key')
+    await refusedWith(server.url, old, 'the old relay key')
     await connectsWith(server.url, readFileSync(file))
     await within(other.flush(), 5000, 'the gateway connection, untouched')
     assert.equal(other.isClosed(), false)
@@ -128,7 +118,7 @@ describe('rotateServiceUser', () => {
     await rotateServiceUser(auth, system, 'relay')
     await eventually(() => statuses.filter((s) => s === 'reconnect').length === 2, 'a second reconnect')
     await within(nc.flush(), 5000, 'a flush after the second rotation')
-    await refused(server.url, second, 'the second relay key')
+    await refusedWith(server.url, second, 'the second relay key')
     await nc.close()
   })
 
@@ -147,7 +137,7 @@ describe('rotateServiceUser', () => {
     assert.ok(readLogRevocations(auth.dir).revoked[await keyOf(old)], 'the revocation is recorded')
     await connectsWith(server.url, old)
     assert.deepEqual(await revokeStagedKeys(auth, system), [], 'nothing was staged')
-    await refused(server.url, old, 'the old controller key, once pushed')
+    await refusedWith(server.url, old, 'the old controller key, once pushed')
     await connectsWith(server.url, readFileSync(file))
   })
 
@@ -165,7 +155,7 @@ describe('rotateServiceUser', () => {
     )
     await connectsWith(server.url, old)
     await server.addTenant('acme')
-    await refused(server.url, old, "acme's old key, once re-applied")
+    await refusedWith(server.url, old, "acme's old key, once re-applied")
   })
 
   test('a rotation waits while another holds the auth dir lock, and takes over a lock whose holder is gone', async () => {
@@ -197,7 +187,7 @@ describe('rotateServiceUser', () => {
       await holder
     }
     await within(rotation, 10_000, 'the rotation once the lock is free')
-    await refused(server.url, old, 'the old gateway key')
+    await refusedWith(server.url, old, 'the old gateway key')
 
     // A holder that died (its pid no longer runs) leaves the lock behind: the next one takes it over.
     const dead = spawnSync(process.execPath, ['-e', '']).pid
@@ -209,7 +199,7 @@ describe('rotateServiceUser', () => {
     } finally {
       rmSync(authDirLockPath(auth.dir), { recursive: true, force: true })
     }
-    await refused(server.url, second, 'the second gateway key')
+    await refusedWith(server.url, second, 'the second gateway key')
   })
 
   test('initAuthDir rebuilds a log account JWT that lacks a revocation the list holds (a write cut short)', async () => {
@@ -237,10 +227,10 @@ describe('revokeServiceUsers (the test server helper)', () => {
     const creds = (user: 'controller' | 'gateway' | 'relay') => readFileSync(serviceCredsFile(server.authDir!, user))
     const controller = creds('controller')
     await server.revokeServiceUsers(['controller'])
-    await refused(server.url, controller, 'controller')
+    await refusedWith(server.url, controller, 'controller')
     await server.revokeServiceUsers(['gateway'])
-    await refused(server.url, controller, 'controller, after gateway was revoked')
-    await refused(server.url, creds('gateway'), 'gateway')
+    await refusedWith(server.url, controller, 'controller, after gateway was revoked')
+    await refusedWith(server.url, creds('gateway'), 'gateway')
     await connectsWith(server.url, creds('relay'))
   })
 })

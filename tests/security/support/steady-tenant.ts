@@ -1,8 +1,10 @@
+import assert from 'node:assert/strict'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { EventFactory } from '@eventplane/core'
 import { submitIntent, subscribe, tail } from '@eventplane/bus-nats'
 import { jetstream } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
+import { eventually } from '../../../packages/bus-nats/test/fixtures.ts'
 
 /** One tenant submitting intents one after another at a steady pace, and consuming them twice (pull and tail). */
 export class SteadyTenant {
@@ -56,5 +58,22 @@ export class SteadyTenant {
   async stop(): Promise<void> {
     this.#stopped = true
     await this.#done
+  }
+
+  /**
+   * Stops submitting, waits for both consumers to get what was submitted, and asserts the tenant went on
+   * undisturbed: no error, its consumer got every event in order once, its tail every event in order.
+   */
+  async assertUndisturbed(): Promise<void> {
+    await this.stop()
+    const all = [...this.submitted]
+    await eventually(
+      () => this.pulled.length >= all.length && this.tailed.length >= all.length,
+      `${this.tenant} to consume`,
+    )
+    await this.stopPull()
+    assert.deepEqual(this.errors, [], `${this.tenant} saw no error`)
+    assert.deepEqual(this.pulled, all, 'its consumer got every event, in order, once')
+    assert.deepEqual(this.tailed, all, 'its tail got every event, in order')
   }
 }
