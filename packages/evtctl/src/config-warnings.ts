@@ -115,13 +115,13 @@ export function passwordInArgvWarning(flag: string, env: string): string {
 }
 
 /**
- * Like ssh: a secret file (password file) readable by group or others, or
+ * Like ssh: a secret file (password file, NATS creds file) readable by group or others, or
  * a config file others may change or, when it holds a password, read.
  * Undefined when the mode is fine or cannot be read (the read itself reports that).
  */
 export function fileModeWarning(
   path: string,
-  kind: 'password file' | 'config file',
+  kind: 'password file' | 'config file' | 'creds file',
   holdsSecret: boolean,
 ): string | undefined {
   let mode: number
@@ -133,6 +133,8 @@ export function fileModeWarning(
   const octal = `0${mode.toString(8).padStart(3, '0')}`
   if (kind === 'config file' && (mode & 0o022) !== 0)
     return `config file ${path} is writable by group or others (mode ${octal}): anyone who can change it can point evtctl at another server; chmod 600 ${path}`
+  if (kind === 'creds file' && (mode & 0o077) !== 0)
+    return `NATS creds file ${path} holds a user's secret key and is readable by group or others (mode ${octal}); chmod 600 ${path}`
   if ((kind === 'password file' || holdsSecret) && (mode & 0o077) !== 0)
     return `${kind} ${path} holds a password and is readable by group or others (mode ${octal}); chmod 600 ${path}`
   return undefined

@@ -136,6 +136,10 @@ export function resolveConfig(flags: ConfigFlags, options: ResolveOptions): Reso
   if (natsCreds.value !== undefined && (natsUser.value !== undefined || password.value !== undefined))
     throw configError('both a NATS creds file and a NATS user or password are set; set only one')
 
+  const credsFile = path(natsCreds)
+  const credsWarning = credsFile === undefined ? undefined : fileModeWarning(credsFile, 'creds file', true)
+  if (credsWarning) warn(credsWarning)
+
   checkUrl('database URL', databaseUrl.value!, ['postgres:', 'postgresql:'])
   checkUrl('NATS URL', natsUrl.value!, ['nats:', 'tls:', 'ws:', 'wss:'])
   if (tenant.value !== undefined) validateTenant(tenant.value)
@@ -145,7 +149,7 @@ export function resolveConfig(flags: ConfigFlags, options: ResolveOptions): Reso
     natsUrl: natsUrl.value!,
     natsUser: natsUser.value,
     natsPassword: password.value,
-    natsCreds: path(natsCreds),
+    natsCreds: credsFile,
     natsAuthDir: path(natsAuthDir),
     tenant: tenant.value,
     // A file path is taken relative to where it was given; a package name is kept as it is.

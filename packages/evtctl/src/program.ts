@@ -23,11 +23,12 @@ Configuration (first found wins, per setting):
   env: EVENTPLANE_DATABASE_URL, EVENTPLANE_NATS_URL, EVENTPLANE_NATS_CREDS | EVENTPLANE_NATS_USER
        with EVENTPLANE_NATS_PASSWORD_FILE | EVENTPLANE_NATS_PASSWORD, EVENTPLANE_TENANT,
        EVENTPLANE_NATS_AUTH_DIR (tenant and creds commands), EVENTPLANE_DOMAIN (commands that run a domain),
-       EVENTPLANE_LOG_LEVEL, EVENTPLANE_RELAY_* (relay), EVENTPLANE_GATEWAY_* (gateway),
+       EVENTPLANE_LOG_LEVEL, EVENTPLANE_RELAY_* and EVENTPLANE_STREAM_* (relay), EVENTPLANE_GATEWAY_* (gateway),
+       EVENTPLANE_OPS_PORT (services: /healthz, /readyz, /metrics),
        EVENTPLANE_DATABASE_URL_<ROLE> (per-role override, e.g. _READER, _OPERATOR)
 
 Exit codes:
-  0 ok   1 bad usage or invalid input   2 conflict (expected version, idempotency)
+  0 ok   1 bad usage or invalid input   2 conflict (expected version, idempotency, a broken hash chain)
   3 unavailable (retry is safe)   4 denied (credentials or permissions)
   70 internal error   130 interrupted
 

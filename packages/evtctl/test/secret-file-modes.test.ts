@@ -50,6 +50,32 @@ describe('evtctl warns about secrets others may read and settings others may cha
     }
   })
 
+  test('a NATS creds file its group can read, named by the flag, EVENTPLANE_NATS_CREDS or the config file', async () => {
+    // Not a real creds file: the warning comes from its mode alone, before anything reads it.
+    const creds = join(dir, 'relay.creds')
+    writeFileSync(creds, '-----BEGIN USER NKEY SEED-----\nSUAFAKESEED\n------END USER NKEY SEED------\n')
+    const config = join(dir, 'creds.json')
+    writeFileSync(config, JSON.stringify({ natsCreds: 'relay.creds' }), { mode: 0o600 })
+    for (const [mode, env, extra] of [
+      [0o640, {}, ['--nats-creds', creds]],
+      [0o604, { EVENTPLANE_NATS_CREDS: creds }, []],
+      [0o644, {}, ['--config', config]],
+    ] as const) {
+      chmodSync(creds, mode)
+      const r = await dryRun(env, [...extra])
+      assert.equal(r.code, 0, r.stderr)
+      const octal = `0${mode.toString(8)}`
+      assert.deepEqual(warnings(r.stderr), [
+        `NATS creds file ${creds} holds a user's secret key and is readable by group or others (mode ${octal}); chmod 600 ${creds}`,
+      ])
+      assert.doesNotMatch(r.stderr, /SUAFAKESEED/)
+    }
+    chmodSync(creds, 0o600)
+    const quiet = await dryRun({}, ['--nats-creds', creds])
+    assert.equal(quiet.code, 0, quiet.stderr)
+    assert.deepEqual(warnings(quiet.stderr), [])
+  })
+
   test('a config file its group can change; one holding a NATS URL with a password that others can read', async () => {
     const config = join(dir, 'eventplane.json')
     const cases: [number, object, RegExp][] = [
