@@ -217,11 +217,17 @@ export class RelayStop {
    */
   async closeLease(lease: Pick<RelayLease, 'close'>): Promise<void> {
     const timeoutMs = this.graceLeft()
-    if ((await lease.close(timeoutMs === undefined ? {} : { timeoutMs })) || timeoutMs === undefined) return
-    this.#o.logger.warn(
-      { relay: this.#o.relay, grace_left_ms: timeoutMs },
-      'relay stopping: the lease was not released in time; its session was ended instead, which frees the lease',
-    )
+    const outcome = await lease.close(timeoutMs === undefined ? {} : { timeoutMs })
+    if (outcome === 'timed_out')
+      this.#o.logger.warn(
+        { relay: this.#o.relay, grace_left_ms: timeoutMs },
+        'relay stopping: the lease was not released in time; its session was ended instead, which frees the lease',
+      )
+    else if (outcome === 'failed')
+      this.#o.logger.info(
+        { relay: this.#o.relay },
+        'relay stopping: the lease release failed; its session was ended, which frees the lease if it held it',
+      )
   }
 
   #abandon(): void {

@@ -23,6 +23,7 @@ export type { ConnectOptions, RoleName } from './connect.ts'
 export { pgConnectError, pgConnectTimeout, pgDriverError } from './pg-errors.ts'
 export type { PgConnectTarget } from './pg-errors.ts'
 export { RelayLease, loadRelayCheckpoint, loadRelayRecord, logHoldsEvent } from './relay-lease.ts'
+export type { LeaseRelease } from './relay-lease.ts'
 export type { RelayRecord } from './relay-lease.ts'
 export type { LogEventRef } from './sql/log-event-at.ts'
 export {

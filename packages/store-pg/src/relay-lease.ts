@@ -8,6 +8,12 @@ import { acquireRelayLeaseSql } from './sql/relay-lease-acquire.ts'
 import { relayLeaseHeldSql } from './sql/relay-lease-held.ts'
 import { releaseRelayLeaseSql } from './sql/relay-lease-release.ts'
 
+/** How a lease's release went: done, cut at its bound, or failed (the session lost, or no lease table). */
+export type LeaseRelease = 'released' | 'timed_out' | 'failed'
+
+/** A lease statement cut at its bound (see RelayLease#run). */
+class StatementTimedOut extends Unavailable {}
+
 /** How long one statement on the lease session may take before it is cancelled and the session given up. */
 const SESSION_TIMEOUT_MS = 5000
 
@@ -86,16 +92,17 @@ export class RelayLease {
   /**
    * Gives the lease up within `timeoutMs` (default: the bound of every statement); when the session is
    * already gone, so is the lease. Past the bound the statement is cancelled
-   * and the session ended, which frees the lease as well. True when the
-   * release ran; never throws.
+   * and the session ended, which frees the lease as well. Says how it went
+   * (`released`, `timed_out` past the bound, `failed` otherwise: the session
+   * lost, or no lease table); never throws.
    */
-  async release(options: { timeoutMs?: number } = {}): Promise<boolean> {
+  async release(options: { timeoutMs?: number } = {}): Promise<LeaseRelease> {
     try {
       await this.#run((session) => releaseRelayLeaseSql(session, this.#name), options.timeoutMs)
-      return true
-    } catch {
+      return 'released'
+    } catch (e) {
       // The session is gone (or was ended just now), and the lease names a dead session: a standby takes it.
-      return false
+      return e instanceof StatementTimedOut ? 'timed_out' : 'failed'
     }
   }
 
@@ -112,14 +119,14 @@ export class RelayLease {
 
   /**
    * Cancels a statement still in flight, releases the lease within
-   * `timeoutMs` (see `release`; 0 skips it) and ends the session at once (a
-   * session ended frees the lease too, once PostgreSQL sees it go). True when
-   * the release ran.
+   * `timeoutMs` (see `release`; 0 skips it: `skipped`) and ends the session at
+   * once (a session ended frees the lease too, once PostgreSQL sees it go).
+   * Says how the release went.
    */
-  async close(options: { timeoutMs?: number } = {}): Promise<boolean> {
+  async close(options: { timeoutMs?: number } = {}): Promise<LeaseRelease | 'skipped'> {
     this.cancel()
     const timeoutMs = options.timeoutMs ?? this.#timeoutMs
-    const released = timeoutMs > 0 && (await this.release({ timeoutMs }))
+    const released = timeoutMs > 0 ? await this.release({ timeoutMs }) : 'skipped'
     this.#closed = true
     // Nothing is in flight now: the session sends its Terminate message and goes, without waiting for an answer.
     await this.#session.end({ timeout: 0 })
@@ -144,7 +151,10 @@ export class RelayLease {
     }
     this.#inFlight.add(cut)
     const timer = setTimeout(
-      () => cut(new Unavailable('store.unavailable', `the relay lease session did not answer within ${timeoutMs} ms`)),
+      () =>
+        cut(
+          new StatementTimedOut('store.unavailable', `the relay lease session did not answer within ${timeoutMs} ms`),
+        ),
       timeoutMs,
     )
     try {

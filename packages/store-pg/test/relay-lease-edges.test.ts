@@ -60,6 +60,31 @@ describe('relay lease and checkpoint store at their edges', () => {
     }
   })
 
+  test('close says how its release went: released; timed_out with the row locked past the bound; failed with the session lost', async () => {
+    const a = lease('close-released')
+    assert.equal(await a.tryAcquire(), true)
+    assert.equal(await a.close({ timeoutMs: 2000 }), 'released')
+    assert.equal(await lease('close-released').tryAcquire(), true, 'the lease is free')
+
+    const b = lease('close-locked')
+    assert.equal(await b.tryAcquire(), true)
+    const held = await suite.db.admin.reserve()
+    try {
+      await held`begin`
+      await held`select 1 from eventplane.relay_leases where name = 'close-locked' for update`
+      assert.equal(await b.close({ timeoutMs: 300 }), 'timed_out', 'a release waiting on the lock past its bound')
+    } finally {
+      await held`rollback`.catch(() => {})
+      held.release()
+    }
+
+    const c = lease('close-lost')
+    assert.equal(await c.tryAcquire(), true)
+    await suite.db.admin`select pg_terminate_backend(${await holderPid('close-lost')}::int)`
+    assert.equal(await c.close({ timeoutMs: 2000 }), 'failed', 'a release on a session already gone')
+    assert.equal(await c.close({ timeoutMs: 0 }), 'skipped')
+  })
+
   test('logHoldsEvent: the event at its tx id and position, of its tenant; nothing else', async () => {
     const s = stream('acme', 'held')
     const result = await new PgEventStore(suite.db.connect(ROLES.intentWriter, 1)).append(s, [
