@@ -165,8 +165,6 @@ export async function startRelay(
       terminate: s.terminateStuck === true,
     },
   })
-  relay.start()
-  session.onClose(() => relay.stop())
   const heads =
     s.headsEveryMs === undefined
       ? undefined
@@ -179,8 +177,14 @@ export async function startRelay(
           isActive: () => relay.state === 'active',
           logger: session.log,
         })
+  // Side by side, the heads round in flight abandoned at the relay's stop deadline: the relay's stop bound holds
+  // (a round's JetStream requests and PostgreSQL reads wait seconds each while the server stalls).
+  const stop = async (): Promise<void> => {
+    await Promise.all([heads?.stop(relay.stopDrainMs), relay.stop()])
+  }
+  relay.start()
   heads?.start()
-  if (heads) session.onClose(() => heads.stop())
+  session.onClose(stop)
   if (options.waitActive) await relayStarted(relay)
   const failed = relay.closed.then(
     () => {
@@ -199,10 +203,7 @@ export async function startRelay(
     sql,
     nc,
     headsSigned,
-    stop: async () => {
-      await heads?.stop()
-      await relay.stop()
-    },
+    stop,
     failed,
   }
 }
