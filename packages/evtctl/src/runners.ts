@@ -98,7 +98,9 @@ export async function startController(
     ...(metrics ? { metrics } : {}),
   })
   session.onClose(() => runner.stop())
-  await runner.start()
+  // As a projection's: a signal while its consumer is checked (a JetStream request, 5 s while the server stalls)
+  // ends the wait, and `serve` then stops it; the start's own failure after the signal would fail the command.
+  await Promise.race([runner.start(), aborted(session.signal)])
   return {
     name: controller.name,
     label: `controller ${controller.name}`,

@@ -185,7 +185,7 @@ export async function startRelay(
   relay.start()
   heads?.start()
   session.onClose(stop)
-  if (options.waitActive) await relayStarted(relay)
+  if (options.waitActive) await relayStarted(relay, session.signal)
   const failed = relay.closed.then(
     () => {
       throw new EventplaneError('bus.unavailable', `relay ${name} stopped`)
@@ -208,11 +208,16 @@ export async function startRelay(
   }
 }
 
-async function relayStarted(relay: Relay): Promise<void> {
+/**
+ * Resolves once `relay` is active, or has stood by for STANDBY_GRACE_MS, or `signal` aborted (`up` then stops it
+ * with the rest: a start waiting on a server that stalls must not outlast the stop a SIGTERM gets).
+ */
+async function relayStarted(relay: Relay, signal: AbortSignal | undefined): Promise<void> {
   const started = Date.now()
   let failure: unknown
   relay.closed.catch((e: unknown) => (failure = e))
   while (relay.state !== 'active') {
+    if (signal?.aborted === true) return
     if (failure !== undefined) throw failure
     if (relay.state === 'stopped') throw new EventplaneError('bus.unavailable', 'the relay stopped while starting')
     if (relay.state === 'standby' && Date.now() - started > STANDBY_GRACE_MS) return
