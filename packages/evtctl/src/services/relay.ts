@@ -185,7 +185,10 @@ export async function startRelay(
   relay.start()
   heads?.start()
   session.onClose(stop)
-  if (options.waitActive) await relayStarted(relay, session.signal)
+  if (options.waitActive)
+    await relayStarted(relay, session.signal).catch(async (e: unknown) => {
+      throw await partFailure(nc, `relay ${name}`, e, session.natsIdentity)
+    })
   const failed = relay.closed.then(
     () => {
       throw new EventplaneError('bus.unavailable', `relay ${name} stopped`)
