@@ -140,10 +140,11 @@ export class HeadsPublisher {
 
   /**
    * Stops: no round starts after the call, and the round in flight publishes no further tenant. That round is
-   * waited for, for at most `withinMs` (the relay passes its `stopDrainMs`, so its own stop bound holds); past it,
-   * it is abandoned: it goes on unobserved (a JetStream request or a read of PostgreSQL cannot be called back),
-   * its failures (the connections it waits on closing) are logged at debug only, and a heads publish it cuts short is only a missed anchor: the next round (of
-   * the next active relay) publishes newer heads. Later calls return the first one's promise.
+   * waited for, for at most `withinMs` (the relay passes its `stopDrainMs`, so its own stop bound holds); past
+   * it, it is abandoned: it goes on unobserved (a JetStream request or a read of PostgreSQL cannot be called
+   * back), its failures (the connections it waits on closing) are logged at debug only, and a heads publish it
+   * cuts short is only a missed anchor: the next round (of the next active relay) publishes newer heads. Later
+   * calls return the first one's promise.
    */
   stop(withinMs = Number.POSITIVE_INFINITY): Promise<void> {
     this.#stopping ??= this.#stop(withinMs)

@@ -62,7 +62,7 @@ async function started(start: Promise<void>, nc: NatsConnection, what: string, s
     // A request the close left pending fails as a bare nats.js error, before the connection counts as closed.
     const failure = isEventplaneError(e) ? e : natsFailure(e)
     if (isEventplaneError(failure, 'bus.unavailable') && !nc.isClosed())
-      await serverWait(nc, new Promise(() => {}), CLOSE_SETTLE_MS)
+      await serverWait(nc, nc.closed(), CLOSE_SETTLE_MS)
     const closed = await partFailure(nc, what, failure, session.natsIdentity)
     throw closed === failure ? e : closed
   }
