@@ -87,3 +87,40 @@ describe('evtctl up whose user is revoked while its relay starts', () => {
     assert.doesNotMatch(r.stdout, /ready/)
   })
 })
+
+/** The same for `evtctl subscribe <projection>` while its projection's consumer is checked. */
+describe('evtctl subscribe <projection> whose user is revoked while it starts', () => {
+  let env: BusEnv
+  let gate: RequestGate
+
+  before(async () => {
+    env = await createBusEnv('ep_cli_sub_start_revoked')
+    gate = await startRequestGate(env.server.port, '$JS.API.CONSUMER.')
+  })
+  after(async () => {
+    killAll()
+    await gate?.close()
+    await env?.cleanup()
+  })
+
+  test("revoked during the projection's consumer check: exit 4, one bus.auth_failed line naming the projection", async () => {
+    const sub = startCli(['subscribe', 'deployment_status'], {
+      env: {
+        EVENTPLANE_DATABASE_URL: env.db.url,
+        EVENTPLANE_DATABASE_URL_PROJECTOR: env.db.roleUrl(PROJECTOR_ROLE),
+        EVENTPLANE_NATS_URL: gate.url,
+        EVENTPLANE_NATS_CREDS: env.server.credentials.controller!.creds,
+        EVENTPLANE_DOMAIN: '@eventplane/example-deployments',
+      },
+      timeoutMs: 90_000,
+    })
+    assert.equal(await gate.held, '$JS.API.CONSUMER.INFO.EVENTPLANE.proj_deployment_status')
+    await env.server.revokeServiceUsers(['controller'])
+    const r = await sub.done(30_000)
+    const failures = r.stderr.split('\n').filter((l) => l.startsWith('evtctl:'))
+    assert.deepEqual(failures, [
+      'evtctl: bus.auth_failed: projection deployment_status: the NATS connection (user controller) was closed (Authorization Violation): its credentials were refused or revoked',
+    ])
+    assert.equal(r.code, 4)
+  })
+})
