@@ -76,6 +76,8 @@ export interface HeadsPublisherOptions {
   isActive?: () => boolean
   logger?: Logger
   stream?: HeadsStreamOptions
+  /** How long one JetStream request of a round (a read, a publish's ack) may take before it fails. Default 5000 ms. */
+  timeoutMs?: number
 }
 
 /** What one round did: tenants published, unchanged since their newest published heads, refused, failed. */
@@ -109,6 +111,9 @@ export class HeadsPublisher {
   #round: Promise<unknown> = Promise.resolve()
   #streamReady = false
   #stopped = false
+  /** The stop's deadline passed with the round still in flight: it goes on unobserved, its failures logged at debug. */
+  #abandoned = false
+  #stopping: Promise<void> | undefined
 
   constructor(options: HeadsPublisherOptions) {
     if (!Number.isSafeInteger(options.everyMs) || options.everyMs < 1000)
@@ -125,7 +130,7 @@ export class HeadsPublisher {
     const tick = () => {
       if (this.#stopped) return
       this.#round = this.publishRound()
-        .catch((e: unknown) => this.#logger.warn(errorFields(e), 'a heads round failed'))
+        .catch((e: unknown) => this.#failed(errorFields(e), 'a heads round failed'))
         .finally(() => {
           if (!this.#stopped) this.#timer = setTimeout(tick, this.everyMs)
         })
@@ -133,23 +138,54 @@ export class HeadsPublisher {
     tick()
   }
 
-  /** Stops after the round in flight. */
-  async stop(): Promise<void> {
+  /**
+   * Stops: no round starts after the call, and the round in flight publishes no further tenant. That round is
+   * waited for, for at most `withinMs` (the relay passes its `stopDrainMs`, so its own stop bound holds); past
+   * it, it is abandoned: it goes on unobserved (a JetStream request or a read of PostgreSQL cannot be called
+   * back), its failures (the connections it waits on closing) are logged at debug only, and a heads publish it
+   * cuts short is only a missed anchor: the next round (of the next active relay) publishes newer heads. Later
+   * calls return the first one's promise.
+   */
+  stop(withinMs = Number.POSITIVE_INFINITY): Promise<void> {
+    this.#stopping ??= this.#stop(withinMs)
+    return this.#stopping
+  }
+
+  async #stop(withinMs: number): Promise<void> {
     this.#stopped = true
     clearTimeout(this.#timer)
-    await this.#round
+    if (withinMs === Number.POSITIVE_INFINITY) return void (await this.#round)
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), withinMs)))
+    try {
+      if (await Promise.race([this.#round.then(() => true), late])) return
+    } finally {
+      clearTimeout(timer)
+    }
+    this.#abandoned = true
+    this.#logger.warn(
+      { bound_ms: withinMs, event: 'relay.heads_abandoned' },
+      "heads publisher stopping: the round in flight was abandoned at the stop's deadline; the next round publishes newer heads",
+    )
+  }
+
+  /** A failure of a round: a warning, or once abandoned (the stop closes what it waits on) a debug line. */
+  #failed(fields: object, msg: string): void {
+    if (this.#abandoned) this.#logger.debug({ ...fields, abandoned: true }, msg)
+    else this.#logger.warn(fields, msg)
   }
 
   /** One round over every tenant with events (skipped while not active). Never throws for one tenant's failure. */
   async publishRound(): Promise<HeadsRound> {
     const round: HeadsRound = { published: [], unchanged: 0, refused: [], failed: [] }
     if (this.#o.isActive && !this.#o.isActive()) return round
-    const jsm = await jetstreamManager(this.#o.nc, { checkAPI: false })
+    const timeout = this.#o.timeoutMs === undefined ? {} : { timeout: this.#o.timeoutMs }
+    const jsm = await jetstreamManager(this.#o.nc, { checkAPI: false, ...timeout })
     if (!this.#streamReady) {
       await ensureHeadsStream(jsm, this.#o.stream)
       this.#streamReady = true
     }
-    const js = jetstream(this.#o.nc)
+    const js = jetstream(this.#o.nc, timeout)
     for (const tenant of await listChainTenants(this.#o.sql)) {
       if (this.#stopped) break
       try {
@@ -191,7 +227,7 @@ export class HeadsPublisher {
         )
       } catch (e) {
         round.failed.push(tenant)
-        this.#logger.warn({ tenant, ...errorFields(e) }, 'publishing heads failed')
+        this.#failed({ tenant, ...errorFields(e) }, 'publishing heads failed')
       }
     }
     return round

@@ -147,6 +147,11 @@ export class Relay {
     return this.#checkpoint
   }
 
+  /** How long a stop goes on publishing before its deadline (RelayOptions.stopDrainMs): what a companion's stop is bounded by. */
+  get stopDrainMs(): number {
+    return this.#o.stopDrainMs
+  }
+
   get stats(): Readonly<RelayStats> {
     return { ...this.#stats }
   }

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
+import { before, describe, test } from 'node:test'
 import { EventFactory } from '@eventplane/core'
 import { type AppendedEvent, PgEventStore, ROLES } from '@eventplane/store-pg'
-import { type HeldXid, createTestDatabase, holdXid, type TestDatabase } from '@eventplane/store-pg/testing'
+import { useForeignXid } from '@eventplane/store-pg/testing'
 import { jetstreamManager } from '@nats-io/jetstream'
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { Relay } from '../src/relay.ts'
@@ -15,9 +15,9 @@ import { eventually, streamCount, useWatchedBus } from './fixtures.ts'
 // another database stays open throughout, older than every event: only the exact horizon passes it.
 describe('relay stop: the last drain', () => {
   const bus = useWatchedBus('ep_relay_stop')
+  // Held before the tests, older than every event they append; dropped after them.
+  useForeignXid('ep_relay_stop_other')
   let quiet: PgEventStore
-  let other: TestDatabase
-  let otherXid: HeldXid
   const f = EventFactory.forTenant('acme', { causedBy: 'user:test' })
 
   const appendQuietly = async (id: string): Promise<AppendedEvent[]> => {
@@ -50,12 +50,6 @@ describe('relay stop: the last drain', () => {
 
   before(async () => {
     quiet = new PgEventStore(bus.db.connect(ROLES.intentWriter, 2), { notifyAppends: false })
-    other = await createTestDatabase('ep_relay_stop_other', { migrate: false })
-    otherXid = await holdXid(other.admin)
-  })
-  after(async () => {
-    await otherXid?.release()
-    await other?.drop()
   })
 
   test('stop() publishes what was committed before it, then lets go', async () => {

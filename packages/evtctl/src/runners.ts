@@ -1,5 +1,5 @@
-import { type SchemaRegistry, formatCheckpoint } from '@eventplane/core'
-import type { EventplaneMetrics, OpsServer } from '@eventplane/bus-nats'
+import { type SchemaRegistry, formatCheckpoint, isEventplaneError } from '@eventplane/core'
+import { type EventplaneMetrics, type OpsServer, natsFailure, serverWait } from '@eventplane/bus-nats'
 import { PgEventStore, ROLES, type RoleName } from '@eventplane/store-pg'
 import {
   type Controller,
@@ -48,6 +48,26 @@ function failedWhen(closed: Promise<void>, what: string, nc: NatsConnection, ide
   return failed
 }
 
+/** How long a failed start waits for its connection's close to settle (nats.js fails pending requests first). */
+const CLOSE_SETTLE_MS = 1000
+
+/**
+ * `start`, a runner's; failed because the server closed `nc` for good (its user revoked while it started), the
+ * error says why, `what` leading (see partFailure), as a failure after the start does: exit 4, not 3.
+ */
+async function started(start: Promise<void>, nc: NatsConnection, what: string, session: Session): Promise<void> {
+  try {
+    await start
+  } catch (e) {
+    // A request the close left pending fails as a bare nats.js error, before the connection counts as closed.
+    const failure = isEventplaneError(e) ? e : natsFailure(e)
+    if (isEventplaneError(failure, 'bus.unavailable') && !nc.isClosed())
+      await serverWait(nc, nc.closed(), CLOSE_SETTLE_MS)
+    const closed = await partFailure(nc, what, failure, session.natsIdentity)
+    throw closed === failure ? e : closed
+  }
+}
+
 /**
  * Runs a projection: catch up from PostgreSQL as `eventplane_projector`,
  * then live from its durable JetStream consumer (`proj_<name>`). Resolves
@@ -68,7 +88,7 @@ export async function startProjection(
   })
   session.onClose(() => runner.stop())
   // The runner waits for PostgreSQL (any start order); a signal meanwhile ends the wait, and `serve` then stops.
-  await Promise.race([runner.start(), aborted(session.signal)])
+  await Promise.race([started(runner.start(), nc, `projection ${projection.name}`, session), aborted(session.signal)])
   return {
     name: projection.name,
     label: `projection ${projection.name}`,
@@ -98,7 +118,9 @@ export async function startController(
     ...(metrics ? { metrics } : {}),
   })
   session.onClose(() => runner.stop())
-  await runner.start()
+  // As a projection's: a signal while its consumer is checked (a JetStream request, 5 s while the server stalls)
+  // ends the wait, and `serve` then stops it; the start's own failure after the signal would fail the command.
+  await Promise.race([started(runner.start(), nc, `controller ${controller.name}`, session), aborted(session.signal)])
   return {
     name: controller.name,
     label: `controller ${controller.name}`,

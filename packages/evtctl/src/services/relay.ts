@@ -165,8 +165,6 @@ export async function startRelay(
       terminate: s.terminateStuck === true,
     },
   })
-  relay.start()
-  session.onClose(() => relay.stop())
   const heads =
     s.headsEveryMs === undefined
       ? undefined
@@ -179,9 +177,18 @@ export async function startRelay(
           isActive: () => relay.state === 'active',
           logger: session.log,
         })
+  // Side by side, the heads round in flight abandoned at the relay's stop deadline: the relay's stop bound holds
+  // (a round's JetStream requests and PostgreSQL reads wait seconds each while the server stalls).
+  const stop = async (): Promise<void> => {
+    await Promise.all([heads?.stop(relay.stopDrainMs), relay.stop()])
+  }
+  relay.start()
   heads?.start()
-  if (heads) session.onClose(() => heads.stop())
-  if (options.waitActive) await relayStarted(relay)
+  session.onClose(stop)
+  if (options.waitActive)
+    await relayStarted(relay, session.signal).catch(async (e: unknown) => {
+      throw await partFailure(nc, `relay ${name}`, e, session.natsIdentity)
+    })
   const failed = relay.closed.then(
     () => {
       throw new EventplaneError('bus.unavailable', `relay ${name} stopped`)
@@ -199,19 +206,21 @@ export async function startRelay(
     sql,
     nc,
     headsSigned,
-    stop: async () => {
-      await heads?.stop()
-      await relay.stop()
-    },
+    stop,
     failed,
   }
 }
 
-async function relayStarted(relay: Relay): Promise<void> {
+/**
+ * Resolves once `relay` is active, or has stood by for STANDBY_GRACE_MS, or `signal` aborted (`up` then stops it
+ * with the rest: a start waiting on a server that stalls must not outlast the stop a SIGTERM gets).
+ */
+async function relayStarted(relay: Relay, signal: AbortSignal | undefined): Promise<void> {
   const started = Date.now()
   let failure: unknown
   relay.closed.catch((e: unknown) => (failure = e))
   while (relay.state !== 'active') {
+    if (signal?.aborted === true) return
     if (failure !== undefined) throw failure
     if (relay.state === 'stopped') throw new EventplaneError('bus.unavailable', 'the relay stopped while starting')
     if (relay.state === 'standby' && Date.now() - started > STANDBY_GRACE_MS) return

@@ -1,0 +1,126 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import { type RequestGate, startRequestGate } from '@eventplane/bus-nats/testing'
+import { PROJECTOR_ROLE } from '@eventplane/runtime'
+import { ROLES } from '@eventplane/store-pg'
+import { type BusEnv, createBusEnv } from '../../bus-nats/test/fixtures.ts'
+import { killAll, startCli } from './helpers.ts'
+
+/**
+ * `evtctl run` whose NATS user is revoked while it starts (its controller's consumer check held by a proxy, the
+ * user revoked meanwhile: the server closes the connection and refuses its reconnect, and nats.js fails the
+ * check): the start fails as a part failing after it does, exit 4 and one `bus.auth_failed` line naming the part
+ * that was starting, the connection's user and the server's reason. Before, exit 3, `bus.unavailable: NATS is
+ * unavailable: connection closed`: "retry later", which a supervisor would, with the same revoked credentials.
+ */
+describe('evtctl run whose user is revoked while it starts', () => {
+  let env: BusEnv
+  let gate: RequestGate
+
+  before(async () => {
+    env = await createBusEnv('ep_cli_run_start_revoked')
+    gate = await startRequestGate(env.server.port, '$JS.API.CONSUMER.')
+  })
+  after(async () => {
+    killAll()
+    await gate?.close()
+    await env?.cleanup()
+  })
+
+  test("revoked during the controller's consumer check: exit 4, one bus.auth_failed line naming the part", async () => {
+    const run = startCli(['run'], {
+      env: {
+        EVENTPLANE_DATABASE_URL: env.db.url,
+        EVENTPLANE_DATABASE_URL_PROJECTOR: env.db.roleUrl(PROJECTOR_ROLE),
+        EVENTPLANE_DATABASE_URL_FACT_WRITER: env.db.roleUrl(ROLES.factWriter),
+        EVENTPLANE_NATS_URL: gate.url,
+        EVENTPLANE_NATS_CREDS: env.server.credentials.controller!.creds,
+        EVENTPLANE_DOMAIN: '@eventplane/example-deployments',
+      },
+      timeoutMs: 90_000,
+    })
+    assert.equal(await gate.held, '$JS.API.CONSUMER.INFO.EVENTPLANE.ctl_deployments')
+    await env.server.revokeServiceUsers(['controller'])
+    const r = await run.done(30_000)
+    const failures = r.stderr.split('\n').filter((l) => l.startsWith('evtctl:'))
+    assert.deepEqual(failures, [
+      'evtctl: bus.auth_failed: controller deployments: the NATS connection (user controller) was closed (Authorization Violation): its credentials were refused or revoked',
+    ])
+    assert.equal(r.code, 4)
+    assert.doesNotMatch(r.stdout, /ready/)
+  })
+})
+
+/** The same for `evtctl up` while it waits for its relay to get active (the relay's stream check held). */
+describe('evtctl up whose user is revoked while its relay starts', () => {
+  let env: BusEnv
+  let gate: RequestGate
+
+  before(async () => {
+    env = await createBusEnv('ep_cli_up_start_revoked')
+    gate = await startRequestGate(env.server.port, '$JS.API.STREAM.INFO.EVENTPLANE')
+  })
+  after(async () => {
+    killAll()
+    await gate?.close()
+    await env?.cleanup()
+  })
+
+  test("revoked during the relay's stream check: exit 4, one bus.auth_failed line naming the relay", async () => {
+    const up = startCli(['up'], {
+      env: {
+        EVENTPLANE_DATABASE_URL: env.db.url,
+        EVENTPLANE_NATS_URL: gate.url,
+        EVENTPLANE_NATS_CREDS: env.server.credentials.operator!.creds,
+        EVENTPLANE_DOMAIN: '@eventplane/example-deployments',
+      },
+      timeoutMs: 90_000,
+    })
+    assert.equal(await gate.held, '$JS.API.STREAM.INFO.EVENTPLANE')
+    await env.server.revokeServiceUsers(['operator'])
+    const r = await up.done(30_000)
+    const failures = r.stderr.split('\n').filter((l) => l.startsWith('evtctl:'))
+    assert.deepEqual(failures, [
+      'evtctl: bus.auth_failed: relay default: the NATS connection (user operator) was closed (Authorization Violation): its credentials were refused or revoked',
+    ])
+    assert.equal(r.code, 4)
+    assert.doesNotMatch(r.stdout, /ready/)
+  })
+})
+
+/** The same for `evtctl subscribe <projection>` while its projection's consumer is checked. */
+describe('evtctl subscribe <projection> whose user is revoked while it starts', () => {
+  let env: BusEnv
+  let gate: RequestGate
+
+  before(async () => {
+    env = await createBusEnv('ep_cli_sub_start_revoked')
+    gate = await startRequestGate(env.server.port, '$JS.API.CONSUMER.')
+  })
+  after(async () => {
+    killAll()
+    await gate?.close()
+    await env?.cleanup()
+  })
+
+  test("revoked during the projection's consumer check: exit 4, one bus.auth_failed line naming the projection", async () => {
+    const sub = startCli(['subscribe', 'deployment_status'], {
+      env: {
+        EVENTPLANE_DATABASE_URL: env.db.url,
+        EVENTPLANE_DATABASE_URL_PROJECTOR: env.db.roleUrl(PROJECTOR_ROLE),
+        EVENTPLANE_NATS_URL: gate.url,
+        EVENTPLANE_NATS_CREDS: env.server.credentials.controller!.creds,
+        EVENTPLANE_DOMAIN: '@eventplane/example-deployments',
+      },
+      timeoutMs: 90_000,
+    })
+    assert.equal(await gate.held, '$JS.API.CONSUMER.INFO.EVENTPLANE.proj_deployment_status')
+    await env.server.revokeServiceUsers(['controller'])
+    const r = await sub.done(30_000)
+    const failures = r.stderr.split('\n').filter((l) => l.startsWith('evtctl:'))
+    assert.deepEqual(failures, [
+      'evtctl: bus.auth_failed: projection deployment_status: the NATS connection (user controller) was closed (Authorization Violation): its credentials were refused or revoked',
+    ])
+    assert.equal(r.code, 4)
+  })
+})
