@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { type EventEnvelope, type RecordedEvent, EventFactory } from '@eventplane/core'
-import { PgEventStore, ROLES } from '@eventplane/store-pg'
+import type { PgEventStore } from '@eventplane/store-pg'
 import {
   createTestDatabase,
   eventually as eventuallyWithin,
@@ -19,6 +19,9 @@ import {
   startNatsServer,
   type TestNatsServer,
 } from '../src/testing/index.ts'
+import { createBusEnv, type BusEnv } from '../src/testing/bus-env.ts'
+
+export { type BusEnv, createBusEnv } from '../src/testing/bus-env.ts'
 
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url))
 
@@ -182,58 +185,12 @@ export async function pgLog(store: PgEventStore): Promise<RecordedEvent[]> {
   }))
 }
 
-/** A test database, a project-run nats-server and the handles most tests need; `cleanup()` tears all down. */
-export interface BusEnv {
-  db: TestDatabase
-  server: TestNatsServer
-  intents: PgEventStore
-  facts: PgEventStore
-  relayStore: PgEventStore
-  /** A connection as `user` that keeps reconnecting (it outlives `server.restart()`); closed by cleanup. */
-  natsAs(user: string): Promise<NatsConnection>
-  cleanup(): Promise<void>
-}
-
 /** A {@link createBusEnv} for the enclosing `describe`: made before its tests, cleaned up after them. */
 export function useBusEnv(prefix: string, tenants?: string[]): BusEnv {
   return perSuite(
     () => createBusEnv(prefix, tenants),
     (env) => env.cleanup(),
   )
-}
-
-export async function createBusEnv(
-  prefix: string,
-  tenants: string[] = ['acme', 'globex'],
-  serverOptions: { monitoring?: boolean } = {},
-): Promise<BusEnv> {
-  const db = await createTestDatabase(prefix)
-  let server: TestNatsServer
-  try {
-    server = await startNatsServer({ tenants, ...serverOptions })
-  } catch (e) {
-    await db.drop()
-    throw e
-  }
-  const connections: NatsConnection[] = []
-  const cleanups: Array<() => Promise<unknown>> = []
-  return {
-    db,
-    server,
-    intents: new PgEventStore(db.connect(ROLES.intentWriter, 4)),
-    facts: new PgEventStore(db.connect(ROLES.factWriter, 4)),
-    relayStore: new PgEventStore(db.connect(ROLES.relay, 2)),
-    async natsAs(user) {
-      const nc = await server.connect(user, { maxReconnectAttempts: -1, reconnectTimeWait: 100 })
-      connections.push(nc)
-      return nc
-    },
-    async cleanup() {
-      await Promise.allSettled(cleanups.map((c) => c()))
-      await Promise.allSettled(connections.map((nc) => nc.close()))
-      await Promise.allSettled([server.stop(), db.drop()])
-    },
-  }
 }
 
 /** Appends `count` intents for `tenant` in appends of `perAppend` events, on streams `<prefix>-0..`. */

@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test'
 import { type RequestGate, startRequestGate } from '@eventplane/bus-nats/testing'
 import { PROJECTOR_ROLE } from '@eventplane/runtime'
 import { ROLES } from '@eventplane/store-pg'
-import { type BusEnv, createBusEnv } from '../../bus-nats/test/fixtures.ts'
+import { type BusEnv, createBusEnv } from '@eventplane/bus-nats/testing'
 import { killAll, startCli } from './helpers.ts'
 
 /**

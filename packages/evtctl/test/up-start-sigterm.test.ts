@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { type RequestGate, startRequestGate } from '@eventplane/bus-nats/testing'
-import { type BusEnv, createBusEnv } from '../../bus-nats/test/fixtures.ts'
+import { type BusEnv, createBusEnv } from '@eventplane/bus-nats/testing'
 import { killAll, startCli } from './helpers.ts'
 
 /**

@@ -5,7 +5,7 @@ import { type RefusedReconnectProxy, holdRefusedReconnect } from '@eventplane/bu
 import { isEventplaneError } from '@eventplane/core'
 import { jetstreamManager } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
-import { type BusEnv, createBusEnv } from '../../bus-nats/test/fixtures.ts'
+import { type BusEnv, createBusEnv } from '@eventplane/bus-nats/testing'
 import { ControllerRunner } from '../src/controller/runner.ts'
 import { controllerLiveSource, projectionLiveSource } from '../src/jetstream-source.ts'
 import type { LiveSource } from '../src/live-source.ts'
