@@ -1,5 +1,4 @@
 import type { Command } from 'commander'
-import { Unavailable } from '@eventplane/core'
 import {
   type AuthDir,
   checkServiceUser,
@@ -9,29 +8,13 @@ import {
   rotateServiceUser,
 } from '@eventplane/bus-nats/nats-config'
 import type { NatsConnection } from '@nats-io/transport-node'
-import { redactUrl } from '@eventplane/store-pg'
-import { toEventplaneError } from '../exit-codes.ts'
 import { type CommandKit, helpAfter } from '../command-kit.ts'
-import { CONNECT_TIMEOUT_S, type Session } from '../session.ts'
-import { authDir } from './tenant.ts'
+import type { Session } from '../session.ts'
+import { authDir, authDirConnection } from './tenant.ts'
 
 /** The auth dir's `system` connection (account JWT pushes); closed with the session. */
-async function system(session: Session, auth: AuthDir): Promise<NatsConnection> {
-  const url = session.config.natsUrl
-  try {
-    const nc = await connectAuthDirUser(auth, 'system', url, {
-      timeout: CONNECT_TIMEOUT_S * 1000,
-      maxReconnectAttempts: 0,
-    })
-    session.onClose(() => nc.close())
-    return nc
-  } catch (e) {
-    const typed = toEventplaneError(e)
-    if (typed.code === 'bus.auth_failed' || typed.code === 'bus.config' || typed.code === 'cli.config') throw typed
-    throw new Unavailable('bus.unavailable', `cannot connect to NATS at ${redactUrl(url)}: ${typed.message}`, {
-      cause: e,
-    })
-  }
+function system(session: Session, auth: AuthDir): Promise<NatsConnection> {
+  return authDirConnection(session, (url, options) => connectAuthDirUser(auth, 'system', url, options))
 }
 
 /**

@@ -29,13 +29,19 @@ export function authDir(session: Session): AuthDir {
   return loadAuthDir(dir)
 }
 
-/** The auth dir's `system` and `operator` connections; closed with the session. */
-export async function admin(session: Session, auth: AuthDir): Promise<TenantAdmin> {
+/**
+ * Opens an auth dir connection with `open` (one attempt, no reconnect) and closes it with the session. A refusal
+ * or a bad auth dir keeps its code; anything else is `bus.unavailable` naming the URL (its password hidden).
+ */
+export async function authDirConnection<T extends { close(): Promise<unknown> }>(
+  session: Session,
+  open: (url: string, options: { timeout: number; maxReconnectAttempts: number }) => Promise<T>,
+): Promise<T> {
   const url = session.config.natsUrl
   try {
-    const a = await connectTenantAdmin(auth, url, { timeout: CONNECT_TIMEOUT_S * 1000, maxReconnectAttempts: 0 })
-    session.onClose(() => a.close())
-    return a
+    const c = await open(url, { timeout: CONNECT_TIMEOUT_S * 1000, maxReconnectAttempts: 0 })
+    session.onClose(() => c.close())
+    return c
   } catch (e) {
     const typed = toEventplaneError(e)
     if (typed.code === 'bus.auth_failed' || typed.code === 'bus.config' || typed.code === 'cli.config') throw typed
@@ -43,6 +49,11 @@ export async function admin(session: Session, auth: AuthDir): Promise<TenantAdmi
       cause: e,
     })
   }
+}
+
+/** The auth dir's `system` and `operator` connections; closed with the session. */
+export function admin(session: Session, auth: AuthDir): Promise<TenantAdmin> {
+  return authDirConnection(session, (url, options) => connectTenantAdmin(auth, url, options))
 }
 
 const record = (r: TenantRecord) => ({ ...r })
