@@ -178,7 +178,7 @@ describe('rotateServiceUser', () => {
     const waiting = new Promise<void>((resolve) => {
       busy = resolve
     })
-    const rotation = rotateServiceUser(auth, system, 'gateway', { lock: { onBusy: busy } })
+    const rotation = rotateServiceUser({ ...auth, lock: { onBusy: busy } }, system, 'gateway')
     try {
       await within(waiting, 5000, 'the rotation to wait for the lock')
       assert.deepEqual(readFileSync(file), old, 'nothing written while it waits')

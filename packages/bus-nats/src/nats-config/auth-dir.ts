@@ -12,7 +12,7 @@ import {
   reissuedCreds,
   userCreds,
 } from './claims.ts'
-import { withAuthDirLock } from './auth-lock.ts'
+import { type AuthDirLockOptions, withAuthDirLock } from './auth-lock.ts'
 import { type ServiceUser, type UserPermissions, SERVICE_USERS, servicePermissions } from './permissions.ts'
 import {
   jwtRevocations,
@@ -49,6 +49,8 @@ export interface AuthDir {
   operatorJwt: string
   systemAccountJwt: string
   logAccountJwt: string
+  /** How this process waits for the dir's lock ({@link withAuthDirLock}): a command's notice, a timeout. Not stored. */
+  lock?: AuthDirLockOptions
 }
 
 /** Who has a creds file in `creds/`: the system account's user and the log account's service users. */
@@ -130,11 +132,11 @@ export async function writeLogAccountJwt(dir: string, log: KeyPair, operator: Ke
  * creds whose grants differ from this release's are re-issued for the same
  * user key (an upgrade that changed a tier's grants).
  */
-export async function initAuthDir(dir: string): Promise<AuthDir> {
+export async function initAuthDir(dir: string, lock: AuthDirLockOptions = {}): Promise<AuthDir> {
   for (const sub of ['', 'accounts', 'creds', 'tenants']) mkdirSync(join(dir, sub), { recursive: true, mode: 0o700 })
   chmodSync(dir, 0o700)
   // Under the lock: a rotation meanwhile could otherwise see its revocation left out of the JWT written here.
-  return withAuthDirLock(dir, () => initLocked(dir))
+  return withAuthDirLock(dir, () => initLocked(dir), lock)
 }
 
 async function initLocked(dir: string): Promise<AuthDir> {

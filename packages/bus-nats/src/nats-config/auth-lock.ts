@@ -6,8 +6,17 @@ import { Unavailable } from '@eventplane/core'
 export interface AuthDirLockOptions {
   /** How long to wait for another holder (default 30 s); then `bus.unavailable`. */
   timeoutMs?: number
-  /** Called once when the lock is held by someone else and this call starts waiting (tests). */
-  onBusy?: () => void
+  /** Called once when this call has waited `busyAfterMs` for another holder: a notice to the operator. */
+  onBusy?: (busy: AuthDirLockBusy) => void
+  /** How long to wait before `onBusy` (default 0: as soon as another holds the lock). */
+  busyAfterMs?: number
+}
+
+/** What {@link AuthDirLockOptions.onBusy} is told: the lock waited for and its holder's pid (`unnamed` before it wrote it). */
+export interface AuthDirLockBusy {
+  lock: string
+  holder: number | 'unnamed'
+  timeoutMs: number
 }
 
 /** A lock left by a process that died between taking it and naming itself is stale after this long. */
@@ -25,16 +34,21 @@ export function authDirLockPath(dir: string): string {
  * host: two rotations at once would otherwise each push a JWT built from
  * what it read, and the later push of the earlier read would un-revoke the
  * other's key. Waits while another live process holds it; a lock whose
- * holder is gone is taken over. Not re-entrant.
+ * holder is gone is taken over. Not re-entrant. `auth` is the dir, or an
+ * `AuthDir` whose `lock` says how this process waits (a command's notice).
  */
 export async function withAuthDirLock<T>(
-  dir: string,
+  auth: string | { dir: string; lock?: AuthDirLockOptions },
   fn: () => Promise<T>,
-  options: AuthDirLockOptions = {},
+  given: AuthDirLockOptions = {},
 ): Promise<T> {
+  const dir = typeof auth === 'string' ? auth : auth.dir
+  const options = typeof auth === 'string' ? given : { ...auth.lock, ...given }
   const lock = authDirLockPath(dir)
-  const deadline = Date.now() + (options.timeoutMs ?? 30_000)
-  let waiting = false
+  const timeoutMs = options.timeoutMs ?? 30_000
+  const start = Date.now()
+  const deadline = start + timeoutMs
+  let told = false
   for (;;) {
     try {
       mkdirSync(lock, { mode: 0o700 })
@@ -47,9 +61,9 @@ export async function withAuthDirLock<T>(
         rmSync(lock, { recursive: true, force: true })
         continue
       }
-      if (!waiting) {
-        waiting = true
-        options.onBusy?.()
+      if (!told && Date.now() - start >= (options.busyAfterMs ?? 0)) {
+        told = true
+        options.onBusy?.({ lock, holder, timeoutMs })
       }
       if (Date.now() > deadline)
         throw new Unavailable(
@@ -63,6 +77,20 @@ export async function withAuthDirLock<T>(
     return await fn()
   } finally {
     rmSync(lock, { recursive: true, force: true })
+  }
+}
+
+/**
+ * The lock options of a command an operator runs (`evtctl`, `nats-setup`): once it has waited a second for
+ * another holder, one line to `stderr` naming the lock and its holder, so a wait of up to 30 s is not silent.
+ */
+export function authDirLockNotice(program: string, stderr: { write(s: string): unknown }): AuthDirLockOptions {
+  return {
+    busyAfterMs: 1000,
+    onBusy: ({ lock, holder, timeoutMs }) =>
+      void stderr.write(
+        `${program}: waiting for the auth dir lock (${lock}) held by ${holder === 'unnamed' ? 'a process starting up' : `pid ${holder}`} (a rotation, tenant change or nats-setup; up to ${Math.round(timeoutMs / 1000)} s) …\n`,
+      ),
   }
 }
 

@@ -5,7 +5,7 @@ import type { NatsConnection } from '@nats-io/transport-node'
 import { type AuthDir, serviceCredsFile, writeLogAccountJwt, writeSecretFile } from './auth-dir.ts'
 import { userCreds } from './claims.ts'
 import { pushAccountJwt } from './claims-push.ts'
-import { type AuthDirLockOptions, withAuthDirLock } from './auth-lock.ts'
+import { withAuthDirLock } from './auth-lock.ts'
 import { type ServiceUser, SERVICE_USERS, servicePermissions } from './permissions.ts'
 import {
   type LogRevocations,
@@ -34,8 +34,6 @@ export interface RotateServiceUserOptions {
    * several hosts. Default false: the old key is revoked at once (a leak).
    */
   keepOld?: boolean
-  /** How to wait for the auth dir's lock (tests). */
-  lock?: AuthDirLockOptions
 }
 
 /** `user` as a service user of the log account; `bus.unknown_user` otherwise. */
@@ -88,7 +86,7 @@ export async function rotateServiceUser(
 ): Promise<RotatedUser> {
   const user = checkServiceUser(name)
   if (!options.keepOld && system === undefined) throw new Error('rotateServiceUser: no system connection to push')
-  return withAuthDirLock(auth.dir, () => rotateLocked(auth, system, user, options.keepOld === true), options.lock)
+  return withAuthDirLock(auth, () => rotateLocked(auth, system, user, options.keepOld === true))
 }
 
 async function rotateLocked(
@@ -138,7 +136,7 @@ async function rotateLocked(
  */
 export async function revokeStagedKeys(auth: AuthDir, system: NatsConnection, name?: string): Promise<string[]> {
   const user = name === undefined ? undefined : checkServiceUser(name)
-  return withAuthDirLock(auth.dir, async () => {
+  return withAuthDirLock(auth, async () => {
     const staged = Object.entries(readLogRevocations(auth.dir).staged)
       .filter(([, s]) => user === undefined || s.user === user)
       .map(([key, s]) => ({ key, user: s.user }))
@@ -157,7 +155,7 @@ export async function revokeLogUserKeys(
   system: NatsConnection,
   keys: readonly { key: string; user: string }[],
 ): Promise<void> {
-  await withAuthDirLock(auth.dir, () => revokeAndPush(auth, system, keys))
+  await withAuthDirLock(auth, () => revokeAndPush(auth, system, keys))
 }
 
 /** {@link revokeLogUserKeys}, the auth dir's lock held by the caller. */

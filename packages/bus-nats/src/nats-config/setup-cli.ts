@@ -2,6 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { EventplaneError } from '@eventplane/core'
+import { authDirLockNotice } from './auth-lock.ts'
 import { initAuthDir, serviceCredsFile } from './auth-dir.ts'
 import { SERVICE_USERS } from './permissions.ts'
 import { accountsConfig, generateNatsConfig } from './server-config.ts'
@@ -55,7 +56,7 @@ export async function natsSetupMain(
   const storeDir = resolve(values['store-dir'])
   const resolverDir = resolve(values['resolver-dir'] ?? join(storeDir, 'accounts'))
   mkdirSync(resolverDir, { recursive: true, mode: 0o700 })
-  const auth = await initAuthDir(authDir)
+  const auth = await initAuthDir(authDir, authDirLockNotice('nats-setup', io.stderr))
   const config = generateNatsConfig({
     storeDir,
     port,

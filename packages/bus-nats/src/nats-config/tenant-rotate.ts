@@ -66,7 +66,7 @@ export async function rotateTenantUser(
   tenant: string,
   options: RotateTenantOptions = {},
 ): Promise<RotatedTenant> {
-  return withAuthDirLock(auth.dir, async () => {
+  return withAuthDirLock(auth, async () => {
     const existing = activeOrThrow(auth, tenant)
     const account = tenantKey(auth, tenant)
     const credsFile = tenantCredsFile(auth.dir, tenant)
@@ -98,7 +98,7 @@ export async function rotateTenantUser(
  * record keeps (also when none was staged). Returns the keys revoked now.
  */
 export async function revokeStagedTenantKeys(auth: AuthDir, admin: TenantAdmin, tenant: string): Promise<string[]> {
-  return withAuthDirLock(auth.dir, async () => {
+  return withAuthDirLock(auth, async () => {
     const existing = activeOrThrow(auth, tenant)
     const revoked = Object.keys(existing.staged ?? {})
     const record = withRevoked(existing, revoked, nowSeconds(), {})

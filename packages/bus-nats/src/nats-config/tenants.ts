@@ -150,7 +150,7 @@ export async function addTenant(
   tenant: string,
   options: AddTenantOptions = {},
 ): Promise<AddedTenant> {
-  return withAuthDirLock(auth.dir, () => addTenantLocked(auth, admin, tenant, options))
+  return withAuthDirLock(auth, () => addTenantLocked(auth, admin, tenant, options))
 }
 
 async function addTenantLocked(
@@ -221,7 +221,7 @@ async function addTenantLocked(
  * untouched. `bus.unknown_tenant` when it is not active.
  */
 export async function revokeTenant(auth: AuthDir, admin: TenantAdmin, tenant: string): Promise<TenantRecord> {
-  return withAuthDirLock(auth.dir, () => revokeTenantLocked(auth, admin, tenant))
+  return withAuthDirLock(auth, () => revokeTenantLocked(auth, admin, tenant))
 }
 
 async function revokeTenantLocked(auth: AuthDir, admin: TenantAdmin, tenant: string): Promise<TenantRecord> {

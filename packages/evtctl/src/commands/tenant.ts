@@ -5,6 +5,7 @@ import {
   type TenantAdmin,
   type TenantRecord,
   addTenant,
+  authDirLockNotice,
   connectTenantAdmin,
   listTenants,
   loadAuthDir,
@@ -18,7 +19,10 @@ import { type CommandKit, helpAfter } from '../command-kit.ts'
 import { CONNECT_TIMEOUT_S, type Session } from '../session.ts'
 import { CliError } from '../cli-error.ts'
 
-/** The auth dir of `--auth-dir` or `EVENTPLANE_NATS_AUTH_DIR`; `cli.config` without one. */
+/**
+ * The auth dir of `--auth-dir` or `EVENTPLANE_NATS_AUTH_DIR`; `cli.config` without one. A change that waits a
+ * second for another holder of its lock says so on stderr, once (`evtctl: waiting for the auth dir lock …`).
+ */
 export function authDir(session: Session): AuthDir {
   const dir = session.config.natsAuthDir
   if (dir === undefined)
@@ -26,7 +30,7 @@ export function authDir(session: Session): AuthDir {
       'cli.config',
       'no NATS auth dir: give --auth-dir or EVENTPLANE_NATS_AUTH_DIR (made by nats-setup, see infra/nats)',
     )
-  return loadAuthDir(dir)
+  return { ...loadAuthDir(dir), lock: authDirLockNotice('evtctl', session.io.stderr) }
 }
 
 /**
