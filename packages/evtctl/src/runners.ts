@@ -14,6 +14,7 @@ import {
 import type { NatsConnection } from '@nats-io/transport-node'
 import { processOps, serveProcessOps } from './process-ops.ts'
 import { partFailure } from './services/connection-closed.ts'
+import type { StartingParts } from './services/serve.ts'
 import type { Session } from './session.ts'
 
 /** The NATS connection name of the runtime's parts (one connection for all of a process's runners). */
@@ -130,16 +131,31 @@ export async function startController(
   }
 }
 
-/** Starts every controller and then every projection of `domain`; resolves once all are live. */
+/** How failure lines name `domain`'s parts, in the order startDomain starts them. */
+export function domainParts(domain: Domain): string[] {
+  return [
+    ...domain.controllers.map((c) => `controller ${c.name}`),
+    ...domain.projections.map((p) => `projection ${p.name}`),
+  ]
+}
+
+/**
+ * Starts every controller and then every projection of `domain`; resolves once all are live. Each through
+ * `starting` when given (`run`, `up`: a start failing because the connection closed names every part).
+ */
 export async function startDomain(
   session: Session,
   domain: Domain,
   metrics?: EventplaneMetrics,
+  starting?: StartingParts,
 ): Promise<RunningPart[]> {
   const parts: RunningPart[] = []
   const registry = domain.registry()
-  for (const controller of domain.controllers) parts.push(await startController(session, controller, registry, metrics))
-  for (const projection of domain.projections) parts.push(await startProjection(session, projection, metrics))
+  const start = <T>(label: string, f: () => Promise<T>): Promise<T> => (starting ? starting.start(label, f) : f())
+  for (const c of domain.controllers)
+    parts.push(await start(`controller ${c.name}`, () => startController(session, c, registry, metrics)))
+  for (const p of domain.projections)
+    parts.push(await start(`projection ${p.name}`, () => startProjection(session, p, metrics)))
   return parts
 }
 

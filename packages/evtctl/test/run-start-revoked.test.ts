@@ -9,9 +9,11 @@ import { killAll, startCli } from './helpers.ts'
 /**
  * `evtctl run` whose NATS user is revoked while it starts (its controller's consumer check held by a proxy, the
  * user revoked meanwhile: the server closes the connection and refuses its reconnect, and nats.js fails the
- * check): the start fails as a part failing after it does, exit 4 and one `bus.auth_failed` line naming the part
- * that was starting, the connection's user and the server's reason. Before, exit 3, `bus.unavailable: NATS is
- * unavailable: connection closed`: "retry later", which a supervisor would, with the same revoked credentials.
+ * check): the start fails as a part failing after it does, exit 4 and one `bus.auth_failed` line in the same
+ * form: `run:` leading, the connection's user and the server's reason, then the parts stopped (those started and
+ * the one starting) and those not started. Before, exit 3, `bus.unavailable: NATS is unavailable: connection
+ * closed`: "retry later", which a supervisor would, with the same revoked credentials; then a line naming only
+ * the part that was starting, in another form than the one after the start.
  */
 describe('evtctl run whose user is revoked while it starts', () => {
   let env: BusEnv
@@ -27,7 +29,7 @@ describe('evtctl run whose user is revoked while it starts', () => {
     await env?.cleanup()
   })
 
-  test("revoked during the controller's consumer check: exit 4, one bus.auth_failed line naming the part", async () => {
+  test("revoked during the controller's consumer check: exit 4, the run: line naming every part", async () => {
     const run = startCli(['run'], {
       env: {
         EVENTPLANE_DATABASE_URL: env.db.url,
@@ -44,14 +46,14 @@ describe('evtctl run whose user is revoked while it starts', () => {
     const r = await run.done(30_000)
     const failures = r.stderr.split('\n').filter((l) => l.startsWith('evtctl:'))
     assert.deepEqual(failures, [
-      'evtctl: bus.auth_failed: controller deployments: the NATS connection (user controller) was closed (Authorization Violation): its credentials were refused or revoked',
+      'evtctl: bus.auth_failed: run: the NATS connection (user controller) was closed (Authorization Violation): its credentials were refused or revoked; stopped: controller deployments; not started: projection deployment_status, projection audit',
     ])
     assert.equal(r.code, 4)
     assert.doesNotMatch(r.stdout, /ready/)
   })
 })
 
-/** The same for `evtctl up` while it waits for its relay to get active (the relay's stream check held). */
+/** The same for `evtctl up` while it waits for its relay to get active (the relay's stream check held): `up:`. */
 describe('evtctl up whose user is revoked while its relay starts', () => {
   let env: BusEnv
   let gate: RequestGate
@@ -66,7 +68,7 @@ describe('evtctl up whose user is revoked while its relay starts', () => {
     await env?.cleanup()
   })
 
-  test("revoked during the relay's stream check: exit 4, one bus.auth_failed line naming the relay", async () => {
+  test("revoked during the relay's stream check: exit 4, the up: line naming every part", async () => {
     const up = startCli(['up'], {
       env: {
         EVENTPLANE_DATABASE_URL: env.db.url,
@@ -81,7 +83,7 @@ describe('evtctl up whose user is revoked while its relay starts', () => {
     const r = await up.done(30_000)
     const failures = r.stderr.split('\n').filter((l) => l.startsWith('evtctl:'))
     assert.deepEqual(failures, [
-      'evtctl: bus.auth_failed: relay default: the NATS connection (user operator) was closed (Authorization Violation): its credentials were refused or revoked',
+      'evtctl: bus.auth_failed: up: the NATS connection (user operator) was closed (Authorization Violation): its credentials were refused or revoked; stopped: gateway, relay default; not started: controller deployments, projection deployment_status, projection audit',
     ])
     assert.equal(r.code, 4)
     assert.doesNotMatch(r.stdout, /ready/)

@@ -10,7 +10,9 @@ import { killAll, startCli } from './helpers.ts'
  * `evtctl run` stopped (SIGTERM) while it starts, its controller's consumer check unanswered (a stalled server;
  * a proxy holds the reply to every `$JS.API.CONSUMER.` request): the start ends at the signal and the process
  * stops as after any SIGTERM, exit 0 and `stopped`. Before, the controller's start went on until the request
- * timed out (5 s) and the command failed with it: exit 3, `bus.timeout: NATS did not answer in time`.
+ * timed out (5 s) and the command failed with it: exit 3, `bus.timeout: NATS did not answer in time`. Then the
+ * runner's stop still waited for that check (exit 0 only after the 5 s timeout); now it gives the check up at
+ * the signal (`controller.prepare_abandoned` logged), the reply still held.
  */
 describe('evtctl run stopped while its start waits on NATS', () => {
   let env: BusEnv
@@ -57,7 +59,10 @@ describe('evtctl run stopped while its start waits on NATS', () => {
       r.stderr.split('\n').filter((l) => l.startsWith('evtctl:')),
       [],
     )
+    // The check was given up at the signal, not waited for until it timed out (5 s): its reply still held.
     assert.ok(gate.holding, 'the consumer check was never answered')
+    const abandoned = r.stderr.split('\n').filter((l) => l.includes('"event":"controller.prepare_abandoned"'))
+    assert.equal(abandoned.length, 1, 'the controller gave up its consumer check at the stop')
     console.log(`# exited ${tookMs} ms after SIGTERM`)
   })
 })

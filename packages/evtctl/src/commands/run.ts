@@ -1,8 +1,8 @@
 import type { Command } from 'commander'
 import { ROLES } from '@eventplane/store-pg'
 import { type CommandKit, domainOption, helpAfter } from '../command-kit.ts'
-import { runnerOps, startDomain } from '../runners.ts'
-import { serve, serviceLogLevel } from '../services/serve.ts'
+import { domainParts, runnerOps, startDomain } from '../runners.ts'
+import { serve, serviceLogLevel, startingParts } from '../services/serve.ts'
 
 /** `evtctl run`: a domain's controllers and projections as a production process. */
 export function registerRun(program: Command, kit: CommandKit): void {
@@ -32,7 +32,7 @@ export function registerRun(program: Command, kit: CommandKit): void {
           'runner process starting',
         )
         const ops = runnerOps(session)
-        const parts = await startDomain(session, domain, ops.metrics)
+        const parts = await startDomain(session, domain, ops.metrics, startingParts('run', domainParts(domain)))
         const roles = [
           ...(domain.projections.length > 0 ? [ROLES.projector] : []),
           ...(domain.controllers.length > 0 ? [ROLES.factWriter] : []),

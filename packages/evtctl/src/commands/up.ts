@@ -1,13 +1,13 @@
 import type { Command } from 'commander'
-import { SUBMIT_SUBJECTS } from '@eventplane/bus-nats'
+import { DEFAULT_RELAY_NAME, SUBMIT_SUBJECTS } from '@eventplane/bus-nats'
 import { type CommandKit, domainOption, intOption, helpAfter } from '../command-kit.ts'
 import { requireJetStream } from '../jetstream-check.ts'
-import { startDomain } from '../runners.ts'
+import { domainParts, startDomain } from '../runners.ts'
 import { resolveSettings, settingOptions } from '../service-settings.ts'
 import { GATEWAY_SETTINGS, startGateway } from '../services/gateway.ts'
 import { RELAY_SETTINGS, startRelay } from '../services/relay.ts'
 import { processOps, serveProcessOps } from '../process-ops.ts'
-import { serve, serviceLogLevel } from '../services/serve.ts'
+import { serve, serviceLogLevel, startingParts } from '../services/serve.ts'
 
 /** The relay settings `up` takes as flags; the others come from the environment or the config file. */
 const UP_RELAY_FLAGS = new Set(['relayName', 'terminateStuck'])
@@ -56,9 +56,15 @@ export function registerUp(program: Command, kit: CommandKit): void {
         // Fails at once, with the fix, on a server that is down or has no JetStream (the services would wait).
         const nc = await session.nats()
         await requireJetStream(nc, session.config.natsUrl)
-        const gateway = await startGateway(session, gatewaySettings, domain.registry(), ops.metrics)
-        const relay = await startRelay(session, relaySettings, { waitActive: true, metrics: ops.metrics })
-        const runtime = await startDomain(session, domain, ops.metrics)
+        const relayPart = `relay ${(relaySettings.values.relayName as string | undefined) ?? DEFAULT_RELAY_NAME}`
+        const starting = startingParts('up', ['gateway', relayPart, ...domainParts(domain)])
+        const gateway = await starting.start('gateway', () =>
+          startGateway(session, gatewaySettings, domain.registry(), ops.metrics),
+        )
+        const relay = await starting.start(relayPart, () =>
+          startRelay(session, relaySettings, { waitActive: true, metrics: ops.metrics }),
+        )
+        const runtime = await startDomain(session, domain, ops.metrics, starting)
         const server = await serveProcessOps(session, ops, {
           pg: { postgres: relay.sql },
           nc,

@@ -50,11 +50,18 @@ export async function partFailure(
  * the gateway, relay and runners on connections of the same user) when the first to fail did so because the
  * server closed its connection ({@link connectionClosedError}): the others lost theirs with it, and which
  * noticed first is chance. One line, the same whichever it was: `command` leading, then the connection, its
- * user and why it was closed, then every part that was stopped. Any other failure is returned as it is.
+ * user and why it was closed, then every part that was stopped, and (closed while they started, see
+ * startingParts) those `notStarted`. Any other failure is returned as it is.
  */
-export function sharedConnectionFailure(failure: unknown, command: string, parts: readonly string[]): unknown {
+export function sharedConnectionFailure(
+  failure: unknown,
+  command: string,
+  parts: readonly string[],
+  notStarted: readonly string[] = [],
+): unknown {
   if (!isEventplaneError(failure) || typeof failure.details.connection_closed !== 'string') return failure
-  const message = `${command}: ${failure.details.connection_closed}; stopped: ${parts.join(', ')}`
+  const never = notStarted.length > 0 ? `; not started: ${notStarted.join(', ')}` : ''
+  const message = `${command}: ${failure.details.connection_closed}; stopped: ${parts.join(', ')}${never}`
   return new EventplaneError(failure.code, message, { cause: failure, details: { ...failure.details } })
 }
 

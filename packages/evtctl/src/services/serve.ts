@@ -52,3 +52,28 @@ export async function serve(
   session.log.info({}, 'stopped')
   session.out.emit({ stopped: true }, () => 'stopped')
 }
+
+/** The start of a process of several parts (see startingParts): each part started through it, in order. */
+export interface StartingParts {
+  start<T>(label: string, start: () => Promise<T>): Promise<T>
+}
+
+/**
+ * The start of a process of several parts on one NATS user (`run`, `up`), `labels` (as its failure lines name
+ * the parts) in their start order. A part's start that fails because the server closed the connection for good
+ * (its user revoked) ends with the line a failure after the start does (sharedConnectionFailure, exit 4):
+ * `command` leading, the connection, its user and why, then the parts started and the one starting as
+ * `stopped`, the others as `not started`. One format, whatever the moment. Any other failure passes as it is.
+ */
+export function startingParts(command: string, labels: readonly string[]): StartingParts {
+  return {
+    async start(label, start) {
+      try {
+        return await start()
+      } catch (e) {
+        const upTo = labels.indexOf(label) + 1
+        throw sharedConnectionFailure(e, command, labels.slice(0, upTo), labels.slice(upTo))
+      }
+    },
+  }
+}

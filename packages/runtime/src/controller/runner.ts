@@ -16,7 +16,7 @@ import {
   startEventSpan,
 } from '@eventplane/bus-nats'
 import { SpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api'
-import { type Deferred, deferred } from '../deferred.ts'
+import { type Deferred, deferred, unlessAborted } from '../deferred.ts'
 import {
   type LiveDelivery,
   type LiveSource,
@@ -162,7 +162,18 @@ export class ControllerRunner {
 
   async #run(): Promise<void> {
     const signal = this.#abort.signal
-    await this.#o.live.prepare()
+    try {
+      // Given up at stop(): a consumer check held by a stalling server must not hold the stop (a SIGTERM).
+      await unlessAborted(this.#o.live.prepare(), signal)
+    } catch (e) {
+      if (e === signal.reason && signal.aborted)
+        this.#log.info(
+          { controller: this.name, event: 'controller.prepare_abandoned' },
+          'stopped while its consumer was checked: check given up',
+        )
+      if (signal.aborted) return
+      throw e
+    }
     const heartbeat = setInterval(() => {
       for (const d of this.#inFlight.values()) d.working?.()
     }, this.#heartbeatMs())
@@ -187,7 +198,7 @@ export class ControllerRunner {
       let sub: LiveSubscription | undefined
       try {
         // The consumer may be gone after a failure (deleted, or with its stream): ensure it again.
-        if (failures > 0) await this.#o.live.prepare()
+        if (failures > 0) await unlessAborted(this.#o.live.prepare(), signal)
         sub = await this.#o.live.open(signal)
         this.#ready.resolve()
         for await (const d of sub) {

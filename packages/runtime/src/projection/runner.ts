@@ -11,7 +11,7 @@ import {
 } from '@eventplane/bus-nats'
 import { SpanKind } from '@opentelemetry/api'
 import { countEventsAfter } from '@eventplane/store-pg'
-import { type Deferred, deferred } from '../deferred.ts'
+import { type Deferred, deferred, unlessAborted } from '../deferred.ts'
 import {
   type LiveDelivery,
   type LiveSource,
@@ -153,7 +153,8 @@ export class ProjectionRunner {
         if (!initialized) {
           // Inside the retry loop: a runner started before PostgreSQL or NATS answers waits for them like any
           // transient failure (processes start in any order, docs/deploying.md); a refused login stays fatal.
-          await live?.prepare()
+          // Given up at stop() (breaks below): a consumer check held by a stalling server must not hold the stop.
+          if (live) await unlessAborted(live.prepare(), signal)
           const { stale } = await this.engine.init()
           // A changed version resumes an interrupted rebuild of that version; `rebuild` starts afresh.
           pendingRebuild = rebuild === true || stale
@@ -163,7 +164,7 @@ export class ProjectionRunner {
         }
         // After a live failure the consumer may be gone (deleted, or with its stream): ensure it
         // again before catching up, so nothing appended meanwhile is missed.
-        if (live && !prepared) await this.#prepareAgain(live)
+        if (live && !prepared) await this.#prepareAgain(live, signal)
         prepared = true
         if (resync) await this.engine.resync()
         resync = false
@@ -204,10 +205,11 @@ export class ProjectionRunner {
     this.#live = false
   }
 
-  async #prepareAgain(live: LiveSource): Promise<void> {
+  async #prepareAgain(live: LiveSource, signal: AbortSignal): Promise<void> {
     try {
-      await live.prepare()
+      await unlessAborted(live.prepare(), signal)
     } catch (e) {
+      if (signal.aborted) throw e
       throw new LiveSourceFailed(`live source could not be prepared: ${errorFields(e).err}`, { cause: e })
     }
   }
