@@ -1,10 +1,8 @@
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
-import { type RequestGate, startRequestGate } from '@eventplane/bus-nats/testing'
+import { describe, test } from 'node:test'
 import { PROJECTOR_ROLE } from '@eventplane/runtime'
 import { ROLES } from '@eventplane/store-pg'
-import { type BusEnv, createBusEnv } from '@eventplane/bus-nats/testing'
-import { killAll, startCli } from './helpers.ts'
+import { failureLines, startGated, useGatedBus } from './support/gated-start.ts'
 
 /**
  * `evtctl run` whose NATS user is revoked while it starts (its controller's consumer check held by a proxy, the
@@ -16,35 +14,17 @@ import { killAll, startCli } from './helpers.ts'
  * the part that was starting, in another form than the one after the start.
  */
 describe('evtctl run whose user is revoked while it starts', () => {
-  let env: BusEnv
-  let gate: RequestGate
-
-  before(async () => {
-    env = await createBusEnv('ep_cli_run_start_revoked')
-    gate = await startRequestGate(env.server.port, '$JS.API.CONSUMER.')
-  })
-  after(async () => {
-    killAll()
-    await gate?.close()
-    await env?.cleanup()
-  })
+  const bus = useGatedBus('ep_cli_run_start_revoked', '$JS.API.CONSUMER.')
 
   test("revoked during the controller's consumer check: exit 4, the run: line naming every part", async () => {
-    const run = startCli(['run'], {
-      env: {
-        EVENTPLANE_DATABASE_URL: env.db.url,
-        EVENTPLANE_DATABASE_URL_PROJECTOR: env.db.roleUrl(PROJECTOR_ROLE),
-        EVENTPLANE_DATABASE_URL_FACT_WRITER: env.db.roleUrl(ROLES.factWriter),
-        EVENTPLANE_NATS_URL: gate.url,
-        EVENTPLANE_NATS_CREDS: env.server.credentials.controller!.creds,
-        EVENTPLANE_DOMAIN: '@eventplane/example-deployments',
-      },
-      timeoutMs: 90_000,
+    const run = startGated(bus, ['run'], 'controller', {
+      EVENTPLANE_DATABASE_URL_PROJECTOR: bus.env.db.roleUrl(PROJECTOR_ROLE),
+      EVENTPLANE_DATABASE_URL_FACT_WRITER: bus.env.db.roleUrl(ROLES.factWriter),
     })
-    assert.equal(await gate.held, '$JS.API.CONSUMER.INFO.EVENTPLANE.ctl_deployments')
-    await env.server.revokeServiceUsers(['controller'])
+    assert.equal(await bus.gate.held, '$JS.API.CONSUMER.INFO.EVENTPLANE.ctl_deployments')
+    await bus.env.server.revokeServiceUsers(['controller'])
     const r = await run.done(30_000)
-    const failures = r.stderr.split('\n').filter((l) => l.startsWith('evtctl:'))
+    const failures = failureLines(r)
     assert.deepEqual(failures, [
       'evtctl: bus.auth_failed: run: the NATS connection (user controller) was closed (Authorization Violation): its credentials were refused or revoked; stopped: controller deployments; not started: projection deployment_status, projection audit',
     ])
@@ -55,33 +35,14 @@ describe('evtctl run whose user is revoked while it starts', () => {
 
 /** The same for `evtctl up` while it waits for its relay to get active (the relay's stream check held): `up:`. */
 describe('evtctl up whose user is revoked while its relay starts', () => {
-  let env: BusEnv
-  let gate: RequestGate
-
-  before(async () => {
-    env = await createBusEnv('ep_cli_up_start_revoked')
-    gate = await startRequestGate(env.server.port, '$JS.API.STREAM.INFO.EVENTPLANE')
-  })
-  after(async () => {
-    killAll()
-    await gate?.close()
-    await env?.cleanup()
-  })
+  const bus = useGatedBus('ep_cli_up_start_revoked', '$JS.API.STREAM.INFO.EVENTPLANE')
 
   test("revoked during the relay's stream check: exit 4, the up: line naming every part", async () => {
-    const up = startCli(['up'], {
-      env: {
-        EVENTPLANE_DATABASE_URL: env.db.url,
-        EVENTPLANE_NATS_URL: gate.url,
-        EVENTPLANE_NATS_CREDS: env.server.credentials.operator!.creds,
-        EVENTPLANE_DOMAIN: '@eventplane/example-deployments',
-      },
-      timeoutMs: 90_000,
-    })
-    assert.equal(await gate.held, '$JS.API.STREAM.INFO.EVENTPLANE')
-    await env.server.revokeServiceUsers(['operator'])
+    const up = startGated(bus, ['up'], 'operator')
+    assert.equal(await bus.gate.held, '$JS.API.STREAM.INFO.EVENTPLANE')
+    await bus.env.server.revokeServiceUsers(['operator'])
     const r = await up.done(30_000)
-    const failures = r.stderr.split('\n').filter((l) => l.startsWith('evtctl:'))
+    const failures = failureLines(r)
     assert.deepEqual(failures, [
       'evtctl: bus.auth_failed: up: the NATS connection (user operator) was closed (Authorization Violation): its credentials were refused or revoked; stopped: gateway, relay default; not started: controller deployments, projection deployment_status, projection audit',
     ])
@@ -92,34 +53,16 @@ describe('evtctl up whose user is revoked while its relay starts', () => {
 
 /** The same for `evtctl subscribe <projection>` while its projection's consumer is checked. */
 describe('evtctl subscribe <projection> whose user is revoked while it starts', () => {
-  let env: BusEnv
-  let gate: RequestGate
-
-  before(async () => {
-    env = await createBusEnv('ep_cli_sub_start_revoked')
-    gate = await startRequestGate(env.server.port, '$JS.API.CONSUMER.')
-  })
-  after(async () => {
-    killAll()
-    await gate?.close()
-    await env?.cleanup()
-  })
+  const bus = useGatedBus('ep_cli_sub_start_revoked', '$JS.API.CONSUMER.')
 
   test("revoked during the projection's consumer check: exit 4, one bus.auth_failed line naming the projection", async () => {
-    const sub = startCli(['subscribe', 'deployment_status'], {
-      env: {
-        EVENTPLANE_DATABASE_URL: env.db.url,
-        EVENTPLANE_DATABASE_URL_PROJECTOR: env.db.roleUrl(PROJECTOR_ROLE),
-        EVENTPLANE_NATS_URL: gate.url,
-        EVENTPLANE_NATS_CREDS: env.server.credentials.controller!.creds,
-        EVENTPLANE_DOMAIN: '@eventplane/example-deployments',
-      },
-      timeoutMs: 90_000,
+    const sub = startGated(bus, ['subscribe', 'deployment_status'], 'controller', {
+      EVENTPLANE_DATABASE_URL_PROJECTOR: bus.env.db.roleUrl(PROJECTOR_ROLE),
     })
-    assert.equal(await gate.held, '$JS.API.CONSUMER.INFO.EVENTPLANE.proj_deployment_status')
-    await env.server.revokeServiceUsers(['controller'])
+    assert.equal(await bus.gate.held, '$JS.API.CONSUMER.INFO.EVENTPLANE.proj_deployment_status')
+    await bus.env.server.revokeServiceUsers(['controller'])
     const r = await sub.done(30_000)
-    const failures = r.stderr.split('\n').filter((l) => l.startsWith('evtctl:'))
+    const failures = failureLines(r)
     assert.deepEqual(failures, [
       'evtctl: bus.auth_failed: projection deployment_status: the NATS connection (user controller) was closed (Authorization Violation): its credentials were refused or revoked',
     ])

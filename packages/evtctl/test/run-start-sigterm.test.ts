@@ -1,10 +1,8 @@
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
-import { type RequestGate, startRequestGate } from '@eventplane/bus-nats/testing'
+import { describe, test } from 'node:test'
 import { PROJECTOR_ROLE } from '@eventplane/runtime'
 import { ROLES } from '@eventplane/store-pg'
-import { type BusEnv, createBusEnv } from '@eventplane/bus-nats/testing'
-import { killAll, startCli } from './helpers.ts'
+import { failureLines, startGated, useGatedBus } from './support/gated-start.ts'
 
 /**
  * `evtctl run` stopped (SIGTERM) while it starts, its controller's consumer check unanswered (a stalled server;
@@ -15,52 +13,24 @@ import { killAll, startCli } from './helpers.ts'
  * the signal (`controller.prepare_abandoned` logged), the reply still held.
  */
 describe('evtctl run stopped while its start waits on NATS', () => {
-  let env: BusEnv
-  let gate: RequestGate
-
-  before(async () => {
-    env = await createBusEnv('ep_cli_run_start_sigterm')
-    gate = await startRequestGate(env.server.port, '$JS.API.CONSUMER.')
-  })
-  after(async () => {
-    killAll()
-    await gate?.close()
-    await env?.cleanup()
-  })
+  const bus = useGatedBus('ep_cli_run_start_sigterm', '$JS.API.CONSUMER.')
 
   test("SIGTERM during the controller's consumer check: exit 0, stopped, no ready line, no failure", async () => {
-    const run = startCli(['run'], {
-      env: {
-        EVENTPLANE_DATABASE_URL: env.db.url,
-        EVENTPLANE_DATABASE_URL_PROJECTOR: env.db.roleUrl(PROJECTOR_ROLE),
-        EVENTPLANE_DATABASE_URL_FACT_WRITER: env.db.roleUrl(ROLES.factWriter),
-        EVENTPLANE_NATS_URL: gate.url,
-        EVENTPLANE_NATS_CREDS: env.server.credentials.controller!.creds,
-        EVENTPLANE_DOMAIN: '@eventplane/example-deployments',
-      },
-      timeoutMs: 90_000,
+    const run = startGated(bus, ['run'], 'controller', {
+      EVENTPLANE_DATABASE_URL_PROJECTOR: bus.env.db.roleUrl(PROJECTOR_ROLE),
+      EVENTPLANE_DATABASE_URL_FACT_WRITER: bus.env.db.roleUrl(ROLES.factWriter),
     })
-    assert.equal(await gate.held, '$JS.API.CONSUMER.INFO.EVENTPLANE.ctl_deployments')
+    assert.equal(await bus.gate.held, '$JS.API.CONSUMER.INFO.EVENTPLANE.ctl_deployments')
     const signalled = performance.now()
     run.child.kill('SIGTERM')
     const r = await run.done(30_000)
     const tookMs = Math.round(performance.now() - signalled)
-    assert.equal(
-      r.code,
-      0,
-      r.stderr
-        .split('\n')
-        .filter((l) => l.startsWith('evtctl:'))
-        .join('\n'),
-    )
+    assert.equal(r.code, 0, failureLines(r).join('\n'))
     assert.match(r.stdout, /^stopped$/m)
     assert.doesNotMatch(r.stdout, /ready/)
-    assert.deepEqual(
-      r.stderr.split('\n').filter((l) => l.startsWith('evtctl:')),
-      [],
-    )
+    assert.deepEqual(failureLines(r), [])
     // The check was given up at the signal, not waited for until it timed out (5 s): its reply still held.
-    assert.ok(gate.holding, 'the consumer check was never answered')
+    assert.ok(bus.gate.holding, 'the consumer check was never answered')
     const abandoned = r.stderr.split('\n').filter((l) => l.includes('"event":"controller.prepare_abandoned"'))
     assert.equal(abandoned.length, 1, 'the controller gave up its consumer check at the stop')
     console.log(`# exited ${tookMs} ms after SIGTERM`)
