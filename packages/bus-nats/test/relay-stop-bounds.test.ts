@@ -115,6 +115,15 @@ describe('relay stop: every step bounded', () => {
       `${what}: each event once, in order`,
     )
   }
+  /** A new relay of `name` publishes what the stopped one left: the stream is then the log (see streamIsTheLog). */
+  const nextRelayPublishesTheRest = async (name: string): Promise<void> => {
+    const next = await activate(newRelay(name, nc))
+    try {
+      await streamIsTheLog('after the next relay')
+    } finally {
+      await within(next.stop(), STOP_WAIT_MS, 'the next relay to stop')
+    }
+  }
   /** Backends of the relay role waiting for a lock while running a statement that contains `text`. */
   const waitingOn = async (text: string): Promise<number> =>
     (
@@ -174,12 +183,7 @@ describe('relay stop: every step bounded', () => {
         await gate.close()
         await gated.close().catch(() => {})
       }
-      const next = await activate(newRelay(name, nc))
-      try {
-        await streamIsTheLog('after the next relay')
-      } finally {
-        await within(next.stop(), STOP_WAIT_MS, 'the next relay to stop')
-      }
+      await nextRelayPublishesTheRest(name)
     })
   }
 
@@ -305,12 +309,7 @@ describe('relay stop: every step bounded', () => {
     } finally {
       await lock.release()
     }
-    const next = await activate(newRelay(name, nc))
-    try {
-      await streamIsTheLog('after the next relay')
-    } finally {
-      await within(next.stop(), STOP_WAIT_MS, 'the next relay to stop')
-    }
+    await nextRelayPublishesTheRest(name)
   })
 
   // (e) A standby's try for the lease waits on the lease row's lock (the holder stays active throughout).
@@ -364,11 +363,6 @@ describe('relay stop: every step bounded', () => {
     } finally {
       await lock.release()
     }
-    const next = await activate(newRelay(name, nc))
-    try {
-      await streamIsTheLog('after the next relay')
-    } finally {
-      await within(next.stop(), STOP_WAIT_MS, 'the next relay to stop')
-    }
+    await nextRelayPublishesTheRest(name)
   })
 })
