@@ -40,9 +40,31 @@ function collectStdout(service: ServiceProcess): () => string {
   return () => out
 }
 
+/**
+ * Starts `evtctl <args>` (its NATS URL a stalled proxy in front of the bus's server, `env(proxyUrl)` its
+ * environment), waits for `ready` in its log, then {@link stopsWhileStalled}; kills it and closes the proxy after.
+ */
+async function serviceStopsWhileStalled(
+  bus: BusEnv,
+  args: string[],
+  env: (proxyUrl: string) => Record<string, string>,
+  ready: string,
+  undrained: string[],
+): Promise<void> {
+  const proxy = await startStalledProxy(bus.server.port)
+  const service = spawnEvtctl(args, `evtctl ${args.join(' ')}`, env(proxy.url))
+  const stdout = collectStdout(service)
+  try {
+    await service.waitForLog(ready, 60_000)
+    await stopsWhileStalled(service, stdout, proxy, undrained)
+  } finally {
+    await service.kill()
+    await proxy.close()
+  }
+}
+
 describe('faults: a service stopped while its NATS server does not answer', () => {
   let env: BusEnv
-  let proxy: StalledProxy
   before(async () => {
     env = await createBusEnv('ep_fault_stalled')
   })
@@ -51,68 +73,56 @@ describe('faults: a service stopped while its NATS server does not answer', () =
   })
 
   test('evtctl run stops on SIGTERM, exit 0, closing its connection without the drain', async () => {
-    proxy = await startStalledProxy(env.server.port)
-    const run = spawnEvtctl(['run'], 'evtctl run', {
-      EVENTPLANE_DATABASE_URL: env.db.url,
-      EVENTPLANE_DATABASE_URL_PROJECTOR: env.db.roleUrl(PROJECTOR_ROLE),
-      EVENTPLANE_DATABASE_URL_FACT_WRITER: env.db.roleUrl(ROLES.factWriter),
-      EVENTPLANE_NATS_URL: proxy.url,
-      EVENTPLANE_NATS_CREDS: env.server.credentials.controller!.creds,
-      EVENTPLANE_DOMAIN: '@eventplane/example-deployments',
-    })
-    const stdout = collectStdout(run)
-    try {
-      await run.waitForLog('serving', 60_000)
-      await stopsWhileStalled(run, stdout, proxy, ['eventplane-runtime'])
-    } finally {
-      await run.kill()
-      await proxy.close()
-    }
+    await serviceStopsWhileStalled(
+      env,
+      ['run'],
+      (url) => ({
+        EVENTPLANE_DATABASE_URL: env.db.url,
+        EVENTPLANE_DATABASE_URL_PROJECTOR: env.db.roleUrl(PROJECTOR_ROLE),
+        EVENTPLANE_DATABASE_URL_FACT_WRITER: env.db.roleUrl(ROLES.factWriter),
+        EVENTPLANE_NATS_URL: url,
+        EVENTPLANE_NATS_CREDS: env.server.credentials.controller!.creds,
+        EVENTPLANE_DOMAIN: '@eventplane/example-deployments',
+      }),
+      'serving',
+      ['eventplane-runtime'],
+    )
   })
 
   test('evtctl gateway stops on SIGTERM, exit 0, its subscription and connection ended without the drain', async () => {
-    proxy = await startStalledProxy(env.server.port)
-    const gateway = spawnEvtctl(['gateway'], 'evtctl gateway', {
-      EVENTPLANE_DATABASE_URL: env.db.roleUrl(ROLES.intentWriter),
-      EVENTPLANE_NATS_URL: proxy.url,
-      EVENTPLANE_NATS_CREDS: env.server.credentials.gateway!.creds,
-      EVENTPLANE_DOMAIN: FAULT_DOMAIN,
-    })
-    const stdout = collectStdout(gateway)
-    try {
-      await gateway.waitForLog('gateway serving', 60_000)
-      await stopsWhileStalled(gateway, stdout, proxy, [
-        'the gateway subscription did not drain: the server did not answer; stopped without it',
-        'eventplane-gateway',
-      ])
-    } finally {
-      await gateway.kill()
-      await proxy.close()
-    }
+    await serviceStopsWhileStalled(
+      env,
+      ['gateway'],
+      (url) => ({
+        EVENTPLANE_DATABASE_URL: env.db.roleUrl(ROLES.intentWriter),
+        EVENTPLANE_NATS_URL: url,
+        EVENTPLANE_NATS_CREDS: env.server.credentials.gateway!.creds,
+        EVENTPLANE_DOMAIN: FAULT_DOMAIN,
+      }),
+      'gateway serving',
+      ['the gateway subscription did not drain: the server did not answer; stopped without it', 'eventplane-gateway'],
+    )
   })
 
   test('evtctl up stops on SIGTERM, exit 0: its gateway, relay and runners, and each connection closed without the drain', async () => {
-    proxy = await startStalledProxy(env.server.port)
-    const up = spawnEvtctl(['up'], 'evtctl up', {
-      EVENTPLANE_DATABASE_URL: env.db.url,
-      EVENTPLANE_NATS_URL: proxy.url,
-      EVENTPLANE_NATS_CREDS: env.server.credentials.operator!.creds,
-      EVENTPLANE_DOMAIN: '@eventplane/example-deployments',
-    })
-    const stdout = collectStdout(up)
-    try {
-      await up.waitForLog('serving', 60_000)
-      // The relay's own stop waits for the server too (its last drain, relay-stop.ts): what is left of the
-      // 10 s the stop gets must still cover the gateway's and the connections' 2 s each.
-      await stopsWhileStalled(up, stdout, proxy, [
+    // The relay's own stop waits for the server too (its last drain, relay-stop.ts): what is left of the
+    // 10 s the stop gets must still cover the gateway's and the connections' 2 s each.
+    await serviceStopsWhileStalled(
+      env,
+      ['up'],
+      (url) => ({
+        EVENTPLANE_DATABASE_URL: env.db.url,
+        EVENTPLANE_NATS_URL: url,
+        EVENTPLANE_NATS_CREDS: env.server.credentials.operator!.creds,
+        EVENTPLANE_DOMAIN: '@eventplane/example-deployments',
+      }),
+      'serving',
+      [
         'the gateway subscription did not drain: the server did not answer; stopped without it',
         'eventplane-gateway',
         'eventplane-relay:default',
         'eventplane-runtime',
-      ])
-    } finally {
-      await up.kill()
-      await proxy.close()
-    }
+      ],
+    )
   })
 })
