@@ -53,7 +53,7 @@ export async function credsUserKey(creds: Uint8Array): Promise<string> {
 async function credsKey(file: string): Promise<string> {
   if (!existsSync(file)) throw new EventplaneError('bus.config', `no creds file ${file}: run nats-setup first`)
   try {
-    return (await parseCreds(readFileSync(file))).uc.sub
+    return await credsUserKey(readFileSync(file))
   } catch (e) {
     throw new EventplaneError('bus.config', `${file} is not a creds file`, { cause: e })
   }
@@ -98,7 +98,7 @@ async function rotateLocked(
   const credsFile = serviceCredsFile(auth.dir, user)
   const oldKey = await credsKey(credsFile)
   const creds = await userCreds(user, auth.log, servicePermissions()[user])
-  const key = (await parseCreds(creds)).uc.sub
+  const key = await credsUserKey(creds)
   const before = readLogRevocations(auth.dir)
   writeSecretFile(credsFile, creds)
   if (keepOld) {

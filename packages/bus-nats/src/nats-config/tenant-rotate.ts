@@ -1,6 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { EventplaneError, isEventplaneError } from '@eventplane/core'
-import { parseCreds } from '@nats-io/jwt'
 import type { KeyPair } from '@nats-io/nkeys'
 import { type AuthDir, tenantCredsFile, writeSecretFile } from './auth-dir.ts'
 import { withAuthDirLock } from './auth-lock.ts'
@@ -8,6 +7,7 @@ import { DEFAULT_TENANT_ACCOUNT_LIMITS, tenantAccountJwt, userCreds } from './cl
 import { pushAccountJwt } from './claims-push.ts'
 import { tenantPermissions } from './permissions.ts'
 import { nowSeconds } from './revocations.ts'
+import { credsUserKey } from './rotate.ts'
 import {
   type TenantAdmin,
   type TenantRecord,
@@ -70,9 +70,9 @@ export async function rotateTenantUser(
     const existing = activeOrThrow(auth, tenant)
     const account = tenantKey(auth, tenant)
     const credsFile = tenantCredsFile(auth.dir, tenant)
-    const old = existsSync(credsFile) ? (await parseCreds(readFileSync(credsFile))).uc.sub : undefined
+    const old = existsSync(credsFile) ? await credsUserKey(readFileSync(credsFile)) : undefined
     const creds = await userCreds(tenant, account, tenantPermissions(tenant, existing.consumers))
-    const key = (await parseCreds(creds)).uc.sub
+    const key = await credsUserKey(creds)
     const at = nowSeconds()
     const rotated = { rotated_at: new Date().toISOString() }
     if (options.keepOld) {

@@ -1,9 +1,8 @@
 import { readFileSync } from 'node:fs'
-import { parseCreds } from '@nats-io/jwt'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { type AuthDir, serviceCredsFile } from '../nats-config/auth-dir.ts'
 import type { ServiceUser } from '../nats-config/permissions.ts'
-import { revokeLogUserKeys } from '../nats-config/rotate.ts'
+import { credsUserKey, revokeLogUserKeys } from '../nats-config/rotate.ts'
 
 /**
  * Revokes `users`' current keys as of now, without new creds (what a leak would need, minus the rotation): merged
@@ -17,7 +16,6 @@ export async function revokeServiceUsers(
   users: readonly ServiceUser[],
 ): Promise<void> {
   const keys = []
-  for (const user of users)
-    keys.push({ key: (await parseCreds(readFileSync(serviceCredsFile(auth.dir, user)))).uc.sub, user })
+  for (const user of users) keys.push({ key: await credsUserKey(readFileSync(serviceCredsFile(auth.dir, user))), user })
   await revokeLogUserKeys(auth, system, keys)
 }
