@@ -1,6 +1,7 @@
 import type { RelayLease } from '@eventplane/store-pg'
 import { type Logger, errorFields } from './logger.ts'
 import type { OrderedPublisher } from './relay-publisher.ts'
+import { unlessAborted } from './unless-aborted.ts'
 
 export interface RelayStopOptions {
   /** The relay's name, for the log. */
@@ -100,26 +101,11 @@ export class RelayStop {
    * and without one, just `p`.
    */
   bounded<T>(p: Promise<T>, step: string): Promise<T> {
-    const passed = this.#passed.signal
-    const late = () => new StopDeadlinePassed(`${step} was still in flight at the stop's deadline`)
-    if (passed.aborted) {
-      p.catch(() => {})
-      return Promise.reject(late())
-    }
-    return new Promise<T>((resolve, reject) => {
-      const onPassed = (): void => reject(late())
-      passed.addEventListener('abort', onPassed, { once: true })
-      p.then(
-        (v) => {
-          passed.removeEventListener('abort', onPassed)
-          resolve(v)
-        },
-        (e: unknown) => {
-          passed.removeEventListener('abort', onPassed)
-          reject(e)
-        },
-      )
-    })
+    return unlessAborted(
+      p,
+      this.#passed.signal,
+      () => new StopDeadlinePassed(`${step} was still in flight at the stop's deadline`),
+    )
   }
 
   /** `pages`, each page read through `bounded`; given up, the read is closed once its page in flight comes. */

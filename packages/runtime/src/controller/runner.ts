@@ -14,9 +14,10 @@ import {
   eventParentContext,
   silentLogger,
   startEventSpan,
+  unlessAborted,
 } from '@eventplane/bus-nats'
 import { SpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api'
-import { type Deferred, deferred, unlessAborted } from '../deferred.ts'
+import { type Deferred, deferred } from '../deferred.ts'
 import {
   type LiveDelivery,
   type LiveSource,

@@ -8,10 +8,11 @@ import {
   eventParentContext,
   silentLogger,
   startEventSpan,
+  unlessAborted,
 } from '@eventplane/bus-nats'
 import { SpanKind } from '@opentelemetry/api'
 import { countEventsAfter } from '@eventplane/store-pg'
-import { type Deferred, deferred, unlessAborted } from '../deferred.ts'
+import { type Deferred, deferred } from '../deferred.ts'
 import {
   type LiveDelivery,
   type LiveSource,
