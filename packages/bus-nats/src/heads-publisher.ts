@@ -21,6 +21,7 @@ import {
   publishHeads,
 } from './heads-stream.ts'
 import { type Logger, errorFields, silentLogger } from './logger.ts'
+import { settlesWithin } from './settles-within.ts'
 
 /** What publishing one tenant's heads did. */
 export type HeadsPublishOutcome =
@@ -154,14 +155,7 @@ export class HeadsPublisher {
   async #stop(withinMs: number): Promise<void> {
     this.#stopped = true
     clearTimeout(this.#timer)
-    if (withinMs === Number.POSITIVE_INFINITY) return void (await this.#round)
-    let timer: NodeJS.Timeout | undefined
-    const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), withinMs)))
-    try {
-      if (await Promise.race([this.#round.then(() => true), late])) return
-    } finally {
-      clearTimeout(timer)
-    }
+    if (await settlesWithin(this.#round, withinMs)) return
     this.#abandoned = true
     this.#logger.warn(
       { bound_ms: withinMs, event: 'relay.heads_abandoned' },

@@ -1,6 +1,7 @@
 import type { RelayLease } from '@eventplane/store-pg'
 import { type Logger, errorFields } from './logger.ts'
 import type { OrderedPublisher } from './relay-publisher.ts'
+import { settlesWithin } from './settles-within.ts'
 import { unlessAborted } from './unless-aborted.ts'
 
 export interface RelayStopOptions {
@@ -137,20 +138,9 @@ export class RelayStop {
    * grace (see graceLeft): true when it settled in time (its outcome is the
    * caller's), false when not (it goes on unobserved). Never throws.
    */
-  async settles(p: Promise<unknown>, ms = Number.POSITIVE_INFINITY): Promise<boolean> {
-    const settled = p.then(
-      () => true,
-      () => true,
-    )
+  settles(p: Promise<unknown>, ms = Number.POSITIVE_INFINITY): Promise<boolean> {
     const left = this.graceLeft()
-    if (left === undefined) return settled
-    let timer: NodeJS.Timeout | undefined
-    const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), Math.min(ms, left))))
-    try {
-      return await Promise.race([settled, late])
-    } finally {
-      clearTimeout(timer)
-    }
+    return settlesWithin(p, left === undefined ? Number.POSITIVE_INFINITY : Math.min(ms, left))
   }
 
   /**
