@@ -14,7 +14,7 @@ import { readAllStdin } from '../io.ts'
 import { type CommandKit, intOption, tenantOption, helpAfter } from '../command-kit.ts'
 import type { Session } from '../session.ts'
 import { resolveStreamArg } from '../stream-arg.ts'
-import { connectionClosedError } from '../services/connection-closed.ts'
+import { closedFailure } from '../services/connection-closed.ts'
 
 /** Largest `--data` input read before validation (which applies the real 64 KiB limit). */
 const MAX_INPUT_BYTES = 1024 * 1024
@@ -128,9 +128,7 @@ export function registerPublish(program: Command, kit: CommandKit): void {
           ...(opts.principal === undefined ? {} : { principal: opts.principal }),
         }).catch(async (e: unknown) => {
           // The server closed the connection under the request (its user revoked): say why, not "unavailable".
-          throw nc.isClosed()
-            ? await connectionClosedError(nc, 'publish', { cause: e, identity: session.natsIdentity })
-            : e
+          throw await closedFailure(nc, 'publish', session.natsIdentity, e)
         })
         session.log.info(
           { event_id: result.event_id, position: result.position, stream_version: result.stream_version },

@@ -18,7 +18,7 @@ import { eventRecord, liveLine } from '../format.ts'
 import { eventMatches, filterOptions, logFilterFrom } from '../log-filter.ts'
 import { type CommandKit, domainOption, intOption, tenantOption, helpAfter } from '../command-kit.ts'
 import type { Session } from '../session.ts'
-import { connectionClosedError } from '../services/connection-closed.ts'
+import { closedFailure } from '../services/connection-closed.ts'
 import { findRunnable } from '../domain.ts'
 import { aborted, runnerOps, startController, startProjection } from '../runners.ts'
 import { PROJECTOR_ROLE } from '@eventplane/runtime'
@@ -85,8 +85,7 @@ async function rawConsumer(session: Session, opts: SubscribeOptions): Promise<vo
   session.log.info({ consumer: name, filter: logFilter(filter) }, 'subscription ready')
 
   // Ended by the server closing the connection (its user revoked), not by Ctrl-C or --count: say so.
-  const closedUnder = async (cause?: unknown): Promise<unknown> =>
-    nc.isClosed() ? connectionClosedError(nc, 'subscribe', { cause, identity: session.natsIdentity }) : cause
+  const closedUnder = (cause?: unknown): Promise<unknown> => closedFailure(nc, 'subscribe', session.natsIdentity, cause)
   if (opts.count !== undefined) {
     for (let seen = 0; seen < opts.count && !session.signal?.aborted; ) {
       let msg: JsMsg | null

@@ -4,7 +4,7 @@ import { tail } from '@eventplane/bus-nats'
 import { eventRecord, liveLine } from '../format.ts'
 import { filterOptions, logFilterFrom } from '../log-filter.ts'
 import { type CommandKit, intOption, tenantOption, helpAfter } from '../command-kit.ts'
-import { connectionClosedError } from '../services/connection-closed.ts'
+import { closedFailure } from '../services/connection-closed.ts'
 
 interface TailOptions {
   kind?: EventKind
@@ -54,7 +54,7 @@ export function registerTail(program: Command, kit: CommandKit): void {
         await live.closed
         // Ended by the server closing the connection (its user revoked), not by Ctrl-C or --count: say so.
         if (nc.isClosed() && seen !== opts.count && session.signal?.aborted !== true)
-          throw await connectionClosedError(nc, 'tail', { identity: session.natsIdentity })
+          throw await closedFailure(nc, 'tail', session.natsIdentity)
       }),
     )
 }

@@ -30,6 +30,21 @@ export async function connectionClosedError(
 }
 
 /**
+ * What a command whose wait on `nc` ended (`cause`: its failure, or none when a feed just ended) reports: on `nc`
+ * closed for good, {@link connectionClosedError} (why the server closed it, `what` leading, `cause` kept); else
+ * `cause` itself. `tail`, `subscribe` and `publish` end so when their tenant is revoked, not as if the feed ended
+ * or NATS were only unavailable.
+ */
+export async function closedFailure(
+  nc: NatsConnection,
+  what: string,
+  identity: string | undefined,
+  cause?: unknown,
+): Promise<unknown> {
+  return nc.isClosed() ? connectionClosedError(nc, what, { cause, identity }) : cause
+}
+
+/**
  * What a part (relay, projection, controller) that failed with `err` ends with: a `bus.unavailable` failure on
  * `nc` closed for good becomes {@link connectionClosedError} (why the server closed it, `what` leading);
  * anything else is `err` itself.
@@ -40,9 +55,7 @@ export async function partFailure(
   err: unknown,
   identity?: string | undefined,
 ): Promise<unknown> {
-  return nc.isClosed() && isEventplaneError(err, 'bus.unavailable')
-    ? connectionClosedError(nc, what, { cause: err, identity })
-    : err
+  return isEventplaneError(err, 'bus.unavailable') ? closedFailure(nc, what, identity, err) : err
 }
 
 /**
