@@ -2,8 +2,8 @@
  * `evtctl creds rotate` against a real nats-server in the account model: a service user's old key is refused from
  * then on and its new creds work, the other service users are untouched, and every revocation is kept: by a later
  * rotation of another user, by a server restart, and by a re-run of `nats-setup` (a server started afresh from its
- * config). A staged rotation keeps the old key until `creds revoke-old`; a name that is not a service user writes
- * nothing.
+ * config). A staged rotation keeps the old key until `creds revoke-old`; a name that is not an auth dir user
+ * writes nothing (`system` is rotated in `system-creds-rotation.test.ts`).
  */
 import assert from 'node:assert/strict'
 import { type ChildProcess, spawn } from 'node:child_process'
@@ -156,9 +156,9 @@ describe('evtctl creds rotate: service users', () => {
     await connectsWith(server.url, creds('controller'))
   })
 
-  test('a name that is not a service user: exit 1, bus.unknown_user, nothing written', async () => {
+  test('a name that is not an auth dir user: exit 1, bus.unknown_user, nothing written', async () => {
     const before = snapshot(server.authDir!)
-    for (const name of ['nobody', 'system', 'acme']) {
+    for (const name of ['nobody', 'SYS', 'acme']) {
       const r = await runCli(['creds', 'rotate', name], { env: cli })
       assert.equal(r.code, 1, `${name}: ${r.stderr}`)
       assert.equal(failureLine(r).code, 'bus.unknown_user', name)

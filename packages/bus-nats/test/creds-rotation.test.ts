@@ -14,10 +14,11 @@ import { type NatsConnection, connect } from '@nats-io/transport-node'
 import { credsFileAuthenticator, natsAuth } from '../src/nats-auth.ts'
 import { logAccountJwt } from '../src/nats-config/claims.ts'
 import {
+  LOG_ACCOUNT,
   initAuthDir,
   jwtRevocations,
   loadAuthDir,
-  readLogRevocations,
+  readRevocations,
   revokeStagedKeys,
   rotateServiceUser,
   rotateTenantUser,
@@ -111,7 +112,7 @@ describe('rotateServiceUser', () => {
     await connectsWith(server.url, readFileSync(file))
     await within(other.flush(), 5000, 'the gateway connection, untouched')
     assert.equal(other.isClosed(), false)
-    assert.deepEqual(Object.keys(readLogRevocations(auth.dir).revoked), [await keyOf(old)])
+    assert.deepEqual(Object.keys(readRevocations(auth.dir, LOG_ACCOUNT).revoked), [await keyOf(old)])
     // Again: nats.js reads the revocation's "User Authentication Revoked" as a protocol error, not an auth
     // error, so a second rotation of a running service is no second auth error in a row (which would end it).
     const second = readFileSync(file)
@@ -134,7 +135,7 @@ describe('rotateServiceUser', () => {
         isEventplaneError(e, 'bus.unavailable') && /not pushed: .*evtctl creds revoke-old$/.test(e.message),
     )
     assert.notEqual(await keyOf(readFileSync(file)), await keyOf(old), 'the new creds are written')
-    assert.ok(readLogRevocations(auth.dir).revoked[await keyOf(old)], 'the revocation is recorded')
+    assert.ok(readRevocations(auth.dir, LOG_ACCOUNT).revoked[await keyOf(old)], 'the revocation is recorded')
     await connectsWith(server.url, old)
     assert.deepEqual(await revokeStagedKeys(auth, system), [], 'nothing was staged')
     await refusedWith(server.url, old, 'the old controller key, once pushed')
@@ -204,7 +205,7 @@ describe('rotateServiceUser', () => {
 
   test('initAuthDir rebuilds a log account JWT that lacks a revocation the list holds (a write cut short)', async () => {
     const auth = loadAuthDir(server.authDir!)
-    const listed = Object.keys(readLogRevocations(auth.dir).revoked)
+    const listed = Object.keys(readRevocations(auth.dir, LOG_ACCOUNT).revoked)
     assert.ok(listed.length > 0, 'the previous test revoked a key')
     const file = `${auth.dir}/accounts/EVENTPLANE.jwt`
     writeFileSync(file, `${await logAccountJwt(auth.log, auth.operator)}\n`)

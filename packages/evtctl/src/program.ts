@@ -287,7 +287,8 @@ export const COMMANDS: readonly LazyCommand[] = [
   {
     name: 'creds',
     usage: '[options]',
-    summary: "rotate the service users' NATS creds (relay, gateway, controller, operator); the old key is revoked live",
+    summary:
+      "rotate the auth dir users' NATS creds (relay, gateway, controller, operator, system); the old key is revoked live",
     load: async () => (await import('./commands/creds.ts')).registerCreds,
   },
 ]

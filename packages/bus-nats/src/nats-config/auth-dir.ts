@@ -15,8 +15,9 @@ import {
 import { type AuthDirLockOptions, withAuthDirLock } from './auth-lock.ts'
 import { type ServiceUser, type UserPermissions, SERVICE_USERS, servicePermissions } from './permissions.ts'
 import {
+  type RevokingAccount,
   jwtRevocations,
-  readLogRevocations,
+  readRevocations,
   revocationClaims,
   sameRevocations,
   writeFileAtomic,
@@ -28,6 +29,7 @@ import {
  * ```
  * operator.nk, operator.jwt             the trust root (nats-server trusts operator.jwt)
  * accounts/SYS.{nk,jwt}                 the system account (account JWT pushes)
+ * accounts/SYS.revocations.json         its revoked (and staged) user keys, merged into, never rewritten
  * accounts/EVENTPLANE.{nk,jwt}          the log account: stream, relay, gateway, runtime
  * accounts/EVENTPLANE.revocations.json  its revoked (and staged) user keys, merged into, never rewritten
  * .lock/                                held while a command changes the dir (withAuthDirLock)
@@ -56,7 +58,8 @@ export interface AuthDir {
 /** Who has a creds file in `creds/`: the system account's user and the log account's service users. */
 export type AuthDirUser = ServiceUser | typeof SYSTEM_USER
 
-const SYSTEM_USER_PERMISSIONS: UserPermissions = {
+/** What the system account's user may do: push account JWTs (claims requests) and read their replies. */
+export const SYSTEM_USER_PERMISSIONS: UserPermissions = {
   publish: { allow: ['$SYS.REQ.CLAIMS.>', '$SYS.REQ.ACCOUNT.*.CLAIMS.>'] },
   subscribe: { allow: ['_INBOX.>'] },
 }
@@ -118,17 +121,28 @@ async function jwtIn(
  * what `nats-setup` preloads into the server config from then on.
  */
 export async function writeLogAccountJwt(dir: string, log: KeyPair, operator: KeyPair): Promise<string> {
-  return jwtIn(join(dir, 'accounts', `${LOG_ACCOUNT}.jwt`), true, () =>
-    logAccountJwt(log, operator, revocationClaims(readLogRevocations(dir))),
+  return jwtIn(accountJwtFile(dir, LOG_ACCOUNT), true, () =>
+    logAccountJwt(log, operator, revocationClaims(readRevocations(dir, LOG_ACCOUNT))),
   )
+}
+
+/** {@link writeLogAccountJwt} for the system account (`accounts/SYS.jwt`), with its user revocations. */
+export async function writeSystemAccountJwt(dir: string, system: KeyPair, operator: KeyPair): Promise<string> {
+  return jwtIn(accountJwtFile(dir, SYSTEM_ACCOUNT), true, () =>
+    systemAccountJwt(system, operator, revocationClaims(readRevocations(dir, SYSTEM_ACCOUNT))),
+  )
+}
+
+function accountJwtFile(dir: string, account: RevokingAccount): string {
+  return join(dir, 'accounts', `${account}.jwt`)
 }
 
 /**
  * Creates what is missing of an auth dir (keys, JWTs, service users' creds)
  * and returns it. Idempotent: existing keys and creds are kept, so running it
- * again never rotates a credential a deployed service uses; the log account
- * JWT keeps every revocation the auth dir remembers (rebuilt when it lacks
- * one); a service user's
+ * again never rotates a credential a deployed service uses; the system and
+ * log account JWTs keep every revocation the auth dir remembers (rebuilt when
+ * one lacks one); a service user's
  * creds whose grants differ from this release's are re-issued for the same
  * user key (an upgrade that changed a tier's grants).
  */
@@ -145,15 +159,18 @@ async function initLocked(dir: string): Promise<AuthDir> {
   const log = keyIn(join(dir, 'accounts', `${LOG_ACCOUNT}.nk`), createAccount)
   const stale = operator.created || system.created || log.created
   await jwtIn(join(dir, 'operator.jwt'), stale, () => operatorJwt(operator.key, system.key.getPublicKey()))
-  await jwtIn(join(dir, 'accounts', `${SYSTEM_ACCOUNT}.jwt`), stale, () => systemAccountJwt(system.key, operator.key))
-  // With every revocation the auth dir remembers: a re-run never brings a revoked key back.
-  const revocations = revocationClaims(readLogRevocations(dir))
-  await jwtIn(
-    join(dir, 'accounts', `${LOG_ACCOUNT}.jwt`),
-    stale,
-    () => logAccountJwt(log.key, operator.key, revocations),
-    (jwt) => !sameRevocations(jwtRevocations(jwt), revocations),
-  )
+  // Each account JWT with every revocation the auth dir remembers: a re-run never brings a revoked key back.
+  const accountJwt = async (account: RevokingAccount, make: (r?: Record<string, number>) => Promise<string>) => {
+    const revocations = revocationClaims(readRevocations(dir, account))
+    await jwtIn(
+      accountJwtFile(dir, account),
+      stale,
+      () => make(revocations),
+      (jwt) => !sameRevocations(jwtRevocations(jwt), revocations),
+    )
+  }
+  await accountJwt(SYSTEM_ACCOUNT, (r) => systemAccountJwt(system.key, operator.key, r))
+  await accountJwt(LOG_ACCOUNT, (r) => logAccountJwt(log.key, operator.key, r))
   const writeCreds = async (user: AuthDirUser, account: KeyPair, permissions: UserPermissions): Promise<void> => {
     const file = serviceCredsFile(dir, user)
     if (!stale && existsSync(file)) {

@@ -79,8 +79,17 @@ export async function operatorJwt(operator: KeyPair, systemAccount: string): Pro
   return encodeOperator('eventplane', operator, { system_account: systemAccount })
 }
 
-export async function systemAccountJwt(system: KeyPair, operator: KeyPair): Promise<string> {
-  return encodeAccount(SYSTEM_ACCOUNT, system, { limits: { ...OPEN, leaf: -1 } }, { signer: operator })
+/** The system account's JWT; `revocations` (user key → seconds since the epoch) revoke its users issued until then. */
+export async function systemAccountJwt(
+  system: KeyPair,
+  operator: KeyPair,
+  revocations?: Record<string, number>,
+): Promise<string> {
+  const account: Partial<Account> = {
+    limits: { ...OPEN, leaf: -1 },
+    ...(revocations === undefined ? {} : { revocations }),
+  }
+  return encodeAccount(SYSTEM_ACCOUNT, system, account, { signer: operator })
 }
 
 /**

@@ -27,6 +27,7 @@ export {
   tenantCredsFile,
   writeLogAccountJwt,
   writeSecretFile,
+  writeSystemAccountJwt,
 } from './auth-dir.ts'
 export type { AuthDir, AuthDirUser } from './auth-dir.ts'
 export { DEFAULT_MAX_PAYLOAD, accountsConfig, generateNatsConfig } from './server-config.ts'
@@ -44,16 +45,19 @@ export type { AddTenantOptions, AddedTenant, TenantAdmin, TenantRecord } from '.
 export { revokeStagedTenantKeys, rotateTenantUser } from './tenant-rotate.ts'
 export type { RotateTenantOptions, RotatedTenant } from './tenant-rotate.ts'
 export {
+  checkAuthDirUser,
   checkServiceUser,
   credsUserKey,
-  listServiceUsers,
+  listAuthDirUsers,
   revokeLogUserKeys,
   revokeStagedKeys,
   rotateServiceUser,
 } from './rotate.ts'
-export type { RotateServiceUserOptions, RotatedUser } from './rotate.ts'
-export { jwtRevocations, logRevocationsFile, readLogRevocations } from './revocations.ts'
-export type { LogRevocations, RevokedKey, StagedKey } from './revocations.ts'
+export type { AuthDirUserKeys, RotateServiceUserOptions, RotatedUser } from './rotate.ts'
+export { revokeStagedSystemKeys, rotateSystemUser } from './system-rotate.ts'
+export type { ConnectSystemUser } from './system-rotate.ts'
+export { jwtRevocations, readRevocations, revocationsFile } from './revocations.ts'
+export type { AccountRevocations, RevokedKey, RevokingAccount, StagedKey } from './revocations.ts'
 export { natsSetupMain } from './setup-cli.ts'
 export { authDirLockNotice, authDirLockPath, withAuthDirLock } from './auth-lock.ts'
 export type { AuthDirLockBusy, AuthDirLockOptions } from './auth-lock.ts'

@@ -2,7 +2,7 @@ import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from '
 import { join } from 'node:path'
 import { EventplaneError } from '@eventplane/core'
 import { decode } from '@nats-io/jwt'
-import { LOG_ACCOUNT } from './claims.ts'
+import type { LOG_ACCOUNT, SYSTEM_ACCOUNT } from './claims.ts'
 
 /** One revoked user key: whose it was, and the time (seconds since the epoch) until which its JWTs are refused. */
 export interface RevokedKey {
@@ -16,23 +16,27 @@ export interface StagedKey {
   since: number
 }
 
+/** The accounts whose user keys the auth dir revokes: the log account (service users) and the system account. */
+export type RevokingAccount = typeof LOG_ACCOUNT | typeof SYSTEM_ACCOUNT
+
 /**
- * The log account's revocations as the auth dir remembers them
- * (`accounts/EVENTPLANE.revocations.json`): every user key ever revoked, and
- * the keys a staged rotation replaced but has not revoked yet. Only ever
- * merged into, never rewritten from scratch: the log account JWT is built
- * from it (`accounts/EVENTPLANE.jwt`, which `nats-setup` preloads into the
- * server config), so a rotation, a re-run of `nats-setup` or a restart
- * cannot bring a revoked key back.
+ * An account's revocations as the auth dir remembers them
+ * (`accounts/<account>.revocations.json`: `EVENTPLANE` for the service
+ * users, `SYS` for the system user): every user key ever revoked, and the
+ * keys a staged rotation replaced but has not revoked yet. Only ever merged
+ * into, never rewritten from scratch: the account's JWT is built from it
+ * (`accounts/<account>.jwt`, which `nats-setup` preloads into the server
+ * config), so a rotation, a re-run of `nats-setup` or a restart cannot bring
+ * a revoked key back.
  */
-export interface LogRevocations {
+export interface AccountRevocations {
   revoked: Record<string, RevokedKey>
   staged: Record<string, StagedKey>
 }
 
-/** `accounts/EVENTPLANE.revocations.json` of an auth dir. */
-export function logRevocationsFile(dir: string): string {
-  return join(dir, 'accounts', `${LOG_ACCOUNT}.revocations.json`)
+/** `accounts/<account>.revocations.json` of an auth dir. */
+export function revocationsFile(dir: string, account: RevokingAccount): string {
+  return join(dir, 'accounts', `${account}.revocations.json`)
 }
 
 /** Writes `content` to `path` atomically (a temp file renamed over it) with `mode`, also when it existed wider. */
@@ -43,12 +47,12 @@ export function writeFileAtomic(path: string, content: string | Uint8Array, mode
   renameSync(tmp, path)
 }
 
-/** The auth dir's log account revocations; none when the file does not exist (an auth dir that never rotated). */
-export function readLogRevocations(dir: string): LogRevocations {
-  const file = logRevocationsFile(dir)
+/** The auth dir's revocations of `account`; none when the file does not exist (an account that never rotated). */
+export function readRevocations(dir: string, account: RevokingAccount): AccountRevocations {
+  const file = revocationsFile(dir, account)
   if (!existsSync(file)) return { revoked: {}, staged: {} }
   try {
-    const parsed = JSON.parse(readFileSync(file, 'utf8')) as Partial<LogRevocations>
+    const parsed = JSON.parse(readFileSync(file, 'utf8')) as Partial<AccountRevocations>
     if (typeof parsed !== 'object' || parsed === null) throw new Error('not an object')
     return { revoked: { ...parsed.revoked }, staged: { ...parsed.staged } }
   } catch (e) {
@@ -58,8 +62,8 @@ export function readLogRevocations(dir: string): LogRevocations {
   }
 }
 
-export function writeLogRevocations(dir: string, revocations: LogRevocations): void {
-  writeFileAtomic(logRevocationsFile(dir), `${JSON.stringify(revocations, null, 2)}\n`, 0o644)
+export function writeRevocations(dir: string, account: RevokingAccount, revocations: AccountRevocations): void {
+  writeFileAtomic(revocationsFile(dir, account), `${JSON.stringify(revocations, null, 2)}\n`, 0o644)
 }
 
 /**
@@ -67,7 +71,7 @@ export function writeLogRevocations(dir: string, revocations: LogRevocations): v
  * key keeps the later of the two times (a later time refuses more), and a
  * staged entry for it is dropped. Never removes a revocation.
  */
-export function mergeRevocation(into: LogRevocations, key: string, user: string, at: number): LogRevocations {
+export function mergeRevocation(into: AccountRevocations, key: string, user: string, at: number): AccountRevocations {
   const before = into.revoked[key]
   const staged = { ...into.staged }
   delete staged[key]
@@ -75,7 +79,7 @@ export function mergeRevocation(into: LogRevocations, key: string, user: string,
 }
 
 /** The `revocations` claim of an account JWT (user key → seconds) for `revocations`; undefined when none. */
-export function revocationClaims(revocations: LogRevocations): Record<string, number> | undefined {
+export function revocationClaims(revocations: AccountRevocations): Record<string, number> | undefined {
   const entries = Object.entries(revocations.revoked)
   return entries.length === 0 ? undefined : Object.fromEntries(entries.map(([key, r]) => [key, r.at]))
 }

@@ -2,17 +2,17 @@ import { existsSync, readFileSync } from 'node:fs'
 import { EventplaneError, isEventplaneError } from '@eventplane/core'
 import { parseCreds } from '@nats-io/jwt'
 import type { NatsConnection } from '@nats-io/transport-node'
-import { type AuthDir, serviceCredsFile, writeLogAccountJwt, writeSecretFile } from './auth-dir.ts'
-import { userCreds } from './claims.ts'
+import { type AuthDir, type AuthDirUser, serviceCredsFile, writeLogAccountJwt, writeSecretFile } from './auth-dir.ts'
+import { LOG_ACCOUNT, SYSTEM_ACCOUNT, SYSTEM_USER, userCreds } from './claims.ts'
 import { pushAccountJwt } from './claims-push.ts'
 import { withAuthDirLock } from './auth-lock.ts'
 import { type ServiceUser, SERVICE_USERS, servicePermissions } from './permissions.ts'
 import {
-  type LogRevocations,
+  type AccountRevocations,
   mergeRevocation,
   nowSeconds,
-  readLogRevocations,
-  writeLogRevocations,
+  readRevocations,
+  writeRevocations,
 } from './revocations.ts'
 
 /** What a rotation did: where the new creds are, the key they hold, and the keys revoked or staged. */
@@ -49,8 +49,17 @@ export async function credsUserKey(creds: Uint8Array): Promise<string> {
   return (await parseCreds(creds)).uc.sub
 }
 
+/** `user` as a user with a creds file in the auth dir (a service user or `system`); `bus.unknown_user` otherwise. */
+export function checkAuthDirUser(user: string): AuthDirUser {
+  const users: readonly string[] = [...SERVICE_USERS, SYSTEM_USER]
+  if (users.includes(user)) return user as AuthDirUser
+  throw new EventplaneError('bus.unknown_user', `${user} is not an auth dir user (one of ${users.join(', ')})`, {
+    details: { user },
+  })
+}
+
 /** The public key of the user whose creds `file` holds; `bus.config` when it cannot be read. */
-async function credsKey(file: string): Promise<string> {
+export async function credsKey(file: string): Promise<string> {
   if (!existsSync(file)) throw new EventplaneError('bus.config', `no creds file ${file}: run nats-setup first`)
   try {
     return await credsUserKey(readFileSync(file))
@@ -99,14 +108,14 @@ async function rotateLocked(
   const oldKey = await credsKey(credsFile)
   const creds = await userCreds(user, auth.log, servicePermissions()[user])
   const key = await credsUserKey(creds)
-  const before = readLogRevocations(auth.dir)
+  const before = readRevocations(auth.dir, LOG_ACCOUNT)
   writeSecretFile(credsFile, creds)
   if (keepOld) {
-    const after: LogRevocations = {
+    const after: AccountRevocations = {
       revoked: before.revoked,
       staged: { ...before.staged, [oldKey]: { user, since: nowSeconds() } },
     }
-    writeLogRevocations(auth.dir, after)
+    writeRevocations(auth.dir, LOG_ACCOUNT, after)
     return { user, credsFile, key, revoked: [], staged: stagedOf(after, user) }
   }
   const revoked = [oldKey, ...stagedOf(before, user).filter((k) => k !== oldKey)]
@@ -137,7 +146,7 @@ async function rotateLocked(
 export async function revokeStagedKeys(auth: AuthDir, system: NatsConnection, name?: string): Promise<string[]> {
   const user = name === undefined ? undefined : checkServiceUser(name)
   return withAuthDirLock(auth, async () => {
-    const staged = Object.entries(readLogRevocations(auth.dir).staged)
+    const staged = Object.entries(readRevocations(auth.dir, LOG_ACCOUNT).staged)
       .filter(([, s]) => user === undefined || s.user === user)
       .map(([key, s]) => ({ key, user: s.user }))
     await revokeAndPush(auth, system, staged)
@@ -164,29 +173,39 @@ async function revokeAndPush(
   system: NatsConnection,
   keys: readonly { key: string; user: string }[],
 ): Promise<void> {
-  let revocations = readLogRevocations(auth.dir)
+  let revocations = readRevocations(auth.dir, LOG_ACCOUNT)
   const at = nowSeconds()
   for (const { key, user } of keys) revocations = mergeRevocation(revocations, key, user, at)
-  if (keys.length > 0) writeLogRevocations(auth.dir, revocations)
+  if (keys.length > 0) writeRevocations(auth.dir, LOG_ACCOUNT, revocations)
   const jwt = await writeLogAccountJwt(auth.dir, auth.log, auth.operator)
   auth.logAccountJwt = jwt
   await pushAccountJwt(system, jwt)
 }
 
 /** The keys staged (replaced, still valid) for `user`. */
-function stagedOf(revocations: LogRevocations, user: string): string[] {
+export function stagedOf(revocations: AccountRevocations, user: string): string[] {
   return Object.entries(revocations.staged)
     .filter(([, s]) => s.user === user)
     .map(([key]) => key)
 }
 
-/** The auth dir's service users with their current key and the keys staged for each. */
-export async function listServiceUsers(
-  auth: AuthDir,
-): Promise<{ user: ServiceUser; credsFile: string; key: string; staged: string[]; revoked: number }[]> {
-  const revocations = readLogRevocations(auth.dir)
+/** One user of the auth dir as `listAuthDirUsers` shows it. */
+export interface AuthDirUserKeys {
+  user: AuthDirUser
+  credsFile: string
+  /** The key its creds file holds. */
+  key: string
+  /** Keys a staged rotation replaced, still valid until `creds revoke-old`. */
+  staged: string[]
+  /** How many of its keys were revoked. */
+  revoked: number
+}
+
+/** The auth dir's service users, then its system user, each with its current key and its staged and revoked keys. */
+export async function listAuthDirUsers(auth: AuthDir): Promise<AuthDirUserKeys[]> {
   const out = []
-  for (const user of SERVICE_USERS) {
+  for (const user of [...SERVICE_USERS, SYSTEM_USER] as const) {
+    const revocations = readRevocations(auth.dir, user === SYSTEM_USER ? SYSTEM_ACCOUNT : LOG_ACCOUNT)
     const credsFile = serviceCredsFile(auth.dir, user)
     const revoked = Object.values(revocations.revoked).filter((r) => r.user === user).length
     out.push({ user, credsFile, key: await credsKey(credsFile), staged: stagedOf(revocations, user), revoked })

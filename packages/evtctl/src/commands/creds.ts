@@ -1,34 +1,55 @@
 import type { Command } from 'commander'
 import {
   type AuthDir,
-  checkServiceUser,
+  type RotatedUser,
+  SYSTEM_USER,
+  checkAuthDirUser,
   connectAuthDirUser,
-  listServiceUsers,
+  listAuthDirUsers,
   revokeStagedKeys,
+  revokeStagedSystemKeys,
   rotateServiceUser,
+  rotateSystemUser,
 } from '@eventplane/bus-nats/nats-config'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { type CommandKit, helpAfter } from '../command-kit.ts'
 import type { Session } from '../session.ts'
 import { authDir, authDirConnection } from './tenant.ts'
 
-/** The auth dir's `system` connection (account JWT pushes); closed with the session. */
+/**
+ * A new `system` connection (account JWT pushes) with the creds file as it is now; closed with the session at the
+ * latest. A `system` rotation opens it after writing the new creds: the old key's revocation closes its connections.
+ */
 function system(session: Session, auth: AuthDir): Promise<NatsConnection> {
   return authDirConnection(session, (url, options) => connectAuthDirUser(auth, 'system', url, options))
 }
 
+/** Rotates `user`: a service user of the log account, or the system account's user. */
+async function rotate(session: Session, auth: AuthDir, user: string, keepOld: boolean): Promise<RotatedUser> {
+  const connect = keepOld ? undefined : () => system(session, auth)
+  if (user === SYSTEM_USER) return rotateSystemUser(auth, connect, { keepOld })
+  return rotateServiceUser(auth, await connect?.(), user, { keepOld })
+}
+
+/** Revokes the staged keys of `user` (every user when undefined); the keys revoked now. */
+async function revokeOld(session: Session, auth: AuthDir, user: string | undefined): Promise<string[]> {
+  const revoked = user === SYSTEM_USER ? [] : await revokeStagedKeys(auth, await system(session, auth), user)
+  if (user !== undefined && user !== SYSTEM_USER) return revoked
+  return [...revoked, ...(await revokeStagedSystemKeys(auth, () => system(session, auth)))]
+}
+
 /**
  * `evtctl creds rotate|revoke-old|list`: the service users of the log
- * account (relay, gateway, controller, operator) get new keys, and their old
- * keys are revoked live (the log account JWT pushed with every revocation
- * the auth dir remembers). Creds files are written with mode 0600 and never
- * printed; keys (public) are.
+ * account (relay, gateway, controller, operator) and the system account's
+ * user (`system`) get new keys, and their old keys are revoked live (the
+ * account's JWT pushed with every revocation the auth dir remembers). Creds
+ * files are written with mode 0600 and never printed; keys (public) are.
  */
 export function registerCreds(program: Command, kit: CommandKit): void {
   const creds = program
     .command('creds')
     .description(
-      "rotate the service users' NATS creds (relay, gateway, controller, operator); the old key is revoked live",
+      "rotate the auth dir users' NATS creds (relay, gateway, controller, operator, system); the old key is revoked live",
     )
     .option('--auth-dir <dir>', 'the NATS auth dir made by nats-setup (env EVENTPLANE_NATS_AUTH_DIR)')
     .addHelpText(
@@ -40,6 +61,8 @@ export function registerCreds(program: Command, kit: CommandKit): void {
         'Revocations are kept in the auth dir and merged, never dropped: nats-setup re-runs and restarts',
         'keep them. With --keep-old the old key stays valid until `creds revoke-old` (copy the new file to',
         'every host first).',
+        'system (who pushes account JWTs for tenant and creds commands) is revoked in the system account;',
+        'the push goes through a connection made with the new creds, written first.',
         'Tenants: evtctl tenant rotate <tenant>.',
         '',
         'Examples:',
@@ -52,16 +75,14 @@ export function registerCreds(program: Command, kit: CommandKit): void {
 
   creds
     .command('rotate')
-    .description('issue a service user new creds and revoke its old key (now, or later with --keep-old)')
-    .argument('<user>', 'relay, gateway, controller or operator')
+    .description('issue a user new creds and revoke its old key (now, or later with --keep-old)')
+    .argument('<user>', 'relay, gateway, controller, operator or system')
     .option('--keep-old', 'keep the old key valid until `creds revoke-old` (multi-host rollouts)')
     .action(
       kit.action<{ keepOld?: boolean }>(async (session, cmd, opts) => {
-        const user = checkServiceUser(cmd.args[0]!)
-        const auth = authDir(session)
-        const keepOld = opts.keepOld === true
-        const r = await rotateServiceUser(auth, keepOld ? undefined : await system(session, auth), user, { keepOld })
-        session.log.info({ user: r.user, key: r.key, revoked: r.revoked, staged: r.staged }, 'service user rotated')
+        const user = checkAuthDirUser(cmd.args[0]!)
+        const r = await rotate(session, authDir(session), user, opts.keepOld === true)
+        session.log.info({ user: r.user, key: r.key, revoked: r.revoked, staged: r.staged }, 'auth dir user rotated')
         session.out.emit(
           { user: r.user, creds_file: r.credsFile, key: r.key, revoked: r.revoked, staged: r.staged },
           () => [
@@ -78,17 +99,17 @@ export function registerCreds(program: Command, kit: CommandKit): void {
   creds
     .command('revoke-old')
     .description('revoke the keys a `rotate --keep-old` left valid (every user when none is named)')
-    .argument('[user]', 'relay, gateway, controller or operator')
+    .argument('[user]', 'relay, gateway, controller, operator or system')
     .action(
       kit.action(async (session, cmd) => {
         const name = cmd.args[0]
-        if (name !== undefined) checkServiceUser(name)
-        const auth = authDir(session)
-        const revoked = await revokeStagedKeys(auth, await system(session, auth), name)
+        if (name !== undefined) checkAuthDirUser(name)
+        const revoked = await revokeOld(session, authDir(session), name)
         session.log.info({ user: name, revoked }, 'staged keys revoked')
+        const pushed = name === undefined ? 'the log and system account JWTs were' : "the account's JWT was"
         session.out.emit({ user: name ?? null, revoked }, () =>
           revoked.length === 0
-            ? ['no staged keys (the log account JWT was pushed again)']
+            ? [`no staged keys (${pushed} pushed again)`]
             : revoked.map((k) => `revoked    ${k} (connections closed, refused from now on)`),
         )
       }),
@@ -96,10 +117,10 @@ export function registerCreds(program: Command, kit: CommandKit): void {
 
   creds
     .command('list')
-    .description('list the service users with their current key, keys still valid and keys revoked')
+    .description('list the auth dir users with their current key, keys still valid and keys revoked')
     .action(
       kit.action(async (session) => {
-        for (const u of await listServiceUsers(authDir(session)))
+        for (const u of await listAuthDirUsers(authDir(session)))
           session.out.emit(
             { user: u.user, creds_file: u.credsFile, key: u.key, staged: u.staged, revoked: u.revoked },
             () =>
