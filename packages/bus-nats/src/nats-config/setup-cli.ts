@@ -18,8 +18,8 @@ const USAGE = `usage: nats-setup --auth-dir DIR --store-dir DIR [options]
 Creates what is missing of the auth dir (operator, system and log accounts, the creds of the
 system, operator, relay, gateway and controller users), re-issues a service user's creds whose
 grants this release changed (same user key), and prints a nats-server config in operator mode
-with a full account resolver, preloading the log account JWT with every key revoked by
-evtctl creds rotate (kept in the auth dir). Tenants are added later, live: evtctl tenant add.`
+with a full account resolver, preloading the log and system account JWTs with every key
+revoked by evtctl creds rotate (kept in the auth dir). Tenants are added later, live: evtctl tenant add.`
 
 /**
  * `nats-setup`: prepares a NATS deployment for eventplane. Returns the exit
