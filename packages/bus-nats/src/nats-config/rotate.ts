@@ -77,8 +77,10 @@ export async function credsKey(file: string): Promise<string> {
  * account JWT rewritten from it and pushed through `system`. The server
  * closes the old key's live connections and refuses it from then on; a
  * service reading its creds file on each reconnect (`natsAuth`) comes back
- * with the new key. The new creds are written before the revocation is
- * recorded or pushed, so at no point does the file hold a revoked key.
+ * with the new key. The old key is recorded as staged first, then the new
+ * creds are written, then the revocation recorded and pushed: at no point
+ * does the file hold a revoked key, and a rotation cut short leaves no
+ * replaced key unlisted.
  *
  * With `keepOld` nothing is pushed: the old key stays valid, recorded as
  * staged, until {@link revokeStagedKeys}. `bus.unknown_user` for another
@@ -109,15 +111,16 @@ async function rotateLocked(
   const creds = await userCreds(user, auth.log, servicePermissions()[user])
   const key = await credsUserKey(creds)
   const before = readRevocations(auth.dir, LOG_ACCOUNT)
-  writeSecretFile(credsFile, creds)
-  if (keepOld) {
-    const after: AccountRevocations = {
-      revoked: before.revoked,
-      staged: { ...before.staged, [oldKey]: { user, since: nowSeconds() } },
-    }
-    writeRevocations(auth.dir, LOG_ACCOUNT, after)
-    return { user, credsFile, key, revoked: [], staged: stagedOf(after, user) }
+  const after: AccountRevocations = {
+    revoked: before.revoked,
+    staged: { ...before.staged, [oldKey]: { user, since: nowSeconds() } },
   }
+  // Staged before the new creds replace it: a rotation cut short in between leaves the old key listed (revoke-old
+  // revokes it), not valid and forgotten; one cut short before the write leaves the key in use staged, which
+  // revokeStagedKeys skips.
+  writeRevocations(auth.dir, LOG_ACCOUNT, after)
+  writeSecretFile(credsFile, creds)
+  if (keepOld) return { user, credsFile, key, revoked: [], staged: stagedOf(after, user) }
   const revoked = [oldKey, ...stagedOf(before, user).filter((k) => k !== oldKey)]
   try {
     await revokeAndPush(
@@ -140,15 +143,18 @@ async function rotateLocked(
  * The second step of a staged rotation: revokes the keys staged for `user`
  * (every service user's when undefined) as of now, and pushes the log
  * account JWT with every revocation the auth dir remembers (also when
- * nothing was staged: this re-pushes a JWT whose push failed). Returns the
- * keys revoked now.
+ * nothing was staged: this re-pushes a JWT whose push failed). Never revokes
+ * a key its user's creds file holds (staged by a rotation cut short before
+ * it wrote the new creds). Returns the keys revoked now.
  */
 export async function revokeStagedKeys(auth: AuthDir, system: NatsConnection, name?: string): Promise<string[]> {
   const user = name === undefined ? undefined : checkServiceUser(name)
   return withAuthDirLock(auth, async () => {
-    const staged = Object.entries(readRevocations(auth.dir, LOG_ACCOUNT).staged)
-      .filter(([, s]) => user === undefined || s.user === user)
-      .map(([key, s]) => ({ key, user: s.user }))
+    const inUse = async (key: string, owner: string) =>
+      key === (await credsKey(serviceCredsFile(auth.dir, checkServiceUser(owner))))
+    const staged = []
+    for (const [key, s] of Object.entries(readRevocations(auth.dir, LOG_ACCOUNT).staged))
+      if ((user === undefined || s.user === user) && !(await inUse(key, s.user))) staged.push({ key, user: s.user })
     await revokeAndPush(auth, system, staged)
     return staged.map((s) => s.key)
   })
