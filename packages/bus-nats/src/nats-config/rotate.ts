@@ -9,6 +9,7 @@ import { withAuthDirLock } from './auth-lock.ts'
 import { type ServiceUser, SERVICE_USERS, servicePermissions } from './permissions.ts'
 import {
   type AccountRevocations,
+  type RevokingAccount,
   mergeRevocation,
   nowSeconds,
   readRevocations,
@@ -106,37 +107,61 @@ async function rotateLocked(
   user: ServiceUser,
   keepOld: boolean,
 ): Promise<RotatedUser> {
-  const credsFile = serviceCredsFile(auth.dir, user)
-  const oldKey = await credsKey(credsFile)
-  const creds = await userCreds(user, auth.log, servicePermissions()[user])
-  const key = await credsUserKey(creds)
-  const before = readRevocations(auth.dir, LOG_ACCOUNT)
-  const after: AccountRevocations = {
-    revoked: before.revoked,
-    staged: { ...before.staged, [oldKey]: { user, since: nowSeconds() } },
-  }
-  // Staged before the new creds replace it: a rotation cut short in between leaves the old key listed (revoke-old
-  // revokes it), not valid and forgotten; one cut short before the write leaves the key in use staged, which
-  // revokeStagedKeys skips.
-  writeRevocations(auth.dir, LOG_ACCOUNT, after)
-  writeSecretFile(credsFile, creds)
-  if (keepOld) return { user, credsFile, key, revoked: [], staged: stagedOf(after, user) }
-  const revoked = [oldKey, ...stagedOf(before, user).filter((k) => k !== oldKey)]
+  const r = await replaceCreds(auth, LOG_ACCOUNT, user, await userCreds(user, auth.log, servicePermissions()[user]))
+  if (keepOld) return { user, credsFile: r.credsFile, key: r.key, revoked: [], staged: r.staged }
   try {
     await revokeAndPush(
       auth,
       system!,
-      revoked.map((key) => ({ key, user })),
+      r.staged.map((key) => ({ key, user })),
     )
   } catch (e) {
-    if (!isEventplaneError(e)) throw e
-    throw new EventplaneError(
-      e.code,
-      `${user}'s new creds are written and its old key's revocation recorded in ${auth.dir}, but not pushed: ${e.message}; push it with: evtctl creds revoke-old`,
-      { cause: e, details: e.details },
-    )
+    throw notPushed(e, user, auth.dir, 'evtctl creds revoke-old')
   }
-  return { user, credsFile, key, revoked, staged: [] }
+  return { user, credsFile: r.credsFile, key: r.key, revoked: r.staged, staged: [] }
+}
+
+/** What {@link replaceCreds} wrote: the new creds' file and key, and the keys staged for the user. */
+export interface ReplacedCreds {
+  credsFile: string
+  key: string
+  /** The replaced key first, then any key an earlier staged rotation left valid: what a rotation revokes now. */
+  staged: string[]
+}
+
+/**
+ * The writes a rotation of an auth dir user starts with, in the order that
+ * keeps a creds file the server accepts and no replaced key unlisted: the key
+ * `creds/<user>.creds` holds listed as staged in `account`'s revocations,
+ * then `creds` written over it (mode 0600). Cut short in between, the key in
+ * use is staged, which revoke-old skips; cut short after, the replaced key
+ * stays listed until revoke-old revokes it. The auth dir's lock held by the
+ * caller.
+ */
+export async function replaceCreds(
+  auth: AuthDir,
+  account: RevokingAccount,
+  user: AuthDirUser,
+  creds: Uint8Array,
+): Promise<ReplacedCreds> {
+  const credsFile = serviceCredsFile(auth.dir, user)
+  const oldKey = await credsKey(credsFile)
+  const before = readRevocations(auth.dir, account)
+  const after = { revoked: before.revoked, staged: { ...before.staged, [oldKey]: { user, since: nowSeconds() } } }
+  writeRevocations(auth.dir, account, after)
+  writeSecretFile(credsFile, creds)
+  const staged = [oldKey, ...stagedOf(after, user).filter((k) => k !== oldKey)]
+  return { credsFile, key: await credsUserKey(creds), staged }
+}
+
+/** A push that failed after a rotation wrote its files, saying so and naming `command`, which pushes them. */
+export function notPushed(e: unknown, user: string, dir: string, command: string, note = ''): unknown {
+  if (!isEventplaneError(e)) return e
+  return new EventplaneError(
+    e.code,
+    `${user}'s new creds are written and its old key's revocation recorded in ${dir}, but not pushed${note}: ${e.message}; push it with: ${command}`,
+    { cause: e, details: e.details },
+  )
 }
 
 /**

@@ -1,17 +1,17 @@
-import { EventplaneError, isEventplaneError } from '@eventplane/core'
 import type { NatsConnection } from '@nats-io/transport-node'
-import {
-  type AuthDir,
-  SYSTEM_USER_PERMISSIONS,
-  serviceCredsFile,
-  writeSecretFile,
-  writeSystemAccountJwt,
-} from './auth-dir.ts'
+import { type AuthDir, SYSTEM_USER_PERMISSIONS, serviceCredsFile, writeSystemAccountJwt } from './auth-dir.ts'
 import { withAuthDirLock } from './auth-lock.ts'
 import { SYSTEM_ACCOUNT, SYSTEM_USER, userCreds } from './claims.ts'
 import { pushAccountJwt } from './claims-push.ts'
 import { mergeRevocation, nowSeconds, readRevocations, writeRevocations } from './revocations.ts'
-import { type RotateServiceUserOptions, type RotatedUser, credsKey, credsUserKey, stagedOf } from './rotate.ts'
+import {
+  type RotateServiceUserOptions,
+  type RotatedUser,
+  credsKey,
+  notPushed,
+  replaceCreds,
+  stagedOf,
+} from './rotate.ts'
 
 /** Opens a connection as the auth dir's `system` user, reading `creds/system.creds` as it is at the call. */
 export type ConnectSystemUser = () => Promise<NatsConnection>
@@ -55,27 +55,20 @@ export async function rotateSystemUser(
 
 async function rotateLocked(auth: AuthDir, connect: ConnectSystemUser | undefined, keepOld: boolean) {
   const user = SYSTEM_USER
-  const credsFile = serviceCredsFile(auth.dir, user)
-  const oldKey = await credsKey(credsFile)
-  const creds = await userCreds(user, auth.system, SYSTEM_USER_PERMISSIONS)
-  const key = await credsUserKey(creds)
-  const before = readRevocations(auth.dir, SYSTEM_ACCOUNT)
-  const staged = { revoked: before.revoked, staged: { ...before.staged, [oldKey]: { user, since: nowSeconds() } } }
-  writeRevocations(auth.dir, SYSTEM_ACCOUNT, staged)
-  writeSecretFile(credsFile, creds)
-  if (keepOld) return { user, credsFile, key, revoked: [], staged: stagedOf(staged, user) }
-  const revoked = stagedOf(staged, user)
+  const r = await replaceCreds(auth, SYSTEM_ACCOUNT, user, await userCreds(user, auth.system, SYSTEM_USER_PERMISSIONS))
+  if (keepOld) return { user, credsFile: r.credsFile, key: r.key, revoked: [], staged: r.staged }
   try {
-    await revokeAndPush(auth, connect!, revoked)
+    await revokeAndPush(auth, connect!, r.staged)
   } catch (e) {
-    if (!isEventplaneError(e)) throw e
-    throw new EventplaneError(
-      e.code,
-      `${user}'s new creds are written and its old key's revocation recorded in ${auth.dir}, but not pushed (until it is, the server may accept the old key): ${e.message}; push it with: evtctl creds revoke-old ${user}`,
-      { cause: e, details: e.details },
+    throw notPushed(
+      e,
+      user,
+      auth.dir,
+      `evtctl creds revoke-old ${user}`,
+      ' (until it is, the server may accept the old key)',
     )
   }
-  return { user, credsFile, key, revoked, staged: [] }
+  return { user, credsFile: r.credsFile, key: r.key, revoked: r.staged, staged: [] }
 }
 
 /**
