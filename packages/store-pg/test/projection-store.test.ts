@@ -17,10 +17,11 @@ import {
   startProjectionRebuild,
   swapProjectionRebuild,
   writeProjectionCheckpoint,
+  withTenant,
   writeProjectionRebuild,
 } from '@eventplane/store-pg'
 import { eventually, useTestDatabase } from '@eventplane/store-pg/testing'
-import type { Sql } from 'postgres'
+import type { Sql, TransactionSql } from 'postgres'
 
 const at = (tx: number, position: number) => ({ txId: BigInt(tx), position: BigInt(position) })
 const states = (tenant: string, keys: string[], state: unknown) => keys.map((key) => ({ tenant, key, state }))
@@ -185,5 +186,23 @@ describe('projection checkpoints, generations and rebuilds in the store', () => 
       seen[role] = (await readProjectionStates(db.connect(role, 1), 'shared', 'acme')).map((s) => s.key)
     }
     assert.deepEqual(seen, { [ROLES.reader]: ['a1', 'a2'], [ROLES.operator]: ['a1', 'a2'] })
+  })
+
+  test('the reader and the operator see only the live generation of projection_state; the projector sees every one', async () => {
+    // No checkpoint yet: generation 1 is live, 2 is a rebuild's.
+    await projector.begin((tx) => saveProjectionStates(tx, 'generations', 1, states('acme', ['live'], { g: 1 })))
+    await projector.begin((tx) => saveProjectionStates(tx, 'generations', 2, states('acme', ['shadow'], { g: 2 })))
+    const rows = (sql: Sql | TransactionSql) =>
+      sql<{ row: string }[]>`
+        select generation || ':' || key as row from eventplane.projection_state
+         where projection = 'generations' order by generation, key`.then((r) => r.map((x) => x.row))
+    assert.deepEqual(
+      {
+        reader: await withTenant(db.connect(ROLES.reader, 1), 'acme', rows),
+        operator: await rows(db.connect(ROLES.operator, 1)),
+        projector: await rows(projector),
+      },
+      { reader: ['1:live'], operator: ['1:live'], projector: ['1:live', '2:shadow'] },
+    )
   })
 })
