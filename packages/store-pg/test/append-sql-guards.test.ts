@@ -38,6 +38,12 @@ describe('the append function refuses what the TypeScript checks refuse, writing
       ['ac.me', 'deployment', 'web-1', 'events_tenant_id_check'],
       ['acme', 'de:ployment', 'web-1', 'events_category_check'],
       ['acme', 'deployment', 'web 1', 'events_stream_id_check'],
+      // NATS subject tokens and wildcards: a name holding one would change the subject it is published on.
+      ['acme', 'deployment', 'web.1', 'events_stream_id_check'],
+      ['acme', 'deployment', 'web*', 'events_stream_id_check'],
+      ['acme', 'deployment', 'web>', 'events_stream_id_check'],
+      ['ac:me', 'deployment', 'web-1', 'events_tenant_id_check'],
+      ['acme', 'de.ployment', 'web-1', 'events_category_check'],
       ['', 'deployment', 'web-1', 'events_tenant_id_check'],
     ]
     for (const [tenant, category, id, constraint] of cases) {
@@ -75,7 +81,7 @@ describe('the append function refuses what the TypeScript checks refuse, writing
     assert.equal(await count(), before)
   })
 
-  test('field arrays of different lengths or an empty batch: 22023, nothing written', async () => {
+  test('field arrays of different lengths (any one of them longer) or an empty batch: 22023, nothing written', async () => {
     const before = await count()
     const e = event()
     const short = await sql`
@@ -95,6 +101,32 @@ describe('the append function refuses what the TypeScript checks refuse, writing
       (err: { code?: string }) => err.code,
     )
     assert.equal(empty, '22023')
+    // Each field array one element longer than the ids (the one-event path reads element 1 of each): 22023.
+    const fields = {
+      event_ids: [[e.event_id], 'uuid[]'],
+      kinds: [['intent'], 'text[]'],
+      types: [[e.type], 'text[]'],
+      schema_versions: [[1], 'smallint[]'],
+      data: [[e.data], 'jsonb'],
+      correlation_ids: [[e.correlation_id], 'uuid[]'],
+      causation_ids: [[null], 'uuid[]'],
+      caused_by: [[e.caused_by], 'text[]'],
+      occurred_at: [[e.occurred_at], 'timestamptz[]'],
+    } as const
+    const longer: Record<string, string | undefined> = {}
+    for (const name of Object.keys(fields)) {
+      const args = Object.entries(fields).map(([field, [values, type]]) => {
+        const list = field === name ? [...values, values[0]] : [...values]
+        return type === 'jsonb' ? sql`${sql.json(list as never)}` : sql`${list as never}::${sql.unsafe(type)}`
+      })
+      longer[name] = await sql`
+        select * from eventplane.append_intents('acme', 'deployment', 'arrays', -1, ${args[0]!}, ${args[1]!},
+          ${args[2]!}, ${args[3]!}, ${args[4]!}, ${args[5]!}, ${args[6]!}, ${args[7]!}, ${args[8]!}, false)`.then(
+        () => 'ok',
+        (err: { code?: string }) => err.code,
+      )
+    }
+    assert.deepEqual(longer, Object.fromEntries(Object.keys(fields).map((name) => [name, '22023'])))
     assert.equal(await count(), before)
   })
 })

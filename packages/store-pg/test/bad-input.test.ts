@@ -118,6 +118,10 @@ describe('bad input is rejected with a typed error and nothing is written', () =
     await assert.rejects(store.append(stream('acme', 'other'), [e]), (err) =>
       isEventplaneError(err, 'core.stream_mismatch'),
     )
+    // The same stream id in another category is another stream.
+    await assert.rejects(store.append({ ...s, category: 'audit' }, [e]), (err) =>
+      isEventplaneError(err, 'core.stream_mismatch'),
+    )
     await assert.rejects(store.append(s, [e], { expectedVersion: -3 }), (err) =>
       isEventplaneError(err, 'core.invalid_envelope'),
     )

@@ -53,6 +53,39 @@ describe("the roles' grants on the event log", () => {
     assert.equal(pub!.n, 0, 'PUBLIC may execute no append function')
   })
 
+  test('every SECURITY DEFINER function of the schema runs with search_path pinned to pg_catalog, pg_temp', async () => {
+    // Run as their owner, with names in their bodies unqualified (set_config, cardinality, sha256, …): a
+    // caller's search_path naming a schema it may create in first would otherwise choose what they call.
+    const rows = await db.admin<{ fn: string; config: string }[]>`
+      select p.proname as fn, coalesce(array_to_string(p.proconfig, ' | '), '') as config
+        from pg_proc p
+       where p.pronamespace = 'eventplane'::regnamespace and p.prosecdef
+       order by 1`
+    const unpinned = rows.filter((r) => !r.config.split(' | ').includes('search_path=pg_catalog, pg_temp'))
+    assert.deepEqual(
+      unpinned.map((r) => `${r.fn}: ${r.config || '(no settings)'}`),
+      [],
+    )
+    for (const fn of Object.keys(APPEND_GRANTS))
+      assert.ok(
+        rows.some((r) => r.fn === fn),
+        `${fn} is SECURITY DEFINER`,
+      )
+    // Seen from a caller: a projector's temporary pg_namespace (readable by the owner) is not the catalog that
+    // ensure_projection_shadow looks in (before 0023 it was: the schema it names was never created).
+    const projector = db.connect(ROLES.projector, 1)
+    const shadow = await projector.begin(async (tx) => {
+      await tx`create temp table pg_namespace (nspname name)`
+      await tx`grant select on pg_temp.pg_namespace to ${tx(ROLES.owner)}`
+      await tx`insert into pg_temp.pg_namespace values ('eventplane_shadow_' || left(md5('victim'), 16) || '_1')`
+      const [row] = await tx<{ name: string }[]>`select eventplane.ensure_projection_shadow('victim', 1) as name`
+      return row!.name
+    })
+    const [created] = await db.admin<{ n: number }[]>`
+      select count(*)::int as n from pg_catalog.pg_namespace where nspname = ${shadow}`
+    assert.equal(created!.n, 1, `${shadow} was created`)
+  })
+
   test('UPDATE and DELETE through withTenant, even as a superuser, are store.forbidden and change nothing', async () => {
     const s = stream('acme', 'append-only')
     await new PgEventStore(db.connect(ROLES.intentWriter, 1)).append(s, [factoryFor('acme').intent(s, 'created', {})])
@@ -67,6 +100,30 @@ describe("the roles' grants on the event log", () => {
     assert.deepEqual(
       rows.map((r) => r.data),
       [{}],
+    )
+  })
+
+  test('a batch of intents and facts goes through append_to_stream: the operator appends it, a writer of one kind may not', async () => {
+    const s = stream('acme', 'mixed')
+    const f = factoryFor('acme')
+    const batch = () => [f.intent(s, 'created', {}), f.fact(s, 'scaled', {})]
+    for (const role of [ROLES.intentWriter, ROLES.factWriter]) {
+      await assert.rejects(
+        new PgEventStore(db.connect(role, 1)).append(s, batch()),
+        (e) => isEventplaneError(e, 'store.forbidden'),
+        role,
+      )
+    }
+    const result = await new PgEventStore(db.connect(ROLES.operator, 1)).append(s, batch())
+    assert.deepEqual(
+      result.events.map((e) => e.streamVersion),
+      [1, 2],
+    )
+    const rows = await db.admin<{ kind: string }[]>`
+      select kind from eventplane.events where stream_id = 'mixed' order by stream_version`
+    assert.deepEqual(
+      rows.map((r) => r.kind),
+      ['intent', 'fact'],
     )
   })
 })

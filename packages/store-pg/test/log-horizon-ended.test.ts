@@ -93,6 +93,29 @@ describe('the gap-safe horizon and transactions that ended after the read took i
     )
   })
 
+  test('under REPEATABLE READ, a transaction of this database that commits a row after the snapshot stops it', async () => {
+    // The look-up's "ended without a row" runs in the transaction's snapshot here, in which that row is not
+    // visible: only the xid's visibility in it (not yet final) keeps the read from passing it and skipping the row.
+    const x = await openXid(db.admin)
+    let slow: AppendedEvent
+    let fast: AppendedEvent
+    try {
+      slow = await appendOne('hooli', 'slow', new PgEventStore(x.session as never))
+      fast = await appendOne('hooli', 'fast')
+      const ids = await relay.begin('isolation level repeatable read', async (tx) => {
+        await tx`select pg_current_snapshot()`
+        await x.commit()
+        const [status] = await tx<{ status: string }[]>`select pg_xact_status(${x.xid.toString()}::xid8) as status`
+        assert.equal(status!.status, 'committed')
+        return (await tx.unsafe<{ id: string }[]>(GAP_SAFE_IDS.replace('declare c cursor for', ''))).map((r) => r.id)
+      })
+      assert.ok(!ids.includes(slow.eventId), 'its own row is not in the snapshot')
+      assert.ok(!ids.includes(fast.eventId), 'nothing committed after the ended writer is read past it')
+    } finally {
+      await x.release()
+    }
+  })
+
   test('a transaction of this database still running, its row not yet committed, stops it', async () => {
     const x = await openXid(db.admin)
     try {

@@ -1,21 +1,27 @@
 import assert from 'node:assert/strict'
 import { before, describe, test } from 'node:test'
+import { EventFactory, START } from '@eventplane/core'
 import {
+  type AppendedEvent,
+  PgEventStore,
   ROLES,
+  countEventsAfter,
   deleteStaleProjectionStates,
   ensureProjectionCheckpoint,
   lockProjectionCheckpoint,
   projectionRebuildProgress,
   readProjectionCheckpoint,
+  readProjectionStates,
   saveProjectionStates,
   scanProjectionStates,
   startProjectionRebuild,
   swapProjectionRebuild,
   writeProjectionCheckpoint,
+  withTenant,
   writeProjectionRebuild,
 } from '@eventplane/store-pg'
 import { eventually, useTestDatabase } from '@eventplane/store-pg/testing'
-import type { Sql } from 'postgres'
+import type { Sql, TransactionSql } from 'postgres'
 
 const at = (tx: number, position: number) => ({ txId: BigInt(tx), position: BigInt(position) })
 const states = (tenant: string, keys: string[], state: unknown) => keys.map((key) => ({ tenant, key, state }))
@@ -137,5 +143,66 @@ describe('projection checkpoints, generations and rebuilds in the store', () => 
     open()
     await first
     assert.deepEqual((await second)?.checkpoint, at(5, 9))
+  })
+
+  test('countEventsAfter counts the events after a checkpoint, of every tenant or of one (a tenant projection’s lag)', async () => {
+    const writer = new PgEventStore(db.connect(ROLES.intentWriter, 1))
+    const appended: Record<string, AppendedEvent[]> = {}
+    for (const [tenant, n] of [
+      ['acme', 2],
+      ['globex', 3],
+    ] as const) {
+      const s = { tenant, category: 'deployment', id: 'counted' }
+      const f = EventFactory.forTenant(tenant, { causedBy: 'user:test' })
+      appended[tenant] = (
+        await writer.append(
+          s,
+          Array.from({ length: n }, (_, i) => f.intent(s, 'noted', { i })),
+        )
+      ).events
+    }
+    const first = appended.acme![0]!
+    const operator = db.connect(ROLES.operator, 1)
+    assert.deepEqual(
+      {
+        all: await countEventsAfter(operator, START),
+        acme: await countEventsAfter(operator, START, 'acme'),
+        globex: await countEventsAfter(operator, START, 'globex'),
+        acmeAfterFirst: await countEventsAfter(operator, { txId: first.txId, position: first.position }, 'acme'),
+      },
+      { all: 5, acme: 2, globex: 3, acmeAfterFirst: 1 },
+    )
+  })
+
+  test('readProjectionStates gives one tenant’s live states to any role, the operator (who reads every tenant) too', async () => {
+    await projector.begin((tx) =>
+      saveProjectionStates(tx, 'shared', 1, [
+        ...states('acme', ['a1', 'a2'], { n: 1 }),
+        ...states('globex', ['g1'], { n: 2 }),
+      ]),
+    )
+    const seen: Record<string, string[]> = {}
+    for (const role of [ROLES.reader, ROLES.operator]) {
+      seen[role] = (await readProjectionStates(db.connect(role, 1), 'shared', 'acme')).map((s) => s.key)
+    }
+    assert.deepEqual(seen, { [ROLES.reader]: ['a1', 'a2'], [ROLES.operator]: ['a1', 'a2'] })
+  })
+
+  test('the reader and the operator see only the live generation of projection_state; the projector sees every one', async () => {
+    // No checkpoint yet: generation 1 is live, 2 is a rebuild's.
+    await projector.begin((tx) => saveProjectionStates(tx, 'generations', 1, states('acme', ['live'], { g: 1 })))
+    await projector.begin((tx) => saveProjectionStates(tx, 'generations', 2, states('acme', ['shadow'], { g: 2 })))
+    const rows = (sql: Sql | TransactionSql) =>
+      sql<{ row: string }[]>`
+        select generation || ':' || key as row from eventplane.projection_state
+         where projection = 'generations' order by generation, key`.then((r) => r.map((x) => x.row))
+    assert.deepEqual(
+      {
+        reader: await withTenant(db.connect(ROLES.reader, 1), 'acme', rows),
+        operator: await rows(db.connect(ROLES.operator, 1)),
+        projector: await rows(projector),
+      },
+      { reader: ['1:live'], operator: ['1:live'], projector: ['1:live', '2:shadow'] },
+    )
   })
 })

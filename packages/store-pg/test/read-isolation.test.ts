@@ -136,6 +136,30 @@ describe('tenant-scoped reads return only the asked tenant, for every role', () 
     assert.deepEqual(seen, Object.fromEntries(CHAIN_ROLES.map((r) => [r, expected])))
   })
 
+  test('chain_heads: a stream of a name another tenant shares, longer and written first, has its own head', async () => {
+    // Tenants of their own: umbrella's web (3 events) is written before initech's (1), so it lies inside the
+    // position initech's heads are taken at; only the tenant condition keeps it out of initech's head.
+    const writer = new PgEventStore(db.connect(ROLES.intentWriter, 1))
+    const umbrella = factoryFor('umbrella')
+    await writer.append(
+      stream('umbrella', 'web'),
+      [1, 2, 3].map((n) => umbrella.intent(web, 'created', { n })),
+    )
+    const [own] = (await writer.append(stream('initech', 'web'), [factoryFor('initech').intent(web, 'created', {})]))
+      .events
+    const [stored] = await db.admin<{ hash: string }[]>`
+      select encode(hash, 'hex') as hash from eventplane.events where event_id = ${own!.eventId}`
+    const heads = (sql: Sql) =>
+      sql<{ head: string }[]>`
+        select category || '/' || stream_id || '@' || stream_version || ':' || encode(hash, 'hex') as head
+          from eventplane.chain_heads('initech')`.then((rows) => rows.map((r) => r.head))
+    const expected = [`deployment/web@1:${stored!.hash}`]
+    await eventually(async () => (await heads(sqls.get(ROLES.reader)!)).length > 0)
+    const seen: Record<string, unknown> = {}
+    for (const role of CHAIN_ROLES) seen[role] = await heads(sqls.get(role)!)
+    assert.deepEqual(seen, Object.fromEntries(CHAIN_ROLES.map((r) => [r, expected])))
+  })
+
   test('each function sets its tenant before it reads, even over another tenant set earlier in the transaction', async () => {
     const reader = sqls.get(ROLES.reader)!
     const seen = await reader.begin(async (tx) => {

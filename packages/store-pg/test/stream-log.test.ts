@@ -73,4 +73,20 @@ describe('streamLog (what a rebuild reads)', () => {
       [slow.event_id, fast.event_id],
     )
   })
+
+  test('a consumer that stops after its first batch closes the cursor: the pool’s one connection serves the next query', {
+    timeout: 60_000,
+  }, async () => {
+    const sql = db.connect(ROLES.operator, 1)
+    let batches = 0
+    for await (const batch of streamLog(sql, { from: START, batchSize: 10 })) {
+      assert.equal(batch.length, 10)
+      batches++
+      break
+    }
+    assert.equal(batches, 1)
+    // With the cursor left open its statement would keep the connection, and this query would wait for it.
+    const [row] = await sql<{ n: number }[]>`select count(*)::int as n from eventplane.events`
+    assert.ok(row!.n >= 325, `${row!.n} events`)
+  })
 })

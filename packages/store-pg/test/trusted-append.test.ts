@@ -40,6 +40,9 @@ describe('append trusts an envelope validated in this process and checks anythin
     await assert.rejects(strict.append(stream('acme', 'other'), [e]), (x) =>
       isEventplaneError(x, 'core.stream_mismatch'),
     )
+    await assert.rejects(strict.append(stream('acme', 'checks', 'audit'), [e]), (x) =>
+      isEventplaneError(x, 'core.stream_mismatch'),
+    )
     await assert.rejects(strict.append({ ...s, tenant: 'a.b' }, [e]), (x) => isEventplaneError(x, 'core.invalid_name'))
     await assert.rejects(strict.append(s, [e, e]), (x) => isEventplaneError(x, 'core.invalid_envelope'))
     await assert.rejects(strict.append(s, [e], { expectedVersion: -1 }), (x) =>
