@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { InvalidData, type RecordedEvent, Unavailable } from '@eventplane/core'
+import { RECONCILES_CATEGORY, beginReconcile } from '../src/controller/reconciles.ts'
 import { ControllerRunner, RECONCILE_FAILED } from '../src/controller/runner.ts'
 import type { Controller } from '../src/controller/types.ts'
 import { controllerLiveSource } from '../src/jetstream-source.ts'
@@ -264,6 +265,32 @@ describe('controllers', () => {
     await eventually(() => seen.includes('beta'), 30_000, 'beta reconciled')
     assert.deepEqual(seen, ['alpha', 'beta'], 'gamma is not reconciled')
     await eventually(async () => (await live.pending!()) === 0, 30_000, 'every intent acked, gamma too')
+  })
+
+  test("the runtime's own reconcile records never trigger a controller, not even one naming their category and kind", async () => {
+    const seen: string[] = []
+    const nosy: Controller = {
+      name: 'nosy',
+      kinds: ['intent', 'internal'],
+      categories: [RECONCILES_CATEGORY, 'nosy'],
+      async reconcile(event) {
+        // Before the first await: a reconcile the runner starts is seen before the next delivery is dispatched.
+        seen.push(`${event.stream.category}/${event.type}`)
+      },
+    }
+    const r = startController(nosy)
+    await r.start()
+    const f = factoryFor('acme')
+    const other = stream('acme', 'n0', 'elsewhere')
+    await h.intents.append(other, [f.intent(other, 'run', {})])
+    const [trigger] = await h.facts.readStreamToArray(other)
+    // What a runner records before reconciling a redelivery of `trigger` (a reserved stream, kind internal).
+    assert.equal(await beginReconcile(h.facts, 'someone', trigger!, 10), 0)
+    const marker = stream('acme', 'n1', 'nosy')
+    await h.intents.append(marker, [f.intent(marker, 'run', {})])
+    // The record reaches the runner before the marker (one consumer, log order).
+    await eventually(() => seen.includes('nosy/run'), 30_000, 'the marker reconciled')
+    assert.deepEqual(seen, ['nosy/run'])
   })
 
   test('an ack that fails for good (its consumer deleted mid-reconcile) is logged by ids and attempts, never data', async () => {
