@@ -119,4 +119,13 @@ describe('logs', () => {
     assert.match(out, /"event_id":"e1".*"type":"created".*"position":"42"/)
     assert.match(out, /"data":"\[redacted\]"/)
   })
+
+  test('a password or pass field is redacted at the top level and one level down', () => {
+    let out = ''
+    const log = createLogger('info', { write: (s: string) => (out += s) })
+    log.info({ user: 'relay', password: 'hunter2-top', pass: 'hunter2-pass' }, 'top')
+    log.info({ nats: { user: 'relay', password: 'hunter2-nested', pass: 'hunter2-nested-pass' } }, 'nested')
+    assert.doesNotMatch(out, /hunter2/)
+    assert.match(out, /"user":"relay","password":"\[redacted\]","pass":"\[redacted\]"/)
+  })
 })
