@@ -117,6 +117,56 @@ describe('controllers', () => {
     assert.deepEqual(flaky.find((e) => e.type === 'done')!.data, { attempt: 3 })
   })
 
+  test('a poison event parked again (its first terminate lost, so it came back) has one reconcile_failed', async () => {
+    let reconciles = 0
+    const poison: Controller = {
+      name: 'poison',
+      categories: ['poison'],
+      async reconcile() {
+        reconciles++
+        throw new InvalidData('cannot handle this')
+      },
+    }
+    const inner = controllerLiveSource(h.nc, poison, { consumer: 'ctl_poison', ackWaitMs: 1000 })
+    // The first terminate never reaches NATS: the delivery comes back after its ack wait and is parked again.
+    let terms = 0
+    const live: LiveSource = {
+      prepare: () => inner.prepare(),
+      async open(signal) {
+        const sub = await inner.open(signal)
+        return {
+          stop: () => sub.stop(),
+          closed: sub.closed,
+          async *[Symbol.asyncIterator](): AsyncGenerator<LiveDelivery> {
+            for await (const d of sub)
+              yield {
+                event: d.event,
+                deliveryCount: d.deliveryCount,
+                redelivered: d.redelivered,
+                traceparent: d.traceparent,
+                ack: () => d.ack(),
+                nak: (delayMs) => d.nak(delayMs),
+                term: () => {
+                  if (terms++ > 0) d.term()
+                },
+                working: () => d.working?.(),
+              }
+          },
+        }
+      },
+    }
+    const r = new ControllerRunner({ controller: poison, store: h.facts, live, retryDelayMs: 20 })
+    stops.push(() => r.stop())
+    await r.start()
+    const s = stream('acme', 'p1', 'poison')
+    await h.intents.append(s, [factoryFor('acme').intent(s, 'run', {})])
+    await eventually(() => terms === 2, 30_000, 'parked twice')
+    await r.stop()
+    assert.equal(reconciles, 2)
+    const failed = (await readStream('acme', 'p1', 'poison')).filter((e) => e.type === RECONCILE_FAILED)
+    assert.equal(failed.length, 1, 'the second park replays the first')
+  })
+
   test('a stream whose first event is held waits in order while other streams are reconciled', async () => {
     const started: string[] = []
     const finished: string[] = []

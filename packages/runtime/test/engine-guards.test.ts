@@ -83,4 +83,29 @@ describe('the projection engine refuses what its output must never take', () => 
     >`select count(*)::int as n from eventplane.events where tenant_id = 'acme'`
     assert.deepEqual([...states], [{ tenant_id: 'acme', count: acme!.n }], 'no state of globex; every acme event once')
   })
+
+  test('a rebuild stopped during its last commit does not swap; the next rebuild resumes and only swaps', async () => {
+    const projection = defineReducerProjection({ ...streamCounter, name: 'test_stop_last_commit' })
+    const live = new ProjectionEngine(projection, projector)
+    await live.init()
+    await live.catchUp('catch-up')
+    const liveGeneration = async () =>
+      (
+        await db.admin<{ generation: number }[]>`
+        select generation from eventplane.projection_checkpoints where projection = ${projection.name}`
+      )[0]!.generation
+    const stop = new AbortController()
+    // One commit holds the whole (small) log: the stop arrives once there is nothing left to read.
+    const stopped = new ProjectionEngine(projection, projector, {
+      afterCommit: (info) => {
+        if (info.phase === 'rebuild') stop.abort()
+      },
+    })
+    await stopped.init()
+    await assert.rejects(stopped.rebuild(stop.signal), (e: unknown) => (e as Error).name === 'AbortError')
+    assert.equal(await liveGeneration(), live.generation, 'the previous output is still the live one')
+    const next = await new ProjectionEngine(projection, projector).rebuild()
+    assert.deepEqual([next.resumed, next.events], [true, 0])
+    assert.equal(await liveGeneration(), next.generation)
+  })
 })

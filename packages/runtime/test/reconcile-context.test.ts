@@ -58,6 +58,21 @@ describe('the reconcile context a controller gets', () => {
     )
   })
 
+  test('emit appends each fact to its own stream, streams of one category included', async () => {
+    const { trigger } = await childTrigger('emit-two')
+    const ctx = contextFor(trigger)
+    const other = { category: 'job', id: 'emit-two-other' }
+    await ctx.emit(ctx.fact('here', {}), ctx.fact('there', {}, { stream: other }))
+    assert.deepEqual(
+      (await facts.readStreamToArray(stream('acme', 'emit-two', 'job'))).map((e) => e.type),
+      ['created', 'run', 'here'],
+    )
+    assert.deepEqual(
+      (await facts.readStreamToArray({ tenant: 'acme', ...other })).map((e) => e.type),
+      ['there'],
+    )
+  })
+
   test('a retry builds the same fact (id, time, lineage, principal) and the store keeps it once', async () => {
     const { root, trigger } = await childTrigger('retry')
     const first = contextFor(trigger, 'builder', 1).fact('built', { n: 1 })
