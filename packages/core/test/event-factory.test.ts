@@ -79,6 +79,17 @@ describe('EventFactory', () => {
       [fact.tenant_id, fact.correlation_id, fact.causation_id, fact.event_id],
       ['globex', parent.correlation_id, parent.event_id, id],
     )
+    // A parent deeper in a chain: its correlation (the root's id) is kept, not its own id.
+    const child = f.fact(s, 'scheduled', {})
+    const grandchild = EventFactory.fromEvent(child, { causedBy: 'controller:pods' }).fact(s, 'started', {})
+    assert.deepEqual([grandchild.correlation_id, grandchild.causation_id], [parent.event_id, child.event_id])
+    assert.deepEqual(
+      [
+        EventFactory.systemFromEvent(child, { causedBy: 'controller:pods' }).internal(s, 'noted', {}).correlation_id,
+        f.causedBy(child).fact(s, 'noted', {}).correlation_id,
+      ],
+      [parent.event_id, parent.event_id],
+    )
   })
 
   test('a bad tenant, principal or schema version is refused', () => {

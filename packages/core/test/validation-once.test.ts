@@ -100,5 +100,8 @@ describe('validation once per process boundary', () => {
     assert.equal(expectedVersionFromText('no_stream'), 'no_stream')
     assert.equal(expectedVersionFromText('-1'), undefined)
     assert.equal(expectedVersionFromText('soon'), undefined)
+    // A number the text form would round (2^53 + 1) is refused, not taken as a neighbour.
+    assert.equal(expectedVersionFromText('9007199254740993'), undefined)
+    assert.equal(expectedVersionFromText('999999999999999'), 999_999_999_999_999)
   })
 })

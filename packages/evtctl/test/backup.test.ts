@@ -141,4 +141,24 @@ describe('evtctl export, import and state', () => {
     assert.equal(unknown.code, 1)
     assert.equal(failureLine(unknown).code, 'runtime.unknown_projection')
   })
+
+  test("a stream the target already holds other events of goes in at other versions: exit 2, the stored hashes are not the file's", async () => {
+    const s = { tenant: 'acme', category: 'deployment', id: 'db' }
+    const acme = EventFactory.forTenant('acme', { causedBy: 'user:alice' })
+    await new PgEventStore(source.connect(ROLES.intentWriter, 1)).append(s, [acme.intent(s, 'create', { n: 1 })])
+    await new PgEventStore(target.connect(ROLES.intentWriter, 1)).append(s, [acme.intent(s, 'create', { n: 2 })])
+    const file = join(dir, 'db.ndjson')
+    const out = await runCli(
+      ['export', '--tenant', 'acme', '--stream', 'deployment/db', '--include-actor', '--output', file],
+      { env: { EVENTPLANE_DATABASE_URL: source.url } },
+    )
+    assert.equal(out.code, 0, out.stderr)
+    // The file's chain holds (its line is version 1); appended after the target's own event it becomes version 2.
+    const r = await runCli(['import', file, '--tenant', 'acme'], { env: { EVENTPLANE_DATABASE_URL: target.url } })
+    assert.equal(r.code, 2, r.stderr)
+    assert.match(
+      r.stderr,
+      /^evtctl: store\.chain_broken: line 1: event [0-9a-f-]+ was stored with another hash than the file's/m,
+    )
+  })
 })

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { after, describe, test } from 'node:test'
 import { EventplaneError } from '@eventplane/core'
 import type { EvtctlErrorCode } from '../src/cli-error.ts'
-import { EXIT, exitCodeFor, toEventplaneError } from '../src/exit-codes.ts'
+import { EXIT, exitCodeFor, formatFailure, toEventplaneError } from '../src/exit-codes.ts'
 import { createLogger } from '../src/logger.ts'
 import { run } from '../src/program.ts'
 import { failureLine, killAll, runCli } from './helpers.ts'
@@ -104,6 +104,25 @@ describe('exit code table', () => {
     assert.equal(out, '')
     assert.match(err, /^evtctl: core\.invalid_name: tenant "a\.b" may only contain .*\n$/)
   })
+
+  test('a file the user named that cannot be read is bad usage (exit 1, one line), not an internal error', async () => {
+    let err = ''
+    const io = { stdout: { write: (_s: string) => true }, stderr: { write: (s: string) => (err += s) }, env: {} }
+    const missing = '/nonexistent-evtctl-test/acme.ndjson'
+    assert.equal(await run(['import', missing, '--tenant', 'acme'], io), EXIT.usage)
+    assert.match(err, /^evtctl: cli\.bad_usage: .*nonexistent-evtctl-test.*\n$/)
+    for (const code of ['ENOENT', 'EACCES', 'EISDIR'])
+      assert.equal(toEventplaneError(Object.assign(new Error(`${code}: x`), { code })).code, 'cli.bad_usage', code)
+  })
+
+  test('a failure is one stderr line: newlines in its message are folded', () => {
+    assert.equal(
+      formatFailure(
+        new EventplaneError<EvtctlErrorCode>('core.schema_violation', 'create@1:\n  /replicas: Expected number\n'),
+      ),
+      'evtctl: core.schema_violation: create@1: /replicas: Expected number \n',
+    )
+  })
 })
 
 describe('logs', () => {
@@ -118,5 +137,14 @@ describe('logs', () => {
     assert.doesNotMatch(out, /a@b\.c|alice|ssn|bob/)
     assert.match(out, /"event_id":"e1".*"type":"created".*"position":"42"/)
     assert.match(out, /"data":"\[redacted\]"/)
+  })
+
+  test('a password or pass field is redacted at the top level and one level down', () => {
+    let out = ''
+    const log = createLogger('info', { write: (s: string) => (out += s) })
+    log.info({ user: 'relay', password: 'hunter2-top', pass: 'hunter2-pass' }, 'top')
+    log.info({ nats: { user: 'relay', password: 'hunter2-nested', pass: 'hunter2-nested-pass' } }, 'nested')
+    assert.doesNotMatch(out, /hunter2/)
+    assert.match(out, /"user":"relay","password":"\[redacted\]","pass":"\[redacted\]"/)
   })
 })

@@ -7,7 +7,7 @@ import { initAuthDir } from '@eventplane/bus-nats/nats-config'
 import { EventFactory } from '@eventplane/core'
 import { PgEventStore, ROLES } from '@eventplane/store-pg'
 import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
-import { UNREACHABLE_NATS, failureLine, killAll, runCli } from './helpers.ts'
+import { UNREACHABLE_NATS, failureLine, killAll, runCli, startCli } from './helpers.ts'
 
 /** The password every URL below carries; the test server trusts local logins, so it is never checked. */
 const SECRET = 'hunter2-in-url'
@@ -74,6 +74,29 @@ describe('what evtctl prints of a URL never holds its password; what it writes o
     assert.equal(failure.code, 'bus.unavailable')
     assert.match(failure.message, /^cannot connect to NATS at nats:\/\/operator:\*\*\*@127\.0\.0\.1:1/)
     assert.doesNotMatch(r.stderr, new RegExp(SECRET))
+  })
+
+  test("a service's start line names NATS and the database with the password replaced, and no line holds it", async () => {
+    const nats = new URL(UNREACHABLE_NATS)
+    nats.username = 'relay'
+    nats.password = SECRET
+    const database = new URL(withPassword(db.url))
+    database.username = ROLES.relay
+    // NATS never answers: the relay waits for it, logging its start and its retries, until it is stopped.
+    const relay = startCli(['relay', '--log-level', 'info'], {
+      env: { EVENTPLANE_DATABASE_URL: database.toString(), EVENTPLANE_NATS_URL: nats.toString() },
+    })
+    await relay.waitFor((err) => err.includes('"relay process starting"'), 30_000, 'stderr')
+    relay.child.kill('SIGTERM')
+    const r = await relay.done(20_000)
+    const start = r.stderr
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { msg?: string; nats?: string; database?: Record<string, string> })
+      .find((l) => l.msg === 'relay process starting')
+    assert.equal(start?.nats, 'nats://relay:***@127.0.0.1:1')
+    assert.equal(new URL(start!.database![ROLES.relay]!).password, '***')
+    assert.doesNotMatch(r.stdout + r.stderr, new RegExp(SECRET))
   })
 
   test('export --output writes a file only its owner can read (mode 0600), with or without the actors', async () => {

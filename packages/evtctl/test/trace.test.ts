@@ -102,6 +102,12 @@ describe('evtctl trace', () => {
   test('an upper-case id finds the same chain; an unknown id says so', async () => {
     const upper = await runCli(['trace', otherRoot.correlation_id.toUpperCase(), '--tenant', 'acme'], { env: env() })
     assert.equal(upper.stdout.trim().split('\n').length, 1)
+    // --json names the chain as the log does (lower case), so it compares equal to the events' ids.
+    const json = await runCli(['trace', otherRoot.correlation_id.toUpperCase(), '--tenant', 'acme', '--json'], {
+      env: env(),
+    })
+    const report = JSON.parse(json.stdout) as { correlation_id: string; count: number }
+    assert.deepEqual([report.correlation_id, report.count], [otherRoot.correlation_id, 1])
     const none = await runCli(['trace', '00000000-0000-7000-8000-000000000000', '--tenant', 'acme'], { env: env() })
     assert.equal(none.code, 0)
     assert.match(none.stdout, /^no events with correlation id/)

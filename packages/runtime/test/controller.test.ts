@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { InvalidData, type RecordedEvent, Unavailable } from '@eventplane/core'
+import { RECONCILES_CATEGORY, beginReconcile } from '../src/controller/reconciles.ts'
 import { ControllerRunner, RECONCILE_FAILED } from '../src/controller/runner.ts'
 import type { Controller } from '../src/controller/types.ts'
 import { controllerLiveSource } from '../src/jetstream-source.ts'
@@ -114,6 +115,56 @@ describe('controllers', () => {
     assert.equal(failed[0]!.causation_id, bad[0]!.event_id)
     const flaky = await readStream('acme', 'flaky', 'task')
     assert.deepEqual(flaky.find((e) => e.type === 'done')!.data, { attempt: 3 })
+  })
+
+  test('a poison event parked again (its first terminate lost, so it came back) has one reconcile_failed', async () => {
+    let reconciles = 0
+    const poison: Controller = {
+      name: 'poison',
+      categories: ['poison'],
+      async reconcile() {
+        reconciles++
+        throw new InvalidData('cannot handle this')
+      },
+    }
+    const inner = controllerLiveSource(h.nc, poison, { consumer: 'ctl_poison', ackWaitMs: 1000 })
+    // The first terminate never reaches NATS: the delivery comes back after its ack wait and is parked again.
+    let terms = 0
+    const live: LiveSource = {
+      prepare: () => inner.prepare(),
+      async open(signal) {
+        const sub = await inner.open(signal)
+        return {
+          stop: () => sub.stop(),
+          closed: sub.closed,
+          async *[Symbol.asyncIterator](): AsyncGenerator<LiveDelivery> {
+            for await (const d of sub)
+              yield {
+                event: d.event,
+                deliveryCount: d.deliveryCount,
+                redelivered: d.redelivered,
+                traceparent: d.traceparent,
+                ack: () => d.ack(),
+                nak: (delayMs) => d.nak(delayMs),
+                term: () => {
+                  if (terms++ > 0) d.term()
+                },
+                working: () => d.working?.(),
+              }
+          },
+        }
+      },
+    }
+    const r = new ControllerRunner({ controller: poison, store: h.facts, live, retryDelayMs: 20 })
+    stops.push(() => r.stop())
+    await r.start()
+    const s = stream('acme', 'p1', 'poison')
+    await h.intents.append(s, [factoryFor('acme').intent(s, 'run', {})])
+    await eventually(() => terms === 2, 30_000, 'parked twice')
+    await r.stop()
+    assert.equal(reconciles, 2)
+    const failed = (await readStream('acme', 'p1', 'poison')).filter((e) => e.type === RECONCILE_FAILED)
+    assert.equal(failed.length, 1, 'the second park replays the first')
   })
 
   test('a stream whose first event is held waits in order while other streams are reconciled', async () => {
@@ -264,6 +315,32 @@ describe('controllers', () => {
     await eventually(() => seen.includes('beta'), 30_000, 'beta reconciled')
     assert.deepEqual(seen, ['alpha', 'beta'], 'gamma is not reconciled')
     await eventually(async () => (await live.pending!()) === 0, 30_000, 'every intent acked, gamma too')
+  })
+
+  test("the runtime's own reconcile records never trigger a controller, not even one naming their category and kind", async () => {
+    const seen: string[] = []
+    const nosy: Controller = {
+      name: 'nosy',
+      kinds: ['intent', 'internal'],
+      categories: [RECONCILES_CATEGORY, 'nosy'],
+      async reconcile(event) {
+        // Before the first await: a reconcile the runner starts is seen before the next delivery is dispatched.
+        seen.push(`${event.stream.category}/${event.type}`)
+      },
+    }
+    const r = startController(nosy)
+    await r.start()
+    const f = factoryFor('acme')
+    const other = stream('acme', 'n0', 'elsewhere')
+    await h.intents.append(other, [f.intent(other, 'run', {})])
+    const [trigger] = await h.facts.readStreamToArray(other)
+    // What a runner records before reconciling a redelivery of `trigger` (a reserved stream, kind internal).
+    assert.equal(await beginReconcile(h.facts, 'someone', trigger!, 10), 0)
+    const marker = stream('acme', 'n1', 'nosy')
+    await h.intents.append(marker, [f.intent(marker, 'run', {})])
+    // The record reaches the runner before the marker (one consumer, log order).
+    await eventually(() => seen.includes('nosy/run'), 30_000, 'the marker reconciled')
+    assert.deepEqual(seen, ['nosy/run'])
   })
 
   test('an ack that fails for good (its consumer deleted mid-reconcile) is logged by ids and attempts, never data', async () => {

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict'
 import { after, afterEach, before, describe, test } from 'node:test'
-import { compareCheckpoints } from '@eventplane/core'
+import { type Checkpoint, compareCheckpoints } from '@eventplane/core'
 import type { LiveDelivery, LiveSource } from '../src/live-source.ts'
 import { projectionLiveSource } from '../src/jetstream-source.ts'
 import { projectionDigest } from '../src/projection/digest.ts'
 import { rebuildProjection } from '../src/projection/rebuild.ts'
 import { ProjectionRunner } from '../src/projection/runner.ts'
-import type { CommitInfo, Projection, ProjectionProgress } from '../src/projection/types.ts'
+import { type CommitInfo, type Projection, type ProjectionProgress, checkpointOf } from '../src/projection/types.ts'
 import { categoryTotals, streamCounter } from './fixtures.ts'
 import { type LiveHarness, startHarness } from './harness.ts'
 import { eventually, factoryFor, stream, within } from './helpers.ts'
@@ -112,6 +112,58 @@ describe('projections live on JetStream', () => {
     await appendMany(5, 'c')
     await reachesEnd(r)
     await r.stop()
+  })
+
+  test('a live batch is acknowledged only after the transaction with its output and checkpoint committed', async () => {
+    // Each ack the runner sends, by the checkpoint of its event; inside every live commit (before its checkpoint
+    // is written) none may be past the engine's last committed checkpoint: those are the batch being committed.
+    const acked = new Map<string, Checkpoint>()
+    const recordAcks = (s: LiveSource): LiveSource => ({
+      prepare: () => s.prepare(),
+      async open(signal) {
+        const sub = await s.open(signal)
+        return {
+          stop: () => sub.stop(),
+          closed: sub.closed,
+          async *[Symbol.asyncIterator](): AsyncGenerator<LiveDelivery> {
+            for await (const d of sub)
+              yield {
+                event: d.event,
+                deliveryCount: d.deliveryCount,
+                redelivered: d.redelivered,
+                traceparent: d.traceparent,
+                ack: () => {
+                  acked.set(d.event.event_id, checkpointOf(d.event))
+                  return d.ack()
+                },
+                nak: (delayMs) => d.nak(delayMs),
+                term: () => d.term(),
+                working: () => d.working?.(),
+              }
+          },
+        }
+      },
+    })
+    const early: string[] = []
+    let liveCommits = 0
+    const r: ProjectionRunner = runner(
+      streamCounter,
+      'proj_ack_after_commit',
+      {
+        beforeCheckpoint: (info) => {
+          if (info.phase !== 'live') return
+          liveCommits++
+          for (const [id, c] of acked) if (compareCheckpoints(c, r.checkpoint) > 0) early.push(id)
+        },
+      },
+      recordAcks,
+    )
+    await r.start()
+    await appendMany(6, 'k')
+    await reachesEnd(r)
+    await r.stop()
+    assert.ok(liveCommits > 0, 'events were applied live')
+    assert.deepEqual(early, [], 'no delivery acknowledged before its commit')
   })
 
   test('a worker killed after its commit and before its ack applies nothing twice after restart', async () => {

@@ -1,0 +1,111 @@
+import assert from 'node:assert/strict'
+import { before, describe, test } from 'node:test'
+import { type RecordedEvent, isEventplaneError } from '@eventplane/core'
+import { PgEventStore, ROLES, logStatus } from '@eventplane/store-pg'
+import { eventually, useTestDatabase } from '@eventplane/store-pg/testing'
+import type { Sql } from 'postgres'
+import { ProjectionEngine } from '../src/projection/engine.ts'
+import { defineReducerProjection } from '../src/projection/types.ts'
+import { PROJECTOR_ROLE } from '../src/roles.ts'
+import { streamCounter } from './fixtures.ts'
+import { factoryFor, stream } from './helpers.ts'
+
+describe('the projection engine refuses what its output must never take', () => {
+  const db = useTestDatabase('ep_engine_generation')
+  let projector: Sql
+  let writer: PgEventStore
+  before(() => {
+    projector = db.connect(PROJECTOR_ROLE, 4)
+    writer = new PgEventStore(db.connect(ROLES.intentWriter, 2))
+  })
+
+  async function append(n: number, tenant = 'acme'): Promise<void> {
+    const s = stream(tenant, 'web')
+    const f = factoryFor(tenant)
+    await writer.append(
+      s,
+      Array.from({ length: n }, (_, i) => f.intent(s, 'scaled', { i })),
+    )
+    // The gap-safe read waits for older transactions anywhere in the cluster: let it see every event first.
+    await eventually(async () => (await logStatus(db.admin)).waiting === 0, 120_000, 'every event readable')
+  }
+
+  /** The live output: the state of acme's stream in the generation the checkpoint row names. */
+  async function liveCount(): Promise<number | undefined> {
+    const [row] = await db.admin<{ count: number }[]>`
+      select (s.state->>'count')::int as count
+        from eventplane.projection_state s join eventplane.projection_checkpoints c using (projection)
+       where s.projection = ${streamCounter.name} and s.generation = c.generation and s.key = 'deployment/web'`
+    return row?.count
+  }
+
+  test('cannot commit into its old generation, even at the very checkpoint the rebuild swapped in', async () => {
+    await append(3)
+    const old = new ProjectionEngine(streamCounter, projector)
+    await old.init()
+    await old.catchUp('catch-up')
+    // A rebuild (another process: `evtctl replay`) swaps a new generation in, at the same checkpoint.
+    const rebuilder = new ProjectionEngine(streamCounter, projector)
+    await rebuilder.init()
+    await rebuilder.rebuild()
+    assert.notEqual(rebuilder.generation, old.generation)
+    assert.deepEqual(rebuilder.checkpoint, old.checkpoint, 'the checkpoint alone does not show the swap')
+
+    await append(1)
+    await assert.rejects(old.catchUp('catch-up'), (e) => isEventplaneError(e, 'runtime.checkpoint_moved'))
+    assert.equal(await liveCount(), 3, 'nothing was written past the live checkpoint')
+    await old.resync()
+    assert.equal(old.generation, rebuilder.generation)
+    await old.catchUp('catch-up')
+    assert.equal(await liveCount(), 4, 'the new event is in the live output, once')
+  })
+
+  test("a live batch carrying another tenant's event (a source wider than the filter) applies only the filter's tenant, without a resync", async () => {
+    const acmeOnly = defineReducerProjection({ ...streamCounter, name: 'test_acme_only', filter: { tenant: 'acme' } })
+    const engine = new ProjectionEngine(acmeOnly, projector)
+    await engine.init()
+    await engine.catchUp('catch-up')
+    await append(1, 'globex')
+    await append(1, 'acme')
+    const batch: RecordedEvent[] = []
+    for await (const page of new PgEventStore(db.admin).readAll({ from: engine.checkpoint, batchSize: 10 }))
+      batch.push(...page)
+    assert.deepEqual(
+      batch.map((e) => e.tenant_id),
+      ['globex', 'acme'],
+    )
+    assert.equal(await engine.applyLive(batch), 2)
+    const states = await db.admin<{ tenant_id: string; count: number }[]>`
+      select tenant_id, (state->>'count')::int as count from eventplane.projection_state
+       where projection = ${acmeOnly.name} order by tenant_id`
+    const [acme] = await db.admin<
+      { n: number }[]
+    >`select count(*)::int as n from eventplane.events where tenant_id = 'acme'`
+    assert.deepEqual([...states], [{ tenant_id: 'acme', count: acme!.n }], 'no state of globex; every acme event once')
+  })
+
+  test('a rebuild stopped during its last commit does not swap; the next rebuild resumes and only swaps', async () => {
+    const projection = defineReducerProjection({ ...streamCounter, name: 'test_stop_last_commit' })
+    const live = new ProjectionEngine(projection, projector)
+    await live.init()
+    await live.catchUp('catch-up')
+    const liveGeneration = async () =>
+      (
+        await db.admin<{ generation: number }[]>`
+        select generation from eventplane.projection_checkpoints where projection = ${projection.name}`
+      )[0]!.generation
+    const stop = new AbortController()
+    // One commit holds the whole (small) log: the stop arrives once there is nothing left to read.
+    const stopped = new ProjectionEngine(projection, projector, {
+      afterCommit: (info) => {
+        if (info.phase === 'rebuild') stop.abort()
+      },
+    })
+    await stopped.init()
+    await assert.rejects(stopped.rebuild(stop.signal), (e: unknown) => (e as Error).name === 'AbortError')
+    assert.equal(await liveGeneration(), live.generation, 'the previous output is still the live one')
+    const next = await new ProjectionEngine(projection, projector).rebuild()
+    assert.deepEqual([next.resumed, next.events], [true, 0])
+    assert.equal(await liveGeneration(), next.generation)
+  })
+})
