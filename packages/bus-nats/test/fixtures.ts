@@ -7,6 +7,7 @@ import {
   eventually as eventuallyWithin,
   perSuite,
   type TestDatabase,
+  within,
 } from '@eventplane/store-pg/testing'
 import { type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream'
 import type { MsgHdrs, NatsConnection, Subscription } from '@nats-io/transport-node'
@@ -22,6 +23,7 @@ import {
 import { createBusEnv, type BusEnv } from '../src/testing/bus-env.ts'
 
 export { type BusEnv, createBusEnv } from '../src/testing/bus-env.ts'
+export { within }
 
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url))
 
@@ -90,19 +92,6 @@ export function useWatchedBus(prefix: string): WatchedBus {
       await db.drop()
     },
   )
-}
-
-/** Rejects when `p` does not settle in time, so no test can hang on it. */
-export async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms)
-  })
-  try {
-    return await Promise.race([p, timeout])
-  } finally {
-    clearTimeout(timer)
-  }
 }
 
 export interface StoredMessage {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { EventFactory, START, type RecordedEvent } from '@eventplane/core'
 import { PgEventStore, ROLES, logStatus, streamLog } from '@eventplane/store-pg'
-import { bulkLoadEvents, createTestDatabase, eventually, type TestDatabase } from '@eventplane/store-pg/testing'
+import { bulkLoadEvents, createTestDatabase, eventually, type TestDatabase, within } from '@eventplane/store-pg/testing'
 
 describe('streamLog (what a rebuild reads)', () => {
   let db: TestDatabase
@@ -74,9 +74,7 @@ describe('streamLog (what a rebuild reads)', () => {
     )
   })
 
-  test('a consumer that stops after its first batch closes the cursor: the pool’s one connection serves the next query', {
-    timeout: 60_000,
-  }, async () => {
+  test('a consumer that stops after its first batch closes the cursor: the pool’s one connection serves the next query', async () => {
     const sql = db.connect(ROLES.operator, 1)
     let batches = 0
     for await (const batch of streamLog(sql, { from: START, batchSize: 10 })) {
@@ -86,7 +84,11 @@ describe('streamLog (what a rebuild reads)', () => {
     }
     assert.equal(batches, 1)
     // With the cursor left open its statement would keep the connection, and this query would wait for it.
-    const [row] = await sql<{ n: number }[]>`select count(*)::int as n from eventplane.events`
+    const [row] = await within(
+      sql<{ n: number }[]>`select count(*)::int as n from eventplane.events`,
+      10_000,
+      'the next query on the pool’s one connection (is the cursor left open?)',
+    )
     assert.ok(row!.n >= 325, `${row!.n} events`)
   })
 })

@@ -12,3 +12,16 @@ export async function eventually(fn: () => Promise<boolean> | boolean, ms = 30_0
     await sleep(50)
   }
 }
+
+/** Settles as `p` does, or rejects naming `what` after `ms`: a wait that would never end fails fast, explained. */
+export async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms)
+  })
+  try {
+    return await Promise.race([p, late])
+  } finally {
+    clearTimeout(timer)
+  }
+}

@@ -8,7 +8,7 @@ export {
 export { perSuite } from './per-suite.ts'
 export { CLOSE_POOL_TIMEOUT_S, closePool } from './close-pool.ts'
 export type { TestDatabase } from './test-database.ts'
-export { eventually } from './eventually.ts'
+export { eventually, within } from './eventually.ts'
 export { RELAY_CHECKPOINT_WRITE, activeRelayCheckpointWrites } from './relay-checkpoint-writes.ts'
 export { holdStream } from './hold-stream.ts'
 export type { HeldStream } from './hold-stream.ts'
