@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { after, before, describe, test } from 'node:test'
+import { after, before, describe, mock, test } from 'node:test'
 import { isEventplaneError } from '@eventplane/core'
 import { parseCreds } from '@nats-io/jwt'
 import { type NatsConnection, connect } from '@nats-io/transport-node'
@@ -19,6 +19,7 @@ import {
   jwtRevocations,
   loadAuthDir,
   readRevocations,
+  revokeLogUserKeys,
   revokeStagedKeys,
   rotateServiceUser,
   rotateTenantUser,
@@ -233,5 +234,24 @@ describe('revokeServiceUsers (the test server helper)', () => {
     await refusedWith(server.url, controller, 'controller, after gateway was revoked')
     await refusedWith(server.url, creds('gateway'), 'gateway')
     await connectsWith(server.url, creds('relay'))
+  })
+
+  test('a key revoked again by a host whose clock is an hour behind stays revoked: the later time is kept', async () => {
+    const auth = loadAuthDir(server.authDir!)
+    const creds = readFileSync(serviceCredsFile(auth.dir, 'relay'))
+    const key = await keyOf(creds)
+    const system = await server.connect('system')
+    await revokeLogUserKeys(auth, system, [{ key, user: 'relay' }])
+    await refusedWith(server.url, creds, 'relay')
+    const at = readRevocations(auth.dir, LOG_ACCOUNT).revoked[key]!.at
+    // Its creds were issued seconds ago: a revocation as of an hour ago would let them in again.
+    mock.timers.enable({ apis: ['Date'], now: Date.now() - 3_600_000 })
+    try {
+      await revokeLogUserKeys(auth, system, [{ key, user: 'relay' }])
+    } finally {
+      mock.timers.reset()
+    }
+    assert.equal(readRevocations(auth.dir, LOG_ACCOUNT).revoked[key]!.at, at)
+    await refusedWith(server.url, creds, 'relay, after a second revocation an hour behind')
   })
 })

@@ -142,6 +142,18 @@ describe('gateway', () => {
     )
   })
 
+  test('a child envelope for another tenant or stream is refused as a mismatch before its lineage is looked up', async () => {
+    // Its cause is an event nowhere in the log: looked up under the subject's tenant it would be core.invalid_envelope.
+    const subject = submitSubject('acme', 'deployment', 'd1')
+    const child = (factory: EventFactory, id: string) => {
+      const parent = factory.intent({ category: 'deployment', id }, 'deploy_requested', { replicas: 1 })
+      return factory.causedBy(parent).intent({ category: 'deployment', id }, 'deploy_requested', { replicas: 2 })
+    }
+    const mallory = EventFactory.forTenant('globex', { causedBy: 'user:mallory' })
+    await assertRawRejected('core.tenant_mismatch', subject, JSON.stringify({ event: child(mallory, 'd1') }))
+    await assertRawRejected('core.stream_mismatch', subject, JSON.stringify({ event: child(user, 'other') }))
+  })
+
   test('an envelope for another stream than the subject is refused with core.stream_mismatch', async () => {
     const event = user.intent({ category: 'deployment', id: 'other' }, 'deploy_requested', { replicas: 1 })
     await assertRawRejected(

@@ -261,6 +261,30 @@ describe('NATS accounts and user grants (tenants acme and globex)', () => {
     await refused('_INBOX_acme.unsolicited')
   })
 
+  test('the gateway answers each request it received once: a second reply to the same request is refused', async () => {
+    // A request from inside the log account, where no import's response type bounds the replies.
+    const gateway = await server.connect('gateway')
+    const refused = watchViolations(gateway)
+    const served = gateway.subscribe('eventplane-api.submit.acme.replies.once', {
+      callback: (_err, msg) => {
+        msg.respond('first')
+        msg.respond('second')
+      },
+    })
+    await gateway.flush()
+    const requester = await server.connect('operator')
+    const inbox = requester.subscribe('_INBOX.reply-once')
+    await requester.flush()
+    requester.publish('eventplane-api.submit.acme.replies.once', '{}', { reply: '_INBOX.reply-once' })
+    await requester.flush()
+    assert.equal((await refused('_INBOX.reply-once')).operation, 'publish')
+    // The gateway's replies were handled before the server's answer to its ping; ours comes after them.
+    await gateway.flush()
+    await requester.flush()
+    assert.equal(inbox.getReceived(), 1)
+    served.unsubscribe()
+  })
+
   test('a controller consumes across tenants but cannot publish log subjects or delete the stream', async () => {
     const nc = await server.connect('controller')
     const jsm = await jetstreamManager(nc)

@@ -35,4 +35,28 @@ describe('relay: a lost lease', () => {
       await within(Promise.all([a.stop(), b.stop()]), 15_000, 'relays stop')
     }
   })
+
+  test('an active relay whose lease row names another live session stands by at its next checkpoint write, not only at its lease check', async () => {
+    const nc = await env.natsAs('relay')
+    // Lease checks once a minute: within this test only the fenced checkpoint write can tell the relay.
+    const relay = new Relay({ sql: env.db.connect(ROLES.relay, 2), nc, name: 'fenced', pollIntervalMs: 60_000 })
+    relay.start()
+    try {
+      await eventually(() => relay.state === 'active', 'active')
+      await appendIntents(env.intents, 'acme', 1, 1, 'fenced-a')
+      await eventually(() => relay.stats.published === 1, 'the first event published')
+      // The lease moves to a live session of the test's (the relay's own session lives on).
+      await env.db.admin`
+        update eventplane.relay_leases set (holder_pid, holder_started) =
+          (select pid, backend_start from pg_stat_activity where pid = pg_backend_pid())
+         where name = 'fenced'`
+      // The next drain's checkpoint write is refused; the drain after it finds that out.
+      await appendIntents(env.intents, 'acme', 1, 1, 'fenced-b')
+      await eventually(() => relay.stats.published === 2, 'the second event published')
+      await appendIntents(env.intents, 'acme', 1, 1, 'fenced-c')
+      await eventually(() => relay.state === 'standby', 'standing by', 15_000)
+    } finally {
+      await within(relay.stop(), 15_000, 'relay stops')
+    }
+  })
 })

@@ -12,8 +12,9 @@ import { type EventData, EventFactory, isEventplaneError } from '@eventplane/cor
 import { PgEventStore, ROLES, loadRelayCheckpoint } from '@eventplane/store-pg'
 import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
 import { jetstreamManager } from '@nats-io/jetstream'
-import type { NatsConnection, PublishOptions } from '@nats-io/transport-node'
+import { MsgHdrsImpl, type NatsConnection, type PublishOptions } from '@nats-io/transport-node'
 import { errorFields, type Logger } from '../src/logger.ts'
+import { EXPECTED_LAST_MSG_ID } from '../src/pub-ack.ts'
 import type { RelayOptions } from '../src/relay-options.ts'
 import { Relay } from '../src/relay.ts'
 import { ensureStream } from '../src/stream.ts'
@@ -151,6 +152,52 @@ describe('relay publish failures: each breaks the run, and the checkpoint stops 
     } finally {
       releaseRetry()
       await within(relay.stop(), 15_000, 'relay stop')
+    }
+    assert.deepEqual(await streamIds(), await logIds(), 'the stream holds the log once, in order')
+  })
+
+  test("an ack from another stream is not the log's: the run fails at that event and the checkpoint stays before it", async () => {
+    const [, victim, later] = await append('decoy', [{ n: 1 }, { n: 2 }, { n: 3 }])
+    const jsm = await jetstreamManager(nc)
+    await jsm.streams.add({ name: 'DECOY', subjects: ['decoy.>'] })
+    let diverted = 0
+    let releaseRetry!: () => void
+    const retryHeld = new Promise<void>((resolve) => (releaseRetry = resolve))
+    // The victim's first publish is stored by another stream, which acks it under its own name (without the
+    // order expectation, which that stream would refuse: its last message is not the victim's predecessor).
+    const diverting = new Proxy(nc, {
+      get(target, prop) {
+        if (prop === 'publish')
+          return (subject: string, data: Uint8Array, opts?: PublishOptions) => {
+            if (opts?.headers?.get('Nats-Msg-Id') !== victim!.eventId) return target.publish(subject, data, opts)
+            if (diverted++ === 0) {
+              const headers = new MsgHdrsImpl()
+              for (const [k, v] of (opts.headers as MsgHdrsImpl).headers)
+                if (k !== EXPECTED_LAST_MSG_ID) headers.headers.set(k, v)
+              return target.publish(`decoy.${subject}`, data, { ...opts, headers })
+            }
+            void retryHeld.then(() => target.publish(subject, data, opts))
+          }
+        const value = Reflect.get(target, prop, target)
+        return typeof value === 'function' ? value.bind(target) : value
+      },
+    })
+    // One publish in flight: the log stream's refusal of the next event (its predecessor missing) cannot come
+    // before the other stream's ack and be taken for the run's failure.
+    const { relay, warnings, name } = await startRelay({ nc: diverting, maxInFlight: 1 })
+    try {
+      await eventually(() => warnings.failed(victim!.eventId).length > 0, 'the publish to fail')
+      assert.deepEqual(warnings.failed(victim!.eventId), ['bus.unavailable'])
+      assert.equal((await jsm.streams.info('DECOY')).state.messages, 1, 'the other stream acked it')
+      await eventually(() => diverted >= 2, 'the republish, held')
+      assert.ok((await stored(name)) < victim!.position, 'the checkpoint stops before the event the log lacks')
+      assert.ok(!(await streamIds()).includes(victim!.eventId), 'the victim is not in the log stream')
+      releaseRetry()
+      await eventually(async () => (await stored(name)) === later!.position, 'the retry to publish the rest')
+    } finally {
+      releaseRetry()
+      await within(relay.stop(), 15_000, 'relay stop')
+      await jsm.streams.delete('DECOY')
     }
     assert.deepEqual(await streamIds(), await logIds(), 'the stream holds the log once, in order')
   })

@@ -110,4 +110,22 @@ describe('tenant administration', () => {
     assert.equal(await readsConsumer(account, 'vandelay_tail'), true)
     assert.equal(await readsConsumer(account, 'vandelay_x'), false, "the account never imported acme_x's events")
   })
+
+  test("a tenant named like the system side (a service user, system, proj, ctl) is refused: its <tenant>_… consumers would be the runtime's", async () => {
+    // Literal names, not RESERVED_TENANT_NAMES: `proj_<projection>` and `ctl_<controller>` are the runtime's
+    // consumers, whose filters span every tenant; a tenant `proj` could list one of them.
+    for (const tenant of ['operator', 'relay', 'gateway', 'controller', 'system', 'proj', 'ctl']) {
+      await assert.rejects(
+        server.addTenant(tenant, { consumers: [`${tenant}_orders`] }),
+        (e) => isEventplaneError(e, 'core.invalid_name') && /is reserved/.test(e.message),
+        tenant,
+      )
+      assert.equal(
+        listTenants(loadAuthDir(server.authDir!)).some((r) => r.tenant === tenant),
+        false,
+        tenant,
+      )
+      await consumerGone(`${tenant}_orders`)
+    }
+  })
 })
