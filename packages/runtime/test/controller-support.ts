@@ -2,7 +2,6 @@ import type { Server } from 'node:net'
 import type { Logger } from '@eventplane/bus-nats'
 import { PgEventStore, ROLES, roleUrl } from '@eventplane/store-pg'
 import postgres, { type Sql } from 'postgres'
-import type { LiveDelivery, LiveSource, LiveSubscription } from '../src/live-source.ts'
 import { cut, forward, freePort } from './forwarder.ts'
 import type { LiveHarness } from './harness.ts'
 import { within } from './helpers.ts'
@@ -55,27 +54,6 @@ export const holds =
   (eventId: string) =>
   (l: LogLine): boolean =>
     l.fields.event_id === eventId && l.msg.includes('waits for an unavailable dependency')
-
-/** `live`, with every delivery it hands out reported to `seen` first. */
-export function watchedSource(live: LiveSource, seen: (d: LiveDelivery) => void): LiveSource {
-  return {
-    prepare: () => live.prepare(),
-    ackWaitMs: () => live.ackWaitMs?.(),
-    async open(signal): Promise<LiveSubscription> {
-      const sub = await live.open(signal)
-      return {
-        stop: () => sub.stop(),
-        closed: sub.closed,
-        async *[Symbol.asyncIterator]() {
-          for await (const d of sub) {
-            seen(d)
-            yield d
-          }
-        },
-      }
-    },
-  }
-}
 
 /**
  * PostgreSQL as a controller sees it through a TCP forwarder: `store()` is a fact writer pool on the

@@ -6,12 +6,13 @@ import { RECONCILES_CATEGORY, beginReconcile } from '../src/controller/reconcile
 import { ControllerRunner, RECONCILE_FAILED } from '../src/controller/runner.ts'
 import type { Controller } from '../src/controller/types.ts'
 import { controllerLiveSource } from '../src/jetstream-source.ts'
-import type { LiveDelivery, LiveSource } from '../src/live-source.ts'
+import type { LiveSource } from '../src/live-source.ts'
 import { STREAM_NAME } from '@eventplane/bus-nats'
 import { jetstreamManager } from '@nats-io/jetstream'
 import { recordingLogger } from './controller-support.ts'
 import { type LiveHarness, startHarness } from './harness.ts'
 import { eventually, factoryFor, stream } from './helpers.ts'
+import { mapDeliveries, overriding } from './live-wrap.ts'
 
 describe('controllers', () => {
   let h: LiveHarness
@@ -130,31 +131,13 @@ describe('controllers', () => {
     const inner = controllerLiveSource(h.nc, poison, { consumer: 'ctl_poison', ackWaitMs: 1000 })
     // The first terminate never reaches NATS: the delivery comes back after its ack wait and is parked again.
     let terms = 0
-    const live: LiveSource = {
-      prepare: () => inner.prepare(),
-      async open(signal) {
-        const sub = await inner.open(signal)
-        return {
-          stop: () => sub.stop(),
-          closed: sub.closed,
-          async *[Symbol.asyncIterator](): AsyncGenerator<LiveDelivery> {
-            for await (const d of sub)
-              yield {
-                event: d.event,
-                deliveryCount: d.deliveryCount,
-                redelivered: d.redelivered,
-                traceparent: d.traceparent,
-                ack: () => d.ack(),
-                nak: (delayMs) => d.nak(delayMs),
-                term: () => {
-                  if (terms++ > 0) d.term()
-                },
-                working: () => d.working?.(),
-              }
-          },
-        }
-      },
-    }
+    const live = mapDeliveries(inner, (d) =>
+      overriding(d, {
+        term: () => {
+          if (terms++ > 0) d.term()
+        },
+      }),
+    )
     const r = new ControllerRunner({ controller: poison, store: h.facts, live, retryDelayMs: 20 })
     stops.push(() => r.stop())
     await r.start()
@@ -228,15 +211,15 @@ describe('controllers', () => {
   })
 
   test('an intent redelivered while its reconcile still runs (its ack wait passed, no heartbeat) is reconciled once', async () => {
-    let calls = 0
+    const calls = new Map<string, number>()
     let release!: () => void
     const held = new Promise<void>((resolve) => (release = resolve))
     const slow: Controller = {
       name: 'slow',
       categories: ['slowjob'],
-      async reconcile(_event, ctx) {
-        calls++
-        await held
+      async reconcile(event, ctx) {
+        calls.set(event.event_id, (calls.get(event.event_id) ?? 0) + 1)
+        if (event.data.hold === true) await held
         await ctx.emit(ctx.fact('slow_done', { n: 1 }))
       },
     }
@@ -244,52 +227,41 @@ describe('controllers', () => {
     const inner = controllerLiveSource(h.nc, slow, { consumer: 'ctl_slow', ackWaitMs: 1000 })
     const counts: number[] = []
     const acked: number[] = []
-    const watch = (d: LiveDelivery): LiveDelivery => ({
-      event: d.event,
-      deliveryCount: d.deliveryCount,
-      redelivered: d.redelivered,
-      traceparent: d.traceparent,
-      ack: async () => {
-        await d.ack()
-        acked.push(d.deliveryCount)
-      },
-      nak: (delayMs) => d.nak(delayMs),
-      term: () => d.term(),
-      working: () => d.working?.(),
+    const live = mapDeliveries(inner, (d) => {
+      counts.push(d.deliveryCount)
+      return overriding(d, {
+        ack: async () => {
+          await d.ack()
+          acked.push(d.deliveryCount)
+        },
+      })
     })
-    const live: LiveSource = {
-      prepare: () => inner.prepare(),
-      async open(signal) {
-        const sub = await inner.open(signal)
-        return {
-          stop: () => sub.stop(),
-          closed: sub.closed,
-          async *[Symbol.asyncIterator]() {
-            for await (const d of sub) {
-              counts.push(d.deliveryCount)
-              yield watch(d)
-            }
-          },
-        }
-      },
-    }
     // No heartbeat within the test: the 1 s ack wait passes while the reconcile is held, and JetStream redelivers.
     const r = new ControllerRunner({ controller: slow, store: h.facts, live, retryDelayMs: 20, heartbeatMs: 600_000 })
     stops.push(() => r.stop())
     await r.start()
     const f = factoryFor('acme')
     const s = stream('acme', 's1', 'slowjob')
-    await h.intents.append(s, [f.intent(s, 'run', {})])
+    const first = f.intent(s, 'run', { hold: true })
+    await h.intents.append(s, [first])
     try {
       await eventually(() => counts.some((n) => n > 1), 30_000, 'the held intent redelivered')
     } finally {
       release()
     }
     await eventually(() => acked.length > 0, 30_000, 'the reconciled intent acked')
-    // A task queued behind the finished one starts within the microtasks after its ack: let them run.
-    await new Promise((resolve) => setImmediate(resolve))
-    assert.equal(calls, 1, 'reconciled once, not again for the redelivery')
-    assert.deepEqual(types(await readStream('acme', 's1', 'slowjob')), ['run', 'slow_done'])
+    // One stream's deliveries are handled in turn: a redelivery queued behind the first would be reconciled
+    // before the next intent of the stream, so once that one is reconciled the redelivery has had its turn.
+    const next = f.intent(s, 'run', {})
+    await h.intents.append(s, [next])
+    await eventually(() => calls.has(next.event_id), 30_000, 'the next intent of the stream reconciled')
+    assert.equal(calls.get(first.event_id), 1, 'reconciled once, not again for the redelivery')
+    await eventually(
+      async () => types(await readStream('acme', 's1', 'slowjob')).length === 4,
+      30_000,
+      "the next intent's fact",
+    )
+    assert.deepEqual(types(await readStream('acme', 's1', 'slowjob')), ['run', 'slow_done', 'run', 'slow_done'])
   })
 
   test('an intent of a category the controller does not name is acked and never reconciled, though its consumer filter lets it through', async () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, afterEach, before, describe, test } from 'node:test'
 import { type Checkpoint, compareCheckpoints } from '@eventplane/core'
-import type { LiveDelivery, LiveSource } from '../src/live-source.ts'
+import type { LiveSource } from '../src/live-source.ts'
 import { projectionLiveSource } from '../src/jetstream-source.ts'
 import { projectionDigest } from '../src/projection/digest.ts'
 import { rebuildProjection } from '../src/projection/rebuild.ts'
@@ -10,6 +10,7 @@ import { type CommitInfo, type Projection, type ProjectionProgress, checkpointOf
 import { categoryTotals, streamCounter } from './fixtures.ts'
 import { type LiveHarness, startHarness } from './harness.ts'
 import { eventually, factoryFor, stream, within } from './helpers.ts'
+import { mapDeliveries, overriding, watchedSource } from './live-wrap.ts'
 
 describe('projections live on JetStream', () => {
   let h: LiveHarness
@@ -118,32 +119,15 @@ describe('projections live on JetStream', () => {
     // Each ack the runner sends, by the checkpoint of its event; inside every live commit (before its checkpoint
     // is written) none may be past the engine's last committed checkpoint: those are the batch being committed.
     const acked = new Map<string, Checkpoint>()
-    const recordAcks = (s: LiveSource): LiveSource => ({
-      prepare: () => s.prepare(),
-      async open(signal) {
-        const sub = await s.open(signal)
-        return {
-          stop: () => sub.stop(),
-          closed: sub.closed,
-          async *[Symbol.asyncIterator](): AsyncGenerator<LiveDelivery> {
-            for await (const d of sub)
-              yield {
-                event: d.event,
-                deliveryCount: d.deliveryCount,
-                redelivered: d.redelivered,
-                traceparent: d.traceparent,
-                ack: () => {
-                  acked.set(d.event.event_id, checkpointOf(d.event))
-                  return d.ack()
-                },
-                nak: (delayMs) => d.nak(delayMs),
-                term: () => d.term(),
-                working: () => d.working?.(),
-              }
+    const recordAcks = (s: LiveSource): LiveSource =>
+      mapDeliveries(s, (d) =>
+        overriding(d, {
+          ack: () => {
+            acked.set(d.event.event_id, checkpointOf(d.event))
+            return d.ack()
           },
-        }
-      },
-    })
+        }),
+      )
     const early: string[] = []
     let liveCommits = 0
     const r: ProjectionRunner = runner(
@@ -168,22 +152,10 @@ describe('projections live on JetStream', () => {
 
   test('a worker killed after its commit and before its ack applies nothing twice after restart', async () => {
     let redelivered = 0
-    const countRedeliveries = (s: LiveSource): LiveSource => ({
-      prepare: () => s.prepare(),
-      async open(signal) {
-        const sub = await s.open(signal)
-        return {
-          stop: () => sub.stop(),
-          closed: sub.closed,
-          async *[Symbol.asyncIterator](): AsyncGenerator<LiveDelivery> {
-            for await (const d of sub) {
-              if (d.redelivered) redelivered++
-              yield d
-            }
-          },
-        }
-      },
-    })
+    const countRedeliveries = (s: LiveSource): LiveSource =>
+      watchedSource(s, (d) => {
+        if (d.redelivered) redelivered++
+      })
     let crashed = false
     const doomed = runner(streamCounter, 'proj_counter', {
       afterCommit: (info) => {
