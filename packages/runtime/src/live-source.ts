@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events'
 import { type RecordedEvent, Unavailable, isEventplaneError } from '@eventplane/core'
 import { SERVER_WAIT_MS, errorFields } from '@eventplane/bus-nats'
 
@@ -55,6 +56,17 @@ export async function ackUnlessStopped<T>(
     clearTimeout(timer)
     if (onAbort) signal.removeEventListener('abort', onAbort)
   }
+}
+
+/**
+ * A runner's stop: an AbortController whose signal any number of waits may watch at once (every ack in flight,
+ * see {@link ackUnlessStopped}, and every retry's sleep) without node's "possible EventTarget memory leak"
+ * warning past 10 listeners, which would send an operator looking for a leak that is not there.
+ */
+export function runnerStop(): AbortController {
+  const stop = new AbortController()
+  setMaxListeners(0, stop.signal)
+  return stop
 }
 
 /** An open live subscription: deliveries in log order, until stopped. */

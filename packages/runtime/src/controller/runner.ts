@@ -25,6 +25,7 @@ import {
   ackFailureFields,
   ackUnlessStopped,
   liveSourceClosed,
+  runnerStop,
 } from '../live-source.ts'
 import { createContext, factoryFor } from './context.ts'
 import { factId } from './fact-ids.ts'
@@ -112,7 +113,7 @@ export class ControllerRunner {
   readonly closed: Promise<void>
   readonly #o: ControllerRunnerOptions
   readonly #log: Logger
-  readonly #abort = new AbortController()
+  readonly #abort = runnerStop()
   readonly #queue: KeyedQueue
   /** Deliveries held by this runner (queued, running or waiting), by event id. */
   readonly #inFlight = new Map<string, LiveDelivery>()

@@ -21,6 +21,7 @@ import {
   ackUnlessStopped,
   batchDeliveries,
   liveSourceClosed,
+  runnerStop,
 } from '../live-source.ts'
 import { type EngineOptions, ProjectionEngine } from './engine.ts'
 import type { Projection } from './types.ts'
@@ -69,7 +70,7 @@ export class ProjectionRunner {
   readonly closed: Promise<void>
   readonly #options: ProjectionRunnerOptions
   readonly #log: Logger
-  readonly #abort = new AbortController()
+  readonly #abort = runnerStop()
   readonly #ready: Deferred<void> = deferred()
   readonly #runWhenStarted: () => Promise<void>
   #live = false
