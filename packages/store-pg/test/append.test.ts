@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { before, describe, test } from 'node:test'
 import { type EventplaneError, isEventplaneError, type ValidEnvelope, WrongExpectedVersion } from '@eventplane/core'
 import { PgEventStore, ROLES } from '@eventplane/store-pg'
-import { useTestDatabase } from '@eventplane/store-pg/testing'
+import { eventually, holdStream, useTestDatabase } from '@eventplane/store-pg/testing'
 import { factoryFor, stream } from './helpers.ts'
 
 describe('append', () => {
@@ -11,6 +11,35 @@ describe('append', () => {
   before(async () => {
     store = new PgEventStore(db.connect(ROLES.intentWriter, 24))
   })
+
+  /**
+   * Starts `n` appends to `s` while its next version is held (holdStream), waits until all of them wait on the
+   * holder in PostgreSQL, then releases it: they race for that version at once, so the race is certain.
+   */
+  async function racingAppends<T>(
+    s: ReturnType<typeof stream>,
+    n: number,
+    append: (i: number) => Promise<T>,
+  ): Promise<T[]> {
+    const held = await holdStream(db.admin, s)
+    try {
+      const appends = Array.from({ length: n }, (_, i) => append(i))
+      for (const a of appends) a.catch(() => {})
+      await eventually(
+        async () => {
+          const [row] = await db.admin<{ n: number }[]>`
+          select count(*)::int as n from pg_stat_activity where ${held.pid}::int = any(pg_blocking_pids(pid))`
+          return row!.n === n
+        },
+        30_000,
+        `the ${n} appends to wait on the held version`,
+      )
+      await held.release()
+      return await Promise.all(appends)
+    } finally {
+      await held.release()
+    }
+  }
 
   test('appends a batch in order and returns versions and positions', async () => {
     const f = factoryFor('acme')
@@ -80,9 +109,8 @@ describe('append', () => {
   test('20 concurrent appends with expectedVersion any all succeed, with versions 1..n and no gap', async () => {
     const f = factoryFor('acme')
     const s = stream('acme', 'race-any')
-    const results = await Promise.all(
-      Array.from({ length: 20 }, (_, i) => store.append(s, [f.intent(s, 'scaled', { replicas: i })])),
-    )
+    // All 20 wait on one held version 1 until it is rolled back: then they race for it, certainly, not by luck.
+    const results = await racingAppends(s, 20, (i) => store.append(s, [f.intent(s, 'scaled', { replicas: i })]))
     assert.deepEqual(
       results.map((r) => r.nextExpectedVersion).sort((a, b) => a - b),
       Array.from({ length: 20 }, (_, i) => i + 1),
@@ -152,7 +180,7 @@ describe('append', () => {
     const f = factoryFor('acme')
     const s = stream('acme', 'retry-race')
     const events = [f.intent(s, 'created', { a: 1 }), f.intent(s, 'scaled', { b: 2 })]
-    const results = await Promise.all(Array.from({ length: 10 }, () => store.append(s, structuredClone(events))))
+    const results = await racingAppends(s, 10, () => store.append(s, structuredClone(events)))
     assert.equal(results.filter((r) => !r.replayed).length, 1)
     for (const r of results) assert.deepEqual(r.events, results.find((x) => !x.replayed)!.events)
     assert.deepEqual(

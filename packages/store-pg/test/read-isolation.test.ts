@@ -163,19 +163,27 @@ describe('tenant-scoped reads return only the asked tenant, for every role', () 
   test('each function sets its tenant before it reads, even over another tenant set earlier in the transaction', async () => {
     const reader = sqls.get(ROLES.reader)!
     const seen = await reader.begin(async (tx) => {
-      await tx`select set_config('eventplane.tenant', 'globex', true)`
-      const q = async (rows: Promise<{ event_id: string }[]>) => (await rows).map((r) => r.event_id)
+      // globex set again before each call: a function that read with the tenant the call before it set
+      // (read_category after read_stream, …) would otherwise pass without setting its own.
+      const asGlobex = async <T>(read: () => Promise<T>): Promise<T> => {
+        await tx`select set_config('eventplane.tenant', 'globex', true)`
+        return read()
+      }
+      const q = (read: () => Promise<{ event_id: string }[]>) =>
+        asGlobex(read).then((rows) => rows.map((r) => r.event_id))
       return {
-        stream: await q(tx`select event_id from eventplane.read_stream('acme', 'deployment', 'web', 1, false, 10)`),
-        category: await q(tx`select event_id from eventplane.read_category('acme', 'deployment', '0', 0, 10)`),
+        stream: await q(
+          () => tx`select event_id from eventplane.read_stream('acme', 'deployment', 'web', 1, false, 10)`,
+        ),
+        category: await q(() => tx`select event_id from eventplane.read_category('acme', 'deployment', '0', 0, 10)`),
         correlation: await q(
-          tx`select event_id from eventplane.read_correlation('acme', ${acmeChain[0]!.event_id}, 10)`,
+          () => tx`select event_id from eventplane.read_correlation('acme', ${acmeChain[0]!.event_id}, 10)`,
         ),
-        all: await q(tx`select event_id from eventplane.read_all_for_tenant('acme', '0', 0, 10)`),
-        chain: await q(tx`select event_id from eventplane.chain_rows('acme', null, null, '', '', '', 0, 10)`),
-        streams: (await tx`select stream_id from eventplane.list_streams('acme', null, '', '', 10)`).map(
-          (r) => r.stream_id as string,
-        ),
+        all: await q(() => tx`select event_id from eventplane.read_all_for_tenant('acme', '0', 0, 10)`),
+        chain: await q(() => tx`select event_id from eventplane.chain_rows('acme', null, null, '', '', '', 0, 10)`),
+        streams: (
+          await asGlobex(() => tx`select stream_id from eventplane.list_streams('acme', null, '', '', 10)`)
+        ).map((r) => r.stream_id as string),
       }
     })
     const acmeIds = ids(acmeWeb)
