@@ -12,7 +12,6 @@ import {
   START,
   StreamMismatch,
   TenantMismatch,
-  Unavailable,
   WrongExpectedVersion,
   formatStream,
   isExpectedVersion,
@@ -180,11 +179,6 @@ export class PgEventStore {
       if (pg.code === '23505' && pg.constraint_name === 'events_stream_version_key') {
         throw new WrongExpectedVersion(formatStream(ref), expected, -1, { cause: e })
       }
-      if (pg.code === 'EPRTY') {
-        throw new Unavailable('store.unavailable', `${formatStream(ref)} kept losing races to concurrent appends`, {
-          cause: e,
-        })
-      }
       throw mapPgError(e)
     }
   }
@@ -209,8 +203,7 @@ export class PgEventStore {
         // (identical retry or IdempotencyConflict); the same failure once more
         // is an id stored in another tenant, invisible here: a conflict (mapPgError).
         const pg = e as { code?: string; constraint_name?: string }
-        const versionRace =
-          pg.code === 'EPRTY' || (pg.code === '23505' && pg.constraint_name === 'events_stream_version_key')
+        const versionRace = pg.code === '23505' && pg.constraint_name === 'events_stream_version_key'
         const idRace = pg.code === '23505' && pg.constraint_name === 'events_event_id_key' && idRaces++ === 0
         if (!(versionRace || idRace) || attempt >= MAX_APPEND_RACES) throw e
       }
