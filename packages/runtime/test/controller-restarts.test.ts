@@ -10,6 +10,7 @@ import {
   reconcilesStream,
 } from '../src/controller/reconciles.ts'
 import { ControllerRunner, RECONCILE_FAILED } from '../src/controller/runner.ts'
+import { controllerPrincipal } from '../src/controller/context.ts'
 import type { Controller } from '../src/controller/types.ts'
 import { controllerLiveSource, coveringFilter } from '../src/jetstream-source.ts'
 import type { LiveSource } from '../src/live-source.ts'
@@ -265,7 +266,7 @@ describe('controller workers restarted', () => {
     assert.equal(lines.items.filter((l) => l.msg === 'event parked').length, 0)
   })
 
-  test("beginReconcile counts the runtime's own records only: an intent put on the stream is not one", async () => {
+  test("beginReconcile counts the runtime's own records only: an intent or another principal's record on the stream is not one", async () => {
     const f = factoryFor('acme')
     const s = stream('acme', 'b1', 'forged')
     await h.intents.append(s, [f.intent(s, 'run', {})])
@@ -275,17 +276,28 @@ describe('controller workers restarted', () => {
     const where = { category: ref.category, id: ref.id }
     const forged = { ...f.intent(s, RECONCILE_STARTED, { controller: 'forged', attempt: 1 }), stream: where }
     await assert.rejects(h.intents.append(ref, [forged]), (e) => isEventplaneError(e, 'core.invalid_name'))
-    // ...but an operator's import restores whatever a file holds there (a log from before the prefix).
-    await h.intents.append(ref, [asSystemEnvelope(validateEnvelope({ ...forged }))])
+    // ...but an operator's import restores whatever a file holds there (a log from before the prefix): the
+    // tenant's intent, one naming the controller as its cause, an internal record caused by someone else.
+    const asController = factoryFor('acme', controllerPrincipal('forged'))
+    const byController = {
+      ...asController.intent(s, RECONCILE_STARTED, { controller: 'forged', attempt: 1 }),
+      stream: where,
+    }
+    const internal = { ...f.internal(s, RECONCILE_STARTED, { controller: 'forged', attempt: 1 }), stream: where }
+    const restore = (e: typeof forged) => asSystemEnvelope(validateEnvelope({ ...e }))
+    await h.intents.append(ref, [restore(forged), restore(byController)])
+    await h.facts.append(ref, [restore(internal)])
     assert.equal(await beginReconcile(h.facts, 'forged', trigger!, 2), 0)
     assert.equal(await beginReconcile(h.facts, 'forged', trigger!, 2), 1)
     assert.equal(await beginReconcile(h.facts, 'forged', trigger!, 2), 2, 'at the bound: nothing recorded')
     assert.deepEqual(
-      (await h.facts.readStreamToArray(ref)).map((e) => [e.kind, e.data.attempt]),
+      (await h.facts.readStreamToArray(ref)).map((e) => [e.kind, e.caused_by, e.data.attempt]),
       [
-        ['intent', 1],
-        ['internal', 1],
-        ['internal', 2],
+        ['intent', 'user:test', 1],
+        ['intent', 'controller:forged', 1],
+        ['internal', 'user:test', 1],
+        ['internal', 'controller:forged', 1],
+        ['internal', 'controller:forged', 2],
       ],
     )
   })
