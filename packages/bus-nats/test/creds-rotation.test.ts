@@ -25,11 +25,11 @@ import {
   rotateTenantUser,
   serviceCredsFile,
   tenantCredsFile,
-  withAuthDirLock,
   authDirLockPath,
 } from '../src/nats-config/index.ts'
 import { type TestNatsServer, connectsWith, refusedWith, startNatsServer } from '../src/testing/index.ts'
 import { eventually, within } from './fixtures.ts'
+import { waitsForHeldLock } from './support/held-lock.ts'
 
 const keyOf = async (creds: Uint8Array) => (await parseCreds(creds)).uc.sub
 
@@ -164,31 +164,11 @@ describe('rotateServiceUser', () => {
     const auth = loadAuthDir(server.authDir!)
     const file = serviceCredsFile(auth.dir, 'gateway')
     const old = readFileSync(file)
-    let release = () => {}
-    let held = () => {}
-    const holding = new Promise<void>((resolve) => {
-      held = resolve
-    })
-    const holder = withAuthDirLock(auth.dir, async () => {
-      held()
-      await new Promise<void>((resolve) => {
-        release = resolve
-      })
-    })
-    await holding
-    let busy = () => {}
-    const waiting = new Promise<void>((resolve) => {
-      busy = resolve
-    })
-    const rotation = rotateServiceUser({ ...auth, lock: { onBusy: busy } }, system, 'gateway')
-    try {
-      await within(waiting, 5000, 'the rotation to wait for the lock')
-      assert.deepEqual(readFileSync(file), old, 'nothing written while it waits')
-    } finally {
-      release()
-      await holder
-    }
-    await within(rotation, 10_000, 'the rotation once the lock is free')
+    await waitsForHeldLock(
+      auth,
+      (held) => rotateServiceUser(held, system, 'gateway'),
+      () => assert.deepEqual(readFileSync(file), old, 'nothing written while it waits'),
+    )
     await refusedWith(server.url, old, 'the old gateway key')
 
     // A holder that died (its pid no longer runs) leaves the lock behind: the next one takes it over.

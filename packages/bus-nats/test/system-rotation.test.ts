@@ -21,10 +21,10 @@ import {
   revokeStagedSystemKeys,
   rotateSystemUser,
   serviceCredsFile,
-  withAuthDirLock,
 } from '../src/nats-config/index.ts'
 import { type TestNatsServer, connectsWith, refusedWith, startNatsServer } from '../src/testing/index.ts'
 import { within } from './fixtures.ts'
+import { waitsForHeldLock } from './support/held-lock.ts'
 
 describe('rotateSystemUser', () => {
   let server: TestNatsServer
@@ -125,31 +125,11 @@ describe('rotateSystemUser', () => {
   test('waits while another holds the auth dir lock: nothing written, then it rotates', async () => {
     const auth = loadAuthDir(server.authDir!)
     const old = creds()
-    let release = () => {}
-    let held = () => {}
-    const holding = new Promise<void>((resolve) => {
-      held = resolve
-    })
-    const holder = withAuthDirLock(auth.dir, async () => {
-      held()
-      await new Promise<void>((resolve) => {
-        release = resolve
-      })
-    })
-    await holding
-    let busy = () => {}
-    const waiting = new Promise<void>((resolve) => {
-      busy = resolve
-    })
-    const rotation = rotateSystemUser({ ...auth, lock: { onBusy: busy } }, connecting([]))
-    try {
-      await within(waiting, 5000, 'the rotation to wait for the lock')
-      assert.deepEqual(creds(), old, 'nothing written while it waits')
-    } finally {
-      release()
-      await holder
-    }
-    await within(rotation, 10_000, 'the rotation once the lock is free')
+    await waitsForHeldLock(
+      auth,
+      (held) => rotateSystemUser(held, connecting([])),
+      () => assert.deepEqual(creds(), old, 'nothing written while it waits'),
+    )
     await refusedWith(server.url, old, 'the old system key')
   })
 
