@@ -38,6 +38,33 @@ class Warnings implements Logger {
   }
 }
 
+/**
+ * `nc`, with the first publish of `eventId` sent by `first` instead (to another subject, other headers) and its
+ * later publishes held until `release()`; `diverted()` counts that event's publishes so far.
+ */
+function divertFirstPublish(
+  nc: NatsConnection,
+  eventId: string,
+  first: (publish: NatsConnection['publish'], subject: string, data: Uint8Array, opts?: PublishOptions) => void,
+): { nc: NatsConnection; diverted: () => number; release: () => void } {
+  let diverted = 0
+  let release!: () => void
+  const held = new Promise<void>((resolve) => (release = resolve))
+  const diverting = new Proxy(nc, {
+    get(target, prop) {
+      if (prop === 'publish')
+        return (subject: string, data: Uint8Array, opts?: PublishOptions) => {
+          if (opts?.headers?.get('Nats-Msg-Id') !== eventId) return target.publish(subject, data, opts)
+          if (diverted++ === 0) return first(target.publish.bind(target), subject, data, opts)
+          void held.then(() => target.publish(subject, data, opts))
+        }
+      const value = Reflect.get(target, prop, target)
+      return typeof value === 'function' ? value.bind(target) : value
+    },
+  })
+  return { nc: diverting, diverted: () => diverted, release }
+}
+
 describe('relay publish failures: each breaks the run, and the checkpoint stops before the event not acked', () => {
   let db: TestDatabase
   let nats: TestNatsServer
@@ -123,34 +150,22 @@ describe('relay publish failures: each breaks the run, and the checkpoint stops 
 
   test('no responders (a subject no stream takes) fails the run at that event with bus.unavailable', async () => {
     const [, victim, later] = await append('nostream', [{ n: 1 }, { n: 2 }, { n: 3 }])
-    let diverted = 0
-    let releaseRetry!: () => void
-    const retryHeld = new Promise<void>((resolve) => (releaseRetry = resolve))
     // The victim's first publish goes to a subject outside every stream; the real server answers it with
     // a no-responders status. Its republish waits until the test has looked at the checkpoint.
-    const diverting = new Proxy(nc, {
-      get(target, prop) {
-        if (prop === 'publish')
-          return (subject: string, data: Uint8Array, opts?: PublishOptions) => {
-            if (opts?.headers?.get('Nats-Msg-Id') !== victim!.eventId) return target.publish(subject, data, opts)
-            if (diverted++ === 0) return target.publish(`nostream.${subject}`, data, opts)
-            void retryHeld.then(() => target.publish(subject, data, opts))
-          }
-        const value = Reflect.get(target, prop, target)
-        return typeof value === 'function' ? value.bind(target) : value
-      },
-    })
-    const { relay, warnings, name } = await startRelay({ nc: diverting })
+    const divert = divertFirstPublish(nc, victim!.eventId, (publish, subject, data, opts) =>
+      publish(`nostream.${subject}`, data, opts),
+    )
+    const { relay, warnings, name } = await startRelay({ nc: divert.nc })
     try {
       await eventually(() => warnings.failed(victim!.eventId).length > 0, 'the publish to fail')
       assert.deepEqual(warnings.failed(victim!.eventId), ['bus.unavailable'])
-      await eventually(() => diverted >= 2, 'the republish, held')
+      await eventually(() => divert.diverted() >= 2, 'the republish, held')
       assert.ok((await stored(name)) < victim!.position, 'the checkpoint stops before the event nobody took')
       assert.ok(!(await streamIds()).includes(later!.eventId), 'nothing after it was stored')
-      releaseRetry()
+      divert.release()
       await eventually(async () => (await stored(name)) === later!.position, 'the retry to publish the rest')
     } finally {
-      releaseRetry()
+      divert.release()
       await within(relay.stop(), 15_000, 'relay stop')
     }
     assert.deepEqual(await streamIds(), await logIds(), 'the stream holds the log once, in order')
@@ -160,42 +175,28 @@ describe('relay publish failures: each breaks the run, and the checkpoint stops 
     const [, victim, later] = await append('decoy', [{ n: 1 }, { n: 2 }, { n: 3 }])
     const jsm = await jetstreamManager(nc)
     await jsm.streams.add({ name: 'DECOY', subjects: ['decoy.>'] })
-    let diverted = 0
-    let releaseRetry!: () => void
-    const retryHeld = new Promise<void>((resolve) => (releaseRetry = resolve))
     // The victim's first publish is stored by another stream, which acks it under its own name (without the
     // order expectation, which that stream would refuse: its last message is not the victim's predecessor).
-    const diverting = new Proxy(nc, {
-      get(target, prop) {
-        if (prop === 'publish')
-          return (subject: string, data: Uint8Array, opts?: PublishOptions) => {
-            if (opts?.headers?.get('Nats-Msg-Id') !== victim!.eventId) return target.publish(subject, data, opts)
-            if (diverted++ === 0) {
-              const headers = new MsgHdrsImpl()
-              for (const [k, v] of (opts.headers as MsgHdrsImpl).headers)
-                if (k !== EXPECTED_LAST_MSG_ID) headers.headers.set(k, v)
-              return target.publish(`decoy.${subject}`, data, { ...opts, headers })
-            }
-            void retryHeld.then(() => target.publish(subject, data, opts))
-          }
-        const value = Reflect.get(target, prop, target)
-        return typeof value === 'function' ? value.bind(target) : value
-      },
+    const divert = divertFirstPublish(nc, victim!.eventId, (publish, subject, data, opts) => {
+      const headers = new MsgHdrsImpl()
+      for (const [k, v] of (opts!.headers as MsgHdrsImpl).headers)
+        if (k !== EXPECTED_LAST_MSG_ID) headers.headers.set(k, v)
+      publish(`decoy.${subject}`, data, { ...opts, headers })
     })
     // One publish in flight: the log stream's refusal of the next event (its predecessor missing) cannot come
     // before the other stream's ack and be taken for the run's failure.
-    const { relay, warnings, name } = await startRelay({ nc: diverting, maxInFlight: 1 })
+    const { relay, warnings, name } = await startRelay({ nc: divert.nc, maxInFlight: 1 })
     try {
       await eventually(() => warnings.failed(victim!.eventId).length > 0, 'the publish to fail')
       assert.deepEqual(warnings.failed(victim!.eventId), ['bus.unavailable'])
       assert.equal((await jsm.streams.info('DECOY')).state.messages, 1, 'the other stream acked it')
-      await eventually(() => diverted >= 2, 'the republish, held')
+      await eventually(() => divert.diverted() >= 2, 'the republish, held')
       assert.ok((await stored(name)) < victim!.position, 'the checkpoint stops before the event the log lacks')
       assert.ok(!(await streamIds()).includes(victim!.eventId), 'the victim is not in the log stream')
-      releaseRetry()
+      divert.release()
       await eventually(async () => (await stored(name)) === later!.position, 'the retry to publish the rest')
     } finally {
-      releaseRetry()
+      divert.release()
       await within(relay.stop(), 15_000, 'relay stop')
       await jsm.streams.delete('DECOY')
     }
