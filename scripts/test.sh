@@ -19,9 +19,7 @@ export EVTCTL_TEST_BIN
 echo "test: one migrated template database for the run (scripts/test-template.ts)"
 EP_TEST_TEMPLATE_DB="$(node --import tsx scripts/test-template.ts create)"
 export EP_TEST_TEMPLATE_DB
-long_pid=
 cleanup() {
-  if [ -n "$long_pid" ]; then kill "$long_pid" 2>/dev/null || true; fi
   node --import tsx scripts/test-template.ts drop "$EP_TEST_TEMPLATE_DB" || true
 }
 trap cleanup EXIT
@@ -29,9 +27,9 @@ trap cleanup EXIT
 # Latency measurements under load run alone, after the rest: another test file beside them on a
 # two-core machine would be part of what they measure.
 solo=(tests/faults/tenant-flood.test.ts)
-# node's runner sorts the files it is given, so it cannot start the longest first: they run in a second runner
-# of their own, two at a time, beside the rest three at a time (five files at once). Each of these takes 40-100 s
-# on a quiet machine; sorted among the rest, the last of them would run on alone at the end.
+# The longest files (40-110 s each on this two-core machine) start first, so none of them runs on alone at the end.
+# node's runner sorts the files it is given, so each gets a one-line wrapper .test-groups/0-<n>.test.ts that sorts
+# before everything else; a wrapper of one file is still a process of its own.
 long=(tests/adoption.test.ts tests/demo.test.ts tests/faults/nats-outage.test.ts tests/faults/pg-terminate.test.ts
   tests/faults/process-kills.test.ts tests/faults/relay-process.test.ts tests/ops/ops-endpoints.test.ts
   tests/ops/status-check.test.ts)
@@ -57,6 +55,7 @@ group_of() {
 }
 groups_dir=.test-groups
 rm -rf "$groups_dir" && mkdir "$groups_dir"
+for i in "${!long[@]}"; do echo "import '../${long[$i]}'" >"$groups_dir/0-$i-$(basename "${long[$i]}")"; done
 declare -A dealt=()
 rest=()
 grouped=0
@@ -74,21 +73,14 @@ while read -r f; do
 done < <(find packages/*/test tests -name '*.test.ts' 2>/dev/null | grep -vxF "${solo[@]/#/-e}" | grep -vxF "${long[@]/#/-e}" | sort)
 mapfile -t group_files < <(find "$groups_dir" -name '*.test.ts' | sort)
 rest=("${group_files[@]}" "${rest[@]}")
-echo "test: $grouped test files in ${#group_files[@]} groups and $((${#rest[@]} - ${#group_files[@]})) on their own, + ${#long[@]} long files (in a runner of their own, its report after the rest's), then ${#solo[@]} alone"
-# A file (a group: the whole group) is stopped after 300 s, 420 s for the rest's runner (a hang guard, not a
-# promise: the longest takes about 100 s quiet, five processes share two cores, and a loaded machine stretches
+echo "test: $grouped test files in $((${#group_files[@]} - ${#long[@]})) groups, ${#long[@]} long files first and $((${#rest[@]} - ${#group_files[@]})) more on their own, then ${#solo[@]} alone"
+# Five files (a group: the whole group) at once on the two cores. A file is stopped after 420 s (a hang guard, not a
+# promise: the longest takes about 110 s with five processes sharing the cores, and a loaded machine stretches
 # every file).
 status=0
-long_log="$(mktemp)"
-node --import tsx --test --test-concurrency=2 --test-timeout=300000 "${long[@]}" >"$long_log" 2>&1 &
-long_pid=$!
-node --import tsx --test --test-concurrency=3 --test-timeout=420000 "${rest[@]}" || status=$?
-long_status=0
-wait "$long_pid" || long_status=$?
-echo "test: the long files' runner (exit $long_status):"
-cat "$long_log"
-rm -f "$long_log"
-long_pid=
-[ "$long_status" = 0 ] || status=$long_status
+node --import tsx --test --test-concurrency=5 --test-timeout=420000 --test-reporter=tap --test-reporter-destination=stdout \
+  --test-reporter=./scripts/test-times.mjs --test-reporter-destination="$groups_dir/times.txt" "${rest[@]}" || status=$?
 node --import tsx --test --test-concurrency=1 --test-timeout=420000 "${solo[@]}" || status=$?
+echo "test: where the time went (scripts/test-times.mjs), the ten longest:"
+head -11 "$groups_dir/times.txt"
 exit "$status"

@@ -12,6 +12,7 @@ import {
   START,
   StreamMismatch,
   TenantMismatch,
+  Unavailable,
   WrongExpectedVersion,
   formatStream,
   isExpectedVersion,
@@ -112,10 +113,15 @@ export interface EventStoreOptions extends EnvelopeCheckOptions {
   notifyAppends?: boolean
   /** NOTIFYs of the store's notifier in flight at once (see AppendNotifier). Default 2. */
   notifyInFlight?: number
+  /**
+   * Version races an append may lose to concurrent appends of the same stream before it gives up with
+   * `store.unavailable` (retryable). Default 100; each lost race means another append committed.
+   */
+  maxAppendRaces?: number
 }
 
 const DEFAULT_MAX_BATCH = 1000
-/** Appends with `any` lost to concurrent appends of the same stream before giving up (store.unavailable). */
+/** Version races an append may lose before giving up (store.unavailable); EventStoreOptions.maxAppendRaces. */
 const MAX_APPEND_RACES = 100
 const DEFAULT_BATCH = 500
 
@@ -128,10 +134,12 @@ export class PgEventStore {
   readonly sql: Sql
   readonly #options: EventStoreOptions
   readonly #notifier: AppendNotifier | undefined
+  readonly #maxAppendRaces: number
 
   constructor(sql: Sql, options: EventStoreOptions = {}) {
     this.sql = sql
     this.#options = options
+    this.#maxAppendRaces = positive(options.maxAppendRaces ?? MAX_APPEND_RACES, 'maxAppendRaces')
     this.#notifier =
       options.notifyAppends === false ? undefined : new AppendNotifier(sql, undefined, options.notifyInFlight)
   }
@@ -140,7 +148,9 @@ export class PgEventStore {
    * Appends `events` to `stream` atomically in one round trip. A retry with
    * the same event ids and content returns the first result; the same ids
    * with other content fail with `IdempotencyConflict`; a lost race fails
-   * with `WrongExpectedVersion`. Nothing is written when a check fails.
+   * with `WrongExpectedVersion` when the expectation no longer holds (an
+   * append with `any` retries, and gives up after `maxAppendRaces` lost
+   * races with `store.unavailable`). Nothing is written when a check fails.
    * Envelopes validated in this process (the EventFactory's, the gateway's
    * stamp, an import's) are trusted, not checked again; anything else that
    * claims to be one (a copy, a cast) is validated here with this store's
@@ -176,8 +186,14 @@ export class PgEventStore {
       const pg = e as { code?: string; detail?: string; constraint_name?: string }
       if (pg.code === 'EPWEV')
         throw new WrongExpectedVersion(formatStream(ref), expected, Number(pg.detail), { cause: e })
+      // Only a race lost maxAppendRaces times in a row ends here: an exact expectation sees the winner's
+      // version on the next attempt (EPWEV). Contention, not a wrong expectation: the caller may retry.
       if (pg.code === '23505' && pg.constraint_name === 'events_stream_version_key') {
-        throw new WrongExpectedVersion(formatStream(ref), expected, -1, { cause: e })
+        throw new Unavailable(
+          'store.unavailable',
+          `append to ${formatStream(ref)} lost ${this.#maxAppendRaces} version races in a row to concurrent appends of the stream; retry`,
+          { cause: e },
+        )
       }
       throw mapPgError(e)
     }
@@ -205,7 +221,7 @@ export class PgEventStore {
         const pg = e as { code?: string; constraint_name?: string }
         const versionRace = pg.code === '23505' && pg.constraint_name === 'events_stream_version_key'
         const idRace = pg.code === '23505' && pg.constraint_name === 'events_event_id_key' && idRaces++ === 0
-        if (!(versionRace || idRace) || attempt >= MAX_APPEND_RACES) throw e
+        if (!(versionRace || idRace) || attempt >= this.#maxAppendRaces) throw e
       }
     }
   }

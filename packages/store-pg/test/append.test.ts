@@ -122,6 +122,30 @@ describe('append', () => {
     )
   })
 
+  test('an append with any that loses maxAppendRaces races in a row fails retryable store.unavailable, not a wrong version', async () => {
+    const f = factoryFor('acme')
+    const s = stream('acme', 'race-exhausted')
+    // One race allowed: of 5 appends racing for one version, 1 wins and 4 lose their only race.
+    const once = new PgEventStore(store.sql, { maxAppendRaces: 1 })
+    const results = await racingAppends(s, 5, (i) =>
+      once.append(s, [f.intent(s, 'scaled', { replicas: i })]).then(
+        (r) => r,
+        (e: unknown) => e,
+      ),
+    )
+    const lost = results.filter((r) => r instanceof Error)
+    assert.equal(lost.length, 4)
+    for (const e of lost) {
+      assert.ok(isEventplaneError(e, 'store.unavailable'), String(e))
+      assert.match((e as Error).message, /lost 1 version races in a row .*; retry$/)
+    }
+    assert.deepEqual(
+      (await store.readStreamToArray(s)).map((e) => e.stream_version),
+      [1],
+    )
+    assert.throws(() => new PgEventStore(store.sql, { maxAppendRaces: 0 }), /maxAppendRaces must be a positive integer/)
+  })
+
   test('expectedVersion no_stream fails on an existing stream and an exact version is checked', async () => {
     const f = factoryFor('acme')
     const s = stream('acme', 'exp-1')
