@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { after, before, describe, test } from 'node:test'
 import { ROLES } from '@eventplane/store-pg'
+import { holdXidInPsql } from '@eventplane/store-pg/testing'
 import { type BusEnv, createBusEnv, eventually } from '../../packages/bus-nats/test/fixtures.ts'
 import { type ServiceChild, spawnRelay } from '../faults/support/children.ts'
 
@@ -26,28 +26,9 @@ describe('evtctl relay: stuck transactions are reported, terminated only when as
 
   // A role that can write the log (only such a transaction holds its read back), not the admin: the guard never
   // terminates a superuser's session, so the mutant would go unseen with one. A psql
-  // child holds it, not a postgres.js pool: the driver throws an uncatchable TypeError when its session is terminated
-  // inside a transaction (porsager/postgres#1154; see "Found, not fixed" in docs/testing.md).
-  const holdAsWriter = async (): Promise<{ pid: number; release(): void }> => {
-    const psql = spawn('psql', ['-X', '-q', '-t', '-A', env.db.roleUrl(ROLES.intentWriter)], {
-      stdio: ['pipe', 'pipe', 'ignore'],
-    })
-    psql.stdin.write('begin;\nselect pg_current_xact_id(), pg_backend_pid();\n')
-    const pid = await new Promise<number>((resolve, reject) => {
-      let out = ''
-      psql.stdout.on('data', (d: Buffer) => {
-        out += d.toString()
-        if (out.includes('\n')) resolve(Number(out.trim().split('|')[1]))
-      })
-      psql.once('exit', () => reject(new Error('psql ended before it held an xid')))
-    })
-    return {
-      pid,
-      release: () => {
-        if (psql.exitCode === null) psql.stdin.end('rollback;\n')
-      },
-    }
-  }
+  // child holds it (holdXidInPsql), not a postgres.js pool: the driver throws an uncatchable TypeError when its
+  // session is terminated inside a transaction (porsager/postgres#1154; see "Found, not fixed" in docs/testing.md).
+  const holdAsWriter = () => holdXidInPsql(env.db.roleUrl(ROLES.intentWriter))
   const alive = async (pid: number): Promise<boolean> =>
     (await env.db.admin`select 1 from pg_stat_activity where pid = ${pid}`).length === 1
 

@@ -13,6 +13,8 @@ export { RELAY_CHECKPOINT_WRITE, activeRelayCheckpointWrites } from './relay-che
 export { holdStream } from './hold-stream.ts'
 export type { HeldStream } from './hold-stream.ts'
 export { holdXid } from './hold-xid.ts'
+export { holdXidInPsql } from './psql-xid.ts'
+export type { PsqlXid } from './psql-xid.ts'
 export type { HeldXid } from './hold-xid.ts'
 export { holdForeignXid, useForeignXid } from './foreign-xid.ts'
 export type { ForeignXid } from './foreign-xid.ts'
