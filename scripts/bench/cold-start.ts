@@ -2,12 +2,15 @@
 // `evtctl --help` from a fresh process, the workspace's way (tsx compiling the sources) against the published
 // way (plain node running the build, installed from the packed tarballs into a project outside the workspace).
 // Variants alternate within each round; the table gives wall time (median, min, max over the rounds) and the
-// CPU time the process used (median), which a loaded machine disturbs much less than wall time.
+// CPU time the process used (median), which a loaded machine disturbs much less than wall time. One more row
+// runs a command that reads PostgreSQL (`streams` of an empty, migrated test database): what a command that
+// never touches NATS costs to start.
 import { spawnSync } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
+import { createTestDatabase } from '@eventplane/store-pg/testing'
 import { ROOT, buildAndPack, freshProject } from '../pack.ts'
 
 const { values } = parseArgs({
@@ -19,12 +22,17 @@ const packs = await mkdtemp(join(tmpdir(), 'eventplane-packs-'))
 const project = await freshProject(await buildAndPack(packs))
 const built = join(project, 'node_modules/@eventplane/evtctl/dist/main.js')
 const workspace = join(ROOT, 'packages/evtctl/bin/evtctl.js')
+const db = await createTestDatabase('ep_bench_cold')
 
 const variants: { name: string; args: string[] }[] = [
   { name: '`node -e 0` (the floor: node itself)', args: ['-e', '0'] },
   { name: '`evtctl --help`, workspace (tsx, sources)', args: [workspace, '--help'] },
   { name: '`evtctl --help`, built (plain node)', args: [built, '--help'] },
   { name: '`evtctl read --help`, built (loads one command)', args: [built, 'read', '--help'] },
+  {
+    name: '`evtctl streams --tenant acme`, built (PostgreSQL only, an empty log)',
+    args: [built, 'streams', '--tenant', 'acme'],
+  },
   ...values.also.map((path) => ({ name: `\`${path} --help\``, args: [path, '--help'] })),
 ]
 
@@ -34,6 +42,7 @@ function timeOnce(args: string[]): { wall: number; cpu: number } {
   const child = spawnSync('bash', ['-c', '"$@" > /dev/null; s=$?; times; exit $s', 'bash', process.execPath, ...args], {
     cwd: project,
     encoding: 'utf8',
+    env: { ...process.env, EVENTPLANE_DATABASE_URL: db.url },
   })
   const wall = Number(process.hrtime.bigint() - started) / 1e6
   if (child.status !== 0) throw new Error(`node ${args.join(' ')} exited ${child.status}: ${child.stderr}`)
@@ -58,6 +67,7 @@ for (let round = 0; round < rounds; round++) {
 }
 await rm(packs, { recursive: true, force: true })
 await rm(project, { recursive: true, force: true })
+await db.drop()
 
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b)

@@ -67,7 +67,7 @@ export async function collectControllers(session: Session): Promise<ControllersR
     })
     lags = await consumerLags(jsm, CONTROLLER_CONSUMER_PREFIX)
   } catch (e) {
-    return report(toEventplaneError(e).message, [])
+    return report((await toEventplaneError(e)).message, [])
   }
   const list: ControllerReport[] = lags.map((l) => {
     const expectedName = expected.get(l.name)

@@ -1,4 +1,3 @@
-import { natsDriverError } from '@eventplane/bus-nats'
 import { isUnavailableError } from '@eventplane/core'
 import { pgDriverError } from '@eventplane/store-pg'
 import { CliError, type EvtctlError, type EvtctlErrorCode, interruptedError, isEvtctlError } from './cli-error.ts'
@@ -69,9 +68,9 @@ export function exitCodeFor(error: EvtctlError): ExitCode {
  * here is evtctl's own: an abort, a file the user named, a bug. Typed
  * errors pass through unchanged.
  */
-export function toEventplaneError(e: unknown): EvtctlError {
+export async function toEventplaneError(e: unknown): Promise<EvtctlError> {
   if (isEvtctlError(e)) return e
-  const typed = pgDriverError(e) ?? natsDriverError(e)
+  const typed = pgDriverError(e) ?? (await natsDriverError(e))
   if (typed !== undefined) return typed
   const err = (typeof e === 'object' && e !== null ? e : {}) as { code?: unknown; message?: unknown }
   const code = typeof err.code === 'string' ? err.code : ''
@@ -86,4 +85,12 @@ export function toEventplaneError(e: unknown): EvtctlError {
 /** The one stderr line of a failure: `evtctl: <code>: <message>`, newlines folded. */
 export function formatFailure(error: EvtctlError): string {
   return `evtctl: ${error.code}: ${error.message.replace(/\s*\n\s*/g, ' ')}\n`
+}
+
+/**
+ * bus-nats's translation, loaded only for an error no other check typed: a command that never touched NATS
+ * never loads nats.js for it (a NATS error can only come from a command that loaded it already).
+ */
+async function natsDriverError(e: unknown): Promise<EvtctlError | undefined> {
+  return (await import('@eventplane/bus-nats')).natsDriverError(e)
 }

@@ -24,7 +24,7 @@ export async function probeGateway(session: Session): Promise<GatewayProbe> {
   try {
     nc = await session.nats()
   } catch (e) {
-    return { alive: null, detail: toEventplaneError(e).message }
+    return { alive: null, detail: (await toEventplaneError(e)).message }
   }
   const tenant = session.config.tenant ?? 'evtctl-probe'
   const subject = submitSubject(tenant, 'evtctl', 'status')

@@ -360,7 +360,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
       io.stderr.write(formatFailure(new CliError('cli.bad_usage', `${message} (see evtctl --help)`)))
       return EXIT.usage
     }
-    const typed = toEventplaneError(e)
+    const typed = await toEventplaneError(e)
     io.stderr.write(formatFailure(typed))
     return exitCodeFor(typed)
   }

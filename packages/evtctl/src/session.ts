@@ -1,9 +1,8 @@
 import type { Logger } from 'pino'
 import type { Sql } from 'postgres'
-import { type NatsConnection, connect as natsConnect } from '@nats-io/transport-node'
+import type { NatsConnection } from '@nats-io/transport-node'
 import { type RoleName, connectPg, redactUrl, roleUrl } from '@eventplane/store-pg'
 import { Unavailable, type ValidStreamRef } from '@eventplane/core'
-import { SERVER_WAIT_MS, inboxPrefixFor, natsAuth, serverWait, tenantInboxPrefix } from '@eventplane/bus-nats'
 import type { Domain } from '@eventplane/runtime'
 import type { ResolvedConfig } from './config.ts'
 import { CliError, type EvtctlError } from './cli-error.ts'
@@ -11,8 +10,20 @@ import { toEventplaneError } from './exit-codes.ts'
 import { DOMAIN_HINT } from './config.ts'
 import type { CliIo, Output } from './io.ts'
 import { guardPool } from './pg-guard.ts'
-import { natsIdentity } from './services/connection-closed.ts'
 import { describeTarget, pgTarget } from './pg-target.ts'
+
+/**
+ * What a NATS connection needs, loaded on the first one: nats.js and the bus package are a third of a command's
+ * start, which commands that only read PostgreSQL (read, streams, state, trace, export …) never pay.
+ */
+const natsModules = async () => {
+  const [{ connect }, bus, { natsIdentity }] = await Promise.all([
+    import('@nats-io/transport-node'),
+    import('@eventplane/bus-nats'),
+    import('./services/connection-closed.ts'),
+  ])
+  return { connect, natsIdentity, ...bus }
+}
 
 /** Seconds evtctl waits for PostgreSQL or NATS before reporting them unavailable. */
 export const CONNECT_TIMEOUT_S = 5
@@ -88,7 +99,7 @@ export class Session {
    * database to migrate. Anything else is returned as it is.
    */
   async rootCause(e: unknown): Promise<unknown> {
-    const typed = toEventplaneError(e)
+    const typed = await toEventplaneError(e)
     if (!typed.code.startsWith('store.') && typed.code !== 'cli.internal') return e
     for (const guard of this.#guards.values()) {
       const failure = await guard
@@ -113,7 +124,9 @@ export class Session {
    */
   nats(actingFor?: string | ValidStreamRef): Promise<NatsConnection> {
     this.#nats ??= (async () => {
-      void this.natsIdentity // read from the creds now: they may be gone by the time a failure names the user
+      const { connect, natsAuth, natsIdentity, inboxPrefixFor, tenantInboxPrefix } = await natsModules()
+      // Read from the creds now: they may be gone by the time a failure names the user.
+      this.#identity ??= { value: natsIdentity(this.config) }
       const { natsUrl, natsUser, natsPassword, natsCreds } = this.config
       this.log.debug({ url: redactUrl(natsUrl), user: natsUser, creds: natsCreds }, 'connecting to NATS')
       const auth = natsAuth({
@@ -121,16 +134,20 @@ export class Session {
         ...(natsUser === undefined ? {} : { natsUser, natsPassword: natsPassword ?? '' }),
       })
       try {
-        return await natsConnect({
+        return await connect({
           servers: natsUrl,
           name: 'evtctl',
           timeout: CONNECT_TIMEOUT_S * 1000,
           maxReconnectAttempts: 0,
           ...auth,
-          ...(actingFor === undefined ? {} : { inboxPrefix: inboxPrefix(actingFor) }),
+          ...(actingFor === undefined
+            ? {}
+            : {
+                inboxPrefix: typeof actingFor === 'string' ? tenantInboxPrefix(actingFor) : inboxPrefixFor(actingFor),
+              }),
         })
       } catch (e) {
-        const typed = toEventplaneError(e)
+        const typed = await toEventplaneError(e)
         if (typed.code === 'bus.auth_failed' || typed.code === 'bus.forbidden') throw typed
         const why =
           typed.code === 'bus.timeout'
@@ -167,29 +184,34 @@ export class Session {
   serviceNats(name: string): Promise<NatsConnection> {
     const existing = this.#services.get(name)
     if (existing) return existing
-    void this.natsIdentity // read from the creds now: they may be gone by the time a failure names the user
     const { natsUrl, natsUser, natsPassword, natsCreds } = this.config
     this.log.debug({ url: redactUrl(natsUrl), name }, 'connecting to NATS')
-    const connection = natsConnect({
-      servers: natsUrl,
-      name,
-      ...natsAuth({
-        ...(natsCreds === undefined ? {} : { natsCreds }),
-        ...(natsUser === undefined ? {} : { natsUser, natsPassword: natsPassword ?? '' }),
-      }),
-      waitOnFirstConnect: true,
-      maxReconnectAttempts: -1,
-      reconnectTimeWait: 250,
+    const connection = natsModules().then(({ connect, natsAuth, natsIdentity }) => {
+      // Read from the creds now: they may be gone by the time a failure names the user.
+      this.#identity ??= { value: natsIdentity(this.config) }
+      return connect({
+        servers: natsUrl,
+        name,
+        ...natsAuth({
+          ...(natsCreds === undefined ? {} : { natsCreds }),
+          ...(natsUser === undefined ? {} : { natsUser, natsPassword: natsPassword ?? '' }),
+        }),
+        waitOnFirstConnect: true,
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 250,
+      })
     })
     connection.catch(() => {})
     this.#services.set(name, connection)
     return connection
   }
 
-  /** The NATS user this process connects as, for failure lines (`user <name>`; see natsIdentity). */
+  /**
+   * The NATS user this process connects as, for failure lines (`user <name>`; see natsIdentity in
+   * services/connection-closed.ts): read from the creds when the first NATS connection is made.
+   */
   get natsIdentity(): string | undefined {
-    this.#identity ??= { value: natsIdentity(this.config) }
-    return this.#identity.value
+    return this.#identity?.value
   }
 
   /** Runs `fn` when the session closes (in reverse order of registration). */
@@ -229,6 +251,7 @@ export class Session {
 
   async #drain(name: string, nc: NatsConnection): Promise<void> {
     if (nc.isClosed()) return
+    const { serverWait, SERVER_WAIT_MS } = await natsModules()
     if ((await serverWait(nc, nc.drain())) !== 'timed_out') return
     this.log.warn(
       { connection: name, waited_ms: SERVER_WAIT_MS, event: 'nats.drain_timeout' },
@@ -237,6 +260,3 @@ export class Session {
     await nc.close()
   }
 }
-
-const inboxPrefix = (actingFor: string | ValidStreamRef): string =>
-  typeof actingFor === 'string' ? tenantInboxPrefix(actingFor) : inboxPrefixFor(actingFor)

@@ -90,10 +90,13 @@ describe('exit code table', () => {
     assert.deepEqual([EXIT.ok, EXIT.usage, EXIT.conflict, EXIT.unavailable, EXIT.denied], [0, 1, 2, 3, 4])
   })
 
-  test('untyped errors are classified by code, never by message', () => {
-    assert.equal(toEventplaneError(Object.assign(new Error('x'), { code: '28P01' })).code, 'store.auth_failed')
-    assert.equal(toEventplaneError(Object.assign(new Error('x'), { code: 'ECONNREFUSED' })).code, 'store.unavailable')
-    assert.equal(toEventplaneError(new Error('connection refused')).code, 'cli.internal')
+  test('untyped errors are classified by code, never by message', async () => {
+    assert.equal((await toEventplaneError(Object.assign(new Error('x'), { code: '28P01' }))).code, 'store.auth_failed')
+    assert.equal(
+      (await toEventplaneError(Object.assign(new Error('x'), { code: 'ECONNREFUSED' }))).code,
+      'store.unavailable',
+    )
+    assert.equal((await toEventplaneError(new Error('connection refused'))).code, 'cli.internal')
   })
 
   test('run() returns the code and writes one line instead of exiting', async () => {
@@ -112,7 +115,11 @@ describe('exit code table', () => {
     assert.equal(await run(['import', missing, '--tenant', 'acme'], io), EXIT.usage)
     assert.match(err, /^evtctl: cli\.bad_usage: .*nonexistent-evtctl-test.*\n$/)
     for (const code of ['ENOENT', 'EACCES', 'EISDIR'])
-      assert.equal(toEventplaneError(Object.assign(new Error(`${code}: x`), { code })).code, 'cli.bad_usage', code)
+      assert.equal(
+        (await toEventplaneError(Object.assign(new Error(`${code}: x`), { code }))).code,
+        'cli.bad_usage',
+        code,
+      )
   })
 
   test('a failure is one stderr line: newlines in its message are folded', () => {

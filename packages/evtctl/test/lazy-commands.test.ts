@@ -7,6 +7,7 @@ import { after, before, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { buildFullProgram, run } from '../src/index.ts'
 import type { CliIo } from '../src/io.ts'
+import { createTestDatabase } from '@eventplane/store-pg/testing'
 
 const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url))
 const RECORDER = fileURLToPath(new URL('./support/record-loads.ts', import.meta.url))
@@ -25,14 +26,14 @@ after(async () => {
   await rm(dir, { recursive: true, force: true })
 })
 
-/** The module URLs `evtctl <args>` resolves, run from the sources as the workspace runs it. */
-async function modulesLoadedBy(args: string[]): Promise<string[]> {
+/** The module URLs `evtctl <args>` resolves, run from the sources as the workspace runs it; it must exit `status`. */
+async function modulesLoadedBy(args: string[], env: NodeJS.ProcessEnv = {}, status = 0): Promise<string[]> {
   const file = join(dir, `${args.join('_').replace(/\W/g, '')}.txt`)
   const child = spawnSync(process.execPath, ['--import', 'tsx', '--import', RECORDER, MAIN, ...args], {
-    env: { ...process.env, RECORD_LOADS_FILE: file },
+    env: { ...process.env, ...env, RECORD_LOADS_FILE: file },
     encoding: 'utf8',
   })
-  assert.equal(child.status, 0, child.stderr)
+  assert.equal(child.status, status, child.stderr)
   return (await readFile(file, 'utf8')).trim().split('\n')
 }
 
@@ -80,4 +81,39 @@ test('a command loads its own module, not the others', async () => {
   const loaded = await modulesLoadedBy(['--config', 'migrate', 'state', '--help'])
   const commands = loaded.filter((url) => url.includes('/packages/evtctl/src/commands/')).map((u) => u.split('/').pop())
   assert.deepEqual(commands, ['state.ts'])
+})
+
+const NATS = /\/node_modules\/(\.pnpm\/[^/]+\/node_modules\/)?@nats-io\/|\/packages\/bus-nats\//
+const PRETTY = /\/node_modules\/(\.pnpm\/[^/]+\/node_modules\/)?pino-pretty\//
+
+test('a command that only reads PostgreSQL loads neither nats.js nor the bus package, nor pino-pretty off a terminal', async () => {
+  const db = await createTestDatabase('ep_lazy_nats')
+  try {
+    const loaded = await modulesLoadedBy(['streams', '--tenant', 'acme'], { EVENTPLANE_DATABASE_URL: db.url })
+    assert.ok(
+      loaded.some((url) => url.includes('/postgres/')),
+      'the recorder saw postgres.js (it records what the command loads)',
+    )
+    assert.ok(
+      loaded.some((url) => /\/pino\//.test(url)),
+      'the recorder saw pino, a CommonJS package (it records require too)',
+    )
+    assert.deepEqual(
+      loaded.filter((url) => NATS.test(url) || PRETTY.test(url)),
+      [],
+      'evtctl streams loaded them',
+    )
+    // A command that talks to NATS loads them: the recorder would see them.
+    const publishing = await modulesLoadedBy(
+      ['publish', 'acme/deployment/x', 'create', '--data', '{}'],
+      { EVENTPLANE_DATABASE_URL: db.url, EVENTPLANE_NATS_URL: 'nats://127.0.0.1:1' },
+      3,
+    )
+    assert.ok(
+      publishing.some((url) => NATS.test(url)),
+      'evtctl publish loaded nats.js',
+    )
+  } finally {
+    await db.drop()
+  }
 })

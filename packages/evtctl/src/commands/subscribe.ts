@@ -51,7 +51,7 @@ async function openConsumer(nc: NatsConnection, name: string, filter: LogFilterO
   try {
     await ensureConsumer(await jetstreamManager(nc), { name, filter })
   } catch (e) {
-    const typed = toEventplaneError(e)
+    const typed = await toEventplaneError(e)
     if (typed.code !== 'bus.forbidden') throw e
     throw new Forbidden(
       'bus.forbidden',

@@ -47,7 +47,7 @@ export async function authDirConnection<T extends { close(): Promise<unknown> }>
     session.onClose(() => c.close())
     return c
   } catch (e) {
-    const typed = toEventplaneError(e)
+    const typed = await toEventplaneError(e)
     if (typed.code === 'bus.auth_failed' || typed.code === 'bus.config' || typed.code === 'cli.config') throw typed
     throw new Unavailable('bus.unavailable', `cannot connect to NATS at ${redactUrl(url)}: ${typed.message}`, {
       cause: e,
