@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict'
+import { type SpawnSyncReturns, spawnSync } from 'node:child_process'
 import { describe, test } from 'node:test'
-import { isPgWriteAfterClose } from '../src/pg-write-after-close.ts'
+import { fileURLToPath } from 'node:url'
+import { PG_WRITE_AFTER_CLOSE_WARNING, isPgWriteAfterClose } from '../src/pg-write-after-close.ts'
+
+const GUARD = fileURLToPath(new URL('../src/pg-write-after-close.ts', import.meta.url))
 
 const MESSAGE = "Cannot read properties of null (reading 'write')"
 const DRIVER = 'file:///srv/app/node_modules/.pnpm/postgres@3.4.9/node_modules/postgres/src/connection.js'
@@ -52,5 +56,38 @@ describe('isPgWriteAfterClose recognises the postgres.js ROLLBACK write after cl
     ]
     for (const [what, e] of cases) assert.equal(isPgWriteAfterClose(e), false, what)
     assert.equal(isPgWriteAfterClose(MESSAGE), false, 'a thrown string')
+  })
+})
+
+/** Runs `body` in a node child with the guard module imported as `guard`; what it printed and how it ended. */
+function inChild(body: string): SpawnSyncReturns<string> {
+  const script = `import * as guard from ${JSON.stringify(GUARD)}\n${body}`
+  return spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    encoding: 'utf8',
+    timeout: 30_000,
+  })
+}
+
+describe('guardPgWriteAfterClose, the uncaughtException guard an embedding application installs', () => {
+  const driverError = `Object.assign(new TypeError(${JSON.stringify(MESSAGE)}), { stack: ${JSON.stringify(
+    `TypeError: ${MESSAGE}\n    at Immediate.nextWrite (${DRIVER}:255:22)`,
+  )} })`
+
+  test('the defect thrown from a setImmediate: one warning line, the process goes on and ends normally', () => {
+    const r = inChild(`guard.guardPgWriteAfterClose()
+setImmediate(() => { throw ${driverError} })
+setTimeout(() => console.log('still running'), 50)`)
+    assert.equal(r.status, 0, r.stderr)
+    assert.equal(r.stdout, 'still running\n')
+    assert.equal(r.stderr, `warning: ${PG_WRITE_AFTER_CLOSE_WARNING}\n`)
+  })
+
+  test('any other uncaught exception ends the process as Node would: its stack on stderr, exit 1', () => {
+    const r = inChild(`guard.guardPgWriteAfterClose()
+setImmediate(() => { throw new TypeError(${JSON.stringify(MESSAGE)}) })
+setTimeout(() => console.log('still running'), 500)`)
+    assert.equal(r.status, 1, r.stderr)
+    assert.equal(r.stdout, '')
+    assert.match(r.stderr, /^TypeError: Cannot read properties of null \(reading 'write'\)\n {4}at /)
   })
 })
