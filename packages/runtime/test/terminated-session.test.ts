@@ -37,11 +37,12 @@ describe('a projector session terminated by PostgreSQL inside a transaction of t
 
   /**
    * Runs a SQL projection of the three events while the test holds the lock
-   * that `wait` (in its setup or its apply) takes, terminates the projector
+   * that `wait` (in its setup, its apply, or the drop of the live tables in
+   * a rebuild's swap) takes, terminates the projector
    * session waiting on it, then releases the lock: the runner must catch up
    * anyway, each event applied exactly once.
    */
-  async function terminateWhileWaiting(name: string, wait: 'setup' | 'apply'): Promise<void> {
+  async function terminateWhileWaiting(name: string, wait: 'setup' | 'apply' | 'swap'): Promise<void> {
     otherUncaught.length = 0
     const projection = defineSqlProjection({
       name,
@@ -56,12 +57,21 @@ describe('a projector session terminated by PostgreSQL inside a transaction of t
         await tx`insert into ${tx(name)} as t (event_id, applied) values (${e.event_id}, 1)
                  on conflict (event_id) do update set applied = t.applied + 1`
       },
-      drop: (tx) => tx`drop table if exists ${tx(name)}`.then(() => {}),
+      async drop(tx) {
+        if (wait === 'swap') await waitForLock(tx)
+        await tx`drop table if exists ${tx(name)}`
+      },
       digestQuery: `select event_id, applied from ${name} order by event_id`,
     })
     const holder = await db.admin.reserve()
     await holder`select pg_advisory_lock(${LOCK})`
-    const runner = new ProjectionRunner({ projection, sql: projector, pollIntervalMs: 50, retryDelayMs: 10 })
+    const runner = new ProjectionRunner({
+      projection,
+      sql: projector,
+      pollIntervalMs: 50,
+      retryDelayMs: 10,
+      rebuild: wait === 'swap',
+    })
     try {
       const started = runner.start()
       started.catch(() => {})
@@ -109,5 +119,9 @@ describe('a projector session terminated by PostgreSQL inside a transaction of t
 
   test("in the setup transaction (the projection's setup waits on a lock): the runner retries and catches up", async () => {
     await terminateWhileWaiting('test_terminated_setup', 'setup')
+  })
+
+  test("in a rebuild's swap transaction (dropping the live tables waits on a lock): the runner retries and swaps the rebuild in", async () => {
+    await terminateWhileWaiting('test_terminated_swap', 'swap')
   })
 })
