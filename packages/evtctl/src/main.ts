@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { guardUnhandledRejections } from './pg-startup-guard.ts'
+import { guardUncaughtExceptions, guardUnhandledRejections } from './pg-startup-guard.ts'
 import { run } from './program.ts'
 
 // The process edge: the only place evtctl touches process.exit and signals.
@@ -28,6 +28,7 @@ async function lastResort(): Promise<void> {
 }
 
 guardUnhandledRejections(process.stderr, (code) => process.exit(code))
+guardUncaughtExceptions(process.stderr, (code) => process.exit(code))
 
 // A reader that went away (`evtctl read … | head -1`) ends the command quietly, as psql and head do.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {

@@ -1,3 +1,4 @@
+import type { Sql, TransactionSql } from 'postgres'
 import { EventplaneError, Forbidden, IdempotencyConflict, InvalidEnvelope, Unavailable } from '@eventplane/core'
 
 /** Error codes postgres.js gives to connection failures (not SQLSTATEs). */
@@ -52,6 +53,22 @@ export function pgDriverError(e: unknown): EventplaneError | undefined {
   if (code === '42501')
     return new Forbidden('store.forbidden', 'the database role may not do this for this tenant or kind', { cause: e })
   return undefined
+}
+
+/**
+ * `sql.begin(fn)` with its rejection typed by {@link pgDriverError}; other
+ * errors (the typed ones `fn` threw included) are rethrown as they are. For
+ * every transaction outside store-pg's own functions: when PostgreSQL
+ * terminates the session inside the transaction, postgres.js 3.4.9 rejects
+ * `begin` with its ROLLBACK's raw `CONNECTION_CLOSED`, not with what `fn`
+ * threw, so without this a passing failure would look fatal.
+ */
+export async function typedBegin<T>(sql: Sql, fn: (tx: TransactionSql) => Promise<T>): Promise<T> {
+  try {
+    return (await sql.begin(fn)) as T
+  } catch (e) {
+    throw pgDriverError(e) ?? e
+  }
 }
 
 /**

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { VIEWS_SCHEMA, scanProjectionStates, useProjectionSchema } from '@eventplane/store-pg'
+import { VIEWS_SCHEMA, scanProjectionStates, typedBegin, useProjectionSchema } from '@eventplane/store-pg'
 import type { Sql } from 'postgres'
 import { type Projection, isSqlProjection } from './types.ts'
 
@@ -25,7 +25,7 @@ export async function projectionDigest(sql: Sql, projection: Projection): Promis
   let rows = 0
   if (isSqlProjection(projection)) {
     // The live tables: the query names them unqualified, resolved in eventplane_views.
-    await sql.begin(async (tx) => {
+    await typedBegin(sql, async (tx) => {
       await useProjectionSchema(tx, VIEWS_SCHEMA)
       for await (const batch of tx.unsafe(projection.digestQuery).cursor(CURSOR_ROWS)) {
         for (const row of batch) {

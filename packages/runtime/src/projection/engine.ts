@@ -14,6 +14,7 @@ import {
   lockProjectionRebuild,
   startProjectionRebuild,
   streamLog,
+  typedBegin,
   swapProjectionRebuild,
   writeProjectionCheckpoint as writeCheckpoint,
   writeProjectionRebuild,
@@ -153,7 +154,7 @@ export class ProjectionEngine {
     }
     // Idempotent; also repairs a crash between creating the row and the output.
     const sink = this.#sink
-    if (sink instanceof SqlSink) await this.#sql.begin((tx) => sink.setup(tx))
+    if (sink instanceof SqlSink) await typedBegin(this.#sql, (tx) => sink.setup(tx))
     return { stale: false }
   }
 
@@ -166,14 +167,14 @@ export class ProjectionEngine {
   async beginRebuild(restart = false): Promise<RebuildStart> {
     const { name, version } = this.projection
     await ensureCheckpointRow(this.#sql, name, version)
-    const r = await this.#sql.begin((tx) => startProjectionRebuild(tx, name, version, restart))
+    const r = await typedBegin(this.#sql, (tx) => startProjectionRebuild(tx, name, version, restart))
     const sink = this.#sink
     if (sink instanceof SqlSink) {
       // A discarded rebuild's schema goes with its tables; then this one's is set up (idempotent).
       await dropStaleProjectionShadows(this.#sql, name)
       const schema = await ensureProjectionShadow(this.#sql, name, r.generation)
       sink.useSchema(schema)
-      await this.#sql.begin((tx) => sink.setup(tx))
+      await typedBegin(this.#sql, (tx) => sink.setup(tx))
       if ((await shadowTables(this.#sql, schema)).length === 0) {
         sink.useSchema(VIEWS_SCHEMA)
         throw new ProjectionNotShadowable(name)
@@ -210,7 +211,7 @@ export class ProjectionEngine {
     const generation = this.#generation
     const checkpoint = this.#committed
     const sink = this.#sink
-    await this.#sql.begin(async (tx) => {
+    await typedBegin(this.#sql, async (tx) => {
       await lockCheckpoint(tx, name)
       const r = await lockProjectionRebuild(tx, name)
       if (!r || r.generation !== generation || compareCheckpoints(r.checkpoint, checkpoint) !== 0)
@@ -368,7 +369,7 @@ export class ProjectionEngine {
     this.#sink.seal()
     const info: CommitInfo = { projection: name, checkpoint: next, events, phase }
     const run = async (): Promise<void> => {
-      await this.#sql.begin(async (tx) => {
+      await typedBegin(this.#sql, async (tx) => {
         const stored = rebuilding ? await lockProjectionRebuild(tx, name) : await lockCheckpoint(tx, name)
         if (
           !stored ||

@@ -1,0 +1,117 @@
+import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { after, before, describe, test } from 'node:test'
+import { ensureStream } from '@eventplane/bus-nats'
+import { startNatsServer, type TestNatsServer } from '@eventplane/bus-nats/testing'
+import { jetstreamManager } from '@nats-io/jetstream'
+import { EventFactory } from '@eventplane/core'
+import { PROJECTOR_ROLE } from '@eventplane/runtime'
+import { PG_WRITE_AFTER_CLOSE_WARNING, PgEventStore, ROLES } from '@eventplane/store-pg'
+import { createTestDatabase, eventually, type TestDatabase } from '@eventplane/store-pg/testing'
+import { failureLine, killAll, runCli, startCli } from './helpers.ts'
+import { APPLY_LOCK } from './support/held-apply-domain.ts'
+
+const DOMAIN = fileURLToPath(new URL('./support/held-apply-domain.ts', import.meta.url))
+
+/** A domain module with a bug: an exception thrown from a timer, where nobody can catch it, then a load that never ends. */
+const THROWING_DOMAIN_JS = `
+setTimeout(() => { throw new Error('a bug thrown from a timer') }, 10)
+setInterval(() => {}, 1000)
+await new Promise(() => {})
+export default {}
+`
+
+describe('evtctl survives a PostgreSQL session terminated inside a projection commit', () => {
+  let db: TestDatabase
+  let nats: TestNatsServer
+  let dir: string
+
+  before(async () => {
+    db = await createTestDatabase('ep_cli_pg_terminated')
+    nats = await startNatsServer({ withAuth: false })
+    // No relay: the events are caught up from PostgreSQL; subscribe only needs the stream for its consumer.
+    const nc = await nats.connect()
+    await ensureStream(await jetstreamManager(nc))
+    await nc.close()
+    const s = { tenant: 'acme', category: 'deployment', id: 'web' }
+    const f = EventFactory.forTenant('acme', { causedBy: 'user:test' })
+    const writer = new PgEventStore(db.connect(ROLES.intentWriter, 1))
+    await writer.append(s, [f.intent(s, 'scaled', {}), f.intent(s, 'scaled', {}), f.intent(s, 'scaled', {})])
+    dir = mkdtempSync(join(tmpdir(), 'evtctl-uncaught-'))
+    writeFileSync(join(dir, 'throwing-domain.mjs'), THROWING_DOMAIN_JS)
+  })
+  after(async () => {
+    killAll()
+    rmSync(dir, { recursive: true, force: true })
+    await nats?.stop()
+    await db?.drop()
+  })
+
+  test('subscribe <projection>: its session terminated while the apply waits on a lock; one warning, the process resyncs and applies each event once', async () => {
+    const env = { EVENTPLANE_DATABASE_URL: db.url, EVENTPLANE_NATS_URL: nats.url }
+    const holder = await db.admin.reserve()
+    try {
+      await holder`select pg_advisory_lock(${APPLY_LOCK})`
+      const cli = startCli(['subscribe', 'held_apply', '--domain', DOMAIN, '--json'], { env })
+      let pid = 0
+      await eventually(
+        async () => {
+          const r = await db.admin<{ pid: number }[]>`
+          select pid from pg_stat_activity
+           where datname = ${db.name} and usename = ${PROJECTOR_ROLE} and wait_event = 'advisory'`
+          pid = r[0]?.pid ?? 0
+          return pid !== 0 || cli.child.exitCode !== null
+        },
+        60_000,
+        "the projection's apply to wait on the held lock",
+      )
+      assert.equal(cli.child.exitCode, null, cli.stderr)
+      const [r] = await db.admin<{ ok: boolean }[]>`select pg_terminate_backend(${pid}) as ok`
+      assert.equal(r!.ok, true)
+      await eventually(
+        async () =>
+          (await db.admin<{ n: number }[]>`select count(*)::int as n from pg_stat_activity where pid = ${pid}`)[0]!
+            .n === 0,
+        30_000,
+        'the terminated session to be gone',
+      )
+      await holder`select pg_advisory_unlock(${APPLY_LOCK})`
+      await cli.waitFor((out) => out.includes('"ready":true'), 60_000)
+      const rows = await db.admin<{ applied: number }[]>`select applied from eventplane_views.held_apply`
+      assert.deepEqual(
+        rows.map((x) => x.applied),
+        [1, 1, 1],
+        'each event applied exactly once',
+      )
+      const warnings = cli.stderr.split('\n').filter((l) => l === `evtctl: warning: ${PG_WRITE_AFTER_CLOSE_WARNING}`)
+      assert.equal(
+        warnings.length,
+        1,
+        `the driver's ROLLBACK write failed and was reported once; stderr: ${cli.stderr}`,
+      )
+      assert.doesNotMatch(cli.stderr, /cli\.internal|TypeError|at nextWrite/)
+      assert.equal(cli.child.exitCode, null, 'the process lives on')
+      cli.child.kill('SIGINT')
+      const done = await cli.done(30_000)
+      assert.equal(done.code, 0, done.stderr)
+    } finally {
+      holder.release()
+    }
+  })
+
+  test('any other uncaught exception (here from a domain module) ends the command: exit 70, one line', async () => {
+    const r = await runCli(['replay', 'audit', '--domain', './throwing-domain.mjs'], {
+      env: { EVENTPLANE_DATABASE_URL: db.url },
+      cwd: dir,
+      timeoutMs: 20_000,
+    })
+    assert.equal(r.code, 70, r.stderr)
+    assert.deepEqual(failureLine(r), {
+      code: 'cli.internal',
+      message: 'uncaught exception: a bug thrown from a timer',
+    })
+  })
+})

@@ -1,0 +1,127 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import { PgEventStore, ROLES, isPgWriteAfterClose } from '@eventplane/store-pg'
+import { createTestDatabase, eventually, type TestDatabase, within } from '@eventplane/store-pg/testing'
+import type { Sql, TransactionSql } from 'postgres'
+import { ProjectionRunner } from '../src/projection/runner.ts'
+import { defineSqlProjection } from '../src/projection/types.ts'
+import { PROJECTOR_ROLE } from '../src/roles.ts'
+import { factoryFor, stream } from './helpers.ts'
+
+/** The advisory lock the test holds and the projection waits on (shared, so it waits only while the test holds it). */
+const LOCK = 72_514
+
+const waitForLock = (tx: TransactionSql) => tx`select pg_advisory_xact_lock_shared(${LOCK})`.then(() => {})
+
+describe('a projector session terminated by PostgreSQL inside a transaction of the projection engine', () => {
+  let db: TestDatabase
+  let projector: Sql
+  /** Uncaught exceptions but the driver's ROLLBACK write (porsager/postgres#1208), which node:test would fail a test on. */
+  const otherUncaught: unknown[] = []
+
+  before(async () => {
+    process.setUncaughtExceptionCaptureCallback((e) => {
+      if (!isPgWriteAfterClose(e)) otherUncaught.push(e)
+    })
+    db = await createTestDatabase('ep_terminated_session')
+    projector = db.connect(PROJECTOR_ROLE, 4)
+    const writer = new PgEventStore(db.connect(ROLES.intentWriter, 2))
+    const s = stream('acme', 'web', 'terminated')
+    const f = factoryFor('acme')
+    await writer.append(s, [f.intent(s, 'scaled', {}), f.intent(s, 'scaled', {}), f.intent(s, 'scaled', {})])
+  })
+  after(async () => {
+    process.setUncaughtExceptionCaptureCallback(null)
+    await db.drop()
+  })
+
+  /**
+   * Runs a SQL projection of the three events while the test holds the lock
+   * that `wait` (in its setup, its apply, or the drop of the live tables in
+   * a rebuild's swap) takes, terminates the projector
+   * session waiting on it, then releases the lock: the runner must catch up
+   * anyway, each event applied exactly once.
+   */
+  async function terminateWhileWaiting(name: string, wait: 'setup' | 'apply' | 'swap'): Promise<void> {
+    otherUncaught.length = 0
+    const projection = defineSqlProjection({
+      name,
+      version: 1,
+      async setup(tx) {
+        if (wait === 'setup') await waitForLock(tx)
+        await tx`create table if not exists ${tx(name)} (event_id text primary key, applied int not null)`
+      },
+      async apply(tx, e) {
+        if (wait === 'apply') await waitForLock(tx)
+        // A second apply of one event shows as applied = 2.
+        await tx`insert into ${tx(name)} as t (event_id, applied) values (${e.event_id}, 1)
+                 on conflict (event_id) do update set applied = t.applied + 1`
+      },
+      async drop(tx) {
+        if (wait === 'swap') await waitForLock(tx)
+        await tx`drop table if exists ${tx(name)}`
+      },
+      digestQuery: `select event_id, applied from ${name} order by event_id`,
+    })
+    const holder = await db.admin.reserve()
+    await holder`select pg_advisory_lock(${LOCK})`
+    const runner = new ProjectionRunner({
+      projection,
+      sql: projector,
+      pollIntervalMs: 50,
+      retryDelayMs: 10,
+      rebuild: wait === 'swap',
+    })
+    try {
+      const started = runner.start()
+      started.catch(() => {})
+      let pid = 0
+      await eventually(
+        async () => {
+          const r = await db.admin<{ pid: number }[]>`
+            select pid from pg_stat_activity
+             where datname = ${db.name} and usename = ${PROJECTOR_ROLE} and wait_event = 'advisory'`
+          pid = r[0]?.pid ?? 0
+          return pid !== 0
+        },
+        30_000,
+        `the projection's ${wait} to wait on the held lock`,
+      )
+      const [r] = await db.admin<{ ok: boolean }[]>`select pg_terminate_backend(${pid}) as ok`
+      assert.equal(r!.ok, true, 'the waiting session was terminated')
+      await eventually(
+        async () =>
+          (await db.admin<{ n: number }[]>`select count(*)::int as n from pg_stat_activity where pid = ${pid}`)[0]!
+            .n === 0,
+        30_000,
+        'the terminated session to be gone',
+      )
+      await holder`select pg_advisory_unlock(${LOCK})`
+      await within(started, 60_000, 'the runner to catch up after the termination')
+    } finally {
+      holder.release()
+      await runner.stop()
+    }
+    // Rejects if the runner had stopped on a fatal error.
+    await runner.closed
+    assert.deepEqual(otherUncaught, [])
+    const rows = await db.admin<{ applied: number }[]>`select applied from ${db.admin(`eventplane_views.${name}`)}`
+    assert.deepEqual(
+      rows.map((x) => x.applied),
+      [1, 1, 1],
+      'each event applied exactly once',
+    )
+  }
+
+  test('in the commit transaction (the apply waits on a lock): the runner resyncs and applies every event exactly once', async () => {
+    await terminateWhileWaiting('test_terminated_apply', 'apply')
+  })
+
+  test("in the setup transaction (the projection's setup waits on a lock): the runner retries and catches up", async () => {
+    await terminateWhileWaiting('test_terminated_setup', 'setup')
+  })
+
+  test("in a rebuild's swap transaction (dropping the live tables waits on a lock): the runner retries and swaps the rebuild in", async () => {
+    await terminateWhileWaiting('test_terminated_swap', 'swap')
+  })
+})
