@@ -22,6 +22,14 @@ describe('heads publisher and heads stream', () => {
   const keys = generateKeyPairSync('ed25519')
   const pinned = keys.publicKey.export({ type: 'spki', format: 'pem' })
   const signed = async (tenant: string) => signHeads(await readHeads(db.admin, tenant), keys.privateKey)
+  /**
+   * The heads stream with acme's heads published unsigned (what test 2's publisher leaves, again: a duplicate
+   * then), for each test that reads or adds to it: none relies on a test before it (test 1 deletes the stream).
+   */
+  const unsignedHeadsPublished = async () => {
+    await ensureHeadsStream(jsm)
+    await publishHeads(js, headsToFile(await readHeads(db.admin, 'acme')))
+  }
   const messages = async () =>
     (await operator.streams.info(HEADS_STREAM_NAME).catch(() => undefined))?.state.messages ?? 0
 
@@ -82,7 +90,8 @@ describe('heads publisher and heads stream', () => {
   })
 
   test('heads published unsigned, then the same heads signed: the signed ones are a new message, the anchor a pinned key finds', async () => {
-    // The publisher of the test before published acme's heads unsigned; the relay signs the same heads.
+    // acme's heads published unsigned (a relay without a key, or `heads --publish`); the relay signs the same heads.
+    await unsignedHeadsPublished()
     const heads = await signed('acme')
     const unsigned = (await latestPublishedHeads(jsm, 'acme')).found!
     assert.equal((unsigned.file as { digest: string }).digest, heads.digest.toString('hex'), 'the same heads, unsigned')
@@ -93,6 +102,7 @@ describe('heads publisher and heads stream', () => {
   })
 
   test('heads of one point with another digest are a new message; the same heads again are a duplicate', async () => {
+    await ensureHeadsStream(jsm)
     const file = headsToFile(await signed('acme'))
     const first = await publishHeads(js, file)
     const again = await publishHeads(js, file)
@@ -105,6 +115,7 @@ describe('heads publisher and heads stream', () => {
   })
 
   test("another tenant's heads on a tenant's subject, signed by the same key, are refused; the anchor before stays", async () => {
+    await ensureHeadsStream(jsm)
     const published = await publishTenantHeads({
       sql: db.connect(ROLES.relay, 1),
       jsm,
@@ -128,6 +139,7 @@ describe('heads publisher and heads stream', () => {
   })
 
   test('a NATS failure while a message is checked ends the look-up with it: never counted as a refused message', async () => {
+    await unsignedHeadsPublished() // a message for the look-up to check
     // An accept that needs NATS itself (a key fetched, a part read) and cannot reach it.
     const down = new EventplaneError('bus.unavailable', 'NATS is unreachable')
     await assert.rejects(

@@ -5,7 +5,7 @@ import { ROLES } from '@eventplane/store-pg'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { Relay } from '../src/relay.ts'
 import { type RefusedReconnectProxy, holdRefusedReconnect } from '../src/testing/refused-reconnect.ts'
-import { type BusEnv, createBusEnv } from './fixtures.ts'
+import { type BusEnv, createBusEnv, within } from './fixtures.ts'
 
 /**
  * A relay started while the server refuses its connection's reconnect (its user revoked). Its start makes
@@ -33,25 +33,30 @@ describe('relay started while the server refuses its reconnect', () => {
       maxReconnectAttempts: -1,
       reconnectTimeWait: 50,
     })
-    await env.server.revokeServiceUsers(['relay'])
-    const { release } = await proxy.held
-    const relay = new Relay({ sql: env.db.connect(ROLES.relay, 3), nc, name: 'revoked', maxBackoffMs: 100 })
-    relay.start()
-    release()
-    assert.match(String(await nc.closed()), /Authorization Violation/)
-    const outcome = await Promise.race([
-      relay.closed.then(
+    let relay: Relay | undefined
+    try {
+      await env.server.revokeServiceUsers(['relay'])
+      const { release } = await within(proxy.held, 10_000, 'the reconnect after the refused one (held by the proxy)')
+      relay = new Relay({ sql: env.db.connect(ROLES.relay, 3), nc, name: 'revoked', maxBackoffMs: 100 })
+      relay.start()
+      release()
+      const closed = await within(nc.closed(), 10_000, 'the connection to close at its refused reconnect')
+      assert.match(String(closed), /Authorization Violation/)
+      // Bounded: a relay that retries on the closed connection is still starting after 5 s, and fails here then.
+      const outcome = await within(relay.closed, 5_000, 'the relay to end (it retries on a closed connection)').then(
         () => 'stopped',
         (e: unknown) => e,
-      ),
-      new Promise<string>((resolve) => setTimeout(resolve, 5_000, 'still starting').unref()),
-    ])
-    assert.ok(isEventplaneError(outcome, 'bus.unavailable'), `the relay retries on a closed connection: ${outcome}`)
-    assert.equal(relay.state, 'stopped')
-    const [{ n }] = (await env.db.admin`
-      select count(*)::int as n from eventplane.relay_leases l
-      join pg_stat_activity a on a.pid = l.holder_pid where l.name = 'revoked'`) as [{ n: number }]
-    assert.equal(n, 0, 'no live session holds its lease')
-    await relay.stop()
+      )
+      assert.ok(isEventplaneError(outcome, 'bus.unavailable'), `the relay ends with bus.unavailable: ${outcome}`)
+      assert.equal(relay.state, 'stopped')
+      const [{ n }] = (await env.db.admin`
+        select count(*)::int as n from eventplane.relay_leases l
+        join pg_stat_activity a on a.pid = l.holder_pid where l.name = 'revoked'`) as [{ n: number }]
+      assert.equal(n, 0, 'no live session holds its lease')
+    } finally {
+      // Also when it fails: a relay left retrying and a connection left reconnecting keep the file alive for ever.
+      await within(relay?.stop() ?? Promise.resolve(), 10_000, 'the relay to stop')
+      await within(nc.close(), 10_000, 'the connection to close')
+    }
   })
 })

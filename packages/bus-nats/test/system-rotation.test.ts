@@ -135,8 +135,10 @@ describe('rotateSystemUser', () => {
 
   test('initAuthDir rebuilds a system account JWT that lacks a revocation the list holds (a write cut short)', async () => {
     const auth = loadAuthDir(server.authDir!)
+    // Its own revocation: the list holds at least one key, whichever tests ran before.
+    await rotateSystemUser(auth, connecting([]))
     const listed = Object.keys(readRevocations(auth.dir, SYSTEM_ACCOUNT).revoked)
-    assert.ok(listed.length >= 3, 'the previous tests revoked keys')
+    assert.ok(listed.length > 0, 'the rotation revoked a key')
     writeFileSync(
       join(auth.dir, 'accounts', `${SYSTEM_ACCOUNT}.jwt`),
       `${await systemAccountJwt(auth.system, auth.operator)}\n`,

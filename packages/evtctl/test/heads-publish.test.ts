@@ -54,8 +54,6 @@ describe('chain heads published on NATS', () => {
   let relay: CliProcess
   /** The relay's environment: its role's URL, its NATS user. */
   let relayEnv: Record<string, string>
-  /** The stream sequence of the unsigned heads of a rewritten history a thief of the relay's creds published. */
-  let forged: number | undefined
   const keys = generateKeyPairSync('ed25519')
   /** The operator's CLI environment: admin URL, operator creds. */
   const operator = () => ({
@@ -89,6 +87,34 @@ describe('chain heads published on NATS', () => {
       await nc.close()
     }
   }
+
+  /** Each tenant's heads published at the end of its log: the relay started in before() does it in its first rounds. */
+  const headsPublished = async (): Promise<void> => {
+    for (const tenant of ['acme', 'globex']) {
+      const pos = await maxPosition(tenant)
+      await eventually(
+        async () => ((await latest(tenant))?.file as { global_position?: string } | undefined)?.global_position === pos,
+        90_000, // the relay's start and rounds are slow on a loaded machine
+        `${tenant}'s heads published at ${pos}`,
+      )
+    }
+  }
+  let forgery: Promise<{ before: number; forged: number; junk: number; mark: number }> | undefined
+  /**
+   * acme's web stream rewritten and re-hashed after its heads were published, then, with the relay's NATS
+   * credentials (not its signing key), the unsigned heads of the rewritten history published (`forged`, a thief's
+   * forgery) and a message that is not heads (`junk`), so that the real anchor (`before`) is no longer newest;
+   * `mark`: the relay's stderr so far. Made once, by whichever test needs it first: none relies on a test before it.
+   */
+  const rewrittenAndForged = () =>
+    (forgery ??= (async () => {
+      await headsPublished()
+      const before = (await latest('acme'))!.seq
+      await rewriteAndRechain(db.admin, 'acme', 'web', 3)
+      const forged = await publishAsRelay('acme', headsToFile(await readHeads(db.admin, 'acme')))
+      const junk = await publishAsRelay('acme', { not: 'heads' })
+      return { before, forged, junk, mark: relay.stderr.length }
+    })())
 
   before(async () => {
     db = await createTestDatabase('ep_cli_heads_nats')
@@ -124,14 +150,7 @@ describe('chain heads published on NATS', () => {
   })
 
   test('the relay publishes every tenant’s signed heads; verify --against nats checks the log against them', async () => {
-    for (const tenant of ['acme', 'globex']) {
-      const pos = await maxPosition(tenant)
-      await eventually(
-        async () => ((await latest(tenant))?.file as { global_position?: string } | undefined)?.global_position === pos,
-        90_000, // the relay's start and rounds are slow on a loaded machine
-        `${tenant}'s heads published at ${pos}`,
-      )
-    }
+    await headsPublished()
     const ok = await runCli(
       ['verify', '--tenant', 'acme', '--against', 'nats', '--public-key', join(dir, 'heads.pub'), '--json'],
       { env: operator() },
@@ -153,18 +172,11 @@ describe('chain heads published on NATS', () => {
   })
 
   test('a stream rewritten with recomputed hashes after its heads were published: verify --against nats exits 2 naming it', async () => {
-    const before = await latest('acme')
-    await rewriteAndRechain(db.admin, 'acme', 'web', 3)
+    const { before, forged, junk, mark } = await rewrittenAndForged()
 
     // The chain alone is consistent again: only the anchor outside PostgreSQL shows the rewrite.
     const alone = await runCli(['verify', '--tenant', 'acme'], { env: operator() })
     assert.equal(alone.code, 0, alone.stderr)
-
-    // With the relay's NATS credentials (not its signing key) the thief publishes heads of the rewritten
-    // history, unsigned, and a message that is not heads at all, so that the real anchor is no longer newest.
-    forged = await publishAsRelay('acme', headsToFile(await readHeads(db.admin, 'acme')))
-    const junk = await publishAsRelay('acme', { not: 'heads' })
-    const mark = relay.stderr.length
 
     // The relay's next rounds still refuse to publish heads of the rewritten history (and say why): the
     // forged heads are not its own signed ones and the junk is not heads, so neither is taken as the anchor.
@@ -176,7 +188,7 @@ describe('chain heads published on NATS', () => {
     )
     assert.match(relay.stderr.slice(mark), /deployment\/web@5:rewritten/)
     assert.equal((await latest('acme'))!.seq, junk, 'nothing published after the junk')
-    assert.equal((await latest('acme', true))!.seq, before!.seq, 'the newest signed heads are still the ones before')
+    assert.equal((await latest('acme', true))!.seq, before, 'the newest signed heads are still the ones before')
 
     const r = await runCli(
       ['verify', '--tenant', 'acme', '--against', 'nats', '--public-key', join(dir, 'heads.pub'), '--json'],
@@ -185,7 +197,7 @@ describe('chain heads published on NATS', () => {
     assert.equal(r.code, 2, r.stderr)
     const report = JSON.parse(r.stdout)
     assert.equal(report.intact, false)
-    assert.equal(report.against.seq, before!.seq, 'checked against the real anchor, not the forged heads')
+    assert.equal(report.against.seq, before, 'checked against the real anchor, not the forged heads')
     assert.deepEqual(
       report.against.skipped.map((s: { seq: number }) => s.seq),
       [junk, forged],
@@ -207,7 +219,7 @@ describe('chain heads published on NATS', () => {
   })
 
   test('without --public-key verify takes the forged unsigned heads and says loudly that it did not authenticate them; --require-signed exits 3', async () => {
-    assert.ok(forged !== undefined, 'the rewrite and the forgery of the test before')
+    const { forged } = await rewrittenAndForged()
     const loose = await runCli(['verify', '--tenant', 'acme', '--against', 'nats', '--json'], { env: operator() })
     // The weakness --require-signed closes: the forged heads vouch for the rewritten history.
     assert.equal(loose.code, 0, loose.stderr)
@@ -274,7 +286,7 @@ describe('chain heads published on NATS', () => {
   })
 
   test('heads --publish --force re-anchors on the rewritten history and says so on stderr', async () => {
-    assert.ok(forged !== undefined, 'the rewrite and the forgery of the tests before')
+    const { forged } = await rewrittenAndForged()
     const r = await runCli(
       ['heads', '--tenant', 'acme', '--publish', '--force', '--sign-key', join(dir, 'heads.key'), '--json'],
       { env: operator() },

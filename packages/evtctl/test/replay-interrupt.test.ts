@@ -82,7 +82,47 @@ describe('evtctl replay: interrupted rebuilds never serve partial state and resu
     }
   }
 
-  let previous: { stdout: string }
+  /** The projection's live generation (the checkpoint readers are served from). */
+  const liveGeneration = async (): Promise<number> =>
+    (
+      await db.admin<{ generation: number }[]>`
+        select generation from eventplane.projection_checkpoints where projection = 'audit'`
+    )[0]!.generation
+
+  /**
+   * Interrupts a `replay audit` mid-way, whatever state the tests before left: it starts a new rebuild or resumes
+   * the one in progress, holds the state row that run writes `heldAfter` events past where it starts, waits until
+   * it committed past its start and waits on that row, and calls `interrupt` while the row is held. Each test
+   * calls it for the interrupted rebuild it needs: none relies on one a test before it left.
+   */
+  const interruptRebuild = async (
+    heldAfter: number,
+    interrupt: (replay: CliProcess) => Promise<void>,
+    args: readonly string[] = [],
+  ): Promise<{ replay: CliProcess; eventsBefore: number }> => {
+    const resumed = await rebuildRow()
+    const eventsBefore = Number(resumed?.events ?? 0)
+    const generation = resumed?.generation ?? (await liveGeneration()) + 1
+    const held = await holdStateRow(generation, eventsBefore + heldAfter)
+    try {
+      const replay = startCli(['replay', 'audit', '--commit-every', '1000', ...args], { env })
+      await until('the rebuild to commit and then wait on the held row', async () => {
+        const row = await rebuildRow()
+        return row !== undefined && Number(row.events) > eventsBefore && (await commitHeld())
+      })
+      await interrupt(replay)
+      return { replay, eventsBefore }
+    } finally {
+      await held.release()
+    }
+  }
+  /** No rebuild in progress: the one a test before left is run to its end. */
+  const noRebuildInProgress = async (): Promise<void> => {
+    if ((await rebuildRow()) === undefined) return
+    const r = await runCli(['replay', 'audit', '--json'], { env, timeoutMs: 180_000 })
+    assert.equal(r.code, 0, r.stderr)
+  }
+
   let firstDigest: string
 
   before(async () => {
@@ -95,8 +135,8 @@ describe('evtctl replay: interrupted rebuilds never serve partial state and resu
     const first = await runCli(['replay', 'audit', '--json'], { env, timeoutMs: 180_000 })
     assert.equal(first.code, 0, first.stderr)
     firstDigest = (JSON.parse(first.stdout) as ReplayJson).digest.sha256
-    previous = await stateOf()
-    assert.equal(previous.stdout.trim().split('\n').length, 300, 'the complete output of 3,000 events')
+    const output = await stateOf()
+    assert.equal(output.stdout.trim().split('\n').length, 300, 'the complete output of 3,000 events')
     // Enough more that a rebuild takes many commits (2,000 events per read, one commit per read).
     await bulkLoadEvents(db.admin, 3001, 20000, 40)
     await readable()
@@ -107,25 +147,20 @@ describe('evtctl replay: interrupted rebuilds never serve partial state and resu
   })
 
   test('Ctrl-C mid-replay exits 130 with how to resume, and state keeps serving the previous output with a note', async () => {
-    const [live] = await db.admin<{ generation: number }[]>`
-      select generation from eventplane.projection_checkpoints where projection = 'audit'`
-    const held = await holdStateRow(live!.generation + 1, 5000)
-    let replay: CliProcess | undefined
-    try {
-      replay = startCli(['replay', 'audit', '--commit-every', '1000', '--log-level', 'warn'], { env })
-      await until('the rebuild to commit and then wait on the held row', async () => {
-        const row = await rebuildRow()
-        return row !== undefined && Number(row.events) > 0 && (await commitHeld())
-      })
-      // Mid-way, shadow partly written: readers still see the previous complete output.
-      const during = await stateOf()
-      assert.equal(during.stdout, previous.stdout)
-      replay.child.kill('SIGINT')
-      await replay.waitFor((err) => err.includes('replay interrupted'), 60_000, 'stderr')
-    } finally {
-      await held.release()
-    }
-    const r = await replay!.done(120_000)
+    const live = await liveGeneration()
+    const previous = await stateOf()
+    const { replay } = await interruptRebuild(
+      5000,
+      async (running) => {
+        // Mid-way, shadow partly written: readers still see the previous complete output.
+        const during = await stateOf()
+        assert.equal(during.stdout, previous.stdout)
+        running.child.kill('SIGINT')
+        await running.waitFor((err) => err.includes('replay interrupted'), 60_000, 'stderr')
+      },
+      ['--log-level', 'warn'],
+    )
+    const r = await replay.done(120_000)
     assert.equal(r.code, 130, r.stderr)
     const last = r.stderr.trim().split('\n').at(-1)!
     assert.match(last, /^evtctl: cli\.interrupted: replay of audit interrupted at \d+:\d+ after \d+ events;/)
@@ -139,28 +174,18 @@ describe('evtctl replay: interrupted rebuilds never serve partial state and resu
     const status = await runCli(['status', '--json', '--no-nats'], { env })
     assert.equal(status.code, 0, status.stderr)
     const audit = (JSON.parse(status.stdout) as StatusReport).projections.find((p) => p.name === 'audit')!
-    assert.equal(audit.generation, live!.generation)
+    assert.equal(audit.generation, live)
     assert.equal(audit.rebuild?.events, row!.events)
   })
 
   test('SIGKILL mid-replay leaves the previous output serving; the resume matches a rebuild from scratch', async () => {
-    const before = await rebuildRow()
-    assert.ok(before, 'the interrupted rebuild of the previous test')
-    const held = await holdStateRow(before.generation, Number(before.events) + 6000)
-    try {
-      const replay = startCli(['replay', 'audit', '--commit-every', '1000'], { env })
-      await until('the resumed rebuild to commit more and then wait on the held row', async () => {
-        const row = await rebuildRow()
-        return row !== undefined && Number(row.events) > Number(before.events) && (await commitHeld())
-      })
-      replay.child.kill('SIGKILL')
-      const r = await replay.done()
-      assert.equal(r.signal, 'SIGKILL')
-    } finally {
-      await held.release()
-    }
+    const previous = await stateOf()
+    const { eventsBefore } = await interruptRebuild(6000, async (running) => {
+      running.child.kill('SIGKILL')
+      assert.equal((await running.done()).signal, 'SIGKILL')
+    })
     const killed = await rebuildRow()
-    assert.ok(killed && Number(killed.events) > Number(before.events) && Number(killed.events) < 20000)
+    assert.ok(killed && Number(killed.events) > eventsBefore && Number(killed.events) < 20000)
     assert.equal((await stateOf()).stdout, previous.stdout, 'state serves the previous complete output')
 
     const resumed = await runCli(['replay', 'audit', '--json'], { env, timeoutMs: 180_000 })
@@ -188,20 +213,10 @@ describe('evtctl replay: interrupted rebuilds never serve partial state and resu
   })
 
   test('--restart throws an interrupted rebuild away: that run starts from the beginning of the log', async () => {
-    const [live] = await db.admin<{ generation: number }[]>`
-      select generation from eventplane.projection_checkpoints where projection = 'audit'`
-    const held = await holdStateRow(live!.generation + 1, 5000)
-    try {
-      const replay = startCli(['replay', 'audit', '--commit-every', '1000'], { env })
-      await until('the rebuild to commit and then wait on the held row', async () => {
-        const row = await rebuildRow()
-        return row !== undefined && Number(row.events) > 0 && (await commitHeld())
-      })
-      replay.child.kill('SIGKILL')
-      await replay.done()
-    } finally {
-      await held.release()
-    }
+    await interruptRebuild(5000, async (running) => {
+      running.child.kill('SIGKILL')
+      await running.done()
+    })
     const interrupted = await rebuildRow()
     assert.ok(interrupted && Number(interrupted.events) > 0, 'an interrupted rebuild to throw away')
     const r = await runCli(['replay', 'audit', '--restart', '--json'], { env, timeoutMs: 180_000 })
@@ -212,6 +227,7 @@ describe('evtctl replay: interrupted rebuilds never serve partial state and resu
   })
 
   test('a bad --commit-every is a usage error and starts no rebuild', async () => {
+    await noRebuildInProgress()
     const bad = await runCli(['replay', 'audit', '--commit-every', '0'], { env })
     assert.equal(bad.code, 1)
     assert.equal(await rebuildRow(), undefined)

@@ -1,0 +1,133 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import type { NatsConnection } from '@nats-io/transport-node'
+import { type DeadlineTimers, type ServerWaitOutcome, serverWait } from '../src/server-wait.ts'
+import { type TestNatsServer, startNatsServer } from '../src/testing/index.ts'
+
+/**
+ * Deadline timers the test fires itself, in the order node's event loop would: `fireDeadline()` is the timers
+ * phase reaching the deadline, `fireAfterIo()` the check phase after that turn's sockets were read. Nothing
+ * fires on its own: the interleaving of the deadline and the answer is the test's, never a sleep's.
+ */
+function heldTimers(): DeadlineTimers & {
+  fireDeadline(): void
+  fireAfterIo(): void
+  pending(): { deadline: boolean; afterIo: boolean }
+} {
+  let deadline: (() => void) | undefined
+  let afterIo: (() => void) | undefined
+  return {
+    after(_ms, fn) {
+      deadline = fn
+      return () => {
+        deadline = undefined
+      }
+    },
+    afterIo(fn) {
+      afterIo = fn
+      return () => {
+        afterIo = undefined
+      }
+    },
+    fireDeadline() {
+      const fn = deadline
+      deadline = undefined
+      assert.ok(fn, 'a deadline to fire')
+      fn()
+    },
+    fireAfterIo() {
+      const fn = afterIo
+      afterIo = undefined
+      fn?.()
+    },
+    pending: () => ({ deadline: deadline !== undefined, afterIo: afterIo !== undefined }),
+  }
+}
+
+/** Lets every promise reaction queued so far run (what node does between two callbacks of its loop). */
+async function settleMicrotasks(): Promise<void> {
+  for (let i = 0; i < 10; i++) await Promise.resolve()
+}
+
+function controlled(): { op: Promise<void>; answer: () => void } {
+  let answer!: () => void
+  const op = new Promise<void>((resolve) => (answer = resolve))
+  return { op, answer }
+}
+
+/** Watches a wait's outcome without awaiting it: undefined while it is pending. */
+function watch(wait: Promise<ServerWaitOutcome>): () => ServerWaitOutcome | undefined {
+  let outcome: ServerWaitOutcome | undefined
+  void wait.then((o) => (outcome = o))
+  return () => outcome
+}
+
+describe('serverWait: the deadline against the answer', () => {
+  let server: TestNatsServer
+  let nc: NatsConnection
+
+  before(async () => {
+    server = await startNatsServer({ withAuth: false })
+    nc = await server.connect('operator')
+  })
+  after(async () => {
+    await nc?.close()
+    await server?.stop()
+  })
+
+  test('an answer read in the turn the deadline fires in settles the wait: the deadline is judged after that I/O', async () => {
+    const timers = heldTimers()
+    const { op, answer } = controlled()
+    const outcome = watch(serverWait(nc, op, 2000, timers))
+    // The loop lagged past the deadline: its timer runs first in the turn, then the turn reads the answer.
+    timers.fireDeadline()
+    await settleMicrotasks()
+    assert.equal(outcome(), undefined, 'not timed out before the I/O of its turn was read')
+    answer()
+    await settleMicrotasks()
+    assert.equal(outcome(), 'settled')
+    assert.deepEqual(timers.pending(), { deadline: false, afterIo: false }, 'the verdict is cancelled')
+  })
+
+  test('an answer after that turn is late: the wait times out, and the answer then changes nothing', async () => {
+    const timers = heldTimers()
+    const { op, answer } = controlled()
+    const outcome = watch(serverWait(nc, op, 2000, timers))
+    timers.fireDeadline()
+    await settleMicrotasks()
+    timers.fireAfterIo()
+    await settleMicrotasks()
+    assert.equal(outcome(), 'timed_out')
+    answer()
+    await settleMicrotasks()
+    assert.equal(outcome(), 'timed_out')
+  })
+
+  test('an answer before the deadline settles the wait and cancels its timer', async () => {
+    const timers = heldTimers()
+    const { op, answer } = controlled()
+    const wait = serverWait(nc, op, 2000, timers)
+    assert.deepEqual(timers.pending(), { deadline: true, afterIo: false })
+    answer()
+    assert.equal(await wait, 'settled')
+    assert.deepEqual(timers.pending(), { deadline: false, afterIo: false }, 'no timer left to fire after it')
+  })
+
+  test("node's timers: a wait that settled leaves no timer or immediate behind", async () => {
+    const handles = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout' || r === 'Immediate').length
+    // Settled in microtasks only: no turn of the loop between the two counts for another file's timers to move.
+    const before = handles()
+    assert.equal(await serverWait(nc, Promise.resolve(), 60_000), 'settled')
+    assert.equal(handles(), before)
+  })
+
+  test('a connection that closes ends the wait as closed, its timers cancelled', async () => {
+    const own = await server.connect('operator')
+    const timers = heldTimers()
+    const { op } = controlled()
+    const wait = serverWait(own, op, 2000, timers)
+    await own.close()
+    assert.equal(await wait, 'closed')
+    assert.deepEqual(timers.pending(), { deadline: false, afterIo: false })
+  })
+})
