@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { EventplaneError } from '@eventplane/core'
-import { type Authenticator, type ConnectionOptions, credsAuthenticator } from '@nats-io/transport-node'
+import type { Authenticator, ConnectionOptions } from '@nats-io/transport-node'
+import { credsAuthenticator } from './nkeys.ts'
 
 /** How a service process authenticates: a creds file (the account model), a user and password, or not at all. */
 export interface NatsAuthSettings {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
-import { connect, credsAuthenticator } from '@nats-io/transport-node'
+import { connect } from '@nats-io/transport-node'
+import { credsAuthenticator } from '../nkeys.ts'
 
 /** Connects once to `url` with `creds`, no reconnect: resolves once the server answered a flush, rejects when it refuses. */
 export async function connectsWith(url: string, creds: Uint8Array): Promise<void> {

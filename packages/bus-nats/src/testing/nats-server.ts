@@ -5,13 +5,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Unavailable } from '@eventplane/core'
-import {
-  type ConnectionOptions,
-  type NatsConnection,
-  credsAuthenticator,
-  connect as natsConnect,
-} from '@nats-io/transport-node'
+import { type ConnectionOptions, type NatsConnection, connect as natsConnect } from '@nats-io/transport-node'
 import { type AuthDir, initAuthDir, serviceCredsFile, tenantCredsFile } from '../nats-config/auth-dir.ts'
+import { credsAuthenticator } from '../nkeys.ts'
 import { SYSTEM_USER } from '../nats-config/claims.ts'
 import { type ServiceUser, SERVICE_USERS, type UserPermissions } from '../nats-config/permissions.ts'
 import { accountsConfig, generateNatsConfig } from '../nats-config/server-config.ts'
