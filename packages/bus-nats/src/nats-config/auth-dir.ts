@@ -1,7 +1,8 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { EventplaneError } from '@eventplane/core'
-import { type KeyPair, createAccount, createOperator, fromSeed } from '@nats-io/nkeys'
+import type { KeyPair } from '@nats-io/nkeys'
+import { createAccount, createOperator, fromSeed } from '../nkeys.ts'
 import {
   LOG_ACCOUNT,
   SYSTEM_ACCOUNT,

@@ -11,7 +11,8 @@ import {
   fmtCreds,
   parseCreds,
 } from '@nats-io/jwt'
-import { type KeyPair, createUser, fromSeed } from '@nats-io/nkeys'
+import type { KeyPair } from '@nats-io/nkeys'
+import { createUser, fromSeed } from '../nkeys.ts'
 import { LOG_SUBJECTS, STREAM_NAME, SUBMIT_SUBJECTS, logFilter } from '../subjects.ts'
 import { type UserPermissions, tenantConsumerSubjects, tenantSubmitSubjects } from './permissions.ts'
 
