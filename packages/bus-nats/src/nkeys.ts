@@ -1,4 +1,5 @@
 import { type KeyObject, createPrivateKey, createPublicKey, randomBytes, sign, verify } from 'node:crypto'
+import type { ClaimsData } from '@nats-io/jwt'
 import type { KeyPair } from '@nats-io/nkeys'
 import type { Authenticator } from '@nats-io/transport-node'
 
@@ -18,6 +19,8 @@ const SEED_KIND = 144
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'
 /** A PKCS#8 Ed25519 private key is this prefix and the 32 bytes of its seed (RFC 8410). */
 const PKCS8_ED25519 = Buffer.from('302e020100300506032b657004220420', 'hex')
+/** An SPKI Ed25519 public key is this prefix and its 32 bytes (RFC 8410). */
+const SPKI_ED25519 = Buffer.from('302a300506032b6570032100', 'hex')
 
 function crc16(bytes: Uint8Array): number {
   let crc = 0
@@ -78,6 +81,16 @@ function decodeSeed(seed: string): { prefix: number; raw: Uint8Array } {
   const prefix = ((raw[0]! & 7) << 5) | (raw[1]! >> 3)
   if (!Object.values(ROLES).includes(prefix as never)) throw new Error('not an operator, account or user seed')
   return { prefix, raw: body.slice(2) }
+}
+
+/** The Ed25519 key of an operator, account or user public nkey (`O…`, `A…`, `U…`). */
+function publicKeyObject(nkey: string): KeyObject {
+  const raw = unbase32(nkey)
+  const body = raw.subarray(0, raw.length - 2)
+  if (raw.length !== 35 || crc16(body) !== (raw[raw.length - 2]! | (raw[raw.length - 1]! << 8)))
+    throw new Error('not a public nkey (length or checksum)')
+  if (!Object.values(ROLES).includes(body[0]! as never)) throw new Error('not an operator, account or user key')
+  return createPublicKey({ key: Buffer.concat([SPKI_ED25519, body.subarray(1)]), format: 'der', type: 'spki' })
 }
 
 class NativeKeyPair implements KeyPair {
@@ -163,4 +176,22 @@ export function credsAuthenticator(creds: Uint8Array | (() => Uint8Array)): Auth
     const sig = nonce ? Buffer.from(key.sign(new TextEncoder().encode(nonce))).toString('base64') : ''
     return { jwt, nkey: key.getPublicKey(), sig }
   }
+}
+
+/**
+ * The claims of a NATS JWT once its signature by its issuer (`iss`) verifies, as @nats-io/jwt's `decode` (whose
+ * verification is tweetnacl's); throws on a JWT that is not a NATS one or whose signature does not verify.
+ */
+export function decodeJwt<T = unknown>(jwt: string): ClaimsData<T> {
+  const parts = jwt.split('.')
+  if (parts.length !== 3) throw new Error(`invalid jwt - ${parts.length} chunks`)
+  const [head, body, sig] = parts as [string, string, string]
+  const header = JSON.parse(Buffer.from(head, 'base64url').toString('utf8')) as { typ?: string; alg?: string }
+  if (header.typ !== 'jwt' && header.typ !== 'JWT') throw new Error(`not a nats jwt - typ ${header.typ}`)
+  if (header.alg !== 'ed25519' && header.alg !== 'ed25519-nkey') throw new Error(`not a nats jwt - alg ${header.alg}`)
+  const claims = JSON.parse(Buffer.from(body, 'base64url').toString('utf8')) as ClaimsData<T>
+  const signed = header.alg === 'ed25519-nkey' ? `${head}.${body}` : body
+  if (!verify(null, Buffer.from(signed), publicKeyObject(claims.iss), Buffer.from(sig, 'base64url')))
+    throw new Error('sig verification failed')
+  return claims
 }

@@ -3,7 +3,8 @@ import { randomBytes } from 'node:crypto'
 import { describe, test } from 'node:test'
 import * as nkeys from '@nats-io/nkeys'
 import { credsAuthenticator as natsCredsAuthenticator } from '@nats-io/transport-node'
-import { createAccount, createOperator, createUser, credsAuthenticator, fromSeed } from '../src/nkeys.ts'
+import { decode as natsDecode } from '@nats-io/jwt'
+import { createAccount, createOperator, createUser, credsAuthenticator, decodeJwt, fromSeed } from '../src/nkeys.ts'
 import { userCreds } from '../src/nats-config/claims.ts'
 
 // bus-nats' nkeys (node:crypto) against @nats-io/nkeys (tweetnacl), the reference: the same public key, seed and
@@ -63,5 +64,23 @@ describe('nkeys signed by node:crypto', () => {
       assert.deepEqual(credsAuthenticator(() => creds)(nonce), natsCredsAuthenticator(creds)(nonce))
     }
     assert.throws(() => credsAuthenticator(new TextEncoder().encode('no creds here'))('n'), /unable to parse/)
+  })
+
+  test("decodeJwt gives @nats-io/jwt's claims for a JWT whose issuer signed it, and refuses one it did not", async () => {
+    const jwt = new TextDecoder().decode(await userCreds('relay', createAccount())).split('\n')[1]!
+    assert.deepEqual(decodeJwt(jwt), natsDecode(jwt))
+    const [head, body, sig] = jwt.split('.') as [string, string, string]
+    const claims = JSON.parse(Buffer.from(body, 'base64url').toString())
+    const forged = Buffer.from(JSON.stringify({ ...claims, name: 'admin' })).toString('base64url')
+    const bytes = Buffer.from(sig, 'base64url')
+    bytes[0]! ^= 1
+    for (const bad of [`${head}.${forged}.${sig}`, `${head}.${body}.${bytes.toString('base64url')}`]) {
+      assert.throws(() => natsDecode(bad), /sig verification failed/)
+      assert.throws(() => decodeJwt(bad), /sig verification failed/)
+    }
+    const other = createAccount().getPublicKey()
+    assert.throws(() =>
+      decodeJwt(`${head}.${Buffer.from(JSON.stringify({ ...claims, iss: other })).toString('base64url')}.${sig}`),
+    )
   })
 })
