@@ -1,5 +1,5 @@
 import { type KeyObject, createPrivateKey, createPublicKey, randomBytes, sign, verify } from 'node:crypto'
-import type { ClaimsData } from '@nats-io/jwt'
+import type { ClaimsData, User } from '@nats-io/jwt'
 import type { KeyPair } from '@nats-io/nkeys'
 import type { Authenticator } from '@nats-io/transport-node'
 
@@ -194,4 +194,12 @@ export function decodeJwt<T = unknown>(jwt: string): ClaimsData<T> {
   if (!verify(null, Buffer.from(signed), publicKeyObject(claims.iss), Buffer.from(sig, 'base64url')))
     throw new Error('sig verification failed')
   return claims
+}
+
+/** @nats-io/jwt's `parseCreds` with the JWT checked by {@link decodeJwt}: the user JWT, its claims and seed. */
+export function parseCreds(creds: Uint8Array): { jwt: string; key: string; uc: ClaimsData<User>; aid: string } {
+  const [jwt, key] = [...new TextDecoder().decode(creds).matchAll(CREDS)].map((m) => m[1]!.trim())
+  if (jwt === undefined || key === undefined) throw new Error('bad credentials')
+  const uc = decodeJwt<User>(jwt)
+  return { jwt, key, uc, aid: uc.nats.issuer_account ?? uc.iss }
 }

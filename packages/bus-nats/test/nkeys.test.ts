@@ -3,8 +3,16 @@ import { randomBytes } from 'node:crypto'
 import { describe, test } from 'node:test'
 import * as nkeys from '@nats-io/nkeys'
 import { credsAuthenticator as natsCredsAuthenticator } from '@nats-io/transport-node'
-import { decode as natsDecode } from '@nats-io/jwt'
-import { createAccount, createOperator, createUser, credsAuthenticator, decodeJwt, fromSeed } from '../src/nkeys.ts'
+import { decode as natsDecode, parseCreds as natsParseCreds } from '@nats-io/jwt'
+import {
+  createAccount,
+  createOperator,
+  createUser,
+  credsAuthenticator,
+  decodeJwt,
+  fromSeed,
+  parseCreds,
+} from '../src/nkeys.ts'
 import { userCreds } from '../src/nats-config/claims.ts'
 
 // bus-nats' nkeys (node:crypto) against @nats-io/nkeys (tweetnacl), the reference: the same public key, seed and
@@ -82,5 +90,11 @@ describe('nkeys signed by node:crypto', () => {
     assert.throws(() =>
       decodeJwt(`${head}.${Buffer.from(JSON.stringify({ ...claims, iss: other })).toString('base64url')}.${sig}`),
     )
+  })
+
+  test("parseCreds reads a creds file as @nats-io/jwt's does, and refuses one without a JWT and a seed", async () => {
+    const creds = await userCreds('relay', createAccount())
+    assert.deepEqual(parseCreds(creds), await natsParseCreds(creds))
+    assert.throws(() => parseCreds(new TextEncoder().encode('no creds')), /bad credentials/)
   })
 })
