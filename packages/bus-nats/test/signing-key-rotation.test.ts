@@ -89,24 +89,26 @@ describe('account signing keys', () => {
       for await (const s of nc.status()) if (s.type !== 'ping') statuses.push(s.type)
     })()
 
-    const r = await rotateSigningKey(auth, connectSystem, { account: 'log' })
-    assert.equal(r.account, LOG_ACCOUNT)
-    assert.equal(r.reissued.length, 4, 'relay, gateway, controller, operator')
-    const now = await claimsOf(read(file))
-    assert.equal(now.sub, (await claimsOf(old)).sub, 'the same user key')
-    assert.equal(now.iss, r.key, 'issued by the new signing key')
-    assert.notEqual(r.key, r.removed)
-    assert.deepEqual(signingKeysOf(readFileSync(`${dir}/accounts/EVENTPLANE.jwt`, 'utf8').trim()), [r.key])
-
-    await refusedWith(server.url, old, 'relay creds the old signing key issued')
-    await refusedWith(server.url, oldGateway, 'gateway creds the old signing key issued')
-    await eventually(() => statuses.includes('reconnect'), 'the relay connection to reconnect')
-    assert.equal(nc.isClosed(), false, `not closed: ${statuses.join(',')}`)
-    // The account's JetStream state belongs to its identity key: the stream and its message are still there.
-    const jsm = await jetstreamManager(nc)
-    assert.equal((await within(jsm.streams.info(STREAM_NAME), 5000, 'stream info')).state.messages, 1)
-    for (const f of r.reissued) await connectsWith(server.url, read(f))
-    await nc.close()
+    try {
+      const r = await rotateSigningKey(auth, connectSystem, { account: 'log' })
+      assert.equal(r.account, LOG_ACCOUNT)
+      assert.equal(r.reissued.length, 4, 'relay, gateway, controller, operator')
+      await refusedWith(server.url, old, 'relay creds the old signing key issued')
+      await refusedWith(server.url, oldGateway, 'gateway creds the old signing key issued')
+      await eventually(() => statuses.includes('reconnect'), 'the relay connection to reconnect')
+      assert.equal(nc.isClosed(), false, `not closed: ${statuses.join(',')}`)
+      // The account's JetStream state belongs to its identity key: the stream and its message are still there.
+      const jsm = await jetstreamManager(nc)
+      assert.equal((await within(jsm.streams.info(STREAM_NAME), 5000, 'stream info')).state.messages, 1)
+      const now = await claimsOf(read(file))
+      assert.equal(now.sub, (await claimsOf(old)).sub, 'the same user key')
+      assert.equal(now.iss, r.key, 'issued by the new signing key')
+      assert.notEqual(r.key, r.removed)
+      assert.deepEqual(signingKeysOf(readFileSync(`${dir}/accounts/EVENTPLANE.jwt`, 'utf8').trim()), [r.key])
+      for (const f of r.reissued) await connectsWith(server.url, read(f))
+    } finally {
+      await nc.close()
+    }
   })
 
   test('keys rotate tenant: its re-issued creds connect, the old ones are refused, the other accounts untouched', async () => {
@@ -144,19 +146,21 @@ describe('account signing keys', () => {
     await connectsWith(server.url, read(file))
   })
 
-  test('cut short after the new key is in place: every creds file still connects; run again, the old key is gone', async () => {
+  test('cut short once the creds are re-issued (the last push fails): every creds file connects; run again, the old key is gone', async () => {
     const auth = loadAuthDir(dir)
     const files = ['relay', 'gateway', 'controller', 'operator'].map((u) => serviceCredsFile(dir, u as 'relay'))
     const old = read(files[0]!)
-    let connects = 0
-    const failSecond = async (): Promise<NatsConnection> => {
-      if (++connects === 2) throw new Error('cut short')
+    const oldIssuer = (await claimsOf(old)).iss
+    // The push that comes after the creds files hold the new key's JWTs fails, as a crash there would leave it.
+    const failOnceReissued = async (): Promise<NatsConnection> => {
+      if ((await claimsOf(read(files[0]!))).iss !== oldIssuer) throw new Error('cut short')
       return server.connect('system')
     }
-    await assert.rejects(rotateSigningKey(auth, failSecond, { account: 'log' }), /cut short/)
-    // The new key replaced the old one on disk; the server still lists both until the next push.
-    for (const f of files) await connectsWith(server.url, read(f))
-    await connectsWith(server.url, old)
+    await assert.rejects(rotateSigningKey(auth, failOnceReissued, { account: 'log' }), /cut short/)
+    for (const f of files) {
+      assert.notEqual((await claimsOf(read(f))).iss, oldIssuer, `${f}: re-issued`)
+      await connectsWith(server.url, read(f))
+    }
     const again = await rotateSigningKey(auth, connectSystem, { account: 'log' })
     await refusedWith(server.url, old, 'creds the first old key issued')
     for (const f of again.reissued) await connectsWith(server.url, read(f))
