@@ -10,7 +10,7 @@ function target(which: string, tenant: string | undefined): SigningTarget {
   if (which === 'tenant' && tenant !== undefined) return { tenant }
   throw new CliError(
     'cli.bad_usage',
-    `keys rotate takes log, system or tenant <tenant>, got ${[which, tenant].join(' ')}`,
+    `keys rotate takes log, system or tenant <tenant>, got ${[which, tenant].filter((a) => a !== undefined).join(' ')}`,
   )
 }
 
