@@ -82,11 +82,11 @@ describe('evtctl keys rotate', () => {
     }
   })
 
-  test('keys rotate takes log, system or tenant <tenant>; anything else is a usage error (exit 1)', async () => {
+  test('keys rotate takes log, system, operator or tenant <tenant>; anything else is a usage error (exit 1)', async () => {
     for (const args of [['tenant'], ['log', 'acme'], ['operators']]) {
       const r = await runCli(['keys', 'rotate', ...args], { env: cli })
       assert.equal(r.code, 1, `${args.join(' ')}: ${r.stderr}`)
-      assert.match(r.stderr, /log, system or tenant <tenant>/)
+      assert.match(r.stderr, /log, system, operator or tenant <tenant>/)
     }
     const unknown = await runCli(['keys', 'rotate', 'tenant', 'nobody'], { env: cli })
     assert.notEqual(unknown.code, 0)

@@ -75,8 +75,16 @@ export function jwtPermissions(p: UserPermissions): Partial<Permissions> {
   }
 }
 
-export async function operatorJwt(operator: KeyPair, systemAccount: string): Promise<string> {
-  return encodeOperator('eventplane', operator, { system_account: systemAccount })
+/** The operator JWT (self-signed); `signingKeys` may sign account JWTs besides the operator's identity key. */
+export async function operatorJwt(
+  operator: KeyPair,
+  systemAccount: string,
+  signingKeys: readonly string[] = [],
+): Promise<string> {
+  return encodeOperator('eventplane', operator, {
+    system_account: systemAccount,
+    ...(signingKeys.length === 0 ? {} : { signing_keys: [...signingKeys] }),
+  })
 }
 
 /** The `signing_keys` part of an account JWT: the keys that may sign its users (none: only its identity key). */

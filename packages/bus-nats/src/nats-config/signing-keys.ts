@@ -1,14 +1,15 @@
 import { existsSync, readFileSync, renameSync } from 'node:fs'
 import { join } from 'node:path'
 import { EventplaneError } from '@eventplane/core'
-import { type KeyPair, createAccount, fromSeed } from '@nats-io/nkeys'
+import { type KeyPair, createAccount, createOperator, fromSeed } from '@nats-io/nkeys'
 import { writeFileAtomic } from './revocations.ts'
 
 /**
- * Whose signing keys: the system or log account (`accounts/<account>.signing*`)
- * or a tenant's account (`tenants/<tenant>.signing*`).
+ * Whose signing keys: the system or log account (`accounts/<account>.signing*`),
+ * a tenant's account (`tenants/<tenant>.signing*`), or the operator
+ * (`operator.signing*`: its signing keys sign the account JWTs).
  */
-export type SigningOwner = { account: 'SYS' | 'EVENTPLANE' } | { tenant: string }
+export type SigningOwner = { account: 'SYS' | 'EVENTPLANE' } | { tenant: string } | { operator: true }
 
 /**
  * An account's signing keys as the auth dir holds them: `current` signs its
@@ -25,8 +26,11 @@ export interface SigningKeys {
 }
 
 function base(dir: string, owner: SigningOwner): string {
+  if ('operator' in owner) return join(dir, 'operator')
   return 'account' in owner ? join(dir, 'accounts', owner.account) : join(dir, 'tenants', owner.tenant)
 }
+
+const create = (owner: SigningOwner): KeyPair => ('operator' in owner ? createOperator() : createAccount())
 
 /** `<base>.signing.nk` (the current key) or `<base>.signing.next.nk` (a rotation's new key). */
 export function signingSeedFile(dir: string, owner: SigningOwner, which: 'current' | 'next' = 'current'): string {
@@ -67,7 +71,7 @@ export function readSigningKeys(dir: string, owner: SigningOwner): SigningKeys {
 export function ensureSigningKey(dir: string, owner: SigningOwner): { key: KeyPair; created: boolean } {
   const existing = seedIn(signingSeedFile(dir, owner))
   if (existing !== undefined) return { key: existing, created: false }
-  const key = createAccount()
+  const key = create(owner)
   writeSeed(signingSeedFile(dir, owner), key)
   return { key, created: true }
 }
@@ -76,7 +80,7 @@ export function ensureSigningKey(dir: string, owner: SigningOwner): { key: KeyPa
 export function ensureNextSigningKey(dir: string, owner: SigningOwner): KeyPair {
   const existing = seedIn(signingSeedFile(dir, owner, 'next'))
   if (existing !== undefined) return existing
-  const key = createAccount()
+  const key = create(owner)
   writeSeed(signingSeedFile(dir, owner, 'next'), key)
   return key
 }
@@ -106,4 +110,12 @@ export function userSigner(dir: string, owner: SigningOwner, identity: KeyPair):
   const keys = readSigningKeys(dir, owner)
   if (keys.current !== undefined && keys.pushed.includes(keys.current.getPublicKey())) return keys.current
   return identity
+}
+
+/**
+ * The key that signs account JWTs: the operator's current signing key once the server is known to trust it (an
+ * auth dir made with it, or a JWT it signed accepted by the server), else the operator's identity key.
+ */
+export function accountSigner(auth: { dir: string; operator: KeyPair }): KeyPair {
+  return userSigner(auth.dir, { operator: true }, auth.operator)
 }

@@ -23,6 +23,7 @@ import { type UserPermissions, SERVICE_USERS, servicePermissions, tenantPermissi
 import { jwtSigningKeys } from './revocations.ts'
 import {
   type SigningOwner,
+  accountSigner,
   ensureNextSigningKey,
   ensureSigningKey,
   markSigningKeysPushed,
@@ -72,7 +73,7 @@ function rotating(auth: AuthDir, target: SigningTarget): RotatingAccount {
           tenant: record.tenant,
           account: identity.getPublicKey(),
           consumers: record.consumers,
-          operator: auth.operator,
+          operator: accountSigner(auth),
           log: auth.log,
           limits: checkAccountLimits({ ...DEFAULT_TENANT_ACCOUNT_LIMITS, ...record.limits }),
           ...(record.revocations === undefined ? {} : { revocations: record.revocations }),

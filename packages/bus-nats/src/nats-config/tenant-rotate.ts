@@ -7,7 +7,7 @@ import { DEFAULT_TENANT_ACCOUNT_LIMITS, tenantAccountJwt, userCreds } from './cl
 import { pushAccountJwt } from './claims-push.ts'
 import { tenantPermissions } from './permissions.ts'
 import { jwtSigningKeys, nowSeconds } from './revocations.ts'
-import { markSigningKeysPushed, userSigner } from './signing-keys.ts'
+import { accountSigner, markSigningKeysPushed, userSigner } from './signing-keys.ts'
 import { credsUserKey } from './rotate.ts'
 import {
   type TenantAdmin,
@@ -131,7 +131,7 @@ async function pushTenant(
     tenant: record.tenant,
     account: account.getPublicKey(),
     consumers: record.consumers,
-    operator: auth.operator,
+    operator: accountSigner(auth),
     log: auth.log,
     limits: checkAccountLimits({ ...DEFAULT_TENANT_ACCOUNT_LIMITS, ...record.limits }),
     ...(record.revocations === undefined ? {} : { revocations: record.revocations }),

@@ -21,6 +21,7 @@ import {
 import { pushAccountJwt } from './claims-push.ts'
 import { jwtSigningKeys, writeFileAtomic } from './revocations.ts'
 import {
+  accountSigner,
   ensureSigningKey,
   markSigningKeysPushed,
   readSigningKeys,
@@ -192,7 +193,7 @@ async function addTenantLocked(
     tenant,
     account: account.getPublicKey(),
     consumers,
-    operator: auth.operator,
+    operator: accountSigner(auth),
     log: auth.log,
     limits,
     ...(existing?.revocations === undefined ? {} : { revocations: existing.revocations }),
@@ -249,7 +250,7 @@ async function revokeTenantLocked(auth: AuthDir, admin: TenantAdmin, tenant: str
     throw new EventplaneError('bus.unknown_tenant', `tenant ${tenant} is not active in ${auth.dir}`, {
       details: { tenant },
     })
-  await pushAccountJwt(admin.system, await revokedTenantAccountJwt(tenant, record.account, auth.operator))
+  await pushAccountJwt(admin.system, await revokedTenantAccountJwt(tenant, record.account, accountSigner(auth)))
   await deleteConsumers(admin.operator, record.consumers)
   rmSync(tenantCredsFile(auth.dir, tenant), { force: true })
   rmSync(seedFile(auth.dir, tenant), { force: true })
