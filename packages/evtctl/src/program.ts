@@ -295,7 +295,7 @@ export const COMMANDS: readonly LazyCommand[] = [
     name: 'keys',
     usage: '[options]',
     summary:
-      "rotate an account's NATS signing key (log, system, a tenant); its users' creds re-issued, the old key removed live",
+      "rotate a NATS signing key (log, system, a tenant's, the operator's): what it signed re-issued, the old key removed live",
     load: async () => (await import('./commands/keys.ts')).registerKeys,
   },
 ]

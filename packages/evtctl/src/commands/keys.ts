@@ -32,7 +32,7 @@ export function registerKeys(program: Command, kit: CommandKit): void {
   const keys = program
     .command('keys')
     .description(
-      "rotate an account's signing key (log, system, a tenant): its users' creds re-issued, the old key removed live",
+      "rotate a NATS signing key (log, system, a tenant's, the operator's): what it signed re-issued, the old key removed live",
     )
     .option('--auth-dir <dir>', 'the NATS auth dir made by nats-setup (env EVENTPLANE_NATS_AUTH_DIR)')
     .addHelpText(
