@@ -3,6 +3,8 @@
  * account's signing key is replaced live, every service creds file re-issued for the same user key, the creds the
  * old key signed refused, and the services reconnect with the re-issued files: no exit, events appended right after
  * the rotation are all published, an intent submitted after it is recorded, published and delivered.
+ * `evtctl keys rotate operator`: its first step stages the new key, its second is refused before the restart
+ * the first asks for.
  */
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
@@ -80,6 +82,27 @@ describe('evtctl keys rotate', () => {
     } finally {
       await Promise.allSettled(services.map((s) => s.kill()))
     }
+  })
+
+  test('keys rotate operator: step 1 stages the new key and says to restart; step 2 before the restart fails, naming it', async () => {
+    const staged = await runCli(['keys', 'rotate', 'operator', '--json'], { env: cli })
+    assert.equal(staged.code, 0, staged.stderr)
+    const out = JSON.parse(staged.stdout) as { step: string; key: string; old: string; next: string }
+    assert.equal(out.step, 'staged')
+    assert.notEqual(out.key, out.old)
+    assert.match(out.next, /restart nats-server with the config nats-setup writes now/)
+    const early = await runCli(['keys', 'rotate', 'operator'], { env: cli })
+    assert.notEqual(early.code, 0)
+    assert.match(early.stderr, /does not trust the new operator signing key yet: restart it/)
+    // The services' creds still connect: nothing the server uses changed.
+    for (const user of ['relay', 'gateway'] as const)
+      await (
+        await connect({
+          servers: env.server.url,
+          authenticator: credsAuthenticator(readFileSync(serviceCredsFile(env.server.authDir!, user))),
+          maxReconnectAttempts: 0,
+        })
+      ).close()
   })
 
   test('keys rotate takes log, system, operator or tenant <tenant>; anything else is a usage error (exit 1)', async () => {
