@@ -291,6 +291,13 @@ export const COMMANDS: readonly LazyCommand[] = [
       "rotate the auth dir users' NATS creds (relay, gateway, controller, operator, system); the old key is revoked live",
     load: async () => (await import('./commands/creds.ts')).registerCreds,
   },
+  {
+    name: 'keys',
+    usage: '[options]',
+    summary:
+      "rotate a NATS signing key (log, system, a tenant's, the operator's): what it signed re-issued, the old key removed live",
+    load: async () => (await import('./commands/keys.ts')).registerKeys,
+  },
 ]
 
 /** The whole command tree, every command module loaded (what `evtctl --help` summarizes). */

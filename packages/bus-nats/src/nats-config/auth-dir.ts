@@ -16,10 +16,20 @@ import {
 import { type AuthDirLockOptions, withAuthDirLock } from './auth-lock.ts'
 import { type ServiceUser, type UserPermissions, SERVICE_USERS, servicePermissions } from './permissions.ts'
 import {
+  accountSigner,
+  ensureSigningKey,
+  markSigningKeysPushed,
+  readSigningKeys,
+  signingKeysClaim,
+  userSigner,
+} from './signing-keys.ts'
+import {
   type RevokingAccount,
   jwtRevocations,
+  jwtSigningKeys,
   readRevocations,
   revocationClaims,
+  sameKeys,
   sameRevocations,
   writeFileAtomic,
 } from './revocations.ts'
@@ -28,15 +38,30 @@ import {
  * The operator side's NATS authority, kept in one directory (mode 0700):
  *
  * ```
- * operator.nk, operator.jwt             the trust root (nats-server trusts operator.jwt)
+ * operator.nk, operator.jwt             the trust root (nats-server trusts operator.jwt, which lists the
+ *                                       operator signing keys)
+ * operator.signing.nk                   the operator signing key: signs every account JWT
  * accounts/SYS.{nk,jwt}                 the system account (account JWT pushes)
  * accounts/SYS.revocations.json         its revoked (and staged) user keys, merged into, never rewritten
  * accounts/EVENTPLANE.{nk,jwt}          the log account: stream, relay, gateway, runtime
  * accounts/EVENTPLANE.revocations.json  its revoked (and staged) user keys, merged into, never rewritten
+ * accounts/<account>.signing.nk         the account's signing key: signs its users (listed in its JWT)
  * .lock/                                held while a command changes the dir (withAuthDirLock)
  * creds/<user>.creds                    system, operator, relay, gateway, controller
  * tenants/<tenant>.{json,nk,creds}      one record, account key and user creds per tenant
+ * tenants/<tenant>.signing.nk           the tenant account's signing key: signs its users
+ * <base>.signing.next.nk                a signing-key rotation's new key, until it replaces the current one
+ * <base>.signing.pushed                 the signing keys the server is known to have (JSON): a signing key
+ *                                       signs only once listed there; until then the identity key signs
  * ```
+ *
+ * The identity seeds (`operator.nk`, `accounts/*.nk`, `tenants/*.nk`) sign
+ * nothing day to day once their signing keys are known to the server, except
+ * the operator JWT (`operator.nk`), tenants' activation tokens (the log
+ * account's `EVENTPLANE.nk`) and JWTs whose builder has no signing key yet (an
+ * auth dir upgraded from before signing keys, until a push or a rotation).
+ * A leaked signing key is replaced with `evtctl keys rotate`; a leaked
+ * identity seed still needs a new auth dir.
  *
  * Every `.nk` and `.creds` file is a secret, written with mode 0600 and never
  * printed. Whoever holds this directory can add and revoke tenants against any
@@ -121,17 +146,47 @@ async function jwtIn(
  * to `accounts/EVENTPLANE.jwt` and returns it: what a rotation pushes, and
  * what `nats-setup` preloads into the server config from then on.
  */
-export async function writeLogAccountJwt(dir: string, log: KeyPair, operator: KeyPair): Promise<string> {
+export async function writeLogAccountJwt(
+  dir: string,
+  log: KeyPair,
+  operator: KeyPair,
+  signer: KeyPair = accountSigner({ dir, operator }),
+): Promise<string> {
   return jwtIn(accountJwtFile(dir, LOG_ACCOUNT), true, () =>
-    logAccountJwt(log, operator, revocationClaims(readRevocations(dir, LOG_ACCOUNT))),
+    logAccountJwt(
+      log,
+      signer,
+      revocationClaims(readRevocations(dir, LOG_ACCOUNT)),
+      accountSigningKeys(dir, LOG_ACCOUNT),
+    ),
   )
 }
 
 /** {@link writeLogAccountJwt} for the system account (`accounts/SYS.jwt`), with its user revocations. */
-export async function writeSystemAccountJwt(dir: string, system: KeyPair, operator: KeyPair): Promise<string> {
+export async function writeSystemAccountJwt(
+  dir: string,
+  system: KeyPair,
+  operator: KeyPair,
+  signer: KeyPair = accountSigner({ dir, operator }),
+): Promise<string> {
   return jwtIn(accountJwtFile(dir, SYSTEM_ACCOUNT), true, () =>
-    systemAccountJwt(system, operator, revocationClaims(readRevocations(dir, SYSTEM_ACCOUNT))),
+    systemAccountJwt(
+      system,
+      signer,
+      revocationClaims(readRevocations(dir, SYSTEM_ACCOUNT)),
+      accountSigningKeys(dir, SYSTEM_ACCOUNT),
+    ),
   )
+}
+
+/** The `signing_keys` of the operator JWT: its current signing key, and a rotation's new one. */
+export function operatorSigningKeys(dir: string): string[] {
+  return signingKeysClaim(readSigningKeys(dir, { operator: true }))
+}
+
+/** The `signing_keys` of an auth dir account's JWT: its current signing key, and a rotation's new one. */
+export function accountSigningKeys(dir: string, account: RevokingAccount): string[] {
+  return signingKeysClaim(readSigningKeys(dir, { account }))
 }
 
 function accountJwtFile(dir: string, account: RevokingAccount): string {
@@ -159,32 +214,56 @@ async function initLocked(dir: string): Promise<AuthDir> {
   const system = keyIn(join(dir, 'accounts', `${SYSTEM_ACCOUNT}.nk`), createAccount)
   const log = keyIn(join(dir, 'accounts', `${LOG_ACCOUNT}.nk`), createAccount)
   const stale = operator.created || system.created || log.created
-  await jwtIn(join(dir, 'operator.jwt'), stale, () => operatorJwt(operator.key, system.key.getPublicKey()))
-  // Each account JWT with every revocation the auth dir remembers: a re-run never brings a revoked key back.
-  const accountJwt = async (account: RevokingAccount, make: (r?: Record<string, number>) => Promise<string>) => {
+  // An auth dir made before signing keys gets them here (an upgrade): listed in the account JWTs from now on.
+  for (const account of [SYSTEM_ACCOUNT, LOG_ACCOUNT] as const) {
+    ensureSigningKey(dir, { account })
+    // A new operator: no server knows these accounts but from the config made now, which preloads their JWTs.
+    if (stale) markSigningKeysPushed(dir, { account }, accountSigningKeys(dir, account))
+  }
+  ensureSigningKey(dir, { operator: true })
+  if (stale) markSigningKeysPushed(dir, { operator: true }, operatorSigningKeys(dir))
+  const operatorSigning = operatorSigningKeys(dir)
+  await jwtIn(
+    join(dir, 'operator.jwt'),
+    stale,
+    () => operatorJwt(operator.key, system.key.getPublicKey(), operatorSigning),
+    (jwt) => !sameKeys(jwtSigningKeys(jwt), operatorSigning),
+  )
+  const signer = accountSigner({ dir, operator: operator.key })
+  // Each account JWT with every revocation the auth dir remembers (a re-run never brings a revoked key back)
+  // and its signing keys.
+  const accountJwt = async (
+    account: RevokingAccount,
+    make: (r: Record<string, number> | undefined, signing: string[]) => Promise<string>,
+  ) => {
     const revocations = revocationClaims(readRevocations(dir, account))
+    const signing = accountSigningKeys(dir, account)
     await jwtIn(
       accountJwtFile(dir, account),
       stale,
-      () => make(revocations),
-      (jwt) => !sameRevocations(jwtRevocations(jwt), revocations),
+      () => make(revocations, signing),
+      (jwt) => !sameRevocations(jwtRevocations(jwt), revocations) || !sameKeys(jwtSigningKeys(jwt), signing),
     )
   }
-  await accountJwt(SYSTEM_ACCOUNT, (r) => systemAccountJwt(system.key, operator.key, r))
-  await accountJwt(LOG_ACCOUNT, (r) => logAccountJwt(log.key, operator.key, r))
-  const writeCreds = async (user: AuthDirUser, account: KeyPair, permissions: UserPermissions): Promise<void> => {
+  await accountJwt(SYSTEM_ACCOUNT, (r, k) => systemAccountJwt(system.key, signer, r, k))
+  await accountJwt(LOG_ACCOUNT, (r, k) => logAccountJwt(log.key, signer, r, k))
+  // Signed by the account's signing key once the server was pushed a JWT listing it; until then by its identity
+  // key, as before signing keys: an upgrade never writes creds the running server refuses.
+  const writeCreds = async (user: AuthDirUser, account: RevokingAccount, permissions: UserPermissions) => {
+    const identity = account === SYSTEM_ACCOUNT ? system.key : log.key
+    const signer = userSigner(dir, { account }, identity)
     const file = serviceCredsFile(dir, user)
     if (!stale && existsSync(file)) {
       // A release that changed this tier's grants: the same user key, a JWT with the new grants.
-      const reissued = await reissuedCreds(readFileSync(file), user, account, permissions)
+      const reissued = await reissuedCreds(readFileSync(file), user, identity, permissions, signer)
       if (reissued !== undefined) writeSecretFile(file, reissued)
       return
     }
-    writeSecretFile(file, await userCreds(user, account, permissions))
+    writeSecretFile(file, await userCreds(user, identity, permissions, signer))
   }
-  await writeCreds(SYSTEM_USER, system.key, SYSTEM_USER_PERMISSIONS)
+  await writeCreds(SYSTEM_USER, SYSTEM_ACCOUNT, SYSTEM_USER_PERMISSIONS)
   const services = servicePermissions()
-  for (const user of SERVICE_USERS) await writeCreds(user, log.key, services[user])
+  for (const user of SERVICE_USERS) await writeCreds(user, LOG_ACCOUNT, services[user])
   return loadAuthDir(dir)
 }
 

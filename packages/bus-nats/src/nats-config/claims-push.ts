@@ -15,7 +15,10 @@ interface ClaimsReply {
  * limits: a revocation closes the account's live connections), stores it in
  * its resolver directory and passes it on to the other servers of a cluster.
  * Throws `bus.bad_request` when the server refuses the JWT, `bus.unavailable`
- * when no resolver answers.
+ * when no resolver answers. nats-server 2.9 answers a JWT signed by a key it
+ * does not trust with success ("jwt updated"): it stores it without applying
+ * it, so a success does not prove the signer is trusted (see
+ * `rotateOperatorSigningKey`'s trust check).
  */
 export async function pushAccountJwt(system: NatsConnection, jwt: string, timeoutMs = 5000): Promise<void> {
   let reply: ClaimsReply

@@ -76,19 +76,37 @@ export function jwtPermissions(p: UserPermissions): Partial<Permissions> {
   }
 }
 
-export async function operatorJwt(operator: KeyPair, systemAccount: string): Promise<string> {
-  return encodeOperator('eventplane', operator, { system_account: systemAccount })
+/** The operator JWT (self-signed); `signingKeys` may sign account JWTs besides the operator's identity key. */
+export async function operatorJwt(
+  operator: KeyPair,
+  systemAccount: string,
+  signingKeys: readonly string[] = [],
+): Promise<string> {
+  return encodeOperator('eventplane', operator, {
+    system_account: systemAccount,
+    ...(signingKeys.length === 0 ? {} : { signing_keys: [...signingKeys] }),
+  })
 }
 
-/** The system account's JWT; `revocations` (user key → seconds since the epoch) revoke its users issued until then. */
+/** The `signing_keys` part of an account JWT: the keys that may sign its users (none: only its identity key). */
+function signingKeysPart(keys: readonly string[]): Partial<Account> {
+  return keys.length === 0 ? {} : { signing_keys: [...keys] }
+}
+
+/**
+ * The system account's JWT; `revocations` (user key → seconds since the epoch) revoke its users issued until then;
+ * `signingKeys` may sign its users besides its identity key.
+ */
 export async function systemAccountJwt(
   system: KeyPair,
   operator: KeyPair,
   revocations?: Record<string, number>,
+  signingKeys: readonly string[] = [],
 ): Promise<string> {
   const account: Partial<Account> = {
     limits: { ...OPEN, leaf: -1 },
     ...(revocations === undefined ? {} : { revocations }),
+    ...signingKeysPart(signingKeys),
   }
   return encodeAccount(SYSTEM_ACCOUNT, system, account, { signer: operator })
 }
@@ -119,16 +137,18 @@ export function logAccountExports(): Export[] {
   ]
 }
 
-/** The log account's JWT; `revocations` (user key → seconds since the epoch) revoke users issued until then. */
+/** The log account's JWT; `revocations` and `signingKeys` as for {@link systemAccountJwt}. */
 export async function logAccountJwt(
   log: KeyPair,
   operator: KeyPair,
   revocations?: Record<string, number>,
+  signingKeys: readonly string[] = [],
 ): Promise<string> {
   const account: Partial<Account> = {
     limits: { ...OPEN, leaf: -1, mem_storage: -1, disk_storage: -1, streams: -1, consumer: -1 },
     exports: logAccountExports(),
     ...(revocations === undefined ? {} : { revocations }),
+    ...signingKeysPart(signingKeys),
   }
   return encodeAccount(LOG_ACCOUNT, log, account, { signer: operator })
 }
@@ -145,6 +165,8 @@ export interface TenantAccountOptions {
   limits?: TenantAccountLimits
   /** Revoked user keys of the account (key → seconds since the epoch), from its tenant record. */
   revocations?: Record<string, number>
+  /** Keys that may sign its users besides its identity key (its signing keys). */
+  signingKeys?: readonly string[]
 }
 
 /**
@@ -181,6 +203,7 @@ export async function tenantAccountJwt(o: TenantAccountOptions): Promise<string>
       imports,
       tags: ['eventplane-tenant'],
       ...(o.revocations === undefined || Object.keys(o.revocations).length === 0 ? {} : { revocations: o.revocations }),
+      ...signingKeysPart(o.signingKeys ?? []),
     },
     { signer: o.operator },
   )
@@ -205,15 +228,52 @@ export async function revokedTenantAccountJwt(tenant: string, account: string, o
   )
 }
 
-/** A new user of `account` with `permissions` (none: everything within the account), as a `.creds` file's bytes. */
+/**
+ * A new user of `account` with `permissions` (none: everything within the account), as a `.creds` file's bytes.
+ * `signer`, when it is not the account's identity key, is one of its signing keys: the JWT is issued by it, with
+ * `issuer_account` naming the account.
+ */
 export async function userCreds(
   name: string,
   account: KeyPair,
   permissions: UserPermissions = {},
+  signer: KeyPair = account,
 ): Promise<Uint8Array> {
   const user = createUser()
-  const jwt = await encodeUser(name, user, account, jwtPermissions(permissions))
-  return fmtCreds(jwt, user)
+  return fmtCreds(await signUser(name, user, account, permissions, signer), user)
+}
+
+async function signUser(
+  name: string,
+  user: KeyPair,
+  account: KeyPair,
+  permissions: UserPermissions,
+  signer: KeyPair,
+): Promise<string> {
+  const bySigningKey = signer.getPublicKey() !== account.getPublicKey()
+  return bySigningKey
+    ? encodeUser(name, user, account.getPublicKey(), jwtPermissions(permissions), { signer })
+    : encodeUser(name, user, account, jwtPermissions(permissions))
+}
+
+/**
+ * `creds` issued again for the same user key and name by `signer` (the account's identity or a signing key) with
+ * `permissions`: what a signing-key rotation writes over each creds file of the account.
+ */
+export async function resignedCreds(
+  creds: Uint8Array,
+  account: KeyPair,
+  permissions: UserPermissions,
+  signer: KeyPair,
+): Promise<Uint8Array> {
+  const { key, uc } = await parseCreds(creds)
+  const user = fromSeed(new TextEncoder().encode(key))
+  return fmtCreds(await signUser(uc.name, user, account, permissions, signer), user)
+}
+
+/** The key that issued a creds file's JWT: the account's identity key or one of its signing keys. */
+export async function credsIssuer(creds: Uint8Array): Promise<string> {
+  return (await parseCreds(creds)).uc.iss
 }
 
 /**
@@ -228,12 +288,12 @@ export async function reissuedCreds(
   name: string,
   account: KeyPair,
   permissions: UserPermissions = {},
+  signer: KeyPair = account,
 ): Promise<Uint8Array | undefined> {
   const { key, uc } = await parseCreds(creds)
-  const wanted = jwtPermissions(permissions)
-  if (permissionsKey(uc.nats) === permissionsKey(wanted)) return undefined
+  if (permissionsKey(uc.nats) === permissionsKey(jwtPermissions(permissions))) return undefined
   const user = fromSeed(new TextEncoder().encode(key))
-  return fmtCreds(await encodeUser(name, user, account, wanted), user)
+  return fmtCreds(await signUser(name, user, account, permissions, signer), user)
 }
 
 /** A comparable form of a user JWT's grants: each side's allow and deny sorted, and the response window. */

@@ -89,6 +89,17 @@ export function jwtRevocations(jwt: string): Record<string, number> {
   return (decode<{ revocations?: Record<string, number> }>(jwt).nats.revocations ?? {}) as Record<string, number>
 }
 
+/** The `signing_keys` claim an account JWT carries, as public keys (none: empty). */
+export function jwtSigningKeys(jwt: string): string[] {
+  const keys = decode<{ signing_keys?: (string | { key: string })[] }>(jwt).nats.signing_keys ?? []
+  return keys.map((k) => (typeof k === 'string' ? k : k.key))
+}
+
+/** Whether two key lists hold the same keys (order aside). */
+export function sameKeys(a: readonly string[], b: readonly string[]): boolean {
+  return JSON.stringify([...a].sort()) === JSON.stringify([...b].sort())
+}
+
 /** Whether two revocation claims are the same (order aside). */
 export function sameRevocations(a: Record<string, number> | undefined, b: Record<string, number> | undefined): boolean {
   const norm = (r: Record<string, number> | undefined) =>

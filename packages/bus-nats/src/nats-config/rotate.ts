@@ -12,9 +12,11 @@ import {
   type RevokingAccount,
   mergeRevocation,
   nowSeconds,
+  jwtSigningKeys,
   readRevocations,
   writeRevocations,
 } from './revocations.ts'
+import { markSigningKeysPushed, userSigner } from './signing-keys.ts'
 
 /** What a rotation did: where the new creds are, the key they hold, and the keys revoked or staged. */
 export interface RotatedUser {
@@ -107,7 +109,13 @@ async function rotateLocked(
   user: ServiceUser,
   keepOld: boolean,
 ): Promise<RotatedUser> {
-  const r = await replaceCreds(auth, LOG_ACCOUNT, user, await userCreds(user, auth.log, servicePermissions()[user]))
+  const signer = userSigner(auth.dir, { account: LOG_ACCOUNT }, auth.log)
+  const r = await replaceCreds(
+    auth,
+    LOG_ACCOUNT,
+    user,
+    await userCreds(user, auth.log, servicePermissions()[user], signer),
+  )
   if (keepOld) return { user, credsFile: r.credsFile, key: r.key, revoked: [], staged: r.staged }
   try {
     await revokeAndPush(
@@ -211,6 +219,7 @@ async function revokeAndPush(
   const jwt = await writeLogAccountJwt(auth.dir, auth.log, auth.operator)
   auth.logAccountJwt = jwt
   await pushAccountJwt(system, jwt)
+  markSigningKeysPushed(auth.dir, { account: LOG_ACCOUNT }, jwtSigningKeys(jwt))
 }
 
 /** The keys staged (replaced, still valid) for `user`. */

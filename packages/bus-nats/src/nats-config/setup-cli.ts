@@ -15,8 +15,8 @@ const USAGE = `usage: nats-setup --auth-dir DIR --store-dir DIR [options]
   --host ADDR         listen address (default 127.0.0.1)
   --server-name NAME  server name (default eventplane)
   --out FILE          write the server config here instead of stdout
-Creates what is missing of the auth dir (operator, system and log accounts, the creds of the
-system, operator, relay, gateway and controller users), re-issues a service user's creds whose
+Creates what is missing of the auth dir (operator, system and log accounts and their signing
+keys, the creds of the system, operator, relay, gateway and controller users), re-issues a service user's creds whose
 grants this release changed (same user key), and prints a nats-server config in operator mode
 with a full account resolver, preloading the log and system account JWTs with every key
 revoked by evtctl creds rotate (kept in the auth dir). Tenants are added later, live: evtctl tenant add.`

@@ -3,7 +3,8 @@ import { type AuthDir, SYSTEM_USER_PERMISSIONS, serviceCredsFile, writeSystemAcc
 import { withAuthDirLock } from './auth-lock.ts'
 import { SYSTEM_ACCOUNT, SYSTEM_USER, userCreds } from './claims.ts'
 import { pushAccountJwt } from './claims-push.ts'
-import { mergeRevocation, nowSeconds, readRevocations, writeRevocations } from './revocations.ts'
+import { jwtSigningKeys, mergeRevocation, nowSeconds, readRevocations, writeRevocations } from './revocations.ts'
+import { markSigningKeysPushed, userSigner } from './signing-keys.ts'
 import {
   type RotateServiceUserOptions,
   type RotatedUser,
@@ -55,7 +56,9 @@ export async function rotateSystemUser(
 
 async function rotateLocked(auth: AuthDir, connect: ConnectSystemUser | undefined, keepOld: boolean) {
   const user = SYSTEM_USER
-  const r = await replaceCreds(auth, SYSTEM_ACCOUNT, user, await userCreds(user, auth.system, SYSTEM_USER_PERMISSIONS))
+  const signer = userSigner(auth.dir, { account: SYSTEM_ACCOUNT }, auth.system)
+  const creds = await userCreds(user, auth.system, SYSTEM_USER_PERMISSIONS, signer)
+  const r = await replaceCreds(auth, SYSTEM_ACCOUNT, user, creds)
   if (keepOld) return { user, credsFile: r.credsFile, key: r.key, revoked: [], staged: r.staged }
   try {
     await revokeAndPush(auth, connect!, r.staged)
@@ -100,6 +103,7 @@ async function revokeAndPush(auth: AuthDir, connect: ConnectSystemUser, keys: re
   const system = await connect()
   try {
     await pushAccountJwt(system, jwt)
+    markSigningKeysPushed(auth.dir, { account: SYSTEM_ACCOUNT }, jwtSigningKeys(jwt))
   } finally {
     await system.close()
   }

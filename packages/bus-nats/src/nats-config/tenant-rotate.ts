@@ -6,7 +6,8 @@ import { withAuthDirLock } from './auth-lock.ts'
 import { DEFAULT_TENANT_ACCOUNT_LIMITS, tenantAccountJwt, userCreds } from './claims.ts'
 import { pushAccountJwt } from './claims-push.ts'
 import { tenantPermissions } from './permissions.ts'
-import { nowSeconds } from './revocations.ts'
+import { jwtSigningKeys, nowSeconds } from './revocations.ts'
+import { accountSigner, markSigningKeysPushed, userSigner } from './signing-keys.ts'
 import { credsUserKey } from './rotate.ts'
 import {
   type TenantAdmin,
@@ -14,6 +15,7 @@ import {
   activeRecord,
   checkAccountLimits,
   tenantKey,
+  tenantSigningKeys,
   writeRecord,
 } from './tenants.ts'
 
@@ -71,7 +73,8 @@ export async function rotateTenantUser(
     const account = tenantKey(auth, tenant)
     const credsFile = tenantCredsFile(auth.dir, tenant)
     const old = existsSync(credsFile) ? await credsUserKey(readFileSync(credsFile)) : undefined
-    const creds = await userCreds(tenant, account, tenantPermissions(tenant, existing.consumers))
+    const signer = userSigner(auth.dir, { tenant }, account)
+    const creds = await userCreds(tenant, account, tenantPermissions(tenant, existing.consumers), signer)
     const key = await credsUserKey(creds)
     const at = nowSeconds()
     const rotated = { rotated_at: new Date().toISOString() }
@@ -128,13 +131,15 @@ async function pushTenant(
     tenant: record.tenant,
     account: account.getPublicKey(),
     consumers: record.consumers,
-    operator: auth.operator,
+    operator: accountSigner(auth),
     log: auth.log,
     limits: checkAccountLimits({ ...DEFAULT_TENANT_ACCOUNT_LIMITS, ...record.limits }),
     ...(record.revocations === undefined ? {} : { revocations: record.revocations }),
+    signingKeys: tenantSigningKeys(auth, record.tenant),
   })
   try {
     await pushAccountJwt(admin.system, jwt)
+    markSigningKeysPushed(auth.dir, { tenant: record.tenant }, jwtSigningKeys(jwt))
   } catch (e) {
     if (!isEventplaneError(e)) throw e
     throw new EventplaneError(

@@ -21,7 +21,17 @@ import {
   userCreds,
 } from './claims.ts'
 import { pushAccountJwt } from './claims-push.ts'
-import { writeFileAtomic } from './revocations.ts'
+import { jwtSigningKeys, writeFileAtomic } from './revocations.ts'
+import {
+  accountSigner,
+  ensureSigningKey,
+  markSigningKeysPushed,
+  readSigningKeys,
+  signingKeysClaim,
+  signingPushedFile,
+  signingSeedFile,
+  userSigner,
+} from './signing-keys.ts'
 import { withAuthDirLock } from './auth-lock.ts'
 import { type UserPermissions, checkTenantConsumers, tenantPermissions } from './permissions.ts'
 
@@ -111,6 +121,11 @@ export function activeRecord(auth: AuthDir, tenant: string): TenantRecord | unde
   return record.status === 'active' ? record : undefined
 }
 
+/** The `signing_keys` of a tenant's account JWT: its current signing key, and a rotation's new one. */
+export function tenantSigningKeys(auth: AuthDir, tenant: string): string[] {
+  return signingKeysClaim(readSigningKeys(auth.dir, { tenant }))
+}
+
 /** The tenant account's key (its seed in the auth dir). */
 export function tenantKey(auth: AuthDir, tenant: string): KeyPair {
   return fromSeed(new TextEncoder().encode(readFileSync(seedFile(auth.dir, tenant), 'utf8').trim()))
@@ -174,30 +189,35 @@ async function addTenantLocked(
     account = tenantKey(auth, tenant)
   }
   const limits = checkAccountLimits({ ...DEFAULT_TENANT_ACCOUNT_LIMITS, ...existing?.limits, ...options.limits })
+  // A tenant added before signing keys gets one here, pushed with its JWT before any creds are signed by it.
+  ensureSigningKey(auth.dir, { tenant })
   const jwt = await tenantAccountJwt({
     tenant,
     account: account.getPublicKey(),
     consumers,
-    operator: auth.operator,
+    operator: accountSigner(auth),
     log: auth.log,
     limits,
     ...(existing?.revocations === undefined ? {} : { revocations: existing.revocations }),
+    signingKeys: tenantSigningKeys(auth, tenant),
   })
   // The consumers first: one that exists with another filter fails the add before the account imports it.
   const jsm = await jetstreamManager(admin.operator)
   await ensureStreamExists(jsm)
   for (const name of consumers) await ensureConsumer(jsm, { name, filter: { tenant } })
   await pushAccountJwt(admin.system, jwt)
+  markSigningKeysPushed(auth.dir, { tenant }, jwtSigningKeys(jwt))
+  const signer = userSigner(auth.dir, { tenant }, account)
   const dropped = (existing?.consumers ?? []).filter((c) => !consumers.includes(c))
   await deleteConsumers(admin.operator, dropped)
 
   const credsFile = tenantCredsFile(auth.dir, tenant)
   const permissions = tenantPermissions(tenant, consumers)
   if (existing === undefined || !existsSync(credsFile))
-    writeSecretFile(credsFile, await userCreds(tenant, account, permissions))
+    writeSecretFile(credsFile, await userCreds(tenant, account, permissions, signer))
   else {
     // Other consumers, or a release that changed a tenant's grants: the same user key with the grants of now.
-    const reissued = await reissuedCreds(readFileSync(credsFile), tenant, account, permissions)
+    const reissued = await reissuedCreds(readFileSync(credsFile), tenant, account, permissions, signer)
     if (reissued !== undefined) writeSecretFile(credsFile, reissued)
   }
   const record: TenantRecord = {
@@ -232,10 +252,13 @@ async function revokeTenantLocked(auth: AuthDir, admin: TenantAdmin, tenant: str
     throw new EventplaneError('bus.unknown_tenant', `tenant ${tenant} is not active in ${auth.dir}`, {
       details: { tenant },
     })
-  await pushAccountJwt(admin.system, await revokedTenantAccountJwt(tenant, record.account, auth.operator))
+  await pushAccountJwt(admin.system, await revokedTenantAccountJwt(tenant, record.account, accountSigner(auth)))
   await deleteConsumers(admin.operator, record.consumers)
   rmSync(tenantCredsFile(auth.dir, tenant), { force: true })
   rmSync(seedFile(auth.dir, tenant), { force: true })
+  for (const which of ['current', 'next'] as const)
+    rmSync(signingSeedFile(auth.dir, { tenant }, which), { force: true })
+  rmSync(signingPushedFile(auth.dir, { tenant }), { force: true })
   const revoked: TenantRecord = { ...record, status: 'revoked', revoked_at: new Date().toISOString() }
   writeRecord(auth, revoked)
   return revoked
@@ -261,7 +284,8 @@ export async function issueTenantUser(
     throw new EventplaneError('bus.unknown_tenant', `tenant ${tenant} is not active in ${auth.dir}`, {
       details: { tenant },
     })
-  return userCreds(name, tenantKey(auth, tenant), permissions)
+  const account = tenantKey(auth, tenant)
+  return userCreds(name, account, permissions, userSigner(auth.dir, { tenant }, account))
 }
 
 export function checkAccountLimits(l: TenantAccountLimits): TenantAccountLimits {

@@ -1,0 +1,171 @@
+import { existsSync, readFileSync } from 'node:fs'
+import { EventplaneError, isEventplaneError } from '@eventplane/core'
+import type { KeyPair } from '@nats-io/nkeys'
+import {
+  type AuthDir,
+  SYSTEM_USER_PERMISSIONS,
+  serviceCredsFile,
+  tenantCredsFile,
+  writeLogAccountJwt,
+  writeSecretFile,
+  writeSystemAccountJwt,
+} from './auth-dir.ts'
+import { withAuthDirLock } from './auth-lock.ts'
+import {
+  DEFAULT_TENANT_ACCOUNT_LIMITS,
+  LOG_ACCOUNT,
+  SYSTEM_ACCOUNT,
+  resignedCreds,
+  tenantAccountJwt,
+} from './claims.ts'
+import { pushAccountJwt } from './claims-push.ts'
+import { type UserPermissions, SERVICE_USERS, servicePermissions, tenantPermissions } from './permissions.ts'
+import { jwtSigningKeys } from './revocations.ts'
+import {
+  type SigningOwner,
+  accountSigner,
+  ensureNextSigningKey,
+  ensureSigningKey,
+  markSigningKeysPushed,
+  promoteNextSigningKey,
+} from './signing-keys.ts'
+import type { ConnectSystemUser } from './system-rotate.ts'
+import { activeRecord, checkAccountLimits, tenantKey, tenantSigningKeys } from './tenants.ts'
+
+/** Whose signing key to rotate: the log account, the system account, or an active tenant's account. */
+export type SigningTarget = { account: 'log' } | { account: 'system' } | { tenant: string }
+
+export interface RotatedSigningKey {
+  /** `EVENTPLANE`, `SYS` or the tenant's name. */
+  account: string
+  /** The signing key removed from the account's JWT (public): what it signed is refused from now on. */
+  removed: string
+  /** The new signing key (public). */
+  key: string
+  /** The creds files re-issued (same user keys, signed by the new key). */
+  reissued: string[]
+}
+
+/** One account as a rotation sees it: its files, its identity key, its JWT of now, the creds it re-issues. */
+interface RotatingAccount {
+  name: string
+  owner: SigningOwner
+  identity: KeyPair
+  jwt(): Promise<string>
+  creds: { file: string; permissions: UserPermissions }[]
+}
+
+function rotating(auth: AuthDir, target: SigningTarget): RotatingAccount {
+  if ('tenant' in target) {
+    const record = activeRecord(auth, target.tenant)
+    if (record === undefined)
+      throw new EventplaneError('bus.unknown_tenant', `tenant ${target.tenant} is not active in ${auth.dir}`, {
+        details: { tenant: target.tenant },
+      })
+    const identity = tenantKey(auth, record.tenant)
+    const file = tenantCredsFile(auth.dir, record.tenant)
+    return {
+      name: record.tenant,
+      owner: { tenant: record.tenant },
+      identity,
+      jwt: () =>
+        tenantAccountJwt({
+          tenant: record.tenant,
+          account: identity.getPublicKey(),
+          consumers: record.consumers,
+          operator: accountSigner(auth),
+          log: auth.log,
+          limits: checkAccountLimits({ ...DEFAULT_TENANT_ACCOUNT_LIMITS, ...record.limits }),
+          ...(record.revocations === undefined ? {} : { revocations: record.revocations }),
+          signingKeys: tenantSigningKeys(auth, record.tenant),
+        }),
+      creds: existsSync(file) ? [{ file, permissions: tenantPermissions(record.tenant, record.consumers) }] : [],
+    }
+  }
+  if (target.account === 'system')
+    return {
+      name: SYSTEM_ACCOUNT,
+      owner: { account: SYSTEM_ACCOUNT },
+      identity: auth.system,
+      jwt: () => writeSystemAccountJwt(auth.dir, auth.system, auth.operator),
+      creds: [{ file: serviceCredsFile(auth.dir, 'system'), permissions: SYSTEM_USER_PERMISSIONS }],
+    }
+  const services = servicePermissions()
+  return {
+    name: LOG_ACCOUNT,
+    owner: { account: LOG_ACCOUNT },
+    identity: auth.log,
+    jwt: () => writeLogAccountJwt(auth.dir, auth.log, auth.operator),
+    creds: SERVICE_USERS.map((u) => ({ file: serviceCredsFile(auth.dir, u), permissions: services[u] })),
+  }
+}
+
+/**
+ * Rotates an account's signing key (the key that signs its users; its
+ * identity key, which owns its JetStream state and imports, stays). In an
+ * order that leaves every creds file of the account accepted by the server
+ * at every step, a crash included:
+ *
+ * 1. a new signing key is written (`<account>.signing.next.nk`) and the
+ *    account JWT pushed listing both keys;
+ * 2. every creds file of the account (the service users', `system`'s, or the
+ *    tenant's) is re-issued for the same user key and the grants of now,
+ *    signed by the new key: a process reading its file on reconnect gets it;
+ * 3. the new key replaces the old one on disk (the old seed is gone);
+ * 4. the JWT is pushed listing the new key only, through a `system`
+ *    connection opened now (for the system account: with its re-issued
+ *    creds). The server closes the connections of users the old key signed
+ *    and refuses them from then on.
+ *
+ * Cut short before 3, running it again finishes with the same new key; after
+ * 3, the server may still accept the old key until the next push of the
+ * account's JWT (running it again rotates once more and pushes). Users the
+ * old key signed that are not in the auth dir (`issueTenantUser`, or a key a
+ * `--keep-old` rotation left valid) are refused after step 4. Holds the auth
+ * dir's lock throughout.
+ */
+export async function rotateSigningKey(
+  auth: AuthDir,
+  connect: ConnectSystemUser,
+  target: SigningTarget,
+): Promise<RotatedSigningKey> {
+  return withAuthDirLock(auth, async () => {
+    const account = rotating(auth, target)
+    const old = ensureSigningKey(auth.dir, account.owner).key
+    const next = ensureNextSigningKey(auth.dir, account.owner)
+    const push = async (step: string) => {
+      const jwt = await account.jwt()
+      try {
+        const system = await connect()
+        try {
+          await pushAccountJwt(system, jwt)
+        } finally {
+          await system.close()
+        }
+      } catch (e) {
+        throw notPushed(e, account.name, step)
+      }
+      markSigningKeysPushed(auth.dir, account.owner, jwtSigningKeys(jwt))
+    }
+    await push('the new signing key is written')
+    for (const c of account.creds)
+      writeSecretFile(c.file, await resignedCreds(readFileSync(c.file), account.identity, c.permissions, next))
+    promoteNextSigningKey(auth.dir, account.owner)
+    await push('its creds are re-issued with the new signing key')
+    return {
+      account: account.name,
+      removed: old.getPublicKey(),
+      key: next.getPublicKey(),
+      reissued: account.creds.map((c) => c.file),
+    }
+  })
+}
+
+function notPushed(e: unknown, account: string, step: string): unknown {
+  if (!isEventplaneError(e)) return e
+  return new EventplaneError(
+    e.code,
+    `${account}: ${step}, but the account JWT was not pushed: ${e.message}; run the rotation again`,
+    { cause: e, details: e.details },
+  )
+}
