@@ -9,10 +9,9 @@ import {
   encodeOperator,
   encodeUser,
   fmtCreds,
-  parseCreds,
 } from '@nats-io/jwt'
 import type { KeyPair } from '@nats-io/nkeys'
-import { createUser, fromSeed } from '../nkeys.ts'
+import { createUser, fromSeed, parseCreds } from '../nkeys.ts'
 import { LOG_SUBJECTS, STREAM_NAME, SUBMIT_SUBJECTS, logFilter } from '../subjects.ts'
 import { type UserPermissions, tenantConsumerSubjects, tenantSubmitSubjects } from './permissions.ts'
 

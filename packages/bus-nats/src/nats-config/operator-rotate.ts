@@ -1,6 +1,7 @@
 import { join } from 'node:path'
 import { EventplaneError, isEventplaneError } from '@eventplane/core'
-import { type KeyPair, createAccount } from '@nats-io/nkeys'
+import type { KeyPair } from '@nats-io/nkeys'
+import { createAccount } from '../nkeys.ts'
 import type { NatsConnection } from '@nats-io/transport-node'
 import {
   type AuthDir,

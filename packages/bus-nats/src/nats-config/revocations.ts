@@ -1,7 +1,7 @@
 import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { EventplaneError } from '@eventplane/core'
-import { decode } from '@nats-io/jwt'
+import { decodeJwt } from '../nkeys.ts'
 import type { LOG_ACCOUNT, SYSTEM_ACCOUNT } from './claims.ts'
 
 /** One revoked user key: whose it was, and the time (seconds since the epoch) until which its JWTs are refused. */
@@ -86,12 +86,12 @@ export function revocationClaims(revocations: AccountRevocations): Record<string
 
 /** The `revocations` claim an account JWT carries (none: an empty object). */
 export function jwtRevocations(jwt: string): Record<string, number> {
-  return (decode<{ revocations?: Record<string, number> }>(jwt).nats.revocations ?? {}) as Record<string, number>
+  return (decodeJwt<{ revocations?: Record<string, number> }>(jwt).nats.revocations ?? {}) as Record<string, number>
 }
 
 /** The `signing_keys` claim an account JWT carries, as public keys (none: empty). */
 export function jwtSigningKeys(jwt: string): string[] {
-  const keys = decode<{ signing_keys?: (string | { key: string })[] }>(jwt).nats.signing_keys ?? []
+  const keys = decodeJwt<{ signing_keys?: (string | { key: string })[] }>(jwt).nats.signing_keys ?? []
   return keys.map((k) => (typeof k === 'string' ? k : k.key))
 }
 

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { EventplaneError, isEventplaneError } from '@eventplane/core'
-import { parseCreds } from '@nats-io/jwt'
+import { parseCreds } from '../nkeys.ts'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { type AuthDir, type AuthDirUser, serviceCredsFile, writeLogAccountJwt, writeSecretFile } from './auth-dir.ts'
 import { LOG_ACCOUNT, SYSTEM_ACCOUNT, SYSTEM_USER, userCreds } from './claims.ts'

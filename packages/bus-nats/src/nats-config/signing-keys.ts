@@ -1,7 +1,8 @@
 import { existsSync, readFileSync, renameSync } from 'node:fs'
 import { join } from 'node:path'
 import { EventplaneError } from '@eventplane/core'
-import { type KeyPair, createAccount, createOperator, fromSeed } from '@nats-io/nkeys'
+import type { KeyPair } from '@nats-io/nkeys'
+import { createAccount, createOperator, fromSeed } from '../nkeys.ts'
 import { writeFileAtomic } from './revocations.ts'
 
 /**

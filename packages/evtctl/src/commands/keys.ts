@@ -6,7 +6,8 @@ import {
   rotateOperatorSigningKey,
   rotateSigningKey,
 } from '@eventplane/bus-nats/nats-config'
-import { connect, credsAuthenticator } from '@nats-io/transport-node'
+import { credsAuthenticator } from '@eventplane/bus-nats'
+import { connect } from '@nats-io/transport-node'
 import type { Session } from '../session.ts'
 import { type CommandKit, helpAfter } from '../command-kit.ts'
 import { CliError } from '../cli-error.ts'
