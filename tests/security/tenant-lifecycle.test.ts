@@ -42,55 +42,63 @@ describe('tenants are added and revoked live, without disturbing another tenant'
     const cli = { EVENTPLANE_NATS_URL: env.server.url, EVENTPLANE_NATS_AUTH_DIR: env.server.authDir! }
     const globex = new SteadyTenant(await env.server.connect('globex'), 'globex')
     await globex.start()
-    const acmeCreds = readFileSync(env.server.credentials.acme!.creds)
-    const acme = await env.server.connect('acme', { maxReconnectAttempts: 5, reconnectTimeWait: 100 })
-    await eventually(() => globex.submitted.length >= 20, 'globex to get going')
+    try {
+      const acmeCreds = readFileSync(env.server.credentials.acme!.creds)
+      const acme = await env.server.connect('acme', { maxReconnectAttempts: 5, reconnectTimeWait: 100 })
+      await eventually(() => globex.submitted.length >= 20, 'globex to get going')
 
-    const added = await runCli(['tenant', 'add', 'initech', '--json'], { env: cli })
-    assert.equal(added.code, 0, added.stderr)
-    const { creds_file: credsFile, consumers } = JSON.parse(added.stdout) as { creds_file: string; consumers: string[] }
-    assert.deepEqual(consumers, ['initech_tail', 'initech_proj', 'initech_ctl'])
-    assert.equal(statSync(credsFile).mode & 0o777, 0o600, 'the creds file is private')
-    const secrets = readFileSync(credsFile, 'utf8')
-      .split('\n')
-      .filter((l) => /^(eyJ|SU)/.test(l))
-    assert.equal(secrets.length, 2)
-    assert.ok(!secrets.some((s) => added.stdout.includes(s) || added.stderr.includes(s)), 'creds are never printed')
-    const initech = await connect({
-      servers: env.server.url,
-      authenticator: credsAuthenticator(readFileSync(credsFile)),
-      inboxPrefix: '_INBOX_initech',
-    })
-    const intent = EventFactory.forTenant('initech', { causedBy: 'user:new' }).intent(
-      { category: 'deployment', id: 'first' },
-      'scaled',
-      { n: 1 },
-    )
-    assert.equal((await submitIntent(initech, intent)).event_id, intent.event_id, 'the new tenant works at once')
-    await initech.close()
+      const added = await runCli(['tenant', 'add', 'initech', '--json'], { env: cli })
+      assert.equal(added.code, 0, added.stderr)
+      const { creds_file: credsFile, consumers } = JSON.parse(added.stdout) as {
+        creds_file: string
+        consumers: string[]
+      }
+      assert.deepEqual(consumers, ['initech_tail', 'initech_proj', 'initech_ctl'])
+      assert.equal(statSync(credsFile).mode & 0o777, 0o600, 'the creds file is private')
+      const secrets = readFileSync(credsFile, 'utf8')
+        .split('\n')
+        .filter((l) => /^(eyJ|SU)/.test(l))
+      assert.equal(secrets.length, 2)
+      assert.ok(!secrets.some((s) => added.stdout.includes(s) || added.stderr.includes(s)), 'creds are never printed')
+      const initech = await connect({
+        servers: env.server.url,
+        authenticator: credsAuthenticator(readFileSync(credsFile)),
+        inboxPrefix: '_INBOX_initech',
+      })
+      const intent = EventFactory.forTenant('initech', { causedBy: 'user:new' }).intent(
+        { category: 'deployment', id: 'first' },
+        'scaled',
+        { n: 1 },
+      )
+      assert.equal((await submitIntent(initech, intent)).event_id, intent.event_id, 'the new tenant works at once')
+      await initech.close()
 
-    const closed = acme.closed()
-    const revoked = await runCli(['tenant', 'revoke', 'acme', '--json'], { env: cli })
-    assert.equal(revoked.code, 0, revoked.stderr)
-    assert.equal((JSON.parse(revoked.stdout) as { status: string }).status, 'revoked')
-    const why = await within(closed, 15_000, "acme's connection to be closed")
-    assert.ok(why instanceof Error, `closed by the server: ${String(why)}`)
-    await assert.rejects(
-      connect({ servers: env.server.url, authenticator: credsAuthenticator(acmeCreds), maxReconnectAttempts: 0 }),
-      (e: Error) => /Authorization|Authentication|revoked/i.test(e.message),
-      'the revoked creds are refused',
-    )
+      const closed = acme.closed()
+      const revoked = await runCli(['tenant', 'revoke', 'acme', '--json'], { env: cli })
+      assert.equal(revoked.code, 0, revoked.stderr)
+      assert.equal((JSON.parse(revoked.stdout) as { status: string }).status, 'revoked')
+      const why = await within(closed, 15_000, "acme's connection to be closed")
+      assert.ok(why instanceof Error, `closed by the server: ${String(why)}`)
+      await assert.rejects(
+        connect({ servers: env.server.url, authenticator: credsAuthenticator(acmeCreds), maxReconnectAttempts: 0 }),
+        (e: Error) => /Authorization|Authentication|revoked/i.test(e.message),
+        'the revoked creds are refused',
+      )
 
-    const atRevoke = globex.submitted.length
-    await eventually(() => globex.submitted.length >= atRevoke + 20, 'globex to go on after the revoke')
-    await globex.assertUndisturbed()
-    const list = await runCli(['tenant', 'list', '--json'], { env: cli })
-    const statuses = list.stdout
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as { tenant: string; status: string })
-      .map((r) => `${r.tenant}:${r.status}`)
-    assert.deepEqual(statuses, ['acme:revoked', 'globex:active', 'initech:active'])
+      const atRevoke = globex.submitted.length
+      await eventually(() => globex.submitted.length >= atRevoke + 20, 'globex to go on after the revoke')
+      await globex.assertUndisturbed()
+      const list = await runCli(['tenant', 'list', '--json'], { env: cli })
+      const statuses = list.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { tenant: string; status: string })
+        .map((r) => `${r.tenant}:${r.status}`)
+      assert.deepEqual(statuses, ['acme:revoked', 'globex:active', 'initech:active'])
+    } finally {
+      // A failed assertion must not leave globex submitting (and the file's process alive) until the timeout.
+      await globex.close()
+    }
   })
 
   test("tenant add refuses a consumer that is not the tenant's own (a controller's, another tenant's): exit 1, core.invalid_name, nothing added; revoking an unknown tenant is exit 1, bus.unknown_tenant", async () => {
