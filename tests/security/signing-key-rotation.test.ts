@@ -16,7 +16,7 @@ import { connect, credsAuthenticator } from '@nats-io/transport-node'
 import { type BusEnv, appendIntents, createBusEnv, eventually } from '../../packages/bus-nats/test/fixtures.ts'
 import { killAll, runCli } from '../../packages/evtctl/test/helpers.ts'
 import { type ServiceChild, spawnService } from '../faults/support/children.ts'
-import { Ledger, submitUntilAcked } from '../faults/support/clients.ts'
+import { deliveredSubmits } from './support/delivered-submits.ts'
 
 describe('evtctl keys rotate', () => {
   let env: BusEnv
@@ -35,19 +35,7 @@ describe('evtctl keys rotate', () => {
     const [gateway, relay] = services as [ServiceChild, ServiceChild]
     try {
       await Promise.all([gateway.waitForLog('gateway serving'), relay.waitForLog('relay active')])
-      const acme = await env.natsAs('acme')
-      const seen: string[] = []
-      const live = await tail(acme, { tenant: 'acme' })
-      void (async () => {
-        for await (const e of live) seen.push(e.event_id)
-      })()
-      const factory = EventFactory.forTenant('acme', { causedBy: 'user:signing-rotation' })
-      const ledger = new Ledger()
-      const submit = async (id: string) => {
-        const event = factory.intent({ category: 'deployment', id }, 'scaled', { id })
-        await submitUntilAcked(acme, event, ledger, { deadline: Date.now() + 30_000, timeoutMs: 2000 })
-        await eventually(() => seen.includes(event.event_id), `${id} to be delivered`)
-      }
+      const { submit, seen, ledger, stop } = await deliveredSubmits(env, 'acme', 'user:signing-rotation')
       await submit('before')
 
       const users = ['relay', 'gateway'] as const
@@ -78,7 +66,7 @@ describe('evtctl keys rotate', () => {
         assert.deepEqual(failures, [], `${s.kind} logged no failure`)
       }
       t.diagnostic(`submit errors while they reconnected: ${ledger.summary()}`)
-      await live.stop()
+      await stop()
     } finally {
       await Promise.allSettled(services.map((s) => s.kill()))
     }

@@ -10,7 +10,7 @@ import { jetstreamManager } from '@nats-io/jetstream'
 import { EventFactory } from '@eventplane/core'
 import { PROJECTOR_ROLE } from '@eventplane/runtime'
 import { PG_WRITE_AFTER_CLOSE_WARNING, PgEventStore, ROLES } from '@eventplane/store-pg'
-import { createTestDatabase, eventually, type TestDatabase } from '@eventplane/store-pg/testing'
+import { createTestDatabase, type TestDatabase, terminateLockWaiter } from '@eventplane/store-pg/testing'
 import { failureLine, killAll, runCli, startCli } from './helpers.ts'
 import { APPLY_LOCK } from './support/held-apply-domain.ts'
 
@@ -56,28 +56,13 @@ describe('evtctl survives a PostgreSQL session terminated inside a projection co
     try {
       await holder`select pg_advisory_lock(${APPLY_LOCK})`
       const cli = startCli(['subscribe', 'held_apply', '--domain', DOMAIN, '--json'], { env })
-      let pid = 0
-      await eventually(
-        async () => {
-          const r = await db.admin<{ pid: number }[]>`
-          select pid from pg_stat_activity
-           where datname = ${db.name} and usename = ${PROJECTOR_ROLE} and wait_event = 'advisory'`
-          pid = r[0]?.pid ?? 0
-          return pid !== 0 || cli.child.exitCode !== null
-        },
-        60_000,
+      await terminateLockWaiter(
+        db,
+        PROJECTOR_ROLE,
         "the projection's apply to wait on the held lock",
+        () => cli.child.exitCode !== null,
       )
       assert.equal(cli.child.exitCode, null, cli.stderr)
-      const [r] = await db.admin<{ ok: boolean }[]>`select pg_terminate_backend(${pid}) as ok`
-      assert.equal(r!.ok, true)
-      await eventually(
-        async () =>
-          (await db.admin<{ n: number }[]>`select count(*)::int as n from pg_stat_activity where pid = ${pid}`)[0]!
-            .n === 0,
-        30_000,
-        'the terminated session to be gone',
-      )
       await holder`select pg_advisory_unlock(${APPLY_LOCK})`
       await cli.waitFor((out) => out.includes('"ready":true'), 60_000)
       const rows = await db.admin<{ applied: number }[]>`select applied from eventplane_views.held_apply`

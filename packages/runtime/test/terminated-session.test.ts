@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { PgEventStore, ROLES, isPgWriteAfterClose } from '@eventplane/store-pg'
-import { createTestDatabase, eventually, type TestDatabase, within } from '@eventplane/store-pg/testing'
+import { createTestDatabase, type TestDatabase, terminateLockWaiter, within } from '@eventplane/store-pg/testing'
 import type { Sql, TransactionSql } from 'postgres'
 import { ProjectionRunner } from '../src/projection/runner.ts'
 import { defineSqlProjection } from '../src/projection/types.ts'
@@ -75,27 +75,7 @@ describe('a projector session terminated by PostgreSQL inside a transaction of t
     try {
       const started = runner.start()
       started.catch(() => {})
-      let pid = 0
-      await eventually(
-        async () => {
-          const r = await db.admin<{ pid: number }[]>`
-            select pid from pg_stat_activity
-             where datname = ${db.name} and usename = ${PROJECTOR_ROLE} and wait_event = 'advisory'`
-          pid = r[0]?.pid ?? 0
-          return pid !== 0
-        },
-        30_000,
-        `the projection's ${wait} to wait on the held lock`,
-      )
-      const [r] = await db.admin<{ ok: boolean }[]>`select pg_terminate_backend(${pid}) as ok`
-      assert.equal(r!.ok, true, 'the waiting session was terminated')
-      await eventually(
-        async () =>
-          (await db.admin<{ n: number }[]>`select count(*)::int as n from pg_stat_activity where pid = ${pid}`)[0]!
-            .n === 0,
-        30_000,
-        'the terminated session to be gone',
-      )
+      await terminateLockWaiter(db, PROJECTOR_ROLE, `the projection's ${wait} to wait on the held lock`)
       await holder`select pg_advisory_unlock(${LOCK})`
       await within(started, 60_000, 'the runner to catch up after the termination')
     } finally {

@@ -1,5 +1,4 @@
-import { LOG_ROOT } from '../subjects.ts'
-import { onProtocolMessages } from './nats-frames.ts'
+import { logPublishReply, onProtocolMessages } from './nats-frames.ts'
 import { startNatsProxy } from './nats-proxy.ts'
 
 /**
@@ -44,13 +43,9 @@ export async function startAckGate(serverPort: number, allow: number): Promise<A
     // Client → server: forwarded as it comes; the log publishes' reply subjects are noted.
     client.on('data', (chunk: Buffer) => server.write(chunk))
     onProtocolMessages(client, (line) => {
-      const args = line.split(' ')
-      const [op, subject, reply] = args
-      const pub = op!.toUpperCase()
-      // PUB <subject> <reply> <size>, HPUB <subject> <reply> <hdr> <total>: a reply subject only when 4 / 5 args.
-      const withReply = args.length === (pub === 'HPUB' ? 5 : 4)
-      if ((pub === 'PUB' || pub === 'HPUB') && subject!.startsWith(`${LOG_ROOT}.`) && withReply) {
-        replies.add(reply!)
+      const reply = logPublishReply(line)
+      if (reply !== undefined) {
+        replies.add(reply)
         published++
       }
     })

@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net'
+import { LOG_ROOT } from '../subjects.ts'
 
 const CRLF = Buffer.from('\r\n')
 
@@ -34,4 +35,16 @@ export function onProtocolMessages(socket: Socket, onMessage: (line: string, byt
       onMessage(m.line, bytes)
     }
   })
+}
+
+/**
+ * The reply subject of a client's publish to a log subject (`PUB <subject> <reply> <size>`, `HPUB <subject> <reply>
+ * <hdr> <total>`): where the stream's ack for it goes. Undefined for any other op line, or a publish with no reply.
+ */
+export function logPublishReply(line: string): string | undefined {
+  const args = line.split(' ')
+  const [op, subject, reply] = args
+  const pub = op!.toUpperCase()
+  const withReply = args.length === (pub === 'HPUB' ? 5 : 4)
+  return (pub === 'PUB' || pub === 'HPUB') && subject!.startsWith(`${LOG_ROOT}.`) && withReply ? reply : undefined
 }

@@ -1,6 +1,5 @@
 import type { Socket } from 'node:net'
-import { LOG_ROOT } from '../../src/subjects.ts'
-import { onProtocolMessages } from '../../src/testing/nats-frames.ts'
+import { logPublishReply, onProtocolMessages } from '../../src/testing/nats-frames.ts'
 import { startNatsProxy } from '../../src/testing/nats-proxy.ts'
 
 /** A proxy that delays one JetStream ack for as long as the test wants (see {@link holdOneAck}). */
@@ -31,14 +30,8 @@ export async function holdOneAck(serverPort: number, nth: number): Promise<LateA
   const proxy = await startNatsProxy(serverPort, (client, server) => {
     client.on('data', (chunk: Buffer) => server.write(chunk))
     onProtocolMessages(client, (line) => {
-      const args = line.split(' ')
-      const [op, subject, replyTo] = args
-      const pub = op!.toUpperCase()
-      // PUB <subject> <reply> <size>, HPUB <subject> <reply> <hdr> <total>: a reply subject only when 4 / 5 args.
-      const withReply = args.length === (pub === 'HPUB' ? 5 : 4)
-      if ((pub === 'PUB' || pub === 'HPUB') && subject!.startsWith(`${LOG_ROOT}.`) && withReply) {
-        if (publishes++ === nth) reply = replyTo
-      }
+      const replyTo = logPublishReply(line)
+      if (replyTo !== undefined && publishes++ === nth) reply = replyTo
     })
     onProtocolMessages(server, (line, bytes) => {
       const [op, subject] = line.split(' ')
