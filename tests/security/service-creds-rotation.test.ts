@@ -7,8 +7,6 @@
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { after, before, describe, test } from 'node:test'
-import { EventFactory } from '@eventplane/core'
-import { tail } from '@eventplane/bus-nats'
 import { serviceCredsFile } from '@eventplane/bus-nats/nats-config'
 import { connect, credsAuthenticator } from '@nats-io/transport-node'
 import { type BusEnv, appendIntents, createBusEnv, eventually } from '../../packages/bus-nats/test/fixtures.ts'

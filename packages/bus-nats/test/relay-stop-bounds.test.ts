@@ -189,9 +189,10 @@ describe('relay stop: every step bounded', () => {
 
   // (b) A transaction of the test holds the relay's checkpoint row (FOR UPDATE) while the relay stops: the
   // stop's last drain publishes, and its checkpoint write waits for the lock. The lock is taken after the
-  // appends committed, so its transaction holds none of them back. No append of this test notifies: after a
-  // notification the relay re-reads soon and often (quick polls), and one of those reads took the second
-  // events before the lock at load 9, so the stop had nothing left to write.
+  // appends committed, so its transaction holds none of them back. A relay re-reads soon and often after it
+  // starts (LISTEN's own wake, then quick polls), so it may store the checkpoint of the events appended here
+  // before the test locks the row (at load 9 it did, twice): the locked row says whether it did, and then the
+  // test appends another pair. Locked, the row takes no write: what the relay has not stored by then, it cannot.
   test('stop() resolves while a lock holds its checkpoint write: the write is cancelled and skipped; the next relay publishes the rest once', async () => {
     const name = 'held-checkpoint'
     const warnings = new Warnings()
@@ -201,15 +202,29 @@ describe('relay stop: every step bounded', () => {
       async () => (await loadRelayCheckpoint(db.admin, name)).position === first.at(-1)!.position,
       'the checkpoint of the first events stored',
     )
-    const events = await appendQuietly('checkpoint-held')
-    const lock = await holdLock(
-      db.admin,
-      (tx) => tx`select 1 from eventplane.relay_checkpoints where name = ${name} for update`,
-    )
+    let events: AppendedEvent[] = []
+    let lock: Awaited<ReturnType<typeof holdLock>> | undefined
+    let stored = first.at(-1)!.position
+    let pairs = 0
+    while (lock === undefined) {
+      if (++pairs > 5) throw new Error('the relay stored the checkpoint of 5 pairs before the test could lock it')
+      events = await appendQuietly(`checkpoint-held-${pairs}`)
+      const held = await holdLock(
+        db.admin,
+        (tx) => tx`select 1 from eventplane.relay_checkpoints where name = ${name} for update`,
+      )
+      stored = (await loadRelayCheckpoint(db.admin, name)).position
+      if (stored < events[0]!.position) lock = held
+      else await held.release()
+    }
     try {
       warnings.seen.length = 0
       await within(relay.stop(), STOP_WAIT_MS, 'stop() to resolve while the checkpoint row is locked')
-      assert.equal(relay.stats.published, 4, 'the last drain published the events committed before the stop')
+      assert.equal(
+        relay.stats.published,
+        2 + 2 * pairs,
+        'the last drain published the events committed before the stop',
+      )
       assert.deepEqual(warnings.messages, [
         "relay stopping: the checkpoint was not stored in time and is skipped; the next relay resumes after the stream's last message",
       ])
@@ -230,7 +245,7 @@ describe('relay stop: every step bounded', () => {
     }
     assert.equal(
       (await loadRelayCheckpoint(db.admin, name)).position,
-      first.at(-1)!.position,
+      stored,
       'the checkpoint row stays where it was: the write was skipped',
     )
     await streamIsTheLog('after the stop')

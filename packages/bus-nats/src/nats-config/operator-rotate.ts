@@ -11,15 +11,7 @@ import {
   writeSystemAccountJwt,
 } from './auth-dir.ts'
 import { withAuthDirLock } from './auth-lock.ts'
-import {
-  DEFAULT_TENANT_ACCOUNT_LIMITS,
-  LOG_ACCOUNT,
-  logAccountJwt,
-  operatorJwt,
-  revokedTenantAccountJwt,
-  tenantAccountJwt,
-  userCreds,
-} from './claims.ts'
+import { LOG_ACCOUNT, logAccountJwt, operatorJwt, revokedTenantAccountJwt, userCreds } from './claims.ts'
 import { pushAccountJwt } from './claims-push.ts'
 import { readRevocations, revocationClaims, writeFileAtomic } from './revocations.ts'
 import {
@@ -30,7 +22,7 @@ import {
   readSigningKeys,
 } from './signing-keys.ts'
 import type { ConnectSystemUser } from './system-rotate.ts'
-import { checkAccountLimits, listTenants, tenantSigningKeys } from './tenants.ts'
+import { listTenants, recordAccountJwt } from './tenants.ts'
 
 const OPERATOR = { operator: true } as const
 
@@ -149,17 +141,7 @@ async function pushEveryAccount(auth: AuthDir, connect: ConnectSystemUser, signe
     const jwt =
       record.status === 'revoked'
         ? () => revokedTenantAccountJwt(record.tenant, record.account, signer)
-        : () =>
-            tenantAccountJwt({
-              tenant: record.tenant,
-              account: record.account,
-              consumers: record.consumers,
-              operator: signer,
-              log: auth.log,
-              limits: checkAccountLimits({ ...DEFAULT_TENANT_ACCOUNT_LIMITS, ...record.limits }),
-              ...(record.revocations === undefined ? {} : { revocations: record.revocations }),
-              signingKeys: tenantSigningKeys(auth, record.tenant),
-            })
+        : () => recordAccountJwt(auth, record, signer)
     jwts.push([record.tenant, jwt])
   }
   const system = await connect()

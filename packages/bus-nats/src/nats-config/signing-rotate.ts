@@ -11,26 +11,19 @@ import {
   writeSystemAccountJwt,
 } from './auth-dir.ts'
 import { withAuthDirLock } from './auth-lock.ts'
-import {
-  DEFAULT_TENANT_ACCOUNT_LIMITS,
-  LOG_ACCOUNT,
-  SYSTEM_ACCOUNT,
-  resignedCreds,
-  tenantAccountJwt,
-} from './claims.ts'
+import { LOG_ACCOUNT, SYSTEM_ACCOUNT, resignedCreds } from './claims.ts'
 import { pushAccountJwt } from './claims-push.ts'
 import { type UserPermissions, SERVICE_USERS, servicePermissions, tenantPermissions } from './permissions.ts'
 import { jwtSigningKeys } from './revocations.ts'
 import {
   type SigningOwner,
-  accountSigner,
   ensureNextSigningKey,
   ensureSigningKey,
   markSigningKeysPushed,
   promoteNextSigningKey,
 } from './signing-keys.ts'
 import type { ConnectSystemUser } from './system-rotate.ts'
-import { activeRecord, checkAccountLimits, tenantKey, tenantSigningKeys } from './tenants.ts'
+import { activeRecord, recordAccountJwt, tenantKey } from './tenants.ts'
 
 /** Whose signing key to rotate: the log account, the system account, or an active tenant's account. */
 export type SigningTarget = { account: 'log' } | { account: 'system' } | { tenant: string }
@@ -68,17 +61,7 @@ function rotating(auth: AuthDir, target: SigningTarget): RotatingAccount {
       name: record.tenant,
       owner: { tenant: record.tenant },
       identity,
-      jwt: () =>
-        tenantAccountJwt({
-          tenant: record.tenant,
-          account: identity.getPublicKey(),
-          consumers: record.consumers,
-          operator: accountSigner(auth),
-          log: auth.log,
-          limits: checkAccountLimits({ ...DEFAULT_TENANT_ACCOUNT_LIMITS, ...record.limits }),
-          ...(record.revocations === undefined ? {} : { revocations: record.revocations }),
-          signingKeys: tenantSigningKeys(auth, record.tenant),
-        }),
+      jwt: () => recordAccountJwt(auth, { ...record, account: identity.getPublicKey() }),
       creds: existsSync(file) ? [{ file, permissions: tenantPermissions(record.tenant, record.consumers) }] : [],
     }
   }

@@ -3,19 +3,18 @@ import { EventplaneError, isEventplaneError } from '@eventplane/core'
 import type { KeyPair } from '@nats-io/nkeys'
 import { type AuthDir, tenantCredsFile, writeSecretFile } from './auth-dir.ts'
 import { withAuthDirLock } from './auth-lock.ts'
-import { DEFAULT_TENANT_ACCOUNT_LIMITS, tenantAccountJwt, userCreds } from './claims.ts'
+import { userCreds } from './claims.ts'
 import { pushAccountJwt } from './claims-push.ts'
 import { tenantPermissions } from './permissions.ts'
 import { jwtSigningKeys, nowSeconds } from './revocations.ts'
-import { accountSigner, markSigningKeysPushed, userSigner } from './signing-keys.ts'
+import { markSigningKeysPushed, userSigner } from './signing-keys.ts'
 import { credsUserKey } from './rotate.ts'
 import {
   type TenantAdmin,
   type TenantRecord,
   activeRecord,
-  checkAccountLimits,
+  recordAccountJwt,
   tenantKey,
-  tenantSigningKeys,
   writeRecord,
 } from './tenants.ts'
 
@@ -127,16 +126,7 @@ async function pushTenant(
   account: KeyPair,
   what: string,
 ): Promise<void> {
-  const jwt = await tenantAccountJwt({
-    tenant: record.tenant,
-    account: account.getPublicKey(),
-    consumers: record.consumers,
-    operator: accountSigner(auth),
-    log: auth.log,
-    limits: checkAccountLimits({ ...DEFAULT_TENANT_ACCOUNT_LIMITS, ...record.limits }),
-    ...(record.revocations === undefined ? {} : { revocations: record.revocations }),
-    signingKeys: tenantSigningKeys(auth, record.tenant),
-  })
+  const jwt = await recordAccountJwt(auth, { ...record, account: account.getPublicKey() })
   try {
     await pushAccountJwt(admin.system, jwt)
     markSigningKeysPushed(auth.dir, { tenant: record.tenant }, jwtSigningKeys(jwt))

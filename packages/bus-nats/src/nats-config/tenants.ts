@@ -3,9 +3,8 @@ import { join } from 'node:path'
 import { EventplaneError, validateTenant } from '@eventplane/core'
 import { jetstreamManager } from '@nats-io/jetstream'
 import type { KeyPair } from '@nats-io/nkeys'
-import { createAccount, fromSeed } from '../nkeys.ts'
 import { type NatsConnection, connect } from '@nats-io/transport-node'
-import { credsAuthenticator } from '../nkeys.ts'
+import { createAccount, credsAuthenticator, fromSeed } from '../nkeys.ts'
 import type { ConnectionOptions } from '@nats-io/transport-node'
 import { ensureStreamExists } from '../stream.ts'
 import { STREAM_NAME } from '../subjects.ts'
@@ -122,6 +121,27 @@ export function activeRecord(auth: AuthDir, tenant: string): TenantRecord | unde
 }
 
 /** The `signing_keys` of a tenant's account JWT: its current signing key, and a rotation's new one. */
+/**
+ * An active tenant's account JWT as its record says (its consumers, limits and revocations) with the auth dir's
+ * signing keys for it, signed by `operator` (the operator's signer unless a rotation names another).
+ */
+export function recordAccountJwt(
+  auth: AuthDir,
+  record: Pick<TenantRecord, 'tenant' | 'account' | 'consumers' | 'limits' | 'revocations'>,
+  operator: KeyPair = accountSigner(auth),
+): Promise<string> {
+  return tenantAccountJwt({
+    tenant: record.tenant,
+    account: record.account,
+    consumers: record.consumers,
+    operator,
+    log: auth.log,
+    limits: checkAccountLimits({ ...DEFAULT_TENANT_ACCOUNT_LIMITS, ...record.limits }),
+    ...(record.revocations === undefined ? {} : { revocations: record.revocations }),
+    signingKeys: tenantSigningKeys(auth, record.tenant),
+  })
+}
+
 export function tenantSigningKeys(auth: AuthDir, tenant: string): string[] {
   return signingKeysClaim(readSigningKeys(auth.dir, { tenant }))
 }
