@@ -93,8 +93,13 @@ describe('nkeys signed by node:crypto', () => {
   })
 
   test("parseCreds reads a creds file as @nats-io/jwt's does, and refuses one without a JWT and a seed", async () => {
-    const creds = await userCreds('relay', createAccount())
+    const account = createAccount()
+    const creds = await userCreds('relay', account)
     assert.deepEqual(parseCreds(creds), await natsParseCreds(creds))
+    // Issued by a signing key: the account is the JWT's issuer_account, not its issuer.
+    const signed = await userCreds('relay', account, {}, createAccount())
+    assert.deepEqual(parseCreds(signed), await natsParseCreds(signed))
+    assert.equal(parseCreds(signed).aid, account.getPublicKey())
     assert.throws(() => parseCreds(new TextEncoder().encode('no creds')), /bad credentials/)
   })
 })
