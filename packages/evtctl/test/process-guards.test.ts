@@ -14,6 +14,13 @@ setInterval(() => {}, 1000)
 await new Promise(() => {})
 export default {}
 `
+/** A domain module with a bug: an exception thrown from a timer, where nobody can catch it, then a load that never ends. */
+const THROWING_DOMAIN_JS = `
+setTimeout(() => { throw new Error('a bug thrown from a timer') }, 10)
+setInterval(() => {}, 1000)
+await new Promise(() => {})
+export default {}
+`
 
 describe('evtctl ends even when what it runs does not', () => {
   let db: TestDatabase
@@ -24,6 +31,7 @@ describe('evtctl ends even when what it runs does not', () => {
     await bulkLoadEvents(db.admin, 1, 200, 4)
     dir = mkdtempSync(join(tmpdir(), 'evtctl-guards-'))
     writeFileSync(join(dir, 'leaking-domain.js'), LEAKING_DOMAIN_JS)
+    writeFileSync(join(dir, 'throwing-domain.mjs'), THROWING_DOMAIN_JS)
   })
   after(async () => {
     killAll()
@@ -78,16 +86,18 @@ describe('evtctl ends even when what it runs does not', () => {
     }
   })
 
-  test('an unhandled rejection (here from a domain module) ends the command: exit 70, one line', async () => {
-    const r = await runCli(['replay', 'audit', '--domain', './leaking-domain.js'], {
-      env: { EVENTPLANE_DATABASE_URL: db.url },
-      cwd: dir,
-      timeoutMs: 20_000,
+  for (const [what, domain, message] of [
+    ['an unhandled rejection', 'leaking-domain.js', 'unhandled rejection: a bug in the domain module'],
+    ['any other uncaught exception', 'throwing-domain.mjs', 'uncaught exception: a bug thrown from a timer'],
+  ]) {
+    test(`${what} (here from a domain module) ends the command: exit 70, one line`, async () => {
+      const r = await runCli(['replay', 'audit', '--domain', `./${domain}`], {
+        env: { EVENTPLANE_DATABASE_URL: db.url },
+        cwd: dir,
+        timeoutMs: 20_000,
+      })
+      assert.equal(r.code, 70, r.stderr)
+      assert.deepEqual(failureLine(r), { code: 'cli.internal', message })
     })
-    assert.equal(r.code, 70, r.stderr)
-    assert.deepEqual(failureLine(r), {
-      code: 'cli.internal',
-      message: 'unhandled rejection: a bug in the domain module',
-    })
-  })
+  }
 })
