@@ -13,14 +13,13 @@ import { isEventplaneError } from '@eventplane/core'
 import { jetstreamManager } from '@nats-io/jetstream'
 import { parseCreds } from '@nats-io/jwt'
 import { fromSeed } from '@nats-io/nkeys'
-import { jetstream } from '@nats-io/jetstream'
 import { reissuedCreds } from '../src/nats-config/claims.ts'
 import { initAuthDir, loadAuthDir, serviceCredsFile, tenantCredsFile } from '../src/nats-config/index.ts'
 import { SERVICE_USERS, servicePermissions, tenantPermissions } from '../src/nats-config/permissions.ts'
 import { natsFailure } from '../src/nats-errors.ts'
-import { ensureStream } from '../src/stream.ts'
 import { STREAM_NAME, logFilter, logSubject } from '../src/subjects.ts'
-import { startNatsServer, type TestNatsServer } from '../src/testing/index.ts'
+import type { TestNatsServer } from '../src/testing/index.ts'
+import { startServerWithLogMessage } from './support/stream-server.ts'
 
 const MSG_GET = `$JS.API.STREAM.MSG.GET.${STREAM_NAME}`
 
@@ -29,11 +28,8 @@ describe('nats-setup over an existing auth dir (an upgrade)', () => {
   let authDir: string
 
   before(async () => {
-    server = await startNatsServer({ tenants: ['acme'] })
+    server = await startServerWithLogMessage(['acme'])
     authDir = server.authDir!
-    const operator = await server.connect('operator')
-    await ensureStream(await jetstreamManager(operator))
-    await jetstream(operator).publish(logSubject('intent', 'acme', 'deployment', 'a'), 'x')
   })
   after(async () => {
     await server?.stop()

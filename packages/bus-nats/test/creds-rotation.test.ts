@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { after, before, describe, mock, test } from 'node:test'
 import { isEventplaneError } from '@eventplane/core'
 import { parseCreds } from '@nats-io/jwt'
-import { type NatsConnection, connect } from '@nats-io/transport-node'
+import type { NatsConnection } from '@nats-io/transport-node'
 import { credsFileAuthenticator, natsAuth } from '../src/nats-auth.ts'
 import { logAccountJwt } from '../src/nats-config/claims.ts'
 import {
@@ -28,7 +28,7 @@ import {
   authDirLockPath,
 } from '../src/nats-config/index.ts'
 import { type TestNatsServer, connectsWith, refusedWith, startNatsServer } from '../src/testing/index.ts'
-import { eventually, within } from './fixtures.ts'
+import { eventually, serviceConnection, within } from './fixtures.ts'
 import { waitsForHeldLock } from './support/held-lock.ts'
 
 const keyOf = async (creds: Uint8Array) => (await parseCreds(creds)).uc.sub
@@ -91,16 +91,7 @@ describe('rotateServiceUser', () => {
     const auth = loadAuthDir(server.authDir!)
     const file = serviceCredsFile(auth.dir, 'relay')
     const old = readFileSync(file)
-    const nc = await connect({
-      servers: server.url,
-      ...natsAuth({ natsCreds: file }),
-      maxReconnectAttempts: -1,
-      reconnectTimeWait: 50,
-    })
-    const statuses: string[] = []
-    void (async () => {
-      for await (const s of nc.status()) if (s.type !== 'ping') statuses.push(s.type)
-    })()
+    const { nc, statuses } = await serviceConnection(server.url, file)
     const other = await server.connect('gateway')
 
     const rotated = await rotateServiceUser(auth, system, 'relay')

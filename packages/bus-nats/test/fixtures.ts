@@ -10,8 +10,9 @@ import {
   within,
 } from '@eventplane/store-pg/testing'
 import { type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream'
-import type { MsgHdrs, NatsConnection, Subscription } from '@nats-io/transport-node'
+import { type MsgHdrs, type NatsConnection, type Subscription, connect } from '@nats-io/transport-node'
 import { EVENT_HEADERS, decodeEvent } from '../src/codec.ts'
+import { natsAuth } from '../src/nats-auth.ts'
 import { STREAM_NAME } from '../src/subjects.ts'
 import {
   OWN_PROCESS_GROUP,
@@ -282,4 +283,25 @@ export function spawnServiceProcess(
       await within(exited, 10_000, `${label} to exit`)
     },
   }
+}
+
+/**
+ * A connection as a service makes it: reading the creds `file` on each (re)connect (natsAuth), reconnecting for
+ * ever every 50 ms; `statuses` records its status events but pings, for a test to see it reconnect.
+ */
+export async function serviceConnection(
+  url: string,
+  file: string,
+): Promise<{ nc: NatsConnection; statuses: string[] }> {
+  const nc = await connect({
+    servers: url,
+    ...natsAuth({ natsCreds: file }),
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 50,
+  })
+  const statuses: string[] = []
+  void (async () => {
+    for await (const s of nc.status()) if (s.type !== 'ping') statuses.push(s.type)
+  })()
+  return { nc, statuses }
 }

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { isEventplaneError } from '@eventplane/core'
-import { jetstream, jetstreamManager } from '@nats-io/jetstream'
+import { jetstreamManager } from '@nats-io/jetstream'
 import { decode } from '@nats-io/jwt'
 import { fromSeed } from '@nats-io/nkeys'
 import { connect, credsAuthenticator } from '@nats-io/transport-node'
@@ -26,9 +26,9 @@ import {
   tenantCredsFile,
 } from '../src/nats-config/index.ts'
 import { jwtSigningKeys } from '../src/nats-config/revocations.ts'
-import { ensureStream } from '../src/stream.ts'
-import { STREAM_NAME, logSubject } from '../src/subjects.ts'
-import { type TestNatsServer, connectsWith, refusedWith, startNatsServer } from '../src/testing/index.ts'
+import { STREAM_NAME } from '../src/subjects.ts'
+import { type TestNatsServer, connectsWith, refusedWith } from '../src/testing/index.ts'
+import { startServerWithLogMessage } from './support/stream-server.ts'
 
 const issuerOf = (jwt: string) => decode(jwt).iss
 
@@ -52,11 +52,8 @@ describe('the operator signing key', () => {
   }
 
   before(async () => {
-    server = await startNatsServer({ tenants: ['acme', 'globex'] })
+    server = await startServerWithLogMessage(['acme', 'globex'])
     dir = server.authDir!
-    const operator = await server.connect('operator')
-    await ensureStream(await jetstreamManager(operator))
-    await jetstream(operator).publish(logSubject('intent', 'acme', 'deployment', 'a'), 'x')
   })
   after(async () => {
     await server?.stop()

@@ -9,10 +9,9 @@ import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { after, before, describe, test } from 'node:test'
 import { isEventplaneError } from '@eventplane/core'
-import { jetstream, jetstreamManager } from '@nats-io/jetstream'
+import { jetstreamManager } from '@nats-io/jetstream'
 import { decode, parseCreds } from '@nats-io/jwt'
-import { type NatsConnection, connect } from '@nats-io/transport-node'
-import { natsAuth } from '../src/nats-auth.ts'
+import type { NatsConnection } from '@nats-io/transport-node'
 import {
   LOG_ACCOUNT,
   SYSTEM_ACCOUNT,
@@ -22,10 +21,10 @@ import {
   serviceCredsFile,
   tenantCredsFile,
 } from '../src/nats-config/index.ts'
-import { ensureStream } from '../src/stream.ts'
-import { STREAM_NAME, logSubject } from '../src/subjects.ts'
-import { type TestNatsServer, connectsWith, refusedWith, startNatsServer } from '../src/testing/index.ts'
-import { eventually, within } from './fixtures.ts'
+import { STREAM_NAME } from '../src/subjects.ts'
+import { type TestNatsServer, connectsWith, refusedWith } from '../src/testing/index.ts'
+import { eventually, serviceConnection, within } from './fixtures.ts'
+import { startServerWithLogMessage } from './support/stream-server.ts'
 
 const claimsOf = async (creds: Uint8Array) => (await parseCreds(creds)).uc
 const signingKeysOf = (jwt: string) => decode<{ signing_keys?: string[] }>(jwt).nats.signing_keys ?? []
@@ -37,11 +36,8 @@ describe('account signing keys', () => {
   const connectSystem = () => server.connect('system')
 
   before(async () => {
-    server = await startNatsServer({ tenants: ['acme'] })
+    server = await startServerWithLogMessage(['acme'])
     dir = server.authDir!
-    const operator = await server.connect('operator')
-    await ensureStream(await jetstreamManager(operator))
-    await jetstream(operator).publish(logSubject('intent', 'acme', 'deployment', 'a'), 'x')
   })
   after(async () => {
     await server?.stop()
@@ -78,16 +74,7 @@ describe('account signing keys', () => {
     const file = serviceCredsFile(dir, 'relay')
     const old = read(file)
     const oldGateway = read(serviceCredsFile(dir, 'gateway'))
-    const nc = await connect({
-      servers: server.url,
-      ...natsAuth({ natsCreds: file }),
-      maxReconnectAttempts: -1,
-      reconnectTimeWait: 50,
-    })
-    const statuses: string[] = []
-    void (async () => {
-      for await (const s of nc.status()) if (s.type !== 'ping') statuses.push(s.type)
-    })()
+    const { nc, statuses } = await serviceConnection(server.url, file)
 
     try {
       const r = await rotateSigningKey(auth, connectSystem, { account: 'log' })

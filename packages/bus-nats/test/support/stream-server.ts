@@ -1,6 +1,7 @@
 import { after, before, beforeEach } from 'node:test'
-import { type JetStreamManager, jetstreamManager } from '@nats-io/jetstream'
-import { STREAM_NAME } from '../../src/subjects.ts'
+import { type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream'
+import { ensureStream } from '../../src/stream.ts'
+import { STREAM_NAME, logSubject } from '../../src/subjects.ts'
 import { type TestNatsServer, startNatsServer } from '../../src/testing/index.ts'
 
 /**
@@ -33,4 +34,16 @@ export function useStreamServer(): { readonly server: TestNatsServer; readonly o
       return made(operator, 'the operator')
     },
   }
+}
+
+/**
+ * Starts a nats-server with the auth dir (`tenants` added) whose log stream holds one message (acme's, on
+ * `deployment/a`): JetStream state of the log account that a key rotation or an auth dir upgrade must keep.
+ */
+export async function startServerWithLogMessage(tenants: string[]): Promise<TestNatsServer> {
+  const server = await startNatsServer({ tenants })
+  const operator = await server.connect('operator')
+  await ensureStream(await jetstreamManager(operator))
+  await jetstream(operator).publish(logSubject('intent', 'acme', 'deployment', 'a'), 'x')
+  return server
 }
