@@ -1,4 +1,4 @@
-import { type KeyObject, createPrivateKey, createPublicKey, randomBytes, sign, verify } from 'node:crypto'
+import { type KeyObject, createHash, createPrivateKey, createPublicKey, randomBytes, sign, verify } from 'node:crypto'
 import type { ClaimsData, User } from '@nats-io/jwt'
 import type { KeyPair } from '@nats-io/nkeys'
 import type { Authenticator } from '@nats-io/transport-node'
@@ -194,6 +194,21 @@ export function decodeJwt<T = unknown>(jwt: string): ClaimsData<T> {
   if (!verify(null, Buffer.from(signed), publicKeyObject(claims.iss), Buffer.from(sig, 'base64url')))
     throw new Error('sig verification failed')
   return claims
+}
+
+/**
+ * `jwt` (a v2 JWT `signer` issued, as @nats-io/jwt encodes them) with its `iat` set to `iat` seconds, a new `jti`
+ * (SHA-512 of the claims without it, as @nats-io/jwt's) and signed again by `signer`.
+ */
+export function reissueJwt(jwt: string, signer: KeyPair, iat: number): string {
+  const [head] = jwt.split('.')
+  const { jti: _, ...claims } = decodeJwt(jwt)
+  if (claims.iss !== signer.getPublicKey()) throw new Error('a JWT is re-issued by its own issuer only')
+  const next = { ...claims, iat }
+  const jti = createHash('sha512').update(JSON.stringify(next)).digest('base64')
+  const body = Buffer.from(JSON.stringify({ ...next, jti })).toString('base64url')
+  const sig = Buffer.from(signer.sign(Buffer.from(`${head}.${body}`))).toString('base64url')
+  return `${head}.${body}.${sig}`
 }
 
 /** @nats-io/jwt's `parseCreds` with the JWT checked by {@link decodeJwt}: the user JWT, its claims and seed. */

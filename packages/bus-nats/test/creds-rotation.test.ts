@@ -12,6 +12,7 @@ import { isEventplaneError } from '@eventplane/core'
 import { parseCreds } from '@nats-io/jwt'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { credsFileAuthenticator, natsAuth } from '../src/nats-auth.ts'
+import { decodeJwt } from '../src/nkeys.ts'
 import { logAccountJwt } from '../src/nats-config/claims.ts'
 import {
   LOG_ACCOUNT,
@@ -186,6 +187,40 @@ describe('rotateServiceUser', () => {
     const again = await initAuthDir(auth.dir)
     assert.deepEqual(Object.keys(jwtRevocations(again.logAccountJwt)), listed)
     assert.deepEqual(Object.keys(jwtRevocations(readFileSync(file, 'utf8').trim())), listed)
+  })
+})
+
+describe('an account JWT written within the second of the one the config preloads', () => {
+  let server: TestNatsServer
+  before(async () => {
+    server = await startNatsServer()
+  })
+  after(async () => {
+    mock.timers.reset()
+    await server?.stop()
+  })
+
+  test('is issued after it, so its revocation survives a restart with that config', async () => {
+    const auth = loadAuthDir(server.authDir!)
+    const preloaded = decodeJwt(auth.logAccountJwt).iat
+    const old = readFileSync(serviceCredsFile(auth.dir, 'relay'))
+    const system = await server.connect('system')
+    // The clock in the second the config's log account JWT was issued in: what a fast rotation after
+    // nats-setup, or a host whose clock is behind, writes.
+    mock.timers.enable({ apis: ['Date'], now: preloaded * 1000 + 500 })
+    try {
+      await rotateServiceUser(auth, system, 'relay')
+    } finally {
+      mock.timers.reset()
+    }
+    const written = decodeJwt(readFileSync(join(auth.dir, 'accounts', `${LOG_ACCOUNT}.jwt`), 'utf8').trim())
+    assert.equal(written.iat, preloaded + 1, 'issued one second after the preloaded JWT')
+    await refusedWith(server.url, old, 'the old relay key, before the restart')
+    // The config still preloads the JWT of before the rotation: nats-server keeps the one it stored only
+    // when the preloaded one was issued before it.
+    await server.restart()
+    await refusedWith(server.url, old, 'the old relay key, after a restart with the config of before')
+    await connectsWith(server.url, readFileSync(serviceCredsFile(auth.dir, 'relay')))
   })
 })
 

@@ -2,7 +2,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { EventplaneError } from '@eventplane/core'
 import type { KeyPair } from '@nats-io/nkeys'
-import { createAccount, createOperator, fromSeed } from '../nkeys.ts'
+import { createAccount, createOperator, decodeJwt, fromSeed, reissueJwt } from '../nkeys.ts'
 import {
   LOG_ACCOUNT,
   SYSTEM_ACCOUNT,
@@ -125,20 +125,46 @@ function keyIn(file: string, create: () => KeyPair): { key: KeyPair; created: bo
   return { key, created: true }
 }
 
-/** Reads `file` unless `stale` (or `outdated` says its JWT is), else writes `make()` to it (public JWTs: mode 0644). */
+/**
+ * Reads `file` unless `stale` (or `outdated` says its JWT is), else writes `make()` to it (public JWTs: mode 0644).
+ * With `signer` (an account JWT, which `nats-setup` preloads), the JWT written is issued after the one it replaces
+ * ({@link issuedAfter}).
+ */
 async function jwtIn(
   file: string,
   stale: boolean,
   make: () => Promise<string>,
   outdated: (jwt: string) => boolean = () => false,
+  signer?: KeyPair,
 ): Promise<string> {
-  if (!stale && existsSync(file)) {
-    const jwt = readText(file)
-    if (!outdated(jwt)) return jwt
-  }
-  const jwt = await make()
+  const previous = existsSync(file) ? readText(file) : undefined
+  if (!stale && previous !== undefined && !outdated(previous)) return previous
+  const made = await make()
+  const jwt = signer === undefined ? made : issuedAfter(made, previous, signer)
   writeFileAtomic(file, `${jwt}\n`, 0o644)
   return jwt
+}
+
+/**
+ * `jwt`, re-issued by `signer` one second after `previous` when it was issued in the same second or before (a
+ * clock set back). nats-server keeps an account JWT pushed to it over the one its config preloads only when the
+ * preloaded one was issued before it (DirJWTStore.saveIfNewer: an equal `iat` lets the preload win at the next
+ * start), and `iat` counts seconds: a revocation written within the second of the JWT the config preloads would
+ * come undone at the server's next start with that config.
+ */
+function issuedAfter(jwt: string, previous: string | undefined, signer: KeyPair): string {
+  const before = previous === undefined ? undefined : issuedAtOf(previous)
+  if (before === undefined || decodeJwt(jwt).iat > before) return jwt
+  return reissueJwt(jwt, signer, before + 1)
+}
+
+/** The `iat` of a JWT file's content, if it is a JWT whose signature verifies. */
+function issuedAtOf(jwt: string): number | undefined {
+  try {
+    return decodeJwt(jwt).iat
+  } catch {
+    return undefined
+  }
 }
 
 /**
@@ -152,13 +178,18 @@ export async function writeLogAccountJwt(
   operator: KeyPair,
   signer: KeyPair = accountSigner({ dir, operator }),
 ): Promise<string> {
-  return jwtIn(accountJwtFile(dir, LOG_ACCOUNT), true, () =>
-    logAccountJwt(
-      log,
-      signer,
-      revocationClaims(readRevocations(dir, LOG_ACCOUNT)),
-      accountSigningKeys(dir, LOG_ACCOUNT),
-    ),
+  return jwtIn(
+    accountJwtFile(dir, LOG_ACCOUNT),
+    true,
+    () =>
+      logAccountJwt(
+        log,
+        signer,
+        revocationClaims(readRevocations(dir, LOG_ACCOUNT)),
+        accountSigningKeys(dir, LOG_ACCOUNT),
+      ),
+    undefined,
+    signer,
   )
 }
 
@@ -169,13 +200,18 @@ export async function writeSystemAccountJwt(
   operator: KeyPair,
   signer: KeyPair = accountSigner({ dir, operator }),
 ): Promise<string> {
-  return jwtIn(accountJwtFile(dir, SYSTEM_ACCOUNT), true, () =>
-    systemAccountJwt(
-      system,
-      signer,
-      revocationClaims(readRevocations(dir, SYSTEM_ACCOUNT)),
-      accountSigningKeys(dir, SYSTEM_ACCOUNT),
-    ),
+  return jwtIn(
+    accountJwtFile(dir, SYSTEM_ACCOUNT),
+    true,
+    () =>
+      systemAccountJwt(
+        system,
+        signer,
+        revocationClaims(readRevocations(dir, SYSTEM_ACCOUNT)),
+        accountSigningKeys(dir, SYSTEM_ACCOUNT),
+      ),
+    undefined,
+    signer,
   )
 }
 
@@ -243,6 +279,7 @@ async function initLocked(dir: string): Promise<AuthDir> {
       stale,
       () => make(revocations, signing),
       (jwt) => !sameRevocations(jwtRevocations(jwt), revocations) || !sameKeys(jwtSigningKeys(jwt), signing),
+      signer,
     )
   }
   await accountJwt(SYSTEM_ACCOUNT, (r, k) => systemAccountJwt(system.key, signer, r, k))
