@@ -2,7 +2,6 @@ import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { EventplaneError } from '@eventplane/core'
 import type { KeyPair } from '@nats-io/nkeys'
-import { createAccount, createOperator, fromSeed } from '../nkeys.ts'
 import {
   LOG_ACCOUNT,
   SYSTEM_ACCOUNT,
@@ -14,8 +13,10 @@ import {
   userCreds,
 } from './claims.ts'
 import { type AuthDirLockOptions, withAuthDirLock } from './auth-lock.ts'
+import { readSeedFile, requireSeedFile, seedFileError, seedOrCreate } from './seed-file.ts'
 import { type ServiceUser, type UserPermissions, SERVICE_USERS, servicePermissions } from './permissions.ts'
 import {
+  type SigningOwner,
   accountSigner,
   ensureSigningKey,
   markSigningKeysPushed,
@@ -117,14 +118,6 @@ function readText(path: string): string {
   }
 }
 
-/** Reads a key from `<file>` or creates one with `create` and stores it; `created` says which. */
-function keyIn(file: string, create: () => KeyPair): { key: KeyPair; created: boolean } {
-  if (existsSync(file)) return { key: fromSeed(new TextEncoder().encode(readText(file))), created: false }
-  const key = create()
-  writeSecretFile(file, `${new TextDecoder().decode(key.getSeed())}\n`)
-  return { key, created: true }
-}
-
 /** Reads `file` unless `stale` (or `outdated` says its JWT is), else writes `make()` to it (public JWTs: mode 0644). */
 async function jwtIn(
   file: string,
@@ -142,41 +135,26 @@ async function jwtIn(
 }
 
 /**
- * Writes the log account JWT with the auth dir's revocations (`revocations.ts`)
- * to `accounts/EVENTPLANE.jwt` and returns it: what a rotation pushes, and
- * what `nats-setup` preloads into the server config from then on.
+ * The system or log account's JWT of now: its identity key as subject, the auth dir's revocations of its users
+ * (`revocations.ts`), its signing keys, and its exports (the log account's), signed by `signer`.
  */
-export async function writeLogAccountJwt(
-  dir: string,
-  log: KeyPair,
-  operator: KeyPair,
-  signer: KeyPair = accountSigner({ dir, operator }),
-): Promise<string> {
-  return jwtIn(accountJwtFile(dir, LOG_ACCOUNT), true, () =>
-    logAccountJwt(
-      log,
-      signer,
-      revocationClaims(readRevocations(dir, LOG_ACCOUNT)),
-      accountSigningKeys(dir, LOG_ACCOUNT),
-    ),
-  )
+function accountJwt(dir: string, account: RevokingAccount, identity: KeyPair, signer: KeyPair): Promise<string> {
+  const make = account === LOG_ACCOUNT ? logAccountJwt : systemAccountJwt
+  return make(identity, signer, revocationClaims(readRevocations(dir, account)), accountSigningKeys(dir, account))
 }
 
-/** {@link writeLogAccountJwt} for the system account (`accounts/SYS.jwt`), with its user revocations. */
-export async function writeSystemAccountJwt(
-  dir: string,
-  system: KeyPair,
-  operator: KeyPair,
-  signer: KeyPair = accountSigner({ dir, operator }),
+/**
+ * Writes the system or log account's JWT ({@link accountJwt}, signed by the operator's signer unless a rotation
+ * names another) to `accounts/<account>.jwt` and returns it: what a rotation pushes, and what `nats-setup`
+ * preloads into the server config from then on.
+ */
+export async function writeAccountJwt(
+  auth: Pick<AuthDir, 'dir' | 'operator' | 'system' | 'log'>,
+  account: RevokingAccount,
+  signer: KeyPair = accountSigner(auth),
 ): Promise<string> {
-  return jwtIn(accountJwtFile(dir, SYSTEM_ACCOUNT), true, () =>
-    systemAccountJwt(
-      system,
-      signer,
-      revocationClaims(readRevocations(dir, SYSTEM_ACCOUNT)),
-      accountSigningKeys(dir, SYSTEM_ACCOUNT),
-    ),
-  )
+  const identity = account === LOG_ACCOUNT ? auth.log : auth.system
+  return jwtIn(accountJwtFile(auth.dir, account), true, () => accountJwt(auth.dir, account, identity, signer))
 }
 
 /** The `signing_keys` of the operator JWT: its current signing key, and a rotation's new one. */
@@ -210,9 +188,7 @@ export async function initAuthDir(dir: string, lock: AuthDirLockOptions = {}): P
 }
 
 async function initLocked(dir: string): Promise<AuthDir> {
-  const operator = keyIn(join(dir, 'operator.nk'), createOperator)
-  const system = keyIn(join(dir, 'accounts', `${SYSTEM_ACCOUNT}.nk`), createAccount)
-  const log = keyIn(join(dir, 'accounts', `${LOG_ACCOUNT}.nk`), createAccount)
+  const { operator, system, log } = identitySeeds(dir)
   const stale = operator.created || system.created || log.created
   // An auth dir made before signing keys gets them here (an upgrade): listed in the account JWTs from now on.
   for (const account of [SYSTEM_ACCOUNT, LOG_ACCOUNT] as const) {
@@ -232,21 +208,19 @@ async function initLocked(dir: string): Promise<AuthDir> {
   const signer = accountSigner({ dir, operator: operator.key })
   // Each account JWT with every revocation the auth dir remembers (a re-run never brings a revoked key back)
   // and its signing keys.
-  const accountJwt = async (
-    account: RevokingAccount,
-    make: (r: Record<string, number> | undefined, signing: string[]) => Promise<string>,
-  ) => {
+  for (const [account, identity] of [
+    [SYSTEM_ACCOUNT, system.key],
+    [LOG_ACCOUNT, log.key],
+  ] as const) {
     const revocations = revocationClaims(readRevocations(dir, account))
     const signing = accountSigningKeys(dir, account)
     await jwtIn(
       accountJwtFile(dir, account),
       stale,
-      () => make(revocations, signing),
+      () => accountJwt(dir, account, identity, signer),
       (jwt) => !sameRevocations(jwtRevocations(jwt), revocations) || !sameKeys(jwtSigningKeys(jwt), signing),
     )
   }
-  await accountJwt(SYSTEM_ACCOUNT, (r, k) => systemAccountJwt(system.key, signer, r, k))
-  await accountJwt(LOG_ACCOUNT, (r, k) => logAccountJwt(log.key, signer, r, k))
   // Signed by the account's signing key once the server was pushed a JWT listing it; until then by its identity
   // key, as before signing keys: an upgrade never writes creds the running server refuses.
   const writeCreds = async (user: AuthDirUser, account: RevokingAccount, permissions: UserPermissions) => {
@@ -267,21 +241,56 @@ async function initLocked(dir: string): Promise<AuthDir> {
   return loadAuthDir(dir)
 }
 
+type Seed = { key: KeyPair; created: boolean }
+type Identity = 'operator' | 'system' | 'log'
+const IDENTITIES: readonly Identity[] = ['operator', 'system', 'log']
+const IDENTITY_ROLES = { operator: 'operator', system: 'account', log: 'account' } as const
+const SIGNING_OWNERS: readonly SigningOwner[] = [
+  { operator: true },
+  { account: SYSTEM_ACCOUNT },
+  { account: LOG_ACCOUNT },
+]
+
+/** The identity seed files of an auth dir: the operator's, the system and the log account's. */
+export function identitySeedFiles(dir: string): Record<Identity, string> {
+  return {
+    operator: join(dir, 'operator.nk'),
+    system: join(dir, 'accounts', `${SYSTEM_ACCOUNT}.nk`),
+    log: join(dir, 'accounts', `${LOG_ACCOUNT}.nk`),
+  }
+}
+
+/**
+ * The auth dir's identity keys, each read ({@link readSeedFile}) before any is made: a bad one fails before
+ * anything is written. A new auth dir (no `operator.jwt` yet, or a run cut short before it) gets the missing
+ * ones; in one that has `operator.jwt` a missing identity seed is `bus.config`, never replaced by a new key,
+ * which would be another operator or account (its JetStream state and every creds file lost).
+ */
+function identitySeeds(dir: string): Record<Identity, Seed> {
+  const files = identitySeedFiles(dir)
+  const found = IDENTITIES.map((which) => [which, readSeedFile(files[which], IDENTITY_ROLES[which])] as const)
+  // The signing keys' seeds too: a bad one fails here, before any seed is made.
+  for (const owner of SIGNING_OWNERS) readSigningKeys(dir, owner)
+  if (existsSync(join(dir, 'operator.jwt')))
+    for (const [which, key] of found)
+      if (key === undefined)
+        throw seedFileError(
+          files[which],
+          `is missing (${IDENTITY_ROLES[which]} identity) while operator.jwt exists: restore it from a backup of the auth dir`,
+        )
+  const seed = (which: Identity): Seed => seedOrCreate(files[which], IDENTITY_ROLES[which])
+  return { operator: seed('operator'), system: seed('system'), log: seed('log') }
+}
+
 /** Reads an auth dir made by {@link initAuthDir}; `bus.config` when it is missing or incomplete. */
 export function loadAuthDir(dir: string): AuthDir {
-  const key = (file: string): KeyPair => {
-    try {
-      return fromSeed(new TextEncoder().encode(readText(file)))
-    } catch (e) {
-      if (e instanceof EventplaneError) throw e
-      throw new EventplaneError('bus.config', `${file} does not hold an nkey seed`, { cause: e })
-    }
-  }
+  const files = identitySeedFiles(dir)
+  const hint = 'is this a NATS auth dir made by nats-setup?'
   return {
     dir,
-    operator: key(join(dir, 'operator.nk')),
-    system: key(join(dir, 'accounts', `${SYSTEM_ACCOUNT}.nk`)),
-    log: key(join(dir, 'accounts', `${LOG_ACCOUNT}.nk`)),
+    operator: requireSeedFile(files.operator, 'operator', hint),
+    system: requireSeedFile(files.system, 'account', hint),
+    log: requireSeedFile(files.log, 'account', hint),
     operatorJwt: readText(join(dir, 'operator.jwt')),
     systemAccountJwt: readText(join(dir, 'accounts', `${SYSTEM_ACCOUNT}.jwt`)),
     logAccountJwt: readText(join(dir, 'accounts', `${LOG_ACCOUNT}.jwt`)),

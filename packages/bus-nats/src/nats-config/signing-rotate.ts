@@ -6,9 +6,8 @@ import {
   SYSTEM_USER_PERMISSIONS,
   serviceCredsFile,
   tenantCredsFile,
-  writeLogAccountJwt,
+  writeAccountJwt,
   writeSecretFile,
-  writeSystemAccountJwt,
 } from './auth-dir.ts'
 import { withAuthDirLock } from './auth-lock.ts'
 import { LOG_ACCOUNT, SYSTEM_ACCOUNT, resignedCreds } from './claims.ts'
@@ -70,7 +69,7 @@ function rotating(auth: AuthDir, target: SigningTarget): RotatingAccount {
       name: SYSTEM_ACCOUNT,
       owner: { account: SYSTEM_ACCOUNT },
       identity: auth.system,
-      jwt: () => writeSystemAccountJwt(auth.dir, auth.system, auth.operator),
+      jwt: () => writeAccountJwt(auth, SYSTEM_ACCOUNT),
       creds: [{ file: serviceCredsFile(auth.dir, 'system'), permissions: SYSTEM_USER_PERMISSIONS }],
     }
   const services = servicePermissions()
@@ -78,7 +77,7 @@ function rotating(auth: AuthDir, target: SigningTarget): RotatingAccount {
     name: LOG_ACCOUNT,
     owner: { account: LOG_ACCOUNT },
     identity: auth.log,
-    jwt: () => writeLogAccountJwt(auth.dir, auth.log, auth.operator),
+    jwt: () => writeAccountJwt(auth, LOG_ACCOUNT),
     creds: SERVICE_USERS.map((u) => ({ file: serviceCredsFile(auth.dir, u), permissions: services[u] })),
   }
 }

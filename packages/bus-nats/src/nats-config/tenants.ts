@@ -4,7 +4,7 @@ import { EventplaneError, validateTenant } from '@eventplane/core'
 import { jetstreamManager } from '@nats-io/jetstream'
 import type { KeyPair } from '@nats-io/nkeys'
 import { type NatsConnection, connect } from '@nats-io/transport-node'
-import { createAccount, credsAuthenticator, fromSeed } from '../nkeys.ts'
+import { credsAuthenticator } from '../nkeys.ts'
 import type { ConnectionOptions } from '@nats-io/transport-node'
 import { ensureStreamExists } from '../stream.ts'
 import { STREAM_NAME } from '../subjects.ts'
@@ -32,6 +32,7 @@ import {
   userSigner,
 } from './signing-keys.ts'
 import { withAuthDirLock } from './auth-lock.ts'
+import { requireSeedFile, seedOrCreate } from './seed-file.ts'
 import { type UserPermissions, checkTenantConsumers, tenantPermissions } from './permissions.ts'
 
 /** What the auth dir remembers of a tenant (`tenants/<tenant>.json`). */
@@ -146,9 +147,9 @@ export function tenantSigningKeys(auth: AuthDir, tenant: string): string[] {
   return signingKeysClaim(readSigningKeys(auth.dir, { tenant }))
 }
 
-/** The tenant account's key (its seed in the auth dir). */
+/** The tenant account's key (its seed in the auth dir, `tenants/<tenant>.nk`); `bus.config` when it is bad or gone. */
 export function tenantKey(auth: AuthDir, tenant: string): KeyPair {
-  return fromSeed(new TextEncoder().encode(readFileSync(seedFile(auth.dir, tenant), 'utf8').trim()))
+  return requireSeedFile(seedFile(auth.dir, tenant), 'account', `tenant ${tenant} has no account key in the auth dir`)
 }
 
 export interface AddTenantOptions {
@@ -201,13 +202,11 @@ async function addTenantLocked(
   for (const r of listTenants(auth))
     if (r.status === 'active' && r.tenant !== tenant) for (const c of r.consumers) owners.set(c, r.tenant)
   const consumers = checkTenantConsumers(tenant, options.consumers ?? existing?.consumers, owners)
-  let account: KeyPair
-  if (existing === undefined) {
-    account = createAccount()
-    writeSecretFile(seedFile(auth.dir, tenant), `${new TextDecoder().decode(account.getSeed())}\n`)
-  } else {
-    account = tenantKey(auth, tenant)
-  }
+  // Every seed of the tenant read before any is written: a bad one fails the add with nothing changed.
+  readSigningKeys(auth.dir, { tenant })
+  // A new tenant's key (or the one an add cut short left), else the one it has.
+  const account =
+    existing === undefined ? seedOrCreate(seedFile(auth.dir, tenant), 'account').key : tenantKey(auth, tenant)
   const limits = checkAccountLimits({ ...DEFAULT_TENANT_ACCOUNT_LIMITS, ...existing?.limits, ...options.limits })
   // A tenant added before signing keys gets one here, pushed with its JWT before any creds are signed by it.
   ensureSigningKey(auth.dir, { tenant })
