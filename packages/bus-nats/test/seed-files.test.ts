@@ -180,7 +180,8 @@ describe('a bad seed file in the auth dir', () => {
     const identity = join(dir, 'tenants', 'acme.nk')
     const signing = signingSeedFile(dir, { tenant: 'acme' })
     const seeds = { identity: seedOf(identity), signing: seedOf(signing) }
-    const secrets = [...Object.values(seeds), corrupted(seeds.identity), seedOf(join(dir, 'operator.nk'))]
+    const secrets = [...Object.values(seeds), corrupted(seeds.identity), corrupted(seeds.signing)]
+    secrets.push(seedOf(join(dir, 'operator.nk')), seedOf(join(dir, 'operator.signing.nk')))
     const connect = () => connectAuthDirUser(auth, 'system', server.url)
     const cases: [string, () => void, () => Promise<unknown>, string, RegExp][] = [
       [
@@ -214,6 +215,13 @@ describe('a bad seed file in the auth dir', () => {
         signing,
         /holds an operator seed, not an account seed/,
       ],
+      [
+        'a new tenant, a corrupted signing seed left behind',
+        () => writeFileSync(signingSeedFile(dir, { tenant: 'initech' }), corrupted(seeds.signing)),
+        () => server.addTenant('initech'),
+        signingSeedFile(dir, { tenant: 'initech' }),
+        NOT_A_SEED,
+      ],
     ]
     for (const [what, breakIt, run, file, problem] of cases) {
       breakIt()
@@ -223,6 +231,8 @@ describe('a bad seed file in the auth dir', () => {
       writeFileSync(identity, `${seeds.identity}\n`, { mode: 0o600 })
       writeFileSync(signing, `${seeds.signing}\n`, { mode: 0o600 })
     }
+    rmSync(signingSeedFile(dir, { tenant: 'initech' }))
+    assert.equal((await server.addTenant('initech')).created, true, 'without it, initech is added')
     const acme = await server.connect('acme')
     await acme.flush()
   })
