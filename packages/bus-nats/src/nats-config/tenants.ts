@@ -13,6 +13,7 @@ import { type AuthDir, serviceCredsFile, tenantCredsFile, writeSecretFile } from
 import { JS_API, isJsApiError } from '../nats-errors.ts'
 import {
   DEFAULT_TENANT_ACCOUNT_LIMITS,
+  LOG_ACCOUNT,
   type TenantAccountLimits,
   revokedTenantAccountJwt,
   tenantAccountJwt,
@@ -121,15 +122,17 @@ export function activeRecord(auth: AuthDir, tenant: string): TenantRecord | unde
   return record.status === 'active' ? record : undefined
 }
 
-/** The `signing_keys` of a tenant's account JWT: its current signing key, and a rotation's new one. */
 /**
  * An active tenant's account JWT as its record says (its consumers, limits and revocations) with the auth dir's
- * signing keys for it, signed by `operator` (the operator's signer unless a rotation names another).
+ * signing keys for it, signed by `operator` (the operator's signer unless a rotation names another), its
+ * activation tokens by `activation` (the log account's signer, {@link logSigner}, unless a rotation of the log
+ * account's signing key names the new one).
  */
 export function recordAccountJwt(
   auth: AuthDir,
   record: Pick<TenantRecord, 'tenant' | 'account' | 'consumers' | 'limits' | 'revocations'>,
   operator: KeyPair = accountSigner(auth),
+  activation: KeyPair = logSigner(auth),
 ): Promise<string> {
   return tenantAccountJwt({
     tenant: record.tenant,
@@ -137,12 +140,23 @@ export function recordAccountJwt(
     consumers: record.consumers,
     operator,
     log: auth.log,
+    activationSigner: activation,
     limits: checkAccountLimits({ ...DEFAULT_TENANT_ACCOUNT_LIMITS, ...record.limits }),
     ...(record.revocations === undefined ? {} : { revocations: record.revocations }),
     signingKeys: tenantSigningKeys(auth, record.tenant),
   })
 }
 
+/**
+ * The key that signs tenants' activation tokens: the log account's signing key once the server knows it, as for
+ * its users ({@link userSigner}), else its identity key. The tokens hold while the log account's JWT lists their
+ * signer: a rotation of its signing key re-signs them ({@link rotateSigningKey}).
+ */
+export function logSigner(auth: AuthDir): KeyPair {
+  return userSigner(auth.dir, { account: LOG_ACCOUNT }, auth.log)
+}
+
+/** The `signing_keys` of a tenant's account JWT: its current signing key, and a rotation's new one. */
 export function tenantSigningKeys(auth: AuthDir, tenant: string): string[] {
   return signingKeysClaim(readSigningKeys(auth.dir, { tenant }))
 }
@@ -210,15 +224,12 @@ async function addTenantLocked(
   const limits = checkAccountLimits({ ...DEFAULT_TENANT_ACCOUNT_LIMITS, ...existing?.limits, ...options.limits })
   // A tenant added before signing keys gets one here, pushed with its JWT before any creds are signed by it.
   ensureSigningKey(auth.dir, { tenant })
-  const jwt = await tenantAccountJwt({
+  const jwt = await recordAccountJwt(auth, {
     tenant,
     account: account.getPublicKey(),
     consumers,
-    operator: accountSigner(auth),
-    log: auth.log,
     limits,
     ...(existing?.revocations === undefined ? {} : { revocations: existing.revocations }),
-    signingKeys: tenantSigningKeys(auth, tenant),
   })
   // The consumers first: one that exists with another filter fails the add before the account imports it.
   const jsm = await jetstreamManager(admin.operator)
