@@ -30,8 +30,11 @@ function snapshot(dir: string): Map<string, string> {
   return new Map(files.map((f) => [f, readFileSync(join(dir, f), 'utf8')]))
 }
 
-/** A seed with its checksum broken (its last character changed): still base32, no longer a seed. */
-const corrupted = (seed: string): string => `${seed.slice(0, -1)}${seed.endsWith('A') ? 'B' : 'A'}`
+/**
+ * A seed with one character of its key changed: still base32, its checksum no longer matches. (Not the last
+ * character: two of its five bits are padding, which a decoder drops.)
+ */
+const corrupted = (seed: string): string => `${seed.slice(0, 10)}${seed[10] === 'A' ? 'B' : 'A'}${seed.slice(11)}`
 
 const seedOf = (file: string): string => readFileSync(file, 'utf8').trim()
 
