@@ -13,7 +13,8 @@ import {
   userCreds,
 } from './claims.ts'
 import { type AuthDirLockOptions, withAuthDirLock } from './auth-lock.ts'
-import { readSeedFile, requireSeedFile, seedFileError, seedOrCreate } from './seed-file.ts'
+import { identityKey, identityKeyIfKnown, isOffline, requireOnline } from './offline-key.ts'
+import { seedFileError, seedOrCreate } from './seed-file.ts'
 import { type ServiceUser, type UserPermissions, SERVICE_USERS, servicePermissions } from './permissions.ts'
 import {
   type SigningOwner,
@@ -190,6 +191,15 @@ export async function initAuthDir(dir: string, lock: AuthDirLockOptions = {}): P
 async function initLocked(dir: string): Promise<AuthDir> {
   const { operator, system, log } = identitySeeds(dir)
   const stale = operator.created || system.created || log.created
+  // operator.jwt re-signed (its signing keys changed: an operator signing key rotation) needs operator.nk.
+  if (
+    isOffline(operator.key) &&
+    !sameKeys(jwtSigningKeys(readText(join(dir, 'operator.jwt'))), operatorSigningKeys(dir))
+  )
+    requireOnline(
+      operator.key,
+      'nats-setup (operator.jwt is re-signed once an operator signing key rotation changed it)',
+    )
   // An auth dir made before signing keys gets them here (an upgrade): listed in the account JWTs from now on.
   for (const account of [SYSTEM_ACCOUNT, LOG_ACCOUNT] as const) {
     ensureSigningKey(dir, { account })
@@ -244,20 +254,18 @@ async function initLocked(dir: string): Promise<AuthDir> {
 type Seed = { key: KeyPair; created: boolean }
 type Identity = 'operator' | 'system' | 'log'
 const IDENTITIES: readonly Identity[] = ['operator', 'system', 'log']
-const IDENTITY_ROLES = { operator: 'operator', system: 'account', log: 'account' } as const
+const ROLES = { operator: 'operator', system: 'account', log: 'account' } as const
 const SIGNING_OWNERS: readonly SigningOwner[] = [
   { operator: true },
   { account: SYSTEM_ACCOUNT },
   { account: LOG_ACCOUNT },
 ]
 
-/** The identity seed files of an auth dir: the operator's, the system and the log account's. */
-export function identitySeedFiles(dir: string): Record<Identity, string> {
-  return {
-    operator: join(dir, 'operator.nk'),
-    system: join(dir, 'accounts', `${SYSTEM_ACCOUNT}.nk`),
-    log: join(dir, 'accounts', `${LOG_ACCOUNT}.nk`),
-  }
+/** The identity seeds of an auth dir, by their path in it: the operator's, the system and the log account's. */
+export const IDENTITY_SEEDS: Readonly<Record<Identity, string>> = {
+  operator: 'operator.nk',
+  system: join('accounts', `${SYSTEM_ACCOUNT}.nk`),
+  log: join('accounts', `${LOG_ACCOUNT}.nk`),
 }
 
 /**
@@ -267,30 +275,34 @@ export function identitySeedFiles(dir: string): Record<Identity, string> {
  * which would be another operator or account (its JetStream state and every creds file lost).
  */
 function identitySeeds(dir: string): Record<Identity, Seed> {
-  const files = identitySeedFiles(dir)
-  const found = IDENTITIES.map((which) => [which, readSeedFile(files[which], IDENTITY_ROLES[which])] as const)
+  const found = IDENTITIES.map(
+    (which) => [which, identityKeyIfKnown(dir, IDENTITY_SEEDS[which], ROLES[which])] as const,
+  )
   // The signing keys' seeds too: a bad one fails here, before any seed is made.
   for (const owner of SIGNING_OWNERS) readSigningKeys(dir, owner)
   if (existsSync(join(dir, 'operator.jwt')))
     for (const [which, key] of found)
       if (key === undefined)
         throw seedFileError(
-          files[which],
-          `is missing (${IDENTITY_ROLES[which]} identity) while operator.jwt exists: restore it from a backup of the auth dir`,
+          join(dir, IDENTITY_SEEDS[which]),
+          `is missing (${ROLES[which]} identity) while operator.jwt exists: restore it from a backup of the auth dir`,
         )
-  const seed = (which: Identity): Seed => seedOrCreate(files[which], IDENTITY_ROLES[which])
+  const seed = (which: Identity): Seed => {
+    const key = found.find(([w]) => w === which)?.[1]
+    return key === undefined ? seedOrCreate(join(dir, IDENTITY_SEEDS[which]), ROLES[which]) : { key, created: false }
+  }
   return { operator: seed('operator'), system: seed('system'), log: seed('log') }
 }
 
 /** Reads an auth dir made by {@link initAuthDir}; `bus.config` when it is missing or incomplete. */
 export function loadAuthDir(dir: string): AuthDir {
-  const files = identitySeedFiles(dir)
   const hint = 'is this a NATS auth dir made by nats-setup?'
+  const key = (which: Identity) => identityKey(dir, IDENTITY_SEEDS[which], ROLES[which], hint)
   return {
     dir,
-    operator: requireSeedFile(files.operator, 'operator', hint),
-    system: requireSeedFile(files.system, 'account', hint),
-    log: requireSeedFile(files.log, 'account', hint),
+    operator: key('operator'),
+    system: key('system'),
+    log: key('log'),
     operatorJwt: readText(join(dir, 'operator.jwt')),
     systemAccountJwt: readText(join(dir, 'accounts', `${SYSTEM_ACCOUNT}.jwt`)),
     logAccountJwt: readText(join(dir, 'accounts', `${LOG_ACCOUNT}.jwt`)),

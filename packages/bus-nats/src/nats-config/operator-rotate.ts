@@ -5,6 +5,7 @@ import { createAccount } from '../nkeys.ts'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { type AuthDir, accountSigningKeys, operatorSigningKeys, writeAccountJwt } from './auth-dir.ts'
 import { withAuthDirLock } from './auth-lock.ts'
+import { requireOnline } from './offline-key.ts'
 import {
   LOG_ACCOUNT,
   SYSTEM_ACCOUNT,
@@ -110,6 +111,7 @@ export async function rotateOperatorSigningKey(
   connectAs: ConnectWithCreds,
 ): Promise<OperatorRotationStep> {
   return withAuthDirLock(auth, async () => {
+    requireOnline(auth.operator, 'keys rotate operator (operator.jwt, which lists the operator signing keys)')
     const old = ensureSigningKey(auth.dir, OPERATOR).key
     if (readSigningKeys(auth.dir, OPERATOR).next === undefined) {
       const next = ensureNextSigningKey(auth.dir, OPERATOR)

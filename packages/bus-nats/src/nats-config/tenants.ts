@@ -33,7 +33,8 @@ import {
   userSigner,
 } from './signing-keys.ts'
 import { withAuthDirLock } from './auth-lock.ts'
-import { requireSeedFile, seedOrCreate } from './seed-file.ts'
+import { identityKey } from './offline-key.ts'
+import { seedOrCreate } from './seed-file.ts'
 import { type UserPermissions, checkTenantConsumers, tenantPermissions } from './permissions.ts'
 
 /** What the auth dir remembers of a tenant (`tenants/<tenant>.json`). */
@@ -66,7 +67,9 @@ export interface TenantAdmin {
 }
 
 const recordFile = (dir: string, tenant: string): string => join(dir, 'tenants', `${tenant}.json`)
-const seedFile = (dir: string, tenant: string): string => join(dir, 'tenants', `${tenant}.nk`)
+/** `tenants/<tenant>.nk`, the tenant account's identity seed, in the auth dir. */
+export const seedPath = (tenant: string): string => join('tenants', `${tenant}.nk`)
+const seedFile = (dir: string, tenant: string): string => join(dir, seedPath(tenant))
 
 /** Connects as one of the auth dir's users (`system`: account JWT pushes; `operator`), by its creds file. */
 export function connectAuthDirUser(
@@ -161,9 +164,12 @@ export function tenantSigningKeys(auth: AuthDir, tenant: string): string[] {
   return signingKeysClaim(readSigningKeys(auth.dir, { tenant }))
 }
 
-/** The tenant account's key (its seed in the auth dir, `tenants/<tenant>.nk`); `bus.config` when it is bad or gone. */
+/**
+ * The tenant account's key (its seed in the auth dir, `tenants/<tenant>.nk`, or its public key once `keys
+ * offline` moved it); `bus.config` when it is bad or gone.
+ */
 export function tenantKey(auth: AuthDir, tenant: string): KeyPair {
-  return requireSeedFile(seedFile(auth.dir, tenant), 'account', `tenant ${tenant} has no account key in the auth dir`)
+  return identityKey(auth.dir, seedPath(tenant), 'account', `tenant ${tenant} has no account key in the auth dir`)
 }
 
 export interface AddTenantOptions {
