@@ -55,15 +55,18 @@ import {
  * <base>.signing.next.nk                a signing-key rotation's new key, until it replaces the current one
  * <base>.signing.pushed                 the signing keys the server is known to have (JSON): a signing key
  *                                       signs only once listed there; until then the identity key signs
+ * identity-seeds.offline.json           the identity seeds `keys offline` moved off the host: public keys, where
  * ```
  *
  * The identity seeds (`operator.nk`, `accounts/*.nk`, `tenants/*.nk`) sign
- * nothing day to day once their signing keys are known to the server, except
- * the operator JWT (`operator.nk`), tenants' activation tokens (the log
- * account's `EVENTPLANE.nk`) and JWTs whose builder has no signing key yet (an
- * auth dir upgraded from before signing keys, until a push or a rotation).
- * A leaked signing key is replaced with `evtctl keys rotate`; a leaked
- * identity seed still needs a new auth dir.
+ * nothing day to day once their signing keys are known to the server (users
+ * and tenants' activation tokens are signed by the accounts' signing keys,
+ * account JWTs by the operator's), except the operator JWT (`operator.nk`)
+ * and JWTs whose builder has no signing key yet (an auth dir upgraded from
+ * before signing keys, until a push or a rotation); `evtctl keys offline`
+ * moves them off the host (`identity-move.ts`). A leaked signing key is
+ * replaced with `evtctl keys rotate`; a leaked identity seed still needs a new
+ * auth dir.
  *
  * Every `.nk` and `.creds` file is a secret, written with mode 0600 and never
  * printed. Whoever holds this directory can add and revoke tenants against any
