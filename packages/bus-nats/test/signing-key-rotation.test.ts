@@ -9,7 +9,7 @@ import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { after, before, describe, test } from 'node:test'
 import { isEventplaneError } from '@eventplane/core'
-import { jetstreamManager } from '@nats-io/jetstream'
+import { jetstream, jetstreamManager } from '@nats-io/jetstream'
 import { decode, parseCreds } from '@nats-io/jwt'
 import type { NatsConnection } from '@nats-io/transport-node'
 import {
@@ -93,6 +93,16 @@ describe('account signing keys', () => {
       assert.notEqual(r.key, r.removed)
       assert.deepEqual(signingKeysOf(readFileSync(`${dir}/accounts/EVENTPLANE.jwt`, 'utf8').trim()), [r.key])
       for (const f of r.reissued) await connectsWith(server.url, read(f))
+      // acme's imports hold activation tokens the log account's signing key signed: re-signed by the new key and
+      // pushed before the old one was dropped, they still let it read its consumer.
+      const acme = await server.connect('acme')
+      const reads = await jetstream(acme, { timeout: 3000 })
+        .consumers.get(STREAM_NAME, 'acme_tail')
+        .then(
+          () => 'read',
+          (e: unknown) => String(e),
+        )
+      assert.equal(reads, 'read', "acme's imports still hold")
     } finally {
       await nc.close()
     }

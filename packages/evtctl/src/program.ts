@@ -295,7 +295,7 @@ export const COMMANDS: readonly LazyCommand[] = [
     name: 'keys',
     usage: '[options]',
     summary:
-      "rotate a NATS signing key (log, system, a tenant's, the operator's): what it signed re-issued, the old key removed live",
+      "rotate a NATS signing key (log, system, a tenant's, the operator's) live; move the identity seeds offline and back",
     load: async () => (await import('./commands/keys.ts')).registerKeys,
   },
 ]

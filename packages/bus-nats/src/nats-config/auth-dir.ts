@@ -2,7 +2,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { EventplaneError } from '@eventplane/core'
 import type { KeyPair } from '@nats-io/nkeys'
-import { createAccount, createOperator, decodeJwt, fromSeed, reissueJwt } from '../nkeys.ts'
+import { decodeJwt, reissueJwt } from '../nkeys.ts'
 import {
   LOG_ACCOUNT,
   SYSTEM_ACCOUNT,
@@ -14,8 +14,11 @@ import {
   userCreds,
 } from './claims.ts'
 import { type AuthDirLockOptions, withAuthDirLock } from './auth-lock.ts'
+import { identityKey, identityKeyIfKnown, isOffline, requireOnline } from './offline-key.ts'
+import { seedFileError, seedOrCreate } from './seed-file.ts'
 import { type ServiceUser, type UserPermissions, SERVICE_USERS, servicePermissions } from './permissions.ts'
 import {
+  type SigningOwner,
   accountSigner,
   ensureSigningKey,
   markSigningKeysPushed,
@@ -53,15 +56,18 @@ import {
  * <base>.signing.next.nk                a signing-key rotation's new key, until it replaces the current one
  * <base>.signing.pushed                 the signing keys the server is known to have (JSON): a signing key
  *                                       signs only once listed there; until then the identity key signs
+ * identity-seeds.offline.json           the identity seeds `keys offline` moved off the host: public keys, where
  * ```
  *
  * The identity seeds (`operator.nk`, `accounts/*.nk`, `tenants/*.nk`) sign
- * nothing day to day once their signing keys are known to the server, except
- * the operator JWT (`operator.nk`), tenants' activation tokens (the log
- * account's `EVENTPLANE.nk`) and JWTs whose builder has no signing key yet (an
- * auth dir upgraded from before signing keys, until a push or a rotation).
- * A leaked signing key is replaced with `evtctl keys rotate`; a leaked
- * identity seed still needs a new auth dir.
+ * nothing day to day once their signing keys are known to the server (users
+ * and tenants' activation tokens are signed by the accounts' signing keys,
+ * account JWTs by the operator's), except the operator JWT (`operator.nk`)
+ * and JWTs whose builder has no signing key yet (an auth dir upgraded from
+ * before signing keys, until a push or a rotation); `evtctl keys offline`
+ * moves them off the host (`identity-move.ts`). A leaked signing key is
+ * replaced with `evtctl keys rotate`; a leaked identity seed still needs a new
+ * auth dir.
  *
  * Every `.nk` and `.creds` file is a secret, written with mode 0600 and never
  * printed. Whoever holds this directory can add and revoke tenants against any
@@ -117,14 +123,6 @@ function readText(path: string): string {
   }
 }
 
-/** Reads a key from `<file>` or creates one with `create` and stores it; `created` says which. */
-function keyIn(file: string, create: () => KeyPair): { key: KeyPair; created: boolean } {
-  if (existsSync(file)) return { key: fromSeed(new TextEncoder().encode(readText(file))), created: false }
-  const key = create()
-  writeSecretFile(file, `${new TextDecoder().decode(key.getSeed())}\n`)
-  return { key, created: true }
-}
-
 /**
  * Reads `file` unless `stale` (or `outdated` says its JWT is), else writes `make()` to it (public JWTs: mode 0644).
  * With `signer` (an account JWT, which `nats-setup` preloads), the JWT written is issued after the one it replaces
@@ -168,48 +166,29 @@ function issuedAtOf(jwt: string): number | undefined {
 }
 
 /**
- * Writes the log account JWT with the auth dir's revocations (`revocations.ts`)
- * to `accounts/EVENTPLANE.jwt` and returns it: what a rotation pushes, and
- * what `nats-setup` preloads into the server config from then on.
+ * The system or log account's JWT of now: its identity key as subject, the auth dir's revocations of its users
+ * (`revocations.ts`), its signing keys, and its exports (the log account's), signed by `signer`.
  */
-export async function writeLogAccountJwt(
-  dir: string,
-  log: KeyPair,
-  operator: KeyPair,
-  signer: KeyPair = accountSigner({ dir, operator }),
-): Promise<string> {
-  return jwtIn(
-    accountJwtFile(dir, LOG_ACCOUNT),
-    true,
-    () =>
-      logAccountJwt(
-        log,
-        signer,
-        revocationClaims(readRevocations(dir, LOG_ACCOUNT)),
-        accountSigningKeys(dir, LOG_ACCOUNT),
-      ),
-    undefined,
-    signer,
-  )
+function accountJwt(dir: string, account: RevokingAccount, identity: KeyPair, signer: KeyPair): Promise<string> {
+  const make = account === LOG_ACCOUNT ? logAccountJwt : systemAccountJwt
+  return make(identity, signer, revocationClaims(readRevocations(dir, account)), accountSigningKeys(dir, account))
 }
 
-/** {@link writeLogAccountJwt} for the system account (`accounts/SYS.jwt`), with its user revocations. */
-export async function writeSystemAccountJwt(
-  dir: string,
-  system: KeyPair,
-  operator: KeyPair,
-  signer: KeyPair = accountSigner({ dir, operator }),
+/**
+ * Writes the system or log account's JWT ({@link accountJwt}, signed by the operator's signer unless a rotation
+ * names another) to `accounts/<account>.jwt` and returns it: what a rotation pushes, and what `nats-setup`
+ * preloads into the server config from then on.
+ */
+export async function writeAccountJwt(
+  auth: Pick<AuthDir, 'dir' | 'operator' | 'system' | 'log'>,
+  account: RevokingAccount,
+  signer: KeyPair = accountSigner(auth),
 ): Promise<string> {
+  const identity = account === LOG_ACCOUNT ? auth.log : auth.system
   return jwtIn(
-    accountJwtFile(dir, SYSTEM_ACCOUNT),
+    accountJwtFile(auth.dir, account),
     true,
-    () =>
-      systemAccountJwt(
-        system,
-        signer,
-        revocationClaims(readRevocations(dir, SYSTEM_ACCOUNT)),
-        accountSigningKeys(dir, SYSTEM_ACCOUNT),
-      ),
+    () => accountJwt(auth.dir, account, identity, signer),
     undefined,
     signer,
   )
@@ -246,10 +225,17 @@ export async function initAuthDir(dir: string, lock: AuthDirLockOptions = {}): P
 }
 
 async function initLocked(dir: string): Promise<AuthDir> {
-  const operator = keyIn(join(dir, 'operator.nk'), createOperator)
-  const system = keyIn(join(dir, 'accounts', `${SYSTEM_ACCOUNT}.nk`), createAccount)
-  const log = keyIn(join(dir, 'accounts', `${LOG_ACCOUNT}.nk`), createAccount)
+  const { operator, system, log } = identitySeeds(dir)
   const stale = operator.created || system.created || log.created
+  // operator.jwt re-signed (its signing keys changed: an operator signing key rotation) needs operator.nk.
+  if (
+    isOffline(operator.key) &&
+    !sameKeys(jwtSigningKeys(readText(join(dir, 'operator.jwt'))), operatorSigningKeys(dir))
+  )
+    requireOnline(
+      operator.key,
+      'nats-setup (operator.jwt is re-signed once an operator signing key rotation changed it)',
+    )
   // An auth dir made before signing keys gets them here (an upgrade): listed in the account JWTs from now on.
   for (const account of [SYSTEM_ACCOUNT, LOG_ACCOUNT] as const) {
     ensureSigningKey(dir, { account })
@@ -268,22 +254,20 @@ async function initLocked(dir: string): Promise<AuthDir> {
   const signer = accountSigner({ dir, operator: operator.key })
   // Each account JWT with every revocation the auth dir remembers (a re-run never brings a revoked key back)
   // and its signing keys.
-  const accountJwt = async (
-    account: RevokingAccount,
-    make: (r: Record<string, number> | undefined, signing: string[]) => Promise<string>,
-  ) => {
+  for (const [account, identity] of [
+    [SYSTEM_ACCOUNT, system.key],
+    [LOG_ACCOUNT, log.key],
+  ] as const) {
     const revocations = revocationClaims(readRevocations(dir, account))
     const signing = accountSigningKeys(dir, account)
     await jwtIn(
       accountJwtFile(dir, account),
       stale,
-      () => make(revocations, signing),
+      () => accountJwt(dir, account, identity, signer),
       (jwt) => !sameRevocations(jwtRevocations(jwt), revocations) || !sameKeys(jwtSigningKeys(jwt), signing),
       signer,
     )
   }
-  await accountJwt(SYSTEM_ACCOUNT, (r, k) => systemAccountJwt(system.key, signer, r, k))
-  await accountJwt(LOG_ACCOUNT, (r, k) => logAccountJwt(log.key, signer, r, k))
   // Signed by the account's signing key once the server was pushed a JWT listing it; until then by its identity
   // key, as before signing keys: an upgrade never writes creds the running server refuses.
   const writeCreds = async (user: AuthDirUser, account: RevokingAccount, permissions: UserPermissions) => {
@@ -304,21 +288,58 @@ async function initLocked(dir: string): Promise<AuthDir> {
   return loadAuthDir(dir)
 }
 
+type Seed = { key: KeyPair; created: boolean }
+type Identity = 'operator' | 'system' | 'log'
+const IDENTITIES: readonly Identity[] = ['operator', 'system', 'log']
+const ROLES = { operator: 'operator', system: 'account', log: 'account' } as const
+const SIGNING_OWNERS: readonly SigningOwner[] = [
+  { operator: true },
+  { account: SYSTEM_ACCOUNT },
+  { account: LOG_ACCOUNT },
+]
+
+/** The identity seeds of an auth dir, by their path in it: the operator's, the system and the log account's. */
+export const IDENTITY_SEEDS: Readonly<Record<Identity, string>> = {
+  operator: 'operator.nk',
+  system: join('accounts', `${SYSTEM_ACCOUNT}.nk`),
+  log: join('accounts', `${LOG_ACCOUNT}.nk`),
+}
+
+/**
+ * The auth dir's identity keys, each read ({@link readSeedFile}) before any is made: a bad one fails before
+ * anything is written. A new auth dir (no `operator.jwt` yet, or a run cut short before it) gets the missing
+ * ones; in one that has `operator.jwt` a missing identity seed is `bus.config`, never replaced by a new key,
+ * which would be another operator or account (its JetStream state and every creds file lost).
+ */
+function identitySeeds(dir: string): Record<Identity, Seed> {
+  const found = IDENTITIES.map(
+    (which) => [which, identityKeyIfKnown(dir, IDENTITY_SEEDS[which], ROLES[which])] as const,
+  )
+  // The signing keys' seeds too: a bad one fails here, before any seed is made.
+  for (const owner of SIGNING_OWNERS) readSigningKeys(dir, owner)
+  if (existsSync(join(dir, 'operator.jwt')))
+    for (const [which, key] of found)
+      if (key === undefined)
+        throw seedFileError(
+          join(dir, IDENTITY_SEEDS[which]),
+          `is missing (${ROLES[which]} identity) while operator.jwt exists: restore it from a backup of the auth dir`,
+        )
+  const seed = (which: Identity): Seed => {
+    const key = found.find(([w]) => w === which)?.[1]
+    return key === undefined ? seedOrCreate(join(dir, IDENTITY_SEEDS[which]), ROLES[which]) : { key, created: false }
+  }
+  return { operator: seed('operator'), system: seed('system'), log: seed('log') }
+}
+
 /** Reads an auth dir made by {@link initAuthDir}; `bus.config` when it is missing or incomplete. */
 export function loadAuthDir(dir: string): AuthDir {
-  const key = (file: string): KeyPair => {
-    try {
-      return fromSeed(new TextEncoder().encode(readText(file)))
-    } catch (e) {
-      if (e instanceof EventplaneError) throw e
-      throw new EventplaneError('bus.config', `${file} does not hold an nkey seed`, { cause: e })
-    }
-  }
+  const hint = 'is this a NATS auth dir made by nats-setup?'
+  const key = (which: Identity) => identityKey(dir, IDENTITY_SEEDS[which], ROLES[which], hint)
   return {
     dir,
-    operator: key(join(dir, 'operator.nk')),
-    system: key(join(dir, 'accounts', `${SYSTEM_ACCOUNT}.nk`)),
-    log: key(join(dir, 'accounts', `${LOG_ACCOUNT}.nk`)),
+    operator: key('operator'),
+    system: key('system'),
+    log: key('log'),
     operatorJwt: readText(join(dir, 'operator.jwt')),
     systemAccountJwt: readText(join(dir, 'accounts', `${SYSTEM_ACCOUNT}.jwt`)),
     logAccountJwt: readText(join(dir, 'accounts', `${LOG_ACCOUNT}.jwt`)),

@@ -158,8 +158,13 @@ export interface TenantAccountOptions {
   account: string
   consumers: readonly string[]
   operator: KeyPair
-  /** Signs the activation tokens: the log account is the exporter. */
+  /** The log account's identity key, the exporter of every import (only its public key, with `activationSigner`). */
   log: KeyPair
+  /**
+   * Signs the activation tokens: a signing key of the log account (the tokens name it as `issuer_account`;
+   * nats-server 2.9 trusts them while the log account's JWT lists that key), or by default `log` itself.
+   */
+  activationSigner?: KeyPair
   /** Default {@link DEFAULT_TENANT_ACCOUNT_LIMITS}. */
   limits?: TenantAccountLimits
   /** Revoked user keys of the account (key → seconds since the epoch), from its tenant record. */
@@ -177,12 +182,14 @@ export interface TenantAccountOptions {
  */
 export async function tenantAccountJwt(o: TenantAccountOptions): Promise<string> {
   const logAccount = o.log.getPublicKey()
+  const bySigningKey = o.activationSigner !== undefined && o.activationSigner.getPublicKey() !== logAccount
+  const signer = bySigningKey ? { signer: o.activationSigner } : {}
   const grant = async (subject: string, type: 'service' | 'stream', localSubject?: string): Promise<Import> => ({
     name: localSubject ?? subject,
     subject,
     account: logAccount,
     type,
-    token: await encodeActivation(o.tenant, o.account, o.log, type, { subject }),
+    token: await encodeActivation(o.tenant, o.account, bySigningKey ? logAccount : o.log, type, { subject }, signer),
     ...(localSubject === undefined ? {} : { local_subject: localSubject }),
   })
   const imports: Import[] = [

@@ -25,9 +25,8 @@ export {
   loadAuthDir,
   serviceCredsFile,
   tenantCredsFile,
-  writeLogAccountJwt,
+  writeAccountJwt,
   writeSecretFile,
-  writeSystemAccountJwt,
 } from './auth-dir.ts'
 export type { AuthDir, AuthDirUser } from './auth-dir.ts'
 export { DEFAULT_MAX_PAYLOAD, accountsConfig, generateNatsConfig } from './server-config.ts'
@@ -65,5 +64,11 @@ export type { RotatedSigningKey, SigningTarget } from './signing-rotate.ts'
 export { readSigningKeys, signingPushedFile, signingSeedFile } from './signing-keys.ts'
 export type { SigningKeys, SigningOwner } from './signing-keys.ts'
 export { natsSetupMain } from './setup-cli.ts'
+export { readSeedFile, requireSeedFile, seedOrCreate } from './seed-file.ts'
+export type { SeedRole } from './seed-file.ts'
+export { bringIdentitySeedsOnline, moveIdentitySeedsOffline } from './identity-move.ts'
+export type { MovedSeed } from './identity-move.ts'
+export { OFFLINE_RECORD, readOfflineSeeds } from './offline-key.ts'
+export type { OfflineSeed, OfflineSeeds } from './offline-key.ts'
 export { authDirLockNotice, authDirLockPath, withAuthDirLock } from './auth-lock.ts'
 export type { AuthDirLockBusy, AuthDirLockOptions } from './auth-lock.ts'

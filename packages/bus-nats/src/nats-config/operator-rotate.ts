@@ -3,15 +3,17 @@ import { EventplaneError, isEventplaneError } from '@eventplane/core'
 import type { KeyPair } from '@nats-io/nkeys'
 import { createAccount } from '../nkeys.ts'
 import type { NatsConnection } from '@nats-io/transport-node'
-import {
-  type AuthDir,
-  accountSigningKeys,
-  operatorSigningKeys,
-  writeLogAccountJwt,
-  writeSystemAccountJwt,
-} from './auth-dir.ts'
+import { type AuthDir, accountSigningKeys, operatorSigningKeys, writeAccountJwt } from './auth-dir.ts'
 import { withAuthDirLock } from './auth-lock.ts'
-import { LOG_ACCOUNT, logAccountJwt, operatorJwt, revokedTenantAccountJwt, userCreds } from './claims.ts'
+import { requireOnline } from './offline-key.ts'
+import {
+  LOG_ACCOUNT,
+  SYSTEM_ACCOUNT,
+  logAccountJwt,
+  operatorJwt,
+  revokedTenantAccountJwt,
+  userCreds,
+} from './claims.ts'
 import { pushAccountJwt } from './claims-push.ts'
 import { readRevocations, revocationClaims, writeFileAtomic } from './revocations.ts'
 import {
@@ -48,7 +50,7 @@ async function checkServerTrusts(
       await (await connectAs(creds)).close()
     } catch (e) {
       // Not applied: the server's log account JWT stays the one it has; push it again over the stored probe.
-      await pushAccountJwt(system, await writeLogAccountJwt(auth.dir, auth.log, auth.operator))
+      await pushAccountJwt(system, await writeAccountJwt(auth, LOG_ACCOUNT))
       throw new EventplaneError(
         'bus.bad_request',
         'nats-server does not trust the new operator signing key yet: restart it with the config nats-setup writes now, then run the rotation again',
@@ -109,6 +111,7 @@ export async function rotateOperatorSigningKey(
   connectAs: ConnectWithCreds,
 ): Promise<OperatorRotationStep> {
   return withAuthDirLock(auth, async () => {
+    requireOnline(auth.operator, 'keys rotate operator (operator.jwt, which lists the operator signing keys)')
     const old = ensureSigningKey(auth.dir, OPERATOR).key
     if (readSigningKeys(auth.dir, OPERATOR).next === undefined) {
       const next = ensureNextSigningKey(auth.dir, OPERATOR)
@@ -134,8 +137,8 @@ async function writeOperatorJwt(auth: AuthDir): Promise<void> {
 /** Signs every account JWT with `signer` and pushes it (the system and log accounts' also written to the dir). */
 async function pushEveryAccount(auth: AuthDir, connect: ConnectSystemUser, signer: KeyPair): Promise<string[]> {
   const jwts: [string, () => Promise<string>][] = [
-    ['SYS', () => writeSystemAccountJwt(auth.dir, auth.system, auth.operator, signer)],
-    ['EVENTPLANE', () => writeLogAccountJwt(auth.dir, auth.log, auth.operator, signer)],
+    ['SYS', () => writeAccountJwt(auth, SYSTEM_ACCOUNT, signer)],
+    ['EVENTPLANE', () => writeAccountJwt(auth, LOG_ACCOUNT, signer)],
   ]
   for (const record of listTenants(auth)) {
     const jwt =

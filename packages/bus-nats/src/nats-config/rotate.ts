@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { EventplaneError, isEventplaneError } from '@eventplane/core'
 import { parseCreds } from '../nkeys.ts'
 import type { NatsConnection } from '@nats-io/transport-node'
-import { type AuthDir, type AuthDirUser, serviceCredsFile, writeLogAccountJwt, writeSecretFile } from './auth-dir.ts'
+import { type AuthDir, type AuthDirUser, serviceCredsFile, writeAccountJwt, writeSecretFile } from './auth-dir.ts'
 import { LOG_ACCOUNT, SYSTEM_ACCOUNT, SYSTEM_USER, userCreds } from './claims.ts'
 import { pushAccountJwt } from './claims-push.ts'
 import { withAuthDirLock } from './auth-lock.ts'
@@ -216,7 +216,7 @@ async function revokeAndPush(
   const at = nowSeconds()
   for (const { key, user } of keys) revocations = mergeRevocation(revocations, key, user, at)
   if (keys.length > 0) writeRevocations(auth.dir, LOG_ACCOUNT, revocations)
-  const jwt = await writeLogAccountJwt(auth.dir, auth.log, auth.operator)
+  const jwt = await writeAccountJwt(auth, LOG_ACCOUNT)
   auth.logAccountJwt = jwt
   await pushAccountJwt(system, jwt)
   markSigningKeysPushed(auth.dir, { account: LOG_ACCOUNT }, jwtSigningKeys(jwt))

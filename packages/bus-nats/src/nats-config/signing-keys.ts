@@ -1,9 +1,8 @@
 import { existsSync, readFileSync, renameSync } from 'node:fs'
 import { join } from 'node:path'
-import { EventplaneError } from '@eventplane/core'
 import type { KeyPair } from '@nats-io/nkeys'
-import { createAccount, createOperator, fromSeed } from '../nkeys.ts'
 import { writeFileAtomic } from './revocations.ts'
+import { type SeedRole, readSeedFile, seedOrCreate } from './seed-file.ts'
 
 /**
  * Whose signing keys: the system or log account (`accounts/<account>.signing*`),
@@ -31,7 +30,8 @@ function base(dir: string, owner: SigningOwner): string {
   return 'account' in owner ? join(dir, 'accounts', owner.account) : join(dir, 'tenants', owner.tenant)
 }
 
-const create = (owner: SigningOwner): KeyPair => ('operator' in owner ? createOperator() : createAccount())
+/** Operator signing keys are operator keys, accounts' are account keys. */
+const role = (owner: SigningOwner): SeedRole => ('operator' in owner ? 'operator' : 'account')
 
 /** `<base>.signing.nk` (the current key) or `<base>.signing.next.nk` (a rotation's new key). */
 export function signingSeedFile(dir: string, owner: SigningOwner, which: 'current' | 'next' = 'current'): string {
@@ -43,47 +43,26 @@ export function signingPushedFile(dir: string, owner: SigningOwner): string {
   return `${base(dir, owner)}.signing.pushed`
 }
 
-function seedIn(file: string): KeyPair | undefined {
-  if (!existsSync(file)) return undefined
-  try {
-    return fromSeed(new TextEncoder().encode(readFileSync(file, 'utf8').trim()))
-  } catch (e) {
-    throw new EventplaneError('bus.config', `${file} does not hold an nkey seed`, { cause: e })
-  }
-}
-
-function writeSeed(file: string, key: KeyPair): void {
-  writeFileAtomic(file, `${new TextDecoder().decode(key.getSeed())}\n`, 0o600)
-}
-
 export function readSigningKeys(dir: string, owner: SigningOwner): SigningKeys {
   const file = signingPushedFile(dir, owner)
   const pushed = existsSync(file)
     ? ((JSON.parse(readFileSync(file, 'utf8')) as { pushed?: string[] }).pushed ?? [])
     : []
   return {
-    current: seedIn(signingSeedFile(dir, owner)),
-    next: seedIn(signingSeedFile(dir, owner, 'next')),
+    current: readSeedFile(signingSeedFile(dir, owner), role(owner)),
+    next: readSeedFile(signingSeedFile(dir, owner, 'next'), role(owner)),
     pushed,
   }
 }
 
 /** The account's current signing key, created (mode 0600) when it has none; `created` says which. */
 export function ensureSigningKey(dir: string, owner: SigningOwner): { key: KeyPair; created: boolean } {
-  const existing = seedIn(signingSeedFile(dir, owner))
-  if (existing !== undefined) return { key: existing, created: false }
-  const key = create(owner)
-  writeSeed(signingSeedFile(dir, owner), key)
-  return { key, created: true }
+  return seedOrCreate(signingSeedFile(dir, owner), role(owner))
 }
 
 /** The rotation's new key: the one a rotation cut short left, else a new one (mode 0600). */
 export function ensureNextSigningKey(dir: string, owner: SigningOwner): KeyPair {
-  const existing = seedIn(signingSeedFile(dir, owner, 'next'))
-  if (existing !== undefined) return existing
-  const key = create(owner)
-  writeSeed(signingSeedFile(dir, owner, 'next'), key)
-  return key
+  return seedOrCreate(signingSeedFile(dir, owner, 'next'), role(owner)).key
 }
 
 /** Makes the rotation's new key the current one (a rename: the old seed is gone from the auth dir). */

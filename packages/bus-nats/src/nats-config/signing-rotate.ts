@@ -6,9 +6,8 @@ import {
   SYSTEM_USER_PERMISSIONS,
   serviceCredsFile,
   tenantCredsFile,
-  writeLogAccountJwt,
+  writeAccountJwt,
   writeSecretFile,
-  writeSystemAccountJwt,
 } from './auth-dir.ts'
 import { withAuthDirLock } from './auth-lock.ts'
 import { LOG_ACCOUNT, SYSTEM_ACCOUNT, resignedCreds } from './claims.ts'
@@ -17,13 +16,14 @@ import { type UserPermissions, SERVICE_USERS, servicePermissions, tenantPermissi
 import { jwtSigningKeys } from './revocations.ts'
 import {
   type SigningOwner,
+  accountSigner,
   ensureNextSigningKey,
   ensureSigningKey,
   markSigningKeysPushed,
   promoteNextSigningKey,
 } from './signing-keys.ts'
 import type { ConnectSystemUser } from './system-rotate.ts'
-import { activeRecord, recordAccountJwt, tenantKey } from './tenants.ts'
+import { type TenantRecord, activeRecord, listTenants, recordAccountJwt, tenantKey } from './tenants.ts'
 
 /** Whose signing key to rotate: the log account, the system account, or an active tenant's account. */
 export type SigningTarget = { account: 'log' } | { account: 'system' } | { tenant: string }
@@ -46,6 +46,12 @@ interface RotatingAccount {
   identity: KeyPair
   jwt(): Promise<string>
   creds: { file: string; permissions: UserPermissions }[]
+  /**
+   * The JWTs of the accounts whose imports carry activation tokens it signed (the log account's: every active
+   * tenant's), with tokens signed by `signer`: pushed while both keys are listed, before the old key is dropped,
+   * which the server would otherwise take as the end of every tenant's imports.
+   */
+  importers(signer: KeyPair): Promise<{ owner: SigningOwner; jwt: string }[]>
 }
 
 function rotating(auth: AuthDir, target: SigningTarget): RotatingAccount {
@@ -63,6 +69,7 @@ function rotating(auth: AuthDir, target: SigningTarget): RotatingAccount {
       identity,
       jwt: () => recordAccountJwt(auth, { ...record, account: identity.getPublicKey() }),
       creds: existsSync(file) ? [{ file, permissions: tenantPermissions(record.tenant, record.consumers) }] : [],
+      importers: async () => [],
     }
   }
   if (target.account === 'system')
@@ -70,16 +77,22 @@ function rotating(auth: AuthDir, target: SigningTarget): RotatingAccount {
       name: SYSTEM_ACCOUNT,
       owner: { account: SYSTEM_ACCOUNT },
       identity: auth.system,
-      jwt: () => writeSystemAccountJwt(auth.dir, auth.system, auth.operator),
+      jwt: () => writeAccountJwt(auth, SYSTEM_ACCOUNT),
       creds: [{ file: serviceCredsFile(auth.dir, 'system'), permissions: SYSTEM_USER_PERMISSIONS }],
+      importers: async () => [],
     }
   const services = servicePermissions()
   return {
     name: LOG_ACCOUNT,
     owner: { account: LOG_ACCOUNT },
     identity: auth.log,
-    jwt: () => writeLogAccountJwt(auth.dir, auth.log, auth.operator),
+    jwt: () => writeAccountJwt(auth, LOG_ACCOUNT),
     creds: SERVICE_USERS.map((u) => ({ file: serviceCredsFile(auth.dir, u), permissions: services[u] })),
+    importers: async (signer) => {
+      const active = listTenants(auth).filter((r) => r.status === 'active')
+      const jwt = (r: TenantRecord) => recordAccountJwt(auth, r, accountSigner(auth), signer)
+      return Promise.all(active.map(async (r) => ({ owner: { tenant: r.tenant }, jwt: await jwt(r) })))
+    },
   }
 }
 
@@ -94,6 +107,9 @@ function rotating(auth: AuthDir, target: SigningTarget): RotatingAccount {
  * 2. every creds file of the account (the service users', `system`'s, or the
  *    tenant's) is re-issued for the same user key and the grants of now,
  *    signed by the new key: a process reading its file on reconnect gets it;
+ *    for the log account, every active tenant's JWT is pushed with activation
+ *    tokens signed by the new key (the server drops an import whose token's
+ *    signer the exporter's JWT no longer lists, measured on nats-server 2.9);
  * 3. the new key replaces the old one on disk (the old seed is gone);
  * 4. the JWT is pushed listing the new key only, through a `system`
  *    connection opened now (for the system account: with its re-issued
@@ -116,25 +132,30 @@ export async function rotateSigningKey(
     const account = rotating(auth, target)
     const old = ensureSigningKey(auth.dir, account.owner).key
     const next = ensureNextSigningKey(auth.dir, account.owner)
-    const push = async (step: string) => {
-      const jwt = await account.jwt()
+    const push = async (step: string, jwts: { owner: SigningOwner; jwt: string }[]) => {
       try {
         const system = await connect()
         try {
-          await pushAccountJwt(system, jwt)
+          for (const j of jwts) {
+            await pushAccountJwt(system, j.jwt)
+            markSigningKeysPushed(auth.dir, j.owner, jwtSigningKeys(j.jwt))
+          }
         } finally {
           await system.close()
         }
       } catch (e) {
         throw notPushed(e, account.name, step)
       }
-      markSigningKeysPushed(auth.dir, account.owner, jwtSigningKeys(jwt))
     }
-    await push('the new signing key is written')
+    const pushOwn = async (step: string) => push(step, [{ owner: account.owner, jwt: await account.jwt() }])
+    await pushOwn('the new signing key is written')
     for (const c of account.creds)
       writeSecretFile(c.file, await resignedCreds(readFileSync(c.file), account.identity, c.permissions, next))
+    const importers = await account.importers(next)
+    if (importers.length > 0)
+      await push("its tenants' activation tokens are re-signed by the new signing key", importers)
     promoteNextSigningKey(auth.dir, account.owner)
-    await push('its creds are re-issued with the new signing key')
+    await pushOwn('its creds are re-issued with the new signing key')
     return {
       account: account.name,
       removed: old.getPublicKey(),

@@ -1,5 +1,5 @@
 import type { NatsConnection } from '@nats-io/transport-node'
-import { type AuthDir, SYSTEM_USER_PERMISSIONS, serviceCredsFile, writeSystemAccountJwt } from './auth-dir.ts'
+import { type AuthDir, SYSTEM_USER_PERMISSIONS, serviceCredsFile, writeAccountJwt } from './auth-dir.ts'
 import { withAuthDirLock } from './auth-lock.ts'
 import { SYSTEM_ACCOUNT, SYSTEM_USER, userCreds } from './claims.ts'
 import { pushAccountJwt } from './claims-push.ts'
@@ -98,7 +98,7 @@ async function revokeAndPush(auth: AuthDir, connect: ConnectSystemUser, keys: re
   const at = nowSeconds()
   for (const key of keys) revocations = mergeRevocation(revocations, key, SYSTEM_USER, at)
   if (keys.length > 0) writeRevocations(auth.dir, SYSTEM_ACCOUNT, revocations)
-  const jwt = await writeSystemAccountJwt(auth.dir, auth.system, auth.operator)
+  const jwt = await writeAccountJwt(auth, SYSTEM_ACCOUNT)
   auth.systemAccountJwt = jwt
   const system = await connect()
   try {

@@ -4,7 +4,7 @@ import { EventplaneError, validateTenant } from '@eventplane/core'
 import { jetstreamManager } from '@nats-io/jetstream'
 import type { KeyPair } from '@nats-io/nkeys'
 import { type NatsConnection, connect } from '@nats-io/transport-node'
-import { createAccount, credsAuthenticator, fromSeed } from '../nkeys.ts'
+import { credsAuthenticator } from '../nkeys.ts'
 import type { ConnectionOptions } from '@nats-io/transport-node'
 import { ensureStreamExists } from '../stream.ts'
 import { STREAM_NAME } from '../subjects.ts'
@@ -13,6 +13,7 @@ import { type AuthDir, serviceCredsFile, tenantCredsFile, writeSecretFile } from
 import { JS_API, isJsApiError } from '../nats-errors.ts'
 import {
   DEFAULT_TENANT_ACCOUNT_LIMITS,
+  LOG_ACCOUNT,
   type TenantAccountLimits,
   revokedTenantAccountJwt,
   tenantAccountJwt,
@@ -32,6 +33,8 @@ import {
   userSigner,
 } from './signing-keys.ts'
 import { withAuthDirLock } from './auth-lock.ts'
+import { identityKey } from './offline-key.ts'
+import { seedOrCreate } from './seed-file.ts'
 import { type UserPermissions, checkTenantConsumers, tenantPermissions } from './permissions.ts'
 
 /** What the auth dir remembers of a tenant (`tenants/<tenant>.json`). */
@@ -64,7 +67,9 @@ export interface TenantAdmin {
 }
 
 const recordFile = (dir: string, tenant: string): string => join(dir, 'tenants', `${tenant}.json`)
-const seedFile = (dir: string, tenant: string): string => join(dir, 'tenants', `${tenant}.nk`)
+/** `tenants/<tenant>.nk`, the tenant account's identity seed, in the auth dir. */
+export const seedPath = (tenant: string): string => join('tenants', `${tenant}.nk`)
+const seedFile = (dir: string, tenant: string): string => join(dir, seedPath(tenant))
 
 /** Connects as one of the auth dir's users (`system`: account JWT pushes; `operator`), by its creds file. */
 export function connectAuthDirUser(
@@ -120,15 +125,17 @@ export function activeRecord(auth: AuthDir, tenant: string): TenantRecord | unde
   return record.status === 'active' ? record : undefined
 }
 
-/** The `signing_keys` of a tenant's account JWT: its current signing key, and a rotation's new one. */
 /**
  * An active tenant's account JWT as its record says (its consumers, limits and revocations) with the auth dir's
- * signing keys for it, signed by `operator` (the operator's signer unless a rotation names another).
+ * signing keys for it, signed by `operator` (the operator's signer unless a rotation names another), its
+ * activation tokens by `activation` (the log account's signer, {@link logSigner}, unless a rotation of the log
+ * account's signing key names the new one).
  */
 export function recordAccountJwt(
   auth: AuthDir,
   record: Pick<TenantRecord, 'tenant' | 'account' | 'consumers' | 'limits' | 'revocations'>,
   operator: KeyPair = accountSigner(auth),
+  activation: KeyPair = logSigner(auth),
 ): Promise<string> {
   return tenantAccountJwt({
     tenant: record.tenant,
@@ -136,19 +143,33 @@ export function recordAccountJwt(
     consumers: record.consumers,
     operator,
     log: auth.log,
+    activationSigner: activation,
     limits: checkAccountLimits({ ...DEFAULT_TENANT_ACCOUNT_LIMITS, ...record.limits }),
     ...(record.revocations === undefined ? {} : { revocations: record.revocations }),
     signingKeys: tenantSigningKeys(auth, record.tenant),
   })
 }
 
+/**
+ * The key that signs tenants' activation tokens: the log account's signing key once the server knows it, as for
+ * its users ({@link userSigner}), else its identity key. The tokens hold while the log account's JWT lists their
+ * signer: a rotation of its signing key re-signs them ({@link rotateSigningKey}).
+ */
+export function logSigner(auth: AuthDir): KeyPair {
+  return userSigner(auth.dir, { account: LOG_ACCOUNT }, auth.log)
+}
+
+/** The `signing_keys` of a tenant's account JWT: its current signing key, and a rotation's new one. */
 export function tenantSigningKeys(auth: AuthDir, tenant: string): string[] {
   return signingKeysClaim(readSigningKeys(auth.dir, { tenant }))
 }
 
-/** The tenant account's key (its seed in the auth dir). */
+/**
+ * The tenant account's key (its seed in the auth dir, `tenants/<tenant>.nk`, or its public key once `keys
+ * offline` moved it); `bus.config` when it is bad or gone.
+ */
 export function tenantKey(auth: AuthDir, tenant: string): KeyPair {
-  return fromSeed(new TextEncoder().encode(readFileSync(seedFile(auth.dir, tenant), 'utf8').trim()))
+  return identityKey(auth.dir, seedPath(tenant), 'account', `tenant ${tenant} has no account key in the auth dir`)
 }
 
 export interface AddTenantOptions {
@@ -201,25 +222,20 @@ async function addTenantLocked(
   for (const r of listTenants(auth))
     if (r.status === 'active' && r.tenant !== tenant) for (const c of r.consumers) owners.set(c, r.tenant)
   const consumers = checkTenantConsumers(tenant, options.consumers ?? existing?.consumers, owners)
-  let account: KeyPair
-  if (existing === undefined) {
-    account = createAccount()
-    writeSecretFile(seedFile(auth.dir, tenant), `${new TextDecoder().decode(account.getSeed())}\n`)
-  } else {
-    account = tenantKey(auth, tenant)
-  }
+  // Every seed of the tenant read before any is written: a bad one fails the add with nothing changed.
+  readSigningKeys(auth.dir, { tenant })
+  // A new tenant's key (or the one an add cut short left), else the one it has.
+  const account =
+    existing === undefined ? seedOrCreate(seedFile(auth.dir, tenant), 'account').key : tenantKey(auth, tenant)
   const limits = checkAccountLimits({ ...DEFAULT_TENANT_ACCOUNT_LIMITS, ...existing?.limits, ...options.limits })
   // A tenant added before signing keys gets one here, pushed with its JWT before any creds are signed by it.
   ensureSigningKey(auth.dir, { tenant })
-  const jwt = await tenantAccountJwt({
+  const jwt = await recordAccountJwt(auth, {
     tenant,
     account: account.getPublicKey(),
     consumers,
-    operator: accountSigner(auth),
-    log: auth.log,
     limits,
     ...(existing?.revocations === undefined ? {} : { revocations: existing.revocations }),
-    signingKeys: tenantSigningKeys(auth, tenant),
   })
   // The consumers first: one that exists with another filter fails the add before the account imports it.
   const jsm = await jetstreamManager(admin.operator)

@@ -1,8 +1,12 @@
 import type { Command } from 'commander'
+import { resolve } from 'node:path'
 import {
   type AuthDir,
+  type MovedSeed,
   type SigningTarget,
+  bringIdentitySeedsOnline,
   connectAuthDirUser,
+  moveIdentitySeedsOffline,
   rotateOperatorSigningKey,
   rotateSigningKey,
 } from '@eventplane/bus-nats/nats-config'
@@ -33,7 +37,7 @@ export function registerKeys(program: Command, kit: CommandKit): void {
   const keys = program
     .command('keys')
     .description(
-      "rotate a NATS signing key (log, system, a tenant's, the operator's): what it signed re-issued, the old key removed live",
+      "rotate a NATS signing key (log, system, a tenant's, the operator's) live; move the identity seeds offline and back",
     )
     .option('--auth-dir <dir>', 'the NATS auth dir made by nats-setup (env EVENTPLANE_NATS_AUTH_DIR)')
     .addHelpText(
@@ -53,6 +57,12 @@ export function registerKeys(program: Command, kit: CommandKit): void {
         '  $ evtctl keys rotate system',
         '  $ evtctl keys rotate tenant acme        # hand acme its re-issued creds file',
         '  $ evtctl keys rotate operator           # twice: restart nats-server with the nats-setup config after each',
+        '',
+        'Identity seeds (operator.nk, accounts/*.nk, tenants/<tenant>.nk) sign nothing day to day once every signing',
+        'key is known to the server: keys offline moves them off the host (to removable media, say), keys online',
+        'brings them back for what needs them (keys rotate operator; nats-setup after it).',
+        '  $ evtctl keys offline --to /media/usb/eventplane-identity',
+        '  $ evtctl keys online --from /media/usb/eventplane-identity',
       ),
     )
 
@@ -76,6 +86,39 @@ export function registerKeys(program: Command, kit: CommandKit): void {
           `removed    ${r.removed} (users it signed are refused from now on)`,
           ...r.reissued.map((f) => `reissued   ${f} (mode 0600, same user key)`),
         ])
+      }),
+    )
+  registerMoves(keys, kit)
+}
+
+/** `evtctl keys offline --to <dir>` / `keys online --from <dir>`: the identity seeds moved off the host or back. */
+function registerMoves(keys: Command, kit: CommandKit): void {
+  const report = (session: Session, moved: MovedSeed[], where: string, direction: 'offline' | 'online') => {
+    session.log.info({ seeds: moved.map((m) => m.seed), dir: where }, `identity seeds ${direction}`)
+    const verb = direction === 'offline' ? 'moved to' : 'brought back from'
+    session.out.emit({ [direction === 'offline' ? 'to' : 'from']: where, seeds: moved }, () => [
+      ...moved.map((m) => `${m.seed.padEnd(32)} ${m.key} (${verb} ${where})`),
+      ...(moved.length === 0 ? [`no identity seed to move (${direction} already)`] : []),
+    ])
+  }
+  keys
+    .command('offline')
+    .description('move the identity seeds off the host: users, JWTs and tokens are signed by signing keys only')
+    .requiredOption('--to <dir>', 'where to (off the host: removable media); same paths as in the auth dir')
+    .action(
+      kit.action(async (session, cmd) => {
+        const to = cmd.opts<{ to: string }>().to
+        report(session, await moveIdentitySeedsOffline(authDir(session), to), resolve(to), 'offline')
+      }),
+    )
+  keys
+    .command('online')
+    .description('bring back the identity seeds keys offline moved (each checked against the key recorded)')
+    .requiredOption('--from <dir>', 'the directory keys offline moved them to')
+    .action(
+      kit.action(async (session, cmd) => {
+        const from = cmd.opts<{ from: string }>().from
+        report(session, await bringIdentitySeedsOnline(authDir(session), from), resolve(from), 'online')
       }),
     )
 }

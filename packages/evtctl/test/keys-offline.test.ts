@@ -1,0 +1,61 @@
+/**
+ * `evtctl keys offline --to` / `keys online --from`: the identity seeds leave the host and come back, printed by
+ * path and public key only; in between `tenant add` works, and `keys rotate operator` exits 1 with one line
+ * naming `operator.nk` and the command that brings it back.
+ */
+import assert from 'node:assert/strict'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { type TestNatsServer, startNatsServer } from '@eventplane/bus-nats/testing'
+import { failureLine, killAll, runCli } from './helpers.ts'
+
+const SEED = /S[OAU][A-Z2-7]{50,}/
+
+describe('evtctl keys offline and online', () => {
+  let server: TestNatsServer
+  let off: string
+  let cli: Record<string, string>
+  before(async () => {
+    server = await startNatsServer({ tenants: ['acme'] })
+    off = mkdtempSync(join(tmpdir(), 'evtctl-identity-off-'))
+    cli = { EVENTPLANE_NATS_URL: server.url, EVENTPLANE_NATS_AUTH_DIR: server.authDir! }
+  })
+  after(async () => {
+    killAll()
+    await server?.stop()
+    rmSync(off, { recursive: true, force: true })
+  })
+
+  test('offline, then tenant add works and keys rotate operator names operator.nk and keys online; online brings them back', async () => {
+    const dir = server.authDir!
+    const moved = await runCli(['keys', 'offline', '--to', off, '--json'], { env: cli })
+    assert.equal(moved.code, 0, moved.stderr)
+    const out = JSON.parse(moved.stdout) as { to: string; seeds: { seed: string; key: string }[] }
+    assert.deepEqual(out.seeds.map((s) => s.seed).sort(), [
+      'accounts/EVENTPLANE.nk',
+      'accounts/SYS.nk',
+      'operator.nk',
+      'tenants/acme.nk',
+    ])
+    assert.doesNotMatch(moved.stdout + moved.stderr, SEED, 'no seed printed')
+    assert.equal(existsSync(join(dir, 'operator.nk')), false)
+
+    const added = await runCli(['tenant', 'add', 'globex'], { env: cli })
+    assert.equal(added.code, 0, added.stderr)
+    const operator = await runCli(['keys', 'rotate', 'operator'], { env: cli })
+    assert.equal(operator.code, 1, operator.stderr)
+    const failure = failureLine(operator)
+    assert.equal(failure.code, 'bus.config')
+    assert.ok(failure.message.startsWith(`seed file ${join(dir, 'operator.nk')} is offline`), failure.message)
+    assert.ok(failure.message.endsWith(`evtctl keys online --from ${off}`), failure.message)
+
+    const back = await runCli(['keys', 'online', '--from', off], { env: cli })
+    assert.equal(back.code, 0, back.stderr)
+    assert.match(back.stdout, /^operator\.nk +O[A-Z2-7]{55} \(brought back from /m)
+    assert.doesNotMatch(back.stdout + back.stderr, SEED, 'no seed printed')
+    const staged = await runCli(['keys', 'rotate', 'operator', '--json'], { env: cli })
+    assert.equal(staged.code, 0, staged.stderr)
+  })
+})
