@@ -1,8 +1,6 @@
 import { join } from 'node:path'
 import { EventplaneError, isEventplaneError } from '@eventplane/core'
 import type { KeyPair } from '@nats-io/nkeys'
-import { createAccount } from '../nkeys.ts'
-import type { NatsConnection } from '@nats-io/transport-node'
 import {
   type AuthDir,
   accountSigningKeys,
@@ -11,7 +9,7 @@ import {
   writeSystemAccountJwt,
 } from './auth-dir.ts'
 import { withAuthDirLock } from './auth-lock.ts'
-import { LOG_ACCOUNT, logAccountJwt, operatorJwt, revokedTenantAccountJwt, userCreds } from './claims.ts'
+import { LOG_ACCOUNT, logAccountJwt, operatorJwt, revokedTenantAccountJwt } from './claims.ts'
 import { pushAccountJwt } from './claims-push.ts'
 import { readRevocations, revocationClaims, writeFileAtomic } from './revocations.ts'
 import {
@@ -26,35 +24,24 @@ import { listTenants, recordAccountJwt } from './tenants.ts'
 
 const OPERATOR = { operator: true } as const
 
-/** Opens a connection (one attempt) with `creds`; what the trust check of {@link rotateOperatorSigningKey} uses. */
-export type ConnectWithCreds = (creds: Uint8Array) => Promise<NatsConnection>
-
-/** Throws `bus.bad_request` unless the server applies an account JWT that `signer` signed (see step 2). */
-async function checkServerTrusts(
-  auth: AuthDir,
-  connect: ConnectSystemUser,
-  connectAs: ConnectWithCreds,
-  signer: KeyPair,
-): Promise<void> {
-  const probe = createAccount()
-  const listed = [...accountSigningKeys(auth.dir, LOG_ACCOUNT), probe.getPublicKey()]
+/** Throws `bus.jwt_not_applied` unless the server applies an account JWT that `signer` signed (see step 2). */
+async function checkServerTrusts(auth: AuthDir, connect: ConnectSystemUser, signer: KeyPair): Promise<void> {
   const revocations = revocationClaims(readRevocations(auth.dir, LOG_ACCOUNT))
-  const nothing = { publish: { deny: ['>'] }, subscribe: { deny: ['>'] } }
   const system = await connect()
   try {
-    await pushAccountJwt(system, await logAccountJwt(auth.log, signer, revocations, listed))
-    const creds = await userCreds('operator-key-probe', auth.log, nothing, probe)
-    try {
-      await (await connectAs(creds)).close()
-    } catch (e) {
-      // Not applied: the server's log account JWT stays the one it has; push it again over the stored probe.
-      await pushAccountJwt(system, await writeLogAccountJwt(auth.dir, auth.log, auth.operator))
-      throw new EventplaneError(
-        'bus.bad_request',
-        'nats-server does not trust the new operator signing key yet: restart it with the config nats-setup writes now, then run the rotation again',
-        { cause: e },
-      )
-    }
+    await pushAccountJwt(
+      system,
+      await logAccountJwt(auth.log, signer, revocations, accountSigningKeys(auth.dir, LOG_ACCOUNT)),
+    )
+  } catch (e) {
+    if (!isEventplaneError(e, 'bus.jwt_not_applied')) throw e
+    // Its resolver may store the JWT it refused (when it had not loaded the account): the one of now goes over it.
+    await pushAccountJwt(system, await writeLogAccountJwt(auth.dir, auth.log, auth.operator))
+    throw new EventplaneError(
+      'bus.jwt_not_applied',
+      'nats-server does not trust the new operator signing key yet: restart it with the config nats-setup writes now, then run the rotation again',
+      { cause: e, details: e.details },
+    )
   } finally {
     await system.close()
   }
@@ -91,22 +78,19 @@ export interface OperatorRotationStep {
  *    `operator.jwt` lists it alone. Restart nats-server again with the config
  *    `nats-setup` writes: from then on it refuses what the old key signs.
  *
- * Step 2 first checks that the server trusts the new key (nats-server
- * answers "jwt updated" to a push it stores but does not apply, so a push's
- * answer does not tell): the log account JWT, signed by the new key and
- * listing a throwaway signing key, is pushed and a user that key signs
- * connects through `connectAs`, which only works once the server applied
- * it. When it does not, the log account JWT of now is pushed back and step 2
- * fails with `bus.bad_request`, the new key still staged: restart, then call
- * it again. Cut short during its pushes, call it again: it pushes
- * them all again.
+ * Step 2 first checks that the server trusts the new key: the log account
+ * JWT, signed by the new key, is pushed, and `pushAccountJwt` confirms that
+ * the server applies it. When it does not, the log account JWT of now is
+ * pushed again (over the refused one its resolver may store) and step 2
+ * fails with `bus.jwt_not_applied`, the new key still staged: restart, then
+ * call it again. Cut short during its pushes, call it again: it pushes them
+ * all again.
  * Accounts' identity keys, and so their JetStream state, stay; no creds
  * change. Holds the auth dir's lock throughout.
  */
 export async function rotateOperatorSigningKey(
   auth: AuthDir,
   connect: ConnectSystemUser,
-  connectAs: ConnectWithCreds,
 ): Promise<OperatorRotationStep> {
   return withAuthDirLock(auth, async () => {
     const old = ensureSigningKey(auth.dir, OPERATOR).key
@@ -116,7 +100,7 @@ export async function rotateOperatorSigningKey(
       return { step: 'staged', key: next.getPublicKey(), old: old.getPublicKey(), pushed: [] }
     }
     const next = ensureNextSigningKey(auth.dir, OPERATOR)
-    await checkServerTrusts(auth, connect, connectAs, next)
+    await checkServerTrusts(auth, connect, next)
     const pushed = await pushEveryAccount(auth, connect, next)
     promoteNextSigningKey(auth.dir, OPERATOR)
     markSigningKeysPushed(auth.dir, OPERATOR, [next.getPublicKey()])
@@ -152,7 +136,7 @@ async function pushEveryAccount(auth: AuthDir, connect: ConnectSystemUser, signe
       } catch (e) {
         if (!isEventplaneError(e)) throw e
         const hint =
-          e.code === 'bus.bad_request'
+          e.code === 'bus.jwt_not_applied'
             ? ' (does the server trust the new key? restart it with the config nats-setup writes now)'
             : ''
         throw new EventplaneError(
