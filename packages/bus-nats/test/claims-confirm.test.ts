@@ -1,0 +1,134 @@
+/**
+ * A pushed account JWT is confirmed applied, not just answered. nats-server 2.9 answers "jwt updated" to a JWT
+ * signed by a key it does not trust: it stores it in its resolver without applying it, and loads it at its next
+ * start, which then refuses the account. Against a real nats-server, the auth dir's operator signing key is
+ * swapped for one the server does not trust (what it signs is stored and answered, never applied).
+ */
+import assert from 'node:assert/strict'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { isEventplaneError } from '@eventplane/core'
+import { connect } from '@nats-io/transport-node'
+import { userCreds } from '../src/nats-config/claims.ts'
+import {
+  type TenantRecord,
+  connectTenantAdmin,
+  loadAuthDir,
+  natsSetupMain,
+  pushAccountJwt,
+  rotateTenantUser,
+  signingPushedFile,
+  signingSeedFile,
+  tenantCredsFile,
+} from '../src/nats-config/index.ts'
+import { untrustedStoredAccounts } from '../src/nats-config/resolver-trust.ts'
+import { recordAccountJwt } from '../src/nats-config/tenants.ts'
+import { createOperator, credsAuthenticator } from '../src/nkeys.ts'
+import { type TestNatsServer, connectsWith, startNatsServer } from '../src/testing/index.ts'
+
+const OPERATOR = { operator: true } as const
+const notApplied = (account: string) => (e: unknown) =>
+  isEventplaneError(e, 'bus.jwt_not_applied') &&
+  e.message.includes(account) &&
+  !e.message.includes('eyJ') &&
+  !e.message.includes('\n')
+
+describe('a pushed account JWT is confirmed applied', () => {
+  let server: TestNatsServer
+  let dir: string
+  let resolverDir: string
+  let trusted: { seed: string; pushed: string }
+  const record = (tenant: string) =>
+    JSON.parse(readFileSync(join(dir, 'tenants', `${tenant}.json`), 'utf8')) as TenantRecord
+  const creds = (tenant: string) => readFileSync(tenantCredsFile(dir, tenant))
+  /** The auth dir signs account JWTs with an operator signing key the running server does not trust. */
+  const untrustKey = () => {
+    const key = createOperator()
+    writeFileSync(signingSeedFile(dir, OPERATOR), new TextDecoder().decode(key.getSeed()))
+    writeFileSync(signingPushedFile(dir, OPERATOR), JSON.stringify({ pushed: [key.getPublicKey()] }))
+  }
+  const trustKey = () => {
+    writeFileSync(signingSeedFile(dir, OPERATOR), trusted.seed)
+    writeFileSync(signingPushedFile(dir, OPERATOR), trusted.pushed)
+  }
+
+  before(async () => {
+    server = await startNatsServer({ tenants: ['acme', 'globex', 'initech'] })
+    dir = server.authDir!
+    resolverDir = join(server.storeDir, '..', 'accounts')
+    trusted = {
+      seed: readFileSync(signingSeedFile(dir, OPERATOR), 'utf8'),
+      pushed: readFileSync(signingPushedFile(dir, OPERATOR), 'utf8'),
+    }
+  })
+  after(async () => {
+    await server?.stop()
+  })
+
+  test('a push the server applies passes: a new account (loaded by the read back), then a loaded one', async () => {
+    await server.addTenant('hooli')
+    const hooli = await server.connect('hooli')
+    await server.addTenant('hooli', { limits: { connections: 5 } })
+    await hooli.flush()
+    await connectsWith(server.url, creds('hooli'))
+    assert.deepEqual(untrustedStoredAccounts(loadAuthDir(dir), resolverDir), [])
+  })
+
+  test('a revoke signed by an untrusted key fails bus.jwt_not_applied: the record, the connection and the account after a restart stay', async () => {
+    const acme = await server.connect('acme', { maxReconnectAttempts: -1, reconnectTimeWait: 50 })
+    const before = record('acme')
+    untrustKey()
+    try {
+      await assert.rejects(server.revokeTenant('acme'), notApplied(before.account))
+    } finally {
+      trustKey()
+    }
+    assert.deepEqual(record('acme'), before, 'the record is unchanged (active)')
+    await acme.flush()
+    assert.equal(acme.isClosed(), false, "acme's connection stays")
+    // The server stored the refused JWT; the one it applies was pushed back over it, so a restart keeps acme.
+    assert.deepEqual(untrustedStoredAccounts(loadAuthDir(dir), resolverDir), [])
+    await server.restart()
+    await connectsWith(server.url, creds('acme'))
+  })
+
+  test('an untrusted push of an account the server had not loaded: bus.jwt_not_applied, and nats-setup names it until it is pushed again', async () => {
+    const admin = await connectTenantAdmin(loadAuthDir(dir), server.url)
+    untrustKey()
+    try {
+      await assert.rejects(rotateTenantUser(loadAuthDir(dir), admin, 'globex'), notApplied(record('globex').account))
+    } finally {
+      trustKey()
+      await admin.close()
+    }
+    // Nothing applied to push back: the server stores the refused JWT and refuses globex until one it trusts comes.
+    await assert.rejects(connectsWith(server.url, creds('globex')), /Authorization Violation/)
+    assert.deepEqual(untrustedStoredAccounts(loadAuthDir(dir), resolverDir), ['globex'])
+    const args = ['--auth-dir', dir, '--store-dir', server.storeDir, '--resolver-dir', resolverDir]
+    const io = { stdout: { write: () => true }, stderr: { write: () => true } }
+    await assert.rejects(
+      natsSetupMain([...args, '--out', join(tmpdir(), `jwtcheck-${process.pid}.conf`)], io),
+      (e) => isEventplaneError(e, 'bus.config') && /\bglobex\b/.test(e.message) && !/\bacme\b/.test(e.message),
+    )
+    await server.addTenant('globex')
+    assert.deepEqual(untrustedStoredAccounts(loadAuthDir(dir), resolverDir), [])
+    await connectsWith(server.url, creds('globex'))
+  })
+
+  test('system creds that may only push (issued before this release): bus.forbidden naming nats-setup', async () => {
+    const auth = loadAuthDir(dir)
+    const pushOnly = { publish: { allow: ['$SYS.REQ.CLAIMS.>'] }, subscribe: { allow: ['_INBOX.>'] } }
+    const old = await userCreds('system', auth.system, pushOnly, auth.system)
+    const system = await connect({ servers: server.url, authenticator: credsAuthenticator(old) })
+    try {
+      await assert.rejects(
+        pushAccountJwt(system, await recordAccountJwt(auth, record('initech')), 2000),
+        (e) => isEventplaneError(e, 'bus.forbidden') && /nats-setup/.test(e.message),
+      )
+    } finally {
+      await system.close()
+    }
+  })
+})
