@@ -95,6 +95,8 @@ describe('a pushed account JWT is confirmed applied', () => {
   })
 
   test('an untrusted push of an account the server had not loaded: bus.jwt_not_applied, and nats-setup names it until it is pushed again', async () => {
+    // Restarted, the server has loaded no tenant account (each push since its start loaded its account).
+    await server.restart()
     const admin = await connectTenantAdmin(loadAuthDir(dir), server.url)
     untrustKey()
     try {

@@ -1,17 +1,11 @@
 import { join } from 'node:path'
 import { EventplaneError, isEventplaneError } from '@eventplane/core'
 import type { KeyPair } from '@nats-io/nkeys'
-import {
-  type AuthDir,
-  accountSigningKeys,
-  operatorSigningKeys,
-  writeLogAccountJwt,
-  writeSystemAccountJwt,
-} from './auth-dir.ts'
+import { type AuthDir, operatorSigningKeys, writeLogAccountJwt, writeSystemAccountJwt } from './auth-dir.ts'
 import { withAuthDirLock } from './auth-lock.ts'
-import { LOG_ACCOUNT, logAccountJwt, operatorJwt, revokedTenantAccountJwt } from './claims.ts'
+import { operatorJwt, revokedTenantAccountJwt } from './claims.ts'
 import { pushAccountJwt } from './claims-push.ts'
-import { readRevocations, revocationClaims, writeFileAtomic } from './revocations.ts'
+import { writeFileAtomic } from './revocations.ts'
 import {
   ensureNextSigningKey,
   ensureSigningKey,
@@ -23,29 +17,6 @@ import type { ConnectSystemUser } from './system-rotate.ts'
 import { listTenants, recordAccountJwt } from './tenants.ts'
 
 const OPERATOR = { operator: true } as const
-
-/** Throws `bus.jwt_not_applied` unless the server applies an account JWT that `signer` signed (see step 2). */
-async function checkServerTrusts(auth: AuthDir, connect: ConnectSystemUser, signer: KeyPair): Promise<void> {
-  const revocations = revocationClaims(readRevocations(auth.dir, LOG_ACCOUNT))
-  const system = await connect()
-  try {
-    await pushAccountJwt(
-      system,
-      await logAccountJwt(auth.log, signer, revocations, accountSigningKeys(auth.dir, LOG_ACCOUNT)),
-    )
-  } catch (e) {
-    if (!isEventplaneError(e, 'bus.jwt_not_applied')) throw e
-    // Its resolver may store the JWT it refused (when it had not loaded the account): the one of now goes over it.
-    await pushAccountJwt(system, await writeLogAccountJwt(auth.dir, auth.log, auth.operator))
-    throw new EventplaneError(
-      'bus.jwt_not_applied',
-      'nats-server does not trust the new operator signing key yet: restart it with the config nats-setup writes now, then run the rotation again',
-      { cause: e, details: e.details },
-    )
-  } finally {
-    await system.close()
-  }
-}
 
 /** What one step of {@link rotateOperatorSigningKey} did. */
 export interface OperatorRotationStep {
@@ -78,13 +49,13 @@ export interface OperatorRotationStep {
  *    `operator.jwt` lists it alone. Restart nats-server again with the config
  *    `nats-setup` writes: from then on it refuses what the old key signs.
  *
- * Step 2 first checks that the server trusts the new key: the log account
- * JWT, signed by the new key, is pushed, and `pushAccountJwt` confirms that
- * the server applies it. When it does not, the log account JWT of now is
- * pushed again (over the refused one its resolver may store) and step 2
- * fails with `bus.jwt_not_applied`, the new key still staged: restart, then
- * call it again. Cut short during its pushes, call it again: it pushes them
- * all again.
+ * Each push of step 2 is confirmed (`pushAccountJwt`), the system
+ * account's first: a server that does not trust the new key yet (not
+ * restarted since step 1) applies none, keeps the system account JWT it has
+ * (always loaded: pushed back over the refused one) and step 2 fails with
+ * `bus.jwt_not_applied`, the new key still staged: restart, then call it
+ * again. Cut short during its pushes, call it again: it pushes them all
+ * again.
  * Accounts' identity keys, and so their JetStream state, stay; no creds
  * change. Holds the auth dir's lock throughout.
  */
@@ -100,7 +71,6 @@ export async function rotateOperatorSigningKey(
       return { step: 'staged', key: next.getPublicKey(), old: old.getPublicKey(), pushed: [] }
     }
     const next = ensureNextSigningKey(auth.dir, OPERATOR)
-    await checkServerTrusts(auth, connect, next)
     const pushed = await pushEveryAccount(auth, connect, next)
     promoteNextSigningKey(auth.dir, OPERATOR)
     markSigningKeysPushed(auth.dir, OPERATOR, [next.getPublicKey()])
@@ -118,6 +88,7 @@ async function writeOperatorJwt(auth: AuthDir): Promise<void> {
 /** Signs every account JWT with `signer` and pushes it (the system and log accounts' also written to the dir). */
 async function pushEveryAccount(auth: AuthDir, connect: ConnectSystemUser, signer: KeyPair): Promise<string[]> {
   const jwts: [string, () => Promise<string>][] = [
+    // First: a server that does not trust `signer` has the system account loaded, so it keeps the JWT it applies.
     ['SYS', () => writeSystemAccountJwt(auth.dir, auth.system, auth.operator, signer)],
     ['EVENTPLANE', () => writeLogAccountJwt(auth.dir, auth.log, auth.operator, signer)],
   ]
@@ -135,15 +106,11 @@ async function pushEveryAccount(auth: AuthDir, connect: ConnectSystemUser, signe
         await pushAccountJwt(system, await make())
       } catch (e) {
         if (!isEventplaneError(e)) throw e
-        const hint =
+        const message =
           e.code === 'bus.jwt_not_applied'
-            ? ' (does the server trust the new key? restart it with the config nats-setup writes now)'
-            : ''
-        throw new EventplaneError(
-          e.code,
-          `operator signing key rotation: ${name}'s account JWT was not pushed${hint}: ${e.message}; run it again`,
-          { cause: e, details: e.details },
-        )
+            ? `operator signing key rotation: ${name}'s account JWT was not applied: nats-server does not trust the new operator signing key yet: restart it with the config nats-setup writes now, then run the rotation again`
+            : `operator signing key rotation: ${name}'s account JWT was not pushed: ${e.message}; run it again`
+        throw new EventplaneError(e.code, message, { cause: e, details: e.details })
       }
     }
   } finally {
