@@ -10,22 +10,25 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { isEventplaneError } from '@eventplane/core'
+import type { KeyPair } from '@nats-io/nkeys'
 import { connect } from '@nats-io/transport-node'
 import { userCreds } from '../src/nats-config/claims.ts'
 import {
   type TenantRecord,
+  CLAIMS_UPDATE_SUBJECT,
   connectTenantAdmin,
   loadAuthDir,
   natsSetupMain,
   pushAccountJwt,
   rotateTenantUser,
+  serviceCredsFile,
   signingPushedFile,
   signingSeedFile,
   tenantCredsFile,
 } from '../src/nats-config/index.ts'
 import { untrustedStoredAccounts } from '../src/nats-config/resolver-trust.ts'
 import { recordAccountJwt } from '../src/nats-config/tenants.ts'
-import { createOperator, credsAuthenticator } from '../src/nkeys.ts'
+import { createOperator, credsAuthenticator, decodeJwt } from '../src/nkeys.ts'
 import { type TestNatsServer, connectsWith, startNatsServer } from '../src/testing/index.ts'
 
 const OPERATOR = { operator: true } as const
@@ -34,6 +37,15 @@ const notApplied = (account: string) => (e: unknown) =>
   e.message.includes(account) &&
   !e.message.includes('eyJ') &&
   !e.message.includes('\n')
+
+/** `jwt`'s claims signed by `key`, issued at `iat` (seconds): nats-jwt's encoders always issue "now". */
+function resigned(jwt: string, key: KeyPair, iat: number): string {
+  const claims = { ...decodeJwt(jwt), iss: key.getPublicKey(), iat, jti: `resigned-${iat}` }
+  const head = Buffer.from(JSON.stringify({ typ: 'JWT', alg: 'ed25519-nkey' })).toString('base64url')
+  const body = Buffer.from(JSON.stringify(claims)).toString('base64url')
+  const sig = Buffer.from(key.sign(new TextEncoder().encode(`${head}.${body}`))).toString('base64url')
+  return `${head}.${body}.${sig}`
+}
 
 describe('a pushed account JWT is confirmed applied', () => {
   let server: TestNatsServer
@@ -117,6 +129,32 @@ describe('a pushed account JWT is confirmed applied', () => {
     await server.addTenant('globex')
     assert.deepEqual(untrustedStoredAccounts(loadAuthDir(dir), resolverDir), [])
     await connectsWith(server.url, creds('globex'))
+  })
+
+  test("what an unconfirmed push stored (before this release): the log account's JWT from an untrusted key; nats-setup names it, a restart refuses every service user", async () => {
+    const auth = loadAuthDir(dir)
+    const system = await server.connect('system')
+    // Issued after every JWT so far: at its start the server keeps it over the older preloaded one.
+    const rogue = resigned(auth.logAccountJwt, createOperator(), Math.floor(Date.now() / 1000) + 1)
+    const answer = (await system.request(CLAIMS_UPDATE_SUBJECT, rogue)).json<{ data?: { code?: number } }>()
+    assert.equal(answer.data?.code, 200, 'nats-server answers "jwt updated"')
+    assert.deepEqual(untrustedStoredAccounts(auth, resolverDir), ['EVENTPLANE'])
+    const io = { stdout: { write: () => true }, stderr: { write: () => true } }
+    const args = ['--auth-dir', dir, '--store-dir', server.storeDir, '--resolver-dir', resolverDir]
+    await assert.rejects(
+      natsSetupMain([...args, '--out', join(tmpdir(), `jwtcheck-log-${process.pid}.conf`)], io),
+      (e) => isEventplaneError(e, 'bus.config') && /\bEVENTPLANE\b/.test(e.message),
+    )
+    await server.restart()
+    await assert.rejects(
+      connectsWith(server.url, readFileSync(serviceCredsFile(dir, 'relay'))),
+      /Authorization Violation/,
+    )
+    // A confirmed push of the auth dir's log account JWT (what `creds revoke-old` does) brings it back.
+    const again = await server.connect('system')
+    await pushAccountJwt(again, auth.logAccountJwt)
+    await connectsWith(server.url, readFileSync(serviceCredsFile(dir, 'relay')))
+    assert.deepEqual(untrustedStoredAccounts(auth, resolverDir), [])
   })
 
   test('system creds that may only push (issued before this release): bus.forbidden naming nats-setup', async () => {
