@@ -140,12 +140,7 @@ describe('identity seeds offline', () => {
       ) &&
       e.message.endsWith(`: evtctl keys online --from ${off}`)
     let before = snapshot(dir)
-    await assert.rejects(
-      rotateOperatorSigningKey(auth, connectSystem, async () => {
-        throw new Error('not reached')
-      }),
-      needsOperator('keys rotate operator'),
-    )
+    await assert.rejects(rotateOperatorSigningKey(auth, connectSystem), needsOperator('keys rotate operator'))
     assert.deepEqual(snapshot(dir), before, 'keys rotate operator: nothing written')
     // A first step of the operator rotation cut short before it re-signed operator.jwt (run while online).
     const next = signingSeedFile(dir, { operator: true }, 'next')
@@ -175,9 +170,7 @@ describe('identity seeds offline', () => {
       assert.equal(readFileSync(join(dir, rel), 'utf8'), readFileSync(join(off, rel), 'utf8'))
     assert.equal(existsSync(join(dir, OFFLINE_RECORD)), false)
     const auth = loadAuthDir(dir)
-    const staged = await rotateOperatorSigningKey(auth, connectSystem, async () => {
-      throw new Error('not reached')
-    })
+    const staged = await rotateOperatorSigningKey(auth, connectSystem)
     assert.equal(staged.step, 'staged', 'keys rotate operator runs again')
   })
 })

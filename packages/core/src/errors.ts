@@ -31,6 +31,7 @@ export type ErrorCode =
   | 'bus.untrusted_message'
   | 'bus.unknown_tenant'
   | 'bus.unknown_user'
+  | 'bus.jwt_not_applied'
   | 'bus.internal'
   | 'runtime.unknown_projection'
   | 'runtime.unknown_controller'

@@ -41,6 +41,7 @@ const BY_CODE: Partial<Record<EvtctlErrorCode, ExitCode>> = {
   'bus.stream_mismatch': EXIT.usage,
   'bus.unknown_tenant': EXIT.usage,
   'bus.unknown_user': EXIT.usage,
+  'bus.jwt_not_applied': EXIT.usage,
   'runtime.unknown_projection': EXIT.usage,
   'runtime.unknown_controller': EXIT.usage,
   'runtime.invalid_domain': EXIT.usage,

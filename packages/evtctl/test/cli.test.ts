@@ -70,6 +70,7 @@ describe('exit code table', () => {
     ['cli.bad_usage', EXIT.usage],
     ['cli.config', EXIT.usage],
     ['bus.config', EXIT.usage],
+    ['bus.jwt_not_applied', EXIT.usage],
     ['runtime.unknown_projection', EXIT.usage],
     ['store.wrong_expected_version', EXIT.conflict],
     ['store.idempotency_conflict', EXIT.conflict],

@@ -38,6 +38,7 @@ export const ERROR_CODES = [
   'bus.untrusted_message',
   'bus.unknown_tenant',
   'bus.unknown_user',
+  'bus.jwt_not_applied',
   'bus.internal',
   'runtime.unknown_projection',
   'runtime.unknown_controller',

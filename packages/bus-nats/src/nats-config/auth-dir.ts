@@ -90,9 +90,19 @@ export interface AuthDir {
 /** Who has a creds file in `creds/`: the system account's user and the log account's service users. */
 export type AuthDirUser = ServiceUser | typeof SYSTEM_USER
 
-/** What the system account's user may do: push account JWTs (claims requests) and read their replies. */
+/**
+ * What the system account's user may do: push account JWTs (claims requests), read back what a server applies
+ * (`claims-confirm.ts`: one server's account details, an account's connections) and read their replies.
+ */
 export const SYSTEM_USER_PERMISSIONS: UserPermissions = {
-  publish: { allow: ['$SYS.REQ.CLAIMS.>', '$SYS.REQ.ACCOUNT.*.CLAIMS.>'] },
+  publish: {
+    allow: [
+      '$SYS.REQ.CLAIMS.>',
+      '$SYS.REQ.ACCOUNT.*.CLAIMS.>',
+      '$SYS.REQ.SERVER.*.ACCOUNTZ',
+      '$SYS.REQ.ACCOUNT.*.CONNZ',
+    ],
+  },
   subscribe: { allow: ['_INBOX.>'] },
 }
 

@@ -32,6 +32,7 @@ export type { AuthDir, AuthDirUser } from './auth-dir.ts'
 export { DEFAULT_MAX_PAYLOAD, accountsConfig, generateNatsConfig } from './server-config.ts'
 export type { NatsAccountsConfig, NatsServerConfigOptions } from './server-config.ts'
 export { CLAIMS_UPDATE_SUBJECT, pushAccountJwt } from './claims-push.ts'
+export { accountConnzSubject, accountzSubject } from './claims-confirm.ts'
 export {
   addTenant,
   connectAuthDirUser,
@@ -59,7 +60,7 @@ export { jwtRevocations, readRevocations, revocationsFile } from './revocations.
 export type { AccountRevocations, RevokedKey, RevokingAccount, StagedKey } from './revocations.ts'
 export { rotateSigningKey } from './signing-rotate.ts'
 export { rotateOperatorSigningKey } from './operator-rotate.ts'
-export type { ConnectWithCreds, OperatorRotationStep } from './operator-rotate.ts'
+export type { OperatorRotationStep } from './operator-rotate.ts'
 export type { RotatedSigningKey, SigningTarget } from './signing-rotate.ts'
 export { readSigningKeys, signingPushedFile, signingSeedFile } from './signing-keys.ts'
 export type { SigningKeys, SigningOwner } from './signing-keys.ts'

@@ -1,21 +1,12 @@
 import { join } from 'node:path'
 import { EventplaneError, isEventplaneError } from '@eventplane/core'
 import type { KeyPair } from '@nats-io/nkeys'
-import { createAccount } from '../nkeys.ts'
-import type { NatsConnection } from '@nats-io/transport-node'
-import { type AuthDir, accountSigningKeys, operatorSigningKeys, writeAccountJwt } from './auth-dir.ts'
+import { type AuthDir, operatorSigningKeys, writeAccountJwt } from './auth-dir.ts'
 import { withAuthDirLock } from './auth-lock.ts'
 import { requireOnline } from './offline-key.ts'
-import {
-  LOG_ACCOUNT,
-  SYSTEM_ACCOUNT,
-  logAccountJwt,
-  operatorJwt,
-  revokedTenantAccountJwt,
-  userCreds,
-} from './claims.ts'
+import { LOG_ACCOUNT, SYSTEM_ACCOUNT, operatorJwt, revokedTenantAccountJwt } from './claims.ts'
 import { pushAccountJwt } from './claims-push.ts'
-import { readRevocations, revocationClaims, writeFileAtomic } from './revocations.ts'
+import { writeFileAtomic } from './revocations.ts'
 import {
   ensureNextSigningKey,
   ensureSigningKey,
@@ -27,40 +18,6 @@ import type { ConnectSystemUser } from './system-rotate.ts'
 import { listTenants, recordAccountJwt } from './tenants.ts'
 
 const OPERATOR = { operator: true } as const
-
-/** Opens a connection (one attempt) with `creds`; what the trust check of {@link rotateOperatorSigningKey} uses. */
-export type ConnectWithCreds = (creds: Uint8Array) => Promise<NatsConnection>
-
-/** Throws `bus.bad_request` unless the server applies an account JWT that `signer` signed (see step 2). */
-async function checkServerTrusts(
-  auth: AuthDir,
-  connect: ConnectSystemUser,
-  connectAs: ConnectWithCreds,
-  signer: KeyPair,
-): Promise<void> {
-  const probe = createAccount()
-  const listed = [...accountSigningKeys(auth.dir, LOG_ACCOUNT), probe.getPublicKey()]
-  const revocations = revocationClaims(readRevocations(auth.dir, LOG_ACCOUNT))
-  const nothing = { publish: { deny: ['>'] }, subscribe: { deny: ['>'] } }
-  const system = await connect()
-  try {
-    await pushAccountJwt(system, await logAccountJwt(auth.log, signer, revocations, listed))
-    const creds = await userCreds('operator-key-probe', auth.log, nothing, probe)
-    try {
-      await (await connectAs(creds)).close()
-    } catch (e) {
-      // Not applied: the server's log account JWT stays the one it has; push it again over the stored probe.
-      await pushAccountJwt(system, await writeAccountJwt(auth, LOG_ACCOUNT))
-      throw new EventplaneError(
-        'bus.bad_request',
-        'nats-server does not trust the new operator signing key yet: restart it with the config nats-setup writes now, then run the rotation again',
-        { cause: e },
-      )
-    }
-  } finally {
-    await system.close()
-  }
-}
 
 /** What one step of {@link rotateOperatorSigningKey} did. */
 export interface OperatorRotationStep {
@@ -93,22 +50,19 @@ export interface OperatorRotationStep {
  *    `operator.jwt` lists it alone. Restart nats-server again with the config
  *    `nats-setup` writes: from then on it refuses what the old key signs.
  *
- * Step 2 first checks that the server trusts the new key (nats-server
- * answers "jwt updated" to a push it stores but does not apply, so a push's
- * answer does not tell): the log account JWT, signed by the new key and
- * listing a throwaway signing key, is pushed and a user that key signs
- * connects through `connectAs`, which only works once the server applied
- * it. When it does not, the log account JWT of now is pushed back and step 2
- * fails with `bus.bad_request`, the new key still staged: restart, then call
- * it again. Cut short during its pushes, call it again: it pushes
- * them all again.
+ * Each push of step 2 is confirmed (`pushAccountJwt`), the system
+ * account's first: a server that does not trust the new key yet (not
+ * restarted since step 1) applies none, keeps the system account JWT it has
+ * (always loaded: pushed back over the refused one) and step 2 fails with
+ * `bus.jwt_not_applied`, the new key still staged: restart, then call it
+ * again. Cut short during its pushes, call it again: it pushes them all
+ * again.
  * Accounts' identity keys, and so their JetStream state, stay; no creds
  * change. Holds the auth dir's lock throughout.
  */
 export async function rotateOperatorSigningKey(
   auth: AuthDir,
   connect: ConnectSystemUser,
-  connectAs: ConnectWithCreds,
 ): Promise<OperatorRotationStep> {
   return withAuthDirLock(auth, async () => {
     requireOnline(auth.operator, 'keys rotate operator (operator.jwt, which lists the operator signing keys)')
@@ -119,7 +73,6 @@ export async function rotateOperatorSigningKey(
       return { step: 'staged', key: next.getPublicKey(), old: old.getPublicKey(), pushed: [] }
     }
     const next = ensureNextSigningKey(auth.dir, OPERATOR)
-    await checkServerTrusts(auth, connect, connectAs, next)
     const pushed = await pushEveryAccount(auth, connect, next)
     promoteNextSigningKey(auth.dir, OPERATOR)
     markSigningKeysPushed(auth.dir, OPERATOR, [next.getPublicKey()])
@@ -137,6 +90,7 @@ async function writeOperatorJwt(auth: AuthDir): Promise<void> {
 /** Signs every account JWT with `signer` and pushes it (the system and log accounts' also written to the dir). */
 async function pushEveryAccount(auth: AuthDir, connect: ConnectSystemUser, signer: KeyPair): Promise<string[]> {
   const jwts: [string, () => Promise<string>][] = [
+    // First: a server that does not trust `signer` has the system account loaded, so it keeps the JWT it applies.
     ['SYS', () => writeAccountJwt(auth, SYSTEM_ACCOUNT, signer)],
     ['EVENTPLANE', () => writeAccountJwt(auth, LOG_ACCOUNT, signer)],
   ]
@@ -154,15 +108,11 @@ async function pushEveryAccount(auth: AuthDir, connect: ConnectSystemUser, signe
         await pushAccountJwt(system, await make())
       } catch (e) {
         if (!isEventplaneError(e)) throw e
-        const hint =
-          e.code === 'bus.bad_request'
-            ? ' (does the server trust the new key? restart it with the config nats-setup writes now)'
-            : ''
-        throw new EventplaneError(
-          e.code,
-          `operator signing key rotation: ${name}'s account JWT was not pushed${hint}: ${e.message}; run it again`,
-          { cause: e, details: e.details },
-        )
+        const message =
+          e.code === 'bus.jwt_not_applied'
+            ? `operator signing key rotation: ${name}'s account JWT was not applied: nats-server does not trust the new operator signing key yet: restart it with the config nats-setup writes now, then run the rotation again`
+            : `operator signing key rotation: ${name}'s account JWT was not pushed: ${e.message}; run it again`
+        throw new EventplaneError(e.code, message, { cause: e, details: e.details })
       }
     }
   } finally {

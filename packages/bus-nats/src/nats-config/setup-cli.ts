@@ -5,6 +5,7 @@ import { EventplaneError } from '@eventplane/core'
 import { authDirLockNotice } from './auth-lock.ts'
 import { initAuthDir, serviceCredsFile } from './auth-dir.ts'
 import { SERVICE_USERS } from './permissions.ts'
+import { untrustedStoredAccounts, untrustedStoredError } from './resolver-trust.ts'
 import { accountsConfig, generateNatsConfig } from './server-config.ts'
 
 const USAGE = `usage: nats-setup --auth-dir DIR --store-dir DIR [options]
@@ -19,7 +20,9 @@ Creates what is missing of the auth dir (operator, system and log accounts and t
 keys, the creds of the system, operator, relay, gateway and controller users), re-issues a service user's creds whose
 grants this release changed (same user key), and prints a nats-server config in operator mode
 with a full account resolver, preloading the log and system account JWTs with every key
-revoked by evtctl creds rotate (kept in the auth dir). Tenants are added later, live: evtctl tenant add.`
+revoked by evtctl creds rotate (kept in the auth dir). Tenants are added later, live: evtctl tenant add.
+Exits 1 (after writing the config) when the resolver dir stores a JWT of the auth dir's accounts that
+operator.jwt's keys did not sign: nats-server would refuse that account after its next start.`
 
 /**
  * `nats-setup`: prepares a NATS deployment for eventplane. Returns the exit
@@ -73,5 +76,9 @@ export async function natsSetupMain(
   io.stderr.write(
     `auth dir ${authDir}: creds of ${users.map((u) => `${u} (${serviceCredsFile(authDir, u)})`).join(', ')}\n`,
   )
+  // A JWT the server answered but did not apply (an eventplane before pushes were confirmed, a server down
+  // before a refused JWT was pushed over) is loaded at its next start, and its account refused.
+  const untrusted = untrustedStoredAccounts(auth, resolverDir)
+  if (untrusted.length > 0) throw untrustedStoredError(resolverDir, untrusted)
   return 0
 }

@@ -10,8 +10,7 @@ import {
   rotateOperatorSigningKey,
   rotateSigningKey,
 } from '@eventplane/bus-nats/nats-config'
-import { credsAuthenticator } from '@eventplane/bus-nats'
-import { connect } from '@nats-io/transport-node'
+import type { connect } from '@nats-io/transport-node'
 import type { Session } from '../session.ts'
 import { type CommandKit, helpAfter } from '../command-kit.ts'
 import { CliError } from '../cli-error.ts'
@@ -125,11 +124,7 @@ function registerMoves(keys: Command, kit: CommandKit): void {
 
 /** One step of the operator signing key's rotation; each is followed by a restart with a re-generated config. */
 async function rotateOperator(session: Session, auth: AuthDir, system: () => ReturnType<typeof connect>) {
-  const connectAs = (creds: Uint8Array) =>
-    authDirConnection(session, (url, options) =>
-      connect({ servers: url, authenticator: credsAuthenticator(creds), ...options }),
-    )
-  const r = await rotateOperatorSigningKey(auth, system, connectAs)
+  const r = await rotateOperatorSigningKey(auth, system)
   session.log.info({ step: r.step, key: r.key, old: r.old }, 'operator signing key rotation')
   const next =
     r.step === 'staged'
