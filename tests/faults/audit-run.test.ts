@@ -55,6 +55,8 @@ describe('faults: an audit run of concurrent writers with optimistic concurrency
     })().catch(() => {})
 
     const ledger = new Ledger()
+    /** Each submitted event's expected version: an acknowledged one must sit right after it. */
+    const expectedOf = new Map<string, number>()
     let rejected = 0
     const reader = new PgEventStore(env.db.connect(ROLES.intentWriter, 4))
     const end = Date.now() + RUN_MS
@@ -65,6 +67,7 @@ describe('faults: an audit run of concurrent writers with optimistic concurrency
         const [last] = await reader.readStreamToArray(stream, { direction: 'backward', maxCount: 1 })
         const version = last?.stream_version ?? 0
         const event = factory.intent(stream, 'credited', { writer: index, attempt, seen: version })
+        expectedOf.set(event.event_id, version)
         try {
           await submitRetrying(nc, event, version === 0 ? 'no_stream' : version, ledger)
         } catch (e) {
@@ -78,6 +81,11 @@ describe('faults: an audit run of concurrent writers with optimistic concurrency
 
     const rows = await logRows(sys.admin)
     assertAckedOnce(rows, ledger)
+    // Optimistic concurrency: an append is acknowledged only at the version its writer expected, plus one; the
+    // writers raced for the same streams, so some expectations were out of date and refused.
+    for (const [id, ack] of ledger.acked)
+      assert.equal(ack.stream_version, expectedOf.get(id)! + 1, `event ${id} is right after the version it expected`)
+    assert.ok(rejected > 0, 'the writers raced: some expected versions were out of date and refused')
     assert.equal(rows.length, ledger.acked.size, 'PostgreSQL holds the acknowledged appends and nothing else')
     const streams = assertVersionsContiguous(rows)
     await eventually(() => received.length >= rows.length, `the consumer to receive all ${rows.length} events`, 30_000)

@@ -9,7 +9,9 @@
  * (reading 'write')` on an empty stack, an uncaught exception that ends the
  * process. Nothing is lost by ignoring it: the transaction was dead already
  * and `begin` rejects with `CONNECTION_CLOSED` on its own (see
- * `pgDriverError`: `store.unavailable`).
+ * `pgDriverError`: `store.unavailable`). The unpatched driver also leaves
+ * that connection unable to connect again (every later use waits out
+ * `connect_timeout`): `patches/postgres@3.4.9.patch` mends that, not this guard.
  */
 
 const MESSAGE = "Cannot read properties of null (reading 'write')"

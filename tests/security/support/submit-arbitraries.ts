@@ -396,19 +396,28 @@ const plain = (
   principal,
 })
 
-/** Plans run before the random ones, so every outcome class is seen in every run whatever the seed. */
+/**
+ * Plans run before the random ones, so every outcome class is seen in every run whatever the seed. The first ones
+ * are the bad input each audited break of the gateway lets through (docs/testing.md's rows for gateway-fuzz), so
+ * such a break fails within the first few cases: a child in another chain (`checkLineage` skipped), an expected
+ * version of -1 (`isExpectedVersion`), an unknown request field, a claimed principal that is no principal, a fact,
+ * and a good principal (stamped as claimed, not `nats:…`). Then one of each other class of the arbitraries.
+ */
 export const EXAMPLE_PLANS: SubmitPlan[] = [
   plain('ex-valid'),
+  plain('ex-child-other-chain', { mutation: { field: 'lineage', parent: 'other_chain', pick: 0 } }),
+  plain('ex-version-minus-one', { version: { kind: 'invalid', value: -1 } }),
+  plain('ex-request-field', { extraField: 'extra' }),
+  plain('ex-principal', {}, 'has space'),
+  plain('ex-fact', { mutation: { field: 'kind', value: 'fact' } }),
   plain('ex-no-stream', { version: { kind: 'no_stream' } }, 'user:alice'),
   plain('ex-no-stream', { version: { kind: 'ahead', by: 2 } }),
-  plain('ex-fact', { mutation: { field: 'kind', value: 'fact' } }),
   plain('ex-tenant', { mutation: { field: 'tenant_id', value: 'globex' } }),
   plain('ex-stream', { mutation: { field: 'category', value: 'invoices' } }),
   plain('ex-self-cause', { mutation: { field: 'causation_id', value: 'self' } }),
   plain('ex-caused', { mutation: { field: 'causation_id', value: 'fresh_uuid' } }),
   { ...plain('ex-globex'), subject: { tenant: 'globex', category: 'orders', id: 'ex-globex', shape: 'exact' } },
   plain('ex-child', { mutation: { field: 'lineage', parent: 'accepted', pick: 0 } }),
-  plain('ex-child-other-chain', { mutation: { field: 'lineage', parent: 'other_chain', pick: 0 } }),
   plain('ex-child-of-globex', { mutation: { field: 'lineage', parent: 'other_tenant', pick: 0 } }),
   plain('ex-micros', { mutation: { field: 'occurred_at', value: '2024-05-01T12:00:00.123456+05:30' } }),
   plain('ex-data-too-big', { data: { kind: 'huge', bytes: 70_000, unit: 'ascii' } }),
@@ -418,11 +427,47 @@ export const EXAMPLE_PLANS: SubmitPlan[] = [
   plain('ex-deep-too-deep', { data: { kind: 'deep', depth: 64, arrays: true } }),
   plain('ex-odd-keys', { data: { kind: 'odd_keys' } }),
   plain('ex-key-marker', { data: { kind: 'marked_key_over_bad_value' } }),
-  plain('ex-principal', {}, 'has space'),
   { ...plain('ex-subject'), subject: { tenant: 'acme', category: 'or$ders', id: 'ex-subject', shape: 'exact' } },
   { ...plain('ex-filler'), body: { kind: 'filler', size: 900_000, byte: 0x7b } },
   { ...plain('ex-resend'), body: { kind: 'resend', pick: 0, variant: 'identical' } },
   { ...plain('ex-resend'), body: { kind: 'resend', pick: 1, variant: 'changed_data' } },
   { ...plain('ex-resend'), body: { kind: 'resend', pick: 0, variant: 'other_tenant' } },
   { ...plain('ex-resend'), body: { kind: 'resend', pick: 1, variant: 'changed_principal' } },
+  // One of each remaining class: expected versions, envelope fields, data, bodies, subjects, principals.
+  plain('ex-version-any', { version: { kind: 'any' } }),
+  plain('ex-version-current', { version: { kind: 'current' } }),
+  plain('ex-version-text', { version: { kind: 'invalid', value: '1' } }),
+  plain('ex-version-fraction', { version: { kind: 'invalid', value: 1.5 } }),
+  plain('ex-id-empty', { mutation: { field: 'id', value: '' } }),
+  plain('ex-type-dotted', { mutation: { field: 'type', value: 'a.b' } }),
+  plain('ex-kind-case', { mutation: { field: 'kind', value: 'INTENT' } }),
+  plain('ex-event-id', { mutation: { field: 'event_id', value: 'not-a-uuid' } }),
+  plain('ex-correlation-null', { mutation: { field: 'correlation_id', value: null } }),
+  plain('ex-schema-zero', { mutation: { field: 'schema_version', value: 0 } }),
+  plain('ex-not-an-instant', { mutation: { field: 'occurred_at', value: 'yesterday' } }),
+  plain('ex-caused-by', { mutation: { field: 'caused_by', value: 'controller:relay' } }),
+  plain('ex-missing-type', { mutation: { field: 'missing', key: 'type' } }),
+  plain('ex-envelope-field', { mutation: { field: 'extra', key: 'extra', value: 1 } }),
+  plain('ex-stream-field', { mutation: { field: 'stream_extra', key: 'extra', value: 1 } }),
+  plain('ex-stream-null', { mutation: { field: 'stream', value: null } }),
+  plain('ex-event-array', { mutation: { field: 'event', value: [1] } }),
+  plain('ex-unicode', { data: { kind: 'unicode', key: 'ключ', text: 'e\u0301 😀 \u200b' } }),
+  plain('ex-lone-surrogate', { data: { kind: 'lone_surrogate', unit: '\ud800' } }),
+  plain('ex-data-array', { data: { kind: 'not_object', value: [1, 2] } }),
+  { ...plain('ex-json'), body: { kind: 'json', value: { event: {} } } },
+  { ...plain('ex-bytes'), body: { kind: 'bytes', bytes: new Uint8Array([0xff, 0xfe, 0x7b]) } },
+  {
+    ...plain('ex-extra-token'),
+    subject: { tenant: 'acme', category: 'orders', id: 'ex-extra-token', shape: 'extra_token' },
+  },
+  { ...plain('ex-missing-token'), subject: { tenant: 'acme', category: 'orders', id: 'x', shape: 'missing_token' } },
+  {
+    ...plain('ex-unknown-tenant'),
+    subject: { tenant: 'initech', category: 'orders', id: 'ex-unknown', shape: 'exact' },
+  },
+  { ...plain('ex-long-id'), subject: { tenant: 'acme', category: 'orders', id: 'a'.repeat(129), shape: 'exact' } },
+  plain('ex-principal-padded', {}, ' user:bob '),
+  plain('ex-principal-long', {}, 'x'.repeat(121)),
+  plain('ex-principal-empty', {}, ''),
+  { ...plain('ex-resend'), body: { kind: 'resend', pick: 2, variant: 'other_stream' } },
 ]
