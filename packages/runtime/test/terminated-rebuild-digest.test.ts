@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import { isEventplaneError, isUnavailableError } from '@eventplane/core'
-import { PgEventStore, ROLES, isPgWriteAfterClose } from '@eventplane/store-pg'
-import { createTestDatabase, eventually, type TestDatabase, terminateLockWaiter } from '@eventplane/store-pg/testing'
-import type { Sql, TransactionSql } from 'postgres'
+import { eventually, terminateLockWaiter } from '@eventplane/store-pg/testing'
+import type { TransactionSql } from 'postgres'
 import { projectionDigest } from '../src/projection/digest.ts'
 import { rebuildProjection } from '../src/projection/rebuild.ts'
 import { defineReducerProjection, defineSqlProjection } from '../src/projection/types.ts'
 import { PROJECTOR_ROLE } from '../src/roles.ts'
-import { factoryFor, stream } from './helpers.ts'
+import { stream } from './helpers.ts'
+import { useTerminatedProjector } from './support/terminated-projector.ts'
 
 /** The advisory lock a shadow's setup waits on while the test holds it. */
 const LOCK = 72_733
@@ -19,26 +19,8 @@ const LOCK = 72_733
  * retryable `store.unavailable`, never postgres.js' raw `CONNECTION_CLOSED` of its ROLLBACK.
  */
 describe('a projector session terminated inside a rebuild start or a digest', () => {
-  let db: TestDatabase
-  let projector: Sql
-  /** Uncaught exceptions but the driver's ROLLBACK write (porsager/postgres#1208), which node:test would fail on. */
-  const otherUncaught: unknown[] = []
-
-  before(async () => {
-    process.setUncaughtExceptionCaptureCallback((e) => {
-      if (!isPgWriteAfterClose(e)) otherUncaught.push(e)
-    })
-    db = await createTestDatabase('ep_terminated_rebuild')
-    projector = db.connect(PROJECTOR_ROLE, 4)
-    const writer = new PgEventStore(db.connect(ROLES.intentWriter, 2))
-    const s = stream('acme', 'rebuilt')
-    const f = factoryFor('acme')
-    await writer.append(s, [f.intent(s, 'scaled', {}), f.intent(s, 'scaled', {})])
-  })
-  after(async () => {
-    process.setUncaughtExceptionCaptureCallback(null)
-    await db.drop()
-  })
+  const bench = useTerminatedProjector('ep_terminated_rebuild', stream('acme', 'rebuilt'), 2)
+  const { otherUncaught } = bench
 
   /**
    * Runs `call` while the test holds `lock` (a statement in a transaction of its own), terminates the projector
@@ -46,7 +28,7 @@ describe('a projector session terminated inside a rebuild start or a digest', ()
    */
   async function terminatedWhileBlocked(lock: string, call: () => Promise<unknown>, what: string): Promise<void> {
     otherUncaught.length = 0
-    const holder = await db.admin.reserve()
+    const holder = await bench.db.admin.reserve()
     try {
       await holder`begin`
       await holder.unsafe(lock)
@@ -56,15 +38,15 @@ describe('a projector session terminated inside a rebuild start or a digest', ()
       let pid = 0
       await eventually(
         async () => {
-          const [waiting] = await db.admin<{ pid: number }[]>`select pid from pg_stat_activity
-            where datname = ${db.name} and usename = ${PROJECTOR_ROLE} and ${row!.pid}::int = any(pg_blocking_pids(pid))`
+          const [waiting] = await bench.db.admin<{ pid: number }[]>`select pid from pg_stat_activity
+            where datname = ${bench.db.name} and usename = ${PROJECTOR_ROLE} and ${row!.pid}::int = any(pg_blocking_pids(pid))`
           pid = waiting?.pid ?? 0
           return pid !== 0
         },
         30_000,
         what,
       )
-      await db.admin`select pg_terminate_backend(${pid}::int)`
+      await bench.db.admin`select pg_terminate_backend(${pid}::int)`
       await holder`rollback`
       await assertUnavailable(result)
     } finally {
@@ -112,19 +94,19 @@ describe('a projector session terminated inside a rebuild start or a digest', ()
   test("beginRebuild's start transaction (the rebuild row's lock waits on the held table): store.unavailable", async () => {
     await terminatedWhileBlocked(
       'lock table eventplane.projection_rebuilds in exclusive mode',
-      () => rebuildProjection({ projection: counter('test_term_rebuild_start'), sql: projector }),
+      () => rebuildProjection({ projection: counter('test_term_rebuild_start'), sql: bench.projector }),
       "the rebuild's start to wait on the held projection_rebuilds",
     )
   })
 
   test("beginRebuild's shadow setup transaction (a SQL projection's setup waits on a lock): store.unavailable", async () => {
     otherUncaught.length = 0
-    const holder = await db.admin.reserve()
+    const holder = await bench.db.admin.reserve()
     try {
       await holder`select pg_advisory_lock(${LOCK})`
-      const result = rebuildProjection({ projection: waitingShadow('test_term_shadow_setup'), sql: projector })
+      const result = rebuildProjection({ projection: waitingShadow('test_term_shadow_setup'), sql: bench.projector })
       result.catch(() => {})
-      await terminateLockWaiter(db, PROJECTOR_ROLE, "the shadow's setup to wait on the held lock")
+      await terminateLockWaiter(bench.db, PROJECTOR_ROLE, "the shadow's setup to wait on the held lock")
       await holder`select pg_advisory_unlock(${LOCK})`
       await assertUnavailable(result)
     } finally {
@@ -136,20 +118,20 @@ describe('a projector session terminated inside a rebuild start or a digest', ()
   test("projectionDigest's transaction of a SQL projection (its digest query waits on the held table): store.unavailable", async () => {
     const projection = waitingShadow('test_term_digest_sql')
     // Rebuilt and swapped in (nobody holds LOCK: its setup does not wait), then its live table held.
-    await rebuildProjection({ projection, sql: projector, digest: false })
+    await rebuildProjection({ projection, sql: bench.projector, digest: false })
     await terminatedWhileBlocked(
       'lock table eventplane_views.test_term_digest_sql in access exclusive mode',
-      () => projectionDigest(projector, projection),
+      () => projectionDigest(bench.projector, projection),
       "the digest's query to wait on the held table",
     )
   })
 
   test("projectionDigest's cursor of a reducer projection (it waits on the held states table): store.unavailable", async () => {
     const projection = counter('test_term_digest_reducer')
-    await rebuildProjection({ projection, sql: projector, digest: false })
+    await rebuildProjection({ projection, sql: bench.projector, digest: false })
     await terminatedWhileBlocked(
       'lock table eventplane.projection_state in access exclusive mode',
-      () => projectionDigest(projector, projection),
+      () => projectionDigest(bench.projector, projection),
       "the digest's cursor to wait on the held states table",
     )
   })

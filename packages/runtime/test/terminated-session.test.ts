@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
-import { PgEventStore, ROLES, isPgWriteAfterClose } from '@eventplane/store-pg'
-import { createTestDatabase, type TestDatabase, terminateLockWaiter, within } from '@eventplane/store-pg/testing'
-import type { Sql, TransactionSql } from 'postgres'
+import { describe, test } from 'node:test'
+import { terminateLockWaiter, within } from '@eventplane/store-pg/testing'
+import type { TransactionSql } from 'postgres'
 import { ProjectionRunner } from '../src/projection/runner.ts'
 import { defineSqlProjection } from '../src/projection/types.ts'
 import { PROJECTOR_ROLE } from '../src/roles.ts'
-import { factoryFor, stream } from './helpers.ts'
+import { stream } from './helpers.ts'
+import { useTerminatedProjector } from './support/terminated-projector.ts'
 
 /** The advisory lock the test holds and the projection waits on (shared, so it waits only while the test holds it). */
 const LOCK = 72_514
@@ -14,26 +14,8 @@ const LOCK = 72_514
 const waitForLock = (tx: TransactionSql) => tx`select pg_advisory_xact_lock_shared(${LOCK})`.then(() => {})
 
 describe('a projector session terminated by PostgreSQL inside a transaction of the projection engine', () => {
-  let db: TestDatabase
-  let projector: Sql
-  /** Uncaught exceptions but the driver's ROLLBACK write (porsager/postgres#1208), which node:test would fail a test on. */
-  const otherUncaught: unknown[] = []
-
-  before(async () => {
-    process.setUncaughtExceptionCaptureCallback((e) => {
-      if (!isPgWriteAfterClose(e)) otherUncaught.push(e)
-    })
-    db = await createTestDatabase('ep_terminated_session')
-    projector = db.connect(PROJECTOR_ROLE, 4)
-    const writer = new PgEventStore(db.connect(ROLES.intentWriter, 2))
-    const s = stream('acme', 'web', 'terminated')
-    const f = factoryFor('acme')
-    await writer.append(s, [f.intent(s, 'scaled', {}), f.intent(s, 'scaled', {}), f.intent(s, 'scaled', {})])
-  })
-  after(async () => {
-    process.setUncaughtExceptionCaptureCallback(null)
-    await db.drop()
-  })
+  const bench = useTerminatedProjector('ep_terminated_session', stream('acme', 'web', 'terminated'), 3)
+  const { otherUncaught } = bench
 
   /**
    * Runs a SQL projection of the three events while the test holds the lock
@@ -63,11 +45,11 @@ describe('a projector session terminated by PostgreSQL inside a transaction of t
       },
       digestQuery: `select event_id, applied from ${name} order by event_id`,
     })
-    const holder = await db.admin.reserve()
+    const holder = await bench.db.admin.reserve()
     await holder`select pg_advisory_lock(${LOCK})`
     const runner = new ProjectionRunner({
       projection,
-      sql: projector,
+      sql: bench.projector,
       pollIntervalMs: 50,
       retryDelayMs: 10,
       rebuild: wait === 'swap',
@@ -75,7 +57,7 @@ describe('a projector session terminated by PostgreSQL inside a transaction of t
     try {
       const started = runner.start()
       started.catch(() => {})
-      await terminateLockWaiter(db, PROJECTOR_ROLE, `the projection's ${wait} to wait on the held lock`)
+      await terminateLockWaiter(bench.db, PROJECTOR_ROLE, `the projection's ${wait} to wait on the held lock`)
       await holder`select pg_advisory_unlock(${LOCK})`
       await within(started, 60_000, 'the runner to catch up after the termination')
     } finally {
@@ -85,7 +67,9 @@ describe('a projector session terminated by PostgreSQL inside a transaction of t
     // Rejects if the runner had stopped on a fatal error.
     await runner.closed
     assert.deepEqual(otherUncaught, [])
-    const rows = await db.admin<{ applied: number }[]>`select applied from ${db.admin(`eventplane_views.${name}`)}`
+    const rows = await bench.db.admin<
+      { applied: number }[]
+    >`select applied from ${bench.db.admin(`eventplane_views.${name}`)}`
     assert.deepEqual(
       rows.map((x) => x.applied),
       [1, 1, 1],
