@@ -11,22 +11,32 @@ export const ROOT = fileURLToPath(new URL('../', import.meta.url))
 /** The published packages, dependencies first. */
 export const PACKAGES = ['core', 'store-pg', 'bus-nats', 'runtime', 'evtctl'] as const
 
+/**
+ * What `pnpm pack` of the packages needs: lifecycle scripts skipped (the build just ran), and `node-linker=hoisted`
+ * for that command alone (`pnpm publish` needs it too: docs/architecture.md). store-pg bundles its patched postgres.js (`bundleDependencies`,
+ * docs/deploying.md), which pnpm refuses under the workspace's isolated linker
+ * (ERR_PNPM_BUNDLED_DEPENDENCIES_WITHOUT_HOISTED: a bundled package's own dependencies would be missing). postgres.js
+ * has none, and pack installs nothing, so the setting only lets pnpm follow `node_modules/postgres` into the tarball.
+ */
+export const PACK_FLAGS = '--config.ignore-scripts=true --config.node-linker=hoisted'
+
 /** pnpm as scripts/setup.sh found it (`$PNPM` may be `npx -y pnpm@…`). */
 const PNPM = process.env.PNPM ?? 'pnpm'
 
 /**
  * A clean build (dist/ removed first, so nothing from a deleted source ships), then `pnpm pack` of every package
  * into `dest`: pnpm replaces `workspace:*` with versions and applies `publishConfig` (exports and bin point at
- * dist/). Lifecycle scripts are skipped: the build just ran. Returns the tarballs' paths, in PACKAGES order.
+ * dist/); store-pg's tarball carries the patched driver (PACK_FLAGS). Returns the tarballs' paths, in PACKAGES
+ * order.
  */
 export async function buildAndPack(dest: string): Promise<string[]> {
   execFileSync(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts/build.ts'), '--clean'], {
     cwd: ROOT,
     stdio: 'inherit',
   })
-  execSync(`${PNPM} -r --filter "./packages/*" --config.ignore-scripts=true pack --pack-destination "${dest}"`, {
+  execSync(`${PNPM} -r --filter "./packages/*" ${PACK_FLAGS} pack --pack-destination "${dest}"`, {
     cwd: ROOT,
-    stdio: 'ignore',
+    stdio: ['ignore', 'ignore', 'inherit'],
   })
   const files = await readdir(dest)
   return PACKAGES.map((p) => {

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict'
 import { execFile, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
+import { copyFile, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
-import { join, relative } from 'node:path'
+import { join, relative, sep } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { promisify } from 'node:util'
@@ -95,6 +96,38 @@ describe('adoption: the packed packages, installed by npm into an empty project,
     }
     const migrations = await readdir(join(project, 'node_modules/@eventplane/store-pg/migrations'))
     assert.ok(migrations.includes('0001_events.sql'), 'store-pg ships its migrations')
+  })
+
+  test('store-pg carries the patched postgres.js: bundled, installed nested by npm, resolved by store-pg alone', async () => {
+    // patches/postgres@3.4.9.patch applies in this workspace only; store-pg's bundleDependencies ship the patched
+    // driver in its tarball (docs/deploying.md). The packages that name postgres for its types only must not load it.
+    const storePg = join(project, 'node_modules/@eventplane/store-pg')
+    const driver = join(storePg, 'node_modules/postgres')
+    const entry = createRequire(join(storePg, 'dist/index.js')).resolve('postgres')
+    assert.ok(entry.startsWith(driver + sep), `store-pg resolves the driver it bundles, not ${entry}`)
+    for (const build of ['src', 'cjs/src', 'cf/src']) {
+      const text = await readFile(join(driver, build, 'connection.js'), 'utf8')
+      assert.match(text, /eventplane patch: a new socket starts with nothing of the previous one's/, build)
+    }
+    for (const p of PACKAGES.filter((p) => p !== 'store-pg')) {
+      const dist = join(project, 'node_modules/@eventplane', p, 'dist')
+      for (const f of (await readdir(dist, { recursive: true })).map(String).filter((f) => f.endsWith('.js'))) {
+        const text = await readFile(join(dist, f), 'utf8')
+        assert.doesNotMatch(text, /(from|import\()\s*['"]postgres['"]/, `${p}/dist/${f} loads postgres itself`)
+      }
+    }
+  })
+
+  test("the installed store-pg's pool connects again at once after its session was ended inside a transaction", {
+    timeout: 60_000,
+  }, async () => {
+    // The rounds of packages/store-pg/test/pg-terminated-reconnect.test.ts, with plain node on the installed
+    // packages: unpatched, each later connect of that connection times out (connect_timeout, 10 s), for good.
+    await copyFile(join(ROOT, 'tests/support/installed-reconnect.mjs'), join(project, 'installed-reconnect.mjs'))
+    const { stdout } = await sh('node', ['installed-reconnect.mjs'])
+    const { rounds } = JSON.parse(stdout) as { rounds: number[] }
+    assert.equal(rounds.length, 3)
+    for (const ms of rounds) assert.ok(ms < 5000, `answered after ${ms} ms`)
   })
 
   test('npx evtctl --help and npx evtctl migrate work against a fresh database', async () => {
