@@ -6,26 +6,20 @@
  * writes nothing (`system` is rotated in `system-creds-rotation.test.ts`).
  */
 import assert from 'node:assert/strict'
-import { type ChildProcess, spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync, readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { credsUserKey, jwtRevocations, natsSetupMain, serviceCredsFile } from '@eventplane/bus-nats/nats-config'
+import { credsUserKey, serviceCredsFile } from '@eventplane/bus-nats/nats-config'
 import {
-  OWN_PROCESS_GROUP,
   type TestNatsServer,
-  dieWithParent,
-  findNatsServerBinary,
-  reapOnExit,
   connectsWith,
   refusedWith,
   startNatsServer,
 } from '../../packages/bus-nats/src/testing/index.ts'
-import { exited, freePort, greets } from '../../packages/bus-nats/src/testing/nats-process.ts'
-import { eventually, within } from '../../packages/bus-nats/test/fixtures.ts'
+import { within } from '../../packages/bus-nats/test/fixtures.ts'
 import { failureLine, killAll, runCli } from '../../packages/evtctl/test/helpers.ts'
+import { checkSetupRerun } from './support/setup-rerun.ts'
 
 const keyOf = credsUserKey
 
@@ -108,29 +102,7 @@ describe('evtctl creds rotate: service users', () => {
   })
 
   test('a re-run of nats-setup keeps every revocation: a server started afresh from its config refuses them', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'eventplane-setup-rerun-'))
-    let child: ChildProcess | undefined
-    try {
-      const port = await freePort()
-      const conf = join(dir, 'nats.conf')
-      const io = { stdout: { write: () => true }, stderr: { write: () => true } }
-      const args = ['--auth-dir', server.authDir!, '--store-dir', join(dir, 'js'), '--port', String(port)]
-      assert.equal(await natsSetupMain([...args, '--out', conf, '--server-name', 'rerun'], io), 0)
-      const logJwt = readFileSync(join(server.authDir!, 'accounts', 'EVENTPLANE.jwt'), 'utf8').trim()
-      const claimed = Object.keys(jwtRevocations(logJwt))
-      for (const [what, c] of revoked) assert.ok(claimed.includes(await keyOf(c)), `${what} in the preloaded JWT`)
-      // A new server (an empty resolver dir): it knows the log account only from the config's preload.
-      child = spawn(...dieWithParent(findNatsServerBinary(), ['-c', conf]), { stdio: 'ignore', ...OWN_PROCESS_GROUP })
-      reapOnExit(child)
-      await eventually(() => greets(port, 'rerun'), 'the re-configured nats-server to listen')
-      const url = `nats://127.0.0.1:${port}`
-      for (const [what, c] of revoked) await refusedWith(url, c, what)
-      await connectsWith(url, creds('relay'))
-    } finally {
-      child?.kill('SIGKILL')
-      if (child) await exited(child)
-      rmSync(dir, { recursive: true, force: true })
-    }
+    await checkSetupRerun(server.authDir!, 'EVENTPLANE', revoked, (url) => connectsWith(url, creds('relay')))
   })
 
   test('--keep-old: the old key works until creds revoke-old, then it is refused', async () => {

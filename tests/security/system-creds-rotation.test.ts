@@ -7,33 +7,20 @@
  * leaves working creds and names the command that pushes.
  */
 import assert from 'node:assert/strict'
-import { type ChildProcess, spawn } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import {
-  credsUserKey,
-  jwtRevocations,
-  natsSetupMain,
-  pushAccountJwt,
-  serviceCredsFile,
-  tenantCredsFile,
-} from '@eventplane/bus-nats/nats-config'
+import { credsUserKey, pushAccountJwt, serviceCredsFile, tenantCredsFile } from '@eventplane/bus-nats/nats-config'
 import { connect, credsAuthenticator } from '@nats-io/transport-node'
 import {
-  OWN_PROCESS_GROUP,
   type TestNatsServer,
   connectsWith,
-  dieWithParent,
-  findNatsServerBinary,
-  reapOnExit,
   refusedWith,
   startNatsServer,
 } from '../../packages/bus-nats/src/testing/index.ts'
-import { exited, freePort, greets } from '../../packages/bus-nats/src/testing/nats-process.ts'
-import { eventually, within } from '../../packages/bus-nats/test/fixtures.ts'
+import { within } from '../../packages/bus-nats/test/fixtures.ts'
 import { UNREACHABLE_NATS, failureLine, killAll, runCli } from '../../packages/evtctl/test/helpers.ts'
+import { checkSetupRerun } from './support/setup-rerun.ts'
 
 interface ListedUser {
   user: string
@@ -111,34 +98,14 @@ describe('evtctl creds rotate system: the system account user', () => {
   })
 
   test('a re-run of nats-setup preloads it: a server started afresh refuses the old key, the new one pushes', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'eventplane-sys-rerun-'))
-    let child: ChildProcess | undefined
-    try {
-      const port = await freePort()
-      const conf = join(dir, 'nats.conf')
-      const io = { stdout: { write: () => true }, stderr: { write: () => true } }
-      const args = ['--auth-dir', server.authDir!, '--store-dir', join(dir, 'js'), '--port', String(port)]
-      assert.equal(await natsSetupMain([...args, '--out', conf, '--server-name', 'rerun'], io), 0)
-      const sysJwt = readFileSync(join(server.authDir!, 'accounts', 'SYS.jwt'), 'utf8').trim()
-      const claimed = Object.keys(jwtRevocations(sysJwt))
-      for (const [what, c] of revoked) assert.ok(claimed.includes(await credsUserKey(c)), `${what} in SYS.jwt`)
-      // A new server (an empty resolver dir): it knows the system account only from the config's preload.
-      child = spawn(...dieWithParent(findNatsServerBinary(), ['-c', conf]), { stdio: 'ignore', ...OWN_PROCESS_GROUP })
-      reapOnExit(child)
-      await eventually(() => greets(port, 'rerun'), 'the re-configured nats-server to listen')
-      const url = `nats://127.0.0.1:${port}`
-      for (const [what, c] of revoked) await refusedWith(url, c, what)
+    await checkSetupRerun(server.authDir!, 'SYS', revoked, async (url) => {
       const nc = await connect({ servers: url, authenticator: credsAuthenticator(creds('system')) })
       try {
         await pushAccountJwt(nc, readFileSync(join(server.authDir!, 'accounts', 'EVENTPLANE.jwt'), 'utf8').trim())
       } finally {
         await nc.close()
       }
-    } finally {
-      child?.kill('SIGKILL')
-      if (child) await exited(child)
-      rmSync(dir, { recursive: true, force: true })
-    }
+    })
   })
 
   test('--keep-old: the old system key works until creds revoke-old (every user), then it is refused', async () => {
