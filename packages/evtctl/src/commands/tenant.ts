@@ -7,11 +7,13 @@ import {
   addTenant,
   authDirLockNotice,
   connectTenantAdmin,
+  identitySeedsLeftOnHost,
   listTenants,
   loadAuthDir,
   revokeStagedTenantKeys,
   revokeTenant,
   rotateTenantUser,
+  seedPath,
 } from '@eventplane/bus-nats/nats-config'
 import { redactUrl } from '@eventplane/store-pg'
 import { toEventplaneError } from '../exit-codes.ts'
@@ -67,6 +69,17 @@ function humanRecord(r: TenantRecord): string {
   return `${r.tenant.padEnd(20)} ${r.status.padEnd(8)} ${r.account}  ${r.consumers.join(',')}  ${when}`
 }
 
+/**
+ * While the identity seeds are offline (`keys offline`), a tenant's new identity seed stays on the host until
+ * `keys offline` runs again: what to run, or undefined when its seed is not left on the host.
+ */
+function seedLeftOnHost(auth: AuthDir, tenant: string): string | undefined {
+  const left = identitySeedsLeftOnHost(auth)
+  const seed = seedPath(tenant)
+  if (left === undefined || !left.seeds.includes(seed)) return undefined
+  return `the other identity seeds are offline, ${seed} is on this host until: evtctl keys offline --to ${left.to}`
+}
+
 const collect = (value: string, previous: string[]): string[] => [...previous, value]
 
 /**
@@ -117,12 +130,17 @@ export function registerTenant(program: Command, kit: CommandKit): void {
         })
         const r = added.record
         session.log.info({ tenant: r.tenant, account: r.account, created: added.created }, 'tenant added')
-        session.out.emit({ ...record(r), creds_file: added.credsFile, created: added.created }, () => [
-          `tenant     ${r.tenant} (${added.created ? 'added' : 'already active, re-applied'})`,
-          `account    ${r.account}`,
-          `consumers  ${r.consumers.join(', ')}`,
-          `creds      ${added.credsFile} (mode 0600: hand it to the tenant, keep it secret)`,
-        ])
+        const next = seedLeftOnHost(auth, r.tenant)
+        session.out.emit(
+          { ...record(r), creds_file: added.credsFile, created: added.created, ...(next ? { next } : {}) },
+          () => [
+            `tenant     ${r.tenant} (${added.created ? 'added' : 'already active, re-applied'})`,
+            `account    ${r.account}`,
+            `consumers  ${r.consumers.join(', ')}`,
+            `creds      ${added.credsFile} (mode 0600: hand it to the tenant, keep it secret)`,
+            ...(next ? [`next       ${next}`] : []),
+          ],
+        )
       }),
     )
 
