@@ -32,7 +32,7 @@ export type { AuthDir, AuthDirUser } from './auth-dir.ts'
 export { DEFAULT_MAX_PAYLOAD, accountsConfig, generateNatsConfig } from './server-config.ts'
 export type { NatsAccountsConfig, NatsServerConfigOptions } from './server-config.ts'
 export { CLAIMS_UPDATE_SUBJECT, pushAccountJwt } from './claims-push.ts'
-export { accountConnzSubject, accountzSubject } from './claims-confirm.ts'
+export { accountConnzSubject, accountzSubject, appliedAccountJwt } from './claims-confirm.ts'
 export {
   addTenant,
   connectAuthDirUser,
