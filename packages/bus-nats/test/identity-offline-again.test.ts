@@ -6,7 +6,16 @@
  * the tombstone), and `keys online` then brings back the others.
  */
 import assert from 'node:assert/strict'
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import {
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
@@ -70,6 +79,17 @@ describe('identity seeds offline, continued', () => {
     const first = record()
     await add('globex')
     assert.deepEqual(identitySeedsLeftOnHost(loadAuthDir(dir)), { seeds: ['tenants/globex.nk'], to: off })
+    // Another --to would split them: keys online reads every seed from one directory.
+    const other = join(off, 'elsewhere')
+    const unchanged = snapshot(dir)
+    await assert.rejects(
+      moveIdentitySeedsOffline(loadAuthDir(dir), other),
+      (e) =>
+        isEventplaneError(e, 'bus.config') &&
+        e.message.startsWith(`identity seeds of ${dir} are offline in ${off}: give --to ${off} `),
+    )
+    assert.equal(existsSync(other), false, 'nothing copied')
+    assert.deepEqual(snapshot(dir), unchanged, 'nothing written')
 
     const again = await moveIdentitySeedsOffline(loadAuthDir(dir), off)
     assert.deepEqual(
@@ -162,7 +182,7 @@ describe('identity seeds offline, continued', () => {
     )
   })
 
-  test('tenant revoke works with every identity seed offline; keys online then brings back the others', async () => {
+  test('tenant revoke works with every identity seed offline; added again, its old seed at --to is named; keys online brings back the others', async () => {
     const creds = readFileSync(tenantCredsFile(dir, 'acme'))
     const acme = await connect({
       servers: server.url,
@@ -183,15 +203,39 @@ describe('identity seeds offline, continued', () => {
     await connectsWith(server.url, readFileSync(tenantCredsFile(dir, 'globex')))
     assert.equal(existsSync(tenantCredsFile(dir, 'acme')), false)
 
+    // acme added again (a new account): its old seed at --to is named, not overwritten, nothing moved.
+    const old = readFileSync(join(off, 'tenants', 'acme.nk'), 'utf8')
+    const readded = await add('acme')
+    const before = snapshot(dir)
+    await assert.rejects(
+      moveIdentitySeedsOffline(loadAuthDir(dir), off),
+      (e) =>
+        isEventplaneError(e, 'bus.config') &&
+        e.message.startsWith(
+          `seed file ${join(off, 'tenants', 'acme.nk')} holds the seed keys offline moved there before (A`,
+        ) &&
+        e.message.includes('move it away, then run keys offline again'),
+    )
+    assert.deepEqual(snapshot(dir), before, 'nothing moved')
+    assert.equal(readFileSync(join(off, 'tenants', 'acme.nk'), 'utf8'), old, 'the old seed kept')
+    renameSync(join(off, 'tenants', 'acme.nk'), join(off, 'tenants', 'acme.nk.revoked'))
+    const moved = await moveIdentitySeedsOffline(loadAuthDir(dir), off)
+    assert.deepEqual(moved, [{ seed: 'tenants/acme.nk', key: readded.record.account }])
+
     const back = await bringIdentitySeedsOnline(loadAuthDir(dir), off)
     assert.deepEqual(back.map((m) => m.seed).sort(), [
       'accounts/EVENTPLANE.nk',
       'accounts/SYS.nk',
       'operator.nk',
+      'tenants/acme.nk',
       'tenants/globex.nk',
       'tenants/initech.nk',
     ])
-    assert.equal(existsSync(join(dir, 'tenants', 'acme.nk')), false, "the revoked tenant's seed stays off the host")
+    assert.notEqual(
+      readFileSync(join(dir, 'tenants', 'acme.nk'), 'utf8'),
+      old,
+      "the new acme's seed, not the revoked one's",
+    )
     assert.equal(existsSync(join(dir, OFFLINE_RECORD)), false)
   })
 })

@@ -103,9 +103,21 @@ export async function moveIdentitySeedsOffline(auth: AuthDir, to: string): Promi
       if (key === undefined) continue
       const there = readSeedFile(join(target, rel), roleOf(rel))
       if (there !== undefined && there.getPublicKey() !== key.getPublicKey())
-        throw seedFileError(join(target, rel), `holds another ${roleOf(rel)} seed: move it away or pick another --to`)
+        throw seedFileError(
+          join(target, rel),
+          record[rel]?.key === there.getPublicKey()
+            ? `holds the seed keys offline moved there before (${there.getPublicKey()}), of an account revoked since (a tenant revoked and added again): move it away, then run keys offline again`
+            : `holds another ${roleOf(rel)} seed: move it away or pick another --to`,
+        )
       present.push({ rel, key })
     }
+    // keys online reads every seed from one directory: those still on the host join the ones offline already.
+    const elsewhere = Object.values(record).find((seed) => resolve(seed.to) !== target)
+    if (present.length > 0 && elsewhere !== undefined)
+      throw new EventplaneError(
+        'bus.config',
+        `identity seeds of ${auth.dir} are offline in ${elsewhere.to}: give --to ${elsewhere.to} (keys online --from reads every seed from one directory), or bring them back first (evtctl keys online --from <where they are now>)`,
+      )
     for (const { rel, key } of present) {
       const file = join(target, rel)
       mkdirSync(dirname(file), { recursive: true, mode: 0o700 })
