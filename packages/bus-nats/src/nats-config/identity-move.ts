@@ -79,7 +79,8 @@ export function identitySeedsLeftOnHost(auth: AuthDir): SeedsLeftOnHost | undefi
  * at `to` is kept when it is the same seed, else refused. Each copy is read back before any seed leaves the
  * auth dir; cut short, the seeds left are still used and running it again finishes. Run again with some seeds
  * offline already, it moves those still on the host (a tenant added since) and keeps the record of the others
- * ({@link identitySeedsLeftOnHost} lists them). Holds the auth dir's lock.
+ * ({@link identitySeedsLeftOnHost} lists them); to another `to` than theirs it is refused (`keys online` reads one
+ * directory). The record is read (and checked) before any copy. Holds the auth dir's lock.
  */
 export async function moveIdentitySeedsOffline(auth: AuthDir, to: string): Promise<MovedSeed[]> {
   const target = resolve(to)
