@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
 import type { Command } from 'commander'
 import { Unavailable } from '@eventplane/core'
 import {
@@ -70,14 +72,13 @@ function humanRecord(r: TenantRecord): string {
 }
 
 /**
- * While the identity seeds are offline (`keys offline`), a tenant's new identity seed stays on the host until
- * `keys offline` runs again: what to run, or undefined when its seed is not left on the host.
+ * While the identity seeds are offline (`keys offline`; `offlineTo`: where), a tenant's new identity seed stays on
+ * the host until `keys offline` runs again: what to run, or undefined when its seed is not left on the host.
  */
-function seedLeftOnHost(auth: AuthDir, tenant: string): string | undefined {
-  const left = identitySeedsLeftOnHost(auth)
+function seedLeftOnHost(auth: AuthDir, tenant: string, offlineTo: string | undefined): string | undefined {
   const seed = seedPath(tenant)
-  if (left === undefined || !left.seeds.includes(seed)) return undefined
-  return `the other identity seeds are offline, ${seed} is on this host until: evtctl keys offline --to ${left.to}`
+  if (offlineTo === undefined || !existsSync(join(auth.dir, seed))) return undefined
+  return `the other identity seeds are offline, ${seed} is on this host until: evtctl keys offline --to ${offlineTo}`
 }
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value]
@@ -125,12 +126,14 @@ export function registerTenant(program: Command, kit: CommandKit): void {
       kit.action(async (session, cmd) => {
         const auth = authDir(session)
         const consumers = cmd.opts<{ consumer: string[] }>().consumer
+        // The offline record read (and checked) before the add: a corrupted one fails it with nothing changed.
+        const offlineTo = identitySeedsLeftOnHost(auth)?.to
         const added = await addTenant(auth, await admin(session, auth), cmd.args[0]!, {
           ...(consumers.length > 0 ? { consumers } : {}),
         })
         const r = added.record
         session.log.info({ tenant: r.tenant, account: r.account, created: added.created }, 'tenant added')
-        const next = seedLeftOnHost(auth, r.tenant)
+        const next = seedLeftOnHost(auth, r.tenant, offlineTo)
         session.out.emit(
           { ...record(r), creds_file: added.credsFile, created: added.created, ...(next ? { next } : {}) },
           () => [
