@@ -1,7 +1,8 @@
 /**
  * `evtctl keys offline --to` / `keys online --from`: the identity seeds leave the host and come back, printed by
- * path and public key only; in between `tenant add` works, and `keys rotate operator` exits 1 with one line
- * naming `operator.nk` and the command that brings it back.
+ * path and public key only; in between `tenant add` works (and says its new identity seed stays on the host until
+ * `keys offline` runs again, which moves just that one), `tenant revoke` works, and `keys rotate operator` exits 1
+ * with one line naming `operator.nk` and the command that brings it back.
  */
 import assert from 'node:assert/strict'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
@@ -42,8 +43,24 @@ describe('evtctl keys offline and online', () => {
     assert.doesNotMatch(moved.stdout + moved.stderr, SEED, 'no seed printed')
     assert.equal(existsSync(join(dir, 'operator.nk')), false)
 
+    // A tenant added now has its identity seed on the host: tenant add says so, keys offline run again moves it.
+    const next = `the other identity seeds are offline, tenants/globex.nk is on this host until: evtctl keys offline --to ${off}`
     const added = await runCli(['tenant', 'add', 'globex'], { env: cli })
     assert.equal(added.code, 0, added.stderr)
+    assert.ok(added.stdout.split('\n').includes(`next       ${next}`), added.stdout)
+    const json = await runCli(['tenant', 'add', 'globex', '--json'], { env: cli })
+    assert.equal((JSON.parse(json.stdout) as { next?: string }).next, next)
+    const again = await runCli(['keys', 'offline', '--to', off, '--json'], { env: cli })
+    assert.equal(again.code, 0, again.stderr)
+    const moved2 = JSON.parse(again.stdout) as { seeds: { seed: string }[] }
+    assert.deepEqual(
+      moved2.seeds.map((s) => s.seed),
+      ['tenants/globex.nk'],
+    )
+    const readded = await runCli(['tenant', 'add', 'globex', '--json'], { env: cli })
+    assert.equal((JSON.parse(readded.stdout) as { next?: string }).next, undefined, 'its seed is offline now')
+    const revoked = await runCli(['tenant', 'revoke', 'globex'], { env: cli })
+    assert.equal(revoked.code, 0, `tenant revoke while the identity seeds are offline: ${revoked.stderr}`)
     const operator = await runCli(['keys', 'rotate', 'operator'], { env: cli })
     assert.equal(operator.code, 1, operator.stderr)
     const failure = failureLine(operator)

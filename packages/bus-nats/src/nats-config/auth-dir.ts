@@ -134,6 +134,22 @@ function readText(path: string): string {
 }
 
 /**
+ * `outdated(jwt)`; `bus.config` naming `file` when its JWT cannot be read (not a JWT, or its signature does not
+ * verify), never the JWT: what the auth dir would preload or sign with is not guessed at.
+ */
+function outdatedOrBad(file: string, jwt: string, outdated: (jwt: string) => boolean): boolean {
+  try {
+    return outdated(jwt)
+  } catch {
+    throw new EventplaneError(
+      'bus.config',
+      `${file} does not hold a JWT whose signature verifies: restore it from a backup of the auth dir, or remove it and run nats-setup again (it is written anew from the auth dir's keys)`,
+      { details: { file } },
+    )
+  }
+}
+
+/**
  * Reads `file` unless `stale` (or `outdated` says its JWT is), else writes `make()` to it (public JWTs: mode 0644).
  * With `signer` (an account JWT, which `nats-setup` preloads), the JWT written is issued after the one it replaces
  * ({@link issuedAfter}).
@@ -146,7 +162,7 @@ async function jwtIn(
   signer?: KeyPair,
 ): Promise<string> {
   const previous = existsSync(file) ? readText(file) : undefined
-  if (!stale && previous !== undefined && !outdated(previous)) return previous
+  if (!stale && previous !== undefined && !outdatedOrBad(file, previous, outdated)) return previous
   const made = await make()
   const jwt = signer === undefined ? made : issuedAfter(made, previous, signer)
   writeFileAtomic(file, `${jwt}\n`, 0o644)

@@ -44,6 +44,28 @@ function writeOfflineSeeds(dir: string, seeds: OfflineSeeds): void {
   else writeFileAtomic(file, `${JSON.stringify({ seeds }, null, 2)}\n`, 0o644)
 }
 
+/** Identity seeds still on the host while others are offline, and where `keys offline` moved the last ones. */
+export interface SeedsLeftOnHost {
+  /** Their paths in the auth dir (a tenant added since the last `keys offline`: `tenants/<tenant>.nk`). */
+  seeds: string[]
+  /** The directory of the latest move: `evtctl keys offline --to <to>` moves these there too. */
+  to: string
+}
+
+/**
+ * While identity seeds are offline (`identity-seeds.offline.json` records some): those still on the host, which
+ * `keys offline` run again moves; undefined when none is offline (the record is read and checked).
+ */
+export function identitySeedsLeftOnHost(auth: AuthDir): SeedsLeftOnHost | undefined {
+  const moved = Object.values(readOfflineSeeds(auth.dir)).sort((a, b) => a.moved_at.localeCompare(b.moved_at))
+  const last = moved.at(-1)
+  if (last === undefined) return undefined
+  const seeds = identitySeeds(auth)
+    .map((s) => s.rel)
+    .filter((rel) => existsSync(join(auth.dir, rel)))
+  return { seeds, to: last.to }
+}
+
 /**
  * `evtctl keys offline --to <dir>`: moves the identity seeds still on the host (`operator.nk`,
  * `accounts/SYS.nk`, `accounts/EVENTPLANE.nk`, each active tenant's `tenants/<tenant>.nk`) to `to` (same paths
@@ -55,13 +77,18 @@ function writeOfflineSeeds(dir: string, seeds: OfflineSeeds): void {
  * Refused (`bus.config`, nothing moved) while a signing key is not yet known to the server (an auth dir
  * upgraded from before signing keys, not pushed since): its identity key still signs for it. A seed already
  * at `to` is kept when it is the same seed, else refused. Each copy is read back before any seed leaves the
- * auth dir; cut short, the seeds left are still used and running it again finishes. Holds the auth dir's lock.
+ * auth dir; cut short, the seeds left are still used and running it again finishes. Run again with some seeds
+ * offline already, it moves those still on the host (a tenant added since) and keeps the record of the others
+ * ({@link identitySeedsLeftOnHost} lists them); to another `to` than theirs it is refused (`keys online` reads one
+ * directory). The record is read (and checked) before any copy. Holds the auth dir's lock.
  */
 export async function moveIdentitySeedsOffline(auth: AuthDir, to: string): Promise<MovedSeed[]> {
   const target = resolve(to)
   if (target === resolve(auth.dir) || target.startsWith(`${resolve(auth.dir)}/`))
     throw new EventplaneError('bus.config', `--to ${to} is inside the auth dir: name a directory off the host`)
   return withAuthDirLock(auth, async () => {
+    // Read (and checked) before any copy is written: a corrupted record fails with nothing moved.
+    const record = readOfflineSeeds(auth.dir)
     const seeds = identitySeeds(auth)
     for (const { owner, name } of seeds) {
       const keys = readSigningKeys(auth.dir, owner)
@@ -77,9 +104,21 @@ export async function moveIdentitySeedsOffline(auth: AuthDir, to: string): Promi
       if (key === undefined) continue
       const there = readSeedFile(join(target, rel), roleOf(rel))
       if (there !== undefined && there.getPublicKey() !== key.getPublicKey())
-        throw seedFileError(join(target, rel), `holds another ${roleOf(rel)} seed: move it away or pick another --to`)
+        throw seedFileError(
+          join(target, rel),
+          record[rel]?.key === there.getPublicKey()
+            ? `holds the seed keys offline moved there before (${there.getPublicKey()}), of an account revoked since (a tenant revoked and added again): move it away, then run keys offline again`
+            : `holds another ${roleOf(rel)} seed: move it away or pick another --to`,
+        )
       present.push({ rel, key })
     }
+    // keys online reads every seed from one directory: those still on the host join the ones offline already.
+    const elsewhere = Object.values(record).find((seed) => resolve(seed.to) !== target)
+    if (present.length > 0 && elsewhere !== undefined)
+      throw new EventplaneError(
+        'bus.config',
+        `identity seeds of ${auth.dir} are offline in ${elsewhere.to}: give --to ${elsewhere.to} (keys online --from reads every seed from one directory), or bring them back first (evtctl keys online --from <where they are now>)`,
+      )
     for (const { rel, key } of present) {
       const file = join(target, rel)
       mkdirSync(dirname(file), { recursive: true, mode: 0o700 })
@@ -88,7 +127,6 @@ export async function moveIdentitySeedsOffline(auth: AuthDir, to: string): Promi
         throw seedFileError(file, 'does not read back as the seed written')
     }
     const at = new Date().toISOString()
-    const record = readOfflineSeeds(auth.dir)
     for (const { rel, key } of present) record[rel] = { key: key.getPublicKey(), to: target, moved_at: at }
     writeOfflineSeeds(auth.dir, record)
     for (const { rel } of present) rmSync(join(auth.dir, rel))

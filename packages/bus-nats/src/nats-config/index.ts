@@ -32,7 +32,7 @@ export type { AuthDir, AuthDirUser } from './auth-dir.ts'
 export { DEFAULT_MAX_PAYLOAD, accountsConfig, generateNatsConfig } from './server-config.ts'
 export type { NatsAccountsConfig, NatsServerConfigOptions } from './server-config.ts'
 export { CLAIMS_UPDATE_SUBJECT, pushAccountJwt } from './claims-push.ts'
-export { accountConnzSubject, accountzSubject } from './claims-confirm.ts'
+export { accountConnzSubject, accountzSubject, appliedAccountJwt } from './claims-confirm.ts'
 export {
   addTenant,
   connectAuthDirUser,
@@ -40,6 +40,7 @@ export {
   issueTenantUser,
   listTenants,
   revokeTenant,
+  seedPath,
 } from './tenants.ts'
 export type { AddTenantOptions, AddedTenant, TenantAdmin, TenantRecord } from './tenants.ts'
 export { revokeStagedTenantKeys, rotateTenantUser } from './tenant-rotate.ts'
@@ -67,8 +68,8 @@ export type { SigningKeys, SigningOwner } from './signing-keys.ts'
 export { natsSetupMain } from './setup-cli.ts'
 export { readSeedFile, requireSeedFile, seedOrCreate } from './seed-file.ts'
 export type { SeedRole } from './seed-file.ts'
-export { bringIdentitySeedsOnline, moveIdentitySeedsOffline } from './identity-move.ts'
-export type { MovedSeed } from './identity-move.ts'
+export { bringIdentitySeedsOnline, identitySeedsLeftOnHost, moveIdentitySeedsOffline } from './identity-move.ts'
+export type { MovedSeed, SeedsLeftOnHost } from './identity-move.ts'
 export { OFFLINE_RECORD, readOfflineSeeds } from './offline-key.ts'
 export type { OfflineSeed, OfflineSeeds } from './offline-key.ts'
 export { authDirLockNotice, authDirLockPath, withAuthDirLock } from './auth-lock.ts'

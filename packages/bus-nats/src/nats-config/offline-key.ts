@@ -2,6 +2,9 @@ import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { EventplaneError } from '@eventplane/core'
 import type { KeyPair } from '@nats-io/nkeys'
+import { Type } from '@sinclair/typebox'
+import { TypeCompiler } from '@sinclair/typebox/compiler'
+import { LOG_ACCOUNT, SYSTEM_ACCOUNT } from './claims.ts'
 import { type SeedRole, readSeedFile, requireSeedFile, seedFileError } from './seed-file.ts'
 
 /**
@@ -20,14 +23,63 @@ export interface OfflineSeed {
 /** The auth dir's offline identity seeds, by their path in the auth dir (`operator.nk`, `accounts/SYS.nk`, …). */
 export type OfflineSeeds = Record<string, OfflineSeed>
 
+const PUBLIC_KEY = '^[OA][A-Z2-7]{55}$'
+/** The paths an identity seed has in the auth dir: the operator's, the system and log accounts', a tenant's. */
+const SEED_PATH = `^(operator\\.nk|accounts/(${SYSTEM_ACCOUNT}|${LOG_ACCOUNT})\\.nk|tenants/[A-Za-z0-9_-]+\\.nk)$`
+
+const OfflineRecord = TypeCompiler.Compile(
+  Type.Object({
+    seeds: Type.Record(
+      Type.String({ pattern: SEED_PATH }),
+      Type.Object({
+        key: Type.String({ pattern: PUBLIC_KEY }),
+        to: Type.String({ minLength: 1 }),
+        moved_at: Type.String({ minLength: 1 }),
+      }),
+      { additionalProperties: false },
+    ),
+  }),
+)
+
+/** What is wrong with a parsed record, or undefined when it is one: its first fault, never its content. */
+function recordFault(value: unknown): string | undefined {
+  const error = OfflineRecord.Errors(value).First()
+  if (error !== undefined) {
+    // An unexpected property's path is the file's own text: not quoted.
+    if (error.message === 'Unexpected property') return '/seeds: an entry not at the path of an identity seed'
+    const path = error.path.replaceAll('~1', '/').replaceAll('~0', '~') || '/'
+    return `${path}: ${error.message.replace(/^Expected /, 'expected ').replace(/ to match '.*'$/, ' of its form')}`
+  }
+  for (const [rel, seed] of Object.entries((value as { seeds: OfflineSeeds }).seeds)) {
+    const role = rel === 'operator.nk' ? 'operator' : 'account'
+    if (!seed.key.startsWith(role === 'operator' ? 'O' : 'A'))
+      return `/seeds/${rel}/key: ${role === 'operator' ? 'an account' : 'an operator'} public key, not ${role === 'operator' ? 'an operator' : 'an account'} one`
+  }
+  return undefined
+}
+
+/**
+ * The auth dir's {@link OFFLINE_RECORD}, empty when there is none. `bus.config`, one line naming the file and
+ * its first fault (never its content), when it is not JSON or not a record of identity seeds: every entry at an
+ * identity seed's path, with a public key of that seed's role, where it went and when.
+ */
 export function readOfflineSeeds(dir: string): OfflineSeeds {
   const file = join(dir, OFFLINE_RECORD)
   if (!existsSync(file)) return {}
+  const bad = (fault: string) =>
+    new EventplaneError('bus.config', `${file} is not a record of offline identity seeds (${fault})`, {
+      details: { file },
+    })
+  let value: unknown
   try {
-    return (JSON.parse(readFileSync(file, 'utf8')) as { seeds: OfflineSeeds }).seeds
-  } catch (e) {
-    throw new EventplaneError('bus.config', `${file} is not a record of offline identity seeds`, { cause: e })
+    value = JSON.parse(readFileSync(file, 'utf8'))
+  } catch {
+    // No cause: what JSON.parse says quotes the content.
+    throw bad('not JSON: truncated or corrupted')
   }
+  const fault = recordFault(value)
+  if (fault !== undefined) throw bad(fault)
+  return (value as { seeds: OfflineSeeds }).seeds
 }
 
 /** The command that brings `seed` back, for messages. */

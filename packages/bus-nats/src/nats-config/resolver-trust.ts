@@ -56,3 +56,30 @@ export function untrustedStoredError(resolverDir: string, names: readonly string
     { details: { accounts: names } },
   )
 }
+
+/**
+ * The auth dir's account JWT files `nats-setup` preloads into the server config (`accounts/SYS.jwt`,
+ * `accounts/EVENTPLANE.jwt`) that a server configured with its `operator.jwt` would not apply: not of the
+ * account (another subject), not verifying, or not signed by the operator or a signing key it lists. nats-server
+ * starts with such a preload and refuses every user of its account (the system user: no JWT push; the log
+ * account: relay, gateway, controller), tested.
+ */
+export function untrustedPreloads(auth: AuthDir): string[] {
+  const trusted = trustedIssuers(auth.operatorJwt)
+  const preloads: [string, string, string][] = [
+    [SYSTEM_ACCOUNT, auth.system.getPublicKey(), auth.systemAccountJwt],
+    [LOG_ACCOUNT, auth.log.getPublicKey(), auth.logAccountJwt],
+  ]
+  return preloads
+    .filter(([, account, jwt]) => !appliesAs(jwt, account, trusted))
+    .map(([name]) => join(auth.dir, 'accounts', `${name}.jwt`))
+}
+
+/** `bus.config` naming the files {@link untrustedPreloads} found, and how to have nats-setup write them anew. */
+export function untrustedPreloadError(files: readonly string[]): EventplaneError {
+  return new EventplaneError(
+    'bus.config',
+    `${files.join(', ')} ${files.length === 1 ? 'is' : 'are'} not an account JWT signed by operator.jwt's keys: nats-server would start with it preloaded and refuse every user of its account; no config written. Remove it and run nats-setup again (it writes it anew, signed by the operator's signing key, with every revocation the auth dir keeps), or restore it from a backup of the auth dir`,
+    { details: { files } },
+  )
+}

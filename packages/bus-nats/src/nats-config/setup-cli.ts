@@ -5,7 +5,12 @@ import { EventplaneError } from '@eventplane/core'
 import { authDirLockNotice } from './auth-lock.ts'
 import { initAuthDir, serviceCredsFile } from './auth-dir.ts'
 import { SERVICE_USERS } from './permissions.ts'
-import { untrustedStoredAccounts, untrustedStoredError } from './resolver-trust.ts'
+import {
+  untrustedPreloadError,
+  untrustedPreloads,
+  untrustedStoredAccounts,
+  untrustedStoredError,
+} from './resolver-trust.ts'
 import { accountsConfig, generateNatsConfig } from './server-config.ts'
 
 const USAGE = `usage: nats-setup --auth-dir DIR --store-dir DIR [options]
@@ -22,7 +27,9 @@ grants this release changed (same user key), and prints a nats-server config in 
 with a full account resolver, preloading the log and system account JWTs with every key
 revoked by evtctl creds rotate (kept in the auth dir). Tenants are added later, live: evtctl tenant add.
 Exits 1 (after writing the config) when the resolver dir stores a JWT of the auth dir's accounts that
-operator.jwt's keys did not sign: nats-server would refuse that account after its next start.`
+operator.jwt's keys did not sign: nats-server would refuse that account after its next start. Exits 1
+before writing the config when the auth dir's accounts/SYS.jwt or accounts/EVENTPLANE.jwt (what the
+config preloads) is not signed by operator.jwt's keys.`
 
 /**
  * `nats-setup`: prepares a NATS deployment for eventplane. Returns the exit
@@ -60,6 +67,9 @@ export async function natsSetupMain(
   const resolverDir = resolve(values['resolver-dir'] ?? join(storeDir, 'accounts'))
   mkdirSync(resolverDir, { recursive: true, mode: 0o700 })
   const auth = await initAuthDir(authDir, authDirLockNotice('nats-setup', io.stderr))
+  // What the config preloads must be what the operator's keys signed: checked before the config is written.
+  const preloads = untrustedPreloads(auth)
+  if (preloads.length > 0) throw untrustedPreloadError(preloads)
   const config = generateNatsConfig({
     storeDir,
     port,

@@ -18,6 +18,7 @@ import {
   controllerProblems,
 } from '../controller-status.ts'
 import { type GatewayProbe, probeGateway } from '../probes.ts'
+import { type LogAccountProbe, probeLogAccount } from '../log-account-probe.ts'
 import type { Session } from '../session.ts'
 
 /** How old a transaction holding an xid must be for `status` to call it stuck, by default (the relay guard's default bound). */
@@ -89,6 +90,8 @@ export interface StatusReport {
   }[]
   /** Absent with --no-nats. */
   gateway?: GatewayProbe
+  /** Whether the server applies the auth dir's log account JWT: with EVENTPLANE_NATS_AUTH_DIR, not --no-nats. */
+  log_account?: LogAccountProbe
   /** Each controller's lag from its durable JetStream consumer (`ctl_<name>`); absent with --no-nats. */
   controllers?: ControllersReport
   /** With --check: what is wrong, one sentence per problem (empty when healthy). */
@@ -123,6 +126,7 @@ export function healthProblems(r: StatusReport, relay: string, maxLag: number): 
   }
   if (r.gateway && r.gateway.alive !== true) problems.push(`the gateway is not answering: ${r.gateway.detail}`)
   if (r.controllers) problems.push(...controllerProblems(r.controllers, maxLag))
+  if (r.log_account && r.log_account.applied !== true) problems.push(`the log account: ${r.log_account.detail}`)
   return problems
 }
 
@@ -238,6 +242,11 @@ export function statusLines(r: StatusReport): string[] {
     lines.push(`gateway     ${state}: ${r.gateway.detail}`)
   }
   if (r.controllers) lines.push(...controllerLines(r.controllers))
+  if (r.log_account) {
+    const state =
+      r.log_account.applied === true ? 'applied' : r.log_account.applied === false ? 'not applied' : 'unknown'
+    lines.push(`log account ${state}: ${r.log_account.detail}`)
+  }
   if (r.check?.healthy) lines.push('check       healthy')
   for (const problem of r.check?.problems ?? []) lines.push(`check       unhealthy: ${problem}`)
   return lines
@@ -273,7 +282,8 @@ export function registerStatus(program: Command, kit: CommandKit): void {
         'With --check, unhealthy means: the relay (--relay) is not active or lags more than --max-lag events, a',
         'projection lags more than --max-lag, a transaction holds the read back longer than --stuck-after, or',
         '(unless --no-nats) the gateway does not answer, a controller lags more than --max-lag, a controller of the',
-        'domain (--domain) has no consumer, or NATS cannot tell. Each problem is one "check" line (or',
+        'domain (--domain) has no consumer, NATS cannot tell, or (with EVENTPLANE_NATS_AUTH_DIR) the server does',
+        'not apply the auth dir\'s log account JWT (accounts/EVENTPLANE.jwt). Each problem is one "check" line (or',
         'check.problems with --json) and the exit code is 3; healthy is exit 0.',
         '',
         "A controller's lag is what its durable consumer (ctl_<name>) has not acknowledged: pending plus delivered",
@@ -300,6 +310,8 @@ export function registerStatus(program: Command, kit: CommandKit): void {
           if (options.nats) {
             report.gateway = await probeGateway(session)
             report.controllers = await collectControllers(session)
+            const logAccount = await probeLogAccount(session)
+            if (logAccount !== undefined) report.log_account = logAccount
           }
           const problems = options.check ? healthProblems(report, options.relay, options.maxLag) : []
           if (options.check)

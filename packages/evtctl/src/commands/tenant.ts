@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
 import type { Command } from 'commander'
 import { Unavailable } from '@eventplane/core'
 import {
@@ -7,11 +9,13 @@ import {
   addTenant,
   authDirLockNotice,
   connectTenantAdmin,
+  identitySeedsLeftOnHost,
   listTenants,
   loadAuthDir,
   revokeStagedTenantKeys,
   revokeTenant,
   rotateTenantUser,
+  seedPath,
 } from '@eventplane/bus-nats/nats-config'
 import { redactUrl } from '@eventplane/store-pg'
 import { toEventplaneError } from '../exit-codes.ts'
@@ -67,6 +71,16 @@ function humanRecord(r: TenantRecord): string {
   return `${r.tenant.padEnd(20)} ${r.status.padEnd(8)} ${r.account}  ${r.consumers.join(',')}  ${when}`
 }
 
+/**
+ * While the identity seeds are offline (`keys offline`; `offlineTo`: where), a tenant's new identity seed stays on
+ * the host until `keys offline` runs again: what to run, or undefined when its seed is not left on the host.
+ */
+function seedLeftOnHost(auth: AuthDir, tenant: string, offlineTo: string | undefined): string | undefined {
+  const seed = seedPath(tenant)
+  if (offlineTo === undefined || !existsSync(join(auth.dir, seed))) return undefined
+  return `the other identity seeds are offline, ${seed} is on this host until: evtctl keys offline --to ${offlineTo}`
+}
+
 const collect = (value: string, previous: string[]): string[] => [...previous, value]
 
 /**
@@ -112,17 +126,24 @@ export function registerTenant(program: Command, kit: CommandKit): void {
       kit.action(async (session, cmd) => {
         const auth = authDir(session)
         const consumers = cmd.opts<{ consumer: string[] }>().consumer
+        // The offline record read (and checked) before the add: a corrupted one fails it with nothing changed.
+        const offlineTo = identitySeedsLeftOnHost(auth)?.to
         const added = await addTenant(auth, await admin(session, auth), cmd.args[0]!, {
           ...(consumers.length > 0 ? { consumers } : {}),
         })
         const r = added.record
         session.log.info({ tenant: r.tenant, account: r.account, created: added.created }, 'tenant added')
-        session.out.emit({ ...record(r), creds_file: added.credsFile, created: added.created }, () => [
-          `tenant     ${r.tenant} (${added.created ? 'added' : 'already active, re-applied'})`,
-          `account    ${r.account}`,
-          `consumers  ${r.consumers.join(', ')}`,
-          `creds      ${added.credsFile} (mode 0600: hand it to the tenant, keep it secret)`,
-        ])
+        const next = seedLeftOnHost(auth, r.tenant, offlineTo)
+        session.out.emit(
+          { ...record(r), creds_file: added.credsFile, created: added.created, ...(next ? { next } : {}) },
+          () => [
+            `tenant     ${r.tenant} (${added.created ? 'added' : 'already active, re-applied'})`,
+            `account    ${r.account}`,
+            `consumers  ${r.consumers.join(', ')}`,
+            `creds      ${added.credsFile} (mode 0600: hand it to the tenant, keep it secret)`,
+            ...(next ? [`next       ${next}`] : []),
+          ],
+        )
       }),
     )
 
