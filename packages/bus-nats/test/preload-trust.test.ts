@@ -44,6 +44,7 @@ describe('nats-setup checks the account JWTs it preloads', () => {
     const good = readFileSync(file, 'utf8')
     // Same claims (revocations, signing keys), signed by an operator key the auth dir's operator.jwt does not list.
     await writeAccountJwt(loadAuthDir(dir), LOG_ACCOUNT, createOperator())
+    const untrusted = readFileSync(file, 'utf8')
     await assert.rejects(
       setup(),
       (e) =>
@@ -63,7 +64,13 @@ describe('nats-setup checks the account JWTs it preloads', () => {
     rmSync(file)
     assert.equal(await setup(), 0)
     assert.ok(existsSync(out))
-    assert.notEqual(readFileSync(file, 'utf8'), good, 'written anew')
+    // Written anew by the operator's signer: the JWT of before the test, or the same claims issued a second later.
+    assert.notEqual(readFileSync(file, 'utf8'), untrusted, 'written anew')
+    assert.equal(
+      decodeJwt(readFileSync(file, 'utf8').trim()).iss,
+      decodeJwt(good.trim()).iss,
+      "signed by the operator's signer",
+    )
     await server.restart({ reconfigure: true })
     await connectsWith(server.url, relay())
   })
