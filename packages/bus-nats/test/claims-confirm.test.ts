@@ -5,7 +5,7 @@
  * swapped for one the server does not trust (what it signs is stored and answered, never applied).
  */
 import assert from 'node:assert/strict'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
@@ -28,8 +28,10 @@ import {
 } from '../src/nats-config/index.ts'
 import { untrustedStoredAccounts } from '../src/nats-config/resolver-trust.ts'
 import { recordAccountJwt } from '../src/nats-config/tenants.ts'
+import { natsFailure } from '../src/nats-errors.ts'
 import { createOperator, credsAuthenticator, decodeJwt } from '../src/nkeys.ts'
 import { type TestNatsServer, connectsWith, startNatsServer } from '../src/testing/index.ts'
+import { within } from './fixtures.ts'
 
 const OPERATOR = { operator: true } as const
 const notApplied = (account: string) => (e: unknown) =>
@@ -167,6 +169,41 @@ describe('a pushed account JWT is confirmed applied', () => {
         pushAccountJwt(system, await recordAccountJwt(auth, record('initech')), 2000),
         (e) => isEventplaneError(e, 'bus.forbidden') && /nats-setup/.test(e.message),
       )
+    } finally {
+      await system.close()
+    }
+  })
+
+  test('a new tenant whose push is not applied: no record, no creds, its signing key not recorded as pushed', async () => {
+    untrustKey()
+    try {
+      await assert.rejects(server.addTenant('umbrella'), (e) => isEventplaneError(e, 'bus.jwt_not_applied'))
+    } finally {
+      trustKey()
+    }
+    // Recorded as pushed, the signing key would sign its users (refused by the server) and let keys offline
+    // move the identity seed that still signs for it.
+    assert.equal(existsSync(signingPushedFile(dir, { tenant: 'umbrella' })), false, 'signing key not marked pushed')
+    assert.equal(existsSync(tenantCredsFile(dir, 'umbrella')), false, 'no creds')
+    assert.equal(existsSync(join(dir, 'tenants', 'umbrella.json')), false, 'no record')
+    await server.addTenant('umbrella')
+    await connectsWith(server.url, creds('umbrella'))
+  })
+
+  test('the system user may push and read back one account, nothing else of $SYS: no server-wide request, no events', async () => {
+    const system = await server.connect('system')
+    try {
+      // Every server's variables and every account's connections: not what a push needs.
+      for (const subject of ['$SYS.REQ.SERVER.PING.VARZ', '$SYS.REQ.SERVER.PING.CONNZ', '$SYS.REQ.SERVER.PING'])
+        await assert.rejects(
+          system.request(subject, '{}', { timeout: 2000 }),
+          (e) => natsFailure(e).code === 'bus.forbidden',
+          subject,
+        )
+      // Nor may it listen to the server's events (every account's connects and disconnects).
+      const events = system.subscribe('$SYS.ACCOUNT.>')
+      const closed = await within(events.closed, 5000, 'the events subscription to be refused')
+      assert.match(String(closed), /Permissions Violation for Subscription/)
     } finally {
       await system.close()
     }

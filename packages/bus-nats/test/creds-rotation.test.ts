@@ -5,7 +5,8 @@
  */
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, mock, test } from 'node:test'
 import { isEventplaneError } from '@eventplane/core'
@@ -14,6 +15,7 @@ import type { NatsConnection } from '@nats-io/transport-node'
 import { credsFileAuthenticator, natsAuth } from '../src/nats-auth.ts'
 import { decodeJwt } from '../src/nkeys.ts'
 import { logAccountJwt } from '../src/nats-config/claims.ts'
+import { ensureNextSigningKey } from '../src/nats-config/signing-keys.ts'
 import {
   LOG_ACCOUNT,
   initAuthDir,
@@ -221,6 +223,29 @@ describe('an account JWT written within the second of the one the config preload
     await server.restart()
     await refusedWith(server.url, old, 'the old relay key, after a restart with the config of before')
     await connectsWith(server.url, readFileSync(serviceCredsFile(auth.dir, 'relay')))
+  })
+})
+
+describe('an account JWT nats-setup writes anew on a host whose clock is behind', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ep-clock-behind-'))
+  after(() => {
+    mock.timers.reset()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  test('is issued after the one it replaces, which the server may have stored', async () => {
+    const auth = await initAuthDir(dir)
+    const before = decodeJwt(auth.logAccountJwt).iat
+    // A rotation's new signing key: the log account's JWT no longer lists its keys, nats-setup writes it anew.
+    ensureNextSigningKey(dir, { account: LOG_ACCOUNT })
+    mock.timers.enable({ apis: ['Date'], now: (before - 3600) * 1000 })
+    try {
+      const again = await initAuthDir(dir)
+      assert.notEqual(again.logAccountJwt, auth.logAccountJwt, 'written anew')
+      assert.equal(decodeJwt(again.logAccountJwt).iat, before + 1, 'issued one second after the one it replaces')
+    } finally {
+      mock.timers.reset()
+    }
   })
 })
 

@@ -12,8 +12,9 @@ import {
   decodeJwt,
   fromSeed,
   parseCreds,
+  reissueJwt,
 } from '../src/nkeys.ts'
-import { userCreds } from '../src/nats-config/claims.ts'
+import { logAccountJwt, userCreds } from '../src/nats-config/claims.ts'
 
 // bus-nats' nkeys (node:crypto) against @nats-io/nkeys (tweetnacl), the reference: the same public key, seed and
 // private key for every seed, the same signatures, and each verifies the other's.
@@ -101,5 +102,18 @@ describe('nkeys signed by node:crypto', () => {
     assert.deepEqual(parseCreds(signed), await natsParseCreds(signed))
     assert.equal(parseCreds(signed).aid, account.getPublicKey())
     assert.throws(() => parseCreds(new TextEncoder().encode('no creds')), /bad credentials/)
+  })
+
+  test("reissueJwt: the same claims at another iat, a jti computed as @nats-io/jwt's, signed by the issuer only", async () => {
+    const operator = createOperator()
+    const jwt = await logAccountJwt(createAccount(), operator)
+    const claims = decodeJwt(jwt)
+    // At the same iat: exactly the JWT @nats-io/jwt encoded (its jti is the hash of the claims without it).
+    assert.equal(reissueJwt(jwt, operator, claims.iat), jwt)
+    const later = decodeJwt(reissueJwt(jwt, operator, claims.iat + 1))
+    assert.equal(later.iat, claims.iat + 1)
+    assert.notEqual(later.jti, claims.jti, 'a new jti')
+    assert.deepEqual({ ...later, iat: 0, jti: '' }, { ...claims, iat: 0, jti: '' }, 'the same claims otherwise')
+    assert.throws(() => reissueJwt(jwt, createOperator(), claims.iat + 1), /by its own issuer only/)
   })
 })

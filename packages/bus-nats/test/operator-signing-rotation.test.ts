@@ -5,7 +5,7 @@
  * state), a revoked tenant stays refused, and after the second one the server refuses what the old key signs.
  */
 import assert from 'node:assert/strict'
-import { readFileSync } from 'node:fs'
+import { readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { isEventplaneError } from '@eventplane/core'
@@ -77,8 +77,14 @@ describe('the operator signing key', () => {
     assert.equal(staged.step, 'staged')
     assert.deepEqual(jwtSigningKeys(loadAuthDir(dir).operatorJwt).sort(), [oldKey.getPublicKey(), staged.key].sort())
     // Before the restart the server does not trust the new key: the second step fails and nothing moves.
-    await assert.rejects(rotateOperatorSigningKey(loadAuthDir(dir), connectSystem), (e) =>
-      isEventplaneError(e, 'bus.jwt_not_applied'),
+    // The system account's JWT first (always loaded: the JWT it applies is pushed back), and the message says what
+    // to do: restart with the config nats-setup writes.
+    await assert.rejects(
+      rotateOperatorSigningKey(loadAuthDir(dir), connectSystem),
+      (e) =>
+        isEventplaneError(e, 'bus.jwt_not_applied') &&
+        e.message.startsWith(`operator signing key rotation: ${SYSTEM_ACCOUNT}'s account JWT was not applied`) &&
+        e.message.includes('restart it with the config nats-setup writes now, then run the rotation again'),
     )
     assert.equal(operatorSigning().current!.getPublicKey(), oldKey.getPublicKey())
     await everyAccountWorks('staged')
@@ -91,6 +97,11 @@ describe('the operator signing key', () => {
     assert.deepEqual(done.pushed.sort(), [LOG_ACCOUNT, SYSTEM_ACCOUNT, 'acme', 'globex'].sort())
     assert.deepEqual(jwtSigningKeys(loadAuthDir(dir).operatorJwt), [done.key])
     assert.equal(issuerOf(accountJwt(LOG_ACCOUNT)), done.key)
+    // Every account JWT the server stores was signed by the new key and pushed, the revoked tenant's tombstone too.
+    const resolverDir = join(server.storeDir, '..', 'accounts')
+    const stored = readdirSync(resolverDir).filter((f) => f.endsWith('.jwt'))
+    assert.equal(stored.length, 4, `the system and log accounts, acme and globex: ${stored}`)
+    for (const f of stored) assert.equal(issuerOf(readFileSync(join(resolverDir, f), 'utf8')), done.key, f)
 
     await server.restart({ reconfigure: true })
     await everyAccountWorks('restarted, the new key alone trusted')

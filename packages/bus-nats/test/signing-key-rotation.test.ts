@@ -34,6 +34,20 @@ describe('account signing keys', () => {
   let dir: string
   const read = (f: string) => readFileSync(f)
   const connectSystem = () => server.connect('system')
+  /** Whether acme reads its `acme_tail` consumer: its imports of the log account (activation tokens) hold. */
+  const acmeReads = async (): Promise<string> => {
+    const acme = await server.connect('acme')
+    try {
+      return await jetstream(acme, { timeout: 3000 })
+        .consumers.get(STREAM_NAME, 'acme_tail')
+        .then(
+          () => 'read',
+          (e: unknown) => String(e),
+        )
+    } finally {
+      await acme.close()
+    }
+  }
 
   before(async () => {
     server = await startServerWithLogMessage(['acme'])
@@ -77,7 +91,13 @@ describe('account signing keys', () => {
     const { nc, statuses } = await serviceConnection(server.url, file)
 
     try {
-      const r = await rotateSigningKey(auth, connectSystem, { account: 'log' })
+      // Before each push (each opens its system connection): whether acme reads its consumer, through its imports.
+      const steps: string[] = []
+      const connectChecking = async () => {
+        steps.push(await acmeReads())
+        return connectSystem()
+      }
+      const r = await rotateSigningKey(auth, connectChecking, { account: 'log' })
       assert.equal(r.account, LOG_ACCOUNT)
       assert.equal(r.reissued.length, 4, 'relay, gateway, controller, operator')
       await refusedWith(server.url, old, 'relay creds the old signing key issued')
@@ -94,15 +114,9 @@ describe('account signing keys', () => {
       assert.deepEqual(signingKeysOf(readFileSync(`${dir}/accounts/EVENTPLANE.jwt`, 'utf8').trim()), [r.key])
       for (const f of r.reissued) await connectsWith(server.url, read(f))
       // acme's imports hold activation tokens the log account's signing key signed: re-signed by the new key and
-      // pushed before the old one was dropped, they still let it read its consumer.
-      const acme = await server.connect('acme')
-      const reads = await jetstream(acme, { timeout: 3000 })
-        .consumers.get(STREAM_NAME, 'acme_tail')
-        .then(
-          () => 'read',
-          (e: unknown) => String(e),
-        )
-      assert.equal(reads, 'read', "acme's imports still hold")
+      // pushed before the old one was dropped, they still let it read its consumer, at each step.
+      assert.equal(await acmeReads(), 'read', "acme's imports still hold")
+      assert.deepEqual(steps, ['read', 'read', 'read'], "acme's imports held before each of the rotation's pushes")
     } finally {
       await nc.close()
     }

@@ -35,19 +35,7 @@ describe('a pooled connection whose session PostgreSQL ended inside a transactio
     await db.drop()
   })
 
-  /** `select 1` in a transaction on `pool`, retried at once after store.unavailable until `deadline`. */
-  async function answerOnRetry(sql: Sql, deadline: number): Promise<number> {
-    for (;;) {
-      try {
-        const [row] = await typedBegin(sql, (tx) => tx<{ one: number }[]>`select 1 as one`)
-        return row!.one
-      } catch (e) {
-        if (!isEventplaneError(e, 'store.unavailable') || Date.now() > deadline) throw e
-      }
-    }
-  }
-
-  test('connects again at once: a transaction on it is answered within 5 s, not after the 10 s connect timeout', async () => {
+  test('connects again at once: the next transaction on it is answered within 5 s, not after the 10 s connect timeout', async () => {
     for (let round = 1; round <= 3; round++) {
       const holder = await db.admin.reserve()
       try {
@@ -62,14 +50,15 @@ describe('a pooled connection whose session PostgreSQL ended inside a transactio
       } finally {
         holder.release()
       }
-      // The first query may still meet the ended session (a typed, retryable store.unavailable); an answer must come
-      // well within the connect timeout.
-      const answered = await within(
-        answerOnRetry(pool, Date.now() + 5000),
+      // The very next transaction is answered, well within the connect timeout: not rejected with the ended
+      // session's error (57P01), which the unreset query state of the old socket handed the new startup's first
+      // query (measured: every round, without the patch's reset of query and errorResponse).
+      const [row] = await within(
+        typedBegin(pool, (tx) => tx<{ one: number }[]>`select 1 as one`),
         5000,
         `round ${round}: the pool to answer (connect_timeout is 10 s)`,
       )
-      assert.equal(answered, 1)
+      assert.equal(row!.one, 1)
     }
     assert.deepEqual(otherUncaught, [])
   })
