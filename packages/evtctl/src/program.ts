@@ -79,7 +79,7 @@ export function buildProgram(io: CliIo, registrars: readonly Registrar[] = []): 
     .addOption(
       new Option('--log-level <level>', 'log level of the logs on stderr (JSON, or readable lines on a terminal)')
         .choices(LOG_LEVELS)
-        .default('warn'),
+        .default('warn', 'warn; info for up, relay, gateway and run'),
     )
     .addHelpText('after', HELP_FOOTER)
 

@@ -41,6 +41,23 @@ describe('evtctl usage, help and exit codes', () => {
     }
   })
 
+  test("no help states an option default twice or as an empty list; --log-level names the services' info", async () => {
+    const subcommands = ['tenant add', 'tenant rotate', 'creds rotate', 'keys offline', 'keys online']
+    const all = [...COMMANDS, 'relay', 'gateway', 'run', 'heads', 'verify', 'export', ...subcommands]
+    for (const c of all) {
+      const r = await runCli([...c.split(' '), '--help'])
+      assert.equal(r.code, 0, c)
+      const text = r.stdout.replace(/\s+/g, ' ')
+      assert.doesNotMatch(text, /\(default [^)]*\) \(default: /, `${c}: a default said twice`)
+      assert.doesNotMatch(text, /\(default: \[\]\)/, `${c}: an empty list as the default`)
+      assert.match(text, /default: warn; info for up, relay, gateway and run\)/, c)
+    }
+    const tenantAdd = (await runCli(['tenant', 'add', '--help'])).stdout.replace(/\s+/g, ' ')
+    assert.match(tenantAdd, /default: <tenant>_tail, <tenant>_proj, <tenant>_ctl\)/)
+    const gateway = (await runCli(['gateway', '--help'])).stdout.replace(/\s+/g, ' ')
+    assert.match(gateway, /--byte-rate <value> bytes per second per tenant, or unlimited \(default 1 MiB\)/)
+  })
+
   test('no command prints the help on stderr and exits 1', async () => {
     const r = await runCli([])
     assert.equal(r.code, 1)
