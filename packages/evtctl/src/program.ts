@@ -345,6 +345,20 @@ async function programFor(argv: readonly string[], io: CliIo): Promise<Command> 
 
 const HELP_CODES = new Set(['commander.helpDisplayed', 'commander.version'])
 
+/** The help of the command `argv` names (`evtctl keys offline --help`), else of evtctl itself. */
+function helpFor(program: Command, argv: readonly string[]): string {
+  const names: string[] = []
+  let current = program
+  for (const arg of argv) {
+    if (arg === '--') break
+    const next = arg.startsWith('-') ? undefined : current.commands.find((c) => c.name() === arg)
+    if (next === undefined) continue
+    names.push(arg)
+    current = next
+  }
+  return ['evtctl', ...names, '--help'].join(' ')
+}
+
 /**
  * Runs evtctl with `argv` (without node and script) and returns the exit
  * code. A failure writes exactly one line, `evtctl: <code>: <message>`, to stderr.
@@ -364,7 +378,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
       // Bare `evtctl`: commander already printed the help to stderr.
       if (e.code === 'commander.help') return e.exitCode === 0 ? EXIT.ok : EXIT.usage
       const message = e.message.replace(/^error: /, '')
-      io.stderr.write(formatFailure(new CliError('cli.bad_usage', `${message} (see evtctl --help)`)))
+      io.stderr.write(formatFailure(new CliError('cli.bad_usage', `${message} (see ${helpFor(program, argv)})`)))
       return EXIT.usage
     }
     const typed = await toEventplaneError(e)

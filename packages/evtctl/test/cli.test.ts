@@ -58,6 +58,19 @@ describe('evtctl usage, help and exit codes', () => {
     assert.match(gateway, /--byte-rate <value> bytes per second per tenant, or unlimited \(default 1 MiB\)/)
   })
 
+  test('a usage error points at the help of the command it names', async () => {
+    for (const [args, help] of [
+      [['keys', 'offline'], 'evtctl keys offline --help'],
+      [['tenant', 'add'], 'evtctl tenant add --help'],
+      [['status', '--frob'], 'evtctl status --help'],
+      [['frobnicate'], 'evtctl --help'],
+    ] as const) {
+      const r = await runCli(args)
+      assert.equal(r.code, 1, args.join(' '))
+      assert.ok(failureLine(r).message.endsWith(`(see ${help})`), `${args.join(' ')}: ${r.stderr}`)
+    }
+  })
+
   test('no command prints the help on stderr and exits 1', async () => {
     const r = await runCli([])
     assert.equal(r.code, 1)
