@@ -22,7 +22,7 @@ Configuration (first found wins, per setting):
   flag  >  EVENTPLANE_* env  >  config file (--config, EVENTPLANE_CONFIG, ./eventplane.json)  >  default
   env: EVENTPLANE_DATABASE_URL, EVENTPLANE_NATS_URL, EVENTPLANE_NATS_CREDS | EVENTPLANE_NATS_USER
        with EVENTPLANE_NATS_PASSWORD_FILE | EVENTPLANE_NATS_PASSWORD, EVENTPLANE_TENANT,
-       EVENTPLANE_NATS_AUTH_DIR (tenant and creds commands), EVENTPLANE_DOMAIN (commands that run a domain),
+       EVENTPLANE_NATS_AUTH_DIR (tenant, creds and keys), EVENTPLANE_DOMAIN (commands that run a domain),
        EVENTPLANE_LOG_LEVEL, EVENTPLANE_RELAY_* and EVENTPLANE_STREAM_* (relay), EVENTPLANE_GATEWAY_* (gateway),
        EVENTPLANE_OPS_PORT (services: /healthz, /readyz, /metrics),
        EVENTPLANE_DATABASE_URL_<ROLE> (per-role override, e.g. _READER, _OPERATOR)

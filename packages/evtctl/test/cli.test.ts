@@ -29,6 +29,7 @@ describe('evtctl usage, help and exit codes', () => {
     assert.equal(r.code, 0)
     for (const c of COMMANDS) assert.match(r.stdout, new RegExp(`^  ${c}\\b`, 'm'), c)
     assert.match(r.stdout, /Exit codes:/)
+    assert.match(r.stdout, /EVENTPLANE_NATS_AUTH_DIR \(tenant, creds and keys\)/)
     assert.match(r.stdout, /Examples:/)
     assert.equal(r.stderr, '')
   })
