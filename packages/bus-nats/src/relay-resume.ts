@@ -13,10 +13,14 @@ import { STREAM_NAME } from './subjects.ts'
  * refuses to publish into it. Fatal: an operator must look at the stream.
  */
 export class ForeignStream extends EventplaneError {
-  constructor(seq: number, eventId: string | undefined) {
-    const what = eventId === undefined ? `message ${seq} carries no event headers` : `event ${eventId} (message ${seq})`
-    super('bus.config', `stream ${STREAM_NAME} is not this log's: its last ${what} is not in the log`, {
-      details: { stream: STREAM_NAME, seq, event_id: eventId ?? null },
+  constructor(seq: number, event: { eventId: string; txId: bigint; position: bigint } | undefined) {
+    // The place counts: a log restored by import holds the same event ids at other (tx_id, position)s.
+    const what =
+      event === undefined
+        ? `message ${seq} carries no event headers`
+        : `event ${event.eventId} (message ${seq}) is not in the log at ${event.txId}:${event.position}`
+    super('bus.config', `stream ${STREAM_NAME} is not this log's: its last ${what}`, {
+      details: { stream: STREAM_NAME, seq, event_id: event?.eventId ?? null },
     })
   }
 }
@@ -70,7 +74,7 @@ export async function resumePoint(
   const last = stream.state.messages === 0 ? null : await streamMessage(jsm, stream.state.last_seq)
   if (last === null) return createdRule(stream, stored)
   const event = readEventHeaders(last.header)
-  if (event === undefined || !(await logHoldsEvent(sql, event))) throw new ForeignStream(last.seq, event?.eventId)
+  if (event === undefined || !(await logHoldsEvent(sql, event))) throw new ForeignStream(last.seq, event)
   return {
     checkpoint: { txId: event.txId, position: event.position },
     basis: 'stream_tip',

@@ -1,4 +1,4 @@
-import { type RecordedEvent, EventplaneError, validateName } from '@eventplane/core'
+import { type RecordedEvent, EventplaneError, Unavailable, validateName } from '@eventplane/core'
 import {
   type ConsumerInfo,
   type ConsumerMessages,
@@ -52,6 +52,11 @@ export async function ensureConsumer(jsm: JetStreamManager, options: EnsureConsu
   try {
     return await findOrCreateConsumer(jsm, name, options)
   } catch (e) {
+    // Not there yet: the relay (or `evtctl tenant add`) creates it; a process started first waits for it.
+    if (isJsApiError(e, JS_API.streamNotFound))
+      throw new Unavailable('bus.unavailable', `stream ${STREAM_NAME} does not exist yet (a relay creates it)`, {
+        cause: e,
+      })
     const failure = natsDriverError(e, `create or inspect consumer ${name}`)
     throw failure?.code === 'bus.forbidden' ? failure : e
   }

@@ -293,6 +293,10 @@ describe('relay: where it resumes is decided by what the stream holds', () => {
     assert.match(another.message, new RegExp(`^stream ${STREAM_NAME} .*event ${forged.event_id}`))
     assert.doesNotMatch(another.message, /\n/)
 
+    // Where it looked: a log restored by export and import holds the same ids at other (tx_id, position)s.
+    const at = `${forged.tx_id}:${forged.global_position}`
+    assert.match(another.message, new RegExp(`\\(message \\d+\\) is not in the log at ${at}$`))
+
     // A message without the relay's headers at the tip: refused the same way.
     await js.publish(logSubject('intent', 'acme', 'deployment', 'forged'), 'x', { headers: natsHeaders() })
     const unmarked = await refused()

@@ -22,7 +22,7 @@ Configuration (first found wins, per setting):
   flag  >  EVENTPLANE_* env  >  config file (--config, EVENTPLANE_CONFIG, ./eventplane.json)  >  default
   env: EVENTPLANE_DATABASE_URL, EVENTPLANE_NATS_URL, EVENTPLANE_NATS_CREDS | EVENTPLANE_NATS_USER
        with EVENTPLANE_NATS_PASSWORD_FILE | EVENTPLANE_NATS_PASSWORD, EVENTPLANE_TENANT,
-       EVENTPLANE_NATS_AUTH_DIR (tenant and creds commands), EVENTPLANE_DOMAIN (commands that run a domain),
+       EVENTPLANE_NATS_AUTH_DIR (tenant, creds and keys), EVENTPLANE_DOMAIN (commands that run a domain),
        EVENTPLANE_LOG_LEVEL, EVENTPLANE_RELAY_* and EVENTPLANE_STREAM_* (relay), EVENTPLANE_GATEWAY_* (gateway),
        EVENTPLANE_OPS_PORT (services: /healthz, /readyz, /metrics),
        EVENTPLANE_DATABASE_URL_<ROLE> (per-role override, e.g. _READER, _OPERATOR)
@@ -79,7 +79,7 @@ export function buildProgram(io: CliIo, registrars: readonly Registrar[] = []): 
     .addOption(
       new Option('--log-level <level>', 'log level of the logs on stderr (JSON, or readable lines on a terminal)')
         .choices(LOG_LEVELS)
-        .default('warn'),
+        .default('warn', 'warn; info for up, relay, gateway and run'),
     )
     .addHelpText('after', HELP_FOOTER)
 
@@ -345,6 +345,20 @@ async function programFor(argv: readonly string[], io: CliIo): Promise<Command> 
 
 const HELP_CODES = new Set(['commander.helpDisplayed', 'commander.version'])
 
+/** The help of the command `argv` names (`evtctl keys offline --help`), else of evtctl itself. */
+function helpFor(program: Command, argv: readonly string[]): string {
+  const names: string[] = []
+  let current = program
+  for (const arg of argv) {
+    if (arg === '--') break
+    const next = arg.startsWith('-') ? undefined : current.commands.find((c) => c.name() === arg)
+    if (next === undefined) continue
+    names.push(arg)
+    current = next
+  }
+  return ['evtctl', ...names, '--help'].join(' ')
+}
+
 /**
  * Runs evtctl with `argv` (without node and script) and returns the exit
  * code. A failure writes exactly one line, `evtctl: <code>: <message>`, to stderr.
@@ -364,7 +378,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
       // Bare `evtctl`: commander already printed the help to stderr.
       if (e.code === 'commander.help') return e.exitCode === 0 ? EXIT.ok : EXIT.usage
       const message = e.message.replace(/^error: /, '')
-      io.stderr.write(formatFailure(new CliError('cli.bad_usage', `${message} (see evtctl --help)`)))
+      io.stderr.write(formatFailure(new CliError('cli.bad_usage', `${message} (see ${helpFor(program, argv)})`)))
       return EXIT.usage
     }
     const typed = await toEventplaneError(e)

@@ -56,12 +56,13 @@ export function resolveSettings(
   env: NodeJS.ProcessEnv,
 ): ResolvedSettings {
   const file = config.sections[section]
+  const where = config.configFile === undefined ? 'config file' : `config file ${config.configFile}`
   const known = new Set(specs.map((s) => s.key))
   for (const key of Object.keys(file)) {
     if (!known.has(key)) {
       const guess = closest(key, known)
       throw configError(
-        `config file: unknown ${section} setting ${JSON.stringify(key)}${guess ? ` (did you mean ${JSON.stringify(guess)}?)` : ''}`,
+        `${where}: unknown ${section} setting ${JSON.stringify(key)}${guess ? ` (did you mean ${JSON.stringify(guess)}?)` : ''}`,
       )
     }
   }
@@ -78,7 +79,7 @@ export function resolveSettings(
       values[spec.key] = read(spec, fromEnv, spec.env)
       sources[spec.key] = 'env'
     } else if (file[spec.key] !== undefined) {
-      values[spec.key] = read(spec, file[spec.key], `config file ${section}.${spec.key}`)
+      values[spec.key] = read(spec, file[spec.key], `${where}: ${section}.${spec.key}`)
       sources[spec.key] = 'file'
     } else sources[spec.key] = 'unset'
   }

@@ -2,7 +2,7 @@ import type { Logger } from 'pino'
 import type { Sql } from 'postgres'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { type RoleName, connectPg, redactUrl, roleUrl } from '@eventplane/store-pg'
-import { Unavailable, type ValidStreamRef } from '@eventplane/core'
+import { EventplaneError, Unavailable, type ValidStreamRef } from '@eventplane/core'
 import type { Domain } from '@eventplane/runtime'
 import type { ResolvedConfig } from './config.ts'
 import { CliError, type EvtctlError } from './cli-error.ts'
@@ -147,7 +147,7 @@ export class Session {
               }),
         })
       } catch (e) {
-        const typed = await toEventplaneError(e)
+        const typed = this.#withoutCredentials(await toEventplaneError(e))
         if (typed.code === 'bus.auth_failed' || typed.code === 'bus.forbidden') throw typed
         const why =
           typed.code === 'bus.timeout'
@@ -199,11 +199,29 @@ export class Session {
         waitOnFirstConnect: true,
         maxReconnectAttempts: -1,
         reconnectTimeWait: 250,
+      }).catch(async (e: unknown) => {
+        const typed = this.#withoutCredentials(await toEventplaneError(e))
+        throw typed.code === 'bus.auth_failed' ? typed : e
       })
     })
     connection.catch(() => {})
     this.#services.set(name, connection)
     return connection
+  }
+
+  /**
+   * A refused login with no credentials configured at all: the server wants some (an auth dir's deployment),
+   * and the line says how to give them rather than that they were refused.
+   */
+  #withoutCredentials(typed: EvtctlError): EvtctlError {
+    const { natsUrl, natsUser, natsCreds } = this.config
+    if (typed.code !== 'bus.auth_failed' || natsCreds !== undefined || natsUser !== undefined) return typed
+    return new EventplaneError(
+      'bus.auth_failed',
+      `NATS at ${redactUrl(natsUrl)} requires credentials and none were given: pass --nats-creds <file> ` +
+        '(or EVENTPLANE_NATS_CREDS, or natsCreds in the config file; nats-setup writes them to <auth-dir>/creds/)',
+      { cause: typed },
+    )
   }
 
   /**

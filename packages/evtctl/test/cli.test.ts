@@ -29,6 +29,7 @@ describe('evtctl usage, help and exit codes', () => {
     assert.equal(r.code, 0)
     for (const c of COMMANDS) assert.match(r.stdout, new RegExp(`^  ${c}\\b`, 'm'), c)
     assert.match(r.stdout, /Exit codes:/)
+    assert.match(r.stdout, /EVENTPLANE_NATS_AUTH_DIR \(tenant, creds and keys\)/)
     assert.match(r.stdout, /Examples:/)
     assert.equal(r.stderr, '')
   })
@@ -38,6 +39,36 @@ describe('evtctl usage, help and exit codes', () => {
       const r = await runCli([c, '--help'])
       assert.equal(r.code, 0, c)
       assert.match(r.stdout, /Examples:\n\s+\$ .*evtctl /, c)
+    }
+  })
+
+  test("no help states an option default twice or as an empty list; --log-level names the services' info", async () => {
+    const subcommands = ['tenant add', 'tenant rotate', 'creds rotate', 'keys offline', 'keys online']
+    const all = [...COMMANDS, 'relay', 'gateway', 'run', 'heads', 'verify', 'export', ...subcommands]
+    for (const c of all) {
+      const r = await runCli([...c.split(' '), '--help'])
+      assert.equal(r.code, 0, c)
+      const text = r.stdout.replace(/\s+/g, ' ')
+      assert.doesNotMatch(text, /\(default [^)]*\) \(default: /, `${c}: a default said twice`)
+      assert.doesNotMatch(text, /\(default: \[\]\)/, `${c}: an empty list as the default`)
+      assert.match(text, /default: warn; info for up, relay, gateway and run\)/, c)
+    }
+    const tenantAdd = (await runCli(['tenant', 'add', '--help'])).stdout.replace(/\s+/g, ' ')
+    assert.match(tenantAdd, /default: <tenant>_tail, <tenant>_proj, <tenant>_ctl\)/)
+    const gateway = (await runCli(['gateway', '--help'])).stdout.replace(/\s+/g, ' ')
+    assert.match(gateway, /--byte-rate <value> bytes per second per tenant, or unlimited \(default 1 MiB\)/)
+  })
+
+  test('a usage error points at the help of the command it names', async () => {
+    for (const [args, help] of [
+      [['keys', 'offline'], 'evtctl keys offline --help'],
+      [['tenant', 'add'], 'evtctl tenant add --help'],
+      [['status', '--frob'], 'evtctl status --help'],
+      [['frobnicate'], 'evtctl --help'],
+    ] as const) {
+      const r = await runCli(args)
+      assert.equal(r.code, 1, args.join(' '))
+      assert.ok(failureLine(r).message.endsWith(`(see ${help})`), `${args.join(' ')}: ${r.stderr}`)
     }
   })
 

@@ -50,6 +50,30 @@ describe('evtctl migrate', () => {
     }
   })
 
+  test('a log ahead of the transaction counter of its cluster (a pg_dump restored elsewhere) is refused: exit 1', async () => {
+    const restored = await createTestDatabase('ep_cli_migrate_restored')
+    try {
+      // What pg_restore into another cluster leaves: rows whose tx_id the cluster has not reached yet.
+      await restored.admin`
+        insert into eventplane.events (tx_id, event_id, tenant_id, kind, category, stream_id, stream_version, type,
+          schema_version, data, correlation_id, caused_by, occurred_at)
+        values ((pg_snapshot_xmax(pg_current_snapshot())::text::numeric + 1000000)::text::xid8,
+          '01900000-0000-7000-8000-000000000001', 'acme', 'intent', 'deployment', 'web', 1, 'create', 1, '{}',
+          '01900000-0000-7000-8000-000000000001', 'user:alice', now())`
+      const before = await restored.admin`select count(*)::int as n from eventplane.schema_migrations`
+      const r = await runCli(['migrate'], { env: { EVENTPLANE_DATABASE_URL: restored.url } })
+      assert.equal(r.code, 1, r.stderr)
+      const failure = failureLine(r)
+      assert.equal(failure.code, 'store.migration_failed')
+      assert.match(failure.message, /newest transaction id \d+ is not below this cluster's next one \(\d+\)/)
+      assert.match(failure.message, /restore a physical backup/)
+      const now = await restored.admin`select count(*)::int as n from eventplane.schema_migrations`
+      assert.deepEqual(now, before)
+    } finally {
+      await restored.drop()
+    }
+  })
+
   test('a password never appears in the output', async () => {
     const url = new URL(UNREACHABLE_PG)
     url.password = 's3cret-pw'

@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { describe, test } from 'node:test'
 import { Command } from 'commander'
 import { isEvtctlError } from '../src/cli-error.ts'
@@ -82,6 +85,36 @@ describe('service settings: flag, then EVENTPLANE_*, then the config file sectio
     const empty = gatewaySettings([], { EVENTPLANE_GATEWAY_RATE: '', EVENTPLANE_GATEWAY_MAX_IN_FLIGHT: '' })
     assert.deepEqual([empty.sources.rate, empty.sources.maxInFlight], ['unset', 'unset'])
     assert.deepEqual(gatewayLimits(empty), { perTenant: {} })
+  })
+
+  test('a bad or unknown key of a config file section names the file, as a top-level key does', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'evtctl-settings-'))
+    try {
+      const relay = (body: object) => {
+        const path = join(dir, 'relay.json')
+        writeFileSync(path, JSON.stringify({ relay: body }), { mode: 0o600 })
+        const command = new Command('relay').exitOverride()
+        for (const option of settingOptions(RELAY_SETTINGS)) command.addOption(option)
+        command.parse([], { from: 'user' })
+        return () =>
+          resolveSettings(RELAY_SETTINGS, 'relay', command, resolveConfig({ config: path }, { env: {}, cwd: dir }), {})
+      }
+      const path = join(dir, 'relay.json')
+      assert.throws(
+        relay({ relayNmae: 'main' }),
+        (e: unknown) =>
+          isEvtctlError(e, 'cli.config') &&
+          e.message === `config file ${path}: unknown relay setting "relayNmae" (did you mean "relayName"?)`,
+      )
+      assert.throws(
+        relay({ pollMs: 'soon' }),
+        (e: unknown) =>
+          isEvtctlError(e, 'cli.config') &&
+          e.message === `config file ${path}: relay.pollMs must be an integer of at least 1, got "soon"`,
+      )
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 
   test('every service setting has its variable in the list evtctl does not warn about', () => {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { readFile, readdir } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
-import type { Sql } from 'postgres'
+import type { Sql, TransactionSql } from 'postgres'
 import { EventplaneError } from '@eventplane/core'
 import { mapPgError } from './pg-errors.ts'
 
@@ -37,6 +37,28 @@ export async function loadMigrations(dir: string = MIGRATIONS_DIR): Promise<Migr
 }
 
 /**
+ * A log whose newest `tx_id` is not below this cluster's next transaction id came from another cluster
+ * through a logical dump (pg_dump and pg_restore keep the column, not the counter): every new event would
+ * sort before it in the gap-safe order `(tx_id, global_position)`, behind the relay's and the projections'
+ * checkpoints, and never be published or applied. Refused before anything is written.
+ */
+async function refuseLogAheadOfCounter(tx: TransactionSql): Promise<void> {
+  const [log] = await tx<{ table: string | null }[]>`select to_regclass('eventplane.events')::text as table`
+  if (log?.table == null) return
+  const [row] = await tx<{ newest: string | null; next: string }[]>`
+    select (select max(tx_id) from eventplane.events)::text as newest,
+           pg_snapshot_xmax(pg_current_snapshot())::text as next`
+  if (row?.newest == null || BigInt(row.newest) < BigInt(row.next)) return
+  throw new EventplaneError(
+    'store.migration_failed',
+    `the log's newest transaction id ${row.newest} is not below this cluster's next one (${row.next}): ` +
+      'a logical dump restored into another cluster, whose new events would never be relayed or projected; ' +
+      'restore a physical backup instead, or move each tenant with evtctl export and import (docs/deploying.md)',
+    { details: { newest_tx_id: row.newest, next_tx_id: row.next } },
+  )
+}
+
+/**
  * Applies the versioned migrations not yet recorded, in order, in one
  * transaction (all or nothing); concurrent runners on one database wait for
  * each other. Refuses
@@ -48,6 +70,7 @@ export async function migrate(sql: Sql, options: { dir?: string } = {}): Promise
   try {
     await sql.begin(async (tx) => {
       await tx`select pg_advisory_xact_lock(hashtextextended('eventplane.migrate', 0))`
+      await refuseLogAheadOfCounter(tx)
       await tx`create schema if not exists eventplane`
       await tx`create table if not exists eventplane.schema_migrations (
         version int primary key, name text not null, checksum text not null,

@@ -30,12 +30,7 @@ export function registerStreams(program: Command, kit: CommandKit): void {
     .addOption(tenantOption())
     .option('--category <category>', 'only streams of this category')
     .option('--after <category/id>', 'start after this stream (what the previous page said)', afterOption)
-    .option(
-      '--limit <n>',
-      `at most n streams (default ${DEFAULT_STREAMS_PAGE})`,
-      intOption('--limit', 1),
-      DEFAULT_STREAMS_PAGE,
-    )
+    .option('--limit <n>', 'at most n streams', intOption('--limit', 1), DEFAULT_STREAMS_PAGE)
     .addHelpText(
       'after',
       helpAfter(

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import type { Command } from 'commander'
+import { type Command, Option } from 'commander'
 import { Unavailable } from '@eventplane/core'
 import {
   type AuthDir,
@@ -116,11 +116,10 @@ export function registerTenant(program: Command, kit: CommandKit): void {
     .command('add')
     .description('add a tenant (or re-apply an existing one): account, user creds, consumers')
     .argument('<tenant>', 'tenant name')
-    .option(
-      '--consumer <name>',
-      'a durable consumer <tenant>_<name> (repeatable; default _tail, _proj, _ctl)',
-      collect,
-      [],
+    .addOption(
+      new Option('--consumer <name>', 'a durable consumer, its full name <tenant>_… (repeatable)')
+        .argParser(collect)
+        .default([], '<tenant>_tail, <tenant>_proj, <tenant>_ctl'),
     )
     .action(
       kit.action(async (session, cmd) => {

@@ -67,13 +67,13 @@ export function registerTrace(program: Command, kit: CommandKit): void {
     .option('--show-actor', 'include caused_by (the principal) of each event')
     .option(
       '--max-depth <n>',
-      `show causation levels 0..n; deeper events are counted, not shown (default ${DEFAULT_TRACE_DEPTH})`,
+      'show causation levels 0..n; deeper events are counted, not shown',
       intOption('--max-depth'),
       DEFAULT_TRACE_DEPTH,
     )
     .option(
       '--limit <n>',
-      `read at most the first n events of the chain, in log order (default ${DEFAULT_TRACE_LIMIT})`,
+      'read at most the first n events of the chain, in log order',
       intOption('--limit', 1),
       DEFAULT_TRACE_LIMIT,
     )

@@ -43,7 +43,12 @@ export const GATEWAY_SETTINGS: readonly SettingSpec[] = [
   },
   rate('rate', '--rate', 'EVENTPLANE_GATEWAY_RATE', 'requests per second per tenant, or unlimited (default 100)'),
   int('burst', '--burst', 'EVENTPLANE_GATEWAY_BURST', 'request burst per tenant (default 100)'),
-  rate('byteRate', '--byte-rate', 'EVENTPLANE_GATEWAY_BYTE_RATE', 'bytes per second per tenant, or unlimited (1 MiB)'),
+  rate(
+    'byteRate',
+    '--byte-rate',
+    'EVENTPLANE_GATEWAY_BYTE_RATE',
+    'bytes per second per tenant, or unlimited (default 1 MiB)',
+  ),
   int('burstBytes', '--burst-bytes', 'EVENTPLANE_GATEWAY_BURST_BYTES', 'byte burst per tenant (default 1 MiB)', 12),
   int(
     'tenantMaxInFlight',

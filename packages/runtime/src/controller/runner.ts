@@ -166,7 +166,7 @@ export class ControllerRunner {
     const signal = this.#abort.signal
     try {
       // Given up at stop(): a consumer check held by a stalling server must not hold the stop (a SIGTERM).
-      await unlessAborted(this.#o.live.prepare(), signal)
+      await this.#prepareFirst(signal)
     } catch (e) {
       if (e === signal.reason && signal.aborted)
         this.#log.info(
@@ -186,6 +186,27 @@ export class ControllerRunner {
       clearInterval(heartbeat)
     }
     await this.#queue.idle()
+  }
+
+  /**
+   * The first consumer check, tried again while NATS or the stream is unavailable (a runner started before the
+   * relay made the stream: processes start in any order, docs/deploying.md); anything else, or a connection
+   * closed for good, ends the start.
+   */
+  async #prepareFirst(signal: AbortSignal): Promise<void> {
+    for (let failures = 0; ; failures++) {
+      try {
+        return await unlessAborted(this.#o.live.prepare(), signal)
+      } catch (e) {
+        if (signal.aborted || !isUnavailableError(e) || this.#o.live.isClosed?.()) throw e
+        const delay = Math.min(250 * 2 ** failures, 10_000)
+        this.#log.warn(
+          { controller: this.name, ...errorFields(e), retry_in_ms: delay },
+          'controller waiting for its consumer',
+        )
+        await sleep(delay, undefined, { signal }).catch(() => {})
+      }
+    }
   }
 
   #heartbeatMs(): number {
