@@ -6,7 +6,7 @@ import type { Session } from './session.ts'
 
 /** What the gateway probe found. */
 export interface GatewayProbe {
-  /** true: a gateway answered; false: NATS is up but no gateway answered; null: NATS itself is unreachable. */
+  /** true: a gateway answered; false: NATS is up but no gateway answered; null: no NATS connection (unreachable, or the credentials refused: `detail` says which). */
   alive: boolean | null
   detail: string
   ms?: number

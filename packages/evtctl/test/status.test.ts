@@ -231,6 +231,11 @@ describe('evtctl status (PostgreSQL side)', () => {
       report.check?.problems.some((p) => p.startsWith('the gateway is not answering: ')),
       JSON.stringify(report.check?.problems),
     )
+    // In text, the gateway line says no connection was made and why (unreachable here; refused credentials alike).
+    const text = await runCli(['status'], { env: env() })
+    const line = text.stdout.split('\n').find((l) => l.startsWith('gateway '))
+    assert.match(line ?? '', /^gateway +unknown \(no NATS connection\): \S/, text.stdout)
+    assert.equal(line, `gateway     unknown (no NATS connection): ${report.gateway?.detail}`)
     const pgOnly = await runCli(['status', '--check', '--no-nats', '--json'], { env: env() })
     const problems = (JSON.parse(pgOnly.stdout) as StatusReport).check?.problems ?? []
     assert.ok(!problems.some((p) => p.includes('gateway')), JSON.stringify(problems))

@@ -238,7 +238,7 @@ export function statusLines(r: StatusReport): string[] {
   }
   if (r.gateway) {
     const state =
-      r.gateway.alive === true ? 'alive' : r.gateway.alive === false ? 'not answering' : 'unknown (NATS unreachable)'
+      r.gateway.alive === true ? 'alive' : r.gateway.alive === false ? 'not answering' : 'unknown (no NATS connection)'
     lines.push(`gateway     ${state}: ${r.gateway.detail}`)
   }
   if (r.controllers) lines.push(...controllerLines(r.controllers))
