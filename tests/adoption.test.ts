@@ -198,7 +198,7 @@ describe('adoption: the packed packages, installed by npm into an empty project,
       join(project, 'tsconfig.pools.json'),
       JSON.stringify({ ...strict, compilerOptions: { ...strict.compilerOptions, noEmit: true } }),
     )
-    await sh('npx', ['tsc', '-p', 'tsconfig.pools.json'])
+    await sh('npx', ['tsc', '-p', 'tsconfig.pools.json']).catch((e: { stdout?: string }) => assert.fail(`${e.stdout}`))
     const first = await sh('node', ['dist/app.js'])
     assert.deepEqual(JSON.parse(first.stdout), [{ type: 'create', version: 1, kind: 'intent', tenant: 'acme' }])
     const second = await sh('node', ['dist/app.js'])
