@@ -21,6 +21,26 @@ async function guideFiles(): Promise<Map<string, string>> {
   return new Map([...guide.matchAll(/^```\w+ ([\w.-]+)\n([\s\S]*?)^```$/gm)].map((m) => [m[1]!, m[2]!]))
 }
 
+/** Every directory of `tree` (a node_modules, nested ones included) that holds an installed package `name`. */
+async function installedCopies(tree: string, name: string): Promise<string[]> {
+  const out: string[] = []
+  const walk = async (modules: string): Promise<void> => {
+    if (!existsSync(modules)) return
+    for (const entry of await readdir(modules)) {
+      if (entry.startsWith('.')) continue
+      const dirs = entry.startsWith('@')
+        ? (await readdir(join(modules, entry))).map((e) => join(modules, entry, e))
+        : [join(modules, entry)]
+      for (const dir of dirs) {
+        if (relative(modules, dir) === name && existsSync(join(dir, 'package.json'))) out.push(dir)
+        await walk(join(dir, 'node_modules'))
+      }
+    }
+  }
+  await walk(tree)
+  return out.sort()
+}
+
 /**
  * A new user's first hour, outside this repository: the packages are built and packed once, installed with plain
  * npm into a fresh project under the OS temp dir, and used there with plain node (no tsx, no workspace), with the
@@ -98,9 +118,9 @@ describe('adoption: the packed packages, installed by npm into an empty project,
     assert.ok(migrations.includes('0001_events.sql'), 'store-pg ships its migrations')
   })
 
-  test('store-pg carries the patched postgres.js: bundled, installed nested by npm, resolved by store-pg alone', async () => {
+  test('store-pg carries the patched postgres.js: bundled, the one copy npm installs, resolved by store-pg alone', async () => {
     // patches/postgres@3.4.9.patch applies in this workspace only; store-pg's bundleDependencies ship the patched
-    // driver in its tarball (docs/deploying.md). The packages that name postgres for its types only must not load it.
+    // driver in its tarball (docs/deploying.md). The other packages take its types from store-pg and name no postgres.
     const storePg = join(project, 'node_modules/@eventplane/store-pg')
     const driver = join(storePg, 'node_modules/postgres')
     const entry = createRequire(join(storePg, 'dist/index.js')).resolve('postgres')
@@ -109,11 +129,20 @@ describe('adoption: the packed packages, installed by npm into an empty project,
       const text = await readFile(join(driver, build, 'connection.js'), 'utf8')
       assert.match(text, /eventplane patch: a new socket starts with nothing of the previous one's/, build)
     }
+    // So npm installs one copy, the patched one store-pg bundles: no unpatched copy at the top for an application's
+    // own `import postgres from 'postgres'` to find.
+    assert.deepEqual(await installedCopies(join(project, 'node_modules'), 'postgres'), [driver])
     for (const p of PACKAGES.filter((p) => p !== 'store-pg')) {
-      const dist = join(project, 'node_modules/@eventplane', p, 'dist')
-      for (const f of (await readdir(dist, { recursive: true })).map(String).filter((f) => f.endsWith('.js'))) {
+      const dir = join(project, 'node_modules/@eventplane', p)
+      const manifest = JSON.parse(await readFile(join(dir, 'package.json'), 'utf8'))
+      assert.equal(manifest.dependencies?.postgres, undefined, `${p} depends on postgres`)
+      // Neither loaded (.js) nor named by a declaration (.d.ts): their types come from store-pg's re-exports.
+      const dist = join(dir, 'dist')
+      for (const f of (await readdir(dist, { recursive: true }))
+        .map(String)
+        .filter((f) => f.endsWith('.js') || f.endsWith('.d.ts'))) {
         const text = await readFile(join(dist, f), 'utf8')
-        assert.doesNotMatch(text, /(from|import\()\s*['"]postgres['"]/, `${p}/dist/${f} loads postgres itself`)
+        assert.doesNotMatch(text, /(from|import\()\s*['"]postgres['"]/, `${p}/dist/${f} names postgres itself`)
       }
     }
   })
@@ -155,13 +184,21 @@ describe('adoption: the packed packages, installed by npm into an empty project,
     assert.match(await readFile(join(out, 'nats.conf'), 'utf8'), /^resolver \{/m)
   })
 
-  test('a strict TypeScript consumer (nodenext) type-checks against the declarations, appends and reads', async () => {
+  test('a strict TypeScript consumer (nodenext) type-checks against the declarations of all five, appends and reads', async () => {
     const files = await guideFiles()
     for (const name of ['tsconfig.json', 'app.ts']) {
       assert.ok(files.has(name), `docs/getting-started.md shows ${name}`)
       await writeFile(join(project, name), files.get(name)!)
     }
     await sh('npx', ['tsc', '-p', '.'])
+    // The other packages' declarations take the driver's types from store-pg (no postgres at the top to resolve).
+    await copyFile(join(ROOT, 'tests/support/installed-pools.ts'), join(project, 'installed-pools.ts'))
+    const strict = { ...JSON.parse(files.get('tsconfig.json')!), include: ['installed-pools.ts'] }
+    await writeFile(
+      join(project, 'tsconfig.pools.json'),
+      JSON.stringify({ ...strict, compilerOptions: { ...strict.compilerOptions, noEmit: true } }),
+    )
+    await sh('npx', ['tsc', '-p', 'tsconfig.pools.json']).catch((e: { stdout?: string }) => assert.fail(`${e.stdout}`))
     const first = await sh('node', ['dist/app.js'])
     assert.deepEqual(JSON.parse(first.stdout), [{ type: 'create', version: 1, kind: 'intent', tenant: 'acme' }])
     const second = await sh('node', ['dist/app.js'])

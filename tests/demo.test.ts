@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { test } from 'node:test'
-import postgres from 'postgres'
+import { connectPg } from '@eventplane/store-pg'
 import { closePool } from '@eventplane/store-pg/testing'
 import { within } from '../packages/bus-nats/test/fixtures.ts'
 
@@ -71,9 +71,8 @@ test('the demo (bash scripts/demo.sh) reconciles, traces, reports status and lea
   assert.match(output, /evtctl up stopped \(exit 0\)/, 'evtctl up stopped cleanly')
   const database = /migrate a fresh database \((\w+)\)/.exec(output)?.[1]
   assert.ok(database, 'the demo names its database')
-  const admin = postgres(process.env.EVENTPLANE_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres', {
+  const admin = connectPg(process.env.EVENTPLANE_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres', {
     max: 1,
-    onnotice: () => {},
   })
   try {
     const left = await admin`select 1 from pg_database where datname = ${database}`

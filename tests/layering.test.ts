@@ -108,6 +108,48 @@ export function layeringViolations(packages: readonly Package[], files: readonly
   return violations
 }
 
+/** The PostgreSQL driver and its one owner: store-pg bundles the patched copy (docs/deploying.md, "bundled driver"). */
+const DRIVER = 'postgres'
+const DRIVER_OWNER = '@eventplane/store-pg'
+const DEPENDENCY_FIELDS = ['dependencies', 'devDependencies', 'peerDependencies', 'optionalDependencies'] as const
+
+/**
+ * Every import of the driver (a value or a type, static or `import()`) by a file that store-pg does not own:
+ * the other packages, the examples and the workspace's own scripts and tests take its types from
+ * `@eventplane/store-pg` and its pools from `connectPg` (or `postgres` of `@eventplane/store-pg/testing`).
+ */
+export function driverImports(packages: readonly Package[], files: readonly SourceFile[]): string[] {
+  const owner = packages.find((p) => p.name === DRIVER_OWNER)!
+  return files
+    .filter((f) => !f.path.startsWith(`${owner.dir}/`))
+    .flatMap((f) =>
+      importsOf(f.text)
+        .filter((spec) => spec === DRIVER || spec.startsWith(`${DRIVER}/`))
+        .map((spec) => `${f.path}: imports ${spec} (only ${DRIVER_OWNER} may; take its types from there)`),
+    )
+}
+
+/** Every manifest (the workspace root's, each package's) other than store-pg's that names the driver. */
+export function driverDependents(manifests: readonly { path: string; json: Record<string, unknown> }[]): string[] {
+  const out: string[] = []
+  for (const { path, json } of manifests) {
+    if (json.name === DRIVER_OWNER) continue
+    for (const field of DEPENDENCY_FIELDS) {
+      const deps = json[field] as Record<string, string> | undefined
+      if (deps?.[DRIVER] !== undefined) out.push(`${path}: ${field} names ${DRIVER} (only ${DRIVER_OWNER} may)`)
+    }
+  }
+  return out
+}
+
+/** The root's and every workspace package's package.json. */
+function manifests(root: string, packages: readonly Package[]): { path: string; json: Record<string, unknown> }[] {
+  return ['package.json', ...packages.map((p) => `${p.dir}/package.json`)].map((path) => ({
+    path,
+    json: JSON.parse(readFileSync(join(root, path), 'utf8')) as Record<string, unknown>,
+  }))
+}
+
 /** Value imports between one package's files that form a cycle (type-only imports do not count). */
 export function importCycles(files: readonly SourceFile[]): string[][] {
   const graph = new Map<string, string[]>()
@@ -160,6 +202,16 @@ describe('layering: core → store-pg → bus-nats → runtime → evtctl, examp
     assert.deepEqual(layeringViolations(packages, files), [])
   })
 
+  test('store-pg alone names and imports postgres: the others take its types from store-pg', () => {
+    const rootFiles = ['scripts', 'tests'].flatMap((d) => packageFiles(ROOT, d))
+    assert.deepEqual(driverImports(packages, [...files, ...rootFiles]), [])
+    assert.deepEqual(driverDependents(manifests(ROOT, packages)), [])
+    assert.ok(
+      files.some((f) => f.path.startsWith('packages/store-pg/src/') && importsOf(f.text).includes(DRIVER)),
+      'store-pg imports the driver',
+    )
+  })
+
   test('no package has a cycle of value imports between its own modules', () => {
     for (const p of packages) {
       const cycles = importCycles(files.filter((f) => f.path.startsWith(`${p.dir}/src/`)))
@@ -188,6 +240,30 @@ describe('layering: core → store-pg → bus-nats → runtime → evtctl, examp
         'packages/runtime/test/x.ts',
         'packages/bus-nats/src/x.ts',
       ],
+    )
+    assert.deepEqual(
+      driverImports(packages, [
+        file('packages/bus-nats/src/x.ts', "import type { Sql } from 'postgres'\n"),
+        file('packages/runtime/test/x.ts', "import postgres from 'postgres'\n"),
+        // A template, so this file's own text holds no `import(` of the driver for the check to find.
+        file('packages/evtctl/src/x.ts', `type Sql = import('${DRIVER}').Sql\n`),
+        file('scripts/bench/x.ts', "import type postgres from 'postgres'\n"),
+        file('packages/store-pg/src/x.ts', "import postgres from 'postgres'\n"),
+        file(
+          'packages/runtime/src/x.ts',
+          "import type { Sql } from '@eventplane/store-pg'\nimport p from 'postgres-array'\n",
+        ),
+      ]).map((v) => v.split(':')[0]),
+      ['packages/bus-nats/src/x.ts', 'packages/runtime/test/x.ts', 'packages/evtctl/src/x.ts', 'scripts/bench/x.ts'],
+    )
+    assert.deepEqual(
+      driverDependents([
+        { path: 'packages/store-pg/package.json', json: { name: DRIVER_OWNER, dependencies: { postgres: '3.4.9' } } },
+        { path: 'packages/runtime/package.json', json: { name: 'r', dependencies: { postgres: '3.4.9' } } },
+        { path: 'package.json', json: { name: 'eventplane', devDependencies: { postgres: '3.4.9' } } },
+        { path: 'packages/bus-nats/package.json', json: { name: 'b', dependencies: { 'postgres-array': '1' } } },
+      ]).map((v) => v.split(':')[0]),
+      ['packages/runtime/package.json', 'package.json'],
     )
     assert.equal(
       importCycles([

@@ -14,15 +14,13 @@
  * the machine's load falls on both alike; the rounds' paired ratios are printed too.
  */
 import { type EventEnvelope, EventFactory, type ValidEnvelope } from '@eventplane/core'
-import { MIGRATIONS_DIR, PgEventStore, ROLES, migrate } from '@eventplane/store-pg'
+import { type JSONValue, MIGRATIONS_DIR, PgEventStore, ROLES, type Sql, migrate } from '@eventplane/store-pg'
 import type { TestDatabase } from '@eventplane/store-pg/testing'
 import { cp, mkdtemp, readdir, rm } from 'node:fs/promises'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Session } from 'node:inspector/promises'
-import type postgres from 'postgres'
-import type { Sql } from 'postgres'
 import { appendSql } from '../../packages/store-pg/src/sql/append.ts'
 import {
   BENCH_DATA,
@@ -203,7 +201,7 @@ async function appendOnePrototype(
   // occurred_at as text cast in SQL, as appendSql does: a timestamptz parameter goes through a JavaScript Date.
   const [row] = await sql<{ r: string }[]>`
     select eventplane.${sql(fn)}(${tenant}, ${category}, ${streamId}, ${expected}, ${e.event_id}::uuid, ${e.kind},
-      ${e.type}, ${e.schema_version}::smallint, ${sql.json(e.data as postgres.JSONValue)}, ${e.correlation_id}::uuid,
+      ${e.type}, ${e.schema_version}::smallint, ${sql.json(e.data as JSONValue)}, ${e.correlation_id}::uuid,
       ${e.causation_id}::uuid, ${e.caused_by}, ${e.occurred_at}::text::timestamptz, ${probeIds})::text as r`
   const [version, position, txId, recordedAt, replayed] = row!.r.slice(1, -1).split(',')
   return {

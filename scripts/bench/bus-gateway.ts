@@ -4,9 +4,8 @@
  * directly, same concurrency and pool size, so the ratio is the cost of the
  * request/reply edge.
  */
-import type { Sql } from 'postgres'
 import { EventFactory } from '@eventplane/core'
-import { PgEventStore } from '@eventplane/store-pg'
+import { PgEventStore, type Sql } from '@eventplane/store-pg'
 import { startGateway, submitIntent } from '@eventplane/bus-nats'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { type Comparison, compare, measure } from './lib.ts'

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { Sql } from 'postgres'
+import type { Sql } from '@eventplane/store-pg'
 
 /** What the sampler saw: write transactions open in other databases of the cluster. */
 export interface HoldbackSample {

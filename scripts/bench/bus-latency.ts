@@ -15,7 +15,7 @@
  * turned into this process's clock (see bus-pipelines.ts).
  */
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { Sql } from 'postgres'
+import type { Sql } from '@eventplane/store-pg'
 import { sampleHoldback } from './bus-holdback.ts'
 import { PATH_STAGES, PathRecorder, bandMeans } from './bus-path.ts'
 import { type Pipeline, type PipelineSetup, barePipeline, eventplanePipeline } from './bus-pipelines.ts'

@@ -8,9 +8,8 @@
  * relay's own cost is not hidden by a cheaper way to publish.
  */
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { Sql } from 'postgres'
 import { type Checkpoint, EventFactory, START } from '@eventplane/core'
-import { PgEventStore } from '@eventplane/store-pg'
+import { PgEventStore, type Sql } from '@eventplane/store-pg'
 import { Relay, STREAM_NAME, encodeEvent, ensureStream, logSubject } from '@eventplane/bus-nats'
 import {
   type JetStreamClient,

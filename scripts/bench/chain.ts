@@ -14,9 +14,8 @@
  * free in both); the server's CPU is what the chain adds and moves less with
  * the machine's load than wall time does.
  */
-import type { Sql } from 'postgres'
 import { EventFactory } from '@eventplane/core'
-import { PgEventStore, ROLES, verifyLog } from '@eventplane/store-pg'
+import { PgEventStore, ROLES, type Sql, verifyLog } from '@eventplane/store-pg'
 import { vacuumLog } from '@eventplane/store-pg/testing'
 import {
   BENCH_DATA,

@@ -2,7 +2,7 @@
  * What the horizon benchmarks (log-horizon, snapshot-horizon-cpu) share: the log they read and the relay's read
  * with the horizon predicate swapped in.
  */
-import type { Sql } from 'postgres'
+import type { Sql } from '@eventplane/store-pg'
 import { type HeldXid, bulkLoadEvents, holdXid, vacuumLog } from '@eventplane/store-pg/testing'
 import { EVENT_COLUMNS_DATA_TEXT } from '../../packages/store-pg/src/sql/event-columns.ts'
 import type { benchDatabase } from './lib.ts'

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { constants, loadavg } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { Sql } from 'postgres'
+import type { Sql } from '@eventplane/store-pg'
 import { type TestDatabase, createTestDatabase } from '@eventplane/store-pg/testing'
 
 /** The event data every store benchmark appends (ours and raw alike). */

@@ -15,9 +15,8 @@ import { randomUUID } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { EventFactory } from '@eventplane/core'
-import { PgEventStore, ROLES, connectPg } from '@eventplane/store-pg'
+import { PgEventStore, ROLES, type Sql, connectPg } from '@eventplane/store-pg'
 import { countLogEvents } from '@eventplane/store-pg/testing'
-import type { Sql } from 'postgres'
 import {
   BENCH_DATA,
   type Measurement,

@@ -12,8 +12,7 @@
 import { mkdtempSync, readdirSync, copyFileSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { Sql } from 'postgres'
-import { MIGRATIONS_DIR, ROLES, type RoleName, migrate } from '@eventplane/store-pg'
+import { MIGRATIONS_DIR, ROLES, type RoleName, type Sql, migrate } from '@eventplane/store-pg'
 import { EVENT_COLUMNS } from '../../packages/store-pg/src/sql/event-columns.ts'
 import { argString, argValue, backendCpuNs, backendPid, median, benchDatabase } from './lib.ts'
 

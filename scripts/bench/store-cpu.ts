@@ -5,9 +5,8 @@
  * PgEventStore.append, 1 event and 100 events, alternating rounds, medians.
  */
 import { randomUUID } from 'node:crypto'
-import type { Sql } from 'postgres'
 import { EventFactory, START } from '@eventplane/core'
-import { PgEventStore, ROLES } from '@eventplane/store-pg'
+import { PgEventStore, ROLES, type Sql } from '@eventplane/store-pg'
 import { countLogEvents, readRawLog, vacuumLog } from '@eventplane/store-pg/testing'
 import { BENCH_DATA, argValue, backendCpuNs, backendPid, createRawEventsTable, median, benchDatabase } from './lib.ts'
 

@@ -22,9 +22,8 @@
  * Raw and ours alternate in every round; ratios are medians of the per-round ratios (lib.ts).
  */
 import { createHash, randomUUID } from 'node:crypto'
-import type { Sql } from 'postgres'
 import { EventFactory } from '@eventplane/core'
-import { PgEventStore, ROLES } from '@eventplane/store-pg'
+import { PgEventStore, ROLES, type Sql } from '@eventplane/store-pg'
 import { bulkLoadEvents, countLogEvents, insertRawEvents, vacuumLog } from '@eventplane/store-pg/testing'
 import {
   BENCH_DATA,

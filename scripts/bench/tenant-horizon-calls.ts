@@ -5,7 +5,7 @@
  * track_functions = 'all' (pg_stat_get_xact_function_calls inside the read's own transaction: functionCallsOf,
  * packages/store-pg/test/function-calls.ts, shared with log-horizon.test.ts).
  */
-import postgres from 'postgres'
+import { postgres } from '@eventplane/store-pg/testing'
 import { EventFactory, START } from '@eventplane/core'
 import { PgEventStore, ROLES } from '@eventplane/store-pg'
 import { holdXid } from '@eventplane/store-pg/testing'

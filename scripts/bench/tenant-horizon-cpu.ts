@@ -13,7 +13,7 @@
  */
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import postgres from 'postgres'
+import { postgres } from '@eventplane/store-pg/testing'
 import { type Checkpoint, EventFactory, START } from '@eventplane/core'
 import { MIGRATIONS_DIR, PgEventStore, ROLES } from '@eventplane/store-pg'
 import { bulkLoadEvents, holdXid, vacuumLog } from '@eventplane/store-pg/testing'

@@ -12,11 +12,10 @@ import {
   controllerLiveSource,
   removeFinalizer,
 } from '@eventplane/runtime'
-import { PgEventStore, ROLES, withTenant } from '@eventplane/store-pg'
+import { PgEventStore, ROLES, type Sql, withTenant } from '@eventplane/store-pg'
 import { type TestDatabase, createTestDatabase, eventually } from '@eventplane/store-pg/testing'
 import { jetstreamManager } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
-import type { Sql } from 'postgres'
 import { auditProjection, deploymentStatusProjection, deploymentsController, domain } from '../src/index.ts'
 
 describe('the deployments example domain', () => {

@@ -1,9 +1,9 @@
 import { type KeyObject, createPublicKey } from 'node:crypto'
-import type { Sql } from 'postgres'
 import {
   type ChainHeads,
   type HeadsConflict,
   type HeadsFile,
+  type Sql,
   headsConflicts,
   headsToFile,
   listChainTenants,

@@ -1,5 +1,4 @@
-import { EVENTS_CHANNEL } from '@eventplane/store-pg'
-import type { Sql } from 'postgres'
+import { EVENTS_CHANNEL, type Sql } from '@eventplane/store-pg'
 import { type Logger, errorFields } from './logger.ts'
 import { RELAY_TRACE } from './relay-trace.ts'
 

@@ -1,6 +1,11 @@
-import type { Sql } from 'postgres'
 import type { Checkpoint, RecordedEvent } from '@eventplane/core'
-import { type PgEventStore, countEventsAfter, loadRelayCheckpoint, transactionsHoldingLog } from '@eventplane/store-pg'
+import {
+  type PgEventStore,
+  type Sql,
+  countEventsAfter,
+  loadRelayCheckpoint,
+  transactionsHoldingLog,
+} from '@eventplane/store-pg'
 import type { EventplaneMetrics } from './ops/metrics.ts'
 
 /** What one relay's scrape-time gauges are read from. */

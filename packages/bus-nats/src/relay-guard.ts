@@ -1,5 +1,4 @@
-import type { Sql } from 'postgres'
-import { stuckTransactions, terminateStuckTransactions } from '@eventplane/store-pg'
+import { type Sql, stuckTransactions, terminateStuckTransactions } from '@eventplane/store-pg'
 import { type Logger, errorFields } from './logger.ts'
 
 /** The relay's guard against transactions that hold the log back. */

@@ -1,4 +1,4 @@
-import type { Sql } from 'postgres'
+import type { Sql } from '@eventplane/store-pg'
 import { InvalidName } from '@eventplane/core'
 import type { NatsConnection } from '@nats-io/transport-node'
 import type { Logger } from './logger.ts'

@@ -1,6 +1,5 @@
-import type { Sql } from 'postgres'
 import { type Checkpoint, EventplaneError, START, compareCheckpoints } from '@eventplane/core'
-import { type RelayRecord, logHoldsEvent } from '@eventplane/store-pg'
+import { type RelayRecord, type Sql, logHoldsEvent } from '@eventplane/store-pg'
 import type { JetStreamManager, StoredMsg, StreamInfo } from '@nats-io/jetstream'
 import { readEventHeaders } from './codec.ts'
 import type { Logger } from './logger.ts'

@@ -1,5 +1,4 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { Sql } from 'postgres'
 import {
   type Checkpoint,
   START,
@@ -8,7 +7,7 @@ import {
   formatCheckpoint,
   isEventplaneError,
 } from '@eventplane/core'
-import { type HorizonRule, PgEventStore, RelayLease, loadRelayRecord } from '@eventplane/store-pg'
+import { type HorizonRule, PgEventStore, RelayLease, type Sql, loadRelayRecord } from '@eventplane/store-pg'
 import { type JetStreamManager, type StreamInfo, jetstreamManager } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { type Logger, errorFields, silentLogger } from './logger.ts'

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
-import type { Sql } from 'postgres'
-import { ROLES } from '@eventplane/store-pg'
+import { ROLES, type Sql } from '@eventplane/store-pg'
 import { useTestDatabase } from '@eventplane/store-pg/testing'
 import { TransactionGuard } from '../src/relay-guard.ts'
 import { Relay } from '../src/relay.ts'

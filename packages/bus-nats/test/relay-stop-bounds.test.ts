@@ -1,9 +1,15 @@
 import assert from 'node:assert/strict'
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { after, before, describe, test } from 'node:test'
-import type { ReservedSql, Sql } from 'postgres'
 import { EventFactory } from '@eventplane/core'
-import { type AppendedEvent, PgEventStore, ROLES, loadRelayCheckpoint } from '@eventplane/store-pg'
+import {
+  type AppendedEvent,
+  PgEventStore,
+  ROLES,
+  type ReservedSql,
+  type Sql,
+  loadRelayCheckpoint,
+} from '@eventplane/store-pg'
 import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
 import type { NatsConnection } from '@nats-io/transport-node'
 import type { Logger } from '../src/logger.ts'

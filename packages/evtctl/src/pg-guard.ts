@@ -1,5 +1,4 @@
-import type { Sql } from 'postgres'
-import { pgConnectError, pgConnectTimeout } from '@eventplane/store-pg'
+import { type Sql, pgConnectError, pgConnectTimeout } from '@eventplane/store-pg'
 import { type PgTarget, checkProtocol, describeTarget } from './pg-target.ts'
 import { CliError, type EvtctlError } from './cli-error.ts'
 

@@ -1,7 +1,6 @@
 import type { Logger } from 'pino'
-import type { Sql } from 'postgres'
 import type { NatsConnection } from '@nats-io/transport-node'
-import { type RoleName, connectPg, redactUrl, roleUrl } from '@eventplane/store-pg'
+import { type RoleName, type Sql, connectPg, redactUrl, roleUrl } from '@eventplane/store-pg'
 import { EventplaneError, Unavailable, type ValidStreamRef } from '@eventplane/core'
 import type { Domain } from '@eventplane/runtime'
 import type { ResolvedConfig } from './config.ts'

@@ -11,6 +11,7 @@ import {
   type ChainRow,
   PgEventStore,
   ROLES,
+  type Sql,
   canonicalText,
   chainLink,
   checkHeads,
@@ -19,7 +20,6 @@ import {
 } from '@eventplane/store-pg'
 import { createTestDatabase, eventually, type TestDatabase } from '@eventplane/store-pg/testing'
 import { jetstream, jetstreamManager } from '@nats-io/jetstream'
-import type { Sql } from 'postgres'
 import { type CliProcess, failureLine, killAll, runCli, startCli } from './helpers.ts'
 
 const pem = (k: { export(o: object): string | Buffer }, type: string) => k.export({ type, format: 'pem' }) as string

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { bulkLoadEvents, createTestDatabase, eventually, type TestDatabase } from '@eventplane/store-pg/testing'
-import type postgres from 'postgres'
+import type { TransactionSql } from '@eventplane/store-pg'
 import { failureLine, killAll, runCli, startCli } from './helpers.ts'
 
 /** A domain module with a bug: a promise rejected with nobody to catch it, then a load that never ends. */
@@ -51,7 +51,7 @@ describe('evtctl ends even when what it runs does not', () => {
     })
     // The log held by the test: the rebuild's read waits on the lock and cannot see its signal.
     const tx = db.admin
-      .begin(async (t: postgres.TransactionSql) => {
+      .begin(async (t: TransactionSql) => {
         await t`lock table eventplane.events in access exclusive mode`
         locked()
         await released

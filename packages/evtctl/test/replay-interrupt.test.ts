@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { after, before, describe, test } from 'node:test'
-import { logStatus } from '@eventplane/store-pg'
+import { type TransactionSql, logStatus } from '@eventplane/store-pg'
 import { bulkLoadEvents, createTestDatabase, eventually, type TestDatabase } from '@eventplane/store-pg/testing'
-import type postgres from 'postgres'
 import type { StatusReport } from '../src/commands/status.ts'
 import { type CliProcess, failureLine, killAll, runCli, startCli } from './helpers.ts'
 
@@ -65,7 +64,7 @@ describe('evtctl replay: interrupted rebuilds never serve partial state and resu
       inserted = r
     })
     const tx = db.admin
-      .begin(async (t: postgres.TransactionSql) => {
+      .begin(async (t: TransactionSql) => {
         await t`insert into eventplane.projection_state (projection, generation, tenant_id, key, state)
                 values ('audit', ${generation}, ${e!.tenant_id}, ${e!.correlation_id}, '{}'::jsonb)`
         inserted()

@@ -1,10 +1,9 @@
 import { type Checkpoint, START } from '@eventplane/core'
 import { Relay, ensureStream } from '@eventplane/bus-nats'
 import { jetstreamManager } from '@nats-io/jetstream'
-import { PgEventStore, ROLES } from '@eventplane/store-pg'
+import { PgEventStore, ROLES, type Sql } from '@eventplane/store-pg'
 import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
 import type { NatsConnection } from '@nats-io/transport-node'
-import type { Sql } from 'postgres'
 // bus-nats does not export its testing subpath in package.json (yet): import the file.
 import { type TestNatsServer, startNatsServer } from '@eventplane/bus-nats/testing'
 import { PROJECTOR_ROLE } from '../src/roles.ts'

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { terminateLockWaiter, within } from '@eventplane/store-pg/testing'
-import type { TransactionSql } from 'postgres'
+import type { TransactionSql } from '@eventplane/store-pg'
 import { ProjectionRunner } from '../src/projection/runner.ts'
 import { defineSqlProjection } from '../src/projection/types.ts'
 import { PROJECTOR_ROLE } from '../src/roles.ts'

@@ -6,9 +6,8 @@ import {
   projectionDigest,
   rebuildProjection,
 } from '@eventplane/runtime'
-import { loadRelayCheckpoint } from '@eventplane/store-pg'
+import { type Sql, loadRelayCheckpoint } from '@eventplane/store-pg'
 import type { NatsConnection } from '@nats-io/transport-node'
-import type { Sql } from 'postgres'
 import { eventually, streamMessages } from '../../../packages/bus-nats/test/fixtures.ts'
 import type { Ledger } from './clients.ts'
 import type { FaultSystem } from './system.ts'

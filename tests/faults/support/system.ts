@@ -5,10 +5,9 @@ import {
   type ProjectionRunnerOptions,
   projectionLiveSource,
 } from '@eventplane/runtime'
-import { ROLES } from '@eventplane/store-pg'
+import { ROLES, type Sql } from '@eventplane/store-pg'
 import { perSuite } from '@eventplane/store-pg/testing'
 import type { NatsConnection } from '@nats-io/transport-node'
-import type { Sql } from 'postgres'
 import { type BusEnv, createBusEnv, within } from '../../../packages/bus-nats/test/fixtures.ts'
 import { type ServiceChild, type ServiceKind, spawnService } from './children.ts'
 import { faultCounter } from './checks.ts'

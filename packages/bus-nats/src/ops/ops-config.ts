@@ -1,6 +1,6 @@
 import { EventplaneError } from '@eventplane/core'
 import type { NatsConnection } from '@nats-io/transport-node'
-import type { Sql } from 'postgres'
+import type { Sql } from '@eventplane/store-pg'
 import type { Logger } from '../logger.ts'
 import { DEFAULT_TENANT_LABEL_CAP, EventplaneMetrics } from './metrics.ts'
 import {

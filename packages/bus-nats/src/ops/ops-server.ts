@@ -2,7 +2,7 @@ import { type IncomingMessage, type ServerResponse, createServer } from 'node:ht
 import type { AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { NatsConnection } from '@nats-io/transport-node'
-import type { Sql } from 'postgres'
+import type { Sql } from '@eventplane/store-pg'
 import { type Logger, errorFields, silentLogger } from '../logger.ts'
 import { type EventplaneMetrics, withTimeout } from './metrics.ts'
 

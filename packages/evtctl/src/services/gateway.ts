@@ -9,9 +9,8 @@ import {
   startGateway as startGatewayLibrary,
 } from '@eventplane/bus-nats'
 import type { NatsConnection } from '@nats-io/transport-node'
-import type { Sql } from 'postgres'
 import { CliError } from '../cli-error.ts'
-import { PgEventStore, ROLES } from '@eventplane/store-pg'
+import { PgEventStore, ROLES, type Sql } from '@eventplane/store-pg'
 import type { RunningPart } from '../runners.ts'
 import { connectionClosedError } from './connection-closed.ts'
 import type { Session } from '../session.ts'

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto'
-import { VIEWS_SCHEMA, scanProjectionStates, typedBegin, useProjectionSchema } from '@eventplane/store-pg'
-import type { Sql } from 'postgres'
+import { type Sql, VIEWS_SCHEMA, scanProjectionStates, typedBegin, useProjectionSchema } from '@eventplane/store-pg'
 import { type Projection, isSqlProjection } from './types.ts'
 
 /** A fingerprint of a projection's whole output. */

@@ -1,25 +1,25 @@
 import { type Checkpoint, type RecordedEvent, START, compareCheckpoints, formatCheckpoint } from '@eventplane/core'
 import {
   PgEventStore,
-  countEventsAfter,
+  type Sql,
   VIEWS_SCHEMA,
+  countEventsAfter,
   countEventsBetween,
   deleteStaleProjectionStates,
   dropStaleProjectionShadows,
-  ensureProjectionShadow,
-  moveShadowTables,
-  shadowTables,
   ensureProjectionCheckpoint as ensureCheckpointRow,
+  ensureProjectionShadow,
   lockProjectionCheckpoint as lockCheckpoint,
   lockProjectionRebuild,
+  moveShadowTables,
+  shadowTables,
   startProjectionRebuild,
   streamLog,
-  typedBegin,
   swapProjectionRebuild,
+  typedBegin,
   writeProjectionCheckpoint as writeCheckpoint,
   writeProjectionRebuild,
 } from '@eventplane/store-pg'
-import type { Sql } from 'postgres'
 import { CheckpointMoved, ProjectionNotShadowable } from '../errors.ts'
 import { type Logger, silentLogger } from '@eventplane/bus-nats'
 import { prefetch } from './prefetch.ts'

@@ -1,5 +1,5 @@
 import type { Checkpoint } from '@eventplane/core'
-import type { Sql } from 'postgres'
+import type { Sql } from '@eventplane/store-pg'
 import { type ProjectionDigest, projectionDigest } from './digest.ts'
 import { type EngineOptions, ProjectionEngine } from './engine.ts'
 import type { Projection } from './types.ts'

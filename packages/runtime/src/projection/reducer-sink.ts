@@ -1,6 +1,5 @@
 import type { RecordedEvent } from '@eventplane/core'
-import { loadProjectionStates, saveProjectionStates } from '@eventplane/store-pg'
-import type { Sql, TransactionSql } from 'postgres'
+import { type Sql, type TransactionSql, loadProjectionStates, saveProjectionStates } from '@eventplane/store-pg'
 import { ProjectionFailed } from '../errors.ts'
 import type { ProjectionSink } from './sink.ts'
 import { type ReducerProjection, checkpointOf, matchesFilter } from './types.ts'

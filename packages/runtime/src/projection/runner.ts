@@ -1,6 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { type Checkpoint, formatCheckpoint, isEventplaneError, isUnavailableError } from '@eventplane/core'
-import type { Sql } from 'postgres'
 import {
   type EventplaneMetrics,
   type Logger,
@@ -11,7 +10,7 @@ import {
   unlessAborted,
 } from '@eventplane/bus-nats'
 import { SpanKind } from '@opentelemetry/api'
-import { countEventsAfter } from '@eventplane/store-pg'
+import { type Sql, countEventsAfter } from '@eventplane/store-pg'
 import { type Deferred, deferred } from '../deferred.ts'
 import {
   type LiveDelivery,

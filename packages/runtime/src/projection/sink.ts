@@ -1,5 +1,5 @@
 import type { RecordedEvent } from '@eventplane/core'
-import type { Sql, TransactionSql } from 'postgres'
+import type { Sql, TransactionSql } from '@eventplane/store-pg'
 
 /**
  * Where a projection's output goes. The engine stages events (in log order,

@@ -1,6 +1,5 @@
 import type { RecordedEvent } from '@eventplane/core'
-import { VIEWS_SCHEMA, pgDriverError, useProjectionSchema } from '@eventplane/store-pg'
-import type { Sql, TransactionSql } from 'postgres'
+import { type Sql, type TransactionSql, VIEWS_SCHEMA, pgDriverError, useProjectionSchema } from '@eventplane/store-pg'
 import { ProjectionFailed } from '../errors.ts'
 import type { ProjectionSink } from './sink.ts'
 import { type SqlProjection, checkpointOf, matchesFilter } from './types.ts'

@@ -1,6 +1,6 @@
 import type { Checkpoint, EventKind, RecordedEvent } from '@eventplane/core'
 import { validateCategory, validateName, validateTenant } from '@eventplane/core'
-import type { TransactionSql } from 'postgres'
+import type { TransactionSql } from '@eventplane/store-pg'
 
 /** Which events a projection sees; an omitted field matches everything. */
 export interface ProjectionFilter {

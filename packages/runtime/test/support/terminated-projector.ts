@@ -1,7 +1,6 @@
 import { after, before } from 'node:test'
-import { PgEventStore, ROLES, isPgWriteAfterClose } from '@eventplane/store-pg'
+import { PgEventStore, ROLES, type Sql, isPgWriteAfterClose } from '@eventplane/store-pg'
 import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
-import type { Sql } from 'postgres'
 import { PROJECTOR_ROLE } from '../../src/roles.ts'
 import { factoryFor } from '../helpers.ts'
 

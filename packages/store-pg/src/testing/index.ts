@@ -20,3 +20,5 @@ export type { HeldXid } from './hold-xid.ts'
 export { holdForeignXid, useForeignXid } from './foreign-xid.ts'
 export type { ForeignXid } from './foreign-xid.ts'
 export { bulkLoadEvents, countLogEvents, insertRawEvents, rawGapSafeLog, readRawLog, vacuumLog } from './raw-log.ts'
+/** The bundled, patched driver itself, for tests and benches that need options `connectPg` does not take. */
+export { default as postgres } from 'postgres'
