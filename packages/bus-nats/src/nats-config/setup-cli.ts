@@ -28,8 +28,8 @@ with a full account resolver, preloading the log and system account JWTs with ev
 revoked by evtctl creds rotate (kept in the auth dir). Tenants are added later, live: evtctl tenant add.
 Exits 1 (after writing the config) when the resolver dir stores a JWT of the auth dir's accounts that
 operator.jwt's keys did not sign: nats-server would refuse that account after its next start. Exits 1
-before writing the config when the auth dir's accounts/SYS.jwt or accounts/EVENTPLANE.jwt (what the
-config preloads) is not signed by operator.jwt's keys.`
+before writing the config when what the config preloads, the auth dir's accounts/SYS.jwt or
+accounts/EVENTPLANE.jwt, is not signed by operator.jwt's keys.`
 
 /**
  * `nats-setup`: prepares a NATS deployment for eventplane. Returns the exit
