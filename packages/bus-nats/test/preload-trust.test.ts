@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { after, before, describe, test } from 'node:test'
+import { after, before, describe, mock, test } from 'node:test'
 import { isEventplaneError } from '@eventplane/core'
 import { writeAccountJwt } from '../src/nats-config/auth-dir.ts'
 import { LOG_ACCOUNT, SYSTEM_ACCOUNT } from '../src/nats-config/claims.ts'
@@ -60,9 +60,16 @@ describe('nats-setup checks the account JWTs it preloads', () => {
     await server.restart({ reconfigure: true })
     await refusedWith(server.url, relay(), 'the relay, under an untrusted log account preload')
 
-    // The fix the error names: remove it, run nats-setup again.
+    // The fix the error names: remove it, run nats-setup again, as an operator does some time later (the clock
+    // moved on by 5 s): the server keeps the JWT it stored at the start above unless the new preload was issued
+    // no earlier (and the untrusted one was issued a second after the good one, within the same second here).
     rmSync(file)
-    assert.equal(await setup(), 0)
+    mock.timers.enable({ apis: ['Date'], now: Date.now() + 5000 })
+    try {
+      assert.equal(await setup(), 0)
+    } finally {
+      mock.timers.reset()
+    }
     assert.ok(existsSync(out))
     // Written anew by the operator's signer: the JWT of before the test, or the same claims issued a second later.
     assert.notEqual(readFileSync(file, 'utf8'), untrusted, 'written anew')
