@@ -6,14 +6,13 @@
  * writes nothing (`system` is rotated in `system-creds-rotation.test.ts`).
  */
 import assert from 'node:assert/strict'
-import { createHash } from 'node:crypto'
-import { readFileSync, readdirSync, statSync } from 'node:fs'
-import { join } from 'node:path'
+import { readFileSync, statSync } from 'node:fs'
 import { after, before, describe, test } from 'node:test'
 import { credsUserKey, serviceCredsFile } from '@eventplane/bus-nats/nats-config'
 import {
   type TestNatsServer,
   connectsWith,
+  dirSnapshot,
   refusedWith,
   startNatsServer,
 } from '../../packages/bus-nats/src/testing/index.ts'
@@ -22,20 +21,6 @@ import { failureLine, killAll, runCli } from '../../packages/evtctl/test/helpers
 import { checkSetupRerun } from './support/setup-rerun.ts'
 
 const keyOf = credsUserKey
-
-/** Every file of the auth dir with a hash of its content: what a refused command must leave as it was. */
-function snapshot(dir: string): Record<string, string> {
-  const out: Record<string, string> = {}
-  const walk = (d: string) => {
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      const p = join(d, e.name)
-      if (e.isDirectory()) walk(p)
-      else out[p] = createHash('sha256').update(readFileSync(p)).digest('hex')
-    }
-  }
-  walk(dir)
-  return out
-}
 
 describe('evtctl creds rotate: service users', () => {
   let server: TestNatsServer
@@ -129,7 +114,7 @@ describe('evtctl creds rotate: service users', () => {
   })
 
   test('a name that is not an auth dir user: exit 1, bus.unknown_user, nothing written', async () => {
-    const before = snapshot(server.authDir!)
+    const before = dirSnapshot(server.authDir!)
     for (const name of ['nobody', 'SYS', 'acme']) {
       const r = await runCli(['creds', 'rotate', name], { env: cli })
       assert.equal(r.code, 1, `${name}: ${r.stderr}`)
@@ -138,6 +123,6 @@ describe('evtctl creds rotate: service users', () => {
     const staged = await runCli(['creds', 'revoke-old', 'nobody'], { env: cli })
     assert.equal(staged.code, 1, staged.stderr)
     assert.equal(failureLine(staged).code, 'bus.unknown_user')
-    assert.deepEqual(snapshot(server.authDir!), before, 'the auth dir is as it was')
+    assert.deepEqual(dirSnapshot(server.authDir!), before, 'the auth dir is as it was')
   })
 })

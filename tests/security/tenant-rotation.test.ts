@@ -5,30 +5,18 @@
  * them. `--keep-old` leaves the old key valid until `tenant revoke-old`. An unknown or revoked tenant writes nothing.
  */
 import assert from 'node:assert/strict'
-import { createHash } from 'node:crypto'
-import { readFileSync, readdirSync, statSync } from 'node:fs'
+import { readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { EventFactory } from '@eventplane/core'
 import { type Gateway, Relay, startGateway, submitIntent } from '@eventplane/bus-nats'
 import { credsUserKey, tenantCredsFile } from '@eventplane/bus-nats/nats-config'
-import { refusedWith } from '@eventplane/bus-nats/testing'
+import { dirSnapshot, refusedWith } from '@eventplane/bus-nats/testing'
 import { PgEventStore, ROLES } from '@eventplane/store-pg'
 import { connect, credsAuthenticator } from '@nats-io/transport-node'
 import { type BusEnv, createBusEnv, eventually, within } from '../../packages/bus-nats/test/fixtures.ts'
 import { failureLine, killAll, runCli } from '../../packages/evtctl/test/helpers.ts'
 import { SteadyTenant } from './support/steady-tenant.ts'
-
-/** Every file of a directory tree with a hash of its content. */
-function snapshot(dir: string): Record<string, string> {
-  const out: Record<string, string> = {}
-  for (const e of readdirSync(dir, { withFileTypes: true, recursive: true }))
-    if (e.isFile())
-      out[join(e.parentPath, e.name)] = createHash('sha256')
-        .update(readFileSync(join(e.parentPath, e.name)))
-        .digest('hex')
-  return out
-}
 
 describe('tenant rotate: a new user key for one tenant, live', () => {
   let env: BusEnv
@@ -146,13 +134,13 @@ describe('tenant rotate: a new user key for one tenant, live', () => {
   test('rotating an unknown or revoked tenant: exit 1, bus.unknown_tenant, nothing written', async () => {
     const revoked = await runCli(['tenant', 'revoke', 'hooli'], { env: cli })
     assert.equal(revoked.code, 0, revoked.stderr)
-    const before = snapshot(env.server.authDir!)
+    const before = dirSnapshot(env.server.authDir!)
     for (const tenant of ['nobody', 'hooli'])
       for (const command of ['rotate', 'revoke-old']) {
         const r = await runCli(['tenant', command, tenant], { env: cli })
         assert.equal(r.code, 1, `${command} ${tenant}: ${r.stderr}`)
         assert.equal(failureLine(r).code, 'bus.unknown_tenant', `${command} ${tenant}`)
       }
-    assert.deepEqual(snapshot(env.server.authDir!), before, 'the auth dir is as it was')
+    assert.deepEqual(dirSnapshot(env.server.authDir!), before, 'the auth dir is as it was')
   })
 })

@@ -6,16 +6,7 @@
  * the tombstone), and `keys online` then brings back the others.
  */
 import assert from 'node:assert/strict'
-import {
-  existsSync,
-  mkdtempSync,
-  readFileSync,
-  readdirSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
@@ -34,16 +25,9 @@ import {
   revokeTenant,
   tenantCredsFile,
 } from '../src/nats-config/index.ts'
-import { type TestNatsServer, connectsWith, refusedWith, startNatsServer } from '../src/testing/index.ts'
+import { type TestNatsServer, connectsWith, dirSnapshot, refusedWith, startNatsServer } from '../src/testing/index.ts'
 
 const FIRST = ['accounts/EVENTPLANE.nk', 'accounts/SYS.nk', 'operator.nk', 'tenants/acme.nk']
-
-function snapshot(dir: string): Map<string, string> {
-  const files = readdirSync(dir, { recursive: true, encoding: 'utf8' })
-    .filter((f) => !f.startsWith('.lock') && statSync(join(dir, f)).isFile())
-    .sort()
-  return new Map(files.map((f) => [f, readFileSync(join(dir, f), 'utf8')]))
-}
 
 describe('identity seeds offline, continued', () => {
   let server: TestNatsServer
@@ -81,7 +65,7 @@ describe('identity seeds offline, continued', () => {
     assert.deepEqual(identitySeedsLeftOnHost(loadAuthDir(dir)), { seeds: ['tenants/globex.nk'], to: off })
     // Another --to would split them: keys online reads every seed from one directory.
     const other = join(off, 'elsewhere')
-    const unchanged = snapshot(dir)
+    const unchanged = dirSnapshot(dir)
     await assert.rejects(
       moveIdentitySeedsOffline(loadAuthDir(dir), other),
       (e) =>
@@ -89,7 +73,7 @@ describe('identity seeds offline, continued', () => {
         e.message.startsWith(`identity seeds of ${dir} are offline in ${off}: give --to ${off} `),
     )
     assert.equal(existsSync(other), false, 'nothing copied')
-    assert.deepEqual(snapshot(dir), unchanged, 'nothing written')
+    assert.deepEqual(dirSnapshot(dir), unchanged, 'nothing written')
 
     const again = await moveIdentitySeedsOffline(loadAuthDir(dir), off)
     assert.deepEqual(
@@ -103,11 +87,11 @@ describe('identity seeds offline, continued', () => {
     for (const rel of FIRST) assert.deepEqual(second[rel], first[rel], `${rel}: its record kept as it was`)
     assert.equal(second['tenants/globex.nk']?.key, again[0]?.key)
 
-    const before = snapshot(dir)
-    const offBefore = snapshot(off)
+    const before = dirSnapshot(dir)
+    const offBefore = dirSnapshot(off)
     assert.deepEqual(await moveIdentitySeedsOffline(loadAuthDir(dir), off), [], 'a third run moves nothing')
-    assert.deepEqual(snapshot(dir), before, 'and writes nothing')
-    assert.deepEqual(snapshot(off), offBefore)
+    assert.deepEqual(dirSnapshot(dir), before, 'and writes nothing')
+    assert.deepEqual(dirSnapshot(off), offBefore)
   })
 
   test('a corrupted identity-seeds.offline.json fails with one bus.config line naming it, nothing written or copied', async () => {
@@ -166,12 +150,12 @@ describe('identity seeds offline, continued', () => {
           isEventplaneError(e, 'bus.config') &&
           e.message === `${file} is not a record of offline identity seeds (${fault})` &&
           !e.message.includes('\n')
-        const before = snapshot(dir)
+        const before = dirSnapshot(dir)
         assert.throws(() => loadAuthDir(dir), expected, `${what}: loading the auth dir`)
         await assert.rejects(moveIdentitySeedsOffline(auth, off), expected, `${what}: keys offline`)
         assert.equal(existsSync(join(off, 'tenants', 'initech.nk')), false, `${what}: nothing copied`)
         await assert.rejects(bringIdentitySeedsOnline(auth, off), expected, `${what}: keys online`)
-        assert.deepEqual(snapshot(dir), before, `${what}: nothing written`)
+        assert.deepEqual(dirSnapshot(dir), before, `${what}: nothing written`)
       }
     } finally {
       writeFileSync(file, good)
@@ -206,7 +190,7 @@ describe('identity seeds offline, continued', () => {
     // acme added again (a new account): its old seed at --to is named, not overwritten, nothing moved.
     const old = readFileSync(join(off, 'tenants', 'acme.nk'), 'utf8')
     const readded = await add('acme')
-    const before = snapshot(dir)
+    const before = dirSnapshot(dir)
     await assert.rejects(
       moveIdentitySeedsOffline(loadAuthDir(dir), off),
       (e) =>
@@ -216,7 +200,7 @@ describe('identity seeds offline, continued', () => {
         ) &&
         e.message.includes('move it away, then run keys offline again'),
     )
-    assert.deepEqual(snapshot(dir), before, 'nothing moved')
+    assert.deepEqual(dirSnapshot(dir), before, 'nothing moved')
     assert.equal(readFileSync(join(off, 'tenants', 'acme.nk'), 'utf8'), old, 'the old seed kept')
     renameSync(join(off, 'tenants', 'acme.nk'), join(off, 'tenants', 'acme.nk.revoked'))
     const moved = await moveIdentitySeedsOffline(loadAuthDir(dir), off)

@@ -5,7 +5,7 @@
  * refusal to sign (the last guard, reached when a signing key is not listed as pushed).
  */
 import assert from 'node:assert/strict'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
@@ -20,14 +20,7 @@ import {
   tenantCredsFile,
 } from '../src/nats-config/index.ts'
 import { createAccount } from '../src/nkeys.ts'
-import { type TestNatsServer, connectsWith, startNatsServer } from '../src/testing/index.ts'
-
-function snapshot(dir: string): Map<string, string> {
-  const files = readdirSync(dir, { recursive: true, encoding: 'utf8' })
-    .filter((f) => !f.startsWith('.lock') && statSync(join(dir, f)).isFile())
-    .sort()
-  return new Map(files.map((f) => [f, readFileSync(join(dir, f), 'utf8')]))
-}
+import { type TestNatsServer, connectsWith, dirSnapshot, startNatsServer } from '../src/testing/index.ts'
 
 const seedText = (key: { getSeed(): Uint8Array }): string => `${new TextDecoder().decode(key.getSeed())}\n`
 
@@ -48,14 +41,14 @@ describe('identity seeds offline: the guards', () => {
   })
 
   test('refused before anything moves: a target inside the auth dir, another seed at the target', async () => {
-    const before = snapshot(dir)
+    const before = dirSnapshot(dir)
     for (const inside of [dir, join(dir, 'offline'), join(dir, 'accounts')])
       await assert.rejects(
         moveIdentitySeedsOffline(loadAuthDir(dir), inside),
         (e) => isEventplaneError(e, 'bus.config') && /is inside the auth dir/.test(e.message),
         inside,
       )
-    assert.deepEqual(snapshot(dir), before, 'inside: nothing written')
+    assert.deepEqual(dirSnapshot(dir), before, 'inside: nothing written')
     // Another account's seed where the system account's would go (another auth dir's backup): never overwritten.
     const other = join(off, 'accounts', 'SYS.nk')
     mkdirSync(join(off, 'accounts'), { recursive: true })
@@ -68,7 +61,7 @@ describe('identity seeds offline: the guards', () => {
         e.message.startsWith(`seed file ${other} holds another account seed`) &&
         !e.message.includes(foreign.trim()),
     )
-    assert.deepEqual(snapshot(dir), before, 'another seed: nothing written in the auth dir')
+    assert.deepEqual(dirSnapshot(dir), before, 'another seed: nothing written in the auth dir')
     assert.equal(readFileSync(other, 'utf8'), foreign, 'the other seed is kept')
     assert.deepEqual(readdirSync(off, { recursive: true }).sort(), ['accounts', 'accounts/SYS.nk'], 'nothing copied')
     rmSync(other)

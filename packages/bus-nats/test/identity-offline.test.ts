@@ -36,16 +36,9 @@ import {
 } from '../src/nats-config/index.ts'
 import { ensureNextSigningKey } from '../src/nats-config/signing-keys.ts'
 import { STREAM_NAME } from '../src/subjects.ts'
-import { type TestNatsServer, connectsWith, startNatsServer } from '../src/testing/index.ts'
+import { type TestNatsServer, connectsWith, dirSnapshot, startNatsServer } from '../src/testing/index.ts'
 
 const IDENTITIES = ['operator.nk', 'accounts/SYS.nk', 'accounts/EVENTPLANE.nk', 'tenants/acme.nk']
-
-function snapshot(dir: string): Map<string, string> {
-  const files = readdirSync(dir, { recursive: true, encoding: 'utf8' })
-    .filter((f) => !f.startsWith('.lock') && statSync(join(dir, f)).isFile())
-    .sort()
-  return new Map(files.map((f) => [f, readFileSync(join(dir, f), 'utf8')]))
-}
 
 describe('identity seeds offline', () => {
   let server: TestNatsServer
@@ -86,12 +79,12 @@ describe('identity seeds offline', () => {
     const pushed = signingPushedFile(dir, { tenant: 'acme' })
     const saved = readFileSync(pushed)
     rmSync(pushed)
-    const before = snapshot(dir)
+    const before = dirSnapshot(dir)
     await assert.rejects(
       moveIdentitySeedsOffline(loadAuthDir(dir), off),
       (e) => isEventplaneError(e, 'bus.config') && /tenant acme .*evtctl tenant add acme/.test(e.message),
     )
-    assert.deepEqual(snapshot(dir), before, 'nothing moved')
+    assert.deepEqual(dirSnapshot(dir), before, 'nothing moved')
     assert.deepEqual(readdirSync(off), [])
     writeFileSync(pushed, saved)
 
@@ -139,17 +132,17 @@ describe('identity seeds offline', () => {
         `seed file ${join(dir, 'operator.nk')} is offline (moved by evtctl keys offline); ${needs}`,
       ) &&
       e.message.endsWith(`: evtctl keys online --from ${off}`)
-    let before = snapshot(dir)
+    let before = dirSnapshot(dir)
     await assert.rejects(rotateOperatorSigningKey(auth, connectSystem), needsOperator('keys rotate operator'))
-    assert.deepEqual(snapshot(dir), before, 'keys rotate operator: nothing written')
+    assert.deepEqual(dirSnapshot(dir), before, 'keys rotate operator: nothing written')
     // A first step of the operator rotation cut short before it re-signed operator.jwt (run while online).
     const next = signingSeedFile(dir, { operator: true }, 'next')
     ensureNextSigningKey(dir, { operator: true })
-    before = snapshot(dir)
+    before = dirSnapshot(dir)
     const io = { stdout: { write: () => true }, stderr: { write: () => true } }
     const setup = ['--auth-dir', dir, '--store-dir', server.storeDir, '--out', join(off, 'nats.conf')]
     await assert.rejects(natsSetupMain(setup, io), needsOperator('nats-setup'))
-    assert.deepEqual(snapshot(dir), before, 'nats-setup: nothing written')
+    assert.deepEqual(dirSnapshot(dir), before, 'nats-setup: nothing written')
     rmSync(next)
   })
 
@@ -157,12 +150,12 @@ describe('identity seeds offline', () => {
     const sys = join(off, 'accounts', 'SYS.nk')
     const right = readFileSync(sys)
     writeFileSync(sys, readFileSync(join(off, 'accounts', 'EVENTPLANE.nk')))
-    const before = snapshot(dir)
+    const before = dirSnapshot(dir)
     await assert.rejects(
       bringIdentitySeedsOnline(loadAuthDir(dir), off),
       (e) => isEventplaneError(e, 'bus.config') && e.message.startsWith(`seed file ${sys} holds the seed of A`),
     )
-    assert.deepEqual(snapshot(dir), before, 'nothing written')
+    assert.deepEqual(dirSnapshot(dir), before, 'nothing written')
     writeFileSync(sys, right)
     const back = await bringIdentitySeedsOnline(loadAuthDir(dir), off)
     assert.deepEqual(back.map((m) => m.seed).sort(), [...IDENTITIES].sort())

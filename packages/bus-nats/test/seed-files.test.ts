@@ -5,7 +5,7 @@
  * command on the auth dir), `nats-setup` run again, a tenant's re-add and rotations.
  */
 import assert from 'node:assert/strict'
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
@@ -20,15 +20,7 @@ import {
   rotateTenantUser,
   signingSeedFile,
 } from '../src/nats-config/index.ts'
-import { type TestNatsServer, startNatsServer } from '../src/testing/index.ts'
-
-/** Every file under `dir` (but the lock) with its content: what "nothing was written" compares. */
-function snapshot(dir: string): Map<string, string> {
-  const files = readdirSync(dir, { recursive: true, encoding: 'utf8' })
-    .filter((f) => !f.startsWith('.lock') && statSync(join(dir, f)).isFile())
-    .sort()
-  return new Map(files.map((f) => [f, readFileSync(join(dir, f), 'utf8')]))
-}
+import { type TestNatsServer, dirSnapshot, startNatsServer } from '../src/testing/index.ts'
 
 /**
  * A seed with one character of its key changed: still base32, its checksum no longer matches. (Not the last
@@ -110,9 +102,9 @@ describe('a bad seed file in the auth dir', () => {
     ]
     for (const [what, breakIt, file, problem] of cases) {
       breakIt()
-      const before = snapshot(dir)
+      const before = dirSnapshot(dir)
       assert.throws(() => loadAuthDir(dir), seedFileError(file, problem, [...all, corrupted(seeds.log)]), what)
-      assert.deepEqual(snapshot(dir), before, `${what}: nothing written`)
+      assert.deepEqual(dirSnapshot(dir), before, `${what}: nothing written`)
       restore()
     }
     assert.equal(loadAuthDir(dir).operator.getPublicKey()[0], 'O', 'restored, it loads')
@@ -167,9 +159,9 @@ describe('a bad seed file in the auth dir', () => {
     ]
     for (const [what, breakIt, file, problem] of cases) {
       breakIt()
-      const before = snapshot(dir)
+      const before = dirSnapshot(dir)
       await assert.rejects(setup(), seedFileError(file, problem, secrets), what)
-      assert.deepEqual(snapshot(dir), before, `${what}: nothing written`)
+      assert.deepEqual(dirSnapshot(dir), before, `${what}: nothing written`)
       restore()
     }
     const config = readFileSync(join(root, 'nats.conf'), 'utf8')
@@ -228,9 +220,9 @@ describe('a bad seed file in the auth dir', () => {
     ]
     for (const [what, breakIt, run, file, problem] of cases) {
       breakIt()
-      const before = snapshot(dir)
+      const before = dirSnapshot(dir)
       await assert.rejects(run(), seedFileError(file, problem, secrets), what)
-      assert.deepEqual(snapshot(dir), before, `${what}: nothing written`)
+      assert.deepEqual(dirSnapshot(dir), before, `${what}: nothing written`)
       writeFileSync(identity, `${seeds.identity}\n`, { mode: 0o600 })
       writeFileSync(signing, `${seeds.signing}\n`, { mode: 0o600 })
     }

@@ -4,18 +4,11 @@
  * and write nothing.
  */
 import assert from 'node:assert/strict'
-import { readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { type TestNatsServer, startNatsServer } from '@eventplane/bus-nats/testing'
+import { type TestNatsServer, dirSnapshot, startNatsServer } from '@eventplane/bus-nats/testing'
 import { failureLine, killAll, runCli } from './helpers.ts'
-
-function snapshot(dir: string): Map<string, string> {
-  const files = readdirSync(dir, { recursive: true, encoding: 'utf8' })
-    .filter((f) => !f.startsWith('.lock') && statSync(join(dir, f)).isFile())
-    .sort()
-  return new Map(files.map((f) => [f, readFileSync(join(dir, f), 'utf8')]))
-}
 
 describe('evtctl on an auth dir with a bad seed file', () => {
   let server: TestNatsServer
@@ -55,7 +48,7 @@ describe('evtctl on an auth dir with a bad seed file', () => {
     ]
     for (const [args, file, breakIt, problem] of cases) {
       breakIt()
-      const before = snapshot(dir)
+      const before = dirSnapshot(dir)
       const r = await runCli(args, { env: cli })
       assert.equal(r.code, 1, `${args.join(' ')}: ${r.stderr}`)
       const failure = failureLine(r)
@@ -63,7 +56,7 @@ describe('evtctl on an auth dir with a bad seed file', () => {
       assert.ok(failure.message.startsWith(`seed file ${join(dir, file)} `), failure.message)
       assert.match(failure.message, problem)
       for (const s of seeds.values()) assert.equal(r.stderr.includes(s.slice(0, 20)), false, 'no seed printed')
-      assert.deepEqual(snapshot(dir), before, `${args.join(' ')}: nothing written`)
+      assert.deepEqual(dirSnapshot(dir), before, `${args.join(' ')}: nothing written`)
       for (const [f, s] of seeds) writeFileSync(join(dir, f), `${s}\n`, { mode: 0o600 })
     }
     const again = await runCli(['keys', 'rotate', 'tenant', 'acme'], { env: cli })
