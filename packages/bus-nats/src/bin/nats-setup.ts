@@ -4,11 +4,14 @@
  * package's bin), `pnpm exec tsx packages/bus-nats/src/bin/nats-setup.ts --help` in this repository.
  * Exits 0 on success, 1 with one message on stderr otherwise.
  */
+import { isEventplaneError } from '@eventplane/core'
 import { natsSetupMain } from '../nats-config/setup-cli.ts'
 
 try {
   process.exitCode = await natsSetupMain(process.argv.slice(2))
 } catch (e) {
-  process.stderr.write(`nats-setup: ${e instanceof Error ? e.message : String(e)}\n`)
+  // One line, with the code when it is one of ours (as evtctl prints its failures).
+  const what = isEventplaneError(e) ? `${e.code}: ${e.message}` : e instanceof Error ? e.message : String(e)
+  process.stderr.write(`nats-setup: ${what.split('\n')[0]}\n`)
   process.exitCode = 1
 }

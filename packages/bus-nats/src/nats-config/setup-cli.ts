@@ -1,5 +1,5 @@
-import { mkdirSync, writeFileSync } from 'node:fs'
-import { join, resolve } from 'node:path'
+import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { EventplaneError } from '@eventplane/core'
 import { authDirLockNotice } from './auth-lock.ts'
@@ -31,6 +31,37 @@ operator.jwt's keys did not sign: nats-server would refuse that account after it
 before writing the config when what the config preloads, the auth dir's accounts/SYS.jwt or
 accounts/EVENTPLANE.jwt, is not signed by operator.jwt's keys.`
 
+const OPTIONS = {
+  'auth-dir': { type: 'string' },
+  'store-dir': { type: 'string' },
+  'resolver-dir': { type: 'string' },
+  port: { type: 'string', default: '4222' },
+  host: { type: 'string', default: '127.0.0.1' },
+  'server-name': { type: 'string', default: 'eventplane' },
+  out: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const
+
+/** The command line, or `bus.config` in one line (an unknown option, a missing value) pointing at the help. */
+function parseSetupArgs(argv: readonly string[]) {
+  try {
+    return parseArgs({ args: [...argv], options: OPTIONS })
+  } catch (e) {
+    throw new EventplaneError('bus.config', `${(e as Error).message.split('\n')[0]} (see nats-setup --help)`, {
+      cause: e,
+    })
+  }
+}
+
+/** Runs a file system step; its failure is `bus.config`: `what` and the system's code (EACCES, ENOTDIR …). */
+function fsStep(what: string, step: () => void): void {
+  try {
+    step()
+  } catch (e) {
+    throw new EventplaneError('bus.config', `${what} (${(e as NodeJS.ErrnoException).code ?? 'error'})`, { cause: e })
+  }
+}
+
 /**
  * `nats-setup`: prepares a NATS deployment for eventplane. Returns the exit
  * code; writes paths (never secrets) to `out`.
@@ -40,32 +71,26 @@ export async function natsSetupMain(
   io: { stdout: { write(s: string): unknown }; stderr: { write(s: string): unknown } } = process,
 ): Promise<number> {
   const out = io.stdout
-  const { values } = parseArgs({
-    args: [...argv],
-    options: {
-      'auth-dir': { type: 'string' },
-      'store-dir': { type: 'string' },
-      'resolver-dir': { type: 'string' },
-      port: { type: 'string', default: '4222' },
-      host: { type: 'string', default: '127.0.0.1' },
-      'server-name': { type: 'string', default: 'eventplane' },
-      out: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  })
+  const { values } = parseSetupArgs(argv)
   if (values.help) {
     out.write(`${USAGE}\n`)
     return 0
   }
   if (values['auth-dir'] === undefined || values['store-dir'] === undefined)
-    throw new EventplaneError('bus.config', `--auth-dir and --store-dir are required\n${USAGE}`)
+    throw new EventplaneError('bus.config', '--auth-dir and --store-dir are required (see nats-setup --help)')
   const port = Number(values.port)
   if (!Number.isInteger(port) || port < 0 || port > 65535)
     throw new EventplaneError('bus.config', `--port ${values.port} is not a port`)
   const authDir = resolve(values['auth-dir'])
   const storeDir = resolve(values['store-dir'])
   const resolverDir = resolve(values['resolver-dir'] ?? join(storeDir, 'accounts'))
-  mkdirSync(resolverDir, { recursive: true, mode: 0o700 })
+  // Where the config goes must exist before anything is written (an auth dir made for a config never written).
+  const outDir = values.out === undefined ? undefined : dirname(resolve(values.out))
+  if (outDir !== undefined && !(existsSync(outDir) && statSync(outDir).isDirectory()))
+    throw new EventplaneError('bus.config', `--out ${values.out}: directory ${outDir} does not exist`)
+  fsStep(`cannot create the resolver dir ${resolverDir}`, () =>
+    mkdirSync(resolverDir, { recursive: true, mode: 0o700 }),
+  )
   const auth = await initAuthDir(authDir, authDirLockNotice('nats-setup', io.stderr))
   // What the config preloads must be what the operator's keys signed: checked before the config is written.
   const preloads = untrustedPreloads(auth)
@@ -79,7 +104,7 @@ export async function natsSetupMain(
   })
   if (values.out === undefined) out.write(config)
   else {
-    writeFileSync(values.out, config, { mode: 0o644 })
+    fsStep(`cannot write the config to ${values.out}`, () => writeFileSync(values.out!, config, { mode: 0o644 }))
     out.write(`server config written to ${resolve(values.out)}\n`)
   }
   const users = ['system', ...SERVICE_USERS] as const

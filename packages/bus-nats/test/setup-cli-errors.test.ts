@@ -1,0 +1,55 @@
+/**
+ * `nats-setup`'s bad input: each is `bus.config` in one line that names what is wrong, before anything is written,
+ * and the installed bin prints it with its code (as evtctl prints its failures), exit 1.
+ */
+import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, describe, test } from 'node:test'
+import { fileURLToPath } from 'node:url'
+import { isEventplaneError } from '@eventplane/core'
+import { natsSetupMain } from '../src/nats-config/index.ts'
+
+const BIN = fileURLToPath(new URL('../src/bin/nats-setup.ts', import.meta.url))
+const quiet = { stdout: { write: () => true }, stderr: { write: () => true } }
+
+/** A `bus.config` of one line whose message matches `message`. */
+const config = (message: RegExp) => (e: unknown) =>
+  isEventplaneError(e, 'bus.config') && !e.message.includes('\n') && message.test(e.message)
+
+describe('nats-setup on bad input', () => {
+  const root = mkdtempSync(join(tmpdir(), 'ep-setup-errors-'))
+  const auth = join(root, 'auth')
+  const store = join(root, 'store')
+  after(() => rmSync(root, { recursive: true, force: true }))
+
+  test('an --out in a directory that does not exist: bus.config naming it, no auth dir or store dir made', async () => {
+    const out = join(root, 'missing', 'nats.conf')
+    await assert.rejects(
+      natsSetupMain(['--auth-dir', auth, '--store-dir', store, '--out', out], quiet),
+      config(new RegExp(`^--out ${out}: directory ${join(root, 'missing')} does not exist$`)),
+    )
+    assert.equal(existsSync(auth), false, 'no auth dir')
+    assert.equal(existsSync(store), false, 'no store dir')
+  })
+
+  test('an unknown option, or the required ones missing: one line pointing at the help', async () => {
+    await assert.rejects(
+      natsSetupMain(['--auth-dir', auth, '--store-dir', store, '--outt', 'x'], quiet),
+      config(/^Unknown option '--outt'.* \(see nats-setup --help\)$/),
+    )
+    await assert.rejects(
+      natsSetupMain(['--auth-dir', auth], quiet),
+      config(/^--auth-dir and --store-dir are required \(see nats-setup --help\)$/),
+    )
+    assert.equal(existsSync(auth), false, 'no auth dir')
+  })
+
+  test('the bin prints one line with the code and exits 1', () => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', BIN, '--auth-dir', auth], { encoding: 'utf8' })
+    assert.equal(r.status, 1, r.stderr)
+    assert.equal(r.stderr, 'nats-setup: bus.config: --auth-dir and --store-dir are required (see nats-setup --help)\n')
+  })
+})
