@@ -34,7 +34,9 @@ import { listStreamsSql } from './sql/list-streams.ts'
 import { type EventTextRow, type HorizonRule, readAllSql, readAllTextSql } from './sql/read-all.ts'
 import { readCategorySql } from './sql/read-category.ts'
 import { readCorrelationSql } from './sql/read-correlation.ts'
+import { readEventsByIdSql } from './sql/read-events-by-id.ts'
 import { readStreamSql } from './sql/read-stream.ts'
+import { withTenant } from './with-tenant.ts'
 
 export type { ExpectedVersion }
 
@@ -298,6 +300,17 @@ export class PgEventStore {
       throw new InvalidEnvelope(`correlation id must be a lowercase UUID, got ${JSON.stringify(correlationId)}`)
     }
     const rows = await this.#run(() => readCorrelationSql(this.sql, tenant, correlationId, limit))
+    return mapAndRelease(rows, toRecordedEvent)
+  }
+
+  /**
+   * The stored events of one tenant among `eventIds`, in log order (an id not stored in the tenant is
+   * absent): what a caller that met `store.idempotency_conflict` compares its events with.
+   */
+  async readEvents(tenant: string, eventIds: readonly string[]): Promise<RecordedEvent[]> {
+    validateTenant(tenant)
+    if (eventIds.length === 0) return []
+    const rows = await withTenant(this.sql, tenant, (tx) => readEventsByIdSql(tx, tenant, eventIds))
     return mapAndRelease(rows, toRecordedEvent)
   }
 

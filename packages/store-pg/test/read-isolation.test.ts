@@ -108,6 +108,13 @@ describe('tenant-scoped reads return only the asked tenant, for every role', () 
     assert.deepEqual(seen, Object.fromEntries(EVENT_ROLES.map((r) => [r, expected])))
   })
 
+  test('readEvents (by id): acme asking for ids of both tenants gets its own events only, in log order', async () => {
+    const seen: Record<string, unknown> = {}
+    const asked = [globexRoot.event_id, ...ids(acmeWeb).reverse()]
+    for (const role of EVENT_ROLES) seen[role] = ids(await stores.get(role)!.readEvents('acme', asked))
+    assert.deepEqual(seen, Object.fromEntries(EVENT_ROLES.map((r) => [r, ids(acmeWeb)])))
+  })
+
   test('list_streams: acme’s streams only, with acme’s versions', async () => {
     const seen: Record<string, unknown> = {}
     for (const role of EVENT_ROLES) {

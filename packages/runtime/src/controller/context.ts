@@ -8,6 +8,7 @@ import {
 import type { PgEventStore } from '@eventplane/store-pg'
 import type { Logger } from '@eventplane/bus-nats'
 import { factId } from './fact-ids.ts'
+import { appendKeepingStoredInstants } from './restored-facts.ts'
 import type { ReconcileContext } from './types.ts'
 
 export interface ContextDeps {
@@ -63,7 +64,18 @@ export function createContext(
       for (const group of byStream.values()) {
         signal.throwIfAborted()
         const { category, id: streamId } = group[0]!.stream
-        await deps.store.append({ tenant: event.tenant_id, category, id: streamId }, group)
+        const ref = { tenant: event.tenant_id, category, id: streamId }
+        const { restored } = await appendKeepingStoredInstants(deps.store, ref, group)
+        if (restored)
+          deps.log.info(
+            {
+              controller: deps.controller,
+              event_id: event.event_id,
+              facts: group.length,
+              event: 'facts.already_stored',
+            },
+            'facts already stored with an earlier occurred_at (a restored log): kept, nothing appended',
+          )
       }
     },
     history() {

@@ -30,6 +30,7 @@ import {
 import { createContext, factoryFor } from './context.ts'
 import { factId } from './fact-ids.ts'
 import { KeyedQueue } from './keyed-queue.ts'
+import { appendKeepingStoredInstants } from './restored-facts.ts'
 import { RECONCILES_CATEGORY, beginReconcile } from './reconciles.ts'
 import type { Controller } from './types.ts'
 
@@ -419,7 +420,8 @@ export class ControllerRunner {
     try {
       while (!this.#abort.signal.aborted) {
         try {
-          await this.#o.store.append({ tenant: e.tenant_id, ...e.stream }, [failed])
+          // Parked before a restore: the stored reconcile_failed, identical but for occurred_at, is kept.
+          await appendKeepingStoredInstants(this.#o.store, { tenant: e.tenant_id, ...e.stream }, [failed])
           d.term()
           this.#o.metrics?.runtime.controllerParked.inc({ controller: this.name })
           return

@@ -1,0 +1,169 @@
+/**
+ * A log moved or restored with export → import (docs/deploying.md, "Backup and restore"): the new database
+ * renews every `recorded_at`, a new stream and consumer deliver every intent again, and the controller builds
+ * the facts it already recorded but for their `occurred_at` (its trigger's `recorded_at`). Real PostgreSQL and
+ * nats-server on both sides.
+ */
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import { InvalidData, type RecordedEvent } from '@eventplane/core'
+import { PgEventStore, ROLES, exportEvents, importEvents, verifyLog } from '@eventplane/store-pg'
+import { ControllerRunner, RECONCILE_FAILED } from '../src/controller/runner.ts'
+import type { Controller } from '../src/controller/types.ts'
+import { controllerLiveSource } from '../src/jetstream-source.ts'
+import { Recorder, recordingLogger } from './controller-support.ts'
+import { type LiveHarness, startHarness } from './harness.ts'
+import { factoryFor, stream } from './helpers.ts'
+import { mapDeliveries, overriding } from './live-wrap.ts'
+
+/** How a runner settled a delivery of one event. */
+interface Settled {
+  eventId: string
+  how: 'ack' | 'nak' | 'term'
+}
+
+const JOBS = ['a1', 'a2', 'a3', 'drifted', 'poison'] as const
+
+describe('a controller after its log was restored by export and import', () => {
+  const harnesses: LiveHarness[] = []
+  const stops: (() => Promise<void>)[] = []
+  /** What the `drifted` job's fact says: changed between the two runs, a genuinely different fact. */
+  let generation = 1
+
+  const builder: Controller = {
+    name: 'builder',
+    categories: ['job'],
+    async reconcile(event, ctx) {
+      if (event.stream.id === 'poison') throw new InvalidData('cannot build this job')
+      const { n } = event.data as { n: number }
+      // Two events in one append: the whole batch is compared with its stored copies.
+      await ctx.emit(
+        ctx.fact('built', { n, generation: event.stream.id === 'drifted' ? generation : 1 }),
+        ctx.fact('noted', { n }),
+      )
+    },
+  }
+
+  /** A runner of `builder` on `h` whose deliveries' acks, naks and terminations are recorded in `settled`. */
+  async function run(h: LiveHarness, settled: Recorder<Settled>, logger = recordingLogger().logger) {
+    const live = mapDeliveries(
+      controllerLiveSource(h.nc, builder, { consumer: 'ctl_builder', ackWaitMs: 5000 }),
+      (d) => {
+        const record = (how: Settled['how']) => settled.push({ eventId: d.event.event_id, how })
+        return overriding(d, {
+          ack: () => {
+            record('ack')
+            return d.ack()
+          },
+          nak: (ms) => {
+            record('nak')
+            d.nak(ms)
+          },
+          term: () => {
+            record('term')
+            d.term()
+          },
+        })
+      },
+    )
+    const runner = new ControllerRunner({ controller: builder, store: h.facts, live, retryDelayMs: 20, logger })
+    stops.push(() => runner.stop())
+    await runner.start()
+    return runner
+  }
+
+  const jobStream = (h: LiveHarness, id: string): Promise<RecordedEvent[]> =>
+    h.facts.readStreamToArray(stream('acme', id, 'job'))
+  const settledOf = (settled: Recorder<Settled>, eventId: string) =>
+    settled.until((s) => s.eventId === eventId, 60_000, `the delivery of ${eventId} settled`)
+
+  /** How each job's intent was settled, the first time. */
+  async function outcomes(settled: Recorder<Settled>): Promise<Record<string, Settled['how']>> {
+    const out: Record<string, Settled['how']> = {}
+    for (const id of JOBS) out[id] = (await settledOf(settled, intents.get(id)!)).how
+    return out
+  }
+
+  let source: LiveHarness
+  let restored: LiveHarness
+  const intents = new Map<string, string>()
+
+  before(async () => {
+    source = await startHarness('ep_ctl_restore_src')
+    harnesses.push(source)
+    const f = factoryFor('acme')
+    for (const [n, id] of JOBS.entries()) {
+      const s = stream('acme', id, 'job')
+      const intent = f.intent(s, 'run', { n })
+      intents.set(id, intent.event_id)
+      await source.intents.append(s, [intent])
+    }
+    const settled = new Recorder<Settled>()
+    const runner = await run(source, settled)
+    assert.deepEqual(await outcomes(settled), { a1: 'ack', a2: 'ack', a3: 'ack', drifted: 'ack', poison: 'term' })
+    await runner.stop()
+
+    // The restore: export with the actor, a new database, import with facts, a new stream and relay.
+    const lines: string[] = []
+    for await (const line of exportEvents(new PgEventStore(source.db.connect(ROLES.operator, 1)), {
+      tenant: 'acme',
+      includeActor: true,
+    }))
+      lines.push(line)
+    restored = await startHarness('ep_ctl_restore_dst')
+    harnesses.push(restored)
+    const imported = await importEvents(new PgEventStore(restored.db.connect(ROLES.operator, 1)), lines)
+    assert.deepEqual(imported, { imported: lines.length, skipped: 0, conflicts: [] })
+  })
+  after(async () => {
+    for (const stop of stops.reverse()) await stop().catch(() => {})
+    for (const h of harnesses.reverse()) await h.stop()
+  })
+
+  test('intents reconciled or parked before the export are acknowledged or terminated again with nothing appended; a fact that now differs is parked', async () => {
+    const before = new Map<string, RecordedEvent[]>()
+    for (const id of JOBS) before.set(id, await jobStream(restored, id))
+    assert.deepEqual(
+      before.get('a1')!.map((e) => e.type),
+      ['run', 'built', 'noted'],
+    )
+    assert.deepEqual(
+      before.get('poison')!.map((e) => e.type),
+      ['run', RECONCILE_FAILED],
+    )
+    const trigger = before.get('a1')![0]!
+    const fact = before.get('a1')![1]!
+    assert.notEqual(
+      new Date(trigger.recorded_at).toISOString(),
+      fact.occurred_at,
+      'the import renewed the trigger’s recorded_at: the fact built again differs in occurred_at',
+    )
+
+    generation = 2
+    const settled = new Recorder<Settled>()
+    const { logger, lines } = recordingLogger()
+    await run(restored, settled, logger)
+    assert.deepEqual(await outcomes(settled), { a1: 'ack', a2: 'ack', a3: 'ack', drifted: 'term', poison: 'term' })
+    for (const id of ['a1', 'a2', 'a3', 'poison'])
+      assert.deepEqual(await jobStream(restored, id), before.get(id), `${id}: nothing appended`)
+    const drifted = await jobStream(restored, 'drifted')
+    assert.deepEqual(
+      drifted.map((e) => e.type),
+      ['run', 'built', 'noted', RECONCILE_FAILED],
+    )
+    assert.deepEqual(drifted[3]!.data, {
+      controller: 'builder',
+      reason_code: 'store.idempotency_conflict',
+      attempts: 1,
+    })
+    assert.deepEqual(drifted[1]!.data, { n: 3, generation: 1 }, 'the stored fact is kept as it was')
+    assert.deepEqual(
+      lines.items
+        .filter((l) => l.fields.event === 'facts.already_stored')
+        .map((l) => l.fields.event_id)
+        .sort(),
+      ['a1', 'a2', 'a3'].map((id) => intents.get(id)).sort(),
+    )
+    assert.deepEqual((await verifyLog(restored.db.admin)).breaks, [], 'the restored log still verifies')
+  })
+})
