@@ -8,6 +8,7 @@
 // not a second copy (whose classes and brands evtctl would not recognise). tsx is registered too when a domain
 // written in TypeScript is named (see the launcher below).
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { build } from 'esbuild'
 
@@ -60,6 +61,21 @@ export async function bundleEvtctl(dir: string): Promise<string> {
       ].join('\n'),
     },
     plugins: [
+      {
+        // The driver stays the file store-pg installs (its patched copy, `patches/`), not a copy inlined in a chunk:
+        // store-pg's guard for the driver's uncatchable write after a close (`isPgWriteAfterClose`) knows the defect
+        // by its frame in postgres.js's `src/connection.js`, and the bundle must run what an installed evtctl runs.
+        // evtctl no longer depends on postgres itself, so it is resolved from store-pg.
+        name: 'driver-from-store-pg',
+        setup(b) {
+          const driver = pathToFileURL(
+            createRequire(`${ROOT}packages/store-pg/package.json`)
+              .resolve('postgres')
+              .replace(/cjs[\\/]src[\\/]index\.js$/, 'src/index.js'),
+          ).href
+          b.onResolve({ filter: /^postgres$/ }, () => ({ path: driver, external: true }))
+        },
+      },
       {
         name: 'own-import-meta-url',
         setup(b) {

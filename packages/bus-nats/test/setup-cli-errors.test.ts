@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, test } from 'node:test'
@@ -25,14 +25,20 @@ describe('nats-setup on bad input', () => {
   const store = join(root, 'store')
   after(() => rmSync(root, { recursive: true, force: true }))
 
-  test('an --out in a directory that does not exist: bus.config naming it, no auth dir or store dir made', async () => {
-    const out = join(root, 'missing', 'nats.conf')
+  test('an --out in a directory that does not exist makes it; one that cannot be made is bus.config naming it, nothing written', async () => {
+    writeFileSync(join(root, 'a-file'), '')
+    const blocked = join(root, 'a-file', 'nats.conf')
     await assert.rejects(
-      natsSetupMain(['--auth-dir', auth, '--store-dir', store, '--out', out], quiet),
-      config(new RegExp(`^--out ${out}: directory ${join(root, 'missing')} does not exist$`)),
+      natsSetupMain(['--auth-dir', auth, '--store-dir', store, '--out', blocked], quiet),
+      config(new RegExp(`^cannot create the directory of --out ${blocked} \\(EEXIST|ENOTDIR\\)$`)),
     )
     assert.equal(existsSync(auth), false, 'no auth dir')
     assert.equal(existsSync(store), false, 'no store dir')
+    const out = join(root, 'deploy', 'conf', 'nats.conf')
+    assert.equal(await natsSetupMain(['--auth-dir', auth, '--store-dir', store, '--out', out], quiet), 0)
+    assert.ok(existsSync(out), 'the config written in the directory made for it')
+    rmSync(auth, { recursive: true })
+    rmSync(store, { recursive: true })
   })
 
   test('an unknown option, or the required ones missing: one line pointing at the help', async () => {

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { EventplaneError } from '@eventplane/core'
@@ -84,10 +84,12 @@ export async function natsSetupMain(
   const authDir = resolve(values['auth-dir'])
   const storeDir = resolve(values['store-dir'])
   const resolverDir = resolve(values['resolver-dir'] ?? join(storeDir, 'accounts'))
-  // Where the config goes must exist before anything is written (an auth dir made for a config never written).
-  const outDir = values.out === undefined ? undefined : dirname(resolve(values.out))
-  if (outDir !== undefined && !(existsSync(outDir) && statSync(outDir).isDirectory()))
-    throw new EventplaneError('bus.config', `--out ${values.out}: directory ${outDir} does not exist`)
+  // The config's directory is made first (as the auth dir's and the store's are): one that cannot be fails
+  // before anything is written.
+  if (values.out !== undefined) {
+    const outDir = dirname(resolve(values.out))
+    fsStep(`cannot create the directory of --out ${values.out}`, () => mkdirSync(outDir, { recursive: true }))
+  }
   fsStep(`cannot create the resolver dir ${resolverDir}`, () =>
     mkdirSync(resolverDir, { recursive: true, mode: 0o700 }),
   )
