@@ -74,6 +74,31 @@ describe('evtctl migrate', () => {
     }
   })
 
+  test('a log written while an older transaction stays open is not refused (the check is against the next xid, not the oldest open one)', async () => {
+    const log = await createTestDatabase('ep_cli_migrate_open_tx')
+    const held = await log.admin.reserve()
+    try {
+      // A transaction with an xid, held open: the cluster's oldest running one (xmin) is at most its xid.
+      await held`begin`
+      const [{ xid }] = await held<{ xid: string }[]>`select pg_current_xact_id()::text as xid`
+      await log.admin`
+        insert into eventplane.events (event_id, tenant_id, kind, category, stream_id, stream_version, type,
+          schema_version, data, correlation_id, caused_by, occurred_at)
+        values ('01900000-0000-7000-8000-000000000002', 'acme', 'intent', 'deployment', 'web', 1, 'create', 1, '{}',
+          '01900000-0000-7000-8000-000000000002', 'user:alice', now())`
+      const [{ newest }] = await log.admin<
+        { newest: string }[]
+      >`select max(tx_id)::text as newest from eventplane.events`
+      assert.ok(BigInt(newest) > BigInt(xid), 'the event committed after the held transaction began')
+      const r = await runCli(['migrate'], { env: { EVENTPLANE_DATABASE_URL: log.url } })
+      assert.equal(r.code, 0, r.stderr)
+    } finally {
+      await held`rollback`.catch(() => {})
+      held.release()
+      await log.drop()
+    }
+  })
+
   test('a password never appears in the output', async () => {
     const url = new URL(UNREACHABLE_PG)
     url.password = 's3cret-pw'
