@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, test } from 'node:test'
@@ -33,6 +33,25 @@ describe('nats-setup on bad input', () => {
     )
     assert.equal(existsSync(auth), false, 'no auth dir')
     assert.equal(existsSync(store), false, 'no store dir')
+  })
+
+  test('an --out under a file, not a directory: bus.config naming it, no auth dir made', async () => {
+    const file = join(root, 'a-file')
+    writeFileSync(file, 'not a directory\n')
+    const out = join(file, 'nats.conf')
+    await assert.rejects(
+      natsSetupMain(['--auth-dir', auth, '--store-dir', store, '--out', out], quiet),
+      config(new RegExp(`^--out ${out}: directory ${file} does not exist$`)),
+    )
+    assert.equal(existsSync(auth), false, 'no auth dir')
+  })
+
+  test('an --out that is a directory: bus.config in one line with the system code, not the raw error', async () => {
+    const dir = mkdtempSync(join(root, 'out-dir-'))
+    await assert.rejects(
+      natsSetupMain(['--auth-dir', join(root, 'auth-eisdir'), '--store-dir', store, '--out', dir], quiet),
+      config(new RegExp(`^cannot write the config to ${dir} \\(EISDIR\\)$`)),
+    )
   })
 
   test('an unknown option, or the required ones missing: one line pointing at the help', async () => {
