@@ -44,15 +44,15 @@ function workspacePackages(root: string): Package[] {
   return out
 }
 
-/** Every TypeScript file of a package (sources, tests, anything but node_modules). */
+/** Every TypeScript and JavaScript file of a package (sources, tests, bins, scripts; not node_modules, dist or a dot dir). */
 function packageFiles(root: string, dir: string): SourceFile[] {
   const out: SourceFile[] = []
   const walk = (d: string): void => {
     for (const entry of readdirSync(join(root, d))) {
-      if (entry === 'node_modules' || entry === 'dist') continue
+      if (entry === 'node_modules' || entry === 'dist' || entry.startsWith('.')) continue
       const path = `${d}/${entry}`
       if (statSync(join(root, path)).isDirectory()) walk(path)
-      else if (/\.[cm]?tsx?$/.test(entry) && !entry.endsWith('.d.ts'))
+      else if (/\.[cm]?[jt]sx?$/.test(entry) && !/\.d\.[cm]?ts$/.test(entry))
         out.push({ path, text: readFileSync(join(root, path), 'utf8') })
     }
   }
@@ -62,14 +62,14 @@ function packageFiles(root: string, dir: string): SourceFile[] {
 
 /**
  * The module specifiers a file imports or re-exports, statically or with
- * `import()`. Import statements only (at the start of a line), so source
+ * `import()`, or loads with `require()`. Import statements only (at the start of a line), so source
  * text inside template strings (a test writing a domain file) is not read as
  * the test's own imports.
  */
 export function importsOf(text: string): string[] {
   const out: string[] = []
   const statement = /^\s*(?:import|export)\s(?:[^'"`;]*?\sfrom\s*)?['"]([^'"]+)['"]/gm
-  const dynamic = /\bimport\(\s*['"]([^'"]+)['"]\s*\)/g
+  const dynamic = /\b(?:import|require)\(\s*['"]([^'"]+)['"]\s*\)/g
   for (const m of text.matchAll(statement)) out.push(m[1]!)
   for (const m of text.matchAll(dynamic)) out.push(m[1]!)
   return out
@@ -248,13 +248,22 @@ describe('layering: core → store-pg → bus-nats → runtime → evtctl, examp
         // A template, so this file's own text holds no `import(` of the driver for the check to find.
         file('packages/evtctl/src/x.ts', `type Sql = import('${DRIVER}').Sql\n`),
         file('scripts/bench/x.ts', "import type postgres from 'postgres'\n"),
+        file('scripts/x.mjs', "import postgres from 'postgres'\n"),
+        file('tests/support/x.cjs', `const postgres = require('${DRIVER}')\n`),
         file('packages/store-pg/src/x.ts', "import postgres from 'postgres'\n"),
         file(
           'packages/runtime/src/x.ts',
           "import type { Sql } from '@eventplane/store-pg'\nimport p from 'postgres-array'\n",
         ),
       ]).map((v) => v.split(':')[0]),
-      ['packages/bus-nats/src/x.ts', 'packages/runtime/test/x.ts', 'packages/evtctl/src/x.ts', 'scripts/bench/x.ts'],
+      [
+        'packages/bus-nats/src/x.ts',
+        'packages/runtime/test/x.ts',
+        'packages/evtctl/src/x.ts',
+        'scripts/bench/x.ts',
+        'scripts/x.mjs',
+        'tests/support/x.cjs',
+      ],
     )
     assert.deepEqual(
       driverDependents([

@@ -137,6 +137,13 @@ describe('identity seeds offline, continued', () => {
         }),
         '/seeds: an entry not at the path of an identity seed',
       ],
+      [
+        'an empty place (keys online would read the working directory)',
+        edited((s) => {
+          s['accounts/EVENTPLANE.nk']!.to = ''
+        }),
+        '/seeds/accounts/EVENTPLANE.nk/to: expected string length greater or equal to 1',
+      ],
       ['no seeds', '{}', '/seeds: expected required property'],
       ['a truncated file', good.slice(0, Math.floor(good.length / 2)), 'not JSON: truncated or corrupted'],
     ]

@@ -30,7 +30,7 @@ describe('nats-setup on bad input', () => {
     const blocked = join(root, 'a-file', 'nats.conf')
     await assert.rejects(
       natsSetupMain(['--auth-dir', auth, '--store-dir', store, '--out', blocked], quiet),
-      config(new RegExp(`^cannot create the directory of --out ${blocked} \\(EEXIST|ENOTDIR\\)$`)),
+      config(new RegExp(`^cannot create the directory of --out ${blocked} \\((?:EEXIST|ENOTDIR)\\)$`)),
     )
     assert.equal(existsSync(auth), false, 'no auth dir')
     assert.equal(existsSync(store), false, 'no store dir')
@@ -39,6 +39,14 @@ describe('nats-setup on bad input', () => {
     assert.ok(existsSync(out), 'the config written in the directory made for it')
     rmSync(auth, { recursive: true })
     rmSync(store, { recursive: true })
+  })
+
+  test('an --out that is a directory: bus.config in one line with the system code, not the raw error', async () => {
+    const dir = mkdtempSync(join(root, 'out-dir-'))
+    await assert.rejects(
+      natsSetupMain(['--auth-dir', join(root, 'auth-eisdir'), '--store-dir', store, '--out', dir], quiet),
+      config(new RegExp(`^cannot write the config to ${dir} \\(EISDIR\\)$`)),
+    )
   })
 
   test('an unknown option, or the required ones missing: one line pointing at the help', async () => {

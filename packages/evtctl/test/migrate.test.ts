@@ -53,11 +53,12 @@ describe('evtctl migrate', () => {
   test('a log ahead of the transaction counter of its cluster (a pg_dump restored elsewhere) is refused: exit 1', async () => {
     const restored = await createTestDatabase('ep_cli_migrate_restored')
     try {
-      // What pg_restore into another cluster leaves: rows whose tx_id the cluster has not reached yet.
+      // What pg_restore into another cluster leaves: rows whose tx_id the cluster has not reached yet. The next
+      // power of ten, one digit longer than the counter: compared as text ('100…' < '9…') it would pass.
       await restored.admin`
         insert into eventplane.events (tx_id, event_id, tenant_id, kind, category, stream_id, stream_version, type,
           schema_version, data, correlation_id, caused_by, occurred_at)
-        values ((pg_snapshot_xmax(pg_current_snapshot())::text::numeric + 1000000)::text::xid8,
+        values ((10::numeric ^ length(pg_snapshot_xmax(pg_current_snapshot())::text))::bigint::text::xid8,
           '01900000-0000-7000-8000-000000000001', 'acme', 'intent', 'deployment', 'web', 1, 'create', 1, '{}',
           '01900000-0000-7000-8000-000000000001', 'user:alice', now())`
       const before = await restored.admin`select count(*)::int as n from eventplane.schema_migrations`
@@ -71,6 +72,29 @@ describe('evtctl migrate', () => {
       assert.deepEqual(now, before)
     } finally {
       await restored.drop()
+    }
+  })
+
+  test('a log written while an older transaction stays open is not refused (the check is against the next xid, not the oldest open one)', async () => {
+    const log = await createTestDatabase('ep_cli_migrate_open_tx')
+    const held = await log.admin.reserve()
+    try {
+      // A transaction with an xid, held open: the cluster's oldest running one (xmin) is at most its xid.
+      await held`begin`
+      const [began] = await held<{ xid: string }[]>`select pg_current_xact_id()::text as xid`
+      await log.admin`
+        insert into eventplane.events (event_id, tenant_id, kind, category, stream_id, stream_version, type,
+          schema_version, data, correlation_id, caused_by, occurred_at)
+        values ('01900000-0000-7000-8000-000000000002', 'acme', 'intent', 'deployment', 'web', 1, 'create', 1, '{}',
+          '01900000-0000-7000-8000-000000000002', 'user:alice', now())`
+      const [written] = await log.admin<{ newest: string }[]>`select max(tx_id)::text as newest from eventplane.events`
+      assert.ok(BigInt(written!.newest) > BigInt(began!.xid), 'the event committed after the held transaction began')
+      const r = await runCli(['migrate'], { env: { EVENTPLANE_DATABASE_URL: log.url } })
+      assert.equal(r.code, 0, r.stderr)
+    } finally {
+      await held`rollback`.catch(() => {})
+      held.release()
+      await log.drop()
     }
   })
 

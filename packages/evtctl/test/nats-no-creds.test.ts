@@ -1,8 +1,11 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { startNatsServer, type TestNatsServer } from '@eventplane/bus-nats/testing'
 import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
-import { failureLine, killAll, runCli } from './helpers.ts'
+import { UNREACHABLE_NATS, failureLine, killAll, runCli } from './helpers.ts'
 
 // A server of the account model (nats-setup) with no credentials configured: the most common first mistake.
 describe('NATS credentials not given to a server that requires them', () => {
@@ -41,6 +44,39 @@ describe('NATS credentials not given to a server that requires them', () => {
     assert.equal(r.code, 4, r.stderr)
     const failure = failureLine(r)
     assert.equal(failure.code, 'bus.auth_failed')
+    assert.doesNotMatch(failure.message, /none were given/)
+  })
+
+  test('a creds file the server refuses keeps its own line too (given, not missing)', async () => {
+    // The relay's JWT with another user's seed: the nonce's signature does not match the JWT, the server refuses.
+    const other = await startNatsServer()
+    const dir = mkdtempSync(join(tmpdir(), 'ep-no-creds-'))
+    try {
+      const seed = /-----BEGIN USER NKEY SEED-----\n(\S+)\n/
+      const mine = readFileSync(nats.credentials.relay!.creds, 'utf8')
+      const theirs = readFileSync(other.credentials.relay!.creds, 'utf8')
+      const creds = join(dir, 'spliced.creds')
+      writeFileSync(creds, mine.replace(seed.exec(mine)![1]!, seed.exec(theirs)![1]!), { mode: 0o600 })
+      const r = await runCli(['tail', '--tenant', 'acme', '--count', '1'], {
+        env: { EVENTPLANE_NATS_URL: nats.url, EVENTPLANE_NATS_CREDS: creds },
+      })
+      assert.equal(r.code, 4, r.stderr)
+      const failure = failureLine(r)
+      assert.equal(failure.code, 'bus.auth_failed')
+      assert.doesNotMatch(failure.message, /none were given/)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+      await other.stop()
+    }
+  })
+
+  test('no credentials and no server listening: unavailable (exit 3), not a credentials hint', async () => {
+    const r = await runCli(['tail', '--tenant', 'acme', '--count', '1'], {
+      env: { EVENTPLANE_NATS_URL: UNREACHABLE_NATS },
+    })
+    assert.equal(r.code, 3, r.stderr)
+    const failure = failureLine(r)
+    assert.equal(failure.code, 'bus.unavailable')
     assert.doesNotMatch(failure.message, /none were given/)
   })
 })

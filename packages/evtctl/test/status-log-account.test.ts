@@ -61,4 +61,29 @@ describe('evtctl status: the log account JWT the server applies', () => {
     const r = await runCli(['status', '--json'], { env: withoutAuthDir })
     assert.equal('log_account' in (JSON.parse(r.stdout) as object), false, 'without an auth dir: not asked')
   })
+
+  test("the human line says applied; a server it cannot ask (another auth dir's system user): unknown, and a --check problem", async () => {
+    const human = await runCli(['status'], { env })
+    assert.match(human.stdout, new RegExp(`^log account applied: the server applies ${file}$`, 'm'), human.stderr)
+
+    // This server's creds for the connection, another deployment's auth dir: its system user is refused.
+    const other = await startNatsServer()
+    try {
+      const mixed = {
+        ...env,
+        EVENTPLANE_NATS_AUTH_DIR: other.authDir!,
+        EVENTPLANE_NATS_CREDS: server.credentials.operator!.creds,
+      }
+      const r = await runCli(['status', '--json', '--check'], { env: mixed })
+      const report = JSON.parse(r.stdout) as StatusReport
+      assert.equal(report.log_account?.applied, null, r.stderr)
+      assert.match(report.log_account!.detail, /^cannot ask the server for the log account JWT: /)
+      assert.equal(r.code, 3)
+      assert.ok(report.check?.problems.includes(`the log account: ${report.log_account!.detail}`), r.stdout)
+      const line = await runCli(['status'], { env: mixed })
+      assert.match(line.stdout, /^log account unknown: cannot ask the server for the log account JWT: /m)
+    } finally {
+      await other.stop()
+    }
+  })
 })
