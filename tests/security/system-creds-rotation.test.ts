@@ -61,7 +61,10 @@ describe('evtctl creds rotate system: the system account user', () => {
 
   test('the old system key is refused and its connection closed; the new creds push a tenant and a rotation', async () => {
     const old = creds('system')
-    const live = await server.connect('system')
+    // Retrying every 100 ms, not the client's default 2 s: it closes at its second refused reconnect, so the
+    // default made the close wait two reconnect delays (4 s of the 5 s bound on a quiet machine, 2026-12-01).
+    const live = await server.connect('system', { maxReconnectAttempts: 5, reconnectTimeWait: 100 })
+    const closed = live.closed()
     const r = await runCli(['creds', 'rotate', 'system', '--json'], { env: cli })
     assert.equal(r.code, 0, r.stderr)
     const out = JSON.parse(r.stdout) as { user: string; creds_file: string; key: string; revoked: string[] }
@@ -76,7 +79,8 @@ describe('evtctl creds rotate system: the system account user', () => {
     assert.ok(!secrets.some((s) => r.stdout.includes(s) || r.stderr.includes(s)), 'creds are never printed')
     revoked.push(['system (first)', old])
 
-    await within(live.closed(), 5000, "the old key's live connection to be closed")
+    const why = await within(closed, 5000, "the old key's live connection to be closed")
+    assert.ok(why instanceof Error, `closed by the server: ${String(why)}`)
     await refusedWith(server.url, old, 'the old system key')
     await connectsWith(server.url, creds('system'))
     await tenantAdd('acme')
