@@ -6,6 +6,16 @@ import { killAll, startCli } from './helpers.ts'
 
 const DOMAIN = '@eventplane/example-deployments'
 
+/** A service's settings as `user` (its creds) against `db` and `nats`. */
+const serviceEnv = (db: TestDatabase, nats: TestNatsServer, user: string) => ({
+  EVENTPLANE_DATABASE_URL: db.url,
+  EVENTPLANE_NATS_URL: nats.url,
+  EVENTPLANE_NATS_CREDS: nats.credentials[user]!.creds,
+})
+/** `evtctl run` of the example domain as `user`. */
+const startRun = (db: TestDatabase, nats: TestNatsServer, user: string) =>
+  startCli(['run'], { env: { ...serviceEnv(db, nats, user), EVENTPLANE_DOMAIN: DOMAIN } })
+
 // docs/deploying.md: processes start in any order. On a new deployment (or after the stream was deleted) the
 // EVENTPLANE stream exists only once a relay made it: a runner started first waits for it instead of exiting.
 describe('evtctl run started before any relay made the EVENTPLANE stream', () => {
@@ -23,12 +33,8 @@ describe('evtctl run started before any relay made the EVENTPLANE stream', () =>
   })
 
   test('waits for the stream (a warning, no exit), then serves once a relay creates it; SIGTERM: exit 0', async () => {
-    const env = (user: string) => ({
-      EVENTPLANE_DATABASE_URL: db.url,
-      EVENTPLANE_NATS_URL: nats.url,
-      EVENTPLANE_NATS_CREDS: nats.credentials[user]!.creds,
-    })
-    const run = startCli(['run'], { env: { ...env('controller'), EVENTPLANE_DOMAIN: DOMAIN } })
+    const env = (user: string) => serviceEnv(db, nats, user)
+    const run = startRun(db, nats, 'controller')
     // Its controller starts first and finds no stream: it says it waits, and does not exit (exit 1 before).
     await run.waitFor((err) => err.includes('controller waiting for its consumer'), 60_000, 'stderr')
     assert.match(run.stderr, /stream EVENTPLANE does not exist yet/)
@@ -74,14 +80,7 @@ describe('evtctl run waiting for the EVENTPLANE stream: the retry never gives up
   })
 
   test('seven tries, each after its delay (250 ms doubling, capped at 10 s); SIGTERM in the 10 s wait: exit 0 before it ends', async () => {
-    const run = startCli(['run'], {
-      env: {
-        EVENTPLANE_DATABASE_URL: db.url,
-        EVENTPLANE_NATS_URL: nats.url,
-        EVENTPLANE_NATS_CREDS: nats.credentials.controller!.creds,
-        EVENTPLANE_DOMAIN: DOMAIN,
-      },
-    })
+    const run = startRun(db, nats, 'controller')
     await run.waitFor((err) => waitings(err).length >= 7, 60_000, 'stderr')
     const seen = waitings(run.stderr)
     assert.deepEqual(
@@ -104,14 +103,7 @@ describe('evtctl run waiting for the EVENTPLANE stream: the retry never gives up
 
   test('a consumer check refused for another reason than an absent stream or NATS (bus.forbidden) ends the run: no retry', async () => {
     // The gateway's user may publish nothing but replies: its consumer check is refused, which waiting cannot change.
-    const run = startCli(['run'], {
-      env: {
-        EVENTPLANE_DATABASE_URL: db.url,
-        EVENTPLANE_NATS_URL: nats.url,
-        EVENTPLANE_NATS_CREDS: nats.credentials.gateway!.creds,
-        EVENTPLANE_DOMAIN: DOMAIN,
-      },
-    })
+    const run = startRun(db, nats, 'gateway')
     const r = await run.done(60_000)
     assert.notEqual(r.code, 0, r.stderr.slice(-2000))
     assert.equal(r.signal, null, 'exited by itself')
