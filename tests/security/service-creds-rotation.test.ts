@@ -9,10 +9,9 @@ import { readFileSync } from 'node:fs'
 import { after, before, describe, test } from 'node:test'
 import { serviceCredsFile } from '@eventplane/bus-nats/nats-config'
 import { connect, credsAuthenticator } from '@nats-io/transport-node'
-import { type BusEnv, appendIntents, createBusEnv, eventually } from '../../packages/bus-nats/test/fixtures.ts'
+import { type BusEnv, createBusEnv } from '../../packages/bus-nats/test/fixtures.ts'
 import { killAll, runCli } from '../../packages/evtctl/test/helpers.ts'
-import { type ServiceChild, spawnService } from '../faults/support/children.ts'
-import { deliveredSubmits } from './support/delivered-submits.ts'
+import { servicesThroughRotation } from './support/delivered-submits.ts'
 
 describe('services pick up rotated creds without a restart', () => {
   let env: BusEnv
@@ -25,13 +24,7 @@ describe('services pick up rotated creds without a restart', () => {
   })
 
   test('evtctl relay and evtctl gateway reconnect with their rotated creds: no exit, the next intent is delivered', async (t) => {
-    const services: ServiceChild[] = [spawnService(env, 'gateway'), spawnService(env, 'relay')]
-    const [gateway, relay] = services as [ServiceChild, ServiceChild]
-    try {
-      await Promise.all([gateway.waitForLog('gateway serving'), relay.waitForLog('relay active')])
-      const { submit, seen, ledger, stop } = await deliveredSubmits(env, 'acme', 'user:rotation')
-      await submit('before')
-
+    await servicesThroughRotation(env, t, 'rotation', async () => {
       const cli = { EVENTPLANE_NATS_URL: env.server.url, EVENTPLANE_NATS_AUTH_DIR: env.server.authDir! }
       const old = new Map<string, Uint8Array>()
       for (const user of ['relay', 'gateway'] as const) {
@@ -45,20 +38,6 @@ describe('services pick up rotated creds without a restart', () => {
           /Authorization Violation/,
           `${user}'s old key is refused`,
         )
-
-      // Appended while the relay may still be reconnecting: published once it is back, none lost.
-      const appended = await appendIntents(env.intents, 'acme', 20, 5, 'rotation')
-      await submit('after')
-      await eventually(() => appended.every((e) => seen.includes(e.event_id)), 'every appended event to be delivered')
-      for (const s of services) {
-        assert.equal(s.process.exitCode, null, `${s.kind} still runs`)
-        const failures = s.logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('evtctl: '))
-        assert.deepEqual(failures, [], `${s.kind} logged no failure`)
-      }
-      t.diagnostic(`submit errors while they reconnected: ${ledger.summary()}`)
-      await stop()
-    } finally {
-      await Promise.allSettled(services.map((s) => s.kill()))
-    }
+    })
   })
 })

@@ -11,10 +11,9 @@ import { readFileSync } from 'node:fs'
 import { after, before, describe, test } from 'node:test'
 import { credsUserKey, serviceCredsFile } from '@eventplane/bus-nats/nats-config'
 import { connect, credsAuthenticator } from '@nats-io/transport-node'
-import { type BusEnv, appendIntents, createBusEnv, eventually } from '../../packages/bus-nats/test/fixtures.ts'
+import { type BusEnv, createBusEnv } from '../../packages/bus-nats/test/fixtures.ts'
 import { killAll, runCli } from '../../packages/evtctl/test/helpers.ts'
-import { type ServiceChild, spawnService } from '../faults/support/children.ts'
-import { deliveredSubmits } from './support/delivered-submits.ts'
+import { servicesThroughRotation } from './support/delivered-submits.ts'
 
 describe('evtctl keys rotate', () => {
   let env: BusEnv
@@ -29,13 +28,7 @@ describe('evtctl keys rotate', () => {
   })
 
   test('keys rotate log: evtctl relay and gateway reconnect with their re-issued creds; the old ones are refused', async (t) => {
-    const services: ServiceChild[] = [spawnService(env, 'gateway'), spawnService(env, 'relay')]
-    const [gateway, relay] = services as [ServiceChild, ServiceChild]
-    try {
-      await Promise.all([gateway.waitForLog('gateway serving'), relay.waitForLog('relay active')])
-      const { submit, seen, ledger, stop } = await deliveredSubmits(env, 'acme', 'user:signing-rotation')
-      await submit('before')
-
+    await servicesThroughRotation(env, t, 'signing-rotation', async () => {
       const users = ['relay', 'gateway'] as const
       const old = new Map(users.map((u) => [u, readFileSync(serviceCredsFile(env.server.authDir!, u))]))
       const r = await runCli(['keys', 'rotate', 'log', '--json'], { env: cli })
@@ -53,21 +46,7 @@ describe('evtctl keys rotate', () => {
           `${user}'s creds the old signing key issued are refused`,
         )
       }
-
-      // Appended while the relay may still be reconnecting: published once it is back, none lost.
-      const appended = await appendIntents(env.intents, 'acme', 20, 5, 'signing-rotation')
-      await submit('after')
-      await eventually(() => appended.every((e) => seen.includes(e.event_id)), 'every appended event to be delivered')
-      for (const s of services) {
-        assert.equal(s.process.exitCode, null, `${s.kind} still runs`)
-        const failures = s.logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('evtctl: '))
-        assert.deepEqual(failures, [], `${s.kind} logged no failure`)
-      }
-      t.diagnostic(`submit errors while they reconnected: ${ledger.summary()}`)
-      await stop()
-    } finally {
-      await Promise.allSettled(services.map((s) => s.kill()))
-    }
+    })
   })
 
   test('keys rotate operator: step 1 stages the new key and says to restart; step 2 before the restart fails, naming it', async () => {
