@@ -53,8 +53,10 @@ describe('AckConfirmer', () => {
     const release = acks.hold()
     const first = acks.ack('test.ack.1', { timeoutMs: 30_000 })
     const second = acks.ack('test.ack.2', { timeoutMs: 30_000 })
-    await jetstreamSide.flush()
+    // nc's round trip first: the server has routed both acks when it answers; then the responder's, which
+    // receives them before its own answer (the other order raced: 0 of 2 arrived once in a CI run).
     await nc.flush()
+    await jetstreamSide.flush()
     assert.equal(held.length, 2, 'both acks reached the server side')
     assert.equal(held[0]!.string(), '+ACK')
     assert.equal(await settledAfterFlush(first, nc), false, 'not resolved before the answer')
