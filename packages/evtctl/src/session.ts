@@ -17,7 +17,7 @@ import { describeTarget, pgTarget } from './pg-target.ts'
  */
 const natsModules = async () => {
   const [{ connect }, bus, { natsIdentity }] = await Promise.all([
-    import('@nats-io/transport-node'),
+    import('./nats-connect.ts'),
     import('@eventplane/bus-nats'),
     import('./services/connection-closed.ts'),
   ])
