@@ -1,5 +1,6 @@
 import type { Logger } from 'pino'
 import type { NatsConnection } from '@nats-io/transport-node'
+import type { StopWaits } from '@eventplane/bus-nats'
 import { type RoleName, type Sql, connectPg, redactUrl, roleUrl } from '@eventplane/store-pg'
 import { EventplaneError, Unavailable, type ValidStreamRef } from '@eventplane/core'
 import type { Domain } from '@eventplane/runtime'
@@ -41,6 +42,7 @@ export class Session {
   readonly #services = new Map<string, Promise<NatsConnection>>()
   readonly #cleanups: (() => Promise<unknown> | unknown)[] = []
   #identity: { value: string | undefined } | undefined
+  #stopWaits: StopWaits | undefined
 
   constructor(
     readonly io: CliIo,
@@ -231,6 +233,16 @@ export class Session {
     return this.#identity?.value
   }
 
+  /**
+   * The server waits of this process's stop (see StopWaits): its parts' (serve) and its connections' drains
+   * (close), so a server that stopped answering costs the stop one bounded wait, not one per part and connection.
+   */
+  async stopWaits(): Promise<StopWaits> {
+    const { StopWaits } = await natsModules()
+    this.#stopWaits ??= new StopWaits()
+    return this.#stopWaits
+  }
+
   /** Runs `fn` when the session closes (in reverse order of registration). */
   onClose(fn: () => Promise<unknown> | unknown): void {
     this.#cleanups.push(fn)
@@ -260,7 +272,8 @@ export class Session {
     this.#services.clear()
     // A service's connection drains: what it published or acked is flushed before it goes. One the server
     // closes meanwhile (its user revoked: refused while reconnecting) or that stalled never finishes draining
-    // (nats.js leaves the drain's PING unanswered): its close or serverWait's deadline ends the wait.
+    // (nats.js leaves the drain's PING unanswered): its close or the deadline ends the wait. All at once, and
+    // among the stop's waits: once the server did not answer one of its parts, each gets a short one.
     await Promise.allSettled(services.map(([name, c]) => c.then((nc) => this.#drain(name, nc))))
     await Promise.allSettled([...this.#pools.values()].map((sql) => sql.end({ timeout: abandon ? 0 : 1 })))
     this.#pools.clear()
@@ -268,10 +281,10 @@ export class Session {
 
   async #drain(name: string, nc: NatsConnection): Promise<void> {
     if (nc.isClosed()) return
-    const { serverWait, SERVER_WAIT_MS } = await natsModules()
-    if ((await serverWait(nc, nc.drain())) !== 'timed_out') return
+    const { outcome, waitedMs } = await (await this.stopWaits()).wait(nc, nc.drain())
+    if (outcome !== 'timed_out') return
     this.log.warn(
-      { connection: name, waited_ms: SERVER_WAIT_MS, event: 'nats.drain_timeout' },
+      { connection: name, waited_ms: waitedMs, event: 'nats.drain_timeout' },
       'the NATS connection did not drain: the server did not answer; closed without it',
     )
     await nc.close()
