@@ -17,12 +17,13 @@ import { describeTarget, pgTarget } from './pg-target.ts'
  * start, which commands that only read PostgreSQL (read, streams, state, trace, export …) never pay.
  */
 const natsModules = async () => {
-  const [{ connect }, bus, { natsIdentity }] = await Promise.all([
+  const [{ connect }, bus, { natsIdentity }, { connectForCommand }] = await Promise.all([
     import('@nats-io/transport-node'),
     import('@eventplane/bus-nats'),
     import('./services/connection-closed.ts'),
+    import('./nats-login.ts'),
   ])
-  return { connect, natsIdentity, ...bus }
+  return { connect, connectForCommand, natsIdentity, ...bus }
 }
 
 /** Seconds evtctl waits for PostgreSQL or NATS before reporting them unavailable. */
@@ -125,7 +126,7 @@ export class Session {
    */
   nats(actingFor?: string | ValidStreamRef): Promise<NatsConnection> {
     this.#nats ??= (async () => {
-      const { connect, natsAuth, natsIdentity, inboxPrefixFor, tenantInboxPrefix } = await natsModules()
+      const { connectForCommand, natsAuth, natsIdentity, inboxPrefixFor, tenantInboxPrefix } = await natsModules()
       // Read from the creds now: they may be gone by the time a failure names the user.
       this.#identity ??= { value: natsIdentity(this.config) }
       const { natsUrl, natsUser, natsPassword, natsCreds } = this.config
@@ -135,28 +136,23 @@ export class Session {
         ...(natsUser === undefined ? {} : { natsUser, natsPassword: natsPassword ?? '' }),
       })
       try {
-        return await connect({
-          servers: natsUrl,
-          name: 'evtctl',
-          timeout: CONNECT_TIMEOUT_S * 1000,
-          maxReconnectAttempts: 0,
-          ...auth,
-          ...(actingFor === undefined
-            ? {}
-            : {
-                inboxPrefix: typeof actingFor === 'string' ? tenantInboxPrefix(actingFor) : inboxPrefixFor(actingFor),
-              }),
-        })
+        return await connectForCommand(
+          {
+            servers: natsUrl,
+            name: 'evtctl',
+            maxReconnectAttempts: 0,
+            ...auth,
+            ...(actingFor === undefined
+              ? {}
+              : {
+                  inboxPrefix: typeof actingFor === 'string' ? tenantInboxPrefix(actingFor) : inboxPrefixFor(actingFor),
+                }),
+          },
+          redactUrl(natsUrl),
+          CONNECT_TIMEOUT_S,
+        )
       } catch (e) {
-        const typed = this.#withoutCredentials(await toEventplaneError(e))
-        if (typed.code === 'bus.auth_failed' || typed.code === 'bus.forbidden') throw typed
-        const why =
-          typed.code === 'bus.timeout'
-            ? `no NATS server answered within ${CONNECT_TIMEOUT_S} s: is a NATS server listening there?`
-            : (e as Error).message
-        throw new Unavailable('bus.unavailable', `cannot connect to NATS at ${redactUrl(natsUrl)}: ${why}`, {
-          cause: e,
-        })
+        throw this.#withoutCredentials(await toEventplaneError(e))
       }
     })()
     return this.#nats
