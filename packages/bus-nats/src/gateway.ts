@@ -12,7 +12,7 @@ import {
   submit,
 } from './gateway-request.ts'
 import { RefusalDesk } from './gateway-refusals.ts'
-import { SERVER_WAIT_MS, serverWait } from './server-wait.ts'
+import { StopWaits, serverWait } from './server-wait.ts'
 import { type Logger, errorFields, silentLogger } from './logger.ts'
 import type { EventplaneMetrics } from './ops/metrics.ts'
 import { TRACEPARENT_HEADER } from './ops/trace-context.ts'
@@ -58,8 +58,11 @@ export interface GatewayRequest {
 }
 
 export interface Gateway {
-  /** Stops taking requests, answers the ones already admitted, then resolves. */
-  stop(): Promise<void>
+  /**
+   * Stops taking requests, answers the ones already admitted, then resolves. Its wait for the subscription's
+   * drain is one of `waits` (a process's stop, see StopWaits), else on its own for SERVER_WAIT_MS.
+   */
+  stop(waits?: StopWaits): Promise<void>
   /** Resolves once the gateway has stopped. */
   closed: Promise<void>
   /** Requests dropped unanswered and unprocessed so far: no reply subject in the requester's space. */
@@ -261,14 +264,15 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   })
 
   let stopping: Promise<void> | undefined
-  const stop = (): Promise<void> =>
+  const stop = (waits: StopWaits = new StopWaits()): Promise<void> =>
     (stopping ??= (async () => {
       // Closed by the server meanwhile (e.g. while reconnecting) or stalled, a drain is never answered.
-      if (!sub.isClosed() && (await serverWait(nc, sub.drain())) === 'timed_out') {
+      const drained = sub.isClosed() ? undefined : await waits.wait(nc, sub.drain())
+      if (drained?.outcome === 'timed_out') {
         // Unanswered, it stays subscribed (a reconnect would subscribe it again): end it here.
         sub.unsubscribe()
         logger.warn(
-          { waited_ms: SERVER_WAIT_MS, event: 'nats.drain_timeout' },
+          { waited_ms: drained.waitedMs, event: 'nats.drain_timeout' },
           'the gateway subscription did not drain: the server did not answer; stopped without it',
         )
       }

@@ -60,6 +60,8 @@ export class RelayStop {
   /** Aborted at the deadline: `bounded` steps are given up. */
   readonly #passed = new AbortController()
   #requested = false
+  /** The drain's bound of this stop (request()). */
+  #drainMs: number
   /** performance.now() at the deadline; set by request(). */
   #deadline = Number.POSITIVE_INFINITY
   #timer: NodeJS.Timeout | undefined
@@ -68,6 +70,7 @@ export class RelayStop {
 
   constructor(options: RelayStopOptions) {
     this.#o = options
+    this.#drainMs = options.drainMs
   }
 
   /** True once `stop()` was called: the relay's loops end. */
@@ -80,12 +83,16 @@ export class RelayStop {
     return this.#abort.signal
   }
 
-  /** Starts the stop and its deadline (once). */
-  request(): void {
+  /**
+   * Starts the stop and its deadline (once): `drainMs` after now, at most the relay's own (a process whose stop
+   * already waited for a server that did not answer gives less, see StopWaits).
+   */
+  request(drainMs: number = this.#o.drainMs): void {
     if (this.#requested) return
     this.#requested = true
-    this.#deadline = performance.now() + this.#o.drainMs
-    this.#timer = setTimeout(() => this.#abandon(), this.#o.drainMs)
+    this.#drainMs = Math.max(0, Math.min(drainMs, this.#o.drainMs))
+    this.#deadline = performance.now() + this.#drainMs
+    this.#timer = setTimeout(() => this.#abandon(), this.#drainMs)
     this.#timer.unref()
     this.#abort.abort()
   }
@@ -209,7 +216,8 @@ export class RelayStop {
   #abandon(): void {
     this.#timer = undefined
     this.#passed.abort()
-    const { publisher, relay, drainMs } = this.#o
+    const { publisher, relay } = this.#o
+    const drainMs = this.#drainMs
     const abandoned = publisher.inFlight
     publisher.abandon(new StopDeadlinePassed(`the relay stopped ${drainMs} ms after stop() without these acks`))
     if (abandoned > 0)

@@ -168,10 +168,11 @@ export class Relay {
    * abandoned, and a JetStream request or a read in flight then is given up
    * (see RelayStop); the checkpoint of the acked prefix is stored and the lock
    * released, each skipped when PostgreSQL does not answer in time. Resolves
-   * within `stopDrainMs` + RELAY_STOP_GRACE_MS (2 s), also after a fatal error.
+   * within `stopDrainMs` + RELAY_STOP_GRACE_MS (2 s), also after a fatal error. `drainMs` shortens the drain's
+   * bound for this stop (never past `stopDrainMs`): a process whose stop already found its server not answering.
    */
-  async stop(): Promise<void> {
-    this.#stop.request()
+  async stop(options: { drainMs?: number } = {}): Promise<void> {
+    this.#stop.request(options.drainMs)
     if (this.#state === 'new') {
       this.#stop.done()
       this.#state = 'stopped'

@@ -72,3 +72,47 @@ export async function serverWait(
     cancelVerdict?.()
   }
 }
+
+/**
+ * How long each later wait of a stop is given once one of its waits timed out (see {@link StopWaits}): the
+ * server did not answer for SERVER_WAIT_MS, so the rest of the stop does not wait for it again, beyond what a
+ * server that answers at all answers in.
+ */
+export const STALLED_WAIT_MS = 250
+
+/**
+ * The server waits of one stop: a process's parts stopped one after another (a gateway's subscription drain, a
+ * relay's last drain), then its connections' drains. Together they wait for a server that stopped answering
+ * about once, not once each: the first waits get SERVER_WAIT_MS, and once one timed out (or a part said its
+ * stop was cut by its own deadline, {@link StopWaits.stalled}) every later one gets only STALLED_WAIT_MS,
+ * still judged after the socket reads of its turn (an answer already there counts). A healthy stop never times
+ * out, so each of its waits keeps its whole bound and it drains everything, in order.
+ */
+export class StopWaits {
+  #stalled = false
+
+  constructor(readonly timers: DeadlineTimers = NODE_TIMERS) {}
+
+  /** True once a wait of this stop timed out: the server is taken as not answering. */
+  get isStalled(): boolean {
+    return this.#stalled
+  }
+
+  /** The server did not answer a wait of this stop made elsewhere (a relay's last drain cut at its deadline). */
+  stalled(): void {
+    this.#stalled = true
+  }
+
+  /** How long the next wait may take: `ownMs` (default SERVER_WAIT_MS), at most STALLED_WAIT_MS once stalled. */
+  ms(ownMs: number = SERVER_WAIT_MS): number {
+    return this.#stalled ? Math.min(ownMs, STALLED_WAIT_MS) : ownMs
+  }
+
+  /** {@link serverWait} for `op` on `nc` for {@link ms}; a timeout marks the stop stalled. */
+  async wait(nc: NatsConnection, op: Promise<unknown>): Promise<{ outcome: ServerWaitOutcome; waitedMs: number }> {
+    const waitedMs = this.ms()
+    const outcome = await serverWait(nc, op, waitedMs, this.timers)
+    if (outcome === 'timed_out') this.#stalled = true
+    return { outcome, waitedMs }
+  }
+}

@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import type { NatsConnection } from '@nats-io/transport-node'
-import { type DeadlineTimers, type ServerWaitOutcome, serverWait } from '../src/server-wait.ts'
+import {
+  type DeadlineTimers,
+  SERVER_WAIT_MS,
+  STALLED_WAIT_MS,
+  type ServerWaitOutcome,
+  StopWaits,
+  serverWait,
+} from '../src/server-wait.ts'
 import { type TestNatsServer, startNatsServer } from '../src/testing/index.ts'
 
 /**
@@ -13,11 +20,15 @@ function heldTimers(): DeadlineTimers & {
   fireDeadline(): void
   fireAfterIo(): void
   pending(): { deadline: boolean; afterIo: boolean }
+  /** The last deadline set, in ms. */
+  lastMs(): number | undefined
 } {
   let deadline: (() => void) | undefined
   let afterIo: (() => void) | undefined
+  let lastMs: number | undefined
   return {
-    after(_ms, fn) {
+    after(ms, fn) {
+      lastMs = ms
       deadline = fn
       return () => {
         deadline = undefined
@@ -41,6 +52,7 @@ function heldTimers(): DeadlineTimers & {
       fn?.()
     },
     pending: () => ({ deadline: deadline !== undefined, afterIo: afterIo !== undefined }),
+    lastMs: () => lastMs,
   }
 }
 
@@ -129,5 +141,33 @@ describe('serverWait: the deadline against the answer', () => {
     await own.close()
     assert.equal(await wait, 'closed')
     assert.deepEqual(timers.pending(), { deadline: false, afterIo: false })
+  })
+
+  test("one stop's waits: answered ones keep the whole bound; after one timed out, each later one gets STALLED_WAIT_MS", async () => {
+    const timers = heldTimers()
+    const waits = new StopWaits(timers)
+    // A healthy stop: every wait answered, each with SERVER_WAIT_MS, and a relay's drain keeps its own bound.
+    for (let i = 0; i < 2; i++) {
+      const { op, answer } = controlled()
+      const wait = waits.wait(nc, op)
+      assert.equal(timers.lastMs(), SERVER_WAIT_MS)
+      answer()
+      assert.deepEqual(await wait, { outcome: 'settled', waitedMs: SERVER_WAIT_MS })
+    }
+    assert.equal(waits.ms(5000), 5000)
+    // The server stops answering: the first wait it leaves unanswered takes the whole bound, and marks the stop.
+    const unanswered = watch(waits.wait(nc, controlled().op).then((w) => w.outcome))
+    timers.fireDeadline()
+    await settleMicrotasks()
+    timers.fireAfterIo()
+    await settleMicrotasks()
+    assert.equal(unanswered(), 'timed_out')
+    assert.equal(waits.isStalled, true)
+    assert.equal(waits.ms(SERVER_WAIT_MS), STALLED_WAIT_MS, "a relay's last drain is cut short")
+    const { op, answer } = controlled()
+    const later = waits.wait(nc, op)
+    assert.equal(timers.lastMs(), STALLED_WAIT_MS, 'a later wait of the stop is a short one')
+    answer()
+    assert.deepEqual(await later, { outcome: 'settled', waitedMs: STALLED_WAIT_MS }, 'an answer in time still counts')
   })
 })

@@ -1,5 +1,5 @@
 import { type SchemaRegistry, formatCheckpoint, isEventplaneError } from '@eventplane/core'
-import { type EventplaneMetrics, type OpsServer, natsFailure, serverWait } from '@eventplane/bus-nats'
+import { type EventplaneMetrics, type OpsServer, type StopWaits, natsFailure, serverWait } from '@eventplane/bus-nats'
 import { PgEventStore, ROLES, type RoleName } from '@eventplane/store-pg'
 import {
   type Controller,
@@ -27,7 +27,8 @@ export interface RunningPart {
   label?: string
   /** A human summary once started (e.g. the checkpoint it went live at). */
   detail: string
-  stop(): Promise<void>
+  /** Stops it; its waits for the server, if any, among `waits` (the process's stop: see StopWaits). */
+  stop(waits?: StopWaits): Promise<void>
   /** Rejects when the part fails on its own; never resolves otherwise. */
   failed: Promise<never>
 }

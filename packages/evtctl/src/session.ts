@@ -1,5 +1,6 @@
 import type { Logger } from 'pino'
 import type { NatsConnection } from '@nats-io/transport-node'
+import type { StopWaits } from '@eventplane/bus-nats'
 import { type RoleName, type Sql, connectPg, redactUrl, roleUrl } from '@eventplane/store-pg'
 import { EventplaneError, Unavailable, type ValidStreamRef } from '@eventplane/core'
 import type { Domain } from '@eventplane/runtime'
@@ -16,12 +17,13 @@ import { describeTarget, pgTarget } from './pg-target.ts'
  * start, which commands that only read PostgreSQL (read, streams, state, trace, export …) never pay.
  */
 const natsModules = async () => {
-  const [{ connect }, bus, { natsIdentity }] = await Promise.all([
+  const [{ connect }, bus, { natsIdentity }, { connectForCommand }] = await Promise.all([
     import('./nats-connect.ts'),
     import('@eventplane/bus-nats'),
     import('./services/connection-closed.ts'),
+    import('./nats-login.ts'),
   ])
-  return { connect, natsIdentity, ...bus }
+  return { connect, connectForCommand, natsIdentity, ...bus }
 }
 
 /** Seconds evtctl waits for PostgreSQL or NATS before reporting them unavailable. */
@@ -41,6 +43,7 @@ export class Session {
   readonly #services = new Map<string, Promise<NatsConnection>>()
   readonly #cleanups: (() => Promise<unknown> | unknown)[] = []
   #identity: { value: string | undefined } | undefined
+  #stopWaits: StopWaits | undefined
 
   constructor(
     readonly io: CliIo,
@@ -123,7 +126,7 @@ export class Session {
    */
   nats(actingFor?: string | ValidStreamRef): Promise<NatsConnection> {
     this.#nats ??= (async () => {
-      const { connect, natsAuth, natsIdentity, inboxPrefixFor, tenantInboxPrefix } = await natsModules()
+      const { connectForCommand, natsAuth, natsIdentity, inboxPrefixFor, tenantInboxPrefix } = await natsModules()
       // Read from the creds now: they may be gone by the time a failure names the user.
       this.#identity ??= { value: natsIdentity(this.config) }
       const { natsUrl, natsUser, natsPassword, natsCreds } = this.config
@@ -133,28 +136,23 @@ export class Session {
         ...(natsUser === undefined ? {} : { natsUser, natsPassword: natsPassword ?? '' }),
       })
       try {
-        return await connect({
-          servers: natsUrl,
-          name: 'evtctl',
-          timeout: CONNECT_TIMEOUT_S * 1000,
-          maxReconnectAttempts: 0,
-          ...auth,
-          ...(actingFor === undefined
-            ? {}
-            : {
-                inboxPrefix: typeof actingFor === 'string' ? tenantInboxPrefix(actingFor) : inboxPrefixFor(actingFor),
-              }),
-        })
+        return await connectForCommand(
+          {
+            servers: natsUrl,
+            name: 'evtctl',
+            maxReconnectAttempts: 0,
+            ...auth,
+            ...(actingFor === undefined
+              ? {}
+              : {
+                  inboxPrefix: typeof actingFor === 'string' ? tenantInboxPrefix(actingFor) : inboxPrefixFor(actingFor),
+                }),
+          },
+          redactUrl(natsUrl),
+          CONNECT_TIMEOUT_S,
+        )
       } catch (e) {
-        const typed = this.#withoutCredentials(await toEventplaneError(e))
-        if (typed.code === 'bus.auth_failed' || typed.code === 'bus.forbidden') throw typed
-        const why =
-          typed.code === 'bus.timeout'
-            ? `no NATS server answered within ${CONNECT_TIMEOUT_S} s: is a NATS server listening there?`
-            : (e as Error).message
-        throw new Unavailable('bus.unavailable', `cannot connect to NATS at ${redactUrl(natsUrl)}: ${why}`, {
-          cause: e,
-        })
+        throw this.#withoutCredentials(await toEventplaneError(e))
       }
     })()
     return this.#nats
@@ -231,6 +229,16 @@ export class Session {
     return this.#identity?.value
   }
 
+  /**
+   * The server waits of this process's stop (see StopWaits): its parts' (serve) and its connections' drains
+   * (close), so a server that stopped answering costs the stop one bounded wait, not one per part and connection.
+   */
+  async stopWaits(): Promise<StopWaits> {
+    const { StopWaits } = await natsModules()
+    this.#stopWaits ??= new StopWaits()
+    return this.#stopWaits
+  }
+
   /** Runs `fn` when the session closes (in reverse order of registration). */
   onClose(fn: () => Promise<unknown> | unknown): void {
     this.#cleanups.push(fn)
@@ -260,7 +268,8 @@ export class Session {
     this.#services.clear()
     // A service's connection drains: what it published or acked is flushed before it goes. One the server
     // closes meanwhile (its user revoked: refused while reconnecting) or that stalled never finishes draining
-    // (nats.js leaves the drain's PING unanswered): its close or serverWait's deadline ends the wait.
+    // (nats.js leaves the drain's PING unanswered): its close or the deadline ends the wait. All at once, and
+    // among the stop's waits: once the server did not answer one of its parts, each gets a short one.
     await Promise.allSettled(services.map(([name, c]) => c.then((nc) => this.#drain(name, nc))))
     await Promise.allSettled([...this.#pools.values()].map((sql) => sql.end({ timeout: abandon ? 0 : 1 })))
     this.#pools.clear()
@@ -268,10 +277,10 @@ export class Session {
 
   async #drain(name: string, nc: NatsConnection): Promise<void> {
     if (nc.isClosed()) return
-    const { serverWait, SERVER_WAIT_MS } = await natsModules()
-    if ((await serverWait(nc, nc.drain())) !== 'timed_out') return
+    const { outcome, waitedMs } = await (await this.stopWaits()).wait(nc, nc.drain())
+    if (outcome !== 'timed_out') return
     this.log.warn(
-      { connection: name, waited_ms: SERVER_WAIT_MS, event: 'nats.drain_timeout' },
+      { connection: name, waited_ms: waitedMs, event: 'nats.drain_timeout' },
       'the NATS connection did not drain: the server did not answer; closed without it',
     )
     await nc.close()

@@ -1,24 +1,47 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { type AddressInfo, type Server, type Socket, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { startNatsServer, type TestNatsServer } from '@eventplane/bus-nats/testing'
+import { isEventplaneError } from '@eventplane/core'
 import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
+import { connectForCommand } from '../src/nats-login.ts'
 import { UNREACHABLE_NATS, failureLine, killAll, runCli } from './helpers.ts'
+
+/** A loopback listener that greets each connection with `greeting` (nothing when undefined) and then says nothing. */
+async function mute(greeting: string | undefined): Promise<{ url: string; close(): Promise<void> }> {
+  const sockets = new Set<Socket>()
+  const server: Server = createServer((socket) => {
+    sockets.add(socket)
+    socket.on('error', () => {})
+    if (greeting !== undefined) socket.write(greeting)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return {
+    url: `nats://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: async () => {
+      for (const socket of sockets) socket.destroy()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    },
+  }
+}
 
 // A server of the account model (nats-setup) with no credentials configured: the most common first mistake.
 describe('NATS credentials not given to a server that requires them', () => {
   let db: TestDatabase
   let nats: TestNatsServer
+  /** Another deployment: its own auth dir, operator and accounts, none of which `nats` knows. */
+  let other: TestNatsServer
 
   before(async () => {
     db = await createTestDatabase('ep_cli_no_creds')
-    nats = await startNatsServer({ tenants: ['acme'] })
+    ;[nats, other] = await Promise.all([startNatsServer({ tenants: ['acme'] }), startNatsServer()])
   })
   after(async () => {
     killAll()
-    await nats?.stop()
+    await Promise.all([nats?.stop(), other?.stop()])
     await db?.drop()
   })
 
@@ -49,7 +72,6 @@ describe('NATS credentials not given to a server that requires them', () => {
 
   test('a creds file the server refuses keeps its own line too (given, not missing)', async () => {
     // The relay's JWT with another user's seed: the nonce's signature does not match the JWT, the server refuses.
-    const other = await startNatsServer()
     const dir = mkdtempSync(join(tmpdir(), 'ep-no-creds-'))
     try {
       const seed = /-----BEGIN USER NKEY SEED-----\n(\S+)\n/
@@ -66,7 +88,6 @@ describe('NATS credentials not given to a server that requires them', () => {
       assert.doesNotMatch(failure.message, /none were given/)
     } finally {
       rmSync(dir, { recursive: true, force: true })
-      await other.stop()
     }
   })
 
@@ -78,5 +99,46 @@ describe('NATS credentials not given to a server that requires them', () => {
     const failure = failureLine(r)
     assert.equal(failure.code, 'bus.unavailable')
     assert.doesNotMatch(failure.message, /none were given/)
+  })
+
+  test("another deployment's creds: refused (exit 4) after the server's look-up, naming the likely causes, not 'no server answered'", async () => {
+    // nats-server refuses an account its resolver does not have only after looking for it, 5 s (2.9.10): as long
+    // as the connect timeout, which the refusal lost, and the line said no server had answered.
+    const r = await runCli(['tail', '--tenant', 'acme', '--count', '1'], {
+      env: { EVENTPLANE_NATS_URL: nats.url, EVENTPLANE_NATS_CREDS: other.credentials.relay!.creds },
+    })
+    assert.equal(r.code, 4, r.stderr)
+    const failure = failureLine(r)
+    assert.equal(failure.code, 'bus.auth_failed')
+    assert.match(
+      failure.message,
+      /^NATS at nats:\/\/127\.0\.0\.1:\d+ refused the credentials \(Authorization Violation\) after \d+\.\d s, the time its resolver takes to look for an account it does not have: likely creds of another deployment .*: run evtctl status with these settings, and check that the creds come from this server's nats-setup auth dir$/,
+    )
+  })
+
+  test('a server that answers and never decides, and a listener that never answers: each said so (connectForCommand)', async () => {
+    // In process, with short bounds: the CLI's are 5 s to answer and 10 s more to decide.
+    const info = await mute('INFO {"server_id":"mute","version":"2.9.10","max_payload":1048576}\r\n')
+    const silent = await mute(undefined)
+    try {
+      const failed = async (url: string): Promise<string> => {
+        const e = await connectForCommand({ servers: url, maxReconnectAttempts: 0 }, url, 0.3, 0.3).then(
+          () => assert.fail('connected'),
+          (e: unknown) => e,
+        )
+        assert.ok(isEventplaneError(e, 'bus.unavailable'), String(e))
+        return (e as Error).message
+      }
+      assert.match(
+        await failed(info.url),
+        /^cannot connect to NATS at nats:\/\/127\.0\.0\.1:\d+: a NATS server answered but did not accept the login within 0\.\d s: likely creds of another deployment/,
+      )
+      assert.equal(
+        await failed(silent.url),
+        `cannot connect to NATS at ${silent.url}: no NATS server answered within 0.3 s: is a NATS server listening there?`,
+      )
+    } finally {
+      await Promise.all([info.close(), silent.close()])
+    }
   })
 })

@@ -155,7 +155,7 @@ export async function startGateway(
     detail: `gateway on ${SUBMIT_SUBJECTS}`,
     sql,
     nc,
-    stop: () => gateway.stop(),
+    stop: (waits) => gateway.stop(waits),
     failed,
   }
 }

@@ -2,7 +2,7 @@ import { type KeyObject, createPrivateKey } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { EventplaneError } from '@eventplane/core'
-import { DEFAULT_RELAY_NAME, type EventplaneMetrics, HeadsPublisher, Relay } from '@eventplane/bus-nats'
+import { DEFAULT_RELAY_NAME, type EventplaneMetrics, HeadsPublisher, Relay, type StopWaits } from '@eventplane/bus-nats'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { ROLES, type Sql } from '@eventplane/store-pg'
 import { CliError } from '../cli-error.ts'
@@ -177,9 +177,11 @@ export async function startRelay(
           logger: session.log,
         })
   // Side by side, the heads round in flight abandoned at the relay's stop deadline: the relay's stop bound holds
-  // (a round's JetStream requests and PostgreSQL reads wait seconds each while the server stalls).
-  const stop = async (): Promise<void> => {
-    await Promise.all([heads?.stop(relay.stopDrainMs), relay.stop()])
+  // (a round's JetStream requests and PostgreSQL reads wait seconds each while the server stalls). In a process
+  // whose stop already waited for a server that did not answer (`waits`), that deadline is a short one.
+  const stop = async (waits?: StopWaits): Promise<void> => {
+    const drainMs = waits?.ms(relay.stopDrainMs) ?? relay.stopDrainMs
+    await Promise.all([heads?.stop(drainMs), relay.stop({ drainMs })])
   }
   relay.start()
   heads?.start()

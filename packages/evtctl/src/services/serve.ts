@@ -37,9 +37,11 @@ export async function serve(
     failure = { error: e }
   }
   session.log.info({}, 'shutting down')
+  // One stop: a server that stopped answering is waited for once, not once per part and connection.
+  const waits = await session.stopWaits()
   for (const part of parts) {
     try {
-      await part.stop()
+      await part.stop(waits)
     } catch (e) {
       if (failure === undefined) throw e
       session.log.warn({ part: part.name, ...errorFields(e) }, 'stopping a part failed')

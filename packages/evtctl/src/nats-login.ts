@@ -1,0 +1,98 @@
+import { natsDriverError } from '@eventplane/bus-nats'
+import { EventplaneError, Unavailable } from '@eventplane/core'
+import { type Authenticator, type ConnectionOptions, type NatsConnection, connect } from '@nats-io/transport-node'
+
+/**
+ * Seconds a server that answered (its INFO came) has, after the seconds to answer, to accept or refuse the
+ * login: nats-server looks up an account its resolver does not have before it refuses (5 s measured, 2.9.10),
+ * which a single 5 s connect timeout raced and lost, and the line then said no server had answered.
+ */
+export const LOGIN_VERDICT_S = 10
+
+/** A refusal that came this long after the server's INFO followed a look-up of the credentials' account. */
+const LOOKED_UP_MS = 1000
+
+/** What a slow refusal, or none at all, most likely means, and where to look. */
+const LIKELY_CAUSES =
+  "likely creds of another deployment (another operator's), or of an account this server's resolver does not " +
+  "have: run evtctl status with these settings, and check that the creds come from this server's nats-setup " +
+  'auth dir'
+
+/**
+ * One NATS connection for a command (no reconnect), `url` (redacted) naming the server in its failures. Tells
+ * apart what a single timeout hid: no server answered within `answerS` (nothing listening that speaks NATS: no
+ * INFO line), `bus.unavailable`; a server answered and refused the login, `bus.auth_failed` (as at once
+ * for a bad password, and after `LIKELY_CAUSES` when the refusal took a look-up); a server answered and gave
+ * no verdict within `verdictS` more, `bus.unavailable` naming the likely causes. Any other failure is
+ * `bus.unavailable` with nats.js's reason; `bus.forbidden` passes as it is.
+ */
+export async function connectForCommand(
+  options: ConnectionOptions,
+  url: string,
+  answerS: number,
+  verdictS: number = LOGIN_VERDICT_S,
+): Promise<NatsConnection> {
+  const dialed = performance.now()
+  let answeredAt: number | undefined
+  // nats.js signs the CONNECT once the server's INFO is read: that call is the server's answer.
+  const answered: Authenticator = () => {
+    answeredAt ??= performance.now()
+    return undefined
+  }
+  const own = options.authenticator
+  const connecting = connect({
+    ...options,
+    timeout: (answerS + verdictS) * 1000,
+    authenticator: [...(own === undefined ? [] : Array.isArray(own) ? own : [own]), answered],
+  })
+  let timer: NodeJS.Timeout | undefined
+  let check: NodeJS.Immediate | undefined
+  // Judged after the socket reads of the turn the timer fires in: an INFO already there counts (see serverWait).
+  const silent = new Promise<'silent'>((resolve) => {
+    timer = setTimeout(() => {
+      check = setImmediate(() => answeredAt === undefined && resolve('silent'))
+    }, answerS * 1000)
+  })
+  try {
+    const first = await Promise.race([connecting, silent])
+    if (first !== 'silent') return first
+    // Given up: should it still connect, close it.
+    connecting.then(
+      (nc) => nc.close(),
+      () => {},
+    )
+    throw cannotConnect(url, `no NATS server answered within ${answerS} s: is a NATS server listening there?`)
+  } catch (e) {
+    if (e instanceof EventplaneError) throw e
+    const typed = natsDriverError(e)
+    const since = answeredAt === undefined ? undefined : performance.now() - answeredAt
+    if (typed?.code === 'bus.auth_failed' && since !== undefined && since >= LOOKED_UP_MS)
+      throw new EventplaneError(
+        'bus.auth_failed',
+        `NATS at ${url} refused the credentials (${firstLine(e)}) after ${seconds(since)} s, the time its ` +
+          `resolver takes to look for an account it does not have: ${LIKELY_CAUSES}`,
+        { cause: e },
+      )
+    if (typed?.code === 'bus.auth_failed' || typed?.code === 'bus.forbidden') throw typed
+    if (typed?.code === 'bus.timeout')
+      throw cannotConnect(
+        url,
+        answeredAt === undefined
+          ? `no NATS server answered within ${seconds(performance.now() - dialed)} s: is a NATS server listening there?`
+          : `a NATS server answered but did not accept the login within ${seconds(performance.now() - dialed)} s: ${LIKELY_CAUSES}`,
+        e,
+      )
+    throw cannotConnect(url, (e as Error).message, e)
+  } finally {
+    clearTimeout(timer)
+    if (check !== undefined) clearImmediate(check)
+  }
+}
+
+function cannotConnect(url: string, why: string, cause?: unknown): Unavailable {
+  return new Unavailable('bus.unavailable', `cannot connect to NATS at ${url}: ${why}`, cause ? { cause } : {})
+}
+
+const seconds = (ms: number): string => (ms / 1000).toFixed(1)
+
+const firstLine = (e: unknown): string => (e instanceof Error ? e.message : String(e)).split('\n')[0] ?? 'error'
