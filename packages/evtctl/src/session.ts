@@ -16,12 +16,12 @@ import { describeTarget, pgTarget } from './pg-target.ts'
  * start, which commands that only read PostgreSQL (read, streams, state, trace, export …) never pay.
  */
 const natsModules = async () => {
-  const [{ connect }, bus, { natsIdentity }] = await Promise.all([
+  const [{ connect }, bus, { natsUserName }] = await Promise.all([
     import('@nats-io/transport-node'),
     import('@eventplane/bus-nats'),
     import('./services/connection-closed.ts'),
   ])
-  return { connect, natsIdentity, ...bus }
+  return { connect, natsUserName, ...bus }
 }
 
 /** Seconds evtctl waits for PostgreSQL or NATS before reporting them unavailable. */
@@ -40,7 +40,10 @@ export class Session {
   #domain: Promise<Domain> | undefined
   readonly #services = new Map<string, Promise<NatsConnection>>()
   readonly #cleanups: (() => Promise<unknown> | unknown)[] = []
-  #identity: { value: string | undefined } | undefined
+  /** The NATS user's name (natsUserName), read when the first NATS connection is made. */
+  #user: { value: string | undefined } | undefined
+  /** The tenant or stream the command's NATS connection acts for (see nats). */
+  #actingFor: string | ValidStreamRef | undefined
 
   constructor(
     readonly io: CliIo,
@@ -95,10 +98,15 @@ export class Session {
    * The root cause to report for a failed command: when a pool could not
    * connect, that failure (naming server, database and role) rather than
    * what it did to the command's queries; a missing schema names the
-   * database to migrate. Anything else is returned as it is.
+   * database to migrate. A `bus.forbidden` of a command (`command`) that acted for one tenant with another's creds
+   * says so (crossTenantRefusal). Anything else is returned as it is.
    */
-  async rootCause(e: unknown): Promise<unknown> {
+  async rootCause(e: unknown, command = ''): Promise<unknown> {
     const typed = await toEventplaneError(e)
+    if (typed.code === 'bus.forbidden' && this.#actingFor !== undefined) {
+      const { crossTenantRefusal } = await import('./tenant-refusal.ts')
+      return crossTenantRefusal(typed, command, this.#actingFor, this.#user?.value) ?? e
+    }
     if (!typed.code.startsWith('store.') && typed.code !== 'cli.internal') return e
     for (const guard of this.#guards.values()) {
       const failure = await guard
@@ -123,9 +131,10 @@ export class Session {
    */
   nats(actingFor?: string | ValidStreamRef): Promise<NatsConnection> {
     this.#nats ??= (async () => {
-      const { connect, natsAuth, natsIdentity, inboxPrefixFor, tenantInboxPrefix } = await natsModules()
+      const { connect, natsAuth, natsUserName, inboxPrefixFor, tenantInboxPrefix } = await natsModules()
       // Read from the creds now: they may be gone by the time a failure names the user.
-      this.#identity ??= { value: natsIdentity(this.config) }
+      this.#user ??= { value: natsUserName(this.config) }
+      this.#actingFor = actingFor
       const { natsUrl, natsUser, natsPassword, natsCreds } = this.config
       this.log.debug({ url: redactUrl(natsUrl), user: natsUser, creds: natsCreds }, 'connecting to NATS')
       const auth = natsAuth({
@@ -185,9 +194,9 @@ export class Session {
     if (existing) return existing
     const { natsUrl, natsUser, natsPassword, natsCreds } = this.config
     this.log.debug({ url: redactUrl(natsUrl), name }, 'connecting to NATS')
-    const connection = natsModules().then(({ connect, natsAuth, natsIdentity }) => {
+    const connection = natsModules().then(({ connect, natsAuth, natsUserName }) => {
       // Read from the creds now: they may be gone by the time a failure names the user.
-      this.#identity ??= { value: natsIdentity(this.config) }
+      this.#user ??= { value: natsUserName(this.config) }
       return connect({
         servers: natsUrl,
         name,
@@ -224,11 +233,12 @@ export class Session {
   }
 
   /**
-   * The NATS user this process connects as, for failure lines (`user <name>`; see natsIdentity in
+   * The NATS user this process connects as, for failure lines (`user <name>`; see natsUserName in
    * services/connection-closed.ts): read from the creds when the first NATS connection is made.
    */
   get natsIdentity(): string | undefined {
-    return this.#identity?.value
+    const name = this.#user?.value
+    return name === undefined ? undefined : `user ${name}`
   }
 
   /** Runs `fn` when the session closes (in reverse order of registration). */
