@@ -72,20 +72,14 @@ const SERVER_FAILURES: ReadonlySet<string> = new Set([
  * `work` on the connections of {@link admin}; its failure at the server (a push refused or unanswered, see
  * SERVER_FAILURES) names the NATS URL it went to, its password hidden, keeping its code. Others pass as they are.
  */
-export async function atServer<T>(session: Session, work: Promise<T>): Promise<T> {
+async function atServer<T>(session: Session, work: Promise<T>): Promise<T> {
   try {
     return await work
   } catch (e) {
     const typed = await toEventplaneError(e)
     if (!SERVER_FAILURES.has(typed.code)) throw typed
-    throw new EventplaneError<EvtctlErrorCode>(
-      typed.code,
-      `NATS at ${redactUrl(session.config.natsUrl)}: ${typed.message}`,
-      {
-        cause: e,
-        details: typed.details,
-      },
-    )
+    const message = `NATS at ${redactUrl(session.config.natsUrl)}: ${typed.message}`
+    throw new EventplaneError<EvtctlErrorCode>(typed.code, message, { cause: e, details: typed.details })
   }
 }
 
