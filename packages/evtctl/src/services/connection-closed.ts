@@ -10,8 +10,8 @@ import type { NatsConnection } from '@nats-io/transport-node'
  * `bus.auth_failed`, exit 4: restarting with the same credentials will not
  * help, the operator must issue new ones. Closed for any other reason it is
  * `bus.unavailable`, exit 3. `what` leads the one-line message; the connection's
- * user (`identity`, `user <name>`, see {@link natsUserName}) and the server's reason follow. The line after `what` is kept in
- * the details (`connection_closed`), for {@link sharedConnectionFailure}.
+ * user (`identity`, `user <name>`, see {@link natsUserName}) and the server's reason follow. The line after
+ * `what` is kept in the details (`connection_closed`), for {@link sharedConnectionFailure}.
  */
 export async function connectionClosedError(
   nc: NatsConnection,
