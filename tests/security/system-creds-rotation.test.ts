@@ -118,6 +118,12 @@ describe('evtctl creds rotate system: the system account user', () => {
     for (const user of ['system', 'controller']) {
       const r = await runCli(['creds', 'rotate', user, '--keep-old'], { env: cli })
       assert.equal(r.code, 0, r.stderr)
+      // The creds line says what the file is for: system is the NATS system account's user, not a service tier.
+      const line = /^creds .*$/m.exec(r.stdout)?.[0] ?? ''
+      if (user === 'system') {
+        assert.match(line, /the NATS system account's user, with which evtctl's tenant, creds and keys commands push/)
+        assert.doesNotMatch(line, /hosts,|system's/)
+      } else assert.match(line, /copy it to the controller's hosts, keep it secret\)$/)
     }
     await connectsWith(server.url, system)
     await connectsWith(server.url, creds('system'))

@@ -133,7 +133,7 @@ export function buildProgram(io: CliIo, registrars: readonly Registrar[] = []): 
         } catch (e) {
           // The one-line failure is printed by run(); the cause chain is for --log-level debug.
           log.debug({ err: e }, 'command failed')
-          throw await session.rootCause(e)
+          throw await session.rootCause(e, command.name())
         } finally {
           stop.cancel()
           // A command that stops itself on Ctrl-C has finished its own writes; any other was abandoned.

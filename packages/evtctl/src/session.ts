@@ -17,13 +17,13 @@ import { describeTarget, pgTarget } from './pg-target.ts'
  * start, which commands that only read PostgreSQL (read, streams, state, trace, export …) never pay.
  */
 const natsModules = async () => {
-  const [{ connect }, bus, { natsIdentity }, { connectForCommand }] = await Promise.all([
+  const [{ connect }, bus, { natsUserName }, { connectForCommand }] = await Promise.all([
     import('./nats-connect.ts'),
     import('@eventplane/bus-nats'),
     import('./services/connection-closed.ts'),
     import('./nats-login.ts'),
   ])
-  return { connect, connectForCommand, natsIdentity, ...bus }
+  return { connect, connectForCommand, natsUserName, ...bus }
 }
 
 /** Seconds evtctl waits for PostgreSQL or NATS before reporting them unavailable. */
@@ -42,7 +42,10 @@ export class Session {
   #domain: Promise<Domain> | undefined
   readonly #services = new Map<string, Promise<NatsConnection>>()
   readonly #cleanups: (() => Promise<unknown> | unknown)[] = []
-  #identity: { value: string | undefined } | undefined
+  /** The NATS user's name (natsUserName), read when the first NATS connection is made. */
+  #user: { value: string | undefined } | undefined
+  /** The tenant or stream the command's NATS connection acts for (see nats). */
+  #actingFor: string | ValidStreamRef | undefined
   #stopWaits: StopWaits | undefined
 
   constructor(
@@ -98,10 +101,15 @@ export class Session {
    * The root cause to report for a failed command: when a pool could not
    * connect, that failure (naming server, database and role) rather than
    * what it did to the command's queries; a missing schema names the
-   * database to migrate. Anything else is returned as it is.
+   * database to migrate. A `bus.forbidden` of a command (`command`) that acted for one tenant with another's creds
+   * says so (crossTenantRefusal). Anything else is returned as it is.
    */
-  async rootCause(e: unknown): Promise<unknown> {
+  async rootCause(e: unknown, command = ''): Promise<unknown> {
     const typed = await toEventplaneError(e)
+    if (typed.code === 'bus.forbidden' && this.#actingFor !== undefined) {
+      const { crossTenantRefusal } = await import('./tenant-refusal.ts')
+      return crossTenantRefusal(typed, command, this.#actingFor, this.#user?.value) ?? e
+    }
     if (!typed.code.startsWith('store.') && typed.code !== 'cli.internal') return e
     for (const guard of this.#guards.values()) {
       const failure = await guard
@@ -126,9 +134,10 @@ export class Session {
    */
   nats(actingFor?: string | ValidStreamRef): Promise<NatsConnection> {
     this.#nats ??= (async () => {
-      const { connectForCommand, natsAuth, natsIdentity, inboxPrefixFor, tenantInboxPrefix } = await natsModules()
+      const { connectForCommand, natsAuth, natsUserName, inboxPrefixFor, tenantInboxPrefix } = await natsModules()
       // Read from the creds now: they may be gone by the time a failure names the user.
-      this.#identity ??= { value: natsIdentity(this.config) }
+      this.#user ??= { value: natsUserName(this.config) }
+      this.#actingFor = actingFor
       const { natsUrl, natsUser, natsPassword, natsCreds } = this.config
       this.log.debug({ url: redactUrl(natsUrl), user: natsUser, creds: natsCreds }, 'connecting to NATS')
       const auth = natsAuth({
@@ -183,9 +192,9 @@ export class Session {
     if (existing) return existing
     const { natsUrl, natsUser, natsPassword, natsCreds } = this.config
     this.log.debug({ url: redactUrl(natsUrl), name }, 'connecting to NATS')
-    const connection = natsModules().then(({ connect, natsAuth, natsIdentity }) => {
+    const connection = natsModules().then(({ connect, natsAuth, natsUserName }) => {
       // Read from the creds now: they may be gone by the time a failure names the user.
-      this.#identity ??= { value: natsIdentity(this.config) }
+      this.#user ??= { value: natsUserName(this.config) }
       return connect({
         servers: natsUrl,
         name,
@@ -222,11 +231,12 @@ export class Session {
   }
 
   /**
-   * The NATS user this process connects as, for failure lines (`user <name>`; see natsIdentity in
+   * The NATS user this process connects as, for failure lines (`user <name>`; see natsUserName in
    * services/connection-closed.ts): read from the creds when the first NATS connection is made.
    */
   get natsIdentity(): string | undefined {
-    return this.#identity?.value
+    const name = this.#user?.value
+    return name === undefined ? undefined : `user ${name}`
   }
 
   /**

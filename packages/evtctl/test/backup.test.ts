@@ -59,6 +59,22 @@ describe('evtctl export, import and state', () => {
     )
     assert.equal(events[1].causation_id, events[0].event_id)
     assert.doesNotMatch(lines.join('\n'), /alice|user:eve|globex/)
+    // Masked, its chain cannot verify: the refusal names the cause and both ways on, and writes nothing.
+    const masked = join(dir, 'masked.ndjson')
+    await writeFile(masked, `${lines.join('\n')}\n`)
+    const r = await runCli(['import', masked, '--tenant', 'acme', '--allow-facts'], {
+      env: { EVENTPLANE_DATABASE_URL: target.url },
+    })
+    assert.equal(r.code, 2, r.stderr)
+    const failure = failureLine(r)
+    assert.equal(failure.code, 'store.chain_broken')
+    assert.match(
+      failure.message,
+      /^line 1: .* cannot be checked: its caused_by is masked \(an export without --include-actor\)/,
+    )
+    assert.match(failure.message, /export again with --include-actor, or import with --rehash: the chain is recomputed/)
+    assert.match(failure.message, /heads saved or published before no longer match them$/)
+    assert.equal(await count(target), 0)
   })
 
   test('export --stream writes that stream of the tenant only', async () => {

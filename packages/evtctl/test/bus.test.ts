@@ -157,7 +157,14 @@ describe('evtctl against a project-run nats-server in the account model', () => 
     const before = await count()
     const r = await runCli(['publish', 'globex/deployment/x', 'created', '--data', '{}'], { env: as('acme') })
     assert.equal(r.code, 4, r.stderr)
-    assert.equal(failureLine(r).code, 'bus.forbidden')
+    const failure = failureLine(r)
+    assert.equal(failure.code, 'bus.forbidden')
+    // What was refused and why, and nothing after it about the reply inbox the server saw subscribed.
+    assert.equal(
+      failure.message,
+      "publish to globex/deployment/x refused: the NATS creds are user acme's, and a tenant's creds cover only its " +
+        "own streams (tenant globex's creds: <auth-dir>/tenants/globex.creds, written by evtctl tenant add globex)",
+    )
     assert.equal(await count(), before)
   })
 
@@ -218,7 +225,13 @@ describe('evtctl against a project-run nats-server in the account model', () => 
   test("tailing another tenant's subjects is refused (exit 4)", async () => {
     const r = await runCli(['tail', '--tenant', 'globex', '--count', '1'], { env: as('acme'), timeoutMs: 20_000 })
     assert.equal(r.code, 4, r.stderr)
-    assert.equal(failureLine(r).code, 'bus.forbidden')
+    const failure = failureLine(r)
+    assert.equal(failure.code, 'bus.forbidden')
+    assert.match(
+      failure.message,
+      /^tail for tenant globex refused: the NATS creds are user acme's, and a tenant's creds/,
+    )
+    assert.doesNotMatch(failure.message, /Permissions Violation|subscription/i)
   })
 
   test('subscribe without a name replays history through a durable consumer and resumes after it', async () => {
@@ -244,6 +257,8 @@ describe('evtctl against a project-run nats-server in the account model', () => 
       timeoutMs: 20_000,
     })
     assert.equal(r.code, 4, r.stderr)
+    // A refusal within the creds' own tenant is not called a cross-tenant one.
+    assert.doesNotMatch(failureLine(r).message, /a tenant's creds cover only/)
   })
 
   test('status reports the relay active with no lag and the gateway alive', async () => {

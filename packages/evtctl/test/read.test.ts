@@ -111,10 +111,21 @@ describe('evtctl read', () => {
     assert.equal(failureLine(r).code, 'core.tenant_mismatch')
   })
 
-  test('category/id without any tenant is a usage error', async () => {
+  test('two parts without any tenant are a usage error saying what a stream is and how to read a category', async () => {
     const r = await runCli(['read', 'deployment/web-1'], { env: env() })
     assert.equal(r.code, 1)
     assert.equal(failureLine(r).code, 'cli.bad_usage')
+    // tenant/category without an id: the line fits that reading too, not only "category/id without a tenant".
+    const category = await runCli(['read', 'acme/account'], { env: env() })
+    assert.equal(category.code, 1, category.stderr)
+    const failure = failureLine(category)
+    assert.equal(failure.code, 'cli.bad_usage')
+    assert.match(
+      failure.message,
+      /^stream "acme\/account" has two parts: a stream is tenant\/category\/id, or category\/id with --tenant;/,
+    )
+    assert.match(failure.message, /evtctl read --category account --tenant acme$/)
+    assert.doesNotMatch(failure.message, /has no tenant/)
   })
 
   test('bad option values are usage errors', async () => {

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { initAuthDir } from '@eventplane/bus-nats/nats-config'
+import { startNatsServer } from '@eventplane/bus-nats/testing'
 import { EventFactory } from '@eventplane/core'
 import { PgEventStore, ROLES } from '@eventplane/store-pg'
 import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
@@ -74,6 +75,30 @@ describe('what evtctl prints of a URL never holds its password; what it writes o
     assert.equal(failure.code, 'bus.unavailable')
     assert.match(failure.message, /^cannot connect to NATS at nats:\/\/operator:\*\*\*@127\.0\.0\.1:1/)
     assert.doesNotMatch(r.stderr, new RegExp(SECRET))
+  })
+
+  test('tenant add whose account JWT push fails names the NATS URL it pushed to, the password replaced', async () => {
+    // A server that takes the auth dir's creds but runs no account resolver (not operator mode): the connections
+    // and the consumers succeed, the push is what fails, as against a NATS server other than the one nats-setup made.
+    const auth = join(dir, 'auth-push')
+    await initAuthDir(auth)
+    const open = await startNatsServer({ withAuth: false })
+    try {
+      const url = new URL(open.url)
+      url.username = 'operator'
+      url.password = SECRET
+      const r = await runCli(['tenant', 'add', 'acme', '--auth-dir', auth], {
+        env: { EVENTPLANE_NATS_URL: url.toString() },
+      })
+      assert.equal(r.code, 3, r.stderr)
+      const failure = failureLine(r)
+      assert.equal(failure.code, 'bus.unavailable')
+      const shown = `NATS at nats://operator:***@127.0.0.1:${open.port}: could not push the account JWT: `
+      assert.ok(failure.message.startsWith(shown), failure.message)
+      assert.doesNotMatch(r.stderr, new RegExp(SECRET))
+    } finally {
+      await open.stop()
+    }
   })
 
   test("a service's start line names NATS and the database with the password replaced, and no line holds it", async () => {

@@ -39,6 +39,18 @@ async function revokeOld(session: Session, auth: AuthDir, user: string | undefin
 }
 
 /**
+ * What a rotated user's creds file is for, on its `creds` line: a service's go to the hosts it runs on; `system`
+ * is no service but the NATS system account's user, with which evtctl pushes account JWTs.
+ */
+function credsUse(user: string): string {
+  if (user !== SYSTEM_USER) return `copy it to the ${user}'s hosts`
+  return (
+    "the NATS system account's user, with which evtctl's tenant, creds and keys commands push account JWTs; " +
+    'copy it to any other host that runs them with this auth dir'
+  )
+}
+
+/**
  * `evtctl creds rotate|revoke-old|list`: the service users of the log
  * account (relay, gateway, controller, operator) and the system account's
  * user (`system`) get new keys, and their old keys are revoked live (the
@@ -87,7 +99,7 @@ export function registerCreds(program: Command, kit: CommandKit): void {
           { user: r.user, creds_file: r.credsFile, key: r.key, revoked: r.revoked, staged: r.staged },
           () => [
             `user       ${r.user} (rotated)`,
-            `creds      ${r.credsFile} (mode 0600: copy it to the ${r.user}'s hosts, keep it secret)`,
+            `creds      ${r.credsFile} (mode 0600: ${credsUse(r.user)}, keep it secret)`,
             `key        ${r.key}`,
             ...r.revoked.map((k) => `revoked    ${k} (connections closed, refused from now on)`),
             ...r.staged.map((k) => `staged     ${k} (still valid until: evtctl creds revoke-old ${r.user})`),

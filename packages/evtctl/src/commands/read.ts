@@ -45,7 +45,7 @@ function checkCombination(streamArg: string | undefined, opts: ReadOptions, tena
 }
 
 async function readStream(session: Session, streamArg: string, opts: ReadOptions): Promise<void> {
-  const ref = resolveStreamArg(streamArg, session.config)
+  const ref = resolveStreamArg(streamArg, session.config, { categoryRead: true })
   const view = { showActor: opts.showActor === true }
   if (opts.limit === 0) return
   const store = new PgEventStore(session.pg(ROLES.reader))

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { type Command, Option } from 'commander'
-import { Unavailable } from '@eventplane/core'
+import { EventplaneError, Unavailable } from '@eventplane/core'
 import {
   type AuthDir,
   type TenantAdmin,
@@ -21,7 +21,7 @@ import { redactUrl } from '@eventplane/store-pg'
 import { toEventplaneError } from '../exit-codes.ts'
 import { type CommandKit, helpAfter } from '../command-kit.ts'
 import { CONNECT_TIMEOUT_S, type Session } from '../session.ts'
-import { CliError } from '../cli-error.ts'
+import { CliError, type EvtctlErrorCode } from '../cli-error.ts'
 
 /**
  * The auth dir of `--auth-dir` or `EVENTPLANE_NATS_AUTH_DIR`; `cli.config` without one. A change that waits a
@@ -56,6 +56,30 @@ export async function authDirConnection<T extends { close(): Promise<unknown> }>
     throw new Unavailable('bus.unavailable', `cannot connect to NATS at ${redactUrl(url)}: ${typed.message}`, {
       cause: e,
     })
+  }
+}
+
+/** What the server an auth dir connection reached did or answered: a push of an account JWT, a consumer change. */
+const SERVER_FAILURES: ReadonlySet<string> = new Set([
+  'bus.unavailable',
+  'bus.timeout',
+  'bus.bad_request',
+  'bus.jwt_not_applied',
+  'bus.forbidden',
+])
+
+/**
+ * `work` on the connections of {@link admin}; its failure at the server (a push refused or unanswered, see
+ * SERVER_FAILURES) names the NATS URL it went to, its password hidden, keeping its code. Others pass as they are.
+ */
+async function atServer<T>(session: Session, work: Promise<T>): Promise<T> {
+  try {
+    return await work
+  } catch (e) {
+    const typed = await toEventplaneError(e)
+    if (!SERVER_FAILURES.has(typed.code)) throw typed
+    const message = `NATS at ${redactUrl(session.config.natsUrl)}: ${typed.message}`
+    throw new EventplaneError<EvtctlErrorCode>(typed.code, message, { cause: e, details: typed.details })
   }
 }
 
@@ -127,9 +151,11 @@ export function registerTenant(program: Command, kit: CommandKit): void {
         const consumers = cmd.opts<{ consumer: string[] }>().consumer
         // The offline record read (and checked) before the add: a corrupted one fails it with nothing changed.
         const offlineTo = identitySeedsLeftOnHost(auth)?.to
-        const added = await addTenant(auth, await admin(session, auth), cmd.args[0]!, {
-          ...(consumers.length > 0 ? { consumers } : {}),
-        })
+        const connections = await admin(session, auth)
+        const added = await atServer(
+          session,
+          addTenant(auth, connections, cmd.args[0]!, { ...(consumers.length > 0 ? { consumers } : {}) }),
+        )
         const r = added.record
         session.log.info({ tenant: r.tenant, account: r.account, created: added.created }, 'tenant added')
         const next = seedLeftOnHost(auth, r.tenant, offlineTo)
@@ -165,9 +191,11 @@ export function registerTenant(program: Command, kit: CommandKit): void {
     .action(
       kit.action<{ keepOld?: boolean }>(async (session, cmd, opts) => {
         const auth = authDir(session)
-        const r = await rotateTenantUser(auth, await admin(session, auth), cmd.args[0]!, {
-          keepOld: opts.keepOld === true,
-        })
+        const connections = await admin(session, auth)
+        const r = await atServer(
+          session,
+          rotateTenantUser(auth, connections, cmd.args[0]!, { keepOld: opts.keepOld === true }),
+        )
         session.log.info(
           { tenant: r.record.tenant, key: r.key, revoked: r.revoked, staged: r.staged },
           'tenant user rotated',
@@ -193,7 +221,8 @@ export function registerTenant(program: Command, kit: CommandKit): void {
       kit.action(async (session, cmd) => {
         const auth = authDir(session)
         const tenantName = cmd.args[0]!
-        const revoked = await revokeStagedTenantKeys(auth, await admin(session, auth), tenantName)
+        const connections = await admin(session, auth)
+        const revoked = await atServer(session, revokeStagedTenantKeys(auth, connections, tenantName))
         session.log.info({ tenant: tenantName, revoked }, 'staged tenant keys revoked')
         session.out.emit({ tenant: tenantName, revoked }, () =>
           revoked.length === 0
@@ -210,7 +239,8 @@ export function registerTenant(program: Command, kit: CommandKit): void {
     .action(
       kit.action(async (session, cmd) => {
         const auth = authDir(session)
-        const r = await revokeTenant(auth, await admin(session, auth), cmd.args[0]!)
+        const connections = await admin(session, auth)
+        const r = await atServer(session, revokeTenant(auth, connections, cmd.args[0]!))
         session.log.info({ tenant: r.tenant, account: r.account }, 'tenant revoked')
         session.out.emit(record(r), () => [
           `tenant     ${r.tenant} revoked`,

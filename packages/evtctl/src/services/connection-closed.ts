@@ -10,8 +10,8 @@ import type { NatsConnection } from '@nats-io/transport-node'
  * `bus.auth_failed`, exit 4: restarting with the same credentials will not
  * help, the operator must issue new ones. Closed for any other reason it is
  * `bus.unavailable`, exit 3. `what` leads the one-line message; the connection's
- * user (`identity`, see {@link natsIdentity}) and the server's reason follow. The line after `what` is kept in
- * the details (`connection_closed`), for {@link sharedConnectionFailure}.
+ * user (`identity`, `user <name>`, see {@link natsUserName}) and the server's reason follow. The line after
+ * `what` is kept in the details (`connection_closed`), for {@link sharedConnectionFailure}.
  */
 export async function connectionClosedError(
   nc: NatsConnection,
@@ -79,11 +79,11 @@ export function sharedConnectionFailure(
 }
 
 /**
- * The NATS user a process connects as, for its failure lines: `user <name>` from the user JWT's `name` in
- * the creds file (only the JWT's claims are read, never the seed), else the configured user name; undefined
+ * The name of the NATS user a process connects as: the user JWT's `name` in the creds file (only the JWT's claims
+ * are read, never the seed; a tenant's user is named by its tenant), else the configured user name; undefined
  * without either (an open server) or when the creds cannot be read.
  */
-export function natsIdentity(config: {
+export function natsUserName(config: {
   natsUser?: string | undefined
   natsCreds?: string | undefined
 }): string | undefined {
@@ -93,11 +93,11 @@ export function natsIdentity(config: {
       const claims = JSON.parse(Buffer.from(jwt?.split('.')[1] ?? '', 'base64url').toString('utf8')) as {
         name?: unknown
       }
-      if (typeof claims.name === 'string' && claims.name !== '') return `user ${claims.name}`
+      if (typeof claims.name === 'string' && claims.name !== '') return claims.name
     } catch {
       // No name to give: the line goes without it.
     }
     return undefined
   }
-  return config.natsUser === undefined ? undefined : `user ${config.natsUser}`
+  return config.natsUser
 }

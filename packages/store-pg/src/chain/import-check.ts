@@ -1,5 +1,5 @@
 import type { Sql } from 'postgres'
-import { EventplaneError } from '@eventplane/core'
+import { EventplaneError, REDACTED_ACTOR } from '@eventplane/core'
 import { typedPgErrors } from '../pg-errors.ts'
 import { chainHashesSql } from '../sql/chain-hashes.ts'
 import { chainRowsSql } from '../sql/chain-rows.ts'
@@ -26,6 +26,11 @@ interface Line {
   stream_version: number
   hash?: unknown
 }
+
+/** The other way on for a file whose chain cannot be checked, and what it costs. */
+const REHASH =
+  'import with --rehash: the chain is recomputed in this database, so its events get new hashes and heads saved ' +
+  'or published before no longer match them'
 
 function broken(message: string, line: number): EventplaneError {
   return new EventplaneError('store.chain_broken', message, { details: { line } })
@@ -72,7 +77,7 @@ export async function checkImportChain(
     if (raw.trim() === '') continue
     const e = JSON.parse(raw) as Line
     if (typeof e.hash !== 'string' || !/^[0-9a-f]{64}$/.test(e.hash))
-      throw broken(`line ${n} has no hash (an export from before the chain: import it with --rehash)`, n)
+      throw broken(`line ${n} has no hash (an export from before the chain): export it again, or ${REHASH}`, n)
     const key = `${e.tenant_id}/${e.stream.category}/${e.stream.id}`
     let prev = last.get(key)
     if (!prev || prev.version !== e.stream_version - 1) {
@@ -96,11 +101,14 @@ export async function checkImportChain(
     }
     const computed = lineLink(e, prev?.hash ?? null)
     if (computed.toString('hex') !== e.hash) {
-      const masked = e.caused_by === 'redacted' ? ' (its caused_by is masked: export with --include-actor)' : ''
-      throw broken(
-        `line ${n}: the hash of ${key} version ${e.stream_version} (event ${e.event_id}) does not match its content and chain${masked}`,
-        n,
-      )
+      const what = `${key} version ${e.stream_version} (event ${e.event_id})`
+      // A masked export: the hash covers the caused_by the export left out, so no line of it can match.
+      if (e.caused_by === REDACTED_ACTOR)
+        throw broken(
+          `line ${n}: the hash of ${what} cannot be checked: its caused_by is masked (an export without --include-actor); export again with --include-actor, or ${REHASH}`,
+          n,
+        )
+      throw broken(`line ${n}: the hash of ${what} does not match its content and chain`, n)
     }
     last.set(key, { version: e.stream_version, hash: computed })
     events++
