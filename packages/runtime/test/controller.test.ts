@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { InvalidData, type RecordedEvent, Unavailable } from '@eventplane/core'
+import { EventFactory, InvalidData, type RecordedEvent, Unavailable } from '@eventplane/core'
+import { controllerPrincipal } from '../src/controller/context.ts'
+import { factId } from '../src/controller/fact-ids.ts'
+import { appendPark, storedPark } from '../src/controller/parked.ts'
 import { RECONCILES_CATEGORY, beginReconcile } from '../src/controller/reconciles.ts'
 import { ControllerRunner, RECONCILE_FAILED } from '../src/controller/runner.ts'
 import type { Controller } from '../src/controller/types.ts'
@@ -222,6 +225,34 @@ describe('controllers', () => {
       ['core.invalid_data'],
     )
     assert.equal(lines.items.filter((l) => l.msg === 'could not park event, will retry').length, 0)
+  })
+
+  test("storedPark finds the runtime's own reconcile_failed only: an intent, another principal's event or another stream's under the park's id is none", async () => {
+    const f = factoryFor('acme')
+    const s = stream('acme', 'sp', 'stored_park')
+    await h.intents.append(
+      s,
+      [1, 2, 3, 4].map((n) => f.intent(s, 'run', { n })),
+    )
+    const [byUser, intent, elsewhere, parked] = await readStream('acme', 'sp', 'stored_park')
+    const data = { controller: 'judge', reason_code: 'core.invalid_data', attempts: 1 }
+    /** An event under the park's id of `trigger`, caused by it; the operator's import could restore any of these. */
+    const under = (trigger: RecordedEvent, causedBy: string) =>
+      [
+        EventFactory.fromEvent(trigger, { causedBy }),
+        { eventId: factId('judge', trigger.event_id, RECONCILE_FAILED) },
+      ] as const
+    const [asUser, userId] = under(byUser!, 'user:test')
+    await h.facts.append(s, [asUser.internal(s, RECONCILE_FAILED, data, userId)])
+    const [asJudge, intentId] = under(intent!, controllerPrincipal('judge'))
+    await h.intents.append(s, [asJudge.intent(s, RECONCILE_FAILED, data, intentId)])
+    const other = stream('acme', 'sp_other', 'stored_park')
+    const [fromElsewhere, elsewhereId] = under(elsewhere!, controllerPrincipal('judge'))
+    await h.facts.append(other, [fromElsewhere.internal(other, RECONCILE_FAILED, data, elsewhereId)])
+    assert.equal(await appendPark(h.facts, 'judge', parked!, 'core.invalid_data', 1), 'appended')
+    for (const trigger of [byUser, intent, elsewhere])
+      assert.equal(await storedPark(h.facts, 'judge', trigger!), undefined, `${trigger!.data.n}: not a park`)
+    assert.deepEqual((await storedPark(h.facts, 'judge', parked!))?.data, data)
   })
 
   test('a stream whose first event is held waits in order while other streams are reconciled', async () => {
