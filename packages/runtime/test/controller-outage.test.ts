@@ -32,9 +32,10 @@ describe('controllers during a PostgreSQL outage', () => {
     await h?.stop()
   })
 
-  test('intents that arrive while PostgreSQL is unreachable past the parking bounds are reconciled once it is back, in order, not parked', async () => {
+  test('intents whose reconcile meets PostgreSQL unreachable, past the parking bounds, are reconciled once it is back, in order, not parked', async () => {
     // Calls of reconcile; `outlasted` resolves once the outage has outlasted both parking bounds twice over
-    // (the test pool reconnects every 50 ms, see PgOutage.store: the calls come quickly).
+    // (the test pool reconnects every 50 ms, see PgOutage.store: the calls come quickly). PostgreSQL goes
+    // away in the first call: the runner reads the intent's park (none) before it reconciles.
     let calls = 0
     let outlast!: () => void
     const outlasted = new Promise<void>((resolve) => (outlast = resolve))
@@ -42,7 +43,8 @@ describe('controllers during a PostgreSQL outage', () => {
       name: 'patient',
       categories: ['outage'],
       async reconcile(event, ctx) {
-        if (++calls >= 2 * (BOUNDS.maxAttempts + BOUNDS.maxDeliveries)) outlast()
+        if (++calls === 1) await pg.cut()
+        if (calls >= 2 * (BOUNDS.maxAttempts + BOUNDS.maxDeliveries)) outlast()
         await ctx.emit(ctx.fact('done', { version: event.stream_version }))
       },
     }
@@ -61,9 +63,10 @@ describe('controllers during a PostgreSQL outage', () => {
       ...BOUNDS,
     })
     stops.push(() => runner.stop())
+    await pg.restore()
     await runner.start()
 
-    // PostgreSQL is unreachable for the runner (nothing listens on its port); the log itself takes the intents.
+    // PostgreSQL becomes unreachable for the runner (nothing listens on its port); the log itself takes the intents.
     const f = factoryFor('acme')
     const s = stream('acme', 'o1', 'outage')
     await h.intents.append(s, [f.intent(s, 'run', { n: 1 }), f.intent(s, 'run', { n: 2 })])
@@ -101,13 +104,15 @@ describe('controllers during a PostgreSQL outage', () => {
   })
 
   test('a reconcile failing by its own fault is still parked after maxAttempts; the park waits for PostgreSQL', async () => {
-    await pg.cut()
+    await pg.restore()
     const attempts: number[] = []
     const racing: Controller = {
       name: 'racing',
       categories: ['own_fault'],
       async reconcile(event, ctx) {
         attempts.push(ctx.attempt)
+        // PostgreSQL goes away once the runner has read the intent's park (none) and reconciles.
+        if (ctx.attempt === 1) await pg.cut()
         // Its own stale expectation: retried, and counted toward parking.
         throw new WrongExpectedVersion(`${event.stream.category}/${event.stream.id}`, 0, event.stream_version)
       },

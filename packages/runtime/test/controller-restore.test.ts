@@ -6,8 +6,10 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
+import { EventplaneMetrics } from '@eventplane/bus-nats'
 import { InvalidData, type RecordedEvent } from '@eventplane/core'
 import { PgEventStore, ROLES, exportEvents, importEvents, verifyLog } from '@eventplane/store-pg'
+import { RECONCILE_STARTED, beginReconcile, reconcilesStream } from '../src/controller/reconciles.ts'
 import { ControllerRunner, RECONCILE_FAILED } from '../src/controller/runner.ts'
 import type { Controller } from '../src/controller/types.ts'
 import { controllerLiveSource } from '../src/jetstream-source.ts'
@@ -22,18 +24,23 @@ interface Settled {
   how: 'ack' | 'nak' | 'term'
 }
 
-const JOBS = ['a1', 'a2', 'a3', 'drifted', 'poison'] as const
+const JOBS = ['a1', 'a2', 'a3', 'drifted', 'poison', 'restarted'] as const
+/** Small: the old database's records of `restarted` reach it. */
+const MAX_DELIVERIES = 2
 
 describe('a controller after its log was restored by export and import', () => {
   const harnesses: LiveHarness[] = []
   const stops: (() => Promise<void>)[] = []
   /** What the `drifted` job's fact says: changed between the two runs, a genuinely different fact. */
   let generation = 1
+  /** The jobs `builder` was called for, in order. */
+  let calls: string[] = []
 
   const builder: Controller = {
     name: 'builder',
     categories: ['job'],
     async reconcile(event, ctx) {
+      calls.push(event.stream.id)
       if (event.stream.id === 'poison') throw new InvalidData('cannot build this job')
       const { n } = event.data as { n: number }
       // Two events in one append: the whole batch is compared with its stored copies.
@@ -45,13 +52,25 @@ describe('a controller after its log was restored by export and import', () => {
   }
 
   /** A runner of `builder` on `h` whose deliveries' acks, naks and terminations are recorded in `settled`. */
-  async function run(h: LiveHarness, settled: Recorder<Settled>, logger = recordingLogger().logger) {
+  async function run(
+    h: LiveHarness,
+    settled: Recorder<Settled>,
+    logger = recordingLogger().logger,
+    extra: { metrics?: EventplaneMetrics; loseFirstAckOf?: string } = {},
+  ) {
+    let lost = false
     const live = mapDeliveries(
       controllerLiveSource(h.nc, builder, { consumer: 'ctl_builder', ackWaitMs: 5000 }),
       (d) => {
         const record = (how: Settled['how']) => settled.push({ eventId: d.event.event_id, how })
         return overriding(d, {
           ack: () => {
+            // A lost ack: the bus delivers the event again (a redelivery, as after a worker's restart).
+            if (d.event.event_id === extra.loseFirstAckOf && !lost) {
+              lost = true
+              record('nak')
+              return d.nak()
+            }
             record('ack')
             return d.ack()
           },
@@ -66,7 +85,15 @@ describe('a controller after its log was restored by export and import', () => {
         })
       },
     )
-    const runner = new ControllerRunner({ controller: builder, store: h.facts, live, retryDelayMs: 20, logger })
+    const runner = new ControllerRunner({
+      controller: builder,
+      store: h.facts,
+      live,
+      retryDelayMs: 20,
+      maxDeliveries: MAX_DELIVERIES,
+      logger,
+      ...(extra.metrics ? { metrics: extra.metrics } : {}),
+    })
     stops.push(() => runner.stop())
     await runner.start()
     return runner
@@ -100,8 +127,20 @@ describe('a controller after its log was restored by export and import', () => {
     }
     const settled = new Recorder<Settled>()
     const runner = await run(source, settled)
-    assert.deepEqual(await outcomes(settled), { a1: 'ack', a2: 'ack', a3: 'ack', drifted: 'ack', poison: 'term' })
+    assert.deepEqual(await outcomes(settled), {
+      a1: 'ack',
+      a2: 'ack',
+      a3: 'ack',
+      drifted: 'ack',
+      poison: 'term',
+      restarted: 'ack',
+    })
     await runner.stop()
+    // `restarted` was reconciled on redeliveries up to the bound (its workers restarted, say) before its ack:
+    // the records the runner makes before each (the function it calls), exported with the tenant.
+    const [trigger] = await jobStream(source, 'restarted')
+    for (let n = 0; n < MAX_DELIVERIES; n++)
+      assert.equal(await beginReconcile(source.facts, 'builder', trigger!, MAX_DELIVERIES), n)
 
     // The restore: export with the actor, a new database, import with facts, a new stream and relay.
     const lines: string[] = []
@@ -120,7 +159,7 @@ describe('a controller after its log was restored by export and import', () => {
     for (const h of harnesses.reverse()) await h.stop()
   })
 
-  test('intents reconciled or parked before the export are acknowledged or terminated again with nothing appended; a fact that now differs is parked', async () => {
+  test('intents reconciled or parked before the export are acknowledged again with nothing appended, the parked one without a reconcile; a fact that now differs is parked; redeliveries are counted from this deployment only', async () => {
     const before = new Map<string, RecordedEvent[]>()
     for (const id of JOBS) before.set(id, await jobStream(restored, id))
     assert.deepEqual(
@@ -140,11 +179,53 @@ describe('a controller after its log was restored by export and import', () => {
     )
 
     generation = 2
+    calls = []
     const settled = new Recorder<Settled>()
     const { logger, lines } = recordingLogger()
-    await run(restored, settled, logger)
-    assert.deepEqual(await outcomes(settled), { a1: 'ack', a2: 'ack', a3: 'ack', drifted: 'term', poison: 'term' })
-    for (const id of ['a1', 'a2', 'a3', 'poison'])
+    const metrics = new EventplaneMetrics()
+    const restarted = intents.get('restarted')!
+    await run(restored, settled, logger, { metrics, loseFirstAckOf: restarted })
+    assert.deepEqual(await outcomes(settled), {
+      a1: 'ack',
+      a2: 'ack',
+      a3: 'ack',
+      drifted: 'term',
+      poison: 'ack',
+      restarted: 'nak',
+    })
+    // Its first ack lost, `restarted` comes back: a redelivery, counted against maxDeliveries. The two
+    // reconciles the old database recorded are not this deployment's: it is reconciled, not parked.
+    const again = await settled.until(
+      (s) => s.eventId === restarted && s.how !== 'nak',
+      60_000,
+      'the redelivery of restarted settled',
+    )
+    assert.equal(again.how, 'ack', 'the redelivery is reconciled and acknowledged, not parked')
+    assert.deepEqual(
+      (await restored.facts.readStreamToArray(reconcilesStream('builder', before.get('restarted')![0]!))).map((e) => [
+        e.type,
+        e.data.attempt,
+      ]),
+      [
+        [RECONCILE_STARTED, 1],
+        [RECONCILE_STARTED, 2],
+        [RECONCILE_STARTED, 3],
+      ],
+      'the imported records kept; the redelivery recorded after them',
+    )
+    assert.ok(!calls.includes('poison'), 'the intent parked before the export is not reconciled again')
+    assert.deepEqual(
+      lines.items.filter((l) => l.msg === 'event parked').map((l) => l.fields.event_id),
+      [intents.get('drifted')],
+      'only the drifted intent is parked here',
+    )
+    assert.deepEqual(
+      lines.items.filter((l) => l.fields.event === 'intent.already_parked').map((l) => l.fields.event_id),
+      [intents.get('poison')],
+    )
+    const parked = (await metrics.runtime.controllerParked.get()).values.find((v) => v.labels.controller === 'builder')
+    assert.equal(parked?.value, 1, 'one park counted: the drifted intent')
+    for (const id of ['a1', 'a2', 'a3', 'poison', 'restarted'])
       assert.deepEqual(await jobStream(restored, id), before.get(id), `${id}: nothing appended`)
     const drifted = await jobStream(restored, 'drifted')
     assert.deepEqual(
@@ -162,7 +243,7 @@ describe('a controller after its log was restored by export and import', () => {
         .filter((l) => l.fields.event === 'facts.already_stored')
         .map((l) => l.fields.event_id)
         .sort(),
-      ['a1', 'a2', 'a3'].map((id) => intents.get(id)).sort(),
+      ['a1', 'a2', 'a3', 'restarted', 'restarted'].map((id) => intents.get(id)).sort(),
     )
     assert.deepEqual((await verifyLog(restored.db.admin)).breaks, [], 'the restored log still verifies')
   })

@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { InvalidData, type RecordedEvent, Unavailable } from '@eventplane/core'
+import { EventFactory, InvalidData, type RecordedEvent, Unavailable } from '@eventplane/core'
+import { controllerPrincipal } from '../src/controller/context.ts'
+import { factId } from '../src/controller/fact-ids.ts'
+import { appendPark, storedPark } from '../src/controller/parked.ts'
 import { RECONCILES_CATEGORY, beginReconcile } from '../src/controller/reconciles.ts'
 import { ControllerRunner, RECONCILE_FAILED } from '../src/controller/runner.ts'
 import type { Controller } from '../src/controller/types.ts'
@@ -9,7 +12,7 @@ import { controllerLiveSource } from '../src/jetstream-source.ts'
 import type { LiveSource } from '../src/live-source.ts'
 import { STREAM_NAME } from '@eventplane/bus-nats'
 import { jetstreamManager } from '@nats-io/jetstream'
-import { recordingLogger } from './controller-support.ts'
+import { Recorder, recordingLogger } from './controller-support.ts'
 import { type LiveHarness, startHarness } from './harness.ts'
 import { eventually, factoryFor, stream } from './helpers.ts'
 import { mapDeliveries, overriding } from './live-wrap.ts'
@@ -118,7 +121,7 @@ describe('controllers', () => {
     assert.deepEqual(flaky.find((e) => e.type === 'done')!.data, { attempt: 3 })
   })
 
-  test('a poison event parked again (its first terminate lost, so it came back) has one reconcile_failed', async () => {
+  test('a poison event whose terminate was lost comes back and is acknowledged without a reconcile: one reconcile_failed', async () => {
     let reconciles = 0
     const poison: Controller = {
       name: 'poison',
@@ -129,25 +132,127 @@ describe('controllers', () => {
       },
     }
     const inner = controllerLiveSource(h.nc, poison, { consumer: 'ctl_poison', ackWaitMs: 1000 })
-    // The first terminate never reaches NATS: the delivery comes back after its ack wait and is parked again.
+    // The first terminate never reaches NATS: the delivery comes back after its ack wait.
+    // The intent's settlements (the reconcile_failed is delivered too, and acknowledged unseen).
+    const settled = new Recorder<'ack' | 'nak' | 'term'>()
     let terms = 0
     const live = mapDeliveries(inner, (d) =>
       overriding(d, {
         term: () => {
+          if (d.event.kind === 'intent') settled.push('term')
           if (terms++ > 0) d.term()
+        },
+        nak: (ms) => {
+          if (d.event.kind === 'intent') settled.push('nak')
+          d.nak(ms)
+        },
+        ack: () => {
+          if (d.event.kind === 'intent') settled.push('ack')
+          return d.ack()
         },
       }),
     )
-    const r = new ControllerRunner({ controller: poison, store: h.facts, live, retryDelayMs: 20 })
+    const { logger, lines } = recordingLogger()
+    const r = new ControllerRunner({ controller: poison, store: h.facts, live, retryDelayMs: 20, logger })
     stops.push(() => r.stop())
     await r.start()
     const s = stream('acme', 'p1', 'poison')
     await h.intents.append(s, [factoryFor('acme').intent(s, 'run', {})])
-    await eventually(() => terms === 2, 30_000, 'parked twice')
+    await settled.until((_x) => settled.items.length >= 2, 30_000, 'the delivery and its redelivery settled')
     await r.stop()
-    assert.equal(reconciles, 2)
+    assert.deepEqual(settled.items, ['term', 'ack'], 'parked, then acknowledged: its reconcile_failed is stored')
+    assert.equal(reconciles, 1, 'not reconciled again')
+    assert.equal(lines.items.filter((l) => l.msg === 'event parked').length, 1)
+    assert.equal(lines.items.filter((l) => l.fields.event === 'intent.already_parked').length, 1)
     const failed = (await readStream('acme', 'p1', 'poison')).filter((e) => e.type === RECONCILE_FAILED)
-    assert.equal(failed.length, 1, 'the second park replays the first')
+    assert.equal(failed.length, 1)
+  })
+
+  test('a park that meets another reconcile_failed of the event (parked meanwhile by another worker) keeps it and terminates the delivery, once', async () => {
+    let reconciles = 0
+    const raced: Controller = {
+      name: 'raced',
+      categories: ['raced'],
+      async reconcile(event, ctx) {
+        reconciles++
+        // Another worker parks it first, after other attempts: its reconcile_failed is stored before ours.
+        const theirs = { controller: 'raced', reason_code: 'runtime.reconcile_failed', attempts: 10 }
+        await ctx.emit(
+          ctx.factory.internal(event.stream, RECONCILE_FAILED, theirs, { eventId: ctx.id(RECONCILE_FAILED) }),
+        )
+        throw new InvalidData('cannot handle this')
+      },
+    }
+    // The intent's settlements (the reconcile_failed is delivered too, and acknowledged unseen).
+    const settled = new Recorder<'ack' | 'nak' | 'term'>()
+    const live = mapDeliveries(controllerLiveSource(h.nc, raced, { consumer: 'ctl_raced', ackWaitMs: 1000 }), (d) =>
+      overriding(d, {
+        term: () => {
+          if (d.event.kind === 'intent') settled.push('term')
+          d.term()
+        },
+        nak: (ms) => {
+          if (d.event.kind === 'intent') settled.push('nak')
+          d.nak(ms)
+        },
+        ack: () => {
+          if (d.event.kind === 'intent') settled.push('ack')
+          return d.ack()
+        },
+      }),
+    )
+    const { logger, lines } = recordingLogger()
+    const r = new ControllerRunner({ controller: raced, store: h.facts, live, retryDelayMs: 20, logger })
+    stops.push(() => r.stop())
+    await r.start()
+    const s = stream('acme', 'r1', 'raced')
+    await h.intents.append(s, [factoryFor('acme').intent(s, 'run', {})])
+    assert.equal(await settled.until(() => true, 30_000, 'the delivery settled'), 'term')
+    await r.stop()
+    assert.deepEqual(settled.items, ['term'])
+    assert.equal(reconciles, 1)
+    const events = await readStream('acme', 'r1', 'raced')
+    assert.deepEqual(
+      events.map((e) => [e.type, e.data]),
+      [
+        ['run', {}],
+        [RECONCILE_FAILED, { controller: 'raced', reason_code: 'runtime.reconcile_failed', attempts: 10 }],
+      ],
+      'the stored reconcile_failed is kept',
+    )
+    assert.deepEqual(
+      lines.items.filter((l) => l.fields.event === 'park.kept_stored').map((l) => l.fields.reason_code),
+      ['core.invalid_data'],
+    )
+    assert.equal(lines.items.filter((l) => l.msg === 'could not park event, will retry').length, 0)
+  })
+
+  test("storedPark finds the runtime's own reconcile_failed only: an intent, another principal's event or another stream's under the park's id is none", async () => {
+    const f = factoryFor('acme')
+    const s = stream('acme', 'sp', 'stored_park')
+    await h.intents.append(
+      s,
+      [1, 2, 3, 4].map((n) => f.intent(s, 'run', { n })),
+    )
+    const [byUser, intent, elsewhere, parked] = await readStream('acme', 'sp', 'stored_park')
+    const data = { controller: 'judge', reason_code: 'core.invalid_data', attempts: 1 }
+    /** An event under the park's id of `trigger`, caused by it; the operator's import could restore any of these. */
+    const under = (trigger: RecordedEvent, causedBy: string) =>
+      [
+        EventFactory.fromEvent(trigger, { causedBy }),
+        { eventId: factId('judge', trigger.event_id, RECONCILE_FAILED) },
+      ] as const
+    const [asUser, userId] = under(byUser!, 'user:test')
+    await h.facts.append(s, [asUser.internal(s, RECONCILE_FAILED, data, userId)])
+    const [asJudge, intentId] = under(intent!, controllerPrincipal('judge'))
+    await h.intents.append(s, [asJudge.intent(s, RECONCILE_FAILED, data, intentId)])
+    const other = stream('acme', 'sp_other', 'stored_park')
+    const [fromElsewhere, elsewhereId] = under(elsewhere!, controllerPrincipal('judge'))
+    await h.facts.append(other, [fromElsewhere.internal(other, RECONCILE_FAILED, data, elsewhereId)])
+    assert.equal(await appendPark(h.facts, 'judge', parked!, 'core.invalid_data', 1), 'appended')
+    for (const trigger of [byUser, intent, elsewhere])
+      assert.equal(await storedPark(h.facts, 'judge', trigger!), undefined, `${trigger!.data.n}: not a park`)
+    assert.deepEqual((await storedPark(h.facts, 'judge', parked!))?.data, data)
   })
 
   test('a stream whose first event is held waits in order while other streams are reconciled', async () => {

@@ -21,14 +21,19 @@ export function reconcilesStream(controller: string, event: RecordedEvent) {
 
 /**
  * Records that `controller` begins reconciling a redelivery of `event`, and returns how many reconciles it
- * had begun on earlier redeliveries: each of them ended without an ack or a park this runtime saw (the
- * worker died or was stopped during it), so the count is what `maxDeliveries` bounds. At `max` or more
- * nothing is recorded (the caller parks the event). PostgreSQL errors are thrown as they are (an
- * unavailable store included: nothing was recorded, the caller waits and calls again).
+ * had begun on earlier redeliveries of this copy of the log: each of them ended without an ack or a park
+ * this runtime saw (the worker died or was stopped during it), so the count is what `maxDeliveries`
+ * bounds. At `max` or more nothing is recorded (the caller parks the event). PostgreSQL errors are thrown
+ * as they are (an unavailable store included: nothing was recorded, the caller waits and calls again).
  *
  * The record is the append of the next `reconcile_started` (id UUIDv5 of controller, trigger and
  * number; `occurred_at` the trigger's `recorded_at`) at that exact version: two workers holding the same
  * redelivery write the same event, and the store replays the second append.
+ *
+ * Counted are only the records whose `occurred_at` is the trigger's `recorded_at` as delivered now. An
+ * export → import renews `recorded_at` and brings the old log's records along: those are reconciles of
+ * another deployment (most of them finished, acknowledged there), and counting them would park a restored
+ * intent at its first redelivery here. They still number the new records (which follow them).
  */
 export async function beginReconcile(
   store: PgEventStore,
@@ -43,11 +48,10 @@ export async function beginReconcile(
   for (;;) {
     const events = await store.readStreamToArray(ref)
     // Only the runtime's own records count: an intent a tenant appended here is not one (its kind says so).
-    const earlier = events.filter(
-      (e) => e.kind === 'internal' && e.type === RECONCILE_STARTED && e.caused_by === principal,
-    ).length
+    const own = events.filter((e) => e.kind === 'internal' && e.type === RECONCILE_STARTED && e.caused_by === principal)
+    const earlier = own.filter((e) => Date.parse(e.occurred_at) === at.getTime()).length
     if (earlier >= max) return earlier
-    const attempt = earlier + 1
+    const attempt = own.length + 1
     const started = factory.internal(
       { category: ref.category, id: ref.id },
       RECONCILE_STARTED,

@@ -27,10 +27,9 @@ import {
   liveSourceClosed,
   runnerStop,
 } from '../live-source.ts'
-import { createContext, factoryFor } from './context.ts'
-import { factId } from './fact-ids.ts'
+import { createContext } from './context.ts'
 import { KeyedQueue } from './keyed-queue.ts'
-import { appendKeepingStoredInstants } from './restored-facts.ts'
+import { appendPark, storedPark } from './parked.ts'
 import { RECONCILES_CATEGORY, beginReconcile } from './reconciles.ts'
 import type { Controller } from './types.ts'
 
@@ -40,8 +39,7 @@ interface Waiting {
   done(): void
 }
 
-/** The internal event that parks a poison event on its own stream. */
-export const RECONCILE_FAILED = 'reconcile_failed'
+export { RECONCILE_FAILED } from './parked.ts'
 
 /**
  * Default transient test: the typed "try again" codes, a passing failure of a dependency (core's
@@ -66,7 +64,7 @@ export interface ControllerRunnerOptions {
   /**
    * Reconciles of one event begun on redeliveries that never finished (the worker died or was stopped
    * during them) before the next delivery parks it (default 10): it keeps killing workers. Counted from the
-   * `reconcile_started` events the runner records (see `beginReconcile`), not from the bus's delivery
+   * `reconcile_started` events the runner recorded here (see `beginReconcile`), not from the bus's delivery
    * count, which also rises with every restart during an outage.
    */
   maxDeliveries?: number
@@ -93,7 +91,9 @@ export interface ControllerRunnerOptions {
  * errors with backoff, and acknowledges a delivery only after its reconcile
  * finished. A poison event (non-transient error, or too many attempts) gets a
  * `reconcile_failed` internal event `{ controller, reason_code, attempts }` on
- * its stream and is terminated, so it never blocks other streams.
+ * its stream and is terminated, so it never blocks other streams. An event
+ * whose `reconcile_failed` is stored already (parked before a restore, or its
+ * terminate lost) is acknowledged without a reconcile (see `storedPark`).
  *
  * A passing failure of PostgreSQL or NATS is not the event's fault: the
  * delivery is held in the runner and retried (backoff up to
@@ -287,16 +287,35 @@ export class ControllerRunner {
     const ids = { controller: this.name, event_id: e.event_id, type: e.type, stream_version: e.stream_version }
     const waiting = this.#waiting(ids)
     try {
+      // Parked already (before a restore, or its terminate lost): settled, not reconciled again.
+      const parked = await this.#beforeReconcile(d, waiting, { doing: 'reading its park', do: 'read its park' }, () =>
+        storedPark(this.#o.store, this.name, e),
+      )
+      if (parked === undefined) return
+      waiting.done()
+      if (parked.value) {
+        await this.#ack(d)
+        this.#log.info(
+          { ...ids, reason_code: parked.value.data.reason_code, event: 'intent.already_parked' },
+          'event already parked (its reconcile_failed is stored): acknowledged, not reconciled again',
+        )
+        return
+      }
       // A redelivery: parked if reconciles begun on earlier redeliveries never finished `maxDeliveries`
       // times (it keeps killing workers). NATS's delivery count is not used: it also counts the
       // redeliveries after restarts during an outage, which never ran the reconcile.
       if (d.deliveryCount > 1) {
-        const earlier = await this.#begin(d, waiting, maxDeliveries)
-        if (earlier === undefined) return
+        const begun = await this.#beforeReconcile(
+          d,
+          waiting,
+          { doing: 'recording a reconcile', do: 'record a reconcile' },
+          () => beginReconcile(this.#o.store, this.name, e, maxDeliveries),
+        )
+        if (begun === undefined) return
         waiting.done()
-        if (earlier >= maxDeliveries) {
+        if (begun.value >= maxDeliveries) {
           span.setStatus({ code: SpanStatusCode.ERROR, message: 'runtime.reconcile_failed' })
-          return await this.#park(d, 'runtime.reconcile_failed', earlier)
+          return await this.#park(d, 'runtime.reconcile_failed', begun.value)
         }
       }
       // `tries` counts every call (the context's `attempt`), `attempt` only those that may park the event.
@@ -344,27 +363,28 @@ export class ControllerRunner {
   }
 
   /**
-   * Records the reconcile of a redelivery about to begin (see `beginReconcile`) and returns the count of
-   * earlier ones; while PostgreSQL is unavailable the delivery is held and nothing counted. Undefined when
-   * stopped, or after another failure (logged; the delivery is nak'ed to come back later).
+   * `step` (a read or a record in PostgreSQL before a reconcile, `what` in its log lines); while PostgreSQL
+   * is unavailable the delivery is held and `step` called again, nothing counted. Undefined when stopped,
+   * or after another failure (logged; the delivery is nak'ed to come back later).
    */
-  async #begin(d: LiveDelivery, waiting: Waiting, max: number): Promise<number | undefined> {
+  async #beforeReconcile<T>(
+    d: LiveDelivery,
+    waiting: Waiting,
+    what: { doing: string; do: string },
+    step: () => Promise<T>,
+  ): Promise<{ value: T } | undefined> {
     while (!this.#abort.signal.aborted) {
       try {
-        return await beginReconcile(this.#o.store, this.name, d.event, max)
+        return { value: await step() }
       } catch (err) {
         if (this.#abort.signal.aborted) return undefined
         if (isUnavailableError(err)) {
-          await waiting.retry(
-            d,
-            err,
-            'recording a reconcile waits for an unavailable dependency, retrying (not counted)',
-          )
+          await waiting.retry(d, err, `${what.doing} waits for an unavailable dependency, retrying (not counted)`)
           continue
         }
         this.#log.error(
           { controller: this.name, event_id: d.event.event_id, ...errorFields(err) },
-          'could not record a reconcile, will retry',
+          `could not ${what.do}, will retry`,
         )
         d.nak(this.#o.maxRetryDelayMs ?? 5000)
         return undefined
@@ -402,28 +422,27 @@ export class ControllerRunner {
   }
 
   /**
-   * Appends `reconcile_failed` (deterministic id) and terminates the delivery. While PostgreSQL is
-   * unavailable the delivery is held and the append retried; any other failure asks for redelivery.
+   * Appends `reconcile_failed` (`appendPark`) and terminates the delivery; one already stored with other
+   * data (parked meanwhile by another worker) is kept and the delivery terminated all the same. While
+   * PostgreSQL is unavailable the delivery is held and the append retried; any other failure asks for
+   * redelivery.
    */
   async #park(d: LiveDelivery, reasonCode: string, attempts: number): Promise<void> {
     const e = d.event
     const ids = { controller: this.name, event_id: e.event_id, type: e.type }
     this.#log.error({ ...ids, reason_code: reasonCode, attempts }, 'event parked')
-    const factory = factoryFor(e, this.name)
-    const failed = factory.internal(
-      e.stream,
-      RECONCILE_FAILED,
-      { controller: this.name, reason_code: reasonCode, attempts },
-      { eventId: factId(this.name, e.event_id, RECONCILE_FAILED) },
-    )
     const waiting = this.#waiting(ids)
     try {
       while (!this.#abort.signal.aborted) {
         try {
-          // Parked before a restore: the stored reconcile_failed, identical but for occurred_at, is kept.
-          await appendKeepingStoredInstants(this.#o.store, { tenant: e.tenant_id, ...e.stream }, [failed])
+          const how = await appendPark(this.#o.store, this.name, e, reasonCode, attempts)
           d.term()
           this.#o.metrics?.runtime.controllerParked.inc({ controller: this.name })
+          if (how === 'kept')
+            this.#log.warn(
+              { ...ids, reason_code: reasonCode, event: 'park.kept_stored' },
+              'event parked already with another reconcile_failed: the stored one is kept',
+            )
           return
         } catch (err) {
           if (this.#abort.signal.aborted) return
