@@ -190,15 +190,17 @@ describe('adoption: the packed packages, installed by npm into an empty project,
       assert.ok(files.has(name), `docs/getting-started.md shows ${name}`)
       await writeFile(join(project, name), files.get(name)!)
     }
-    await sh('npx', ['tsc', '-p', '.'])
-    // The other packages' declarations take the driver's types from store-pg (no postgres at the top to resolve).
+    // One compile, the guide's options with installed-pools.ts beside app.ts (each tsc start is seconds of CPU): the
+    // other packages' declarations take the driver's types from store-pg (no postgres at the top to resolve).
     await copyFile(join(ROOT, 'tests/support/installed-pools.ts'), join(project, 'installed-pools.ts'))
-    const strict = { ...JSON.parse(files.get('tsconfig.json')!), include: ['installed-pools.ts'] }
+    const guide = JSON.parse(files.get('tsconfig.json')!)
     await writeFile(
-      join(project, 'tsconfig.pools.json'),
-      JSON.stringify({ ...strict, compilerOptions: { ...strict.compilerOptions, noEmit: true } }),
+      join(project, 'tsconfig.both.json'),
+      JSON.stringify({ ...guide, include: [...guide.include, 'installed-pools.ts'] }),
     )
-    await sh('npx', ['tsc', '-p', 'tsconfig.pools.json']).catch((e: { stdout?: string }) => assert.fail(`${e.stdout}`))
+    await sh(join(project, 'node_modules/.bin/tsc'), ['-p', 'tsconfig.both.json']).catch((e: { stdout?: string }) =>
+      assert.fail(`${e.stdout}`),
+    )
     const first = await sh('node', ['dist/app.js'])
     assert.deepEqual(JSON.parse(first.stdout), [{ type: 'create', version: 1, kind: 'intent', tenant: 'acme' }])
     const second = await sh('node', ['dist/app.js'])
