@@ -5,7 +5,7 @@ import { EventFactory } from '@eventplane/core'
 import { EventplaneMetrics } from '@eventplane/bus-nats'
 import { ControllerRunner, controllerLiveSource } from '@eventplane/runtime'
 import type { StatusReport } from '../../packages/evtctl/src/commands/status.ts'
-import { type CliResult, killAll, runCli } from '../../packages/evtctl/test/helpers.ts'
+import { type CliResult, killAll, pollCli, runCli } from '../../packages/evtctl/test/helpers.ts'
 import { type BusEnv, appendIntents, createBusEnv, eventually } from '../../packages/bus-nats/test/fixtures.ts'
 import { type ServiceChild, spawnRelay, spawnService } from '../faults/support/children.ts'
 import lagDomain, { hold } from './lag-domain.ts'
@@ -17,18 +17,23 @@ describe('evtctl status --check judges controller lag from its JetStream consume
   let env: BusEnv
   let relay: ServiceChild
   let gateway: ServiceChild
-  const status = (...args: string[]): Promise<CliResult> =>
-    // --stuck-after an hour: other people's transactions on this shared server are not what is tested here.
-    runCli(['status', '--stuck-after', '3600000', ...args], {
-      env: {
-        EVENTPLANE_DATABASE_URL: env.db.url,
-        EVENTPLANE_NATS_URL: env.server.url,
-        EVENTPLANE_NATS_CREDS: env.server.credentials.operator!.creds,
-        EVENTPLANE_DOMAIN: LAG_DOMAIN,
-      },
-      // A hang guard only: at load 23 one status took over 30 s here, start-up included.
-      timeoutMs: 120_000,
-    })
+  const statusRun =
+    (cli: typeof runCli) =>
+    (...args: string[]): Promise<CliResult> =>
+      // --stuck-after an hour: other people's transactions on this shared server are not what is tested here.
+      cli(['status', '--stuck-after', '3600000', ...args], {
+        env: {
+          EVENTPLANE_DATABASE_URL: env.db.url,
+          EVENTPLANE_NATS_URL: env.server.url,
+          EVENTPLANE_NATS_CREDS: env.server.credentials.operator!.creds,
+          EVENTPLANE_DOMAIN: LAG_DOMAIN,
+        },
+        // A hang guard only: at load 23 one status took over 30 s here, start-up included.
+        timeoutMs: 120_000,
+      })
+  /** evtctl status, the process; `polled` is the same in this process, for the polls (see pollCli). */
+  const status = statusRun(runCli)
+  const polled = statusRun(pollCli)
   const checkLines = (r: CliResult): string[] => r.stdout.split('\n').filter((l) => l.startsWith('check '))
 
   before(async () => {
@@ -47,11 +52,8 @@ describe('evtctl status --check judges controller lag from its JetStream consume
 
   test('a held controller lags: --check exits 3 naming it; released and caught up, it exits 0', async () => {
     // Before any runner: the domain names `held`, and its consumer does not exist.
-    let missing = await status('--check')
-    await eventually(async () => {
-      missing = await status('--check')
-      return checkLines(missing).length === 1
-    }, 'every other check to pass')
+    await eventually(async () => checkLines(await polled('--check')).length === 1, 'every other check to pass')
+    const missing = await status('--check')
     assert.equal(missing.code, 3, missing.stderr)
     assert.deepEqual(checkLines(missing), [
       'check       unhealthy: controller held has no consumer ctl_held (never started, or the consumer was deleted)',
@@ -71,12 +73,11 @@ describe('evtctl status --check judges controller lag from its JetStream consume
     try {
       await appendIntents(env.intents, 'acme', 12, 4)
       await eventually(() => hold.entered >= 1, 'a reconcile to be held')
-      let lagging = await status('--check', '--max-lag', '5', '--json')
       await eventually(async () => {
-        lagging = await status('--check', '--max-lag', '5', '--json')
-        const held = (JSON.parse(lagging.stdout) as StatusReport).controllers?.list.find((c) => c.name === 'held')
-        return held?.lag === '12'
+        const polledReport = JSON.parse((await polled('--check', '--max-lag', '5', '--json')).stdout) as StatusReport
+        return polledReport.controllers?.list.find((c) => c.name === 'held')?.lag === '12'
       }, 'status to see the 12 unreconciled intents')
+      const lagging = await status('--check', '--max-lag', '5', '--json')
       assert.equal(lagging.code, 3, lagging.stderr)
       const report = JSON.parse(lagging.stdout) as StatusReport
       assert.deepEqual(report.check?.problems, ['controller held lags 12 events (more than 5)'])
@@ -94,11 +95,11 @@ describe('evtctl status --check judges controller lag from its JetStream consume
       assert.equal(await scrape('eventplane_controller_lag_events{controller="held"}'), 12)
 
       hold.release()
-      let caughtUp = await status('--check', '--max-lag', '0', '--json')
-      await eventually(async () => {
-        caughtUp = await status('--check', '--max-lag', '0', '--json')
-        return caughtUp.code === 0
-      }, 'status --check to pass once the controller caught up')
+      await eventually(
+        async () => (await polled('--check', '--max-lag', '0', '--json')).code === 0,
+        'status --check to pass once the controller caught up',
+      )
+      const caughtUp = await status('--check', '--max-lag', '0', '--json')
       const done = JSON.parse(caughtUp.stdout) as StatusReport
       assert.equal(done.controllers?.list[0]?.lag, '0')
       assert.deepEqual(done.check?.problems, [])

@@ -1,18 +1,23 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import type { StatusReport } from '../../packages/evtctl/src/commands/status.ts'
-import { killAll, runCli } from '../../packages/evtctl/test/helpers.ts'
+import { killAll, pollCli, runCli } from '../../packages/evtctl/test/helpers.ts'
 import { type BusEnv, appendIntents, createBusEnv, eventually } from '../../packages/bus-nats/test/fixtures.ts'
 import { spawnRelay } from '../faults/support/children.ts'
 import { holdXid } from '@eventplane/store-pg/testing'
 
 describe('evtctl status --check', () => {
   let env: BusEnv
-  const check = (...args: string[]) =>
-    runCli(['status', '--check', '--no-nats', ...args], {
-      env: { EVENTPLANE_DATABASE_URL: env.db.url, EVENTPLANE_NATS_URL: 'nats://127.0.0.1:1' },
-      timeoutMs: 120_000,
-    })
+  const checkRun =
+    (cli: typeof runCli) =>
+    (...args: string[]) =>
+      cli(['status', '--check', '--no-nats', ...args], {
+        env: { EVENTPLANE_DATABASE_URL: env.db.url, EVENTPLANE_NATS_URL: 'nats://127.0.0.1:1' },
+        timeoutMs: 120_000,
+      })
+  /** evtctl status --check, the process; `polled` is the same in this process, for the polls (see pollCli). */
+  const check = checkRun(runCli)
+  const polled = checkRun(pollCli)
 
   before(async () => {
     env = await createBusEnv('ep_ops_status_check')
@@ -27,11 +32,9 @@ describe('evtctl status --check', () => {
     const relay = spawnRelay(env, 'default')
     try {
       await relay.waitForLog('relay active')
-      let healthy = await check()
-      await eventually(async () => {
-        healthy = await check('--max-lag', '0')
-        return healthy.code === 0
-      }, 'status --check to pass')
+      await eventually(async () => (await polled('--max-lag', '0')).code === 0, 'status --check to pass')
+      const healthy = await check('--max-lag', '0')
+      assert.equal(healthy.code, 0, healthy.stderr)
       assert.match(healthy.stdout, /^check +healthy$/m)
       const json = await check('--json', '--max-lag', '0')
       assert.equal(json.code, 0, json.stderr)
@@ -59,19 +62,21 @@ describe('evtctl status --check', () => {
     const relay = spawnRelay(env, 'default')
     try {
       await relay.waitForLog('relay active')
-      await eventually(async () => (await check()).code === 0, 'status --check to pass')
+      await eventually(async () => (await polled()).code === 0, 'status --check to pass')
       const held = await holdXid(env.db.admin)
       try {
-        let stuck = await check('--stuck-after', '1000')
-        await eventually(async () => {
-          stuck = await check('--stuck-after', '1000')
-          return stuck.code === 3
-        }, 'status --check to see the held transaction')
+        await eventually(
+          async () => (await polled('--stuck-after', '1000')).code === 3,
+          'status --check to see the held transaction',
+        )
+        const stuck = await check('--stuck-after', '1000')
+        assert.equal(stuck.code, 3, stuck.stderr)
         assert.match(stuck.stdout, /^check +unhealthy: transaction xid \d+ \(pid \d+\) holds back the log/m)
       } finally {
         await held.release()
       }
-      await eventually(async () => (await check('--stuck-after', '1000')).code === 0, 'status --check to pass again')
+      await eventually(async () => (await polled('--stuck-after', '1000')).code === 0, 'status --check to pass again')
+      assert.equal((await check('--stuck-after', '1000')).code, 0)
     } finally {
       await relay.kill('SIGTERM')
     }
@@ -83,7 +88,7 @@ describe('evtctl status --check', () => {
     try {
       await relay.waitForLog('relay active', 120_000)
       await eventually(
-        async () => (await check('--max-lag', '2', '--stuck-after', '3600000')).code === 0,
+        async () => (await polled('--max-lag', '2', '--stuck-after', '3600000')).code === 0,
         'status --check to pass',
       )
       await env.db.admin`insert into eventplane.projection_checkpoints (projection, version, tx_id, global_position)

@@ -125,6 +125,27 @@ export function runCli(args: readonly string[], options: RunOptions = {}): Promi
   return startCli(args, options).done()
 }
 
+/**
+ * evtctl run to completion inside this process (src/program.ts `run`, the sources), with the settings runCli
+ * would give it: for a test's polls (`eventually`), which only decide when to go on. An evtctl process costs about
+ * 0.4 s of CPU (more with a TypeScript domain) and a poll may take a dozen; what a test asserts comes from runCli,
+ * the real process, once the poll has passed.
+ */
+export async function pollCli(args: readonly string[], options: RunOptions = {}): Promise<CliResult> {
+  const { run } = await import('../src/program.ts')
+  const env = { ...baseEnv(), ...options.env }
+  for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k]
+  let stdout = ''
+  let stderr = ''
+  const code = await run(args, {
+    stdout: { write: (s: string) => (stdout += s) },
+    stderr: { write: (s: string) => (stderr += s) },
+    env,
+    cwd: options.cwd ?? ROOT,
+  })
+  return { code, signal: null, stdout, stderr }
+}
+
 /** SIGKILLs every evtctl child still running (call in `after`). */
 export function killAll(): void {
   for (const child of children) child.kill('SIGKILL')

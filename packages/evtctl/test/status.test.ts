@@ -10,7 +10,7 @@ import {
   type TestDatabase,
 } from '@eventplane/store-pg/testing'
 import type { StatusReport } from '../src/commands/status.ts'
-import { UNREACHABLE_NATS, UNREACHABLE_PG, failureLine, killAll, runCli } from './helpers.ts'
+import { UNREACHABLE_NATS, UNREACHABLE_PG, failureLine, killAll, pollCli, runCli } from './helpers.ts'
 
 describe('evtctl status (PostgreSQL side)', () => {
   let db: TestDatabase
@@ -21,11 +21,16 @@ describe('evtctl status (PostgreSQL side)', () => {
     store.append({ tenant: 'acme', category: 'deployment', id }, [
       acme.intent({ category: 'deployment', id }, 'created', {}),
     ])
-  const status = async (...args: string[]): Promise<StatusReport> => {
-    const r = await runCli(['status', '--json', ...args], { env: env() })
-    assert.equal(r.code, 0, r.stderr)
-    return JSON.parse(r.stdout) as StatusReport
-  }
+  const statusVia =
+    (cli: typeof runCli) =>
+    async (...args: string[]): Promise<StatusReport> => {
+      const r = await cli(['status', '--json', ...args], { env: env() })
+      assert.equal(r.code, 0, r.stderr)
+      return JSON.parse(r.stdout) as StatusReport
+    }
+  /** evtctl status --json, the process; `polled` is the same in this process, for the polls (see pollCli). */
+  const status = statusVia(runCli)
+  const polled = statusVia(pollCli)
 
   before(async () => {
     db = await createTestDatabase('ep_cli_status')
@@ -140,11 +145,17 @@ describe('evtctl status (PostgreSQL side)', () => {
     })
     try {
       const pid = await held
-      let report: StatusReport | undefined
+      const listed = (r: StatusReport) => r.log.stuck_transactions.some((t) => t.pid === pid)
       await eventually(
-        async () => (report = await status('--stuck-after', '1000')).log.stuck_transactions.some((t) => t.pid === pid),
+        async () => listed(await polled('--stuck-after', '1000')),
         10_000,
         'the reader to be listed as stuck',
+      )
+      let report: StatusReport | undefined
+      await eventually(
+        async () => listed((report = await status('--stuck-after', '1000'))),
+        10_000,
+        'evtctl to list it',
       )
       const stuck = report!.log.stuck_transactions.find((t) => t.pid === pid)!
       assert.equal(stuck.user, ROLES.reader)
@@ -179,17 +190,15 @@ describe('evtctl status (PostgreSQL side)', () => {
       try {
         await append('behind-mine')
         let r: StatusReport | undefined
+        const holding = (s: StatusReport) =>
+          s.log.stuck_transactions.some((t) => t.pid === mine.pid) && s.log.holding_transaction?.pid === mine.pid
         // Polled for the age (past --stuck-after) and for this database's autovacuum, which may hold an xid a moment.
         await eventually(
-          async () => {
-            r = await status('--stuck-after', '1000')
-            return (
-              r.log.stuck_transactions.some((t) => t.pid === mine.pid) && r.log.holding_transaction?.pid === mine.pid
-            )
-          },
+          async () => holding(await polled('--stuck-after', '1000')),
           30_000,
           'this database’s transaction to hold the read back past the bound',
         )
+        await eventually(async () => holding((r = await status('--stuck-after', '1000'))), 30_000, 'evtctl to see it')
         const log = r!.log
         assert.ok(BigInt(log.snapshot_xmin) <= BigInt(theirs.xid), 'the cluster is held back by the other database')
         assert.equal(log.oldest_transaction?.pid, mine.pid, 'the older one elsewhere is not the oldest holding the log')
