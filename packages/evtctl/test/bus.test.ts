@@ -7,7 +7,7 @@ import type { WireEvent } from '@eventplane/core'
 import { startNatsServer, type TestNatsServer } from '@eventplane/bus-nats/testing'
 import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
 import type { StatusReport } from '../src/commands/status.ts'
-import { type CliProcess, UNREACHABLE_NATS, failureLine, killAll, runCli, startCli } from './helpers.ts'
+import { type CliProcess, UNREACHABLE_NATS, failureLine, killAll, pollCli, runCli, startCli } from './helpers.ts'
 
 const parseLines = <T>(stdout: string): T[] =>
   stdout
@@ -262,13 +262,16 @@ describe('evtctl against a project-run nats-server in the account model', () => 
   })
 
   test('status reports the relay active with no lag and the gateway alive', async () => {
+    // Polled in this process (pollCli), then asserted from the evtctl process.
     const deadline = Date.now() + 10_000
-    let report: StatusReport
-    do {
-      const r = await runCli(['status', '--json'], { env: as('operator') })
+    for (;;) {
+      const r = await pollCli(['status', '--json'], { env: as('operator') })
       assert.equal(r.code, 0, r.stderr)
-      report = JSON.parse(r.stdout) as StatusReport
-    } while (report.relays[0]!.lag !== '0' && Date.now() < deadline)
+      if ((JSON.parse(r.stdout) as StatusReport).relays[0]!.lag === '0' || Date.now() > deadline) break
+    }
+    const r = await runCli(['status', '--json'], { env: as('operator') })
+    assert.equal(r.code, 0, r.stderr)
+    const report = JSON.parse(r.stdout) as StatusReport
     assert.equal(report.relays[0]!.active, true)
     assert.equal(report.relays[0]!.lag, '0')
     assert.equal(report.gateway?.alive, true, JSON.stringify(report))

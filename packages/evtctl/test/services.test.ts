@@ -9,7 +9,7 @@ import { startNatsServer, type TestNatsServer } from '@eventplane/bus-nats/testi
 import { PROJECTOR_ROLE } from '@eventplane/runtime'
 import { ROLES } from '@eventplane/store-pg'
 import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
-import { type CliProcess, failureLine, killAll, runCli, startCli } from './helpers.ts'
+import { type CliProcess, failureLine, killAll, pollCli, runCli, startCli } from './helpers.ts'
 
 const DOMAIN = '@eventplane/example-deployments'
 /** A password that must never show in a log line. */
@@ -96,10 +96,13 @@ describe('service commands: evtctl relay, gateway and run, each with its own cre
         throw new Error(
           `web never reached status running; the runner said: ${services.get('run')!.stderr.slice(-1500)}`,
         )
-      const r = await runCli(state, { env: acme() })
+      // Polled in this process (pollCli), then asserted from the evtctl process.
+      const r = await pollCli(state, { env: acme() })
       const row = r.stdout === '' ? undefined : (JSON.parse(r.stdout) as { state: { status: string } })
       if (row?.state.status === 'running') break
     }
+    const r = await runCli(state, { env: acme() })
+    assert.equal((JSON.parse(r.stdout) as { state: { status: string } }).state.status, 'running', r.stderr)
   })
 
   test('no service logs a password; each logs where it connects, redacted', () => {
