@@ -10,7 +10,7 @@
  * stored event by id, one at a time, as `storedPark` does: `PgEventStore.readEvents` (one statement, the tenant
  * set in it) against the same select in a `withTenant` transaction (begin, set_config, select, commit), its form
  * until 2026-12-01: wall µs per read. Made to measure the stored-park check before every delivery (`storedPark`,
- * docs/benchmarks/journal-2026-12-01.md, 19:40): DIR at a commit without it, or with it on every delivery.
+ * docs/benchmarks/journal-2026-12-01.md, 19:30): DIR at a commit without it, or with it on every delivery.
  */
 import { resolve } from 'node:path'
 import { EventFactory, type RecordedEvent } from '@eventplane/core'
@@ -18,11 +18,13 @@ import { PgEventStore, ROLES, withTenant } from '@eventplane/store-pg'
 import type { LiveDelivery, LiveSource } from '../../packages/runtime/src/live-source.ts'
 import { ControllerRunner } from '../../packages/runtime/src/controller/runner.ts'
 import type { Controller } from '../../packages/runtime/src/controller/types.ts'
+import { EVENT_COLUMNS } from '../../packages/store-pg/src/sql/event-columns.ts'
 import {
   alternatedRounds,
   argString,
   argValue,
   backendCpuNs,
+  backendPid,
   benchDatabase,
   cpuUsSince,
   loadAvg,
@@ -184,31 +186,38 @@ try {
   })
   for (const r of runners.values()) await r.stop()
 
-  // One event read by id, as storedPark does on the deliveries it checks.
+  // One event read by id, as storedPark does: the same columns both ways, on one connection (its backend's CPU).
   const facts = new PgEventStore(db.connect(ROLES.factWriter, 1))
   const [one] = await freshIntents('read')
   const id = [one!.event_id]
   const reads = {
     statement: () => facts.readEvents('bench', id),
     transaction: () =>
-      withTenant(
-        facts.sql,
-        'bench',
-        (tx) => tx`select * from eventplane.events e where e.event_id = any(${id}::uuid[])
-        and e.tenant_id = ${'bench'} order by e.tx_id, e.global_position`,
+      withTenant(facts.sql, 'bench', (tx) =>
+        tx`select ${tx.unsafe(EVENT_COLUMNS)} from eventplane.events e where e.event_id = any(${id}::uuid[])
+          and e.tenant_id = ${'bench'} order by e.tx_id, e.global_position`.values(),
       ),
   }
   type Read = keyof typeof reads
+  const pid = await backendPid(facts.sql)
   const readResults = await alternatedRounds(Object.keys(reads) as Read[], ROUNDS, 'reverse', async (read) => {
+    const backend0 = backendCpuNs(pid)
     const t0 = performance.now()
     for (let i = 0; i < READS; i++) if ((await reads[read]()).length !== 1) throw new Error('not read')
-    return ((performance.now() - t0) * 1000) / READS
+    return {
+      wallUs: ((performance.now() - t0) * 1000) / READS,
+      backendUs: (backendCpuNs(pid) - backend0) / 1000 / READS,
+    }
   })
   const st = readResults.get('statement')!
   const tx = readResults.get('transaction')!
-  console.log(
-    `read by id, wall µs: statement ${median(st).toFixed(0)}, transaction ${median(tx).toFixed(0)}, median ratio ${median(st.map((v, i) => v / tx[i]!)).toFixed(2)} (load ${loadAvg()})`,
-  )
+  const readRow = (k: 'wallUs' | 'backendUs') => ({
+    statement: +median(st.map((r) => r[k])).toFixed(0),
+    transaction: +median(tx.map((r) => r[k])).toFixed(0),
+    'median statement ÷ transaction': +median(st.map((r, i) => r[k] / tx[i]![k])).toFixed(2),
+  })
+  console.log(`one read by id, ${READS} a round (load after: ${loadAvg()})`)
+  console.table({ 'wall µs/read': readRow('wallUs'), 'backend µs/read': readRow('backendUs') })
 } finally {
   await db.drop()
 }
