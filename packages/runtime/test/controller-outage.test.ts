@@ -35,7 +35,8 @@ describe('controllers during a PostgreSQL outage', () => {
   test('intents whose reconcile meets PostgreSQL unreachable, past the parking bounds, are reconciled once it is back, in order, not parked', async () => {
     // Calls of reconcile; `outlasted` resolves once the outage has outlasted both parking bounds twice over
     // (the test pool reconnects every 50 ms, see PgOutage.store: the calls come quickly). PostgreSQL goes
-    // away in the first call: the runner reads the intent's park (none) before it reconciles.
+    // away in the first call: before it, the first delivery after the runner opened reads the database's clock
+    // (ParkChecks: an event recorded before it may be parked already), then maybe the intent's park (none).
     let calls = 0
     let outlast!: () => void
     const outlasted = new Promise<void>((resolve) => (outlast = resolve))
@@ -111,7 +112,8 @@ describe('controllers during a PostgreSQL outage', () => {
       categories: ['own_fault'],
       async reconcile(event, ctx) {
         attempts.push(ctx.attempt)
-        // PostgreSQL goes away once the runner has read the intent's park (none) and reconciles.
+        // PostgreSQL goes away once the runner has read the database's clock (and maybe the intent's park,
+        // none) and reconciles.
         if (ctx.attempt === 1) await pg.cut()
         // Its own stale expectation: retried, and counted toward parking.
         throw new WrongExpectedVersion(`${event.stream.category}/${event.stream.id}`, 0, event.stream_version)

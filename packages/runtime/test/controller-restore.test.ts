@@ -9,10 +9,13 @@ import { after, before, describe, test } from 'node:test'
 import { EventplaneMetrics } from '@eventplane/bus-nats'
 import { InvalidData, type RecordedEvent } from '@eventplane/core'
 import { PgEventStore, ROLES, exportEvents, importEvents, verifyLog } from '@eventplane/store-pg'
+import { appendPark } from '../src/controller/parked.ts'
 import { RECONCILE_STARTED, beginReconcile, reconcilesStream } from '../src/controller/reconciles.ts'
 import { ControllerRunner, RECONCILE_FAILED } from '../src/controller/runner.ts'
 import type { Controller } from '../src/controller/types.ts'
+import { factId } from '../src/controller/fact-ids.ts'
 import { controllerLiveSource } from '../src/jetstream-source.ts'
+import type { LiveDelivery, LiveSource } from '../src/live-source.ts'
 import { Recorder, recordingLogger } from './controller-support.ts'
 import { type LiveHarness, startHarness } from './harness.ts'
 import { factoryFor, stream } from './helpers.ts'
@@ -246,5 +249,106 @@ describe('a controller after its log was restored by export and import', () => {
       ['a1', 'a2', 'a3', 'restarted', 'restarted'].map((id) => intents.get(id)).sort(),
     )
     assert.deepEqual((await verifyLog(restored.db.admin)).breaks, [], 'the restored log still verifies')
+  })
+
+  test('a park is read only where one may be stored: on a redelivery, and on a first delivery of an event recorded before the subscription (re)opened; never on the normal path', async () => {
+    // The park's ids asked of the store (ParkChecks → storedPark → readEvents).
+    const asked: string[] = []
+    class Counting extends PgEventStore {
+      override readEvents(tenant: string, ids: readonly string[]) {
+        asked.push(...ids)
+        return super.readEvents(tenant, ids)
+      }
+    }
+    let reconciles = 0
+    const checked: Controller = {
+      name: 'checked',
+      categories: ['checked'],
+      async reconcile() {
+        reconciles++
+        throw new InvalidData('cannot check this')
+      },
+    }
+    // An in-process source: `push` hands a delivery over; `remake` ends the subscription (a consumer made
+    // again), and the runner opens the next one.
+    let queue: LiveDelivery[] = []
+    let wake = () => {}
+    let fail: Error | undefined
+    const opens = new Recorder<number>()
+    const live: LiveSource = {
+      prepare: async () => {},
+      open: async (signal) => {
+        signal.addEventListener('abort', () => wake())
+        opens.push(opens.items.length + 1)
+        return {
+          async *[Symbol.asyncIterator]() {
+            while (!signal.aborted) {
+              if (fail) throw fail
+              const d = queue.shift()
+              if (d) yield d
+              else await new Promise<void>((r) => (wake = r))
+            }
+          },
+          stop: async () => {
+            fail = undefined
+            queue = []
+          },
+          closed: new Promise(() => {}),
+        }
+      },
+    }
+    const settled = new Recorder<{ n: number; how: Settled['how'] }>()
+    let pushed = 0
+    /** Delivers `event` (delivery count `count`) and waits until it is settled and no longer held. */
+    async function deliver(event: RecordedEvent, count: number): Promise<Settled['how']> {
+      const n = ++pushed
+      const record = (how: Settled['how']) => () => settled.push({ n, how })
+      queue.push({
+        event,
+        deliveryCount: count,
+        redelivered: count > 1,
+        ack: record('ack'),
+        nak: record('nak'),
+        term: record('term'),
+      })
+      wake()
+      const { how } = await settled.until((s) => s.n === n, 30_000, `delivery ${n} settled`)
+      // The runner lets go of the delivery in the microtasks after its settle (no I/O between).
+      await new Promise(setImmediate)
+      return how
+    }
+    const parkId = (e: RecordedEvent) => factId('checked', e.event_id, RECONCILE_FAILED)
+    const f = factoryFor('acme')
+    const append = async (id: string): Promise<RecordedEvent> => {
+      const s = stream('acme', id, 'checked')
+      await restored.intents.append(s, [f.intent(s, 'run', {})])
+      return (await restored.facts.readStreamToArray(s))[0]!
+    }
+
+    // Parked before the runner starts (as a restore brings it): recorded before the subscription opened.
+    const old = await append('old')
+    assert.equal(await appendPark(restored.facts, 'checked', old, 'core.invalid_data', 1), 'appended')
+    const runner = new ControllerRunner({ controller: checked, store: new Counting(restored.facts.sql), live })
+    stops.push(() => runner.stop())
+    await runner.start()
+    assert.equal(await deliver(old, 1), 'ack', 'recorded before the runner opened: its park read, not reconciled')
+    assert.deepEqual([asked, reconciles], [[parkId(old)], 0])
+
+    // The normal path: recorded while the runner runs, a first delivery: no read; reconciled and parked.
+    const fresh = await append('fresh')
+    assert.equal(await deliver(fresh, 1), 'term')
+    assert.deepEqual([asked, reconciles], [[parkId(old)], 1], 'no park read on a first delivery of a new event')
+
+    // Its terminate lost: the redelivery reads its park and is acknowledged.
+    assert.equal(await deliver(fresh, 2), 'ack')
+    assert.deepEqual([asked, reconciles], [[parkId(old), parkId(fresh)], 1])
+
+    // Its consumer made again: delivered once more for the first time, recorded before the reopen.
+    fail = new Error('consumer gone')
+    wake()
+    await opens.until((n) => n === 2, 30_000, 'the subscription reopened')
+    assert.equal(await deliver(fresh, 1), 'ack', 'recorded before the subscription reopened: its park read')
+    assert.deepEqual([asked, reconciles], [[parkId(old), parkId(fresh), parkId(fresh)], 1])
+    await runner.stop()
   })
 })

@@ -28,7 +28,7 @@ import {
 } from '@eventplane/core'
 import { AppendNotifier } from './append-notifier.ts'
 import { mapPgError } from './pg-errors.ts'
-import { type EventValues, decimalBigInt, mapAndRelease, toEventTextRow, toRecordedEvent } from './rows.ts'
+import { type EventValues, decimalBigInt, mapAndRelease, toEventTextRow, toRecordedEvent, utcInstant } from './rows.ts'
 import { type AppendedRow, appendSql } from './sql/append.ts'
 import { listStreamsSql } from './sql/list-streams.ts'
 import { type EventTextRow, type HorizonRule, readAllSql, readAllTextSql } from './sql/read-all.ts'
@@ -36,7 +36,6 @@ import { readCategorySql } from './sql/read-category.ts'
 import { readCorrelationSql } from './sql/read-correlation.ts'
 import { readEventsByIdSql } from './sql/read-events-by-id.ts'
 import { readStreamSql } from './sql/read-stream.ts'
-import { withTenant } from './with-tenant.ts'
 
 export type { ExpectedVersion }
 
@@ -310,8 +309,19 @@ export class PgEventStore {
   async readEvents(tenant: string, eventIds: readonly string[]): Promise<RecordedEvent[]> {
     validateTenant(tenant)
     if (eventIds.length === 0) return []
-    const rows = await withTenant(this.sql, tenant, (tx) => readEventsByIdSql(tx, tenant, eventIds))
+    const rows = await this.#run(() => readEventsByIdSql(this.sql, tenant, eventIds))
     return mapAndRelease(rows, toRecordedEvent)
+  }
+
+  /**
+   * The database's clock (`now()`, the instant `recorded_at` is stamped with), an ISO instant in
+   * milliseconds: an event recorded before this call has a `recorded_at` at or before it.
+   */
+  async now(): Promise<string> {
+    const [row] = await this.#run(
+      () => this.sql<{ now: string }[]>`select to_json(now() at time zone 'UTC')::text as now`,
+    )
+    return utcInstant(row!.now, false)
   }
 
   /**

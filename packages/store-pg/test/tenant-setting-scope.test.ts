@@ -5,6 +5,7 @@ import type { ValidEnvelope } from '@eventplane/core'
 import { ROLES, type RoleName } from '@eventplane/store-pg'
 import { useTestDatabase } from '@eventplane/store-pg/testing'
 import { appendSql } from '../src/sql/append.ts'
+import { readEventsByIdSql } from '../src/sql/read-events-by-id.ts'
 import { factoryFor, stream } from './helpers.ts'
 
 // Every function of the log that sets eventplane.tenant (the tenant row level
@@ -77,6 +78,8 @@ describe('each function that sets the tenant sets it for its own transaction onl
       ROLES.reader,
       (sql) => sql`select * from eventplane.chain_hashes('acme', array[gen_random_uuid()])`,
     ],
+    // Not a function: PgEventStore.readEvents's one statement sets the tenant the same way (set_config(…, true)).
+    ['readEvents', ROLES.factWriter, (sql) => readEventsByIdSql(sql, 'acme', ['00000000-0000-0000-0000-000000000000'])],
   ]
 
   test('after a call outside a transaction, the session has no tenant and sees no row through RLS', async () => {

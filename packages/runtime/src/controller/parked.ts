@@ -1,5 +1,6 @@
 import { type RecordedEvent, isEventplaneError } from '@eventplane/core'
 import type { PgEventStore } from '@eventplane/store-pg'
+import type { LiveDelivery } from '../live-source.ts'
 import { controllerPrincipal, factoryFor } from './context.ts'
 import { factId } from './fact-ids.ts'
 
@@ -27,6 +28,50 @@ export async function storedPark(
     stored.stream.id === event.stream.id
     ? stored
     : undefined
+}
+
+/**
+ * Which deliveries may find their event parked already, so that the normal path (a first delivery of an
+ * event recorded while the runner runs) reads nothing. A stored park is another delivery's: one that
+ * reached this consumer before (a redelivery, `deliveryCount` > 1: the terminate of a park was lost), or
+ * one of another consumer or stream, which is delivered here for the first time only as an event recorded
+ * before the runner opened its subscription (an export → import restores the log, parks included, before the
+ * runners start, docs/deploying.md; a consumer made again while the runner reopens). So: every redelivery,
+ * and a first delivery whose `recorded_at` is at or before the database's clock as read when the
+ * subscription (re)opened (`opened`); the first delivery after that reads the clock (`PgEventStore.now`).
+ */
+export class ParkChecks {
+  readonly #store: PgEventStore
+  readonly #controller: string
+  #opened: Promise<number> | undefined
+
+  constructor(store: PgEventStore, controller: string) {
+    this.#store = store
+    this.#controller = controller
+  }
+
+  /** The subscription (re)opened: events recorded until now are checked on their first delivery too. */
+  opened(): void {
+    this.#opened = undefined
+  }
+
+  /** The event's stored park (`storedPark`) when its delivery may have one; undefined otherwise. */
+  async stored(d: LiveDelivery): Promise<RecordedEvent | undefined> {
+    if (d.deliveryCount === 1 && Date.parse(d.event.recorded_at) > (await this.#since())) return undefined
+    return storedPark(this.#store, this.#controller, d.event)
+  }
+
+  #since(): Promise<number> {
+    if (this.#opened === undefined) {
+      const read = this.#store.now().then(Date.parse)
+      this.#opened = read
+      // A failed read (PostgreSQL unavailable) is read again by the next delivery.
+      read.catch(() => {
+        if (this.#opened === read) this.#opened = undefined
+      })
+    }
+    return this.#opened
+  }
 }
 
 /**

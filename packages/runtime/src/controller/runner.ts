@@ -29,7 +29,7 @@ import {
 } from '../live-source.ts'
 import { createContext } from './context.ts'
 import { KeyedQueue } from './keyed-queue.ts'
-import { appendPark, storedPark } from './parked.ts'
+import { ParkChecks, appendPark } from './parked.ts'
 import { RECONCILES_CATEGORY, beginReconcile } from './reconciles.ts'
 import type { Controller } from './types.ts'
 
@@ -93,7 +93,8 @@ export interface ControllerRunnerOptions {
  * `reconcile_failed` internal event `{ controller, reason_code, attempts }` on
  * its stream and is terminated, so it never blocks other streams. An event
  * whose `reconcile_failed` is stored already (parked before a restore, or its
- * terminate lost) is acknowledged without a reconcile (see `storedPark`).
+ * terminate lost) is acknowledged without a reconcile; only deliveries that
+ * may find one look (see `ParkChecks`).
  *
  * A passing failure of PostgreSQL or NATS is not the event's fault: the
  * delivery is held in the runner and retried (backoff up to
@@ -120,6 +121,7 @@ export class ControllerRunner {
   readonly #inFlight = new Map<string, LiveDelivery>()
   readonly #ready: Deferred<void> = deferred()
   readonly #closed: Deferred<void> = deferred()
+  readonly #parks: ParkChecks
   #started = false
 
   constructor(options: ControllerRunnerOptions) {
@@ -127,6 +129,7 @@ export class ControllerRunner {
     this.#o = options
     this.#log = options.logger ?? silentLogger
     this.#queue = new KeyedQueue(options.concurrency ?? 8)
+    this.#parks = new ParkChecks(options.store, this.name)
     this.closed = this.#closed.promise
     this.closed.catch(() => {})
     this.#ready.promise.catch(() => {})
@@ -224,6 +227,7 @@ export class ControllerRunner {
         // The consumer may be gone after a failure (deleted, or with its stream): ensure it again.
         if (failures > 0) await unlessAborted(this.#o.live.prepare(), signal)
         sub = await this.#o.live.open(signal)
+        this.#parks.opened()
         this.#ready.resolve()
         for await (const d of sub) {
           failures = 0
@@ -287,9 +291,10 @@ export class ControllerRunner {
     const ids = { controller: this.name, event_id: e.event_id, type: e.type, stream_version: e.stream_version }
     const waiting = this.#waiting(ids)
     try {
-      // Parked already (before a restore, or its terminate lost): settled, not reconciled again.
+      // Parked already (before a restore, or its terminate lost): settled, not reconciled again. Read only
+      // where a park may be stored (ParkChecks): the normal path reads nothing.
       const parked = await this.#beforeReconcile(d, waiting, { doing: 'reading its park', do: 'read its park' }, () =>
-        storedPark(this.#o.store, this.name, e),
+        this.#parks.stored(d),
       )
       if (parked === undefined) return
       waiting.done()
