@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test'
 import { EventFactory } from '@eventplane/core'
 import { PgEventStore, ROLES, headsDigest } from '@eventplane/store-pg'
 import { createTestDatabase, eventually, type TestDatabase } from '@eventplane/store-pg/testing'
-import { UNREACHABLE_PG, failureLine, killAll, runCli } from './helpers.ts'
+import { type CliResult, UNREACHABLE_PG, failureLine, killAll, runCli } from './helpers.ts'
 
 const pem = (k: { export(o: object): string | Buffer }, type: string) => k.export({ type, format: 'pem' }) as string
 
@@ -43,7 +43,7 @@ describe('evtctl heads and verify', () => {
     const [{ pos }] = (await db.admin`
       select max(global_position)::text as pos from eventplane.events where tenant_id = 'acme'`) as [{ pos: string }]
     // Heads cover what the gap-safe read can return: a transaction open elsewhere in the cluster holds them back.
-    let r = await runCli(['heads', '--tenant', 'acme'], { env: env() })
+    let r: CliResult | undefined
     await eventually(async () => {
       r = await runCli(
         ['heads', '--tenant', 'acme', '--sign-key', join(dir, 'heads.key'), '--output', file, '--json'],
@@ -53,7 +53,7 @@ describe('evtctl heads and verify', () => {
       return JSON.parse(r.stdout).global_position === pos
     })
     const heads = JSON.parse(await readFile(file, 'utf8'))
-    assert.deepEqual(JSON.parse(r.stdout), heads)
+    assert.deepEqual(JSON.parse(r!.stdout), heads)
     assert.equal(heads.tenant, 'acme')
     assert.equal(heads.global_position, pos)
     assert.deepEqual(
