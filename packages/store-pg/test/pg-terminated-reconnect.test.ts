@@ -2,10 +2,11 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { isEventplaneError } from '@eventplane/core'
 import type { Sql } from 'postgres'
-import { ROLES } from '../src/connect.ts'
+import { ROLES, connectPg } from '../src/connect.ts'
 import { typedBegin } from '../src/pg-errors.ts'
 import { isPgWriteAfterClose } from '../src/pg-write-after-close.ts'
-import { type TestDatabase, createTestDatabase, terminateLockWaiter, within } from '../src/testing/index.ts'
+import { type TestDatabase, closePool, createTestDatabase, terminateLockWaiter, within } from '../src/testing/index.ts'
+import { typesQueryProxy } from './types-query-proxy.ts'
 
 /** The advisory lock the test holds and the transaction waits on. */
 const LOCK = 72_611
@@ -16,8 +17,13 @@ const LOCK = 72_611
  * again: each later connect of it sent no startup message and failed after `connect_timeout` (10 s), for good.
  * `patches/postgres@3.4.9.patch` empties the buffer when a connection opens a new socket.
  */
+let db: TestDatabase
+before(async () => {
+  db = await createTestDatabase('ep_pg_reconnect')
+})
+after(() => db.drop())
+
 describe('a pooled connection whose session PostgreSQL ended inside a transaction', () => {
-  let db: TestDatabase
   let pool: Sql
   /** Uncaught exceptions but the driver's ROLLBACK write (porsager/postgres#1208), which node:test would fail on. */
   const otherUncaught: unknown[] = []
@@ -26,14 +32,10 @@ describe('a pooled connection whose session PostgreSQL ended inside a transactio
     process.setUncaughtExceptionCaptureCallback((e) => {
       if (!isPgWriteAfterClose(e)) otherUncaught.push(e)
     })
-    db = await createTestDatabase('ep_pg_reconnect')
     // One connection: the next query must use the very connection whose session was ended.
     pool = db.connect(ROLES.projector, 1)
   })
-  after(async () => {
-    process.setUncaughtExceptionCaptureCallback(null)
-    await db.drop()
-  })
+  after(() => process.setUncaughtExceptionCaptureCallback(null))
 
   test('connects again at once: the next transaction on it is answered within 5 s, not after the 10 s connect timeout', async () => {
     for (let round = 1; round <= 3; round++) {
@@ -61,5 +63,42 @@ describe('a pooled connection whose session PostgreSQL ended inside a transactio
       assert.equal(row!.one, 1)
     }
     assert.deepEqual(otherUncaught, [])
+  })
+})
+
+/**
+ * postgres.js 3.4.9 runs an array-types query first on every new connection (`fetch_types`) and drops its promise
+ * (porsager/postgres#1192, #1223): a session ended while that query ran became an unhandled rejection, which ends a
+ * Node process that embeds the store. `patches/postgres@3.4.9.patch` handles that query's failure. The query that
+ * opened the connection never reached the ended session, so the driver sends it on the next one.
+ */
+describe('a connection whose session PostgreSQL ends while it fetches array types', () => {
+  test('leaves no unhandled rejection; the query that opened it is answered on a new session, which fetches the types again', async () => {
+    const rejections: unknown[] = []
+    const onRejection = (reason: unknown): void => void rejections.push(reason)
+    process.on('unhandledRejection', onRejection)
+    const target = { host: '127.0.0.1', port: Number(new URL(db.url).port || 5432) }
+    const proxy = await typesQueryProxy(target, async (pid) => {
+      const [r] = await db.admin<{ ok: boolean }[]>`select pg_terminate_backend(${pid}) as ok`
+      if (!r!.ok) throw new Error(`session ${pid} could not be terminated`)
+    })
+    const url = new URL(db.roleUrl(ROLES.projector))
+    url.host = `127.0.0.1:${proxy.port}`
+    // Its own pool: array parsers are per pool, so `int[]` comes back as an array only once this pool fetched them.
+    const pool = connectPg(url.toString(), { max: 1 })
+    const arrays = (): Promise<{ a: number[] }[]> =>
+      within(pool<{ a: number[] }[]>`select array[1,2]::int[] as a`.execute(), 10_000, 'the query to be answered')
+    try {
+      const opening = arrays()
+      await within(proxy.terminated, 10_000, 'the proxy to end the session that fetches array types')
+      assert.deepEqual([...(await opening)], [{ a: [1, 2] }])
+      assert.equal(proxy.connections(), 2, 'the opening query was answered on a second session')
+      assert.deepEqual([...(await arrays())], [{ a: [1, 2] }])
+      assert.deepEqual(rejections, [], 'no unhandled rejection')
+    } finally {
+      process.off('unhandledRejection', onRejection)
+      await closePool(pool)
+      await proxy.close()
+    }
   })
 })
