@@ -12,16 +12,22 @@ export interface TypesQueryProxy {
 }
 
 const TYPES_QUERY = Buffer.from('typarray')
+const DATA_ROW = 0x44
+const ERROR_RESPONSE = 0x45
+const BACKEND_KEY_DATA = 0x4b
 
 /**
  * Every new postgres.js connection first runs its array-types query (`fetch_types`; the query names `typarray`).
- * The proxy reads the backend pid of its first session from the server's BackendKeyData, holds the client message
- * that carries that query (it never reaches the server) and calls `terminate(pid)`: the real server then sends its
- * 57P01 and closes while the driver waits for the types, with no timing luck. Later connections pass through.
+ * The proxy reads the backend pid of its first session from the server's BackendKeyData and calls `terminate(pid)`
+ * at one point of that query: with `rowsFirst` 0 it holds the client message that carries the query (it never
+ * reaches the server); with `rowsFirst` n it passes the query and n rows of its answer, then drops what the server
+ * sends but an ErrorResponse. The real server then sends its 57P01 and closes while the driver waits for the rest of
+ * the types, with no timing luck. Later connections pass through.
  */
 export async function typesQueryProxy(
   target: { host: string; port: number },
   terminate: (pid: number) => Promise<void>,
+  rowsFirst = 0,
 ): Promise<TypesQueryProxy> {
   const sockets = new Set<Socket>()
   let connections = 0
@@ -45,24 +51,36 @@ export async function typesQueryProxy(
       return
     }
     let pid: number | undefined
-    const fromServer = messages(true, (m) => {
-      if (m[0] === 0x4b) pid = m.readUInt32BE(5) // K: BackendKeyData
-    })
-    upstream.on('data', (chunk: Buffer) => {
-      fromServer(chunk)
-      client.write(chunk)
-    })
-    let holding = false
-    const fromClient = messages(false, (m) => {
-      if (holding) return
-      if (pid !== undefined && m.includes(TYPES_QUERY)) {
-        holding = true
-        terminate(pid).then(() => onTerminated.resolve(pid!), onTerminated.reject)
-        return
-      }
-      upstream.write(m)
-    })
-    client.on('data', fromClient)
+    let typesSent = false
+    let rows = 0
+    let ending = false
+    const end = (): void => {
+      ending = true
+      terminate(pid!).then(() => onTerminated.resolve(pid!), onTerminated.reject)
+    }
+    upstream.on(
+      'data',
+      messages(true, (m) => {
+        if (m[0] === BACKEND_KEY_DATA) pid = m.readUInt32BE(5)
+        if (ending) {
+          if (m[0] === ERROR_RESPONSE) client.write(m)
+          return
+        }
+        client.write(m)
+        if (typesSent && m[0] === DATA_ROW && ++rows === rowsFirst) end()
+      }),
+    )
+    client.on(
+      'data',
+      messages(false, (m) => {
+        if (ending) return
+        if (pid !== undefined && !typesSent && m.includes(TYPES_QUERY)) {
+          typesSent = true
+          if (rowsFirst === 0) return end()
+        }
+        upstream.write(m)
+      }),
+    )
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   return {
