@@ -2,28 +2,19 @@ import type { Writer } from './io.ts'
 
 /**
  * The process-wide handler for unhandled rejections, installed by the entry
- * point (main.ts) and nowhere else. It keeps a service command alive through
- * a known postgres.js defect (3.4.9, porsager/postgres#1192, #1223): every new
- * connection first runs an array-type query whose promise the driver drops,
- * so when that connection is terminated or cut while starting up, the error
- * escapes as an unhandled rejection. The query that opened the connection
- * fails on its own with the same error (and is retried as
- * `store.unavailable`), so such a rejection is reported in one line and
- * ignored. Any other unhandled rejection ends the process with one line and
- * exit 70 (internal), as a typed failure would, not with a stack trace.
+ * point (main.ts) and nowhere else: any unhandled rejection ends the process
+ * with one line and exit 70 (internal), as a typed failure would, not with a
+ * stack trace. None is expected of the driver: postgres.js 3.4.9 dropped the
+ * promise of the array-type query every new connection runs first
+ * (porsager/postgres#1192, #1223), so a connection ended while opening
+ * rejected unhandled, but store-pg, the driver's one owner, bundles it
+ * patched (patches/postgres@3.4.9.patch) to handle that query's failure.
  */
 export function guardUnhandledRejections(stderr: Writer, exit: (code: number) => void): void {
   process.on('unhandledRejection', (reason) => {
-    // Loaded on first use: a command that never sees a rejection never pays for the store's driver.
-    void import('@eventplane/store-pg').then(({ pgDriverError }) => {
-      if (pgDriverError(reason)?.code === 'store.unavailable') {
-        stderr.write('evtctl: warning: a PostgreSQL connection failed while opening; the pool opens another\n')
-        return
-      }
-      const message = reason instanceof Error ? reason.message : String(reason)
-      stderr.write(`evtctl: cli.internal: unhandled rejection: ${message.split('\n')[0]}\n`)
-      exit(70)
-    })
+    const message = reason instanceof Error ? reason.message : String(reason)
+    stderr.write(`evtctl: cli.internal: unhandled rejection: ${message.split('\n')[0]}\n`)
+    exit(70)
   })
 }
 

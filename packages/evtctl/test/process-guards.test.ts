@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { bulkLoadEvents, createTestDatabase, eventually, type TestDatabase } from '@eventplane/store-pg/testing'
 import type { TransactionSql } from '@eventplane/store-pg'
+import { guardUnhandledRejections } from '../src/pg-startup-guard.ts'
 import { failureLine, killAll, runCli, startCli } from './helpers.ts'
 
 /** A domain module with a bug: a promise rejected with nobody to catch it, then a load that never ends. */
@@ -100,4 +101,27 @@ describe('evtctl ends even when what it runs does not', () => {
       assert.deepEqual(failureLine(r), { code: 'cli.internal', message })
     })
   }
+})
+
+describe('the unhandled-rejection guard passes nothing over', () => {
+  test('a driver connection error rejected unhandled ends the command too: exit 70, one line (the patched driver rejects none)', async () => {
+    // The guard once passed over a store.unavailable-class rejection as postgres.js's dropped array-types query
+    // (porsager/postgres#1192); the bundled driver is patched to handle that query (store-pg pg-terminated-reconnect).
+    const before = new Set(process.listeners('unhandledRejection'))
+    const lines: string[] = []
+    const exits: number[] = []
+    guardUnhandledRejections({ write: (s: string) => void lines.push(s) }, (code) => void exits.push(code))
+    const installed = process.listeners('unhandledRejection').filter((l) => !before.has(l))
+    try {
+      assert.equal(installed.length, 1)
+      const closed = Object.assign(new Error('write CONNECTION_CLOSED 127.0.0.1:5432'), { code: 'CONNECTION_CLOSED' })
+      // Called directly, not emitted: node:test's own listener would fail this test.
+      installed[0]!(closed, Promise.resolve())
+      await eventually(() => lines.length > 0, 10_000, 'the guard to write its line')
+      assert.deepEqual(lines, ['evtctl: cli.internal: unhandled rejection: write CONNECTION_CLOSED 127.0.0.1:5432\n'])
+      assert.deepEqual(exits, [70])
+    } finally {
+      for (const l of installed) process.off('unhandledRejection', l)
+    }
+  })
 })
