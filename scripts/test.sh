@@ -39,7 +39,7 @@ echo "test: $(cat "$groups_dir"/*.test.ts | wc -l) test files in ${#rest[@]} pro
 # promise: the longest takes about 110 s with five processes sharing the cores, and a loaded machine stretches
 # every file).
 status=0
-node --import tsx --test --test-concurrency=7 --test-timeout=420000 --test-reporter=tap --test-reporter-destination=stdout \
+node --import tsx --test --test-concurrency=5 --test-timeout=420000 --test-reporter=tap --test-reporter-destination=stdout \
   --test-reporter=./scripts/test-times.mjs --test-reporter-destination="$groups_dir/times.txt" "${rest[@]}" || status=$?
 node --import tsx --test --test-concurrency=1 --test-timeout=420000 "${solo[@]}" || status=$?
 echo "test: where the time went (scripts/test-times.mjs; scripts/test-durations.txt, which plans the groups, is a copy):"
