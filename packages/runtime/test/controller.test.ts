@@ -15,7 +15,7 @@ import { jetstreamManager } from '@nats-io/jetstream'
 import { Recorder, recordingLogger } from './controller-support.ts'
 import { type LiveHarness, startHarness } from './harness.ts'
 import { eventually, factoryFor, stream } from './helpers.ts'
-import { mapDeliveries, overriding } from './live-wrap.ts'
+import { mapDeliveries, overriding, recordingSettlements } from './live-wrap.ts'
 
 describe('controllers', () => {
   let h: LiveHarness
@@ -136,22 +136,9 @@ describe('controllers', () => {
     // The intent's settlements (the reconcile_failed is delivered too, and acknowledged unseen).
     const settled = new Recorder<'ack' | 'nak' | 'term'>()
     let terms = 0
-    const live = mapDeliveries(inner, (d) =>
-      overriding(d, {
-        term: () => {
-          if (d.event.kind === 'intent') settled.push('term')
-          if (terms++ > 0) d.term()
-        },
-        nak: (ms) => {
-          if (d.event.kind === 'intent') settled.push('nak')
-          d.nak(ms)
-        },
-        ack: () => {
-          if (d.event.kind === 'intent') settled.push('ack')
-          return d.ack()
-        },
-      }),
-    )
+    const live = recordingSettlements(inner, settled, (d) => {
+      if (terms++ > 0) d.term()
+    })
     const { logger, lines } = recordingLogger()
     const r = new ControllerRunner({ controller: poison, store: h.facts, live, retryDelayMs: 20, logger })
     stops.push(() => r.stop())
@@ -185,21 +172,9 @@ describe('controllers', () => {
     }
     // The intent's settlements (the reconcile_failed is delivered too, and acknowledged unseen).
     const settled = new Recorder<'ack' | 'nak' | 'term'>()
-    const live = mapDeliveries(controllerLiveSource(h.nc, raced, { consumer: 'ctl_raced', ackWaitMs: 1000 }), (d) =>
-      overriding(d, {
-        term: () => {
-          if (d.event.kind === 'intent') settled.push('term')
-          d.term()
-        },
-        nak: (ms) => {
-          if (d.event.kind === 'intent') settled.push('nak')
-          d.nak(ms)
-        },
-        ack: () => {
-          if (d.event.kind === 'intent') settled.push('ack')
-          return d.ack()
-        },
-      }),
+    const live = recordingSettlements(
+      controllerLiveSource(h.nc, raced, { consumer: 'ctl_raced', ackWaitMs: 1000 }),
+      settled,
     )
     const { logger, lines } = recordingLogger()
     const r = new ControllerRunner({ controller: raced, store: h.facts, live, retryDelayMs: 20, logger })

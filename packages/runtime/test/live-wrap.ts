@@ -30,6 +30,33 @@ export function watchedSource(live: LiveSource, seen: (d: LiveDelivery) => void)
   })
 }
 
+/**
+ * `live`, each intent's settlement (`ack`, `nak`, `term`) pushed to `settled` before it goes through (the runner's
+ * own internal events are settled unseen); `term` does the terminate: the delivery's own, unless a test loses some.
+ */
+export function recordingSettlements(
+  live: LiveSource,
+  settled: { push(settlement: 'ack' | 'nak' | 'term'): unknown },
+  term: (d: LiveDelivery) => void = (d) => d.term(),
+): LiveSource {
+  return mapDeliveries(live, (d) =>
+    overriding(d, {
+      term: () => {
+        if (d.event.kind === 'intent') settled.push('term')
+        term(d)
+      },
+      nak: (ms) => {
+        if (d.event.kind === 'intent') settled.push('nak')
+        d.nak(ms)
+      },
+      ack: () => {
+        if (d.event.kind === 'intent') settled.push('ack')
+        return d.ack()
+      },
+    }),
+  )
+}
+
 /** `d` with the given methods in place of its own; the rest call through to `d`. */
 export function overriding(
   d: LiveDelivery,
