@@ -45,6 +45,19 @@ export function backendCpuNs(pid: number): number {
   return Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0])
 }
 
+/** CPU time (ns) every backend of `admin`'s database but its own has used so far (one that ended is not counted). */
+export async function databaseBackendsCpuNs(admin: Sql): Promise<number> {
+  const pids = await admin<{ pid: number }[]>`select pid from pg_stat_activity
+    where datname = current_database() and pid <> pg_backend_pid()`
+  let ns = 0
+  for (const { pid } of pids) {
+    try {
+      ns += backendCpuNs(pid)
+    } catch {}
+  }
+  return ns
+}
+
 export interface Measurement {
   ops: number
   events: number

@@ -24,6 +24,7 @@ import {
   argString,
   argValue,
   backendCpuNs,
+  databaseBackendsCpuNs,
   backendPid,
   benchDatabase,
   cpuUsSince,
@@ -98,17 +99,7 @@ try {
     await runner.start()
     runners.set(side, { push, stop: () => runner.stop() })
   }
-  const backendsCpuNs = async (): Promise<number> => {
-    const pids = await db.admin<{ pid: number }[]>`select pid from pg_stat_activity
-      where datname = current_database() and pid <> pg_backend_pid()`
-    let ns = 0
-    for (const { pid } of pids) {
-      try {
-        ns += backendCpuNs(pid)
-      } catch {}
-    }
-    return ns
-  }
+  const backendsCpuNs = () => databaseBackendsCpuNs(db.admin)
 
   const f = EventFactory.forTenant('bench', { causedBy: 'user:bench' })
   /** Intents recorded now (after the runners started), read back as the bus would deliver them. */

@@ -18,7 +18,7 @@ import { START } from '@eventplane/core'
 import { PgEventStore, ROLES, streamLog } from '@eventplane/store-pg'
 import { bulkLoadEvents, insertRawEvents, rawGapSafeLog, readRawLog, vacuumLog } from '@eventplane/store-pg/testing'
 import { PROJECTOR_ROLE, rebuildProjection } from '@eventplane/runtime'
-import { BENCH_DATA, argString, argValue, backendCpuNs, median, benchDatabase } from './lib.ts'
+import { BENCH_DATA, argString, argValue, databaseBackendsCpuNs, median, benchDatabase } from './lib.ts'
 import { perStream } from './replay-projection.ts'
 
 const EVENTS = argValue('events', 100_000)
@@ -46,18 +46,7 @@ try {
   const relay = new PgEventStore(db.connect(ROLES.relay, 2))
   const projector = db.connect(PROJECTOR_ROLE, 4)
 
-  /** CPU (ns) of every backend of the bench database but `except`. */
-  const backendsCpu = async (): Promise<number> => {
-    const pids = await db.admin<{ pid: number }[]>`select pid from pg_stat_activity
-      where datname = current_database() and pid <> pg_backend_pid()`
-    let ns = 0
-    for (const { pid } of pids) {
-      try {
-        ns += backendCpuNs(pid)
-      } catch {}
-    }
-    return ns
-  }
+  const backendsCpu = () => databaseBackendsCpuNs(db.admin)
 
   const readers: Record<string, () => Promise<number>> = {
     raw: () => readRawLog(raw, BATCH, EVENTS, () => {}),
