@@ -61,15 +61,17 @@ describe('what evtctl prints of a URL never holds its password; what it writes o
     for (const r of [json, human]) assert.doesNotMatch(r.stdout + r.stderr, new RegExp(SECRET))
   })
 
-  test('tenant add that cannot reach NATS names the URL with the password replaced (exit 3)', async () => {
-    const auth = join(dir, 'auth')
+  /** `evtctl tenant add acme` with a new auth dir `auth`, its NATS URL `natsUrl` as user operator, password SECRET. */
+  const tenantAddWithSecret = async (auth: string, natsUrl: string) => {
     await initAuthDir(auth)
-    const url = new URL(UNREACHABLE_NATS)
+    const url = new URL(natsUrl)
     url.username = 'operator'
     url.password = SECRET
-    const r = await runCli(['tenant', 'add', 'acme', '--auth-dir', auth], {
-      env: { EVENTPLANE_NATS_URL: url.toString() },
-    })
+    return runCli(['tenant', 'add', 'acme', '--auth-dir', auth], { env: { EVENTPLANE_NATS_URL: url.toString() } })
+  }
+
+  test('tenant add that cannot reach NATS names the URL with the password replaced (exit 3)', async () => {
+    const r = await tenantAddWithSecret(join(dir, 'auth'), UNREACHABLE_NATS)
     assert.equal(r.code, 3, r.stderr)
     const failure = failureLine(r)
     assert.equal(failure.code, 'bus.unavailable')
@@ -80,16 +82,9 @@ describe('what evtctl prints of a URL never holds its password; what it writes o
   test('tenant add whose account JWT push fails names the NATS URL it pushed to, the password replaced', async () => {
     // A server that takes the auth dir's creds but runs no account resolver (not operator mode): the connections
     // and the consumers succeed, the push is what fails, as against a NATS server other than the one nats-setup made.
-    const auth = join(dir, 'auth-push')
-    await initAuthDir(auth)
     const open = await startNatsServer({ withAuth: false })
     try {
-      const url = new URL(open.url)
-      url.username = 'operator'
-      url.password = SECRET
-      const r = await runCli(['tenant', 'add', 'acme', '--auth-dir', auth], {
-        env: { EVENTPLANE_NATS_URL: url.toString() },
-      })
+      const r = await tenantAddWithSecret(join(dir, 'auth-push'), open.url)
       assert.equal(r.code, 3, r.stderr)
       const failure = failureLine(r)
       assert.equal(failure.code, 'bus.unavailable')
