@@ -18,7 +18,7 @@ import { TENANTS, useFaultSystem } from './support/system.ts'
 
 const WRITERS = 8
 const STREAMS_PER_TENANT = 3
-const RUN_MS = 10_000
+const RUN_MS = 5_000
 /** A bound on attempts per writer, whatever the machine's speed. */
 const MAX_ATTEMPTS = 5_000
 
