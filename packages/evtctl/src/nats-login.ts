@@ -15,8 +15,7 @@ const LOOKED_UP_MS = 1000
 /** What a slow refusal, or none at all, most likely means, and where to look. */
 const LIKELY_CAUSES =
   "likely creds of another deployment (another operator's), or of an account this server's resolver does not " +
-  "have: run evtctl status with these settings, and check that the creds come from this server's nats-setup " +
-  'auth dir'
+  'have: check that the creds come from the nats-setup auth dir of this server (the operator it trusts)'
 
 /**
  * One NATS connection for a command (no reconnect), `url` (redacted) naming the server in its failures. Tells

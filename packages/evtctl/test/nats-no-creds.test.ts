@@ -112,7 +112,7 @@ describe('NATS credentials not given to a server that requires them', () => {
     assert.equal(failure.code, 'bus.auth_failed')
     assert.match(
       failure.message,
-      /^NATS at nats:\/\/127\.0\.0\.1:\d+ refused the credentials \(Authorization Violation\) after \d+\.\d s, the time its resolver takes to look for an account it does not have: likely creds of another deployment .*: run evtctl status with these settings, and check that the creds come from this server's nats-setup auth dir$/,
+      /^NATS at nats:\/\/127\.0\.0\.1:\d+ refused the credentials \(Authorization Violation\) after \d+\.\d s, the time its resolver takes to look for an account it does not have: likely creds of another deployment .*: check that the creds come from the nats-setup auth dir of this server \(the operator it trusts\)$/,
     )
   })
 
