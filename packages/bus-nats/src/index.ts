@@ -85,7 +85,7 @@ export type { Delivery, EnsureConsumerOptions, SubscribeOptions, Subscription } 
 export { tail } from './tail.ts'
 export type { LiveIterable } from './live-iterable.ts'
 export type { Tail, TailOptions } from './tail.ts'
-export { SERVER_WAIT_MS, STALLED_WAIT_MS, StopWaits, serverWait } from './server-wait.ts'
+export { SERVER_WAIT_MS, STALLED_WAIT_MS, StopWaits, afterDeadlineAndIo, serverWait } from './server-wait.ts'
 export { unlessAborted } from './unless-aborted.ts'
 export type { ServerWaitOutcome } from './server-wait.ts'
 export { natsAuth } from './nats-auth.ts'

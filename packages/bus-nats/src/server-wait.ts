@@ -48,12 +48,9 @@ export async function serverWait(
   deadlineMs: number = SERVER_WAIT_MS,
   timers: DeadlineTimers = NODE_TIMERS,
 ): Promise<ServerWaitOutcome> {
-  let cancelTimer: (() => void) | undefined
-  let cancelVerdict: (() => void) | undefined
+  let cancel: (() => void) | undefined
   const deadline = new Promise<ServerWaitOutcome>((resolve) => {
-    cancelTimer = timers.after(deadlineMs, () => {
-      cancelVerdict = timers.afterIo(() => resolve('timed_out'))
-    })
+    cancel = afterDeadlineAndIo(deadlineMs, () => resolve('timed_out'), timers)
   })
   try {
     return await Promise.race([
@@ -68,8 +65,23 @@ export async function serverWait(
       deadline,
     ])
   } finally {
-    cancelTimer?.()
-    cancelVerdict?.()
+    cancel?.()
+  }
+}
+
+/**
+ * Calls `fn` once `ms` passed and the I/O ready in that turn of the event loop was read (see serverWait: a loop
+ * that lagged past the deadline reads an answer that came in time before the deadline is judged). Returns what
+ * cancels it, either step.
+ */
+export function afterDeadlineAndIo(ms: number, fn: () => void, timers: DeadlineTimers = NODE_TIMERS): () => void {
+  let cancelIo: (() => void) | undefined
+  const cancelTimer = timers.after(ms, () => {
+    cancelIo = timers.afterIo(fn)
+  })
+  return () => {
+    cancelTimer()
+    cancelIo?.()
   }
 }
 

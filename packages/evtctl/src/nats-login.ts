@@ -1,4 +1,4 @@
-import { natsDriverError } from '@eventplane/bus-nats'
+import { afterDeadlineAndIo, natsDriverError } from '@eventplane/bus-nats'
 import { EventplaneError, Unavailable } from '@eventplane/core'
 import { type Authenticator, type ConnectionOptions, type NatsConnection, connect } from '@nats-io/transport-node'
 
@@ -44,13 +44,10 @@ export async function connectForCommand(
     timeout: (answerS + verdictS) * 1000,
     authenticator: [...(own === undefined ? [] : Array.isArray(own) ? own : [own]), answered],
   })
-  let timer: NodeJS.Timeout | undefined
-  let check: NodeJS.Immediate | undefined
-  // Judged after the socket reads of the turn the timer fires in: an INFO already there counts (see serverWait).
+  let cancelSilent: (() => void) | undefined
+  // Judged after the socket reads of the turn the deadline passes in: an INFO already there counts.
   const silent = new Promise<'silent'>((resolve) => {
-    timer = setTimeout(() => {
-      check = setImmediate(() => answeredAt === undefined && resolve('silent'))
-    }, answerS * 1000)
+    cancelSilent = afterDeadlineAndIo(answerS * 1000, () => answeredAt === undefined && resolve('silent'))
   })
   try {
     const first = await Promise.race([connecting, silent])
@@ -83,8 +80,7 @@ export async function connectForCommand(
       )
     throw cannotConnect(url, (e as Error).message, e)
   } finally {
-    clearTimeout(timer)
-    if (check !== undefined) clearImmediate(check)
+    cancelSilent?.()
   }
 }
 
