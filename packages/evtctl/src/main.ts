@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { guardUncaughtExceptions, guardUnhandledRejections } from './pg-startup-guard.ts'
+import { guardUncaughtExceptions, guardUnhandledRejections } from './process-guards.ts'
 import { run } from './program.ts'
 
 // The process edge: the only place evtctl touches process.exit and signals.

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { bulkLoadEvents, createTestDatabase, eventually, type TestDatabase } from '@eventplane/store-pg/testing'
 import type { TransactionSql } from '@eventplane/store-pg'
-import { guardUnhandledRejections } from '../src/pg-startup-guard.ts'
+import { guardUnhandledRejections } from '../src/process-guards.ts'
 import { failureLine, killAll, runCli, startCli } from './helpers.ts'
 
 /** A domain module with a bug: a promise rejected with nobody to catch it, then a load that never ends. */
