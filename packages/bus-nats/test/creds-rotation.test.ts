@@ -14,8 +14,9 @@ import { parseCreds } from '@nats-io/jwt'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { credsFileAuthenticator, natsAuth } from '../src/nats-auth.ts'
 import { decodeJwt } from '../src/nkeys.ts'
-import { logAccountJwt } from '../src/nats-config/claims.ts'
-import { ensureNextSigningKey } from '../src/nats-config/signing-keys.ts'
+import { logAccountJwt, resignedCreds } from '../src/nats-config/claims.ts'
+import { servicePermissions } from '../src/nats-config/permissions.ts'
+import { ensureNextSigningKey, userSigner } from '../src/nats-config/signing-keys.ts'
 import {
   LOG_ACCOUNT,
   initAuthDir,
@@ -29,6 +30,7 @@ import {
   serviceCredsFile,
   tenantCredsFile,
   authDirLockPath,
+  writeSecretFile,
 } from '../src/nats-config/index.ts'
 import { type TestNatsServer, connectsWith, refusedWith, startNatsServer } from '../src/testing/index.ts'
 import { eventually, serviceConnection, within } from './fixtures.ts'
@@ -202,19 +204,24 @@ describe('an account JWT written within the second of the one the config preload
     await server?.stop()
   })
 
-  test('is issued after it, so its revocation survives a restart with that config', async (t) => {
+  test('is issued after it, so its revocation survives a restart with that config', async () => {
     const auth = loadAuthDir(server.authDir!)
     const preloaded = decodeJwt(auth.logAccountJwt).iat
-    const old = readFileSync(serviceCredsFile(auth.dir, 'relay'))
-    // A revocation as of the pinned second covers only user JWTs issued by then. nats-setup may have issued the relay
-    // creds a second after the log account JWT on a slow machine (seen once in a CI run): then this run cannot pin
-    // a clock that is both in the preloaded JWT's second and past the creds' issue, and says so instead of
-    // failing on what it does not test (a revocation made on a clock behind the creds' issue: see the session note).
-    const relayIssued = (await parseCreds(old)).uc.iat
-    if (relayIssued > preloaded) {
-      t.skip(`the relay creds were issued at ${relayIssued}, after the preloaded log account JWT (${preloaded})`)
-      return
+    const file = serviceCredsFile(auth.dir, 'relay')
+    // The relay creds issued a second after the preloaded log account JWT, as nats-setup on a slow machine issues
+    // them (seen in a CI run): the revocation below, made on a clock in the preloaded JWT's second, is behind their
+    // issue and must cover it all the same (it is made as of their iat).
+    mock.timers.enable({ apis: ['Date'], now: (preloaded + 1) * 1000 })
+    try {
+      const signer = userSigner(auth.dir, { account: LOG_ACCOUNT }, auth.log)
+      const relay = servicePermissions().relay
+      writeSecretFile(file, await resignedCreds(readFileSync(file), auth.log, relay, signer))
+    } finally {
+      mock.timers.reset()
     }
+    const old = readFileSync(file)
+    assert.equal((await parseCreds(old)).uc.iat, preloaded + 1)
+    await connectsWith(server.url, old)
     const system = await server.connect('system')
     // The clock in the second the config's log account JWT was issued in: what a fast rotation after
     // nats-setup, or a host whose clock is behind, writes.

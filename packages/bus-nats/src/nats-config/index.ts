@@ -54,7 +54,7 @@ export {
   revokeStagedKeys,
   rotateServiceUser,
 } from './rotate.ts'
-export type { AuthDirUserKeys, RotateServiceUserOptions, RotatedUser } from './rotate.ts'
+export type { AuthDirUserKeys, LogUserKey, RotateServiceUserOptions, RotatedUser } from './rotate.ts'
 export { revokeStagedSystemKeys, rotateSystemUser } from './system-rotate.ts'
 export type { ConnectSystemUser } from './system-rotate.ts'
 export { jwtRevocations, readRevocations, revocationsFile } from './revocations.ts'

@@ -4,16 +4,27 @@ import { EventplaneError } from '@eventplane/core'
 import { decodeJwt } from '../nkeys.ts'
 import type { LOG_ACCOUNT, SYSTEM_ACCOUNT } from './claims.ts'
 
-/** One revoked user key: whose it was, and the time (seconds since the epoch) until which its JWTs are refused. */
+/**
+ * One revoked user key: whose it was, and the time (seconds since the epoch) until which its JWTs are refused
+ * (nats-server refuses a user JWT whose `iat` is at or before it): {@link revocationTime}, the later of the clock
+ * that revoked it and the `iat` of its last JWT the auth dir issued.
+ */
 export interface RevokedKey {
   user: string
   at: number
 }
 
-/** One key a staged rotation replaced and that still works until `revokeStagedKeys`: whose it was, since when. */
+/** One key a rotation replaced and that still works until it is revoked (`revokeStagedKeys`). */
 export interface StagedKey {
+  /** Whose it was. */
   user: string
+  /** When it was replaced (seconds since the epoch, the replacing host's clock). */
   since: number
+  /**
+   * The `iat` of its JWT that its creds file held when it was replaced (the last the auth dir issued for it): what
+   * its revocation must cover. Absent in lists written before it was recorded (their revocations are as of now).
+   */
+  issued?: number
 }
 
 /** The accounts whose user keys the auth dir revokes: the log account (service users) and the system account. */
@@ -107,7 +118,18 @@ export function sameRevocations(a: Record<string, number> | undefined, b: Record
   return norm(a) === norm(b)
 }
 
-/** The seconds since the epoch of now: the `at` of a revocation made now. */
+/** The seconds since the epoch of now. */
 export function nowSeconds(): number {
   return Math.floor(Date.now() / 1000)
+}
+
+/**
+ * The `at` of a revocation made now of a key whose last JWT the auth dir issued at `issued` (its `iat`; unknown:
+ * undefined): the later of now and `issued`. nats-server refuses a user JWT only when the revocation's time is at
+ * or after its `iat`, so a revocation as of now made on a clock behind the one that issued the creds (a host whose
+ * clock is behind, another host, a clock set back) would let them in. Our user keys are never reused (every
+ * rotation makes a new one), so a time past now refuses nothing else.
+ */
+export function revocationTime(issued: number | undefined): number {
+  return Math.max(nowSeconds(), issued ?? 0)
 }

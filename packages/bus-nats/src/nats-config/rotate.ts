@@ -13,6 +13,7 @@ import {
   mergeRevocation,
   nowSeconds,
   jwtSigningKeys,
+  revocationTime,
   readRevocations,
   writeRevocations,
 } from './revocations.ts'
@@ -63,9 +64,18 @@ export function checkAuthDirUser(user: string): AuthDirUser {
 
 /** The public key of the user whose creds `file` holds; `bus.config` when it cannot be read. */
 export async function credsKey(file: string): Promise<string> {
+  return (await credsKeyIssued(file)).key
+}
+
+/**
+ * The public key of the user whose creds `file` holds and the `iat` of its JWT (what a revocation of the key must
+ * cover); `bus.config` when it cannot be read.
+ */
+export async function credsKeyIssued(file: string): Promise<{ key: string; issued: number }> {
   if (!existsSync(file)) throw new EventplaneError('bus.config', `no creds file ${file}: run nats-setup first`)
   try {
-    return await credsUserKey(readFileSync(file))
+    const { uc } = await parseCreds(readFileSync(file))
+    return { key: uc.sub, issued: uc.iat }
   } catch (e) {
     throw new EventplaneError('bus.config', `${file} is not a creds file`, { cause: e })
   }
@@ -75,9 +85,11 @@ export async function credsKey(file: string): Promise<string> {
  * Rotates a service user of the log account (relay, gateway, controller,
  * operator): a new user key with the same grants, its creds written
  * atomically (mode 0600) over `creds/<user>.creds`, then the replaced key
- * (and any key an earlier staged rotation left valid) revoked as of now in
- * the auth dir's revocation list, merged with every earlier one, the log
- * account JWT rewritten from it and pushed through `system`. The server
+ * (and any key an earlier staged rotation left valid) revoked in the auth
+ * dir's revocation list as of now, or as of its JWT's `iat` when that is
+ * later ({@link revocationTime}: a clock behind the one that issued it),
+ * merged with every earlier one, the log account JWT rewritten from it and
+ * pushed through `system`. The server
  * closes the old key's live connections and refuses it from then on; a
  * service reading its creds file on each reconnect (`natsAuth`) comes back
  * with the new key. The old key is recorded as staged first, then the new
@@ -140,8 +152,9 @@ export interface ReplacedCreds {
 /**
  * The writes a rotation of an auth dir user starts with, in the order that
  * keeps a creds file the server accepts and no replaced key unlisted: the key
- * `creds/<user>.creds` holds listed as staged in `account`'s revocations,
- * then `creds` written over it (mode 0600). Cut short in between, the key in
+ * `creds/<user>.creds` holds listed as staged in `account`'s revocations
+ * (with its JWT's `iat`, which its revocation must cover), then `creds`
+ * written over it (mode 0600). Cut short in between, the key in
  * use is staged, which revoke-old skips; cut short after, the replaced key
  * stays listed until revoke-old revokes it. The auth dir's lock held by the
  * caller.
@@ -153,9 +166,12 @@ export async function replaceCreds(
   creds: Uint8Array,
 ): Promise<ReplacedCreds> {
   const credsFile = serviceCredsFile(auth.dir, user)
-  const oldKey = await credsKey(credsFile)
+  const { key: oldKey, issued } = await credsKeyIssued(credsFile)
   const before = readRevocations(auth.dir, account)
-  const after = { revoked: before.revoked, staged: { ...before.staged, [oldKey]: { user, since: nowSeconds() } } }
+  const after = {
+    revoked: before.revoked,
+    staged: { ...before.staged, [oldKey]: { user, since: nowSeconds(), issued } },
+  }
   writeRevocations(auth.dir, account, after)
   writeSecretFile(credsFile, creds)
   const staged = [oldKey, ...stagedOf(after, user).filter((k) => k !== oldKey)]
@@ -174,7 +190,8 @@ export function notPushed(e: unknown, user: string, dir: string, command: string
 
 /**
  * The second step of a staged rotation: revokes the keys staged for `user`
- * (every service user's when undefined) as of now, and pushes the log
+ * (every service user's when undefined) as of now, or as of the `iat`
+ * recorded with each when later ({@link revocationTime}), and pushes the log
  * account JWT with every revocation the auth dir remembers (also when
  * nothing was staged: this re-pushes a JWT whose push failed). Never revokes
  * a key its user's creds file holds (staged by a rotation cut short before
@@ -194,27 +211,36 @@ export async function revokeStagedKeys(auth: AuthDir, system: NatsConnection, na
 }
 
 /**
- * Merges `keys` (log account user keys, each with whose it is) into the auth dir's revocation list as of now,
- * rewrites the log account JWT from the whole list and pushes it through `system`: every key revoked before stays
- * revoked.
+ * A log account user key to revoke: whose it is, and the `iat` of the last JWT issued for it that the caller knows
+ * (its creds'), which the revocation must cover; undefined when unknown (the `iat` recorded with the key staged, if
+ * any, else now).
+ */
+export interface LogUserKey {
+  key: string
+  user: string
+  issued?: number
+}
+
+/**
+ * Merges `keys` into the auth dir's revocation list, each as of now or as of the latest `iat` known for it when
+ * later (its `issued`, the one recorded with it staged: {@link revocationTime}), rewrites the log account JWT from the
+ * whole list and pushes it through `system`: every key revoked before stays revoked.
  */
 export async function revokeLogUserKeys(
   auth: AuthDir,
   system: NatsConnection,
-  keys: readonly { key: string; user: string }[],
+  keys: readonly LogUserKey[],
 ): Promise<void> {
   await withAuthDirLock(auth, () => revokeAndPush(auth, system, keys))
 }
 
 /** {@link revokeLogUserKeys}, the auth dir's lock held by the caller. */
-async function revokeAndPush(
-  auth: AuthDir,
-  system: NatsConnection,
-  keys: readonly { key: string; user: string }[],
-): Promise<void> {
+async function revokeAndPush(auth: AuthDir, system: NatsConnection, keys: readonly LogUserKey[]): Promise<void> {
   let revocations = readRevocations(auth.dir, LOG_ACCOUNT)
-  const at = nowSeconds()
-  for (const { key, user } of keys) revocations = mergeRevocation(revocations, key, user, at)
+  for (const { key, user, issued } of keys) {
+    const known = Math.max(issued ?? 0, revocations.staged[key]?.issued ?? 0)
+    revocations = mergeRevocation(revocations, key, user, revocationTime(known))
+  }
   if (keys.length > 0) writeRevocations(auth.dir, LOG_ACCOUNT, revocations)
   const jwt = await writeAccountJwt(auth, LOG_ACCOUNT)
   auth.logAccountJwt = jwt

@@ -3,7 +3,7 @@ import { type AuthDir, SYSTEM_USER_PERMISSIONS, serviceCredsFile, writeAccountJw
 import { withAuthDirLock } from './auth-lock.ts'
 import { SYSTEM_ACCOUNT, SYSTEM_USER, userCreds } from './claims.ts'
 import { pushAccountJwt } from './claims-push.ts'
-import { jwtSigningKeys, mergeRevocation, nowSeconds, readRevocations, writeRevocations } from './revocations.ts'
+import { jwtSigningKeys, mergeRevocation, readRevocations, revocationTime, writeRevocations } from './revocations.ts'
 import { markSigningKeysPushed, userSigner } from './signing-keys.ts'
 import {
   type RotateServiceUserOptions,
@@ -21,8 +21,9 @@ export type ConnectSystemUser = () => Promise<NatsConnection>
  * Rotates the system account's user (`system`, who pushes every account
  * JWT): a new user key with the same grants, its creds written atomically
  * (mode 0600) over `creds/system.creds`, then the replaced key (and any key
- * an earlier staged rotation left valid) revoked as of now in
- * `accounts/SYS.revocations.json`, merged with every earlier one, the system
+ * an earlier staged rotation left valid) revoked in
+ * `accounts/SYS.revocations.json` as of now, or as of the `iat` of its JWT
+ * when later ({@link revocationTime}), merged with every earlier one, the system
  * account JWT (`accounts/SYS.jwt`, which `nats-setup` preloads) rewritten
  * from it and pushed.
  *
@@ -76,9 +77,10 @@ async function rotateLocked(auth: AuthDir, connect: ConnectSystemUser | undefine
 
 /**
  * The second step of a staged rotation of `system`: revokes the keys staged
- * for it as of now and pushes the system account JWT with every revocation
- * the auth dir remembers (also when nothing was staged: this re-pushes a JWT
- * whose push failed), through a connection `connect` opens inside the lock
+ * for it as of now (or as of the `iat` recorded with each, when later) and
+ * pushes the system account JWT with every revocation the auth dir
+ * remembers (also when nothing was staged: this re-pushes a JWT whose push
+ * failed), through a connection `connect` opens inside the lock
  * (closed before this returns). Never revokes the key `creds/system.creds`
  * holds (staged by a rotation cut short before it wrote the new creds).
  * Returns the keys revoked now.
@@ -92,11 +94,14 @@ export async function revokeStagedSystemKeys(auth: AuthDir, connect: ConnectSyst
   })
 }
 
-/** Merges `keys` into the system account's revocations, rewrites its JWT and pushes it; the lock held by the caller. */
+/**
+ * Merges `keys` (staged) into the system account's revocations, each as of now or as of the `iat` recorded with it
+ * when later, rewrites its JWT and pushes it; the lock held by the caller.
+ */
 async function revokeAndPush(auth: AuthDir, connect: ConnectSystemUser, keys: readonly string[]): Promise<void> {
   let revocations = readRevocations(auth.dir, SYSTEM_ACCOUNT)
-  const at = nowSeconds()
-  for (const key of keys) revocations = mergeRevocation(revocations, key, SYSTEM_USER, at)
+  for (const key of keys)
+    revocations = mergeRevocation(revocations, key, SYSTEM_USER, revocationTime(revocations.staged[key]?.issued))
   if (keys.length > 0) writeRevocations(auth.dir, SYSTEM_ACCOUNT, revocations)
   const jwt = await writeAccountJwt(auth, SYSTEM_ACCOUNT)
   auth.systemAccountJwt = jwt

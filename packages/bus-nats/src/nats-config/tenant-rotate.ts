@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import { EventplaneError, isEventplaneError } from '@eventplane/core'
 import type { KeyPair } from '@nats-io/nkeys'
 import { type AuthDir, tenantCredsFile, writeSecretFile } from './auth-dir.ts'
@@ -6,9 +6,9 @@ import { withAuthDirLock } from './auth-lock.ts'
 import { userCreds } from './claims.ts'
 import { pushAccountJwt } from './claims-push.ts'
 import { tenantPermissions } from './permissions.ts'
-import { jwtSigningKeys, nowSeconds } from './revocations.ts'
+import { jwtSigningKeys, revocationTime } from './revocations.ts'
 import { markSigningKeysPushed, userSigner } from './signing-keys.ts'
-import { credsUserKey } from './rotate.ts'
+import { credsKeyIssued, credsUserKey } from './rotate.ts'
 import {
   type TenantAdmin,
   type TenantRecord,
@@ -53,11 +53,13 @@ function activeOrThrow(auth: AuthDir, tenant: string): TenantRecord {
  * grants, its creds written atomically (mode 0600) over
  * `tenants/<tenant>.creds`, the old key (and any key a staged rotation left
  * valid) added to the revocations its record keeps (merged with every
- * earlier one) and its account JWT pushed with them: the server closes the
+ * earlier one), each as of now or as of the `iat` of its last JWT the auth
+ * dir issued when later ({@link revocationTime}: a clock behind the one that
+ * issued it), and its account JWT pushed with them: the server closes the
  * old key's connections and refuses it from then on. With `keepOld` the old
- * key is recorded as staged and nothing is pushed. Its account, consumers
- * and limits stay; other tenants are not touched (their JWTs are not
- * pushed). `bus.unknown_tenant` when it is not active, before anything is
+ * key is recorded as staged, with its JWT's `iat`, and nothing is pushed.
+ * Its account, consumers and limits stay; other tenants are not touched
+ * (their JWTs are not pushed). `bus.unknown_tenant` when it is not active, before anything is
  * written. Holds the auth dir's lock (`withAuthDirLock`): a concurrent
  * `tenant add` cannot write back a record without the new revocation.
  */
@@ -71,21 +73,21 @@ export async function rotateTenantUser(
     const existing = activeOrThrow(auth, tenant)
     const account = tenantKey(auth, tenant)
     const credsFile = tenantCredsFile(auth.dir, tenant)
-    const old = existsSync(credsFile) ? await credsUserKey(readFileSync(credsFile)) : undefined
+    const old = existsSync(credsFile) ? await credsKeyIssued(credsFile) : undefined
     const signer = userSigner(auth.dir, { tenant }, account)
     const creds = await userCreds(tenant, account, tenantPermissions(tenant, existing.consumers), signer)
     const key = await credsUserKey(creds)
-    const at = nowSeconds()
     const rotated = { rotated_at: new Date().toISOString() }
     if (options.keepOld) {
-      const staged = { ...existing.staged, ...(old === undefined ? {} : { [old]: at }) }
+      const staged = { ...existing.staged, ...(old === undefined ? {} : { [old.key]: old.issued }) }
       const record: TenantRecord = { ...existing, staged, ...rotated }
       writeSecretFile(credsFile, creds)
       writeRecord(auth, record)
       return { record, credsFile, key, revoked: [], staged: Object.keys(staged) }
     }
-    const revoked = [...(old === undefined ? [] : [old]), ...Object.keys(existing.staged ?? {})]
-    const record = withRevoked(existing, revoked, at, rotated)
+    const revoking = { ...existing.staged, ...(old === undefined ? {} : { [old.key]: old.issued }) }
+    const revoked = [...(old === undefined ? [] : [old.key]), ...Object.keys(existing.staged ?? {})]
+    const record = withRevoked(existing, revoking, rotated)
     // The new creds first: the file never holds a key the server refuses.
     writeSecretFile(credsFile, creds)
     writeRecord(auth, record)
@@ -96,24 +98,29 @@ export async function rotateTenantUser(
 
 /**
  * The second step of a staged tenant rotation: revokes the keys staged in
- * its record as of now and pushes its account JWT with every revocation the
- * record keeps (also when none was staged). Returns the keys revoked now.
+ * its record as of now, or as of the `iat` recorded with each when later
+ * ({@link revocationTime}), and pushes its account JWT with every
+ * revocation the record keeps (also when none was staged). Returns the keys
+ * revoked now.
  */
 export async function revokeStagedTenantKeys(auth: AuthDir, admin: TenantAdmin, tenant: string): Promise<string[]> {
   return withAuthDirLock(auth, async () => {
     const existing = activeOrThrow(auth, tenant)
     const revoked = Object.keys(existing.staged ?? {})
-    const record = withRevoked(existing, revoked, nowSeconds(), {})
+    const record = withRevoked(existing, existing.staged ?? {}, {})
     writeRecord(auth, record)
     await pushTenant(auth, admin, record, tenantKey(auth, tenant), "its staged keys'")
     return revoked
   })
 }
 
-/** `record` with `keys` revoked as of `at` (a key revoked earlier keeps the later time) and none staged. */
-function withRevoked(record: TenantRecord, keys: string[], at: number, extra: Partial<TenantRecord>): TenantRecord {
+/**
+ * `record` with `keys` (key → the `iat` its revocation must cover, as its `staged` keeps them) revoked, each as of
+ * {@link revocationTime} (a key revoked earlier keeps the later time), and none staged.
+ */
+function withRevoked(record: TenantRecord, keys: Record<string, number>, extra: Partial<TenantRecord>): TenantRecord {
   const revocations = { ...record.revocations }
-  for (const k of keys) revocations[k] = Math.max(at, revocations[k] ?? 0)
+  for (const [k, issued] of Object.entries(keys)) revocations[k] = Math.max(revocationTime(issued), revocations[k] ?? 0)
   const { staged: _staged, ...rest } = record
   return { ...rest, revocations, ...extra }
 }

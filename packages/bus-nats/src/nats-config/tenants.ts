@@ -51,10 +51,16 @@ export interface TenantRecord {
   revoked_at?: string
   /**
    * User keys of its account revoked by `rotateTenantUser` (key → seconds since the epoch: its JWTs
-   * issued until then are refused). Merged into, never dropped: every push of its account JWT carries them.
+   * issued until then are refused; the later of the revoking clock's now and the `iat` of the key's last JWT the
+   * auth dir issued, so a clock behind the issuing one still covers it). Merged into, never dropped: every push of
+   * its account JWT carries them.
    */
   revocations?: Record<string, number>
-  /** User keys a staged rotation (`keepOld`) replaced, still valid until `revokeStagedTenantKeys` (key → since). */
+  /**
+   * User keys a staged rotation (`keepOld`) replaced, still valid until `revokeStagedTenantKeys` (key → the `iat`
+   * of its JWT the creds file held when it was replaced: what its revocation must cover, which is made as of that
+   * or now, the later). Records written before held the second it was staged, which the revocation's now covers.
+   */
   staged?: Record<string, number>
   rotated_at?: string
 }
