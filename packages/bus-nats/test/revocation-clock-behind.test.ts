@@ -3,10 +3,11 @@
  * host, a clock set back): nats-server refuses a user JWT only when the revocation's time is at or after its `iat`,
  * so a revocation as of that clock's now let the "revoked" creds in. Each test pins the clock (`mock.timers`, Date
  * only) two seconds before the old creds' `iat`, rotates or revokes, and checks what a user sees against a real
- * nats-server: the old creds are refused, the new ones connect.
+ * nats-server: the old creds are refused, the new ones connect. A staged key in a list written before its `iat` was
+ * recorded is still revoked (as of now).
  */
 import assert from 'node:assert/strict'
-import { readFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { after, before, describe, mock, test } from 'node:test'
 import { parseCreds } from '@nats-io/jwt'
 import type { NatsConnection } from '@nats-io/transport-node'
@@ -17,6 +18,7 @@ import {
   connectTenantAdmin,
   loadAuthDir,
   readRevocations,
+  revocationsFile,
   revokeStagedKeys,
   revokeStagedTenantKeys,
   rotateServiceUser,
@@ -39,7 +41,7 @@ async function twoSecondsBefore<T>(iat: number, fn: () => Promise<T>): Promise<T
   }
 }
 
-describe('a revocation made on a clock behind the issue of the creds it revokes still refuses them', () => {
+describe('a revocation covers the iat of the creds it revokes, also made on a clock behind their issue', () => {
   let server: TestNatsServer
   let system: NatsConnection
   before(async () => {
@@ -91,6 +93,20 @@ describe('a revocation made on a clock behind the issue of the creds it revokes 
     const old = readFileSync(serviceCredsFile(server.authDir!, 'controller'))
     await twoSecondsBefore((await issued(old)).iat, () => server.revokeServiceUsers(['controller']))
     await refusedWith(server.url, old, 'the controller creds')
+  })
+
+  test('a key staged in a list written before `issued` was recorded is revoked as of now', async () => {
+    const auth = loadAuthDir(server.authDir!)
+    const file = serviceCredsFile(auth.dir, 'operator')
+    const old = readFileSync(file)
+    const { sub } = await issued(old)
+    await rotateServiceUser(auth, undefined, 'operator', { keepOld: true })
+    const list = readRevocations(auth.dir, LOG_ACCOUNT)
+    const { issued: _issued, ...before } = list.staged[sub]!
+    writeFileSync(revocationsFile(auth.dir, LOG_ACCOUNT), JSON.stringify({ ...list, staged: { [sub]: before } }))
+    assert.deepEqual(await revokeStagedKeys(auth, system, 'operator'), [sub])
+    await refusedWith(server.url, old, 'the old operator creds')
+    await connectsWith(server.url, readFileSync(file))
   })
 
   test('a tenant rotated at once', async () => {
