@@ -27,11 +27,11 @@ interface Unit {
   seconds: number
 }
 
-/** `seconds path` lines; anything else (a heading) is skipped. */
+/** `seconds path` or `seconds count path` lines (scripts/test-times.mjs); anything else (a heading) is skipped. */
 function readDurations(text: string): Map<string, number> {
   const seconds = new Map<string, number>()
   for (const line of text.split('\n')) {
-    const m = /^\s*(\d+(?:\.\d+)?)\s+(\S+\.test\.ts)\s*$/.exec(line)
+    const m = /^\s*(\d+(?:\.\d+)?)\s+(?:\d+\s+)?(\S+\.test\.ts)\s*$/.exec(line)
     if (m) seconds.set(m[2]!, Number(m[1]))
   }
   return seconds

@@ -12,6 +12,7 @@ import { type TestNatsServer, startNatsServer } from '@eventplane/bus-nats/testi
 import { type TestDatabase, createTestDatabase } from '@eventplane/store-pg/testing'
 import { within } from '../packages/bus-nats/test/fixtures.ts'
 import { PACKAGES, ROOT, buildAndPack, freshProject } from '../scripts/pack.ts'
+import { patchHunks } from './support/patch-hunks.ts'
 
 const exec = promisify(execFile)
 
@@ -125,9 +126,18 @@ describe('adoption: the packed packages, installed by npm into an empty project,
     const driver = join(storePg, 'node_modules/postgres')
     const entry = createRequire(join(storePg, 'dist/index.js')).resolve('postgres')
     assert.ok(entry.startsWith(driver + sep), `store-pg resolves the driver it bundles, not ${entry}`)
-    for (const build of ['src', 'cjs/src', 'cf/src']) {
-      const text = await readFile(join(driver, build, 'connection.js'), 'utf8')
-      assert.match(text, /eventplane patch: a new socket starts with nothing of the previous one's/, build)
+    // Every hunk of the patch, as its new side reads: a bundled copy that lost one (a stale install, a hunk that
+    // did not apply) fails here, not only one without the first hunk.
+    const hunks = patchHunks(await readFile(join(ROOT, 'patches/postgres@3.4.9.patch'), 'utf8'))
+    for (const build of ['src', 'cjs/src', 'cf/src'])
+      assert.ok(
+        hunks.some((h) => h.file === `${build}/connection.js` && h.added.length > 0),
+        `the patch changes ${build}/connection.js`,
+      )
+    const files = new Map<string, string>()
+    for (const hunk of hunks) {
+      if (!files.has(hunk.file)) files.set(hunk.file, await readFile(join(driver, hunk.file), 'utf8'))
+      assert.ok(files.get(hunk.file)!.includes(hunk.after), `the bundled ${hunk.file} has the hunk ${hunk.header}`)
     }
     // So npm installs one copy, the patched one store-pg bundles: no unpatched copy at the top for an application's
     // own `import postgres from 'postgres'` to find.

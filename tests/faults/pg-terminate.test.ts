@@ -107,7 +107,7 @@ describe('faults: PostgreSQL connections terminated under load', () => {
     // Every 50 ms, for at most 4 s while the load runs: end every session of the gateway (by application name),
     // the relay and the projector (by role), in this database only, new ones too: a connection ended while it
     // opens, in its array-types query, is handled by the patched driver (porsager/postgres#1192: no unhandled
-    // rejection; #1181: the next socket's types query resets the row counter; pg-terminated-reconnect in store-pg).
+    // rejection; #1181: the row counter is reset on the ended query's error; pg-terminated-reconnect in store-pg).
     let rounds = 0
     let terminated = 0
     for (const until = Date.now() + 4000; !finished && Date.now() < until; rounds++) {

@@ -34,7 +34,8 @@ describe('evtctl creds rotate system: the system account user', () => {
   let cli: Record<string, string>
   /** System creds revoked so far, by what they were. */
   const revoked: Array<[string, Uint8Array]> = []
-  const creds = (user: 'system' | 'relay' | 'controller') => readFileSync(serviceCredsFile(server.authDir!, user))
+  const creds = (user: 'system' | 'relay' | 'controller' | 'operator') =>
+    readFileSync(serviceCredsFile(server.authDir!, user))
   const listed = async (user: string): Promise<ListedUser | undefined> => {
     const r = await runCli(['creds', 'list', '--json'], { env: cli })
     assert.equal(r.code, 0, r.stderr)
@@ -115,14 +116,19 @@ describe('evtctl creds rotate system: the system account user', () => {
   test('--keep-old: the old system key works until creds revoke-old (every user), then it is refused', async () => {
     const system = creds('system')
     const controller = creds('controller')
-    for (const user of ['system', 'controller']) {
+    const operator = creds('operator')
+    for (const user of ['system', 'controller', 'operator']) {
       const r = await runCli(['creds', 'rotate', user, '--keep-old'], { env: cli })
       assert.equal(r.code, 0, r.stderr)
-      // The creds line says what the file is for: system is the NATS system account's user, not a service tier.
+      // The creds line says what the file is for: system is the NATS system account's user and operator the user
+      // evtctl itself connects as, neither a service tier with hosts of its own; a service's line names its hosts.
       const line = /^creds .*$/m.exec(r.stdout)?.[0] ?? ''
       if (user === 'system') {
         assert.match(line, /the NATS system account's user, with which evtctl's tenant, creds and keys commands push/)
         assert.doesNotMatch(line, /hosts,|system's/)
+      } else if (user === 'operator') {
+        assert.match(line, /the log account's operator user, with which evtctl's operator commands and `evtctl up`/)
+        assert.doesNotMatch(line, /operator's/)
       } else assert.match(line, /copy it to the controller's hosts, keep it secret\)$/)
     }
     await connectsWith(server.url, system)
@@ -132,10 +138,14 @@ describe('evtctl creds rotate system: the system account user', () => {
     const done = await runCli(['creds', 'revoke-old', '--json'], { env: cli })
     assert.equal(done.code, 0, done.stderr)
     const keys = (JSON.parse(done.stdout) as { revoked: string[] }).revoked
-    assert.deepEqual(keys.sort(), [await credsUserKey(system), await credsUserKey(controller)].sort())
+    assert.deepEqual(
+      keys.sort(),
+      [await credsUserKey(system), await credsUserKey(controller), await credsUserKey(operator)].sort(),
+    )
     revoked.push(['system (staged)', system])
     for (const [what, c] of revoked) await refusedWith(server.url, c, what)
     await refusedWith(server.url, controller, 'the staged controller key')
+    await refusedWith(server.url, operator, 'the staged operator key')
     assert.deepEqual((await listed('system'))?.staged, [])
     await tenantAdd('gamma')
   })

@@ -12,7 +12,6 @@ import {
   PayloadTooLarge,
   StreamMismatch,
   TenantMismatch,
-  Unavailable,
   formatStream,
   isExpectedVersion,
   stampIntent,
@@ -165,14 +164,8 @@ export async function submit(
       return ctx.store.append(target, [event], { expectedVersion: request.expectedVersion ?? 'any' })
     },
   )
-  const recorded = result.events.find((e) => e !== undefined && e.eventId === event.event_id)
-  // postgres.js 3.4.9 can hand the next query on a connection a result with holes after a query
-  // failed mid-result (porsager/postgres#1181): the append may have been stored, a retry replays it.
-  if (recorded === undefined)
-    throw new Unavailable(
-      'store.unavailable',
-      'the store answered without the appended event; retry with the same event id',
-    )
+  // A batch of one: append answers each event of its batch, in order.
+  const recorded = result.events[0]!
   return {
     event_id: recorded.eventId,
     correlation_id: event.correlation_id,

@@ -31,6 +31,10 @@ describe('evtctl ends even when what it runs does not', () => {
     db = await createTestDatabase('ep_cli_guards')
     await bulkLoadEvents(db.admin, 1, 200, 4)
     dir = mkdtempSync(join(tmpdir(), 'evtctl-guards-'))
+    // ES modules by declaration, as a user's project declares them: by its syntax alone plain node (the bundle) loads
+    // a .js module as ESM, but run alone this file runs bin/evtctl.js, whose tsx loader then fails to
+    // ("Cannot require() ES Module … in a cycle"), before the module could leak anything.
+    writeFileSync(join(dir, 'package.json'), JSON.stringify({ private: true, type: 'module' }))
     writeFileSync(join(dir, 'leaking-domain.js'), LEAKING_DOMAIN_JS)
     writeFileSync(join(dir, 'throwing-domain.mjs'), THROWING_DOMAIN_JS)
   })

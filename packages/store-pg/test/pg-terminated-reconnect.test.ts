@@ -72,9 +72,9 @@ describe('a pooled connection whose session PostgreSQL ends', () => {
    * (porsager/postgres#1192, #1223): a session ended while that query ran became an unhandled rejection, which ends a
    * Node process that embeds the store. `patches/postgres@3.4.9.patch` handles that query's failure. The query that
    * opened the connection never reached the ended session, so the driver sends it on the next one. Ended after some
-   * rows of the types' answer, the driver's row counter stays past them (porsager/postgres#1181, a sparse result for
-   * the next query): the types query the next socket runs first takes that offset and resets it, so the opening
-   * query's result is whole.
+   * rows of the types' answer, the driver's row counter stood past them (porsager/postgres#1181, a sparse result for
+   * the next query): the patch resets it on the session's 57P01 ErrorResponse (and before that hunk, the types query
+   * the next socket runs first took that offset and reset it), so the opening query's result is whole.
    */
   describe('a connection whose session PostgreSQL ends while it fetches array types', () => {
     /** Ends the first session of a pool of one at the point `rowsFirst` names (see typesQueryProxy), checks the rest. */

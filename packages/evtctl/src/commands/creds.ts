@@ -16,6 +16,9 @@ import { type CommandKit, helpAfter } from '../command-kit.ts'
 import type { Session } from '../session.ts'
 import { authDir, authDirConnection } from './tenant.ts'
 
+/** The log account's user evtctl's operator commands connect as (`creds/operator.creds`). */
+const OPERATOR_USER = 'operator'
+
 /**
  * A new `system` connection (account JWT pushes) with the creds file as it is now; closed with the session at the
  * latest. A `system` rotation opens it after writing the new creds: the old key's revocation closes its connections.
@@ -39,10 +42,16 @@ async function revokeOld(session: Session, auth: AuthDir, user: string | undefin
 }
 
 /**
- * What a rotated user's creds file is for, on its `creds` line: a service's go to the hosts it runs on; `system`
- * is no service but the NATS system account's user, with which evtctl pushes account JWTs.
+ * What a rotated user's creds file is for, on its `creds` line: a service's go to the hosts it runs on; `operator`
+ * runs no service but is the user evtctl itself connects as for operator commands and `up`, on the operator's
+ * machine, where the auth dir is; `system` is the NATS system account's user, with which evtctl pushes account JWTs.
  */
 function credsUse(user: string): string {
+  if (user === OPERATOR_USER)
+    return (
+      "the log account's operator user, with which evtctl's operator commands and `evtctl up` connect " +
+      '(--nats-creds); copy it to any other host that runs them'
+    )
   if (user !== SYSTEM_USER) return `copy it to the ${user}'s hosts`
   return (
     "the NATS system account's user, with which evtctl's tenant, creds and keys commands push account JWTs; " +
