@@ -22,6 +22,7 @@ import { RelayDrain, type RelayStats } from './relay-drain.ts'
 import { ForeignStream, type ResumePoint, resumePoint, warnOldServer } from './relay-resume.ts'
 import { OrderedPublisher } from './relay-publisher.ts'
 import { RelayStop } from './relay-stop.ts'
+import type { StopWaits } from './server-wait.ts'
 import { RELAY_TRACE } from './relay-trace.ts'
 import { ensureStream } from './stream.ts'
 import { STREAM_NAME } from './subjects.ts'
@@ -163,11 +164,12 @@ export class Relay {
    * abandoned, and a JetStream request or a read in flight then is given up
    * (see RelayStop); the checkpoint of the acked prefix is stored and the lock
    * released, each skipped when PostgreSQL does not answer in time. Resolves
-   * within `stopDrainMs` + RELAY_STOP_GRACE_MS (2 s), also after a fatal error. `drainMs` shortens the drain's
-   * bound for this stop (never past `stopDrainMs`): a process whose stop already found its server not answering.
+   * within `stopDrainMs` + RELAY_STOP_GRACE_MS (2 s), also after a fatal error. With `waits` (a process's stop,
+   * see StopWaits) the drain is one of its waits for the server: shorter once the server did not answer an
+   * earlier one, and publishes it abandons mark that stop stalled (see RelayStop.request).
    */
-  async stop(options: { drainMs?: number } = {}): Promise<void> {
-    this.#stop.request(options.drainMs)
+  async stop(waits?: StopWaits): Promise<void> {
+    this.#stop.request(waits)
     if (this.#state === 'new') {
       this.#stop.done()
       this.#state = 'stopped'
