@@ -4,7 +4,13 @@ import { SERVER_WAIT_MS } from '@eventplane/bus-nats'
 import { type StalledProxy, startStalledProxy } from '@eventplane/bus-nats/testing'
 import { PROJECTOR_ROLE } from '@eventplane/runtime'
 import { ROLES } from '@eventplane/store-pg'
-import { type BusEnv, type ServiceProcess, createBusEnv, within } from '../../packages/bus-nats/test/fixtures.ts'
+import {
+  type BusEnv,
+  type ServiceProcess,
+  appendIntents,
+  createBusEnv,
+  within,
+} from '../../packages/bus-nats/test/fixtures.ts'
 import { FAULT_DOMAIN, spawnEvtctl } from './support/children.ts'
 
 /**
@@ -12,18 +18,20 @@ import { FAULT_DOMAIN, spawnEvtctl } from './support/children.ts'
  * answering) and asserts that it stops as after any SIGTERM: exit 0 and `stopped` on stdout, well inside the
  * 10 s evtctl gives a stop, its connections closed without the drain the server never answers (a
  * `nats.drain_timeout` warning naming each). Before, the drain waited for the client's ping timeout, minutes:
- * the process sat there after `stopped` until evtctl's last resort ended it, exit 130. Resolves to how long the
- * stop took, from the SIGTERM to the exit, in ms.
+ * the process sat there after `stopped` until evtctl's last resort ended it, exit 130. `whileStalled` runs once
+ * the proxy stalled, before the SIGTERM. Resolves to how long the stop took, from the SIGTERM to the exit, in ms.
  */
 async function stopsWhileStalled(
   service: ServiceProcess,
   stdout: () => string,
   proxy: StalledProxy,
   undrained: string[],
+  whileStalled?: () => Promise<unknown>,
 ): Promise<number> {
   const child = service.process
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
   proxy.stall()
+  await whileStalled?.()
   const signalled = performance.now()
   child.kill('SIGTERM')
   const code = await within(exited, 14_000, 'the service to stop (it waits on a drain the server never answers)')
@@ -56,13 +64,14 @@ async function serviceStopsWhileStalled(
   env: (proxyUrl: string) => Record<string, string>,
   ready: string,
   undrained: string[],
+  whileStalled?: () => Promise<unknown>,
 ): Promise<{ tookMs: number; logs: ServiceProcess['logs'] }> {
   const proxy = await startStalledProxy(bus.server.port)
   const service = spawnEvtctl(args, `evtctl ${args.join(' ')}`, env(proxy.url))
   const stdout = collectStdout(service)
   try {
     await service.waitForLog(ready, 60_000)
-    return { tookMs: await stopsWhileStalled(service, stdout, proxy, undrained), logs: service.logs }
+    return { tookMs: await stopsWhileStalled(service, stdout, proxy, undrained, whileStalled), logs: service.logs }
   } finally {
     await service.kill()
     await proxy.close()
@@ -137,5 +146,34 @@ describe('faults: a service stopped while its NATS server does not answer', () =
     const warned = logs.filter((l) => l.event === 'nats.drain_timeout').map((l) => l.time as number)
     const gapMs = Math.max(...warned) - Math.min(...warned)
     assert.ok(gapMs < SERVER_WAIT_MS, `the last drain timed out ${gapMs} ms after the first: a second full wait`)
+  })
+
+  test('evtctl relay stops on SIGTERM, exit 0, in one wait for the server: its last drain cut at its deadline, then its connection closed without the drain', async () => {
+    // An event appended once the server stopped answering is in flight at the SIGTERM (published on its
+    // notification, or by the stop's last drain): the relay's stop waits for its ack until its deadline
+    // (stopDrainMs, 2 s), abandons it, and its connection's drain then gets STALLED_WAIT_MS, not SERVER_WAIT_MS
+    // again (was: 2 s + 2 s, about 4 s). No lease check in the window (poll 60 s): the one wait is the publish's.
+    const { tookMs, logs } = await serviceStopsWhileStalled(
+      env,
+      ['relay'],
+      (url) => ({
+        EVENTPLANE_DATABASE_URL: env.db.roleUrl(ROLES.relay),
+        EVENTPLANE_NATS_URL: url,
+        EVENTPLANE_NATS_CREDS: env.server.credentials.relay!.creds,
+        EVENTPLANE_RELAY_POLL_MS: '60000',
+      }),
+      'relay active',
+      ['eventplane-relay:default'],
+      () => appendIntents(env.intents, 'acme', 1, 1, 'stalled'),
+    )
+    const at = (msg: string) => logs.find((l) => typeof l.msg === 'string' && l.msg.startsWith(msg))?.time as number
+    const abandonedAt = at('relay stopping: publishes not acked by the deadline are abandoned')
+    assert.ok(abandonedAt !== undefined, 'the relay had no publish in flight at its deadline')
+    const drainGapMs = at('the NATS connection did not drain') - abandonedAt
+    assert.ok(
+      drainGapMs < SERVER_WAIT_MS,
+      `the connection's drain timed out ${drainGapMs} ms after the relay's deadline`,
+    )
+    assert.ok(tookMs < 2 * SERVER_WAIT_MS, `the stop took ${Math.round(tookMs)} ms: two full waits for the server`)
   })
 })

@@ -1,6 +1,7 @@
 import type { RelayLease } from '@eventplane/store-pg'
 import { type Logger, errorFields } from './logger.ts'
 import type { OrderedPublisher } from './relay-publisher.ts'
+import type { StopWaits } from './server-wait.ts'
 import { settlesWithin } from './settles-within.ts'
 import { unlessAborted } from './unless-aborted.ts'
 
@@ -62,6 +63,8 @@ export class RelayStop {
   #requested = false
   /** The drain's bound of this stop (request()). */
   #drainMs: number
+  /** The process's stop this one is part of (request()), if any. */
+  #waits: Pick<StopWaits, 'ms' | 'stalled'> | undefined
   /** performance.now() at the deadline; set by request(). */
   #deadline = Number.POSITIVE_INFINITY
   #timer: NodeJS.Timeout | undefined
@@ -84,13 +87,16 @@ export class RelayStop {
   }
 
   /**
-   * Starts the stop and its deadline (once): `drainMs` after now, at most the relay's own (a process whose stop
-   * already waited for a server that did not answer gives less, see StopWaits).
+   * Starts the stop and its deadline (once): `drainMs` after now. As one of a process's `waits` (see StopWaits),
+   * the drain is one of its waits for the server: it gets `waits.ms(drainMs)` (less once the server did not
+   * answer an earlier one), and publishes still unacked at its deadline mark the process's stop stalled, so the
+   * waits after it (the connections' drains) do not wait for that server in full again.
    */
-  request(drainMs: number = this.#o.drainMs): void {
+  request(waits?: Pick<StopWaits, 'ms' | 'stalled'>): void {
     if (this.#requested) return
     this.#requested = true
-    this.#drainMs = Math.max(0, Math.min(drainMs, this.#o.drainMs))
+    this.#waits = waits
+    this.#drainMs = Math.max(0, waits === undefined ? this.#o.drainMs : waits.ms(this.#o.drainMs))
     this.#deadline = performance.now() + this.#drainMs
     this.#timer = setTimeout(() => this.#abandon(), this.#drainMs)
     this.#timer.unref()
@@ -219,6 +225,8 @@ export class RelayStop {
     const { publisher, relay } = this.#o
     const drainMs = this.#drainMs
     const abandoned = publisher.inFlight
+    // The server did not ack them in time: taken as not answering (see request()).
+    if (abandoned > 0) this.#waits?.stalled()
     publisher.abandon(new StopDeadlinePassed(`the relay stopped ${drainMs} ms after stop() without these acks`))
     if (abandoned > 0)
       this.#o.logger.warn(

@@ -7,7 +7,7 @@ import {
   formatCheckpoint,
   isEventplaneError,
 } from '@eventplane/core'
-import { type HorizonRule, PgEventStore, RelayLease, type Sql, loadRelayRecord } from '@eventplane/store-pg'
+import { PgEventStore, RelayLease, type Sql, loadRelayRecord } from '@eventplane/store-pg'
 import { type JetStreamManager, type StreamInfo, jetstreamManager } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { type Logger, errorFields, silentLogger } from './logger.ts'
@@ -18,34 +18,26 @@ import { TransactionGuard } from './relay-guard.ts'
 import { CheckpointWriter } from './relay-checkpoints.ts'
 import { collectRelayGauges } from './relay-gauges.ts'
 import { type RelayOptions, type ResolvedRelayOptions, relayName, resolveRelayOptions } from './relay-options.ts'
-import { relayMessage } from './relay-encode.ts'
-import { ForeignStream, resumePoint, warnOldServer } from './relay-resume.ts'
-import { OrderedPublisher, isOrderBreak } from './relay-publisher.ts'
+import { RelayDrain, type RelayStats } from './relay-drain.ts'
+import { ForeignStream, type ResumePoint, resumePoint, warnOldServer } from './relay-resume.ts'
+import { OrderedPublisher } from './relay-publisher.ts'
 import { RelayStop } from './relay-stop.ts'
-import { RELAY_TRACE, traceRead } from './relay-trace.ts'
+import type { StopWaits } from './server-wait.ts'
+import { RELAY_TRACE } from './relay-trace.ts'
 import { ensureStream } from './stream.ts'
 import { STREAM_NAME } from './subjects.ts'
 
 export type RelayState = 'new' | 'standby' | 'starting' | 'active' | 'retrying' | 'stopped'
 
-export interface RelayStats {
-  /** Events acked by JetStream since start (duplicates included). */
-  published: number
-  /** Acks that said JetStream already held the event (a republish after a failed publish). */
-  duplicates: number
-}
+export type { RelayStats } from './relay-drain.ts'
 
 /** The lease was lost: another relay may be active now, so this one must stand by. */
 class LeaseLost extends Error {}
-
-/** JetStream refused a publish whose predecessor is not the stream's last message. */
-class OrderBreak extends Error {}
 
 /** The stream is gone: re-ensure it and decide the checkpoint again by what the new one holds. */
 class StreamReplaced extends Error {}
 
 const QUICK_POLL_MS = 25
-const MAX_ORDER_BREAKS = 3
 
 /**
  * The only publisher of log subjects (DESIGN §4). Holds a lease per name in
@@ -70,6 +62,7 @@ export class Relay {
   readonly #nc: NatsConnection
   readonly #store: PgEventStore
   readonly #publisher: OrderedPublisher
+  readonly #drain: RelayDrain
   readonly #waker: LogWaker
   readonly #logger: Logger
   readonly #guard: TransactionGuard
@@ -80,10 +73,6 @@ export class Relay {
   readonly #lease: RelayLease
   #holding = false
   #checkpoint: Checkpoint | undefined
-  /** The end of the acked prefix, set as the checkpoint but maybe not stored yet: where the next drain reads from. */
-  #acked: Checkpoint | undefined
-  /** The event id at #acked when known (the stream's tip): what the first publish of the next drain expects. */
-  #ackedId: string | undefined
   readonly #checkpoints = new CheckpointWriter(async (c) => {
     if (!(await this.#lease.storeCheckpoint(c, this.#streamCreated)))
       throw new LeaseLost('the relay lock was lost before the checkpoint was stored')
@@ -95,12 +84,7 @@ export class Relay {
   #serverChecked = false
   /** The last LISTEN started. */
   #listening: Promise<void> | undefined
-  #stats: RelayStats = { published: 0, duplicates: 0 }
-  /** What of the publisher's acked prefix was already counted in stats, metrics and the checkpoint. */
-  #counted = { acked: 0, duplicates: 0 }
   #settle!: { resolve: () => void; reject: (e: unknown) => void }
-  /** When a read last asked for the exact horizon (performance.now()). */
-  #lookedAt = Number.NEGATIVE_INFINITY
 
   constructor(options: RelayOptions) {
     this.name = relayName(options.name)
@@ -119,9 +103,21 @@ export class Relay {
     })
     const drainMs = this.#o.stopDrainMs
     this.#stop = new RelayStop({ relay: this.name, drainMs, publisher: this.#publisher, logger: this.#logger })
+    this.#metrics = options.metrics
+    this.#drain = new RelayDrain({
+      relay: this.name,
+      store: this.#store,
+      publisher: this.#publisher,
+      stop: this.#stop,
+      checkpoints: this.#checkpoints,
+      logger: this.#logger,
+      metrics: this.#metrics,
+      batchSize: this.#o.batchSize,
+      horizonLookupMs: this.#o.horizonLookupMs,
+      lookUpTip: () => this.#checkpoints.flush().then(() => this.#checkStream({ always: true })),
+    })
     this.closed = new Promise<void>((resolve, reject) => (this.#settle = { resolve, reject }))
     this.closed.catch(() => {})
-    this.#metrics = options.metrics
     const removeCollector = this.#metrics?.addCollector(`relay:${this.name}`, () => this.#collect())
     if (removeCollector) this.closed.finally(removeCollector).catch(() => {})
   }
@@ -152,7 +148,7 @@ export class Relay {
   }
 
   get stats(): Readonly<RelayStats> {
-    return { ...this.#stats }
+    return this.#drain.stats
   }
 
   /** Starts the relay loop in the background and returns at once; watch `state` and `closed`. */
@@ -168,11 +164,12 @@ export class Relay {
    * abandoned, and a JetStream request or a read in flight then is given up
    * (see RelayStop); the checkpoint of the acked prefix is stored and the lock
    * released, each skipped when PostgreSQL does not answer in time. Resolves
-   * within `stopDrainMs` + RELAY_STOP_GRACE_MS (2 s), also after a fatal error. `drainMs` shortens the drain's
-   * bound for this stop (never past `stopDrainMs`): a process whose stop already found its server not answering.
+   * within `stopDrainMs` + RELAY_STOP_GRACE_MS (2 s), also after a fatal error. With `waits` (a process's stop,
+   * see StopWaits) the drain is one of its waits for the server: shorter once the server did not answer an
+   * earlier one, and publishes it abandons mark that stop stalled (see RelayStop.request).
    */
-  async stop(options: { drainMs?: number } = {}): Promise<void> {
-    this.#stop.request(options.drainMs)
+  async stop(waits?: StopWaits): Promise<void> {
+    this.#stop.request(waits)
     if (this.#state === 'new') {
       this.#stop.done()
       this.#state = 'stopped'
@@ -194,12 +191,12 @@ export class Relay {
             'the account check',
           )
           const stream = await stop.bounded(ensureStream(this.#jsm, this.#o.stream), `the check of ${STREAM_NAME}`)
-          this.#checkpoint = await stop.bounded(this.#checkpointFor(stream), 'the look-up of where to resume')
-          this.#acked = this.#checkpoint
+          const resume = await stop.bounded(this.#checkpointFor(stream), 'the look-up of where to resume')
+          this.#resumeAt(resume)
           this.#listening = this.#waker.listen()
           await stop.bounded(this.#listening, 'LISTEN')
           this.#state = 'active'
-          this.#logger.info({ relay: this.name, checkpoint: formatCheckpoint(this.#checkpoint) }, 'relay active')
+          this.#logger.info({ relay: this.name, checkpoint: formatCheckpoint(resume.checkpoint) }, 'relay active')
           if (!this.#serverChecked) this.#serverChecked = warnOldServer(this.#nc.info?.version, this.#logger, this.name)
           await this.#pump(() => (failures = 0))
         } catch (err) {
@@ -244,10 +241,9 @@ export class Relay {
    * refills what the stream lacks. Stored with the stream's `created`, moved
    * back when the stream is behind it. Runs holding the lease, before a publish.
    */
-  async #checkpointFor(stream: StreamInfo): Promise<Checkpoint> {
+  async #checkpointFor(stream: StreamInfo): Promise<ResumePoint> {
     const stored = await loadRelayRecord(this.#sql, this.name)
     const resume = await resumePoint(this.#jsm!, this.#sql, stream, stored)
-    this.#ackedId = resume.eventId
     this.#streamCreated = stream.created
     const { checkpoint } = resume
     const moved = stored !== undefined && compareCheckpoints(stored.checkpoint, checkpoint) !== 0
@@ -269,7 +265,13 @@ export class Relay {
         : !moved && stored.streamCreated === stream.created
     if (!unchanged && !(await this.#lease.storeCheckpoint(checkpoint, stream.created, { reset: resume.reset })))
       throw new LeaseLost('the relay lock was lost before the checkpoint was stored')
-    return checkpoint
+    return resume
+  }
+
+  /** Publishes from `resume` on: the checkpoint loaded, the next drain reading after it. */
+  #resumeAt(resume: ResumePoint): void {
+    this.#checkpoint = resume.checkpoint
+    this.#drain.resumeAt(resume.checkpoint, resume.eventId)
   }
 
   /**
@@ -291,8 +293,7 @@ export class Relay {
       throw natsFailure(e, `read stream ${STREAM_NAME}`)
     }
     if (created === this.#streamCreated && options.always !== true) return
-    this.#checkpoint = await this.#checkpointFor(await ensureStream(this.#jsm!, this.#o.stream))
-    this.#acked = this.#checkpoint
+    this.#resumeAt(await this.#checkpointFor(await ensureStream(this.#jsm!, this.#o.stream)))
   }
 
   /** Waits for the lock; false when stopped first. Throws when PostgreSQL is unreachable. */
@@ -335,9 +336,9 @@ export class Relay {
     try {
       while (!this.#stop.requested) {
         const drainAt = performance.now()
-        await this.#drain()
+        await this.#drain.run()
         if (RELAY_TRACE.drain.hasSubscribers)
-          RELAY_TRACE.drain.publish({ startedAt: drainAt, at: performance.now(), events: this.#counted.acked })
+          RELAY_TRACE.drain.publish({ startedAt: drainAt, at: performance.now(), events: this.#drain.ackedLastRun })
         onProgress()
         if (this.#stop.requested) break
         // After a notification, re-read soon and then less often: the new rows
@@ -352,11 +353,11 @@ export class Relay {
         }
       }
       await this.#stop.lastDrain(() => {
-        this.#lookedAt = Number.NEGATIVE_INFINITY
-        return this.#drain()
+        this.#drain.lookExact()
+        return this.#drain.run()
       })
       const at = (c: Checkpoint | undefined) => (c === undefined ? null : formatCheckpoint(c))
-      const where = { checkpoint: at(this.#acked), stored: at(this.#checkpoint) }
+      const where = { checkpoint: at(this.#drain.acked), stored: at(this.#checkpoint) }
       await this.#stop.storeLastCheckpoint(this.#checkpoints.flush(), this.#lease, where)
     } finally {
       await this.#stop.settles(this.#checkpoints.settle())
@@ -370,130 +371,5 @@ export class Relay {
     // An idle relay would otherwise notice a deleted stream only at its next publish.
     await this.#checkStream()
     await this.#guard.check()
-  }
-
-  /**
-   * Reads and publishes from the checkpoint until caught up (or stopping,
-   * after the current batch; in the stop's last drain, past its deadline). Publishes are one continuous window across
-   * batches (see OrderedPublisher), the next batch is read while one
-   * publishes (readAllText reads ahead), and after each batch the checkpoint
-   * moves to the end of the acked prefix, written in the background,
-   * coalesced (see CheckpointWriter). The drain ends only after every publish
-   * settled and its last checkpoint was set; that write may still be in
-   * flight (#pump waits for it). On failure it leaves no write behind it. Past the stop's deadline (its
-   * publishes abandoned, see RelayStop) it ends as if caught up.
-   */
-  async #drain(): Promise<void> {
-    try {
-      for (let breaks = 0; ; ) {
-        this.#publisher.resetChain(this.#ackedId)
-        this.#counted = { acked: 0, duplicates: 0 }
-        try {
-          const tracing = RELAY_TRACE.read.hasSubscribers
-          let readAt = tracing ? performance.now() : 0
-          let read = 0
-          // One rule for every page of the drain: a backlog read with the exact horizon goes on with it
-          // (a page of xmin could stop short, and nothing wakes the relay for the rest but its poll).
-          const rule = this.#horizon()
-          const reads = this.#stop.pages(
-            this.#store.readAllText({ from: this.#acked, batchSize: this.#o.batchSize, horizon: () => rule }),
-          )
-          for await (const rows of reads) {
-            if (tracing) readAt = traceRead(readAt, rows)
-            read += rows.length
-            for (const row of rows) {
-              while (this.#publisher.full) await this.#publisher.slot()
-              if (!this.#publisher.send(relayMessage(row))) break
-            }
-            if (tracing) RELAY_TRACE.sent.publish({ at: performance.now(), ids: rows.map((r) => r.event_id) })
-            this.#progress()
-            if (this.#publisher.failed || this.#stop.drainOver) break
-          }
-          if (tracing && read === 0) traceRead(readAt, [])
-          // The tail: the checkpoint follows the acks as they come, not only once the last one is in.
-          while (this.#publisher.inFlight > 0) {
-            await this.#publisher.slot()
-            this.#progress()
-          }
-        } finally {
-          await this.#publisher.settle()
-        }
-        this.#progress()
-        if (this.#publisher.prefix.acked > 0) breaks = 0
-        const failure = this.#publisher.failure
-        if (!this.#publisher.failed || this.#publisher.abandoned) return
-        const stuck = this.#publisher.stuck!
-        const where = {
-          relay: this.name,
-          event_id: stuck.event.event_id,
-          type: stuck.event.type,
-          position: stuck.position.toString(),
-        }
-        // A refused order check is not an outage: retry at once, unless it keeps happening without progress
-        // or the stream was replaced under us (its new copy must be filled from the start).
-        if (!isOrderBreak(failure)) {
-          const error = natsFailure(failure, `publish event ${stuck.event.event_id}`)
-          this.#logger.warn({ ...where, ...errorFields(error) }, 'publish failed')
-          throw error
-        }
-        this.#logger.info(
-          { ...where, ...errorFields(failure) },
-          "stream order check refused a publish; resuming after the stream's last message",
-        )
-        if (++breaks > MAX_ORDER_BREAKS) throw new OrderBreak()
-        const expected = this.#ackedId
-        await this.#stop.bounded(
-          this.#checkpoints.flush().then(() => this.#checkStream({ always: true })),
-          "the look-up of the stream's tip",
-        )
-        // The stream ends where the relay thought, yet its expectation was refused: the server does not know
-        // its last id (restarted with a tip older than the duplicate window). The next publish expects nothing.
-        if (this.#ackedId === expected) this.#ackedId = undefined
-      }
-    } catch (e) {
-      await this.#publisher.settle()
-      await this.#stop.settles(this.#checkpoints.settle())
-      throw e
-    }
-  }
-
-  /**
-   * The rule of the next drain's reads: the exact horizon at most once per
-   * `horizonLookupMs`, the snapshot's xmin otherwise (with 0020's floor: see RelayOptions).
-   */
-  #horizon(): HorizonRule {
-    const at = performance.now()
-    const exact = at - this.#lookedAt >= this.#o.horizonLookupMs
-    if (exact) this.#lookedAt = at
-    if (RELAY_TRACE.horizon.hasSubscribers) RELAY_TRACE.horizon.publish({ at, exact })
-    return exact ? 'exact' : 'xmin'
-  }
-
-  /**
-   * Counts the events acked since the last call and moves the checkpoint to
-   * the end of the acked prefix (everything before it is in the stream; the
-   * events after it are republished on retry, and JetStream drops copies it
-   * holds by `Nats-Msg-Id`).
-   */
-  #progress(): void {
-    const { last, acked, duplicates } = this.#publisher.prefix
-    const events = acked - this.#counted.acked
-    if (events === 0 || last === undefined) return
-    const dups = duplicates - this.#counted.duplicates
-    this.#counted = { acked, duplicates }
-    this.#stats.published += events
-    this.#stats.duplicates += dups
-    if (this.#metrics) {
-      this.#metrics.relay.published.inc({ relay: this.name }, events)
-      if (dups > 0) this.#metrics.relay.duplicates.inc({ relay: this.name }, dups)
-    }
-    const checkpoint = { txId: last.txId, position: last.position }
-    this.#acked = checkpoint
-    this.#ackedId = last.event.event_id
-    this.#checkpoints.set(checkpoint)
-    this.#logger.debug(
-      { relay: this.name, events, duplicates: dups, checkpoint: formatCheckpoint(checkpoint) },
-      'events published',
-    )
   }
 }

@@ -18,12 +18,54 @@ const LIKELY_CAUSES =
   'have: check that the creds come from the nats-setup auth dir of this server (the operator it trusts)'
 
 /**
+ * When the server of a connection being made last answered (its INFO line), so that a refused login tells a
+ * refusal after an account look-up (creds this server does not know) from one at once (a wrong password, a
+ * revoked user). The one owner of the look-up refusal's line: one-shot commands (connectForCommand) and the
+ * services' connections (Session.serviceNats) give the same.
+ */
+export class LoginWatch {
+  #answeredAt: number | undefined
+
+  /** performance.now() when the server last answered a dial (undefined: none did yet). */
+  get answeredAt(): number | undefined {
+    return this.#answeredAt
+  }
+
+  /**
+   * The connection's authenticators: `own` (natsAuth's, if any) and one that notes the server's answer. nats.js
+   * signs the CONNECT once the server's INFO is read, on every dial: that call is the server's answer.
+   */
+  authenticator(own: ConnectionOptions['authenticator']): Authenticator[] {
+    const answered: Authenticator = () => {
+      this.#answeredAt = performance.now()
+      return undefined
+    }
+    return [...(own === undefined ? [] : Array.isArray(own) ? own : [own]), answered]
+  }
+
+  /**
+   * `bus.auth_failed` naming `LIKELY_CAUSES` when `e` is a refused login that came LOOKED_UP_MS or more after
+   * the server's answer (its resolver looked for the creds' account and found none); else undefined.
+   */
+  lookedUpRefusal(e: unknown, url: string): EventplaneError | undefined {
+    const since = this.#answeredAt === undefined ? undefined : performance.now() - this.#answeredAt
+    if (since === undefined || since < LOOKED_UP_MS || natsDriverError(e)?.code !== 'bus.auth_failed') return undefined
+    return new EventplaneError(
+      'bus.auth_failed',
+      `NATS at ${url} refused the credentials (${firstLine(e)}) after ${seconds(since)} s, the time its ` +
+        `resolver takes to look for an account it does not have: ${LIKELY_CAUSES}`,
+      { cause: e },
+    )
+  }
+}
+
+/**
  * One NATS connection for a command (no reconnect), `url` (redacted) naming the server in its failures. Tells
  * apart what a single timeout hid: no server answered within `answerS` (nothing listening that speaks NATS: no
  * INFO line), `bus.unavailable`; a server answered and refused the login, `bus.auth_failed` (as at once
- * for a bad password, and after `LIKELY_CAUSES` when the refusal took a look-up); a server answered and gave
- * no verdict within `verdictS` more, `bus.unavailable` naming the likely causes. Any other failure is
- * `bus.unavailable` with nats.js's reason; `bus.forbidden` passes as it is.
+ * for a bad password, and after `LIKELY_CAUSES` when the refusal took a look-up, see LoginWatch); a server
+ * answered and gave no verdict within `verdictS` more, `bus.unavailable` naming the likely causes. Any other
+ * failure is `bus.unavailable` with nats.js's reason; `bus.forbidden` passes as it is.
  */
 export async function connectForCommand(
   options: ConnectionOptions,
@@ -32,22 +74,16 @@ export async function connectForCommand(
   verdictS: number = LOGIN_VERDICT_S,
 ): Promise<NatsConnection> {
   const dialed = performance.now()
-  let answeredAt: number | undefined
-  // nats.js signs the CONNECT once the server's INFO is read: that call is the server's answer.
-  const answered: Authenticator = () => {
-    answeredAt ??= performance.now()
-    return undefined
-  }
-  const own = options.authenticator
+  const login = new LoginWatch()
   const connecting = connect({
     ...options,
     timeout: (answerS + verdictS) * 1000,
-    authenticator: [...(own === undefined ? [] : Array.isArray(own) ? own : [own]), answered],
+    authenticator: login.authenticator(options.authenticator),
   })
   let cancelSilent: (() => void) | undefined
   // Judged after the socket reads of the turn the deadline passes in: an INFO already there counts.
   const silent = new Promise<'silent'>((resolve) => {
-    cancelSilent = afterDeadlineAndIo(answerS * 1000, () => answeredAt === undefined && resolve('silent'))
+    cancelSilent = afterDeadlineAndIo(answerS * 1000, () => login.answeredAt === undefined && resolve('silent'))
   })
   try {
     const first = await Promise.race([connecting, silent])
@@ -61,19 +97,13 @@ export async function connectForCommand(
   } catch (e) {
     if (e instanceof EventplaneError) throw e
     const typed = natsDriverError(e)
-    const since = answeredAt === undefined ? undefined : performance.now() - answeredAt
-    if (typed?.code === 'bus.auth_failed' && since !== undefined && since >= LOOKED_UP_MS)
-      throw new EventplaneError(
-        'bus.auth_failed',
-        `NATS at ${url} refused the credentials (${firstLine(e)}) after ${seconds(since)} s, the time its ` +
-          `resolver takes to look for an account it does not have: ${LIKELY_CAUSES}`,
-        { cause: e },
-      )
+    const lookedUp = login.lookedUpRefusal(e, url)
+    if (lookedUp !== undefined) throw lookedUp
     if (typed?.code === 'bus.auth_failed' || typed?.code === 'bus.forbidden') throw typed
     if (typed?.code === 'bus.timeout')
       throw cannotConnect(
         url,
-        answeredAt === undefined
+        login.answeredAt === undefined
           ? `no NATS server answered within ${seconds(performance.now() - dialed)} s: is a NATS server listening there?`
           : `a NATS server answered but did not accept the login within ${seconds(performance.now() - dialed)} s: ${LIKELY_CAUSES}`,
         e,

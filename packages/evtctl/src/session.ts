@@ -17,13 +17,13 @@ import { describeTarget, pgTarget } from './pg-target.ts'
  * start, which commands that only read PostgreSQL (read, streams, state, trace, export …) never pay.
  */
 const natsModules = async () => {
-  const [{ connect }, bus, { natsUserName }, { connectForCommand }] = await Promise.all([
+  const [{ connect }, bus, { natsUserName }, { connectForCommand, LoginWatch }] = await Promise.all([
     import('./nats-connect.ts'),
     import('@eventplane/bus-nats'),
     import('./services/connection-closed.ts'),
     import('./nats-login.ts'),
   ])
-  return { connect, connectForCommand, natsUserName, ...bus }
+  return { connect, connectForCommand, LoginWatch, natsUserName, ...bus }
 }
 
 /** Seconds evtctl waits for PostgreSQL or NATS before reporting them unavailable. */
@@ -184,29 +184,36 @@ export class Session {
   /**
    * A NATS connection of a long-running service (relay, gateway, runner):
    * named `name` for the server's monitoring, waiting for a server that is
-   * not up yet and reconnecting for ever. A refused login still fails at
-   * once (`bus.auth_failed`, one line). Drained when the session closes.
+   * not up yet and reconnecting for ever. A refused login still fails
+   * (`bus.auth_failed`, one line; after a look-up of the creds' account, the
+   * line a command gives, naming the likely causes: LoginWatch). Drained when
+   * the session closes.
    */
   serviceNats(name: string): Promise<NatsConnection> {
     const existing = this.#services.get(name)
     if (existing) return existing
     const { natsUrl, natsUser, natsPassword, natsCreds } = this.config
     this.log.debug({ url: redactUrl(natsUrl), name }, 'connecting to NATS')
-    const connection = natsModules().then(({ connect, natsAuth, natsUserName }) => {
+    const connection = natsModules().then(({ connect, natsAuth, natsUserName, LoginWatch }) => {
       // Read from the creds now: they may be gone by the time a failure names the user.
       this.#user ??= { value: natsUserName(this.config) }
+      const auth = natsAuth({
+        ...(natsCreds === undefined ? {} : { natsCreds }),
+        ...(natsUser === undefined ? {} : { natsUser, natsPassword: natsPassword ?? '' }),
+      })
+      const login = new LoginWatch()
       return connect({
         servers: natsUrl,
         name,
-        ...natsAuth({
-          ...(natsCreds === undefined ? {} : { natsCreds }),
-          ...(natsUser === undefined ? {} : { natsUser, natsPassword: natsPassword ?? '' }),
-        }),
+        ...auth,
+        authenticator: login.authenticator(auth.authenticator),
         waitOnFirstConnect: true,
         maxReconnectAttempts: -1,
         reconnectTimeWait: 250,
       }).catch(async (e: unknown) => {
-        const typed = this.#withoutCredentials(await toEventplaneError(e))
+        const typed = this.#withoutCredentials(
+          login.lookedUpRefusal(e, redactUrl(natsUrl)) ?? (await toEventplaneError(e)),
+        )
         throw typed.code === 'bus.auth_failed' ? typed : e
       })
     })

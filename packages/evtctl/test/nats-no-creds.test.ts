@@ -46,6 +46,9 @@ describe('NATS credentials not given to a server that requires them', () => {
   })
 
   const hint = /^NATS at nats:\/\/127\.0\.0\.1:\d+ requires credentials and none were given: pass --nats-creds <file>/
+  /** The line of a refusal after the server's look-up of an account it does not have (nats-login's LoginWatch). */
+  const lookedUp =
+    /^NATS at nats:\/\/127\.0\.0\.1:\d+ refused the credentials \(Authorization Violation\) after \d+\.\d s, the time its resolver takes to look for an account it does not have: likely creds of another deployment .*: check that the creds come from the nats-setup auth dir of this server \(the operator it trusts\)$/
 
   test('a one-shot command and a service each say so in one line: exit 4, bus.auth_failed', async () => {
     const env = { EVENTPLANE_DATABASE_URL: db.url, EVENTPLANE_NATS_URL: nats.url }
@@ -110,9 +113,36 @@ describe('NATS credentials not given to a server that requires them', () => {
     assert.equal(r.code, 4, r.stderr)
     const failure = failureLine(r)
     assert.equal(failure.code, 'bus.auth_failed')
-    assert.match(
-      failure.message,
-      /^NATS at nats:\/\/127\.0\.0\.1:\d+ refused the credentials \(Authorization Violation\) after \d+\.\d s, the time its resolver takes to look for an account it does not have: likely creds of another deployment .*: check that the creds come from the nats-setup auth dir of this server \(the operator it trusts\)$/,
+    assert.match(failure.message, lookedUp)
+  })
+
+  test("another deployment's creds: each service (relay, gateway, run, up) fails its start (exit 4) with the command's line, naming the likely causes", async () => {
+    // The services' connections wait for a server and reconnect (Session.serviceNats): they said only "NATS refused
+    // the credentials: Authorization Violation" (relay, gateway, run; up connects as a command first). One start
+    // each, side by side: nats.js tries such a login twice or more (a look-up each), 10-15 s.
+    const env = {
+      EVENTPLANE_DATABASE_URL: db.url,
+      EVENTPLANE_NATS_URL: nats.url,
+      EVENTPLANE_DOMAIN: '@eventplane/example-deployments',
+    }
+    const users = { relay: 'relay', gateway: 'gateway', run: 'controller', up: 'operator' } as const
+    const results = await Promise.all(
+      Object.entries(users).map(async ([command, user]) => {
+        const creds = other.credentials[user]!.creds
+        return { command, r: await runCli([command], { env: { ...env, EVENTPLANE_NATS_CREDS: creds } }) }
+      }),
+    )
+    // A service's stderr carries its log too (its start line): the failure is its one evtctl: line. All four
+    // judged at once, so a failure shows each.
+    const verdicts = results.map(({ command, r }) => {
+      const lines = r.stderr.split('\n').filter((l) => l.startsWith('evtctl: '))
+      const m = /^evtctl: ([a-z_.]+): (.+)$/.exec(lines[0] ?? '')
+      const line = lines.length === 1 && m !== null && lookedUp.test(m[2]!) ? 'the look-up line' : lines.join(' | ')
+      return `${command}: exit ${r.code}, ${m?.[1]}, ${line}`
+    })
+    assert.deepEqual(
+      verdicts,
+      Object.keys(users).map((command) => `${command}: exit 4, bus.auth_failed, the look-up line`),
     )
   })
 

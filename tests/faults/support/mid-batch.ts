@@ -13,7 +13,7 @@ const TIMED_OUT_WITHIN_MS = 30_000
  * publishes through `gate` until the gate holds back an ack: it has published
  * more than it heard acked, and the gate holds every later answer, so it can
  * neither hear another ack nor resume. It waits there for its own ack timeout;
- * its drain then fails, waits for every checkpoint write it started (`#drain`
+ * its drain then fails, waits for every checkpoint write it started (`RelayDrain.run`
  * and `#pump` settle the CheckpointWriter) and only then logs
  * {@link RELAY_INTERRUPTED}. From that line until its death the stored
  * checkpoint is final: the retry that follows needs a JetStream answer (the

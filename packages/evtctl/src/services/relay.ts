@@ -177,11 +177,12 @@ export async function startRelay(
           logger: session.log,
         })
   // Side by side, the heads round in flight abandoned at the relay's stop deadline: the relay's stop bound holds
-  // (a round's JetStream requests and PostgreSQL reads wait seconds each while the server stalls). In a process
-  // whose stop already waited for a server that did not answer (`waits`), that deadline is a short one.
+  // (a round's JetStream requests and PostgreSQL reads wait seconds each while the server stalls). The relay's
+  // last drain is one of the process's waits for the server (`waits`): a short one once the server did not answer
+  // an earlier wait, and acks it waited for in vain make the waits after it (the connection's drain) short.
   const stop = async (waits?: StopWaits): Promise<void> => {
     const drainMs = waits?.ms(relay.stopDrainMs) ?? relay.stopDrainMs
-    await Promise.all([heads?.stop(drainMs), relay.stop({ drainMs })])
+    await Promise.all([heads?.stop(drainMs), relay.stop(waits)])
   }
   relay.start()
   heads?.start()

@@ -28,16 +28,11 @@ import {
   runnerStop,
 } from '../live-source.ts'
 import { createContext } from './context.ts'
+import { DependencyWait, type DependencyWaitOptions } from './dependency-wait.ts'
 import { KeyedQueue } from './keyed-queue.ts'
 import { ParkChecks, appendPark } from './parked.ts'
 import { RECONCILES_CATEGORY, beginReconcile } from './reconciles.ts'
 import type { Controller } from './types.ts'
-
-/** A delivery's wait for an unavailable dependency (see `ControllerRunner.#waiting`). */
-interface Waiting {
-  retry(d: LiveDelivery, err: unknown, message: string): Promise<void>
-  done(): void
-}
 
 export { RECONCILE_FAILED } from './parked.ts'
 
@@ -122,6 +117,7 @@ export class ControllerRunner {
   readonly #ready: Deferred<void> = deferred()
   readonly #closed: Deferred<void> = deferred()
   readonly #parks: ParkChecks
+  readonly #waits: DependencyWaitOptions
   #started = false
 
   constructor(options: ControllerRunnerOptions) {
@@ -130,6 +126,15 @@ export class ControllerRunner {
     this.#log = options.logger ?? silentLogger
     this.#queue = new KeyedQueue(options.concurrency ?? 8)
     this.#parks = new ParkChecks(options.store, this.name)
+    const { retryDelayMs = 100, maxRetryDelayMs = 5000 } = options
+    this.#waits = {
+      controller: this.name,
+      signal: this.#abort.signal,
+      log: this.#log,
+      metrics: options.metrics,
+      retryDelayMs,
+      maxRetryDelayMs,
+    }
     this.closed = this.#closed.promise
     this.closed.catch(() => {})
     this.#ready.promise.catch(() => {})
@@ -289,11 +294,11 @@ export class ControllerRunner {
     const signal = this.#abort.signal
     const e = d.event
     const ids = { controller: this.name, event_id: e.event_id, type: e.type, stream_version: e.stream_version }
-    const waiting = this.#waiting(ids)
+    const waiting = new DependencyWait(this.#waits, ids)
     try {
       // Parked already (before a restore, or its terminate lost): settled, not reconciled again. Read only
       // where a park may be stored (ParkChecks): the normal path reads nothing.
-      const parked = await this.#beforeReconcile(d, waiting, { doing: 'reading its park', do: 'read its park' }, () =>
+      const parked = await waiting.beforeReconcile(d, { doing: 'reading its park', do: 'read its park' }, () =>
         this.#parks.stored(d),
       )
       if (parked === undefined) return
@@ -310,9 +315,8 @@ export class ControllerRunner {
       // times (it keeps killing workers). NATS's delivery count is not used: it also counts the
       // redeliveries after restarts during an outage, which never ran the reconcile.
       if (d.deliveryCount > 1) {
-        const begun = await this.#beforeReconcile(
+        const begun = await waiting.beforeReconcile(
           d,
-          waiting,
           { doing: 'recording a reconcile', do: 'record a reconcile' },
           () => beginReconcile(this.#o.store, this.name, e, maxDeliveries),
         )
@@ -368,65 +372,6 @@ export class ControllerRunner {
   }
 
   /**
-   * `step` (a read or a record in PostgreSQL before a reconcile, `what` in its log lines); while PostgreSQL
-   * is unavailable the delivery is held and `step` called again, nothing counted. Undefined when stopped,
-   * or after another failure (logged; the delivery is nak'ed to come back later).
-   */
-  async #beforeReconcile<T>(
-    d: LiveDelivery,
-    waiting: Waiting,
-    what: { doing: string; do: string },
-    step: () => Promise<T>,
-  ): Promise<{ value: T } | undefined> {
-    while (!this.#abort.signal.aborted) {
-      try {
-        return { value: await step() }
-      } catch (err) {
-        if (this.#abort.signal.aborted) return undefined
-        if (isUnavailableError(err)) {
-          await waiting.retry(d, err, `${what.doing} waits for an unavailable dependency, retrying (not counted)`)
-          continue
-        }
-        this.#log.error(
-          { controller: this.name, event_id: d.event.event_id, ...errorFields(err) },
-          `could not ${what.do}, will retry`,
-        )
-        d.nak(this.#o.maxRetryDelayMs ?? 5000)
-        return undefined
-      }
-    }
-    return undefined
-  }
-
-  /**
-   * A delivery's wait for PostgreSQL or NATS: counted in the waiting gauge from the first failure until
-   * `done`, retried with backoff (its ack wait extended), logged by ids and code.
-   */
-  #waiting(ids: Record<string, unknown>): Waiting {
-    const { retryDelayMs = 100, maxRetryDelayMs = 5000 } = this.#o
-    const gauge = this.#o.metrics?.runtime.controllerWaiting
-    const labels = { controller: this.name }
-    let waits = 0
-    let counted = false
-    return {
-      retry: async (d: LiveDelivery, err: unknown, message: string): Promise<void> => {
-        if (!counted) gauge?.inc(labels)
-        counted = true
-        const delay = Math.min(retryDelayMs * 2 ** Math.min(waits++, 30), maxRetryDelayMs)
-        this.#o.metrics?.runtime.controllerRetries.inc(labels)
-        this.#log.warn({ ...ids, waits, retry_in_ms: delay, ...errorFields(err) }, message)
-        d.working?.()
-        await sleep(delay, undefined, { signal: this.#abort.signal }).catch(() => {})
-      },
-      done: (): void => {
-        if (counted) gauge?.dec(labels)
-        counted = false
-        waits = 0
-      },
-    }
-  }
-
-  /**
    * Appends `reconcile_failed` (`appendPark`) and terminates the delivery; one already stored with other
    * data (parked meanwhile by another worker) is kept and the delivery terminated all the same. While
    * PostgreSQL is unavailable the delivery is held and the append retried; any other failure asks for
@@ -436,7 +381,7 @@ export class ControllerRunner {
     const e = d.event
     const ids = { controller: this.name, event_id: e.event_id, type: e.type }
     this.#log.error({ ...ids, reason_code: reasonCode, attempts }, 'event parked')
-    const waiting = this.#waiting(ids)
+    const waiting = new DependencyWait(this.#waits, ids)
     try {
       while (!this.#abort.signal.aborted) {
         try {
