@@ -2,7 +2,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { EventplaneError } from '@eventplane/core'
 import type { KeyPair } from '@nats-io/nkeys'
-import { decodeJwt, reissueJwt } from '../nkeys.ts'
+import { decodeJwt } from '../nkeys.ts'
 import {
   LOG_ACCOUNT,
   SYSTEM_ACCOUNT,
@@ -10,6 +10,7 @@ import {
   logAccountJwt,
   operatorJwt,
   systemAccountJwt,
+  issuedAfter,
   reissuedCreds,
   userCreds,
 } from './claims.ts'
@@ -164,26 +165,14 @@ async function jwtIn(
   const previous = existsSync(file) ? readText(file) : undefined
   if (!stale && previous !== undefined && !outdatedOrBad(file, previous, outdated)) return previous
   const made = await make()
-  const jwt = signer === undefined ? made : issuedAfter(made, previous, signer)
+  const jwt = signer === undefined ? made : issuedAfter(made, issuedAtOf(previous), signer)
   writeFileAtomic(file, `${jwt}\n`, 0o644)
   return jwt
 }
 
-/**
- * `jwt`, re-issued by `signer` one second after `previous` when it was issued in the same second or before (a
- * clock set back). nats-server keeps an account JWT pushed to it over the one its config preloads only when the
- * preloaded one was issued before it (DirJWTStore.saveIfNewer: an equal `iat` lets the preload win at the next
- * start), and `iat` counts seconds: a revocation written within the second of the JWT the config preloads would
- * come undone at the server's next start with that config.
- */
-function issuedAfter(jwt: string, previous: string | undefined, signer: KeyPair): string {
-  const before = previous === undefined ? undefined : issuedAtOf(previous)
-  if (before === undefined || decodeJwt(jwt).iat > before) return jwt
-  return reissueJwt(jwt, signer, before + 1)
-}
-
-/** The `iat` of a JWT file's content, if it is a JWT whose signature verifies. */
-function issuedAtOf(jwt: string): number | undefined {
+/** The `iat` of a JWT file's content, if there is one and it is a JWT whose signature verifies. */
+function issuedAtOf(jwt: string | undefined): number | undefined {
+  if (jwt === undefined) return undefined
   try {
     return decodeJwt(jwt).iat
   } catch {

@@ -11,7 +11,7 @@ import {
   fmtCreds,
 } from '@nats-io/jwt'
 import type { KeyPair } from '@nats-io/nkeys'
-import { createUser, fromSeed, parseCreds } from '../nkeys.ts'
+import { createUser, decodeJwt, fromSeed, parseCreds, reissueJwt } from '../nkeys.ts'
 import { LOG_SUBJECTS, STREAM_NAME, SUBMIT_SUBJECTS, logFilter } from '../subjects.ts'
 import { type UserPermissions, tenantConsumerSubjects, tenantSubmitSubjects } from './permissions.ts'
 
@@ -264,7 +264,8 @@ async function signUser(
 
 /**
  * `creds` issued again for the same user key and name by `signer` (the account's identity or a signing key) with
- * `permissions`: what a signing-key rotation writes over each creds file of the account.
+ * `permissions`: what a signing-key rotation writes over each creds file of the account. Issued after the JWT it
+ * replaces ({@link issuedAfter}), also on a clock behind the one that issued that.
  */
 export async function resignedCreds(
   creds: Uint8Array,
@@ -273,8 +274,7 @@ export async function resignedCreds(
   signer: KeyPair,
 ): Promise<Uint8Array> {
   const { key, uc } = await parseCreds(creds)
-  const user = fromSeed(new TextEncoder().encode(key))
-  return fmtCreds(await signUser(uc.name, user, account, permissions, signer), user)
+  return credsIssuedAgain(key, uc.iat, uc.name, account, permissions, signer)
 }
 
 /** The key that issued a creds file's JWT: the account's identity key or one of its signing keys. */
@@ -287,7 +287,8 @@ export async function credsIssuer(creds: Uint8Array): Promise<string> {
  * differ from `permissions` (a release changed a service tier's grants);
  * undefined when they are the same. The user's key is kept, so a process
  * still running on the old file stays who it was; it gains the new grants
- * when it reconnects with the new file.
+ * when it reconnects with the new file. Issued after the JWT it replaces
+ * ({@link issuedAfter}), also on a clock behind the one that issued that.
  */
 export async function reissuedCreds(
   creds: Uint8Array,
@@ -298,8 +299,36 @@ export async function reissuedCreds(
 ): Promise<Uint8Array | undefined> {
   const { key, uc } = await parseCreds(creds)
   if (permissionsKey(uc.nats) === permissionsKey(jwtPermissions(permissions))) return undefined
+  return credsIssuedAgain(key, uc.iat, name, account, permissions, signer)
+}
+
+/** Creds for the user whose seed is `key`, its JWT issued after `previous` (the `iat` of the one it replaces). */
+async function credsIssuedAgain(
+  key: string,
+  previous: number,
+  name: string,
+  account: KeyPair,
+  permissions: UserPermissions,
+  signer: KeyPair,
+): Promise<Uint8Array> {
   const user = fromSeed(new TextEncoder().encode(key))
-  return fmtCreds(await signUser(name, user, account, permissions, signer), user)
+  return fmtCreds(issuedAfter(await signUser(name, user, account, permissions, signer), previous, signer), user)
+}
+
+/**
+ * `jwt`, re-issued by `signer` (its issuer) one second after `previous` (the `iat` of the JWT it replaces) when
+ * it was issued in the same second or before (a clock behind, or set back); else `jwt` itself. `iat` counts
+ * seconds, and nats-server orders JWTs by it twice:
+ * - it keeps an account JWT pushed to it over the one its config preloads only when the preloaded one was issued
+ *   before it (DirJWTStore.saveIfNewer: an equal `iat` lets the preload win at the next start), so a revocation
+ *   written within the second of the JWT the config preloads would come undone at the server's next start;
+ * - it refuses a revoked user's JWTs issued until the revocation's time, which is the later of now and the `iat`
+ *   of the key's creds file (`revocationTime`): creds re-issued for the same user key (new grants, a new signing
+ *   key) with an `iat` before the last JWT issued for it would let a revocation miss that JWT.
+ */
+export function issuedAfter(jwt: string, previous: number | undefined, signer: KeyPair): string {
+  if (previous === undefined || decodeJwt(jwt).iat > previous) return jwt
+  return reissueJwt(jwt, signer, previous + 1)
 }
 
 /** A comparable form of a user JWT's grants: each side's allow and deny sorted, and the response window. */

@@ -58,6 +58,15 @@ function activeOrThrow(auth: AuthDir, tenant: string): TenantRecord {
  * issued it), and its account JWT pushed with them: the server closes the
  * old key's connections and refuses it from then on. With `keepOld` the old
  * key is recorded as staged, with its JWT's `iat`, and nothing is pushed.
+ *
+ * The writes go in the order `replaceCreds` (rotate.ts) keeps for service users:
+ * the old key staged in the record, then the new creds, then (at once) the
+ * revocation recorded and pushed. The file never holds a key the server
+ * refuses, and a rotation cut short leaves no replaced key unlisted: cut
+ * short before the creds are written, the key in use is staged, which
+ * {@link revokeStagedTenantKeys} skips; after, the replaced key stays staged
+ * until `tenant revoke-old` or the next rotation revokes it.
+ *
  * Its account, consumers and limits stay; other tenants are not touched
  * (their JWTs are not pushed). `bus.unknown_tenant` when it is not active, before anything is
  * written. Holds the auth dir's lock (`withAuthDirLock`): a concurrent
@@ -77,22 +86,17 @@ export async function rotateTenantUser(
     const signer = userSigner(auth.dir, { tenant }, account)
     const creds = await userCreds(tenant, account, tenantPermissions(tenant, existing.consumers), signer)
     const key = await credsUserKey(creds)
-    const rotated = { rotated_at: new Date().toISOString() }
-    if (options.keepOld) {
-      const staged = { ...existing.staged, ...(old === undefined ? {} : { [old.key]: old.issued }) }
-      const record: TenantRecord = { ...existing, staged, ...rotated }
-      writeSecretFile(credsFile, creds)
-      writeRecord(auth, record)
-      return { record, credsFile, key, revoked: [], staged: Object.keys(staged) }
-    }
-    const revoking = { ...existing.staged, ...(old === undefined ? {} : { [old.key]: old.issued }) }
-    const revoked = [...(old === undefined ? [] : [old.key]), ...Object.keys(existing.staged ?? {})]
-    const record = withRevoked(existing, revoking, rotated)
-    // The new creds first: the file never holds a key the server refuses.
+    const staged = { ...existing.staged, ...(old === undefined ? {} : { [old.key]: old.issued }) }
+    const stagedRecord: TenantRecord = { ...existing, staged, rotated_at: new Date().toISOString() }
+    writeRecord(auth, stagedRecord)
     writeSecretFile(credsFile, creds)
+    // The replaced key first, then any an earlier staged rotation left valid.
+    const replaced = [...(old === undefined ? [] : [old.key]), ...Object.keys(staged).filter((k) => k !== old?.key)]
+    if (options.keepOld) return { record: stagedRecord, credsFile, key, revoked: [], staged: replaced }
+    const record = withRevoked(stagedRecord, staged)
     writeRecord(auth, record)
     await pushTenant(auth, admin, record, account, "its new creds are written and its old key's")
-    return { record, credsFile, key, revoked, staged: [] }
+    return { record, credsFile, key, revoked: replaced, staged: [] }
   })
 }
 
@@ -100,29 +104,34 @@ export async function rotateTenantUser(
  * The second step of a staged tenant rotation: revokes the keys staged in
  * its record as of now, or as of the `iat` recorded with each when later
  * ({@link revocationTime}), and pushes its account JWT with every
- * revocation the record keeps (also when none was staged). Returns the keys
- * revoked now.
+ * revocation the record keeps (also when none was staged). Never revokes
+ * the key `tenants/<tenant>.creds` holds (staged by a rotation cut short
+ * before it wrote the new creds): it stays staged. Returns the keys revoked
+ * now.
  */
 export async function revokeStagedTenantKeys(auth: AuthDir, admin: TenantAdmin, tenant: string): Promise<string[]> {
   return withAuthDirLock(auth, async () => {
     const existing = activeOrThrow(auth, tenant)
-    const revoked = Object.keys(existing.staged ?? {})
-    const record = withRevoked(existing, existing.staged ?? {}, {})
+    const credsFile = tenantCredsFile(auth.dir, tenant)
+    const inUse = existsSync(credsFile) ? (await credsKeyIssued(credsFile)).key : undefined
+    const revoking = Object.fromEntries(Object.entries(existing.staged ?? {}).filter(([k]) => k !== inUse))
+    const record = withRevoked(existing, revoking)
     writeRecord(auth, record)
     await pushTenant(auth, admin, record, tenantKey(auth, tenant), "its staged keys'")
-    return revoked
+    return Object.keys(revoking)
   })
 }
 
 /**
  * `record` with `keys` (key → the `iat` its revocation must cover, as its `staged` keeps them) revoked, each as of
- * {@link revocationTime} (a key revoked earlier keeps the later time), and none staged.
+ * {@link revocationTime} (a key revoked earlier keeps the later time), and no longer staged.
  */
-function withRevoked(record: TenantRecord, keys: Record<string, number>, extra: Partial<TenantRecord>): TenantRecord {
+function withRevoked(record: TenantRecord, keys: Record<string, number>): TenantRecord {
   const revocations = { ...record.revocations }
   for (const [k, issued] of Object.entries(keys)) revocations[k] = Math.max(revocationTime(issued), revocations[k] ?? 0)
-  const { staged: _staged, ...rest } = record
-  return { ...rest, revocations, ...extra }
+  const { staged: before, ...rest } = record
+  const staged = Object.fromEntries(Object.entries(before ?? {}).filter(([k]) => !Object.hasOwn(keys, k)))
+  return { ...rest, revocations, ...(Object.keys(staged).length === 0 ? {} : { staged }) }
 }
 
 /** Pushes the tenant's account JWT (its consumers, limits and revocations); a failure says what was recorded. */

@@ -57,9 +57,11 @@ export interface TenantRecord {
    */
   revocations?: Record<string, number>
   /**
-   * User keys a staged rotation (`keepOld`) replaced, still valid until `revokeStagedTenantKeys` (key → the `iat`
-   * of its JWT the creds file held when it was replaced: what its revocation must cover, which is made as of that
-   * or now, the later). Records written before held the second it was staged, which the revocation's now covers.
+   * User keys a rotation replaced, still valid until `revokeStagedTenantKeys` revokes them: a `keepOld`
+   * rotation's, or one cut short before it recorded their revocation (also the key in use, when cut short before its
+   * new creds were written: `revokeStagedTenantKeys` skips that one). Key → the `iat` of its JWT the creds file held
+   * when it was staged: what its revocation must cover, which is made as of that or now, the later. Records written
+   * before held the second it was staged, which the revocation's now covers.
    */
   staged?: Record<string, number>
   rotated_at?: string
