@@ -2,7 +2,6 @@ import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { EventplaneError } from '@eventplane/core'
 import type { KeyPair } from '@nats-io/nkeys'
-import { decodeJwt } from '../nkeys.ts'
 import {
   LOG_ACCOUNT,
   SYSTEM_ACCOUNT,
@@ -11,6 +10,7 @@ import {
   operatorJwt,
   systemAccountJwt,
   issuedAfter,
+  issuedAtOf,
   reissuedCreds,
   userCreds,
 } from './claims.ts'
@@ -168,16 +168,6 @@ async function jwtIn(
   const jwt = signer === undefined ? made : issuedAfter(made, issuedAtOf(previous), signer)
   writeFileAtomic(file, `${jwt}\n`, 0o644)
   return jwt
-}
-
-/** The `iat` of a JWT file's content, if there is one and it is a JWT whose signature verifies. */
-function issuedAtOf(jwt: string | undefined): number | undefined {
-  if (jwt === undefined) return undefined
-  try {
-    return decodeJwt(jwt).iat
-  } catch {
-    return undefined
-  }
 }
 
 /**

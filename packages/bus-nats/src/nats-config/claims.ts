@@ -318,10 +318,16 @@ async function credsIssuedAgain(
 /**
  * `jwt`, re-issued by `signer` (its issuer) one second after `previous` (the `iat` of the JWT it replaces) when
  * it was issued in the same second or before (a clock behind, or set back); else `jwt` itself. `iat` counts
- * seconds, and nats-server orders JWTs by it twice:
+ * seconds, and nats-server orders JWTs by it three times:
  * - it keeps an account JWT pushed to it over the one its config preloads only when the preloaded one was issued
  *   before it (DirJWTStore.saveIfNewer: an equal `iat` lets the preload win at the next start), so a revocation
  *   written within the second of the JWT the config preloads would come undone at the server's next start;
+ * - the full resolvers of a cluster compare their stores every `interval` and merge what the others hold by the
+ *   same saveIfNewer (DirJWTStore.Merge): a server keeps its own JWT only when it was issued after the other's.
+ *   A server that missed a push (down, cut off) comes back with the JWT it had; when the pushed one was issued
+ *   at or before it, the servers that applied the push take the old one back, and a revocation comes undone in
+ *   the whole cluster (tenant-jwt-cluster.test.ts). One server alone stores whatever is pushed to it
+ *   (the `$SYS.REQ.CLAIMS.UPDATE` handler saves without comparing), so only a cluster shows it;
  * - it refuses a revoked user's JWTs issued until the revocation's time, which is the later of now and the `iat`
  *   of the key's creds file (`revocationTime`): creds re-issued for the same user key (new grants, a new signing
  *   key) with an `iat` before the last JWT issued for it would let a revocation miss that JWT.
@@ -329,6 +335,16 @@ async function credsIssuedAgain(
 export function issuedAfter(jwt: string, previous: number | undefined, signer: KeyPair): string {
   if (previous === undefined || decodeJwt(jwt).iat > previous) return jwt
   return reissueJwt(jwt, signer, previous + 1)
+}
+
+/** The `iat` of `jwt`, if there is one and it is a JWT whose signature verifies (else undefined: nothing to follow). */
+export function issuedAtOf(jwt: string | undefined): number | undefined {
+  if (jwt === undefined) return undefined
+  try {
+    return decodeJwt(jwt.trim()).iat
+  } catch {
+    return undefined
+  }
 }
 
 /** A comparable form of a user JWT's grants: each side's allow and deny sorted, and the response window. */

@@ -4,7 +4,7 @@ import type { KeyPair } from '@nats-io/nkeys'
 import { type AuthDir, operatorSigningKeys, writeAccountJwt } from './auth-dir.ts'
 import { withAuthDirLock } from './auth-lock.ts'
 import { requireOnline } from './offline-key.ts'
-import { LOG_ACCOUNT, SYSTEM_ACCOUNT, operatorJwt, revokedTenantAccountJwt } from './claims.ts'
+import { LOG_ACCOUNT, SYSTEM_ACCOUNT, operatorJwt } from './claims.ts'
 import { pushAccountJwt } from './claims-push.ts'
 import { writeFileAtomic } from './revocations.ts'
 import {
@@ -15,7 +15,7 @@ import {
   readSigningKeys,
 } from './signing-keys.ts'
 import type { ConnectSystemUser } from './system-rotate.ts'
-import { listTenants, recordAccountJwt } from './tenants.ts'
+import { listTenants, recordAccountJwt, tombstoneAccountJwt } from './tenants.ts'
 
 const OPERATOR = { operator: true } as const
 
@@ -97,7 +97,7 @@ async function pushEveryAccount(auth: AuthDir, connect: ConnectSystemUser, signe
   for (const record of listTenants(auth)) {
     const jwt =
       record.status === 'revoked'
-        ? () => revokedTenantAccountJwt(record.tenant, record.account, signer)
+        ? () => tombstoneAccountJwt(auth, record, signer)
         : () => recordAccountJwt(auth, record, signer)
     jwts.push([record.tenant, jwt])
   }

@@ -15,6 +15,8 @@ import {
   DEFAULT_TENANT_ACCOUNT_LIMITS,
   LOG_ACCOUNT,
   type TenantAccountLimits,
+  issuedAfter,
+  issuedAtOf,
   revokedTenantAccountJwt,
   tenantAccountJwt,
   reissuedCreds,
@@ -137,15 +139,17 @@ export function activeRecord(auth: AuthDir, tenant: string): TenantRecord | unde
  * An active tenant's account JWT as its record says (its consumers, limits and revocations) with the auth dir's
  * signing keys for it, signed by `operator` (the operator's signer unless a rotation names another), its
  * activation tokens by `activation` (the log account's signer, {@link logSigner}, unless a rotation of the log
- * account's signing key names the new one).
+ * account's signing key names the new one). Issued after the last account JWT the auth dir issued for the
+ * tenant, and kept as the last before it is returned ({@link issuedAfterLast}): every JWT of it that is pushed
+ * (`tenant add`, a rotation, `revoke-old`, a signing-key or operator rotation) is made here.
  */
-export function recordAccountJwt(
+export async function recordAccountJwt(
   auth: AuthDir,
   record: Pick<TenantRecord, 'tenant' | 'account' | 'consumers' | 'limits' | 'revocations'>,
   operator: KeyPair = accountSigner(auth),
   activation: KeyPair = logSigner(auth),
 ): Promise<string> {
-  return tenantAccountJwt({
+  const jwt = await tenantAccountJwt({
     tenant: record.tenant,
     account: record.account,
     consumers: record.consumers,
@@ -156,6 +160,42 @@ export function recordAccountJwt(
     ...(record.revocations === undefined ? {} : { revocations: record.revocations }),
     signingKeys: tenantSigningKeys(auth, record.tenant),
   })
+  return issuedAfterLast(auth, record.tenant, jwt, operator)
+}
+
+/**
+ * The JWT that replaces a revoked tenant's (`revokedTenantAccountJwt`: no imports, no connections, every user
+ * revoked), signed by `operator`, issued after the last account JWT the auth dir issued for the tenant
+ * ({@link issuedAfterLast}): `tenant revoke`'s, and what an operator rotation re-signs.
+ */
+export async function tombstoneAccountJwt(
+  auth: AuthDir,
+  record: Pick<TenantRecord, 'tenant' | 'account'>,
+  operator: KeyPair = accountSigner(auth),
+): Promise<string> {
+  const jwt = await revokedTenantAccountJwt(record.tenant, record.account, operator)
+  return issuedAfterLast(auth, record.tenant, jwt, operator)
+}
+
+/** `tenants/<tenant>.jwt`: the last account JWT the auth dir issued for the tenant (public, mode 0644). */
+export const tenantJwtFile = (dir: string, tenant: string): string => join(dir, 'tenants', `${tenant}.jwt`)
+
+/**
+ * `jwt` (an account JWT of `tenant` that `signer` signed), issued after the last one the auth dir issued for the
+ * tenant (`tenants/<tenant>.jwt`, {@link issuedAfter}: one second after it on a clock that is not past it), and
+ * written there before it is returned, so before it is pushed. The full resolvers of a cluster keep, of two JWTs
+ * of an account, the one issued later: a push made on a clock behind the one before it (or within its second)
+ * and missed by one server was replaced by the JWT that server kept once it was back, in the whole cluster, so
+ * a rotation's revocation or a revoked tenant's tombstone came undone (tenant-jwt-cluster.test.ts). One server
+ * alone applies and stores whatever is pushed. A tenant whose last JWT the auth dir does not hold (added before
+ * this release) gets the clock's `iat` once.
+ */
+function issuedAfterLast(auth: AuthDir, tenant: string, jwt: string, signer: KeyPair): string {
+  const file = tenantJwtFile(auth.dir, tenant)
+  const last = issuedAtOf(existsSync(file) ? readFileSync(file, 'utf8') : undefined)
+  const issued = issuedAfter(jwt, last, signer)
+  writeFileAtomic(file, `${issued}\n`, 0o644)
+  return issued
 }
 
 /**
@@ -296,7 +336,7 @@ async function revokeTenantLocked(auth: AuthDir, admin: TenantAdmin, tenant: str
     throw new EventplaneError('bus.unknown_tenant', `tenant ${tenant} is not active in ${auth.dir}`, {
       details: { tenant },
     })
-  await pushAccountJwt(admin.system, await revokedTenantAccountJwt(tenant, record.account, accountSigner(auth)))
+  await pushAccountJwt(admin.system, await tombstoneAccountJwt(auth, record))
   await deleteConsumers(admin.operator, record.consumers)
   rmSync(tenantCredsFile(auth.dir, tenant), { force: true })
   rmSync(seedFile(auth.dir, tenant), { force: true })

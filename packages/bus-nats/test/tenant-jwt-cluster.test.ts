@@ -1,0 +1,121 @@
+/**
+ * A tenant's account JWT pushed on a clock behind the one that issued the JWT before it, or within its second,
+ * against a cluster of two nats-servers whose full resolvers compare their JWTs every second. Server `b` misses the
+ * pushes: it is stopped after them and started again with the JWTs it stored before (what a server down during a
+ * push comes back with). The resolvers then merge, each keeping the JWT issued later (nats-server DirJWTStore.Merge
+ * → saveIfNewer, an equal `iat` taking the other's): a push issued at or before the JWT `b` kept was replaced by it
+ * on `a` too, and the revoked creds connected again to both servers. Each test checks, once both servers store the
+ * same JWT, that the old creds are refused on both. One server alone applies and stores whatever is pushed, also
+ * across a restart, so only a cluster shows it (measured on nats-server 2.9.10).
+ */
+import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
+import { after, before, describe, mock, test } from 'node:test'
+import { decodeJwt } from '../src/nkeys.ts'
+import {
+  type TenantAdmin,
+  addTenant,
+  connectTenantAdmin,
+  revokeStagedTenantKeys,
+  revokeTenant,
+  rotateTenantUser,
+  tenantCredsFile,
+} from '../src/nats-config/index.ts'
+import { activeRecord, tenantJwtFile } from '../src/nats-config/tenants.ts'
+import { connectsWith, refusedWith } from '../src/testing/index.ts'
+import { eventually } from './fixtures.ts'
+import { type ClusterServer, type ResolverCluster, startResolverCluster } from './support/resolver-cluster.ts'
+
+const TENANTS = ['acme', 'globex', 'initech', 'umbrella'] as const
+type Tenant = (typeof TENANTS)[number]
+
+/** Runs `fn` with `Date` pinned to `second` (seconds since the epoch), the real clock back after it. */
+async function pinnedTo<T>(second: number, fn: () => Promise<T>): Promise<T> {
+  mock.timers.enable({ apis: ['Date'], now: second * 1000 })
+  try {
+    return await fn()
+  } finally {
+    mock.timers.reset()
+  }
+}
+
+describe("a tenant's account JWT pushed on a clock behind the last one stays applied once a server that missed it is back", () => {
+  let cluster: ResolverCluster
+  const account = new Map<Tenant, string>()
+  /** Each tenant's creds before its operation (what its operation refuses). */
+  const old = new Map<Tenant, Uint8Array>()
+
+  before(async () => {
+    cluster = await startResolverCluster()
+    const auth = cluster.auth
+    const asAdmin = async <T>(fn: (admin: TenantAdmin) => Promise<T>): Promise<T> => {
+      const admin = await connectTenantAdmin(auth, cluster.url('a'))
+      try {
+        return await fn(admin)
+      } finally {
+        await admin.close()
+      }
+    }
+    for (const t of TENANTS) {
+      await asAdmin((admin) => addTenant(auth, admin, t))
+      account.set(t, activeRecord(auth, t)!.account)
+      old.set(t, readFileSync(tenantCredsFile(auth.dir, t)))
+    }
+    const stored = (s: ClusterServer, t: Tenant) => cluster.stored(s, account.get(t)!)
+    await eventually(() => TENANTS.every((t) => stored('b', t) === stored('a', t)), "b storing each tenant's JWT")
+    const kept = new Map(TENANTS.map((t) => [t, stored('b', t)!]))
+    const iat = (t: Tenant) => decodeJwt(kept.get(t)!.trim()).iat
+
+    await asAdmin((admin) => pinnedTo(iat('acme') - 2, () => rotateTenantUser(auth, admin, 'acme')))
+    await asAdmin((admin) => rotateTenantUser(auth, admin, 'globex', { keepOld: true }))
+    await asAdmin((admin) => pinnedTo(iat('globex') - 2, () => revokeStagedTenantKeys(auth, admin, 'globex')))
+    await asAdmin((admin) => pinnedTo(iat('initech') - 2, () => revokeTenant(auth, admin, 'initech')))
+    // Two pushes within the second of the JWT b keeps: the rotation's, then revoke-old's.
+    await asAdmin((admin) => pinnedTo(iat('umbrella'), () => rotateTenantUser(auth, admin, 'umbrella')))
+    await asAdmin((admin) => pinnedTo(iat('umbrella'), () => revokeStagedTenantKeys(auth, admin, 'umbrella')))
+    for (const t of TENANTS) await refusedWith(cluster.url('a'), old.get(t)!, `${t}'s old creds, once pushed`)
+
+    await cluster.stop('b')
+    for (const t of TENANTS) cluster.store('b', account.get(t)!, kept.get(t)!)
+    await cluster.start('b')
+    await eventually(
+      () => TENANTS.every((t) => stored('a', t) === stored('b', t)),
+      'a and b storing the same JWT for each tenant',
+    )
+  })
+  after(async () => {
+    mock.timers.reset()
+    await cluster?.close()
+  })
+
+  /** The old creds refused by both servers, which store the JWT the auth dir issued last for the tenant. */
+  const refusedOnBoth = async (t: Tenant) => {
+    for (const s of ['a', 'b'] as const) await refusedWith(cluster.url(s), old.get(t)!, `${t}'s old creds on ${s}`)
+    const last = readFileSync(tenantJwtFile(cluster.auth.dir, t), 'utf8').trim()
+    for (const s of ['a', 'b'] as const)
+      assert.equal(cluster.stored(s, account.get(t)!)?.trim(), last, `${s} stores it`)
+  }
+  const newConnectOnBoth = async (t: Tenant) => {
+    const creds = readFileSync(tenantCredsFile(cluster.auth.dir, t))
+    for (const s of ['a', 'b'] as const) await connectsWith(cluster.url(s), creds)
+  }
+
+  test('a rotation at once on a clock 2 s behind: the old creds are refused on both servers', async () => {
+    await refusedOnBoth('acme')
+    await newConnectOnBoth('acme')
+  })
+
+  test('revoke-old on a clock 2 s behind: the staged key is refused on both servers', async () => {
+    await refusedOnBoth('globex')
+    await newConnectOnBoth('globex')
+  })
+
+  test("tenant revoke on a clock 2 s behind: the tombstone holds on both servers, the tenant's creds are refused", async () => {
+    await refusedOnBoth('initech')
+  })
+
+  test('a rotation and revoke-old within the second of the JWT before: the old creds are refused on both servers', async () => {
+    await refusedOnBoth('umbrella')
+    await newConnectOnBoth('umbrella')
+  })
+})
