@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { EventplaneError } from '@eventplane/core'
@@ -17,8 +17,8 @@ const USAGE = `usage: nats-setup --auth-dir DIR --store-dir DIR [options]
   --auth-dir DIR      the operator side's keys and creds (created if missing, mode 0700; keep it secret)
   --store-dir DIR     JetStream store directory of the server
   --resolver-dir DIR  where the server keeps pushed account JWTs (default <store-dir>/accounts)
-  --port N            listen port (default 4222)
-  --host ADDR         listen address (default 127.0.0.1)
+  --port N            listen port (default 4222, or the port of the config --out names, when it exists)
+  --host ADDR         listen address (default 127.0.0.1, or the address of the config --out names)
   --server-name NAME  server name (default eventplane)
   --out FILE          write the server config here instead of stdout
 Creates what is missing of the auth dir (operator, system and log accounts and their signing
@@ -35,8 +35,8 @@ const OPTIONS = {
   'auth-dir': { type: 'string' },
   'store-dir': { type: 'string' },
   'resolver-dir': { type: 'string' },
-  port: { type: 'string', default: '4222' },
-  host: { type: 'string', default: '127.0.0.1' },
+  port: { type: 'string' },
+  host: { type: 'string' },
   'server-name': { type: 'string', default: 'eventplane' },
   out: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
@@ -51,6 +51,27 @@ function parseSetupArgs(argv: readonly string[]) {
       cause: e,
     })
   }
+}
+
+const DEFAULT_LISTEN = { host: '127.0.0.1', port: '4222' }
+
+/**
+ * Where the config `--out` names listens (its `listen: "host:port"` line), when that file exists and has one:
+ * a re-run keeps what of it `--host` and `--port` do not change, so the command written once for the first run does not
+ * move a server off the port its clients use (nats-setup's own default is 4222).
+ */
+function previousListen(out: string | undefined): { host: string; port: string } | undefined {
+  if (out === undefined || !existsSync(out)) return undefined
+  let text: string
+  try {
+    text = readFileSync(out, 'utf8')
+  } catch {
+    return undefined
+  }
+  const listen = /^listen:\s*"([^"]+)"\s*$/m.exec(text)?.[1]
+  const colon = listen?.lastIndexOf(':') ?? -1
+  if (listen === undefined || colon <= 0) return undefined
+  return { host: listen.slice(0, colon), port: listen.slice(colon + 1) }
 }
 
 /** Runs a file system step; its failure is `bus.config`: `what` and the system's code (EACCES, ENOTDIR …). */
@@ -78,9 +99,19 @@ export async function natsSetupMain(
   }
   if (values['auth-dir'] === undefined || values['store-dir'] === undefined)
     throw new EventplaneError('bus.config', '--auth-dir and --store-dir are required (see nats-setup --help)')
-  const port = Number(values.port)
+  // Each of --host and --port not given keeps what the config being replaced had, else the default.
+  const previous = values.port === undefined || values.host === undefined ? previousListen(values.out) : undefined
+  const listen = previous ?? DEFAULT_LISTEN
+  const portText = values.port ?? listen.port
+  const host = values.host ?? listen.host
+  const port = Number(portText)
   if (!Number.isInteger(port) || port < 0 || port > 65535)
-    throw new EventplaneError('bus.config', `--port ${values.port} is not a port`)
+    throw new EventplaneError(
+      'bus.config',
+      values.port === undefined
+        ? `the listen port ${portText} of ${values.out} is not a port`
+        : `--port ${portText} is not a port`,
+    )
   const authDir = resolve(values['auth-dir'])
   const storeDir = resolve(values['store-dir'])
   const resolverDir = resolve(values['resolver-dir'] ?? join(storeDir, 'accounts'))
@@ -100,7 +131,7 @@ export async function natsSetupMain(
   const config = generateNatsConfig({
     storeDir,
     port,
-    host: values.host,
+    host,
     serverName: values['server-name'],
     accounts: accountsConfig(auth, resolverDir),
   })
@@ -108,6 +139,10 @@ export async function natsSetupMain(
   else {
     fsStep(`cannot write the config to ${values.out}`, () => writeFileSync(values.out!, config, { mode: 0o644 }))
     out.write(`server config written to ${resolve(values.out)}\n`)
+    if (previous !== undefined)
+      io.stderr.write(
+        `nats-setup: listen ${host}:${port} (kept from the config it replaced; --host, --port change it)\n`,
+      )
   }
   const users = ['system', ...SERVICE_USERS] as const
   io.stderr.write(
