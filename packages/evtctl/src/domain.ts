@@ -25,13 +25,28 @@ export async function loadDomain(spec: string, cwd: string): Promise<Domain> {
     module = isDomainPath(spec) ? await importFile(resolve(cwd, spec)) : await importPackage(spec, cwd)
   } catch (e) {
     if (e instanceof EventplaneError) throw e
-    const first = (e instanceof Error ? e.message : String(e)).split('\n')[0]
-    throw new InvalidDomain(`domain module ${spec} failed to load: ${first}`, { cause: e })
+    throw domainLoadFailure(spec, e)
   }
   for (const candidate of [module.default, module.domain]) if (isDomain(candidate)) return candidate
   throw new InvalidDomain(
     `${spec} is not a domain: export default defineDomain({ name, schemas, controllers, projections }) from @eventplane/runtime`,
   )
+}
+
+/**
+ * The one line for a domain module that failed while loading. A `.ts` file given to a Node without a TypeScript
+ * loader (the installed evtctl runs plain node on its build; Node 20 has none) says to compile it, instead of
+ * Node's `Unknown file extension ".ts"`.
+ */
+export function domainLoadFailure(spec: string, e: unknown): InvalidDomain {
+  if (/\.[cm]?ts$/.test(spec) && (e as NodeJS.ErrnoException | undefined)?.code === 'ERR_UNKNOWN_FILE_EXTENSION')
+    return new InvalidDomain(
+      `domain module ${spec} is TypeScript, which this Node (${process.version}) does not load: compile it ` +
+        '(npx tsc) and pass the .js file',
+      { cause: e },
+    )
+  const first = (e instanceof Error ? e.message : String(e)).split('\n')[0]
+  return new InvalidDomain(`domain module ${spec} failed to load: ${first}`, { cause: e })
 }
 
 async function importFile(path: string): Promise<Record<string, unknown>> {
