@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test'
 import { type TransactionSql, logStatus } from '@eventplane/store-pg'
 import { bulkLoadEvents, createTestDatabase, eventually, type TestDatabase } from '@eventplane/store-pg/testing'
 import type { StatusReport } from '../src/commands/status.ts'
-import { type CliProcess, failureLine, killAll, runCli, startCli } from './helpers.ts'
+import { type CliProcess, failureLine, killAll, pollCli, runCli, startCli } from './helpers.ts'
 
 // A replay is stopped mid-way deterministically: the test inserts, in a transaction it keeps open, the
 // state row a later commit of the rebuild will write (same projection, generation, tenant and key). That
@@ -37,11 +37,15 @@ describe('evtctl replay: interrupted rebuilds never serve partial state and resu
       await sleep(50)
     }
   }
-  const stateOf = async (): Promise<{ stdout: string; stderr: string }> => {
-    const r = await runCli(['state', 'audit', '--tenant', TENANT, '--json'], { env })
+  const stateVia = (cli: typeof runCli) => async (): Promise<{ stdout: string; stderr: string }> => {
+    const r = await cli(['state', 'audit', '--tenant', TENANT, '--json'], { env })
     assert.equal(r.code, 0, r.stderr)
     return { stdout: r.stdout, stderr: r.stderr }
   }
+  /** evtctl state, the process: what a reader is served. */
+  const stateOf = stateVia(runCli)
+  /** The same in this process (pollCli): the output before a rebuild, which what is served later must equal. */
+  const stateBefore = stateVia(pollCli)
   const rebuildRow = async () =>
     (
       await db.admin<{ generation: number; events: string }[]>`
@@ -155,7 +159,7 @@ describe('evtctl replay: interrupted rebuilds never serve partial state and resu
 
   test('Ctrl-C mid-replay exits 130 with how to resume, and state keeps serving the previous output with a note', async () => {
     const live = await liveGeneration()
-    const previous = await stateOf()
+    const previous = await stateBefore()
     const { replay } = await interruptRebuild(
       5000,
       async (running) => {
@@ -186,7 +190,7 @@ describe('evtctl replay: interrupted rebuilds never serve partial state and resu
   })
 
   test('SIGKILL mid-replay leaves the previous output serving; the resume matches a rebuild from scratch', async () => {
-    const previous = await stateOf()
+    const previous = await stateBefore()
     const { eventsBefore } = await interruptRebuild(3000, async (running) => {
       running.child.kill('SIGKILL')
       assert.equal((await running.done()).signal, 'SIGKILL')
