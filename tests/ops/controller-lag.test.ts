@@ -8,10 +8,10 @@ import type { StatusReport } from '../../packages/evtctl/src/commands/status.ts'
 import { type CliResult, killAll, pollCli, runCli } from '../../packages/evtctl/test/helpers.ts'
 import { type BusEnv, appendIntents, createBusEnv, eventually } from '../../packages/bus-nats/test/fixtures.ts'
 import { type ServiceChild, spawnRelay, spawnService } from '../faults/support/children.ts'
-import lagDomain, { hold } from './lag-domain.ts'
+import lagDomain, { hold } from './lag-domain.js'
 import { metric } from './support.ts'
 
-const LAG_DOMAIN = fileURLToPath(new URL('./lag-domain.ts', import.meta.url))
+const LAG_DOMAIN = fileURLToPath(new URL('./lag-domain.js', import.meta.url))
 
 describe('evtctl status --check judges controller lag from its JetStream consumer', () => {
   let env: BusEnv

@@ -127,9 +127,10 @@ export function runCli(args: readonly string[], options: RunOptions = {}): Promi
 
 /**
  * evtctl run to completion inside this process (src/program.ts `run`, the sources), with the settings runCli
- * would give it: for a test's polls (`eventually`), which only decide when to go on. An evtctl process costs about
- * 0.4 s of CPU (more with a TypeScript domain) and a poll may take a dozen; what a test asserts comes from runCli,
- * the real process, once the poll has passed.
+ * would give it: for a test's polls (`eventually`), which only decide when to go on, and for steps that only set
+ * the scene (the events a `tail` under test is to see). An evtctl process costs about 0.4 s of CPU (more with a
+ * domain) and a poll may take a dozen; what a test asserts comes from runCli, the real process, once the poll has
+ * passed.
  */
 export async function pollCli(args: readonly string[], options: RunOptions = {}): Promise<CliResult> {
   const { run } = await import('../src/program.ts')

@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test'
 import { type TransactionSql, logStatus } from '@eventplane/store-pg'
 import { bulkLoadEvents, createTestDatabase, eventually, type TestDatabase } from '@eventplane/store-pg/testing'
 import type { StatusReport } from '../src/commands/status.ts'
-import { type CliProcess, failureLine, killAll, runCli, startCli } from './helpers.ts'
+import { type CliProcess, failureLine, killAll, pollCli, runCli, startCli } from './helpers.ts'
 
 // A replay is stopped mid-way deterministically: the test inserts, in a transaction it keeps open, the
 // state row a later commit of the rebuild will write (same projection, generation, tenant and key). That
@@ -22,6 +22,13 @@ describe('evtctl replay: interrupted rebuilds never serve partial state and resu
   let db: TestDatabase
   let env: Record<string, string>
   const TENANT = 'tenant3'
+  /**
+   * The log's events: the tests hold a state row up to about 9,000 events into the log (`interruptRebuild`, past
+   * where an interrupted rebuild stopped, which may be a commit past its held row), and the swap deletes the
+   * previous generation's states 10,000 per transaction: more than 10,000 make it take two. Not more: the file
+   * replays the log about four times over.
+   */
+  const EVENTS = 12_000
 
   const until = async (what: string, check: () => Promise<boolean>, timeoutMs = 120_000): Promise<void> => {
     const deadline = Date.now() + timeoutMs
@@ -30,11 +37,15 @@ describe('evtctl replay: interrupted rebuilds never serve partial state and resu
       await sleep(50)
     }
   }
-  const stateOf = async (): Promise<{ stdout: string; stderr: string }> => {
-    const r = await runCli(['state', 'audit', '--tenant', TENANT, '--json'], { env })
+  const stateVia = (cli: typeof runCli) => async (): Promise<{ stdout: string; stderr: string }> => {
+    const r = await cli(['state', 'audit', '--tenant', TENANT, '--json'], { env })
     assert.equal(r.code, 0, r.stderr)
     return { stdout: r.stdout, stderr: r.stderr }
   }
+  /** evtctl state, the process: what a reader is served. */
+  const stateOf = stateVia(runCli)
+  /** The same in this process (pollCli): the output before a rebuild, which what is served later must equal. */
+  const stateBefore = stateVia(pollCli)
   const rebuildRow = async () =>
     (
       await db.admin<{ generation: number; events: string }[]>`
@@ -55,6 +66,7 @@ describe('evtctl replay: interrupted rebuilds never serve partial state and resu
   const holdStateRow = async (generation: number, offset: number): Promise<{ release(): Promise<void> }> => {
     const [e] = await db.admin<{ tenant_id: string; correlation_id: string }[]>`
       select tenant_id, correlation_id::text from eventplane.events order by tx_id, global_position offset ${offset} limit 1`
+    assert.ok(e, `the log has an event at offset ${offset} to hold`)
     let release!: () => void
     const released = new Promise<void>((r) => {
       release = r
@@ -137,7 +149,7 @@ describe('evtctl replay: interrupted rebuilds never serve partial state and resu
     const output = await stateOf()
     assert.equal(output.stdout.trim().split('\n').length, 300, 'the complete output of 3,000 events')
     // Enough more that a rebuild takes many commits (2,000 events per read, one commit per read).
-    await bulkLoadEvents(db.admin, 3001, 20000, 40)
+    await bulkLoadEvents(db.admin, 3001, EVENTS, 40)
     await readable()
   })
   after(async () => {
@@ -147,7 +159,7 @@ describe('evtctl replay: interrupted rebuilds never serve partial state and resu
 
   test('Ctrl-C mid-replay exits 130 with how to resume, and state keeps serving the previous output with a note', async () => {
     const live = await liveGeneration()
-    const previous = await stateOf()
+    const previous = await stateBefore()
     const { replay } = await interruptRebuild(
       5000,
       async (running) => {
@@ -165,7 +177,7 @@ describe('evtctl replay: interrupted rebuilds never serve partial state and resu
     assert.match(last, /^evtctl: cli\.interrupted: replay of audit interrupted at \d+:\d+ after \d+ events;/)
     assert.match(last, /run `evtctl replay audit` to resume/)
     const row = await rebuildRow()
-    assert.ok(row && Number(row.events) > 0 && Number(row.events) < 20000, `stopped part-way: ${row?.events}`)
+    assert.ok(row && Number(row.events) > 0 && Number(row.events) < EVENTS, `stopped part-way: ${row?.events}`)
 
     const after = await stateOf()
     assert.equal(after.stdout, previous.stdout, 'state serves the previous complete output')
@@ -178,13 +190,13 @@ describe('evtctl replay: interrupted rebuilds never serve partial state and resu
   })
 
   test('SIGKILL mid-replay leaves the previous output serving; the resume matches a rebuild from scratch', async () => {
-    const previous = await stateOf()
-    const { eventsBefore } = await interruptRebuild(6000, async (running) => {
+    const previous = await stateBefore()
+    const { eventsBefore } = await interruptRebuild(3000, async (running) => {
       running.child.kill('SIGKILL')
       assert.equal((await running.done()).signal, 'SIGKILL')
     })
     const killed = await rebuildRow()
-    assert.ok(killed && Number(killed.events) > eventsBefore && Number(killed.events) < 20000)
+    assert.ok(killed && Number(killed.events) > eventsBefore && Number(killed.events) < EVENTS)
     assert.equal((await stateOf()).stdout, previous.stdout, 'state serves the previous complete output')
 
     const resumed = await runCli(['replay', 'audit', '--json'], { env, timeoutMs: 180_000 })
@@ -192,23 +204,23 @@ describe('evtctl replay: interrupted rebuilds never serve partial state and resu
     const r1 = JSON.parse(resumed.stdout) as ReplayJson
     assert.equal(r1.resumed, true)
     assert.equal(r1.events_before, Number(killed.events))
-    assert.equal(r1.events_before + r1.events, 20000, 'every event applied once over the runs')
-    assert.equal(r1.digest.rows, 20000)
+    assert.equal(r1.events_before + r1.events, EVENTS, 'every event applied once over the runs')
+    assert.equal(r1.digest.rows, EVENTS)
     assert.notEqual(r1.digest.sha256, firstDigest)
     assert.equal(await rebuildRow(), undefined, 'the rebuild is done')
     const now = await stateOf()
-    assert.equal(now.stdout.trim().split('\n').length, 2000, 'the new output is served')
+    assert.equal(now.stdout.trim().split('\n').length, EVENTS / 10, 'the new output is served')
     assert.doesNotMatch(now.stderr, /note/)
 
     const scratch = await runCli(['replay', 'audit', '--restart', '--json'], { env, timeoutMs: 180_000 })
     assert.equal(scratch.code, 0, scratch.stderr)
     const r2 = JSON.parse(scratch.stdout) as ReplayJson
     assert.equal(r2.resumed, false)
-    assert.equal(r2.events, 20000)
+    assert.equal(r2.events, EVENTS)
     assert.equal(r2.digest.sha256, r1.digest.sha256, 'resumed and from-scratch rebuilds have the same digest')
     const [left] = await db.admin<{ n: number }[]>`
       select count(*)::int as n from eventplane.projection_state where projection = 'audit'`
-    assert.equal(left!.n, 20000, 'older generations are deleted after the swap')
+    assert.equal(left!.n, EVENTS, 'older generations are deleted after the swap')
   })
 
   test('--restart throws an interrupted rebuild away: that run starts from the beginning of the log', async () => {
@@ -221,7 +233,7 @@ describe('evtctl replay: interrupted rebuilds never serve partial state and resu
     const r = await runCli(['replay', 'audit', '--restart', '--json'], { env, timeoutMs: 180_000 })
     assert.equal(r.code, 0, r.stderr)
     const report = JSON.parse(r.stdout) as ReplayJson
-    assert.deepEqual([report.resumed, report.events_before, report.events], [false, 0, 20000])
+    assert.deepEqual([report.resumed, report.events_before, report.events], [false, 0, EVENTS])
     assert.equal(await rebuildRow(), undefined, 'the rebuild is done')
   })
 

@@ -10,7 +10,7 @@ import { type BusEnv, type ServiceProcess, spawnServiceProcess } from '../../../
 const EVTCTL =
   process.env.EVTCTL_TEST_BIN || fileURLToPath(new URL('../../../packages/evtctl/src/main.ts', import.meta.url))
 /** The domain whose schemas the gateways validate against. */
-export const FAULT_DOMAIN = fileURLToPath(new URL('./fault-domain.ts', import.meta.url))
+export const FAULT_DOMAIN = fileURLToPath(new URL('./fault-domain.js', import.meta.url))
 
 export type ServiceKind = 'relay' | 'gateway'
 
