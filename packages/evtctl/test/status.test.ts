@@ -77,7 +77,10 @@ describe('evtctl status (PostgreSQL side)', () => {
       const human = await runCli(['status'], { env: env() })
       assert.match(
         human.stdout,
-        new RegExp(`^relay +default: active \\(pid ${pid}\\), checkpoint \\d+:\\d+ at \\S+, lag 3$`, 'm'),
+        new RegExp(
+          `^relay +default: active \\(lease held by PostgreSQL session pid ${pid}\\), checkpoint \\d+:\\d+ at \\S+, lag 3$`,
+          'm',
+        ),
       )
     } finally {
       await lease.close()

@@ -227,7 +227,8 @@ export function statusLines(r: StatusReport): string[] {
     lines.push(`stuck       ${describeHolder(stuck)}: open longer than ${r.log.stuck_after_ms / 1000} s`)
   }
   for (const relay of r.relays) {
-    const state = relay.active ? `active (pid ${relay.pid})` : 'not running'
+    // The pid is the PostgreSQL session's that holds the lease (pg_stat_activity), not the relay process's.
+    const state = relay.active ? `active (lease held by PostgreSQL session pid ${relay.pid})` : 'not running'
     const cp = relay.checkpoint === null ? 'no checkpoint' : `checkpoint ${relay.checkpoint} at ${relay.updated_at}`
     lines.push(`relay       ${relay.name}: ${state}, ${cp}, lag ${relay.lag}`)
   }
