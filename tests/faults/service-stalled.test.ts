@@ -60,22 +60,24 @@ function collectStdout(service: ServiceProcess): () => string {
 
 /**
  * Starts `evtctl <args>` (its NATS URL a stalled proxy in front of the bus's server, `env(proxyUrl)` its
- * environment), waits for `ready` in its log, then {@link stopsWhileStalled}; kills it and closes the proxy after.
- * Resolves to how long the stop took (ms) and the service's log.
+ * environment), waits for `ready` in its log (or, given `stallAtRequest`, for the proxy to stall at the service's
+ * first request on that subject prefix: see StalledProxyOptions), then {@link stopsWhileStalled}; kills it and
+ * closes the proxy after. Resolves to how long the stop took (ms) and the service's log.
  */
 async function serviceStopsWhileStalled(
   bus: BusEnv,
   args: string[],
   env: (proxyUrl: string) => Record<string, string>,
-  ready: string,
+  ready: string | { stallAtRequest: string },
   undrained: string[],
   whileStalled?: () => Promise<unknown>,
 ): Promise<{ tookMs: number; logs: ServiceProcess['logs'] }> {
-  const proxy = await startStalledProxy(bus.server.port)
+  const proxy = await startStalledProxy(bus.server.port, typeof ready === 'string' ? {} : ready)
   const service = spawnEvtctl(args, `evtctl ${args.join(' ')}`, env(proxy.url))
   const stdout = collectStdout(service)
   try {
-    await service.waitForLog(ready, 60_000)
+    if (typeof ready === 'string') await service.waitForLog(ready, 60_000)
+    else await within(proxy.stalled, 60_000, `the service's first request on ${ready.stallAtRequest}`)
     return { tookMs: await stopsWhileStalled(service, stdout, proxy, undrained, whileStalled), logs: service.logs }
   } finally {
     await service.kill()
@@ -186,5 +188,32 @@ describe('faults: a service stopped while its NATS server does not answer', () =
     )
     const stopMs = lastLogAt(logs) - at('shutting down')
     assert.ok(stopMs < 2 * SERVER_WAIT_MS, `the stop took ${stopMs} ms (exit ${Math.round(tookMs)} ms): two waits`)
+  })
+
+  test('evtctl relay stopped while it starts (its account check unanswered) waits for the server once: the check cut at its deadline, then its connection closed without the drain', async () => {
+    // The server stops answering at the relay's first JetStream request (the account check, $JS.API.INFO), before
+    // it is active. Its stop gives the check up at its deadline (stopDrainMs, 2 s) and, as for a publish not
+    // acked by then, marks the process's stop stalled (RelayStop.onServer): the connection's drain then gets
+    // STALLED_WAIT_MS, not SERVER_WAIT_MS again (measured 0.27 s from the relay's warning to the drain's; 2.03 s
+    // before).
+    const { logs } = await serviceStopsWhileStalled(
+      env,
+      ['relay'],
+      (url) => ({
+        EVENTPLANE_DATABASE_URL: env.db.roleUrl(ROLES.relay),
+        EVENTPLANE_NATS_URL: url,
+        EVENTPLANE_NATS_CREDS: env.server.credentials.relay!.creds,
+      }),
+      { stallAtRequest: '$JS.API.' },
+      ['eventplane-relay:default'],
+    )
+    const cut = logs.find((l) => l.msg === 'relay stopping: interrupted')
+    assert.match(String(cut?.err), /^the account check was still in flight at the stop's deadline/)
+    const drained = logs.find((l) => typeof l.msg === 'string' && l.msg.startsWith('the NATS connection did not drain'))
+    const drainGapMs = (drained?.time as number) - (cut!.time as number)
+    assert.ok(
+      drainGapMs < SERVER_WAIT_MS,
+      `the connection's drain timed out ${drainGapMs} ms after the relay's deadline`,
+    )
   })
 })

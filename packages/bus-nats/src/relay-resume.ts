@@ -61,16 +61,20 @@ export interface ResumePoint {
  *   checkpoint if it was stored for this stream (same `created`), else
  *   START when it was stored for another one (or the stream is empty and the
  *   row predates `created`).
+ *
+ * The read of the last message goes through `onServer` (a relay's RelayStop.onServer: its stop tells a server
+ * that did not answer it).
  */
 export async function resumePoint(
   jsm: JetStreamManager,
   sql: Sql,
   stream: StreamInfo,
   stored: RelayRecord | undefined,
+  onServer: <T>(request: Promise<T>) => Promise<T> = (request) => request,
 ): Promise<ResumePoint> {
   const published = stored !== undefined && compareCheckpoints(stored.checkpoint, START) > 0
   if (stream.state.last_seq === 0) return { checkpoint: START, basis: 'empty_stream', replaced: published, reset: true }
-  const last = stream.state.messages === 0 ? null : await streamMessage(jsm, stream.state.last_seq)
+  const last = stream.state.messages === 0 ? null : await onServer(streamMessage(jsm, stream.state.last_seq))
   if (last === null) return createdRule(stream, stored)
   const event = readEventHeaders(last.header)
   if (event === undefined || !(await logHoldsEvent(sql, event))) throw new ForeignStream(last.seq, event)

@@ -70,6 +70,8 @@ export class RelayStop {
   #timer: NodeJS.Timeout | undefined
   /** While stopping, drains go on until then (performance.now()): the stop's last drain (see lastDrain). */
   #drainUntil = Number.NEGATIVE_INFINITY
+  /** The relay's requests to the NATS server in flight (see onServer). */
+  #serverRequests = 0
 
   constructor(options: RelayStopOptions) {
     this.#o = options
@@ -89,8 +91,9 @@ export class RelayStop {
   /**
    * Starts the stop and its deadline (once): `drainMs` after now. As one of a process's `waits` (see StopWaits),
    * the drain is one of its waits for the server: it gets `waits.ms(drainMs)` (less once the server did not
-   * answer an earlier one), and publishes still unacked at its deadline mark the process's stop stalled, so the
-   * waits after it (the connections' drains) do not wait for that server in full again.
+   * answer an earlier one), and publishes still unacked at its deadline, or a request to the server still in
+   * flight then (see onServer: a stop while the relay starts), mark the process's stop stalled, so the waits
+   * after it (the connections' drains) do not wait for that server in full again.
    */
   request(waits?: Pick<StopWaits, 'ms' | 'stalled'>): void {
     if (this.#requested) return
@@ -120,6 +123,20 @@ export class RelayStop {
       this.#passed.signal,
       () => new StopDeadlinePassed(`${step} was still in flight at the stop's deadline`),
     )
+  }
+
+  /**
+   * `p`, a request to the NATS server (a JetStream API call: the account and stream checks, the resume's read of
+   * the stream's last message), counted while in flight: one the server has not answered by the stop's deadline
+   * marks the process's stop stalled, as a publish not acked by then does (see request()). Returns `p`.
+   */
+  onServer<T>(p: Promise<T>): Promise<T> {
+    this.#serverRequests++
+    const answered = (): void => {
+      this.#serverRequests--
+    }
+    p.then(answered, answered)
+    return p
   }
 
   /** `pages`, each page read through `bounded`; given up, the read is closed once its page in flight comes. */
@@ -225,8 +242,8 @@ export class RelayStop {
     const { publisher, relay } = this.#o
     const drainMs = this.#drainMs
     const abandoned = publisher.inFlight
-    // The server did not ack them in time: taken as not answering (see request()).
-    if (abandoned > 0) this.#waits?.stalled()
+    // The server did not ack them, or answer a request, in time: taken as not answering (see request()).
+    if (abandoned > 0 || this.#serverRequests > 0) this.#waits?.stalled()
     publisher.abandon(new StopDeadlinePassed(`the relay stopped ${drainMs} ms after stop() without these acks`))
     if (abandoned > 0)
       this.#o.logger.warn(

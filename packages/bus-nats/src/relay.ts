@@ -166,7 +166,8 @@ export class Relay {
    * released, each skipped when PostgreSQL does not answer in time. Resolves
    * within `stopDrainMs` + RELAY_STOP_GRACE_MS (2 s), also after a fatal error. With `waits` (a process's stop,
    * see StopWaits) the drain is one of its waits for the server: shorter once the server did not answer an
-   * earlier one, and publishes it abandons mark that stop stalled (see RelayStop.request).
+   * earlier one, and publishes it abandons, or a JetStream API request unanswered at its deadline (a stop while
+   * the relay starts), mark that stop stalled (see RelayStop.request).
    */
   async stop(waits?: StopWaits): Promise<void> {
     this.#stop.request(waits)
@@ -187,10 +188,13 @@ export class Relay {
           this.#state = 'starting'
           const stop = this.#stop
           this.#jsm ??= await stop.bounded(
-            jetstreamManager(this.#nc, { timeout: this.#o.apiTimeoutMs }),
+            stop.onServer(jetstreamManager(this.#nc, { timeout: this.#o.apiTimeoutMs })),
             'the account check',
           )
-          const stream = await stop.bounded(ensureStream(this.#jsm, this.#o.stream), `the check of ${STREAM_NAME}`)
+          const stream = await stop.bounded(
+            stop.onServer(ensureStream(this.#jsm, this.#o.stream)),
+            `the check of ${STREAM_NAME}`,
+          )
           const resume = await stop.bounded(this.#checkpointFor(stream), 'the look-up of where to resume')
           this.#resumeAt(resume)
           this.#listening = this.#waker.listen()
@@ -243,7 +247,7 @@ export class Relay {
    */
   async #checkpointFor(stream: StreamInfo): Promise<ResumePoint> {
     const stored = await loadRelayRecord(this.#sql, this.name)
-    const resume = await resumePoint(this.#jsm!, this.#sql, stream, stored)
+    const resume = await resumePoint(this.#jsm!, this.#sql, stream, stored, (p) => this.#stop.onServer(p))
     this.#streamCreated = stream.created
     const { checkpoint } = resume
     const moved = stored !== undefined && compareCheckpoints(stored.checkpoint, checkpoint) !== 0
@@ -287,13 +291,13 @@ export class Relay {
   async #checkStream(options: { always?: boolean } = {}): Promise<void> {
     let created: string
     try {
-      created = (await this.#jsm!.streams.info(STREAM_NAME)).created
+      created = (await this.#stop.onServer(this.#jsm!.streams.info(STREAM_NAME))).created
     } catch (e) {
       if (isJsApiError(e, JS_API.streamNotFound)) throw new StreamReplaced(`stream ${STREAM_NAME} was deleted`)
       throw natsFailure(e, `read stream ${STREAM_NAME}`)
     }
     if (created === this.#streamCreated && options.always !== true) return
-    this.#resumeAt(await this.#checkpointFor(await ensureStream(this.#jsm!, this.#o.stream)))
+    this.#resumeAt(await this.#checkpointFor(await this.#stop.onServer(ensureStream(this.#jsm!, this.#o.stream))))
   }
 
   /** Waits for the lock; false when stopped first. Throws when PostgreSQL is unreachable. */

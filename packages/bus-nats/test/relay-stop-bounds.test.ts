@@ -15,6 +15,7 @@ import type { NatsConnection } from '@nats-io/transport-node'
 import type { Logger } from '../src/logger.ts'
 import { Relay, type RelayState } from '../src/relay.ts'
 import { RELAY_TRACE } from '../src/relay-trace.ts'
+import { StopWaits } from '../src/server-wait.ts'
 import { startNatsServer, startRequestGate, type TestNatsServer } from '../src/testing/index.ts'
 import { eventually, pgLog, streamMessages, within } from './fixtures.ts'
 
@@ -178,8 +179,11 @@ describe('relay stop: every step bounded', () => {
         relay.start()
         await within(gate.held, 20_000, `the relay's ${prefix} request, held`)
         assert.equal(relay.state, 'starting' satisfies RelayState)
-        await within(relay.stop(), STOP_WAIT_MS, 'stop() to resolve while the reply is held')
+        // As one of a process's stop's waits: the request the server did not answer marks that stop stalled.
+        const waits = new StopWaits()
+        await within(relay.stop(waits), STOP_WAIT_MS, 'stop() to resolve while the reply is held')
         assert.ok(gate.holding, 'the reply is still held: stop() did not wait for it')
+        assert.ok(waits.isStalled, "the request unanswered at the stop's deadline did not mark the stop stalled")
         assert.equal(relay.state, 'stopped')
         assert.deepEqual(warnings.messages, ['relay stopping: interrupted'], 'one warning: the request given up')
         assert.match(warnings.seen[0]!.err ?? '', /still in flight at the stop's deadline/)

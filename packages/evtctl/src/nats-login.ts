@@ -1,6 +1,12 @@
 import { afterDeadlineAndIo, natsDriverError } from '@eventplane/bus-nats'
 import { EventplaneError, Unavailable } from '@eventplane/core'
-import { type Authenticator, type ConnectionOptions, type NatsConnection, connect } from '@nats-io/transport-node'
+import {
+  type Authenticator,
+  type ConnectionOptions,
+  type NatsConnection,
+  type ReconnectToServerHandler,
+  connect,
+} from '@nats-io/transport-node'
 
 /**
  * Seconds a server that answered (its INFO came) has, after the seconds to answer, to accept or refuse the
@@ -21,10 +27,15 @@ const LIKELY_CAUSES =
  * When the server of a connection being made last answered (its INFO line), so that a refused login tells a
  * refusal after an account look-up (creds this server does not know) from one at once (a wrong password, a
  * revoked user). The one owner of the look-up refusal's line: one-shot commands (connectForCommand) and the
- * services' connections (Session.serviceNats) give the same.
+ * services' connections (Session.serviceNats) give the same; the services' end at that first refusal
+ * (firstConnectRetries).
  */
 export class LoginWatch {
   #answeredAt: number | undefined
+  /** performance.now() when firstConnectRetries' handler let the last dial go. */
+  #dialedAt: number | undefined
+  /** What firstConnectRetries' handler threw to end the connect. */
+  #refused: EventplaneError | undefined
 
   /** performance.now() when the server last answered a dial (undefined: none did yet). */
   get answeredAt(): number | undefined {
@@ -44,19 +55,51 @@ export class LoginWatch {
   }
 
   /**
+   * The `reconnectToServer` of a connection that waits for its server (`waitOnFirstConnect`, dials `timeoutMs`
+   * each, see the connection's `timeout`): ends its first connect at the first refusal after a look-up, which
+   * nats.js would dial again (it gives up on the second refusal in a row: a look-up each, 5 s). nats.js calls it
+   * before each dial and rejects the connect with what it throws (as the cause of its ConnectionError; see
+   * lookedUpRefusal). A dial the server answered that ended LOOKED_UP_MS or more after the answer and before its
+   * timeout was refused: nats.js ends a dial early only on an authorization -ERR (measured on nats.js 3.4 with a
+   * fake server: another -ERR, or the socket closed, waits for the timeout), and nats-server's refusal after a
+   * look-up is 'Authorization Violation'. Any other failed dial (nothing listening yet, a timeout) is dialed
+   * again as before, and once connected (a reconnect) the handler leaves nats.js's choice as it is.
+   */
+  firstConnectRetries(url: string, timeoutMs: number): ReconnectToServerHandler {
+    return (pool) => {
+      const now = performance.now()
+      const [answeredAt, dialedAt] = [this.#answeredAt, this.#dialedAt]
+      this.#answeredAt = undefined
+      this.#dialedAt = now
+      if (pool.some((server) => server.didConnect)) return null
+      if (answeredAt === undefined || dialedAt === undefined) return null
+      if (now - answeredAt < LOOKED_UP_MS || now - dialedAt >= timeoutMs) return null
+      this.#refused = lookedUpLine(url, 'Authorization Violation', now - answeredAt)
+      throw this.#refused
+    }
+  }
+
+  /**
    * `bus.auth_failed` naming `LIKELY_CAUSES` when `e` is a refused login that came LOOKED_UP_MS or more after
-   * the server's answer (its resolver looked for the creds' account and found none); else undefined.
+   * the server's answer (its resolver looked for the creds' account and found none), or the connect that
+   * firstConnectRetries ended at such a refusal; else undefined.
    */
   lookedUpRefusal(e: unknown, url: string): EventplaneError | undefined {
+    const refused = this.#refused
+    if (refused !== undefined && (e === refused || (e instanceof Error && e.cause === refused))) return refused
     const since = this.#answeredAt === undefined ? undefined : performance.now() - this.#answeredAt
     if (since === undefined || since < LOOKED_UP_MS || natsDriverError(e)?.code !== 'bus.auth_failed') return undefined
-    return new EventplaneError(
-      'bus.auth_failed',
-      `NATS at ${url} refused the credentials (${firstLine(e)}) after ${seconds(since)} s, the time its ` +
-        `resolver takes to look for an account it does not have: ${LIKELY_CAUSES}`,
-      { cause: e },
-    )
+    return lookedUpLine(url, firstLine(e), since, e)
   }
+}
+
+function lookedUpLine(url: string, refusal: string, sinceMs: number, cause?: unknown): EventplaneError {
+  return new EventplaneError(
+    'bus.auth_failed',
+    `NATS at ${url} refused the credentials (${refusal}) after ${seconds(sinceMs)} s, the time its ` +
+      `resolver takes to look for an account it does not have: ${LIKELY_CAUSES}`,
+    cause === undefined ? {} : { cause },
+  )
 }
 
 /**

@@ -29,6 +29,9 @@ const natsModules = async () => {
 /** Seconds evtctl waits for PostgreSQL or NATS before reporting them unavailable. */
 export const CONNECT_TIMEOUT_S = 5
 
+/** How long a service's connection gives one dial to be accepted before it dials again (nats.js's default). */
+const SERVICE_DIAL_TIMEOUT_MS = 20_000
+
 /**
  * What one command run holds: resolved config, output, logger, and the
  * connections it opened lazily (so `--help` and validation errors never
@@ -186,8 +189,8 @@ export class Session {
    * named `name` for the server's monitoring, waiting for a server that is
    * not up yet and reconnecting for ever. A refused login still fails
    * (`bus.auth_failed`, one line; after a look-up of the creds' account, the
-   * line a command gives, naming the likely causes: LoginWatch). Drained when
-   * the session closes.
+   * line a command gives, naming the likely causes, at the first such refusal:
+   * LoginWatch). Drained when the session closes.
    */
   serviceNats(name: string): Promise<NatsConnection> {
     const existing = this.#services.get(name)
@@ -210,6 +213,8 @@ export class Session {
         waitOnFirstConnect: true,
         maxReconnectAttempts: -1,
         reconnectTimeWait: 250,
+        timeout: SERVICE_DIAL_TIMEOUT_MS,
+        reconnectToServer: login.firstConnectRetries(redactUrl(natsUrl), SERVICE_DIAL_TIMEOUT_MS),
       }).catch(async (e: unknown) => {
         const typed = this.#withoutCredentials(
           login.lookedUpRefusal(e, redactUrl(natsUrl)) ?? (await toEventplaneError(e)),

@@ -7,7 +7,8 @@ import { after, before, describe, test } from 'node:test'
 import { startNatsServer, type TestNatsServer } from '@eventplane/bus-nats/testing'
 import { isEventplaneError } from '@eventplane/core'
 import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
-import { connectForCommand } from '../src/nats-login.ts'
+import { connect } from '@nats-io/transport-node'
+import { LoginWatch, connectForCommand } from '../src/nats-login.ts'
 import { UNREACHABLE_NATS, failureLine, killAll, runCli } from './helpers.ts'
 
 /** A loopback listener that greets each connection with `greeting` (nothing when undefined) and then says nothing. */
@@ -37,7 +38,7 @@ describe('NATS credentials not given to a server that requires them', () => {
 
   before(async () => {
     db = await createTestDatabase('ep_cli_no_creds')
-    ;[nats, other] = await Promise.all([startNatsServer({ tenants: ['acme'] }), startNatsServer()])
+    ;[nats, other] = await Promise.all([startNatsServer({ tenants: ['acme'], monitoring: true }), startNatsServer()])
   })
   after(async () => {
     killAll()
@@ -116,10 +117,12 @@ describe('NATS credentials not given to a server that requires them', () => {
     assert.match(failure.message, lookedUp)
   })
 
-  test("another deployment's creds: each service (relay, gateway, run, up) fails its start (exit 4) with the command's line, naming the likely causes", async () => {
+  test("another deployment's creds: each service (relay, gateway, run, up) fails its start (exit 4) at the first refusal, with the command's line, naming the likely causes", async () => {
     // The services' connections wait for a server and reconnect (Session.serviceNats): they said only "NATS refused
-    // the credentials: Authorization Violation" (relay, gateway, run; up connects as a command first). One start
-    // each, side by side: nats.js tries such a login twice or more (a look-up each), 10-15 s.
+    // the credentials: Authorization Violation" (relay, gateway, run; up connects as a command first), and nats.js
+    // dialed such a login again before it gave up on the second refusal: a look-up each, 10-15 s. The server's
+    // closed connections (monitoring) count the refused dials of each: one. One start each, side by side.
+    const before = await refusedDials()
     const env = {
       EVENTPLANE_DATABASE_URL: db.url,
       EVENTPLANE_NATS_URL: nats.url,
@@ -134,17 +137,34 @@ describe('NATS credentials not given to a server that requires them', () => {
     )
     // A service's stderr carries its log too (its start line): the failure is its one evtctl: line. All four
     // judged at once, so a failure shows each.
+    const refused = (await refusedDials()).filter((dial) => dial.cid > Math.max(0, ...before.map((d) => d.cid)))
     const verdicts = results.map(({ command, r }) => {
       const lines = r.stderr.split('\n').filter((l) => l.startsWith('evtctl: '))
       const m = /^evtctl: ([a-z_.]+): (.+)$/.exec(lines[0] ?? '')
       const line = lines.length === 1 && m !== null && lookedUp.test(m[2]!) ? 'the look-up line' : lines.join(' | ')
-      return `${command}: exit ${r.code}, ${m?.[1]}, ${line}`
+      const dials = refused.filter((dial) => connectionOf[command]!.test(dial.name ?? '')).length
+      return `${command}: exit ${r.code}, ${m?.[1]}, ${line}, refused ${dials} time(s)`
     })
     assert.deepEqual(
       verdicts,
-      Object.keys(users).map((command) => `${command}: exit 4, bus.auth_failed, the look-up line`),
+      Object.keys(users).map((command) => `${command}: exit 4, bus.auth_failed, the look-up line, refused 1 time(s)`),
     )
   })
+
+  /** Each service's NATS connection name (up's is its command connection's, connectForCommand). */
+  const connectionOf: Record<string, RegExp> = {
+    relay: /^eventplane-relay:/,
+    gateway: /^eventplane-gateway$/,
+    run: /^eventplane-runtime$/,
+    up: /^evtctl$/,
+  }
+
+  /** The connections `nats` closed for a failed login (its monitoring's closed connections), by cid. */
+  async function refusedDials(): Promise<{ cid: number; name?: string }[]> {
+    const res = await fetch(`${nats.monitorUrl}/connz?state=closed&limit=10000`)
+    const { connections } = (await res.json()) as { connections: { cid: number; name?: string; reason?: string }[] }
+    return connections.filter((c) => c.reason === 'Authentication Failure')
+  }
 
   test('a server that answers and never decides, and a listener that never answers: each said so (connectForCommand)', async () => {
     // In process, with short bounds: the CLI's are 5 s to answer and 10 s more to decide.
@@ -169,6 +189,62 @@ describe('NATS credentials not given to a server that requires them', () => {
       )
     } finally {
       await Promise.all([info.close(), silent.close()])
+    }
+  })
+
+  test("a service's connection waits for a server not up yet and past a dial that timed out, and ends at the first refusal that took a look-up (LoginWatch.firstConnectRetries)", async () => {
+    // In process, with serviceNats' options and a 2 s dial timeout, against a loopback listener started once the
+    // first dial was refused (nothing listening), which plays a server: its first login, the socket closed 1.2 s
+    // after the INFO without a verdict (nats.js waits for the dial's timeout); its second, 'Authorization
+    // Violation' 1.2 s after the INFO (a look-up's time, past LOOKED_UP_MS).
+    const port = await new Promise<number>((resolve) => {
+      const probe = createServer().listen(0, '127.0.0.1', () => {
+        const { port } = probe.address() as AddressInfo
+        probe.close(() => resolve(port))
+      })
+    })
+    const url = `nats://127.0.0.1:${port}`
+    const logins: Socket[] = []
+    const server = createServer((socket) => {
+      const login = logins.push(socket)
+      socket.on('error', () => {})
+      socket.write('INFO {"server_id":"fake","version":"2.9.10","max_payload":1048576}\r\n')
+      const verdict = () => (login === 1 ? socket.destroy() : socket.end("-ERR 'Authorization Violation'\r\n"))
+      setTimeout(verdict, 1200).unref()
+    })
+    const listening = new Promise<void>((resolve) => server.once('listening', resolve))
+    const watch = new LoginWatch()
+    const retries = watch.firstConnectRetries(url, 2000)
+    let dials = 0
+    try {
+      const e = await connect({
+        servers: url,
+        authenticator: watch.authenticator(undefined),
+        waitOnFirstConnect: true,
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 250,
+        timeout: 2000,
+        reconnectToServer: (pool, info) => {
+          // The second dial: the first found nothing listening.
+          if (++dials === 2) server.listen(port, '127.0.0.1')
+          return retries(pool, info)
+        },
+      }).then(
+        (nc) => nc.close().then(() => assert.fail('connected')),
+        (e: unknown) => e,
+      )
+      const line = watch.lookedUpRefusal(e, url)
+      assert.ok(isEventplaneError(line, 'bus.auth_failed'), String(e))
+      assert.match(
+        line.message,
+        /^NATS at nats:\/\/127\.0\.0\.1:\d+ refused the credentials \(Authorization Violation\) after 1\.\d s, the time its resolver/,
+      )
+      assert.equal(logins.length, 2, 'the logins the listener saw: the one that timed out, the refused one')
+      assert.ok(dials > logins.length, `dials ${dials}: some found nothing listening`)
+    } finally {
+      for (const socket of logins) socket.destroy()
+      if (dials >= 2) await listening
+      await new Promise<void>((resolve) => server.close(() => resolve()))
     }
   })
 })
