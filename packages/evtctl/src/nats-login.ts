@@ -58,7 +58,7 @@ export class LoginWatch {
    * The `reconnectToServer` of a connection that waits for its server (`waitOnFirstConnect`, dials `timeoutMs`
    * each, see the connection's `timeout`): ends its first connect at the first refusal after a look-up, which
    * nats.js would dial again (it gives up on the second refusal in a row: a look-up each, 5 s). nats.js calls it
-   * before each dial and rejects the connect with what it throws (as the cause of its ConnectionError; see
+   * before each dial and rejects the connect with what it throws (as the cause of the error it rejects with; see
    * lookedUpRefusal). A dial the server answered that ended LOOKED_UP_MS or more after the answer and before its
    * timeout was refused: nats.js ends a dial early only on an authorization -ERR (measured on nats.js 3.4 with a
    * fake server: another -ERR, or the socket closed, waits for the timeout), and nats-server's refusal after a
