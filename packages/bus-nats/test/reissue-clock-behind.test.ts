@@ -26,18 +26,9 @@ import {
 import { servicePermissions } from '../src/nats-config/permissions.ts'
 import { userSigner } from '../src/nats-config/signing-keys.ts'
 import { type TestNatsServer, connectsWith, refusedWith, startNatsServer } from '../src/testing/index.ts'
+import { twoSecondsBefore } from './support/auth-dir-ops.ts'
 
 const claimsOf = async (creds: Uint8Array) => (await parseCreds(creds)).uc
-
-/** Runs `fn` with `Date` pinned two seconds before `iat` (seconds), the real clock back after it. */
-async function twoSecondsBefore<T>(iat: number, fn: () => Promise<T>): Promise<T> {
-  mock.timers.enable({ apis: ['Date'], now: (iat - 2) * 1000 })
-  try {
-    return await fn()
-  } finally {
-    mock.timers.reset()
-  }
-}
 
 describe('creds re-issued for the same key on a clock behind are issued after the JWT they replace', () => {
   let server: TestNatsServer

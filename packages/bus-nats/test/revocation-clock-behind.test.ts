@@ -15,7 +15,6 @@ import {
   LOG_ACCOUNT,
   SYSTEM_ACCOUNT,
   type TenantAdmin,
-  connectTenantAdmin,
   loadAuthDir,
   readRevocations,
   revocationsFile,
@@ -28,18 +27,9 @@ import {
   tenantCredsFile,
 } from '../src/nats-config/index.ts'
 import { type TestNatsServer, connectsWith, refusedWith, startNatsServer } from '../src/testing/index.ts'
+import { asTenantAdmin, twoSecondsBefore } from './support/auth-dir-ops.ts'
 
 const issued = async (creds: Uint8Array) => (await parseCreds(creds)).uc
-
-/** Runs `fn` with `Date` pinned two seconds before `iat` (seconds), the real clock back after it. */
-async function twoSecondsBefore<T>(iat: number, fn: () => Promise<T>): Promise<T> {
-  mock.timers.enable({ apis: ['Date'], now: (iat - 2) * 1000 })
-  try {
-    return await fn()
-  } finally {
-    mock.timers.reset()
-  }
-}
 
 describe('a revocation covers the iat of the creds it revokes, also made on a clock behind their issue', () => {
   let server: TestNatsServer
@@ -56,14 +46,8 @@ describe('a revocation covers the iat of the creds it revokes, also made on a cl
   })
 
   /** Runs `fn` with a tenant admin connected with the system and operator creds files as they are now. */
-  const asAdmin = async <T>(fn: (admin: TenantAdmin) => Promise<T>): Promise<T> => {
-    const admin = await connectTenantAdmin(loadAuthDir(server.authDir!), server.url)
-    try {
-      return await fn(admin)
-    } finally {
-      await admin.close()
-    }
-  }
+  const asAdmin = <T>(fn: (admin: TenantAdmin) => Promise<T>): Promise<T> =>
+    asTenantAdmin(loadAuthDir(server.authDir!), server.url, fn)
 
   test('a service user rotated at once', async () => {
     const auth = loadAuthDir(server.authDir!)

@@ -15,7 +15,6 @@ import type { NatsConnection } from '@nats-io/transport-node'
 import {
   LOG_ACCOUNT,
   type TenantAdmin,
-  connectTenantAdmin,
   credsUserKey,
   loadAuthDir,
   readRevocations,
@@ -29,6 +28,7 @@ import {
 } from '../src/nats-config/index.ts'
 import { activeRecord } from '../src/nats-config/tenants.ts'
 import { type TestNatsServer, connectsWith, refusedWith, startNatsServer } from '../src/testing/index.ts'
+import { asTenantAdmin } from './support/auth-dir-ops.ts'
 
 /** A directory where a write of `path` puts its temp file: that write fails (EISDIR), as if cut short there. */
 async function blocked(path: string, fn: () => Promise<unknown>): Promise<void> {
@@ -106,14 +106,8 @@ describe('rotateTenantUser cut short (staged or at once)', () => {
   })
 
   /** Runs `fn` with a tenant admin connected with the system and operator creds files. */
-  const asAdmin = async <T>(fn: (admin: TenantAdmin) => Promise<T>): Promise<T> => {
-    const admin = await connectTenantAdmin(loadAuthDir(server.authDir!), server.url)
-    try {
-      return await fn(admin)
-    } finally {
-      await admin.close()
-    }
-  }
+  const asAdmin = <T>(fn: (admin: TenantAdmin) => Promise<T>): Promise<T> =>
+    asTenantAdmin(loadAuthDir(server.authDir!), server.url, fn)
   const rotate = (tenant: string, keepOld: boolean) =>
     asAdmin((admin) => rotateTenantUser(loadAuthDir(server.authDir!), admin, tenant, { keepOld }))
   const revokeOld = (tenant: string) =>

@@ -15,7 +15,6 @@ import { decodeJwt } from '../src/nkeys.ts'
 import {
   type TenantAdmin,
   addTenant,
-  connectTenantAdmin,
   revokeStagedTenantKeys,
   revokeTenant,
   rotateTenantUser,
@@ -24,20 +23,11 @@ import {
 import { activeRecord, tenantJwtFile } from '../src/nats-config/tenants.ts'
 import { connectsWith, refusedWith } from '../src/testing/index.ts'
 import { eventually } from './fixtures.ts'
+import { asTenantAdmin, pinnedTo } from './support/auth-dir-ops.ts'
 import { type ClusterServer, type ResolverCluster, startResolverCluster } from './support/resolver-cluster.ts'
 
 const TENANTS = ['acme', 'globex', 'initech', 'umbrella'] as const
 type Tenant = (typeof TENANTS)[number]
-
-/** Runs `fn` with `Date` pinned to `second` (seconds since the epoch), the real clock back after it. */
-async function pinnedTo<T>(second: number, fn: () => Promise<T>): Promise<T> {
-  mock.timers.enable({ apis: ['Date'], now: second * 1000 })
-  try {
-    return await fn()
-  } finally {
-    mock.timers.reset()
-  }
-}
 
 describe("a tenant's account JWT pushed on a clock behind the last one stays applied once a server that missed it is back", () => {
   let cluster: ResolverCluster
@@ -48,14 +38,7 @@ describe("a tenant's account JWT pushed on a clock behind the last one stays app
   before(async () => {
     cluster = await startResolverCluster()
     const auth = cluster.auth
-    const asAdmin = async <T>(fn: (admin: TenantAdmin) => Promise<T>): Promise<T> => {
-      const admin = await connectTenantAdmin(auth, cluster.url('a'))
-      try {
-        return await fn(admin)
-      } finally {
-        await admin.close()
-      }
-    }
+    const asAdmin = <T>(fn: (admin: TenantAdmin) => Promise<T>): Promise<T> => asTenantAdmin(auth, cluster.url('a'), fn)
     for (const t of TENANTS) {
       await asAdmin((admin) => addTenant(auth, admin, t))
       account.set(t, activeRecord(auth, t)!.account)
