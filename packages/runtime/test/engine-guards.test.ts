@@ -3,6 +3,7 @@ import { before, describe, test } from 'node:test'
 import { type RecordedEvent, isEventplaneError } from '@eventplane/core'
 import { PgEventStore, ROLES, type Sql, logStatus } from '@eventplane/store-pg'
 import { eventually, useTestDatabase } from '@eventplane/store-pg/testing'
+import { projectionDigest } from '../src/projection/digest.ts'
 import { ProjectionEngine } from '../src/projection/engine.ts'
 import { ProjectionRunner } from '../src/projection/runner.ts'
 import { type ReducerProjection, defineReducerProjection } from '../src/projection/types.ts'
@@ -164,5 +165,20 @@ describe('the projection engine refuses what its output must never take', () => 
     } finally {
       await runner.stop()
     }
+  })
+
+  test("the digest covers each state's tenant: the same state under another tenant is another output", async () => {
+    const projection = defineReducerProjection({ ...streamCounter, name: 'test_digest_tenant' })
+    const engine = new ProjectionEngine(projection, projector)
+    await engine.init()
+    await engine.catchUp('catch-up')
+    const before = await projectionDigest(projector, projection)
+    // An output that put acme's state under another tenant (one that sorts where acme does, so the rows keep
+    // their order): what a rebuild compared by digest must not pass.
+    await db.admin`update eventplane.projection_state set tenant_id = 'acme_moved'
+       where projection = ${projection.name} and tenant_id = 'acme'`
+    const after = await projectionDigest(projector, projection)
+    assert.equal(after.rows, before.rows)
+    assert.notEqual(after.sha256, before.sha256)
   })
 })
