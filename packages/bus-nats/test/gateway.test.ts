@@ -202,6 +202,16 @@ describe('gateway', () => {
     await assertRawRejected('core.invalid_envelope', subject, JSON.stringify({ event: { event_id: 'x' } }))
   })
 
+  test('a well-formed request whose string holds a byte that is not UTF-8 is refused, never stored altered', async () => {
+    // A lenient decoder would turn the byte into U+FFFD and record data the client never sent.
+    const text = JSON.stringify({ event: user.intent(d1, 'deploy_requested', { replicas: 1, note: 'a~b' }) })
+    const body = encoder.encode(text)
+    const at = body.indexOf(0x7e)
+    assert.ok(at > 0 && body.indexOf(0x7e, at + 1) === -1, 'one marker byte')
+    body[at] = 0xff
+    await assertRawRejected('bus.bad_request', submitSubject('acme', 'deployment', 'd1'), body)
+  })
+
   test('a fact or internal event is refused: the edge accepts intents only', async () => {
     const fact = { ...user.intent(d1, 'deploy_requested', { replicas: 1 }), kind: 'fact' } as EventEnvelope
     await assertRejected('bus.forbidden', () => submitIntent(acme, fact))

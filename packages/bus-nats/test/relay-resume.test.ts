@@ -185,6 +185,31 @@ describe('relay: where it resumes is decided by what the stream holds', () => {
     await stop(relay)
   })
 
+  test("each drain's first publish expects the event the drain before it ended on, not the tip the relay started at", async () => {
+    const relay = await startRelay()
+    await untilActive(relay)
+    await appendIntents(env.intents, 'acme', 1, 1, 'h')
+    const first = (await pgLog(env.relayStore)).at(-1)!
+    await eventually(() => relay.checkpoint?.position === first.global_position, 'the first drain published')
+    // A plain subscriber sees each publish as sent, headers included.
+    const sub = operator.subscribe('eventplane.*.acme.deployment.h-next-0', { max: 1 })
+    await operator.flush()
+    await appendIntents(env.intents, 'acme', 1, 1, 'h-next')
+    const sent = await within(
+      (async () => {
+        for await (const m of sub) return m
+      })(),
+      15_000,
+      "the next drain's publish",
+    )
+    const next = (await pgLog(env.relayStore)).at(-1)!
+    assert.equal(sent!.headers?.get('Nats-Msg-Id'), next.event_id)
+    // With the tip the relay started at, every drain but the first would be refused once and looked up again,
+    // and a relay that started on an empty stream would expect nothing at all.
+    assert.equal(sent!.headers?.get('Nats-Expected-Last-Msg-Id'), first.event_id)
+    await stop(relay)
+  })
+
   test("a server restarted with its last message older than the duplicate window (it no longer knows that message's id) takes the next event at once", async () => {
     let relay = await startRelay()
     await untilActive(relay)

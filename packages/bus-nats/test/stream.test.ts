@@ -130,6 +130,21 @@ describe('ensureStream', () => {
     assert.equal(now.config.storage, StorageType.Memory)
   })
 
+  test('a sealed stream (it takes no message ever again) fails with bus.stream_mismatch and stays sealed', async () => {
+    // The right stream in every other setting: only the seal tells it apart, and no update could lift it.
+    const made = await ensureStream(nats.operator)
+    // nats.js's update type leaves `sealed` out; the server takes it (a change that cannot be undone).
+    const seal = { ...made.config, sealed: true } as Parameters<typeof nats.operator.streams.update>[1]
+    await nats.operator.streams.update(STREAM_NAME, seal)
+    await assert.rejects(
+      ensureStream(nats.operator),
+      (e) => isEventplaneError(e, 'bus.stream_mismatch') && /stream is sealed/.test(e.message),
+    )
+    const now = await nats.operator.streams.info(STREAM_NAME)
+    assert.equal(now.created, made.created)
+    assert.equal(now.config.sealed, true)
+  })
+
   test('a stream with other subjects fails with bus.stream_mismatch', async () => {
     await nats.operator.streams.add({
       name: STREAM_NAME,

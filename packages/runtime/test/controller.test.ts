@@ -202,14 +202,14 @@ describe('controllers', () => {
     assert.equal(lines.items.filter((l) => l.msg === 'could not park event, will retry').length, 0)
   })
 
-  test("storedPark finds the runtime's own reconcile_failed only: an intent, another principal's event or another stream's under the park's id is none", async () => {
+  test("storedPark finds the runtime's own reconcile_failed only: an intent, another principal's event, another stream's or one caused by another event under the park's id is none", async () => {
     const f = factoryFor('acme')
     const s = stream('acme', 'sp', 'stored_park')
     await h.intents.append(
       s,
-      [1, 2, 3, 4].map((n) => f.intent(s, 'run', { n })),
+      [1, 2, 3, 4, 5].map((n) => f.intent(s, 'run', { n })),
     )
-    const [byUser, intent, elsewhere, parked] = await readStream('acme', 'sp', 'stored_park')
+    const [byUser, intent, elsewhere, parked, otherCause] = await readStream('acme', 'sp', 'stored_park')
     const data = { controller: 'judge', reason_code: 'core.invalid_data', attempts: 1 }
     /** An event under the park's id of `trigger`, caused by it; the operator's import could restore any of these. */
     const under = (trigger: RecordedEvent, causedBy: string) =>
@@ -224,8 +224,12 @@ describe('controllers', () => {
     const other = stream('acme', 'sp_other', 'stored_park')
     const [fromElsewhere, elsewhereId] = under(elsewhere!, controllerPrincipal('judge'))
     await h.facts.append(other, [fromElsewhere.internal(other, RECONCILE_FAILED, data, elsewhereId)])
+    // The judge's own record in every other respect, but caused by another event of the stream.
+    const [ofAnother] = under(byUser!, controllerPrincipal('judge'))
+    const otherCauseId = { eventId: factId('judge', otherCause!.event_id, RECONCILE_FAILED) }
+    await h.facts.append(s, [ofAnother.internal(s, RECONCILE_FAILED, data, otherCauseId)])
     assert.equal(await appendPark(h.facts, 'judge', parked!, 'core.invalid_data', 1), 'appended')
-    for (const trigger of [byUser, intent, elsewhere])
+    for (const trigger of [byUser, intent, elsewhere, otherCause])
       assert.equal(await storedPark(h.facts, 'judge', trigger!), undefined, `${trigger!.data.n}: not a park`)
     assert.deepEqual((await storedPark(h.facts, 'judge', parked!))?.data, data)
   })
@@ -368,6 +372,29 @@ describe('controllers', () => {
     await eventually(() => seen.includes('alpha') && seen.includes('beta'), 30_000, 'alpha and beta reconciled')
     await eventually(async () => (await live.pending!()) === 0, 30_000, 'every intent acked, gamma too')
     assert.deepEqual([...seen].sort(), ['alpha', 'beta'], 'gamma is not reconciled')
+  })
+
+  test('a controller that names its types reconciles only those: an intent of another type of its category is acked, never reconciled', async () => {
+    const seen: string[] = []
+    const typed: Controller = {
+      name: 'typed',
+      categories: ['typed'],
+      types: ['wanted'],
+      async reconcile(event) {
+        seen.push(event.type)
+      },
+    }
+    const live = controllerLiveSource(h.nc, typed, { consumer: 'ctl_typed', ackWaitMs: 1000 })
+    const r = new ControllerRunner({ controller: typed, store: h.facts, live, retryDelayMs: 20 })
+    stops.push(() => r.stop())
+    await r.start()
+    const f = factoryFor('acme')
+    const s = stream('acme', 't1', 'typed')
+    // One stream, in order: the other type reaches the runner before the wanted one does.
+    await h.intents.append(s, [f.intent(s, 'unwanted', {}), f.intent(s, 'wanted', {})])
+    await eventually(() => seen.includes('wanted'), 30_000, 'the wanted intent reconciled')
+    await eventually(async () => (await live.pending!()) === 0, 30_000, 'both intents acked')
+    assert.deepEqual(seen, ['wanted'], 'the other type is not reconciled')
   })
 
   test("the runtime's own reconcile records never trigger a controller, not even one naming their category and kind", async () => {

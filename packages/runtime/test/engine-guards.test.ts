@@ -3,8 +3,10 @@ import { before, describe, test } from 'node:test'
 import { type RecordedEvent, isEventplaneError } from '@eventplane/core'
 import { PgEventStore, ROLES, type Sql, logStatus } from '@eventplane/store-pg'
 import { eventually, useTestDatabase } from '@eventplane/store-pg/testing'
+import { projectionDigest } from '../src/projection/digest.ts'
 import { ProjectionEngine } from '../src/projection/engine.ts'
-import { defineReducerProjection } from '../src/projection/types.ts'
+import { ProjectionRunner } from '../src/projection/runner.ts'
+import { type ReducerProjection, defineReducerProjection } from '../src/projection/types.ts'
 import { PROJECTOR_ROLE } from '../src/roles.ts'
 import { streamCounter } from './fixtures.ts'
 import { factoryFor, stream } from './helpers.ts'
@@ -106,5 +108,77 @@ describe('the projection engine refuses what its output must never take', () => 
     const next = await new ProjectionEngine(projection, projector).rebuild()
     assert.deepEqual([next.resumed, next.events], [true, 0])
     assert.equal(await liveGeneration(), next.generation)
+  })
+
+  /** acme's web stream in `projection`'s live output (the generation its checkpoint row names). */
+  async function acmeWebCount(projection: ReducerProjection<unknown>): Promise<number | undefined> {
+    const [row] = await db.admin<{ count: number }[]>`
+      select (s.state->>'count')::int as count
+        from eventplane.projection_state s join eventplane.projection_checkpoints c using (projection)
+       where s.projection = ${projection.name} and s.generation = c.generation
+         and s.tenant_id = 'acme' and s.key = 'deployment/web'`
+    return row?.count
+  }
+
+  async function acmeWebEvents(): Promise<number> {
+    const [row] = await db.admin<{ n: number }[]>`select count(*)::int as n from eventplane.events
+       where tenant_id = 'acme' and category = 'deployment' and stream_id = 'web'`
+    return row!.n
+  }
+
+  test('a second engine of the same projection, behind the stored checkpoint, cannot commit: no event counted twice', async () => {
+    const projection = defineReducerProjection({ ...streamCounter, name: 'test_two_engines' })
+    // Two processes running the same projection (a second replica, a restart overlapping the old one).
+    const first = new ProjectionEngine(projection, projector)
+    const second = new ProjectionEngine(projection, projector)
+    await first.init()
+    await second.init()
+    await append(2)
+    await first.catchUp('catch-up')
+    const events = await acmeWebEvents()
+    assert.equal(await acmeWebCount(projection), events)
+    await assert.rejects(second.catchUp('catch-up'), (e) => isEventplaneError(e, 'runtime.checkpoint_moved'))
+    assert.equal(await acmeWebCount(projection), events, 'the behind engine wrote nothing')
+    await second.resync()
+    await second.catchUp('catch-up')
+    assert.equal(await acmeWebCount(projection), events, 'resynced, it applies nothing twice')
+  })
+
+  test('a runner whose generation a rebuild swapped out resyncs by itself and goes on in the new one', async () => {
+    const projection = defineReducerProjection({ ...streamCounter, name: 'test_runner_swapped' })
+    const runner = new ProjectionRunner({ projection, sql: projector, pollIntervalMs: 20, retryDelayMs: 20 })
+    try {
+      await runner.start()
+      const before = runner.engine.generation
+      // `evtctl replay` in another process: a new generation swapped in under the running runner.
+      const rebuilder = new ProjectionEngine(projection, projector)
+      await rebuilder.init()
+      await rebuilder.rebuild()
+      assert.notEqual(rebuilder.generation, before)
+      await append(1)
+      const events = await acmeWebEvents()
+      await eventually(
+        async () => runner.engine.generation === rebuilder.generation && (await acmeWebCount(projection)) === events,
+        20_000,
+        'the runner in the new generation with the new event applied once',
+      )
+    } finally {
+      await runner.stop()
+    }
+  })
+
+  test("the digest covers each state's tenant: the same state under another tenant is another output", async () => {
+    const projection = defineReducerProjection({ ...streamCounter, name: 'test_digest_tenant' })
+    const engine = new ProjectionEngine(projection, projector)
+    await engine.init()
+    await engine.catchUp('catch-up')
+    const before = await projectionDigest(projector, projection)
+    // An output that put acme's state under another tenant (one that sorts where acme does, so the rows keep
+    // their order): what a rebuild compared by digest must not pass.
+    await db.admin`update eventplane.projection_state set tenant_id = 'acme_moved'
+       where projection = ${projection.name} and tenant_id = 'acme'`
+    const after = await projectionDigest(projector, projection)
+    assert.equal(after.rows, before.rows)
+    assert.notEqual(after.sha256, before.sha256)
   })
 })
