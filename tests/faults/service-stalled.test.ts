@@ -47,6 +47,17 @@ async function stopsWhileStalled(
   return tookMs
 }
 
+/**
+ * What the one connection's drain that timed out was given (its warning's `waited_ms`): STALLED_WAIT_MS once an
+ * earlier wait of the stop timed out, else SERVER_WAIT_MS. Unlike the time between two warnings, it does not depend
+ * on the machine's load (a CI run at load 10 put 3.3 s of CPU between the gateway's warning and the connections').
+ */
+function connectionDrainBudget(logs: ServiceProcess['logs']): number | undefined {
+  const drained = logs.filter((l) => l.event === 'nats.drain_timeout' && l.connection !== undefined)
+  assert.equal(drained.length, 1, 'one connection timed out its drain')
+  return drained[0]!.waited_ms as number
+}
+
 /** When `logs`' last line was written: a service's connections drain after its `stopped` line. */
 function lastLogAt(logs: ServiceProcess['logs']): number {
   return Math.max(...logs.map((l) => l.time as number))
@@ -132,10 +143,11 @@ describe('faults: a service stopped while its NATS server does not answer', () =
     // are one stop's waits (StopWaits): once the gateway's timed out (SERVER_WAIT_MS), the others get
     // STALLED_WAIT_MS (measured: 2.95 s from the SIGTERM to the exit, the connections' warnings 0.6 s after the
     // gateway's). Checked by what each wait was given (its warning's `waited_ms`: one SERVER_WAIT_MS, the others
-    // STALLED_WAIT_MS), by no second full wait between the gateway's warning and the last one, and bounded at 6 s
-    // by the service's own log, from its `shutting down` line to its last one (the connections' drain warnings
-    // come after `stopped`; the process's exit is outside it): a wait no warning names. One CI run at load 10
-    // (helpers' tests beside the suite) took 5.7 s from the SIGTERM to the exit, against a 5 s bound then.
+    // STALLED_WAIT_MS), which does not depend on the machine's load, and bounded at 6 s by the service's own log,
+    // from its `shutting down` line to its last one (the connections' drain warnings come after `stopped`; the
+    // process's exit is outside it): a wait no warning names. Under load 10 (helpers' tests beside the suite) one
+    // CI run took 5.7 s from the SIGTERM to the exit, and another put 3.3 s between the gateway's warning and the
+    // connections' (the CPU of the parts' stops in between), each failing a wall-clock bound of then.
     const { tookMs, logs } = await serviceStopsWhileStalled(
       env,
       ['up'],
@@ -161,9 +173,6 @@ describe('faults: a service stopped while its NATS server does not answer', () =
     const at = (msg: string) => logs.find((l) => l.msg === msg)?.time as number
     const stopMs = lastLogAt(logs) - at('shutting down')
     assert.ok(stopMs < 6000, `the stop took ${stopMs} ms (exit ${Math.round(tookMs)} ms): more than one wait`)
-    const warned = timedOut.map((l) => l.time as number)
-    const gapMs = Math.max(...warned) - Math.min(...warned)
-    assert.ok(gapMs < SERVER_WAIT_MS, `the last drain timed out ${gapMs} ms after the first: a second full wait`)
   })
 
   /** `evtctl relay`'s environment through the proxy at `url`: the relay role and creds. */
@@ -189,13 +198,9 @@ describe('faults: a service stopped while its NATS server does not answer', () =
     const at = (msg: string) => logs.find((l) => typeof l.msg === 'string' && l.msg.startsWith(msg))?.time as number
     const abandonedAt = at('relay stopping: publishes not acked by the deadline are abandoned')
     assert.ok(abandonedAt !== undefined, 'the relay had no publish in flight at its deadline')
-    const drainGapMs = at('the NATS connection did not drain') - abandonedAt
-    assert.ok(
-      drainGapMs < SERVER_WAIT_MS,
-      `the connection's drain timed out ${drainGapMs} ms after the relay's deadline`,
-    )
+    assert.equal(connectionDrainBudget(logs), STALLED_WAIT_MS, "the wait the connection's drain was given")
     const stopMs = lastLogAt(logs) - at('shutting down')
-    assert.ok(stopMs < 2 * SERVER_WAIT_MS, `the stop took ${stopMs} ms (exit ${Math.round(tookMs)} ms): two waits`)
+    assert.ok(stopMs < 5000, `the stop took ${stopMs} ms (exit ${Math.round(tookMs)} ms): two waits`)
   })
 
   test('evtctl relay stopped while it starts (its account check unanswered) waits for the server once: the check cut at its deadline, then its connection closed without the drain', async () => {
@@ -209,11 +214,6 @@ describe('faults: a service stopped while its NATS server does not answer', () =
     ])
     const cut = logs.find((l) => l.msg === 'relay stopping: interrupted')
     assert.match(String(cut?.err), /^the account check was still in flight at the stop's deadline/)
-    const drained = logs.find((l) => typeof l.msg === 'string' && l.msg.startsWith('the NATS connection did not drain'))
-    const drainGapMs = (drained?.time as number) - (cut!.time as number)
-    assert.ok(
-      drainGapMs < SERVER_WAIT_MS,
-      `the connection's drain timed out ${drainGapMs} ms after the relay's deadline`,
-    )
+    assert.equal(connectionDrainBudget(logs), STALLED_WAIT_MS, "the wait the connection's drain was given")
   })
 })
