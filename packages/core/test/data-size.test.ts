@@ -18,3 +18,23 @@ describe('the bound on event data', () => {
     assert.throws(() => f.intent({ category: 'deployment', id: 'web' }, 'created', accents), tooLarge(208, 207))
   })
 })
+
+describe('what event data may hold', () => {
+  test('class instances are refused, not stored as their JSON form: a Date, a Map, an object of a class', () => {
+    // JSON.stringify would store a Date as a string and a Map as {}: what a reader gets back would not be
+    // what the writer passed, so the factory refuses them with core.invalid_data and the path.
+    class Money {
+      amount = 5
+    }
+    const f = EventFactory.forTenant('acme', { causedBy: 'user:test' })
+    const s = { category: 'deployment', id: 'web' }
+    const refused = (path: string) => (e: unknown) =>
+      isEventplaneError(e, 'core.invalid_data') && e.message.includes(path)
+    assert.throws(() => f.intent(s, 'created', { at: new Date(0) } as never), refused('$.at'))
+    assert.throws(() => f.intent(s, 'created', { tags: [new Map([['a', 1]])] } as never), refused('$.tags[0]'))
+    assert.throws(() => f.intent(s, 'created', new Money() as never), refused('JSON object'))
+    assert.throws(() => validateData({ nested: { price: new Money() } }), refused('$.nested.price'))
+    // Plain objects pass, with or without a prototype.
+    assert.equal(validateData({ a: Object.assign(Object.create(null), { b: 1 }) }), 13)
+  })
+})

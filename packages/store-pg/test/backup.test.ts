@@ -83,6 +83,17 @@ describe('export and import', () => {
     assert.deepEqual((await targetOperator.readCorrelation('acme', correlationId))[1]!.data, { node: 'n1' })
   })
 
+  test('an import that fails for another reason than a conflict stops with that error, not a reported conflict', async () => {
+    // An intent writer may append the chain's intent but not its fact: the import must fail with
+    // store.forbidden (the operator reruns it with the right role), never count the fact as a conflict.
+    const sourceOperator = new PgEventStore(source.connect(ROLES.operator, 2))
+    const lines = await collect(exportEvents(sourceOperator, { tenant: 'acme', correlationId, includeActor: true }))
+    const fact = JSON.parse(lines[1]!) as { event_id: string; kind: string }
+    assert.equal(fact.kind, 'fact')
+    const writer = new PgEventStore(target.connect(ROLES.intentWriter, 1))
+    await assert.rejects(importEvents(writer, lines), (e) => isEventplaneError(e, 'store.forbidden'))
+  })
+
   test('a malformed line is refused with a typed error naming the line', async () => {
     const operator = new PgEventStore(target.connect(ROLES.operator, 1))
     await assert.rejects(

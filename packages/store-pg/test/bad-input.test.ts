@@ -66,6 +66,27 @@ describe('bad input is rejected with a typed error and nothing is written', () =
     assert.equal(await count(), 0)
   })
 
+  test('every read that takes a tenant refuses a bad tenant name (core.invalid_name), never an empty answer', async () => {
+    // Unchecked, row level security would answer a typo such as `acme.*` with an empty log.
+    const reader = new PgEventStore(db.connect(ROLES.reader, 1))
+    const drain = async (it: AsyncIterable<unknown>) => {
+      for await (const _ of it);
+    }
+    const id = '01a233d1-2399-7384-920e-857c57ffa9d3'
+    for (const bad of BAD_NAMES) {
+      const reads: Record<string, () => Promise<unknown>> = {
+        readAll: () => drain(reader.readAll({ tenant: bad })),
+        readCategory: () => drain(reader.readCategory(bad, 'deployment')),
+        readStream: () => drain(reader.readStream({ tenant: bad, category: 'deployment', id: 'ok' })),
+        readCorrelation: () => reader.readCorrelation(bad, id),
+        readEvents: () => reader.readEvents(bad, [id]),
+        listStreams: () => reader.listStreams(bad),
+      }
+      for (const [name, read] of Object.entries(reads))
+        await assert.rejects(read(), (e) => isEventplaneError(e, 'core.invalid_name'), `${name} ${JSON.stringify(bad)}`)
+    }
+  })
+
   test('data over the size limit, non-object data, NUL characters and schema violations', async () => {
     const e = valid()
     const cases: [unknown, string][] = [

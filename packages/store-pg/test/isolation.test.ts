@@ -49,6 +49,20 @@ describe('tenant isolation and append-only, enforced by PostgreSQL', () => {
     assert.equal(await total(), 2)
   })
 
+  test('withTenant refuses a tenant name that is not one (core.invalid_name) before it opens a transaction', async () => {
+    // Unchecked, `acme.*` or `*` would be set as the tenant and row level security would show an empty log:
+    // a typo would look like a tenant without events.
+    const reader = db.connect(ROLES.reader, 1)
+    let ran = 0
+    for (const bad of ['acme.*', '*', '', 'acme web'])
+      await assert.rejects(
+        withTenant(reader, bad, async () => ran++),
+        (e) => isEventplaneError(e, 'core.invalid_name'),
+        JSON.stringify(bad),
+      )
+    assert.equal(ran, 0)
+  })
+
   test('tenant acme cannot read or insert tenant globex rows', async () => {
     const reader = db.connect(ROLES.reader, 1)
     const seen = await withTenant(reader, 'acme', (tx) => tx`select tenant_id from eventplane.events`)

@@ -95,6 +95,45 @@ describe('readAll, the gap-safe global read', () => {
     assert.deepEqual(await exportedIds(reader, 'initech'), expected)
   })
 
+  test('every gap-safe read pages in (tx_id, position) order: an older xid that inserted last comes first, in pages of one', async () => {
+    // The older transaction takes its xid, the younger appends and commits, then the older appends: its
+    // event has the older tx id but the higher position. A read ordered by position alone would page past it.
+    const f = factoryFor('vandelay')
+    const reader = new PgEventStore(db.connect(ROLES.reader, 2))
+    const older = await db.connect(ROLES.intentWriter, 1).reserve()
+    const first = f.intent(stream('vandelay', 'older'), 'created', { n: 1 })
+    const second = f.intent(stream('vandelay', 'younger'), 'created', { n: 2 })
+    try {
+      await older.unsafe('begin')
+      await older.unsafe('select pg_current_xact_id()')
+      await writer.append(stream('vandelay', 'younger'), [second])
+      await new PgEventStore(older as never).append(stream('vandelay', 'older'), [first])
+      await older.unsafe('commit')
+    } finally {
+      await older.unsafe('rollback').catch(() => {})
+      older.release()
+    }
+    await eventually(async () => (await readEverything(reader, 100, 'vandelay')).length === 2)
+    const stored = await readEverything(reader, 100, 'vandelay')
+    assert.ok(stored[0]!.global_position > stored[1]!.global_position, 'the older xid holds the higher position')
+    const category: string[] = []
+    for await (const batch of reader.readCategory('vandelay', 'deployment', { batchSize: 1 }))
+      category.push(...batch.map((e) => e.event_id))
+    const ids = (events: RecordedEvent[]) => events.map((e) => e.event_id)
+    assert.deepEqual(
+      {
+        tenant: ids(await readEverything(reader, 1, 'vandelay')),
+        category,
+        relay: ids((await readEverything(relay, 1)).filter((e) => e.tenant_id === 'vandelay')),
+      },
+      {
+        tenant: [first.event_id, second.event_id],
+        category: [first.event_id, second.event_id],
+        relay: [first.event_id, second.event_id],
+      },
+    )
+  })
+
   test('a rolled-back transaction leaves a gap that is passed over', async () => {
     const f = factoryFor('acme')
     const conn = await db.connect(ROLES.intentWriter, 1).reserve()

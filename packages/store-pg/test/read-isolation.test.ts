@@ -128,6 +128,23 @@ describe('tenant-scoped reads return only the asked tenant, for every role', () 
     assert.deepEqual(seen, Object.fromEntries(EVENT_ROLES.map((r) => [r, expected])))
   })
 
+  test('list_streams: a page holds `limit` streams of the tenant even when another tenant’s streams lie between', async () => {
+    // hooli's a and c, vandelay's b between them: a cross-tenant role's page of two must be a and c, not a
+    // alone (a page cut at two streams of any tenant, then filtered, would look like the end of the list).
+    const writer = new PgEventStore(db.connect(ROLES.intentWriter, 1))
+    const hooli = factoryFor('hooli')
+    for (const [f, tenant, id] of [
+      [hooli, 'hooli', 'a'],
+      [factoryFor('vandelay'), 'vandelay', 'b'],
+      [hooli, 'hooli', 'c'],
+    ] as const)
+      await writer.append(stream(tenant, id), [f.intent({ category: 'deployment', id }, 'created', {})])
+    const seen: Record<string, string[]> = {}
+    for (const role of EVENT_ROLES)
+      seen[role] = (await stores.get(role)!.listStreams('hooli', { limit: 2 })).map((s) => s.stream.id)
+    assert.deepEqual(seen, Object.fromEntries(EVENT_ROLES.map((r) => [r, ['a', 'c']])))
+  })
+
   test('chain_rows: acme’s stream and tenant hold acme’s events only; globex’s stream is empty for acme', async () => {
     const seen: Record<string, unknown> = {}
     for (const role of CHAIN_ROLES) {
