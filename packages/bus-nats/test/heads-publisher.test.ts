@@ -149,4 +149,23 @@ describe('heads publisher and heads stream', () => {
       (e: unknown) => e === down,
     )
   })
+
+  test("a publisher given a signing key publishes heads signed by it: the anchor that key's holder finds", async () => {
+    await ensureHeadsStream(jsm)
+    const own = generateKeyPairSync('ed25519')
+    const ownPem = own.publicKey.export({ type: 'spki', format: 'pem' })
+    const publisher = new HeadsPublisher({
+      sql: db.connect(ROLES.relay, 1),
+      nc: relay,
+      everyMs: 1000,
+      signingKey: own.privateKey,
+    })
+    const round = await publisher.publishRound()
+    assert.deepEqual(round.published.sort(), ['acme', 'globex'])
+    for (const tenant of ['acme', 'globex']) {
+      const { found } = await latestPublishedHeads(jsm, tenant, headsOfTenant(tenant, ownPem))
+      assert.ok(found, `${tenant}'s heads signed by the publisher's key`)
+      assert.equal(checkHeads(found.file, ownPem).tenant, tenant)
+    }
+  })
 })

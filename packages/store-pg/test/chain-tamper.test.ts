@@ -100,5 +100,7 @@ describe('tampering as a superuser is detected', () => {
     const result = await verifyLog(operator, { tenant: 'acme', stream: { category: 'deployment', id: 'clean' }, heads })
     assert.deepEqual(result.breaks, [])
     assert.equal(result.events, 6)
+    assert.equal(result.streams, 1, 'the summary counts the stream checked')
+    assert.equal(result.intact, true)
   })
 })

@@ -61,4 +61,43 @@ describe('heads continuity', () => {
       'shrunk@3 missing',
     ])
   })
+
+  test("a grown stream whose event at the earlier head is gone is missing; another tenant's stream of that name never answers for it", async () => {
+    const operator = db.connect(ROLES.operator, 1)
+    const store = new PgEventStore(operator)
+    // initech and globex both have deployment/gap and deployment/twin; the operator reads every tenant.
+    for (const tenant of ['initech', 'globex']) {
+      const f = factoryFor(tenant)
+      for (const id of ['gap', 'twin']) {
+        const s = stream(tenant, id)
+        await store.append(
+          s,
+          [1, 2].map((n) => f.intent(s, 'scaled', { n })),
+        )
+      }
+    }
+    const heads = async (total: number) => {
+      let h = await readHeads(operator, 'initech')
+      await eventually(async () => {
+        h = await readHeads(operator, 'initech')
+        return h.streams.reduce((n, s) => n + s.version, 0) === total
+      })
+      return h
+    }
+    const earlier = await heads(4)
+    const f = factoryFor('initech')
+    for (const id of ['gap', 'twin'])
+      await store.append(stream('initech', id), [f.intent(stream('initech', id), 'scaled', { n: 3 })])
+    // initech's gap@2 (its earlier head) deleted as a superuser; globex's gap@2 is still there.
+    await db.admin.begin(async (tx) => {
+      await tx`alter table eventplane.events disable trigger user`
+      await tx`delete from eventplane.events where tenant_id = 'initech' and stream_id = 'gap' and stream_version = 2`
+      await tx`alter table eventplane.events enable trigger user`
+    })
+    const conflicts = await headsConflicts(operator, earlier, await heads(6))
+    assert.deepEqual(
+      conflicts.map((c) => `${c.stream_id}@${c.version} ${c.reason}`),
+      ['gap@2 missing'],
+    )
+  })
 })

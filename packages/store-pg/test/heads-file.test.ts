@@ -55,6 +55,41 @@ describe('a heads file is trusted only as signed', () => {
     )
   })
 
+  test('every part of a head and the point they cover are signed: an edited hash, stream id, tx_id or position is refused', () => {
+    type Line = { category: string; stream_id: string; version: number; hash: string }
+    /** Edits a stream line and recomputes the digest over the edited lines, as someone without the key could. */
+    const rehashed = (edit: (s: Line) => void) =>
+      signedFile((f) => {
+        const list = f.streams as Line[]
+        edit(list[1]!)
+        f.digest = headsDigest(list.map((s) => ({ ...s, hash: Buffer.from(s.hash, 'hex') }))).toString('hex')
+      })
+    refused(
+      rehashed((s) => {
+        s.hash = 'ab'.repeat(32)
+      }),
+    )
+    refused(
+      rehashed((s) => {
+        s.stream_id = 'www'
+      }),
+    )
+    refused(
+      signedFile((f) => {
+        f.tx_id = '813'
+      }),
+    )
+    refused(
+      signedFile((f) => {
+        f.global_position = '41'
+      }),
+    )
+    // Unsigned, the digest alone covers the lines: an edited hash without a recomputed digest is refused too.
+    const unsigned = JSON.parse(JSON.stringify(headsToFile(heads)))
+    unsigned.streams[0].hash = 'cd'.repeat(32)
+    refused(unsigned)
+  })
+
   test('a file signed by another key is refused when a public key is pinned', () => {
     refused(signedFile(), pem(other.publicKey))
   })
