@@ -112,6 +112,22 @@ describe('evtctl usage, help and exit codes', () => {
     }
   })
 
+  test('a stream of one part is a usage error saying what a stream is, before any connection', async () => {
+    const env = {
+      EVENTPLANE_DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none',
+      EVENTPLANE_NATS_URL: 'nats://127.0.0.1:1',
+    }
+    for (const args of [
+      ['read', 'acme'],
+      ['publish', 'acme', 'opened', '--data', '{}'],
+    ]) {
+      let err = ''
+      const io = { stdout: { write: (_s: string) => true }, stderr: { write: (s: string) => (err += s) }, env }
+      assert.equal(await run(args, io), EXIT.usage, args.join(' '))
+      assert.equal(err, 'evtctl: cli.bad_usage: stream must look like tenant/category/id, got "acme"\n', args.join(' '))
+    }
+  })
+
   test('--version prints the version', async () => {
     const r = await runCli(['--version'])
     assert.equal(r.code, 0)
