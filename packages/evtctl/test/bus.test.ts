@@ -254,6 +254,20 @@ describe('evtctl against a project-run nats-server in the account model', () => 
     assert.ok(b[0]!.seq > a[1]!.seq, 'the second run resumes after the acked events')
   })
 
+  test("subscribe --tenant on an operator's consumer wider than that tenant prints only that tenant's events", async () => {
+    // Made by a run without --tenant: its filter is the whole log (acme's events first, then globex's).
+    const args = ['subscribe', '--consumer', 'ops_wide', '--json']
+    const made = await runCli([...args, '--count', '1'], { env: as('operator') })
+    assert.equal(made.code, 0, made.stderr)
+    const r = await runCli([...args, '--tenant', 'globex', '--count', '1'], { env: as('operator') })
+    assert.equal(r.code, 0, r.stderr)
+    const events = parseLines<WireEvent>(r.stdout)
+    assert.deepEqual(
+      events.map((e) => [e.tenant_id, `${e.stream.category}/${e.stream.id}`]),
+      [['globex', 'deployment/g']],
+    )
+  })
+
   test('subscribe with a consumer name the tenant may not use is exit 4', async () => {
     const r = await runCli(['subscribe', '--tenant', 'acme', '--consumer', 'globex_tail', '--count', '1'], {
       env: as('acme'),

@@ -140,6 +140,26 @@ describe('evtctl heads and verify', () => {
     assert.match(failureLine(r).message, /digest does not match/)
   })
 
+  test('a heads file or public key that cannot be read is exit 3 (could not check), naming the file', async () => {
+    const missing = join(dir, 'missing-heads.json')
+    const noHeads = await runCli(['verify', '--tenant', 'acme', '--against', missing], { env: env() })
+    assert.equal(noHeads.code, 3, noHeads.stderr)
+    assert.deepEqual(failureLine(noHeads), {
+      code: 'store.chain_unverifiable',
+      message: `cannot read the heads file ${missing}`,
+    })
+    const missingKey = join(dir, 'missing.pub')
+    const noKey = await runCli(
+      ['verify', '--tenant', 'acme', '--against', join(dir, 'acme-heads.json'), '--public-key', missingKey],
+      { env: env() },
+    )
+    assert.equal(noKey.code, 3, noKey.stderr)
+    assert.deepEqual(failureLine(noKey), {
+      code: 'store.chain_unverifiable',
+      message: `cannot read the public key ${missingKey}`,
+    })
+  })
+
   test('heads of another tenant than --tenant are refused before anything is checked: exit 1 naming both', async () => {
     const r = await runCli(['verify', '--tenant', 'globex', '--against', join(dir, 'acme-heads.json')], { env: env() })
     assert.equal(r.code, 1, r.stderr)

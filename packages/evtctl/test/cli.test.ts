@@ -5,6 +5,7 @@ import type { EvtctlErrorCode } from '../src/cli-error.ts'
 import { EXIT, exitCodeFor, formatFailure, toEventplaneError } from '../src/exit-codes.ts'
 import { createLogger } from '../src/logger.ts'
 import { run } from '../src/program.ts'
+import { crossTenantRefusal } from '../src/tenant-refusal.ts'
 import { failureLine, killAll, runCli } from './helpers.ts'
 
 const COMMANDS = [
@@ -92,6 +93,41 @@ describe('evtctl usage, help and exit codes', () => {
     }
   })
 
+  test('an integer option below its minimum, negative or not a whole number is a usage error before any connection', async () => {
+    // The servers named are closed ports: a value let through would fail on the connection instead (exit 3).
+    const env = {
+      EVENTPLANE_DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none',
+      EVENTPLANE_NATS_URL: 'nats://127.0.0.1:1',
+    }
+    for (const [args, line] of [
+      [['streams', '--tenant', 'acme', '--limit', '0'], '--limit must be an integer >= 1'],
+      [['streams', '--tenant', 'acme', '--limit', '1.5'], '--limit must be an integer >= 1'],
+      [['read', 'acme/account/a1', '--limit', '-1'], '--limit must be an integer >= 0'],
+      [['publish', 'acme/account/a1', 'opened', '--data', '{}', '--timeout', '0'], '--timeout must be an integer >= 1'],
+    ] as const) {
+      let err = ''
+      const io = { stdout: { write: (_s: string) => true }, stderr: { write: (s: string) => (err += s) }, env }
+      assert.equal(await run([...args], io), EXIT.usage, args.join(' '))
+      assert.match(err, new RegExp(`${line.replace(/[.]/g, '\\.')}`), args.join(' '))
+    }
+  })
+
+  test('a stream of one part is a usage error saying what a stream is, before any connection', async () => {
+    const env = {
+      EVENTPLANE_DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none',
+      EVENTPLANE_NATS_URL: 'nats://127.0.0.1:1',
+    }
+    for (const args of [
+      ['read', 'acme'],
+      ['publish', 'acme', 'opened', '--data', '{}'],
+    ]) {
+      let err = ''
+      const io = { stdout: { write: (_s: string) => true }, stderr: { write: (s: string) => (err += s) }, env }
+      assert.equal(await run(args, io), EXIT.usage, args.join(' '))
+      assert.equal(err, 'evtctl: cli.bad_usage: stream must look like tenant/category/id, got "acme"\n', args.join(' '))
+    }
+  })
+
   test('--version prints the version', async () => {
     const r = await runCli(['--version'])
     assert.equal(r.code, 0)
@@ -111,6 +147,11 @@ describe('exit code table', () => {
     ['runtime.unknown_projection', EXIT.usage],
     ['store.wrong_expected_version', EXIT.conflict],
     ['store.idempotency_conflict', EXIT.conflict],
+    ['store.chain_broken', EXIT.conflict],
+    ['store.chain_unverifiable', EXIT.unavailable],
+    ['bus.rate_limited', EXIT.unavailable],
+    ['bus.unknown_tenant', EXIT.usage],
+    ['bus.stream_mismatch', EXIT.usage],
     ['store.unavailable', EXIT.unavailable],
     ['bus.unavailable', EXIT.unavailable],
     ['bus.timeout', EXIT.unavailable],
@@ -135,6 +176,12 @@ describe('exit code table', () => {
       'store.unavailable',
     )
     assert.equal((await toEventplaneError(new Error('connection refused'))).code, 'cli.internal')
+    // An abort (a signal stopping a command mid-request) is an interruption, exit 130: not a bug (exit 70).
+    const aborted = await toEventplaneError(
+      Object.assign(new Error('This operation was aborted'), { name: 'AbortError' }),
+    )
+    assert.equal(aborted.code, 'cli.interrupted')
+    assert.equal(exitCodeFor(aborted), EXIT.interrupted)
   })
 
   test('run() returns the code and writes one line instead of exiting', async () => {
@@ -158,6 +205,15 @@ describe('exit code table', () => {
         'cli.bad_usage',
         code,
       )
+  })
+
+  test("a refusal is called cross-tenant only for another tenant's creds, never a service user's or its own", () => {
+    const refused = new EventplaneError<EvtctlErrorCode>('bus.forbidden', 'Permissions Violation for Publish')
+    for (const user of ['acme', 'operator', 'relay', 'gateway', 'controller', 'system', undefined])
+      assert.equal(crossTenantRefusal(refused, 'publish', 'acme', user), undefined, String(user))
+    const cross = crossTenantRefusal(refused, 'tail', 'acme', 'globex')
+    assert.equal(cross?.code, 'bus.forbidden')
+    assert.match(cross?.message ?? '', /^tail for tenant acme refused: the NATS creds are user globex's/)
   })
 
   test('a failure is one stderr line: newlines in its message are folded', () => {
