@@ -166,7 +166,7 @@ describe('a pushed account JWT is confirmed applied', () => {
     const system = await connect({ servers: server.url, authenticator: credsAuthenticator(old) })
     try {
       await assert.rejects(
-        pushAccountJwt(system, await recordAccountJwt(auth, record('initech')), 2000),
+        pushAccountJwt(system, await recordAccountJwt(auth, record('initech'), system), 2000),
         (e) => isEventplaneError(e, 'bus.forbidden') && /nats-setup/.test(e.message),
       )
     } finally {

@@ -1,10 +1,17 @@
 import { EventplaneError, Unavailable } from '@eventplane/core'
 import { type NatsConnection, RequestError } from '@nats-io/transport-node'
 import { decodeJwt } from '../nkeys.ts'
+import { natsFailure } from '../nats-errors.ts'
 import { appliedAccountJwt, jwtNotApplied } from './claims-confirm.ts'
 
 /** Where a full account resolver takes account JWTs (nats-server `accountClaimsReqSubj`). */
 export const CLAIMS_UPDATE_SUBJECT = '$SYS.REQ.CLAIMS.UPDATE'
+
+/**
+ * Where each full resolver answers with the account JWT it stores for `account` (nats-server
+ * `accLookupReqSubj`); a resolver that stores none does not answer.
+ */
+export const claimsLookupSubject = (account: string): string => `$SYS.REQ.ACCOUNT.${account}.CLAIMS.LOOKUP`
 
 interface ClaimsReply {
   data?: { account?: string; code?: number; message?: string }
@@ -69,4 +76,58 @@ async function sendAccountJwt(system: NatsConnection, jwt: string, timeoutMs: nu
   if (reply.server?.id === undefined)
     throw new EventplaneError('bus.bad_request', 'nats-server answered the account JWT push without its server id')
   return reply.server.id
+}
+
+/** How long {@link heldIssuedAt} waits: for a first answer, and for one more after each. */
+export interface LookupWait {
+  /** For the first answer (none: no server stores a JWT of the account). Default 2,000 ms. */
+  firstMs: number
+  /** For one more answer after each (every server of a cluster answers with its own). Default 250 ms. */
+  moreMs: number
+}
+
+const LOOKUP_WAIT: LookupWait = { firstMs: 2000, moreMs: 250 }
+
+/**
+ * The latest `iat` of the JWTs of `account` that the full resolvers reached through `system` store, asked as the
+ * system account's user (`$SYS.REQ.ACCOUNT.<account>.CLAIMS.LOOKUP`: each server of a cluster answers with the JWT
+ * it stores, one that stores none does not answer); undefined when none answers within `wait.firstMs` (an account
+ * no server knows). An answer that is not a JWT of `account` whose signature verifies is passed over. What a
+ * tenant's account JWT is issued after when the auth dir does not hold the last one it issued (`issuedAfterLast`,
+ * tenants.ts): measured on nats-server 2.9.10, a cluster of two answers twice, an unknown account not at all.
+ * `bus.unavailable` when no resolver listens (not a full resolver), `bus.forbidden` when the system user may not ask.
+ */
+export async function heldIssuedAt(
+  system: NatsConnection,
+  account: string,
+  wait: LookupWait = LOOKUP_WAIT,
+): Promise<number | undefined> {
+  let latest: number | undefined
+  try {
+    const answers = await system.requestMany(claimsLookupSubject(account), '', {
+      strategy: 'stall',
+      maxWait: wait.firstMs,
+      stall: wait.moreMs,
+    })
+    for await (const m of answers) {
+      const iat = issuedAtFor(m.string(), account)
+      if (iat !== undefined && (latest === undefined || iat > latest)) latest = iat
+    }
+  } catch (e) {
+    const failure = natsFailure(e, `look up the JWT the servers store for account ${account}`)
+    if (failure.code !== 'bus.forbidden') throw failure
+    throw new EventplaneError('bus.forbidden', `${failure.message}; re-run nats-setup to re-issue the system creds`, {
+      cause: e,
+    })
+  }
+  return latest
+}
+
+function issuedAtFor(jwt: string, account: string): number | undefined {
+  try {
+    const claims = decodeJwt(jwt.trim())
+    return claims.sub === account ? claims.iat : undefined
+  } catch {
+    return undefined
+  }
 }

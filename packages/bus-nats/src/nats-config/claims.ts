@@ -221,15 +221,22 @@ function natsLimits(l: TenantAccountLimits): Partial<OperatorLimits> {
 
 /**
  * The JWT that replaces a revoked tenant's: no imports, no connections, and
- * every user issued until now revoked, so the server closes the tenant's live
- * connections and refuses its credentials from then on.
+ * every user issued until `at` (seconds since the epoch; default now) revoked,
+ * so the server closes the tenant's live connections and refuses its
+ * credentials from then on. The auth dir passes the latest `iat` of the user
+ * JWTs it issued for the tenant when later than now (`tombstoneRevokedAt`,
+ * tenants.ts): creds issued on a clock ahead.
  */
-export async function revokedTenantAccountJwt(tenant: string, account: string, operator: KeyPair): Promise<string> {
-  const now = Math.floor(Date.now() / 1000)
+export async function revokedTenantAccountJwt(
+  tenant: string,
+  account: string,
+  operator: KeyPair,
+  at: number = Math.floor(Date.now() / 1000),
+): Promise<string> {
   return encodeAccount(
     tenant,
     account,
-    { limits: { ...TENANT_LIMITS, conn: 0 }, revocations: { '*': now }, tags: ['eventplane-tenant', 'revoked'] },
+    { limits: { ...TENANT_LIMITS, conn: 0 }, revocations: { '*': at }, tags: ['eventplane-tenant', 'revoked'] },
     { signer: operator },
   )
 }

@@ -1,6 +1,7 @@
 import { join } from 'node:path'
 import { EventplaneError, isEventplaneError } from '@eventplane/core'
 import type { KeyPair } from '@nats-io/nkeys'
+import type { NatsConnection } from '@nats-io/transport-node'
 import { type AuthDir, operatorSigningKeys, writeAccountJwt } from './auth-dir.ts'
 import { withAuthDirLock } from './auth-lock.ts'
 import { requireOnline } from './offline-key.ts'
@@ -89,7 +90,7 @@ async function writeOperatorJwt(auth: AuthDir): Promise<void> {
 
 /** Signs every account JWT with `signer` and pushes it (the system and log accounts' also written to the dir). */
 async function pushEveryAccount(auth: AuthDir, connect: ConnectSystemUser, signer: KeyPair): Promise<string[]> {
-  const jwts: [string, () => Promise<string>][] = [
+  const jwts: [string, (system: NatsConnection) => Promise<string>][] = [
     // First: a server that does not trust `signer` has the system account loaded, so it keeps the JWT it applies.
     ['SYS', () => writeAccountJwt(auth, SYSTEM_ACCOUNT, signer)],
     ['EVENTPLANE', () => writeAccountJwt(auth, LOG_ACCOUNT, signer)],
@@ -97,15 +98,15 @@ async function pushEveryAccount(auth: AuthDir, connect: ConnectSystemUser, signe
   for (const record of listTenants(auth)) {
     const jwt =
       record.status === 'revoked'
-        ? () => tombstoneAccountJwt(auth, record, signer)
-        : () => recordAccountJwt(auth, record, signer)
+        ? (system: NatsConnection) => tombstoneAccountJwt(auth, record, system, signer)
+        : (system: NatsConnection) => recordAccountJwt(auth, record, system, signer)
     jwts.push([record.tenant, jwt])
   }
   const system = await connect()
   try {
     for (const [name, make] of jwts) {
       try {
-        await pushAccountJwt(system, await make())
+        await pushAccountJwt(system, await make(system))
       } catch (e) {
         if (!isEventplaneError(e)) throw e
         const message =

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { EventplaneError, isEventplaneError } from '@eventplane/core'
 import type { KeyPair } from '@nats-io/nkeys'
+import type { NatsConnection } from '@nats-io/transport-node'
 import {
   type AuthDir,
   SYSTEM_USER_PERMISSIONS,
@@ -44,14 +45,15 @@ interface RotatingAccount {
   name: string
   owner: SigningOwner
   identity: KeyPair
-  jwt(): Promise<string>
+  /** Its account JWT, made once `system` (through which it is pushed) is connected. */
+  jwt(system: NatsConnection): Promise<string>
   creds: { file: string; permissions: UserPermissions }[]
   /**
    * The JWTs of the accounts whose imports carry activation tokens it signed (the log account's: every active
    * tenant's), with tokens signed by `signer`: pushed while both keys are listed, before the old key is dropped,
    * which the server would otherwise take as the end of every tenant's imports.
    */
-  importers(signer: KeyPair): Promise<{ owner: SigningOwner; jwt: string }[]>
+  importers?(signer: KeyPair, system: NatsConnection): Promise<{ owner: SigningOwner; jwt: string }[]>
 }
 
 function rotating(auth: AuthDir, target: SigningTarget): RotatingAccount {
@@ -67,9 +69,8 @@ function rotating(auth: AuthDir, target: SigningTarget): RotatingAccount {
       name: record.tenant,
       owner: { tenant: record.tenant },
       identity,
-      jwt: () => recordAccountJwt(auth, { ...record, account: identity.getPublicKey() }),
+      jwt: (system) => recordAccountJwt(auth, { ...record, account: identity.getPublicKey() }, system),
       creds: existsSync(file) ? [{ file, permissions: tenantPermissions(record.tenant, record.consumers) }] : [],
-      importers: async () => [],
     }
   }
   if (target.account === 'system')
@@ -79,7 +80,6 @@ function rotating(auth: AuthDir, target: SigningTarget): RotatingAccount {
       identity: auth.system,
       jwt: () => writeAccountJwt(auth, SYSTEM_ACCOUNT),
       creds: [{ file: serviceCredsFile(auth.dir, 'system'), permissions: SYSTEM_USER_PERMISSIONS }],
-      importers: async () => [],
     }
   const services = servicePermissions()
   return {
@@ -88,9 +88,9 @@ function rotating(auth: AuthDir, target: SigningTarget): RotatingAccount {
     identity: auth.log,
     jwt: () => writeAccountJwt(auth, LOG_ACCOUNT),
     creds: SERVICE_USERS.map((u) => ({ file: serviceCredsFile(auth.dir, u), permissions: services[u] })),
-    importers: async (signer) => {
+    importers: async (signer, system) => {
       const active = listTenants(auth).filter((r) => r.status === 'active')
-      const jwt = (r: TenantRecord) => recordAccountJwt(auth, r, accountSigner(auth), signer)
+      const jwt = (r: TenantRecord) => recordAccountJwt(auth, r, system, accountSigner(auth), signer)
       return Promise.all(active.map(async (r) => ({ owner: { tenant: r.tenant }, jwt: await jwt(r) })))
     },
   }
@@ -132,11 +132,13 @@ export async function rotateSigningKey(
     const account = rotating(auth, target)
     const old = ensureSigningKey(auth.dir, account.owner).key
     const next = ensureNextSigningKey(auth.dir, account.owner)
-    const push = async (step: string, jwts: { owner: SigningOwner; jwt: string }[]) => {
+    /** Pushes what `make` makes (once `system` is connected: the JWTs of tenants are issued after what it holds). */
+    type Made = { owner: SigningOwner; jwt: string }[]
+    const push = async (step: string, make: (system: NatsConnection) => Promise<Made>) => {
       try {
         const system = await connect()
         try {
-          for (const j of jwts) {
+          for (const j of await make(system)) {
             await pushAccountJwt(system, j.jwt)
             markSigningKeysPushed(auth.dir, j.owner, jwtSigningKeys(j.jwt))
           }
@@ -147,13 +149,16 @@ export async function rotateSigningKey(
         throw notPushed(e, account.name, step)
       }
     }
-    const pushOwn = async (step: string) => push(step, [{ owner: account.owner, jwt: await account.jwt() }])
+    const pushOwn = async (step: string) =>
+      push(step, async (system) => [{ owner: account.owner, jwt: await account.jwt(system) }])
     await pushOwn('the new signing key is written')
     for (const c of account.creds)
       writeSecretFile(c.file, await resignedCreds(readFileSync(c.file), account.identity, c.permissions, next))
-    const importers = await account.importers(next)
-    if (importers.length > 0)
-      await push("its tenants' activation tokens are re-signed by the new signing key", importers)
+    const importers = account.importers
+    if (importers !== undefined)
+      await push("its tenants' activation tokens are re-signed by the new signing key", (system) =>
+        importers(next, system),
+      )
     promoteNextSigningKey(auth.dir, account.owner)
     await pushOwn('its creds are re-issued with the new signing key')
     return {

@@ -142,7 +142,7 @@ async function pushTenant(
   account: KeyPair,
   what: string,
 ): Promise<void> {
-  const jwt = await recordAccountJwt(auth, { ...record, account: account.getPublicKey() })
+  const jwt = await recordAccountJwt(auth, { ...record, account: account.getPublicKey() }, admin.system)
   try {
     await pushAccountJwt(admin.system, jwt)
     markSigningKeysPushed(auth.dir, { tenant: record.tenant }, jwtSigningKeys(jwt))

@@ -4,7 +4,7 @@ import { EventplaneError, validateTenant } from '@eventplane/core'
 import { jetstreamManager } from '@nats-io/jetstream'
 import type { KeyPair } from '@nats-io/nkeys'
 import { type NatsConnection, connect } from '@nats-io/transport-node'
-import { credsAuthenticator } from '../nkeys.ts'
+import { credsAuthenticator, parseCreds } from '../nkeys.ts'
 import type { ConnectionOptions } from '@nats-io/transport-node'
 import { ensureStreamExists } from '../stream.ts'
 import { STREAM_NAME } from '../subjects.ts'
@@ -22,8 +22,8 @@ import {
   reissuedCreds,
   userCreds,
 } from './claims.ts'
-import { pushAccountJwt } from './claims-push.ts'
-import { jwtSigningKeys, writeFileAtomic } from './revocations.ts'
+import { heldIssuedAt, pushAccountJwt } from './claims-push.ts'
+import { jwtRevocations, jwtSigningKeys, revocationTime, writeFileAtomic } from './revocations.ts'
 import {
   accountSigner,
   ensureSigningKey,
@@ -136,16 +136,25 @@ export function activeRecord(auth: AuthDir, tenant: string): TenantRecord | unde
 }
 
 /**
+ * Who tells a tenant's last account JWT when the auth dir does not hold it (no `tenants/<tenant>.jwt`: a tenant
+ * added before that file existed, or the file lost): the system connection its JWT is pushed through, whose
+ * servers are asked for the one they store ({@link heldIssuedAt}), or `'new'` for an account whose key was made
+ * now, of which no server can hold a JWT (nothing is asked).
+ */
+export type LastHeldBy = NatsConnection | 'new'
+
+/**
  * An active tenant's account JWT as its record says (its consumers, limits and revocations) with the auth dir's
  * signing keys for it, signed by `operator` (the operator's signer unless a rotation names another), its
  * activation tokens by `activation` (the log account's signer, {@link logSigner}, unless a rotation of the log
- * account's signing key names the new one). Issued after the last account JWT the auth dir issued for the
- * tenant, and kept as the last before it is returned ({@link issuedAfterLast}): every JWT of it that is pushed
- * (`tenant add`, a rotation, `revoke-old`, a signing-key or operator rotation) is made here.
+ * account's signing key names the new one). Issued after the last account JWT of the tenant (the auth dir's, or
+ * what `held` tells: {@link issuedAfterLast}), and kept as the last before it is returned: every JWT of it that
+ * is pushed (`tenant add`, a rotation, `revoke-old`, a signing-key or operator rotation) is made here.
  */
 export async function recordAccountJwt(
   auth: AuthDir,
   record: Pick<TenantRecord, 'tenant' | 'account' | 'consumers' | 'limits' | 'revocations'>,
+  held: LastHeldBy,
   operator: KeyPair = accountSigner(auth),
   activation: KeyPair = logSigner(auth),
 ): Promise<string> {
@@ -160,39 +169,92 @@ export async function recordAccountJwt(
     ...(record.revocations === undefined ? {} : { revocations: record.revocations }),
     signingKeys: tenantSigningKeys(auth, record.tenant),
   })
-  return issuedAfterLast(auth, record.tenant, jwt, operator)
+  return issuedAfterLast(auth, record, jwt, operator, held)
 }
 
 /**
  * The JWT that replaces a revoked tenant's (`revokedTenantAccountJwt`: no imports, no connections, every user
- * revoked), signed by `operator`, issued after the last account JWT the auth dir issued for the tenant
+ * revoked as of {@link tombstoneRevokedAt}), signed by `operator`, issued after the last account JWT of the tenant
  * ({@link issuedAfterLast}): `tenant revoke`'s, and what an operator rotation re-signs.
  */
 export async function tombstoneAccountJwt(
   auth: AuthDir,
-  record: Pick<TenantRecord, 'tenant' | 'account'>,
+  record: Pick<TenantRecord, 'tenant' | 'account' | 'staged' | 'revocations'>,
+  held: LastHeldBy,
   operator: KeyPair = accountSigner(auth),
 ): Promise<string> {
-  const jwt = await revokedTenantAccountJwt(record.tenant, record.account, operator)
-  return issuedAfterLast(auth, record.tenant, jwt, operator)
+  const at = await tombstoneRevokedAt(auth, record)
+  const jwt = await revokedTenantAccountJwt(record.tenant, record.account, operator, at)
+  return issuedAfterLast(auth, record, jwt, operator, held)
+}
+
+/**
+ * The time until which a tenant's tombstone revokes every user of its account (`*`): the latest of now, the `iat`
+ * of every user JWT the auth dir issued for it that it still knows (its creds file's, its staged keys'), the times
+ * of its revocations (each at or after the `iat` of a JWT it issued) and the `*` of the last JWT it issued for the
+ * tenant (a tombstone an operator rotation re-signs after the creds file is gone). nats-server refuses a user JWT
+ * only when the revocation's time is at or after its `iat`: creds issued on a clock ahead of the one that revokes
+ * the tenant would not be covered by a revocation as of now. Our user keys are never reused, and the tombstone
+ * allows no connection anyway (this is defence in depth). An unreadable creds file or last JWT adds nothing.
+ */
+export async function tombstoneRevokedAt(
+  auth: AuthDir,
+  record: Pick<TenantRecord, 'tenant' | 'staged' | 'revocations'>,
+): Promise<number> {
+  const times = [...Object.values(record.staged ?? {}), ...Object.values(record.revocations ?? {})]
+  const creds = tenantCredsFile(auth.dir, record.tenant)
+  if (existsSync(creds)) times.push(...(await credsIssuedAt(creds)))
+  const last = readLastJwt(auth, record.tenant)
+  if (last !== undefined) times.push(...lastTombstoneAt(last))
+  return times.reduce((a, b) => (Number.isSafeInteger(b) && b > a ? b : a), revocationTime(undefined))
+}
+
+async function credsIssuedAt(file: string): Promise<number[]> {
+  try {
+    return [(await parseCreds(readFileSync(file))).uc.iat]
+  } catch {
+    return []
+  }
+}
+
+function lastTombstoneAt(jwt: string): number[] {
+  try {
+    const all = jwtRevocations(jwt.trim())['*']
+    return all === undefined ? [] : [all]
+  } catch {
+    return []
+  }
 }
 
 /** `tenants/<tenant>.jwt`: the last account JWT the auth dir issued for the tenant (public, mode 0644). */
 export const tenantJwtFile = (dir: string, tenant: string): string => join(dir, 'tenants', `${tenant}.jwt`)
 
-/**
- * `jwt` (an account JWT of `tenant` that `signer` signed), issued after the last one the auth dir issued for the
- * tenant (`tenants/<tenant>.jwt`, {@link issuedAfter}: one second after it on a clock that is not past it), and
- * written there before it is returned, so before it is pushed. The full resolvers of a cluster keep, of two JWTs
- * of an account, the one issued later: a push made on a clock behind the one before it (or within its second)
- * and missed by one server was replaced by the JWT that server kept once it was back, in the whole cluster, so
- * a rotation's revocation or a revoked tenant's tombstone came undone (tenant-jwt-cluster.test.ts). One server
- * alone applies and stores whatever is pushed. A tenant whose last JWT the auth dir does not hold (added before
- * this release) gets the clock's `iat` once.
- */
-function issuedAfterLast(auth: AuthDir, tenant: string, jwt: string, signer: KeyPair): string {
+function readLastJwt(auth: AuthDir, tenant: string): string | undefined {
   const file = tenantJwtFile(auth.dir, tenant)
-  const last = issuedAtOf(existsSync(file) ? readFileSync(file, 'utf8') : undefined)
+  return existsSync(file) ? readFileSync(file, 'utf8') : undefined
+}
+
+/**
+ * `jwt` (an account JWT of the tenant that `signer` signed), issued after the last one ({@link issuedAfter}: one
+ * second after it on a clock that is not past it), and written to `tenants/<tenant>.jwt` before it is returned, so
+ * before it is pushed. The last one is the auth dir's (that file); without it (a tenant added before the file
+ * existed, or the file lost), the latest the servers reached through `held` store for the account
+ * ({@link heldIssuedAt}; none for a `'new'` account, or when no server stores one: the clock's `iat`). The full
+ * resolvers of a cluster keep, of two JWTs of an account, the one issued later: a push made on a clock behind the
+ * one before it (or within its second) and missed by one server was replaced by the JWT that server kept once it
+ * was back, in the whole cluster, so a rotation's revocation or a revoked tenant's tombstone came undone
+ * (tenant-jwt-cluster.test.ts). One server alone applies and stores whatever is pushed.
+ */
+async function issuedAfterLast(
+  auth: AuthDir,
+  record: Pick<TenantRecord, 'tenant' | 'account'>,
+  jwt: string,
+  signer: KeyPair,
+  held: LastHeldBy,
+): Promise<string> {
+  const file = tenantJwtFile(auth.dir, record.tenant)
+  const kept = issuedAtOf(readLastJwt(auth, record.tenant))
+  const last = kept ?? (held === 'new' ? undefined : await heldIssuedAt(held, record.account))
   const issued = issuedAfter(jwt, last, signer)
   writeFileAtomic(file, `${issued}\n`, 0o644)
   return issued
@@ -273,18 +335,23 @@ async function addTenantLocked(
   // Every seed of the tenant read before any is written: a bad one fails the add with nothing changed.
   readSigningKeys(auth.dir, { tenant })
   // A new tenant's key (or the one an add cut short left), else the one it has.
-  const account =
-    existing === undefined ? seedOrCreate(seedFile(auth.dir, tenant), 'account').key : tenantKey(auth, tenant)
+  const seed = existing === undefined ? seedOrCreate(seedFile(auth.dir, tenant), 'account') : undefined
+  const account = seed?.key ?? tenantKey(auth, tenant)
   const limits = checkAccountLimits({ ...DEFAULT_TENANT_ACCOUNT_LIMITS, ...existing?.limits, ...options.limits })
   // A tenant added before signing keys gets one here, pushed with its JWT before any creds are signed by it.
   ensureSigningKey(auth.dir, { tenant })
-  const jwt = await recordAccountJwt(auth, {
-    tenant,
-    account: account.getPublicKey(),
-    consumers,
-    limits,
-    ...(existing?.revocations === undefined ? {} : { revocations: existing.revocations }),
-  })
+  const jwt = await recordAccountJwt(
+    auth,
+    {
+      tenant,
+      account: account.getPublicKey(),
+      consumers,
+      limits,
+      ...(existing?.revocations === undefined ? {} : { revocations: existing.revocations }),
+    },
+    // A key made now: no server holds a JWT of its account. One an add cut short left may have been pushed.
+    seed?.created === true ? 'new' : admin.system,
+  )
   // The consumers first: one that exists with another filter fails the add before the account imports it.
   const jsm = await jetstreamManager(admin.operator)
   await ensureStreamExists(jsm)
@@ -336,7 +403,7 @@ async function revokeTenantLocked(auth: AuthDir, admin: TenantAdmin, tenant: str
     throw new EventplaneError('bus.unknown_tenant', `tenant ${tenant} is not active in ${auth.dir}`, {
       details: { tenant },
     })
-  await pushAccountJwt(admin.system, await tombstoneAccountJwt(auth, record))
+  await pushAccountJwt(admin.system, await tombstoneAccountJwt(auth, record, admin.system))
   await deleteConsumers(admin.operator, record.consumers)
   rmSync(tenantCredsFile(auth.dir, tenant), { force: true })
   rmSync(seedFile(auth.dir, tenant), { force: true })
