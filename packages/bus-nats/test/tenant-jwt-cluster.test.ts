@@ -6,10 +6,13 @@
  * → saveIfNewer, an equal `iat` taking the other's): a push issued at or before the JWT `b` kept was replaced by it
  * on `a` too, and the revoked creds connected again to both servers. Each test checks, once both servers store the
  * same JWT, that the old creds are refused on both. One server alone applies and stores whatever is pushed, also
- * across a restart, so only a cluster shows it (measured on nats-server 2.9.10).
+ * across a restart, so only a cluster shows it (measured on nats-server 2.9.10). Two tenants lose their
+ * `tenants/<t>.jwt` after their add (added before it existed, or the file lost): their JWT is issued after the one
+ * the servers store, which they are asked for. A tenant's signing-key rotation (two pushes) is one more case; an
+ * operator rotation, which restarts the servers, is in operator-rotation-cluster.test.ts.
  */
 import assert from 'node:assert/strict'
-import { readFileSync } from 'node:fs'
+import { readFileSync, rmSync } from 'node:fs'
 import { after, before, describe, mock, test } from 'node:test'
 import { decodeJwt } from '../src/nkeys.ts'
 import {
@@ -17,16 +20,19 @@ import {
   addTenant,
   revokeStagedTenantKeys,
   revokeTenant,
+  rotateSigningKey,
   rotateTenantUser,
   tenantCredsFile,
 } from '../src/nats-config/index.ts'
-import { activeRecord, tenantJwtFile } from '../src/nats-config/tenants.ts'
+import { activeRecord, connectAuthDirUser, tenantJwtFile } from '../src/nats-config/tenants.ts'
 import { connectsWith, refusedWith } from '../src/testing/index.ts'
 import { eventually } from './fixtures.ts'
 import { asTenantAdmin, pinnedTo } from './support/auth-dir-ops.ts'
 import { type ClusterServer, type ResolverCluster, startResolverCluster } from './support/resolver-cluster.ts'
 
-const TENANTS = ['acme', 'globex', 'initech', 'umbrella'] as const
+const TENANTS = ['acme', 'globex', 'initech', 'umbrella', 'hooli', 'wonka', 'soylent'] as const
+/** Tenants whose `tenants/<t>.jwt` is gone (added before it existed, or lost): the servers' JWT is the last. */
+const WITHOUT_LAST_JWT: readonly Tenant[] = ['hooli', 'wonka']
 type Tenant = (typeof TENANTS)[number]
 
 describe("a tenant's account JWT pushed on a clock behind the last one stays applied once a server that missed it is back", () => {
@@ -47,6 +53,7 @@ describe("a tenant's account JWT pushed on a clock behind the last one stays app
     const stored = (s: ClusterServer, t: Tenant) => cluster.stored(s, account.get(t)!)
     await eventually(() => TENANTS.every((t) => stored('b', t) === stored('a', t)), "b storing each tenant's JWT")
     const kept = new Map(TENANTS.map((t) => [t, stored('b', t)!]))
+    for (const t of WITHOUT_LAST_JWT) rmSync(tenantJwtFile(auth.dir, t))
     const iat = (t: Tenant) => decodeJwt(kept.get(t)!.trim()).iat
 
     await asAdmin((admin) => pinnedTo(iat('acme') - 2, () => rotateTenantUser(auth, admin, 'acme')))
@@ -56,6 +63,12 @@ describe("a tenant's account JWT pushed on a clock behind the last one stays app
     // Two pushes within the second of the JWT b keeps: the rotation's, then revoke-old's.
     await asAdmin((admin) => pinnedTo(iat('umbrella'), () => rotateTenantUser(auth, admin, 'umbrella')))
     await asAdmin((admin) => pinnedTo(iat('umbrella'), () => revokeStagedTenantKeys(auth, admin, 'umbrella')))
+    // The servers' JWT of hooli and wonka is later than the clock, and the auth dir does not hold it.
+    await asAdmin((admin) => pinnedTo(iat('hooli') - 2, () => rotateTenantUser(auth, admin, 'hooli')))
+    await asAdmin((admin) => pinnedTo(iat('wonka') - 2, () => revokeTenant(auth, admin, 'wonka')))
+    // Two pushes: both signing keys listed, then the new one alone; the old key's creds refused.
+    const connectSystem = () => connectAuthDirUser(auth, 'system', cluster.url('a'))
+    await pinnedTo(iat('soylent') - 2, () => rotateSigningKey(auth, connectSystem, { tenant: 'soylent' }))
     for (const t of TENANTS) await refusedWith(cluster.url('a'), old.get(t)!, `${t}'s old creds, once pushed`)
 
     await cluster.stop('b')
@@ -100,5 +113,19 @@ describe("a tenant's account JWT pushed on a clock behind the last one stays app
   test('a rotation and revoke-old within the second of the JWT before: the old creds are refused on both servers', async () => {
     await refusedOnBoth('umbrella')
     await newConnectOnBoth('umbrella')
+  })
+
+  test("a rotation at once of a tenant without tenants/<t>.jwt on a clock 2 s behind the servers' JWT: refused on both", async () => {
+    await refusedOnBoth('hooli')
+    await newConnectOnBoth('hooli')
+  })
+
+  test("tenant revoke of a tenant without tenants/<t>.jwt on a clock 2 s behind the servers' JWT: the tombstone holds", async () => {
+    await refusedOnBoth('wonka')
+  })
+
+  test("a tenant's signing-key rotation on a clock 2 s behind: the old key's creds are refused on both servers", async () => {
+    await refusedOnBoth('soylent')
+    await newConnectOnBoth('soylent')
   })
 })

@@ -1,6 +1,6 @@
 /**
  * Two nats-servers (`a`, `b`) routed into one cluster, each with its own JetStream store and full resolver
- * directory, both configured from one auth dir (as `nats-setup` writes each server's config) and comparing their
+ * directory, both configured from one auth dir (as `nats-setup` writes each server's config, at each start) and comparing their
  * resolvers' JWTs every second (`resolverSyncSeconds`, production: 2 minutes).
  */
 import { type ChildProcess, spawn } from 'node:child_process'
@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { jetstreamManager } from '@nats-io/jetstream'
-import { type AuthDir, connectAuthDirUser, initAuthDir } from '../../src/nats-config/index.ts'
+import { type AuthDir, connectAuthDirUser, initAuthDir, loadAuthDir } from '../../src/nats-config/index.ts'
 import { accountsConfig, generateNatsConfig } from '../../src/nats-config/server-config.ts'
 import { exited, freePort, greets, tempDirs } from '../../src/testing/nats-process.ts'
 import { dieWithParent, findNatsServerBinary, reapOnExit } from '../../src/testing/index.ts'
@@ -27,7 +27,7 @@ export interface ResolverCluster {
   store(server: ClusterServer, account: string, jwt: string): void
   /** SIGTERM, until it exited. */
   stop(server: ClusterServer): Promise<void>
-  /** Starts it again on its ports and directories; resolves once it greets. */
+  /** Starts it again on its ports and directories, its config generated from the auth dir of now; resolves once it greets. */
   start(server: ClusterServer): Promise<void>
   /** Stops both and removes their directories. */
   close(): Promise<void>
@@ -56,7 +56,8 @@ export async function startResolverCluster(): Promise<ResolverCluster> {
       serverName: `cluster-${s}`,
       authTimeoutSeconds: 10,
       resolverSyncSeconds: 1,
-      accounts: accountsConfig(auth, join(root, s, 'resolver')),
+      // The auth dir as it is now (an operator rotation rewrites operator.jwt and the preloaded JWTs).
+      accounts: accountsConfig(loadAuthDir(auth.dir), join(root, s, 'resolver')),
     })
     const routes = SERVERS.filter((o) => o !== s).map((o) => `"nats-route://127.0.0.1:${port(o).route}"`)
     const cluster = `cluster {\n  name: "eventplane-test"\n  listen: "127.0.0.1:${port(s).route}"\n  routes: [${routes.join(', ')}]\n}\n`
