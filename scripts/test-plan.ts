@@ -14,7 +14,7 @@
 import { readFileSync, writeFileSync } from 'node:fs'
 import { basename, join, relative } from 'node:path'
 
-const GROUP_SECONDS = 75
+const GROUP_SECONDS = 120
 const UNKNOWN_SECONDS = 15
 const OWN_PROCESS = [
   /^tests\/(faults|ops)\//,

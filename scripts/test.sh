@@ -6,15 +6,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 
-echo "test: format and lint (biome check)"
-$PNPM exec biome check .
-
-echo "test: type-check (tsc --noEmit)"
-$PNPM exec tsc --noEmit -p tsconfig.json
+# The checks and the builds are independent: biome and tsc run beside the bundles and the template database.
+checks="$(mktemp -d)"
+echo "test: format and lint (biome check) and type-check (tsc --noEmit), beside the builds below"
+$PNPM exec biome check . >"$checks/biome" 2>&1 &
+biome_pid=$!
+$PNPM exec tsc --noEmit -p tsconfig.json >"$checks/tsc" 2>&1 &
+tsc_pid=$!
 
 echo "test: evtctl bundled once for the CLI subprocess tests (scripts/test-cli-bundle.ts)"
 EVTCTL_TEST_BIN="$(node --import tsx scripts/test-cli-bundle.ts)"
 export EVTCTL_TEST_BIN
+
+echo "test: the test processes' many-module dependencies bundled (scripts/test-deps-bundle.ts)"
+test_deps="$(node --import tsx scripts/test-deps-bundle.ts)"
 
 echo "test: one migrated template database for the run (scripts/test-template.ts)"
 EP_TEST_TEMPLATE_DB="$(node --import tsx scripts/test-template.ts create)"
@@ -23,6 +28,15 @@ cleanup() {
   node --import tsx scripts/test-template.ts drop "$EP_TEST_TEMPLATE_DB" || true
 }
 trap cleanup EXIT
+
+checked=0
+wait "$biome_pid" || checked=$?
+cat "$checks/biome"
+[ "$checked" = 0 ] || { echo "test: biome check failed"; exit 1; }
+wait "$tsc_pid" || checked=$?
+cat "$checks/tsc"
+[ "$checked" = 0 ] || { echo "test: tsc --noEmit failed"; exit 1; }
+rm -rf "$checks"
 
 # Latency measurements under load run alone, after the rest: another test file beside them on a
 # two-core machine would be part of what they measure.
@@ -39,11 +53,11 @@ echo "test: $(cat "$groups_dir"/*.test.ts | wc -l) test files in ${#rest[@]} pro
 # promise: the longest takes about 110 s with five processes sharing the cores, and a loaded machine stretches
 # every file).
 status=0
-node --import tsx --test --test-concurrency=5 --test-timeout=420000 --test-reporter=tap --test-reporter-destination=stdout \
+node --import tsx --import "$test_deps" --test --test-concurrency=5 --test-timeout=420000 --test-reporter=tap --test-reporter-destination=stdout \
   --test-reporter=./scripts/test-times.mjs --test-reporter-destination="$groups_dir/times.txt" "${rest[@]}" || status=$?
 # A file that reported fewer top-level tests than it declares fails the run (scripts/test-counts-check.mjs).
 node scripts/test-counts-check.mjs "$groups_dir" || status=1
-node --import tsx --test --test-concurrency=1 --test-timeout=420000 "${solo[@]}" || status=$?
+node --import tsx --import "$test_deps" --test --test-concurrency=1 --test-timeout=420000 "${solo[@]}" || status=$?
 echo "test: where the time went (scripts/test-times.mjs; scripts/test-durations.txt, which plans the groups, is a copy):"
 head -11 "$groups_dir/times.txt"
 exit "$status"
