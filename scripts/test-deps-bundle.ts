@@ -11,6 +11,7 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { build } from 'esbuild'
+import { writeResolveHooks } from './cli-bundle.ts'
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url))
 const DIR = `${ROOT}.test-deps/`
@@ -47,18 +48,7 @@ for (const from of new Set(Object.values(ENTRIES).map((e) => e.from))) {
   })
 }
 const map = Object.fromEntries(Object.entries(ENTRIES).map(([specifier, e]) => [specifier, `./${e.file}.mjs`]))
-await writeFile(
-  `${DIR}hooks.mjs`,
-  [
-    `const MAP = ${JSON.stringify(map)}`,
-    'export async function resolve(specifier, context, next) {',
-    '  const file = MAP[specifier]',
-    '  if (file) return { url: new URL(file, import.meta.url).href, format: "module", shortCircuit: true }',
-    '  return next(specifier, context)',
-    '}',
-    '',
-  ].join('\n'),
-)
+await writeResolveHooks(DIR, map)
 await writeFile(
   `${DIR}register.mjs`,
   "import { register } from 'node:module'\nregister('./hooks.mjs', import.meta.url)\n",

@@ -14,17 +14,22 @@ import { after, before, describe, mock, test } from 'node:test'
 import { decodeJwt } from '../src/nkeys.ts'
 import {
   type TenantAdmin,
-  addTenant,
   revokeTenant,
   rotateOperatorSigningKey,
   rotateTenantUser,
   tenantCredsFile,
 } from '../src/nats-config/index.ts'
-import { activeRecord, connectAuthDirUser, tenantJwtFile } from '../src/nats-config/tenants.ts'
+import { connectAuthDirUser, tenantJwtFile } from '../src/nats-config/tenants.ts'
 import { connectsWith, refusedWith } from '../src/testing/index.ts'
 import { eventually } from './fixtures.ts'
-import { asTenantAdmin, pinnedTo } from './support/auth-dir-ops.ts'
-import { type ClusterServer, type ResolverCluster, startResolverCluster } from './support/resolver-cluster.ts'
+import { pinnedTo } from './support/auth-dir-ops.ts'
+import {
+  type ClusterServer,
+  type ResolverCluster,
+  addClusterTenants,
+  asClusterAdmin,
+  startResolverCluster,
+} from './support/resolver-cluster.ts'
 
 const TENANTS = ['acme', 'globex', 'initech'] as const
 type Tenant = (typeof TENANTS)[number]
@@ -32,7 +37,7 @@ const SERVERS: readonly ClusterServer[] = ['a', 'b']
 
 describe('an operator signing-key rotation made while one server of a cluster is down', () => {
   let cluster: ResolverCluster
-  const account = new Map<Tenant, string>()
+  let account: Map<Tenant, string>
   /** Creds refused from the first step on: globex's (revoked), initech's before its rotation. */
   const refused = new Map<Tenant, Uint8Array>()
   let newKey: string
@@ -41,11 +46,8 @@ describe('an operator signing-key rotation made while one server of a cluster is
   before(async () => {
     cluster = await startResolverCluster()
     const auth = cluster.auth
-    const asAdmin = <T>(fn: (admin: TenantAdmin) => Promise<T>): Promise<T> => asTenantAdmin(auth, cluster.url('a'), fn)
-    for (const t of TENANTS) {
-      await asAdmin((admin) => addTenant(auth, admin, t))
-      account.set(t, activeRecord(auth, t)!.account)
-    }
+    const asAdmin = <T>(fn: (admin: TenantAdmin) => Promise<T>): Promise<T> => asClusterAdmin(cluster, fn)
+    account = await addClusterTenants(cluster, TENANTS)
     refused.set('globex', readFileSync(tenantCredsFile(auth.dir, 'globex')))
     refused.set('initech', readFileSync(tenantCredsFile(auth.dir, 'initech')))
     await asAdmin((admin) => revokeTenant(auth, admin, 'globex'))

@@ -17,18 +17,23 @@ import { after, before, describe, mock, test } from 'node:test'
 import { decodeJwt } from '../src/nkeys.ts'
 import {
   type TenantAdmin,
-  addTenant,
   revokeStagedTenantKeys,
   revokeTenant,
   rotateSigningKey,
   rotateTenantUser,
   tenantCredsFile,
 } from '../src/nats-config/index.ts'
-import { activeRecord, connectAuthDirUser, tenantJwtFile } from '../src/nats-config/tenants.ts'
+import { connectAuthDirUser, tenantJwtFile } from '../src/nats-config/tenants.ts'
 import { connectsWith, refusedWith } from '../src/testing/index.ts'
 import { eventually } from './fixtures.ts'
-import { asTenantAdmin, pinnedTo } from './support/auth-dir-ops.ts'
-import { type ClusterServer, type ResolverCluster, startResolverCluster } from './support/resolver-cluster.ts'
+import { pinnedTo } from './support/auth-dir-ops.ts'
+import {
+  type ClusterServer,
+  type ResolverCluster,
+  addClusterTenants,
+  asClusterAdmin,
+  startResolverCluster,
+} from './support/resolver-cluster.ts'
 
 const TENANTS = ['acme', 'globex', 'initech', 'umbrella', 'hooli', 'wonka', 'soylent'] as const
 /** Tenants whose `tenants/<t>.jwt` is gone (added before it existed, or lost): the servers' JWT is the last. */
@@ -37,19 +42,16 @@ type Tenant = (typeof TENANTS)[number]
 
 describe("a tenant's account JWT pushed on a clock behind the last one stays applied once a server that missed it is back", () => {
   let cluster: ResolverCluster
-  const account = new Map<Tenant, string>()
+  let account: Map<Tenant, string>
   /** Each tenant's creds before its operation (what its operation refuses). */
   const old = new Map<Tenant, Uint8Array>()
 
   before(async () => {
     cluster = await startResolverCluster()
     const auth = cluster.auth
-    const asAdmin = <T>(fn: (admin: TenantAdmin) => Promise<T>): Promise<T> => asTenantAdmin(auth, cluster.url('a'), fn)
-    for (const t of TENANTS) {
-      await asAdmin((admin) => addTenant(auth, admin, t))
-      account.set(t, activeRecord(auth, t)!.account)
-      old.set(t, readFileSync(tenantCredsFile(auth.dir, t)))
-    }
+    const asAdmin = <T>(fn: (admin: TenantAdmin) => Promise<T>): Promise<T> => asClusterAdmin(cluster, fn)
+    account = await addClusterTenants(cluster, TENANTS)
+    for (const t of TENANTS) old.set(t, readFileSync(tenantCredsFile(auth.dir, t)))
     const stored = (s: ClusterServer, t: Tenant) => cluster.stored(s, account.get(t)!)
     await eventually(() => TENANTS.every((t) => stored('b', t) === stored('a', t)), "b storing each tenant's JWT")
     const kept = new Map(TENANTS.map((t) => [t, stored('b', t)!]))

@@ -9,11 +9,20 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { jetstreamManager } from '@nats-io/jetstream'
-import { type AuthDir, connectAuthDirUser, initAuthDir, loadAuthDir } from '../../src/nats-config/index.ts'
+import {
+  type AuthDir,
+  type TenantAdmin,
+  addTenant,
+  connectAuthDirUser,
+  initAuthDir,
+  loadAuthDir,
+} from '../../src/nats-config/index.ts'
+import { activeRecord } from '../../src/nats-config/tenants.ts'
 import { accountsConfig, generateNatsConfig } from '../../src/nats-config/server-config.ts'
 import { exited, freePort, greets, tempDirs } from '../../src/testing/nats-process.ts'
 import { dieWithParent, findNatsServerBinary, reapOnExit } from '../../src/testing/index.ts'
 import { eventually } from '../fixtures.ts'
+import { asTenantAdmin } from './auth-dir-ops.ts'
 
 export type ClusterServer = 'a' | 'b'
 const SERVERS: readonly ClusterServer[] = ['a', 'b']
@@ -127,4 +136,22 @@ export async function startResolverCluster(): Promise<ResolverCluster> {
     start,
     close,
   }
+}
+
+/** `fn` with a tenant admin connected to server `a` ({@link asTenantAdmin}). */
+export function asClusterAdmin<T>(cluster: ResolverCluster, fn: (admin: TenantAdmin) => Promise<T>): Promise<T> {
+  return asTenantAdmin(cluster.auth, cluster.url('a'), fn)
+}
+
+/** Adds each of `tenants` through server `a`, in turn; each one's account key. */
+export async function addClusterTenants<T extends string>(
+  cluster: ResolverCluster,
+  tenants: readonly T[],
+): Promise<Map<T, string>> {
+  const accounts = new Map<T, string>()
+  for (const t of tenants) {
+    await asClusterAdmin(cluster, (admin) => addTenant(cluster.auth, admin, t))
+    accounts.set(t, activeRecord(cluster.auth, t)!.account)
+  }
+  return accounts
 }
