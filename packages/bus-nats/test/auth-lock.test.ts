@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, test } from 'node:test'
@@ -34,5 +34,54 @@ describe('withAuthDirLock tells once that it waits', () => {
 
   test('none while the wait is shorter than busyAfterMs', async () => {
     assert.deepEqual(await waitOut(10_000), [])
+  })
+})
+
+/**
+ * Who holds the lock: a holder writes its pid at once (a waiter names it); a lock whose holder has not named itself
+ * yet (its `.lock` directory without `pid`) is waited for while it is young, and taken over once it is older than a
+ * minute (its holder died in between).
+ */
+describe('withAuthDirLock: the holder named, or not yet', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ep-auth-lock-unnamed-'))
+  const lock = authDirLockPath(dir)
+  after(() => rmSync(dir, { recursive: true, force: true }))
+
+  test('a young one is waited for (holder unnamed), then bus.unavailable; fn never runs', async () => {
+    mkdirSync(lock)
+    const told: AuthDirLockBusy[] = []
+    await assert.rejects(
+      withAuthDirLock(dir, async () => assert.fail('the lock is held'), {
+        timeoutMs: 300,
+        onBusy: (b) => told.push(b),
+      }),
+      (e: unknown) => isEventplaneError(e, 'bus.unavailable') && e.message.includes('process unnamed'),
+    )
+    assert.deepEqual(told, [{ lock, holder: 'unnamed', timeoutMs: 300 }])
+    rmSync(lock, { recursive: true })
+  })
+
+  test('a holder names itself at once: a waiter is told its pid', async () => {
+    const told: AuthDirLockBusy[] = []
+    await withAuthDirLock(dir, async () => {
+      await assert.rejects(
+        withAuthDirLock(dir, async () => assert.fail('the lock is held'), {
+          timeoutMs: 300,
+          onBusy: (b) => told.push(b),
+        }),
+        (e: unknown) => isEventplaneError(e, 'bus.unavailable') && e.message.includes(`process ${process.pid}`),
+      )
+    })
+    assert.deepEqual(told, [{ lock, holder: process.pid, timeoutMs: 300 }])
+  })
+
+  test('one older than a minute is taken over at once', async () => {
+    mkdirSync(lock)
+    const old = new Date(Date.now() - 2 * 60_000)
+    utimesSync(lock, old, old)
+    const told: AuthDirLockBusy[] = []
+    assert.equal(await withAuthDirLock(dir, async () => 'ran', { timeoutMs: 300, onBusy: (b) => told.push(b) }), 'ran')
+    assert.deepEqual(told, [], 'no wait')
+    assert.equal(existsSync(lock), false, 'released')
   })
 })

@@ -16,6 +16,7 @@ import { credsFileAuthenticator, natsAuth } from '../src/nats-auth.ts'
 import { decodeJwt } from '../src/nkeys.ts'
 import { logAccountJwt, resignedCreds } from '../src/nats-config/claims.ts'
 import { servicePermissions } from '../src/nats-config/permissions.ts'
+import { jwtSigningKeys } from '../src/nats-config/revocations.ts'
 import { ensureNextSigningKey, userSigner } from '../src/nats-config/signing-keys.ts'
 import {
   LOG_ACCOUNT,
@@ -187,7 +188,10 @@ describe('rotateServiceUser', () => {
     const listed = Object.keys(readRevocations(auth.dir, LOG_ACCOUNT).revoked)
     assert.ok(listed.length > 0, 'the rotation revoked a key')
     const file = `${auth.dir}/accounts/EVENTPLANE.jwt`
-    writeFileSync(file, `${await logAccountJwt(auth.log, auth.operator)}\n`)
+    // The same signing keys, no revocations: the revocations alone make it stale.
+    const signing = jwtSigningKeys(readFileSync(file, 'utf8').trim())
+    assert.ok(signing.length > 0)
+    writeFileSync(file, `${await logAccountJwt(auth.log, auth.operator, undefined, signing)}\n`)
     const again = await initAuthDir(auth.dir)
     assert.deepEqual(Object.keys(jwtRevocations(again.logAccountJwt)), listed)
     assert.deepEqual(Object.keys(jwtRevocations(readFileSync(file, 'utf8').trim())), listed)

@@ -5,7 +5,8 @@
  * state), a revoked tenant stays refused, and after the second one the server refuses what the old key signs.
  */
 import assert from 'node:assert/strict'
-import { readFileSync, readdirSync } from 'node:fs'
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { isEventplaneError } from '@eventplane/core'
@@ -17,6 +18,7 @@ import {
   LOG_ACCOUNT,
   SYSTEM_ACCOUNT,
   loadAuthDir,
+  moveIdentitySeedsOffline,
   pushAccountJwt,
   readSigningKeys,
   rotateOperatorSigningKey,
@@ -102,6 +104,14 @@ describe('the operator signing key', () => {
     const stored = readdirSync(resolverDir).filter((f) => f.endsWith('.jwt'))
     assert.equal(stored.length, 4, `the system and log accounts, acme and globex: ${stored}`)
     for (const f of stored) assert.equal(issuerOf(readFileSync(join(resolverDir, f), 'utf8')), done.key, f)
+    // The revoked tenant's is its tombstone signed anew (no connection, tagged revoked), not an active account's.
+    const globexAccount = (JSON.parse(readFileSync(join(dir, 'tenants', 'globex.json'), 'utf8')) as { account: string })
+      .account
+    const tombstone = decode<{ limits?: { conn?: number }; tags?: string[] }>(
+      readFileSync(join(resolverDir, `${globexAccount}.jwt`), 'utf8'),
+    ).nats
+    assert.equal(tombstone.limits?.conn, 0, "globex's stored JWT allows no connection")
+    assert.ok(tombstone.tags?.includes('revoked'), "globex's stored JWT is its tombstone")
 
     await server.restart({ reconfigure: true })
     await everyAccountWorks('restarted, the new key alone trusted')
@@ -118,5 +128,16 @@ describe('the operator signing key', () => {
     await acme.flush()
     assert.equal(acme.isClosed(), false, "acme's connection stays")
     await connectsWith(server.url, read(tenantCredsFile(dir, 'acme')))
+    // The new key is recorded as the one the server knows: keys offline moves the operator's identity seed.
+    const off = mkdtempSync(join(tmpdir(), 'ep-operator-rotation-'))
+    try {
+      const moved = await moveIdentitySeedsOffline(loadAuthDir(dir), off)
+      assert.ok(
+        moved.some((s) => s.seed === 'operator.nk'),
+        'operator.nk moved',
+      )
+    } finally {
+      rmSync(off, { recursive: true, force: true })
+    }
   })
 })

@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { Unavailable, isEventplaneError } from '@eventplane/core'
 import { systemAccountJwt } from '../src/nats-config/claims.ts'
+import { jwtSigningKeys } from '../src/nats-config/revocations.ts'
 import {
   SYSTEM_ACCOUNT,
   credsUserKey,
@@ -143,9 +144,12 @@ describe('rotateSystemUser', () => {
     await rotateSystemUser(auth, connecting([]))
     const listed = Object.keys(readRevocations(auth.dir, SYSTEM_ACCOUNT).revoked)
     assert.ok(listed.length > 0, 'the rotation revoked a key')
+    // The same signing keys, no revocations: the revocations alone make it stale.
+    const signing = jwtSigningKeys(sysJwt())
+    assert.ok(signing.length > 0)
     writeFileSync(
       join(auth.dir, 'accounts', `${SYSTEM_ACCOUNT}.jwt`),
-      `${await systemAccountJwt(auth.system, auth.operator)}\n`,
+      `${await systemAccountJwt(auth.system, auth.operator, undefined, signing)}\n`,
     )
     const again = await initAuthDir(auth.dir)
     assert.deepEqual(Object.keys(jwtRevocations(again.systemAccountJwt)).sort(), listed.sort())
