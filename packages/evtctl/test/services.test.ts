@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { generateKeyPairSync } from 'node:crypto'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { type AddressInfo, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -138,6 +139,12 @@ describe('service commands: evtctl relay, gateway and run, each with its own cre
   })
 
   test('a bad setting stops a service at startup with one cli.config line naming where it came from', async () => {
+    const keyFile = (type: 'ed25519' | 'x25519'): string => {
+      const file = join(dir, `${type}.pem`)
+      const { privateKey } = type === 'ed25519' ? generateKeyPairSync('ed25519') : generateKeyPairSync('x25519')
+      writeFileSync(file, privateKey.export({ type: 'pkcs8', format: 'pem' }))
+      return file
+    }
     writeFileSync(join(dir, 'typo.json'), JSON.stringify({ gateway: { rates: 5 } }))
     const cases: [string[], Record<string, string>, RegExp][] = [
       [['relay', '--batch-size', 'lots'], {}, /^--batch-size must be an integer/],
@@ -157,6 +164,17 @@ describe('service commands: evtctl relay, gateway and run, each with its own cre
         /gateway limits: /,
       ],
       [['gateway', '--domain', DOMAIN, '--rate', '0'], {}, /^--rate must be a positive number or unlimited/],
+      // A heads key is read and checked before anything connects: needed only with heads, and an Ed25519 one.
+      [
+        ['relay', '--log-level', 'warn', '--heads-sign-key', keyFile('ed25519')],
+        {},
+        /^--heads-sign-key needs --heads-every-ms/,
+      ],
+      [
+        ['relay', '--log-level', 'warn', '--heads-every-ms', '1000', '--heads-sign-key', keyFile('x25519')],
+        {},
+        /^the heads signing key \S+ is not an Ed25519 private key$/,
+      ],
     ]
     for (const [args, extra, message] of cases) {
       const r = await runCli(args, { env: { ...tier(ROLES.relay, 'relay'), ...extra } })
