@@ -4,15 +4,18 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { type AddressInfo, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { after, before, describe, test } from 'node:test'
 import { startNatsServer, type TestNatsServer } from '@eventplane/bus-nats/testing'
+import { EventFactory } from '@eventplane/core'
 import { PROJECTOR_ROLE } from '@eventplane/runtime'
-import { ROLES } from '@eventplane/store-pg'
+import { PgEventStore, ROLES } from '@eventplane/store-pg'
 import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
 import { type CliProcess, failureLine, killAll, pollCli, runCli, startCli } from './helpers.ts'
 
 const DOMAIN = '@eventplane/example-deployments'
+const FAILING_DOMAIN = fileURLToPath(new URL('./support/failing-projection-domain.ts', import.meta.url))
 /** A password that must never show in a log line. */
 const SECRET = 'hunter2-never-logged'
 
@@ -206,6 +209,25 @@ describe('service commands: evtctl relay, gateway and run, each with its own cre
     assert.equal(r.code, 0, r.stderr.slice(-2000))
     assert.doesNotMatch(r.stdout, /^ready: /m, 'no ready line: it never served')
     assert.match(r.stdout, /^stopped$/m)
+  })
+
+  test("evtctl run whose projection fails on an event exits with that failure's own line, not a connection's", async () => {
+    const s = { tenant: 'acme', category: 'deployment', id: 'fails' }
+    const f = EventFactory.forTenant('acme', { causedBy: 'user:test' })
+    await new PgEventStore(db.connect(ROLES.intentWriter, 1)).append(s, [f.intent(s, 'created', {})])
+    const r = await runCli(['run', '--log-level', 'warn'], {
+      env: {
+        EVENTPLANE_DATABASE_URL: tier(PROJECTOR_ROLE, 'controller').EVENTPLANE_DATABASE_URL!,
+        EVENTPLANE_NATS_URL: nats.url,
+        EVENTPLANE_NATS_CREDS: nats.credentials.controller!.creds,
+        EVENTPLANE_DOMAIN: FAILING_DOMAIN,
+      },
+      timeoutMs: 60_000,
+    })
+    assert.equal(r.code, 70, r.stderr)
+    const failure = failureLine(r)
+    assert.equal(failure.code, 'runtime.handler_failed')
+    assert.match(failure.message, /^projection failing_projection failed on event /)
   })
 
   test('SIGTERM stops each service cleanly: exit 0 and a stopped line', async () => {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { before, describe, test } from 'node:test'
 import { type RecordedEvent, isEventplaneError } from '@eventplane/core'
+import { EventplaneMetrics } from '@eventplane/bus-nats'
 import { PgEventStore, ROLES, type Sql, logStatus } from '@eventplane/store-pg'
 import { eventually, useTestDatabase } from '@eventplane/store-pg/testing'
 import { projectionDigest } from '../src/projection/digest.ts'
@@ -215,6 +216,25 @@ describe('the projection engine refuses what its output must never take', () => 
       select state, left(query, 60) as query from pg_stat_activity
        where datname = current_database() and usename = ${PROJECTOR_ROLE} and state <> 'idle'`
     assert.deepEqual([...busy], [], 'the rebuild stream let go of its cursor and connection')
+  })
+
+  test("a runner's gauges: not live until caught up; a tenant's projection lags only by that tenant's events", async () => {
+    const projection = defineReducerProjection({ ...streamCounter, name: 'test_gauges', filter: { tenant: 'acme' } })
+    const metrics = new EventplaneMetrics()
+    const gauge = async (name: string): Promise<number | undefined> => {
+      const series = `eventplane_projection_${name}{projection="test_gauges"} `
+      const line = (await metrics.render()).split('\n').find((l) => l.startsWith(series))
+      return line === undefined ? undefined : Number(line.slice(series.length))
+    }
+    const runner = new ProjectionRunner({ projection, sql: projector, pollIntervalMs: 20, metrics })
+    try {
+      assert.equal(await gauge('live'), 0, 'not started: not live')
+      await runner.start()
+      await append(2, 'globex')
+      assert.deepEqual([await gauge('live'), await gauge('lag_events')], [1, 0], "globex's events are no lag of acme's")
+    } finally {
+      await runner.stop()
+    }
   })
 
   test("a tenant's projection rebuilt reports its progress against that tenant's events: the last total is what it read", async () => {
