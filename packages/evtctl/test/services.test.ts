@@ -10,8 +10,8 @@ import { after, before, describe, test } from 'node:test'
 import { startNatsServer, type TestNatsServer } from '@eventplane/bus-nats/testing'
 import { EventFactory } from '@eventplane/core'
 import { PROJECTOR_ROLE } from '@eventplane/runtime'
-import { PgEventStore, ROLES } from '@eventplane/store-pg'
-import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
+import { PgEventStore, ROLES, logStatus } from '@eventplane/store-pg'
+import { createTestDatabase, eventually, type TestDatabase } from '@eventplane/store-pg/testing'
 import { type CliProcess, failureLine, killAll, pollCli, runCli, startCli } from './helpers.ts'
 
 const DOMAIN = '@eventplane/example-deployments'
@@ -215,6 +215,8 @@ describe('service commands: evtctl relay, gateway and run, each with its own cre
     const s = { tenant: 'acme', category: 'deployment', id: 'fails' }
     const f = EventFactory.forTenant('acme', { causedBy: 'user:test' })
     await new PgEventStore(db.connect(ROLES.intentWriter, 1)).append(s, [f.intent(s, 'created', {})])
+    // The gap-safe read waits for older transactions anywhere in the cluster: the run's catch-up must see it.
+    await eventually(async () => (await logStatus(db.admin)).waiting === 0, 120_000, 'the event readable')
     const r = await runCli(['run', '--log-level', 'warn'], {
       env: {
         EVENTPLANE_DATABASE_URL: tier(PROJECTOR_ROLE, 'controller').EVENTPLANE_DATABASE_URL!,

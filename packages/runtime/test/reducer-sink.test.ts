@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { Type } from '@sinclair/typebox'
 import { EventFactory, type RecordedEvent, SchemaRegistry, isEventplaneError } from '@eventplane/core'
-import { PgEventStore, ROLES, type Sql } from '@eventplane/store-pg'
+import { PgEventStore, ROLES, type Sql, logStatus } from '@eventplane/store-pg'
 import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
 import { deferred } from '../src/deferred.ts'
 import { ProjectionEngine } from '../src/projection/engine.ts'
@@ -12,7 +12,7 @@ import { PROJECTOR_ROLE } from '../src/roles.ts'
 import { registerResourceSchemas, setStatus } from '../src/mutate.ts'
 import { resourceStateProjection } from '../src/resource-state.ts'
 import { streamCounter } from './fixtures.ts'
-import { factoryFor, stream, within } from './helpers.ts'
+import { eventually, factoryFor, stream, within } from './helpers.ts'
 
 describe('reducer sink: what a commit writes is what its checkpoint covers', () => {
   let db: TestDatabase
@@ -36,6 +36,10 @@ describe('reducer sink: what a commit writes is what its checkpoint covers', () 
       Array.from({ length: n }, (_, i) => f.intent(s, 'scaled', { i })),
     )
   }
+
+  /** The gap-safe read waits for older transactions anywhere in the cluster: until every event is readable. */
+  const readable = () =>
+    eventually(async () => (await logStatus(db.admin)).waiting === 0, 120_000, 'every event readable')
 
   async function counts(projection: string): Promise<Record<string, number>> {
     const rows = await db.admin<{ key: string; count: number }[]>`
@@ -155,6 +159,7 @@ describe('reducer sink: what a commit writes is what its checkpoint covers', () 
     await append('inflight', 'b', 1)
     await append('inflight', 'a', 3)
     failOn = (await writer.readStreamToArray(stream('acme', 'a', 'inflight'))).at(-1)!.event_id
+    await readable() // one catch-up reads the three batches
     armed = true
     const committedAtReject = await engine.catchUp('catch-up').then(
       () => 'resolved',
@@ -216,6 +221,7 @@ describe('reducer sink: what a commit writes is what its checkpoint covers', () 
     const s = stream('acme', 'k1', 'kinds')
     await writer.append(s, [factoryFor('acme').intent(s, 'scaled', {})])
     await facts.append(s, [f.fact(s, 'scheduled', {})])
+    await readable()
     const projection = defineReducerProjection({
       ...streamCounter,
       name: 'test_sink_kinds',
@@ -230,6 +236,7 @@ describe('reducer sink: what a commit writes is what its checkpoint covers', () 
   test('an event whose key is null changes no state', async () => {
     await append('nullkey', 'kept', 2)
     await append('nullkey', 'skipped', 3)
+    await readable()
     const projection = defineReducerProjection({
       ...streamCounter,
       name: 'test_sink_null_key',
@@ -244,6 +251,7 @@ describe('reducer sink: what a commit writes is what its checkpoint covers', () 
 
   test('a key function that throws stops the runner with runtime.handler_failed naming the event', async () => {
     await append('badkey', 'badkey', 2)
+    await readable()
     const [, second] = await writer.readStreamToArray(stream('acme', 'badkey', 'badkey'))
     assert.ok(second)
     const failing = defineReducerProjection({
