@@ -207,8 +207,23 @@ describe('relay', () => {
   })
 })
 
-test('relay options: the wake-up poll defaults to pollIntervalMs, horizonLookupMs 0 is allowed, a name is 1-64 characters', () => {
+test('relay options: the documented defaults; the wake-up poll follows pollIntervalMs, horizonLookupMs 0 is allowed, a name is 1-64 characters', () => {
   const options = { sql: undefined as never, nc: undefined as never }
+  // The defaults RelayOptions documents (and `evtctl relay --help` repeats).
+  assert.deepEqual(resolveRelayOptions(options), {
+    batchSize: 500,
+    maxInFlight: 256,
+    pollIntervalMs: 1000,
+    wakePollMs: 1000,
+    lockRetryMs: 1000,
+    publishTimeoutMs: 5000,
+    apiTimeoutMs: 5000,
+    leaseTimeoutMs: 5000,
+    maxBackoffMs: 5000,
+    horizonLookupMs: 50,
+    stopDrainMs: 2000,
+    stream: {},
+  })
   const resolved = resolveRelayOptions({ ...options, pollIntervalMs: 200 })
   assert.deepEqual([resolved.wakePollMs, resolved.lockRetryMs], [200, 200], 'both follow pollIntervalMs')
   assert.equal(resolveRelayOptions({ ...options, horizonLookupMs: 0 }).horizonLookupMs, 0, '0 looks on every drain')

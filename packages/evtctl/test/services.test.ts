@@ -211,7 +211,7 @@ describe('service commands: evtctl relay, gateway and run, each with its own cre
     assert.match(r.stdout, /^stopped$/m)
   })
 
-  test("evtctl run whose projection fails on an event exits with that failure's own line, not a connection's", async () => {
+  test("evtctl run and replay whose projection fails on an event exit with that failure's own line", async () => {
     const s = { tenant: 'acme', category: 'deployment', id: 'fails' }
     const f = EventFactory.forTenant('acme', { causedBy: 'user:test' })
     await new PgEventStore(db.connect(ROLES.intentWriter, 1)).append(s, [f.intent(s, 'created', {})])
@@ -230,6 +230,15 @@ describe('service commands: evtctl relay, gateway and run, each with its own cre
     const failure = failureLine(r)
     assert.equal(failure.code, 'runtime.handler_failed')
     assert.match(failure.message, /^projection failing_projection failed on event /)
+    // So does its replay: a failure, not an interruption to resume.
+    const replay = await runCli(['replay', 'failing_projection', '--log-level', 'warn'], {
+      env: {
+        EVENTPLANE_DATABASE_URL: tier(PROJECTOR_ROLE, 'controller').EVENTPLANE_DATABASE_URL!,
+        EVENTPLANE_DOMAIN: FAILING_DOMAIN,
+      },
+    })
+    assert.equal(replay.code, 70, replay.stderr)
+    assert.equal(failureLine(replay).code, 'runtime.handler_failed')
   })
 
   test('SIGTERM stops each service cleanly: exit 0 and a stopped line', async () => {
