@@ -167,6 +167,7 @@ describe('service commands: evtctl relay, gateway and run, each with its own cre
         /gateway limits: /,
       ],
       [['gateway', '--domain', DOMAIN, '--rate', '0'], {}, /^--rate must be a positive number or unlimited/],
+      [['relay', '--log-level', 'warn'], { EVENTPLANE_OPS_PORT: 'eighty' }, /EVENTPLANE_OPS_PORT/],
       // A heads key is read and checked before anything connects: needed only with heads, and an Ed25519 one.
       [
         ['relay', '--log-level', 'warn', '--heads-sign-key', keyFile('ed25519')],
