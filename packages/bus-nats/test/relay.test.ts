@@ -2,12 +2,13 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { subscribe as onChannel, unsubscribe as offChannel } from 'node:diagnostics_channel'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { EventFactory } from '@eventplane/core'
+import { EventFactory, isEventplaneError } from '@eventplane/core'
 import { PgEventStore, ROLES, loadRelayCheckpoint } from '@eventplane/store-pg'
 import { type JetStreamManager, jetstreamManager } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { EVENT_HEADERS } from '../src/codec.ts'
 import { Relay } from '../src/relay.ts'
+import { relayName, resolveRelayOptions } from '../src/relay-options.ts'
 import { RELAY_TRACE } from '../src/relay-trace.ts'
 import {
   type BusEnv,
@@ -204,4 +205,33 @@ describe('relay', () => {
       await within(again.stop(), 15_000, 'stop again')
     }
   })
+})
+
+test('relay options: the documented defaults; the wake-up poll follows pollIntervalMs, horizonLookupMs 0 is allowed, a name is 1-64 characters', () => {
+  const options = { sql: undefined as never, nc: undefined as never }
+  // The defaults RelayOptions documents (and `evtctl relay --help` repeats).
+  assert.deepEqual(resolveRelayOptions(options), {
+    batchSize: 500,
+    maxInFlight: 256,
+    pollIntervalMs: 1000,
+    wakePollMs: 1000,
+    lockRetryMs: 1000,
+    publishTimeoutMs: 5000,
+    apiTimeoutMs: 5000,
+    leaseTimeoutMs: 5000,
+    maxBackoffMs: 5000,
+    horizonLookupMs: 50,
+    stopDrainMs: 2000,
+    stream: {},
+  })
+  const resolved = resolveRelayOptions({ ...options, pollIntervalMs: 200 })
+  assert.deepEqual([resolved.wakePollMs, resolved.lockRetryMs], [200, 200], 'both follow pollIntervalMs')
+  assert.equal(resolveRelayOptions({ ...options, horizonLookupMs: 0 }).horizonLookupMs, 0, '0 looks on every drain')
+  assert.throws(() => resolveRelayOptions({ ...options, horizonLookupMs: -1 }), RangeError)
+  assert.equal(relayName('a'.repeat(64)), 'a'.repeat(64))
+  assert.throws(
+    () => relayName('a'.repeat(65)),
+    (e: unknown) => isEventplaneError(e, 'core.invalid_name'),
+  )
+  assert.equal(relayName(undefined), 'default')
 })

@@ -5,6 +5,7 @@ import { STREAM_NAME } from '../src/subjects.ts'
 import type { NatsConnection } from '@nats-io/transport-node'
 import type { Relay } from '../src/relay.ts'
 import { ensureConsumer, subscribe } from '../src/subscription.ts'
+import { liveIterable } from '../src/live-iterable.ts'
 import { tail } from '../src/tail.ts'
 import { type BusEnv, appendIntents, createBusEnv, eventually, pgLog, streamCount, within } from './fixtures.ts'
 import { nextDelivery, startActiveRelay } from './support/subscriptions.ts'
@@ -153,4 +154,44 @@ describe('subscriptions', () => {
     }
     await within(live.closed, 5000, 'tail closed')
   })
+})
+
+/** A source whose reads wait until the test hands each item over. */
+function handedSource(): { source: AsyncIterable<number>; give(n: number): void } {
+  const waiting: ((r: IteratorResult<number>) => void)[] = []
+  return {
+    source: { [Symbol.asyncIterator]: () => ({ next: () => new Promise((resolve) => waiting.push(resolve)) }) },
+    give: (n) => waiting.shift()?.({ done: false, value: n }),
+  }
+}
+
+test('liveIterable: an item that arrives after stop() is not handed out; a feed made with an aborted signal gives nothing', async () => {
+  const fed = handedSource()
+  let halted = 0
+  const live = liveIterable(fed.source, { map: (n: number) => n, halt: () => void halted++ })
+  const it = live[Symbol.asyncIterator]()
+  const first = it.next()
+  fed.give(1)
+  assert.deepEqual(await first, { done: false, value: 1 })
+  const pending = it.next() // parked in the source's read
+  await live.stop()
+  fed.give(2) // what the server sent before it heard of the stop
+  assert.deepEqual(await pending, { done: true, value: undefined }, 'not handed out: un-acked, it is redelivered')
+  assert.equal(halted, 1)
+  await within(live.closed, 1000, 'closed after stop')
+
+  const stopped = new AbortController()
+  stopped.abort()
+  const never = handedSource()
+  let haltedToo = 0
+  const late = liveIterable(never.source, {
+    map: (n: number) => n,
+    halt: () => void haltedToo++,
+    signal: stopped.signal,
+  })
+  assert.equal(haltedToo, 1, 'the source is stopped at once')
+  const next = late[Symbol.asyncIterator]().next()
+  never.give(3)
+  assert.deepEqual(await next, { done: true, value: undefined })
+  await within(late.closed, 1000, 'closed at once')
 })

@@ -95,7 +95,7 @@ describe('evtctl streams and read --category / --all', () => {
     assert.deepEqual(streams, ['acme/deployment/web v1', 'acme/deployment/web v2', 'acme/deployment/web v3'])
   })
 
-  test('a page exactly as long as what is left is the end of the log, not a "next page"', async () => {
+  test('a page exactly as long as what is left is the end of the log, not a "next page" (read, streams)', async () => {
     const args = ['read', '--category', 'deployment', '--tenant', 'acme', '--limit', '4']
     const json = await runCli([...args, '--json'], { env: env() })
     assert.equal(json.code, 0, json.stderr)
@@ -105,6 +105,14 @@ describe('evtctl streams and read --category / --all', () => {
     assert.equal(trailer.more, false)
     const human = await runCli(args, { env: env() })
     assert.match(human.stdout.trimEnd().split('\n').at(-1)!, /^end of the log for now \(4 events\); continue later/)
+
+    // streams: acme has exactly three; a page of three is the last one. A tenant without streams says so.
+    const streams = await runCli(['streams', '--tenant', 'acme', '--limit', '3', '--json'], { env: env() })
+    assert.equal(streams.code, 0, streams.stderr)
+    assert.deepEqual(jsonLines(streams.stdout).at(-1), { next_after: 'user/alice', more: false })
+    const none = await runCli(['streams', '--tenant', 'initech'], { env: env() })
+    assert.equal(none.code, 0, none.stderr)
+    assert.equal(none.stdout.trimEnd().split('\n').at(-1), 'no streams in tenant initech')
   })
 
   test('read --all reads every tenant as the operator, with aligned columns', async () => {

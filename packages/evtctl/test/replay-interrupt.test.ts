@@ -187,6 +187,11 @@ describe('evtctl replay: interrupted rebuilds never serve partial state and resu
     const audit = (JSON.parse(status.stdout) as StatusReport).projections.find((p) => p.name === 'audit')!
     assert.equal(audit.generation, live)
     assert.equal(audit.rebuild?.events, row!.events)
+    // The human status says how far the rebuild got and how much is left.
+    const human = await runCli(['status', '--no-nats'], { env })
+    assert.equal(human.code, 0, human.stderr)
+    const done = `(${row!.events} events done, ${audit.rebuild!.remaining} to go, at ${audit.rebuild!.checkpoint}, `
+    assert.ok(human.stdout.includes(`rebuild of v1 in progress or interrupted ${done}`), human.stdout)
   })
 
   test('SIGKILL mid-replay leaves the previous output serving; the resume matches a rebuild from scratch', async () => {

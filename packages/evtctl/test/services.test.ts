@@ -1,17 +1,21 @@
 import assert from 'node:assert/strict'
+import { generateKeyPairSync } from 'node:crypto'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { type AddressInfo, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { after, before, describe, test } from 'node:test'
 import { startNatsServer, type TestNatsServer } from '@eventplane/bus-nats/testing'
+import { EventFactory } from '@eventplane/core'
 import { PROJECTOR_ROLE } from '@eventplane/runtime'
-import { ROLES } from '@eventplane/store-pg'
-import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
+import { PgEventStore, ROLES, logStatus } from '@eventplane/store-pg'
+import { createTestDatabase, eventually, type TestDatabase } from '@eventplane/store-pg/testing'
 import { type CliProcess, failureLine, killAll, pollCli, runCli, startCli } from './helpers.ts'
 
 const DOMAIN = '@eventplane/example-deployments'
+const FAILING_DOMAIN = fileURLToPath(new URL('./support/failing-projection-domain.ts', import.meta.url))
 /** A password that must never show in a log line. */
 const SECRET = 'hunter2-never-logged'
 
@@ -138,6 +142,12 @@ describe('service commands: evtctl relay, gateway and run, each with its own cre
   })
 
   test('a bad setting stops a service at startup with one cli.config line naming where it came from', async () => {
+    const keyFile = (type: 'ed25519' | 'x25519'): string => {
+      const file = join(dir, `${type}.pem`)
+      const { privateKey } = type === 'ed25519' ? generateKeyPairSync('ed25519') : generateKeyPairSync('x25519')
+      writeFileSync(file, privateKey.export({ type: 'pkcs8', format: 'pem' }))
+      return file
+    }
     writeFileSync(join(dir, 'typo.json'), JSON.stringify({ gateway: { rates: 5 } }))
     const cases: [string[], Record<string, string>, RegExp][] = [
       [['relay', '--batch-size', 'lots'], {}, /^--batch-size must be an integer/],
@@ -157,6 +167,18 @@ describe('service commands: evtctl relay, gateway and run, each with its own cre
         /gateway limits: /,
       ],
       [['gateway', '--domain', DOMAIN, '--rate', '0'], {}, /^--rate must be a positive number or unlimited/],
+      [['relay', '--log-level', 'warn'], { EVENTPLANE_OPS_PORT: 'eighty' }, /EVENTPLANE_OPS_PORT/],
+      // A heads key is read and checked before anything connects: needed only with heads, and an Ed25519 one.
+      [
+        ['relay', '--log-level', 'warn', '--heads-sign-key', keyFile('ed25519')],
+        {},
+        /^--heads-sign-key needs --heads-every-ms/,
+      ],
+      [
+        ['relay', '--log-level', 'warn', '--heads-every-ms', '1000', '--heads-sign-key', keyFile('x25519')],
+        {},
+        /^the heads signing key \S+ is not an Ed25519 private key$/,
+      ],
     ]
     for (const [args, extra, message] of cases) {
       const r = await runCli(args, { env: { ...tier(ROLES.relay, 'relay'), ...extra } })
@@ -188,6 +210,36 @@ describe('service commands: evtctl relay, gateway and run, each with its own cre
     assert.equal(r.code, 0, r.stderr.slice(-2000))
     assert.doesNotMatch(r.stdout, /^ready: /m, 'no ready line: it never served')
     assert.match(r.stdout, /^stopped$/m)
+  })
+
+  test("evtctl run and replay whose projection fails on an event exit with that failure's own line", async () => {
+    const s = { tenant: 'acme', category: 'deployment', id: 'fails' }
+    const f = EventFactory.forTenant('acme', { causedBy: 'user:test' })
+    await new PgEventStore(db.connect(ROLES.intentWriter, 1)).append(s, [f.intent(s, 'created', {})])
+    // The gap-safe read waits for older transactions anywhere in the cluster: the run's catch-up must see it.
+    await eventually(async () => (await logStatus(db.admin)).waiting === 0, 120_000, 'the event readable')
+    const r = await runCli(['run', '--log-level', 'warn'], {
+      env: {
+        EVENTPLANE_DATABASE_URL: tier(PROJECTOR_ROLE, 'controller').EVENTPLANE_DATABASE_URL!,
+        EVENTPLANE_NATS_URL: nats.url,
+        EVENTPLANE_NATS_CREDS: nats.credentials.controller!.creds,
+        EVENTPLANE_DOMAIN: FAILING_DOMAIN,
+      },
+      timeoutMs: 60_000,
+    })
+    assert.equal(r.code, 70, r.stderr)
+    const failure = failureLine(r)
+    assert.equal(failure.code, 'runtime.handler_failed')
+    assert.match(failure.message, /^projection failing_projection failed on event /)
+    // So does its replay: a failure, not an interruption to resume.
+    const replay = await runCli(['replay', 'failing_projection', '--log-level', 'warn'], {
+      env: {
+        EVENTPLANE_DATABASE_URL: tier(PROJECTOR_ROLE, 'controller').EVENTPLANE_DATABASE_URL!,
+        EVENTPLANE_DOMAIN: FAILING_DOMAIN,
+      },
+    })
+    assert.equal(replay.code, 70, replay.stderr)
+    assert.equal(failureLine(replay).code, 'runtime.handler_failed')
   })
 
   test('SIGTERM stops each service cleanly: exit 0 and a stopped line', async () => {

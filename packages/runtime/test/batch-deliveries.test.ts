@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict'
+import { getEventListeners } from 'node:events'
 import { test } from 'node:test'
-import { batchDeliveries } from '../src/live-source.ts'
+import { ackUnlessStopped, batchDeliveries, runnerStop } from '../src/live-source.ts'
+import { prefetch } from '../src/projection/prefetch.ts'
 
 /** Lets promise callbacks and the generator's steps run (setImmediate is not mocked). */
 const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
@@ -47,4 +49,40 @@ test('batches hold at most max deliveries, and the last one is yielded when the 
   // The linger never runs out here: each batch ends at max, the last one at the source's end.
   for await (const batch of batchDeliveries(five(), 2, 60_000)) seen.push(batch)
   assert.deepEqual(seen, [[0, 1], [2, 3], [4]])
+})
+
+test('acks settled before a stop leave no listener on the stop signal; one settled after it neither', async () => {
+  const stop = runnerStop()
+  for (let i = 0; i < 100; i++) assert.equal(await ackUnlessStopped(Promise.resolve(i), stop.signal), i)
+  assert.equal(getEventListeners(stop.signal, 'abort').length, 0, 'no listener per ack left behind')
+  stop.abort()
+  assert.equal(await ackUnlessStopped(Promise.resolve('late'), stop.signal), 'late')
+})
+
+test('prefetch: a read ahead that fails while the caller still works on the batch before is never an unhandled rejection', async () => {
+  const unhandled: unknown[] = []
+  const onUnhandled = (e: unknown): void => void unhandled.push(e)
+  process.on('unhandledRejection', onUnhandled)
+  let reads = 0
+  // The first read gives a batch; the second (the read ahead) fails while the caller works on the first.
+  const source: AsyncIterable<number> = {
+    [Symbol.asyncIterator]: () => ({
+      next: () =>
+        ++reads === 1 ? Promise.resolve({ done: false, value: 1 }) : Promise.reject(new Error('read failed')),
+    }),
+  }
+  try {
+    await assert.rejects(async () => {
+      for await (const _ of prefetch(source)) {
+        await turn() // the caller's work: the read ahead has failed meanwhile, and node looked for unhandled ones
+        await turn()
+        throw new Error('the caller stops')
+      }
+    }, /the caller stops/)
+    await turn()
+  } finally {
+    process.off('unhandledRejection', onUnhandled)
+  }
+  assert.equal(reads, 2)
+  assert.deepEqual(unhandled, [])
 })

@@ -1,14 +1,15 @@
 import assert from 'node:assert/strict'
 import { before, describe, test } from 'node:test'
 import { type RecordedEvent, isEventplaneError } from '@eventplane/core'
+import { EventplaneMetrics } from '@eventplane/bus-nats'
 import { PgEventStore, ROLES, type Sql, logStatus } from '@eventplane/store-pg'
 import { eventually, useTestDatabase } from '@eventplane/store-pg/testing'
 import { projectionDigest } from '../src/projection/digest.ts'
 import { ProjectionEngine } from '../src/projection/engine.ts'
 import { ProjectionRunner } from '../src/projection/runner.ts'
-import { type ReducerProjection, defineReducerProjection } from '../src/projection/types.ts'
+import { type Projection, type ReducerProjection, defineReducerProjection } from '../src/projection/types.ts'
 import { PROJECTOR_ROLE } from '../src/roles.ts'
-import { streamCounter } from './fixtures.ts'
+import { categoryTotals, streamCounter } from './fixtures.ts'
 import { factoryFor, stream } from './helpers.ts'
 
 describe('the projection engine refuses what its output must never take', () => {
@@ -181,4 +182,114 @@ describe('the projection engine refuses what its output must never take', () => 
     assert.equal(after.rows, before.rows)
     assert.notEqual(after.sha256, before.sha256)
   })
+
+  test("the digest covers each state's key: the same states under other keys are another output", async () => {
+    await append(1)
+    const projection = defineReducerProjection({ ...streamCounter, name: 'test_digest_key' })
+    const engine = new ProjectionEngine(projection, projector)
+    await engine.init()
+    await engine.catchUp('catch-up')
+    const before = await projectionDigest(projector, projection)
+    // Every tenant has the one key deployment/web here: renamed, the rows keep their order.
+    await db.admin`update eventplane.projection_state set key = 'deployment/wex' where projection = ${projection.name}`
+    const after = await projectionDigest(projector, projection)
+    assert.equal(after.rows, before.rows)
+    assert.notEqual(after.sha256, before.sha256)
+  })
+
+  test('a rebuild that fails mid-read leaves no session of the projector busy: its cursor is closed', async () => {
+    await append(20)
+    let applied = 0
+    const projection = defineReducerProjection({
+      ...streamCounter,
+      name: 'test_cursor_closed',
+      apply: (s, e: RecordedEvent) => {
+        if (++applied === 3) throw new Error('reducer bug')
+        return streamCounter.apply(s, e)
+      },
+    })
+    // Batches of two: the second fails while the cursor (one statement over the log) still has rows to give.
+    const engine = new ProjectionEngine(projection, projector, { batchSize: 2 })
+    await engine.init()
+    await assert.rejects(engine.rebuild(), (e: unknown) => isEventplaneError(e, 'runtime.handler_failed'))
+    const busy = await db.admin<{ state: string; query: string }[]>`
+      select state, left(query, 60) as query from pg_stat_activity
+       where datname = current_database() and usename = ${PROJECTOR_ROLE} and state <> 'idle'`
+    assert.deepEqual([...busy], [], 'the rebuild stream let go of its cursor and connection')
+  })
+
+  test("a runner's gauges: not live until caught up; a tenant's projection lags only by that tenant's events", async () => {
+    const projection = defineReducerProjection({ ...streamCounter, name: 'test_gauges', filter: { tenant: 'acme' } })
+    const metrics = new EventplaneMetrics()
+    const gauge = async (name: string): Promise<number | undefined> => {
+      const series = `eventplane_projection_${name}{projection="test_gauges"} `
+      const line = (await metrics.render()).split('\n').find((l) => l.startsWith(series))
+      return line === undefined ? undefined : Number(line.slice(series.length))
+    }
+    const runner = new ProjectionRunner({ projection, sql: projector, pollIntervalMs: 20, metrics })
+    try {
+      assert.equal(await gauge('live'), 0, 'not started: not live')
+      await runner.start()
+      await append(2, 'globex')
+      assert.deepEqual([await gauge('live'), await gauge('lag_events')], [1, 0], "globex's events are no lag of acme's")
+    } finally {
+      await runner.stop()
+    }
+  })
+
+  test("a tenant's projection rebuilt reports its progress against that tenant's events: the last total is what it read", async () => {
+    await append(2, 'globex')
+    await append(3, 'acme')
+    const acmeOnly = defineReducerProjection({
+      ...streamCounter,
+      name: 'test_progress_tenant',
+      filter: { tenant: 'acme' },
+    })
+    const reports: { events: number; total?: number }[] = []
+    const engine = new ProjectionEngine(acmeOnly, projector, { onProgress: (p) => reports.push(p) })
+    await engine.init()
+    const { events } = await engine.rebuild()
+    const [acme] = await db.admin<
+      { n: number }[]
+    >`select count(*)::int as n from eventplane.events where tenant_id = 'acme'`
+    assert.equal(events, acme!.n, "a rebuild of a tenant's projection reads that tenant's events")
+    assert.deepEqual(reports.at(-1) && { events: reports.at(-1)!.events, total: reports.at(-1)!.total }, {
+      events,
+      total: events,
+    })
+  })
+
+  for (const projection of [defineReducerProjection({ ...streamCounter, name: 'test_discarded' }), categoryTotals]) {
+    test(`${projection.name}: a restarted rebuild first deletes what the rebuild it throws away wrote`, async () => {
+      await append(4)
+      /** A rebuild stopped right after its first shadow commit (batches of two): its output stays behind. */
+      const interrupted = async (restart: boolean): Promise<number> => {
+        const stop = new AbortController()
+        const engine = new ProjectionEngine(projection as Projection, projector, {
+          batchSize: 2,
+          commitEvery: 2,
+          afterCommit: (info) => {
+            if (info.phase === 'rebuild') stop.abort()
+          },
+        })
+        await engine.init()
+        await assert.rejects(engine.rebuild(stop.signal, restart), (e: unknown) => (e as Error).name === 'AbortError')
+        return engine.generation
+      }
+      const thrownAway = await interrupted(false)
+      const current = await interrupted(true)
+      assert.notEqual(current, thrownAway)
+      // Left behind: reducer states of another generation than the live one and the rebuild's, shadow schemas of
+      // another generation than the rebuild's. Nothing swaps here, so only the restart's own clean-up removes them.
+      const [left] = await db.admin<{ states: number; schemas: number }[]>`
+        select (select count(*)::int from eventplane.projection_state s
+                 where s.projection = ${projection.name} and s.generation not in (${current},
+                   (select generation from eventplane.projection_checkpoints where projection = ${projection.name}))
+               ) as states,
+               (select count(*)::int from pg_namespace
+                 where nspname like 'eventplane\\_shadow\\_' || left(md5(${projection.name}), 16) || '\\_%'
+                   and nspname not like ${`%\\_${current}`}) as schemas`
+      assert.deepEqual({ ...left }, { states: 0, schemas: 0 }, 'nothing of the thrown-away rebuild is left')
+    })
+  }
 })

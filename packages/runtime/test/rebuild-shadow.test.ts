@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { isEventplaneError } from '@eventplane/core'
+import { Unavailable, isEventplaneError } from '@eventplane/core'
 import { PgEventStore, ROLES, type Sql, logStatus, readProjectionStates } from '@eventplane/store-pg'
 import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
 import { projectionDigest } from '../src/projection/digest.ts'
@@ -150,6 +150,69 @@ describe('rebuilds in a shadow: readers see the previous complete output until t
     assert.notEqual(after.sha256, v1.digest!.sha256, 'version 2 output is live')
     const scratch = await rebuildProjection({ projection: v2, sql: projector, restart: true })
     assert.equal(scratch.digest!.sha256, after.sha256)
+  })
+
+  test('a runner whose rebuild meets a passing failure resumes it: every event is committed into the shadow once', async () => {
+    let failed = false
+    let rebuilt = 0
+    const runner = new ProjectionRunner({
+      projection: streamCounter,
+      sql: projector,
+      rebuild: true,
+      batchSize: 5,
+      commitEvery: 5,
+      pollIntervalMs: 20,
+      retryDelayMs: 10,
+      // The second shadow commit meets PostgreSQL gone for a moment (rolled back with its checkpoint).
+      beforeCheckpoint: (info) => {
+        if (info.phase !== 'rebuild' || failed || rebuilt < 5) return
+        failed = true
+        throw new Unavailable('store.unavailable', 'injected: the database went away')
+      },
+      afterCommit: (info) => {
+        if (info.phase === 'rebuild') rebuilt += info.events
+      },
+    })
+    try {
+      await runner.start()
+    } finally {
+      await runner.stop()
+    }
+    assert.ok(failed, 'the rebuild met the failure')
+    assert.equal(rebuilt, total, 'resumed from its last commit, not started over')
+  })
+
+  test('a SQL projection runner started with rebuild swaps in, then applies live events to the live tables without a resync', async () => {
+    await rebuildProjection({ projection: categoryTotals, sql: projector })
+    const warnings: string[] = []
+    const logger = {
+      debug() {},
+      info() {},
+      error() {},
+      warn: (_o: object, msg?: string) => void warnings.push(msg ?? ''),
+    }
+    const runner = new ProjectionRunner({
+      projection: categoryTotals,
+      sql: projector,
+      rebuild: true,
+      pollIntervalMs: 20,
+      logger,
+    })
+    try {
+      await runner.start()
+      await appendMany(3)
+      const applied = async () => (await liveTotals()).reduce((n, r) => n + Number(r.events), 0)
+      // A runner that stopped on a failure rejects `closed`: that failure, at once, rather than the wait's timeout.
+      await Promise.race([
+        eventually(async () => (await applied()) === total, 20_000, 'the new events in the live table'),
+        runner.closed,
+      ])
+    } finally {
+      await runner.stop()
+    }
+    await runner.closed
+    assert.deepEqual(warnings, [], 'no resync after the swap')
+    assert.equal(await shadowSchemas(), 0)
   })
 
   test('a SQL projection naming its tables with a schema is refused and its live table stays', async () => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { Type } from '@sinclair/typebox'
 import { EventFactory, type RecordedEvent, SchemaRegistry, isEventplaneError } from '@eventplane/core'
-import { PgEventStore, ROLES, type Sql } from '@eventplane/store-pg'
+import { PgEventStore, ROLES, type Sql, logStatus } from '@eventplane/store-pg'
 import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
 import { deferred } from '../src/deferred.ts'
 import { ProjectionEngine } from '../src/projection/engine.ts'
@@ -12,7 +12,7 @@ import { PROJECTOR_ROLE } from '../src/roles.ts'
 import { registerResourceSchemas, setStatus } from '../src/mutate.ts'
 import { resourceStateProjection } from '../src/resource-state.ts'
 import { streamCounter } from './fixtures.ts'
-import { factoryFor, stream, within } from './helpers.ts'
+import { eventually, factoryFor, stream, within } from './helpers.ts'
 
 describe('reducer sink: what a commit writes is what its checkpoint covers', () => {
   let db: TestDatabase
@@ -36,6 +36,10 @@ describe('reducer sink: what a commit writes is what its checkpoint covers', () 
       Array.from({ length: n }, (_, i) => f.intent(s, 'scaled', { i })),
     )
   }
+
+  /** The gap-safe read waits for older transactions anywhere in the cluster: until every event is readable. */
+  const readable = () =>
+    eventually(async () => (await logStatus(db.admin)).waiting === 0, 120_000, 'every event readable')
 
   async function counts(projection: string): Promise<Record<string, number>> {
     const rows = await db.admin<{ key: string; count: number }[]>`
@@ -117,6 +121,56 @@ describe('reducer sink: what a commit writes is what its checkpoint covers', () 
     assert.deepEqual(await counts(projection.name), { 'failed/failed': 4 })
   })
 
+  test('a staging failure while a commit is in flight rejects only once that commit settled: nothing lands after catch-up gave up', async () => {
+    const projection = defineReducerProjection({
+      ...streamCounter,
+      name: 'test_sink_inflight',
+      filter: { categories: ['inflight'] },
+    })
+    let failOn: string | undefined
+    const release = deferred<void>()
+    const watched = defineReducerProjection({
+      ...projection,
+      apply: (s, e: RecordedEvent) => {
+        if (e.event_id === failOn) {
+          failOn = undefined
+          release.resolve() // the commit in flight may go on now; this stage fails at once
+          throw new Error('reducer bug')
+        }
+        return projection.apply(s, e)
+      },
+    })
+    let commits = 0
+    let armed = false
+    // Two dirty states commit; one does not (commitEvery out of reach): the first batch (a, b) commits in the
+    // background and waits in its transaction until the third batch's stage fails.
+    const engine = new ProjectionEngine(watched, projector, {
+      batchSize: 2,
+      maxPending: 2,
+      commitEvery: 1_000_000,
+      beforeCheckpoint: () => (armed ? release.promise : undefined),
+      afterCommit: () => {
+        if (armed) commits++
+      },
+    })
+    await engine.init()
+    await engine.catchUp('catch-up') // past the other tests' events: the next catch-up reads ours alone
+    await append('inflight', 'a', 1)
+    await append('inflight', 'b', 1)
+    await append('inflight', 'a', 3)
+    failOn = (await writer.readStreamToArray(stream('acme', 'a', 'inflight'))).at(-1)!.event_id
+    await readable() // one catch-up reads the three batches
+    armed = true
+    const committedAtReject = await engine.catchUp('catch-up').then(
+      () => 'resolved',
+      (e: unknown) => (isEventplaneError(e, 'runtime.handler_failed') ? commits : String(e)),
+    )
+    assert.equal(committedAtReject, 1, 'the commit in flight had committed when catch-up rejected')
+    await engine.resync()
+    await engine.catchUp('catch-up')
+    assert.deepEqual(await counts(watched.name), { 'inflight/a': 4, 'inflight/b': 1 }, 'every event applied once')
+  })
+
   test('a rebuild whose cache is smaller than its keys reloads an evicted state instead of starting it afresh', async () => {
     const projection = defineReducerProjection({
       ...streamCounter,
@@ -153,6 +207,67 @@ describe('reducer sink: what a commit writes is what its checkpoint covers', () 
       assert.ok(isEventplaneError(e, 'runtime.handler_failed'), String(e))
       assert.equal(e.details.event_id, second.event_id)
       assert.equal((e.cause as Error).message, 'reducer bug')
+      return true
+    })
+    await runner.stop()
+  })
+
+  test('a projection filtered on kinds takes only those kinds: a fact, not the intent on its stream', async () => {
+    const facts = new PgEventStore(db.connect(ROLES.factWriter, 1))
+    const f = EventFactory.forTenant('acme', {
+      causedBy: 'controller:test',
+      registry: new SchemaRegistry().register('scheduled', 1, Type.Object({})),
+    })
+    const s = stream('acme', 'k1', 'kinds')
+    await writer.append(s, [factoryFor('acme').intent(s, 'scaled', {})])
+    await facts.append(s, [f.fact(s, 'scheduled', {})])
+    await readable()
+    const projection = defineReducerProjection({
+      ...streamCounter,
+      name: 'test_sink_kinds',
+      filter: { kinds: ['fact'], categories: ['kinds'] },
+    })
+    const engine = new ProjectionEngine(projection, projector)
+    await engine.init()
+    await engine.catchUp('catch-up')
+    assert.deepEqual(await counts(projection.name), { 'kinds/k1': 1 })
+  })
+
+  test('an event whose key is null changes no state', async () => {
+    await append('nullkey', 'kept', 2)
+    await append('nullkey', 'skipped', 3)
+    await readable()
+    const projection = defineReducerProjection({
+      ...streamCounter,
+      name: 'test_sink_null_key',
+      filter: { categories: ['nullkey'] },
+      key: (e: RecordedEvent) => (e.stream.id === 'skipped' ? null : streamCounter.key(e)),
+    })
+    const engine = new ProjectionEngine(projection, projector)
+    await engine.init()
+    await engine.catchUp('catch-up')
+    assert.deepEqual(await counts(projection.name), { 'nullkey/kept': 2 })
+  })
+
+  test('a key function that throws stops the runner with runtime.handler_failed naming the event', async () => {
+    await append('badkey', 'badkey', 2)
+    await readable()
+    const [, second] = await writer.readStreamToArray(stream('acme', 'badkey', 'badkey'))
+    assert.ok(second)
+    const failing = defineReducerProjection({
+      ...streamCounter,
+      name: 'test_sink_key_throws',
+      filter: { categories: ['badkey'] },
+      key: (e: RecordedEvent) => {
+        if (e.event_id === second.event_id) throw new Error('key bug')
+        return streamCounter.key(e)
+      },
+    })
+    const runner = new ProjectionRunner({ projection: failing, sql: projector, pollIntervalMs: 50 })
+    await assert.rejects(runner.start(), (e: unknown) => {
+      assert.ok(isEventplaneError(e, 'runtime.handler_failed'), String(e))
+      assert.equal(e.details.event_id, second.event_id)
+      assert.equal((e.cause as Error).message, 'key bug')
       return true
     })
     await runner.stop()

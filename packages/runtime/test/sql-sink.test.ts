@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { PgEventStore, ROLES, type Sql } from '@eventplane/store-pg'
+import { isEventplaneError } from '@eventplane/core'
+import { PgEventStore, ROLES, type Sql, logStatus } from '@eventplane/store-pg'
 import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
 import { ProjectionEngine } from '../src/projection/engine.ts'
 import { ProjectionRunner } from '../src/projection/runner.ts'
 import { type SqlProjection, defineSqlProjection } from '../src/projection/types.ts'
 import { PROJECTOR_ROLE } from '../src/roles.ts'
 import { categoryTotals } from './fixtures.ts'
-import { factoryFor, stream } from './helpers.ts'
+import { eventually, factoryFor, stream } from './helpers.ts'
 
 /** categoryTotals under another name, writing its own table. */
 function totals(name: string, extra: Partial<SqlProjection> = {}): SqlProjection {
@@ -117,5 +118,29 @@ describe('SQL sink: what is applied is what the filter and the checkpoint say', 
     await engine.resync()
     await engine.catchUp('catch-up')
     assert.deepEqual(await rows('test_sql_staged'), { staged: 4 })
+  })
+
+  test("a SQL projection's apply that throws stops the runner with runtime.handler_failed naming the event", async () => {
+    await append('broken', 2)
+    // The gap-safe read waits for older transactions anywhere in the cluster: the first catch-up must see both.
+    await eventually(async () => (await logStatus(db.admin)).waiting === 0, 120_000, 'every event readable')
+    const [, second] = await writer.readStreamToArray(stream('acme', 'web', 'broken'))
+    assert.ok(second)
+    const base = totals('test_sql_throws', { filter: { categories: ['broken'] } })
+    const projection = defineSqlProjection({
+      ...base,
+      async apply(tx, e) {
+        if (e.event_id === second.event_id) throw new Error('apply bug')
+        await base.apply(tx, e)
+      },
+    })
+    const runner = new ProjectionRunner({ projection, sql: projector, pollIntervalMs: 50 })
+    await assert.rejects(runner.start(), (e: unknown) => {
+      assert.ok(isEventplaneError(e, 'runtime.handler_failed'), String(e))
+      assert.equal(e.details.event_id, second.event_id)
+      assert.equal((e.cause as Error).message, 'apply bug')
+      return true
+    })
+    await runner.stop()
   })
 })

@@ -102,4 +102,31 @@ describe('runners stopped while an ack goes unanswered', () => {
     const took = await stopTime(() => runner.stop())
     assert.ok(took >= SERVER_WAIT_MS - 50, `stopped after ${took} ms: before the server had its time`)
   })
+
+  test('a projection runner stopped during its live commit, before the ack is sent, leaves that ack after SERVER_WAIT_MS too', async () => {
+    const { nc, proxy } = await stalledConnection()
+    let stopped: Promise<number> | undefined
+    let stopCalled!: () => void
+    const stopping = new Promise<void>((resolve) => (stopCalled = resolve))
+    const runner: ProjectionRunner = new ProjectionRunner({
+      projection: streamCounter,
+      sql: h.projector,
+      live: projectionLiveSource(nc, streamCounter, { consumer: 'unanswered_commit' }),
+      // Inside the live commit, before its batch is acked: the server stops answering and the runner is stopped.
+      afterCommit: (info) => {
+        if (info.phase !== 'live' || stopped) return
+        proxy.stall()
+        stopped = stopTime(() => runner.stop())
+        stopCalled()
+      },
+    })
+    cleanups.push(() => runner.stop())
+    await runner.start()
+    const f = factoryFor('acme')
+    const s = stream('acme', 'p2')
+    await h.intents.append(s, [f.intent(s, 'scaled', {})])
+    await within(stopping, 30_000, 'the live commit')
+    const took = await stopped!
+    assert.ok(took >= SERVER_WAIT_MS - 50, `stopped after ${took} ms: before the server had its time`)
+  })
 })
