@@ -171,8 +171,9 @@ try {
     if (stored[side] !== appended[side])
       throw new Error(`${side}: ${stored[side]} events stored, ${appended[side]} appended`)
 
+  // store-pg owns postgres.js (the root no longer depends on it)
   const postgresJs = JSON.parse(
-    readFileSync(new URL('../../node_modules/postgres/package.json', import.meta.url), 'utf8'),
+    readFileSync(new URL('../../packages/store-pg/node_modules/postgres/package.json', import.meta.url), 'utf8'),
   )
   console.log(
     `\nbench:peer on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, ${ROUNDS} rounds (median of per-round ratios),` +
