@@ -6,7 +6,7 @@
  * names a tenant whose signing seed is missing; a signing key made anew signs no creds before a push the server took.
  */
 import assert from 'node:assert/strict'
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
@@ -246,6 +246,10 @@ describe('credential lifecycle guards', () => {
   })
 
   test('keys offline rewrites the same seed found at --to mode 0600; a seed copied back by hand is used, not taken for offline', async () => {
+    // An operator rotation staged (the connections test above leaves one; run alone, this stages it): its next
+    // step needs the operator's seed, and reaches its pushes once it is found.
+    if (!existsSync(signingSeedFile(dir, { operator: true }, 'next')))
+      assert.equal((await rotateOperatorSigningKey(loadAuthDir(dir), connectSystem)).step, 'staged')
     const off = mkdtempSync(join(tmpdir(), 'ep-lifecycle-guards-'))
     try {
       const operatorSeed = readFileSync(join(dir, 'operator.nk'))
@@ -254,8 +258,8 @@ describe('credential lifecycle guards', () => {
       assert.ok(moved.some((s) => s.seed === 'operator.nk'))
       assert.equal(statSync(join(off, 'operator.nk')).mode & 0o777, 0o600, 'the copy at --to: mode 0600')
       // Back by hand, not by keys online: the record still lists it, and the seed in its file is what signs. The
-      // operator rotation (staged by the connections test above) reaches its pushes, which the server (not
-      // restarted) does not apply, instead of bus.config saying operator.nk is offline.
+      // staged operator rotation reaches its pushes, which the server (not restarted) does not apply, instead of
+      // bus.config saying operator.nk is offline.
       writeFileSync(join(dir, 'operator.nk'), operatorSeed, { mode: 0o600 })
       await assert.rejects(rotateOperatorSigningKey(loadAuthDir(dir), connectSystem), (e) =>
         isEventplaneError(e, 'bus.jwt_not_applied'),
