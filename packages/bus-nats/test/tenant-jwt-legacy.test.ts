@@ -2,8 +2,9 @@
  * A tenant's account JWT when the auth dir does not hold the last one it issued (no `tenants/<t>.jwt`: a tenant
  * added before that file existed, or the file lost), and a revoked tenant's tombstone against user creds issued on a
  * clock ahead of the one that revokes it, against one real nats-server (operator mode, full resolver). The clock is
- * pinned (`mock.timers`, Date only). The cluster cases (a server that missed the push comes back) are in
- * tenant-jwt-cluster.test.ts.
+ * pinned (`mock.timers`, Date only). Which operations ask the servers (their lookups, seen on the wire): none a new
+ * account's add, one an add cut short or a rotation without that file. The cluster cases (a server that missed the
+ * push comes back, two servers holding different JWTs) are in tenant-jwt-cluster.test.ts.
  */
 import assert from 'node:assert/strict'
 import { existsSync, readFileSync, rmSync } from 'node:fs'
@@ -30,6 +31,7 @@ import { accountSigner } from '../src/nats-config/signing-keys.ts'
 import { activeRecord, listTenants, tenantJwtFile, tombstoneAccountJwt } from '../src/nats-config/tenants.ts'
 import { type TestNatsServer, connectsWith, refusedWith, startNatsServer } from '../src/testing/index.ts'
 import { asTenantAdmin, pinnedTo } from './support/auth-dir-ops.ts'
+import { watchClaimsLookups } from './support/claims-lookups.ts'
 
 const SHORT_WAIT = { firstMs: 300, moreMs: 100 }
 const iatOf = (jwt: string) => decodeJwt(jwt.trim()).iat
@@ -121,5 +123,31 @@ describe("a tenant's account JWT without the auth dir's last one, and a tombston
     const all = jwtRevocations(before)['*']!
     const resigned = await pinnedTo(all - 200, () => tombstoneAccountJwt(auth, revoked, system))
     assert.ok(jwtRevocations(resigned)['*']! >= all, `'*' ${jwtRevocations(resigned)['*']} >= ${all}`)
+  })
+
+  test('tenant add of a new account asks the servers nothing; an add cut short, and a rotation without tenants/<t>.jwt, ask once', async () => {
+    const lookups = await watchClaimsLookups(auth, server.url)
+    try {
+      await asAdmin((admin) => addTenant(auth, admin, 'hooli'))
+      const account = activeRecord(auth, 'hooli')!.account
+      assert.equal(await lookups.of(account), 0, 'a key made now: no server can hold a JWT of its account')
+
+      // What an add cut short after its push by a release before tenants/<t>.jwt leaves: the account's keys, its
+      // JWT on the server, no record (written last), no creds, no tenants/<t>.jwt. The add again keeps the key.
+      const held = iatOf(stored('hooli'))
+      for (const f of ['json', 'creds', 'jwt']) rmSync(join(auth.dir, 'tenants', `hooli.${f}`))
+      await asAdmin((admin) => pinnedTo(held - 100, () => addTenant(auth, admin, 'hooli')))
+      assert.equal(activeRecord(auth, 'hooli')!.account, account, 'the key the add cut short made')
+      assert.equal(await lookups.of(account), 1, 'the add again asks the servers')
+      assert.equal(iatOf(stored('hooli')), held + 1, "issued one second after the server's")
+
+      rmSync(tenantJwtFile(auth.dir, 'hooli'))
+      await asAdmin((admin) => rotateTenantUser(auth, admin, 'hooli'))
+      assert.equal(await lookups.of(account), 2, 'a rotation without tenants/<t>.jwt asks')
+      await asAdmin((admin) => rotateTenantUser(auth, admin, 'hooli'))
+      assert.equal(await lookups.of(account), 2, 'a rotation with it asks nothing')
+    } finally {
+      await lookups.close()
+    }
   })
 })
