@@ -9,7 +9,9 @@
  * across a restart, so only a cluster shows it (measured on nats-server 2.9.10). Two tenants lose their
  * `tenants/<t>.jwt` after their add (added before it existed, or the file lost): their JWT is issued after the one
  * the servers store, which they are asked for. A tenant's signing-key rotation (two pushes) is one more case; an
- * operator rotation, which restarts the servers, is in operator-rotation-cluster.test.ts.
+ * operator rotation, which restarts the servers, is in operator-rotation-cluster.test.ts. Last, both servers are
+ * restarted holding different JWTs of one tenant's account and not comparing them: each answers the lookup with its
+ * own, and the tenant's rotation is issued after the later one.
  */
 import assert from 'node:assert/strict'
 import { readFileSync, rmSync } from 'node:fs'
@@ -23,6 +25,9 @@ import {
   rotateTenantUser,
   tenantCredsFile,
 } from '../src/nats-config/index.ts'
+import { issuedAfter } from '../src/nats-config/claims.ts'
+import { claimsLookupSubject } from '../src/nats-config/claims-push.ts'
+import { accountSigner } from '../src/nats-config/signing-keys.ts'
 import { connectAuthDirUser, tenantJwtFile } from '../src/nats-config/tenants.ts'
 import { connectsWith, refusedWith } from '../src/testing/index.ts'
 import { eventually } from './fixtures.ts'
@@ -43,6 +48,8 @@ type Tenant = (typeof TENANTS)[number]
 describe("a tenant's account JWT pushed on a clock behind the last one stays applied once a server that missed it is back", () => {
   let cluster: ResolverCluster
   let account: Map<Tenant, string>
+  /** The account of a tenant added with them, for the last test (its servers are restarted there). */
+  let dunder: string
   /** Each tenant's creds before its operation (what its operation refuses). */
   const old = new Map<Tenant, Uint8Array>()
 
@@ -51,6 +58,8 @@ describe("a tenant's account JWT pushed on a clock behind the last one stays app
     const auth = cluster.auth
     const asAdmin = <T>(fn: (admin: TenantAdmin) => Promise<T>): Promise<T> => asClusterAdmin(cluster, fn)
     account = await addClusterTenants(cluster, TENANTS)
+    // Added here: after b's restart below, JetStream may not answer yet (its meta group elects a leader again).
+    dunder = (await addClusterTenants(cluster, ['dunder'])).get('dunder')!
     for (const t of TENANTS) old.set(t, readFileSync(tenantCredsFile(auth.dir, t)))
     const stored = (s: ClusterServer, t: Tenant) => cluster.stored(s, account.get(t)!)
     await eventually(() => TENANTS.every((t) => stored('b', t) === stored('a', t)), "b storing each tenant's JWT")
@@ -129,5 +138,45 @@ describe("a tenant's account JWT pushed on a clock behind the last one stays app
   test("a tenant's signing-key rotation on a clock 2 s behind: the old key's creds are refused on both servers", async () => {
     await refusedOnBoth('soylent')
     await newConnectOnBoth('soylent')
+  })
+
+  // Last: it leaves both servers comparing their resolvers once an hour.
+  test("two servers hold different JWTs of a tenant without tenants/<t>.jwt: its rotation's JWT is issued after the later one", async () => {
+    const auth = cluster.auth
+    const added = readFileSync(tenantJwtFile(auth.dir, 'dunder'), 'utf8').trim()
+    const iat = decodeJwt(added).iat
+    const earlier = issuedAfter(added, iat + 9, accountSigner(auth))
+    const later = issuedAfter(added, iat + 19, accountSigner(auth))
+    // a, which the tenant admin asks through (its answer comes first), holds the earlier. Neither compares its resolver
+    // with the other's before the rotation: each answers with the JWT its directory holds.
+    await Promise.all((['a', 'b'] as const).map((s) => cluster.stop(s)))
+    cluster.store('a', dunder, earlier)
+    cluster.store('b', dunder, later)
+    await Promise.all((['a', 'b'] as const).map((s) => cluster.start(s, { resolverSyncSeconds: 3600 })))
+    rmSync(tenantJwtFile(auth.dir, 'dunder'))
+    const system = await connectAuthDirUser(auth, 'system', cluster.url('a'))
+    try {
+      const held = async () => {
+        const answers: string[] = []
+        const lookup = claimsLookupSubject(dunder)
+        for await (const m of await system.requestMany(lookup, '', { strategy: 'count', maxMessages: 2, maxWait: 500 }))
+          answers.push(m.string().trim())
+        return answers
+      }
+      await eventually(async () => (await held()).length === 2, 'a and b answering the lookup (routed)')
+      assert.deepEqual((await held()).sort(), [earlier, later].sort(), 'each holds its own')
+    } finally {
+      await system.close()
+    }
+    const old = readFileSync(tenantCredsFile(auth.dir, 'dunder'))
+
+    await asClusterAdmin(cluster, (admin) => pinnedTo(iat - 2, () => rotateTenantUser(auth, admin, 'dunder')))
+    const pushed = readFileSync(tenantJwtFile(auth.dir, 'dunder'), 'utf8').trim()
+    assert.equal(decodeJwt(pushed).iat, iat + 21, 'one second after the later of the two')
+    await eventually(
+      () => (['a', 'b'] as const).every((s) => cluster.stored(s, dunder)?.trim() === pushed),
+      'a and b storing it',
+    )
+    for (const s of ['a', 'b'] as const) await refusedWith(cluster.url(s), old, `dunder's old creds on ${s}`)
   })
 })

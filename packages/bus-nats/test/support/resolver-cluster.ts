@@ -36,8 +36,12 @@ export interface ResolverCluster {
   store(server: ClusterServer, account: string, jwt: string): void
   /** SIGTERM, until it exited. */
   stop(server: ClusterServer): Promise<void>
-  /** Starts it again on its ports and directories, its config generated from the auth dir of now; resolves once it greets. */
-  start(server: ClusterServer): Promise<void>
+  /**
+   * Starts it again on its ports and directories, its config generated from the auth dir of now; resolves once it
+   * greets. `resolverSyncSeconds` (default 1): how often its resolver compares its JWTs with the other's (a server
+   * started with an hour keeps what its directory holds, unless a push replaces it).
+   */
+  start(server: ClusterServer, options?: { resolverSyncSeconds?: number }): Promise<void>
   /** Stops both and removes their directories. */
   close(): Promise<void>
 }
@@ -58,13 +62,13 @@ export async function startResolverCluster(): Promise<ResolverCluster> {
   const children = new Map<ClusterServer, ChildProcess>()
   const url = (s: ClusterServer) => `nats://127.0.0.1:${port(s).client}`
 
-  const start = async (s: ClusterServer): Promise<void> => {
+  const start = async (s: ClusterServer, options: { resolverSyncSeconds?: number } = {}): Promise<void> => {
     const config = generateNatsConfig({
       storeDir: join(root, s, 'jetstream'),
       port: port(s).client,
       serverName: `cluster-${s}`,
       authTimeoutSeconds: 10,
-      resolverSyncSeconds: 1,
+      resolverSyncSeconds: options.resolverSyncSeconds ?? 1,
       // The auth dir as it is now (an operator rotation rewrites operator.jwt and the preloaded JWTs).
       accounts: accountsConfig(loadAuthDir(auth.dir), join(root, s, 'resolver')),
     })
@@ -104,7 +108,7 @@ export async function startResolverCluster(): Promise<ResolverCluster> {
   }
 
   try {
-    await Promise.all(SERVERS.map(start))
+    await Promise.all(SERVERS.map((s) => start(s)))
     const operator = await connectAuthDirUser(auth, 'operator', url('a'))
     try {
       const jsm = await jetstreamManager(operator, { timeout: 1000, checkAPI: false })
