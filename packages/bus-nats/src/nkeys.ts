@@ -211,10 +211,15 @@ export function reissueJwt(jwt: string, signer: KeyPair, iat: number): string {
   return `${head}.${body}.${sig}`
 }
 
-/** @nats-io/jwt's `parseCreds` with the JWT checked by {@link decodeJwt}: the user JWT, its claims and seed. */
+/**
+ * @nats-io/jwt's `parseCreds` with the JWT checked by {@link decodeJwt} and its subject checked to be the seed's user
+ * (which @nats-io/jwt does not: nats-server would refuse such a pair at login): the user JWT, its claims and seed.
+ */
 export function parseCreds(creds: Uint8Array): { jwt: string; key: string; uc: ClaimsData<User>; aid: string } {
   const [jwt, key] = [...new TextDecoder().decode(creds).matchAll(CREDS)].map((m) => m[1]!.trim())
   if (jwt === undefined || key === undefined) throw new Error('bad credentials')
   const uc = decodeJwt<User>(jwt)
+  if (uc.sub !== fromSeed(new TextEncoder().encode(key)).getPublicKey())
+    throw new Error("bad credentials: the JWT is not the seed's user's")
   return { jwt, key, uc, aid: uc.nats.issuer_account ?? uc.iss }
 }

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { type RecordedEvent, EventFactory, isEventplaneError } from '@eventplane/core'
-import { EVENT_HEADERS, decodeEvent, encodeEvent, eventHeaders, readEventHeaders } from '../src/codec.ts'
+import type { MsgHdrsImpl } from '@nats-io/transport-node'
+import { EVENT_HEADERS, decodeEvent, encodeEvent, eventHeaders, headerValue, readEventHeaders } from '../src/codec.ts'
 
 function recorded(): RecordedEvent {
   const root = EventFactory.forTenant('acme', { causedBy: 'user:alice' }).intent(
@@ -44,6 +45,30 @@ describe('codec', () => {
     })
   })
 
+  test('headers are read only as the relay writes them: canonical positions, a tenant, the first of repeated values', () => {
+    const e = recorded()
+    const headers = (changes: Record<string, string | string[] | undefined>): MsgHdrsImpl => {
+      const h = eventHeaders(e) as MsgHdrsImpl
+      for (const [name, value] of Object.entries(changes)) {
+        h.headers.delete(name)
+        if (value !== undefined) for (const v of [value].flat()) h.append(name, v)
+      }
+      return h
+    }
+    for (const [name, values] of [
+      [EVENT_HEADERS.position, ['05', '+5', '-5', '0x5', '1'.repeat(21), '']],
+      [EVENT_HEADERS.txId, ['007', '1e3', '5.0']],
+      [EVENT_HEADERS.tenant, [undefined, '']],
+      [EVENT_HEADERS.msgId, [undefined]],
+    ] as const)
+      for (const value of values)
+        assert.equal(readEventHeaders(headers({ [name]: value })), undefined, `${name}: ${value}`)
+    // A repeated header is read as nats.js `get` reads it: its first value.
+    const repeated = headers({ [EVENT_HEADERS.position]: ['5', '6'], [EVENT_HEADERS.tenant]: ['acme', 'other'] })
+    assert.deepEqual(readEventHeaders(repeated), { eventId: e.event_id, txId: e.tx_id, position: 5n, tenant: 'acme' })
+    assert.equal(headerValue(repeated, EVENT_HEADERS.position), repeated.get(EVENT_HEADERS.position))
+  })
+
   test('decode refuses anything that is not a complete recorded event', () => {
     const good = JSON.parse(new TextDecoder().decode(encodeEvent(recorded())))
     const bad: unknown[] = [
@@ -57,6 +82,14 @@ describe('codec', () => {
       { ...good, correlation_id: undefined },
       { ...good, extra: true },
     ]
+    // Bytes that are not UTF-8 inside a string: refused, never read with replacement characters.
+    const body = new TextDecoder().decode(encodeEvent(recorded()))
+    const at = Buffer.byteLength(body.slice(0, body.indexOf('deploy_started') + 6))
+    const notUtf8 = Buffer.concat([Buffer.from(body).subarray(0, at), Buffer.of(0xff), Buffer.from(body).subarray(at)])
+    assert.throws(
+      () => decodeEvent(notUtf8),
+      (e: unknown) => isEventplaneError(e, 'core.invalid_envelope'),
+    )
     for (const value of bad) {
       const bytes = new TextEncoder().encode(typeof value === 'string' ? value : JSON.stringify(value))
       assert.throws(

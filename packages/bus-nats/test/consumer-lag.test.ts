@@ -4,7 +4,7 @@ import { AckPolicy, type JetStreamManager, jetstream, jetstreamManager } from '@
 import { consumerLag, consumerLags } from '../src/consumer-lag.ts'
 import { ensureStream } from '../src/stream.ts'
 import { STREAM_NAME } from '../src/subjects.ts'
-import { type BusEnv, createBusEnv } from './fixtures.ts'
+import { type BusEnv, createBusEnv, eventually } from './fixtures.ts'
 
 /** What `evtctl status` and the controller lag gauge read: a consumer's lag, and the controllers' consumers by name. */
 describe('consumer lag from the server’s consumer info', () => {
@@ -37,12 +37,7 @@ describe('consumer lag from the server’s consumer info', () => {
 
   test('a consumer’s lag is what it has not been given plus what it has not acknowledged', async () => {
     const lag = await consumerLag(jsm, 'ctl_b')
-    assert.deepEqual(lag && { name: lag.name, pending: lag.pending, ackPending: lag.ackPending, lag: lag.lag }, {
-      name: 'ctl_b',
-      pending: 2,
-      ackPending: 1,
-      lag: 3,
-    })
+    assert.deepEqual(lag, { name: 'ctl_b', pending: 2, ackPending: 1, lag: 3, waitingPulls: 0 })
     assert.equal(await consumerLag(jsm, 'ctl_missing'), undefined, 'no such consumer: undefined, not an error')
   })
 
@@ -55,5 +50,30 @@ describe('consumer lag from the server’s consumer info', () => {
         ['ctl_b', 3],
       ],
     )
+  })
+
+  test('a pull waiting at the server is counted; once the stream is gone no consumer has a lag', async () => {
+    // A consumer with nothing to deliver, and a pull waiting on it (what `evtctl status` shows as attached).
+    await jsm.consumers.add(STREAM_NAME, {
+      durable_name: 'idle',
+      ack_policy: AckPolicy.Explicit,
+      filter_subject: 'eventplane.*.other.>',
+    })
+    const pull = jetstream(await env.natsAs('operator'))
+      .consumers.get(STREAM_NAME, 'idle')
+      .then((c) => c.next({ expires: 30_000 }))
+      .catch(() => null) // ended by the stream's deletion below
+    await eventually(async () => (await consumerLag(jsm, 'idle'))?.waitingPulls === 1, 'the pull waits', 10_000)
+    assert.deepEqual(await consumerLag(jsm, 'idle'), {
+      name: 'idle',
+      pending: 0,
+      ackPending: 0,
+      lag: 0,
+      waitingPulls: 1,
+    })
+    await jsm.streams.delete(STREAM_NAME)
+    await pull
+    assert.equal(await consumerLag(jsm, 'ctl_b'), undefined, 'no stream: undefined, not an error')
+    assert.deepEqual(await consumerLags(jsm, 'ctl_'), [], 'no stream: none')
   })
 })

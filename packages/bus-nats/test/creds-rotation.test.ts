@@ -74,6 +74,12 @@ describe('credsFileAuthenticator', () => {
     assert.equal((authenticate('n') as { nkey: string }).nkey, await keyOf(relay), 'gone: the last good key')
     writeFileSync(file, 'half a file')
     assert.equal((authenticate('n') as { nkey: string }).nkey, await keyOf(relay), 'garbage: the last good key')
+    // Rotated: the new file read is the last good one from then on, not the first read.
+    const gateway = readFileSync(serviceCredsFile(server.authDir!, 'gateway'))
+    writeFileSync(file, gateway)
+    assert.equal((authenticate('n') as { nkey: string }).nkey, await keyOf(gateway), 'rotated: the new key')
+    writeFileSync(file, 'half a file')
+    assert.equal((authenticate('n') as { nkey: string }).nkey, await keyOf(gateway), 'garbage after the rotation')
     assert.throws(
       () => natsAuth({ natsCreds: file }),
       (e: unknown) => isEventplaneError(e, 'bus.config') && e.message.includes(file),

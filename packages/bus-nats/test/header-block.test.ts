@@ -90,6 +90,13 @@ describe('headers of a received message', () => {
       assert.equal(withHeaders!.headers, h, 'the getter returns the same headers, not a second decode')
       assert.equal(receivedHeaders(without!), undefined)
       assert.equal(decodes, 0)
+      // Headers nats.js already decoded (its getter read first) are those: not decoded again into another object.
+      const again = nc.subscribe('hb.again', { max: 1 })
+      nc.publish('hb.again', utf8.encode('{}'), { headers: sent })
+      for await (const m of again) {
+        const read = m.headers
+        assert.equal(receivedHeaders(m), read)
+      }
     } finally {
       MsgHdrsImpl.decode = decode
     }

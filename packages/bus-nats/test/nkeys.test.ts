@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { randomBytes } from 'node:crypto'
+import { createPrivateKey, createPublicKey, randomBytes } from 'node:crypto'
 import { describe, test } from 'node:test'
 import * as nkeys from '@nats-io/nkeys'
 import { credsAuthenticator as natsCredsAuthenticator } from '@nats-io/transport-node'
@@ -15,6 +15,26 @@ import {
   reissueJwt,
 } from '../src/nkeys.ts'
 import { logAccountJwt, userCreds } from '../src/nats-config/claims.ts'
+
+/** `bytes` and their CRC-16 (XMODEM, little endian) in base32, as nkeys writes a key: to make what nkeys would not. */
+function nkeyText(bytes: number[]): string {
+  let crc = 0
+  for (const b of bytes) {
+    crc ^= b << 8
+    for (let i = 0; i < 8; i++) crc = (crc & 0x8000 ? (crc << 1) ^ 0x1021 : crc << 1) & 0xffff
+  }
+  const bits = [...bytes, crc & 0xff, crc >> 8].map((b) => b.toString(2).padStart(8, '0')).join('')
+  const chunks = bits.padEnd(Math.ceil(bits.length / 5) * 5, '0').match(/.{5}/g)!
+  return chunks.map((c) => 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'[Number.parseInt(c, 2)]).join('')
+}
+
+/** A JWT of `header` and `claims` signed by `key`: over `head.body` (v2, `ed25519-nkey`) or the body alone (v1). */
+function signedJwt(header: object, claims: object, key: { sign(d: Uint8Array): Uint8Array }, v1 = false): string {
+  const head = Buffer.from(JSON.stringify(header)).toString('base64url')
+  const body = Buffer.from(JSON.stringify(claims)).toString('base64url')
+  const sig = Buffer.from(key.sign(Buffer.from(v1 ? body : `${head}.${body}`))).toString('base64url')
+  return `${head}.${body}.${sig}`
+}
 
 // bus-nats' nkeys (node:crypto) against @nats-io/nkeys (tweetnacl), the reference: the same public key, seed and
 // private key for every seed, the same signatures, and each verifies the other's.
@@ -115,5 +135,86 @@ describe('nkeys signed by node:crypto', () => {
     assert.notEqual(later.jti, claims.jti, 'a new jti')
     assert.deepEqual({ ...later, iat: 0, jti: '' }, { ...claims, iat: 0, jti: '' }, 'the same claims otherwise')
     assert.throws(() => reissueJwt(jwt, createOperator(), claims.iat + 1), /by its own issuer only/)
+  })
+
+  test('a seed of another kind, role, length or alphabet is refused, as a key of another role in a JWT', () => {
+    const seed = new TextDecoder().decode(nkeys.createUser().getSeed())
+    const user = [144 | (160 >> 5), (160 & 31) << 3] // a user seed's two bytes (seed kind 18 << 3, role 160)
+    const key = Array.from(randomBytes(32))
+    assert.ok(fromSeed(new TextEncoder().encode(nkeyText([...user, ...key]))), 'the crafted user seed is one')
+    const refused = [
+      nkeyText([user[0]! | 8, user[1]!, ...key]), // not the seed kind (the private key's is 15 << 3)
+      nkeyText([...user, ...key, 0]),
+      nkeyText([...user, ...key.slice(1)]),
+      new TextDecoder().decode(nkeys.createServer().getSeed()),
+      new TextDecoder().decode(nkeys.createCluster().getSeed()),
+      new TextDecoder().decode(nkeys.createCurve().getSeed()),
+      `${seed.slice(0, 10)}1${seed.slice(10)}`,
+      seed.toLowerCase(),
+    ]
+    for (const bad of refused) assert.throws(() => fromSeed(new TextEncoder().encode(bad)), Error, bad)
+    // A JWT signed by a server key, itself its issuer, verifies for @nats-io/jwt; not for an operator, account or user.
+    const server = nkeys.createServer()
+    assert.throws(() =>
+      decodeJwt(signedJwt({ typ: 'JWT', alg: 'ed25519-nkey' }, { iss: server.getPublicKey() }, server)),
+    )
+    // An issuer one byte longer or shorter than a key (its checksum right), signed by the key it starts with.
+    const account = fromSeed(new TextEncoder().encode(nkeyText([144, 0, ...key])))
+    const der = createPrivateKey({
+      key: Buffer.from(`302e020100300506032b657004220420${Buffer.from(key).toString('hex')}`, 'hex'),
+      format: 'der',
+      type: 'pkcs8',
+    })
+    const raw = [...createPublicKey(der).export({ format: 'der', type: 'spki' }).subarray(-32)]
+    assert.equal(nkeyText([0, ...raw]), account.getPublicKey(), "the account's key, as crafted")
+    for (const iss of [nkeyText([0, ...raw, 0]), nkeyText([0, ...raw.slice(0, 31)])]) {
+      const jwt = signedJwt({ typ: 'JWT', alg: 'ed25519-nkey' }, { iss }, account)
+      assert.throws(() => natsDecode(jwt), iss)
+      assert.throws(() => decodeJwt(jwt), iss)
+    }
+  })
+
+  test('every key made is new: two of one role never share a seed', () => {
+    for (const create of [createOperator, createAccount, createUser]) {
+      const seeds = new Set(Array.from({ length: 4 }, () => new TextDecoder().decode(create().getSeed())))
+      assert.equal(seeds.size, 4)
+    }
+  })
+
+  test("decodeJwt refuses a header or issuer @nats-io/jwt refuses, signed by the issuer's key; takes a v1 JWT", async () => {
+    const account = createAccount()
+    const jwt = new TextDecoder().decode(await userCreds('relay', account)).split('\n')[1]!
+    const claims = decodeJwt<unknown>(jwt)
+    const v2 = { typ: 'JWT', alg: 'ed25519-nkey' }
+    assert.equal(signedJwt(v2, claims, account), jwt, 'the crafted JWT is the one issued')
+    const iss = account.getPublicKey()
+    const refused: [string, RegExp][] = [
+      [signedJwt({ ...v2, typ: 'xyz' }, claims, account), /not a nats jwt - typ/],
+      [signedJwt({ ...v2, alg: 'HS256' }, claims, account), /not a nats jwt - alg/],
+      [`${jwt}.${jwt.split('.')[2]}`, /invalid jwt - 4 chunks/],
+      // The issuer's own key with a checksum that is not its own.
+      [signedJwt(v2, { ...claims, iss: iss.slice(0, -1) + (iss.endsWith('A') ? 'B' : 'A') }, account), /./],
+      // A v2 header over a v1 signature (the body alone).
+      [signedJwt(v2, claims, account, true), /sig verification failed/],
+    ]
+    for (const [bad, error] of refused) {
+      assert.throws(() => natsDecode(bad), error)
+      assert.throws(() => decodeJwt(bad), error)
+    }
+    const v1 = signedJwt({ typ: 'jwt', alg: 'ed25519' }, claims, account, true)
+    assert.deepEqual(decodeJwt(v1), natsDecode(v1))
+    assert.throws(() => decodeJwt(signedJwt({ typ: 'jwt', alg: 'ed25519' }, claims, account)), /sig verification/)
+  })
+
+  test("parseCreds refuses a creds file whose JWT its issuer did not sign, or whose JWT is another user's", async () => {
+    const account = createAccount()
+    const creds = new TextDecoder().decode(await userCreds('relay', account))
+    const jwt = creds.split('\n')[1]!
+    const claims = JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString())
+    const forged = signedJwt({ typ: 'JWT', alg: 'ed25519-nkey' }, { ...claims, name: 'admin' }, createAccount())
+    assert.throws(() => parseCreds(new TextEncoder().encode(creds.replace(jwt, forged))), /sig verification failed/)
+    const otherUser = new TextDecoder().decode(await userCreds('relay', account)).split('\n')[1]!
+    assert.throws(() => parseCreds(new TextEncoder().encode(creds.replace(jwt, otherUser))), /not the seed's user's/)
+    assert.equal(parseCreds(new TextEncoder().encode(creds)).jwt, jwt)
   })
 })

@@ -48,4 +48,35 @@ describe('relay checkpoint writer', () => {
     await writer.flush()
     assert.deepEqual(written, [4n])
   })
+
+  test('settle waits for the write in flight, then nothing queued is written and an earlier failure is dropped', async () => {
+    const written: bigint[] = []
+    const holds: (() => void)[] = []
+    let fail = false
+    const writer = new CheckpointWriter(async (c) => {
+      await new Promise<void>((resolve) => holds.push(resolve))
+      if (fail) throw new Error('lease lost')
+      written.push(c.position)
+    })
+    writer.set(at(1))
+    writer.set(at(2))
+    let settled = false
+    const settle = writer.settle().then(() => (settled = true))
+    await new Promise((resolve) => setImmediate(resolve))
+    assert.equal(settled, false, 'settle waits for the write in flight')
+    holds.shift()!()
+    await settle
+    assert.deepEqual(written, [1n], 'the checkpoint queued before settle is not written')
+    assert.equal(holds.length, 0)
+    // A write that fails, then settle: the failure is not thrown by what comes after.
+    fail = true
+    writer.set(at(3))
+    holds.shift()!()
+    await writer.settle()
+    fail = false
+    writer.set(at(4))
+    holds.shift()!()
+    await writer.flush()
+    assert.deepEqual(written, [1n, 4n])
+  })
 })

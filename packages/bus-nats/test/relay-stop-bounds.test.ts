@@ -16,6 +16,8 @@ import type { Logger } from '../src/logger.ts'
 import { Relay, type RelayState } from '../src/relay.ts'
 import { RELAY_TRACE } from '../src/relay-trace.ts'
 import { StopWaits } from '../src/server-wait.ts'
+import { settlesWithin } from '../src/settles-within.ts'
+import { unlessAborted } from '../src/unless-aborted.ts'
 import { startNatsServer, startRequestGate, type TestNatsServer } from '../src/testing/index.ts'
 import { eventually, pgLog, streamMessages, within } from './fixtures.ts'
 
@@ -391,5 +393,58 @@ describe('relay stop: every step bounded', () => {
       await lock.release()
     }
     await nextRelayPublishesTheRest(name)
+  })
+})
+
+/** The two helpers every bounded step of a stop goes through: how long it waits, and what it rejects with. */
+describe('settlesWithin and unlessAborted', () => {
+  const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length
+
+  test('settlesWithin: true once the promise settles either way, false when the bound passes first; no timer left', async () => {
+    const before = timers()
+    assert.equal(await settlesWithin(Promise.reject(new Error('failed')), 60_000), true, 'a rejection settles too')
+    assert.equal(await settlesWithin(Promise.resolve(1), 60_000), true)
+    assert.equal(timers(), before, 'the bound of a promise that settled first is cleared')
+    assert.equal(await settlesWithin(new Promise(() => {}), 5), false)
+    // Unbounded: it waits, also past the timers that a bound would have set (released by a 20 ms timer here).
+    let release!: () => void
+    const held = new Promise<void>((resolve) => (release = resolve))
+    const unbounded = settlesWithin(held, Number.POSITIVE_INFINITY)
+    setTimeout(release, 20)
+    assert.equal(await unbounded, true)
+  })
+
+  test('unlessAborted: the work, or its reason at the abort, at once when already aborted; a failing work unobserved', async () => {
+    assert.equal(await unlessAborted(Promise.resolve(7), new AbortController().signal), 7)
+    const aborted = new AbortController()
+    aborted.abort(new Error('signal reason'))
+    const given = unlessAborted(new Promise(() => {}), aborted.signal, () => new Error('mine'))
+    await within(assert.rejects(given, /mine/), 5000, 'the rejection of a signal aborted before')
+    await assert.rejects(unlessAborted(new Promise(() => {}), aborted.signal), /signal reason/)
+    const later = new AbortController()
+    let fail!: (e: Error) => void
+    const work = new Promise<never>((_, reject) => (fail = reject))
+    const givenUp = unlessAborted(work, later.signal, () => new Error('stop deadline'))
+    later.abort(new Error('signal reason'))
+    await assert.rejects(givenUp, /stop deadline/)
+    // The work given up fails afterwards: nobody awaits it, and that is no unhandled rejection.
+    const unhandled: unknown[] = []
+    const onUnhandled = (e: unknown): void => {
+      unhandled.push(e)
+    }
+    process.on('unhandledRejection', onUnhandled)
+    try {
+      // Also given up at once (the signal aborted before), its work fails afterwards.
+      let failToo!: (e: Error) => void
+      const workToo = new Promise<never>((_, reject) => (failToo = reject))
+      await assert.rejects(unlessAborted(workToo, aborted.signal), /signal reason/)
+      failToo(new Error('the read failed after all'))
+      fail(new Error('the request failed after all'))
+      await new Promise((resolve) => setImmediate(resolve))
+      await new Promise((resolve) => setImmediate(resolve))
+      assert.deepEqual(unhandled, [])
+    } finally {
+      process.off('unhandledRejection', onUnhandled)
+    }
   })
 })

@@ -153,6 +153,13 @@ describe('subscriptions', () => {
       await live.stop()
     }
     await within(live.closed, 5000, 'tail closed')
+    // Stopped, it no longer takes the tenant's messages: the server was told (an event published after the stop
+    // is in the stream, and the connection's flush that follows it brings no message).
+    const received = acme.stats().inMsgs
+    await appendIntents(env.intents, 'acme', 1, 1, 'untailed')
+    await eventually(async () => (await streamCount(operator)) === appended + 2, 'the relay to publish it')
+    await acme.flush()
+    assert.equal(acme.stats().inMsgs, received, 'no message for the stopped tail')
   })
 })
 
