@@ -166,4 +166,38 @@ describe('controller building blocks', () => {
         [0, 1, 2, 3, 4].map((i) => `${key}${i}`),
       )
   })
+  test('a keyed queue refuses no concurrency, is idle when empty, idle only after a key queued behind, and goes on past a rejected task', async () => {
+    for (const bad of [0, -1, 1.5, Number.NaN])
+      assert.throws(() => new KeyedQueue(bad), RangeError, `concurrency ${bad}`)
+    const q = new KeyedQueue(1)
+    await q.idle()
+    const gates: (() => void)[] = []
+    const done: string[] = []
+    const gated = (name: string) => async () => {
+      await new Promise<void>((r) => gates.push(r))
+      done.push(name)
+    }
+    q.push('a', gated('a1'))
+    q.push('a', gated('a2'))
+    let idle = false
+    const idled = q.idle().then(() => {
+      idle = true
+    })
+    gates.shift()!()
+    // a2 starts only after a1 settled: wait until its gate is there.
+    while (gates.length === 0) await new Promise((r) => setImmediate(r))
+    assert.deepEqual(done, ['a1'])
+    assert.equal(idle, false, 'idle while a2 of the same key is still queued')
+    assert.equal(q.size, 1)
+    gates.shift()!()
+    await idled
+    assert.deepEqual(done, ['a1', 'a2'])
+    q.push('b', () => Promise.reject(new Error('its own fault')))
+    q.push('b', async () => {
+      done.push('b2')
+    })
+    await q.idle()
+    assert.deepEqual(done, ['a1', 'a2', 'b2'])
+    assert.equal(q.size, 0)
+  })
 })
