@@ -2,11 +2,13 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { EventplaneMetrics, STREAM_NAME } from '@eventplane/bus-nats'
 import { jetstreamManager } from '@nats-io/jetstream'
-import { type RecordedEvent, WrongExpectedVersion } from '@eventplane/core'
+import { EventplaneError, type RecordedEvent, WrongExpectedVersion } from '@eventplane/core'
+import { DependencyWait } from '../src/controller/dependency-wait.ts'
 import { ControllerRunner, RECONCILE_FAILED } from '../src/controller/runner.ts'
 import type { Controller } from '../src/controller/types.ts'
 import { controllerLiveSource } from '../src/jetstream-source.ts'
 import { type LogLine, PgOutage, Recorder, holds, recordingLogger } from './controller-support.ts'
+import type { LiveDelivery } from '../src/live-source.ts'
 import { watchedSource } from './live-wrap.ts'
 import { type LiveHarness, startHarness } from './harness.ts'
 import { eventually, factoryFor, stream, within } from './helpers.ts'
@@ -216,5 +218,87 @@ describe('controllers during a PostgreSQL outage', () => {
     )
     assert.deepEqual(handedOut(), ['1:1', '1:1'], 'never redelivered')
     assert.equal((await consumer()).num_redelivered, 0)
+  })
+})
+
+describe('a dependency wait (one held delivery)', () => {
+  const unavailable = () => new EventplaneError('store.unavailable', 'PostgreSQL is unreachable')
+  const setup = (retryDelayMs: number, maxRetryDelayMs: number) => {
+    const metrics = new EventplaneMetrics()
+    const { logger, lines } = recordingLogger()
+    const stop = new AbortController()
+    const naks: (number | undefined)[] = []
+    let working = 0
+    const d = {
+      event: { event_id: 'e1' } as RecordedEvent,
+      deliveryCount: 1,
+      redelivered: false,
+      ack: () => {},
+      nak: (ms?: number) => void naks.push(ms),
+      term: () => {},
+      working: () => void working++,
+    } satisfies LiveDelivery
+    const wait = new DependencyWait(
+      { controller: 'c', signal: stop.signal, log: logger, metrics, retryDelayMs, maxRetryDelayMs },
+      { controller: 'c', event_id: 'e1' },
+    )
+    const value = async (name: 'controllerWaiting' | 'controllerRetries') =>
+      (await metrics.runtime[name].get()).values.find((v) => v.labels.controller === 'c')?.value ?? 0
+    return { wait, d, lines, stop, naks, value, worked: () => working }
+  }
+
+  test('retries back off doubling from retryDelayMs up to maxRetryDelayMs, each counted; waiting counted once until done; done starts over', async () => {
+    const { wait, d, lines, value, worked } = setup(1, 4)
+    for (let i = 0; i < 5; i++) await wait.retry(d, unavailable(), 'held')
+    assert.equal(await value('controllerWaiting'), 1)
+    assert.equal(await value('controllerRetries'), 5)
+    assert.equal(worked(), 5, 'each wait extends the ack wait')
+    wait.done()
+    assert.equal(await value('controllerWaiting'), 0)
+    await wait.retry(d, unavailable(), 'held')
+    assert.equal(await value('controllerWaiting'), 1, 'a new outage counted again')
+    wait.done()
+    wait.done()
+    assert.equal(await value('controllerWaiting'), 0, 'done twice counts down once')
+    const delays = lines.items.map((l) => [l.fields.waits, l.fields.retry_in_ms, l.fields.code])
+    assert.deepEqual(delays, [
+      [1, 1, 'store.unavailable'],
+      [2, 2, 'store.unavailable'],
+      [3, 4, 'store.unavailable'],
+      [4, 4, 'store.unavailable'],
+      [5, 4, 'store.unavailable'],
+      [1, 1, 'store.unavailable'],
+    ])
+  })
+
+  test('before a reconcile: an outage is retried, another failure naks for maxRetryDelayMs, a stop ends a wait at once and is not a failure', async () => {
+    const { wait, d, lines, stop, naks } = setup(1, 50)
+    let calls = 0
+    const after2 = await wait.beforeReconcile(d, { doing: 'reading', do: 'read' }, async () => {
+      if (++calls < 3) throw unavailable()
+      return 'read'
+    })
+    assert.deepEqual(after2, { value: 'read' })
+    assert.equal(lines.items.filter((l) => l.level === 'warn').length, 2)
+    const failed = await wait.beforeReconcile(d, { doing: 'reading', do: 'read' }, async () => {
+      throw new Error('no such table')
+    })
+    assert.equal(failed, undefined)
+    assert.deepEqual(naks, [50], "nak'ed to come back after the longest delay")
+    assert.equal(lines.items.at(-1)?.msg, 'could not read, will retry')
+    // A stop during a step that then fails: no nak, no error line (the stop is not the event's failure).
+    const logged = lines.items.length
+    const stopped = await wait.beforeReconcile(d, { doing: 'reading', do: 'read' }, async () => {
+      stop.abort()
+      throw new Error('pool ended')
+    })
+    assert.equal(stopped, undefined)
+    assert.deepEqual(naks, [50])
+    assert.equal(lines.items.length, logged)
+    // A stop ends a long wait's sleep at once (an hour's delay would outlast the test's timeout).
+    const { wait: long, d: d2, stop: stop2 } = setup(3_600_000, 3_600_000)
+    const held = long.retry(d2, unavailable(), 'held')
+    stop2.abort()
+    await within(held, 10_000, 'the wait ended by the stop')
   })
 })
