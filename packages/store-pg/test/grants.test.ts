@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { isEventplaneError } from '@eventplane/core'
-import { PgEventStore, ROLES, withTenant } from '@eventplane/store-pg'
+import { PgEventStore, ROLES, connectPg, redactUrl, roleUrl, withTenant } from '@eventplane/store-pg'
 import { useTestDatabase } from '@eventplane/store-pg/testing'
 import { factoryFor, stream } from './helpers.ts'
 
@@ -125,5 +125,38 @@ describe("the roles' grants on the event log", () => {
       rows.map((r) => r.kind),
       ['intent', 'fact'],
     )
+  })
+})
+
+describe('role URLs and the URLs printed', () => {
+  const db = useTestDatabase('ep_role_urls')
+
+  test("a role's URL is the admin URL with the role as user and no password, unless EVENTPLANE_DATABASE_URL_<ROLE> is set", async () => {
+    const admin = 'postgres://postgres:s3cret@db.example:6543/app?sslmode=require'
+    assert.equal(
+      roleUrl(admin, ROLES.factWriter, {}),
+      'postgres://eventplane_fact_writer@db.example:6543/app?sslmode=require',
+    )
+    const other = 'postgres://w:pw@elsewhere/app'
+    assert.equal(roleUrl(admin, ROLES.factWriter, { EVENTPLANE_DATABASE_URL_FACT_WRITER: other }), other)
+    assert.equal(
+      roleUrl(admin, ROLES.factWriter, { EVENTPLANE_DATABASE_URL_FACT_WRITER: '' }).includes('s3cret'),
+      false,
+    )
+    // Connected with it, PostgreSQL sees the role, and the application name `status` reads.
+    const sql = connectPg(roleUrl(db.url, ROLES.reader, {}), { max: 1 })
+    try {
+      const [row] = await sql<{ user: string; app: string }[]>`
+        select current_user as user, current_setting('application_name') as app`
+      assert.deepEqual({ ...row }, { user: ROLES.reader, app: 'eventplane' })
+    } finally {
+      await sql.end({ timeout: 5 })
+    }
+  })
+
+  test('a URL printed has its password replaced; one that does not parse is not printed at all', () => {
+    assert.equal(redactUrl('postgres://u:s3cret@h:5432/d'), 'postgres://u:***@h:5432/d')
+    assert.equal(redactUrl('nats://h:4222'), 'nats://h:4222')
+    assert.equal(redactUrl('postgres://u:s3cret@[bad-host/d'), '<unparseable url>')
   })
 })

@@ -90,4 +90,13 @@ setTimeout(() => console.log('still running'), 500)`)
     assert.equal(r.stdout, '')
     assert.match(r.stderr, /^TypeError: Cannot read properties of null \(reading 'write'\)\n {4}at /)
   })
+
+  test('the function it returns removes it: the defect is then uncaught again (exit 1)', () => {
+    const r = inChild(`const remove = guard.guardPgWriteAfterClose({ onIgnored: () => console.log('ignored') })
+remove()
+setImmediate(() => { throw ${driverError} })
+setTimeout(() => console.log('still running'), 500)`)
+    assert.equal(r.status, 1, r.stderr)
+    assert.equal(r.stdout, '')
+  })
 })
