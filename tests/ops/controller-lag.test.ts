@@ -103,6 +103,21 @@ describe('evtctl status --check judges controller lag from its JetStream consume
       const done = JSON.parse(caughtUp.stdout) as StatusReport
       assert.equal(done.controllers?.list[0]?.lag, '0')
       assert.deepEqual(done.check?.problems, [])
+      // Without the domain the consumer is still listed, as a controller nobody named.
+      const bare = await runCli(['status', '--stuck-after', '3600000', '--json'], {
+        env: {
+          EVENTPLANE_DATABASE_URL: env.db.url,
+          EVENTPLANE_NATS_URL: env.server.url,
+          EVENTPLANE_NATS_CREDS: env.server.credentials.operator!.creds,
+        },
+        timeoutMs: 120_000,
+      })
+      const unnamed = (JSON.parse(bare.stdout) as StatusReport).controllers
+      assert.equal(unnamed?.domain, null)
+      assert.deepEqual(
+        unnamed?.list.map((c) => [c.name, c.consumer, c.found, c.expected]),
+        [['held', 'ctl_held', true, false]],
+      )
       assert.equal(await scrape('eventplane_controller_lag_events{controller="held"}'), 0)
       assert.equal(await scrape('eventplane_controller_reconciled_total{controller="held"}'), 12)
 

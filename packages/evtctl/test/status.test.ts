@@ -10,6 +10,7 @@ import {
   type TestDatabase,
 } from '@eventplane/store-pg/testing'
 import type { StatusReport } from '../src/commands/status.ts'
+import { type ControllerReport, controllerLines, controllerProblems } from '../src/controller-status.ts'
 import { UNREACHABLE_NATS, UNREACHABLE_PG, failureLine, killAll, pollCli, runCli } from './helpers.ts'
 
 describe('evtctl status (PostgreSQL side)', () => {
@@ -273,5 +274,40 @@ describe('evtctl status (PostgreSQL side)', () => {
     } finally {
       await bare.drop()
     }
+  })
+})
+
+describe('the controllers section: its lines and what --check finds wrong', () => {
+  const c = (name: string, lag: number | null, waiting_pulls: number | null = 1): ControllerReport => ({
+    name,
+    consumer: `ctl_${name}`,
+    found: lag !== null,
+    expected: true,
+    lag: lag === null ? null : String(lag),
+    pending: lag === null ? null : String(lag),
+    ack_pending: lag === null ? null : '0',
+    waiting_pulls,
+  })
+
+  test('NATS not asked: the lag is unknown, a problem, whatever the list', () => {
+    const r = { unknown: 'NATS at nats://h:4222 is unreachable', domain: 'd', list: [] }
+    assert.deepEqual(controllerProblems(r, 10), ['controller lag unknown: NATS at nats://h:4222 is unreachable'])
+    assert.deepEqual(controllerLines(r), ['controllers unknown: NATS at nats://h:4222 is unreachable'])
+  })
+
+  test('no consumer yet, a lag at the bound and above it, a consumer no runner pulls from', () => {
+    const none = { unknown: null, domain: null, list: [] }
+    assert.deepEqual(controllerProblems(none, 0), [])
+    assert.deepEqual(controllerLines(none), ['controllers none yet (no ctl_* consumer)'])
+    const r = { unknown: null, domain: 'd', list: [c('a', 5), c('b', 6, 0), c('gone', null)] }
+    assert.deepEqual(controllerProblems(r, 5), [
+      'controller b lags 6 events (more than 5)',
+      'controller gone has no consumer ctl_gone (never started, or the consumer was deleted)',
+    ])
+    assert.deepEqual(controllerLines(r), [
+      'controller  a (ctl_a): lag 5 (5 pending, 0 unacknowledged)',
+      'controller  b (ctl_b): lag 6 (6 pending, 0 unacknowledged), no pull waiting (is a runner attached?)',
+      'controller  gone: no consumer ctl_gone (never started, or deleted)',
+    ])
   })
 })
