@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { EventFactory } from '@eventplane/core'
+import { EventFactory, type RecordedEvent } from '@eventplane/core'
 import { PgEventStore, ROLES } from '@eventplane/store-pg'
 import { createTestDatabase, type TestDatabase } from '@eventplane/store-pg/testing'
+import { eventCells, liveLine, logEventCells } from '../src/format.ts'
+import { Output, readAllStdin, toJson } from '../src/io.ts'
+import { alignRows } from '../src/table.ts'
 import { failureLine, killAll, runCli } from './helpers.ts'
 
 describe('evtctl read', () => {
@@ -134,5 +137,74 @@ describe('evtctl read', () => {
       assert.equal(r.code, 1, args.join(' '))
       assert.equal(failureLine(r).code, 'cli.bad_usage')
     }
+  })
+})
+
+describe('how events and rows are shown', () => {
+  const e: RecordedEvent = {
+    ...EventFactory.forTenant('acme', { causedBy: 'user:alice' }).intent(
+      { category: 'deployment', id: 'web-1' },
+      'scaled',
+      { replicas: 3 },
+    ),
+    stream_version: 7,
+    global_position: 42n,
+    tx_id: 9n,
+    recorded_at: '2026-12-02T00:00:00.000Z',
+  }
+  const hidden = { showActor: false }
+  const shown = { showActor: true }
+
+  test('a stream event, a log event and a live line: position, stream and version, and the actor only when asked', () => {
+    const rest = [e.kind, e.type, e.occurred_at, e.event_id]
+    assert.deepEqual(eventCells(e, hidden), ['v7', '@42', ...rest, '{"replicas":3}'])
+    assert.deepEqual(logEventCells(e, hidden), ['@42', 'acme/deployment/web-1 v7', ...rest, '{"replicas":3}'])
+    assert.deepEqual(logEventCells(e, shown).at(-2), 'by user:alice')
+    assert.equal(
+      liveLine(e, shown),
+      [
+        '@42',
+        'intent  ',
+        'acme/deployment/web-1 v7',
+        'scaled',
+        e.occurred_at,
+        e.event_id,
+        'by user:alice',
+        '{"replicas":3}',
+      ].join('  '),
+    )
+    assert.ok(!liveLine(e, hidden).includes('alice'))
+  })
+
+  test('rows: columns aligned, no trailing spaces, nothing for no rows; JSON with positions as strings', async () => {
+    assert.deepEqual(
+      alignRows([
+        ['a', 'bb', 'x'],
+        ['ccc', 'd', ''],
+      ]),
+      ['a    bb  x', 'ccc  d'],
+    )
+    const out: string[] = []
+    const io = { stdout: { write: (s: string) => out.push(s) }, stderr: { write: () => {} }, env: {} }
+    const view = { record: (n: bigint) => ({ n }), cells: (n: bigint) => [String(n)], header: ['n'] }
+    new Output(io, false).rows([], view)
+    new Output(io, true).rows([], view)
+    assert.deepEqual(out, [])
+    new Output(io, true).rows([2n ** 63n], view)
+    new Output(io, true).line('human only')
+    new Output(io, false).record({ machine: 'only' })
+    assert.deepEqual(out, ['{"n":"9223372036854775808"}\n'])
+    assert.equal(toJson({ p: 1n }), '{"p":"1"}')
+    const stdin = (...chunks: string[]) => ({
+      ...io,
+      stdin: (async function* () {
+        yield* chunks
+      })(),
+    })
+    assert.equal(await readAllStdin(stdin('ab', 'cd'), 4), 'abcd')
+    await assert.rejects(
+      readAllStdin(stdin('ab', 'cde'), 4),
+      (err: Error & { code?: string }) => err.code === 'core.payload_too_large',
+    )
   })
 })

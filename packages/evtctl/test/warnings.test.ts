@@ -161,7 +161,7 @@ describe('evtctl warns about typos and exposed secrets, and names what failed', 
     )
   })
 
-  test('colour only on a terminal without NO_COLOR; readable logs on a terminal, JSON lines otherwise', () => {
+  test('colour only on a terminal without NO_COLOR or TERM=dumb; readable logs on a terminal, JSON lines otherwise', () => {
     const args = [...dryRun(['--log-level', 'info'])].join(' ')
     // script(1) runs evtctl on a pseudo-terminal; its output is what the terminal would show.
     const onTty = (extra: string) =>
@@ -179,6 +179,9 @@ describe('evtctl warns about typos and exposed secrets, and names what failed', 
     assert.equal(noColor.status, 0, noColor.stdout)
     assert.ok(!noColor.stdout.includes(ESC), noColor.stdout)
     assert.match(noColor.stdout, /INFO \(evtctl\): import checked/)
+    const dumb = onTty('TERM=dumb')
+    assert.equal(dumb.status, 0, dumb.stdout)
+    assert.ok(!dumb.stdout.includes(`${ESC}[1m`), dumb.stdout)
 
     const piped = spawnSync('node', [LAUNCHER, ...dryRun(['--log-level', 'info'])], { encoding: 'utf8' })
     assert.ok(!(piped.stdout + piped.stderr).includes(ESC))
