@@ -180,9 +180,10 @@ describe('how events and rows are shown', () => {
     assert.deepEqual(
       alignRows([
         ['a', 'bb', 'x'],
-        ['ccc', 'd', ''],
+        ['ccc', 'd', 'y'],
+        ['e', '', ''],
       ]),
-      ['a    bb  x', 'ccc  d'],
+      ['a    bb  x', 'ccc  d   y', 'e'],
     )
     const out: string[] = []
     const io = { stdout: { write: (s: string) => out.push(s) }, stderr: { write: () => {} }, env: {} }
