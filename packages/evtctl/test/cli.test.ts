@@ -6,7 +6,7 @@ import { EXIT, exitCodeFor, formatFailure, toEventplaneError } from '../src/exit
 import { createLogger } from '../src/logger.ts'
 import { run } from '../src/program.ts'
 import { crossTenantRefusal } from '../src/tenant-refusal.ts'
-import { failureLine, killAll, runCli } from './helpers.ts'
+import { UNREACHABLE_PG, failureLine, killAll, runCli } from './helpers.ts'
 
 const COMMANDS = [
   'migrate',
@@ -91,6 +91,20 @@ describe('evtctl usage, help and exit codes', () => {
       assert.equal(r.code, 1, args.join(' '))
       assert.equal(failureLine(r).code, 'cli.bad_usage', args.join(' '))
     }
+  })
+
+  test('EVENTPLANE_LOG_LEVEL sets the level unless --log-level is given; a bad one is refused naming the levels', async () => {
+    const status = (env: Record<string, string>, ...flags: string[]) =>
+      runCli([...flags, 'status', '--no-nats'], { env: { EVENTPLANE_DATABASE_URL: UNREACHABLE_PG, ...env } })
+    const bad = await status({ EVENTPLANE_LOG_LEVEL: 'loud' })
+    assert.equal(bad.code, 1, bad.stderr)
+    assert.equal(failureLine(bad).code, 'cli.config')
+    assert.match(failureLine(bad).message, /^EVENTPLANE_LOG_LEVEL must be one of .*debug/)
+    const flagWins = await status({ EVENTPLANE_LOG_LEVEL: 'loud' }, '--log-level', 'warn')
+    assert.equal(failureLine(flagWins).code, 'store.unavailable', flagWins.stderr)
+    const debug = await status({ EVENTPLANE_LOG_LEVEL: 'debug' })
+    assert.equal(debug.code, 3, debug.stderr)
+    assert.match(debug.stderr, /connecting to PostgreSQL/)
   })
 
   test('an integer option below its minimum, negative or not a whole number is a usage error before any connection', async () => {

@@ -17,7 +17,7 @@ export default {}
 `
 /** A domain module with a bug: an exception thrown from a timer, where nobody can catch it, then a load that never ends. */
 const THROWING_DOMAIN_JS = `
-setTimeout(() => { throw new Error('a bug thrown from a timer') }, 10)
+setTimeout(() => { throw new Error('a bug thrown from a timer\\nits second line') }, 10)
 setInterval(() => {}, 1000)
 await new Promise(() => {})
 export default {}
@@ -103,6 +103,7 @@ describe('evtctl ends even when what it runs does not', () => {
       })
       assert.equal(r.code, 70, r.stderr)
       assert.deepEqual(failureLine(r), { code: 'cli.internal', message })
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr)
     })
   }
 })
