@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { before, describe, test } from 'node:test'
 import { type EventplaneError, isEventplaneError, type ValidEnvelope, WrongExpectedVersion } from '@eventplane/core'
+import postgres from 'postgres'
 import { PgEventStore, ROLES } from '@eventplane/store-pg'
 import { eventually, holdStream, useTestDatabase } from '@eventplane/store-pg/testing'
 import { factoryFor, stream } from './helpers.ts'
@@ -83,6 +84,24 @@ describe('append', () => {
     assert.deepEqual(returned, stored)
     assert.deepEqual([one.nextExpectedVersion, batch.nextExpectedVersion], [1, 3])
     assert.notEqual(one.events[0]!.txId, batch.events[0]!.txId)
+  })
+
+  test('the time an append returns is UTC whatever the session time zone', async () => {
+    const sql = postgres(db.roleUrl(ROLES.intentWriter), { max: 1, connection: { TimeZone: 'Asia/Kolkata' } })
+    try {
+      const [{ zone }] = await sql<{ zone: string }[]>`select current_setting('TimeZone') as zone`
+      assert.equal(zone, 'Asia/Kolkata')
+      const f = factoryFor('acme')
+      const s = stream('acme', 'returned-tz')
+      const [appended] = (await new PgEventStore(sql).append(s, [f.intent(s, 'created', {})])).events
+      const [row] = await db.admin<{ ms: string }[]>`
+        select floor(extract(epoch from recorded_at) * 1000)::bigint::text as ms from eventplane.events
+         where event_id = ${appended!.eventId}`
+      assert.match(appended!.recordedAt, /Z$/)
+      assert.equal(Date.parse(appended!.recordedAt), Number(row!.ms))
+    } finally {
+      await sql.end({ timeout: 5 })
+    }
   })
 
   test('20 concurrent appends expecting the same version: exactly one wins, no duplicate version', async () => {
