@@ -144,6 +144,50 @@ describe('evtctl never hangs: wrong services, Ctrl-C, closed pipes, root causes'
     }
   })
 
+  test('a slow PostgreSQL is waited for: its port checked and found to speak PostgreSQL, the command goes on', async () => {
+    // In front of the real server: the port check's SSLRequest passes at once; every other connection is held
+    // until a check has been answered and closed, so the first connection is slower than SLOW_CONNECT_MS.
+    const SSL_REQUEST = Buffer.from([0, 0, 0, 8, 4, 210, 22, 47])
+    let checked!: () => void
+    const checkDone = new Promise<void>((resolve) => {
+      checked = resolve
+    })
+    const sockets = new Set<import('node:net').Socket>()
+    const slow = createServer((client) => {
+      sockets.add(client)
+      client.on('error', () => {})
+      client.once('data', async (first: Buffer) => {
+        const probe = first.equals(SSL_REQUEST)
+        if (probe) client.once('close', () => checked())
+        else await checkDone
+        const upstream = connect(Number(new URL(db.url).port || 5432), new URL(db.url).hostname)
+        sockets.add(upstream)
+        upstream.on('error', () => {})
+        upstream.write(first)
+        client.pipe(upstream).pipe(client)
+      })
+    })
+    const port = await listen(slow)
+    try {
+      const url = new URL(db.url)
+      url.port = String(port)
+      const r = await startCli([
+        'read',
+        'acme/deployment/big',
+        '--from',
+        '2000',
+        '--database-url',
+        url.toString(),
+      ]).done(60_000)
+      assert.equal(r.code, 0, r.stderr)
+      assert.equal(r.stdout.trim().split('\n').length, 1, r.stdout)
+      await checkDone
+    } finally {
+      for (const socket of sockets) socket.destroy()
+      await new Promise((resolve) => slow.close(resolve))
+    }
+  })
+
   test('a listener that never answers fails within the connect timeout, naming database and role', async () => {
     const [r, ms] = await timed(silentClock, () =>
       startCli([
