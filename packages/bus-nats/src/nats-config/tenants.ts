@@ -4,7 +4,7 @@ import { EventplaneError, validateTenant } from '@eventplane/core'
 import { jetstreamManager } from '@nats-io/jetstream'
 import type { KeyPair } from '@nats-io/nkeys'
 import { type NatsConnection, connect } from '@nats-io/transport-node'
-import { credsAuthenticator, parseCreds } from '../nkeys.ts'
+import { credsAuthenticator } from '../nkeys.ts'
 import type { ConnectionOptions } from '@nats-io/transport-node'
 import { ensureStreamExists } from '../stream.ts'
 import { STREAM_NAME } from '../subjects.ts'
@@ -36,6 +36,7 @@ import {
 } from './signing-keys.ts'
 import { withAuthDirLock } from './auth-lock.ts'
 import { identityKey } from './offline-key.ts'
+import { credsKeyIssued } from './rotate.ts'
 import { seedOrCreate } from './seed-file.ts'
 import { type UserPermissions, checkTenantConsumers, tenantPermissions } from './permissions.ts'
 
@@ -202,19 +203,18 @@ export async function tombstoneRevokedAt(
   record: Pick<TenantRecord, 'tenant' | 'staged' | 'revocations'>,
 ): Promise<number> {
   const times = [...Object.values(record.staged ?? {}), ...Object.values(record.revocations ?? {})]
-  const creds = tenantCredsFile(auth.dir, record.tenant)
-  if (existsSync(creds)) times.push(...(await credsIssuedAt(creds)))
+  times.push(...(await credsIssuedAt(tenantCredsFile(auth.dir, record.tenant))))
   const last = readLastJwt(auth, record.tenant)
   if (last !== undefined) times.push(...lastTombstoneAt(last))
   return times.reduce((a, b) => (Number.isSafeInteger(b) && b > a ? b : a), revocationTime(undefined))
 }
 
+/** The `iat` of the creds file's JWT ({@link credsKeyIssued}), or none when it is missing or unreadable. */
 async function credsIssuedAt(file: string): Promise<number[]> {
-  try {
-    return [(await parseCreds(readFileSync(file))).uc.iat]
-  } catch {
-    return []
-  }
+  return credsKeyIssued(file).then(
+    (c) => [c.issued],
+    () => [],
+  )
 }
 
 function lastTombstoneAt(jwt: string): number[] {
