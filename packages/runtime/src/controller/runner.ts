@@ -400,6 +400,18 @@ export class ControllerRunner {
             await waiting.retry(d, err, 'parking waits for an unavailable dependency, retrying')
             continue
           }
+          if (isEventplaneError(err, 'store.idempotency_conflict')) {
+            // The park's id is held by an event that is not this park (appendPark keeps a park of ours): the log
+            // is append-only, so no retry can ever store it. A nak would hold one of the consumer's pending acks
+            // for ever, and the consumer is shared by every tenant: terminated unparked.
+            d.term()
+            this.#o.metrics?.runtime.controllerParked.inc({ controller: this.name })
+            this.#log.error(
+              { ...ids, reason_code: reasonCode, event: 'park.id_taken' },
+              'event terminated without a reconcile_failed: its id is held by another event',
+            )
+            return
+          }
           this.#log.error({ ...ids, ...errorFields(err) }, 'could not park event, will retry')
           d.nak(this.#o.maxRetryDelayMs ?? 5000)
           return
