@@ -10,6 +10,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { EventplaneMetrics } from '@eventplane/bus-nats'
 import { factId } from '../src/controller/fact-ids.ts'
+import { RECONCILE_STARTED } from '../src/controller/reconciles.ts'
 import { ControllerRunner, RECONCILE_FAILED } from '../src/controller/runner.ts'
 import type { Controller } from '../src/controller/types.ts'
 import { controllerLiveSource } from '../src/jetstream-source.ts'
@@ -126,6 +127,76 @@ describe('a park whose id another event holds already', () => {
       stored.map((e) => e.type),
       ['run'],
       'nothing stored under the taken ids on its stream',
+    )
+  })
+
+  test('a redelivery whose reconcile record’s id another event holds is parked, not nak’ed for ever', async () => {
+    const tasks: Controller = { ...builder, name: 'tasks', categories: ['task'] }
+    const acme = factoryFor('acme')
+    const trigger = acme.intent(stream('acme', 't1', 'task'), 'run', {})
+    const claim = acme.intent(
+      stream('acme', 'claim-r', 'note'),
+      'noted',
+      {},
+      {
+        eventId: factId('tasks', trigger.event_id, `${RECONCILE_STARTED}/1`),
+      },
+    )
+    await h.intents.append(stream('acme', 'claim-r', 'note'), [claim])
+    await h.intents.append(stream('acme', 't1', 'task'), [trigger])
+
+    const settled = new Recorder<Settled>()
+    let lost = false
+    const live = mapDeliveries(
+      controllerLiveSource(h.nc, tasks, { consumer: 'ctl_tasks', ackWaitMs: 5000, maxAckPending: 1 }),
+      (d) => {
+        const record = (how: Settled['how']) => settled.push({ eventId: d.event.event_id, how })
+        return overriding(d, {
+          // The first ack lost: the bus delivers the trigger again, and the runner records a reconcile first.
+          ack: () => {
+            if (!lost) {
+              lost = true
+              record('nak')
+              return d.nak()
+            }
+            record('ack')
+            return d.ack()
+          },
+          nak: (ms) => {
+            record('nak')
+            d.nak(ms)
+          },
+          term: () => {
+            record('term')
+            d.term()
+          },
+        })
+      },
+    )
+    const runner = new ControllerRunner({
+      controller: tasks,
+      store: h.facts,
+      live,
+      retryDelayMs: 20,
+      maxRetryDelayMs: 200,
+    })
+    stops.push(() => runner.stop())
+    await runner.start()
+
+    const settledAgain = await settled.until(
+      (s) => s.eventId === trigger.event_id && settled.items.filter((x) => x.eventId === trigger.event_id).length >= 2,
+      30_000,
+      'the redelivery settled',
+    )
+    assert.equal(settledAgain.how, 'term', 'the redelivery is parked at once: its record can never be stored')
+    const stored = await h.facts.readStreamToArray(stream('acme', 't1', 'task'))
+    assert.deepEqual(
+      stored.map((e) => [e.type, e.type === RECONCILE_FAILED ? e.data.reason_code : undefined]),
+      [
+        ['run', undefined],
+        ['built', undefined],
+        [RECONCILE_FAILED, 'store.idempotency_conflict'],
+      ],
     )
   })
 })
