@@ -117,4 +117,23 @@ describe('tenants are added and revoked live, without disturbing another tenant'
     assert.equal(unknown.code, 1, unknown.stderr)
     assert.equal(failureLine(unknown).code, 'bus.unknown_tenant')
   })
+
+  test('a revoked tenant is added again only with --readmit (attack review 2026-12-02): exit 1, bus.bad_request, nothing made without it', async () => {
+    const cli = { EVENTPLANE_NATS_URL: env.server.url, EVENTPLANE_NATS_AUTH_DIR: env.server.authDir! }
+    // acme was revoked by the first test; its events stay under its name, and a new account of it would read them.
+    const refused = await runCli(['tenant', 'add', 'acme'], { env: cli })
+    assert.equal(refused.code, 1, refused.stderr)
+    const failure = failureLine(refused)
+    assert.equal(failure.code, 'bus.bad_request')
+    assert.match(failure.message, /: tenant acme was revoked at .*--readmit\)$/)
+    assert.equal(existsSync(join(env.server.authDir!, 'tenants', 'acme.creds')), false, 'no creds written')
+    const readmitted = await runCli(['tenant', 'add', 'acme', '--readmit', '--json'], { env: cli })
+    assert.equal(readmitted.code, 0, readmitted.stderr)
+    assert.deepEqual(
+      (({ status, created }) => ({ status, created }))(
+        JSON.parse(readmitted.stdout) as { status: string; created: boolean },
+      ),
+      { status: 'active', created: true },
+    )
+  })
 })

@@ -14,6 +14,7 @@ import {
   TenantMismatch,
   formatStream,
   isExpectedVersion,
+  refuseReservedEventId,
   stampIntent,
 } from '@eventplane/core'
 import { type PgEventStore, causationInChain } from '@eventplane/store-pg'
@@ -124,7 +125,8 @@ async function checkLineage(store: PgEventStore, tenant: string, causationId: st
 /**
  * Validates and records one submitted intent. Checks, in order: size, the
  * subject's names, the body, the envelope (names, lineage, data, schema),
- * kind = intent, tenant and stream against the subject, and that a cause is
+ * kind = intent, an id not of the system's version (core's
+ * `RESERVED_EVENT_ID_VERSION`), tenant and stream against the subject, and that a cause is
  * an event of the same tenant and chain; then stamps `caused_by` and
  * appends. Nothing is written unless every check passed.
  * Throws typed errors; the caller turns them into the reply.
@@ -149,6 +151,8 @@ export async function submit(
   })
   if (event.kind !== 'intent')
     throw new Forbidden('bus.forbidden', `the gateway accepts intents only, not ${event.kind} events`)
+  // The runtime's derived ids (UUIDv5): an intent under one would keep a controller from ever storing it.
+  refuseReservedEventId(event.event_id)
   if (event.tenant_id !== target.tenant) throw new TenantMismatch(target.tenant, event.tenant_id)
   if (event.stream.category !== target.category || event.stream.id !== target.id) {
     throw new StreamMismatch(formatStream(target), formatStream({ tenant: event.tenant_id, ...event.stream }))

@@ -40,7 +40,8 @@ describe('identity seeds offline, continued', () => {
     const auth = loadAuthDir(dir)
     const admin = await connectTenantAdmin(auth, server.url)
     try {
-      return await addTenant(auth, admin, tenant)
+      // `readmit`: acme is added again after its revoke (below).
+      return await addTenant(auth, admin, tenant, { readmit: true })
     } finally {
       await admin.close()
     }

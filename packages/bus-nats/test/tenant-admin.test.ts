@@ -73,7 +73,8 @@ describe('tenant administration', () => {
     await server.revokeTenant('hooli')
     await consumerGone('hooli_tail')
     await assert.rejects(server.connectAccountUser('hooli'), (e) => isEventplaneError(e, 'bus.unknown_tenant'))
-    const again = await server.addTenant('hooli', { consumers: ['hooli_tail'] })
+    // A revoked name is added again only when asked (tenant-readmit.test.ts).
+    const again = await server.addTenant('hooli', { consumers: ['hooli_tail'], readmit: true })
     assert.equal(again.created, true)
     assert.notEqual(again.record.account, first.record.account)
     const hooli = await server.connect('hooli')
@@ -111,10 +112,11 @@ describe('tenant administration', () => {
     assert.equal(await readsConsumer(account, 'vandelay_x'), false, "the account never imported acme_x's events")
   })
 
-  test("a tenant named like the system side (a service user, system, proj, ctl) is refused: its <tenant>_… consumers would be the runtime's", async () => {
+  test("a tenant named like the system side (a service user, system, proj, ctl, evtctl) is refused: its <tenant>_… consumers would be the runtime's or the operator's", async () => {
     // Literal names, not RESERVED_TENANT_NAMES: `proj_<projection>` and `ctl_<controller>` are the runtime's
-    // consumers, whose filters span every tenant; a tenant `proj` could list one of them.
-    for (const tenant of ['operator', 'relay', 'gateway', 'controller', 'system', 'proj', 'ctl']) {
+    // consumers, whose filters span every tenant; a tenant `proj` could list one of them. `evtctl_tail` is the
+    // one an operator's `evtctl subscribe` without a tenant opens as it finds it (attack review 2026-12-02).
+    for (const tenant of ['operator', 'relay', 'gateway', 'controller', 'system', 'proj', 'ctl', 'evtctl']) {
       await assert.rejects(
         server.addTenant(tenant, { consumers: [`${tenant}_orders`] }),
         (e) => isEventplaneError(e, 'core.invalid_name') && /is reserved/.test(e.message),

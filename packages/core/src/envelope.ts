@@ -3,7 +3,7 @@ import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { type EventData, DEFAULT_MAX_DATA_BYTES, validateData } from './data.ts'
 import { InvalidEnvelope } from './errors.ts'
 import { NAME_LIMITS, validateCategory, validateStreamId, validateTenant, validateType } from './names.ts'
-import { markSystemEnvelope, refuseReservedCategory } from './reserved.ts'
+import { markSystemEnvelope, refuseReservedCategory, refuseReservedEventId } from './reserved.ts'
 import type { SchemaRegistry } from './schema-registry.ts'
 import { type StreamRef, type ValidStreamRef, isValidStreamRef, streamRef, trustedStreamRef } from './stream.ts'
 
@@ -167,8 +167,8 @@ export function validateEnvelope(value: unknown, options: EnvelopeCheckOptions =
 /**
  * Checks an intent draft (an envelope without `caused_by`, see
  * {@link IntentDraft}) as validateEnvelope checks an envelope: a client
- * refuses bad input before sending it, a reserved category included (no
- * intent is ever the system's). The gateway checks it again when it stamps
+ * refuses bad input before sending it, a reserved category and an id of the
+ * system's version included (no intent is ever the system's). The gateway checks it again when it stamps
  * it (another process, another boundary), and its store refuses a reserved
  * category there.
  */
@@ -177,6 +177,7 @@ export function validateIntentDraft(value: unknown, options: EnvelopeCheckOption
   const draft = value as IntentDraft
   checkContent(draft, options)
   refuseReservedCategory(draft.stream.category)
+  refuseReservedEventId(draft.event_id)
   checkedDrafts.add(draft)
   return draft
 }

@@ -32,9 +32,12 @@ export { NAME_LIMITS, validateCategory, validateName, validateStreamId, validate
 export type { NameKind } from './names.ts'
 export {
   RESERVED_CATEGORY_PREFIX,
+  RESERVED_EVENT_ID_VERSION,
   isReservedCategory,
+  isReservedEventId,
   isSystemEnvelope,
   refuseReservedCategory,
+  refuseReservedEventId,
 } from './reserved.ts'
 export { formatStream, isValidStreamRef, parseStream, streamRef } from './stream.ts'
 export type { StreamRef, ValidStreamRef } from './stream.ts'

@@ -1,4 +1,4 @@
-import { InvalidName } from './errors.ts'
+import { InvalidEnvelope, InvalidName } from './errors.ts'
 
 /**
  * Categories whose names begin with this prefix (in any letter case) are the system's own: the
@@ -21,6 +21,30 @@ export function refuseReservedCategory(category: string): void {
     throw new InvalidName(
       `category ${JSON.stringify(category)} is reserved for the system (names beginning with ${RESERVED_CATEGORY_PREFIX})`,
       { kind: 'category', reserved: RESERVED_CATEGORY_PREFIX },
+    )
+}
+
+/**
+ * The UUID version of the system's derived event ids: the runtime names each fact, park and reconcile record
+ * of a controller by a UUIDv5 of the controller's name, the trigger's id and a step (`factId`), so a retry
+ * writes the same ids. Anyone who knows a trigger's id can compute them; a tenant holds its own intents' ids.
+ * An intent stored under one first would hold it for ever (the log is append-only) and the runtime could
+ * never record that fact or park: so tenant input (the gateway, `draftIntent`) may not use this version.
+ */
+export const RESERVED_EVENT_ID_VERSION = 5
+
+/** True when `id` (a UUID in its text form) has the system's version ({@link RESERVED_EVENT_ID_VERSION}). */
+export function isReservedEventId(id: string): boolean {
+  return id.length === 36 && id[14] === String(RESERVED_EVENT_ID_VERSION)
+}
+
+/** Throws `core.invalid_envelope` when an intent's `id` is of the system's version: the edge's check. */
+export function refuseReservedEventId(id: string): void {
+  if (isReservedEventId(id))
+    throw new InvalidEnvelope(
+      `an intent's event_id may not be a UUIDv${RESERVED_EVENT_ID_VERSION}: name-based ids are the system's ` +
+        "(its controllers' deterministic fact ids); use a UUIDv7",
+      { reserved_version: RESERVED_EVENT_ID_VERSION },
     )
 }
 

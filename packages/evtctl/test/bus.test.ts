@@ -141,6 +141,11 @@ describe('evtctl against a project-run nats-server in the account model', () => 
       [['acme/deploy.ment/x', 'created', '--data', '{}'], 'core.invalid_name'],
       [['acme/deployment/x', 'cre*ted', '--data', '{}'], 'core.invalid_name'],
       [['acme/deployment/x', 'created', '--data', '{}', '--event-id', 'nope'], 'core.invalid_envelope'],
+      // A UUIDv5 is the runtime's kind of id (its controllers' fact ids): no intent may take one.
+      [
+        ['acme/deployment/x', 'created', '--data', '{}', '--event-id', '0190a0a0-0000-5000-8000-000000000001'],
+        'core.invalid_envelope',
+      ],
       [['acme/deployment/x', 'created', '--data', '{}', '--expected-version', 'soon'], 'cli.bad_usage'],
       [['acme/deployment/x', 'created'], 'cli.bad_usage'],
       [['acme/deployment/x', 'create', '--data', '{"image":"web:1"}'], 'core.schema_violation'],

@@ -240,6 +240,8 @@ export function checkBeforeStore(request: SubmitRequestModel): PreStore {
   const defects = envelopeDefects(stamped)
   if (defects.length > 0) return { refused: new Set(defects), why: 'envelope' }
   if (stamped.kind !== 'intent') return refuse('not an intent', 'bus.forbidden')
+  // The runtime's derived ids are UUIDv5 (attack review 2026-12-02): no intent may hold one.
+  if ((stamped.event_id as string)[14] === '5') return refuse('an id of the system’s version', 'core.invalid_envelope')
   if (stamped.tenant_id !== tenant) return refuse('tenant differs from the subject', 'core.tenant_mismatch')
   const stream = stamped.stream as { category: string; id: string }
   if (stream.category !== category || stream.id !== id)

@@ -124,9 +124,10 @@ export function servicePermissions(): Record<ServiceUser, UserPermissions> {
 /**
  * Tenant names that would collide with the system side: service users, and
  * `proj`/`ctl`, whose `<tenant>_…` consumer names are the runtime's default
- * consumer names (`proj_<projection>`, `ctl_<controller>`).
+ * consumer names (`proj_<projection>`, `ctl_<controller>`), and `evtctl`, whose
+ * `evtctl_tail` is the consumer an operator's `evtctl subscribe` without a tenant uses.
  */
-export const RESERVED_TENANT_NAMES: readonly string[] = [...SERVICE_USERS, 'system', 'proj', 'ctl']
+export const RESERVED_TENANT_NAMES: readonly string[] = [...SERVICE_USERS, 'system', 'proj', 'ctl', 'evtctl']
 
 /**
  * Checks a tenant name and its consumer names: naming rules, not a reserved

@@ -287,6 +287,12 @@ export interface AddTenantOptions {
   consumers?: readonly string[]
   /** Server-side limits of its account, over what it has (or the defaults). */
   limits?: Partial<TenantAccountLimits>
+  /**
+   * Adds a revoked tenant again (refused without it: `bus.bad_request`, nothing made). Its events stay in the
+   * log under its name, which is append-only, and the account added now reads every one of them: give a name
+   * back to the same tenant only, never to another.
+   */
+  readmit?: boolean
 }
 
 export interface AddedTenant {
@@ -328,6 +334,7 @@ async function addTenantLocked(
   options: AddTenantOptions,
 ): Promise<AddedTenant> {
   const existing = activeRecord(auth, tenant)
+  if (existing === undefined && options.readmit !== true) refuseRevokedName(auth, tenant)
   const owners = new Map<string, string>()
   for (const r of listTenants(auth))
     if (r.status === 'active' && r.tenant !== tenant) for (const c of r.consumers) owners.set(c, r.tenant)
@@ -384,6 +391,24 @@ async function addTenantLocked(
   }
   writeRecord(auth, record)
   return { record, credsFile, created: existing === undefined }
+}
+
+/**
+ * A revoked tenant's name is not added again unless asked (`readmit`): its events stay in the log under that name
+ * (append-only, in PostgreSQL and on the stream) and the consumers and imports of an account added under it read
+ * every one of them, so a name handed to someone else would hand over the revoked tenant's history (attack review
+ * 2026-12-02). Checked before anything is made.
+ */
+function refuseRevokedName(auth: AuthDir, tenant: string): void {
+  const revoked = listTenants(auth).find((r) => r.tenant === tenant && r.status === 'revoked')
+  if (revoked === undefined) return
+  throw new EventplaneError(
+    'bus.bad_request',
+    `tenant ${tenant} was revoked${revoked.revoked_at ? ` at ${revoked.revoked_at}` : ''}: its events stay in the log ` +
+      'under its name and an account added now would read every one of them; add it again only for the same tenant ' +
+      '(readmit: evtctl tenant add --readmit)',
+    { details: { tenant, ...(revoked.revoked_at ? { revoked_at: revoked.revoked_at } : {}) } },
+  )
 }
 
 /**

@@ -133,6 +133,7 @@ export function registerTenant(program: Command, kit: CommandKit): void {
         '  $ evtctl tenant rotate acme --keep-old   # the old key still works until:',
         '  $ evtctl tenant revoke-old acme          # once acme uses its new creds',
         '  $ evtctl tenant revoke acme',
+        '  $ evtctl tenant add acme --readmit   # acme again (it reads its old events): never for another tenant',
       ),
     )
 
@@ -145,16 +146,23 @@ export function registerTenant(program: Command, kit: CommandKit): void {
         .argParser(collect)
         .default([], '<tenant>_tail, <tenant>_proj, <tenant>_ctl'),
     )
+    .option(
+      '--readmit',
+      'add a revoked tenant again: the account reads every event stored under its name (the same tenant only)',
+    )
     .action(
       kit.action(async (session, cmd) => {
         const auth = authDir(session)
-        const consumers = cmd.opts<{ consumer: string[] }>().consumer
+        const { consumer: consumers, readmit } = cmd.opts<{ consumer: string[]; readmit?: boolean }>()
         // The offline record read (and checked) before the add: a corrupted one fails it with nothing changed.
         const offlineTo = identitySeedsLeftOnHost(auth)?.to
         const connections = await admin(session, auth)
         const added = await atServer(
           session,
-          addTenant(auth, connections, cmd.args[0]!, { ...(consumers.length > 0 ? { consumers } : {}) }),
+          addTenant(auth, connections, cmd.args[0]!, {
+            ...(consumers.length > 0 ? { consumers } : {}),
+            ...(readmit === true ? { readmit } : {}),
+          }),
         )
         const r = added.record
         session.log.info({ tenant: r.tenant, account: r.account, created: added.created }, 'tenant added')

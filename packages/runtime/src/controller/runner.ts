@@ -36,6 +36,9 @@ import type { Controller } from './types.ts'
 
 export { RECONCILE_FAILED } from './parked.ts'
 
+/** What recording a reconcile gives when the record's id is held by another event (see `#attempts`). */
+const RECORD_ID_TAKEN = -1
+
 /**
  * Default transient test: the typed "try again" codes, a passing failure of a dependency (core's
  * `UNAVAILABLE_CODES`, which the runner waits out without counting) or a lost race on a stream.
@@ -318,10 +321,20 @@ export class ControllerRunner {
         const begun = await waiting.beforeReconcile(
           d,
           { doing: 'recording a reconcile', do: 'record a reconcile' },
-          () => beginReconcile(this.#o.store, this.name, e, maxDeliveries),
+          // The record's id held by another event: no retry can store it (the log is append-only), so the event
+          // is parked (`RECORD_ID_TAKEN`) rather than nak'ed for ever, holding a pending ack of a shared consumer.
+          () =>
+            beginReconcile(this.#o.store, this.name, e, maxDeliveries).catch((err: unknown) => {
+              if (isEventplaneError(err, 'store.idempotency_conflict')) return RECORD_ID_TAKEN
+              throw err
+            }),
         )
         if (begun === undefined) return
         waiting.done()
+        if (begun.value === RECORD_ID_TAKEN) {
+          span.setStatus({ code: SpanStatusCode.ERROR, message: 'store.idempotency_conflict' })
+          return await this.#park(d, 'store.idempotency_conflict', 0)
+        }
         if (begun.value >= maxDeliveries) {
           span.setStatus({ code: SpanStatusCode.ERROR, message: 'runtime.reconcile_failed' })
           return await this.#park(d, 'runtime.reconcile_failed', begun.value)
@@ -399,6 +412,18 @@ export class ControllerRunner {
           if (isUnavailableError(err)) {
             await waiting.retry(d, err, 'parking waits for an unavailable dependency, retrying')
             continue
+          }
+          if (isEventplaneError(err, 'store.idempotency_conflict')) {
+            // The park's id is held by an event that is not this park (appendPark keeps a park of ours): the log
+            // is append-only, so no retry can ever store it. A nak would hold one of the consumer's pending acks
+            // for ever, and the consumer is shared by every tenant: terminated unparked.
+            d.term()
+            this.#o.metrics?.runtime.controllerParked.inc({ controller: this.name })
+            this.#log.error(
+              { ...ids, reason_code: reasonCode, event: 'park.id_taken' },
+              'event terminated without a reconcile_failed: its id is held by another event',
+            )
+            return
           }
           this.#log.error({ ...ids, ...errorFields(err) }, 'could not park event, will retry')
           d.nak(this.#o.maxRetryDelayMs ?? 5000)
