@@ -14,7 +14,7 @@ import type { connect } from '@nats-io/transport-node'
 import type { Session } from '../session.ts'
 import { type CommandKit, helpAfter } from '../command-kit.ts'
 import { CliError } from '../cli-error.ts'
-import { authDir, authDirConnection } from './tenant.ts'
+import { atServer, authDir, authDirConnection } from './tenant.ts'
 
 /** `log`, `system`, `operator` or `tenant <tenant>` as whose signing key a rotation replaces. */
 function target(which: string, tenant: string | undefined): SigningTarget | 'operator' {
@@ -78,7 +78,7 @@ export function registerKeys(program: Command, kit: CommandKit): void {
         const system = () =>
           authDirConnection(session, (url, options) => connectAuthDirUser(auth, 'system', url, options))
         if (which === 'operator') return rotateOperator(session, auth, system)
-        const r = await rotateSigningKey(auth, system, which)
+        const r = await atServer(session, rotateSigningKey(auth, system, which))
         session.log.info({ account: r.account, key: r.key, removed: r.removed }, 'signing key rotated')
         session.out.emit({ account: r.account, key: r.key, removed: r.removed, reissued: r.reissued }, () => [
           `account    ${r.account} (signing key rotated)`,
@@ -125,7 +125,7 @@ function registerMoves(keys: Command, kit: CommandKit): void {
 
 /** One step of the operator signing key's rotation; each is followed by a restart with a re-generated config. */
 async function rotateOperator(session: Session, auth: AuthDir, system: () => ReturnType<typeof connect>) {
-  const r = await rotateOperatorSigningKey(auth, system)
+  const r = await atServer(session, rotateOperatorSigningKey(auth, system))
   session.log.info({ step: r.step, key: r.key, old: r.old }, 'operator signing key rotation')
   const next =
     r.step === 'staged'
