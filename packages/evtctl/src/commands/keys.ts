@@ -123,14 +123,21 @@ function registerMoves(keys: Command, kit: CommandKit): void {
     )
 }
 
+/**
+ * What follows each step of the operator rotation: evtctl writes no server config, so the step says to run
+ * nats-setup (which reads operator.jwt anew) before the restart, not only to restart.
+ */
+const RESTART_WITH_SETUP =
+  'run nats-setup again (same --auth-dir, --store-dir and --out) and restart nats-server with the config it writes'
+
 /** One step of the operator signing key's rotation; each is followed by a restart with a re-generated config. */
 async function rotateOperator(session: Session, auth: AuthDir, system: () => ReturnType<typeof connect>) {
   const r = await atServer(session, rotateOperatorSigningKey(auth, system))
   session.log.info({ step: r.step, key: r.key, old: r.old }, 'operator signing key rotation')
   const next =
     r.step === 'staged'
-      ? 'restart nats-server with the config nats-setup writes now (it trusts both keys), then run: evtctl keys rotate operator'
-      : 'restart nats-server with the config nats-setup writes now: until then it still trusts the old key'
+      ? `${RESTART_WITH_SETUP} (it trusts both keys), then run: evtctl keys rotate operator`
+      : `${RESTART_WITH_SETUP}: until then the server still trusts the old key`
   session.out.emit({ step: r.step, key: r.key, old: r.old, pushed: r.pushed, next }, () => [
     `operator   signing key rotation ${r.step === 'staged' ? 'staged (step 1 of 2)' : 'done (step 2 of 2)'}`,
     `key        ${r.key}`,
