@@ -118,7 +118,10 @@ describe('evtctl creds rotate: service users', () => {
     for (const name of ['nobody', 'SYS', 'acme']) {
       const r = await runCli(['creds', 'rotate', name], { env: cli })
       assert.equal(r.code, 1, `${name}: ${r.stderr}`)
-      assert.equal(failureLine(r).code, 'bus.unknown_user', name)
+      const failure = failureLine(r)
+      assert.equal(failure.code, 'bus.unknown_user', name)
+      // A tenant's name is the likely slip: the line names the command for a tenant's user.
+      assert.match(failure.message, /; a tenant's user: evtctl tenant rotate <tenant>\)$/, name)
     }
     const staged = await runCli(['creds', 'revoke-old', 'nobody'], { env: cli })
     assert.equal(staged.code, 1, staged.stderr)

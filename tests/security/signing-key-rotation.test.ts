@@ -57,10 +57,11 @@ describe('evtctl keys rotate', () => {
     const out = JSON.parse(staged.stdout) as { step: string; key: string; old: string; next: string }
     assert.equal(out.step, 'staged')
     assert.notEqual(out.key, out.old)
-    assert.match(out.next, /restart nats-server with the config nats-setup writes now/)
+    // evtctl writes no server config: the step names nats-setup, run again with the same paths, before the restart.
+    assert.match(out.next, /^run nats-setup again \(same --auth-dir, --store-dir and --out\) and restart nats-server /)
     const early = await runCli(['keys', 'rotate', 'operator'], { env: cli })
     assert.notEqual(early.code, 0)
-    assert.match(early.stderr, /does not trust the new operator signing key yet: restart it/)
+    assert.match(early.stderr, /does not trust the new operator signing key yet: run nats-setup again and restart it/)
     // The services' creds still connect: nothing the server uses changed.
     for (const user of ['relay', 'gateway'] as const)
       await (

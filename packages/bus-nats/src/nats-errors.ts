@@ -5,6 +5,14 @@ import { type Status, errors } from '@nats-io/transport-node'
 
 const firstLine = (e: unknown): string => (e instanceof Error ? e.message : String(e)).split('\n')[0] ?? 'error'
 
+/**
+ * What a refused login leaves to do: the server says only "Authorization Violation", the same for a wrong password,
+ * a revoked key and a creds file a rotation has replaced since it was copied (operator walk 2026-12-02).
+ */
+const REFUSED_NEXT =
+  'a bad user or password, a revoked key, or a creds file older than the one the auth dir holds now: ' +
+  'use the current creds file'
+
 /** What a server without JetStream means: a configuration error, not "retry later". */
 export function jetStreamDisabled(where = 'the NATS server', cause?: unknown): EventplaneError {
   return new EventplaneError(
@@ -44,7 +52,11 @@ export function natsDriverError(e: unknown, action?: string): EventplaneError | 
       cause: e,
     })
   }
-  if (e instanceof errors.AuthorizationError || e instanceof errors.UserAuthenticationExpiredError)
+  if (e instanceof errors.AuthorizationError)
+    return new EventplaneError('bus.auth_failed', `NATS refused the credentials: ${firstLine(e)} (${REFUSED_NEXT})`, {
+      cause: e,
+    })
+  if (e instanceof errors.UserAuthenticationExpiredError)
     return new EventplaneError('bus.auth_failed', `NATS refused the credentials: ${firstLine(e)}`, { cause: e })
   if (e instanceof errors.TimeoutError) {
     const message = action ? `no answer in time to ${action}` : 'NATS did not answer in time'

@@ -7,6 +7,14 @@ import { natsFailure } from './nats-errors.ts'
 import { STREAM_NAME } from './subjects.ts'
 
 /**
+ * The operator's next step, on the refusal's one line (the relay exits with it): deleting the stream is the remedy,
+ * but only once its origin is known, since it may hold events the log lacks (an older backup restored).
+ */
+const FOREIGN_STREAM_NEXT =
+  'find out where it came from (a log restored or moved by evtctl import, another deployment) before deleting it ' +
+  'as the operator: a relay fills a new stream from the start of this log (docs/operating.md)'
+
+/**
  * The stream's last message is not an event of this log (another
  * deployment's stream, or a message the relay never published): the relay
  * refuses to publish into it. Fatal: an operator must look at the stream.
@@ -18,7 +26,7 @@ export class ForeignStream extends EventplaneError {
       event === undefined
         ? `message ${seq} carries no event headers`
         : `event ${event.eventId} (message ${seq}) is not in the log at ${event.txId}:${event.position}`
-    super('bus.config', `stream ${STREAM_NAME} is not this log's: its last ${what}`, {
+    super('bus.config', `stream ${STREAM_NAME} is not this log's: its last ${what}; ${FOREIGN_STREAM_NEXT}`, {
       details: { stream: STREAM_NAME, seq, event_id: event?.eventId ?? null },
     })
   }

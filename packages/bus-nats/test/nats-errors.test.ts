@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test'
 import { EventplaneError, InvalidName, isEventplaneError } from '@eventplane/core'
 import { startNatsServer, type TestNatsServer } from '@eventplane/bus-nats/testing'
 import { jetstreamManager } from '@nats-io/jetstream'
-import type { NatsConnection } from '@nats-io/transport-node'
+import { type NatsConnection, connect } from '@nats-io/transport-node'
 import { natsDriverError, natsFailure } from '../src/index.ts'
 
 /** What `p` rejects with (it must reject). */
@@ -57,6 +57,19 @@ describe('NATS failures are mapped in one place, by nats.js class', () => {
     assert.equal(natsFailure(new Error('socket gone'), 'publish').code, 'bus.unavailable')
     assert.ok(isEventplaneError(natsFailure('odd', 'x')))
     assert.ok(natsFailure(nobody, 'x') instanceof EventplaneError)
+  })
+
+  test("a refused login is bus.auth_failed saying what to check and do, not the server's two words alone", async () => {
+    const refused = await rejection(
+      connect({ servers: server.url, user: 'nobody', pass: 'wrong', maxReconnectAttempts: 0, timeout: 5000 }),
+    )
+    const typed = natsDriverError(refused)
+    assert.equal(typed?.code, 'bus.auth_failed')
+    assert.match(typed!.message, /^NATS refused the credentials: Authorization Violation \(/)
+    assert.match(
+      typed!.message,
+      /a revoked key, or a creds file older than the one the auth dir holds now: use the current/,
+    )
   })
 
   test('a publish the account may not make is bus.forbidden, naming the action', async () => {

@@ -80,13 +80,15 @@ describe('the operator signing key', () => {
     assert.deepEqual(jwtSigningKeys(loadAuthDir(dir).operatorJwt).sort(), [oldKey.getPublicKey(), staged.key].sort())
     // Before the restart the server does not trust the new key: the second step fails and nothing moves.
     // The system account's JWT first (always loaded: the JWT it applies is pushed back), and the message says what
-    // to do: restart with the config nats-setup writes.
+    // to do: run nats-setup again and restart with the config it writes (evtctl writes no config).
     await assert.rejects(
       rotateOperatorSigningKey(loadAuthDir(dir), connectSystem),
       (e) =>
         isEventplaneError(e, 'bus.jwt_not_applied') &&
         e.message.startsWith(`operator signing key rotation: ${SYSTEM_ACCOUNT}'s account JWT was not applied`) &&
-        e.message.includes('restart it with the config nats-setup writes now, then run the rotation again'),
+        e.message.includes(
+          'run nats-setup again and restart it with the config it writes, then run the rotation again',
+        ),
     )
     assert.equal(operatorSigning().current!.getPublicKey(), oldKey.getPublicKey())
     await everyAccountWorks('staged')

@@ -320,11 +320,15 @@ describe('relay: where it resumes is decided by what the stream holds', () => {
 
     // Where it looked: a log restored by export and import holds the same ids at other (tx_id, position)s.
     const at = `${forged.tx_id}:${forged.global_position}`
-    assert.match(another.message, new RegExp(`\\(message \\d+\\) is not in the log at ${at}$`))
+    assert.match(another.message, new RegExp(`\\(message \\d+\\) is not in the log at ${at}; `))
+    // And what to do (operator walk 2026-12-02: the line the relay exits with gave no next step).
+    const next = /; find out where it came from .* before deleting it as the operator: a relay fills a new stream/
+    assert.match(another.message, next)
 
     // A message without the relay's headers at the tip: refused the same way.
     await js.publish(logSubject('intent', 'acme', 'deployment', 'forged'), 'x', { headers: natsHeaders() })
     const unmarked = await refused()
     assert.match(unmarked.message, /carries no event headers/)
+    assert.match(unmarked.message, next)
   })
 })

@@ -315,6 +315,13 @@ describe('evtctl against a project-run nats-server in the account model', () => 
       env: as('acme'),
     })
     assert.equal(nobody.code, 3)
-    assert.equal(failureLine(nobody).code, 'bus.timeout')
+    const unanswered = failureLine(nobody)
+    assert.equal(unanswered.code, 'bus.timeout')
+    // The event id to retry with is on the line: evtctl drew it, the user never saw it (operator walk 2026-12-02).
+    assert.match(unanswered.message, /no gateway answered within 1000 ms \(is evtctl gateway running\?\)/)
+    assert.match(
+      unanswered.message,
+      /: retry with --event-id [0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$/,
+    )
   })
 })

@@ -69,6 +69,7 @@ export async function withAuthDirLock<T>(
         throw new Unavailable(
           'bus.unavailable',
           `the auth dir ${dir} is locked by process ${holder} (a rotation, tenant change or nats-setup); try again`,
+          { details: { auth_dir_lock: lock, holder } },
         )
       await sleep(50)
     }

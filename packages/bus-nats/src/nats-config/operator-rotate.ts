@@ -111,7 +111,7 @@ async function pushEveryAccount(auth: AuthDir, connect: ConnectSystemUser, signe
         if (!isEventplaneError(e)) throw e
         const message =
           e.code === 'bus.jwt_not_applied'
-            ? `operator signing key rotation: ${name}'s account JWT was not applied: nats-server does not trust the new operator signing key yet: restart it with the config nats-setup writes now, then run the rotation again`
+            ? `operator signing key rotation: ${name}'s account JWT was not applied: nats-server does not trust the new operator signing key yet: run nats-setup again and restart it with the config it writes, then run the rotation again`
             : `operator signing key rotation: ${name}'s account JWT was not pushed: ${e.message}; run it again`
         throw new EventplaneError(e.code, message, { cause: e, details: e.details })
       }

@@ -57,9 +57,15 @@ export async function credsUserKey(creds: Uint8Array): Promise<string> {
 export function checkAuthDirUser(user: string): AuthDirUser {
   const users: readonly string[] = [...SERVICE_USERS, SYSTEM_USER]
   if (users.includes(user)) return user as AuthDirUser
-  throw new EventplaneError('bus.unknown_user', `${user} is not an auth dir user (one of ${users.join(', ')})`, {
-    details: { user },
-  })
+  // A tenant's name is the likely slip (the operator walk's): its user is rotated by the tenant command.
+  const tenants = "a tenant's user: evtctl tenant rotate <tenant>"
+  throw new EventplaneError(
+    'bus.unknown_user',
+    `${user} is not an auth dir user (one of ${users.join(', ')}; ${tenants})`,
+    {
+      details: { user },
+    },
+  )
 }
 
 /** The public key of the user whose creds `file` holds; `bus.config` when it cannot be read. */

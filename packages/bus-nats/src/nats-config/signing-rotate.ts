@@ -24,7 +24,14 @@ import {
   promoteNextSigningKey,
 } from './signing-keys.ts'
 import type { ConnectSystemUser } from './system-rotate.ts'
-import { type TenantRecord, activeRecord, listTenants, recordAccountJwt, tenantKey } from './tenants.ts'
+import {
+  type TenantRecord,
+  activeRecord,
+  listTenants,
+  recordAccountJwt,
+  tenantKey,
+  tenantNotActive,
+} from './tenants.ts'
 
 /** Whose signing key to rotate: the log account, the system account, or an active tenant's account. */
 export type SigningTarget = { account: 'log' } | { account: 'system' } | { tenant: string }
@@ -59,10 +66,7 @@ interface RotatingAccount {
 function rotating(auth: AuthDir, target: SigningTarget): RotatingAccount {
   if ('tenant' in target) {
     const record = activeRecord(auth, target.tenant)
-    if (record === undefined)
-      throw new EventplaneError('bus.unknown_tenant', `tenant ${target.tenant} is not active in ${auth.dir}`, {
-        details: { tenant: target.tenant },
-      })
+    if (record === undefined) throw tenantNotActive(auth, target.tenant)
     const identity = tenantKey(auth, record.tenant)
     const file = tenantCredsFile(auth.dir, record.tenant)
     return {

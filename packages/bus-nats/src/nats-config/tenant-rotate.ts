@@ -15,6 +15,7 @@ import {
   activeRecord,
   recordAccountJwt,
   tenantKey,
+  tenantNotActive,
   writeRecord,
 } from './tenants.ts'
 
@@ -41,10 +42,7 @@ export interface RotateTenantOptions {
 
 function activeOrThrow(auth: AuthDir, tenant: string): TenantRecord {
   const record = activeRecord(auth, tenant)
-  if (record === undefined)
-    throw new EventplaneError('bus.unknown_tenant', `tenant ${tenant} is not active in ${auth.dir}`, {
-      details: { tenant },
-    })
+  if (record === undefined) throw tenantNotActive(auth, tenant)
   return record
 }
 

@@ -128,6 +128,23 @@ export function listTenants(auth: AuthDir): TenantRecord[] {
     .sort((a, b) => a.tenant.localeCompare(b.tenant))
 }
 
+/**
+ * `bus.unknown_tenant` for a tenant that is not active, saying which it is and what to run: a revoked one is added
+ * anew (a new account), a name the auth dir never had is looked up in the list (operator walk 2026-12-02: the line
+ * said only "not active").
+ */
+export function tenantNotActive(auth: AuthDir, tenant: string): EventplaneError {
+  const file = recordFile(auth.dir, tenant)
+  const revokedAt = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as TenantRecord).revoked_at : undefined
+  const why =
+    revokedAt === undefined
+      ? "no such tenant: evtctl tenant list shows the auth dir's tenants"
+      : `revoked at ${revokedAt}: evtctl tenant add ${tenant} adds it anew, with a new account and creds`
+  return new EventplaneError('bus.unknown_tenant', `tenant ${tenant} is not active in ${auth.dir} (${why})`, {
+    details: { tenant },
+  })
+}
+
 /** The record of `tenant` when it is active. */
 export function activeRecord(auth: AuthDir, tenant: string): TenantRecord | undefined {
   const file = recordFile(auth.dir, validateTenant(tenant))
@@ -424,10 +441,7 @@ export async function revokeTenant(auth: AuthDir, admin: TenantAdmin, tenant: st
 
 async function revokeTenantLocked(auth: AuthDir, admin: TenantAdmin, tenant: string): Promise<TenantRecord> {
   const record = activeRecord(auth, tenant)
-  if (record === undefined)
-    throw new EventplaneError('bus.unknown_tenant', `tenant ${tenant} is not active in ${auth.dir}`, {
-      details: { tenant },
-    })
+  if (record === undefined) throw tenantNotActive(auth, tenant)
   await pushAccountJwt(admin.system, await tombstoneAccountJwt(auth, record, admin.system))
   await deleteConsumers(admin.operator, record.consumers)
   rmSync(tenantCredsFile(auth.dir, tenant), { force: true })
@@ -456,10 +470,7 @@ export async function issueTenantUser(
   name: string,
   permissions: UserPermissions = {},
 ): Promise<Uint8Array> {
-  if (activeRecord(auth, tenant) === undefined)
-    throw new EventplaneError('bus.unknown_tenant', `tenant ${tenant} is not active in ${auth.dir}`, {
-      details: { tenant },
-    })
+  if (activeRecord(auth, tenant) === undefined) throw tenantNotActive(auth, tenant)
   const account = tenantKey(auth, tenant)
   return userCreds(name, account, permissions, userSigner(auth.dir, { tenant }, account))
 }

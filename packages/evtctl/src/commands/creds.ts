@@ -14,7 +14,7 @@ import {
 import type { NatsConnection } from '@nats-io/transport-node'
 import { type CommandKit, helpAfter } from '../command-kit.ts'
 import type { Session } from '../session.ts'
-import { authDir, authDirConnection } from './tenant.ts'
+import { atServer, authDir, authDirConnection } from './tenant.ts'
 
 /** The log account's user evtctl's operator commands connect as (`creds/operator.creds`). */
 const OPERATOR_USER = 'operator'
@@ -102,7 +102,7 @@ export function registerCreds(program: Command, kit: CommandKit): void {
     .action(
       kit.action<{ keepOld?: boolean }>(async (session, cmd, opts) => {
         const user = checkAuthDirUser(cmd.args[0]!)
-        const r = await rotate(session, authDir(session), user, opts.keepOld === true)
+        const r = await atServer(session, rotate(session, authDir(session), user, opts.keepOld === true))
         session.log.info({ user: r.user, key: r.key, revoked: r.revoked, staged: r.staged }, 'auth dir user rotated')
         session.out.emit(
           { user: r.user, creds_file: r.credsFile, key: r.key, revoked: r.revoked, staged: r.staged },
@@ -125,7 +125,7 @@ export function registerCreds(program: Command, kit: CommandKit): void {
       kit.action(async (session, cmd) => {
         const name = cmd.args[0]
         if (name !== undefined) checkAuthDirUser(name)
-        const revoked = await revokeOld(session, authDir(session), name)
+        const revoked = await atServer(session, revokeOld(session, authDir(session), name))
         session.log.info({ user: name, revoked }, 'staged keys revoked')
         const pushed = name === undefined ? 'the log and system account JWTs were' : "the account's JWT was"
         session.out.emit({ user: name ?? null, revoked }, () =>

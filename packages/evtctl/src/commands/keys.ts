@@ -14,7 +14,7 @@ import type { connect } from '@nats-io/transport-node'
 import type { Session } from '../session.ts'
 import { type CommandKit, helpAfter } from '../command-kit.ts'
 import { CliError } from '../cli-error.ts'
-import { authDir, authDirConnection } from './tenant.ts'
+import { atServer, authDir, authDirConnection } from './tenant.ts'
 
 /** `log`, `system`, `operator` or `tenant <tenant>` as whose signing key a rotation replaces. */
 function target(which: string, tenant: string | undefined): SigningTarget | 'operator' {
@@ -78,7 +78,7 @@ export function registerKeys(program: Command, kit: CommandKit): void {
         const system = () =>
           authDirConnection(session, (url, options) => connectAuthDirUser(auth, 'system', url, options))
         if (which === 'operator') return rotateOperator(session, auth, system)
-        const r = await rotateSigningKey(auth, system, which)
+        const r = await atServer(session, rotateSigningKey(auth, system, which))
         session.log.info({ account: r.account, key: r.key, removed: r.removed }, 'signing key rotated')
         session.out.emit({ account: r.account, key: r.key, removed: r.removed, reissued: r.reissued }, () => [
           `account    ${r.account} (signing key rotated)`,
@@ -123,14 +123,21 @@ function registerMoves(keys: Command, kit: CommandKit): void {
     )
 }
 
+/**
+ * What follows each step of the operator rotation: evtctl writes no server config, so the step says to run
+ * nats-setup (which reads operator.jwt anew) before the restart, not only to restart.
+ */
+const RESTART_WITH_SETUP =
+  'run nats-setup again (same --auth-dir, --store-dir and --out) and restart nats-server with the config it writes'
+
 /** One step of the operator signing key's rotation; each is followed by a restart with a re-generated config. */
 async function rotateOperator(session: Session, auth: AuthDir, system: () => ReturnType<typeof connect>) {
-  const r = await rotateOperatorSigningKey(auth, system)
+  const r = await atServer(session, rotateOperatorSigningKey(auth, system))
   session.log.info({ step: r.step, key: r.key, old: r.old }, 'operator signing key rotation')
   const next =
     r.step === 'staged'
-      ? 'restart nats-server with the config nats-setup writes now (it trusts both keys), then run: evtctl keys rotate operator'
-      : 'restart nats-server with the config nats-setup writes now: until then it still trusts the old key'
+      ? `${RESTART_WITH_SETUP} (it trusts both keys), then run: evtctl keys rotate operator`
+      : `${RESTART_WITH_SETUP}: until then the server still trusts the old key`
   session.out.emit({ step: r.step, key: r.key, old: r.old, pushed: r.pushed, next }, () => [
     `operator   signing key rotation ${r.step === 'staged' ? 'staged (step 1 of 2)' : 'done (step 2 of 2)'}`,
     `key        ${r.key}`,

@@ -3,8 +3,10 @@ import { resolve } from 'node:path'
 import { type Command, InvalidArgumentError } from 'commander'
 import {
   type EventData,
+  EventplaneError,
   type ExpectedVersion,
   InvalidData,
+  isEventplaneError,
   draftIntent,
   expectedVersionFromText,
   formatStream,
@@ -15,6 +17,19 @@ import { type CommandKit, intOption, tenantOption, helpAfter } from '../command-
 import type { Session } from '../session.ts'
 import { resolveStreamArg } from '../stream-arg.ts'
 import { closedFailure } from '../services/connection-closed.ts'
+
+/**
+ * A submit the gateway did not answer in time, with what to do: the intent may be recorded all the same (a slow
+ * gateway or a lost reply), so the retry must carry its event id, which evtctl drew unless --event-id gave it.
+ */
+function unanswered(failure: EventplaneError, eventId: string, timeoutMs: number): EventplaneError {
+  return new EventplaneError(
+    failure.code,
+    `${failure.message}: no gateway answered within ${timeoutMs} ms (is evtctl gateway running?); the intent may ` +
+      `be recorded all the same: retry with --event-id ${eventId}`,
+    { cause: failure, details: { ...failure.details, event_id: eventId } },
+  )
+}
 
 /** Largest `--data` input read before validation (which applies the real 64 KiB limit). */
 const MAX_INPUT_BYTES = 1024 * 1024
@@ -128,7 +143,8 @@ export function registerPublish(program: Command, kit: CommandKit): void {
           ...(opts.principal === undefined ? {} : { principal: opts.principal }),
         }).catch(async (e: unknown) => {
           // The server closed the connection under the request (its user revoked): say why, not "unavailable".
-          throw await closedFailure(nc, 'publish', session.natsIdentity, e)
+          const failure = await closedFailure(nc, 'publish', session.natsIdentity, e)
+          throw isEventplaneError(failure, 'bus.timeout') ? unanswered(failure, event.event_id, opts.timeout) : failure
         })
         session.log.info(
           { event_id: result.event_id, position: result.position, stream_version: result.stream_version },

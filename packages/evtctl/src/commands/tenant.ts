@@ -69,16 +69,21 @@ const SERVER_FAILURES: ReadonlySet<string> = new Set([
 ])
 
 /**
- * `work` on the connections of {@link admin}; its failure at the server (a push refused or unanswered, see
- * SERVER_FAILURES) names the NATS URL it went to, its password hidden, keeping its code. Others pass as they are.
+ * `work` on auth dir connections (tenant, creds and keys commands); its failure at the server (a push refused or
+ * unanswered, see SERVER_FAILURES) names the NATS URL it went to, its password hidden, keeping its code: a push to
+ * a server other than the one nats-setup configured is told by its URL. Others pass as they are, and so does a
+ * failure that names the URL already (a connection {@link authDirConnection} could not open inside `work`) and the
+ * auth dir lock's timeout (`bus.unavailable` too, but no server's doing).
  */
-async function atServer<T>(session: Session, work: Promise<T>): Promise<T> {
+export async function atServer<T>(session: Session, work: Promise<T>): Promise<T> {
   try {
     return await work
   } catch (e) {
     const typed = await toEventplaneError(e)
-    if (!SERVER_FAILURES.has(typed.code)) throw typed
-    const message = `NATS at ${redactUrl(session.config.natsUrl)}: ${typed.message}`
+    const url = redactUrl(session.config.natsUrl)
+    const named = typed.message.includes(`NATS at ${url}`)
+    if (!SERVER_FAILURES.has(typed.code) || named || typed.details.auth_dir_lock !== undefined) throw typed
+    const message = `NATS at ${url}: ${typed.message}`
     throw new EventplaneError<EvtctlErrorCode>(typed.code, message, { cause: e, details: typed.details })
   }
 }
