@@ -1,6 +1,7 @@
 /**
  * The auth dir's secrets (mutation audit 2026-11-30, NATS boundary): keys and creds are mode 0600 in a 0700
- * directory, also when a file existed with wider permissions, and running nats-setup again rotates nothing.
+ * directory, also when a file existed with wider permissions, and running nats-setup again rotates nothing; its files
+ * keep the names older auth dirs have (mutation audit 2026-12-02, mutrand).
  */
 import assert from 'node:assert/strict'
 import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
@@ -52,5 +53,28 @@ describe('auth dir', () => {
     assert.equal(mode(dir), 0o700)
     assert.equal(second.operator.getPublicKey(), first.operator.getPublicKey())
     for (const [f, content] of before) assert.equal(readFileSync(join(dir, f), 'utf8'), content, `${f} unchanged`)
+  })
+
+  test('its files have the names the docs give and older auth dirs hold (accounts/SYS.jwt …)', async () => {
+    // Upgrades read an existing auth dir by these names (mutation audit 2026-12-02, random sample: mutrand).
+    const auth = await initAuthDir(fresh())
+    const files = readdirSync(auth.dir, { recursive: true, encoding: 'utf8' }).sort()
+    assert.deepEqual(files, [
+      'accounts',
+      ...['EVENTPLANE', 'SYS'].flatMap((a) =>
+        ['jwt', 'nk', 'signing.nk', 'signing.pushed'].map((x) => `accounts/${a}.${x}`),
+      ),
+      'creds',
+      ...['controller', 'gateway', 'operator', 'relay', 'system'].map((u) => `creds/${u}.creds`),
+      'operator.jwt',
+      'operator.nk',
+      'operator.signing.nk',
+      'operator.signing.pushed',
+      'tenants',
+    ])
+    const claims = (file: string) =>
+      JSON.parse(Buffer.from(readFileSync(join(auth.dir, file), 'utf8').trim().split('.')[1]!, 'base64url').toString())
+    assert.equal(claims('accounts/SYS.jwt').name, 'SYS')
+    assert.equal(claims('accounts/EVENTPLANE.jwt').name, 'EVENTPLANE')
   })
 })

@@ -168,4 +168,19 @@ describe('heads publisher and heads stream', () => {
       assert.equal(checkHeads(found.file, ownPem).tenant, tenant)
     }
   })
+
+  test("the anchor at the stream's first message is found behind a newer refused one", async () => {
+    // The walk back reads down to sequence 1 (mutation audit 2026-12-02, mutrand: stopping at 2 went unseen).
+    await operator.streams.delete(HEADS_STREAM_NAME).catch(() => {})
+    await ensureHeadsStream(jsm)
+    const first = await publishHeads(js, headsToFile(await readHeads(db.admin, 'acme')))
+    const forged = (await js.publish(headsSubject('acme'), '{"not":"heads"}')).seq
+    assert.deepEqual([first.seq, forged], [1, 2])
+    const { found, refused } = await latestPublishedHeads(jsm, 'acme', headsOfTenant('acme'))
+    assert.equal(found?.seq, 1)
+    assert.deepEqual(
+      refused.map((r) => r.seq),
+      [2],
+    )
+  })
 })

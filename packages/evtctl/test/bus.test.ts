@@ -254,9 +254,15 @@ describe('evtctl against a project-run nats-server in the account model', () => 
         ['acme/deployment/web-1', 'scale'],
       ],
     )
-    const second = await runCli([...args, '--count', '1'], { env: as('acme') })
-    const b = parseLines<{ seq: number }>(second.stdout)
+    assert.ok(
+      a.every((e) => !('caused_by' in e)),
+      'no caused_by without --show-actor',
+    )
+    // --show-actor adds the principal (mutation audit 2026-12-02, mutrand: the option's removal went unseen).
+    const second = await runCli([...args, '--count', '1', '--show-actor'], { env: as('acme') })
+    const b = parseLines<{ seq: number; caused_by?: string }>(second.stdout)
     assert.ok(b[0]!.seq > a[1]!.seq, 'the second run resumes after the acked events')
+    assert.equal(typeof b[0]!.caused_by, 'string', second.stdout)
   })
 
   test("subscribe --tenant on an operator's consumer wider than that tenant prints only that tenant's events", async () => {

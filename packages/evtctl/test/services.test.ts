@@ -109,7 +109,7 @@ describe('service commands: evtctl relay, gateway and run, each with its own cre
     assert.equal((JSON.parse(r.stdout) as { state: { status: string } }).state.status, 'running', r.stderr)
   })
 
-  test('no service logs a password; each logs where it connects, redacted', () => {
+  test('no service logs a password; each logs where it connects, redacted', async () => {
     for (const [name, service] of services) {
       assert.ok(!service.stderr.includes(SECRET), `${name} logged the password`)
       assert.ok(!service.stdout.includes(SECRET), `${name} printed the password`)
@@ -119,6 +119,10 @@ describe('service commands: evtctl relay, gateway and run, each with its own cre
       [ROLES.relay]: tier(ROLES.relay, 'relay').EVENTPLANE_DATABASE_URL!.replace(SECRET, '***'),
     })
     assert.equal((relayStart!.settings as Record<string, string>).relayName, 'file')
+    // The name is the relay's own, not only a setting echoed (mutation audit 2026-12-02, mutrand): its lease is "main".
+    const active = () => logLines(services.get('relay')!.stderr).find((l) => l.msg === 'relay active')
+    await eventually(() => active() !== undefined, 60_000, 'the relay active')
+    assert.equal(active()!.relay, 'main')
     const gatewayStart = logLines(services.get('gateway')!.stderr).find((l) => l.msg === 'gateway process starting')
     assert.match(JSON.stringify(gatewayStart?.database), /:\*\*\*@/)
     const runStart = logLines(services.get('run')!.stderr).find((l) => l.msg === 'runner process starting')

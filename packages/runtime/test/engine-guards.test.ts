@@ -292,4 +292,27 @@ describe('the projection engine refuses what its output must never take', () => 
       assert.deepEqual({ ...left }, { states: 0, schemas: 0 }, 'nothing of the thrown-away rebuild is left')
     })
   }
+
+  test('a rebuild of a projection never run before (no init) swaps its output in', async () => {
+    // Mutation audit 2026-12-02 (mutrand): beginRebuild creating the checkpoint row itself was unseen.
+    const never = defineReducerProjection({
+      name: 'test_never_run',
+      version: 1,
+      initial: () => ({ count: 0 }),
+      apply: (s: { count: number }) => ({ count: s.count + 1 }),
+      key: (e) => `${e.stream.category}/${e.stream.id}`,
+    })
+    await append(2, 'globex')
+    const engine = new ProjectionEngine(never, projector)
+    await engine.rebuild()
+    const [row] = await db.admin<{ count: number; live: boolean }[]>`
+      select (s.state->>'count')::int as count, s.generation = c.generation as live
+        from eventplane.projection_state s join eventplane.projection_checkpoints c using (projection)
+       where s.projection = ${never.name} and s.tenant_id = 'globex' and s.key = 'deployment/web'`
+    const [logged] = await db.admin<{ n: number }[]>`
+      select count(*)::int as n from eventplane.events
+       where tenant_id = 'globex' and category = 'deployment' and stream_id = 'web'`
+    assert.ok(logged!.n >= 2)
+    assert.deepEqual({ ...row }, { count: logged!.n, live: true })
+  })
 })

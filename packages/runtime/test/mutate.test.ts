@@ -55,6 +55,33 @@ describe('mutate: status and finalizers only through facts', () => {
     })
   })
 
+  test('the facts keep the type names a log written earlier holds: status_changed … deleted fold as before', () => {
+    // Mutation audit 2026-12-02 (mutrand): a renamed constant changed what is appended and folded, unseen.
+    const plain = EventFactory.forTenant('acme', { causedBy: 'controller:test' })
+    const stored = [
+      plain.fact(s, 'status_changed', { status: 'running', reason: 'up' }),
+      plain.fact(s, 'finalizer_added', { name: 'dns-cleanup' }),
+      plain.fact(s, 'finalizer_added', { name: 'volume-cleanup' }),
+      plain.fact(s, 'finalizer_removed', { name: 'volume-cleanup' }),
+      plain.fact(s, 'deletion_requested', {}),
+    ]
+    assert.deepEqual(resourceStateOf(log(stored)), {
+      status: 'running',
+      reason: 'up',
+      finalizers: ['dns-cleanup'],
+      deletionRequested: true,
+      deleted: false,
+    })
+    assert.equal(resourceStateOf(log([...stored, plain.fact(s, 'deleted', {})])).deleted, true)
+    const written = [setStatus(f, s, 'x'), addFinalizer(f, s, 'n'), removeFinalizer(f, s, 'n'), requestDeletion(f, s)]
+    assert.deepEqual(
+      written.map((e) => e.type),
+      ['status_changed', 'finalizer_added', 'finalizer_removed', 'deletion_requested'],
+    )
+    const done = completeDeletion(f, s, resourceStateOf(log([requestDeletion(f, s)])))
+    assert.equal(done.type, 'deleted')
+  })
+
   test('deletion completes only when deletion was requested and no finalizer is left', () => {
     const events = [addFinalizer(f, s, 'dns-cleanup'), addFinalizer(f, s, 'volume-cleanup')]
     assert.throws(

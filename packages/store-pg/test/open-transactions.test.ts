@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { before, describe, test } from 'node:test'
+import postgres from 'postgres'
 import {
   type OpenTransaction,
   PgEventStore,
@@ -79,6 +80,25 @@ describe('open transactions, classified by whether they hold this log back', () 
       assert.ok(BigInt(other.xid) < BigInt(mine.xid), seen)
     } finally {
       await mine.release()
+    }
+  })
+
+  test('a session lists its application name, one without a name null (not "")', async () => {
+    // Mutation audit 2026-12-02 (mutrand): status showed an empty name as "" unseen.
+    const named = postgres(db.url, { max: 1, onnotice: () => {}, connection: { application_name: 'ep-open-tx-app' } })
+    const unnamed = postgres(db.url, { max: 1, onnotice: () => {}, connection: { application_name: '' } })
+    const held: HeldXid[] = []
+    try {
+      held.push(await holdXid(named), await holdXid(unnamed))
+      const all = await openTransactions(db.connect(ROLES.operator, 1))
+      assert.deepEqual(
+        held.map((h) => find(all, h)?.application),
+        ['ep-open-tx-app', null],
+      )
+    } finally {
+      for (const h of held) await h.release()
+      await named.end()
+      await unnamed.end()
     }
   })
 
