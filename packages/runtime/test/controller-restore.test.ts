@@ -19,7 +19,7 @@ import type { LiveDelivery, LiveSource } from '../src/live-source.ts'
 import { Recorder, recordingLogger } from './controller-support.ts'
 import { type LiveHarness, startHarness } from './harness.ts'
 import { factoryFor, stream } from './helpers.ts'
-import { mapDeliveries, overriding } from './live-wrap.ts'
+import { recordingEach } from './live-wrap.ts'
 
 /** How a runner settled a delivery of one event. */
 interface Settled {
@@ -62,30 +62,13 @@ describe('a controller after its log was restored by export and import', () => {
     extra: { metrics?: EventplaneMetrics; loseFirstAckOf?: string } = {},
   ) {
     let lost = false
-    const live = mapDeliveries(
+    const live = recordingEach(
       controllerLiveSource(h.nc, builder, { consumer: 'ctl_builder', ackWaitMs: 5000 }),
+      (d, how) => settled.push({ eventId: d.event.event_id, how }),
       (d) => {
-        const record = (how: Settled['how']) => settled.push({ eventId: d.event.event_id, how })
-        return overriding(d, {
-          ack: () => {
-            // A lost ack: the bus delivers the event again (a redelivery, as after a worker's restart).
-            if (d.event.event_id === extra.loseFirstAckOf && !lost) {
-              lost = true
-              record('nak')
-              return d.nak()
-            }
-            record('ack')
-            return d.ack()
-          },
-          nak: (ms) => {
-            record('nak')
-            d.nak(ms)
-          },
-          term: () => {
-            record('term')
-            d.term()
-          },
-        })
+        if (lost || d.event.event_id !== extra.loseFirstAckOf) return false
+        lost = true
+        return true
       },
     )
     const runner = new ControllerRunner({

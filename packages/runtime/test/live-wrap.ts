@@ -57,6 +57,38 @@ export function recordingSettlements(
   )
 }
 
+/**
+ * `live`, each delivery's settlement reported to `record(d, how)` before it goes through. An ack for which
+ * `loseAck(d)` is true becomes a nak, recorded as one: a lost ack, so the bus delivers the event again (a
+ * redelivery, as after a worker's restart).
+ */
+export function recordingEach(
+  live: LiveSource,
+  record: (d: LiveDelivery, how: 'ack' | 'nak' | 'term') => void,
+  loseAck: (d: LiveDelivery) => boolean = () => false,
+): LiveSource {
+  return mapDeliveries(live, (d) =>
+    overriding(d, {
+      ack: () => {
+        if (loseAck(d)) {
+          record(d, 'nak')
+          return d.nak()
+        }
+        record(d, 'ack')
+        return d.ack()
+      },
+      nak: (ms) => {
+        record(d, 'nak')
+        d.nak(ms)
+      },
+      term: () => {
+        record(d, 'term')
+        d.term()
+      },
+    }),
+  )
+}
+
 /** `d` with the given methods in place of its own; the rest call through to `d`. */
 export function overriding(
   d: LiveDelivery,

@@ -17,7 +17,7 @@ import { controllerLiveSource } from '../src/jetstream-source.ts'
 import { Recorder, recordingLogger } from './controller-support.ts'
 import { type LiveHarness, startHarness } from './harness.ts'
 import { eventually, factoryFor, stream } from './helpers.ts'
-import { mapDeliveries, overriding } from './live-wrap.ts'
+import { recordingEach } from './live-wrap.ts'
 
 interface Settled {
   eventId: string
@@ -68,25 +68,9 @@ describe('a park whose id another event holds already', () => {
     const { logger, lines } = recordingLogger()
     const metrics = new EventplaneMetrics()
     // One pending ack: the smallest consumer a poisoned event could fill (the default is 1,000).
-    const live = mapDeliveries(
+    const live = recordingEach(
       controllerLiveSource(h.nc, builder, { consumer: 'ctl_builder', ackWaitMs: 5000, maxAckPending: 1 }),
-      (d) => {
-        const record = (how: Settled['how']) => settled.push({ eventId: d.event.event_id, how })
-        return overriding(d, {
-          ack: () => {
-            record('ack')
-            return d.ack()
-          },
-          nak: (ms) => {
-            record('nak')
-            d.nak(ms)
-          },
-          term: () => {
-            record('term')
-            d.term()
-          },
-        })
-      },
+      (d, how) => settled.push({ eventId: d.event.event_id, how }),
     )
     const runner = new ControllerRunner({
       controller: builder,
@@ -147,30 +131,14 @@ describe('a park whose id another event holds already', () => {
 
     const settled = new Recorder<Settled>()
     let lost = false
-    const live = mapDeliveries(
+    const live = recordingEach(
       controllerLiveSource(h.nc, tasks, { consumer: 'ctl_tasks', ackWaitMs: 5000, maxAckPending: 1 }),
-      (d) => {
-        const record = (how: Settled['how']) => settled.push({ eventId: d.event.event_id, how })
-        return overriding(d, {
-          // The first ack lost: the bus delivers the trigger again, and the runner records a reconcile first.
-          ack: () => {
-            if (!lost) {
-              lost = true
-              record('nak')
-              return d.nak()
-            }
-            record('ack')
-            return d.ack()
-          },
-          nak: (ms) => {
-            record('nak')
-            d.nak(ms)
-          },
-          term: () => {
-            record('term')
-            d.term()
-          },
-        })
+      (d, how) => settled.push({ eventId: d.event.event_id, how }),
+      // The first ack lost: the bus delivers the trigger again, and the runner records a reconcile first.
+      () => {
+        if (lost) return false
+        lost = true
+        return true
       },
     )
     const runner = new ControllerRunner({
