@@ -144,7 +144,7 @@ describe('tenant rotate: a new user key for one tenant, live', () => {
         // Which of the two, and what to run (operator walk 2026-12-02: the line said only "not active").
         const next =
           tenant === 'hooli'
-            ? /\(revoked at \d{4}-\d\d-\d\dT[\d:.]+Z: evtctl tenant add hooli adds it anew, with a new account and creds\)$/
+            ? /\(revoked at \d{4}-\d\d-\d\dT[\d:.]+Z: evtctl tenant add hooli --readmit adds the same tenant again, with a new account and creds that read its old events\)$/
             : /\(no such tenant: evtctl tenant list shows the auth dir's tenants\)$/
         assert.match(failure.message, next, `${command} ${tenant}`)
       }

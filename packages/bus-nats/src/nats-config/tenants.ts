@@ -128,18 +128,23 @@ export function listTenants(auth: AuthDir): TenantRecord[] {
     .sort((a, b) => a.tenant.localeCompare(b.tenant))
 }
 
+/** The record of `tenant` when it was revoked (its name stays taken: its events stay in the log under it). */
+function revokedRecord(auth: AuthDir, tenant: string): TenantRecord | undefined {
+  return listTenants(auth).find((r) => r.tenant === tenant && r.status === 'revoked')
+}
+
 /**
- * `bus.unknown_tenant` for a tenant that is not active, saying which it is and what to run: a revoked one is added
- * anew (a new account), a name the auth dir never had is looked up in the list (operator walk 2026-12-02: the line
- * said only "not active").
+ * `bus.unknown_tenant` for a tenant that is not active, saying which it is and what to run: a revoked one comes
+ * back only as itself (`--readmit`, see {@link refuseRevokedName}), a name the auth dir never had is looked up in
+ * the list (operator walk 2026-12-02: the line said only "not active").
  */
 export function tenantNotActive(auth: AuthDir, tenant: string): EventplaneError {
-  const file = recordFile(auth.dir, tenant)
-  const revokedAt = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as TenantRecord).revoked_at : undefined
+  const revoked = revokedRecord(auth, tenant)
   const why =
-    revokedAt === undefined
+    revoked === undefined
       ? "no such tenant: evtctl tenant list shows the auth dir's tenants"
-      : `revoked at ${revokedAt}: evtctl tenant add ${tenant} adds it anew, with a new account and creds`
+      : `revoked${revoked.revoked_at ? ` at ${revoked.revoked_at}` : ''}: evtctl tenant add ${tenant} --readmit ` +
+        'adds the same tenant again, with a new account and creds that read its old events'
   return new EventplaneError('bus.unknown_tenant', `tenant ${tenant} is not active in ${auth.dir} (${why})`, {
     details: { tenant },
   })
@@ -417,7 +422,7 @@ async function addTenantLocked(
  * 2026-12-02). Checked before anything is made.
  */
 function refuseRevokedName(auth: AuthDir, tenant: string): void {
-  const revoked = listTenants(auth).find((r) => r.tenant === tenant && r.status === 'revoked')
+  const revoked = revokedRecord(auth, tenant)
   if (revoked === undefined) return
   throw new EventplaneError(
     'bus.bad_request',
