@@ -13,6 +13,7 @@ import type { NatsConnection } from '@nats-io/transport-node'
 import type { StatusReport } from '../../packages/evtctl/src/commands/status.ts'
 import { type CliResult, killAll, pollCli, runCli } from '../../packages/evtctl/test/helpers.ts'
 import { type BusEnv, appendIntents, createBusEnv, eventually } from '../../packages/bus-nats/test/fixtures.ts'
+import { spawnRelay } from '../faults/support/children.ts'
 import { metric } from './support.ts'
 
 const MAX_BYTES = 32 * 1024
@@ -181,5 +182,23 @@ describe("evtctl status shows the log stream's fill; --check judges it", () => {
       report.check?.problems.includes(`stream ${STREAM_NAME} state unknown: ${report.stream?.unknown}`),
       JSON.stringify(report.check?.problems),
     )
+  })
+
+  test("evtctl relay sets the stream's max_bytes and max_age from EVENTPLANE_STREAM_MAX_BYTES and _MAX_AGE_MS", async () => {
+    await relay.stop()
+    const twoDays = 2 * 86_400_000
+    const child = spawnRelay(env, 'default', {
+      EVENTPLANE_STREAM_MAX_BYTES: String(MAX_BYTES * 8),
+      EVENTPLANE_STREAM_MAX_AGE_MS: String(twoDays),
+    })
+    try {
+      // Generous: on this shared machine a tsx process took over 20 s to start under load.
+      await child.waitForLog('relay active', 120_000)
+      const r = reportOf(await status('--json'))
+      assert.deepEqual([r.stream?.max_bytes, r.stream?.max_age_ms], [String(MAX_BYTES * 8), twoDays])
+      assert.match((await status()).stdout, /^stream +EVENTPLANE: .*, 65 messages, max_age 2d$/m)
+    } finally {
+      await child.kill('SIGTERM')
+    }
   })
 })
