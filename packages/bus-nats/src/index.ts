@@ -25,6 +25,7 @@ export {
   ensureStream,
   ensureStreamExists,
   eventplaneStreamConfig,
+  streamInfo,
 } from './stream.ts'
 export type { EnsureStreamOptions } from './stream.ts'
 export {

@@ -151,7 +151,15 @@ export class RelayDrain {
         // or the stream was replaced under us (its new copy must be filled from the start).
         if (!isOrderBreak(failure)) {
           const error = natsFailure(failure, `publish event ${stuck.event.event_id}`)
-          this.#o.logger.warn({ ...where, ...errorFields(error) }, 'publish failed')
+          // JetStream's own refusal (10077 when the stream cannot store it: full at max_bytes) is counted by code,
+          // so a full stream, which stops publishing for every tenant, can be alerted on without reading logs.
+          const apiCode = error.details.api_code
+          if (typeof apiCode === 'number')
+            this.#o.metrics?.relay.publishRefusals.inc({ relay: this.#o.relay, api_code: String(apiCode) })
+          this.#o.logger.warn(
+            { ...where, ...errorFields(error), ...(typeof apiCode === 'number' ? { api_code: apiCode } : {}) },
+            'publish failed',
+          )
           throw error
         }
         this.#o.logger.info(

@@ -223,7 +223,7 @@ export const COMMANDS: readonly LazyCommand[] = [
     name: 'status',
     usage: '[options]',
     summary:
-      'log head, relay lag and liveness, projection checkpoints, controller lag, and what holds the gap-safe read back',
+      "log head, relay lag and liveness, projection checkpoints, controller lag, the log stream's fill, and what holds the gap-safe read back",
     load: async () => (await import('./commands/status.ts')).registerStatus,
   },
   {

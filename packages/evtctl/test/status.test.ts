@@ -11,6 +11,7 @@ import {
 } from '@eventplane/store-pg/testing'
 import type { StatusReport } from '../src/commands/status.ts'
 import { type ControllerReport, controllerLines, controllerProblems } from '../src/controller-status.ts'
+import { type StreamReport, formatBytes, formatDuration, streamLine, streamProblems } from '../src/stream-status.ts'
 import { UNREACHABLE_NATS, UNREACHABLE_PG, failureLine, killAll, pollCli, runCli } from './helpers.ts'
 
 describe('evtctl status (PostgreSQL side)', () => {
@@ -309,5 +310,55 @@ describe('the controllers section: its lines and what --check finds wrong', () =
       'controller  b (ctl_b): lag 6 (6 pending, 0 unacknowledged), no pull waiting (is a runner attached?)',
       'controller  gone: no consumer ctl_gone (never started, or deleted)',
     ])
+  })
+})
+
+describe('the stream section: its line and what --check finds wrong', () => {
+  const s = (bytes: number | null, maxBytes: number | null, maxAgeMs: number | null = null): StreamReport => ({
+    name: 'EVENTPLANE',
+    unknown: null,
+    found: true,
+    messages: '7',
+    bytes: bytes === null ? null : String(bytes),
+    max_bytes: maxBytes === null ? null : String(maxBytes),
+    fill_percent: bytes === null || maxBytes === null ? null : Math.floor((bytes * 10_000) / maxBytes) / 100,
+    max_age_ms: maxAgeMs,
+  })
+
+  test('exactly at the bound is a problem, one byte below is not; no max_bytes is never full', () => {
+    assert.deepEqual(streamProblems(s(900, 1000), 90), [
+      'stream EVENTPLANE is 90% full (900 of 1000 bytes, at or above 90%): once full the relay stops publishing for every tenant',
+    ])
+    // 89.99 %: shown rounded down, and not yet at the bound.
+    assert.deepEqual(streamProblems(s(8999, 10_000), 90), [])
+    assert.deepEqual(streamProblems(s(10_000, 10_000), 100).length, 1)
+    assert.deepEqual(streamProblems(s(5 * 1024 ** 4, null), 1), [])
+  })
+
+  test('NATS unable to tell and a missing stream are problems, each one line', () => {
+    const unknown = { ...s(null, null), unknown: 'NATS at nats://h:4222 is unreachable', found: false }
+    assert.deepEqual(streamProblems(unknown, 90), [
+      'stream EVENTPLANE state unknown: NATS at nats://h:4222 is unreachable',
+    ])
+    assert.equal(streamLine(unknown), 'stream      EVENTPLANE unknown: NATS at nats://h:4222 is unreachable')
+    const missing = { ...s(null, null), found: false }
+    assert.deepEqual(streamProblems(missing, 90), [
+      'stream EVENTPLANE does not exist (the relay creates it when it starts)',
+    ])
+    assert.equal(streamLine(missing), 'stream      EVENTPLANE does not exist (the relay creates it when it starts)')
+  })
+
+  test('the line: fill, bytes of max_bytes in binary units, messages, max_age when set', () => {
+    const gib = 1024 ** 3
+    assert.equal(
+      streamLine(s(3 * gib + gib / 2, 4 * gib, 7 * 86_400_000 + 3_600_000)),
+      `stream      EVENTPLANE: 87.5% full, ${3.5 * gib} of ${4 * gib} bytes (3.5 GiB of 4.0 GiB), 7 messages, max_age 7d1h`,
+    )
+    assert.equal(streamLine(s(512, null)), 'stream      EVENTPLANE: 512 bytes (512 B), no max_bytes limit, 7 messages')
+    assert.deepEqual(
+      [formatBytes(1023), formatBytes(1536), formatBytes(5 * 1024 ** 4)],
+      ['1023 B', '1.5 KiB', '5.0 TiB'],
+    )
+    assert.deepEqual([formatDuration(90_000), formatDuration(3_600_000), formatDuration(500)], ['1m30s', '1h', '500ms'])
   })
 })

@@ -72,6 +72,12 @@ function relayMetrics(registers: Registry[]) {
       labelNames: ['relay'] as const,
       registers,
     }),
+    publishRefusals: new Counter({
+      name: 'eventplane_relay_publish_refusals_total',
+      help: 'Publishes JetStream refused, by its API error code (10077: the stream could not store it, e.g. full at max_bytes); the relay retries',
+      labelNames: ['relay', 'api_code'] as const,
+      registers,
+    }),
     oldestTransaction: new Gauge({
       name: 'eventplane_relay_oldest_transaction_age_seconds',
       help: "Age of the oldest transaction holding back the log's gap-safe read: this database's, or a prepared one (not another database's); 0 when none",

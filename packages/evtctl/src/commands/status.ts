@@ -1,4 +1,4 @@
-import type { Command } from 'commander'
+import { type Command, InvalidArgumentError } from 'commander'
 import { type RebuildReport, rebuildNote, rebuildReport } from '../rebuild-note.ts'
 import { Unavailable, formatCheckpoint } from '@eventplane/core'
 import { DEFAULT_RELAY_NAME } from '@eventplane/bus-nats'
@@ -19,6 +19,13 @@ import {
 } from '../controller-status.ts'
 import { type GatewayProbe, probeGateway } from '../probes.ts'
 import { type LogAccountProbe, probeLogAccount } from '../log-account-probe.ts'
+import {
+  DEFAULT_MAX_STREAM_FILL,
+  type StreamReport,
+  collectStream,
+  streamLine,
+  streamProblems,
+} from '../stream-status.ts'
 import type { Session } from '../session.ts'
 
 /** How old a transaction holding an xid must be for `status` to call it stuck, by default (the relay guard's default bound). */
@@ -94,8 +101,10 @@ export interface StatusReport {
   log_account?: LogAccountProbe
   /** Each controller's lag from its durable JetStream consumer (`ctl_<name>`); absent with --no-nats. */
   controllers?: ControllersReport
+  /** The log stream (EVENTPLANE): messages, bytes, max_bytes and fill; absent with --no-nats. */
+  stream?: StreamReport
   /** With --check: what is wrong, one sentence per problem (empty when healthy). */
-  check?: { healthy: boolean; problems: string[]; max_lag: number; relay: string }
+  check?: { healthy: boolean; problems: string[]; max_lag: number; relay: string; max_stream_fill: number }
 }
 
 /** Events a relay, projection or controller may lag before `status --check` calls it a problem, by default. */
@@ -107,9 +116,15 @@ export const DEFAULT_MAX_LAG = 1000
  * projection lagging more than `maxLag`, a transaction holding the read back
  * longer than the stuck bound, the gateway not answering (when probed), and
  * (when NATS was asked) a controller lagging more than `maxLag`, missing its
- * consumer though the domain names it, or NATS unable to tell.
+ * consumer though the domain names it, or NATS unable to tell, and the log
+ * stream filled to `maxStreamFill` percent or more, missing, or its state unknown.
  */
-export function healthProblems(r: StatusReport, relay: string, maxLag: number): string[] {
+export function healthProblems(
+  r: StatusReport,
+  relay: string,
+  maxLag: number,
+  maxStreamFill: number = DEFAULT_MAX_STREAM_FILL,
+): string[] {
   const problems: string[] = []
   const named = r.relays.find((x) => x.name === relay)
   if (named === undefined || !named.active)
@@ -126,8 +141,18 @@ export function healthProblems(r: StatusReport, relay: string, maxLag: number): 
   }
   if (r.gateway && r.gateway.alive !== true) problems.push(`the gateway is not answering: ${r.gateway.detail}`)
   if (r.controllers) problems.push(...controllerProblems(r.controllers, maxLag))
+  if (r.stream) problems.push(...streamProblems(r.stream, maxStreamFill))
   if (r.log_account && r.log_account.applied !== true) problems.push(`the log account: ${r.log_account.detail}`)
   return problems
+}
+
+/** A whole percent from 1 to 100, for `--max-stream-fill`. */
+function percentOption(name: string): (value: string) => number {
+  return (value) => {
+    if (!/^\d{1,3}$/.test(value) || Number(value) < 1 || Number(value) > 100)
+      throw new InvalidArgumentError(`${name} must be a whole percent from 1 to 100`)
+    return Number(value)
+  }
 }
 
 function transactionReport(t: OpenTransaction): TransactionReport {
@@ -243,6 +268,7 @@ export function statusLines(r: StatusReport): string[] {
     lines.push(`gateway     ${state}: ${r.gateway.detail}`)
   }
   if (r.controllers) lines.push(...controllerLines(r.controllers))
+  if (r.stream) lines.push(streamLine(r.stream))
   if (r.log_account) {
     const state =
       r.log_account.applied === true ? 'applied' : r.log_account.applied === false ? 'not applied' : 'unknown'
@@ -253,14 +279,14 @@ export function statusLines(r: StatusReport): string[] {
   return lines
 }
 
-/** `evtctl status`: log head, what holds the gap-safe read back, relay, projection and controller lag. */
+/** `evtctl status`: log head, what holds the gap-safe read back, relay, projection and controller lag, the log stream. */
 export function registerStatus(program: Command, kit: CommandKit): void {
   program
     .command('status')
     .description(
-      'log head, relay lag and liveness, projection checkpoints, controller lag, and what holds the gap-safe read back',
+      "log head, relay lag and liveness, projection checkpoints, controller lag, the log stream's fill, and what holds the gap-safe read back",
     )
-    .option('--no-nats', 'skip the gateway probe and controller lag (PostgreSQL only)')
+    .option('--no-nats', 'skip the gateway probe, controller lag and the log stream (PostgreSQL only)')
     .option(
       '--stuck-after <ms>',
       'call a transaction holding an xid longer than this stuck',
@@ -275,6 +301,12 @@ export function registerStatus(program: Command, kit: CommandKit): void {
       intOption('--max-lag', 0),
       DEFAULT_MAX_LAG,
     )
+    .option(
+      '--max-stream-fill <percent>',
+      "with --check: the log stream's fill (percent of its max_bytes) at which it is a problem",
+      percentOption('--max-stream-fill'),
+      DEFAULT_MAX_STREAM_FILL,
+    )
     .addOption(tenantOption())
     .addOption(domainOption())
     .addHelpText(
@@ -283,9 +315,15 @@ export function registerStatus(program: Command, kit: CommandKit): void {
         'With --check, unhealthy means: the relay (--relay) is not active or lags more than --max-lag events, a',
         'projection lags more than --max-lag, a transaction holds the read back longer than --stuck-after, or',
         '(unless --no-nats) the gateway does not answer, a controller lags more than --max-lag, a controller of the',
-        'domain (--domain) has no consumer, NATS cannot tell, or (with EVENTPLANE_NATS_AUTH_DIR) the server does',
-        'not apply the auth dir\'s log account JWT (accounts/EVENTPLANE.jwt). Each problem is one "check" line (or',
-        'check.problems with --json) and the exit code is 3; healthy is exit 0.',
+        'domain (--domain) has no consumer, NATS cannot tell, the log stream (EVENTPLANE) is filled to',
+        '--max-stream-fill percent of its max_bytes or more, does not exist or NATS cannot tell its state, or (with',
+        "EVENTPLANE_NATS_AUTH_DIR) the server does not apply the auth dir's log account JWT (accounts/EVENTPLANE.jwt).",
+        'Each problem is one "check" line (or check.problems with --json) and the exit code is 3; healthy is exit 0.',
+        '',
+        "The stream line shows the log stream's fill (bytes of max_bytes), messages and max_age. Every tenant's",
+        'events go through it; once full it refuses new messages and the relay stops publishing for every tenant',
+        'until there is room (nothing is lost: the PostgreSQL log keeps every event). Reading it needs',
+        '$JS.API.STREAM.INFO.EVENTPLANE (the operator, relay and controller NATS users have it).',
         '',
         "A controller's lag is what its durable consumer (ctl_<name>) has not acknowledged: pending plus delivered",
         'and unacknowledged events. Listing consumers needs the operator NATS user (operator.creds).',
@@ -305,25 +343,39 @@ export function registerStatus(program: Command, kit: CommandKit): void {
       ),
     )
     .action(
-      kit.action<{ nats: boolean; stuckAfter: number; check?: boolean; relay: string; maxLag: number }>(
-        async (session, _command, options) => {
-          const report = await collectPgStatus(session, options.stuckAfter, options.relay)
-          if (options.nats) {
-            report.gateway = await probeGateway(session)
-            report.controllers = await collectControllers(session)
-            const logAccount = await probeLogAccount(session)
-            if (logAccount !== undefined) report.log_account = logAccount
+      kit.action<{
+        nats: boolean
+        stuckAfter: number
+        check?: boolean
+        relay: string
+        maxLag: number
+        maxStreamFill: number
+      }>(async (session, _command, options) => {
+        const report = await collectPgStatus(session, options.stuckAfter, options.relay)
+        if (options.nats) {
+          report.gateway = await probeGateway(session)
+          report.controllers = await collectControllers(session)
+          const logAccount = await probeLogAccount(session)
+          if (logAccount !== undefined) report.log_account = logAccount
+          report.stream = await collectStream(session)
+        }
+        const problems = options.check
+          ? healthProblems(report, options.relay, options.maxLag, options.maxStreamFill)
+          : []
+        if (options.check)
+          report.check = {
+            healthy: problems.length === 0,
+            problems,
+            max_lag: options.maxLag,
+            relay: options.relay,
+            max_stream_fill: options.maxStreamFill,
           }
-          const problems = options.check ? healthProblems(report, options.relay, options.maxLag) : []
-          if (options.check)
-            report.check = { healthy: problems.length === 0, problems, max_lag: options.maxLag, relay: options.relay }
-          session.out.emit(report, () => statusLines(report))
-          if (problems.length > 0)
-            throw new Unavailable(
-              'bus.unavailable',
-              `status --check: ${problems.length} problem${problems.length === 1 ? '' : 's'} (see the check lines)`,
-            )
-        },
-      ),
+        session.out.emit(report, () => statusLines(report))
+        if (problems.length > 0)
+          throw new Unavailable(
+            'bus.unavailable',
+            `status --check: ${problems.length} problem${problems.length === 1 ? '' : 's'} (see the check lines)`,
+          )
+      }),
     )
 }

@@ -56,6 +56,13 @@ export const RELAY_SETTINGS: readonly SettingSpec[] = [
     help: "the stream's size limit (default 4 GiB)",
   },
   {
+    key: 'streamMaxAgeMs',
+    flag: '--stream-max-age-ms',
+    env: 'EVENTPLANE_STREAM_MAX_AGE_MS',
+    kind: { type: 'int', maxDigits: 15 },
+    help: "the stream's message age limit (default 0: kept for ever; a consumer further behind misses what aged out)",
+  },
+  {
     key: 'streamMaxMsgSize',
     flag: '--stream-max-msg-size',
     env: 'EVENTPLANE_STREAM_MAX_MSG_SIZE',
@@ -127,6 +134,7 @@ export async function startRelay(
     pollMs?: number
     duplicateWindowMs?: number
     streamMaxBytes?: number
+    streamMaxAgeMs?: number
     streamMaxMsgSize?: number
     stuckAfterMs?: number
     terminateStuck?: boolean
@@ -157,6 +165,7 @@ export async function startRelay(
     stream: {
       ...(s.duplicateWindowMs === undefined ? {} : { duplicateWindowMs: s.duplicateWindowMs }),
       ...(s.streamMaxBytes === undefined ? {} : { maxBytes: s.streamMaxBytes }),
+      ...(s.streamMaxAgeMs === undefined ? {} : { maxAgeMs: s.streamMaxAgeMs }),
       ...(s.streamMaxMsgSize === undefined ? {} : { maxMsgSize: s.streamMaxMsgSize }),
     },
     guard: {
