@@ -55,6 +55,20 @@ describe('the append function refuses what the TypeScript checks refuse, writing
     assert.equal(await count(), 1)
   })
 
+  test('a type outside the alphabet or over 128 characters: 23514 on the table CHECK, alone or in a batch, nothing written', async () => {
+    // The type is the one name the append function does not check itself: the table's CHECK (0001) is its
+    // only guard, and the canonical text of the chain writes it between quotes as it is (0014).
+    const before = await count()
+    const typed = (type: string): ValidEnvelope => ({ ...event(), type })
+    for (const type of ['cre"ated', 'cre.ated', 'cre ated', 'x'.repeat(129)]) {
+      assert.equal(await call('acme', 'deployment', 'types', [typed(type)]), '23514 events_type_check', type)
+      assert.equal(await call('acme', 'deployment', 'types', [event(), typed(type)]), '23514 events_type_check', type)
+    }
+    assert.equal(await count(), before)
+    assert.equal(await call('acme', 'deployment', 'types', [typed('x'.repeat(128))]), 'ok')
+    assert.equal(await count(), before + 1)
+  })
+
   test('a kind the function does not take, alone or in a batch, is 42501 for its role, nothing written', async () => {
     const before = await count()
     const f = factoryFor('acme')

@@ -296,6 +296,27 @@ describe('append', () => {
     )
   })
 
+  test('a stream is its category and id: readStream of an id two categories share reads its own category only', async () => {
+    const f = factoryFor('acme')
+    const deploy = stream('acme', 'twin', 'deployment')
+    const audit = stream('acme', 'twin', 'audit')
+    await store.append(deploy, [f.intent(deploy, 'created', { c: 'deployment' })])
+    await store.append(audit, [f.intent(audit, 'noted', { c: 'audit' }), f.intent(audit, 'noted', { c: 'audit' })])
+    for (const [s, n] of [
+      [deploy, 1],
+      [audit, 2],
+    ] as const) {
+      for (const direction of ['forward', 'backward'] as const) {
+        const read = await store.readStreamToArray(s, { direction })
+        assert.deepEqual(
+          read.map((e) => `${(e.data as { c: string }).c}:${e.stream_version}`),
+          Array.from({ length: n }, (_, i) => `${s.category}:${direction === 'forward' ? i + 1 : n - i}`),
+          `${s.category} ${direction}`,
+        )
+      }
+    }
+  })
+
   test('readCorrelation returns a chain in log order with lineage intact', async () => {
     const root = factoryFor('acme')
     const s = stream('acme', 'chain')

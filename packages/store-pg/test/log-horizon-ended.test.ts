@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { before, describe, test } from 'node:test'
 import type { Sql } from 'postgres'
 import { type AppendedEvent, PgEventStore, ROLES } from '@eventplane/store-pg'
-import { useTestDatabase } from '@eventplane/store-pg/testing'
+import { eventually, useTestDatabase } from '@eventplane/store-pg/testing'
 import { OPEN_TRANSACTIONS_QUERY } from '../src/sql/open-transactions.ts'
 import { holdTransaction } from '../src/testing/hold-transaction.ts'
 import { factoryFor, stream } from './helpers.ts'
@@ -125,6 +125,39 @@ describe('the gap-safe horizon and transactions that ended after the read took i
       assert.ok(!ids.includes(after.eventId), 'nothing committed after the running writer is read past it')
     } finally {
       await x.release()
+    }
+  })
+
+  test('two running transactions of this database: the older one stops the read, not the younger', async () => {
+    // The candidates are checked oldest first (0022): the first that has not ended without a row is the
+    // horizon. Checked youngest first, the horizon would be the younger writer, past what the older one
+    // commits later below it: a skipped event.
+    const older = await openXid(db.admin)
+    let younger: Awaited<ReturnType<typeof openXid>> | undefined
+    try {
+      const late = await appendOne('hooli', 'late', new PgEventStore(older.session as never))
+      const between = await appendOne('hooli', 'between')
+      younger = await openXid(db.admin)
+      // A commit after the younger took its xid, so the read's snapshot lists it as running (below xmax).
+      const after = await appendOne('hooli', 'after')
+      assert.ok(older.xid < BigInt(between.txId) && BigInt(between.txId) < younger.xid)
+      assert.ok(younger.xid < BigInt(after.txId))
+      const ids = await readAround(relay, async () => {})
+      assert.ok(!ids.includes(between.eventId), 'nothing committed after the older running writer is read past it')
+      assert.ok(!ids.includes(after.eventId))
+      await older.commit()
+      await younger.release()
+      // Then all three, the older writer's first (polled: this database's autovacuum may hold an xid a moment).
+      const three = [late.eventId, between.eventId, after.eventId]
+      let next: string[] = []
+      await eventually(async () => {
+        next = (await readAround(relay, async () => {})).filter((id) => three.includes(id))
+        return next.length === 3
+      })
+      assert.deepEqual(next, three)
+    } finally {
+      await older.release()
+      await younger?.release()
     }
   })
 

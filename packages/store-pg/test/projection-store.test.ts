@@ -205,4 +205,40 @@ describe('projection checkpoints, generations and rebuilds in the store', () => 
       { reader: ['1:live'], operator: ['1:live'], projector: ['1:live', '2:shadow'] },
     )
   })
+
+  test("a tenant's reader sees through projection_state only its own tenant's rows, and none without a tenant set", async () => {
+    // Row level security alone (tenant_read, 0012): the statement names no tenant.
+    await projector.begin((tx) =>
+      saveProjectionStates(tx, 'isolated', 1, [
+        ...states('acme', ['a'], { n: 1 }),
+        ...states('globex', ['g'], { n: 2 }),
+      ]),
+    )
+    const reader = db.connect(ROLES.reader, 1)
+    const keys = async (sql: Sql | TransactionSql) => {
+      const rows = await sql<{ key: string }[]>`
+        select key from eventplane.projection_state where projection = 'isolated' order by key`
+      return rows.map((x) => x.key)
+    }
+    assert.deepEqual(
+      {
+        acme: await withTenant(reader, 'acme', keys),
+        globex: await withTenant(reader, 'globex', keys),
+        none: await keys(reader),
+      },
+      { acme: ['a'], globex: ['g'], none: [] },
+    )
+  })
+
+  test("a rebuild's progress is readable by the roles that read state: the reader (no grant on the table) too", async () => {
+    await ensureProjectionCheckpoint(projector, 'progressed', 1)
+    const r = await projector.begin((tx) => startProjectionRebuild(tx, 'progressed', 2, false))
+    await projector.begin((tx) => writeProjectionRebuild(tx, 'progressed', r.generation, at(12, 5), 5))
+    for (const role of [ROLES.reader, ROLES.operator, ROLES.projector]) {
+      const progress = await projectionRebuildProgress(db.connect(role, 1), 'progressed')
+      assert.equal(progress?.generation, r.generation, role)
+      assert.equal(progress?.events, 5, role)
+      assert.deepEqual(progress?.checkpoint, at(12, 5), role)
+    }
+  })
 })
