@@ -9,7 +9,7 @@ import { type CliResult, killAll, pollCli, runCli } from '../../packages/evtctl/
 import { type BusEnv, appendIntents, createBusEnv, eventually } from '../../packages/bus-nats/test/fixtures.ts'
 import { type ServiceChild, spawnRelay, spawnService } from '../faults/support/children.ts'
 import lagDomain, { hold } from './lag-domain.js'
-import { metric } from './support.ts'
+import { metric, operatorStatus } from './support.ts'
 
 const LAG_DOMAIN = fileURLToPath(new URL('./lag-domain.js', import.meta.url))
 
@@ -17,23 +17,9 @@ describe('evtctl status --check judges controller lag from its JetStream consume
   let env: BusEnv
   let relay: ServiceChild
   let gateway: ServiceChild
-  const statusRun =
-    (cli: typeof runCli) =>
-    (...args: string[]): Promise<CliResult> =>
-      // --stuck-after an hour: other people's transactions on this shared server are not what is tested here.
-      cli(['status', '--stuck-after', '3600000', ...args], {
-        env: {
-          EVENTPLANE_DATABASE_URL: env.db.url,
-          EVENTPLANE_NATS_URL: env.server.url,
-          EVENTPLANE_NATS_CREDS: env.server.credentials.operator!.creds,
-          EVENTPLANE_DOMAIN: LAG_DOMAIN,
-        },
-        // A hang guard only: at load 23 one status took over 30 s here, start-up included.
-        timeoutMs: 120_000,
-      })
   /** evtctl status, the process; `polled` is the same in this process, for the polls (see pollCli). */
-  const status = statusRun(runCli)
-  const polled = statusRun(pollCli)
+  const status = operatorStatus(runCli, () => env, { EVENTPLANE_DOMAIN: LAG_DOMAIN })
+  const polled = operatorStatus(pollCli, () => env, { EVENTPLANE_DOMAIN: LAG_DOMAIN })
   const checkLines = (r: CliResult): string[] => r.stdout.split('\n').filter((l) => l.startsWith('check '))
 
   before(async () => {

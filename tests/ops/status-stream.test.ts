@@ -14,7 +14,7 @@ import type { StatusReport } from '../../packages/evtctl/src/commands/status.ts'
 import { type CliResult, killAll, pollCli, runCli } from '../../packages/evtctl/test/helpers.ts'
 import { type BusEnv, appendIntents, createBusEnv, eventually } from '../../packages/bus-nats/test/fixtures.ts'
 import { spawnRelay } from '../faults/support/children.ts'
-import { metric } from './support.ts'
+import { metric, operatorStatus } from './support.ts'
 
 const MAX_BYTES = 32 * 1024
 const MAX_AGE_MS = 90 * 60 * 1000
@@ -51,21 +51,9 @@ describe("evtctl status shows the log stream's fill; --check judges it", () => {
     started.start()
     return started
   }
-  const statusRun =
-    (cli: typeof runCli) =>
-    (...args: string[]): Promise<CliResult> =>
-      // --stuck-after an hour: other people's transactions on this shared server are not what is tested here.
-      cli(['status', '--stuck-after', '3600000', ...args], {
-        env: {
-          EVENTPLANE_DATABASE_URL: env.db.url,
-          EVENTPLANE_NATS_URL: env.server.url,
-          EVENTPLANE_NATS_CREDS: env.server.credentials.operator!.creds,
-        },
-        timeoutMs: 120_000,
-      })
   /** evtctl status, the process; `polled` is the same in this process, for the polls (see pollCli). */
-  const status = statusRun(runCli)
-  const polled = statusRun(pollCli)
+  const status = operatorStatus(runCli, () => env)
+  const polled = operatorStatus(pollCli, () => env)
   const checkLines = (r: CliResult): string[] => r.stdout.split('\n').filter((l) => l.startsWith('check '))
   const reportOf = (r: CliResult): StatusReport => JSON.parse(r.stdout) as StatusReport
   const jetStreamState = async () => (await jsm.streams.info(STREAM_NAME)).state

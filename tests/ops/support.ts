@@ -1,5 +1,6 @@
 import { type Server, type Socket, connect, createServer } from 'node:net'
-import type { ServiceProcess } from '../../packages/bus-nats/test/fixtures.ts'
+import type { BusEnv, ServiceProcess } from '../../packages/bus-nats/test/fixtures.ts'
+import type { CliResult, RunOptions } from '../../packages/evtctl/test/helpers.ts'
 
 /** The ops endpoint URL a service process logged (EVENTPLANE_OPS_PORT=0 picks a free port). */
 export async function opsUrl(service: ServiceProcess): Promise<string> {
@@ -9,6 +10,25 @@ export async function opsUrl(service: ServiceProcess): Promise<string> {
   const line = service.logs.find((l) => l.msg === msg)!
   return String(line.ops)
 }
+
+/**
+ * `evtctl status` as the operator runs it on `env` (its database, its nats-server, operator.creds) with `env`'s other
+ * settings added, through `cli` (runCli: the process; pollCli: the same in this process, for polls).
+ * `--stuck-after` an hour: other people's transactions on this shared server are not what these tests check.
+ */
+export const operatorStatus =
+  (cli: (args: readonly string[], options?: RunOptions) => Promise<CliResult>, env: () => BusEnv, more = {}) =>
+  (...args: string[]): Promise<CliResult> =>
+    cli(['status', '--stuck-after', '3600000', ...args], {
+      env: {
+        EVENTPLANE_DATABASE_URL: env().db.url,
+        EVENTPLANE_NATS_URL: env().server.url,
+        EVENTPLANE_NATS_CREDS: env().server.credentials.operator!.creds,
+        ...more,
+      },
+      // A hang guard only: at load 23 one status took over 30 s here, start-up included.
+      timeoutMs: 120_000,
+    })
 
 /** GET `path`: status and body. */
 export async function get(base: string, path: string): Promise<{ status: number; body: string }> {
