@@ -40,7 +40,7 @@ export function storedDataBytes(data: EventData): number {
 function valueBytes(v: JsonValue): number {
   if (v === null) return 4
   if (typeof v === 'boolean') return v ? 4 : 5
-  if (typeof v === 'number') return numberBytes(v)
+  if (typeof v === 'number') return numericText(v).length
   if (typeof v === 'string') return stringBytes(v)
   // Around each item but the first: ", " (2 bytes); an object's entries are `"key": value`.
   if (Array.isArray(v)) {
@@ -55,22 +55,23 @@ function valueBytes(v: JsonValue): number {
 }
 
 /**
- * numeric_out's text of the decimal JSON.stringify writes (what postgres.js sends): every integer digit
- * and as many fraction digits as the literal has after its point, less its exponent; never an exponent.
+ * A JavaScript number as PostgreSQL's numeric prints it after parsing the
+ * number's JSON text: plain decimal, never an exponent (1e21 →
+ * 1000000000000000000000, 1.5e-7 → 0.00000015), -0 → 0. The stored form's numbers: what the data limit
+ * counts and what the hash chain's canonical text holds (store-pg `jsonbText`).
  */
-function numberBytes(n: number): number {
-  const text = JSON.stringify(n)
-  const sign = text.startsWith('-') ? 1 : 0
-  const e = text.indexOf('e')
-  const mantissa = text.slice(sign, e === -1 ? text.length : e)
-  const exponent = e === -1 ? 0 : Number(text.slice(e + 1))
-  const point = mantissa.indexOf('.')
-  const intDigits = point === -1 ? mantissa.length : point
-  const digits = mantissa.length - (point === -1 ? 0 : 1)
-  const pointAt = intDigits + exponent
-  if (pointAt >= digits) return sign + pointAt
-  if (pointAt <= 0) return sign + 2 - pointAt + digits
-  return sign + pointAt + 1 + (digits - pointAt)
+export function numericText(n: number): string {
+  if (!Number.isFinite(n)) throw new RangeError('a JSON number must be finite')
+  if (Object.is(n, -0) || n === 0) return '0'
+  const s = String(n)
+  const m = /^(-?)(\d)(?:\.(\d+))?e([+-]\d+)$/.exec(s)
+  if (!m) return s
+  const [, sign, first, rest = '', exp] = m
+  const digits = first! + rest
+  const point = 1 + Number(exp)
+  if (point >= digits.length) return sign + digits + '0'.repeat(point - digits.length)
+  if (point <= 0) return `${sign}0.${'0'.repeat(-point)}${digits}`
+  return `${sign}${digits.slice(0, point)}.${digits.slice(point)}`
 }
 
 /** PostgreSQL escapes what JSON.stringify escapes (`"`, `\`, \b \f \n \r \t, other controls as \u00XX). */
