@@ -241,7 +241,7 @@ describe('gateway under fuzzed submit requests (PostgreSQL as intent_writer, pro
       store: new PgEventStore(db.connect(ROLES.intentWriter, 4)),
       logger: log.logger,
       // The fuzz is about validation: requests come as fast as the gateway answers, never rate limited.
-      limits: { perTenant: { ratePerSecond: Number.POSITIVE_INFINITY } },
+      limits: { perTenant: { ratePerSecond: Number.POSITIVE_INFINITY, bytesPerSecond: Number.POSITIVE_INFINITY } },
     })
     client = await server.connect('operator')
   })

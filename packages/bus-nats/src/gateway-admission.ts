@@ -89,6 +89,18 @@ export class FairAdmission {
     return undefined
   }
 
+  /**
+   * Takes `bytes` more from `tenant`'s byte bucket for a request it holds, when the request turned out to
+   * cost more than its body: its data as the log stores it (numbers in full decimal) can be 60 times its
+   * JSON, and the stream every tenant shares fills by that. The bucket may go below empty: the tenant's
+   * next requests wait until it has refilled.
+   */
+  charge(tenant: string, bytes: number): void {
+    const state = this.#tenants.get(tenant)
+    if (state === undefined || !(bytes > 0)) return
+    state.byteBucket.take(this.#limits.now(), bytes)
+  }
+
   /** Resolves once nothing is held (every admitted request has settled). */
   idle(): Promise<void> {
     if (this.#held === 0) return Promise.resolve()

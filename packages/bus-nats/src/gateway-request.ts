@@ -16,6 +16,7 @@ import {
   isExpectedVersion,
   refuseReservedEventId,
   stampIntent,
+  storedDataBytes,
 } from '@eventplane/core'
 import { type PgEventStore, causationInChain } from '@eventplane/store-pg'
 import { SpanKind, eventParentContext, inEventSpan } from './ops/trace-context.ts'
@@ -64,6 +65,12 @@ export interface SubmitContext {
   maxDataBytes: number
   /** The principal to stamp as `caused_by`. */
   principal(target: SubmitTarget, claimed: string | undefined): string
+  /**
+   * Called with the bytes by which the event's data as the log stores it exceeds the request body, once
+   * the request passed its checks and before it is appended: the gateway charges them to the tenant's byte
+   * rate, so that rate bounds what the tenant adds to the shared log and stream, not only what it sends.
+   */
+  chargeStoredBytes?(bytes: number): void
 }
 
 /** Room for the envelope around the largest allowed data. */
@@ -157,6 +164,8 @@ export async function submit(
   if (event.stream.category !== target.category || event.stream.id !== target.id) {
     throw new StreamMismatch(formatStream(target), formatStream({ tenant: event.tenant_id, ...event.stream }))
   }
+  const stored = storedDataBytes(event.data)
+  if (stored > payload.byteLength) ctx.chargeStoredBytes?.(stored - payload.byteLength)
   const result = await inEventSpan(
     'eventplane append',
     SpanKind.SERVER,

@@ -159,7 +159,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         request.subject,
         request.data,
         request.claimed,
-        { ...ctx, principal },
+        { ...ctx, principal, chargeStoredBytes: (bytes) => admission.charge(tenant, bytes) },
         request.traceparent,
       )
       reply = { ok }

@@ -33,7 +33,10 @@ export class TokenBucket {
     return Math.max(1, Math.ceil(((need - this.#tokens) * 1000) / this.ratePerSecond - 1e-6))
   }
 
-  /** Takes `n` tokens (at most `burst`); call after {@link wait} said 0. */
+  /**
+   * Takes `n` tokens (at most `burst`); call after {@link wait} said 0, or to charge a cost found after
+   * admission, which may leave the bucket below empty (later waits are longer by as much).
+   */
   take(now: number, n = 1): void {
     this.#refill(now)
     this.#tokens -= Math.min(n, this.burst)

@@ -63,6 +63,21 @@ describe('gateway limits: per-tenant rate, requests and bytes in flight, fair tu
     })
   })
 
+  test('the byte bucket counts the data as the log stores it: small requests of long numbers use up the bucket', async () => {
+    // 200 × 1e300 is 1.4 KB of JSON and 60 KB in the log (each number 301 digits): the shared stream fills
+    // by the stored size, so the tenant's byte rate is charged that, not only the body.
+    const numbers = Array<number>(200).fill(1e300)
+    await withGateway({ perTenant: { bytesPerSecond: 100 * 1024, burstBytes: 100 * 1024 } }, async () => {
+      await submit('acme', 25, { numbers })
+      await submit('acme', 26, { numbers })
+      const e = await refused(submit('acme', 27))
+      assert.equal(e.details.reason, 'byte_rate')
+      await submit('globex', 25, { numbers }) // another tenant's bucket is its own
+      bench.clock += e.retryAfterMs
+      await submit('acme', 27)
+    })
+  })
+
   test('requests in flight are bounded per tenant: past it a request is refused at once, another tenant is served', async () => {
     await withGateway({ perTenant: { maxInFlight: 3, maxConcurrent: 1 } }, async (gateway) => {
       bench.store.hold('acme')

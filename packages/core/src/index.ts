@@ -26,7 +26,7 @@ export { EXPECTED_VERSION_RULE, expectedVersionFromText, isExpectedVersion } fro
 export type { ExpectedVersion } from './expected-version.ts'
 export { REDACTED_ACTOR, envelopeFromWire, fromWire, toWire } from './wire.ts'
 export type { FromWireOptions, ToWireOptions, WireEvent, WireRedaction } from './wire.ts'
-export { DEFAULT_MAX_DATA_BYTES, validateData } from './data.ts'
+export { DEFAULT_MAX_DATA_BYTES, numericText, storedDataBytes, validateData } from './data.ts'
 export type { EventData, JsonValue } from './data.ts'
 export { NAME_LIMITS, validateCategory, validateName, validateStreamId, validateTenant, validateType } from './names.ts'
 export type { NameKind } from './names.ts'

@@ -83,7 +83,6 @@ export {
   canonicalText,
   chainLink,
   jsonbText,
-  numericText,
 } from './chain/canonical.ts'
 export type { ChainFields } from './chain/canonical.ts'
 export { ChainVerifier } from './chain/verifier.ts'

@@ -11,8 +11,8 @@ import { factoryFor, stream } from './helpers.ts'
 describe('append bounds at the edge: the limit passes, one over is refused and nothing is written', () => {
   const db = useTestDatabase('ep_append_bounds')
   const count = async () => (await db.admin<{ n: number }[]>`select count(*)::int as n from eventplane.events`)[0]!.n
-  /** data whose JSON text is exactly `bytes` bytes: {"s":"xx…"} is 8 bytes around the string. */
-  const dataOf = (bytes: number) => ({ s: 'x'.repeat(bytes - 8) })
+  /** data stored as exactly `bytes` bytes: {"s": "xx…"} (jsonb's form) is 9 bytes around the string. */
+  const dataOf = (bytes: number) => ({ s: 'x'.repeat(bytes - 9) })
 
   test('maxBatchSize events pass; one more is core.invalid_envelope', async () => {
     const store = new PgEventStore(db.connect(ROLES.intentWriter, 1), { maxBatchSize: 3 })
@@ -41,6 +41,9 @@ describe('append bounds at the edge: the limit passes, one over is refused and n
     const at = f.intent(s, 'created', dataOf(max))
     await store.append(s, [{ ...at }])
     assert.equal(await count(), before + 1)
+    const [stored] = await db.admin<{ n: number }[]>`
+      select octet_length(data::text) as n from eventplane.events where event_id = ${at.event_id}`
+    assert.equal(stored!.n, max, 'the limit is the size the log stores')
   })
 
   test('data nested 64 levels deep passes and reads back; 65 is core.invalid_data', async () => {

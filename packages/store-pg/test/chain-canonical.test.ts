@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { before, describe, test } from 'node:test'
 import fc from 'fast-check'
-import type { EventData, ValidEnvelope } from '@eventplane/core'
+import { type EventData, type ValidEnvelope, numericText } from '@eventplane/core'
 import {
   PgEventStore,
   ROLES,
@@ -9,7 +9,6 @@ import {
   canonicalText,
   chainLink,
   jsonbText,
-  numericText,
   verifyLog,
 } from '@eventplane/store-pg'
 import { useTestDatabase } from '@eventplane/store-pg/testing'

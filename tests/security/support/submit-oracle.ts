@@ -6,7 +6,7 @@
  * version and idempotency rules. The first failing stage decides the error;
  * within the envelope stage any of the defects present may be the one named.
  */
-import type { ErrorCode } from '@eventplane/core'
+import { type ErrorCode, type EventData, storedDataBytes } from '@eventplane/core'
 import { ENVELOPE_KEYS } from './submit-arbitraries.ts'
 
 /** Every code of `ErrorCode`, at run time; the type check below breaks when the union grows. */
@@ -156,7 +156,8 @@ function dataDefects(data: unknown): ErrorCode[] {
     }
   }
   visit(data, 0)
-  if (new TextEncoder().encode(JSON.stringify(data)).byteLength > MAX_DATA_BYTES) found.add('core.payload_too_large')
+  // The limit counts the data as the log stores it (jsonb's rendering; stored-size.test.ts holds the two equal).
+  if (isObject(data) && storedDataBytes(data as EventData) > MAX_DATA_BYTES) found.add('core.payload_too_large')
   return [...found]
 }
 

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import { numericText } from '@eventplane/core'
 
 // The canonical form of an event and one link of a stream's hash chain, as
 // migration 0011 computes them in PostgreSQL (docs/architecture.md, "The hash
@@ -51,25 +52,6 @@ function jsonbKeyOrder(a: string, b: string): number {
     j += y > 0xffff ? 2 : 1
   }
   return 0
-}
-
-/**
- * A JavaScript number as PostgreSQL's numeric prints it after parsing the
- * number's JSON text: plain decimal, never an exponent (1e21 →
- * 1000000000000000000000, 1.5e-7 → 0.00000015), -0 → 0.
- */
-export function numericText(n: number): string {
-  if (!Number.isFinite(n)) throw new RangeError('a JSON number must be finite')
-  if (Object.is(n, -0) || n === 0) return '0'
-  const s = String(n)
-  const m = /^(-?)(\d)(?:\.(\d+))?e([+-]\d+)$/.exec(s)
-  if (!m) return s
-  const [, sign, first, rest = '', exp] = m
-  const digits = first! + rest
-  const point = 1 + Number(exp)
-  if (point >= digits.length) return sign + digits + '0'.repeat(point - digits.length)
-  if (point <= 0) return `${sign}0.${'0'.repeat(-point)}${digits}`
-  return `${sign}${digits.slice(0, point)}.${digits.slice(point)}`
 }
 
 /**
