@@ -183,4 +183,16 @@ describe('heads publisher and heads stream', () => {
       [2],
     )
   })
+
+  test('a heads file of exactly partBytes goes out as one message; one byte larger, in parts', async () => {
+    // "A file larger than partBytes goes out as parts" (mutation audit 2026-12-02, mutrand2: `>=` went unseen).
+    // Another tenant's name on acme's heads: the messages are on its own subjects, no other test's anchor.
+    await ensureHeadsStream(jsm)
+    const file = { ...headsToFile(await readHeads(db.admin, 'acme')), tenant: 'initech' }
+    const bytes = Buffer.byteLength(JSON.stringify(file))
+    const whole = await publishHeads(js, file, bytes)
+    assert.deepEqual([whole.parts, whole.duplicate], [0, false], 'a file of partBytes is one message')
+    const parted = await publishHeads(js, { ...file, digest: 'ee'.repeat(32) }, bytes - 1)
+    assert.ok(parted.parts >= 1, 'a file one byte over partBytes goes out in parts')
+  })
 })

@@ -58,6 +58,11 @@ describe('nkeys signed by node:crypto', () => {
         assert.ok(ours.verify(data, reference.sign(data)))
         assert.equal(ours.verify(Buffer.concat([data, Buffer.of(1)]), ours.sign(data)), false)
       }
+      // Neither seals nor opens: only curve keys do (mutation audit 2026-12-02, mutrand2: open returning
+      // null, as for a message that does not decrypt, went unseen).
+      assert.throws(() => reference.open(Buffer.of(1), reference.getPublicKey()), /only curve key/, role)
+      assert.throws(() => ours.open(Buffer.of(1), reference.getPublicKey()), /does not open/, role)
+      assert.throws(() => ours.seal(Buffer.of(1), reference.getPublicKey()), /does not seal/, role)
     }
   })
 

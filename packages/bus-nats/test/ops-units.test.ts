@@ -8,6 +8,8 @@ import {
   opsConfigFromEnv,
   parseTraceparent,
 } from '@eventplane/bus-nats'
+import { INVALID_SPAN_CONTEXT, ROOT_CONTEXT, trace } from '@opentelemetry/api'
+import { activeContext } from '../src/ops/trace-context.ts'
 
 describe('ops settings, tenant labels and trace context (no servers)', () => {
   test('EVENTPLANE_OPS_PORT is off when unset, a port otherwise; a bad value is bus.config naming it', () => {
@@ -61,5 +63,20 @@ describe('ops settings, tenant labels and trace context (no servers)', () => {
     })
     assert.equal(derived.traceId, '01936f2e000070008000000000000001')
     assert.equal(derived.spanId, '8f405a6b7c8d9e0f')
+  })
+
+  test("a caller's active context is its trace only with a valid span context; else the event's own is used", () => {
+    // submitIntent's parent (mutation audit 2026-12-02, mutrand2: an invalid active span context taken as the
+    // caller's trace went unseen; its span would carry no traceparent, not the event's own trace).
+    const valid = trace.setSpanContext(
+      ROOT_CONTEXT,
+      eventSpanContext({
+        event_id: '01936f2e-1b2c-7d3e-8f40-5a6b7c8d9e0f',
+        correlation_id: '01936f2e-0000-7000-8000-000000000001',
+      }),
+    )
+    assert.equal(activeContext(valid), valid)
+    assert.equal(activeContext(ROOT_CONTEXT), undefined, 'no span context')
+    assert.equal(activeContext(trace.setSpanContext(ROOT_CONTEXT, INVALID_SPAN_CONTEXT)), undefined, 'an invalid one')
   })
 })

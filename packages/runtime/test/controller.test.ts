@@ -202,14 +202,14 @@ describe('controllers', () => {
     assert.equal(lines.items.filter((l) => l.msg === 'could not park event, will retry').length, 0)
   })
 
-  test("storedPark finds the runtime's own reconcile_failed only: an intent, another principal's event, another stream's or one caused by another event under the park's id is none", async () => {
+  test("storedPark finds the runtime's own reconcile_failed only: an intent, another principal's event, another stream's, another type or one caused by another event under the park's id is none", async () => {
     const f = factoryFor('acme')
     const s = stream('acme', 'sp', 'stored_park')
     await h.intents.append(
       s,
-      [1, 2, 3, 4, 5].map((n) => f.intent(s, 'run', { n })),
+      [1, 2, 3, 4, 5, 6].map((n) => f.intent(s, 'run', { n })),
     )
-    const [byUser, intent, elsewhere, parked, otherCause] = await readStream('acme', 'sp', 'stored_park')
+    const [byUser, intent, elsewhere, parked, otherCause, otherType] = await readStream('acme', 'sp', 'stored_park')
     const data = { controller: 'judge', reason_code: 'core.invalid_data', attempts: 1 }
     /** An event under the park's id of `trigger`, caused by it; the operator's import could restore any of these. */
     const under = (trigger: RecordedEvent, causedBy: string) =>
@@ -228,8 +228,11 @@ describe('controllers', () => {
     const [ofAnother] = under(byUser!, controllerPrincipal('judge'))
     const otherCauseId = { eventId: factId('judge', otherCause!.event_id, RECONCILE_FAILED) }
     await h.facts.append(s, [ofAnother.internal(s, RECONCILE_FAILED, data, otherCauseId)])
+    // Another type under the park's id (mutation audit 2026-12-02, mutrand2: the type check went unseen).
+    const [asJudgeOther, otherTypeId] = under(otherType!, controllerPrincipal('judge'))
+    await h.facts.append(s, [asJudgeOther.internal(s, 'reconcile_noted', data, otherTypeId)])
     assert.equal(await appendPark(h.facts, 'judge', parked!, 'core.invalid_data', 1), 'appended')
-    for (const trigger of [byUser, intent, elsewhere, otherCause])
+    for (const trigger of [byUser, intent, elsewhere, otherCause, otherType])
       assert.equal(await storedPark(h.facts, 'judge', trigger!), undefined, `${trigger!.data.n}: not a park`)
     assert.deepEqual((await storedPark(h.facts, 'judge', parked!))?.data, data)
   })

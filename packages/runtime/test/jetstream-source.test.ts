@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { isEventplaneError } from '@eventplane/core'
+import { EventplaneError, isEventplaneError } from '@eventplane/core'
 import { STREAM_NAME } from '@eventplane/bus-nats'
 import { jetstreamManager } from '@nats-io/jetstream'
 import { controllerLiveSource, coveringFilter, jetStreamSource, projectionLiveSource } from '../src/jetstream-source.ts'
@@ -55,5 +55,29 @@ describe('JetStream live sources', () => {
       tenant: 'acme',
       category: 'a',
     })
+  })
+
+  test('its ackRetry reaches the subscription: one attempt, an ack of a deleted consumer fails with its own send', async () => {
+    // Mutation audit 2026-12-02, mutrand2: ackRetry not passed on went unseen. With the default (3 attempts)
+    // the failed send is followed by a consumer look-up, and the ack fails as "consumer … is gone".
+    const live = jetStreamSource({ nc: h.nc, consumer: 'test_js_ack_once', filter: {}, ackRetry: { attempts: 1 } })
+    await live.prepare()
+    const sub = await live.open(new AbortController().signal)
+    try {
+      const first = await sub[Symbol.asyncIterator]().next()
+      assert.equal(first.done, false)
+      await (await jetstreamManager(h.nc)).consumers.delete(STREAM_NAME, 'test_js_ack_once')
+      await assert.rejects(
+        async () => first.value.ack(),
+        (e: unknown) => {
+          assert.ok(e instanceof EventplaneError, String(e))
+          assert.doesNotMatch(e.message, /^consumer test_js_ack_once is gone/, 'no consumer look-up after the send')
+          assert.equal(e.details?.attempts, 1)
+          return true
+        },
+      )
+    } finally {
+      await sub.stop()
+    }
   })
 })

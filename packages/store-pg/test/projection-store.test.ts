@@ -22,6 +22,7 @@ import {
 } from '@eventplane/store-pg'
 import { eventually, useTestDatabase } from '@eventplane/store-pg/testing'
 import type { Sql, TransactionSql } from 'postgres'
+import { deleteStaleProjectionStatesSql } from '../src/sql/projection-states-delete.ts'
 
 const at = (tx: number, position: number) => ({ txId: BigInt(tx), position: BigInt(position) })
 const states = (tenant: string, keys: string[], state: unknown) => keys.map((key) => ({ tenant, key, state }))
@@ -78,7 +79,10 @@ describe('projection checkpoints, generations and rebuilds in the store', () => 
     )
     const current = await projector.begin((tx) => startProjectionRebuild(tx, 'tidy', 1, true))
     await projector.begin((tx) => saveProjectionStates(tx, 'tidy', current.generation, states('acme', ['r1'], 2)))
-    assert.equal(await deleteStaleProjectionStates(projector, 'tidy', 2), 5)
+    // One statement deletes at most its batch (mutation audit 2026-12-02, mutrand2: matching rows by tenant
+    // and generation only, not key, deleted a tenant's whole generation in one transaction, unseen).
+    assert.equal(await deleteStaleProjectionStatesSql(projector, 'tidy', 2), 2, 'one batch: two rows')
+    assert.equal(await deleteStaleProjectionStates(projector, 'tidy', 2), 3)
     const left = await db.admin<{ generation: number; key: string }[]>`
       select generation, key from eventplane.projection_state where projection = 'tidy' order by generation, key`
     assert.deepEqual(

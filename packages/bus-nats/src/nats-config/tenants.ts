@@ -82,8 +82,11 @@ const recordFile = (dir: string, tenant: string): string => join(dir, 'tenants',
 export const seedPath = (tenant: string): string => join('tenants', `${tenant}.nk`)
 const seedFile = (dir: string, tenant: string): string => join(dir, seedPath(tenant))
 
-/** Connects as one of the auth dir's users (`system`: account JWT pushes; `operator`), by its creds file. */
-export function connectAuthDirUser(
+/**
+ * Connects as one of the auth dir's users (`system`: account JWT pushes; `operator`), by its creds file. Async,
+ * so that a creds file that cannot be read is a rejection too, never a throw before the promise.
+ */
+export async function connectAuthDirUser(
   auth: AuthDir,
   user: 'system' | 'operator',
   servers: string,
