@@ -19,7 +19,8 @@ import {
   rotateTenantUser,
   tenantCredsFile,
 } from '../src/nats-config/index.ts'
-import { connectAuthDirUser, tenantJwtFile } from '../src/nats-config/tenants.ts'
+import { connectAuthDirUser } from '../src/nats-config/tenant-admin.ts'
+import { tenantJwtFile } from '../src/nats-config/tenants.ts'
 import { connectsWith, refusedWith } from '../src/testing/index.ts'
 import { eventually } from './fixtures.ts'
 import { pinnedTo } from './support/auth-dir-ops.ts'

@@ -33,16 +33,10 @@ export { DEFAULT_MAX_PAYLOAD, accountsConfig, generateNatsConfig } from './serve
 export type { NatsAccountsConfig, NatsServerConfigOptions } from './server-config.ts'
 export { CLAIMS_UPDATE_SUBJECT, pushAccountJwt } from './claims-push.ts'
 export { accountConnzSubject, accountzSubject, appliedAccountJwt } from './claims-confirm.ts'
-export {
-  addTenant,
-  connectAuthDirUser,
-  connectTenantAdmin,
-  issueTenantUser,
-  listTenants,
-  revokeTenant,
-  seedPath,
-} from './tenants.ts'
-export type { AddTenantOptions, AddedTenant, TenantAdmin, TenantRecord } from './tenants.ts'
+export { addTenant, issueTenantUser, listTenants, revokeTenant, seedPath } from './tenants.ts'
+export type { AddTenantOptions, AddedTenant, TenantRecord } from './tenants.ts'
+export { connectAuthDirUser, connectTenantAdmin } from './tenant-admin.ts'
+export type { TenantAdmin } from './tenant-admin.ts'
 export { revokeStagedTenantKeys, rotateTenantUser } from './tenant-rotate.ts'
 export type { RotateTenantOptions, RotatedTenant } from './tenant-rotate.ts'
 export {

@@ -9,8 +9,8 @@ import { tenantPermissions } from './permissions.ts'
 import { jwtSigningKeys, revocationTime } from './revocations.ts'
 import { markSigningKeysPushed, userSigner } from './signing-keys.ts'
 import { credsKeyIssued, credsUserKey } from './rotate.ts'
+import type { TenantAdmin } from './tenant-admin.ts'
 import {
-  type TenantAdmin,
   type TenantRecord,
   activeRecord,
   recordAccountJwt,

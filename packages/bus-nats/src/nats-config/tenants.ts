@@ -3,13 +3,12 @@ import { join } from 'node:path'
 import { EventplaneError, validateTenant } from '@eventplane/core'
 import { jetstreamManager } from '@nats-io/jetstream'
 import type { KeyPair } from '@nats-io/nkeys'
-import { type NatsConnection, connect } from '@nats-io/transport-node'
-import { credsAuthenticator } from '../nkeys.ts'
-import type { ConnectionOptions } from '@nats-io/transport-node'
+import type { NatsConnection } from '@nats-io/transport-node'
 import { ensureStreamExists } from '../stream.ts'
 import { STREAM_NAME } from '../subjects.ts'
 import { ensureConsumer } from '../subscription.ts'
-import { type AuthDir, serviceCredsFile, tenantCredsFile, writeSecretFile } from './auth-dir.ts'
+import { type AuthDir, tenantCredsFile, writeSecretFile } from './auth-dir.ts'
+import type { TenantAdmin } from './tenant-admin.ts'
 import { JS_API, isJsApiError } from '../nats-errors.ts'
 import {
   DEFAULT_TENANT_ACCOUNT_LIMITS,
@@ -70,56 +69,10 @@ export interface TenantRecord {
   rotated_at?: string
 }
 
-/** The two connections tenant administration needs: the system account (JWT pushes) and the log account (consumers). */
-export interface TenantAdmin {
-  system: NatsConnection
-  operator: NatsConnection
-  close(): Promise<void>
-}
-
 const recordFile = (dir: string, tenant: string): string => join(dir, 'tenants', `${tenant}.json`)
 /** `tenants/<tenant>.nk`, the tenant account's identity seed, in the auth dir. */
 export const seedPath = (tenant: string): string => join('tenants', `${tenant}.nk`)
 const seedFile = (dir: string, tenant: string): string => join(dir, seedPath(tenant))
-
-/**
- * Connects as one of the auth dir's users (`system`: account JWT pushes; `operator`), by its creds file. Async,
- * so that a creds file that cannot be read is a rejection too, never a throw before the promise.
- */
-export async function connectAuthDirUser(
-  auth: AuthDir,
-  user: 'system' | 'operator',
-  servers: string,
-  options: Partial<ConnectionOptions> = {},
-): Promise<NatsConnection> {
-  return connect({
-    servers,
-    name: `eventplane-tenant-admin:${user}`,
-    authenticator: credsAuthenticator(readFileSync(serviceCredsFile(auth.dir, user))),
-    ...options,
-  })
-}
-
-/** Connects as the auth dir's `system` and `operator` users (their creds files). */
-export async function connectTenantAdmin(
-  auth: AuthDir,
-  servers: string,
-  options: Partial<ConnectionOptions> = {},
-): Promise<TenantAdmin> {
-  const as = (user: 'system' | 'operator') => connectAuthDirUser(auth, user, servers, options)
-  const system = await as('system')
-  const operator = await as('operator').catch(async (e: unknown) => {
-    await system.close()
-    throw e
-  })
-  return {
-    system,
-    operator,
-    async close() {
-      await Promise.allSettled([system.close(), operator.close()])
-    },
-  }
-}
 
 /** Every tenant the auth dir knows, active and revoked, by name. */
 export function listTenants(auth: AuthDir): TenantRecord[] {

@@ -11,12 +11,11 @@ import { credsAuthenticator } from '../nkeys.ts'
 import { SYSTEM_USER } from '../nats-config/claims.ts'
 import { type ServiceUser, SERVICE_USERS, type UserPermissions } from '../nats-config/permissions.ts'
 import { accountsConfig, generateNatsConfig } from '../nats-config/server-config.ts'
+import { type TenantAdmin, connectTenantAdmin } from '../nats-config/tenant-admin.ts'
 import {
   type AddTenantOptions,
   type AddedTenant,
-  type TenantAdmin,
   addTenant,
-  connectTenantAdmin,
   issueTenantUser,
   revokeTenant,
 } from '../nats-config/tenants.ts'
