@@ -1,4 +1,5 @@
 import { type RecordedEvent, type WireEvent, formatStream, toWire } from '@eventplane/core'
+import { toJson } from './io.ts'
 
 /** How events are shown. */
 export interface EventViewOptions {
@@ -20,7 +21,7 @@ export function eventRecord(e: RecordedEvent, options: EventViewOptions): WireEv
 export function eventCells(e: RecordedEvent, options: EventViewOptions): string[] {
   const cols = [`v${e.stream_version}`, `@${e.global_position}`, e.kind, e.type, e.occurred_at, e.event_id]
   if (options.showActor) cols.push(`by ${e.caused_by}`)
-  cols.push(JSON.stringify(e.data))
+  cols.push(toJson(e.data))
   return cols
 }
 
@@ -35,7 +36,7 @@ export function logEventCells(e: RecordedEvent, options: EventViewOptions): stri
     e.event_id,
   ]
   if (options.showActor) cols.push(`by ${e.caused_by}`)
-  cols.push(JSON.stringify(e.data))
+  cols.push(toJson(e.data))
   return cols
 }
 
@@ -50,6 +51,6 @@ export function liveLine(e: RecordedEvent, options: EventViewOptions): string {
     e.event_id,
   ]
   if (options.showActor) cols.push(`by ${e.caused_by}`)
-  cols.push(JSON.stringify(e.data))
+  cols.push(toJson(e.data))
   return cols.join('  ')
 }

@@ -24,9 +24,26 @@ export interface CliIo {
   cwd?: string
 }
 
-/** JSON with bigints as decimal strings (positions must never pass through a float). */
+/**
+ * Characters JSON.stringify leaves as they are that a terminal may act on or that change what an operator sees:
+ * DEL and the C1 controls (U+0080–U+009F; U+009B is a one-character CSI, as ESC [ is), the bidirectional marks,
+ * embeddings, overrides and isolates (U+200E, U+200F, U+202A–U+202E, U+2066–U+2069: they reorder the text shown
+ * around them) and the line and paragraph separators. JSON.stringify escapes U+0000–U+001F itself.
+ */
+const TERMINAL_UNSAFE = /[\u007f-\u009f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g
+
+/**
+ * JSON with bigints as decimal strings (positions must never pass through a float), safe to print on a
+ * terminal: {@link TERMINAL_UNSAFE} characters, which only occur inside strings, written as their `\uXXXX`
+ * escape, so the text is the same JSON value and event data a tenant wrote cannot drive or disguise an
+ * operator's terminal (`evtctl read`, `tail`, `subscribe`, `state`, and every `--json` line).
+ */
 export function toJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))
+  // undefined (no JSON form) stays as JSON.stringify gives it.
+  const text: string | undefined = JSON.stringify(value, (_key, v: unknown) =>
+    typeof v === 'bigint' ? v.toString() : v,
+  )
+  return text?.replace(TERMINAL_UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) as string
 }
 
 /** How `Output.rows` shows a list: the machine record and the human columns of one value. */

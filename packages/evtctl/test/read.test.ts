@@ -8,6 +8,10 @@ import { Output, readAllStdin, toJson } from '../src/io.ts'
 import { alignRows } from '../src/table.ts'
 import { failureLine, killAll, runCli } from './helpers.ts'
 
+/** CSI (C1) that would turn the rest red, DEL, a right-to-left override, a line separator, an isolate. */
+const TERMINAL_TRAP = 'ok\u009b31mred\u007f \u202eevil\u2028\u2066x\u2069'
+const TERMINAL_UNSAFE = /[\u007f-\u009f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/
+
 describe('evtctl read', () => {
   let db: TestDatabase
   const env = (extra: Record<string, string> = {}) => ({ EVENTPLANE_DATABASE_URL: db.url, ...extra })
@@ -22,6 +26,10 @@ describe('evtctl read', () => {
       ids.push(e.event_id)
       await store.append({ tenant: 'acme', category: 'deployment', id: 'web-1' }, [e])
     }
+    // A tenant's data that would drive or disguise an operator's terminal if printed as it is.
+    await store.append({ tenant: 'acme', category: 'deployment', id: 'odd' }, [
+      acme.intent({ category: 'deployment', id: 'odd' }, 'noted', { note: TERMINAL_TRAP }),
+    ])
     const globex = EventFactory.forTenant('globex', { causedBy: 'user:bob' })
     await store.append({ tenant: 'globex', category: 'deployment', id: 'web-1' }, [
       globex.intent({ category: 'deployment', id: 'web-1' }, 'scaled', { replicas: 99 }),
@@ -62,6 +70,17 @@ describe('evtctl read', () => {
     )
     const plain = await runCli(['read', 'acme/deployment/web-1', '--json'], { env: env() })
     assert.equal('caused_by' in (JSON.parse(plain.stdout.split('\n')[0]!) as object), false)
+  })
+
+  test('data that could drive a terminal (C1 controls, DEL, bidi overrides) is printed escaped, as the same JSON', async () => {
+    for (const args of [[], ['--json']]) {
+      const r = await runCli(['read', 'acme/deployment/odd', ...args], { env: env() })
+      assert.equal(r.code, 0, r.stderr)
+      assert.doesNotMatch(r.stdout, TERMINAL_UNSAFE, `raw control characters in: ${JSON.stringify(r.stdout)}`)
+      const json = args.length === 0 ? r.stdout.trim().split('  ').at(-1)! : r.stdout
+      const data = args.length === 0 ? JSON.parse(json) : (JSON.parse(json) as { data: unknown }).data
+      assert.deepEqual(data, { note: TERMINAL_TRAP }, 'the same value once parsed')
+    }
   })
 
   test('--backward, --from and --limit select a window', async () => {
@@ -174,6 +193,12 @@ describe('how events and rows are shown', () => {
       ].join('  '),
     )
     assert.ok(!liveLine(e, hidden).includes('alice'))
+    const odd = { ...e, data: { note: TERMINAL_TRAP } }
+    for (const text of [eventCells(odd, hidden).at(-1)!, logEventCells(odd, hidden).at(-1)!, liveLine(odd, hidden)]) {
+      assert.doesNotMatch(text, TERMINAL_UNSAFE)
+      assert.ok(text.includes(String.raw`ok\u009b31mred\u007f \u202eevil\u2028\u2066x\u2069`), text)
+    }
+    assert.equal(toJson({ s: '\\\u009b' }), String.raw`{"s":"\\\u009b"}`, 'a backslash before one stays a backslash')
   })
 
   test('rows: columns aligned, no trailing spaces, nothing for no rows; JSON with positions as strings', async () => {
