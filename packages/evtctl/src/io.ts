@@ -33,17 +33,25 @@ export interface CliIo {
 const TERMINAL_UNSAFE = /[\u007f-\u009f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g
 
 /**
- * JSON with bigints as decimal strings (positions must never pass through a float), safe to print on a
- * terminal: {@link TERMINAL_UNSAFE} characters, which only occur inside strings, written as their `\uXXXX`
- * escape, so the text is the same JSON value and event data a tenant wrote cannot drive or disguise an
- * operator's terminal (`evtctl read`, `tail`, `subscribe`, `state`, and every `--json` line).
+ * `text` with each {@link TERMINAL_UNSAFE} character written as its `\uXXXX` escape: in JSON text (where they can
+ * only occur inside strings) the same JSON value; in any text, nothing a terminal acts on or shows reordered.
+ * What evtctl prints of data others wrote (event data, log fields such as a refused subject) goes through it.
+ */
+export function terminalSafe(text: string): string {
+  return text.replace(TERMINAL_UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+}
+
+/**
+ * JSON with bigints as decimal strings (positions must never pass through a float), {@link terminalSafe}: event
+ * data a tenant wrote cannot drive or disguise an operator's terminal (`evtctl read`, `tail`, `subscribe`, `state`,
+ * and every `--json` line).
  */
 export function toJson(value: unknown): string {
   // undefined (no JSON form) stays as JSON.stringify gives it.
   const text: string | undefined = JSON.stringify(value, (_key, v: unknown) =>
     typeof v === 'bigint' ? v.toString() : v,
   )
-  return text?.replace(TERMINAL_UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) as string
+  return (text === undefined ? text : terminalSafe(text)) as string
 }
 
 /** How `Output.rows` shows a list: the machine record and the human columns of one value. */

@@ -2,7 +2,7 @@ import { createRequire } from 'node:module'
 import { pino, type Logger, type LevelWithSilent } from 'pino'
 import type PinoPretty from 'pino-pretty'
 import { colorEnabled } from './colors.ts'
-import type { Writer } from './io.ts'
+import { type Writer, terminalSafe } from './io.ts'
 
 /**
  * Paths pino censors: event `data` (may hold personal data) and `caused_by`
@@ -47,6 +47,8 @@ export function createLogger(
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       base: { pid: process.pid },
     },
-    { write: (line: string) => destination.write(prettify ? prettify(line) : line) },
+    // Terminal-safe after pino-pretty, which parses the JSON line again (its colours are ESC sequences, kept): a
+    // logged field another party chose (a refused subject, a principal) cannot drive the operator's terminal.
+    { write: (line: string) => destination.write(terminalSafe(prettify ? prettify(line) : line)) },
   )
 }

@@ -254,6 +254,21 @@ describe('logs', () => {
     assert.match(out, /"data":"\[redacted\]"/)
   })
 
+  test('a field another party chose cannot drive the terminal: C1, DEL and bidi controls escaped, JSON and pretty', () => {
+    const chosen = 'eventplane-api.submit.acme\u009b31m\u202e.x\u007f'
+    let out = ''
+    createLogger('info', { write: (s: string) => (out += s) }).warn({ subject: chosen }, 'refused')
+    assert.doesNotMatch(out, /[\u007f-\u009f\u202e]/)
+    assert.equal((JSON.parse(out) as { subject: string }).subject, chosen, 'the same JSON value')
+    let pretty = ''
+    createLogger('info', { write: (s: string) => (pretty += s), isTTY: true }, { NO_COLOR: '1' }).warn(
+      { subject: chosen },
+      'refused',
+    )
+    assert.doesNotMatch(pretty, /[\u007f-\u009f\u202e]/)
+    assert.ok(pretty.includes(String.raw`acme\u009b31m\u202e.x\u007f`), pretty)
+  })
+
   test('a password or pass field is redacted at the top level and one level down', () => {
     let out = ''
     const log = createLogger('info', { write: (s: string) => (out += s) })
