@@ -38,7 +38,19 @@ const TERMINAL_UNSAFE = /[\u007f-\u009f\u200e\u200f\u2028\u2029\u202a-\u202e\u20
  * What evtctl prints of data others wrote (event data, log fields such as a refused subject) goes through it.
  */
 export function terminalSafe(text: string): string {
-  return text.replace(TERMINAL_UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+  return text.replace(TERMINAL_UNSAFE, escapeChar)
+}
+
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the control characters are what it finds
+const C0_CONTROLS = /[\u0000-\u001f]/g
+
+/** Plain text (not JSON) made {@link terminalSafe}, its C0 controls (ESC, BEL, newline…) escaped as well. */
+export function terminalSafeText(text: string): string {
+  return terminalSafe(text).replace(C0_CONTROLS, escapeChar)
+}
+
+function escapeChar(c: string): string {
+  return `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`
 }
 
 /**

@@ -2,7 +2,7 @@ import { createRequire } from 'node:module'
 import { pino, type Logger, type LevelWithSilent } from 'pino'
 import type PinoPretty from 'pino-pretty'
 import { colorEnabled } from './colors.ts'
-import { type Writer, terminalSafe } from './io.ts'
+import { type Writer, terminalSafe, terminalSafeText } from './io.ts'
 
 /**
  * Paths pino censors: event `data` (may hold personal data) and `caused_by`
@@ -38,6 +38,9 @@ export function createLogger(
         colorize: colorEnabled(destination, env),
         translateTime: 'SYS:HH:MM:ss.l',
         ignore: 'pid,hostname',
+        // pino-pretty prints a field's value as JSON but the message as it is: a message that carries an error's
+        // text (which may quote a subject another party chose) must not reach the terminal raw.
+        messageFormat: (log, key) => terminalSafeText(String(log[key] ?? '')),
       })
     : undefined
   return pino(
