@@ -1,8 +1,7 @@
-import { jetStreamDisabled, consumerLags, natsFailure } from '@eventplane/bus-nats'
-import { redactUrl } from '@eventplane/store-pg'
+import { consumerLags } from '@eventplane/bus-nats'
 import { CONTROLLER_CONSUMER_PREFIX, controllerConsumerName } from '@eventplane/runtime'
-import { jetstreamManager } from '@nats-io/jetstream'
 import { toEventplaneError } from './exit-codes.ts'
+import { sessionJetStream } from './jetstream-check.ts'
 import type { Session } from './session.ts'
 
 /** One controller as `status --json` shows it; counts are decimal strings, null when its consumer is missing. */
@@ -60,11 +59,7 @@ export async function collectControllers(session: Session): Promise<ControllersR
   })
   let lags: Awaited<ReturnType<typeof consumerLags>>
   try {
-    const nc = await session.nats()
-    const jsm = await jetstreamManager(nc).catch((e: unknown) => {
-      const typed = natsFailure(e, 'reach the JetStream API')
-      throw typed.code === 'bus.config' ? jetStreamDisabled(redactUrl(session.config.natsUrl), e) : typed
-    })
+    const jsm = await sessionJetStream(session)
     lags = await consumerLags(jsm, CONTROLLER_CONSUMER_PREFIX)
   } catch (e) {
     return report((await toEventplaneError(e)).message, [])

@@ -1,8 +1,9 @@
-import { jetStreamDisabled, natsDriverError } from '@eventplane/bus-nats'
-import { jetstreamManager } from '@nats-io/jetstream'
+import { jetStreamDisabled, natsDriverError, natsFailure } from '@eventplane/bus-nats'
+import { type JetStreamManager, jetstreamManager } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { redactUrl } from '@eventplane/store-pg'
 import { CliError } from './cli-error.ts'
+import type { Session } from './session.ts'
 
 /**
  * Asks the server for its JetStream account info before anything starts,
@@ -19,4 +20,24 @@ export async function requireJetStream(nc: NatsConnection, url: string): Promise
       throw new CliError('cli.config', jetStreamDisabled(redactUrl(url)).message, { cause: e })
     throw e
   }
+}
+
+const managers = new WeakMap<NatsConnection, Promise<JetStreamManager>>()
+
+/**
+ * The JetStream manager of the session's NATS connection, for what `status` reads (controllers' consumers, the log
+ * stream): made once per connection (one account-info request), a server without JetStream as `bus.config` naming
+ * the URL, any other failure classified by bus-nats. The callers report a failure rather than throw it.
+ */
+export async function sessionJetStream(session: Session): Promise<JetStreamManager> {
+  const nc = await session.nats()
+  let jsm = managers.get(nc)
+  if (jsm === undefined) {
+    jsm = jetstreamManager(nc).catch((e: unknown) => {
+      const typed = natsFailure(e, 'reach the JetStream API')
+      throw typed.code === 'bus.config' ? jetStreamDisabled(redactUrl(session.config.natsUrl), e) : typed
+    })
+    managers.set(nc, jsm)
+  }
+  return jsm
 }

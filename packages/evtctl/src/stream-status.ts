@@ -1,8 +1,7 @@
-import { STREAM_NAME, jetStreamDisabled, natsFailure, streamInfo } from '@eventplane/bus-nats'
-import { redactUrl } from '@eventplane/store-pg'
-import { jetstreamManager } from '@nats-io/jetstream'
+import { STREAM_NAME, streamInfo } from '@eventplane/bus-nats'
 import type { StreamInfo } from '@nats-io/jetstream'
 import { toEventplaneError } from './exit-codes.ts'
+import { sessionJetStream } from './jetstream-check.ts'
 import type { Session } from './session.ts'
 
 /** The fill (percent of `max_bytes`) at which `status --check` calls the log stream a problem, by default. */
@@ -64,11 +63,7 @@ const notKnown = (unknown: string | null): StreamReport => ({
  */
 export async function collectStream(session: Session): Promise<StreamReport> {
   try {
-    const nc = await session.nats()
-    const jsm = await jetstreamManager(nc).catch((e: unknown) => {
-      const typed = natsFailure(e, 'reach the JetStream API')
-      throw typed.code === 'bus.config' ? jetStreamDisabled(redactUrl(session.config.natsUrl), e) : typed
-    })
+    const jsm = await sessionJetStream(session)
     const info = await streamInfo(jsm)
     return info === undefined ? notKnown(null) : reportOf(info)
   } catch (e) {
