@@ -15,7 +15,7 @@ import {
   formatStream,
   isExpectedVersion,
   refuseReservedEventId,
-  stampIntent,
+  stampIntentMeasured,
   storedDataBytes,
 } from '@eventplane/core'
 import { type PgEventStore, causationInChain } from '@eventplane/store-pg'
@@ -151,7 +151,7 @@ export async function submit(
   const request = parseBody(payload)
   // The one validation of this request in this process: the store trusts the stamped envelope, and
   // names equal to the subject's (parsed above) are not parsed again.
-  const event = stampIntent(request.event, ctx.principal(target, claimed), {
+  const { event, dataBytes } = stampIntentMeasured(request.event, ctx.principal(target, claimed), {
     registry: ctx.registry,
     maxDataBytes: ctx.maxDataBytes,
     stream: target,
@@ -164,7 +164,8 @@ export async function submit(
   if (event.stream.category !== target.category || event.stream.id !== target.id) {
     throw new StreamMismatch(formatStream(target), formatStream({ tenant: event.tenant_id, ...event.stream }))
   }
-  const stored = storedDataBytes(event.data)
+  // Measured by the validation, unless its limit is Infinity (then it measured nothing).
+  const stored = dataBytes >= 0 ? dataBytes : storedDataBytes(event.data)
   if (stored > payload.byteLength) ctx.chargeStoredBytes?.(stored - payload.byteLength)
   const result = await inEventSpan(
     'eventplane append',

@@ -126,9 +126,10 @@ function checkShape(check: typeof compiledEnvelope | typeof compiledDraft, value
 
 /**
  * Everything but the shape: names, the instant, lineage, data and, with a registry, its schema. Exported
- * for fromWire, which checks the shape of a whole recorded event at once.
+ * for fromWire, which checks the shape of a whole recorded event at once. Returns what validateData measured:
+ * the data's size as the log stores it (-1 when `maxDataBytes` is Infinity).
  */
-export function checkContent(e: IntentDraft, options: EnvelopeCheckOptions): void {
+export function checkContent(e: IntentDraft, options: EnvelopeCheckOptions): number {
   if (!(isValidStreamRef(options.stream) && namesStream(e, options.stream))) {
     validateTenant(e.tenant_id)
     validateCategory(e.stream.category)
@@ -142,8 +143,9 @@ export function checkContent(e: IntentDraft, options: EnvelopeCheckOptions): voi
     throw new InvalidEnvelope('a root event (no causation_id) must have correlation_id = event_id')
   }
   if (e.causation_id === e.event_id) throw new InvalidEnvelope('an event cannot cause itself')
-  validateData(e.data, options.maxDataBytes ?? DEFAULT_MAX_DATA_BYTES)
+  const dataBytes = validateData(e.data, options.maxDataBytes ?? DEFAULT_MAX_DATA_BYTES)
   options.registry?.validate(e.type, e.schema_version, e.data)
+  return dataBytes
 }
 
 /** True when `e` names exactly the stream `s`. */
@@ -157,11 +159,16 @@ function namesStream(e: Pick<IntentDraft, 'tenant_id' | 'stream'>, s: StreamRef)
  * same object as a {@link ValidEnvelope}, which the store then trusts.
  */
 export function validateEnvelope(value: unknown, options: EnvelopeCheckOptions = {}): ValidEnvelope {
+  admitEnvelope(value, options)
+  return value as ValidEnvelope
+}
+
+/** validateEnvelope's checks and its mark on `value`; returns the data's stored size ({@link checkContent}'s). */
+function admitEnvelope(value: unknown, options: EnvelopeCheckOptions): number {
   checkShape(compiledEnvelope, value)
-  const e = value as EventEnvelope
-  checkContent(e, options)
-  validated.add(e)
-  return e as ValidEnvelope
+  const dataBytes = checkContent(value as EventEnvelope, options)
+  validated.add(value as EventEnvelope)
+  return dataBytes
 }
 
 /**
@@ -213,7 +220,21 @@ export function ensureStreamRef(stream: StreamRef, trusted?: object): ValidStrea
  * `caused_by` the client sent anyway is replaced, never trusted.
  */
 export function stampIntent(draft: object, principal: string, options: EnvelopeCheckOptions = {}): ValidEnvelope {
-  return validateEnvelope({ ...draft, caused_by: principal }, options)
+  return stampIntentMeasured(draft, principal, options).event
+}
+
+/**
+ * {@link stampIntent}, with the size of the event's data as the log stores it (`storedDataBytes`), which
+ * the validation measured: the gateway charges it to the tenant's byte rate without walking the data again.
+ */
+export function stampIntentMeasured(
+  draft: object,
+  principal: string,
+  options: EnvelopeCheckOptions = {},
+): { event: ValidEnvelope; dataBytes: number } {
+  const e = { ...draft, caused_by: principal }
+  const dataBytes = admitEnvelope(e, options)
+  return { event: e as ValidEnvelope, dataBytes }
 }
 
 /**

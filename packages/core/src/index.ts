@@ -9,6 +9,7 @@ export {
   isIsoInstant,
   isValidEnvelope,
   stampIntent,
+  stampIntentMeasured,
   validateEnvelope,
   validateIntentDraft,
 } from './envelope.ts'
